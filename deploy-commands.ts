@@ -1,0 +1,107 @@
+import { parseArgs } from "node:util";
+import { REST, Routes, type RESTPostAPIChatInputApplicationCommandsJSONBody } from "discord.js";
+import { COMMANDS } from "./src/commands/index.ts";
+import { loadDotEnv } from "./src/env-file.ts";
+
+/**
+ * Registers every slash command from the one command list.
+ *   node deploy-commands.ts --guild ID   instant, for one guild
+ *   node deploy-commands.ts              global
+ *   --dry-run                            show what would change, change nothing
+ */
+
+/** What a bulk overwrite would do, by command name. */
+export interface CommandDiff {
+	readonly added: string[];
+	readonly changed: string[];
+	readonly removed: string[];
+	readonly unchanged: string[];
+}
+
+/** Compares the registered commands with ours on the fields we set (Discord adds ids, versions and defaults). */
+export function diffCommands(current: readonly RESTPostAPIChatInputApplicationCommandsJSONBody[], wanted: readonly RESTPostAPIChatInputApplicationCommandsJSONBody[]): CommandDiff {
+	const comparable = (c: RESTPostAPIChatInputApplicationCommandsJSONBody) =>
+		JSON.stringify({ name: c.name, description: c.description, options: normaliseOptions(c.options ?? []) });
+	const currentByName = new Map(current.map((c) => [c.name, comparable(c)]));
+	const wantedNames = new Set(wanted.map((c) => c.name));
+	const diff: CommandDiff = { added: [], changed: [], removed: [], unchanged: [] };
+	for (const command of wanted) {
+		const existing = currentByName.get(command.name);
+		if (existing === undefined) diff.added.push(command.name);
+		else if (existing !== comparable(command)) diff.changed.push(command.name);
+		else diff.unchanged.push(command.name);
+	}
+	for (const name of currentByName.keys()) if (!wantedNames.has(name)) diff.removed.push(name);
+	return diff;
+}
+
+function normaliseOptions(options: readonly unknown[]): unknown[] {
+	return options.map((o) => {
+		const { name, description, type, required, autocomplete, choices, min_length, max_length, min_value, max_value, options: nested } = o as Record<string, unknown>;
+		return {
+			name,
+			description,
+			type,
+			required: required ?? false,
+			autocomplete: autocomplete ?? false,
+			choices: choices ?? [],
+			min_length,
+			max_length,
+			min_value,
+			max_value,
+			options: normaliseOptions((nested as unknown[] | undefined) ?? []),
+		};
+	});
+}
+
+async function deploy(): Promise<number> {
+	const { values } = parseArgs({ options: { guild: { type: "string" }, "dry-run": { type: "boolean" }, help: { type: "boolean" } }, strict: true });
+	if (values.help) {
+		console.log("Usage: node deploy-commands.ts [--guild ID] [--dry-run]\nNeeds DISCORD_TOKEN and DISCORD_APPLICATION_ID (from the environment or .env).");
+		return 0;
+	}
+	loadDotEnv();
+	const token = process.env.DISCORD_TOKEN;
+	const applicationId = process.env.DISCORD_APPLICATION_ID;
+	if (!token || !applicationId) {
+		console.error("DISCORD_TOKEN and DISCORD_APPLICATION_ID must be set (environment or .env).");
+		return 78;
+	}
+	if (values.guild !== undefined && !/^\d{17,20}$/.test(values.guild)) {
+		console.error("--guild must be a Discord guild id (17-20 digits).");
+		return 64;
+	}
+	const rest = new REST(process.env.DISCORD_API_URL ? { api: process.env.DISCORD_API_URL } : {}).setToken(token);
+	const route = values.guild ? Routes.applicationGuildCommands(applicationId, values.guild) : Routes.applicationCommands(applicationId);
+	const wanted = COMMANDS.map((c) => c.data);
+	const current = (await rest.get(route)) as RESTPostAPIChatInputApplicationCommandsJSONBody[];
+	const diff = diffCommands(current, wanted);
+	const scope = values.guild ? `guild ${values.guild}` : "global (clients pick it up on their next refresh)";
+	console.log(`Commands (${scope}):`);
+	for (const [label, names] of [["add", diff.added], ["change", diff.changed], ["remove", diff.removed], ["keep", diff.unchanged]] as const) {
+		for (const name of names) console.log(`  ${label.padEnd(6)} /${name}`);
+	}
+	if (values["dry-run"]) {
+		console.log("Dry run: nothing changed.");
+		return 0;
+	}
+	if (diff.added.length + diff.changed.length + diff.removed.length === 0) {
+		console.log("Nothing to change.");
+		return 0;
+	}
+	await rest.put(route, { body: wanted });
+	console.log(`Registered ${wanted.length} commands.`);
+	return 0;
+}
+
+if (import.meta.main) {
+	deploy().then(
+		(code) => {
+			process.exitCode = code;
+		},
+		(err: unknown) => {
+			console.error(`deploy failed: ${err instanceof Error ? err.message : String(err)}`);
+			process.exitCode = 1;
+		},
+	);
+}

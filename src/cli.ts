@@ -1,0 +1,100 @@
+import { parseArgs } from "node:util";
+import { healthReport, healthSummaryReport } from "./commands/health.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { createContext, type AppContext } from "./context.ts";
+import { loadDotEnv } from "./env-file.ts";
+import { UserFacingError } from "./errors.ts";
+import { createLogger } from "./log.ts";
+import { reportToText, type Level, type Report } from "./render/report.ts";
+
+/** Exit codes usable from cron and CI: 0 healthy, 1 degraded, 2 down; 64 usage, 78 config. */
+export const EXIT: Record<Level, number> & { usage: number; config: number; failure: number } = { ok: 0, warn: 1, critical: 2, usage: 64, config: 78, failure: 70 };
+
+/** What a CLI subcommand produces: a Report for people and plain data for --json. */
+export interface CliResult {
+	readonly report: Report;
+	readonly data: unknown;
+}
+
+interface CliCommand {
+	readonly usage: string;
+	readonly options: NonNullable<Parameters<typeof parseArgs>[0]>["options"];
+	run(ctx: AppContext, values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<CliResult>;
+}
+
+const CLI_COMMANDS: Record<string, CliCommand> = {
+	health: {
+		usage: "opsbot health [--env NAME] [--json]",
+		options: { env: { type: "string" } },
+		async run(ctx, values) {
+			const environment = typeof values.env === "string" ? values.env : "all";
+			if (environment !== "all" && !(environment in ctx.config.ops.environments)) {
+				throw new UserFacingError(`unknown environment "${environment}"; known: ${Object.keys(ctx.config.ops.environments).join(", ")}`);
+			}
+			const snapshots = await Promise.all(
+				(environment === "all" ? ctx.services.health.environments() : [environment]).map((e) => ctx.services.health.check(e)),
+			);
+			return { report: environment === "all" ? healthSummaryReport(snapshots) : healthReport(snapshots[0]!), data: snapshots };
+		},
+	},
+};
+
+function usage(): string {
+	return `Usage:\n${Object.values(CLI_COMMANDS)
+		.map((c) => `  ${c.usage}`)
+		.join("\n")}\n\nEnvironment: OPSBOT_CONFIG (default ./opsbot.yaml) and the secrets it names; .env is read if present.`;
+}
+
+/** Runs the CLI with `argv` (without node and script); returns the exit code. */
+export async function runCli(argv: string[], io: { out: (s: string) => void; err: (s: string) => void } = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
+	const [name, ...rest] = argv;
+	const command = name ? CLI_COMMANDS[name] : undefined;
+	if (!command) {
+		io.err(`${name && name !== "--help" ? `unknown command "${name}"\n` : ""}${usage()}\n`);
+		return name === "--help" ? 0 : EXIT.usage;
+	}
+	let parsed;
+	try {
+		parsed = parseArgs({ args: rest, options: { ...command.options, json: { type: "boolean" }, help: { type: "boolean" } }, allowPositionals: true, strict: true });
+	} catch (err) {
+		io.err(`${(err as Error).message}\nUsage: ${command.usage}\n`);
+		return EXIT.usage;
+	}
+	if (parsed.values.help) {
+		io.out(`Usage: ${command.usage}\n`);
+		return 0;
+	}
+	loadDotEnv();
+	let config;
+	try {
+		config = loadConfig(process.env, "cli");
+	} catch (err) {
+		if (err instanceof ConfigError) {
+			io.err(`${err.message}\n`);
+			return EXIT.config;
+		}
+		throw err;
+	}
+	// Logs go to stderr so --json output stays parseable.
+	const log = createLogger({ level: config.env.LOG_LEVEL === "info" ? "warn" : config.env.LOG_LEVEL, pretty: false }, process.stderr);
+	const { ctx, close } = createContext(config, log);
+	try {
+		const result = await command.run(ctx, parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
+		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${reportToText(result.report)}\n`);
+		return EXIT[result.report.level];
+	} catch (err) {
+		if (err instanceof UserFacingError) {
+			io.err(`${err.message}\n`);
+			return EXIT.usage;
+		}
+		log.error({ err }, "cli command failed");
+		io.err(`failed: ${err instanceof Error ? err.message : String(err)}\n`);
+		return EXIT.failure;
+	} finally {
+		await close();
+	}
+}
+
+if (import.meta.main) {
+	process.exitCode = await runCli(process.argv.slice(2));
+}

@@ -1,0 +1,8 @@
+import { health, healthRerun } from "./health.ts";
+import type { Command, ComponentHandler } from "./types.ts";
+
+/** The one command list: the router and deploy-commands.ts both read it. */
+export const COMMANDS: readonly Command[] = [health];
+
+/** Every button, select and modal handler, found by customId `area:action`. */
+export const COMPONENTS: readonly ComponentHandler[] = [healthRerun];

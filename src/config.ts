@@ -1,0 +1,332 @@
+import { existsSync, readFileSync } from "node:fs";
+import { parseDocument } from "yaml";
+import { z } from "zod";
+
+/**
+ * Configuration: secrets come from the environment, everything else from one YAML ops file.
+ * Both are validated here, at start, before any connection is made. This is the only module
+ * that reads process.env.
+ */
+
+const Snowflake = z.string().regex(/^\d{17,20}$/, "expected a Discord id (17-20 digits)");
+const EnvName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "expected an environment variable name such as PROD_DATABASE_URL");
+const HttpUrl = z.url({ protocol: /^https?$/, error: "expected an http(s) URL" });
+const Millis = z.number().int().min(50).max(120_000);
+const LabelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, "expected a label name");
+const SqlIdentifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "expected a plain SQL identifier");
+const ContainerName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/, "expected a Docker container name");
+
+/** Commands and button actions whose use is governed by `access`. */
+export const COMMAND_NAMES = ["health", "pool", "logs", "whodeleted", "audit"] as const;
+export const ACTION_NAMES = [
+	"health.rerun",
+	"pool.terminate",
+	"logs.raw-query",
+	"audit.see-pii",
+	"alert.restart",
+	"alert.silence",
+	"alert.ack",
+	"alert.logs",
+] as const;
+export type CommandName = (typeof COMMAND_NAMES)[number];
+export type ActionName = (typeof ACTION_NAMES)[number];
+
+const HttpCheck = z.strictObject({
+	name: z.string().min(1).max(64),
+	url: HttpUrl,
+	expectStatus: z.number().int().min(100).max(599).default(200),
+	timeoutMs: Millis.default(5_000),
+	/** TLS certificates expiring sooner than this many days turn the check amber. */
+	tlsWarnDays: z.number().int().min(0).max(365).default(14),
+});
+
+const Postgres = z.strictObject({
+	urlEnv: EnvName,
+	timeoutMs: Millis.default(5_000),
+	/** opsbot's own pool per database; small so it never causes the exhaustion it reports. */
+	maxConnections: z.number().int().min(1).max(10).default(2),
+});
+
+const PgBouncer = z.strictObject({
+	/** Env var holding a postgres:// URL whose database is `pgbouncer` (the admin console). */
+	adminUrlEnv: EnvName,
+	timeoutMs: Millis.default(5_000),
+});
+
+const Loki = z.strictObject({
+	url: HttpUrl,
+	tenant: z.string().min(1).max(150).optional(),
+	/** Env var holding `user:password` for basic auth, if Loki sits behind it. */
+	basicAuthEnv: EnvName.optional(),
+	timeoutMs: Millis.default(10_000),
+	grafanaUrl: HttpUrl.optional(),
+	/** The stream label that names a service, e.g. `service` or `container`. */
+	serviceLabel: LabelName.default("service"),
+});
+
+const SimpleHttpService = z.strictObject({ url: HttpUrl, timeoutMs: Millis.default(5_000) });
+
+const Ssh = z.strictObject({
+	host: z.string().min(1).max(253),
+	port: z.number().int().min(1).max(65_535).default(22),
+	user: z.string().min(1).max(64),
+	keyFileEnv: EnvName,
+	/** Pinned host key exactly as in known_hosts: `ssh-ed25519 AAAA...`. Connections presenting any other key are refused. */
+	hostKey: z.string().regex(/^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/=]+$/, "expected a public host key such as 'ssh-ed25519 AAAA...'"),
+	timeoutMs: Millis.default(10_000),
+	/** Containers opsbot may look at or restart on this host; nothing else. */
+	containers: z.array(ContainerName).max(100).default([]),
+});
+
+const Environment = z.strictObject({
+	http: z.array(HttpCheck).max(25).default([]),
+	postgres: Postgres.optional(),
+	pgbouncer: PgBouncer.optional(),
+	loki: Loki.optional(),
+	prometheus: SimpleHttpService.optional(),
+	alertmanager: SimpleHttpService.optional(),
+	ssh: Ssh.optional(),
+});
+
+const RoleRef = z.union([z.literal("everyone"), z.string().min(1).max(64)]);
+
+const Discord = z.strictObject({
+	guildId: Snowflake,
+	/** Channels where command replies are public; everywhere else they are ephemeral. */
+	opsChannels: z.array(Snowflake).default([]),
+	/** Named roles, used by `access`. */
+	roles: z.record(z.string().min(1).max(64), Snowflake).default({}),
+});
+
+const Access = z.strictObject({
+	commands: z.partialRecord(z.enum(COMMAND_NAMES), z.array(RoleRef)).default({}),
+	actions: z.partialRecord(z.enum(ACTION_NAMES), z.array(RoleRef)).default({}),
+});
+
+const AuditTable = z.strictObject({
+	table: SqlIdentifier.default("audit_log"),
+	schema: SqlIdentifier.default("public"),
+	columns: z
+		.strictObject({
+			id: SqlIdentifier.default("id"),
+			timestamp: SqlIdentifier.default("timestamp"),
+			correlationId: SqlIdentifier.default("correlation_id"),
+			action: SqlIdentifier.default("action"),
+			resourceType: SqlIdentifier.default("resource_type"),
+			resourceId: SqlIdentifier.default("resource_id"),
+			userId: SqlIdentifier.default("user_id"),
+			username: SqlIdentifier.default("username"),
+			userEmail: SqlIdentifier.default("user_email"),
+			ipAddress: SqlIdentifier.default("ip_address"),
+			userAgent: SqlIdentifier.default("user_agent"),
+			function: SqlIdentifier.default("function"),
+			requestPath: SqlIdentifier.default("request_path"),
+			requestMethod: SqlIdentifier.default("request_method"),
+			success: SqlIdentifier.default("success"),
+			error: SqlIdentifier.default("error"),
+			durationMs: SqlIdentifier.default("duration_ms"),
+		})
+		.prefault({}),
+	maxRangeDays: z.number().int().min(1).max(366).default(31),
+	maxRows: z.number().int().min(1).max(100_000).default(5_000),
+	statementTimeoutMs: Millis.default(5_000),
+});
+
+const PoolSettings = z.strictObject({
+	warnPercent: z.number().min(1).max(100).default(70),
+	criticalPercent: z.number().min(1).max(100).default(90),
+	idleMinutes: z.number().int().min(1).max(1_440).default(5),
+});
+
+const LogSettings = z.strictObject({
+	defaultLimit: z.number().int().min(1).max(5_000).default(50),
+	maxLimit: z.number().int().min(1).max(5_000).default(1_000),
+	defaultSince: z.string().regex(/^\d+[mhd]$/).default("1h"),
+	maxRangeHours: z.number().int().min(1).max(721).default(168),
+});
+
+const AlertRoute = z.strictObject({
+	match: z.record(LabelName, z.string()).default({}),
+	matchRe: z.record(LabelName, z.string()).default({}),
+	channel: Snowflake,
+	mentionRole: Snowflake.optional(),
+	continue: z.boolean().default(false),
+});
+
+const Alerts = z.strictObject({
+	listen: z.strictObject({ host: z.string().default("127.0.0.1"), port: z.number().int().min(0).max(65_535).default(9095) }).prefault({}),
+	defaultChannel: Snowflake,
+	routes: z.array(AlertRoute).max(100).default([]),
+	containerLabel: LabelName.default("container"),
+	environmentLabel: LabelName.default("env"),
+	restartCooldownSeconds: z.number().int().min(0).max(86_400).default(300),
+	maxBodyBytes: z.number().int().min(1_024).max(50 * 1024 * 1024).default(2 * 1024 * 1024),
+});
+
+/** The ops config file (YAML). */
+export const OpsFileSchema = z.strictObject({
+	discord: Discord,
+	access: Access.prefault({}),
+	environments: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "expected a short lowercase environment name"), Environment),
+	defaultEnvironment: z.string().optional(),
+	audit: AuditTable.prefault({}),
+	pool: PoolSettings.prefault({}),
+	logs: LogSettings.prefault({}),
+	alerts: Alerts.optional(),
+	stateDir: z.string().default("./data"),
+});
+
+const OptionalSecret = z.string().min(1).optional();
+
+/** Secrets and process settings from the environment. */
+export const EnvSchema = z.object({
+	DISCORD_TOKEN: OptionalSecret,
+	DISCORD_APPLICATION_ID: Snowflake.optional(),
+	DISCORD_API_URL: HttpUrl.optional(),
+	OPSBOT_CONFIG: z.string().min(1).default("./opsbot.yaml"),
+	WEBHOOK_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+	WEBHOOK_BASIC_AUTH: z.string().regex(/^[^:]+:.{12,}$/, "must be user:password with a password of 12+ characters").optional(),
+	STATE_DATABASE_URL: OptionalSecret,
+	LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+	LOG_PRETTY: z.stringbool().default(false),
+});
+
+export type OpsFile = z.infer<typeof OpsFileSchema>;
+export type EnvironmentConfig = z.infer<typeof Environment>;
+export type HttpCheckConfig = z.infer<typeof HttpCheck>;
+export type AuditTableConfig = z.infer<typeof AuditTable>;
+
+/** Everything opsbot runs on: the ops file, the process settings, and the secrets the file names. */
+export interface Config {
+	readonly ops: OpsFile;
+	readonly env: z.infer<typeof EnvSchema>;
+	/** Values of the environment variables the ops file refers to (URLs, key paths). Secrets: never log. */
+	readonly secrets: ReadonlyMap<string, string>;
+}
+
+/** Thrown when configuration is invalid; `problems` name paths, never values. */
+export class ConfigError extends Error {
+	readonly problems: readonly string[];
+	constructor(problems: readonly string[]) {
+		super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+		this.name = "ConfigError";
+		this.problems = problems;
+	}
+}
+
+export type ConfigMode = "bot" | "cli";
+
+/** Reads the environment and the ops file; throws ConfigError listing every problem by path. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMode = "bot"): Config {
+	const parsedEnv = EnvSchema.safeParse(env);
+	const problems: string[] = parsedEnv.success ? [] : formatIssues(parsedEnv.error.issues, "env");
+	const path = parsedEnv.success ? parsedEnv.data.OPSBOT_CONFIG : (env.OPSBOT_CONFIG ?? "./opsbot.yaml");
+	const file = readOpsFile(path, problems);
+	if (!parsedEnv.success || file === undefined) throw new ConfigError(problems);
+	const settings = parsedEnv.data;
+	if (mode === "bot") {
+		if (!settings.DISCORD_TOKEN) problems.push("env.DISCORD_TOKEN: required to start the bot");
+		if (!settings.DISCORD_APPLICATION_ID) problems.push("env.DISCORD_APPLICATION_ID: required to start the bot");
+	}
+	const parsedFile = OpsFileSchema.safeParse(file);
+	if (!parsedFile.success) {
+		problems.push(...formatIssues(parsedFile.error.issues, path));
+		throw new ConfigError(problems);
+	}
+	const ops = parsedFile.data;
+	problems.push(...crossCheck(ops));
+	const secrets = new Map<string, string>();
+	for (const { at, name } of referencedEnvVars(ops)) {
+		const value = env[name];
+		if (value === undefined || value === "") problems.push(`${at}: environment variable ${name} is not set`);
+		else secrets.set(name, value);
+	}
+	if (ops.alerts && !settings.WEBHOOK_TOKEN && !settings.WEBHOOK_BASIC_AUTH) {
+		problems.push("env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH)");
+	}
+	if (problems.length > 0) throw new ConfigError(problems);
+	return { ops, env: settings, secrets };
+}
+
+function readOpsFile(path: string, problems: string[]): unknown {
+	if (!existsSync(path)) {
+		problems.push(`${path}: ops config file not found (set OPSBOT_CONFIG or copy opsbot.example.yaml to opsbot.yaml)`);
+		return undefined;
+	}
+	const doc = parseDocument(readFileSync(path, "utf8"), { prettyErrors: true, uniqueKeys: true });
+	if (doc.errors.length > 0) {
+		// YAML errors carry line/column, never the secret-free file's values beyond a short snippet.
+		problems.push(...doc.errors.map((e) => `${path}: YAML ${e.code} at line ${e.linePos?.[0]?.line ?? "?"}, column ${e.linePos?.[0]?.col ?? "?"}`));
+		return undefined;
+	}
+	return doc.toJS() ?? {};
+}
+
+/** Relations a schema alone cannot express: names that must refer to other parts of the file. */
+function crossCheck(ops: OpsFile): string[] {
+	const problems: string[] = [];
+	const roleNames = new Set(Object.keys(ops.discord.roles));
+	for (const [kind, table] of [["commands", ops.access.commands], ["actions", ops.access.actions]] as const) {
+		for (const [name, roles] of Object.entries(table)) {
+			roles?.forEach((role, i) => {
+				if (role !== "everyone" && !roleNames.has(role) && !/^\d{17,20}$/.test(role)) {
+					problems.push(`access.${kind}.${name}.${i}: unknown role "${role}" (define it under discord.roles)`);
+				}
+			});
+		}
+	}
+	const envNames = Object.keys(ops.environments);
+	if (envNames.length === 0) problems.push("environments: at least one environment is required");
+	if (ops.defaultEnvironment !== undefined && !envNames.includes(ops.defaultEnvironment)) {
+		problems.push(`defaultEnvironment: "${ops.defaultEnvironment}" is not one of the environments (${envNames.join(", ")})`);
+	}
+	if (ops.pool.warnPercent >= ops.pool.criticalPercent) problems.push("pool.warnPercent: must be below pool.criticalPercent");
+	for (const [envName, environment] of Object.entries(ops.environments)) {
+		const names = new Set<string>();
+		environment.http.forEach((check, i) => {
+			if (names.has(check.name)) problems.push(`environments.${envName}.http.${i}.name: duplicate check name "${check.name}"`);
+			names.add(check.name);
+		});
+	}
+	ops.alerts?.routes.forEach((route, i) => {
+		for (const [label, pattern] of Object.entries(route.matchRe)) {
+			try {
+				new RegExp(`^(?:${pattern})$`);
+			} catch {
+				problems.push(`alerts.routes.${i}.matchRe.${label}: not a valid regular expression`);
+			}
+		}
+	});
+	return problems;
+}
+
+function referencedEnvVars(ops: OpsFile): { at: string; name: string }[] {
+	const refs: { at: string; name: string }[] = [];
+	for (const [envName, e] of Object.entries(ops.environments)) {
+		const at = `environments.${envName}`;
+		if (e.postgres) refs.push({ at: `${at}.postgres.urlEnv`, name: e.postgres.urlEnv });
+		if (e.pgbouncer) refs.push({ at: `${at}.pgbouncer.adminUrlEnv`, name: e.pgbouncer.adminUrlEnv });
+		if (e.loki?.basicAuthEnv) refs.push({ at: `${at}.loki.basicAuthEnv`, name: e.loki.basicAuthEnv });
+		if (e.ssh) refs.push({ at: `${at}.ssh.keyFileEnv`, name: e.ssh.keyFileEnv });
+	}
+	return refs;
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: string): string[] {
+	return issues.map((issue) => {
+		const path = [prefix === "env" ? "env" : "", ...issue.path.map(String)].filter(Boolean).join(".") || prefix;
+		return `${path}: ${describeIssue(issue)}`;
+	});
+}
+
+// zod's default messages are good but say "received undefined" where a person expects "required".
+function describeIssue(issue: z.core.$ZodIssue): string {
+	if (issue.code === "invalid_type" && issue.message.endsWith("received undefined")) return "required";
+	if (issue.code === "unrecognized_keys") return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+	return issue.message;
+}
+
+/** The environment a command uses when the user names none. */
+export function defaultEnvironment(ops: OpsFile): string {
+	return ops.defaultEnvironment ?? Object.keys(ops.environments)[0] ?? "";
+}

@@ -1,0 +1,148 @@
+import { randomUUID } from "node:crypto";
+import { MessageFlags, type Interaction, type RepliableInteraction } from "discord.js";
+import type { Command, ComponentHandler, HandlerContext } from "../commands/types.ts";
+import type { AppContext } from "../context.ts";
+import { PermissionDeniedError, UserFacingError, withTimeout } from "../errors.ts";
+import { DISCORD_LIMITS, truncate } from "../render/limits.ts";
+import type { Actor } from "./access.ts";
+import { decodeCustomId } from "./custom-id.ts";
+
+// Discord gives 3 s for autocomplete and has no deferred form; answer with nothing rather than late.
+const AUTOCOMPLETE_BUDGET_MS = 2_500;
+
+/** Routes every interaction: commands by name, components by customId, one error path. */
+export interface Router {
+	handle(interaction: Interaction): Promise<void>;
+	/** Stops taking new interactions and waits for those in flight (graceful shutdown). */
+	drain(): Promise<void>;
+}
+
+/** Builds the router over the one command list and the component handlers. */
+export function createRouter(commands: readonly Command[], components: readonly ComponentHandler[], ctx: AppContext): Router {
+	const byName = new Map(commands.map((c) => [c.name as string, c]));
+	const byCustomId = new Map(components.map((h) => [`${h.area}:${h.action}`, h]));
+	const inFlight = new Set<Promise<void>>();
+	let accepting = true;
+
+	async function dispatch(interaction: Interaction): Promise<void> {
+		const actor = actorOf(interaction);
+		const log = ctx.log.child({ interactionId: interaction.id, userId: actor.userId });
+		const ephemeral = !ctx.config.ops.discord.opsChannels.includes(interaction.channelId ?? "");
+		const handlerCtx: HandlerContext = { ...ctx, actor, log, ephemeral };
+
+		if (interaction.isAutocomplete()) {
+			const command = byName.get(interaction.commandName);
+			let choices: { name: string; value: string | number }[] = [];
+			try {
+				if (command?.autocomplete && ctx.access.mayUseCommand(actor, command.name)) {
+					choices = await withTimeout(command.autocomplete(interaction, handlerCtx), AUTOCOMPLETE_BUDGET_MS);
+				}
+			} catch (err) {
+				log.warn({ err, cmd: interaction.commandName }, "autocomplete failed");
+			}
+			await interaction
+				.respond(
+					choices.slice(0, DISCORD_LIMITS.autocompleteChoices).map((c) => ({
+						name: truncate(c.name, DISCORD_LIMITS.choiceName),
+						value: typeof c.value === "string" ? c.value.slice(0, DISCORD_LIMITS.choiceValue) : c.value,
+					})),
+				)
+				.catch((err: unknown) => log.warn({ err }, "autocomplete respond failed"));
+			return;
+		}
+
+		if (interaction.isChatInputCommand()) {
+			const command = byName.get(interaction.commandName);
+			const cmdLog = log.child({ cmd: interaction.commandName });
+			if (!command) {
+				cmdLog.warn("unknown command");
+				await replyError(interaction, new UserFacingError("This command is not known to this version of opsbot."), cmdLog);
+				return;
+			}
+			if (!ctx.access.mayUseCommand(actor, command.name)) {
+				cmdLog.info({ roles: actor.roleIds }, "command refused: role not allowed");
+				await replyError(interaction, new PermissionDeniedError(`use /${command.name}`), cmdLog);
+				return;
+			}
+			await run(interaction, { ...handlerCtx, log: cmdLog }, async () => {
+				// Deferring first, centrally, keeps every command inside Discord's 3 s deadline.
+				await interaction.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
+				await command.execute(interaction, { ...handlerCtx, log: cmdLog });
+			});
+			return;
+		}
+
+		if (interaction.isMessageComponent() || interaction.isModalSubmit()) {
+			const id = decodeCustomId(interaction.customId);
+			const handler = id ? byCustomId.get(`${id.area}:${id.action}`) : undefined;
+			const cLog = log.child({ customId: interaction.customId.slice(0, DISCORD_LIMITS.customId) });
+			if (!id || !handler) {
+				cLog.warn("refused a button or form opsbot did not make (unknown or forged customId)");
+				await replyError(interaction, new UserFacingError("This button is not valid (any more). Run the command again."), cLog);
+				return;
+			}
+			const allowed = "action" in handler.permission ? ctx.access.mayDo(actor, handler.permission.action) : ctx.access.mayUseCommand(actor, handler.permission.command);
+			if (!allowed) {
+				cLog.info({ roles: actor.roleIds, permission: handler.permission }, "button refused: role not allowed");
+				const what = "action" in handler.permission ? handler.permission.action : `/${handler.permission.command}`;
+				await replyError(interaction, new PermissionDeniedError(`use ${what}`), cLog);
+				return;
+			}
+			await run(interaction, { ...handlerCtx, log: cLog }, async () => {
+				if (handler.ack === "update") await interaction.deferUpdate();
+				else if (handler.ack === "reply") await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+				await handler.handle(interaction, id, { ...handlerCtx, log: cLog });
+			});
+		}
+	}
+
+	return {
+		async handle(interaction) {
+			if (!accepting) {
+				if (interaction.isRepliable()) {
+					await interaction.reply({ content: "opsbot is restarting; try again in a moment.", flags: MessageFlags.Ephemeral }).catch(() => undefined);
+				}
+				return;
+			}
+			const work = dispatch(interaction).catch((err: unknown) => ctx.log.error({ err }, "interaction dispatch failed"));
+			inFlight.add(work);
+			await work.finally(() => inFlight.delete(work));
+		},
+		async drain() {
+			accepting = false;
+			await Promise.allSettled([...inFlight]);
+		},
+	};
+}
+
+async function run(interaction: RepliableInteraction, ctx: HandlerContext, work: () => Promise<void>): Promise<void> {
+	try {
+		await work();
+	} catch (err) {
+		await replyError(interaction, err, ctx.log);
+	}
+}
+
+/** The one error path: a user-facing message as written, anything else a generic text with a short ref that is also logged. */
+export async function replyError(interaction: RepliableInteraction, err: unknown, log: HandlerContext["log"]): Promise<void> {
+	const known = err instanceof UserFacingError;
+	const ref = randomUUID().slice(0, 8);
+	if (known) log.info({ err: { message: err.message, name: err.name } }, "interaction refused");
+	else log.error({ err, ref }, "interaction failed");
+	const content = known ? err.message : `Something went wrong (ref \`${ref}\`). The details are in opsbot's log.`;
+	const reply =
+		interaction.deferred || interaction.replied
+			? interaction.editReply({ content, embeds: [], components: [], files: [] })
+			: interaction.reply({ content, flags: MessageFlags.Ephemeral });
+	await reply.catch((replyErr: unknown) => log.warn({ err: replyErr }, "error reply failed"));
+}
+
+function actorOf(interaction: Interaction): Actor {
+	const member = interaction.member;
+	let roleIds: string[] = [];
+	if (member) {
+		// A cached GuildMember has a role manager; a raw API member carries an array of ids.
+		roleIds = Array.isArray(member.roles) ? [...member.roles] : [...member.roles.cache.keys()];
+	}
+	return { userId: interaction.user.id, username: interaction.user.username, roleIds };
+}

@@ -1,0 +1,41 @@
+/** An expected failure the user can fix; its message is shown as written (it must hold no secrets). */
+export class UserFacingError extends Error {
+	constructor(message: string, options?: ErrorOptions) {
+		super(message, options);
+		this.name = "UserFacingError";
+	}
+}
+
+/** A person tried something their roles do not allow. */
+export class PermissionDeniedError extends UserFacingError {
+	constructor(what: string) {
+		super(`You are not allowed to ${what}. Ask an admin to add one of your roles to opsbot's access list.`);
+		this.name = "PermissionDeniedError";
+	}
+}
+
+/** Promise that rejects after `ms` unless `work` settles first; `onTimeout` lets the caller abort the work. */
+export async function withTimeout<T>(work: Promise<T>, ms: number, onTimeout?: () => void): Promise<T> {
+	let timer: NodeJS.Timeout | undefined;
+	const timeout = new Promise<never>((_, reject) => {
+		timer = setTimeout(() => {
+			onTimeout?.();
+			reject(new TimeoutError(ms));
+		}, ms);
+	});
+	try {
+		return await Promise.race([work, timeout]);
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
+/** Raised by withTimeout; `ms` is the budget that ran out. */
+export class TimeoutError extends Error {
+	readonly ms: number;
+	constructor(ms: number) {
+		super(`timed out after ${ms} ms`);
+		this.name = "TimeoutError";
+		this.ms = ms;
+	}
+}

@@ -1,0 +1,197 @@
+import type { EnvironmentConfig } from "../config.ts";
+import { TimeoutError, withTimeout } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { describeHttpFailure, probeHttp } from "./http.ts";
+import { createPgBouncerAdmin } from "./pgbouncer.ts";
+import { describePgFailure, type DatabaseRegistry } from "./postgres.ts";
+import { fetchTargetHealth, withSlash } from "./prometheus.ts";
+
+/** ok: working; degraded: working with a problem worth a look; down: not working. */
+export type CheckState = "ok" | "degraded" | "down";
+
+export type CheckKind = "http" | "postgres" | "pgbouncer" | "prometheus" | "loki" | "alertmanager";
+
+/** The outcome of one check, in plain words. */
+export interface CheckResult {
+	readonly name: string;
+	readonly kind: CheckKind;
+	readonly state: CheckState;
+	readonly latencyMs: number;
+	/** What was found, e.g. "200 OK, certificate valid 81 days" or "connection refused". */
+	readonly detail: string;
+}
+
+/** All checks of one environment, from one run. */
+export interface HealthSnapshot {
+	readonly environment: string;
+	readonly startedAt: Date;
+	readonly durationMs: number;
+	readonly checks: readonly CheckResult[];
+}
+
+/** Runs an environment's checks. */
+export interface HealthService {
+	check(environment: string): Promise<HealthSnapshot>;
+	environments(): string[];
+}
+
+interface PlannedCheck {
+	readonly name: string;
+	readonly kind: CheckKind;
+	readonly timeoutMs: number;
+	readonly run: (signal: AbortSignal) => Promise<{ state: CheckState; detail: string }>;
+}
+
+/** Dependencies of the health service; typed by the part used so tests can pass their own. */
+export interface HealthDeps {
+	readonly environments: Readonly<Record<string, EnvironmentConfig>>;
+	readonly databases: Pick<DatabaseRegistry, "get">;
+	readonly secret: (name: string) => string | undefined;
+	readonly log: Logger;
+	readonly now?: () => Date;
+}
+
+/** Creates the health service: every configured check runs in parallel under its own timeout. */
+export function createHealthService(deps: HealthDeps): HealthService {
+	const now = deps.now ?? (() => new Date());
+	return {
+		environments: () => Object.keys(deps.environments),
+		async check(environment) {
+			const config = deps.environments[environment];
+			if (!config) throw new Error(`unknown environment ${environment}`);
+			const startedAt = now();
+			const began = performance.now();
+			const checks = await Promise.all(planChecks(environment, config, deps).map((planned) => runCheck(planned, deps.log)));
+			return { environment, startedAt, durationMs: Math.round(performance.now() - began), checks };
+		},
+	};
+}
+
+async function runCheck(planned: PlannedCheck, log: Logger): Promise<CheckResult> {
+	const controller = new AbortController();
+	const began = performance.now();
+	const elapsed = () => Math.round(performance.now() - began);
+	try {
+		const outcome = await withTimeout(planned.run(controller.signal), planned.timeoutMs, () => controller.abort());
+		return { name: planned.name, kind: planned.kind, latencyMs: elapsed(), ...outcome };
+	} catch (err) {
+		if (err instanceof TimeoutError) {
+			return { name: planned.name, kind: planned.kind, state: "down", latencyMs: elapsed(), detail: `no answer within ${formatMs(planned.timeoutMs)}` };
+		}
+		log.info({ err, check: planned.name, kind: planned.kind }, "health check failed");
+		const detail = planned.kind === "postgres" || planned.kind === "pgbouncer" ? describePgFailure(err) : describeHttpFailure(err);
+		return { name: planned.name, kind: planned.kind, state: "down", latencyMs: elapsed(), detail };
+	} finally {
+		controller.abort();
+	}
+}
+
+function planChecks(environment: string, config: EnvironmentConfig, deps: HealthDeps): PlannedCheck[] {
+	const checks: PlannedCheck[] = config.http.map((http) => ({
+		name: http.name,
+		kind: "http" as const,
+		timeoutMs: http.timeoutMs,
+		run: async (signal) => {
+			const probe = await probeHttp(http.url, { timeoutMs: http.timeoutMs, signal });
+			const parts = [`HTTP ${probe.status}`];
+			let state: CheckState = probe.status === http.expectStatus ? "ok" : "down";
+			if (state === "down") parts.push(`expected ${http.expectStatus}`);
+			if (probe.tlsExpiresAt) {
+				const days = Math.floor((probe.tlsExpiresAt.getTime() - Date.now()) / 86_400_000);
+				parts.push(days < 0 ? "certificate expired" : `certificate valid ${days} more days`);
+				if (state === "ok" && days < http.tlsWarnDays) state = "degraded";
+			}
+			return { state, detail: parts.join(", ") };
+		},
+	}));
+
+	if (config.postgres) {
+		const timeoutMs = config.postgres.timeoutMs;
+		checks.push({
+			name: "postgresql",
+			kind: "postgres",
+			timeoutMs,
+			run: async () => {
+				const db = deps.databases.get(environment);
+				if (!db) throw new Error("postgres not configured");
+				const [row] = await db.read<{ version: string; used: string; max: number; reserved: number }>(
+					`SELECT current_setting('server_version') AS version,
+					        (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
+					        current_setting('max_connections')::int AS max,
+					        current_setting('superuser_reserved_connections')::int AS reserved`,
+					[],
+					{ timeoutMs },
+				);
+				if (!row) throw new Error("no row");
+				const used = Number(row.used);
+				const usable = Math.max(1, row.max - row.reserved);
+				const ratio = used / usable;
+				return {
+					state: ratio >= 0.9 ? "degraded" : "ok",
+					detail: `PostgreSQL ${row.version.split(" ")[0]}, ${used} / ${usable} connections used (${Math.round(ratio * 100)} %)`,
+				};
+			},
+		});
+	}
+
+	if (config.pgbouncer) {
+		const { adminUrlEnv, timeoutMs } = config.pgbouncer;
+		checks.push({
+			name: "pgbouncer",
+			kind: "pgbouncer",
+			timeoutMs,
+			run: async () => {
+				const url = deps.secret(adminUrlEnv);
+				if (!url) throw new Error("pgbouncer admin url not set");
+				const pools = (await createPgBouncerAdmin({ url, timeoutMs }).pools()).filter((p) => p.database !== "pgbouncer");
+				const waiting = pools.reduce((sum, p) => sum + p.clientsWaiting, 0);
+				const maxWait = Math.max(0, ...pools.map((p) => p.maxWaitSeconds));
+				return {
+					state: waiting > 0 ? "degraded" : "ok",
+					detail: `${pools.length} pool${pools.length === 1 ? "" : "s"}, ${waiting} client${waiting === 1 ? "" : "s"} waiting${waiting > 0 ? ` (longest ${maxWait.toFixed(1)} s)` : ""}`,
+				};
+			},
+		});
+	}
+
+	if (config.prometheus) {
+		const { url, timeoutMs } = config.prometheus;
+		checks.push({
+			name: "prometheus",
+			kind: "prometheus",
+			timeoutMs,
+			run: async (signal) => {
+				const health = await fetchTargetHealth(url, { timeoutMs, signal });
+				if (health.down.length === 0) return { state: "ok", detail: `${health.up} / ${health.total} targets up` };
+				const shown = health.down.slice(0, 10).map((t) => `${t.job} ${t.instance}`);
+				const more = health.down.length > shown.length ? ` and ${health.down.length - shown.length} more` : "";
+				return { state: "degraded", detail: `${health.down.length} target${health.down.length === 1 ? "" : "s"} down: ${shown.join(", ")}${more}` };
+			},
+		});
+	}
+
+	for (const [kind, service, path] of [
+		["loki", config.loki, "ready"],
+		["alertmanager", config.alertmanager, "-/ready"],
+	] as const) {
+		if (!service) continue;
+		checks.push({
+			name: kind,
+			kind,
+			timeoutMs: service.timeoutMs,
+			run: async (signal) => {
+				const probe = await probeHttp(new URL(path, withSlash(service.url)).href, { timeoutMs: service.timeoutMs, signal });
+				if (probe.status === 200) return { state: "ok", detail: "ready" };
+				// Loki explains itself in a plain-text body ("Ingester not ready: ..."); show the first line.
+				const reason = probe.bodySnippet.split("\n")[0]?.trim().slice(0, 120);
+				return { state: "down", detail: `not ready (HTTP ${probe.status}${reason ? `: ${reason}` : ""})` };
+			},
+		});
+	}
+	return checks;
+}
+
+/** "2 s", "250 ms". */
+export function formatMs(ms: number): string {
+	return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}

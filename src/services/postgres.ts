@@ -1,0 +1,129 @@
+import pg from "pg";
+import type { Logger } from "../log.ts";
+
+/** A bounded, read-only handle on one PostgreSQL database (directly or through PgBouncer). */
+export interface Database {
+	/** Runs one parameterised statement in a READ ONLY transaction under `statement_timeout`. */
+	read<Row extends object>(sql: string, params?: readonly unknown[], options?: { timeoutMs?: number }): Promise<Row[]>;
+	/** Runs `work` in a transaction whose statement_timeout is set locally; for the few writes opsbot makes (pg_terminate_backend). */
+	transaction<T>(work: (client: pg.PoolClient) => Promise<T>, options?: { timeoutMs?: number; readOnly?: boolean }): Promise<T>;
+	/** Connections this pool holds right now (in use + idle); never more than `maxConnections`. */
+	readonly held: () => number;
+	readonly applicationName: string;
+	close(): Promise<void>;
+}
+
+/** Settings for createDatabase. */
+export interface DatabaseOptions {
+	readonly url: string;
+	readonly maxConnections: number;
+	readonly statementTimeoutMs: number;
+	readonly applicationName?: string;
+	readonly log: Logger;
+}
+
+/**
+ * Creates a small pg pool. statement_timeout is set per transaction with set_config(..., true),
+ * not as a startup parameter: PgBouncer 1.18 refuses unknown startup parameters and transaction
+ * pooling forgets session settings (PROTOCOLS.md §3.1, §4.4).
+ */
+export function createDatabase(options: DatabaseOptions): Database {
+	const applicationName = options.applicationName ?? "opsbot";
+	const pool = new pg.Pool({
+		connectionString: options.url,
+		max: options.maxConnections,
+		application_name: applicationName,
+		connectionTimeoutMillis: Math.min(options.statementTimeoutMs, 10_000),
+		idleTimeoutMillis: 30_000,
+		// Client-side backstop in case the server never answers; the server-side timeout is set below.
+		query_timeout: options.statementTimeoutMs + 2_000,
+	});
+	// An idle client erroring (server restart, terminated) must not crash the process.
+	pool.on("error", (err) => options.log.warn({ err }, "idle postgres client errored"));
+
+	async function transaction<T>(work: (client: pg.PoolClient) => Promise<T>, txOptions: { timeoutMs?: number; readOnly?: boolean } = {}): Promise<T> {
+		const client = await pool.connect();
+		let broken = false;
+		try {
+			await client.query(txOptions.readOnly === false ? "BEGIN" : "BEGIN READ ONLY");
+			await client.query("SELECT set_config('statement_timeout', $1, true)", [String(txOptions.timeoutMs ?? options.statementTimeoutMs)]);
+			const result = await work(client);
+			await client.query("COMMIT");
+			return result;
+		} catch (err) {
+			await client.query("ROLLBACK").catch(() => {
+				broken = true;
+			});
+			throw err;
+		} finally {
+			client.release(broken);
+		}
+	}
+
+	return {
+		applicationName,
+		read: (sql, params = [], readOptions = {}) =>
+			transaction(async (client) => (await client.query(sql, params as unknown[])).rows, { ...readOptions, readOnly: true }),
+		transaction,
+		held: () => pool.totalCount,
+		close: () => pool.end(),
+	};
+}
+
+/** Lazily created databases, one per environment; nothing connects until a command needs it. */
+export interface DatabaseRegistry {
+	get(environment: string): Database | undefined;
+	close(): Promise<void>;
+}
+
+/** Builds the registry from a lookup of environment -> connection settings. */
+export function createDatabaseRegistry(
+	settings: (environment: string) => Omit<DatabaseOptions, "log"> | undefined,
+	log: Logger,
+): DatabaseRegistry {
+	const open = new Map<string, Database>();
+	return {
+		get(environment) {
+			const existing = open.get(environment);
+			if (existing) return existing;
+			const options = settings(environment);
+			if (!options) return undefined;
+			const db = createDatabase({ ...options, log: log.child({ db: environment }) });
+			open.set(environment, db);
+			return db;
+		},
+		async close() {
+			await Promise.allSettled([...open.values()].map((db) => db.close()));
+			open.clear();
+		},
+	};
+}
+
+/** Plain words for a pg failure, safe to show a user (no connection string, no SQL). */
+export function describePgFailure(err: unknown): string {
+	const e = err as { code?: string; message?: string } | undefined;
+	switch (e?.code) {
+		case "ECONNREFUSED":
+			return "connection refused";
+		case "ENOTFOUND":
+			return "host name not found";
+		case "28P01":
+		case "28000":
+			return "authentication failed";
+		case "3D000":
+			return "database does not exist";
+		case "53300":
+			return "too many connections (max_connections reached)";
+		case "57014":
+			return "query cancelled by statement_timeout";
+		case "57P01":
+		case "57P03":
+			return "server is shutting down or starting up";
+		case "08P01":
+			return "protocol violation";
+		default:
+			if (e?.message && /timeout/i.test(e.message)) return "timed out";
+			if (e?.message && /terminated/i.test(e.message)) return "connection terminated";
+			return "query failed";
+	}
+}
