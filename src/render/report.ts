@@ -45,13 +45,15 @@ export function worstLevel(levels: Iterable<Level>): Level {
 
 /** Renders a Report as one embed that always fits Discord's limits (titles, 25 fields, 6000 characters). */
 export function reportToEmbed(report: Report): EmbedBuilder {
-	const embed = new EmbedBuilder().setTitle(truncate(report.title, DISCORD_LIMITS.title)).setColor(LEVEL_COLOUR[report.level]);
-	let budget = DISCORD_LIMITS.embedTotal - truncate(report.title, DISCORD_LIMITS.title).length;
-	const footer = report.footer ? truncate(report.footer, Math.min(DISCORD_LIMITS.footer, 500)) : undefined;
+	// Discord trims whitespace and rejects empty titles, names and values.
+	const title = truncate(report.title.trim(), DISCORD_LIMITS.title) || "(untitled)";
+	const embed = new EmbedBuilder().setTitle(title).setColor(LEVEL_COLOUR[report.level]);
+	let budget = DISCORD_LIMITS.embedTotal - title.length;
+	const footer = report.footer?.trim() ? truncate(report.footer.trim(), 500) : undefined;
 	if (footer) budget -= footer.length;
 	const fields = (report.fields ?? []).slice(0, DISCORD_LIMITS.fields).map((f) => ({
-		name: truncate(f.label, DISCORD_LIMITS.fieldName) || "-",
-		value: truncate(f.value, DISCORD_LIMITS.fieldValue).trim() || "-",
+		name: truncate(f.label.trim(), DISCORD_LIMITS.fieldName) || "-",
+		value: truncate(f.value.trim(), DISCORD_LIMITS.fieldValue) || "-",
 		inline: f.inline ?? true,
 	}));
 	const fieldCost = (f: { name: string; value: string }) => f.name.length + f.value.length;
