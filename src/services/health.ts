@@ -75,11 +75,10 @@ async function runCheck(planned: PlannedCheck, log: Logger): Promise<CheckResult
 		const outcome = await withTimeout(planned.run(controller.signal), planned.timeoutMs, () => controller.abort());
 		return { name: planned.name, kind: planned.kind, latencyMs: elapsed(), ...outcome };
 	} catch (err) {
-		if (err instanceof TimeoutError) {
-			return { name: planned.name, kind: planned.kind, state: "down", latencyMs: elapsed(), detail: `no answer within ${formatMs(planned.timeoutMs)}` };
-		}
-		log.info({ err, check: planned.name, kind: planned.kind }, "health check failed");
-		const detail = planned.kind === "postgres" || planned.kind === "pgbouncer" ? describePgFailure(err) : describeHttpFailure(err);
+		const described = planned.kind === "postgres" || planned.kind === "pgbouncer" ? describePgFailure(err) : describeHttpFailure(err);
+		// The client's own timeout and ours fire together; say it the same way either way.
+		const detail = err instanceof TimeoutError || described === "timed out" ? `no answer within ${formatMs(planned.timeoutMs)}` : described;
+		if (!(err instanceof TimeoutError)) log.info({ err, check: planned.name, kind: planned.kind }, "health check failed");
 		return { name: planned.name, kind: planned.kind, state: "down", latencyMs: elapsed(), detail };
 	} finally {
 		controller.abort();

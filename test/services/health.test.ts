@@ -1,0 +1,143 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { createHealthService } from "../../src/services/health.ts";
+import type { EnvironmentConfig } from "../../src/config.ts";
+
+const silent = pino({ level: "silent" });
+const noDatabases = { get: () => undefined };
+
+interface LocalServer {
+	url: string;
+	server: Server;
+	close(): Promise<void>;
+}
+
+async function serve(handler: Parameters<typeof createServer>[1]): Promise<LocalServer> {
+	const server = createServer(handler);
+	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+	const { port } = server.address() as AddressInfo;
+	return {
+		url: `http://127.0.0.1:${port}`,
+		server,
+		close: () =>
+			new Promise((resolve) => {
+				server.closeAllConnections();
+				server.close(() => resolve());
+			}),
+	};
+}
+
+async function closedPortUrl(): Promise<string> {
+	const s = await serve(() => undefined);
+	await s.close();
+	return s.url;
+}
+
+function http(name: string, url: string, timeoutMs = 1_000, expectStatus = 200): EnvironmentConfig["http"][number] {
+	return { name, url, timeoutMs, expectStatus, tlsWarnDays: 14 };
+}
+
+function environment(partial: Partial<EnvironmentConfig>): EnvironmentConfig {
+	return { http: [], ...partial };
+}
+
+describe("health service over HTTP", () => {
+	let ok: LocalServer;
+	let failing: LocalServer;
+	let hanging: LocalServer;
+	let refusedUrl: string;
+
+	beforeAll(async () => {
+		ok = await serve((req, res) => {
+			if (req.url === "/ready") res.end("ready");
+			else if (req.url === "/-/ready") res.end("OK");
+			else res.end('{"status":"ok"}');
+		});
+		failing = await serve((req, res) => {
+			res.statusCode = req.url === "/ready" ? 503 : 500;
+			res.end(req.url === "/ready" ? "Ingester not ready: waiting for 15s after being ready\n" : "boom");
+		});
+		hanging = await serve(() => undefined); // accepts, never answers
+		refusedUrl = await closedPortUrl();
+	});
+	afterAll(async () => {
+		await Promise.all([ok.close(), failing.close(), hanging.close()]);
+	});
+
+	it("reports each endpoint in plain words: ok, wrong status, refused, no answer", async () => {
+		const service = createHealthService({
+			environments: {
+				production: environment({
+					http: [http("backend", `${ok.url}/api/health`), http("broken", failing.url), http("gone", refusedUrl), http("stuck", hanging.url, 300)],
+				}),
+			},
+			databases: noDatabases,
+			secret: () => undefined,
+			log: silent,
+		});
+
+		const snapshot = await service.check("production");
+
+		const byName = Object.fromEntries(snapshot.checks.map((c) => [c.name, c]));
+		expect(byName.backend).toMatchObject({ state: "ok", detail: "HTTP 200" });
+		expect(byName.broken).toMatchObject({ state: "down", detail: "HTTP 500, expected 200" });
+		expect(byName.gone).toMatchObject({ state: "down", detail: "connection refused" });
+		expect(byName.stuck).toMatchObject({ state: "down", detail: "no answer within 300 ms" });
+	});
+
+	it("runs checks in parallel: four hanging services cost one timeout, not four", async () => {
+		const service = createHealthService({
+			environments: { slow: environment({ http: [1, 2, 3, 4].map((i) => http(`stuck-${i}`, `${hanging.url}/${i}`, 800)) }) },
+			databases: noDatabases,
+			secret: () => undefined,
+			log: silent,
+		});
+
+		const snapshot = await service.check("slow");
+
+		expect(snapshot.checks.map((c) => c.detail)).toEqual(Array(4).fill("no answer within 800 ms"));
+		// Serial execution would take at least 3,200 ms; the margin absorbs a noisy machine.
+		expect(snapshot.durationMs).toBeLessThan(2_400);
+	});
+
+	it("leaves no connection open after a check gives up on a hanging server", async () => {
+		const service = createHealthService({
+			environments: { slow: environment({ http: [http("stuck", hanging.url, 200)] }) },
+			databases: noDatabases,
+			secret: () => undefined,
+			log: silent,
+		});
+
+		await service.check("slow");
+		await new Promise((resolve) => setTimeout(resolve, 100));
+
+		const open = await new Promise<number>((resolve) => hanging.server.getConnections((_, count) => resolve(count)));
+		expect(open).toBe(0);
+	});
+
+	it("reads Loki's and AlertManager's readiness, with Loki's reason when not ready", async () => {
+		const service = createHealthService({
+			environments: {
+				up: environment({ loki: { url: ok.url, timeoutMs: 1_000, serviceLabel: "service" }, alertmanager: { url: ok.url, timeoutMs: 1_000 } }),
+				down: environment({ loki: { url: failing.url, timeoutMs: 1_000, serviceLabel: "service" }, alertmanager: { url: refusedUrl, timeoutMs: 1_000 } }),
+			},
+			databases: noDatabases,
+			secret: () => undefined,
+			log: silent,
+		});
+
+		const up = await service.check("up");
+		const down = await service.check("down");
+
+		expect(up.checks.map((c) => [c.name, c.state, c.detail])).toEqual([
+			["loki", "ok", "ready"],
+			["alertmanager", "ok", "ready"],
+		]);
+		expect(down.checks.map((c) => [c.name, c.state, c.detail])).toEqual([
+			["loki", "down", "not ready (HTTP 503: Ingester not ready: waiting for 15s after being ready)"],
+			["alertmanager", "down", "connection refused"],
+		]);
+	});
+});
