@@ -167,7 +167,9 @@ const Alerts = z.strictObject({
 export const OpsFileSchema = z.strictObject({
 	discord: Discord,
 	access: Access.prefault({}),
-	environments: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "expected a short lowercase environment name"), Environment),
+	environments: z
+		.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "expected a short lowercase environment name"), Environment)
+		.refine((envs) => Object.keys(envs).length > 0, "at least one environment is required"),
 	defaultEnvironment: z.string().optional(),
 	audit: AuditTable.prefault({}),
 	pool: PoolSettings.prefault({}),
@@ -276,7 +278,6 @@ function crossCheck(ops: OpsFile): string[] {
 		}
 	}
 	const envNames = Object.keys(ops.environments);
-	if (envNames.length === 0) problems.push("environments: at least one environment is required");
 	if (ops.defaultEnvironment !== undefined && !envNames.includes(ops.defaultEnvironment)) {
 		problems.push(`defaultEnvironment: "${ops.defaultEnvironment}" is not one of the environments (${envNames.join(", ")})`);
 	}

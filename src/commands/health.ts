@@ -48,7 +48,7 @@ export function healthSummaryReport(snapshots: readonly HealthSnapshot[]): Repor
 	return {
 		title: `Health of ${snapshots.length} environment${snapshots.length === 1 ? "" : "s"}`,
 		level,
-		summary: "Use `/health env:<name>` for the details of one environment.",
+		summary: "Details of one environment: `/health env:<name>` (or `opsbot health --env <name>`).",
 		lines,
 		...(at ? { at } : {}),
 	};
