@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, openSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+
+/** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
+export async function freePort(): Promise<number> {
+	const server = createServer();
+	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+	const { port } = server.address() as { port: number };
+	await new Promise((resolve) => server.close(resolve));
+	return port;
+}
+
+/** Fails with the install command when a service binary is missing: never a silent skip. */
+export function requireBinary(path: string, what: string, apt: string): void {
+	if (!existsSync(path)) throw new Error(`${what} not found (${path}). Install it with: apt-get install -y ${apt}`);
+}
+
+/** A child process started by a test, with its log file, stoppable exactly once. */
+export interface Started {
+	readonly child: ChildProcess;
+	readonly logFile: string;
+	stop(): Promise<void>;
+	logTail(): string;
+}
+
+/** Starts a long-running binary in the foreground, stdout/stderr to `logFile`. */
+export function startProcess(command: string, args: string[], options: { logFile: string; uid?: number; gid?: number; env?: NodeJS.ProcessEnv; cwd?: string }): Started {
+	const out = openSync(options.logFile, "a");
+	const child = spawn(command, args, {
+		stdio: ["ignore", out, out],
+		env: options.env ?? process.env,
+		...(options.cwd ? { cwd: options.cwd } : {}),
+		...(options.uid !== undefined ? { uid: options.uid } : {}),
+		...(options.gid !== undefined ? { gid: options.gid } : {}),
+	});
+	const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+	let stopping: Promise<void> | undefined;
+	const logTail = () => {
+		try {
+			return readFileSync(options.logFile, "utf8").split("\n").slice(-15).join("\n");
+		} catch {
+			return "";
+		}
+	};
+	return {
+		child,
+		logFile: options.logFile,
+		logTail,
+		stop() {
+			stopping ??= (async () => {
+				if (child.exitCode !== null || child.signalCode !== null) return;
+				child.kill("SIGTERM");
+				const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+				await exited;
+				clearTimeout(timer);
+			})();
+			return stopping;
+		},
+	};
+}
+
+/** Polls `probe` until it resolves truthy; fails with `describe()` (the log tail) after `timeoutMs`. */
+export async function waitUntil(probe: () => Promise<boolean>, timeoutMs: number, describe: () => string, process?: ChildProcess): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (Date.now() < deadline) {
+		if (process && (process.exitCode !== null || process.signalCode !== null)) {
+			throw new Error(`process exited early (code ${process.exitCode}, signal ${process.signalCode}):\n${describe()}`);
+		}
+		if (await probe().catch(() => false)) return;
+		await new Promise((resolve) => setTimeout(resolve, 100));
+	}
+	throw new Error(`not ready after ${timeoutMs} ms:\n${describe()}`);
+}
+
+/** uid/gid of a system user (the `postgres` user created by the Debian package). */
+export function userIds(name: string): { uid: number; gid: number } {
+	const line = readFileSync("/etc/passwd", "utf8")
+		.split("\n")
+		.find((l) => l.startsWith(`${name}:`));
+	if (!line) throw new Error(`system user "${name}" not found. Install it with: apt-get install -y postgresql`);
+	const [, , uid, gid] = line.split(":");
+	return { uid: Number(uid), gid: Number(gid) };
+}
