@@ -1,0 +1,560 @@
+import { randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { WebSocketServer, type WebSocket } from "ws";
+import { callbackProblems, commandProblems, invalidFormBody, messageProblems } from "./limits.ts";
+
+/**
+ * A local Discord API double: REST under /api/v10 and a gateway over WebSocket, good enough for
+ * the real discord.js client to log in, receive interactions and post/edit messages
+ * (docs/PROTOCOLS.md §5). It records every request and enforces the documented limits.
+ */
+
+type Json = Record<string, unknown>;
+
+/** One REST request as the double saw it. */
+export interface RecordedRequest {
+	readonly method: string;
+	/** Path without the /api/v10 prefix, e.g. "/channels/1/messages". */
+	readonly path: string;
+	readonly headers: Record<string, string | string[] | undefined>;
+	readonly body: Json | Json[] | undefined;
+	readonly files: readonly RecordedFile[];
+	status: number;
+	readonly at: number;
+}
+
+/** An uploaded attachment. */
+export interface RecordedFile {
+	readonly name: string;
+	readonly size: number;
+	readonly contentType: string;
+	readonly data: Buffer;
+}
+
+/** A message as it currently stands, with how often it was edited. */
+export interface StoredMessage {
+	id: string;
+	channel_id: string;
+	content: string;
+	embeds: Json[];
+	components: Json[];
+	attachments: Json[];
+	flags: number;
+	edits: number;
+	files: RecordedFile[];
+	/** The interaction this message answers, if any. */
+	interactionId?: string;
+	raw: Json;
+}
+
+/** What a test asks the double to deliver over the gateway. */
+export type InteractionInput =
+	| { kind: "command"; name: string; options?: Json[]; user?: UserInput; channelId?: string }
+	| { kind: "autocomplete"; name: string; options: Json[]; user?: UserInput; channelId?: string }
+	| { kind: "button"; customId: string; messageId: string; user?: UserInput }
+	| { kind: "select"; customId: string; values: string[]; messageId: string; user?: UserInput }
+	| { kind: "modal"; customId: string; fields: Record<string, string>; messageId?: string; user?: UserInput; channelId?: string };
+
+/** Who presses: user id, name and the role ids they hold. */
+export interface UserInput {
+	readonly id?: string;
+	readonly username?: string;
+	readonly roles?: readonly string[];
+}
+
+/** The callback an interaction received. */
+export interface InteractionResponse {
+	readonly type: number;
+	readonly data?: Json;
+	readonly at: number;
+}
+
+/** A dispatched interaction. */
+export interface SentInteraction {
+	readonly id: string;
+	readonly token: string;
+	readonly sentAt: number;
+	/** Resolves with the first callback (or rejects after `timeoutMs`). */
+	response(timeoutMs?: number): Promise<InteractionResponse>;
+}
+
+/** Fault injection: answer the next `count` matching requests with `status`. */
+export interface FaultRule {
+	readonly method?: string;
+	readonly pathPrefix?: string;
+	readonly status: 429 | 500 | 502 | 503;
+	readonly retryAfterSeconds?: number;
+	readonly global?: boolean;
+	readonly count?: number;
+}
+
+/** Options for startDiscordDouble. */
+export interface DoubleOptions {
+	readonly applicationId?: string;
+	readonly guild?: { id?: string; name?: string; channels?: { id: string; name: string }[]; roles?: { id: string; name: string }[] };
+	/** How long an interaction may go unanswered before its callback gets 10062 (Discord: 3 s). */
+	readonly interactionDeadlineMs?: number;
+}
+
+/** The running double. */
+export interface DiscordDouble {
+	readonly apiUrl: string;
+	readonly applicationId: string;
+	readonly guildId: string;
+	readonly channelIds: readonly string[];
+	readonly requests: RecordedRequest[];
+	readonly messages: Map<string, StoredMessage>;
+	readonly commands: { global: Json[]; guild: Map<string, Json[]> };
+	/** Number of gateway clients that completed Identify. */
+	identified(): number;
+	sendInteraction(input: InteractionInput): Promise<SentInteraction>;
+	interactionResponse(interactionId: string): InteractionResponse | undefined;
+	originalMessage(interactionId: string): StoredMessage | undefined;
+	channelMessages(channelId: string): StoredMessage[];
+	failNext(rule: FaultRule): void;
+	waitFor<T>(probe: () => T | undefined | false | null, timeoutMs?: number): Promise<T>;
+	close(): Promise<void>;
+}
+
+let sequence = BigInt(Date.now() - 1_420_070_400_000) << 22n;
+/** A fresh snowflake-shaped id. */
+export function snowflake(): string {
+	sequence += 1n;
+	return sequence.toString();
+}
+
+const COMMAND_OPTION_TYPES = { command: 2, autocomplete: 4 } as const;
+
+/** Starts the double on a random port on 127.0.0.1. */
+export async function startDiscordDouble(options: DoubleOptions = {}): Promise<DiscordDouble> {
+	const applicationId = options.applicationId ?? snowflake();
+	const guildId = options.guild?.id ?? snowflake();
+	const channels = options.guild?.channels ?? [{ id: snowflake(), name: "ops" }];
+	const roles = options.guild?.roles ?? [];
+	const deadlineMs = options.interactionDeadlineMs ?? 3_000;
+	const botUser = { id: applicationId, username: "opsbot", discriminator: "0", global_name: null, avatar: null, bot: true };
+
+	const requests: RecordedRequest[] = [];
+	const messages = new Map<string, StoredMessage>();
+	const commands = { global: [] as Json[], guild: new Map<string, Json[]>() };
+	const faults: (FaultRule & { remaining: number })[] = [];
+	const interactions = new Map<string, { token: string; sentAt: number; messageId?: string; response?: InteractionResponse; waiters: ((r: InteractionResponse) => void)[]; channelId: string }>();
+	const byToken = new Map<string, string>();
+	const sockets = new Set<WebSocket>();
+	let identifiedCount = 0;
+	let seq = 0;
+
+	const server = createServer((req, res) => void handle(req, res));
+	const wss = new WebSocketServer({ noServer: true });
+	server.on("upgrade", (req, socket, head) => {
+		if (!req.url?.startsWith("/gw")) return socket.destroy();
+		wss.handleUpgrade(req, socket, head, (ws) => gateway(ws));
+	});
+	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+	const port = (server.address() as AddressInfo).port;
+	const base = `http://127.0.0.1:${port}`;
+
+	function send(ws: WebSocket, op: number, d: unknown, t?: string): void {
+		if (ws.readyState !== ws.OPEN) return;
+		ws.send(JSON.stringify(op === 0 ? { op, d, s: ++seq, t } : { op, d, s: null, t: null }));
+	}
+
+	function guildPayload(): Json {
+		return {
+			id: guildId,
+			name: options.guild?.name ?? "ops-test",
+			icon: null,
+			owner_id: snowflake(),
+			unavailable: false,
+			member_count: 3,
+			large: false,
+			features: [],
+			channels: channels.map((c, i) => ({ id: c.id, name: c.name, type: 0, guild_id: guildId, position: i, permission_overwrites: [], parent_id: null, nsfw: false })),
+			roles: [{ id: guildId, name: "@everyone", permissions: "0", position: 0, color: 0, hoist: false, managed: false, mentionable: false }, ...roles.map((r, i) => ({ id: r.id, name: r.name, permissions: "0", position: i + 1, color: 0, hoist: false, managed: false, mentionable: true }))],
+			members: [],
+			presences: [],
+			voice_states: [],
+			threads: [],
+			stage_instances: [],
+			guild_scheduled_events: [],
+			emojis: [],
+			stickers: [],
+			joined_at: new Date().toISOString(),
+			preferred_locale: "en-US",
+			premium_tier: 0,
+			system_channel_flags: 0,
+			verification_level: 0,
+			default_message_notifications: 0,
+			explicit_content_filter: 0,
+			mfa_level: 0,
+			nsfw_level: 0,
+		};
+	}
+
+	function gateway(ws: WebSocket): void {
+		sockets.add(ws);
+		ws.on("close", () => sockets.delete(ws));
+		send(ws, 10, { heartbeat_interval: 41_250 });
+		ws.on("message", (raw) => {
+			let packet: { op: number; d: unknown };
+			try {
+				packet = JSON.parse(String(raw)) as { op: number; d: unknown };
+			} catch {
+				ws.close(4002, "Decode error");
+				return;
+			}
+			if (packet.op === 1) send(ws, 11, null);
+			else if (packet.op === 2) {
+				identifiedCount++;
+				send(ws, 0, { v: 10, user: botUser, guilds: [{ id: guildId, unavailable: true }], session_id: randomBytes(8).toString("hex"), resume_gateway_url: `ws://127.0.0.1:${port}/gw`, shard: [0, 1], application: { id: applicationId, flags: 0 } }, "READY");
+				setTimeout(() => send(ws, 0, guildPayload(), "GUILD_CREATE"), 5);
+			} else if (packet.op === 6) send(ws, 9, false); // no resumable sessions: client re-identifies
+		});
+	}
+
+	function messageObject(stored: Omit<StoredMessage, "raw">): Json {
+		return {
+			id: stored.id,
+			channel_id: stored.channel_id,
+			guild_id: guildId,
+			author: botUser,
+			content: stored.content,
+			embeds: stored.embeds,
+			components: stored.components,
+			attachments: stored.attachments,
+			flags: stored.flags,
+			timestamp: new Date().toISOString(),
+			edited_timestamp: stored.edits > 0 ? new Date().toISOString() : null,
+			tts: false,
+			mention_everyone: false,
+			mentions: [],
+			mention_roles: [],
+			pinned: false,
+			type: 0,
+			application_id: applicationId,
+			...(stored.interactionId ? { webhook_id: applicationId } : {}),
+		};
+	}
+
+	function attachmentsFrom(files: readonly RecordedFile[], body: Json): Json[] {
+		return files.map((f, i) => ({ id: String(i), filename: f.name, size: f.size, url: `${base}/attachments/${f.name}`, proxy_url: `${base}/attachments/${f.name}`, content_type: f.contentType, description: str((arr(body.attachments)[i] as Json | undefined)?.description) }));
+	}
+
+	function createMessage(channelId: string, body: Json, files: readonly RecordedFile[], interactionId?: string): StoredMessage {
+		const partial = {
+			id: snowflake(),
+			channel_id: channelId,
+			content: str(body.content),
+			embeds: arr(body.embeds),
+			components: arr(body.components),
+			attachments: attachmentsFrom(files, body),
+			flags: typeof body.flags === "number" ? body.flags : 0,
+			edits: 0,
+			files: [...files],
+			...(interactionId ? { interactionId } : {}),
+		};
+		const stored: StoredMessage = { ...partial, raw: messageObject(partial) };
+		messages.set(stored.id, stored);
+		return stored;
+	}
+
+	function editMessage(stored: StoredMessage, body: Json, files: readonly RecordedFile[]): StoredMessage {
+		if ("content" in body) stored.content = str(body.content);
+		if ("embeds" in body) stored.embeds = arr(body.embeds);
+		if ("components" in body) stored.components = arr(body.components);
+		if (files.length > 0 || "attachments" in body) {
+			stored.files = [...files];
+			stored.attachments = attachmentsFrom(files, body);
+		}
+		stored.edits++;
+		stored.raw = messageObject(stored);
+		return stored;
+	}
+
+	async function readBody(req: IncomingMessage): Promise<{ body: Json | Json[] | undefined; files: RecordedFile[] }> {
+		const chunks: Buffer[] = [];
+		for await (const chunk of req) chunks.push(chunk as Buffer);
+		const raw = Buffer.concat(chunks);
+		if (raw.length === 0) return { body: undefined, files: [] };
+		const type = req.headers["content-type"] ?? "";
+		if (type.startsWith("multipart/form-data")) {
+			const form = await new Request("http://double.local/", { method: "POST", headers: { "content-type": type }, body: raw }).formData();
+			const files: RecordedFile[] = [];
+			let body: Json = {};
+			for (const [key, value] of form.entries()) {
+				if (key === "payload_json") body = JSON.parse(String(value)) as Json;
+				else if (typeof value !== "string") files.push({ name: value.name, size: value.size, contentType: value.type, data: Buffer.from(await value.arrayBuffer()) });
+			}
+			return { body, files };
+		}
+		return { body: JSON.parse(raw.toString("utf8")) as Json, files: [] };
+	}
+
+	function reply(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): number {
+		const common = { "x-ratelimit-limit": "50", "x-ratelimit-remaining": "49", "x-ratelimit-reset": String(Date.now() / 1000 + 1), "x-ratelimit-reset-after": "1", "x-ratelimit-bucket": "double", ...headers };
+		if (body === undefined) {
+			res.writeHead(status, common).end();
+		} else {
+			res.writeHead(status, { "content-type": "application/json", ...common }).end(JSON.stringify(body));
+		}
+		return status;
+	}
+
+	function injectedFault(method: string, path: string): (FaultRule & { remaining: number }) | undefined {
+		const rule = faults.find((f) => f.remaining > 0 && (!f.method || f.method === method) && (!f.pathPrefix || path.startsWith(f.pathPrefix)));
+		if (rule) rule.remaining--;
+		return rule;
+	}
+
+	async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+		const url = new URL(req.url ?? "/", base);
+		const method = req.method ?? "GET";
+		const path = decodeURIComponent(url.pathname).replace(/^\/api\/v10/, "");
+		let parsed: { body: Json | Json[] | undefined; files: RecordedFile[] };
+		try {
+			parsed = await readBody(req);
+		} catch {
+			reply(res, 400, { code: 50109, message: "The request body contains invalid JSON." });
+			return;
+		}
+		const record: RecordedRequest = { method, path, headers: req.headers, body: parsed.body, files: parsed.files, status: 0, at: Date.now() };
+		requests.push(record);
+		const fault = injectedFault(method, path);
+		if (fault) {
+			if (fault.status === 429) {
+				const after = fault.retryAfterSeconds ?? 0.2;
+				record.status = reply(res, 429, { message: "You are being rate limited.", retry_after: after, global: fault.global ?? false }, { "retry-after": String(Math.ceil(after)), "x-ratelimit-remaining": "0", "x-ratelimit-reset-after": String(after), "x-ratelimit-scope": fault.global ? "global" : "user", ...(fault.global ? { "x-ratelimit-global": "true" } : {}) });
+			} else record.status = reply(res, fault.status, { message: "Server error", code: 0 });
+			return;
+		}
+		record.status = route(method, path, url, parsed.body, parsed.files, res);
+	}
+
+	function route(method: string, path: string, url: URL, body: Json | Json[] | undefined, files: RecordedFile[], res: ServerResponse): number {
+		const json = (Array.isArray(body) ? {} : (body ?? {})) as Json;
+		const notFound = (code = 10_003, message = "Unknown Channel") => reply(res, 404, { code, message });
+		let m: RegExpExecArray | null;
+		if (method === "GET" && (path === "/gateway/bot" || path === "/gateway")) {
+			return reply(res, 200, { url: `ws://127.0.0.1:${port}/gw`, shards: 1, session_start_limit: { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: 1 } });
+		}
+		if (method === "GET" && path === "/users/@me") return reply(res, 200, botUser);
+		if (method === "GET" && path === "/applications/@me") return reply(res, 200, { id: applicationId, name: "opsbot", flags: 0, bot: botUser });
+
+		if ((m = /^\/interactions\/(\d+)\/([^/]+)\/callback$/.exec(path)) && method === "POST") {
+			const interaction = interactions.get(m[1] ?? "");
+			if (!interaction || interaction.token !== m[2]) return notFound(10_062, "Unknown interaction");
+			if (interaction.response) return reply(res, 400, { code: 40_060, message: "Interaction has already been acknowledged." });
+			if (Date.now() - interaction.sentAt > deadlineMs) return notFound(10_062, "Unknown interaction");
+			const type = Number(json.type);
+			const data = json.data as Json | undefined;
+			const problems = callbackProblems(type, data);
+			if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
+			const response: InteractionResponse = { type, ...(data ? { data } : {}), at: Date.now() };
+			interaction.response = response;
+			let message: StoredMessage | undefined;
+			if (type === 4 || type === 5) {
+				message = createMessage(interaction.channelId, type === 4 ? (data ?? {}) : { flags: (Number(data?.flags ?? 0) & 64) | 128 }, files, m[1]);
+				interaction.messageId = message.id;
+			} else if (type === 7 && interaction.messageId) {
+				const existing = messages.get(interaction.messageId);
+				if (existing) message = editMessage(existing, data ?? {}, files);
+			}
+			for (const waiter of interaction.waiters.splice(0)) waiter(response);
+			if (url.searchParams.get("with_response") === "true") {
+				return reply(res, 200, { interaction: { id: m[1], type: 2 }, resource: { type, ...(message ? { message: message.raw } : {}) } });
+			}
+			return reply(res, 204);
+		}
+
+		if ((m = /^\/webhooks\/(\d+)\/([^/]+)(?:\/messages\/(@original|\d+))?$/.exec(path))) {
+			const interactionId = byToken.get(m[2] ?? "");
+			const interaction = interactionId ? interactions.get(interactionId) : undefined;
+			if (m[1] !== applicationId || !interaction) return notFound(10_015, "Unknown Webhook");
+			const target = m[3] === "@original" ? interaction.messageId : m[3];
+			if (method === "POST" && !m[3]) {
+				const problems = messageProblems(json);
+				if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
+				return reply(res, 200, createMessage(interaction.channelId, json, files, interactionId).raw);
+			}
+			const stored = target ? messages.get(target) : undefined;
+			if (!stored) return notFound(10_008, "Unknown Message");
+			if (method === "GET") return reply(res, 200, stored.raw);
+			if (method === "DELETE") {
+				messages.delete(stored.id);
+				return reply(res, 204);
+			}
+			if (method === "PATCH") {
+				const problems = messageProblems({ ...stored, ...json });
+				if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
+				return reply(res, 200, editMessage(stored, json, files).raw);
+			}
+		}
+
+		if ((m = /^\/channels\/(\d+)\/messages(?:\/(\d+))?$/.exec(path))) {
+			const channelId = m[1] ?? "";
+			if (!channels.some((c) => c.id === channelId)) return notFound();
+			if (method === "POST" && !m[2]) {
+				const problems = messageProblems(json);
+				if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
+				return reply(res, 200, createMessage(channelId, json, files).raw);
+			}
+			if (method === "GET" && !m[2]) return reply(res, 200, [...messages.values()].filter((x) => x.channel_id === channelId).reverse().map((x) => x.raw));
+			const stored = m[2] ? messages.get(m[2]) : undefined;
+			if (!stored || stored.channel_id !== channelId) return notFound(10_008, "Unknown Message");
+			if (method === "GET") return reply(res, 200, stored.raw);
+			if (method === "DELETE") {
+				messages.delete(stored.id);
+				return reply(res, 204);
+			}
+			if (method === "PATCH") {
+				const problems = messageProblems({ ...stored, ...json });
+				if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
+				return reply(res, 200, editMessage(stored, json, files).raw);
+			}
+		}
+
+		if ((m = /^\/channels\/(\d+)\/messages\/(\d+)\/threads$/.exec(path)) && method === "POST") {
+			if (!messages.has(m[2] ?? "")) return notFound(10_008, "Unknown Message");
+			const thread = { id: snowflake(), type: 11, guild_id: guildId, parent_id: m[1], name: str(json.name), owner_id: applicationId, thread_metadata: { archived: false, auto_archive_duration: 1440, locked: false, archive_timestamp: new Date().toISOString() } };
+			channels.push({ id: thread.id, name: thread.name });
+			return reply(res, 201, thread);
+		}
+		if ((m = /^\/channels\/(\d+)$/.exec(path)) && method === "GET") {
+			const channel = channels.find((c) => c.id === m?.[1]);
+			return channel ? reply(res, 200, { id: channel.id, name: channel.name, type: 0, guild_id: guildId }) : notFound();
+		}
+
+		if ((m = /^\/applications\/(\d+)(?:\/guilds\/(\d+))?\/commands$/.exec(path))) {
+			if (m[1] !== applicationId) return notFound(10_002, "Unknown Application");
+			const scope = m[2];
+			const current = scope ? (commands.guild.get(scope) ?? []) : commands.global;
+			if (method === "GET") return reply(res, 200, current);
+			const list = method === "PUT" ? (Array.isArray(body) ? body : []) : method === "POST" ? [...current.filter((c) => c.name !== json.name), json] : undefined;
+			if (!list) return reply(res, 405, { code: 0, message: "405: Method Not Allowed" });
+			const problems = list.flatMap((c, i) => commandProblems(c, i));
+			if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
+			const stored = list.map((c) => ({ ...c, id: snowflake(), application_id: applicationId, version: snowflake(), ...(scope ? { guild_id: scope } : {}) }));
+			if (scope) commands.guild.set(scope, stored);
+			else commands.global = stored;
+			return reply(res, method === "POST" ? 201 : 200, method === "POST" ? stored.at(-1) : stored);
+		}
+		return reply(res, 404, { code: 0, message: "404: Not Found" });
+	}
+
+	function member(user: UserInput | undefined): Json {
+		const u = { id: user?.id ?? "200000000000000001", username: user?.username ?? "oncall-alice", discriminator: "0", global_name: user?.username ?? "Alice", avatar: null };
+		return { user: u, roles: [...(user?.roles ?? [])], permissions: "0", joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0, nick: null, avatar: null, pending: false };
+	}
+
+	return {
+		apiUrl: `${base}/api`,
+		applicationId,
+		guildId,
+		channelIds: channels.map((c) => c.id),
+		requests,
+		messages,
+		commands,
+		identified: () => identifiedCount,
+		async sendInteraction(input) {
+			const id = snowflake();
+			const token = `tok-${randomBytes(24).toString("base64url")}`;
+			const onMessage = "messageId" in input && input.messageId ? messages.get(input.messageId) : undefined;
+			if ("messageId" in input && input.messageId && !onMessage) throw new Error(`no message ${input.messageId} in the double`);
+			const channelId = onMessage?.channel_id ?? ("channelId" in input && input.channelId ? input.channelId : (channels[0]?.id ?? ""));
+			let type: number;
+			let data: Json;
+			switch (input.kind) {
+				case "command":
+				case "autocomplete":
+					type = input.kind === "command" ? COMMAND_OPTION_TYPES.command : COMMAND_OPTION_TYPES.autocomplete;
+					data = { id: snowflake(), name: input.name, type: 1, guild_id: guildId, options: input.options ?? [] };
+					break;
+				case "button":
+					type = 3;
+					data = { custom_id: input.customId, component_type: 2 };
+					break;
+				case "select":
+					type = 3;
+					data = { custom_id: input.customId, component_type: 3, values: input.values };
+					break;
+				case "modal":
+					type = 5;
+					data = { custom_id: input.customId, components: Object.entries(input.fields).map(([custom_id, value]) => ({ type: 1, components: [{ type: 4, custom_id, value }] })) };
+					break;
+			}
+			const payload: Json = {
+				id,
+				application_id: applicationId,
+				type,
+				data,
+				guild_id: guildId,
+				channel_id: channelId,
+				channel: { id: channelId, type: 0, guild_id: guildId },
+				member: member(input.user),
+				token,
+				version: 1,
+				app_permissions: "2248473465835073",
+				locale: "en-US",
+				guild_locale: "en-US",
+				entitlements: [],
+				authorizing_integration_owners: { "0": guildId },
+				context: 0,
+				attachment_size_limit: 10 * 1024 * 1024,
+				...(onMessage ? { message: onMessage.raw } : {}),
+			};
+			const sentAt = Date.now();
+			interactions.set(id, { token, sentAt, channelId, waiters: [], ...(onMessage ? { messageId: onMessage.id } : {}) });
+			byToken.set(token, id);
+			const [socket] = sockets;
+			if (!socket) throw new Error("no gateway client is connected");
+			send(socket, 0, payload, "INTERACTION_CREATE");
+			return {
+				id,
+				token,
+				sentAt,
+				response: (timeoutMs = 5_000) =>
+					new Promise<InteractionResponse>((resolve, reject) => {
+						const entry = interactions.get(id);
+						if (entry?.response) return resolve(entry.response);
+						const timer = setTimeout(() => reject(new Error(`interaction ${id} got no response within ${timeoutMs} ms`)), timeoutMs);
+						entry?.waiters.push((r) => {
+							clearTimeout(timer);
+							resolve(r);
+						});
+					}),
+			};
+		},
+		interactionResponse: (id) => interactions.get(id)?.response,
+		originalMessage(id) {
+			const messageId = interactions.get(id)?.messageId;
+			return messageId ? messages.get(messageId) : undefined;
+		},
+		channelMessages: (channelId) => [...messages.values()].filter((x) => x.channel_id === channelId && !x.interactionId),
+		failNext(rule) {
+			faults.push({ ...rule, remaining: rule.count ?? 1 });
+		},
+		async waitFor(probe, timeoutMs = 5_000) {
+			const deadline = Date.now() + timeoutMs;
+			for (;;) {
+				const value = probe();
+				if (value !== undefined && value !== false && value !== null) return value;
+				if (Date.now() > deadline) throw new Error(`waitFor: condition not met within ${timeoutMs} ms`);
+				await new Promise((resolve) => setTimeout(resolve, 10));
+			}
+		},
+		async close() {
+			for (const ws of sockets) ws.terminate();
+			wss.close();
+			server.closeAllConnections();
+			await new Promise((resolve) => server.close(resolve));
+		},
+	};
+}
+
+function str(v: unknown): string {
+	return typeof v === "string" ? v : "";
+}
+function arr(v: unknown): Json[] {
+	return Array.isArray(v) ? (v as Json[]) : [];
+}
