@@ -50,3 +50,8 @@ export function joinLinesWithin(lines: readonly string[], max: number): string {
 export function escapeMarkdown(text: string): string {
 	return text.replace(/([\\`*_~|>#[\]()-])/g, "\\$1").replace(/@(everyone|here)/g, "@\u200b$1");
 }
+
+/** Wraps untrusted text in inline code; backticks inside are replaced so the span cannot be closed early. */
+export function inlineCode(text: string): string {
+	return `\`${text.replace(/`/g, "ˋ").replace(/\n/g, " ") || " "}\``;
+}

@@ -145,8 +145,9 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 				const pools = (await createPgBouncerAdmin({ url, timeoutMs }).pools()).filter((p) => p.database !== "pgbouncer");
 				const waiting = pools.reduce((sum, p) => sum + p.clientsWaiting, 0);
 				const maxWait = Math.max(0, ...pools.map((p) => p.maxWaitSeconds));
+				// A client waits for a moment whenever PgBouncer opens a server connection; only a real wait is a problem.
 				return {
-					state: waiting > 0 ? "degraded" : "ok",
+					state: waiting > 0 && maxWait >= 1 ? "degraded" : "ok",
 					detail: `${pools.length} pool${pools.length === 1 ? "" : "s"}, ${waiting} client${waiting === 1 ? "" : "s"} waiting${waiting > 0 ? ` (longest ${maxWait.toFixed(1)} s)` : ""}`,
 				};
 			},
