@@ -2,6 +2,10 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
 import { createHealthService } from "../src/services/health.ts";
+import { readFileSync } from "node:fs";
+import { startDiscordDouble } from "../test/discord-double/index.ts";
+import { startTestBot } from "../test/support/bot.ts";
+import { spawnMain } from "../test/support/main-process.ts";
 import { percentile, round, type BenchRow } from "./types.ts";
 
 const HANG_TIMEOUT_MS = 2_000;
@@ -35,7 +39,52 @@ async function fanOut(): Promise<BenchRow[]> {
 	];
 }
 
+const INTERACTIONS = 500;
+
+/** Interaction to first response (the deferral) through the Discord double and the real discord.js client. */
+async function interactionLatency(): Promise<BenchRow[]> {
+	const fast = createServer((_, res) => res.end("ok"));
+	const url = await listen(fast);
+	const double = await startDiscordDouble();
+	const bot = await startTestBot(double, `discord: { guildId: "${double.guildId}" }\naccess: { commands: { health: [everyone] } }\nenvironments:\n  local:\n    http: [{ name: api, url: "${url}/" }]\n`);
+	const firstResponse: number[] = [];
+	const finalReply: number[] = [];
+	for (let i = 0; i < INTERACTIONS; i++) {
+		const started = performance.now();
+		const sent = await double.sendInteraction({ kind: "command", name: "health", options: [{ name: "env", type: 3, value: "local" }] });
+		await sent.response();
+		firstResponse.push(performance.now() - started);
+		await double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ?? 0) > 0, 5_000);
+		finalReply.push(performance.now() - started);
+	}
+	await bot.stop();
+	await double.close();
+	fast.close();
+	firstResponse.sort((a, b) => a - b);
+	finalReply.sort((a, b) => a - b);
+	return [
+		{ bench: "health", metric: "interaction -> first response (defer), p50", value: round(percentile(firstResponse, 50)), unit: "ms", note: `${INTERACTIONS} sequential /health interactions via the double` },
+		{ bench: "health", metric: "interaction -> first response (defer), p99", value: round(percentile(firstResponse, 99)), unit: "ms", note: "Discord's deadline: 3000 ms" },
+		{ bench: "health", metric: "interaction -> final embed, p50", value: round(percentile(finalReply, 50)), unit: "ms", note: "one local HTTP check" },
+		{ bench: "health", metric: "interaction -> final embed, p99", value: round(percentile(finalReply, 99)), unit: "ms" },
+	];
+}
+
+/** Resident memory of the idle bot (npm start's process) after it has logged in. */
+async function idleRss(): Promise<BenchRow[]> {
+	const double = await startDiscordDouble();
+	const main = spawnMain(`discord: { guildId: "${double.guildId}" }\nenvironments:\n  local: {}\n`, { DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl });
+	await double.waitFor(() => main.output().includes("connected to Discord"), 20_000);
+	await new Promise((resolve) => setTimeout(resolve, 3_000)); // let start-up garbage settle
+	const status = readFileSync(`/proc/${main.child.pid}/status`, "utf8");
+	const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+	main.child.kill("SIGTERM");
+	await main.exited;
+	await double.close();
+	return [{ bench: "health", metric: "RSS of the idle bot after login", value: round(rssKb / 1024), unit: "MiB", note: "node src/main.ts, 3 s after ready" }];
+}
+
 /** Runs every /health benchmark. */
 export async function run(): Promise<BenchRow[]> {
-	return [...(await fanOut())];
+	return [...(await fanOut()), ...(await interactionLatency()), ...(await idleRss())];
 }

@@ -1,0 +1,23 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** `npm start`'s process (node src/main.ts) running against a test config, with its output collected. */
+export interface MainProcess {
+	readonly child: ChildProcess;
+	readonly output: () => string;
+	readonly exited: Promise<number | null>;
+}
+
+/** Spawns src/main.ts with only the given environment (plus PATH) and the ops file written to a temp dir. */
+export function spawnMain(opsYaml: string, env: Record<string, string>): MainProcess {
+	const dir = mkdtempSync(join(tmpdir(), "opsbot-main-"));
+	writeFileSync(join(dir, "opsbot.yaml"), opsYaml);
+	let output = "";
+	const child = spawn(process.execPath, [join(process.cwd(), "src/main.ts")], { cwd: dir, env: { PATH: process.env.PATH ?? "", OPSBOT_CONFIG: join(dir, "opsbot.yaml"), ...env }, stdio: ["ignore", "pipe", "pipe"] });
+	child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+	child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+	const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+	return { child, output: () => output, exited };
+}
