@@ -33,10 +33,11 @@ export interface TargetHealth {
 export async function fetchTargetHealth(baseUrl: string, options: HttpCallOptions): Promise<TargetHealth> {
 	const answer = TargetsAnswer.parse(await getJson(new URL("api/v1/targets?state=active", withSlash(baseUrl)).href, options));
 	const targets = answer.data.activeTargets;
+	// "unknown" means not scraped yet (a fresh target), which is not a failure.
 	const down = targets
-		.filter((t) => t.health !== "up")
+		.filter((t) => t.health === "down")
 		.map((t) => ({ job: t.labels.job ?? t.scrapePool, instance: t.labels.instance ?? "?", lastError: t.lastError }));
-	return { total: targets.length, up: targets.length - down.length, down };
+	return { total: targets.length, up: targets.filter((t) => t.health === "up").length, down };
 }
 
 /** Ensures a base URL ends in "/" so relative API paths append instead of replacing its last segment. */

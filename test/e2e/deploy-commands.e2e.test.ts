@@ -1,0 +1,46 @@
+import { execFile } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { COMMANDS } from "../../src/commands/index.ts";
+import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+
+function deploy(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+	return new Promise((resolve) => {
+		execFile(process.execPath, ["deploy-commands.ts", ...args], { env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 }, (err, stdout, stderr) =>
+			resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+		);
+	});
+}
+
+describe("deploy-commands.ts against the Discord double", () => {
+	let double: DiscordDouble;
+	let env: Record<string, string>;
+	beforeAll(async () => {
+		double = await startDiscordDouble();
+		env = { DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl };
+	});
+	afterAll(() => double.close());
+
+	it("shows what it would add on --dry-run and changes nothing", async () => {
+		const result = await deploy(["--guild", double.guildId, "--dry-run"], env);
+
+		expect(result.code).toBe(0);
+		expect(result.stdout).toContain("add    /health");
+		expect(result.stdout).toContain("Dry run: nothing changed.");
+		expect(double.commands.guild.get(double.guildId)).toBeUndefined();
+	});
+
+	it("registers every command of the list in the guild, then finds nothing to change", async () => {
+		const first = await deploy(["--guild", double.guildId], env);
+		const second = await deploy(["--guild", double.guildId], env);
+
+		expect(first.code).toBe(0);
+		expect(double.commands.guild.get(double.guildId)?.map((c) => c.name)).toEqual(COMMANDS.map((c) => c.name));
+		expect(second.stdout).toContain("keep   /health");
+		expect(second.stdout).toContain("Nothing to change.");
+	});
+
+	it("refuses a malformed guild id and missing credentials", async () => {
+		expect((await deploy(["--guild", "abc"], env)).code).toBe(64);
+		expect((await deploy([], { DISCORD_API_URL: double.apiUrl })).code).toBe(78);
+	});
+});

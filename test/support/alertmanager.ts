@@ -1,0 +1,55 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, requireBinary, startProcess, waitUntil } from "./proc.ts";
+
+const ALERTMANAGER = "/usr/bin/prometheus-alertmanager";
+
+/** A throwaway AlertManager 0.25 on 127.0.0.1 with clustering off. */
+export interface TestAlertManager {
+	readonly url: string;
+	stop(): Promise<void>;
+}
+
+/** Options: where its webhook receiver posts, with which bearer token, and how fast groups flush. */
+export interface AlertManagerOptions {
+	readonly webhookUrl?: string;
+	readonly bearerToken?: string;
+	readonly maxAlerts?: number;
+	readonly groupWait?: string;
+	readonly groupInterval?: string;
+}
+
+/** Starts AlertManager; without a webhook URL its only receiver is a black hole. */
+export async function startAlertManager(options: AlertManagerOptions = {}): Promise<TestAlertManager> {
+	requireBinary(ALERTMANAGER, "Prometheus AlertManager", "prometheus-alertmanager");
+	const dir = mkdtempSync(join(tmpdir(), "opsbot-am-"));
+	const port = await freePort();
+	const url = `http://127.0.0.1:${port}`;
+	const webhook = options.webhookUrl
+		? `\n    webhook_configs:\n      - url: "${options.webhookUrl}"\n        send_resolved: true\n        max_alerts: ${options.maxAlerts ?? 0}${options.bearerToken ? `\n        http_config: { authorization: { type: Bearer, credentials: "${options.bearerToken}" } }` : ""}`
+		: "";
+	writeFileSync(
+		join(dir, "alertmanager.yml"),
+		`route:\n  receiver: opsbot\n  group_by: [alertname]\n  group_wait: ${options.groupWait ?? "1s"}\n  group_interval: ${options.groupInterval ?? "2s"}\n  repeat_interval: 1h\nreceivers:\n  - name: opsbot${webhook}\n`,
+		{ mode: 0o600 },
+	);
+	const proc = startProcess(ALERTMANAGER, [`--config.file=${join(dir, "alertmanager.yml")}`, `--storage.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--cluster.listen-address=", `--web.external-url=${url}`, "--log.level=warn"], { logFile: join(dir, "alertmanager.log") });
+	const stop = async () => {
+		await proc.stop();
+		rmSync(dir, { recursive: true, force: true });
+	};
+	try {
+		await waitUntil(async () => (await fetch(`${url}/-/ready`)).status === 200, 30_000, proc.logTail, proc.child);
+	} catch (err) {
+		await stop();
+		throw err;
+	}
+	return { url, stop };
+}
+
+/** Posts alerts through AlertManager's API v2 (how tests inject them). */
+export async function postAlerts(url: string, alerts: { labels: Record<string, string>; annotations?: Record<string, string>; startsAt?: string; endsAt?: string; generatorURL?: string }[]): Promise<void> {
+	const res = await fetch(`${url}/api/v2/alerts`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(alerts) });
+	if (res.status !== 200) throw new Error(`AlertManager refused the alerts: HTTP ${res.status} ${await res.text()}`);
+}
