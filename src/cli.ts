@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { healthReport, healthSummaryReport } from "./commands/health.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { poolReport } from "./commands/pool.ts";
+import { ConfigError, defaultEnvironment, loadConfig } from "./config.ts";
 import { createContext, type AppContext } from "./context.ts";
 import { loadDotEnv } from "./env-file.ts";
 import { UserFacingError } from "./errors.ts";
@@ -35,6 +36,18 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 				(environment === "all" ? ctx.services.health.environments() : [environment]).map((e) => ctx.services.health.check(e)),
 			);
 			return { report: environment === "all" ? healthSummaryReport(snapshots) : healthReport(snapshots[0]!), data: snapshots };
+		},
+	},
+	pool: {
+		usage: "opsbot pool [--env NAME] [--json]",
+		options: { env: { type: "string" } },
+		async run(ctx, values) {
+			const environment = typeof values.env === "string" ? values.env : defaultEnvironment(ctx.config.ops);
+			if (!ctx.config.ops.environments[environment]?.postgres) {
+				throw new UserFacingError(`environment "${environment}" has no postgres configured; known: ${Object.keys(ctx.config.ops.environments).join(", ")}`);
+			}
+			const snapshot = await ctx.services.pool.snapshot(environment);
+			return { report: poolReport(snapshot, ctx.config.ops.pool), data: snapshot };
 		},
 	},
 };

@@ -1,13 +1,27 @@
 import type { Config } from "./config.ts";
 import { createAccessPolicy, type AccessPolicy } from "./discord/access.ts";
 import type { Logger } from "./log.ts";
+import { join } from "node:path";
+import { createPendingStore, type PendingStore } from "./discord/pending.ts";
+import { createFileActionLog, type ActionLog } from "./services/action-log.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
+import { createPoolService, type PoolService, type TerminationCandidate } from "./services/pool.ts";
 import { createDatabaseRegistry, type DatabaseRegistry } from "./services/postgres.ts";
+
+/** What a confirmation button refers to, kept server-side for 60 s. */
+export type Confirmation = { kind: "pool.terminate"; environment: string; candidates: readonly TerminationCandidate[]; minutes: number };
+
+// Discord confirmations in opsbot expire after a minute.
+const CONFIRMATION_TTL_MS = 60_000;
 
 /** The services handlers reach; each built once per process in createContext. */
 export interface Services {
 	readonly health: HealthService;
+	readonly pool: PoolService;
 	readonly databases: DatabaseRegistry;
+	/** opsbot's own audit trail of button presses and actions. */
+	readonly actionLog: ActionLog;
+	readonly confirmations: PendingStore<Confirmation>;
 }
 
 /** Everything a command, button or CLI run depends on, passed explicitly (no module singletons). */
@@ -31,6 +45,18 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 	const services: Services = {
 		databases,
 		health: createHealthService({ environments, databases, secret, log: log.child({ svc: "health" }) }),
+		pool: createPoolService({
+			database: (environment) => databases.get(environment),
+			pgbouncerAdminUrl: (environment) => {
+				const pgb = environments[environment]?.pgbouncer;
+				const url = pgb ? secret(pgb.adminUrlEnv) : undefined;
+				return pgb && url ? { url, timeoutMs: pgb.timeoutMs } : undefined;
+			},
+			prometheus: (environment) => environments[environment]?.prometheus,
+			log: log.child({ svc: "pool" }),
+		}),
+		actionLog: createFileActionLog(join(config.ops.stateDir, "actions.jsonl")),
+		confirmations: createPendingStore<Confirmation>(CONFIRMATION_TTL_MS),
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };
 	return { ctx, close: () => databases.close() };

@@ -1,8 +1,9 @@
 import { health, healthRerun } from "./health.ts";
+import { pool, poolCancel, poolConfirm, poolRefresh, poolTerminate } from "./pool.ts";
 import type { Command, ComponentHandler } from "./types.ts";
 
 /** The one command list: the router and deploy-commands.ts both read it. */
-export const COMMANDS: readonly Command[] = [health];
+export const COMMANDS: readonly Command[] = [health, pool];
 
 /** Every button, select and modal handler, found by customId `area:action`. */
-export const COMPONENTS: readonly ComponentHandler[] = [healthRerun];
+export const COMPONENTS: readonly ComponentHandler[] = [healthRerun, poolRefresh, poolTerminate, poolConfirm, poolCancel];

@@ -76,14 +76,20 @@ export function createRouter(commands: readonly Command[], components: readonly 
 			const id = decodeCustomId(interaction.customId);
 			const handler = id ? byCustomId.get(`${id.area}:${id.action}`) : undefined;
 			const cLog = log.child({ customId: interaction.customId.slice(0, DISCORD_LIMITS.customId) });
+			const recordRefusal = (result: string) =>
+				ctx.services.actionLog
+					.record({ actor: { userId: actor.userId, username: actor.username }, action: id && handler ? `${id.area}.${id.action}` : "unknown-button", target: interaction.customId.slice(0, DISCORD_LIMITS.customId), result })
+					.catch((err: unknown) => cLog.error({ err }, "could not record a refused press"));
 			if (!id || !handler) {
 				cLog.warn("refused a button or form opsbot did not make (unknown or forged customId)");
+				await recordRefusal("refused: unknown or forged customId");
 				await replyError(interaction, new UserFacingError("This button is not valid (any more). Run the command again."), cLog);
 				return;
 			}
 			const allowed = "action" in handler.permission ? ctx.access.mayDo(actor, handler.permission.action) : ctx.access.mayUseCommand(actor, handler.permission.command);
 			if (!allowed) {
 				cLog.info({ roles: actor.roleIds, permission: handler.permission }, "button refused: role not allowed");
+				await recordRefusal("refused: role not allowed");
 				const what = "action" in handler.permission ? handler.permission.action : `/${handler.permission.command}`;
 				await replyError(interaction, new PermissionDeniedError(`use ${what}`), cLog);
 				return;

@@ -44,3 +44,28 @@ export async function fetchTargetHealth(baseUrl: string, options: HttpCallOption
 export function withSlash(url: string): string {
 	return url.endsWith("/") ? url : `${url}/`;
 }
+
+const RangeAnswer = z.object({
+	status: z.literal("success"),
+	data: z.object({
+		resultType: z.literal("matrix"),
+		result: z.array(z.object({ metric: z.record(z.string(), z.string()), values: z.array(z.tuple([z.number(), z.string()])) })),
+	}),
+});
+
+/** One series of a range query: its labels and [unix ms, value] points, oldest first. */
+export interface RangeSeries {
+	readonly metric: Readonly<Record<string, string>>;
+	readonly points: readonly { at: number; value: number }[];
+}
+
+/** Runs `/api/v1/query_range` (form-encoded POST, so long expressions fit) and returns the matrix. */
+export async function queryRange(baseUrl: string, query: string, range: { start: Date; end: Date; stepSeconds: number }, options: HttpCallOptions): Promise<RangeSeries[]> {
+	const params = new URLSearchParams({ query, start: String(range.start.getTime() / 1000), end: String(range.end.getTime() / 1000), step: String(range.stepSeconds) });
+	const url = new URL(`api/v1/query_range?${params}`, withSlash(baseUrl)).href;
+	const answer = RangeAnswer.parse(await getJson(url, options));
+	return answer.data.result.map((series) => ({
+		metric: series.metric,
+		points: series.values.map(([t, v]) => ({ at: t * 1000, value: Number(v) })).filter((p) => Number.isFinite(p.value)),
+	}));
+}

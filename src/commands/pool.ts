@@ -1,0 +1,282 @@
+import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
+import { defaultEnvironment, type OpsFile } from "../config.ts";
+import { encodeCustomId } from "../discord/custom-id.ts";
+import { UserFacingError } from "../errors.ts";
+import { escapeMarkdown, inlineCode } from "../render/limits.ts";
+import { renderLineChart } from "../render/chart.ts";
+import { reportToEmbed, type Level, type Report, type ReportField } from "../render/report.ts";
+import type { PgBouncerUsage, PoolSnapshot, PostgresUsage, Session, TerminationCandidate } from "../services/pool.ts";
+import { environmentChoices, environmentOption } from "./options.ts";
+import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
+
+/** Thresholds from the config's `pool` section. */
+export type PoolThresholds = OpsFile["pool"];
+
+const IDLE_IN_TX_WARN_SECONDS = 60;
+
+/** "42 s", "12 min", "3 h 5 min". */
+export function formatDuration(seconds: number): string {
+	if (seconds < 90) return `${Math.round(seconds)} s`;
+	const minutes = Math.round(seconds / 60);
+	if (minutes < 90) return `${minutes} min`;
+	return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+function isPostgresUsage(value: PoolSnapshot["postgres"]): value is PostgresUsage {
+	return !("error" in value);
+}
+
+function isBouncerUsage(value: PoolSnapshot["pgbouncer"]): value is PgBouncerUsage {
+	return value !== undefined && !("error" in value);
+}
+
+/** The one-line reason for trouble, when there is an obvious one. */
+export function diagnose(snapshot: PoolSnapshot, thresholds: PoolThresholds): string | undefined {
+	const bouncer = isBouncerUsage(snapshot.pgbouncer) ? snapshot.pgbouncer : undefined;
+	const waiting = bouncer?.pools.filter((p) => p.clientsWaiting > 0) ?? [];
+	if (!isPostgresUsage(snapshot.postgres)) return undefined;
+	const pg = snapshot.postgres;
+	const clients = pg.sessions.filter((s) => !s.isOpsbot);
+	const staleIdle = clients.filter((s) => s.state === "idle" && s.stateSeconds >= thresholds.idleMinutes * 60);
+	const byApp = groupCount(staleIdle, (s) => s.application || "(no application_name)");
+	const [topApp, topCount] = [...byApp.entries()].sort((a, b) => b[1] - a[1])[0] ?? ["", 0];
+	if (topCount >= Math.max(5, pg.used * 0.2)) {
+		return `${topCount} idle connection${topCount === 1 ? "" : "s"} from app ${inlineCode(topApp)} older than ${thresholds.idleMinutes} min`;
+	}
+	const stuck = clients.filter((s) => s.state.startsWith("idle in transaction") && s.stateSeconds >= IDLE_IN_TX_WARN_SECONDS);
+	if (stuck.length > 0) {
+		const longest = stuck.reduce((a, b) => (b.stateSeconds > a.stateSeconds ? b : a));
+		return `${stuck.length} session${stuck.length === 1 ? "" : "s"} idle in transaction for over a minute (longest ${formatDuration(longest.stateSeconds)}, app ${inlineCode(longest.application || "?")}) hold connections and locks`;
+	}
+	const blocked = clients.filter((s) => s.blockedBy.length > 0);
+	if (blocked.length > 0) return `${blocked.length} session${blocked.length === 1 ? " is" : "s are"} blocked by another session's locks (pid ${[...new Set(blocked.flatMap((s) => s.blockedBy))].slice(0, 5).join(", ")})`;
+	if (waiting.length > 0) {
+		const worst = waiting.reduce((a, b) => (b.maxWaitSeconds > a.maxWaitSeconds ? b : a));
+		return `${waiting.reduce((n, p) => n + p.clientsWaiting, 0)} clients waiting in PgBouncer (pool ${inlineCode(`${worst.database}/${worst.user}`)}, longest ${worst.maxWaitSeconds.toFixed(1)} s): the pool is too small or queries are slow`;
+	}
+	return undefined;
+}
+
+function groupCount<T>(items: readonly T[], key: (item: T) => string): Map<string, number> {
+	const counts = new Map<string, number>();
+	for (const item of items) counts.set(key(item), (counts.get(key(item)) ?? 0) + 1);
+	return counts;
+}
+
+function sessionLine(s: Session): string {
+	return `pid ${s.pid} · ${inlineCode(s.application || "?")} ${escapeMarkdown(s.clientAddr)} · ${formatDuration(s.stateSeconds)}`;
+}
+
+/** /pool as a Report: usage against the limit, where the connections come from, PgBouncer's view, and a diagnosis. */
+export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): Report {
+	const fields: ReportField[] = [];
+	let level: Level = "ok";
+	let title: string;
+	const bouncer = snapshot.pgbouncer;
+	if (isPostgresUsage(snapshot.postgres)) {
+		const pg = snapshot.postgres;
+		const percent = Math.round((pg.used / pg.usable) * 100);
+		level = percent >= thresholds.criticalPercent ? "critical" : percent >= thresholds.warnPercent ? "warn" : "ok";
+		title = `Connections on ${snapshot.environment}: ${pg.used} / ${pg.usable} used (${percent} %)`;
+		const states = [...groupCount(pg.sessions, (s) => s.state).entries()].sort((a, b) => b[1] - a[1]);
+		fields.push({ label: "By state", value: states.map(([state, n]) => `${escapeMarkdown(state)} ${n}`).join(" · ") || "no client sessions" });
+		const apps = [...groupCount(pg.sessions, (s) => `${s.application || "(none)"}\u0000${s.clientAddr}`).entries()].sort((a, b) => b[1] - a[1]);
+		fields.push({
+			label: "By application and address",
+			value:
+				apps
+					.slice(0, 6)
+					.map(([key, n]) => {
+						const [app, addr] = key.split("\u0000");
+						return `${inlineCode(app ?? "")} ${escapeMarkdown(addr ?? "")}: ${n}`;
+					})
+					.join("\n") + (apps.length > 6 ? `\n… and ${apps.length - 6} more` : ""),
+			inline: false,
+		});
+		const others = pg.sessions.filter((s) => !s.isOpsbot);
+		const longest = (state: (s: Session) => boolean) => others.filter(state).sort((a, b) => b.stateSeconds - a.stateSeconds).slice(0, 3);
+		const idle = longest((s) => s.state === "idle");
+		const idleTx = longest((s) => s.state.startsWith("idle in transaction"));
+		if (idle.length > 0) fields.push({ label: "Longest idle", value: idle.map(sessionLine).join("\n"), inline: false });
+		if (idleTx.length > 0) fields.push({ label: "Longest idle in transaction", value: idleTx.map(sessionLine).join("\n"), inline: false });
+		const blocked = others.filter((s) => s.blockedBy.length > 0);
+		if (blocked.length > 0) fields.push({ label: "Blocked", value: blocked.slice(0, 5).map((s) => `${sessionLine(s)} ← pid ${s.blockedBy.join(", ")}`).join("\n"), inline: false });
+		if (idleTx.some((s) => s.stateSeconds >= IDLE_IN_TX_WARN_SECONDS) && level === "ok") level = "warn";
+	} else {
+		level = "critical";
+		title = `Connections on ${snapshot.environment}: PostgreSQL unreachable`;
+		fields.push({ label: "PostgreSQL", value: `unreachable: ${snapshot.postgres.error}`, inline: false });
+	}
+	if (isBouncerUsage(bouncer)) {
+		fields.push({
+			label: "PgBouncer pools",
+			value:
+				bouncer.pools
+					.map((p) => `${inlineCode(`${p.database}/${p.user}`)} ${p.poolMode}: clients ${p.clientsActive} active, ${p.clientsWaiting} waiting · servers ${p.serversActive} active, ${p.serversIdle} idle · max wait ${p.maxWaitSeconds.toFixed(1)} s`)
+					.join("\n") || "no pools yet",
+			inline: false,
+		});
+		if (bouncer.stats.length > 0) {
+			fields.push({
+				label: "PgBouncer traffic",
+				value: bouncer.stats.map((s) => `${inlineCode(s.database)} ${Math.round(s.queriesPerSecond)} queries/s · avg query ${s.avgQueryMs.toFixed(1)} ms · avg wait ${s.avgWaitMs.toFixed(1)} ms`).join("\n"),
+				inline: false,
+			});
+		}
+		if (bouncer.pools.some((p) => p.clientsWaiting > 0 && p.maxWaitSeconds >= 1) && level === "ok") level = "warn";
+	} else if (bouncer) {
+		fields.push({ label: "PgBouncer", value: `unreachable: ${bouncer.error}. The PostgreSQL figures are still current.`, inline: false });
+		if (level === "ok") level = "warn";
+	}
+	const diagnosis = diagnose(snapshot, thresholds);
+	return {
+		title,
+		level,
+		summary: diagnosis ? `**Likely cause:** ${diagnosis}` : level === "ok" ? "Nothing looks wrong." : undefined,
+		fields,
+		footer: `warn at ${thresholds.warnPercent} %, critical at ${thresholds.criticalPercent} % of max_connections minus superuser_reserved_connections`,
+		at: snapshot.takenAt,
+	};
+}
+
+/** The ephemeral confirmation: exactly which sessions would end. */
+export function terminationPreview(environment: string, candidates: readonly TerminationCandidate[], minutes: number): Report {
+	return {
+		title: `End ${candidates.length} idle connection${candidates.length === 1 ? "" : "s"} on ${environment}?`,
+		level: "warn",
+		summary: `These sessions have been idle for more than ${minutes} min. Each is checked again when you confirm; anything that became busy is left alone. This confirmation expires in 60 s.`,
+		lines: candidates.map((c) => ({ level: "warn" as const, label: `pid ${c.pid}`, text: `${inlineCode(c.application || "?")} ${escapeMarkdown(c.clientAddr)} · idle ${formatDuration(c.idleSeconds)}` })),
+	};
+}
+
+function poolButtons(environment: string, minutes: number) {
+	return new ActionRowBuilder<ButtonBuilder>().addComponents(
+		new ButtonBuilder().setCustomId(encodeCustomId("pool", "terminate", environment)).setLabel(`End idle connections older than ${minutes} min`).setStyle(ButtonStyle.Danger),
+		new ButtonBuilder().setCustomId(encodeCustomId("pool", "refresh", environment)).setLabel("Refresh").setEmoji("🔄").setStyle(ButtonStyle.Secondary),
+	);
+}
+
+async function poolMessage(ctx: HandlerContext, environment: string) {
+	const snapshot = await ctx.services.pool.snapshot(environment);
+	const report = poolReport(snapshot, ctx.config.ops.pool);
+	const history = await ctx.services.pool.history(environment);
+	const files: AttachmentBuilder[] = [];
+	const embed = reportToEmbed(report);
+	if (history.samples.length >= 2) {
+		const png = renderLineChart({ title: `Connections used on ${environment} (${history.source})`, points: history.samples.map((s) => ({ x: s.at, y: s.used })), limit: isPostgresUsage(snapshot.postgres) ? snapshot.postgres.usable : undefined });
+		files.push(new AttachmentBuilder(png, { name: "pool.png" }));
+		embed.setImage("attachment://pool.png");
+	}
+	const components = isPostgresUsage(snapshot.postgres) ? [poolButtons(environment, ctx.config.ops.pool.idleMinutes)] : [];
+	return { embeds: [embed], files, components, attachments: [] };
+}
+
+function requirePostgres(ctx: HandlerContext, environment: string): void {
+	const env = ctx.config.ops.environments[environment];
+	if (!env) throw new UserFacingError(`Unknown environment ${inlineCode(environment.slice(0, 40))}. Known: ${Object.keys(ctx.config.ops.environments).join(", ")}.`);
+	if (!env.postgres) throw new UserFacingError(`No PostgreSQL is configured for ${environment}.`);
+}
+
+/** `/pool [env]`. */
+export const pool: Command = {
+	name: "pool",
+	data: new SlashCommandBuilder()
+		.setName("pool")
+		.setDescription("PostgreSQL and PgBouncer connection usage, with the likely cause of trouble")
+		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
+		.toJSON(),
+	async execute(interaction, ctx) {
+		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
+		requirePostgres(ctx, environment);
+		await interaction.editReply(await poolMessage(ctx, environment));
+	},
+	autocomplete: async (interaction, ctx) => environmentChoices(ctx.config.ops, interaction.options.getFocused()),
+};
+
+/** Refresh button: the same /pool again, editing the message. */
+export const poolRefresh: ComponentHandler = {
+	area: "pool",
+	action: "refresh",
+	permission: { command: "pool" },
+	ack: "update",
+	async handle(interaction, id, ctx) {
+		const environment = id.args[0] ?? "";
+		requirePostgres(ctx, environment);
+		await interaction.editReply(await poolMessage(ctx, environment));
+	},
+};
+
+/** "End idle connections" button: shows the ephemeral confirmation with exactly the sessions that would end. */
+export const poolTerminate: ComponentHandler = {
+	area: "pool",
+	action: "terminate",
+	permission: { action: "pool.terminate" },
+	ack: "reply",
+	async handle(interaction, id, ctx) {
+		const environment = id.args[0] ?? "";
+		requirePostgres(ctx, environment);
+		const minutes = ctx.config.ops.pool.idleMinutes;
+		const candidates = await ctx.services.pool.idleCandidates(environment, minutes);
+		const actor = { userId: ctx.actor.userId, username: ctx.actor.username };
+		if (candidates.length === 0) {
+			await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: environment, result: "nothing to end" });
+			await interaction.editReply({ content: `No idle connections older than ${minutes} min on ${environment}; nothing to end.` });
+			return;
+		}
+		const token = ctx.services.confirmations.put(ctx.actor.userId, { kind: "pool.terminate", environment, candidates, minutes });
+		await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: `${environment}: ${candidates.length} sessions`, result: "confirmation shown", details: { pids: candidates.map((c) => c.pid) } });
+		await interaction.editReply({
+			embeds: [reportToEmbed(terminationPreview(environment, candidates, minutes))],
+			components: [
+				new ActionRowBuilder<ButtonBuilder>().addComponents(
+					new ButtonBuilder().setCustomId(encodeCustomId("pool", "confirm", token)).setLabel(`End ${candidates.length} session${candidates.length === 1 ? "" : "s"}`).setStyle(ButtonStyle.Danger),
+					new ButtonBuilder().setCustomId(encodeCustomId("pool", "cancel", token)).setLabel("Cancel").setStyle(ButtonStyle.Secondary),
+				),
+			],
+		});
+	},
+};
+
+/** Confirm button: re-checks each session and ends only those that still qualify. */
+export const poolConfirm: ComponentHandler = {
+	area: "pool",
+	action: "confirm",
+	permission: { action: "pool.terminate" },
+	ack: "update",
+	async handle(interaction, id, ctx) {
+		const actor = { userId: ctx.actor.userId, username: ctx.actor.username };
+		const taken = ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
+		if (!taken.ok || taken.value.kind !== "pool.terminate") {
+			const reason = taken.ok ? "unknown" : taken.reason;
+			await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: "?", result: `refused: ${reason} confirmation` });
+			throw new UserFacingError(reason === "other-user" ? "Only the person who asked can confirm this." : "This confirmation has expired or is not valid. Press the button on /pool again.");
+		}
+		const { environment, candidates, minutes } = taken.value;
+		try {
+			const result = await ctx.services.pool.terminate(environment, candidates, minutes);
+			await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: `${environment}: ${candidates.length} sessions`, result: "ok", details: { ended: result.ended.map((c) => c.pid), skipped: result.skipped } });
+			const lines = result.ended.slice(0, 30).map((c) => `pid ${c.pid} · ${inlineCode(c.application || "?")} ${escapeMarkdown(c.clientAddr)}`);
+			await interaction.editReply({
+				content: `Ended ${result.ended.length} idle connection${result.ended.length === 1 ? "" : "s"} on ${environment}${result.skipped > 0 ? ` (${result.skipped} left alone: busy again or gone)` : ""}.\n${lines.join("\n")}${result.ended.length > 30 ? `\n… and ${result.ended.length - 30} more` : ""}`.slice(0, 2_000),
+				embeds: [],
+				components: [],
+			});
+		} catch (err) {
+			await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: environment, result: "failed" });
+			throw err;
+		}
+	},
+};
+
+/** Cancel button on the confirmation. */
+export const poolCancel: ComponentHandler = {
+	area: "pool",
+	action: "cancel",
+	permission: { action: "pool.terminate" },
+	ack: "update",
+	async handle(interaction, id, ctx) {
+		const taken = ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
+		await ctx.services.actionLog.record({ actor: { userId: ctx.actor.userId, username: ctx.actor.username }, action: "pool.terminate", target: taken.ok && taken.value.kind === "pool.terminate" ? taken.value.environment : "?", result: "cancelled" });
+		await interaction.editReply({ content: "Cancelled; nothing was ended.", embeds: [], components: [] });
+	},
+};
