@@ -135,7 +135,8 @@ const AuditTable = z.strictObject({
 const PoolSettings = z.strictObject({
 	warnPercent: z.number().min(1).max(100).default(70),
 	criticalPercent: z.number().min(1).max(100).default(90),
-	idleMinutes: z.number().int().min(1).max(1_440).default(5),
+	// Fractions are allowed (0.05 min = 3 s) so the action can be exercised without waiting minutes.
+	idleMinutes: z.number().min(0.05).max(1_440).default(5),
 });
 
 const LogSettings = z.strictObject({

@@ -94,11 +94,12 @@ export function createRouter(commands: readonly Command[], components: readonly 
 				await replyError(interaction, new PermissionDeniedError(`use ${what}`), cLog);
 				return;
 			}
+			// After deferUpdate, an error must not overwrite the message the button sits on: say it in a follow-up.
 			await run(interaction, { ...handlerCtx, log: cLog }, async () => {
 				if (handler.ack === "update") await interaction.deferUpdate();
 				else if (handler.ack === "reply") await interaction.deferReply({ flags: MessageFlags.Ephemeral });
 				await handler.handle(interaction, id, { ...handlerCtx, log: cLog });
-			});
+			}, handler.ack === "update");
 		}
 	}
 
@@ -121,25 +122,26 @@ export function createRouter(commands: readonly Command[], components: readonly 
 	};
 }
 
-async function run(interaction: RepliableInteraction, ctx: HandlerContext, work: () => Promise<void>): Promise<void> {
+async function run(interaction: RepliableInteraction, ctx: HandlerContext, work: () => Promise<void>, asFollowUp = false): Promise<void> {
 	try {
 		await work();
 	} catch (err) {
-		await replyError(interaction, err, ctx.log);
+		await replyError(interaction, err, ctx.log, asFollowUp);
 	}
 }
 
 /** The one error path: a user-facing message as written, anything else a generic text with a short ref that is also logged. */
-export async function replyError(interaction: RepliableInteraction, err: unknown, log: HandlerContext["log"]): Promise<void> {
+export async function replyError(interaction: RepliableInteraction, err: unknown, log: HandlerContext["log"], asFollowUp = false): Promise<void> {
 	const known = err instanceof UserFacingError;
 	const ref = randomUUID().slice(0, 8);
 	if (known) log.info({ err: { message: err.message, name: err.name } }, "interaction refused");
 	else log.error({ err, ref }, "interaction failed");
 	const content = known ? err.message : `Something went wrong (ref \`${ref}\`). The details are in opsbot's log.`;
-	const reply =
-		interaction.deferred || interaction.replied
-			? interaction.editReply({ content, embeds: [], components: [], files: [] })
-			: interaction.reply({ content, flags: MessageFlags.Ephemeral });
+	const reply = !(interaction.deferred || interaction.replied)
+		? interaction.reply({ content, flags: MessageFlags.Ephemeral })
+		: asFollowUp
+			? interaction.followUp({ content, flags: MessageFlags.Ephemeral })
+			: interaction.editReply({ content, embeds: [], components: [], files: [] });
 	await reply.catch((replyErr: unknown) => log.warn({ err: replyErr }, "error reply failed"));
 }
 

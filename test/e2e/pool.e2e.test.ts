@@ -1,0 +1,139 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { openConnections, type HeldConnections } from "../support/db.ts";
+import { startTestBot, type TestBot } from "../support/bot.ts";
+
+const ONCALL = "300000000000000001";
+const ADMIN = "300000000000000002";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("/pool end to end: the Discord double, real PostgreSQL and PgBouncer", () => {
+	const postgres = inject("postgres");
+	const pgbouncer = inject("pgbouncer");
+	let double: DiscordDouble;
+	let bot: TestBot;
+	let idle: HeldConnections;
+	// A database of its own: termination only ever touches the configured database, so other test files are safe.
+	const database = `e2e_pool_${process.pid}`;
+	const url = (base: string) => base.replace(/\/appdb$/, `/${database}`);
+
+	beforeAll(async () => {
+		const admin = new pg.Client({ connectionString: postgres.superuserUrl });
+		await admin.connect();
+		await admin.query(`CREATE DATABASE ${database} OWNER app`);
+		await admin.end();
+		idle = await openConnections(url(postgres.appUrl), 4, { applicationName: "e2e-idle" });
+		double = await startDiscordDouble({ guild: { roles: [{ id: ONCALL, name: "oncall" }, { id: ADMIN, name: "admins" }] } });
+		bot = await startTestBot(
+			double,
+			`discord:
+  guildId: "${double.guildId}"
+  roles: { oncall: "${ONCALL}", admins: "${ADMIN}" }
+access:
+  commands: { pool: [oncall, admins] }
+  actions: { pool.terminate: [admins] }
+environments:
+  production:
+    postgres: { urlEnv: PROD_DATABASE_URL }
+    pgbouncer: { adminUrlEnv: PROD_PGBOUNCER_ADMIN_URL }
+pool: { idleMinutes: 0.05 }
+stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
+`,
+			{ PROD_DATABASE_URL: url(postgres.opsbotUrl), PROD_PGBOUNCER_ADMIN_URL: pgbouncer.statsUrl },
+		);
+	});
+	afterAll(async () => {
+		await bot?.stop();
+		await double?.close();
+		await idle?.close();
+	});
+
+	async function poolMessage() {
+		const sent = await double.sendInteraction({ kind: "command", name: "pool", user: { roles: [ONCALL] } });
+		expect((await sent.response()).type).toBe(5);
+		return double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined));
+	}
+
+	it("shows usage, the application breakdown, PgBouncer's pools and a chart", async () => {
+		await poolMessage(); // a second sample, so the chart has a line
+		const message = await poolMessage();
+
+		const embed = message.embeds[0] as { title: string; fields: { name: string; value: string }[]; image?: { url: string } };
+		expect(embed.title).toMatch(/^Connections on production: \d+ \/ 97 used \(\d+ %\)$/);
+		expect(embed.fields.find((f) => f.name === "By application and address")?.value).toContain("`e2e-idle` 127.0.0.1: 4");
+		expect(embed.fields.find((f) => f.name === "PgBouncer pools")).toBeDefined();
+		expect(embed.image?.url).toBe("attachment://pool.png");
+		expect(message.files[0]).toMatchObject({ name: "pool.png", contentType: "image/png" });
+		expect(JSON.stringify(message.components)).toContain("pool:terminate:production");
+	});
+
+	it("refuses the terminate button to a role without pool.terminate, and records the refusal", async () => {
+		const message = await poolMessage();
+
+		const press = await double.sendInteraction({ kind: "button", customId: "pool:terminate:production", messageId: message.id, user: { id: "200000000000000005", roles: [ONCALL] } });
+		const response = await press.response();
+		const refusals = await bot.ctx.services.actionLog.recent(5, { userId: "200000000000000005" });
+
+		expect(response).toMatchObject({ type: 4, data: { flags: 64 } });
+		expect(String(response.data?.content)).toContain("You are not allowed to use pool.terminate");
+		expect(refusals[0]).toMatchObject({ action: "pool.terminate", result: "refused: role not allowed" });
+	});
+
+	it("confirms with exactly the sessions, ends them on confirm, and refuses a forged or reused token", async () => {
+		await using victims = await openConnections(url(postgres.appUrl), 2, { applicationName: "e2e-victim" });
+		const victimPids = await Promise.all(victims.clients.map(async (c) => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid));
+		const idlePids = await Promise.all(idle.clients.map(async (c) => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid));
+		await sleep(3_500); // idleMinutes is 0.05 (3 s)
+		const message = await poolMessage();
+		const admin = { id: "200000000000000007", roles: [ADMIN] };
+
+		const press = await double.sendInteraction({ kind: "button", customId: "pool:terminate:production", messageId: message.id, user: admin });
+		expect((await press.response()).type).toBe(5);
+		const confirmation = await double.waitFor(() => (double.originalMessage(press.id)?.embeds.length ? double.originalMessage(press.id) : undefined));
+		const preview = confirmation.embeds[0] as { title: string; description: string };
+		const confirmId = JSON.stringify(confirmation.components).match(/pool:confirm:[A-Za-z0-9_-]+/)?.[0] ?? "";
+
+		expect(preview.title).toBe("End 6 idle connections on production?");
+		for (const pid of [...victimPids, ...idlePids]) expect(preview.description).toContain(`pid ${pid}`);
+
+		const someoneElse = await double.sendInteraction({ kind: "button", customId: confirmId, messageId: confirmation.id, user: { id: "200000000000000008", roles: [ADMIN] } });
+		expect((await someoneElse.response()).type).toBe(6);
+		const confirm = await double.sendInteraction({ kind: "button", customId: confirmId, messageId: confirmation.id, user: admin });
+		expect((await confirm.response()).type).toBe(6);
+		const done = await double.waitFor(() => double.messages.get(confirmation.id)?.content.startsWith("Ended") && double.messages.get(confirmation.id));
+		const reuse = await double.sendInteraction({ kind: "button", customId: confirmId, messageId: confirmation.id, user: admin });
+		await reuse.response();
+		const followUp = (id: string) => [...double.messages.values()].find((m) => m.interactionId === id && m.id !== confirmation.id);
+		const reuseReply = await double.waitFor(() => followUp(reuse.id));
+		const otherReply = await double.waitFor(() => followUp(someoneElse.id));
+
+		expect(reuseReply).toMatchObject({ flags: 64 });
+		expect(reuseReply.content).toContain("This confirmation has expired or is not valid");
+		expect(otherReply.content).toBe("Only the person who asked can confirm this.");
+		expect(double.messages.get(confirmation.id)?.content).toBe(done.content);
+
+		expect(done.content).toMatch(/^Ended 6 idle connections on production\./);
+		const watcher = new pg.Client({ connectionString: postgres.superuserUrl });
+		await watcher.connect();
+		const alive = await watcher.query("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...victimPids, ...idlePids]]);
+		await watcher.end();
+		expect(alive.rowCount).toBe(0);
+		const trail = await bot.ctx.services.actionLog.recent(10, { action: "pool.terminate" });
+		expect(trail.map((r) => r.result)).toEqual(expect.arrayContaining(["confirmation shown", "ok", "refused: unknown confirmation"]));
+		expect(trail.find((r) => r.result === "ok")?.details).toMatchObject({ ended: expect.arrayContaining(victimPids), skipped: 0 });
+	});
+
+	it("says so plainly when nothing is idle long enough", async () => {
+		const message = await poolMessage();
+
+		const press = await double.sendInteraction({ kind: "button", customId: "pool:terminate:production", messageId: message.id, user: { id: "200000000000000009", roles: [ADMIN] } });
+		await press.response();
+		const reply = await double.waitFor(() => (double.originalMessage(press.id)?.content ? double.originalMessage(press.id) : undefined));
+
+		expect(reply.content).toBe("No idle connections older than 0.05 min on production; nothing to end.");
+	});
+});
