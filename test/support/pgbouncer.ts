@@ -22,7 +22,7 @@ export interface TestPgBouncer {
 }
 
 /** Starts PgBouncer 1.18 as the `postgres` user (it refuses to run as root). */
-export async function startPgBouncer(postgres: TestPostgres, options: { poolSize?: number } = {}): Promise<TestPgBouncer> {
+export async function startPgBouncer(postgres: Pick<TestPostgres, "port" | "passwords">, options: { poolSize?: number } = {}): Promise<TestPgBouncer> {
 	requireBinary(PGBOUNCER, "PgBouncer", "pgbouncer");
 	const { uid, gid } = userIds("postgres");
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-pgb-"));
