@@ -1,6 +1,8 @@
 import { parseArgs } from "node:util";
 import { healthReport, healthSummaryReport } from "./commands/health.ts";
+import { auditFilters, auditPageReport, collectAll } from "./commands/audit.ts";
 import { poolReport } from "./commands/pool.ts";
+import { whoDeletedReport } from "./commands/whodeleted.ts";
 import { ConfigError, defaultEnvironment, loadConfig } from "./config.ts";
 import { createContext, type AppContext } from "./context.ts";
 import { loadDotEnv } from "./env-file.ts";
@@ -38,19 +40,61 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			return { report: environment === "all" ? healthSummaryReport(snapshots) : healthReport(snapshots[0]!), data: snapshots };
 		},
 	},
+	whodeleted: {
+		usage: "opsbot whodeleted TYPE ID [--env NAME] [--json]",
+		options: { env: { type: "string" } },
+		async run(ctx, values, positionals) {
+			const [type, id] = positionals;
+			if (!type || !id || positionals.length > 2) throw new UserFacingError("usage: opsbot whodeleted TYPE ID [--env NAME] [--json]");
+			const environment = requirePostgresEnv(ctx, values.env);
+			const result = await ctx.services.audit.whoDeleted(environment, type, id);
+			// The CLI runs with the operator's own database credentials: nothing to mask.
+			return { report: whoDeletedReport(result, true), data: result };
+		},
+	},
+	audit: {
+		usage: "opsbot audit [--user U] [--action A] [--type T] [--id ID] [--since 24h] [--until ISO] [--failed-only] [--env NAME] [--json] [--explain]",
+		options: { env: { type: "string" }, user: { type: "string" }, action: { type: "string" }, type: { type: "string" }, id: { type: "string" }, since: { type: "string" }, until: { type: "string" }, "failed-only": { type: "boolean" }, explain: { type: "boolean" } },
+		async run(ctx, values) {
+			const environment = requirePostgresEnv(ctx, values.env);
+			const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : null);
+			const filters = auditFilters({ user: str("user"), action: str("action"), type: str("type"), id: str("id"), since: str("since"), until: str("until"), failedOnly: values["failed-only"] === true });
+			if (values.explain) {
+				const query = ctx.services.audit.searchQuery(filters, { size: 10 });
+				const plan = await ctx.services.databases.get(environment)!.read<{ "QUERY PLAN": string }>(`EXPLAIN ${query.sql}`, query.params);
+				const suggestions = ctx.services.audit.suggestIndexes(filters);
+				const lines = plan.map((r) => r["QUERY PLAN"]);
+				return {
+					report: {
+						title: "How PostgreSQL would run this /audit search",
+						level: suggestions.length > 0 ? "warn" : "ok",
+						summary: [...lines, "", suggestions.length > 0 ? "An index that would serve this filter (opsbot never creates indexes; ask the application's owners):" : "The application's own indexes serve this filter.", ...suggestions].join("\n"),
+					},
+					data: { plan: lines, suggestions },
+				};
+			}
+			const { events, truncated } = await collectAll(ctx, environment, filters);
+			return { report: auditPageReport(events.slice(0, 50), filters, 0, events.length > 50, true), data: { events, truncated } };
+		},
+	},
 	pool: {
 		usage: "opsbot pool [--env NAME] [--json]",
 		options: { env: { type: "string" } },
 		async run(ctx, values) {
-			const environment = typeof values.env === "string" ? values.env : defaultEnvironment(ctx.config.ops);
-			if (!ctx.config.ops.environments[environment]?.postgres) {
-				throw new UserFacingError(`environment "${environment}" has no postgres configured; known: ${Object.keys(ctx.config.ops.environments).join(", ")}`);
-			}
+			const environment = requirePostgresEnv(ctx, values.env);
 			const snapshot = await ctx.services.pool.snapshot(environment);
 			return { report: poolReport(snapshot, ctx.config.ops.pool), data: snapshot };
 		},
 	},
 };
+
+function requirePostgresEnv(ctx: AppContext, requested: unknown): string {
+	const environment = typeof requested === "string" ? requested : defaultEnvironment(ctx.config.ops);
+	if (!ctx.config.ops.environments[environment]?.postgres) {
+		throw new UserFacingError(`environment "${environment}" has no postgres configured; known: ${Object.keys(ctx.config.ops.environments).join(", ")}`);
+	}
+	return environment;
+}
 
 function usage(): string {
 	return `Usage:\n${Object.values(CLI_COMMANDS)

@@ -3,7 +3,9 @@ import { createAccessPolicy, type AccessPolicy } from "./discord/access.ts";
 import type { Logger } from "./log.ts";
 import { join } from "node:path";
 import { createPendingStore, type PendingStore } from "./discord/pending.ts";
+import type { AuditQueryState } from "./commands/audit.ts";
 import { createFileActionLog, type ActionLog } from "./services/action-log.ts";
+import { createAuditService, type AuditService } from "./services/audit.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
 import { createPoolService, type PoolService, type TerminationCandidate } from "./services/pool.ts";
 import { createDatabaseRegistry, type DatabaseRegistry } from "./services/postgres.ts";
@@ -22,6 +24,9 @@ export interface Services {
 	/** opsbot's own audit trail of button presses and actions. */
 	readonly actionLog: ActionLog;
 	readonly confirmations: PendingStore<Confirmation>;
+	readonly audit: AuditService;
+	/** /audit searches behind paging and CSV buttons, for 15 minutes (an interaction token's life). */
+	readonly auditQueries: PendingStore<AuditQueryState>;
 }
 
 /** Everything a command, button or CLI run depends on, passed explicitly (no module singletons). */
@@ -57,6 +62,8 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 		}),
 		actionLog: createFileActionLog(join(config.ops.stateDir, "actions.jsonl")),
 		confirmations: createPendingStore<Confirmation>(CONFIRMATION_TTL_MS),
+		audit: createAuditService({ database: (environment) => databases.get(environment), table: config.ops.audit, log: log.child({ svc: "audit" }) }),
+		auditQueries: createPendingStore<AuditQueryState>(15 * 60_000),
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };
 	return { ctx, close: () => databases.close() };

@@ -6,6 +6,8 @@ export interface PendingStore<T> {
 	put(userId: string, value: T): string;
 	/** Takes (and removes) the entry if it exists, has not expired and belongs to `userId`. */
 	take(token: string, userId: string): { ok: true; value: T } | { ok: false; reason: "unknown" | "expired" | "other-user" };
+	/** Reads the entry without removing it (for state that several presses share, such as paging). */
+	peek(token: string, userId: string): { ok: true; value: T } | { ok: false; reason: "unknown" | "expired" | "other-user" };
 	size(): number;
 }
 
@@ -15,6 +17,13 @@ export function createPendingStore<T>(ttlMs: number, now: () => number = Date.no
 	const sweep = () => {
 		const t = now();
 		for (const [token, entry] of entries) if (entry.expiresAt <= t) entries.delete(token);
+	};
+	const peek: PendingStore<T>["peek"] = (token, userId) => {
+		const entry = entries.get(token);
+		if (!entry) return { ok: false, reason: "unknown" };
+		if (entry.userId !== userId) return { ok: false, reason: "other-user" };
+		if (entry.expiresAt <= now()) return { ok: false, reason: "expired" };
+		return { ok: true, value: entry.value };
 	};
 	return {
 		put(userId, value) {
@@ -26,13 +35,11 @@ export function createPendingStore<T>(ttlMs: number, now: () => number = Date.no
 			return token;
 		},
 		take(token, userId) {
-			const entry = entries.get(token);
-			if (!entry) return { ok: false, reason: "unknown" };
-			if (entry.userId !== userId) return { ok: false, reason: "other-user" };
-			entries.delete(token);
-			if (entry.expiresAt <= now()) return { ok: false, reason: "expired" };
-			return { ok: true, value: entry.value };
+			const found = peek(token, userId);
+			if (found.ok || found.reason === "expired") entries.delete(token);
+			return found;
 		},
+		peek,
 		size: () => entries.size,
 	};
 }

@@ -1,0 +1,249 @@
+import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder, type ApplicationCommandOptionChoiceData } from "discord.js";
+import { defaultEnvironment } from "../config.ts";
+import { encodeCustomId } from "../discord/custom-id.ts";
+import { UserFacingError } from "../errors.ts";
+import { escapeMarkdown, inlineCode } from "../render/limits.ts";
+import { reportToEmbed, type Report } from "../render/report.ts";
+import { parseTimeSpec, type AuditCursor, type AuditEvent, type AuditFilters } from "../services/audit.ts";
+import { environmentChoices, environmentOption } from "./options.ts";
+import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
+
+/** Events per /audit page: ten one-liners stay readable on a phone. */
+export const PAGE_SIZE = 10;
+
+/** `a***@example.com`: enough to recognise a colleague, not enough to harvest addresses. */
+export function maskEmail(email: string): string {
+	const at = email.indexOf("@");
+	if (at < 1) return "***";
+	return `${email[0]}***${email.slice(at)}`;
+}
+
+/** `203.0.*.*` / `2001:db8:*`: the network, not the host. */
+export function maskIp(ip: string): string {
+	if (ip.includes(".")) return ip.split(".").slice(0, 2).join(".") + ".*.*";
+	return ip.split(":").slice(0, 2).join(":") + ":*";
+}
+
+/** "Chrome 120", "Firefox 121", "curl 8.4" — the part of a user agent a person can read. */
+export function shortUserAgent(agent: string | null): string {
+	if (!agent) return "unknown client";
+	for (const [name, pattern] of [
+		["Edge", /Edg\/(\d+)/],
+		["Firefox", /Firefox\/(\d+)/],
+		["Chrome", /Chrome\/(\d+)/],
+		["Safari", /Version\/(\d+)[\d.]* .*Safari\//],
+	] as const) {
+		const m = pattern.exec(agent);
+		if (m) return `${name} ${m[1]}`;
+	}
+	const tool = /^([A-Za-z][\w.-]{0,30})\/([\d.]{1,12})/.exec(agent);
+	return tool ? `${tool[1]} ${tool[2]}` : agent.slice(0, 40);
+}
+
+function when(at: Date): string {
+	const s = Math.floor(at.getTime() / 1000);
+	return `<t:${s}:f> (<t:${s}:R>)`;
+}
+
+/** The lines describing one audit event; emails and IPs masked unless `showPii`. */
+export function eventLines(e: AuditEvent, showPii: boolean): string[] {
+	const who = [e.username ? `**${escapeMarkdown(e.username)}**` : "unknown user", e.userId !== null ? `(id ${e.userId})` : "", e.userEmail ? escapeMarkdown(showPii ? e.userEmail : maskEmail(e.userEmail)) : ""].filter(Boolean).join(" ");
+	const from = `${e.ipAddress ? (showPii ? e.ipAddress : maskIp(e.ipAddress)) : "unknown address"} · ${escapeMarkdown(shortUserAgent(e.userAgent))}`;
+	const request = [e.requestMethod, e.requestPath ? inlineCode(e.requestPath.slice(0, 200)) : "", e.function ? `→ ${inlineCode(e.function.slice(0, 80))}` : ""].filter(Boolean).join(" ");
+	const outcome = e.success ? "✅ succeeded" : `❌ failed: ${escapeMarkdown((e.error ?? "no error text").slice(0, 200))}`;
+	return [
+		`by ${who}`,
+		`from ${from}`,
+		...(request ? [request] : []),
+		`${e.correlationId ? `correlation ${inlineCode(e.correlationId)} · ` : ""}${outcome}${e.durationMs !== null ? ` · ${e.durationMs.toFixed(1)} ms` : ""}`,
+	];
+}
+
+/** A compact one-liner for lists: time, action, resource, who, outcome. */
+export function eventLine(e: AuditEvent, showPii: boolean): string {
+	const who = e.username ? escapeMarkdown(e.username) : e.userId !== null ? `user ${e.userId}` : "unknown";
+	const email = e.userEmail ? ` ${escapeMarkdown(showPii ? e.userEmail : maskEmail(e.userEmail))}` : "";
+	return `<t:${Math.floor(e.at.getTime() / 1000)}:f> **${escapeMarkdown(e.action)}** ${escapeMarkdown(e.resourceType)} ${inlineCode(e.resourceId ?? "-")} by ${who}${email} ${e.success ? "✅" : "❌"}`;
+}
+
+/** Normalised filters from raw option values, with the configured bounds applied. */
+export function auditFilters(raw: { user?: string | null; action?: string | null; type?: string | null; id?: string | null; since?: string | null; until?: string | null; failedOnly?: boolean | null }, now = new Date()): AuditFilters {
+	const until = raw.until ? parseTimeSpec(raw.until, now) : now;
+	const since = raw.since ? parseTimeSpec(raw.since, now) : new Date(until.getTime() - 86_400_000);
+	return {
+		since,
+		until,
+		...(raw.user ? { user: raw.user } : {}),
+		...(raw.action ? { action: raw.action } : {}),
+		...(raw.type ? { resourceType: raw.type } : {}),
+		...(raw.id ? { resourceId: raw.id } : {}),
+		...(raw.failedOnly ? { failedOnly: true } : {}),
+	};
+}
+
+function describeFilters(f: AuditFilters): string {
+	const parts = [
+		f.user ? `user ${inlineCode(f.user.slice(0, 60))}` : "",
+		f.action ? `action ${inlineCode(f.action.slice(0, 30))}` : "",
+		f.resourceType ? `type ${inlineCode(f.resourceType.slice(0, 60))}` : "",
+		f.resourceId ? `id ${inlineCode(f.resourceId.slice(0, 60))}` : "",
+		f.failedOnly ? "failed only" : "",
+	].filter(Boolean);
+	return `${parts.join(" · ") || "all events"} · <t:${Math.floor(f.since.getTime() / 1000)}:f> → <t:${Math.floor(f.until.getTime() / 1000)}:f>`;
+}
+
+/** One /audit page as a Report. */
+export function auditPageReport(events: readonly AuditEvent[], filters: AuditFilters, pageIndex: number, hasMore: boolean, showPii: boolean): Report {
+	return {
+		title: events.length === 0 && pageIndex === 0 ? "Audit log: nothing matches" : `Audit log, page ${pageIndex + 1}${hasMore ? "" : " (last)"}`,
+		level: "ok",
+		summary: describeFilters(filters),
+		lines: events.map((e) => ({ level: e.success ? ("ok" as const) : ("critical" as const), label: `#${e.id}`, text: eventLine(e, showPii) })),
+		...(showPii ? {} : { footer: "Emails and IP addresses are masked for your roles." }),
+	};
+}
+
+/** Server-side state behind /audit's paging and CSV buttons (customIds carry only a token). */
+export interface AuditQueryState {
+	readonly environment: string;
+	readonly filters: AuditFilters;
+	readonly showPii: boolean;
+	/** cursors[n] is where page n starts; cursors[0] is the top. */
+	readonly cursors: (AuditCursor | undefined)[];
+}
+
+function pageButtons(token: string, pageIndex: number, hasMore: boolean) {
+	return new ActionRowBuilder<ButtonBuilder>().addComponents(
+		new ButtonBuilder().setCustomId(encodeCustomId("audit", "page", token, String(Math.max(0, pageIndex - 1)), "newer")).setLabel("◀ Newer").setStyle(ButtonStyle.Secondary).setDisabled(pageIndex === 0),
+		new ButtonBuilder().setCustomId(encodeCustomId("audit", "page", token, String(pageIndex + 1), "older")).setLabel("Older ▶").setStyle(ButtonStyle.Secondary).setDisabled(!hasMore),
+		new ButtonBuilder().setCustomId(encodeCustomId("audit", "csv", token)).setLabel("Download CSV").setEmoji("📄").setStyle(ButtonStyle.Secondary),
+	);
+}
+
+async function renderPage(ctx: HandlerContext, token: string, state: AuditQueryState, pageIndex: number) {
+	if (pageIndex >= state.cursors.length) throw new UserFacingError("That page is not available any more; run /audit again.");
+	const after = state.cursors[pageIndex];
+	const page = await ctx.services.audit.search(state.environment, state.filters, { size: PAGE_SIZE, ...(after ? { after } : {}) });
+	if (page.next) state.cursors[pageIndex + 1] = page.next;
+	const report = auditPageReport(page.events, state.filters, pageIndex, page.next !== undefined, state.showPii);
+	return { embeds: [reportToEmbed(report)], components: page.events.length === 0 && pageIndex === 0 ? [] : [pageButtons(token, pageIndex, page.next !== undefined)] };
+}
+
+/** RFC 4180 CSV; cells that a spreadsheet would run as a formula are prefixed with a quote. */
+export function toCsv(events: readonly AuditEvent[], showPii: boolean): string {
+	const header = ["id", "timestamp", "action", "resource_type", "resource_id", "user_id", "username", "user_email", "ip_address", "user_agent", "request_method", "request_path", "function", "correlation_id", "success", "error", "duration_ms"];
+	const cell = (value: unknown) => {
+		let text = value === null || value === undefined ? "" : value instanceof Date ? value.toISOString() : String(value);
+		if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+		return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+	};
+	const rows = events.map((e) =>
+		[e.id, e.at, e.action, e.resourceType, e.resourceId, e.userId, e.username, e.userEmail && !showPii ? maskEmail(e.userEmail) : e.userEmail, e.ipAddress && !showPii ? maskIp(e.ipAddress) : e.ipAddress, e.userAgent, e.requestMethod, e.requestPath, e.function, e.correlationId, e.success, e.error, e.durationMs].map(cell).join(","),
+	);
+	return `${[header.join(","), ...rows].join("\r\n")}\r\n`;
+}
+
+/** Reads every matching row up to the configured maximum, page by page with the keyset cursor. */
+export async function collectAll(ctx: Pick<HandlerContext, "services" | "config">, environment: string, filters: AuditFilters): Promise<{ events: AuditEvent[]; truncated: boolean }> {
+	const max = ctx.config.ops.audit.maxRows;
+	const events: AuditEvent[] = [];
+	let after: AuditCursor | undefined;
+	for (;;) {
+		const page = await ctx.services.audit.search(environment, filters, { size: Math.min(1_000, max - events.length), ...(after ? { after } : {}) });
+		events.push(...page.events);
+		if (!page.next) return { events, truncated: false };
+		if (events.length >= max) return { events, truncated: true };
+		after = page.next;
+	}
+}
+
+const ACTIONS = ["CREATE", "UPDATE", "DELETE", "LOGIN", "LOGOUT"];
+
+/** Resource types from the cache that contain what was typed; the cache refreshes in the background. */
+export function resourceTypeChoices(types: readonly string[], typed: string): ApplicationCommandOptionChoiceData[] {
+	const needle = typed.toLowerCase();
+	return types
+		.filter((t) => t.toLowerCase().includes(needle))
+		.slice(0, 25)
+		.map((t) => ({ name: t.slice(0, 100), value: t.slice(0, 100) }));
+}
+
+function requirePostgres(ctx: HandlerContext, environment: string): void {
+	const env = ctx.config.ops.environments[environment];
+	if (!env) throw new UserFacingError(`Unknown environment ${inlineCode(environment.slice(0, 40))}. Known: ${Object.keys(ctx.config.ops.environments).join(", ")}.`);
+	if (!env.postgres) throw new UserFacingError(`No PostgreSQL (audit_log) is configured for ${environment}.`);
+}
+
+/** `/audit [user] [action] [type] [id] [since] [until] [failed-only] [env]`. */
+export const audit: Command = {
+	name: "audit",
+	data: new SlashCommandBuilder()
+		.setName("audit")
+		.setDescription("Search the audit log: who did what, when")
+		.addStringOption((o) => o.setName("user").setDescription("Email, username or numeric user id").setMaxLength(255))
+		.addStringOption((o) => o.setName("action").setDescription("CREATE, UPDATE, DELETE, LOGIN, …").setAutocomplete(true).setMaxLength(50))
+		.addStringOption((o) => o.setName("type").setDescription("Resource type, e.g. User").setAutocomplete(true).setMaxLength(100))
+		.addStringOption((o) => o.setName("id").setDescription("Resource id").setMaxLength(100))
+		.addStringOption((o) => o.setName("since").setDescription("15m, 24h, 7d or an ISO date (default 24h)").setMaxLength(40))
+		.addStringOption((o) => o.setName("until").setDescription("15m, 24h, 7d or an ISO date (default now)").setMaxLength(40))
+		.addBooleanOption((o) => o.setName("failed-only").setDescription("Only failed requests"))
+		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
+		.toJSON(),
+	async execute(interaction, ctx) {
+		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
+		requirePostgres(ctx, environment);
+		const filters = auditFilters({
+			user: interaction.options.getString("user"),
+			action: interaction.options.getString("action"),
+			type: interaction.options.getString("type"),
+			id: interaction.options.getString("id"),
+			since: interaction.options.getString("since"),
+			until: interaction.options.getString("until"),
+			failedOnly: interaction.options.getBoolean("failed-only"),
+		});
+		const state: AuditQueryState = { environment, filters, showPii: ctx.access.mayDo(ctx.actor, "audit.see-pii"), cursors: [undefined] };
+		const token = ctx.services.auditQueries.put(ctx.actor.userId, state);
+		await interaction.editReply(await renderPage(ctx, token, state, 0));
+	},
+	async autocomplete(interaction, ctx) {
+		const focused = interaction.options.getFocused(true);
+		if (focused.name === "env") return environmentChoices(ctx.config.ops, focused.value);
+		if (focused.name === "action") return ACTIONS.filter((a) => a.includes(focused.value.toUpperCase())).map((a) => ({ name: a, value: a }));
+		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
+		return resourceTypeChoices(ctx.services.audit.resourceTypes(environment), focused.value);
+	},
+};
+
+/** Newer / Older buttons: keyset pages kept server-side under the token. */
+export const auditPage: ComponentHandler = {
+	area: "audit",
+	action: "page",
+	permission: { command: "audit" },
+	ack: "update",
+	async handle(interaction, id, ctx) {
+		const token = id.args[0] ?? "";
+		const found = ctx.services.auditQueries.peek(token, ctx.actor.userId);
+		if (!found.ok) throw new UserFacingError(found.reason === "other-user" ? "These buttons belong to whoever ran /audit; run it yourself." : "This search has expired; run /audit again.");
+		const pageIndex = Number(id.args[1]);
+		if (!Number.isInteger(pageIndex) || pageIndex < 0) throw new UserFacingError("That page is not valid.");
+		await interaction.editReply(await renderPage(ctx, token, found.value, pageIndex));
+	},
+};
+
+/** Download CSV: the whole result up to audit.maxRows, as an ephemeral attachment. */
+export const auditCsv: ComponentHandler = {
+	area: "audit",
+	action: "csv",
+	permission: { command: "audit" },
+	ack: "reply",
+	async handle(interaction, id, ctx) {
+		const found = ctx.services.auditQueries.peek(id.args[0] ?? "", ctx.actor.userId);
+		if (!found.ok) throw new UserFacingError("This search has expired; run /audit again.");
+		const { environment, filters, showPii } = found.value;
+		const { events, truncated } = await collectAll(ctx, environment, filters);
+		await interaction.editReply({
+			content: `${events.length} event${events.length === 1 ? "" : "s"}${truncated ? ` (cut at the configured maximum of ${ctx.config.ops.audit.maxRows}; narrow the search for the rest)` : ""}.`,
+			files: [new AttachmentBuilder(Buffer.from(toCsv(events, showPii)), { name: "audit.csv" })],
+		});
+	},
+};

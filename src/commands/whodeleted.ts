@@ -1,0 +1,64 @@
+import { SlashCommandBuilder } from "discord.js";
+import { defaultEnvironment } from "../config.ts";
+import { UserFacingError } from "../errors.ts";
+import { inlineCode } from "../render/limits.ts";
+import { reportToEmbed, type Report } from "../render/report.ts";
+import type { WhoDeletedResult } from "../services/audit.ts";
+import { eventLine, eventLines, resourceTypeChoices } from "./audit.ts";
+import { environmentChoices, environmentOption } from "./options.ts";
+import type { Command } from "./types.ts";
+
+const SHOWN_DELETES = 8;
+
+/** The answer to /whodeleted as a Report: every delete newest first, or what is known instead. */
+export function whoDeletedReport(result: WhoDeletedResult, showPii: boolean): Report {
+	const subject = `${inlineCode(result.resourceType)} ${inlineCode(result.resourceId)}`;
+	const footer = showPii ? undefined : "Emails and IP addresses are masked for your roles.";
+	if (result.deletes.length > 0) {
+		const shown = result.deletes.slice(0, SHOWN_DELETES);
+		return {
+			title: `Who deleted ${result.resourceType} ${result.resourceId}`.slice(0, 256),
+			level: "warn",
+			summary: `${result.deletes.length === 1 ? "One DELETE" : `${result.deletes.length} DELETEs`} of ${subject}, newest first${result.deletes.length > SHOWN_DELETES ? ` (showing ${SHOWN_DELETES})` : ""}.`,
+			fields: shown.map((e) => {
+				const s = Math.floor(e.at.getTime() / 1000);
+				return { label: `🗑 ${e.success ? "Deleted" : "Delete attempt failed"}`, value: [`<t:${s}:f> (<t:${s}:R>)`, ...eventLines(e, showPii)].join("\n"), inline: false };
+			}),
+			...(footer ? { footer } : {}),
+		};
+	}
+	const known: string[] = [];
+	if (result.lastActions.length > 0) known.push(`**Last actions on it:**\n${result.lastActions.map((e) => eventLine(e, showPii)).join("\n")}`);
+	if (result.otherTypes.length > 0) known.push(`**The same id under other types:** ${result.otherTypes.map((t) => `${inlineCode(t.resourceType)} (${t.rows >= 1000 ? "1000+" : t.rows} rows)`).join(", ")}. Did you mean one of these?`);
+	if (known.length === 0) known.push("Nothing at all is recorded for this resource: check the type (it is case-sensitive) and the id.");
+	return {
+		title: `No delete recorded for ${result.resourceType} ${result.resourceId}`.slice(0, 256),
+		level: "ok",
+		summary: [`No DELETE of ${subject} is recorded in the audit log.`, ...known].join("\n\n"),
+		...(footer ? { footer } : {}),
+	};
+}
+
+/** `/whodeleted type id [env]`. */
+export const whodeleted: Command = {
+	name: "whodeleted",
+	data: new SlashCommandBuilder()
+		.setName("whodeleted")
+		.setDescription("Who deleted this resource, when, and from where")
+		.addStringOption((o) => o.setName("type").setDescription("Resource type, e.g. User").setRequired(true).setAutocomplete(true).setMaxLength(100))
+		.addStringOption((o) => o.setName("id").setDescription("Resource id").setRequired(true).setMaxLength(100))
+		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
+		.toJSON(),
+	async execute(interaction, ctx) {
+		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
+		if (!ctx.config.ops.environments[environment]?.postgres) throw new UserFacingError(`No PostgreSQL (audit_log) is configured for ${inlineCode(environment.slice(0, 40))}.`);
+		const result = await ctx.services.audit.whoDeleted(environment, interaction.options.getString("type", true), interaction.options.getString("id", true));
+		await interaction.editReply({ embeds: [reportToEmbed(whoDeletedReport(result, ctx.access.mayDo(ctx.actor, "audit.see-pii")))] });
+	},
+	async autocomplete(interaction, ctx) {
+		const focused = interaction.options.getFocused(true);
+		if (focused.name === "env") return environmentChoices(ctx.config.ops, focused.value);
+		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
+		return resourceTypeChoices(ctx.services.audit.resourceTypes(environment), focused.value);
+	},
+};
