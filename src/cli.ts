@@ -21,6 +21,8 @@ export interface CliResult {
 
 interface CliCommand {
 	readonly usage: string;
+	/** Status commands (health, pool) exit 0/1/2 by the report's level, for cron and CI; lookups exit 0. */
+	readonly exitByLevel?: boolean;
 	readonly options: NonNullable<Parameters<typeof parseArgs>[0]>["options"];
 	run(ctx: AppContext, values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<CliResult>;
 }
@@ -28,6 +30,7 @@ interface CliCommand {
 const CLI_COMMANDS: Record<string, CliCommand> = {
 	health: {
 		usage: "opsbot health [--env NAME] [--json]",
+		exitByLevel: true,
 		options: { env: { type: "string" } },
 		async run(ctx, values) {
 			const environment = typeof values.env === "string" ? values.env : "all";
@@ -79,6 +82,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 	},
 	pool: {
 		usage: "opsbot pool [--env NAME] [--json]",
+		exitByLevel: true,
 		options: { env: { type: "string" } },
 		async run(ctx, values) {
 			const environment = requirePostgresEnv(ctx, values.env);
@@ -138,7 +142,7 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 	try {
 		const result = await command.run(ctx, parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
 		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${reportToText(result.report)}\n`);
-		return EXIT[result.report.level];
+		return command.exitByLevel ? EXIT[result.report.level] : 0;
 	} catch (err) {
 		if (err instanceof UserFacingError) {
 			io.err(`${err.message}\n`);

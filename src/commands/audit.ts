@@ -11,17 +11,17 @@ import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
 /** Events per /audit page: ten one-liners stay readable on a phone. */
 export const PAGE_SIZE = 10;
 
-/** `a***@example.com`: enough to recognise a colleague, not enough to harvest addresses. */
+/** `a•••@example.com`: enough to recognise a colleague, not enough to harvest addresses. */
 export function maskEmail(email: string): string {
 	const at = email.indexOf("@");
-	if (at < 1) return "***";
-	return `${email[0]}***${email.slice(at)}`;
+	if (at < 1) return "•••";
+	return `${email[0]}•••${email.slice(at)}`;
 }
 
-/** `203.0.*.*` / `2001:db8:*`: the network, not the host. */
+/** `203.0.x.x` / `2001:db8:x`: the network, not the host. */
 export function maskIp(ip: string): string {
-	if (ip.includes(".")) return ip.split(".").slice(0, 2).join(".") + ".*.*";
-	return ip.split(":").slice(0, 2).join(":") + ":*";
+	if (ip.includes(".")) return `${ip.split(".").slice(0, 2).join(".")}.x.x`;
+	return `${ip.split(":").slice(0, 2).join(":")}:x`;
 }
 
 /** "Chrome 120", "Firefox 121", "curl 8.4" — the part of a user agent a person can read. */

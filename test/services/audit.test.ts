@@ -54,8 +54,8 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 
 		expect(masked).not.toContain("alice@corp.example");
 		expect(masked).not.toContain("203.0.113.7");
-		expect(masked).toContain("a***@corp.example");
-		expect(masked).toContain("203.0.*.*");
+		expect(masked).toContain("a•••@corp.example");
+		expect(masked).toContain("203.0.x.x");
 		expect(masked).toContain("Firefox 121");
 		expect(plain).toContain("alice@corp.example");
 		expect(plain).toContain("from 203.0.113.7");
