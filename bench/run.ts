@@ -7,6 +7,7 @@ import type { BenchRow } from "./types.ts";
 const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>> = {
 	health: () => import("./health.ts"),
 	pool: () => import("./pool.ts"),
+	audit: () => import("./audit.ts"),
 };
 
 const wanted = process.argv.slice(2);

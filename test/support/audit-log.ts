@@ -47,8 +47,13 @@ export async function createAuditLog(appUrl: string, schema: string, rows: numbe
 	const client = new pg.Client({ connectionString: appUrl });
 	await client.connect();
 	try {
-		await client.query(AUDIT_LOG_DDL(schema));
+		const ddl = AUDIT_LOG_DDL(schema);
+		// Large seeds load faster with the indexes built afterwards, as a restore would.
+		const [table, indexes] = [ddl.replace(/CREATE INDEX[^;]*;/g, ""), ddl.match(/CREATE INDEX[^;]*;/g)?.join("\n") ?? ""];
+		await client.query(table);
 		if (rows > 0) await client.query(SEED_SQL(schema), [rows, days]);
+		await client.query("SET maintenance_work_mem = '256MB'");
+		await client.query(indexes);
 		await client.query(`ANALYZE ${schema}.audit_log`);
 	} finally {
 		await client.end();
