@@ -4,7 +4,8 @@ import { encodeCustomId } from "../discord/custom-id.ts";
 import { UserFacingError } from "../errors.ts";
 import { escapeMarkdown, inlineCode } from "../render/limits.ts";
 import { reportToEmbed, type Report } from "../render/report.ts";
-import { parseTimeSpec, type AuditCursor, type AuditEvent, type AuditFilters } from "../services/audit.ts";
+import type { AuditCursor, AuditEvent, AuditFilters } from "../services/audit.ts";
+import { parseTimeSpec } from "../time.ts";
 import { environmentChoices, environmentOption } from "./options.ts";
 import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
 

@@ -76,21 +76,6 @@ export interface AuditService {
 const MAX_INPUT = 500;
 const MAX_DELETES = 25;
 
-/** Parses "15m", "24h", "7d" or an ISO date into an absolute time. */
-export function parseTimeSpec(spec: string, now: Date = new Date()): Date {
-	const trimmed = spec.trim();
-	const relative = /^(\d{1,5})\s*([mhdw])$/i.exec(trimmed);
-	if (relative) {
-		const unit = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[relative[2]!.toLowerCase() as "m" | "h" | "d" | "w"];
-		return new Date(now.getTime() - Number(relative[1]) * unit);
-	}
-	if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(trimmed)) {
-		const date = new Date(trimmed.length === 10 ? `${trimmed}T00:00:00Z` : trimmed);
-		if (!Number.isNaN(date.getTime())) return date;
-	}
-	throw new UserFacingError(`Cannot read the time ${JSON.stringify(trimmed.slice(0, 40))}: use 15m, 24h, 7d or an ISO date such as 2026-11-24 or 2026-11-24T13:00:00Z.`);
-}
-
 function quoteIdent(name: string): string {
 	return `"${name.replace(/"/g, '""')}"`;
 }
@@ -116,7 +101,8 @@ export interface AuditDeps {
 export function createAuditService(deps: AuditDeps): AuditService {
 	const c = Object.fromEntries(Object.entries(deps.table.columns).map(([k, v]) => [k, quoteIdent(v)])) as Record<keyof AuditTableConfig["columns"], string>;
 	const table = `${quoteIdent(deps.table.schema)}.${quoteIdent(deps.table.table)}`;
-	const select = `SELECT ${c.id}::text AS id, ${c.timestamp} AS at, ${c.correlationId} AS correlation_id, ${c.action} AS action,
+	// Aliases must not shadow column names: ORDER BY would sort by the alias (id as text) instead of the column.
+	const select = `SELECT ${c.id}::text AS row_id, ${c.timestamp} AS at, ${c.correlationId} AS correlation_id, ${c.action} AS action,
 		${c.resourceType} AS resource_type, ${c.resourceId} AS resource_id, ${c.userId} AS user_id, ${c.username} AS username,
 		${c.userEmail} AS user_email, host(${c.ipAddress}) AS ip_address, ${c.userAgent} AS user_agent, ${c.function} AS function,
 		${c.requestPath} AS request_path, ${c.requestMethod} AS request_method, ${c.success} AS success, ${c.error} AS error,
@@ -249,7 +235,7 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			const rows = await read(environment, query.sql, query.params);
 			const shown = rows.slice(0, size);
 			const last = shown.at(-1);
-			return { events: shown.map(toEvent), ...(rows.length > size && last ? { next: { at: last.at_text, id: last.id } } : {}) };
+			return { events: shown.map(toEvent), ...(rows.length > size && last ? { next: { at: last.at_text, id: last.row_id } } : {}) };
 		},
 		suggestIndexes(filters) {
 			const name = (cols: string) => `${deps.table.table}_${cols.replace(/[^a-z_]+/gi, "_")}_idx`.slice(0, 63);
@@ -267,7 +253,7 @@ export function createAuditService(deps: AuditDeps): AuditService {
 }
 
 interface AuditRow {
-	id: string;
+	row_id: string;
 	at: Date;
 	at_text: string;
 	correlation_id: string | null;
@@ -289,7 +275,7 @@ interface AuditRow {
 
 function toEvent(r: AuditRow): AuditEvent {
 	return {
-		id: r.id,
+		id: r.row_id,
 		at: r.at,
 		correlationId: r.correlation_id,
 		action: r.action,
