@@ -1,0 +1,37 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HostKeyMismatchError, runSsh, shellQuote } from "../../src/services/ssh.ts";
+import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
+
+describe("SSH runner against a real sshd with a pinned host key", () => {
+	let sshd: TestSshd;
+	beforeAll(async () => {
+		sshd = await startSshd();
+	});
+	afterAll(() => sshd?.stop());
+
+	const target = () => ({ host: sshd.host, port: sshd.port, user: sshd.user, privateKeyPath: sshd.privateKeyPath, hostKey: sshd.hostKey, timeoutMs: 10_000 });
+
+	it("runs an argument list on the remote host and returns exit code and output", async () => {
+		const docker = fakeDocker(sshd.binDir, "line one\nline two\n");
+
+		const result = await runSsh(target(), ["docker", "logs", "--tail", "5", "api"]);
+
+		expect(result).toMatchObject({ code: 0, stdout: "line one\nline two\n", truncated: false });
+		expect(docker.calls()).toEqual([["logs", "--tail", "5", "api"]]);
+	});
+
+	it("refuses a host presenting another key, before anything runs", async () => {
+		const docker = fakeDocker(sshd.binDir, "");
+		const other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9ZyXwzsEMqoaN3MKjQx9u0uw0jNIKXD3LrR9bbhpH";
+
+		const error = await runSsh({ ...target(), hostKey: other }, ["docker", "restart", "api"]).catch((err: unknown) => err);
+
+		expect(error).toBeInstanceOf(HostKeyMismatchError);
+		expect(docker.calls()).toEqual([]);
+	});
+
+	it("never passes shell syntax through", () => {
+		expect(shellQuote(["docker", "logs", "api"])).toBe("'docker' 'logs' 'api'");
+		for (const bad of ["api; rm -rf /", "$(id)", "a b", "`x`", "'", ""]) expect(() => shellQuote(["docker", "logs", bad])).toThrow(/refusing/);
+	});
+});

@@ -1,0 +1,102 @@
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "node:net";
+import { freePort, requireBinary, startProcess, waitUntil } from "./proc.ts";
+
+/** A throwaway OpenSSH server on 127.0.0.1: key-only login as root, a fresh host key, and a PATH the test chooses. */
+export interface TestSshd {
+	readonly host: string;
+	readonly port: number;
+	readonly user: string;
+	readonly privateKeyPath: string;
+	/** "ssh-ed25519 AAAA..." as it goes into opsbot's config. */
+	readonly hostKey: string;
+	/** Directory prepended to the remote PATH: put stand-ins (a fake `docker`) here. */
+	readonly binDir: string;
+	stop(): Promise<void>;
+}
+
+/** Starts sshd; the `docker` stand-in written by the test into binDir is what remote commands find. */
+export async function startSshd(): Promise<TestSshd> {
+	requireBinary("/usr/sbin/sshd", "OpenSSH server", "openssh-server");
+	requireBinary("/usr/bin/ssh-keygen", "ssh-keygen", "openssh-client");
+	const dir = mkdtempSync(join(tmpdir(), "opsbot-sshd-"));
+	const binDir = join(dir, "bin");
+	mkdirSync(binDir);
+	chmodSync(dir, 0o755);
+	const keygen = (file: string) => {
+		const r = spawnSync("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file], { encoding: "utf8" });
+		if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+	};
+	keygen(join(dir, "host_key"));
+	keygen(join(dir, "client_key"));
+	writeFileSync(join(dir, "authorized_keys"), readFileSync(join(dir, "client_key.pub")), { mode: 0o600 });
+	if (!existsSync("/run/sshd")) mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+	const port = await freePort();
+	writeFileSync(
+		join(dir, "sshd_config"),
+		[
+			"ListenAddress 127.0.0.1",
+			`Port ${port}`,
+			`HostKey ${join(dir, "host_key")}`,
+			`AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+			"PasswordAuthentication no",
+			"KbdInteractiveAuthentication no",
+			"PubkeyAuthentication yes",
+			"PermitRootLogin prohibit-password",
+			"AllowUsers root",
+			"UsePAM no",
+			"StrictModes no",
+			`PidFile ${join(dir, "sshd.pid")}`,
+			`SetEnv PATH=${binDir}:/usr/local/bin:/usr/bin:/bin`,
+		].join("\n") + "\n",
+	);
+	const proc = startProcess("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")], { logFile: join(dir, "sshd.log") });
+	const stop = async () => {
+		await proc.stop();
+		rmSync(dir, { recursive: true, force: true });
+	};
+	try {
+		await waitUntil(
+			() =>
+				new Promise<boolean>((resolve) => {
+					const socket = connect(port, "127.0.0.1", () => {
+						socket.destroy();
+						resolve(true);
+					});
+					socket.on("error", () => resolve(false));
+				}),
+			15_000,
+			proc.logTail,
+			proc.child,
+		);
+	} catch (err) {
+		await stop();
+		throw err;
+	}
+	const hostKey = readFileSync(join(dir, "host_key.pub"), "utf8").trim().split(" ").slice(0, 2).join(" ");
+	return { host: "127.0.0.1", port, user: "root", privateKeyPath: join(dir, "client_key"), hostKey, binDir, stop };
+}
+
+/** Writes a `docker` stand-in that records its argv (one line per call) and prints `output` for `docker logs`. */
+export function fakeDocker(binDir: string, output: string): { calls: () => string[][] } {
+	const callsFile = join(binDir, "docker.calls");
+	rmSync(callsFile, { force: true });
+	writeFileSync(join(binDir, "docker.out"), output);
+	writeFileSync(
+		join(binDir, "docker"),
+		`#!/bin/sh\nprintf '%s\\0' "$@" >> '${callsFile}'\nprintf '\\n' >> '${callsFile}'\ncase "$1" in\n  logs) cat '${join(binDir, "docker.out")}' ;;\n  restart) echo "$2" ;;\n  ps) echo 'api\tUp 2 hours' ;;\n  *) echo "unknown command $1" >&2; exit 1 ;;\nesac\n`,
+		{ mode: 0o755 },
+	);
+	return {
+		calls: () =>
+			existsSync(callsFile)
+				? readFileSync(callsFile, "utf8")
+						.split("\n")
+						.filter(Boolean)
+						.map((line) => line.split("\0").filter(Boolean))
+				: [],
+	};
+}
