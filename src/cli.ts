@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { healthReport, healthSummaryReport } from "./commands/health.ts";
 import { auditFilters, auditPageReport, collectAll } from "./commands/audit.ts";
+import { logsReport, logsRequest } from "./commands/logs.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
 import { ConfigError, defaultEnvironment, loadConfig } from "./config.ts";
@@ -78,6 +79,20 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			}
 			const { events, truncated } = await collectAll(ctx, environment, filters);
 			return { report: auditPageReport(events.slice(0, 50), filters, 0, events.length > 50, true), data: { events, truncated } };
+		},
+	},
+	logs: {
+		usage: "opsbot logs --service S [--level L] [--contains TEXT] [--correlation ID] [--since 1h] [--limit N] [--query LOGQL] [--env NAME] [--json]",
+		options: { env: { type: "string" }, service: { type: "string" }, level: { type: "string" }, contains: { type: "string" }, correlation: { type: "string" }, since: { type: "string" }, limit: { type: "string" }, query: { type: "string" } },
+		async run(ctx, values) {
+			const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : null);
+			const limit = str("limit");
+			if (limit !== null && !/^\d+$/.test(limit)) throw new UserFacingError("--limit must be a whole number");
+			// The CLI is run by an operator on the host: raw queries are allowed.
+			const cliActor = { config: ctx.config, access: { mayUseCommand: () => true, mayDo: () => true }, actor: { userId: "cli", username: "cli", roleIds: [] } };
+			const request = logsRequest(cliActor, { env: str("env"), service: str("service"), level: str("level"), contains: str("contains"), correlation: str("correlation"), since: str("since"), limit: limit === null ? null : Number(limit), query: str("query") });
+			const result = await ctx.services.logs.search(request);
+			return { report: logsReport(result, `Logs of ${request.service || "query"} on ${request.environment}`), data: { ...result, startNs: result.startNs.toString(), endNs: result.endNs.toString(), entries: result.entries.map((e) => ({ ...e, ns: e.ns.toString() })) } };
 		},
 	},
 	pool: {

@@ -4,6 +4,8 @@ import type { Logger } from "./log.ts";
 import { join } from "node:path";
 import { createPendingStore, type PendingStore } from "./discord/pending.ts";
 import type { AuditQueryState } from "./commands/audit.ts";
+import type { LogsQueryState } from "./commands/logs.ts";
+import { createLogsService, type LogsService } from "./services/logs.ts";
 import { createFileActionLog, type ActionLog } from "./services/action-log.ts";
 import { createAuditService, type AuditService } from "./services/audit.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
@@ -27,6 +29,9 @@ export interface Services {
 	readonly audit: AuditService;
 	/** /audit searches behind paging and CSV buttons, for 15 minutes (an interaction token's life). */
 	readonly auditQueries: PendingStore<AuditQueryState>;
+	readonly logs: LogsService;
+	/** /logs searches behind Older, Newer and Download, for 15 minutes. */
+	readonly logQueries: PendingStore<LogsQueryState>;
 }
 
 /** Everything a command, button or CLI run depends on, passed explicitly (no module singletons). */
@@ -64,6 +69,8 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 		confirmations: createPendingStore<Confirmation>(CONFIRMATION_TTL_MS),
 		audit: createAuditService({ database: (environment) => databases.get(environment), table: config.ops.audit, log: log.child({ svc: "audit" }) }),
 		auditQueries: createPendingStore<AuditQueryState>(15 * 60_000),
+		logs: createLogsService({ environments, secret, log: log.child({ svc: "logs" }) }),
+		logQueries: createPendingStore<LogsQueryState>(15 * 60_000),
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };
 	return { ctx, close: () => databases.close() };

@@ -20,6 +20,9 @@ const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 export const LOG_LEVELS = ["debug", "info", "warning", "error", "critical"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** The words a line may use for each level; one definition for LogQL (Loki) and for filtering `docker logs` in opsbot. */
+export const LEVEL_WORDS: Record<LogLevel, string> = { debug: "debug", info: "info", warning: "warn|warning", error: "error", critical: "critical|fatal" };
+
 /** What a /logs search asks for, before it becomes LogQL. */
 export interface LogSearch {
 	readonly serviceLabel: string;
@@ -38,8 +41,7 @@ export function buildLogQuery(search: LogSearch): string {
 	if (search.correlation) parts.push(`|= ${logqlString(search.correlation)}`);
 	if (search.level) {
 		// JSON lines carry the level as a field; plain lines that mention it still match the line filter.
-		const alternatives = search.level === "warning" ? "warn|warning" : search.level === "critical" ? "critical|fatal" : search.level;
-		parts.push(`|~ ${logqlString(`(?i)${alternatives}`)}`);
+		parts.push(`|~ ${logqlString(`(?i)${LEVEL_WORDS[search.level]}`)}`);
 	}
 	return parts.join(" ");
 }

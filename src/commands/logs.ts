@@ -1,0 +1,237 @@
+import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
+import { defaultEnvironment, type OpsFile } from "../config.ts";
+import { encodeCustomId } from "../discord/custom-id.ts";
+import { PermissionDeniedError, UserFacingError } from "../errors.ts";
+import { DISCORD_LIMITS, escapeMarkdown, inlineCode, truncate } from "../render/limits.ts";
+import { reportToEmbed, type Level, type Report } from "../render/report.ts";
+import type { LogEntry, LogResult, LogSearchRequest } from "../services/logs.ts";
+import { LOG_LEVELS, type LogLevel } from "../services/logql.ts";
+import { parseRange } from "../time.ts";
+import { environmentChoices, environmentOption } from "./options.ts";
+import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
+
+const SHOWN_LINES = 20;
+const MESSAGE_FIELDS = ["message", "msg", "event", "error"];
+const LEVEL_FIELDS = ["level", "levelname", "severity", "lvl"];
+const USEFUL_FIELDS = ["correlation_id", "user_id", "action", "resource_type", "resource_id", "status", "method", "path", "duration_ms"];
+
+/** A log line made readable: level and message pulled out of JSON lines, with the useful fields beside them. */
+export interface ReadableLine {
+	readonly time: Date;
+	readonly level: string | undefined;
+	readonly message: string;
+	readonly fields: readonly [string, string][];
+}
+
+/** Parses one line: JSON lines by their message field, plain lines as they are. */
+export function readableLine(entry: LogEntry): ReadableLine {
+	const time = new Date(Number(entry.ns / 1_000_000n));
+	const text = entry.line.trim();
+	if (text.startsWith("{")) {
+		try {
+			const obj = JSON.parse(text) as Record<string, unknown>;
+			const message = MESSAGE_FIELDS.map((k) => obj[k]).find((v) => typeof v === "string") as string | undefined;
+			const level = LEVEL_FIELDS.map((k) => obj[k]).find((v) => typeof v === "string") as string | undefined;
+			const fields = USEFUL_FIELDS.filter((k) => obj[k] !== undefined && obj[k] !== null).map((k) => [k, String(obj[k])] as [string, string]);
+			return { time, level: level ?? entry.labels.level, message: message ?? text, fields };
+		} catch {
+			// Not JSON after all: shown as plain text.
+		}
+	}
+	const level = /\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b/i.exec(text)?.[1];
+	return { time, level: level ?? entry.labels.level, message: text, fields: [] };
+}
+
+function levelIcon(level: string | undefined): string {
+	const l = (level ?? "").toLowerCase();
+	if (/crit|fatal|err/.test(l)) return "🔴";
+	if (/warn/.test(l)) return "🟠";
+	if (/debug/.test(l)) return "⚪";
+	return "🔵";
+}
+
+function hhmmss(time: Date): string {
+	return time.toISOString().slice(11, 23);
+}
+
+/** One line of the Discord view. */
+export function lineToText(line: ReadableLine): string {
+	const fields = line.fields.map(([k, v]) => `${k}=${v}`).join(" ");
+	return `${levelIcon(line.level)} \`${hhmmss(line.time)}\` ${escapeMarkdown(truncate(line.message.replace(/\s+/g, " "), 300))}${fields ? ` · ${escapeMarkdown(truncate(fields, 200))}` : ""}`;
+}
+
+function formatRange(result: LogResult): string {
+	const iso = (ns: bigint) => new Date(Number(ns / 1_000_000n)).toISOString().replace(".000Z", "Z");
+	return `${iso(result.startNs)} → ${iso(result.endNs)}`;
+}
+
+/** The search result as a Report: newest first, within Discord's limits, with the query and range in the footer. */
+export function logsReport(result: LogResult, title: string): Report {
+	const lines = result.entries.slice(0, SHOWN_LINES).map(readableLine);
+	const worst: Level = lines.some((l) => /crit|fatal|err/i.test(l.level ?? "")) ? "critical" : lines.some((l) => /warn/i.test(l.level ?? "")) ? "warn" : "ok";
+	const shown = lines.length;
+	const more = result.entries.length - shown;
+	return {
+		title,
+		level: worst,
+		summary: [
+			result.entries.length === 0 ? "No log lines match in this time range. Widen `since` or loosen the filters." : `${result.entries.length}${result.full ? "+" : ""} lines, newest first${more > 0 ? `; ${shown} shown, Download for all` : ""}.`,
+			...lines.map(lineToText),
+		].join("\n"),
+		footer: truncate(`${result.source === "loki" ? "LogQL" : "Ran"}: ${result.query}\n${formatRange(result)}`, DISCORD_LIMITS.footer),
+	};
+}
+
+/** The full result as a text file: one line per entry, ISO time first. */
+export function logsFile(result: LogResult): string {
+	return result.entries.map((e) => `${new Date(Number(e.ns / 1_000_000n)).toISOString()} ${e.line}`).join("\n") + "\n";
+}
+
+/** A Grafana Explore link for the query and range, when it fits in a button (512 characters). */
+export function grafanaExploreUrl(grafanaUrl: string, result: LogResult): string | undefined {
+	if (result.source !== "loki") return undefined;
+	const left = JSON.stringify({ datasource: "loki", queries: [{ refId: "A", expr: result.query }], range: { from: String(result.startNs / 1_000_000n), to: String(result.endNs / 1_000_000n) } });
+	const url = `${grafanaUrl.replace(/\/$/, "")}/explore?orgId=1&left=${encodeURIComponent(left)}`;
+	return url.length <= 512 ? url : undefined;
+}
+
+/** What the Older / Newer / Download buttons refer to, kept server-side. */
+export interface LogsQueryState {
+	readonly request: LogSearchRequest;
+	readonly title: string;
+}
+
+function buttons(ops: OpsFile, token: string, result: LogResult, environment: string) {
+	const row = new ActionRowBuilder<ButtonBuilder>();
+	const oldest = result.entries.at(-1);
+	const newest = result.entries[0];
+	row.addComponents(
+		new ButtonBuilder().setCustomId(encodeCustomId("logs", "older", token, oldest ? oldest.ns.toString() : result.startNs.toString())).setLabel("◀ Older").setStyle(ButtonStyle.Secondary).setDisabled(!oldest),
+		new ButtonBuilder().setCustomId(encodeCustomId("logs", "newer", token, newest ? (newest.ns + 1n).toString() : result.endNs.toString())).setLabel("Newer ▶").setStyle(ButtonStyle.Secondary).setDisabled(!newest),
+		new ButtonBuilder().setCustomId(encodeCustomId("logs", "download", token)).setLabel("Download").setEmoji("📄").setStyle(ButtonStyle.Secondary),
+	);
+	const grafana = ops.environments[environment]?.loki?.grafanaUrl;
+	const link = grafana ? grafanaExploreUrl(grafana, result) : undefined;
+	if (link) row.addComponents(new ButtonBuilder().setURL(link).setLabel("Open in Grafana").setStyle(ButtonStyle.Link));
+	return row;
+}
+
+async function render(ctx: HandlerContext, token: string, state: LogsQueryState, request: LogSearchRequest) {
+	const result = await ctx.services.logs.search(request);
+	return { embeds: [reportToEmbed(logsReport(result, state.title))], components: [buttons(ctx.config.ops, token, result, request.environment)] };
+}
+
+/** Builds a search from the options, with the configured defaults and bounds; raw LogQL only for allowed roles. */
+export function logsRequest(ctx: Pick<HandlerContext, "config" | "access" | "actor">, raw: { env?: string | null; service?: string | null; level?: string | null; contains?: string | null; correlation?: string | null; since?: string | null; limit?: number | null; query?: string | null }, now = new Date()): LogSearchRequest {
+	const settings = ctx.config.ops.logs;
+	const environment = raw.env ?? defaultEnvironment(ctx.config.ops);
+	if (raw.query && !ctx.access.mayDo(ctx.actor, "logs.raw-query")) throw new PermissionDeniedError("run raw LogQL queries");
+	if (!raw.service && !raw.query) throw new UserFacingError("Pick a service (or, if your role allows it, give a raw `query`).");
+	if (raw.level && !LOG_LEVELS.includes(raw.level as LogLevel)) throw new UserFacingError(`Unknown level; use one of ${LOG_LEVELS.join(", ")}.`);
+	const limit = raw.limit ?? settings.defaultLimit;
+	if (!Number.isInteger(limit) || limit < 1 || limit > settings.maxLimit) throw new UserFacingError(`The limit must be between 1 and ${settings.maxLimit}.`);
+	const { start, end } = parseRange(raw.since ?? settings.defaultSince, settings.maxRangeHours, now);
+	for (const [name, value] of [["contains", raw.contains], ["correlation", raw.correlation], ["query", raw.query]] as const) {
+		if (value && value.length > 1_000) throw new UserFacingError(`\`${name}\` is too long (at most 1000 characters).`);
+	}
+	return {
+		environment,
+		service: raw.service ?? "",
+		start,
+		end,
+		limit,
+		...(raw.level ? { level: raw.level as LogLevel } : {}),
+		...(raw.contains ? { contains: raw.contains } : {}),
+		...(raw.correlation ? { correlation: raw.correlation } : {}),
+		...(raw.query ? { rawQuery: raw.query } : {}),
+	};
+}
+
+/** `/logs service [level] [contains] [correlation] [since] [limit] [query] [env]`. */
+export const logs: Command = {
+	name: "logs",
+	data: new SlashCommandBuilder()
+		.setName("logs")
+		.setDescription("Search the logs of a service")
+		.addStringOption((o) => o.setName("service").setDescription("Service (or container where there is no Loki)").setAutocomplete(true).setMaxLength(100))
+		.addStringOption((o) => o.setName("level").setDescription("Only this level").addChoices(...LOG_LEVELS.map((l) => ({ name: l, value: l }))))
+		.addStringOption((o) => o.setName("contains").setDescription("Text the line must contain (exact, case-sensitive)").setMaxLength(1000))
+		.addStringOption((o) => o.setName("correlation").setDescription("Correlation id").setMaxLength(100))
+		.addStringOption((o) => o.setName("since").setDescription("15m, 1h, 24h, 7d, or FROM..TO with ISO dates").setMaxLength(80))
+		.addIntegerOption((o) => o.setName("limit").setDescription("How many lines at most").setMinValue(1).setMaxValue(5000))
+		.addStringOption((o) => o.setName("query").setDescription("Raw LogQL (allowed roles only)").setMaxLength(1000))
+		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
+		.toJSON(),
+	async execute(interaction, ctx) {
+		const o = interaction.options;
+		const request = logsRequest(ctx, { env: o.getString("env"), service: o.getString("service"), level: o.getString("level"), contains: o.getString("contains"), correlation: o.getString("correlation"), since: o.getString("since"), limit: o.getInteger("limit"), query: o.getString("query") });
+		const state: LogsQueryState = { request, title: `Logs of ${request.service || "query"} on ${request.environment}` };
+		const token = ctx.services.logQueries.put(ctx.actor.userId, state);
+		await interaction.editReply(await render(ctx, token, state, request));
+	},
+	async autocomplete(interaction, ctx) {
+		const focused = interaction.options.getFocused(true);
+		if (focused.name === "env") return environmentChoices(ctx.config.ops, focused.value);
+		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
+		const services = await ctx.services.logs.services(environment);
+		return services
+			.filter((s) => s.toLowerCase().includes(focused.value.toLowerCase()))
+			.slice(0, 25)
+			.map((s) => ({ name: s.slice(0, 100), value: s.slice(0, 100) }));
+	},
+};
+
+function stateOf(ctx: HandlerContext, token: string): LogsQueryState {
+	const found = ctx.services.logQueries.peek(token, ctx.actor.userId);
+	if (!found.ok) throw new UserFacingError(found.reason === "other-user" ? "These buttons belong to whoever ran /logs; run it yourself." : "This search has expired; run /logs again.");
+	return found.value;
+}
+
+function cursor(raw: string | undefined): bigint {
+	if (!raw || !/^\d{1,20}$/.test(raw)) throw new UserFacingError("That page is not valid.");
+	return BigInt(raw);
+}
+
+/** Older: the lines before the oldest one shown. */
+export const logsOlder: ComponentHandler = {
+	area: "logs",
+	action: "older",
+	permission: { command: "logs" },
+	ack: "update",
+	async handle(interaction, id, ctx) {
+		const token = id.args[0] ?? "";
+		const state = stateOf(ctx, token);
+		const endNs = cursor(id.args[1]);
+		await interaction.editReply(await render(ctx, token, state, { ...state.request, endNs, startNs: BigInt(state.request.start.getTime()) * 1_000_000n, direction: "backward" }));
+	},
+};
+
+/** Newer: the lines after the newest one shown, up to now. */
+export const logsNewer: ComponentHandler = {
+	area: "logs",
+	action: "newer",
+	permission: { command: "logs" },
+	ack: "update",
+	async handle(interaction, id, ctx) {
+		const token = id.args[0] ?? "";
+		const state = stateOf(ctx, token);
+		const startNs = cursor(id.args[1]);
+		await interaction.editReply(await render(ctx, token, state, { ...state.request, startNs, endNs: BigInt(Date.now()) * 1_000_000n, direction: "forward" }));
+	},
+};
+
+/** Download: the whole result, up to logs.maxLimit lines, attached as a file. */
+export const logsDownload: ComponentHandler = {
+	area: "logs",
+	action: "download",
+	permission: { command: "logs" },
+	ack: "reply",
+	async handle(interaction, id, ctx) {
+		const state = stateOf(ctx, id.args[0] ?? "");
+		const result = await ctx.services.logs.search({ ...state.request, limit: ctx.config.ops.logs.maxLimit });
+		await interaction.editReply({
+			content: `${result.entries.length} lines${result.full ? ` (the configured maximum of ${ctx.config.ops.logs.maxLimit}; narrow the range for the rest)` : ""}.\n${inlineCode(truncate(result.query, 300))}`,
+			files: [new AttachmentBuilder(Buffer.from(logsFile(result)), { name: `logs-${(state.request.service || "query").replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}.txt` })],
+		});
+	},
+};
