@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	health: () => import("./health.ts"),
 	pool: () => import("./pool.ts"),
 	audit: () => import("./audit.ts"),
+	logs: () => import("./logs.ts"),
 };
 
 const wanted = process.argv.slice(2);

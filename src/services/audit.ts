@@ -245,6 +245,10 @@ export function createAuditService(deps: AuditDeps): AuditService {
 				const column = user.includes("@") ? `lower(${c.userEmail})` : c.username;
 				suggestions.push(`CREATE INDEX CONCURRENTLY ${quoteIdent(name(user.includes("@") ? "email_ts" : "username_ts"))} ON ${table} ((${column}), ${c.timestamp} DESC);`);
 			}
+			// The API indexes user_id alone: over days, PostgreSQL walks the timestamp index and filters by user.
+			if (user && /^\d{1,9}$/.test(user) && filters.until.getTime() - filters.since.getTime() > 86_400_000) {
+				suggestions.push(`CREATE INDEX CONCURRENTLY ${quoteIdent(name("user_id_ts"))} ON ${table} (${c.userId}, ${c.timestamp} DESC);`);
+			}
 			if (filters.resourceId && !filters.resourceType) suggestions.push(`CREATE INDEX CONCURRENTLY ${quoteIdent(name("resource_id"))} ON ${table} (${c.resourceId});`);
 			if (filters.failedOnly) suggestions.push(`CREATE INDEX CONCURRENTLY ${quoteIdent(name("failed_ts"))} ON ${table} (${c.timestamp} DESC) WHERE NOT ${c.success};`);
 			return suggestions;

@@ -178,6 +178,8 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		const suggestions = service().suggestIndexes({ user: "alice@corp.example", since: hoursAgo(24), until: new Date() });
 
 		expect(suggestions).toEqual([`CREATE INDEX CONCURRENTLY "audit_log_email_ts_idx" ON "${SCHEMA}"."audit_log" ((lower("user_email")), "timestamp" DESC);`]);
+		expect(service().suggestIndexes({ user: "42", since: hoursAgo(24 * 7), until: new Date() })).toEqual([`CREATE INDEX CONCURRENTLY "audit_log_user_id_ts_idx" ON "${SCHEMA}"."audit_log" ("user_id", "timestamp" DESC);`]);
+		expect(service().suggestIndexes({ user: "42", since: hoursAgo(12), until: new Date() })).toEqual([]);
 	});
 });
 
