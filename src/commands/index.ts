@@ -1,6 +1,6 @@
 import { audit, auditCsv, auditPage } from "./audit.ts";
 import { health, healthRerun } from "./health.ts";
-import { logs, logsDownload, logsNewer, logsOlder } from "./logs.ts";
+import { logs, logsCorrelation, logsDownload, logsNewer, logsOlder } from "./logs.ts";
 import { pool, poolCancel, poolConfirm, poolRefresh, poolTerminate } from "./pool.ts";
 import { whodeleted } from "./whodeleted.ts";
 import type { Command, ComponentHandler } from "./types.ts";
@@ -9,4 +9,4 @@ import type { Command, ComponentHandler } from "./types.ts";
 export const COMMANDS: readonly Command[] = [health, pool, logs, whodeleted, audit];
 
 /** Every button, select and modal handler, found by customId `area:action`. */
-export const COMPONENTS: readonly ComponentHandler[] = [healthRerun, poolRefresh, poolTerminate, poolConfirm, poolCancel, auditPage, auditCsv, logsOlder, logsNewer, logsDownload];
+export const COMPONENTS: readonly ComponentHandler[] = [healthRerun, poolRefresh, poolTerminate, poolConfirm, poolCancel, auditPage, auditCsv, logsOlder, logsNewer, logsDownload, logsCorrelation];

@@ -220,6 +220,34 @@ export const logsNewer: ComponentHandler = {
 	},
 };
 
+/** The "Logs for this request" button (from /whodeleted): every service's lines with that correlation id, around the event. */
+export function correlationButton(ops: OpsFile, environment: string, correlationId: string, at: Date): ButtonBuilder | undefined {
+	if (!ops.environments[environment]?.loki) return undefined;
+	try {
+		return new ButtonBuilder().setCustomId(encodeCustomId("logs", "correlation", environment, correlationId, String(Math.floor(at.getTime() / 1000)))).setLabel(`Logs for request ${correlationId.slice(0, 24)}`).setEmoji("🔎").setStyle(ButtonStyle.Secondary);
+	} catch {
+		return undefined; // an id with characters a customId cannot carry: no button rather than a wrong one
+	}
+}
+
+/** Opens the log search for a correlation id, 15 minutes either side of the event. */
+export const logsCorrelation: ComponentHandler = {
+	area: "logs",
+	action: "correlation",
+	permission: { command: "logs" },
+	ack: "reply",
+	async handle(interaction, id, ctx) {
+		const [environment = "", correlation = "", seconds = ""] = id.args;
+		if (!ctx.config.ops.environments[environment]?.loki) throw new UserFacingError("Log search is not configured for that environment any more.");
+		if (!/^\d{1,12}$/.test(seconds)) throw new UserFacingError("That button is not valid.");
+		const at = Number(seconds) * 1000;
+		const request: LogSearchRequest = { environment, service: "", correlation, start: new Date(at - 15 * 60_000), end: new Date(at + 15 * 60_000), limit: ctx.config.ops.logs.defaultLimit };
+		const state: LogsQueryState = { request, title: `Logs of request ${correlation} on ${environment}` };
+		const token = ctx.services.logQueries.put(ctx.actor.userId, state);
+		await interaction.editReply(await render(ctx, token, state, request));
+	},
+};
+
 /** Download: the whole result, up to logs.maxLimit lines, attached as a file. */
 export const logsDownload: ComponentHandler = {
 	area: "logs",

@@ -1,10 +1,11 @@
-import { SlashCommandBuilder } from "discord.js";
+import { ActionRowBuilder, SlashCommandBuilder, type ButtonBuilder } from "discord.js";
 import { defaultEnvironment } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import { inlineCode } from "../render/limits.ts";
 import { reportToEmbed, type Report } from "../render/report.ts";
 import type { WhoDeletedResult } from "../services/audit.ts";
 import { eventLine, eventLines, resourceTypeChoices } from "./audit.ts";
+import { correlationButton } from "./logs.ts";
 import { environmentChoices, environmentOption } from "./options.ts";
 import type { Command } from "./types.ts";
 
@@ -53,7 +54,17 @@ export const whodeleted: Command = {
 		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
 		if (!ctx.config.ops.environments[environment]?.postgres) throw new UserFacingError(`No PostgreSQL (audit_log) is configured for ${inlineCode(environment.slice(0, 40))}.`);
 		const result = await ctx.services.audit.whoDeleted(environment, interaction.options.getString("type", true), interaction.options.getString("id", true));
-		await interaction.editReply({ embeds: [reportToEmbed(whoDeletedReport(result, ctx.access.mayDo(ctx.actor, "audit.see-pii")))] });
+		// One "Logs for this request" button per distinct request, newest first, where log search exists.
+		const seen = new Set<string>();
+		const logButtons = result.deletes
+			.filter((e) => e.correlationId && !seen.has(e.correlationId) && seen.add(e.correlationId))
+			.map((e) => correlationButton(ctx.config.ops, environment, e.correlationId!, e.at))
+			.filter((b): b is ButtonBuilder => b !== undefined)
+			.slice(0, 5);
+		await interaction.editReply({
+			embeds: [reportToEmbed(whoDeletedReport(result, ctx.access.mayDo(ctx.actor, "audit.see-pii")))],
+			components: logButtons.length > 0 ? [new ActionRowBuilder<ButtonBuilder>().addComponents(logButtons)] : [],
+		});
 	},
 	async autocomplete(interaction, ctx) {
 		const focused = interaction.options.getFocused(true);

@@ -35,8 +35,10 @@ export interface LogSearch {
 /** Builds the LogQL for a search; label names come from config only, values and text through logqlString. */
 export function buildLogQuery(search: LogSearch): string {
 	if (!LABEL_NAME.test(search.serviceLabel)) throw new Error(`not a label name: ${search.serviceLabel}`);
-	if (search.service.length === 0) throw new UserFacingError("Pick a service to search.");
-	const parts = [`{${search.serviceLabel}=${logqlString(search.service)}}`];
+	if (search.service.length === 0 && !search.correlation) throw new UserFacingError("Pick a service to search.");
+	// A correlation id alone searches every service: it is what follows one request across them.
+	const selector = search.service.length > 0 ? `${search.serviceLabel}=${logqlString(search.service)}` : `${search.serviceLabel}=~".+"`;
+	const parts = [`{${selector}}`];
 	if (search.contains) parts.push(`|= ${logqlString(search.contains)}`);
 	if (search.correlation) parts.push(`|= ${logqlString(search.correlation)}`);
 	if (search.level) {

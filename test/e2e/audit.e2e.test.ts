@@ -37,6 +37,7 @@ access:
 environments:
   production:
     postgres: { urlEnv: PROD_DATABASE_URL }
+    loki: { url: "http://127.0.0.1:9/" }
 audit: { schema: ${SCHEMA}, maxRows: 30 }
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 `;
@@ -68,6 +69,9 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		expect(maskedText).not.toContain("bob@corp.example");
 		expect(maskedText).not.toContain("198.51.100.23");
 		expect(JSON.stringify(full.embeds)).toContain("bob@corp.example");
+		const buttons = JSON.stringify(masked.components);
+		expect(buttons).toMatch(/"custom_id":"logs:correlation:production:corr-b:\d+"/);
+		expect(buttons).toMatch(/"custom_id":"logs:correlation:production:corr-a:\d+"/);
 	});
 
 	it("autocompletes resource types from the table", async () => {

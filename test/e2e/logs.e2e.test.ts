@@ -120,6 +120,22 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		expect(busy.content).toBe("Loki is busy (too many outstanding requests). Try again in a moment or narrow the search.");
 	});
 
+	it("opens every service's lines for a correlation id from the /whodeleted button", async () => {
+		const channelMessage = (await bot.client.rest.post(`/channels/${double.channelIds[0]}/messages`, { body: { content: "a /whodeleted answer" } })) as { id: string };
+		const at = Math.floor(Date.now() / 1000) - 20 * 60;
+
+		const press = await double.sendInteraction({ kind: "button", customId: `logs:correlation:production:c-2:${at}`, messageId: channelMessage.id, user: { roles: [ONCALL] } });
+		expect((await press.response()).type).toBe(5);
+		const reply = await double.waitFor(() => (double.originalMessage(press.id)?.embeds.length ? double.originalMessage(press.id) : undefined));
+
+		const query = loki.requests.filter((r) => r.path === "/loki/api/v1/query_range").at(-1)!.params.query!;
+		expect(query).toBe('{service=~".+"} |= "c-2"');
+		expect(parses(query)).toBe(true);
+		const description = (reply.embeds[0] as { description: string }).description;
+		expect(description).toContain("payment failed: card declined");
+		expect(description.split("\n")).toHaveLength(2);
+	});
+
 	it("autocompletes services from Loki's label values", async () => {
 		const sent = await double.sendInteraction({ kind: "autocomplete", name: "logs", options: [{ name: "service", type: 3, value: "", focused: true }], user: { roles: [ONCALL] } });
 
