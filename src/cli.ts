@@ -2,9 +2,10 @@ import { parseArgs } from "node:util";
 import { healthReport, healthSummaryReport } from "./commands/health.ts";
 import { auditFilters, auditPageReport, collectAll } from "./commands/audit.ts";
 import { logsReport, logsRequest } from "./commands/logs.ts";
+import { requireEnvironment } from "./commands/options.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
-import { ConfigError, defaultEnvironment, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig } from "./config.ts";
 import { createContext, type AppContext } from "./context.ts";
 import { loadDotEnv } from "./env-file.ts";
 import { UserFacingError } from "./errors.ts";
@@ -108,11 +109,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 };
 
 function requirePostgresEnv(ctx: AppContext, requested: unknown): string {
-	const environment = typeof requested === "string" ? requested : defaultEnvironment(ctx.config.ops);
-	if (!ctx.config.ops.environments[environment]?.postgres) {
-		throw new UserFacingError(`environment "${environment}" has no postgres configured; known: ${Object.keys(ctx.config.ops.environments).join(", ")}`);
-	}
-	return environment;
+	return requireEnvironment(ctx.config.ops, typeof requested === "string" ? requested : undefined, "postgres");
 }
 
 function usage(): string {

@@ -6,7 +6,7 @@ import { escapeMarkdown, inlineCode } from "../render/limits.ts";
 import { reportToEmbed, type Report } from "../render/report.ts";
 import type { AuditCursor, AuditEvent, AuditFilters } from "../services/audit.ts";
 import { parseTimeSpec } from "../time.ts";
-import { environmentChoices, environmentOption } from "./options.ts";
+import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
 
 /** Events per /audit page: ten one-liners stay readable on a phone. */
@@ -39,11 +39,6 @@ export function shortUserAgent(agent: string | null): string {
 	}
 	const tool = /^([A-Za-z][\w.-]{0,30})\/([\d.]{1,12})/.exec(agent);
 	return tool ? `${tool[1]} ${tool[2]}` : agent.slice(0, 40);
-}
-
-function when(at: Date): string {
-	const s = Math.floor(at.getTime() / 1000);
-	return `<t:${s}:f> (<t:${s}:R>)`;
 }
 
 /** The lines describing one audit event; emails and IPs masked unless `showPii`. */
@@ -169,12 +164,6 @@ export function resourceTypeChoices(types: readonly string[], typed: string): Ap
 		.map((t) => ({ name: t.slice(0, 100), value: t.slice(0, 100) }));
 }
 
-function requirePostgres(ctx: HandlerContext, environment: string): void {
-	const env = ctx.config.ops.environments[environment];
-	if (!env) throw new UserFacingError(`Unknown environment ${inlineCode(environment.slice(0, 40))}. Known: ${Object.keys(ctx.config.ops.environments).join(", ")}.`);
-	if (!env.postgres) throw new UserFacingError(`No PostgreSQL (audit_log) is configured for ${environment}.`);
-}
-
 /** `/audit [user] [action] [type] [id] [since] [until] [failed-only] [env]`. */
 export const audit: Command = {
 	name: "audit",
@@ -191,8 +180,7 @@ export const audit: Command = {
 		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
 		.toJSON(),
 	async execute(interaction, ctx) {
-		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
-		requirePostgres(ctx, environment);
+		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env"), "postgres");
 		const filters = auditFilters({
 			user: interaction.options.getString("user"),
 			action: interaction.options.getString("action"),

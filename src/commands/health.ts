@@ -2,10 +2,10 @@ import { ActionRowBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } fro
 import { defaultEnvironment } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
 import { UserFacingError } from "../errors.ts";
-import { escapeMarkdown, inlineCode } from "../render/limits.ts";
+import { escapeMarkdown } from "../render/limits.ts";
 import { reportToEmbed, worstLevel, type Level, type Report } from "../render/report.ts";
 import type { CheckState, HealthService, HealthSnapshot } from "../services/health.ts";
-import { environmentChoices, environmentOption } from "./options.ts";
+import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import type { Command, ComponentHandler } from "./types.ts";
 
 const STATE_LEVEL: Record<CheckState, Level> = { ok: "ok", degraded: "warn", down: "critical" };
@@ -82,10 +82,7 @@ export const health: Command = {
 		.toJSON(),
 	async execute(interaction, ctx) {
 		const requested = interaction.options.getString("env");
-		const environment = requested ?? ALL;
-		if (requested && !(requested in ctx.config.ops.environments)) {
-			throw new UserFacingError(`Unknown environment ${inlineCode(requested.slice(0, 40))}. Known: ${Object.keys(ctx.config.ops.environments).join(", ")}.`);
-		}
+		const environment = requested ? requireEnvironment(ctx.config.ops, requested) : ALL;
 		const report = await runHealth(ctx.services.health, environment);
 		await interaction.editReply({ embeds: [reportToEmbed(report)], components: [rerunRow(environment)] });
 	},

@@ -1,5 +1,7 @@
 import type { ApplicationCommandOptionChoiceData, SlashCommandStringOption } from "discord.js";
-import type { OpsFile } from "../config.ts";
+import { defaultEnvironment, type OpsFile } from "../config.ts";
+import { UserFacingError } from "../errors.ts";
+import { inlineCode } from "../render/limits.ts";
 
 /** The shared `env` option: autocompleted from the configured environments. */
 export function environmentOption(option: SlashCommandStringOption, description: string): SlashCommandStringOption {
@@ -13,4 +15,16 @@ export function environmentChoices(ops: Pick<OpsFile, "environments">, typed: st
 		.filter((name) => name.includes(needle))
 		.slice(0, 25)
 		.map((name) => ({ name, value: name }));
+}
+
+/**
+ * Resolves the environment a command names (or the default) and checks it has what the command
+ * needs; the one place that words "unknown environment" and "not configured there".
+ */
+export function requireEnvironment(ops: Pick<OpsFile, "environments" | "defaultEnvironment">, requested: string | null | undefined, needs?: "postgres"): string {
+	const environment = requested ?? defaultEnvironment(ops as OpsFile);
+	const env = ops.environments[environment];
+	if (!env) throw new UserFacingError(`Unknown environment ${inlineCode(environment.slice(0, 40))}. Known: ${Object.keys(ops.environments).join(", ")}.`);
+	if (needs === "postgres" && !env.postgres) throw new UserFacingError(`No PostgreSQL is configured for ${environment}.`);
+	return environment;
 }

@@ -1,12 +1,12 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
-import { defaultEnvironment, type OpsFile } from "../config.ts";
+import type { OpsFile } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
 import { UserFacingError } from "../errors.ts";
 import { escapeMarkdown, inlineCode } from "../render/limits.ts";
 import { renderLineChart } from "../render/chart.ts";
 import { reportToEmbed, type Level, type Report, type ReportField } from "../render/report.ts";
 import type { PgBouncerUsage, PoolSnapshot, PostgresUsage, Session, TerminationCandidate } from "../services/pool.ts";
-import { environmentChoices, environmentOption } from "./options.ts";
+import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
 
 /** Thresholds from the config's `pool` section. */
@@ -171,12 +171,6 @@ async function poolMessage(ctx: HandlerContext, environment: string) {
 	return { embeds: [embed], files, components, attachments: [] };
 }
 
-function requirePostgres(ctx: HandlerContext, environment: string): void {
-	const env = ctx.config.ops.environments[environment];
-	if (!env) throw new UserFacingError(`Unknown environment ${inlineCode(environment.slice(0, 40))}. Known: ${Object.keys(ctx.config.ops.environments).join(", ")}.`);
-	if (!env.postgres) throw new UserFacingError(`No PostgreSQL is configured for ${environment}.`);
-}
-
 /** `/pool [env]`. */
 export const pool: Command = {
 	name: "pool",
@@ -186,8 +180,7 @@ export const pool: Command = {
 		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
 		.toJSON(),
 	async execute(interaction, ctx) {
-		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
-		requirePostgres(ctx, environment);
+		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env"), "postgres");
 		await interaction.editReply(await poolMessage(ctx, environment));
 	},
 	autocomplete: async (interaction, ctx) => environmentChoices(ctx.config.ops, interaction.options.getFocused()),
@@ -200,8 +193,7 @@ export const poolRefresh: ComponentHandler = {
 	permission: { command: "pool" },
 	ack: "update",
 	async handle(interaction, id, ctx) {
-		const environment = id.args[0] ?? "";
-		requirePostgres(ctx, environment);
+		const environment = requireEnvironment(ctx.config.ops, id.args[0] ?? "", "postgres");
 		await interaction.editReply(await poolMessage(ctx, environment));
 	},
 };
@@ -213,8 +205,7 @@ export const poolTerminate: ComponentHandler = {
 	permission: { action: "pool.terminate" },
 	ack: "reply",
 	async handle(interaction, id, ctx) {
-		const environment = id.args[0] ?? "";
-		requirePostgres(ctx, environment);
+		const environment = requireEnvironment(ctx.config.ops, id.args[0] ?? "", "postgres");
 		const minutes = ctx.config.ops.pool.idleMinutes;
 		const candidates = await ctx.services.pool.idleCandidates(environment, minutes);
 		const actor = { userId: ctx.actor.userId, username: ctx.actor.username };

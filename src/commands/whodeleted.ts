@@ -1,12 +1,11 @@
 import { ActionRowBuilder, SlashCommandBuilder, type ButtonBuilder } from "discord.js";
 import { defaultEnvironment } from "../config.ts";
-import { UserFacingError } from "../errors.ts";
 import { inlineCode } from "../render/limits.ts";
 import { reportToEmbed, type Report } from "../render/report.ts";
 import type { WhoDeletedResult } from "../services/audit.ts";
 import { eventLine, eventLines, resourceTypeChoices } from "./audit.ts";
 import { correlationButton } from "./logs.ts";
-import { environmentChoices, environmentOption } from "./options.ts";
+import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import type { Command } from "./types.ts";
 
 const SHOWN_DELETES = 8;
@@ -51,8 +50,7 @@ export const whodeleted: Command = {
 		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
 		.toJSON(),
 	async execute(interaction, ctx) {
-		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
-		if (!ctx.config.ops.environments[environment]?.postgres) throw new UserFacingError(`No PostgreSQL (audit_log) is configured for ${inlineCode(environment.slice(0, 40))}.`);
+		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env"), "postgres");
 		const result = await ctx.services.audit.whoDeleted(environment, interaction.options.getString("type", true), interaction.options.getString("id", true));
 		// One "Logs for this request" button per distinct request, newest first, where log search exists.
 		const seen = new Set<string>();

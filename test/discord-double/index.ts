@@ -331,6 +331,21 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		record.status = route(method, path, url, parsed.body, parsed.files, res);
 	}
 
+	/** GET, DELETE or PATCH of an existing message, the same for channel messages and interaction webhooks. */
+	function onMessage(method: string, stored: StoredMessage, json: Json, files: RecordedFile[], res: ServerResponse): number {
+		if (method === "GET") return reply(res, 200, stored.raw);
+		if (method === "DELETE") {
+			messages.delete(stored.id);
+			return reply(res, 204);
+		}
+		if (method === "PATCH") {
+			const problems = messageProblems({ ...stored, ...json });
+			if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
+			return reply(res, 200, editMessage(stored, json, files).raw);
+		}
+		return reply(res, 405, { code: 0, message: "405: Method Not Allowed" });
+	}
+
 	function route(method: string, path: string, url: URL, body: Json | Json[] | undefined, files: RecordedFile[], res: ServerResponse): number {
 		const json = (Array.isArray(body) ? {} : (body ?? {})) as Json;
 		const notFound = (code = 10_003, message = "Unknown Channel") => reply(res, 404, { code, message });
@@ -379,16 +394,7 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			}
 			const stored = target ? messages.get(target) : undefined;
 			if (!stored) return notFound(10_008, "Unknown Message");
-			if (method === "GET") return reply(res, 200, stored.raw);
-			if (method === "DELETE") {
-				messages.delete(stored.id);
-				return reply(res, 204);
-			}
-			if (method === "PATCH") {
-				const problems = messageProblems({ ...stored, ...json });
-				if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
-				return reply(res, 200, editMessage(stored, json, files).raw);
-			}
+			return onMessage(method, stored, json, files, res);
 		}
 
 		if ((m = /^\/channels\/(\d+)\/messages(?:\/(\d+))?$/.exec(path))) {
@@ -402,16 +408,7 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			if (method === "GET" && !m[2]) return reply(res, 200, [...messages.values()].filter((x) => x.channel_id === channelId).reverse().map((x) => x.raw));
 			const stored = m[2] ? messages.get(m[2]) : undefined;
 			if (!stored || stored.channel_id !== channelId) return notFound(10_008, "Unknown Message");
-			if (method === "GET") return reply(res, 200, stored.raw);
-			if (method === "DELETE") {
-				messages.delete(stored.id);
-				return reply(res, 204);
-			}
-			if (method === "PATCH") {
-				const problems = messageProblems({ ...stored, ...json });
-				if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
-				return reply(res, 200, editMessage(stored, json, files).raw);
-			}
+			return onMessage(method, stored, json, files, res);
 		}
 
 		if ((m = /^\/channels\/(\d+)\/messages\/(\d+)\/threads$/.exec(path)) && method === "POST") {
