@@ -1,3 +1,4 @@
+import { startAlertRelay, type AlertRelay } from "./alerts/relay.ts";
 import { COMMANDS, COMPONENTS } from "./commands/index.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createContext } from "./context.ts";
@@ -24,12 +25,14 @@ async function main(): Promise<void> {
 	const router = createRouter(COMMANDS, COMPONENTS, ctx);
 	const client = createDiscordClient({ ...(config.env.DISCORD_API_URL ? { apiUrl: config.env.DISCORD_API_URL } : {}), router, log });
 
+	let relay: AlertRelay | undefined;
 	let stopping = false;
 	const shutdown = async (signal: string) => {
 		if (stopping) return;
 		stopping = true;
 		log.info({ signal }, "shutting down: finishing replies in flight");
 		const forceExit = setTimeout(() => process.exit(1), 15_000).unref();
+		await relay?.close(); // stop taking webhooks first; the outbox keeps the rest for the next start
 		await router.drain();
 		await client.destroy();
 		await close();
@@ -41,6 +44,7 @@ async function main(): Promise<void> {
 	process.on("SIGINT", () => void shutdown("SIGINT"));
 
 	await client.login(config.env.DISCORD_TOKEN);
+	relay = await startAlertRelay(config, client, log);
 }
 
 main().catch((err: unknown) => {

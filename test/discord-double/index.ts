@@ -113,6 +113,8 @@ export interface DiscordDouble {
 	originalMessage(interactionId: string): StoredMessage | undefined;
 	channelMessages(channelId: string): StoredMessage[];
 	failNext(rule: FaultRule): void;
+	/** Drops every fault rule not used up yet. */
+	clearFaults(): void;
 	waitFor<T>(probe: () => T | undefined | false | null, timeoutMs?: number): Promise<T>;
 	close(): Promise<void>;
 }
@@ -141,6 +143,7 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	const faults: (FaultRule & { remaining: number })[] = [];
 	const interactions = new Map<string, { token: string; sentAt: number; messageId?: string; response?: InteractionResponse; waiters: ((r: InteractionResponse) => void)[]; channelId: string }>();
 	const byToken = new Map<string, string>();
+	const nonces = new Map<string, string>();
 	const sockets = new Set<WebSocket>();
 	let identifiedCount = 0;
 	let seq = 0;
@@ -403,7 +406,13 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			if (method === "POST" && !m[2]) {
 				const problems = messageProblems(json);
 				if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
-				return reply(res, 200, createMessage(channelId, json, files).raw);
+				// enforce_nonce: the same nonce in the same channel returns the message already created.
+				const nonceKey = json.enforce_nonce === true && json.nonce !== undefined ? `${channelId}:${String(json.nonce)}` : undefined;
+				const earlier = nonceKey ? messages.get(nonces.get(nonceKey) ?? "") : undefined;
+				if (earlier) return reply(res, 200, earlier.raw);
+				const created = createMessage(channelId, json, files);
+				if (nonceKey) nonces.set(nonceKey, created.id);
+				return reply(res, 200, created.raw);
 			}
 			if (method === "GET" && !m[2]) return reply(res, 200, [...messages.values()].filter((x) => x.channel_id === channelId).reverse().map((x) => x.raw));
 			const stored = m[2] ? messages.get(m[2]) : undefined;
@@ -530,6 +539,9 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		channelMessages: (channelId) => [...messages.values()].filter((x) => x.channel_id === channelId && !x.interactionId),
 		failNext(rule) {
 			faults.push({ ...rule, remaining: rule.count ?? 1 });
+		},
+		clearFaults() {
+			faults.length = 0;
 		},
 		async waitFor(probe, timeoutMs = 5_000) {
 			const deadline = Date.now() + timeoutMs;

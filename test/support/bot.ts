@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Events, type Client } from "discord.js";
 import { pino } from "pino";
+import { startAlertRelay, type AlertRelay } from "../../src/alerts/relay.ts";
 import { COMMANDS, COMPONENTS } from "../../src/commands/index.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createContext, type AppContext } from "../../src/context.ts";
@@ -16,6 +17,8 @@ export interface TestBot {
 	readonly client: Client;
 	/** Log lines the bot wrote (JSON objects). */
 	readonly logs: Record<string, unknown>[];
+	/** The alert relay, when the config has `alerts`. */
+	readonly relay: AlertRelay | undefined;
 	stop(): Promise<void>;
 }
 
@@ -32,11 +35,14 @@ export async function startTestBot(double: DiscordDouble, opsYaml: string, env: 
 	const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
 	await client.login("double-token");
 	await ready;
+	const relay = await startAlertRelay(config, client, log);
 	return {
 		ctx,
 		client,
 		logs,
+		relay,
 		async stop() {
+			await relay?.close();
 			await router.drain();
 			await client.destroy();
 			await close();

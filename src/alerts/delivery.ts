@@ -1,0 +1,128 @@
+import { DiscordAPIError, Routes, type REST } from "discord.js";
+import type { Logger } from "../log.ts";
+import { renderAlertGroup, type AlertMessage } from "./render.ts";
+import type { AlertStore, OutboxItem } from "./store.ts";
+
+/** How alert messages reach Discord: as the bot, in channels (not webhooks: they must stay editable). */
+export interface DiscordSender {
+	/** Posts a new message; `nonce` with enforce_nonce makes a repeated post return the first message. */
+	post(channel: string, message: AlertMessage, nonce: string): Promise<string>;
+	edit(channel: string, messageId: string, message: AlertMessage): Promise<void>;
+}
+
+function body(message: AlertMessage) {
+	return {
+		content: message.content,
+		embeds: [message.embed],
+		allowed_mentions: message.allowedMentions,
+		components: [],
+		// Listing attachments replaces the old file on edit; an empty list removes it.
+		attachments: message.file ? [{ id: 0, filename: message.file.name }] : [],
+	};
+}
+
+/** A sender over discord.js's REST client, which queues per route and waits out 429s itself. */
+export function restSender(rest: REST): DiscordSender {
+	const files = (m: AlertMessage) => (m.file ? { files: [{ name: m.file.name, data: m.file.data }] } : {});
+	return {
+		async post(channel, message, nonce) {
+			const created = (await rest.post(Routes.channelMessages(channel), { body: { ...body(message), nonce, enforce_nonce: true }, ...files(message) })) as { id: string };
+			return created.id;
+		},
+		async edit(channel, messageId, message) {
+			await rest.patch(Routes.channelMessage(channel, messageId), { body: body(message), ...files(message) });
+		},
+	};
+}
+
+/** The running delivery workers. */
+export interface Delivery {
+	/** Wakes the workers now (after accept) instead of at the next poll. */
+	kick(): void;
+	/** Resolves when nothing is due and no channel is being worked on. */
+	drained(): Promise<void>;
+	stop(): Promise<void>;
+}
+
+/** Retries of 5xx and network errors back off exponentially, capped. */
+export function backoffMs(attempts: number): number {
+	return Math.min(60_000, 1_000 * 2 ** Math.min(attempts, 6));
+}
+
+/**
+ * Starts one worker per channel with work: each sends its channel's items in order, one at a
+ * time, so Discord's per-channel rate limits are met by discord.js's queue rather than fought.
+ */
+export function startDelivery(deps: { store: AlertStore; sender: DiscordSender; log: Logger; pollMs?: number }): Delivery {
+	const busy = new Map<string, Promise<void>>();
+	let stopped = false;
+	let waiters: (() => void)[] = [];
+
+	async function deliver(item: OutboxItem): Promise<"done" | "retry"> {
+		const message = renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole });
+		try {
+			if (item.messageId) {
+				try {
+					await deps.sender.edit(item.channel, item.messageId, message);
+					deps.store.delivered(item, item.messageId);
+					return "done";
+				} catch (err) {
+					// Someone deleted the message: post it again rather than lose the update.
+					if (!(err instanceof DiscordAPIError && err.code === 10008)) throw err;
+				}
+			}
+			const id = await deps.sender.post(item.channel, message, item.nonce);
+			deps.store.delivered(item, id);
+			return "done";
+		} catch (err) {
+			const status = err instanceof DiscordAPIError ? err.status : undefined;
+			if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
+				deps.log.error({ err, groupId: item.groupId, channel: item.channel }, "Discord refused an alert message; dropping it");
+				deps.store.abandon(item);
+				return "done";
+			}
+			deps.log.warn({ err, groupId: item.groupId, attempts: item.attempts + 1 }, "alert delivery failed; will retry");
+			deps.store.retryLater(item, Date.now() + backoffMs(item.attempts));
+			return "retry";
+		}
+	}
+
+	async function work(channel: string): Promise<void> {
+		for (let item = deps.store.next(channel); item && !stopped; item = deps.store.next(channel)) {
+			if ((await deliver(item)) === "retry") return;
+		}
+	}
+
+	function tick(): void {
+		if (stopped) return;
+		for (const channel of deps.store.dueChannels()) {
+			if (busy.has(channel)) continue;
+			const job = work(channel)
+				.catch((err: unknown) => deps.log.error({ err, channel }, "alert worker failed"))
+				.finally(() => {
+					busy.delete(channel);
+					if (busy.size === 0 && deps.store.dueChannels().length === 0) for (const w of waiters.splice(0)) w();
+					else if (!stopped) setImmediate(tick);
+				});
+			busy.set(channel, job);
+		}
+		if (busy.size === 0 && deps.store.dueChannels().length === 0) for (const w of waiters.splice(0)) w();
+	}
+
+	const timer = setInterval(tick, deps.pollMs ?? 250);
+	return {
+		kick: () => setImmediate(tick),
+		drained: () =>
+			new Promise<void>((resolve) => {
+				waiters.push(resolve);
+				tick();
+			}),
+		async stop() {
+			stopped = true;
+			clearInterval(timer);
+			await Promise.allSettled([...busy.values()]);
+			waiters.forEach((w) => w());
+			waiters = [];
+		},
+	};
+}

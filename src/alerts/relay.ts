@@ -1,0 +1,44 @@
+import { join } from "node:path";
+import type { Client } from "discord.js";
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { restSender, startDelivery, type Delivery, type DiscordSender } from "./delivery.ts";
+import { createReceiver } from "./receiver.ts";
+import { openAlertStore, type AlertStore } from "./store.ts";
+
+/** The running alert relay: receiver, store and delivery. */
+export interface AlertRelay {
+	readonly url: string;
+	readonly store: AlertStore;
+	readonly delivery: Delivery;
+	close(): Promise<void>;
+}
+
+/** Starts the relay when `alerts` is configured: replays what the outbox still holds, then listens. */
+export async function startAlertRelay(config: Config, client: Client, log: Logger, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
+	const alerts = config.ops.alerts;
+	if (!alerts) return undefined;
+	const store = openAlertStore(join(config.ops.stateDir, "alerts.sqlite"));
+	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }) });
+	const receiver = createReceiver({
+		config: alerts,
+		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
+		store,
+		log: log.child({ svc: "alert-receiver" }),
+		onQueued: () => delivery.kick(),
+		discordReady: () => client.isReady(),
+	});
+	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
+	log.info({ address, pending: store.pending() }, "alert receiver listening");
+	delivery.kick();
+	return {
+		url: address,
+		store,
+		delivery,
+		async close() {
+			await receiver.close();
+			await delivery.stop();
+			store.close();
+		},
+	};
+}

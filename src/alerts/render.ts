@@ -1,0 +1,115 @@
+import type { APIEmbed } from "discord.js";
+import { DISCORD_LIMITS, escapeMarkdown, inlineCode, joinLinesWithin, truncate } from "../render/limits.ts";
+import type { WebhookAlert, WebhookPayload } from "./schema.ts";
+
+/** A Discord message for one alert group, ready for the REST API. */
+export interface AlertMessage {
+	readonly content: string;
+	readonly embed: APIEmbed;
+	/** The full alert list, attached when not every alert fits in the embed. */
+	readonly file?: { readonly name: string; readonly data: Buffer };
+	readonly allowedMentions: { parse: []; roles: string[] };
+}
+
+const COLOURS = { resolved: 0x2ecc71, critical: 0xe74c3c, warning: 0xf39c12, info: 0x3498db } as const;
+const SHOWN_ALERTS = 10;
+
+/** "12 min", "3 h 5 min", "2 d 4 h". */
+export function humanDuration(ms: number): string {
+	const minutes = Math.max(0, Math.round(ms / 60_000));
+	if (minutes < 60) return `${minutes} min`;
+	const hours = Math.floor(minutes / 60);
+	if (hours < 48) return `${hours} h${minutes % 60 ? ` ${minutes % 60} min` : ""}`;
+	return `${Math.floor(hours / 24)} d${hours % 24 ? ` ${hours % 24} h` : ""}`;
+}
+
+/** Label names whose values differ between the group's alerts: what tells one alert from another. */
+export function differingLabels(alerts: readonly WebhookAlert[], common: Readonly<Record<string, string>>): string[] {
+	const names = new Set(alerts.flatMap((a) => Object.keys(a.labels)));
+	return [...names].filter((n) => !(n in common) && n !== "alertname").sort();
+}
+
+/** The Prometheus expression behind an alert, decoded from its generatorURL (Go encodes spaces as '+'). */
+export function expressionOf(generatorURL: string): string | undefined {
+	try {
+		return new URL(generatorURL).searchParams.get("g0.expr") ?? undefined;
+	} catch {
+		return undefined;
+	}
+}
+
+function silenceUrl(payload: WebhookPayload): string | undefined {
+	if (!/^https?:\/\//.test(payload.externalURL)) return undefined;
+	const matchers = Object.entries(payload.groupLabels).map(([k, v]) => `${k}="${v.replace(/"/g, '\\"')}"`);
+	return `${payload.externalURL.replace(/\/$/, "")}/#/silences/new?filter=${encodeURIComponent(`{${matchers.join(",")}}`)}`;
+}
+
+function link(label: string, url: string | undefined): string | undefined {
+	// Only http(s) links, and never ones that would break out of markdown's link syntax.
+	if (!url || !/^https?:\/\/[^\s)<>]+$/.test(url) || url.length > 512) return undefined;
+	return `[${label}](${url})`;
+}
+
+function alertLine(alert: WebhookAlert, labels: readonly string[]): string {
+	const icon = alert.status === "firing" ? "🔥" : "✅";
+	const shown = labels.filter((l) => alert.labels[l] !== undefined).map((l) => `${l}=${alert.labels[l]}`);
+	const since = Date.parse(alert.startsAt);
+	const summary = alert.annotations.summary ? ` — ${alert.annotations.summary}` : "";
+	return `${icon} ${escapeMarkdown(truncate(shown.join(" ") || alert.fingerprint, 200))}${Number.isFinite(since) ? ` · since <t:${Math.floor(since / 1000)}:R>` : ""}${escapeMarkdown(truncate(summary, 200))}`;
+}
+
+/** The full list as text, for the attachment. */
+export function alertsFile(payload: WebhookPayload): string {
+	return payload.alerts
+		.map((a) => [`[${a.status.toUpperCase()}] ${a.fingerprint} since ${a.startsAt}`, `  labels: ${Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(" ")}`, ...Object.entries(a.annotations).map(([k, v]) => `  ${k}: ${v}`), a.generatorURL ? `  source: ${a.generatorURL}` : ""].filter(Boolean).join("\n"))
+		.join("\n\n") + "\n";
+}
+
+/** Renders one alert group: title with name and count, colour by severity and status, differing labels, links; within Discord's limits for 1 to 10,000 alerts. */
+export function renderAlertGroup(payload: WebhookPayload, context: { firstFiringAt: number; now?: number; mentionRole?: string | null }): AlertMessage {
+	const now = context.now ?? Date.now();
+	const firing = payload.alerts.filter((a) => a.status === "firing");
+	const resolved = payload.status === "resolved";
+	const names = new Set(payload.alerts.map((a) => a.labels.alertname));
+	const name = payload.commonLabels.alertname ?? payload.groupLabels.alertname ?? (names.size === 1 ? [...names][0] : undefined) ?? `${names.size} kinds of alert`;
+	const severity = (payload.commonLabels.severity ?? "").toLowerCase();
+	const colour = resolved ? COLOURS.resolved : severity === "critical" ? COLOURS.critical : severity === "warning" ? COLOURS.warning : COLOURS.info;
+	const title = resolved ? `✅ Resolved: ${name}` : `🔥 ${name} — ${firing.length} firing${payload.alerts.length > firing.length ? `, ${payload.alerts.length - firing.length} resolved` : ""}`;
+	const labels = differingLabels(payload.alerts, payload.commonLabels);
+	const annotations = Object.keys(payload.commonAnnotations).length > 0 ? payload.commonAnnotations : (payload.alerts[0]?.annotations ?? {});
+	const head = [
+		resolved ? `**Resolved after ${humanDuration(now - context.firstFiringAt)}.**` : "",
+		annotations.summary ? `**${escapeMarkdown(truncate(annotations.summary, 300))}**` : "",
+		annotations.description ? escapeMarkdown(truncate(annotations.description, 1_000)) : "",
+	].filter(Boolean);
+	const ordered = [...firing, ...payload.alerts.filter((a) => a.status !== "firing")];
+	const lines = ordered.slice(0, SHOWN_ALERTS).map((a) => alertLine(a, labels));
+	const hidden = payload.alerts.length - lines.length;
+	const tail = [
+		hidden > 0 ? `… and ${hidden} more (full list attached)` : "",
+		payload.truncatedAlerts > 0 ? `⚠️ AlertManager left out ${payload.truncatedAlerts} more alert${payload.truncatedAlerts === 1 ? "" : "s"} (max_alerts).` : "",
+	].filter(Boolean);
+	const description = joinLinesWithin([...head, "", ...lines, ...tail], 3_500);
+	const started = Math.floor(context.firstFiringAt / 1000);
+	const first = payload.alerts[0];
+	const links = [
+		link("Runbook", annotations.runbook_url ?? first?.annotations.runbook_url),
+		link("Source", first?.generatorURL),
+		link("Silence", silenceUrl(payload)),
+		link("Dashboard", annotations.dashboard_url ?? annotations.grafana_url),
+	].filter(Boolean);
+	const common = Object.entries(payload.commonLabels).filter(([k]) => k !== "alertname" && k !== "severity");
+	const fields = [
+		{ name: "Severity", value: severity || "none", inline: true },
+		{ name: "Started", value: `<t:${started}:f> (<t:${started}:R>)`, inline: true },
+		...(common.length > 0 ? [{ name: "Labels", value: truncate(common.map(([k, v]) => `${k}=${inlineCode(v)}`).join(" "), DISCORD_LIMITS.fieldValue), inline: false }] : []),
+		...(links.length > 0 ? [{ name: "Links", value: truncate(links.join(" · "), DISCORD_LIMITS.fieldValue), inline: false }] : []),
+	];
+	const mention = !resolved && severity === "critical" && context.mentionRole ? context.mentionRole : undefined;
+	return {
+		content: mention ? `<@&${mention}> ${truncate(name, 100)} is firing` : "",
+		embed: { title: truncate(title, DISCORD_LIMITS.title), description, color: colour, fields, footer: { text: truncate(`${payload.receiver} · group ${Object.entries(payload.groupLabels).map(([k, v]) => `${k}=${v}`).join(", ")}`, 300) }, timestamp: new Date(now).toISOString() },
+		...(hidden > 0 ? { file: { name: "alerts.txt", data: Buffer.from(alertsFile(payload)) } } : {}),
+		allowedMentions: { parse: [], roles: mention ? [mention] : [] },
+	};
+}

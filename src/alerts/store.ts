@@ -1,0 +1,186 @@
+import { createHash } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import type { RouteTarget } from "./routing.ts";
+import type { WebhookPayload } from "./schema.ts";
+
+/** A queued delivery: the newest payload of one group episode in one channel (older ones are coalesced into it). */
+export interface OutboxItem {
+	readonly id: number;
+	readonly groupId: string;
+	readonly channel: string;
+	readonly mentionRole: string | null;
+	readonly episode: number;
+	/** The Discord message of this episode, once posted: later payloads edit it. */
+	readonly messageId: string | null;
+	readonly firstFiringAt: number;
+	readonly attempts: number;
+	readonly payload: WebhookPayload;
+	/** Discord's enforce_nonce key: posting the same episode twice returns the first message. */
+	readonly nonce: string;
+}
+
+/** What accept() did with a webhook. */
+export interface AcceptResult {
+	readonly queued: number;
+	/** Retries and HA duplicates: same group, same alerts and statuses. */
+	readonly duplicates: number;
+}
+
+/** opsbot's durable alert state: groups, their messages, and the delivery outbox. */
+export interface AlertStore {
+	/** Durably queues the payload for each target channel; returns once committed. */
+	accept(payload: WebhookPayload, targets: readonly RouteTarget[], now?: number): AcceptResult;
+	dueChannels(now?: number): string[];
+	next(channel: string, now?: number): OutboxItem | undefined;
+	delivered(item: OutboxItem, messageId: string): void;
+	retryLater(item: OutboxItem, at: number): void;
+	/** Drops an item Discord will never accept (e.g. 4xx), so it cannot block its channel. */
+	abandon(item: OutboxItem): void;
+	pending(): number;
+	writable(): boolean;
+	close(): void;
+}
+
+const MIGRATIONS = [
+	`CREATE TABLE groups (
+		id TEXT PRIMARY KEY,
+		receiver TEXT NOT NULL,
+		group_key TEXT NOT NULL,
+		channel TEXT NOT NULL,
+		mention_role TEXT,
+		episode INTEGER NOT NULL,
+		status TEXT NOT NULL,
+		first_firing_at INTEGER NOT NULL,
+		last_signature TEXT NOT NULL,
+		message_id TEXT,
+		message_episode INTEGER
+	);
+	CREATE TABLE outbox (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		group_id TEXT NOT NULL REFERENCES groups(id),
+		episode INTEGER NOT NULL,
+		payload TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_attempt_at INTEGER NOT NULL,
+		done INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX outbox_pending ON outbox (done, next_attempt_at);`,
+];
+
+/** The alerts and their statuses that make a notification what it is (AlertManager retries repeat it exactly). */
+export function payloadSignature(payload: WebhookPayload): string {
+	const alerts = payload.alerts.map((a) => `${a.fingerprint}:${a.status}`).sort();
+	return createHash("sha256").update(JSON.stringify([payload.status, payload.truncatedAlerts, alerts])).digest("hex");
+}
+
+function groupId(receiver: string, groupKey: string, channel: string): string {
+	return createHash("sha256").update(`${receiver}\u0000${groupKey}\u0000${channel}`).digest("hex").slice(0, 32);
+}
+
+/** Opens (creating and migrating) the embedded store: SQLite in WAL mode, synchronous commits. */
+export function openAlertStore(path: string): AlertStore {
+	if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+	const db = new DatabaseSync(path);
+	db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
+	db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+	const current = (db.prepare("SELECT max(version) AS v FROM schema_version").get() as { v: number | null }).v ?? 0;
+	MIGRATIONS.slice(current).forEach((sql, i) => {
+		db.exec("BEGIN");
+		db.exec(sql);
+		db.prepare("INSERT INTO schema_version (version) VALUES (?)").run(current + i + 1);
+		db.exec("COMMIT");
+	});
+
+	const getGroup = db.prepare("SELECT * FROM groups WHERE id = ?");
+	const insertGroup = db.prepare("INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)");
+	const updateGroup = db.prepare("UPDATE groups SET episode = ?, status = ?, first_firing_at = ?, last_signature = ?, mention_role = ? WHERE id = ?");
+	const insertOutbox = db.prepare("INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)");
+	const dueChannels = db.prepare("SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 AND o.next_attempt_at <= ?");
+	const oldestDue = db.prepare("SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ? ORDER BY o.id LIMIT 1");
+	const newestOfEpisode = db.prepare("SELECT id, payload, attempts FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id DESC LIMIT 1");
+	const markDone = db.prepare("UPDATE outbox SET done = 1 WHERE group_id = ? AND episode = ? AND id <= ?");
+	const setMessage = db.prepare("UPDATE groups SET message_id = ?, message_episode = ? WHERE id = ?");
+	const retry = db.prepare("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE group_id = ? AND episode = ? AND done = 0");
+	const pendingCount = db.prepare("SELECT count(*) AS n FROM outbox WHERE done = 0");
+
+	return {
+		accept(payload, targets, now = Date.now()) {
+			const signature = payloadSignature(payload);
+			const firing = payload.alerts.filter((a) => a.status === "firing").map((a) => Date.parse(a.startsAt)).filter(Number.isFinite);
+			const startedAt = firing.length > 0 ? Math.min(...firing) : now;
+			let queued = 0;
+			let duplicates = 0;
+			db.exec("BEGIN IMMEDIATE");
+			try {
+				for (const target of targets) {
+					const id = groupId(payload.receiver, payload.groupKey, target.channel);
+					const row = getGroup.get(id) as { episode: number; status: string; first_firing_at: number; last_signature: string } | undefined;
+					let episode = 1;
+					if (!row) {
+						insertGroup.run(id, payload.receiver, payload.groupKey, target.channel, target.mentionRole ?? null, payload.status, startedAt, signature);
+					} else {
+						if (row.last_signature === signature) {
+							duplicates++;
+							continue;
+						}
+						// A group that fires again after resolving starts a new episode: a new message.
+						const reopened = row.status === "resolved" && payload.status === "firing";
+						episode = reopened ? row.episode + 1 : row.episode;
+						updateGroup.run(episode, payload.status, reopened ? startedAt : Math.min(row.first_firing_at, startedAt), signature, target.mentionRole ?? null, id);
+					}
+					insertOutbox.run(id, episode, JSON.stringify(payload), now, now);
+					queued++;
+				}
+				db.exec("COMMIT");
+			} catch (err) {
+				db.exec("ROLLBACK");
+				throw err;
+			}
+			return { queued, duplicates };
+		},
+		dueChannels: (now = Date.now()) => (dueChannels.all(now) as { channel: string }[]).map((r) => r.channel),
+		next(channel, now = Date.now()) {
+			const due = oldestDue.get(channel, now) as { group_id: string; episode: number } | undefined;
+			if (!due) return undefined;
+			const newest = newestOfEpisode.get(due.group_id, due.episode) as { id: number; payload: string; attempts: number };
+			const group = getGroup.get(due.group_id) as { channel: string; mention_role: string | null; first_firing_at: number; message_id: string | null; message_episode: number | null; episode: number };
+			return {
+				id: newest.id,
+				groupId: due.group_id,
+				channel: group.channel,
+				mentionRole: group.mention_role,
+				episode: due.episode,
+				messageId: group.message_episode === due.episode ? group.message_id : null,
+				firstFiringAt: group.first_firing_at,
+				attempts: newest.attempts,
+				payload: JSON.parse(newest.payload) as WebhookPayload,
+				nonce: createHash("sha256").update(`${due.group_id}:${due.episode}`).digest("base64url").slice(0, 25),
+			};
+		},
+		delivered(item, messageId) {
+			db.exec("BEGIN IMMEDIATE");
+			markDone.run(item.groupId, item.episode, item.id);
+			setMessage.run(messageId, item.episode, item.groupId);
+			db.exec("COMMIT");
+		},
+		retryLater(item, at) {
+			retry.run(at, item.groupId, item.episode);
+		},
+		abandon(item) {
+			markDone.run(item.groupId, item.episode, item.id);
+		},
+		pending: () => (pendingCount.get() as { n: number }).n,
+		writable() {
+			try {
+				db.exec("BEGIN IMMEDIATE; ROLLBACK");
+				return true;
+			} catch {
+				return false;
+			}
+		},
+		close: () => db.close(),
+	};
+}

@@ -1,0 +1,145 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
+import { startTestBot, type TestBot } from "../support/bot.ts";
+
+const ONCALL = "300000000000000001";
+const token = randomBytes(24).toString("hex");
+const generatorURL = "http://prometheus.local:9090/graph?g0.expr=rate%28http_errors_total%5B5m%5D%29+%3E+1&g0.tab=1";
+
+describe("alert relay end to end: real AlertManager -> receiver -> store -> Discord double", () => {
+	let double: DiscordDouble;
+	let bot: TestBot;
+	let alertmanager: TestAlertManager;
+	let stateDir: string;
+	let opsYaml: string;
+
+	beforeAll(async () => {
+		double = await startDiscordDouble({ guild: { channels: [{ id: "400000000000000001", name: "alerts" }, { id: "400000000000000002", name: "critical" }], roles: [{ id: ONCALL, name: "oncall" }] } });
+		stateDir = mkdtempSync(join(tmpdir(), "opsbot-alerts-"));
+		opsYaml = `discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}" } }
+environments: { production: {} }
+stateDir: ${stateDir}
+alerts:
+  listen: { host: 127.0.0.1, port: 0 }
+  defaultChannel: "400000000000000001"
+  routes:
+    - match: { severity: critical }
+      channel: "400000000000000002"
+      mentionRole: "${ONCALL}"
+`;
+		bot = await startTestBot(double, opsYaml, { WEBHOOK_TOKEN: token });
+		alertmanager = await startAlertManager({ webhookUrl: `${bot.relay!.url}/alerts`, bearerToken: token });
+	});
+	afterAll(async () => {
+		await alertmanager?.stop();
+		await bot?.stop();
+		await double?.close();
+	});
+
+	const inChannel = (channel: string, title: RegExp) => double.channelMessages(channel).filter((m) => title.test(String((m.embeds[0] as { title?: string } | undefined)?.title ?? "")));
+	const waitForOne = (channel: string, title: RegExp, timeoutMs = 20_000) => double.waitFor(() => inChannel(channel, title)[0], timeoutMs);
+
+	it("posts one message per group, mentions the role for critical in content only, then edits it green on resolve", async () => {
+		const alerts = ["a", "b"].map((instance) => ({ labels: { alertname: "HighErrorRate", severity: "critical", instance, service: "api" }, annotations: { summary: "5xx above 1/s", runbook_url: "https://runbooks.example.com/high-error-rate" }, generatorURL }));
+		await postAlerts(alertmanager.url, alerts);
+
+		const message = await waitForOne("400000000000000002", /HighErrorRate/);
+		const embed = message.embeds[0] as { title: string; description: string; color: number; fields: { name: string; value: string }[] };
+		expect(embed.title).toBe("🔥 HighErrorRate — 2 firing");
+		expect(embed.color).toBe(0xe74c3c);
+		expect(embed.description).toContain("🔥 instance=a");
+		expect(embed.fields.find((f) => f.name === "Links")?.value).toContain("[Runbook](https://runbooks.example.com/high-error-rate)");
+		expect(message.content).toBe(`<@&${ONCALL}> HighErrorRate is firing`);
+		expect(JSON.stringify(embed)).not.toContain(`<@&${ONCALL}>`);
+		const posted = double.requests.find((r) => r.method === "POST" && r.path === "/channels/400000000000000002/messages");
+		expect((posted?.body as { allowed_mentions: unknown }).allowed_mentions).toEqual({ parse: [], roles: [ONCALL] });
+
+		await postAlerts(alertmanager.url, alerts.map((a) => ({ ...a, endsAt: new Date(Date.now() - 1_000).toISOString() })));
+		const resolved = await double.waitFor(() => ((double.messages.get(message.id)?.embeds[0] as { title?: string }).title?.startsWith("✅") ? double.messages.get(message.id) : undefined), 20_000);
+
+		expect(resolved.embeds[0]).toMatchObject({ title: "✅ Resolved: HighErrorRate", color: 0x2ecc71 });
+		expect(String((resolved.embeds[0] as { description: string }).description)).toMatch(/^\*\*Resolved after \d+ min\.\*\*/);
+		expect(resolved.content).toBe("");
+		expect(inChannel("400000000000000002", /HighErrorRate/)).toHaveLength(1);
+	});
+
+	it("keeps a group of 300 alerts within Discord's limits, attaching the full list", async () => {
+		await postAlerts(alertmanager.url, Array.from({ length: 300 }, (_, i) => ({ labels: { alertname: "DiskFilling", severity: "warning", instance: `node-${i}`, mountpoint: "/var" } })));
+
+		const message = await double.waitFor(() => inChannel("400000000000000001", /DiskFilling — 300 firing/)[0], 20_000);
+
+		const embed = message.embeds[0] as { description: string };
+		expect(embed.description).toContain("… and 290 more (full list attached)");
+		expect(message.files[0]?.name).toBe("alerts.txt");
+		expect(message.files[0]?.data.toString("utf8").match(/^\[FIRING\]/gm)).toHaveLength(300);
+		expect(double.requests.filter((r) => r.status === 400)).toEqual([]);
+	});
+
+	it("delivers every group despite Discord answering 500 and 429 for a while", async () => {
+		double.failNext({ method: "POST", pathPrefix: "/channels/400000000000000001/messages", status: 500, count: 4 });
+		double.failNext({ method: "POST", pathPrefix: "/channels/400000000000000001/messages", status: 429, retryAfterSeconds: 0.5, count: 2 });
+
+		await postAlerts(alertmanager.url, ["QueueBacklog", "CertExpiring", "ReplicaLag"].map((alertname) => ({ labels: { alertname, severity: "warning" } })));
+
+		for (const name of ["QueueBacklog", "CertExpiring", "ReplicaLag"]) await waitForOne("400000000000000001", new RegExp(name), 40_000);
+		for (const name of ["QueueBacklog", "CertExpiring", "ReplicaLag"]) expect(inChannel("400000000000000001", new RegExp(name))).toHaveLength(1);
+		const statuses = double.requests.filter((r) => r.path === "/channels/400000000000000001/messages" && r.method === "POST").map((r) => r.status);
+		expect(statuses).toContain(500);
+		expect(statuses).toContain(429);
+	});
+
+	it("refuses bad requests with 4xx before or instead of reading them, and keeps serving", async () => {
+		const url = `${bot.relay!.url}/alerts`;
+		const send = (init: RequestInit) => fetch(url, { method: "POST", ...init }).then((r) => r.status);
+		const auth = { authorization: `Bearer ${token}` };
+		const valid = { version: "4", groupKey: "{}:{alertname=\"Probe\"}", status: "firing", receiver: "opsbot", alerts: [{ status: "firing", labels: { alertname: "Probe" }, startsAt: new Date().toISOString(), fingerprint: "abc123" }] };
+
+		const results = {
+			noToken: await send({ headers: { "content-type": "application/json" }, body: JSON.stringify(valid) }),
+			wrongToken: await send({ headers: { "content-type": "application/json", authorization: "Bearer nope" }, body: JSON.stringify(valid) }),
+			invalidJson: await send({ headers: { "content-type": "application/json", ...auth }, body: "{not json" }),
+			wrongType: await send({ headers: { "content-type": "text/plain", ...auth }, body: "hello" }),
+			tooBig: await send({ headers: { "content-type": "application/json", ...auth }, body: `{"x":"${"a".repeat(10 * 1024 * 1024)}"}` }),
+			schema: await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...auth }, body: JSON.stringify({ ...valid, alerts: [{ ...valid.alerts[0], status: "maybe" }] }) }).then(async (r) => [r.status, await r.json()] as const),
+			good: await send({ headers: { "content-type": "application/json", ...auth }, body: JSON.stringify(valid) }),
+			retry: await send({ headers: { "content-type": "application/json", ...auth }, body: JSON.stringify(valid) }),
+		};
+
+		expect(results.noToken).toBe(401);
+		expect(results.wrongToken).toBe(401);
+		expect(results.invalidJson).toBe(400);
+		expect(results.wrongType).toBe(415);
+		expect(results.tooBig).toBe(413);
+		expect(results.schema[0]).toBe(400);
+		expect(JSON.stringify(results.schema[1])).toContain("alerts.0.status");
+		expect(results.good).toBe(202);
+		expect(results.retry).toBe(202);
+		await waitForOne("400000000000000001", /Probe/);
+		expect(inChannel("400000000000000001", /Probe/)).toHaveLength(1);
+		expect((await fetch(`${bot.relay!.url}/healthz`)).status).toBe(200);
+		expect((await fetch(`${bot.relay!.url}/readyz`)).status).toBe(200);
+	});
+
+	it("loses nothing and doubles nothing when the bot stops mid-storm and starts again", async () => {
+		const groups = Array.from({ length: 20 }, (_, i) => `Storm${i}`);
+		double.failNext({ method: "POST", pathPrefix: "/channels/400000000000000001/messages", status: 503, count: 10_000 });
+		await postAlerts(alertmanager.url, groups.map((alertname) => ({ labels: { alertname, severity: "warning" } })));
+		await double.waitFor(() => (bot.relay!.store.pending() >= groups.length ? true : undefined), 20_000);
+		await alertmanager.stop();
+
+		await bot.stop(); // what was not delivered stays in the outbox on disk
+		double.clearFaults();
+		bot = await startTestBot(double, opsYaml, { WEBHOOK_TOKEN: token });
+		await double.waitFor(() => groups.every((g) => inChannel("400000000000000001", new RegExp(`^🔥 ${g} `)).length > 0), 30_000);
+		await bot.relay!.delivery.drained();
+
+		for (const g of groups) expect(inChannel("400000000000000001", new RegExp(`^🔥 ${g} `))).toHaveLength(1);
+		expect(bot.relay!.store.pending()).toBe(0);
+		expect(double.requests.some((r) => r.status === 503)).toBe(true);
+	});
+});
