@@ -83,13 +83,21 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 		annotations.description ? escapeMarkdown(truncate(annotations.description, 1_000)) : "",
 	].filter(Boolean);
 	const ordered = [...firing, ...payload.alerts.filter((a) => a.status !== "firing")];
-	const lines = ordered.slice(0, SHOWN_ALERTS).map((a) => alertLine(a, labels));
+	const truncatedNote = payload.truncatedAlerts > 0 ? `⚠️ AlertManager left out ${payload.truncatedAlerts} more alert${payload.truncatedAlerts === 1 ? "" : "s"} (max_alerts).` : "";
+	// Room is kept for the closing lines first, so "and N more" and the max_alerts note are never the part cut.
+	const tailRoom = `… and ${payload.alerts.length} more (full list attached)`.length + truncatedNote.length + 2;
+	const headText = joinLinesWithin(head, 1_200);
+	const lines: string[] = [];
+	let used = headText.length + 2;
+	for (const alert of ordered.slice(0, SHOWN_ALERTS)) {
+		const line = alertLine(alert, labels);
+		if (used + line.length + 1 > 3_500 - tailRoom) break;
+		lines.push(line);
+		used += line.length + 1;
+	}
 	const hidden = payload.alerts.length - lines.length;
-	const tail = [
-		hidden > 0 ? `… and ${hidden} more (full list attached)` : "",
-		payload.truncatedAlerts > 0 ? `⚠️ AlertManager left out ${payload.truncatedAlerts} more alert${payload.truncatedAlerts === 1 ? "" : "s"} (max_alerts).` : "",
-	].filter(Boolean);
-	const description = joinLinesWithin([...head, "", ...lines, ...tail], 3_500);
+	const tail = [hidden > 0 ? `… and ${hidden} more (full list attached)` : "", truncatedNote].filter(Boolean);
+	const description = [headText, "", ...lines, ...tail].join("\n").trim();
 	const started = Math.floor(context.firstFiringAt / 1000);
 	const first = payload.alerts[0];
 	const links = [
