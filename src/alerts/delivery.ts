@@ -16,14 +16,14 @@ function body(message: AlertMessage) {
 		embeds: [message.embed],
 		allowed_mentions: message.allowedMentions,
 		components: [],
-		// Listing attachments replaces the old file on edit; an empty list removes it.
-		attachments: message.file ? [{ id: 0, filename: message.file.name }] : [],
+		// Listing attachments replaces the old files on edit; an empty list removes them.
+		attachments: message.files.map((f, id) => ({ id, filename: f.name })),
 	};
 }
 
 /** A sender over discord.js's REST client, which queues per route and waits out 429s itself. */
 export function restSender(rest: REST): DiscordSender {
-	const files = (m: AlertMessage) => (m.file ? { files: [{ name: m.file.name, data: m.file.data }] } : {});
+	const files = (m: AlertMessage) => (m.files.length > 0 ? { files: m.files.map((f) => ({ name: f.name, data: f.data })) } : {});
 	return {
 		async post(channel, message, nonce) {
 			const created = (await rest.post(Routes.channelMessages(channel), { body: { ...body(message), nonce, enforce_nonce: true }, ...files(message) })) as { id: string };
@@ -53,13 +53,15 @@ export function backoffMs(attempts: number): number {
  * Starts one worker per channel with work: each sends its channel's items in order, one at a
  * time, so Discord's per-channel rate limits are met by discord.js's queue rather than fought.
  */
-export function startDelivery(deps: { store: AlertStore; sender: DiscordSender; log: Logger; pollMs?: number }): Delivery {
+export function startDelivery(deps: { store: AlertStore; sender: DiscordSender; log: Logger; pollMs?: number; chart?: (payload: OutboxItem["payload"]) => Promise<Buffer | undefined> }): Delivery {
 	const busy = new Map<string, Promise<void>>();
 	let stopped = false;
 	let waiters: (() => void)[] = [];
 
 	async function deliver(item: OutboxItem): Promise<"done" | "retry"> {
-		const message = renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole });
+		// A chart that cannot be drawn (Prometheus down, no expression) never holds the alert back.
+		const chart = item.payload.status === "firing" ? await deps.chart?.(item.payload).catch((err: unknown) => void deps.log.info({ err }, "no chart for alert")) : undefined;
+		const message = renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole, chart: chart ?? undefined });
 		try {
 			if (item.messageId) {
 				try {

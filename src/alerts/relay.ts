@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { Client } from "discord.js";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
+import { alertChart } from "./chart.ts";
 import { restSender, startDelivery, type Delivery, type DiscordSender } from "./delivery.ts";
 import { createReceiver } from "./receiver.ts";
 import { openAlertStore, type AlertStore } from "./store.ts";
@@ -19,7 +20,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 	const alerts = config.ops.alerts;
 	if (!alerts) return undefined;
 	const store = openAlertStore(join(config.ops.stateDir, "alerts.sqlite"));
-	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }) });
+	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(config.ops) });
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },

@@ -6,8 +6,8 @@ import type { WebhookAlert, WebhookPayload } from "./schema.ts";
 export interface AlertMessage {
 	readonly content: string;
 	readonly embed: APIEmbed;
-	/** The full alert list, attached when not every alert fits in the embed. */
-	readonly file?: { readonly name: string; readonly data: Buffer };
+	/** Attachments: the full alert list when not every alert fits, and the expression's chart. */
+	readonly files: readonly { readonly name: string; readonly data: Buffer }[];
 	readonly allowedMentions: { parse: []; roles: string[] };
 }
 
@@ -66,7 +66,7 @@ export function alertsFile(payload: WebhookPayload): string {
 }
 
 /** Renders one alert group: title with name and count, colour by severity and status, differing labels, links; within Discord's limits for 1 to 10,000 alerts. */
-export function renderAlertGroup(payload: WebhookPayload, context: { firstFiringAt: number; now?: number; mentionRole?: string | null }): AlertMessage {
+export function renderAlertGroup(payload: WebhookPayload, context: { firstFiringAt: number; now?: number; mentionRole?: string | null; chart?: Buffer | undefined }): AlertMessage {
 	const now = context.now ?? Date.now();
 	const firing = payload.alerts.filter((a) => a.status === "firing");
 	const resolved = payload.status === "resolved";
@@ -116,8 +116,8 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 	const mention = !resolved && severity === "critical" && context.mentionRole ? context.mentionRole : undefined;
 	return {
 		content: mention ? `<@&${mention}> ${truncate(name, 100)} is firing` : "",
-		embed: { title: truncate(title, DISCORD_LIMITS.title), description, color: colour, fields, footer: { text: truncate(`${payload.receiver} · group ${Object.entries(payload.groupLabels).map(([k, v]) => `${k}=${v}`).join(", ")}`, 300) }, timestamp: new Date(now).toISOString() },
-		...(hidden > 0 ? { file: { name: "alerts.txt", data: Buffer.from(alertsFile(payload)) } } : {}),
+		embed: { title: truncate(title, DISCORD_LIMITS.title), description, color: colour, fields, ...(context.chart ? { image: { url: "attachment://chart.png" } } : {}), footer: { text: truncate(`${payload.receiver} · group ${Object.entries(payload.groupLabels).map(([k, v]) => `${k}=${v}`).join(", ")}`, 300) }, timestamp: new Date(now).toISOString() },
+		files: [...(hidden > 0 ? [{ name: "alerts.txt", data: Buffer.from(alertsFile(payload)) }] : []), ...(context.chart ? [{ name: "chart.png", data: context.chart }] : [])],
 		allowedMentions: { parse: [], roles: mention ? [mention] : [] },
 	};
 }

@@ -61,7 +61,10 @@ export interface RangeSeries {
 
 /** Runs `/api/v1/query_range` (form-encoded POST, so long expressions fit) and returns the matrix. */
 export async function queryRange(baseUrl: string, query: string, range: { start: Date; end: Date; stepSeconds: number }, options: HttpCallOptions): Promise<RangeSeries[]> {
-	const params = new URLSearchParams({ query, start: String(range.start.getTime() / 1000), end: String(range.end.getTime() / 1000), step: String(range.stepSeconds) });
+	// Whole seconds keep `end` on the step grid, so the newest point is evaluated at `end` itself.
+	const end = Math.ceil(range.end.getTime() / 1000);
+	const start = end - Math.round((range.end.getTime() - range.start.getTime()) / 1000 / range.stepSeconds) * range.stepSeconds;
+	const params = new URLSearchParams({ query, start: String(start), end: String(end), step: String(range.stepSeconds) });
 	const url = new URL(`api/v1/query_range?${params}`, withSlash(baseUrl)).href;
 	const answer = RangeAnswer.parse(await getJson(url, options));
 	return answer.data.result.map((series) => ({

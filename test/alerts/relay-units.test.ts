@@ -36,7 +36,7 @@ describe("alert rendering", () => {
 			expect(messageProblems({ content: message.content, embeds: [message.embed] })).toEqual([]);
 			const shown = (message.embed.description?.match(/^🔥/gm) ?? []).length;
 			expect(shown).toBeGreaterThan(0);
-			expect(Boolean(message.file)).toBe(shown < n);
+			expect(message.files.some((f) => f.name === "alerts.txt")).toBe(shown < n);
 			if (shown < n) expect(message.embed.description).toContain(`… and ${n - shown} more (full list attached)`);
 			if (n === 1_000) expect(message.embed.description).toContain("AlertManager left out 37 more alerts (max_alerts)");
 		}

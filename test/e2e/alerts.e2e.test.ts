@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
 
 const ONCALL = "300000000000000001";
 const token = randomBytes(24).toString("hex");
@@ -15,14 +16,16 @@ describe("alert relay end to end: real AlertManager -> receiver -> store -> Disc
 	let double: DiscordDouble;
 	let bot: TestBot;
 	let alertmanager: TestAlertManager;
+	let prometheus: TestPrometheus;
 	let stateDir: string;
 	let opsYaml: string;
 
 	beforeAll(async () => {
 		double = await startDiscordDouble({ guild: { channels: [{ id: "400000000000000001", name: "alerts" }, { id: "400000000000000002", name: "critical" }], roles: [{ id: ONCALL, name: "oncall" }] } });
 		stateDir = mkdtempSync(join(tmpdir(), "opsbot-alerts-"));
+		prometheus = await startPrometheus();
 		opsYaml = `discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}" } }
-environments: { production: {} }
+environments: { production: { prometheus: { url: "${prometheus.url}" } } }
 stateDir: ${stateDir}
 alerts:
   listen: { host: 127.0.0.1, port: 0 }
@@ -37,6 +40,7 @@ alerts:
 	});
 	afterAll(async () => {
 		await alertmanager?.stop();
+		await prometheus?.stop();
 		await bot?.stop();
 		await double?.close();
 	});
@@ -78,6 +82,22 @@ alerts:
 		expect(message.files[0]?.name).toBe("alerts.txt");
 		expect(message.files[0]?.data.toString("utf8").match(/^\[FIRING\]/gm)).toHaveLength(300);
 		expect(double.requests.filter((r) => r.status === 400)).toEqual([]);
+	});
+
+	it("attaches a chart of the alert expression from Prometheus", async () => {
+		// A fresh Prometheus scrapes for the first time only a few seconds after start.
+		for (let i = 0; i < 100; i++) {
+			const answer = (await (await fetch(`${prometheus.url}/api/v1/query?query=up`)).json()) as { data: { result: unknown[] } };
+			if (answer.data.result.length > 0) break;
+			await new Promise((resolve) => setTimeout(resolve, 200));
+		}
+		await postAlerts(alertmanager.url, [{ labels: { alertname: "TargetFlapping", severity: "warning", env: "production" }, generatorURL: `${prometheus.url}/graph?g0.expr=up&g0.tab=1` }]);
+
+		const message = await waitForOne("400000000000000001", /TargetFlapping/);
+
+		const chart = message.files.find((f) => f.name === "chart.png");
+		expect(chart?.data.subarray(1, 4).toString("ascii")).toBe("PNG");
+		expect((message.embeds[0] as { image?: { url: string } }).image?.url).toBe("attachment://chart.png");
 	});
 
 	it("delivers every group despite Discord answering 500 and 429 for a while", async () => {
