@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	pool: () => import("./pool.ts"),
 	audit: () => import("./audit.ts"),
 	logs: () => import("./logs.ts"),
+	alerts: () => import("./alerts.ts"),
 };
 
 const wanted = process.argv.slice(2);
