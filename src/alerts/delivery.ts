@@ -66,7 +66,7 @@ export function startDelivery(deps: { store: AlertStore; sender: DiscordSender; 
 			if (item.messageId) {
 				try {
 					await deps.sender.edit(item.channel, item.messageId, message);
-					deps.store.delivered(item, item.messageId);
+					await deps.store.delivered(item, item.messageId);
 					return "done";
 				} catch (err) {
 					// Someone deleted the message: post it again rather than lose the update.
@@ -74,50 +74,57 @@ export function startDelivery(deps: { store: AlertStore; sender: DiscordSender; 
 				}
 			}
 			const id = await deps.sender.post(item.channel, message, item.nonce);
-			deps.store.delivered(item, id);
+			await deps.store.delivered(item, id);
 			return "done";
 		} catch (err) {
 			const status = err instanceof DiscordAPIError ? err.status : undefined;
 			if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
 				deps.log.error({ err, groupId: item.groupId, channel: item.channel }, "Discord refused an alert message; dropping it");
-				deps.store.abandon(item);
+				await deps.store.abandon(item);
 				return "done";
 			}
 			deps.log.warn({ err, groupId: item.groupId, attempts: item.attempts + 1 }, "alert delivery failed; will retry");
-			deps.store.retryLater(item, Date.now() + backoffMs(item.attempts));
+			await deps.store.retryLater(item, Date.now() + backoffMs(item.attempts));
 			return "retry";
 		}
 	}
 
 	async function work(channel: string): Promise<void> {
-		for (let item = deps.store.next(channel); item && !stopped; item = deps.store.next(channel)) {
+		for (let item = await deps.store.next(channel); item && !stopped; item = await deps.store.next(channel)) {
 			if ((await deliver(item)) === "retry") return;
 		}
 	}
 
-	function tick(): void {
-		if (stopped) return;
-		for (const channel of deps.store.dueChannels()) {
-			if (busy.has(channel)) continue;
-			const job = work(channel)
-				.catch((err: unknown) => deps.log.error({ err, channel }, "alert worker failed"))
-				.finally(() => {
-					busy.delete(channel);
-					if (busy.size === 0 && deps.store.dueChannels().length === 0) for (const w of waiters.splice(0)) w();
-					else if (!stopped) setImmediate(tick);
-				});
-			busy.set(channel, job);
+	let ticking = false;
+	async function tick(): Promise<void> {
+		if (stopped || ticking) return;
+		ticking = true;
+		try {
+			for (const channel of await deps.store.dueChannels()) {
+				if (busy.has(channel)) continue;
+				const job = work(channel)
+					.catch((err: unknown) => deps.log.error({ err, channel }, "alert worker failed"))
+					.finally(() => {
+						busy.delete(channel);
+						setImmediate(() => void tick());
+					});
+				busy.set(channel, job);
+			}
+			if (busy.size === 0 && (await deps.store.dueChannels()).length === 0) for (const w of waiters.splice(0)) w();
+		} catch (err) {
+			deps.log.error({ err }, "alert delivery could not read the outbox");
+		} finally {
+			ticking = false;
 		}
-		if (busy.size === 0 && deps.store.dueChannels().length === 0) for (const w of waiters.splice(0)) w();
 	}
 
-	const timer = setInterval(tick, deps.pollMs ?? 250);
+	const timer = setInterval(() => void tick(), deps.pollMs ?? 250);
 	return {
-		kick: () => setImmediate(tick),
+		kick: () => setImmediate(() => void tick()),
 		drained: () =>
 			new Promise<void>((resolve) => {
 				waiters.push(resolve);
-				tick();
+				void tick();
 			}),
 		async stop() {
 			stopped = true;

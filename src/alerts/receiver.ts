@@ -74,7 +74,7 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 		const payload = parsed.data;
 		const targets = routeGroup({ ...payload.groupLabels, ...payload.commonLabels }, deps.config);
 		try {
-			const result = deps.store.accept(payload, targets);
+			const result = await deps.store.accept(payload, targets);
 			deps.log.info({ groupKey: payload.groupKey.slice(0, 200), status: payload.status, alerts: payload.alerts.length, ...result }, "alert group accepted");
 			deps.onQueued();
 			return reply.code(202).send({ queued: result.queued, duplicates: result.duplicates });
@@ -86,7 +86,7 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 	app.get("/healthz", async () => ({ status: "alive" }));
 	app.get("/readyz", async (_request, reply) => {
 		const discord = deps.discordReady();
-		const store = deps.store.writable();
+		const store = await deps.store.writable();
 		return reply.code(discord && store ? 200 : 503).send({ discord: discord ? "connected" : "not connected", store: store ? "writable" : "not writable" });
 	});
 	return app;

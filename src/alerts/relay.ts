@@ -30,7 +30,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		discordReady: () => client.isReady(),
 	});
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
-	log.info({ address, pending: store.pending() }, "alert receiver listening");
+	log.info({ address, pending: await store.pending() }, "alert receiver listening");
 	delivery.kick();
 	return {
 		url: address,
@@ -39,7 +39,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		async close() {
 			await receiver.close();
 			await delivery.stop();
-			store.close();
+			await store.close();
 		},
 	};
 }

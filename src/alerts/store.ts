@@ -31,16 +31,17 @@ export interface AcceptResult {
 /** opsbot's durable alert state: groups, their messages, and the delivery outbox. */
 export interface AlertStore {
 	/** Durably queues the payload for each target channel; returns once committed. */
-	accept(payload: WebhookPayload, targets: readonly RouteTarget[], now?: number): AcceptResult;
-	dueChannels(now?: number): string[];
-	next(channel: string, now?: number): OutboxItem | undefined;
-	delivered(item: OutboxItem, messageId: string): void;
-	retryLater(item: OutboxItem, at: number): void;
+	accept(payload: WebhookPayload, targets: readonly RouteTarget[], now?: number): Promise<AcceptResult>;
+	dueChannels(now?: number): Promise<string[]>;
+	/** Claims the next due item of a channel (for a lease, so another replica does not take it too). */
+	next(channel: string, now?: number): Promise<OutboxItem | undefined>;
+	delivered(item: OutboxItem, messageId: string): Promise<void>;
+	retryLater(item: OutboxItem, at: number): Promise<void>;
 	/** Drops an item Discord will never accept (e.g. 4xx), so it cannot block its channel. */
-	abandon(item: OutboxItem): void;
-	pending(): number;
-	writable(): boolean;
-	close(): void;
+	abandon(item: OutboxItem): Promise<void>;
+	pending(): Promise<number>;
+	writable(): Promise<boolean>;
+	close(): Promise<void>;
 }
 
 const MIGRATIONS = [
@@ -76,7 +77,13 @@ export function payloadSignature(payload: WebhookPayload): string {
 	return createHash("sha256").update(JSON.stringify([payload.status, payload.truncatedAlerts, alerts])).digest("hex");
 }
 
-function groupId(receiver: string, groupKey: string, channel: string): string {
+/** Discord's enforce_nonce value for one episode of one group (at most 25 characters). */
+export function episodeNonce(groupId: string, episode: number): string {
+	return createHash("sha256").update(`${groupId}:${episode}`).digest("base64url").slice(0, 25);
+}
+
+/** The store's key for one group in one channel. */
+export function groupId(receiver: string, groupKey: string, channel: string): string {
 	return createHash("sha256").update(`${receiver}\u0000${groupKey}\u0000${channel}`).digest("hex").slice(0, 32);
 }
 
@@ -107,7 +114,7 @@ export function openAlertStore(path: string): AlertStore {
 	const pendingCount = db.prepare("SELECT count(*) AS n FROM outbox WHERE done = 0");
 
 	return {
-		accept(payload, targets, now = Date.now()) {
+		async accept(payload, targets, now = Date.now()) {
 			const signature = payloadSignature(payload);
 			const firing = payload.alerts.filter((a) => a.status === "firing").map((a) => Date.parse(a.startsAt)).filter(Number.isFinite);
 			const startedAt = firing.length > 0 ? Math.min(...firing) : now;
@@ -141,8 +148,8 @@ export function openAlertStore(path: string): AlertStore {
 			}
 			return { queued, duplicates };
 		},
-		dueChannels: (now = Date.now()) => (dueChannels.all(now) as { channel: string }[]).map((r) => r.channel),
-		next(channel, now = Date.now()) {
+		dueChannels: async (now = Date.now()) => (dueChannels.all(now) as { channel: string }[]).map((r) => r.channel),
+		async next(channel, now = Date.now()) {
 			const due = oldestDue.get(channel, now) as { group_id: string; episode: number } | undefined;
 			if (!due) return undefined;
 			const newest = newestOfEpisode.get(due.group_id, due.episode) as { id: number; payload: string; attempts: number };
@@ -157,23 +164,23 @@ export function openAlertStore(path: string): AlertStore {
 				firstFiringAt: group.first_firing_at,
 				attempts: newest.attempts,
 				payload: JSON.parse(newest.payload) as WebhookPayload,
-				nonce: createHash("sha256").update(`${due.group_id}:${due.episode}`).digest("base64url").slice(0, 25),
+				nonce: episodeNonce(due.group_id, due.episode),
 			};
 		},
-		delivered(item, messageId) {
+		async delivered(item, messageId) {
 			db.exec("BEGIN IMMEDIATE");
 			markDone.run(item.groupId, item.episode, item.id);
 			setMessage.run(messageId, item.episode, item.groupId);
 			db.exec("COMMIT");
 		},
-		retryLater(item, at) {
+		async retryLater(item, at) {
 			retry.run(at, item.groupId, item.episode);
 		},
-		abandon(item) {
+		async abandon(item) {
 			markDone.run(item.groupId, item.episode, item.id);
 		},
-		pending: () => (pendingCount.get() as { n: number }).n,
-		writable() {
+		pending: async () => (pendingCount.get() as { n: number }).n,
+		async writable() {
 			try {
 				db.exec("BEGIN IMMEDIATE; ROLLBACK");
 				return true;
@@ -181,6 +188,6 @@ export function openAlertStore(path: string): AlertStore {
 				return false;
 			}
 		},
-		close: () => db.close(),
+		close: async () => db.close(),
 	};
 }

@@ -7,26 +7,9 @@ import { describe, expect, it } from "vitest";
 import { createReceiver } from "../../src/alerts/receiver.ts";
 import { expressionOf, renderAlertGroup } from "../../src/alerts/render.ts";
 import { routeGroup } from "../../src/alerts/routing.ts";
-import { WebhookPayload } from "../../src/alerts/schema.ts";
 import { openAlertStore } from "../../src/alerts/store.ts";
 import { messageProblems } from "../discord-double/limits.ts";
-
-const ZERO = "0001-01-01T00:00:00Z";
-
-function payload(n: number, overrides: Partial<WebhookPayload> = {}, status: "firing" | "resolved" = "firing"): WebhookPayload {
-	return WebhookPayload.parse({
-		version: "4",
-		groupKey: '{}:{alertname="DiskFilling"}',
-		status,
-		receiver: "opsbot",
-		groupLabels: { alertname: "DiskFilling" },
-		commonLabels: { alertname: "DiskFilling", severity: "warning" },
-		commonAnnotations: { summary: "Disk filling up", description: "x".repeat(3_000) },
-		externalURL: "http://alertmanager.local:9093",
-		alerts: Array.from({ length: n }, (_, i) => ({ status, labels: { alertname: "DiskFilling", severity: "warning", instance: `node-${i}-${"y".repeat(80)}` }, annotations: { summary: "z".repeat(500) }, startsAt: "2026-11-24T12:00:00Z", endsAt: status === "resolved" ? "2026-11-24T12:10:00Z" : ZERO, generatorURL: "http://prom:9090/graph?g0.expr=node_filesystem_avail_bytes+%3C+1e9&g0.tab=1", fingerprint: `f${i.toString(16).padStart(15, "0")}` })),
-		...overrides,
-	});
-}
+import { payload, storeContract } from "../support/alert-fixtures.ts";
 
 describe("alert rendering", () => {
 	it("stays within Discord's limits from 1 to 1,000 alerts, attaching the list when it does not fit", () => {
@@ -73,43 +56,9 @@ describe("alert routing", () => {
 	});
 });
 
-describe("alert store", () => {
-	const targets = [{ channel: "1" }];
-
-	it("ignores retries and HA duplicates, coalesces updates, and opens a new episode after a resolve", () => {
-		const store = openAlertStore(join(mkdtempSync(join(tmpdir(), "opsbot-store-")), "alerts.sqlite"));
-
-		expect(store.accept(payload(2), targets)).toEqual({ queued: 1, duplicates: 0 });
-		expect(store.accept(payload(2), targets)).toEqual({ queued: 0, duplicates: 1 });
-		store.accept(payload(3), targets);
-		const first = store.next("1")!;
-		expect(first.payload.alerts).toHaveLength(3); // the newest of the two pending updates
-		store.delivered(first, "m1");
-		store.accept(payload(3, {}, "resolved"), targets);
-		const resolve = store.next("1")!;
-		store.delivered(resolve, "m1");
-		store.accept(payload(1), targets);
-		const again = store.next("1")!;
-
-		expect(resolve).toMatchObject({ messageId: "m1", episode: 1 });
-		expect(again).toMatchObject({ messageId: null, episode: 2 });
-		expect(again.nonce).not.toBe(first.nonce);
-		store.close();
-	});
-
-	it("keeps what was not delivered across a restart", () => {
-		const path = join(mkdtempSync(join(tmpdir(), "opsbot-store-")), "alerts.sqlite");
-		const before = openAlertStore(path);
-		before.accept(payload(1), targets);
-		before.accept(payload(1, { groupKey: "other" }), targets);
-		before.close();
-
-		const after = openAlertStore(path);
-
-		expect(after.pending()).toBe(2);
-		expect(after.writable()).toBe(true);
-		after.close();
-	});
+storeContract("SQLite", async () => {
+	const path = join(mkdtempSync(join(tmpdir(), "opsbot-store-")), "alerts.sqlite");
+	return { store: openAlertStore(path), reopen: async () => openAlertStore(path) };
 });
 
 describe("webhook receiver with arbitrary bodies", () => {
@@ -127,6 +76,6 @@ describe("webhook receiver with arbitrary bodies", () => {
 			{ numRuns: 200 },
 		);
 		await app.close();
-		store.close();
+		await store.close();
 	});
 });
