@@ -5,6 +5,7 @@ import type { Logger } from "../log.ts";
 import { alertChart } from "./chart.ts";
 import { restSender, startDelivery, type Delivery, type DiscordSender } from "./delivery.ts";
 import { createReceiver } from "./receiver.ts";
+import { openPostgresAlertStore } from "./pg-store.ts";
 import { openAlertStore, type AlertStore } from "./store.ts";
 
 /** The running alert relay: receiver, store and delivery. */
@@ -19,7 +20,8 @@ export interface AlertRelay {
 export async function startAlertRelay(config: Config, client: Client, log: Logger, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
 	const alerts = config.ops.alerts;
 	if (!alerts) return undefined;
-	const store = openAlertStore(join(config.ops.stateDir, "alerts.sqlite"));
+	// Embedded by default; PostgreSQL (opsbot's own database) when replicas must share the state.
+	const store = config.env.STATE_DATABASE_URL ? await openPostgresAlertStore(config.env.STATE_DATABASE_URL, log.child({ svc: "state" })) : openAlertStore(join(config.ops.stateDir, "alerts.sqlite"));
 	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(config.ops) });
 	const receiver = createReceiver({
 		config: alerts,

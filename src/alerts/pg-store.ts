@@ -1,0 +1,164 @@
+import pg from "pg";
+import type { Logger } from "../log.ts";
+import type { RouteTarget } from "./routing.ts";
+import type { WebhookPayload } from "./schema.ts";
+import { episodeNonce, groupId, payloadSignature, type AlertStore, type OutboxItem } from "./store.ts";
+
+/** How long a replica may hold an outbox item it is delivering before another replica may take it. */
+const LEASE_MS = 30_000;
+
+const MIGRATIONS = [
+	`CREATE TABLE opsbot_state.groups (
+		id TEXT PRIMARY KEY,
+		receiver TEXT NOT NULL,
+		group_key TEXT NOT NULL,
+		channel TEXT NOT NULL,
+		mention_role TEXT,
+		episode INTEGER NOT NULL,
+		status TEXT NOT NULL,
+		first_firing_at BIGINT NOT NULL,
+		last_signature TEXT NOT NULL,
+		message_id TEXT,
+		message_episode INTEGER
+	);
+	CREATE TABLE opsbot_state.outbox (
+		id BIGSERIAL PRIMARY KEY,
+		group_id TEXT NOT NULL REFERENCES opsbot_state.groups(id),
+		episode INTEGER NOT NULL,
+		payload JSONB NOT NULL,
+		created_at BIGINT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_attempt_at BIGINT NOT NULL,
+		done BOOLEAN NOT NULL DEFAULT false
+	);
+	CREATE INDEX outbox_pending ON opsbot_state.outbox (next_attempt_at) WHERE NOT done;`,
+];
+
+/**
+ * The alert store in PostgreSQL (STATE_DATABASE_URL: opsbot's own database, never the
+ * application's), so several replicas share groups and outbox. Items are claimed with a lease
+ * (FOR UPDATE SKIP LOCKED), and Discord's enforce_nonce covers a replica dying mid-post.
+ */
+export async function openPostgresAlertStore(url: string, log: Logger): Promise<AlertStore> {
+	const pool = new pg.Pool({ connectionString: url, max: 2, application_name: "opsbot-state", connectionTimeoutMillis: 5_000 });
+	pool.on("error", (err) => log.warn({ err }, "state database client errored"));
+	const tx = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+		const client = await pool.connect();
+		try {
+			await client.query("BEGIN");
+			const result = await work(client);
+			await client.query("COMMIT");
+			return result;
+		} catch (err) {
+			await client.query("ROLLBACK").catch(() => undefined);
+			throw err;
+		} finally {
+			client.release();
+		}
+	};
+	await tx(async (client) => {
+		// Replicas starting together migrate one at a time.
+		await client.query("SELECT pg_advisory_xact_lock(hashtext('opsbot_state.migrations'))");
+		await client.query("CREATE SCHEMA IF NOT EXISTS opsbot_state");
+		await client.query("CREATE TABLE IF NOT EXISTS opsbot_state.schema_version (version INTEGER NOT NULL)");
+		const { rows } = await client.query<{ v: number | null }>("SELECT max(version) AS v FROM opsbot_state.schema_version");
+		const current = rows[0]?.v ?? 0;
+		for (const [i, sql] of MIGRATIONS.slice(current).entries()) {
+			await client.query(sql);
+			await client.query("INSERT INTO opsbot_state.schema_version (version) VALUES ($1)", [current + i + 1]);
+		}
+	});
+
+	return {
+		accept: (payload: WebhookPayload, targets: readonly RouteTarget[], now = Date.now()) =>
+			tx(async (client) => {
+				const signature = payloadSignature(payload);
+				const firing = payload.alerts.filter((a) => a.status === "firing").map((a) => Date.parse(a.startsAt)).filter(Number.isFinite);
+				const startedAt = firing.length > 0 ? Math.min(...firing) : now;
+				let queued = 0;
+				let duplicates = 0;
+				for (const target of targets) {
+					const id = groupId(payload.receiver, payload.groupKey, target.channel);
+					const inserted = await client.query(
+						`INSERT INTO opsbot_state.groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature)
+						 VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+						[id, payload.receiver, payload.groupKey, target.channel, target.mentionRole ?? null, payload.status, startedAt, signature],
+					);
+					let episode = 1;
+					if (inserted.rowCount === 0) {
+						const { rows } = await client.query<{ episode: number; status: string; first_firing_at: string; last_signature: string }>("SELECT episode, status, first_firing_at, last_signature FROM opsbot_state.groups WHERE id = $1 FOR UPDATE", [id]);
+						const row = rows[0]!;
+						if (row.last_signature === signature) {
+							duplicates++;
+							continue;
+						}
+						const reopened = row.status === "resolved" && payload.status === "firing";
+						episode = reopened ? row.episode + 1 : row.episode;
+						await client.query("UPDATE opsbot_state.groups SET episode = $1, status = $2, first_firing_at = $3, last_signature = $4, mention_role = $5 WHERE id = $6", [episode, payload.status, reopened ? startedAt : Math.min(Number(row.first_firing_at), startedAt), signature, target.mentionRole ?? null, id]);
+					}
+					await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [id, episode, JSON.stringify(payload), now]);
+					queued++;
+				}
+				return { queued, duplicates };
+			}),
+		async dueChannels(now = Date.now()) {
+			const { rows } = await pool.query<{ channel: string }>("SELECT DISTINCT g.channel FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE NOT o.done AND o.next_attempt_at <= $1", [now]);
+			return rows.map((r) => r.channel);
+		},
+		next: (channel, now = Date.now()) =>
+			tx(async (client) => {
+				const { rows } = await client.query<{ id: string; group_id: string; episode: number; payload: WebhookPayload; attempts: number }>(
+					`WITH due AS (
+						SELECT o.group_id, o.episode FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id
+						WHERE g.channel = $1 AND NOT o.done AND o.next_attempt_at <= $2
+						ORDER BY o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED)
+					 UPDATE opsbot_state.outbox o SET next_attempt_at = $3 FROM due
+					 WHERE o.group_id = due.group_id AND o.episode = due.episode AND NOT o.done
+					 RETURNING o.id, o.group_id, o.episode, o.payload, o.attempts`,
+					[channel, now, now + LEASE_MS],
+				);
+				if (rows.length === 0) return undefined;
+				const newest = rows.reduce((a, b) => (BigInt(b.id) > BigInt(a.id) ? b : a));
+				const group = (await client.query<{ channel: string; mention_role: string | null; first_firing_at: string; message_id: string | null; message_episode: number | null }>("SELECT channel, mention_role, first_firing_at, message_id, message_episode FROM opsbot_state.groups WHERE id = $1", [newest.group_id])).rows[0]!;
+				const item: OutboxItem = {
+					id: Number(newest.id),
+					groupId: newest.group_id,
+					channel: group.channel,
+					mentionRole: group.mention_role,
+					episode: newest.episode,
+					messageId: group.message_episode === newest.episode ? group.message_id : null,
+					firstFiringAt: Number(group.first_firing_at),
+					attempts: newest.attempts,
+					payload: newest.payload,
+					nonce: episodeNonce(newest.group_id, newest.episode),
+				};
+				return item;
+			}),
+		delivered: (item, messageId) =>
+			tx(async (client) => {
+				await client.query("UPDATE opsbot_state.outbox SET done = true WHERE group_id = $1 AND episode = $2 AND id <= $3", [item.groupId, item.episode, item.id]);
+				// Updates that arrived during delivery were leased with it: make them due now.
+				await client.query("UPDATE opsbot_state.outbox SET next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done", [item.groupId, item.episode, Date.now()]);
+				await client.query("UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2 WHERE id = $3", [messageId, item.episode, item.groupId]);
+			}),
+		async retryLater(item, at) {
+			await pool.query("UPDATE opsbot_state.outbox SET attempts = attempts + 1, next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done", [item.groupId, item.episode, at]);
+		},
+		async abandon(item) {
+			await pool.query("UPDATE opsbot_state.outbox SET done = true WHERE group_id = $1 AND episode = $2 AND id <= $3", [item.groupId, item.episode, item.id]);
+		},
+		async pending() {
+			const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM opsbot_state.outbox WHERE NOT done");
+			return rows[0]?.n ?? 0;
+		},
+		async writable() {
+			try {
+				const { rows } = await pool.query<{ ok: boolean }>("SELECT NOT pg_is_in_recovery() AS ok");
+				return rows[0]?.ok === true;
+			} catch {
+				return false;
+			}
+		},
+		close: () => pool.end(),
+	};
+}
