@@ -79,3 +79,19 @@ describe("webhook receiver with arbitrary bodies", () => {
 		await store.close();
 	});
 });
+
+describe("webhook receiver when the store fails", () => {
+	it("answers 500 with a generic body, so AlertManager retries, and says nothing internal", async () => {
+		const store = openAlertStore(":memory:");
+		const broken = { ...store, accept: async () => Promise.reject(new Error("disk I/O error at /var/lib/secret-path")) };
+		const app = createReceiver({ config: { listen: { host: "127.0.0.1", port: 0 }, defaultChannel: "1", routes: [], containerLabel: "container", environmentLabel: "env", restartCooldownSeconds: 300, maxBodyBytes: 1_000_000 }, auth: { bearerToken: "t".repeat(20) }, store: broken, log: pino({ level: "silent" }), onQueued: () => undefined, discordReady: () => true });
+
+		const res = await app.inject({ method: "POST", url: "/alerts", headers: { "content-type": "application/json", authorization: `Bearer ${"t".repeat(20)}` }, payload: JSON.stringify(payload(1)) });
+
+		expect(res.statusCode).toBe(500);
+		expect(res.body).not.toContain("secret-path");
+		expect(res.json()).toEqual({ error: "could not store the alert group; retry" });
+		await app.close();
+		await store.close();
+	});
+});
