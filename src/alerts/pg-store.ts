@@ -2,7 +2,7 @@ import pg from "pg";
 import type { Logger } from "../log.ts";
 import type { RouteTarget } from "./routing.ts";
 import type { WebhookPayload } from "./schema.ts";
-import { episodeNonce, groupId, payloadSignature, type AlertStore, type OutboxItem } from "./store.ts";
+import { episodeNonce, groupId, payloadSignature, type AckState, type AlertStore, type OutboxItem, type SilenceState } from "./store.ts";
 
 /** How long a replica may hold an outbox item it is delivering before another replica may take it. */
 const LEASE_MS = 30_000;
@@ -32,6 +32,7 @@ const MIGRATIONS = [
 		done BOOLEAN NOT NULL DEFAULT false
 	);
 	CREATE INDEX outbox_pending ON opsbot_state.outbox (next_attempt_at) WHERE NOT done;`,
+	`ALTER TABLE opsbot_state.groups ADD COLUMN last_payload JSONB, ADD COLUMN ack JSONB, ADD COLUMN silence JSONB;`,
 ];
 
 /**
@@ -69,6 +70,14 @@ export async function openPostgresAlertStore(url: string, log: Logger): Promise<
 		}
 	});
 
+	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
+	const requeue = (id: string, column: "ack" | "silence", value: AckState | SilenceState | null) =>
+		tx(async (client) => {
+			const { rows } = await client.query<{ episode: number; last_payload: WebhookPayload | null }>(`UPDATE opsbot_state.groups SET ${column} = $1 WHERE id = $2 RETURNING episode, last_payload`, [value === null ? null : JSON.stringify(value), id]);
+			const row = rows[0];
+			if (row?.last_payload) await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [id, row.episode, JSON.stringify(row.last_payload), Date.now()]);
+		});
+
 	return {
 		accept: (payload: WebhookPayload, targets: readonly RouteTarget[], now = Date.now()) =>
 			tx(async (client) => {
@@ -95,7 +104,10 @@ export async function openPostgresAlertStore(url: string, log: Logger): Promise<
 						const reopened = row.status === "resolved" && payload.status === "firing";
 						episode = reopened ? row.episode + 1 : row.episode;
 						await client.query("UPDATE opsbot_state.groups SET episode = $1, status = $2, first_firing_at = $3, last_signature = $4, mention_role = $5 WHERE id = $6", [episode, payload.status, reopened ? startedAt : Math.min(Number(row.first_firing_at), startedAt), signature, target.mentionRole ?? null, id]);
+						// A new episode starts unacknowledged and unsilenced.
+						if (reopened) await client.query("UPDATE opsbot_state.groups SET ack = NULL, silence = NULL WHERE id = $1", [id]);
 					}
+					await client.query("UPDATE opsbot_state.groups SET last_payload = $1 WHERE id = $2", [JSON.stringify(payload), id]);
 					await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [id, episode, JSON.stringify(payload), now]);
 					queued++;
 				}
@@ -119,7 +131,7 @@ export async function openPostgresAlertStore(url: string, log: Logger): Promise<
 				);
 				if (rows.length === 0) return undefined;
 				const newest = rows.reduce((a, b) => (BigInt(b.id) > BigInt(a.id) ? b : a));
-				const group = (await client.query<{ channel: string; mention_role: string | null; first_firing_at: string; message_id: string | null; message_episode: number | null }>("SELECT channel, mention_role, first_firing_at, message_id, message_episode FROM opsbot_state.groups WHERE id = $1", [newest.group_id])).rows[0]!;
+				const group = (await client.query<{ channel: string; mention_role: string | null; first_firing_at: string; message_id: string | null; message_episode: number | null; ack: AckState | null; silence: SilenceState | null }>("SELECT channel, mention_role, first_firing_at, message_id, message_episode, ack, silence FROM opsbot_state.groups WHERE id = $1", [newest.group_id])).rows[0]!;
 				const item: OutboxItem = {
 					id: Number(newest.id),
 					groupId: newest.group_id,
@@ -131,6 +143,8 @@ export async function openPostgresAlertStore(url: string, log: Logger): Promise<
 					attempts: newest.attempts,
 					payload: newest.payload,
 					nonce: episodeNonce(newest.group_id, newest.episode),
+					ack: group.ack,
+					silence: group.silence,
 				};
 				return item;
 			}),
@@ -159,6 +173,14 @@ export async function openPostgresAlertStore(url: string, log: Logger): Promise<
 				return false;
 			}
 		},
+		async group(id) {
+			const { rows } = await pool.query<{ id: string; channel: string; episode: number; status: string; message_id: string | null; message_episode: number | null; last_payload: WebhookPayload | null; ack: AckState | null; silence: SilenceState | null }>("SELECT * FROM opsbot_state.groups WHERE id = $1", [id]);
+			const row = rows[0];
+			if (!row || !row.last_payload) return undefined;
+			return { groupId: row.id, channel: row.channel, episode: row.episode, status: row.status, messageId: row.message_episode === row.episode ? row.message_id : null, payload: row.last_payload, ack: row.ack, silence: row.silence };
+		},
+		setAck: (id, ack) => requeue(id, "ack", ack),
+		setSilence: (id, silence) => requeue(id, "silence", silence),
 		close: () => pool.end(),
 	};
 }

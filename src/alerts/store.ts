@@ -5,6 +5,32 @@ import { DatabaseSync } from "node:sqlite";
 import type { RouteTarget } from "./routing.ts";
 import type { WebhookPayload } from "./schema.ts";
 
+/** Who acknowledged a group, and when (ms). */
+export interface AckState {
+	readonly userId: string;
+	readonly username: string;
+	readonly at: number;
+}
+
+/** The AlertManager silence opsbot created for a group. */
+export interface SilenceState {
+	readonly id: string;
+	readonly username: string;
+	readonly until: number;
+}
+
+/** A group as buttons see it: its latest payload and what people did about it. */
+export interface GroupState {
+	readonly groupId: string;
+	readonly channel: string;
+	readonly episode: number;
+	readonly status: string;
+	readonly messageId: string | null;
+	readonly payload: WebhookPayload;
+	readonly ack: AckState | null;
+	readonly silence: SilenceState | null;
+}
+
 /** A queued delivery: the newest payload of one group episode in one channel (older ones are coalesced into it). */
 export interface OutboxItem {
 	readonly id: number;
@@ -19,6 +45,8 @@ export interface OutboxItem {
 	readonly payload: WebhookPayload;
 	/** Discord's enforce_nonce key: posting the same episode twice returns the first message. */
 	readonly nonce: string;
+	readonly ack: AckState | null;
+	readonly silence: SilenceState | null;
 }
 
 /** What accept() did with a webhook. */
@@ -41,6 +69,12 @@ export interface AlertStore {
 	abandon(item: OutboxItem): Promise<void>;
 	pending(): Promise<number>;
 	writable(): Promise<boolean>;
+	/** A group by id (the id alert buttons carry), or undefined for an unknown one. */
+	group(groupId: string): Promise<GroupState | undefined>;
+	/** Records or clears an acknowledgement and queues a re-render of the group's message. */
+	setAck(groupId: string, ack: AckState | null): Promise<void>;
+	/** Records or clears a silence and queues a re-render of the group's message. */
+	setSilence(groupId: string, silence: SilenceState | null): Promise<void>;
 	close(): Promise<void>;
 }
 
@@ -69,6 +103,9 @@ const MIGRATIONS = [
 		done INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE INDEX outbox_pending ON outbox (done, next_attempt_at);`,
+	`ALTER TABLE groups ADD COLUMN last_payload TEXT;
+	ALTER TABLE groups ADD COLUMN ack TEXT;
+	ALTER TABLE groups ADD COLUMN silence TEXT;`,
 ];
 
 /** The alerts and their statuses that make a notification what it is (AlertManager retries repeat it exactly). */
@@ -104,6 +141,10 @@ export function openAlertStore(path: string): AlertStore {
 	const getGroup = db.prepare("SELECT * FROM groups WHERE id = ?");
 	const insertGroup = db.prepare("INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)");
 	const updateGroup = db.prepare("UPDATE groups SET episode = ?, status = ?, first_firing_at = ?, last_signature = ?, mention_role = ? WHERE id = ?");
+	const clearActions = db.prepare("UPDATE groups SET ack = NULL, silence = NULL WHERE id = ?");
+	const setPayload = db.prepare("UPDATE groups SET last_payload = ? WHERE id = ?");
+	const setAckStmt = db.prepare("UPDATE groups SET ack = ? WHERE id = ?");
+	const setSilenceStmt = db.prepare("UPDATE groups SET silence = ? WHERE id = ?");
 	const insertOutbox = db.prepare("INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)");
 	const dueChannels = db.prepare("SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 AND o.next_attempt_at <= ?");
 	const oldestDue = db.prepare("SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ? ORDER BY o.id LIMIT 1");
@@ -112,6 +153,20 @@ export function openAlertStore(path: string): AlertStore {
 	const setMessage = db.prepare("UPDATE groups SET message_id = ?, message_episode = ? WHERE id = ?");
 	const retry = db.prepare("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE group_id = ? AND episode = ? AND done = 0");
 	const pendingCount = db.prepare("SELECT count(*) AS n FROM outbox WHERE done = 0");
+
+	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
+	function requeue(id: string, change: () => void): void {
+		db.exec("BEGIN IMMEDIATE");
+		try {
+			change();
+			const row = getGroup.get(id) as { episode: number; last_payload: string | null } | undefined;
+			if (row?.last_payload) insertOutbox.run(id, row.episode, row.last_payload, Date.now(), Date.now());
+			db.exec("COMMIT");
+		} catch (err) {
+			db.exec("ROLLBACK");
+			throw err;
+		}
+	}
 
 	return {
 		async accept(payload, targets, now = Date.now()) {
@@ -137,7 +192,10 @@ export function openAlertStore(path: string): AlertStore {
 						const reopened = row.status === "resolved" && payload.status === "firing";
 						episode = reopened ? row.episode + 1 : row.episode;
 						updateGroup.run(episode, payload.status, reopened ? startedAt : Math.min(row.first_firing_at, startedAt), signature, target.mentionRole ?? null, id);
+						// A new episode starts unacknowledged and unsilenced.
+						if (reopened) clearActions.run(id);
 					}
+					setPayload.run(JSON.stringify(payload), id);
 					insertOutbox.run(id, episode, JSON.stringify(payload), now, now);
 					queued++;
 				}
@@ -153,7 +211,7 @@ export function openAlertStore(path: string): AlertStore {
 			const due = oldestDue.get(channel, now) as { group_id: string; episode: number } | undefined;
 			if (!due) return undefined;
 			const newest = newestOfEpisode.get(due.group_id, due.episode) as { id: number; payload: string; attempts: number };
-			const group = getGroup.get(due.group_id) as { channel: string; mention_role: string | null; first_firing_at: number; message_id: string | null; message_episode: number | null; episode: number };
+			const group = getGroup.get(due.group_id) as { channel: string; mention_role: string | null; first_firing_at: number; message_id: string | null; message_episode: number | null; episode: number; ack: string | null; silence: string | null };
 			return {
 				id: newest.id,
 				groupId: due.group_id,
@@ -165,6 +223,8 @@ export function openAlertStore(path: string): AlertStore {
 				attempts: newest.attempts,
 				payload: JSON.parse(newest.payload) as WebhookPayload,
 				nonce: episodeNonce(due.group_id, due.episode),
+				ack: group.ack ? (JSON.parse(group.ack) as AckState) : null,
+				silence: group.silence ? (JSON.parse(group.silence) as SilenceState) : null,
 			};
 		},
 		async delivered(item, messageId) {
@@ -187,6 +247,26 @@ export function openAlertStore(path: string): AlertStore {
 			} catch {
 				return false;
 			}
+		},
+		async group(id) {
+			const row = getGroup.get(id) as { id: string; channel: string; episode: number; status: string; message_id: string | null; message_episode: number | null; last_payload: string | null; ack: string | null; silence: string | null } | undefined;
+			if (!row || !row.last_payload) return undefined;
+			return {
+				groupId: row.id,
+				channel: row.channel,
+				episode: row.episode,
+				status: row.status,
+				messageId: row.message_episode === row.episode ? row.message_id : null,
+				payload: JSON.parse(row.last_payload) as WebhookPayload,
+				ack: row.ack ? (JSON.parse(row.ack) as AckState) : null,
+				silence: row.silence ? (JSON.parse(row.silence) as SilenceState) : null,
+			};
+		},
+		async setAck(id, ack) {
+			requeue(id, () => setAckStmt.run(ack ? JSON.stringify(ack) : null, id));
+		},
+		async setSilence(id, silence) {
+			requeue(id, () => setSilenceStmt.run(silence ? JSON.stringify(silence) : null, id));
 		},
 		close: async () => db.close(),
 	};

@@ -46,6 +46,30 @@ export function storeContract(name: string, open: () => Promise<{ store: AlertSt
 			await store.close();
 		});
 
+		it("keeps acknowledgements and silences per episode, and queues a re-render for each change", async () => {
+			const { store } = await open();
+			await store.accept(payload(1), targets);
+			const first = (await store.next("1"))!;
+			await store.delivered(first, "m1");
+			const id = first.groupId;
+
+			await store.setAck(id, { userId: "7", username: "alice", at: 1 });
+			await store.setSilence(id, { id: "s-1", username: "alice", until: 2 });
+			const rerender = (await store.next("1"))!;
+			const state = await store.group(id);
+			await store.delivered(rerender, "m1");
+			await store.accept(payload(1, {}, "resolved"), targets);
+			await store.delivered((await store.next("1"))!, "m1");
+			await store.accept(payload(2), targets);
+			const reopened = await store.group(id);
+
+			expect(rerender).toMatchObject({ messageId: "m1", ack: { username: "alice" }, silence: { id: "s-1" } });
+			expect(state).toMatchObject({ messageId: "m1", episode: 1, ack: { userId: "7" }, silence: { until: 2 } });
+			expect(reopened).toMatchObject({ episode: 2, messageId: null, ack: null, silence: null });
+			expect(await store.group("no-such-group")).toBeUndefined();
+			await store.close();
+		});
+
 		it("keeps what was not delivered across a restart, and retries later", async () => {
 			const { store: before, reopen } = await open();
 			await before.accept(payload(1), targets);
