@@ -2,6 +2,7 @@ import type { Config } from "./config.ts";
 import { createAccessPolicy, type AccessPolicy } from "./discord/access.ts";
 import type { Logger } from "./log.ts";
 import { join } from "node:path";
+import type { AlertStore } from "./alerts/store.ts";
 import { createPendingStore, type PendingStore } from "./discord/pending.ts";
 import type { AuditQueryState } from "./commands/audit.ts";
 import type { LogsQueryState } from "./commands/logs.ts";
@@ -13,7 +14,17 @@ import { createPoolService, type PoolService, type TerminationCandidate } from "
 import { createDatabaseRegistry, type DatabaseRegistry } from "./services/postgres.ts";
 
 /** What a confirmation button refers to, kept server-side for 60 s. */
-export type Confirmation = { kind: "pool.terminate"; environment: string; candidates: readonly TerminationCandidate[]; minutes: number };
+export type Confirmation =
+	| { kind: "pool.terminate"; environment: string; candidates: readonly TerminationCandidate[]; minutes: number }
+	| { kind: "alert.restart"; environment: string; container: string; groupId: string };
+
+/** The alert relay's state for buttons; filled in when the relay starts (after the context exists). */
+export interface AlertState {
+	store: AlertStore | undefined;
+	kick: (() => void) | undefined;
+	/** Restarts per environment/container: one at a time, and when the last one ran (cooldown). */
+	readonly restarts: Map<string, { running: boolean; at: number }>;
+}
 
 // Discord confirmations in opsbot expire after a minute.
 const CONFIRMATION_TTL_MS = 60_000;
@@ -32,6 +43,7 @@ export interface Services {
 	readonly logs: LogsService;
 	/** /logs searches behind Older, Newer and Download, for 15 minutes. */
 	readonly logQueries: PendingStore<LogsQueryState>;
+	readonly alertState: AlertState;
 }
 
 /** Everything a command, button or CLI run depends on, passed explicitly (no module singletons). */
@@ -71,6 +83,7 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 		auditQueries: createPendingStore<AuditQueryState>(15 * 60_000),
 		logs: createLogsService({ environments, secret, log: log.child({ svc: "logs" }) }),
 		logQueries: createPendingStore<LogsQueryState>(15 * 60_000),
+		alertState: { store: undefined, kick: undefined, restarts: new Map() },
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };
 	return { ctx, close: () => databases.close() };

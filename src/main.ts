@@ -44,7 +44,7 @@ async function main(): Promise<void> {
 	process.on("SIGINT", () => void shutdown("SIGINT"));
 
 	await client.login(config.env.DISCORD_TOKEN);
-	relay = await startAlertRelay(config, client, log);
+	relay = await startAlertRelay(config, client, log, ctx.services.alertState);
 }
 
 main().catch((err: unknown) => {

@@ -1,6 +1,7 @@
 import type { OpsFile } from "../config.ts";
 import { renderLineChart } from "../render/chart.ts";
 import { queryRange } from "../services/prometheus.ts";
+import { alertEnvironment } from "./actions.ts";
 import { expressionOf } from "./render.ts";
 import type { WebhookPayload } from "./schema.ts";
 
@@ -12,9 +13,7 @@ export function alertChart(ops: OpsFile): (payload: WebhookPayload) => Promise<B
 	return async (payload) => {
 		const first = payload.alerts[0];
 		const expr = first ? expressionOf(first.generatorURL) : undefined;
-		const label = ops.alerts?.environmentLabel ?? "env";
-		const environment = payload.commonLabels[label] ?? ops.defaultEnvironment ?? Object.keys(ops.environments)[0] ?? "";
-		const prometheus = ops.environments[environment]?.prometheus;
+		const prometheus = alertEnvironment(ops, payload).config?.prometheus;
 		if (!expr || !prometheus) return undefined;
 		const end = new Date();
 		const series = await queryRange(prometheus.url, expr, { start: new Date(end.getTime() - 3_600_000), end, stepSeconds: 30 }, { timeoutMs: Math.min(prometheus.timeoutMs, 5_000) });

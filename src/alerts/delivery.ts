@@ -1,6 +1,6 @@
 import { DiscordAPIError, Routes, type REST } from "discord.js";
 import type { Logger } from "../log.ts";
-import { renderAlertGroup, type AlertMessage } from "./render.ts";
+import { renderAlertGroup, type AlertActions, type AlertMessage } from "./render.ts";
 import type { AlertStore, OutboxItem } from "./store.ts";
 
 /** How alert messages reach Discord: as the bot, in channels (not webhooks: they must stay editable). */
@@ -15,7 +15,7 @@ function body(message: AlertMessage) {
 		content: message.content,
 		embeds: [message.embed],
 		allowed_mentions: message.allowedMentions,
-		components: [],
+		components: message.components,
 		// Listing attachments replaces the old files on edit; an empty list removes them.
 		attachments: message.files.map((f, id) => ({ id, filename: f.name })),
 	};
@@ -53,7 +53,7 @@ export function backoffMs(attempts: number): number {
  * Starts one worker per channel with work: each sends its channel's items in order, one at a
  * time, so Discord's per-channel rate limits are met by discord.js's queue rather than fought.
  */
-export function startDelivery(deps: { store: AlertStore; sender: DiscordSender; log: Logger; pollMs?: number; chart?: (payload: OutboxItem["payload"]) => Promise<Buffer | undefined> }): Delivery {
+export function startDelivery(deps: { store: AlertStore; sender: DiscordSender; log: Logger; pollMs?: number; chart?: (payload: OutboxItem["payload"]) => Promise<Buffer | undefined>; actions?: (item: OutboxItem) => AlertActions }): Delivery {
 	const busy = new Map<string, Promise<void>>();
 	let stopped = false;
 	let waiters: (() => void)[] = [];
@@ -61,7 +61,7 @@ export function startDelivery(deps: { store: AlertStore; sender: DiscordSender; 
 	async function deliver(item: OutboxItem): Promise<"done" | "retry"> {
 		// A chart that cannot be drawn (Prometheus down, no expression) never holds the alert back.
 		const chart = item.payload.status === "firing" ? await deps.chart?.(item.payload).catch((err: unknown) => void deps.log.info({ err }, "no chart for alert")) : undefined;
-		const message = renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole, chart: chart ?? undefined });
+		const message = renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole, chart: chart ?? undefined, ack: item.ack, silence: item.silence, ...(deps.actions ? { actions: deps.actions(item) } : {}) });
 		try {
 			if (item.messageId) {
 				try {

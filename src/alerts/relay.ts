@@ -1,7 +1,9 @@
 import { join } from "node:path";
 import type { Client } from "discord.js";
 import type { Config } from "../config.ts";
+import type { AlertState } from "../context.ts";
 import type { Logger } from "../log.ts";
+import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
 import { restSender, startDelivery, type Delivery, type DiscordSender } from "./delivery.ts";
 import { createReceiver } from "./receiver.ts";
@@ -17,12 +19,12 @@ export interface AlertRelay {
 }
 
 /** Starts the relay when `alerts` is configured: replays what the outbox still holds, then listens. */
-export async function startAlertRelay(config: Config, client: Client, log: Logger, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
+export async function startAlertRelay(config: Config, client: Client, log: Logger, alertState?: AlertState, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
 	const alerts = config.ops.alerts;
 	if (!alerts) return undefined;
 	// Embedded by default; PostgreSQL (opsbot's own database) when replicas must share the state.
 	const store = config.env.STATE_DATABASE_URL ? await openPostgresAlertStore(config.env.STATE_DATABASE_URL, log.child({ svc: "state" })) : openAlertStore(join(config.ops.stateDir, "alerts.sqlite"));
-	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(config.ops) });
+	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(config.ops), actions: (item) => alertActions(config.ops, item.groupId, item.payload) });
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
@@ -31,6 +33,10 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		onQueued: () => delivery.kick(),
 		discordReady: () => client.isReady(),
 	});
+	if (alertState) {
+		alertState.store = store;
+		alertState.kick = () => delivery.kick();
+	}
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");
 	delivery.kick();

@@ -1,4 +1,5 @@
-import type { APIEmbed } from "discord.js";
+import type { APIActionRowComponent, APIComponentInMessageActionRow, APIEmbed } from "discord.js";
+import type { AckState, SilenceState } from "./store.ts";
 import { DISCORD_LIMITS, escapeMarkdown, inlineCode, joinLinesWithin, truncate } from "../render/limits.ts";
 import type { WebhookAlert, WebhookPayload } from "./schema.ts";
 
@@ -9,6 +10,45 @@ export interface AlertMessage {
 	/** Attachments: the full alert list when not every alert fits, and the expression's chart. */
 	readonly files: readonly { readonly name: string; readonly data: Buffer }[];
 	readonly allowedMentions: { parse: []; roles: string[] };
+	/** Action buttons while the group fires; none once it resolved. */
+	readonly components: APIActionRowComponent<APIComponentInMessageActionRow>[];
+}
+
+/** What buttons a group's message offers; decided from config by the caller, rendered here. */
+export interface AlertActions {
+	readonly groupId: string;
+	/** The allow-listed container the alert names, if any: offers Restart. */
+	readonly restartContainer?: string | undefined;
+	/** Whether log search exists for the alert's environment: offers Logs. */
+	readonly logs: boolean;
+}
+
+/** The durations the Silence select offers, in hours; "custom" opens a form. */
+export const SILENCE_CHOICES = [1, 4, 24] as const;
+
+function actionRows(actions: AlertActions, ack: AckState | null, silence: SilenceState | null): APIActionRowComponent<APIComponentInMessageActionRow>[] {
+	const id = actions.groupId;
+	const buttons: APIComponentInMessageActionRow[] = [
+		ack ? { type: 2, style: 2, custom_id: `alert:unack:${id}`, label: "Un-acknowledge" } : { type: 2, style: 1, custom_id: `alert:ack:${id}`, label: "Acknowledge", emoji: { name: "✋" } },
+		...(actions.restartContainer ? [{ type: 2 as const, style: 4 as const, custom_id: `alert:restart:${id}`, label: truncate(`Restart ${actions.restartContainer}`, 80), emoji: { name: "🔁" } }] : []),
+		...(actions.logs ? [{ type: 2 as const, style: 2 as const, custom_id: `alert:logs:${id}`, label: "Logs", emoji: { name: "🔎" } }] : []),
+		...(silence ? [{ type: 2 as const, style: 2 as const, custom_id: `alert:unsilence:${id}`, label: "Unsilence", emoji: { name: "🔔" } }] : []),
+	];
+	const rows: APIActionRowComponent<APIComponentInMessageActionRow>[] = [{ type: 1, components: buttons }];
+	if (!silence) {
+		rows.push({
+			type: 1,
+			components: [
+				{
+					type: 3,
+					custom_id: `alert:silence:${id}`,
+					placeholder: "🔕 Silence…",
+					options: [...SILENCE_CHOICES.map((h) => ({ label: `Silence for ${h} h`, value: String(h) })), { label: "Custom duration and comment…", value: "custom" }],
+				},
+			],
+		});
+	}
+	return rows;
 }
 
 const COLOURS = { resolved: 0x2ecc71, critical: 0xe74c3c, warning: 0xf39c12, info: 0x3498db } as const;
@@ -66,7 +106,7 @@ export function alertsFile(payload: WebhookPayload): string {
 }
 
 /** Renders one alert group: title with name and count, colour by severity and status, differing labels, links; within Discord's limits for 1 to 10,000 alerts. */
-export function renderAlertGroup(payload: WebhookPayload, context: { firstFiringAt: number; now?: number; mentionRole?: string | null; chart?: Buffer | undefined }): AlertMessage {
+export function renderAlertGroup(payload: WebhookPayload, context: { firstFiringAt: number; now?: number; mentionRole?: string | null; chart?: Buffer | undefined; ack?: AckState | null; silence?: SilenceState | null; actions?: AlertActions }): AlertMessage {
 	const now = context.now ?? Date.now();
 	const firing = payload.alerts.filter((a) => a.status === "firing");
 	const resolved = payload.status === "resolved";
@@ -79,6 +119,8 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 	const annotations = Object.keys(payload.commonAnnotations).length > 0 ? payload.commonAnnotations : (payload.alerts[0]?.annotations ?? {});
 	const head = [
 		resolved ? `**Resolved after ${humanDuration(now - context.firstFiringAt)}.**` : "",
+		context.ack ? `✋ Acknowledged by <@${context.ack.userId}> <t:${Math.floor(context.ack.at / 1000)}:R>` : "",
+		context.silence && context.silence.until > now ? `🔕 Silenced by ${escapeMarkdown(context.silence.username)} until <t:${Math.floor(context.silence.until / 1000)}:f>` : "",
 		annotations.summary ? `**${escapeMarkdown(truncate(annotations.summary, 300))}**` : "",
 		annotations.description ? escapeMarkdown(truncate(annotations.description, 1_000)) : "",
 	].filter(Boolean);
@@ -113,11 +155,13 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 		...(common.length > 0 ? [{ name: "Labels", value: truncate(common.map(([k, v]) => `${k}=${inlineCode(v)}`).join(" "), DISCORD_LIMITS.fieldValue), inline: false }] : []),
 		...(links.length > 0 ? [{ name: "Links", value: truncate(links.join(" · "), DISCORD_LIMITS.fieldValue), inline: false }] : []),
 	];
-	const mention = !resolved && severity === "critical" && context.mentionRole ? context.mentionRole : undefined;
+	// Once someone has acknowledged the group, later updates stop pinging the on-call role.
+	const mention = !resolved && severity === "critical" && context.mentionRole && !context.ack ? context.mentionRole : undefined;
 	return {
 		content: mention ? `<@&${mention}> ${truncate(name, 100)} is firing` : "",
 		embed: { title: truncate(title, DISCORD_LIMITS.title), description, color: colour, fields, ...(context.chart ? { image: { url: "attachment://chart.png" } } : {}), footer: { text: truncate(`${payload.receiver} · group ${Object.entries(payload.groupLabels).map(([k, v]) => `${k}=${v}`).join(", ")}`, 300) }, timestamp: new Date(now).toISOString() },
 		files: [...(hidden > 0 ? [{ name: "alerts.txt", data: Buffer.from(alertsFile(payload)) }] : []), ...(context.chart ? [{ name: "chart.png", data: context.chart }] : [])],
 		allowedMentions: { parse: [], roles: mention ? [mention] : [] },
+		components: !resolved && context.actions ? actionRows(context.actions, context.ack ?? null, context.silence && context.silence.until > now ? context.silence : null) : [],
 	};
 }

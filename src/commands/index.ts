@@ -1,3 +1,4 @@
+import { ALERT_BUTTONS } from "../alerts/buttons.ts";
 import { audit, auditCsv, auditPage } from "./audit.ts";
 import { health, healthRerun } from "./health.ts";
 import { logs, logsCorrelation, logsDownload, logsNewer, logsOlder } from "./logs.ts";
@@ -9,4 +10,4 @@ import type { Command, ComponentHandler } from "./types.ts";
 export const COMMANDS: readonly Command[] = [health, pool, logs, whodeleted, audit];
 
 /** Every button, select and modal handler, found by customId `area:action`. */
-export const COMPONENTS: readonly ComponentHandler[] = [healthRerun, poolRefresh, poolTerminate, poolConfirm, poolCancel, auditPage, auditCsv, logsOlder, logsNewer, logsDownload, logsCorrelation];
+export const COMPONENTS: readonly ComponentHandler[] = [healthRerun, poolRefresh, poolTerminate, poolConfirm, poolCancel, auditPage, auditCsv, logsOlder, logsNewer, logsDownload, logsCorrelation, ...ALERT_BUTTONS];

@@ -94,12 +94,12 @@ export function createRouter(commands: readonly Command[], components: readonly 
 				await replyError(interaction, new PermissionDeniedError(`use ${what}`), cLog);
 				return;
 			}
-			// After deferUpdate, an error must not overwrite the message the button sits on: say it in a follow-up.
+			// After deferUpdate (by the router or the handler), an error must not overwrite the message the button sits on: say it in a follow-up.
 			await run(interaction, { ...handlerCtx, log: cLog }, async () => {
 				if (handler.ack === "update") await interaction.deferUpdate();
 				else if (handler.ack === "reply") await interaction.deferReply({ flags: MessageFlags.Ephemeral });
 				await handler.handle(interaction, id, { ...handlerCtx, log: cLog });
-			}, handler.ack === "update");
+			}, handler.ack !== "reply");
 		}
 	}
 

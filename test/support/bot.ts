@@ -35,7 +35,7 @@ export async function startTestBot(double: DiscordDouble, opsYaml: string, env: 
 	const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
 	await client.login("double-token");
 	await ready;
-	const relay = await startAlertRelay(config, client, log);
+	const relay = await startAlertRelay(config, client, log, ctx.services.alertState);
 	return {
 		ctx,
 		client,

@@ -1,0 +1,234 @@
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle, ModalBuilder, TextInputBuilder, TextInputStyle } from "discord.js";
+import type { ComponentHandler, ComponentInteraction, HandlerContext } from "../commands/types.ts";
+import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
+import { UserFacingError } from "../errors.ts";
+import { inlineCode } from "../render/limits.ts";
+import { createSilence, expireSilence } from "../services/alertmanager.ts";
+import { HostKeyMismatchError, runSsh } from "../services/ssh.ts";
+import { alertEnvironment, restartableContainer } from "./actions.ts";
+import { SILENCE_CHOICES } from "./render.ts";
+import type { GroupState } from "./store.ts";
+
+const MAX_SILENCE_HOURS = 24 * 14;
+
+async function record(ctx: HandlerContext, action: string, target: string, result: string, details?: Record<string, unknown>): Promise<void> {
+	await ctx.services.actionLog.record({ actor: { userId: ctx.actor.userId, username: ctx.actor.username }, action, target, result, ...(details ? { details } : {}) });
+}
+
+/** The group a button refers to; a stale or forged id is refused and recorded. */
+async function groupOf(ctx: HandlerContext, id: CustomId, action: string): Promise<GroupState> {
+	const store = ctx.services.alertState.store;
+	if (!store) throw new UserFacingError("The alert relay is not running in this opsbot.");
+	const group = /^[0-9a-f]{32}$/.test(id.args[0] ?? "") ? await store.group(id.args[0]!) : undefined;
+	if (!group) {
+		await record(ctx, action, String(id.args[0] ?? "?"), "refused: unknown alert group");
+		throw new UserFacingError("This alert is not known to opsbot (any more).");
+	}
+	return group;
+}
+
+function alertmanagerOf(ctx: HandlerContext, group: GroupState): string {
+	const url = alertEnvironment(ctx.config.ops, group.payload).config?.alertmanager?.url;
+	if (!url) throw new UserFacingError("No AlertManager is configured for this alert's environment, so opsbot cannot silence it.");
+	return url;
+}
+
+/** "90m", "4h", "2d" -> hours; bounded to two weeks. */
+export function parseSilenceDuration(text: string): number {
+	const m = /^\s*(\d{1,4})\s*([mhd])\s*$/i.exec(text);
+	if (!m) throw new UserFacingError("Give the duration as minutes, hours or days, e.g. 90m, 6h or 2d.");
+	const hours = Number(m[1]) * { m: 1 / 60, h: 1, d: 24 }[m[2]!.toLowerCase() as "m" | "h" | "d"];
+	if (hours <= 0 || hours > MAX_SILENCE_HOURS) throw new UserFacingError(`A silence from Discord lasts between 1 minute and ${MAX_SILENCE_HOURS / 24} days.`);
+	return hours;
+}
+
+async function silence(interaction: ComponentInteraction, ctx: HandlerContext, group: GroupState, hours: number, comment: string): Promise<void> {
+	const url = alertmanagerOf(ctx, group);
+	// The labels every alert of the group shares: they match the group's alerts, not every alert of that name.
+	const matchers = Object.entries(group.payload.commonLabels).map(([name, value]) => ({ name, value, isRegex: false, isEqual: true }));
+	if (matchers.length === 0) throw new UserFacingError("These alerts share no labels, so no single silence can match exactly them.");
+	const until = new Date(Date.now() + hours * 3_600_000);
+	const id = await createSilence(url, { matchers, startsAt: new Date(), endsAt: until, createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`, comment: comment || "Silenced from Discord" });
+	await ctx.services.alertState.store!.setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
+	ctx.services.alertState.kick?.();
+	await record(ctx, "alert.silence", group.groupId, "ok", { silenceId: id, hours, matchers: matchers.length });
+	await interaction.followUp({ content: `🔕 Silenced until <t:${Math.floor(until.getTime() / 1000)}:f> (silence ${inlineCode(id)}).`, flags: 64 });
+}
+
+/** Acknowledge: who and when, shown on the message; stops the critical mention on later updates. */
+export const alertAck: ComponentHandler = {
+	area: "alert",
+	action: "ack",
+	permission: { action: "alert.ack" },
+	ack: "update",
+	async handle(_interaction, id, ctx) {
+		const group = await groupOf(ctx, id, "alert.ack");
+		await ctx.services.alertState.store!.setAck(group.groupId, { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() });
+		ctx.services.alertState.kick?.();
+		await record(ctx, "alert.ack", group.groupId, "ok");
+	},
+};
+
+/** Un-acknowledge. */
+export const alertUnack: ComponentHandler = {
+	area: "alert",
+	action: "unack",
+	permission: { action: "alert.ack" },
+	ack: "update",
+	async handle(_interaction, id, ctx) {
+		const group = await groupOf(ctx, id, "alert.ack");
+		await ctx.services.alertState.store!.setAck(group.groupId, null);
+		ctx.services.alertState.kick?.();
+		await record(ctx, "alert.unack", group.groupId, "ok");
+	},
+};
+
+/** Silence select: 1 h / 4 h / 24 h, or a form for a custom duration and comment. */
+export const alertSilence: ComponentHandler = {
+	area: "alert",
+	action: "silence",
+	permission: { action: "alert.silence" },
+	ack: "none",
+	async handle(interaction, id, ctx) {
+		if (!interaction.isStringSelectMenu()) throw new UserFacingError("This control is not valid.");
+		const choice = interaction.values[0];
+		if (choice === "custom") {
+			await interaction.showModal(
+				new ModalBuilder()
+					.setCustomId(encodeCustomId("alert", "silenceform", id.args[0] ?? "x"))
+					.setTitle("Silence this alert group")
+					.addComponents(
+						new ActionRowBuilder<TextInputBuilder>().addComponents(new TextInputBuilder().setCustomId("duration").setLabel("For how long (90m, 6h, 2d)").setStyle(TextInputStyle.Short).setMaxLength(8).setRequired(true)),
+						new ActionRowBuilder<TextInputBuilder>().addComponents(new TextInputBuilder().setCustomId("comment").setLabel("Why").setStyle(TextInputStyle.Paragraph).setMaxLength(500).setRequired(false)),
+					),
+			);
+			return;
+		}
+		await interaction.deferUpdate();
+		const hours = Number(choice);
+		if (!SILENCE_CHOICES.includes(hours as (typeof SILENCE_CHOICES)[number])) throw new UserFacingError("That is not one of the offered durations.");
+		await silence(interaction, ctx, await groupOf(ctx, id, "alert.silence"), hours, "");
+	},
+};
+
+/** The custom-silence form. */
+export const alertSilenceForm: ComponentHandler = {
+	area: "alert",
+	action: "silenceform",
+	permission: { action: "alert.silence" },
+	ack: "update",
+	async handle(interaction, id, ctx) {
+		if (!interaction.isModalSubmit()) throw new UserFacingError("This form is not valid.");
+		const hours = parseSilenceDuration(interaction.fields.getTextInputValue("duration"));
+		await silence(interaction, ctx, await groupOf(ctx, id, "alert.silence"), hours, interaction.fields.getTextInputValue("comment").slice(0, 500));
+	},
+};
+
+/** Unsilence: expires the silence opsbot created. */
+export const alertUnsilence: ComponentHandler = {
+	area: "alert",
+	action: "unsilence",
+	permission: { action: "alert.silence" },
+	ack: "update",
+	async handle(interaction, id, ctx) {
+		const group = await groupOf(ctx, id, "alert.unsilence");
+		if (!group.silence) throw new UserFacingError("This alert group is not silenced by opsbot.");
+		const outcome = await expireSilence(alertmanagerOf(ctx, group), group.silence.id);
+		await ctx.services.alertState.store!.setSilence(group.groupId, null);
+		ctx.services.alertState.kick?.();
+		await record(ctx, "alert.unsilence", group.groupId, outcome === "expired" ? "ok" : "already gone", { silenceId: group.silence.id });
+		await interaction.followUp({ content: "🔔 Silence expired.", flags: 64 });
+	},
+};
+
+/** Restart: permission at press, then an ephemeral confirmation naming host and container (60 s). */
+export const alertRestart: ComponentHandler = {
+	area: "alert",
+	action: "restart",
+	permission: { action: "alert.restart" },
+	ack: "reply",
+	async handle(interaction, id, ctx) {
+		const group = await groupOf(ctx, id, "alert.restart");
+		const container = restartableContainer(ctx.config.ops, group.payload);
+		const env = alertEnvironment(ctx.config.ops, group.payload);
+		if (!container || !env.config?.ssh) {
+			await record(ctx, "alert.restart", group.groupId, "refused: no allow-listed container");
+			throw new UserFacingError("This alert names no container that opsbot may restart.");
+		}
+		const token = ctx.services.confirmations.put(ctx.actor.userId, { kind: "alert.restart", environment: env.name, container, groupId: group.groupId });
+		await record(ctx, "alert.restart", `${env.config.ssh.host}/${container}`, "confirmation shown");
+		await interaction.editReply({
+			content: `Restart container ${inlineCode(container)} on ${inlineCode(env.config.ssh.host)} (${env.name})? This runs \`docker restart ${container}\`. The confirmation expires in 60 s.`,
+			components: [
+				new ActionRowBuilder<ButtonBuilder>().addComponents(
+					new ButtonBuilder().setCustomId(encodeCustomId("alert", "restartconfirm", token)).setLabel(`Restart ${container}`.slice(0, 80)).setStyle(ButtonStyle.Danger),
+					new ButtonBuilder().setCustomId(encodeCustomId("alert", "restartcancel", token)).setLabel("Cancel").setStyle(ButtonStyle.Secondary),
+				),
+			],
+		});
+	},
+};
+
+/** Confirmed restart: one at a time per container, with a cooldown; the result goes in the reply and the action log. */
+export const alertRestartConfirm: ComponentHandler = {
+	area: "alert",
+	action: "restartconfirm",
+	permission: { action: "alert.restart" },
+	ack: "update",
+	async handle(interaction, id, ctx) {
+		const taken = ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
+		if (!taken.ok || taken.value.kind !== "alert.restart") {
+			await record(ctx, "alert.restart", "?", `refused: ${taken.ok ? "unknown" : taken.reason} confirmation`);
+			throw new UserFacingError("This confirmation has expired or is not valid. Press Restart on the alert again.");
+		}
+		const { environment, container, groupId } = taken.value;
+		const ssh = ctx.config.ops.environments[environment]?.ssh;
+		if (!ssh || !ssh.containers.includes(container)) throw new UserFacingError("That container is no longer allow-listed.");
+		const key = `${environment}/${container}`;
+		const state = ctx.services.alertState.restarts;
+		const previous = state.get(key);
+		if (previous?.running) {
+			await record(ctx, "alert.restart", key, "refused: already running");
+			throw new UserFacingError(`A restart of ${inlineCode(container)} is already running.`);
+		}
+		const cooldownMs = (ctx.config.ops.alerts?.restartCooldownSeconds ?? 300) * 1000;
+		if (previous && Date.now() - previous.at < cooldownMs) {
+			await record(ctx, "alert.restart", key, "refused: cooldown");
+			throw new UserFacingError(`${inlineCode(container)} was restarted <t:${Math.floor(previous.at / 1000)}:R>; wait until <t:${Math.floor((previous.at + cooldownMs) / 1000)}:t> before restarting it again.`);
+		}
+		state.set(key, { running: true, at: Date.now() });
+		const keyFile = ctx.config.secrets.get(ssh.keyFileEnv);
+		try {
+			if (!keyFile) throw new UserFacingError("The SSH key for this environment is not configured.");
+			const result = await runSsh({ host: ssh.host, port: ssh.port, user: ssh.user, privateKeyPath: keyFile, hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs }, ["docker", "restart", container], { timeoutMs: 120_000, maxBytes: 64 * 1024 });
+			const ok = result.code === 0;
+			await record(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId });
+			await interaction.editReply({ content: ok ? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.` : `Restart of ${inlineCode(container)} failed (exit ${result.code}): ${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`, components: [] });
+		} catch (err) {
+			if (err instanceof HostKeyMismatchError) {
+				await record(ctx, "alert.restart", key, "refused: host key mismatch");
+				throw new UserFacingError(`The SSH host key of ${ssh.host} does not match the pinned key; nothing was run.`, { cause: err });
+			}
+			await record(ctx, "alert.restart", key, "failed");
+			throw err;
+		} finally {
+			state.set(key, { running: false, at: Date.now() });
+		}
+	},
+};
+
+/** Cancel on the restart confirmation. */
+export const alertRestartCancel: ComponentHandler = {
+	area: "alert",
+	action: "restartcancel",
+	permission: { action: "alert.restart" },
+	ack: "update",
+	async handle(interaction, id, ctx) {
+		ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
+		await record(ctx, "alert.restart", "?", "cancelled");
+		await interaction.editReply({ content: "Cancelled; nothing was restarted.", components: [] });
+	},
+};
+
+/** The alert buttons, for the router's component list. */
+export const ALERT_BUTTONS: readonly ComponentHandler[] = [alertAck, alertUnack, alertSilence, alertSilenceForm, alertUnsilence, alertRestart, alertRestartConfirm, alertRestartCancel];
