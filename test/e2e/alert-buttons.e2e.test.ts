@@ -1,0 +1,154 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getSilence } from "../../src/services/alertmanager.ts";
+import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
+import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
+import { startTestBot, type TestBot } from "../support/bot.ts";
+import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
+
+const ONCALL = "300000000000000001";
+const ADMIN = "300000000000000002";
+const CHANNEL = "400000000000000001";
+const token = randomBytes(24).toString("hex");
+const oncall = { id: "200000000000000011", username: "olivia", roles: [ONCALL] };
+const admin = { id: "200000000000000012", username: "adam", roles: [ADMIN] };
+
+describe("alert buttons end to end: Discord double, real AlertManager, real sshd", () => {
+	let double: DiscordDouble;
+	let bot: TestBot;
+	let alertmanager: TestAlertManager;
+	let sshd: TestSshd;
+	let docker: ReturnType<typeof fakeDocker>;
+
+	beforeAll(async () => {
+		[double, sshd] = await Promise.all([startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ONCALL, name: "oncall" }, { id: ADMIN, name: "admins" }] } }), startSshd()]);
+		docker = fakeDocker(sshd.binDir, "");
+		// AlertManager needs the receiver's URL and opsbot needs AlertManager's: start AlertManager for the API first, then the bot, then point a second AlertManager's webhook at the bot.
+		const api = await startAlertManager();
+		bot = await startTestBot(
+			double,
+			`discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", admins: "${ADMIN}" } }
+access:
+  actions: { alert.ack: [oncall], alert.silence: [oncall], alert.restart: [admins] }
+environments:
+  production:
+    alertmanager: { url: "${api.url}" }
+    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", containers: [api] }
+stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-buttons-"))}
+alerts:
+  listen: { host: 127.0.0.1, port: 0 }
+  defaultChannel: "${CHANNEL}"
+  restartCooldownSeconds: 600
+`,
+			{ WEBHOOK_TOKEN: token, SSH_KEY: sshd.privateKeyPath },
+		);
+		alertmanager = await startAlertManager({ webhookUrl: `${bot.relay!.url}/alerts`, bearerToken: token });
+		silencesAt = api;
+	});
+	let silencesAt: TestAlertManager;
+	afterAll(async () => {
+		await Promise.all([alertmanager?.stop(), silencesAt?.stop()]);
+		await bot?.stop();
+		await Promise.all([double?.close(), sshd?.stop()]);
+	});
+
+	const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).find((m) => re.test(String((m.embeds[0] as { title?: string } | undefined)?.title)));
+	const components = (m: StoredMessage | undefined) => JSON.stringify(m?.components ?? []);
+	const customId = (m: StoredMessage, prefix: string) => components(m).match(new RegExp(`${prefix}[0-9a-f]{32}`))?.[0] ?? "";
+	async function press(customIdValue: string, message: StoredMessage, user: { id: string; username: string; roles: string[] }, values?: string[]) {
+		const sent = values ? await double.sendInteraction({ kind: "select", customId: customIdValue, values, messageId: message.id, user }) : await double.sendInteraction({ kind: "button", customId: customIdValue, messageId: message.id, user });
+		await sent.response();
+		return sent;
+	}
+	const followUp = (interactionId: string) => double.waitFor(() => [...double.messages.values()].find((m) => m.interactionId === interactionId && m.content));
+
+	it("offers Acknowledge, Restart and Silence on a firing alert naming an allow-listed container, and no Restart otherwise", async () => {
+		await postAlerts(alertmanager.url, [
+			{ labels: { alertname: "ApiDown", severity: "critical", container: "api", env: "production" } },
+			{ labels: { alertname: "DbSlow", severity: "warning", container: "postgres", env: "production" } },
+		]);
+
+		const api = await double.waitFor(() => byTitle(/ApiDown/), 20_000);
+		const db = await double.waitFor(() => byTitle(/DbSlow/), 20_000);
+
+		expect(components(api)).toMatch(/"custom_id":"alert:ack:[0-9a-f]{32}"/);
+		expect(components(api)).toMatch(/"custom_id":"alert:restart:[0-9a-f]{32}","label":"Restart api"/);
+		expect(components(api)).toMatch(/"custom_id":"alert:silence:[0-9a-f]{32}"/);
+		expect(components(db)).not.toContain("alert:restart:");
+	});
+
+	it("acknowledges: shows who on the message and offers Un-acknowledge", async () => {
+		const message = byTitle(/ApiDown/)!;
+
+		await press(customId(message, "alert:ack:"), message, oncall);
+		const edited = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("Acknowledged by") ? double.messages.get(message.id) : undefined), 10_000);
+
+		expect((edited.embeds[0] as { description: string }).description).toContain(`✋ Acknowledged by <@${oncall.id}>`);
+		expect(components(edited)).toContain("alert:unack:");
+		expect((await bot.ctx.services.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ action: "alert.ack", result: "ok" });
+	});
+
+	it("refuses Restart to a role without alert.restart, records it, and runs nothing", async () => {
+		const message = byTitle(/ApiDown/)!;
+
+		const sent = await press(customId(message, "alert:restart:"), message, oncall);
+
+		expect(String(double.interactionResponse(sent.id)?.data?.content)).toContain("You are not allowed to use alert.restart");
+		expect((await bot.ctx.services.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ action: "alert.restart", result: "refused: role not allowed" });
+		expect(docker.calls()).toEqual([]);
+	});
+
+	it("restarts after confirmation exactly once; a second press of the same confirmation or a new one in the cooldown does nothing", async () => {
+		const message = byTitle(/ApiDown/)!;
+
+		const first = await press(customId(message, "alert:restart:"), message, admin);
+		const confirmation = await double.waitFor(() => (double.originalMessage(first.id)?.content ? double.originalMessage(first.id) : undefined));
+		const confirmId = components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0];
+		const question = confirmation.content;
+		await press(confirmId, confirmation, admin);
+		const done = await double.waitFor(() => (double.messages.get(confirmation.id)?.content.startsWith("🔁") ? double.messages.get(confirmation.id) : undefined), 15_000);
+		const again = await press(confirmId, confirmation, admin);
+		const againReply = await followUp(again.id);
+		const second = await press(customId(message, "alert:restart:"), message, admin);
+		const secondConfirmation = await double.waitFor(() => (double.originalMessage(second.id)?.content ? double.originalMessage(second.id) : undefined));
+		const inCooldown = await press(components(secondConfirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0], secondConfirmation, admin);
+		const cooldownReply = await followUp(inCooldown.id);
+
+		expect(question).toContain("Restart container `api` on `127.0.0.1` (production)?");
+		expect(done.content).toBe("🔁 Restarted `api` on `127.0.0.1`.");
+		expect(againReply.content).toContain("This confirmation has expired or is not valid");
+		expect(cooldownReply.content).toContain("was restarted");
+		expect(docker.calls()).toEqual([["restart", "api"]]);
+	});
+
+	it("refuses a forged alert id and records it", async () => {
+		const message = byTitle(/ApiDown/)!;
+
+		const sent = await press(`alert:ack:${"0".repeat(32)}`, message, oncall);
+		const reply = await followUp(sent.id);
+
+		expect(reply.content).toBe("This alert is not known to opsbot (any more).");
+		expect((await bot.ctx.services.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ result: "refused: unknown alert group" });
+	});
+
+	it("silences through AlertManager with the group's labels and the user as creator, and Unsilence expires it", async () => {
+		const message = byTitle(/DbSlow/)!;
+
+		const sent = await press(customId(message, "alert:silence:"), message, oncall, ["4"]);
+		const reply = await followUp(sent.id);
+		const silenceId = reply.content.match(/silence `([0-9a-f-]{36})`/)![1]!;
+		const silence = await getSilence(silencesAt.url, silenceId);
+		const edited = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("Silenced by") ? double.messages.get(message.id) : undefined), 10_000);
+		const unsilence = await press(components(edited).match(/alert:unsilence:[0-9a-f]{32}/)![0], edited, oncall);
+		await followUp(unsilence.id);
+		const expired = await getSilence(silencesAt.url, silenceId);
+
+		expect(silence.status.state).toBe("active");
+		expect(silence.createdBy).toContain("olivia");
+		expect(silence.matchers.map((m) => `${m.name}=${m.value}`).sort()).toEqual(["alertname=DbSlow", "container=postgres", "env=production", "severity=warning"]);
+		expect(expired.status.state).toBe("expired");
+	});
+});
