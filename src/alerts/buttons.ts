@@ -2,6 +2,7 @@ import { ActionRowBuilder, ButtonBuilder, ButtonStyle, ModalBuilder, TextInputBu
 import type { ComponentHandler, ComponentInteraction, HandlerContext } from "../commands/types.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { UserFacingError } from "../errors.ts";
+import { logsMessage } from "../commands/logs.ts";
 import { inlineCode } from "../render/limits.ts";
 import { createSilence, expireSilence } from "../services/alertmanager.ts";
 import { HostKeyMismatchError, runSsh } from "../services/ssh.ts";
@@ -230,5 +231,25 @@ export const alertRestartCancel: ComponentHandler = {
 	},
 };
 
+/** Logs: the log search for the alert's service (or container) around when it started. */
+export const alertLogs: ComponentHandler = {
+	area: "alert",
+	action: "logs",
+	permission: { action: "alert.logs" },
+	ack: "reply",
+	async handle(interaction, id, ctx) {
+		const group = await groupOf(ctx, id, "alert.logs");
+		const env = alertEnvironment(ctx.config.ops, group.payload);
+		const labels = { ...group.payload.alerts[0]?.labels, ...group.payload.commonLabels };
+		const serviceLabel = env.config?.loki?.serviceLabel ?? "service";
+		const service = env.config?.loki ? (labels[serviceLabel] ?? labels.service) : labels[ctx.config.ops.alerts?.containerLabel ?? "container"];
+		if (!service) throw new UserFacingError(`This alert has no \`${env.config?.loki ? serviceLabel : "container"}\` label to search logs by.`);
+		const started = Math.min(...group.payload.alerts.map((a) => Date.parse(a.startsAt)).filter(Number.isFinite), Date.now());
+		const end = Math.min(Date.now(), started + 30 * 60_000);
+		await record(ctx, "alert.logs", group.groupId, "ok");
+		await interaction.editReply(await logsMessage(ctx, { environment: env.name, service, start: new Date(started - 15 * 60_000), end: new Date(Math.max(end, started + 60_000)), limit: ctx.config.ops.logs.defaultLimit }, `Logs of ${service} around ${group.payload.commonLabels.alertname ?? "the alert"}`));
+	},
+};
+
 /** The alert buttons, for the router's component list. */
-export const ALERT_BUTTONS: readonly ComponentHandler[] = [alertAck, alertUnack, alertSilence, alertSilenceForm, alertUnsilence, alertRestart, alertRestartConfirm, alertRestartCancel];
+export const ALERT_BUTTONS: readonly ComponentHandler[] = [alertAck, alertUnack, alertSilence, alertSilenceForm, alertUnsilence, alertRestart, alertRestartConfirm, alertRestartCancel, alertLogs];

@@ -116,6 +116,12 @@ function buttons(ops: OpsFile, token: string, result: LogResult, environment: st
 	return row;
 }
 
+/** Runs a search and returns the /logs message for it, with its paging state stored for the buttons. */
+export async function logsMessage(ctx: HandlerContext, request: LogSearchRequest, title: string) {
+	const state: LogsQueryState = { request, title };
+	return render(ctx, ctx.services.logQueries.put(ctx.actor.userId, state), state, request);
+}
+
 async function render(ctx: HandlerContext, token: string, state: LogsQueryState, request: LogSearchRequest) {
 	const result = await ctx.services.logs.search(request);
 	return { embeds: [reportToEmbed(logsReport(result, state.title))], components: [buttons(ctx.config.ops, token, result, request.environment)] };

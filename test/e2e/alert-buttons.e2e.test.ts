@@ -32,7 +32,7 @@ describe("alert buttons end to end: Discord double, real AlertManager, real sshd
 			double,
 			`discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", admins: "${ADMIN}" } }
 access:
-  actions: { alert.ack: [oncall], alert.silence: [oncall], alert.restart: [admins] }
+  actions: { alert.ack: [oncall], alert.silence: [oncall], alert.restart: [admins], alert.logs: [oncall] }
 environments:
   production:
     alertmanager: { url: "${api.url}" }
@@ -122,6 +122,20 @@ alerts:
 		expect(againReply.content).toContain("This confirmation has expired or is not valid");
 		expect(cooldownReply.content).toContain("was restarted");
 		expect(docker.calls()).toEqual([["restart", "api"]]);
+	});
+
+	it("opens the logs of the alert's container around its start", async () => {
+		const message = byTitle(/ApiDown/)!;
+		const stamp = new Date(Date.now() - 30_000).toISOString().replace("Z", "000000Z");
+		docker = fakeDocker(sshd.binDir, `${stamp} api crashed: out of memory\n`);
+
+		const sent = await press(customId(message, "alert:logs:"), message, oncall);
+		const reply = await double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined), 10_000);
+
+		expect((reply.embeds[0] as { title: string }).title).toBe("Logs of api around ApiDown");
+		expect((reply.embeds[0] as { description: string }).description).toContain("api crashed: out of memory");
+		expect(docker.calls()[0]?.slice(0, 2)).toEqual(["logs", "--timestamps"]);
+		expect(reply.flags & 64).toBe(64);
 	});
 
 	it("refuses a forged alert id and records it", async () => {
