@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { healthReport, healthSummaryReport } from "./commands/health.ts";
-import { auditFilters, auditPageReport, collectAll } from "./commands/audit.ts";
+import { actionLogReport, auditFilters, auditPageReport, collectAll } from "./commands/audit.ts";
 import { logsReport, logsRequest } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
 import { poolReport } from "./commands/pool.ts";
@@ -94,6 +94,16 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			const request = logsRequest(cliActor, { env: str("env"), service: str("service"), level: str("level"), contains: str("contains"), correlation: str("correlation"), since: str("since"), limit: limit === null ? null : Number(limit), query: str("query") });
 			const result = await ctx.services.logs.search(request);
 			return { report: logsReport(result, `Logs of ${request.service || "query"} on ${request.environment}`), data: { ...result, startNs: result.startNs.toString(), endNs: result.endNs.toString(), entries: result.entries.map((e) => ({ ...e, ns: e.ns.toString() })) } };
+		},
+	},
+	actions: {
+		usage: "opsbot actions [--action NAME] [--limit N] [--json]",
+		options: { action: { type: "string" }, limit: { type: "string" } },
+		async run(ctx, values) {
+			const limit = typeof values.limit === "string" ? Number(values.limit) : 50;
+			if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UserFacingError("--limit must be a whole number from 1 to 10000");
+			const records = await ctx.services.actionLog.recent(limit, typeof values.action === "string" ? { action: values.action } : {});
+			return { report: actionLogReport(records), data: records };
 		},
 	},
 	pool: {

@@ -4,6 +4,7 @@ import { encodeCustomId } from "../discord/custom-id.ts";
 import { UserFacingError } from "../errors.ts";
 import { escapeMarkdown, inlineCode } from "../render/limits.ts";
 import { reportToEmbed, type Report } from "../render/report.ts";
+import type { ActionRecord } from "../services/action-log.ts";
 import type { AuditCursor, AuditEvent, AuditFilters } from "../services/audit.ts";
 import { parseTimeSpec } from "../time.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
@@ -155,6 +156,19 @@ export async function collectAll(ctx: Pick<HandlerContext, "services" | "config"
 
 const ACTIONS = ["CREATE", "UPDATE", "DELETE", "LOGIN", "LOGOUT"];
 
+/** opsbot's own action log (button presses, allowed or refused) as a Report, newest first. */
+export function actionLogReport(records: readonly ActionRecord[]): Report {
+	return {
+		title: records.length === 0 ? "opsbot action log: empty" : `opsbot action log: last ${records.length}`,
+		level: "ok",
+		lines: records.map((r) => ({
+			level: r.result === "ok" ? ("ok" as const) : r.result.startsWith("refused") || r.result.startsWith("failed") ? ("critical" as const) : ("warn" as const),
+			label: r.action,
+			text: `<t:${Math.floor(Date.parse(r.at) / 1000)}:f> ${escapeMarkdown(r.actor.username)} (${r.actor.userId}) → ${inlineCode(r.target.slice(0, 80))}: ${escapeMarkdown(r.result)}`,
+		})),
+	};
+}
+
 /** Resource types from the cache that contain what was typed; the cache refreshes in the background. */
 export function resourceTypeChoices(types: readonly string[], typed: string): ApplicationCommandOptionChoiceData[] {
 	const needle = typed.toLowerCase();
@@ -170,6 +184,7 @@ export const audit: Command = {
 	data: new SlashCommandBuilder()
 		.setName("audit")
 		.setDescription("Search the audit log: who did what, when")
+		.addStringOption((o) => o.setName("source").setDescription("The application's audit_log (default) or opsbot's own action log").addChoices({ name: "application", value: "app" }, { name: "opsbot actions", value: "opsbot" }))
 		.addStringOption((o) => o.setName("user").setDescription("Email, username or numeric user id").setMaxLength(255))
 		.addStringOption((o) => o.setName("action").setDescription("CREATE, UPDATE, DELETE, LOGIN, …").setAutocomplete(true).setMaxLength(50))
 		.addStringOption((o) => o.setName("type").setDescription("Resource type, e.g. User").setAutocomplete(true).setMaxLength(100))
@@ -180,6 +195,11 @@ export const audit: Command = {
 		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
 		.toJSON(),
 	async execute(interaction, ctx) {
+		if (interaction.options.getString("source") === "opsbot") {
+			const records = await ctx.services.actionLog.recent(25, {});
+			await interaction.editReply({ embeds: [reportToEmbed(actionLogReport(records))] });
+			return;
+		}
 		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env"), "postgres");
 		const filters = auditFilters({
 			user: interaction.options.getString("user"),

@@ -32,6 +32,7 @@ describe("alert buttons end to end: Discord double, real AlertManager, real sshd
 			double,
 			`discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", admins: "${ADMIN}" } }
 access:
+  commands: { audit: [admins] }
   actions: { alert.ack: [oncall], alert.silence: [oncall], alert.restart: [admins], alert.logs: [oncall] }
 environments:
   production:
@@ -146,6 +147,17 @@ alerts:
 
 		expect(reply.content).toBe("This alert is not known to opsbot (any more).");
 		expect((await bot.ctx.services.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ result: "refused: unknown alert group" });
+	});
+
+	it("shows opsbot's own action log with /audit source:opsbot", async () => {
+		const sent = await double.sendInteraction({ kind: "command", name: "audit", options: [{ name: "source", type: 3, value: "opsbot" }], user: admin });
+		await sent.response();
+		const reply = await double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined));
+
+		const description = (reply.embeds[0] as { description: string }).description;
+		expect(description).toContain("alert.restart");
+		expect(description).toContain("refused: role not allowed");
+		expect(description).toMatch(/adam \(200000000000000012\) → `production\/api`: ok/);
 	});
 
 	it("silences through AlertManager with the group's labels and the user as creator, and Unsilence expires it", async () => {
