@@ -5,11 +5,12 @@ import { describeHttpFailure, probeHttp } from "./http.ts";
 import { createPgBouncerAdmin } from "./pgbouncer.ts";
 import { describePgFailure, type DatabaseRegistry } from "./postgres.ts";
 import { fetchTargetHealth, withSlash } from "./prometheus.ts";
+import { runSsh } from "./ssh.ts";
 
 /** ok: working; degraded: working with a problem worth a look; down: not working. */
 export type CheckState = "ok" | "degraded" | "down";
 
-export type CheckKind = "http" | "postgres" | "pgbouncer" | "prometheus" | "loki" | "alertmanager";
+export type CheckKind = "http" | "postgres" | "pgbouncer" | "prometheus" | "loki" | "alertmanager" | "containers";
 
 /** The outcome of one check, in plain words. */
 export interface CheckResult {
@@ -188,7 +189,36 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 			},
 		});
 	}
+	if (config.ssh && config.ssh.containers.length > 0) {
+		const ssh = config.ssh;
+		checks.push({
+			name: `containers on ${ssh.host}`,
+			kind: "containers",
+			timeoutMs: ssh.timeoutMs,
+			run: async () => {
+				const keyFile = deps.secret(ssh.keyFileEnv);
+				if (!keyFile) throw new Error("ssh key not set");
+				const result = await runSsh({ host: ssh.host, port: ssh.port, user: ssh.user, privateKeyPath: keyFile, hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs }, ["docker", "ps", "--all", "--format", "{{.Names}}|{{.Status}}"], { maxBytes: 256 * 1024 });
+				if (result.code !== 0) return { state: "down", detail: `docker ps failed (exit ${result.code})` };
+				return containerStates(result.stdout, ssh.containers);
+			},
+		});
+	}
 	return checks;
+}
+
+/** Reads `docker ps --format '{{.Names}}|{{.Status}}'` for the allow-listed containers only. */
+export function containerStates(output: string, allowed: readonly string[]): { state: CheckState; detail: string } {
+	const status = new Map(output.split("\n").map((line) => line.split("|", 2) as [string, string | undefined]).filter(([name]) => name).map(([name, s]) => [name.trim(), (s ?? "").trim()]));
+	const parts = allowed.map((name) => {
+		const s = status.get(name);
+		if (!s) return { name, state: "down" as const, text: `${name} not found` };
+		const up = /^Up\b/.test(s);
+		const unhealthy = /unhealthy|Restarting/i.test(s);
+		return { name, state: up && !unhealthy ? ("ok" as const) : up ? ("degraded" as const) : ("down" as const), text: `${name} ${s.toLowerCase()}` };
+	});
+	const state: CheckState = parts.some((p) => p.state === "down") ? "down" : parts.some((p) => p.state === "degraded") ? "degraded" : "ok";
+	return { state, detail: parts.map((p) => p.text).join(", ") };
 }
 
 /** "2 s", "250 ms". */

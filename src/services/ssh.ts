@@ -27,7 +27,8 @@ export class HostKeyMismatchError extends Error {
 	}
 }
 
-const SAFE_ARG = /^[A-Za-z0-9_.:=@%+\/-]{1,256}$/;
+// Single quotes make every other character inert; the pattern keeps arguments to what opsbot itself builds.
+const SAFE_ARG = /^[A-Za-z0-9_.:=@%+\/{}|-]{1,256}$/;
 
 /**
  * Quotes an argv for the remote shell. Every argument must already be allow-listed or generated

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { createHealthService } from "../../src/services/health.ts";
 import { HostKeyMismatchError, runSsh, shellQuote } from "../../src/services/ssh.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
 
@@ -33,5 +35,27 @@ describe("SSH runner against a real sshd with a pinned host key", () => {
 	it("never passes shell syntax through", () => {
 		expect(shellQuote(["docker", "logs", "api"])).toBe("'docker' 'logs' 'api'");
 		for (const bad of ["api; rm -rf /", "$(id)", "a b", "`x`", "'", ""]) expect(() => shellQuote(["docker", "logs", bad])).toThrow(/refusing/);
+	});
+});
+
+describe("/health lists the allow-listed containers over SSH", () => {
+	let sshd: TestSshd;
+	beforeAll(async () => {
+		sshd = await startSshd();
+	});
+	afterAll(() => sshd?.stop());
+
+	it("reads docker ps for the allow-listed containers only, and says which are not running", async () => {
+		fakeDocker(sshd.binDir, "", "api|Up 2 hours\nworker|Exited (1) 3 minutes ago\nsecret-thing|Up 5 days\n");
+		const service = createHealthService({
+			environments: { production: { http: [], ssh: { host: sshd.host, port: sshd.port, user: "root", keyFileEnv: "KEY", hostKey: sshd.hostKey, timeoutMs: 10_000, containers: ["api", "worker", "cron"] } } },
+			databases: { get: () => undefined },
+			secret: (name) => (name === "KEY" ? sshd.privateKeyPath : undefined),
+			log: pino({ level: "silent" }),
+		});
+
+		const snapshot = await service.check("production");
+
+		expect(snapshot.checks).toEqual([expect.objectContaining({ name: "containers on 127.0.0.1", kind: "containers", state: "down", detail: "api up 2 hours, worker exited (1) 3 minutes ago, cron not found" })]);
 	});
 });
