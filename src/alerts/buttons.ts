@@ -51,8 +51,8 @@ async function silence(interaction: ComponentInteraction, ctx: HandlerContext, g
 	const until = new Date(Date.now() + hours * 3_600_000);
 	const id = await createSilence(url, { matchers, startsAt: new Date(), endsAt: until, createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`, comment: comment || "Silenced from Discord" });
 	await ctx.services.alertState.store!.setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
-	ctx.services.alertState.kick?.();
 	await record(ctx, "alert.silence", group.groupId, "ok", { silenceId: id, hours, matchers: matchers.length });
+	ctx.services.alertState.kick?.();
 	await interaction.followUp({ content: `🔕 Silenced until <t:${Math.floor(until.getTime() / 1000)}:f> (silence ${inlineCode(id)}).`, flags: 64 });
 }
 
@@ -65,8 +65,8 @@ export const alertAck: ComponentHandler = {
 	async handle(_interaction, id, ctx) {
 		const group = await groupOf(ctx, id, "alert.ack");
 		await ctx.services.alertState.store!.setAck(group.groupId, { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() });
-		ctx.services.alertState.kick?.();
 		await record(ctx, "alert.ack", group.groupId, "ok");
+		ctx.services.alertState.kick?.();
 	},
 };
 
@@ -79,8 +79,8 @@ export const alertUnack: ComponentHandler = {
 	async handle(_interaction, id, ctx) {
 		const group = await groupOf(ctx, id, "alert.ack");
 		await ctx.services.alertState.store!.setAck(group.groupId, null);
-		ctx.services.alertState.kick?.();
 		await record(ctx, "alert.unack", group.groupId, "ok");
+		ctx.services.alertState.kick?.();
 	},
 };
 
@@ -136,8 +136,8 @@ export const alertUnsilence: ComponentHandler = {
 		if (!group.silence) throw new UserFacingError("This alert group is not silenced by opsbot.");
 		const outcome = await expireSilence(alertmanagerOf(ctx, group), group.silence.id);
 		await ctx.services.alertState.store!.setSilence(group.groupId, null);
-		ctx.services.alertState.kick?.();
 		await record(ctx, "alert.unsilence", group.groupId, outcome === "expired" ? "ok" : "already gone", { silenceId: group.silence.id });
+		ctx.services.alertState.kick?.();
 		await interaction.followUp({ content: "🔔 Silence expired.", flags: 64 });
 	},
 };

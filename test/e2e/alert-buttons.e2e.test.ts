@@ -89,7 +89,13 @@ alerts:
 
 		expect((edited.embeds[0] as { description: string }).description).toContain(`✋ Acknowledged by <@${oncall.id}>`);
 		expect(components(edited)).toContain("alert:unack:");
-		expect((await bot.ctx.services.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ action: "alert.ack", result: "ok" });
+		// The record is written before the re-render is kicked, but a poll may edit the message first.
+		let last = (await bot.ctx.services.actionLog.recent(1, { userId: oncall.id }))[0];
+		for (let i = 0; i < 50 && last?.action !== "alert.ack"; i++) {
+			await new Promise((resolve) => setTimeout(resolve, 20));
+			last = (await bot.ctx.services.actionLog.recent(1, { userId: oncall.id }))[0];
+		}
+		expect(last).toMatchObject({ action: "alert.ack", result: "ok" });
 	});
 
 	it("refuses Restart to a role without alert.restart, records it, and runs nothing", async () => {
