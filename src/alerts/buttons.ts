@@ -204,6 +204,8 @@ export const alertRestartConfirm: ComponentHandler = {
 			const result = await runSsh({ host: ssh.host, port: ssh.port, user: ssh.user, privateKeyPath: keyFile, hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs }, ["docker", "restart", container], { timeoutMs: 120_000, maxBytes: 64 * 1024 });
 			const ok = result.code === 0;
 			await record(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId });
+			await ctx.services.alertState.store?.setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok });
+			ctx.services.alertState.kick?.();
 			await interaction.editReply({ content: ok ? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.` : `Restart of ${inlineCode(container)} failed (exit ${result.code}): ${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`, components: [] });
 		} catch (err) {
 			if (err instanceof HostKeyMismatchError) {

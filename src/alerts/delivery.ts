@@ -61,7 +61,7 @@ export function startDelivery(deps: { store: AlertStore; sender: DiscordSender; 
 	async function deliver(item: OutboxItem): Promise<"done" | "retry"> {
 		// A chart that cannot be drawn (Prometheus down, no expression) never holds the alert back.
 		const chart = item.payload.status === "firing" ? await deps.chart?.(item.payload).catch((err: unknown) => void deps.log.info({ err }, "no chart for alert")) : undefined;
-		const message = renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole, chart: chart ?? undefined, ack: item.ack, silence: item.silence, ...(deps.actions ? { actions: deps.actions(item) } : {}) });
+		const message = renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole, chart: chart ?? undefined, ack: item.ack, silence: item.silence, restart: item.restart, ...(deps.actions ? { actions: deps.actions(item) } : {}) });
 		try {
 			if (item.messageId) {
 				try {

@@ -2,7 +2,7 @@ import pg from "pg";
 import type { Logger } from "../log.ts";
 import type { RouteTarget } from "./routing.ts";
 import type { WebhookPayload } from "./schema.ts";
-import { episodeNonce, groupId, payloadSignature, type AckState, type AlertStore, type OutboxItem, type SilenceState } from "./store.ts";
+import { episodeNonce, groupId, payloadSignature, type AckState, type AlertStore, type OutboxItem, type RestartState, type SilenceState } from "./store.ts";
 
 /** How long a replica may hold an outbox item it is delivering before another replica may take it. */
 const LEASE_MS = 30_000;
@@ -33,6 +33,7 @@ const MIGRATIONS = [
 	);
 	CREATE INDEX outbox_pending ON opsbot_state.outbox (next_attempt_at) WHERE NOT done;`,
 	`ALTER TABLE opsbot_state.groups ADD COLUMN last_payload JSONB, ADD COLUMN ack JSONB, ADD COLUMN silence JSONB;`,
+	`ALTER TABLE opsbot_state.groups ADD COLUMN restart JSONB;`,
 ];
 
 /**
@@ -71,7 +72,7 @@ export async function openPostgresAlertStore(url: string, log: Logger): Promise<
 	});
 
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
-	const requeue = (id: string, column: "ack" | "silence", value: AckState | SilenceState | null) =>
+	const requeue = (id: string, column: "ack" | "silence" | "restart", value: AckState | SilenceState | RestartState | null) =>
 		tx(async (client) => {
 			const { rows } = await client.query<{ episode: number; last_payload: WebhookPayload | null }>(`UPDATE opsbot_state.groups SET ${column} = $1 WHERE id = $2 RETURNING episode, last_payload`, [value === null ? null : JSON.stringify(value), id]);
 			const row = rows[0];
@@ -105,7 +106,7 @@ export async function openPostgresAlertStore(url: string, log: Logger): Promise<
 						episode = reopened ? row.episode + 1 : row.episode;
 						await client.query("UPDATE opsbot_state.groups SET episode = $1, status = $2, first_firing_at = $3, last_signature = $4, mention_role = $5 WHERE id = $6", [episode, payload.status, reopened ? startedAt : Math.min(Number(row.first_firing_at), startedAt), signature, target.mentionRole ?? null, id]);
 						// A new episode starts unacknowledged and unsilenced.
-						if (reopened) await client.query("UPDATE opsbot_state.groups SET ack = NULL, silence = NULL WHERE id = $1", [id]);
+						if (reopened) await client.query("UPDATE opsbot_state.groups SET ack = NULL, silence = NULL, restart = NULL WHERE id = $1", [id]);
 					}
 					await client.query("UPDATE opsbot_state.groups SET last_payload = $1 WHERE id = $2", [JSON.stringify(payload), id]);
 					await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [id, episode, JSON.stringify(payload), now]);
@@ -131,7 +132,7 @@ export async function openPostgresAlertStore(url: string, log: Logger): Promise<
 				);
 				if (rows.length === 0) return undefined;
 				const newest = rows.reduce((a, b) => (BigInt(b.id) > BigInt(a.id) ? b : a));
-				const group = (await client.query<{ channel: string; mention_role: string | null; first_firing_at: string; message_id: string | null; message_episode: number | null; ack: AckState | null; silence: SilenceState | null }>("SELECT channel, mention_role, first_firing_at, message_id, message_episode, ack, silence FROM opsbot_state.groups WHERE id = $1", [newest.group_id])).rows[0]!;
+				const group = (await client.query<{ channel: string; mention_role: string | null; first_firing_at: string; message_id: string | null; message_episode: number | null; ack: AckState | null; silence: SilenceState | null; restart: RestartState | null }>("SELECT channel, mention_role, first_firing_at, message_id, message_episode, ack, silence, restart FROM opsbot_state.groups WHERE id = $1", [newest.group_id])).rows[0]!;
 				const item: OutboxItem = {
 					id: Number(newest.id),
 					groupId: newest.group_id,
@@ -145,6 +146,7 @@ export async function openPostgresAlertStore(url: string, log: Logger): Promise<
 					nonce: episodeNonce(newest.group_id, newest.episode),
 					ack: group.ack,
 					silence: group.silence,
+					restart: group.restart,
 				};
 				return item;
 			}),
@@ -174,13 +176,14 @@ export async function openPostgresAlertStore(url: string, log: Logger): Promise<
 			}
 		},
 		async group(id) {
-			const { rows } = await pool.query<{ id: string; channel: string; episode: number; status: string; message_id: string | null; message_episode: number | null; last_payload: WebhookPayload | null; ack: AckState | null; silence: SilenceState | null }>("SELECT * FROM opsbot_state.groups WHERE id = $1", [id]);
+			const { rows } = await pool.query<{ id: string; channel: string; episode: number; status: string; message_id: string | null; message_episode: number | null; last_payload: WebhookPayload | null; ack: AckState | null; silence: SilenceState | null; restart: RestartState | null }>("SELECT * FROM opsbot_state.groups WHERE id = $1", [id]);
 			const row = rows[0];
 			if (!row || !row.last_payload) return undefined;
-			return { groupId: row.id, channel: row.channel, episode: row.episode, status: row.status, messageId: row.message_episode === row.episode ? row.message_id : null, payload: row.last_payload, ack: row.ack, silence: row.silence };
+			return { groupId: row.id, channel: row.channel, episode: row.episode, status: row.status, messageId: row.message_episode === row.episode ? row.message_id : null, payload: row.last_payload, ack: row.ack, silence: row.silence, restart: row.restart };
 		},
 		setAck: (id, ack) => requeue(id, "ack", ack),
 		setSilence: (id, silence) => requeue(id, "silence", silence),
+		setRestart: (id, restart) => requeue(id, "restart", restart),
 		close: () => pool.end(),
 	};
 }

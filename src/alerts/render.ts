@@ -1,5 +1,5 @@
 import type { APIActionRowComponent, APIComponentInMessageActionRow, APIEmbed } from "discord.js";
-import type { AckState, SilenceState } from "./store.ts";
+import type { AckState, RestartState, SilenceState } from "./store.ts";
 import { DISCORD_LIMITS, escapeMarkdown, inlineCode, joinLinesWithin, truncate } from "../render/limits.ts";
 import type { WebhookAlert, WebhookPayload } from "./schema.ts";
 
@@ -106,7 +106,7 @@ export function alertsFile(payload: WebhookPayload): string {
 }
 
 /** Renders one alert group: title with name and count, colour by severity and status, differing labels, links; within Discord's limits for 1 to 10,000 alerts. */
-export function renderAlertGroup(payload: WebhookPayload, context: { firstFiringAt: number; now?: number; mentionRole?: string | null; chart?: Buffer | undefined; ack?: AckState | null; silence?: SilenceState | null; actions?: AlertActions }): AlertMessage {
+export function renderAlertGroup(payload: WebhookPayload, context: { firstFiringAt: number; now?: number; mentionRole?: string | null; chart?: Buffer | undefined; ack?: AckState | null; silence?: SilenceState | null; restart?: RestartState | null; actions?: AlertActions }): AlertMessage {
 	const now = context.now ?? Date.now();
 	const firing = payload.alerts.filter((a) => a.status === "firing");
 	const resolved = payload.status === "resolved";
@@ -120,6 +120,7 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 	const head = [
 		resolved ? `**Resolved after ${humanDuration(now - context.firstFiringAt)}.**` : "",
 		context.ack ? `✋ Acknowledged by <@${context.ack.userId}> <t:${Math.floor(context.ack.at / 1000)}:R>` : "",
+		context.restart ? `🔁 ${context.restart.ok ? "Restarted" : "Restart failed"}: \`${context.restart.container}\` by <@${context.restart.userId}> at <t:${Math.floor(context.restart.at / 1000)}:T>` : "",
 		context.silence && context.silence.until > now ? `🔕 Silenced by ${escapeMarkdown(context.silence.username)} until <t:${Math.floor(context.silence.until / 1000)}:f>` : "",
 		annotations.summary ? `**${escapeMarkdown(truncate(annotations.summary, 300))}**` : "",
 		annotations.description ? escapeMarkdown(truncate(annotations.description, 1_000)) : "",

@@ -19,6 +19,14 @@ export interface SilenceState {
 	readonly until: number;
 }
 
+/** The last restart someone ran from the group's message. */
+export interface RestartState {
+	readonly userId: string;
+	readonly container: string;
+	readonly at: number;
+	readonly ok: boolean;
+}
+
 /** A group as buttons see it: its latest payload and what people did about it. */
 export interface GroupState {
 	readonly groupId: string;
@@ -29,6 +37,7 @@ export interface GroupState {
 	readonly payload: WebhookPayload;
 	readonly ack: AckState | null;
 	readonly silence: SilenceState | null;
+	readonly restart: RestartState | null;
 }
 
 /** A queued delivery: the newest payload of one group episode in one channel (older ones are coalesced into it). */
@@ -47,6 +56,7 @@ export interface OutboxItem {
 	readonly nonce: string;
 	readonly ack: AckState | null;
 	readonly silence: SilenceState | null;
+	readonly restart: RestartState | null;
 }
 
 /** What accept() did with a webhook. */
@@ -75,6 +85,8 @@ export interface AlertStore {
 	setAck(groupId: string, ack: AckState | null): Promise<void>;
 	/** Records or clears a silence and queues a re-render of the group's message. */
 	setSilence(groupId: string, silence: SilenceState | null): Promise<void>;
+	/** Records the last restart and queues a re-render of the group's message. */
+	setRestart(groupId: string, restart: RestartState): Promise<void>;
 	close(): Promise<void>;
 }
 
@@ -106,6 +118,7 @@ const MIGRATIONS = [
 	`ALTER TABLE groups ADD COLUMN last_payload TEXT;
 	ALTER TABLE groups ADD COLUMN ack TEXT;
 	ALTER TABLE groups ADD COLUMN silence TEXT;`,
+	`ALTER TABLE groups ADD COLUMN restart TEXT;`,
 ];
 
 /** The alerts and their statuses that make a notification what it is (AlertManager retries repeat it exactly). */
@@ -141,10 +154,11 @@ export function openAlertStore(path: string): AlertStore {
 	const getGroup = db.prepare("SELECT * FROM groups WHERE id = ?");
 	const insertGroup = db.prepare("INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)");
 	const updateGroup = db.prepare("UPDATE groups SET episode = ?, status = ?, first_firing_at = ?, last_signature = ?, mention_role = ? WHERE id = ?");
-	const clearActions = db.prepare("UPDATE groups SET ack = NULL, silence = NULL WHERE id = ?");
+	const clearActions = db.prepare("UPDATE groups SET ack = NULL, silence = NULL, restart = NULL WHERE id = ?");
 	const setPayload = db.prepare("UPDATE groups SET last_payload = ? WHERE id = ?");
 	const setAckStmt = db.prepare("UPDATE groups SET ack = ? WHERE id = ?");
 	const setSilenceStmt = db.prepare("UPDATE groups SET silence = ? WHERE id = ?");
+	const setRestartStmt = db.prepare("UPDATE groups SET restart = ? WHERE id = ?");
 	const insertOutbox = db.prepare("INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)");
 	const dueChannels = db.prepare("SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 AND o.next_attempt_at <= ?");
 	const oldestDue = db.prepare("SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ? ORDER BY o.id LIMIT 1");
@@ -211,7 +225,7 @@ export function openAlertStore(path: string): AlertStore {
 			const due = oldestDue.get(channel, now) as { group_id: string; episode: number } | undefined;
 			if (!due) return undefined;
 			const newest = newestOfEpisode.get(due.group_id, due.episode) as { id: number; payload: string; attempts: number };
-			const group = getGroup.get(due.group_id) as { channel: string; mention_role: string | null; first_firing_at: number; message_id: string | null; message_episode: number | null; episode: number; ack: string | null; silence: string | null };
+			const group = getGroup.get(due.group_id) as { channel: string; mention_role: string | null; first_firing_at: number; message_id: string | null; message_episode: number | null; episode: number; ack: string | null; silence: string | null; restart: string | null };
 			return {
 				id: newest.id,
 				groupId: due.group_id,
@@ -225,6 +239,7 @@ export function openAlertStore(path: string): AlertStore {
 				nonce: episodeNonce(due.group_id, due.episode),
 				ack: group.ack ? (JSON.parse(group.ack) as AckState) : null,
 				silence: group.silence ? (JSON.parse(group.silence) as SilenceState) : null,
+				restart: group.restart ? (JSON.parse(group.restart) as RestartState) : null,
 			};
 		},
 		async delivered(item, messageId) {
@@ -249,7 +264,7 @@ export function openAlertStore(path: string): AlertStore {
 			}
 		},
 		async group(id) {
-			const row = getGroup.get(id) as { id: string; channel: string; episode: number; status: string; message_id: string | null; message_episode: number | null; last_payload: string | null; ack: string | null; silence: string | null } | undefined;
+			const row = getGroup.get(id) as { id: string; channel: string; episode: number; status: string; message_id: string | null; message_episode: number | null; last_payload: string | null; ack: string | null; silence: string | null; restart: string | null } | undefined;
 			if (!row || !row.last_payload) return undefined;
 			return {
 				groupId: row.id,
@@ -260,6 +275,7 @@ export function openAlertStore(path: string): AlertStore {
 				payload: JSON.parse(row.last_payload) as WebhookPayload,
 				ack: row.ack ? (JSON.parse(row.ack) as AckState) : null,
 				silence: row.silence ? (JSON.parse(row.silence) as SilenceState) : null,
+				restart: row.restart ? (JSON.parse(row.restart) as RestartState) : null,
 			};
 		},
 		async setAck(id, ack) {
@@ -267,6 +283,9 @@ export function openAlertStore(path: string): AlertStore {
 		},
 		async setSilence(id, silence) {
 			requeue(id, () => setSilenceStmt.run(silence ? JSON.stringify(silence) : null, id));
+		},
+		async setRestart(id, restart) {
+			requeue(id, () => setRestartStmt.run(JSON.stringify(restart), id));
 		},
 		close: async () => db.close(),
 	};

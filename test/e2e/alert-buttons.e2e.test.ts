@@ -129,6 +129,8 @@ alerts:
 		expect(againReply.content).toContain("This confirmation has expired or is not valid");
 		expect(cooldownReply.content).toContain("was restarted");
 		expect(docker.calls()).toEqual([["restart", "api"]]);
+		const alertMessage = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("Restarted") ? double.messages.get(message.id) : undefined), 10_000);
+		expect((alertMessage.embeds[0] as { description: string }).description).toMatch(new RegExp(`🔁 Restarted: \`api\` by <@${admin.id}> at <t:\\d+:T>`));
 	});
 
 	it("opens the logs of the alert's container around its start", async () => {
