@@ -38,6 +38,10 @@ environments:
   production:
     alertmanager: { url: "${api.url}" }
     ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", containers: [api] }
+  rebuilt:
+    alertmanager: { url: "${api.url}" }
+    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9ZyXwzsEMqoaN3MKjQx9u0uw0jNIKXD3LrR9bbhpH", containers: [web] }
+defaultEnvironment: production
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-buttons-"))}
 alerts:
   listen: { host: 127.0.0.1, port: 0 }
@@ -145,6 +149,38 @@ alerts:
 		expect((reply.embeds[0] as { description: string }).description).toContain("api crashed: out of memory");
 		expect(docker.calls()[0]?.slice(0, 2)).toEqual(["logs", "--timestamps"]);
 		expect(reply.flags & 64).toBe(64);
+	});
+
+	it("refuses to restart on a host whose key does not match the pinned one, running nothing", async () => {
+		await postAlerts(alertmanager.url, [{ labels: { alertname: "WebDown", severity: "critical", container: "web", env: "rebuilt" } }]);
+		const message = await double.waitFor(() => byTitle(/WebDown/), 20_000);
+		docker = fakeDocker(sshd.binDir, "");
+
+		const first = await press(customId(message, "alert:restart:"), message, admin);
+		const confirmation = await double.waitFor(() => (double.originalMessage(first.id)?.content ? double.originalMessage(first.id) : undefined));
+		const confirm = await press(components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0], confirmation, admin);
+		const reply = await followUp(confirm.id);
+
+		expect(reply.content).toContain("does not match the pinned key; nothing was run");
+		expect(docker.calls()).toEqual([]);
+	});
+
+	it("silences for a custom duration and comment from the form", async () => {
+		const message = byTitle(/WebDown/)!;
+		const select = await double.sendInteraction({ kind: "select", customId: customId(message, "alert:silence:"), values: ["custom"], messageId: message.id, user: oncall });
+		const modal = await select.response();
+
+		const submit = await double.sendInteraction({ kind: "modal", customId: String((modal.data as { custom_id: string }).custom_id), fields: { duration: "90m", comment: "deploying a fix" }, messageId: message.id, user: oncall });
+		const reply = await followUp(submit.id);
+		const silence = await getSilence(silencesAt.url, reply.content.match(/silence `([0-9a-f-]{36})`/)![1]!);
+		const bad = await double.sendInteraction({ kind: "modal", customId: String((modal.data as { custom_id: string }).custom_id), fields: { duration: "forever", comment: "" }, messageId: message.id, user: oncall });
+		const badReply = await followUp(bad.id);
+
+		expect(modal.type).toBe(9);
+		expect(silence.comment).toBe("deploying a fix");
+		expect(Date.parse(silence.endsAt) - Date.now()).toBeGreaterThan(85 * 60_000);
+		expect(Date.parse(silence.endsAt) - Date.now()).toBeLessThan(91 * 60_000);
+		expect(badReply.content).toBe("Give the duration as minutes, hours or days, e.g. 90m, 6h or 2d.");
 	});
 
 	it("refuses a forged alert id and records it", async () => {
