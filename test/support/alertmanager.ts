@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, requireBinary, startProcess, waitUntil } from "./proc.ts";
+import { freePort, requireBinary, startReadyServer } from "./proc.ts";
 
 const ALERTMANAGER = "/usr/bin/prometheus-alertmanager";
 
@@ -34,18 +34,7 @@ export async function startAlertManager(options: AlertManagerOptions = {}): Prom
 		`route:\n  receiver: opsbot\n  group_by: [alertname]\n  group_wait: ${options.groupWait ?? "1s"}\n  group_interval: ${options.groupInterval ?? "2s"}\n  repeat_interval: 1h\nreceivers:\n  - name: opsbot${webhook}\n`,
 		{ mode: 0o600 },
 	);
-	const proc = startProcess(ALERTMANAGER, [`--config.file=${join(dir, "alertmanager.yml")}`, `--storage.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--cluster.listen-address=", `--web.external-url=${url}`, "--log.level=warn"], { logFile: join(dir, "alertmanager.log") });
-	const stop = async () => {
-		await proc.stop();
-		rmSync(dir, { recursive: true, force: true });
-	};
-	try {
-		await waitUntil(async () => (await fetch(`${url}/-/ready`)).status === 200, 30_000, proc.logTail, proc.child);
-	} catch (err) {
-		await stop();
-		throw err;
-	}
-	return { url, stop };
+	return startReadyServer(ALERTMANAGER, [`--config.file=${join(dir, "alertmanager.yml")}`, `--storage.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--cluster.listen-address=", `--web.external-url=${url}`, "--log.level=warn"], { dir, logFile: join(dir, "alertmanager.log"), url });
 }
 
 /** Posts alerts through AlertManager's API v2 (how tests inject them). */

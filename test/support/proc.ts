@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, openSync, readFileSync } from "node:fs";
+import { existsSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 
 /** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
@@ -81,4 +81,20 @@ export function userIds(name: string): { uid: number; gid: number } {
 	if (!line) throw new Error(`system user "${name}" not found. Install it with: apt-get install -y postgresql`);
 	const [, , uid, gid] = line.split(":");
 	return { uid: Number(uid), gid: Number(gid) };
+}
+
+/** Starts a Prometheus-family server (it answers `GET /-/ready`) and waits for it; stop() also removes `dir`. */
+export async function startReadyServer(binary: string, args: string[], options: { dir: string; logFile: string; url: string }): Promise<{ url: string; stop: () => Promise<void> }> {
+	const proc = startProcess(binary, args, { logFile: options.logFile });
+	const stop = async () => {
+		await proc.stop();
+		rmSync(options.dir, { recursive: true, force: true });
+	};
+	try {
+		await waitUntil(async () => (await fetch(`${options.url}/-/ready`)).status === 200, 30_000, proc.logTail, proc.child);
+	} catch (err) {
+		await stop();
+		throw err;
+	}
+	return { url: options.url, stop };
 }

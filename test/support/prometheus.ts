@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, requireBinary, startProcess, waitUntil } from "./proc.ts";
+import { freePort, requireBinary, startReadyServer } from "./proc.ts";
 
 const PROMETHEUS = "/usr/bin/prometheus";
 
@@ -21,17 +21,5 @@ export async function startPrometheus(options: { targets?: Record<string, string
 		join(dir, "prometheus.yml"),
 		`global: { scrape_interval: 1s, scrape_timeout: 500ms }\nscrape_configs:\n${jobs.map(([job, targets]) => `  - job_name: ${job}\n    static_configs: [{ targets: [${targets.map((t) => `"${t}"`).join(", ")}] }]`).join("\n")}\n`,
 	);
-	const proc = startProcess(PROMETHEUS, [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn"], { logFile: join(dir, "prometheus.log") });
-	const url = `http://127.0.0.1:${port}`;
-	const stop = async () => {
-		await proc.stop();
-		rmSync(dir, { recursive: true, force: true });
-	};
-	try {
-		await waitUntil(async () => (await fetch(`${url}/-/ready`)).status === 200, 30_000, proc.logTail, proc.child);
-	} catch (err) {
-		await stop();
-		throw err;
-	}
-	return { url, stop };
+	return startReadyServer(PROMETHEUS, [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn"], { dir, logFile: join(dir, "prometheus.log"), url: `http://127.0.0.1:${port}` });
 }
