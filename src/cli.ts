@@ -35,10 +35,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		exitByLevel: true,
 		options: { env: { type: "string" } },
 		async run(ctx, values) {
-			const environment = typeof values.env === "string" ? values.env : "all";
-			if (environment !== "all" && !(environment in ctx.config.ops.environments)) {
-				throw new UserFacingError(`unknown environment "${environment}"; known: ${Object.keys(ctx.config.ops.environments).join(", ")}`);
-			}
+			const environment = typeof values.env === "string" && values.env !== "all" ? requireEnvironment(ctx.config.ops, values.env) : "all";
 			const snapshots = await Promise.all(
 				(environment === "all" ? ctx.services.health.environments() : [environment]).map((e) => ctx.services.health.check(e)),
 			);

@@ -328,6 +328,14 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 	return issue.message;
 }
 
+/**
+ * The environment named `name`, looked up among the configured ones only: user text such as
+ * `__proto__` or `constructor` must not reach Object.prototype through the record.
+ */
+export function findEnvironment(ops: Pick<OpsFile, "environments">, name: string): EnvironmentConfig | undefined {
+	return Object.hasOwn(ops.environments, name) ? ops.environments[name] : undefined;
+}
+
 /** The environment a command uses when the user names none. */
 export function defaultEnvironment(ops: OpsFile): string {
 	return ops.defaultEnvironment ?? Object.keys(ops.environments)[0] ?? "";

@@ -89,6 +89,17 @@ environments:
 		expect(usage.code).toBe(64);
 		expect(usage.stderr).toContain("Usage: opsbot health");
 		expect(unknownEnv.code).toBe(64);
-		expect(unknownEnv.stderr).toContain('unknown environment "nowhere"; known: good, bad');
+		expect(unknownEnv.stderr).toContain("Unknown environment `nowhere`. Known: good, bad.");
+	});
+
+	it("answers an environment named like an Object.prototype key as unknown, with the usage code", async () => {
+		const proto = await opsbot(["health", "--env", "__proto__"], { OPSBOT_CONFIG: configPath });
+		const ctor = await opsbot(["pool", "--env", "constructor"], { OPSBOT_CONFIG: configPath });
+
+		expect(proto.code).toBe(64);
+		expect(proto.stderr).toContain("Unknown environment `__proto__`. Known: good, bad.");
+		expect(proto.stderr).not.toContain("TypeError");
+		expect(ctor.code).toBe(64);
+		expect(ctor.stderr).toContain("Unknown environment `constructor`. Known: good, bad.");
 	});
 });

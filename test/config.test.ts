@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../src/config.ts";
+import { requireEnvironment } from "../src/commands/options.ts";
+import { ConfigError, findEnvironment, loadConfig } from "../src/config.ts";
+import { UserFacingError } from "../src/errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "opsbot-config-"));
 let n = 0;
@@ -153,5 +155,32 @@ pool: { warnPercent: 95, criticalPercent: 90 }
 		expect(problemsOf({ OPSBOT_CONFIG: path, PROD_DATABASE_URL: secretValue() })).toEqual([
 			"env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH)",
 		]);
+	});
+});
+
+describe("environment lookup by user text", () => {
+	const ops = { environments: { production: { http: [] }, staging: { http: [] } }, defaultEnvironment: "production" };
+
+	it.each(["__proto__", "constructor", "toString", "hasOwnProperty"])("finds no environment called %s", (name) => {
+		expect(findEnvironment(ops, name)).toBeUndefined();
+	});
+
+	it.each(["__proto__", "constructor"])("tells the user %s is unknown and lists the known ones", (name) => {
+		let thrown: unknown;
+		try {
+			requireEnvironment(ops, name);
+		} catch (err) {
+			thrown = err;
+		}
+
+		expect(thrown).toBeInstanceOf(UserFacingError);
+		expect((thrown as Error).message).toBe(`Unknown environment \`${name}\`. Known: production, staging.`);
+		expect(() => requireEnvironment(ops, name, "postgres")).toThrow(UserFacingError);
+	});
+
+	it("still finds configured environments, including the default", () => {
+		expect(findEnvironment(ops, "staging")).toBe(ops.environments.staging);
+		expect(requireEnvironment(ops, undefined)).toBe("production");
+		expect(requireEnvironment(ops, "staging")).toBe("staging");
 	});
 });

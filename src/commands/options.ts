@@ -1,5 +1,5 @@
 import type { ApplicationCommandOptionChoiceData, SlashCommandStringOption } from "discord.js";
-import { defaultEnvironment, type OpsFile } from "../config.ts";
+import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import { inlineCode } from "../render/limits.ts";
 
@@ -23,7 +23,7 @@ export function environmentChoices(ops: Pick<OpsFile, "environments">, typed: st
  */
 export function requireEnvironment(ops: Pick<OpsFile, "environments" | "defaultEnvironment">, requested: string | null | undefined, needs?: "postgres"): string {
 	const environment = requested ?? defaultEnvironment(ops as OpsFile);
-	const env = ops.environments[environment];
+	const env = findEnvironment(ops, environment);
 	if (!env) throw new UserFacingError(`Unknown environment ${inlineCode(environment.slice(0, 40))}. Known: ${Object.keys(ops.environments).join(", ")}.`);
 	if (needs === "postgres" && !env.postgres) throw new UserFacingError(`No PostgreSQL is configured for ${environment}.`);
 	return environment;
