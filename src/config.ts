@@ -217,6 +217,7 @@ export class ConfigError extends Error {
 	}
 }
 
+/** "bot" needs the Discord and webhook secrets; "cli" only what the ops file names. */
 export type ConfigMode = "bot" | "cli";
 
 /** Reads the environment and the ops file; throws ConfigError listing every problem by path. */
@@ -244,7 +245,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMod
 		if (value === undefined || value === "") problems.push(`${at}: environment variable ${name} is not set`);
 		else secrets.set(name, value);
 	}
-	if (ops.alerts && !settings.WEBHOOK_TOKEN && !settings.WEBHOOK_BASIC_AUTH) {
+	// Only the bot receives webhooks; the CLI must work without them (e.g. on the day Discord is down).
+	if (mode === "bot" && ops.alerts && !settings.WEBHOOK_TOKEN && !settings.WEBHOOK_BASIC_AUTH) {
 		problems.push("env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH)");
 	}
 	if (problems.length > 0) throw new ConfigError(problems);

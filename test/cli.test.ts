@@ -92,6 +92,22 @@ environments:
 		expect(unknownEnv.stderr).toContain("Unknown environment `nowhere`. Known: good, bad.");
 	});
 
+	it("runs without WEBHOOK_TOKEN or Discord secrets when the ops file has an alerts section", async () => {
+		const withAlerts = join(dir, "alerts.yaml");
+		writeFileSync(withAlerts, `discord: { guildId: "100000000000000001" }
+environments:
+  good:
+    http: [{ name: api, url: "${base}/ok" }]
+alerts: { defaultChannel: "100000000000000020" }
+`);
+
+		const result = await opsbot(["health", "--env", "good"], { OPSBOT_CONFIG: withAlerts });
+
+		expect(result.stderr).toBe("");
+		expect(result.code).toBe(0);
+		expect(result.stdout).toMatch(/^\[OK\] Health of good: all good\n/);
+	});
+
 	it("answers an environment named like an Object.prototype key as unknown, with the usage code", async () => {
 		const proto = await opsbot(["health", "--env", "__proto__"], { OPSBOT_CONFIG: configPath });
 		const ctor = await opsbot(["pool", "--env", "constructor"], { OPSBOT_CONFIG: configPath });

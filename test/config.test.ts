@@ -149,12 +149,22 @@ pool: { warnPercent: 95, criticalPercent: 90 }
 		expect(problemsOf({ OPSBOT_CONFIG: writeConfig("discord: {}\ndiscord: {}\n") })[0]).toMatch(/YAML DUPLICATE_KEY/);
 	});
 
-	it("requires webhook auth when alerts are configured", () => {
+	it("requires webhook auth when alerts are configured and the bot starts", () => {
 		const path = writeConfig(`${minimal}\nalerts: { defaultChannel: "100000000000000020" }\n`);
+		const bot = { DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: "100000000000000900" };
 
-		expect(problemsOf({ OPSBOT_CONFIG: path, PROD_DATABASE_URL: secretValue() })).toEqual([
+		expect(problemsOf({ OPSBOT_CONFIG: path, PROD_DATABASE_URL: secretValue(), ...bot }, "bot")).toEqual([
 			"env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH)",
 		]);
+	});
+
+	it("lets the CLI run without webhook auth or Discord secrets when alerts are configured", () => {
+		const path = writeConfig(`${minimal}\nalerts: { defaultChannel: "100000000000000020" }\n`);
+
+		const config = loadConfig({ OPSBOT_CONFIG: path, PROD_DATABASE_URL: secretValue() }, "cli");
+
+		expect(config.ops.alerts?.defaultChannel).toBe("100000000000000020");
+		expect(config.env.WEBHOOK_TOKEN).toBeUndefined();
 	});
 });
 
