@@ -1,4 +1,4 @@
-import { DiscordAPIError, Routes, type REST } from "discord.js";
+import { DiscordAPIError, HTTPError, Routes, type REST } from "discord.js";
 import type { Logger } from "../log.ts";
 import { renderAlertGroup, type AlertActions, type AlertMessage } from "./render.ts";
 import type { AlertStore, OutboxItem } from "./store.ts";
@@ -44,6 +44,27 @@ export interface Delivery {
 	stop(): Promise<void>;
 }
 
+/**
+ * Why a send failed: Discord refused it (4xx: retrying cannot help), Discord or the network failed
+ * (retry later), or opsbot itself failed (a bug: visible in the log, bounded retries, never silent).
+ */
+export type SendFailure = "refused" | "transient" | "local";
+
+/** Sorts a send error into the three kinds delivery treats differently. */
+export function classifySendError(err: unknown): SendFailure {
+	if (err instanceof DiscordAPIError || err instanceof HTTPError) return err.status === 429 || err.status >= 500 ? "transient" : "refused";
+	// undici's errors carry a stable code (UND_ERR_*), sockets an errno code; timeouts abort.
+	for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+		const code = (e as { code?: unknown }).code;
+		if (typeof code === "string" && /^(UND_ERR_|E[A-Z]+$)/.test(code)) return "transient";
+		if (e.name === "AbortError" || e.name === "TimeoutError") return "transient";
+	}
+	return "local";
+}
+
+/** A local error is retried this many times (it may be passing), then the item is dropped with an error log. */
+export const MAX_LOCAL_ATTEMPTS = 5;
+
 /** Retries of 5xx and network errors back off exponentially, capped. */
 export function backoffMs(attempts: number): number {
 	return Math.min(60_000, 1_000 * 2 ** Math.min(attempts, 6));
@@ -58,35 +79,61 @@ export function startDelivery(deps: { store: AlertStore; sender: DiscordSender; 
 	let stopped = false;
 	let waiters: (() => void)[] = [];
 
+	/** Edits the group's message, or posts it (again, if someone deleted it); returns the message id. */
+	async function send(item: OutboxItem, message: AlertMessage): Promise<string> {
+		if (item.messageId) {
+			try {
+				await deps.sender.edit(item.channel, item.messageId, message);
+				return item.messageId;
+			} catch (err) {
+				// Someone deleted the message: post it again rather than lose the update.
+				if (!(err instanceof DiscordAPIError && err.code === 10008)) throw err;
+			}
+		}
+		return deps.sender.post(item.channel, message, item.nonce);
+	}
+
 	async function deliver(item: OutboxItem): Promise<"done" | "retry"> {
 		// A chart that cannot be drawn (Prometheus down, no expression) never holds the alert back.
 		const chart = item.payload.status === "firing" ? await deps.chart?.(item.payload).catch((err: unknown) => void deps.log.info({ err }, "no chart for alert")) : undefined;
-		const message = renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole, chart: chart ?? undefined, ack: item.ack, silence: item.silence, restart: item.restart, ...(deps.actions ? { actions: deps.actions(item) } : {}) });
+		const render = (withoutAttachments: boolean) =>
+			renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole, chart: chart ?? undefined, ack: item.ack, silence: item.silence, restart: item.restart, withoutAttachments, ...(deps.actions ? { actions: deps.actions(item) } : {}) });
+		const log = deps.log.child({ groupId: item.groupId, channel: item.channel });
+		let message: AlertMessage | undefined;
 		try {
-			if (item.messageId) {
-				try {
-					await deps.sender.edit(item.channel, item.messageId, message);
-					await deps.store.delivered(item, item.messageId);
-					return "done";
-				} catch (err) {
-					// Someone deleted the message: post it again rather than lose the update.
-					if (!(err instanceof DiscordAPIError && err.code === 10008)) throw err;
-				}
-			}
-			const id = await deps.sender.post(item.channel, message, item.nonce);
-			await deps.store.delivered(item, id);
+			message = render(false);
+			await deps.store.delivered(item, await send(item, message));
 			return "done";
 		} catch (err) {
-			const status = err instanceof DiscordAPIError ? err.status : undefined;
-			if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
-				deps.log.error({ err, groupId: item.groupId, channel: item.channel }, "Discord refused an alert message; dropping it");
-				await deps.store.abandon(item);
-				return "done";
-			}
-			deps.log.warn({ err, groupId: item.groupId, attempts: item.attempts + 1 }, "alert delivery failed; will retry");
-			await deps.store.retryLater(item, Date.now() + backoffMs(item.attempts));
-			return "retry";
+			const failure = classifySendError(err);
+			if (failure === "transient" || !message || message.files.length === 0) return failed(item, failure, err);
+			// A picture or list that cannot be attached never takes the alert's text with it.
+			log.error({ err, files: message.files.map((f) => f.name), failure }, "alert attachments could not be sent; sending the message without them");
 		}
+		try {
+			await deps.store.delivered(item, await send(item, render(true)));
+			return "done";
+		} catch (err) {
+			return failed(item, classifySendError(err), err);
+		}
+	}
+
+	async function failed(item: OutboxItem, failure: SendFailure, err: unknown): Promise<"done" | "retry"> {
+		const log = deps.log.child({ groupId: item.groupId, channel: item.channel, attempts: item.attempts + 1 });
+		if (failure === "refused") {
+			log.error({ err }, "Discord refused an alert message; dropping it");
+			await deps.store.abandon(item);
+			return "done";
+		}
+		if (failure === "local" && item.attempts + 1 >= MAX_LOCAL_ATTEMPTS) {
+			log.error({ err }, "alert delivery kept failing inside opsbot (a bug); dropping the message");
+			await deps.store.abandon(item);
+			return "done";
+		}
+		if (failure === "local") log.error({ err }, "alert delivery failed inside opsbot (a bug, not Discord); will retry");
+		else log.warn({ err }, "alert delivery failed; will retry");
+		await deps.store.retryLater(item, Date.now() + backoffMs(item.attempts));
+		return "retry";
 	}
 
 	async function work(channel: string): Promise<void> {

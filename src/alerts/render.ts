@@ -90,6 +90,14 @@ function link(label: string, url: string | undefined): string | undefined {
 	return `[${label}](${url})`;
 }
 
+/**
+ * Alert text placed beside the on-call ping: one line, markdown escaped (masked links, headings,
+ * @everyone) and "<" escaped so "<@id>", "<#id>" or "<t:…>" stay literal instead of rendering.
+ */
+export function contentText(text: string): string {
+	return escapeMarkdown(text.replace(/\s+/g, " ")).replace(/</g, "\\<");
+}
+
 function alertLine(alert: WebhookAlert, labels: readonly string[]): string {
 	const icon = alert.status === "firing" ? "🔥" : "✅";
 	const shown = labels.filter((l) => alert.labels[l] !== undefined).map((l) => `${l}=${alert.labels[l]}`);
@@ -106,8 +114,11 @@ export function alertsFile(payload: WebhookPayload): string {
 }
 
 /** Renders one alert group: title with name and count, colour by severity and status, differing labels, links; within Discord's limits for 1 to 10,000 alerts. */
-export function renderAlertGroup(payload: WebhookPayload, context: { firstFiringAt: number; now?: number; mentionRole?: string | null; chart?: Buffer | undefined; ack?: AckState | null; silence?: SilenceState | null; restart?: RestartState | null; actions?: AlertActions }): AlertMessage {
+export function renderAlertGroup(payload: WebhookPayload, context: { firstFiringAt: number; now?: number; mentionRole?: string | null; chart?: Buffer | undefined; ack?: AckState | null; silence?: SilenceState | null; restart?: RestartState | null; actions?: AlertActions; withoutAttachments?: boolean }): AlertMessage {
 	const now = context.now ?? Date.now();
+	// When Discord would not take the files, the text still goes out, saying what is missing.
+	const chart = context.withoutAttachments ? undefined : context.chart;
+	const listNote = context.withoutAttachments ? "the full list could not be attached" : "full list attached";
 	const firing = payload.alerts.filter((a) => a.status === "firing");
 	const resolved = payload.status === "resolved";
 	const names = new Set(payload.alerts.map((a) => a.labels.alertname));
@@ -128,7 +139,8 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 	const ordered = [...firing, ...payload.alerts.filter((a) => a.status !== "firing")];
 	const truncatedNote = payload.truncatedAlerts > 0 ? `⚠️ AlertManager left out ${payload.truncatedAlerts} more alert${payload.truncatedAlerts === 1 ? "" : "s"} (max_alerts).` : "";
 	// Room is kept for the closing lines first, so "and N more" and the max_alerts note are never the part cut.
-	const tailRoom = `… and ${payload.alerts.length} more (full list attached)`.length + truncatedNote.length + 2;
+	const attachmentNote = context.withoutAttachments && context.chart ? "⚠️ The chart could not be attached." : "";
+	const tailRoom = `… and ${payload.alerts.length} more (${listNote})`.length + truncatedNote.length + attachmentNote.length + 3;
 	const headText = joinLinesWithin(head, 1_200);
 	const lines: string[] = [];
 	let used = headText.length + 2;
@@ -139,7 +151,7 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 		used += line.length + 1;
 	}
 	const hidden = payload.alerts.length - lines.length;
-	const tail = [hidden > 0 ? `… and ${hidden} more (full list attached)` : "", truncatedNote].filter(Boolean);
+	const tail = [hidden > 0 ? `… and ${hidden} more (${listNote})` : "", truncatedNote, attachmentNote].filter(Boolean);
 	const description = [headText, "", ...lines, ...tail].join("\n").trim();
 	const started = Math.floor(context.firstFiringAt / 1000);
 	const first = payload.alerts[0];
@@ -159,9 +171,9 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 	// Once someone has acknowledged the group, later updates stop pinging the on-call role.
 	const mention = !resolved && severity === "critical" && context.mentionRole && !context.ack ? context.mentionRole : undefined;
 	return {
-		content: mention ? `<@&${mention}> ${truncate(name, 100)} is firing` : "",
-		embed: { title: truncate(title, DISCORD_LIMITS.title), description, color: colour, fields, ...(context.chart ? { image: { url: "attachment://chart.png" } } : {}), footer: { text: truncate(`${payload.receiver} · group ${Object.entries(payload.groupLabels).map(([k, v]) => `${k}=${v}`).join(", ")}`, 300) }, timestamp: new Date(now).toISOString() },
-		files: [...(hidden > 0 ? [{ name: "alerts.txt", data: Buffer.from(alertsFile(payload)) }] : []), ...(context.chart ? [{ name: "chart.png", data: context.chart }] : [])],
+		content: mention ? `<@&${mention}> ${contentText(truncate(name, 100))} is firing` : "",
+		embed: { title: truncate(title, DISCORD_LIMITS.title), description, color: colour, fields, ...(chart ? { image: { url: "attachment://chart.png" } } : {}), footer: { text: truncate(`${payload.receiver} · group ${Object.entries(payload.groupLabels).map(([k, v]) => `${k}=${v}`).join(", ")}`, 300) }, timestamp: new Date(now).toISOString() },
+		files: [...(hidden > 0 && !context.withoutAttachments ? [{ name: "alerts.txt", data: Buffer.from(alertsFile(payload)) }] : []), ...(chart ? [{ name: "chart.png", data: chart }] : [])],
 		allowedMentions: { parse: [], roles: mention ? [mention] : [] },
 		components: !resolved && context.actions ? actionRows(context.actions, context.ack ?? null, context.silence && context.silence.until > now ? context.silence : null) : [],
 	};
