@@ -8,15 +8,53 @@ export interface PendingStore<T> {
 	take(token: string, userId: string): { ok: true; value: T } | { ok: false; reason: "unknown" | "expired" | "other-user" };
 	/** Reads the entry without removing it (for state that several presses share, such as paging). */
 	peek(token: string, userId: string): { ok: true; value: T } | { ok: false; reason: "unknown" | "expired" | "other-user" };
-	size(): number;
+}
+
+/** Bounds of a pending store; the defaults suit Discord confirmations and paging state. */
+export interface PendingStoreOptions {
+	readonly now?: () => number;
+	/** Entries one user may hold; their oldest goes first. */
+	readonly maxPerUser?: number;
+	/** Entries in all; when full, the oldest entry of whoever holds the most goes first. */
+	readonly maxEntries?: number;
 }
 
 /** Creates a store whose entries expire after `ttlMs` (Discord confirmations: 60 s). */
-export function createPendingStore<T>(ttlMs: number, now: () => number = Date.now, maxEntries = 1_000): PendingStore<T> {
+export function createPendingStore<T>(ttlMs: number, options: PendingStoreOptions = {}): PendingStore<T> {
+	const now = options.now ?? Date.now;
+	const maxPerUser = options.maxPerUser ?? 20;
+	const maxEntries = options.maxEntries ?? 1_000;
 	const entries = new Map<string, { userId: string; value: T; expiresAt: number }>();
+	// Each user's tokens, oldest first (a Set keeps insertion order).
+	const byUser = new Map<string, Set<string>>();
+
+	const remove = (token: string) => {
+		const entry = entries.get(token);
+		if (!entry) return;
+		entries.delete(token);
+		const tokens = byUser.get(entry.userId);
+		tokens?.delete(token);
+		if (tokens?.size === 0) byUser.delete(entry.userId);
+	};
+	const evictOldestOf = (userId: string) => {
+		const oldest = byUser.get(userId)?.values().next().value;
+		if (oldest !== undefined) remove(oldest);
+	};
 	const sweep = () => {
 		const t = now();
-		for (const [token, entry] of entries) if (entry.expiresAt <= t) entries.delete(token);
+		for (const [token, entry] of entries) if (entry.expiresAt <= t) remove(token);
+	};
+	// The user holding the most entries; the one putting wins ties, so a flood evicts its own entries first.
+	const heaviestUser = (putting: string): string | undefined => {
+		let heaviest = byUser.has(putting) ? putting : undefined;
+		let most = byUser.get(putting)?.size ?? 0;
+		for (const [userId, tokens] of byUser) {
+			if (tokens.size > most) {
+				heaviest = userId;
+				most = tokens.size;
+			}
+		}
+		return heaviest;
 	};
 	const peek: PendingStore<T>["peek"] = (token, userId) => {
 		const entry = entries.get(token);
@@ -28,18 +66,25 @@ export function createPendingStore<T>(ttlMs: number, now: () => number = Date.no
 	return {
 		put(userId, value) {
 			sweep();
-			// Bounded: the oldest confirmation goes first when someone floods the button.
-			if (entries.size >= maxEntries) entries.delete(entries.keys().next().value as string);
+			// Bounded per user, so one person pressing the same button over and over evicts only their own state.
+			if ((byUser.get(userId)?.size ?? 0) >= maxPerUser) evictOldestOf(userId);
+			// Bounded in all, so many users cannot grow it without limit either.
+			if (entries.size >= maxEntries) {
+				const heaviest = heaviestUser(userId);
+				if (heaviest !== undefined) evictOldestOf(heaviest);
+			}
 			const token = randomBytes(12).toString("base64url");
 			entries.set(token, { userId, value, expiresAt: now() + ttlMs });
+			let tokens = byUser.get(userId);
+			if (!tokens) byUser.set(userId, (tokens = new Set()));
+			tokens.add(token);
 			return token;
 		},
 		take(token, userId) {
 			const found = peek(token, userId);
-			if (found.ok || found.reason === "expired") entries.delete(token);
+			if (found.ok || found.reason === "expired") remove(token);
 			return found;
 		},
 		peek,
-		size: () => entries.size,
 	};
 }
