@@ -193,9 +193,24 @@ function stateOf(ctx: HandlerContext, token: string): LogsQueryState {
 	return found.value;
 }
 
-function cursor(raw: string | undefined): bigint {
-	if (!raw || !/^\d{1,20}$/.test(raw)) throw new UserFacingError("That page is not valid.");
-	return BigInt(raw);
+const NS_PER_MS = 1_000_000n;
+const NS_PER_HOUR = 3_600_000_000_000n;
+
+/**
+ * The range of an Older/Newer page. The cursor comes from a customId (untrusted) and the state from
+ * the store; both are re-checked on every press so a page never leaves the original search's
+ * [start, end) nor opsbot's maximum range, whatever the customId says.
+ */
+export function pageRange(state: LogsQueryState, direction: "older" | "newer", raw: string | undefined, maxRangeHours: number): { startNs: bigint; endNs: bigint } {
+	const startNs = BigInt(state.request.start.getTime()) * NS_PER_MS;
+	const endNs = BigInt(state.request.end.getTime()) * NS_PER_MS;
+	if (!(endNs > startNs) || endNs - startNs > BigInt(maxRangeHours) * NS_PER_HOUR) throw new UserFacingError("This search's time range is not valid any more; run /logs again.");
+	if (!raw || !/^\d{1,20}$/.test(raw)) throw new UserFacingError("That page is not valid; use the buttons on the latest /logs message or run /logs again.");
+	const at = BigInt(raw);
+	if (at < startNs || at > endNs) throw new UserFacingError("That page lies outside this search's time range; use the buttons on the latest /logs message or run /logs again.");
+	if (direction === "older" && at === startNs) throw new UserFacingError("There are no older lines in this search's time range.");
+	if (direction === "newer" && at === endNs) throw new UserFacingError("There are no newer lines in this search's time range.");
+	return direction === "older" ? { startNs, endNs: at } : { startNs: at, endNs };
 }
 
 /** Older: the lines before the oldest one shown. */
@@ -207,12 +222,12 @@ export const logsOlder: ComponentHandler = {
 	async handle(interaction, id, ctx) {
 		const token = id.args[0] ?? "";
 		const state = stateOf(ctx, token);
-		const endNs = cursor(id.args[1]);
-		await interaction.editReply(await render(ctx, token, state, { ...state.request, endNs, startNs: BigInt(state.request.start.getTime()) * 1_000_000n, direction: "backward" }));
+		const range = pageRange(state, "older", id.args[1], ctx.config.ops.logs.maxRangeHours);
+		await interaction.editReply(await render(ctx, token, state, { ...state.request, ...range, direction: "backward" }));
 	},
 };
 
-/** Newer: the lines after the newest one shown, up to now. */
+/** Newer: the lines after the newest one shown, up to the end of the original search. */
 export const logsNewer: ComponentHandler = {
 	area: "logs",
 	action: "newer",
@@ -221,8 +236,8 @@ export const logsNewer: ComponentHandler = {
 	async handle(interaction, id, ctx) {
 		const token = id.args[0] ?? "";
 		const state = stateOf(ctx, token);
-		const startNs = cursor(id.args[1]);
-		await interaction.editReply(await render(ctx, token, state, { ...state.request, startNs, endNs: BigInt(Date.now()) * 1_000_000n, direction: "forward" }));
+		const range = pageRange(state, "newer", id.args[1], ctx.config.ops.logs.maxRangeHours);
+		await interaction.editReply(await render(ctx, token, state, { ...state.request, ...range, direction: "forward" }));
 	},
 };
 

@@ -55,9 +55,27 @@ export interface LogsDeps {
 	readonly environments: Readonly<Record<string, EnvironmentConfig>>;
 	readonly secret: (name: string) => string | undefined;
 	readonly log: Logger;
+	/** The longest range one search may cover (config `logs.maxRangeHours`); 721 h, the config's ceiling and Loki's default max_query_length, if not given. */
+	readonly maxRangeHours?: number;
 }
 
 const NS_PER_MS = 1_000_000n;
+const NS_PER_HOUR = 3_600_000_000_000n;
+
+/**
+ * The [startNs, endNs) a search covers. Paging cursors may narrow the request's own range but never
+ * widen it: they arrive from customIds, so a forged one must not reach Loki or `docker logs`.
+ */
+export function searchRange(request: LogSearchRequest, maxRangeHours: number): { startNs: bigint; endNs: bigint } {
+	const outerStart = BigInt(request.start.getTime()) * NS_PER_MS;
+	const outerEnd = BigInt(request.end.getTime()) * NS_PER_MS;
+	if (!(outerEnd > outerStart)) throw new UserFacingError("The range is empty: the start must be before the end.");
+	if (outerEnd - outerStart > BigInt(maxRangeHours) * NS_PER_HOUR) throw new UserFacingError(`That range is longer than the ${maxRangeHours} h opsbot searches at once. Narrow it.`);
+	const startNs = request.startNs ?? outerStart;
+	const endNs = request.endNs ?? outerEnd;
+	if (startNs < outerStart || endNs > outerEnd || !(endNs > startNs)) throw new UserFacingError("That page lies outside this search's time range; run /logs again.");
+	return { startNs, endNs };
+}
 
 /** "2026-11-24T12:00:00.123456789Z message" (docker --timestamps) -> [ns, message]. */
 export function splitDockerTimestamp(line: string): [bigint, string] | undefined {
@@ -94,8 +112,7 @@ export function createLogsService(deps: LogsDeps): LogsService {
 	return {
 		async search(request) {
 			const env = environment(request.environment);
-			const startNs = request.startNs ?? BigInt(request.start.getTime()) * NS_PER_MS;
-			const endNs = request.endNs ?? BigInt(request.end.getTime()) * NS_PER_MS;
+			const { startNs, endNs } = searchRange(request, deps.maxRangeHours ?? 721);
 			const loki = lokiTarget(env);
 			if (loki) {
 				const query = request.rawQuery ?? buildLogQuery({ serviceLabel: env.loki!.serviceLabel, service: request.service, ...pick(request) });
