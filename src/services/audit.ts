@@ -1,7 +1,7 @@
 import type { AuditTableConfig } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { Database } from "./postgres.ts";
+import { pgUserFacingError, type Database } from "./postgres.ts";
 
 /** One audit_log row, as opsbot shows it. */
 export interface AuditEvent {
@@ -116,14 +116,17 @@ export function createAuditService(deps: AuditDeps): AuditService {
 		return found;
 	}
 
-	async function read(environment: string, sql: string, params: unknown[]): Promise<AuditRow[]> {
+	/**
+	 * Every audit query goes through here, so /whodeleted, /audit and the CLI all get the same plain
+	 * explanation when PostgreSQL is down, refuses opsbot, is full or too slow (never pg's own text).
+	 */
+	async function read<Row extends object = AuditRow>(environment: string, sql: string, params: unknown[], onTimeout?: string): Promise<Row[]> {
+		const timeoutMs = deps.table.statementTimeoutMs;
 		try {
-			return await db(environment).read<AuditRow>(sql, params, { timeoutMs: deps.table.statementTimeoutMs });
+			return await db(environment).read<Row>(sql, params, { timeoutMs });
 		} catch (err) {
-			if ((err as { code?: string }).code === "57014") {
-				throw new UserFacingError("That search would scan too much of audit_log and was stopped. Narrow the time range, or search by user id, resource type and id (those are indexed).", { cause: err });
-			}
-			throw err;
+			if (onTimeout && (err as { code?: string }).code === "57014") throw new UserFacingError(onTimeout, { cause: err });
+			throw pgUserFacingError(err, environment, timeoutMs) ?? err;
 		}
 	}
 
@@ -167,16 +170,15 @@ export function createAuditService(deps: AuditDeps): AuditService {
 		const entry = typeCache.get(environment);
 		if (entry?.loading) return entry.loading;
 		// A loose index scan over (resource_type, resource_id): one index probe per distinct type, not a scan of every row.
-		const loading = db(environment)
-			.read<{ v: string }>(
-				`WITH RECURSIVE t(v) AS (
-					(SELECT ${c.resourceType} FROM ${table} ORDER BY 1 LIMIT 1)
-					UNION ALL
-					SELECT (SELECT ${c.resourceType} FROM ${table} WHERE ${c.resourceType} > t.v ORDER BY 1 LIMIT 1) FROM t WHERE t.v IS NOT NULL
-				) SELECT v FROM t WHERE v IS NOT NULL LIMIT 500`,
-				[],
-				{ timeoutMs: deps.table.statementTimeoutMs },
-			)
+		const loading = read<{ v: string }>(
+			environment,
+			`WITH RECURSIVE t(v) AS (
+				(SELECT ${c.resourceType} FROM ${table} ORDER BY 1 LIMIT 1)
+				UNION ALL
+				SELECT (SELECT ${c.resourceType} FROM ${table} WHERE ${c.resourceType} > t.v ORDER BY 1 LIMIT 1) FROM t WHERE t.v IS NOT NULL
+			) SELECT v FROM t WHERE v IS NOT NULL LIMIT 500`,
+			[],
+		)
 			.then((rows) => {
 				const types = rows.map((r) => r.v);
 				typeCache.set(environment, { types, loadedAt: Date.now() });
@@ -211,11 +213,11 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			const [lastActions, otherTypes] = await Promise.all([
 				read(environment, `${select} WHERE ${c.resourceType} = $1 AND ${c.resourceId} = $2 ORDER BY ${c.timestamp} DESC, ${c.id} DESC LIMIT 5`, [resourceType, resourceId]),
 				// One index probe per known type, each capped, instead of a scan for the id alone (it has no index).
-				db(environment).read<{ resource_type: string; rows: number }>(
+				read<{ resource_type: string; rows: number }>(
+					environment,
 					`SELECT t AS resource_type, (SELECT count(*) FROM (SELECT 1 FROM ${table} WHERE ${c.resourceType} = t AND ${c.resourceId} = $2 LIMIT 1000) x)::int AS rows
 					 FROM unnest($1::text[]) t`,
 					[types.filter((t) => t !== resourceType), resourceId],
-					{ timeoutMs: deps.table.statementTimeoutMs },
 				),
 			]);
 			return {
@@ -232,7 +234,7 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			if (rangeDays > deps.table.maxRangeDays) throw new UserFacingError(`That range is ${Math.ceil(rangeDays)} days; the most opsbot searches at once is ${deps.table.maxRangeDays} days. Narrow since/until.`);
 			const size = Math.min(Math.max(1, page.size), deps.table.maxRows);
 			const query = searchQuery(filters, { ...page, size });
-			const rows = await read(environment, query.sql, query.params);
+			const rows = await read(environment, query.sql, query.params, "That search would scan too much of audit_log and was stopped. Narrow the time range, or search by user id, resource type and id (those are indexed).");
 			const shown = rows.slice(0, size);
 			const last = shown.at(-1);
 			return { events: shown.map(toEvent), ...(rows.length > size && last ? { next: { at: last.at_text, id: last.row_id } } : {}) };

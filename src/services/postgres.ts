@@ -1,4 +1,5 @@
 import pg from "pg";
+import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
 /** A bounded, read-only handle on one PostgreSQL database (directly or through PgBouncer). */
@@ -106,7 +107,15 @@ export function describePgFailure(err: unknown): string {
 		case "ECONNREFUSED":
 			return "connection refused";
 		case "ENOTFOUND":
+		case "EAI_AGAIN":
 			return "host name not found";
+		case "EHOSTUNREACH":
+		case "ENETUNREACH":
+			return "host unreachable";
+		case "ETIMEDOUT":
+			return "timed out";
+		case "ECONNRESET":
+			return "connection reset";
 		case "28P01":
 		case "28000":
 			return "authentication failed";
@@ -126,4 +135,37 @@ export function describePgFailure(err: unknown): string {
 			if (e?.message && /terminated/i.test(e.message)) return "connection terminated";
 			return "query failed";
 	}
+}
+
+// Failures that say the server is unreachable or going away, not that the query was wrong.
+const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "ECONNRESET", "57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"]);
+
+/**
+ * A pg failure the user can understand and act on (server down, opsbot's login refused, server
+ * full, query too slow) as a UserFacingError in plain words naming only the environment; undefined
+ * for anything else (a bug, a missing table), which stays an internal error. Never carries pg's own
+ * message, the host or the connection string; the original error rides along as `cause` for the log.
+ */
+export function pgUserFacingError(err: unknown, environment: string, timeoutMs?: number): UserFacingError | undefined {
+	if (err instanceof UserFacingError) return err;
+	const e = err as { code?: string; message?: string } | undefined;
+	const code = e?.code ?? "";
+	const described = describePgFailure(err);
+	const within = timeoutMs ? ` within ${formatSeconds(timeoutMs)}` : " in time";
+	if (code === "28P01" || code === "28000") {
+		return new UserFacingError(`opsbot could not log in to the PostgreSQL of ${environment} (authentication failed). An admin should check the user and password in its database URL.`, { cause: err });
+	}
+	if (code === "3D000") return new UserFacingError(`The PostgreSQL of ${environment} has no such database. An admin should check the database name in opsbot's database URL.`, { cause: err });
+	if (code === "53300") return new UserFacingError(`The PostgreSQL of ${environment} refused opsbot's connection: too many connections (max_connections reached). See /pool ${environment}.`, { cause: err });
+	if (code === "57014" || described === "timed out") {
+		return new UserFacingError(`The PostgreSQL of ${environment} did not answer${within} (${code === "57014" ? "statement_timeout" : "timed out"}): it may be overloaded or the table locked. Try again in a moment; /health ${environment} shows whether it is up.`, { cause: err });
+	}
+	if (UNREACHABLE.has(code) || described === "connection terminated") {
+		return new UserFacingError(`The PostgreSQL of ${environment} is not reachable (${described}). Check /health ${environment} and try again once it is back.`, { cause: err });
+	}
+	return undefined;
+}
+
+function formatSeconds(ms: number): string {
+	return `${Number((ms / 1000).toFixed(1))} s`;
 }
