@@ -4,7 +4,7 @@ import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { UserFacingError } from "../errors.ts";
 import { logsMessage } from "../commands/logs.ts";
 import { inlineCode } from "../render/limits.ts";
-import { createSilence, expireSilence } from "../services/alertmanager.ts";
+import { AlertManagerUnavailableError, createSilence, expireSilence } from "../services/alertmanager.ts";
 import { HostKeyMismatchError, runSsh } from "../services/ssh.ts";
 import { alertEnvironment, restartableContainer } from "./actions.ts";
 import { SILENCE_CHOICES } from "./render.ts";
@@ -28,10 +28,35 @@ async function groupOf(ctx: HandlerContext, id: CustomId, action: string): Promi
 	return group;
 }
 
-function alertmanagerOf(ctx: HandlerContext, group: GroupState): string {
-	const url = alertEnvironment(ctx.config.ops, group.payload).config?.alertmanager?.url;
-	if (!url) throw new UserFacingError("No AlertManager is configured for this alert's environment, so opsbot cannot silence it.");
-	return url;
+/**
+ * The group a press acts on, as it stands now in the store: a press on a resolved group, or on the
+ * message of an earlier episode (a stale message, or a forged press), is refused and recorded.
+ * `nothing` finishes the refusal, e.g. "nothing was restarted".
+ */
+async function liveGroupOf(interaction: ComponentInteraction, ctx: HandlerContext, id: CustomId, action: string, nothing: string): Promise<GroupState> {
+	const group = await groupOf(ctx, id, action);
+	if (group.status === "resolved") {
+		await record(ctx, action, group.groupId, "refused: alert resolved", { episode: group.episode });
+		throw new UserFacingError(`This alert is resolved; ${nothing}.`);
+	}
+	// The message pressed must be the current episode's: an old message of the group speaks of alerts that ended.
+	const pressedOn = interaction.message?.id;
+	if (pressedOn && pressedOn !== group.messageId) {
+		await record(ctx, action, group.groupId, "refused: earlier episode", { episode: group.episode, messageId: pressedOn });
+		throw new UserFacingError(`This message is about an earlier episode of this alert; ${nothing}. Use the alert's newest message.`);
+	}
+	return group;
+}
+
+function alertmanagerOf(ctx: HandlerContext, group: GroupState): { url: string; timeoutMs: number } {
+	const alertmanager = alertEnvironment(ctx.config.ops, group.payload).config?.alertmanager;
+	if (!alertmanager) throw new UserFacingError("No AlertManager is configured for this alert's environment, so opsbot cannot silence it.");
+	return alertmanager;
+}
+
+/** AlertManager slow or down is something the user can act on (try again, silence in its UI): say so. */
+function unavailable(err: unknown, nothing: string): unknown {
+	return err instanceof AlertManagerUnavailableError ? new UserFacingError(`${err.message}; ${nothing}.`, { cause: err }) : err;
 }
 
 /** "90m", "4h", "2d" -> hours; bounded to two weeks. */
@@ -44,12 +69,18 @@ export function parseSilenceDuration(text: string): number {
 }
 
 async function silence(interaction: ComponentInteraction, ctx: HandlerContext, group: GroupState, hours: number, comment: string): Promise<void> {
-	const url = alertmanagerOf(ctx, group);
+	const alertmanager = alertmanagerOf(ctx, group);
 	// The labels every alert of the group shares: they match the group's alerts, not every alert of that name.
 	const matchers = Object.entries(group.payload.commonLabels).map(([name, value]) => ({ name, value, isRegex: false, isEqual: true }));
 	if (matchers.length === 0) throw new UserFacingError("These alerts share no labels, so no single silence can match exactly them.");
 	const until = new Date(Date.now() + hours * 3_600_000);
-	const id = await createSilence(url, { matchers, startsAt: new Date(), endsAt: until, createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`, comment: comment || "Silenced from Discord" });
+	let id: string;
+	try {
+		id = await createSilence(alertmanager.url, { matchers, startsAt: new Date(), endsAt: until, createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`, comment: comment || "Silenced from Discord" }, alertmanager.timeoutMs);
+	} catch (err) {
+		if (err instanceof AlertManagerUnavailableError) await record(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
+		throw unavailable(err, "nothing was silenced");
+	}
 	await ctx.services.alertState.store!.setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
 	await record(ctx, "alert.silence", group.groupId, "ok", { silenceId: id, hours, matchers: matchers.length });
 	ctx.services.alertState.kick?.();
@@ -62,8 +93,8 @@ export const alertAck: ComponentHandler = {
 	action: "ack",
 	permission: { action: "alert.ack" },
 	ack: "update",
-	async handle(_interaction, id, ctx) {
-		const group = await groupOf(ctx, id, "alert.ack");
+	async handle(interaction, id, ctx) {
+		const group = await liveGroupOf(interaction, ctx, id, "alert.ack", "nothing was acknowledged");
 		await ctx.services.alertState.store!.setAck(group.groupId, { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() });
 		await record(ctx, "alert.ack", group.groupId, "ok");
 		ctx.services.alertState.kick?.();
@@ -76,8 +107,8 @@ export const alertUnack: ComponentHandler = {
 	action: "unack",
 	permission: { action: "alert.ack" },
 	ack: "update",
-	async handle(_interaction, id, ctx) {
-		const group = await groupOf(ctx, id, "alert.ack");
+	async handle(interaction, id, ctx) {
+		const group = await liveGroupOf(interaction, ctx, id, "alert.unack", "nothing was changed");
 		await ctx.services.alertState.store!.setAck(group.groupId, null);
 		await record(ctx, "alert.unack", group.groupId, "ok");
 		ctx.services.alertState.kick?.();
@@ -94,6 +125,8 @@ export const alertSilence: ComponentHandler = {
 		if (!interaction.isStringSelectMenu()) throw new UserFacingError("This control is not valid.");
 		const choice = interaction.values[0];
 		if (choice === "custom") {
+			// Checked before the form opens (a store read, well inside Discord's 3 s), and again when it is sent.
+			await liveGroupOf(interaction, ctx, id, "alert.silence", "nothing was silenced");
 			await interaction.showModal(
 				new ModalBuilder()
 					.setCustomId(encodeCustomId("alert", "silenceform", id.args[0] ?? "x"))
@@ -108,7 +141,7 @@ export const alertSilence: ComponentHandler = {
 		await interaction.deferUpdate();
 		const hours = Number(choice);
 		if (!SILENCE_CHOICES.includes(hours as (typeof SILENCE_CHOICES)[number])) throw new UserFacingError("That is not one of the offered durations.");
-		await silence(interaction, ctx, await groupOf(ctx, id, "alert.silence"), hours, "");
+		await silence(interaction, ctx, await liveGroupOf(interaction, ctx, id, "alert.silence", "nothing was silenced"), hours, "");
 	},
 };
 
@@ -121,7 +154,7 @@ export const alertSilenceForm: ComponentHandler = {
 	async handle(interaction, id, ctx) {
 		if (!interaction.isModalSubmit()) throw new UserFacingError("This form is not valid.");
 		const hours = parseSilenceDuration(interaction.fields.getTextInputValue("duration"));
-		await silence(interaction, ctx, await groupOf(ctx, id, "alert.silence"), hours, interaction.fields.getTextInputValue("comment").slice(0, 500));
+		await silence(interaction, ctx, await liveGroupOf(interaction, ctx, id, "alert.silence", "nothing was silenced"), hours, interaction.fields.getTextInputValue("comment").slice(0, 500));
 	},
 };
 
@@ -132,9 +165,12 @@ export const alertUnsilence: ComponentHandler = {
 	permission: { action: "alert.silence" },
 	ack: "update",
 	async handle(interaction, id, ctx) {
-		const group = await groupOf(ctx, id, "alert.unsilence");
+		const group = await liveGroupOf(interaction, ctx, id, "alert.unsilence", "nothing was changed");
 		if (!group.silence) throw new UserFacingError("This alert group is not silenced by opsbot.");
-		const outcome = await expireSilence(alertmanagerOf(ctx, group), group.silence.id);
+		const alertmanager = alertmanagerOf(ctx, group);
+		const outcome = await expireSilence(alertmanager.url, group.silence.id, alertmanager.timeoutMs).catch((err: unknown) => {
+			throw unavailable(err, "the silence was not expired");
+		});
 		await ctx.services.alertState.store!.setSilence(group.groupId, null);
 		await record(ctx, "alert.unsilence", group.groupId, outcome === "expired" ? "ok" : "already gone", { silenceId: group.silence.id });
 		ctx.services.alertState.kick?.();
@@ -149,14 +185,16 @@ export const alertRestart: ComponentHandler = {
 	permission: { action: "alert.restart" },
 	ack: "reply",
 	async handle(interaction, id, ctx) {
-		const group = await groupOf(ctx, id, "alert.restart");
+		const group = await liveGroupOf(interaction, ctx, id, "alert.restart", "nothing was restarted");
 		const container = restartableContainer(ctx.config.ops, group.payload);
 		const env = alertEnvironment(ctx.config.ops, group.payload);
 		if (!container || !env.config?.ssh) {
 			await record(ctx, "alert.restart", group.groupId, "refused: no allow-listed container");
 			throw new UserFacingError("This alert names no container that opsbot may restart.");
 		}
-		const token = ctx.services.confirmations.put(ctx.actor.userId, { kind: "alert.restart", environment: env.name, container, groupId: group.groupId });
+		// The episode is kept with the confirmation so the confirm press can tell the alert moved on (see restartEpisode).
+		const confirmation = { kind: "alert.restart" as const, environment: env.name, container, groupId: group.groupId, episode: group.episode };
+		const token = ctx.services.confirmations.put(ctx.actor.userId, confirmation);
 		await record(ctx, "alert.restart", `${env.config.ssh.host}/${container}`, "confirmation shown");
 		await interaction.editReply({
 			content: `Restart container ${inlineCode(container)} on ${inlineCode(env.config.ssh.host)} (${env.name})? This runs \`docker restart ${container}\`. The confirmation expires in 60 s.`,
@@ -169,6 +207,12 @@ export const alertRestart: ComponentHandler = {
 		});
 	},
 };
+
+/** The alert episode a restart confirmation was shown for (kept beside the Confirmation's declared fields). */
+function restartEpisode(confirmation: object): number | undefined {
+	const episode = (confirmation as { episode?: unknown }).episode;
+	return typeof episode === "number" ? episode : undefined;
+}
 
 /** Confirmed restart: one at a time per container, with a cooldown; the result goes in the reply and the action log. */
 export const alertRestartConfirm: ComponentHandler = {
@@ -183,6 +227,14 @@ export const alertRestartConfirm: ComponentHandler = {
 			throw new UserFacingError("This confirmation has expired or is not valid. Press Restart on the alert again.");
 		}
 		const { environment, container, groupId } = taken.value;
+		// The alert may have resolved, or fired again as a new episode, while the confirmation was open.
+		const group = await ctx.services.alertState.store?.group(groupId);
+		const episode = restartEpisode(taken.value);
+		if (!group || group.status === "resolved" || (episode !== undefined && group.episode !== episode)) {
+			const why = !group ? "unknown alert group" : group.status === "resolved" ? "alert resolved" : "earlier episode";
+			await record(ctx, "alert.restart", `${environment}/${container}`, `refused: ${why}`, { groupId });
+			throw new UserFacingError(group?.status === "resolved" ? "This alert is resolved; nothing was restarted." : "This alert has changed since the confirmation was shown; nothing was restarted. Press Restart on the alert's newest message again.");
+		}
 		const ssh = ctx.config.ops.environments[environment]?.ssh;
 		if (!ssh || !ssh.containers.includes(container)) throw new UserFacingError("That container is no longer allow-listed.");
 		const key = `${environment}/${container}`;

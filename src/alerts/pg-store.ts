@@ -2,10 +2,39 @@ import pg from "pg";
 import type { Logger } from "../log.ts";
 import type { RouteTarget } from "./routing.ts";
 import type { WebhookPayload } from "./schema.ts";
-import { episodeNonce, groupId, payloadSignature, type AckState, type AlertStore, type OutboxItem, type RestartState, type SilenceState } from "./store.ts";
+import { episodeNonce, groupId, payloadSignature, resolvedPayload, type AckState, type AlertStore, type GroupState, type OutboxItem, type RestartState, type SilenceState } from "./store.ts";
 
 /** How long a replica may hold an outbox item it is delivering before another replica may take it. */
 const LEASE_MS = 30_000;
+
+/**
+ * The longest any statement of the state store may run. Its statements touch a few rows by key;
+ * one that takes seconds is stuck behind a lock or a sick server, and the receiver must answer
+ * AlertManager (which retries a 5xx) rather than hang with it.
+ */
+export const STATE_STATEMENT_TIMEOUT_MS = 5_000;
+
+/**
+ * The state store's pool settings: two connections, and statement_timeout set on each new
+ * connection with SET (not as a startup parameter, which PgBouncer refuses).
+ */
+export function statePoolConfig(url: string, statementTimeoutMs = STATE_STATEMENT_TIMEOUT_MS): pg.PoolConfig {
+	return {
+		connectionString: url,
+		max: 2,
+		application_name: "opsbot-state",
+		connectionTimeoutMillis: 5_000,
+		onConnect: async (client) => {
+			await client.query("SELECT set_config('statement_timeout', $1, false)", [String(statementTimeoutMs)]);
+		},
+	};
+}
+
+type GroupRow = { id: string; channel: string; episode: number; status: string; last_signature: string; message_id: string | null; message_episode: number | null; last_payload: WebhookPayload; ack: AckState | null; silence: SilenceState | null; restart: RestartState | null };
+
+function groupState(row: GroupRow): GroupState {
+	return { groupId: row.id, channel: row.channel, episode: row.episode, status: row.status, messageId: row.message_episode === row.episode ? row.message_id : null, payload: row.last_payload, ack: row.ack, silence: row.silence, restart: row.restart, signature: row.last_signature };
+}
 
 const MIGRATIONS = [
 	`CREATE TABLE opsbot_state.groups (
@@ -41,8 +70,8 @@ const MIGRATIONS = [
  * application's), so several replicas share groups and outbox. Items are claimed with a lease
  * (FOR UPDATE SKIP LOCKED), and Discord's enforce_nonce covers a replica dying mid-post.
  */
-export async function openPostgresAlertStore(url: string, log: Logger): Promise<AlertStore> {
-	const pool = new pg.Pool({ connectionString: url, max: 2, application_name: "opsbot-state", connectionTimeoutMillis: 5_000 });
+export async function openPostgresAlertStore(url: string, log: Logger, options: { statementTimeoutMs?: number } = {}): Promise<AlertStore> {
+	const pool = new pg.Pool(statePoolConfig(url, options.statementTimeoutMs));
 	pool.on("error", (err) => log.warn({ err }, "state database client errored"));
 	const tx = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
 		const client = await pool.connect();
@@ -176,11 +205,23 @@ export async function openPostgresAlertStore(url: string, log: Logger): Promise<
 			}
 		},
 		async group(id) {
-			const { rows } = await pool.query<{ id: string; channel: string; episode: number; status: string; message_id: string | null; message_episode: number | null; last_payload: WebhookPayload | null; ack: AckState | null; silence: SilenceState | null; restart: RestartState | null }>("SELECT * FROM opsbot_state.groups WHERE id = $1", [id]);
-			const row = rows[0];
-			if (!row || !row.last_payload) return undefined;
-			return { groupId: row.id, channel: row.channel, episode: row.episode, status: row.status, messageId: row.message_episode === row.episode ? row.message_id : null, payload: row.last_payload, ack: row.ack, silence: row.silence, restart: row.restart };
+			const { rows } = await pool.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 AND last_payload IS NOT NULL", [id]);
+			return rows[0] ? groupState(rows[0]) : undefined;
 		},
+		async silencedGroups(after, limit) {
+			const { rows } = await pool.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > $1 ORDER BY id LIMIT $2", [after, limit]);
+			return rows.map(groupState);
+		},
+		resolveGroup: (id, expectedSignature, now = Date.now()) =>
+			tx(async (client) => {
+				const { rows } = await client.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 FOR UPDATE", [id]);
+				const row = rows[0];
+				if (!row?.last_payload || row.status === "resolved" || row.last_signature !== expectedSignature) return false;
+				const payload = resolvedPayload(row.last_payload, now);
+				await client.query("UPDATE opsbot_state.groups SET status = 'resolved', last_signature = $1, last_payload = $2 WHERE id = $3", [payloadSignature(payload), JSON.stringify(payload), id]);
+				await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [id, row.episode, JSON.stringify(payload), now]);
+				return true;
+			}),
 		setAck: (id, ack) => requeue(id, "ack", ack),
 		setSilence: (id, silence) => requeue(id, "silence", silence),
 		setRestart: (id, restart) => requeue(id, "restart", restart),

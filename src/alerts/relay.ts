@@ -8,6 +8,7 @@ import { alertChart } from "./chart.ts";
 import { restSender, startDelivery, type Delivery, type DiscordSender } from "./delivery.ts";
 import { createReceiver } from "./receiver.ts";
 import { openPostgresAlertStore } from "./pg-store.ts";
+import { startSilenceWatch, type SilenceWatchDeps } from "./silence-watch.ts";
 import { openAlertStore, type AlertStore } from "./store.ts";
 
 /** The running alert relay: receiver, store and delivery. */
@@ -18,8 +19,13 @@ export interface AlertRelay {
 	close(): Promise<void>;
 }
 
-/** Starts the relay when `alerts` is configured: replays what the outbox still holds, then listens. */
-export async function startAlertRelay(config: Config, client: Client, log: Logger, alertState?: AlertState, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
+/** Tunables of the relay's background work (tests shorten them). */
+export interface RelayOptions {
+	readonly silenceWatch?: Pick<SilenceWatchDeps, "intervalMs" | "batch" | "settleMs">;
+}
+
+/** Starts the relay when `alerts` is configured: replays what the outbox still holds, then listens; follows the groups opsbot silenced. */
+export async function startAlertRelay(config: Config, client: Client, log: Logger, alertState?: AlertState, sender: DiscordSender = restSender(client.rest), options: RelayOptions = {}): Promise<AlertRelay | undefined> {
 	const alerts = config.ops.alerts;
 	if (!alerts) return undefined;
 	// Embedded by default; PostgreSQL (opsbot's own database) when replicas must share the state.
@@ -33,6 +39,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		onQueued: () => delivery.kick(),
 		discordReady: () => client.isReady(),
 	});
+	const silenceWatch = startSilenceWatch({ store, ops: config.ops, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.kick(), ...options.silenceWatch });
 	if (alertState) {
 		alertState.store = store;
 		alertState.kick = () => delivery.kick();
@@ -46,6 +53,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		delivery,
 		async close() {
 			await receiver.close();
+			await silenceWatch.stop();
 			await delivery.stop();
 			await store.close();
 		},

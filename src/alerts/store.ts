@@ -38,6 +38,8 @@ export interface GroupState {
 	readonly ack: AckState | null;
 	readonly silence: SilenceState | null;
 	readonly restart: RestartState | null;
+	/** What the group's last notification was (payloadSignature): a change since a read shows someone else updated it. */
+	readonly signature: string;
 }
 
 /** A queued delivery: the newest payload of one group episode in one channel (older ones are coalesced into it). */
@@ -87,6 +89,14 @@ export interface AlertStore {
 	setSilence(groupId: string, silence: SilenceState | null): Promise<void>;
 	/** Records the last restart and queues a re-render of the group's message. */
 	setRestart(groupId: string, restart: RestartState): Promise<void>;
+	/** Groups with an opsbot silence whose current episode has not resolved, in id order after `after`: one bounded page. */
+	silencedGroups(after: string, limit: number): Promise<GroupState[]>;
+	/**
+	 * Marks the group's current episode resolved (every alert ended at `now`) and queues the re-render,
+	 * as a resolved notification would; only if the group still fires with `expectedSignature`. For groups
+	 * AlertManager will not notify about (it sends no resolved notification for silenced alerts).
+	 */
+	resolveGroup(groupId: string, expectedSignature: string, now?: number): Promise<boolean>;
 	close(): Promise<void>;
 }
 
@@ -132,13 +142,51 @@ export function episodeNonce(groupId: string, episode: number): string {
 	return createHash("sha256").update(`${groupId}:${episode}`).digest("base64url").slice(0, 25);
 }
 
+/** The notification AlertManager would send once every alert of the group ended at `now` (alerts already resolved keep their end). */
+export function resolvedPayload(payload: WebhookPayload, now: number): WebhookPayload {
+	const endsAt = new Date(now).toISOString();
+	return { ...payload, status: "resolved", alerts: payload.alerts.map((a) => (a.status === "resolved" ? a : { ...a, status: "resolved" as const, endsAt })) };
+}
+
 /** The store's key for one group in one channel. */
 export function groupId(receiver: string, groupKey: string, channel: string): string {
 	return createHash("sha256").update(`${receiver}\u0000${groupKey}\u0000${channel}`).digest("hex").slice(0, 32);
 }
 
-/** Opens (creating and migrating) the embedded store: SQLite in WAL mode, synchronous commits. */
-export function openAlertStore(path: string): AlertStore {
+/** Primary SQLite result codes that mean the database cannot be written (full, I/O error, read-only, damaged). */
+const STORAGE_ERRORS = new Set([8, 10, 11, 13, 14, 26]);
+
+function isStorageError(err: unknown): boolean {
+	const code = (err as { errcode?: unknown }).errcode;
+	return typeof code === "number" && STORAGE_ERRORS.has(code & 0xff);
+}
+
+// writable() writes at least this much, and as much as the write that last failed for lack of room (up to the cap).
+const PROBE_MIN_BYTES = 1_024;
+const PROBE_MAX_BYTES = 8 * 1024 * 1024;
+
+type GroupRow = { id: string; channel: string; episode: number; status: string; last_signature: string; message_id: string | null; message_episode: number | null; last_payload: string | null; ack: string | null; silence: string | null; restart: string | null };
+
+function groupState(row: GroupRow & { last_payload: string }): GroupState {
+	return {
+		groupId: row.id,
+		channel: row.channel,
+		episode: row.episode,
+		status: row.status,
+		messageId: row.message_episode === row.episode ? row.message_id : null,
+		payload: JSON.parse(row.last_payload) as WebhookPayload,
+		ack: row.ack ? (JSON.parse(row.ack) as AckState) : null,
+		silence: row.silence ? (JSON.parse(row.silence) as SilenceState) : null,
+		restart: row.restart ? (JSON.parse(row.restart) as RestartState) : null,
+		signature: row.last_signature,
+	};
+}
+
+/**
+ * Opens (creating and migrating) the embedded store: SQLite in WAL mode, synchronous commits.
+ * `maxPageCount` caps the database's size in pages (SQLite's max_page_count); past it writes fail with SQLITE_FULL.
+ */
+export function openAlertStore(path: string, options: { maxPageCount?: number } = {}): AlertStore {
 	if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
 	const db = new DatabaseSync(path);
 	db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
@@ -150,15 +198,20 @@ export function openAlertStore(path: string): AlertStore {
 		db.prepare("INSERT INTO schema_version (version) VALUES (?)").run(current + i + 1);
 		db.exec("COMMIT");
 	});
+	// Not a migration: it holds nothing, and older opsbots ignore it.
+	db.exec("CREATE TABLE IF NOT EXISTS write_probe (pad BLOB NOT NULL)");
+	if (options.maxPageCount !== undefined) db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(options.maxPageCount))}`);
 
 	const getGroup = db.prepare("SELECT * FROM groups WHERE id = ?");
 	const insertGroup = db.prepare("INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)");
 	const updateGroup = db.prepare("UPDATE groups SET episode = ?, status = ?, first_firing_at = ?, last_signature = ?, mention_role = ? WHERE id = ?");
+	const resolveStmt = db.prepare("UPDATE groups SET status = 'resolved', last_signature = ?, last_payload = ? WHERE id = ?");
 	const clearActions = db.prepare("UPDATE groups SET ack = NULL, silence = NULL, restart = NULL WHERE id = ?");
 	const setPayload = db.prepare("UPDATE groups SET last_payload = ? WHERE id = ?");
 	const setAckStmt = db.prepare("UPDATE groups SET ack = ? WHERE id = ?");
 	const setSilenceStmt = db.prepare("UPDATE groups SET silence = ? WHERE id = ?");
 	const setRestartStmt = db.prepare("UPDATE groups SET restart = ? WHERE id = ?");
+	const silenced = db.prepare("SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
 	const insertOutbox = db.prepare("INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)");
 	const dueChannels = db.prepare("SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 AND o.next_attempt_at <= ?");
 	const oldestDue = db.prepare("SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ? ORDER BY o.id LIMIT 1");
@@ -167,19 +220,42 @@ export function openAlertStore(path: string): AlertStore {
 	const setMessage = db.prepare("UPDATE groups SET message_id = ?, message_episode = ? WHERE id = ?");
 	const retry = db.prepare("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE group_id = ? AND episode = ? AND done = 0");
 	const pendingCount = db.prepare("SELECT count(*) AS n FROM outbox WHERE done = 0");
+	const probeWrite = db.prepare("INSERT INTO write_probe (pad) VALUES (zeroblob(?))");
+	const probeClear = db.prepare("DELETE FROM write_probe");
+
+	/** Bytes of the last write that failed for a storage reason (disk full, I/O error), until a write as large succeeds. */
+	let failedWriteBytes: number | undefined;
+
+	/** Runs `work` in one write transaction. `bytes`: roughly how much it writes, for writable()'s probe after a failure. */
+	function tx<T>(work: () => T, bytes = 0): T {
+		db.exec("BEGIN IMMEDIATE");
+		try {
+			const result = work();
+			db.exec("COMMIT");
+			if (failedWriteBytes !== undefined && bytes >= failedWriteBytes) failedWriteBytes = undefined;
+			return result;
+		} catch (err) {
+			// On SQLITE_FULL and I/O errors SQLite has already rolled the transaction back; a ROLLBACK
+			// then fails with "no transaction is active", which must not replace the real error.
+			if (db.isTransaction) {
+				try {
+					db.exec("ROLLBACK");
+				} catch {
+					// The original error is the one that says what went wrong.
+				}
+			}
+			if (isStorageError(err)) failedWriteBytes = Math.max(bytes, PROBE_MIN_BYTES);
+			throw err;
+		}
+	}
 
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
 	function requeue(id: string, change: () => void): void {
-		db.exec("BEGIN IMMEDIATE");
-		try {
+		tx(() => {
 			change();
 			const row = getGroup.get(id) as { episode: number; last_payload: string | null } | undefined;
 			if (row?.last_payload) insertOutbox.run(id, row.episode, row.last_payload, Date.now(), Date.now());
-			db.exec("COMMIT");
-		} catch (err) {
-			db.exec("ROLLBACK");
-			throw err;
-		}
+		});
 	}
 
 	return {
@@ -187,10 +263,10 @@ export function openAlertStore(path: string): AlertStore {
 			const signature = payloadSignature(payload);
 			const firing = payload.alerts.filter((a) => a.status === "firing").map((a) => Date.parse(a.startsAt)).filter(Number.isFinite);
 			const startedAt = firing.length > 0 ? Math.min(...firing) : now;
-			let queued = 0;
-			let duplicates = 0;
-			db.exec("BEGIN IMMEDIATE");
-			try {
+			const json = JSON.stringify(payload);
+			return tx(() => {
+				let queued = 0;
+				let duplicates = 0;
 				for (const target of targets) {
 					const id = groupId(payload.receiver, payload.groupKey, target.channel);
 					const row = getGroup.get(id) as { episode: number; status: string; first_firing_at: number; last_signature: string } | undefined;
@@ -209,16 +285,12 @@ export function openAlertStore(path: string): AlertStore {
 						// A new episode starts unacknowledged and unsilenced.
 						if (reopened) clearActions.run(id);
 					}
-					setPayload.run(JSON.stringify(payload), id);
-					insertOutbox.run(id, episode, JSON.stringify(payload), now, now);
+					setPayload.run(json, id);
+					insertOutbox.run(id, episode, json, now, now);
 					queued++;
 				}
-				db.exec("COMMIT");
-			} catch (err) {
-				db.exec("ROLLBACK");
-				throw err;
-			}
-			return { queued, duplicates };
+				return { queued, duplicates };
+			}, 2 * json.length * targets.length);
 		},
 		dueChannels: async (now = Date.now()) => (dueChannels.all(now) as { channel: string }[]).map((r) => r.channel),
 		async next(channel, now = Date.now()) {
@@ -243,10 +315,10 @@ export function openAlertStore(path: string): AlertStore {
 			};
 		},
 		async delivered(item, messageId) {
-			db.exec("BEGIN IMMEDIATE");
-			markDone.run(item.groupId, item.episode, item.id);
-			setMessage.run(messageId, item.episode, item.groupId);
-			db.exec("COMMIT");
+			tx(() => {
+				markDone.run(item.groupId, item.episode, item.id);
+				setMessage.run(messageId, item.episode, item.groupId);
+			});
 		},
 		async retryLater(item, at) {
 			retry.run(at, item.groupId, item.episode);
@@ -255,28 +327,23 @@ export function openAlertStore(path: string): AlertStore {
 			markDone.run(item.groupId, item.episode, item.id);
 		},
 		pending: async () => (pendingCount.get() as { n: number }).n,
+		// A real write, committed: taking the write lock alone succeeds on a full disk. After a write
+		// failed for lack of room, the probe is as large as that write, so "writable" means it would fit now.
 		async writable() {
+			const bytes = Math.min(Math.max(failedWriteBytes ?? 0, PROBE_MIN_BYTES), PROBE_MAX_BYTES);
 			try {
-				db.exec("BEGIN IMMEDIATE; ROLLBACK");
+				tx(() => probeWrite.run(bytes));
+				tx(() => probeClear.run());
+				failedWriteBytes = undefined;
 				return true;
 			} catch {
 				return false;
 			}
 		},
 		async group(id) {
-			const row = getGroup.get(id) as { id: string; channel: string; episode: number; status: string; message_id: string | null; message_episode: number | null; last_payload: string | null; ack: string | null; silence: string | null; restart: string | null } | undefined;
+			const row = getGroup.get(id) as GroupRow | undefined;
 			if (!row || !row.last_payload) return undefined;
-			return {
-				groupId: row.id,
-				channel: row.channel,
-				episode: row.episode,
-				status: row.status,
-				messageId: row.message_episode === row.episode ? row.message_id : null,
-				payload: JSON.parse(row.last_payload) as WebhookPayload,
-				ack: row.ack ? (JSON.parse(row.ack) as AckState) : null,
-				silence: row.silence ? (JSON.parse(row.silence) as SilenceState) : null,
-				restart: row.restart ? (JSON.parse(row.restart) as RestartState) : null,
-			};
+			return groupState(row as GroupRow & { last_payload: string });
 		},
 		async setAck(id, ack) {
 			requeue(id, () => setAckStmt.run(ack ? JSON.stringify(ack) : null, id));
@@ -286,6 +353,18 @@ export function openAlertStore(path: string): AlertStore {
 		},
 		async setRestart(id, restart) {
 			requeue(id, () => setRestartStmt.run(JSON.stringify(restart), id));
+		},
+		silencedGroups: async (after, limit) => (silenced.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
+		async resolveGroup(id, expectedSignature, now = Date.now()) {
+			return tx(() => {
+				const row = getGroup.get(id) as GroupRow | undefined;
+				if (!row?.last_payload || row.status === "resolved" || row.last_signature !== expectedSignature) return false;
+				const payload = resolvedPayload(JSON.parse(row.last_payload) as WebhookPayload, now);
+				const json = JSON.stringify(payload);
+				resolveStmt.run(payloadSignature(payload), json, id);
+				insertOutbox.run(id, row.episode, json, now, now);
+				return true;
+			});
 		},
 		close: async () => db.close(),
 	};

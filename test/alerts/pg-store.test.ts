@@ -1,7 +1,7 @@
 import pg from "pg";
 import { pino } from "pino";
 import { describe, expect, inject, it } from "vitest";
-import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
+import { openPostgresAlertStore, STATE_STATEMENT_TIMEOUT_MS, statePoolConfig } from "../../src/alerts/pg-store.ts";
 import { payload, storeContract } from "../support/alert-fixtures.ts";
 
 // Each contract case gets a fresh database of its own: opsbot's state never shares the application's.
@@ -41,5 +41,50 @@ describe("PostgreSQL alert store shared by two replicas", () => {
 		expect(third).toBeUndefined();
 		expect(await a.pending()).toBe(2);
 		await Promise.all([a.close(), b.close()]);
+	});
+});
+
+describe("PostgreSQL alert store limits", () => {
+	async function freshDatabase(suffix: string): Promise<string> {
+		const postgres = inject("postgres");
+		const database = `opsbot_state_${process.pid}_${suffix}`;
+		const admin = new pg.Client({ connectionString: postgres.superuserUrl });
+		await admin.connect();
+		await admin.query(`CREATE DATABASE ${database}`);
+		await admin.end();
+		return postgres.superuserUrl.replace(/\/appdb$/, `/${database}`);
+	}
+
+	it("sets statement_timeout on every connection of its pool", async () => {
+		const url = await freshDatabase("timeout_show");
+		const pool = new pg.Pool(statePoolConfig(url));
+
+		const shown = await Promise.all([pool.query<{ statement_timeout: string }>("SHOW statement_timeout"), pool.query<{ statement_timeout: string }>("SHOW statement_timeout")]);
+
+		expect(STATE_STATEMENT_TIMEOUT_MS).toBe(5_000);
+		expect(shown.map((r) => r.rows[0]?.statement_timeout)).toEqual(["5s", "5s"]);
+		await pool.end();
+	});
+
+	it("gives up on a statement stuck behind a lock after statement_timeout instead of hanging", async () => {
+		const url = await freshDatabase("timeout_lock");
+		const store = await openPostgresAlertStore(url, pino({ level: "silent" }), { statementTimeoutMs: 300 });
+		await store.accept(payload(1), [{ channel: "1" }]);
+		const item = (await store.next("1"))!;
+		const locker = new pg.Client({ connectionString: url });
+		await locker.connect();
+		await locker.query("BEGIN");
+		await locker.query("SELECT * FROM opsbot_state.groups FOR UPDATE");
+
+		const started = Date.now();
+		const failure = await store.setAck(item.groupId, { userId: "7", username: "alice", at: 1 }).catch((err: unknown) => err as Error & { code?: string });
+		const took = Date.now() - started;
+
+		expect(failure).toBeInstanceOf(Error);
+		expect(failure?.code).toBe("57014"); // query_canceled: "canceling statement due to statement timeout"
+		expect(took).toBeLessThan(3_000);
+		await locker.query("ROLLBACK");
+		await locker.end();
+		await store.close();
 	});
 });

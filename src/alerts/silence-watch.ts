@@ -1,0 +1,130 @@
+import type { OpsFile } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { alertManagerStartedAt, listAlerts, silenceState } from "../services/alertmanager.ts";
+import { alertEnvironment } from "./actions.ts";
+import type { AlertStore, GroupState } from "./store.ts";
+
+/** How often silenced groups are checked in AlertManager. */
+export const SILENCE_WATCH_INTERVAL_MS = 30_000;
+/** Groups checked per pass; the next pass goes on from where this one stopped. */
+export const SILENCE_WATCH_BATCH = 25;
+/**
+ * AlertManager keeps alerts in memory only: just after it restarts it lists none until Prometheus
+ * re-sends them (every minute by default, `--rules.alert.resend-delay`). An empty list from an
+ * AlertManager younger than this proves nothing.
+ */
+export const ALERTMANAGER_SETTLE_MS = 3 * 60_000;
+
+/** Dependencies and tunables of the silence watch (tests shorten the times). */
+export interface SilenceWatchDeps {
+	readonly store: AlertStore;
+	readonly ops: OpsFile;
+	readonly log: Logger;
+	/** Called after a pass queued a re-render (wakes delivery). */
+	readonly onChange: () => void;
+	readonly intervalMs?: number;
+	readonly batch?: number;
+	readonly settleMs?: number;
+	readonly now?: () => number;
+}
+
+/** The running watch. */
+export interface SilenceWatch {
+	/** Runs one pass now (or waits for the one running); resolves with the number of groups changed. */
+	pass(): Promise<number>;
+	stop(): Promise<void>;
+}
+
+/**
+ * Follows the groups opsbot silenced. AlertManager sends no notification for silenced alerts, not
+ * even the resolved one, so without this their message would stay red for ever. Each pass asks
+ * AlertManager (API v2) about a bounded batch of them: a group none of whose alerts AlertManager
+ * still holds is marked resolved through the store (the outbox re-renders it green), and a silence
+ * that expired or was deleted in AlertManager is cleared from the message. Failures are logged and
+ * the group is tried again next pass.
+ */
+export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
+	const intervalMs = deps.intervalMs ?? SILENCE_WATCH_INTERVAL_MS;
+	const batch = deps.batch ?? SILENCE_WATCH_BATCH;
+	const settleMs = deps.settleMs ?? ALERTMANAGER_SETTLE_MS;
+	const now = deps.now ?? Date.now;
+	let cursor = "";
+	let running: Promise<number> | undefined;
+	let stopped = false;
+
+	async function check(group: GroupState, startedAt: (url: string, timeoutMs: number) => Promise<number>): Promise<boolean> {
+		const silence = group.silence;
+		const alertmanager = alertEnvironment(deps.ops, group.payload).config?.alertmanager;
+		if (!silence || !alertmanager) return false;
+		const log = deps.log.child({ groupId: group.groupId, silenceId: silence.id });
+		const { url, timeoutMs } = alertmanager;
+		// The silence's matchers are the group's common labels, so they find every alert of the group.
+		const alerts = await listAlerts(url, { labels: group.payload.commonLabels, receiver: group.payload.receiver }, timeoutMs);
+		if (alerts.length === 0) {
+			if (now() - (await startedAt(url, timeoutMs)) < settleMs) {
+				log.debug("AlertManager lists no alert of a silenced group but started too recently to be sure");
+				return false;
+			}
+			const resolved = await deps.store.resolveGroup(group.groupId, group.signature, now());
+			if (resolved) log.info("every alert of a silenced group ended in AlertManager; marked resolved");
+			return resolved;
+		}
+		const state = await silenceState(url, silence.id, timeoutMs);
+		if (state !== "expired" && state !== "unknown") return false;
+		// Read again just before clearing: someone may have silenced it anew from Discord meanwhile.
+		const current = await deps.store.group(group.groupId);
+		if (current?.silence?.id !== silence.id || current.episode !== group.episode) return false;
+		await deps.store.setSilence(group.groupId, null);
+		log.info({ state }, "opsbot's silence of an alert group ended in AlertManager; cleared");
+		return true;
+	}
+
+	async function runPass(): Promise<number> {
+		const groups = await deps.store.silencedGroups(cursor, batch);
+		cursor = groups.length < batch ? "" : groups[groups.length - 1]!.groupId;
+		// One status request per AlertManager per pass, and only when an empty list needs it.
+		const started = new Map<string, Promise<number>>();
+		const startedAt = (url: string, timeoutMs: number) => {
+			let known = started.get(url);
+			if (!known) {
+				known = alertManagerStartedAt(url, timeoutMs);
+				started.set(url, known);
+			}
+			return known;
+		};
+		let changed = 0;
+		for (const group of groups) {
+			if (stopped) break;
+			try {
+				if (await check(group, startedAt)) changed++;
+			} catch (err) {
+				deps.log.warn({ err, groupId: group.groupId }, "could not check a silenced alert group in AlertManager; will retry");
+			}
+		}
+		if (changed > 0) deps.onChange();
+		return changed;
+	}
+
+	function pass(): Promise<number> {
+		running ??= runPass()
+			.catch((err: unknown) => {
+				deps.log.error({ err }, "silence watch pass failed; will retry");
+				return 0;
+			})
+			.finally(() => {
+				running = undefined;
+			});
+		return running;
+	}
+
+	const timer = setInterval(() => void pass(), intervalMs);
+	timer.unref();
+	return {
+		pass,
+		async stop() {
+			stopped = true;
+			clearInterval(timer);
+			await running;
+		},
+	};
+}
