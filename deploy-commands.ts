@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
-import { REST, Routes, type RESTPostAPIChatInputApplicationCommandsJSONBody } from "discord.js";
+import { ApplicationIntegrationType, InteractionContextType, REST, Routes, type RESTPostAPIChatInputApplicationCommandsJSONBody } from "discord.js";
 import { COMMANDS } from "./src/commands/index.ts";
+import type { Command } from "./src/commands/types.ts";
 import { loadDotEnv } from "./src/env-file.ts";
 
 /**
@@ -18,10 +19,20 @@ export interface CommandDiff {
 	readonly unchanged: string[];
 }
 
+/**
+ * The registration JSON of the command list. Every command is usable only inside a server and
+ * only where opsbot is installed to a server (never in DMs or as a user app): the router serves
+ * its configured guild alone, so Discord should not offer the commands anywhere else.
+ */
+export function commandBodies(commands: readonly Command[] = COMMANDS): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
+	return commands.map((c) => ({ ...c.data, contexts: [InteractionContextType.Guild], integration_types: [ApplicationIntegrationType.GuildInstall] }));
+}
+
 /** Compares the registered commands with ours on the fields we set (Discord adds ids, versions and defaults). */
 export function diffCommands(current: readonly RESTPostAPIChatInputApplicationCommandsJSONBody[], wanted: readonly RESTPostAPIChatInputApplicationCommandsJSONBody[]): CommandDiff {
+	const sorted = (values: readonly number[] | null | undefined) => (values ? [...values].sort((a, b) => a - b) : null);
 	const comparable = (c: RESTPostAPIChatInputApplicationCommandsJSONBody) =>
-		JSON.stringify({ name: c.name, description: c.description, options: normaliseOptions(c.options ?? []) });
+		JSON.stringify({ name: c.name, description: c.description, contexts: sorted(c.contexts), integration_types: sorted(c.integration_types), options: normaliseOptions(c.options ?? []) });
 	const currentByName = new Map(current.map((c) => [c.name, comparable(c)]));
 	const wantedNames = new Set(wanted.map((c) => c.name));
 	const diff: CommandDiff = { added: [], changed: [], removed: [], unchanged: [] };
@@ -73,7 +84,7 @@ async function deploy(): Promise<number> {
 	}
 	const rest = new REST(process.env.DISCORD_API_URL ? { api: process.env.DISCORD_API_URL } : {}).setToken(token);
 	const route = values.guild ? Routes.applicationGuildCommands(applicationId, values.guild) : Routes.applicationCommands(applicationId);
-	const wanted = COMMANDS.map((c) => c.data);
+	const wanted = commandBodies();
 	const current = (await rest.get(route)) as RESTPostAPIChatInputApplicationCommandsJSONBody[];
 	const diff = diffCommands(current, wanted);
 	const scope = values.guild ? `guild ${values.guild}` : "global (clients pick it up on their next refresh)";

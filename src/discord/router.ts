@@ -27,6 +27,11 @@ export function createRouter(commands: readonly Command[], components: readonly 
 	async function dispatch(interaction: Interaction): Promise<void> {
 		const actor = actorOf(interaction);
 		const log = ctx.log.child({ interactionId: interaction.id, userId: actor.userId });
+		// Access lists name roles of the configured guild: anywhere else (a DM, another server) nobody is known, so nothing is served.
+		if (interaction.guildId !== ctx.config.ops.discord.guildId) {
+			await refuseOutsideGuild(interaction, actor, log);
+			return;
+		}
 		const ephemeral = !ctx.config.ops.discord.opsChannels.includes(interaction.channelId ?? "");
 		const handlerCtx: HandlerContext = { ...ctx, actor, log, ephemeral };
 
@@ -101,6 +106,27 @@ export function createRouter(commands: readonly Command[], components: readonly 
 				await handler.handle(interaction, id, { ...handlerCtx, log: cLog });
 			}, handler.ack !== "reply");
 		}
+	}
+
+	async function refuseOutsideGuild(interaction: Interaction, actor: Actor, log: HandlerContext["log"]): Promise<void> {
+		const from = interaction.guildId ? `guild ${interaction.guildId}` : "a DM";
+		const target = interaction.isCommand() || interaction.isAutocomplete() ? `/${interaction.commandName}` : interaction.isMessageComponent() || interaction.isModalSubmit() ? interaction.customId.slice(0, DISCORD_LIMITS.customId) : "interaction";
+		log.warn({ guildId: interaction.guildId, channelId: interaction.channelId, target }, "refused an interaction from outside opsbot's server");
+		if (interaction.isAutocomplete()) {
+			// Every keystroke sends one: answered with nothing, logged, not recorded.
+			await interaction.respond([]).catch((err: unknown) => log.warn({ err }, "autocomplete respond failed"));
+			return;
+		}
+		if (interaction.isRepliable()) {
+			const content = "opsbot only works in its own server.";
+			// A DM is already private to the user: say it plainly there, ephemerally in someone else's server.
+			await interaction
+				.reply(interaction.guildId ? { content, flags: MessageFlags.Ephemeral } : { content })
+				.catch((err: unknown) => log.warn({ err }, "refusal reply failed"));
+		}
+		await ctx.services.actionLog
+			.record({ actor: { userId: actor.userId, username: actor.username }, action: "outside-guild", target, result: `refused: sent from ${from}`, details: { guildId: interaction.guildId, channelId: interaction.channelId } })
+			.catch((err: unknown) => log.error({ err }, "could not record a refused interaction"));
 	}
 
 	return {

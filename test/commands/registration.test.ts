@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { diffCommands } from "../../deploy-commands.ts";
+import { commandBodies, diffCommands } from "../../deploy-commands.ts";
 import { COMMANDS, COMPONENTS } from "../../src/commands/index.ts";
 import { COMMAND_NAMES } from "../../src/config.ts";
 
@@ -38,6 +38,16 @@ describe("the command list", () => {
 		for (const name of names) expect(COMMAND_NAMES).toContain(name);
 	});
 
+	it("registers every command for servers only: guild context, guild install", () => {
+		const bodies = commandBodies();
+
+		expect(bodies.map((b) => b.name)).toEqual(COMMANDS.map((c) => c.name));
+		for (const body of bodies) {
+			expect(body.contexts).toEqual([0]);
+			expect(body.integration_types).toEqual([0]);
+		}
+	});
+
 	it("gives every component handler a unique area:action", () => {
 		const keys = COMPONENTS.map((h) => `${h.area}:${h.action}`);
 
@@ -58,5 +68,16 @@ describe("deploy-commands diff", () => {
 		expect(diffCommands(registered as never, [health])).toEqual({ added: [], changed: [], removed: ["old"], unchanged: ["health"] });
 		expect(diffCommands(registered as never, [changed])).toEqual({ added: [], changed: ["health"], removed: ["old"], unchanged: [] });
 		expect(diffCommands([], [health])).toEqual({ added: ["health"], changed: [], removed: [], unchanged: [] });
+	});
+
+	it("deploys a change of where a command may be used", () => {
+		const [wanted] = commandBodies(COMMANDS.filter((c) => c.name === "health"));
+		const registeredEverywhere = { ...health, id: "1", version: "1", contexts: null, integration_types: [0] };
+		const registeredInDms = { ...wanted!, id: "1", version: "1", contexts: [0, 1, 2] };
+		const registeredSame = { ...wanted!, id: "1", version: "1" };
+
+		expect(diffCommands([registeredEverywhere] as never, [wanted!]).changed).toEqual(["health"]);
+		expect(diffCommands([registeredInDms] as never, [wanted!]).changed).toEqual(["health"]);
+		expect(diffCommands([registeredSame] as never, [wanted!]).unchanged).toEqual(["health"]);
 	});
 });

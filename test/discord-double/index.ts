@@ -49,12 +49,16 @@ export interface StoredMessage {
 }
 
 /** What a test asks the double to deliver over the gateway. */
-export type InteractionInput =
+export type InteractionInput = (
 	| { kind: "command"; name: string; options?: Json[]; user?: UserInput; channelId?: string }
 	| { kind: "autocomplete"; name: string; options: Json[]; user?: UserInput; channelId?: string }
 	| { kind: "button"; customId: string; messageId: string; user?: UserInput }
 	| { kind: "select"; customId: string; values: string[]; messageId: string; user?: UserInput }
-	| { kind: "modal"; customId: string; fields: Record<string, string>; messageId?: string; user?: UserInput; channelId?: string };
+	| { kind: "modal"; customId: string; fields: Record<string, string>; messageId?: string; user?: UserInput; channelId?: string }
+) & {
+	/** Where it is sent from: another guild's id, or null for a DM (user, no member, context 1). Default: the double's guild. */
+	guildId?: string | null;
+};
 
 /** Who presses: user id, name and the role ids they hold. */
 export interface UserInput {
@@ -467,14 +471,15 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			const token = `tok-${randomBytes(24).toString("base64url")}`;
 			const onMessage = "messageId" in input && input.messageId ? messages.get(input.messageId) : undefined;
 			if ("messageId" in input && input.messageId && !onMessage) throw new Error(`no message ${input.messageId} in the double`);
-			const channelId = onMessage?.channel_id ?? ("channelId" in input && input.channelId ? input.channelId : (channels[0]?.id ?? ""));
+			const fromGuild = input.guildId === undefined ? guildId : input.guildId;
+			const channelId = onMessage?.channel_id ?? ("channelId" in input && input.channelId ? input.channelId : fromGuild === guildId ? (channels[0]?.id ?? "") : snowflake());
 			let type: number;
 			let data: Json;
 			switch (input.kind) {
 				case "command":
 				case "autocomplete":
 					type = input.kind === "command" ? COMMAND_OPTION_TYPES.command : COMMAND_OPTION_TYPES.autocomplete;
-					data = { id: snowflake(), name: input.name, type: 1, guild_id: guildId, options: input.options ?? [] };
+					data = { id: snowflake(), name: input.name, type: 1, ...(fromGuild ? { guild_id: fromGuild } : {}), options: input.options ?? [] };
 					break;
 				case "button":
 					type = 3;
@@ -494,18 +499,18 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 				application_id: applicationId,
 				type,
 				data,
-				guild_id: guildId,
+				...(fromGuild ? { guild_id: fromGuild } : {}),
 				channel_id: channelId,
-				channel: { id: channelId, type: 0, guild_id: guildId },
-				member: member(input.user),
+				channel: fromGuild ? { id: channelId, type: 0, guild_id: fromGuild } : { id: channelId, type: 1, recipients: [member(input.user).user] },
+				...(fromGuild ? { member: member(input.user) } : { user: member(input.user).user }),
 				token,
 				version: 1,
 				app_permissions: "2248473465835073",
 				locale: "en-US",
 				guild_locale: "en-US",
 				entitlements: [],
-				authorizing_integration_owners: { "0": guildId },
-				context: 0,
+				authorizing_integration_owners: fromGuild ? { "0": fromGuild } : { "1": (member(input.user).user as Json).id },
+				context: fromGuild ? 0 : 1,
 				attachment_size_limit: 10 * 1024 * 1024,
 				...(onMessage ? { message: onMessage.raw } : {}),
 			};
