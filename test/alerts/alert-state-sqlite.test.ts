@@ -33,12 +33,12 @@ describe("SQLite alert store when the disk is full", () => {
 		const { path, pages } = await storeWithOneGroup();
 		const store = openAlertStore(path, { maxPageCount: pages });
 
-		const failure = await store.accept(payload(40, { groupKey: "another group" }), [{ channel: "1" }]).catch((err: unknown) => err as Error & { errcode?: number });
+		const failure = await store.accept(payload(40, { groupKey: "another group" }), [{ channel: "1" }]).then(() => undefined, (err: unknown) => err as Error & { errcode?: number });
 		const writable = await store.writable();
 
 		expect(failure).toBeInstanceOf(Error);
-		expect(failure.message).toBe("database or disk is full");
-		expect(failure.errcode).toBe(13); // SQLITE_FULL
+		expect(failure?.message).toBe("database or disk is full");
+		expect(failure?.errcode).toBe(13); // SQLITE_FULL
 		expect(writable).toBe(false);
 		await store.close();
 	});
