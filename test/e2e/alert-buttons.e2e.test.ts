@@ -50,7 +50,7 @@ alerts:
 `,
 			{ WEBHOOK_TOKEN: token, SSH_KEY: sshd.privateKeyPath },
 		);
-		alertmanager = await startAlertManager({ webhookUrl: `${bot.relay!.url}/alerts`, bearerToken: token });
+		alertmanager = await startAlertManager({ webhookUrl: `${bot.webhookUrl}/alerts`, bearerToken: token });
 		silencesAt = api;
 	});
 	let silencesAt: TestAlertManager;
@@ -94,10 +94,10 @@ alerts:
 		expect((edited.embeds[0] as { description: string }).description).toContain(`✋ Acknowledged by <@${oncall.id}>`);
 		expect(components(edited)).toContain("alert:unack:");
 		// The record is written before the re-render is kicked, but a poll may edit the message first.
-		let last = (await bot.ctx.services.actionLog.recent(1, { userId: oncall.id }))[0];
+		let last = (await bot.actionLog.recent(1, { userId: oncall.id }))[0];
 		for (let i = 0; i < 50 && last?.action !== "alert.ack"; i++) {
 			await new Promise((resolve) => setTimeout(resolve, 20));
-			last = (await bot.ctx.services.actionLog.recent(1, { userId: oncall.id }))[0];
+			last = (await bot.actionLog.recent(1, { userId: oncall.id }))[0];
 		}
 		expect(last).toMatchObject({ action: "alert.ack", result: "ok" });
 	});
@@ -108,7 +108,7 @@ alerts:
 		const sent = await press(customId(message, "alert:restart:"), message, oncall);
 
 		expect(String(double.interactionResponse(sent.id)?.data?.content)).toContain("You are not allowed to use alert.restart");
-		expect((await bot.ctx.services.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ action: "alert.restart", result: "refused: role not allowed" });
+		expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ action: "alert.restart", result: "refused: role not allowed" });
 		expect(docker.calls()).toEqual([]);
 	});
 
@@ -190,7 +190,7 @@ alerts:
 		const reply = await followUp(sent.id);
 
 		expect(reply.content).toBe("This alert is not known to opsbot (any more).");
-		expect((await bot.ctx.services.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ result: "refused: unknown alert group" });
+		expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ result: "refused: unknown alert group" });
 	});
 
 	it("shows opsbot's own action log with /audit source:opsbot", async () => {

@@ -75,10 +75,13 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 	});
 
 	it("autocompletes resource types from the table", async () => {
-		await bot.ctx.services.audit.refreshResourceTypes("production");
-		const sent = await double.sendInteraction({ kind: "autocomplete", name: "whodeleted", options: [{ name: "type", type: 3, value: "gam", focused: true }], user: { roles: [ONCALL] } });
-
-		const response = await sent.response();
+		// The first question loads the types in the background; ask until they are there.
+		const ask = async () => (await (await double.sendInteraction({ kind: "autocomplete", name: "whodeleted", options: [{ name: "type", type: 3, value: "gam", focused: true }], user: { roles: [ONCALL] } })).response());
+		let response = await ask();
+		for (let i = 0; i < 50 && !(response.data as { choices?: unknown[] } | undefined)?.choices?.length; i++) {
+			await new Promise((resolve) => setTimeout(resolve, 100));
+			response = await ask();
+		}
 
 		expect(response.type).toBe(8);
 		expect(response.data).toEqual({ choices: [{ name: "Game", value: "Game" }, { name: "GameRequest", value: "GameRequest" }] });

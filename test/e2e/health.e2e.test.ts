@@ -84,11 +84,11 @@ environments:
 		expect(response.type).toBe(4);
 		expect(response.data).toMatchObject({ flags: 64 });
 		expect(String(response.data?.content)).toContain("You are not allowed to use /health");
-		expect(bot.logs.some((l) => l.msg === "command refused: role not allowed" && l.userId === "200000000000000099")).toBe(true);
+		expect(bot.logs().some((l) => l.msg === "command refused: role not allowed" && l.userId === "200000000000000099")).toBe(true);
 	});
 
 	it("refuses a forged button and an unknown environment in plain words", async () => {
-		const channelMessage = await bot.client.rest.post(`/channels/${double.channelIds[0]}/messages`, { body: { content: "x" } }) as { id: string };
+		const channelMessage = await bot.rest.post(`/channels/${double.channelIds[0]}/messages`, { body: { content: "x" } }) as { id: string };
 
 		const forged = await double.sendInteraction({ kind: "button", customId: "health:rerun:'; DROP", messageId: channelMessage.id, user: { roles: [ONCALL] } });
 		const unknown = await double.sendInteraction({ kind: "command", name: "health", options: [{ name: "env", type: 3, value: "prod<script>" }], user: { roles: [ONCALL] } });

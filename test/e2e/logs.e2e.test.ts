@@ -121,7 +121,7 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 	});
 
 	it("opens every service's lines for a correlation id from the /whodeleted button", async () => {
-		const channelMessage = (await bot.client.rest.post(`/channels/${double.channelIds[0]}/messages`, { body: { content: "a /whodeleted answer" } })) as { id: string };
+		const channelMessage = (await bot.rest.post(`/channels/${double.channelIds[0]}/messages`, { body: { content: "a /whodeleted answer" } })) as { id: string };
 		const at = Math.floor(Date.now() / 1000) - 20 * 60;
 
 		const press = await double.sendInteraction({ kind: "button", customId: `logs:correlation:production:c-2:${at}`, messageId: channelMessage.id, user: { roles: [ONCALL] } });

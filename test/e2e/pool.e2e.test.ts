@@ -76,7 +76,7 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 
 		const press = await double.sendInteraction({ kind: "button", customId: "pool:terminate:production", messageId: message.id, user: { id: "200000000000000005", roles: [ONCALL] } });
 		const response = await press.response();
-		const refusals = await bot.ctx.services.actionLog.recent(5, { userId: "200000000000000005" });
+		const refusals = await bot.actionLog.recent(5, { userId: "200000000000000005" });
 
 		expect(response).toMatchObject({ type: 4, data: { flags: 64 } });
 		expect(String(response.data?.content)).toContain("You are not allowed to use pool.terminate");
@@ -122,7 +122,7 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		const alive = await watcher.query("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...victimPids, ...idlePids]]);
 		await watcher.end();
 		expect(alive.rowCount).toBe(0);
-		const trail = await bot.ctx.services.actionLog.recent(10, { action: "pool.terminate" });
+		const trail = await bot.actionLog.recent(10, { action: "pool.terminate" });
 		expect(trail.map((r) => r.result)).toEqual(expect.arrayContaining(["confirmation shown", "ok", "refused: unknown confirmation"]));
 		expect(trail.find((r) => r.result === "ok")?.details).toMatchObject({ ended: expect.arrayContaining(victimPids), skipped: 0 });
 	});

@@ -1,51 +1,100 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Events, type Client } from "discord.js";
-import { pino } from "pino";
-import { startAlertRelay, type AlertRelay } from "../../src/alerts/relay.ts";
-import { COMMANDS, COMPONENTS } from "../../src/commands/index.ts";
-import { loadConfig } from "../../src/config.ts";
-import { createContext, type AppContext } from "../../src/context.ts";
-import { createDiscordClient } from "../../src/discord/client.ts";
-import { createRouter } from "../../src/discord/router.ts";
+import { REST } from "discord.js";
+import { parseDocument } from "yaml";
+import { discordAgent } from "../../src/discord/client.ts";
+import { createFileActionLog, type ActionLog } from "../../src/services/action-log.ts";
 import type { DiscordDouble } from "../discord-double/index.ts";
+import { spawnMain, type MainProcess } from "./main-process.ts";
+import { freePort } from "./proc.ts";
 
-/** The bot as main.ts composes it, logged into a Discord double, for end-to-end tests. */
+/**
+ * The shipped bot — `node src/main.ts`, what `npm start` runs — as a child process logged into a
+ * Discord double. Tests reach it only through its real interfaces: the double (HTTP + gateway),
+ * its webhook over HTTP, its log on stdout and the files it writes under its state directory.
+ */
 export interface TestBot {
-	readonly ctx: AppContext;
-	readonly client: Client;
-	/** Log lines the bot wrote (JSON objects). */
-	readonly logs: Record<string, unknown>[];
-	/** The alert relay, when the config has `alerts`. */
-	readonly relay: AlertRelay | undefined;
+	readonly process: MainProcess;
+	/** Base URL of the webhook receiver (`http://127.0.0.1:port`), when the config has `alerts`. */
+	readonly webhookUrl: string | undefined;
+	readonly stateDir: string;
+	/** The log lines the process has written so far (its JSON log on stdout). */
+	logs(): Record<string, unknown>[];
+	/** opsbot's action log as the process wrote it to `stateDir/actions.jsonl`. */
+	readonly actionLog: Pick<ActionLog, "recent">;
+	/** A REST client with the bot's token, for setting a scene in the double (e.g. a channel message to press on). */
+	readonly rest: REST;
+	/** SIGTERM, then waits: rejects unless the process drains and exits 0 within 15 s. */
 	stop(): Promise<void>;
+	/** SIGKILL, as a crash would. */
+	kill(): Promise<void>;
 }
 
-/** Writes `opsYaml` to a temp file, loads it with `env` as the environment, and logs the bot into `double`. */
+const BOT_TOKEN = "double-token";
+
+/**
+ * Starts `node src/main.ts` with `opsYaml` (stateDir and a port 0 webhook are filled in) and `env`
+ * as its whole environment, and waits until it is connected to `double` and, with `alerts`, listening.
+ */
 export async function startTestBot(double: DiscordDouble, opsYaml: string, env: Record<string, string> = {}): Promise<TestBot> {
-	const path = join(mkdtempSync(join(tmpdir(), "opsbot-bot-")), "opsbot.yaml");
-	writeFileSync(path, opsYaml);
-	const config = loadConfig({ ...env, OPSBOT_CONFIG: path, DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl }, "bot");
-	const logs: Record<string, unknown>[] = [];
-	const log = pino({ level: "debug", redact: { paths: ["*.password", "*.token"], censor: "[redacted]" } }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-	const { ctx, close } = createContext(config, log);
-	const router = createRouter(COMMANDS, COMPONENTS, ctx);
-	const client = createDiscordClient({ apiUrl: double.apiUrl, router, log });
-	const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
-	await client.login("double-token");
-	await ready;
-	const relay = await startAlertRelay(config, client, log, ctx.services.alertState);
+	const doc = parseDocument(opsYaml);
+	if (!doc.has("stateDir")) doc.set("stateDir", mkdtempSync(join(tmpdir(), "opsbot-state-")));
+	const stateDir = String(doc.get("stateDir"));
+	let webhookUrl: string | undefined;
+	if (doc.has("alerts")) {
+		const host = String(doc.getIn(["alerts", "listen", "host"]) ?? "127.0.0.1");
+		let port = Number(doc.getIn(["alerts", "listen", "port"]) ?? 0);
+		if (!port) {
+			port = await freePort();
+			doc.setIn(["alerts", "listen"], doc.createNode({ host, port }));
+		}
+		webhookUrl = `http://${host}:${port}`;
+	}
+	const main = spawnMain(doc.toString(), { LOG_LEVEL: "debug", DISCORD_TOKEN: BOT_TOKEN, DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, ...env });
+	const logs = () =>
+		main
+			.output()
+			.split("\n")
+			.filter((line) => line.startsWith("{"))
+			.map((line) => JSON.parse(line) as Record<string, unknown>);
+	const started = async () => {
+		const deadline = Date.now() + 20_000;
+		const ready = () => logs().some((l) => l.msg === "connected to Discord") && (!webhookUrl || logs().some((l) => l.msg === "alert receiver listening"));
+		while (!ready()) {
+			if (main.child.exitCode !== null || main.child.signalCode !== null) throw new Error(`opsbot exited while starting (code ${main.child.exitCode}):\n${main.output().slice(-3_000)}`);
+			if (Date.now() > deadline) throw new Error(`opsbot not ready after 20 s:\n${main.output().slice(-3_000)}`);
+			await new Promise((resolve) => setTimeout(resolve, 50));
+		}
+	};
+	try {
+		await started();
+	} catch (err) {
+		main.child.kill("SIGKILL");
+		throw err;
+	}
+	const actionsPath = join(stateDir, "actions.jsonl");
+	const rest = new REST({ api: double.apiUrl, agent: discordAgent() }).setToken(BOT_TOKEN);
+	const exited = () => main.child.exitCode !== null || main.child.signalCode !== null;
 	return {
-		ctx,
-		client,
+		process: main,
+		webhookUrl,
+		stateDir,
 		logs,
-		relay,
+		actionLog: { recent: async (...args) => (existsSync(actionsPath) ? createFileActionLog(actionsPath).recent(...args) : []) },
+		rest,
 		async stop() {
-			await relay?.close();
-			await router.drain();
-			await client.destroy();
-			await close();
+			if (exited()) throw new Error(`opsbot had already exited (code ${main.child.exitCode}, signal ${main.child.signalCode}):\n${main.output().slice(-3_000)}`);
+			main.child.kill("SIGTERM");
+			const timer = setTimeout(() => main.child.kill("SIGKILL"), 15_000);
+			const code = await main.exited;
+			clearTimeout(timer);
+			if (code !== 0) throw new Error(`opsbot did not exit cleanly on SIGTERM (code ${code}):\n${main.output().slice(-3_000)}`);
+		},
+		async kill() {
+			if (exited()) return;
+			main.child.kill("SIGKILL");
+			await main.exited;
 		},
 	};
 }
