@@ -36,7 +36,7 @@ export function diagnose(snapshot: PoolSnapshot, thresholds: PoolThresholds): st
 	const waiting = bouncer?.pools.filter((p) => p.clientsWaiting > 0) ?? [];
 	if (!isPostgresUsage(snapshot.postgres)) return undefined;
 	const pg = snapshot.postgres;
-	const clients = pg.sessions.filter((s) => !s.isOpsbot);
+	const clients = pg.sessions;
 	const staleIdle = clients.filter((s) => s.state === "idle" && s.stateSeconds >= thresholds.idleMinutes * 60);
 	const byApp = groupCount(staleIdle, (s) => s.application || "(no application_name)");
 	const [topApp, topCount] = [...byApp.entries()].sort((a, b) => b[1] - a[1])[0] ?? ["", 0];
@@ -93,7 +93,7 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 					.join("\n") + (apps.length > 6 ? `\n… and ${apps.length - 6} more` : ""),
 			inline: false,
 		});
-		const others = pg.sessions.filter((s) => !s.isOpsbot);
+		const others = pg.sessions;
 		const longest = (state: (s: Session) => boolean) => others.filter(state).sort((a, b) => b.stateSeconds - a.stateSeconds).slice(0, 3);
 		const idle = longest((s) => s.state === "idle");
 		const idleTx = longest((s) => s.state.startsWith("idle in transaction"));
@@ -134,9 +134,18 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 		level,
 		summary: diagnosis ? `**Likely cause:** ${diagnosis}` : level === "ok" ? "Nothing looks wrong." : undefined,
 		fields,
-		footer: `warn at ${thresholds.warnPercent} %, critical at ${thresholds.criticalPercent} % of max_connections minus superuser_reserved_connections`,
+		footer: `warn at ${thresholds.warnPercent} %, critical at ${thresholds.criticalPercent} % of max_connections minus superuser_reserved_connections${ownNote(snapshot)}`,
 		at: snapshot.takenAt,
 	};
+}
+
+// opsbot's own connections are left out of every figure; say how many, so the numbers add up.
+function ownNote(snapshot: PoolSnapshot): string {
+	const own = [
+		isPostgresUsage(snapshot.postgres) && snapshot.postgres.ownSessions > 0 ? `${snapshot.postgres.ownSessions} in PostgreSQL` : "",
+		isBouncerUsage(snapshot.pgbouncer) && snapshot.pgbouncer.ownClients > 0 ? `${snapshot.pgbouncer.ownClients} in PgBouncer` : "",
+	].filter(Boolean);
+	return own.length > 0 ? `; opsbot's own connections (${own.join(", ")}) are not counted` : "";
 }
 
 /** The ephemeral confirmation: exactly which sessions would end. */

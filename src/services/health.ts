@@ -114,12 +114,14 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 			run: async () => {
 				const db = deps.databases.get(environment);
 				if (!db) throw new Error("postgres not configured");
+				// opsbot's own sessions (this query's backend, its pooled ones by application_name) are not load.
 				const [row] = await db.read<{ version: string; used: string; max: number; reserved: number }>(
 					`SELECT current_setting('server_version') AS version,
-					        (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
+					        (SELECT count(*) FROM pg_stat_activity
+					          WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $1) AS used,
 					        current_setting('max_connections')::int AS max,
 					        current_setting('superuser_reserved_connections')::int AS reserved`,
-					[],
+					[db.applicationName],
 					{ timeoutMs },
 				);
 				if (!row) throw new Error("no row");
@@ -143,7 +145,9 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 			run: async () => {
 				const url = deps.secret(adminUrlEnv);
 				if (!url) throw new Error("pgbouncer admin url not set");
-				const pools = (await createPgBouncerAdmin({ url, timeoutMs }).pools()).filter((p) => p.database !== "pgbouncer");
+				const own = deps.databases.get(environment)?.applicationName ?? "opsbot";
+				// opsbot's own clients (the postgres check runs through PgBouncer at the same moment) are not counted.
+				const { pools } = await createPgBouncerAdmin({ url, timeoutMs, applicationName: own }).usage(own);
 				const waiting = pools.reduce((sum, p) => sum + p.clientsWaiting, 0);
 				const maxWait = Math.max(0, ...pools.map((p) => p.maxWaitSeconds));
 				// A client waits for a moment whenever PgBouncer opens a server connection; only a real wait is a problem.

@@ -15,7 +15,6 @@ export interface Session {
 	/** Seconds since `state` last changed (time idle, or idle in transaction). */
 	readonly stateSeconds: number;
 	readonly blockedBy: readonly number[];
-	readonly isOpsbot: boolean;
 }
 
 /** PostgreSQL's side: connection use against the limit. */
@@ -24,13 +23,20 @@ export interface PostgresUsage {
 	readonly reserved: number;
 	/** max_connections minus superuser_reserved_connections: what applications can actually use. */
 	readonly usable: number;
+	/** Client sessions in use, opsbot's own not counted. */
 	readonly used: number;
+	/** Every client session except opsbot's own. */
 	readonly sessions: readonly Session[];
+	/** opsbot's own sessions (the one running this query, its idle pooled ones) left out of the figures. */
+	readonly ownSessions: number;
 }
 
 /** PgBouncer's side: pools and per-database traffic. */
 export interface PgBouncerUsage {
+	/** Client figures without opsbot's own clients. */
 	readonly pools: readonly PgBouncerPool[];
+	/** opsbot's own PgBouncer clients left out of the figures. */
+	readonly ownClients: number;
 	readonly stats: readonly { database: string; queriesPerSecond: number; avgQueryMs: number; avgWaitMs: number }[];
 }
 
@@ -95,22 +101,27 @@ interface ActivityRow {
 	state: string | null;
 	state_seconds: number | null;
 	blocked_by: number[];
-	is_self: boolean;
 	max_connections: number;
 	reserved: number;
+	own: number;
 }
 
 // One statement: settings ride along on every row so the snapshot is a single consistent read.
+// opsbot's own sessions are left out: the backend running this very query (through PgBouncer it is
+// the server connection PgBouncer lent opsbot) and any session named like opsbot ($1), such as its
+// idle pooled connections, so /pool never reports opsbot's own query as load.
 const ACTIVITY_SQL = `
 SELECT a.pid, a.backend_start::text AS backend_start, a.datname, a.usename, a.application_name,
        host(a.client_addr) AS client_addr, a.state,
        EXTRACT(EPOCH FROM now() - a.state_change)::float8 AS state_seconds,
        pg_blocking_pids(a.pid) AS blocked_by,
-       a.pid = pg_backend_pid() AS is_self,
-       s.max_connections, s.reserved
+       s.max_connections, s.reserved, s.own
 FROM (SELECT current_setting('max_connections')::int AS max_connections,
-             current_setting('superuser_reserved_connections')::int AS reserved) s
-LEFT JOIN pg_stat_activity a ON a.backend_type = 'client backend'`;
+             current_setting('superuser_reserved_connections')::int AS reserved,
+             (SELECT count(*) FROM pg_stat_activity
+               WHERE backend_type = 'client backend' AND (pid = pg_backend_pid() OR application_name = $1))::int AS own) s
+LEFT JOIN pg_stat_activity a ON a.backend_type = 'client backend'
+  AND a.pid <> pg_backend_pid() AND a.application_name IS DISTINCT FROM $1`;
 
 // Re-checks every condition at the moment of termination: same backend (pid + backend_start), still
 // idle for long enough, a client backend of this database, and never opsbot's own sessions.
@@ -146,7 +157,7 @@ export function createPoolService(deps: PoolDeps): PoolService {
 
 	async function readPostgres(environment: string): Promise<PostgresUsage> {
 		const db = requireDatabase(environment);
-		const rows = await db.read<ActivityRow>(ACTIVITY_SQL);
+		const rows = await db.read<ActivityRow>(ACTIVITY_SQL, [db.applicationName]);
 		const first = rows[0];
 		if (!first) throw new Error("no settings row");
 		const sessions: Session[] = rows
@@ -161,16 +172,16 @@ export function createPoolService(deps: PoolDeps): PoolService {
 				state: r.state ?? "unknown",
 				stateSeconds: Math.max(0, r.state_seconds ?? 0),
 				blockedBy: r.blocked_by ?? [],
-				isOpsbot: r.is_self || r.application_name === db.applicationName,
 			}));
-		return { maxConnections: first.max_connections, reserved: first.reserved, usable: Math.max(1, first.max_connections - first.reserved), used: sessions.length, sessions };
+		return { maxConnections: first.max_connections, reserved: first.reserved, usable: Math.max(1, first.max_connections - first.reserved), used: sessions.length, sessions, ownSessions: first.own };
 	}
 
-	async function readPgBouncer(url: string, timeoutMs: number): Promise<PgBouncerUsage> {
-		const admin = createPgBouncerAdmin({ url, timeoutMs });
-		const [pools, stats] = await Promise.all([admin.pools(), admin.show("STATS")]);
+	async function readPgBouncer(environment: string, url: string, timeoutMs: number): Promise<PgBouncerUsage> {
+		const own = deps.database(environment)?.applicationName ?? "opsbot";
+		const { pools, ownClients, stats } = await createPgBouncerAdmin({ url, timeoutMs, applicationName: own }).usage(own, { stats: true });
 		return {
-			pools: pools.filter((p) => p.database !== "pgbouncer"),
+			pools,
+			ownClients,
 			stats: stats
 				.filter((row) => row.database !== "pgbouncer")
 				.map((row) => ({
@@ -189,7 +200,7 @@ export function createPoolService(deps: PoolDeps): PoolService {
 			const bouncer = deps.pgbouncerAdminUrl(environment);
 			const [pgResult, bouncerResult] = await Promise.allSettled([
 				readPostgres(environment),
-				bouncer ? readPgBouncer(bouncer.url, bouncer.timeoutMs) : Promise.resolve(undefined),
+				bouncer ? readPgBouncer(environment, bouncer.url, bouncer.timeoutMs) : Promise.resolve(undefined),
 			]);
 			if (pgResult.status === "fulfilled") remember(environment, { at: takenAt.getTime(), used: pgResult.value.used });
 			else deps.log.warn({ err: pgResult.reason, environment }, "pool: postgres read failed");
