@@ -16,7 +16,7 @@ import { createDatabaseRegistry, type DatabaseRegistry } from "./services/postgr
 /** What a confirmation button refers to, kept server-side for 60 s. */
 export type Confirmation =
 	| { kind: "pool.terminate"; environment: string; candidates: readonly TerminationCandidate[]; minutes: number }
-	| { kind: "alert.restart"; environment: string; container: string; groupId: string };
+	| { kind: "alert.restart"; environment: string; container: string; groupId: string; episode: number };
 
 /** The alert relay's state for buttons; filled in when the relay starts (after the context exists). */
 export interface AlertState {

@@ -192,9 +192,8 @@ export const alertRestart: ComponentHandler = {
 			await record(ctx, "alert.restart", group.groupId, "refused: no allow-listed container");
 			throw new UserFacingError("This alert names no container that opsbot may restart.");
 		}
-		// The episode is kept with the confirmation so the confirm press can tell the alert moved on (see restartEpisode).
-		const confirmation = { kind: "alert.restart" as const, environment: env.name, container, groupId: group.groupId, episode: group.episode };
-		const token = ctx.services.confirmations.put(ctx.actor.userId, confirmation);
+		// The episode is kept with the confirmation so the confirm press can tell the alert moved on.
+		const token = ctx.services.confirmations.put(ctx.actor.userId, { kind: "alert.restart", environment: env.name, container, groupId: group.groupId, episode: group.episode });
 		await record(ctx, "alert.restart", `${env.config.ssh.host}/${container}`, "confirmation shown");
 		await interaction.editReply({
 			content: `Restart container ${inlineCode(container)} on ${inlineCode(env.config.ssh.host)} (${env.name})? This runs \`docker restart ${container}\`. The confirmation expires in 60 s.`,
@@ -208,12 +207,6 @@ export const alertRestart: ComponentHandler = {
 	},
 };
 
-/** The alert episode a restart confirmation was shown for (kept beside the Confirmation's declared fields). */
-function restartEpisode(confirmation: object): number | undefined {
-	const episode = (confirmation as { episode?: unknown }).episode;
-	return typeof episode === "number" ? episode : undefined;
-}
-
 /** Confirmed restart: one at a time per container, with a cooldown; the result goes in the reply and the action log. */
 export const alertRestartConfirm: ComponentHandler = {
 	area: "alert",
@@ -226,11 +219,10 @@ export const alertRestartConfirm: ComponentHandler = {
 			await record(ctx, "alert.restart", "?", `refused: ${taken.ok ? "unknown" : taken.reason} confirmation`);
 			throw new UserFacingError("This confirmation has expired or is not valid. Press Restart on the alert again.");
 		}
-		const { environment, container, groupId } = taken.value;
+		const { environment, container, groupId, episode } = taken.value;
 		// The alert may have resolved, or fired again as a new episode, while the confirmation was open.
 		const group = await ctx.services.alertState.store?.group(groupId);
-		const episode = restartEpisode(taken.value);
-		if (!group || group.status === "resolved" || (episode !== undefined && group.episode !== episode)) {
+		if (!group || group.status === "resolved" || group.episode !== episode) {
 			const why = !group ? "unknown alert group" : group.status === "resolved" ? "alert resolved" : "earlier episode";
 			await record(ctx, "alert.restart", `${environment}/${container}`, `refused: ${why}`, { groupId });
 			throw new UserFacingError(group?.status === "resolved" ? "This alert is resolved; nothing was restarted." : "This alert has changed since the confirmation was shown; nothing was restarted. Press Restart on the alert's newest message again.");
