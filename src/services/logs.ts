@@ -3,7 +3,7 @@ import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { labelValues, queryLogs, type LokiTarget } from "./loki.ts";
 import { buildLogQuery, LEVEL_WORDS, type LogLevel } from "./logql.ts";
-import { HostKeyMismatchError, runSsh, type SshTarget } from "./ssh.ts";
+import { HostKeyMismatchError, runSsh, SshTimeoutError, type SshTarget } from "./ssh.ts";
 
 /** A /logs search, before it is turned into LogQL or a `docker logs` call. */
 export interface LogSearchRequest {
@@ -131,6 +131,10 @@ export function createLogsService(deps: LogsDeps): LogsService {
 			const argv = ["docker", "logs", "--timestamps", "--since", (Number(startNs / NS_PER_MS) / 1000).toFixed(3), "--until", (Number(endNs / NS_PER_MS) / 1000).toFixed(3), "--tail", tail, request.service];
 			const result = await runSsh(sshTarget(env), argv, { maxBytes: 16 * 1024 * 1024 }).catch((err: unknown) => {
 				if (err instanceof HostKeyMismatchError) throw new UserFacingError(`The SSH host key of ${env.ssh!.host} does not match the pinned key in the config; opsbot refused to connect. If the host was rebuilt, update \`ssh.hostKey\`.`, { cause: err });
+				if (err instanceof SshTimeoutError) {
+					const advice = err.phase === "connect" ? "the host may be down or unreachable over SSH" : "there may be too many lines; narrow the time range";
+					throw new UserFacingError(`docker logs on ${env.ssh!.host} did not answer within ${formatSeconds(err.ms)} (${advice}). Try again, or check /health ${request.environment}.`, { cause: err });
+				}
 				throw err;
 			});
 			if (result.code !== 0) {
@@ -159,6 +163,10 @@ export function createLogsService(deps: LogsDeps): LogsService {
 			return values;
 		},
 	};
+}
+
+function formatSeconds(ms: number): string {
+	return `${Number((ms / 1000).toFixed(1))} s`;
 }
 
 function pick(request: LogSearchRequest) {

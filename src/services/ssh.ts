@@ -27,6 +27,21 @@ export class HostKeyMismatchError extends Error {
 	}
 }
 
+/** The host did not complete the SSH handshake, or the command did not finish, within `ms`. */
+export class SshTimeoutError extends Error {
+	readonly host: string;
+	readonly ms: number;
+	/** "connect": no working SSH session in time; "command": connected, but the command did not finish. */
+	readonly phase: "connect" | "command";
+	constructor(host: string, ms: number, phase: "connect" | "command", options?: ErrorOptions) {
+		super(`ssh to ${host}: ${phase === "connect" ? "no SSH session" : "command not finished"} after ${ms} ms`, options);
+		this.name = "SshTimeoutError";
+		this.host = host;
+		this.ms = ms;
+		this.phase = phase;
+	}
+}
+
 // Single quotes make every other character inert; the pattern keeps arguments to what opsbot itself builds.
 const SAFE_ARG = /^[A-Za-z0-9_.:=@%+\/{}|-]{1,256}$/;
 
@@ -53,7 +68,9 @@ export async function runSsh(target: SshTarget, argv: readonly string[], options
 	return new Promise<SshResult>((resolve, reject) => {
 		const conn = new Client();
 		let mismatch = false;
+		let ready = false;
 		let settled = false;
+		const timeoutMs = options.timeoutMs ?? target.timeoutMs;
 		const finish = (fn: () => void) => {
 			if (settled) return;
 			settled = true;
@@ -61,9 +78,15 @@ export async function runSsh(target: SshTarget, argv: readonly string[], options
 			conn.end();
 			fn();
 		};
-		const timer = setTimeout(() => finish(() => reject(new Error(`ssh command timed out after ${options.timeoutMs ?? target.timeoutMs} ms`))), options.timeoutMs ?? target.timeoutMs);
-		conn.on("error", (err) => finish(() => reject(mismatch ? new HostKeyMismatchError(target.host) : err)));
+		const timer = setTimeout(() => finish(() => reject(new SshTimeoutError(target.host, timeoutMs, ready ? "command" : "connect"))), timeoutMs);
+		conn.on("error", (err: Error & { level?: string }) =>
+			finish(() =>
+				// ssh2 reports its readyTimeout as an error of level "client-timeout"; it is the same timeout as ours.
+				reject(mismatch ? new HostKeyMismatchError(target.host) : err.level === "client-timeout" ? new SshTimeoutError(target.host, target.timeoutMs, "connect", { cause: err }) : err),
+			),
+		);
 		conn.on("ready", () => {
+			ready = true;
 			conn.exec(command, (err, stream) => {
 				if (err) return finish(() => reject(err));
 				const out: Buffer[] = [];
