@@ -28,6 +28,60 @@ export function authorized(header: string | undefined, auth: WebhookAuth): boole
 	return false;
 }
 
+/** Bounds on how long and how many connections the receiver holds, so slow or idle clients cannot exhaust it. */
+export interface ReceiverLimits {
+	/** Whole request (headers and body) must arrive within this; a body trickled 1 byte at a time is cut off here. */
+	readonly requestTimeoutMs: number;
+	/** Headers must arrive within this (at most requestTimeoutMs). */
+	readonly headersTimeoutMs: number;
+	/** A socket with no traffic either way for this long is closed. */
+	readonly idleTimeoutMs: number;
+	/** Connections beyond this are dropped on accept. */
+	readonly maxConnections: number;
+}
+
+/**
+ * Production limits. AlertManager's body is a few KB and arrives in milliseconds; its own attempt is
+ * bounded by the flush (group_interval, at least 10 s) and a cut-off request is retried, so a 10 s
+ * deadline costs it nothing while a trickling client is dropped (a full 2 MiB body needs ~200 KiB/s).
+ * A few AlertManager peers need a few connections each; 128 bounds sockets and memory with room.
+ */
+export const RECEIVER_LIMITS: ReceiverLimits = { requestTimeoutMs: 10_000, headersTimeoutMs: 5_000, idleTimeoutMs: 30_000, maxConnections: 128 };
+
+/**
+ * Deepest JSON the receiver parses. An AlertManager body nests 4 levels (body, alerts, alert,
+ * labels); anything past 32 is not AlertManager. Deeper unknown fields would pass the schema and
+ * overflow the stack when the group is serialised for the store (a 500 AlertManager retries forever).
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** Nesting depth of a JSON text (objects and arrays), counted without parsing; stops counting once past `limit`. */
+export function jsonDepth(text: string, limit = Number.POSITIVE_INFINITY): number {
+	let depth = 0;
+	let deepest = 0;
+	let inString = false;
+	for (let i = 0; i < text.length; i++) {
+		const c = text.charCodeAt(i);
+		if (inString) {
+			if (c === 0x5c) i++; // backslash: the next character is escaped
+			else if (c === 0x22) inString = false;
+		} else if (c === 0x22) inString = true;
+		else if (c === 0x7b || c === 0x5b) {
+			depth++;
+			if (depth > deepest) {
+				deepest = depth;
+				if (deepest > limit) return deepest;
+			}
+		} else if (c === 0x7d || c === 0x5d) depth--;
+	}
+	return deepest;
+}
+
+class JsonTooDeepError extends Error {
+	readonly statusCode = 400;
+	readonly code = "OPSBOT_JSON_TOO_DEEP";
+}
+
 /** Dependencies of the webhook receiver. */
 export interface ReceiverDeps {
 	readonly config: NonNullable<OpsFile["alerts"]>;
@@ -38,6 +92,8 @@ export interface ReceiverDeps {
 	readonly onQueued: () => void;
 	/** Discord connected (for /readyz). */
 	readonly discordReady: () => boolean;
+	/** Overrides of RECEIVER_LIMITS (tests use short timeouts). */
+	readonly limits?: Partial<ReceiverLimits>;
 }
 
 /**
@@ -45,44 +101,74 @@ export interface ReceiverDeps {
  * group is committed to the store; 5xx (which AlertManager retries) when it could not be.
  */
 export function createReceiver(deps: ReceiverDeps): FastifyInstance {
-	const app = Fastify({ bodyLimit: deps.config.maxBodyBytes, logger: false, return503OnClosing: true });
-	app.addHook("onRequest", async (request, reply) => {
-		if (request.url.split("?")[0] !== "/alerts") return;
-		if (!authorized(request.headers.authorization, deps.auth)) {
-			deps.log.warn({ ip: request.ip }, "webhook refused: bad or missing credentials");
-			return reply.code(401).header("www-authenticate", 'Bearer realm="opsbot"').send({ error: "unauthorized" });
-		}
-		// AlertManager always sends JSON; anything else is refused before its body is read.
-		if (!/^application\/json\s*(;|$)/i.test(request.headers["content-type"] ?? "")) {
-			return reply.code(415).send({ error: "content type must be application/json" });
-		}
+	const limits = { ...RECEIVER_LIMITS, ...deps.limits };
+	const app = Fastify({
+		bodyLimit: deps.config.maxBodyBytes,
+		logger: false,
+		return503OnClosing: true,
+		requestTimeout: limits.requestTimeoutMs,
+		connectionTimeout: limits.idleTimeoutMs,
+		http: {
+			requestTimeout: limits.requestTimeoutMs,
+			headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+			// Node checks both deadlines only this often (default 30 s, which would triple the 10 s bound).
+			connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.requestTimeoutMs / 4))),
+		},
 	});
-	app.setErrorHandler((err: { statusCode?: number; code?: string }, _request, reply) => {
+	app.server.maxConnections = limits.maxConnections;
+	const defaultJsonParser = app.getDefaultJsonParser("error", "error");
+	// Refused before parsing: a nesting bound keeps every later walk (schema, store serialisation) off the stack limit.
+	app.addContentTypeParser<string>("application/json", { parseAs: "string" }, (request, body, done) => {
+		if (jsonDepth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+			done(new JsonTooDeepError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+			return;
+		}
+		defaultJsonParser(request, body, done);
+	});
+	app.setErrorHandler((err: { statusCode?: number; code?: string; message?: string }, _request, reply) => {
 		const status = err.statusCode ?? 500;
+		if (err.code === "OPSBOT_JSON_TOO_DEEP") return reply.code(400).send({ error: err.message });
 		if (status === 413) return reply.code(413).send({ error: `body larger than ${deps.config.maxBodyBytes} bytes` });
 		if (status === 415) return reply.code(415).send({ error: "content type must be application/json" });
 		if (status === 400) return reply.code(400).send({ error: "body is not valid JSON" });
 		deps.log.error({ err }, "webhook failed");
 		return reply.code(500).send({ error: "internal error" });
 	});
-	app.post("/alerts", async (request, reply) => {
-		const parsed = WebhookPayload.safeParse(request.body);
-		if (!parsed.success) {
-			const problems = parsed.error.issues.slice(0, 10).map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`);
-			return reply.code(400).send({ error: "invalid AlertManager webhook payload", problems });
-		}
-		const payload = parsed.data;
-		const targets = routeGroup({ ...payload.groupLabels, ...payload.commonLabels }, deps.config);
-		try {
-			const result = await deps.store.accept(payload, targets);
-			deps.log.info({ groupKey: payload.groupKey.slice(0, 200), status: payload.status, alerts: payload.alerts.length, ...result }, "alert group accepted");
-			deps.onQueued();
-			return reply.code(202).send({ queued: result.queued, duplicates: result.duplicates });
-		} catch (err) {
-			deps.log.error({ err }, "could not store an alert group");
-			return reply.code(500).send({ error: "could not store the alert group; retry" });
-		}
-	});
+	app.post(
+		"/alerts",
+		{
+			// A route hook, not a global one matched on the raw URL: it runs for every request the router
+			// sends here (/%61lerts, /alerts#x, absolute-form targets...), and before the body is read.
+			onRequest: async (request, reply) => {
+				if (!authorized(request.headers.authorization, deps.auth)) {
+					deps.log.warn({ ip: request.ip }, "webhook refused: bad or missing credentials");
+					return reply.code(401).header("www-authenticate", 'Bearer realm="opsbot"').send({ error: "unauthorized" });
+				}
+				// AlertManager always sends JSON; anything else is refused before its body is read.
+				if (!/^application\/json\s*(;|$)/i.test(request.headers["content-type"] ?? "")) {
+					return reply.code(415).send({ error: "content type must be application/json" });
+				}
+			},
+		},
+		async (request, reply) => {
+			const parsed = WebhookPayload.safeParse(request.body);
+			if (!parsed.success) {
+				const problems = parsed.error.issues.slice(0, 10).map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`);
+				return reply.code(400).send({ error: "invalid AlertManager webhook payload", problems });
+			}
+			const payload = parsed.data;
+			const targets = routeGroup({ ...payload.groupLabels, ...payload.commonLabels }, deps.config);
+			try {
+				const result = await deps.store.accept(payload, targets);
+				deps.log.info({ groupKey: payload.groupKey.slice(0, 200), status: payload.status, alerts: payload.alerts.length, ...result }, "alert group accepted");
+				deps.onQueued();
+				return reply.code(202).send({ queued: result.queued, duplicates: result.duplicates });
+			} catch (err) {
+				deps.log.error({ err }, "could not store an alert group");
+				return reply.code(500).send({ error: "could not store the alert group; retry" });
+			}
+		},
+	);
 	app.get("/healthz", async () => ({ status: "alive" }));
 	app.get("/readyz", async (_request, reply) => {
 		const discord = deps.discordReady();

@@ -5,9 +5,11 @@ import fc from "fast-check";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { createReceiver } from "../../src/alerts/receiver.ts";
-import { expressionOf, renderAlertGroup } from "../../src/alerts/render.ts";
+import { alertsFile, expressionOf, renderAlertGroup } from "../../src/alerts/render.ts";
 import { routeGroup } from "../../src/alerts/routing.ts";
+import { WebhookPayload } from "../../src/alerts/schema.ts";
 import { openAlertStore } from "../../src/alerts/store.ts";
+import { OpsFileSchema } from "../../src/config.ts";
 import { messageProblems } from "../discord-double/limits.ts";
 import { payload, storeContract } from "../support/alert-fixtures.ts";
 
@@ -39,6 +41,60 @@ describe("alert rendering", () => {
 	});
 });
 
+describe("alert text from the payload", () => {
+	const critical = (alertname: string) =>
+		WebhookPayload.parse({ version: "4", groupKey: "{}:{}", status: "firing", receiver: "opsbot", commonLabels: { alertname, severity: "critical" }, alerts: [{ status: "firing", labels: { alertname, severity: "critical" }, startsAt: "2026-11-24T12:00:00Z", fingerprint: "a1" }] });
+	const firstFiringAt = Date.parse("2026-11-24T12:00:00Z");
+
+	it("escapes the alert name beside the on-call ping: no masked link, markdown, mention or @everyone", () => {
+		const message = renderAlertGroup(critical("[Open runbook](https://evil.example/x) @everyone **now**\n# <@123>"), { firstFiringAt, mentionRole: "9" });
+
+		expect(message.content).toBe("<@&9> \\[Open runbook\\]\\(https://evil.example/x\\) @\u200beveryone \\*\\*now\\*\\* \\# \\<@123\\> is firing");
+		expect(message.allowedMentions).toEqual({ parse: [], roles: ["9"] });
+	});
+
+	it("leaves no markdown character unescaped in the content, whatever the name", () => {
+		// A special character preceded by an even number of backslashes (none included) would render as markup.
+		const unescaped = /(?<!\\)(?:\\\\)*[[\]()*_~`|<>#-]/;
+
+		fc.assert(
+			fc.property(fc.string({ unit: fc.constantFrom(..."[]()*_~`|<>#-@\\:/ \nxeveryonhr"), maxLength: 120 }), (alertname) => {
+				const content = renderAlertGroup(critical(alertname), { firstFiringAt, mentionRole: "9" }).content;
+
+				expect(content.startsWith("<@&9> ")).toBe(true);
+				const text = content.slice("<@&9> ".length);
+				expect(text).not.toMatch(unescaped);
+				expect(text).not.toMatch(/@(everyone|here)/);
+				expect(text).not.toContain("\n");
+			}),
+			{ numRuns: 300 },
+		);
+	});
+
+	it("strips bidi overrides and zero-width characters from every label, annotation and name it shows", () => {
+		const invisible = ["\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2060", "\u2061", "\u2062", "\u2063", "\u2064", "\u2066", "\u2067", "\u2068", "\u2069", "\ufeff"];
+		const dirty = (text: string) => invisible.map((c, i) => `${text}${i}${c}`).join("");
+		const parsed = WebhookPayload.parse({
+			version: "4",
+			groupKey: "{}:{}",
+			status: "firing",
+			receiver: dirty("recv"),
+			groupLabels: { [dirty("g")]: dirty("gv") },
+			commonLabels: { alertname: dirty("Name"), severity: "critical", [dirty("team")]: dirty("db") },
+			commonAnnotations: { summary: dirty("summary"), description: dirty("desc"), runbook_url: `https://runbooks.example.com/${dirty("r")}` },
+			externalURL: `http://am.example:9093${invisible.join("")}`,
+			alerts: [{ status: "firing", labels: { alertname: dirty("Name"), [dirty("instance")]: dirty("node") }, annotations: { summary: dirty("s") }, startsAt: "2026-11-24T12:00:00Z", fingerprint: "a1", generatorURL: `http://prom.example:9090/graph?g0.expr=up${invisible.join("")}` }],
+		});
+
+		const message = renderAlertGroup(parsed, { firstFiringAt, mentionRole: "9" });
+		const shown = [JSON.stringify(parsed), message.content, JSON.stringify(message.embed), alertsFile(parsed)];
+
+		for (const text of shown) for (const c of invisible) expect(text.includes(c), `U+${c.codePointAt(0)?.toString(16)} in ${text.slice(0, 80)}`).toBe(false);
+		expect(parsed.commonLabels.alertname).toBe(invisible.map((_, i) => `Name${i}`).join(""));
+		expect(Object.keys(parsed.alerts[0]?.labels ?? {})).toContain(invisible.map((_, i) => `instance${i}`).join(""));
+	});
+});
+
 describe("alert routing", () => {
 	const config: Parameters<typeof routeGroup>[1] = {
 		defaultChannel: "1",
@@ -61,10 +117,13 @@ storeContract("SQLite", async () => {
 	return { store: openAlertStore(path), reopen: async () => openAlertStore(path) };
 });
 
+// Built by the config schema, so the defaults follow it.
+const receiverConfig = OpsFileSchema.shape.alerts.unwrap().parse({ defaultChannel: "400000000000000001", maxBodyBytes: 1_000_000 });
+
 describe("webhook receiver with arbitrary bodies", () => {
 	it("answers every body with 202 or a 4xx naming the problem, never a 5xx", async () => {
 		const store = openAlertStore(":memory:");
-		const app = createReceiver({ config: { listen: { host: "127.0.0.1", port: 0 }, defaultChannel: "1", routes: [], containerLabel: "container", environmentLabel: "env", restartCooldownSeconds: 300, maxBodyBytes: 1_000_000 }, auth: { bearerToken: "t".repeat(20) }, store, log: pino({ level: "silent" }), onQueued: () => undefined, discordReady: () => true });
+		const app = createReceiver({ config: receiverConfig, auth: { bearerToken: "t".repeat(20) }, store, log: pino({ level: "silent" }), onQueued: () => undefined, discordReady: () => true });
 		const body = fc.oneof(fc.json(), fc.constant(JSON.stringify(payload(1))), fc.record({ version: fc.constantFrom("4", "3"), groupKey: fc.string(), status: fc.constantFrom("firing", "resolved", "x"), receiver: fc.string(), alerts: fc.array(fc.record({ status: fc.constantFrom("firing", "resolved"), labels: fc.dictionary(fc.string(), fc.string()), startsAt: fc.string(), fingerprint: fc.string({ maxLength: 70 }) }), { maxLength: 3 }) }).map((o) => JSON.stringify(o)));
 
 		await fc.assert(
@@ -84,7 +143,7 @@ describe("webhook receiver when the store fails", () => {
 	it("answers 500 with a generic body, so AlertManager retries, and says nothing internal", async () => {
 		const store = openAlertStore(":memory:");
 		const broken = { ...store, accept: async () => Promise.reject(new Error("disk I/O error at /var/lib/secret-path")) };
-		const app = createReceiver({ config: { listen: { host: "127.0.0.1", port: 0 }, defaultChannel: "1", routes: [], containerLabel: "container", environmentLabel: "env", restartCooldownSeconds: 300, maxBodyBytes: 1_000_000 }, auth: { bearerToken: "t".repeat(20) }, store: broken, log: pino({ level: "silent" }), onQueued: () => undefined, discordReady: () => true });
+		const app = createReceiver({ config: receiverConfig, auth: { bearerToken: "t".repeat(20) }, store: broken, log: pino({ level: "silent" }), onQueued: () => undefined, discordReady: () => true });
 
 		const res = await app.inject({ method: "POST", url: "/alerts", headers: { "content-type": "application/json", authorization: `Bearer ${"t".repeat(20)}` }, payload: JSON.stringify(payload(1)) });
 
