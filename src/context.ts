@@ -1,4 +1,4 @@
-import type { Config } from "./config.ts";
+import { findEnvironment, type Config } from "./config.ts";
 import { createAccessPolicy, type AccessPolicy } from "./discord/access.ts";
 import type { Logger } from "./log.ts";
 import { join } from "node:path";
@@ -59,7 +59,7 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 	const environments = config.ops.environments;
 	const secret = (name: string) => config.secrets.get(name);
 	const databases = createDatabaseRegistry((environment) => {
-		const pg = environments[environment]?.postgres;
+		const pg = findEnvironment(config.ops, environment)?.postgres;
 		const url = pg ? secret(pg.urlEnv) : undefined;
 		if (!pg || !url) return undefined;
 		return { url, maxConnections: pg.maxConnections, statementTimeoutMs: config.ops.audit.statementTimeoutMs, applicationName: "opsbot" };
@@ -70,18 +70,18 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 		pool: createPoolService({
 			database: (environment) => databases.get(environment),
 			pgbouncerAdminUrl: (environment) => {
-				const pgb = environments[environment]?.pgbouncer;
+				const pgb = findEnvironment(config.ops, environment)?.pgbouncer;
 				const url = pgb ? secret(pgb.adminUrlEnv) : undefined;
 				return pgb && url ? { url, timeoutMs: pgb.timeoutMs } : undefined;
 			},
-			prometheus: (environment) => environments[environment]?.prometheus,
+			prometheus: (environment) => findEnvironment(config.ops, environment)?.prometheus,
 			log: log.child({ svc: "pool" }),
 		}),
 		actionLog: createFileActionLog(join(config.ops.stateDir, "actions.jsonl")),
 		confirmations: createPendingStore<Confirmation>(CONFIRMATION_TTL_MS),
 		audit: createAuditService({ database: (environment) => databases.get(environment), table: config.ops.audit, log: log.child({ svc: "audit" }) }),
 		auditQueries: createPendingStore<AuditQueryState>(15 * 60_000),
-		logs: createLogsService({ environments, secret, log: log.child({ svc: "logs" }) }),
+		logs: createLogsService({ environments, secret, maxRangeHours: config.ops.logs.maxRangeHours, log: log.child({ svc: "logs" }) }),
 		logQueries: createPendingStore<LogsQueryState>(15 * 60_000),
 		alertState: { store: undefined, kick: undefined, restarts: new Map() },
 	};

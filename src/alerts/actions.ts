@@ -1,4 +1,4 @@
-import { defaultEnvironment, type EnvironmentConfig, type OpsFile } from "../config.ts";
+import { defaultEnvironment, findEnvironment, type EnvironmentConfig, type OpsFile } from "../config.ts";
 import type { AlertActions } from "./render.ts";
 import type { WebhookPayload } from "./schema.ts";
 
@@ -6,7 +6,7 @@ import type { WebhookPayload } from "./schema.ts";
 export function alertEnvironment(ops: OpsFile, payload: WebhookPayload): { name: string; config: EnvironmentConfig | undefined } {
 	const label = ops.alerts?.environmentLabel ?? "env";
 	const name = payload.commonLabels[label] ?? defaultEnvironment(ops);
-	return { name, config: ops.environments[name] };
+	return { name, config: findEnvironment(ops, name) };
 }
 
 /** The container a group's alerts name, when every alert names the same one and it is allow-listed on that environment's host. */

@@ -1,4 +1,5 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, ModalBuilder, TextInputBuilder, TextInputStyle } from "discord.js";
+import { findEnvironment } from "../config.ts";
 import type { ComponentHandler, ComponentInteraction, HandlerContext } from "../commands/types.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { UserFacingError } from "../errors.ts";
@@ -227,7 +228,7 @@ export const alertRestartConfirm: ComponentHandler = {
 			await record(ctx, "alert.restart", `${environment}/${container}`, `refused: ${why}`, { groupId });
 			throw new UserFacingError(group?.status === "resolved" ? "This alert is resolved; nothing was restarted." : "This alert has changed since the confirmation was shown; nothing was restarted. Press Restart on the alert's newest message again.");
 		}
-		const ssh = ctx.config.ops.environments[environment]?.ssh;
+		const ssh = findEnvironment(ctx.config.ops, environment)?.ssh;
 		if (!ssh || !ssh.containers.includes(container)) throw new UserFacingError("That container is no longer allow-listed.");
 		const key = `${environment}/${container}`;
 		const state = ctx.services.alertState.restarts;

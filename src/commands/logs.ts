@@ -1,5 +1,5 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
-import { defaultEnvironment, type OpsFile } from "../config.ts";
+import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
 import { PermissionDeniedError, UserFacingError } from "../errors.ts";
 import { DISCORD_LIMITS, escapeMarkdown, inlineCode, truncate } from "../render/limits.ts";
@@ -110,7 +110,7 @@ function buttons(ops: OpsFile, token: string, result: LogResult, environment: st
 		new ButtonBuilder().setCustomId(encodeCustomId("logs", "newer", token, newest ? (newest.ns + 1n).toString() : result.endNs.toString())).setLabel("Newer ▶").setStyle(ButtonStyle.Secondary).setDisabled(!newest),
 		new ButtonBuilder().setCustomId(encodeCustomId("logs", "download", token)).setLabel("Download").setEmoji("📄").setStyle(ButtonStyle.Secondary),
 	);
-	const grafana = ops.environments[environment]?.loki?.grafanaUrl;
+	const grafana = findEnvironment(ops, environment)?.loki?.grafanaUrl;
 	const link = grafana ? grafanaExploreUrl(grafana, result) : undefined;
 	if (link) row.addComponents(new ButtonBuilder().setURL(link).setLabel("Open in Grafana").setStyle(ButtonStyle.Link));
 	return row;
@@ -243,7 +243,7 @@ export const logsNewer: ComponentHandler = {
 
 /** The "Logs for this request" button (from /whodeleted): every service's lines with that correlation id, around the event. */
 export function correlationButton(ops: OpsFile, environment: string, correlationId: string, at: Date): ButtonBuilder | undefined {
-	if (!ops.environments[environment]?.loki) return undefined;
+	if (!findEnvironment(ops, environment)?.loki) return undefined;
 	try {
 		return new ButtonBuilder().setCustomId(encodeCustomId("logs", "correlation", environment, correlationId, String(Math.floor(at.getTime() / 1000)))).setLabel(`Logs for request ${correlationId.slice(0, 24)}`).setEmoji("🔎").setStyle(ButtonStyle.Secondary);
 	} catch {
@@ -259,7 +259,7 @@ export const logsCorrelation: ComponentHandler = {
 	ack: "reply",
 	async handle(interaction, id, ctx) {
 		const [environment = "", correlation = "", seconds = ""] = id.args;
-		if (!ctx.config.ops.environments[environment]?.loki) throw new UserFacingError("Log search is not configured for that environment any more.");
+		if (!findEnvironment(ctx.config.ops, environment)?.loki) throw new UserFacingError("Log search is not configured for that environment any more.");
 		if (!/^\d{1,12}$/.test(seconds)) throw new UserFacingError("That button is not valid.");
 		const at = Number(seconds) * 1000;
 		const request: LogSearchRequest = { environment, service: "", correlation, start: new Date(at - 15 * 60_000), end: new Date(at + 15 * 60_000), limit: ctx.config.ops.logs.defaultLimit };

@@ -1,4 +1,4 @@
-import type { EnvironmentConfig } from "../config.ts";
+import { findEnvironment, type EnvironmentConfig } from "../config.ts";
 import { TimeoutError, withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { describeHttpFailure, probeHttp } from "./http.ts";
@@ -58,7 +58,7 @@ export function createHealthService(deps: HealthDeps): HealthService {
 	return {
 		environments: () => Object.keys(deps.environments),
 		async check(environment) {
-			const config = deps.environments[environment];
+			const config = findEnvironment(deps, environment);
 			if (!config) throw new Error(`unknown environment ${environment}`);
 			const startedAt = now();
 			const began = performance.now();

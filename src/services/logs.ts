@@ -1,4 +1,4 @@
-import type { EnvironmentConfig } from "../config.ts";
+import { findEnvironment, type EnvironmentConfig } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { labelValues, queryLogs, type LokiTarget } from "./loki.ts";
@@ -55,8 +55,8 @@ export interface LogsDeps {
 	readonly environments: Readonly<Record<string, EnvironmentConfig>>;
 	readonly secret: (name: string) => string | undefined;
 	readonly log: Logger;
-	/** The longest range one search may cover (config `logs.maxRangeHours`); 721 h, the config's ceiling and Loki's default max_query_length, if not given. */
-	readonly maxRangeHours?: number;
+	/** The longest range one search may cover (config `logs.maxRangeHours`). */
+	readonly maxRangeHours: number;
 }
 
 const NS_PER_MS = 1_000_000n;
@@ -91,7 +91,7 @@ export function createLogsService(deps: LogsDeps): LogsService {
 	const serviceCache = new Map<string, { at: number; values: string[] }>();
 
 	function environment(name: string): EnvironmentConfig {
-		const env = deps.environments[name];
+		const env = findEnvironment(deps, name);
 		if (!env) throw new UserFacingError(`Unknown environment \`${name.slice(0, 40)}\`. Known: ${Object.keys(deps.environments).join(", ")}.`);
 		if (!env.loki && !env.ssh) throw new UserFacingError(`${name} has neither Loki nor an SSH host configured, so there are no logs to search.`);
 		return env;
@@ -112,7 +112,7 @@ export function createLogsService(deps: LogsDeps): LogsService {
 	return {
 		async search(request) {
 			const env = environment(request.environment);
-			const { startNs, endNs } = searchRange(request, deps.maxRangeHours ?? 721);
+			const { startNs, endNs } = searchRange(request, deps.maxRangeHours);
 			const loki = lokiTarget(env);
 			if (loki) {
 				const query = request.rawQuery ?? buildLogQuery({ serviceLabel: env.loki!.serviceLabel, service: request.service, ...pick(request) });

@@ -68,7 +68,7 @@ describe("/logs Older and Newer re-check the cursor against the original search 
 		});
 		const secrets = new Map([["KEY", sshd.privateKeyPath]]);
 		// Built as context.ts builds it: the service itself is not told the configured maximum range.
-		const services = { logs: createLogsService({ environments: ops.environments, secret: (n) => secrets.get(n), log: silent }), logQueries: createPendingStore<LogsQueryState>(15 * 60_000) };
+		const services = { logs: createLogsService({ environments: ops.environments, secret: (n) => secrets.get(n), maxRangeHours: ops.logs.maxRangeHours, log: silent }), logQueries: createPendingStore<LogsQueryState>(15 * 60_000) };
 		ctx = { config: { ops, env: {}, secrets }, log: silent, access: createAccessPolicy(ops), services, actor: { userId: "200000000000000001", username: "oncall", roleIds: [] }, ephemeral: true } as unknown as HandlerContext;
 	});
 	afterAll(async () => {
