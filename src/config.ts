@@ -162,6 +162,14 @@ const Alerts = z.strictObject({
 	environmentLabel: LabelName.default("env"),
 	restartCooldownSeconds: z.number().int().min(0).max(86_400).default(300),
 	maxBodyBytes: z.number().int().min(1_024).max(50 * 1024 * 1024).default(2 * 1024 * 1024),
+	/** How often opsbot asks AlertManager about groups it silenced (AlertManager sends nothing for them). */
+	silenceWatch: z
+		.strictObject({
+			intervalSeconds: z.number().int().min(1).max(3_600).default(30),
+			// AlertManager keeps alerts in memory: right after its restart an empty answer means nothing.
+			alertmanagerSettleSeconds: z.number().int().min(0).max(3_600).default(180),
+		})
+		.prefault({}),
 });
 
 /** The ops config file (YAML). */

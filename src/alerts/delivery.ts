@@ -1,4 +1,5 @@
-import { DiscordAPIError, HTTPError, Routes, type REST } from "discord.js";
+import { DiscordAPIError, Routes, type REST } from "discord.js";
+import { classifySendError, type SendFailure } from "../discord/send-failure.ts";
 import type { Logger } from "../log.ts";
 import { renderAlertGroup, type AlertActions, type AlertMessage } from "./render.ts";
 import type { AlertStore, OutboxItem } from "./store.ts";
@@ -42,24 +43,6 @@ export interface Delivery {
 	/** Resolves when nothing is due and no channel is being worked on. */
 	drained(): Promise<void>;
 	stop(): Promise<void>;
-}
-
-/**
- * Why a send failed: Discord refused it (4xx: retrying cannot help), Discord or the network failed
- * (retry later), or opsbot itself failed (a bug: visible in the log, bounded retries, never silent).
- */
-export type SendFailure = "refused" | "transient" | "local";
-
-/** Sorts a send error into the three kinds delivery treats differently. */
-export function classifySendError(err: unknown): SendFailure {
-	if (err instanceof DiscordAPIError || err instanceof HTTPError) return err.status === 429 || err.status >= 500 ? "transient" : "refused";
-	// undici's errors carry a stable code (UND_ERR_*), sockets an errno code; timeouts abort.
-	for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
-		const code = (e as { code?: unknown }).code;
-		if (typeof code === "string" && /^(UND_ERR_|E[A-Z]+$)/.test(code)) return "transient";
-		if (e.name === "AbortError" || e.name === "TimeoutError") return "transient";
-	}
-	return "local";
 }
 
 /** A local error is retried this many times (it may be passing), then the item is dropped with an error log. */

@@ -8,7 +8,7 @@ import { alertChart } from "./chart.ts";
 import { restSender, startDelivery, type Delivery, type DiscordSender } from "./delivery.ts";
 import { createReceiver } from "./receiver.ts";
 import { openPostgresAlertStore } from "./pg-store.ts";
-import { startSilenceWatch, type SilenceWatchDeps } from "./silence-watch.ts";
+import { startSilenceWatch } from "./silence-watch.ts";
 import { openAlertStore, type AlertStore } from "./store.ts";
 
 /** The running alert relay: receiver, store and delivery. */
@@ -19,13 +19,8 @@ export interface AlertRelay {
 	close(): Promise<void>;
 }
 
-/** Tunables of the relay's background work (tests shorten them). */
-export interface RelayOptions {
-	readonly silenceWatch?: Pick<SilenceWatchDeps, "intervalMs" | "batch" | "settleMs">;
-}
-
 /** Starts the relay when `alerts` is configured: replays what the outbox still holds, then listens; follows the groups opsbot silenced. */
-export async function startAlertRelay(config: Config, client: Client, log: Logger, alertState?: AlertState, sender: DiscordSender = restSender(client.rest), options: RelayOptions = {}): Promise<AlertRelay | undefined> {
+export async function startAlertRelay(config: Config, client: Client, log: Logger, alertState?: AlertState, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
 	const alerts = config.ops.alerts;
 	if (!alerts) return undefined;
 	// Embedded by default; PostgreSQL (opsbot's own database) when replicas must share the state.
@@ -39,7 +34,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		onQueued: () => delivery.kick(),
 		discordReady: () => client.isReady(),
 	});
-	const silenceWatch = startSilenceWatch({ store, ops: config.ops, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.kick(), ...options.silenceWatch });
+	const silenceWatch = startSilenceWatch({ store, ops: config.ops, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.kick(), intervalMs: alerts.silenceWatch.intervalSeconds * 1_000, settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000 });
 	if (alertState) {
 		alertState.store = store;
 		alertState.kick = () => delivery.kick();

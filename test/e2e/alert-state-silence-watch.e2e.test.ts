@@ -1,57 +1,22 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Events } from "discord.js";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAlertRelay, type AlertRelay } from "../../src/alerts/relay.ts";
-import { restSender } from "../../src/alerts/delivery.ts";
-import { COMMANDS, COMPONENTS } from "../../src/commands/index.ts";
-import { loadConfig } from "../../src/config.ts";
-import { createContext } from "../../src/context.ts";
-import { createDiscordClient } from "../../src/discord/client.ts";
-import { createRouter } from "../../src/discord/router.ts";
 import { expireSilence, getSilence } from "../../src/services/alertmanager.ts";
 import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
+import { startTestBot, type TestBot } from "../support/bot.ts";
 import { freePort } from "../support/proc.ts";
 
 const ONCALL = "300000000000000001";
 const CHANNEL = "400000000000000001";
 const oncall = { id: "200000000000000031", username: "olivia", roles: [ONCALL] };
 
-/** main.ts's composition, in this process, with the silence watch's times shortened. */
-async function startBot(double: DiscordDouble, opsYaml: string, env: Record<string, string>) {
-	const path = join(mkdtempSync(join(tmpdir(), "opsbot-watch-")), "opsbot.yaml");
-	writeFileSync(path, opsYaml);
-	const config = loadConfig({ ...env, OPSBOT_CONFIG: path, DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl }, "bot");
-	const logs: Record<string, unknown>[] = [];
-	const log = pino({ level: "debug" }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-	const { ctx, close } = createContext(config, log);
-	const router = createRouter(COMMANDS, COMPONENTS, ctx);
-	const client = createDiscordClient({ apiUrl: double.apiUrl, router, log });
-	const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
-	await client.login("double-token");
-	await ready;
-	// settleMs 0: this AlertManager started seconds ago, and the test knows it lost no alerts.
-	const relay = (await startAlertRelay(config, client, log, ctx.services.alertState, restSender(client.rest), { silenceWatch: { intervalMs: 300, settleMs: 0 } })) as AlertRelay;
-	return {
-		logs,
-		relay,
-		async stop() {
-			await relay.close();
-			await router.drain();
-			await client.destroy();
-			await close();
-		},
-	};
-}
-
-describe("groups silenced from Discord follow AlertManager (real AlertManager, Discord double)", () => {
+describe("groups silenced from Discord follow AlertManager (npm start's process, real AlertManager, Discord double)", () => {
 	let double: DiscordDouble;
 	let alertmanager: TestAlertManager;
-	let bot: Awaited<ReturnType<typeof startBot>>;
+	let bot: TestBot;
 	const token = randomBytes(24).toString("hex");
 
 	beforeAll(async () => {
@@ -60,7 +25,7 @@ describe("groups silenced from Discord follow AlertManager (real AlertManager, D
 			startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ONCALL, name: "oncall" }] } }),
 			startAlertManager({ webhookUrl: `http://127.0.0.1:${port}/alerts`, bearerToken: token }),
 		]);
-		bot = await startBot(
+		bot = await startTestBot(
 			double,
 			`discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}" } }
 access:
@@ -72,6 +37,8 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-watch-state-"))}
 alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
+  # settle 0: this AlertManager started seconds ago, and the test knows it lost no alerts.
+  silenceWatch: { intervalSeconds: 1, alertmanagerSettleSeconds: 0 }
 `,
 			{ WEBHOOK_TOKEN: token },
 		);
@@ -107,7 +74,7 @@ alerts:
 		expect((resolved.embeds[0] as { color: number }).color).toBe(0x2ecc71);
 		expect(resolved.components).toEqual([]);
 		expect(byTitle(/QueueStuck/)).toHaveLength(1);
-		expect(bot.logs.some((l) => l.msg === "every alert of a silenced group ended in AlertManager; marked resolved")).toBe(true);
+		expect(bot.logs().some((l) => l.msg === "every alert of a silenced group ended in AlertManager; marked resolved")).toBe(true);
 	});
 
 	it("shows the silence cleared when it is expired in AlertManager while the alert still fires", async () => {
