@@ -9,6 +9,7 @@ import type { AuditCursor, AuditEvent, AuditFilters } from "../services/audit.ts
 import { parseTimeSpec } from "../time.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
+import { editReplyWithFiles } from "../discord/reply.ts";
 
 /** Events per /audit page: ten one-liners stay readable on a phone. */
 export const PAGE_SIZE = 10;
@@ -250,9 +251,13 @@ export const auditCsv: ComponentHandler = {
 		if (!found.ok) throw new UserFacingError("This search has expired; run /audit again.");
 		const { environment, filters, showPii } = found.value;
 		const { events, truncated } = await collectAll(ctx, environment, filters);
-		await interaction.editReply({
-			content: `${events.length} event${events.length === 1 ? "" : "s"}${truncated ? ` (cut at the configured maximum of ${ctx.config.ops.audit.maxRows}; narrow the search for the rest)` : ""}.`,
-			files: [new AttachmentBuilder(Buffer.from(toCsv(events, showPii)), { name: "audit.csv" })],
-		});
+		await editReplyWithFiles(
+			interaction,
+			{
+				content: `${events.length} event${events.length === 1 ? "" : "s"}${truncated ? ` (cut at the configured maximum of ${ctx.config.ops.audit.maxRows}; narrow the search for the rest)` : ""}.`,
+				files: [new AttachmentBuilder(Buffer.from(toCsv(events, showPii)), { name: "audit.csv" })],
+			},
+			ctx.log,
+		);
 	},
 };

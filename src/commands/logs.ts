@@ -9,6 +9,7 @@ import { LOG_LEVELS, type LogLevel } from "../services/logql.ts";
 import { parseRange } from "../time.ts";
 import { environmentChoices, environmentOption } from "./options.ts";
 import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
+import { editReplyWithFiles } from "../discord/reply.ts";
 
 const SHOWN_LINES = 20;
 const MESSAGE_FIELDS = ["message", "msg", "event", "error"];
@@ -278,9 +279,13 @@ export const logsDownload: ComponentHandler = {
 	async handle(interaction, id, ctx) {
 		const state = stateOf(ctx, id.args[0] ?? "");
 		const result = await ctx.services.logs.search({ ...state.request, limit: ctx.config.ops.logs.maxLimit });
-		await interaction.editReply({
-			content: `${result.entries.length} lines${result.full ? ` (the configured maximum of ${ctx.config.ops.logs.maxLimit}; narrow the range for the rest)` : ""}.\n${inlineCode(truncate(result.query, 300))}`,
-			files: [new AttachmentBuilder(Buffer.from(logsFile(result)), { name: `logs-${(state.request.service || "query").replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}.txt` })],
-		});
+		await editReplyWithFiles(
+			interaction,
+			{
+				content: `${result.entries.length} lines${result.full ? ` (the configured maximum of ${ctx.config.ops.logs.maxLimit}; narrow the range for the rest)` : ""}.\n${inlineCode(truncate(result.query, 300))}`,
+				files: [new AttachmentBuilder(Buffer.from(logsFile(result)), { name: `logs-${(state.request.service || "query").replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}.txt` })],
+			},
+			ctx.log,
+		);
 	},
 };

@@ -8,6 +8,7 @@ import { reportToEmbed, type Level, type Report, type ReportField } from "../ren
 import type { PgBouncerUsage, PoolSnapshot, PostgresUsage, Session, TerminationCandidate } from "../services/pool.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
+import { editReplyWithFiles } from "../discord/reply.ts";
 
 /** Thresholds from the config's `pool` section. */
 export type PoolThresholds = OpsFile["pool"];
@@ -177,7 +178,7 @@ async function poolMessage(ctx: HandlerContext, environment: string) {
 		embed.setImage("attachment://pool.png");
 	}
 	const components = isPostgresUsage(snapshot.postgres) ? [poolButtons(environment, ctx.config.ops.pool.idleMinutes)] : [];
-	return { embeds: [embed], files, components, attachments: [] };
+	return { embeds: [embed], files, components };
 }
 
 /** `/pool [env]`. */
@@ -190,7 +191,7 @@ export const pool: Command = {
 		.toJSON(),
 	async execute(interaction, ctx) {
 		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env"), "postgres");
-		await interaction.editReply(await poolMessage(ctx, environment));
+		await editReplyWithFiles(interaction, await poolMessage(ctx, environment), ctx.log);
 	},
 	autocomplete: async (interaction, ctx) => environmentChoices(ctx.config.ops, interaction.options.getFocused()),
 };
@@ -203,7 +204,7 @@ export const poolRefresh: ComponentHandler = {
 	ack: "update",
 	async handle(interaction, id, ctx) {
 		const environment = requireEnvironment(ctx.config.ops, id.args[0] ?? "", "postgres");
-		await interaction.editReply(await poolMessage(ctx, environment));
+		await editReplyWithFiles(interaction, await poolMessage(ctx, environment), ctx.log);
 	},
 };
 

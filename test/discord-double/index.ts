@@ -87,7 +87,10 @@ export interface SentInteraction {
 export interface FaultRule {
 	readonly method?: string;
 	readonly pathPrefix?: string;
-	readonly status: 429 | 500 | 502 | 503;
+	/** 413 answers as Discord does for an upload over the limit (code 40005). */
+	readonly status: 413 | 429 | 500 | 502 | 503;
+	/** Only requests that upload files match (to refuse an attachment and not the text). */
+	readonly withFiles?: boolean;
 	readonly retryAfterSeconds?: number;
 	readonly global?: boolean;
 	readonly count?: number;
@@ -308,8 +311,8 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		return status;
 	}
 
-	function injectedFault(method: string, path: string): (FaultRule & { remaining: number }) | undefined {
-		const rule = faults.find((f) => f.remaining > 0 && (!f.method || f.method === method) && (!f.pathPrefix || path.startsWith(f.pathPrefix)));
+	function injectedFault(method: string, path: string, files: number): (FaultRule & { remaining: number }) | undefined {
+		const rule = faults.find((f) => f.remaining > 0 && (!f.method || f.method === method) && (!f.pathPrefix || path.startsWith(f.pathPrefix)) && (!f.withFiles || files > 0));
 		if (rule) rule.remaining--;
 		return rule;
 	}
@@ -327,12 +330,13 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		}
 		const record: RecordedRequest = { method, path, headers: req.headers, body: parsed.body, files: parsed.files, status: 0, at: Date.now() };
 		requests.push(record);
-		const fault = injectedFault(method, path);
+		const fault = injectedFault(method, path, parsed.files.length);
 		if (fault) {
 			if (fault.status === 429) {
 				const after = fault.retryAfterSeconds ?? 0.2;
 				record.status = reply(res, 429, { message: "You are being rate limited.", retry_after: after, global: fault.global ?? false }, { "retry-after": String(Math.ceil(after)), "x-ratelimit-remaining": "0", "x-ratelimit-reset-after": String(after), "x-ratelimit-scope": fault.global ? "global" : "user", ...(fault.global ? { "x-ratelimit-global": "true" } : {}) });
-			} else record.status = reply(res, fault.status, { message: "Server error", code: 0 });
+			} else if (fault.status === 413) record.status = reply(res, 413, { message: "Request entity too large", code: 40005 });
+			else record.status = reply(res, fault.status, { message: "Server error", code: 0 });
 			return;
 		}
 		record.status = route(method, path, url, parsed.body, parsed.files, res);

@@ -101,6 +101,17 @@ alerts:
 		expect((message.embeds[0] as { image?: { url: string } }).image?.url).toBe("attachment://chart.png");
 	});
 
+	it("posts the alert without its attachment, saying so, when Discord refuses the upload", async () => {
+		double.failNext({ method: "POST", pathPrefix: "/channels/400000000000000001/messages", status: 413, withFiles: true });
+
+		await postAlerts(alertmanager.url, Array.from({ length: 40 }, (_, i) => ({ labels: { alertname: "BigUploadRefused", severity: "warning", instance: `node-${i}` } })));
+		const message = await waitForOne("400000000000000001", /BigUploadRefused/);
+
+		expect(message.files).toEqual([]);
+		expect((message.embeds[0] as { description: string }).description).toContain("… and 30 more (the full list could not be attached)");
+		expect(inChannel("400000000000000001", /BigUploadRefused/)).toHaveLength(1);
+	});
+
 	it("delivers every group despite Discord answering 500 and 429 for a while", async () => {
 		double.failNext({ method: "POST", pathPrefix: "/channels/400000000000000001/messages", status: 500, count: 4 });
 		double.failNext({ method: "POST", pathPrefix: "/channels/400000000000000001/messages", status: 429, retryAfterSeconds: 0.5, count: 2 });

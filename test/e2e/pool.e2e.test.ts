@@ -136,4 +136,18 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 
 		expect(reply.content).toBe("No idle connections older than 0.05 min on production; nothing to end.");
 	});
+
+	it("still answers, without the chart and saying so, when Discord refuses the upload", async () => {
+		await poolMessage();
+		double.failNext({ method: "PATCH", pathPrefix: "/webhooks/", status: 413, withFiles: true });
+
+		const message = await poolMessage();
+
+		expect((message.embeds[0] as { title: string }).title).toMatch(/^Connections on production: \d+ \/ 97 used/);
+		expect((message.embeds[0] as { image?: unknown }).image).toBeUndefined();
+		expect(message.files).toEqual([]);
+		expect(message.content).toContain("The attachment could not be sent");
+		expect(JSON.stringify(message.components)).toContain("pool:terminate:production");
+		expect(double.requests.some((r) => r.status === 413)).toBe(true);
+	});
 });
