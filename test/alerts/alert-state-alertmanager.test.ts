@@ -1,23 +1,7 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alertManagerStartedAt, AlertManagerUnavailableError, createSilence, expireSilence, listAlerts, silenceState } from "../../src/services/alertmanager.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
-
-/** An HTTP server on 127.0.0.1 that accepts requests and never answers them. */
-async function startHangingServer(): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
-	let requests = 0;
-	const server: Server = createServer(() => void requests++);
-	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-	return {
-		url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-		requests: () => requests,
-		close: async () => {
-			server.closeAllConnections();
-			await new Promise((resolve) => server.close(resolve));
-		},
-	};
-}
+import { startHangingServer } from "../support/raw-http.ts";
 
 describe("AlertManager calls against an AlertManager that never answers", () => {
 	it("gives up on a silence after the timeout it is given, with a message that says so", async () => {

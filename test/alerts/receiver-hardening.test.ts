@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createReceiver, jsonDepth, RECEIVER_LIMITS, type ReceiverLimits } from "../../src/alerts/receiver.ts";
 import { openAlertStore, type AlertStore } from "../../src/alerts/store.ts";
 import { OpsFileSchema } from "../../src/config.ts";
+import { rawRequest, type RawResponse } from "../support/raw-http.ts";
 
 const token = randomBytes(24).toString("hex");
 // Built by the config schema, so the defaults follow it.
@@ -12,43 +13,6 @@ const config = OpsFileSchema.shape.alerts.unwrap().parse({ defaultChannel: "4000
 
 function validBody(alertname: string, extra: Record<string, unknown> = {}): string {
 	return JSON.stringify({ version: "4", groupKey: `{}:{alertname="${alertname}"}`, status: "firing", receiver: "opsbot", alerts: [{ status: "firing", labels: { alertname }, startsAt: "2026-11-24T12:00:00Z", fingerprint: randomBytes(8).toString("hex") }], ...extra });
-}
-
-interface RawResponse {
-	readonly status: number;
-	readonly headers: Readonly<Record<string, string>>;
-	readonly body: string;
-}
-
-function parseResponse(data: Buffer): RawResponse | undefined {
-	const end = data.indexOf("\r\n\r\n");
-	if (end < 0) return undefined;
-	const [statusLine = "", ...lines] = data.subarray(0, end).toString("latin1").split("\r\n");
-	const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
-	const body = data.subarray(end + 4);
-	if (body.length < Number(headers["content-length"] ?? 0)) return undefined;
-	return { status: Number(statusLine.split(" ")[1]), headers, body: body.toString("utf8") };
-}
-
-/** Writes `text` as is on a fresh TCP connection (no client normalises the request line) and reads one response; status 0 when none comes within 5 s. */
-function rawRequest(port: number, text: string): Promise<RawResponse> {
-	return new Promise((resolve) => {
-		const socket = connect(port, "127.0.0.1");
-		let data = Buffer.alloc(0);
-		socket.setTimeout(5_000, () => socket.destroy());
-		socket.on("data", (chunk: Buffer) => {
-			data = Buffer.concat([data, chunk]);
-			const response = parseResponse(data);
-			if (response) {
-				socket.destroy();
-				resolve(response);
-			}
-		});
-		// A reset after a refusal is expected: the server answers without reading the body.
-		socket.on("error", () => undefined);
-		socket.on("close", () => resolve(parseResponse(data) ?? { status: 0, headers: {}, body: "" }));
-		socket.write(text);
-	});
 }
 
 function post(port: number, target: string, options: { authorization?: string; contentType?: string | null; body: string; sendBody?: boolean }): Promise<RawResponse> {

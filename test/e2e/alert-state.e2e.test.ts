@@ -1,13 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
 import { spawnMain, type MainProcess } from "../support/main-process.ts";
 import { freePort } from "../support/proc.ts";
+import { startHangingServer } from "../support/raw-http.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
 
 const ONCALL = "300000000000000001";
@@ -36,21 +35,6 @@ function webhook(alertname: string, status: "firing" | "resolved", labels: Recor
 
 function createFingerprint(alertname: string): string {
 	return Buffer.from(alertname).toString("hex").padEnd(16, "0").slice(0, 16);
-}
-
-/** An HTTP server on 127.0.0.1 that takes requests and never answers: an AlertManager that hangs. */
-async function startHangingServer(): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
-	let requests = 0;
-	const server: Server = createServer(() => void requests++);
-	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-	return {
-		url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-		requests: () => requests,
-		close: async () => {
-			server.closeAllConnections();
-			await new Promise((resolve) => server.close(resolve));
-		},
-	};
 }
 
 describe("alert state at press time, in the shipped process (node src/main.ts)", () => {

@@ -1,31 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
 import { spawnMain, type MainProcess } from "../support/main-process.ts";
 import { freePort } from "../support/proc.ts";
+import { rawRequest } from "../support/raw-http.ts";
 
 const CHANNEL = "400000000000000001";
 const token = randomBytes(24).toString("hex");
 
-/** Sends `text` exactly as written (no client normalises the request line) and returns the status; 0 when no answer comes. */
-function rawStatus(port: number, text: string): Promise<number> {
-	return new Promise((resolve) => {
-		const socket = connect(port, "127.0.0.1");
-		let data = "";
-		socket.setTimeout(5_000, () => socket.destroy());
-		socket.on("data", (chunk: Buffer) => {
-			data += chunk.toString("latin1");
-			if (data.includes("\r\n")) socket.destroy();
-		});
-		// A reset after a refusal is expected: the receiver answers without reading the body.
-		socket.on("error", () => undefined);
-		socket.on("close", () => resolve(Number(data.split(" ")[1] ?? 0)));
-		socket.write(text);
-	});
+/** Sends `text` exactly as written and returns the status; 0 when no answer comes. */
+async function rawStatus(port: number, text: string): Promise<number> {
+	return (await rawRequest(port, text)).status;
 }
 
 function webhook(alertname: string): string {
