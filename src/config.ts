@@ -78,15 +78,87 @@ const Ssh = z.strictObject({
 	containers: z.array(ContainerName).max(100).default([]),
 });
 
-const Environment = z.strictObject({
-	http: z.array(HttpCheck).max(25).default([]),
-	postgres: Postgres.optional(),
-	pgbouncer: PgBouncer.optional(),
-	loki: Loki.optional(),
-	prometheus: SimpleHttpService.optional(),
-	alertmanager: SimpleHttpService.optional(),
-	ssh: Ssh.optional(),
-});
+const PercentThresholds = (degraded: number, down: number) =>
+	z
+		.strictObject({ degradedPercent: z.number().min(1).max(100).default(degraded), downPercent: z.number().min(1).max(100).default(down) })
+		.refine((t) => t.degradedPercent < t.downPercent, { message: "degradedPercent must be below downPercent", path: ["degradedPercent"] })
+		.prefault({});
+
+/** A host watched through the environment's Prometheus (node-exporter metrics; no agent of opsbot's own). */
+const HostCheck = z
+	.strictObject({
+		name: z.string().min(1).max(64),
+		/** node-exporter's `instance` label, e.g. `prod.internal:9100`. */
+		instance: z.string().min(1).max(255).optional(),
+		/** Or label matchers selecting the host's node-exporter series (exact values), e.g. `{ job: node, host: prod }`. */
+		labels: z.record(LabelName, z.string().max(255)).optional(),
+		/** Mount points to show; default: every filesystem node-exporter reports except tmpfs-like ones. */
+		mounts: z.array(z.string().regex(/^\/[^\n]{0,4095}$/, "expected an absolute mount point such as /var/lib/postgresql")).min(1).max(20).optional(),
+		disk: PercentThresholds(85, 95),
+		memory: PercentThresholds(90, 97),
+		/** Load (1 min) per core; no state from load unless set. */
+		loadPerCore: z.strictObject({ degraded: z.number().positive().optional(), down: z.number().positive().optional() }).optional(),
+		timeoutMs: Millis.default(5_000),
+	})
+	.superRefine((host, ctx) => {
+		const hasLabels = host.labels !== undefined && Object.keys(host.labels).length > 0;
+		if ((host.instance !== undefined) === hasLabels) ctx.addIssue({ code: "custom", message: "give exactly one of instance or labels (a non-empty label selector)", path: [] });
+		const load = host.loadPerCore;
+		if (load?.degraded !== undefined && load.down !== undefined && load.degraded >= load.down) ctx.addIssue({ code: "custom", message: "degraded must be below down", path: ["loadPerCore", "degraded"] });
+	});
+
+/** A check of the team's own: one number from PromQL or a read-only SQL query, judged against thresholds. */
+const CustomCheck = z
+	.strictObject({
+		name: z.string().min(1).max(64),
+		promql: z.string().min(1).max(4_000).optional(),
+		/** One parameterless statement, run read-only under statement_timeout = timeoutMs. */
+		sql: z.string().min(1).max(4_000).optional(),
+		unit: z.string().max(16).default(""),
+		/** above: higher is worse (age, error rate); below: lower is worse (free space, replicas). */
+		direction: z.enum(["above", "below"]).default("above"),
+		degraded: z.number().optional(),
+		down: z.number().optional(),
+		timeoutMs: Millis.default(5_000),
+	})
+	.superRefine((check, ctx) => {
+		if ((check.promql === undefined) === (check.sql === undefined)) ctx.addIssue({ code: "custom", message: "give exactly one of promql or sql", path: [] });
+		if (check.sql !== undefined && /\$\d/.test(check.sql)) ctx.addIssue({ code: "custom", message: "checks take no parameters ($1, $2, ...): write the values into the query", path: ["sql"] });
+		const { degraded, down } = check;
+		if (degraded !== undefined && down !== undefined && (check.direction === "above" ? degraded >= down : degraded <= down)) {
+			ctx.addIssue({ code: "custom", message: `with direction ${check.direction}, degraded must be ${check.direction === "above" ? "below" : "above"} down`, path: ["degraded"] });
+		}
+	});
+
+const Environment = z
+	.strictObject({
+		http: z.array(HttpCheck).max(25).default([]),
+		postgres: Postgres.optional(),
+		pgbouncer: PgBouncer.optional(),
+		loki: Loki.optional(),
+		prometheus: SimpleHttpService.optional(),
+		alertmanager: SimpleHttpService.optional(),
+		ssh: Ssh.optional(),
+		hosts: z.array(HostCheck).max(25).optional(),
+		checks: z.array(CustomCheck).max(25).optional(),
+	})
+	.superRefine((environment, ctx) => {
+		const names = new Set(environment.http.map((h) => h.name));
+		environment.hosts?.forEach((host, i) => {
+			if (!environment.prometheus) ctx.addIssue({ code: "custom", message: "needs this environment's prometheus (its figures come from there)", path: ["hosts", i] });
+			if (names.has(host.name)) ctx.addIssue({ code: "custom", message: `duplicate check name "${host.name}"`, path: ["hosts", i, "name"] });
+			names.add(host.name);
+		});
+		environment.checks?.forEach((check, i) => {
+			if (check.promql !== undefined && !environment.prometheus) ctx.addIssue({ code: "custom", message: "a promql check needs this environment's prometheus", path: ["checks", i, "promql"] });
+			if (check.sql !== undefined && !environment.postgres) ctx.addIssue({ code: "custom", message: "an sql check needs this environment's postgres", path: ["checks", i, "sql"] });
+			if (names.has(check.name)) ctx.addIssue({ code: "custom", message: `duplicate check name "${check.name}"`, path: ["checks", i, "name"] });
+			names.add(check.name);
+		});
+	});
+
+export type HostCheckConfig = z.infer<typeof HostCheck>;
+export type CustomCheckConfig = z.infer<typeof CustomCheck>;
 
 const RoleRef = z.union([z.literal("everyone"), z.string().min(1).max(64)]);
 

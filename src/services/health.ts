@@ -1,6 +1,8 @@
 import { findEnvironment, type EnvironmentConfig } from "../config.ts";
 import { TimeoutError, withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { describePrometheusFailure, describeSqlFailure, judgeNumber, promqlNumber, sqlNumber, type NumberOutcome } from "./custom-checks.ts";
+import { judgeHost, readHostFigures, type HostFigures } from "./host-resources.ts";
 import { describeHttpFailure, probeHttp } from "./http.ts";
 import { createPgBouncerAdmin } from "./pgbouncer.ts";
 import { describePgFailure, type DatabaseRegistry } from "./postgres.ts";
@@ -10,7 +12,7 @@ import { runSsh } from "./ssh.ts";
 /** ok: working; degraded: working with a problem worth a look; down: not working. */
 export type CheckState = "ok" | "degraded" | "down";
 
-export type CheckKind = "http" | "postgres" | "pgbouncer" | "prometheus" | "loki" | "alertmanager" | "containers";
+export type CheckKind = "http" | "postgres" | "pgbouncer" | "prometheus" | "loki" | "alertmanager" | "containers" | "host" | "promql" | "sql";
 
 /** The outcome of one check, in plain words. */
 export interface CheckResult {
@@ -20,7 +22,15 @@ export interface CheckResult {
 	readonly latencyMs: number;
 	/** What was found, e.g. "200 OK, certificate valid 81 days" or "connection refused". */
 	readonly detail: string;
+	/** A host check's figures per node-exporter instance (for --json). */
+	readonly hosts?: readonly HostFigures[];
+	/** A custom check's number and unit, when it produced one (for --json). */
+	readonly value?: number;
+	readonly unit?: string;
 }
+
+/** What a check's run found: its state and line, plus the figures behind them. */
+type CheckOutcome = Pick<CheckResult, "state" | "detail" | "hosts" | "value" | "unit">;
 
 /** All checks of one environment, from one run. */
 export interface HealthSnapshot {
@@ -40,7 +50,9 @@ interface PlannedCheck {
 	readonly name: string;
 	readonly kind: CheckKind;
 	readonly timeoutMs: number;
-	readonly run: (signal: AbortSignal) => Promise<{ state: CheckState; detail: string }>;
+	readonly run: (signal: AbortSignal) => Promise<CheckOutcome>;
+	/** Plain words for a failure of this check; by default the failure of its kind's client (pg or HTTP). */
+	readonly describe?: (err: unknown) => string;
 }
 
 /** Dependencies of the health service; typed by the part used so tests can pass their own. */
@@ -76,9 +88,9 @@ async function runCheck(planned: PlannedCheck, log: Logger): Promise<CheckResult
 		const outcome = await withTimeout(planned.run(controller.signal), planned.timeoutMs, () => controller.abort());
 		return { name: planned.name, kind: planned.kind, latencyMs: elapsed(), ...outcome };
 	} catch (err) {
-		const described = planned.kind === "postgres" || planned.kind === "pgbouncer" ? describePgFailure(err) : describeHttpFailure(err);
+		const described = planned.describe ? planned.describe(err) : planned.kind === "postgres" || planned.kind === "pgbouncer" ? describePgFailure(err) : describeHttpFailure(err);
 		// The client's own timeout and ours fire together; say it the same way either way.
-		const detail = err instanceof TimeoutError || described === "timed out" ? `no answer within ${formatMs(planned.timeoutMs)}` : described;
+		const detail = err instanceof TimeoutError || /(^|: )timed out$/.test(described) ? `no answer within ${formatMs(planned.timeoutMs)}` : described;
 		if (!(err instanceof TimeoutError)) log.info({ err, check: planned.name, kind: planned.kind }, "health check failed");
 		return { name: planned.name, kind: planned.kind, state: "down", latencyMs: elapsed(), detail };
 	} finally {
@@ -175,6 +187,22 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 		});
 	}
 
+	if (config.prometheus) {
+		const prometheusUrl = config.prometheus.url;
+		for (const host of config.hosts ?? []) {
+			checks.push({
+				name: host.name,
+				kind: "host",
+				timeoutMs: host.timeoutMs,
+				describe: describePrometheusFailure,
+				run: async (signal) => {
+					const hosts = await readHostFigures(prometheusUrl, host, { timeoutMs: host.timeoutMs, signal });
+					return { ...judgeHost(host, hosts), hosts };
+				},
+			});
+		}
+	}
+
 	for (const [kind, service, path] of [
 		["loki", config.loki, "ready"],
 		["alertmanager", config.alertmanager, "-/ready"],
@@ -207,6 +235,35 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 				return containerStates(result.stdout, ssh.containers);
 			},
 		});
+	}
+	for (const check of config.checks ?? []) {
+		const judged = (outcome: NumberOutcome): CheckOutcome =>
+			"value" in outcome ? { ...judgeNumber(check, outcome.value), value: outcome.value, unit: check.unit } : { state: "down", detail: outcome.problem };
+		if (check.promql !== undefined && config.prometheus) {
+			const { promql } = check;
+			const prometheusUrl = config.prometheus.url;
+			checks.push({
+				name: check.name,
+				kind: "promql",
+				timeoutMs: check.timeoutMs,
+				describe: describePrometheusFailure,
+				run: async (signal) => judged(await promqlNumber(prometheusUrl, promql, { timeoutMs: check.timeoutMs, signal })),
+			});
+		} else if (check.sql !== undefined) {
+			const { sql } = check;
+			checks.push({
+				name: check.name,
+				kind: "sql",
+				// statement_timeout is the query's budget; the margin lets PostgreSQL cancel it (and say so) before we stop waiting.
+				timeoutMs: check.timeoutMs + 1_000,
+				describe: (err) => describeSqlFailure(err, check.timeoutMs),
+				run: async () => {
+					const db = deps.databases.get(environment);
+					if (!db) throw new Error("postgres not configured");
+					return judged(await sqlNumber(db, sql, check.timeoutMs));
+				},
+			});
+		}
 	}
 	return checks;
 }
