@@ -3,7 +3,7 @@ import type { OpsFile } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
 import { UserFacingError } from "../errors.ts";
 import { escapeMarkdown, inlineCode } from "../render/limits.ts";
-import { renderLineChart } from "../render/chart.ts";
+import { renderChart } from "../render/chart.ts";
 import { reportToEmbed, type Level, type Report, type ReportField } from "../render/report.ts";
 import type { PgBouncerUsage, PoolSnapshot, PostgresUsage, Session, TerminationCandidate } from "../services/pool.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
@@ -173,9 +173,13 @@ async function poolMessage(ctx: HandlerContext, environment: string) {
 	const files: AttachmentBuilder[] = [];
 	const embed = reportToEmbed(report);
 	if (history.samples.length >= 2) {
-		const png = renderLineChart({ title: `Connections used on ${environment} (${history.source})`, points: history.samples.map((s) => ({ x: s.at, y: s.used })), limit: isPostgresUsage(snapshot.postgres) ? snapshot.postgres.usable : undefined });
-		files.push(new AttachmentBuilder(png, { name: "pool.png" }));
-		embed.setImage("attachment://pool.png");
+		const usable = isPostgresUsage(snapshot.postgres) ? snapshot.postgres.usable : undefined;
+		// A chart that cannot be drawn leaves the report without its picture, never without its answer.
+		const png = await renderChart({ title: `Connections used on ${environment}`, detail: `source: ${history.source}`, series: [{ name: "used", points: history.samples.map((s) => ({ x: s.at, y: s.used })) }], range: { start: history.samples[0]!.at, end: history.samples.at(-1)!.at }, unit: "connections", limit: usable === undefined ? undefined : { value: usable, label: "usable (max_connections − reserved)" } }).catch((err: unknown) => void ctx.log.warn({ err }, "pool chart could not be drawn"));
+		if (png) {
+			files.push(new AttachmentBuilder(png, { name: "pool.png" }));
+			embed.setImage("attachment://pool.png");
+		}
 	}
 	const components = isPostgresUsage(snapshot.postgres) ? [poolButtons(environment, ctx.config.ops.pool.idleMinutes)] : [];
 	return { embeds: [embed], files, components };
