@@ -102,6 +102,14 @@ export interface DoubleOptions {
 	readonly guild?: { id?: string; name?: string; channels?: { id: string; name: string }[]; roles?: { id: string; name: string }[] };
 	/** How long an interaction may go unanswered before its callback gets 10062 (Discord: 3 s). */
 	readonly interactionDeadlineMs?: number;
+	/**
+	 * Per-channel rate limit on message writes (POST, PATCH and DELETE under /channels/{id}/messages),
+	 * as Discord's per-route buckets do it: `count` requests per window that starts with the first one,
+	 * X-RateLimit-* headers on every answer, and 429 with retry_after once the bucket is empty.
+	 * Posts and edits share one bucket here (stricter than Discord, whose numbers for edits are
+	 * unconfirmed). Off by default: then every answer says 49 of 50 remain.
+	 */
+	readonly channelRateLimit?: { readonly count: number; readonly windowMs: number };
 }
 
 /** The running double. */
@@ -151,6 +159,7 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	const interactions = new Map<string, { token: string; sentAt: number; messageId?: string; response?: InteractionResponse; waiters: ((r: InteractionResponse) => void)[]; channelId: string }>();
 	const byToken = new Map<string, string>();
 	const nonces = new Map<string, string>();
+	const buckets = new Map<string, { resetAt: number; remaining: number }>();
 	const sockets = new Set<WebSocket>();
 	let identifiedCount = 0;
 	let seq = 0;
@@ -302,7 +311,9 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	}
 
 	function reply(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): number {
-		const common = { "x-ratelimit-limit": "50", "x-ratelimit-remaining": "49", "x-ratelimit-reset": String(Date.now() / 1000 + 1), "x-ratelimit-reset-after": "1", "x-ratelimit-bucket": "double", ...headers };
+		const defaults: Record<string, string> = { "x-ratelimit-limit": "50", "x-ratelimit-remaining": "49", "x-ratelimit-reset": String(Date.now() / 1000 + 1), "x-ratelimit-reset-after": "1", "x-ratelimit-bucket": "double" };
+		// A channel bucket's headers, set on the response before routing, win over the defaults.
+		const common = { ...Object.fromEntries(Object.entries(defaults).filter(([name]) => !res.hasHeader(name))), ...headers };
 		if (body === undefined) {
 			res.writeHead(status, common).end();
 		} else {
@@ -339,7 +350,36 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			else record.status = reply(res, fault.status, { message: "Server error", code: 0 });
 			return;
 		}
+		if (channelLimited(method, path, res)) {
+			record.status = 429;
+			return;
+		}
 		record.status = route(method, path, url, parsed.body, parsed.files, res);
+	}
+
+	/**
+	 * Applies `channelRateLimit` to a message write: sets the bucket's headers on `res`, or answers 429
+	 * (true) when the channel's bucket is empty until its window resets.
+	 */
+	function channelLimited(method: string, path: string, res: ServerResponse): boolean {
+		const limit = options.channelRateLimit;
+		const channel = /^\/channels\/(\d+)\/messages(?:\/\d+)?$/.exec(path)?.[1];
+		if (!limit || !channel || !["POST", "PATCH", "DELETE"].includes(method)) return false;
+		const now = Date.now();
+		let bucket = buckets.get(channel);
+		if (!bucket || now >= bucket.resetAt) {
+			bucket = { resetAt: now + limit.windowMs, remaining: limit.count };
+			buckets.set(channel, bucket);
+		}
+		const resetAfter = (bucket.resetAt - now) / 1_000;
+		const headers = { "x-ratelimit-limit": String(limit.count), "x-ratelimit-reset": String(bucket.resetAt / 1_000), "x-ratelimit-reset-after": resetAfter.toFixed(3), "x-ratelimit-bucket": "channel-messages" };
+		if (bucket.remaining === 0) {
+			reply(res, 429, { message: "You are being rate limited.", retry_after: Number(resetAfter.toFixed(3)), global: false }, { ...headers, "x-ratelimit-remaining": "0", "retry-after": String(Math.ceil(resetAfter)), "x-ratelimit-scope": "user" });
+			return true;
+		}
+		bucket.remaining--;
+		for (const [name, value] of Object.entries({ ...headers, "x-ratelimit-remaining": String(bucket.remaining) })) res.setHeader(name, value);
+		return false;
 	}
 
 	/** GET, DELETE or PATCH of an existing message, the same for channel messages and interaction webhooks. */
