@@ -36,6 +36,16 @@ function groupState(row: GroupRow): GroupState {
 	return { groupId: row.id, channel: row.channel, episode: row.episode, status: row.status, messageId: row.message_episode === row.episode ? row.message_id : null, payload: row.last_payload, ack: row.ack, silence: row.silence, restart: row.restart, signature: row.last_signature };
 }
 
+/** A storm summary as the store keeps it (the type lives beside the AlertStore interface). */
+type StormState = NonNullable<Awaited<ReturnType<AlertStore["stormSummary"]>>>;
+
+/**
+ * Delivery order within a channel (an SQL expression over outbox o and groups g): 0 for a critical
+ * firing group without its message yet, 1 for another such group, 2 for updates and resolutions.
+ */
+const DELIVERY_CLASS_PG = `CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS DISTINCT FROM g.episode
+	THEN (CASE WHEN lower(g.last_payload->'commonLabels'->>'severity') = 'critical' THEN 0 ELSE 1 END) ELSE 2 END`;
+
 const MIGRATIONS = [
 	`CREATE TABLE opsbot_state.groups (
 		id TEXT PRIMARY KEY,
@@ -63,6 +73,15 @@ const MIGRATIONS = [
 	CREATE INDEX outbox_pending ON opsbot_state.outbox (next_attempt_at) WHERE NOT done;`,
 	`ALTER TABLE opsbot_state.groups ADD COLUMN last_payload JSONB, ADD COLUMN ack JSONB, ADD COLUMN silence JSONB;`,
 	`ALTER TABLE opsbot_state.groups ADD COLUMN restart JSONB;`,
+	`CREATE TABLE opsbot_state.storm_summaries (
+		channel TEXT PRIMARY KEY,
+		state TEXT NOT NULL,
+		message_id TEXT,
+		nonce TEXT NOT NULL,
+		started_at BIGINT NOT NULL,
+		ended_at BIGINT,
+		groups JSONB NOT NULL
+	);`,
 ];
 
 /**
@@ -153,7 +172,7 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 					`WITH due AS (
 						SELECT o.group_id, o.episode FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id
 						WHERE g.channel = $1 AND NOT o.done AND o.next_attempt_at <= $2
-						ORDER BY o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED)
+						ORDER BY ${DELIVERY_CLASS_PG}, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED)
 					 UPDATE opsbot_state.outbox o SET next_attempt_at = $3 FROM due
 					 WHERE o.group_id = due.group_id AND o.episode = due.episode AND NOT o.done
 					 RETURNING o.id, o.group_id, o.episode, o.payload, o.attempts`,
@@ -195,6 +214,39 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 		async pending() {
 			const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM opsbot_state.outbox WHERE NOT done");
 			return rows[0]?.n ?? 0;
+		},
+		async backlog(channel, now = Date.now()) {
+			const { rows } = await pool.query<{ pending: number; due: number; unposted: number; next_due: string | null }>(
+				`SELECT count(*)::int AS pending, (count(*) FILTER (WHERE first_due <= $2))::int AS due, (count(*) FILTER (WHERE unposted))::int AS unposted, min(first_due) AS next_due FROM (
+					SELECT min(o.next_attempt_at) AS first_due, bool_or(o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS DISTINCT FROM g.episode) AS unposted
+					FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE g.channel = $1 AND NOT o.done GROUP BY o.group_id, o.episode) e`,
+				[channel, now],
+			);
+			const row = rows[0]!;
+			return { pending: row.pending, due: row.due, unposted: row.unposted, nextDueAt: row.next_due === null ? null : Number(row.next_due) };
+		},
+		async firingGroups(channel) {
+			const { rows } = await pool.query<{ id: string; episode: number; first_firing_at: string; message_id: string | null; message_episode: number | null; last_payload: WebhookPayload }>(
+				"SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM opsbot_state.groups WHERE channel = $1 AND status = 'firing' AND last_payload IS NOT NULL",
+				[channel],
+			);
+			return rows.map((r) => ({ groupId: r.id, firstFiringAt: Number(r.first_firing_at), messageId: r.message_episode === r.episode ? r.message_id : null, payload: r.last_payload }));
+		},
+		async stormSummary(channel) {
+			const { rows } = await pool.query<{ channel: string; state: StormState["state"]; message_id: string | null; nonce: string; started_at: string; ended_at: string | null; groups: string[] }>("SELECT * FROM opsbot_state.storm_summaries WHERE channel = $1", [channel]);
+			const row = rows[0];
+			return row && { channel: row.channel, state: row.state, messageId: row.message_id, nonce: row.nonce, startedAt: Number(row.started_at), endedAt: row.ended_at === null ? null : Number(row.ended_at), groups: row.groups };
+		},
+		async saveStormSummary(s) {
+			await pool.query(
+				`INSERT INTO opsbot_state.storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups) VALUES ($1, $2, $3, $4, $5, $6, $7)
+				 ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id, nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`,
+				[s.channel, s.state, s.messageId, s.nonce, s.startedAt, s.endedAt, JSON.stringify(s.groups)],
+			);
+		},
+		async stormChannels() {
+			const { rows } = await pool.query<{ channel: string }>("SELECT channel FROM opsbot_state.storm_summaries WHERE state <> 'over'");
+			return rows.map((r) => r.channel);
 		},
 		async writable() {
 			try {

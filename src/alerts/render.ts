@@ -113,6 +113,12 @@ export function alertsFile(payload: WebhookPayload): string {
 		.join("\n\n") + "\n";
 }
 
+/** What a group is called in titles: its alertname, or how many kinds of alert it holds. */
+export function groupName(payload: WebhookPayload): string {
+	const names = new Set(payload.alerts.map((a) => a.labels.alertname));
+	return payload.commonLabels.alertname ?? payload.groupLabels.alertname ?? (names.size === 1 ? [...names][0] : undefined) ?? `${names.size} kinds of alert`;
+}
+
 /** Renders one alert group: title with name and count, colour by severity and status, differing labels, links; within Discord's limits for 1 to 10,000 alerts. */
 export function renderAlertGroup(payload: WebhookPayload, context: { firstFiringAt: number; now?: number; mentionRole?: string | null; chart?: Buffer | undefined; ack?: AckState | null; silence?: SilenceState | null; restart?: RestartState | null; actions?: AlertActions; withoutAttachments?: boolean }): AlertMessage {
 	const now = context.now ?? Date.now();
@@ -121,8 +127,7 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 	const listNote = context.withoutAttachments ? "the full list could not be attached" : "full list attached";
 	const firing = payload.alerts.filter((a) => a.status === "firing");
 	const resolved = payload.status === "resolved";
-	const names = new Set(payload.alerts.map((a) => a.labels.alertname));
-	const name = payload.commonLabels.alertname ?? payload.groupLabels.alertname ?? (names.size === 1 ? [...names][0] : undefined) ?? `${names.size} kinds of alert`;
+	const name = groupName(payload);
 	const severity = (payload.commonLabels.severity ?? "").toLowerCase();
 	const colour = resolved ? COLOURS.resolved : severity === "critical" ? COLOURS.critical : severity === "warning" ? COLOURS.warning : COLOURS.info;
 	const title = resolved ? `✅ Resolved: ${name}` : `🔥 ${name} — ${firing.length} firing${payload.alerts.length > firing.length ? `, ${payload.alerts.length - firing.length} resolved` : ""}`;
@@ -176,5 +181,137 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 		files: [...(hidden > 0 && !context.withoutAttachments ? [{ name: "alerts.txt", data: Buffer.from(alertsFile(payload)) }] : []), ...(chart ? [{ name: "chart.png", data: chart }] : [])],
 		allowedMentions: { parse: [], roles: mention ? [mention] : [] },
 		components: !resolved && context.actions ? actionRows(context.actions, context.ack ?? null, context.silence && context.silence.until > now ? context.silence : null) : [],
+	};
+}
+
+/** A message that is not one group's: the storm summary, whose list may page over several embeds. */
+export interface SummaryMessage {
+	readonly content: string;
+	readonly embeds: readonly APIEmbed[];
+	readonly files: readonly { readonly name: string; readonly data: Buffer }[];
+	readonly allowedMentions: { parse: []; roles: string[] };
+	readonly components: APIActionRowComponent<APIComponentInMessageActionRow>[];
+}
+
+/** One firing group as the storm summary lists it. */
+export interface StormLine {
+	readonly groupId: string;
+	readonly name: string;
+	/** Lower-case severity label, or "" when the group has none in common. */
+	readonly severity: string;
+	readonly firing: number;
+	readonly since: number;
+	/** Whether the group's own message is posted yet. */
+	readonly posted: boolean;
+	/** Link to the group's own message, once posted (and the guild is known). */
+	readonly url: string | undefined;
+}
+
+/** What a storm summary shows: the firing groups in display order (severity first, then newest), and the storm so far. */
+export interface StormView {
+	readonly startedAt: number;
+	readonly firing: readonly StormLine[];
+	/** Groups listed during this storm that no longer fire. */
+	readonly resolved: number;
+	/** Groups listed during this storm in all, firing or not. */
+	readonly total: number;
+}
+
+const SEVERITY_ICONS: Readonly<Record<string, string>> = { critical: "🔴", error: "🔴", warning: "🟠", info: "🔵" };
+const STORM_FILE = "storm.txt";
+// Room kept for the closing "… and N more" line, whatever is listed before it.
+const STORM_TAIL_ROOM = 90;
+
+function stormLine(line: StormLine, withLink: boolean): string {
+	const name = `**${escapeMarkdown(truncate(line.name, 80))}**`;
+	return `${SEVERITY_ICONS[line.severity] ?? "⚪"} ${withLink && line.url ? `[${name}](${line.url})` : name} · ${line.firing} firing`;
+}
+
+/** The storm summary's full list as text, for the attachment: every firing group, with its start and link. */
+export function stormFile(view: StormView): string {
+	const lines = view.firing.map((l) => `[${(l.severity || "none").toUpperCase()}] ${l.name} · ${l.firing} firing since ${new Date(l.since).toISOString()} · ${l.url ?? (l.posted ? "posted" : "message to follow")}`);
+	return [`Alert storm since ${new Date(view.startedAt).toISOString()}: ${view.firing.length} groups firing, ${view.resolved} resolved`, "", ...lines].join("\n") + "\n";
+}
+
+/**
+ * Renders the storm summary: every firing group (severity first, then newest) with its count and,
+ * once posted, a link to its own message. Within Discord's limits at any size: the list pages over
+ * embeds up to the 6,000-character total; groups or links that do not fit are in the attached full list.
+ * Returns which groups the embeds list (the rest are only in the attachment).
+ */
+export function renderStormSummary(view: StormView, options: { withoutAttachments?: boolean } = {}): { message: SummaryMessage; listed: string[] } {
+	const n = view.firing.length;
+	const critical = view.firing.filter((l) => l.severity === "critical").length;
+	const posted = view.firing.filter((l) => l.posted).length;
+	const title = n === 0 && view.resolved > 0 ? `🌩️ Alert storm: all ${view.resolved} groups resolved, their messages catching up` : `🌩️ Alert storm: ${n} group${n === 1 ? "" : "s"} firing${critical > 0 ? ` (${critical} critical)` : ""}`;
+	const since = Math.floor(view.startedAt / 1000);
+	const head = [
+		`Since <t:${since}:t> more alert groups fire here than Discord lets opsbot post at once. Each still gets its own message, critical and new ones first; meanwhile this list stays current.`,
+		`**${posted} of ${n}** posted${view.resolved > 0 ? ` · ${view.resolved} resolved since the storm began` : ""}`,
+		"",
+	].join("\n");
+	const budget = DISCORD_LIMITS.embedTotal - title.length - head.length - STORM_TAIL_ROOM;
+	// Every group by name first, as many as fit; then links, in display order, while room is left.
+	const lines: string[] = [];
+	let used = 0;
+	for (const line of view.firing) {
+		const text = stormLine(line, false);
+		if (used + text.length + 1 > budget) break;
+		lines.push(text);
+		used += text.length + 1;
+	}
+	let unlinked = 0;
+	lines.forEach((text, i) => {
+		const line = view.firing[i]!;
+		if (!line.url) return;
+		const linked = stormLine(line, true);
+		if (used + linked.length - text.length > budget) {
+			unlinked++;
+			return;
+		}
+		used += linked.length - text.length;
+		lines[i] = linked;
+	});
+	const hidden = n - lines.length;
+	const attached = options.withoutAttachments ? "it could not be attached" : `attached: ${STORM_FILE}`;
+	const tail = hidden > 0 ? `… and ${hidden} more (full list ${attached})` : unlinked > 0 ? `Links to ${unlinked} more are in the full list (${attached}).` : "";
+	// Pages: each embed's description holds up to 4,096 characters; lines are never split.
+	const pages: string[] = [];
+	let page = head;
+	for (const text of tail ? [...lines, tail] : lines) {
+		if (page.length + text.length + 1 > DISCORD_LIMITS.description) {
+			pages.push(page);
+			page = "";
+		}
+		page += page && !page.endsWith("\n") ? `\n${text}` : text;
+	}
+	pages.push(page);
+	const color = critical > 0 ? COLOURS.critical : COLOURS.warning;
+	const attach = (hidden > 0 || unlinked > 0) && !options.withoutAttachments;
+	return {
+		message: {
+			content: "",
+			embeds: pages.slice(0, DISCORD_LIMITS.embedsPerMessage).map((description, i) => (i === 0 ? { title, description, color } : { description, color })),
+			files: attach ? [{ name: STORM_FILE, data: Buffer.from(stormFile(view)) }] : [],
+			allowedMentions: { parse: [], roles: [] },
+			components: [],
+		},
+		listed: view.firing.slice(0, lines.length).map((l) => l.groupId),
+	};
+}
+
+/** The short record a storm summary turns into once the channel's backlog drained: how many groups, how long, and what still fires. */
+export function renderStormOver(view: StormView, endedAt: number): SummaryMessage {
+	const n = view.firing.length;
+	const title = n === 0 ? "✅ Alert storm over" : `🌤️ Alert storm over: ${n} group${n === 1 ? "" : "s"} still firing`;
+	const from = Math.floor(view.startedAt / 1000);
+	const head = `${view.total} alert group${view.total === 1 ? "" : "s"} fired here from <t:${from}:t> to <t:${Math.floor(endedAt / 1000)}:t> (${humanDuration(endedAt - view.startedAt)}). Each has its own message above, now up to date.`;
+	const still = joinLinesWithin(view.firing.map((l) => stormLine(l, true)), 3_000);
+	return {
+		content: "",
+		embeds: [{ title, description: [head, still].filter(Boolean).join("\n\n"), color: n === 0 ? COLOURS.resolved : COLOURS.warning }],
+		files: [],
+		allowedMentions: { parse: [], roles: [] },
+		components: [],
 	};
 }

@@ -61,6 +61,43 @@ export interface OutboxItem {
 	readonly restart: RestartState | null;
 }
 
+/**
+ * A channel's storm summary: the one message that lists every firing group while the channel's
+ * backlog cannot be posted at Discord's pace, kept here so a restart edits it instead of posting another.
+ */
+export interface StormSummary {
+	readonly channel: string;
+	/** active: posted (or about to be) and kept current; failed: Discord refused it, the groups go on without it; over: the backlog drained. */
+	readonly state: "active" | "failed" | "over";
+	readonly messageId: string | null;
+	/** Discord's enforce_nonce key for posting it: a post repeated after a crash returns the first message. */
+	readonly nonce: string;
+	readonly startedAt: number;
+	readonly endedAt: number | null;
+	/** Every group the summary has listed during this storm. */
+	readonly groups: readonly string[];
+}
+
+/** What a channel still has to send, counted in group episodes. */
+export interface ChannelBacklog {
+	/** Not delivered yet, due or waiting for a retry. */
+	readonly pending: number;
+	readonly due: number;
+	/** Firing groups whose own message is not posted yet. */
+	readonly unposted: number;
+	/** When the earliest pending episode is due (ms), or null when nothing is pending. */
+	readonly nextDueAt: number | null;
+}
+
+/** A firing group as the storm summary lists it. */
+export interface FiringGroup {
+	readonly groupId: string;
+	readonly firstFiringAt: number;
+	/** Its own message for the current episode, once posted. */
+	readonly messageId: string | null;
+	readonly payload: WebhookPayload;
+}
+
 /** What accept() did with a webhook. */
 export interface AcceptResult {
 	readonly queued: number;
@@ -73,7 +110,10 @@ export interface AlertStore {
 	/** Durably queues the payload for each target channel; returns once committed. */
 	accept(payload: WebhookPayload, targets: readonly RouteTarget[], now?: number): Promise<AcceptResult>;
 	dueChannels(now?: number): Promise<string[]>;
-	/** Claims the next due item of a channel (for a lease, so another replica does not take it too). */
+	/**
+	 * Claims the next due item of a channel (for a lease, so another replica does not take it too): firing
+	 * groups without a message first, critical ones before the rest, then updates and resolutions; oldest first within each.
+	 */
 	next(channel: string, now?: number): Promise<OutboxItem | undefined>;
 	delivered(item: OutboxItem, messageId: string): Promise<void>;
 	retryLater(item: OutboxItem, at: number): Promise<void>;
@@ -91,6 +131,16 @@ export interface AlertStore {
 	setRestart(groupId: string, restart: RestartState): Promise<void>;
 	/** Groups with an opsbot silence whose current episode has not resolved, in id order after `after`: one bounded page. */
 	silencedGroups(after: string, limit: number): Promise<GroupState[]>;
+	/** What the channel still has to send. */
+	backlog(channel: string, now?: number): Promise<ChannelBacklog>;
+	/** The channel's firing groups (their current episodes), for the storm summary. */
+	firingGroups(channel: string): Promise<FiringGroup[]>;
+	/** The channel's latest storm summary (possibly over), or undefined. */
+	stormSummary(channel: string): Promise<StormSummary | undefined>;
+	/** Creates or replaces the channel's storm summary. */
+	saveStormSummary(summary: StormSummary): Promise<void>;
+	/** Channels whose storm summary is not over. */
+	stormChannels(): Promise<string[]>;
 	/**
 	 * Marks the group's current episode resolved (every alert ended at `now`) and queues the re-render,
 	 * as a resolved notification would; only if the group still fires with `expectedSignature`. For groups
@@ -129,7 +179,23 @@ const MIGRATIONS = [
 	ALTER TABLE groups ADD COLUMN ack TEXT;
 	ALTER TABLE groups ADD COLUMN silence TEXT;`,
 	`ALTER TABLE groups ADD COLUMN restart TEXT;`,
+	`CREATE TABLE storm_summaries (
+		channel TEXT PRIMARY KEY,
+		state TEXT NOT NULL,
+		message_id TEXT,
+		nonce TEXT NOT NULL,
+		started_at INTEGER NOT NULL,
+		ended_at INTEGER,
+		groups TEXT NOT NULL
+	);`,
 ];
+
+/**
+ * Delivery order within a channel (an SQL expression over outbox o and groups g): 0 for a critical
+ * firing group without its message yet, 1 for another such group, 2 for updates and resolutions.
+ */
+const DELIVERY_CLASS_SQLITE = `CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS NOT g.episode
+	THEN (CASE WHEN lower(json_extract(g.last_payload, '$.commonLabels.severity')) = 'critical' THEN 0 ELSE 1 END) ELSE 2 END`;
 
 /** The alerts and their statuses that make a notification what it is (AlertManager retries repeat it exactly). */
 export function payloadSignature(payload: WebhookPayload): string {
@@ -214,7 +280,8 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	const silenced = db.prepare("SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
 	const insertOutbox = db.prepare("INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)");
 	const dueChannels = db.prepare("SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 AND o.next_attempt_at <= ?");
-	const oldestDue = db.prepare("SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ? ORDER BY o.id LIMIT 1");
+	const oldestDue = db.prepare(`SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ?
+		ORDER BY ${DELIVERY_CLASS_SQLITE}, o.id LIMIT 1`);
 	const newestOfEpisode = db.prepare("SELECT id, payload, attempts FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id DESC LIMIT 1");
 	const markDone = db.prepare("UPDATE outbox SET done = 1 WHERE group_id = ? AND episode = ? AND id <= ?");
 	const setMessage = db.prepare("UPDATE groups SET message_id = ?, message_episode = ? WHERE id = ?");
@@ -222,6 +289,14 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	const pendingCount = db.prepare("SELECT count(*) AS n FROM outbox WHERE done = 0");
 	const probeWrite = db.prepare("INSERT INTO write_probe (pad) VALUES (zeroblob(?))");
 	const probeClear = db.prepare("DELETE FROM write_probe");
+	const backlogStmt = db.prepare(`SELECT count(*) AS pending, coalesce(sum(first_due <= ?), 0) AS due, coalesce(sum(unposted), 0) AS unposted, min(first_due) AS next_due FROM (
+		SELECT min(o.next_attempt_at) AS first_due, (o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS NOT g.episode) AS unposted
+		FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 GROUP BY o.group_id, o.episode)`);
+	const firingStmt = db.prepare("SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM groups WHERE channel = ? AND status = 'firing' AND last_payload IS NOT NULL");
+	const getStorm = db.prepare("SELECT * FROM storm_summaries WHERE channel = ?");
+	const putStorm = db.prepare(`INSERT INTO storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id, nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`);
+	const stormChannelsStmt = db.prepare("SELECT channel FROM storm_summaries WHERE state <> 'over'");
 
 	/** Bytes of the last write that failed for a storage reason (disk full, I/O error), until a write as large succeeds. */
 	let failedWriteBytes: number | undefined;
@@ -327,6 +402,22 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 			markDone.run(item.groupId, item.episode, item.id);
 		},
 		pending: async () => (pendingCount.get() as { n: number }).n,
+		async backlog(channel, now = Date.now()) {
+			const row = backlogStmt.get(now, channel) as { pending: number; due: number; unposted: number; next_due: number | null };
+			return { pending: row.pending, due: row.due, unposted: row.unposted, nextDueAt: row.next_due };
+		},
+		async firingGroups(channel) {
+			const rows = firingStmt.all(channel) as { id: string; episode: number; first_firing_at: number; message_id: string | null; message_episode: number | null; last_payload: string }[];
+			return rows.map((r) => ({ groupId: r.id, firstFiringAt: r.first_firing_at, messageId: r.message_episode === r.episode ? r.message_id : null, payload: JSON.parse(r.last_payload) as WebhookPayload }));
+		},
+		async stormSummary(channel) {
+			const row = getStorm.get(channel) as { channel: string; state: StormSummary["state"]; message_id: string | null; nonce: string; started_at: number; ended_at: number | null; groups: string } | undefined;
+			return row && { channel: row.channel, state: row.state, messageId: row.message_id, nonce: row.nonce, startedAt: row.started_at, endedAt: row.ended_at, groups: JSON.parse(row.groups) as string[] };
+		},
+		async saveStormSummary(s) {
+			tx(() => putStorm.run(s.channel, s.state, s.messageId, s.nonce, s.startedAt, s.endedAt, JSON.stringify(s.groups)));
+		},
+		stormChannels: async () => (stormChannelsStmt.all() as { channel: string }[]).map((r) => r.channel),
 		// A real write, committed: taking the write lock alone succeeds on a full disk. After a write
 		// failed for lack of room, the probe is as large as that write, so "writable" means it would fit now.
 		async writable() {

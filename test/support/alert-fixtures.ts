@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
-import type { AlertStore } from "../../src/alerts/store.ts";
+import type { AlertStore, OutboxItem } from "../../src/alerts/store.ts";
 
 const ZERO = "0001-01-01T00:00:00Z";
 
@@ -68,6 +68,66 @@ export function storeContract(name: string, open: () => Promise<{ store: AlertSt
 			expect(reopened).toMatchObject({ episode: 2, messageId: null, ack: null, silence: null });
 			expect(await store.group("no-such-group")).toBeUndefined();
 			await store.close();
+		});
+
+		it("sends firing groups without a message first, critical before the rest, then updates and resolutions", async () => {
+			const { store } = await open();
+			const group = (name: string, severity: string, status: "firing" | "resolved" = "firing") => payload(1, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity } }, status);
+			await store.accept(group("Posted", "critical"), targets);
+			await store.delivered((await store.next("1"))!, "m-posted");
+			await store.accept(group("Posted", "critical", "resolved"), targets); // a resolution: last
+			await store.accept(group("Early", "warning"), targets);
+			await store.accept(group("GoneQuiet", "critical", "firing"), targets);
+			await store.accept(group("GoneQuiet", "critical", "resolved"), targets); // resolved before its first post: with the resolutions
+			await store.accept(group("Late", "critical"), targets);
+
+			const order: string[] = [];
+			for (let item = await store.next("1"); item; item = await store.next("1")) {
+				order.push(String(item.payload.groupLabels.alertname));
+				await store.delivered(item, `m-${order.length}`);
+			}
+
+			expect(order).toEqual(["Late", "Early", "Posted", "GoneQuiet"]);
+			await store.close();
+		});
+
+		it("counts a channel's backlog in episodes and lists its firing groups with their messages", async () => {
+			const { store } = await open();
+			const group = (name: string, n = 1) => payload(n, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity: "warning" } });
+			await store.accept(group("A"), targets);
+			await store.delivered((await store.next("1"))!, "m-a");
+			await store.accept(group("A", 2), targets); // an update of a posted group
+			await store.accept(group("B"), targets);
+			await store.accept(group("B", 2), targets); // coalesces with B's first
+			await store.accept(group("C"), targets);
+			await store.accept(group("Elsewhere"), [{ channel: "2" }]);
+			const c = (await store.firingGroups("1")).find((g) => g.payload.groupLabels.alertname === "C")!;
+			await store.retryLater({ groupId: c.groupId, episode: 1 } as OutboxItem, Date.now() + 60_000);
+
+			const backlog = await store.backlog("1");
+			const firing = await store.firingGroups("1");
+
+			expect(backlog).toMatchObject({ pending: 3, due: 2, unposted: 2 });
+			expect(backlog.nextDueAt).toBeLessThanOrEqual(Date.now());
+			expect(firing.map((g) => [g.payload.groupLabels.alertname, g.messageId, g.payload.alerts.length]).sort()).toEqual([["A", "m-a", 2], ["B", null, 2], ["C", null, 1]]);
+			expect(await store.backlog("3")).toEqual({ pending: 0, due: 0, unposted: 0, nextDueAt: null });
+			await store.close();
+		});
+
+		it("keeps a channel's storm summary across a restart, and lists the channels whose storm is not over", async () => {
+			const { store: before, reopen } = await open();
+			expect(await before.stormSummary("1")).toBeUndefined();
+			await before.saveStormSummary({ channel: "1", state: "active", messageId: null, nonce: "n-1", startedAt: 1_000, endedAt: null, groups: [] });
+			await before.saveStormSummary({ channel: "1", state: "active", messageId: "s-1", nonce: "n-1", startedAt: 1_000, endedAt: null, groups: ["g1", "g2"] });
+			await before.saveStormSummary({ channel: "2", state: "over", messageId: "s-2", nonce: "n-2", startedAt: 500, endedAt: 900, groups: ["g3"] });
+			await before.close();
+
+			const after = await reopen();
+
+			expect(await after.stormSummary("1")).toEqual({ channel: "1", state: "active", messageId: "s-1", nonce: "n-1", startedAt: 1_000, endedAt: null, groups: ["g1", "g2"] });
+			expect(await after.stormSummary("2")).toMatchObject({ state: "over", endedAt: 900 });
+			expect(await after.stormChannels()).toEqual(["1"]);
+			await after.close();
 		});
 
 		it("keeps what was not delivered across a restart, and retries later", async () => {
