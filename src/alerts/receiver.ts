@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { OpsFile } from "../config.ts";
 import type { Logger } from "../log.ts";
@@ -14,9 +14,7 @@ export interface WebhookAuth {
 
 // Comparing digests keeps the comparison constant-time whatever the lengths.
 function sameSecret(given: string, expected: string): boolean {
-	const a = createHash("sha256").update(given).digest();
-	const b = createHash("sha256").update(expected).digest();
-	return timingSafeEqual(a, b);
+	return timingSafeEqual(hash("sha256", given, "buffer"), hash("sha256", expected, "buffer"));
 }
 
 /** Checks the Authorization header against the configured secrets; the body has not been read yet. */
@@ -82,6 +80,9 @@ class JsonTooDeepError extends Error {
 	readonly code = "OPSBOT_JSON_TOO_DEEP";
 }
 
+/** Shortest time between two wake-ups of delivery under a stream of webhooks (the first is immediate). */
+const WAKE_MS = 250;
+
 /** Dependencies of the webhook receiver. */
 export interface ReceiverDeps {
 	readonly config: NonNullable<OpsFile["alerts"]>;
@@ -116,6 +117,28 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 		},
 	});
 	app.server.maxConnections = limits.maxConnections;
+	// Delivery is woken at once, then at most every WAKE_MS while webhooks keep coming: each wake-up
+	// re-reads the outbox, and one per webhook would have it do so a thousand times a second.
+	let wakeTimer: NodeJS.Timeout | undefined;
+	let wakeAgain = false;
+	const wakeLater = () => {
+		wakeTimer = setTimeout(() => {
+			wakeTimer = undefined;
+			if (!wakeAgain) return;
+			wakeAgain = false;
+			deps.onQueued();
+			wakeLater();
+		}, WAKE_MS);
+	};
+	const queued = () => {
+		if (wakeTimer) {
+			wakeAgain = true;
+			return;
+		}
+		deps.onQueued();
+		wakeLater();
+	};
+	app.addHook("onClose", async () => clearTimeout(wakeTimer));
 	const defaultJsonParser = app.getDefaultJsonParser("error", "error");
 	// Refused before parsing: a nesting bound keeps every later walk (schema, store serialisation) off the stack limit.
 	app.addContentTypeParser<string>("application/json", { parseAs: "string" }, (request, body, done) => {
@@ -161,7 +184,7 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 			try {
 				const result = await deps.store.accept(payload, targets);
 				deps.log.info({ groupKey: payload.groupKey.slice(0, 200), status: payload.status, alerts: payload.alerts.length, ...result }, "alert group accepted");
-				deps.onQueued();
+				queued();
 				return reply.code(202).send({ queued: result.queued, duplicates: result.duplicates });
 			} catch (err) {
 				deps.log.error({ err }, "could not store an alert group");
