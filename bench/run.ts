@@ -10,6 +10,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	audit: () => import("./audit.ts"),
 	logs: () => import("./logs.ts"),
 	alerts: () => import("./alerts.ts"),
+	storm: () => import("./storm.ts"),
 	charts: () => import("./charts.ts"),
 };
 
