@@ -2,10 +2,152 @@ import pg from "pg";
 import type { Logger } from "../log.ts";
 import type { RouteTarget } from "./routing.ts";
 import type { WebhookPayload } from "./schema.ts";
-import { episodeNonce, groupId, payloadSignature, resolvedPayload, type AckState, type AlertStore, type GroupState, type OutboxItem, type RestartState, type SilenceState } from "./store.ts";
+import { episodeNonce, firstStart, groupId, payloadSignature, resolvedPayload, type AcceptResult, type AckState, type AlertStore, type GroupState, type OutboxItem, type RestartState, type SilenceState } from "./store.ts";
 
 /** How long a replica may hold an outbox item it is delivering before another replica may take it. */
 const LEASE_MS = 30_000;
+
+/** Most webhooks one group commit writes (one statement's arrays and one JSON array of payloads). */
+const MAX_GROUP_COMMIT = 256;
+
+/** A webhook waiting for the next group commit. */
+interface PendingAccept {
+	readonly payload: WebhookPayload;
+	readonly targets: readonly RouteTarget[];
+	readonly now: number;
+	readonly signature: string;
+	readonly startedAt: number;
+	readonly json: string;
+	readonly resolve: (result: AcceptResult) => void;
+	readonly reject: (err: unknown) => void;
+}
+
+/**
+ * Whether a failed group commit may be one payload's fault (a statement refused it), so the others
+ * deserve a transaction of their own; not for connection, resource or operator errors (SQLSTATE
+ * classes 08, 53, 57, 58) or errors without a SQLSTATE, which every payload would meet again.
+ */
+function payloadFault(err: unknown): boolean {
+	const code = (err as { code?: unknown }).code;
+	return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !["08", "53", "57", "58"].includes(code.slice(0, 2));
+}
+
+// The group commit's statements: a batch costs two round trips besides BEGIN and COMMIT, whatever its
+// size. Unnamed, so they work through PgBouncer in transaction mode (named ones are per server connection).
+
+/** Inserts the groups not seen before (in id order), and locks and returns the others as they were before this statement. */
+const LOCK_GROUPS = `WITH created AS (
+		INSERT INTO opsbot_state.groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature)
+		SELECT id, receiver, group_key, channel, mention_role, 1, status, first_firing_at, last_signature
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[]) AS u(id, receiver, group_key, channel, mention_role, status, first_firing_at, last_signature)
+		ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id),
+	existing AS (SELECT id, episode, status, first_firing_at, last_signature FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)
+	SELECT (SELECT coalesce(array_agg(id), '{}') FROM created) AS created, (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing`;
+
+/** Locks and returns groups another replica created after LOCK_GROUPS's snapshot (so neither of its parts saw them). */
+const LOCK_LATE_GROUPS = "SELECT id, episode, status, first_firing_at, last_signature FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
+
+/**
+ * Writes the batch's outcome: each changed group's new state and payload, the outbox rows, and marks
+ * done the updates the new rows supersede. An update between an episode's oldest undelivered row (its
+ * place in the channel's order) and its newest (what next() sends) would never be sent, so an episode
+ * keeps at most two undelivered rows however many webhooks arrive. Safe while one of them is being
+ * sent: delivered() marks done up to the row it sent, and the newest stays.
+ */
+const WRITE_BATCH = `WITH payloads AS (SELECT $7::jsonb AS list),
+	changed AS (
+		UPDATE opsbot_state.groups g SET episode = u.episode, status = u.status, first_firing_at = u.first_firing_at, last_signature = u.last_signature,
+			mention_role = u.mention_role, last_payload = (SELECT list FROM payloads) -> u.slot,
+			ack = CASE WHEN u.clear THEN NULL ELSE g.ack END, silence = CASE WHEN u.clear THEN NULL ELSE g.silence END, restart = CASE WHEN u.clear THEN NULL ELSE g.restart END
+		FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $8::int[], $9::bool[]) AS u(id, episode, status, first_firing_at, last_signature, mention_role, slot, clear)
+		WHERE g.id = u.id RETURNING g.id),
+	superseded AS (
+		UPDATE opsbot_state.outbox o SET done = true
+		FROM (SELECT x.group_id, x.episode, min(x.id) AS first FROM opsbot_state.outbox x
+			JOIN unnest($10::text[], $11::int[]) AS q(group_id, episode) ON q.group_id = x.group_id AND q.episode = x.episode
+			WHERE NOT x.done GROUP BY x.group_id, x.episode) k
+		WHERE o.group_id = k.group_id AND o.episode = k.episode AND NOT o.done AND o.id > k.first RETURNING o.id)
+	INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at)
+	SELECT q.group_id, q.episode, (SELECT list FROM payloads) -> q.slot, q.at, q.at
+	FROM unnest($10::text[], $11::int[], $12::int[], $13::bigint[]) WITH ORDINALITY AS q(group_id, episode, slot, at, n) ORDER BY q.n`;
+
+type LockedGroup = { id: string; episode: number; status: string; first_firing_at: string | number; last_signature: string };
+
+/**
+ * One group commit: the same decisions accept() makes for one webhook at a time (new group, retry or
+ * HA duplicate, update, new episode after a resolve), for a batch. Groups are inserted and locked in
+ * id order, so two replicas committing batches that share groups wait for each other instead of
+ * deadlocking. Of several updates to one episode in the batch only the last gets an outbox row: the
+ * others would be superseded at once.
+ */
+async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]): Promise<AcceptResult[]> {
+	const entries = jobs.flatMap((job, j) => job.targets.map((target) => ({ j, job, target, id: groupId(job.payload.receiver, job.payload.groupKey, target.channel) })));
+	const firstOf = new Map<string, (typeof entries)[number]>();
+	for (const e of entries) if (!firstOf.has(e.id)) firstOf.set(e.id, e);
+	const fresh = [...firstOf.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+	const [lock] = (await client.query<{ created: string[]; existing: LockedGroup[] }>(LOCK_GROUPS, [fresh.map((e) => e.id), fresh.map((e) => e.job.payload.receiver), fresh.map((e) => e.job.payload.groupKey), fresh.map((e) => e.target.channel), fresh.map((e) => e.target.mentionRole ?? null), fresh.map((e) => e.job.payload.status), fresh.map((e) => e.job.startedAt), fresh.map((e) => e.job.signature)])).rows;
+	const locked = lock!.existing;
+	const seen = new Set([...lock!.created, ...locked.map((r) => r.id)]);
+	const late = fresh.filter((e) => !seen.has(e.id)).map((e) => e.id);
+	if (late.length > 0) locked.push(...(await client.query<LockedGroup>(LOCK_LATE_GROUPS, [late])).rows);
+
+	type State = { episode: number; status: string; firstFiringAt: number; signature: string; mentionRole: string | null; job: number; clear: boolean };
+	const groups = new Map<string, State>();
+	for (const r of locked) groups.set(r.id, { episode: r.episode, status: r.status, firstFiringAt: Number(r.first_firing_at), signature: r.last_signature, mentionRole: null, job: -1, clear: false });
+	const results = jobs.map(() => ({ queued: 0, duplicates: 0 }));
+	const queued = new Map<string, { id: string; episode: number; j: number; now: number }>();
+	for (const { j, job, target, id } of entries) {
+		const row = groups.get(id);
+		let state: State;
+		if (!row) {
+			state = { episode: 1, status: job.payload.status, firstFiringAt: job.startedAt, signature: job.signature, mentionRole: target.mentionRole ?? null, job: j, clear: false };
+		} else {
+			if (row.signature === job.signature) {
+				results[j]!.duplicates++;
+				continue;
+			}
+			// A group that fires again after resolving starts a new episode, unacknowledged and unsilenced.
+			const reopened = row.status === "resolved" && job.payload.status === "firing";
+			state = {
+				episode: reopened ? row.episode + 1 : row.episode,
+				status: job.payload.status,
+				firstFiringAt: reopened ? job.startedAt : Math.min(row.firstFiringAt, job.startedAt),
+				signature: job.signature,
+				mentionRole: target.mentionRole ?? null,
+				job: j,
+				clear: row.clear || reopened,
+			};
+		}
+		groups.set(id, state);
+		const key = `${id}:${state.episode}`;
+		queued.delete(key); // re-inserted: the outbox rows keep arrival order
+		queued.set(key, { id, episode: state.episode, j, now: job.now });
+		results[j]!.queued++;
+	}
+	if (queued.size === 0) return results;
+	// Each payload travels once, in one JSON array, and both tables take their copy from it.
+	const rows = [...queued.values()];
+	const changed = [...groups.entries()].filter(([, g]) => g.job >= 0);
+	const slot = new Map<number, number>();
+	for (const j of [...rows.map((q) => q.j), ...changed.map(([, g]) => g.job)]) if (!slot.has(j)) slot.set(j, slot.size);
+	const payloads = `[${[...slot.keys()].map((j) => jobs[j]!.json).join(",")}]`;
+	await client.query(WRITE_BATCH, [
+		changed.map(([id]) => id),
+		changed.map(([, g]) => g.episode),
+		changed.map(([, g]) => g.status),
+		changed.map(([, g]) => g.firstFiringAt),
+		changed.map(([, g]) => g.signature),
+		changed.map(([, g]) => g.mentionRole),
+		payloads,
+		changed.map(([, g]) => slot.get(g.job)!),
+		changed.map(([, g]) => g.clear),
+		rows.map((q) => q.id),
+		rows.map((q) => q.episode),
+		rows.map((q) => slot.get(q.j)!),
+		rows.map((q) => q.now),
+	]);
+	return results;
+}
 
 /**
  * The longest any statement of the state store may run. Its statements touch a few rows by key;
@@ -117,6 +259,9 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 			await client.query(sql);
 			await client.query("INSERT INTO opsbot_state.schema_version (version) VALUES ($1)", [current + i + 1]);
 		}
+		// Not a migration (older opsbots ignore it): without it, marking a delivery done and leasing an
+		// episode's updates scan every outbox row ever written, and delivery slows as the table grows.
+		await client.query("CREATE INDEX IF NOT EXISTS outbox_episode ON opsbot_state.outbox (group_id, episode)");
 	});
 
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
@@ -127,41 +272,54 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 			if (row?.last_payload) await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [id, row.episode, JSON.stringify(row.last_payload), Date.now()]);
 		});
 
-	return {
-		accept: (payload: WebhookPayload, targets: readonly RouteTarget[], now = Date.now()) =>
-			tx(async (client) => {
-				const signature = payloadSignature(payload);
-				const firing = payload.alerts.filter((a) => a.status === "firing").map((a) => Date.parse(a.startsAt)).filter(Number.isFinite);
-				const startedAt = firing.length > 0 ? Math.min(...firing) : now;
-				let queued = 0;
-				let duplicates = 0;
-				for (const target of targets) {
-					const id = groupId(payload.receiver, payload.groupKey, target.channel);
-					const inserted = await client.query(
-						`INSERT INTO opsbot_state.groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature)
-						 VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-						[id, payload.receiver, payload.groupKey, target.channel, target.mentionRole ?? null, payload.status, startedAt, signature],
-					);
-					let episode = 1;
-					if (inserted.rowCount === 0) {
-						const { rows } = await client.query<{ episode: number; status: string; first_firing_at: string; last_signature: string }>("SELECT episode, status, first_firing_at, last_signature FROM opsbot_state.groups WHERE id = $1 FOR UPDATE", [id]);
-						const row = rows[0]!;
-						if (row.last_signature === signature) {
-							duplicates++;
-							continue;
-						}
-						const reopened = row.status === "resolved" && payload.status === "firing";
-						episode = reopened ? row.episode + 1 : row.episode;
-						await client.query("UPDATE opsbot_state.groups SET episode = $1, status = $2, first_firing_at = $3, last_signature = $4, mention_role = $5 WHERE id = $6", [episode, payload.status, reopened ? startedAt : Math.min(Number(row.first_firing_at), startedAt), signature, target.mentionRole ?? null, id]);
-						// A new episode starts unacknowledged and unsilenced.
-						if (reopened) await client.query("UPDATE opsbot_state.groups SET ack = NULL, silence = NULL, restart = NULL WHERE id = $1", [id]);
+	let accepts: PendingAccept[] = [];
+	let committing = false;
+	let committed: Promise<void> = Promise.resolve();
+
+	/**
+	 * Group commit: webhooks that arrive while a commit is in flight wait for it and are then written
+	 * together, in one transaction of a few statements, so one WAL flush covers them all. Each caller
+	 * hears back after that COMMIT. If it fails for something a payload did, each is retried in a
+	 * transaction of its own, so only the one at fault fails; if the server is away, all fail at once.
+	 */
+	async function commitAccepts(): Promise<void> {
+		try {
+			while (accepts.length > 0) {
+				const batch = accepts.slice(0, MAX_GROUP_COMMIT);
+				accepts = accepts.slice(batch.length);
+				try {
+					const results = await tx((client) => acceptBatch(client, batch));
+					batch.forEach((job, i) => job.resolve(results[i]!));
+				} catch (err) {
+					if (batch.length === 1 || !payloadFault(err)) {
+						for (const job of batch) job.reject(err);
+						continue;
 					}
-					await client.query("UPDATE opsbot_state.groups SET last_payload = $1 WHERE id = $2", [JSON.stringify(payload), id]);
-					await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [id, episode, JSON.stringify(payload), now]);
-					queued++;
+					for (const job of batch) {
+						try {
+							job.resolve((await tx((client) => acceptBatch(client, [job])))[0]!);
+						} catch (own) {
+							job.reject(own);
+						}
+					}
 				}
-				return { queued, duplicates };
-			}),
+			}
+		} finally {
+			committing = false;
+		}
+	}
+
+	return {
+		async accept(payload, targets, now = Date.now()) {
+			const job = { payload, targets, now, signature: payloadSignature(payload), startedAt: firstStart(payload, now), json: JSON.stringify(payload) };
+			return new Promise<AcceptResult>((resolve, reject) => {
+				accepts.push({ ...job, resolve, reject });
+				if (!committing) {
+					committing = true;
+					committed = new Promise((done) => setImmediate(() => void commitAccepts().then(done)));
+				}
+			});
+		},
 		async dueChannels(now = Date.now()) {
 			const { rows } = await pool.query<{ channel: string }>("SELECT DISTINCT g.channel FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE NOT o.done AND o.next_attempt_at <= $1", [now]);
 			return rows.map((r) => r.channel);
@@ -277,6 +435,10 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 		setAck: (id, ack) => requeue(id, "ack", ack),
 		setSilence: (id, silence) => requeue(id, "silence", silence),
 		setRestart: (id, restart) => requeue(id, "restart", restart),
-		close: () => pool.end(),
+		async close() {
+			// Webhooks waiting for a group commit are written (or refused) before the pool ends.
+			await committed;
+			await pool.end();
+		},
 	};
 }

@@ -248,8 +248,38 @@ function groupState(row: GroupRow & { last_payload: string }): GroupState {
 	};
 }
 
+/** A webhook waiting for the next group commit. */
+interface PendingAccept {
+	readonly payload: WebhookPayload;
+	readonly targets: readonly RouteTarget[];
+	readonly now: number;
+	readonly signature: string;
+	readonly startedAt: number;
+	readonly json: string;
+	readonly resolve: (result: AcceptResult) => void;
+	readonly reject: (err: unknown) => void;
+}
+
 /**
- * Opens (creating and migrating) the embedded store: SQLite in WAL mode, synchronous commits.
+ * Most webhooks one group commit writes. The receiver's connection cap (128) keeps batches below
+ * this in practice; the bound keeps one synchronous transaction from holding the event loop for long.
+ */
+const MAX_GROUP_COMMIT = 256;
+
+/** When the group's first firing alert started (ms), or `now` when none fires or none has a readable start. */
+export function firstStart(payload: WebhookPayload, now: number): number {
+	let first = Number.POSITIVE_INFINITY;
+	for (const alert of payload.alerts) {
+		if (alert.status !== "firing") continue;
+		const at = Date.parse(alert.startsAt);
+		if (at < first) first = at;
+	}
+	return Number.isFinite(first) ? first : now;
+}
+
+/**
+ * Opens (creating and migrating) the embedded store: SQLite in WAL mode, synchronous = FULL (a commit
+ * has reached the disk when it returns), webhooks group-committed.
  * `maxPageCount` caps the database's size in pages (SQLite's max_page_count); past it writes fail with SQLITE_FULL.
  */
 export function openAlertStore(path: string, options: { maxPageCount?: number } = {}): AlertStore {
@@ -266,9 +296,14 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	});
 	// Not a migration: it holds nothing, and older opsbots ignore it.
 	db.exec("CREATE TABLE IF NOT EXISTS write_probe (pad BLOB NOT NULL)");
+	// Not a migration either (older opsbots ignore it): without it, marking a delivery done and finding the
+	// newest update of an episode scan every outbox row ever written, and delivery slows as the file grows.
+	db.exec("CREATE INDEX IF NOT EXISTS outbox_episode ON outbox (group_id, episode, done)");
 	if (options.maxPageCount !== undefined) db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(options.maxPageCount))}`);
 
 	const getGroup = db.prepare("SELECT * FROM groups WHERE id = ?");
+	// What accept decides on, without the stored payload (up to a few hundred KB to copy into JS per webhook).
+	const getGroupHead = db.prepare("SELECT episode, status, first_firing_at, last_signature FROM groups WHERE id = ?");
 	const insertGroup = db.prepare("INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)");
 	const updateGroup = db.prepare("UPDATE groups SET episode = ?, status = ?, first_firing_at = ?, last_signature = ?, mention_role = ? WHERE id = ?");
 	const resolveStmt = db.prepare("UPDATE groups SET status = 'resolved', last_signature = ?, last_payload = ? WHERE id = ?");
@@ -279,6 +314,11 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	const setRestartStmt = db.prepare("UPDATE groups SET restart = ? WHERE id = ?");
 	const silenced = db.prepare("SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
 	const insertOutbox = db.prepare("INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)");
+	// An update between an episode's oldest undelivered row (which holds the episode's place in its channel's
+	// order) and its newest (the one next() sends) will never be sent: done, so an episode keeps at most
+	// two undelivered rows however many webhooks arrive, and the queries over undelivered rows stay short.
+	// Safe while one of them is being sent: delivered() marks done up to the row it sent, and the newest stays.
+	const supersede = db.prepare("UPDATE outbox SET done = 1 WHERE group_id = ? AND episode = ? AND done = 0 AND id < ? AND id > (SELECT min(id) FROM outbox WHERE group_id = ? AND episode = ? AND done = 0)");
 	const dueChannels = db.prepare("SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 AND o.next_attempt_at <= ?");
 	const oldestDue = db.prepare(`SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ?
 		ORDER BY ${DELIVERY_CLASS_SQLITE}, o.id LIMIT 1`);
@@ -324,6 +364,72 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		}
 	}
 
+	/** One webhook's changes, inside the caller's transaction. */
+	function acceptOne(job: PendingAccept): AcceptResult {
+		let queued = 0;
+		let duplicates = 0;
+		for (const target of job.targets) {
+			const id = groupId(job.payload.receiver, job.payload.groupKey, target.channel);
+			const row = getGroupHead.get(id) as { episode: number; status: string; first_firing_at: number; last_signature: string } | undefined;
+			let episode = 1;
+			if (!row) {
+				insertGroup.run(id, job.payload.receiver, job.payload.groupKey, target.channel, target.mentionRole ?? null, job.payload.status, job.startedAt, job.signature);
+			} else {
+				if (row.last_signature === job.signature) {
+					duplicates++;
+					continue;
+				}
+				// A group that fires again after resolving starts a new episode: a new message.
+				const reopened = row.status === "resolved" && job.payload.status === "firing";
+				episode = reopened ? row.episode + 1 : row.episode;
+				updateGroup.run(episode, job.payload.status, reopened ? job.startedAt : Math.min(row.first_firing_at, job.startedAt), job.signature, target.mentionRole ?? null, id);
+				// A new episode starts unacknowledged and unsilenced.
+				if (reopened) clearActions.run(id);
+			}
+			setPayload.run(job.json, id);
+			const { lastInsertRowid } = insertOutbox.run(id, episode, job.json, job.now, job.now);
+			supersede.run(id, episode, lastInsertRowid, id, episode);
+			queued++;
+		}
+		return { queued, duplicates };
+	}
+
+	const acceptBytes = (job: PendingAccept) => 2 * job.json.length * job.targets.length;
+	let accepts: PendingAccept[] = [];
+	let commitScheduled = false;
+
+	/**
+	 * Group commit: every webhook that arrived in this turn of the event loop is written in one
+	 * transaction, so one WAL sync (synchronous = FULL) covers them all; each caller hears back only
+	 * after that COMMIT returned. If the shared transaction fails, each webhook is retried in a
+	 * transaction of its own, so one that cannot be stored (e.g. too large for the disk left) fails alone.
+	 */
+	function commitAccepts(): void {
+		commitScheduled = false;
+		const batch = accepts;
+		accepts = [];
+		if (batch.length === 0) return;
+		if (batch.length > 1) {
+			let results: AcceptResult[] | undefined;
+			try {
+				results = tx(() => batch.map(acceptOne), batch.reduce((sum, job) => sum + acceptBytes(job), 0));
+			} catch {
+				// Each alone below; the error that matters is the one its own transaction meets.
+			}
+			if (results) {
+				batch.forEach((job, i) => job.resolve(results[i]!));
+				return;
+			}
+		}
+		for (const job of batch) {
+			try {
+				job.resolve(tx(() => acceptOne(job), acceptBytes(job)));
+			} catch (err) {
+				job.reject(err);
+			}
+		}
+	}
+
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
 	function requeue(id: string, change: () => void): void {
 		tx(() => {
@@ -335,37 +441,17 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 
 	return {
 		async accept(payload, targets, now = Date.now()) {
+			// Everything that does not need the database is done here, outside the shared transaction.
 			const signature = payloadSignature(payload);
-			const firing = payload.alerts.filter((a) => a.status === "firing").map((a) => Date.parse(a.startsAt)).filter(Number.isFinite);
-			const startedAt = firing.length > 0 ? Math.min(...firing) : now;
 			const json = JSON.stringify(payload);
-			return tx(() => {
-				let queued = 0;
-				let duplicates = 0;
-				for (const target of targets) {
-					const id = groupId(payload.receiver, payload.groupKey, target.channel);
-					const row = getGroup.get(id) as { episode: number; status: string; first_firing_at: number; last_signature: string } | undefined;
-					let episode = 1;
-					if (!row) {
-						insertGroup.run(id, payload.receiver, payload.groupKey, target.channel, target.mentionRole ?? null, payload.status, startedAt, signature);
-					} else {
-						if (row.last_signature === signature) {
-							duplicates++;
-							continue;
-						}
-						// A group that fires again after resolving starts a new episode: a new message.
-						const reopened = row.status === "resolved" && payload.status === "firing";
-						episode = reopened ? row.episode + 1 : row.episode;
-						updateGroup.run(episode, payload.status, reopened ? startedAt : Math.min(row.first_firing_at, startedAt), signature, target.mentionRole ?? null, id);
-						// A new episode starts unacknowledged and unsilenced.
-						if (reopened) clearActions.run(id);
-					}
-					setPayload.run(json, id);
-					insertOutbox.run(id, episode, json, now, now);
-					queued++;
+			return new Promise<AcceptResult>((resolve, reject) => {
+				accepts.push({ payload, targets, now, signature, startedAt: firstStart(payload, now), json, resolve, reject });
+				if (accepts.length >= MAX_GROUP_COMMIT) commitAccepts();
+				else if (!commitScheduled) {
+					commitScheduled = true;
+					setImmediate(commitAccepts);
 				}
-				return { queued, duplicates };
-			}, 2 * json.length * targets.length);
+			});
 		},
 		dueChannels: async (now = Date.now()) => (dueChannels.all(now) as { channel: string }[]).map((r) => r.channel),
 		async next(channel, now = Date.now()) {
@@ -457,6 +543,10 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 				return true;
 			});
 		},
-		close: async () => db.close(),
+		async close() {
+			// Webhooks waiting for the next group commit are written (or refused) before the file closes.
+			commitAccepts();
+			db.close();
+		},
 	};
 }
