@@ -1,6 +1,7 @@
 import { findEnvironment, type Config } from "./config.ts";
 import { createAccessPolicy, type AccessPolicy } from "./discord/access.ts";
 import type { Logger } from "./log.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
 import { join } from "node:path";
 import type { AlertStore } from "./alerts/store.ts";
 import { createPendingStore, type PendingStore } from "./discord/pending.ts";
@@ -44,6 +45,8 @@ export interface Services {
 	/** /logs searches behind Older, Newer and Download, for 15 minutes. */
 	readonly logQueries: PendingStore<LogsQueryState>;
 	readonly alertState: AlertState;
+	/** opsbot's own metrics, served on the webhook port. */
+	readonly metrics: Metrics;
 }
 
 /** Everything a command, button or CLI run depends on, passed explicitly (no module singletons). */
@@ -84,6 +87,7 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 		logs: createLogsService({ environments, secret, maxRangeHours: config.ops.logs.maxRangeHours, log: log.child({ svc: "logs" }) }),
 		logQueries: createPendingStore<LogsQueryState>(15 * 60_000),
 		alertState: { store: undefined, kick: undefined, restarts: new Map() },
+		metrics: createMetrics(),
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };
 	return { ctx, close: () => databases.close() };

@@ -14,6 +14,8 @@ import type { GroupState } from "./store.ts";
 const MAX_SILENCE_HOURS = 24 * 14;
 
 async function record(ctx: HandlerContext, action: string, target: string, result: string, details?: Record<string, unknown>): Promise<void> {
+	// The metric keeps the kind of result ("ok", "refused", "failed", …), not its free text.
+	if (action === "alert.restart" || action === "alert.silence" || action === "alert.unsilence") ctx.services.metrics.alertActions.inc({ action, result: result.split(/[: ]/, 1)[0] ?? result });
 	await ctx.services.actionLog.record({ actor: { userId: ctx.actor.userId, username: ctx.actor.username }, action, target, result, ...(details ? { details } : {}) });
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { MessageFlags, type Interaction, type RepliableInteraction } from "discord.js";
 import type { Command, ComponentHandler, HandlerContext } from "../commands/types.ts";
 import type { AppContext } from "../context.ts";
+import type { InteractionResult } from "../metrics.ts";
 import { PermissionDeniedError, UserFacingError, withTimeout } from "../errors.ts";
 import { DISCORD_LIMITS, truncate } from "../render/limits.ts";
 import type { Actor } from "./access.ts";
@@ -25,11 +26,24 @@ export function createRouter(commands: readonly Command[], components: readonly 
 	let accepting = true;
 
 	async function dispatch(interaction: Interaction): Promise<void> {
+		const started = performance.now();
+		const kind = interaction.isAutocomplete() ? "autocomplete" : interaction.isChatInputCommand() ? "command" : "component";
+		const name = interaction.isCommand() || interaction.isAutocomplete() ? interaction.commandName : "customId" in interaction ? (interaction.customId.split(":", 2).join(":") || "?") : "?";
+		// Only names opsbot knows become label values: forged custom ids must not grow the metrics.
+		const labels = { kind, name: byName.has(name) || byCustomId.has(name) ? name : "unknown" };
+		const seconds = () => (performance.now() - started) / 1000;
+		// Handlers answer through their own paths; the router counts how each one ended.
+		const done = (result: InteractionResult) => {
+			ctx.services.metrics.interactions.inc({ ...labels, result });
+			ctx.services.metrics.interactionDuration.observe(labels, seconds());
+		};
+		const firstResponse = () => ctx.services.metrics.interactionFirstResponse.observe(labels, seconds());
 		const actor = actorOf(interaction);
 		const log = ctx.log.child({ interactionId: interaction.id, userId: actor.userId });
 		// Access lists name roles of the configured guild: anywhere else (a DM, another server) nobody is known, so nothing is served.
 		if (interaction.guildId !== ctx.config.ops.discord.guildId) {
 			await refuseOutsideGuild(interaction, actor, log);
+			done("outside-guild");
 			return;
 		}
 		const ephemeral = !ctx.config.ops.discord.opsChannels.includes(interaction.channelId ?? "");
@@ -38,11 +52,13 @@ export function createRouter(commands: readonly Command[], components: readonly 
 		if (interaction.isAutocomplete()) {
 			const command = byName.get(interaction.commandName);
 			let choices: { name: string; value: string | number }[] = [];
+			let result: InteractionResult = "ok";
 			try {
 				if (command?.autocomplete && ctx.access.mayUseCommand(actor, command.name)) {
 					choices = await withTimeout(command.autocomplete(interaction, handlerCtx), AUTOCOMPLETE_BUDGET_MS);
 				}
 			} catch (err) {
+				result = "error";
 				log.warn({ err, cmd: interaction.commandName }, "autocomplete failed");
 			}
 			await interaction
@@ -53,6 +69,8 @@ export function createRouter(commands: readonly Command[], components: readonly 
 					})),
 				)
 				.catch((err: unknown) => log.warn({ err }, "autocomplete respond failed"));
+			firstResponse();
+			done(result);
 			return;
 		}
 
@@ -62,18 +80,22 @@ export function createRouter(commands: readonly Command[], components: readonly 
 			if (!command) {
 				cmdLog.warn("unknown command");
 				await replyError(interaction, new UserFacingError("This command is not known to this version of opsbot."), cmdLog);
+				done("refused");
 				return;
 			}
 			if (!ctx.access.mayUseCommand(actor, command.name)) {
 				cmdLog.info({ roles: actor.roleIds }, "command refused: role not allowed");
 				await replyError(interaction, new PermissionDeniedError(`use /${command.name}`), cmdLog);
+				done("refused");
 				return;
 			}
-			await run(interaction, { ...handlerCtx, log: cmdLog }, async () => {
+			const result = await run(interaction, { ...handlerCtx, log: cmdLog }, async () => {
 				// Deferring first, centrally, keeps every command inside Discord's 3 s deadline.
 				await interaction.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
+				firstResponse();
 				await command.execute(interaction, { ...handlerCtx, log: cmdLog });
 			});
+			done(result);
 			return;
 		}
 
@@ -89,6 +111,7 @@ export function createRouter(commands: readonly Command[], components: readonly 
 				cLog.warn("refused a button or form opsbot did not make (unknown or forged customId)");
 				await recordRefusal("refused: unknown or forged customId");
 				await replyError(interaction, new UserFacingError("This button is not valid (any more). Run the command again."), cLog);
+				done("refused");
 				return;
 			}
 			const allowed = "action" in handler.permission ? ctx.access.mayDo(actor, handler.permission.action) : ctx.access.mayUseCommand(actor, handler.permission.command);
@@ -97,14 +120,17 @@ export function createRouter(commands: readonly Command[], components: readonly 
 				await recordRefusal("refused: role not allowed");
 				const what = "action" in handler.permission ? handler.permission.action : `/${handler.permission.command}`;
 				await replyError(interaction, new PermissionDeniedError(`use ${what}`), cLog);
+				done("refused");
 				return;
 			}
 			// After deferUpdate (by the router or the handler), an error must not overwrite the message the button sits on: say it in a follow-up.
-			await run(interaction, { ...handlerCtx, log: cLog }, async () => {
+			const result = await run(interaction, { ...handlerCtx, log: cLog }, async () => {
 				if (handler.ack === "update") await interaction.deferUpdate();
 				else if (handler.ack === "reply") await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+				if (handler.ack !== "none") firstResponse();
 				await handler.handle(interaction, id, { ...handlerCtx, log: cLog });
 			}, handler.ack !== "reply");
+			done(result);
 		}
 	}
 
@@ -148,11 +174,13 @@ export function createRouter(commands: readonly Command[], components: readonly 
 	};
 }
 
-async function run(interaction: RepliableInteraction, ctx: HandlerContext, work: () => Promise<void>, asFollowUp = false): Promise<void> {
+async function run(interaction: RepliableInteraction, ctx: HandlerContext, work: () => Promise<void>, asFollowUp = false): Promise<"ok" | "refused" | "error"> {
 	try {
 		await work();
+		return "ok";
 	} catch (err) {
 		await replyError(interaction, err, ctx.log, asFollowUp);
+		return err instanceof UserFacingError ? "refused" : "error";
 	}
 }
 
