@@ -53,13 +53,26 @@ const PgBouncer = z.strictObject({
 	timeoutMs: Millis.default(5_000),
 });
 
+/**
+ * A Loki tenant id (X-Scope-OrgID) as Loki's tenant rules allow it: letters, digits and `! - _ . * ' ( )`,
+ * at most 150, not `.` or `..`. Loki refuses `a/b` with 400; `|` would join tenants in a multi-tenant query.
+ */
+const LokiTenant = z
+	.string()
+	.regex(/^[A-Za-z0-9!_.*'()-]{1,150}$/, "expected a Loki tenant id: 1-150 letters, digits and ! - _ . * ' ( )")
+	.refine((t) => t !== "." && t !== "..", "a Loki tenant id cannot be . or ..");
+
 const Loki = z.strictObject({
 	url: HttpUrl,
-	tenant: z.string().min(1).max(150).optional(),
+	tenant: LokiTenant.optional(),
 	/** Env var holding `user:password` for basic auth, if Loki sits behind it. */
 	basicAuthEnv: EnvName.optional(),
 	timeoutMs: Millis.default(10_000),
 	grafanaUrl: HttpUrl.optional(),
+	/** The Grafana organisation "Open in Grafana" opens (`orgId` in Explore links; default 1). */
+	grafanaOrgId: z.number().int().min(1).optional(),
+	/** The uid (or name) of this Loki's data source in that Grafana (default `loki`). */
+	grafanaDatasource: z.string().min(1).max(200).optional(),
 	/** The stream label that names a service, e.g. `service` or `container`. */
 	serviceLabel: LabelName.default("service"),
 });
@@ -234,6 +247,8 @@ const Alerts = z.strictObject({
 	environmentLabel: LabelName.default("env"),
 	restartCooldownSeconds: z.number().int().min(0).max(86_400).default(300),
 	maxBodyBytes: z.number().int().min(1_024).max(50 * 1024 * 1024).default(2 * 1024 * 1024),
+	/** `GET /metrics` on this port: without credentials from loopback only, unless `requireAuth` asks for the webhook's credentials from everyone. */
+	metrics: z.strictObject({ requireAuth: z.boolean().default(false) }).prefault({}),
 	/** How often opsbot asks AlertManager about groups it silenced (AlertManager sends nothing for them). */
 	silenceWatch: z
 		.strictObject({
@@ -276,6 +291,7 @@ export const EnvSchema = z.object({
 
 export type OpsFile = z.infer<typeof OpsFileSchema>;
 export type EnvironmentConfig = z.infer<typeof Environment>;
+export type LokiConfig = z.infer<typeof Loki>;
 export type HttpCheckConfig = z.infer<typeof HttpCheck>;
 export type AuditTableConfig = z.infer<typeof AuditTable>;
 

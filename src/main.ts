@@ -3,6 +3,7 @@ import { COMMANDS, COMPONENTS } from "./commands/index.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createContext } from "./context.ts";
 import { createDiscordClient } from "./discord/client.ts";
+import { instrumentDiscord } from "./discord/instrument.ts";
 import { createRouter } from "./discord/router.ts";
 import { loadDotEnv } from "./env-file.ts";
 import { createLogger } from "./log.ts";
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
 	const { ctx, close } = createContext(config, log);
 	const router = createRouter(COMMANDS, COMPONENTS, ctx);
 	const client = createDiscordClient({ ...(config.env.DISCORD_API_URL ? { apiUrl: config.env.DISCORD_API_URL } : {}), router, log });
+	instrumentDiscord(client, ctx.services.metrics);
 
 	let relay: AlertRelay | undefined;
 	let stopping = false;
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
 	process.on("SIGINT", () => void shutdown("SIGINT"));
 
 	await client.login(config.env.DISCORD_TOKEN);
-	relay = await startAlertRelay(config, client, log, ctx.services.alertState);
+	relay = await startAlertRelay(config, client, log, ctx.services.alertState, ctx.services.metrics);
 }
 
 main().catch((err: unknown) => {

@@ -100,6 +100,8 @@ export interface DeliveryDeps {
 	readonly budget?: ChannelBudget;
 	/** A storm starts when a channel's unposted firing groups could not all be posted within this (default STORM_AFTER_MS). */
 	readonly stormAfterMs?: number;
+	/** Told of every failed send, by kind (for /metrics). */
+	readonly onFailure?: (failure: SendFailure) => void;
 }
 
 /** A channel's storm as this process knows it: the stored summary, and what it last showed. */
@@ -233,6 +235,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 
 	async function failed(item: OutboxItem, failure: SendFailure, err: unknown): Promise<"done" | "retry"> {
 		const log = deps.log.child({ groupId: item.groupId, channel: item.channel, attempts: item.attempts + 1 });
+		deps.onFailure?.(failure);
 		if (failure === "refused") {
 			log.error({ err }, "Discord refused an alert message; dropping it");
 			await deps.store.abandon(item);

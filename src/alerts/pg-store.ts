@@ -406,6 +406,13 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 			const { rows } = await pool.query<{ channel: string }>("SELECT channel FROM opsbot_state.storm_summaries WHERE state <> 'over'");
 			return rows.map((r) => r.channel);
 		},
+		async stats() {
+			const [groups, outbox] = await Promise.all([
+				pool.query<{ status: string; count: number }>("SELECT status, count(*)::int AS count FROM opsbot_state.groups GROUP BY status"),
+				pool.query<{ channel: string; depth: number; oldest: string }>("SELECT g.channel, count(*)::int AS depth, min(o.created_at) AS oldest FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE NOT o.done GROUP BY g.channel"),
+			]);
+			return { groups: groups.rows, outbox: outbox.rows.map((r) => ({ channel: r.channel, depth: r.depth, oldestAt: Number(r.oldest) })) };
+		},
 		async writable() {
 			try {
 				const { rows } = await pool.query<{ ok: boolean }>("SELECT NOT pg_is_in_recovery() AS ok");

@@ -3,10 +3,11 @@ import type { Client } from "discord.js";
 import type { Config } from "../config.ts";
 import type { AlertState } from "../context.ts";
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
 import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
 import { restSender, startDelivery, type Delivery, type DiscordSender } from "./delivery.ts";
-import { createReceiver } from "./receiver.ts";
+import { authorized, createReceiver } from "./receiver.ts";
 import { openPostgresAlertStore } from "./pg-store.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
 import { openAlertStore, type AlertStore } from "./store.ts";
@@ -20,12 +21,12 @@ export interface AlertRelay {
 }
 
 /** Starts the relay when `alerts` is configured: replays what the outbox still holds, then listens; follows the groups opsbot silenced. */
-export async function startAlertRelay(config: Config, client: Client, log: Logger, alertState?: AlertState, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
+export async function startAlertRelay(config: Config, client: Client, log: Logger, alertState: AlertState, metrics: Metrics, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
 	const alerts = config.ops.alerts;
 	if (!alerts) return undefined;
 	// Embedded by default; PostgreSQL (opsbot's own database) when replicas must share the state.
 	const store = config.env.STATE_DATABASE_URL ? await openPostgresAlertStore(config.env.STATE_DATABASE_URL, log.child({ svc: "state" })) : openAlertStore(join(config.ops.stateDir, "alerts.sqlite"));
-	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(config.ops), actions: (item) => alertActions(config.ops, item.groupId, item.payload), guildId: config.ops.discord.guildId });
+	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(config.ops), actions: (item) => alertActions(config.ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }) });
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
@@ -34,11 +35,10 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		onQueued: () => delivery.kick(),
 		discordReady: () => client.isReady(),
 	});
+	serveMetrics(receiver, metrics, store, { requireAuth: alerts.metrics.requireAuth, auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH } });
 	const silenceWatch = startSilenceWatch({ store, ops: config.ops, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.kick(), intervalMs: alerts.silenceWatch.intervalSeconds * 1_000, settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000 });
-	if (alertState) {
-		alertState.store = store;
-		alertState.kick = () => delivery.kick();
-	}
+	alertState.store = store;
+	alertState.kick = () => delivery.kick();
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");
 	delivery.kick();
@@ -53,4 +53,24 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 			await store.close();
 		},
 	};
+}
+
+/** `GET /metrics` in Prometheus text format, webhook responses counted by status, and the store's gauges read at scrape time. */
+function serveMetrics(app: ReturnType<typeof createReceiver>, metrics: Metrics, store: AlertStore, options: { requireAuth: boolean; auth: Parameters<typeof authorized>[1] }): void {
+	app.addHook("onResponse", async (request, reply) => {
+		if (request.routeOptions.url === "/alerts") metrics.webhooks.inc({ status: String(reply.statusCode) });
+	});
+	let stats: ReturnType<AlertStore["stats"]> | undefined;
+	// One store read per scrape serves all three gauges.
+	const readStats = () => (stats ??= store.stats().finally(() => setTimeout(() => (stats = undefined), 1_000).unref()));
+	metrics.gaugeAtScrape("opsbot_alert_groups", "Alert groups opsbot holds, by status.", ["state"], async () => (await readStats()).groups.map((g) => ({ labels: { state: g.status }, value: g.count })));
+	metrics.gaugeAtScrape("opsbot_alert_outbox_depth", "Alert messages queued for Discord, by channel.", ["channel"], async () => (await readStats()).outbox.map((o) => ({ labels: { channel: o.channel }, value: o.depth })));
+	metrics.gaugeAtScrape("opsbot_alert_outbox_oldest_age_seconds", "Age of the oldest queued alert message, by channel.", ["channel"], async () => (await readStats()).outbox.map((o) => ({ labels: { channel: o.channel }, value: (Date.now() - o.oldestAt) / 1000 })));
+	app.get("/metrics", async (request, reply) => {
+		const loopback = /^(127\.|::1$|::ffff:127\.)/.test(request.socket.remoteAddress ?? "");
+		if ((options.requireAuth || !loopback) && !authorized(request.headers.authorization, options.auth)) {
+			return reply.code(401).header("www-authenticate", 'Bearer realm="opsbot"').send({ error: "unauthorized" });
+		}
+		return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+	});
 }

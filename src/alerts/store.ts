@@ -105,6 +105,12 @@ export interface AcceptResult {
 	readonly duplicates: number;
 }
 
+/** What /metrics shows of the store. */
+export interface StoreStats {
+	readonly groups: readonly { readonly status: string; readonly count: number }[];
+	readonly outbox: readonly { readonly channel: string; readonly depth: number; readonly oldestAt: number }[];
+}
+
 /** opsbot's durable alert state: groups, their messages, and the delivery outbox. */
 export interface AlertStore {
 	/** Durably queues the payload for each target channel; returns once committed. */
@@ -141,6 +147,8 @@ export interface AlertStore {
 	saveStormSummary(summary: StormSummary): Promise<void>;
 	/** Channels whose storm summary is not over. */
 	stormChannels(): Promise<string[]>;
+	/** Groups by status and, per channel, queued deliveries and when the oldest was queued (for /metrics). */
+	stats(): Promise<StoreStats>;
 	/**
 	 * Marks the group's current episode resolved (every alert ended at `now`) and queues the re-render,
 	 * as a resolved notification would; only if the group still fires with `expectedSignature`. For groups
@@ -337,6 +345,8 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	const putStorm = db.prepare(`INSERT INTO storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id, nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`);
 	const stormChannelsStmt = db.prepare("SELECT channel FROM storm_summaries WHERE state <> 'over'");
+	const groupStats = db.prepare("SELECT status, count(*) AS count FROM groups GROUP BY status");
+	const outboxStats = db.prepare("SELECT g.channel AS channel, count(*) AS depth, min(o.created_at) AS oldest FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 GROUP BY g.channel");
 
 	/** Bytes of the last write that failed for a storage reason (disk full, I/O error), until a write as large succeeds. */
 	let failedWriteBytes: number | undefined;
@@ -504,6 +514,10 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 			tx(() => putStorm.run(s.channel, s.state, s.messageId, s.nonce, s.startedAt, s.endedAt, JSON.stringify(s.groups)));
 		},
 		stormChannels: async () => (stormChannelsStmt.all() as { channel: string }[]).map((r) => r.channel),
+		stats: async () => ({
+			groups: groupStats.all() as { status: string; count: number }[],
+			outbox: (outboxStats.all() as { channel: string; depth: number; oldest: number }[]).map((r) => ({ channel: r.channel, depth: r.depth, oldestAt: r.oldest })),
+		}),
 		// A real write, committed: taking the write lock alone succeeds on a full disk. After a write
 		// failed for lack of room, the probe is as large as that write, so "writable" means it would fit now.
 		async writable() {

@@ -46,6 +46,23 @@ export function storeContract(name: string, open: () => Promise<{ store: AlertSt
 			await store.close();
 		});
 
+		it("counts groups by status and queued messages per channel, with the oldest's time, for /metrics", async () => {
+			const { store } = await open();
+			const before = Date.now();
+
+			await store.accept(payload(2, { groupKey: "a" }), [{ channel: "1" }]);
+			await store.accept(payload(2, { groupKey: "b" }), [{ channel: "1" }, { channel: "2" }]);
+			await store.delivered((await store.next("2"))!, "m2");
+			await store.accept(payload(2, { groupKey: "c" }, "resolved"), [{ channel: "2" }]);
+			const stats = await store.stats();
+
+			expect(Object.fromEntries(stats.groups.map((g) => [g.status, g.count]))).toEqual({ firing: 3, resolved: 1 });
+			const one = stats.outbox.find((o) => o.channel === "1");
+			expect(one?.depth).toBe(2);
+			expect(one?.oldestAt).toBeGreaterThanOrEqual(before);
+			expect(stats.outbox.find((o) => o.channel === "2")?.depth).toBe(1);
+		});
+
 		it("keeps acknowledgements and silences per episode, and queues a re-render for each change", async () => {
 			const { store } = await open();
 			await store.accept(payload(1), targets);
