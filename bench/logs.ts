@@ -13,8 +13,9 @@ export async function run(): Promise<BenchRow[]> {
 		ns: start + BigInt(LINES - i) * 700_000_000n,
 		line: i % 3 === 0 ? `plain line ${i} with some text about request /api/things/${i}` : JSON.stringify({ level: i % 7 === 0 ? "error" : "info", message: `handled request ${i}`, correlation_id: `c-${i}`, user_id: i % 500, path: `/api/things/${i}`, duration_ms: i % 97 }),
 		labels: { service: "api" },
+		id: i.toString(16).padStart(16, "0"),
 	}));
-	const result: LogResult = { source: "loki", query: '{service="api"} |= "request"', startNs: start, endNs: start + 3_600_000_000_000n, entries, full: true };
+	const result: LogResult = { source: "loki", query: '{service="api"} |= "request"', startNs: start, endNs: start + 3_600_000_000_000n, direction: "backward", entries, more: true };
 	const page: number[] = [];
 	const file: number[] = [];
 	globalThis.gc?.();

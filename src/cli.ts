@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { healthReport, healthSummaryReport } from "./commands/health.ts";
 import { actionLogReport, auditFilters, auditPageReport, collectAll } from "./commands/audit.ts";
-import { logsReport, logsRequest } from "./commands/logs.ts";
+import { logsReport, logsRequest, logsTitle, logsToText, searchLogs } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
@@ -11,14 +11,22 @@ import { loadDotEnv } from "./env-file.ts";
 import { UserFacingError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { reportToText, type Level, type Report } from "./render/report.ts";
+import { isUnavailable } from "./services/logs.ts";
 
-/** Exit codes usable from cron and CI: 0 healthy, 1 degraded, 2 down; 64 usage, 78 config. */
-export const EXIT: Record<Level, number> & { usage: number; config: number; failure: number } = { ok: 0, warn: 1, critical: 2, usage: 64, config: 78, failure: 70 };
+/**
+ * Exit codes usable from cron and CI (sysexits.h for the failures): 0 healthy or done, 1 degraded,
+ * 2 down; 64 usage (bad arguments, or a request the service refused), 69 unavailable (a service the
+ * command needs did not answer: Loki down or too slow, an SSH host timing out), 70 internal failure,
+ * 78 config. The README lists them.
+ */
+export const EXIT: Record<Level, number> & { usage: number; unavailable: number; config: number; failure: number } = { ok: 0, warn: 1, critical: 2, usage: 64, unavailable: 69, config: 78, failure: 70 };
 
 /** What a CLI subcommand produces: a Report for people and plain data for --json. */
 export interface CliResult {
 	readonly report: Report;
 	readonly data: unknown;
+	/** Terminal text when reportToText's markdown stripping would change what must be shown verbatim (log lines, LogQL). */
+	readonly text?: string;
 }
 
 interface CliCommand {
@@ -80,7 +88,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		},
 	},
 	logs: {
-		usage: "opsbot logs --service S [--level L] [--contains TEXT] [--correlation ID] [--since 1h] [--limit N] [--query LOGQL] [--env NAME] [--json]",
+		usage: "opsbot logs (--service S | --correlation ID | --query LOGQL) [--level L] [--contains TEXT] [--since 1h] [--limit N] [--env NAME] [--json]",
 		options: { env: { type: "string" }, service: { type: "string" }, level: { type: "string" }, contains: { type: "string" }, correlation: { type: "string" }, since: { type: "string" }, limit: { type: "string" }, query: { type: "string" } },
 		async run(ctx, values) {
 			const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : null);
@@ -89,8 +97,14 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			// The CLI is run by an operator on the host: raw queries are allowed.
 			const cliActor = { config: ctx.config, access: { mayUseCommand: () => true, mayDo: () => true }, actor: { userId: "cli", username: "cli", roleIds: [] } };
 			const request = logsRequest(cliActor, { env: str("env"), service: str("service"), level: str("level"), contains: str("contains"), correlation: str("correlation"), since: str("since"), limit: limit === null ? null : Number(limit), query: str("query") });
-			const result = await ctx.services.logs.search(request);
-			return { report: logsReport(result, `Logs of ${request.service || "query"} on ${request.environment}`), data: { ...result, startNs: result.startNs.toString(), endNs: result.endNs.toString(), entries: result.entries.map((e) => ({ ...e, ns: e.ns.toString() })) } };
+			const result = await searchLogs(ctx, request);
+			const title = logsTitle(request);
+			const cursor = (c: { ns: bigint; id: string } | undefined) => (c ? { ns: c.ns.toString(), id: c.id } : undefined);
+			return {
+				report: logsReport(result, title),
+				text: logsToText(result, title),
+				data: { ...result, startNs: result.startNs.toString(), endNs: result.endNs.toString(), before: cursor(result.before), after: cursor(result.after), entries: result.entries.map((e) => ({ ...e, ns: e.ns.toString() })) },
+			};
 		},
 	},
 	actions: {
@@ -160,12 +174,12 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 	const { ctx, close } = createContext(config, log);
 	try {
 		const result = await command.run(ctx, parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
-		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${reportToText(result.report)}\n`);
+		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${result.text ?? reportToText(result.report)}\n`);
 		return command.exitByLevel ? EXIT[result.report.level] : 0;
 	} catch (err) {
 		if (err instanceof UserFacingError) {
 			io.err(`${err.message}\n`);
-			return EXIT.usage;
+			return isUnavailable(err) ? EXIT.unavailable : EXIT.usage;
 		}
 		log.error({ err }, "cli command failed");
 		io.err(`failed: ${err instanceof Error ? err.message : String(err)}\n`);

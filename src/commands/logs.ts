@@ -4,8 +4,10 @@ import { encodeCustomId } from "../discord/custom-id.ts";
 import { PermissionDeniedError, UserFacingError } from "../errors.ts";
 import { DISCORD_LIMITS, escapeMarkdown, inlineCode, truncate } from "../render/limits.ts";
 import { reportToEmbed, type Level, type Report } from "../render/report.ts";
-import type { LogEntry, LogResult, LogSearchRequest } from "../services/logs.ts";
-import { LOG_LEVELS, type LogLevel } from "../services/logql.ts";
+import type { LokiConfig } from "../config.ts";
+import { MetricQueryError } from "../services/loki.ts";
+import type { LogCursor, LogEntry, LogResult, LogSearchRequest } from "../services/logs.ts";
+import { CORRELATION_ID, LOG_LEVELS, type LogLevel } from "../services/logql.ts";
 import { parseRange } from "../time.ts";
 import { environmentChoices, environmentOption } from "./options.ts";
 import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
@@ -63,24 +65,60 @@ export function lineToText(line: ReadableLine): string {
 
 function formatRange(result: LogResult): string {
 	const iso = (ns: bigint) => new Date(Number(ns / 1_000_000n)).toISOString().replace(".000Z", "Z");
-	return `${iso(result.startNs)} → ${iso(result.endNs)}`;
+	return `${iso(result.startNs)} → ${iso(result.endNs)}${result.tenant ? ` · tenant ${result.tenant}` : ""}`;
 }
 
-/** The search result as a Report: newest first, within Discord's limits, with the query and range in the footer. */
+/** What the page holds, in words: how many lines, or why there are none (naming the tenant Loki was asked as). */
+function pageSummary(result: LogResult, shown: number): string {
+	if (result.entries.length === 0) {
+		if (result.before) return "No older lines in this time range. ▶ Newer goes back.";
+		if (result.after) return "No newer lines in this time range. ◀ Older goes back.";
+		// Loki answers a tenant it has never seen with an empty result, exactly like a search that matched nothing.
+		const tenant = result.source === "loki" ? ` for Loki tenant \`${result.tenant ?? "(none)"}\` (Loki answers the same for a tenant that has no logs at all; check \`loki.tenant\` if you expected some)` : "";
+		return `No log lines match in this time range${tenant}. Widen \`since\` or loosen the filters.`;
+	}
+	const lines = `${result.entries.length} line${result.entries.length === 1 ? "" : "s"}, newest first`;
+	const more = result.more ? (result.direction === "backward" ? "; older ones: ◀ Older" : "; newer ones: Newer ▶") : "";
+	const cut = result.entries.length > shown ? `; ${shown} shown, Download for all` : "";
+	return `${lines}${more}${cut}.`;
+}
+
+/** The search result as a Report: newest first, within Discord's limits, with the query, range and tenant in the footer. */
 export function logsReport(result: LogResult, title: string): Report {
 	const lines = result.entries.slice(0, SHOWN_LINES).map(readableLine);
 	const worst: Level = lines.some((l) => /crit|fatal|err/i.test(l.level ?? "")) ? "critical" : lines.some((l) => /warn/i.test(l.level ?? "")) ? "warn" : "ok";
-	const shown = lines.length;
-	const more = result.entries.length - shown;
 	return {
 		title,
 		level: worst,
-		summary: [
-			result.entries.length === 0 ? "No log lines match in this time range. Widen `since` or loosen the filters." : `${result.entries.length}${result.full ? "+" : ""} lines, newest first${more > 0 ? `; ${shown} shown, Download for all` : ""}.`,
-			...lines.map(lineToText),
-		].join("\n"),
+		summary: [pageSummary(result, lines.length), ...lines.map(lineToText)].join("\n"),
 		footer: truncate(`${result.source === "loki" ? "LogQL" : "Ran"}: ${result.query}\n${formatRange(result)}`, DISCORD_LIMITS.footer),
 	};
+}
+
+// C0 controls (an ESC can restyle or move a terminal), DEL and C1 controls; tabs stay.
+const TERMINAL_UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+
+/**
+ * The search result for a terminal: every line as Loki stored it (one per line: newlines and other
+ * control characters shown as escapes), then the LogQL exactly as it ran. No markdown is involved,
+ * so backticks and backslashes reach the terminal unchanged.
+ */
+export function logsToText(result: LogResult, title: string): string {
+	const escape = (text: string) => text.replace(TERMINAL_UNSAFE, (c) => (c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+	const lines = result.entries.map((e) => `${isoNs(e.ns)}  ${escape(e.line)}`);
+	const level = logsReport(result, title).level;
+	return [
+		`[${level === "ok" ? "OK" : level === "warn" ? "WARN" : "CRIT"}] ${escape(title)}`,
+		pageSummary(result, result.entries.length).replace(/`/g, ""),
+		...lines,
+		`${result.source === "loki" ? "LogQL" : "Ran"}: ${escape(result.query)}`,
+		formatRange(result),
+	].join("\n");
+}
+
+function isoNs(ns: bigint): string {
+	const ms = ns / 1_000_000n;
+	return new Date(Number(ms)).toISOString().replace(/\.\d{3}Z$/, `.${(ns % 1_000_000_000n).toString().padStart(9, "0")}Z`);
 }
 
 /** The full result as a text file: one line per entry, ISO time first. */
@@ -88,11 +126,14 @@ export function logsFile(result: LogResult): string {
 	return result.entries.map((e) => `${new Date(Number(e.ns / 1_000_000n)).toISOString()} ${e.line}`).join("\n") + "\n";
 }
 
-/** A Grafana Explore link for the query and range, when it fits in a button (512 characters). */
-export function grafanaExploreUrl(grafanaUrl: string, result: LogResult): string | undefined {
-	if (result.source !== "loki") return undefined;
-	const left = JSON.stringify({ datasource: "loki", queries: [{ refId: "A", expr: result.query }], range: { from: String(result.startNs / 1_000_000n), to: String(result.endNs / 1_000_000n) } });
-	const url = `${grafanaUrl.replace(/\/$/, "")}/explore?orgId=1&left=${encodeURIComponent(left)}`;
+/** Where "Open in Grafana" points: the Grafana URL, its organisation and the Loki data source there. */
+export type GrafanaTarget = Pick<LokiConfig, "grafanaUrl" | "grafanaOrgId" | "grafanaDatasource">;
+
+/** A Grafana Explore link for a query and range, when one is configured and it fits in a button (512 characters). */
+export function grafanaExploreUrl(grafana: GrafanaTarget | undefined, query: string, startNs: bigint, endNs: bigint): string | undefined {
+	if (!grafana?.grafanaUrl) return undefined;
+	const left = JSON.stringify({ datasource: grafana.grafanaDatasource ?? "loki", queries: [{ refId: "A", expr: query }], range: { from: String(startNs / 1_000_000n), to: String(endNs / 1_000_000n) } });
+	const url = `${grafana.grafanaUrl.replace(/\/$/, "")}/explore?orgId=${grafana.grafanaOrgId ?? 1}&left=${encodeURIComponent(left)}`;
 	return url.length <= 512 ? url : undefined;
 }
 
@@ -102,19 +143,62 @@ export interface LogsQueryState {
 	readonly title: string;
 }
 
+/** The title a search is shown under. */
+export function logsTitle(request: LogSearchRequest): string {
+	const what = request.service || (request.correlation ? `request ${request.correlation}` : "query");
+	return `Logs of ${what} on ${request.environment}`;
+}
+
+function cursorArgs(cursor: LogCursor): string[] {
+	return [cursor.ns.toString(), cursor.id];
+}
+
+/**
+ * Older and Newer follow the one order of lines (time, then id), from the edge of what is shown.
+ * An empty page always keeps the way back: after an empty Older, Newer starts again from the
+ * range's beginning (there is nothing before the old cursor); after an empty Newer, Older starts
+ * from its end.
+ */
 function buttons(ops: OpsFile, token: string, result: LogResult, environment: string) {
-	const row = new ActionRowBuilder<ButtonBuilder>();
 	const oldest = result.entries.at(-1);
 	const newest = result.entries[0];
+	let older: string[] | undefined;
+	let newer: string[] | undefined;
+	if (oldest && newest) {
+		const olderExists = result.direction === "backward" ? result.more : result.after !== undefined;
+		const newerExists = result.direction === "forward" ? result.more : result.before !== undefined;
+		if (olderExists) older = cursorArgs(oldest);
+		if (newerExists) newer = cursorArgs(newest);
+	} else if (result.before) {
+		newer = [];
+	} else if (result.after) {
+		older = [];
+	}
+	const row = new ActionRowBuilder<ButtonBuilder>();
 	row.addComponents(
-		new ButtonBuilder().setCustomId(encodeCustomId("logs", "older", token, oldest ? oldest.ns.toString() : result.startNs.toString())).setLabel("◀ Older").setStyle(ButtonStyle.Secondary).setDisabled(!oldest),
-		new ButtonBuilder().setCustomId(encodeCustomId("logs", "newer", token, newest ? (newest.ns + 1n).toString() : result.endNs.toString())).setLabel("Newer ▶").setStyle(ButtonStyle.Secondary).setDisabled(!newest),
+		new ButtonBuilder().setCustomId(encodeCustomId("logs", "older", token, ...(older ?? []))).setLabel("◀ Older").setStyle(ButtonStyle.Secondary).setDisabled(!older),
+		new ButtonBuilder().setCustomId(encodeCustomId("logs", "newer", token, ...(newer ?? []))).setLabel("Newer ▶").setStyle(ButtonStyle.Secondary).setDisabled(!newer),
 		new ButtonBuilder().setCustomId(encodeCustomId("logs", "download", token)).setLabel("Download").setEmoji("📄").setStyle(ButtonStyle.Secondary),
 	);
-	const grafana = findEnvironment(ops, environment)?.loki?.grafanaUrl;
-	const link = grafana ? grafanaExploreUrl(grafana, result) : undefined;
+	const link = result.source === "loki" ? grafanaExploreUrl(findEnvironment(ops, environment)?.loki, result.query, result.startNs, result.endNs) : undefined;
 	if (link) row.addComponents(new ButtonBuilder().setURL(link).setLabel("Open in Grafana").setStyle(ButtonStyle.Link));
 	return row;
+}
+
+/**
+ * Runs a search through the logs service. A metric query gets the Grafana link for it where one
+ * is configured, since /logs cannot show a time series.
+ */
+export async function searchLogs(ctx: Pick<HandlerContext, "config" | "services">, request: LogSearchRequest): Promise<LogResult> {
+	try {
+		return await ctx.services.logs.search(request);
+	} catch (err) {
+		if (!(err instanceof MetricQueryError)) throw err;
+		const loki = findEnvironment(ctx.config.ops, request.environment)?.loki;
+		const { start, end } = { start: BigInt(request.start.getTime()) * 1_000_000n, end: BigInt(request.end.getTime()) * 1_000_000n };
+		const link = request.rawQuery ? grafanaExploreUrl(loki, request.rawQuery, start, end) : undefined;
+		throw new UserFacingError(link ? `${err.message}\n${link}` : err.message, { cause: err });
+	}
 }
 
 /** Runs a search and returns the /logs message for it, with its paging state stored for the buttons. */
@@ -124,7 +208,8 @@ export async function logsMessage(ctx: HandlerContext, request: LogSearchRequest
 }
 
 async function render(ctx: HandlerContext, token: string, state: LogsQueryState, request: LogSearchRequest) {
-	const result = await ctx.services.logs.search(request);
+	// One page is what an embed shows; Download has the whole range.
+	const result = await searchLogs(ctx, { ...request, limit: Math.min(request.limit, SHOWN_LINES) });
 	return { embeds: [reportToEmbed(logsReport(result, state.title))], components: [buttons(ctx.config.ops, token, result, request.environment)] };
 }
 
@@ -133,8 +218,9 @@ export function logsRequest(ctx: Pick<HandlerContext, "config" | "access" | "act
 	const settings = ctx.config.ops.logs;
 	const environment = raw.env ?? defaultEnvironment(ctx.config.ops);
 	if (raw.query && !ctx.access.mayDo(ctx.actor, "logs.raw-query")) throw new PermissionDeniedError("run raw LogQL queries");
-	if (!raw.service && !raw.query) throw new UserFacingError("Pick a service (or, if your role allows it, give a raw `query`).");
+	if (!raw.service && !raw.query && !raw.correlation) throw new UserFacingError("Pick a service, or give a correlation id (which searches every service), or, if your role allows it, a raw `query`.");
 	if (raw.level && !LOG_LEVELS.includes(raw.level as LogLevel)) throw new UserFacingError(`Unknown level; use one of ${LOG_LEVELS.join(", ")}.`);
+	if (raw.correlation && !CORRELATION_ID.test(raw.correlation)) throw new UserFacingError("A correlation id is 1–100 letters, digits and `_ . : @ / + = -`.");
 	const limit = raw.limit ?? settings.defaultLimit;
 	if (!Number.isInteger(limit) || limit < 1 || limit > settings.maxLimit) throw new UserFacingError(`The limit must be between 1 and ${settings.maxLimit}.`);
 	const { start, end } = parseRange(raw.since ?? settings.defaultSince, settings.maxRangeHours, now);
@@ -163,16 +249,16 @@ export const logs: Command = {
 		.addStringOption((o) => o.setName("service").setDescription("Service (or container where there is no Loki)").setAutocomplete(true).setMaxLength(100))
 		.addStringOption((o) => o.setName("level").setDescription("Only this level").addChoices(...LOG_LEVELS.map((l) => ({ name: l, value: l }))))
 		.addStringOption((o) => o.setName("contains").setDescription("Text the line must contain (exact, case-sensitive)").setMaxLength(1000))
-		.addStringOption((o) => o.setName("correlation").setDescription("Correlation id").setMaxLength(100))
+		.addStringOption((o) => o.setName("correlation").setDescription("Correlation id (alone, it searches every service)").setMaxLength(100))
 		.addStringOption((o) => o.setName("since").setDescription("15m, 1h, 24h, 7d, or FROM..TO with ISO dates").setMaxLength(80))
-		.addIntegerOption((o) => o.setName("limit").setDescription("How many lines at most").setMinValue(1).setMaxValue(5000))
+		.addIntegerOption((o) => o.setName("limit").setDescription(`Lines per page, at most ${SHOWN_LINES} (Download has the whole range)`).setMinValue(1).setMaxValue(SHOWN_LINES))
 		.addStringOption((o) => o.setName("query").setDescription("Raw LogQL (allowed roles only)").setMaxLength(1000))
 		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
 		.toJSON(),
 	async execute(interaction, ctx) {
 		const o = interaction.options;
 		const request = logsRequest(ctx, { env: o.getString("env"), service: o.getString("service"), level: o.getString("level"), contains: o.getString("contains"), correlation: o.getString("correlation"), since: o.getString("since"), limit: o.getInteger("limit"), query: o.getString("query") });
-		const state: LogsQueryState = { request, title: `Logs of ${request.service || "query"} on ${request.environment}` };
+		const state: LogsQueryState = { request, title: logsTitle(request) };
 		const token = ctx.services.logQueries.put(ctx.actor.userId, state);
 		await interaction.editReply(await render(ctx, token, state, request));
 	},
@@ -198,23 +284,23 @@ const NS_PER_MS = 1_000_000n;
 const NS_PER_HOUR = 3_600_000_000_000n;
 
 /**
- * The range of an Older/Newer page. The cursor comes from a customId (untrusted) and the state from
- * the store; both are re-checked on every press so a page never leaves the original search's
- * [start, end) nor opsbot's maximum range, whatever the customId says.
+ * The cursor of an Older/Newer press, or undefined for "from the edge of the range". The cursor
+ * comes from a customId (untrusted) and the state from the store; both are re-checked on every
+ * press so a page never leaves the original search's [start, end) nor opsbot's maximum range,
+ * whatever the customId says.
  */
-export function pageRange(state: LogsQueryState, direction: "older" | "newer", raw: string | undefined, maxRangeHours: number): { startNs: bigint; endNs: bigint } {
+export function pageCursor(state: LogsQueryState, rawNs: string | undefined, rawId: string | undefined, maxRangeHours: number): LogCursor | undefined {
 	const startNs = BigInt(state.request.start.getTime()) * NS_PER_MS;
 	const endNs = BigInt(state.request.end.getTime()) * NS_PER_MS;
 	if (!(endNs > startNs) || endNs - startNs > BigInt(maxRangeHours) * NS_PER_HOUR) throw new UserFacingError("This search's time range is not valid any more; run /logs again.");
-	if (!raw || !/^\d{1,20}$/.test(raw)) throw new UserFacingError("That page is not valid; use the buttons on the latest /logs message or run /logs again.");
-	const at = BigInt(raw);
-	if (at < startNs || at > endNs) throw new UserFacingError("That page lies outside this search's time range; use the buttons on the latest /logs message or run /logs again.");
-	if (direction === "older" && at === startNs) throw new UserFacingError("There are no older lines in this search's time range.");
-	if (direction === "newer" && at === endNs) throw new UserFacingError("There are no newer lines in this search's time range.");
-	return direction === "older" ? { startNs, endNs: at } : { startNs: at, endNs };
+	if (rawNs === undefined && rawId === undefined) return undefined;
+	if (!rawNs || !/^\d{1,20}$/.test(rawNs) || !rawId || !/^[0-9a-f]{16}$/.test(rawId)) throw new UserFacingError("That page is not valid; use the buttons on the latest /logs message or run /logs again.");
+	const ns = BigInt(rawNs);
+	if (ns < startNs || ns >= endNs) throw new UserFacingError("That page lies outside this search's time range; use the buttons on the latest /logs message or run /logs again.");
+	return { ns, id: rawId };
 }
 
-/** Older: the lines before the oldest one shown. */
+/** Older: the lines before the oldest one shown (or, without a cursor, the newest page). */
 export const logsOlder: ComponentHandler = {
 	area: "logs",
 	action: "older",
@@ -223,12 +309,12 @@ export const logsOlder: ComponentHandler = {
 	async handle(interaction, id, ctx) {
 		const token = id.args[0] ?? "";
 		const state = stateOf(ctx, token);
-		const range = pageRange(state, "older", id.args[1], ctx.config.ops.logs.maxRangeHours);
-		await interaction.editReply(await render(ctx, token, state, { ...state.request, ...range, direction: "backward" }));
+		const before = pageCursor(state, id.args[1], id.args[2], ctx.config.ops.logs.maxRangeHours);
+		await interaction.editReply(await render(ctx, token, state, { ...state.request, direction: "backward", ...(before ? { before } : {}) }));
 	},
 };
 
-/** Newer: the lines after the newest one shown, up to the end of the original search. */
+/** Newer: the lines after the newest one shown (or, without a cursor, the oldest page), up to the end of the original search. */
 export const logsNewer: ComponentHandler = {
 	area: "logs",
 	action: "newer",
@@ -237,8 +323,8 @@ export const logsNewer: ComponentHandler = {
 	async handle(interaction, id, ctx) {
 		const token = id.args[0] ?? "";
 		const state = stateOf(ctx, token);
-		const range = pageRange(state, "newer", id.args[1], ctx.config.ops.logs.maxRangeHours);
-		await interaction.editReply(await render(ctx, token, state, { ...state.request, ...range, direction: "forward" }));
+		const after = pageCursor(state, id.args[1], id.args[2], ctx.config.ops.logs.maxRangeHours);
+		await interaction.editReply(await render(ctx, token, state, { ...state.request, direction: "forward", ...(after ? { after } : {}) }));
 	},
 };
 
@@ -264,7 +350,7 @@ export const logsCorrelation: ComponentHandler = {
 		if (!/^\d{1,12}$/.test(seconds)) throw new UserFacingError("That button is not valid.");
 		const at = Number(seconds) * 1000;
 		const request: LogSearchRequest = { environment, service: "", correlation, start: new Date(at - 15 * 60_000), end: new Date(at + 15 * 60_000), limit: ctx.config.ops.logs.defaultLimit };
-		const state: LogsQueryState = { request, title: `Logs of request ${correlation} on ${environment}` };
+		const state: LogsQueryState = { request, title: logsTitle(request) };
 		const token = ctx.services.logQueries.put(ctx.actor.userId, state);
 		await interaction.editReply(await render(ctx, token, state, request));
 	},
@@ -278,11 +364,11 @@ export const logsDownload: ComponentHandler = {
 	ack: "reply",
 	async handle(interaction, id, ctx) {
 		const state = stateOf(ctx, id.args[0] ?? "");
-		const result = await ctx.services.logs.search({ ...state.request, limit: ctx.config.ops.logs.maxLimit });
+		const result = await searchLogs(ctx, { ...state.request, limit: ctx.config.ops.logs.maxLimit });
 		await editReplyWithFiles(
 			interaction,
 			{
-				content: `${result.entries.length} lines${result.full ? ` (the configured maximum of ${ctx.config.ops.logs.maxLimit}; narrow the range for the rest)` : ""}.\n${inlineCode(truncate(result.query, 300))}`,
+				content: `${result.entries.length} lines${result.more ? ` (the configured maximum of ${ctx.config.ops.logs.maxLimit}; narrow the range for the rest)` : ""}.\n${inlineCode(truncate(result.query, 300))}`,
 				files: [new AttachmentBuilder(Buffer.from(logsFile(result)), { name: `logs-${(state.request.service || "query").replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}.txt` })],
 			},
 			ctx.log,

@@ -1,12 +1,12 @@
 import { request } from "undici";
 import { z } from "zod";
 import { UserFacingError } from "../errors.ts";
-import { readBounded } from "./http.ts";
+import { describeHttpFailure, readBounded } from "./http.ts";
 import { withSlash } from "./prometheus.ts";
 
-/** One log line: its time in nanoseconds (as Loki sends it, a string) and its stream labels. */
+/** One log line as Loki sent it: its time in nanoseconds and the labels of its (output) stream. */
 export interface LogLine {
-	readonly ns: string;
+	readonly ns: bigint;
 	readonly line: string;
 	readonly labels: Readonly<Record<string, string>>;
 }
@@ -20,72 +20,126 @@ export interface LokiTarget {
 	readonly timeoutMs: number;
 }
 
-const StreamsAnswer = z.object({
-	status: z.literal("success"),
-	data: z.object({
-		resultType: z.literal("streams"),
-		result: z.array(z.object({ stream: z.record(z.string(), z.string()), values: z.array(z.tuple([z.string(), z.string()]).rest(z.unknown())) })),
-	}),
-});
-const ValuesAnswer = z.object({ status: z.literal("success"), data: z.array(z.string()).default([]) });
+/**
+ * Loki's default `max_entries_limit_per_query`. A Loki configured lower says so in its 400
+ * (`... (N > M)`), and opsbot then asks for at most M.
+ */
+export const LOKI_DEFAULT_MAX_ENTRIES = 5_000;
 
-/** Loki answered with an error; `message` is already plain advice for the user. */
+const Answer = z.object({ status: z.literal("success"), data: z.object({ resultType: z.string(), result: z.array(z.unknown()) }) });
+const Stream = z.object({ stream: z.record(z.string(), z.string()), values: z.array(z.tuple([z.string().regex(/^\d{1,20}$/), z.string()]).rest(z.unknown())) });
+const ValuesAnswer = z.object({ status: z.literal("success"), data: z.array(z.string()).nullable().default([]) });
+
+/** Loki answered with an error, or not at all; `message` is already plain advice for the user. */
 export class LokiError extends UserFacingError {
+	/** The HTTP status, or 0 when no answer came. */
 	readonly status: number;
-	constructor(status: number, message: string) {
-		super(message);
+	/** True when Loki could not serve the request (down, slow, overloaded, broken), as opposed to refusing it. */
+	readonly unavailable: boolean;
+	/** Loki's own `max_entries_limit_per_query`, when this error says it was exceeded. */
+	readonly maxEntries: number | undefined;
+	constructor(status: number, message: string, options: { unavailable?: boolean; maxEntries?: number; cause?: unknown } = {}) {
+		super(message, options.cause === undefined ? undefined : { cause: options.cause });
 		this.name = "LokiError";
 		this.status = status;
+		this.unavailable = options.unavailable ?? false;
+		this.maxEntries = options.maxEntries;
 	}
 }
 
-/** Turns Loki's plain-text errors (PROTOCOLS.md §2.6) into what the user should change. */
-export function explainLokiError(status: number, body: string): string {
-	const text = body.trim().split("\n")[0]?.slice(0, 300) ?? "";
-	if (status === 400 && /parse error/.test(text)) return `Loki could not parse the query: ${text}. Check the LogQL syntax.`;
-	if (status === 400 && /max entries limit/.test(text)) return "Loki refuses to return that many lines at once. Lower the limit.";
-	if (status === 400 && /time range exceeds/.test(text)) return "That time range is longer than Loki allows. Narrow `since`.";
-	if (status === 400 && /maximum number of series/.test(text)) return "The query matches too many streams. Pick a service or add filters.";
-	if (status === 400 && /empty-compatible|at least one/.test(text)) return "The query needs at least one label matcher that is not empty.";
-	if (status === 400) return `Loki rejected the query: ${text}`;
-	if (status === 401) return "Loki refused the request: no or wrong tenant (X-Scope-OrgID) or credentials. Check `loki.tenant` and `loki.basicAuthEnv` in the config.";
-	if (status === 429) return "Loki is busy (too many outstanding requests). Try again in a moment or narrow the search.";
-	if (status === 504 || status === 499) return "The search took too long in Loki. Narrow the time range or add a filter.";
-	if (status === 503) return `Loki is not ready${text ? ` (${text})` : ""}. Try again shortly.`;
-	return `Loki answered HTTP ${status}. Try again; if it persists, check Loki's health with /health.`;
+/** The query is a metric query (`count_over_time(...)`, `rate(...)`): Loki answers a time series, not log lines. */
+export class MetricQueryError extends UserFacingError {
+	readonly resultType: string;
+	constructor(resultType: string) {
+		super(`That LogQL is a metric query (Loki answered a ${resultType} of numbers, not log lines); /logs shows log lines. Run it in Grafana Explore, or drop the range aggregation to see the lines.`);
+		this.name = "MetricQueryError";
+		this.resultType = resultType;
+	}
+}
+
+// gRPC wrapping that Loki puts around errors from its queriers: not part of the reason.
+const RPC_PREFIX = /^rpc error: code = [^ ]+ desc = /;
+
+/** Turns Loki's plain-text errors (PROTOCOLS.md §2.6) into what the user should change, keeping Loki's reason. */
+export function explainLokiError(status: number, body: string, tenant?: string): LokiError {
+	const text = (body.trim().split("\n")[0] ?? "").replace(RPC_PREFIX, "").slice(0, 400);
+	const regexp = /error parsing regexp: (.*)$/.exec(text);
+	if (regexp) {
+		// Loki answers 500 for a regular expression it cannot compile, though the query is at fault.
+		const stage = /stage '(.*?)' : error parsing regexp/.exec(text)?.[1];
+		return new LokiError(status, `Loki cannot use the regular expression${stage ? ` in \`${stage}\`` : ""}: ${regexp[1]}. Loki uses Go's RE2 syntax: no lookahead, lookbehind or backreferences.`);
+	}
+	if (status === 400) {
+		if (/empty-compatible value/.test(text)) {
+			return new LokiError(status, 'Loki needs at least one label matcher that cannot match an empty value: `service=~".+"` works, `service=~".*"` or `service=""` alone does not.');
+		}
+		const size = /input size too long \((\d+) > (\d+)\)/.exec(text);
+		if (size) return new LokiError(status, `The query is ${size[1]} bytes and Loki accepts at most ${size[2]}. Shorten it.`);
+		const entries = /max entries limit per query exceeded, limit > \w+ \((\d+) > (\d+)\)/.exec(text);
+		if (entries) return new LokiError(status, `Loki returns at most ${entries[2]} lines per query (its max_entries_limit_per_query); ${entries[1]} were asked for. Lower the limit.`, { maxEntries: Number(entries[2]) });
+		const range = /query time range exceeds the limit \(query length: ([^,]+), limit: ([^)]+)\)/.exec(text);
+		if (range) return new LokiError(status, `That time range (${range[1]}) is longer than Loki allows (${range[2]}). Narrow \`since\`.`);
+		if (/maximum number of series/.test(text)) return new LokiError(status, `The query matches too many streams for Loki (${text}). Pick a service or add filters.`);
+		if (/invalid tenant ID/.test(text)) return new LokiError(status, `Loki refuses the tenant id${tenant ? ` \`${tenant}\`` : ""} (\`loki.tenant\` in the config).`);
+		if (/parse error/.test(text)) return new LokiError(status, `Loki could not parse the query: ${text}. Check the LogQL syntax.`);
+		return new LokiError(status, `Loki rejected the query: ${text}`);
+	}
+	if (status === 401) return new LokiError(status, `Loki refused the request (${text || "HTTP 401"}): no or wrong tenant (X-Scope-OrgID) or credentials. Check \`loki.tenant\` and \`loki.basicAuthEnv\` in the config.`);
+	if (status === 429) return new LokiError(status, "Loki is busy (too many outstanding requests). Try again in a moment or narrow the search.", { unavailable: true });
+	if (status === 504 || status === 499) return new LokiError(status, "The search took too long in Loki. Narrow the time range or add a filter.", { unavailable: true });
+	if (status === 503) return new LokiError(status, `Loki is not ready${text ? ` (${text})` : ""}. Try again shortly.`, { unavailable: true });
+	return new LokiError(status, `Loki answered HTTP ${status}. Try again; if it persists, check Loki's health with /health.`, { unavailable: status >= 500 });
 }
 
 async function get(target: LokiTarget, path: string, params: URLSearchParams): Promise<unknown> {
 	const headers: Record<string, string> = { accept: "application/json", "user-agent": "opsbot" };
 	if (target.tenant) headers["x-scope-orgid"] = target.tenant;
 	if (target.basicAuth) headers.authorization = `Basic ${Buffer.from(target.basicAuth).toString("base64")}`;
-	let response;
+	let status: number;
+	let text: string;
 	try {
-		response = await request(`${new URL(path, withSlash(target.url)).href}?${params}`, {
+		const response = await request(`${new URL(path, withSlash(target.url)).href}?${params}`, {
 			headers,
 			signal: AbortSignal.timeout(target.timeoutMs),
 			headersTimeout: target.timeoutMs,
 			bodyTimeout: target.timeoutMs,
 		});
+		status = response.statusCode;
+		// The body is read inside the deadline too: a Loki that sends headers and then stalls is as slow as one that sends nothing.
+		text = await readBounded(response.body, 64 * 1024 * 1024);
 	} catch (err) {
-		const code = (err as { code?: string; name?: string }).code ?? (err as { name?: string }).name;
-		throw new LokiError(0, code === "ECONNREFUSED" ? "Loki is not reachable (connection refused)." : code === "TimeoutError" || code === "UND_ERR_HEADERS_TIMEOUT" ? "Loki did not answer in time. Narrow the search." : "Loki could not be reached.");
+		// AbortSignal.timeout rejects with a DOMException named TimeoutError (its numeric `code` is 23), undici with UND_ERR_*_TIMEOUT.
+		const failure = describeHttpFailure(err);
+		const seconds = Number((target.timeoutMs / 1000).toFixed(1));
+		const message =
+			failure === "timed out"
+				? `Loki did not answer within ${seconds} s (\`loki.timeoutMs\`). Narrow the search, or check Loki with /health.`
+				: failure === "connection refused"
+					? "Loki is not reachable (connection refused). Check Loki with /health."
+					: `Loki could not be reached (${failure}). Check Loki with /health.`;
+		throw new LokiError(0, message, { unavailable: true, cause: err });
 	}
-	const text = await readBounded(response.body, 64 * 1024 * 1024);
-	if (response.statusCode !== 200) throw new LokiError(response.statusCode, explainLokiError(response.statusCode, text));
-	return JSON.parse(text) as unknown;
+	if (status !== 200) throw explainLokiError(status, text, target.tenant);
+	try {
+		return JSON.parse(text) as unknown;
+	} catch (err) {
+		throw new LokiError(status, "Loki answered with something that is not JSON. Check `loki.url` points at Loki, or check Loki with /health.", { unavailable: true, cause: err });
+	}
 }
 
-/** Runs a log query over [start, end) and returns lines newest first (direction backward). */
-export async function queryLogs(target: LokiTarget, query: string, range: { start: bigint; end: bigint; limit: number; direction?: "backward" | "forward" }): Promise<LogLine[]> {
-	const answer = StreamsAnswer.parse(
-		await get(target, "loki/api/v1/query_range", new URLSearchParams({ query, start: range.start.toString(), end: range.end.toString(), limit: String(range.limit), direction: range.direction ?? "backward" })),
-	);
-	const lines = answer.data.result.flatMap((stream) => stream.values.map(([ns, line]) => ({ ns, line, labels: stream.stream })));
-	// Loki sorts within a stream only; merge the streams here.
-	lines.sort((a, b) => (BigInt(a.ns) === BigInt(b.ns) ? 0 : BigInt(a.ns) > BigInt(b.ns) ? -1 : 1));
-	if (range.direction === "forward") lines.reverse();
-	return lines.slice(0, range.limit);
+/**
+ * One query_range request for log lines over [start, end) as Loki answers it: at most `limit`
+ * lines, in no particular order across streams. With a limit, Loki's answer is not always the
+ * true first `limit` lines (see logs.ts); callers page with that in mind.
+ */
+export async function queryRange(target: LokiTarget, query: string, range: { start: bigint; end: bigint; limit: number; direction: "backward" | "forward" }): Promise<LogLine[]> {
+	const raw = await get(target, "loki/api/v1/query_range", new URLSearchParams({ query, start: range.start.toString(), end: range.end.toString(), limit: String(range.limit), direction: range.direction }));
+	const answer = Answer.safeParse(raw);
+	if (!answer.success) throw new LokiError(200, "Loki's answer is not a query result this opsbot understands. Check `loki.url` points at Loki.", { unavailable: true, cause: answer.error });
+	if (answer.data.data.resultType !== "streams") throw new MetricQueryError(answer.data.data.resultType);
+	const streams = z.array(Stream).safeParse(answer.data.data.result);
+	if (!streams.success) throw new LokiError(200, "Loki's answer is not a query result this opsbot understands. Check `loki.url` points at Loki.", { unavailable: true, cause: streams.error });
+	return streams.data.flatMap((stream) => stream.values.map(([ns, line]) => ({ ns: BigInt(ns), line, labels: stream.stream })));
 }
 
 /** Values of one label over the last `hours` (for autocomplete). */
@@ -93,5 +147,7 @@ export async function labelValues(target: LokiTarget, label: string, hours = 6):
 	if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(label)) throw new Error(`not a label name: ${label}`);
 	const end = BigInt(Date.now()) * 1_000_000n;
 	const start = end - BigInt(hours) * 3_600_000_000_000n;
-	return ValuesAnswer.parse(await get(target, `loki/api/v1/label/${label}/values`, new URLSearchParams({ start: start.toString(), end: end.toString() }))).data;
+	const answer = ValuesAnswer.safeParse(await get(target, `loki/api/v1/label/${label}/values`, new URLSearchParams({ start: start.toString(), end: end.toString() })));
+	if (!answer.success) throw new LokiError(200, "Loki's answer is not a list of label values. Check `loki.url` points at Loki.", { unavailable: true, cause: answer.error });
+	return answer.data.data ?? [];
 }

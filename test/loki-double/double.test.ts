@@ -1,18 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseLokiTime, startLokiDouble, type LokiDouble } from "./index.ts";
+import { goDuration, parseLokiTime, startLokiDouble, type LokiDouble } from "./index.ts";
 
-// The double is checked against the documented facts it stands in for (PROTOCOLS.md §2).
-describe("Loki double follows Loki's documented API", () => {
+// How the double answers normally is checked against the real Loki in test/services/loki-contract.test.ts;
+// here: its own helpers and the faults it exists for.
+describe("Loki double", () => {
 	let loki: LokiDouble;
 	const base = 1_700_000_000_000_000_000n;
 	beforeAll(async () => {
 		loki = await startLokiDouble();
-		loki.add({ service: "api" }, [{ ns: base, line: "first" }, { ns: base + 1_000_000_000n, line: "second" }]);
-		loki.add({ service: "worker" }, [{ ns: base + 500_000_000n, line: "other" }]);
+		loki.add("t1", { service: "api" }, [{ ns: base, line: "first" }]);
 	});
 	afterAll(() => loki.close());
 
-	const get = (path: string, tenant: string | null = "t1") => fetch(`${loki.url}${path}`, { headers: tenant ? { "x-scope-orgid": tenant } : {} });
+	const get = (path: string, tenant = "t1") => fetch(`${loki.url}${path}`, { headers: { "x-scope-orgid": tenant }, signal: AbortSignal.timeout(2_000) });
 
 	it("reads timestamps as Loki does: float seconds, <=10 digits seconds, longer nanoseconds, else RFC3339", () => {
 		expect(parseLokiTime("1700000000")).toBe(1_700_000_000_000_000_000n);
@@ -21,44 +21,43 @@ describe("Loki double follows Loki's documented API", () => {
 		expect(parseLokiTime("2023-11-14T22:13:20Z")).toBe(1_700_000_000_000_000_000n);
 	});
 
-	it("answers 401 'no org id' without X-Scope-OrgID, as with auth_enabled", async () => {
-		const res = await get("/loki/api/v1/query_range?query={service=%22api%22}", null);
-
-		expect(res.status).toBe(401);
-		expect(res.headers.get("content-type")).toContain("text/plain");
-		expect(await res.text()).toBe("no org id\n");
+	it("prints durations as Go does", () => {
+		expect(goDuration(721n * 3_600_000_000_000n + 1_000_000_000n)).toBe("721h0m1s");
+		expect(goDuration(722n * 3_600_000_000_000n + 311_000_000n)).toBe("722h0m0.311s");
 	});
 
-	it("returns streams with nanosecond string timestamps, newest first by default, start inclusive and end exclusive", async () => {
-		const res = await get(`/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"}')}&start=${base}&end=${base + 1_000_000_000n}`);
-		const body = (await res.json()) as { status: string; data: { resultType: string; result: { stream: object; values: [string, string][] }[] } };
+	it("keeps tenants apart", async () => {
+		const query = `/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"}')}&start=${base}&end=${base + 1n}`;
 
-		expect(body.status).toBe("success");
-		expect(body.data.resultType).toBe("streams");
-		expect(body.data.result).toEqual([{ stream: { service: "api" }, values: [[base.toString(), "first"]] }]);
+		const own = (await (await get(query)).json()) as { data: { result: unknown[] } };
+		const other = (await (await get(query, "t2")).json()) as { data: { result: unknown[] } };
+
+		expect(own.data.result).toHaveLength(1);
+		expect(other.data.result).toEqual([]);
 	});
 
-	it("applies line filters and limits, and rejects what Loki rejects with plain text", async () => {
-		const filtered = (await (await get(`/loki/api/v1/query_range?query=${encodeURIComponent('{service=~".+"} |= "o"')}&start=${base}&end=${base + 2_000_000_000n}&limit=1`)).json()) as { data: { result: { values: string[][] }[] } };
-		const bad = await get(`/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"} |= "x')}`);
-		const tooMany = await get(`/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"}')}&limit=5001`);
-		const empty = await get(`/loki/api/v1/query_range?query=${encodeURIComponent('{service=~".*"}')}`);
+	it("answers the next requests with a given status and body, then normally again", async () => {
+		loki.failNext(200, "<html>proxy error</html>", 1, "text/html");
+		loki.failNext(502, "Bad Gateway");
 
-		expect(filtered.data.result.flatMap((s) => s.values.map((v) => v[1]))).toEqual(["second"]);
-		expect(bad.status).toBe(400);
-		expect(await bad.text()).toMatch(/^parse error at line 1, col \d+/);
-		expect(await tooMany.text()).toBe("max entries limit per query exceeded, limit > max_entries_limit_per_query (5001 > 5000)\n");
-		expect(await empty.text()).toMatch(/queries require at least one regexp or equality matcher that does not have an empty-compatible value/);
+		const garbage = await get("/loki/api/v1/label/service/values");
+		const bad = await get("/loki/api/v1/label/service/values");
+		const good = await get("/loki/api/v1/label/service/values");
+
+		expect([garbage.status, garbage.headers.get("content-type"), await garbage.text()]).toEqual([200, "text/html", "<html>proxy error</html>"]);
+		expect([bad.status, await bad.text()]).toEqual([502, "Bad Gateway"]);
+		expect(await good.json()).toEqual({ status: "success", data: ["api"] });
 	});
 
-	it("lists label values and reports readiness", async () => {
-		const values = (await (await get("/loki/api/v1/label/service/values")).json()) as { data: string[] };
-		loki.setReady(false);
-		const notReady = await get("/ready");
-		loki.setReady(true);
+	it("stalls the next request without answering", async () => {
+		loki.stallNext();
 
-		expect(values.data).toEqual(["api", "worker"]);
-		expect(notReady.status).toBe(503);
-		expect(await notReady.text()).toMatch(/^Ingester not ready/);
+		const stalled = await get("/loki/api/v1/label/service/values").then(
+			() => "answered",
+			(err: Error) => err.name,
+		);
+
+		expect(stalled).toBe("TimeoutError");
+		expect((await get("/loki/api/v1/label/service/values")).status).toBe(200);
 	});
 });
