@@ -8,7 +8,10 @@ import { createPendingStore, type PendingStore } from "./discord/pending.ts";
 import type { AuditQueryState } from "./commands/audit.ts";
 import type { LogsQueryState } from "./commands/logs.ts";
 import { createLogsService, type LogsService } from "./services/logs.ts";
-import { createFileActionLog, type ActionLog } from "./services/action-log.ts";
+import { createFileActionLog, createPostgresActionLog, type ActionLog } from "./services/action-log.ts";
+import { openStateDatabase } from "./state/db.ts";
+import { createPostgresPendingStore } from "./state/pending.ts";
+import { createMemoryRestartLock, createPostgresRestartLock, type RestartLock } from "./state/restart-lock.ts";
 import { createAuditService, type AuditService } from "./services/audit.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
 import { createPoolService, type PoolService, type TerminationCandidate } from "./services/pool.ts";
@@ -23,8 +26,8 @@ export type Confirmation =
 export interface AlertState {
 	store: AlertStore | undefined;
 	kick: (() => void) | undefined;
-	/** Restarts per environment/container: one at a time, and when the last one ran (cooldown). */
-	readonly restarts: Map<string, { running: boolean; at: number }>;
+	/** Restarts per environment/container: one at a time, and a cooldown after each (across replicas with STATE_DATABASE_URL). */
+	readonly restarts: RestartLock;
 }
 
 // Discord confirmations in opsbot expire after a minute.
@@ -57,7 +60,11 @@ export interface AppContext {
 	readonly services: Services;
 }
 
-/** Builds the context. Nothing connects here: pools open lazily on first use. */
+/**
+ * Builds the context. Nothing connects here: pools open lazily on first use. With STATE_DATABASE_URL
+ * the state buttons depend on (confirmations, paging, restart lock, action log) lives in opsbot's own
+ * PostgreSQL, shared by replicas; without it, in this process and under stateDir.
+ */
 export function createContext(config: Config, log: Logger): { ctx: AppContext; close: () => Promise<void> } {
 	const environments = config.ops.environments;
 	const secret = (name: string) => config.secrets.get(name);
@@ -67,6 +74,9 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 		if (!pg || !url) return undefined;
 		return { url, maxConnections: pg.maxConnections, statementTimeoutMs: config.ops.audit.statementTimeoutMs, applicationName: "opsbot" };
 	}, log.child({ svc: "postgres" }));
+	const stateUrl = config.env.STATE_DATABASE_URL;
+	const stateDb = stateUrl ? openStateDatabase(stateUrl, log.child({ svc: "state" })) : undefined;
+	const pending = <T>(kind: string, ttlMs: number): PendingStore<T> => (stateDb ? createPostgresPendingStore<T>(stateDb, kind, ttlMs) : createPendingStore<T>(ttlMs));
 	const services: Services = {
 		databases,
 		health: createHealthService({ environments, databases, secret, log: log.child({ svc: "health" }) }),
@@ -80,15 +90,21 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 			prometheus: (environment) => findEnvironment(config.ops, environment)?.prometheus,
 			log: log.child({ svc: "pool" }),
 		}),
-		actionLog: createFileActionLog(join(config.ops.stateDir, "actions.jsonl")),
-		confirmations: createPendingStore<Confirmation>(CONFIRMATION_TTL_MS),
+		actionLog: stateDb ? createPostgresActionLog(stateDb) : createFileActionLog(join(config.ops.stateDir, "actions.jsonl")),
+		confirmations: pending<Confirmation>("confirmation", CONFIRMATION_TTL_MS),
 		audit: createAuditService({ database: (environment) => databases.get(environment), table: config.ops.audit, log: log.child({ svc: "audit" }) }),
-		auditQueries: createPendingStore<AuditQueryState>(15 * 60_000),
+		auditQueries: pending<AuditQueryState>("audit", 15 * 60_000),
 		logs: createLogsService({ environments, secret, maxRangeHours: config.ops.logs.maxRangeHours, log: log.child({ svc: "logs" }) }),
-		logQueries: createPendingStore<LogsQueryState>(15 * 60_000),
-		alertState: { store: undefined, kick: undefined, restarts: new Map() },
+		logQueries: pending<LogsQueryState>("logs", 15 * 60_000),
+		alertState: { store: undefined, kick: undefined, restarts: stateDb ? createPostgresRestartLock(stateDb) : createMemoryRestartLock() },
 		metrics: createMetrics(),
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };
-	return { ctx, close: () => databases.close() };
+	return {
+		ctx,
+		close: async () => {
+			await databases.close();
+			await stateDb?.close();
+		},
+	};
 }

@@ -196,7 +196,7 @@ export const alertRestart: ComponentHandler = {
 			throw new UserFacingError("This alert names no container that opsbot may restart.");
 		}
 		// The episode is kept with the confirmation so the confirm press can tell the alert moved on.
-		const token = ctx.services.confirmations.put(ctx.actor.userId, { kind: "alert.restart", environment: env.name, container, groupId: group.groupId, episode: group.episode });
+		const token = await ctx.services.confirmations.put(ctx.actor.userId, { kind: "alert.restart", environment: env.name, container, groupId: group.groupId, episode: group.episode });
 		await record(ctx, "alert.restart", `${env.config.ssh.host}/${container}`, "confirmation shown");
 		await interaction.editReply({
 			content: `Restart container ${inlineCode(container)} on ${inlineCode(env.config.ssh.host)} (${env.name})? This runs \`docker restart ${container}\`. The confirmation expires in 60 s.`,
@@ -217,7 +217,7 @@ export const alertRestartConfirm: ComponentHandler = {
 	permission: { action: "alert.restart" },
 	ack: "update",
 	async handle(interaction, id, ctx) {
-		const taken = ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
+		const taken = await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
 		if (!taken.ok || taken.value.kind !== "alert.restart") {
 			await record(ctx, "alert.restart", "?", `refused: ${taken.ok ? "unknown" : taken.reason} confirmation`);
 			throw new UserFacingError("This confirmation has expired or is not valid. Press Restart on the alert again.");
@@ -233,18 +233,18 @@ export const alertRestartConfirm: ComponentHandler = {
 		const ssh = findEnvironment(ctx.config.ops, environment)?.ssh;
 		if (!ssh || !ssh.containers.includes(container)) throw new UserFacingError("That container is no longer allow-listed.");
 		const key = `${environment}/${container}`;
-		const state = ctx.services.alertState.restarts;
-		const previous = state.get(key);
-		if (previous?.running) {
+		const lock = ctx.services.alertState.restarts;
+		const cooldownMs = (ctx.config.ops.alerts?.restartCooldownSeconds ?? 300) * 1000;
+		// One claim across replicas: of two confirmations pressed at once, one restarts and the other is told why not.
+		const claim = await lock.acquire(key, cooldownMs);
+		if (!claim.ok && claim.reason === "running") {
 			await record(ctx, "alert.restart", key, "refused: already running");
 			throw new UserFacingError(`A restart of ${inlineCode(container)} is already running.`);
 		}
-		const cooldownMs = (ctx.config.ops.alerts?.restartCooldownSeconds ?? 300) * 1000;
-		if (previous && Date.now() - previous.at < cooldownMs) {
+		if (!claim.ok) {
 			await record(ctx, "alert.restart", key, "refused: cooldown");
-			throw new UserFacingError(`${inlineCode(container)} was restarted <t:${Math.floor(previous.at / 1000)}:R>; wait until <t:${Math.floor((previous.at + cooldownMs) / 1000)}:t> before restarting it again.`);
+			throw new UserFacingError(`${inlineCode(container)} was restarted <t:${Math.floor(claim.lastAt / 1000)}:R>; wait until <t:${Math.floor((claim.lastAt + cooldownMs) / 1000)}:t> before restarting it again.`);
 		}
-		state.set(key, { running: true, at: Date.now() });
 		const keyFile = ctx.config.secrets.get(ssh.keyFileEnv);
 		try {
 			if (!keyFile) throw new UserFacingError("The SSH key for this environment is not configured.");
@@ -262,7 +262,7 @@ export const alertRestartConfirm: ComponentHandler = {
 			await record(ctx, "alert.restart", key, "failed");
 			throw err;
 		} finally {
-			state.set(key, { running: false, at: Date.now() });
+			await lock.release(key);
 		}
 	},
 };
@@ -274,7 +274,7 @@ export const alertRestartCancel: ComponentHandler = {
 	permission: { action: "alert.restart" },
 	ack: "update",
 	async handle(interaction, id, ctx) {
-		ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
+		await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
 		await record(ctx, "alert.restart", "?", "cancelled");
 		await interaction.editReply({ content: "Cancelled; nothing was restarted.", components: [] });
 	},

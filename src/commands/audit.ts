@@ -122,7 +122,11 @@ async function renderPage(ctx: HandlerContext, token: string, state: AuditQueryS
 	if (pageIndex >= state.cursors.length) throw new UserFacingError("That page is not available any more; run /audit again.");
 	const after = state.cursors[pageIndex];
 	const page = await ctx.services.audit.search(state.environment, state.filters, { size: PAGE_SIZE, ...(after ? { after } : {}) });
-	if (page.next) state.cursors[pageIndex + 1] = page.next;
+	if (page.next && state.cursors[pageIndex + 1] === undefined) {
+		state.cursors[pageIndex + 1] = page.next;
+		// Kept with the token, so Older works on whichever replica takes the next press.
+		await ctx.services.auditQueries.update(token, ctx.actor.userId, state);
+	}
 	const report = auditPageReport(page.events, state.filters, pageIndex, page.next !== undefined, state.showPii);
 	return { embeds: [reportToEmbed(report)], components: page.events.length === 0 && pageIndex === 0 ? [] : [pageButtons(token, pageIndex, page.next !== undefined)] };
 }
@@ -212,7 +216,7 @@ export const audit: Command = {
 			failedOnly: interaction.options.getBoolean("failed-only"),
 		});
 		const state: AuditQueryState = { environment, filters, showPii: ctx.access.mayDo(ctx.actor, "audit.see-pii"), cursors: [undefined] };
-		const token = ctx.services.auditQueries.put(ctx.actor.userId, state);
+		const token = await ctx.services.auditQueries.put(ctx.actor.userId, state);
 		await interaction.editReply(await renderPage(ctx, token, state, 0));
 	},
 	async autocomplete(interaction, ctx) {
@@ -232,7 +236,7 @@ export const auditPage: ComponentHandler = {
 	ack: "update",
 	async handle(interaction, id, ctx) {
 		const token = id.args[0] ?? "";
-		const found = ctx.services.auditQueries.peek(token, ctx.actor.userId);
+		const found = await ctx.services.auditQueries.peek(token, ctx.actor.userId);
 		if (!found.ok) throw new UserFacingError(found.reason === "other-user" ? "These buttons belong to whoever ran /audit; run it yourself." : "This search has expired; run /audit again.");
 		const pageIndex = Number(id.args[1]);
 		if (!Number.isInteger(pageIndex) || pageIndex < 0) throw new UserFacingError("That page is not valid.");
@@ -247,7 +251,7 @@ export const auditCsv: ComponentHandler = {
 	permission: { command: "audit" },
 	ack: "reply",
 	async handle(interaction, id, ctx) {
-		const found = ctx.services.auditQueries.peek(id.args[0] ?? "", ctx.actor.userId);
+		const found = await ctx.services.auditQueries.peek(id.args[0] ?? "", ctx.actor.userId);
 		if (!found.ok) throw new UserFacingError("This search has expired; run /audit again.");
 		const { environment, filters, showPii } = found.value;
 		const { events, truncated } = await collectAll(ctx, environment, filters);

@@ -204,7 +204,7 @@ export async function searchLogs(ctx: Pick<HandlerContext, "config" | "services"
 /** Runs a search and returns the /logs message for it, with its paging state stored for the buttons. */
 export async function logsMessage(ctx: HandlerContext, request: LogSearchRequest, title: string) {
 	const state: LogsQueryState = { request, title };
-	return render(ctx, ctx.services.logQueries.put(ctx.actor.userId, state), state, request);
+	return render(ctx, await ctx.services.logQueries.put(ctx.actor.userId, state), state, request);
 }
 
 async function render(ctx: HandlerContext, token: string, state: LogsQueryState, request: LogSearchRequest) {
@@ -259,7 +259,7 @@ export const logs: Command = {
 		const o = interaction.options;
 		const request = logsRequest(ctx, { env: o.getString("env"), service: o.getString("service"), level: o.getString("level"), contains: o.getString("contains"), correlation: o.getString("correlation"), since: o.getString("since"), limit: o.getInteger("limit"), query: o.getString("query") });
 		const state: LogsQueryState = { request, title: logsTitle(request) };
-		const token = ctx.services.logQueries.put(ctx.actor.userId, state);
+		const token = await ctx.services.logQueries.put(ctx.actor.userId, state);
 		await interaction.editReply(await render(ctx, token, state, request));
 	},
 	async autocomplete(interaction, ctx) {
@@ -274,8 +274,8 @@ export const logs: Command = {
 	},
 };
 
-function stateOf(ctx: HandlerContext, token: string): LogsQueryState {
-	const found = ctx.services.logQueries.peek(token, ctx.actor.userId);
+async function stateOf(ctx: HandlerContext, token: string): Promise<LogsQueryState> {
+	const found = await ctx.services.logQueries.peek(token, ctx.actor.userId);
 	if (!found.ok) throw new UserFacingError(found.reason === "other-user" ? "These buttons belong to whoever ran /logs; run it yourself." : "This search has expired; run /logs again.");
 	return found.value;
 }
@@ -308,7 +308,7 @@ export const logsOlder: ComponentHandler = {
 	ack: "update",
 	async handle(interaction, id, ctx) {
 		const token = id.args[0] ?? "";
-		const state = stateOf(ctx, token);
+		const state = await stateOf(ctx, token);
 		const before = pageCursor(state, id.args[1], id.args[2], ctx.config.ops.logs.maxRangeHours);
 		await interaction.editReply(await render(ctx, token, state, { ...state.request, direction: "backward", ...(before ? { before } : {}) }));
 	},
@@ -322,7 +322,7 @@ export const logsNewer: ComponentHandler = {
 	ack: "update",
 	async handle(interaction, id, ctx) {
 		const token = id.args[0] ?? "";
-		const state = stateOf(ctx, token);
+		const state = await stateOf(ctx, token);
 		const after = pageCursor(state, id.args[1], id.args[2], ctx.config.ops.logs.maxRangeHours);
 		await interaction.editReply(await render(ctx, token, state, { ...state.request, direction: "forward", ...(after ? { after } : {}) }));
 	},
@@ -351,7 +351,7 @@ export const logsCorrelation: ComponentHandler = {
 		const at = Number(seconds) * 1000;
 		const request: LogSearchRequest = { environment, service: "", correlation, start: new Date(at - 15 * 60_000), end: new Date(at + 15 * 60_000), limit: ctx.config.ops.logs.defaultLimit };
 		const state: LogsQueryState = { request, title: logsTitle(request) };
-		const token = ctx.services.logQueries.put(ctx.actor.userId, state);
+		const token = await ctx.services.logQueries.put(ctx.actor.userId, state);
 		await interaction.editReply(await render(ctx, token, state, request));
 	},
 };
@@ -363,7 +363,7 @@ export const logsDownload: ComponentHandler = {
 	permission: { command: "logs" },
 	ack: "reply",
 	async handle(interaction, id, ctx) {
-		const state = stateOf(ctx, id.args[0] ?? "");
+		const state = await stateOf(ctx, id.args[0] ?? "");
 		const result = await searchLogs(ctx, { ...state.request, limit: ctx.config.ops.logs.maxLimit });
 		await editReplyWithFiles(
 			interaction,

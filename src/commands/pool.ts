@@ -228,7 +228,7 @@ export const poolTerminate: ComponentHandler = {
 			await interaction.editReply({ content: `No idle connections older than ${minutes} min on ${environment}; nothing to end.` });
 			return;
 		}
-		const token = ctx.services.confirmations.put(ctx.actor.userId, { kind: "pool.terminate", environment, candidates, minutes });
+		const token = await ctx.services.confirmations.put(ctx.actor.userId, { kind: "pool.terminate", environment, candidates, minutes });
 		await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: `${environment}: ${candidates.length} sessions`, result: "confirmation shown", details: { pids: candidates.map((c) => c.pid) } });
 		await interaction.editReply({
 			embeds: [reportToEmbed(terminationPreview(environment, candidates, minutes))],
@@ -250,7 +250,7 @@ export const poolConfirm: ComponentHandler = {
 	ack: "update",
 	async handle(interaction, id, ctx) {
 		const actor = { userId: ctx.actor.userId, username: ctx.actor.username };
-		const taken = ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
+		const taken = await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
 		if (!taken.ok || taken.value.kind !== "pool.terminate") {
 			const reason = taken.ok ? "unknown" : taken.reason;
 			await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: "?", result: `refused: ${reason} confirmation` });
@@ -280,7 +280,7 @@ export const poolCancel: ComponentHandler = {
 	permission: { action: "pool.terminate" },
 	ack: "update",
 	async handle(interaction, id, ctx) {
-		const taken = ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
+		const taken = await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
 		await ctx.services.actionLog.record({ actor: { userId: ctx.actor.userId, username: ctx.actor.username }, action: "pool.terminate", target: taken.ok && taken.value.kind === "pool.terminate" ? taken.value.environment : "?", result: "cancelled" });
 		await interaction.editReply({ content: "Cancelled; nothing was ended.", embeds: [], components: [] });
 	},

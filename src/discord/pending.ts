@@ -2,13 +2,18 @@ import { randomBytes } from "node:crypto";
 
 /** Server-side state behind a confirmation button: the customId carries only a random token. */
 export interface PendingStore<T> {
-	/** Stores `value` for `userId`; returns the token to put in the customId. */
-	put(userId: string, value: T): string;
-	/** Takes (and removes) the entry if it exists, has not expired and belongs to `userId`. */
-	take(token: string, userId: string): { ok: true; value: T } | { ok: false; reason: "unknown" | "expired" | "other-user" };
+	/** Stores `value` for `userId`; resolves to the token to put in the customId. */
+	put(userId: string, value: T): Promise<string>;
+	/** Takes (and removes) the entry if it exists, has not expired and belongs to `userId`; with a shared store, exactly one caller across replicas gets it. */
+	take(token: string, userId: string): Promise<PendingResult<T>>;
 	/** Reads the entry without removing it (for state that several presses share, such as paging). */
-	peek(token: string, userId: string): { ok: true; value: T } | { ok: false; reason: "unknown" | "expired" | "other-user" };
+	peek(token: string, userId: string): Promise<PendingResult<T>>;
+	/** Replaces a live entry's value (paging state that grows as pages are read); does nothing if it is gone or someone else's. */
+	update(token: string, userId: string, value: T): Promise<void>;
 }
+
+/** What take() and peek() find. */
+export type PendingResult<T> = { ok: true; value: T } | { ok: false; reason: "unknown" | "expired" | "other-user" };
 
 /** Bounds of a pending store; the defaults suit Discord confirmations and paging state. */
 export interface PendingStoreOptions {
@@ -56,7 +61,7 @@ export function createPendingStore<T>(ttlMs: number, options: PendingStoreOption
 		}
 		return heaviest;
 	};
-	const peek: PendingStore<T>["peek"] = (token, userId) => {
+	const peek = (token: string, userId: string): PendingResult<T> => {
 		const entry = entries.get(token);
 		if (!entry) return { ok: false, reason: "unknown" };
 		if (entry.userId !== userId) return { ok: false, reason: "other-user" };
@@ -64,7 +69,7 @@ export function createPendingStore<T>(ttlMs: number, options: PendingStoreOption
 		return { ok: true, value: entry.value };
 	};
 	return {
-		put(userId, value) {
+		async put(userId, value) {
 			sweep();
 			// Bounded per user, so one person pressing the same button over and over evicts only their own state.
 			if ((byUser.get(userId)?.size ?? 0) >= maxPerUser) evictOldestOf(userId);
@@ -80,11 +85,17 @@ export function createPendingStore<T>(ttlMs: number, options: PendingStoreOption
 			tokens.add(token);
 			return token;
 		},
-		take(token, userId) {
+		async take(token, userId) {
 			const found = peek(token, userId);
 			if (found.ok || found.reason === "expired") remove(token);
 			return found;
 		},
-		peek,
+		async peek(token, userId) {
+			return peek(token, userId);
+		},
+		async update(token, userId, value) {
+			const entry = entries.get(token);
+			if (entry && entry.userId === userId && entry.expiresAt > now()) entry.value = value;
+		},
 	};
 }

@@ -1,5 +1,6 @@
 import { appendFile, mkdir, open, rename, stat } from "node:fs/promises";
 import { dirname } from "node:path";
+import type { StateDatabase } from "../state/db.ts";
 
 /** One press of a button or use of an action, allowed or not: opsbot's own audit trail. */
 export interface ActionRecord {
@@ -155,4 +156,34 @@ async function readLinesBackwards(file: string, chunkBytes: number, visit: (line
 	} finally {
 		await handle.close();
 	}
+}
+
+/**
+ * The action log in opsbot_state.actions (STATE_DATABASE_URL), so `/audit source:opsbot` on any
+ * replica sees every replica's records. Bounded like the file log: beyond `keep` rows the oldest are
+ * pruned (checked every hundredth record, so the cost is spread).
+ */
+export function createPostgresActionLog(db: StateDatabase, options: { keep?: number } = {}): ActionLog {
+	const keep = Math.max(1, options.keep ?? 100_000);
+	let records = 0;
+	return {
+		async record(entry) {
+			let details: string | null;
+			try {
+				details = entry.details === undefined ? null : JSON.stringify(entry.details);
+			} catch (err) {
+				throw new Error("action record is not serialisable", { cause: err });
+			}
+			await db.query("INSERT INTO opsbot_state.actions (at, user_id, username, action, target, result, details) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)", [entry.at ?? new Date(), entry.actor.userId, entry.actor.username, entry.action, entry.target, entry.result, details]);
+			if (++records % 100 === 1) await db.query("DELETE FROM opsbot_state.actions WHERE id <= (SELECT max(id) FROM opsbot_state.actions) - $1", [keep]);
+		},
+		async recent(limit, filter = {}) {
+			if (limit < 1) return [];
+			const { rows } = await db.query<{ at: Date; user_id: string; username: string; action: string; target: string; result: string; details: Record<string, unknown> | null }>(
+				"SELECT at, user_id, username, action, target, result, details FROM opsbot_state.actions WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR user_id = $2) ORDER BY id DESC LIMIT $3",
+				[filter.action || null, filter.userId || null, limit],
+			);
+			return rows.map((r) => ({ at: r.at.toISOString(), actor: { userId: r.user_id, username: r.username }, action: r.action, target: r.target, result: r.result, ...(r.details ? { details: r.details } : {}) }));
+		},
+	};
 }

@@ -39,9 +39,9 @@ async function failure(work: Promise<unknown>): Promise<{ error: unknown; ms: nu
 }
 
 /** Presses Download on a stored /logs search of the last hour. */
-function download(ctx: HandlerContext) {
+async function download(ctx: HandlerContext) {
 	const now = Date.now();
-	const token = ctx.services.logQueries.put(USER, { title: "Logs of api on staging", request: { environment: "staging", service: "api", start: new Date(now - 3_600_000), end: new Date(now), limit: 50 } });
+	const token = await ctx.services.logQueries.put(USER, { title: "Logs of api on staging", request: { environment: "staging", service: "api", start: new Date(now - 3_600_000), end: new Date(now), limit: 50 } });
 	const interaction = { editReply: async () => undefined } as unknown as ComponentInteraction;
 	return logsDownload.handle(interaction, { area: "logs", action: "download", args: [token] }, ctx);
 }
