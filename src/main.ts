@@ -7,6 +7,7 @@ import { instrumentDiscord } from "./discord/instrument.ts";
 import { createRouter } from "./discord/router.ts";
 import { loadDotEnv } from "./env-file.ts";
 import { createLogger } from "./log.ts";
+import { startGatewayLease, type GatewayLease } from "./state/gateway-lease.ts";
 
 /** Composition root: config -> context -> Discord client; SIGTERM/SIGINT -> drain, close, exit. */
 async function main(): Promise<void> {
@@ -28,8 +29,9 @@ async function main(): Promise<void> {
 	instrumentDiscord(client, ctx.services.metrics);
 
 	let relay: AlertRelay | undefined;
+	let lease: GatewayLease | undefined;
 	let stopping = false;
-	const shutdown = async (signal: string) => {
+	const shutdown = async (signal: string, code = 0) => {
 		if (stopping) return;
 		stopping = true;
 		log.info({ signal }, "shutting down: finishing replies in flight");
@@ -37,15 +39,38 @@ async function main(): Promise<void> {
 		await relay?.close(); // stop taking webhooks first; the outbox keeps the rest for the next start
 		await router.drain();
 		await client.destroy();
+		await lease?.stop(); // after the gateway is closed, so the next holder never overlaps this one
 		await close();
 		clearTimeout(forceExit);
 		log.info("stopped");
-		process.exit(0);
+		process.exit(code);
 	};
 	process.on("SIGTERM", () => void shutdown("SIGTERM"));
 	process.on("SIGINT", () => void shutdown("SIGINT"));
 
-	await client.login(config.env.DISCORD_TOKEN);
+	const stateUrl = config.env.STATE_DATABASE_URL;
+	if (stateUrl) {
+		// Replicas: only the lease holder opens the gateway (so each interaction reaches one of them);
+		// every replica sends through REST, delivering alerts from the shared outbox.
+		client.rest.setToken(config.env.DISCORD_TOKEN ?? ""); // required in "bot" mode: loadConfig refused to start without it
+		lease = startGatewayLease({
+			url: stateUrl,
+			log: log.child({ svc: "gateway-lease" }),
+			onAcquired: () => {
+				client.login(config.env.DISCORD_TOKEN).catch((err: unknown) => {
+					log.error({ err }, "could not log in to the Discord gateway");
+					void shutdown("login failed", 1);
+				});
+			},
+			// Without its connection this replica cannot tell whether another took the lease: it leaves the gateway at once.
+			onLost: (err) => {
+				log.error({ err }, "lost the Discord gateway lease");
+				void shutdown("gateway lease lost", 1);
+			},
+		});
+	} else {
+		await client.login(config.env.DISCORD_TOKEN);
+	}
 	relay = await startAlertRelay(config, client, log, ctx.services.alertState, ctx.services.metrics);
 }
 
