@@ -1,0 +1,64 @@
+import pg from "pg";
+import { pino } from "pino";
+import { describe, expect, inject, it } from "vitest";
+import { startGatewayLease } from "../../src/state/gateway-lease.ts";
+
+const log = pino({ level: "silent" });
+
+async function freshDatabase(name: string): Promise<string> {
+	const postgres = inject("postgres");
+	const database = `opsbot_lease_${name}_${process.pid}`;
+	const admin = new pg.Client({ connectionString: postgres.superuserUrl });
+	await admin.connect();
+	await admin.query(`CREATE DATABASE ${database}`);
+	await admin.end();
+	return postgres.superuserUrl.replace(/\/appdb$/, `/${database}`);
+}
+
+async function until(probe: () => boolean, timeoutMs: number): Promise<number> {
+	const began = Date.now();
+	while (!probe()) {
+		if (Date.now() - began > timeoutMs) throw new Error(`not within ${timeoutMs} ms`);
+		await new Promise((resolve) => setTimeout(resolve, 20));
+	}
+	return Date.now() - began;
+}
+
+describe("gateway lease", () => {
+	it("is held by one replica at a time and passes to a standby when the holder stops", async () => {
+		const url = await freshDatabase("handover");
+		const acquired: string[] = [];
+		const first = startGatewayLease({ url, log, pollMs: 200, onAcquired: () => acquired.push("first"), onLost: () => acquired.push("first lost") });
+		await until(() => first.held(), 5_000);
+		const second = startGatewayLease({ url, log, pollMs: 200, onAcquired: () => acquired.push("second"), onLost: () => acquired.push("second lost") });
+		await new Promise((resolve) => setTimeout(resolve, 600));
+
+		const heldTogether = first.held() && second.held();
+		await first.stop();
+		const handover = await until(() => second.held(), 5_000);
+		await second.stop();
+
+		expect(heldTogether).toBe(false);
+		expect(acquired).toEqual(["first", "second"]);
+		expect(handover).toBeLessThan(1_000);
+	});
+
+	it("tells the holder it lost the lease when its connection is cut, and a standby takes it", async () => {
+		const url = await freshDatabase("cut");
+		let lost = 0;
+		const holder = startGatewayLease({ url, log, pollMs: 200, onAcquired: () => undefined, onLost: () => lost++ });
+		await until(() => holder.held(), 5_000);
+		const standby = startGatewayLease({ url, log, pollMs: 200, onAcquired: () => undefined, onLost: () => undefined });
+		const admin = new pg.Client({ connectionString: url });
+		await admin.connect();
+
+		await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'opsbot-gateway-lease' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)");
+		await until(() => lost === 1, 5_000);
+		await until(() => standby.held(), 5_000);
+		await admin.end();
+		await Promise.all([holder.stop(), standby.stop()]);
+
+		expect(holder.held()).toBe(false);
+		expect(lost).toBe(1);
+	});
+});
