@@ -4,14 +4,15 @@ import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { join } from "node:path";
 import type { AlertStore } from "./alerts/store.ts";
-import { createPendingStore, type PendingStore } from "./discord/pending.ts";
+import type { PendingStore } from "./discord/pending.ts";
 import type { AuditQueryState } from "./commands/audit.ts";
 import type { LogsQueryState } from "./commands/logs.ts";
 import { createLogsService, type LogsService } from "./services/logs.ts";
 import { createFileActionLog, createPostgresActionLog, type ActionLog } from "./services/action-log.ts";
 import { openStateDatabase } from "./state/db.ts";
 import { createPostgresPendingStore } from "./state/pending.ts";
-import { createMemoryRestartLock, createPostgresRestartLock, type RestartLock } from "./state/restart-lock.ts";
+import { createPostgresRestartLock, type RestartLock } from "./state/restart-lock.ts";
+import { openStateFile, type StateFile } from "./state/sqlite.ts";
 import { createAuditService, type AuditService } from "./services/audit.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
 import { createPoolService, type PoolService, type TerminationCandidate } from "./services/pool.ts";
@@ -63,7 +64,7 @@ export interface AppContext {
 /**
  * Builds the context. Nothing connects here: pools open lazily on first use. With STATE_DATABASE_URL
  * the state buttons depend on (confirmations, paging, restart lock, action log) lives in opsbot's own
- * PostgreSQL, shared by replicas; without it, in this process and under stateDir.
+ * PostgreSQL, shared by replicas; without it, in SQLite and a file under stateDir.
  */
 export function createContext(config: Config, log: Logger): { ctx: AppContext; close: () => Promise<void> } {
 	const environments = config.ops.environments;
@@ -76,7 +77,12 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 	}, log.child({ svc: "postgres" }));
 	const stateUrl = config.env.STATE_DATABASE_URL;
 	const stateDb = stateUrl ? openStateDatabase(stateUrl, log.child({ svc: "state" })) : undefined;
-	const pending = <T>(kind: string, ttlMs: number): PendingStore<T> => (stateDb ? createPostgresPendingStore<T>(stateDb, kind, ttlMs) : createPendingStore<T>(ttlMs));
+	// One process without it: the same state in stateDir/state.sqlite, so open confirmations, pages and the cooldown survive a restart.
+	let stateFile: StateFile | undefined;
+	const shared: Pick<StateFile, "pending" | "restarts"> = stateDb
+		? { pending: (kind, ttlMs) => createPostgresPendingStore(stateDb, kind, ttlMs), restarts: createPostgresRestartLock(stateDb) }
+		: (stateFile = openStateFile(join(config.ops.stateDir, "state.sqlite")));
+	const pending = <T>(kind: string, ttlMs: number): PendingStore<T> => shared.pending<T>(kind, ttlMs);
 	const services: Services = {
 		databases,
 		health: createHealthService({ environments, databases, secret, log: log.child({ svc: "health" }) }),
@@ -96,7 +102,7 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 		auditQueries: pending<AuditQueryState>("audit", 15 * 60_000),
 		logs: createLogsService({ environments, secret, maxRangeHours: config.ops.logs.maxRangeHours, log: log.child({ svc: "logs" }) }),
 		logQueries: pending<LogsQueryState>("logs", 15 * 60_000),
-		alertState: { store: undefined, kick: undefined, restarts: stateDb ? createPostgresRestartLock(stateDb) : createMemoryRestartLock() },
+		alertState: { store: undefined, kick: undefined, restarts: shared.restarts },
 		metrics: createMetrics(),
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };
@@ -105,6 +111,7 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 		close: async () => {
 			await databases.close();
 			await stateDb?.close();
+			stateFile?.close();
 		},
 	};
 }

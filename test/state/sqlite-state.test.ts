@@ -1,0 +1,85 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { PendingStore } from "../../src/discord/pending.ts";
+import { openStateFile } from "../../src/state/sqlite.ts";
+
+const path = () => join(mkdtempSync(join(tmpdir(), "opsbot-state-file-")), "state.sqlite");
+
+async function putMany(store: PendingStore<string>, userId: string, count: number): Promise<string[]> {
+	const tokens: string[] = [];
+	for (let i = 0; i < count; i++) tokens.push(await store.put(userId, `${userId}-${i}`));
+	return tokens;
+}
+const live = (store: PendingStore<string>, tokens: readonly string[], userId: string) => Promise.all(tokens.map(async (t) => (await store.peek(t, userId)).ok));
+
+describe("embedded state file", () => {
+	it("keeps confirmations and paging state across a restart of the process, with their Dates and bigints", async () => {
+		const file = path();
+		const before = openStateFile(file);
+		const token = await before.pending<{ start: Date; ns: bigint }>("logs", 60_000).put("alice", { start: new Date(1_000), ns: 5n });
+		before.close();
+
+		const after = openStateFile(file);
+		const found = await after.pending<{ start: Date; ns: bigint }>("logs", 60_000).take(token, "alice");
+		after.close();
+
+		expect(found).toEqual({ ok: true, value: { start: new Date(1_000), ns: 5n } });
+	});
+
+	it("takes an entry once, refuses other users, expires, and keeps kinds apart", async () => {
+		let t = 0;
+		const file = openStateFile(path(), () => t);
+		const store = file.pending<string>("confirmation", 1_000);
+		const other = file.pending<string>("audit", 1_000);
+		const token = await store.put("alice", "x");
+		const late = await store.put("alice", "y");
+
+		expect(await store.take(token, "bob")).toEqual({ ok: false, reason: "other-user" });
+		expect(await other.peek(token, "alice")).toEqual({ ok: false, reason: "unknown" });
+		expect(await store.take(token, "alice")).toEqual({ ok: true, value: "x" });
+		expect(await store.take(token, "alice")).toEqual({ ok: false, reason: "unknown" });
+		t = 1_000;
+		expect(await store.take(late, "alice")).toEqual({ ok: false, reason: "expired" });
+		file.close();
+	});
+
+	it("caps each user, and when full evicts the oldest entry of whoever holds the most", async () => {
+		const file = openStateFile(path());
+		const capped = file.pending<string>("a", 60_000, { maxPerUser: 3 });
+		const full = file.pending<string>("b", 60_000, { maxPerUser: 5, maxEntries: 10 });
+
+		const tokens = await putMany(capped, "mallory", 5);
+		const a = await putMany(full, "a", 5);
+		const b = await putMany(full, "b", 3);
+		const c = await putMany(full, "c", 2);
+		const d = await full.put("d", "d-0");
+
+		expect(await live(capped, tokens, "mallory")).toEqual([false, false, true, true, true]);
+		expect(await live(full, a, "a")).toEqual([false, true, true, true, true]);
+		expect([...(await live(full, b, "b")), ...(await live(full, c, "c")), ...(await live(full, [d], "d"))].every(Boolean)).toBe(true);
+		file.close();
+	});
+
+	it("keeps the restart cooldown across a restart of the process", async () => {
+		let t = 0;
+		const file = path();
+		const before = openStateFile(file, () => t);
+		expect(await before.restarts.acquire("prod/api", 1_000)).toEqual({ ok: true });
+		expect(await before.restarts.acquire("prod/api", 1_000)).toEqual({ ok: false, reason: "running" });
+		t = 10;
+		await before.restarts.release("prod/api");
+		before.close();
+
+		const after = openStateFile(file, () => t);
+		t = 500;
+		const inCooldown = await after.restarts.acquire("prod/api", 1_000);
+		t = 1_010;
+		const later = await after.restarts.acquire("prod/api", 1_000);
+		after.close();
+
+		expect(inCooldown).toEqual({ ok: false, reason: "cooldown", lastAt: 10 });
+		expect(later).toEqual({ ok: true });
+	});
+});
