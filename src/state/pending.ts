@@ -9,8 +9,9 @@ import { decodeState, encodeState } from "./json.ts";
  * one confirmation is taken exactly once across replicas. Expiry uses the database's clock, so
  * replicas whose clocks differ agree. `kind` keeps stores of different value types apart.
  */
-export function createPostgresPendingStore<T>(db: StateDatabase, kind: string, ttlMs: number, options: { maxPerUser?: number } = {}): PendingStore<T> {
+export function createPostgresPendingStore<T>(db: StateDatabase, kind: string, ttlMs: number, options: { maxPerUser?: number; maxEntries?: number } = {}): PendingStore<T> {
 	const maxPerUser = Math.max(1, options.maxPerUser ?? 20);
+	const maxEntries = Math.max(1, options.maxEntries ?? 1_000);
 	const miss = async (token: string): Promise<PendingResult<T>> => {
 		const { rows } = await db.query<{ expired: boolean }>("SELECT expires_at <= clock_timestamp() AS expired FROM opsbot_state.pending WHERE token = $1 AND kind = $2", [token, kind]);
 		if (!rows[0]) return { ok: false, reason: "unknown" };
@@ -30,6 +31,15 @@ export function createPostgresPendingStore<T>(db: StateDatabase, kind: string, t
 			);
 			// Expired rows are swept now and then, not on every put (an index on expires_at keeps it cheap).
 			if (++puts % 50 === 1) await db.query("DELETE FROM opsbot_state.pending WHERE expires_at < clock_timestamp() - interval '1 minute'");
+			// Bounded in all too: past maxEntries the oldest entry of whoever holds the most goes (the one putting wins ties, so a flood evicts its own).
+			await db.query(
+				`DELETE FROM opsbot_state.pending WHERE token = (
+					SELECT token FROM opsbot_state.pending WHERE kind = $1 AND user_id = (
+						SELECT user_id FROM opsbot_state.pending WHERE kind = $1 GROUP BY user_id ORDER BY count(*) DESC, (user_id = $2) DESC LIMIT 1)
+					ORDER BY created_at LIMIT 1)
+				AND (SELECT count(*) FROM opsbot_state.pending WHERE kind = $1) > $3`,
+				[kind, userId, maxEntries],
+			);
 			return token;
 		},
 		async take(token, userId) {

@@ -83,6 +83,27 @@ describe("PostgreSQL pending store", () => {
 	});
 });
 
+describe("PostgreSQL pending store, when full", () => {
+	it("evicts the oldest entry of the user holding the most, not of the one putting", async () => {
+		const [a] = await replicas();
+		const store = createPostgresPendingStore<string>(a, "confirmation", 60_000, { maxPerUser: 5, maxEntries: 10 });
+		const put = async (userId: string, count: number) => {
+			const tokens: string[] = [];
+			for (let i = 0; i < count; i++) tokens.push(await store.put(userId, `${userId}-${i}`));
+			return tokens;
+		};
+		const alive = (tokens: string[], userId: string) => Promise.all(tokens.map(async (t) => (await store.peek(t, userId)).ok));
+		const heavy = await put("a", 5);
+		const others = [...(await put("b", 3)), ...(await put("c", 2))];
+
+		const d = await store.put("d", "d-0");
+
+		expect(await alive(heavy, "a")).toEqual([false, true, true, true, true]);
+		expect((await store.peek(d, "d")).ok).toBe(true);
+		expect((await Promise.all(others.map(async (t) => (await store.peek(t, "b")).ok || (await store.peek(t, "c")).ok))).every(Boolean)).toBe(true);
+	});
+});
+
 describe("restart lock", () => {
 	it("lets exactly one of many replicas claim a container, then holds the cooldown", async () => {
 		const [a, b] = await replicas();
