@@ -69,7 +69,9 @@ describe("two replicas on one PostgreSQL behave as one bot", () => {
 	let docker: ReturnType<typeof fakeDocker>;
 	let a: Replica;
 	let b: Replica;
+	let c: Replica | undefined;
 	let usedConfirmId = "";
+	let start: () => Promise<Replica>;
 
 	beforeAll(async () => {
 		await createAuditLog(postgres.appUrl, SCHEMA, 500, 3);
@@ -98,11 +100,12 @@ alerts:
   restartCooldownSeconds: 600
 `;
 		const env = { STATE_DATABASE_URL: stateUrl, WEBHOOK_TOKEN: webhookToken, SSH_KEY: sshd.privateKeyPath, PROD_DATABASE_URL: pgbouncer.opsbotUrl };
-		a = await startReplica(double, opsYaml, env);
-		b = await startReplica(double, opsYaml, env);
+		start = () => startReplica(double, opsYaml, env);
+		a = await start();
+		b = await start();
 	}, 60_000);
 	afterAll(async () => {
-		for (const r of [a, b]) {
+		for (const r of [a, b, c]) {
 			if (r && r.process.child.exitCode === null && r.process.child.signalCode === null) {
 				r.process.child.kill("SIGTERM");
 				await r.process.exited;
@@ -188,4 +191,25 @@ alerts:
 		expect((await followUp(inCooldown.id)).content).toContain("was restarted");
 		expect(docker.calls()).toEqual([["restart", "api"]]);
 	});
+
+	it("stops a standby and the holder cleanly on SIGTERM, and the holder's lease passes on at once", async () => {
+		const standby = await start();
+		standby.process.child.kill("SIGTERM");
+		const standbyExit = await standby.process.exited;
+		const next = await start();
+		c = next;
+
+		b.process.child.kill("SIGTERM");
+		const holderExit = await b.process.exited;
+		const stoppedAt = Date.now();
+		await until(() => next.logged("connected to Discord"), 10_000, () => next.process.output().slice(-3_000));
+		const handover = Date.now() - stoppedAt;
+		const sent = await double.sendInteraction({ kind: "command", name: "audit", options: [{ name: "since", type: 3, value: "7d" }], user: { roles: [ADMIN] } });
+
+		expect(standbyExit).toBe(0);
+		expect(holderExit).toBe(0);
+		expect(next.logged("standing by: another replica holds the Discord gateway")).toBe(true);
+		expect(handover).toBeLessThan(10_000);
+		expect((await sent.response(10_000)).type).toBe(5);
+	}, 60_000);
 });
