@@ -3,10 +3,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { mountTmpfs, startNodeExporter, type TestMount, type TestNodeExporter } from "../support/node-exporter.ts";
+import { startPostgres, type TestPostgres } from "../support/postgres.ts";
 import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
 
 const ONCALL = "300000000000000001";
@@ -24,7 +25,8 @@ function opsbot(args: string[], env: Record<string, string>): Promise<{ code: nu
 const unescape = (text: string) => text.replace(/\\(.)/g, "$1");
 
 describe("/health with host resources and custom checks: the shipped process, the CLI, real node-exporter, Prometheus and PostgreSQL", () => {
-	const postgres = inject("postgres");
+	// A PostgreSQL of its own: the shared one is busy with other files' connections, which would move the postgresql line.
+	let postgres: TestPostgres;
 	let disk: TestMount;
 	let exporter: TestNodeExporter;
 	let prometheus: TestPrometheus;
@@ -60,6 +62,7 @@ describe("/health with host resources and custom checks: the shipped process, th
 		disk = mountTmpfs(64);
 		exporter = await startNodeExporter();
 		prometheus = await startPrometheus({ targets: { node: [exporter.address] } });
+		postgres = await startPostgres();
 		app = new pg.Client({ connectionString: postgres.appUrl });
 		await app.connect();
 		await app.query(`DROP TABLE IF EXISTS "BackupLog"; CREATE TABLE "BackupLog" (id serial PRIMARY KEY, created_at timestamptz NOT NULL)`);
@@ -89,20 +92,26 @@ environments:
 		writeFileSync(join(dir, "opsbot.yaml"), `${ops.replace("{GUILD}", double.guildId)}stateDir: "${join(dir, "state")}"\n`);
 		cliEnv = { OPSBOT_CONFIG: join(dir, "opsbot.yaml"), PROD_DATABASE_URL: postgres.opsbotUrl };
 		await scraped(0);
+		// Prometheus scrapes its two targets on their own schedules: wait until both have been scraped once.
+		for (let i = 0; i < 80; i++) {
+			const answer = (await (await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent("count(up == 1)")}`)).json()) as { data: { result: { value: [number, string] }[] } };
+			if (answer.data.result[0]?.value[1] === "2") break;
+			await new Promise((resolve) => setTimeout(resolve, 250));
+		}
 	});
 	afterAll(async () => {
 		await bot?.stop();
 		await double?.close();
 		await app?.query(`DROP TABLE IF EXISTS "BackupLog"`);
 		await app?.end();
-		await Promise.all([prometheus?.stop(), exporter?.stop()]);
+		await Promise.all([prometheus?.stop(), exporter?.stop(), postgres?.stop()]);
 		disk?.unmount();
 	});
 
 	it("shows the host's disk per mount, memory, load and uptime and the custom checks as ordinary lines", async () => {
 		const embed = await health();
 
-		expect(embed.title).toBe("Health of production: all good");
+		expect(embed.title, embed.description).toBe("Health of production: all good");
 		expect(embed.description).toMatch(
 			new RegExp(`🟢 \\*\\*prod\\*\\* host · \\d+ ms — disk / [\\d.]+/[\\d.]+ [GT]B \\(\\d+ %\\), ${disk.dir} 0\\.0/64 MB \\(0 %\\) · ram [\\d.]+/[\\d.]+ GB \\(\\d+ %\\) · load [\\d.]+/core · up \\d+ (d|h|min)\\n`),
 		);
