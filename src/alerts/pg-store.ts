@@ -1,8 +1,7 @@
 import pg from "pg";
 import type { Logger } from "../log.ts";
-import type { RouteTarget } from "./routing.ts";
 import type { WebhookPayload } from "./schema.ts";
-import { episodeNonce, firstStart, groupId, payloadSignature, resolvedPayload, type AcceptResult, type AckState, type AlertStore, type GroupState, type OutboxItem, type RestartState, type SilenceState } from "./store.ts";
+import { acceptJob, episodeNonce, groupId, payloadSignature, resolvedPayload, type AcceptJob, type AcceptResult, type AckState, type AlertStore, type GroupState, type OutboxItem, type RestartState, type SilenceState } from "./store.ts";
 
 /** How long a replica may hold an outbox item it is delivering before another replica may take it. */
 const LEASE_MS = 30_000;
@@ -11,13 +10,7 @@ const LEASE_MS = 30_000;
 const MAX_GROUP_COMMIT = 256;
 
 /** A webhook waiting for the next group commit. */
-interface PendingAccept {
-	readonly payload: WebhookPayload;
-	readonly targets: readonly RouteTarget[];
-	readonly now: number;
-	readonly signature: string;
-	readonly startedAt: number;
-	readonly json: string;
+interface PendingAccept extends AcceptJob {
 	readonly resolve: (result: AcceptResult) => void;
 	readonly reject: (err: unknown) => void;
 }
@@ -81,11 +74,11 @@ type LockedGroup = { id: string; episode: number; status: string; first_firing_a
  * others would be superseded at once.
  */
 async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]): Promise<AcceptResult[]> {
-	const entries = jobs.flatMap((job, j) => job.targets.map((target) => ({ j, job, target, id: groupId(job.payload.receiver, job.payload.groupKey, target.channel) })));
+	const entries = jobs.flatMap((job, j) => job.targets.map((target) => ({ j, job, target, id: groupId(job.receiver, job.groupKey, target.channel) })));
 	const firstOf = new Map<string, (typeof entries)[number]>();
 	for (const e of entries) if (!firstOf.has(e.id)) firstOf.set(e.id, e);
 	const fresh = [...firstOf.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-	const [lock] = (await client.query<{ created: string[]; existing: LockedGroup[] }>(LOCK_GROUPS, [fresh.map((e) => e.id), fresh.map((e) => e.job.payload.receiver), fresh.map((e) => e.job.payload.groupKey), fresh.map((e) => e.target.channel), fresh.map((e) => e.target.mentionRole ?? null), fresh.map((e) => e.job.payload.status), fresh.map((e) => e.job.startedAt), fresh.map((e) => e.job.signature)])).rows;
+	const [lock] = (await client.query<{ created: string[]; existing: LockedGroup[] }>(LOCK_GROUPS, [fresh.map((e) => e.id), fresh.map((e) => e.job.receiver), fresh.map((e) => e.job.groupKey), fresh.map((e) => e.target.channel), fresh.map((e) => e.target.mentionRole ?? null), fresh.map((e) => e.job.status), fresh.map((e) => e.job.startedAt), fresh.map((e) => e.job.signature)])).rows;
 	const locked = lock!.existing;
 	const seen = new Set([...lock!.created, ...locked.map((r) => r.id)]);
 	const late = fresh.filter((e) => !seen.has(e.id)).map((e) => e.id);
@@ -100,17 +93,17 @@ async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]
 		const row = groups.get(id);
 		let state: State;
 		if (!row) {
-			state = { episode: 1, status: job.payload.status, firstFiringAt: job.startedAt, signature: job.signature, mentionRole: target.mentionRole ?? null, job: j, clear: false };
+			state = { episode: 1, status: job.status, firstFiringAt: job.startedAt, signature: job.signature, mentionRole: target.mentionRole ?? null, job: j, clear: false };
 		} else {
 			if (row.signature === job.signature) {
 				results[j]!.duplicates++;
 				continue;
 			}
 			// A group that fires again after resolving starts a new episode, unacknowledged and unsilenced.
-			const reopened = row.status === "resolved" && job.payload.status === "firing";
+			const reopened = row.status === "resolved" && job.status === "firing";
 			state = {
 				episode: reopened ? row.episode + 1 : row.episode,
-				status: job.payload.status,
+				status: job.status,
 				firstFiringAt: reopened ? job.startedAt : Math.min(row.firstFiringAt, job.startedAt),
 				signature: job.signature,
 				mentionRole: target.mentionRole ?? null,
@@ -311,7 +304,7 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 
 	return {
 		async accept(payload, targets, now = Date.now()) {
-			const job = { payload, targets, now, signature: payloadSignature(payload), startedAt: firstStart(payload, now), json: JSON.stringify(payload) };
+			const job = acceptJob(payload, targets, now);
 			return new Promise<AcceptResult>((resolve, reject) => {
 				accepts.push({ ...job, resolve, reject });
 				if (!committing) {

@@ -256,14 +256,30 @@ function groupState(row: GroupRow & { last_payload: string }): GroupState {
 	};
 }
 
-/** A webhook waiting for the next group commit. */
-interface PendingAccept {
-	readonly payload: WebhookPayload;
+/**
+ * What a store needs of a webhook to accept it. Not the parsed payload: a 100-alert group is a few
+ * hundred KB of objects, and a batch waiting for its commit would hold every one of them.
+ */
+export interface AcceptJob {
+	readonly receiver: string;
+	readonly groupKey: string;
+	readonly status: WebhookPayload["status"];
 	readonly targets: readonly RouteTarget[];
 	readonly now: number;
 	readonly signature: string;
+	/** When the group's first firing alert started (ms). */
 	readonly startedAt: number;
+	/** The payload as stored and delivered. */
 	readonly json: string;
+}
+
+/** The part of accept() that needs no database, the same for every store. */
+export function acceptJob(payload: WebhookPayload, targets: readonly RouteTarget[], now: number): AcceptJob {
+	return { receiver: payload.receiver, groupKey: payload.groupKey, status: payload.status, targets, now, signature: payloadSignature(payload), startedAt: firstStart(payload, now), json: JSON.stringify(payload) };
+}
+
+/** A webhook waiting for the next group commit. */
+interface PendingAccept extends AcceptJob {
 	readonly resolve: (result: AcceptResult) => void;
 	readonly reject: (err: unknown) => void;
 }
@@ -275,7 +291,7 @@ interface PendingAccept {
 const MAX_GROUP_COMMIT = 256;
 
 /** When the group's first firing alert started (ms), or `now` when none fires or none has a readable start. */
-export function firstStart(payload: WebhookPayload, now: number): number {
+function firstStart(payload: WebhookPayload, now: number): number {
 	let first = Number.POSITIVE_INFINITY;
 	for (const alert of payload.alerts) {
 		if (alert.status !== "firing") continue;
@@ -379,20 +395,20 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		let queued = 0;
 		let duplicates = 0;
 		for (const target of job.targets) {
-			const id = groupId(job.payload.receiver, job.payload.groupKey, target.channel);
+			const id = groupId(job.receiver, job.groupKey, target.channel);
 			const row = getGroupHead.get(id) as { episode: number; status: string; first_firing_at: number; last_signature: string } | undefined;
 			let episode = 1;
 			if (!row) {
-				insertGroup.run(id, job.payload.receiver, job.payload.groupKey, target.channel, target.mentionRole ?? null, job.payload.status, job.startedAt, job.signature);
+				insertGroup.run(id, job.receiver, job.groupKey, target.channel, target.mentionRole ?? null, job.status, job.startedAt, job.signature);
 			} else {
 				if (row.last_signature === job.signature) {
 					duplicates++;
 					continue;
 				}
 				// A group that fires again after resolving starts a new episode: a new message.
-				const reopened = row.status === "resolved" && job.payload.status === "firing";
+				const reopened = row.status === "resolved" && job.status === "firing";
 				episode = reopened ? row.episode + 1 : row.episode;
-				updateGroup.run(episode, job.payload.status, reopened ? job.startedAt : Math.min(row.first_firing_at, job.startedAt), job.signature, target.mentionRole ?? null, id);
+				updateGroup.run(episode, job.status, reopened ? job.startedAt : Math.min(row.first_firing_at, job.startedAt), job.signature, target.mentionRole ?? null, id);
 				// A new episode starts unacknowledged and unsilenced.
 				if (reopened) clearActions.run(id);
 			}
@@ -452,10 +468,9 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	return {
 		async accept(payload, targets, now = Date.now()) {
 			// Everything that does not need the database is done here, outside the shared transaction.
-			const signature = payloadSignature(payload);
-			const json = JSON.stringify(payload);
+			const job = acceptJob(payload, targets, now);
 			return new Promise<AcceptResult>((resolve, reject) => {
-				accepts.push({ payload, targets, now, signature, startedAt: firstStart(payload, now), json, resolve, reject });
+				accepts.push({ ...job, resolve, reject });
 				if (accepts.length >= MAX_GROUP_COMMIT) commitAccepts();
 				else if (!commitScheduled) {
 					commitScheduled = true;
