@@ -71,7 +71,8 @@ async function main(): Promise<void> {
 	} else {
 		await client.login(config.env.DISCORD_TOKEN);
 	}
-	relay = await startAlertRelay(config, client, log, ctx.services.alertState, ctx.services.metrics);
+	// A replica without the lease is a standby, ready to take webhooks; with the lease, it is ready once connected.
+	relay = await startAlertRelay(config, client, log, ctx.services.alertState, ctx.services.metrics, { standby: () => lease !== undefined && !lease.held() });
 }
 
 main().catch((err: unknown) => {

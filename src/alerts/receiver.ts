@@ -83,6 +83,9 @@ class JsonTooDeepError extends Error {
 /** Shortest time between two wake-ups of delivery under a stream of webhooks (the first is immediate). */
 const WAKE_MS = 250;
 
+/** "standby": another replica holds the Discord gateway; this one takes webhooks and delivers through REST. */
+export type DiscordState = "connected" | "standby" | "not connected";
+
 /** Dependencies of the webhook receiver. */
 export interface ReceiverDeps {
 	readonly config: NonNullable<OpsFile["alerts"]>;
@@ -91,8 +94,8 @@ export interface ReceiverDeps {
 	readonly log: Logger;
 	/** Called after a payload is durably queued, to wake delivery. */
 	readonly onQueued: () => void;
-	/** Discord connected (for /readyz). */
-	readonly discordReady: () => boolean;
+	/** Discord as this process sees it (for /readyz): a standby replica delivers through REST while another holds the gateway. */
+	readonly discordState: () => DiscordState;
 	/** Overrides of RECEIVER_LIMITS (tests use short timeouts). */
 	readonly limits?: Partial<ReceiverLimits>;
 }
@@ -203,9 +206,9 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 	);
 	app.get("/healthz", async () => ({ status: "alive" }));
 	app.get("/readyz", async (_request, reply) => {
-		const discord = deps.discordReady();
+		const discord = deps.discordState();
 		const store = await deps.store.writable();
-		return reply.code(discord && store ? 200 : 503).send({ discord: discord ? "connected" : "not connected", store: store ? "writable" : "not writable" });
+		return reply.code(discord !== "not connected" && store ? 200 : 503).send({ discord, store: store ? "writable" : "not writable" });
 	});
 	return app;
 }

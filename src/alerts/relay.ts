@@ -21,7 +21,7 @@ export interface AlertRelay {
 }
 
 /** Starts the relay when `alerts` is configured: replays what the outbox still holds, then listens; follows the groups opsbot silenced. */
-export async function startAlertRelay(config: Config, client: Client, log: Logger, alertState: AlertState, metrics: Metrics, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
+export async function startAlertRelay(config: Config, client: Client, log: Logger, alertState: AlertState, metrics: Metrics, options: { standby?: () => boolean } = {}, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
 	const alerts = config.ops.alerts;
 	if (!alerts) return undefined;
 	// Embedded by default; PostgreSQL (opsbot's own database) when replicas must share the state.
@@ -33,7 +33,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		store,
 		log: log.child({ svc: "alert-receiver" }),
 		onQueued: () => delivery.kick(),
-		discordReady: () => client.isReady(),
+		discordState: () => (client.isReady() ? "connected" : options.standby?.() ? "standby" : "not connected"),
 	});
 	serveMetrics(receiver, metrics, store, { requireAuth: alerts.metrics.requireAuth, auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH } });
 	const silenceWatch = startSilenceWatch({ store, ops: config.ops, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.kick(), intervalMs: alerts.silenceWatch.intervalSeconds * 1_000, settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000 });

@@ -48,7 +48,7 @@ describe("SQLite alert store when the disk is full", () => {
 		const { path, pages } = await storeWithOneGroup();
 		const full = openAlertStore(path, { maxPageCount: pages });
 		const { log, lines } = capturingLog();
-		const app = createReceiver({ config: OpsFileSchema.shape.alerts.unwrap().parse({ defaultChannel: "100000000000000001", maxBodyBytes: 1_000_000 }), auth: { bearerToken: TOKEN }, store: full, log, onQueued: () => undefined, discordReady: () => true });
+		const app = createReceiver({ config: OpsFileSchema.shape.alerts.unwrap().parse({ defaultChannel: "100000000000000001", maxBodyBytes: 1_000_000 }), auth: { bearerToken: TOKEN }, store: full, log, onQueued: () => undefined, discordState: () => "connected" });
 
 		const post = await app.inject({ method: "POST", url: "/alerts", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, payload: JSON.stringify(payload(40, { groupKey: "another group" })) });
 		const ready = await app.inject({ method: "GET", url: "/readyz" });

@@ -66,7 +66,7 @@ afterEach(async () => {
 
 async function startReceiver(limits?: Partial<ReceiverLimits>): Promise<{ port: number; store: AlertStore; app: ReturnType<typeof createReceiver> }> {
 	const store = openAlertStore(":memory:");
-	const app = createReceiver({ config, auth: { bearerToken: token }, store, log: pino({ level: "silent" }), onQueued: () => undefined, discordReady: () => true, ...(limits ? { limits } : {}) });
+	const app = createReceiver({ config, auth: { bearerToken: token }, store, log: pino({ level: "silent" }), onQueued: () => undefined, discordState: () => "connected", ...(limits ? { limits } : {}) });
 	await app.listen({ host: "127.0.0.1", port: 0 });
 	cleanup.push(async () => {
 		await app.close();
@@ -208,7 +208,7 @@ describe("webhook receiver against deeply nested JSON", () => {
 
 	it.each([10_000, 100_000])("answers 400 naming the nesting to %i levels, wherever they sit, and stores nothing", async (levels) => {
 		const store = openAlertStore(":memory:");
-		const app = createReceiver({ config: { ...config, maxBodyBytes: 5_000_000 }, auth: { bearerToken: token }, store, log: pino({ level: "silent" }), onQueued: () => undefined, discordReady: () => true });
+		const app = createReceiver({ config: { ...config, maxBodyBytes: 5_000_000 }, auth: { bearerToken: token }, store, log: pino({ level: "silent" }), onQueued: () => undefined, discordState: () => "connected" });
 		cleanup.push(async () => {
 			await app.close();
 			await store.close();

@@ -123,7 +123,7 @@ const receiverConfig = OpsFileSchema.shape.alerts.unwrap().parse({ defaultChanne
 describe("webhook receiver with arbitrary bodies", () => {
 	it("answers every body with 202 or a 4xx naming the problem, never a 5xx", async () => {
 		const store = openAlertStore(":memory:");
-		const app = createReceiver({ config: receiverConfig, auth: { bearerToken: "t".repeat(20) }, store, log: pino({ level: "silent" }), onQueued: () => undefined, discordReady: () => true });
+		const app = createReceiver({ config: receiverConfig, auth: { bearerToken: "t".repeat(20) }, store, log: pino({ level: "silent" }), onQueued: () => undefined, discordState: () => "connected" });
 		const body = fc.oneof(fc.json(), fc.constant(JSON.stringify(payload(1))), fc.record({ version: fc.constantFrom("4", "3"), groupKey: fc.string(), status: fc.constantFrom("firing", "resolved", "x"), receiver: fc.string(), alerts: fc.array(fc.record({ status: fc.constantFrom("firing", "resolved"), labels: fc.dictionary(fc.string(), fc.string()), startsAt: fc.string(), fingerprint: fc.string({ maxLength: 70 }) }), { maxLength: 3 }) }).map((o) => JSON.stringify(o)));
 
 		await fc.assert(
@@ -143,7 +143,7 @@ describe("webhook receiver when the store fails", () => {
 	it("answers 500 with a generic body, so AlertManager retries, and says nothing internal", async () => {
 		const store = openAlertStore(":memory:");
 		const broken = { ...store, accept: async () => Promise.reject(new Error("disk I/O error at /var/lib/secret-path")) };
-		const app = createReceiver({ config: receiverConfig, auth: { bearerToken: "t".repeat(20) }, store: broken, log: pino({ level: "silent" }), onQueued: () => undefined, discordReady: () => true });
+		const app = createReceiver({ config: receiverConfig, auth: { bearerToken: "t".repeat(20) }, store: broken, log: pino({ level: "silent" }), onQueued: () => undefined, discordState: () => "connected" });
 
 		const res = await app.inject({ method: "POST", url: "/alerts", headers: { "content-type": "application/json", authorization: `Bearer ${"t".repeat(20)}` }, payload: JSON.stringify(payload(1)) });
 

@@ -133,6 +133,9 @@ alerts:
 		expect(a.logged("connected to Discord")).toBe(true);
 		expect(b.logged("connected to Discord")).toBe(false);
 		expect(b.logged("standing by: another replica holds the Discord gateway")).toBe(true);
+		const [readyA, readyB] = await Promise.all([a, b].map(async (r) => { const res = await fetch(`${r.webhookUrl}/readyz`); return [res.status, await res.json()] as const; }));
+		expect(readyA).toEqual([200, { discord: "connected", store: "writable" }]);
+		expect(readyB).toEqual([200, { discord: "standby", store: "writable" }]);
 		expect(response.type).toBe(5);
 		expect((page.embeds[0] as { title: string }).title).toMatch(/^Audit log/);
 		expect([...errors(a), ...errors(b)]).toEqual([]);
