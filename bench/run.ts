@@ -9,8 +9,8 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	pool: () => import("./pool.ts"),
 	audit: () => import("./audit.ts"),
 	logs: () => import("./logs.ts"),
-	alerts: () => import("./alerts.ts"),
 	storm: () => import("./storm.ts"),
+	ingest: () => import("./ingest.ts"),
 	charts: () => import("./charts.ts"),
 };
 
