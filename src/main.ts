@@ -1,14 +1,34 @@
-import { setFlagsFromString } from "node:v8";
+import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
 import type { AlertRelay } from "./alerts/relay.ts";
 import type { GatewayLease } from "./state/gateway-lease.ts";
 
-// V8 grows the young generation whenever much of it survives a scavenge, and on a machine with a
-// few GB it grows to two 64 MB semi-spaces in a burst of webhooks, then keeps them: most of what a
-// storm added to opsbot's RSS, and 16 MB of it already while the modules load. Kept at its initial
-// size, scavenges come more often but each is cheaper (measured: less CPU per webhook, not more).
-// V8 reads this flag each time it would grow the space; it is set before any module below is
-// evaluated, hence their dynamic imports. (--max-semi-space-size does the same but only on the
-// command line, which `npm start` and the image do not control from here.)
+/**
+ * Most V8's young generation (both semi-spaces) may take. V8 grows it whenever much of it survives a
+ * scavenge, and on a machine with a few GB it grows to 2 x 64 MB in a burst of webhooks and keeps it:
+ * most of what a storm added to opsbot's RSS (16 MB of it already while the modules load). 8 MB holds
+ * a burst's objects until they die (measured: RSS in a 50x100 storm 153-157 MB instead of 240-260,
+ * CPU per webhook no higher). `node --max-semi-space-size=4` would bound it too, but only from the
+ * command line, which opsbot does not choose.
+ */
+const YOUNG_GENERATION_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Bounds the young generation by steering V8's growth factor, which it reads each time it grows the
+ * space: doubling while that stays within the bound, no growth once it would not.
+ */
+function boundYoungGeneration(): void {
+	let factor = 0;
+	const steer = () => {
+		const young = getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? YOUNG_GENERATION_BYTES;
+		const wanted = young * 2 <= YOUNG_GENERATION_BYTES ? 2 : 1;
+		if (wanted !== factor) setFlagsFromString(`--semi-space-growth-factor=${(factor = wanted)}`);
+	};
+	steer();
+	setInterval(steer, 100).unref();
+}
+
+// No growth at all while the modules load (they are imported below, in main(), for this): loading
+// would otherwise grow the space in one go, before any steering could run.
 setFlagsFromString("--semi-space-growth-factor=1");
 
 /** Composition root: config -> context -> Discord client; SIGTERM/SIGINT -> drain, close, exit. */
@@ -25,6 +45,7 @@ async function main(): Promise<void> {
 		import("./log.ts"),
 		import("./state/gateway-lease.ts"),
 	]);
+	boundYoungGeneration();
 	loadDotEnv();
 	let config;
 	try {
