@@ -28,12 +28,7 @@ interface Replica {
 async function startReplica(double: DiscordDouble, opsYaml: (port: number) => string, env: Record<string, string>): Promise<Replica> {
 	const port = await freePort();
 	const main = spawnMain(opsYaml(port), { LOG_LEVEL: "debug", DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, ...env });
-	const logs = () =>
-		main
-			.output()
-			.split("\n")
-			.filter((line) => line.startsWith("{"))
-			.map((line) => JSON.parse(line) as Record<string, unknown>);
+	const logs = main.logs;
 	const replica = { process: main, webhookUrl: `http://127.0.0.1:${port}`, logs, logged: (msg: string) => logs().some((l) => l.msg === msg) };
 	await until(() => replica.logged("alert receiver listening") && (replica.logged("connected to Discord") || replica.logged("standing by: another replica holds the Discord gateway")), 20_000, () => main.output().slice(-3_000));
 	return replica;

@@ -52,12 +52,7 @@ export async function startTestBot(double: DiscordDouble, opsYaml: string, env: 
 		webhookUrl = `http://${host}:${port}`;
 	}
 	const main = spawnMain(doc.toString(), { LOG_LEVEL: "debug", DISCORD_TOKEN: BOT_TOKEN, DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, ...env });
-	const logs = () =>
-		main
-			.output()
-			.split("\n")
-			.filter((line) => line.startsWith("{"))
-			.map((line) => JSON.parse(line) as Record<string, unknown>);
+	const logs = main.logs;
 	const started = async () => {
 		const deadline = Date.now() + 20_000;
 		const ready = () => logs().some((l) => l.msg === "connected to Discord") && (!webhookUrl || logs().some((l) => l.msg === "alert receiver listening"));

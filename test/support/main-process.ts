@@ -8,6 +8,8 @@ export interface MainProcess {
 	readonly child: ChildProcess;
 	readonly output: () => string;
 	readonly exited: Promise<number | null>;
+	/** The JSON log lines the process has written so far. */
+	readonly logs: () => Record<string, unknown>[];
 }
 
 /** Spawns src/main.ts with only the given environment (plus PATH) and the ops file written to a temp dir. */
@@ -19,5 +21,10 @@ export function spawnMain(opsYaml: string, env: Record<string, string>): MainPro
 	child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
 	child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
 	const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-	return { child, output: () => output, exited };
+	const logs = () =>
+		output
+			.split("\n")
+			.filter((line) => line.startsWith("{"))
+			.map((line) => JSON.parse(line) as Record<string, unknown>);
+	return { child, output: () => output, exited, logs };
 }
