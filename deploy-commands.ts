@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { ApplicationIntegrationType, InteractionContextType, REST, Routes, type RESTPostAPIChatInputApplicationCommandsJSONBody } from "discord.js";
 import { COMMANDS } from "./src/commands/index.ts";
-import type { Command } from "./src/commands/types.ts";
+import type { Command } from "./src/discord/handler.ts";
 import { loadDotEnv } from "./src/env-file.ts";
 
 /**

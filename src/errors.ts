@@ -14,6 +14,24 @@ export class PermissionDeniedError extends UserFacingError {
 	}
 }
 
+/**
+ * A button or form press refused before anything ran (stale, forged, expired, someone else's): the
+ * message goes to the user, and the router records `reason` (short, for the action log) against
+ * `target` (default: the customId) and `details`.
+ */
+export class PressRefusedError extends UserFacingError {
+	readonly reason: string;
+	readonly target: string | undefined;
+	readonly details: Record<string, unknown> | undefined;
+	constructor(message: string, refusal: { reason: string; target?: string; details?: Record<string, unknown> }, options?: ErrorOptions) {
+		super(message, options);
+		this.name = "PressRefusedError";
+		this.reason = refusal.reason;
+		this.target = refusal.target;
+		this.details = refusal.details;
+	}
+}
+
 /** Promise that rejects after `ms` unless `work` settles first; `onTimeout` lets the caller abort the work. */
 export async function withTimeout<T>(work: Promise<T>, ms: number, onTimeout?: () => void): Promise<T> {
 	let timer: NodeJS.Timeout | undefined;

@@ -1,8 +1,9 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, ModalBuilder, TextInputBuilder, TextInputStyle } from "discord.js";
 import { findEnvironment } from "../config.ts";
-import type { ComponentHandler, ComponentInteraction, HandlerContext } from "../commands/types.ts";
+import { pendingState, rawId, recordAction, type AnyComponentHandler, type ComponentHandler, type ComponentInteraction, type HandlerContext } from "../discord/handler.ts";
+import type { Confirmation } from "../context.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
-import { UserFacingError } from "../errors.ts";
+import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { logsMessage } from "../commands/logs.ts";
 import { inlineCode } from "../render/limits.ts";
 import { AlertManagerUnavailableError, createSilence, expireSilence } from "../services/alertmanager.ts";
@@ -13,42 +14,31 @@ import type { GroupState } from "./store.ts";
 
 const MAX_SILENCE_HOURS = 24 * 14;
 
-async function record(ctx: HandlerContext, action: string, target: string, result: string, details?: Record<string, unknown>): Promise<void> {
-	// The metric keeps the kind of result ("ok", "refused", "failed", …), not its free text.
-	if (action === "alert.restart" || action === "alert.silence" || action === "alert.unsilence") ctx.services.metrics.alertActions.inc({ action, result: result.split(/[: ]/, 1)[0] ?? result });
-	await ctx.services.actionLog.record({ actor: { userId: ctx.actor.userId, username: ctx.actor.username }, action, target, result, ...(details ? { details } : {}) });
-}
-
-/** The group a button refers to; a stale or forged id is refused and recorded. */
-async function groupOf(ctx: HandlerContext, id: CustomId, action: string): Promise<GroupState> {
+/** The group a press refers to (its customId's first argument); a stale or forged id is refused. */
+async function pressedGroup(id: CustomId, ctx: HandlerContext): Promise<GroupState> {
 	const store = ctx.services.alertState.store;
 	if (!store) throw new UserFacingError("The alert relay is not running in this opsbot.");
 	const group = /^[0-9a-f]{32}$/.test(id.args[0] ?? "") ? await store.group(id.args[0]!) : undefined;
-	if (!group) {
-		await record(ctx, action, String(id.args[0] ?? "?"), "refused: unknown alert group");
-		throw new UserFacingError("This alert is not known to opsbot (any more).");
-	}
+	if (!group) throw new PressRefusedError("This alert is not known to opsbot (any more).", { reason: "unknown alert group", target: String(id.args[0] ?? "?") });
 	return group;
 }
 
 /**
- * The group a press acts on, as it stands now in the store: a press on a resolved group, or on the
- * message of an earlier episode (a stale message, or a forged press), is refused and recorded.
- * `nothing` finishes the refusal, e.g. "nothing was restarted".
+ * The parse step of presses that act on the group as it stands now in the store: a press on a
+ * resolved group, or on the message of an earlier episode (a stale message, or a forged press), is
+ * refused. `nothing` finishes the refusal, e.g. "nothing was restarted".
  */
-async function liveGroupOf(interaction: ComponentInteraction, ctx: HandlerContext, id: CustomId, action: string, nothing: string): Promise<GroupState> {
-	const group = await groupOf(ctx, id, action);
-	if (group.status === "resolved") {
-		await record(ctx, action, group.groupId, "refused: alert resolved", { episode: group.episode });
-		throw new UserFacingError(`This alert is resolved; ${nothing}.`);
-	}
-	// The message pressed must be the current episode's: an old message of the group speaks of alerts that ended.
-	const pressedOn = interaction.message?.id;
-	if (pressedOn && pressedOn !== group.messageId) {
-		await record(ctx, action, group.groupId, "refused: earlier episode", { episode: group.episode, messageId: pressedOn });
-		throw new UserFacingError(`This message is about an earlier episode of this alert; ${nothing}. Use the alert's newest message.`);
-	}
-	return group;
+function liveGroup(nothing: string): (id: CustomId, ctx: HandlerContext, interaction: ComponentInteraction) => Promise<GroupState> {
+	return async (id, ctx, interaction) => {
+		const group = await pressedGroup(id, ctx);
+		if (group.status === "resolved") throw new PressRefusedError(`This alert is resolved; ${nothing}.`, { reason: "alert resolved", target: group.groupId, details: { episode: group.episode } });
+		// The message pressed must be the current episode's: an old message of the group speaks of alerts that ended.
+		const pressedOn = interaction.message?.id;
+		if (pressedOn && pressedOn !== group.messageId) {
+			throw new PressRefusedError(`This message is about an earlier episode of this alert; ${nothing}. Use the alert's newest message.`, { reason: "earlier episode", target: group.groupId, details: { episode: group.episode, messageId: pressedOn } });
+		}
+		return group;
+	};
 }
 
 function alertmanagerOf(ctx: HandlerContext, group: GroupState): { url: string; timeoutMs: number } {
@@ -81,58 +71,59 @@ async function silence(interaction: ComponentInteraction, ctx: HandlerContext, g
 	try {
 		id = await createSilence(alertmanager.url, { matchers, startsAt: new Date(), endsAt: until, createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`, comment: comment || "Silenced from Discord" }, alertmanager.timeoutMs);
 	} catch (err) {
-		if (err instanceof AlertManagerUnavailableError) await record(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
+		if (err instanceof AlertManagerUnavailableError) await recordAction(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
 		throw unavailable(err, "nothing was silenced");
 	}
 	await ctx.services.alertState.store!.setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
-	await record(ctx, "alert.silence", group.groupId, "ok", { silenceId: id, hours, matchers: matchers.length });
+	await recordAction(ctx, "alert.silence", group.groupId, "ok", { silenceId: id, hours, matchers: matchers.length });
 	ctx.services.alertState.kick?.();
 	await interaction.followUp({ content: `🔕 Silenced until <t:${Math.floor(until.getTime() / 1000)}:f> (silence ${inlineCode(id)}).`, flags: 64 });
 }
 
 /** Acknowledge: who and when, shown on the message; stops the critical mention on later updates. */
-export const alertAck: ComponentHandler = {
+export const alertAck: ComponentHandler<GroupState> = {
 	area: "alert",
 	action: "ack",
 	permission: { action: "alert.ack" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
-		const group = await liveGroupOf(interaction, ctx, id, "alert.ack", "nothing was acknowledged");
+	defer: "update",
+	parse: liveGroup("nothing was acknowledged"),
+	async run(interaction, group, ctx) {
 		await ctx.services.alertState.store!.setAck(group.groupId, { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() });
-		await record(ctx, "alert.ack", group.groupId, "ok");
+		await recordAction(ctx, "alert.ack", group.groupId, "ok");
 		ctx.services.alertState.kick?.();
 	},
 };
 
 /** Un-acknowledge. */
-export const alertUnack: ComponentHandler = {
+export const alertUnack: ComponentHandler<GroupState> = {
 	area: "alert",
 	action: "unack",
 	permission: { action: "alert.ack" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
-		const group = await liveGroupOf(interaction, ctx, id, "alert.unack", "nothing was changed");
+	defer: "update",
+	parse: liveGroup("nothing was changed"),
+	async run(interaction, group, ctx) {
 		await ctx.services.alertState.store!.setAck(group.groupId, null);
-		await record(ctx, "alert.unack", group.groupId, "ok");
+		await recordAction(ctx, "alert.unack", group.groupId, "ok");
 		ctx.services.alertState.kick?.();
 	},
 };
 
 /** Silence select: 1 h / 4 h / 24 h, or a form for a custom duration and comment. */
-export const alertSilence: ComponentHandler = {
+export const alertSilence: ComponentHandler<GroupState> = {
 	area: "alert",
 	action: "silence",
 	permission: { action: "alert.silence" },
-	ack: "none",
-	async handle(interaction, id, ctx) {
+	// A form must be the first answer, so the router does not defer; the group check is a store read, well inside Discord's 3 s.
+	defer: "none",
+	parse: liveGroup("nothing was silenced"),
+	async run(interaction, group, ctx) {
 		if (!interaction.isStringSelectMenu()) throw new UserFacingError("This control is not valid.");
 		const choice = interaction.values[0];
 		if (choice === "custom") {
-			// Checked before the form opens (a store read, well inside Discord's 3 s), and again when it is sent.
-			await liveGroupOf(interaction, ctx, id, "alert.silence", "nothing was silenced");
+			// The group is checked again when the form is sent.
 			await interaction.showModal(
 				new ModalBuilder()
-					.setCustomId(encodeCustomId("alert", "silenceform", id.args[0] ?? "x"))
+					.setCustomId(encodeCustomId("alert", "silenceform", group.groupId))
 					.setTitle("Silence this alert group")
 					.addComponents(
 						new ActionRowBuilder<TextInputBuilder>().addComponents(new TextInputBuilder().setCustomId("duration").setLabel("For how long (90m, 6h, 2d)").setStyle(TextInputStyle.Short).setMaxLength(8).setRequired(true)),
@@ -144,60 +135,62 @@ export const alertSilence: ComponentHandler = {
 		await interaction.deferUpdate();
 		const hours = Number(choice);
 		if (!SILENCE_CHOICES.includes(hours as (typeof SILENCE_CHOICES)[number])) throw new UserFacingError("That is not one of the offered durations.");
-		await silence(interaction, ctx, await liveGroupOf(interaction, ctx, id, "alert.silence", "nothing was silenced"), hours, "");
+		await silence(interaction, ctx, group, hours, "");
 	},
 };
 
 /** The custom-silence form. */
-export const alertSilenceForm: ComponentHandler = {
+export const alertSilenceForm: ComponentHandler<GroupState> = {
 	area: "alert",
 	action: "silenceform",
 	permission: { action: "alert.silence" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
+	defer: "update",
+	recordAs: "alert.silence",
+	parse: liveGroup("nothing was silenced"),
+	async run(interaction, group, ctx) {
 		if (!interaction.isModalSubmit()) throw new UserFacingError("This form is not valid.");
 		const hours = parseSilenceDuration(interaction.fields.getTextInputValue("duration"));
-		await silence(interaction, ctx, await liveGroupOf(interaction, ctx, id, "alert.silence", "nothing was silenced"), hours, interaction.fields.getTextInputValue("comment").slice(0, 500));
+		await silence(interaction, ctx, group, hours, interaction.fields.getTextInputValue("comment").slice(0, 500));
 	},
 };
 
 /** Unsilence: expires the silence opsbot created. */
-export const alertUnsilence: ComponentHandler = {
+export const alertUnsilence: ComponentHandler<GroupState> = {
 	area: "alert",
 	action: "unsilence",
 	permission: { action: "alert.silence" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
-		const group = await liveGroupOf(interaction, ctx, id, "alert.unsilence", "nothing was changed");
+	defer: "update",
+	parse: liveGroup("nothing was changed"),
+	async run(interaction, group, ctx) {
 		if (!group.silence) throw new UserFacingError("This alert group is not silenced by opsbot.");
 		const alertmanager = alertmanagerOf(ctx, group);
 		const outcome = await expireSilence(alertmanager.url, group.silence.id, alertmanager.timeoutMs).catch((err: unknown) => {
 			throw unavailable(err, "the silence was not expired");
 		});
 		await ctx.services.alertState.store!.setSilence(group.groupId, null);
-		await record(ctx, "alert.unsilence", group.groupId, outcome === "expired" ? "ok" : "already gone", { silenceId: group.silence.id });
+		await recordAction(ctx, "alert.unsilence", group.groupId, outcome === "expired" ? "ok" : "already gone", { silenceId: group.silence.id });
 		ctx.services.alertState.kick?.();
 		await interaction.followUp({ content: "🔔 Silence expired.", flags: 64 });
 	},
 };
 
 /** Restart: permission at press, then an ephemeral confirmation naming host and container (60 s). */
-export const alertRestart: ComponentHandler = {
+export const alertRestart: ComponentHandler<GroupState> = {
 	area: "alert",
 	action: "restart",
 	permission: { action: "alert.restart" },
-	ack: "reply",
-	async handle(interaction, id, ctx) {
-		const group = await liveGroupOf(interaction, ctx, id, "alert.restart", "nothing was restarted");
+	defer: "reply",
+	parse: liveGroup("nothing was restarted"),
+	async run(interaction, group, ctx) {
 		const container = restartableContainer(ctx.config.ops, group.payload);
 		const env = alertEnvironment(ctx.config.ops, group.payload);
 		if (!container || !env.config?.ssh) {
-			await record(ctx, "alert.restart", group.groupId, "refused: no allow-listed container");
+			await recordAction(ctx, "alert.restart", group.groupId, "refused: no allow-listed container");
 			throw new UserFacingError("This alert names no container that opsbot may restart.");
 		}
 		// The episode is kept with the confirmation so the confirm press can tell the alert moved on.
 		const token = await ctx.services.confirmations.put(ctx.actor.userId, { kind: "alert.restart", environment: env.name, container, groupId: group.groupId, episode: group.episode });
-		await record(ctx, "alert.restart", `${env.config.ssh.host}/${container}`, "confirmation shown");
+		await recordAction(ctx, "alert.restart", `${env.config.ssh.host}/${container}`, "confirmation shown");
 		await interaction.editReply({
 			content: `Restart container ${inlineCode(container)} on ${inlineCode(env.config.ssh.host)} (${env.name})? This runs \`docker restart ${container}\`. The confirmation expires in 60 s.`,
 			components: [
@@ -210,26 +203,30 @@ export const alertRestart: ComponentHandler = {
 	},
 };
 
+type RestartConfirmation = Extract<Confirmation, { kind: "alert.restart" }>;
+const CONFIRMATION_GONE = "This confirmation has expired or is not valid. Press Restart on the alert again.";
+const restartConfirmation = pendingState((services) => services.confirmations, "take", { expired: CONFIRMATION_GONE });
+
 /** Confirmed restart: one at a time per container, with a cooldown; the result goes in the reply and the action log. */
-export const alertRestartConfirm: ComponentHandler = {
+export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 	area: "alert",
 	action: "restartconfirm",
 	permission: { action: "alert.restart" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
-		const taken = await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
-		if (!taken.ok || taken.value.kind !== "alert.restart") {
-			await record(ctx, "alert.restart", "?", `refused: ${taken.ok ? "unknown" : taken.reason} confirmation`);
-			throw new UserFacingError("This confirmation has expired or is not valid. Press Restart on the alert again.");
-		}
-		const { environment, container, groupId, episode } = taken.value;
+	defer: "update",
+	recordAs: "alert.restart",
+	async parse(id, ctx) {
+		const { value } = await restartConfirmation(id, ctx);
+		if (value.kind !== "alert.restart") throw new PressRefusedError(CONFIRMATION_GONE, { reason: "unknown confirmation", target: "?" });
+		const { environment, container, groupId, episode } = value;
 		// The alert may have resolved, or fired again as a new episode, while the confirmation was open.
 		const group = await ctx.services.alertState.store?.group(groupId);
 		if (!group || group.status === "resolved" || group.episode !== episode) {
-			const why = !group ? "unknown alert group" : group.status === "resolved" ? "alert resolved" : "earlier episode";
-			await record(ctx, "alert.restart", `${environment}/${container}`, `refused: ${why}`, { groupId });
-			throw new UserFacingError(group?.status === "resolved" ? "This alert is resolved; nothing was restarted." : "This alert has changed since the confirmation was shown; nothing was restarted. Press Restart on the alert's newest message again.");
+			const reason = !group ? "unknown alert group" : group.status === "resolved" ? "alert resolved" : "earlier episode";
+			throw new PressRefusedError(group?.status === "resolved" ? "This alert is resolved; nothing was restarted." : "This alert has changed since the confirmation was shown; nothing was restarted. Press Restart on the alert's newest message again.", { reason, target: `${environment}/${container}`, details: { groupId } });
 		}
+		return value;
+	},
+	async run(interaction, { environment, container, groupId }, ctx) {
 		const ssh = findEnvironment(ctx.config.ops, environment)?.ssh;
 		if (!ssh || !ssh.containers.includes(container)) throw new UserFacingError("That container is no longer allow-listed.");
 		const key = `${environment}/${container}`;
@@ -238,11 +235,11 @@ export const alertRestartConfirm: ComponentHandler = {
 		// One claim across replicas: of two confirmations pressed at once, one restarts and the other is told why not.
 		const claim = await lock.acquire(key, cooldownMs);
 		if (!claim.ok && claim.reason === "running") {
-			await record(ctx, "alert.restart", key, "refused: already running");
+			await recordAction(ctx, "alert.restart", key, "refused: already running");
 			throw new UserFacingError(`A restart of ${inlineCode(container)} is already running.`);
 		}
 		if (!claim.ok) {
-			await record(ctx, "alert.restart", key, "refused: cooldown");
+			await recordAction(ctx, "alert.restart", key, "refused: cooldown");
 			throw new UserFacingError(`${inlineCode(container)} was restarted <t:${Math.floor(claim.lastAt / 1000)}:R>; wait until <t:${Math.floor((claim.lastAt + cooldownMs) / 1000)}:t> before restarting it again.`);
 		}
 		const keyFile = ctx.config.secrets.get(ssh.keyFileEnv);
@@ -250,16 +247,16 @@ export const alertRestartConfirm: ComponentHandler = {
 			if (!keyFile) throw new UserFacingError("The SSH key for this environment is not configured.");
 			const result = await runSsh({ host: ssh.host, port: ssh.port, user: ssh.user, privateKeyPath: keyFile, hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs }, ["docker", "restart", container], { timeoutMs: 120_000, maxBytes: 64 * 1024 });
 			const ok = result.code === 0;
-			await record(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId });
+			await recordAction(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId });
 			await ctx.services.alertState.store?.setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok });
 			ctx.services.alertState.kick?.();
 			await interaction.editReply({ content: ok ? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.` : `Restart of ${inlineCode(container)} failed (exit ${result.code}): ${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`, components: [] });
 		} catch (err) {
 			if (err instanceof HostKeyMismatchError) {
-				await record(ctx, "alert.restart", key, "refused: host key mismatch");
+				await recordAction(ctx, "alert.restart", key, "refused: host key mismatch");
 				throw new UserFacingError(`The SSH host key of ${ssh.host} does not match the pinned key; nothing was run.`, { cause: err });
 			}
-			await record(ctx, "alert.restart", key, "failed");
+			await recordAction(ctx, "alert.restart", key, "failed");
 			throw err;
 		} finally {
 			await lock.release(key);
@@ -267,27 +264,28 @@ export const alertRestartConfirm: ComponentHandler = {
 	},
 };
 
-/** Cancel on the restart confirmation. */
+/** Cancel on the restart confirmation: whatever its state, nothing is restarted. */
 export const alertRestartCancel: ComponentHandler = {
 	area: "alert",
 	action: "restartcancel",
 	permission: { action: "alert.restart" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
+	defer: "update",
+	parse: rawId,
+	async run(interaction, id, ctx) {
 		await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
-		await record(ctx, "alert.restart", "?", "cancelled");
+		await recordAction(ctx, "alert.restart", "?", "cancelled");
 		await interaction.editReply({ content: "Cancelled; nothing was restarted.", components: [] });
 	},
 };
 
 /** Logs: the log search for the alert's service (or container) around when it started. */
-export const alertLogs: ComponentHandler = {
+export const alertLogs: ComponentHandler<GroupState> = {
 	area: "alert",
 	action: "logs",
 	permission: { action: "alert.logs" },
-	ack: "reply",
-	async handle(interaction, id, ctx) {
-		const group = await groupOf(ctx, id, "alert.logs");
+	defer: "reply",
+	parse: pressedGroup,
+	async run(interaction, group, ctx) {
 		const env = alertEnvironment(ctx.config.ops, group.payload);
 		const labels = { ...group.payload.alerts[0]?.labels, ...group.payload.commonLabels };
 		const serviceLabel = env.config?.loki?.serviceLabel ?? "service";
@@ -295,10 +293,10 @@ export const alertLogs: ComponentHandler = {
 		if (!service) throw new UserFacingError(`This alert has no \`${env.config?.loki ? serviceLabel : "container"}\` label to search logs by.`);
 		const started = Math.min(...group.payload.alerts.map((a) => Date.parse(a.startsAt)).filter(Number.isFinite), Date.now());
 		const end = Math.min(Date.now(), started + 30 * 60_000);
-		await record(ctx, "alert.logs", group.groupId, "ok");
+		await recordAction(ctx, "alert.logs", group.groupId, "ok");
 		await interaction.editReply(await logsMessage(ctx, { environment: env.name, service, start: new Date(started - 15 * 60_000), end: new Date(Math.max(end, started + 60_000)), limit: ctx.config.ops.logs.defaultLimit }, `Logs of ${service} around ${group.payload.commonLabels.alertname ?? "the alert"}`));
 	},
 };
 
 /** The alert buttons, for the router's component list. */
-export const ALERT_BUTTONS: readonly ComponentHandler[] = [alertAck, alertUnack, alertSilence, alertSilenceForm, alertUnsilence, alertRestart, alertRestartConfirm, alertRestartCancel, alertLogs];
+export const ALERT_BUTTONS: readonly AnyComponentHandler[] = [alertAck, alertUnack, alertSilence, alertSilenceForm, alertUnsilence, alertRestart, alertRestartConfirm, alertRestartCancel, alertLogs];

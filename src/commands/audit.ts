@@ -1,14 +1,14 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder, type ApplicationCommandOptionChoiceData } from "discord.js";
 import { defaultEnvironment } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
-import { UserFacingError } from "../errors.ts";
+import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { escapeMarkdown, inlineCode } from "../render/limits.ts";
 import { reportToEmbed, type Report } from "../render/report.ts";
 import type { ActionRecord } from "../services/action-log.ts";
 import type { AuditCursor, AuditEvent, AuditFilters } from "../services/audit.ts";
 import { parseTimeSpec } from "../time.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
-import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
+import { pendingState, type Command, type ComponentHandler, type HandlerContext, type PendingPress } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 
 /** Events per /audit page: ten one-liners stay readable on a phone. */
@@ -228,32 +228,34 @@ export const audit: Command = {
 	},
 };
 
+const auditSearch = pendingState((services) => services.auditQueries, "peek", { expired: "This search has expired; run /audit again.", otherUser: "These buttons belong to whoever ran /audit; run it yourself." });
+
 /** Newer / Older buttons: keyset pages kept server-side under the token. */
-export const auditPage: ComponentHandler = {
+export const auditPage: ComponentHandler<PendingPress<AuditQueryState> & { pageIndex: number }> = {
 	area: "audit",
 	action: "page",
 	permission: { command: "audit" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
-		const token = id.args[0] ?? "";
-		const found = await ctx.services.auditQueries.peek(token, ctx.actor.userId);
-		if (!found.ok) throw new UserFacingError(found.reason === "other-user" ? "These buttons belong to whoever ran /audit; run it yourself." : "This search has expired; run /audit again.");
-		const pageIndex = Number(id.args[1]);
-		if (!Number.isInteger(pageIndex) || pageIndex < 0) throw new UserFacingError("That page is not valid.");
-		await interaction.editReply(await renderPage(ctx, token, found.value, pageIndex));
+	defer: "update",
+	async parse(id, ctx) {
+		const search = await auditSearch(id, ctx);
+		const pageIndex = Number(search.args[0]);
+		if (!Number.isInteger(pageIndex) || pageIndex < 0) throw new PressRefusedError("That page is not valid.", { reason: "invalid page" });
+		return { ...search, pageIndex };
+	},
+	async run(interaction, { token, value, pageIndex }, ctx) {
+		await interaction.editReply(await renderPage(ctx, token, value, pageIndex));
 	},
 };
 
 /** Download CSV: the whole result up to audit.maxRows, as an ephemeral attachment. */
-export const auditCsv: ComponentHandler = {
+export const auditCsv: ComponentHandler<PendingPress<AuditQueryState>> = {
 	area: "audit",
 	action: "csv",
 	permission: { command: "audit" },
-	ack: "reply",
-	async handle(interaction, id, ctx) {
-		const found = await ctx.services.auditQueries.peek(id.args[0] ?? "", ctx.actor.userId);
-		if (!found.ok) throw new UserFacingError("This search has expired; run /audit again.");
-		const { environment, filters, showPii } = found.value;
+	defer: "reply",
+	parse: auditSearch,
+	async run(interaction, { value }, ctx) {
+		const { environment, filters, showPii } = value;
 		const { events, truncated } = await collectAll(ctx, environment, filters);
 		await editReplyWithFiles(
 			interaction,

@@ -6,7 +6,7 @@ import { escapeMarkdown } from "../render/limits.ts";
 import { reportToEmbed, worstLevel, type Level, type Report } from "../render/report.ts";
 import type { CheckState, HealthService, HealthSnapshot } from "../services/health.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
-import type { Command, ComponentHandler } from "./types.ts";
+import { rawId, type Command, type ComponentHandler } from "../discord/handler.ts";
 
 const STATE_LEVEL: Record<CheckState, Level> = { ok: "ok", degraded: "warn", down: "critical" };
 const ALL = "all";
@@ -94,8 +94,9 @@ export const healthRerun: ComponentHandler = {
 	area: "health",
 	action: "rerun",
 	permission: { command: "health" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
+	defer: "update",
+	parse: rawId,
+	async run(interaction, id, ctx) {
 		const environment = id.args[0] ?? defaultEnvironment(ctx.config.ops);
 		if (environment !== ALL && !(environment in ctx.config.ops.environments)) {
 			throw new UserFacingError("That environment is no longer configured; run /health again.");

@@ -1,7 +1,7 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
 import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts";
-import { encodeCustomId } from "../discord/custom-id.ts";
-import { PermissionDeniedError, UserFacingError } from "../errors.ts";
+import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
+import { PermissionDeniedError, PressRefusedError, UserFacingError } from "../errors.ts";
 import { DISCORD_LIMITS, escapeMarkdown, inlineCode, truncate } from "../render/limits.ts";
 import { reportToEmbed, type Level, type Report } from "../render/report.ts";
 import type { LokiConfig } from "../config.ts";
@@ -10,7 +10,7 @@ import type { LogCursor, LogEntry, LogResult, LogSearchRequest } from "../servic
 import { CORRELATION_ID, LOG_LEVELS, type LogLevel } from "../services/logql.ts";
 import { parseRange } from "../time.ts";
 import { environmentChoices, environmentOption } from "./options.ts";
-import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
+import { pendingState, type Command, type ComponentHandler, type HandlerContext, type PendingPress } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 
 const SHOWN_LINES = 20;
@@ -274,11 +274,7 @@ export const logs: Command = {
 	},
 };
 
-async function stateOf(ctx: HandlerContext, token: string): Promise<LogsQueryState> {
-	const found = await ctx.services.logQueries.peek(token, ctx.actor.userId);
-	if (!found.ok) throw new UserFacingError(found.reason === "other-user" ? "These buttons belong to whoever ran /logs; run it yourself." : "This search has expired; run /logs again.");
-	return found.value;
-}
+const logsSearch = pendingState((services) => services.logQueries, "peek", { expired: "This search has expired; run /logs again.", otherUser: "These buttons belong to whoever ran /logs; run it yourself." });
 
 const NS_PER_MS = 1_000_000n;
 const NS_PER_HOUR = 3_600_000_000_000n;
@@ -300,31 +296,33 @@ export function pageCursor(state: LogsQueryState, rawNs: string | undefined, raw
 	return { ns, id: rawId };
 }
 
+/** The search and the page an Older/Newer press asks for (re-checked against the search, whatever the customId says). */
+async function pagePress(id: CustomId, ctx: HandlerContext): Promise<PendingPress<LogsQueryState> & { cursor: LogCursor | undefined }> {
+	const search = await logsSearch(id, ctx);
+	return { ...search, cursor: pageCursor(search.value, search.args[0], search.args[1], ctx.config.ops.logs.maxRangeHours) };
+}
+
 /** Older: the lines before the oldest one shown (or, without a cursor, the newest page). */
-export const logsOlder: ComponentHandler = {
+export const logsOlder: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> = {
 	area: "logs",
 	action: "older",
 	permission: { command: "logs" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
-		const token = id.args[0] ?? "";
-		const state = await stateOf(ctx, token);
-		const before = pageCursor(state, id.args[1], id.args[2], ctx.config.ops.logs.maxRangeHours);
-		await interaction.editReply(await render(ctx, token, state, { ...state.request, direction: "backward", ...(before ? { before } : {}) }));
+	defer: "update",
+	parse: pagePress,
+	async run(interaction, { token, value, cursor }, ctx) {
+		await interaction.editReply(await render(ctx, token, value, { ...value.request, direction: "backward", ...(cursor ? { before: cursor } : {}) }));
 	},
 };
 
 /** Newer: the lines after the newest one shown (or, without a cursor, the oldest page), up to the end of the original search. */
-export const logsNewer: ComponentHandler = {
+export const logsNewer: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> = {
 	area: "logs",
 	action: "newer",
 	permission: { command: "logs" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
-		const token = id.args[0] ?? "";
-		const state = await stateOf(ctx, token);
-		const after = pageCursor(state, id.args[1], id.args[2], ctx.config.ops.logs.maxRangeHours);
-		await interaction.editReply(await render(ctx, token, state, { ...state.request, direction: "forward", ...(after ? { after } : {}) }));
+	defer: "update",
+	parse: pagePress,
+	async run(interaction, { token, value, cursor }, ctx) {
+		await interaction.editReply(await render(ctx, token, value, { ...value.request, direction: "forward", ...(cursor ? { after: cursor } : {}) }));
 	},
 };
 
@@ -339,16 +337,18 @@ export function correlationButton(ops: OpsFile, environment: string, correlation
 }
 
 /** Opens the log search for a correlation id, 15 minutes either side of the event. */
-export const logsCorrelation: ComponentHandler = {
+export const logsCorrelation: ComponentHandler<{ environment: string; correlation: string; at: number }> = {
 	area: "logs",
 	action: "correlation",
 	permission: { command: "logs" },
-	ack: "reply",
-	async handle(interaction, id, ctx) {
+	defer: "reply",
+	async parse(id, ctx) {
 		const [environment = "", correlation = "", seconds = ""] = id.args;
-		if (!findEnvironment(ctx.config.ops, environment)?.loki) throw new UserFacingError("Log search is not configured for that environment any more.");
-		if (!/^\d{1,12}$/.test(seconds)) throw new UserFacingError("That button is not valid.");
-		const at = Number(seconds) * 1000;
+		if (!findEnvironment(ctx.config.ops, environment)?.loki) throw new PressRefusedError("Log search is not configured for that environment any more.", { reason: "no log search for the environment" });
+		if (!/^\d{1,12}$/.test(seconds)) throw new PressRefusedError("That button is not valid.", { reason: "invalid time" });
+		return { environment, correlation, at: Number(seconds) * 1000 };
+	},
+	async run(interaction, { environment, correlation, at }, ctx) {
 		const request: LogSearchRequest = { environment, service: "", correlation, start: new Date(at - 15 * 60_000), end: new Date(at + 15 * 60_000), limit: ctx.config.ops.logs.defaultLimit };
 		const state: LogsQueryState = { request, title: logsTitle(request) };
 		const token = await ctx.services.logQueries.put(ctx.actor.userId, state);
@@ -357,13 +357,13 @@ export const logsCorrelation: ComponentHandler = {
 };
 
 /** Download: the whole result, up to logs.maxLimit lines, attached as a file. */
-export const logsDownload: ComponentHandler = {
+export const logsDownload: ComponentHandler<PendingPress<LogsQueryState>> = {
 	area: "logs",
 	action: "download",
 	permission: { command: "logs" },
-	ack: "reply",
-	async handle(interaction, id, ctx) {
-		const state = await stateOf(ctx, id.args[0] ?? "");
+	defer: "reply",
+	parse: logsSearch,
+	async run(interaction, { value: state }, ctx) {
 		const result = await searchLogs(ctx, { ...state.request, limit: ctx.config.ops.logs.maxLimit });
 		await editReplyWithFiles(
 			interaction,

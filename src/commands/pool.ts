@@ -1,13 +1,14 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
 import type { OpsFile } from "../config.ts";
-import { encodeCustomId } from "../discord/custom-id.ts";
-import { UserFacingError } from "../errors.ts";
+import type { Confirmation } from "../context.ts";
+import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
+import { PressRefusedError } from "../errors.ts";
 import { escapeMarkdown, inlineCode } from "../render/limits.ts";
 import { renderChart } from "../render/chart.ts";
 import { reportToEmbed, type Level, type Report, type ReportField } from "../render/report.ts";
 import type { PgBouncerUsage, PoolSnapshot, PostgresUsage, Session, TerminationCandidate } from "../services/pool.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
-import type { Command, ComponentHandler, HandlerContext } from "./types.ts";
+import { pendingState, rawId, recordAction, type Command, type ComponentHandler, type HandlerContext } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 
 /** Thresholds from the config's `pool` section. */
@@ -205,8 +206,9 @@ export const poolRefresh: ComponentHandler = {
 	area: "pool",
 	action: "refresh",
 	permission: { command: "pool" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
+	defer: "update",
+	parse: rawId,
+	async run(interaction, id, ctx) {
 		const environment = requireEnvironment(ctx.config.ops, id.args[0] ?? "", "postgres");
 		await editReplyWithFiles(interaction, await poolMessage(ctx, environment), ctx.log);
 	},
@@ -217,19 +219,19 @@ export const poolTerminate: ComponentHandler = {
 	area: "pool",
 	action: "terminate",
 	permission: { action: "pool.terminate" },
-	ack: "reply",
-	async handle(interaction, id, ctx) {
+	defer: "reply",
+	parse: rawId,
+	async run(interaction, id, ctx) {
 		const environment = requireEnvironment(ctx.config.ops, id.args[0] ?? "", "postgres");
 		const minutes = ctx.config.ops.pool.idleMinutes;
 		const candidates = await ctx.services.pool.idleCandidates(environment, minutes);
-		const actor = { userId: ctx.actor.userId, username: ctx.actor.username };
 		if (candidates.length === 0) {
-			await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: environment, result: "nothing to end" });
+			await recordAction(ctx, "pool.terminate", environment, "nothing to end");
 			await interaction.editReply({ content: `No idle connections older than ${minutes} min on ${environment}; nothing to end.` });
 			return;
 		}
 		const token = await ctx.services.confirmations.put(ctx.actor.userId, { kind: "pool.terminate", environment, candidates, minutes });
-		await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: `${environment}: ${candidates.length} sessions`, result: "confirmation shown", details: { pids: candidates.map((c) => c.pid) } });
+		await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "confirmation shown", { pids: candidates.map((c) => c.pid) });
 		await interaction.editReply({
 			embeds: [reportToEmbed(terminationPreview(environment, candidates, minutes))],
 			components: [
@@ -242,24 +244,27 @@ export const poolTerminate: ComponentHandler = {
 	},
 };
 
+const terminationConfirmation = pendingState((services) => services.confirmations, "take", { expired: "This confirmation has expired or is not valid. Press the button on /pool again.", otherUser: "Only the person who asked can confirm this." });
+
+/** The open "end idle connections" confirmation a Confirm or Cancel press refers to. */
+async function terminationPress(id: CustomId, ctx: HandlerContext): Promise<Extract<Confirmation, { kind: "pool.terminate" }>> {
+	const { value } = await terminationConfirmation(id, ctx);
+	if (value.kind !== "pool.terminate") throw new PressRefusedError("This confirmation has expired or is not valid. Press the button on /pool again.", { reason: "unknown confirmation", target: "?" });
+	return value;
+}
+
 /** Confirm button: re-checks each session and ends only those that still qualify. */
-export const poolConfirm: ComponentHandler = {
+export const poolConfirm: ComponentHandler<Extract<Confirmation, { kind: "pool.terminate" }>> = {
 	area: "pool",
 	action: "confirm",
 	permission: { action: "pool.terminate" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
-		const actor = { userId: ctx.actor.userId, username: ctx.actor.username };
-		const taken = await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
-		if (!taken.ok || taken.value.kind !== "pool.terminate") {
-			const reason = taken.ok ? "unknown" : taken.reason;
-			await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: "?", result: `refused: ${reason} confirmation` });
-			throw new UserFacingError(reason === "other-user" ? "Only the person who asked can confirm this." : "This confirmation has expired or is not valid. Press the button on /pool again.");
-		}
-		const { environment, candidates, minutes } = taken.value;
+	defer: "update",
+	recordAs: "pool.terminate",
+	parse: terminationPress,
+	async run(interaction, { environment, candidates, minutes }, ctx) {
 		try {
 			const result = await ctx.services.pool.terminate(environment, candidates, minutes);
-			await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: `${environment}: ${candidates.length} sessions`, result: "ok", details: { ended: result.ended.map((c) => c.pid), skipped: result.skipped } });
+			await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "ok", { ended: result.ended.map((c) => c.pid), skipped: result.skipped });
 			const lines = result.ended.slice(0, 30).map((c) => `pid ${c.pid} · ${inlineCode(c.application || "?")} ${escapeMarkdown(c.clientAddr)}`);
 			await interaction.editReply({
 				content: `Ended ${result.ended.length} idle connection${result.ended.length === 1 ? "" : "s"} on ${environment}${result.skipped > 0 ? ` (${result.skipped} left alone: busy again or gone)` : ""}.\n${lines.join("\n")}${result.ended.length > 30 ? `\n… and ${result.ended.length - 30} more` : ""}`.slice(0, 2_000),
@@ -267,21 +272,22 @@ export const poolConfirm: ComponentHandler = {
 				components: [],
 			});
 		} catch (err) {
-			await ctx.services.actionLog.record({ actor, action: "pool.terminate", target: environment, result: "failed" });
+			await recordAction(ctx, "pool.terminate", environment, "failed");
 			throw err;
 		}
 	},
 };
 
-/** Cancel button on the confirmation. */
+/** Cancel button on the confirmation: whatever its state, nothing is ended. */
 export const poolCancel: ComponentHandler = {
 	area: "pool",
 	action: "cancel",
 	permission: { action: "pool.terminate" },
-	ack: "update",
-	async handle(interaction, id, ctx) {
+	defer: "update",
+	parse: rawId,
+	async run(interaction, id, ctx) {
 		const taken = await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
-		await ctx.services.actionLog.record({ actor: { userId: ctx.actor.userId, username: ctx.actor.username }, action: "pool.terminate", target: taken.ok && taken.value.kind === "pool.terminate" ? taken.value.environment : "?", result: "cancelled" });
+		await recordAction(ctx, "pool.terminate", taken.ok && taken.value.kind === "pool.terminate" ? taken.value.environment : "?", "cancelled");
 		await interaction.editReply({ content: "Cancelled; nothing was ended.", embeds: [], components: [] });
 	},
 };

@@ -6,7 +6,7 @@ import type { WhoDeletedResult } from "../services/audit.ts";
 import { eventLine, eventLines, resourceTypeChoices } from "./audit.ts";
 import { correlationButton } from "./logs.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
-import type { Command } from "./types.ts";
+import type { Command } from "../discord/handler.ts";
 
 const SHOWN_DELETES = 8;
 

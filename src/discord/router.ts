@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { MessageFlags, type Interaction, type RepliableInteraction } from "discord.js";
-import type { Command, ComponentHandler, HandlerContext } from "../commands/types.ts";
+import { recordAction, type AnyComponentHandler, type Command, type HandlerContext } from "./handler.ts";
 import type { AppContext } from "../context.ts";
 import type { InteractionResult } from "../metrics.ts";
-import { PermissionDeniedError, UserFacingError, withTimeout } from "../errors.ts";
+import { PermissionDeniedError, PressRefusedError, UserFacingError, withTimeout } from "../errors.ts";
 import { DISCORD_LIMITS, truncate } from "../render/limits.ts";
 import type { Actor } from "./access.ts";
 import { decodeCustomId } from "./custom-id.ts";
@@ -19,7 +19,7 @@ export interface Router {
 }
 
 /** Builds the router over the one command list and the component handlers. */
-export function createRouter(commands: readonly Command[], components: readonly ComponentHandler[], ctx: AppContext): Router {
+export function createRouter(commands: readonly Command[], components: readonly AnyComponentHandler[], ctx: AppContext): Router {
 	const byName = new Map(commands.map((c) => [c.name as string, c]));
 	const byCustomId = new Map(components.map((h) => [`${h.area}:${h.action}`, h]));
 	const inFlight = new Set<Promise<void>>();
@@ -103,13 +103,14 @@ export function createRouter(commands: readonly Command[], components: readonly 
 			const id = decodeCustomId(interaction.customId);
 			const handler = id ? byCustomId.get(`${id.area}:${id.action}`) : undefined;
 			const cLog = log.child({ customId: interaction.customId.slice(0, DISCORD_LIMITS.customId) });
-			const recordRefusal = (result: string) =>
-				ctx.services.actionLog
-					.record({ actor: { userId: actor.userId, username: actor.username }, action: id && handler ? `${id.area}.${id.action}` : "unknown-button", target: interaction.customId.slice(0, DISCORD_LIMITS.customId), result })
-					.catch((err: unknown) => cLog.error({ err }, "could not record a refused press"));
+			const pressCtx: HandlerContext = { ...handlerCtx, log: cLog };
+			const target = interaction.customId.slice(0, DISCORD_LIMITS.customId);
+			const refusedAs = id && handler ? (handler.recordAs ?? `${id.area}.${id.action}`) : "unknown-button";
+			const recordRefusal = (reason: string, at = target, details?: Record<string, unknown>) =>
+				recordAction(pressCtx, refusedAs, at, `refused: ${reason}`, details).catch((err: unknown) => cLog.error({ err }, "could not record a refused press"));
 			if (!id || !handler) {
 				cLog.warn("refused a button or form opsbot did not make (unknown or forged customId)");
-				await recordRefusal("refused: unknown or forged customId");
+				await recordRefusal("unknown or forged customId");
 				await replyError(interaction, new UserFacingError("This button is not valid (any more). Run the command again."), cLog);
 				done("refused");
 				return;
@@ -117,19 +118,29 @@ export function createRouter(commands: readonly Command[], components: readonly 
 			const allowed = "action" in handler.permission ? ctx.access.mayDo(actor, handler.permission.action) : ctx.access.mayUseCommand(actor, handler.permission.command);
 			if (!allowed) {
 				cLog.info({ roles: actor.roleIds, permission: handler.permission }, "button refused: role not allowed");
-				await recordRefusal("refused: role not allowed");
+				await recordRefusal("role not allowed");
 				const what = "action" in handler.permission ? handler.permission.action : `/${handler.permission.command}`;
 				await replyError(interaction, new PermissionDeniedError(`use ${what}`), cLog);
 				done("refused");
 				return;
 			}
-			// After deferUpdate (by the router or the handler), an error must not overwrite the message the button sits on: say it in a follow-up.
-			const result = await run(interaction, { ...handlerCtx, log: cLog }, async () => {
-				if (handler.ack === "update") await interaction.deferUpdate();
-				else if (handler.ack === "reply") await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-				if (handler.ack !== "none") firstResponse();
-				await handler.handle(interaction, id, { ...handlerCtx, log: cLog });
-			}, handler.ack !== "reply");
+			// After deferUpdate (by the router or the handler), an error must not overwrite the message the component sits on: say it in a follow-up.
+			const result = await run(interaction, pressCtx, async () => {
+				if (handler.defer === "update") await interaction.deferUpdate();
+				else if (handler.defer === "reply") await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+				if (handler.defer !== "none") firstResponse();
+				let parsed: unknown;
+				try {
+					parsed = await handler.parse(id, pressCtx, interaction);
+				} catch (err) {
+					if (err instanceof PressRefusedError) {
+						cLog.info({ reason: err.reason }, "press refused");
+						await recordRefusal(err.reason, err.target ?? target, err.details);
+					}
+					throw err;
+				}
+				await handler.run(interaction, parsed, pressCtx);
+			}, handler.defer !== "reply");
 			done(result);
 		}
 	}

@@ -1,30 +1,51 @@
 import { EmbedBuilder } from "discord.js";
-import { DISCORD_LIMITS, escapeMarkdown, joinLinesWithin, truncate } from "./limits.ts";
+import { DISCORD_LIMITS, escapeMarkdown, inlineCode, joinLinesWithin, truncate } from "./limits.ts";
 
 /** How bad something is; drives colours, icons and CLI exit codes. */
 export type Level = "ok" | "warn" | "critical";
 
-/** One line of a report: a status icon, a label and plain text. */
+/**
+ * One piece of report text. A plain string is literal text (the Discord view escapes it); the tagged
+ * parts say what a value is, and each view decides how to show it: markup only in the Discord view,
+ * exact values in the terminal view.
+ */
+export type Inline =
+	| string
+	| { readonly strong: Text }
+	| { readonly code: string }
+	/** "relative": "3 minutes ago"; "full": the date and time and, in Discord, how long ago. */
+	| { readonly time: Date; readonly style?: "relative" | "full" }
+	| { readonly link: string; readonly label: Text }
+	| { readonly mention: "role" | "user" | "channel"; readonly id: string }
+	/** One item per line, bulleted. */
+	| { readonly list: readonly Text[] };
+
+/** Report text: one part or several in a row. Line breaks are plain "\n" strings. */
+export type Text = Inline | readonly Inline[];
+
+/** One line of a report: a status icon, a label and text. */
 export interface ReportLine {
 	readonly level: Level;
 	readonly label: string;
-	readonly text: string;
+	readonly text: Text;
 }
 
 /** A labelled value shown as an embed field or an aligned terminal row. */
 export interface ReportField {
 	readonly label: string;
-	readonly value: string;
+	readonly value: Text;
 	readonly inline?: boolean;
 }
 
 /** The neutral message model: built by pure functions from service data, rendered for Discord or a terminal. */
 export interface Report {
+	/** Plain text: shown as is in both views. */
 	readonly title: string;
 	readonly level: Level;
-	readonly summary?: string;
+	readonly summary?: Text;
 	readonly lines?: readonly ReportLine[];
 	readonly fields?: readonly ReportField[];
+	/** Plain text: Discord does not render markup in footers. */
 	readonly footer?: string;
 	readonly at?: Date;
 }
@@ -43,6 +64,51 @@ export function worstLevel(levels: Iterable<Level>): Level {
 	return worst;
 }
 
+function parts(text: Text): readonly Inline[] {
+	return typeof text === "string" || !Array.isArray(text) ? [text as Inline] : (text as readonly Inline[]);
+}
+
+const MENTION_PREFIX = { role: "@&", user: "@", channel: "#" } as const;
+
+/** Report text as Discord markdown: literal text escaped, values marked up. */
+export function textToMarkdown(text: Text): string {
+	return parts(text)
+		.map((part): string => {
+			if (typeof part === "string") return escapeMarkdown(part);
+			if ("strong" in part) return `**${textToMarkdown(part.strong)}**`;
+			if ("code" in part) return inlineCode(part.code);
+			if ("time" in part) {
+				const s = Math.floor(part.time.getTime() / 1000);
+				return part.style === "full" ? `<t:${s}:f> (<t:${s}:R>)` : `<t:${s}:R>`;
+			}
+			// Discord shows a masked link only for http(s); anything else stays plain text.
+			if ("link" in part) return /^https?:\/\//i.test(part.link) ? `[${textToMarkdown(part.label)}](${part.link.replace(/[()\s]/g, encodeURIComponent)})` : textToMarkdown(part.label);
+			if ("mention" in part) return `<${MENTION_PREFIX[part.mention]}${part.id}>`;
+			return part.list.map((item) => `• ${textToMarkdown(item)}`).join("\n");
+		})
+		.join("");
+}
+
+/** Report text for a terminal or a file: exact values, no markup. Times are ISO 8601 in UTC. */
+export function textToPlain(text: Text): string {
+	return parts(text)
+		.map((part): string => {
+			if (typeof part === "string") return part;
+			if ("strong" in part) return textToPlain(part.strong);
+			if ("code" in part) return part.code;
+			if ("time" in part) return part.time.toISOString();
+			if ("link" in part) return `${textToPlain(part.label)} (${part.link})`;
+			if ("mention" in part) return `${MENTION_PREFIX[part.mention]}${part.id}`;
+			return part.list.map((item) => `- ${textToPlain(item)}`).join("\n");
+		})
+		.join("");
+}
+
+/** Joins texts with a separator (", ", "\n"…) into one text. */
+export function joinText(texts: readonly Text[], separator: string): Inline[] {
+	return texts.flatMap((t, i) => (i === 0 ? [...parts(t)] : [separator, ...parts(t)]));
+}
+
 /** Renders a Report as one embed that always fits Discord's limits (titles, 25 fields, 6000 characters). */
 export function reportToEmbed(report: Report): EmbedBuilder {
 	// Discord trims whitespace and rejects empty titles, names and values.
@@ -53,7 +119,7 @@ export function reportToEmbed(report: Report): EmbedBuilder {
 	if (footer) budget -= footer.length;
 	const fields = (report.fields ?? []).slice(0, DISCORD_LIMITS.fields).map((f) => ({
 		name: truncate(f.label.trim(), DISCORD_LIMITS.fieldName) || "-",
-		value: truncate(f.value.trim(), DISCORD_LIMITS.fieldValue) || "-",
+		value: truncate(textToMarkdown(f.value).trim(), DISCORD_LIMITS.fieldValue) || "-",
 		inline: f.inline ?? true,
 	}));
 	const fieldCost = (f: { name: string; value: string }) => f.name.length + f.value.length;
@@ -68,8 +134,8 @@ export function reportToEmbed(report: Report): EmbedBuilder {
 	}
 	budget -= fieldUsed;
 	const body = [
-		report.summary ?? "",
-		...(report.lines ?? []).map((l) => `${LEVEL_ICON[l.level]} **${escapeMarkdown(l.label)}** ${l.text}`),
+		report.summary === undefined ? "" : textToMarkdown(report.summary),
+		...(report.lines ?? []).map((l) => `${LEVEL_ICON[l.level]} **${escapeMarkdown(l.label)}** ${textToMarkdown(l.text)}`),
 	].filter(Boolean);
 	const description = joinLinesWithin(body, Math.min(DISCORD_LIMITS.description, budget));
 	if (description) embed.setDescription(description);
@@ -79,25 +145,16 @@ export function reportToEmbed(report: Report): EmbedBuilder {
 	return embed;
 }
 
-/** Renders a Report for a terminal: a status word, the title, aligned lines and fields. */
+/** Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values. */
 export function reportToText(report: Report): string {
 	const lines = report.lines ?? [];
 	const fields = report.fields ?? [];
 	const pad = Math.max(0, ...lines.map((l) => l.label.length), ...fields.map((f) => f.label.length));
 	const out = [`[${LEVEL_WORD[report.level]}] ${report.title}`];
-	if (report.summary) out.push(stripMarkdown(report.summary));
-	for (const line of lines) out.push(`  ${LEVEL_WORD[line.level].padEnd(4)}  ${line.label.padEnd(pad)}  ${stripMarkdown(line.text)}`);
-	for (const field of fields) out.push(`  ${field.label.padEnd(pad + 6)}  ${stripMarkdown(field.value).replace(/\n/g, `\n  ${" ".repeat(pad + 8)}`)}`);
-	if (report.footer) out.push(stripMarkdown(report.footer));
+	if (report.summary !== undefined) out.push(textToPlain(report.summary));
+	for (const line of lines) out.push(`  ${LEVEL_WORD[line.level].padEnd(4)}  ${line.label.padEnd(pad)}  ${textToPlain(line.text)}`);
+	for (const field of fields) out.push(`  ${field.label.padEnd(pad + 6)}  ${textToPlain(field.value).replace(/\n/g, `\n  ${" ".repeat(pad + 8)}`)}`);
+	if (report.footer) out.push(report.footer);
 	if (report.at) out.push(`at ${report.at.toISOString()}`);
 	return out.join("\n");
-}
-
-// Discord timestamps (<t:123:R>) and markdown read poorly in a terminal.
-function stripMarkdown(text: string): string {
-	return text
-		.replace(/<t:(\d+)(?::[a-zA-Z])?>/g, (_, s: string) => new Date(Number(s) * 1000).toISOString())
-		.replace(/\*\*([^*]*)\*\*/g, "$1")
-		.replace(/`([^`]*)`/g, "$1")
-		.replace(/\\([\\`*_~|>#[\]()-])/g, "$1");
 }

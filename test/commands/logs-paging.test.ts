@@ -2,7 +2,8 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ActionRowBuilder, APIEmbed, ButtonBuilder } from "discord.js";
 import { grafanaExploreUrl, logs, logsNewer, logsOlder, pageCursor, type LogsQueryState } from "../../src/commands/logs.ts";
-import type { ComponentInteraction, HandlerContext } from "../../src/commands/types.ts";
+import type { ComponentInteraction, HandlerContext } from "../../src/discord/handler.ts";
+import { pressComponent } from "../support/press.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { createAccessPolicy } from "../../src/discord/access.ts";
 import { decodeCustomId } from "../../src/discord/custom-id.ts";
@@ -96,7 +97,7 @@ describe("/logs paging by buttons against a real Loki", () => {
 		const handler = id.action === "older" ? logsOlder : logsNewer;
 		const replies: Reply[] = [];
 		const interaction = { editReply: async (reply: Reply) => void replies.push(reply) } as unknown as ComponentInteraction;
-		const error = await handler.handle(interaction, id, ctx).then(
+		const error = await pressComponent(handler, interaction, id, ctx).then(
 			() => undefined,
 			(err: unknown) => err,
 		);

@@ -7,7 +7,8 @@ import { pino } from "pino";
 import { utils } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { logs, logsDownload, type LogsQueryState } from "../../src/commands/logs.ts";
-import type { ComponentInteraction, HandlerContext } from "../../src/commands/types.ts";
+import type { ComponentInteraction, HandlerContext } from "../../src/discord/handler.ts";
+import { pressComponent } from "../support/press.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { createAccessPolicy } from "../../src/discord/access.ts";
 import { createPendingStore } from "../../src/discord/pending.ts";
@@ -43,7 +44,7 @@ async function download(ctx: HandlerContext) {
 	const now = Date.now();
 	const token = await ctx.services.logQueries.put(USER, { title: "Logs of api on staging", request: { environment: "staging", service: "api", start: new Date(now - 3_600_000), end: new Date(now), limit: 50 } });
 	const interaction = { editReply: async () => undefined } as unknown as ComponentInteraction;
-	return logsDownload.handle(interaction, { area: "logs", action: "download", args: [token] }, ctx);
+	return pressComponent(logsDownload, interaction, { area: "logs", action: "download", args: [token] }, ctx);
 }
 
 /** Runs /logs service:api env:staging. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { DISCORD_LIMITS, joinLinesWithin, truncate } from "../../src/render/limits.ts";
-import { reportToEmbed, reportToText, type Report } from "../../src/render/report.ts";
+import { reportToEmbed, reportToText, textToMarkdown, textToPlain, type Report } from "../../src/render/report.ts";
 
 function embedTextLength(json: ReturnType<ReturnType<typeof reportToEmbed>["toJSON"]>): number {
 	return (
@@ -57,12 +57,30 @@ describe("reportToEmbed", () => {
 	});
 });
 
+describe("report text parts", () => {
+	const text = ["Deleted by ", { strong: "a*b" }, " from ", { code: "10.0.0.1`" }, ", ", { time: new Date(0), style: "full" }, " — ", { link: "https://example.test/x", label: "trace" }, " ", { mention: "role", id: "42" }] as const;
+
+	it("marks values up in the Discord view and escapes literal text", () => {
+		expect(textToMarkdown(text)).toBe("Deleted by **a\\*b** from `10.0.0.1ˋ`, <t:0:f> (<t:0:R>) — [trace](https://example.test/x) <@&42>");
+	});
+
+	it("gives exact values in the terminal view", () => {
+		expect(textToPlain(text)).toBe("Deleted by a*b from 10.0.0.1`, 1970-01-01T00:00:00.000Z — trace (https://example.test/x) @&42");
+	});
+
+	it("shows a link to anything but http(s) as its label only, and lists one item per line", () => {
+		expect(textToMarkdown({ link: "javascript:alert(1)", label: "x" })).toBe("x");
+		expect(textToMarkdown({ list: ["a", ["b ", { code: "c" }]] })).toBe("• a\n• b `c`");
+		expect(textToPlain({ list: ["a", ["b ", { code: "c" }]] })).toBe("- a\n- b c");
+	});
+});
+
 describe("reportToText", () => {
-	it("aligns labels and turns Discord timestamps into ISO times", () => {
+	it("aligns labels and shows times as ISO times", () => {
 		const text = reportToText({
 			title: "Health of production: down",
 			level: "critical",
-			summary: "ran <t:0:R>",
+			summary: ["ran ", { time: new Date(0) }],
 			lines: [
 				{ level: "ok", label: "backend", text: "HTTP 200" },
 				{ level: "critical", label: "postgresql", text: "connection refused" },

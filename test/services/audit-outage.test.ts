@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { audit as auditCmd } from "../../src/commands/audit.ts";
 import { whodeleted } from "../../src/commands/whodeleted.ts";
 import { createPendingStore } from "../../src/discord/pending.ts";
-import type { HandlerContext } from "../../src/commands/types.ts";
+import type { HandlerContext } from "../../src/discord/handler.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { UserFacingError } from "../../src/errors.ts";
 import { createAuditService } from "../../src/services/audit.ts";
