@@ -2,8 +2,7 @@ import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashC
 import { defaultEnvironment } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
-import { escapeMarkdown, inlineCode } from "../render/limits.ts";
-import { reportToEmbed, type Report } from "../render/report.ts";
+import { joinText, reportToEmbed, type Inline, type Report, type Text } from "../render/report.ts";
 import type { ActionRecord } from "../services/action-log.ts";
 import type { AuditCursor, AuditEvent, AuditFilters } from "../services/audit.ts";
 import { parseTimeSpec } from "../time.ts";
@@ -44,24 +43,32 @@ export function shortUserAgent(agent: string | null): string {
 }
 
 /** The lines describing one audit event; emails and IPs masked unless `showPii`. */
-export function eventLines(e: AuditEvent, showPii: boolean): string[] {
-	const who = [e.username ? `**${escapeMarkdown(e.username)}**` : "unknown user", e.userId !== null ? `(id ${e.userId})` : "", e.userEmail ? escapeMarkdown(showPii ? e.userEmail : maskEmail(e.userEmail)) : ""].filter(Boolean).join(" ");
-	const from = `${e.ipAddress ? (showPii ? e.ipAddress : maskIp(e.ipAddress)) : "unknown address"} · ${escapeMarkdown(shortUserAgent(e.userAgent))}`;
-	const request = [e.requestMethod, e.requestPath ? inlineCode(e.requestPath.slice(0, 200)) : "", e.function ? `→ ${inlineCode(e.function.slice(0, 80))}` : ""].filter(Boolean).join(" ");
-	const outcome = e.success ? "✅ succeeded" : `❌ failed: ${escapeMarkdown((e.error ?? "no error text").slice(0, 200))}`;
+export function eventLines(e: AuditEvent, showPii: boolean): Text[] {
+	const who: Inline[] = [
+		e.username ? { strong: e.username } : "unknown user",
+		e.userId !== null ? ` (id ${e.userId})` : "",
+		e.userEmail ? ` ${showPii ? e.userEmail : maskEmail(e.userEmail)}` : "",
+	];
+	const from = `${e.ipAddress ? (showPii ? e.ipAddress : maskIp(e.ipAddress)) : "unknown address"} · ${shortUserAgent(e.userAgent)}`;
+	const request: Text[] = [
+		...(e.requestMethod ? [e.requestMethod] : []),
+		...(e.requestPath ? [{ code: e.requestPath.slice(0, 200) }] : []),
+		...(e.function ? [["→ ", { code: e.function.slice(0, 80) }]] : []),
+	];
+	const outcome = e.success ? "✅ succeeded" : `❌ failed: ${(e.error ?? "no error text").slice(0, 200)}`;
 	return [
-		`by ${who}`,
+		["by ", ...who],
 		`from ${from}`,
-		...(request ? [request] : []),
-		`${e.correlationId ? `correlation ${inlineCode(e.correlationId)} · ` : ""}${outcome}${e.durationMs !== null ? ` · ${e.durationMs.toFixed(1)} ms` : ""}`,
+		...(request.length > 0 ? [joinText(request, " ")] : []),
+		[...(e.correlationId ? ["correlation ", { code: e.correlationId }, " · "] : []), outcome, e.durationMs !== null ? ` · ${e.durationMs.toFixed(1)} ms` : ""],
 	];
 }
 
 /** A compact one-liner for lists: time, action, resource, who, outcome. */
-export function eventLine(e: AuditEvent, showPii: boolean): string {
-	const who = e.username ? escapeMarkdown(e.username) : e.userId !== null ? `user ${e.userId}` : "unknown";
-	const email = e.userEmail ? ` ${escapeMarkdown(showPii ? e.userEmail : maskEmail(e.userEmail))}` : "";
-	return `<t:${Math.floor(e.at.getTime() / 1000)}:f> **${escapeMarkdown(e.action)}** ${escapeMarkdown(e.resourceType)} ${inlineCode(e.resourceId ?? "-")} by ${who}${email} ${e.success ? "✅" : "❌"}`;
+export function eventLine(e: AuditEvent, showPii: boolean): Text {
+	const who = e.username ? e.username : e.userId !== null ? `user ${e.userId}` : "unknown";
+	const email = e.userEmail ? ` ${showPii ? e.userEmail : maskEmail(e.userEmail)}` : "";
+	return [{ time: e.at, style: "absolute" }, " ", { strong: e.action }, ` ${e.resourceType} `, { code: e.resourceId ?? "-" }, ` by ${who}${email} ${e.success ? "✅" : "❌"}`];
 }
 
 /** Normalised filters from raw option values, with the configured bounds applied. */
@@ -79,15 +86,10 @@ export function auditFilters(raw: { user?: string | null; action?: string | null
 	};
 }
 
-function describeFilters(f: AuditFilters): string {
-	const parts = [
-		f.user ? `user ${inlineCode(f.user.slice(0, 60))}` : "",
-		f.action ? `action ${inlineCode(f.action.slice(0, 30))}` : "",
-		f.resourceType ? `type ${inlineCode(f.resourceType.slice(0, 60))}` : "",
-		f.resourceId ? `id ${inlineCode(f.resourceId.slice(0, 60))}` : "",
-		f.failedOnly ? "failed only" : "",
-	].filter(Boolean);
-	return `${parts.join(" · ") || "all events"} · <t:${Math.floor(f.since.getTime() / 1000)}:f> → <t:${Math.floor(f.until.getTime() / 1000)}:f>`;
+function describeFilters(f: AuditFilters): Text {
+	const named = (name: string, value: string | undefined, max: number): Text[] => (value ? [[`${name} `, { code: value.slice(0, max) }]] : []);
+	const parts = [...named("user", f.user, 60), ...named("action", f.action, 30), ...named("type", f.resourceType, 60), ...named("id", f.resourceId, 60), ...(f.failedOnly ? ["failed only"] : [])];
+	return [...(parts.length > 0 ? joinText(parts, " · ") : ["all events"]), " · ", { time: f.since, style: "absolute" }, " → ", { time: f.until, style: "absolute" }];
 }
 
 /** One /audit page as a Report. */
@@ -169,7 +171,7 @@ export function actionLogReport(records: readonly ActionRecord[]): Report {
 		lines: records.map((r) => ({
 			level: r.result === "ok" ? ("ok" as const) : r.result.startsWith("refused") || r.result.startsWith("failed") ? ("critical" as const) : ("warn" as const),
 			label: r.action,
-			text: `<t:${Math.floor(Date.parse(r.at) / 1000)}:f> ${escapeMarkdown(r.actor.username)} (${r.actor.userId}) → ${inlineCode(r.target.slice(0, 80))}: ${escapeMarkdown(r.result)}`,
+			text: [{ time: new Date(r.at), style: "absolute" }, ` ${r.actor.username} (${r.actor.userId}) → `, { code: r.target.slice(0, 80) }, `: ${r.result}`],
 		})),
 	};
 }
