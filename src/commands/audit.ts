@@ -4,43 +4,13 @@ import { encodeCustomId } from "../discord/custom-id.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { joinText, reportToEmbed, type Inline, type Report, type Text } from "../render/report.ts";
 import type { ActionRecord } from "../services/action-log.ts";
-import type { AuditCursor, AuditEvent, AuditFilters } from "../services/audit.ts";
-import { parseTimeSpec } from "../time.ts";
+import { auditFilters, maskEmail, maskIp, shortUserAgent, type AuditEvent, type AuditFilters, type AuditQueryState } from "../services/audit.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import { pendingState, type Command, type ComponentHandler, type HandlerContext, type PendingPress } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 
 /** Events per /audit page: ten one-liners stay readable on a phone. */
 export const PAGE_SIZE = 10;
-
-/** `a•••@example.com`: enough to recognise a colleague, not enough to harvest addresses. */
-export function maskEmail(email: string): string {
-	const at = email.indexOf("@");
-	if (at < 1) return "•••";
-	return `${email[0]}•••${email.slice(at)}`;
-}
-
-/** `203.0.x.x` / `2001:db8:x`: the network, not the host. */
-export function maskIp(ip: string): string {
-	if (ip.includes(".")) return `${ip.split(".").slice(0, 2).join(".")}.x.x`;
-	return `${ip.split(":").slice(0, 2).join(":")}:x`;
-}
-
-/** "Chrome 120", "Firefox 121", "curl 8.4" — the part of a user agent a person can read. */
-export function shortUserAgent(agent: string | null): string {
-	if (!agent) return "unknown client";
-	for (const [name, pattern] of [
-		["Edge", /Edg\/(\d+)/],
-		["Firefox", /Firefox\/(\d+)/],
-		["Chrome", /Chrome\/(\d+)/],
-		["Safari", /Version\/(\d+)[\d.]* .*Safari\//],
-	] as const) {
-		const m = pattern.exec(agent);
-		if (m) return `${name} ${m[1]}`;
-	}
-	const tool = /^([A-Za-z][\w.-]{0,30})\/([\d.]{1,12})/.exec(agent);
-	return tool ? `${tool[1]} ${tool[2]}` : agent.slice(0, 40);
-}
 
 /** The lines describing one audit event; emails and IPs masked unless `showPii`. */
 export function eventLines(e: AuditEvent, showPii: boolean): Text[] {
@@ -71,21 +41,6 @@ export function eventLine(e: AuditEvent, showPii: boolean): Text {
 	return [{ time: e.at, style: "absolute" }, " ", { strong: e.action }, ` ${e.resourceType} `, { code: e.resourceId ?? "-" }, ` by ${who}${email} ${e.success ? "✅" : "❌"}`];
 }
 
-/** Normalised filters from raw option values, with the configured bounds applied. */
-export function auditFilters(raw: { user?: string | null; action?: string | null; type?: string | null; id?: string | null; since?: string | null; until?: string | null; failedOnly?: boolean | null }, now = new Date()): AuditFilters {
-	const until = raw.until ? parseTimeSpec(raw.until, now) : now;
-	const since = raw.since ? parseTimeSpec(raw.since, now) : new Date(until.getTime() - 86_400_000);
-	return {
-		since,
-		until,
-		...(raw.user ? { user: raw.user } : {}),
-		...(raw.action ? { action: raw.action } : {}),
-		...(raw.type ? { resourceType: raw.type } : {}),
-		...(raw.id ? { resourceId: raw.id } : {}),
-		...(raw.failedOnly ? { failedOnly: true } : {}),
-	};
-}
-
 function describeFilters(f: AuditFilters): Text {
 	const named = (name: string, value: string | undefined, max: number): Text[] => (value ? [[`${name} `, { code: value.slice(0, max) }]] : []);
 	const parts = [...named("user", f.user, 60), ...named("action", f.action, 30), ...named("type", f.resourceType, 60), ...named("id", f.resourceId, 60), ...(f.failedOnly ? ["failed only"] : [])];
@@ -101,15 +56,6 @@ export function auditPageReport(events: readonly AuditEvent[], filters: AuditFil
 		lines: events.map((e) => ({ level: e.success ? ("ok" as const) : ("critical" as const), label: `#${e.id}`, text: eventLine(e, showPii) })),
 		...(showPii ? {} : { footer: "Emails and IP addresses are masked for your roles." }),
 	};
-}
-
-/** Server-side state behind /audit's paging and CSV buttons (customIds carry only a token). */
-export interface AuditQueryState {
-	readonly environment: string;
-	readonly filters: AuditFilters;
-	readonly showPii: boolean;
-	/** cursors[n] is where page n starts; cursors[0] is the top. */
-	readonly cursors: (AuditCursor | undefined)[];
 }
 
 function pageButtons(token: string, pageIndex: number, hasMore: boolean) {
@@ -145,20 +91,6 @@ export function toCsv(events: readonly AuditEvent[], showPii: boolean): string {
 		[e.id, e.at, e.action, e.resourceType, e.resourceId, e.userId, e.username, e.userEmail && !showPii ? maskEmail(e.userEmail) : e.userEmail, e.ipAddress && !showPii ? maskIp(e.ipAddress) : e.ipAddress, e.userAgent, e.requestMethod, e.requestPath, e.function, e.correlationId, e.success, e.error, e.durationMs].map(cell).join(","),
 	);
 	return `${[header.join(","), ...rows].join("\r\n")}\r\n`;
-}
-
-/** Reads every matching row up to the configured maximum, page by page with the keyset cursor. */
-export async function collectAll(ctx: Pick<HandlerContext, "services" | "config">, environment: string, filters: AuditFilters): Promise<{ events: AuditEvent[]; truncated: boolean }> {
-	const max = ctx.config.ops.audit.maxRows;
-	const events: AuditEvent[] = [];
-	let after: AuditCursor | undefined;
-	for (;;) {
-		const page = await ctx.services.audit.search(environment, filters, { size: Math.min(1_000, max - events.length), ...(after ? { after } : {}) });
-		events.push(...page.events);
-		if (!page.next) return { events, truncated: false };
-		if (events.length >= max) return { events, truncated: true };
-		after = page.next;
-	}
 }
 
 const ACTIONS = ["CREATE", "UPDATE", "DELETE", "LOGIN", "LOGOUT"];
@@ -258,7 +190,7 @@ export const auditCsv: ComponentHandler<PendingPress<AuditQueryState>> = {
 	parse: auditSearch,
 	async run(interaction, { value }, ctx) {
 		const { environment, filters, showPii } = value;
-		const { events, truncated } = await collectAll(ctx, environment, filters);
+		const { events, truncated } = await ctx.services.audit.searchAll(environment, filters);
 		await editReplyWithFiles(
 			interaction,
 			{
