@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { healthReport, healthSummaryReport } from "./commands/health.ts";
-import { actionLogReport, auditFilters, auditPageReport, collectAll } from "./commands/audit.ts";
+import { actionLogReport, auditPageReport } from "./commands/audit.ts";
 import { logsReport, logsRequest, logsTitle, logsToText, searchLogs } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
 import { poolReport } from "./commands/pool.ts";
@@ -11,6 +11,7 @@ import { loadDotEnv } from "./env-file.ts";
 import { UserFacingError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { reportToText, type Level, type Report } from "./render/report.ts";
+import { auditFilters } from "./services/audit.ts";
 import { isUnavailable } from "./services/logs.ts";
 
 /**
@@ -83,7 +84,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 					data: { plan: lines, suggestions },
 				};
 			}
-			const { events, truncated } = await collectAll(ctx, environment, filters);
+			const { events, truncated } = await ctx.services.audit.searchAll(environment, filters);
 			return { report: auditPageReport(events.slice(0, 50), filters, 0, events.length > 50, true), data: { events, truncated } };
 		},
 	},

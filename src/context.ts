@@ -5,7 +5,7 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { join } from "node:path";
 import type { AlertStore } from "./alerts/store.ts";
 import type { PendingStore } from "./discord/pending.ts";
-import type { AuditQueryState } from "./commands/audit.ts";
+import type { AuditQueryState } from "./services/audit.ts";
 import type { LogsQueryState } from "./commands/logs.ts";
 import { createLogsService, type LogsService } from "./services/logs.ts";
 import { createFileActionLog, createPostgresActionLog, type ActionLog } from "./services/action-log.ts";

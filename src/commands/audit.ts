@@ -2,11 +2,9 @@ import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashC
 import { defaultEnvironment } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
-import { escapeMarkdown, inlineCode } from "../render/limits.ts";
-import { reportToEmbed, type Report } from "../render/report.ts";
+import { joinText, reportToEmbed, type Inline, type Report, type Text } from "../render/report.ts";
 import type { ActionRecord } from "../services/action-log.ts";
-import type { AuditCursor, AuditEvent, AuditFilters } from "../services/audit.ts";
-import { parseTimeSpec } from "../time.ts";
+import { auditFilters, maskEmail, maskIp, shortUserAgent, type AuditEvent, type AuditFilters, type AuditQueryState } from "../services/audit.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import { pendingState, type Command, type ComponentHandler, type HandlerContext, type PendingPress } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
@@ -14,80 +12,39 @@ import { editReplyWithFiles } from "../discord/reply.ts";
 /** Events per /audit page: ten one-liners stay readable on a phone. */
 export const PAGE_SIZE = 10;
 
-/** `a•••@example.com`: enough to recognise a colleague, not enough to harvest addresses. */
-export function maskEmail(email: string): string {
-	const at = email.indexOf("@");
-	if (at < 1) return "•••";
-	return `${email[0]}•••${email.slice(at)}`;
-}
-
-/** `203.0.x.x` / `2001:db8:x`: the network, not the host. */
-export function maskIp(ip: string): string {
-	if (ip.includes(".")) return `${ip.split(".").slice(0, 2).join(".")}.x.x`;
-	return `${ip.split(":").slice(0, 2).join(":")}:x`;
-}
-
-/** "Chrome 120", "Firefox 121", "curl 8.4" — the part of a user agent a person can read. */
-export function shortUserAgent(agent: string | null): string {
-	if (!agent) return "unknown client";
-	for (const [name, pattern] of [
-		["Edge", /Edg\/(\d+)/],
-		["Firefox", /Firefox\/(\d+)/],
-		["Chrome", /Chrome\/(\d+)/],
-		["Safari", /Version\/(\d+)[\d.]* .*Safari\//],
-	] as const) {
-		const m = pattern.exec(agent);
-		if (m) return `${name} ${m[1]}`;
-	}
-	const tool = /^([A-Za-z][\w.-]{0,30})\/([\d.]{1,12})/.exec(agent);
-	return tool ? `${tool[1]} ${tool[2]}` : agent.slice(0, 40);
-}
-
 /** The lines describing one audit event; emails and IPs masked unless `showPii`. */
-export function eventLines(e: AuditEvent, showPii: boolean): string[] {
-	const who = [e.username ? `**${escapeMarkdown(e.username)}**` : "unknown user", e.userId !== null ? `(id ${e.userId})` : "", e.userEmail ? escapeMarkdown(showPii ? e.userEmail : maskEmail(e.userEmail)) : ""].filter(Boolean).join(" ");
-	const from = `${e.ipAddress ? (showPii ? e.ipAddress : maskIp(e.ipAddress)) : "unknown address"} · ${escapeMarkdown(shortUserAgent(e.userAgent))}`;
-	const request = [e.requestMethod, e.requestPath ? inlineCode(e.requestPath.slice(0, 200)) : "", e.function ? `→ ${inlineCode(e.function.slice(0, 80))}` : ""].filter(Boolean).join(" ");
-	const outcome = e.success ? "✅ succeeded" : `❌ failed: ${escapeMarkdown((e.error ?? "no error text").slice(0, 200))}`;
+export function eventLines(e: AuditEvent, showPii: boolean): Text[] {
+	const who: Inline[] = [
+		e.username ? { strong: e.username } : "unknown user",
+		e.userId !== null ? ` (id ${e.userId})` : "",
+		e.userEmail ? ` ${showPii ? e.userEmail : maskEmail(e.userEmail)}` : "",
+	];
+	const from = `${e.ipAddress ? (showPii ? e.ipAddress : maskIp(e.ipAddress)) : "unknown address"} · ${shortUserAgent(e.userAgent)}`;
+	const request: Text[] = [
+		...(e.requestMethod ? [e.requestMethod] : []),
+		...(e.requestPath ? [{ code: e.requestPath.slice(0, 200) }] : []),
+		...(e.function ? [["→ ", { code: e.function.slice(0, 80) }]] : []),
+	];
+	const outcome = e.success ? "✅ succeeded" : `❌ failed: ${(e.error ?? "no error text").slice(0, 200)}`;
 	return [
-		`by ${who}`,
+		["by ", ...who],
 		`from ${from}`,
-		...(request ? [request] : []),
-		`${e.correlationId ? `correlation ${inlineCode(e.correlationId)} · ` : ""}${outcome}${e.durationMs !== null ? ` · ${e.durationMs.toFixed(1)} ms` : ""}`,
+		...(request.length > 0 ? [joinText(request, " ")] : []),
+		[...(e.correlationId ? ["correlation ", { code: e.correlationId }, " · "] : []), outcome, e.durationMs !== null ? ` · ${e.durationMs.toFixed(1)} ms` : ""],
 	];
 }
 
 /** A compact one-liner for lists: time, action, resource, who, outcome. */
-export function eventLine(e: AuditEvent, showPii: boolean): string {
-	const who = e.username ? escapeMarkdown(e.username) : e.userId !== null ? `user ${e.userId}` : "unknown";
-	const email = e.userEmail ? ` ${escapeMarkdown(showPii ? e.userEmail : maskEmail(e.userEmail))}` : "";
-	return `<t:${Math.floor(e.at.getTime() / 1000)}:f> **${escapeMarkdown(e.action)}** ${escapeMarkdown(e.resourceType)} ${inlineCode(e.resourceId ?? "-")} by ${who}${email} ${e.success ? "✅" : "❌"}`;
+export function eventLine(e: AuditEvent, showPii: boolean): Text {
+	const who = e.username ? e.username : e.userId !== null ? `user ${e.userId}` : "unknown";
+	const email = e.userEmail ? ` ${showPii ? e.userEmail : maskEmail(e.userEmail)}` : "";
+	return [{ time: e.at, style: "absolute" }, " ", { strong: e.action }, ` ${e.resourceType} `, { code: e.resourceId ?? "-" }, ` by ${who}${email} ${e.success ? "✅" : "❌"}`];
 }
 
-/** Normalised filters from raw option values, with the configured bounds applied. */
-export function auditFilters(raw: { user?: string | null; action?: string | null; type?: string | null; id?: string | null; since?: string | null; until?: string | null; failedOnly?: boolean | null }, now = new Date()): AuditFilters {
-	const until = raw.until ? parseTimeSpec(raw.until, now) : now;
-	const since = raw.since ? parseTimeSpec(raw.since, now) : new Date(until.getTime() - 86_400_000);
-	return {
-		since,
-		until,
-		...(raw.user ? { user: raw.user } : {}),
-		...(raw.action ? { action: raw.action } : {}),
-		...(raw.type ? { resourceType: raw.type } : {}),
-		...(raw.id ? { resourceId: raw.id } : {}),
-		...(raw.failedOnly ? { failedOnly: true } : {}),
-	};
-}
-
-function describeFilters(f: AuditFilters): string {
-	const parts = [
-		f.user ? `user ${inlineCode(f.user.slice(0, 60))}` : "",
-		f.action ? `action ${inlineCode(f.action.slice(0, 30))}` : "",
-		f.resourceType ? `type ${inlineCode(f.resourceType.slice(0, 60))}` : "",
-		f.resourceId ? `id ${inlineCode(f.resourceId.slice(0, 60))}` : "",
-		f.failedOnly ? "failed only" : "",
-	].filter(Boolean);
-	return `${parts.join(" · ") || "all events"} · <t:${Math.floor(f.since.getTime() / 1000)}:f> → <t:${Math.floor(f.until.getTime() / 1000)}:f>`;
+function describeFilters(f: AuditFilters): Text {
+	const named = (name: string, value: string | undefined, max: number): Text[] => (value ? [[`${name} `, { code: value.slice(0, max) }]] : []);
+	const parts = [...named("user", f.user, 60), ...named("action", f.action, 30), ...named("type", f.resourceType, 60), ...named("id", f.resourceId, 60), ...(f.failedOnly ? ["failed only"] : [])];
+	return [...(parts.length > 0 ? joinText(parts, " · ") : ["all events"]), " · ", { time: f.since, style: "absolute" }, " → ", { time: f.until, style: "absolute" }];
 }
 
 /** One /audit page as a Report. */
@@ -99,15 +56,6 @@ export function auditPageReport(events: readonly AuditEvent[], filters: AuditFil
 		lines: events.map((e) => ({ level: e.success ? ("ok" as const) : ("critical" as const), label: `#${e.id}`, text: eventLine(e, showPii) })),
 		...(showPii ? {} : { footer: "Emails and IP addresses are masked for your roles." }),
 	};
-}
-
-/** Server-side state behind /audit's paging and CSV buttons (customIds carry only a token). */
-export interface AuditQueryState {
-	readonly environment: string;
-	readonly filters: AuditFilters;
-	readonly showPii: boolean;
-	/** cursors[n] is where page n starts; cursors[0] is the top. */
-	readonly cursors: (AuditCursor | undefined)[];
 }
 
 function pageButtons(token: string, pageIndex: number, hasMore: boolean) {
@@ -145,20 +93,6 @@ export function toCsv(events: readonly AuditEvent[], showPii: boolean): string {
 	return `${[header.join(","), ...rows].join("\r\n")}\r\n`;
 }
 
-/** Reads every matching row up to the configured maximum, page by page with the keyset cursor. */
-export async function collectAll(ctx: Pick<HandlerContext, "services" | "config">, environment: string, filters: AuditFilters): Promise<{ events: AuditEvent[]; truncated: boolean }> {
-	const max = ctx.config.ops.audit.maxRows;
-	const events: AuditEvent[] = [];
-	let after: AuditCursor | undefined;
-	for (;;) {
-		const page = await ctx.services.audit.search(environment, filters, { size: Math.min(1_000, max - events.length), ...(after ? { after } : {}) });
-		events.push(...page.events);
-		if (!page.next) return { events, truncated: false };
-		if (events.length >= max) return { events, truncated: true };
-		after = page.next;
-	}
-}
-
 const ACTIONS = ["CREATE", "UPDATE", "DELETE", "LOGIN", "LOGOUT"];
 
 /** opsbot's own action log (button presses, allowed or refused) as a Report, newest first. */
@@ -169,7 +103,7 @@ export function actionLogReport(records: readonly ActionRecord[]): Report {
 		lines: records.map((r) => ({
 			level: r.result === "ok" ? ("ok" as const) : r.result.startsWith("refused") || r.result.startsWith("failed") ? ("critical" as const) : ("warn" as const),
 			label: r.action,
-			text: `<t:${Math.floor(Date.parse(r.at) / 1000)}:f> ${escapeMarkdown(r.actor.username)} (${r.actor.userId}) → ${inlineCode(r.target.slice(0, 80))}: ${escapeMarkdown(r.result)}`,
+			text: [{ time: new Date(r.at), style: "absolute" }, ` ${r.actor.username} (${r.actor.userId}) → `, { code: r.target.slice(0, 80) }, `: ${r.result}`],
 		})),
 	};
 }
@@ -256,7 +190,7 @@ export const auditCsv: ComponentHandler<PendingPress<AuditQueryState>> = {
 	parse: auditSearch,
 	async run(interaction, { value }, ctx) {
 		const { environment, filters, showPii } = value;
-		const { events, truncated } = await collectAll(ctx, environment, filters);
+		const { events, truncated } = await ctx.services.audit.searchAll(environment, filters);
 		await editReplyWithFiles(
 			interaction,
 			{

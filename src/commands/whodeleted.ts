@@ -1,7 +1,6 @@
 import { ActionRowBuilder, SlashCommandBuilder, type ButtonBuilder } from "discord.js";
 import { defaultEnvironment } from "../config.ts";
-import { inlineCode } from "../render/limits.ts";
-import { reportToEmbed, type Report } from "../render/report.ts";
+import { joinText, reportToEmbed, type Inline, type Report, type Text } from "../render/report.ts";
 import type { WhoDeletedResult } from "../services/audit.ts";
 import { eventLine, eventLines, resourceTypeChoices } from "./audit.ts";
 import { correlationButton } from "./logs.ts";
@@ -12,29 +11,29 @@ const SHOWN_DELETES = 8;
 
 /** The answer to /whodeleted as a Report: every delete newest first, or what is known instead. */
 export function whoDeletedReport(result: WhoDeletedResult, showPii: boolean): Report {
-	const subject = `${inlineCode(result.resourceType)} ${inlineCode(result.resourceId)}`;
+	const subject: Inline[] = [{ code: result.resourceType }, " ", { code: result.resourceId }];
 	const footer = showPii ? undefined : "Emails and IP addresses are masked for your roles.";
 	if (result.deletes.length > 0) {
 		const shown = result.deletes.slice(0, SHOWN_DELETES);
 		return {
 			title: `Who deleted ${result.resourceType} ${result.resourceId}`.slice(0, 256),
 			level: "warn",
-			summary: `${result.deletes.length === 1 ? "One DELETE" : `${result.deletes.length} DELETEs`} of ${subject}, newest first${result.deletes.length > SHOWN_DELETES ? ` (showing ${SHOWN_DELETES})` : ""}.`,
-			fields: shown.map((e) => {
-				const s = Math.floor(e.at.getTime() / 1000);
-				return { label: `🗑 ${e.success ? "Deleted" : "Delete attempt failed"}`, value: [`<t:${s}:f> (<t:${s}:R>)`, ...eventLines(e, showPii)].join("\n"), inline: false };
-			}),
+			summary: [`${result.deletes.length === 1 ? "One DELETE" : `${result.deletes.length} DELETEs`} of `, ...subject, `, newest first${result.deletes.length > SHOWN_DELETES ? ` (showing ${SHOWN_DELETES})` : ""}.`],
+			fields: shown.map((e) => ({ label: `🗑 ${e.success ? "Deleted" : "Delete attempt failed"}`, value: joinText([{ time: e.at, style: "full" }, ...eventLines(e, showPii)], "\n"), inline: false })),
 			...(footer ? { footer } : {}),
 		};
 	}
-	const known: string[] = [];
-	if (result.lastActions.length > 0) known.push(`**Last actions on it:**\n${result.lastActions.map((e) => eventLine(e, showPii)).join("\n")}`);
-	if (result.otherTypes.length > 0) known.push(`**The same id under other types:** ${result.otherTypes.map((t) => `${inlineCode(t.resourceType)} (${t.rows >= 1000 ? "1000+" : t.rows} rows)`).join(", ")}. Did you mean one of these?`);
+	const known: Text[] = [];
+	if (result.lastActions.length > 0) known.push([{ strong: "Last actions on it:" }, "\n", ...joinText(result.lastActions.map((e) => eventLine(e, showPii)), "\n")]);
+	if (result.otherTypes.length > 0) {
+		const types = result.otherTypes.map((t): Text => [{ code: t.resourceType }, ` (${t.rows >= 1000 ? "1000+" : t.rows} rows)`]);
+		known.push([{ strong: "The same id under other types:" }, " ", ...joinText(types, ", "), ". Did you mean one of these?"]);
+	}
 	if (known.length === 0) known.push("Nothing at all is recorded for this resource: check the type (it is case-sensitive) and the id.");
 	return {
 		title: `No delete recorded for ${result.resourceType} ${result.resourceId}`.slice(0, 256),
 		level: "ok",
-		summary: [`No DELETE of ${subject} is recorded in the audit log.`, ...known].join("\n\n"),
+		summary: joinText([["No DELETE of ", ...subject, " is recorded in the audit log."], ...known], "\n\n"),
 		...(footer ? { footer } : {}),
 	};
 }

@@ -13,8 +13,8 @@ export type Inline =
 	| string
 	| { readonly strong: Text }
 	| { readonly code: string }
-	/** "relative": "3 minutes ago"; "full": the date and time and, in Discord, how long ago. */
-	| { readonly time: Date; readonly style?: "relative" | "full" }
+	/** "relative": "3 minutes ago"; "absolute": the date and time; "full": the date and time and, in Discord, how long ago. */
+	| { readonly time: Date; readonly style?: "relative" | "absolute" | "full" }
 	| { readonly link: string; readonly label: Text }
 	| { readonly mention: "role" | "user" | "channel"; readonly id: string }
 	/** One item per line, bulleted. */
@@ -79,6 +79,7 @@ export function textToMarkdown(text: Text): string {
 			if ("code" in part) return inlineCode(part.code);
 			if ("time" in part) {
 				const s = Math.floor(part.time.getTime() / 1000);
+				if (part.style === "absolute") return `<t:${s}:f>`;
 				return part.style === "full" ? `<t:${s}:f> (<t:${s}:R>)` : `<t:${s}:R>`;
 			}
 			// Discord shows a masked link only for http(s); anything else stays plain text.

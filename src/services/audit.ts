@@ -1,6 +1,7 @@
 import type { AuditTableConfig } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { parseTimeSpec } from "../time.ts";
 import { pgUserFacingError, type Database } from "./postgres.ts";
 
 /** One audit_log row, as opsbot shows it. */
@@ -58,10 +59,65 @@ export interface AuditPage {
 	readonly next?: AuditCursor;
 }
 
+/** Filters from raw option values (/audit's options, the CLI's flags): the last 24 hours unless since/until say otherwise. */
+export function auditFilters(raw: { user?: string | null; action?: string | null; type?: string | null; id?: string | null; since?: string | null; until?: string | null; failedOnly?: boolean | null }, now = new Date()): AuditFilters {
+	const until = raw.until ? parseTimeSpec(raw.until, now) : now;
+	const since = raw.since ? parseTimeSpec(raw.since, now) : new Date(until.getTime() - 86_400_000);
+	return {
+		since,
+		until,
+		...(raw.user ? { user: raw.user } : {}),
+		...(raw.action ? { action: raw.action } : {}),
+		...(raw.type ? { resourceType: raw.type } : {}),
+		...(raw.id ? { resourceId: raw.id } : {}),
+		...(raw.failedOnly ? { failedOnly: true } : {}),
+	};
+}
+
+/** Server-side state behind /audit's paging and CSV buttons (customIds carry only a token). */
+export interface AuditQueryState {
+	readonly environment: string;
+	readonly filters: AuditFilters;
+	readonly showPii: boolean;
+	/** cursors[n] is where page n starts; cursors[0] is the top. */
+	readonly cursors: (AuditCursor | undefined)[];
+}
+
+/** `a•••@example.com`: enough to recognise a colleague, not enough to harvest addresses. */
+export function maskEmail(email: string): string {
+	const at = email.indexOf("@");
+	if (at < 1) return "•••";
+	return `${email[0]}•••${email.slice(at)}`;
+}
+
+/** `203.0.x.x` / `2001:db8:x`: the network, not the host. */
+export function maskIp(ip: string): string {
+	if (ip.includes(".")) return `${ip.split(".").slice(0, 2).join(".")}.x.x`;
+	return `${ip.split(":").slice(0, 2).join(":")}:x`;
+}
+
+/** "Chrome 120", "Firefox 121", "curl 8.4" — the part of a user agent a person can read. */
+export function shortUserAgent(agent: string | null): string {
+	if (!agent) return "unknown client";
+	for (const [name, pattern] of [
+		["Edge", /Edg\/(\d+)/],
+		["Firefox", /Firefox\/(\d+)/],
+		["Chrome", /Chrome\/(\d+)/],
+		["Safari", /Version\/(\d+)[\d.]* .*Safari\//],
+	] as const) {
+		const m = pattern.exec(agent);
+		if (m) return `${name} ${m[1]}`;
+	}
+	const tool = /^([A-Za-z][\w.-]{0,30})\/([\d.]{1,12})/.exec(agent);
+	return tool ? `${tool[1]} ${tool[2]}` : agent.slice(0, 40);
+}
+
 /** Looks things up in the application's audit_log, read-only. */
 export interface AuditService {
 	whoDeleted(environment: string, resourceType: string, resourceId: string): Promise<WhoDeletedResult>;
 	search(environment: string, filters: AuditFilters, page: { size: number; after?: AuditCursor }): Promise<AuditPage>;
+	/** Every matching event up to audit.maxRows, newest first, read page by page with the keyset cursor; `truncated` when more match. */
+	searchAll(environment: string, filters: AuditFilters): Promise<{ events: AuditEvent[]; truncated: boolean }>;
 	/** Resource types present in the table, from a cache refreshed in the background. */
 	resourceTypes(environment: string): readonly string[];
 	refreshResourceTypes(environment: string): Promise<readonly string[]>;
@@ -194,6 +250,31 @@ export function createAuditService(deps: AuditDeps): AuditService {
 		return loading;
 	}
 
+	async function search(environment: string, filters: AuditFilters, page: { size: number; after?: AuditCursor }): Promise<AuditPage> {
+		const rangeDays = (filters.until.getTime() - filters.since.getTime()) / 86_400_000;
+		if (rangeDays <= 0) throw new UserFacingError("`since` must be before `until`.");
+		if (rangeDays > deps.table.maxRangeDays) throw new UserFacingError(`That range is ${Math.ceil(rangeDays)} days; the most opsbot searches at once is ${deps.table.maxRangeDays} days. Narrow since/until.`);
+		const size = Math.min(Math.max(1, page.size), deps.table.maxRows);
+		const query = searchQuery(filters, { ...page, size });
+		const rows = await read(environment, query.sql, query.params, "That search would scan too much of audit_log and was stopped. Narrow the time range, or search by user id, resource type and id (those are indexed).");
+		const shown = rows.slice(0, size);
+		const last = shown.at(-1);
+		return { events: shown.map(toEvent), ...(rows.length > size && last ? { next: { at: last.at_text, id: last.row_id } } : {}) };
+	}
+
+	async function searchAll(environment: string, filters: AuditFilters): Promise<{ events: AuditEvent[]; truncated: boolean }> {
+		const max = deps.table.maxRows;
+		const events: AuditEvent[] = [];
+		let after: AuditCursor | undefined;
+		for (;;) {
+			const page = await search(environment, filters, { size: Math.min(1_000, max - events.length), ...(after ? { after } : {}) });
+			events.push(...page.events);
+			if (!page.next) return { events, truncated: false };
+			if (events.length >= max) return { events, truncated: true };
+			after = page.next;
+		}
+	}
+
 	return {
 		whoDeletedQuery,
 		searchQuery,
@@ -228,17 +309,8 @@ export function createAuditService(deps: AuditDeps): AuditService {
 				otherTypes: otherTypes.filter((r) => r.rows > 0).map((r) => ({ resourceType: r.resource_type, rows: r.rows })),
 			};
 		},
-		async search(environment, filters, page) {
-			const rangeDays = (filters.until.getTime() - filters.since.getTime()) / 86_400_000;
-			if (rangeDays <= 0) throw new UserFacingError("`since` must be before `until`.");
-			if (rangeDays > deps.table.maxRangeDays) throw new UserFacingError(`That range is ${Math.ceil(rangeDays)} days; the most opsbot searches at once is ${deps.table.maxRangeDays} days. Narrow since/until.`);
-			const size = Math.min(Math.max(1, page.size), deps.table.maxRows);
-			const query = searchQuery(filters, { ...page, size });
-			const rows = await read(environment, query.sql, query.params, "That search would scan too much of audit_log and was stopped. Narrow the time range, or search by user id, resource type and id (those are indexed).");
-			const shown = rows.slice(0, size);
-			const last = shown.at(-1);
-			return { events: shown.map(toEvent), ...(rows.length > size && last ? { next: { at: last.at_text, id: last.row_id } } : {}) };
-		},
+		search,
+		searchAll,
 		suggestIndexes(filters) {
 			const name = (cols: string) => `${deps.table.table}_${cols.replace(/[^a-z_]+/gi, "_")}_idx`.slice(0, 63);
 			const suggestions: string[] = [];

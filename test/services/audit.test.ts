@@ -5,7 +5,7 @@ import { whoDeletedReport } from "../../src/commands/whodeleted.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { UserFacingError } from "../../src/errors.ts";
 import { reportToText } from "../../src/render/report.ts";
-import { createAuditService, type AuditCursor } from "../../src/services/audit.ts";
+import { auditFilters, createAuditService, maskEmail, maskIp, shortUserAgent, type AuditCursor } from "../../src/services/audit.ts";
 import { parseTimeSpec } from "../../src/time.ts";
 import { createDatabase, type Database } from "../../src/services/postgres.ts";
 import { createAuditLog, insertAuditRow } from "../support/audit-log.ts";
@@ -159,6 +159,21 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		expect(seen).toEqual([...ids].sort((a, b) => Number(b) - Number(a)));
 	});
 
+	it("reads a whole search page by page up to audit.maxRows, and says when it cut", async () => {
+		const audit = createAuditService({ database: () => db, table: { ...table, maxRows: 2_500 }, log: silent });
+		const filters = { resourceType: "Team", since: hoursAgo(24 * 30), until: new Date() };
+		const expected = await app.query<{ id: string }>(`SELECT id::text FROM ${SCHEMA}.audit_log WHERE resource_type = 'Team' AND timestamp >= $1 AND timestamp < $2 ORDER BY timestamp DESC, id DESC`, [filters.since, filters.until]);
+
+		const all = await audit.searchAll("local", filters);
+		const few = await audit.searchAll("local", { user: "alice", since: hoursAgo(72), until: new Date() });
+
+		expect(expected.rows.length).toBeGreaterThan(2_500);
+		expect(all.truncated).toBe(true);
+		expect(all.events.map((e) => e.id)).toEqual(expected.rows.slice(0, 2_500).map((r) => r.id));
+		expect(few.truncated).toBe(false);
+		expect(few.events.map((e) => e.correlationId)).toEqual(["corr-newest", "corr-game", "corr-older"]);
+	});
+
 	it("filters by user (email, name or id), action and failures, within the configured range", async () => {
 		const audit = service();
 		const range = { since: hoursAgo(72), until: new Date() };
@@ -180,6 +195,35 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		expect(suggestions).toEqual([`CREATE INDEX CONCURRENTLY "audit_log_email_ts_idx" ON "${SCHEMA}"."audit_log" ((lower("user_email")), "timestamp" DESC);`]);
 		expect(service().suggestIndexes({ user: "42", since: hoursAgo(24 * 7), until: new Date() })).toEqual([`CREATE INDEX CONCURRENTLY "audit_log_user_id_ts_idx" ON "${SCHEMA}"."audit_log" ("user_id", "timestamp" DESC);`]);
 		expect(service().suggestIndexes({ user: "42", since: hoursAgo(12), until: new Date() })).toEqual([]);
+	});
+});
+
+describe("audit events as people see them", () => {
+	it("masks an email to its first letter and domain, and an address to its network", () => {
+		expect(maskEmail("alice@corp.example")).toBe("a•••@corp.example");
+		expect(maskEmail("@corp.example")).toBe("•••");
+		expect(maskEmail("not an email")).toBe("•••");
+		expect(maskIp("198.51.100.23")).toBe("198.51.x.x");
+		expect(maskIp("2001:db8::5")).toBe("2001:db8:x");
+	});
+
+	it("names the browser or tool of a user agent", () => {
+		expect(shortUserAgent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91")).toBe("Edge 120");
+		expect(shortUserAgent("Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0")).toBe("Firefox 121");
+		expect(shortUserAgent("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15")).toBe("Safari 17");
+		expect(shortUserAgent("curl/8.4.0")).toBe("curl 8.4.0");
+		expect(shortUserAgent(null)).toBe("unknown client");
+		expect(shortUserAgent("x".repeat(100))).toBe("x".repeat(40));
+	});
+
+	it("searches the last 24 hours unless since or until say otherwise", () => {
+		const now = new Date("2026-11-24T12:00:00Z");
+
+		const plain = auditFilters({}, now);
+		const narrowed = auditFilters({ user: "alice", type: "User", id: "", since: "7d", until: "2026-11-24T06:00:00Z", failedOnly: false }, now);
+
+		expect(plain).toEqual({ since: new Date("2026-11-23T12:00:00Z"), until: now });
+		expect(narrowed).toEqual({ since: new Date("2026-11-17T12:00:00Z"), until: new Date("2026-11-24T06:00:00Z"), user: "alice", resourceType: "User" });
 	});
 });
 
