@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { ApplicationIntegrationType, InteractionContextType, REST, Routes, type RESTPostAPIChatInputApplicationCommandsJSONBody } from "discord.js";
 import { COMMANDS } from "./src/commands/index.ts";
 import type { Command } from "./src/discord/handler.ts";
+import { ConfigError, loadDeployEnv } from "./src/config.ts";
 import { loadDotEnv } from "./src/env-file.ts";
 
 /**
@@ -72,17 +73,20 @@ async function deploy(): Promise<number> {
 		return 0;
 	}
 	loadDotEnv();
-	const token = process.env.DISCORD_TOKEN;
-	const applicationId = process.env.DISCORD_APPLICATION_ID;
-	if (!token || !applicationId) {
-		console.error("DISCORD_TOKEN and DISCORD_APPLICATION_ID must be set (environment or .env).");
+	let discord;
+	try {
+		discord = loadDeployEnv();
+	} catch (err) {
+		if (!(err instanceof ConfigError)) throw err;
+		console.error(`${err.message}\n(set them in the environment or .env)`);
 		return 78;
 	}
+	const { token, applicationId } = discord;
 	if (values.guild !== undefined && !/^\d{17,20}$/.test(values.guild)) {
 		console.error("--guild must be a Discord guild id (17-20 digits).");
 		return 64;
 	}
-	const rest = new REST(process.env.DISCORD_API_URL ? { api: process.env.DISCORD_API_URL } : {}).setToken(token);
+	const rest = new REST(discord.apiUrl ? { api: discord.apiUrl } : {}).setToken(token);
 	const route = values.guild ? Routes.applicationGuildCommands(applicationId, values.guild) : Routes.applicationCommands(applicationId);
 	const wanted = commandBodies();
 	const current = (await rest.get(route)) as RESTPostAPIChatInputApplicationCommandsJSONBody[];

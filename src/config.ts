@@ -349,6 +349,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMod
 	return { ops, env: settings, secrets };
 }
 
+/** What deploy-commands.ts needs: Discord's token and application id (and the API base URL, for the double). */
+export function loadDeployEnv(env: NodeJS.ProcessEnv = process.env): { token: string; applicationId: string; apiUrl: string | undefined } {
+	const parsed = EnvSchema.pick({ DISCORD_TOKEN: true, DISCORD_APPLICATION_ID: true, DISCORD_API_URL: true }).safeParse(env);
+	const problems = parsed.success ? [] : formatIssues(parsed.error.issues, "env");
+	if (parsed.success && !parsed.data.DISCORD_TOKEN) problems.push("env.DISCORD_TOKEN: required to register commands");
+	if (parsed.success && !parsed.data.DISCORD_APPLICATION_ID) problems.push("env.DISCORD_APPLICATION_ID: required to register commands");
+	if (!parsed.success || !parsed.data.DISCORD_TOKEN || !parsed.data.DISCORD_APPLICATION_ID) throw new ConfigError(problems);
+	return { token: parsed.data.DISCORD_TOKEN, applicationId: parsed.data.DISCORD_APPLICATION_ID, apiUrl: parsed.data.DISCORD_API_URL };
+}
+
 function readOpsFile(path: string, problems: string[]): unknown {
 	if (!existsSync(path)) {
 		problems.push(`${path}: ops config file not found (set OPSBOT_CONFIG or copy opsbot.example.yaml to opsbot.yaml)`);

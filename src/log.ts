@@ -26,8 +26,3 @@ export function createLogger(options: { level: string; pretty: boolean }, destin
 	if (options.pretty) return pino({ ...base, transport: { target: "pino-pretty", options: { colorize: true } } });
 	return destination ? pino(base, destination as pino.DestinationStream) : pino(base);
 }
-
-/** Replaces the password in any postgres:// or http(s):// URL inside a string, for error texts. */
-export function redactUrlCredentials(text: string): string {
-	return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^\s:@/]+):([^\s@/]+)@/gi, "$1$2:[redacted]@");
-}
