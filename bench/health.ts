@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
-import { createHealthService } from "../src/services/health.ts";
+import { healthService } from "../test/support/services.ts";
 import { readFileSync } from "node:fs";
 import { startDiscordDouble } from "../test/discord-double/index.ts";
 import { startTestBot } from "../test/support/bot.ts";
@@ -26,7 +26,7 @@ async function fanOut(): Promise<BenchRow[]> {
 		...Array.from({ length: 11 }, (_, i) => ({ name: `svc-${i}`, url: `${fastUrl}/${i}`, expectStatus: 200, timeoutMs: 1_000, tlsWarnDays: 14 })),
 		{ name: "stuck", url: hangingUrl, expectStatus: 200, timeoutMs: HANG_TIMEOUT_MS, tlsWarnDays: 14 },
 	];
-	const service = createHealthService({ environments: { bench: { http } }, databases: { get: () => undefined }, secret: () => undefined, log: pino({ level: "silent" }) });
+	const service = healthService({ environments: { bench: { http } }, databases: { get: () => undefined }, secret: () => undefined, log: pino({ level: "silent" }) });
 	const totals: number[] = [];
 	for (let i = 0; i < RUNS; i++) totals.push((await service.check("bench")).durationMs);
 	hanging.closeAllConnections();

@@ -17,6 +17,9 @@ import { createAuditService, type AuditService } from "./services/audit.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
 import { createPoolService, type PoolService, type TerminationCandidate } from "./services/pool.ts";
 import { createDatabaseRegistry, type DatabaseRegistry } from "./services/postgres.ts";
+import { createAlertManagerService, type AlertManagerService } from "./services/alertmanager.ts";
+import { createPrometheusService, type PrometheusService } from "./services/prometheus.ts";
+import { createSshService, type SshService } from "./services/ssh.ts";
 
 /** What a confirmation button refers to, kept server-side for 60 s. */
 export type Confirmation =
@@ -39,6 +42,12 @@ export interface Services {
 	readonly health: HealthService;
 	readonly pool: PoolService;
 	readonly databases: DatabaseRegistry;
+	/** Each environment's SSH host: allow-listed commands with a pinned host key. */
+	readonly ssh: SshService;
+	/** Each environment's AlertManager (silences, alert lists). */
+	readonly alertmanager: AlertManagerService;
+	/** Each environment's Prometheus (queries, scrape targets). */
+	readonly prometheus: PrometheusService;
 	/** opsbot's own audit trail of button presses and actions. */
 	readonly actionLog: ActionLog;
 	readonly confirmations: PendingStore<Confirmation>;
@@ -83,9 +92,14 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 		? { pending: (kind, ttlMs) => createPostgresPendingStore(stateDb, kind, ttlMs), restarts: createPostgresRestartLock(stateDb) }
 		: (stateFile = openStateFile(join(config.ops.stateDir, "state.sqlite")));
 	const pending = <T>(kind: string, ttlMs: number): PendingStore<T> => shared.pending<T>(kind, ttlMs);
+	const ssh = createSshService({ environments, secret });
+	const prometheus = createPrometheusService(environments);
 	const services: Services = {
 		databases,
-		health: createHealthService({ environments, databases, secret, log: log.child({ svc: "health" }) }),
+		ssh,
+		alertmanager: createAlertManagerService(environments),
+		prometheus,
+		health: createHealthService({ environments, databases, secret, ssh, prometheus, log: log.child({ svc: "health" }) }),
 		pool: createPoolService({
 			database: (environment) => databases.get(environment),
 			pgbouncerAdminUrl: (environment) => {
@@ -93,14 +107,14 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 				const url = pgb ? secret(pgb.adminUrlEnv) : undefined;
 				return pgb && url ? { url, timeoutMs: pgb.timeoutMs } : undefined;
 			},
-			prometheus: (environment) => findEnvironment(config.ops, environment)?.prometheus,
+			prometheus,
 			log: log.child({ svc: "pool" }),
 		}),
 		actionLog: stateDb ? createPostgresActionLog(stateDb) : createFileActionLog(join(config.ops.stateDir, "actions.jsonl")),
 		confirmations: pending<Confirmation>("confirmation", CONFIRMATION_TTL_MS),
 		audit: createAuditService({ database: (environment) => databases.get(environment), table: config.ops.audit, log: log.child({ svc: "audit" }) }),
 		auditQueries: pending<AuditQueryState>("audit", 15 * 60_000),
-		logs: createLogsService({ environments, secret, maxRangeHours: config.ops.logs.maxRangeHours, log: log.child({ svc: "logs" }) }),
+		logs: createLogsService({ environments, secret, ssh, maxRangeHours: config.ops.logs.maxRangeHours, log: log.child({ svc: "logs" }) }),
 		logQueries: pending<LogsQueryState>("logs", 15 * 60_000),
 		alertState: { store: undefined, kick: undefined, restarts: shared.restarts },
 		metrics: createMetrics(),

@@ -107,7 +107,7 @@ async function main(): Promise<void> {
 		await client.login(config.env.DISCORD_TOKEN);
 	}
 	// A replica without the lease is a standby, ready to take webhooks; with the lease, it is ready once connected.
-	relay = await startAlertRelay(config, client, log, ctx.services.alertState, ctx.services.metrics, { standby: () => lease !== undefined && !lease.held() });
+	relay = await startAlertRelay(config, client, log, ctx.services, { standby: () => lease !== undefined && !lease.held() });
 }
 
 main().catch((err: unknown) => {

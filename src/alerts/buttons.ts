@@ -6,8 +6,9 @@ import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { logsMessage } from "../commands/logs.ts";
 import { inlineCode } from "../render/limits.ts";
-import { AlertManagerUnavailableError, createSilence, expireSilence } from "../services/alertmanager.ts";
-import { HostKeyMismatchError, runSsh } from "../services/ssh.ts";
+import type { AlertManagerClient } from "../services/alertmanager.ts";
+import { ServiceUnavailableError } from "../services/http.ts";
+import { SshHostKeyError } from "../services/ssh.ts";
 import { alertEnvironment, restartableContainer } from "./actions.ts";
 import { SILENCE_CHOICES } from "./render.ts";
 import type { GroupState } from "./store.ts";
@@ -41,15 +42,15 @@ function liveGroup(nothing: string): (id: CustomId, ctx: HandlerContext, interac
 	};
 }
 
-function alertmanagerOf(ctx: HandlerContext, group: GroupState): { url: string; timeoutMs: number } {
-	const alertmanager = alertEnvironment(ctx.config.ops, group.payload).config?.alertmanager;
+function alertmanagerOf(ctx: HandlerContext, group: GroupState): AlertManagerClient {
+	const alertmanager = ctx.services.alertmanager.forEnvironment(alertEnvironment(ctx.config.ops, group.payload).name);
 	if (!alertmanager) throw new UserFacingError("No AlertManager is configured for this alert's environment, so opsbot cannot silence it.");
 	return alertmanager;
 }
 
 /** AlertManager slow or down is something the user can act on (try again, silence in its UI): say so. */
 function unavailable(err: unknown, nothing: string): unknown {
-	return err instanceof AlertManagerUnavailableError ? new UserFacingError(`${err.message}; ${nothing}.`, { cause: err }) : err;
+	return err instanceof ServiceUnavailableError ? new UserFacingError(`${err.message}; ${nothing}.`, { cause: err }) : err;
 }
 
 /** "90m", "4h", "2d" -> hours; bounded to two weeks. */
@@ -69,9 +70,9 @@ async function silence(interaction: ComponentInteraction, ctx: HandlerContext, g
 	const until = new Date(Date.now() + hours * 3_600_000);
 	let id: string;
 	try {
-		id = await createSilence(alertmanager.url, { matchers, startsAt: new Date(), endsAt: until, createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`, comment: comment || "Silenced from Discord" }, alertmanager.timeoutMs);
+		id = await alertmanager.createSilence({ matchers, startsAt: new Date(), endsAt: until, createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`, comment: comment || "Silenced from Discord" });
 	} catch (err) {
-		if (err instanceof AlertManagerUnavailableError) await recordAction(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
+		if (err instanceof ServiceUnavailableError) await recordAction(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
 		throw unavailable(err, "nothing was silenced");
 	}
 	await ctx.services.alertState.store!.setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
@@ -164,7 +165,7 @@ export const alertUnsilence: ComponentHandler<GroupState> = {
 	async run(interaction, group, ctx) {
 		if (!group.silence) throw new UserFacingError("This alert group is not silenced by opsbot.");
 		const alertmanager = alertmanagerOf(ctx, group);
-		const outcome = await expireSilence(alertmanager.url, group.silence.id, alertmanager.timeoutMs).catch((err: unknown) => {
+		const outcome = await alertmanager.expireSilence(group.silence.id).catch((err: unknown) => {
 			throw unavailable(err, "the silence was not expired");
 		});
 		await ctx.services.alertState.store!.setSilence(group.groupId, null);
@@ -242,19 +243,18 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 			await recordAction(ctx, "alert.restart", key, "refused: cooldown");
 			throw new UserFacingError(`${inlineCode(container)} was restarted <t:${Math.floor(claim.lastAt / 1000)}:R>; wait until <t:${Math.floor((claim.lastAt + cooldownMs) / 1000)}:t> before restarting it again.`);
 		}
-		const keyFile = ctx.config.secrets.get(ssh.keyFileEnv);
 		try {
-			if (!keyFile) throw new UserFacingError("The SSH key for this environment is not configured.");
-			const result = await runSsh({ host: ssh.host, port: ssh.port, user: ssh.user, privateKeyPath: keyFile, hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs }, ["docker", "restart", container], { timeoutMs: 120_000, maxBytes: 64 * 1024 });
+			// docker restart waits for the container to stop (10 s by default, longer with a stop timeout) and start again.
+			const result = await ctx.services.ssh.run(environment, ["docker", "restart", container], { timeoutMs: 120_000, maxBytes: 64 * 1024 });
 			const ok = result.code === 0;
 			await recordAction(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId });
 			await ctx.services.alertState.store?.setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok });
 			ctx.services.alertState.kick?.();
 			await interaction.editReply({ content: ok ? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.` : `Restart of ${inlineCode(container)} failed (exit ${result.code}): ${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`, components: [] });
 		} catch (err) {
-			if (err instanceof HostKeyMismatchError) {
+			if (err instanceof SshHostKeyError) {
 				await recordAction(ctx, "alert.restart", key, "refused: host key mismatch");
-				throw new UserFacingError(`The SSH host key of ${ssh.host} does not match the pinned key; nothing was run.`, { cause: err });
+				throw err;
 			}
 			await recordAction(ctx, "alert.restart", key, "failed");
 			throw err;

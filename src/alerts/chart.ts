@@ -1,6 +1,6 @@
 import type { OpsFile } from "../config.ts";
 import { renderChart, type LineChart } from "../render/chart.ts";
-import { queryRange, type RangeSeries } from "../services/prometheus.ts";
+import type { PrometheusService, RangeSeries } from "../services/prometheus.ts";
 import { alertEnvironment } from "./actions.ts";
 import { expressionOf } from "./render.ts";
 import type { WebhookPayload } from "./schema.ts";
@@ -13,16 +13,17 @@ const STEP_SECONDS = 30;
  * `alerts.environmentLabel` label, else the default environment), as a PNG; undefined without one.
  * Every series is drawn: the top 8 by latest value as lines, the rest as a min–max band.
  */
-export function alertChart(ops: OpsFile): (payload: WebhookPayload) => Promise<Buffer | undefined> {
+export function alertChart(ops: OpsFile, prometheusService: Pick<PrometheusService, "forEnvironment">): (payload: WebhookPayload) => Promise<Buffer | undefined> {
 	return async (payload) => {
 		const first = payload.alerts[0];
 		const expr = first ? expressionOf(first.generatorURL) : undefined;
-		const prometheus = alertEnvironment(ops, payload).config?.prometheus;
+		const prometheus = prometheusService.forEnvironment(alertEnvironment(ops, payload).name);
 		if (!expr || !prometheus) return undefined;
 		// Whole seconds, as queryRange asks for them, so the newest point is inside the charted range.
 		const end = new Date(Math.ceil(Date.now() / 1_000) * 1_000);
 		const start = new Date(end.getTime() - WINDOW_MS);
-		const series = await queryRange(prometheus.url, expr, { start, end, stepSeconds: STEP_SECONDS }, { timeoutMs: Math.min(prometheus.timeoutMs, 5_000) });
+		// The message waits for its chart: at most 5 s of it, whatever Prometheus' own timeout.
+		const series = await prometheus.queryRange(expr, { start, end, stepSeconds: STEP_SECONDS }, { timeoutMs: Math.min(prometheus.timeoutMs, 5_000) });
 		const chart = alertLineChart(payload, expr, series, { start: start.getTime(), end: end.getTime() });
 		return chart ? renderChart(chart) : undefined;
 	};

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { Client } from "discord.js";
 import type { Config } from "../config.ts";
-import type { AlertState } from "../context.ts";
+import type { Services } from "../context.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { alertActions } from "./actions.ts";
@@ -21,12 +21,13 @@ export interface AlertRelay {
 }
 
 /** Starts the relay when `alerts` is configured: replays what the outbox still holds, then listens; follows the groups opsbot silenced. */
-export async function startAlertRelay(config: Config, client: Client, log: Logger, alertState: AlertState, metrics: Metrics, options: { standby?: () => boolean } = {}, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
+export async function startAlertRelay(config: Config, client: Client, log: Logger, services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus">, options: { standby?: () => boolean } = {}, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
 	const alerts = config.ops.alerts;
 	if (!alerts) return undefined;
+	const { alertState, metrics } = services;
 	// Embedded by default; PostgreSQL (opsbot's own database) when replicas must share the state.
 	const store = config.env.STATE_DATABASE_URL ? await openPostgresAlertStore(config.env.STATE_DATABASE_URL, log.child({ svc: "state" })) : openAlertStore(join(config.ops.stateDir, "alerts.sqlite"));
-	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(config.ops), actions: (item) => alertActions(config.ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }) });
+	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(config.ops, services.prometheus), actions: (item) => alertActions(config.ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }) });
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
@@ -36,7 +37,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		discordState: () => (client.isReady() ? "connected" : options.standby?.() ? "standby" : "not connected"),
 	});
 	serveMetrics(receiver, metrics, store, { requireAuth: alerts.metrics.requireAuth, auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH } });
-	const silenceWatch = startSilenceWatch({ store, ops: config.ops, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.kick(), intervalMs: alerts.silenceWatch.intervalSeconds * 1_000, settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000 });
+	const silenceWatch = startSilenceWatch({ store, ops: config.ops, alertmanager: services.alertmanager, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.kick(), intervalMs: alerts.silenceWatch.intervalSeconds * 1_000, settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000 });
 	alertState.store = store;
 	alertState.kick = () => delivery.kick();
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });

@@ -1,6 +1,6 @@
 import type { OpsFile } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { alertManagerStartedAt, listAlerts, silenceState } from "../services/alertmanager.ts";
+import type { AlertManagerClient, AlertManagerService } from "../services/alertmanager.ts";
 import { alertEnvironment } from "./actions.ts";
 import type { AlertStore, GroupState } from "./store.ts";
 
@@ -19,6 +19,7 @@ export const ALERTMANAGER_SETTLE_MS = 3 * 60_000;
 export interface SilenceWatchDeps {
 	readonly store: AlertStore;
 	readonly ops: OpsFile;
+	readonly alertmanager: Pick<AlertManagerService, "forEnvironment">;
 	readonly log: Logger;
 	/** Called after a pass queued a re-render (wakes delivery). */
 	readonly onChange: () => void;
@@ -52,16 +53,15 @@ export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
 	let running: Promise<number> | undefined;
 	let stopped = false;
 
-	async function check(group: GroupState, startedAt: (url: string, timeoutMs: number) => Promise<number>): Promise<boolean> {
+	async function check(group: GroupState, startedAt: (alertmanager: AlertManagerClient) => Promise<number>): Promise<boolean> {
 		const silence = group.silence;
-		const alertmanager = alertEnvironment(deps.ops, group.payload).config?.alertmanager;
+		const alertmanager = deps.alertmanager.forEnvironment(alertEnvironment(deps.ops, group.payload).name);
 		if (!silence || !alertmanager) return false;
 		const log = deps.log.child({ groupId: group.groupId, silenceId: silence.id });
-		const { url, timeoutMs } = alertmanager;
 		// The silence's matchers are the group's common labels, so they find every alert of the group.
-		const alerts = await listAlerts(url, { labels: group.payload.commonLabels, receiver: group.payload.receiver }, timeoutMs);
+		const alerts = await alertmanager.listAlerts({ labels: group.payload.commonLabels, receiver: group.payload.receiver });
 		if (alerts.length === 0) {
-			if (now() - (await startedAt(url, timeoutMs)) < settleMs) {
+			if (now() - (await startedAt(alertmanager)) < settleMs) {
 				log.debug("AlertManager lists no alert of a silenced group but started too recently to be sure");
 				return false;
 			}
@@ -69,7 +69,7 @@ export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
 			if (resolved) log.info("every alert of a silenced group ended in AlertManager; marked resolved");
 			return resolved;
 		}
-		const state = await silenceState(url, silence.id, timeoutMs);
+		const state = await alertmanager.silenceState(silence.id);
 		if (state !== "expired" && state !== "unknown") return false;
 		// Read again just before clearing: someone may have silenced it anew from Discord meanwhile.
 		const current = await deps.store.group(group.groupId);
@@ -84,11 +84,11 @@ export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
 		cursor = groups.length < batch ? "" : groups[groups.length - 1]!.groupId;
 		// One status request per AlertManager per pass, and only when an empty list needs it.
 		const started = new Map<string, Promise<number>>();
-		const startedAt = (url: string, timeoutMs: number) => {
-			let known = started.get(url);
+		const startedAt = (alertmanager: AlertManagerClient) => {
+			let known = started.get(alertmanager.url);
 			if (!known) {
-				known = alertManagerStartedAt(url, timeoutMs);
-				started.set(url, known);
+				known = alertmanager.startedAt();
+				started.set(alertmanager.url, known);
 			}
 			return known;
 		};

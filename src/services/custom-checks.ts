@@ -1,15 +1,15 @@
 import type pg from "pg";
 import type { CustomCheckConfig } from "../config.ts";
-import { describeHttpFailure, type HttpCallOptions } from "./http.ts";
+import { describeHttpFailure } from "./http.ts";
 import { describePgFailure, type Database } from "./postgres.ts";
-import { PrometheusQueryError, queryInstant } from "./prometheus.ts";
+import { PrometheusQueryError, type PrometheusCallOptions, type PrometheusClient } from "./prometheus.ts";
 
 /** A custom check's one number, or why there is none ("returned no row"), in plain words. */
 export type NumberOutcome = { readonly value: number } | { readonly problem: string };
 
 /** Runs a custom check's PromQL at the current time; it must give exactly one number. */
-export async function promqlNumber(prometheusUrl: string, expression: string, options: HttpCallOptions): Promise<NumberOutcome> {
-	const result = await queryInstant(prometheusUrl, expression, options);
+export async function promqlNumber(prometheus: Pick<PrometheusClient, "queryInstant">, expression: string, options: PrometheusCallOptions): Promise<NumberOutcome> {
+	const result = await prometheus.queryInstant(expression, options);
 	if (result.resultType === "scalar") return finite(result.sample.value);
 	if (result.resultType !== "vector") return { problem: `returned a ${result.resultType}, not one number` };
 	if (result.samples.length === 0) return { problem: "returned no series (an absent metric? `or vector(0)` gives a default)" };

@@ -6,8 +6,8 @@ import { judgeHost, readHostFigures, type HostFigures } from "./host-resources.t
 import { describeHttpFailure, probeHttp } from "./http.ts";
 import { createPgBouncerAdmin } from "./pgbouncer.ts";
 import { describePgFailure, type DatabaseRegistry } from "./postgres.ts";
-import { fetchTargetHealth, withSlash } from "./prometheus.ts";
-import { runSsh } from "./ssh.ts";
+import { withSlash, type PrometheusService } from "./prometheus.ts";
+import { describeSshFailure, type SshService } from "./ssh.ts";
 
 /** ok: working; degraded: working with a problem worth a look; down: not working. */
 export type CheckState = "ok" | "degraded" | "down";
@@ -60,6 +60,8 @@ export interface HealthDeps {
 	readonly environments: Readonly<Record<string, EnvironmentConfig>>;
 	readonly databases: Pick<DatabaseRegistry, "get">;
 	readonly secret: (name: string) => string | undefined;
+	readonly ssh: Pick<SshService, "run">;
+	readonly prometheus: Pick<PrometheusService, "forEnvironment">;
 	readonly log: Logger;
 	readonly now?: () => Date;
 }
@@ -104,7 +106,7 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 		kind: "http" as const,
 		timeoutMs: http.timeoutMs,
 		run: async (signal) => {
-			const probe = await probeHttp(http.url, { timeoutMs: http.timeoutMs, signal });
+			const probe = await probeHttp(http.url, { service: http.name, timeoutMs: http.timeoutMs, signal });
 			const parts = [`HTTP ${probe.status}`];
 			let state: CheckState = probe.status === http.expectStatus ? "ok" : "down";
 			if (state === "down") parts.push(`expected ${http.expectStatus}`);
@@ -171,14 +173,15 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 		});
 	}
 
-	if (config.prometheus) {
-		const { url, timeoutMs } = config.prometheus;
+	const prometheus = deps.prometheus.forEnvironment(environment);
+	if (config.prometheus && prometheus) {
+		const { timeoutMs } = config.prometheus;
 		checks.push({
 			name: "prometheus",
 			kind: "prometheus",
 			timeoutMs,
 			run: async (signal) => {
-				const health = await fetchTargetHealth(url, { timeoutMs, signal });
+				const health = await prometheus.targetHealth({ timeoutMs, signal });
 				if (health.down.length === 0) return { state: "ok", detail: `${health.up} / ${health.total} targets up` };
 				const shown = health.down.slice(0, 10).map((t) => `${t.job} ${t.instance}`);
 				const more = health.down.length > shown.length ? ` and ${health.down.length - shown.length} more` : "";
@@ -187,8 +190,7 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 		});
 	}
 
-	if (config.prometheus) {
-		const prometheusUrl = config.prometheus.url;
+	if (prometheus) {
 		for (const host of config.hosts ?? []) {
 			checks.push({
 				name: host.name,
@@ -196,7 +198,7 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 				timeoutMs: host.timeoutMs,
 				describe: describePrometheusFailure,
 				run: async (signal) => {
-					const hosts = await readHostFigures(prometheusUrl, host, { timeoutMs: host.timeoutMs, signal });
+					const hosts = await readHostFigures(prometheus, host, { timeoutMs: host.timeoutMs, signal });
 					return { ...judgeHost(host, hosts), hosts };
 				},
 			});
@@ -213,7 +215,7 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 			kind,
 			timeoutMs: service.timeoutMs,
 			run: async (signal) => {
-				const probe = await probeHttp(new URL(path, withSlash(service.url)).href, { timeoutMs: service.timeoutMs, signal });
+				const probe = await probeHttp(new URL(path, withSlash(service.url)).href, { service: kind === "loki" ? "Loki" : "AlertManager", timeoutMs: service.timeoutMs, signal });
 				if (probe.status === 200) return { state: "ok", detail: "ready" };
 				// Loki explains itself in a plain-text body ("Ingester not ready: ..."); show the first line.
 				const reason = probe.bodySnippet.split("\n")[0]?.trim().slice(0, 120);
@@ -227,10 +229,9 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 			name: `containers on ${ssh.host}`,
 			kind: "containers",
 			timeoutMs: ssh.timeoutMs,
+			describe: describeSshFailure,
 			run: async () => {
-				const keyFile = deps.secret(ssh.keyFileEnv);
-				if (!keyFile) throw new Error("ssh key not set");
-				const result = await runSsh({ host: ssh.host, port: ssh.port, user: ssh.user, privateKeyPath: keyFile, hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs }, ["docker", "ps", "--all", "--format", "{{.Names}}|{{.Status}}"], { maxBytes: 256 * 1024 });
+				const result = await deps.ssh.run(environment, ["docker", "ps", "--all", "--format", "{{.Names}}|{{.Status}}"], { maxBytes: 256 * 1024 });
 				if (result.code !== 0) return { state: "down", detail: `docker ps failed (exit ${result.code})` };
 				return containerStates(result.stdout, ssh.containers);
 			},
@@ -239,15 +240,14 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 	for (const check of config.checks ?? []) {
 		const judged = (outcome: NumberOutcome): CheckOutcome =>
 			"value" in outcome ? { ...judgeNumber(check, outcome.value), value: outcome.value, unit: check.unit } : { state: "down", detail: outcome.problem };
-		if (check.promql !== undefined && config.prometheus) {
+		if (check.promql !== undefined && prometheus) {
 			const { promql } = check;
-			const prometheusUrl = config.prometheus.url;
 			checks.push({
 				name: check.name,
 				kind: "promql",
 				timeoutMs: check.timeoutMs,
 				describe: describePrometheusFailure,
-				run: async (signal) => judged(await promqlNumber(prometheusUrl, promql, { timeoutMs: check.timeoutMs, signal })),
+				run: async (signal) => judged(await promqlNumber(prometheus, promql, { timeoutMs: check.timeoutMs, signal })),
 			});
 		} else if (check.sql !== undefined) {
 			const { sql } = check;

@@ -1,6 +1,5 @@
 import type { HostCheckConfig } from "../config.ts";
-import type { HttpCallOptions } from "./http.ts";
-import { fetchActiveTargets, promqlString, queryInstant, type InstantSample } from "./prometheus.ts";
+import { promqlString, type InstantSample, type PrometheusCallOptions, type PrometheusClient } from "./prometheus.ts";
 
 /** One filesystem as `df` counts it: used = size - free, percent = used / (used + available to users). */
 export interface MountFigures {
@@ -54,8 +53,8 @@ export function hostQuery(host: Pick<HostCheckConfig, "instance" | "labels">): s
 }
 
 /** Reads the host's figures from Prometheus, one entry per node-exporter instance the selector matches. */
-export async function readHostFigures(prometheusUrl: string, host: HostCheckConfig, options: HttpCallOptions): Promise<HostFigures[]> {
-	const result = await queryInstant(prometheusUrl, hostQuery(host), options);
+export async function readHostFigures(prometheus: Pick<PrometheusClient, "queryInstant" | "activeTargets">, host: HostCheckConfig, options: PrometheusCallOptions): Promise<HostFigures[]> {
+	const result = await prometheus.queryInstant(hostQuery(host), options);
 	if (result.resultType !== "vector") throw new Error(`unexpected ${result.resultType} answer to a selector`);
 	const byInstance = new Map<string, InstantSample[]>();
 	for (const sample of result.samples) {
@@ -65,7 +64,7 @@ export async function readHostFigures(prometheusUrl: string, host: HostCheckConf
 	const figures = [...byInstance].sort(([a], [b]) => a.localeCompare(b)).map(([instance, samples]) => hostFigures(instance, samples, host.mounts));
 	if (figures.every((f) => f.up)) return figures;
 	// Only a down target needs its reason; ask for it then, not on every run.
-	const targets = await fetchActiveTargets(prometheusUrl, options).catch(() => []);
+	const targets = await prometheus.activeTargets(options).catch(() => []);
 	return figures.map((f) => {
 		if (f.up) return f;
 		const target = targets.find((t) => t.labels.instance === f.instance && t.health === "down");

@@ -4,7 +4,7 @@ import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { LOKI_DEFAULT_MAX_ENTRIES, LokiError, labelValues, queryRange, type LogLine, type LokiTarget } from "./loki.ts";
 import { buildLogQuery, checkQuerySize, lineMatches, type LogLevel } from "./logql.ts";
-import { HostKeyMismatchError, runSsh, SshTimeoutError, type SshTarget } from "./ssh.ts";
+import { SshUnavailableError, type SshService } from "./ssh.ts";
 
 /**
  * A position between log lines. Lines are ordered by time, then by `id` (a hash of stream labels,
@@ -74,6 +74,8 @@ export interface LogsService {
 export interface LogsDeps {
 	readonly environments: Readonly<Record<string, EnvironmentConfig>>;
 	readonly secret: (name: string) => string | undefined;
+	/** Runs `docker logs` where an environment has no Loki. */
+	readonly ssh: Pick<SshService, "run">;
 	readonly log: Logger;
 	/** The longest range one search may cover (config `logs.maxRangeHours`). */
 	readonly maxRangeHours: number;
@@ -188,13 +190,6 @@ export function createLogsService(deps: LogsDeps): LogsService {
 		return { url: env.loki.url, tenant: env.loki.tenant, basicAuth: env.loki.basicAuthEnv ? deps.secret(env.loki.basicAuthEnv) : undefined, timeoutMs: env.loki.timeoutMs };
 	}
 
-	function sshTarget(env: EnvironmentConfig): SshTarget {
-		const ssh = env.ssh!;
-		const key = deps.secret(ssh.keyFileEnv);
-		if (!key) throw new UserFacingError("The SSH key for this environment is not configured.");
-		return { host: ssh.host, port: ssh.port, user: ssh.user, privateKeyPath: key, hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs };
-	}
-
 	function lokiFetch(name: string, target: LokiTarget, query: string): PageFetch {
 		return async function fetch(range) {
 			const cap = entryCaps.get(name) ?? LOKI_DEFAULT_MAX_ENTRIES;
@@ -250,14 +245,7 @@ export function createLogsService(deps: LogsDeps): LogsService {
 			const tail = String(Math.min(50_000, request.limit * 20));
 			const seconds = (ns: bigint, round: "down" | "up") => ((Number(ns / NS_PER_MS) + (round === "up" && ns % NS_PER_MS !== 0n ? 1 : 0)) / 1000).toFixed(3);
 			const argv = ["docker", "logs", "--timestamps", "--since", seconds(lo, "down"), "--until", seconds(hi, "up"), "--tail", tail, request.service];
-			const result = await runSsh(sshTarget(env), argv, { maxBytes: 16 * 1024 * 1024 }).catch((err: unknown) => {
-				if (err instanceof HostKeyMismatchError) throw new UserFacingError(`The SSH host key of ${env.ssh!.host} does not match the pinned key in the config; opsbot refused to connect. If the host was rebuilt, update \`ssh.hostKey\`.`, { cause: err });
-				if (err instanceof SshTimeoutError) {
-					const advice = err.phase === "connect" ? "the host may be down or unreachable over SSH" : "there may be too many lines; narrow the time range";
-					throw new LogsUnavailableError(`docker logs on ${env.ssh!.host} did not answer within ${formatSeconds(err.ms)} (${advice}). Try again, or check /health ${request.environment}.`, { cause: err });
-				}
-				throw err;
-			});
+			const result = await deps.ssh.run(request.environment, argv, { maxBytes: 16 * 1024 * 1024, slowAdvice: "there may be too many lines; narrow the time range" });
 			if (result.code !== 0) {
 				deps.log.warn({ code: result.code, stderr: result.stderr.slice(0, 300) }, "docker logs failed");
 				throw new UserFacingError(`\`docker logs\` failed on ${env.ssh!.host} (exit ${result.code}).`);
@@ -296,26 +284,13 @@ export function createLogsService(deps: LogsDeps): LogsService {
 	};
 }
 
-/** The log source could not answer in time (SSH host down or slow); the request itself may be fine. */
-export class LogsUnavailableError extends UserFacingError {
-	readonly unavailable = true;
-	constructor(message: string, options?: ErrorOptions) {
-		super(message, options);
-		this.name = "LogsUnavailableError";
-	}
-}
-
 /** True for errors that mean a service did not answer (Loki down or slow, SSH timeout), as opposed to a request it refused. */
 export function isUnavailable(err: unknown): boolean {
-	return (err instanceof LokiError && err.unavailable) || err instanceof LogsUnavailableError;
+	return (err instanceof LokiError && err.unavailable) || err instanceof SshUnavailableError;
 }
 
 function newestFirst(entries: LogEntry[]): LogEntry[] {
 	return [...entries].sort((a, b) => compareEntries(b, a));
-}
-
-function formatSeconds(ms: number): string {
-	return `${Number((ms / 1000).toFixed(1))} s`;
 }
 
 function pick(request: LogSearchRequest) {

@@ -1,7 +1,6 @@
-import { request } from "undici";
 import { z } from "zod";
 import { UserFacingError } from "../errors.ts";
-import { describeHttpFailure, readBounded } from "./http.ts";
+import { HttpAnswerError, HttpStatusError, requestJson, ServiceUnavailableError } from "./http.ts";
 import { withSlash } from "./prometheus.ts";
 
 /** One log line as Loki sent it: its time in nanoseconds and the labels of its (output) stream. */
@@ -28,6 +27,7 @@ export const LOKI_DEFAULT_MAX_ENTRIES = 5_000;
 
 const Answer = z.object({ status: z.literal("success"), data: z.object({ resultType: z.string(), result: z.array(z.unknown()) }) });
 const Stream = z.object({ stream: z.record(z.string(), z.string()), values: z.array(z.tuple([z.string().regex(/^\d{1,20}$/), z.string()]).rest(z.unknown())) });
+const NOT_A_QUERY_RESULT = "Loki's answer is not a query result this opsbot understands. Check `loki.url` points at Loki.";
 const ValuesAnswer = z.object({ status: z.literal("success"), data: z.array(z.string()).nullable().default([]) });
 
 /** Loki answered with an error, or not at all; `message` is already plain advice for the user. */
@@ -91,39 +91,35 @@ export function explainLokiError(status: number, body: string, tenant?: string):
 	return new LokiError(status, `Loki answered HTTP ${status}. Try again; if it persists, check Loki's health with /health.`, { unavailable: status >= 500 });
 }
 
-async function get(target: LokiTarget, path: string, params: URLSearchParams): Promise<unknown> {
-	const headers: Record<string, string> = { accept: "application/json", "user-agent": "opsbot" };
+/** The one Loki request: tenant and basic-auth headers, the target's timeout, and HTTP failures in Loki's words. */
+async function get<S extends z.ZodType>(target: LokiTarget, path: string, params: URLSearchParams, schema: S, unexpected: string): Promise<z.infer<S>> {
+	const headers: Record<string, string> = {};
 	if (target.tenant) headers["x-scope-orgid"] = target.tenant;
 	if (target.basicAuth) headers.authorization = `Basic ${Buffer.from(target.basicAuth).toString("base64")}`;
-	let status: number;
-	let text: string;
 	try {
-		const response = await request(`${new URL(path, withSlash(target.url)).href}?${params}`, {
-			headers,
-			signal: AbortSignal.timeout(target.timeoutMs),
-			headersTimeout: target.timeoutMs,
-			bodyTimeout: target.timeoutMs,
-		});
-		status = response.statusCode;
-		// The body is read inside the deadline too: a Loki that sends headers and then stalls is as slow as one that sends nothing.
-		text = await readBounded(response.body, 64 * 1024 * 1024);
+		return await requestJson(`${new URL(path, withSlash(target.url)).href}?${params}`, { service: "Loki", headers, timeoutMs: target.timeoutMs, maxBytes: 64 * 1024 * 1024, schema });
 	} catch (err) {
-		// AbortSignal.timeout rejects with a DOMException named TimeoutError (its numeric `code` is 23), undici with UND_ERR_*_TIMEOUT.
-		const failure = describeHttpFailure(err);
-		const seconds = Number((target.timeoutMs / 1000).toFixed(1));
-		const message =
-			failure === "timed out"
-				? `Loki did not answer within ${seconds} s (\`loki.timeoutMs\`). Narrow the search, or check Loki with /health.`
-				: failure === "connection refused"
-					? "Loki is not reachable (connection refused). Check Loki with /health."
-					: `Loki could not be reached (${failure}). Check Loki with /health.`;
-		throw new LokiError(0, message, { unavailable: true, cause: err });
-	}
-	if (status !== 200) throw explainLokiError(status, text, target.tenant);
-	try {
-		return JSON.parse(text) as unknown;
-	} catch (err) {
-		throw new LokiError(status, "Loki answered with something that is not JSON. Check `loki.url` points at Loki, or check Loki with /health.", { unavailable: true, cause: err });
+		if (err instanceof HttpStatusError) throw explainLokiError(err.status, err.body, target.tenant);
+		if (err instanceof ServiceUnavailableError) {
+			const seconds = Number((target.timeoutMs / 1000).toFixed(1));
+			const message =
+				err.reason === "timeout"
+					? `Loki did not answer within ${seconds} s (\`loki.timeoutMs\`). Narrow the search, or check Loki with /health.`
+					: err.failure === "connection refused"
+						? "Loki is not reachable (connection refused). Check Loki with /health."
+						: `Loki could not be reached (${err.failure}). Check Loki with /health.`;
+			throw new LokiError(0, message, { unavailable: true, cause: err });
+		}
+		if (err instanceof HttpAnswerError) {
+			const message =
+				err.kind === "not-json"
+					? "Loki answered with something that is not JSON. Check `loki.url` points at Loki, or check Loki with /health."
+					: err.kind === "too-large"
+						? "Loki's answer is larger than opsbot reads (64 MiB). Narrow the search or lower the limit."
+						: unexpected;
+			throw new LokiError(200, message, { unavailable: true, cause: err });
+		}
+		throw err;
 	}
 }
 
@@ -133,12 +129,10 @@ async function get(target: LokiTarget, path: string, params: URLSearchParams): P
  * true first `limit` lines (see logs.ts); callers page with that in mind.
  */
 export async function queryRange(target: LokiTarget, query: string, range: { start: bigint; end: bigint; limit: number; direction: "backward" | "forward" }): Promise<LogLine[]> {
-	const raw = await get(target, "loki/api/v1/query_range", new URLSearchParams({ query, start: range.start.toString(), end: range.end.toString(), limit: String(range.limit), direction: range.direction }));
-	const answer = Answer.safeParse(raw);
-	if (!answer.success) throw new LokiError(200, "Loki's answer is not a query result this opsbot understands. Check `loki.url` points at Loki.", { unavailable: true, cause: answer.error });
-	if (answer.data.data.resultType !== "streams") throw new MetricQueryError(answer.data.data.resultType);
-	const streams = z.array(Stream).safeParse(answer.data.data.result);
-	if (!streams.success) throw new LokiError(200, "Loki's answer is not a query result this opsbot understands. Check `loki.url` points at Loki.", { unavailable: true, cause: streams.error });
+	const answer = await get(target, "loki/api/v1/query_range", new URLSearchParams({ query, start: range.start.toString(), end: range.end.toString(), limit: String(range.limit), direction: range.direction }), Answer, NOT_A_QUERY_RESULT);
+	if (answer.data.resultType !== "streams") throw new MetricQueryError(answer.data.resultType);
+	const streams = z.array(Stream).safeParse(answer.data.result);
+	if (!streams.success) throw new LokiError(200, NOT_A_QUERY_RESULT, { unavailable: true, cause: streams.error });
 	return streams.data.flatMap((stream) => stream.values.map(([ns, line]) => ({ ns: BigInt(ns), line, labels: stream.stream })));
 }
 
@@ -147,7 +141,6 @@ export async function labelValues(target: LokiTarget, label: string, hours = 6):
 	if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(label)) throw new Error(`not a label name: ${label}`);
 	const end = BigInt(Date.now()) * 1_000_000n;
 	const start = end - BigInt(hours) * 3_600_000_000_000n;
-	const answer = ValuesAnswer.safeParse(await get(target, `loki/api/v1/label/${label}/values`, new URLSearchParams({ start: start.toString(), end: end.toString() })));
-	if (!answer.success) throw new LokiError(200, "Loki's answer is not a list of label values. Check `loki.url` points at Loki.", { unavailable: true, cause: answer.error });
-	return answer.data.data ?? [];
+	const answer = await get(target, `loki/api/v1/label/${label}/values`, new URLSearchParams({ start: start.toString(), end: end.toString() }), ValuesAnswer, "Loki's answer is not a list of label values. Check `loki.url` points at Loki.");
+	return answer.data ?? [];
 }

@@ -1,7 +1,7 @@
 import type { Logger } from "../log.ts";
 import { createPgBouncerAdmin, type PgBouncerPool } from "./pgbouncer.ts";
 import { describePgFailure, type Database } from "./postgres.ts";
-import { queryRange } from "./prometheus.ts";
+import type { PrometheusService } from "./prometheus.ts";
 
 /** One client session as pg_stat_activity shows it. */
 export interface Session {
@@ -85,7 +85,7 @@ export interface PoolDeps {
 	/** The PgBouncer admin console URL of an environment, if it has one. */
 	readonly pgbouncerAdminUrl: (environment: string) => { url: string; timeoutMs: number } | undefined;
 	/** The Prometheus of an environment, if it has one. */
-	readonly prometheus?: (environment: string) => { url: string; timeoutMs: number } | undefined;
+	readonly prometheus?: Pick<PrometheusService, "forEnvironment">;
 	readonly log: Logger;
 	readonly maxSamples?: number;
 	readonly historyHours?: number;
@@ -249,12 +249,12 @@ export function createPoolService(deps: PoolDeps): PoolService {
 		async history(environment) {
 			const hours = deps.historyHours ?? 6;
 			const own = { samples: history.get(environment) ?? [], source: "opsbot samples" };
-			const prometheus = deps.prometheus?.(environment);
+			const prometheus = deps.prometheus?.forEnvironment(environment);
 			if (!prometheus) return own;
 			const end = new Date();
 			try {
 				// postgres-exporter's pg_stat_activity_count is per database and state; the sum is connections in use.
-				const series = await queryRange(prometheus.url, "sum(pg_stat_activity_count)", { start: new Date(end.getTime() - hours * 3_600_000), end, stepSeconds: (hours * 3600) / 120 }, { timeoutMs: prometheus.timeoutMs });
+				const series = await prometheus.queryRange("sum(pg_stat_activity_count)", { start: new Date(end.getTime() - hours * 3_600_000), end, stepSeconds: (hours * 3600) / 120 });
 				const points = series[0]?.points ?? [];
 				return points.length >= 2 ? { samples: points.map((p) => ({ at: p.at, used: p.value })), source: "Prometheus" } : own;
 			} catch (err) {

@@ -1,5 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { Client } from "ssh2";
+import type { EnvironmentConfig } from "../config.ts";
+import { UserFacingError } from "../errors.ts";
+import { describeHttpFailure } from "./http.ts";
 
 /** Where and as whom to run a command; the host key is pinned (known_hosts form: "ssh-ed25519 AAAA..."). */
 export interface SshTarget {
@@ -24,6 +27,14 @@ export class HostKeyMismatchError extends Error {
 	constructor(host: string) {
 		super(`host key of ${host} does not match the pinned key; refusing to connect`);
 		this.name = "HostKeyMismatchError";
+	}
+}
+
+/** The host refused opsbot's key for the configured user. */
+export class SshAuthError extends Error {
+	constructor(host: string, user: string, options?: ErrorOptions) {
+		super(`ssh to ${host}: the key for ${user} was refused`, options);
+		this.name = "SshAuthError";
 	}
 }
 
@@ -82,7 +93,15 @@ export async function runSsh(target: SshTarget, argv: readonly string[], options
 		conn.on("error", (err: Error & { level?: string }) =>
 			finish(() =>
 				// ssh2 reports its readyTimeout as an error of level "client-timeout"; it is the same timeout as ours.
-				reject(mismatch ? new HostKeyMismatchError(target.host) : err.level === "client-timeout" ? new SshTimeoutError(target.host, target.timeoutMs, "connect", { cause: err }) : err),
+				reject(
+					mismatch
+						? new HostKeyMismatchError(target.host)
+						: err.level === "client-timeout"
+							? new SshTimeoutError(target.host, target.timeoutMs, "connect", { cause: err })
+							: err.level === "client-authentication"
+								? new SshAuthError(target.host, target.user, { cause: err })
+								: err,
+				),
 			),
 		);
 		conn.on("ready", () => {
@@ -122,4 +141,78 @@ export async function runSsh(target: SshTarget, argv: readonly string[], options
 			},
 		});
 	});
+}
+
+/** How one command runs: its overall deadline, output bound, and what a slow command suggests to the user. */
+export interface SshRunOptions {
+	/** Overall deadline for the command (default: the environment's `ssh.timeoutMs`, which always bounds connecting). */
+	readonly timeoutMs?: number;
+	readonly maxBytes?: number;
+	/** Advice when the command connects but does not finish in time, e.g. "narrow the time range". */
+	readonly slowAdvice?: string;
+}
+
+/** The SSH host of each environment (pinned host key, key file from the environment), built once from the config. */
+export interface SshService {
+	/**
+	 * Runs one allow-listed argv on the environment's host. Failures a user can act on (no key
+	 * configured, host key mismatch, key refused, no answer in time) are UserFacingErrors.
+	 */
+	run(environment: string, argv: readonly string[], options?: SshRunOptions): Promise<SshResult>;
+}
+
+/** The SSH host key did not match the pinned one: opsbot refused to connect and ran nothing. */
+export class SshHostKeyError extends UserFacingError {
+	constructor(host: string, options?: ErrorOptions) {
+		super(`The SSH host key of ${host} does not match the pinned key in the config; opsbot refused to connect, so nothing was run. If the host was rebuilt, update \`ssh.hostKey\`.`, options);
+		this.name = "SshHostKeyError";
+	}
+}
+
+/** The SSH host did not answer in time (down, unreachable or slow); the request itself may be fine. */
+export class SshUnavailableError extends UserFacingError {
+	readonly unavailable = true;
+	constructor(message: string, options?: ErrorOptions) {
+		super(message, options);
+		this.name = "SshUnavailableError";
+	}
+}
+
+/** Creates the SSH service: one target per environment with an `ssh` block, built here and nowhere else. */
+export function createSshService(deps: { readonly environments: Readonly<Record<string, Pick<EnvironmentConfig, "ssh">>>; readonly secret: (name: string) => string | undefined }): SshService {
+	const hosts = new Map(Object.entries(deps.environments).flatMap(([name, env]) => (env.ssh ? [[name, env.ssh] as const] : [])));
+	return {
+		async run(environment, argv, options = {}) {
+			const ssh = hosts.get(environment);
+			if (!ssh) throw new UserFacingError(`${environment} has no SSH host configured.`);
+			const privateKeyPath = deps.secret(ssh.keyFileEnv);
+			if (!privateKeyPath) throw new UserFacingError("The SSH key for this environment is not configured.");
+			const target: SshTarget = { host: ssh.host, port: ssh.port, user: ssh.user, privateKeyPath, hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs };
+			return runSsh(target, argv, options).catch((err: unknown) => {
+				throw userFacingSshError(err, { environment, host: ssh.host, user: ssh.user, command: argv.slice(0, 2).join(" "), slowAdvice: options.slowAdvice });
+			});
+		},
+	};
+}
+
+/** The one place SSH failures become what a user reads; anything else passes through for the generic error path. */
+function userFacingSshError(err: unknown, at: { environment: string; host: string; user: string; command: string; slowAdvice: string | undefined }): unknown {
+	if (err instanceof HostKeyMismatchError) return new SshHostKeyError(at.host, { cause: err });
+	if (err instanceof SshAuthError) return new UserFacingError(`${at.host} refused opsbot's SSH key for \`${at.user}\`. Check \`ssh.user\` and the key file named by \`ssh.keyFileEnv\`.`, { cause: err });
+	if (err instanceof SshTimeoutError) {
+		const advice = err.phase === "connect" ? "the host may be down or unreachable over SSH" : (at.slowAdvice ?? "the command did not finish");
+		return new SshUnavailableError(`${at.command} on ${at.host} did not answer within ${Number((err.ms / 1000).toFixed(1))} s (${advice}). Try again, or check /health ${at.environment}.`, { cause: err });
+	}
+	return err;
+}
+
+/** Plain words for a failed SSH command in a health line: never ssh2's own text. */
+export function describeSshFailure(err: unknown): string {
+	const cause = err instanceof UserFacingError && err.cause !== undefined ? err.cause : err;
+	if (cause instanceof HostKeyMismatchError) return "host key does not match the pinned key";
+	if (cause instanceof SshAuthError) return "SSH key refused";
+	if (cause instanceof SshTimeoutError) return "timed out";
+	if (err instanceof UserFacingError) return err.message;
+	// Socket errors (refused, unknown host) carry the same codes undici's do.
+	return describeHttpFailure(err);
 }

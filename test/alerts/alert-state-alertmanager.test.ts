@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { alertManagerStartedAt, AlertManagerUnavailableError, createSilence, expireSilence, listAlerts, silenceState } from "../../src/services/alertmanager.ts";
+import { createAlertManagerClient } from "../../src/services/alertmanager.ts";
+import { ServiceUnavailableError } from "../../src/services/http.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startHangingServer } from "../support/raw-http.ts";
 
@@ -8,12 +9,14 @@ describe("AlertManager calls against an AlertManager that never answers", () => 
 		const hanging = await startHangingServer();
 		const started = Date.now();
 
-		const failure = await createSilence(hanging.url, { matchers: [{ name: "alertname", value: "X", isRegex: false, isEqual: true }], startsAt: new Date(), endsAt: new Date(Date.now() + 3_600_000), createdBy: "test", comment: "test" }, 300).catch((err: unknown) => err);
-		const took = Date.now() - started;
-		const expiring = await expireSilence(hanging.url, "00000000-0000-0000-0000-000000000000", 300).catch((err: unknown) => err);
+		const alertmanager = createAlertManagerClient({ url: hanging.url, timeoutMs: 300 });
 
-		expect(failure).toBeInstanceOf(AlertManagerUnavailableError);
-		expect((failure as AlertManagerUnavailableError).code).toBe("ALERTMANAGER_TIMEOUT");
+		const failure = await alertmanager.createSilence({ matchers: [{ name: "alertname", value: "X", isRegex: false, isEqual: true }], startsAt: new Date(), endsAt: new Date(Date.now() + 3_600_000), createdBy: "test", comment: "test" }).catch((err: unknown) => err);
+		const took = Date.now() - started;
+		const expiring = await alertmanager.expireSilence("00000000-0000-0000-0000-000000000000").catch((err: unknown) => err);
+
+		expect(failure).toBeInstanceOf(ServiceUnavailableError);
+		expect((failure as ServiceUnavailableError).code).toBe("ALERTMANAGER_TIMEOUT");
 		expect((failure as Error).message).toBe("AlertManager did not answer within 300 ms");
 		expect(took).toBeGreaterThanOrEqual(250);
 		expect(took).toBeLessThan(2_000);
@@ -27,9 +30,10 @@ describe("AlertManager calls against an AlertManager that never answers", () => 
 		const url = hanging.url;
 		await hanging.close();
 
-		const failure = await createSilence(url, { matchers: [{ name: "a", value: "b", isRegex: false, isEqual: true }], startsAt: new Date(), endsAt: new Date(Date.now() + 60_000), createdBy: "t", comment: "t" }, 1_000).catch((err: unknown) => err);
+		const failure = await createAlertManagerClient({ url, timeoutMs: 1_000 }).createSilence({ matchers: [{ name: "a", value: "b", isRegex: false, isEqual: true }], startsAt: new Date(), endsAt: new Date(Date.now() + 60_000), createdBy: "t", comment: "t" }).catch((err: unknown) => err);
 
-		expect((failure as AlertManagerUnavailableError).code).toBe("ALERTMANAGER_UNREACHABLE");
+		expect((failure as ServiceUnavailableError).code).toBe("ALERTMANAGER_UNREACHABLE");
+		expect((failure as Error).message).toBe("AlertManager is unavailable: connection refused");
 	});
 });
 
@@ -39,15 +43,16 @@ describe("AlertManager API v2 reads the silence watch relies on (real AlertManag
 		am = await startAlertManager();
 	});
 	afterAll(() => am?.stop());
+	const client = () => createAlertManagerClient({ url: am.url, timeoutMs: 2_000 });
 
 	it("lists the unresolved alerts carrying exactly the given labels, quoting awkward values, and none once they ended", async () => {
 		const labels = { alertname: "Quoted", path: 'C:\\logs "main"', env: "production" };
 		await postAlerts(am.url, [{ labels }, { labels: { ...labels, env: "staging" } }]);
 
-		const firing = await listAlerts(am.url, { labels, receiver: "opsbot" }, 2_000);
-		const otherReceiver = await listAlerts(am.url, { labels, receiver: "someone-else" }, 2_000);
+		const firing = await client().listAlerts({ labels, receiver: "opsbot" });
+		const otherReceiver = await client().listAlerts({ labels, receiver: "someone-else" });
 		await postAlerts(am.url, [{ labels, endsAt: new Date(Date.now() - 1_000).toISOString() }]);
-		const ended = await listAlerts(am.url, { labels }, 2_000);
+		const ended = await client().listAlerts({ labels });
 
 		expect(firing.map((a) => a.labels)).toEqual([labels]);
 		expect(otherReceiver).toEqual([]);
@@ -55,13 +60,13 @@ describe("AlertManager API v2 reads the silence watch relies on (real AlertManag
 	});
 
 	it("reads a silence's state, unknown ids included, and when AlertManager started", async () => {
-		const id = await createSilence(am.url, { matchers: [{ name: "alertname", value: "Quoted", isRegex: false, isEqual: true }], startsAt: new Date(), endsAt: new Date(Date.now() + 3_600_000), createdBy: "t", comment: "t" }, 2_000);
+		const id = await client().createSilence({ matchers: [{ name: "alertname", value: "Quoted", isRegex: false, isEqual: true }], startsAt: new Date(), endsAt: new Date(Date.now() + 3_600_000), createdBy: "t", comment: "t" });
 
-		const active = await silenceState(am.url, id, 2_000);
-		await expireSilence(am.url, id, 2_000);
-		const expired = await silenceState(am.url, id, 2_000);
-		const unknown = await silenceState(am.url, "11111111-2222-3333-4444-555555555555", 2_000);
-		const startedAt = await alertManagerStartedAt(am.url, 2_000);
+		const active = await client().silenceState(id);
+		await client().expireSilence(id);
+		const expired = await client().silenceState(id);
+		const unknown = await client().silenceState("11111111-2222-3333-4444-555555555555");
+		const startedAt = await client().startedAt();
 
 		expect([active, expired, unknown]).toEqual(["active", "expired", "unknown"]);
 		expect(Date.now() - startedAt).toBeGreaterThanOrEqual(0);

@@ -9,9 +9,10 @@ import { createAccessPolicy } from "../../src/discord/access.ts";
 import { decodeCustomId } from "../../src/discord/custom-id.ts";
 import { createPendingStore } from "../../src/discord/pending.ts";
 import { UserFacingError } from "../../src/errors.ts";
-import { createLogsService, entryId } from "../../src/services/logs.ts";
+import { entryId } from "../../src/services/logs.ts";
 import { freshTenant, startLoki, type TestLoki } from "../support/loki.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
+import { logsService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 const SECOND_NS = 1_000_000_000n;
@@ -77,7 +78,7 @@ describe("/logs paging by buttons against a real Loki", () => {
 			logs: { maxRangeHours: 24 },
 		});
 		const secrets = new Map([["KEY", sshd.privateKeyPath]]);
-		const services = { logs: createLogsService({ environments: ops.environments, secret: (n) => secrets.get(n), maxRangeHours: ops.logs.maxRangeHours, log: silent }), logQueries: createPendingStore<LogsQueryState>(15 * 60_000) };
+		const services = { logs: logsService({ environments: ops.environments, secret: (n) => secrets.get(n), maxRangeHours: ops.logs.maxRangeHours, log: silent }), logQueries: createPendingStore<LogsQueryState>(15 * 60_000) };
 		ctx = { config: { ops, env: {}, secrets }, log: silent, access: createAccessPolicy(ops), services, actor: { userId: "200000000000000001", username: "oncall", roleIds: [] }, ephemeral: true } as unknown as HandlerContext;
 	});
 	afterAll(async () => {

@@ -13,8 +13,8 @@ import { OpsFileSchema } from "../../src/config.ts";
 import { createAccessPolicy } from "../../src/discord/access.ts";
 import { createPendingStore } from "../../src/discord/pending.ts";
 import { UserFacingError } from "../../src/errors.ts";
-import { createLogsService } from "../../src/services/logs.ts";
 import { startSshd, type TestSshd } from "../support/sshd.ts";
+import { logsService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 const USER = "200000000000000001";
@@ -26,7 +26,7 @@ function contextFor(ssh: { port: number; hostKey: string; timeoutMs: number }, k
 		environments: { staging: { ssh: { host: "127.0.0.1", port: ssh.port, user: "root", keyFileEnv: "KEY", hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs, containers: ["api"] } } },
 	});
 	const secrets = new Map([["KEY", keyPath]]);
-	const services = { logs: createLogsService({ environments: ops.environments, secret: (n) => secrets.get(n), maxRangeHours: ops.logs.maxRangeHours, log: silent }), logQueries: createPendingStore<LogsQueryState>(15 * 60_000) };
+	const services = { logs: logsService({ environments: ops.environments, secret: (n) => secrets.get(n), maxRangeHours: ops.logs.maxRangeHours, log: silent }), logQueries: createPendingStore<LogsQueryState>(15 * 60_000) };
 	return { config: { ops, env: {}, secrets }, log: silent, access: createAccessPolicy(ops), services, actor: { userId: USER, username: "oncall", roleIds: [] }, ephemeral: true } as unknown as HandlerContext;
 }
 

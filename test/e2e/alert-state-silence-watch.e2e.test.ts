@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expireSilence, getSilence } from "../../src/services/alertmanager.ts";
+import { createAlertManagerClient } from "../../src/services/alertmanager.ts";
 import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
@@ -82,10 +82,10 @@ alerts:
 		const message = await double.waitFor(() => byTitle(/^🔥 DiskFilling/)[0], 20_000);
 		const silenceId = await silenceFromDiscord(message);
 
-		await expireSilence(alertmanager.url, silenceId);
+		await createAlertManagerClient({ url: alertmanager.url, timeoutMs: 5_000 }).expireSilence(silenceId);
 		const cleared = await double.waitFor(() => (!description(double.messages.get(message.id)).includes("Silenced by") ? double.messages.get(message.id) : undefined), 20_000);
 
-		expect((await getSilence(alertmanager.url, silenceId)).status.state).toBe("expired");
+		expect((await createAlertManagerClient({ url: alertmanager.url, timeoutMs: 5_000 }).getSilence(silenceId)).status.state).toBe("expired");
 		expect(title(cleared)).toMatch(/^🔥 DiskFilling/);
 		expect(JSON.stringify(cleared.components)).toContain("alert:silence:");
 		expect(JSON.stringify(cleared.components)).not.toContain("alert:unsilence:");

@@ -3,7 +3,7 @@ import { alertChart, alertLineChart, expressionUnit, seriesNames } from "../../s
 import { WebhookPayload } from "../../src/alerts/schema.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { chartModel } from "../../src/render/chart.ts";
-import { queryRange } from "../../src/services/prometheus.ts";
+import { createPrometheusClient, createPrometheusService } from "../../src/services/prometheus.ts";
 import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
 
 function firing(expr: string, extra: { commonAnnotations?: Record<string, string>; commonLabels?: Record<string, string> } = {}): WebhookPayload {
@@ -39,7 +39,7 @@ describe("alert chart", () => {
 		const expr = '{job="prometheus", __name__=~"go_memstats_.+_bytes"}';
 		const end = new Date(Math.ceil(Date.now() / 1_000) * 1_000);
 		const range = { start: new Date(end.getTime() - 3_600_000), end, stepSeconds: 30 };
-		const series = await queryRange(prometheus.url, expr, range, { timeoutMs: 5_000 });
+		const series = await createPrometheusClient({ url: prometheus.url, timeoutMs: 5_000 }).queryRange(expr, range);
 
 		const chart = alertLineChart(firing(expr), expr, series, { start: range.start.getTime(), end: end.getTime() });
 		const model = chartModel(chart!);
@@ -55,7 +55,7 @@ describe("alert chart", () => {
 
 	it("returns a PNG from the environment's Prometheus, and nothing for an expression without data", async () => {
 		const ops = OpsFileSchema.parse({ discord: { guildId: "100000000000000001" }, environments: { production: { prometheus: { url: prometheus.url } } } });
-		const chart = alertChart(ops);
+		const chart = alertChart(ops, createPrometheusService(ops.environments));
 
 		const png = await chart(firing('sum by (code) (prometheus_http_requests_total{job="prometheus"})'));
 		const none = await chart(firing("absent_metric_for_the_chart_test"));

@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { pino } from "pino";
 import { OpsFileSchema } from "../../src/config.ts";
 import { judgeNumber, formatNumber } from "../../src/services/custom-checks.ts";
-import { createHealthService } from "../../src/services/health.ts";
 import { createDatabase, type Database } from "../../src/services/postgres.ts";
 import { openConnections } from "../support/db.ts";
 import { startHangingServer } from "../support/raw-http.ts";
 import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
+import { healthService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 
@@ -39,7 +39,7 @@ describe("custom SQL checks against real PostgreSQL, through PgBouncer, read-onl
 	});
 
 	function service(checks: Record<string, unknown>[]) {
-		const health = createHealthService({
+		const health = healthService({
 			environments: { production: environment({ postgres: { urlEnv: "DB" }, checks }) },
 			databases: { get: () => db },
 			secret: () => undefined,
@@ -185,7 +185,7 @@ describe("custom PromQL checks against real Prometheus", () => {
 	});
 
 	function service(checks: Record<string, unknown>[], url = prometheus.url) {
-		const health = createHealthService({
+		const health = healthService({
 			environments: { production: environment({ prometheus: { url, timeoutMs: 2_000 }, checks }) },
 			databases: { get: () => undefined },
 			secret: () => undefined,

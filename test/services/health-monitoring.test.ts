@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
-import { createHealthService } from "../../src/services/health.ts";
 import { startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { freePort } from "../support/proc.ts";
 import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
+import { healthService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 
@@ -21,7 +21,7 @@ describe("health checks against real Prometheus and AlertManager", () => {
 	});
 
 	it("names every down scrape target by job and instance, and reads AlertManager's readiness", async () => {
-		const service = createHealthService({
+		const service = healthService({
 			environments: { production: { http: [], prometheus: { url: prometheus.url, timeoutMs: 3_000 }, alertmanager: { url: alertmanager.url, timeoutMs: 3_000 } } },
 			databases: { get: () => undefined },
 			secret: () => undefined,
@@ -43,7 +43,7 @@ describe("health checks against real Prometheus and AlertManager", () => {
 
 	it("reports a Prometheus that is gone as down", async () => {
 		const gone = `http://127.0.0.1:${await freePort()}`;
-		const service = createHealthService({
+		const service = healthService({
 			environments: { production: { http: [], prometheus: { url: gone, timeoutMs: 1_000 } } },
 			databases: { get: () => undefined },
 			secret: () => undefined,

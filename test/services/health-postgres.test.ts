@@ -1,8 +1,8 @@
 import { describe, expect, inject, it } from "vitest";
 import { pino } from "pino";
-import { createHealthService } from "../../src/services/health.ts";
 import { createDatabase } from "../../src/services/postgres.ts";
 import { openConnections } from "../support/db.ts";
+import { healthService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 
@@ -14,7 +14,7 @@ describe("health checks against real PostgreSQL and PgBouncer", () => {
 		const db = createDatabase({ url: pgbouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });
 		await using idle = await openConnections(postgres.appUrl, 5, { applicationName: "gunicorn" });
 		const secrets = new Map([["PGB_ADMIN", pgbouncer.adminUrl]]);
-		const service = createHealthService({
+		const service = healthService({
 			environments: { local: { http: [], postgres: { urlEnv: "DB", timeoutMs: 3_000, maxConnections: 2 }, pgbouncer: { adminUrlEnv: "PGB_ADMIN", timeoutMs: 3_000 } } },
 			databases: { get: () => db },
 			secret: (name) => secrets.get(name),
@@ -38,7 +38,7 @@ describe("health checks against real PostgreSQL and PgBouncer", () => {
 		const wrong = postgres.opsbotUrl.replace(/:[^:@]+@/, ":not-the-password@");
 		const db = createDatabase({ url: wrong, maxConnections: 1, statementTimeoutMs: 2_000, log: silent });
 		const secrets = new Map([["PGB_ADMIN", pgbouncer.adminUrl.replace(`:${pgbouncer.port}/`, ":1/")]]);
-		const service = createHealthService({
+		const service = healthService({
 			environments: { local: { http: [], postgres: { urlEnv: "DB", timeoutMs: 3_000, maxConnections: 1 }, pgbouncer: { adminUrlEnv: "PGB_ADMIN", timeoutMs: 2_000 } } },
 			databases: { get: () => db },
 			secret: (name) => secrets.get(name),
@@ -57,7 +57,7 @@ describe("health checks against real PostgreSQL and PgBouncer", () => {
 
 	it("holds no more connections than its pool allows under 50 parallel checks", async () => {
 		const db = createDatabase({ url: postgres.opsbotUrl, maxConnections: 2, statementTimeoutMs: 5_000, applicationName: "opsbot-bounded", log: silent });
-		const service = createHealthService({
+		const service = healthService({
 			environments: { local: { http: [], postgres: { urlEnv: "DB", timeoutMs: 10_000, maxConnections: 2 } } },
 			databases: { get: () => db },
 			secret: () => undefined,

@@ -2,8 +2,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
-import { createHealthService } from "../../src/services/health.ts";
 import type { EnvironmentConfig } from "../../src/config.ts";
+import { healthService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 const noDatabases = { get: () => undefined };
@@ -67,7 +67,7 @@ describe("health service over HTTP", () => {
 	});
 
 	it("reports each endpoint in plain words: ok, wrong status, refused, no answer", async () => {
-		const service = createHealthService({
+		const service = healthService({
 			environments: {
 				production: environment({
 					http: [http("backend", `${ok.url}/api/health`), http("broken", failing.url), http("gone", refusedUrl), http("stuck", hanging.url, 300)],
@@ -88,7 +88,7 @@ describe("health service over HTTP", () => {
 	});
 
 	it("runs checks in parallel: four hanging services cost one timeout, not four", async () => {
-		const service = createHealthService({
+		const service = healthService({
 			environments: { slow: environment({ http: [1, 2, 3, 4].map((i) => http(`stuck-${i}`, `${hanging.url}/${i}`, 800)) }) },
 			databases: noDatabases,
 			secret: () => undefined,
@@ -103,7 +103,7 @@ describe("health service over HTTP", () => {
 	});
 
 	it("leaves no connection open after a check gives up on a hanging server", async () => {
-		const service = createHealthService({
+		const service = healthService({
 			environments: { slow: environment({ http: [http("stuck", hanging.url, 200)] }) },
 			databases: noDatabases,
 			secret: () => undefined,
@@ -118,7 +118,7 @@ describe("health service over HTTP", () => {
 	});
 
 	it("reads Loki's and AlertManager's readiness, with Loki's reason when not ready", async () => {
-		const service = createHealthService({
+		const service = healthService({
 			environments: {
 				up: environment({ loki: { url: ok.url, timeoutMs: 1_000, serviceLabel: "service" }, alertmanager: { url: ok.url, timeoutMs: 1_000 } }),
 				down: environment({ loki: { url: failing.url, timeoutMs: 1_000, serviceLabel: "service" }, alertmanager: { url: refusedUrl, timeoutMs: 1_000 } }),

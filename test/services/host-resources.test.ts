@@ -2,10 +2,11 @@ import { readFileSync, statfsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { OpsFileSchema, type EnvironmentConfig, type HostCheckConfig } from "../../src/config.ts";
-import { createHealthService, type CheckResult } from "../../src/services/health.ts";
+import { type CheckResult } from "../../src/services/health.ts";
 import { mountTmpfs, startNodeExporter, type TestMount, type TestNodeExporter } from "../support/node-exporter.ts";
 import { freePort } from "../support/proc.ts";
 import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
+import { healthService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 const MiB = 1024 * 1024;
@@ -25,7 +26,7 @@ describe("host resources from a real node-exporter scraped by a real Prometheus"
 
 	function check(hosts: Record<string, unknown>[], prometheusUrl = prometheus.url) {
 		const environment: EnvironmentConfig = { http: [], prometheus: { url: prometheusUrl, timeoutMs: 3_000 }, hosts: hosts.map(hostConfig) };
-		const service = createHealthService({ environments: { production: environment }, databases: { get: () => undefined }, secret: () => undefined, log: silent });
+		const service = healthService({ environments: { production: environment }, databases: { get: () => undefined }, secret: () => undefined, log: silent });
 		return async () => (await service.check("production")).checks.filter((c) => c.kind === "host");
 	}
 

@@ -4,9 +4,10 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OpsFileSchema } from "../../src/config.ts";
 import { LokiError } from "../../src/services/loki.ts";
-import { compareEntries, createLogsService, entryId, isUnavailable, pageExactly, type LogEntry, type LogSearchRequest, type LogsService, type PageFetch } from "../../src/services/logs.ts";
+import { compareEntries, entryId, isUnavailable, pageExactly, type LogEntry, type LogSearchRequest, type LogsService, type PageFetch } from "../../src/services/logs.ts";
 import { startLokiDouble, type LokiDouble } from "../loki-double/index.ts";
 import { freePort } from "../support/proc.ts";
+import { logsService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 
@@ -35,7 +36,7 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 				down: { loki: { url: closed, tenant: "team-a" } },
 			},
 		});
-		service = createLogsService({ environments: ops.environments, secret: () => undefined, maxRangeHours: 24, log: silent });
+		service = logsService({ environments: ops.environments, secret: () => undefined, maxRangeHours: 24, log: silent });
 	});
 	afterAll(async () => {
 		halfAnswer?.closeAllConnections();

@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { logsReport, logsToText, searchLogs } from "../../src/commands/logs.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { LokiError, MetricQueryError } from "../../src/services/loki.ts";
-import { compareEntries, createLogsService, entryId, type LogCursor, type LogEntry, type LogSearchRequest, type LogsService } from "../../src/services/logs.ts";
+import { compareEntries, entryId, type LogCursor, type LogEntry, type LogSearchRequest, type LogsService } from "../../src/services/logs.ts";
 import { lineMatches } from "../../src/services/logql.ts";
 import { freshTenant, startLoki, type PushEntry, type TestLoki } from "../support/loki.ts";
+import { logsService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 const NS_PER_SECOND = 1_000_000_000n;
@@ -41,7 +42,7 @@ describe("/logs against a real Loki 2.9.13", () => {
 			environments: { ...Object.fromEntries(Object.entries(tenants).map(([k, t]) => [k, env(t)])), wrongtenant: env("team-that-does-not-exist") },
 			logs: { maxRangeHours: 24 },
 		});
-		service = createLogsService({ environments: ops.environments, secret: () => undefined, maxRangeHours: 24, log: silent });
+		service = logsService({ environments: ops.environments, secret: () => undefined, maxRangeHours: 24, log: silent });
 
 		// Five lines at one nanosecond (defect 1).
 		const tie = now - 5n * NS_PER_MINUTE;

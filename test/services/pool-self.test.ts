@@ -2,12 +2,12 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { poolReport } from "../../src/commands/pool.ts";
 import { reportToText } from "../../src/render/report.ts";
-import { createHealthService } from "../../src/services/health.ts";
 import { createPoolService, type PoolSnapshot } from "../../src/services/pool.ts";
 import { createDatabase } from "../../src/services/postgres.ts";
 import { openConnections } from "../support/db.ts";
 import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
 import { startPostgres, type TestPostgres } from "../support/postgres.ts";
+import { healthService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 const thresholds = { warnPercent: 70, criticalPercent: 90, idleMinutes: 60 };
@@ -57,7 +57,7 @@ describe("/pool and /health leave opsbot's own connections out of the figures (r
 	it("with no other client, /health reports no connection used and no client waiting", async () => {
 		const db = createDatabase({ url: bouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });
 		const secrets = new Map([["PGB", bouncer.statsUrl]]);
-		const health = createHealthService({
+		const health = healthService({
 			environments: { local: { http: [], postgres: { urlEnv: "DB", timeoutMs: 3_000, maxConnections: 2 }, pgbouncer: { adminUrlEnv: "PGB", timeoutMs: 3_000 } } },
 			databases: { get: () => db },
 			secret: (name) => secrets.get(name),
