@@ -172,7 +172,7 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 	}
 	// Logs go to stderr so --json output stays parseable.
 	const log = createLogger({ level: config.env.LOG_LEVEL === "info" ? "warn" : config.env.LOG_LEVEL, pretty: false }, process.stderr);
-	const { ctx, close } = createContext(config, log);
+	const { ctx, close } = await createContext(config, log, { withAlertStore: false });
 	try {
 		const result = await command.run(ctx, parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
 		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${result.text ?? reportToText(result.report)}\n`);

@@ -3,7 +3,8 @@ import { createAccessPolicy, type AccessPolicy } from "./discord/access.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { join } from "node:path";
-import type { AlertStore } from "./alerts/store.ts";
+import { openPostgresAlertStore } from "./alerts/pg-store.ts";
+import { openAlertStore, type AlertStore } from "./alerts/store.ts";
 import type { PendingStore } from "./discord/pending.ts";
 import type { AuditQueryState } from "./services/audit.ts";
 import type { LogsQueryState } from "./commands/logs.ts";
@@ -26,10 +27,14 @@ export type Confirmation =
 	| { kind: "pool.terminate"; environment: string; candidates: readonly TerminationCandidate[]; minutes: number }
 	| { kind: "alert.restart"; environment: string; container: string; groupId: string; episode: number };
 
-/** The alert relay's state for buttons; filled in when the relay starts (after the context exists). */
+/** The alert relay's state, for its buttons. */
 export interface AlertState {
-	store: AlertStore | undefined;
-	kick: (() => void) | undefined;
+	/** The groups opsbot holds; undefined when `alerts` is not configured (or the caller did not ask for it). */
+	readonly store: AlertStore | undefined;
+	/** Wakes alert delivery after a press changed a group, so its message is re-rendered now rather than at the next poll. */
+	wake(): void;
+	/** How delivery, started after the context, hears wake(). */
+	onWake(listener: () => void): void;
 	/** Restarts per environment/container: one at a time, and a cooldown after each (across replicas with STATE_DATABASE_URL). */
 	readonly restarts: RestartLock;
 }
@@ -71,11 +76,13 @@ export interface AppContext {
 }
 
 /**
- * Builds the context. Nothing connects here: pools open lazily on first use. With STATE_DATABASE_URL
- * the state buttons depend on (confirmations, paging, restart lock, action log) lives in opsbot's own
- * PostgreSQL, shared by replicas; without it, in SQLite and a file under stateDir.
+ * Builds the context, complete: nothing is filled in later. Pools to the team's databases open lazily
+ * on first use. With STATE_DATABASE_URL the state buttons depend on (confirmations, paging, restart
+ * lock, action log, alert groups) lives in opsbot's own PostgreSQL, shared by replicas; without it,
+ * in SQLite and a file under stateDir. The alert store is opened when `alerts` is configured, unless
+ * `withAlertStore` is false (CLI commands that do not read it).
  */
-export function createContext(config: Config, log: Logger): { ctx: AppContext; close: () => Promise<void> } {
+export async function createContext(config: Config, log: Logger, options: { withAlertStore?: boolean } = {}): Promise<{ ctx: AppContext; close: () => Promise<void> }> {
 	const environments = config.ops.environments;
 	const secret = (name: string) => config.secrets.get(name);
 	const databases = createDatabaseRegistry((environment) => {
@@ -92,6 +99,8 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 		? { pending: (kind, ttlMs) => createPostgresPendingStore(stateDb, kind, ttlMs), restarts: createPostgresRestartLock(stateDb) }
 		: (stateFile = openStateFile(join(config.ops.stateDir, "state.sqlite")));
 	const pending = <T>(kind: string, ttlMs: number): PendingStore<T> => shared.pending<T>(kind, ttlMs);
+	const alertStore = config.ops.alerts && options.withAlertStore !== false ? await openAlertStoreFor(config, log) : undefined;
+	const wakeListeners: (() => void)[] = [];
 	const ssh = createSshService({ environments, secret });
 	const prometheus = createPrometheusService(environments);
 	const services: Services = {
@@ -116,16 +125,28 @@ export function createContext(config: Config, log: Logger): { ctx: AppContext; c
 		auditQueries: pending<AuditQueryState>("audit", 15 * 60_000),
 		logs: createLogsService({ environments, secret, ssh, maxRangeHours: config.ops.logs.maxRangeHours, log: log.child({ svc: "logs" }) }),
 		logQueries: pending<LogsQueryState>("logs", 15 * 60_000),
-		alertState: { store: undefined, kick: undefined, restarts: shared.restarts },
+		alertState: {
+			store: alertStore,
+			wake: () => wakeListeners.forEach((listener) => listener()),
+			onWake: (listener) => void wakeListeners.push(listener),
+			restarts: shared.restarts,
+		},
 		metrics: createMetrics(),
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };
 	return {
 		ctx,
 		close: async () => {
+			await alertStore?.close();
 			await databases.close();
 			await stateDb?.close();
 			stateFile?.close();
 		},
 	};
+}
+
+/** Embedded by default; PostgreSQL (opsbot's own database) when replicas must share the state. */
+async function openAlertStoreFor(config: Config, log: Logger): Promise<AlertStore> {
+	const stateUrl = config.env.STATE_DATABASE_URL;
+	return stateUrl ? openPostgresAlertStore(stateUrl, log.child({ svc: "state" })) : openAlertStore(join(config.ops.stateDir, "alerts.sqlite"));
 }

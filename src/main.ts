@@ -1,6 +1,5 @@
 import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
-import type { AlertRelay } from "./alerts/relay.ts";
-import type { GatewayLease } from "./state/gateway-lease.ts";
+import type { Bot } from "./bot.ts";
 
 /**
  * Most V8's young generation (both semi-spaces) may take. V8 grows it whenever much of it survives a
@@ -31,20 +30,9 @@ function boundYoungGeneration(): void {
 // would otherwise grow the space in one go, before any steering could run.
 setFlagsFromString("--semi-space-growth-factor=1");
 
-/** Composition root: config -> context -> Discord client; SIGTERM/SIGINT -> drain, close, exit. */
+/** Reads the config, starts the bot (src/bot.ts), and stops it on SIGTERM/SIGINT: drain, close, exit. */
 async function main(): Promise<void> {
-	const [{ startAlertRelay }, { COMMANDS, COMPONENTS }, { ConfigError, loadConfig }, { createContext }, { createDiscordClient }, { instrumentDiscord }, { createRouter }, { loadDotEnv }, { createLogger }, { startGatewayLease }] = await Promise.all([
-		import("./alerts/relay.ts"),
-		import("./commands/index.ts"),
-		import("./config.ts"),
-		import("./context.ts"),
-		import("./discord/client.ts"),
-		import("./discord/instrument.ts"),
-		import("./discord/router.ts"),
-		import("./env-file.ts"),
-		import("./log.ts"),
-		import("./state/gateway-lease.ts"),
-	]);
+	const [{ startBot }, { ConfigError, loadConfig }, { loadDotEnv }, { createLogger }] = await Promise.all([import("./bot.ts"), import("./config.ts"), import("./env-file.ts"), import("./log.ts")]);
 	boundYoungGeneration();
 	loadDotEnv();
 	let config;
@@ -58,56 +46,21 @@ async function main(): Promise<void> {
 		throw err;
 	}
 	const log = createLogger({ level: config.env.LOG_LEVEL, pretty: config.env.LOG_PRETTY });
-	const { ctx, close } = createContext(config, log);
-	const router = createRouter(COMMANDS, COMPONENTS, ctx);
-	const client = createDiscordClient({ ...(config.env.DISCORD_API_URL ? { apiUrl: config.env.DISCORD_API_URL } : {}), router, log });
-	instrumentDiscord(client, ctx.services.metrics);
-
-	let relay: AlertRelay | undefined;
-	let lease: GatewayLease | undefined;
+	let bot: Bot | undefined;
 	let stopping = false;
 	const shutdown = async (signal: string, code = 0) => {
 		if (stopping) return;
 		stopping = true;
 		log.info({ signal }, "shutting down: finishing replies in flight");
 		const forceExit = setTimeout(() => process.exit(1), 15_000).unref();
-		await relay?.close(); // stop taking webhooks first; the outbox keeps the rest for the next start
-		await router.drain();
-		await client.destroy();
-		await lease?.stop(); // after the gateway is closed, so the next holder never overlaps this one
-		await close();
+		await bot?.stop();
 		clearTimeout(forceExit);
 		log.info("stopped");
 		process.exit(code);
 	};
 	process.on("SIGTERM", () => void shutdown("SIGTERM"));
 	process.on("SIGINT", () => void shutdown("SIGINT"));
-
-	const stateUrl = config.env.STATE_DATABASE_URL;
-	if (stateUrl) {
-		// Replicas: only the lease holder opens the gateway (so each interaction reaches one of them);
-		// every replica sends through REST, delivering alerts from the shared outbox.
-		client.rest.setToken(config.env.DISCORD_TOKEN ?? ""); // required in "bot" mode: loadConfig refused to start without it
-		lease = startGatewayLease({
-			url: stateUrl,
-			log: log.child({ svc: "gateway-lease" }),
-			onAcquired: () => {
-				client.login(config.env.DISCORD_TOKEN).catch((err: unknown) => {
-					log.error({ err }, "could not log in to the Discord gateway");
-					void shutdown("login failed", 1);
-				});
-			},
-			// Without its connection this replica cannot tell whether another took the lease: it leaves the gateway at once.
-			onLost: (err) => {
-				log.error({ err }, "lost the Discord gateway lease");
-				void shutdown("gateway lease lost", 1);
-			},
-		});
-	} else {
-		await client.login(config.env.DISCORD_TOKEN);
-	}
-	// A replica without the lease is a standby, ready to take webhooks; with the lease, it is ready once connected.
-	relay = await startAlertRelay(config, client, log, ctx.services, { standby: () => lease !== undefined && !lease.held() });
+	bot = await startBot(config, log, (reason) => void shutdown(reason, 1));
 }
 
 main().catch((err: unknown) => {

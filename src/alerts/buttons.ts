@@ -11,15 +11,20 @@ import { ServiceUnavailableError } from "../services/http.ts";
 import { SshHostKeyError } from "../services/ssh.ts";
 import { alertEnvironment, restartableContainer } from "./actions.ts";
 import { SILENCE_CHOICES } from "./render.ts";
-import type { GroupState } from "./store.ts";
+import type { AlertStore, GroupState } from "./store.ts";
 
 const MAX_SILENCE_HOURS = 24 * 14;
 
-/** The group a press refers to (its customId's first argument); a stale or forged id is refused. */
-async function pressedGroup(id: CustomId, ctx: HandlerContext): Promise<GroupState> {
+/** The alert store; a press reaching an opsbot without `alerts` configured is told so. */
+function alertStore(ctx: HandlerContext): AlertStore {
 	const store = ctx.services.alertState.store;
 	if (!store) throw new UserFacingError("The alert relay is not running in this opsbot.");
-	const group = /^[0-9a-f]{32}$/.test(id.args[0] ?? "") ? await store.group(id.args[0]!) : undefined;
+	return store;
+}
+
+/** The group a press refers to (its customId's first argument); a stale or forged id is refused. */
+async function pressedGroup(id: CustomId, ctx: HandlerContext): Promise<GroupState> {
+	const group = /^[0-9a-f]{32}$/.test(id.args[0] ?? "") ? await alertStore(ctx).group(id.args[0]!) : undefined;
 	if (!group) throw new PressRefusedError("This alert is not known to opsbot (any more).", { reason: "unknown alert group", target: String(id.args[0] ?? "?") });
 	return group;
 }
@@ -75,9 +80,9 @@ async function silence(interaction: ComponentInteraction, ctx: HandlerContext, g
 		if (err instanceof ServiceUnavailableError) await recordAction(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
 		throw unavailable(err, "nothing was silenced");
 	}
-	await ctx.services.alertState.store!.setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
+	await alertStore(ctx).setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
 	await recordAction(ctx, "alert.silence", group.groupId, "ok", { silenceId: id, hours, matchers: matchers.length });
-	ctx.services.alertState.kick?.();
+	ctx.services.alertState.wake();
 	await interaction.followUp({ content: `🔕 Silenced until <t:${Math.floor(until.getTime() / 1000)}:f> (silence ${inlineCode(id)}).`, flags: 64 });
 }
 
@@ -89,9 +94,9 @@ export const alertAck: ComponentHandler<GroupState> = {
 	defer: "update",
 	parse: liveGroup("nothing was acknowledged"),
 	async run(interaction, group, ctx) {
-		await ctx.services.alertState.store!.setAck(group.groupId, { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() });
+		await alertStore(ctx).setAck(group.groupId, { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() });
 		await recordAction(ctx, "alert.ack", group.groupId, "ok");
-		ctx.services.alertState.kick?.();
+		ctx.services.alertState.wake();
 	},
 };
 
@@ -103,9 +108,9 @@ export const alertUnack: ComponentHandler<GroupState> = {
 	defer: "update",
 	parse: liveGroup("nothing was changed"),
 	async run(interaction, group, ctx) {
-		await ctx.services.alertState.store!.setAck(group.groupId, null);
+		await alertStore(ctx).setAck(group.groupId, null);
 		await recordAction(ctx, "alert.unack", group.groupId, "ok");
-		ctx.services.alertState.kick?.();
+		ctx.services.alertState.wake();
 	},
 };
 
@@ -168,9 +173,9 @@ export const alertUnsilence: ComponentHandler<GroupState> = {
 		const outcome = await alertmanager.expireSilence(group.silence.id).catch((err: unknown) => {
 			throw unavailable(err, "the silence was not expired");
 		});
-		await ctx.services.alertState.store!.setSilence(group.groupId, null);
+		await alertStore(ctx).setSilence(group.groupId, null);
 		await recordAction(ctx, "alert.unsilence", group.groupId, outcome === "expired" ? "ok" : "already gone", { silenceId: group.silence.id });
-		ctx.services.alertState.kick?.();
+		ctx.services.alertState.wake();
 		await interaction.followUp({ content: "🔔 Silence expired.", flags: 64 });
 	},
 };
@@ -220,7 +225,7 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 		if (value.kind !== "alert.restart") throw new PressRefusedError(CONFIRMATION_GONE, { reason: "unknown confirmation", target: "?" });
 		const { environment, container, groupId, episode } = value;
 		// The alert may have resolved, or fired again as a new episode, while the confirmation was open.
-		const group = await ctx.services.alertState.store?.group(groupId);
+		const group = await alertStore(ctx).group(groupId);
 		if (!group || group.status === "resolved" || group.episode !== episode) {
 			const reason = !group ? "unknown alert group" : group.status === "resolved" ? "alert resolved" : "earlier episode";
 			throw new PressRefusedError(group?.status === "resolved" ? "This alert is resolved; nothing was restarted." : "This alert has changed since the confirmation was shown; nothing was restarted. Press Restart on the alert's newest message again.", { reason, target: `${environment}/${container}`, details: { groupId } });
@@ -248,8 +253,8 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 			const result = await ctx.services.ssh.run(environment, ["docker", "restart", container], { timeoutMs: 120_000, maxBytes: 64 * 1024 });
 			const ok = result.code === 0;
 			await recordAction(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId });
-			await ctx.services.alertState.store?.setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok });
-			ctx.services.alertState.kick?.();
+			await alertStore(ctx).setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok });
+			ctx.services.alertState.wake();
 			await interaction.editReply({ content: ok ? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.` : `Restart of ${inlineCode(container)} failed (exit ${result.code}): ${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`, components: [] });
 		} catch (err) {
 			if (err instanceof SshHostKeyError) {

@@ -69,7 +69,7 @@ export function restSender(rest: REST): DiscordSender {
 /** The running delivery workers. */
 export interface Delivery {
 	/** Wakes the workers now (after accept) instead of at the next poll. */
-	kick(): void;
+	wake(): void;
 	/** Resolves when nothing is due, no channel is being worked on and no storm is still open. */
 	drained(): Promise<void>;
 	stop(): Promise<void>;
@@ -152,7 +152,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	let stormChannels: Set<string> | undefined;
 	let stopped = false;
 	let waiters: (() => void)[] = [];
-	// Idle storm workers wake on kick() and stop(); waits for the budget only on stop().
+	// Idle storm workers wake up on wake() and stop(); waits for the budget only on stop().
 	const idlers = new Set<() => void>();
 	const pauses = new Set<() => void>();
 
@@ -423,7 +423,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 
 	const timer = setInterval(() => void tick(), deps.pollMs ?? 250);
 	return {
-		kick() {
+		wake() {
 			for (const wake of [...idlers]) wake();
 			setImmediate(() => void tick());
 		},

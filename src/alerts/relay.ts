@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import type { Client } from "discord.js";
 import type { Config } from "../config.ts";
 import type { Services } from "../context.ts";
@@ -8,9 +7,8 @@ import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
 import { restSender, startDelivery, type Delivery, type DiscordSender } from "./delivery.ts";
 import { authorized, createReceiver } from "./receiver.ts";
-import { openPostgresAlertStore } from "./pg-store.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
-import { openAlertStore, type AlertStore } from "./store.ts";
+import type { AlertStore } from "./store.ts";
 
 /** The running alert relay: receiver, store and delivery. */
 export interface AlertRelay {
@@ -25,24 +23,23 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 	const alerts = config.ops.alerts;
 	if (!alerts) return undefined;
 	const { alertState, metrics } = services;
-	// Embedded by default; PostgreSQL (opsbot's own database) when replicas must share the state.
-	const store = config.env.STATE_DATABASE_URL ? await openPostgresAlertStore(config.env.STATE_DATABASE_URL, log.child({ svc: "state" })) : openAlertStore(join(config.ops.stateDir, "alerts.sqlite"));
+	const store = alertState.store;
+	if (!store) throw new Error("the context was built without the alert store");
 	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(config.ops, services.prometheus), actions: (item) => alertActions(config.ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }) });
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
 		store,
 		log: log.child({ svc: "alert-receiver" }),
-		onQueued: () => delivery.kick(),
+		onQueued: () => delivery.wake(),
 		discordState: () => (client.isReady() ? "connected" : options.standby?.() ? "standby" : "not connected"),
 	});
 	serveMetrics(receiver, metrics, store, { requireAuth: alerts.metrics.requireAuth, auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH } });
-	const silenceWatch = startSilenceWatch({ store, ops: config.ops, alertmanager: services.alertmanager, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.kick(), intervalMs: alerts.silenceWatch.intervalSeconds * 1_000, settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000 });
-	alertState.store = store;
-	alertState.kick = () => delivery.kick();
+	const silenceWatch = startSilenceWatch({ store, ops: config.ops, alertmanager: services.alertmanager, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.wake(), intervalMs: alerts.silenceWatch.intervalSeconds * 1_000, settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000 });
+	alertState.onWake(() => delivery.wake());
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");
-	delivery.kick();
+	delivery.wake();
 	return {
 		url: address,
 		store,
@@ -50,8 +47,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		async close() {
 			await receiver.close();
 			await silenceWatch.stop();
-			await delivery.stop();
-			await store.close();
+			await delivery.stop(); // the store is the context's: it closes with it
 		},
 	};
 }

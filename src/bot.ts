@@ -1,0 +1,68 @@
+import type { Config } from "./config.ts";
+import { startAlertRelay, type AlertRelay } from "./alerts/relay.ts";
+import { COMMANDS, COMPONENTS } from "./commands/index.ts";
+import { createContext, type AppContext } from "./context.ts";
+import { createDiscordClient } from "./discord/client.ts";
+import { instrumentDiscord } from "./discord/instrument.ts";
+import { createRouter } from "./discord/router.ts";
+import type { Logger } from "./log.ts";
+import { startGatewayLease, type GatewayLease } from "./state/gateway-lease.ts";
+
+/** A running opsbot: what `npm start` runs, minus reading the config and the process's signals. */
+export interface Bot {
+	readonly ctx: AppContext;
+	/** The alert relay, when `alerts` is configured. */
+	readonly relay: AlertRelay | undefined;
+	/** Stops taking webhooks, finishes replies in flight, leaves the gateway, closes every connection. */
+	stop(): Promise<void>;
+}
+
+/**
+ * The composition root: config -> context -> router -> Discord client (through the gateway lease
+ * with STATE_DATABASE_URL) -> alert relay. `onFatal` is called when the bot cannot go on (login
+ * failed, gateway lease lost); the caller stops it and exits non-zero.
+ */
+export async function startBot(config: Config, log: Logger, onFatal: (reason: string) => void): Promise<Bot> {
+	const { ctx, close } = await createContext(config, log);
+	const router = createRouter(COMMANDS, COMPONENTS, ctx);
+	const client = createDiscordClient({ ...(config.env.DISCORD_API_URL ? { apiUrl: config.env.DISCORD_API_URL } : {}), router, log });
+	instrumentDiscord(client, ctx.services.metrics);
+
+	let lease: GatewayLease | undefined;
+	const stateUrl = config.env.STATE_DATABASE_URL;
+	if (stateUrl) {
+		// Replicas: only the lease holder opens the gateway (so each interaction reaches one of them);
+		// every replica sends through REST, delivering alerts from the shared outbox.
+		client.rest.setToken(config.env.DISCORD_TOKEN ?? ""); // required in "bot" mode: loadConfig refused to start without it
+		lease = startGatewayLease({
+			url: stateUrl,
+			log: log.child({ svc: "gateway-lease" }),
+			onAcquired: () => {
+				client.login(config.env.DISCORD_TOKEN).catch((err: unknown) => {
+					log.error({ err }, "could not log in to the Discord gateway");
+					onFatal("login failed");
+				});
+			},
+			// Without its connection this replica cannot tell whether another took the lease: it leaves the gateway at once.
+			onLost: (err) => {
+				log.error({ err }, "lost the Discord gateway lease");
+				onFatal("gateway lease lost");
+			},
+		});
+	} else {
+		await client.login(config.env.DISCORD_TOKEN);
+	}
+	// A replica without the lease is a standby, ready to take webhooks; with the lease, it is ready once connected.
+	const relay = await startAlertRelay(config, client, log, ctx.services, { standby: () => lease !== undefined && !lease.held() });
+	return {
+		ctx,
+		relay,
+		async stop() {
+			await relay?.close(); // stop taking webhooks first; the outbox keeps the rest for the next start
+			await router.drain();
+			await client.destroy();
+			await lease?.stop(); // after the gateway is closed, so the next holder never overlaps this one
+			await close();
+		},
+	};
+}
