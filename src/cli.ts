@@ -12,13 +12,12 @@ import { UserFacingError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { reportToText, type Level, type Report } from "./render/report.ts";
 import { auditFilters } from "./services/audit.ts";
-import { isUnavailable } from "./services/logs.ts";
 
 /**
  * Exit codes usable from cron and CI (sysexits.h for the failures): 0 healthy or done, 1 degraded,
  * 2 down; 64 usage (bad arguments, or a request the service refused), 69 unavailable (a service the
- * command needs did not answer: Loki down or too slow, an SSH host timing out), 70 internal failure,
- * 78 config. The README lists them.
+ * command needs did not answer: UserFacingError.unavailable, e.g. Loki, PostgreSQL or an SSH host
+ * down or too slow), 70 internal failure, 78 config. The README lists them.
  */
 export const EXIT: Record<Level, number> & { usage: number; unavailable: number; config: number; failure: number } = { ok: 0, warn: 1, critical: 2, usage: 64, unavailable: 69, config: 78, failure: 70 };
 
@@ -180,7 +179,7 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 	} catch (err) {
 		if (err instanceof UserFacingError) {
 			io.err(`${err.message}\n`);
-			return isUnavailable(err) ? EXIT.unavailable : EXIT.usage;
+			return err.unavailable ? EXIT.unavailable : EXIT.usage;
 		}
 		log.error({ err }, "cli command failed");
 		io.err(`failed: ${err instanceof Error ? err.message : String(err)}\n`);

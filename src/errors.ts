@@ -1,8 +1,11 @@
 /** An expected failure the user can fix; its message is shown as written (it must hold no secrets). */
 export class UserFacingError extends Error {
-	constructor(message: string, options?: ErrorOptions) {
+	/** True when a service the request needs did not answer (down, unreachable, too slow), as opposed to refusing the request; the CLI exits 69 for it. */
+	readonly unavailable: boolean;
+	constructor(message: string, options?: ErrorOptions & { unavailable?: boolean }) {
 		super(message, options);
 		this.name = "UserFacingError";
+		this.unavailable = options?.unavailable ?? false;
 	}
 }
 

@@ -19,7 +19,7 @@ export function environmentChoices(ops: Pick<OpsFile, "environments">, typed: st
 
 /**
  * Resolves the environment a command names (or the default) and checks it has what the command
- * needs; the one place that words "unknown environment" and "not configured there".
+ * needs, before any service runs. Services check again for their own callers (the CLI) in the same words.
  */
 export function requireEnvironment(ops: Pick<OpsFile, "environments" | "defaultEnvironment">, requested: string | null | undefined, needs?: "postgres"): string {
 	const environment = requested ?? defaultEnvironment(ops as OpsFile);

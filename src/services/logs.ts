@@ -4,7 +4,7 @@ import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { LOKI_DEFAULT_MAX_ENTRIES, LokiError, labelValues, queryRange, type LogLine, type LokiTarget } from "./loki.ts";
 import { buildLogQuery, checkQuerySize, lineMatches, type LogLevel } from "./logql.ts";
-import { SshUnavailableError, type SshService } from "./ssh.ts";
+import type { SshService } from "./ssh.ts";
 
 /**
  * A position between log lines. Lines are ordered by time, then by `id` (a hash of stream labels,
@@ -284,10 +284,6 @@ export function createLogsService(deps: LogsDeps): LogsService {
 	};
 }
 
-/** True for errors that mean a service did not answer (Loki down or slow, SSH timeout), as opposed to a request it refused. */
-export function isUnavailable(err: unknown): boolean {
-	return (err instanceof LokiError && err.unavailable) || err instanceof SshUnavailableError;
-}
 
 function newestFirst(entries: LogEntry[]): LogEntry[] {
 	return [...entries].sort((a, b) => compareEntries(b, a));

@@ -34,15 +34,13 @@ const ValuesAnswer = z.object({ status: z.literal("success"), data: z.array(z.st
 export class LokiError extends UserFacingError {
 	/** The HTTP status, or 0 when no answer came. */
 	readonly status: number;
-	/** True when Loki could not serve the request (down, slow, overloaded, broken), as opposed to refusing it. */
-	readonly unavailable: boolean;
 	/** Loki's own `max_entries_limit_per_query`, when this error says it was exceeded. */
 	readonly maxEntries: number | undefined;
 	constructor(status: number, message: string, options: { unavailable?: boolean; maxEntries?: number; cause?: unknown } = {}) {
-		super(message, options.cause === undefined ? undefined : { cause: options.cause });
+		// unavailable: Loki could not serve the request (down, slow, overloaded, broken), as opposed to refusing it.
+		super(message, { unavailable: options.unavailable ?? false, ...(options.cause === undefined ? {} : { cause: options.cause }) });
 		this.name = "LokiError";
 		this.status = status;
-		this.unavailable = options.unavailable ?? false;
 		this.maxEntries = options.maxEntries;
 	}
 }

@@ -158,10 +158,10 @@ export function pgUserFacingError(err: unknown, environment: string, timeoutMs?:
 	if (code === "3D000") return new UserFacingError(`The PostgreSQL of ${environment} has no such database. An admin should check the database name in opsbot's database URL.`, { cause: err });
 	if (code === "53300") return new UserFacingError(`The PostgreSQL of ${environment} refused opsbot's connection: too many connections (max_connections reached). See /pool ${environment}.`, { cause: err });
 	if (code === "57014" || described === "timed out") {
-		return new UserFacingError(`The PostgreSQL of ${environment} did not answer${within} (${code === "57014" ? "statement_timeout" : "timed out"}): it may be overloaded or the table locked. Try again in a moment; /health ${environment} shows whether it is up.`, { cause: err });
+		return new UserFacingError(`The PostgreSQL of ${environment} did not answer${within} (${code === "57014" ? "statement_timeout" : "timed out"}): it may be overloaded or the table locked. Try again in a moment; /health ${environment} shows whether it is up.`, { cause: err, unavailable: true });
 	}
 	if (UNREACHABLE.has(code) || described === "connection terminated") {
-		return new UserFacingError(`The PostgreSQL of ${environment} is not reachable (${described}). Check /health ${environment} and try again once it is back.`, { cause: err });
+		return new UserFacingError(`The PostgreSQL of ${environment} is not reachable (${described}). Check /health ${environment} and try again once it is back.`, { cause: err, unavailable: true });
 	}
 	return undefined;
 }

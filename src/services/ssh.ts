@@ -171,9 +171,8 @@ export class SshHostKeyError extends UserFacingError {
 
 /** The SSH host did not answer in time (down, unreachable or slow); the request itself may be fine. */
 export class SshUnavailableError extends UserFacingError {
-	readonly unavailable = true;
 	constructor(message: string, options?: ErrorOptions) {
-		super(message, options);
+		super(message, { ...options, unavailable: true });
 		this.name = "SshUnavailableError";
 	}
 }

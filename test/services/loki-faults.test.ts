@@ -3,8 +3,9 @@ import type { AddressInfo } from "node:net";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OpsFileSchema } from "../../src/config.ts";
+import type { UserFacingError } from "../../src/errors.ts";
 import { LokiError } from "../../src/services/loki.ts";
-import { compareEntries, entryId, isUnavailable, pageExactly, type LogEntry, type LogSearchRequest, type LogsService, type PageFetch } from "../../src/services/logs.ts";
+import { compareEntries, entryId, pageExactly, type LogEntry, type LogSearchRequest, type LogsService, type PageFetch } from "../../src/services/logs.ts";
 import { startLokiDouble, type LokiDouble } from "../loki-double/index.ts";
 import { freePort } from "../support/proc.ts";
 import { logsService } from "../support/services.ts";
@@ -63,7 +64,7 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 			expect(err).toBeInstanceOf(LokiError);
 			expect(err.message).toBe("Loki did not answer within 0.5 s (`loki.timeoutMs`). Narrow the search, or check Loki with /health.");
 			expect(err.status).toBe(0);
-			expect(isUnavailable(err)).toBe(true);
+			expect((err as UserFacingError).unavailable).toBe(true);
 			expect(ms).toBeLessThan(3_000);
 		}
 	});
@@ -72,7 +73,7 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 		const { err } = await failure(service.search(request("down")));
 
 		expect(err.message).toBe("Loki is not reachable (connection refused). Check Loki with /health.");
-		expect(isUnavailable(err)).toBe(true);
+		expect((err as UserFacingError).unavailable).toBe(true);
 	});
 
 	it("explains 5xx and overload answers and counts them as Loki being unavailable", async () => {
@@ -88,7 +89,7 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 			const { err } = await failure(service.search(request("double")));
 
 			expect(err.message).toBe(message);
-			expect(isUnavailable(err)).toBe(true);
+			expect((err as UserFacingError).unavailable).toBe(true);
 		}
 	});
 
