@@ -292,6 +292,9 @@ export const EnvSchema = z.object({
 export type OpsFile = z.infer<typeof OpsFileSchema>;
 export type EnvironmentConfig = z.infer<typeof Environment>;
 export type LokiConfig = z.infer<typeof Loki>;
+export type AlertsConfig = z.infer<typeof Alerts>;
+/** The ops file of an opsbot that relays alerts: what the alert modules read, with `alerts` present (and its defaults filled in). */
+export type AlertingOps = OpsFile & { readonly alerts: AlertsConfig };
 export type HttpCheckConfig = z.infer<typeof HttpCheck>;
 export type AuditTableConfig = z.infer<typeof AuditTable>;
 

@@ -1,5 +1,5 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, ModalBuilder, TextInputBuilder, TextInputStyle } from "discord.js";
-import { findEnvironment } from "../config.ts";
+import { findEnvironment, type AlertingOps } from "../config.ts";
 import { pendingState, rawId, recordAction, type AnyComponentHandler, type ComponentHandler, type ComponentInteraction, type HandlerContext } from "../discord/handler.ts";
 import type { Confirmation } from "../context.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
@@ -15,11 +15,20 @@ import type { AlertStore, GroupState } from "./store.ts";
 
 const MAX_SILENCE_HOURS = 24 * 14;
 
+const RELAY_NOT_RUNNING = "The alert relay is not running in this opsbot.";
+
 /** The alert store; a press reaching an opsbot without `alerts` configured is told so. */
 function alertStore(ctx: HandlerContext): AlertStore {
 	const store = ctx.services.alertState.store;
-	if (!store) throw new UserFacingError("The alert relay is not running in this opsbot.");
+	if (!store) throw new UserFacingError(RELAY_NOT_RUNNING);
 	return store;
+}
+
+/** The ops file with its `alerts` settings, which every alert button reads. */
+function alertingOps(ctx: HandlerContext): AlertingOps {
+	const { alerts } = ctx.config.ops;
+	if (!alerts) throw new UserFacingError(RELAY_NOT_RUNNING);
+	return { ...ctx.config.ops, alerts };
 }
 
 /** The group a press refers to (its customId's first argument); a stale or forged id is refused. */
@@ -48,7 +57,7 @@ function liveGroup(nothing: string): (id: CustomId, ctx: HandlerContext, interac
 }
 
 function alertmanagerOf(ctx: HandlerContext, group: GroupState): AlertManagerClient {
-	const alertmanager = ctx.services.alertmanager.forEnvironment(alertEnvironment(ctx.config.ops, group.payload).name);
+	const alertmanager = ctx.services.alertmanager.forEnvironment(alertEnvironment(alertingOps(ctx), group.payload).name);
 	if (!alertmanager) throw new UserFacingError("No AlertManager is configured for this alert's environment, so opsbot cannot silence it.");
 	return alertmanager;
 }
@@ -188,8 +197,8 @@ export const alertRestart: ComponentHandler<GroupState> = {
 	defer: "reply",
 	parse: liveGroup("nothing was restarted"),
 	async run(interaction, group, ctx) {
-		const container = restartableContainer(ctx.config.ops, group.payload);
-		const env = alertEnvironment(ctx.config.ops, group.payload);
+		const container = restartableContainer(alertingOps(ctx), group.payload);
+		const env = alertEnvironment(alertingOps(ctx), group.payload);
 		if (!container || !env.config?.ssh) {
 			await recordAction(ctx, "alert.restart", group.groupId, "refused: no allow-listed container");
 			throw new UserFacingError("This alert names no container that opsbot may restart.");
@@ -237,7 +246,7 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 		if (!ssh || !ssh.containers.includes(container)) throw new UserFacingError("That container is no longer allow-listed.");
 		const key = `${environment}/${container}`;
 		const lock = ctx.services.alertState.restarts;
-		const cooldownMs = (ctx.config.ops.alerts?.restartCooldownSeconds ?? 300) * 1000;
+		const cooldownMs = alertingOps(ctx).alerts.restartCooldownSeconds * 1000;
 		// One claim across replicas: of two confirmations pressed at once, one restarts and the other is told why not.
 		const claim = await lock.acquire(key, cooldownMs);
 		if (!claim.ok && claim.reason === "running") {
@@ -291,10 +300,10 @@ export const alertLogs: ComponentHandler<GroupState> = {
 	defer: "reply",
 	parse: pressedGroup,
 	async run(interaction, group, ctx) {
-		const env = alertEnvironment(ctx.config.ops, group.payload);
+		const env = alertEnvironment(alertingOps(ctx), group.payload);
 		const labels = { ...group.payload.alerts[0]?.labels, ...group.payload.commonLabels };
 		const serviceLabel = env.config?.loki?.serviceLabel ?? "service";
-		const service = env.config?.loki ? (labels[serviceLabel] ?? labels.service) : labels[ctx.config.ops.alerts?.containerLabel ?? "container"];
+		const service = env.config?.loki ? (labels[serviceLabel] ?? labels.service) : labels[alertingOps(ctx).alerts.containerLabel];
 		if (!service) throw new UserFacingError(`This alert has no \`${env.config?.loki ? serviceLabel : "container"}\` label to search logs by.`);
 		const started = Math.min(...group.payload.alerts.map((a) => Date.parse(a.startsAt)).filter(Number.isFinite), Date.now());
 		const end = Math.min(Date.now(), started + 30 * 60_000);

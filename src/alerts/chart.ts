@@ -1,4 +1,4 @@
-import type { OpsFile } from "../config.ts";
+import type { AlertingOps } from "../config.ts";
 import { renderChart, type LineChart } from "../render/chart.ts";
 import type { PrometheusService, RangeSeries } from "../services/prometheus.ts";
 import { alertEnvironment } from "./actions.ts";
@@ -13,7 +13,7 @@ const STEP_SECONDS = 30;
  * `alerts.environmentLabel` label, else the default environment), as a PNG; undefined without one.
  * Every series is drawn: the top 8 by latest value as lines, the rest as a min–max band.
  */
-export function alertChart(ops: OpsFile, prometheusService: Pick<PrometheusService, "forEnvironment">): (payload: WebhookPayload) => Promise<Buffer | undefined> {
+export function alertChart(ops: AlertingOps, prometheusService: Pick<PrometheusService, "forEnvironment">): (payload: WebhookPayload) => Promise<Buffer | undefined> {
 	return async (payload) => {
 		const first = payload.alerts[0];
 		const expr = first ? expressionOf(first.generatorURL) : undefined;

@@ -23,9 +23,10 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 	const alerts = config.ops.alerts;
 	if (!alerts) return undefined;
 	const { alertState, metrics } = services;
+	const ops = { ...config.ops, alerts };
 	const store = alertState.store;
 	if (!store) throw new Error("the context was built without the alert store");
-	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(config.ops, services.prometheus), actions: (item) => alertActions(config.ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }) });
+	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(ops, services.prometheus), actions: (item) => alertActions(ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }) });
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
@@ -35,7 +36,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		discordState: () => (client.isReady() ? "connected" : options.standby?.() ? "standby" : "not connected"),
 	});
 	serveMetrics(receiver, metrics, store, { requireAuth: alerts.metrics.requireAuth, auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH } });
-	const silenceWatch = startSilenceWatch({ store, ops: config.ops, alertmanager: services.alertmanager, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.wake(), intervalMs: alerts.silenceWatch.intervalSeconds * 1_000, settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000 });
+	const silenceWatch = startSilenceWatch({ store, ops, alertmanager: services.alertmanager, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.wake(), intervalMs: alerts.silenceWatch.intervalSeconds * 1_000, settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000 });
 	alertState.onWake(() => delivery.wake());
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");

@@ -1,4 +1,4 @@
-import type { OpsFile } from "../config.ts";
+import type { AlertingOps } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { AlertManagerClient, AlertManagerService } from "../services/alertmanager.ts";
 import { alertEnvironment } from "./actions.ts";
@@ -18,7 +18,7 @@ export const ALERTMANAGER_SETTLE_MS = 3 * 60_000;
 /** Dependencies and tunables of the silence watch (tests shorten the times). */
 export interface SilenceWatchDeps {
 	readonly store: AlertStore;
-	readonly ops: OpsFile;
+	readonly ops: AlertingOps;
 	readonly alertmanager: Pick<AlertManagerService, "forEnvironment">;
 	readonly log: Logger;
 	/** Called after a pass queued a re-render (wakes delivery). */

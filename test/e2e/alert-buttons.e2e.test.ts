@@ -201,7 +201,8 @@ alerts:
 		const description = (reply.embeds[0] as { description: string }).description;
 		expect(description).toContain("alert.restart");
 		expect(description).toContain("refused: role not allowed");
-		expect(description).toMatch(/adam \(200000000000000012\) → `production\/api`: ok/);
+		// Literal text is escaped for Discord, which hides the backslashes: "adam (2000…12)" on screen.
+		expect(description).toMatch(/adam \\\(200000000000000012\\\) → `production\/api`: ok/);
 	});
 
 	it("silences through AlertManager with the group's labels and the user as creator, and Unsilence expires it", async () => {

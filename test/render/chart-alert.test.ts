@@ -54,8 +54,8 @@ describe("alert chart", () => {
 	});
 
 	it("returns a PNG from the environment's Prometheus, and nothing for an expression without data", async () => {
-		const ops = OpsFileSchema.parse({ discord: { guildId: "100000000000000001" }, environments: { production: { prometheus: { url: prometheus.url } } } });
-		const chart = alertChart(ops, createPrometheusService(ops.environments));
+		const ops = OpsFileSchema.parse({ discord: { guildId: "100000000000000001" }, environments: { production: { prometheus: { url: prometheus.url } } }, alerts: { listen: { host: "127.0.0.1", port: 0 }, defaultChannel: "100000000000000002" } });
+		const chart = alertChart({ ...ops, alerts: ops.alerts! }, createPrometheusService(ops.environments));
 
 		const png = await chart(firing('sum by (code) (prometheus_http_requests_total{job="prometheus"})'));
 		const none = await chart(firing("absent_metric_for_the_chart_test"));
