@@ -24,11 +24,15 @@ export interface PendingStoreOptions {
 	readonly maxEntries?: number;
 }
 
+/** The bounds every pending store applies (memory, SQLite, PostgreSQL), each at least 1. */
+export function pendingBounds(options: Pick<PendingStoreOptions, "maxPerUser" | "maxEntries">): { maxPerUser: number; maxEntries: number } {
+	return { maxPerUser: Math.max(1, options.maxPerUser ?? 20), maxEntries: Math.max(1, options.maxEntries ?? 1_000) };
+}
+
 /** Creates a store whose entries expire after `ttlMs` (Discord confirmations: 60 s). */
 export function createPendingStore<T>(ttlMs: number, options: PendingStoreOptions = {}): PendingStore<T> {
 	const now = options.now ?? Date.now;
-	const maxPerUser = options.maxPerUser ?? 20;
-	const maxEntries = options.maxEntries ?? 1_000;
+	const { maxPerUser, maxEntries } = pendingBounds(options);
 	const entries = new Map<string, { userId: string; value: T; expiresAt: number }>();
 	// Each user's tokens, oldest first (a Set keeps insertion order).
 	const byUser = new Map<string, Set<string>>();

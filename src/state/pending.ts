@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { PendingResult, PendingStore } from "../discord/pending.ts";
+import { pendingBounds, type PendingResult, type PendingStore, type PendingStoreOptions } from "../discord/pending.ts";
 import type { StateDatabase } from "./db.ts";
 import { decodeState, encodeState } from "./json.ts";
 
@@ -9,9 +9,8 @@ import { decodeState, encodeState } from "./json.ts";
  * one confirmation is taken exactly once across replicas. Expiry uses the database's clock, so
  * replicas whose clocks differ agree. `kind` keeps stores of different value types apart.
  */
-export function createPostgresPendingStore<T>(db: StateDatabase, kind: string, ttlMs: number, options: { maxPerUser?: number; maxEntries?: number } = {}): PendingStore<T> {
-	const maxPerUser = Math.max(1, options.maxPerUser ?? 20);
-	const maxEntries = Math.max(1, options.maxEntries ?? 1_000);
+export function createPostgresPendingStore<T>(db: StateDatabase, kind: string, ttlMs: number, options: PendingStoreOptions = {}): PendingStore<T> {
+	const { maxPerUser, maxEntries } = pendingBounds(options);
 	const miss = async (token: string): Promise<PendingResult<T>> => {
 		const { rows } = await db.query<{ expired: boolean }>("SELECT expires_at <= clock_timestamp() AS expired FROM opsbot_state.pending WHERE token = $1 AND kind = $2", [token, kind]);
 		if (!rows[0]) return { ok: false, reason: "unknown" };

@@ -2,13 +2,13 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import type { PendingResult, PendingStore } from "../discord/pending.ts";
+import { pendingBounds, type PendingResult, type PendingStore, type PendingStoreOptions } from "../discord/pending.ts";
 import { decodeState, encodeState } from "./json.ts";
 import type { RestartLock } from "./restart-lock.ts";
 
 /** The embedded state file (`stateDir/state.sqlite`): what replicas keep in PostgreSQL, for one process, surviving its restart. */
 export interface StateFile {
-	pending<T>(kind: string, ttlMs: number, options?: { maxPerUser?: number; maxEntries?: number }): PendingStore<T>;
+	pending<T>(kind: string, ttlMs: number, options?: PendingStoreOptions): PendingStore<T>;
 	readonly restarts: RestartLock;
 	close(): void;
 }
@@ -38,9 +38,8 @@ export function openStateFile(path: string, now: () => number = Date.now): State
 		return ++seq;
 	};
 	return {
-		pending<T>(kind: string, ttlMs: number, options: { maxPerUser?: number; maxEntries?: number } = {}): PendingStore<T> {
-			const maxPerUser = Math.max(1, options.maxPerUser ?? 20);
-			const maxEntries = Math.max(1, options.maxEntries ?? 1_000);
+		pending<T>(kind: string, ttlMs: number, options: PendingStoreOptions = {}): PendingStore<T> {
+			const { maxPerUser, maxEntries } = pendingBounds(options);
 			const read = (token: string, userId: string): PendingResult<T> => {
 				const row = db().prepare("SELECT user_id, value, expires_at FROM pending WHERE token = ? AND kind = ?").get(token, kind) as { user_id: string; value: string; expires_at: number } | undefined;
 				if (!row) return { ok: false, reason: "unknown" };
