@@ -95,33 +95,24 @@ async function silence(interaction: ComponentInteraction, ctx: HandlerContext, g
 	await interaction.followUp({ content: `🔕 Silenced until <t:${Math.floor(until.getTime() / 1000)}:f> (silence ${inlineCode(id)}).`, flags: 64 });
 }
 
-/** Acknowledge: who and when, shown on the message; stops the critical mention on later updates. */
-export const alertAck: ComponentHandler<GroupState> = {
-	area: "alert",
-	action: "ack",
-	permission: { action: "alert.ack" },
-	defer: "update",
-	parse: liveGroup("nothing was acknowledged"),
-	async run(interaction, group, ctx) {
-		await alertStore(ctx).setAck(group.groupId, { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() });
-		await recordAction(ctx, "alert.ack", group.groupId, "ok");
-		ctx.services.alertState.wake();
-	},
-};
+/** Acknowledge (who and when, shown on the message; stops the critical mention on later updates), or take it back. */
+function ackButton(action: "ack" | "unack", nothing: string): ComponentHandler<GroupState> {
+	return {
+		area: "alert",
+		action,
+		permission: { action: "alert.ack" },
+		defer: "update",
+		parse: liveGroup(nothing),
+		async run(_interaction, group, ctx) {
+			await alertStore(ctx).setAck(group.groupId, action === "ack" ? { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() } : null);
+			await recordAction(ctx, `alert.${action}`, group.groupId, "ok");
+			ctx.services.alertState.wake();
+		},
+	};
+}
 
-/** Un-acknowledge. */
-export const alertUnack: ComponentHandler<GroupState> = {
-	area: "alert",
-	action: "unack",
-	permission: { action: "alert.ack" },
-	defer: "update",
-	parse: liveGroup("nothing was changed"),
-	async run(interaction, group, ctx) {
-		await alertStore(ctx).setAck(group.groupId, null);
-		await recordAction(ctx, "alert.unack", group.groupId, "ok");
-		ctx.services.alertState.wake();
-	},
-};
+export const alertAck = ackButton("ack", "nothing was acknowledged");
+export const alertUnack = ackButton("unack", "nothing was changed");
 
 /** Silence select: 1 h / 4 h / 24 h, or a form for a custom duration and comment. */
 export const alertSilence: ComponentHandler<GroupState> = {
