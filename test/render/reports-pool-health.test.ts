@@ -1,6 +1,7 @@
-import { describe, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { healthReport, healthSummaryReport } from "../../src/commands/health.ts";
-import { poolReport, terminationPreview, type PoolThresholds } from "../../src/commands/pool.ts";
+import { poolReport, terminationPreview, terminationResultText, type PoolThresholds } from "../../src/commands/pool.ts";
+import { textToMarkdown, textToPlain } from "../../src/render/report.ts";
 import type { PgBouncerPool } from "../../src/services/pgbouncer.ts";
 import type { CheckResult, HealthSnapshot } from "../../src/services/health.ts";
 import type { PgBouncerUsage, PoolSnapshot, PostgresUsage, Session, TerminationCandidate } from "../../src/services/pool.ts";
@@ -180,5 +181,27 @@ describe("pool and health reports in both views", () => {
 
 	it("summarises no environment at all", () => {
 		expectReportGolden("health-summary-empty", healthSummaryReport([]));
+	});
+});
+
+describe("the message after a confirmed termination", () => {
+	it("names the sessions ended and how many were left alone, marked up for Discord and exact in plain text", () => {
+		const result = { ended: [candidate(4101, "celery_worker", "198.51.100.7", 400), candidate(4102, "", "192.0.2.12", 400)], skipped: 1 };
+
+		const text = terminationResultText("staging-eu", result);
+
+		expect(textToMarkdown(text)).toBe("Ended 2 idle connections on staging\\-eu \\(1 left alone: busy again or gone\\).\npid 4101 · `celery_worker` 198.51.100.7\npid 4102 · `?` 192.0.2.12");
+		expect(textToPlain(text)).toBe("Ended 2 idle connections on staging-eu (1 left alone: busy again or gone).\npid 4101 · celery_worker 198.51.100.7\npid 4102 · ? 192.0.2.12");
+	});
+
+	it("lists the first 30 sessions and counts the rest", () => {
+		const ended = Array.from({ length: 32 }, (_, i) => candidate(5000 + i, "gunicorn", "192.0.2.10", 400));
+
+		const lines = textToPlain(terminationResultText("production", { ended, skipped: 0 })).split("\n");
+
+		expect(lines[0]).toBe("Ended 32 idle connections on production.");
+		expect(lines).toHaveLength(32);
+		expect(lines.at(-2)).toBe("pid 5029 · gunicorn 192.0.2.10");
+		expect(lines.at(-1)).toBe("… and 2 more");
 	});
 });
