@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { healthReport, healthSummaryReport } from "../../src/commands/health.ts";
-import { poolReport, terminationPreview, terminationResultText, type PoolThresholds } from "../../src/commands/pool.ts";
+import { poolReport, terminationPreview, terminationResultText } from "../../src/commands/pool.ts";
 import { textToMarkdown, textToPlain } from "../../src/render/report.ts";
 import type { PgBouncerPool } from "../../src/services/pgbouncer.ts";
 import type { CheckResult, HealthSnapshot } from "../../src/services/health.ts";
+import type { PoolThresholds } from "../../src/services/pool-diagnosis.ts";
 import type { PgBouncerUsage, PoolSnapshot, PostgresUsage, Session, TerminationCandidate } from "../../src/services/pool.ts";
 import { expectReportGolden } from "../support/golden.ts";
 
