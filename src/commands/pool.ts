@@ -1,4 +1,5 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
+import { humanDuration } from "../alerts/render.ts";
 import type { Confirmation } from "../context.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PressRefusedError } from "../errors.ts";
@@ -10,12 +11,10 @@ import { environmentChoices, environmentOption, requireEnvironment } from "./opt
 import { pendingState, rawId, recordAction, type Command, type ComponentHandler, type HandlerContext } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 
-/** "42 s", "12 min", "3 h 5 min". */
+// Idle times under a minute and a half matter here (an open transaction is worth a warning after 60 s),
+// so they are given in seconds; longer ones as everywhere else.
 function idleTime(seconds: number): string {
-	if (seconds < 90) return `${Math.round(seconds)} s`;
-	const minutes = Math.round(seconds / 60);
-	if (minutes < 90) return `${minutes} min`;
-	return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+	return seconds < 90 ? `${Math.round(seconds)} s` : humanDuration(seconds * 1_000);
 }
 
 function sessionLine(s: Session): Inline[] {
