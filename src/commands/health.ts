@@ -2,7 +2,6 @@ import { ActionRowBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } fro
 import { defaultEnvironment } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
 import { UserFacingError } from "../errors.ts";
-import { escapeMarkdown } from "../render/limits.ts";
 import { reportToEmbed, worstLevel, type Level, type Report } from "../render/report.ts";
 import type { CheckState, HealthService, HealthSnapshot } from "../services/health.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
@@ -21,11 +20,11 @@ export function healthReport(snapshot: HealthSnapshot): Report {
 		summary:
 			snapshot.checks.length === 0
 				? "No checks are configured for this environment."
-				: `${counts.ok} ok · ${counts.degraded} degraded · ${counts.down} down — ran <t:${Math.floor(snapshot.startedAt.getTime() / 1000)}:R> in ${snapshot.durationMs} ms`,
+				: [`${counts.ok} ok · ${counts.degraded} degraded · ${counts.down} down — ran `, { time: snapshot.startedAt, style: "relative" }, ` in ${snapshot.durationMs} ms`],
 		lines: snapshot.checks.map((c) => ({
 			level: STATE_LEVEL[c.state],
 			label: c.name,
-			text: `${c.kind === c.name ? "" : `${c.kind} · `}${c.latencyMs} ms — ${escapeMarkdown(c.detail)}`,
+			text: `${c.kind === c.name ? "" : `${c.kind} · `}${c.latencyMs} ms — ${c.detail}`,
 		})),
 		at: snapshot.startedAt,
 	};
@@ -40,7 +39,7 @@ export function healthSummaryReport(snapshots: readonly HealthSnapshot[]): Repor
 		return {
 			level,
 			label: s.environment,
-			text: bad.length === 0 ? `${counts.ok} / ${s.checks.length} checks ok` : escapeMarkdown(bad.join(", ")),
+			text: bad.length === 0 ? `${counts.ok} / ${s.checks.length} checks ok` : bad.join(", "),
 		};
 	});
 	const level = worstLevel(lines.map((l) => l.level));
@@ -48,7 +47,7 @@ export function healthSummaryReport(snapshots: readonly HealthSnapshot[]): Repor
 	return {
 		title: `Health of ${snapshots.length} environment${snapshots.length === 1 ? "" : "s"}`,
 		level,
-		summary: "Details of one environment: `/health env:<name>` (or `opsbot health --env <name>`).",
+		summary: ["Details of one environment: ", { code: "/health env:<name>" }, " (or ", { code: "opsbot health --env <name>" }, ")."],
 		lines,
 		...(at ? { at } : {}),
 	};

@@ -1,111 +1,60 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
-import type { OpsFile } from "../config.ts";
+import { humanDuration } from "../alerts/render.ts";
 import type { Confirmation } from "../context.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PressRefusedError } from "../errors.ts";
-import { escapeMarkdown, inlineCode } from "../render/limits.ts";
 import { renderChart } from "../render/chart.ts";
-import { reportToEmbed, type Level, type Report, type ReportField } from "../render/report.ts";
-import type { PgBouncerUsage, PoolSnapshot, PostgresUsage, Session, TerminationCandidate } from "../services/pool.ts";
+import { joinText, reportToEmbed, textToMarkdown, type Inline, type Report, type ReportField, type Text } from "../render/report.ts";
+import type { PoolSnapshot, Session, TerminationCandidate, TerminationResult } from "../services/pool.ts";
+import { diagnosePool, isBouncerUsage, isPostgresUsage, type PoolCause, type PoolThresholds } from "../services/pool-diagnosis.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import { pendingState, rawId, recordAction, type Command, type ComponentHandler, type HandlerContext } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 
-/** Thresholds from the config's `pool` section. */
-export type PoolThresholds = OpsFile["pool"];
-
-const IDLE_IN_TX_WARN_SECONDS = 60;
-
-/** "42 s", "12 min", "3 h 5 min". */
-export function formatDuration(seconds: number): string {
-	if (seconds < 90) return `${Math.round(seconds)} s`;
-	const minutes = Math.round(seconds / 60);
-	if (minutes < 90) return `${minutes} min`;
-	return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+// Idle times under a minute and a half matter here (an open transaction is worth a warning after 60 s),
+// so they are given in seconds; longer ones as everywhere else.
+function idleTime(seconds: number): string {
+	return seconds < 90 ? `${Math.round(seconds)} s` : humanDuration(seconds * 1_000);
 }
 
-function isPostgresUsage(value: PoolSnapshot["postgres"]): value is PostgresUsage {
-	return !("error" in value);
+function sessionLine(s: Session): Inline[] {
+	return [`pid ${s.pid} · `, { code: s.application || "?" }, ` ${s.clientAddr} · ${idleTime(s.stateSeconds)}`];
 }
 
-function isBouncerUsage(value: PoolSnapshot["pgbouncer"]): value is PgBouncerUsage {
-	return value !== undefined && !("error" in value);
-}
-
-/** The one-line reason for trouble, when there is an obvious one. */
-export function diagnose(snapshot: PoolSnapshot, thresholds: PoolThresholds): string | undefined {
-	const bouncer = isBouncerUsage(snapshot.pgbouncer) ? snapshot.pgbouncer : undefined;
-	const waiting = bouncer?.pools.filter((p) => p.clientsWaiting > 0) ?? [];
-	if (!isPostgresUsage(snapshot.postgres)) return undefined;
-	const pg = snapshot.postgres;
-	const clients = pg.sessions;
-	const staleIdle = clients.filter((s) => s.state === "idle" && s.stateSeconds >= thresholds.idleMinutes * 60);
-	const byApp = groupCount(staleIdle, (s) => s.application || "(no application_name)");
-	const [topApp, topCount] = [...byApp.entries()].sort((a, b) => b[1] - a[1])[0] ?? ["", 0];
-	if (topCount >= Math.max(5, pg.used * 0.2)) {
-		return `${topCount} idle connection${topCount === 1 ? "" : "s"} from app ${inlineCode(topApp)} older than ${thresholds.idleMinutes} min`;
+/** The likely cause in one line. */
+function causeText(cause: PoolCause): Inline[] {
+	switch (cause.kind) {
+		case "stale-idle":
+			return [`${cause.count} idle connection${cause.count === 1 ? "" : "s"} from app `, { code: cause.application || "(no application_name)" }, ` older than ${cause.olderThanMinutes} min`];
+		case "idle-in-transaction":
+			return [`${cause.count} session${cause.count === 1 ? "" : "s"} idle in transaction for over a minute (longest ${idleTime(cause.longest.stateSeconds)}, app `, { code: cause.longest.application || "?" }, ") hold connections and locks"];
+		case "blocked":
+			return [`${cause.count} session${cause.count === 1 ? " is" : "s are"} blocked by another session's locks (pid ${cause.blockers.slice(0, 5).join(", ")})`];
+		case "pgbouncer-waiting":
+			return [`${cause.clients} clients waiting in PgBouncer (pool `, { code: `${cause.worst.database}/${cause.worst.user}` }, `, longest ${cause.worst.maxWaitSeconds.toFixed(1)} s): the pool is too small or queries are slow`];
 	}
-	const stuck = clients.filter((s) => s.state.startsWith("idle in transaction") && s.stateSeconds >= IDLE_IN_TX_WARN_SECONDS);
-	if (stuck.length > 0) {
-		const longest = stuck.reduce((a, b) => (b.stateSeconds > a.stateSeconds ? b : a));
-		return `${stuck.length} session${stuck.length === 1 ? "" : "s"} idle in transaction for over a minute (longest ${formatDuration(longest.stateSeconds)}, app ${inlineCode(longest.application || "?")}) hold connections and locks`;
-	}
-	const blocked = clients.filter((s) => s.blockedBy.length > 0);
-	if (blocked.length > 0) return `${blocked.length} session${blocked.length === 1 ? " is" : "s are"} blocked by another session's locks (pid ${[...new Set(blocked.flatMap((s) => s.blockedBy))].slice(0, 5).join(", ")})`;
-	if (waiting.length > 0) {
-		const worst = waiting.reduce((a, b) => (b.maxWaitSeconds > a.maxWaitSeconds ? b : a));
-		return `${waiting.reduce((n, p) => n + p.clientsWaiting, 0)} clients waiting in PgBouncer (pool ${inlineCode(`${worst.database}/${worst.user}`)}, longest ${worst.maxWaitSeconds.toFixed(1)} s): the pool is too small or queries are slow`;
-	}
-	return undefined;
 }
 
-function groupCount<T>(items: readonly T[], key: (item: T) => string): Map<string, number> {
-	const counts = new Map<string, number>();
-	for (const item of items) counts.set(key(item), (counts.get(key(item)) ?? 0) + 1);
-	return counts;
-}
-
-function sessionLine(s: Session): string {
-	return `pid ${s.pid} · ${inlineCode(s.application || "?")} ${escapeMarkdown(s.clientAddr)} · ${formatDuration(s.stateSeconds)}`;
-}
-
-/** /pool as a Report: usage against the limit, where the connections come from, PgBouncer's view, and a diagnosis. */
+/** /pool as a Report: usage against the limit, where the connections come from, PgBouncer's view, and the likely cause. */
 export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): Report {
+	const diagnosis = diagnosePool(snapshot, thresholds);
 	const fields: ReportField[] = [];
-	let level: Level = "ok";
 	let title: string;
 	const bouncer = snapshot.pgbouncer;
 	if (isPostgresUsage(snapshot.postgres)) {
 		const pg = snapshot.postgres;
-		const percent = Math.round((pg.used / pg.usable) * 100);
-		level = percent >= thresholds.criticalPercent ? "critical" : percent >= thresholds.warnPercent ? "warn" : "ok";
-		title = `Connections on ${snapshot.environment}: ${pg.used} / ${pg.usable} used (${percent} %)`;
-		const states = [...groupCount(pg.sessions, (s) => s.state).entries()].sort((a, b) => b[1] - a[1]);
-		fields.push({ label: "By state", value: states.map(([state, n]) => `${escapeMarkdown(state)} ${n}`).join(" · ") || "no client sessions" });
-		const apps = [...groupCount(pg.sessions, (s) => `${s.application || "(none)"}\u0000${s.clientAddr}`).entries()].sort((a, b) => b[1] - a[1]);
+		title = `Connections on ${snapshot.environment}: ${pg.used} / ${pg.usable} used (${diagnosis.percent} %)`;
+		fields.push({ label: "By state", value: diagnosis.byState.map((g) => `${g.state} ${g.count}`).join(" · ") || "no client sessions" });
+		const sources = diagnosis.bySource;
 		fields.push({
 			label: "By application and address",
-			value:
-				apps
-					.slice(0, 6)
-					.map(([key, n]) => {
-						const [app, addr] = key.split("\u0000");
-						return `${inlineCode(app ?? "")} ${escapeMarkdown(addr ?? "")}: ${n}`;
-					})
-					.join("\n") + (apps.length > 6 ? `\n… and ${apps.length - 6} more` : ""),
+			value: [...joinText(sources.slice(0, 6).map((g): Text => [{ code: g.application || "(none)" }, ` ${g.clientAddr}: ${g.count}`]), "\n"), sources.length > 6 ? `\n… and ${sources.length - 6} more` : ""],
 			inline: false,
 		});
-		const others = pg.sessions;
-		const longest = (state: (s: Session) => boolean) => others.filter(state).sort((a, b) => b.stateSeconds - a.stateSeconds).slice(0, 3);
-		const idle = longest((s) => s.state === "idle");
-		const idleTx = longest((s) => s.state.startsWith("idle in transaction"));
-		if (idle.length > 0) fields.push({ label: "Longest idle", value: idle.map(sessionLine).join("\n"), inline: false });
-		if (idleTx.length > 0) fields.push({ label: "Longest idle in transaction", value: idleTx.map(sessionLine).join("\n"), inline: false });
-		const blocked = others.filter((s) => s.blockedBy.length > 0);
-		if (blocked.length > 0) fields.push({ label: "Blocked", value: blocked.slice(0, 5).map((s) => `${sessionLine(s)} ← pid ${s.blockedBy.join(", ")}`).join("\n"), inline: false });
-		if (idleTx.some((s) => s.stateSeconds >= IDLE_IN_TX_WARN_SECONDS) && level === "ok") level = "warn";
+		if (diagnosis.idle.length > 0) fields.push({ label: "Longest idle", value: joinText(diagnosis.idle.slice(0, 3).map(sessionLine), "\n"), inline: false });
+		if (diagnosis.idleInTransaction.length > 0) fields.push({ label: "Longest idle in transaction", value: joinText(diagnosis.idleInTransaction.slice(0, 3).map(sessionLine), "\n"), inline: false });
+		if (diagnosis.blocked.length > 0) fields.push({ label: "Blocked", value: joinText(diagnosis.blocked.slice(0, 5).map((s) => [...sessionLine(s), ` ← pid ${s.blockedBy.join(", ")}`]), "\n"), inline: false });
 	} else {
-		level = "critical";
 		title = `Connections on ${snapshot.environment}: PostgreSQL unreachable`;
 		fields.push({ label: "PostgreSQL", value: `unreachable: ${snapshot.postgres.error}`, inline: false });
 	}
@@ -113,28 +62,28 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 		fields.push({
 			label: "PgBouncer pools",
 			value:
-				bouncer.pools
-					.map((p) => `${inlineCode(`${p.database}/${p.user}`)} ${p.poolMode}: clients ${p.clientsActive} active, ${p.clientsWaiting} waiting · servers ${p.serversActive} active, ${p.serversIdle} idle · max wait ${p.maxWaitSeconds.toFixed(1)} s`)
-					.join("\n") || "no pools yet",
+				bouncer.pools.length > 0
+					? joinText(
+							bouncer.pools.map((p): Text => [{ code: `${p.database}/${p.user}` }, ` ${p.poolMode}: clients ${p.clientsActive} active, ${p.clientsWaiting} waiting · servers ${p.serversActive} active, ${p.serversIdle} idle · max wait ${p.maxWaitSeconds.toFixed(1)} s`]),
+							"\n",
+						)
+					: "no pools yet",
 			inline: false,
 		});
 		if (bouncer.stats.length > 0) {
 			fields.push({
 				label: "PgBouncer traffic",
-				value: bouncer.stats.map((s) => `${inlineCode(s.database)} ${Math.round(s.queriesPerSecond)} queries/s · avg query ${s.avgQueryMs.toFixed(1)} ms · avg wait ${s.avgWaitMs.toFixed(1)} ms`).join("\n"),
+				value: joinText(bouncer.stats.map((s): Text => [{ code: s.database }, ` ${Math.round(s.queriesPerSecond)} queries/s · avg query ${s.avgQueryMs.toFixed(1)} ms · avg wait ${s.avgWaitMs.toFixed(1)} ms`]), "\n"),
 				inline: false,
 			});
 		}
-		if (bouncer.pools.some((p) => p.clientsWaiting > 0 && p.maxWaitSeconds >= 1) && level === "ok") level = "warn";
 	} else if (bouncer) {
 		fields.push({ label: "PgBouncer", value: `unreachable: ${bouncer.error}. The PostgreSQL figures are still current.`, inline: false });
-		if (level === "ok") level = "warn";
 	}
-	const diagnosis = diagnose(snapshot, thresholds);
 	return {
 		title,
-		level,
-		summary: diagnosis ? `**Likely cause:** ${diagnosis}` : level === "ok" ? "Nothing looks wrong." : undefined,
+		level: diagnosis.severity,
+		summary: diagnosis.cause ? [{ strong: "Likely cause:" }, " ", ...causeText(diagnosis.cause)] : diagnosis.severity === "ok" ? "Nothing looks wrong." : undefined,
 		fields,
 		footer: `warn at ${thresholds.warnPercent} %, critical at ${thresholds.criticalPercent} % of max_connections minus superuser_reserved_connections${ownNote(snapshot)}`,
 		at: snapshot.takenAt,
@@ -156,8 +105,18 @@ export function terminationPreview(environment: string, candidates: readonly Ter
 		title: `End ${candidates.length} idle connection${candidates.length === 1 ? "" : "s"} on ${environment}?`,
 		level: "warn",
 		summary: `These sessions have been idle for more than ${minutes} min. Each is checked again when you confirm; anything that became busy is left alone. This confirmation expires in 60 s.`,
-		lines: candidates.map((c) => ({ level: "warn" as const, label: `pid ${c.pid}`, text: `${inlineCode(c.application || "?")} ${escapeMarkdown(c.clientAddr)} · idle ${formatDuration(c.idleSeconds)}` })),
+		lines: candidates.map((c) => ({ level: "warn" as const, label: `pid ${c.pid}`, text: [{ code: c.application || "?" }, ` ${c.clientAddr} · idle ${idleTime(c.idleSeconds)}`] })),
 	};
+}
+
+/** What a confirmed termination did, as message text: how many ended, and the first 30 of them. */
+export function terminationResultText(environment: string, result: TerminationResult): Text {
+	const ended = result.ended;
+	return [
+		`Ended ${ended.length} idle connection${ended.length === 1 ? "" : "s"} on ${environment}${result.skipped > 0 ? ` (${result.skipped} left alone: busy again or gone)` : ""}.\n`,
+		...joinText(ended.slice(0, 30).map((c): Text => [`pid ${c.pid} · `, { code: c.application || "?" }, ` ${c.clientAddr}`]), "\n"),
+		ended.length > 30 ? `\n… and ${ended.length - 30} more` : "",
+	];
 }
 
 function poolButtons(environment: string, minutes: number) {
@@ -265,9 +224,8 @@ export const poolConfirm: ComponentHandler<Extract<Confirmation, { kind: "pool.t
 		try {
 			const result = await ctx.services.pool.terminate(environment, candidates, minutes);
 			await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "ok", { ended: result.ended.map((c) => c.pid), skipped: result.skipped });
-			const lines = result.ended.slice(0, 30).map((c) => `pid ${c.pid} · ${inlineCode(c.application || "?")} ${escapeMarkdown(c.clientAddr)}`);
 			await interaction.editReply({
-				content: `Ended ${result.ended.length} idle connection${result.ended.length === 1 ? "" : "s"} on ${environment}${result.skipped > 0 ? ` (${result.skipped} left alone: busy again or gone)` : ""}.\n${lines.join("\n")}${result.ended.length > 30 ? `\n… and ${result.ended.length - 30} more` : ""}`.slice(0, 2_000),
+				content: textToMarkdown(terminationResultText(environment, result)).slice(0, 2_000),
 				embeds: [],
 				components: [],
 			});

@@ -2,6 +2,7 @@ import { describe, expect, inject, it } from "vitest";
 import pg from "pg";
 import { pino } from "pino";
 import { poolReport } from "../../src/commands/pool.ts";
+import { textToMarkdown } from "../../src/render/report.ts";
 import { createPoolService } from "../../src/services/pool.ts";
 import { createDatabase, type Database } from "../../src/services/postgres.ts";
 import { openConnections } from "../support/db.ts";
@@ -37,8 +38,8 @@ describe("pool service against real PostgreSQL and PgBouncer", () => {
 		expect(snapshot.postgres.usable).toBe(97);
 		expect(snapshot.pgbouncer && "pools" in snapshot.pgbouncer ? snapshot.pgbouncer.pools.map((p) => `${p.database}/${p.user}`) : []).toContain("appdb/opsbot");
 		const report = poolReport(snapshot, thresholds);
-		expect(report.summary).toBe("**Likely cause:** 8 idle connections from app `gunicorn` older than 0.01 min");
-		expect(report.fields?.find((f) => f.label === "Longest idle in transaction")?.value).toMatch(/pid \d+ · `worker` 127\.0\.0\.1 · \d+ s/);
+		expect(textToMarkdown(report.summary ?? "")).toBe("**Likely cause:** 8 idle connections from app `gunicorn` older than 0.01 min");
+		expect(textToMarkdown(report.fields?.find((f) => f.label === "Longest idle in transaction")?.value ?? "")).toMatch(/pid \d+ · `worker` 127\.0\.0\.1 · \d+ s/);
 	});
 
 	it("sees clients waiting in a PgBouncer pool that is too small", async () => {
