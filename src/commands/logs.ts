@@ -2,8 +2,8 @@ import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashC
 import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PermissionDeniedError, PressRefusedError, UserFacingError } from "../errors.ts";
-import { DISCORD_LIMITS, escapeMarkdown, inlineCode, truncate } from "../render/limits.ts";
-import { reportToEmbed, type Level, type Report } from "../render/report.ts";
+import { inlineCode, truncate } from "../render/limits.ts";
+import { joinText, reportToEmbed, textToPlain, type Inline, type Level, type Report, type Text } from "../render/report.ts";
 import type { LokiConfig } from "../config.ts";
 import { MetricQueryError } from "../services/loki.ts";
 import type { LogCursor, LogEntry, LogResult, LogSearchRequest } from "../services/logs.ts";
@@ -57,10 +57,10 @@ function hhmmss(time: Date): string {
 	return time.toISOString().slice(11, 23);
 }
 
-/** One line of the Discord view. */
-export function lineToText(line: ReadableLine): string {
+/** One line of a page: level icon, time of day, the message on one line and the useful fields, cut to fit an embed. */
+export function lineToText(line: ReadableLine): Text {
 	const fields = line.fields.map(([k, v]) => `${k}=${v}`).join(" ");
-	return `${levelIcon(line.level)} \`${hhmmss(line.time)}\` ${escapeMarkdown(truncate(line.message.replace(/\s+/g, " "), 300))}${fields ? ` · ${escapeMarkdown(truncate(fields, 200))}` : ""}`;
+	return [`${levelIcon(line.level)} `, { code: hhmmss(line.time) }, ` ${truncate(line.message.replace(/\s+/g, " "), 300)}`, ...(fields ? [` · ${truncate(fields, 200)}`] : [])];
 }
 
 function formatRange(result: LogResult): string {
@@ -69,13 +69,13 @@ function formatRange(result: LogResult): string {
 }
 
 /** What the page holds, in words: how many lines, or why there are none (naming the tenant Loki was asked as). */
-function pageSummary(result: LogResult, shown: number): string {
+function pageSummary(result: LogResult, shown: number): Text {
 	if (result.entries.length === 0) {
 		if (result.before) return "No older lines in this time range. ▶ Newer goes back.";
 		if (result.after) return "No newer lines in this time range. ◀ Older goes back.";
 		// Loki answers a tenant it has never seen with an empty result, exactly like a search that matched nothing.
-		const tenant = result.source === "loki" ? ` for Loki tenant \`${result.tenant ?? "(none)"}\` (Loki answers the same for a tenant that has no logs at all; check \`loki.tenant\` if you expected some)` : "";
-		return `No log lines match in this time range${tenant}. Widen \`since\` or loosen the filters.`;
+		const tenant: Inline[] = result.source === "loki" ? [" for Loki tenant ", { code: result.tenant ?? "(none)" }, " (Loki answers the same for a tenant that has no logs at all; check ", { code: "loki.tenant" }, " if you expected some)"] : [];
+		return ["No log lines match in this time range", ...tenant, ". Widen ", { code: "since" }, " or loosen the filters."];
 	}
 	const lines = `${result.entries.length} line${result.entries.length === 1 ? "" : "s"}, newest first`;
 	const more = result.more ? (result.direction === "backward" ? "; older ones: ◀ Older" : "; newer ones: Newer ▶") : "";
@@ -83,15 +83,18 @@ function pageSummary(result: LogResult, shown: number): string {
 	return `${lines}${more}${cut}.`;
 }
 
-/** The search result as a Report: newest first, within Discord's limits, with the query, range and tenant in the footer. */
+/**
+ * One page of the search as a Report: newest first, readable lines cut to fit an embed, with the
+ * query exactly as it ran, the range and the tenant in the footer (which the Discord view cuts).
+ */
 export function logsReport(result: LogResult, title: string): Report {
 	const lines = result.entries.slice(0, SHOWN_LINES).map(readableLine);
 	const worst: Level = lines.some((l) => /crit|fatal|err/i.test(l.level ?? "")) ? "critical" : lines.some((l) => /warn/i.test(l.level ?? "")) ? "warn" : "ok";
 	return {
 		title,
 		level: worst,
-		summary: [pageSummary(result, lines.length), ...lines.map(lineToText)].join("\n"),
-		footer: truncate(`${result.source === "loki" ? "LogQL" : "Ran"}: ${result.query}\n${formatRange(result)}`, DISCORD_LIMITS.footer),
+		summary: joinText([pageSummary(result, lines.length), ...lines.map(lineToText)], "\n"),
+		footer: `${result.source === "loki" ? "LogQL" : "Ran"}: ${result.query}\n${formatRange(result)}`,
 	};
 }
 
@@ -109,7 +112,7 @@ export function logsToText(result: LogResult, title: string): string {
 	const level = logsReport(result, title).level;
 	return [
 		`[${level === "ok" ? "OK" : level === "warn" ? "WARN" : "CRIT"}] ${escape(title)}`,
-		pageSummary(result, result.entries.length).replace(/`/g, ""),
+		textToPlain(pageSummary(result, result.entries.length)),
 		...lines,
 		`${result.source === "loki" ? "LogQL" : "Ran"}: ${escape(result.query)}`,
 		formatRange(result),
