@@ -3,7 +3,7 @@ import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts"
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PermissionDeniedError, PressRefusedError, UserFacingError } from "../errors.ts";
 import { inlineCode, truncate } from "../render/limits.ts";
-import { joinText, reportToEmbed, textToPlain, type Inline, type Level, type Report, type Text } from "../render/report.ts";
+import { joinText, reportToEmbed, type Inline, type Level, type Report, type Text } from "../render/report.ts";
 import type { LokiConfig } from "../config.ts";
 import { MetricQueryError } from "../services/loki.ts";
 import type { LogCursor, LogEntry, LogResult, LogSearchRequest } from "../services/logs.ts";
@@ -83,40 +83,50 @@ function pageSummary(result: LogResult, shown: number): Text {
 	return `${lines}${more}${cut}.`;
 }
 
+/** The worst level among lines: red for errors, amber for warnings. */
+function linesLevel(lines: readonly ReadableLine[]): Level {
+	return lines.some((l) => /crit|fatal|err/i.test(l.level ?? "")) ? "critical" : lines.some((l) => /warn/i.test(l.level ?? "")) ? "warn" : "ok";
+}
+
+function queryFooter(result: LogResult, query: string): string {
+	return `${result.source === "loki" ? "LogQL" : "Ran"}: ${query}\n${formatRange(result)}`;
+}
+
 /**
  * One page of the search as a Report: newest first, readable lines cut to fit an embed, with the
  * query exactly as it ran, the range and the tenant in the footer (which the Discord view cuts).
  */
 export function logsReport(result: LogResult, title: string): Report {
 	const lines = result.entries.slice(0, SHOWN_LINES).map(readableLine);
-	const worst: Level = lines.some((l) => /crit|fatal|err/i.test(l.level ?? "")) ? "critical" : lines.some((l) => /warn/i.test(l.level ?? "")) ? "warn" : "ok";
 	return {
 		title,
-		level: worst,
+		level: linesLevel(lines),
 		summary: joinText([pageSummary(result, lines.length), ...lines.map(lineToText)], "\n"),
-		footer: `${result.source === "loki" ? "LogQL" : "Ran"}: ${result.query}\n${formatRange(result)}`,
+		footer: queryFooter(result, result.query),
 	};
 }
 
 // C0 controls (an ESC can restyle or move a terminal), DEL and C1 controls; tabs stay.
-const TERMINAL_UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+const CONTROLS = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+
+/** Text on one line with its control characters shown as escapes (\n, \r, \xNN). */
+function showControls(text: string): string {
+	return text.replace(CONTROLS, (c) => (c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+}
 
 /**
- * The search result for a terminal: every line as Loki stored it (one per line: newlines and other
- * control characters shown as escapes), then the LogQL exactly as it ran. No markdown is involved,
- * so backticks and backslashes reach the terminal unchanged.
+ * The whole result as a Report of every line verbatim, for `opsbot logs`: each line as Loki stored
+ * it with its nanosecond time, one per line (control characters shown as escapes, so a line can
+ * neither break in two nor restyle the terminal), and the LogQL exactly as it ran. A page in
+ * Discord (logsReport) shows readable lines instead; the terminal view of this one is the listing.
  */
-export function logsToText(result: LogResult, title: string): string {
-	const escape = (text: string) => text.replace(TERMINAL_UNSAFE, (c) => (c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
-	const lines = result.entries.map((e) => `${isoNs(e.ns)}  ${escape(e.line)}`);
-	const level = logsReport(result, title).level;
-	return [
-		`[${level === "ok" ? "OK" : level === "warn" ? "WARN" : "CRIT"}] ${escape(title)}`,
-		textToPlain(pageSummary(result, result.entries.length)),
-		...lines,
-		`${result.source === "loki" ? "LogQL" : "Ran"}: ${escape(result.query)}`,
-		formatRange(result),
-	].join("\n");
+export function logsVerbatimReport(result: LogResult, title: string): Report {
+	return {
+		title: showControls(title),
+		level: linesLevel(result.entries.map(readableLine)),
+		summary: joinText([pageSummary(result, result.entries.length), ...result.entries.map((e) => `${isoNs(e.ns)}  ${showControls(e.line)}`)], "\n"),
+		footer: queryFooter(result, showControls(result.query)),
+	};
 }
 
 function isoNs(ns: bigint): string {

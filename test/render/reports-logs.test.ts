@@ -1,11 +1,14 @@
 import { describe, it } from "vitest";
-import { logsReport, logsToText } from "../../src/commands/logs.ts";
+import { logsReport, logsVerbatimReport } from "../../src/commands/logs.ts";
+import { reportToText } from "../../src/render/report.ts";
 import type { LogEntry, LogResult } from "../../src/services/logs.ts";
 import { expectGoldenFile, expectReportGolden } from "../support/golden.ts";
 
 // Fixed fixtures: fixed nanosecond times, example domains only. The lines and queries carry
 // markdown, backticks, backslashes, quotes and control characters on purpose, to show how each
-// view treats them.
+// view treats them. NAME.cli.txt is what `opsbot logs` prints (the terminal view of
+// logsVerbatimReport); those goldens were written by the CLI's own text renderer before the
+// typed Report parts, so they show that the CLI prints the same bytes as before.
 const BASE_NS = 1_795_251_600_123_456_789n; // 2026-11-21T09:00:00.123456789Z
 const SECOND_NS = 1_000_000_000n;
 
@@ -49,28 +52,28 @@ describe("logs reports in both views", () => {
 		const r = result({ entries: mixed, query: trickyQuery, more: true });
 
 		expectReportGolden("logs-lines", logsReport(r, "Logs of api_v2 on production"));
-		expectGoldenFile("logs-lines.cli.txt", `${logsToText(r, "Logs of api_v2 on production")}\n`);
+		expectGoldenFile("logs-lines.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api_v2 on production"))}\n`);
 	});
 
 	it("shows one line", () => {
 		const r = result({ entries: [entry(30, "INFO started")] });
 
 		expectReportGolden("logs-one", logsReport(r, "Logs of api on production"));
-		expectGoldenFile("logs-one.cli.txt", `${logsToText(r, "Logs of api on production")}\n`);
+		expectGoldenFile("logs-one.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"))}\n`);
 	});
 
 	it("says which tenant was asked when nothing matches", () => {
 		const r = result({});
 
 		expectReportGolden("logs-empty-tenant", logsReport(r, "Logs of api on production"));
-		expectGoldenFile("logs-empty-tenant.cli.txt", `${logsToText(r, "Logs of api on production")}\n`);
+		expectGoldenFile("logs-empty-tenant.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"))}\n`);
 	});
 
 	it("says when nothing matches over docker logs", () => {
 		const r = result({ source: "docker", tenant: undefined, query: "docker logs --timestamps --since 1795248000.123 --until 1795251660.124 --tail 400 api" });
 
 		expectReportGolden("logs-empty-docker", logsReport(r, "Logs of api on staging"));
-		expectGoldenFile("logs-empty-docker.cli.txt", `${logsToText(r, "Logs of api on staging")}\n`);
+		expectGoldenFile("logs-empty-docker.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on staging"))}\n`);
 	});
 
 	it("keeps a way back from an empty Older page", () => {
@@ -89,7 +92,7 @@ describe("logs reports in both views", () => {
 		const r = result({ entries: Array.from({ length: 25 }, (_, i) => entry(100 + i * 20, `line ${i}`)), more: true });
 
 		expectReportGolden("logs-more-older", logsReport(r, "Logs of api on production"));
-		expectGoldenFile("logs-more-older.cli.txt", `${logsToText(r, "Logs of api on production")}\n`);
+		expectGoldenFile("logs-more-older.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"))}\n`);
 	});
 
 	it("shows a forward page with newer ones to page to", () => {
@@ -103,7 +106,7 @@ describe("logs reports in both views", () => {
 		const r = result({ entries: [entry(1, long), entry(2, `${"plain `tick` ".repeat(40)}END`)] });
 
 		expectReportGolden("logs-long-lines", logsReport(r, "Logs of api on production"));
-		expectGoldenFile("logs-long-lines.cli.txt", `${logsToText(r, "Logs of api on production")}\n`);
+		expectGoldenFile("logs-long-lines.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"))}\n`);
 	});
 
 	it("shows a full page of long lines", () => {
@@ -117,6 +120,6 @@ describe("logs reports in both views", () => {
 		const r = result({ entries: [entry(1, "kept")], query });
 
 		expectReportGolden("logs-long-query", logsReport(r, "Logs of query on production"));
-		expectGoldenFile("logs-long-query.cli.txt", `${logsToText(r, "Logs of query on production")}\n`);
+		expectGoldenFile("logs-long-query.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of query on production"))}\n`);
 	});
 });
