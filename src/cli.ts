@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { healthReport, healthSummaryReport } from "./commands/health.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
-import { logsRequest, logsTitle, logsVerbatimReport, searchLogs } from "./commands/logs.ts";
+import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
@@ -12,6 +12,7 @@ import { UserFacingError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { reportToText, type Level, type Report } from "./render/report.ts";
 import { auditFilters } from "./services/audit.ts";
+import { logSearchRequest, searchLogs } from "./services/log-search.ts";
 import { isUnavailable } from "./services/logs.ts";
 
 /**
@@ -94,9 +95,8 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			const limit = str("limit");
 			if (limit !== null && !/^\d+$/.test(limit)) throw new UserFacingError("--limit must be a whole number");
 			// The CLI is run by an operator on the host: raw queries are allowed.
-			const cliActor = { config: ctx.config, access: { mayUseCommand: () => true, mayDo: () => true }, actor: { userId: "cli", username: "cli", roleIds: [] } };
-			const request = logsRequest(cliActor, { env: str("env"), service: str("service"), level: str("level"), contains: str("contains"), correlation: str("correlation"), since: str("since"), limit: limit === null ? null : Number(limit), query: str("query") });
-			const result = await searchLogs(ctx, request);
+			const request = logSearchRequest(ctx.config.ops, { env: str("env"), service: str("service"), level: str("level"), contains: str("contains"), correlation: str("correlation"), since: str("since"), limit: limit === null ? null : Number(limit), query: str("query") });
+			const result = await searchLogs({ logs: ctx.services.logs, ops: ctx.config.ops }, request);
 			const cursor = (c: { ns: bigint; id: string } | undefined) => (c ? { ns: c.ns.toString(), id: c.id } : undefined);
 			return {
 				// Every line found, verbatim, and the LogQL as it ran; a Discord page shows 20 readable lines.

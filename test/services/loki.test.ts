@@ -1,8 +1,9 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { logsReport, logsVerbatimReport, searchLogs } from "../../src/commands/logs.ts";
+import { logsReport, logsVerbatimReport } from "../../src/commands/logs.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { reportToText, textToPlain } from "../../src/render/report.ts";
+import { searchLogs } from "../../src/services/log-search.ts";
 import { LokiError, MetricQueryError } from "../../src/services/loki.ts";
 import { compareEntries, createLogsService, entryId, type LogCursor, type LogEntry, type LogSearchRequest, type LogsService } from "../../src/services/logs.ts";
 import { lineMatches } from "../../src/services/logql.ts";
@@ -230,7 +231,7 @@ describe("/logs against a real Loki 2.9.13", () => {
 			() => undefined,
 			(err: unknown) => err,
 		);
-		const viaCommand = await searchLogs({ config: { ops } as never, services: { logs: service } as never }, metric).then(
+		const viaCommand = await searchLogs({ logs: service, ops }, metric).then(
 			() => undefined,
 			(err: unknown) => err as Error,
 		);
