@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { healthReport, healthSummaryReport } from "./commands/health.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
-import { logsReport, logsRequest, logsTitle, logsToText, searchLogs } from "./commands/logs.ts";
+import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
@@ -12,6 +12,7 @@ import { UserFacingError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { reportToText, type Level, type Report } from "./render/report.ts";
 import { auditFilters } from "./services/audit.ts";
+import { logSearchRequest, searchLogs } from "./services/log-search.ts";
 
 /**
  * Exit codes usable from cron and CI (sysexits.h for the failures): 0 healthy or done, 1 degraded,
@@ -25,8 +26,6 @@ export const EXIT: Record<Level, number> & { usage: number; unavailable: number;
 export interface CliResult {
 	readonly report: Report;
 	readonly data: unknown;
-	/** Terminal text when reportToText's markdown stripping would change what must be shown verbatim (log lines, LogQL). */
-	readonly text?: string;
 }
 
 interface CliCommand {
@@ -95,14 +94,12 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			const limit = str("limit");
 			if (limit !== null && !/^\d+$/.test(limit)) throw new UserFacingError("--limit must be a whole number");
 			// The CLI is run by an operator on the host: raw queries are allowed.
-			const cliActor = { config: ctx.config, access: { mayUseCommand: () => true, mayDo: () => true }, actor: { userId: "cli", username: "cli", roleIds: [] } };
-			const request = logsRequest(cliActor, { env: str("env"), service: str("service"), level: str("level"), contains: str("contains"), correlation: str("correlation"), since: str("since"), limit: limit === null ? null : Number(limit), query: str("query") });
-			const result = await searchLogs(ctx, request);
-			const title = logsTitle(request);
+			const request = logSearchRequest(ctx.config.ops, { env: str("env"), service: str("service"), level: str("level"), contains: str("contains"), correlation: str("correlation"), since: str("since"), limit: limit === null ? null : Number(limit), query: str("query") });
+			const result = await searchLogs({ logs: ctx.services.logs, ops: ctx.config.ops }, request);
 			const cursor = (c: { ns: bigint; id: string } | undefined) => (c ? { ns: c.ns.toString(), id: c.id } : undefined);
 			return {
-				report: logsReport(result, title),
-				text: logsToText(result, title),
+				// Every line found, verbatim, and the LogQL as it ran; a Discord page shows 20 readable lines.
+				report: logsVerbatimReport(result, logsTitle(request)),
 				data: { ...result, startNs: result.startNs.toString(), endNs: result.endNs.toString(), before: cursor(result.before), after: cursor(result.after), entries: result.entries.map((e) => ({ ...e, ns: e.ns.toString() })) },
 			};
 		},
@@ -174,7 +171,7 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 	const { ctx, close } = await createContext(config, log, { withAlertStore: false });
 	try {
 		const result = await command.run(ctx, parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
-		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${result.text ?? reportToText(result.report)}\n`);
+		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${reportToText(result.report)}\n`);
 		return command.exitByLevel ? EXIT[result.report.level] : 0;
 	} catch (err) {
 		if (err instanceof UserFacingError) {

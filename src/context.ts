@@ -7,7 +7,7 @@ import { openPostgresAlertStore } from "./alerts/pg-store.ts";
 import { openAlertStore, type AlertStore } from "./alerts/store.ts";
 import type { PendingStore } from "./discord/pending.ts";
 import type { AuditQueryState } from "./services/audit.ts";
-import type { LogsQueryState } from "./commands/logs.ts";
+import type { LogsQueryState } from "./services/log-search.ts";
 import { createLogsService, type LogsService } from "./services/logs.ts";
 import { createFileActionLog, createPostgresActionLog, type ActionLog } from "./services/action-log.ts";
 import { openStateDatabase } from "./state/db.ts";

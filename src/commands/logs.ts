@@ -1,66 +1,30 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
 import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
-import { PermissionDeniedError, PressRefusedError, UserFacingError } from "../errors.ts";
-import { DISCORD_LIMITS, escapeMarkdown, inlineCode, truncate } from "../render/limits.ts";
-import { reportToEmbed, type Level, type Report } from "../render/report.ts";
-import type { LokiConfig } from "../config.ts";
-import { MetricQueryError } from "../services/loki.ts";
-import type { LogCursor, LogEntry, LogResult, LogSearchRequest } from "../services/logs.ts";
-import { CORRELATION_ID, LOG_LEVELS, type LogLevel } from "../services/logql.ts";
-import { parseRange } from "../time.ts";
+import { PermissionDeniedError, PressRefusedError } from "../errors.ts";
+import { inlineCode, truncate } from "../render/limits.ts";
+import { joinText, reportToEmbed, worstLevel, type Inline, type Level, type Report, type Text } from "../render/report.ts";
+import { readableLine, type ReadableLine } from "../services/log-lines.ts";
+import { grafanaExploreUrl, logSearchRequest, pageCursor, searchLogs, type LogsQueryState } from "../services/log-search.ts";
+import type { LogCursor, LogResult, LogSearchRequest } from "../services/logs.ts";
+import { LOG_LEVELS, type LogLevel } from "../services/logql.ts";
 import { environmentChoices, environmentOption } from "./options.ts";
 import { pendingState, type Command, type ComponentHandler, type HandlerContext, type PendingPress } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 
 const SHOWN_LINES = 20;
-const MESSAGE_FIELDS = ["message", "msg", "event", "error"];
-const LEVEL_FIELDS = ["level", "levelname", "severity", "lvl"];
-const USEFUL_FIELDS = ["correlation_id", "user_id", "action", "resource_type", "resource_id", "status", "method", "path", "duration_ms"];
 
-/** A log line made readable: level and message pulled out of JSON lines, with the useful fields beside them. */
-export interface ReadableLine {
-	readonly time: Date;
-	readonly level: string | undefined;
-	readonly message: string;
-	readonly fields: readonly [string, string][];
-}
-
-/** Parses one line: JSON lines by their message field, plain lines as they are. */
-export function readableLine(entry: LogEntry): ReadableLine {
-	const time = new Date(Number(entry.ns / 1_000_000n));
-	const text = entry.line.trim();
-	if (text.startsWith("{")) {
-		try {
-			const obj = JSON.parse(text) as Record<string, unknown>;
-			const message = MESSAGE_FIELDS.map((k) => obj[k]).find((v) => typeof v === "string") as string | undefined;
-			const level = LEVEL_FIELDS.map((k) => obj[k]).find((v) => typeof v === "string") as string | undefined;
-			const fields = USEFUL_FIELDS.filter((k) => obj[k] !== undefined && obj[k] !== null).map((k) => [k, String(obj[k])] as [string, string]);
-			return { time, level: level ?? entry.labels.level, message: message ?? text, fields };
-		} catch {
-			// Not JSON after all: shown as plain text.
-		}
-	}
-	const level = /\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b/i.exec(text)?.[1];
-	return { time, level: level ?? entry.labels.level, message: text, fields: [] };
-}
-
-function levelIcon(level: string | undefined): string {
-	const l = (level ?? "").toLowerCase();
-	if (/crit|fatal|err/.test(l)) return "🔴";
-	if (/warn/.test(l)) return "🟠";
-	if (/debug/.test(l)) return "⚪";
-	return "🔵";
-}
+const LEVEL_ICON: Record<LogLevel, string> = { critical: "🔴", error: "🔴", warning: "🟠", info: "🔵", debug: "⚪" };
+const REPORT_LEVEL: Record<LogLevel, Level> = { critical: "critical", error: "critical", warning: "warn", info: "ok", debug: "ok" };
 
 function hhmmss(time: Date): string {
 	return time.toISOString().slice(11, 23);
 }
 
-/** One line of the Discord view. */
-export function lineToText(line: ReadableLine): string {
+/** One line of a page: level icon, time of day, the message on one line and the useful fields, cut to fit an embed. */
+export function lineToText(line: ReadableLine): Text {
 	const fields = line.fields.map(([k, v]) => `${k}=${v}`).join(" ");
-	return `${levelIcon(line.level)} \`${hhmmss(line.time)}\` ${escapeMarkdown(truncate(line.message.replace(/\s+/g, " "), 300))}${fields ? ` · ${escapeMarkdown(truncate(fields, 200))}` : ""}`;
+	return [`${LEVEL_ICON[line.severity]} `, { code: hhmmss(line.time) }, ` ${truncate(line.message.replace(/\s+/g, " "), 300)}`, ...(fields ? [` · ${truncate(fields, 200)}`] : [])];
 }
 
 function formatRange(result: LogResult): string {
@@ -69,13 +33,13 @@ function formatRange(result: LogResult): string {
 }
 
 /** What the page holds, in words: how many lines, or why there are none (naming the tenant Loki was asked as). */
-function pageSummary(result: LogResult, shown: number): string {
+function pageSummary(result: LogResult, shown: number): Text {
 	if (result.entries.length === 0) {
 		if (result.before) return "No older lines in this time range. ▶ Newer goes back.";
 		if (result.after) return "No newer lines in this time range. ◀ Older goes back.";
 		// Loki answers a tenant it has never seen with an empty result, exactly like a search that matched nothing.
-		const tenant = result.source === "loki" ? ` for Loki tenant \`${result.tenant ?? "(none)"}\` (Loki answers the same for a tenant that has no logs at all; check \`loki.tenant\` if you expected some)` : "";
-		return `No log lines match in this time range${tenant}. Widen \`since\` or loosen the filters.`;
+		const tenant: Inline[] = result.source === "loki" ? [" for Loki tenant ", { code: result.tenant ?? "(none)" }, " (Loki answers the same for a tenant that has no logs at all; check ", { code: "loki.tenant" }, " if you expected some)"] : [];
+		return ["No log lines match in this time range", ...tenant, ". Widen ", { code: "since" }, " or loosen the filters."];
 	}
 	const lines = `${result.entries.length} line${result.entries.length === 1 ? "" : "s"}, newest first`;
 	const more = result.more ? (result.direction === "backward" ? "; older ones: ◀ Older" : "; newer ones: Newer ▶") : "";
@@ -83,37 +47,45 @@ function pageSummary(result: LogResult, shown: number): string {
 	return `${lines}${more}${cut}.`;
 }
 
-/** The search result as a Report: newest first, within Discord's limits, with the query, range and tenant in the footer. */
+function queryFooter(result: LogResult, query: string): string {
+	return `${result.source === "loki" ? "LogQL" : "Ran"}: ${query}\n${formatRange(result)}`;
+}
+
+/**
+ * One page of the search as a Report: newest first, readable lines cut to fit an embed, with the
+ * query exactly as it ran, the range and the tenant in the footer (which the Discord view cuts).
+ */
 export function logsReport(result: LogResult, title: string): Report {
 	const lines = result.entries.slice(0, SHOWN_LINES).map(readableLine);
-	const worst: Level = lines.some((l) => /crit|fatal|err/i.test(l.level ?? "")) ? "critical" : lines.some((l) => /warn/i.test(l.level ?? "")) ? "warn" : "ok";
 	return {
 		title,
-		level: worst,
-		summary: [pageSummary(result, lines.length), ...lines.map(lineToText)].join("\n"),
-		footer: truncate(`${result.source === "loki" ? "LogQL" : "Ran"}: ${result.query}\n${formatRange(result)}`, DISCORD_LIMITS.footer),
+		level: worstLevel(lines.map((l) => REPORT_LEVEL[l.severity])),
+		summary: joinText([pageSummary(result, lines.length), ...lines.map(lineToText)], "\n"),
+		footer: queryFooter(result, result.query),
 	};
 }
 
 // C0 controls (an ESC can restyle or move a terminal), DEL and C1 controls; tabs stay.
-const TERMINAL_UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+const CONTROLS = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+
+/** Text on one line with its control characters shown as escapes (\n, \r, \xNN). */
+function showControls(text: string): string {
+	return text.replace(CONTROLS, (c) => (c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+}
 
 /**
- * The search result for a terminal: every line as Loki stored it (one per line: newlines and other
- * control characters shown as escapes), then the LogQL exactly as it ran. No markdown is involved,
- * so backticks and backslashes reach the terminal unchanged.
+ * The whole result as a Report of every line verbatim, for `opsbot logs`: each line as Loki stored
+ * it with its nanosecond time, one per line (control characters shown as escapes, so a line can
+ * neither break in two nor restyle the terminal), and the LogQL exactly as it ran. A page in
+ * Discord (logsReport) shows readable lines instead; the terminal view of this one is the listing.
  */
-export function logsToText(result: LogResult, title: string): string {
-	const escape = (text: string) => text.replace(TERMINAL_UNSAFE, (c) => (c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
-	const lines = result.entries.map((e) => `${isoNs(e.ns)}  ${escape(e.line)}`);
-	const level = logsReport(result, title).level;
-	return [
-		`[${level === "ok" ? "OK" : level === "warn" ? "WARN" : "CRIT"}] ${escape(title)}`,
-		pageSummary(result, result.entries.length).replace(/`/g, ""),
-		...lines,
-		`${result.source === "loki" ? "LogQL" : "Ran"}: ${escape(result.query)}`,
-		formatRange(result),
-	].join("\n");
+export function logsVerbatimReport(result: LogResult, title: string): Report {
+	return {
+		title: showControls(title),
+		level: worstLevel(result.entries.map((e) => REPORT_LEVEL[readableLine(e).severity])),
+		summary: joinText([pageSummary(result, result.entries.length), ...result.entries.map((e) => `${isoNs(e.ns)}  ${showControls(e.line)}`)], "\n"),
+		footer: queryFooter(result, showControls(result.query)),
+	};
 }
 
 function isoNs(ns: bigint): string {
@@ -124,23 +96,6 @@ function isoNs(ns: bigint): string {
 /** The full result as a text file: one line per entry, ISO time first. */
 export function logsFile(result: LogResult): string {
 	return result.entries.map((e) => `${new Date(Number(e.ns / 1_000_000n)).toISOString()} ${e.line}`).join("\n") + "\n";
-}
-
-/** Where "Open in Grafana" points: the Grafana URL, its organisation and the Loki data source there. */
-export type GrafanaTarget = Pick<LokiConfig, "grafanaUrl" | "grafanaOrgId" | "grafanaDatasource">;
-
-/** A Grafana Explore link for a query and range, when one is configured and it fits in a button (512 characters). */
-export function grafanaExploreUrl(grafana: GrafanaTarget | undefined, query: string, startNs: bigint, endNs: bigint): string | undefined {
-	if (!grafana?.grafanaUrl) return undefined;
-	const left = JSON.stringify({ datasource: grafana.grafanaDatasource ?? "loki", queries: [{ refId: "A", expr: query }], range: { from: String(startNs / 1_000_000n), to: String(endNs / 1_000_000n) } });
-	const url = `${grafana.grafanaUrl.replace(/\/$/, "")}/explore?orgId=${grafana.grafanaOrgId ?? 1}&left=${encodeURIComponent(left)}`;
-	return url.length <= 512 ? url : undefined;
-}
-
-/** What the Older / Newer / Download buttons refer to, kept server-side. */
-export interface LogsQueryState {
-	readonly request: LogSearchRequest;
-	readonly title: string;
 }
 
 /** The title a search is shown under. */
@@ -185,59 +140,20 @@ function buttons(ops: OpsFile, token: string, result: LogResult, environment: st
 	return row;
 }
 
-/**
- * Runs a search through the logs service. A metric query gets the Grafana link for it where one
- * is configured, since /logs cannot show a time series.
- */
-export async function searchLogs(ctx: Pick<HandlerContext, "config" | "services">, request: LogSearchRequest): Promise<LogResult> {
-	try {
-		return await ctx.services.logs.search(request);
-	} catch (err) {
-		if (!(err instanceof MetricQueryError)) throw err;
-		const loki = findEnvironment(ctx.config.ops, request.environment)?.loki;
-		const { start, end } = { start: BigInt(request.start.getTime()) * 1_000_000n, end: BigInt(request.end.getTime()) * 1_000_000n };
-		const link = request.rawQuery ? grafanaExploreUrl(loki, request.rawQuery, start, end) : undefined;
-		throw new UserFacingError(link ? `${err.message}\n${link}` : err.message, { cause: err });
-	}
-}
-
 /** Runs a search and returns the /logs message for it, with its paging state stored for the buttons. */
 export async function logsMessage(ctx: HandlerContext, request: LogSearchRequest, title: string) {
 	const state: LogsQueryState = { request, title };
 	return render(ctx, await ctx.services.logQueries.put(ctx.actor.userId, state), state, request);
 }
 
-async function render(ctx: HandlerContext, token: string, state: LogsQueryState, request: LogSearchRequest) {
-	// One page is what an embed shows; Download has the whole range.
-	const result = await searchLogs(ctx, { ...request, limit: Math.min(request.limit, SHOWN_LINES) });
-	return { embeds: [reportToEmbed(logsReport(result, state.title))], components: [buttons(ctx.config.ops, token, result, request.environment)] };
+function searchDeps(ctx: HandlerContext) {
+	return { logs: ctx.services.logs, ops: ctx.config.ops };
 }
 
-/** Builds a search from the options, with the configured defaults and bounds; raw LogQL only for allowed roles. */
-export function logsRequest(ctx: Pick<HandlerContext, "config" | "access" | "actor">, raw: { env?: string | null; service?: string | null; level?: string | null; contains?: string | null; correlation?: string | null; since?: string | null; limit?: number | null; query?: string | null }, now = new Date()): LogSearchRequest {
-	const settings = ctx.config.ops.logs;
-	const environment = raw.env ?? defaultEnvironment(ctx.config.ops);
-	if (raw.query && !ctx.access.mayDo(ctx.actor, "logs.raw-query")) throw new PermissionDeniedError("run raw LogQL queries");
-	if (!raw.service && !raw.query && !raw.correlation) throw new UserFacingError("Pick a service, or give a correlation id (which searches every service), or, if your role allows it, a raw `query`.");
-	if (raw.level && !LOG_LEVELS.includes(raw.level as LogLevel)) throw new UserFacingError(`Unknown level; use one of ${LOG_LEVELS.join(", ")}.`);
-	if (raw.correlation && !CORRELATION_ID.test(raw.correlation)) throw new UserFacingError("A correlation id is 1–100 letters, digits and `_ . : @ / + = -`.");
-	const limit = raw.limit ?? settings.defaultLimit;
-	if (!Number.isInteger(limit) || limit < 1 || limit > settings.maxLimit) throw new UserFacingError(`The limit must be between 1 and ${settings.maxLimit}.`);
-	const { start, end } = parseRange(raw.since ?? settings.defaultSince, settings.maxRangeHours, now);
-	for (const [name, value] of [["contains", raw.contains], ["correlation", raw.correlation], ["query", raw.query]] as const) {
-		if (value && value.length > 1_000) throw new UserFacingError(`\`${name}\` is too long (at most 1000 characters).`);
-	}
-	return {
-		environment,
-		service: raw.service ?? "",
-		start,
-		end,
-		limit,
-		...(raw.level ? { level: raw.level as LogLevel } : {}),
-		...(raw.contains ? { contains: raw.contains } : {}),
-		...(raw.correlation ? { correlation: raw.correlation } : {}),
-		...(raw.query ? { rawQuery: raw.query } : {}),
-	};
+async function render(ctx: HandlerContext, token: string, state: LogsQueryState, request: LogSearchRequest) {
+	// One page is what an embed shows; Download has the whole range.
+	const result = await searchLogs(searchDeps(ctx), { ...request, limit: Math.min(request.limit, SHOWN_LINES) });
+	return { embeds: [reportToEmbed(logsReport(result, state.title))], components: [buttons(ctx.config.ops, token, result, request.environment)] };
 }
 
 /** `/logs service [level] [contains] [correlation] [since] [limit] [query] [env]`. */
@@ -257,10 +173,9 @@ export const logs: Command = {
 		.toJSON(),
 	async execute(interaction, ctx) {
 		const o = interaction.options;
-		const request = logsRequest(ctx, { env: o.getString("env"), service: o.getString("service"), level: o.getString("level"), contains: o.getString("contains"), correlation: o.getString("correlation"), since: o.getString("since"), limit: o.getInteger("limit"), query: o.getString("query") });
-		const state: LogsQueryState = { request, title: logsTitle(request) };
-		const token = await ctx.services.logQueries.put(ctx.actor.userId, state);
-		await interaction.editReply(await render(ctx, token, state, request));
+		if (o.getString("query") && !ctx.access.mayDo(ctx.actor, "logs.raw-query")) throw new PermissionDeniedError("run raw LogQL queries");
+		const request = logSearchRequest(ctx.config.ops, { env: o.getString("env"), service: o.getString("service"), level: o.getString("level"), contains: o.getString("contains"), correlation: o.getString("correlation"), since: o.getString("since"), limit: o.getInteger("limit"), query: o.getString("query") });
+		await interaction.editReply(await logsMessage(ctx, request, logsTitle(request)));
 	},
 	async autocomplete(interaction, ctx) {
 		const focused = interaction.options.getFocused(true);
@@ -276,30 +191,10 @@ export const logs: Command = {
 
 const logsSearch = pendingState((services) => services.logQueries, "peek", { expired: "This search has expired; run /logs again.", otherUser: "These buttons belong to whoever ran /logs; run it yourself." });
 
-const NS_PER_MS = 1_000_000n;
-const NS_PER_HOUR = 3_600_000_000_000n;
-
-/**
- * The cursor of an Older/Newer press, or undefined for "from the edge of the range". The cursor
- * comes from a customId (untrusted) and the state from the store; both are re-checked on every
- * press so a page never leaves the original search's [start, end) nor opsbot's maximum range,
- * whatever the customId says.
- */
-export function pageCursor(state: LogsQueryState, rawNs: string | undefined, rawId: string | undefined, maxRangeHours: number): LogCursor | undefined {
-	const startNs = BigInt(state.request.start.getTime()) * NS_PER_MS;
-	const endNs = BigInt(state.request.end.getTime()) * NS_PER_MS;
-	if (!(endNs > startNs) || endNs - startNs > BigInt(maxRangeHours) * NS_PER_HOUR) throw new UserFacingError("This search's time range is not valid any more; run /logs again.");
-	if (rawNs === undefined && rawId === undefined) return undefined;
-	if (!rawNs || !/^\d{1,20}$/.test(rawNs) || !rawId || !/^[0-9a-f]{16}$/.test(rawId)) throw new UserFacingError("That page is not valid; use the buttons on the latest /logs message or run /logs again.");
-	const ns = BigInt(rawNs);
-	if (ns < startNs || ns >= endNs) throw new UserFacingError("That page lies outside this search's time range; use the buttons on the latest /logs message or run /logs again.");
-	return { ns, id: rawId };
-}
-
 /** The search and the page an Older/Newer press asks for (re-checked against the search, whatever the customId says). */
 async function pagePress(id: CustomId, ctx: HandlerContext): Promise<PendingPress<LogsQueryState> & { cursor: LogCursor | undefined }> {
 	const search = await logsSearch(id, ctx);
-	return { ...search, cursor: pageCursor(search.value, search.args[0], search.args[1], ctx.config.ops.logs.maxRangeHours) };
+	return { ...search, cursor: pageCursor(search.value.request, search.args[0], search.args[1], ctx.config.ops.logs.maxRangeHours) };
 }
 
 /** Older: the lines before the oldest one shown (or, without a cursor, the newest page). */
@@ -350,9 +245,7 @@ export const logsCorrelation: ComponentHandler<{ environment: string; correlatio
 	},
 	async run(interaction, { environment, correlation, at }, ctx) {
 		const request: LogSearchRequest = { environment, service: "", correlation, start: new Date(at - 15 * 60_000), end: new Date(at + 15 * 60_000), limit: ctx.config.ops.logs.defaultLimit };
-		const state: LogsQueryState = { request, title: logsTitle(request) };
-		const token = await ctx.services.logQueries.put(ctx.actor.userId, state);
-		await interaction.editReply(await render(ctx, token, state, request));
+		await interaction.editReply(await logsMessage(ctx, request, logsTitle(request)));
 	},
 };
 
@@ -364,7 +257,7 @@ export const logsDownload: ComponentHandler<PendingPress<LogsQueryState>> = {
 	defer: "reply",
 	parse: logsSearch,
 	async run(interaction, { value: state }, ctx) {
-		const result = await searchLogs(ctx, { ...state.request, limit: ctx.config.ops.logs.maxLimit });
+		const result = await searchLogs(searchDeps(ctx), { ...state.request, limit: ctx.config.ops.logs.maxLimit });
 		await editReplyWithFiles(
 			interaction,
 			{

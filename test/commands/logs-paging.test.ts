@@ -1,7 +1,8 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ActionRowBuilder, APIEmbed, ButtonBuilder } from "discord.js";
-import { grafanaExploreUrl, logs, logsNewer, logsOlder, pageCursor, type LogsQueryState } from "../../src/commands/logs.ts";
+import { logs, logsNewer, logsOlder } from "../../src/commands/logs.ts";
+import { grafanaExploreUrl, pageCursor, type LogsQueryState } from "../../src/services/log-search.ts";
 import type { ComponentInteraction, HandlerContext } from "../../src/discord/handler.ts";
 import { pressComponent } from "../support/press.ts";
 import { OpsFileSchema } from "../../src/config.ts";
@@ -188,9 +189,9 @@ describe("/logs paging by buttons against a real Loki", () => {
 		const state: LogsQueryState = { title: "x", request: { environment: "production", service: "api", start: new Date(0), end: new Date(), limit: 10 } };
 		const fresh: LogsQueryState = { ...state, request: { ...state.request, start: new Date(Date.now() - 3_600_000) } };
 
-		expect(() => pageCursor(state, String(now - MINUTE_NS), "0123456789abcdef", 24)).toThrow("This search's time range is not valid any more; run /logs again.");
-		expect(pageCursor(fresh, String(now - MINUTE_NS), "0123456789abcdef", 24)).toEqual({ ns: now - MINUTE_NS, id: "0123456789abcdef" });
-		expect(pageCursor(fresh, undefined, undefined, 24)).toBeUndefined();
+		expect(() => pageCursor(state.request, String(now - MINUTE_NS), "0123456789abcdef", 24)).toThrow("This search's time range is not valid any more; run /logs again.");
+		expect(pageCursor(fresh.request, String(now - MINUTE_NS), "0123456789abcdef", 24)).toEqual({ ns: now - MINUTE_NS, id: "0123456789abcdef" });
+		expect(pageCursor(fresh.request, undefined, undefined, 24)).toBeUndefined();
 	});
 
 	it("searches every service by correlation id alone from the slash command (defect 12)", async () => {

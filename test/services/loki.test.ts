@@ -1,7 +1,9 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { logsReport, logsToText, searchLogs } from "../../src/commands/logs.ts";
+import { logsReport, logsVerbatimReport } from "../../src/commands/logs.ts";
 import { OpsFileSchema } from "../../src/config.ts";
+import { reportToText, textToPlain } from "../../src/render/report.ts";
+import { searchLogs } from "../../src/services/log-search.ts";
 import { LokiError, MetricQueryError } from "../../src/services/loki.ts";
 import { compareEntries, entryId, type LogCursor, type LogEntry, type LogSearchRequest, type LogsService } from "../../src/services/logs.ts";
 import { lineMatches } from "../../src/services/logql.ts";
@@ -207,10 +209,10 @@ describe("/logs against a real Loki 2.9.13", () => {
 
 		expect(result.entries).toEqual([]);
 		expect(result.tenant).toBe("team-that-does-not-exist");
-		expect(logsReport(result, "Logs of api on wrongtenant").summary).toBe(
-			"No log lines match in this time range for Loki tenant `team-that-does-not-exist` (Loki answers the same for a tenant that has no logs at all; check `loki.tenant` if you expected some). Widen `since` or loosen the filters.",
+		expect(textToPlain(logsReport(result, "Logs of api on wrongtenant").summary ?? "")).toBe(
+			"No log lines match in this time range for Loki tenant team-that-does-not-exist (Loki answers the same for a tenant that has no logs at all; check loki.tenant if you expected some). Widen since or loosen the filters.",
 		);
-		expect(logsToText(result, "Logs of api on wrongtenant")).toContain("tenant team-that-does-not-exist");
+		expect(reportToText(logsVerbatimReport(result, "Logs of api on wrongtenant"))).toContain("tenant team-that-does-not-exist");
 	});
 
 	it("refuses in the config the tenant ids Loki refuses (defect 9)", async () => {
@@ -230,7 +232,7 @@ describe("/logs against a real Loki 2.9.13", () => {
 			() => undefined,
 			(err: unknown) => err,
 		);
-		const viaCommand = await searchLogs({ config: { ops } as never, services: { logs: service } as never }, metric).then(
+		const viaCommand = await searchLogs({ logs: service, ops }, metric).then(
 			() => undefined,
 			(err: unknown) => err as Error,
 		);
