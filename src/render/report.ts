@@ -134,10 +134,12 @@ export function reportToEmbed(report: Report): EmbedBuilder {
 		fieldUsed += fieldCost(field);
 	}
 	budget -= fieldUsed;
+	// Line by line, so a long summary (a page of log lines) loses its last lines to the limit, not all of them.
+	const summary = report.summary === undefined ? "" : textToMarkdown(report.summary);
 	const body = [
-		report.summary === undefined ? "" : textToMarkdown(report.summary),
+		...(summary ? summary.split("\n") : []),
 		...(report.lines ?? []).map((l) => `${LEVEL_ICON[l.level]} **${escapeMarkdown(l.label)}** ${textToMarkdown(l.text)}`),
-	].filter(Boolean);
+	];
 	const description = joinLinesWithin(body, Math.min(DISCORD_LIMITS.description, budget));
 	if (description) embed.setDescription(description);
 	if (keptFields.length > 0) embed.addFields(keptFields);
@@ -146,8 +148,15 @@ export function reportToEmbed(report: Report): EmbedBuilder {
 	return embed;
 }
 
-/** Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values. */
+// Control characters other than newline and tab (an ESC from a log line could drive the terminal) are shown as escapes.
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/** Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values (control characters escaped). */
 export function reportToText(report: Report): string {
+	return reportToRawText(report).replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+function reportToRawText(report: Report): string {
 	const lines = report.lines ?? [];
 	const fields = report.fields ?? [];
 	const pad = Math.max(0, ...lines.map((l) => l.label.length), ...fields.map((f) => f.label.length));

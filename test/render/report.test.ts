@@ -109,3 +109,25 @@ describe("text cutting", () => {
 		expect(joinLinesWithin(["aaa", "bbb"], 20)).toBe("aaa\nbbb");
 	});
 });
+
+describe("long summaries and control characters", () => {
+	it("keeps as many summary lines as fit instead of dropping a long summary whole", () => {
+		const summary = Array.from({ length: 20 }, (_, i) => `line ${i} ${"x".repeat(290)}`).join("\n");
+
+		const description = reportToEmbed({ title: "Logs", level: "ok", summary }).toJSON().description ?? "";
+
+		expect(description.startsWith("line 0 ")).toBe(true);
+		expect(description).toMatch(/\n… and \d+ more$/);
+		expect(description.length).toBeLessThanOrEqual(DISCORD_LIMITS.description);
+	});
+
+	it("keeps blank lines between a summary's paragraphs", () => {
+		expect(reportToEmbed({ title: "t", level: "ok", summary: "first\n\nsecond" }).toJSON().description).toBe("first\n\nsecond");
+	});
+
+	it("shows control characters as escapes in the terminal view, so a log line cannot drive the terminal", () => {
+		const text = reportToText({ title: "Logs", level: "ok", summary: "red \u001b[31mtext\u0007 tab\tend" });
+
+		expect(text).toBe("[OK] Logs\nred \\x1b[31mtext\\x07 tab\tend");
+	});
+});
