@@ -32,6 +32,14 @@ export function resolvedPayload(payload: WebhookPayload, now: number): WebhookPa
 	return { ...payload, status: "resolved", alerts: payload.alerts.map((a) => (a.status === "resolved" ? a : { ...a, status: "resolved" as const, endsAt })) };
 }
 
+/**
+ * Where a group's first post stands in its channel's queue: 0 for critical, 1 for anything else
+ * (case-insensitive, as the SQL it replaced). Kept in a column so next() orders without reading payloads.
+ */
+export function severityRank(payload: WebhookPayload): number {
+	return payload.commonLabels.severity?.toLowerCase() === "critical" ? 0 : 1;
+}
+
 /** When the group's first firing alert started (ms), or `now` when none fires or none has a readable start. */
 function firstStart(payload: WebhookPayload, now: number): number {
 	let first = Number.POSITIVE_INFINITY;
@@ -60,6 +68,7 @@ export interface AcceptJob extends Notification {
 	readonly groupKey: string;
 	readonly targets: readonly RouteTarget[];
 	readonly now: number;
+	readonly severityRank: number;
 	/** The payload as stored and delivered. */
 	readonly json: string;
 }
@@ -74,6 +83,7 @@ export function acceptJob(payload: WebhookPayload, targets: readonly RouteTarget
 		now,
 		signature: payloadSignature(payload),
 		startedAt: firstStart(payload, now),
+		severityRank: severityRank(payload),
 		json: JSON.stringify(payload),
 	};
 }
@@ -148,6 +158,7 @@ export interface GroupWrite {
 	readonly status: GroupStatus;
 	readonly firstFiringAt: number;
 	readonly signature: string;
+	readonly severityRank: number;
 	/** Clear acknowledgement, silence and restart: a new episode started during the batch. */
 	readonly resetActions: boolean;
 	/** The webhook (its index in the batch) whose payload the group now shows. */
@@ -236,6 +247,7 @@ export function planAccepts(jobs: readonly AcceptJob[], heads: ReadonlyMap<strin
 				status: t.status,
 				firstFiringAt: t.firstFiringAt,
 				signature: t.signature,
+				severityRank: job.severityRank,
 				resetActions: t.resetActions || (groups.get(id)?.resetActions ?? false),
 				job: j,
 			});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { acceptJob, groupId, payloadSignature, planAccepts, resolveByHand, transition, type AcceptJob, type GroupHead, type Notification } from "../../src/alerts/group-machine.ts";
+import { acceptJob, groupId, payloadSignature, planAccepts, resolveByHand, severityRank, transition, type AcceptJob, type GroupHead, type Notification } from "../../src/alerts/group-machine.ts";
 import type { RouteTarget } from "../../src/alerts/routing.ts";
 import { payload } from "../support/alert-fixtures.ts";
 
@@ -83,15 +83,15 @@ describe("transition: what one notification does to a group", () => {
 	});
 });
 
-const job = (over: Partial<AcceptJob> = {}): AcceptJob => ({ receiver: "opsbot", groupKey: "g", targets: [{ channel: "1" }], now: T0, status: "firing", signature: "s1", startedAt: T0, json: "{}", ...over });
+const job = (over: Partial<AcceptJob> = {}): AcceptJob => ({ receiver: "opsbot", groupKey: "g", targets: [{ channel: "1" }], now: T0, status: "firing", signature: "s1", startedAt: T0, severityRank: 1, json: "{}", ...over });
 const id = (groupKey = "g", channel = "1") => groupId("opsbot", groupKey, channel);
 
 describe("planAccepts: what a batch of webhooks writes", () => {
-	it("opens a new group: inserted, with one outbox row and the webhook's payload", () => {
-		const plan = planAccepts([job()], new Map());
+	it("opens a new group: inserted, with one outbox row and the webhook's payload and rank", () => {
+		const plan = planAccepts([job({ severityRank: 0 })], new Map());
 
 		expect(plan.results).toEqual([{ queued: 1, duplicates: 0 }]);
-		expect(plan.groups).toEqual([{ id: id(), channel: "1", created: true, mentionRole: null, episode: 1, status: "firing", firstFiringAt: T0, signature: "s1", resetActions: false, job: 0 }]);
+		expect(plan.groups).toEqual([{ id: id(), channel: "1", created: true, mentionRole: null, episode: 1, status: "firing", firstFiringAt: T0, signature: "s1", severityRank: 0, resetActions: false, job: 0 }]);
 		expect(plan.enqueue).toEqual([{ groupId: id(), episode: 1, job: 0, at: T0 }]);
 		expect(plan.supersede).toEqual([]);
 	});
@@ -192,6 +192,19 @@ describe("resolveByHand: the resolution opsbot writes for a silenced group", () 
 });
 
 describe("what accept reads of a payload", () => {
+	it.each([
+		["critical", 0],
+		["CRITICAL", 0],
+		["Critical", 0],
+		["warning", 1],
+		["info", 1],
+		[undefined, 1],
+	])("ranks severity %s as %i", (severity, rank) => {
+		const body = payload(1, { commonLabels: severity === undefined ? { alertname: "A" } : { alertname: "A", severity } });
+
+		expect(severityRank(body)).toBe(rank);
+	});
+
 	it("takes the earliest firing alert's start, or now when none fires", () => {
 		const firing = payload(2);
 		const body = { ...firing, alerts: [{ ...firing.alerts[0]!, startsAt: "2026-11-24T12:05:00Z" }, { ...firing.alerts[1]!, startsAt: "2026-11-24T11:55:00Z" }] };
