@@ -12,6 +12,42 @@ export function stripInvisible(text: string): string {
 	return text.replace(INVISIBLE, "");
 }
 
+/**
+ * PostgreSQL's JSONB cannot hold U+0000 (22P05): a webhook with a NUL anywhere (a label, an annotation,
+ * a field opsbot does not know) would be refused by that store, and retried by AlertManager, for ever.
+ * Replaced, not removed: U+FFFD is Unicode's mark for a character that cannot be shown, so a reader sees
+ * that something was there, and values that differ only by a NUL (a groupKey, which names the group, or a
+ * label) stay different instead of merging. Same length in UTF-16, so the schema's limits read the same.
+ */
+const NUL = /\u0000/g;
+
+/** `value` (parsed JSON) with every NUL in its strings and keys replaced by U+FFFD; the same object when it has none. */
+export function replaceNul(value: unknown): unknown {
+	if (typeof value === "string") return value.includes("\u0000") ? value.replace(NUL, "\uFFFD") : value;
+	if (typeof value !== "object" || value === null) return value;
+	// Plain loops, no copy until a NUL turns up: this walks every webhook, up to 10,000 alerts.
+	if (Array.isArray(value)) {
+		let copy: unknown[] | undefined;
+		for (let i = 0; i < value.length; i++) {
+			const cleaned = replaceNul(value[i]);
+			if (cleaned !== value[i]) (copy ??= [...value])[i] = cleaned;
+		}
+		return copy ?? value;
+	}
+	const record = value as Record<string, unknown>;
+	const keys = Object.keys(record);
+	let copy: [string, unknown][] | undefined;
+	for (let i = 0; i < keys.length; i++) {
+		const key = keys[i]!;
+		const cleanKey = key.includes("\u0000") ? key.replace(NUL, "\uFFFD") : key;
+		const cleaned = replaceNul(record[key]);
+		if (!copy && (cleanKey !== key || cleaned !== record[key])) copy = keys.slice(0, i).map((k) => [k, record[k]]);
+		copy?.push([cleanKey, cleaned]);
+	}
+	// fromEntries defines keys as own properties: a "__proto__" key stays data, never a prototype.
+	return copy ? Object.fromEntries(copy) : value;
+}
+
 /** A string shown to people: length-checked as received, then cleaned of invisible characters. */
 const Text = (max: number) => z.string().max(max).transform(stripInvisible);
 
@@ -29,8 +65,8 @@ export const WebhookAlert = z.looseObject({
 	fingerprint: z.string().min(1).max(64),
 });
 
-/** The AlertManager webhook body; newer fields (notification_reason, routeLabels) pass through. */
-export const WebhookPayload = z.looseObject({
+/** The AlertManager webhook body; newer fields (notification_reason, routeLabels) pass through. NULs are replaced first (replaceNul). */
+export const WebhookPayload = z.preprocess(replaceNul, z.looseObject({
 	version: z.literal("4"),
 	groupKey: z.string().min(1).max(8_192),
 	truncatedAlerts: z.number().int().min(0).default(0),
@@ -41,7 +77,7 @@ export const WebhookPayload = z.looseObject({
 	commonAnnotations: Labels.default({}),
 	externalURL: z.string().transform(stripInvisible).default(""),
 	alerts: z.array(WebhookAlert).min(1).max(10_000),
-});
+}));
 
 export type WebhookPayload = z.infer<typeof WebhookPayload>;
 export type WebhookAlert = z.infer<typeof WebhookAlert>;

@@ -1,32 +1,20 @@
 import pg from "pg";
 import { pino } from "pino";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openPostgresAlertStore, STATE_STATEMENT_TIMEOUT_MS, statePoolConfig } from "../../src/alerts/pg-store.ts";
 import { payload, storeContract } from "../support/alert-fixtures.ts";
+import { freshStateDatabase } from "./state-database.ts";
 
-// Each contract case gets a fresh database of its own: opsbot's state never shares the application's.
-let n = 0;
+// Each contract case gets a fresh database of its own.
 storeContract("PostgreSQL", async () => {
-	const postgres = inject("postgres");
-	const database = `opsbot_state_${process.pid}_${n++}`;
-	const admin = new pg.Client({ connectionString: postgres.superuserUrl });
-	await admin.connect();
-	await admin.query(`CREATE DATABASE ${database}`);
-	await admin.end();
-	const url = postgres.superuserUrl.replace(/\/appdb$/, `/${database}`);
+	const url = await freshStateDatabase();
 	const log = pino({ level: "silent" });
 	return { store: await openPostgresAlertStore(url, log), reopen: () => openPostgresAlertStore(url, log) };
 });
 
 describe("PostgreSQL alert store shared by two replicas", () => {
 	it("hands each item to one replica only, and gives a leased item to nobody else", async () => {
-		const postgres = inject("postgres");
-		const database = `opsbot_state_${process.pid}_replicas`;
-		const admin = new pg.Client({ connectionString: postgres.superuserUrl });
-		await admin.connect();
-		await admin.query(`CREATE DATABASE ${database}`);
-		await admin.end();
-		const url = postgres.superuserUrl.replace(/\/appdb$/, `/${database}`);
+		const url = await freshStateDatabase();
 		const log = pino({ level: "silent" });
 		const [a, b] = await Promise.all([openPostgresAlertStore(url, log), openPostgresAlertStore(url, log)]);
 		await a.accept(payload(1, { groupKey: "g1" }), [{ channel: "1" }]);
@@ -45,18 +33,8 @@ describe("PostgreSQL alert store shared by two replicas", () => {
 });
 
 describe("PostgreSQL alert store limits", () => {
-	async function freshDatabase(suffix: string): Promise<string> {
-		const postgres = inject("postgres");
-		const database = `opsbot_state_${process.pid}_${suffix}`;
-		const admin = new pg.Client({ connectionString: postgres.superuserUrl });
-		await admin.connect();
-		await admin.query(`CREATE DATABASE ${database}`);
-		await admin.end();
-		return postgres.superuserUrl.replace(/\/appdb$/, `/${database}`);
-	}
-
 	it("sets statement_timeout on every connection of its pool", async () => {
-		const url = await freshDatabase("timeout_show");
+		const url = await freshStateDatabase();
 		const pool = new pg.Pool(statePoolConfig(url));
 
 		const shown = await Promise.all([pool.query<{ statement_timeout: string }>("SHOW statement_timeout"), pool.query<{ statement_timeout: string }>("SHOW statement_timeout")]);
@@ -67,7 +45,7 @@ describe("PostgreSQL alert store limits", () => {
 	});
 
 	it("gives up on a statement stuck behind a lock after statement_timeout instead of hanging", async () => {
-		const url = await freshDatabase("timeout_lock");
+		const url = await freshStateDatabase();
 		const store = await openPostgresAlertStore(url, pino({ level: "silent" }), { statementTimeoutMs: 300 });
 		await store.accept(payload(1), [{ channel: "1" }]);
 		const item = (await store.next("1"))!;

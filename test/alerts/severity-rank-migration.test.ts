@@ -1,0 +1,60 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import pg from "pg";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
+import { openAlertStore, type AlertStore } from "../../src/alerts/store.ts";
+import { payload } from "../support/alert-fixtures.ts";
+import { freshStateDatabase } from "./state-database.ts";
+
+const targets = [{ channel: "1" }];
+const group = (name: string, severity: string) => payload(1, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity } });
+
+/** Two unposted groups: a warning, then a critical one that next() must send first. */
+async function seed(store: AlertStore): Promise<void> {
+	await store.accept(group("Early", "warning"), targets);
+	await store.accept(group("Late", "CRITICAL"), targets);
+	await store.close();
+}
+
+const firstSent = async (store: AlertStore) => String((await store.next("1"))?.payload.groupLabels.alertname);
+
+describe("the severity_rank migration", () => {
+	it("backfills the rank of SQLite groups stored before it, so a critical group queued later is still sent first", async () => {
+		const path = join(mkdtempSync(join(tmpdir(), "opsbot-rank-")), "alerts.sqlite");
+		await seed(openAlertStore(path));
+		// Back to schema version 4, as an opsbot before the rank left it.
+		const db = new DatabaseSync(path);
+		db.exec(`DROP INDEX groups_delivery; DROP INDEX outbox_pending; CREATE INDEX outbox_pending ON outbox (done, next_attempt_at);
+			ALTER TABLE groups DROP COLUMN severity_rank; DELETE FROM schema_version WHERE version > 4;`);
+		db.close();
+
+		const store = openAlertStore(path);
+
+		expect(await firstSent(store)).toBe("Late");
+		await store.close();
+		const after = new DatabaseSync(path);
+		expect(after.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({ v: 6 });
+		after.close();
+	});
+
+	it("backfills the rank of PostgreSQL groups stored before it, so a critical group queued later is still sent first", async () => {
+		const url = await freshStateDatabase("opsbot_rank");
+		const log = pino({ level: "silent" });
+		await seed(await openPostgresAlertStore(url, log));
+		const old = new pg.Client({ connectionString: url });
+		await old.connect();
+		await old.query("ALTER TABLE opsbot_state.groups DROP COLUMN severity_rank");
+		await old.query("DELETE FROM opsbot_state.schema_version WHERE version > 4");
+
+		const store = await openPostgresAlertStore(url, log);
+
+		expect(await firstSent(store)).toBe("Late");
+		expect((await old.query("SELECT max(version) AS v FROM opsbot_state.schema_version")).rows).toEqual([{ v: 5 }]);
+		await old.end();
+		await store.close();
+	});
+});
