@@ -326,10 +326,11 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 			}),
 		delivered: (item, messageId) =>
 			tx(async (client) => {
+				// The group row first, as accept locks them (groups, then outbox): the other order could deadlock with an accept.
+				await client.query("UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2 WHERE id = $3", [messageId, item.episode, item.groupId]);
 				await client.query("UPDATE opsbot_state.outbox SET done = true WHERE group_id = $1 AND episode = $2 AND id <= $3", [item.groupId, item.episode, item.id]);
 				// Updates that arrived during delivery were leased with it: make them due now.
 				await client.query("UPDATE opsbot_state.outbox SET next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done", [item.groupId, item.episode, Date.now()]);
-				await client.query("UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2 WHERE id = $3", [messageId, item.episode, item.groupId]);
 			}),
 		async retryLater(item, at) {
 			await pool.query("UPDATE opsbot_state.outbox SET attempts = attempts + 1, next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done", [item.groupId, item.episode, at]);
