@@ -1,7 +1,9 @@
 import { describe, it } from "vitest";
-import { renderAlertGroup, renderStormOver, renderStormSummary, type StormLine, type StormView } from "../../src/alerts/render.ts";
+import { alertGroupReport, type AlertGroupContext } from "../../src/alerts/group-report.ts";
+import { renderAlertGroup, renderStormOver, renderStormSummary, type AlertMessage, type StormLine, type StormView, type SummaryMessage } from "../../src/alerts/render.ts";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
 import { payload } from "../support/alert-fixtures.ts";
+import { reportToText } from "../../src/render/report.ts";
 import { expectGoldenFile } from "../support/golden.ts";
 
 // Fixed times: every golden must come out the same on any day, in any time zone.
@@ -22,56 +24,45 @@ function stableJson(value: unknown): string {
 	return `${JSON.stringify(sorted(value), null, 2)}\n`;
 }
 
-type Rendered = ReturnType<typeof renderAlertGroup>;
-
-/** What Discord gets of one group's message: the text, the embed, the components, and the attachments' names and sizes. */
-function alertMessageJson(message: Rendered): string {
-	return stableJson({
-		content: message.content,
-		allowedMentions: message.allowedMentions,
-		embed: message.embed,
-		components: message.components,
-		files: message.files.map((f) => ({ name: f.name, size: f.data.length })),
-	});
+/** The same group's Report in the terminal view (exact values, no markup), beside its Discord golden. */
+function expectTerminalGolden(name: string, body: WebhookPayload, context: AlertGroupContext): void {
+	expectGoldenFile(`${name}.txt`, `${reportToText(alertGroupReport(body, context).report)}\n`);
 }
 
-function summaryJson(message: ReturnType<typeof renderStormOver>, listed?: readonly string[]): string {
+/** What Discord gets of a message: the text, the embed(s), the components, the attachments' names and sizes (and which groups a storm summary lists). */
+function messageJson(message: AlertMessage | SummaryMessage, listed?: readonly string[]): string {
+	const { content, allowedMentions, components, files } = message;
 	return stableJson({
-		content: message.content,
-		allowedMentions: message.allowedMentions,
-		embeds: message.embeds,
-		components: message.components,
-		files: message.files.map((f) => ({ name: f.name, size: f.data.length })),
+		content,
+		allowedMentions,
+		...("embed" in message ? { embed: message.embed } : { embeds: message.embeds }),
+		components,
+		files: files.map((f) => ({ name: f.name, size: f.data.length })),
 		...(listed ? { listed } : {}),
 	});
 }
 
 const ZERO = "0001-01-01T00:00:00Z";
 
-const critical = WebhookPayload.parse({
-	version: "4",
+/** A webhook body: what every fixture shares, then its own fields. */
+const webhook = (fields: Record<string, unknown>) => WebhookPayload.parse({ version: "4", status: "firing", receiver: "opsbot", externalURL: "http://alertmanager.example.com:9093", ...fields });
+
+const critical = webhook({
 	groupKey: '{}:{alertname="PostgresDown"}',
-	status: "firing",
-	receiver: "opsbot",
 	groupLabels: { alertname: "PostgresDown" },
 	commonLabels: { alertname: "PostgresDown", severity: "critical", env: "prod", job: "postgres" },
 	commonAnnotations: { summary: "PostgreSQL is down on prod", description: "pg_up == 0 for 2 minutes.", runbook_url: "https://runbooks.example.com/postgres-down", dashboard_url: "https://grafana.example.com/d/pg" },
-	externalURL: "http://alertmanager.example.com:9093",
 	alerts: [
 		{ status: "firing", labels: { alertname: "PostgresDown", severity: "critical", env: "prod", job: "postgres", instance: "db-1:5432" }, annotations: { summary: "db-1 is down" }, startsAt: "2026-11-24T12:00:00Z", endsAt: ZERO, generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=pg_up+%3D%3D+0&g0.tab=1", fingerprint: "a000000000000001" },
 		{ status: "firing", labels: { alertname: "PostgresDown", severity: "critical", env: "prod", job: "postgres", instance: "db-2:5432" }, annotations: { summary: "db-2 is down" }, startsAt: "2026-11-24T12:01:30Z", endsAt: ZERO, generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=pg_up+%3D%3D+0&g0.tab=1", fingerprint: "a000000000000002" },
 	],
 });
 
-const warning = WebhookPayload.parse({
-	version: "4",
+const warning = webhook({
 	groupKey: '{}:{alertname="ApiErrors"}',
-	status: "firing",
-	receiver: "opsbot",
 	groupLabels: { alertname: "ApiErrors", env: "staging" },
 	commonLabels: { alertname: "ApiErrors", severity: "warning", env: "staging", container: "api" },
 	commonAnnotations: { summary: "5xx above 2 %" },
-	externalURL: "http://alertmanager.example.com:9093",
 	alerts: [
 		{ status: "firing", labels: { alertname: "ApiErrors", severity: "warning", env: "staging", container: "api", route: "/orders" }, startsAt: "2026-11-24T12:10:00Z", endsAt: ZERO, generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=rate%28http_5xx%5B5m%5D%29+%3E+0.02", fingerprint: "b000000000000001" },
 		{ status: "resolved", labels: { alertname: "ApiErrors", severity: "warning", env: "staging", container: "api", route: "/users" }, startsAt: "2026-11-24T12:05:00Z", endsAt: "2026-11-24T12:20:00Z", generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=rate%28http_5xx%5B5m%5D%29+%3E+0.02", fingerprint: "b000000000000002" },
@@ -85,10 +76,8 @@ const resolved = WebhookPayload.parse({
 });
 
 /** Untrusted text everywhere it can be: markdown, mentions, @everyone, a link that would break out of its parentheses. */
-const hostile = WebhookPayload.parse({
-	version: "4",
+const hostile = webhook({
 	groupKey: "{}:{hostile}",
-	status: "firing",
 	receiver: "ops_*team*",
 	groupLabels: { alertname: "Disk **full** on <@123>", team: "a|b" },
 	commonLabels: { alertname: "Disk **full** on <@123>", severity: "critical", team: "a|b", path: "/var/`lib`" },
@@ -104,13 +93,14 @@ describe("alert group messages (golden)", () => {
 	it("renders a critical group that pings the on-call role, with links, a chart and every button", () => {
 		const message = renderAlertGroup(critical, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, chart: CHART, actions: { groupId: GROUP_ID, restartContainer: "postgres", logs: true } });
 
-		expectGoldenFile("alert-critical.discord.json", alertMessageJson(message));
+		expectGoldenFile("alert-critical.discord.json", messageJson(message));
+		expectTerminalGolden("alert-critical", critical, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, chart: true });
 	});
 
 	it("renders an acknowledged critical group without the ping", () => {
 		const message = renderAlertGroup(critical, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 }, actions: { groupId: GROUP_ID, logs: false } });
 
-		expectGoldenFile("alert-critical-acked.discord.json", alertMessageJson(message));
+		expectGoldenFile("alert-critical-acked.discord.json", messageJson(message));
 	});
 
 	it("renders a warning group with its acknowledgement, silence and failed restart, and the matching buttons", () => {
@@ -124,37 +114,47 @@ describe("alert group messages (golden)", () => {
 			actions: { groupId: GROUP_ID, restartContainer: "api", logs: true },
 		});
 
-		expectGoldenFile("alert-warning-acked-silenced.discord.json", alertMessageJson(message));
+		expectGoldenFile("alert-warning-acked-silenced.discord.json", messageJson(message));
+		expectTerminalGolden("alert-warning-acked-silenced", warning, {
+			firstFiringAt: STARTED,
+			now: NOW,
+			ack: { userId: "200000000000000002", username: "alice", at: NOW - 10 * 60_000 },
+			silence: { id: "silence-1", username: "bob_the_*ops*", until: NOW + 4 * 3_600_000 },
+			restart: { userId: "200000000000000003", container: "api", at: NOW - 2 * 60_000, ok: false },
+		});
 	});
 
 	it("leaves an expired silence out and offers the Silence menu again", () => {
 		const message = renderAlertGroup(warning, { firstFiringAt: STARTED, now: NOW, silence: { id: "silence-1", username: "bob", until: NOW - 1 }, restart: { userId: "200000000000000003", container: "api", at: NOW - 2 * 60_000, ok: true }, actions: { groupId: GROUP_ID, restartContainer: "api", logs: false } });
 
-		expectGoldenFile("alert-warning-silence-expired.discord.json", alertMessageJson(message));
+		expectGoldenFile("alert-warning-silence-expired.discord.json", messageJson(message));
 	});
 
 	it("renders a resolved group: how long it fired, no buttons, no ping", () => {
 		const message = renderAlertGroup(resolved, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 }, actions: { groupId: GROUP_ID, restartContainer: "postgres", logs: true } });
 
-		expectGoldenFile("alert-resolved.discord.json", alertMessageJson(message));
+		expectGoldenFile("alert-resolved.discord.json", messageJson(message));
+		expectTerminalGolden("alert-resolved", resolved, { firstFiringAt: STARTED, now: NOW });
 	});
 
 	it("renders a 300-alert group: the list cut with the full list attached, and AlertManager's max_alerts note", () => {
 		const message = renderAlertGroup(payload(300, { truncatedAlerts: 12 }), { firstFiringAt: STARTED, now: NOW, chart: CHART, actions: { groupId: GROUP_ID, logs: true } });
 
-		expectGoldenFile("alert-300.discord.json", alertMessageJson(message));
+		expectGoldenFile("alert-300.discord.json", messageJson(message));
+		expectTerminalGolden("alert-300", payload(300, { truncatedAlerts: 12 }), { firstFiringAt: STARTED, now: NOW });
 	});
 
 	it("renders a 300-alert group that Discord would not take files for: it says what is missing", () => {
 		const message = renderAlertGroup(payload(300), { firstFiringAt: STARTED, now: NOW, chart: CHART, withoutAttachments: true, actions: { groupId: GROUP_ID, logs: false } });
 
-		expectGoldenFile("alert-300-without-attachments.discord.json", alertMessageJson(message));
+		expectGoldenFile("alert-300-without-attachments.discord.json", messageJson(message));
 	});
 
 	it("renders untrusted text literally: no markup, mention, masked link or @everyone from a payload", () => {
 		const message = renderAlertGroup(hostile, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, actions: { groupId: GROUP_ID, logs: false } });
 
-		expectGoldenFile("alert-hostile.discord.json", alertMessageJson(message));
+		expectGoldenFile("alert-hostile.discord.json", messageJson(message));
+		expectTerminalGolden("alert-hostile", hostile, { firstFiringAt: STARTED, now: NOW });
 	});
 });
 
@@ -185,32 +185,32 @@ describe("storm messages (golden)", () => {
 	it("renders a small storm summary with links to the posted groups", () => {
 		const { message, listed } = renderStormSummary(small);
 
-		expectGoldenFile("storm-summary-small.discord.json", summaryJson(message, listed));
+		expectGoldenFile("storm-summary-small.discord.json", messageJson(message, listed));
 	});
 
 	it("renders a 400-group storm summary over several embeds with the full list attached", () => {
 		const { message, listed } = renderStormSummary(large);
 
-		expectGoldenFile("storm-summary-large.discord.json", summaryJson(message, listed));
+		expectGoldenFile("storm-summary-large.discord.json", messageJson(message, listed));
 	});
 
 	it("renders a 400-group storm summary without attachments", () => {
 		const { message, listed } = renderStormSummary(large, { withoutAttachments: true });
 
-		expectGoldenFile("storm-summary-large-without-attachments.discord.json", summaryJson(message, listed));
+		expectGoldenFile("storm-summary-large-without-attachments.discord.json", messageJson(message, listed));
 	});
 
 	it("renders a storm summary once every group resolved", () => {
 		const { message, listed } = renderStormSummary({ startedAt: STARTED, firing: [], resolved: 3, total: 3 });
 
-		expectGoldenFile("storm-summary-all-resolved.discord.json", summaryJson(message, listed));
+		expectGoldenFile("storm-summary-all-resolved.discord.json", messageJson(message, listed));
 	});
 
 	it("renders the storm-over record with the groups still firing", () => {
-		expectGoldenFile("storm-over-still-firing.discord.json", summaryJson(renderStormOver(small, NOW)));
+		expectGoldenFile("storm-over-still-firing.discord.json", messageJson(renderStormOver(small, NOW)));
 	});
 
 	it("renders the storm-over record once nothing fires", () => {
-		expectGoldenFile("storm-over-calm.discord.json", summaryJson(renderStormOver({ startedAt: STARTED, firing: [], resolved: 1, total: 1 }, NOW)));
+		expectGoldenFile("storm-over-calm.discord.json", messageJson(renderStormOver({ startedAt: STARTED, firing: [], resolved: 1, total: 1 }, NOW)));
 	});
 });
