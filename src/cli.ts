@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { heldGroupsReport, readHeldGroups } from "./alerts/held-groups.ts";
 import { healthReport, healthSummaryReport } from "./commands/health.ts";
 import { actionLogReport, auditFilters, auditPageReport, collectAll } from "./commands/audit.ts";
 import { logsReport, logsRequest, logsTitle, logsToText, searchLogs } from "./commands/logs.ts";
@@ -125,6 +126,14 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			const environment = requirePostgresEnv(ctx, values.env);
 			const snapshot = await ctx.services.pool.snapshot(environment);
 			return { report: poolReport(snapshot, ctx.config.ops.pool), data: snapshot };
+		},
+	},
+	alerts: {
+		usage: "opsbot alerts [--json]",
+		options: {},
+		async run(ctx) {
+			const groups = await readHeldGroups(ctx.config, ctx.log);
+			return { report: heldGroupsReport(groups), data: groups };
 		},
 	},
 };

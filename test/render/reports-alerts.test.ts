@@ -1,10 +1,11 @@
 import { describe, it } from "vitest";
 import { alertGroupReport, type AlertGroupContext } from "../../src/alerts/group-report.ts";
+import { byUrgency, heldGroup, heldGroupsReport } from "../../src/alerts/held-groups.ts";
 import { renderAlertGroup, renderStormOver, renderStormSummary, type AlertMessage, type StormLine, type StormView, type SummaryMessage } from "../../src/alerts/render.ts";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { reportToText } from "../../src/render/report.ts";
-import { expectGoldenFile } from "../support/golden.ts";
+import { expectGoldenFile, expectReportGolden } from "../support/golden.ts";
 
 // Fixed times: every golden must come out the same on any day, in any time zone.
 const STARTED = Date.parse("2026-11-24T12:00:00Z");
@@ -212,5 +213,26 @@ describe("storm messages (golden)", () => {
 
 	it("renders the storm-over record once nothing fires", () => {
 		expectGoldenFile("storm-over-calm.discord.json", messageJson(renderStormOver({ startedAt: STARTED, firing: [], resolved: 1, total: 1 }, NOW)));
+	});
+});
+
+describe("the groups opsbot holds (golden, both views)", () => {
+	const state = (id: string, body: WebhookPayload, rest: Partial<Parameters<typeof heldGroup>[0]> = {}) => ({ groupId: id, channel: "400000000000000001", episode: 1, status: body.status, messageId: null, payload: body, ack: null, silence: null, restart: null, signature: "", ...rest });
+
+	it("lists each group with its state, acknowledgement, silence and message link, critical and firing first", () => {
+		const groups = [
+			state("g1", critical, { messageId: "500000000000000001", ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 } }),
+			state("g2", warning, { messageId: "500000000000000002", silence: { id: "s-1", username: "bob_the_*ops*", until: NOW + 3_600_000 } }),
+			state("g3", resolved, { messageId: "500000000000000003", silence: { id: "s-2", username: "carol", until: NOW - 1 } }),
+			state("g4", hostile),
+		]
+			.map((g) => heldGroup(g, { guildId: "100000000000000001", now: NOW }))
+			.sort(byUrgency);
+
+		expectReportGolden("alerts-held", heldGroupsReport(groups));
+	});
+
+	it("says so when it holds none", () => {
+		expectReportGolden("alerts-held-none", heldGroupsReport([]));
 	});
 });
