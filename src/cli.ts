@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { heldGroupsReport, readHeldGroups } from "./alerts/held-groups.ts";
 import { healthReport, healthSummaryReport } from "./commands/health.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
 import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
@@ -122,6 +123,14 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			const environment = requirePostgresEnv(ctx, values.env);
 			const snapshot = await ctx.services.pool.snapshot(environment);
 			return { report: poolReport(snapshot, ctx.config.ops.pool), data: snapshot };
+		},
+	},
+	alerts: {
+		usage: "opsbot alerts [--json]",
+		options: {},
+		async run(ctx) {
+			const groups = await readHeldGroups(ctx.config, ctx.log);
+			return { report: heldGroupsReport(groups), data: groups };
 		},
 	},
 };

@@ -3,8 +3,8 @@ import { createAccessPolicy, type AccessPolicy } from "./discord/access.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { join } from "node:path";
-import { openPostgresAlertStore } from "./alerts/pg-store.ts";
-import { openAlertStore, type AlertStore } from "./alerts/store.ts";
+import { openConfiguredAlertStore } from "./alerts/open-store.ts";
+import type { AlertStore } from "./alerts/store.ts";
 import type { PendingStore } from "./discord/pending.ts";
 import type { AuditQueryState } from "./services/audit.ts";
 import type { LogsQueryState } from "./services/log-search.ts";
@@ -99,7 +99,7 @@ export async function createContext(config: Config, log: Logger, options: { with
 		? { pending: (kind, ttlMs) => createPostgresPendingStore(stateDb, kind, ttlMs), restarts: createPostgresRestartLock(stateDb) }
 		: (stateFile = openStateFile(join(config.ops.stateDir, "state.sqlite")));
 	const pending = <T>(kind: string, ttlMs: number): PendingStore<T> => shared.pending<T>(kind, ttlMs);
-	const alertStore = config.ops.alerts && options.withAlertStore !== false ? await openAlertStoreFor(config, log) : undefined;
+	const alertStore = config.ops.alerts && options.withAlertStore !== false ? await openConfiguredAlertStore(config, log) : undefined;
 	const wakeListeners: (() => void)[] = [];
 	const ssh = createSshService({ environments, secret });
 	const prometheus = createPrometheusService(environments);
@@ -143,10 +143,4 @@ export async function createContext(config: Config, log: Logger, options: { with
 			stateFile?.close();
 		},
 	};
-}
-
-/** Embedded by default; PostgreSQL (opsbot's own database) when replicas must share the state. */
-async function openAlertStoreFor(config: Config, log: Logger): Promise<AlertStore> {
-	const stateUrl = config.env.STATE_DATABASE_URL;
-	return stateUrl ? openPostgresAlertStore(stateUrl, log.child({ svc: "state" })) : openAlertStore(join(config.ops.stateDir, "alerts.sqlite"));
 }

@@ -24,3 +24,16 @@ export function parseRange(spec: string, maxHours: number, now: Date = new Date(
 	if (end.getTime() - start.getTime() > maxHours * 3_600_000) throw new UserFacingError(`That range is longer than the ${maxHours} h opsbot searches at once. Narrow it.`);
 	return { start, end };
 }
+
+/**
+ * A duration for people: "12 min", "3 h 5 min", "2 d 4 h"; with `seconds`, under 90 s in seconds
+ * ("42 s", for idle connections where seconds matter).
+ */
+export function formatDuration(ms: number, options: { seconds?: boolean } = {}): string {
+	if (options.seconds && ms < 90_000) return `${Math.max(0, Math.round(ms / 1000))} s`;
+	const minutes = Math.max(0, Math.round(ms / 60_000));
+	if (minutes < 60) return `${minutes} min`;
+	const hours = Math.floor(minutes / 60);
+	if (hours < 48) return `${hours} h${minutes % 60 ? ` ${minutes % 60} min` : ""}`;
+	return `${Math.floor(hours / 24)} d${hours % 24 ? ` ${hours % 24} h` : ""}`;
+}

@@ -398,6 +398,10 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 			const { rows } = await pool.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > $1 ORDER BY id LIMIT $2", [after, limit]);
 			return rows.map(groupState);
 		},
+		async listGroups(after, limit) {
+			const { rows } = await pool.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE last_payload IS NOT NULL AND id > $1 ORDER BY id LIMIT $2", [after, limit]);
+			return rows.map(groupState);
+		},
 		resolveGroup: (id, expectedSignature, now = Date.now()) =>
 			tx(async (client) => {
 				const { rows } = await client.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 FOR UPDATE", [id]);

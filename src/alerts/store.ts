@@ -133,6 +133,8 @@ export interface AlertStore {
 	setRestart(groupId: string, restart: RestartState): Promise<void>;
 	/** Groups with an opsbot silence whose current episode has not resolved, in id order after `after`: one bounded page. */
 	silencedGroups(after: string, limit: number): Promise<GroupState[]>;
+	/** Every group with a payload, in id order after `after`: one bounded page (for `opsbot alerts`). */
+	listGroups(after: string, limit: number): Promise<GroupState[]>;
 	/** What the channel still has to send. */
 	backlog(channel: string, now?: number): Promise<ChannelBacklog>;
 	/** The channel's firing groups (their current episodes), for the storm summary. */
@@ -293,6 +295,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	const setSilenceStmt = db.prepare("UPDATE groups SET silence = ? WHERE id = ?");
 	const setRestartStmt = db.prepare("UPDATE groups SET restart = ? WHERE id = ?");
 	const silenced = db.prepare("SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
+	const listed = db.prepare("SELECT * FROM groups WHERE last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
 	const insertOutbox = db.prepare("INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)");
 	const supersede = db.prepare("UPDATE outbox SET done = 1 WHERE id = ?");
 	const dueChannels = db.prepare("SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 AND o.next_attempt_at <= ?");
@@ -506,6 +509,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 			requeue(id, () => setRestartStmt.run(JSON.stringify(restart), id));
 		},
 		silencedGroups: async (after, limit) => (silenced.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
+		listGroups: async (after, limit) => (listed.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
 		async resolveGroup(id, expectedSignature, now = Date.now()) {
 			return tx(() => {
 				const row = getGroup.get(id) as GroupRow | undefined;

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { groupName, type StormLine, type StormView } from "./render.ts";
+import { groupName } from "./group-report.ts";
+import type { StormLine, StormView } from "./render.ts";
 import type { FiringGroup } from "./store.ts";
 
 /** How many message writes (posts and edits together) a channel may take per window. */

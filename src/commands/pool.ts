@@ -1,6 +1,6 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
-import { humanDuration } from "../alerts/render.ts";
 import type { Confirmation } from "../context.ts";
+import { formatDuration } from "../time.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PressRefusedError } from "../errors.ts";
 import { renderChart } from "../render/chart.ts";
@@ -11,14 +11,9 @@ import { environmentChoices, environmentOption, requireEnvironment } from "./opt
 import { pendingState, rawId, recordAction, type Command, type ComponentHandler, type HandlerContext } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 
-// Idle times under a minute and a half matter here (an open transaction is worth a warning after 60 s),
-// so they are given in seconds; longer ones as everywhere else.
-function idleTime(seconds: number): string {
-	return seconds < 90 ? `${Math.round(seconds)} s` : humanDuration(seconds * 1_000);
-}
 
 function sessionLine(s: Session): Inline[] {
-	return [`pid ${s.pid} · `, { code: s.application || "?" }, ` ${s.clientAddr} · ${idleTime(s.stateSeconds)}`];
+	return [`pid ${s.pid} · `, { code: s.application || "?" }, ` ${s.clientAddr} · ${formatDuration(s.stateSeconds * 1000, { seconds: true })}`];
 }
 
 /** The likely cause in one line. */
@@ -27,7 +22,7 @@ function causeText(cause: PoolCause): Inline[] {
 		case "stale-idle":
 			return [`${cause.count} idle connection${cause.count === 1 ? "" : "s"} from app `, { code: cause.application || "(no application_name)" }, ` older than ${cause.olderThanMinutes} min`];
 		case "idle-in-transaction":
-			return [`${cause.count} session${cause.count === 1 ? "" : "s"} idle in transaction for over a minute (longest ${idleTime(cause.longest.stateSeconds)}, app `, { code: cause.longest.application || "?" }, ") hold connections and locks"];
+			return [`${cause.count} session${cause.count === 1 ? "" : "s"} idle in transaction for over a minute (longest ${formatDuration(cause.longest.stateSeconds * 1000, { seconds: true })}, app `, { code: cause.longest.application || "?" }, ") hold connections and locks"];
 		case "blocked":
 			return [`${cause.count} session${cause.count === 1 ? " is" : "s are"} blocked by another session's locks (pid ${cause.blockers.slice(0, 5).join(", ")})`];
 		case "pgbouncer-waiting":
@@ -105,7 +100,7 @@ export function terminationPreview(environment: string, candidates: readonly Ter
 		title: `End ${candidates.length} idle connection${candidates.length === 1 ? "" : "s"} on ${environment}?`,
 		level: "warn",
 		summary: `These sessions have been idle for more than ${minutes} min. Each is checked again when you confirm; anything that became busy is left alone. This confirmation expires in 60 s.`,
-		lines: candidates.map((c) => ({ level: "warn" as const, label: `pid ${c.pid}`, text: [{ code: c.application || "?" }, ` ${c.clientAddr} · idle ${idleTime(c.idleSeconds)}`] })),
+		lines: candidates.map((c) => ({ level: "warn" as const, label: `pid ${c.pid}`, text: [{ code: c.application || "?" }, ` ${c.clientAddr} · idle ${formatDuration(c.idleSeconds * 1000, { seconds: true })}`] })),
 	};
 }
 

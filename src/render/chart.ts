@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import type { ChartJob, ChartResult } from "./chart-worker.ts";
+import { formatDuration } from "../time.ts";
 
 /**
  * Line charts for Discord: the layout (scales, ticks, legend, top N plus an "others" band) is
@@ -235,19 +236,12 @@ export function rangeText(range: { start: number; end: number }): string {
 	const b = new Date(range.end);
 	const day = (d: Date) => `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}`;
 	const sameDay = day(a) === day(b);
-	return `${day(a)} ${hhmm(a)} → ${sameDay ? "" : `${day(b)} `}${hhmm(b)} UTC (${durationText(range.end - range.start)})`;
+	return `${day(a)} ${hhmm(a)} → ${sameDay ? "" : `${day(b)} `}${hhmm(b)} UTC (${formatDuration(range.end - range.start)})`;
 }
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const hhmm = (d: Date) => `${String(d.getUTCHours()).padStart(2, "0")}:${String(d.getUTCMinutes()).padStart(2, "0")}`;
 
-function durationText(ms: number): string {
-	const minutes = Math.round(ms / 60_000);
-	if (minutes < 60) return `${Math.max(minutes, 0)} min`;
-	const hours = Math.floor(minutes / 60);
-	if (hours >= 48 && hours % 24 === 0) return `${hours / 24} d`;
-	return minutes % 60 === 0 ? `${hours} h` : `${hours} h ${minutes % 60} min`;
-}
 
 /** Ticks at whole UTC minutes or hours, at most about eight. */
 export function timeTicks(start: number, end: number): { at: number; label: string }[] {

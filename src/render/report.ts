@@ -13,8 +13,8 @@ export type Inline =
 	| string
 	| { readonly strong: Text }
 	| { readonly code: string }
-	/** "relative": "3 minutes ago"; "absolute": the date and time; "full": the date and time and, in Discord, how long ago. */
-	| { readonly time: Date; readonly style?: "relative" | "absolute" | "full" }
+	/** "relative": "3 minutes ago"; "absolute": the date and time; "full": the date and time and, in Discord, how long ago; "time": the time of day. */
+	| { readonly time: Date; readonly style?: "relative" | "absolute" | "full" | "time" }
 	| { readonly link: string; readonly label: Text }
 	| { readonly mention: "role" | "user" | "channel"; readonly id: string }
 	/** One item per line, bulleted. */
@@ -37,6 +37,17 @@ export interface ReportField {
 	readonly inline?: boolean;
 }
 
+/** A list after the summary and lines, one item per line: the Discord view shows the items that fit and counts the rest. */
+export interface ReportList {
+	readonly items: readonly Text[];
+	/** How many items there are in all, when `items` holds only the first of them (default: items.length). */
+	readonly total?: number;
+	/** Said in brackets after the Discord view's "… and N more", e.g. where the rest is ("full list attached"). */
+	readonly more?: string;
+	/** Lines after the list, always shown: what the list cannot say. */
+	readonly notes?: readonly Text[];
+}
+
 /** The neutral message model: built by pure functions from service data, rendered for Discord or a terminal. */
 export interface Report {
 	/** Plain text: shown as is in both views. */
@@ -44,6 +55,7 @@ export interface Report {
 	readonly level: Level;
 	readonly summary?: Text;
 	readonly lines?: readonly ReportLine[];
+	readonly list?: ReportList;
 	readonly fields?: readonly ReportField[];
 	/** Plain text: Discord does not render markup in footers. */
 	readonly footer?: string;
@@ -79,8 +91,8 @@ export function textToMarkdown(text: Text): string {
 			if ("code" in part) return inlineCode(part.code);
 			if ("time" in part) {
 				const s = Math.floor(part.time.getTime() / 1000);
-				if (part.style === "absolute") return `<t:${s}:f>`;
-				return part.style === "full" ? `<t:${s}:f> (<t:${s}:R>)` : `<t:${s}:R>`;
+				const discordStyle = { relative: `<t:${s}:R>`, absolute: `<t:${s}:f>`, full: `<t:${s}:f> (<t:${s}:R>)`, time: `<t:${s}:T>` } as const;
+				return discordStyle[part.style ?? "relative"];
 			}
 			// Discord shows a masked link only for http(s); anything else stays plain text.
 			if ("link" in part) return /^https?:\/\//i.test(part.link) ? `[${textToMarkdown(part.label)}](${part.link.replace(/[()\s]/g, encodeURIComponent)})` : textToMarkdown(part.label);
@@ -112,6 +124,11 @@ export function joinText(texts: readonly Text[], separator: string): Inline[] {
 
 /** Renders a Report as one embed that always fits Discord's limits (titles, 25 fields, 6000 characters). */
 export function reportToEmbed(report: Report): EmbedBuilder {
+	return fitReportToEmbed(report).embed;
+}
+
+/** Renders a Report as reportToEmbed does, and says how many of its list's items the embed shows (the rest are counted in "… and N more"). */
+export function fitReportToEmbed(report: Report): { embed: EmbedBuilder; listShown: number } {
 	// Discord trims whitespace and rejects empty titles, names and values.
 	const title = truncate(report.title.trim(), DISCORD_LIMITS.title) || "(untitled)";
 	const embed = new EmbedBuilder().setTitle(title).setColor(LEVEL_COLOUR[report.level]);
@@ -140,12 +157,40 @@ export function reportToEmbed(report: Report): EmbedBuilder {
 		...(summary ? summary.split("\n") : []),
 		...(report.lines ?? []).map((l) => `${LEVEL_ICON[l.level]} **${escapeMarkdown(l.label)}** ${textToMarkdown(l.text)}`),
 	];
-	const description = joinLinesWithin(body, Math.min(DISCORD_LIMITS.description, budget));
+	const { description, listShown } = descriptionOf(body, report.list, Math.min(DISCORD_LIMITS.description, budget));
 	if (description) embed.setDescription(description);
 	if (keptFields.length > 0) embed.addFields(keptFields);
 	if (footer) embed.setFooter({ text: footer });
 	if (report.at) embed.setTimestamp(report.at);
-	return embed;
+	return { embed, listShown };
+}
+
+/**
+ * The embed description: the summary and lines, then a blank line and the list. Room is kept for the
+ * list's closing lines first, so "… and N more" and the notes are never the part cut; the items get
+ * what the summary and lines leave.
+ */
+function descriptionOf(body: readonly string[], list: ReportList | undefined, max: number): { description: string; listShown: number } {
+	if (!list) return { description: joinLinesWithin(body, max), listShown: 0 };
+	const total = Math.max(list.total ?? 0, list.items.length);
+	const moreLine = (n: number) => `… and ${n} more${list.more ? ` (${escapeMarkdown(list.more)})` : ""}`;
+	// The closing lines with their line breaks; the count in "… and N more" is at most `total`.
+	const moreRoom = total > 0 ? moreLine(total).length + 1 : 0;
+	const notes = joinLinesWithin((list.notes ?? []).map(textToMarkdown).filter(Boolean), max - moreRoom - 1);
+	const closingRoom = moreRoom + (notes ? notes.length + 1 : 0);
+	const head = joinLinesWithin(body, max - closingRoom - 2);
+	const room = max - (head ? head.length + 2 : 0) - closingRoom;
+	const shown: string[] = [];
+	let used = 0;
+	for (const item of list.items) {
+		const line = textToMarkdown(item);
+		if (used + line.length + 1 > room) break;
+		shown.push(line);
+		used += line.length + 1;
+	}
+	const hidden = total - shown.length;
+	const block = [...shown, ...(hidden > 0 ? [moreLine(hidden)] : []), ...(notes ? [notes] : [])].join("\n");
+	return { description: [head, block].filter(Boolean).join("\n\n"), listShown: shown.length };
 }
 
 // Control characters other than newline and tab (an ESC from a log line could drive the terminal) are shown as escapes.
@@ -163,6 +208,13 @@ function reportToRawText(report: Report): string {
 	const out = [`[${LEVEL_WORD[report.level]}] ${report.title}`];
 	if (report.summary !== undefined) out.push(textToPlain(report.summary));
 	for (const line of lines) out.push(`  ${LEVEL_WORD[line.level].padEnd(4)}  ${line.label.padEnd(pad)}  ${textToPlain(line.text)}`);
+	if (report.list) {
+		const { items } = report.list;
+		for (const item of items) out.push(`  ${textToPlain(item).replace(/\n/g, "\n  ")}`);
+		const hidden = Math.max(report.list.total ?? 0, items.length) - items.length;
+		if (hidden > 0) out.push(`  … and ${hidden} more`);
+		for (const note of report.list.notes ?? []) out.push(textToPlain(note));
+	}
 	for (const field of fields) out.push(`  ${field.label.padEnd(pad + 6)}  ${textToPlain(field.value).replace(/\n/g, `\n  ${" ".repeat(pad + 8)}`)}`);
 	if (report.footer) out.push(report.footer);
 	if (report.at) out.push(`at ${report.at.toISOString()}`);

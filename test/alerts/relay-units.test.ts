@@ -23,7 +23,7 @@ describe("alert rendering", () => {
 			expect(shown).toBeGreaterThan(0);
 			expect(message.files.some((f) => f.name === "alerts.txt")).toBe(shown < n);
 			if (shown < n) expect(message.embed.description).toContain(`… and ${n - shown} more (full list attached)`);
-			if (n === 1_000) expect(message.embed.description).toContain("AlertManager left out 37 more alerts (max_alerts)");
+			if (n === 1_000) expect(message.embed.description).toContain("AlertManager left out 37 more alerts \\(`max_alerts`\\).");
 		}
 	});
 
