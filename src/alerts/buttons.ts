@@ -1,11 +1,11 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, ModalBuilder, TextInputBuilder, TextInputStyle } from "discord.js";
 import { findEnvironment, type AlertingOps } from "../config.ts";
-import { pendingState, rawId, recordAction, type AnyComponentHandler, type ComponentHandler, type ComponentInteraction, type HandlerContext } from "../discord/handler.ts";
+import { cancelButton, pendingState, recordAction, type AnyComponentHandler, type ComponentHandler, type ComponentInteraction, type HandlerContext } from "../discord/handler.ts";
 import type { Confirmation } from "../context.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { logsMessage } from "../commands/logs.ts";
-import { inlineCode } from "../render/limits.ts";
+import { DISCORD_LIMITS, inlineCode, truncate } from "../render/limits.ts";
 import type { AlertManagerClient } from "../services/alertmanager.ts";
 import { ServiceUnavailableError } from "../services/http.ts";
 import { SshHostKeyError } from "../services/ssh.ts";
@@ -201,7 +201,7 @@ export const alertRestart: ComponentHandler<GroupState> = {
 			content: `Restart container ${inlineCode(container)} on ${inlineCode(env.config.ssh.host)} (${env.name})? This runs \`docker restart ${container}\`. The confirmation expires in 60 s.`,
 			components: [
 				new ActionRowBuilder<ButtonBuilder>().addComponents(
-					new ButtonBuilder().setCustomId(encodeCustomId("alert", "restartconfirm", token)).setLabel(`Restart ${container}`.slice(0, 80)).setStyle(ButtonStyle.Danger),
+					new ButtonBuilder().setCustomId(encodeCustomId("alert", "restartconfirm", token)).setLabel(truncate(`Restart ${container}`, DISCORD_LIMITS.buttonLabel)).setStyle(ButtonStyle.Danger),
 					new ButtonBuilder().setCustomId(encodeCustomId("alert", "restartcancel", token)).setLabel("Cancel").setStyle(ButtonStyle.Secondary),
 				),
 			],
@@ -270,18 +270,7 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 };
 
 /** Cancel on the restart confirmation: whatever its state, nothing is restarted. */
-export const alertRestartCancel: ComponentHandler = {
-	area: "alert",
-	action: "restartcancel",
-	permission: { action: "alert.restart" },
-	defer: "update",
-	parse: rawId,
-	async run(interaction, id, ctx) {
-		await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
-		await recordAction(ctx, "alert.restart", "?", "cancelled");
-		await interaction.editReply({ content: "Cancelled; nothing was restarted.", components: [] });
-	},
-};
+export const alertRestartCancel = cancelButton({ area: "alert", action: "restartcancel", kind: "alert.restart", target: (c) => `${c.environment}/${c.container}`, nothing: "nothing was restarted" });
 
 /** Logs: the log search for the alert's service (or container) around when it started. */
 export const alertLogs: ComponentHandler<GroupState> = {

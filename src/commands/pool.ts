@@ -1,6 +1,7 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
 import type { Confirmation } from "../context.ts";
 import { formatDuration } from "../time.ts";
+import { DISCORD_LIMITS, truncate } from "../render/limits.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PressRefusedError } from "../errors.ts";
 import { renderChart } from "../render/chart.ts";
@@ -8,7 +9,7 @@ import { joinText, reportToEmbed, textToMarkdown, type Inline, type Report, type
 import type { PoolSnapshot, Session, TerminationCandidate, TerminationResult } from "../services/pool.ts";
 import { diagnosePool, isBouncerUsage, isPostgresUsage, type PoolCause, type PoolThresholds } from "../services/pool-diagnosis.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
-import { pendingState, rawId, recordAction, type Command, type ComponentHandler, type HandlerContext } from "../discord/handler.ts";
+import { cancelButton, pendingState, rawId, recordAction, type Command, type ComponentHandler, type HandlerContext } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 
 
@@ -220,7 +221,7 @@ export const poolConfirm: ComponentHandler<Extract<Confirmation, { kind: "pool.t
 			const result = await ctx.services.pool.terminate(environment, candidates, minutes);
 			await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "ok", { ended: result.ended.map((c) => c.pid), skipped: result.skipped });
 			await interaction.editReply({
-				content: textToMarkdown(terminationResultText(environment, result)).slice(0, 2_000),
+				content: truncate(textToMarkdown(terminationResultText(environment, result)), DISCORD_LIMITS.content),
 				embeds: [],
 				components: [],
 			});
@@ -232,15 +233,4 @@ export const poolConfirm: ComponentHandler<Extract<Confirmation, { kind: "pool.t
 };
 
 /** Cancel button on the confirmation: whatever its state, nothing is ended. */
-export const poolCancel: ComponentHandler = {
-	area: "pool",
-	action: "cancel",
-	permission: { action: "pool.terminate" },
-	defer: "update",
-	parse: rawId,
-	async run(interaction, id, ctx) {
-		const taken = await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
-		await recordAction(ctx, "pool.terminate", taken.ok && taken.value.kind === "pool.terminate" ? taken.value.environment : "?", "cancelled");
-		await interaction.editReply({ content: "Cancelled; nothing was ended.", embeds: [], components: [] });
-	},
-};
+export const poolCancel = cancelButton({ area: "pool", action: "cancel", kind: "pool.terminate", target: (c) => c.environment, nothing: "nothing was ended" });

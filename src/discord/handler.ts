@@ -7,7 +7,7 @@ import type {
 	RESTPostAPIChatInputApplicationCommandsJSONBody,
 } from "discord.js";
 import type { ActionName, CommandName } from "../config.ts";
-import type { AppContext, Services } from "../context.ts";
+import type { AppContext, Confirmation, Services } from "../context.ts";
 import { PressRefusedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Actor } from "./access.ts";
@@ -98,4 +98,27 @@ const COUNTED_ACTIONS = new Set(["alert.restart", "alert.silence", "alert.unsile
 export async function recordAction(ctx: HandlerContext, action: string, target: string, result: string, details?: Record<string, unknown>): Promise<void> {
 	if (COUNTED_ACTIONS.has(action)) ctx.services.metrics.alertActions.inc({ action, result: result.split(/[: ]/, 1)[0] ?? result });
 	await ctx.services.actionLog.record({ actor: { userId: ctx.actor.userId, username: ctx.actor.username }, action, target, result, ...(details ? { details } : {}) });
+}
+
+/**
+ * The Cancel button under a confirmation of `kind`: takes the confirmation whatever its state (so it
+ * cannot be confirmed afterwards), records the cancel against what it named, and says `nothing`
+ * ("nothing was ended").
+ */
+export function cancelButton<K extends Confirmation["kind"]>(spec: { area: string; action: string; kind: K; target: (confirmation: Extract<Confirmation, { kind: K }>) => string; nothing: string }): ComponentHandler {
+	const recordAs = spec.kind;
+	return {
+		area: spec.area,
+		action: spec.action,
+		permission: { action: spec.kind },
+		defer: "update",
+		recordAs,
+		parse: rawId,
+		async run(interaction, id, ctx) {
+			const taken = await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
+			const confirmation = taken.ok && taken.value.kind === spec.kind ? (taken.value as Extract<Confirmation, { kind: K }>) : undefined;
+			await recordAction(ctx, recordAs, confirmation ? spec.target(confirmation) : "?", "cancelled");
+			await interaction.editReply({ content: `Cancelled; ${spec.nothing}.`, embeds: [], components: [] });
+		},
+	};
 }

@@ -137,6 +137,29 @@ alerts:
 		expect((alertMessage.embeds[0] as { description: string }).description).toMatch(new RegExp(`🔁 Restarted: \`api\` by <@${admin.id}> at <t:\\d+:T>`));
 	});
 
+	it("cancels a restart confirmation: nothing runs, the cancel is recorded, and the confirmation cannot be pressed afterwards", async () => {
+		const message = byTitle(/ApiDown/)!;
+		const callsBefore = docker.calls().length;
+
+		const shown = await press(customId(message, "alert:restart:"), message, admin);
+		const confirmation = await double.waitFor(() => (double.originalMessage(shown.id)?.content ? double.originalMessage(shown.id) : undefined));
+		const confirmId = components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0];
+		await press(components(confirmation).match(/alert:restartcancel:[A-Za-z0-9_-]+/)![0], confirmation, admin);
+		const cancelled = await double.waitFor(() => (double.messages.get(confirmation.id)?.content.startsWith("Cancelled") ? double.messages.get(confirmation.id) : undefined));
+		// A Confirm press that was already on its way (the buttons are gone from the message now).
+		const late = await press(confirmId, confirmation, admin);
+		const lateReply = await followUp(late.id);
+
+		expect(cancelled.content).toBe("Cancelled; nothing was restarted.");
+		expect(lateReply.content).toContain("This confirmation has expired or is not valid");
+		expect(docker.calls()).toHaveLength(callsBefore);
+		const records = await bot.actionLog.recent(2, { userId: admin.id });
+		expect(records.map((r) => [r.action, r.target, r.result])).toEqual([
+			["alert.restart", "?", "refused: unknown confirmation"],
+			["alert.restart", "production/api", "cancelled"],
+		]);
+	});
+
 	it("opens the logs of the alert's container around its start", async () => {
 		const message = byTitle(/ApiDown/)!;
 		const stamp = new Date(Date.now() - 30_000).toISOString().replace("Z", "000000Z");
