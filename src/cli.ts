@@ -44,9 +44,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		options: { env: { type: "string" } },
 		async run(ctx, values) {
 			const environment = typeof values.env === "string" && values.env !== "all" ? requireEnvironment(ctx.config.ops, values.env) : "all";
-			const snapshots = await Promise.all(
-				(environment === "all" ? ctx.services.health.environments() : [environment]).map((e) => ctx.services.health.check(e)),
-			);
+			const snapshots = environment === "all" ? await ctx.services.health.checkAll() : [await ctx.services.health.check(environment)];
 			return { report: environment === "all" ? healthSummaryReport(snapshots) : healthReport(snapshots[0]!), data: snapshots };
 		},
 	},

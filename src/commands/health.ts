@@ -1,11 +1,11 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
-import { defaultEnvironment } from "../config.ts";
+import { defaultEnvironment, findEnvironment } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
-import { UserFacingError } from "../errors.ts";
+import { PressRefusedError } from "../errors.ts";
 import { reportToEmbed, worstLevel, type Level, type Report } from "../render/report.ts";
 import type { CheckState, HealthService, HealthSnapshot } from "../services/health.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
-import { rawId, type Command, type ComponentHandler } from "../discord/handler.ts";
+import type { Command, ComponentHandler } from "../discord/handler.ts";
 
 const STATE_LEVEL: Record<CheckState, Level> = { ok: "ok", degraded: "warn", down: "critical" };
 const ALL = "all";
@@ -61,7 +61,7 @@ function countStates(snapshot: HealthSnapshot): Record<CheckState, number> {
 
 /** Runs the checks of one environment, or of all of them in parallel when `environment` is "all". */
 export async function runHealth(health: HealthService, environment: string): Promise<Report> {
-	if (environment === ALL) return healthSummaryReport(await Promise.all(health.environments().map((e) => health.check(e))));
+	if (environment === ALL) return healthSummaryReport(await health.checkAll());
 	return healthReport(await health.check(environment));
 }
 
@@ -89,17 +89,19 @@ export const health: Command = {
 };
 
 /** The Re-run button under a /health answer: runs the same checks again and edits that message. */
-export const healthRerun: ComponentHandler = {
+export const healthRerun: ComponentHandler<string> = {
 	area: "health",
 	action: "rerun",
 	permission: { command: "health" },
 	defer: "update",
-	parse: rawId,
-	async run(interaction, id, ctx) {
+	async parse(id, ctx) {
 		const environment = id.args[0] ?? defaultEnvironment(ctx.config.ops);
-		if (environment !== ALL && !(environment in ctx.config.ops.environments)) {
-			throw new UserFacingError("That environment is no longer configured; run /health again.");
+		if (environment !== ALL && !findEnvironment(ctx.config.ops, environment)) {
+			throw new PressRefusedError("That environment is no longer configured; run /health again.", { reason: "unknown environment" });
 		}
+		return environment;
+	},
+	async run(interaction, environment, ctx) {
 		const report = await runHealth(ctx.services.health, environment);
 		await interaction.editReply({ embeds: [reportToEmbed(report)], components: [rerunRow(environment)] });
 	},

@@ -9,7 +9,7 @@ import { joinText, reportToEmbed, textToMarkdown, type Inline, type Report, type
 import type { PoolSnapshot, Session, TerminationCandidate, TerminationResult } from "../services/pool.ts";
 import { diagnosePool, isBouncerUsage, isPostgresUsage, type PoolCause, type PoolThresholds } from "../services/pool-diagnosis.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
-import { cancelButton, pendingState, rawId, recordAction, type Command, type ComponentHandler, type HandlerContext } from "../discord/handler.ts";
+import { cancelButton, pendingState, recordAction, type Command, type ComponentHandler, type HandlerContext } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 
 
@@ -156,28 +156,31 @@ export const pool: Command = {
 	autocomplete: async (interaction, ctx) => environmentChoices(ctx.config.ops, interaction.options.getFocused()),
 };
 
+/** The parse step of the /pool buttons: the environment they name, still configured with PostgreSQL. */
+async function postgresEnvironment(id: CustomId, ctx: HandlerContext): Promise<string> {
+	return requireEnvironment(ctx.config.ops, id.args[0] ?? "", "postgres");
+}
+
 /** Refresh button: the same /pool again, editing the message. */
-export const poolRefresh: ComponentHandler = {
+export const poolRefresh: ComponentHandler<string> = {
 	area: "pool",
 	action: "refresh",
 	permission: { command: "pool" },
 	defer: "update",
-	parse: rawId,
-	async run(interaction, id, ctx) {
-		const environment = requireEnvironment(ctx.config.ops, id.args[0] ?? "", "postgres");
+	parse: postgresEnvironment,
+	async run(interaction, environment, ctx) {
 		await editReplyWithFiles(interaction, await poolMessage(ctx, environment), ctx.log);
 	},
 };
 
 /** "End idle connections" button: shows the ephemeral confirmation with exactly the sessions that would end. */
-export const poolTerminate: ComponentHandler = {
+export const poolTerminate: ComponentHandler<string> = {
 	area: "pool",
 	action: "terminate",
 	permission: { action: "pool.terminate" },
 	defer: "reply",
-	parse: rawId,
-	async run(interaction, id, ctx) {
-		const environment = requireEnvironment(ctx.config.ops, id.args[0] ?? "", "postgres");
+	parse: postgresEnvironment,
+	async run(interaction, environment, ctx) {
 		const minutes = ctx.config.ops.pool.idleMinutes;
 		const candidates = await ctx.services.pool.idleCandidates(environment, minutes);
 		if (candidates.length === 0) {

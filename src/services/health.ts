@@ -43,7 +43,8 @@ export interface HealthSnapshot {
 /** Runs an environment's checks. */
 export interface HealthService {
 	check(environment: string): Promise<HealthSnapshot>;
-	environments(): string[];
+	/** Every configured environment's checks, in parallel, in config order. */
+	checkAll(): Promise<HealthSnapshot[]>;
 }
 
 interface PlannedCheck {
@@ -69,8 +70,8 @@ export interface HealthDeps {
 /** Creates the health service: every configured check runs in parallel under its own timeout. */
 export function createHealthService(deps: HealthDeps): HealthService {
 	const now = deps.now ?? (() => new Date());
-	return {
-		environments: () => Object.keys(deps.environments),
+	const service: HealthService = {
+		checkAll: () => Promise.all(Object.keys(deps.environments).map((environment) => service.check(environment))),
 		async check(environment) {
 			const config = findEnvironment(deps, environment);
 			if (!config) throw new Error(`unknown environment ${environment}`);
@@ -80,6 +81,7 @@ export function createHealthService(deps: HealthDeps): HealthService {
 			return { environment, startedAt, durationMs: Math.round(performance.now() - began), checks };
 		},
 	};
+	return service;
 }
 
 async function runCheck(planned: PlannedCheck, log: Logger): Promise<CheckResult> {
