@@ -185,10 +185,8 @@ async function readBounded(body: Dispatcher.ResponseData["body"], maxBytes: numb
 	return { text: Buffer.concat(chunks).toString("utf8"), truncated: false };
 }
 
-/** Plain words for an undici / network failure, safe to show a user (no URLs, no credentials). */
-export function describeHttpFailure(err: unknown): string {
-	if (err instanceof ServiceUnavailableError) return err.failure;
-	const code = errorCode(err);
+/** Plain words for a socket-level error code any client sees (HTTP, PostgreSQL), or undefined for other codes. */
+export function describeNetworkCode(code: string | undefined): string | undefined {
 	switch (code) {
 		case "ECONNREFUSED":
 			return "connection refused";
@@ -199,13 +197,27 @@ export function describeHttpFailure(err: unknown): string {
 		case "ENETUNREACH":
 			return "host unreachable";
 		case "ECONNRESET":
+			return "connection reset";
+		case "ETIMEDOUT":
+			return "timed out";
+		default:
+			return undefined;
+	}
+}
+
+/** Plain words for an undici / network failure, safe to show a user (no URLs, no credentials). */
+export function describeHttpFailure(err: unknown): string {
+	if (err instanceof ServiceUnavailableError) return err.failure;
+	const code = errorCode(err);
+	const network = describeNetworkCode(code);
+	if (network) return network;
+	switch (code) {
 		case "UND_ERR_SOCKET":
 			return "connection reset";
 		case "UND_ERR_CONNECT_TIMEOUT":
 			return "connect timed out";
 		case "UND_ERR_HEADERS_TIMEOUT":
 		case "UND_ERR_BODY_TIMEOUT":
-		case "ETIMEDOUT":
 		case "ABORT_ERR":
 		case "TimeoutError":
 			return "timed out";

@@ -1,6 +1,7 @@
 import pg from "pg";
 import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { describeNetworkCode } from "./http.ts";
 
 /** A bounded, read-only handle on one PostgreSQL database (directly or through PgBouncer). */
 export interface Database {
@@ -103,19 +104,9 @@ export function createDatabaseRegistry(
 /** Plain words for a pg failure, safe to show a user (no connection string, no SQL). */
 export function describePgFailure(err: unknown): string {
 	const e = err as { code?: string; message?: string } | undefined;
+	const network = describeNetworkCode(e?.code);
+	if (network) return network;
 	switch (e?.code) {
-		case "ECONNREFUSED":
-			return "connection refused";
-		case "ENOTFOUND":
-		case "EAI_AGAIN":
-			return "host name not found";
-		case "EHOSTUNREACH":
-		case "ENETUNREACH":
-			return "host unreachable";
-		case "ETIMEDOUT":
-			return "timed out";
-		case "ECONNRESET":
-			return "connection reset";
 		case "28P01":
 		case "28000":
 			return "authentication failed";
