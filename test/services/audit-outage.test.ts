@@ -94,7 +94,8 @@ describe("audit lookups explain a PostgreSQL outage in plain words", () => {
 
 		const result = await cli(["whodeleted", "User", "123", "--env", "local"], { OPSBOT_CONFIG: join(dir, "opsbot.yaml"), LOCAL_DATABASE_URL: closedUrl, LOG_LEVEL: "silent" });
 
-		expect(result.code).toBe(64);
+		// 69 (unavailable), as the README's exit-code table says for a service that did not answer.
+		expect(result.code).toBe(69);
 		expect(result.stderr.trim()).toBe(refused);
 		expect(leaks(result.stderr + result.stdout)).toEqual([]);
 	});
