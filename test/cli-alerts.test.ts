@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +7,7 @@ import { describe, expect, inject, it } from "vitest";
 import { openPostgresAlertStore } from "../src/alerts/pg-store.ts";
 import { groupId, openAlertStore, type AlertStore } from "../src/alerts/store.ts";
 import { payload } from "./support/alert-fixtures.ts";
+import { runOpsbotCli } from "./support/cli.ts";
 
 const GUILD = "100000000000000001";
 const CHANNEL = "400000000000000001";
@@ -15,13 +15,7 @@ const AT = Date.parse("2026-11-24T12:00:00Z");
 // Still silenced whenever the test runs: the CLI compares with the clock.
 const SILENCED_UNTIL = Date.now() + 24 * 3_600_000;
 
-function opsbot(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-	return new Promise((resolve) => {
-		execFile(process.execPath, ["bin/opsbot.js", ...args], { env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-			resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-		});
-	});
-}
+const opsbot = runOpsbotCli;
 
 /** An ops file whose state lives in a directory of its own. */
 function opsFile(): { path: string; stateDir: string } {

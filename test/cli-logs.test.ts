@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,17 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT } from "../src/cli.ts";
 import { freshTenant, startLoki, type TestLoki } from "./support/loki.ts";
 import { freePort } from "./support/proc.ts";
+import { runOpsbotCli } from "./support/cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "opsbot-cli-logs-"));
 const MINUTE = 60_000_000_000n;
 
-function opsbot(args: string[], config: string): Promise<{ code: number; stdout: string; stderr: string }> {
-	return new Promise((resolve) => {
-		execFile(process.execPath, ["bin/opsbot.js", ...args], { env: { PATH: process.env.PATH ?? "", OPSBOT_CONFIG: config }, timeout: 30_000 }, (err, stdout, stderr) => {
-			resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-		});
-	});
-}
+const opsbot = (args: string[], config: string) => runOpsbotCli(args, { OPSBOT_CONFIG: config }, 30_000);
 
 describe("opsbot logs against a real Loki", () => {
 	let loki: TestLoki;

@@ -1,20 +1,14 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runOpsbotCli } from "./support/cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "opsbot-cli-"));
 
-function opsbot(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-	return new Promise((resolve) => {
-		execFile(process.execPath, ["bin/opsbot.js", ...args], { env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-			resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-		});
-	});
-}
+const opsbot = runOpsbotCli;
 
 describe("opsbot CLI", () => {
 	let server: Server;

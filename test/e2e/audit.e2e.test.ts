@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
 import { createAuditLog, insertAuditRow } from "../support/audit-log.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { runOpsbotCli } from "../support/cli.ts";
 
 const ONCALL = "300000000000000001";
 const ADMIN = "300000000000000002";
@@ -119,10 +119,7 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 	it("prints the same answer from the CLI: whodeleted --json and audit --explain", async () => {
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-cli-"));
 		writeFileSync(join(dir, "opsbot.yaml"), opsYaml);
-		const run = (args: string[]) =>
-			new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-				execFile(process.execPath, ["bin/opsbot.js", ...args], { env: { PATH: process.env.PATH ?? "", OPSBOT_CONFIG: join(dir, "opsbot.yaml"), PROD_DATABASE_URL: pgbouncer.opsbotUrl }, timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })),
-			);
+		const run = (args: string[]) => runOpsbotCli(args, { OPSBOT_CONFIG: join(dir, "opsbot.yaml"), PROD_DATABASE_URL: pgbouncer.opsbotUrl });
 
 		const who = await run(["whodeleted", "User", "900123", "--json"]);
 		const explain = await run(["audit", "--user", "bob@corp.example", "--since", "7d", "--explain"]);

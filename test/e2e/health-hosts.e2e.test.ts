@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,17 +8,11 @@ import { startTestBot, type TestBot } from "../support/bot.ts";
 import { mountTmpfs, startNodeExporter, type TestMount, type TestNodeExporter } from "../support/node-exporter.ts";
 import { startPostgres, type TestPostgres } from "../support/postgres.ts";
 import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
+import { runOpsbotCli } from "../support/cli.ts";
 
 const ONCALL = "300000000000000001";
 
-/** `npx opsbot ...` as a child process, with only the given environment. */
-function opsbot(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-	return new Promise((resolve) => {
-		execFile(process.execPath, ["bin/opsbot.js", ...args], { env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-			resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-		});
-	});
-}
+const opsbot = runOpsbotCli;
 
 /** Discord markdown escapes undone, to compare with what a person reads. */
 const unescape = (text: string) => text.replace(/\\(.)/g, "$1");

@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +14,7 @@ import { createAuditService } from "../../src/services/audit.ts";
 import { createDatabase, type Database } from "../../src/services/postgres.ts";
 import { createAuditLog } from "../support/audit-log.ts";
 import { freePort } from "../support/proc.ts";
+import { runOpsbotCli } from "../support/cli.ts";
 
 const silent = pino({ level: "silent" });
 const SCHEMA = `audit_outage_${process.pid}`;
@@ -29,13 +29,7 @@ async function failure(work: Promise<unknown>): Promise<Error> {
 	return result;
 }
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-	return new Promise((resolve) => {
-		execFile(process.execPath, ["bin/opsbot.js", ...args], { env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-			resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-		});
-	});
-}
+const cli = runOpsbotCli;
 
 describe("audit lookups explain a PostgreSQL outage in plain words", () => {
 	const postgres = inject("postgres");

@@ -1,0 +1,17 @@
+import { execFile } from "node:child_process";
+
+/** What a CLI run printed and how it exited. */
+export interface CliRun {
+	readonly code: number;
+	readonly stdout: string;
+	readonly stderr: string;
+}
+
+/** `npx opsbot ARGS` as a child process (bin/opsbot.js, as a user runs it), with only `env` (plus PATH). */
+export function runOpsbotCli(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<CliRun> {
+	return new Promise((resolve) => {
+		execFile(process.execPath, ["bin/opsbot.js", ...args], { env: { PATH: process.env.PATH ?? "", ...env }, timeout: timeoutMs }, (err, stdout, stderr) => {
+			resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+		});
+	});
+}
