@@ -18,12 +18,7 @@ export interface AlertManagerAlert {
 	readonly status: { readonly state: string };
 }
 
-const MatcherSchema = z.object({ name: z.string(), value: z.string(), isRegex: z.boolean(), isEqual: z.boolean().default(true) });
-const SilenceSchema = z.object({ id: z.string(), status: z.object({ state: z.string() }), matchers: z.array(MatcherSchema), createdBy: z.string(), comment: z.string(), endsAt: z.string() });
 const AlertsSchema = z.array(z.looseObject({ fingerprint: z.string(), labels: z.record(z.string(), z.string()), status: z.looseObject({ state: z.string() }) }));
-
-/** A silence as `GET /api/v2/silence/{id}` returns it (the fields opsbot reads). */
-export type Silence = z.infer<typeof SilenceSchema>;
 
 /** One AlertManager (API v2). Each call has the configured timeout; no answer in time is a ServiceUnavailableError. */
 export interface AlertManagerClient {
@@ -33,8 +28,6 @@ export interface AlertManagerClient {
 	createSilence(silence: { matchers: readonly Matcher[]; startsAt: Date; endsAt: Date; createdBy: string; comment: string }): Promise<string>;
 	/** Expires a silence (`DELETE /api/v2/silence/{id}`); an unknown id is 500 in 0.25 and 404 later, both "already gone". */
 	expireSilence(id: string): Promise<"expired" | "unknown">;
-	/** Reads one silence (`GET /api/v2/silence/{id}`). */
-	getSilence(id: string): Promise<Silence>;
 	/** A silence's state: "active", "pending", "expired", or "unknown" when AlertManager no longer knows the id (404, or 0.25's 500 "not found"). */
 	silenceState(id: string): Promise<string>;
 	/**
@@ -91,10 +84,6 @@ export function createAlertManagerClient(config: { readonly url: string; readonl
 			if (answer.status === 200) return "expired";
 			if (isUnknown(answer)) return "unknown";
 			throw new Error(`AlertManager could not expire the silence (HTTP ${answer.status})`);
-		},
-		async getSilence(id) {
-			if (!SILENCE_ID.test(id)) throw new Error("not a silence id");
-			return parseAnswer(SERVICE, ok(await call("GET", `api/v2/silence/${id}`), ""), SilenceSchema);
 		},
 		async silenceState(id) {
 			if (!SILENCE_ID.test(id)) return "unknown";

@@ -3,9 +3,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAlertManagerClient } from "../../src/services/alertmanager.ts";
 import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
-import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
+import { postAlerts, readSilence, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
 
@@ -195,7 +194,7 @@ alerts:
 
 		const submit = await double.sendInteraction({ kind: "modal", customId: String((modal.data as { custom_id: string }).custom_id), fields: { duration: "90m", comment: "deploying a fix" }, messageId: message.id, user: oncall });
 		const reply = await followUp(submit.id);
-		const silence = await createAlertManagerClient({ url: silencesAt.url, timeoutMs: 5_000 }).getSilence(reply.content.match(/silence `([0-9a-f-]{36})`/)![1]!);
+		const silence = await readSilence(silencesAt.url, reply.content.match(/silence `([0-9a-f-]{36})`/)![1]!);
 		const bad = await double.sendInteraction({ kind: "modal", customId: String((modal.data as { custom_id: string }).custom_id), fields: { duration: "forever", comment: "" }, messageId: message.id, user: oncall });
 		const badReply = await followUp(bad.id);
 
@@ -234,11 +233,11 @@ alerts:
 		const sent = await press(customId(message, "alert:silence:"), message, oncall, ["4"]);
 		const reply = await followUp(sent.id);
 		const silenceId = reply.content.match(/silence `([0-9a-f-]{36})`/)![1]!;
-		const silence = await createAlertManagerClient({ url: silencesAt.url, timeoutMs: 5_000 }).getSilence(silenceId);
+		const silence = await readSilence(silencesAt.url, silenceId);
 		const edited = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("Silenced by") ? double.messages.get(message.id) : undefined), 10_000);
 		const unsilence = await press(components(edited).match(/alert:unsilence:[0-9a-f]{32}/)![0], edited, oncall);
 		await followUp(unsilence.id);
-		const expired = await createAlertManagerClient({ url: silencesAt.url, timeoutMs: 5_000 }).getSilence(silenceId);
+		const expired = await readSilence(silencesAt.url, silenceId);
 
 		expect(silence.status.state).toBe("active");
 		expect(silence.createdBy).toContain("olivia");

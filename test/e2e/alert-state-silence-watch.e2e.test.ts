@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAlertManagerClient } from "../../src/services/alertmanager.ts";
 import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
-import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
+import { postAlerts, readSilence, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { freePort } from "../support/proc.ts";
 
@@ -85,7 +85,7 @@ alerts:
 		await createAlertManagerClient({ url: alertmanager.url, timeoutMs: 5_000 }).expireSilence(silenceId);
 		const cleared = await double.waitFor(() => (!description(double.messages.get(message.id)).includes("Silenced by") ? double.messages.get(message.id) : undefined), 20_000);
 
-		expect((await createAlertManagerClient({ url: alertmanager.url, timeoutMs: 5_000 }).getSilence(silenceId)).status.state).toBe("expired");
+		expect((await readSilence(alertmanager.url, silenceId)).status.state).toBe("expired");
 		expect(title(cleared)).toMatch(/^🔥 DiskFilling/);
 		expect(JSON.stringify(cleared.components)).toContain("alert:silence:");
 		expect(JSON.stringify(cleared.components)).not.toContain("alert:unsilence:");

@@ -42,3 +42,10 @@ export async function postAlerts(url: string, alerts: { labels: Record<string, s
 	const res = await fetch(`${url}/api/v2/alerts`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(alerts) });
 	if (res.status !== 200) throw new Error(`AlertManager refused the alerts: HTTP ${res.status} ${await res.text()}`);
 }
+
+/** A silence as AlertManager holds it (`GET /api/v2/silence/{id}`), read directly so tests check AlertManager's state, not opsbot's reading of it. */
+export async function readSilence(url: string, id: string): Promise<{ id: string; status: { state: string }; matchers: { name: string; value: string; isRegex: boolean; isEqual?: boolean }[]; createdBy: string; comment: string; endsAt: string }> {
+	const res = await fetch(new URL(`api/v2/silence/${encodeURIComponent(id)}`, url.endsWith("/") ? url : `${url}/`));
+	if (!res.ok) throw new Error(`AlertManager answered HTTP ${res.status} for silence ${id}`);
+	return (await res.json()) as Awaited<ReturnType<typeof readSilence>>;
+}
