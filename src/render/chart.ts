@@ -69,7 +69,8 @@ function createRenderer() {
 	const pending = new Map<number, { resolve: (png: Buffer) => void; reject: (err: Error) => void }>();
 
 	function start(): Worker {
-		const started = new Worker(new URL("./chart-worker.ts", import.meta.url));
+		// A small young generation: each chart's objects die with it, and V8 would otherwise grow the space to tens of MB under a storm's churn.
+		const started = new Worker(new URL("./chart-worker.ts", import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
 		started.on("message", (result: ChartResult) => {
 			const waiting = pending.get(result.id);
 			pending.delete(result.id);
