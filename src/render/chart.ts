@@ -1,6 +1,15 @@
 import { Worker } from "node:worker_threads";
-import type { ChartJob, ChartResult } from "./chart-worker.ts";
 import { formatDuration } from "../time.ts";
+
+/** A request to the renderer thread (chart-worker.mjs). */
+interface ChartJob {
+	readonly id: number;
+	readonly svg: string;
+	readonly zoom: number;
+}
+
+/** The renderer thread's answer: the PNG, or why there is none. */
+type ChartResult = { readonly id: number; readonly png: Uint8Array } | { readonly id: number; readonly error: string };
 
 /**
  * Line charts for Discord: the layout (scales, ticks, legend, top N plus an "others" band) is
@@ -52,7 +61,7 @@ const FONT_FAMILY = "JetBrains Mono";
 const ADVANCE = 0.6; // JetBrains Mono: every glyph advances 600/1000 em.
 const DEFAULT_MAX_SERIES = 8;
 
-/** Renders the chart as a PNG on the renderer thread (see chart-worker.ts), one chart at a time. */
+/** Renders the chart as a PNG on the renderer thread (see chart-worker.mjs), one chart at a time. */
 export async function renderChart(chart: LineChart): Promise<Buffer> {
 	return renderer.render(chartSvg(chart), chart.scale ?? 1.5);
 }
@@ -70,7 +79,7 @@ function createRenderer() {
 
 	function start(): Worker {
 		// A small young generation: each chart's objects die with it, and V8 would otherwise grow the space to tens of MB under a storm's churn.
-		const started = new Worker(new URL("./chart-worker.ts", import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+		const started = new Worker(new URL("./chart-worker.mjs", import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
 		started.on("message", (result: ChartResult) => {
 			const waiting = pending.get(result.id);
 			pending.delete(result.id);
