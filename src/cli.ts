@@ -6,9 +6,8 @@ import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, readConfig } from "./config.ts";
 import { createContext, type AppContext } from "./context.ts";
-import { loadDotEnv } from "./env-file.ts";
 import { UserFacingError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { reportToText, type Level, type Report } from "./render/report.ts";
@@ -162,16 +161,10 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 		io.out(`Usage: ${command.usage}\n`);
 		return 0;
 	}
-	loadDotEnv();
-	let config;
-	try {
-		config = loadConfig(process.env, "cli");
-	} catch (err) {
-		if (err instanceof ConfigError) {
-			io.err(`${err.message}\n`);
-			return EXIT.config;
-		}
-		throw err;
+	const config = readConfig("cli");
+	if (config instanceof ConfigError) {
+		io.err(`${config.message}\n`);
+		return EXIT.config;
 	}
 	// Logs go to stderr so --json output stays parseable.
 	const log = createLogger({ level: config.env.LOG_LEVEL === "info" ? "warn" : config.env.LOG_LEVEL, pretty: false }, process.stderr);

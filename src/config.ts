@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { loadDotEnv } from "./env-file.ts";
 
 /**
  * Configuration: secrets come from the environment, everything else from one YAML ops file.
@@ -350,6 +351,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMod
 	}
 	if (problems.length > 0) throw new ConfigError(problems);
 	return { ops, env: settings, secrets };
+}
+
+/**
+ * The config a process starts with: `.env` (if present) under the environment, then loadConfig. A
+ * ConfigError comes back rather than thrown: the caller prints it and exits 78 (EX_CONFIG).
+ */
+export function readConfig(mode: ConfigMode): Config | ConfigError {
+	loadDotEnv();
+	try {
+		return loadConfig(process.env, mode);
+	} catch (err) {
+		if (err instanceof ConfigError) return err;
+		throw err;
+	}
 }
 
 /** What deploy-commands.ts needs: Discord's token and application id (and the API base URL, for the double). */

@@ -32,18 +32,12 @@ setFlagsFromString("--semi-space-growth-factor=1");
 
 /** Reads the config, starts the bot (src/bot.ts), and stops it on SIGTERM/SIGINT: drain, close, exit. */
 async function main(): Promise<void> {
-	const [{ startBot }, { ConfigError, loadConfig }, { loadDotEnv }, { createLogger }] = await Promise.all([import("./bot.ts"), import("./config.ts"), import("./env-file.ts"), import("./log.ts")]);
+	const [{ startBot }, { ConfigError, readConfig }, { createLogger }] = await Promise.all([import("./bot.ts"), import("./config.ts"), import("./log.ts")]);
 	boundYoungGeneration();
-	loadDotEnv();
-	let config;
-	try {
-		config = loadConfig(process.env, "bot");
-	} catch (err) {
-		if (err instanceof ConfigError) {
-			process.stderr.write(`${err.message}\n`);
-			process.exit(78); // EX_CONFIG: nothing was connected
-		}
-		throw err;
+	const config = readConfig("bot");
+	if (config instanceof ConfigError) {
+		process.stderr.write(`${config.message}\n`);
+		process.exit(78); // EX_CONFIG: nothing was connected
 	}
 	const log = createLogger({ level: config.env.LOG_LEVEL, pretty: config.env.LOG_PRETTY });
 	let bot: Bot | undefined;
