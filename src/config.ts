@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { loadDotEnv } from "./env-file.ts";
+import { UserFacingError } from "./errors.ts";
+import { inlineCode } from "./render/limits.ts";
 
 /**
  * Configuration: secrets come from the environment, everything else from one YAML ops file.
@@ -460,6 +462,13 @@ function describeIssue(issue: z.core.$ZodIssue): string {
  */
 export function findEnvironment(ops: Pick<OpsFile, "environments">, name: string): EnvironmentConfig | undefined {
 	return Object.hasOwn(ops.environments, name) ? ops.environments[name] : undefined;
+}
+
+/** The named environment's config; an unknown name (one like an Object.prototype key too) is refused in the words every command and the CLI use. */
+export function knownEnvironment(ops: Pick<OpsFile, "environments">, name: string): EnvironmentConfig {
+	const env = findEnvironment(ops, name);
+	if (!env) throw new UserFacingError(`Unknown environment ${inlineCode(name.slice(0, 40))}. Known: ${Object.keys(ops.environments).join(", ")}.`);
+	return env;
 }
 
 /** The environment a command uses when the user names none. */

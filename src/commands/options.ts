@@ -1,7 +1,6 @@
 import type { ApplicationCommandOptionChoiceData, SlashCommandStringOption } from "discord.js";
-import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts";
+import { defaultEnvironment, knownEnvironment, type OpsFile } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
-import { inlineCode } from "../render/limits.ts";
 
 /** The shared `env` option: autocompleted from the configured environments. */
 export function environmentOption(option: SlashCommandStringOption, description: string): SlashCommandStringOption {
@@ -19,12 +18,11 @@ export function environmentChoices(ops: Pick<OpsFile, "environments">, typed: st
 
 /**
  * Resolves the environment a command names (or the default) and checks it has what the command
- * needs, before any service runs. Services check again for their own callers (the CLI) in the same words.
+ * needs, before any service runs.
  */
 export function requireEnvironment(ops: Pick<OpsFile, "environments" | "defaultEnvironment">, requested: string | null | undefined, needs?: "postgres"): string {
 	const environment = requested ?? defaultEnvironment(ops as OpsFile);
-	const env = findEnvironment(ops, environment);
-	if (!env) throw new UserFacingError(`Unknown environment ${inlineCode(environment.slice(0, 40))}. Known: ${Object.keys(ops.environments).join(", ")}.`);
+	const env = knownEnvironment(ops, environment);
 	if (needs === "postgres" && !env.postgres) throw new UserFacingError(`No PostgreSQL is configured for ${environment}.`);
 	return environment;
 }

@@ -1,4 +1,4 @@
-import { findEnvironment, type EnvironmentConfig } from "../config.ts";
+import { knownEnvironment, type EnvironmentConfig } from "../config.ts";
 import { TimeoutError, withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { describePrometheusFailure, describeSqlFailure, judgeNumber, promqlNumber, sqlNumber, type NumberOutcome } from "./custom-checks.ts";
@@ -73,8 +73,7 @@ export function createHealthService(deps: HealthDeps): HealthService {
 	const service: HealthService = {
 		checkAll: () => Promise.all(Object.keys(deps.environments).map((environment) => service.check(environment))),
 		async check(environment) {
-			const config = findEnvironment(deps, environment);
-			if (!config) throw new Error(`unknown environment ${environment}`);
+			const config = knownEnvironment(deps, environment);
 			const startedAt = now();
 			const began = performance.now();
 			const checks = await Promise.all(planChecks(environment, config, deps).map((planned) => runCheck(planned, deps.log)));

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { findEnvironment, type EnvironmentConfig } from "../config.ts";
+import { knownEnvironment, type EnvironmentConfig } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { LOKI_DEFAULT_MAX_ENTRIES, LokiError, labelValues, queryRange, type LogLine, type LokiTarget } from "./loki.ts";
@@ -179,8 +179,7 @@ export function createLogsService(deps: LogsDeps): LogsService {
 	const entryCaps = new Map<string, number>();
 
 	function environment(name: string): EnvironmentConfig {
-		const env = findEnvironment(deps, name);
-		if (!env) throw new UserFacingError(`Unknown environment \`${name.slice(0, 40)}\`. Known: ${Object.keys(deps.environments).join(", ")}.`);
+		const env = knownEnvironment(deps, name);
 		if (!env.loki && !env.ssh) throw new UserFacingError(`${name} has neither Loki nor an SSH host configured, so there are no logs to search.`);
 		return env;
 	}
