@@ -63,12 +63,9 @@ export function expressionOf(generatorURL: string): string | undefined {
 	}
 }
 
-/**
- * Alert text placed beside the on-call ping: one line, markdown escaped (masked links, headings,
- * @everyone) and "<" escaped so "<@id>", "<#id>" or "<t:…>" stay literal instead of rendering.
- */
+/** Alert text placed beside the on-call ping: one line, markdown escaped (escapeMarkdown keeps mentions and times literal too). */
 export function contentText(text: string): string {
-	return escapeMarkdown(text.replace(/\s+/g, " ")).replace(/</g, "\\<");
+	return escapeMarkdown(text.replace(/\s+/g, " "));
 }
 
 /** The full list as text, for the attachment. */

@@ -42,9 +42,13 @@ export function joinLinesWithin(lines: readonly string[], max: number): string {
 	return out.join("\n");
 }
 
-/** Escapes Discord markdown so untrusted text (service errors, log lines, labels) renders literally. */
+/**
+ * Escapes Discord markdown so untrusted text (service errors, log lines, labels) renders literally:
+ * formatting, masked links, headings, @everyone, and "<" so "<@id>", "<#id>" or "<t:…>" do not render
+ * as a mention, a channel or a time.
+ */
 export function escapeMarkdown(text: string): string {
-	return text.replace(/([\\`*_~|>#[\]()-])/g, "\\$1").replace(/@(everyone|here)/g, "@\u200b$1");
+	return text.replace(/([\\`*_~|<>#[\]()-])/g, "\\$1").replace(/@(everyone|here)/g, "@\u200b$1");
 }
 
 /** Wraps untrusted text in inline code; backticks inside are replaced so the span cannot be closed early. */
