@@ -1,5 +1,4 @@
 import { readFile } from "node:fs/promises";
-import { Client } from "ssh2";
 import type { EnvironmentConfig } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import { describeHttpFailure } from "./http.ts";
@@ -75,6 +74,8 @@ export async function runSsh(target: SshTarget, argv: readonly string[], options
 	const command = shellQuote(argv);
 	const pinned = Buffer.from(target.hostKey.split(" ")[1] ?? "", "base64");
 	const privateKey = await readFile(target.privateKeyPath);
+	// Loaded at the first SSH command, not at start: most processes never run one (~10 MiB idle RSS).
+	const { Client } = await import("ssh2");
 	const maxBytes = options.maxBytes ?? 4 * 1024 * 1024;
 	return new Promise<SshResult>((resolve, reject) => {
 		const conn = new Client();

@@ -202,7 +202,7 @@ alerts:
 		const writeData = await podman(["exec", first, "touch", "/data/probe"]);
 
 		expect(Number(uid)).not.toBe(0);
-		expect(pid1.split("\0").filter(Boolean)).toEqual(["node", "src/main.ts"]); // signals go straight to node
+		expect(pid1.split("\0").filter(Boolean)).toEqual(["node", "--max-semi-space-size=4", "src/main.ts"]); // npm start's command; signals go straight to node
 		expect(writeApp.code).not.toBe(0);
 		expect(writeData.code).toBe(0);
 		expect((await podmanOk(["exec", first, "ls", "/data"])).split("\n")).toContain("alerts.sqlite");
