@@ -5,6 +5,8 @@ export default defineConfig({
 		include: ["test/**/*.test.ts"],
 		// Real PostgreSQL, PgBouncer and Loki are started once here and shared (fresh databases and tenants per file).
 		globalSetup: ["test/support/global-setup.ts"],
+		// After every test: no Discord double received a request Discord's spec or documented limits refuse.
+		setupFiles: ["test/support/spec-guard.ts"],
 		testTimeout: 30_000,
 		hookTimeout: 60_000,
 		pool: "forks",
