@@ -75,11 +75,11 @@ export function stripInvisible(text: string): string {
 }
 
 /**
- * A value shown on one line (a name, a label, a title): line and paragraph breaks become spaces, so a
- * name with "\n" cannot forge a line of its own in a list, and invisible characters are stripped.
+ * A value shown on one line (a name, a label, a title): line and paragraph breaks become one space, so a
+ * name with "\n" cannot forge a line of its own in a list; invisible characters are stripped, ends trimmed.
  */
 export function oneLine(text: string): string {
-	return stripInvisible(text).replace(/\r\n|[\r\n\u2028\u2029]/g, " ");
+	return stripInvisible(text).replace(/[ \t]*(?:\r\n|[\r\n\u2028\u2029])[ \t]*/g, " ").trim();
 }
 
 /** C0 and C1 control characters other than newline and tab: an ESC from a log line could drive a terminal. */

@@ -15,7 +15,7 @@ export type Inline =
 	| { readonly code: string }
 	/**
 	 * "relative": "3 minutes ago"; "absolute": the date and time; "full": the date and time and, in Discord, how long ago;
-	 * "time": the time of day; "clock": in Discord the time of day and how long ago ("13:00 (34 minutes ago)", in the
+	 * "time": the time of day ("13:00"; in the terminal "12:00 UTC"); "clock": in Discord the time of day and how long ago ("13:00 (34 minutes ago)", in the
 	 * reader's zone), in the terminal the date and time in UTC.
 	 */
 	| { readonly time: Date; readonly style?: "relative" | "absolute" | "full" | "time" | "clock" }
@@ -103,7 +103,7 @@ export function textToMarkdown(text: Text): string {
 			if ("code" in part) return inlineCode(part.code);
 			if ("time" in part) {
 				const s = Math.floor(part.time.getTime() / 1000);
-				const discordStyle = { relative: `<t:${s}:R>`, absolute: `<t:${s}:f>`, full: `<t:${s}:f> (<t:${s}:R>)`, time: `<t:${s}:T>`, clock: `<t:${s}:t> (<t:${s}:R>)` } as const;
+				const discordStyle = { relative: `<t:${s}:R>`, absolute: `<t:${s}:f>`, full: `<t:${s}:f> (<t:${s}:R>)`, time: `<t:${s}:t>`, clock: `<t:${s}:t> (<t:${s}:R>)` } as const;
 				return discordStyle[part.style ?? "relative"];
 			}
 			// Discord shows a masked link only for http(s); anything else stays plain text.
@@ -121,7 +121,11 @@ export function textToPlain(text: Text): string {
 			if (typeof part === "string") return part;
 			if ("strong" in part) return textToPlain(part.strong);
 			if ("code" in part) return part.code;
-			if ("time" in part) return part.style === "clock" ? `${part.time.toISOString().slice(0, 16).replace("T", " ")} UTC` : part.time.toISOString();
+			if ("time" in part) {
+				const iso = part.time.toISOString();
+				if (part.style === "clock") return `${iso.slice(0, 16).replace("T", " ")} UTC`;
+				return part.style === "time" ? `${iso.slice(11, 16)} UTC` : iso;
+			}
 			if ("link" in part) return `${textToPlain(part.label)} (${part.link})`;
 			if ("mention" in part) return `${MENTION_PREFIX[part.mention]}${part.id}`;
 			return part.list.map((item) => `- ${textToPlain(item)}`).join("\n");

@@ -14,7 +14,7 @@ const channelRateLimit = { count: 5, windowMs: 5_000 };
 
 const title = (m: StoredMessage) => String((m.embeds[0] as { title?: string } | undefined)?.title ?? "");
 const isSummary = (m: StoredMessage) => title(m).includes("Alert storm");
-const ownMessages = (double: DiscordDouble, channel: string, name: string) => double.channelMessages(channel).filter((m) => title(m).startsWith(`🔥 ${name} `) || title(m) === `✅ Resolved: ${name}`);
+const ownMessages = (double: DiscordDouble, channel: string, name: string) => double.channelMessages(channel).filter((m) => title(m).split(" · ")[1] === name);
 const summaries = (double: DiscordDouble, channel: string) => double.channelMessages(channel).filter(isSummary);
 const writes = (double: DiscordDouble, channel: string) => double.requests.filter((r) => r.path.startsWith(`/channels/${channel}/messages`) && r.method !== "GET");
 
