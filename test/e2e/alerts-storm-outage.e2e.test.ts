@@ -20,7 +20,7 @@ describe("alert storms through npm start's process, against a Discord that rate-
 		const names = Array.from({ length: 12 }, (_, i) => `Outage${i}`);
 		for (let i = 0; i < 1_000; i++) double.failNext({ pathPrefix: `/channels/${channel}/messages`, ...(i % 2 === 0 ? { status: 503 as const } : { status: 429 as const, retryAfterSeconds: 1 }) });
 		const refused = () => double!.requests.filter((r) => r.status === 429 || r.status === 503);
-		const refusedFor = (name: string) => refused().filter((r) => requestTitle(r).startsWith(`🔥 ${name} `)).length;
+		const refusedFor = (name: string) => refused().filter((r) => requestTitle(r).split(" · ")[1] === name).length;
 
 		const statuses = await fire(bot, names);
 		// The outage lasts until every group was refused, backed off and refused again, and the summary was refused too.

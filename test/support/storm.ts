@@ -17,7 +17,7 @@ export const title = (m: StoredMessage) => String((m.embeds[0] as { title?: stri
 const isSummary = (m: StoredMessage) => title(m).includes("Alert storm");
 /** The messages of group `name` in `channel`: its firing message and any resolved record. */
 export const ownMessages = (double: DiscordDouble, channel: string, name: string) =>
-	double.channelMessages(channel).filter((m) => title(m).startsWith(`🔥 ${name} `) || title(m) === `✅ Resolved: ${name}`);
+	double.channelMessages(channel).filter((m) => title(m).split(" · ")[1] === name);
 export const summaries = (double: DiscordDouble, channel: string) => double.channelMessages(channel).filter(isSummary);
 export const writes = (double: DiscordDouble, channel: string) =>
 	double.requests.filter((r) => r.path.startsWith(`/channels/${channel}/messages`) && r.method !== "GET");
