@@ -6,9 +6,10 @@ import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
-import { ConfigError, readConfig } from "./config.ts";
+import { ConfigError, readConfig, type ConfigMode } from "./config.ts";
 import { createContext, type AppContext } from "./context.ts";
 import { UserFacingError } from "./errors.ts";
+import { answerProblems, askMissing, writeInitialFiles, type InitAnswers } from "./init.ts";
 import { createLogger } from "./log.ts";
 import { reportToText, type Level, type Report } from "./render/report.ts";
 import { auditFilters } from "./services/audit.ts";
@@ -32,6 +33,8 @@ interface CliCommand {
 	readonly usage: string;
 	/** Status commands (health, pool) exit 0/1/2 by the report's level, for cron and CI; lookups exit 0. */
 	readonly exitByLevel?: boolean;
+	/** "bot" for commands that talk to Discord or the bot's webhook: they need its secrets too. */
+	readonly configMode?: ConfigMode;
 	readonly options: NonNullable<Parameters<typeof parseArgs>[0]>["options"];
 	run(ctx: AppContext, values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<CliResult>;
 }
@@ -136,8 +139,10 @@ function requirePostgresEnv(ctx: AppContext, requested: unknown): string {
 	return requireEnvironment(ctx.config.ops, typeof requested === "string" ? requested : undefined, "postgres");
 }
 
+const INIT_USAGE = "opsbot init [--guild ID --channel ID --role ID --env NAME --url URL]";
+
 function usage(): string {
-	return `Usage:\n${Object.values(CLI_COMMANDS)
+	return `Usage:\n  ${INIT_USAGE}\n${Object.values(CLI_COMMANDS)
 		.map((c) => `  ${c.usage}`)
 		.join("\n")}\n\nEnvironment: OPSBOT_CONFIG (default ./opsbot.yaml) and the secrets it names; .env is read if present.`;
 }
@@ -145,6 +150,7 @@ function usage(): string {
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function runCli(argv: string[], io: { out: (s: string) => void; err: (s: string) => void } = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
 	const [name, ...rest] = argv;
+	if (name === "init") return runInit(rest, io);
 	const command = name ? CLI_COMMANDS[name] : undefined;
 	if (!command) {
 		io.err(`${name && name !== "--help" ? `unknown command "${name}"\n` : ""}${usage()}\n`);
@@ -161,7 +167,7 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 		io.out(`Usage: ${command.usage}\n`);
 		return 0;
 	}
-	const config = readConfig("cli");
+	const config = readConfig(command.configMode ?? "cli");
 	if (config instanceof ConfigError) {
 		io.err(`${config.message}\n`);
 		return EXIT.config;
@@ -183,6 +189,49 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 		return EXIT.failure;
 	} finally {
 		await close();
+	}
+}
+
+/**
+ * `opsbot init`: writes opsbot.yaml and .env in the current directory from the flags, asking on a
+ * terminal for any not given; without a terminal, missing flags are a usage error.
+ */
+async function runInit(args: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+	let values;
+	try {
+		const text = { type: "string" } as const;
+		values = parseArgs({ args, options: { guild: text, channel: text, role: text, env: text, url: text, help: { type: "boolean" } }, strict: true }).values;
+	} catch (err) {
+		io.err(`${(err as Error).message}\nUsage: ${INIT_USAGE}\n`);
+		return EXIT.usage;
+	}
+	if (values.help) {
+		io.out(`Usage: ${INIT_USAGE}\nWrites opsbot.yaml and .env here (never over existing files); asks for what the flags leave out.\n`);
+		return 0;
+	}
+	const given = { guild: values.guild, channel: values.channel, role: values.role, env: values.env, url: values.url };
+	const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<InitAnswers>;
+	const problems = answerProblems(defined);
+	let answers: InitAnswers;
+	if (problems.length === 0) answers = defined as InitAnswers;
+	else if (process.stdin.isTTY && process.stdout.isTTY) answers = await askMissing(defined, { input: process.stdin, output: process.stdout });
+	else {
+		io.err(`${problems.map((p) => `${p}\n`).join("")}Usage: ${INIT_USAGE}\n(or run it in a terminal to be asked)\n`);
+		return EXIT.usage;
+	}
+	try {
+		const written = writeInitialFiles(process.cwd(), answers);
+		io.out(`Wrote ${written.config} and ${written.env}.
+Next:
+  1. In .env, paste DISCORD_TOKEN (Developer Portal > Bot > Reset Token) and DISCORD_APPLICATION_ID.
+  2. node deploy-commands.ts --guild ${answers.guild}
+  3. npm start, then type /health in the channel; npx opsbot doctor and npx opsbot test-alert check the rest.
+`);
+		return 0;
+	} catch (err) {
+		if (!(err instanceof UserFacingError)) throw err;
+		io.err(`${err.message}\n`);
+		return EXIT.usage;
 	}
 }
 
