@@ -4,6 +4,7 @@ import { healthReport, healthSummaryReport } from "./commands/health.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
 import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
+import { doctorReport } from "./commands/doctor.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
 import { ConfigError, readConfig, type ConfigMode } from "./config.ts";
@@ -13,6 +14,7 @@ import { answerProblems, askMissing, writeInitialFiles, type InitAnswers } from 
 import { createLogger } from "./log.ts";
 import { reportToText, type Level, type Report } from "./render/report.ts";
 import { auditFilters } from "./services/audit.ts";
+import { runDoctor } from "./services/doctor.ts";
 import { logSearchRequest, searchLogs } from "./services/log-search.ts";
 
 /**
@@ -123,6 +125,16 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			const environment = requirePostgresEnv(ctx, values.env);
 			const snapshot = await ctx.services.pool.snapshot(environment);
 			return { report: poolReport(snapshot, ctx.config.ops.pool), data: snapshot };
+		},
+	},
+	doctor: {
+		usage: "opsbot doctor [--env NAME] [--json]",
+		exitByLevel: true,
+		options: { env: { type: "string" } },
+		async run(ctx, values) {
+			const environment = typeof values.env === "string" ? requireEnvironment(ctx.config.ops, values.env) : undefined;
+			const result = await runDoctor({ config: ctx.config, health: ctx.services.health }, environment ? { environment } : {});
+			return { report: doctorReport(result), data: result };
 		},
 	},
 	alerts: {

@@ -87,8 +87,14 @@ const Ssh = z.strictObject({
 	port: z.number().int().min(1).max(65_535).default(22),
 	user: z.string().min(1).max(64),
 	keyFileEnv: EnvName,
-	/** Pinned host key exactly as in known_hosts: `ssh-ed25519 AAAA...`. Connections presenting any other key are refused. */
-	hostKey: z.string().regex(/^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/=]+$/, "expected a public host key such as 'ssh-ed25519 AAAA...'"),
+	/**
+	 * Pinned host key exactly as in known_hosts: `ssh-ed25519 AAAA...`. Connections presenting any other key are
+	 * refused. Required to start the bot; the CLI accepts its absence so `opsbot doctor` can show the host's key.
+	 */
+	hostKey: z
+		.string()
+		.regex(/^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/=]+$/, "expected a public host key such as 'ssh-ed25519 AAAA...' (the key part of `ssh-keyscan -t ed25519 HOST`)")
+		.optional(),
 	timeoutMs: Millis.default(10_000),
 	/** Containers opsbot may look at or restart on this host; nothing else. */
 	containers: z.array(ContainerName).max(100).default([]),
@@ -346,6 +352,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMod
 		const value = env[name];
 		if (value === undefined || value === "") problems.push(`${at}: environment variable ${name} is not set`);
 		else secrets.set(name, value);
+	}
+	if (mode === "bot") {
+		for (const [envName, environment] of Object.entries(ops.environments)) {
+			if (environment.ssh && !environment.ssh.hostKey) problems.push(`environments.${envName}.ssh.hostKey: required: pin the host's key (\`ssh-keyscan -t ed25519 ${environment.ssh.host}\`, or \`npx opsbot doctor\` shows it)`);
+		}
 	}
 	// Only the bot receives webhooks; the CLI must work without them (e.g. on the day Discord is down).
 	if (mode === "bot" && ops.alerts && !settings.WEBHOOK_TOKEN && !settings.WEBHOOK_BASIC_AUTH) {
