@@ -12,6 +12,7 @@ import { createContext, type AppContext } from "./context.ts";
 import { UserFacingError } from "./errors.ts";
 import { answerProblems, askMissing, writeInitialFiles, type InitAnswers } from "./init.ts";
 import { createLogger } from "./log.ts";
+import { newTestAlert, operator, ownWebhook, postWebhook } from "./test-alert.ts";
 import { reportToText, type Level, type Report } from "./render/report.ts";
 import { auditFilters } from "./services/audit.ts";
 import { runDoctor } from "./services/doctor.ts";
@@ -135,6 +136,47 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			const environment = typeof values.env === "string" ? requireEnvironment(ctx.config.ops, values.env) : undefined;
 			const result = await runDoctor({ config: ctx.config, health: ctx.services.health }, environment ? { environment } : {});
 			return { report: doctorReport(result), data: result };
+		},
+	},
+	"test-alert": {
+		usage: "opsbot test-alert [--channel ID] [--severity warning|critical|info] [--resolve-after SECONDS] [--json]",
+		configMode: "bot",
+		options: { channel: { type: "string" }, severity: { type: "string" }, "resolve-after": { type: "string" } },
+		async run(ctx, values) {
+			const severity = typeof values.severity === "string" ? values.severity : "warning";
+			if (!/^[a-z]{1,16}$/.test(severity)) throw new UserFacingError("--severity must be a lowercase word such as warning, critical or info");
+			const channel = typeof values.channel === "string" ? values.channel : undefined;
+			if (channel !== undefined && !/^\d{17,20}$/.test(channel)) throw new UserFacingError("--channel must be a Discord channel id (17-20 digits)");
+			const resolveAfter = typeof values["resolve-after"] === "string" ? Number(values["resolve-after"]) : 60;
+			if (!Number.isInteger(resolveAfter) || resolveAfter < 0 || resolveAfter > 3_600) throw new UserFacingError("--resolve-after must be a whole number of seconds from 0 to 3600");
+			const target = ownWebhook(ctx.config);
+			const alerts = ctx.config.ops.alerts!;
+			const sentBy = operator();
+			const alert = newTestAlert(alerts, { severity, sentBy, ...(channel ? { channel } : {}) });
+			const record = (result: string, step: string) =>
+				ctx.services.actionLog.record({ actor: { userId: "cli", username: sentBy }, action: "alert.test", target: alert.channels.join(", "), result, details: { step, severity, groupKey: alert.groupKey } });
+			await postWebhook(target, alert.payload("firing", new Date())).catch(async (err: unknown) => {
+				await record("failed", "firing");
+				throw err;
+			});
+			await record("ok", "firing");
+			// Ctrl-C resolves at once rather than leaving a test alert firing.
+			const early = new AbortController();
+			const interrupt = () => early.abort();
+			process.once("SIGINT", interrupt);
+			process.stderr.write(`Test alert sent to channel ${alert.channels.join(", ")}; resolving it in ${resolveAfter} s (Ctrl-C resolves it now).\n`);
+			await new Promise<void>((resolve) => {
+				const timer = setTimeout(resolve, resolveAfter * 1_000);
+				early.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+			});
+			process.off("SIGINT", interrupt);
+			await postWebhook(target, alert.payload("resolved", new Date()));
+			await record("ok", "resolved");
+			const sent = { groupKey: alert.groupKey, labels: alert.labels, channels: alert.channels, webhook: target.url, resolved: true };
+			return {
+				report: { title: "Test alert sent and resolved", level: "ok", summary: [`A `, { strong: "TEST" }, ` group went through ${target.url} to channel ${alert.channels.join(", ")}, and is resolved. It is in the action log (opsbot actions --action alert.test).`] },
+				data: sent,
+			};
 		},
 	},
 	alerts: {
