@@ -187,6 +187,8 @@ export function createSshService(deps: { readonly environments: Readonly<Record<
 			if (!ssh) throw new UserFacingError(`${environment} has no SSH host configured.`);
 			const privateKeyPath = deps.secret(ssh.keyFileEnv);
 			if (!privateKeyPath) throw new UserFacingError("The SSH key for this environment is not configured.");
+			// Never trust an unpinned host: `opsbot doctor` shows its key for a person to check and pin.
+			if (!ssh.hostKey) throw new UserFacingError(`${ssh.host} has no pinned host key (\`ssh.hostKey\`), so opsbot does not connect. Run \`npx opsbot doctor\` to see its key.`);
 			const target: SshTarget = { host: ssh.host, port: ssh.port, user: ssh.user, privateKeyPath, hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs };
 			return runSsh(target, argv, options).catch((err: unknown) => {
 				throw userFacingSshError(err, { environment, host: ssh.host, user: ssh.user, command: argv.slice(0, 2).join(" "), slowAdvice: options.slowAdvice });

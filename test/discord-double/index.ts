@@ -105,7 +105,25 @@ export interface FaultRule {
 /** Options for startDiscordDouble. */
 export interface DoubleOptions {
 	readonly applicationId?: string;
-	readonly guild?: { id?: string; name?: string; channels?: { id: string; name: string }[]; roles?: { id: string; name: string }[] };
+	readonly guild?: {
+		id?: string;
+		name?: string;
+		channels?: { id: string; name: string; permission_overwrites?: PermissionOverwrite[] }[];
+		/** `permissions` is Discord's decimal bitfield string (default "0"); `mentionable` defaults to true. */
+		roles?: { id: string; name: string; permissions?: string; mentionable?: boolean }[];
+		/** Permissions of @everyone (default "0"). */
+		everyonePermissions?: string;
+		/**
+		 * Permissions of the bot's own managed role, the one Discord creates from the invite URL. Default:
+		 * everything opsbot asks for in the README's invite (View, Send, Embed Links, Attach Files, Read
+		 * History, Mention Everyone, Create Public Threads, Send in Threads).
+		 */
+		botPermissions?: string;
+	};
+	/** The only token the REST API accepts (as `Bot <token>`); any other gets 401. Default: every token is accepted. */
+	readonly token?: string;
+	/** The bot is not a member of the guild: guild routes answer 403 Missing Access, as Discord does. */
+	readonly botNotInGuild?: boolean;
 	/** How long an interaction may go unanswered before its callback gets 10062 (Discord: 3 s). */
 	readonly interactionDeadlineMs?: number;
 	/**
@@ -117,6 +135,17 @@ export interface DoubleOptions {
 	 */
 	readonly channelRateLimit?: { readonly count: number; readonly windowMs: number };
 }
+
+/** A channel's permission overwrite (type 0 role, 1 member), allow and deny as decimal bitfield strings. */
+export interface PermissionOverwrite {
+	readonly id: string;
+	readonly type: 0 | 1;
+	readonly allow: string;
+	readonly deny: string;
+}
+
+/** View, Send, Embed Links, Attach Files, Read History, Mention Everyone, Create Public Threads, Send in Threads. */
+export const OPSBOT_INVITE_PERMISSIONS = ((1n << 10n) | (1n << 11n) | (1n << 14n) | (1n << 15n) | (1n << 16n) | (1n << 17n) | (1n << 35n) | (1n << 38n)).toString();
 
 /** The running double. */
 export interface DiscordDouble {
@@ -162,6 +191,7 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	const guildId = options.guild?.id ?? snowflake();
 	const channels = options.guild?.channels ?? [{ id: snowflake(), name: "ops" }];
 	const roles = options.guild?.roles ?? [];
+	const botRoleId = snowflake();
 	const deadlineMs = options.interactionDeadlineMs ?? 3_000;
 	const botUser = { id: applicationId, username: "opsbot", discriminator: "0", global_name: null, avatar: null, bot: true };
 
@@ -203,8 +233,8 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			member_count: 3,
 			large: false,
 			features: [],
-			channels: channels.map((c, i) => ({ id: c.id, name: c.name, type: 0, guild_id: guildId, position: i, permission_overwrites: [], parent_id: null, nsfw: false })),
-			roles: [{ id: guildId, name: "@everyone", permissions: "0", position: 0, color: 0, hoist: false, managed: false, mentionable: false }, ...roles.map((r, i) => ({ id: r.id, name: r.name, permissions: "0", position: i + 1, color: 0, hoist: false, managed: false, mentionable: true }))],
+			channels: channelObjects(),
+			roles: roleObjects(),
 			members: [],
 			presences: [],
 			voice_states: [],
@@ -223,6 +253,17 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			mfa_level: 0,
 			nsfw_level: 0,
 		};
+	}
+
+	function channelObjects(): Json[] {
+		return channels.map((c, i) => ({ id: c.id, name: c.name, type: 0, guild_id: guildId, position: i, permission_overwrites: "permission_overwrites" in c ? (c.permission_overwrites ?? []) : [], parent_id: null, nsfw: false }));
+	}
+
+	function roleObjects(): Json[] {
+		const everyone = { id: guildId, name: "@everyone", permissions: options.guild?.everyonePermissions ?? "0", position: 0, color: 0, hoist: false, managed: false, mentionable: false };
+		const own = roles.map((r, i) => ({ id: r.id, name: r.name, permissions: r.permissions ?? "0", position: i + 1, color: 0, hoist: false, managed: false, mentionable: r.mentionable ?? true }));
+		const bot = { id: botRoleId, name: "opsbot", permissions: options.guild?.botPermissions ?? OPSBOT_INVITE_PERMISSIONS, position: roles.length + 1, color: 0, hoist: false, managed: true, mentionable: false, tags: { bot_id: applicationId } };
+		return [everyone, ...own, bot];
 	}
 
 	function gateway(ws: WebSocket): void {
@@ -380,7 +421,7 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			record.status = 429;
 			return;
 		}
-		record.status = route(method, path, url, parsed.body, parsed.files, res, record.at);
+		record.status = route(method, path, url, parsed.body, parsed.files, res, record.at, req);
 	}
 
 	/**
@@ -422,14 +463,37 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		return reply(res, 405, { code: 0, message: "405: Method Not Allowed" });
 	}
 
-	function route(method: string, path: string, url: URL, body: Json | Json[] | undefined, files: RecordedFile[], res: ServerResponse, arrivedAt: number): number {
+	function route(
+		method: string,
+		path: string,
+		url: URL,
+		body: Json | Json[] | undefined,
+		files: RecordedFile[],
+		res: ServerResponse,
+		arrivedAt: number,
+		req: IncomingMessage,
+	): number {
 		const json = (Array.isArray(body) ? {} : (body ?? {})) as Json;
 		const notFound = (code = 10_003, message = "Unknown Channel") => reply(res, 404, { code, message });
 		let m: RegExpExecArray | null;
 		if (method === "GET" && (path === "/gateway/bot" || path === "/gateway")) {
 			return reply(res, 200, { url: `ws://127.0.0.1:${port}/gw`, shards: 1, session_start_limit: { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: 1 } });
 		}
+		if (options.token !== undefined && !path.startsWith("/interactions/") && !path.startsWith("/webhooks/") && path !== "/gateway" && req.headers.authorization !== `Bot ${options.token}`) {
+			return reply(res, 401, { code: 0, message: "401: Unauthorized" });
+		}
 		if (method === "GET" && path === "/users/@me") return reply(res, 200, botUser);
+		if ((m = /^\/guilds\/(\d+)(?:\/(channels|roles|members\/(\d+)))?$/.exec(path)) && method === "GET") {
+			if (m[1] !== guildId || options.botNotInGuild) return reply(res, m[1] === guildId ? 403 : 404, m[1] === guildId ? { code: 50_001, message: "Missing Access" } : { code: 10_004, message: "Unknown Guild" });
+			if (m[2] === "channels") return reply(res, 200, channelObjects());
+			if (m[2] === "roles") return reply(res, 200, roleObjects());
+			if (m[3] !== undefined) {
+				if (m[3] !== applicationId) return notFound(10_007, "Unknown Member");
+				return reply(res, 200, { user: botUser, roles: [botRoleId], joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0, nick: null, avatar: null, pending: false });
+			}
+			const { channels: _c, members: _m, presences: _p, voice_states: _v, threads: _t, stage_instances: _s, guild_scheduled_events: _e, ...guild } = guildPayload();
+			return reply(res, 200, guild);
+		}
 		if (method === "GET" && path === "/applications/@me") return reply(res, 200, { id: applicationId, name: "opsbot", flags: 0, bot: botUser });
 
 		if ((m = /^\/interactions\/(\d+)\/([^/]+)\/callback$/.exec(path)) && method === "POST") {
