@@ -31,10 +31,10 @@ function sender(fail: (message: AlertMessage) => unknown): DiscordSender & { pos
 			const err = fail(message);
 			if (err) throw err;
 			posted.push(message);
-			return String(posted.length);
+			return { id: String(posted.length), attachments: [] };
 		},
 		async edit(_channel: string, _id: string, message: AlertMessage) {
-			await self.post(_channel, message);
+			return self.post(_channel, message);
 		},
 	};
 	return self;

@@ -256,8 +256,10 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		};
 	}
 
+	/** Attachments for uploaded files: `attachments[]` entries refer to files[n] by index `n`; each gets an id of its own. */
 	function attachmentsFrom(files: readonly RecordedFile[], body: Json): Json[] {
-		return files.map((f, i) => ({ id: String(i), filename: f.name, size: f.size, url: `${base}/attachments/${f.name}`, proxy_url: `${base}/attachments/${f.name}`, content_type: f.contentType, description: str((arr(body.attachments)[i] as Json | undefined)?.description) }));
+		const described = (i: number) => arr(body.attachments).find((a) => String((a as Json).id) === String(i)) as Json | undefined;
+		return files.map((f, i) => ({ id: snowflake(), filename: f.name, size: f.size, url: `${base}/attachments/${f.name}`, proxy_url: `${base}/attachments/${f.name}`, content_type: f.contentType, description: str(described(i)?.description) }));
 	}
 
 	function createMessage(channelId: string, body: Json, files: readonly RecordedFile[], interactionId?: string): StoredMessage {
@@ -282,9 +284,16 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		if ("content" in body) stored.content = str(body.content);
 		if ("embeds" in body) stored.embeds = arr(body.embeds);
 		if ("components" in body) stored.components = arr(body.components);
-		if (files.length > 0 || "attachments" in body) {
-			stored.files = [...files];
-			stored.attachments = attachmentsFrom(files, body);
+		// Discord: `attachments` lists what the message keeps, its existing attachments by id and new
+		// files by index; one not listed is removed. Without the field, new files are added to the old ones.
+		if ("attachments" in body) {
+			const keptIds = new Set(arr(body.attachments).map((a) => String((a as Json).id)));
+			const kept = stored.attachments.map((a, i) => ({ attachment: a, file: stored.files[i]! })).filter((k) => keptIds.has(String(k.attachment.id)));
+			stored.files = [...kept.map((k) => k.file), ...files];
+			stored.attachments = [...kept.map((k) => k.attachment), ...attachmentsFrom(files, body)];
+		} else if (files.length > 0) {
+			stored.files = [...stored.files, ...files];
+			stored.attachments = [...stored.attachments, ...attachmentsFrom(files, body)];
 		}
 		stored.edits++;
 		stored.raw = messageObject(stored);
