@@ -128,6 +128,11 @@ export interface DiscordDouble {
 	originalMessage(interactionId: string): StoredMessage | undefined;
 	channelMessages(channelId: string): StoredMessage[];
 	failNext(rule: FaultRule): void;
+	/**
+	 * Holds the next matching request before handling it, until `release()`: a Discord slow to answer
+	 * while the test changes the world (e.g. fills the bot's disk). `held` resolves once one is held.
+	 */
+	holdNext(rule: { method?: string; pathPrefix?: string }): { held: Promise<void>; release(): void };
 	/** Drops every fault rule not used up yet. */
 	clearFaults(): void;
 	waitFor<T>(probe: () => T | undefined | false | null, timeoutMs?: number): Promise<T>;
@@ -156,6 +161,7 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	const messages = new Map<string, StoredMessage>();
 	const commands = { global: [] as Json[], guild: new Map<string, Json[]>() };
 	const faults: (FaultRule & { remaining: number })[] = [];
+	const holds: { method?: string; pathPrefix?: string; hold: (released: Promise<void>) => void; released: Promise<void> }[] = [];
 	const interactions = new Map<string, { token: string; sentAt: number; messageId?: string; response?: InteractionResponse; waiters: ((r: InteractionResponse) => void)[]; channelId: string }>();
 	const byToken = new Map<string, string>();
 	const nonces = new Map<string, string>();
@@ -347,6 +353,12 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		} catch {
 			reply(res, 400, { code: 50109, message: "The request body contains invalid JSON." });
 			return;
+		}
+		const holdAt = holds.findIndex((h) => (!h.method || h.method === method) && (!h.pathPrefix || path.startsWith(h.pathPrefix)));
+		if (holdAt >= 0) {
+			const [hold] = holds.splice(holdAt, 1);
+			hold!.hold(hold!.released);
+			await hold!.released;
 		}
 		const record: RecordedRequest = { method, path, headers: req.headers, body: parsed.body, files: parsed.files, status: 0, at: Date.now() };
 		requests.push(record);
@@ -597,6 +609,14 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		channelMessages: (channelId) => [...messages.values()].filter((x) => x.channel_id === channelId && !x.interactionId),
 		failNext(rule) {
 			faults.push({ ...rule, remaining: rule.count ?? 1 });
+		},
+		holdNext(rule) {
+			let release!: () => void;
+			let onHeld!: () => void;
+			const released = new Promise<void>((resolve) => (release = resolve));
+			const held = new Promise<void>((resolve) => (onHeld = resolve));
+			holds.push({ ...rule, released, hold: () => onHeld() });
+			return { held, release };
 		},
 		clearFaults() {
 			faults.length = 0;
