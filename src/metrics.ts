@@ -23,6 +23,8 @@ export interface Metrics {
 	readonly deliveryFailures: Counter<"kind">;
 	/** Restarts and silences from alert buttons, by result. */
 	readonly alertActions: Counter<"action" | "result">;
+	/** 1 while a channel's alert delivery is stopped after a failure, mostly of the alert store (disk full, database down). */
+	readonly deliveryStopped: Gauge<"channel">;
 	/** Adds a gauge whose value is read when Prometheus scrapes (state held elsewhere, e.g. the store). */
 	gaugeAtScrape<L extends string>(name: string, help: string, labelNames: readonly L[], read: () => Promise<readonly { labels: Record<L, string>; value: number }[]>): void;
 }
@@ -44,6 +46,7 @@ export function createMetrics(): Metrics {
 		discordRequests: new Counter({ name: "opsbot_discord_requests_total", help: "Discord API requests, by route, method and status.", labelNames: ["route", "method", "status"], registers }),
 		deliveryFailures: new Counter({ name: "opsbot_alert_delivery_failures_total", help: "Alert messages that could not be sent, by kind (refused, transient, local).", labelNames: ["kind"], registers }),
 		alertActions: new Counter({ name: "opsbot_alert_actions_total", help: "Restarts and silences from alert buttons, by action and result.", labelNames: ["action", "result"], registers }),
+		deliveryStopped: new Gauge({ name: "opsbot_alert_delivery_stopped", help: "1 while a channel's alert delivery is stopped after a failure, mostly of the alert store (disk full, database down).", labelNames: ["channel"], registers }),
 		gaugeAtScrape(name, help, labelNames, read) {
 			new Gauge({
 				name,

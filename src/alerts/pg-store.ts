@@ -192,6 +192,8 @@ const MIGRATIONS = [
 	// with the expression it replaces. No index: the planner hash-joins both tables either way.
 	`ALTER TABLE opsbot_state.groups ADD COLUMN severity_rank SMALLINT NOT NULL DEFAULT 1;
 	UPDATE opsbot_state.groups SET severity_rank = 0 WHERE lower(last_payload->'commonLabels'->>'severity') = 'critical';`,
+	// The message's chart, attached once per episode (message_episode): edits keep it by this id.
+	`ALTER TABLE opsbot_state.groups ADD COLUMN chart_attachment TEXT;`,
 ];
 
 /**
@@ -306,14 +308,16 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 				);
 				if (rows.length === 0) return undefined;
 				const newest = rows.reduce((a, b) => (BigInt(b.id) > BigInt(a.id) ? b : a));
-				const group = (await client.query<{ channel: string; mention_role: string | null; first_firing_at: string; message_id: string | null; message_episode: number | null; ack: AckState | null; silence: SilenceState | null; restart: RestartState | null }>("SELECT channel, mention_role, first_firing_at, message_id, message_episode, ack, silence, restart FROM opsbot_state.groups WHERE id = $1", [newest.group_id])).rows[0]!;
+				const group = (await client.query<{ channel: string; mention_role: string | null; first_firing_at: string; message_id: string | null; message_episode: number | null; chart_attachment: string | null; ack: AckState | null; silence: SilenceState | null; restart: RestartState | null }>("SELECT channel, mention_role, first_firing_at, message_id, message_episode, chart_attachment, ack, silence, restart FROM opsbot_state.groups WHERE id = $1", [newest.group_id])).rows[0]!;
+				const ours = group.message_episode === newest.episode;
 				const item: OutboxItem = {
 					id: Number(newest.id),
 					groupId: newest.group_id,
 					channel: group.channel,
 					mentionRole: group.mention_role,
 					episode: newest.episode,
-					messageId: group.message_episode === newest.episode ? group.message_id : null,
+					messageId: ours ? group.message_id : null,
+					chartAttachment: ours ? group.chart_attachment : null,
 					firstFiringAt: Number(group.first_firing_at),
 					attempts: newest.attempts,
 					payload: newest.payload,
@@ -324,13 +328,19 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 				};
 				return item;
 			}),
-		delivered: (item, messageId) =>
+		delivered: (item, messageId, chartAttachment = null) =>
 			tx(async (client) => {
 				// The group row first, as accept locks them (groups, then outbox): the other order could deadlock with an accept.
-				await client.query("UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2 WHERE id = $3", [messageId, item.episode, item.groupId]);
+				await client.query("UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2, chart_attachment = $4 WHERE id = $3", [messageId, item.episode, item.groupId, chartAttachment]);
 				await client.query("UPDATE opsbot_state.outbox SET done = true WHERE group_id = $1 AND episode = $2 AND id <= $3", [item.groupId, item.episode, item.id]);
 				// Updates that arrived during delivery were leased with it: make them due now.
 				await client.query("UPDATE opsbot_state.outbox SET next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done", [item.groupId, item.episode, Date.now()]);
+			}),
+		refresh: (groupId, episode) =>
+			tx(async (client) => {
+				const { rows } = await client.query<{ last_payload: WebhookPayload | null }>("SELECT last_payload FROM opsbot_state.groups WHERE id = $1 AND episode = $2 FOR UPDATE", [groupId, episode]);
+				const row = rows[0];
+				if (row?.last_payload) await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [groupId, episode, JSON.stringify(row.last_payload), Date.now()]);
 			}),
 		async retryLater(item, at) {
 			await pool.query("UPDATE opsbot_state.outbox SET attempts = attempts + 1, next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done", [item.groupId, item.episode, at]);

@@ -26,7 +26,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 	const ops = { ...config.ops, alerts };
 	const store = alertState.store;
 	if (!store) throw new Error("the context was built without the alert store");
-	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(ops, services.prometheus), actions: (item) => alertActions(ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }) });
+	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(ops, services.prometheus), actions: (item) => alertActions(ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }), onPause: (channel, stopped) => metrics.deliveryStopped.set({ channel }, stopped ? 1 : 0) });
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
