@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { Logger } from "../log.ts";
+import { createPool } from "../pg-pool.ts";
 import type { WebhookPayload } from "./schema.ts";
 import { acceptJob, planAccepts, resolveByHand, touchedGroups, type AcceptJob, type AcceptResult, type GroupHead, type GroupStatus } from "./group-machine.ts";
 import { episodeNonce, type AckState, type AlertStore, type GroupState, type OutboxItem, type RestartState, type SilenceState } from "./store.ts";
@@ -200,20 +201,21 @@ const MIGRATIONS = [
  * (FOR UPDATE SKIP LOCKED), and Discord's enforce_nonce covers a replica dying mid-post.
  */
 export async function openPostgresAlertStore(url: string, log: Logger, options: { statementTimeoutMs?: number } = {}): Promise<AlertStore> {
-	const pool = new pg.Pool(statePoolConfig(url, options.statementTimeoutMs));
-	pool.on("error", (err) => log.warn({ err }, "state database client errored"));
+	const pool = createPool(statePoolConfig(url, options.statementTimeoutMs), log, "state database");
 	const tx = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
 		const client = await pool.connect();
 		try {
 			await client.query("BEGIN");
 			const result = await work(client);
 			await client.query("COMMIT");
+			client.release();
 			return result;
 		} catch (err) {
-			await client.query("ROLLBACK").catch(() => undefined);
+			// A connection that cannot roll back (dropped by the server) leaves the pool; the next one is fresh.
+			let broken: Error | undefined;
+			await client.query("ROLLBACK").catch((rollbackErr: unknown) => (broken = rollbackErr as Error));
+			client.release(broken);
 			throw err;
-		} finally {
-			client.release();
 		}
 	};
 	await tx(async (client) => {

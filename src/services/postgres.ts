@@ -1,6 +1,7 @@
 import pg from "pg";
 import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { createPool } from "../pg-pool.ts";
 import { describeNetworkCode } from "./http.ts";
 
 /** A bounded, read-only handle on one PostgreSQL database (directly or through PgBouncer). */
@@ -31,7 +32,7 @@ export interface DatabaseOptions {
  */
 export function createDatabase(options: DatabaseOptions): Database {
 	const applicationName = options.applicationName ?? "opsbot";
-	const pool = new pg.Pool({
+	const pool = createPool({
 		connectionString: options.url,
 		max: options.maxConnections,
 		application_name: applicationName,
@@ -39,13 +40,11 @@ export function createDatabase(options: DatabaseOptions): Database {
 		idleTimeoutMillis: 30_000,
 		// Client-side backstop in case the server never answers; the server-side timeout is set below.
 		query_timeout: options.statementTimeoutMs + 2_000,
-	});
-	// An idle client erroring (server restart, terminated) must not crash the process.
-	pool.on("error", (err) => options.log.warn({ err }, "idle postgres client errored"));
+	}, options.log, "postgres");
 
 	async function transaction<T>(work: (client: pg.PoolClient) => Promise<T>, txOptions: { timeoutMs?: number; readOnly?: boolean } = {}): Promise<T> {
 		const client = await pool.connect();
-		let broken = false;
+		let broken: Error | undefined;
 		try {
 			await client.query(txOptions.readOnly === false ? "BEGIN" : "BEGIN READ ONLY");
 			await client.query("SELECT set_config('statement_timeout', $1, true)", [String(txOptions.timeoutMs ?? options.statementTimeoutMs)]);
@@ -53,8 +52,9 @@ export function createDatabase(options: DatabaseOptions): Database {
 			await client.query("COMMIT");
 			return result;
 		} catch (err) {
-			await client.query("ROLLBACK").catch(() => {
-				broken = true;
+			// A connection that cannot roll back (dropped by the server) leaves the pool; the next one is fresh.
+			await client.query("ROLLBACK").catch((rollbackErr: unknown) => {
+				broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
 			});
 			throw err;
 		} finally {
@@ -117,9 +117,13 @@ export function describePgFailure(err: unknown): string {
 		case "57014":
 			return "query cancelled by statement_timeout";
 		case "57P01":
+			// pg_terminate_backend (a DBA, or a check) as well as a fast shutdown.
+			return "connection closed by the server";
 		case "57P03":
 			return "server is shutting down or starting up";
 		case "08P01":
+			// PgBouncer reports the server connection under its client dying with this code.
+			if (e.message && /server conn crashed|server closed the connection|terminat/i.test(e.message)) return "connection terminated";
 			return "protocol violation";
 		default:
 			if (e?.message && /timeout/i.test(e.message)) return "timed out";
