@@ -287,6 +287,8 @@ export const EnvSchema = z.object({
 	OPSBOT_CONFIG: z.string().min(1).default("./opsbot.yaml"),
 	WEBHOOK_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
 	WEBHOOK_BASIC_AUTH: z.string().regex(/^[^:]+:.{12,}$/, "must be user:password with a password of 12+ characters").optional(),
+	/** When set, the only credential that opens /metrics (the webhook's credentials no longer do). */
+	METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
 	STATE_DATABASE_URL: OptionalSecret,
 	LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 	LOG_PRETTY: z.stringbool().default(false),
