@@ -8,12 +8,24 @@ import { describeNetworkCode } from "./http.ts";
 export interface Database {
 	/** Runs one parameterised statement in a READ ONLY transaction under `statement_timeout`. */
 	read<Row extends object>(sql: string, params?: readonly unknown[], options?: { timeoutMs?: number }): Promise<Row[]>;
-	/** Runs `work` in a transaction whose statement_timeout is set locally; for the few writes opsbot makes (pg_terminate_backend). */
-	transaction<T>(work: (client: pg.PoolClient) => Promise<T>, options?: { timeoutMs?: number; readOnly?: boolean }): Promise<T>;
+	/**
+	 * Runs `work` in a transaction whose statement_timeout is set locally; for the few writes opsbot makes
+	 * (pg_terminate_backend). `leaveNothing`: end with ROLLBACK after dropping session advisory locks, so
+	 * session settings, notifications and WAL messages the work made vanish with it (on this connection
+	 * or the PgBouncer server connection it borrowed, which a later transaction may get).
+	 */
+	transaction<T>(work: (client: pg.PoolClient) => Promise<T>, options?: TransactionOptions): Promise<T>;
 	/** Connections this pool holds right now (in use + idle); never more than `maxConnections`. */
 	readonly held: () => number;
 	readonly applicationName: string;
 	close(): Promise<void>;
+}
+
+/** How Database.transaction runs its work. */
+export interface TransactionOptions {
+	readonly timeoutMs?: number;
+	readonly readOnly?: boolean;
+	readonly leaveNothing?: boolean;
 }
 
 /** Settings for createDatabase. */
@@ -42,20 +54,25 @@ export function createDatabase(options: DatabaseOptions): Database {
 		query_timeout: options.statementTimeoutMs + 2_000,
 	}, options.log, "postgres");
 
-	async function transaction<T>(work: (client: pg.PoolClient) => Promise<T>, txOptions: { timeoutMs?: number; readOnly?: boolean } = {}): Promise<T> {
+	async function transaction<T>(work: (client: pg.PoolClient) => Promise<T>, txOptions: TransactionOptions = {}): Promise<T> {
 		const client = await pool.connect();
 		let broken: Error | undefined;
 		try {
 			await client.query(txOptions.readOnly === false ? "BEGIN" : "BEGIN READ ONLY");
 			await client.query("SELECT set_config('statement_timeout', $1, true)", [String(txOptions.timeoutMs ?? options.statementTimeoutMs)]);
 			const result = await work(client);
-			await client.query("COMMIT");
+			if (txOptions.leaveNothing) {
+				await client.query("SELECT pg_advisory_unlock_all()");
+				await client.query("ROLLBACK");
+			} else await client.query("COMMIT");
 			return result;
 		} catch (err) {
 			// A connection that cannot roll back (dropped by the server) leaves the pool; the next one is fresh.
 			await client.query("ROLLBACK").catch((rollbackErr: unknown) => {
 				broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
 			});
+			// A session advisory lock survives its failed transaction (best effort: through PgBouncer this may run elsewhere).
+			if (txOptions.leaveNothing && !broken) await client.query("SELECT pg_advisory_unlock_all()").catch(() => undefined);
 			throw err;
 		} finally {
 			client.release(broken);
@@ -75,24 +92,33 @@ export function createDatabase(options: DatabaseOptions): Database {
 /** Lazily created databases, one per environment; nothing connects until a command needs it. */
 export interface DatabaseRegistry {
 	get(environment: string): Database | undefined;
+	/** The database SQL checks run on: a pool of its own under `checksUrl` when the environment names one, else get()'s. */
+	forChecks(environment: string): Database | undefined;
 	close(): Promise<void>;
 }
 
-/** Builds the registry from a lookup of environment -> connection settings. */
+/** Builds the registry from a lookup of environment -> connection settings (`checksUrl`: postgres.checksUrlEnv's value). */
 export function createDatabaseRegistry(
-	settings: (environment: string) => Omit<DatabaseOptions, "log"> | undefined,
+	settings: (environment: string) => (Omit<DatabaseOptions, "log"> & { readonly checksUrl?: string }) | undefined,
 	log: Logger,
 ): DatabaseRegistry {
 	const open = new Map<string, Database>();
+	const opened = (key: string, environment: string, options: Omit<DatabaseOptions, "log">) => {
+		const existing = open.get(key);
+		if (existing) return existing;
+		const db = createDatabase({ ...options, log: log.child({ db: environment }) });
+		open.set(key, db);
+		return db;
+	};
 	return {
 		get(environment) {
-			const existing = open.get(environment);
-			if (existing) return existing;
 			const options = settings(environment);
-			if (!options) return undefined;
-			const db = createDatabase({ ...options, log: log.child({ db: environment }) });
-			open.set(environment, db);
-			return db;
+			return options && opened(environment, environment, options);
+		},
+		forChecks(environment) {
+			const options = settings(environment);
+			if (!options?.checksUrl) return options && opened(environment, environment, options);
+			return opened(`${environment}\0checks`, environment, { ...options, url: options.checksUrl });
 		},
 		async close() {
 			await Promise.allSettled([...open.values()].map((db) => db.close()));
