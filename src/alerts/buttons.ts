@@ -7,7 +7,7 @@ import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { logsMessage } from "../commands/logs.ts";
 import { DISCORD_LIMITS, inlineCode, truncate } from "../render/limits.ts";
 import type { AlertManagerClient } from "../services/alertmanager.ts";
-import { ServiceUnavailableError } from "../services/http.ts";
+import { HttpAnswerError, HttpStatusError, ServiceUnavailableError } from "../services/http.ts";
 import { SshHostKeyError } from "../services/ssh.ts";
 import { alertEnvironment, restartableContainer } from "./actions.ts";
 import { SILENCE_CHOICES } from "./render.ts";
@@ -67,6 +67,33 @@ function unavailable(err: unknown, nothing: string): unknown {
 	return err instanceof ServiceUnavailableError ? new UserFacingError(`${err.message}; ${nothing}.`, { cause: err }) : err;
 }
 
+/** AlertManager's silences page: the alert's own link to it where the payload has one, else the configured API address. */
+function silencesPage(group: GroupState, alertmanager: AlertManagerClient): string {
+	const base = /^https?:\/\//.test(group.payload.externalURL) ? group.payload.externalURL : alertmanager.url;
+	return `${base.replace(/\/$/, "")}/#/silences`;
+}
+
+/**
+ * An answer to POST /api/v2/silences that is neither a silence id nor "unavailable": what to record
+ * and tell the user. A 4xx is AlertManager refusing, so nothing exists; a 2xx opsbot cannot read, or
+ * a 5xx (perhaps from a proxy in front of it), may come after the silence was made.
+ */
+function unexpectedSilenceAnswer(err: unknown, page: string): { result: string; details: Record<string, unknown>; error: UserFacingError } | undefined {
+	const mayExist = `so opsbot cannot tell whether the silence was created. Check the silences in AlertManager (${page}) before silencing again.`;
+	if (err instanceof HttpAnswerError) {
+		const what = err.kind === "not-json" ? "something that is not JSON" : err.kind === "too-large" ? "more than opsbot reads" : "JSON without a silence id";
+		return { result: "unknown: unexpected AlertManager answer", details: { answer: err.kind }, error: new UserFacingError(`AlertManager answered ${what}, ${mayExist}`, { cause: err }) };
+	}
+	if (err instanceof HttpStatusError && err.status >= 500) {
+		return { result: `unknown: AlertManager answered HTTP ${err.status}`, details: { status: err.status }, error: new UserFacingError(`AlertManager answered HTTP ${err.status}, ${mayExist}`, { cause: err }) };
+	}
+	if (err instanceof HttpStatusError) {
+		const reason = err.body.trim().slice(0, 200);
+		return { result: `refused: AlertManager answered HTTP ${err.status}`, details: { status: err.status }, error: new UserFacingError(`AlertManager refused the silence (HTTP ${err.status}${reason ? `: ${inlineCode(reason)}` : ""}); nothing was silenced.`, { cause: err }) };
+	}
+	return undefined;
+}
+
 /** "90m", "4h", "2d" -> hours; bounded to two weeks. */
 export function parseSilenceDuration(text: string): number {
 	const m = /^\s*(\d{1,4})\s*([mhd])\s*$/i.exec(text);
@@ -87,6 +114,12 @@ async function silence(interaction: ComponentInteraction, ctx: HandlerContext, g
 		id = await alertmanager.createSilence({ matchers, startsAt: new Date(), endsAt: until, createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`, comment: comment || "Silenced from Discord" });
 	} catch (err) {
 		if (err instanceof ServiceUnavailableError) await recordAction(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
+		const odd = unexpectedSilenceAnswer(err, silencesPage(group, alertmanager));
+		if (odd) {
+			ctx.log.warn({ err }, "AlertManager answered the silence request unexpectedly");
+			await recordAction(ctx, "alert.silence", group.groupId, odd.result, odd.details);
+			throw odd.error;
+		}
 		throw unavailable(err, "nothing was silenced");
 	}
 	await alertStore(ctx).setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
