@@ -243,6 +243,10 @@ export const alertRestart: ComponentHandler<GroupState> = {
 };
 
 type RestartConfirmation = Extract<Confirmation, { kind: "alert.restart" }>;
+// The whole `docker restart` over SSH: connecting, stopping the container (10 s by default, longer with a stop timeout), starting it.
+const RESTART_TIMEOUT_MS = 120_000;
+// After it: the record, the alert's message and the answer to the user.
+const RESTART_ANSWER_MS = 10_000;
 const CONFIRMATION_GONE = "This confirmation has expired or is not valid. Press Restart on the alert again.";
 const restartConfirmation = pendingState((services) => services.confirmations, "take", { expired: CONFIRMATION_GONE });
 
@@ -281,11 +285,19 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 			await recordAction(ctx, "alert.restart", key, "refused: cooldown");
 			throw new UserFacingError(`${inlineCode(container)} was restarted <t:${Math.floor(claim.lastAt / 1000)}:R>; wait until <t:${Math.floor((claim.lastAt + cooldownMs) / 1000)}:t> before restarting it again.`);
 		}
+		if (claim.tookOver) ctx.log.warn({ key, previous: claim.tookOver }, "took over a restart claim whose holder died mid-restart");
+		const tookOver = claim.tookOver ? { tookOverFrom: { ...claim.tookOver, startedAt: new Date(claim.tookOver.startedAt).toISOString() } } : {};
+		// A shutdown waits for the restart up to its timeout; past that, it is recorded and answered as interrupted.
+		const removeRunning = ctx.services.alertState.running.add(Date.now() + RESTART_TIMEOUT_MS + RESTART_ANSWER_MS, async () => {
+			await recordAction(ctx, "alert.restart", key, "interrupted: opsbot stopped before the restart finished", { groupId });
+			await lock.release(key);
+			await interaction.editReply({ content: `opsbot was stopped while restarting ${inlineCode(container)} on ${inlineCode(ssh.host)}, before the restart finished, so it cannot tell whether it did. Check the container before restarting it again.`, components: [] });
+		});
 		try {
 			// docker restart waits for the container to stop (10 s by default, longer with a stop timeout) and start again.
-			const result = await ctx.services.ssh.run(environment, ["docker", "restart", container], { timeoutMs: 120_000, maxBytes: 64 * 1024 });
+			const result = await ctx.services.ssh.run(environment, ["docker", "restart", container], { timeoutMs: RESTART_TIMEOUT_MS, maxBytes: 64 * 1024 });
 			const ok = result.code === 0;
-			await recordAction(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId });
+			await recordAction(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId, ...tookOver });
 			await alertStore(ctx).setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok });
 			ctx.services.alertState.wake();
 			await interaction.editReply({ content: ok ? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.` : `Restart of ${inlineCode(container)} failed (exit ${result.code}): ${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`, components: [] });
@@ -294,9 +306,10 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 				await recordAction(ctx, "alert.restart", key, "refused: host key mismatch");
 				throw err;
 			}
-			await recordAction(ctx, "alert.restart", key, "failed");
+			await recordAction(ctx, "alert.restart", key, "failed", tookOver);
 			throw err;
 		} finally {
+			removeRunning();
 			await lock.release(key);
 		}
 	},
