@@ -17,7 +17,7 @@ export interface Bot {
 	stop(): Promise<void>;
 	/** When work stop() waits for ends by its own timeout, where that is later than a usual drain: a container restart in flight. */
 	busyUntil(): number | undefined;
-	/** Gives up on what stop() still waits for: a restart in flight is recorded as interrupted, its user told, its claim released. */
+	/** Gives up on what stop() still waits for (the process exits next): a restart in flight is recorded as interrupted, its user told. */
 	abandon(): Promise<void>;
 }
 

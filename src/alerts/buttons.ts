@@ -288,9 +288,9 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 		if (claim.tookOver) ctx.log.warn({ key, previous: claim.tookOver }, "took over a restart claim whose holder died mid-restart");
 		const tookOver = claim.tookOver ? { tookOverFrom: { ...claim.tookOver, startedAt: new Date(claim.tookOver.startedAt).toISOString() } } : {};
 		// A shutdown waits for the restart up to its timeout; past that, it is recorded and answered as interrupted.
+		// The claim is kept: the process exits next, and the next press anywhere takes over a dead holder's claim.
 		const removeRunning = ctx.services.alertState.running.add(Date.now() + RESTART_TIMEOUT_MS + RESTART_ANSWER_MS, async () => {
 			await recordAction(ctx, "alert.restart", key, "interrupted: opsbot stopped before the restart finished", { groupId });
-			await lock.release(key);
 			await interaction.editReply({ content: `opsbot was stopped while restarting ${inlineCode(container)} on ${inlineCode(ssh.host)}, before the restart finished, so it cannot tell whether it did. Check the container before restarting it again.`, components: [] });
 		});
 		try {

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
@@ -75,24 +76,57 @@ alerts:
 		await sent.response(10_000);
 		return sent;
 	}
-	async function postAlert(bot: TestBot, name: string): Promise<StoredMessage> {
+	/** Posts a firing alert and waits for its message, and for the bot to have stored that message as the group's (a press sooner is refused as an earlier episode's). */
+	async function postAlert(bot: TestBot, name: string, stateUrl?: string): Promise<StoredMessage> {
 		const res = await fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { authorization: `Bearer ${webhookToken}`, "content-type": "application/json" }, body: JSON.stringify(alert(name)) });
 		expect(res.status).toBe(202);
-		return double.waitFor(() => byTitle(name), 20_000);
+		const message = await double.waitFor(() => byTitle(name), 20_000);
+		const storedIds = async (): Promise<string[]> => {
+			if (!stateUrl) {
+				const db = new DatabaseSync(join(bot.stateDir, "alerts.sqlite"), { readOnly: true });
+				try {
+					return (db.prepare("SELECT message_id FROM groups").all() as { message_id: string | null }[]).flatMap((r) => (r.message_id ? [r.message_id] : []));
+				} finally {
+					db.close();
+				}
+			}
+			const client = new pg.Client({ connectionString: stateUrl });
+			await client.connect();
+			try {
+				return (await client.query<{ message_id: string | null }>("SELECT message_id FROM opsbot_state.groups")).rows.flatMap((r) => (r.message_id ? [r.message_id] : []));
+			} finally {
+				await client.end();
+			}
+		};
+		const deadline = Date.now() + 10_000;
+		while (!(await storedIds()).includes(message.id)) {
+			if (Date.now() > deadline) throw new Error(`the bot did not store message ${message.id} as ${name}'s within 10 s`);
+			await new Promise((resolve) => setTimeout(resolve, 50));
+		}
+		return message;
 	}
-	/** Restart → Confirm on the alert's message; resolves with the confirmation message once the Confirm press is answered. */
-	async function confirmRestart(alertMessage: StoredMessage): Promise<StoredMessage> {
-		const shown = await press(components(alertMessage).match(/alert:restart:[0-9a-f]{32}/)![0], alertMessage);
+	/** Restart → Confirm on the alert's message; resolves once the Confirm press is acknowledged. */
+	async function confirmRestart(alertMessage: StoredMessage): Promise<{ confirmation: StoredMessage; confirmId: string }> {
+		const restartId = await double.waitFor(() => components(double.messages.get(alertMessage.id)).match(/alert:restart:[0-9a-f]{32}/)?.[0], 10_000);
+		const shown = await press(restartId, alertMessage);
 		const confirmation = await double.waitFor(() => (double.originalMessage(shown.id)?.content ? double.originalMessage(shown.id) : undefined), 10_000);
-		await press(components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0], confirmation);
-		return confirmation;
+		if (!components(confirmation).includes("restartconfirm")) throw new Error(`no restart confirmation: ${confirmation.content}`);
+		const confirm = await press(components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0], confirmation);
+		return { confirmation, confirmId: confirm.id };
 	}
+	/** The answer to a Confirm press: the confirmation edited into the result, or a refusal in a follow-up. */
+	const restartAnswer = ({ confirmation, confirmId }: { confirmation: StoredMessage; confirmId: string }) =>
+		double.waitFor(() => {
+			const edited = double.messages.get(confirmation.id)?.content ?? "";
+			if (edited.startsWith("🔁") || edited.startsWith("opsbot was stopped")) return edited;
+			return [...double.messages.values()].find((m) => m.interactionId === confirmId && m.id !== confirmation.id && m.content)?.content;
+		}, 20_000);
 	const restartStarted = (docker: ReturnType<typeof fakeDocker>, n: number) => double.waitFor(() => docker.calls().filter((c) => c[0] === "restart").length >= n || undefined, 15_000);
 
 	it("waits for a restart running when SIGTERM comes, answers the user, records it and exits 0", async () => {
 		const docker = fakeDocker(sshd.binDir, "", undefined, { restartSeconds: 20 });
 		const bot = await start(mkdtempSync(join(tmpdir(), "opsbot-restart-stop-")));
-		const confirmation = await confirmRestart(await postAlert(bot, "ApiDownSigterm"));
+		const { confirmation } = await confirmRestart(await postAlert(bot, "ApiDownSigterm"));
 		await restartStarted(docker, 1);
 
 		// A rollout 2 s into the restart; the container takes 20 s to stop, more than the usual 15 s drain.
@@ -106,24 +140,41 @@ alerts:
 		expect(bot.logs().map((l) => l.msg)).toContain("stopped");
 	}, 60_000);
 
+	it("records and answers a restart as interrupted when a second SIGTERM cuts the wait short, and exits 1", async () => {
+		const docker = fakeDocker(sshd.binDir, "", undefined, { restartSeconds: 20 });
+		const bot = await start(mkdtempSync(join(tmpdir(), "opsbot-restart-stop-")));
+		const { confirmation } = await confirmRestart(await postAlert(bot, "ApiDownTwice"));
+		await restartStarted(docker, 1);
+
+		bot.process.child.kill("SIGTERM");
+		await double.waitFor(() => bot.logs().some((l) => l.msg === "shutting down: finishing replies in flight") || undefined, 10_000);
+		bot.process.child.kill("SIGTERM");
+		const code = await bot.process.exited;
+
+		expect(code).toBe(1);
+		expect(double.messages.get(confirmation.id)?.content).toBe(
+			"opsbot was stopped while restarting `api` on `127.0.0.1`, before the restart finished, so it cannot tell whether it did. Check the container before restarting it again.",
+		);
+		expect((await bot.actionLog.recent(1, { userId: admin.id }))[0]).toMatchObject({ action: "alert.restart", target: "production/api", result: "interrupted: opsbot stopped before the restart finished" });
+	}, 60_000);
+
 	async function killedMidRestart(env: Record<string, string>, name: string) {
 		const stateDir = mkdtempSync(join(tmpdir(), "opsbot-restart-kill-"));
 		let docker = fakeDocker(sshd.binDir, "", undefined, { restartSeconds: 30 });
 		const first = await start(stateDir, env);
-		const alertMessage = await postAlert(first, name);
+		const alertMessage = await postAlert(first, name, env.STATE_DATABASE_URL);
 		await confirmRestart(alertMessage);
 		await restartStarted(docker, 1);
 		await first.kill();
 
 		docker = fakeDocker(sshd.binDir, "");
 		const second = await start(stateDir, env);
-		const confirmation = await confirmRestart(alertMessage);
-		const answer = await double.waitFor(() => {
-			const content = double.messages.get(confirmation.id)?.content ?? "";
-			return content.startsWith("🔁") || content.includes("already running") ? content : undefined;
-		}, 20_000);
-		await second.stop();
-		return { answer, docker, second };
+		try {
+			const answer = await restartAnswer(await confirmRestart(alertMessage));
+			return { answer, docker, second };
+		} finally {
+			await second.stop();
+		}
 	}
 
 	it("after kill -9 mid-restart, a new process restarts that container at once (SQLite state)", async () => {
