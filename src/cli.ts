@@ -4,14 +4,18 @@ import { healthReport, healthSummaryReport } from "./commands/health.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
 import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
+import { doctorReport } from "./commands/doctor.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
-import { ConfigError, readConfig } from "./config.ts";
+import { ConfigError, readConfig, type ConfigMode } from "./config.ts";
 import { createContext, type AppContext } from "./context.ts";
 import { UserFacingError } from "./errors.ts";
+import { answerProblems, askMissing, writeInitialFiles, type InitAnswers } from "./init.ts";
 import { createLogger } from "./log.ts";
+import { newTestAlert, operator, ownWebhook, postWebhook } from "./test-alert.ts";
 import { reportToText, type Level, type Report } from "./render/report.ts";
 import { auditFilters } from "./services/audit.ts";
+import { runDoctor } from "./services/doctor.ts";
 import { logSearchRequest, searchLogs } from "./services/log-search.ts";
 
 /**
@@ -32,6 +36,8 @@ interface CliCommand {
 	readonly usage: string;
 	/** Status commands (health, pool) exit 0/1/2 by the report's level, for cron and CI; lookups exit 0. */
 	readonly exitByLevel?: boolean;
+	/** "bot" for commands that talk to Discord or the bot's webhook: they need its secrets too. */
+	readonly configMode?: ConfigMode;
 	readonly options: NonNullable<Parameters<typeof parseArgs>[0]>["options"];
 	run(ctx: AppContext, values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<CliResult>;
 }
@@ -122,6 +128,57 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			return { report: poolReport(snapshot, ctx.config.ops.pool), data: snapshot };
 		},
 	},
+	doctor: {
+		usage: "opsbot doctor [--env NAME] [--json]",
+		exitByLevel: true,
+		options: { env: { type: "string" } },
+		async run(ctx, values) {
+			const environment = typeof values.env === "string" ? requireEnvironment(ctx.config.ops, values.env) : undefined;
+			const result = await runDoctor({ config: ctx.config, health: ctx.services.health }, environment ? { environment } : {});
+			return { report: doctorReport(result), data: result };
+		},
+	},
+	"test-alert": {
+		usage: "opsbot test-alert [--channel ID] [--severity warning|critical|info] [--resolve-after SECONDS] [--json]",
+		configMode: "bot",
+		options: { channel: { type: "string" }, severity: { type: "string" }, "resolve-after": { type: "string" } },
+		async run(ctx, values) {
+			const severity = typeof values.severity === "string" ? values.severity : "warning";
+			if (!/^[a-z]{1,16}$/.test(severity)) throw new UserFacingError("--severity must be a lowercase word such as warning, critical or info");
+			const channel = typeof values.channel === "string" ? values.channel : undefined;
+			if (channel !== undefined && !/^\d{17,20}$/.test(channel)) throw new UserFacingError("--channel must be a Discord channel id (17-20 digits)");
+			const resolveAfter = typeof values["resolve-after"] === "string" ? Number(values["resolve-after"]) : 60;
+			if (!Number.isInteger(resolveAfter) || resolveAfter < 0 || resolveAfter > 3_600) throw new UserFacingError("--resolve-after must be a whole number of seconds from 0 to 3600");
+			const target = ownWebhook(ctx.config);
+			const alerts = ctx.config.ops.alerts!;
+			const sentBy = operator();
+			const alert = newTestAlert(alerts, { severity, sentBy, ...(channel ? { channel } : {}) });
+			const record = (result: string, step: string) =>
+				ctx.services.actionLog.record({ actor: { userId: "cli", username: sentBy }, action: "alert.test", target: alert.channels.join(", "), result, details: { step, severity, groupKey: alert.groupKey } });
+			await postWebhook(target, alert.payload("firing", new Date())).catch(async (err: unknown) => {
+				await record("failed", "firing");
+				throw err;
+			});
+			await record("ok", "firing");
+			// Ctrl-C resolves at once rather than leaving a test alert firing.
+			const early = new AbortController();
+			const interrupt = () => early.abort();
+			process.once("SIGINT", interrupt);
+			process.stderr.write(`Test alert sent to channel ${alert.channels.join(", ")}; resolving it in ${resolveAfter} s (Ctrl-C resolves it now).\n`);
+			await new Promise<void>((resolve) => {
+				const timer = setTimeout(resolve, resolveAfter * 1_000);
+				early.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+			});
+			process.off("SIGINT", interrupt);
+			await postWebhook(target, alert.payload("resolved", new Date()));
+			await record("ok", "resolved");
+			const sent = { groupKey: alert.groupKey, labels: alert.labels, channels: alert.channels, webhook: target.url, resolved: true };
+			return {
+				report: { title: "Test alert sent and resolved", level: "ok", summary: [`A `, { strong: "TEST" }, ` group went through ${target.url} to channel ${alert.channels.join(", ")}, and is resolved. It is in the action log (opsbot actions --action alert.test).`] },
+				data: sent,
+			};
+		},
+	},
 	alerts: {
 		usage: "opsbot alerts [--json]",
 		options: {},
@@ -136,8 +193,10 @@ function requirePostgresEnv(ctx: AppContext, requested: unknown): string {
 	return requireEnvironment(ctx.config.ops, typeof requested === "string" ? requested : undefined, "postgres");
 }
 
+const INIT_USAGE = "opsbot init [--guild ID --channel ID --role ID --env NAME --url URL]";
+
 function usage(): string {
-	return `Usage:\n${Object.values(CLI_COMMANDS)
+	return `Usage:\n  ${INIT_USAGE}\n${Object.values(CLI_COMMANDS)
 		.map((c) => `  ${c.usage}`)
 		.join("\n")}\n\nEnvironment: OPSBOT_CONFIG (default ./opsbot.yaml) and the secrets it names; .env is read if present.`;
 }
@@ -145,6 +204,7 @@ function usage(): string {
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function runCli(argv: string[], io: { out: (s: string) => void; err: (s: string) => void } = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
 	const [name, ...rest] = argv;
+	if (name === "init") return runInit(rest, io);
 	const command = name ? CLI_COMMANDS[name] : undefined;
 	if (!command) {
 		io.err(`${name && name !== "--help" ? `unknown command "${name}"\n` : ""}${usage()}\n`);
@@ -161,7 +221,7 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 		io.out(`Usage: ${command.usage}\n`);
 		return 0;
 	}
-	const config = readConfig("cli");
+	const config = readConfig(command.configMode ?? "cli");
 	if (config instanceof ConfigError) {
 		io.err(`${config.message}\n`);
 		return EXIT.config;
@@ -183,6 +243,49 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 		return EXIT.failure;
 	} finally {
 		await close();
+	}
+}
+
+/**
+ * `opsbot init`: writes opsbot.yaml and .env in the current directory from the flags, asking on a
+ * terminal for any not given; without a terminal, missing flags are a usage error.
+ */
+async function runInit(args: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+	let values;
+	try {
+		const text = { type: "string" } as const;
+		values = parseArgs({ args, options: { guild: text, channel: text, role: text, env: text, url: text, help: { type: "boolean" } }, strict: true }).values;
+	} catch (err) {
+		io.err(`${(err as Error).message}\nUsage: ${INIT_USAGE}\n`);
+		return EXIT.usage;
+	}
+	if (values.help) {
+		io.out(`Usage: ${INIT_USAGE}\nWrites opsbot.yaml and .env here (never over existing files); asks for what the flags leave out.\n`);
+		return 0;
+	}
+	const given = { guild: values.guild, channel: values.channel, role: values.role, env: values.env, url: values.url };
+	const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<InitAnswers>;
+	const problems = answerProblems(defined);
+	let answers: InitAnswers;
+	if (problems.length === 0) answers = defined as InitAnswers;
+	else if (process.stdin.isTTY && process.stdout.isTTY) answers = await askMissing(defined, { input: process.stdin, output: process.stdout });
+	else {
+		io.err(`${problems.map((p) => `${p}\n`).join("")}Usage: ${INIT_USAGE}\n(or run it in a terminal to be asked)\n`);
+		return EXIT.usage;
+	}
+	try {
+		const written = writeInitialFiles(process.cwd(), answers);
+		io.out(`Wrote ${written.config} and ${written.env}.
+Next:
+  1. In .env, paste DISCORD_TOKEN (Developer Portal > Bot > Reset Token) and DISCORD_APPLICATION_ID.
+  2. node deploy-commands.ts --guild ${answers.guild}
+  3. npm start, then type /health in the channel; npx opsbot doctor and npx opsbot test-alert check the rest.
+`);
+		return 0;
+	} catch (err) {
+		if (!(err instanceof UserFacingError)) throw err;
+		io.err(`${err.message}\n`);
+		return EXIT.usage;
 	}
 }
 

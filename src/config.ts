@@ -11,7 +11,7 @@ import { inlineCode } from "./render/limits.ts";
  * that reads process.env.
  */
 
-const Snowflake = z.string().regex(/^\d{17,20}$/, "expected a Discord id (17-20 digits)");
+const Snowflake = z.string().regex(/^\d{17,20}$/, "expected a Discord id (17-20 digits: turn on Developer Mode, then right-click > Copy ID)");
 const EnvName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "expected an environment variable name such as PROD_DATABASE_URL");
 const HttpUrl = z.url({ protocol: /^https?$/, error: "expected an http(s) URL" });
 const Millis = z.number().int().min(50).max(120_000);
@@ -87,8 +87,14 @@ const Ssh = z.strictObject({
 	port: z.number().int().min(1).max(65_535).default(22),
 	user: z.string().min(1).max(64),
 	keyFileEnv: EnvName,
-	/** Pinned host key exactly as in known_hosts: `ssh-ed25519 AAAA...`. Connections presenting any other key are refused. */
-	hostKey: z.string().regex(/^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/=]+$/, "expected a public host key such as 'ssh-ed25519 AAAA...'"),
+	/**
+	 * Pinned host key exactly as in known_hosts: `ssh-ed25519 AAAA...`. Connections presenting any other key are
+	 * refused. Required to start the bot; the CLI accepts its absence so `opsbot doctor` can show the host's key.
+	 */
+	hostKey: z
+		.string()
+		.regex(/^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/=]+$/, "expected a public host key such as 'ssh-ed25519 AAAA...' (the key part of `ssh-keyscan -t ed25519 HOST`)")
+		.optional(),
 	timeoutMs: Millis.default(10_000),
 	/** Containers opsbot may look at or restart on this host; nothing else. */
 	containers: z.array(ContainerName).max(100).default([]),
@@ -285,7 +291,7 @@ export const EnvSchema = z.object({
 	DISCORD_APPLICATION_ID: Snowflake.optional(),
 	DISCORD_API_URL: HttpUrl.optional(),
 	OPSBOT_CONFIG: z.string().min(1).default("./opsbot.yaml"),
-	WEBHOOK_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+	WEBHOOK_TOKEN: z.string().min(16, "must be at least 16 characters (e.g. `openssl rand -base64 24`)").optional(),
 	WEBHOOK_BASIC_AUTH: z.string().regex(/^[^:]+:.{12,}$/, "must be user:password with a password of 12+ characters").optional(),
 	STATE_DATABASE_URL: OptionalSecret,
 	LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -324,15 +330,17 @@ export type ConfigMode = "bot" | "cli";
 
 /** Reads the environment and the ops file; throws ConfigError listing every problem by path. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMode = "bot"): Config {
-	const parsedEnv = EnvSchema.safeParse(env);
+	// An empty value (DISCORD_TOKEN= in a fresh .env) is an unset one: "required", with what to paste, in the same pass as the rest.
+	const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
+	const parsedEnv = EnvSchema.safeParse(given);
 	const problems: string[] = parsedEnv.success ? [] : formatIssues(parsedEnv.error.issues, "env");
-	const path = parsedEnv.success ? parsedEnv.data.OPSBOT_CONFIG : (env.OPSBOT_CONFIG ?? "./opsbot.yaml");
+	const path = parsedEnv.success ? parsedEnv.data.OPSBOT_CONFIG : env.OPSBOT_CONFIG || "./opsbot.yaml";
 	const file = readOpsFile(path, problems);
-	if (!parsedEnv.success || file === undefined) throw new ConfigError(problems);
-	const settings = parsedEnv.data;
+	if (file === undefined) throw new ConfigError(problems);
+	const settings = parsedEnv.success ? parsedEnv.data : undefined;
 	if (mode === "bot") {
-		if (!settings.DISCORD_TOKEN) problems.push("env.DISCORD_TOKEN: required to start the bot");
-		if (!settings.DISCORD_APPLICATION_ID) problems.push("env.DISCORD_APPLICATION_ID: required to start the bot");
+		if (!given.DISCORD_TOKEN) problems.push(`env.DISCORD_TOKEN: required to start the bot: ${PASTE_FROM_PORTAL} (Bot > Reset Token)`);
+		if (!given.DISCORD_APPLICATION_ID) problems.push(`env.DISCORD_APPLICATION_ID: required to start the bot: ${PASTE_FROM_PORTAL} (General Information > Application ID)`);
 	}
 	const parsedFile = OpsFileSchema.safeParse(file);
 	if (!parsedFile.success) {
@@ -344,16 +352,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMod
 	const secrets = new Map<string, string>();
 	for (const { at, name } of referencedEnvVars(ops)) {
 		const value = env[name];
-		if (value === undefined || value === "") problems.push(`${at}: environment variable ${name} is not set`);
+		if (value === undefined || value === "") problems.push(`${at}: environment variable ${name} is not set (put it in .env)`);
 		else secrets.set(name, value);
 	}
-	// Only the bot receives webhooks; the CLI must work without them (e.g. on the day Discord is down).
-	if (mode === "bot" && ops.alerts && !settings.WEBHOOK_TOKEN && !settings.WEBHOOK_BASIC_AUTH) {
-		problems.push("env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH)");
+	if (mode === "bot") {
+		for (const [envName, environment] of Object.entries(ops.environments)) {
+			if (environment.ssh && !environment.ssh.hostKey) problems.push(`environments.${envName}.ssh.hostKey: required: pin the host's key (\`ssh-keyscan -t ed25519 ${environment.ssh.host}\`, or \`npx opsbot doctor\` shows it)`);
+		}
 	}
-	if (problems.length > 0) throw new ConfigError(problems);
+	// Only the bot receives webhooks; the CLI must work without them (e.g. on the day Discord is down).
+	if (mode === "bot" && settings && ops.alerts && !settings.WEBHOOK_TOKEN && !settings.WEBHOOK_BASIC_AUTH) {
+		problems.push("env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH): 16+ random characters, e.g. from `openssl rand -base64 24`");
+	}
+	if (problems.length > 0 || !settings) throw new ConfigError(problems);
 	return { ops, env: settings, secrets };
 }
+
+const PASTE_FROM_PORTAL = "paste it into .env from https://discord.com/developers/applications";
 
 /**
  * The config a process starts with: `.env` (if present) under the environment, then loadConfig. A
@@ -381,7 +396,9 @@ export function loadDeployEnv(env: NodeJS.ProcessEnv = process.env): { token: st
 
 function readOpsFile(path: string, problems: string[]): unknown {
 	if (!existsSync(path)) {
-		problems.push(`${path}: ops config file not found (set OPSBOT_CONFIG or copy opsbot.example.yaml to opsbot.yaml)`);
+		problems.push(
+			`${path}: ops config file not found. To start: \`npx opsbot init\` writes it (and .env) from your server's ids, or copy opsbot.minimal.yaml to opsbot.yaml and put your ids in; the README's Quick start has every step. (OPSBOT_CONFIG names another file.)`,
+		);
 		return undefined;
 	}
 	const doc = parseDocument(readFileSync(path, "utf8"), { prettyErrors: true, uniqueKeys: true });
@@ -449,9 +466,13 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: string): stri
 	});
 }
 
-// zod's default messages are good but say "received undefined" where a person expects "required".
+// zod's default messages are good but say "received undefined" where a person expects "required",
+// and nothing about the newcomer's commonest slip: an unquoted Discord id, which YAML reads as a number.
 function describeIssue(issue: z.core.$ZodIssue): string {
 	if (issue.code === "invalid_type" && issue.message.endsWith("received undefined")) return "required";
+	if (issue.code === "invalid_type" && issue.expected === "string" && issue.message.endsWith("received number")) {
+		return 'write it in quotes ("1234..."): YAML reads an unquoted number as a number, and a Discord id loses its last digits';
+	}
 	if (issue.code === "unrecognized_keys") return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
 	return issue.message;
 }

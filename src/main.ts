@@ -1,34 +1,11 @@
-import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
+import { enableCompileCache, flushCompileCache } from "node:module";
 import type { Bot } from "./bot.ts";
 
-/**
- * Most V8's young generation (both semi-spaces) may take. V8 grows it whenever much of it survives a
- * scavenge, and on a machine with a few GB it grows to 2 x 64 MB in a burst of webhooks and keeps it:
- * most of what a storm added to opsbot's RSS (16 MB of it already while the modules load). 8 MB holds
- * a burst's objects until they die (measured: RSS in a 50x100 storm 153-157 MB instead of 240-260,
- * CPU per webhook no higher). `node --max-semi-space-size=4` would bound it too, but only from the
- * command line, which opsbot does not choose.
- */
-const YOUNG_GENERATION_BYTES = 8 * 1024 * 1024;
-
-/**
- * Bounds the young generation by steering V8's growth factor, which it reads each time it grows the
- * space: doubling while that stays within the bound, no growth once it would not.
- */
-function boundYoungGeneration(): void {
-	let factor = 0;
-	const steer = () => {
-		const young = getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? YOUNG_GENERATION_BYTES;
-		const wanted = young * 2 <= YOUNG_GENERATION_BYTES ? 2 : 1;
-		if (wanted !== factor) setFlagsFromString(`--semi-space-growth-factor=${(factor = wanted)}`);
-	};
-	steer();
-	setInterval(steer, 100).unref();
-}
-
-// No growth at all while the modules load (they are imported below, in main(), for this): loading
-// would otherwise grow the space in one go, before any steering could run.
-setFlagsFromString("--semi-space-growth-factor=1");
+// V8's compiled code of every module (ours once type-stripped, and node_modules) is kept on disk and
+// reused by the next start: 25 MiB less idle RSS and a faster start (bench/RESULTS.md, "Memory").
+// NODE_COMPILE_CACHE names the directory (the image prepares one at build); else the OS temp dir.
+// The modules are imported in main(), after this, so that they are the ones cached.
+enableCompileCache();
 
 const DRAIN_MS = 15_000;
 const ABANDON_MS = 5_000;
@@ -36,7 +13,6 @@ const ABANDON_MS = 5_000;
 /** Reads the config, starts the bot (src/bot.ts), and stops it on SIGTERM/SIGINT: drain, close, exit. */
 async function main(): Promise<void> {
 	const [{ startBot }, { ConfigError, readConfig }, { createLogger }] = await Promise.all([import("./bot.ts"), import("./config.ts"), import("./log.ts")]);
-	boundYoungGeneration();
 	const config = readConfig("bot");
 	if (config instanceof ConfigError) {
 		process.stderr.write(`${config.message}\n`);
@@ -76,6 +52,7 @@ async function main(): Promise<void> {
 	process.on("SIGTERM", () => void shutdown("SIGTERM"));
 	process.on("SIGINT", () => void shutdown("SIGINT"));
 	bot = await startBot(config, log, (reason) => void shutdown(reason, 1));
+	flushCompileCache(); // the start-up modules are loaded: write them now, not only at exit (a crash writes nothing)
 }
 
 main().catch((err: unknown) => {

@@ -49,13 +49,14 @@ async function expectListed(env: Record<string, string>): Promise<void> {
 	expect(text.stderr).toBe("");
 	expect(text.code).toBe(0);
 	const until = new Date(SILENCED_UNTIL).toISOString();
+	const untilShown = `${until.slice(0, 16).replace("T", " ")} UTC`;
 	expect(text.stdout).toBe(
 		[
 			"[CRIT] Alert groups: 3 firing (1 critical), 1 resolved",
-			`  CRIT  PostgresDown  firing · critical · 2 of 2 alerts firing · acknowledged by alice at 2026-11-24T12:05:00.000Z · message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000001)`,
-			`  WARN  ApiErrors     firing · warning · 3 of 3 alerts firing · not acknowledged · silenced by bob until ${until} · message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000002)`,
-			`  WARN  Backups_late  firing · info · 1 of 1 alert firing · not acknowledged · no message yet in #${CHANNEL}`,
-			`  OK    DiskFilling   resolved · warning · 0 of 1 alert firing · message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000003)`,
+			`  CRIT  PostgresDown  ACKED · 2 of 2 alerts firing · acknowledged by alice at 2026-11-24 12:05 UTC · message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000001)`,
+			`  WARN  ApiErrors     SILENCED · 3 of 3 alerts firing · silenced by bob until ${untilShown} · message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000002)`,
+			`  WARN  Backups_late  INFO · 1 of 1 alert firing · not acknowledged · no message yet in #${CHANNEL}`,
+			`  OK    DiskFilling   RESOLVED · 0 of 1 alert firing · message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000003)`,
 			"",
 		].join("\n"),
 	);
@@ -68,6 +69,7 @@ async function expectListed(env: Record<string, string>): Promise<void> {
 		channel: CHANNEL,
 		status: "firing",
 		severity: "critical",
+		environment: null,
 		firingAlerts: 2,
 		alerts: 2,
 		ack: { userId: "200000000000000002", username: "alice", at: "2026-11-24T12:05:00.000Z" },

@@ -1,9 +1,10 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { EXIT } from "../src/cli.ts";
-import { freshTenant, startLoki, type TestLoki } from "./support/loki.ts";
+import { freshTenant, type TestLoki } from "./support/loki.ts";
+import { sharedLoki } from "./support/shared-loki.ts";
 import { freePort } from "./support/proc.ts";
 import { runOpsbotCli } from "./support/cli.ts";
 
@@ -20,7 +21,7 @@ describe("opsbot logs against a real Loki", () => {
 	const tricky = 'copied `C:\\temp\\new` to "D:\\backup" ```done```';
 
 	beforeAll(async () => {
-		loki = await startLoki();
+		loki = sharedLoki();
 		await loki.push(tenant, { service: "api" }, [
 			{ ns: now - 3n * MINUTE, line: tricky },
 			{ ns: now - 2n * MINUTE, line: JSON.stringify({ level: "error", msg: "payment failed", correlation_id: "c-42" }) },
@@ -38,9 +39,6 @@ environments:
     loki: { url: "http://127.0.0.1:${await freePort()}", tenant: team-a, timeoutMs: 1000 }
 `,
 		);
-	});
-	afterAll(async () => {
-		await loki?.stop();
 	});
 
 	it("prints the LogQL exactly as it ran and log lines with backticks and backslashes unchanged (defect 5)", async () => {

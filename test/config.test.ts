@@ -121,8 +121,8 @@ pool: { warnPercent: 95, criticalPercent: 90 }
 		const unset = problemsOf({ OPSBOT_CONFIG: path });
 		const set = problemsOf({ OPSBOT_CONFIG: path, PROD_DATABASE_URL: secret, DISCORD_TOKEN: "x".repeat(3) }, "bot");
 
-		expect(unset).toEqual(["environments.production.postgres.urlEnv: environment variable PROD_DATABASE_URL is not set"]);
-		expect(set).toEqual(["env.DISCORD_APPLICATION_ID: required to start the bot"]);
+		expect(unset).toEqual(["environments.production.postgres.urlEnv: environment variable PROD_DATABASE_URL is not set (put it in .env)"]);
+		expect(set).toEqual(["env.DISCORD_APPLICATION_ID: required to start the bot: paste it into .env from https://discord.com/developers/applications (General Information > Application ID)"]);
 		expect(set.join("\n")).not.toContain(secret);
 	});
 
@@ -154,7 +154,7 @@ pool: { warnPercent: 95, criticalPercent: 90 }
 		const bot = { DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: "100000000000000900" };
 
 		expect(problemsOf({ OPSBOT_CONFIG: path, PROD_DATABASE_URL: secretValue(), ...bot }, "bot")).toEqual([
-			"env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH)",
+			"env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH): 16+ random characters, e.g. from `openssl rand -base64 24`",
 		]);
 	});
 

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -7,14 +7,15 @@ import { spawnMain } from "./support/main-process.ts";
 import { requireBinary } from "./support/proc.ts";
 
 const readme = readFileSync("README.md", "utf8");
+const configurationDoc = readFileSync("docs/configuration.md", "utf8");
 
-/** The first fenced block after `marker` in the README (indented blocks included), without its fence lines. */
-function blockAfter(marker: string): string {
-	const start = readme.indexOf(marker);
-	expect(start, `README has "${marker}"`).toBeGreaterThanOrEqual(0);
-	const open = readme.indexOf("\n", readme.indexOf("```", start));
-	const close = readme.lastIndexOf("\n", readme.indexOf("```", open));
-	return readme.slice(open + 1, close + 1);
+/** The first fenced block after `marker` in `text` (indented blocks included), without its fence lines. */
+function blockAfter(marker: string, text = readme): string {
+	const start = text.indexOf(marker);
+	expect(start, `the document has "${marker}"`).toBeGreaterThanOrEqual(0);
+	const open = text.indexOf("\n", text.indexOf("```", start));
+	const close = text.lastIndexOf("\n", text.indexOf("```", open));
+	return text.slice(open + 1, close + 1);
 }
 
 describe("the README's samples are what the product does", () => {
@@ -31,8 +32,8 @@ describe("the README's samples are what the product does", () => {
 		expect(yaml).toContain("send_resolved: true");
 	});
 
-	it("shows the configuration errors exactly as npm start prints them, with exit code 78", async () => {
-		const sample = blockAfter("A bad config lists every problem")
+	it("shows (in docs/configuration.md) the configuration errors exactly as npm start prints them, with exit code 78", async () => {
+		const sample = blockAfter("A bad config lists every problem", configurationDoc)
 			.split("\n")
 			.map((l) => l.trim())
 			.filter(Boolean);
@@ -51,6 +52,19 @@ environments:
 		expect(code).toBe(78);
 		expect(sample[0]).toBe("Invalid configuration:");
 		for (const line of sample) expect(main.output()).toContain(line);
+	});
+
+	it("links only to docs and pictures that exist", () => {
+		const targets = [...readme.matchAll(/\]\(((?:docs\/)[^)#]+)/g)].map((m) => m[1]!);
+		expect(targets.length).toBeGreaterThan(5);
+		for (const target of targets) expect(existsSync(target), target).toBe(true);
+	});
+
+	it("stays a short path: at most about 1,500 words, with the quick start before the systems and Developing near the end", () => {
+		expect(readme.split(/\s+/).filter(Boolean).length).toBeLessThanOrEqual(1_500);
+		const order = ["## Quick start", "## Adding your systems", "## Reference", "## Developing"].map((h) => readme.indexOf(`\n${h}\n`));
+		expect(order.every((at) => at > 0)).toBe(true);
+		expect([...order].sort((a, b) => a - b)).toEqual(order);
 	});
 
 	it("names in .env.example every secret the README says comes from the environment", () => {

@@ -1,5 +1,5 @@
-import { truncate } from "../render/limits.ts";
-import { joinText, type Level, type Report, type ReportField, type Text } from "../render/report.ts";
+import { oneLine, truncate } from "../render/limits.ts";
+import { joinText, type Level, type Report, type ReportField, type ReportLink, type Text } from "../render/report.ts";
 import type { WebhookAlert, WebhookPayload } from "./schema.ts";
 import type { AckState, RestartState, SilenceState } from "./store.ts";
 import { formatDuration } from "../time.ts";
@@ -8,10 +8,57 @@ import { formatDuration } from "../time.ts";
 export const SHOWN_ALERTS = 10;
 
 /**
- * Embed colours by status and severity. Critical and resolved are the level colours; warning is a
- * deeper orange than the level's, and info has no level of its own.
+ * Embed colours by state: a firing group by its severity (critical and resolved are the level colours;
+ * warning is a deeper orange than the level's, and info has no level of its own); an acknowledged
+ * group yellow, a silenced one grey, so a handled card is told from one nobody touched at a glance.
  */
-export const ALERT_COLOURS = { resolved: 0x2ecc71, critical: 0xe74c3c, warning: 0xf39c12, info: 0x3498db } as const;
+export const ALERT_COLOURS = { resolved: 0x2ecc71, critical: 0xe74c3c, warning: 0xf39c12, info: 0x3498db, acknowledged: 0xf1c40f, silenced: 0x95a5a6 } as const;
+
+/** One set of severity icons for alert cards, the storm summary and `opsbot alerts`. */
+const SEVERITY_ICONS: Readonly<Record<string, string>> = { critical: "🔴", error: "🔴", warning: "🟠", info: "🔵" };
+
+/** The icon of a lower-case severity label ("" or unknown: a white circle). */
+export function severityIcon(severity: string): string {
+	return SEVERITY_ICONS[severity] ?? "⚪";
+}
+
+/** Where a group stands, as its card's title and colour say: what people did wins over how bad it is. */
+export type CardState = "firing" | "acknowledged" | "silenced" | "resolved";
+
+export function cardState(group: { resolved: boolean; acknowledged: boolean; silenced: boolean }): CardState {
+	return group.resolved ? "resolved" : group.silenced ? "silenced" : group.acknowledged ? "acknowledged" : "firing";
+}
+
+/** The state word a card's title and `opsbot alerts` lead with: CRITICAL, WARNING… while firing, else ACKED, SILENCED, RESOLVED. */
+export function stateWord(state: CardState, severity: string): string {
+	if (state === "firing") return truncate(oneLine(severity || "firing").toUpperCase(), 20);
+	return { acknowledged: "ACKED", silenced: "SILENCED", resolved: "RESOLVED" }[state];
+}
+
+function stateIcon(state: CardState, severity: string): string {
+	return { firing: severityIcon(severity), acknowledged: "🟡", silenced: "🔕", resolved: "✅" }[state];
+}
+
+function stateColour(state: CardState, severity: string): number {
+	if (state !== "firing") return ALERT_COLOURS[state];
+	return severity === "critical" || severity === "error" ? ALERT_COLOURS.critical : severity === "warning" ? ALERT_COLOURS.warning : ALERT_COLOURS.info;
+}
+
+const ENVIRONMENT_LABELS = ["env", "environment"] as const;
+
+/** The environment a group's alerts share (an `env` or `environment` label), if any. */
+export function groupEnvironment(payload: WebhookPayload): string | undefined {
+	for (const label of ENVIRONMENT_LABELS) {
+		const value = payload.commonLabels[label] ?? payload.groupLabels[label];
+		if (value) return truncate(oneLine(value), 40);
+	}
+	return undefined;
+}
+
+/** A card's title: `🔴 CRITICAL · PostgresDown · prod`. */
+export function cardTitle(state: CardState, severity: string, name: string, environment: string | undefined): string {
+	return [`${stateIcon(state, severity)} ${stateWord(state, severity)}`, truncate(oneLine(name), 150), ...(environment ? [environment] : [])].join(" · ");
+}
 
 /** Label names whose values differ between the group's alerts: what tells one alert from another. */
 export function differingLabels(alerts: readonly WebhookAlert[], common: Readonly<Record<string, string>>): string[] {
@@ -40,25 +87,36 @@ export function groupLevel(status: string, severity: string): Level {
 	return status === "resolved" ? "ok" : severity === "critical" ? "critical" : "warn";
 }
 
-function silenceUrl(payload: WebhookPayload): string | undefined {
-	if (!/^https?:\/\//.test(payload.externalURL)) return undefined;
-	const matchers = Object.entries(payload.groupLabels).map(([k, v]) => `${k}="${v.replace(/"/g, '\\"')}"`);
-	return `${payload.externalURL.replace(/\/$/, "")}/#/silences/new?filter=${encodeURIComponent(`{${matchers.join(",")}}`)}`;
+// Only plain http(s) links a link button can hold; anything else is left out.
+function linkTo(label: string, url: string | undefined): ReportLink | undefined {
+	return url && /^https?:\/\/[^\s<>]+$/i.test(url) && url.length <= 512 && URL.canParse(url) ? { label, url } : undefined;
 }
 
-// Only plain http(s) links, of a length a field can hold beside three others; anything else is left out.
-function linkTo(label: string, url: string | undefined): Text | undefined {
-	return url && /^https?:\/\/[^\s<>]+$/.test(url) && url.length <= 512 ? { link: url, label } : undefined;
+/** The Runbook and Dashboard links a group's annotations give (runbook_url; dashboard_url or grafana_url). */
+function annotationLinks(annotations: Readonly<Record<string, string>>, first: WebhookAlert | undefined): ReportLink[] {
+	return [
+		linkTo("Runbook", annotations.runbook_url ?? first?.annotations.runbook_url),
+		linkTo("Dashboard", annotations.dashboard_url ?? annotations.grafana_url ?? first?.annotations.dashboard_url ?? first?.annotations.grafana_url),
+	].filter((l) => l !== undefined);
+}
+
+function labelsOf(alert: WebhookAlert, labels: readonly string[]): string {
+	return oneLine(labels.filter((l) => alert.labels[l] !== undefined).map((l) => `${l}=${alert.labels[l]}`).join(" "));
 }
 
 function alertItem(alert: WebhookAlert, labels: readonly string[]): Text {
-	const shown = labels.filter((l) => alert.labels[l] !== undefined).map((l) => `${l}=${alert.labels[l]}`);
 	const since = Date.parse(alert.startsAt);
 	return [
-		`${alert.status === "firing" ? "🔥" : "✅"} ${truncate(shown.join(" ") || alert.fingerprint, 200)}`,
-		...(Number.isFinite(since) ? [" · since ", { time: new Date(since) }] : []),
-		truncate(alert.annotations.summary ? ` — ${alert.annotations.summary}` : "", 200),
+		`${alert.status === "firing" ? "🔥" : "✅"} ${truncate(labelsOf(alert, labels) || alert.fingerprint, 200)}`,
+		...(Number.isFinite(since) ? [" · since ", { time: new Date(since), style: "clock" as const }] : []),
+		truncate(alert.annotations.summary ? ` — ${oneLine(alert.annotations.summary)}` : "", 200),
 	];
+}
+
+/** When the group's alerts ended: the latest `endsAt` of its resolved alerts (not when the message is drawn). */
+function endedAt(payload: WebhookPayload, startedAt: number): number | undefined {
+	const ends = payload.alerts.map((a) => Date.parse(a.endsAt)).filter((t) => Number.isFinite(t) && t >= startedAt);
+	return ends.length > 0 ? Math.max(...ends) : undefined;
 }
 
 /** What a group's message shows besides the payload: when the group began, what people did, and what could not be attached. */
@@ -75,21 +133,44 @@ export interface AlertGroupContext {
 	readonly withoutAttachments?: boolean | undefined;
 }
 
+export interface Headline {
+	readonly icon: string;
+	readonly name: string;
+	readonly environment: string | undefined;
+	readonly summary: string | undefined;
+	readonly firing: number;
+	readonly alerts: number;
+}
+
 /** One group's message, view-neutral: the Report, and what only Discord's view uses. */
 export interface AlertGroupReport {
 	readonly report: Report;
 	readonly name: string;
 	readonly firing: boolean;
-	/** Embed colour by status and severity (ALERT_COLOURS). */
+	readonly state: CardState;
+	/** Embed colour by state and severity (ALERT_COLOURS). */
 	readonly colour: number;
-	/** The role to ping beside the message: the group is critical, fires, and nobody acknowledged it yet. */
+	/** The role to ping beside the message: the group is critical, fires, and nobody acknowledged or silenced it yet. */
 	readonly mention: string | undefined;
+	/**
+	 * What the message content says, which is what a push notification shows: what, where and how many
+	 * ("🔴 PostgresDown on prod: PostgreSQL is down (2 of 2)"). Only while the group fires and nobody
+	 * handled it. Untrusted parts are plain one-line text for the view to escape.
+	 */
+	readonly headline: Headline | undefined;
+}
+
+function restartLine(restart: RestartState): Text {
+	const who: Text = [" by ", { mention: "user", id: restart.userId }, " ", { time: new Date(restart.at), style: "clock" }];
+	return restart.ok ? ["🔁 restarted ", { code: restart.container }, ...who] : ["❌ restart of ", { code: restart.container }, " ", { strong: "failed" }, ...who];
 }
 
 /**
- * A group's message as a Report: title with name and count, what people did (acknowledged, restarted,
- * silenced), summary and description, the alerts told apart by their differing labels (the first
- * SHOWN_ALERTS, firing first; the rest counted), severity, start, common labels and links.
+ * A group's message as a Report. Title: state, name and environment (`🔴 CRITICAL · PostgresDown · prod`).
+ * Firing: summary and description, since when and who handles it (acknowledged, silenced, restarted),
+ * the alerts told apart by their differing labels (the first SHOWN_ALERTS, firing first; the rest
+ * counted), the other common labels. Resolved: collapsed to when it fired and ended (the alerts' own
+ * endsAt), who acknowledged it and what recovered. Runbook, Dashboard and Prometheus as links.
  */
 export function alertGroupReport(payload: WebhookPayload, context: AlertGroupContext): AlertGroupReport {
 	const { now } = context;
@@ -97,55 +178,69 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 	const resolved = payload.status === "resolved";
 	const name = groupName(payload);
 	const severity = groupSeverity(payload);
+	const environment = groupEnvironment(payload);
 	const silence = activeSilence(context.silence, now);
+	const state = cardState({ resolved, acknowledged: Boolean(context.ack), silenced: silence !== null });
 	const annotations = Object.keys(payload.commonAnnotations).length > 0 ? payload.commonAnnotations : (payload.alerts[0]?.annotations ?? {});
-	const head: Text[] = [];
-	if (resolved) head.push({ strong: `Resolved after ${formatDuration(now - context.firstFiringAt)}.` });
-	if (context.ack) head.push(["✋ Acknowledged by ", { mention: "user", id: context.ack.userId }, " ", { time: new Date(context.ack.at) }]);
-	const restart = context.restart;
-	if (restart) head.push([`🔁 ${restart.ok ? "Restarted" : "Restart failed"}: `, { code: restart.container }, " by ", { mention: "user", id: restart.userId }, " at ", { time: new Date(restart.at), style: "time" }]);
-	if (silence) head.push(["🔕 Silenced by ", silence.username, " until ", { time: new Date(silence.until), style: "full" }]);
-	if (annotations.summary) head.push({ strong: truncate(annotations.summary, 300) });
-	if (annotations.description) head.push(truncate(annotations.description, 1_000));
-	const labels = differingLabels(payload.alerts, payload.commonLabels);
-	const ordered = [...firing, ...payload.alerts.filter((a) => a.status !== "firing")];
-	const notes: Text[] = [];
-	if (payload.truncatedAlerts > 0) notes.push([`⚠️ AlertManager left out ${payload.truncatedAlerts} more alert${payload.truncatedAlerts === 1 ? "" : "s"} (`, { code: "max_alerts" }, ")."]);
-	if (context.withoutAttachments && context.chart) notes.push("⚠️ The chart could not be attached.");
 	const first = payload.alerts[0];
-	const links = [
-		linkTo("Runbook", annotations.runbook_url ?? first?.annotations.runbook_url),
-		linkTo("Source", first?.generatorURL),
-		linkTo("Silence", silenceUrl(payload)),
-		linkTo("Dashboard", annotations.dashboard_url ?? annotations.grafana_url),
-	].filter((l) => l !== undefined);
-	const common = Object.entries(payload.commonLabels).filter(([k]) => k !== "alertname" && k !== "severity");
-	const fields: ReportField[] = [
-		{ label: "Severity", value: severity || "none" },
-		{ label: "Started", value: { time: new Date(context.firstFiringAt), style: "full" } },
-		...(common.length > 0 ? [{ label: "Labels", value: joinText(common.map(([k, v]) => [`${k}=`, { code: v }]), " "), inline: false }] : []),
-		...(links.length > 0 ? [{ label: "Links", value: joinText(links, " · "), inline: false }] : []),
-	];
-	// Once someone has acknowledged the group, later updates stop pinging the on-call role.
-	const mention = !resolved && severity === "critical" && context.mentionRole && !context.ack ? context.mentionRole : undefined;
+	const labels = differingLabels(payload.alerts, payload.commonLabels);
+	const summary = annotations.summary ? truncate(oneLine(annotations.summary), 300) : undefined;
+	const ack: Text | undefined = context.ack ? ["✋ acknowledged by ", { mention: "user", id: context.ack.userId }, ...(resolved ? [] : [" ", { time: new Date(context.ack.at), style: "clock" as const }])] : undefined;
+	const head: Text[] = [];
+	const fields: ReportField[] = [];
+	let list: Report["list"];
+	if (resolved) {
+		const end = endedAt(payload, context.firstFiringAt) ?? now;
+		const started = new Date(context.firstFiringAt);
+		head.push(["Fired ", { time: started, style: "clock" }, " · ended ", { time: new Date(end), style: "time" }, " after ", { strong: formatDuration(end - context.firstFiringAt) }]);
+		if (ack) head.push(ack);
+		if (context.restart) head.push(restartLine(context.restart));
+		const recovered = payload.alerts.map((a) => labelsOf(a, labels)).filter(Boolean);
+		const shown = recovered.slice(0, SHOWN_ALERTS).map((l) => truncate(l, 80)).join(", ");
+		head.push(`${payload.alerts.length} of ${payload.alerts.length} recovered${shown ? `: ${shown}` : ""}${recovered.length > SHOWN_ALERTS ? ` and ${recovered.length - SHOWN_ALERTS} more` : ""}`);
+	} else {
+		if (summary) head.push({ strong: summary });
+		if (annotations.description) head.push(truncate(annotations.description, 1_000));
+		const count = `${firing.length} of ${payload.alerts.length} firing`;
+		const since: Text = ["Firing since ", { time: new Date(context.firstFiringAt), style: "clock" }];
+		head.push(joinText([since, count, ...(ack ? [ack] : silence ? [] : ["not acknowledged"])], " · "));
+		if (silence) head.push(["🔕 silenced by ", silence.username, " until ", { time: new Date(silence.until), style: "clock" }]);
+		if (context.restart) head.push(restartLine(context.restart));
+		const ordered = [...firing, ...payload.alerts.filter((a) => a.status !== "firing")];
+		const notes: Text[] = [];
+		if (payload.truncatedAlerts > 0) notes.push([`⚠️ AlertManager left out ${payload.truncatedAlerts} more alert${payload.truncatedAlerts === 1 ? "" : "s"} (`, { code: "max_alerts" }, ")."]);
+		if (context.withoutAttachments && context.chart) notes.push("⚠️ The chart could not be attached.");
+		list = {
+			items: ordered.slice(0, SHOWN_ALERTS).map((a) => alertItem(a, labels)),
+			total: payload.alerts.length,
+			more: context.withoutAttachments ? "the full list could not be attached" : "full list attached",
+			notes,
+		};
+		const common = Object.entries(payload.commonLabels).filter(([k]) => !["alertname", "severity", ...ENVIRONMENT_LABELS].includes(k));
+		if (common.length > 0) fields.push({ label: "Labels", value: joinText(common.map(([k, v]) => [`${k}=`, { code: v }]), " "), inline: false });
+	}
+	const links = [...annotationLinks(annotations, first), ...(resolved ? [] : [linkTo("Prometheus", first?.generatorURL)].filter((l) => l !== undefined))];
+	// The footer names only the grouping the title does not already say.
+	const grouping = Object.entries(payload.groupLabels).filter(([k]) => k !== "alertname" && !(ENVIRONMENT_LABELS as readonly string[]).includes(k));
+	// Once someone has acknowledged or silenced the group, later updates stop pinging the on-call role.
+	const handled = state !== "firing";
+	const mention = !handled && severity === "critical" && context.mentionRole ? context.mentionRole : undefined;
 	return {
 		report: {
-			title: resolved ? `✅ Resolved: ${name}` : `🔥 ${name} — ${firing.length} firing${payload.alerts.length > firing.length ? `, ${payload.alerts.length - firing.length} resolved` : ""}`,
+			title: cardTitle(state, severity, name, environment),
 			level: groupLevel(payload.status, severity),
 			...(head.length > 0 ? { summary: joinText(head, "\n") } : {}),
-			list: {
-				items: ordered.slice(0, SHOWN_ALERTS).map((a) => alertItem(a, labels)),
-				total: payload.alerts.length,
-				more: context.withoutAttachments ? "the full list could not be attached" : "full list attached",
-				notes,
-			},
-			fields,
-			footer: `${payload.receiver} · group ${Object.entries(payload.groupLabels).map(([k, v]) => `${k}=${v}`).join(", ")}`,
+			...(list ? { list } : {}),
+			...(fields.length > 0 ? { fields } : {}),
+			...(links.length > 0 ? { links } : {}),
+			...(grouping.length > 0 ? { footer: `group ${oneLine(grouping.map(([k, v]) => `${k}=${v}`).join(", "))}` } : {}),
 			at: new Date(now),
 		},
 		name,
 		firing: !resolved,
-		colour: resolved ? ALERT_COLOURS.resolved : severity === "critical" ? ALERT_COLOURS.critical : severity === "warning" ? ALERT_COLOURS.warning : ALERT_COLOURS.info,
+		state,
+		colour: stateColour(state, severity),
 		mention,
+		headline: handled ? undefined : { icon: severityIcon(severity), name: truncate(oneLine(name), 100), environment, summary: summary && truncate(summary, 200), firing: firing.length, alerts: payload.alerts.length },
 	};
 }

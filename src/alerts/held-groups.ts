@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
+import { oneLine } from "../render/limits.ts";
 import { joinText, worstLevel, type Level, type Report, type Text } from "../render/report.ts";
-import { activeSilence, groupLevel, groupName, groupSeverity } from "./group-report.ts";
+import { activeSilence, cardState, groupEnvironment, groupLevel, groupName, groupSeverity, stateWord } from "./group-report.ts";
 import { alertStoreFile, openConfiguredAlertStore } from "./open-store.ts";
 import { messageUrl } from "./storm.ts";
 import type { GroupState } from "./store.ts";
@@ -16,6 +17,8 @@ export interface HeldGroup {
 	readonly status: string;
 	/** The alerts' common severity label in lower case, or null when they have none in common. */
 	readonly severity: string | null;
+	/** The environment the group's alerts share (an `env` or `environment` label), or null. */
+	readonly environment: string | null;
 	readonly firingAlerts: number;
 	readonly alerts: number;
 	readonly ack: { readonly userId: string; readonly username: string; readonly at: string } | null;
@@ -35,6 +38,7 @@ export function heldGroup(group: GroupState, context: { guildId: string; now: nu
 		channel: group.channel,
 		status: group.status,
 		severity: groupSeverity(payload) || null,
+		environment: groupEnvironment(payload) ?? null,
 		firingAlerts: payload.alerts.filter((a) => a.status === "firing").length,
 		alerts: payload.alerts.length,
 		ack: ack && { userId: ack.userId, username: ack.username, at: new Date(ack.at).toISOString() },
@@ -79,10 +83,13 @@ export async function readHeldGroups(config: Config, log: Logger, now = Date.now
 
 function heldGroupText(g: HeldGroup): Text {
 	const firing = g.status === "firing";
-	const parts: Text[] = [`${g.status} · ${g.severity ?? "no severity"} · ${g.firingAlerts} of ${g.alerts} alert${g.alerts === 1 ? "" : "s"} firing`];
-	if (g.ack) parts.push(["acknowledged by ", g.ack.username, " at ", { time: new Date(g.ack.at), style: "full" }]);
-	else if (firing) parts.push("not acknowledged");
-	if (g.silence?.active) parts.push(["silenced by ", g.silence.username, " until ", { time: new Date(g.silence.until), style: "full" }]);
+	// The words the group's card leads its title with: CRITICAL, ACKED, SILENCED, RESOLVED.
+	const state = cardState({ resolved: !firing, acknowledged: g.ack !== null, silenced: g.silence?.active === true });
+	const parts: Text[] = [stateWord(state, g.severity ?? ""), ...(g.environment ? [g.environment] : [])];
+	parts.push(`${g.firingAlerts} of ${g.alerts} alert${g.alerts === 1 ? "" : "s"} firing`);
+	if (g.ack) parts.push(["acknowledged by ", oneLine(g.ack.username), " at ", { time: new Date(g.ack.at), style: "clock" }]);
+	else if (state === "firing") parts.push("not acknowledged");
+	if (g.silence?.active) parts.push(["silenced by ", oneLine(g.silence.username), " until ", { time: new Date(g.silence.until), style: "clock" }]);
 	parts.push(g.messageUrl ? { link: g.messageUrl, label: "message" } : ["no message yet in ", { mention: "channel", id: g.channel }]);
 	return joinText(parts, " · ");
 }

@@ -1,9 +1,9 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, StringSelectMenuBuilder, type APIActionRowComponent, type APIComponentInMessageActionRow, type APIEmbed } from "discord.js";
 import { encodeCustomId } from "../discord/custom-id.ts";
-import { DISCORD_LIMITS, escapeMarkdown, joinLinesWithin, truncate } from "../render/limits.ts";
-import { fitReportToEmbed, textToMarkdown, type Text } from "../render/report.ts";
+import { DISCORD_LIMITS, escapeMarkdown, joinLinesWithin, oneLine, truncate } from "../render/limits.ts";
+import { fitReportToEmbed, joinText, reportLinkButtons, textToMarkdown, type Report, type Text } from "../render/report.ts";
 import { formatDuration } from "../time.ts";
-import { activeSilence, ALERT_COLOURS, alertGroupReport } from "./group-report.ts";
+import { activeSilence, ALERT_COLOURS, alertGroupReport, severityIcon, type Headline } from "./group-report.ts";
 import type { WebhookPayload } from "./schema.ts";
 import type { AckState, RestartState, SilenceState } from "./store.ts";
 
@@ -38,8 +38,9 @@ function actionRows(actions: AlertActions, acknowledged: boolean, silenced: bool
 		return emoji ? built.setEmoji({ name: emoji }) : built;
 	};
 	const buttons = [
-		acknowledged ? button("unack", "Un-acknowledge", ButtonStyle.Secondary) : button("ack", "Acknowledge", ButtonStyle.Primary, "✋"),
-		...(actions.restartContainer ? [button("restart", `Restart ${actions.restartContainer}`, ButtonStyle.Danger, "🔁")] : []),
+		acknowledged ? button("unack", "Un-acknowledge", ButtonStyle.Secondary, "↩️") : button("ack", "Acknowledge", ButtonStyle.Primary, "✋"),
+		// "…": the press asks first (an ephemeral confirmation naming host and container).
+		...(actions.restartContainer ? [button("restart", `Restart ${actions.restartContainer}…`, ButtonStyle.Danger, "🔁")] : []),
 		...(actions.logs ? [button("logs", "Logs", ButtonStyle.Secondary, "🔎")] : []),
 		...(silenced ? [button("unsilence", "Unsilence", ButtonStyle.Secondary, "🔔")] : []),
 	];
@@ -68,6 +69,11 @@ export function contentText(text: string): string {
 	return escapeMarkdown(text.replace(/\s+/g, " "));
 }
 
+/** The message content of a firing group: "🔴 PostgresDown on prod: PostgreSQL is down (2 of 2)", its untrusted parts escaped. */
+function headlineText(h: Headline): string {
+	return `${h.icon} ${contentText(h.name)}${h.environment ? ` on ${contentText(h.environment)}` : ""}${h.summary ? `: ${contentText(h.summary)}` : ""} (${h.firing} of ${h.alerts})`;
+}
+
 /** The full list as text, for the attachment. */
 export function alertsFile(payload: WebhookPayload): string {
 	return payload.alerts
@@ -88,13 +94,15 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 	const { embed, listShown } = fitReportToEmbed(group.report);
 	embed.setColor(group.colour);
 	if (chart) embed.setImage("attachment://chart.png");
-	const attachList = listShown < payload.alerts.length && !context.withoutAttachments;
+	const attachList = group.firing && listShown < payload.alerts.length && !context.withoutAttachments;
+	const ping = group.mention ? `${textToMarkdown({ mention: "role", id: group.mention })} ` : "";
+	const actionButtons = group.firing && context.actions ? actionRows(context.actions, Boolean(context.ack), activeSilence(context.silence, now) !== null) : [];
 	return {
-		content: group.mention ? `${textToMarkdown({ mention: "role", id: group.mention })} ${contentText(truncate(group.name, 100))} is firing` : "",
+		content: group.headline ? `${ping}${headlineText(group.headline)}` : "",
 		embed: embed.toJSON(),
 		files: [...(attachList ? [{ name: "alerts.txt", data: Buffer.from(alertsFile(payload)) }] : []), ...(chart ? [{ name: "chart.png", data: chart }] : [])],
 		allowedMentions: { parse: [], roles: group.mention ? [group.mention] : [] },
-		components: group.firing && context.actions ? actionRows(context.actions, Boolean(context.ack), activeSilence(context.silence, now) !== null) : [],
+		components: [...actionButtons, ...reportLinkButtons(group.report)],
 	};
 }
 
@@ -113,6 +121,8 @@ export interface StormLine {
 	readonly name: string;
 	/** Lower-case severity label, or "" when the group has none in common. */
 	readonly severity: string;
+	/** The environment the group's alerts share, or "". */
+	readonly environment: string;
 	readonly firing: number;
 	readonly since: number;
 	/** Whether the group's own message is posted yet. */
@@ -131,86 +141,101 @@ export interface StormView {
 	readonly total: number;
 }
 
-const SEVERITY_ICONS: Readonly<Record<string, string>> = { critical: "🔴", error: "🔴", warning: "🟠", info: "🔵" };
 const STORM_FILE = "storm.txt";
-// Room kept for the closing "… and N more" line, whatever is listed before it.
-const STORM_TAIL_ROOM = 90;
+/** The storm summary lists this many groups (critical first, with links); the rest are counted and attached. */
+export const STORM_LISTED = 15;
+// How many alertnames and environments the counts name before "N other".
+const STORM_COUNTED = 5;
+
+function stormName(line: StormLine): string {
+	return truncate(oneLine(line.name), 80);
+}
+
+function stormItem(line: StormLine, withLink: boolean): Text {
+	const name: Text = { strong: stormName(line) };
+	const linked = withLink && line.url;
+	return [`${severityIcon(line.severity)} `, linked ? { link: line.url!, label: name } : name, ` · ${line.firing} firing`, ...(line.posted || !withLink ? [] : [" · message to follow"])];
+}
 
 function stormLine(line: StormLine, withLink: boolean): string {
-	const name: Text = { strong: truncate(line.name, 80) };
-	return textToMarkdown([`${SEVERITY_ICONS[line.severity] ?? "⚪"} `, withLink && line.url ? { link: line.url, label: name } : name, ` · ${line.firing} firing`]);
+	return textToMarkdown(stormItem(line, withLink));
+}
+
+/** "PostgresDown 12 · DiskFull 8 · 3 other": how many lines share each value, most first. */
+function countsOf(values: readonly string[]): string {
+	const counts = new Map<string, number>();
+	for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
+	const sorted = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+	const other = sorted.slice(STORM_COUNTED).reduce((sum, [, n]) => sum + n, 0);
+	return [...sorted.slice(0, STORM_COUNTED).map(([value, n]) => `${truncate(value, 40)} ${n}`), ...(other > 0 ? [`${other} other`] : [])].join(" · ");
 }
 
 /** The storm summary's full list as text, for the attachment: every firing group, with its start and link. */
 export function stormFile(view: StormView): string {
-	const lines = view.firing.map((l) => `[${(l.severity || "none").toUpperCase()}] ${l.name} · ${l.firing} firing since ${new Date(l.since).toISOString()} · ${l.url ?? (l.posted ? "posted" : "message to follow")}`);
+	const lines = view.firing.map((l) => `[${(l.severity || "none").toUpperCase()}] ${oneLine(l.name)} · ${l.firing} firing since ${new Date(l.since).toISOString()} · ${l.url ?? (l.posted ? "posted" : "message to follow")}`);
 	return [`Alert storm since ${new Date(view.startedAt).toISOString()}: ${view.firing.length} groups firing, ${view.resolved} resolved`, "", ...lines].join("\n") + "\n";
 }
 
+const SEVERITY_WORDS = ["critical", "error", "warning", "info"] as const;
+
 /**
- * Renders the storm summary: every firing group (severity first, then newest) with its count and,
- * once posted, a link to its own message. Within Discord's limits at any size: the list pages over
- * embeds up to the 6,000-character total; groups or links that do not fit are in the attached full list.
- * Returns which groups the embeds list (the rest are only in the attachment).
+ * The storm summary as a Report: counts by severity, alertname and environment first, then the first
+ * STORM_LISTED groups in display order (critical first) with links to their messages; the rest are
+ * counted and in the attached full list. Once every group resolved: green, and says their messages
+ * are being updated.
  */
-export function renderStormSummary(view: StormView, options: { withoutAttachments?: boolean } = {}): { message: SummaryMessage; listed: string[] } {
+export function stormReport(view: StormView, options: { withoutAttachments?: boolean } = {}): Report {
 	const n = view.firing.length;
+	const plural = (k: number, word: string) => `${k} ${word}${k === 1 ? "" : "s"}`;
+	if (n === 0) {
+		return { title: `✅ Alert storm: ${plural(view.resolved, "group")} resolved`, level: "ok", summary: `${plural(view.resolved, "group")} resolved; updating their messages…` };
+	}
 	const critical = view.firing.filter((l) => l.severity === "critical").length;
 	const posted = view.firing.filter((l) => l.posted).length;
-	const title = n === 0 && view.resolved > 0 ? `🌩️ Alert storm: all ${view.resolved} groups resolved, their messages catching up` : `🌩️ Alert storm: ${n} group${n === 1 ? "" : "s"} firing${critical > 0 ? ` (${critical} critical)` : ""}`;
-	const since = Math.floor(view.startedAt / 1000);
-	const head = [
-		`Since <t:${since}:t> more alert groups fire here than Discord lets opsbot post at once. Each still gets its own message, critical and new ones first; meanwhile this list stays current.`,
-		`**${posted} of ${n}** posted${view.resolved > 0 ? ` · ${view.resolved} resolved since the storm began` : ""}`,
+	const severities = view.firing.map((l) => l.severity);
+	const bySeverity = [...SEVERITY_WORDS, ""].map((s) => [s, severities.filter((v) => v === s).length] as const).filter(([, k]) => k > 0);
+	const known = new Set<string>(SEVERITY_WORDS);
+	const otherSeverity = severities.filter((s) => s !== "" && !known.has(s)).length;
+	const environments = view.firing.map((l) => l.environment).filter((e) => e !== "");
+	const summary: Text[] = [
+		["Posting ", plural(n, "group"), " at Discord's pace, critical first, since ", { time: new Date(view.startedAt), style: "time" }, "; this list stays current."],
 		"",
-	].join("\n");
-	const budget = DISCORD_LIMITS.embedTotal - title.length - head.length - STORM_TAIL_ROOM;
-	// Every group by name first, as many as fit; then links, in display order, while room is left.
-	const lines: string[] = [];
-	let used = 0;
-	for (const line of view.firing) {
-		const text = stormLine(line, false);
-		if (used + text.length + 1 > budget) break;
-		lines.push(text);
-		used += text.length + 1;
-	}
-	let unlinked = 0;
-	lines.forEach((text, i) => {
-		const line = view.firing[i]!;
-		if (!line.url) return;
-		const linked = stormLine(line, true);
-		if (used + linked.length - text.length > budget) {
-			unlinked++;
-			return;
-		}
-		used += linked.length - text.length;
-		lines[i] = linked;
-	});
-	const hidden = n - lines.length;
-	const attached = options.withoutAttachments ? "it could not be attached" : `attached: ${STORM_FILE}`;
-	const tail = hidden > 0 ? `… and ${hidden} more (full list ${attached})` : unlinked > 0 ? `Links to ${unlinked} more are in the full list (${attached}).` : "";
-	// Pages: each embed's description holds up to 4,096 characters; lines are never split.
-	const pages: string[] = [];
-	let page = head;
-	for (const text of tail ? [...lines, tail] : lines) {
-		if (page.length + text.length + 1 > DISCORD_LIMITS.description) {
-			pages.push(page);
-			page = "";
-		}
-		page += page && !page.endsWith("\n") ? `\n${text}` : text;
-	}
-	pages.push(page);
-	const color = critical > 0 ? ALERT_COLOURS.critical : ALERT_COLOURS.warning;
-	const attach = (hidden > 0 || unlinked > 0) && !options.withoutAttachments;
+		[{ strong: "Severity:" }, ` ${[...bySeverity.map(([s, k]) => `${severityIcon(s)} ${k} ${s || "no severity"}`), ...(otherSeverity > 0 ? [`⚪ ${otherSeverity} other`] : [])].join(" · ")}`],
+		// Counts by name and environment say what the list below cannot once it is cut.
+		...(n > STORM_LISTED ? [[{ strong: "Alerts:" }, ` ${countsOf(view.firing.map((l) => oneLine(l.name)))}`] satisfies Text] : []),
+		...(n > STORM_LISTED && environments.length > 0 ? [[{ strong: "Environments:" }, ` ${countsOf(environments)}`] satisfies Text] : []),
+		[{ strong: "Posted:" }, ` ${posted} of ${n}${view.resolved > 0 ? ` · ${view.resolved} resolved since the storm began` : ""}`],
+	];
+	return {
+		title: `🌩️ Alert storm: ${plural(n, "group")} firing${critical > 0 ? ` (${critical} critical)` : ""}`,
+		level: critical > 0 ? "critical" : "warn",
+		summary: joinText(summary, "\n"),
+		list: {
+			items: view.firing.slice(0, STORM_LISTED).map((l) => stormItem(l, true)),
+			total: n,
+			more: options.withoutAttachments ? "the full list could not be attached" : `full list attached: ${STORM_FILE}`,
+		},
+	};
+}
+
+/**
+ * Renders the storm summary (stormReport) as one embed within Discord's limits at any size, with the
+ * full list attached when not every group is listed. Returns which groups the embed lists.
+ */
+export function renderStormSummary(view: StormView, options: { withoutAttachments?: boolean } = {}): { message: SummaryMessage; listed: string[] } {
+	const report = stormReport(view, options);
+	const { embed, listShown } = fitReportToEmbed(report);
+	embed.setColor(report.level === "ok" ? ALERT_COLOURS.resolved : report.level === "critical" ? ALERT_COLOURS.critical : ALERT_COLOURS.warning);
+	const attach = listShown < view.firing.length && !options.withoutAttachments;
 	return {
 		message: {
 			content: "",
-			embeds: pages.slice(0, DISCORD_LIMITS.embedsPerMessage).map((description, i) => (i === 0 ? { title, description, color } : { description, color })),
+			embeds: [embed.toJSON()],
 			files: attach ? [{ name: STORM_FILE, data: Buffer.from(stormFile(view)) }] : [],
 			allowedMentions: { parse: [], roles: [] },
 			components: [],
 		},
-		listed: view.firing.slice(0, lines.length).map((l) => l.groupId),
+		listed: view.firing.slice(0, listShown).map((l) => l.groupId),
 	};
 }
 

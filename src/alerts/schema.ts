@@ -1,16 +1,5 @@
 import { z } from "zod";
-
-/**
- * Bidirectional overrides and zero-width characters: invisible in Discord, they reorder text
- * (U+202E shows what follows backwards) or hide it, and split words so readers and filters miss
- * them. Stripped at parse time, so every view (embed, content, attachment, terminal) gets clean text.
- */
-const INVISIBLE = /[\u061C\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
-
-/** Removes bidi controls and zero-width characters from untrusted alert text. */
-export function stripInvisible(text: string): string {
-	return text.replace(INVISIBLE, "");
-}
+import { stripInvisible } from "../render/limits.ts";
 
 /**
  * PostgreSQL's JSONB cannot hold U+0000 (22P05): a webhook with a NUL anywhere (a label, an annotation,
@@ -48,7 +37,11 @@ export function replaceNul(value: unknown): unknown {
 	return copy ? Object.fromEntries(copy) : value;
 }
 
-/** A string shown to people: length-checked as received, then cleaned of invisible characters. */
+/**
+ * A string shown to people: length-checked as received, then cleaned at parse time (stripInvisible:
+ * bidi overrides, zero-width characters, fillers, the tag block; combining-mark floods cut), so every
+ * view (embed, content, attachment, terminal) gets clean text.
+ */
 const Text = (max: number) => z.string().max(max).transform(stripInvisible);
 
 const Labels = z.record(Text(1_024), Text(16_384));

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { groupName } from "./group-report.ts";
+import { groupEnvironment, groupName } from "./group-report.ts";
 import type { StormLine, StormView } from "./render.ts";
 import type { FiringGroup } from "./store.ts";
 
@@ -131,6 +131,7 @@ export function stormView(groups: readonly FiringGroup[], context: { guildId?: s
 		groupId: g.groupId,
 		name: groupName(g.payload),
 		severity: (g.payload.commonLabels.severity ?? "").toLowerCase(),
+		environment: groupEnvironment(g.payload) ?? "",
 		firing: g.payload.alerts.filter((a) => a.status === "firing").length,
 		since: g.firstFiringAt,
 		posted: g.messageId !== null,

@@ -1,5 +1,5 @@
-import { EmbedBuilder } from "discord.js";
-import { DISCORD_LIMITS, escapeMarkdown, inlineCode, joinLinesWithin, truncate } from "./limits.ts";
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder, type APIActionRowComponent, type APIComponentInMessageActionRow } from "discord.js";
+import { CONTROL, controlEscape, DISCORD_LIMITS, escapeMarkdown, escapeTitle, inlineCode, joinLinesWithin, oneLine, truncate } from "./limits.ts";
 
 /** How bad something is; drives colours, icons and CLI exit codes. */
 export type Level = "ok" | "warn" | "critical";
@@ -13,8 +13,12 @@ export type Inline =
 	| string
 	| { readonly strong: Text }
 	| { readonly code: string }
-	/** "relative": "3 minutes ago"; "absolute": the date and time; "full": the date and time and, in Discord, how long ago; "time": the time of day. */
-	| { readonly time: Date; readonly style?: "relative" | "absolute" | "full" | "time" }
+	/**
+	 * "relative": "3 minutes ago"; "absolute": the date and time; "full": the date and time and, in Discord, how long ago;
+	 * "time": the time of day ("13:00"; in the terminal "12:00 UTC"); "clock": in Discord the time of day and how long ago ("13:00 (34 minutes ago)", in the
+	 * reader's zone), in the terminal the date and time in UTC.
+	 */
+	| { readonly time: Date; readonly style?: "relative" | "absolute" | "full" | "time" | "clock" }
 	| { readonly link: string; readonly label: Text }
 	| { readonly mention: "role" | "user" | "channel"; readonly id: string }
 	/** One item per line, bulleted. */
@@ -48,15 +52,23 @@ export interface ReportList {
 	readonly notes?: readonly Text[];
 }
 
+/** A link offered beside a report: a link button in Discord, a labelled URL in the terminal. */
+export interface ReportLink {
+	readonly label: string;
+	readonly url: string;
+}
+
 /** The neutral message model: built by pure functions from service data, rendered for Discord or a terminal. */
 export interface Report {
-	/** Plain text: shown as is in both views. */
+	/** Plain text on one line (line breaks become spaces); Discord's view escapes the markdown it renders in titles. */
 	readonly title: string;
 	readonly level: Level;
 	readonly summary?: Text;
 	readonly lines?: readonly ReportLine[];
 	readonly list?: ReportList;
 	readonly fields?: readonly ReportField[];
+	/** Links (runbook, dashboard): Discord's view shows them as link buttons (reportLinkButtons). */
+	readonly links?: readonly ReportLink[];
 	/** Plain text: Discord does not render markup in footers. */
 	readonly footer?: string;
 	readonly at?: Date;
@@ -91,7 +103,7 @@ export function textToMarkdown(text: Text): string {
 			if ("code" in part) return inlineCode(part.code);
 			if ("time" in part) {
 				const s = Math.floor(part.time.getTime() / 1000);
-				const discordStyle = { relative: `<t:${s}:R>`, absolute: `<t:${s}:f>`, full: `<t:${s}:f> (<t:${s}:R>)`, time: `<t:${s}:T>` } as const;
+				const discordStyle = { relative: `<t:${s}:R>`, absolute: `<t:${s}:f>`, full: `<t:${s}:f> (<t:${s}:R>)`, time: `<t:${s}:t>`, clock: `<t:${s}:t> (<t:${s}:R>)` } as const;
 				return discordStyle[part.style ?? "relative"];
 			}
 			// Discord shows a masked link only for http(s); anything else stays plain text.
@@ -109,7 +121,11 @@ export function textToPlain(text: Text): string {
 			if (typeof part === "string") return part;
 			if ("strong" in part) return textToPlain(part.strong);
 			if ("code" in part) return part.code;
-			if ("time" in part) return part.time.toISOString();
+			if ("time" in part) {
+				const iso = part.time.toISOString();
+				if (part.style === "clock") return `${iso.slice(0, 16).replace("T", " ")} UTC`;
+				return part.style === "time" ? `${iso.slice(11, 16)} UTC` : iso;
+			}
 			if ("link" in part) return `${textToPlain(part.label)} (${part.link})`;
 			if ("mention" in part) return `${MENTION_PREFIX[part.mention]}${part.id}`;
 			return part.list.map((item) => `- ${textToPlain(item)}`).join("\n");
@@ -130,13 +146,13 @@ export function reportToEmbed(report: Report): EmbedBuilder {
 /** Renders a Report as reportToEmbed does, and says how many of its list's items the embed shows (the rest are counted in "… and N more"). */
 export function fitReportToEmbed(report: Report): { embed: EmbedBuilder; listShown: number } {
 	// Discord trims whitespace and rejects empty titles, names and values.
-	const title = truncate(report.title.trim(), DISCORD_LIMITS.title) || "(untitled)";
+	const title = truncate(escapeTitle(oneLine(report.title).trim()), DISCORD_LIMITS.title) || "(untitled)";
 	const embed = new EmbedBuilder().setTitle(title).setColor(LEVEL_COLOUR[report.level]);
 	let budget = DISCORD_LIMITS.embedTotal - title.length;
 	const footer = report.footer?.trim() ? truncate(report.footer.trim(), 500) : undefined;
 	if (footer) budget -= footer.length;
 	const fields = (report.fields ?? []).slice(0, DISCORD_LIMITS.fields).map((f) => ({
-		name: truncate(f.label.trim(), DISCORD_LIMITS.fieldName) || "-",
+		name: truncate(escapeTitle(oneLine(f.label).trim()), DISCORD_LIMITS.fieldName) || "-",
 		value: truncate(textToMarkdown(f.value).trim(), DISCORD_LIMITS.fieldValue) || "-",
 		inline: f.inline ?? true,
 	}));
@@ -155,7 +171,7 @@ export function fitReportToEmbed(report: Report): { embed: EmbedBuilder; listSho
 	const summary = report.summary === undefined ? "" : textToMarkdown(report.summary);
 	const body = [
 		...(summary ? summary.split("\n") : []),
-		...(report.lines ?? []).map((l) => `${LEVEL_ICON[l.level]} **${escapeMarkdown(l.label)}** ${textToMarkdown(l.text)}`),
+		...(report.lines ?? []).map((l) => `${LEVEL_ICON[l.level]} **${escapeMarkdown(oneLine(l.label))}** ${textToMarkdown(l.text)}`),
 	];
 	const { description, listShown } = descriptionOf(body, report.list, Math.min(DISCORD_LIMITS.description, budget));
 	if (description) embed.setDescription(description);
@@ -193,19 +209,34 @@ function descriptionOf(body: readonly string[], list: ReportList | undefined, ma
 	return { description: [head, block].filter(Boolean).join("\n\n"), listShown: shown.length };
 }
 
-// Control characters other than newline and tab (an ESC from a log line could drive the terminal) are shown as escapes.
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+/** Whether Discord takes `url` for a link button: an http(s) URI of at most 512 characters. */
+function isLinkButtonUrl(url: string): boolean {
+	return url.length <= 512 && /^https?:\/\/[^\s<>]+$/i.test(url) && URL.canParse(url);
+}
+
+/** A report's links as one row of link buttons (at most 5, http(s) only); none when it has none. */
+export function reportLinkButtons(report: Report): APIActionRowComponent<APIComponentInMessageActionRow>[] {
+	const buttons = (report.links ?? []).flatMap((link) => {
+		const label = truncate(oneLine(link.label).trim(), DISCORD_LIMITS.buttonLabel);
+		return isLinkButtonUrl(link.url) && label ? [new ButtonBuilder().setStyle(ButtonStyle.Link).setURL(link.url).setLabel(label)] : [];
+	});
+	return buttons.length > 0 ? [new ActionRowBuilder<ButtonBuilder>().addComponents(buttons.slice(0, 5)).toJSON()] : [];
+}
+
+/** The terminal view cuts labels to this width, so one long name does not pad every line (an 80-column terminal keeps room for the text). */
+export const TERMINAL_LABEL_WIDTH = 32;
 
 /** Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values (control characters escaped). */
 export function reportToText(report: Report): string {
-	return reportToRawText(report).replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+	return reportToRawText(report).replace(CONTROL, controlEscape);
 }
 
 function reportToRawText(report: Report): string {
-	const lines = report.lines ?? [];
-	const fields = report.fields ?? [];
+	const label = (text: string) => truncate(oneLine(text), TERMINAL_LABEL_WIDTH);
+	const lines = (report.lines ?? []).map((l) => ({ ...l, label: label(l.label) }));
+	const fields = [...(report.fields ?? []), ...(report.links ?? []).map((l) => ({ label: l.label, value: l.url }))].map((f) => ({ ...f, label: label(f.label) }));
 	const pad = Math.max(0, ...lines.map((l) => l.label.length), ...fields.map((f) => f.label.length));
-	const out = [`[${LEVEL_WORD[report.level]}] ${report.title}`];
+	const out = [`[${LEVEL_WORD[report.level]}] ${oneLine(report.title)}`];
 	if (report.summary !== undefined) out.push(textToPlain(report.summary));
 	for (const line of lines) out.push(`  ${LEVEL_WORD[line.level].padEnd(4)}  ${line.label.padEnd(pad)}  ${textToPlain(line.text)}`);
 	if (report.list) {

@@ -1,5 +1,4 @@
 import { readFile } from "node:fs/promises";
-import { Client } from "ssh2";
 import type { EnvironmentConfig } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import { describeHttpFailure } from "./http.ts";
@@ -75,6 +74,8 @@ export async function runSsh(target: SshTarget, argv: readonly string[], options
 	const command = shellQuote(argv);
 	const pinned = Buffer.from(target.hostKey.split(" ")[1] ?? "", "base64");
 	const privateKey = await readFile(target.privateKeyPath);
+	// Loaded at the first SSH command, not at start: most processes never run one (~10 MiB idle RSS).
+	const { Client } = await import("ssh2");
 	const maxBytes = options.maxBytes ?? 4 * 1024 * 1024;
 	return new Promise<SshResult>((resolve, reject) => {
 		const conn = new Client();
@@ -186,6 +187,8 @@ export function createSshService(deps: { readonly environments: Readonly<Record<
 			if (!ssh) throw new UserFacingError(`${environment} has no SSH host configured.`);
 			const privateKeyPath = deps.secret(ssh.keyFileEnv);
 			if (!privateKeyPath) throw new UserFacingError("The SSH key for this environment is not configured.");
+			// Never trust an unpinned host: `opsbot doctor` shows its key for a person to check and pin.
+			if (!ssh.hostKey) throw new UserFacingError(`${ssh.host} has no pinned host key (\`ssh.hostKey\`), so opsbot does not connect. Run \`npx opsbot doctor\` to see its key.`);
 			const target: SshTarget = { host: ssh.host, port: ssh.port, user: ssh.user, privateKeyPath, hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs };
 			return runSsh(target, argv, options).catch((err: unknown) => {
 				throw userFacingSshError(err, { environment, host: ssh.host, user: ssh.user, command: argv.slice(0, 2).join(" "), slowAdvice: options.slowAdvice });

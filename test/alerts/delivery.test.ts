@@ -54,7 +54,7 @@ describe("alert delivery when sending fails", () => {
 		expect(discord.posted).toHaveLength(1);
 		expect(discord.posted[0]!.files).toEqual([]);
 		expect(discord.posted[0]!.embed.description).toContain("more (the full list could not be attached)");
-		expect(discord.posted[0]!.embed.title).toBe("🔥 DiskFilling — 30 firing");
+		expect(discord.posted[0]!.embed.title).toBe("🟠 WARNING · DiskFilling");
 		expect(lines.some((l) => l.level === 50 && l.msg === "alert attachments could not be sent; sending the message without them")).toBe(true);
 		expect(await store.pending()).toBe(0);
 	});

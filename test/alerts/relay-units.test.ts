@@ -32,11 +32,13 @@ describe("alert rendering", () => {
 		expect(expressionOf("not a url")).toBeUndefined();
 	});
 
-	it("says how long a resolved group fired", () => {
-		const message = renderAlertGroup(payload(2, {}, "resolved"), { firstFiringAt: Date.parse("2026-11-24T12:00:00Z"), now: Date.parse("2026-11-24T12:12:00Z") });
+	it("says how long a resolved group fired, to its alerts' own endsAt rather than to when the message is drawn", () => {
+		const resolved = payload(2, {}, "resolved");
+		const body = { ...resolved, alerts: resolved.alerts.map((a) => ({ ...a, endsAt: "2026-11-24T12:12:00Z" })) };
+		const message = renderAlertGroup(body, { firstFiringAt: Date.parse("2026-11-24T12:00:00Z"), now: Date.parse("2026-11-24T12:40:00Z") });
 
-		expect(message.embed.title).toBe("✅ Resolved: DiskFilling");
-		expect(message.embed.description).toMatch(/^\*\*Resolved after 12 min\.\*\*/);
+		expect(message.embed.title).toBe("✅ RESOLVED · DiskFilling");
+		expect(message.embed.description).toMatch(/^Fired <t:\d+:t> \(<t:\d+:R>\) · ended <t:\d+:t> after \*\*12 min\*\*/);
 		expect(message.embed.color).toBe(0x2ecc71);
 	});
 });
@@ -49,7 +51,7 @@ describe("alert text from the payload", () => {
 	it("escapes the alert name beside the on-call ping: no masked link, markdown, mention or @everyone", () => {
 		const message = renderAlertGroup(critical("[Open runbook](https://evil.example/x) @everyone **now**\n# <@123>"), { firstFiringAt, mentionRole: "9" });
 
-		expect(message.content).toBe("<@&9> \\[Open runbook\\]\\(https://evil.example/x\\) @\u200beveryone \\*\\*now\\*\\* \\# \\<@123\\> is firing");
+		expect(message.content).toBe("<@&9> 🔴 \\[Open runbook\\]\\(<https://evil.example/x>\\) @\u200beveryone \\*\\*now\\*\\* \\# \\<@123\\> (1 of 1)");
 		expect(message.allowedMentions).toEqual({ parse: [], roles: ["9"] });
 	});
 
@@ -61,8 +63,10 @@ describe("alert text from the payload", () => {
 			fc.property(fc.string({ unit: fc.constantFrom(..."[]()*_~`|<>#-@\\:/ \nxeveryonhr"), maxLength: 120 }), (alertname) => {
 				const content = renderAlertGroup(critical(alertname), { firstFiringAt, mentionRole: "9" }).content;
 
-				expect(content.startsWith("<@&9> ")).toBe(true);
-				const text = content.slice("<@&9> ".length);
+				// The ping, the severity icon and the count are opsbot's own; the name between them is the payload's.
+				expect(content.startsWith("<@&9> 🔴 ")).toBe(true);
+				expect(content.endsWith(" (1 of 1)")).toBe(true);
+				const text = content.slice("<@&9> 🔴 ".length, -" (1 of 1)".length);
 				expect(text).not.toMatch(unescaped);
 				expect(text).not.toMatch(/@(everyone|here)/);
 				expect(text).not.toContain("\n");

@@ -63,7 +63,7 @@ function fakeDiscord(fail: (call: { kind: "post" | "edit"; message: OutgoingMess
 	};
 	const inChannel = (channel: string) => [...messages.entries()].filter(([, m]) => m.channel === channel);
 	/** Each group's own messages, by name. */
-	const groupMessages = (channel: string, name: string) => inChannel(channel).filter(([, m]) => titleOf(m.message).startsWith(`🔥 ${name} `) || titleOf(m.message) === `✅ Resolved: ${name}`);
+	const groupMessages = (channel: string, name: string) => inChannel(channel).filter(([, m]) => titleOf(m.message).split(" · ")[1] === name);
 	const summaries = (channel: string) => inChannel(channel).filter(([, m]) => isSummary(m.message));
 	return { sender, messages, calls, groupMessages, summaries };
 }
@@ -91,19 +91,22 @@ describe("storm summary rendering", () => {
 		expect(message.embeds[0]!.title).toBe("🌩️ Alert storm: 4 groups firing (1 critical)");
 		expect(message.embeds[0]!.description).toBe(
 			[
-				"Since <t:1764000000:t> more alert groups fire here than Discord lets opsbot post at once. Each still gets its own message, critical and new ones first; meanwhile this list stays current.",
-				"**1 of 4** posted · 1 resolved since the storm began",
-				"🔴 **Group0** · 1 firing",
-				"🟠 **Group2** · 3 firing",
+				"Posting 4 groups at Discord's pace, critical first, since <t:1764000000:t>; this list stays current.",
+				"",
+				"**Severity:** 🔴 1 critical · 🟠 2 warning · 🔵 1 info",
+				"**Posted:** 1 of 4 · 1 resolved since the storm began",
+				"",
+				"🔴 **Group0** · 1 firing · message to follow",
+				"🟠 **Group2** · 3 firing · message to follow",
 				`🟠 [**Group1**](https://discord.com/channels/${GUILD}/${CHANNEL}/1000000000000000001) · 2 firing`,
-				"🔵 **Group3** · 1 firing",
+				"🔵 **Group3** · 1 firing · message to follow",
 			].join("\n"),
 		);
 		expect(message.files).toEqual([]);
 		expect(message.allowedMentions).toEqual({ parse: [], roles: [] });
 	});
 
-	it("stays within Discord's limits at any size, attaching the full list when not every group or link fits", () => {
+	it("stays within Discord's limits at any size: counts first, the first 15 groups with links, the rest in the attached full list", () => {
 		for (const n of [1, 50, 400, 5_000]) {
 			const view = stormView(firing(n, { posted: (i) => i % 2 === 0 }), { guildId: GUILD, channel: CHANNEL, startedAt: 1_764_000_000_000, seen: new Set() });
 
@@ -112,10 +115,12 @@ describe("storm summary rendering", () => {
 
 			expect(messageProblems(message as unknown as Record<string, unknown>), `${n} groups`).toEqual([]);
 			expect(total).toBeLessThanOrEqual(6_000);
-			if (n >= 400) {
-				expect(listed.length).toBeLessThan(n);
-				expect(message.embeds.length).toBeGreaterThan(1);
-				expect(message.embeds.at(-1)!.description).toContain(`… and ${n - listed.length} more (full list attached: storm.txt)`);
+			expect(message.embeds).toHaveLength(1);
+			if (n > 15) {
+				expect(listed).toHaveLength(15);
+				expect(message.embeds[0]!.description).toContain(`**Alerts:** Group0 1 · Group1 1 · Group10 1`);
+				expect(message.embeds[0]!.description).toContain(`… and ${n - listed.length} more (full list attached: storm.txt)`);
+				expect(message.embeds[0]!.description).toContain(`[**Group${n - 2}**](https://discord.com/channels/${GUILD}/${CHANNEL}/`);
 				const file = message.files[0]!.data.toString("utf8");
 				expect(file.match(/^\[WARNING\] Group\d+ · \d firing since /gm)).toHaveLength(n);
 				expect(file).toContain(`https://discord.com/channels/${GUILD}/${CHANNEL}/1000000000000000000`);
@@ -129,7 +134,7 @@ describe("storm summary rendering", () => {
 		const { message } = renderStormSummary(view, { withoutAttachments: true });
 
 		expect(message.files).toEqual([]);
-		expect(message.embeds.at(-1)!.description).toMatch(/… and \d+ more \(full list it could not be attached\)$/);
+		expect(message.embeds.at(-1)!.description).toMatch(/… and \d+ more \(the full list could not be attached\)$/);
 	});
 
 	it("turns into a short record once the backlog drained: how many groups, how long, what still fires", () => {
@@ -192,9 +197,9 @@ describe("alert delivery in a storm", () => {
 
 		const posts = discord.calls.filter((c) => c.kind === "post");
 		expect(posts[0]!.title).toMatch(/^🌩️ Alert storm: 30 groups firing \(3 critical\)$/);
-		expect(posts.slice(1, 4).map((c) => c.title)).toEqual(["🔥 Group5 — 2 firing", "🔥 Group15 — 2 firing", "🔥 Group25 — 2 firing"]);
+		expect(posts.slice(1, 4).map((c) => c.title)).toEqual(["🔴 CRITICAL · Group5", "🔴 CRITICAL · Group15", "🔴 CRITICAL · Group25"]);
 		for (const name of names) expect(discord.groupMessages(CHANNEL, name), name).toHaveLength(1);
-		expect(discord.groupMessages(CHANNEL, "Group3")[0]![1].message).toMatchObject({ embed: { title: "🔥 Group3 — 5 firing" } });
+		expect(discord.groupMessages(CHANNEL, "Group3")[0]![1].message).toMatchObject({ embed: { title: "🟠 WARNING · Group3", description: expect.stringContaining("5 of 5 firing") } });
 		expect(discord.summaries(CHANNEL)).toHaveLength(1);
 		expect(titleOf(discord.summaries(CHANNEL)[0]![1].message)).toBe("🌤️ Alert storm over: 30 groups still firing");
 		expect(discord.calls.filter((c) => c.kind === "edit" && c.id === posts[0]!.id).length).toBeGreaterThanOrEqual(1);

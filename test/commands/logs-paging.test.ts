@@ -11,7 +11,8 @@ import { decodeCustomId } from "../../src/discord/custom-id.ts";
 import { createPendingStore } from "../../src/discord/pending.ts";
 import { UserFacingError } from "../../src/errors.ts";
 import { entryId } from "../../src/services/logs.ts";
-import { freshTenant, startLoki, type TestLoki } from "../support/loki.ts";
+import { freshTenant, type TestLoki } from "../support/loki.ts";
+import { sharedLoki } from "../support/shared-loki.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
 import { logsService } from "../support/services.ts";
 
@@ -62,7 +63,8 @@ describe("/logs paging by buttons against a real Loki", () => {
 	const now = BigInt(Date.now()) * 1_000_000n;
 
 	beforeAll(async () => {
-		[loki, sshd] = await Promise.all([startLoki(), startSshd()]);
+		loki = sharedLoki();
+		sshd = await startSshd();
 		// 120 lines, one every 20 s, "line 0" the newest.
 		await loki.push(tenant, { service: "api" }, Array.from({ length: 120 }, (_, i) => ({ ns: now - MINUTE_NS - BigInt(i) * 20n * SECOND_NS, line: `line ${i}` })));
 		await loki.push(tenant, { service: "worker" }, [{ ns: now - 3n * MINUTE_NS, line: JSON.stringify({ level: "info", msg: "job for request", correlation_id: "c-42" }) }]);
@@ -83,7 +85,7 @@ describe("/logs paging by buttons against a real Loki", () => {
 		ctx = { config: { ops, env: {}, secrets }, log: silent, access: createAccessPolicy(ops), services, actor: { userId: "200000000000000001", username: "oncall", roleIds: [] }, ephemeral: true } as unknown as HandlerContext;
 	});
 	afterAll(async () => {
-		await Promise.all([loki?.stop(), sshd?.stop()]);
+		await sshd?.stop();
 	});
 
 	async function search(options: Record<string, string | number>) {

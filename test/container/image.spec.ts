@@ -202,7 +202,7 @@ alerts:
 		const writeData = await podman(["exec", first, "touch", "/data/probe"]);
 
 		expect(Number(uid)).not.toBe(0);
-		expect(pid1.split("\0").filter(Boolean)).toEqual(["node", "src/main.ts"]); // signals go straight to node
+		expect(pid1.split("\0").filter(Boolean)).toEqual(["node", "--max-semi-space-size=4", "src/main.ts"]); // npm start's command; signals go straight to node
 		expect(writeApp.code).not.toBe(0);
 		expect(writeData.code).toBe(0);
 		expect((await podmanOk(["exec", first, "ls", "/data"])).split("\n")).toContain("alerts.sqlite");
@@ -235,7 +235,7 @@ alerts:
 		const message = await double.waitFor(() => double.channelMessages(ALERTS).find((m) => String((m.embeds[0] as { title?: string } | undefined)?.title).includes("ContainerProbe")), 30_000);
 		alertMessageId = message.id;
 
-		expect((message.embeds[0] as { title: string }).title).toBe("🔥 ContainerProbe — 1 firing");
+		expect((message.embeds[0] as { title: string }).title).toBe("🟠 WARNING · ContainerProbe");
 		expect((await logLines(first)).filter((l) => l.msg === "webhook refused: bad or missing credentials")).toEqual([]);
 	});
 
@@ -259,7 +259,7 @@ alerts:
 		const resolved = await double.waitFor(() => ((double.messages.get(alertMessageId)?.embeds[0] as { title?: string } | undefined)?.title?.startsWith("✅") ? double.messages.get(alertMessageId) : undefined), 30_000);
 		const stopped = await stopContainer(second);
 
-		expect(resolved.embeds[0]).toMatchObject({ title: "✅ Resolved: ContainerProbe" });
+		expect(resolved.embeds[0]).toMatchObject({ title: "✅ RESOLVED · ContainerProbe" });
 		expect(double.channelMessages(ALERTS).filter((m) => String((m.embeds[0] as { title?: string }).title).includes("ContainerProbe"))).toHaveLength(1);
 		expect(stopped.exitCode).toBe(0);
 	});

@@ -79,6 +79,7 @@ describe("Discord API double with the real discord.js client", () => {
 
 		expect(double.interactionResponse(ok.id)).toMatchObject({ type: 8, data: { choices: [{ name: "c0" }, { name: "c1" }, { name: "c2" }] } });
 		expect(results).toEqual(["ok 3", "error 50035"]);
+		expect(double.takeViolations().map((v) => [v.operation, v.pointer, v.rule])).toEqual([["create_interaction_response", "/data/choices", "maxItems"]]);
 	});
 
 	it("stores uploaded files and edits of channel messages", async () => {
@@ -101,6 +102,7 @@ describe("Discord API double with the real discord.js client", () => {
 
 		expect(error).toBeInstanceOf(DiscordAPIError);
 		expect((error as DiscordAPIError).code).toBe(50035);
+		expect(double.takeViolations().map((v) => [v.method, v.operation, v.pointer, v.rule])).toEqual([["POST", "create_message", "/embeds/0/fields", "maxItems"]]);
 	});
 
 	it("makes discord.js wait out a 429 and retry a 500, each ending in success", async () => {

@@ -3,11 +3,15 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import { callbackProblems, commandProblems, invalidFormBody, messageProblems } from "./limits.ts";
+import { invalidFormBodyOf, specViolations, warmDiscordSpec, type SpecViolation } from "./spec.ts";
+import { specViolationError, trackDouble } from "./violations.ts";
 
 /**
  * A local Discord API double: REST under /api/v10 and a gateway over WebSocket, good enough for
  * the real discord.js client to log in, receive interactions and post/edit messages
- * (docs/PROTOCOLS.md §5). It records every request and enforces the documented limits.
+ * (docs/PROTOCOLS.md §5). It records every request and holds it to Discord's OpenAPI spec and
+ * documented limits (spec.ts): a request Discord would refuse gets Discord's 400 and is kept in
+ * `violations`, which fails the test (test/support/spec-guard.ts, and close()).
  */
 
 type Json = Record<string, unknown>;
@@ -26,6 +30,8 @@ export interface RecordedRequest {
 
 /** An uploaded attachment. */
 export interface RecordedFile {
+	/** The multipart field it came in, e.g. "files[0]". */
+	readonly field: string;
 	readonly name: string;
 	readonly size: number;
 	readonly contentType: string;
@@ -99,7 +105,25 @@ export interface FaultRule {
 /** Options for startDiscordDouble. */
 export interface DoubleOptions {
 	readonly applicationId?: string;
-	readonly guild?: { id?: string; name?: string; channels?: { id: string; name: string }[]; roles?: { id: string; name: string }[] };
+	readonly guild?: {
+		id?: string;
+		name?: string;
+		channels?: { id: string; name: string; permission_overwrites?: PermissionOverwrite[] }[];
+		/** `permissions` is Discord's decimal bitfield string (default "0"); `mentionable` defaults to true. */
+		roles?: { id: string; name: string; permissions?: string; mentionable?: boolean }[];
+		/** Permissions of @everyone (default "0"). */
+		everyonePermissions?: string;
+		/**
+		 * Permissions of the bot's own managed role, the one Discord creates from the invite URL. Default:
+		 * everything opsbot asks for in the README's invite (View, Send, Embed Links, Attach Files, Read
+		 * History, Mention Everyone, Create Public Threads, Send in Threads).
+		 */
+		botPermissions?: string;
+	};
+	/** The only token the REST API accepts (as `Bot <token>`); any other gets 401. Default: every token is accepted. */
+	readonly token?: string;
+	/** The bot is not a member of the guild: guild routes answer 403 Missing Access, as Discord does. */
+	readonly botNotInGuild?: boolean;
 	/** How long an interaction may go unanswered before its callback gets 10062 (Discord: 3 s). */
 	readonly interactionDeadlineMs?: number;
 	/**
@@ -112,6 +136,17 @@ export interface DoubleOptions {
 	readonly channelRateLimit?: { readonly count: number; readonly windowMs: number };
 }
 
+/** A channel's permission overwrite (type 0 role, 1 member), allow and deny as decimal bitfield strings. */
+export interface PermissionOverwrite {
+	readonly id: string;
+	readonly type: 0 | 1;
+	readonly allow: string;
+	readonly deny: string;
+}
+
+/** View, Send, Embed Links, Attach Files, Read History, Mention Everyone, Create Public Threads, Send in Threads. */
+export const OPSBOT_INVITE_PERMISSIONS = ((1n << 10n) | (1n << 11n) | (1n << 14n) | (1n << 15n) | (1n << 16n) | (1n << 17n) | (1n << 35n) | (1n << 38n)).toString();
+
 /** The running double. */
 export interface DiscordDouble {
 	readonly apiUrl: string;
@@ -119,6 +154,10 @@ export interface DiscordDouble {
 	readonly guildId: string;
 	readonly channelIds: readonly string[];
 	readonly requests: RecordedRequest[];
+	/** Requests Discord would refuse (spec or documented limit), not yet taken by takeViolations(). */
+	readonly violations: readonly SpecViolation[];
+	/** Returns and forgets the violations so far: for a test that sends a bad request on purpose. */
+	takeViolations(): SpecViolation[];
 	readonly messages: Map<string, StoredMessage>;
 	readonly commands: { global: Json[]; guild: Map<string, Json[]> };
 	/** Number of gateway clients that completed Identify. */
@@ -131,6 +170,7 @@ export interface DiscordDouble {
 	/** Drops every fault rule not used up yet. */
 	clearFaults(): void;
 	waitFor<T>(probe: () => T | undefined | false | null, timeoutMs?: number): Promise<T>;
+	/** Stops the double; rejects, after stopping, if violations were left untaken. */
 	close(): Promise<void>;
 }
 
@@ -145,14 +185,18 @@ const COMMAND_OPTION_TYPES = { command: 2, autocomplete: 4 } as const;
 
 /** Starts the double on a random port on 127.0.0.1. */
 export async function startDiscordDouble(options: DoubleOptions = {}): Promise<DiscordDouble> {
+	// Validation compiles an operation's schemas on first use; do it now rather than inside a test's timing.
+	warmDiscordSpec();
 	const applicationId = options.applicationId ?? snowflake();
 	const guildId = options.guild?.id ?? snowflake();
 	const channels = options.guild?.channels ?? [{ id: snowflake(), name: "ops" }];
 	const roles = options.guild?.roles ?? [];
+	const botRoleId = snowflake();
 	const deadlineMs = options.interactionDeadlineMs ?? 3_000;
 	const botUser = { id: applicationId, username: "opsbot", discriminator: "0", global_name: null, avatar: null, bot: true };
 
 	const requests: RecordedRequest[] = [];
+	const violations: SpecViolation[] = [];
 	const messages = new Map<string, StoredMessage>();
 	const commands = { global: [] as Json[], guild: new Map<string, Json[]>() };
 	const faults: (FaultRule & { remaining: number })[] = [];
@@ -189,8 +233,8 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			member_count: 3,
 			large: false,
 			features: [],
-			channels: channels.map((c, i) => ({ id: c.id, name: c.name, type: 0, guild_id: guildId, position: i, permission_overwrites: [], parent_id: null, nsfw: false })),
-			roles: [{ id: guildId, name: "@everyone", permissions: "0", position: 0, color: 0, hoist: false, managed: false, mentionable: false }, ...roles.map((r, i) => ({ id: r.id, name: r.name, permissions: "0", position: i + 1, color: 0, hoist: false, managed: false, mentionable: true }))],
+			channels: channelObjects(),
+			roles: roleObjects(),
 			members: [],
 			presences: [],
 			voice_states: [],
@@ -209,6 +253,17 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			mfa_level: 0,
 			nsfw_level: 0,
 		};
+	}
+
+	function channelObjects(): Json[] {
+		return channels.map((c, i) => ({ id: c.id, name: c.name, type: 0, guild_id: guildId, position: i, permission_overwrites: "permission_overwrites" in c ? (c.permission_overwrites ?? []) : [], parent_id: null, nsfw: false }));
+	}
+
+	function roleObjects(): Json[] {
+		const everyone = { id: guildId, name: "@everyone", permissions: options.guild?.everyonePermissions ?? "0", position: 0, color: 0, hoist: false, managed: false, mentionable: false };
+		const own = roles.map((r, i) => ({ id: r.id, name: r.name, permissions: r.permissions ?? "0", position: i + 1, color: 0, hoist: false, managed: false, mentionable: r.mentionable ?? true }));
+		const bot = { id: botRoleId, name: "opsbot", permissions: options.guild?.botPermissions ?? OPSBOT_INVITE_PERMISSIONS, position: roles.length + 1, color: 0, hoist: false, managed: true, mentionable: false, tags: { bot_id: applicationId } };
+		return [everyone, ...own, bot];
 	}
 
 	function gateway(ws: WebSocket): void {
@@ -257,7 +312,7 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	}
 
 	function attachmentsFrom(files: readonly RecordedFile[], body: Json): Json[] {
-		return files.map((f, i) => ({ id: String(i), filename: f.name, size: f.size, url: `${base}/attachments/${f.name}`, proxy_url: `${base}/attachments/${f.name}`, content_type: f.contentType, description: str((arr(body.attachments)[i] as Json | undefined)?.description) }));
+		return files.map((f, i) => ({ id: snowflake(), filename: f.name, size: f.size, url: `${base}/attachments/${f.name}`, proxy_url: `${base}/attachments/${f.name}`, content_type: f.contentType, description: str((arr(body.attachments)[i] as Json | undefined)?.description) }));
 	}
 
 	function createMessage(channelId: string, body: Json, files: readonly RecordedFile[], interactionId?: string): StoredMessage {
@@ -291,11 +346,11 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		return stored;
 	}
 
-	async function readBody(req: IncomingMessage): Promise<{ body: Json | Json[] | undefined; files: RecordedFile[] }> {
+	async function readBody(req: IncomingMessage): Promise<{ body: Json | Json[] | undefined; files: RecordedFile[]; kind: "json" | "multipart" | "none" }> {
 		const chunks: Buffer[] = [];
 		for await (const chunk of req) chunks.push(chunk as Buffer);
 		const raw = Buffer.concat(chunks);
-		if (raw.length === 0) return { body: undefined, files: [] };
+		if (raw.length === 0) return { body: undefined, files: [], kind: "none" };
 		const type = req.headers["content-type"] ?? "";
 		if (type.startsWith("multipart/form-data")) {
 			const form = await new Request("http://double.local/", { method: "POST", headers: { "content-type": type }, body: raw }).formData();
@@ -303,11 +358,11 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			let body: Json = {};
 			for (const [key, value] of form.entries()) {
 				if (key === "payload_json") body = JSON.parse(String(value)) as Json;
-				else if (typeof value !== "string") files.push({ name: value.name, size: value.size, contentType: value.type, data: Buffer.from(await value.arrayBuffer()) });
+				else if (typeof value !== "string") files.push({ field: key, name: value.name, size: value.size, contentType: value.type, data: Buffer.from(await value.arrayBuffer()) });
 			}
-			return { body, files };
+			return { body, files, kind: "multipart" };
 		}
-		return { body: JSON.parse(raw.toString("utf8")) as Json, files: [] };
+		return { body: JSON.parse(raw.toString("utf8")) as Json, files: [], kind: "json" };
 	}
 
 	function reply(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): number {
@@ -329,18 +384,28 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	}
 
 	async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+		const arrivedAt = Date.now();
 		const url = new URL(req.url ?? "/", base);
 		const method = req.method ?? "GET";
 		const path = decodeURIComponent(url.pathname).replace(/^\/api\/v10/, "");
-		let parsed: { body: Json | Json[] | undefined; files: RecordedFile[] };
+		let parsed: Awaited<ReturnType<typeof readBody>>;
 		try {
 			parsed = await readBody(req);
 		} catch {
 			reply(res, 400, { code: 50109, message: "The request body contains invalid JSON." });
 			return;
 		}
-		const record: RecordedRequest = { method, path, headers: req.headers, body: parsed.body, files: parsed.files, status: 0, at: Date.now() };
+		const record: RecordedRequest = { method, path, headers: req.headers, body: parsed.body, files: parsed.files, status: 0, at: arrivedAt };
 		requests.push(record);
+		const broken = specViolations({ method, path, query: url.searchParams, kind: parsed.kind, body: parsed.body, fileFields: parsed.files.map((f) => f.field) });
+		if (broken.length > 0) {
+			violations.push(...broken);
+			const unrouted = broken.find((v) => v.rule === "route" || v.rule === "method");
+			if (unrouted?.rule === "route") record.status = reply(res, 404, { code: 0, message: "404: Not Found" });
+			else if (unrouted) record.status = reply(res, 405, { code: 0, message: "405: Method Not Allowed" });
+			else record.status = reply(res, 400, invalidFormBodyOf(broken));
+			return;
+		}
 		const fault = injectedFault(method, path, parsed.files.length);
 		if (fault) {
 			if (fault.status === 429) {
@@ -350,22 +415,23 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			else record.status = reply(res, fault.status, { message: "Server error", code: 0 });
 			return;
 		}
-		if (channelLimited(method, path, res)) {
+		// Limits and deadlines count from when the request arrived, not from after the double's own
+		// validation (compiling an operation's schemas the first time takes about a second).
+		if (channelLimited(method, path, res, record.at)) {
 			record.status = 429;
 			return;
 		}
-		record.status = route(method, path, url, parsed.body, parsed.files, res);
+		record.status = route(method, path, url, parsed.body, parsed.files, res, record.at, req);
 	}
 
 	/**
 	 * Applies `channelRateLimit` to a message write: sets the bucket's headers on `res`, or answers 429
 	 * (true) when the channel's bucket is empty until its window resets.
 	 */
-	function channelLimited(method: string, path: string, res: ServerResponse): boolean {
+	function channelLimited(method: string, path: string, res: ServerResponse, now: number): boolean {
 		const limit = options.channelRateLimit;
 		const channel = /^\/channels\/(\d+)\/messages(?:\/\d+)?$/.exec(path)?.[1];
 		if (!limit || !channel || !["POST", "PATCH", "DELETE"].includes(method)) return false;
-		const now = Date.now();
 		let bucket = buckets.get(channel);
 		if (!bucket || now >= bucket.resetAt) {
 			bucket = { resetAt: now + limit.windowMs, remaining: limit.count };
@@ -397,21 +463,44 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		return reply(res, 405, { code: 0, message: "405: Method Not Allowed" });
 	}
 
-	function route(method: string, path: string, url: URL, body: Json | Json[] | undefined, files: RecordedFile[], res: ServerResponse): number {
+	function route(
+		method: string,
+		path: string,
+		url: URL,
+		body: Json | Json[] | undefined,
+		files: RecordedFile[],
+		res: ServerResponse,
+		arrivedAt: number,
+		req: IncomingMessage,
+	): number {
 		const json = (Array.isArray(body) ? {} : (body ?? {})) as Json;
 		const notFound = (code = 10_003, message = "Unknown Channel") => reply(res, 404, { code, message });
 		let m: RegExpExecArray | null;
 		if (method === "GET" && (path === "/gateway/bot" || path === "/gateway")) {
 			return reply(res, 200, { url: `ws://127.0.0.1:${port}/gw`, shards: 1, session_start_limit: { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: 1 } });
 		}
+		if (options.token !== undefined && !path.startsWith("/interactions/") && !path.startsWith("/webhooks/") && path !== "/gateway" && req.headers.authorization !== `Bot ${options.token}`) {
+			return reply(res, 401, { code: 0, message: "401: Unauthorized" });
+		}
 		if (method === "GET" && path === "/users/@me") return reply(res, 200, botUser);
+		if ((m = /^\/guilds\/(\d+)(?:\/(channels|roles|members\/(\d+)))?$/.exec(path)) && method === "GET") {
+			if (m[1] !== guildId || options.botNotInGuild) return reply(res, m[1] === guildId ? 403 : 404, m[1] === guildId ? { code: 50_001, message: "Missing Access" } : { code: 10_004, message: "Unknown Guild" });
+			if (m[2] === "channels") return reply(res, 200, channelObjects());
+			if (m[2] === "roles") return reply(res, 200, roleObjects());
+			if (m[3] !== undefined) {
+				if (m[3] !== applicationId) return notFound(10_007, "Unknown Member");
+				return reply(res, 200, { user: botUser, roles: [botRoleId], joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0, nick: null, avatar: null, pending: false });
+			}
+			const { channels: _c, members: _m, presences: _p, voice_states: _v, threads: _t, stage_instances: _s, guild_scheduled_events: _e, ...guild } = guildPayload();
+			return reply(res, 200, guild);
+		}
 		if (method === "GET" && path === "/applications/@me") return reply(res, 200, { id: applicationId, name: "opsbot", flags: 0, bot: botUser });
 
 		if ((m = /^\/interactions\/(\d+)\/([^/]+)\/callback$/.exec(path)) && method === "POST") {
 			const interaction = interactions.get(m[1] ?? "");
 			if (!interaction || interaction.token !== m[2]) return notFound(10_062, "Unknown interaction");
 			if (interaction.response) return reply(res, 400, { code: 40_060, message: "Interaction has already been acknowledged." });
-			if (Date.now() - interaction.sentAt > deadlineMs) return notFound(10_062, "Unknown interaction");
+			if (arrivedAt - interaction.sentAt > deadlineMs) return notFound(10_062, "Unknown interaction");
 			const type = Number(json.type);
 			const data = json.data as Json | undefined;
 			const problems = callbackProblems(type, data);
@@ -501,12 +590,14 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		return { user: u, roles: [...(user?.roles ?? [])], permissions: "0", joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0, nick: null, avatar: null, pending: false };
 	}
 
-	return {
+	const double: DiscordDouble = {
 		apiUrl: `${base}/api`,
 		applicationId,
 		guildId,
 		channelIds: channels.map((c) => c.id),
 		requests,
+		violations,
+		takeViolations: () => violations.splice(0),
 		messages,
 		commands,
 		identified: () => identifiedCount,
@@ -602,12 +693,16 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			}
 		},
 		async close() {
+			trackDouble(double, false);
 			for (const ws of sockets) ws.terminate();
 			wss.close();
 			server.closeAllConnections();
 			await new Promise((resolve) => server.close(resolve));
+			if (violations.length > 0) throw specViolationError(violations.splice(0));
 		},
 	};
+	trackDouble(double, true);
+	return double;
 }
 
 function str(v: unknown): string {

@@ -110,3 +110,97 @@ export function invalidFormBody(problems: readonly Problem[]): Json {
 	for (const p of problems) errors[p.path] = { _errors: [{ code: "BASE_TYPE_BAD_LENGTH", message: p.message }] };
 	return { code: 50035, message: "Invalid Form Body", errors };
 }
+
+/** A documented limit the OpenAPI spec does not encode, broken at `pointer` (a JSON pointer into the body). */
+export interface LimitProblem {
+	readonly pointer: string;
+	readonly rule: string;
+	readonly message: string;
+}
+
+const IS_COMPONENTS_V2 = 1 << 15;
+const BUTTON_LINK = 5;
+const BUTTON_PREMIUM = 6;
+
+/**
+ * The limits Discord documents and its OpenAPI spec leaves out (../shared/discord-api-spec/README.md):
+ * 2,000 characters of content, 6,000 over all embeds, at most 5 action rows, unique custom_ids in a
+ * message, no empty new message, and the fields each button style needs. `kind` says what the body is:
+ * a new message, an edit, or an interaction callback (whose `data` is the message for types 4 and 7).
+ */
+export function limitProblems(body: Json, options: { kind: "create" | "edit" | "callback"; files: number }): LimitProblem[] {
+	if (options.kind === "callback") {
+		const type = Number(body.type);
+		const data = (body.data ?? {}) as Json;
+		if (type === 4) return messageLimits(data, "/data", { create: true, files: options.files });
+		if (type === 7) return messageLimits(data, "/data", { create: false, files: options.files });
+		return [];
+	}
+	return messageLimits(body, "", { create: options.kind === "create", files: options.files });
+}
+
+function messageLimits(body: Json, at: string, options: { create: boolean; files: number }): LimitProblem[] {
+	const problems: LimitProblem[] = [];
+	const problem = (pointer: string, rule: string, message: string) => problems.push({ pointer: `${at}${pointer}`, rule, message });
+	const content = str(body.content);
+	if (content.length > 2_000) problem("/content", "content-length", `content is ${content.length} characters; Discord takes at most 2,000`);
+	const embeds = arr(body.embeds);
+	const total = embeds.reduce((sum, e) => sum + embedCharacters(e), 0);
+	if (total > 6_000) problem("/embeds", "embeds-total", `the embeds hold ${total} characters together; Discord takes at most 6,000`);
+	const components = arr(body.components);
+	const v2 = (Number(body.flags ?? 0) & IS_COMPONENTS_V2) !== 0;
+	if (!v2 && components.length > 5) problem("/components", "action-rows", `${components.length} action rows; Discord takes at most 5`);
+	const ids = new Map<string, string>();
+	walkComponents(components, "/components", (c, pointer) => {
+		if (typeof c.custom_id === "string") {
+			const first = ids.get(c.custom_id);
+			if (first) problem(`${pointer}/custom_id`, "unique-custom-id", `custom_id "${c.custom_id}" is already used at ${at}${first}`);
+			else ids.set(c.custom_id, pointer);
+		}
+		if (c.type === 2) for (const [where, message] of buttonProblems(c)) problem(`${pointer}${where}`, "button-style", message);
+	});
+	if (options.create) {
+		const empty = !content && embeds.length === 0 && components.length === 0 && arr(body.sticker_ids).length === 0 && !body.poll && options.files === 0;
+		if (empty) problem("", "empty-message", "a new message needs content, embeds, components, stickers, a poll or a file");
+	}
+	return problems;
+}
+
+/** What Discord counts towards an embed's 6,000 characters. */
+function embedCharacters(embed: Json): number {
+	const text = (v: unknown) => str(v).length;
+	return (
+		text(embed.title) +
+		text(embed.description) +
+		text((embed.footer as Json | undefined)?.text) +
+		text((embed.author as Json | undefined)?.name) +
+		arr(embed.fields).reduce((sum, f) => sum + text(f.name) + text(f.value), 0)
+	);
+}
+
+function walkComponents(components: Json[], at: string, visit: (c: Json, pointer: string) => void): void {
+	components.forEach((c, i) => {
+		visit(c, `${at}/${i}`);
+		walkComponents(arr(c.components), `${at}/${i}/components`, visit);
+		if (c.accessory && typeof c.accessory === "object") visit(c.accessory as Json, `${at}/${i}/accessory`);
+	});
+}
+
+/** Discord's button rules: link buttons carry a url and no custom_id, premium ones only a sku_id, the others a custom_id and no url; all but premium show a label or an emoji. */
+function buttonProblems(button: Json): [string, string][] {
+	const style = Number(button.style);
+	const has = (k: string) => button[k] !== undefined && button[k] !== null;
+	const problems: [string, string][] = [];
+	if (style === BUTTON_LINK) {
+		if (!has("url")) problems.push(["/url", "a link button (style 5) needs a url"]);
+		if (has("custom_id")) problems.push(["/custom_id", "a link button (style 5) cannot have a custom_id"]);
+	} else if (style === BUTTON_PREMIUM) {
+		if (!has("sku_id")) problems.push(["/sku_id", "a premium button (style 6) needs a sku_id"]);
+		for (const k of ["custom_id", "url", "label", "emoji"]) if (has(k)) problems.push([`/${k}`, `a premium button (style 6) cannot have a ${k}`]);
+	} else {
+		if (!has("custom_id")) problems.push(["/custom_id", `a button of style ${style} needs a custom_id`]);
+		if (has("url")) problems.push(["/url", `only link buttons (style 5) have a url; this one is style ${style}`]);
+	}
+	if (style !== BUTTON_PREMIUM && !str(button.label) && !has("emoji")) problems.push(["/label", "a button needs a label or an emoji"]);
+	return problems;
+}

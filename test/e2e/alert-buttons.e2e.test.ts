@@ -91,18 +91,22 @@ alerts:
 		const db = await double.waitFor(() => byTitle(/DbSlow/), 20_000);
 
 		expect(components(api)).toMatch(/"custom_id":"alert:ack:[0-9a-f]{32}"/);
-		expect(components(api)).toMatch(/"custom_id":"alert:restart:[0-9a-f]{32}","label":"Restart api"/);
+		expect(components(api)).toMatch(/"custom_id":"alert:restart:[0-9a-f]{32}","label":"Restart api…"/);
 		expect(components(api)).toMatch(/"custom_id":"alert:silence:[0-9a-f]{32}"/);
 		expect(components(db)).not.toContain("alert:restart:");
 	});
 
-	it("acknowledges: shows who on the message and offers Un-acknowledge", async () => {
+	it("acknowledges: the title says ACKED in yellow, the ping is dropped, the card says who, and it offers Un-acknowledge", async () => {
 		const message = byTitle(/ApiDown/)!;
+		const firing = { title: (message.embeds[0] as { title: string }).title, color: (message.embeds[0] as { color: number }).color, content: message.content };
 
 		await press(customId(message, "alert:ack:"), message, oncall);
-		const edited = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("Acknowledged by") ? double.messages.get(message.id) : undefined), 10_000);
+		const edited = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("acknowledged by") ? double.messages.get(message.id) : undefined), 10_000);
 
-		expect((edited.embeds[0] as { description: string }).description).toContain(`✋ Acknowledged by <@${oncall.id}>`);
+		expect(firing).toEqual({ title: "🔴 CRITICAL · ApiDown · production", color: 0xe74c3c, content: `<@&${ONCALL}> 🔴 ApiDown on production (1 of 1)` });
+		expect(edited.embeds[0]).toMatchObject({ title: "🟡 ACKED · ApiDown · production", color: 0xf1c40f });
+		expect(edited.content).toBe("");
+		expect((edited.embeds[0] as { description: string }).description).toContain(`✋ acknowledged by <@${oncall.id}>`);
 		expect(components(edited)).toContain("alert:unack:");
 		// The record is written before the re-render is kicked, but a poll may edit the message first.
 		let last = (await bot.actionLog.recent(1, { userId: oncall.id }))[0];
@@ -144,8 +148,8 @@ alerts:
 		expect(againReply.content).toContain("This confirmation has expired or is not valid");
 		expect(cooldownReply.content).toContain("was restarted");
 		expect(docker.calls()).toEqual([["restart", "api"]]);
-		const alertMessage = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("Restarted") ? double.messages.get(message.id) : undefined), 10_000);
-		expect((alertMessage.embeds[0] as { description: string }).description).toMatch(new RegExp(`🔁 Restarted: \`api\` by <@${admin.id}> at <t:\\d+:T>`));
+		const alertMessage = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("restarted") ? double.messages.get(message.id) : undefined), 10_000);
+		expect((alertMessage.embeds[0] as { description: string }).description).toMatch(new RegExp(`🔁 restarted \`api\` by <@${admin.id}> <t:\\d+:t> \\(<t:\\d+:R>\\)`));
 	});
 
 	it("cancels a restart confirmation: nothing runs, the cancel is recorded, and the confirmation cannot be pressed afterwards", async () => {
@@ -246,7 +250,7 @@ alerts:
 		const reply = await followUp(sent.id);
 		const silenceId = reply.content.match(/silence `([0-9a-f-]{36})`/)![1]!;
 		const silence = await readSilence(silencesAt.url, silenceId);
-		const edited = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("Silenced by") ? double.messages.get(message.id) : undefined), 10_000);
+		const edited = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("silenced by") ? double.messages.get(message.id) : undefined), 10_000);
 		const unsilence = await press(components(edited).match(/alert:unsilence:[0-9a-f]{32}/)![0], edited, oncall);
 		await followUp(unsilence.id);
 		const expired = await readSilence(silencesAt.url, silenceId);
@@ -255,6 +259,19 @@ alerts:
 		expect(silence.createdBy).toContain("olivia");
 		expect(silence.matchers.map((m) => `${m.name}=${m.value}`).sort()).toEqual(["alertname=DbSlow", "container=postgres", "env=production", "severity=warning"]);
 		expect(expired.status.state).toBe("expired");
+		expect(edited.embeds[0]).toMatchObject({ title: "🔕 SILENCED · DbSlow · production", color: 0x95a5a6 });
+	});
+
+	it("resolves: the acknowledged card turns RESOLVED in green, keeps who acknowledged it, and drops its action buttons", async () => {
+		const message = byTitle(/ApiDown/)!;
+
+		await postAlerts(alertmanager.url, [{ labels: { alertname: "ApiDown", severity: "critical", container: "api", env: "production" }, endsAt: new Date(Date.now() - 1_000).toISOString() }]);
+		const resolved = await double.waitFor(() => ((double.messages.get(message.id)?.embeds[0] as { title?: string }).title?.startsWith("✅") ? double.messages.get(message.id) : undefined), 20_000);
+
+		expect(resolved.embeds[0]).toMatchObject({ title: "✅ RESOLVED · ApiDown · production", color: 0x2ecc71 });
+		expect((resolved.embeds[0] as { description: string }).description).toMatch(new RegExp(`^Fired <t:\\d+:t> \\(<t:\\d+:R>\\) · ended <t:\\d+:t> after \\*\\*\\d+ min\\*\\*\n✋ acknowledged by <@${oncall.id}>\n`));
+		expect(resolved.content).toBe("");
+		expect(components(resolved)).not.toContain("custom_id");
 	});
 
 	it("says a silence may or may not exist when AlertManager answers a web page, and records it (D17)", async () => {

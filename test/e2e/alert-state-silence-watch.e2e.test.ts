@@ -57,20 +57,20 @@ alerts:
 		const sent = await double.sendInteraction({ kind: "select", customId: selectId, values: ["1"], messageId: message.id, user: oncall });
 		await sent.response();
 		const reply = await double.waitFor(() => [...double.messages.values()].find((m) => m.interactionId === sent.id && m.content)?.content, 10_000);
-		await double.waitFor(() => description(double.messages.get(message.id)).includes("Silenced by"), 10_000);
+		await double.waitFor(() => description(double.messages.get(message.id)).includes("silenced by"), 10_000);
 		return reply.match(/silence `([0-9a-f-]{36})`/)![1]!;
 	}
 
 	it("turns the message resolved, green and without buttons, once the silenced alerts end in AlertManager", async () => {
 		const labels = { alertname: "QueueStuck", severity: "warning", env: "production", queue: "mail" };
 		await postAlerts(alertmanager.url, [{ labels }]);
-		const message = await double.waitFor(() => byTitle(/^🔥 QueueStuck/)[0], 20_000);
+		const message = await double.waitFor(() => byTitle(/^🟠 WARNING · QueueStuck · production$/)[0], 20_000);
 		await silenceFromDiscord(message);
 
 		await postAlerts(alertmanager.url, [{ labels, endsAt: new Date(Date.now() - 1_000).toISOString() }]);
 		const resolved = await double.waitFor(() => (title(double.messages.get(message.id)).startsWith("✅") ? double.messages.get(message.id) : undefined), 20_000);
 
-		expect(title(resolved)).toBe("✅ Resolved: QueueStuck");
+		expect(title(resolved)).toBe("✅ RESOLVED · QueueStuck · production");
 		expect((resolved.embeds[0] as { color: number }).color).toBe(0x2ecc71);
 		expect(resolved.components).toEqual([]);
 		expect(byTitle(/QueueStuck/)).toHaveLength(1);
@@ -79,14 +79,14 @@ alerts:
 
 	it("shows the silence cleared when it is expired in AlertManager while the alert still fires", async () => {
 		await postAlerts(alertmanager.url, [{ labels: { alertname: "DiskFilling", severity: "warning", env: "production" } }]);
-		const message = await double.waitFor(() => byTitle(/^🔥 DiskFilling/)[0], 20_000);
+		const message = await double.waitFor(() => byTitle(/^🟠 WARNING · DiskFilling · production$/)[0], 20_000);
 		const silenceId = await silenceFromDiscord(message);
 
 		await createAlertManagerClient({ url: alertmanager.url, timeoutMs: 5_000 }).expireSilence(silenceId);
-		const cleared = await double.waitFor(() => (!description(double.messages.get(message.id)).includes("Silenced by") ? double.messages.get(message.id) : undefined), 20_000);
+		const cleared = await double.waitFor(() => (!description(double.messages.get(message.id)).includes("silenced by") ? double.messages.get(message.id) : undefined), 20_000);
 
 		expect((await readSilence(alertmanager.url, silenceId)).status.state).toBe("expired");
-		expect(title(cleared)).toMatch(/^🔥 DiskFilling/);
+		expect(title(cleared)).toBe("🟠 WARNING · DiskFilling · production");
 		expect(JSON.stringify(cleared.components)).toContain("alert:silence:");
 		expect(JSON.stringify(cleared.components)).not.toContain("alert:unsilence:");
 	});

@@ -106,7 +106,7 @@ alerts:
 	it("refuses Restart on a resolved alert, at the confirmation and on a stale button, and Acknowledge too; runs nothing and records each refusal", async () => {
 		const startsAt = new Date(Date.now() - 60_000).toISOString();
 		await post(webhook("ApiDown", "firing", { container: "api", env: "production" }, startsAt));
-		const message = await double.waitFor(() => byTitle(/^🔥 ApiDown/)[0], 20_000);
+		const message = await double.waitFor(() => byTitle(/^🔴 CRITICAL · ApiDown · production$/)[0], 20_000);
 		const restartId = customId(message, "alert:restart:");
 		const ackId = customId(message, "alert:ack:");
 		const first = await press(restartId, message, admin);
@@ -130,14 +130,14 @@ alerts:
 		expect(main.output()).not.toContain('"restart","api"');
 		const refusals = actions().filter((a) => a.result === "refused: alert resolved");
 		expect(refusals.map((a) => a.action).sort()).toEqual(["alert.ack", "alert.restart", "alert.restart"]);
-		expect(title(double.messages.get(message.id))).toBe("✅ Resolved: ApiDown");
+		expect(title(double.messages.get(message.id))).toBe("✅ RESOLVED · ApiDown · production");
 		expect(double.messages.get(message.id)!.components).toEqual([]);
 	});
 
 	it("refuses a press on the message of an earlier episode once the alert fires again", async () => {
 		const [old] = byTitle(/ApiDown/);
 		await post(webhook("ApiDown", "firing", { container: "api", env: "production" }, new Date().toISOString()));
-		const current = await double.waitFor(() => byTitle(/^🔥 ApiDown/)[0], 20_000);
+		const current = await double.waitFor(() => byTitle(/^🔴 CRITICAL · ApiDown · production$/)[0], 20_000);
 
 		const stale = await press(customId(current, "alert:restart:"), old!, admin);
 		const staleAnswer = await answer(stale.id);
@@ -150,7 +150,7 @@ alerts:
 
 	it("gives up on a silence when AlertManager does not answer within its configured timeout, and says so", async () => {
 		await post(webhook("QueueStuck", "firing", { env: "hanging" }, new Date().toISOString()));
-		const message = await double.waitFor(() => byTitle(/^🔥 QueueStuck/)[0], 20_000);
+		const message = await double.waitFor(() => byTitle(/^🔴 CRITICAL · QueueStuck · hanging$/)[0], 20_000);
 		const before = hanging.requests();
 
 		const started = Date.now();
@@ -162,6 +162,6 @@ alerts:
 		expect(took).toBeLessThan(3_000);
 		expect(hanging.requests()).toBe(before + 1);
 		expect(actions().at(-1)).toMatchObject({ action: "alert.silence", result: "failed: AlertManager unavailable" });
-		expect(String((double.messages.get(message.id)!.embeds[0] as { description?: string }).description)).not.toContain("Silenced by");
+		expect(String((double.messages.get(message.id)!.embeds[0] as { description?: string }).description)).not.toContain("silenced by");
 	});
 });

@@ -43,10 +43,10 @@ describe("npm start killed with SIGKILL in the middle of an alert storm", () => 
 
 		main = spawnMain(ops, env);
 		const titles = () => double.channelMessages("400000000000000001").map((m) => String((m.embeds[0] as { title?: string }).title));
-		await double.waitFor(() => groups.every((g) => titles().some((t) => t.startsWith(`🔥 ${g} `))), 60_000);
+		await double.waitFor(() => groups.every((g) => titles().some((t) => t === `🟠 WARNING · ${g}`)), 60_000);
 
 		expect(statuses.every((s) => s === 202)).toBe(true);
 		expect(beforeRestart).toBeLessThan(groups.length);
-		for (const g of groups) expect(titles().filter((t) => t.startsWith(`🔥 ${g} `))).toHaveLength(1);
+		for (const g of groups) expect(titles().filter((t) => t === `🟠 WARNING · ${g}`)).toHaveLength(1);
 	});
 });

@@ -50,16 +50,17 @@ alerts:
 	const waitForOne = (channel: string, title: RegExp, timeoutMs = 20_000) => double.waitFor(() => inChannel(channel, title)[0], timeoutMs);
 
 	it("posts one message per group, mentions the role for critical in content only, then edits it green on resolve", async () => {
-		const alerts = ["a", "b"].map((instance) => ({ labels: { alertname: "HighErrorRate", severity: "critical", instance, service: "api" }, annotations: { summary: "5xx above 1/s", runbook_url: "https://runbooks.example.com/high-error-rate" }, generatorURL }));
+		const alerts = ["a", "b"].map((instance) => ({ labels: { alertname: "HighErrorRate", severity: "critical", env: "prod", instance, service: "api" }, annotations: { summary: "5xx above 1/s", runbook_url: "https://runbooks.example.com/high-error-rate" }, generatorURL }));
 		await postAlerts(alertmanager.url, alerts);
 
 		const message = await waitForOne("400000000000000002", /HighErrorRate/);
-		const embed = message.embeds[0] as { title: string; description: string; color: number; fields: { name: string; value: string }[] };
-		expect(embed.title).toBe("🔥 HighErrorRate — 2 firing");
+		const embed = message.embeds[0] as { title: string; description: string; color: number };
+		expect(embed.title).toBe("🔴 CRITICAL · HighErrorRate · prod");
 		expect(embed.color).toBe(0xe74c3c);
 		expect(embed.description).toContain("🔥 instance=a");
-		expect(embed.fields.find((f) => f.name === "Links")?.value).toContain("[Runbook](https://runbooks.example.com/high-error-rate)");
-		expect(message.content).toBe(`<@&${ONCALL}> HighErrorRate is firing`);
+		expect(embed.description).toMatch(/Firing since <t:\d+:t> \(<t:\d+:R>\) · 2 of 2 firing · not acknowledged/);
+		expect(JSON.stringify(message.components)).toContain('{"type":2,"style":5,"label":"Runbook","url":"https://runbooks.example.com/high-error-rate"}');
+		expect(message.content).toBe(`<@&${ONCALL}> 🔴 HighErrorRate on prod: 5xx above 1/s (2 of 2)`);
 		expect(JSON.stringify(embed)).not.toContain(`<@&${ONCALL}>`);
 		const posted = double.requests.find((r) => r.method === "POST" && r.path === "/channels/400000000000000002/messages");
 		expect((posted?.body as { allowed_mentions: unknown }).allowed_mentions).toEqual({ parse: [], roles: [ONCALL] });
@@ -67,8 +68,8 @@ alerts:
 		await postAlerts(alertmanager.url, alerts.map((a) => ({ ...a, endsAt: new Date(Date.now() - 1_000).toISOString() })));
 		const resolved = await double.waitFor(() => ((double.messages.get(message.id)?.embeds[0] as { title?: string }).title?.startsWith("✅") ? double.messages.get(message.id) : undefined), 20_000);
 
-		expect(resolved.embeds[0]).toMatchObject({ title: "✅ Resolved: HighErrorRate", color: 0x2ecc71 });
-		expect(String((resolved.embeds[0] as { description: string }).description)).toMatch(/^\*\*Resolved after \d+ min\.\*\*/);
+		expect(resolved.embeds[0]).toMatchObject({ title: "✅ RESOLVED · HighErrorRate · prod", color: 0x2ecc71 });
+		expect(String((resolved.embeds[0] as { description: string }).description)).toMatch(/^Fired <t:\d+:t> \(<t:\d+:R>\) · ended <t:\d+:t> after \*\*\d+ min\*\*\n2 of 2 recovered: instance=[ab], instance=[ab]$/);
 		expect(resolved.content).toBe("");
 		expect(inChannel("400000000000000002", /HighErrorRate/)).toHaveLength(1);
 	});
@@ -76,7 +77,7 @@ alerts:
 	it("keeps a group of 1,000 alerts within Discord's limits, attaching the full list", async () => {
 		await postAlerts(alertmanager.url, Array.from({ length: 1_000 }, (_, i) => ({ labels: { alertname: "DiskFilling", severity: "warning", instance: `node-${i}`, mountpoint: "/var" } })));
 
-		const message = await double.waitFor(() => inChannel("400000000000000001", /DiskFilling — 1000 firing/)[0], 20_000);
+		const message = await double.waitFor(() => inChannel("400000000000000001", /^🟠 WARNING · DiskFilling$/).find((m) => String((m.embeds[0] as { description?: string }).description).includes("1000 of 1000 firing")), 20_000);
 
 		const embed = message.embeds[0] as { description: string };
 		expect(embed.description).toContain("… and 990 more (full list attached)");
@@ -168,10 +169,10 @@ alerts:
 		await bot.stop(); // what was not delivered stays in the outbox on disk
 		double.clearFaults();
 		bot = await startTestBot(double, opsYaml, { WEBHOOK_TOKEN: token });
-		await double.waitFor(() => groups.every((g) => inChannel("400000000000000001", new RegExp(`^🔥 ${g} `)).length > 0), 30_000);
+		await double.waitFor(() => groups.every((g) => inChannel("400000000000000001", new RegExp(`^\\S+ [A-Z]+ · ${g}( · |$)`)).length > 0), 30_000);
 		await new Promise((resolve) => setTimeout(resolve, 1_000)); // anything posted twice would show by now
 
-		for (const g of groups) expect(inChannel("400000000000000001", new RegExp(`^🔥 ${g} `))).toHaveLength(1);
+		for (const g of groups) expect(inChannel("400000000000000001", new RegExp(`^\\S+ [A-Z]+ · ${g}( · |$)`))).toHaveLength(1);
 		expect(double.requests.some((r) => r.status === 503)).toBe(true);
 	});
 });

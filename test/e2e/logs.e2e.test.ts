@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
 import { startLokiDouble, type LokiDouble } from "../loki-double/index.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
-import { startLoki, type TestLoki } from "../support/loki.ts";
+import { freshTenant, type TestLoki } from "../support/loki.ts";
+import { sharedLoki } from "../support/shared-loki.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
 
 const ONCALL = "300000000000000001";
@@ -26,21 +27,25 @@ describe("/logs end to end: Discord double, real Loki, real sshd", () => {
 	// Only for what a real Loki cannot be made to do on demand (here: answer 429).
 	let flaky: LokiDouble;
 	let sshd: TestSshd;
+	// The run's shared Loki: this file's own tenants.
+	const teamA = freshTenant("team-a");
+	const teamB = freshTenant("team-b");
 	let bot: TestBot;
 	let docker: ReturnType<typeof fakeDocker>;
 
 	beforeAll(async () => {
-		[double, loki, flaky, sshd] = await Promise.all([startDiscordDouble({ guild: { roles: [{ id: ONCALL, name: "oncall" }, { id: ADMIN, name: "admins" }] } }), startLoki(), startLokiDouble(), startSshd()]);
+		loki = sharedLoki();
+		[double, flaky, sshd] = await Promise.all([startDiscordDouble({ guild: { roles: [{ id: ONCALL, name: "oncall" }, { id: ADMIN, name: "admins" }] } }), startLokiDouble(), startSshd()]);
 		const t = nowNs();
-		await loki.push("team-a", { service: "api", level: "info" }, [
+		await loki.push(teamA, { service: "api", level: "info" }, [
 			{ ns: t - 30n * MINUTE, line: JSON.stringify({ level: "info", message: "payment accepted", correlation_id: "c-1", user_id: 7 }) },
 			{ ns: t - 20n * MINUTE, line: JSON.stringify({ level: "error", message: "payment failed: card declined", correlation_id: "c-2", user_id: 9 }) },
 			{ ns: t - 10n * MINUTE, line: "plain text line about payment" },
 			{ ns: t - 5n * MINUTE, line: "unrelated" },
 		]);
-		await loki.push("team-a", { service: "worker" }, [{ ns: t - MINUTE, line: "job done" }]);
+		await loki.push(teamA, { service: "worker" }, [{ ns: t - MINUTE, line: "job done" }]);
 		// Another tenant's lines never show.
-		await loki.push("team-b", { service: "api" }, [{ ns: t - MINUTE, line: "payment of another team" }]);
+		await loki.push(teamB, { service: "api" }, [{ ns: t - MINUTE, line: "payment of another team" }]);
 		const iso = (ms: number) => new Date(ms).toISOString().replace("Z", "000000Z");
 		docker = fakeDocker(sshd.binDir, `${iso(Date.now() - 600_000)} boom: worker crashed\n${iso(Date.now() - 300_000)} all fine\n${iso(Date.now() - 60_000)} boom again\n`);
 		bot = await startTestBot(
@@ -54,7 +59,7 @@ access:
 defaultEnvironment: production
 environments:
   production:
-    loki: { url: "${loki.url}", tenant: team-a, grafanaUrl: "https://grafana.example.com" }
+    loki: { url: "${loki.url}", tenant: ${teamA}, grafanaUrl: "https://grafana.example.com" }
   flaky:
     loki: { url: "${flaky.url}", tenant: team-a }
   staging:
@@ -68,7 +73,7 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 	});
 	afterAll(async () => {
 		await bot?.stop();
-		await Promise.all([double?.close(), loki?.stop(), flaky?.close(), sshd?.stop()]);
+		await Promise.all([double?.close(), flaky?.close(), sshd?.stop()]);
 	});
 
 	async function logs(options: { name: string; type: number; value: string | number }[], roles = [ONCALL]) {
@@ -94,7 +99,7 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		const [logql, range] = embed.footer.text.split("\n");
 		expect(logql).toBe('LogQL: {service="api"} |= "payment"');
 		expect(parses(logql!.slice("LogQL: ".length))).toBe(true);
-		expect(range).toMatch(/ · tenant team-a$/);
+		expect(range).toMatch(new RegExp(` · tenant ${teamA}$`));
 		expect(JSON.stringify(message.components)).toContain("https://grafana.example.com/explore?orgId=1&left=");
 	});
 

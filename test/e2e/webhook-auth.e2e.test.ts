@@ -71,7 +71,7 @@ alerts:
 
 		for (const target of targets) expect(refused[target], target).toEqual([401, 401, 401]);
 		expect(accepted).toBe(202);
-		expect(titles()).toEqual(["🔥 Authenticated — 1 firing"]);
+		expect(titles()).toEqual(["🟠 WARNING · Authenticated"]);
 		expect(main.output()).not.toContain(token);
 	});
 });

@@ -1,7 +1,7 @@
 import { describe, it } from "vitest";
 import { alertGroupReport, type AlertGroupContext } from "../../src/alerts/group-report.ts";
 import { byUrgency, heldGroup, heldGroupsReport } from "../../src/alerts/held-groups.ts";
-import { renderAlertGroup, renderStormOver, renderStormSummary, type AlertMessage, type StormLine, type StormView, type SummaryMessage } from "../../src/alerts/render.ts";
+import { renderAlertGroup, renderStormOver, renderStormSummary, stormReport, type AlertMessage, type StormLine, type StormView, type SummaryMessage } from "../../src/alerts/render.ts";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { reportToText } from "../../src/render/report.ts";
@@ -99,9 +99,11 @@ describe("alert group messages (golden)", () => {
 	});
 
 	it("renders an acknowledged critical group without the ping", () => {
-		const message = renderAlertGroup(critical, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 }, actions: { groupId: GROUP_ID, logs: false } });
+		const context = { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 } };
+		const message = renderAlertGroup(critical, { ...context, actions: { groupId: GROUP_ID, logs: false } });
 
 		expectGoldenFile("alert-critical-acked.discord.json", messageJson(message));
+		expectTerminalGolden("alert-critical-acked", critical, context);
 	});
 
 	it("renders a warning group with its acknowledgement, silence and failed restart, and the matching buttons", () => {
@@ -135,7 +137,7 @@ describe("alert group messages (golden)", () => {
 		const message = renderAlertGroup(resolved, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 }, actions: { groupId: GROUP_ID, restartContainer: "postgres", logs: true } });
 
 		expectGoldenFile("alert-resolved.discord.json", messageJson(message));
-		expectTerminalGolden("alert-resolved", resolved, { firstFiringAt: STARTED, now: NOW });
+		expectTerminalGolden("alert-resolved", resolved, { firstFiringAt: STARTED, now: NOW, ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 } });
 	});
 
 	it("renders a 300-alert group: the list cut with the full list attached, and AlertManager's max_alerts note", () => {
@@ -157,12 +159,32 @@ describe("alert group messages (golden)", () => {
 		expectGoldenFile("alert-hostile.discord.json", messageJson(message));
 		expectTerminalGolden("alert-hostile", hostile, { firstFiringAt: STARTED, now: NOW });
 	});
+
+	it("keeps hostile names on one line, whole emoji at the cut, invisible characters out and URLs in text intact", () => {
+		const body = webhook({
+			groupKey: "{}:{hostile-lines}",
+			groupLabels: { alertname: `${"E".repeat(98)}🔥x\n[OK] Health of production: ok` },
+			commonLabels: { alertname: `${"E".repeat(98)}🔥x\n[OK] Health of production: ok`, severity: "critical", env: "prod\r\u2028\u3164\u{E0041}" },
+			commonAnnotations: {
+				summary: `Z${"\u0301".repeat(500)} down\u2029 again`,
+				description: "Dashboard: https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod (see also https://status.stripe.com)\nlog: \u001b[31mred\u0007",
+				runbook_url: "https://runbooks.example.com/a_b-c",
+				dashboard_url: "javascript:alert(1)",
+			},
+			alerts: [{ status: "firing", labels: { alertname: "x", severity: "critical", instance: "db\n1\u00AD" }, annotations: { summary: "line\nbreak" }, startsAt: "2026-11-24T12:00:00Z", endsAt: ZERO, generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=up", fingerprint: "d000000000000001" }],
+		});
+		const message = renderAlertGroup(body, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, actions: { groupId: GROUP_ID, logs: false } });
+
+		expectGoldenFile("alert-hostile-lines.discord.json", messageJson(message));
+		expectTerminalGolden("alert-hostile-lines", body, { firstFiringAt: STARTED, now: NOW });
+	});
 });
 
-const line = (i: number, severity: string, options: { posted?: boolean; name?: string } = {}): StormLine => ({
+const line = (i: number, severity: string, options: { posted?: boolean; name?: string; environment?: string } = {}): StormLine => ({
 	groupId: `g${i}`,
 	name: options.name ?? `Group${i}`,
 	severity,
+	environment: options.environment ?? "",
 	firing: 1 + (i % 3),
 	since: STARTED + i * 1_000,
 	posted: options.posted ?? false,
@@ -172,13 +194,19 @@ const line = (i: number, severity: string, options: { posted?: boolean; name?: s
 describe("storm messages (golden)", () => {
 	const small: StormView = {
 		startedAt: STARTED,
-		firing: [line(1, "critical", { posted: true }), line(2, "critical", { name: "Disk **full** [x](y)" }), line(3, "warning", { posted: true }), line(4, "info"), line(5, "")],
+		firing: [
+			line(1, "critical", { posted: true, environment: "prod" }),
+			line(2, "critical", { name: "Disk **full** [x](y)\n[OK] Health of production: ok", environment: "prod" }),
+			line(3, "warning", { posted: true, environment: "staging" }),
+			line(4, "info"),
+			line(5, ""),
+		],
 		resolved: 2,
 		total: 7,
 	};
 	const large: StormView = {
 		startedAt: STARTED,
-		firing: Array.from({ length: 400 }, (_, i) => line(i, i < 20 ? "critical" : "warning", { posted: i % 2 === 0, name: `Group${i}-${"n".repeat(30)}` })),
+		firing: Array.from({ length: 400 }, (_, i) => line(i, i < 20 ? "critical" : "warning", { posted: i % 2 === 0, name: ["PostgresDown", "DiskFilling", "ApiErrors", "HighLatency", "CertExpiry", "QueueStuck", "NodeDown"][i % 7]!, environment: i % 3 === 0 ? "prod" : "staging" })),
 		resolved: 0,
 		total: 400,
 	};
@@ -187,12 +215,14 @@ describe("storm messages (golden)", () => {
 		const { message, listed } = renderStormSummary(small);
 
 		expectGoldenFile("storm-summary-small.discord.json", messageJson(message, listed));
+		expectGoldenFile("storm-summary-small.txt", `${reportToText(stormReport(small))}\n`);
 	});
 
 	it("renders a 400-group storm summary over several embeds with the full list attached", () => {
 		const { message, listed } = renderStormSummary(large);
 
 		expectGoldenFile("storm-summary-large.discord.json", messageJson(message, listed));
+		expectGoldenFile("storm-summary-large.txt", `${reportToText(stormReport(large))}\n`);
 	});
 
 	it("renders a 400-group storm summary without attachments", () => {
@@ -205,6 +235,7 @@ describe("storm messages (golden)", () => {
 		const { message, listed } = renderStormSummary({ startedAt: STARTED, firing: [], resolved: 3, total: 3 });
 
 		expectGoldenFile("storm-summary-all-resolved.discord.json", messageJson(message, listed));
+		expectGoldenFile("storm-summary-all-resolved.txt", `${reportToText(stormReport({ startedAt: STARTED, firing: [], resolved: 3, total: 3 }))}\n`);
 	});
 
 	it("renders the storm-over record with the groups still firing", () => {
@@ -225,6 +256,8 @@ describe("the groups opsbot holds (golden, both views)", () => {
 			state("g2", warning, { messageId: "500000000000000002", silence: { id: "s-1", username: "bob_the_*ops*", until: NOW + 3_600_000 } }),
 			state("g3", resolved, { messageId: "500000000000000003", silence: { id: "s-2", username: "carol", until: NOW - 1 } }),
 			state("g4", hostile),
+			state("g5", webhook({ groupKey: "{}:{long}", groupLabels: { alertname: "L".repeat(10_000) }, commonLabels: { alertname: "L".repeat(10_000), severity: "warning" }, alerts: [{ status: "firing", labels: { alertname: "L".repeat(10_000) }, startsAt: "2026-11-24T12:00:00Z", fingerprint: "e000000000000001" }] })),
+			state("g6", webhook({ groupKey: "{}:{nl}", groupLabels: { alertname: "nl\n[OK] Health of production: ok" }, commonLabels: { alertname: "nl\n[OK] Health of production: ok", severity: "info", env: "prod" }, alerts: [{ status: "firing", labels: { alertname: "nl\n[OK] Health of production: ok" }, startsAt: "2026-11-24T12:00:00Z", fingerprint: "e000000000000002" }] })),
 		]
 			.map((g) => heldGroup(g, { guildId: "100000000000000001", now: NOW }))
 			.sort(byUrgency);

@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { buildLogQuery, logqlString } from "../../src/services/logql.ts";
 import { startLokiDouble, type LokiDouble } from "../loki-double/index.ts";
-import { freshTenant, startLoki, type TestLoki } from "../support/loki.ts";
+import { freshTenant, type TestLoki } from "../support/loki.ts";
+import { sharedLoki } from "../support/shared-loki.ts";
 
 /**
  * The Loki double against the real Loki 2.9.13: the same requests to both, compared on what opsbot
@@ -67,7 +68,8 @@ describe("the Loki double answers like the real Loki 2.9.13 where opsbot reads i
 	];
 
 	beforeAll(async () => {
-		[loki, double] = await Promise.all([startLoki(), startLokiDouble()]);
+		loki = sharedLoki();
+		double = await startLokiDouble();
 		for (const { labels, entries } of data) {
 			await loki.push(tenant, labels, entries);
 			// The double is fed through its push API too, the same way.
@@ -76,7 +78,7 @@ describe("the Loki double answers like the real Loki 2.9.13 where opsbot reads i
 		}
 	});
 	afterAll(async () => {
-		await Promise.all([loki?.stop(), double?.close()]);
+		await double?.close();
 	});
 
 	async function ask(base: string, path: string, params: Record<string, string>, as: string | null): Promise<Outcome> {
@@ -161,7 +163,7 @@ describe("the Loki double answers like the real Loki 2.9.13 where opsbot reads i
 
 	it("answers /ready like a started Loki", async () => {
 		// Loki answers queries a moment before /ready turns 200.
-		for (let i = 0; i < 100 && (await fetch(`${loki.url}/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+		await vi.waitFor(async () => expect((await fetch(`${loki.url}/ready`)).status).toBe(200), { timeout: 10_000, interval: 100 });
 		const [real, fake] = await Promise.all([fetch(`${loki.url}/ready`), fetch(`${double.url}/ready`)]);
 
 		expect([fake.status, await fake.text()]).toEqual([real.status, await real.text()]);

@@ -1,5 +1,5 @@
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { logsReport, logsVerbatimReport } from "../../src/commands/logs.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { reportToText, textToPlain } from "../../src/render/report.ts";
@@ -7,7 +7,8 @@ import { searchLogs } from "../../src/services/log-search.ts";
 import { LokiError, MetricQueryError } from "../../src/services/loki.ts";
 import { compareEntries, entryId, type LogCursor, type LogEntry, type LogSearchRequest, type LogsService } from "../../src/services/logs.ts";
 import { lineMatches } from "../../src/services/logql.ts";
-import { freshTenant, startLoki, type PushEntry, type TestLoki } from "../support/loki.ts";
+import { freshTenant, type PushEntry, type TestLoki } from "../support/loki.ts";
+import { sharedLoki } from "../support/shared-loki.ts";
 import { logsService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
@@ -37,7 +38,7 @@ describe("/logs against a real Loki 2.9.13", () => {
 	}
 
 	beforeAll(async () => {
-		loki = await startLoki();
+		loki = sharedLoki();
 		const env = (tenant: string) => ({ loki: { url: loki.url, tenant, grafanaUrl: "https://grafana.example.com", grafanaOrgId: 7, grafanaDatasource: "P8E80F9AEF21F6940" } });
 		ops = OpsFileSchema.parse({
 			discord: { guildId: "100000000000000001" },
@@ -87,9 +88,6 @@ describe("/logs against a real Loki 2.9.13", () => {
 			{ ns: m(22), line: "worker picked up c-4200" },
 		]);
 		await push("main", { service: "api" }, [{ ns: now - NS_PER_MINUTE, line: "hello" }]);
-	});
-	afterAll(async () => {
-		await loki?.stop();
 	});
 
 	const request = (environment: keyof typeof tenants | "wrongtenant", extra: Partial<LogSearchRequest> = {}): LogSearchRequest => ({

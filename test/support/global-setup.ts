@@ -1,4 +1,5 @@
 import type { TestProject } from "vitest/node";
+import { startLoki } from "./loki.ts";
 import { startPgBouncer, type TestPgBouncer } from "./pgbouncer.ts";
 import { startPostgres, type TestPostgres } from "./postgres.ts";
 
@@ -8,25 +9,33 @@ declare module "vitest" {
 	export interface ProvidedContext {
 		postgres: Shared<TestPostgres>;
 		pgbouncer: Shared<TestPgBouncer>;
+		/** Only the address: the client (push) is rebuilt in each worker by sharedLoki(). */
+		loki: { url: string };
 	}
 }
 
-/** Starts one PostgreSQL and one PgBouncer for the whole run; stops exactly those at the end. */
+/**
+ * Starts one PostgreSQL, one PgBouncer and one Loki for the whole run (files share them through
+ * fresh databases and tenants, so they can run in parallel); stops exactly those at the end.
+ */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-	const postgres = await startPostgres();
+	const [postgres, loki] = await Promise.allSettled([startPostgres(), startLoki()]);
 	let pgbouncer: TestPgBouncer;
 	try {
-		pgbouncer = await startPgBouncer(postgres);
+		if (postgres.status === "rejected") throw postgres.reason;
+		if (loki.status === "rejected") throw loki.reason;
+		pgbouncer = await startPgBouncer(postgres.value);
 	} catch (err) {
-		await postgres.stop();
+		if (postgres.status === "fulfilled") await postgres.value.stop();
+		if (loki.status === "fulfilled") await loki.value.stop();
 		throw err;
 	}
-	const { stop: _p, ...sharedPostgres } = postgres;
+	const { stop: _p, ...sharedPostgres } = postgres.value;
 	const { stop: _b, ...sharedPgBouncer } = pgbouncer;
 	project.provide("postgres", sharedPostgres);
 	project.provide("pgbouncer", sharedPgBouncer);
+	project.provide("loki", { url: loki.value.url });
 	return async () => {
-		await pgbouncer.stop();
-		await postgres.stop();
+		await Promise.all([pgbouncer.stop().then(() => postgres.value.stop()), loki.value.stop()]);
 	};
 }

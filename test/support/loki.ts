@@ -54,6 +54,14 @@ export async function startLoki(): Promise<TestLoki> {
 		await stop();
 		throw err;
 	}
+	return { ...lokiAt(url), stop };
+}
+
+/**
+ * A client for a Loki someone else started (the run's shared one, see `sharedLoki`): pushes like
+ * `startLoki`'s, and `stop()` does nothing because the owner stops it.
+ */
+export function lokiAt(url: string): TestLoki {
 	return {
 		url,
 		async push(tenant, labels, entries) {
@@ -74,7 +82,7 @@ export async function startLoki(): Promise<TestLoki> {
 				if (res.status !== 204) throw new Error(`Loki refused the push (${res.status}): ${await res.text()}`);
 			}
 		},
-		stop,
+		async stop() {},
 	};
 }
 
