@@ -15,6 +15,10 @@ export interface Bot {
 	readonly relay: AlertRelay | undefined;
 	/** Stops taking webhooks, finishes replies in flight, leaves the gateway, closes every connection. */
 	stop(): Promise<void>;
+	/** When work stop() waits for ends by its own timeout, where that is later than a usual drain: a container restart in flight. */
+	busyUntil(): number | undefined;
+	/** Gives up on what stop() still waits for (the process exits next): a restart in flight is recorded as interrupted, its user told. */
+	abandon(): Promise<void>;
 }
 
 /**
@@ -64,5 +68,7 @@ export async function startBot(config: Config, log: Logger, onFatal: (reason: st
 			await lease?.stop(); // after the gateway is closed, so the next holder never overlaps this one
 			await close();
 		},
+		busyUntil: () => ctx.services.alertState.running.until(),
+		abandon: () => ctx.services.alertState.running.interruptAll(),
 	};
 }

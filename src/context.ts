@@ -12,6 +12,7 @@ import { createFileActionLog, createPostgresActionLog, type ActionLog } from "./
 import { openStateDatabase } from "./state/db.ts";
 import { createPostgresPendingStore } from "./state/pending.ts";
 import { createPostgresRestartLock, type RestartLock } from "./state/restart-lock.ts";
+import { createRunningRestarts, type RunningRestarts } from "./alerts/running-restarts.ts";
 import { openStateFile, type StateFile } from "./state/sqlite.ts";
 import { createAuditService, type AuditQueryState, type AuditService } from "./services/audit.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
@@ -36,6 +37,8 @@ export interface AlertState {
 	onWake(listener: () => void): void;
 	/** Restarts per environment/container: one at a time, and a cooldown after each (across replicas with STATE_DATABASE_URL). */
 	readonly restarts: RestartLock;
+	/** This process's restarts in flight, which a shutdown waits for. */
+	readonly running: RunningRestarts;
 }
 
 // Discord confirmations in opsbot expire after a minute.
@@ -130,6 +133,7 @@ export async function createContext(config: Config, log: Logger, options: { with
 			wake: () => wakeListeners.forEach((listener) => listener()),
 			onWake: (listener) => void wakeListeners.push(listener),
 			restarts: shared.restarts,
+			running: createRunningRestarts(),
 		},
 		metrics: createMetrics(),
 	};

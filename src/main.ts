@@ -7,6 +7,9 @@ import type { Bot } from "./bot.ts";
 // The modules are imported in main(), after this, so that they are the ones cached.
 enableCompileCache();
 
+const DRAIN_MS = 15_000;
+const ABANDON_MS = 5_000;
+
 /** Reads the config, starts the bot (src/bot.ts), and stops it on SIGTERM/SIGINT: drain, close, exit. */
 async function main(): Promise<void> {
 	const [{ startBot }, { ConfigError, readConfig }, { createLogger }] = await Promise.all([import("./bot.ts"), import("./config.ts"), import("./log.ts")]);
@@ -18,13 +21,31 @@ async function main(): Promise<void> {
 	const log = createLogger({ level: config.env.LOG_LEVEL, pretty: config.env.LOG_PRETTY });
 	let bot: Bot | undefined;
 	let stopping = false;
+	// What cannot finish in time is recorded and answered as interrupted (bounded: the exit must come).
+	const giveUp = async (why: string) => {
+		log.warn({ why }, "stopping before the work in flight finished");
+		await Promise.race([bot?.abandon(), new Promise((resolve) => setTimeout(resolve, ABANDON_MS))]);
+		process.exit(1);
+	};
+	let watchdog: NodeJS.Timeout | undefined;
 	const shutdown = async (signal: string, code = 0) => {
-		if (stopping) return;
+		if (stopping) {
+			// A second signal: the operator wants out now.
+			if (signal === "SIGTERM" || signal === "SIGINT") void giveUp(`second ${signal}`);
+			return;
+		}
 		stopping = true;
 		log.info({ signal }, "shutting down: finishing replies in flight");
-		const forceExit = setTimeout(() => process.exit(1), 15_000).unref();
+		const started = Date.now();
+		// The usual drain is 15 s; a container restart in flight is waited for up to its own timeout.
+		const watch = () => {
+			const left = Math.max(started + DRAIN_MS, bot?.busyUntil() ?? 0) - Date.now();
+			if (left > 0) watchdog = setTimeout(watch, left).unref();
+			else void giveUp("drain timeout");
+		};
+		watch();
 		await bot?.stop();
-		clearTimeout(forceExit);
+		clearTimeout(watchdog);
 		log.info("stopped");
 		process.exit(code);
 	};

@@ -7,7 +7,7 @@ import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { logsMessage } from "../commands/logs.ts";
 import { DISCORD_LIMITS, inlineCode, truncate } from "../render/limits.ts";
 import type { AlertManagerClient } from "../services/alertmanager.ts";
-import { ServiceUnavailableError } from "../services/http.ts";
+import { HttpAnswerError, HttpStatusError, ServiceUnavailableError } from "../services/http.ts";
 import { SshHostKeyError } from "../services/ssh.ts";
 import { alertEnvironment, restartableContainer } from "./actions.ts";
 import { SILENCE_CHOICES } from "./render.ts";
@@ -67,6 +67,33 @@ function unavailable(err: unknown, nothing: string): unknown {
 	return err instanceof ServiceUnavailableError ? new UserFacingError(`${err.message}; ${nothing}.`, { cause: err }) : err;
 }
 
+/** AlertManager's silences page: the alert's own link to it where the payload has one, else the configured API address. */
+function silencesPage(group: GroupState, alertmanager: AlertManagerClient): string {
+	const base = /^https?:\/\//.test(group.payload.externalURL) ? group.payload.externalURL : alertmanager.url;
+	return `${base.replace(/\/$/, "")}/#/silences`;
+}
+
+/**
+ * An answer to POST /api/v2/silences that is neither a silence id nor "unavailable": what to record
+ * and tell the user. A 4xx is AlertManager refusing, so nothing exists; a 2xx opsbot cannot read, or
+ * a 5xx (perhaps from a proxy in front of it), may come after the silence was made.
+ */
+function unexpectedSilenceAnswer(err: unknown, page: string): { result: string; details: Record<string, unknown>; error: UserFacingError } | undefined {
+	const mayExist = `so opsbot cannot tell whether the silence was created. Check the silences in AlertManager (${page}) before silencing again.`;
+	if (err instanceof HttpAnswerError) {
+		const what = err.kind === "not-json" ? "something that is not JSON" : err.kind === "too-large" ? "more than opsbot reads" : "JSON without a silence id";
+		return { result: "unknown: unexpected AlertManager answer", details: { answer: err.kind }, error: new UserFacingError(`AlertManager answered ${what}, ${mayExist}`, { cause: err }) };
+	}
+	if (err instanceof HttpStatusError && err.status >= 500) {
+		return { result: `unknown: AlertManager answered HTTP ${err.status}`, details: { status: err.status }, error: new UserFacingError(`AlertManager answered HTTP ${err.status}, ${mayExist}`, { cause: err }) };
+	}
+	if (err instanceof HttpStatusError) {
+		const reason = err.body.trim().slice(0, 200);
+		return { result: `refused: AlertManager answered HTTP ${err.status}`, details: { status: err.status }, error: new UserFacingError(`AlertManager refused the silence (HTTP ${err.status}${reason ? `: ${inlineCode(reason)}` : ""}); nothing was silenced.`, { cause: err }) };
+	}
+	return undefined;
+}
+
 /** "90m", "4h", "2d" -> hours; bounded to two weeks. */
 export function parseSilenceDuration(text: string): number {
 	const m = /^\s*(\d{1,4})\s*([mhd])\s*$/i.exec(text);
@@ -87,6 +114,12 @@ async function silence(interaction: ComponentInteraction, ctx: HandlerContext, g
 		id = await alertmanager.createSilence({ matchers, startsAt: new Date(), endsAt: until, createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`, comment: comment || "Silenced from Discord" });
 	} catch (err) {
 		if (err instanceof ServiceUnavailableError) await recordAction(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
+		const odd = unexpectedSilenceAnswer(err, silencesPage(group, alertmanager));
+		if (odd) {
+			ctx.log.warn({ err }, "AlertManager answered the silence request unexpectedly");
+			await recordAction(ctx, "alert.silence", group.groupId, odd.result, odd.details);
+			throw odd.error;
+		}
 		throw unavailable(err, "nothing was silenced");
 	}
 	await alertStore(ctx).setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
@@ -210,6 +243,10 @@ export const alertRestart: ComponentHandler<GroupState> = {
 };
 
 type RestartConfirmation = Extract<Confirmation, { kind: "alert.restart" }>;
+// The whole `docker restart` over SSH: connecting, stopping the container (10 s by default, longer with a stop timeout), starting it.
+const RESTART_TIMEOUT_MS = 120_000;
+// After it: the record, the alert's message and the answer to the user.
+const RESTART_ANSWER_MS = 10_000;
 const CONFIRMATION_GONE = "This confirmation has expired or is not valid. Press Restart on the alert again.";
 const restartConfirmation = pendingState((services) => services.confirmations, "take", { expired: CONFIRMATION_GONE });
 
@@ -248,11 +285,19 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 			await recordAction(ctx, "alert.restart", key, "refused: cooldown");
 			throw new UserFacingError(`${inlineCode(container)} was restarted <t:${Math.floor(claim.lastAt / 1000)}:R>; wait until <t:${Math.floor((claim.lastAt + cooldownMs) / 1000)}:t> before restarting it again.`);
 		}
+		if (claim.tookOver) ctx.log.warn({ key, previous: claim.tookOver }, "took over a restart claim whose holder died mid-restart");
+		const tookOver = claim.tookOver ? { tookOverFrom: { ...claim.tookOver, startedAt: new Date(claim.tookOver.startedAt).toISOString() } } : {};
+		// A shutdown waits for the restart up to its timeout; past that, it is recorded and answered as interrupted.
+		// The claim is kept: the process exits next, and the next press anywhere takes over a dead holder's claim.
+		const removeRunning = ctx.services.alertState.running.add(Date.now() + RESTART_TIMEOUT_MS + RESTART_ANSWER_MS, async () => {
+			await recordAction(ctx, "alert.restart", key, "interrupted: opsbot stopped before the restart finished", { groupId });
+			await interaction.editReply({ content: `opsbot was stopped while restarting ${inlineCode(container)} on ${inlineCode(ssh.host)}, before the restart finished, so it cannot tell whether it did. Check the container before restarting it again.`, components: [] });
+		});
 		try {
 			// docker restart waits for the container to stop (10 s by default, longer with a stop timeout) and start again.
-			const result = await ctx.services.ssh.run(environment, ["docker", "restart", container], { timeoutMs: 120_000, maxBytes: 64 * 1024 });
+			const result = await ctx.services.ssh.run(environment, ["docker", "restart", container], { timeoutMs: RESTART_TIMEOUT_MS, maxBytes: 64 * 1024 });
 			const ok = result.code === 0;
-			await recordAction(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId });
+			await recordAction(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId, ...tookOver });
 			await alertStore(ctx).setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok });
 			ctx.services.alertState.wake();
 			await interaction.editReply({ content: ok ? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.` : `Restart of ${inlineCode(container)} failed (exit ${result.code}): ${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`, components: [] });
@@ -261,9 +306,10 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 				await recordAction(ctx, "alert.restart", key, "refused: host key mismatch");
 				throw err;
 			}
-			await recordAction(ctx, "alert.restart", key, "failed");
+			await recordAction(ctx, "alert.restart", key, "failed", tookOver);
 			throw err;
 		} finally {
+			removeRunning();
 			await lock.release(key);
 		}
 	},

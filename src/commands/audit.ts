@@ -66,6 +66,11 @@ function pageButtons(token: string, pageIndex: number, hasMore: boolean) {
 	);
 }
 
+/** Asked at every answer and press, never kept with the search: a role taken away takes the addresses with it. */
+function maySeePii(ctx: HandlerContext): boolean {
+	return ctx.access.mayDo(ctx.actor, "audit.see-pii");
+}
+
 async function renderPage(ctx: HandlerContext, token: string, state: AuditQueryState, pageIndex: number) {
 	if (pageIndex >= state.cursors.length) throw new UserFacingError("That page is not available any more; run /audit again.");
 	const after = state.cursors[pageIndex];
@@ -75,7 +80,7 @@ async function renderPage(ctx: HandlerContext, token: string, state: AuditQueryS
 		// Kept with the token, so Older works on whichever replica takes the next press.
 		await ctx.services.auditQueries.update(token, ctx.actor.userId, state);
 	}
-	const report = auditPageReport(page.events, state.filters, pageIndex, page.next !== undefined, state.showPii);
+	const report = auditPageReport(page.events, state.filters, pageIndex, page.next !== undefined, maySeePii(ctx));
 	return { embeds: [reportToEmbed(report)], components: page.events.length === 0 && pageIndex === 0 ? [] : [pageButtons(token, pageIndex, page.next !== undefined)] };
 }
 
@@ -149,7 +154,7 @@ export const audit: Command = {
 			until: interaction.options.getString("until"),
 			failedOnly: interaction.options.getBoolean("failed-only"),
 		});
-		const state: AuditQueryState = { environment, filters, showPii: ctx.access.mayDo(ctx.actor, "audit.see-pii"), cursors: [undefined] };
+		const state: AuditQueryState = { environment, filters, cursors: [undefined] };
 		const token = await ctx.services.auditQueries.put(ctx.actor.userId, state);
 		await interaction.editReply(await renderPage(ctx, token, state, 0));
 	},
@@ -189,13 +194,13 @@ export const auditCsv: ComponentHandler<PendingPress<AuditQueryState>> = {
 	defer: "reply",
 	parse: auditSearch,
 	async run(interaction, { value }, ctx) {
-		const { environment, filters, showPii } = value;
+		const { environment, filters } = value;
 		const { events, truncated } = await ctx.services.audit.searchAll(environment, filters);
 		await editReplyWithFiles(
 			interaction,
 			{
 				content: `${events.length} event${events.length === 1 ? "" : "s"}${truncated ? ` (cut at the configured maximum of ${ctx.config.ops.audit.maxRows}; narrow the search for the rest)` : ""}.`,
-				files: [new AttachmentBuilder(Buffer.from(toCsv(events, showPii)), { name: "audit.csv" })],
+				files: [new AttachmentBuilder(Buffer.from(toCsv(events, maySeePii(ctx))), { name: "audit.csv" })],
 			},
 			ctx.log,
 		);

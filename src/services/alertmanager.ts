@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { EnvironmentConfig } from "../config.ts";
-import { httpRequest, parseAnswer, type HttpAnswer } from "./http.ts";
+import { HttpStatusError, httpRequest, parseAnswer, type HttpAnswer } from "./http.ts";
 import { withSlash } from "./prometheus.ts";
 
 /** An AlertManager silence matcher (API v2). */
@@ -75,7 +75,7 @@ export function createAlertManagerClient(config: { readonly url: string; readonl
 		url: config.url,
 		async createSilence(silence) {
 			const answer = await call("POST", "api/v2/silences", { ...silence, startsAt: silence.startsAt.toISOString(), endsAt: silence.endsAt.toISOString() });
-			if (answer.status !== 200) throw new Error(`AlertManager refused the silence (HTTP ${answer.status}): ${answer.text.slice(0, 200)}`);
+			if (answer.status !== 200) throw new HttpStatusError(SERVICE, answer.status, answer.text.slice(0, 200));
 			return parseAnswer(SERVICE, answer, z.object({ silenceID: z.string() })).silenceID;
 		},
 		async expireSilence(id) {

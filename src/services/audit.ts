@@ -78,7 +78,6 @@ export function auditFilters(raw: { user?: string | null; action?: string | null
 export interface AuditQueryState {
 	readonly environment: string;
 	readonly filters: AuditFilters;
-	readonly showPii: boolean;
 	/** cursors[n] is where page n starts; cursors[0] is the top. */
 	readonly cursors: (AuditCursor | undefined)[];
 }

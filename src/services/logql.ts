@@ -119,10 +119,18 @@ function jsonObject(line: string): Record<string, unknown> | undefined {
 	}
 }
 
-/** Refuses a query Loki would refuse for its size, before it is sent, naming what to shorten. */
-export function checkQuerySize(query: string, what = "`contains`"): void {
+/**
+ * Refuses a query Loki would refuse for its size, before it is sent, naming what to shorten: of
+ * `options` (the user's text by option name, e.g. `{ service, contains }`), the longest once escaped.
+ */
+export function checkQuerySize(query: string, options: Readonly<Record<string, string | undefined>>): void {
 	const bytes = Buffer.byteLength(query, "utf8");
-	if (bytes > LOKI_MAX_QUERY_BYTES) {
-		throw new UserFacingError(`This search is ${bytes.toLocaleString("en")} bytes as LogQL once its text is escaped, and Loki refuses queries over ${LOKI_MAX_QUERY_BYTES.toLocaleString("en")} bytes. Shorten ${what}.`);
-	}
+	if (bytes <= LOKI_MAX_QUERY_BYTES) return;
+	const escapedBytes = (text: string | undefined) => (text ? Buffer.byteLength(logqlString(text), "utf8") : 0);
+	const longest = Object.entries(options).reduce<[string, number] | undefined>((best, [name, text]) => {
+		const size = escapedBytes(text);
+		return size > (best?.[1] ?? 0) ? [name, size] : best;
+	}, undefined);
+	const what = longest ? `\`${longest[0]}\`` : "the search";
+	throw new UserFacingError(`This search is ${bytes.toLocaleString("en")} bytes as LogQL once its text is escaped, and Loki refuses queries over ${LOKI_MAX_QUERY_BYTES.toLocaleString("en")} bytes. Shorten ${what}.`);
 }

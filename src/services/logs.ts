@@ -207,7 +207,7 @@ export function createLogsService(deps: LogsDeps): LogsService {
 
 	async function searchLoki(name: string, env: EnvironmentConfig, target: LokiTarget, request: LogSearchRequest, range: { startNs: bigint; endNs: bigint }): Promise<LogResult> {
 		const query = request.rawQuery ?? buildLogQuery({ serviceLabel: env.loki!.serviceLabel, service: request.service, ...pick(request) });
-		checkQuerySize(query, request.rawQuery ? "the query" : "`contains`");
+		checkQuerySize(query, request.rawQuery ? { query: request.rawQuery } : { service: request.service, contains: request.contains });
 		const direction = request.direction ?? "backward";
 		const fetch = lokiFetch(name, target, query);
 		const entries: LogEntry[] = [];

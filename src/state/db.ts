@@ -39,6 +39,8 @@ const SCHEMA = [
 		started_at TIMESTAMPTZ NOT NULL,
 		last_at TIMESTAMPTZ NOT NULL
 	)`,
+	// Who holds a running claim and when it last renewed it, so a claim of a dead process is taken over at once.
+	"ALTER TABLE opsbot_state.restarts ADD COLUMN IF NOT EXISTS holder TEXT, ADD COLUMN IF NOT EXISTS heartbeat_at TIMESTAMPTZ",
 ];
 
 /** Opens a small pool; the schema is made (under the migrations advisory lock) before the first query. */

@@ -3,7 +3,7 @@ import { DatabaseSync } from "node:sqlite";
 import { pendingBounds, type PendingResult, type PendingStore, type PendingStoreOptions } from "../discord/pending.ts";
 import { decodeState, encodeState } from "./json.ts";
 import { preparePrivateDatabase } from "./private-files.ts";
-import type { RestartLock } from "./restart-lock.ts";
+import { createSqliteRestartLock, type RestartLock } from "./restart-lock.ts";
 
 /** The embedded state file (`stateDir/state.sqlite`): what replicas keep in PostgreSQL, for one process, surviving its restart. */
 export interface StateFile {
@@ -11,9 +11,6 @@ export interface StateFile {
 	readonly restarts: RestartLock;
 	close(): void;
 }
-
-// A claim older than this is from a process that died mid-restart (runSsh gives up after 120 s).
-const STALE_RUNNING_MS = 10 * 60_000;
 
 /** Opens `path` on first use (so a CLI run that needs none of it creates nothing). */
 export function openStateFile(path: string, now: () => number = Date.now): StateFile {
@@ -27,6 +24,10 @@ export function openStateFile(path: string, now: () => number = Date.now): State
 			CREATE INDEX IF NOT EXISTS pending_user ON pending (kind, user_id, seq);
 			CREATE INDEX IF NOT EXISTS pending_expiry ON pending (expires_at);
 			CREATE TABLE IF NOT EXISTS restarts (key TEXT PRIMARY KEY, running INTEGER NOT NULL, started_at INTEGER NOT NULL, last_at INTEGER NOT NULL);`);
+		// Who holds a running claim and when it last said so (files written before these columns get them here).
+		const columns = new Set((d.prepare("SELECT name FROM pragma_table_info('restarts')").all() as { name: string }[]).map((c) => c.name));
+		if (!columns.has("holder")) d.exec("ALTER TABLE restarts ADD COLUMN holder TEXT");
+		if (!columns.has("heartbeat_at")) d.exec("ALTER TABLE restarts ADD COLUMN heartbeat_at INTEGER");
 		opened = d;
 		return d;
 	};
@@ -82,20 +83,7 @@ export function openStateFile(path: string, now: () => number = Date.now): State
 				},
 			};
 		},
-		restarts: {
-			async acquire(key, cooldownMs) {
-				const t = now();
-				const row = db().prepare("SELECT running, started_at, last_at FROM restarts WHERE key = ?").get(key) as { running: number; started_at: number; last_at: number } | undefined;
-				if (row?.running && t - row.started_at < STALE_RUNNING_MS) return { ok: false, reason: "running" };
-				if (row && !row.running && t - row.last_at < cooldownMs) return { ok: false, reason: "cooldown", lastAt: row.last_at };
-				db().prepare("INSERT INTO restarts (key, running, started_at, last_at) VALUES (?, 1, ?, ?) ON CONFLICT (key) DO UPDATE SET running = 1, started_at = excluded.started_at").run(key, t, t);
-				return { ok: true };
-			},
-			async release(key) {
-				const t = now();
-				db().prepare("INSERT INTO restarts (key, running, started_at, last_at) VALUES (?, 0, ?, ?) ON CONFLICT (key) DO UPDATE SET running = 0, last_at = excluded.last_at").run(key, t, t);
-			},
-		},
+		restarts: createSqliteRestartLock(db, now),
 		close() {
 			opened?.close();
 			opened = undefined;

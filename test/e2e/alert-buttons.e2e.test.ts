@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,8 +23,16 @@ describe("alert buttons end to end: Discord double, real AlertManager, real sshd
 	let alertmanager: TestAlertManager;
 	let sshd: TestSshd;
 	let docker: ReturnType<typeof fakeDocker>;
+	// The fault itself (D17): something in front of AlertManager answering a web page to the silence request.
+	let htmlAnswering: Server;
+	const silencePosts: string[] = [];
 
 	beforeAll(async () => {
+		htmlAnswering = createServer((req, res) => {
+			if (req.method === "POST" && req.url === "/api/v2/silences") silencePosts.push(req.url);
+			res.writeHead(200, { "content-type": "text/html" }).end("<html><body>Sign in to continue</body></html>");
+		});
+		await new Promise<void>((resolve) => htmlAnswering.listen(0, "127.0.0.1", resolve));
 		[double, sshd] = await Promise.all([startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ONCALL, name: "oncall" }, { id: ADMIN, name: "admins" }] } }), startSshd()]);
 		docker = fakeDocker(sshd.binDir, "");
 		// AlertManager needs the receiver's URL and opsbot needs AlertManager's: start AlertManager for the API first, then the bot, then point a second AlertManager's webhook at the bot.
@@ -40,6 +50,8 @@ environments:
   rebuilt:
     alertmanager: { url: "${api.url}" }
     ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9ZyXwzsEMqoaN3MKjQx9u0uw0jNIKXD3LrR9bbhpH", containers: [web] }
+  proxied:
+    alertmanager: { url: "http://127.0.0.1:${(htmlAnswering.address() as AddressInfo).port}" }
 defaultEnvironment: production
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-buttons-"))}
 alerts:
@@ -56,7 +68,7 @@ alerts:
 	afterAll(async () => {
 		await Promise.all([alertmanager?.stop(), silencesAt?.stop()]);
 		await bot?.stop();
-		await Promise.all([double?.close(), sshd?.stop()]);
+		await Promise.all([double?.close(), sshd?.stop(), new Promise((resolve) => htmlAnswering?.close(resolve))]);
 	});
 
 	const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).find((m) => re.test(String((m.embeds[0] as { title?: string } | undefined)?.title)));
@@ -260,5 +272,17 @@ alerts:
 		expect((resolved.embeds[0] as { description: string }).description).toMatch(new RegExp(`^Fired <t:\\d+:t> \\(<t:\\d+:R>\\) · ended <t:\\d+:t> after \\*\\*\\d+ min\\*\\*\n✋ acknowledged by <@${oncall.id}>\n`));
 		expect(resolved.content).toBe("");
 		expect(components(resolved)).not.toContain("custom_id");
+	});
+
+	it("says a silence may or may not exist when AlertManager answers a web page, and records it (D17)", async () => {
+		await postAlerts(alertmanager.url, [{ labels: { alertname: "QueueSlow", severity: "warning", env: "proxied" } }]);
+		const message = await double.waitFor(() => byTitle(/QueueSlow/), 20_000);
+
+		const sent = await press(customId(message, "alert:silence:"), message, oncall, ["1"]);
+		const reply = await followUp(sent.id);
+
+		expect(silencePosts).toHaveLength(1);
+		expect(reply.content).toBe(`AlertManager answered something that is not JSON, so opsbot cannot tell whether the silence was created. Check the silences in AlertManager (${alertmanager.url.replace(/\/$/, "")}/#/silences) before silencing again.`);
+		expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ action: "alert.silence", result: "unknown: unexpected AlertManager answer", details: { answer: "not-json" } });
 	});
 });

@@ -110,6 +110,31 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		expect(double.originalMessage(csvPress.id)?.content).toContain("cut at the configured maximum of 30");
 	});
 
+	it("asks for audit.see-pii at every press: pages and the CSV are masked once the role is gone (D18)", async () => {
+		const first = await reply("audit", [{ name: "type", type: 3, value: "Team" }, { name: "since", type: 3, value: "7d" }], [ADMIN]);
+		const olderId = JSON.stringify(first.components).match(/audit:page:[A-Za-z0-9_-]+:1:older/)?.[0] ?? "";
+		const csvId = JSON.stringify(first.components).match(/audit:csv:[A-Za-z0-9_-]+/)?.[0] ?? "";
+		const firstText = JSON.stringify(first.embeds); // the double edits the message in place
+		// The same member, whose admins role (and with it audit.see-pii) was removed since; on-call still may use /audit.
+		const older = await double.sendInteraction({ kind: "button", customId: olderId, messageId: first.id, user: { roles: [ONCALL] } });
+		await older.response();
+		const second = await double.waitFor(() => (double.messages.get(first.id)?.embeds[0] as { title?: string } | undefined)?.title?.startsWith("Audit log, page 2") && double.messages.get(first.id));
+		const csvPress = await double.sendInteraction({ kind: "button", customId: csvId, messageId: first.id, user: { roles: [ONCALL] } });
+		await csvPress.response();
+		const csv = await double.waitFor(() => double.originalMessage(csvPress.id)?.files[0]);
+
+		const fullEmail = /user\d+@example\.com/;
+		expect(firstText).toMatch(fullEmail);
+		const secondText = JSON.stringify(second.embeds);
+		expect(secondText).toMatch(/u•••@example\.com/);
+		expect(secondText).not.toMatch(fullEmail);
+		expect(secondText).toContain("Emails and IP addresses are masked for your roles.");
+		const csvText = csv.data.toString("utf8");
+		expect(csvText).toMatch(/u•••@example\.com/);
+		expect(csvText).not.toMatch(fullEmail);
+		expect(csvText).not.toMatch(/10\.\d+\.\d+\.\d+/);
+	});
+
 	it("turns a bad time into a plain message", async () => {
 		const message = await reply("audit", [{ name: "since", type: 3, value: "last tuesday" }], [ADMIN]);
 

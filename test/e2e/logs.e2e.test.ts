@@ -140,6 +140,14 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		expect(busy.content).toBe("Loki is busy (too many outstanding requests). Try again in a moment or narrow the search.");
 	});
 
+	it("names the option that is too long when the search would be over Loki's query size (D21)", async () => {
+		const longService = await logs([{ name: "service", type: 3, value: "s".repeat(100_000) }, { name: "contains", type: 3, value: "payment" }]);
+		const longContains = await logs([{ name: "service", type: 3, value: "api" }, { name: "contains", type: 3, value: "\u0001".repeat(1_000) }]);
+
+		expect(longService.content).toMatch(/^This search is 100,\d{3} bytes as LogQL .* Shorten `service`\.$/);
+		expect(longContains.content).toMatch(/Shorten `contains`\.$/);
+	});
+
 	it("opens every service's lines for a correlation id from the /whodeleted button", async () => {
 		const channelMessage = (await bot.rest.post(`/channels/${double.channelIds[0]}/messages`, { body: { content: "a /whodeleted answer" } })) as { id: string };
 		const at = Math.floor(Date.now() / 1000) - 20 * 60;

@@ -46,8 +46,19 @@ describe("LogQL building", () => {
 		const query = buildLogQuery({ serviceLabel: "service", service: "api", contains });
 
 		expect(contains.length).toBe(1_000);
-		expect(() => checkQuerySize(query)).toThrow("This search is 6,021 bytes as LogQL once its text is escaped, and Loki refuses queries over 5,120 bytes. Shorten `contains`.");
-		expect(() => checkQuerySize(buildLogQuery({ serviceLabel: "service", service: "api", contains: "x".repeat(1_000) }))).not.toThrow();
+		expect(() => checkQuerySize(query, { service: "api", contains })).toThrow("This search is 6,021 bytes as LogQL once its text is escaped, and Loki refuses queries over 5,120 bytes. Shorten `contains`.");
+		expect(() => checkQuerySize(buildLogQuery({ serviceLabel: "service", service: "api", contains: "x".repeat(1_000) }), { service: "api", contains: "x".repeat(1_000) })).not.toThrow();
+	});
+
+	it("names the option that made the search too long: the one longest once escaped (D21)", () => {
+		const service = "s".repeat(100_000);
+		const contains = "\u0001".repeat(900); // 5,400 bytes escaped, shorter than the service
+		const tooLong = (search: { service: string; contains?: string }) => () => checkQuerySize(buildLogQuery({ serviceLabel: "service", ...search }), search);
+
+		expect(tooLong({ service, contains: "payment" })).toThrow(/Shorten `service`\.$/);
+		expect(tooLong({ service, contains })).toThrow(/Shorten `service`\.$/);
+		expect(tooLong({ service: "api", contains })).toThrow(/Shorten `contains`\.$/);
+		expect(() => checkQuerySize("x".repeat(6_000), { query: "x".repeat(6_000) })).toThrow(/Shorten `query`\.$/);
 	});
 
 	it("parses for any user text, and its line filter matches that text literally", () => {

@@ -57,7 +57,7 @@ describe("PostgreSQL pending store", () => {
 	it("brings /logs and /audit paging state back through jsonb with its Dates, bigint cursors and empty first cursor", async () => {
 		const [a, b] = await replicas();
 		const logs = { title: "Logs of api on production", request: { environment: "production", service: "api", start: new Date("2026-11-25T10:00:00.123Z"), end: new Date("2026-11-25T11:00:00Z"), limit: 50, before: { ns: 1_764_064_800_123_456_789n, id: "a1" } } };
-		const audit = { environment: "production", filters: { since: new Date("2026-11-18T00:00:00Z"), until: new Date("2026-11-25T00:00:00Z"), failedOnly: true }, showPii: false, cursors: [undefined, { at: "2026-11-24T10:00:00.000Z", id: "42" }] };
+		const audit = { environment: "production", filters: { since: new Date("2026-11-18T00:00:00Z"), until: new Date("2026-11-25T00:00:00Z"), failedOnly: true }, cursors: [undefined, { at: "2026-11-24T10:00:00.000Z", id: "42" }] };
 
 		const logsToken = await createPostgresPendingStore<typeof logs>(a, "logs", 60_000).put("alice", logs);
 		const auditToken = await createPostgresPendingStore<typeof audit>(a, "audit", 60_000).put("alice", audit);

@@ -80,15 +80,18 @@ export async function startSshd(): Promise<TestSshd> {
 	return { host: "127.0.0.1", port, user: "root", privateKeyPath: join(dir, "client_key"), hostKey, binDir, stop };
 }
 
-/** Writes a `docker` stand-in that records its argv (one line per call) and prints `output` for `docker logs`. */
-export function fakeDocker(binDir: string, output: string, ps = "api|Up 2 hours\n"): { calls: () => string[][] } {
+/**
+ * Writes a `docker` stand-in that records its argv (one line per call, as the call starts) and
+ * prints `output` for `docker logs`; `docker restart` takes `restartSeconds` (a slow container stop).
+ */
+export function fakeDocker(binDir: string, output: string, ps = "api|Up 2 hours\n", options: { restartSeconds?: number } = {}): { calls: () => string[][] } {
 	writeFileSync(join(binDir, "docker.ps"), ps);
 	const callsFile = join(binDir, "docker.calls");
 	rmSync(callsFile, { force: true });
 	writeFileSync(join(binDir, "docker.out"), output);
 	writeFileSync(
 		join(binDir, "docker"),
-		`#!/bin/sh\nprintf '%s\\0' "$@" >> '${callsFile}'\nprintf '\\n' >> '${callsFile}'\ncase "$1" in\n  logs) cat '${join(binDir, "docker.out")}' ;;\n  restart) echo "$2" ;;\n  ps) cat '${join(binDir, "docker.ps")}' 2>/dev/null ;;\n  *) echo "unknown command $1" >&2; exit 1 ;;\nesac\n`,
+		`#!/bin/sh\nprintf '%s\\0' "$@" >> '${callsFile}'\nprintf '\\n' >> '${callsFile}'\ncase "$1" in\n  logs) cat '${join(binDir, "docker.out")}' ;;\n  restart) sleep ${options.restartSeconds ?? 0}; echo "$2" ;;\n  ps) cat '${join(binDir, "docker.ps")}' 2>/dev/null ;;\n  *) echo "unknown command $1" >&2; exit 1 ;;\nesac\n`,
 		{ mode: 0o755 },
 	);
 	return {
