@@ -26,14 +26,33 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 	const ops = { ...config.ops, alerts };
 	const store = alertState.store;
 	if (!store) throw new Error("the context was built without the alert store");
-	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(ops, services.prometheus), actions: (item) => alertActions(ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }) });
+	// Only the replica holding the gateway lease delivers (one pacer and one storm summary per channel); a standby
+	// takes webhooks into the shared store and starts delivering when it takes the lease over.
+	let running: Delivery | undefined;
+	const deliver = () => (running ??= startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(ops, services.prometheus), actions: (item) => alertActions(ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }) }));
+	const standby = options.standby ?? (() => false);
+	const takeover = setInterval(() => {
+		if (!running && !standby()) {
+			log.info("delivering alerts: this replica holds the gateway lease");
+			deliver().wake();
+		}
+	}, 250).unref();
+	if (!standby()) deliver();
+	const delivery: Delivery = {
+		wake: () => running?.wake(),
+		drained: () => (running ? running.drained() : Promise.resolve()),
+		stop: async () => {
+			clearInterval(takeover);
+			await running?.stop();
+		},
+	};
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
 		store,
 		log: log.child({ svc: "alert-receiver" }),
 		onQueued: () => delivery.wake(),
-		discordState: () => (client.isReady() ? "connected" : options.standby?.() ? "standby" : "not connected"),
+		discordState: () => (client.isReady() ? "connected" : standby() ? "standby" : "not connected"),
 	});
 	// METRICS_TOKEN, when set, is the only credential for /metrics: the scraper's secret cannot post alerts, nor AlertManager's scrape.
 	const metricsAuth = config.env.METRICS_TOKEN ? { bearerToken: config.env.METRICS_TOKEN } : { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH };
