@@ -64,7 +64,8 @@ alerts:
 		await admin.connect();
 		await admin.query(`CREATE DATABASE ${database} OWNER opsbot`);
 		await admin.end();
-		pgbouncer = await startPgBouncer(postgres, { databases: [database], poolSize: 4 });
+		// One server connection: every replica's statements share it, as they may with any pool size (PgBouncer picks any).
+		pgbouncer = await startPgBouncer(postgres, { databases: [database], poolSize: 1 });
 		stateUrl = `postgres://opsbot:${encodeURIComponent(postgres.passwords.opsbot)}@127.0.0.1:${pgbouncer.port}/${database}`;
 		double = await startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }] }, channelRateLimit });
 		a = await startReplica();
