@@ -1,6 +1,7 @@
 import type { Client } from "discord.js";
 import type { Config } from "../config.ts";
 import type { Services } from "../context.ts";
+import { withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { alertActions } from "./actions.ts";
@@ -86,7 +87,7 @@ function serveMetrics(app: ReturnType<typeof createReceiver>, metrics: Metrics, 
 	let readable = true;
 	// One store read per scrape serves all three gauges, bounded so a locked or sick store cannot fail the scrape.
 	const readStats = () =>
-		(stats ??= withinBudget(store.stats(), STORE_STATS_BUDGET_MS)
+		(stats ??= withTimeout(store.stats(), STORE_STATS_BUDGET_MS)
 			.then((read) => {
 				if (!readable) log.info("the alert store's figures are readable again");
 				readable = true;
@@ -111,11 +112,3 @@ function serveMetrics(app: ReturnType<typeof createReceiver>, metrics: Metrics, 
 	});
 }
 
-/** `work`'s result, or a rejection once `ms` have passed (the work itself is bounded elsewhere, e.g. by statement_timeout). */
-function withinBudget<T>(work: Promise<T>, ms: number): Promise<T> {
-	let timer: NodeJS.Timeout | undefined;
-	const late = new Promise<never>((_, reject) => {
-		timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-	});
-	return Promise.race([work, late]).finally(() => clearTimeout(timer));
-}
