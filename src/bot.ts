@@ -7,6 +7,7 @@ import { instrumentDiscord } from "./discord/instrument.ts";
 import { createRouter } from "./discord/router.ts";
 import type { Logger } from "./log.ts";
 import { startGatewayLease, type GatewayLease } from "./state/gateway-lease.ts";
+import { waitForStateDatabase } from "./state/wait-for-state.ts";
 
 /** A running opsbot: what `npm start` runs, minus reading the config and the process's signals. */
 export interface Bot {
@@ -27,6 +28,8 @@ export interface Bot {
  * failed, gateway lease lost); the caller stops it and exits non-zero.
  */
 export async function startBot(config: Config, log: Logger, onFatal: (reason: string) => void): Promise<Bot> {
+	// Without its state database opsbot waits (saying so, and on /readyz) rather than exit into a crash loop.
+	if (config.env.STATE_DATABASE_URL) await waitForStateDatabase(config.env.STATE_DATABASE_URL, log.child({ svc: "state" }), { ...(config.ops.alerts ? { listen: config.ops.alerts.listen } : {}) });
 	const { ctx, close } = await createContext(config, log);
 	const router = createRouter(COMMANDS, COMPONENTS, ctx);
 	const client = createDiscordClient({ ...(config.env.DISCORD_API_URL ? { apiUrl: config.env.DISCORD_API_URL } : {}), router, log });

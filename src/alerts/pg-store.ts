@@ -1,4 +1,5 @@
 import pg from "pg";
+import { withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { createPool } from "../pg-pool.ts";
 import type { WebhookPayload } from "./schema.ts";
@@ -407,10 +408,8 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 				await client.query("LOCK TABLE opsbot_state.groups, opsbot_state.outbox IN ROW EXCLUSIVE MODE");
 				await client.query("INSERT INTO opsbot_state.readiness (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
 			});
-			let timer: NodeJS.Timeout | undefined;
-			// Also bounds the wait for a pool connection, which the timeouts above do not cover.
-			const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), WRITABLE_PROBE_MS + 1_000)));
-			return Promise.race([probe.then(() => true, () => false), late]).finally(() => clearTimeout(timer));
+			// withTimeout also bounds the wait for a pool connection, which the timeouts above do not cover.
+			return withTimeout(probe, WRITABLE_PROBE_MS + 1_000).then(() => true, () => false);
 		},
 		async group(id) {
 			const { rows } = await pool.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 AND last_payload IS NOT NULL", [id]);

@@ -1,6 +1,7 @@
 import type { Client } from "discord.js";
 import type { Config } from "../config.ts";
 import type { Services } from "../context.ts";
+import { withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { alertActions } from "./actions.ts";
@@ -26,14 +27,33 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 	const ops = { ...config.ops, alerts };
 	const store = alertState.store;
 	if (!store) throw new Error("the context was built without the alert store");
-	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(ops, services.prometheus), actions: (item) => alertActions(ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }), onPause: (channel, stopped) => metrics.deliveryStopped.set({ channel }, stopped ? 1 : 0) });
+	// Only the replica holding the gateway lease delivers (one pacer and one storm summary per channel); a standby
+	// takes webhooks into the shared store and starts delivering when it takes the lease over.
+	let running: Delivery | undefined;
+	const deliver = () => (running ??= startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(ops, services.prometheus), actions: (item) => alertActions(ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }), onPause: (channel, stopped) => metrics.deliveryStopped.set({ channel }, stopped ? 1 : 0) }));
+	const standby = options.standby ?? (() => false);
+	const takeover = setInterval(() => {
+		if (!running && !standby()) {
+			log.info("delivering alerts: this replica holds the gateway lease");
+			deliver().wake();
+		}
+	}, 250).unref();
+	if (!standby()) deliver();
+	const delivery: Delivery = {
+		wake: () => running?.wake(),
+		drained: () => (running ? running.drained() : Promise.resolve()),
+		stop: async () => {
+			clearInterval(takeover);
+			await running?.stop();
+		},
+	};
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
 		store,
 		log: log.child({ svc: "alert-receiver" }),
 		onQueued: () => delivery.wake(),
-		discordState: () => (client.isReady() ? "connected" : options.standby?.() ? "standby" : "not connected"),
+		discordState: () => (client.isReady() ? "connected" : standby() ? "standby" : "not connected"),
 	});
 	// METRICS_TOKEN, when set, is the only credential for /metrics: the scraper's secret cannot post alerts, nor AlertManager's scrape.
 	const metricsAuth = config.env.METRICS_TOKEN ? { bearerToken: config.env.METRICS_TOKEN } : { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH };
@@ -67,7 +87,7 @@ function serveMetrics(app: ReturnType<typeof createReceiver>, metrics: Metrics, 
 	let readable = true;
 	// One store read per scrape serves all three gauges, bounded so a locked or sick store cannot fail the scrape.
 	const readStats = () =>
-		(stats ??= withinBudget(store.stats(), STORE_STATS_BUDGET_MS)
+		(stats ??= withTimeout(store.stats(), STORE_STATS_BUDGET_MS)
 			.then((read) => {
 				if (!readable) log.info("the alert store's figures are readable again");
 				readable = true;
@@ -92,11 +112,3 @@ function serveMetrics(app: ReturnType<typeof createReceiver>, metrics: Metrics, 
 	});
 }
 
-/** `work`'s result, or a rejection once `ms` have passed (the work itself is bounded elsewhere, e.g. by statement_timeout). */
-function withinBudget<T>(work: Promise<T>, ms: number): Promise<T> {
-	let timer: NodeJS.Timeout | undefined;
-	const late = new Promise<never>((_, reject) => {
-		timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-	});
-	return Promise.race([work, late]).finally(() => clearTimeout(timer));
-}

@@ -56,22 +56,7 @@ export function openStateDatabase(url: string, log: Logger): StateDatabase {
 		},
 	}, log, "state database");
 	let ready: Promise<void> | undefined;
-	const migrate = async () => {
-		const client = await pool.connect();
-		try {
-			await client.query("BEGIN");
-			// Replicas starting together create the tables one at a time.
-			await client.query("SELECT pg_advisory_xact_lock(hashtext('opsbot_state.migrations'))");
-			for (const sql of SCHEMA) await client.query(sql);
-			await client.query("COMMIT");
-		} catch (err) {
-			let broken: Error | undefined;
-			await client.query("ROLLBACK").catch((rollbackErr: unknown) => (broken = rollbackErr as Error));
-			client.release(broken);
-			throw err;
-		}
-		client.release();
-	};
+	const migrate = () => createSchema(pool, SCHEMA);
 	return {
 		url,
 		async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) {
@@ -85,4 +70,26 @@ export function openStateDatabase(url: string, log: Logger): StateDatabase {
 		},
 		close: () => pool.end(),
 	};
+}
+
+/**
+ * Runs idempotent DDL (IF NOT EXISTS) in one transaction under the migrations advisory lock, so
+ * replicas starting together create the tables one at a time. A transaction-level lock, so it works
+ * through PgBouncer in transaction mode.
+ */
+export async function createSchema(pool: pg.Pool, statements: readonly string[]): Promise<void> {
+	const client = await pool.connect();
+	try {
+		await client.query("BEGIN");
+		await client.query("SELECT pg_advisory_xact_lock(hashtext('opsbot_state.migrations'))");
+		for (const sql of statements) await client.query(sql);
+		await client.query("COMMIT");
+	} catch (err) {
+		// A connection that cannot roll back (dropped by the server) leaves the pool.
+		let broken: Error | undefined;
+		await client.query("ROLLBACK").catch((rollbackErr: unknown) => (broken = rollbackErr as Error));
+		client.release(broken);
+		throw err;
+	}
+	client.release();
 }

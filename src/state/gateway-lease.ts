@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.ts";
 import { createPool } from "../pg-pool.ts";
+import { createSchema } from "./db.ts";
 
 /** Which replica holds the Discord gateway. */
 export interface GatewayLease {
@@ -44,18 +45,7 @@ export function startGatewayLease(options: { url: string; log: Logger; pollMs?: 
 
 	const claim = async (): Promise<boolean> => {
 		if (!schemaReady) {
-			const client = await pool.connect();
-			try {
-				await client.query("BEGIN");
-				await client.query("SELECT pg_advisory_xact_lock(hashtext('opsbot_state.migrations'))");
-				for (const sql of SCHEMA) await client.query(sql);
-				await client.query("COMMIT");
-				client.release();
-			} catch (err) {
-				await client.query("ROLLBACK").catch(() => undefined);
-				client.release(err as Error);
-				throw err;
-			}
+			await createSchema(pool, SCHEMA);
 			schemaReady = true;
 		}
 		const sentAt = performance.now();

@@ -166,6 +166,8 @@ export interface DiscordDouble {
 	interactionResponse(interactionId: string): InteractionResponse | undefined;
 	originalMessage(interactionId: string): StoredMessage | undefined;
 	channelMessages(channelId: string): StoredMessage[];
+	/** Gateway (WebSocket) sessions open right now: one per bot process holding the gateway. */
+	gatewaySessions(): number;
 	failNext(rule: FaultRule): void;
 	/**
 	 * Holds the next matching request before handling it, until `release()`: a Discord slow to answer
@@ -697,6 +699,7 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			const messageId = interactions.get(id)?.messageId;
 			return messageId ? messages.get(messageId) : undefined;
 		},
+		gatewaySessions: () => sockets.size,
 		channelMessages: (channelId) => [...messages.values()].filter((x) => x.channel_id === channelId && !x.interactionId),
 		failNext(rule) {
 			faults.push({ ...rule, remaining: rule.count ?? 1 });

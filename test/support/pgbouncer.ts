@@ -22,7 +22,7 @@ export interface TestPgBouncer {
 }
 
 /** Starts PgBouncer 1.18 as the `postgres` user (it refuses to run as root). */
-export async function startPgBouncer(postgres: Pick<TestPostgres, "port" | "passwords">, options: { poolSize?: number } = {}): Promise<TestPgBouncer> {
+export async function startPgBouncer(postgres: Pick<TestPostgres, "port" | "passwords">, options: { poolSize?: number; databases?: readonly string[] } = {}): Promise<TestPgBouncer> {
 	requireBinary(PGBOUNCER, "PgBouncer", "pgbouncer");
 	const { uid, gid } = userIds("postgres");
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-pgb-"));
@@ -40,7 +40,7 @@ export async function startPgBouncer(postgres: Pick<TestPostgres, "port" | "pass
 		"userlist.txt": users.map(([u, p]) => `"${u}" "${p}"`).join("\n") + "\n",
 		"pgbouncer.ini": `[databases]
 appdb = host=127.0.0.1 port=${postgres.port} dbname=appdb
-[pgbouncer]
+${(options.databases ?? []).map((db) => `${db} = host=127.0.0.1 port=${postgres.port} dbname=${db}\n`).join("")}[pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = ${port}
 unix_socket_dir = ${dir}

@@ -1,0 +1,124 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
+import { payload } from "../support/alert-fixtures.ts";
+import { spawnMain, type MainProcess } from "../support/main-process.ts";
+import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
+import { freePort } from "../support/proc.ts";
+
+const CHANNEL = "400000000000000001";
+const webhookToken = randomBytes(24).toString("hex");
+// Discord's per-channel limit, as the double enforces it.
+const channelRateLimit = { count: 5, windowMs: 5_000 };
+
+interface Replica {
+	readonly process: MainProcess;
+	readonly webhookUrl: string;
+	logged(msg: string): boolean;
+}
+
+async function until(probe: () => boolean, timeoutMs: number, why: () => string = () => ""): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!probe()) {
+		if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms\n${why()}`);
+		await new Promise((resolve) => setTimeout(resolve, 50));
+	}
+}
+
+const title = (m: StoredMessage) => String((m.embeds[0] as { title?: string } | undefined)?.title ?? "");
+
+/**
+ * D2 and D7: two replicas whose state database is reached through PgBouncer in transaction mode (a
+ * real PgBouncer). Exactly one holds the gateway and delivers; kill -9 of it hands both over.
+ */
+describe("two replicas behind PgBouncer in transaction mode", () => {
+	const postgres = inject("postgres");
+	let pgbouncer: TestPgBouncer;
+	let double: DiscordDouble;
+	let a: Replica;
+	let b: Replica;
+	let stateUrl: string;
+
+	async function startReplica(): Promise<Replica> {
+		const port = await freePort();
+		const ops = `discord: { guildId: "${double.guildId}" }
+environments: { production: {} }
+stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-replica-"))}
+alerts:
+  listen: { host: 127.0.0.1, port: ${port} }
+  defaultChannel: "${CHANNEL}"
+`;
+		const main = spawnMain(ops, { LOG_LEVEL: "debug", DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, STATE_DATABASE_URL: stateUrl, WEBHOOK_TOKEN: webhookToken });
+		const logged = (msg: string) => main.logs().some((l) => l.msg === msg);
+		await until(() => logged("alert receiver listening") && (logged("connected to Discord") || logged("standing by: another replica holds the Discord gateway")), 20_000, () => main.output().slice(-3_000));
+		return { process: main, webhookUrl: `http://127.0.0.1:${port}`, logged };
+	}
+
+	beforeAll(async () => {
+		const database = `opsbot_pgb_replicas_${process.pid}`;
+		const admin = new pg.Client({ connectionString: postgres.superuserUrl });
+		await admin.connect();
+		await admin.query(`CREATE DATABASE ${database} OWNER opsbot`);
+		await admin.end();
+		// One server connection: every replica's statements share it, as they may with any pool size (PgBouncer picks any).
+		pgbouncer = await startPgBouncer(postgres, { databases: [database], poolSize: 1 });
+		stateUrl = `postgres://opsbot:${encodeURIComponent(postgres.passwords.opsbot)}@127.0.0.1:${pgbouncer.port}/${database}`;
+		double = await startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }] }, channelRateLimit });
+		a = await startReplica();
+		b = await startReplica();
+	}, 60_000);
+	afterAll(async () => {
+		for (const r of [a, b]) {
+			if (r && r.process.child.exitCode === null && r.process.child.signalCode === null) {
+				r.process.child.kill("SIGTERM");
+				await r.process.exited;
+			}
+		}
+		await double?.close();
+		await pgbouncer?.stop();
+	});
+
+	const post = (r: Replica, name: string) =>
+		fetch(`${r.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${webhookToken}`, "content-type": "application/json" },
+			body: JSON.stringify(payload(2, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity: "warning" } })),
+		}).then((res) => res.status);
+
+	it("lets exactly one replica hold the gateway: one gateway session, the other stands by", async () => {
+		// Longer than a standby's poll (5 s): a second holder would have connected by now.
+		await new Promise((resolve) => setTimeout(resolve, 6_000));
+
+		expect(double.gatewaySessions()).toBe(1);
+		expect([a.logged("connected to Discord"), b.logged("connected to Discord")]).toEqual([true, false]);
+		expect(b.logged("standing by: another replica holds the Discord gateway")).toBe(true);
+	});
+
+	it("sends one storm summary and no 429 for 40 groups split between the replicas, each group posted once", { timeout: 120_000 }, async () => {
+		const names = Array.from({ length: 40 }, (_, i) => `Split${i}`);
+
+		const statuses = await Promise.all(names.map((name, i) => post(i % 2 === 0 ? a : b, name)));
+		const summaries = () => double.channelMessages(CHANNEL).filter((m) => title(m).includes("Alert storm"));
+		await double.waitFor(() => names.every((n) => double.channelMessages(CHANNEL).some((m) => title(m).startsWith(`🔥 ${n} `))) && summaries().some((m) => /Alert storm over/.test(title(m))), 90_000);
+
+		expect(statuses.every((s) => s === 202)).toBe(true);
+		expect(summaries()).toHaveLength(1);
+		expect(double.requests.filter((r) => r.status === 429)).toEqual([]);
+		for (const n of names) expect(double.channelMessages(CHANNEL).filter((m) => title(m).startsWith(`🔥 ${n} `)), n).toHaveLength(1);
+	});
+
+	it("hands the gateway and delivery to the standby after kill -9 of the holder", { timeout: 60_000 }, async () => {
+		a.process.child.kill("SIGKILL");
+		await a.process.exited;
+		await until(() => b.logged("connected to Discord"), 30_000, () => b.process.output().slice(-3_000));
+		const status = await post(b, "AfterTakeover");
+		await double.waitFor(() => double.channelMessages(CHANNEL).some((m) => title(m).startsWith("🔥 AfterTakeover ")), 20_000);
+
+		expect(status).toBe(202);
+		expect(double.gatewaySessions()).toBe(1);
+	});
+});
