@@ -45,6 +45,8 @@ const HttpCheck = z.strictObject({
 
 const Postgres = z.strictObject({
 	urlEnv: EnvName,
+	/** Env var with the URL SQL checks run under: a role of their own, without pg_signal_backend (default: urlEnv's). */
+	checksUrlEnv: EnvName.optional(),
 	timeoutMs: Millis.default(5_000),
 	/** opsbot's own pool per database; small so it never causes the exhaustion it reports. */
 	maxConnections: z.number().int().min(1).max(10).default(2),
@@ -129,6 +131,14 @@ const HostCheck = z
 		if (load?.degraded !== undefined && load.down !== undefined && load.degraded >= load.down) ctx.addIssue({ code: "custom", message: "degraded must be below down", path: ["loadPerCore", "degraded"] });
 	});
 
+/**
+ * Functions a READ ONLY transaction still lets through and that act beyond the check: signal other
+ * sessions, take locks that outlive it, change session settings, notify, write WAL, assign an xid,
+ * reload or switch server state. Refused by name at config load; the run also rolls back and drops
+ * advisory locks (custom-checks.ts), and a role of its own (checksUrlEnv) is the real boundary.
+ */
+const SIDE_EFFECT_FUNCTIONS = /\b(pg_terminate_backend|pg_cancel_backend|pg_(try_)?advisory_(xact_)?lock(_shared)?|pg_advisory_unlock(_all|_shared)?|set_config|pg_notify|pg_logical_emit_message|txid_current(_if_assigned)?|pg_current_xact_id(_if_assigned)?|pg_reload_conf|pg_rotate_logfile|pg_switch_wal|pg_create_restore_point|pg_promote|pg_log_backend_memory_contexts|dblink\w*)\b/i;
+
 /** A check of the team's own: one number from PromQL or a read-only SQL query, judged against thresholds. */
 const CustomCheck = z
 	.strictObject({
@@ -146,6 +156,8 @@ const CustomCheck = z
 	.superRefine((check, ctx) => {
 		if ((check.promql === undefined) === (check.sql === undefined)) ctx.addIssue({ code: "custom", message: "give exactly one of promql or sql", path: [] });
 		if (check.sql !== undefined && /\$\d/.test(check.sql)) ctx.addIssue({ code: "custom", message: "checks take no parameters ($1, $2, ...): write the values into the query", path: ["sql"] });
+		const sideEffect = check.sql?.match(SIDE_EFFECT_FUNCTIONS)?.[0];
+		if (sideEffect) ctx.addIssue({ code: "custom", message: `calls ${sideEffect.toLowerCase()}, which acts outside the check (sessions, locks, settings, notifications or WAL); a check only reads`, path: ["sql"] });
 		const { degraded, down } = check;
 		if (degraded !== undefined && down !== undefined && (check.direction === "above" ? degraded >= down : degraded <= down)) {
 			ctx.addIssue({ code: "custom", message: `with direction ${check.direction}, degraded must be ${check.direction === "above" ? "below" : "above"} down`, path: ["degraded"] });
@@ -293,6 +305,8 @@ export const EnvSchema = z.object({
 	OPSBOT_CONFIG: z.string().min(1).default("./opsbot.yaml"),
 	WEBHOOK_TOKEN: z.string().min(16, "must be at least 16 characters (e.g. `openssl rand -base64 24`)").optional(),
 	WEBHOOK_BASIC_AUTH: z.string().regex(/^[^:]+:.{12,}$/, "must be user:password with a password of 12+ characters").optional(),
+	/** When set, the only credential that opens /metrics (the webhook's credentials no longer do). */
+	METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
 	STATE_DATABASE_URL: OptionalSecret,
 	LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 	LOG_PRETTY: z.stringbool().default(false),
@@ -452,6 +466,7 @@ function referencedEnvVars(ops: OpsFile): { at: string; name: string }[] {
 	for (const [envName, e] of Object.entries(ops.environments)) {
 		const at = `environments.${envName}`;
 		if (e.postgres) refs.push({ at: `${at}.postgres.urlEnv`, name: e.postgres.urlEnv });
+		if (e.postgres?.checksUrlEnv) refs.push({ at: `${at}.postgres.checksUrlEnv`, name: e.postgres.checksUrlEnv });
 		if (e.pgbouncer) refs.push({ at: `${at}.pgbouncer.adminUrlEnv`, name: e.pgbouncer.adminUrlEnv });
 		if (e.loki?.basicAuthEnv) refs.push({ at: `${at}.loki.basicAuthEnv`, name: e.loki.basicAuthEnv });
 		if (e.ssh) refs.push({ at: `${at}.ssh.keyFileEnv`, name: e.ssh.keyFileEnv });

@@ -91,7 +91,8 @@ export async function createContext(config: Config, log: Logger, options: { with
 		const pg = findEnvironment(config.ops, environment)?.postgres;
 		const url = pg ? secret(pg.urlEnv) : undefined;
 		if (!pg || !url) return undefined;
-		return { url, maxConnections: pg.maxConnections, statementTimeoutMs: config.ops.audit.statementTimeoutMs, applicationName: "opsbot" };
+		const checksUrl = pg.checksUrlEnv ? secret(pg.checksUrlEnv) : undefined;
+		return { url, ...(checksUrl ? { checksUrl } : {}), maxConnections: pg.maxConnections, statementTimeoutMs: config.ops.audit.statementTimeoutMs, applicationName: "opsbot" };
 	}, log.child({ svc: "postgres" }));
 	const stateUrl = config.env.STATE_DATABASE_URL;
 	const stateDb = stateUrl ? openStateDatabase(stateUrl, log.child({ svc: "state" })) : undefined;

@@ -23,8 +23,14 @@ export interface Metrics {
 	readonly deliveryFailures: Counter<"kind">;
 	/** Restarts and silences from alert buttons, by result. */
 	readonly alertActions: Counter<"action" | "result">;
-	/** Adds a gauge whose value is read when Prometheus scrapes (state held elsewhere, e.g. the store). */
-	gaugeAtScrape<L extends string>(name: string, help: string, labelNames: readonly L[], read: () => Promise<readonly { labels: Record<L, string>; value: number }[]>): void;
+	/** 1 while a channel's alert delivery is stopped after a failure, mostly of the alert store (disk full, database down). */
+	readonly deliveryStopped: Gauge<"channel">;
+	/**
+	 * Adds a gauge whose value is read when Prometheus scrapes (state held elsewhere, e.g. the store).
+	 * A read that fails never fails the scrape: the series last read are reported as NaN (stale) and
+	 * `onError` hears why, so process and Discord metrics still arrive when the store is stuck.
+	 */
+	gaugeAtScrape<L extends string>(name: string, help: string, labelNames: readonly L[], read: () => Promise<readonly { labels: Record<L, string>; value: number }[]>, onError?: (err: unknown) => void): void;
 }
 
 // Interactions answer in milliseconds to seconds; Discord's deadline for the first response is 3 s.
@@ -44,7 +50,9 @@ export function createMetrics(): Metrics {
 		discordRequests: new Counter({ name: "opsbot_discord_requests_total", help: "Discord API requests, by route, method and status.", labelNames: ["route", "method", "status"], registers }),
 		deliveryFailures: new Counter({ name: "opsbot_alert_delivery_failures_total", help: "Alert messages that could not be sent, by kind (refused, transient, local).", labelNames: ["kind"], registers }),
 		alertActions: new Counter({ name: "opsbot_alert_actions_total", help: "Restarts and silences from alert buttons, by action and result.", labelNames: ["action", "result"], registers }),
-		gaugeAtScrape(name, help, labelNames, read) {
+		deliveryStopped: new Gauge({ name: "opsbot_alert_delivery_stopped", help: "1 while a channel's alert delivery is stopped after a failure, mostly of the alert store (disk full, database down).", labelNames: ["channel"], registers }),
+		gaugeAtScrape(name, help, labelNames, read, onError) {
+			let last: Awaited<ReturnType<typeof read>> = [];
 			new Gauge({
 				name,
 				help,
@@ -52,7 +60,13 @@ export function createMetrics(): Metrics {
 				registers,
 				async collect() {
 					this.reset();
-					for (const { labels, value } of await read()) this.set(labels, value);
+					try {
+						last = await read();
+						for (const { labels, value } of last) this.set(labels, value);
+					} catch (err) {
+						for (const { labels } of last) this.set(labels, Number.NaN);
+						onError?.(err);
+					}
 				},
 			});
 		},

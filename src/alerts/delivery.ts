@@ -6,14 +6,26 @@ import { renderAlertGroup, renderStormOver, renderStormSummary, type AlertAction
 import { CHANNEL_BUDGET, createChannelPacer, STORM_AFTER_MS, stormNonce, stormView, type ChannelBudget, type ChannelLimitInfo } from "./storm.ts";
 import type { AlertStore, ChannelBacklog, OutboxItem, StormSummary } from "./store.ts";
 
-/** What delivery sends: one group's message, or a channel's storm summary. */
-export type OutgoingMessage = AlertMessage | SummaryMessage;
+/** An attachment of a message Discord holds: its id and file name. */
+export interface SentAttachment {
+	readonly id: string;
+	readonly filename: string;
+}
+
+/** What delivery sends: one group's message, or a channel's storm summary; on an edit, attachments to keep. */
+export type OutgoingMessage = (AlertMessage | SummaryMessage) & { readonly kept?: readonly SentAttachment[] };
+
+/** A message as Discord's answer to a post or an edit describes it. */
+export interface SentMessage {
+	readonly id: string;
+	readonly attachments: readonly SentAttachment[];
+}
 
 /** How alert messages reach Discord: as the bot, in channels (not webhooks: they must stay editable). */
 export interface DiscordSender {
 	/** Posts a new message; `nonce` with enforce_nonce makes a repeated post return the first message. */
-	post(channel: string, message: OutgoingMessage, nonce: string): Promise<string>;
-	edit(channel: string, messageId: string, message: OutgoingMessage): Promise<void>;
+	post(channel: string, message: OutgoingMessage, nonce: string): Promise<SentMessage>;
+	edit(channel: string, messageId: string, message: OutgoingMessage): Promise<SentMessage>;
 	/** Registers `listener` for what Discord's answers say about each channel's message bucket. */
 	onChannelLimit?(listener: (channel: string, info: ChannelLimitInfo) => void): void;
 }
@@ -24,10 +36,14 @@ function body(message: OutgoingMessage) {
 		embeds: "embeds" in message ? message.embeds : [message.embed],
 		allowed_mentions: message.allowedMentions,
 		components: message.components,
-		// Listing attachments replaces the old files on edit; an empty list removes them.
-		attachments: message.files.map((f, id) => ({ id, filename: f.name })),
+		// On edit the list is what the message keeps: attachments it has (by their id, not uploaded again)
+		// and the new files (by their index); one it does not list is removed, so an empty list removes all.
+		attachments: [...(message.kept ?? []).map((a) => ({ id: a.id })), ...message.files.map((f, id) => ({ id, filename: f.name }))],
 	};
 }
+
+type MessageAnswer = { id: string; attachments?: { id: string; filename: string }[] };
+const sentMessage = (answer: MessageAnswer): SentMessage => ({ id: answer.id, attachments: (answer.attachments ?? []).map((a) => ({ id: a.id, filename: a.filename })) });
 
 const CHANNEL_MESSAGES = /\/channels\/(\d+)\/messages/;
 
@@ -40,11 +56,10 @@ export function restSender(rest: REST): DiscordSender {
 	const files = (m: OutgoingMessage) => (m.files.length > 0 ? { files: m.files.map((f) => ({ name: f.name, data: f.data })) } : {});
 	return {
 		async post(channel, message, nonce) {
-			const created = (await rest.post(Routes.channelMessages(channel), { body: { ...body(message), nonce, enforce_nonce: true }, ...files(message) })) as { id: string };
-			return created.id;
+			return sentMessage((await rest.post(Routes.channelMessages(channel), { body: { ...body(message), nonce, enforce_nonce: true }, ...files(message) })) as MessageAnswer);
 		},
 		async edit(channel, messageId, message) {
-			await rest.patch(Routes.channelMessage(channel, messageId), { body: body(message), ...files(message) });
+			return sentMessage((await rest.patch(Routes.channelMessage(channel, messageId), { body: body(message), ...files(message) })) as MessageAnswer);
 		},
 		onChannelLimit(listener) {
 			const header = (headers: { get(name: string): string | null }, name: string) => {
@@ -86,6 +101,17 @@ export function backoffMs(attempts: number): number {
 /** A summary showing nothing new (counts, links, resolutions) is edited at most this often while group messages wait. */
 export const SUMMARY_REFRESH_MS = 10_000;
 
+/**
+ * A lone new alert waits this long for its chart, so a quick Prometheus gives one message with the
+ * chart; past it (or when other groups wait behind it) the message goes without, and an edit adds the
+ * chart when it is drawn. Edits never wait.
+ */
+export const CHART_WAIT_MS = 1_000;
+
+/** Charts kept in memory for their episode's later edits (until the message's chart attachment is recorded). */
+const CHART_CACHE = 64;
+const CHART_FILE = "chart.png";
+
 /** What startDelivery needs. */
 export interface DeliveryDeps {
 	readonly store: AlertStore;
@@ -102,6 +128,34 @@ export interface DeliveryDeps {
 	readonly stormAfterMs?: number;
 	/** Told of every failed send, by kind (for /metrics). */
 	readonly onFailure?: (failure: SendFailure) => void;
+	/** Told when a channel's delivery stops because the store failed (true), and when it goes on again (false). */
+	readonly onPause?: (channel: string, paused: boolean) => void;
+	/** How long a lone new alert waits for its chart (default CHART_WAIT_MS). */
+	readonly chartWaitMs?: number;
+}
+
+/** A chart of one group episode: being drawn, drawn, or none to be had (no expression, Prometheus failed). */
+interface EpisodeChart {
+	png: Buffer | undefined;
+	settled: boolean;
+	readonly drawn: Promise<void>;
+	/** A message of the episode went out without the chart while it was being drawn: edit it in when drawn. */
+	missed: boolean;
+}
+
+/** A message Discord accepted whose bookkeeping the store could not write (yet). */
+interface Unrecorded {
+	readonly itemId: number;
+	readonly messageId: string;
+	readonly chartAttachment: string | null;
+}
+
+/** A channel whose worker stopped on a failure, and when to look again. */
+interface Pause {
+	attempts: number;
+	until: number;
+	/** The store could not be written when the worker stopped. */
+	storeDown: boolean;
 }
 
 /** A channel's storm as this process knows it: the stored summary, and what it last showed. */
@@ -128,6 +182,11 @@ function summaryKey(message: SummaryMessage): string {
 	return hash.digest("base64");
 }
 
+/** The store failed after Discord took a message: not a failed send, so it is never sent again. */
+class StoreFailure extends Error {
+	override readonly name = "StoreFailure";
+}
+
 const live = (summary: StormSummary | undefined): summary is StormSummary => summary !== undefined && summary.state !== "over";
 const isUnknownMessage = (err: unknown) => err instanceof DiscordAPIError && err.code === 10008;
 // A worker of a storm with nothing to do looks again after this, unless woken earlier.
@@ -147,6 +206,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	const pacer = createChannelPacer(deps.budget ?? CHANNEL_BUDGET);
 	deps.sender.onChannelLimit?.((channel, info) => pacer.learn(channel, info));
 	const stormAfterMs = deps.stormAfterMs ?? STORM_AFTER_MS;
+	const chartWaitMs = deps.chartWaitMs ?? CHART_WAIT_MS;
 	const busy = new Map<string, Promise<void>>();
 	const storms = new Map<string, ChannelStorm>();
 	let stormChannels: Set<string> | undefined;
@@ -174,7 +234,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 
 	/** The sender, each write paced and counted against its channel's budget. */
 	const sender = {
-		async post(channel: string, message: OutgoingMessage, nonce: string): Promise<string> {
+		async post(channel: string, message: OutgoingMessage, nonce: string): Promise<SentMessage> {
 			await paced(channel);
 			const done = pacer.begin(channel);
 			try {
@@ -183,54 +243,137 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 				done();
 			}
 		},
-		async edit(channel: string, messageId: string, message: OutgoingMessage): Promise<void> {
+		async edit(channel: string, messageId: string, message: OutgoingMessage): Promise<SentMessage> {
 			await paced(channel);
 			const done = pacer.begin(channel);
 			try {
-				await deps.sender.edit(channel, messageId, message);
+				return await deps.sender.edit(channel, messageId, message);
 			} finally {
 				done();
 			}
 		},
 	};
 
-	/** Edits the group's message, or posts it (again, if someone deleted it); returns the message id. */
-	async function send(item: OutboxItem, message: AlertMessage): Promise<string> {
-		if (item.messageId) {
+	/**
+	 * Edits the group's message, or posts it (again, if someone deleted it). `reposted` renders the
+	 * message for a new post: an attachment the deleted message had cannot be kept.
+	 */
+	async function send(item: OutboxItem, messageId: string | null, message: AlertMessage & { kept?: readonly SentAttachment[] }, reposted: () => AlertMessage): Promise<SentMessage> {
+		if (messageId) {
 			try {
-				await sender.edit(item.channel, item.messageId, message);
-				return item.messageId;
+				return await sender.edit(item.channel, messageId, message);
 			} catch (err) {
 				// Someone deleted the message: post it again rather than lose the update.
 				if (!isUnknownMessage(err)) throw err;
 			}
+			return sender.post(item.channel, reposted(), item.nonce);
 		}
 		return sender.post(item.channel, message, item.nonce);
 	}
 
-	async function deliver(item: OutboxItem): Promise<"done" | "retry"> {
-		// A chart that cannot be drawn (Prometheus down, no expression) never holds the alert back.
-		const chart = item.payload.status === "firing" ? await deps.chart?.(item.payload).catch((err: unknown) => void deps.log.info({ err }, "no chart for alert")) : undefined;
-		const render = (withoutAttachments: boolean) =>
-			renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole, chart: chart ?? undefined, ack: item.ack, silence: item.silence, restart: item.restart, withoutAttachments, ...(deps.actions ? { actions: deps.actions(item) } : {}) });
-		const log = deps.log.child({ groupId: item.groupId, channel: item.channel });
-		let message: AlertMessage | undefined;
+	const charts = new Map<string, EpisodeChart>();
+	const episodeKey = (item: Pick<OutboxItem, "groupId" | "episode">) => `${item.groupId}:${item.episode}`;
+
+	/**
+	 * The episode's chart: drawn once per episode, whatever edits follow; undefined when there is none
+	 * (yet). A new one is started only when `start`; its first message waits for it up to `waitMs`.
+	 */
+	async function chartOf(item: OutboxItem, waitMs: number, start: boolean): Promise<EpisodeChart | undefined> {
+		const key = episodeKey(item);
+		let chart = charts.get(key);
+		if (!chart && deps.chart && start) {
+			const entry: EpisodeChart = { png: undefined, settled: false, missed: false, drawn: Promise.resolve() };
+			const drawn = deps
+				.chart(item.payload)
+				.then((png) => void (entry.png = png))
+				// A chart that cannot be drawn (Prometheus down, no expression) never holds the alert back.
+				.catch((err: unknown) => deps.log.info({ err, groupId: item.groupId }, "no chart for alert"))
+				.finally(() => {
+					entry.settled = true;
+					if (entry.png && entry.missed) void chartReady(item);
+				});
+			chart = Object.assign(entry, { drawn });
+			charts.set(key, chart);
+			for (const old of charts.keys()) {
+				if (charts.size <= CHART_CACHE) break;
+				charts.delete(old);
+			}
+		}
+		if (chart && !chart.settled && waitMs > 0) {
+			let timer: NodeJS.Timeout | undefined;
+			await Promise.race([chart.drawn, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+			clearTimeout(timer);
+		}
+		return chart;
+	}
+
+	/** A chart drawn after its message went out: an edit through the outbox adds it. */
+	async function chartReady(item: OutboxItem): Promise<void> {
 		try {
-			message = render(false);
-			await deps.store.delivered(item, await send(item, message));
+			await deps.store.refresh(item.groupId, item.episode);
+			wakeUp();
+		} catch (err) {
+			deps.log.warn({ err, groupId: item.groupId }, "the alert's chart is drawn but its edit could not be queued; the next update of the message adds it");
+		}
+	}
+
+	/** Messages Discord accepted but the store has not recorded, by group episode: never posted again. */
+	const unrecorded = new Map<string, Unrecorded>();
+
+	/** Records a sent message; when the store cannot, remembers it so it is recorded later and never sent again. */
+	async function record(item: OutboxItem, sent: Unrecorded): Promise<void> {
+		const key = episodeKey(item);
+		try {
+			await deps.store.delivered(item, sent.messageId, sent.chartAttachment);
+		} catch (err) {
+			unrecorded.set(key, sent);
+			throw new StoreFailure("the store could not record a delivered alert message", { cause: err });
+		}
+		unrecorded.delete(key);
+	}
+
+	async function deliver(item: OutboxItem, chartWaitMs: number, chartsAllowed: boolean): Promise<"done" | "retry"> {
+		const log = deps.log.child({ groupId: item.groupId, channel: item.channel });
+		const earlier = unrecorded.get(episodeKey(item));
+		// Sent already, only the store did not say so: record it, never send it again.
+		if (earlier && earlier.itemId >= item.id) {
+			await record(item, earlier);
 			return "done";
+		}
+		const messageId = item.messageId ?? earlier?.messageId ?? null;
+		const firing = item.payload.status === "firing";
+		// The chart of the message, once attached, is kept on every edit: not drawn nor uploaded again.
+		const attachedId = firing && messageId ? (item.chartAttachment ?? earlier?.chartAttachment ?? null) : null;
+		const chart = firing && !attachedId ? await chartOf(item, messageId ? 0 : chartWaitMs, chartsAllowed) : undefined;
+		const png = chart?.png;
+		const render = (options: { withoutAttachments: boolean; keep: boolean }): AlertMessage & { kept?: readonly SentAttachment[] } => {
+			const keep = options.keep && attachedId !== null && !options.withoutAttachments;
+			// The kept chart is drawn already: any bytes make the view show it; the file is not sent again.
+			const message = renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole, chart: keep ? Buffer.alloc(0) : png, ack: item.ack, silence: item.silence, restart: item.restart, withoutAttachments: options.withoutAttachments, ...(deps.actions ? { actions: deps.actions(item) } : {}) });
+			return keep ? { ...message, files: message.files.filter((f) => f.name !== CHART_FILE), kept: [{ id: attachedId, filename: CHART_FILE }] } : message;
+		};
+		const message = render({ withoutAttachments: false, keep: true });
+		let sent: SentMessage;
+		try {
+			sent = await send(item, messageId, message, () => render({ withoutAttachments: false, keep: false }));
 		} catch (err) {
 			const failure = classifySendError(err);
-			if (failure === "transient" || !message || message.files.length === 0) return failed(item, failure, err);
+			if (failure === "transient" || message.files.length === 0) return failed(item, failure, err);
 			// A picture or list that cannot be attached never takes the alert's text with it.
 			log.error({ err, files: message.files.map((f) => f.name), failure }, "alert attachments could not be sent; sending the message without them");
+			try {
+				sent = await send(item, messageId, render({ withoutAttachments: true, keep: false }), () => render({ withoutAttachments: true, keep: false }));
+			} catch (err2) {
+				return failed(item, classifySendError(err2), err2);
+			}
 		}
-		try {
-			await deps.store.delivered(item, await send(item, render(true)));
-			return "done";
-		} catch (err) {
-			return failed(item, classifySendError(err), err);
+		const chartAttachment = firing ? (sent.attachments.find((a) => a.filename === CHART_FILE)?.id ?? null) : null;
+		if (chart && !png && !chartAttachment) {
+			if (!chart.settled) chart.missed = true;
+			else if (chart.png) void chartReady(item);
 		}
+		await record(item, { itemId: item.id, messageId: sent.id, chartAttachment });
+		return "done";
 	}
 
 	async function failed(item: OutboxItem, failure: SendFailure, err: unknown): Promise<"done" | "retry"> {
@@ -264,8 +407,9 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	}
 
 	async function saveSummary(storm: ChannelStorm, summary: StormSummary): Promise<void> {
-		await deps.store.saveStormSummary(summary);
+		// Kept in memory first: a summary posted while the store cannot be written is edited later, not posted again.
 		storm.summary = summary;
+		await deps.store.saveStormSummary(summary);
 	}
 
 	async function view(channel: string, summary: StormSummary, storm: ChannelStorm): Promise<StormView> {
@@ -286,7 +430,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 				await saveSummary(storm, { ...summary, messageId: null, nonce: stormNonce(channel, Date.now()) });
 			}
 		}
-		return sender.post(channel, message, storm.summary!.nonce);
+		return (await sender.post(channel, message, storm.summary!.nonce)).id;
 	}
 
 	async function summaryFailed(channel: string, storm: ChannelStorm, failure: SendFailure, err: unknown): Promise<void> {
@@ -370,8 +514,11 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		if (backlog.due === 0) return undefined;
 		const item = await deps.store.next(channel, now);
 		if (!item) return undefined;
+		// Charts neither hold back a burst (a lone new alert waits a moment for its chart; others go at
+		// once and get it by an edit) nor are drawn during a storm, when Prometheus is likely busy too.
+		const calm = !live(storm.summary);
 		return async () => {
-			await deliver(item);
+			await deliver(item, calm && backlog.unposted <= 1 ? chartWaitMs : 0, calm);
 			storm.sentSince++;
 		};
 	}
@@ -397,19 +544,62 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		}
 	}
 
+	const paused = new Map<string, Pause>();
+
+	/** A channel's worker failed (the store, mostly): the channel stops, and is looked at again after a backoff. */
+	async function workerFailed(channel: string, err: unknown): Promise<void> {
+		const storeUp = await deps.store.writable().catch(() => false);
+		const pause = paused.get(channel) ?? { attempts: 0, until: 0, storeDown: false };
+		const first = pause.attempts === 0 || pause.storeDown !== !storeUp;
+		Object.assign(pause, { attempts: pause.attempts + 1, until: Date.now() + backoffMs(pause.attempts), storeDown: !storeUp });
+		paused.set(channel, pause);
+		deps.onPause?.(channel, true);
+		const log = deps.log.child({ channel, attempts: pause.attempts, retryInMs: pause.until - Date.now() });
+		if (!first) log.debug({ err }, "alert delivery still stopped in this channel");
+		else if (!storeUp) log.error({ err }, "alert delivery stopped in this channel: the alert store cannot be written (disk full or read-only?); nothing is posted until it can, then delivery goes on");
+		else log.error({ err }, "alert delivery failed in this channel; trying again later");
+	}
+
+	/** Whether a stopped channel may go on: its backoff is over and, if the store was down, it is writable again. */
+	async function mayResume(channel: string, pause: Pause): Promise<boolean> {
+		if (Date.now() < pause.until) return false;
+		if (pause.storeDown && !(await deps.store.writable().catch(() => false))) {
+			Object.assign(pause, { attempts: pause.attempts + 1, until: Date.now() + backoffMs(pause.attempts) });
+			deps.log.debug({ channel, attempts: pause.attempts }, "the alert store still cannot be written; delivery in this channel stays stopped");
+			return false;
+		}
+		return true;
+	}
+
+	async function run(channel: string): Promise<void> {
+		const pause = paused.get(channel);
+		if (pause && !(await mayResume(channel, pause))) return;
+		try {
+			await work(channel);
+		} catch (err) {
+			if (!stopped) await workerFailed(channel, err);
+			return;
+		}
+		if (pause) {
+			paused.delete(channel);
+			deps.onPause?.(channel, false);
+			deps.log.info({ channel }, "alert delivery goes on in this channel");
+		}
+	}
+
 	let ticking = false;
 	async function tick(): Promise<void> {
 		if (stopped || ticking) return;
 		ticking = true;
 		try {
 			stormChannels ??= new Set(await deps.store.stormChannels());
-			for (const channel of new Set([...(await deps.store.dueChannels()), ...stormChannels])) {
-				if (busy.has(channel)) continue;
-				const job = work(channel)
+			for (const channel of new Set([...(await deps.store.dueChannels()), ...stormChannels, ...paused.keys()])) {
+				if (busy.has(channel) || (paused.get(channel)?.until ?? 0) > Date.now()) continue;
+				const job = run(channel)
 					.catch((err: unknown) => deps.log.error({ err, channel }, "alert worker failed"))
 					.finally(() => {
 						busy.delete(channel);
-						setImmediate(() => void tick());
+						if (!paused.has(channel)) setImmediate(() => void tick());
 					});
 				busy.set(channel, job);
 			}
@@ -421,12 +611,14 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		}
 	}
 
+	function wakeUp(): void {
+		for (const wake of [...idlers]) wake();
+		setImmediate(() => void tick());
+	}
+
 	const timer = setInterval(() => void tick(), deps.pollMs ?? 250);
 	return {
-		wake() {
-			for (const wake of [...idlers]) wake();
-			setImmediate(() => void tick());
-		},
+		wake: wakeUp,
 		drained: () =>
 			new Promise<void>((resolve) => {
 				waiters.push(resolve);

@@ -1,11 +1,15 @@
 import pg from "pg";
 import type { Logger } from "../log.ts";
+import { createPool } from "../pg-pool.ts";
 import type { WebhookPayload } from "./schema.ts";
 import { acceptJob, planAccepts, resolveByHand, touchedGroups, type AcceptJob, type AcceptResult, type GroupHead, type GroupStatus } from "./group-machine.ts";
 import { episodeNonce, type AckState, type AlertStore, type GroupState, type OutboxItem, type RestartState, type SilenceState } from "./store.ts";
 
 /** How long a replica may hold an outbox item it is delivering before another replica may take it. */
 const LEASE_MS = 30_000;
+
+/** How long /readyz's write probe may wait for a lock or the server before the store counts as not writable. */
+const WRITABLE_PROBE_MS = 2_000;
 
 /** Most webhooks one group commit writes (one statement's arrays and one JSON array of payloads). */
 const MAX_GROUP_COMMIT = 256;
@@ -192,6 +196,8 @@ const MIGRATIONS = [
 	// with the expression it replaces. No index: the planner hash-joins both tables either way.
 	`ALTER TABLE opsbot_state.groups ADD COLUMN severity_rank SMALLINT NOT NULL DEFAULT 1;
 	UPDATE opsbot_state.groups SET severity_rank = 0 WHERE lower(last_payload->'commonLabels'->>'severity') = 'critical';`,
+	// The message's chart, attached once per episode (message_episode): edits keep it by this id.
+	`ALTER TABLE opsbot_state.groups ADD COLUMN chart_attachment TEXT;`,
 ];
 
 /**
@@ -200,20 +206,21 @@ const MIGRATIONS = [
  * (FOR UPDATE SKIP LOCKED), and Discord's enforce_nonce covers a replica dying mid-post.
  */
 export async function openPostgresAlertStore(url: string, log: Logger, options: { statementTimeoutMs?: number } = {}): Promise<AlertStore> {
-	const pool = new pg.Pool(statePoolConfig(url, options.statementTimeoutMs));
-	pool.on("error", (err) => log.warn({ err }, "state database client errored"));
+	const pool = createPool(statePoolConfig(url, options.statementTimeoutMs), log, "state database");
 	const tx = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
 		const client = await pool.connect();
 		try {
 			await client.query("BEGIN");
 			const result = await work(client);
 			await client.query("COMMIT");
+			client.release();
 			return result;
 		} catch (err) {
-			await client.query("ROLLBACK").catch(() => undefined);
+			// A connection that cannot roll back (dropped by the server) leaves the pool; the next one is fresh.
+			let broken: Error | undefined;
+			await client.query("ROLLBACK").catch((rollbackErr: unknown) => (broken = rollbackErr as Error));
+			client.release(broken);
 			throw err;
-		} finally {
-			client.release();
 		}
 	};
 	await tx(async (client) => {
@@ -230,6 +237,8 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 		// Not a migration (older opsbots ignore it): without it, marking a delivery done and leasing an
 		// episode's updates scan every outbox row ever written, and delivery slows as the table grows.
 		await client.query("CREATE INDEX IF NOT EXISTS outbox_episode ON opsbot_state.outbox (group_id, episode)");
+		// Not a migration either: the one row writable() rewrites, so /readyz proves a commit goes through.
+		await client.query("CREATE TABLE IF NOT EXISTS opsbot_state.readiness (id SMALLINT PRIMARY KEY, at TIMESTAMPTZ NOT NULL)");
 	});
 
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
@@ -306,14 +315,16 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 				);
 				if (rows.length === 0) return undefined;
 				const newest = rows.reduce((a, b) => (BigInt(b.id) > BigInt(a.id) ? b : a));
-				const group = (await client.query<{ channel: string; mention_role: string | null; first_firing_at: string; message_id: string | null; message_episode: number | null; ack: AckState | null; silence: SilenceState | null; restart: RestartState | null }>("SELECT channel, mention_role, first_firing_at, message_id, message_episode, ack, silence, restart FROM opsbot_state.groups WHERE id = $1", [newest.group_id])).rows[0]!;
+				const group = (await client.query<{ channel: string; mention_role: string | null; first_firing_at: string; message_id: string | null; message_episode: number | null; chart_attachment: string | null; ack: AckState | null; silence: SilenceState | null; restart: RestartState | null }>("SELECT channel, mention_role, first_firing_at, message_id, message_episode, chart_attachment, ack, silence, restart FROM opsbot_state.groups WHERE id = $1", [newest.group_id])).rows[0]!;
+				const ours = group.message_episode === newest.episode;
 				const item: OutboxItem = {
 					id: Number(newest.id),
 					groupId: newest.group_id,
 					channel: group.channel,
 					mentionRole: group.mention_role,
 					episode: newest.episode,
-					messageId: group.message_episode === newest.episode ? group.message_id : null,
+					messageId: ours ? group.message_id : null,
+					chartAttachment: ours ? group.chart_attachment : null,
 					firstFiringAt: Number(group.first_firing_at),
 					attempts: newest.attempts,
 					payload: newest.payload,
@@ -324,13 +335,19 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 				};
 				return item;
 			}),
-		delivered: (item, messageId) =>
+		delivered: (item, messageId, chartAttachment = null) =>
 			tx(async (client) => {
 				// The group row first, as accept locks them (groups, then outbox): the other order could deadlock with an accept.
-				await client.query("UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2 WHERE id = $3", [messageId, item.episode, item.groupId]);
+				await client.query("UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2, chart_attachment = $4 WHERE id = $3", [messageId, item.episode, item.groupId, chartAttachment]);
 				await client.query("UPDATE opsbot_state.outbox SET done = true WHERE group_id = $1 AND episode = $2 AND id <= $3", [item.groupId, item.episode, item.id]);
 				// Updates that arrived during delivery were leased with it: make them due now.
 				await client.query("UPDATE opsbot_state.outbox SET next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done", [item.groupId, item.episode, Date.now()]);
+			}),
+		refresh: (groupId, episode) =>
+			tx(async (client) => {
+				const { rows } = await client.query<{ last_payload: WebhookPayload | null }>("SELECT last_payload FROM opsbot_state.groups WHERE id = $1 AND episode = $2 FOR UPDATE", [groupId, episode]);
+				const row = rows[0];
+				if (row?.last_payload) await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [groupId, episode, JSON.stringify(row.last_payload), Date.now()]);
 			}),
 		async retryLater(item, at) {
 			await pool.query("UPDATE opsbot_state.outbox SET attempts = attempts + 1, next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done", [item.groupId, item.episode, at]);
@@ -383,12 +400,17 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 			return { groups: groups.rows, outbox: outbox.rows.map((r) => ({ channel: r.channel, depth: r.depth, oldestAt: Number(r.oldest) })) };
 		},
 		async writable() {
-			try {
-				const { rows } = await pool.query<{ ok: boolean }>("SELECT NOT pg_is_in_recovery() AS ok");
-				return rows[0]?.ok === true;
-			} catch {
-				return false;
-			}
+			// A real commit, bounded: a read-only standby (25006), a full disk, or the tables an accept writes locked
+			// (ROW EXCLUSIVE, what its INSERT and UPDATE take, waits behind a LOCK TABLE) all say "not writable".
+			const probe = tx(async (client) => {
+				await client.query("SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)", [String(WRITABLE_PROBE_MS)]);
+				await client.query("LOCK TABLE opsbot_state.groups, opsbot_state.outbox IN ROW EXCLUSIVE MODE");
+				await client.query("INSERT INTO opsbot_state.readiness (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
+			});
+			let timer: NodeJS.Timeout | undefined;
+			// Also bounds the wait for a pool connection, which the timeouts above do not cover.
+			const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), WRITABLE_PROBE_MS + 1_000)));
+			return Promise.race([probe.then(() => true, () => false), late]).finally(() => clearTimeout(timer));
 		},
 		async group(id) {
 			const { rows } = await pool.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 AND last_payload IS NOT NULL", [id]);

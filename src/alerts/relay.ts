@@ -26,7 +26,7 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 	const ops = { ...config.ops, alerts };
 	const store = alertState.store;
 	if (!store) throw new Error("the context was built without the alert store");
-	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(ops, services.prometheus), actions: (item) => alertActions(ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }) });
+	const delivery = startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(ops, services.prometheus), actions: (item) => alertActions(ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }), onPause: (channel, stopped) => metrics.deliveryStopped.set({ channel }, stopped ? 1 : 0) });
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
@@ -35,7 +35,9 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		onQueued: () => delivery.wake(),
 		discordState: () => (client.isReady() ? "connected" : options.standby?.() ? "standby" : "not connected"),
 	});
-	serveMetrics(receiver, metrics, store, { requireAuth: alerts.metrics.requireAuth, auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH } });
+	// METRICS_TOKEN, when set, is the only credential for /metrics: the scraper's secret cannot post alerts, nor AlertManager's scrape.
+	const metricsAuth = config.env.METRICS_TOKEN ? { bearerToken: config.env.METRICS_TOKEN } : { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH };
+	serveMetrics(receiver, metrics, store, log.child({ svc: "metrics" }), { requireAuth: alerts.metrics.requireAuth, auth: metricsAuth });
 	const silenceWatch = startSilenceWatch({ store, ops, alertmanager: services.alertmanager, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.wake(), intervalMs: alerts.silenceWatch.intervalSeconds * 1_000, settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000 });
 	alertState.onWake(() => delivery.wake());
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
@@ -53,17 +55,34 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 	};
 }
 
+/** How long a scrape waits for the store's figures before reporting them stale: well within Prometheus' 10 s default scrape timeout. */
+const STORE_STATS_BUDGET_MS = 2_000;
+
 /** `GET /metrics` in Prometheus text format, webhook responses counted by status, and the store's gauges read at scrape time. */
-function serveMetrics(app: ReturnType<typeof createReceiver>, metrics: Metrics, store: AlertStore, options: { requireAuth: boolean; auth: Parameters<typeof authorized>[1] }): void {
+function serveMetrics(app: ReturnType<typeof createReceiver>, metrics: Metrics, store: AlertStore, log: Logger, options: { requireAuth: boolean; auth: Parameters<typeof authorized>[1] }): void {
 	app.addHook("onResponse", async (request, reply) => {
 		if (request.routeOptions.url === "/alerts") metrics.webhooks.inc({ status: String(reply.statusCode) });
 	});
 	let stats: ReturnType<AlertStore["stats"]> | undefined;
-	// One store read per scrape serves all three gauges.
-	const readStats = () => (stats ??= store.stats().finally(() => setTimeout(() => (stats = undefined), 1_000).unref()));
-	metrics.gaugeAtScrape("opsbot_alert_groups", "Alert groups opsbot holds, by status.", ["state"], async () => (await readStats()).groups.map((g) => ({ labels: { state: g.status }, value: g.count })));
-	metrics.gaugeAtScrape("opsbot_alert_outbox_depth", "Alert messages queued for Discord, by channel.", ["channel"], async () => (await readStats()).outbox.map((o) => ({ labels: { channel: o.channel }, value: o.depth })));
-	metrics.gaugeAtScrape("opsbot_alert_outbox_oldest_age_seconds", "Age of the oldest queued alert message, by channel.", ["channel"], async () => (await readStats()).outbox.map((o) => ({ labels: { channel: o.channel }, value: (Date.now() - o.oldestAt) / 1000 })));
+	let readable = true;
+	// One store read per scrape serves all three gauges, bounded so a locked or sick store cannot fail the scrape.
+	const readStats = () =>
+		(stats ??= withinBudget(store.stats(), STORE_STATS_BUDGET_MS)
+			.then((read) => {
+				if (!readable) log.info("the alert store's figures are readable again");
+				readable = true;
+				return read;
+			})
+			.finally(() => setTimeout(() => (stats = undefined), 1_000).unref()));
+	// Logged once per outage, not per scrape.
+	const unreadable = (err: unknown) => {
+		if (readable) log.warn({ err }, "could not read the alert store's figures for /metrics; reporting them as NaN until it answers");
+		readable = false;
+	};
+	metrics.gaugeAtScrape("opsbot_alert_groups", "Alert groups opsbot holds, by status.", ["state"], async () => (await readStats()).groups.map((g) => ({ labels: { state: g.status }, value: g.count })), unreadable);
+	metrics.gaugeAtScrape("opsbot_alert_outbox_depth", "Alert messages queued for Discord, by channel.", ["channel"], async () => (await readStats()).outbox.map((o) => ({ labels: { channel: o.channel }, value: o.depth })), unreadable);
+	metrics.gaugeAtScrape("opsbot_alert_outbox_oldest_age_seconds", "Age of the oldest queued alert message, by channel.", ["channel"], async () => (await readStats()).outbox.map((o) => ({ labels: { channel: o.channel }, value: (Date.now() - o.oldestAt) / 1000 })), unreadable);
+	metrics.gaugeAtScrape("opsbot_alert_store_readable", "1 when this scrape read the alert store's figures; 0 when they are stale (NaN).", [], async () => [{ labels: {}, value: await readStats().then(() => 1, () => 0) }]);
 	app.get("/metrics", async (request, reply) => {
 		const loopback = /^(127\.|::1$|::ffff:127\.)/.test(request.socket.remoteAddress ?? "");
 		if ((options.requireAuth || !loopback) && !authorized(request.headers.authorization, options.auth)) {
@@ -71,4 +90,13 @@ function serveMetrics(app: ReturnType<typeof createReceiver>, metrics: Metrics, 
 		}
 		return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
 	});
+}
+
+/** `work`'s result, or a rejection once `ms` have passed (the work itself is bounded elsewhere, e.g. by statement_timeout). */
+function withinBudget<T>(work: Promise<T>, ms: number): Promise<T> {
+	let timer: NodeJS.Timeout | undefined;
+	const late = new Promise<never>((_, reject) => {
+		timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+	});
+	return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { acceptJob, planAccepts, resolveByHand, touchedGroups, type AcceptJob, type AcceptResult, type GroupHead, type GroupStatus } from "./group-machine.ts";
 import type { RouteTarget } from "./routing.ts";
 import type { WebhookPayload } from "./schema.ts";
+import { preparePrivateDatabase } from "../state/private-files.ts";
 
 export { acceptJob, groupId, payloadSignature, resolvedPayload, type AcceptJob, type AcceptResult } from "./group-machine.ts";
 
@@ -54,6 +55,8 @@ export interface OutboxItem {
 	readonly episode: number;
 	/** The Discord message of this episode, once posted: later payloads edit it. */
 	readonly messageId: string | null;
+	/** The id of that message's chart attachment, once attached: edits keep it instead of drawing and uploading it again. */
+	readonly chartAttachment: string | null;
 	readonly firstFiringAt: number;
 	readonly attempts: number;
 	readonly payload: WebhookPayload;
@@ -117,7 +120,10 @@ export interface AlertStore {
 	 * groups without a message first, critical ones before the rest, then updates and resolutions; oldest first within each.
 	 */
 	next(channel: string, now?: number): Promise<OutboxItem | undefined>;
-	delivered(item: OutboxItem, messageId: string): Promise<void>;
+	/** Marks the item sent as `messageId`, and remembers the message's chart attachment for the episode's later edits. */
+	delivered(item: OutboxItem, messageId: string, chartAttachment?: string | null): Promise<void>;
+	/** Queues a re-render of the group's message when `episode` is still its current one (e.g. its chart is ready now). */
+	refresh(groupId: string, episode: number): Promise<void>;
 	retryLater(item: OutboxItem, at: number): Promise<void>;
 	/** Drops an item Discord will never accept (e.g. 4xx), so it cannot block its channel. */
 	abandon(item: OutboxItem): Promise<void>;
@@ -204,6 +210,8 @@ const MIGRATIONS = [
 	`DROP INDEX outbox_pending;
 	CREATE INDEX outbox_pending ON outbox (done, next_attempt_at, group_id, episode);
 	CREATE INDEX groups_delivery ON groups (channel, id, episode, status, message_episode, severity_rank);`,
+	// The message's chart, attached once per episode (message_episode): edits keep it by this id.
+	`ALTER TABLE groups ADD COLUMN chart_attachment TEXT;`,
 ];
 
 /**
@@ -228,6 +236,32 @@ function isStorageError(err: unknown): boolean {
 // writable() writes at least this much, and as much as the write that last failed for lack of room (up to the cap).
 const PROBE_MIN_BYTES = 1_024;
 const PROBE_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * What one accept writes beyond its JSON (stored twice: the group's payload and the outbox row) per
+ * target: B-tree and index pages, each a whole 4 KiB WAL frame.
+ */
+const ACCEPT_PAGES_BYTES = 16 * 1024;
+/**
+ * writable() also wants this many of the largest recent accepts to fit in the file system's free space:
+ * a probe of a few KiB succeeds on a disk where the next webhook (which AlertManager sends again and
+ * again) would not fit, and a burst writes several before a checkpoint can reuse the WAL.
+ */
+const ACCEPT_HEADROOM = 8;
+/** …and never less than this free. */
+const MIN_FREE_BYTES = 512 * 1024;
+/** How many recent accepts the size estimate remembers. */
+const RECENT_ACCEPTS = 32;
+
+/** Free bytes for an unprivileged writer on the file system holding `path`; undefined where it cannot be told. */
+function freeBytes(path: string): number | undefined {
+	try {
+		const fs = statfsSync(dirname(path));
+		return fs.bavail * fs.bsize;
+	} catch {
+		return undefined;
+	}
+}
 
 type GroupRow = { id: string; channel: string; episode: number; status: string; last_signature: string; message_id: string | null; message_episode: number | null; last_payload: string | null; ack: string | null; silence: string | null; restart: string | null };
 
@@ -273,7 +307,7 @@ const MAX_GROUP_COMMIT = 256;
  * `maxPageCount` caps the database's size in pages (SQLite's max_page_count); past it writes fail with SQLITE_FULL.
  */
 export function openAlertStore(path: string, options: { maxPageCount?: number } = {}): AlertStore {
-	if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+	preparePrivateDatabase(path);
 	const db = new DatabaseSync(path);
 	db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
 	db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
@@ -312,7 +346,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		ORDER BY ${DELIVERY_CLASS_SQLITE}, o.id LIMIT 1`);
 	const newestOfEpisode = db.prepare("SELECT id, payload, attempts FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id DESC LIMIT 1");
 	const markDone = db.prepare("UPDATE outbox SET done = 1 WHERE group_id = ? AND episode = ? AND id <= ?");
-	const setMessage = db.prepare("UPDATE groups SET message_id = ?, message_episode = ? WHERE id = ?");
+	const setMessage = db.prepare("UPDATE groups SET message_id = ?, message_episode = ?, chart_attachment = ? WHERE id = ?");
 	const retry = db.prepare("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE group_id = ? AND episode = ? AND done = 0");
 	const pendingCount = db.prepare("SELECT count(*) AS n FROM outbox WHERE done = 0");
 	const probeWrite = db.prepare("INSERT INTO write_probe (pad) VALUES (zeroblob(?))");
@@ -377,7 +411,9 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		return plan.results;
 	}
 
-	const acceptBytes = (job: PendingAccept) => 2 * job.json.length * job.targets.length;
+	const acceptBytes = (job: PendingAccept) => (2 * job.json.length + ACCEPT_PAGES_BYTES) * job.targets.length;
+	// The estimated size of recent accepts (including ones that failed), for writable()'s free-space check.
+	const recentAccepts: number[] = [];
 	let accepts: PendingAccept[] = [];
 	let commitScheduled = false;
 
@@ -426,6 +462,8 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		async accept(payload, targets, now = Date.now()) {
 			// Everything that does not need the database is done here, outside the shared transaction.
 			const job = acceptJob(payload, targets, now);
+			recentAccepts.push((2 * job.json.length + ACCEPT_PAGES_BYTES) * targets.length);
+			if (recentAccepts.length > RECENT_ACCEPTS) recentAccepts.shift();
 			return new Promise<AcceptResult>((resolve, reject) => {
 				accepts.push({ ...job, resolve, reject });
 				if (accepts.length >= MAX_GROUP_COMMIT) commitAccepts();
@@ -440,14 +478,16 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 			const due = oldestDue.get(channel, now) as { group_id: string; episode: number } | undefined;
 			if (!due) return undefined;
 			const newest = newestOfEpisode.get(due.group_id, due.episode) as { id: number; payload: string; attempts: number };
-			const group = getGroup.get(due.group_id) as { channel: string; mention_role: string | null; first_firing_at: number; message_id: string | null; message_episode: number | null; episode: number; ack: string | null; silence: string | null; restart: string | null };
+			const group = getGroup.get(due.group_id) as { channel: string; mention_role: string | null; first_firing_at: number; message_id: string | null; message_episode: number | null; chart_attachment: string | null; episode: number; ack: string | null; silence: string | null; restart: string | null };
+			const ours = group.message_episode === due.episode;
 			return {
 				id: newest.id,
 				groupId: due.group_id,
 				channel: group.channel,
 				mentionRole: group.mention_role,
 				episode: due.episode,
-				messageId: group.message_episode === due.episode ? group.message_id : null,
+				messageId: ours ? group.message_id : null,
+				chartAttachment: ours ? group.chart_attachment : null,
 				firstFiringAt: group.first_firing_at,
 				attempts: newest.attempts,
 				payload: JSON.parse(newest.payload) as WebhookPayload,
@@ -457,10 +497,16 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 				restart: group.restart ? (JSON.parse(group.restart) as RestartState) : null,
 			};
 		},
-		async delivered(item, messageId) {
+		async delivered(item, messageId, chartAttachment = null) {
 			tx(() => {
 				markDone.run(item.groupId, item.episode, item.id);
-				setMessage.run(messageId, item.episode, item.groupId);
+				setMessage.run(messageId, item.episode, chartAttachment, item.groupId);
+			});
+		},
+		async refresh(groupId, episode) {
+			tx(() => {
+				const row = getGroup.get(groupId) as { episode: number; last_payload: string | null } | undefined;
+				if (row?.last_payload && row.episode === episode) insertOutbox.run(groupId, episode, row.last_payload, Date.now(), Date.now());
 			});
 		},
 		async retryLater(item, at) {
@@ -492,7 +538,11 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		}),
 		// A real write, committed: taking the write lock alone succeeds on a full disk. After a write
 		// failed for lack of room, the probe is as large as that write, so "writable" means it would fit now.
+		// And the file system must have room for a few webhooks the size of recent ones: on a nearly full
+		// disk a small probe succeeds while every real webhook fails.
 		async writable() {
+			const free = path === ":memory:" ? undefined : freeBytes(path);
+			if (free !== undefined && free < Math.max(MIN_FREE_BYTES, ACCEPT_HEADROOM * Math.max(0, ...recentAccepts))) return false;
 			const bytes = Math.min(Math.max(failedWriteBytes ?? 0, PROBE_MIN_BYTES), PROBE_MAX_BYTES);
 			try {
 				tx(() => probeWrite.run(bytes));

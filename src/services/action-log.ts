@@ -1,6 +1,7 @@
 import { appendFile, mkdir, open, rename, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { StateDatabase } from "../state/db.ts";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../state/private-files.ts";
 
 /** One press of a button or use of an action, allowed or not: opsbot's own audit trail. */
 export interface ActionRecord {
@@ -76,9 +77,9 @@ export function createFileActionLog(path: string, options: FileActionLogOptions 
 			}
 			const append = queue.then(async () => {
 				// Every time, not once: a failed or removed state directory must not fail every later record.
-				await mkdir(dirname(path), { recursive: true });
+				await mkdir(dirname(path), { recursive: true, mode: PRIVATE_DIR_MODE });
 				await rotateIfFull(Buffer.byteLength(line));
-				await appendFile(path, line, { mode: 0o600 });
+				await appendFile(path, line, { mode: PRIVATE_FILE_MODE });
 			});
 			// The queue only orders appends; a failure belongs to its own record, not to the ones after it.
 			queue = append.catch(() => undefined);

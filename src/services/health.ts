@@ -59,7 +59,8 @@ interface PlannedCheck {
 /** Dependencies of the health service; typed by the part used so tests can pass their own. */
 export interface HealthDeps {
 	readonly environments: Readonly<Record<string, EnvironmentConfig>>;
-	readonly databases: Pick<DatabaseRegistry, "get">;
+	/** forChecks: where SQL checks run (their own role); without it (tests), get()'s database. */
+	readonly databases: Pick<DatabaseRegistry, "get"> & Partial<Pick<DatabaseRegistry, "forChecks">>;
 	readonly secret: (name: string) => string | undefined;
 	readonly ssh: Pick<SshService, "run">;
 	readonly prometheus: Pick<PrometheusService, "forEnvironment">;
@@ -259,7 +260,7 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 				timeoutMs: check.timeoutMs + 1_000,
 				describe: (err) => describeSqlFailure(err, check.timeoutMs),
 				run: async () => {
-					const db = deps.databases.get(environment);
+					const db = deps.databases.forChecks ? deps.databases.forChecks(environment) : deps.databases.get(environment);
 					if (!db) throw new Error("postgres not configured");
 					return judged(await sqlNumber(db, sql, check.timeoutMs));
 				},

@@ -1,18 +1,31 @@
 import pg from "pg";
 import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { createPool } from "../pg-pool.ts";
 import { describeNetworkCode } from "./http.ts";
 
 /** A bounded, read-only handle on one PostgreSQL database (directly or through PgBouncer). */
 export interface Database {
 	/** Runs one parameterised statement in a READ ONLY transaction under `statement_timeout`. */
 	read<Row extends object>(sql: string, params?: readonly unknown[], options?: { timeoutMs?: number }): Promise<Row[]>;
-	/** Runs `work` in a transaction whose statement_timeout is set locally; for the few writes opsbot makes (pg_terminate_backend). */
-	transaction<T>(work: (client: pg.PoolClient) => Promise<T>, options?: { timeoutMs?: number; readOnly?: boolean }): Promise<T>;
+	/**
+	 * Runs `work` in a transaction whose statement_timeout is set locally; for the few writes opsbot makes
+	 * (pg_terminate_backend). `leaveNothing`: end with ROLLBACK after dropping session advisory locks, so
+	 * session settings, notifications and WAL messages the work made vanish with it (on this connection
+	 * or the PgBouncer server connection it borrowed, which a later transaction may get).
+	 */
+	transaction<T>(work: (client: pg.PoolClient) => Promise<T>, options?: TransactionOptions): Promise<T>;
 	/** Connections this pool holds right now (in use + idle); never more than `maxConnections`. */
 	readonly held: () => number;
 	readonly applicationName: string;
 	close(): Promise<void>;
+}
+
+/** How Database.transaction runs its work. */
+export interface TransactionOptions {
+	readonly timeoutMs?: number;
+	readonly readOnly?: boolean;
+	readonly leaveNothing?: boolean;
 }
 
 /** Settings for createDatabase. */
@@ -31,7 +44,7 @@ export interface DatabaseOptions {
  */
 export function createDatabase(options: DatabaseOptions): Database {
 	const applicationName = options.applicationName ?? "opsbot";
-	const pool = new pg.Pool({
+	const pool = createPool({
 		connectionString: options.url,
 		max: options.maxConnections,
 		application_name: applicationName,
@@ -39,23 +52,27 @@ export function createDatabase(options: DatabaseOptions): Database {
 		idleTimeoutMillis: 30_000,
 		// Client-side backstop in case the server never answers; the server-side timeout is set below.
 		query_timeout: options.statementTimeoutMs + 2_000,
-	});
-	// An idle client erroring (server restart, terminated) must not crash the process.
-	pool.on("error", (err) => options.log.warn({ err }, "idle postgres client errored"));
+	}, options.log, "postgres");
 
-	async function transaction<T>(work: (client: pg.PoolClient) => Promise<T>, txOptions: { timeoutMs?: number; readOnly?: boolean } = {}): Promise<T> {
+	async function transaction<T>(work: (client: pg.PoolClient) => Promise<T>, txOptions: TransactionOptions = {}): Promise<T> {
 		const client = await pool.connect();
-		let broken = false;
+		let broken: Error | undefined;
 		try {
 			await client.query(txOptions.readOnly === false ? "BEGIN" : "BEGIN READ ONLY");
 			await client.query("SELECT set_config('statement_timeout', $1, true)", [String(txOptions.timeoutMs ?? options.statementTimeoutMs)]);
 			const result = await work(client);
-			await client.query("COMMIT");
+			if (txOptions.leaveNothing) {
+				await client.query("SELECT pg_advisory_unlock_all()");
+				await client.query("ROLLBACK");
+			} else await client.query("COMMIT");
 			return result;
 		} catch (err) {
-			await client.query("ROLLBACK").catch(() => {
-				broken = true;
+			// A connection that cannot roll back (dropped by the server) leaves the pool; the next one is fresh.
+			await client.query("ROLLBACK").catch((rollbackErr: unknown) => {
+				broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
 			});
+			// A session advisory lock survives its failed transaction (best effort: through PgBouncer this may run elsewhere).
+			if (txOptions.leaveNothing && !broken) await client.query("SELECT pg_advisory_unlock_all()").catch(() => undefined);
 			throw err;
 		} finally {
 			client.release(broken);
@@ -75,24 +92,33 @@ export function createDatabase(options: DatabaseOptions): Database {
 /** Lazily created databases, one per environment; nothing connects until a command needs it. */
 export interface DatabaseRegistry {
 	get(environment: string): Database | undefined;
+	/** The database SQL checks run on: a pool of its own under `checksUrl` when the environment names one, else get()'s. */
+	forChecks(environment: string): Database | undefined;
 	close(): Promise<void>;
 }
 
-/** Builds the registry from a lookup of environment -> connection settings. */
+/** Builds the registry from a lookup of environment -> connection settings (`checksUrl`: postgres.checksUrlEnv's value). */
 export function createDatabaseRegistry(
-	settings: (environment: string) => Omit<DatabaseOptions, "log"> | undefined,
+	settings: (environment: string) => (Omit<DatabaseOptions, "log"> & { readonly checksUrl?: string }) | undefined,
 	log: Logger,
 ): DatabaseRegistry {
 	const open = new Map<string, Database>();
+	const opened = (key: string, environment: string, options: Omit<DatabaseOptions, "log">) => {
+		const existing = open.get(key);
+		if (existing) return existing;
+		const db = createDatabase({ ...options, log: log.child({ db: environment }) });
+		open.set(key, db);
+		return db;
+	};
 	return {
 		get(environment) {
-			const existing = open.get(environment);
-			if (existing) return existing;
 			const options = settings(environment);
-			if (!options) return undefined;
-			const db = createDatabase({ ...options, log: log.child({ db: environment }) });
-			open.set(environment, db);
-			return db;
+			return options && opened(environment, environment, options);
+		},
+		forChecks(environment) {
+			const options = settings(environment);
+			if (!options?.checksUrl) return options && opened(environment, environment, options);
+			return opened(`${environment}\0checks`, environment, { ...options, url: options.checksUrl });
 		},
 		async close() {
 			await Promise.allSettled([...open.values()].map((db) => db.close()));
@@ -117,9 +143,13 @@ export function describePgFailure(err: unknown): string {
 		case "57014":
 			return "query cancelled by statement_timeout";
 		case "57P01":
+			// pg_terminate_backend (a DBA, or a check) as well as a fast shutdown.
+			return "connection closed by the server";
 		case "57P03":
 			return "server is shutting down or starting up";
 		case "08P01":
+			// PgBouncer reports the server connection under its client dying with this code.
+			if (e.message && /server conn crashed|server closed the connection|terminat/i.test(e.message)) return "connection terminated";
 			return "protocol violation";
 		default:
 			if (e?.message && /timeout/i.test(e.message)) return "timed out";

@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { Logger } from "../log.ts";
+import { createPool } from "../pg-pool.ts";
 
 /** opsbot's own PostgreSQL (STATE_DATABASE_URL) for the state replicas share besides alerts: tables created on first use. */
 export interface StateDatabase {
@@ -44,7 +45,7 @@ const SCHEMA = [
 
 /** Opens a small pool; the schema is made (under the migrations advisory lock) before the first query. */
 export function openStateDatabase(url: string, log: Logger): StateDatabase {
-	const pool = new pg.Pool({
+	const pool = createPool({
 		connectionString: url,
 		max: 4,
 		application_name: "opsbot-state",
@@ -53,8 +54,7 @@ export function openStateDatabase(url: string, log: Logger): StateDatabase {
 		onConnect: async (client) => {
 			await client.query("SELECT set_config('statement_timeout', '10000', false)");
 		},
-	});
-	pool.on("error", (err) => log.warn({ err }, "state database client errored"));
+	}, log, "state database");
 	let ready: Promise<void> | undefined;
 	const migrate = async () => {
 		const client = await pool.connect();
@@ -65,11 +65,12 @@ export function openStateDatabase(url: string, log: Logger): StateDatabase {
 			for (const sql of SCHEMA) await client.query(sql);
 			await client.query("COMMIT");
 		} catch (err) {
-			await client.query("ROLLBACK").catch(() => undefined);
+			let broken: Error | undefined;
+			await client.query("ROLLBACK").catch((rollbackErr: unknown) => (broken = rollbackErr as Error));
+			client.release(broken);
 			throw err;
-		} finally {
-			client.release();
 		}
+		client.release();
 	};
 	return {
 		url,

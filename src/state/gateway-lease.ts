@@ -1,5 +1,6 @@
-import pg from "pg";
+import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.ts";
+import { createPool } from "../pg-pool.ts";
 
 /** Which replica holds the Discord gateway. */
 export interface GatewayLease {
@@ -8,94 +9,105 @@ export interface GatewayLease {
 	stop(): Promise<void>;
 }
 
-// Any 64-bit key; the name keeps it readable in pg_locks.
-const LEASE_SQL = "SELECT pg_try_advisory_lock(hashtext('opsbot_state.gateway')) AS got";
+const SCHEMA = [
+	"CREATE SCHEMA IF NOT EXISTS opsbot_state",
+	"CREATE TABLE IF NOT EXISTS opsbot_state.gateway_lease (id SMALLINT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)",
+];
+
+/** Takes the lease if it is free or expired, or renews it if this holder has it; returns a row when this holder holds it now. */
+const CLAIM_SQL = `INSERT INTO opsbot_state.gateway_lease AS l (id, holder, expires_at) VALUES (1, $1, clock_timestamp() + make_interval(secs => $2::float8 / 1000))
+	ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+	WHERE l.holder = excluded.holder OR l.expires_at < clock_timestamp()
+	RETURNING holder`;
 
 /**
- * A session-level advisory lock on a connection of its own: whoever holds it runs the gateway. When
- * the holder dies its connection drops and PostgreSQL releases the lock, so a standby polling every
- * `pollMs` takes over within that time plus the server noticing the dead connection (at once for a
- * killed process; about 20 s for a host that vanished, by the keepalives set below). The holder
- * checks its connection every `pollMs` with a 5 s timeout, so one cut off from the server gives up
- * (`onLost`: main shuts down, to come back as a standby) before the server lets another take over.
+ * A lease row (holder id, expiry) renewed by short transactions, so it works through any pooler
+ * (PgBouncer in transaction mode shares server sessions, which made a session advisory lock look held
+ * by every replica) and survives a connection blip. The holder renews every `pollMs`; a standby asks
+ * as often and takes the row once it has expired, so after a holder dies another takes over within
+ * `ttlMs` + `pollMs`. A holder that could not renew gives up (`onLost`: main shuts down, to come back
+ * as a standby) `marginMs` before the expiry it last wrote, measured from before that renewal was
+ * sent, so two replicas never both think they hold it. Stopping deletes the row: the next takes over at once.
  */
-export function startGatewayLease(options: { url: string; log: Logger; pollMs?: number; onAcquired: () => void; onLost: (err: unknown) => void }): GatewayLease {
+export function startGatewayLease(options: { url: string; log: Logger; pollMs?: number; ttlMs?: number; onAcquired: () => void; onLost: (err: unknown) => void }): GatewayLease {
 	const pollMs = options.pollMs ?? 5_000;
-	let client: pg.Client | undefined;
+	const ttlMs = options.ttlMs ?? Math.max(15_000, pollMs * 3);
+	const marginMs = Math.min(2_000, ttlMs / 4);
+	const holder = randomUUID();
+	const pool = createPool({ connectionString: options.url, max: 1, application_name: "opsbot-gateway-lease", connectionTimeoutMillis: Math.min(5_000, pollMs * 2), query_timeout: Math.min(5_000, ttlMs / 3) }, options.log, "gateway lease");
 	let holding = false;
 	let stopped = false;
 	let timer: NodeJS.Timeout | undefined;
 	let announced = false;
+	let validUntil = 0;
+	let schemaReady = false;
 
-	const connect = async (): Promise<pg.Client> => {
-		const c = new pg.Client({ connectionString: options.url, application_name: "opsbot-gateway-lease", connectionTimeoutMillis: 5_000, keepAlive: true, keepAliveInitialDelayMillis: 5_000, query_timeout: 5_000 });
-		const lost = (err: unknown) => {
-			if (client === c) client = undefined;
-			if (holding && !stopped) {
-				holding = false;
-				options.onLost(err);
+	const claim = async (): Promise<boolean> => {
+		if (!schemaReady) {
+			const client = await pool.connect();
+			try {
+				await client.query("BEGIN");
+				await client.query("SELECT pg_advisory_xact_lock(hashtext('opsbot_state.migrations'))");
+				for (const sql of SCHEMA) await client.query(sql);
+				await client.query("COMMIT");
+				client.release();
+			} catch (err) {
+				await client.query("ROLLBACK").catch(() => undefined);
+				client.release(err as Error);
+				throw err;
 			}
-		};
-		c.on("error", (err) => {
-			options.log.warn({ err }, "gateway lease connection errored");
-			lost(err);
-		});
-		c.on("end", () => lost(new Error("gateway lease connection ended")));
-		await c.connect();
-		// The server must notice a holder whose host died or was cut off (no FIN, no RST) well within
-		// 30 s, not after the OS's two-hour keepalive default: probe after 5 s idle, every 5 s, give up
-		// after 3 (PostgreSQL 12+; an older server keeps its own settings).
-		await c.query("SELECT set_config('tcp_keepalives_idle', '5', false), set_config('tcp_keepalives_interval', '5', false), set_config('tcp_keepalives_count', '3', false), set_config('tcp_user_timeout', '15000', false)").catch((err: unknown) => options.log.warn({ err }, "could not shorten the lease connection's keepalives"));
-		return c;
-	};
-	// The holder checks its connection as often as standbys poll, so a lost lease is noticed as soon as it can be taken.
-	const heartbeat = async () => {
-		try {
-			await client?.query("SELECT 1");
-		} catch (err) {
-			const c = client;
-			client = undefined;
-			if (holding && !stopped) {
-				holding = false;
-				options.onLost(err);
-			}
-			await c?.end().catch(() => undefined);
+			schemaReady = true;
 		}
-		if (holding && !stopped) timer = setTimeout(() => void heartbeat(), pollMs);
+		const sentAt = performance.now();
+		const { rows } = await pool.query(CLAIM_SQL, [holder, ttlMs]);
+		if (rows.length === 0) return false;
+		validUntil = sentAt + ttlMs - marginMs;
+		return true;
 	};
-	const poll = async () => {
-		if (stopped || holding) return;
+
+	const giveUp = (err: unknown) => {
+		if (!holding || stopped) return;
+		holding = false;
+		options.onLost(err);
+	};
+	// Without a renewal by then another replica may take the row: stop holding first.
+	const watchExpiry = () => {
+		if (holding && !stopped && performance.now() >= validUntil) giveUp(new Error("could not renew the gateway lease in time"));
+	};
+
+	const tick = async () => {
+		if (stopped) return;
 		try {
-			client ??= await connect();
-			const { rows } = await client.query<{ got: boolean }>(LEASE_SQL);
-			if (rows[0]?.got && !stopped) {
+			const got = await claim();
+			if (stopped) return;
+			if (got && !holding) {
 				holding = true;
 				options.log.info("holding the Discord gateway lease");
 				options.onAcquired();
-				timer = setTimeout(() => void heartbeat(), pollMs);
+			} else if (!got && holding) {
+				giveUp(new Error("another replica holds the gateway lease"));
+			} else if (!got && !announced) {
+				options.log.info("standing by: another replica holds the Discord gateway");
+				announced = true;
 			}
 		} catch (err) {
-			options.log.warn({ err }, "could not ask for the gateway lease");
-			const c = client;
-			client = undefined;
-			await c?.end().catch(() => undefined);
-		} finally {
-			if (!stopped && !holding) {
-				if (!announced) options.log.info("standing by: another replica holds the Discord gateway");
-				announced = true;
-				timer = setTimeout(() => void poll(), pollMs);
-			}
+			options.log.warn({ err }, holding ? "could not renew the gateway lease; retrying" : "could not ask for the gateway lease");
+			watchExpiry();
 		}
+		if (!stopped) timer = setTimeout(() => void tick(), holding ? Math.min(pollMs, Math.max(50, validUntil - performance.now() - pollMs)) : pollMs);
 	};
-	void poll();
+	const expiryTimer = setInterval(watchExpiry, Math.min(250, pollMs)).unref();
+	void tick();
 	return {
-		held: () => holding,
+		held: () => holding && performance.now() < validUntil,
 		async stop() {
 			stopped = true;
 			clearTimeout(timer);
+			clearInterval(expiryTimer);
 			holding = false;
-			// Ending the session releases the lock for the next replica at once.
-			await client?.end().catch(() => undefined);
+			// Deleting the row lets the next replica take over at once instead of after the expiry.
+			await pool.query("DELETE FROM opsbot_state.gateway_lease WHERE id = 1 AND holder = $1", [holder]).catch((err: unknown) => options.log.warn({ err }, "could not release the gateway lease; it expires on its own"));
+			await pool.end().catch(() => undefined);
 		},
 	};
 }

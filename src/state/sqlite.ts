@@ -1,9 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { pendingBounds, type PendingResult, type PendingStore, type PendingStoreOptions } from "../discord/pending.ts";
 import { decodeState, encodeState } from "./json.ts";
+import { preparePrivateDatabase } from "./private-files.ts";
 import { createSqliteRestartLock, type RestartLock } from "./restart-lock.ts";
 
 /** The embedded state file (`stateDir/state.sqlite`): what replicas keep in PostgreSQL, for one process, surviving its restart. */
@@ -18,7 +17,7 @@ export function openStateFile(path: string, now: () => number = Date.now): State
 	let opened: DatabaseSync | undefined;
 	const db = (): DatabaseSync => {
 		if (opened) return opened;
-		if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+		preparePrivateDatabase(path);
 		const d = new DatabaseSync(path);
 		d.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
 		d.exec(`CREATE TABLE IF NOT EXISTS pending (token TEXT PRIMARY KEY, kind TEXT NOT NULL, user_id TEXT NOT NULL, value TEXT NOT NULL, seq INTEGER NOT NULL, expires_at INTEGER NOT NULL);

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DiscordAPIError } from "discord.js";
 import { pino } from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { MAX_LOCAL_ATTEMPTS, startDelivery, type DiscordSender } from "../../src/alerts/delivery.ts";
 import { classifySendError } from "../../src/discord/send-failure.ts";
 import type { AlertMessage } from "../../src/alerts/render.ts";
@@ -31,10 +31,10 @@ function sender(fail: (message: AlertMessage) => unknown): DiscordSender & { pos
 			const err = fail(message);
 			if (err) throw err;
 			posted.push(message);
-			return String(posted.length);
+			return { id: String(posted.length), attachments: [] };
 		},
 		async edit(_channel: string, _id: string, message: AlertMessage) {
-			await self.post(_channel, message);
+			return self.post(_channel, message);
 		},
 	};
 	return self;
@@ -104,5 +104,68 @@ describe("alert delivery when sending fails", () => {
 		const timeout = Object.assign(new Error("This operation was aborted"), { name: "AbortError" });
 
 		expect([refused, outage, network, refusedConnection, timeout, new TypeError("x"), "a string"].map(classifySendError)).toEqual(["refused", "transient", "transient", "transient", "transient", "local", "local"]);
+	});
+});
+
+describe("alert delivery when the store fails after Discord took the message", () => {
+	it("records the message later instead of posting it again, and stops the channel until the store can write", async () => {
+		const store = openStore();
+		const { log, lines } = capturingLog();
+		const discord = sender(() => undefined);
+		let storeDown = true;
+		const failing = {
+			...store,
+			delivered: (...args: Parameters<typeof store.delivered>) => (storeDown ? Promise.reject(Object.assign(new Error("database or disk is full"), { errcode: 13 })) : store.delivered(...args)),
+			writable: async () => !storeDown,
+		};
+		const stops: [string, boolean][] = [];
+		await store.accept(payload(2), [{ channel: "1" }]);
+		const delivery = startDelivery({ store: failing, sender: discord, log, pollMs: 10, onPause: (channel, stopped) => stops.push([channel, stopped]) });
+
+		await vi.waitFor(() => expect(lines.filter((l) => l.msg === "the alert store still cannot be written; delivery in this channel stays stopped").length).toBeGreaterThan(0), { timeout: 10_000 });
+		expect(discord.tries).toBe(1);
+		storeDown = false;
+		await delivery.drained();
+		await delivery.stop();
+
+		expect(discord.tries).toBe(1);
+		expect(await store.pending()).toBe(0);
+		expect(stops).toEqual([["1", true], ["1", false]]);
+		expect(lines.filter((l) => l.level === 50 && String(l.msg).startsWith("alert delivery stopped in this channel: the alert store cannot be written"))).toHaveLength(1);
+	});
+});
+
+describe("alert charts", () => {
+	it("draws a group's chart once per episode and keeps the attachment on later edits", async () => {
+		const store = openStore();
+		const { log } = capturingLog();
+		const sent: { kind: string; files: string[]; kept: string[] }[] = [];
+		const discord: DiscordSender = {
+			async post(_channel, message) {
+				sent.push({ kind: "post", files: message.files.map((f) => f.name), kept: [] });
+				return { id: "m1", attachments: message.files.map((f, i) => ({ id: `a${i}`, filename: f.name })) };
+			},
+			async edit(_channel, _id, message) {
+				sent.push({ kind: "edit", files: message.files.map((f) => f.name), kept: (message.kept ?? []).map((a) => a.id) });
+				return { id: "m1", attachments: [...(message.kept ?? []), ...message.files.map((f, i) => ({ id: `b${i}`, filename: f.name }))] };
+			},
+		};
+		let drawn = 0;
+		const delivery = startDelivery({ store, sender: discord, log, pollMs: 10, chart: async () => (drawn++, Buffer.from("png")) });
+		await store.accept(payload(2), [{ channel: "1" }]);
+		await delivery.drained();
+		const { groupId } = (await store.listGroups("", 1))[0]!;
+		await store.setAck(groupId, { userId: "1", username: "olivia", at: Date.now() });
+		await delivery.drained();
+		await store.setAck(groupId, null);
+		await delivery.drained();
+		await delivery.stop();
+
+		expect(drawn).toBe(1);
+		expect(sent).toEqual([
+			{ kind: "post", files: ["chart.png"], kept: [] },
+			{ kind: "edit", files: [], kept: ["a0"] },
+			{ kind: "edit", files: [], kept: ["a0"] },
+		]);
 	});
 });

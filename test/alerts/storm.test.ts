@@ -47,7 +47,7 @@ function fakeDiscord(fail: (call: { kind: "post" | "edit"; message: OutgoingMess
 			if (id !== earlier) messages.set(id, { channel, message, edits: 0 });
 			nonces.set(`${channel}:${nonce}`, id);
 			calls.push({ kind: "post", channel, id, title: titleOf(message), start, end: Date.now() });
-			return id;
+			return { id, attachments: [] };
 		},
 		async edit(channel, id, message) {
 			const start = Date.now();
@@ -59,6 +59,7 @@ function fakeDiscord(fail: (call: { kind: "post" | "edit"; message: OutgoingMess
 			stored.message = message;
 			stored.edits++;
 			calls.push({ kind: "edit", channel, id, title: titleOf(message), start, end: Date.now() });
+			return { id, attachments: [] };
 		},
 	};
 	const inChannel = (channel: string) => [...messages.entries()].filter(([, m]) => m.channel === channel);

@@ -167,6 +167,11 @@ export interface DiscordDouble {
 	originalMessage(interactionId: string): StoredMessage | undefined;
 	channelMessages(channelId: string): StoredMessage[];
 	failNext(rule: FaultRule): void;
+	/**
+	 * Holds the next matching request before handling it, until `release()`: a Discord slow to answer
+	 * while the test changes the world (e.g. fills the bot's disk). `held` resolves once one is held.
+	 */
+	holdNext(rule: { method?: string; pathPrefix?: string }): { held: Promise<void>; release(): void };
 	/** Drops every fault rule not used up yet. */
 	clearFaults(): void;
 	waitFor<T>(probe: () => T | undefined | false | null, timeoutMs?: number): Promise<T>;
@@ -200,6 +205,7 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	const messages = new Map<string, StoredMessage>();
 	const commands = { global: [] as Json[], guild: new Map<string, Json[]>() };
 	const faults: (FaultRule & { remaining: number })[] = [];
+	const holds: { method?: string; pathPrefix?: string; hold: (released: Promise<void>) => void; released: Promise<void> }[] = [];
 	const interactions = new Map<string, { token: string; sentAt: number; messageId?: string; response?: InteractionResponse; waiters: ((r: InteractionResponse) => void)[]; channelId: string }>();
 	const byToken = new Map<string, string>();
 	const nonces = new Map<string, string>();
@@ -311,8 +317,10 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		};
 	}
 
+	/** Attachments for uploaded files: `attachments[]` entries refer to files[n] by index `n`; each gets an id of its own. */
 	function attachmentsFrom(files: readonly RecordedFile[], body: Json): Json[] {
-		return files.map((f, i) => ({ id: snowflake(), filename: f.name, size: f.size, url: `${base}/attachments/${f.name}`, proxy_url: `${base}/attachments/${f.name}`, content_type: f.contentType, description: str((arr(body.attachments)[i] as Json | undefined)?.description) }));
+		const described = (i: number) => arr(body.attachments).find((a) => String((a as Json).id) === String(i)) as Json | undefined;
+		return files.map((f, i) => ({ id: snowflake(), filename: f.name, size: f.size, url: `${base}/attachments/${f.name}`, proxy_url: `${base}/attachments/${f.name}`, content_type: f.contentType, description: str(described(i)?.description) }));
 	}
 
 	function createMessage(channelId: string, body: Json, files: readonly RecordedFile[], interactionId?: string): StoredMessage {
@@ -337,9 +345,16 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		if ("content" in body) stored.content = str(body.content);
 		if ("embeds" in body) stored.embeds = arr(body.embeds);
 		if ("components" in body) stored.components = arr(body.components);
-		if (files.length > 0 || "attachments" in body) {
-			stored.files = [...files];
-			stored.attachments = attachmentsFrom(files, body);
+		// Discord: `attachments` lists what the message keeps, its existing attachments by id and new
+		// files by index; one not listed is removed. Without the field, new files are added to the old ones.
+		if ("attachments" in body) {
+			const keptIds = new Set(arr(body.attachments).map((a) => String((a as Json).id)));
+			const kept = stored.attachments.map((a, i) => ({ attachment: a, file: stored.files[i]! })).filter((k) => keptIds.has(String(k.attachment.id)));
+			stored.files = [...kept.map((k) => k.file), ...files];
+			stored.attachments = [...kept.map((k) => k.attachment), ...attachmentsFrom(files, body)];
+		} else if (files.length > 0) {
+			stored.files = [...stored.files, ...files];
+			stored.attachments = [...stored.attachments, ...attachmentsFrom(files, body)];
 		}
 		stored.edits++;
 		stored.raw = messageObject(stored);
@@ -394,6 +409,12 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		} catch {
 			reply(res, 400, { code: 50109, message: "The request body contains invalid JSON." });
 			return;
+		}
+		const holdAt = holds.findIndex((h) => (!h.method || h.method === method) && (!h.pathPrefix || path.startsWith(h.pathPrefix)));
+		if (holdAt >= 0) {
+			const [hold] = holds.splice(holdAt, 1);
+			hold!.hold(hold!.released);
+			await hold!.released;
 		}
 		const record: RecordedRequest = { method, path, headers: req.headers, body: parsed.body, files: parsed.files, status: 0, at: arrivedAt };
 		requests.push(record);
@@ -679,6 +700,14 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		channelMessages: (channelId) => [...messages.values()].filter((x) => x.channel_id === channelId && !x.interactionId),
 		failNext(rule) {
 			faults.push({ ...rule, remaining: rule.count ?? 1 });
+		},
+		holdNext(rule) {
+			let release!: () => void;
+			let onHeld!: () => void;
+			const released = new Promise<void>((resolve) => (release = resolve));
+			const held = new Promise<void>((resolve) => (onHeld = resolve));
+			holds.push({ ...rule, released, hold: () => onHeld() });
+			return { held, release };
 		},
 		clearFaults() {
 			faults.length = 0;

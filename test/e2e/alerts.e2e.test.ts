@@ -95,8 +95,10 @@ alerts:
 		}
 		await postAlerts(alertmanager.url, [{ labels: { alertname: "TargetFlapping", severity: "warning", env: "production" }, generatorURL: `${prometheus.url}/graph?g0.expr=up&g0.tab=1` }]);
 
-		const message = await waitForOne("400000000000000001", /TargetFlapping/);
+		// The chart comes with the message when Prometheus answers within a second, else by an edit of it.
+		const message = await double.waitFor(() => inChannel("400000000000000001", /TargetFlapping/).find((m) => m.files.some((f) => f.name === "chart.png")), 20_000);
 
+		expect(inChannel("400000000000000001", /TargetFlapping/)).toHaveLength(1);
 		const chart = message.files.find((f) => f.name === "chart.png");
 		expect(chart?.data.subarray(1, 4).toString("ascii")).toBe("PNG");
 		expect((message.embeds[0] as { image?: { url: string } }).image?.url).toBe("attachment://chart.png");

@@ -1,8 +1,24 @@
+import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
 import type { AlertStore, OutboxItem } from "../../src/alerts/store.ts";
 
 const ZERO = "0001-01-01T00:00:00Z";
+
+/** A firing webhook for one group, as AlertManager sends it. */
+export function firingWebhook(alertname: string, extra: { severity?: string; description?: string; generatorURL?: string } = {}) {
+	return {
+		version: "4",
+		groupKey: `{}:{alertname="${alertname}"}`,
+		status: "firing",
+		receiver: "opsbot",
+		groupLabels: { alertname },
+		commonLabels: { alertname, severity: extra.severity ?? "warning" },
+		commonAnnotations: extra.description ? { description: extra.description } : {},
+		externalURL: "http://alertmanager.local:9093",
+		alerts: [{ status: "firing", labels: { alertname, severity: extra.severity ?? "warning" }, annotations: extra.description ? { description: extra.description } : {}, startsAt: new Date().toISOString(), endsAt: ZERO, generatorURL: extra.generatorURL ?? "", fingerprint: randomBytes(8).toString("hex") }],
+	};
+}
 
 /** A webhook body for one group of `n` alerts, with long texts to test limits. */
 export function payload(n: number, overrides: Partial<WebhookPayload> = {}, status: "firing" | "resolved" = "firing"): WebhookPayload {
