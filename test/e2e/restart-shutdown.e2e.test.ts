@@ -6,6 +6,7 @@ import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
+import { firingWebhook } from "../support/alert-fixtures.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
 
@@ -13,21 +14,6 @@ const ADMIN = "300000000000000002";
 const CHANNEL = "400000000000000001";
 const webhookToken = randomBytes(24).toString("hex");
 const admin = { id: "200000000000000012", username: "adam", roles: [ADMIN] };
-
-function alert(name: string) {
-	const labels = { alertname: name, severity: "critical", container: "api", env: "production" };
-	return {
-		version: "4",
-		groupKey: `{}:{alertname="${name}"}`,
-		status: "firing",
-		receiver: "opsbot",
-		groupLabels: { alertname: name },
-		commonLabels: labels,
-		commonAnnotations: { summary: `${name} is down` },
-		externalURL: "http://alertmanager.local:9093",
-		alerts: [{ status: "firing", labels, annotations: {}, startsAt: new Date().toISOString(), endsAt: "0001-01-01T00:00:00Z", generatorURL: "http://prom:9090/graph", fingerprint: randomBytes(8).toString("hex") }],
-	};
-}
 
 /** D4: a rollout (SIGTERM) or a crash (kill -9) while `docker restart` runs, with the real sshd and a slow container stop. */
 describe("a container restart in flight when opsbot stops", () => {
@@ -78,7 +64,7 @@ alerts:
 	}
 	/** Posts a firing alert and waits for its message, and for the bot to have stored that message as the group's (a press sooner is refused as an earlier episode's). */
 	async function postAlert(bot: TestBot, name: string, stateUrl?: string): Promise<StoredMessage> {
-		const res = await fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { authorization: `Bearer ${webhookToken}`, "content-type": "application/json" }, body: JSON.stringify(alert(name)) });
+		const res = await fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { authorization: `Bearer ${webhookToken}`, "content-type": "application/json" }, body: JSON.stringify(firingWebhook(name, { severity: "critical", labels: { container: "api", env: "production" } })) });
 		expect(res.status).toBe(202);
 		const message = await double.waitFor(() => byTitle(name), 20_000);
 		const storedIds = async (): Promise<string[]> => {

@@ -5,7 +5,8 @@ import { createPostgresActionLog } from "../../src/services/action-log.ts";
 import { openStateDatabase, type StateDatabase } from "../../src/state/db.ts";
 import { decodeState, encodeState } from "../../src/state/json.ts";
 import { createPostgresPendingStore } from "../../src/state/pending.ts";
-import { createMemoryRestartLock, createPostgresRestartLock } from "../../src/state/restart-lock.ts";
+import { spawnSync } from "node:child_process";
+import { createMemoryRestartLock, createPostgresRestartLock, thisProcessHolder } from "../../src/state/restart-lock.ts";
 
 const log = pino({ level: "silent" });
 const opened: StateDatabase[] = [];
@@ -134,6 +135,41 @@ describe("restart lock", () => {
 		expect(claims.filter((c) => !c.ok && c.reason === "running")).toHaveLength(7);
 		expect(after).toMatchObject({ ok: false, reason: "cooldown" });
 		expect(other).toEqual({ ok: true });
+	});
+
+	it("takes over at once a claim whose process is gone from this host, exactly once among replicas (D4)", async () => {
+		const [a, b] = await replicas();
+		const deadPid = spawnSync(process.execPath, ["-e", ""]).pid!;
+		const dead = JSON.stringify({ ...JSON.parse(thisProcessHolder()), pid: deadPid, instance: "killed" });
+		await createPostgresRestartLock(a).acquire("prod/api", 60_000); // creates the table
+		await a.query("UPDATE opsbot_state.restarts SET running = true, holder = $1, heartbeat_at = clock_timestamp(), last_at = clock_timestamp() WHERE key = 'prod/api'", [dead]);
+		const locks = [createPostgresRestartLock(a, JSON.stringify({ host: "replica-a", pid: 1, instance: "a" })), createPostgresRestartLock(b, JSON.stringify({ host: "replica-b", pid: 1, instance: "b" }))];
+
+		const claims = await Promise.all(Array.from({ length: 8 }, (_, i) => locks[i % 2]!.acquire("prod/api", 60_000)));
+
+		expect(claims.filter((c) => c.ok)).toEqual([{ ok: true, tookOver: { holder: dead, startedAt: expect.any(Number), why: "process gone" } }]);
+		expect(claims.filter((c) => !c.ok && c.reason === "running")).toHaveLength(7);
+		await Promise.all(locks.map((l) => l.release("prod/api")));
+	});
+
+	it("takes over a claim from another host once it has not been renewed for 10 s, and a live holder's never (D4)", async () => {
+		const [a, b] = await replicas();
+		const elsewhere = createPostgresRestartLock(a, JSON.stringify({ host: "replica-a", pid: 1, instance: "a" }));
+		const here = createPostgresRestartLock(b, JSON.stringify({ host: "replica-b", pid: 1, instance: "b" }));
+		expect(await elsewhere.acquire("prod/api", 60_000)).toEqual({ ok: true });
+		const renewedAgo = (seconds: number) => a.query("UPDATE opsbot_state.restarts SET heartbeat_at = clock_timestamp() - make_interval(secs => $1) WHERE key = 'prod/api'", [seconds]);
+
+		await renewedAgo(8);
+		const whileRenewed = await here.acquire("prod/api", 60_000);
+		await renewedAgo(11);
+		const afterSilence = await here.acquire("prod/api", 60_000);
+		await elsewhere.release("prod/api"); // the old holder coming back late ends nothing of the new claim
+		const stillHeld = await elsewhere.acquire("prod/api", 0);
+
+		expect(whileRenewed).toEqual({ ok: false, reason: "running" });
+		expect(afterSilence).toMatchObject({ ok: true, tookOver: { why: "no heartbeat" } });
+		expect(stillHeld).toEqual({ ok: false, reason: "running" });
+		await here.release("prod/api");
 	});
 
 	it("in memory, refuses while running and during the cooldown, then allows again", async () => {

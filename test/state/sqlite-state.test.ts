@@ -1,8 +1,11 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { DatabaseSync } from "node:sqlite";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { PendingStore } from "../../src/discord/pending.ts";
+import { createSqliteRestartLock, RESTART_HEARTBEAT_MS, thisProcessHolder } from "../../src/state/restart-lock.ts";
 import { openStateFile } from "../../src/state/sqlite.ts";
 
 const path = () => join(mkdtempSync(join(tmpdir(), "opsbot-state-file-")), "state.sqlite");
@@ -81,5 +84,56 @@ describe("embedded state file", () => {
 
 		expect(inCooldown).toEqual({ ok: false, reason: "cooldown", lastAt: 10 });
 		expect(later).toEqual({ ok: true });
+	});
+
+	afterEach(() => {
+		vi.useRealTimers();
+	});
+
+	it("takes over at once the claim of a process that died mid-restart, with no cooldown (D4)", async () => {
+		let t = 1_000_000;
+		const file = path();
+		const state = openStateFile(file, () => t);
+		expect(await state.restarts.acquire("prod/api", 600_000)).toEqual({ ok: true }); // creates the table
+		const deadPid = spawnSync(process.execPath, ["-e", ""]).pid!;
+		const dead = JSON.stringify({ ...JSON.parse(thisProcessHolder()), pid: deadPid, instance: "killed" });
+		const raw = new DatabaseSync(file);
+		raw.prepare("UPDATE restarts SET holder = ?, heartbeat_at = ?, last_at = ? WHERE key = 'prod/api'").run(dead, t, t);
+		raw.close();
+		t += 1_000;
+
+		const claim = await state.restarts.acquire("prod/api", 600_000);
+		state.close();
+
+		expect(claim).toEqual({ ok: true, tookOver: { holder: dead, startedAt: 1_000_000, why: "process gone" } });
+	});
+
+	it("keeps a claim its holder renews during a long restart, and takes it over 10 s after the renewals stop (D4)", async () => {
+		vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+		let t = 1_000_000;
+		const file = path();
+		const state = openStateFile(file, () => t);
+		const other = new DatabaseSync(file);
+		const otherProcess = createSqliteRestartLock(() => other, () => t, JSON.stringify({ host: "replica-b", pid: 1, instance: "b" }));
+		expect(await state.restarts.acquire("prod/api", 600_000)).toEqual({ ok: true });
+
+		// 60 s into the restart, renewed every 2 s: still running.
+		for (let i = 0; i < 30; i++) {
+			t += RESTART_HEARTBEAT_MS;
+			await vi.advanceTimersByTimeAsync(RESTART_HEARTBEAT_MS);
+		}
+		const renewed = await otherProcess.acquire("prod/api", 600_000);
+		// The holder dies (its renewals stop): refused 9 s later, taken over at 10 s.
+		vi.clearAllTimers();
+		t += 9_000;
+		const soon = await otherProcess.acquire("prod/api", 600_000);
+		t += 1_000;
+		const later = await otherProcess.acquire("prod/api", 600_000);
+		other.close();
+		state.close();
+
+		expect(renewed).toEqual({ ok: false, reason: "running" });
+		expect(soon).toEqual({ ok: false, reason: "running" });
+		expect(later).toMatchObject({ ok: true, tookOver: { holder: thisProcessHolder(), why: "no heartbeat" } });
 	});
 });

@@ -5,18 +5,19 @@ import type { AlertStore, OutboxItem } from "../../src/alerts/store.ts";
 
 const ZERO = "0001-01-01T00:00:00Z";
 
-/** A firing webhook for one group, as AlertManager sends it. */
-export function firingWebhook(alertname: string, extra: { severity?: string; description?: string; generatorURL?: string } = {}) {
+/** A firing webhook for one group, as AlertManager sends it; `labels` are added to the alert's and the group's common labels. */
+export function firingWebhook(alertname: string, extra: { severity?: string; description?: string; generatorURL?: string; labels?: Record<string, string> } = {}) {
+	const labels = { alertname, severity: extra.severity ?? "warning", ...extra.labels };
 	return {
 		version: "4",
 		groupKey: `{}:{alertname="${alertname}"}`,
 		status: "firing",
 		receiver: "opsbot",
 		groupLabels: { alertname },
-		commonLabels: { alertname, severity: extra.severity ?? "warning" },
+		commonLabels: { ...labels },
 		commonAnnotations: extra.description ? { description: extra.description } : {},
 		externalURL: "http://alertmanager.local:9093",
-		alerts: [{ status: "firing", labels: { alertname, severity: extra.severity ?? "warning" }, annotations: extra.description ? { description: extra.description } : {}, startsAt: new Date().toISOString(), endsAt: ZERO, generatorURL: extra.generatorURL ?? "", fingerprint: randomBytes(8).toString("hex") }],
+		alerts: [{ status: "firing", labels, annotations: extra.description ? { description: extra.description } : {}, startsAt: new Date().toISOString(), endsAt: ZERO, generatorURL: extra.generatorURL ?? "", fingerprint: randomBytes(8).toString("hex") }],
 	};
 }
 
