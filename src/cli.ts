@@ -4,6 +4,7 @@ import { healthReport, healthSummaryReport } from "./commands/health.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
 import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
+import { testAlertReport } from "./commands/alerts.ts";
 import { doctorReport } from "./commands/doctor.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
@@ -173,10 +174,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			await postWebhook(target, alert.payload("resolved", new Date()));
 			await record("ok", "resolved");
 			const sent = { groupKey: alert.groupKey, labels: alert.labels, channels: alert.channels, webhook: target.url, resolved: true };
-			return {
-				report: { title: "Test alert sent and resolved", level: "ok", summary: [`A `, { strong: "TEST" }, ` group went through ${target.url} to channel ${alert.channels.join(", ")}, and is resolved. It is in the action log (opsbot actions --action alert.test).`] },
-				data: sent,
-			};
+			return { report: testAlertReport({ channels: alert.channels, severity, resolvesInSeconds: 0 }), data: sent };
 		},
 	},
 	alerts: {
