@@ -264,14 +264,13 @@ async function runInit(args: string[], io: { out: (s: string) => void; err: (s: 
 	const given = { guild: values.guild, channel: values.channel, role: values.role, env: values.env, url: values.url };
 	const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<InitAnswers>;
 	const problems = answerProblems(defined);
-	let answers: InitAnswers;
-	if (problems.length === 0) answers = defined as InitAnswers;
-	else if (process.stdin.isTTY && process.stdout.isTTY) answers = await askMissing(defined, { input: process.stdin, output: process.stdout });
-	else {
+	const interactive = process.stdin.isTTY && process.stdout.isTTY;
+	if (problems.length > 0 && !interactive) {
 		io.err(`${problems.map((p) => `${p}\n`).join("")}Usage: ${INIT_USAGE}\n(or run it in a terminal to be asked)\n`);
 		return EXIT.usage;
 	}
 	try {
+		const answers = problems.length === 0 ? (defined as InitAnswers) : await askMissing(defined, { input: process.stdin, output: process.stdout });
 		const written = writeInitialFiles(process.cwd(), answers);
 		io.out(`Wrote ${written.config} and ${written.env}.
 Next:
