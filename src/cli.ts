@@ -154,19 +154,21 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			const alerts = ctx.config.ops.alerts!;
 			const sentBy = operator();
 			const alert = newTestAlert(alerts, { severity, sentBy, ...(channel ? { channel } : {}) });
+			// Ctrl-C from here on resolves the group (at once) rather than leaving a test alert firing.
+			const early = new AbortController();
+			const interrupt = () => early.abort();
+			process.once("SIGINT", interrupt);
 			const record = (result: string, step: string) =>
 				ctx.services.actionLog.record({ actor: { userId: "cli", username: sentBy }, action: "alert.test", target: alert.channels.join(", "), result, details: { step, severity, groupKey: alert.groupKey } });
 			await postWebhook(target, alert.payload("firing", new Date())).catch(async (err: unknown) => {
+				process.off("SIGINT", interrupt);
 				await record("failed", "firing");
 				throw err;
 			});
 			await record("ok", "firing");
-			// Ctrl-C resolves at once rather than leaving a test alert firing.
-			const early = new AbortController();
-			const interrupt = () => early.abort();
-			process.once("SIGINT", interrupt);
 			process.stderr.write(`Test alert sent to channel ${alert.channels.join(", ")}; resolving it in ${resolveAfter} s (Ctrl-C resolves it now).\n`);
 			await new Promise<void>((resolve) => {
+				if (early.signal.aborted) return resolve();
 				const timer = setTimeout(resolve, resolveAfter * 1_000);
 				early.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
 			});
