@@ -4,6 +4,7 @@ import { healthReport, healthSummaryReport } from "./commands/health.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
 import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
+import { testAlertReport } from "./commands/alerts.ts";
 import { doctorReport } from "./commands/doctor.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
@@ -153,19 +154,21 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			const alerts = ctx.config.ops.alerts!;
 			const sentBy = operator();
 			const alert = newTestAlert(alerts, { severity, sentBy, ...(channel ? { channel } : {}) });
+			// Ctrl-C from here on resolves the group (at once) rather than leaving a test alert firing.
+			const early = new AbortController();
+			const interrupt = () => early.abort();
+			process.once("SIGINT", interrupt);
 			const record = (result: string, step: string) =>
 				ctx.services.actionLog.record({ actor: { userId: "cli", username: sentBy }, action: "alert.test", target: alert.channels.join(", "), result, details: { step, severity, groupKey: alert.groupKey } });
 			await postWebhook(target, alert.payload("firing", new Date())).catch(async (err: unknown) => {
+				process.off("SIGINT", interrupt);
 				await record("failed", "firing");
 				throw err;
 			});
 			await record("ok", "firing");
-			// Ctrl-C resolves at once rather than leaving a test alert firing.
-			const early = new AbortController();
-			const interrupt = () => early.abort();
-			process.once("SIGINT", interrupt);
 			process.stderr.write(`Test alert sent to channel ${alert.channels.join(", ")}; resolving it in ${resolveAfter} s (Ctrl-C resolves it now).\n`);
 			await new Promise<void>((resolve) => {
+				if (early.signal.aborted) return resolve();
 				const timer = setTimeout(resolve, resolveAfter * 1_000);
 				early.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
 			});
@@ -173,10 +176,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			await postWebhook(target, alert.payload("resolved", new Date()));
 			await record("ok", "resolved");
 			const sent = { groupKey: alert.groupKey, labels: alert.labels, channels: alert.channels, webhook: target.url, resolved: true };
-			return {
-				report: { title: "Test alert sent and resolved", level: "ok", summary: [`A `, { strong: "TEST" }, ` group went through ${target.url} to channel ${alert.channels.join(", ")}, and is resolved. It is in the action log (opsbot actions --action alert.test).`] },
-				data: sent,
-			};
+			return { report: testAlertReport({ channels: alert.channels, severity, resolvesInSeconds: 0 }), data: sent };
 		},
 	},
 	alerts: {
@@ -266,14 +266,13 @@ async function runInit(args: string[], io: { out: (s: string) => void; err: (s: 
 	const given = { guild: values.guild, channel: values.channel, role: values.role, env: values.env, url: values.url };
 	const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<InitAnswers>;
 	const problems = answerProblems(defined);
-	let answers: InitAnswers;
-	if (problems.length === 0) answers = defined as InitAnswers;
-	else if (process.stdin.isTTY && process.stdout.isTTY) answers = await askMissing(defined, { input: process.stdin, output: process.stdout });
-	else {
+	const interactive = process.stdin.isTTY && process.stdout.isTTY;
+	if (problems.length > 0 && !interactive) {
 		io.err(`${problems.map((p) => `${p}\n`).join("")}Usage: ${INIT_USAGE}\n(or run it in a terminal to be asked)\n`);
 		return EXIT.usage;
 	}
 	try {
+		const answers = problems.length === 0 ? (defined as InitAnswers) : await askMissing(defined, { input: process.stdin, output: process.stdout });
 		const written = writeInitialFiles(process.cwd(), answers);
 		io.out(`Wrote ${written.config} and ${written.env}.
 Next:

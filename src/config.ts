@@ -20,7 +20,7 @@ const SqlIdentifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "expecte
 const ContainerName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/, "expected a Docker container name");
 
 /** Commands and button actions whose use is governed by `access`. */
-export const COMMAND_NAMES = ["health", "pool", "logs", "whodeleted", "audit"] as const;
+export const COMMAND_NAMES = ["health", "pool", "logs", "whodeleted", "audit", "alerts"] as const;
 export const ACTION_NAMES = [
 	"health.rerun",
 	"pool.terminate",

@@ -101,7 +101,13 @@ export async function askMissing(given: Partial<Record<keyof InitAnswers, string
 		for (const { key, ask, check } of QUESTIONS) {
 			const fallback = key === "env" ? "production" : undefined;
 			while (answers[key] === undefined || check(answers[key]!)) {
-				const typed = (await rl.question(`${ask}${fallback ? ` [${fallback}]` : ""}: `)).trim() || fallback || "";
+				let typed: string;
+				try {
+					typed = (await rl.question(`${ask}${fallback ? ` [${fallback}]` : ""}: `)).trim() || fallback || "";
+				} catch {
+					// Ctrl-D or Ctrl-C at a question.
+					throw new UserFacingError("Stopped: nothing was written.");
+				}
 				const problem = check(typed);
 				if (problem) io.output.write(`  ${problem}\n`);
 				else answers[key] = typed;

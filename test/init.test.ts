@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -72,5 +72,50 @@ describe("opsbot init", () => {
 		expect(run.stderr).toContain("--guild: a Discord id is 17-20 digits");
 		for (const flag of ["--channel", "--role", "--url"]) expect(run.stderr).toContain(`${flag}: required`);
 		expect(() => statSync(join(dir, "opsbot.yaml"))).toThrow();
+	});
+});
+
+describe("opsbot init in a terminal", () => {
+	/** Runs init under a pseudo-terminal (util-linux `script`), answering each question once it is asked. */
+	function answerInTerminal(cwd: string, answers: readonly [prompt: string, answer: string][]): Promise<{ code: number | null; screen: string }> {
+		return new Promise((done) => {
+			const child = spawn("/usr/bin/script", ["-qfec", `${process.execPath} ${BIN} init --env production`, "/dev/null"], { cwd, env: { PATH: process.env.PATH ?? "", TERM: "dumb" }, stdio: ["pipe", "pipe", "pipe"] });
+			let screen = "";
+			let next = 0;
+			const answered = new Map<string, number>();
+			child.stdout.on("data", (chunk: Buffer) => {
+				screen += chunk.toString();
+				// Answer each question once its prompt is on screen one more time than it has been answered.
+				for (let entry = answers[next]; entry; entry = answers[next]) {
+					const [prompt, answer] = entry;
+					const times = answered.get(prompt) ?? 0;
+					if (screen.split(prompt).length - 1 <= times) break;
+					answered.set(prompt, times + 1);
+					next++;
+					child.stdin.write(`${answer}\r`);
+				}
+			});
+			child.once("exit", (code) => done({ code, screen }));
+		});
+	}
+
+	it("asks for what the flags leave out, again after a wrong answer, and writes a config that loads", { timeout: 60_000 }, async () => {
+		const dir = mkdtempSync(join(tmpdir(), "opsbot-init-tty-"));
+
+		const run = await answerInTerminal(dir, [
+			["Server id", "1234"],
+			["Server id", "100000000000000001"],
+			["Channel id", "100000000000000010"],
+			["On-call role id", "100000000000000100"],
+			["An http(s) URL", "https://www.example.com/"],
+		]);
+
+		expect(run.code, run.screen).toBe(0);
+		expect(run.screen).toContain("a Discord id is 17-20 digits");
+		expect(run.screen).not.toContain("Environment name");
+		const env = parseEnv(readFileSync(join(dir, ".env"), "utf8"));
+		const config = loadConfig({ ...env, ...discordSecrets, OPSBOT_CONFIG: join(dir, "opsbot.yaml") }, "bot");
+		expect(config.ops.discord.guildId).toBe("100000000000000001");
+		expect(config.ops.alerts?.routes[0]?.mentionRole).toBe("100000000000000100");
 	});
 });

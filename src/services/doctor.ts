@@ -329,7 +329,7 @@ async function checkAlerts(config: Config): Promise<{ findings: Finding[]; snipp
 	const local = ["0.0.0.0", "::", ""].includes(alerts.listen.host) ? "127.0.0.1" : alerts.listen.host;
 	const here = `http://${local.includes(":") ? `[${local}]` : local}:${alerts.listen.port}`;
 	try {
-		const res = await fetch(`${here}/healthz`, { signal: AbortSignal.timeout(3_000) });
+		const res = await fetch(`${here}/healthz`, { signal: AbortSignal.timeout(10_000) });
 		findings.push(res.ok ? { area: "alertmanager", subject: "webhook", state: "ok", detail: `${here}/alerts answers (the bot is running)` } : { area: "alertmanager", subject: "webhook", state: "degraded", detail: `${here}/healthz answered ${res.status}` });
 	} catch {
 		findings.push({ area: "alertmanager", subject: "webhook", state: "degraded", detail: `nothing answers at ${here}: the bot is not running here (or listens elsewhere)`, fix: "npm start" });

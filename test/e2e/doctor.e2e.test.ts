@@ -134,4 +134,19 @@ stateDir: ${join(dir, "data")}
 		expect(run.code).toBe(78);
 		expect(run.stderr).toContain("environments.production.postgres.urlEnv: environment variable PROD_DATABASE_URL is not set");
 	});
+
+	it("says when the bot is not in the server, with the invite URL, and stops the Discord checks there", async () => {
+		const outside = await startDiscordDouble({ token: TOKEN, guild: { id: GUILD }, botNotInGuild: true });
+		try {
+			const run = await runOpsbotCli(["doctor", "--json"], { ...env, DISCORD_APPLICATION_ID: outside.applicationId, DISCORD_API_URL: outside.apiUrl }, 60_000);
+
+			expect(run.code, run.stderr).toBe(2);
+			const discord = (JSON.parse(run.stdout) as DoctorResult).findings.filter((f) => f.area === "discord");
+			expect(discord.map((f) => [f.subject, f.state])).toEqual([["token", "ok"], ["server", "broken"]]);
+			expect(discord[1]?.detail).toBe(`the bot is not in server ${GUILD} (discord.guildId)`);
+			expect(discord[1]?.fix).toContain(`https://discord.com/oauth2/authorize?client_id=${outside.applicationId}&scope=bot+applications.commands&permissions=`);
+		} finally {
+			await outside.close();
+		}
+	});
 });

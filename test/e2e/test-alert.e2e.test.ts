@@ -7,6 +7,7 @@ import { startTestBot, type TestBot } from "../support/bot.ts";
 import { runOpsbotCli } from "../support/cli.ts";
 
 const ONCALL = "300000000000000001";
+const ADMINS = "300000000000000002";
 const WEBHOOK_TOKEN = "t".repeat(32);
 
 /** `opsbot test-alert` (bin/opsbot.js) -> the shipped bot's webhook -> the double, then resolved by the CLI. */
@@ -18,10 +19,10 @@ describe("opsbot test-alert through the running bot", () => {
 	let critical: string;
 
 	beforeAll(async () => {
-		double = await startDiscordDouble({ guild: { channels: [{ id: "400000000000000001", name: "alerts" }, { id: "400000000000000002", name: "critical" }], roles: [{ id: ONCALL, name: "oncall" }] } });
+		double = await startDiscordDouble({ guild: { channels: [{ id: "400000000000000001", name: "alerts" }, { id: "400000000000000002", name: "critical" }], roles: [{ id: ONCALL, name: "oncall" }, { id: ADMINS, name: "admins" }] } });
 		[general, critical] = double.channelIds as [string, string];
-		const yaml = `discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}" } }
-access: { actions: { alert.ack: [oncall] } }
+		const yaml = `discord: { guildId: "${double.guildId}", opsChannels: ["${general}"], roles: { oncall: "${ONCALL}", admins: "${ADMINS}" } }
+access: { commands: { alerts: [admins] }, actions: { alert.ack: [oncall] } }
 environments:
   production: { http: [{ name: website, url: "http://127.0.0.1:1/" }] }
 alerts:
@@ -77,5 +78,26 @@ alerts:
 		const nobody = await runOpsbotCli(["test-alert"], { ...env, OPSBOT_CONFIG: join(dir, "opsbot.yaml") });
 		expect(nobody.code).toBe(69);
 		expect(nobody.stderr).toContain("Nothing answers at http://127.0.0.1:1/alerts: is the bot running (npm start) with this config?");
+	});
+
+	it("/alerts test (admins only) sends the same TEST group through the webhook and resolves it", { timeout: 60_000 }, async () => {
+		const options = [{ type: 1, name: "test", options: [{ name: "severity", type: 3, value: "warning" }, { name: "resolve_after", type: 4, value: 1 }] }];
+		const before = double.channelMessages(general).length;
+
+		const refused = await double.sendInteraction({ kind: "command", name: "alerts", options, user: { id: "200000000000000005", roles: [ONCALL] } });
+		await refused.response(10_000);
+		await double.waitFor(() => double.originalMessage(refused.id)?.content || double.originalMessage(refused.id)?.embeds.length, 10_000);
+		expect(double.channelMessages(general)).toHaveLength(before);
+
+		const sent = await double.sendInteraction({ kind: "command", name: "alerts", options, user: { id: "200000000000000006", username: "root-admin", roles: [ADMINS] } });
+		await sent.response(10_000);
+		const reply = await double.waitFor(() => double.originalMessage(sent.id)?.embeds[0] as { title?: string; description?: string } | undefined, 10_000);
+		expect(reply.title).toBe("Test alert sent");
+		expect(reply.description).toContain(`<#${general}>`);
+		const message = await double.waitFor(() => double.channelMessages(general).slice(before).find((m) => JSON.stringify(m.embeds).includes("TEST")), 15_000);
+		expect(JSON.stringify(message.embeds)).toContain("root");
+		await double.waitFor(() => /resolved/i.test(JSON.stringify(double.messages.get(message.id)?.embeds)), 15_000);
+		const logged = await bot.actionLog.recent(2, { action: "alert.test" });
+		expect(logged.map((r) => [r.actor.username, r.details?.step])).toEqual([["root-admin", "resolved"], ["root-admin", "firing"]]);
 	});
 });

@@ -1,4 +1,5 @@
 import { describe, it } from "vitest";
+import { testAlertReport } from "../../src/commands/alerts.ts";
 import { doctorReport } from "../../src/commands/doctor.ts";
 import type { DoctorResult } from "../../src/services/doctor.ts";
 import { expectReportGolden } from "../support/golden.ts";
@@ -30,5 +31,15 @@ describe("opsbot doctor's report", () => {
 
 	it("says all good when nothing is wrong", () => {
 		expectReportGolden("doctor-ok", doctorReport({ startedAt, durationMs: 95, configPath: "./opsbot.yaml", hostKeys: [], findings: [{ area: "config", subject: "config", state: "ok", detail: "./opsbot.yaml is valid: 1 environment (production)" }, { area: "discord", subject: "token", state: "ok", detail: "valid: logged in as opsbot" }] }));
+	});
+});
+
+describe("the test alert's report", () => {
+	it("says where the TEST group went and when it resolves (/alerts test)", () => {
+		expectReportGolden("test-alert-sent", testAlertReport({ channels: ["400000000000000001", "400000000000000002"], severity: "critical", resolvesInSeconds: 60 }));
+	});
+
+	it("says it is resolved (opsbot test-alert, once done)", () => {
+		expectReportGolden("test-alert-resolved", testAlertReport({ channels: ["400000000000000001"], severity: "warning", resolvesInSeconds: 0 }));
 	});
 });
