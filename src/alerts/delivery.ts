@@ -15,6 +15,8 @@ export interface SentAttachment {
 /** What delivery sends: one group's message, or a channel's storm summary; on an edit, attachments to keep. */
 export type OutgoingMessage = (AlertMessage | SummaryMessage) & { readonly kept?: readonly SentAttachment[] };
 
+type AlertWithKept = AlertMessage & { readonly kept?: readonly SentAttachment[] };
+
 /** A message as Discord's answer to a post or an edit describes it. */
 export interface SentMessage {
 	readonly id: string;
@@ -43,7 +45,10 @@ function body(message: OutgoingMessage) {
 }
 
 type MessageAnswer = { id: string; attachments?: { id: string; filename: string }[] };
-const sentMessage = (answer: MessageAnswer): SentMessage => ({ id: answer.id, attachments: (answer.attachments ?? []).map((a) => ({ id: a.id, filename: a.filename })) });
+const sentMessage = (answer: MessageAnswer): SentMessage => ({
+	id: answer.id,
+	attachments: (answer.attachments ?? []).map((a) => ({ id: a.id, filename: a.filename })),
+});
 
 const CHANNEL_MESSAGES = /\/channels\/(\d+)\/messages/;
 
@@ -56,7 +61,8 @@ export function restSender(rest: REST): DiscordSender {
 	const files = (m: OutgoingMessage) => (m.files.length > 0 ? { files: m.files.map((f) => ({ name: f.name, data: f.data })) } : {});
 	return {
 		async post(channel, message, nonce) {
-			return sentMessage((await rest.post(Routes.channelMessages(channel), { body: { ...body(message), nonce, enforce_nonce: true }, ...files(message) })) as MessageAnswer);
+			const created = await rest.post(Routes.channelMessages(channel), { body: { ...body(message), nonce, enforce_nonce: true }, ...files(message) });
+			return sentMessage(created as MessageAnswer);
 		},
 		async edit(channel, messageId, message) {
 			return sentMessage((await rest.patch(Routes.channelMessage(channel, messageId), { body: body(message), ...files(message) })) as MessageAnswer);
@@ -258,7 +264,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	 * Edits the group's message, or posts it (again, if someone deleted it). `reposted` renders the
 	 * message for a new post: an attachment the deleted message had cannot be kept.
 	 */
-	async function send(item: OutboxItem, messageId: string | null, message: AlertMessage & { kept?: readonly SentAttachment[] }, reposted: () => AlertMessage): Promise<SentMessage> {
+	async function send(item: OutboxItem, messageId: string | null, message: AlertWithKept, reposted: () => AlertMessage): Promise<SentMessage> {
 		if (messageId) {
 			try {
 				return await sender.edit(item.channel, messageId, message);
@@ -346,10 +352,19 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		const attachedId = firing && messageId ? (item.chartAttachment ?? earlier?.chartAttachment ?? null) : null;
 		const chart = firing && !attachedId ? await chartOf(item, messageId ? 0 : chartWaitMs, chartsAllowed) : undefined;
 		const png = chart?.png;
-		const render = (options: { withoutAttachments: boolean; keep: boolean }): AlertMessage & { kept?: readonly SentAttachment[] } => {
+		const render = (options: { withoutAttachments: boolean; keep: boolean }): AlertWithKept => {
 			const keep = options.keep && attachedId !== null && !options.withoutAttachments;
 			// The kept chart is drawn already: any bytes make the view show it; the file is not sent again.
-			const message = renderAlertGroup(item.payload, { firstFiringAt: item.firstFiringAt, mentionRole: item.mentionRole, chart: keep ? Buffer.alloc(0) : png, ack: item.ack, silence: item.silence, restart: item.restart, withoutAttachments: options.withoutAttachments, ...(deps.actions ? { actions: deps.actions(item) } : {}) });
+			const message = renderAlertGroup(item.payload, {
+				firstFiringAt: item.firstFiringAt,
+				mentionRole: item.mentionRole,
+				chart: keep ? Buffer.alloc(0) : png,
+				ack: item.ack,
+				silence: item.silence,
+				restart: item.restart,
+				withoutAttachments: options.withoutAttachments,
+				...(deps.actions ? { actions: deps.actions(item) } : {}),
+			});
 			return keep ? { ...message, files: message.files.filter((f) => f.name !== CHART_FILE), kept: [{ id: attachedId, filename: CHART_FILE }] } : message;
 		};
 		const message = render({ withoutAttachments: false, keep: true });
@@ -556,7 +571,9 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		deps.onPause?.(channel, true);
 		const log = deps.log.child({ channel, attempts: pause.attempts, retryInMs: pause.until - Date.now() });
 		if (!first) log.debug({ err }, "alert delivery still stopped in this channel");
-		else if (!storeUp) log.error({ err }, "alert delivery stopped in this channel: the alert store cannot be written (disk full or read-only?); nothing is posted until it can, then delivery goes on");
+		else if (!storeUp) {
+			log.error({ err }, "alert delivery stopped in this channel: the alert store cannot be written (disk full or read-only?); nothing is posted until it can, then delivery goes on");
+		}
 		else log.error({ err }, "alert delivery failed in this channel; trying again later");
 	}
 

@@ -9,7 +9,7 @@ describe("the example Prometheus rules for opsbot itself", () => {
 		const check = execFileSync("/usr/bin/promtool", ["check", "rules", "deploy/prometheus/opsbot-rules.yml"], { encoding: "utf8" });
 		const test = execFileSync("/usr/bin/promtool", ["test", "rules", "deploy/prometheus/opsbot-rules.test.yml"], { encoding: "utf8" });
 
-		expect(check).toContain("SUCCESS: 6 rules found");
+		expect(check).toContain("SUCCESS: 7 rules found");
 		expect(test).toContain("SUCCESS");
 	});
 });

@@ -179,6 +179,27 @@ export function storeContract(name: string, open: () => Promise<{ store: AlertSt
 			expect((await after.next("1"))?.groupId).not.toBe(item.groupId);
 			await after.close();
 		});
+
+		it("remembers the message's chart attachment for its episode, and queues a re-render of the current episode only", async () => {
+			const { store } = await open();
+			await store.accept(payload(1), targets);
+			const first = (await store.next("1"))!;
+			await store.delivered(first, "m1", "chart-1");
+			await store.refresh(first.groupId, first.episode);
+			const refreshed = (await store.next("1"))!;
+			await store.delivered(refreshed, "m1", "chart-1");
+			await store.accept(payload(1, {}, "resolved"), targets);
+			await store.delivered((await store.next("1"))!, "m1", null);
+			await store.accept(payload(2), targets);
+			const next = (await store.next("1"))!;
+			await store.refresh(first.groupId, first.episode);
+
+			expect(first.chartAttachment).toBeNull();
+			expect(refreshed).toMatchObject({ episode: first.episode, messageId: "m1", chartAttachment: "chart-1" });
+			expect(next).toMatchObject({ episode: first.episode + 1, messageId: null, chartAttachment: null });
+			expect(await store.pending()).toBe(1);
+			await store.close();
+		});
 	});
 }
 
