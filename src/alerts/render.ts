@@ -223,7 +223,9 @@ export function stormReport(view: StormView, options: { withoutAttachments?: boo
 
 /**
  * Renders the storm summary (stormReport) as one embed within Discord's limits at any size, with the
- * full list attached when not every group is listed. Returns which groups the embed lists.
+ * full list attached when not every group is listed. Returns which groups the message shows: those
+ * the embed lists, and with the attachment every firing group (delivery rewrites the summary soon
+ * for a group shown nowhere, which would spend the channel's budget on every other write).
  */
 export function renderStormSummary(view: StormView, options: { withoutAttachments?: boolean } = {}): { message: SummaryMessage; listed: string[] } {
 	const report = stormReport(view, options);
@@ -238,7 +240,7 @@ export function renderStormSummary(view: StormView, options: { withoutAttachment
 			allowedMentions: { parse: [], roles: [] },
 			components: [],
 		},
-		listed: view.firing.slice(0, listShown).map((l) => l.groupId),
+		listed: (attach ? view.firing : view.firing.slice(0, listShown)).map((l) => l.groupId),
 	};
 }
 
