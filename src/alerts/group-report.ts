@@ -1,5 +1,5 @@
 import { oneLine, truncate } from "../render/limits.ts";
-import { joinText, type Level, type Report, type ReportField, type ReportLink, type Text } from "../render/report.ts";
+import { joinText, type Inline, type Level, type Report, type ReportField, type ReportLink, type Text } from "../render/report.ts";
 import type { WebhookAlert, WebhookPayload } from "./schema.ts";
 import type { AckState, RestartState, SilenceState } from "./store.ts";
 import { formatDuration } from "../time.ts";
@@ -162,7 +162,8 @@ export interface AlertGroupReport {
 
 function restartLine(restart: RestartState): Text {
 	const who: Text = [" by ", { mention: "user", id: restart.userId }, " ", { time: new Date(restart.at), style: "clock" }];
-	return restart.ok ? ["🔁 restarted ", { code: restart.container }, ...who] : ["❌ restart of ", { code: restart.container }, " ", { strong: "failed" }, ...who];
+	const container: Text = { code: restart.container };
+	return restart.ok ? ["🔁 restarted ", container, ...who] : ["❌ restart of ", container, " ", { strong: "failed" }, ...who];
 }
 
 /**
@@ -185,19 +186,22 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 	const first = payload.alerts[0];
 	const labels = differingLabels(payload.alerts, payload.commonLabels);
 	const summary = annotations.summary ? truncate(oneLine(annotations.summary), 300) : undefined;
-	const ack: Text | undefined = context.ack ? ["✋ acknowledged by ", { mention: "user", id: context.ack.userId }, ...(resolved ? [] : [" ", { time: new Date(context.ack.at), style: "clock" as const }])] : undefined;
+	const ackedAt: Inline[] = context.ack && !resolved ? [" ", { time: new Date(context.ack.at), style: "clock" }] : [];
+	const ack: Text | undefined = context.ack ? ["✋ acknowledged by ", { mention: "user", id: context.ack.userId }, ...ackedAt] : undefined;
 	const head: Text[] = [];
 	const fields: ReportField[] = [];
 	let list: Report["list"];
 	if (resolved) {
 		const end = endedAt(payload, context.firstFiringAt) ?? now;
 		const started = new Date(context.firstFiringAt);
-		head.push(["Fired ", { time: started, style: "clock" }, " · ended ", { time: new Date(end), style: "time" }, " after ", { strong: formatDuration(end - context.firstFiringAt) }]);
+		const duration = formatDuration(end - context.firstFiringAt);
+		head.push(["Fired ", { time: started, style: "clock" }, " · ended ", { time: new Date(end), style: "time" }, " after ", { strong: duration }]);
 		if (ack) head.push(ack);
 		if (context.restart) head.push(restartLine(context.restart));
 		const recovered = payload.alerts.map((a) => labelsOf(a, labels)).filter(Boolean);
 		const shown = recovered.slice(0, SHOWN_ALERTS).map((l) => truncate(l, 80)).join(", ");
-		head.push(`${payload.alerts.length} of ${payload.alerts.length} recovered${shown ? `: ${shown}` : ""}${recovered.length > SHOWN_ALERTS ? ` and ${recovered.length - SHOWN_ALERTS} more` : ""}`);
+		const more = recovered.length > SHOWN_ALERTS ? ` and ${recovered.length - SHOWN_ALERTS} more` : "";
+		head.push(`${payload.alerts.length} of ${payload.alerts.length} recovered${shown ? `: ${shown}` : ""}${more}`);
 	} else {
 		if (summary) head.push({ strong: summary });
 		if (annotations.description) head.push(truncate(annotations.description, 1_000));
@@ -241,6 +245,8 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 		state,
 		colour: stateColour(state, severity),
 		mention,
-		headline: handled ? undefined : { icon: severityIcon(severity), name: truncate(oneLine(name), 100), environment, summary: summary && truncate(summary, 200), firing: firing.length, alerts: payload.alerts.length },
+		headline: handled
+			? undefined
+			: { icon: severityIcon(severity), name: truncate(oneLine(name), 100), environment, summary: summary && truncate(summary, 200), firing: firing.length, alerts: payload.alerts.length },
 	};
 }

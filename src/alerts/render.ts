@@ -154,7 +154,8 @@ function stormName(line: StormLine): string {
 function stormItem(line: StormLine, withLink: boolean): Text {
 	const name: Text = { strong: stormName(line) };
 	const linked = withLink && line.url;
-	return [`${severityIcon(line.severity)} `, linked ? { link: line.url!, label: name } : name, ` · ${line.firing} firing`, ...(line.posted || !withLink ? [] : [" · message to follow"])];
+	const pending = line.posted || !withLink ? [] : [" · message to follow"];
+	return [`${severityIcon(line.severity)} `, linked ? { link: line.url!, label: name } : name, ` · ${line.firing} firing`, ...pending];
 }
 
 function stormLine(line: StormLine, withLink: boolean): string {
@@ -188,7 +189,8 @@ export function stormReport(view: StormView, options: { withoutAttachments?: boo
 	const n = view.firing.length;
 	const plural = (k: number, word: string) => `${k} ${word}${k === 1 ? "" : "s"}`;
 	if (n === 0) {
-		return { title: `✅ Alert storm: ${plural(view.resolved, "group")} resolved`, level: "ok", summary: `${plural(view.resolved, "group")} resolved; updating their messages…` };
+		const groups = plural(view.resolved, "group");
+		return { title: `✅ Alert storm: ${groups} resolved`, level: "ok", summary: `${groups} resolved; updating their messages…` };
 	}
 	const critical = view.firing.filter((l) => l.severity === "critical").length;
 	const posted = view.firing.filter((l) => l.posted).length;
@@ -197,10 +199,11 @@ export function stormReport(view: StormView, options: { withoutAttachments?: boo
 	const known = new Set<string>(SEVERITY_WORDS);
 	const otherSeverity = severities.filter((s) => s !== "" && !known.has(s)).length;
 	const environments = view.firing.map((l) => l.environment).filter((e) => e !== "");
+	const severityCounts = [...bySeverity.map(([s, k]) => `${severityIcon(s)} ${k} ${s || "no severity"}`), ...(otherSeverity > 0 ? [`⚪ ${otherSeverity} other`] : [])];
 	const summary: Text[] = [
 		["Posting ", plural(n, "group"), " at Discord's pace, critical first, since ", { time: new Date(view.startedAt), style: "time" }, "; this list stays current."],
 		"",
-		[{ strong: "Severity:" }, ` ${[...bySeverity.map(([s, k]) => `${severityIcon(s)} ${k} ${s || "no severity"}`), ...(otherSeverity > 0 ? [`⚪ ${otherSeverity} other`] : [])].join(" · ")}`],
+		[{ strong: "Severity:" }, ` ${severityCounts.join(" · ")}`],
 		// Counts by name and environment say what the list below cannot once it is cut.
 		...(n > STORM_LISTED ? [[{ strong: "Alerts:" }, ` ${countsOf(view.firing.map((l) => oneLine(l.name)))}`] satisfies Text] : []),
 		...(n > STORM_LISTED && environments.length > 0 ? [[{ strong: "Environments:" }, ` ${countsOf(environments)}`] satisfies Text] : []),
@@ -220,7 +223,9 @@ export function stormReport(view: StormView, options: { withoutAttachments?: boo
 
 /**
  * Renders the storm summary (stormReport) as one embed within Discord's limits at any size, with the
- * full list attached when not every group is listed. Returns which groups the embed lists.
+ * full list attached when not every group is listed. Returns which groups the message shows: those
+ * the embed lists, and with the attachment every firing group (delivery rewrites the summary soon
+ * for a group shown nowhere, which would spend the channel's budget on every other write).
  */
 export function renderStormSummary(view: StormView, options: { withoutAttachments?: boolean } = {}): { message: SummaryMessage; listed: string[] } {
 	const report = stormReport(view, options);
@@ -235,7 +240,7 @@ export function renderStormSummary(view: StormView, options: { withoutAttachment
 			allowedMentions: { parse: [], roles: [] },
 			components: [],
 		},
-		listed: view.firing.slice(0, listShown).map((l) => l.groupId),
+		listed: (attach ? view.firing : view.firing.slice(0, listShown)).map((l) => l.groupId),
 	};
 }
 

@@ -4,7 +4,7 @@ import { recordAction, type AnyComponentHandler, type Command, type HandlerConte
 import type { AppContext } from "../context.ts";
 import type { InteractionResult } from "../metrics.ts";
 import { PermissionDeniedError, PressRefusedError, UserFacingError, withTimeout } from "../errors.ts";
-import { DISCORD_LIMITS, truncate } from "../render/limits.ts";
+import { cutWhole, DISCORD_LIMITS, truncate } from "../render/limits.ts";
 import type { Actor } from "./access.ts";
 import { decodeCustomId } from "./custom-id.ts";
 
@@ -65,7 +65,7 @@ export function createRouter(commands: readonly Command[], components: readonly 
 				.respond(
 					choices.slice(0, DISCORD_LIMITS.autocompleteChoices).map((c) => ({
 						name: truncate(c.name, DISCORD_LIMITS.choiceName),
-						value: typeof c.value === "string" ? c.value.slice(0, DISCORD_LIMITS.choiceValue) : c.value,
+						value: typeof c.value === "string" ? cutWhole(c.value, DISCORD_LIMITS.choiceValue) : c.value,
 					})),
 				)
 				.catch((err: unknown) => log.warn({ err }, "autocomplete respond failed"));

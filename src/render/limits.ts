@@ -19,24 +19,31 @@ export const DISCORD_LIMITS = {
 const GRAPHEMES = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 
 /**
- * Cuts `text` to at most `max` UTF-16 units (Discord's limits count those), marking the cut with an
- * ellipsis. The cut falls between grapheme clusters, so an emoji, a flag or a letter with its accents
- * is never split (a lone surrogate half makes Discord refuse the whole message); only a single cluster
- * longer than the room is cut, and then between code points.
+ * The longest start of `text` of at most `max` UTF-16 units (Discord's limits count those) that ends
+ * between grapheme clusters, so an emoji, a flag or a letter with its accents is never split (a lone
+ * surrogate half makes Discord refuse the whole message). Only a single cluster longer than `max` is
+ * cut, and then between code points.
  */
-export function truncate(text: string, max: number): string {
+export function cutWhole(text: string, max: number): string {
 	if (text.length <= max) return text;
-	const room = Math.max(0, max - 1);
 	let cut = 0;
 	for (const { segment } of GRAPHEMES.segment(text)) {
-		if (cut + segment.length > room) break;
+		if (cut + segment.length > max) break;
 		cut += segment.length;
 	}
-	if (cut === 0) for (const point of text) {
-		if (cut + point.length > room) break;
-		cut += point.length;
+	if (cut === 0) {
+		for (const point of text) {
+			if (cut + point.length > max) break;
+			cut += point.length;
+		}
 	}
-	return `${text.slice(0, cut)}…`;
+	return text.slice(0, cut);
+}
+
+/** Cuts `text` to at most `max` UTF-16 units between whole characters (cutWhole), marking the cut with an ellipsis. */
+export function truncate(text: string, max: number): string {
+	if (text.length <= max) return text;
+	return `${cutWhole(text, Math.max(0, max - 1))}…`;
 }
 
 /** Joins lines into at most `max` characters; lines that do not fit are summarised as "… and N more". */

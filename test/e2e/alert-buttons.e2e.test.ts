@@ -103,7 +103,7 @@ alerts:
 		await press(customId(message, "alert:ack:"), message, oncall);
 		const edited = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("acknowledged by") ? double.messages.get(message.id) : undefined), 10_000);
 
-		expect(firing).toEqual({ title: "🔴 CRITICAL · ApiDown · production", color: 0xe74c3c, content: `<@&${ONCALL}> 🔴 ApiDown on production (1 of 1)` });
+		expect(firing).toEqual({ title: "🔴 CRITICAL · ApiDown · production", color: 0xe74c3c, content: "🔴 ApiDown on production (1 of 1)" });
 		expect(edited.embeds[0]).toMatchObject({ title: "🟡 ACKED · ApiDown · production", color: 0xf1c40f });
 		expect(edited.content).toBe("");
 		expect((edited.embeds[0] as { description: string }).description).toContain(`✋ acknowledged by <@${oncall.id}>`);
@@ -251,6 +251,7 @@ alerts:
 		const silenceId = reply.content.match(/silence `([0-9a-f-]{36})`/)![1]!;
 		const silence = await readSilence(silencesAt.url, silenceId);
 		const edited = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("silenced by") ? double.messages.get(message.id) : undefined), 10_000);
+		const silencedLook = { title: (edited.embeds[0] as { title: string }).title, color: (edited.embeds[0] as { color: number }).color };
 		const unsilence = await press(components(edited).match(/alert:unsilence:[0-9a-f]{32}/)![0], edited, oncall);
 		await followUp(unsilence.id);
 		const expired = await readSilence(silencesAt.url, silenceId);
@@ -259,7 +260,7 @@ alerts:
 		expect(silence.createdBy).toContain("olivia");
 		expect(silence.matchers.map((m) => `${m.name}=${m.value}`).sort()).toEqual(["alertname=DbSlow", "container=postgres", "env=production", "severity=warning"]);
 		expect(expired.status.state).toBe("expired");
-		expect(edited.embeds[0]).toMatchObject({ title: "🔕 SILENCED · DbSlow · production", color: 0x95a5a6 });
+		expect(silencedLook).toEqual({ title: "🔕 SILENCED · DbSlow · production", color: 0x95a5a6 });
 	});
 
 	it("resolves: the acknowledged card turns RESOLVED in green, keeps who acknowledged it, and drops its action buttons", async () => {

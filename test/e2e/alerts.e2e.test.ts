@@ -59,7 +59,8 @@ alerts:
 		expect(embed.color).toBe(0xe74c3c);
 		expect(embed.description).toContain("🔥 instance=a");
 		expect(embed.description).toMatch(/Firing since <t:\d+:t> \(<t:\d+:R>\) · 2 of 2 firing · not acknowledged/);
-		expect(JSON.stringify(message.components)).toContain('{"type":2,"style":5,"label":"Runbook","url":"https://runbooks.example.com/high-error-rate"}');
+		const buttons = (message.components as { components: Record<string, unknown>[] }[]).flatMap((row) => row.components);
+		expect(buttons).toContainEqual({ type: 2, style: 5, label: "Runbook", url: "https://runbooks.example.com/high-error-rate" });
 		expect(message.content).toBe(`<@&${ONCALL}> 🔴 HighErrorRate on prod: 5xx above 1/s (2 of 2)`);
 		expect(JSON.stringify(embed)).not.toContain(`<@&${ONCALL}>`);
 		const posted = double.requests.find((r) => r.method === "POST" && r.path === "/channels/400000000000000002/messages");

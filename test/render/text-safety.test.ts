@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { escapeMarkdown, oneLine, stripInvisible, truncate } from "../../src/render/limits.ts";
+import { cutWhole, escapeMarkdown, oneLine, stripInvisible, truncate } from "../../src/render/limits.ts";
 import { reportLinkButtons, reportToEmbed, reportToText, TERMINAL_LABEL_WIDTH, type Report } from "../../src/render/report.ts";
 
 /** Whether `text` holds a UTF-16 surrogate half without its partner (what Discord cannot store). */
@@ -14,6 +14,10 @@ describe("cutting text (issue 19 D6)", () => {
 		expect(hasLoneSurrogate(cut)).toBe(false);
 		expect(cut.length).toBeLessThanOrEqual(100);
 		expect(cut).toBe(`${"E".repeat(98)}…`);
+	});
+
+	it("cuts without an ellipsis on the same boundaries (autocomplete values)", () => {
+		expect(cutWhole(`${"v".repeat(99)}😀`, 100)).toBe("v".repeat(99));
 	});
 
 	it("keeps a grapheme cluster whole (a flag, a family emoji, a letter with its accent)", () => {
