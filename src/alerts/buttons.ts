@@ -298,7 +298,8 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 			const result = await ctx.services.ssh.run(environment, ["docker", "restart", container], { timeoutMs: RESTART_TIMEOUT_MS, maxBytes: 64 * 1024 });
 			const ok = result.code === 0;
 			await recordAction(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId, ...tookOver });
-			await alertStore(ctx).setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok });
+			const why = ok ? {} : { exitCode: result.code, reason: firstLine(result.stderr) || "no error output" };
+			await alertStore(ctx).setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok, ...why });
 			ctx.services.alertState.wake();
 			await interaction.editReply({ content: ok ? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.` : `Restart of ${inlineCode(container)} failed (exit ${result.code}): ${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`, components: [] });
 		} catch (err) {
@@ -307,6 +308,12 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 				throw err;
 			}
 			await recordAction(ctx, "alert.restart", key, "failed", tookOver);
+			// The card says so too, not only the presser's reply: the next person looking must not press again blind.
+			const reason = firstLine(err instanceof Error ? err.message : String(err)) || "the SSH command failed";
+			await alertStore(ctx)
+				.setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok: false, reason })
+				.then(() => ctx.services.alertState.wake())
+				.catch((cause: unknown) => ctx.log.warn({ err: cause, groupId }, "could not note the failed restart on the card"));
 			throw err;
 		} finally {
 			removeRunning();
@@ -314,6 +321,12 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 		}
 	},
 };
+
+/** The first non-empty line of a command's error output or an error message, bounded for a card line. */
+function firstLine(text: string): string {
+	const line = text.split("\n").map((l) => l.trim()).find((l) => l.length > 0) ?? "";
+	return truncate(line, 200);
+}
 
 /** Cancel on the restart confirmation: whatever its state, nothing is restarted. */
 export const alertRestartCancel = cancelButton({ area: "alert", action: "restartcancel", kind: "alert.restart", target: (c) => `${c.environment}/${c.container}`, nothing: "nothing was restarted" });

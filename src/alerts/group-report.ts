@@ -163,7 +163,10 @@ export interface AlertGroupReport {
 function restartLine(restart: RestartState): Text {
 	const who: Text = [" by ", { mention: "user", id: restart.userId }, " ", { time: new Date(restart.at), style: "clock" }];
 	const container: Text = { code: restart.container };
-	return restart.ok ? ["🔁 restarted ", container, ...who] : ["❌ restart of ", container, " ", { strong: "failed" }, ...who];
+	if (restart.ok) return ["🔁 restarted ", container, ...who];
+	const exit = restart.exitCode === undefined || restart.exitCode === null ? "" : `exit ${restart.exitCode}`;
+	const why = [exit, restart.reason ?? ""].filter(Boolean).join(": ");
+	return ["❌ restart of ", container, " ", { strong: "failed" }, ...(why ? [" (", { code: why }, ")"] : []), ...who];
 }
 
 /**

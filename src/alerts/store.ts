@@ -29,6 +29,9 @@ export interface RestartState {
 	readonly container: string;
 	readonly at: number;
 	readonly ok: boolean;
+	/** Why a failed restart failed, for the card: the exit code and the first line of its error output, or what went wrong on the way. */
+	readonly exitCode?: number | null;
+	readonly reason?: string;
 }
 
 /** A group as buttons see it: its latest payload and what people did about it. */

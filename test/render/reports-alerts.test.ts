@@ -113,7 +113,7 @@ describe("alert group messages (golden)", () => {
 			mentionRole: ROLE,
 			ack: { userId: "200000000000000002", username: "alice", at: NOW - 10 * 60_000 },
 			silence: { id: "silence-1", username: "bob_the_*ops*", until: NOW + 4 * 3_600_000 },
-			restart: { userId: "200000000000000003", container: "api", at: NOW - 2 * 60_000, ok: false },
+			restart: { userId: "200000000000000003", container: "api", at: NOW - 2 * 60_000, ok: false, exitCode: 1, reason: "Error response from daemon: No such container: api" },
 			actions: { groupId: GROUP_ID, restartContainer: "api", logs: true },
 		});
 
@@ -123,7 +123,7 @@ describe("alert group messages (golden)", () => {
 			now: NOW,
 			ack: { userId: "200000000000000002", username: "alice", at: NOW - 10 * 60_000 },
 			silence: { id: "silence-1", username: "bob_the_*ops*", until: NOW + 4 * 3_600_000 },
-			restart: { userId: "200000000000000003", container: "api", at: NOW - 2 * 60_000, ok: false },
+			restart: { userId: "200000000000000003", container: "api", at: NOW - 2 * 60_000, ok: false, exitCode: 1, reason: "Error response from daemon: No such container: api" },
 		});
 	});
 
