@@ -10,7 +10,7 @@ import { startPostgres, type TestPostgres } from "../support/postgres.ts";
 import { healthService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
-const thresholds = { warnPercent: 70, criticalPercent: 90, idleMinutes: 60 };
+const thresholds = { warnPercent: 70, criticalPercent: 90, idleMinutes: 60, idleInTransactionMinutes: 1 };
 
 function figures(snapshot: PoolSnapshot) {
 	if ("error" in snapshot.postgres) throw new Error(`postgres: ${snapshot.postgres.error}`);
