@@ -20,7 +20,7 @@ import { logSearchRequest, searchLogs } from "./services/log-search.ts";
  * command needs did not answer: UserFacingError.unavailable, e.g. Loki, PostgreSQL or an SSH host
  * down or too slow), 70 internal failure, 78 config. The README lists them.
  */
-export const EXIT: Record<Level, number> & { usage: number; unavailable: number; config: number; failure: number } = { ok: 0, warn: 1, critical: 2, usage: 64, unavailable: 69, config: 78, failure: 70 };
+export const EXIT: Record<Level, number> & { usage: number; unavailable: number; config: number; failure: number } = { info: 0, ok: 0, warn: 1, critical: 2, usage: 64, unavailable: 69, config: 78, failure: 70 };
 
 /** What a CLI subcommand produces: a Report for people and plain data for --json. */
 export interface CliResult {

@@ -1,8 +1,11 @@
 import { EmbedBuilder } from "discord.js";
 import { DISCORD_LIMITS, escapeMarkdown, inlineCode, joinLinesWithin, truncate } from "./limits.ts";
 
-/** How bad something is; drives colours, icons and CLI exit codes. */
-export type Level = "ok" | "warn" | "critical";
+/**
+ * How bad something is; drives colours, icons and CLI exit codes. "ok" means checked and fine (green);
+ * "info" is neutral (grey): a lookup's answer, or nothing was checked.
+ */
+export type Level = "info" | "ok" | "warn" | "critical";
 
 /**
  * One piece of report text. A plain string is literal text (the Discord view escapes it); the tagged
@@ -62,11 +65,11 @@ export interface Report {
 	readonly at?: Date;
 }
 
-export const LEVEL_COLOUR: Record<Level, number> = { ok: 0x2ecc71, warn: 0xf1c40f, critical: 0xe74c3c };
-export const LEVEL_ICON: Record<Level, string> = { ok: "🟢", warn: "🟠", critical: "🔴" };
-const LEVEL_WORD: Record<Level, string> = { ok: "OK", warn: "WARN", critical: "CRIT" };
+export const LEVEL_COLOUR: Record<Level, number> = { info: 0x99aab5, ok: 0x2ecc71, warn: 0xf1c40f, critical: 0xe74c3c };
+export const LEVEL_ICON: Record<Level, string> = { info: "⚪", ok: "🟢", warn: "🟠", critical: "🔴" };
+const LEVEL_WORD: Record<Level, string> = { info: "INFO", ok: "OK", warn: "WARN", critical: "CRIT" };
 
-/** The worst of several levels. */
+/** The worst of several levels ("info" counts as fine: "ok" when nothing is worse). */
 export function worstLevel(levels: Iterable<Level>): Level {
 	let worst: Level = "ok";
 	for (const level of levels) {
