@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { heldGroupsReport, readHeldGroups } from "./alerts/held-groups.ts";
-import { healthReport, healthSummaryReport } from "./commands/health.ts";
+import { HEALTH_DETAIL_HINT, healthReport, healthSummaryReport } from "./commands/health.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
 import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
@@ -44,7 +44,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		async run(ctx, values) {
 			const environment = typeof values.env === "string" && values.env !== "all" ? requireEnvironment(ctx.config.ops, values.env) : "all";
 			const snapshots = environment === "all" ? await ctx.services.health.checkAll() : [await ctx.services.health.check(environment)];
-			return { report: environment === "all" ? healthSummaryReport(snapshots) : healthReport(snapshots[0]!), data: snapshots };
+			return { report: environment === "all" ? healthSummaryReport(snapshots, HEALTH_DETAIL_HINT.cli) : healthReport(snapshots[0]!), data: snapshots };
 		},
 	},
 	whodeleted: {

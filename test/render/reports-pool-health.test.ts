@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { healthReport, healthSummaryReport } from "../../src/commands/health.ts";
 import { poolButtons, poolReport, terminationPreview, terminationResultText } from "../../src/commands/pool.ts";
-import { textToMarkdown, textToPlain } from "../../src/render/report.ts";
+import { reportToEmbed, textToMarkdown, textToPlain } from "../../src/render/report.ts";
+import { OpsFileSchema } from "../../src/config.ts";
+import { judgeHost, type HostFigures, type MountFigures } from "../../src/services/host-resources.ts";
 import type { PgBouncerPool } from "../../src/services/pgbouncer.ts";
 import type { CheckResult, HealthSnapshot } from "../../src/services/health.ts";
 import type { PoolThresholds } from "../../src/services/pool-diagnosis.ts";
@@ -101,12 +103,12 @@ const troubled: HealthSnapshot = {
 	startedAt: new Date("2026-11-20T09:16:00.000Z"),
 	durationMs: 2_013,
 	checks: [
-		check({ name: "backend", kind: "http", state: "down", latencyMs: 2_001, detail: "no answer within 2 s" }),
-		check({ name: "loki", kind: "loki", state: "down", latencyMs: 31, detail: "not ready (HTTP 503: Ingester not ready: waiting for 15s after being ready)" }),
-		check({ name: "prod_db", kind: "host", state: "degraded", latencyMs: 88, detail: "disk / 90/100 GB (90 %) · ram 3.0/5.3 GB (56 %) · load 0.4/core · up 12 d — disk ≥ 85 %" }),
-		check({ name: "backup age", kind: "sql", state: "degraded", latencyMs: 7, detail: "30 h (≥ 26 h)" }),
 		check({ name: "containers", kind: "containers", detail: "api up 3 days, worker_1 up 3 days (healthy)" }),
+		check({ name: "backend", kind: "http", state: "down", latencyMs: 2_001, detail: "no answer within 2 s" }),
+		check({ name: "prod_db", kind: "host", state: "degraded", latencyMs: 88, detail: "disk at 90 % (≥ 85 %) — disk 90/100 GB (90 %) · ram 3.0/5.3 GB (56 %) · load 0.4/core · up 12 d" }),
 		check({ name: "*scrape* targets", kind: "promql", latencyMs: 15, detail: "`2`" }),
+		check({ name: "loki", kind: "loki", state: "down", latencyMs: 31, detail: "not ready (HTTP 503: Ingester not ready: waiting for 15s after being ready)" }),
+		check({ name: "backup age", kind: "sql", state: "degraded", latencyMs: 7, detail: "30 h (≥ 26 h)" }),
 	],
 };
 
@@ -209,6 +211,22 @@ describe("pool and health reports in both views", () => {
 
 	it("summarises one environment with only degraded checks", () => {
 		expectReportGolden("health-summary-one", healthSummaryReport([{ ...troubled, checks: troubled.checks.filter((c) => c.state !== "down") }]));
+	});
+
+	it("keeps a host with 120 mounts on /health as one line naming the full ones (D13)", () => {
+		const GiB = 1024 ** 3;
+		const mount = (i: number, percent: number): MountFigures => ({ mountpoint: `/data/vol${i}`, device: `/dev/vd${i}`, fstype: "ext4", sizeBytes: 100 * GiB, usedBytes: percent * GiB, availBytes: (100 - percent) * GiB, percent });
+		const mounts = Array.from({ length: 120 }, (_, i) => mount(i, i === 7 ? 90.4 : i === 93 ? 86 : 40 + (i % 30)));
+		const figures: HostFigures = { instance: "storage-1:9100", up: true, hasNodeMetrics: true, mounts, missingMounts: [], memory: { totalBytes: 64 * GiB, usedBytes: 20 * GiB, percent: 31 }, load1: 1.2, cores: 8, uptimeSeconds: 40 * 86_400 };
+		const hostConfig = OpsFileSchema.parse({ discord: { guildId: "100000000000000001" }, environments: { e: { prometheus: { url: "http://p:9090" }, hosts: [{ name: "storage", instance: "storage-1:9100" }] } } }).environments.e!.hosts![0]!;
+		const judged = judgeHost(hostConfig, [figures]);
+		const report = healthReport({ ...healthy, checks: [...healthy.checks, check({ name: "storage", kind: "host", latencyMs: 41, ...judged })] });
+
+		// Without Discord's escapes, to compare the words.
+		const description = (reportToEmbed(report).toJSON().description ?? "").replace(/\\/g, "");
+
+		expect(description).toContain("🟠 **storage** host · 41 ms — disk /data/vol7 at 90 % (≥ 85 %), disk /data/vol93 at 86 % (≥ 85 %) — disk: 118 ok, 2 ≥ 85 % · ram");
+		expectReportGolden("health-many-mounts", report);
 	});
 
 	it("summarises no environment at all", () => {
