@@ -166,8 +166,8 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 		io.err(`${config.message}\n`);
 		return EXIT.config;
 	}
-	// Logs go to stderr so --json output stays parseable.
-	const log = createLogger({ level: config.env.LOG_LEVEL === "info" ? "warn" : config.env.LOG_LEVEL, pretty: false }, process.stderr);
+	// Logs go to stderr so --json output stays parseable, one plain line each: a person is reading the report.
+	const log = createLogger({ level: config.env.LOG_LEVEL === "info" ? "warn" : config.env.LOG_LEVEL, pretty: false }, plainLogLines(io.err));
 	const { ctx, close } = await createContext(config, log, { withAlertStore: false });
 	try {
 		const result = await command.run(ctx, parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
@@ -186,6 +186,40 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 	}
 }
 
+const PINO_LEVEL: Record<number, string> = { 10: "trace", 20: "debug", 30: "info", 40: "warning", 50: "error", 60: "fatal" };
+// Control characters (an ESC from an error message could restyle the terminal) become spaces.
+const controls = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ").trim();
+
+/**
+ * A pino destination that writes each record as one plain line ("opsbot warning: pool: postgres read
+ * failed (connect ECONNREFUSED 127.0.0.1:5432)"): pino has redacted it already; the stack and the
+ * JSON fields stay out of a terminal report. LOG_LEVEL=debug still shows what there is to see.
+ */
+export function plainLogLines(write: (line: string) => void): { write(record: string): void } {
+	return {
+		write(record) {
+			let parsed: { level?: number; msg?: string; err?: { message?: string } };
+			try {
+				parsed = JSON.parse(record) as typeof parsed;
+			} catch {
+				write(`opsbot: ${controls(record)}\n`);
+				return;
+			}
+			const reason = parsed.err?.message ? ` (${controls(parsed.err.message).slice(0, 300)})` : "";
+			write(`opsbot ${PINO_LEVEL[parsed.level ?? 30] ?? "log"}: ${controls(parsed.msg ?? "")}${reason}\n`);
+		},
+	};
+}
+
+/**
+ * Exits once stdout and stderr have taken everything: the report is the result, and nothing a
+ * library leaves behind (a socket's timer, a pool's idle client) may hold the terminal after it.
+ */
+export async function exitWhenFlushed(code: number): Promise<never> {
+	await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write("", () => resolve()))));
+	process.exit(code);
+}
+
 if (import.meta.main) {
-	process.exitCode = await runCli(process.argv.slice(2));
+	await exitWhenFlushed(await runCli(process.argv.slice(2)));
 }
