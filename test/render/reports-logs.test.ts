@@ -62,11 +62,15 @@ describe("logs reports in both views", () => {
 		expectGoldenFile("logs-one.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"))}\n`);
 	});
 
-	it("says which tenant was asked when nothing matches", () => {
+	it("names the tenant when nothing matches and Loki has no logs at all for it", () => {
 		const r = result({});
 
-		expectReportGolden("logs-empty-tenant", logsReport(r, "Logs of api on production"));
+		expectReportGolden("logs-empty-tenant", logsReport(r, "Logs of api on production", { tenantHasNoLogs: true }));
 		expectGoldenFile("logs-empty-tenant.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"))}\n`);
+	});
+
+	it("gives no tenant hint when nothing matches but the tenant has logs", () => {
+		expectReportGolden("logs-empty", logsReport(result({}), "Logs of api on production", { tenantHasNoLogs: false }));
 	});
 
 	it("says when nothing matches over docker logs", () => {
