@@ -199,27 +199,93 @@ function descriptionOf(body: readonly string[], list: ReportList | undefined, ma
 // Control characters other than newline and tab (an ESC from a log line could drive the terminal) are shown as escapes.
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
-/** Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values (control characters escaped). */
-export function reportToText(report: Report): string {
-	return reportToRawText(report).replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+/** Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values (control characters escaped), wrapped to `width` columns (default 80; Infinity: one line per item). */
+export function reportToText(report: Report, options: { width?: number } = {}): string {
+	const escape = (text: string) => text.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+	return reportToRawText(report, options.width ?? TERMINAL_WIDTH, escape);
 }
 
-function reportToRawText(report: Report): string {
+/** What a terminal view fits by default: the classic 80 columns. */
+export const TERMINAL_WIDTH = 80;
+// Labels longer than this stand on their own line, so values keep most of the width.
+const MAX_GUTTER = 14;
+
+// A unit stays with its number ("12 d", "90 %", "88 ms") and a pid with its "pid": never split over two lines.
+const UNIT = /^(%|d|h|s|ms|min|B|KB|MB|GB|TB|PB)\)?[,.;:)]*$/;
+
+/** Words to fill, a unit joined to the number before it and a number to the "pid" before it. */
+function unbreakable(words: readonly string[]): string[] {
+	const out: string[] = [];
+	for (const word of words) {
+		const previous = out.at(-1);
+		if (previous !== undefined && (UNIT.test(word) || (/^pid$/.test(previous.split(" ").at(-1) ?? "") && /^\d/.test(word)))) out[out.length - 1] = `${previous} ${word}`;
+		else out.push(word);
+	}
+	return out;
+}
+
+const columns = (text: string) => [...text].length;
+
+/**
+ * `text` after `first` (and on further lines after `indent`), filled word by word into `width`
+ * columns; a word longer than a line is cut across lines, except a URL (cut, it would not work when
+ * copied). Each line break in `text` starts a line with `paragraph` (default: `indent`).
+ */
+export function wrapText(first: string, indent: string, text: string, width: number, paragraph = indent): string[] {
+	const out: string[] = [];
+	text.split("\n").forEach((words, i) => {
+		let line = i === 0 ? first : paragraph;
+		let empty = true;
+		for (let word of unbreakable(words.split(" "))) {
+			const gap = empty ? "" : " ";
+			if (columns(line) + columns(gap) + columns(word) <= width || (empty && columns(line) + columns(word) <= width)) {
+				line += gap + word;
+				empty = false;
+				continue;
+			}
+			if (!empty) {
+				out.push(line);
+				line = indent;
+			}
+			// A word wider than a whole line: cut it into pieces that fit.
+			const room = Math.max(1, width - columns(indent));
+			while (columns(line) + columns(word) > width && columns(word) > room && !word.includes("://")) {
+				const chars = [...word];
+				out.push(line + chars.slice(0, width - columns(line)).join(""));
+				word = chars.slice(width - columns(line)).join("");
+				line = indent;
+			}
+			line += word;
+			empty = false;
+		}
+		out.push(line);
+	});
+	return out;
+}
+
+function reportToRawText(report: Report, width: number, escape: (text: string) => string): string {
 	const lines = report.lines ?? [];
 	const fields = report.fields ?? [];
-	const pad = Math.max(0, ...lines.map((l) => l.label.length), ...fields.map((f) => f.label.length));
-	const out = [`[${LEVEL_WORD[report.level]}] ${report.title}`];
-	if (report.summary !== undefined) out.push(textToPlain(report.summary));
-	for (const line of lines) out.push(`  ${LEVEL_WORD[line.level].padEnd(4)}  ${line.label.padEnd(pad)}  ${textToPlain(line.text)}`);
+	const wrap = (first: string, indent: string, text: string, paragraph = indent) => wrapText(first, indent, escape(text), width, paragraph);
+	const pad = Math.min(MAX_GUTTER, Math.max(0, ...lines.map((l) => l.label.length), ...fields.map((f) => f.label.length)));
+	const valueIndent = " ".repeat(pad + 10);
+	// "  WORD  label  text": a label wider than the gutter gets its own line, the text goes under the others'.
+	const row = (head: string, label: string, gutter: number, text: string) => {
+		const shown = escape(label);
+		return shown.length > gutter ? [`${head}${shown}`, ...wrap(valueIndent, valueIndent, text)] : wrap(`${head}${shown.padEnd(gutter)}  `, valueIndent, text);
+	};
+	const out = wrap(`[${LEVEL_WORD[report.level]}] `, "    ", report.title);
+	if (report.summary !== undefined) out.push(...wrap("", "  ", textToPlain(report.summary), ""));
+	for (const line of lines) out.push(...row(`  ${LEVEL_WORD[line.level].padEnd(4)}  `, line.label, pad, textToPlain(line.text)));
 	if (report.list) {
 		const { items } = report.list;
-		for (const item of items) out.push(`  ${textToPlain(item).replace(/\n/g, "\n  ")}`);
+		for (const item of items) out.push(...wrap("  ", "    ", textToPlain(item), "  "));
 		const hidden = Math.max(report.list.total ?? 0, items.length) - items.length;
 		if (hidden > 0) out.push(`  … and ${hidden} more`);
-		for (const note of report.list.notes ?? []) out.push(textToPlain(note));
+		for (const note of report.list.notes ?? []) out.push(...wrap("", "  ", textToPlain(note), ""));
 	}
-	for (const field of fields) out.push(`  ${field.label.padEnd(pad + 6)}  ${textToPlain(field.value).replace(/\n/g, `\n  ${" ".repeat(pad + 8)}`)}`);
-	if (report.footer) out.push(report.footer);
+	for (const field of fields) out.push(...row("  ", field.label, pad + 6, textToPlain(field.value)));
+	if (report.footer) out.push(...wrap("", "", report.footer));
 	if (report.at) out.push(`at ${report.at.toISOString()}`);
 	return out.join("\n");
 }
