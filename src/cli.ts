@@ -10,7 +10,7 @@ import { ConfigError, readConfig } from "./config.ts";
 import { createContext, type AppContext } from "./context.ts";
 import { UserFacingError } from "./errors.ts";
 import { createLogger } from "./log.ts";
-import { reportToText, type Level, type Report } from "./render/report.ts";
+import { reportToText, TERMINAL_WIDTH, type Level, type Report } from "./render/report.ts";
 import { auditFilters } from "./services/audit.ts";
 import { logSearchRequest, searchLogs } from "./services/log-search.ts";
 
@@ -32,6 +32,8 @@ interface CliCommand {
 	readonly usage: string;
 	/** Status commands (health, pool) exit 0/1/2 by the report's level, for cron and CI; lookups exit 0. */
 	readonly exitByLevel?: boolean;
+	/** false: one line per item whatever its length (the verbatim log listing, kept greppable); otherwise fitted to the terminal. */
+	readonly wrap?: false;
 	readonly options: NonNullable<Parameters<typeof parseArgs>[0]>["options"];
 	run(ctx: AppContext, values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<CliResult>;
 }
@@ -85,6 +87,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		},
 	},
 	logs: {
+		wrap: false,
 		usage: "opsbot logs (--service S | --correlation ID | --query LOGQL) [--level L] [--contains TEXT] [--since 1h] [--limit N] [--env NAME] [--json]",
 		options: { env: { type: "string" }, service: { type: "string" }, level: { type: "string" }, contains: { type: "string" }, correlation: { type: "string" }, since: { type: "string" }, limit: { type: "string" }, query: { type: "string" } },
 		async run(ctx, values) {
@@ -132,6 +135,11 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 	},
 };
 
+/** The terminal's width when printing to one (at least 40 columns), else the classic 80. */
+function terminalWidth(): number {
+	return process.stdout.isTTY && process.stdout.columns ? Math.max(40, process.stdout.columns) : TERMINAL_WIDTH;
+}
+
 function requirePostgresEnv(ctx: AppContext, requested: unknown): string {
 	return requireEnvironment(ctx.config.ops, typeof requested === "string" ? requested : undefined, "postgres");
 }
@@ -171,7 +179,7 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 	const { ctx, close } = await createContext(config, log, { withAlertStore: false });
 	try {
 		const result = await command.run(ctx, parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
-		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${reportToText(result.report)}\n`);
+		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${reportToText(result.report, { width: command.wrap === false ? Infinity : terminalWidth() })}\n`);
 		return command.exitByLevel ? EXIT[result.report.level] : 0;
 	} catch (err) {
 		if (err instanceof UserFacingError) {

@@ -7,7 +7,7 @@ import { describe, expect, inject, it } from "vitest";
 import { openPostgresAlertStore } from "../src/alerts/pg-store.ts";
 import { groupId, openAlertStore, type AlertStore } from "../src/alerts/store.ts";
 import { payload } from "./support/alert-fixtures.ts";
-import { runOpsbotCli } from "./support/cli.ts";
+import { runOpsbotCli, unwrapped } from "./support/cli.ts";
 
 const GUILD = "100000000000000001";
 const CHANNEL = "400000000000000001";
@@ -49,7 +49,8 @@ async function expectListed(env: Record<string, string>): Promise<void> {
 	expect(text.stderr).toBe("");
 	expect(text.code).toBe(0);
 	const until = new Date(SILENCED_UNTIL).toISOString();
-	expect(text.stdout).toBe(
+	// Words as printed; the terminal view wraps them at 80 columns.
+	expect(unwrapped(text.stdout)).toBe(
 		[
 			"[CRIT] Alert groups: 3 firing (1 critical), 1 resolved",
 			`  CRIT  PostgresDown  firing · critical · 2 of 2 alerts firing · acknowledged by alice at 2026-11-24T12:05:00.000Z · message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000001)`,

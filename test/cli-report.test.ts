@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runOpsbotCli } from "./support/cli.ts";
+import { runOpsbotCli, unwrapped } from "./support/cli.ts";
 import { startSshd, type TestSshd } from "./support/sshd.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "opsbot-cli-report-"));
@@ -54,6 +54,21 @@ describe("the CLI's report is all a person sees in the terminal", () => {
 		expect(stderrLines.length).toBeGreaterThan(0);
 		for (const line of stderrLines) expect(line).toMatch(/^opsbot warning: pool: (postgres|pgbouncer) read failed \(.*\)$/);
 		expect(result.stderr).not.toMatch(/[{}]|\n\s+at /);
+	});
+
+	it("fits `opsbot health` into 80 columns, wrapping long lines under their label without losing a word", async () => {
+		const port = await closedPort();
+		const checks = Array.from({ length: 8 }, (_, i) => `      - { name: payments-api-replica-${i}, url: "http://127.0.0.1:${port}/health/deep?verbose=true", timeoutMs: 1000 }`);
+		const config = join(dir, "wide.yaml");
+		writeFileSync(config, `discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n    http:\n${checks.join("\n")}\n`);
+
+		const summary = await runOpsbotCli(["health"], { OPSBOT_CONFIG: config });
+		const one = await runOpsbotCli(["health", "--env", "production"], { OPSBOT_CONFIG: config });
+
+		expect(summary.code).toBe(2);
+		for (const out of [summary.stdout, one.stdout]) for (const line of out.trimEnd().split("\n")) expect([...line].length, line).toBeLessThanOrEqual(80);
+		expect(unwrapped(summary.stdout)).toContain(`production  ${Array.from({ length: 8 }, (_, i) => `payments-api-replica-${i} down`).join(", ")}\n`);
+		expect(unwrapped(one.stdout)).toMatch(/\n {2}CRIT {2}payments-api-replica-0 http · \d+ ms — connection refused\n/);
 	});
 
 	it("exits as soon as `opsbot health` has printed, when the SSH host refuses the connection or the key", async () => {
