@@ -219,7 +219,7 @@ describe("/logs against a real Loki 2.9.13", () => {
 		expect(textToPlain(logsReport(knownTenant, "Logs of api on mixed", { tenantHasNoLogs: (await service.services("mixed")).length === 0 }).summary ?? "")).toBe(
 			"No log lines match in this time range. Widen since or loosen the filters.",
 		);
-		expect(reportToText(logsVerbatimReport(result, "Logs of api on wrongtenant"))).toContain("tenant team-that-does-not-exist");
+		expect(reportToText(logsVerbatimReport(result, "Logs of api on wrongtenant"), { width: Infinity })).toContain("tenant team-that-does-not-exist");
 	});
 
 	it("refuses in the config the tenant ids Loki refuses (defect 9)", async () => {
