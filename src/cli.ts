@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { heldGroupsReport, readHeldGroups } from "./alerts/held-groups.ts";
-import { healthReport, healthSummaryReport } from "./commands/health.ts";
+import { HEALTH_DETAIL_HINT, healthReport, healthSummaryReport } from "./commands/health.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
 import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
@@ -14,7 +14,7 @@ import { UserFacingError } from "./errors.ts";
 import { answerProblems, askMissing, writeInitialFiles, type InitAnswers } from "./init.ts";
 import { createLogger } from "./log.ts";
 import { newTestAlert, operator, ownWebhook, postWebhook } from "./test-alert.ts";
-import { reportToText, type Level, type Report } from "./render/report.ts";
+import { reportToText, TERMINAL_WIDTH, type Level, type Report } from "./render/report.ts";
 import { auditFilters } from "./services/audit.ts";
 import { runDoctor } from "./services/doctor.ts";
 import { logSearchRequest, searchLogs } from "./services/log-search.ts";
@@ -25,7 +25,7 @@ import { logSearchRequest, searchLogs } from "./services/log-search.ts";
  * command needs did not answer: UserFacingError.unavailable, e.g. Loki, PostgreSQL or an SSH host
  * down or too slow), 70 internal failure, 78 config. The README lists them.
  */
-export const EXIT: Record<Level, number> & { usage: number; unavailable: number; config: number; failure: number } = { ok: 0, warn: 1, critical: 2, usage: 64, unavailable: 69, config: 78, failure: 70 };
+export const EXIT: Record<Level, number> & { usage: number; unavailable: number; config: number; failure: number } = { info: 0, ok: 0, warn: 1, critical: 2, usage: 64, unavailable: 69, config: 78, failure: 70 };
 
 /** What a CLI subcommand produces: a Report for people and plain data for --json. */
 export interface CliResult {
@@ -39,6 +39,8 @@ interface CliCommand {
 	readonly exitByLevel?: boolean;
 	/** "bot" for commands that talk to Discord or the bot's webhook: they need its secrets too. */
 	readonly configMode?: ConfigMode;
+	/** false: one line per item whatever its length (the verbatim log listing, kept greppable); otherwise fitted to the terminal. */
+	readonly wrap?: false;
 	readonly options: NonNullable<Parameters<typeof parseArgs>[0]>["options"];
 	run(ctx: AppContext, values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<CliResult>;
 }
@@ -51,7 +53,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		async run(ctx, values) {
 			const environment = typeof values.env === "string" && values.env !== "all" ? requireEnvironment(ctx.config.ops, values.env) : "all";
 			const snapshots = environment === "all" ? await ctx.services.health.checkAll() : [await ctx.services.health.check(environment)];
-			return { report: environment === "all" ? healthSummaryReport(snapshots) : healthReport(snapshots[0]!), data: snapshots };
+			return { report: environment === "all" ? healthSummaryReport(snapshots, HEALTH_DETAIL_HINT.cli) : healthReport(snapshots[0]!), data: snapshots };
 		},
 	},
 	whodeleted: {
@@ -92,6 +94,7 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		},
 	},
 	logs: {
+		wrap: false,
 		usage: "opsbot logs (--service S | --correlation ID | --query LOGQL) [--level L] [--contains TEXT] [--since 1h] [--limit N] [--env NAME] [--json]",
 		options: { env: { type: "string" }, service: { type: "string" }, level: { type: "string" }, contains: { type: "string" }, correlation: { type: "string" }, since: { type: "string" }, limit: { type: "string" }, query: { type: "string" } },
 		async run(ctx, values) {
@@ -189,6 +192,11 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 	},
 };
 
+/** The terminal's width when printing to one (at least 40 columns), else the classic 80. */
+function terminalWidth(): number {
+	return process.stdout.isTTY && process.stdout.columns ? Math.max(40, process.stdout.columns) : TERMINAL_WIDTH;
+}
+
 function requirePostgresEnv(ctx: AppContext, requested: unknown): string {
 	return requireEnvironment(ctx.config.ops, typeof requested === "string" ? requested : undefined, "postgres");
 }
@@ -226,12 +234,12 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 		io.err(`${config.message}\n`);
 		return EXIT.config;
 	}
-	// Logs go to stderr so --json output stays parseable.
-	const log = createLogger({ level: config.env.LOG_LEVEL === "info" ? "warn" : config.env.LOG_LEVEL, pretty: false }, process.stderr);
+	// Logs go to stderr so --json output stays parseable, one plain line each: a person is reading the report.
+	const log = createLogger({ level: config.env.LOG_LEVEL === "info" ? "warn" : config.env.LOG_LEVEL, pretty: false }, plainLogLines(io.err));
 	const { ctx, close } = await createContext(config, log, { withAlertStore: false });
 	try {
 		const result = await command.run(ctx, parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
-		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${reportToText(result.report)}\n`);
+		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${reportToText(result.report, { width: command.wrap === false ? Infinity : terminalWidth() })}\n`);
 		return command.exitByLevel ? EXIT[result.report.level] : 0;
 	} catch (err) {
 		if (err instanceof UserFacingError) {
@@ -288,6 +296,40 @@ Next:
 	}
 }
 
+const PINO_LEVEL: Record<number, string> = { 10: "trace", 20: "debug", 30: "info", 40: "warning", 50: "error", 60: "fatal" };
+// Control characters (an ESC from an error message could restyle the terminal) become spaces.
+const controls = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ").trim();
+
+/**
+ * A pino destination that writes each record as one plain line ("opsbot warning: pool: postgres read
+ * failed (connect ECONNREFUSED 127.0.0.1:5432)"): pino has redacted it already; the stack and the
+ * JSON fields stay out of a terminal report. LOG_LEVEL=debug still shows what there is to see.
+ */
+export function plainLogLines(write: (line: string) => void): { write(record: string): void } {
+	return {
+		write(record) {
+			let parsed: { level?: number; msg?: string; err?: { message?: string } };
+			try {
+				parsed = JSON.parse(record) as typeof parsed;
+			} catch {
+				write(`opsbot: ${controls(record)}\n`);
+				return;
+			}
+			const reason = parsed.err?.message ? ` (${controls(parsed.err.message).slice(0, 300)})` : "";
+			write(`opsbot ${PINO_LEVEL[parsed.level ?? 30] ?? "log"}: ${controls(parsed.msg ?? "")}${reason}\n`);
+		},
+	};
+}
+
+/**
+ * Exits once stdout and stderr have taken everything: the report is the result, and nothing a
+ * library leaves behind (a socket's timer, a pool's idle client) may hold the terminal after it.
+ */
+export async function exitWhenFlushed(code: number): Promise<never> {
+	await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write("", () => resolve()))));
+	process.exit(code);
+}
+
 if (import.meta.main) {
-	process.exitCode = await runCli(process.argv.slice(2));
+	await exitWhenFlushed(await runCli(process.argv.slice(2)));
 }

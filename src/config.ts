@@ -243,6 +243,8 @@ const PoolSettings = z.strictObject({
 	criticalPercent: z.number().min(1).max(100).default(90),
 	// Fractions are allowed (0.05 min = 3 s) so the action can be exercised without waiting minutes.
 	idleMinutes: z.number().min(0.05).max(1_440).default(5),
+	/** Sessions idle in a transaction this long are named as a cause (warn) and can be ended from /pool. */
+	idleInTransactionMinutes: z.number().min(0.05).max(1_440).default(1),
 });
 
 const LogSettings = z.strictObject({

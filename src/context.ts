@@ -16,7 +16,7 @@ import { createRunningRestarts, type RunningRestarts } from "./alerts/running-re
 import { openStateFile, type StateFile } from "./state/sqlite.ts";
 import { createAuditService, type AuditQueryState, type AuditService } from "./services/audit.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
-import { createPoolService, type PoolService, type TerminationCandidate } from "./services/pool.ts";
+import { createPoolService, type EndableSessions, type PoolService, type TerminationCandidate } from "./services/pool.ts";
 import { createDatabaseRegistry, type DatabaseRegistry } from "./services/postgres.ts";
 import { createAlertManagerService, type AlertManagerService } from "./services/alertmanager.ts";
 import { createPrometheusService, type PrometheusService } from "./services/prometheus.ts";
@@ -24,7 +24,8 @@ import { createSshService, type SshService } from "./services/ssh.ts";
 
 /** What a confirmation button refers to, kept server-side for 60 s. */
 export type Confirmation =
-	| { kind: "pool.terminate"; environment: string; candidates: readonly TerminationCandidate[]; minutes: number }
+	/** `sessions` is absent in confirmations stored before idle-in-transaction could be ended: idle ones. */
+	| { kind: "pool.terminate"; environment: string; candidates: readonly TerminationCandidate[]; minutes: number; sessions?: EndableSessions }
 	| { kind: "alert.restart"; environment: string; container: string; groupId: string; episode: number };
 
 /** The alert relay's state, for its buttons. */
@@ -42,7 +43,7 @@ export interface AlertState {
 }
 
 // Discord confirmations in opsbot expire after a minute.
-const CONFIRMATION_TTL_MS = 60_000;
+export const CONFIRMATION_TTL_MS = 60_000;
 
 /** The services handlers reach; each built once per process in createContext. */
 export interface Services {

@@ -7,7 +7,7 @@ import { describe, expect, inject, it } from "vitest";
 import { openPostgresAlertStore } from "../src/alerts/pg-store.ts";
 import { groupId, openAlertStore, type AlertStore } from "../src/alerts/store.ts";
 import { payload } from "./support/alert-fixtures.ts";
-import { runOpsbotCli } from "./support/cli.ts";
+import { runOpsbotCli, unwrapped } from "./support/cli.ts";
 
 const GUILD = "100000000000000001";
 const CHANNEL = "400000000000000001";
@@ -50,7 +50,8 @@ async function expectListed(env: Record<string, string>): Promise<void> {
 	expect(text.code).toBe(0);
 	const until = new Date(SILENCED_UNTIL).toISOString();
 	const untilShown = `${until.slice(0, 16).replace("T", " ")} UTC`;
-	expect(text.stdout).toBe(
+	// Words as printed; the terminal view wraps them at 80 columns.
+	expect(unwrapped(text.stdout)).toBe(
 		[
 			"[CRIT] Alert groups: 3 firing (1 critical), 1 resolved",
 			`  CRIT  PostgresDown  ACKED · 2 of 2 alerts firing · acknowledged by alice at 2026-11-24 12:05 UTC · message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000001)`,

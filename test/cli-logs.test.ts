@@ -46,7 +46,7 @@ environments:
 
 		expect(result.code).toBe(0);
 		const out = result.stdout.split("\n");
-		expect(out[0]).toBe("[OK] Logs of api on production");
+		expect(out[0]).toBe("[INFO] Logs of api on production");
 		expect(out[2]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z {2}copied `C:\\temp\\new` to "D:\\backup" ```done```$/);
 		const logql = out.find((l) => l.startsWith("LogQL: "))!.slice("LogQL: ".length);
 		expect(logql).toBe('{service="api"} |= "C:\\\\temp\\\\new"');

@@ -1,7 +1,7 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, ModalBuilder, TextInputBuilder, TextInputStyle } from "discord.js";
 import { findEnvironment, type AlertingOps } from "../config.ts";
 import { cancelButton, pendingState, recordAction, type AnyComponentHandler, type ComponentHandler, type ComponentInteraction, type HandlerContext } from "../discord/handler.ts";
-import type { Confirmation } from "../context.ts";
+import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { logsMessage } from "../commands/logs.ts";
@@ -231,7 +231,7 @@ export const alertRestart: ComponentHandler<GroupState> = {
 		const token = await ctx.services.confirmations.put(ctx.actor.userId, { kind: "alert.restart", environment: env.name, container, groupId: group.groupId, episode: group.episode });
 		await recordAction(ctx, "alert.restart", `${env.config.ssh.host}/${container}`, "confirmation shown");
 		await interaction.editReply({
-			content: `Restart container ${inlineCode(container)} on ${inlineCode(env.config.ssh.host)} (${env.name})? This runs \`docker restart ${container}\`. The confirmation expires in 60 s.`,
+			content: `Restart container ${inlineCode(container)} on ${inlineCode(env.config.ssh.host)} (${env.name})? This runs \`docker restart ${container}\`. The confirmation expires <t:${Math.floor((Date.now() + CONFIRMATION_TTL_MS) / 1000)}:R>.`,
 			components: [
 				new ActionRowBuilder<ButtonBuilder>().addComponents(
 					new ButtonBuilder().setCustomId(encodeCustomId("alert", "restartconfirm", token)).setLabel(truncate(`Restart ${container}`, DISCORD_LIMITS.buttonLabel)).setStyle(ButtonStyle.Danger),

@@ -49,7 +49,7 @@ export function heldGroup(group: GroupState, context: { guildId: string; now: nu
 }
 
 const levelOf = (g: HeldGroup): Level => groupLevel(g.status, g.severity ?? "");
-const RANK: Record<Level, number> = { critical: 0, warn: 1, ok: 2 };
+const RANK: Record<Level, number> = { critical: 0, warn: 1, ok: 2, info: 3 };
 
 /** The order `opsbot alerts` lists groups in: critical and firing first, then by name. */
 export function byUrgency(a: HeldGroup, b: HeldGroup): number {

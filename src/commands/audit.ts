@@ -38,7 +38,8 @@ export function eventLines(e: AuditEvent, showPii: boolean): Text[] {
 export function eventLine(e: AuditEvent, showPii: boolean): Text {
 	const who = e.username ? e.username : e.userId !== null ? `user ${e.userId}` : "unknown";
 	const email = e.userEmail ? ` ${showPii ? e.userEmail : maskEmail(e.userEmail)}` : "";
-	return [{ time: e.at, style: "absolute" }, " ", { strong: e.action }, ` ${e.resourceType} `, { code: e.resourceId ?? "-" }, ` by ${who}${email} ${e.success ? "✅" : "❌"}`];
+	// The outcome is the line's one status mark (the report line's icon, or "failed" where there is none).
+	return [{ time: e.at, style: "absolute" }, " ", { strong: e.action }, ` ${e.resourceType} `, { code: e.resourceId ?? "-" }, ` by ${who}${email}${e.success ? "" : " · failed"}`];
 }
 
 function describeFilters(f: AuditFilters): Text {
@@ -51,17 +52,19 @@ function describeFilters(f: AuditFilters): Text {
 export function auditPageReport(events: readonly AuditEvent[], filters: AuditFilters, pageIndex: number, hasMore: boolean, showPii: boolean): Report {
 	return {
 		title: events.length === 0 && pageIndex === 0 ? "Audit log: nothing matches" : `Audit log, page ${pageIndex + 1}${hasMore ? "" : " (last)"}`,
-		level: "ok",
+		// A lookup: neutral, whatever the events say (each line carries its own mark).
+		level: "info",
 		summary: describeFilters(filters),
 		lines: events.map((e) => ({ level: e.success ? ("ok" as const) : ("critical" as const), label: `#${e.id}`, text: eventLine(e, showPii) })),
 		...(showPii ? {} : { footer: "Emails and IP addresses are masked for your roles." }),
 	};
 }
 
-function pageButtons(token: string, pageIndex: number, hasMore: boolean) {
+/** Newest first, paged as /logs is: ◀ Older on the left, Newer ▶ on the right. */
+export function pageButtons(token: string, pageIndex: number, hasMore: boolean) {
 	return new ActionRowBuilder<ButtonBuilder>().addComponents(
-		new ButtonBuilder().setCustomId(encodeCustomId("audit", "page", token, String(Math.max(0, pageIndex - 1)), "newer")).setLabel("◀ Newer").setStyle(ButtonStyle.Secondary).setDisabled(pageIndex === 0),
-		new ButtonBuilder().setCustomId(encodeCustomId("audit", "page", token, String(pageIndex + 1), "older")).setLabel("Older ▶").setStyle(ButtonStyle.Secondary).setDisabled(!hasMore),
+		new ButtonBuilder().setCustomId(encodeCustomId("audit", "page", token, String(pageIndex + 1), "older")).setLabel("◀ Older").setStyle(ButtonStyle.Secondary).setDisabled(!hasMore),
+		new ButtonBuilder().setCustomId(encodeCustomId("audit", "page", token, String(Math.max(0, pageIndex - 1)), "newer")).setLabel("Newer ▶").setStyle(ButtonStyle.Secondary).setDisabled(pageIndex === 0),
 		new ButtonBuilder().setCustomId(encodeCustomId("audit", "csv", token)).setLabel("Download CSV").setEmoji("📄").setStyle(ButtonStyle.Secondary),
 	);
 }
@@ -104,7 +107,7 @@ const ACTIONS = ["CREATE", "UPDATE", "DELETE", "LOGIN", "LOGOUT"];
 export function actionLogReport(records: readonly ActionRecord[]): Report {
 	return {
 		title: records.length === 0 ? "opsbot action log: empty" : `opsbot action log: last ${records.length}`,
-		level: "ok",
+		level: "info",
 		lines: records.map((r) => ({
 			level: r.result === "ok" ? ("ok" as const) : r.result.startsWith("refused") || r.result.startsWith("failed") ? ("critical" as const) : ("warn" as const),
 			label: r.action,

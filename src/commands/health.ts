@@ -3,54 +3,86 @@ import { defaultEnvironment, findEnvironment } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
 import { PressRefusedError } from "../errors.ts";
 import { reportToEmbed, worstLevel, type Level, type Report } from "../render/report.ts";
-import type { CheckState, HealthService, HealthSnapshot } from "../services/health.ts";
+import type { CheckResult, CheckState, HealthService, HealthSnapshot } from "../services/health.ts";
+import { truncate } from "../render/limits.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import type { Command, ComponentHandler } from "../discord/handler.ts";
 
 const STATE_LEVEL: Record<CheckState, Level> = { ok: "ok", degraded: "warn", down: "critical" };
+const STATE_RANK: Record<CheckState, number> = { down: 0, degraded: 1, ok: 2 };
 const ALL = "all";
+// A line of a check is one line: long details (a host with many mounts is summarised before this) are cut here.
+const DETAIL_MAX = 600;
 
-/** One environment's checks as a Report: overall level, a line per check, when it ran. */
+/** Checks worst first: down, degraded, ok; config order within each (sort is stable). */
+function worstFirst(checks: readonly CheckResult[]): CheckResult[] {
+	return [...checks].sort((a, b) => STATE_RANK[a.state] - STATE_RANK[b.state]);
+}
+
+/** An environment's level: grey when nothing was checked, never a green "all good". */
+function environmentLevel(snapshot: HealthSnapshot): Level {
+	return snapshot.checks.length === 0 ? "info" : worstLevel(snapshot.checks.map((c) => STATE_LEVEL[c.state]));
+}
+
+const LEVEL_STATE: Record<Level, string> = { info: "no checks configured", ok: "all good", warn: "degraded", critical: "down" };
+
+/** One environment's checks as a Report: overall level, a line per check (worst first), when it ran. */
 export function healthReport(snapshot: HealthSnapshot): Report {
-	const level = worstLevel(snapshot.checks.map((c) => STATE_LEVEL[c.state]));
+	const level = environmentLevel(snapshot);
 	const counts = countStates(snapshot);
 	return {
-		title: `Health of ${snapshot.environment}: ${level === "ok" ? "all good" : level === "warn" ? "degraded" : "down"}`,
+		title: `Health of ${snapshot.environment}: ${LEVEL_STATE[level]}`,
 		level,
 		summary:
 			snapshot.checks.length === 0
-				? "No checks are configured for this environment."
-				: [`${counts.ok} ok · ${counts.degraded} degraded · ${counts.down} down — ran `, { time: snapshot.startedAt, style: "relative" }, ` in ${snapshot.durationMs} ms`],
-		lines: snapshot.checks.map((c) => ({
+				? "Nothing was checked: this environment configures no checks."
+				: [`${countsText([[counts.down, "down"], [counts.degraded, "degraded"], [counts.ok, "ok"]])} — ran `, { time: snapshot.startedAt, style: "relative" }, ` in ${snapshot.durationMs} ms`],
+		lines: worstFirst(snapshot.checks).map((c) => ({
 			level: STATE_LEVEL[c.state],
 			label: c.name,
-			text: `${c.kind === c.name ? "" : `${c.kind} · `}${c.latencyMs} ms — ${c.detail}`,
+			text: `${c.kind === c.name ? "" : `${c.kind} · `}${c.latencyMs} ms — ${truncate(c.detail.replace(/[\r\n]+/g, " "), DETAIL_MAX)}`,
 		})),
 		at: snapshot.startedAt,
 	};
 }
 
-/** Every environment in one compact Report: one line per environment naming what is not ok. */
-export function healthSummaryReport(snapshots: readonly HealthSnapshot[]): Report {
-	const lines = snapshots.map((s) => {
-		const level = worstLevel(s.checks.map((c) => STATE_LEVEL[c.state]));
-		const bad = s.checks.filter((c) => c.state !== "ok").map((c) => `${c.name} ${c.state}`);
+/** How to ask for one environment's details, in the words of the view that shows the summary. */
+export const HEALTH_DETAIL_HINT = { discord: "Details of one environment: /health env:<name>", cli: "Details of one environment: opsbot health --env <name>" } as const;
+
+/** Every environment in one compact Report: status first, one line per environment (worst first) naming what is not ok. */
+export function healthSummaryReport(snapshots: readonly HealthSnapshot[], hint: string = HEALTH_DETAIL_HINT.discord): Report {
+	const ranked = snapshots.map((s) => ({ snapshot: s, level: environmentLevel(s) }));
+	const rank: Record<Level, number> = { critical: 0, warn: 1, ok: 2, info: 3 };
+	ranked.sort((a, b) => rank[a.level] - rank[b.level]);
+	const lines = ranked.map(({ snapshot: s, level }) => {
+		const bad = worstFirst(s.checks.filter((c) => c.state !== "ok")).map((c) => `${c.name} ${c.state}`);
 		const counts = countStates(s);
 		return {
 			level,
 			label: s.environment,
-			text: bad.length === 0 ? `${counts.ok} / ${s.checks.length} checks ok` : bad.join(", "),
+			text: s.checks.length === 0 ? "no checks configured" : bad.length === 0 ? `${counts.ok} / ${s.checks.length} checks ok` : bad.join(", "),
 		};
 	});
-	const level = worstLevel(lines.map((l) => l.level));
+	const level = snapshots.length === 0 ? "info" : worstLevel(lines.map((l) => l.level));
+	const byLevel = (l: Level) => ranked.filter((r) => r.level === l).length;
 	const at = snapshots[0]?.startedAt;
+	const status = countsText([[byLevel("critical"), "down"], [byLevel("warn"), "degraded"], [byLevel("ok"), "ok"], [byLevel("info"), "without checks"]]);
 	return {
-		title: `Health of ${snapshots.length} environment${snapshots.length === 1 ? "" : "s"}`,
+		title: snapshots.length === 0 ? "Health: no environments configured" : `Health of ${snapshots.length} environment${snapshots.length === 1 ? "" : "s"}: ${LEVEL_STATE[level === "info" ? "info" : level]}`,
 		level,
-		summary: ["Details of one environment: ", { code: "/health env:<name>" }, " (or ", { code: "opsbot health --env <name>" }, ")."],
+		...(snapshots.length === 0 ? {} : { summary: status }),
 		lines,
+		footer: hint,
 		...(at ? { at } : {}),
 	};
+}
+
+/** "2 down · 1 ok": the counts that are not zero, worst first. */
+function countsText(counts: readonly (readonly [number, string])[]): string {
+	return counts
+		.filter(([n]) => n > 0)
+		.map(([n, word]) => `${n} ${word}`)
+		.join(" · ");
 }
 
 function countStates(snapshot: HealthSnapshot): Record<CheckState, number> {

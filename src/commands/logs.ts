@@ -3,7 +3,7 @@ import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts"
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PermissionDeniedError, PressRefusedError } from "../errors.ts";
 import { inlineCode, truncate } from "../render/limits.ts";
-import { joinText, reportToEmbed, worstLevel, type Inline, type Level, type Report, type Text } from "../render/report.ts";
+import { joinText, reportToEmbed, type Inline, type Report, type Text } from "../render/report.ts";
 import { readableLine, type ReadableLine } from "../services/log-lines.ts";
 import { grafanaExploreUrl, logSearchRequest, pageCursor, searchLogs, type LogsQueryState } from "../services/log-search.ts";
 import type { LogCursor, LogResult, LogSearchRequest } from "../services/logs.ts";
@@ -15,8 +15,8 @@ import { editReplyWithFiles } from "../discord/reply.ts";
 const SHOWN_LINES = 20;
 
 const LEVEL_ICON: Record<LogLevel, string> = { critical: "🔴", error: "🔴", warning: "🟠", info: "🔵", debug: "⚪" };
-const REPORT_LEVEL: Record<LogLevel, Level> = { critical: "critical", error: "critical", warning: "warn", info: "ok", debug: "ok" };
 
+/** The time of day in UTC, to the millisecond; the summary line says "times UTC". */
 function hhmmss(time: Date): string {
 	return time.toISOString().slice(11, 23);
 }
@@ -32,19 +32,31 @@ function formatRange(result: LogResult): string {
 	return `${iso(result.startNs)} → ${iso(result.endNs)}${result.tenant ? ` · tenant ${result.tenant}` : ""}`;
 }
 
-/** What the page holds, in words: how many lines, or why there are none (naming the tenant Loki was asked as). */
-function pageSummary(result: LogResult, shown: number): Text {
+/** What a page knows beyond the result: whether Loki has no logs at all for the tenant (then an empty page says so). */
+export interface PageContext {
+	readonly tenantHasNoLogs?: boolean;
+	/** The CLI's listing has no buttons: its summary points at its options instead. */
+	readonly cli?: boolean;
+}
+
+/**
+ * What the page holds, in words: "Showing 20 of 25 (newest first) · ◀ Older for more · Download
+ * for all 25 · times UTC", or why there are none. The tenant hint only when Loki has nothing at all
+ * for the tenant (it answers a tenant it has never seen exactly like a search that matched nothing).
+ */
+function pageSummary(result: LogResult, shown: number, page: PageContext = {}): Text {
 	if (result.entries.length === 0) {
-		if (result.before) return "No older lines in this time range. ▶ Newer goes back.";
+		if (result.before) return "No older lines in this time range. Newer ▶ goes back.";
 		if (result.after) return "No newer lines in this time range. ◀ Older goes back.";
-		// Loki answers a tenant it has never seen with an empty result, exactly like a search that matched nothing.
-		const tenant: Inline[] = result.source === "loki" ? [" for Loki tenant ", { code: result.tenant ?? "(none)" }, " (Loki answers the same for a tenant that has no logs at all; check ", { code: "loki.tenant" }, " if you expected some)"] : [];
+		const tenant: Inline[] = result.source === "loki" && page.tenantHasNoLogs ? [". Loki has no logs at all for tenant ", { code: result.tenant ?? "(none)" }, "; check ", { code: "loki.tenant" }, " if you expected some"] : [];
 		return ["No log lines match in this time range", ...tenant, ". Widen ", { code: "since" }, " or loosen the filters."];
 	}
-	const lines = `${result.entries.length} line${result.entries.length === 1 ? "" : "s"}, newest first`;
-	const more = result.more ? (result.direction === "backward" ? "; older ones: ◀ Older" : "; newer ones: Newer ▶") : "";
-	const cut = result.entries.length > shown ? `; ${shown} shown, Download for all` : "";
-	return `${lines}${more}${cut}.`;
+	const found = result.entries.length;
+	if (page.cli) return `${found} line${found === 1 ? "" : "s"} (newest first)${result.more ? "; more match: narrow --since or raise --limit" : ""}`;
+	const showing = found > shown ? `Showing ${shown} of ${found}` : `Showing ${found} line${found === 1 ? "" : "s"}`;
+	const more = result.more ? (result.direction === "backward" ? " · ◀ Older for more" : " · Newer ▶ for more") : "";
+	const download = found > shown ? ` · Download for all ${found}` : result.more ? " · Download for all" : "";
+	return `${showing} (newest first)${more}${download} · times UTC`;
 }
 
 function queryFooter(result: LogResult, query: string): string {
@@ -55,12 +67,13 @@ function queryFooter(result: LogResult, query: string): string {
  * One page of the search as a Report: newest first, readable lines cut to fit an embed, with the
  * query exactly as it ran, the range and the tenant in the footer (which the Discord view cuts).
  */
-export function logsReport(result: LogResult, title: string): Report {
+export function logsReport(result: LogResult, title: string, page: PageContext = {}): Report {
 	const lines = result.entries.slice(0, SHOWN_LINES).map(readableLine);
 	return {
 		title,
-		level: worstLevel(lines.map((l) => REPORT_LEVEL[l.severity])),
-		summary: joinText([pageSummary(result, lines.length), ...lines.map(lineToText)], "\n"),
+		// A lookup, not an alert: neutral whatever its lines say (each line has its own level mark).
+		level: "info",
+		summary: joinText([pageSummary(result, lines.length, page), ...lines.map(lineToText)], "\n"),
 		footer: queryFooter(result, result.query),
 	};
 }
@@ -82,8 +95,8 @@ function showControls(text: string): string {
 export function logsVerbatimReport(result: LogResult, title: string): Report {
 	return {
 		title: showControls(title),
-		level: worstLevel(result.entries.map((e) => REPORT_LEVEL[readableLine(e).severity])),
-		summary: joinText([pageSummary(result, result.entries.length), ...result.entries.map((e) => `${isoNs(e.ns)}  ${showControls(e.line)}`)], "\n"),
+		level: "info",
+		summary: joinText([pageSummary(result, result.entries.length, { cli: true }), ...result.entries.map((e) => `${isoNs(e.ns)}  ${showControls(e.line)}`)], "\n"),
 		footer: queryFooter(result, showControls(result.query)),
 	};
 }
@@ -153,7 +166,18 @@ function searchDeps(ctx: HandlerContext) {
 async function render(ctx: HandlerContext, token: string, state: LogsQueryState, request: LogSearchRequest) {
 	// One page is what an embed shows; Download has the whole range.
 	const result = await searchLogs(searchDeps(ctx), { ...request, limit: Math.min(request.limit, SHOWN_LINES) });
-	return { embeds: [reportToEmbed(logsReport(result, state.title))], components: [buttons(ctx.config.ops, token, result, request.environment)] };
+	const firstPageEmpty = result.source === "loki" && result.entries.length === 0 && !result.before && !result.after;
+	const page: PageContext = firstPageEmpty ? { tenantHasNoLogs: await tenantHasNoLogs(ctx, request.environment) } : {};
+	return { embeds: [reportToEmbed(logsReport(result, state.title, page))], components: [buttons(ctx.config.ops, token, result, request.environment)] };
+}
+
+/** Whether Loki has no service at all for the environment's tenant in its recent label values (a wrong `loki.tenant`); unknown counts as no. */
+async function tenantHasNoLogs(ctx: HandlerContext, environment: string): Promise<boolean> {
+	try {
+		return (await ctx.services.logs.services(environment)).length === 0;
+	} catch {
+		return false;
+	}
 }
 
 /** `/logs service [level] [contains] [correlation] [since] [limit] [query] [env]`. */

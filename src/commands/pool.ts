@@ -1,13 +1,13 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
-import type { Confirmation } from "../context.ts";
+import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
 import { formatDuration } from "../time.ts";
 import { DISCORD_LIMITS, truncate } from "../render/limits.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PressRefusedError } from "../errors.ts";
 import { renderChart } from "../render/chart.ts";
 import { joinText, reportToEmbed, textToMarkdown, type Inline, type Report, type ReportField, type Text } from "../render/report.ts";
-import type { PoolSnapshot, Session, TerminationCandidate, TerminationResult } from "../services/pool.ts";
-import { diagnosePool, isBouncerUsage, isPostgresUsage, type PoolCause, type PoolThresholds } from "../services/pool-diagnosis.ts";
+import type { EndableSessions, PoolSnapshot, Session, TerminationCandidate, TerminationResult } from "../services/pool.ts";
+import { diagnosePool, isBouncerUsage, isPostgresUsage, type EndOffer, type PoolCause, type PoolThresholds } from "../services/pool-diagnosis.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import { cancelButton, pendingState, recordAction, type Command, type ComponentHandler, type HandlerContext } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
@@ -17,15 +17,30 @@ function sessionLine(s: Session): Inline[] {
 	return [`pid ${s.pid} · `, { code: s.application || "?" }, ` ${s.clientAddr} · ${formatDuration(s.stateSeconds * 1000, { seconds: true })}`];
 }
 
+/** "pid 4242 (`gunicorn`, idle in transaction 20 s)" when the session is known, else "pid 4242". */
+function pidText(pid: number, sessions: ReadonlyMap<number, Session>): Inline[] {
+	const s = sessions.get(pid);
+	return s ? [`pid ${pid} (`, { code: s.application || "?" }, `, ${s.state} ${formatDuration(s.stateSeconds * 1000, { seconds: true })})`] : [`pid ${pid}`];
+}
+
+/** A blocked session in words: who waits, how long, and on whom. */
+function blockedLine(s: Session): Inline[] {
+	return [`pid ${s.pid} · `, { code: s.application || "?" }, ` ${s.clientAddr} · waiting ${formatDuration(s.stateSeconds * 1000, { seconds: true })} on pid ${s.blockedBy.join(" and ")}`];
+}
+
 /** The likely cause in one line. */
-function causeText(cause: PoolCause): Inline[] {
+function causeText(cause: PoolCause, sessions: ReadonlyMap<number, Session>): Inline[] {
 	switch (cause.kind) {
 		case "stale-idle":
 			return [`${cause.count} idle connection${cause.count === 1 ? "" : "s"} from app `, { code: cause.application || "(no application_name)" }, ` older than ${cause.olderThanMinutes} min`];
 		case "idle-in-transaction":
-			return [`${cause.count} session${cause.count === 1 ? "" : "s"} idle in transaction for over a minute (longest ${formatDuration(cause.longest.stateSeconds * 1000, { seconds: true })}, app `, { code: cause.longest.application || "?" }, ") hold connections and locks"];
+			return [`${cause.count} session${cause.count === 1 ? "" : "s"} idle in transaction for over ${cause.olderThanMinutes} min (longest ${formatDuration(cause.longest.stateSeconds * 1000, { seconds: true })}, app `, { code: cause.longest.application || "?" }, ") hold connections and locks"];
 		case "blocked":
-			return [`${cause.count} session${cause.count === 1 ? " is" : "s are"} blocked by another session's locks (pid ${cause.blockers.slice(0, 5).join(", ")})`];
+			return [
+				`${cause.count} session${cause.count === 1 ? " waits" : "s wait"} on locks held by `,
+				...joinText(cause.blockers.slice(0, 3).map((pid) => pidText(pid, sessions)), ", "),
+				cause.blockers.length > 3 ? ` and ${cause.blockers.length - 3} more` : "",
+			];
 		case "pgbouncer-waiting":
 			return [`${cause.clients} clients waiting in PgBouncer (pool `, { code: `${cause.worst.database}/${cause.worst.user}` }, `, longest ${cause.worst.maxWaitSeconds.toFixed(1)} s): the pool is too small or queries are slow`];
 	}
@@ -47,9 +62,10 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 			value: [...joinText(sources.slice(0, 6).map((g): Text => [{ code: g.application || "(none)" }, ` ${g.clientAddr}: ${g.count}`]), "\n"), sources.length > 6 ? `\n… and ${sources.length - 6} more` : ""],
 			inline: false,
 		});
-		if (diagnosis.idle.length > 0) fields.push({ label: "Longest idle", value: joinText(diagnosis.idle.slice(0, 3).map(sessionLine), "\n"), inline: false });
+		// Idle connections younger than idleMinutes are a healthy client pool, not worth a field.
+		if (diagnosis.idle.some((s) => s.stateSeconds >= thresholds.idleMinutes * 60)) fields.push({ label: "Longest idle", value: joinText(diagnosis.idle.slice(0, 3).map(sessionLine), "\n"), inline: false });
 		if (diagnosis.idleInTransaction.length > 0) fields.push({ label: "Longest idle in transaction", value: joinText(diagnosis.idleInTransaction.slice(0, 3).map(sessionLine), "\n"), inline: false });
-		if (diagnosis.blocked.length > 0) fields.push({ label: "Blocked", value: joinText(diagnosis.blocked.slice(0, 5).map((s) => [...sessionLine(s), ` ← pid ${s.blockedBy.join(", ")}`]), "\n"), inline: false });
+		if (diagnosis.blocked.length > 0) fields.push({ label: "Blocked", value: blockedText(diagnosis.blocked), inline: false });
 	} else {
 		title = `Connections on ${snapshot.environment}: PostgreSQL unreachable`;
 		fields.push({ label: "PostgreSQL", value: `unreachable: ${snapshot.postgres.error}`, inline: false });
@@ -74,16 +90,32 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 			});
 		}
 	} else if (bouncer) {
-		fields.push({ label: "PgBouncer", value: `unreachable: ${bouncer.error}. The PostgreSQL figures are still current.`, inline: false });
+		// Only PostgreSQL's own answer makes its figures current; with both down there are none.
+		fields.push({ label: "PgBouncer", value: `unreachable: ${bouncer.error}.${isPostgresUsage(snapshot.postgres) ? " The PostgreSQL figures are current." : ""}`, inline: false });
 	}
+	const sessions = new Map((isPostgresUsage(snapshot.postgres) ? snapshot.postgres.sessions : []).map((s) => [s.pid, s]));
+	// A cause under green would read as an alarm in a fine state: there it is only a note.
+	const causeLabel = diagnosis.severity === "ok" ? "Note:" : "Likely cause:";
 	return {
 		title,
 		level: diagnosis.severity,
-		summary: diagnosis.cause ? [{ strong: "Likely cause:" }, " ", ...causeText(diagnosis.cause)] : diagnosis.severity === "ok" ? "Nothing looks wrong." : undefined,
+		summary: diagnosis.cause ? [{ strong: causeLabel }, " ", ...causeText(diagnosis.cause, sessions)] : diagnosis.severity === "ok" ? "Nothing looks wrong." : undefined,
 		fields,
-		footer: `warn at ${thresholds.warnPercent} %, critical at ${thresholds.criticalPercent} % of max_connections minus superuser_reserved_connections${ownNote(snapshot)}`,
+		footer: `warn at ${thresholds.warnPercent} %, critical at ${thresholds.criticalPercent} % of usable connections (max_connections − reserved)${ownNote(snapshot)}`,
 		at: snapshot.takenAt,
 	};
+}
+
+const BLOCKED_SHOWN = 5;
+
+/** The first blocked sessions, then how many more and which applications they are, so none goes unseen. */
+function blockedText(blocked: readonly Session[]): Text {
+	const hidden = blocked.slice(BLOCKED_SHOWN);
+	const apps = [...new Set(hidden.map((s) => s.application || "?"))];
+	return [
+		...joinText(blocked.slice(0, BLOCKED_SHOWN).map(blockedLine), "\n"),
+		...(hidden.length > 0 ? [`\n… and ${hidden.length} more (`, ...joinText(apps.slice(0, 5).map((a): Text => ({ code: a })), ", "), apps.length > 5 ? ", …)" : ")"] : []),
+	];
 }
 
 // opsbot's own connections are left out of every figure; say how many, so the numbers add up.
@@ -95,31 +127,62 @@ function ownNote(snapshot: PoolSnapshot): string {
 	return own.length > 0 ? `; opsbot's own connections (${own.join(", ")}) are not counted` : "";
 }
 
-/** The ephemeral confirmation: exactly which sessions would end. */
-export function terminationPreview(environment: string, candidates: readonly TerminationCandidate[], minutes: number): Report {
+/** "2 idle connections", "1 session idle in transaction": what an End press ends, counted. */
+export function endableText(sessions: EndableSessions, count: number): string {
+	return sessions === "idle" ? `${count} idle connection${count === 1 ? "" : "s"}` : `${count} session${count === 1 ? "" : "s"} idle in transaction`;
+}
+
+/** "older than 5 min", "longer than 1 min": the age an End press asks for. */
+function ageText(sessions: EndableSessions, minutes: number): string {
+	return `${sessions === "idle" ? "older" : "longer"} than ${minutes} min`;
+}
+
+/** The End button's label: what it would end now; the trailing "…" says a confirmation comes first. */
+export function endLabel(offer: EndOffer): string {
+	return `End ${endableText(offer.sessions, offer.count)} ${ageText(offer.sessions, offer.olderThanMinutes)}…`;
+}
+
+/** What the press answers when nothing qualifies any more. */
+export function nothingToEndText(environment: string, sessions: EndableSessions, minutes: number): string {
+	return sessions === "idle" ? `No idle connections older than ${minutes} min on ${environment}; nothing to end.` : `No sessions idle in transaction longer than ${minutes} min on ${environment}; nothing to end.`;
+}
+
+/** The ephemeral confirmation: exactly which sessions would end, and when the offer lapses (counting down in Discord). */
+export function terminationPreview(environment: string, candidates: readonly TerminationCandidate[], minutes: number, options: { sessions?: EndableSessions; expiresAt: Date }): Report {
+	const sessions = options.sessions ?? "idle";
+	const why =
+		sessions === "idle"
+			? `These sessions have been idle for more than ${minutes} min.`
+			: `These sessions have been idle in a transaction for more than ${minutes} min; ending one rolls back its open transaction and frees its locks.`;
 	return {
-		title: `End ${candidates.length} idle connection${candidates.length === 1 ? "" : "s"} on ${environment}?`,
+		title: `End ${endableText(sessions, candidates.length)} on ${environment}?`,
 		level: "warn",
-		summary: `These sessions have been idle for more than ${minutes} min. Each is checked again when you confirm; anything that became busy is left alone. This confirmation expires in 60 s.`,
-		lines: candidates.map((c) => ({ level: "warn" as const, label: `pid ${c.pid}`, text: [{ code: c.application || "?" }, ` ${c.clientAddr} · idle ${formatDuration(c.idleSeconds * 1000, { seconds: true })}`] })),
+		summary: [`${why} Each is checked again when you confirm; anything that became busy is left alone. This confirmation expires `, { time: options.expiresAt, style: "relative" }, "."],
+		lines: candidates.map((c) => ({ level: "warn" as const, label: `pid ${c.pid}`, text: [{ code: c.application || "?" }, ` ${c.clientAddr} · ${sessions === "idle" ? "idle" : "idle in transaction"} ${formatDuration(c.idleSeconds * 1000, { seconds: true })}`] })),
 	};
 }
 
 /** What a confirmed termination did, as message text: how many ended, and the first 30 of them. */
-export function terminationResultText(environment: string, result: TerminationResult): Text {
+export function terminationResultText(environment: string, result: TerminationResult, sessions: EndableSessions = "idle"): Text {
 	const ended = result.ended;
 	return [
-		`Ended ${ended.length} idle connection${ended.length === 1 ? "" : "s"} on ${environment}${result.skipped > 0 ? ` (${result.skipped} left alone: busy again or gone)` : ""}.\n`,
+		`Ended ${endableText(sessions, ended.length)} on ${environment}${result.skipped > 0 ? ` (${result.skipped} left alone: busy again or gone)` : ""}.\n`,
 		...joinText(ended.slice(0, 30).map((c): Text => [`pid ${c.pid} · `, { code: c.application || "?" }, ` ${c.clientAddr}`]), "\n"),
 		ended.length > 30 ? `\n… and ${ended.length - 30} more` : "",
 	];
 }
 
-function poolButtons(environment: string, minutes: number) {
-	return new ActionRowBuilder<ButtonBuilder>().addComponents(
-		new ButtonBuilder().setCustomId(encodeCustomId("pool", "terminate", environment)).setLabel(`End idle connections older than ${minutes} min`).setStyle(ButtonStyle.Danger),
-		new ButtonBuilder().setCustomId(encodeCustomId("pool", "refresh", environment)).setLabel("Refresh").setEmoji("🔄").setStyle(ButtonStyle.Secondary),
-	);
+/**
+ * The buttons under /pool: the End button that fits the diagnosed cause (none when it would end
+ * nothing, or PostgreSQL could not be read), and Refresh.
+ */
+export function poolButtons(snapshot: PoolSnapshot, thresholds: PoolThresholds) {
+	const { offer } = diagnosePool(snapshot, thresholds);
+	const row = new ActionRowBuilder<ButtonBuilder>();
+	// The idle kind keeps the customId it always had, so buttons on older messages still work.
+	if (offer) row.addComponents(new ButtonBuilder().setCustomId(encodeCustomId("pool", "terminate", snapshot.environment, ...(offer.sessions === "idle" ? [] : [offer.sessions]))).setLabel(truncate(endLabel(offer), DISCORD_LIMITS.buttonLabel)).setStyle(ButtonStyle.Danger));
+	row.addComponents(new ButtonBuilder().setCustomId(encodeCustomId("pool", "refresh", snapshot.environment)).setLabel("Refresh").setEmoji("🔄").setStyle(ButtonStyle.Secondary));
+	return row;
 }
 
 async function poolMessage(ctx: HandlerContext, environment: string) {
@@ -137,7 +200,7 @@ async function poolMessage(ctx: HandlerContext, environment: string) {
 			embed.setImage("attachment://pool.png");
 		}
 	}
-	const components = isPostgresUsage(snapshot.postgres) ? [poolButtons(environment, ctx.config.ops.pool.idleMinutes)] : [];
+	const components = isPostgresUsage(snapshot.postgres) ? [poolButtons(snapshot, ctx.config.ops.pool)] : [];
 	return { embeds: [embed], files, components };
 }
 
@@ -173,25 +236,35 @@ export const poolRefresh: ComponentHandler<string> = {
 	},
 };
 
-/** "End idle connections" button: shows the ephemeral confirmation with exactly the sessions that would end. */
-export const poolTerminate: ComponentHandler<string> = {
+/** The End button's environment and which sessions it ends (no second part: idle ones, as buttons always did). */
+async function endPress(id: CustomId, ctx: HandlerContext): Promise<{ environment: string; sessions: EndableSessions }> {
+	const environment = await postgresEnvironment(id, ctx);
+	const kind = id.args[1] ?? "idle";
+	if (kind !== "idle" && kind !== "idle-in-transaction") throw new PressRefusedError("That button is not valid; run /pool again.", { reason: "unknown session kind", target: environment });
+	return { environment, sessions: kind };
+}
+
+/** End button: shows the ephemeral confirmation with exactly the sessions that would end. */
+export const poolTerminate: ComponentHandler<{ environment: string; sessions: EndableSessions }> = {
 	area: "pool",
 	action: "terminate",
 	permission: { action: "pool.terminate" },
 	defer: "reply",
-	parse: postgresEnvironment,
-	async run(interaction, environment, ctx) {
-		const minutes = ctx.config.ops.pool.idleMinutes;
-		const candidates = await ctx.services.pool.idleCandidates(environment, minutes);
+	parse: endPress,
+	async run(interaction, { environment, sessions }, ctx) {
+		const settings = ctx.config.ops.pool;
+		const minutes = sessions === "idle" ? settings.idleMinutes : settings.idleInTransactionMinutes;
+		const candidates = await ctx.services.pool.idleCandidates(environment, minutes, sessions);
 		if (candidates.length === 0) {
-			await recordAction(ctx, "pool.terminate", environment, "nothing to end");
-			await interaction.editReply({ content: `No idle connections older than ${minutes} min on ${environment}; nothing to end.` });
+			await recordAction(ctx, "pool.terminate", environment, "nothing to end", { sessions });
+			await interaction.editReply({ content: nothingToEndText(environment, sessions, minutes) });
 			return;
 		}
-		const token = await ctx.services.confirmations.put(ctx.actor.userId, { kind: "pool.terminate", environment, candidates, minutes });
-		await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "confirmation shown", { pids: candidates.map((c) => c.pid) });
+		const token = await ctx.services.confirmations.put(ctx.actor.userId, { kind: "pool.terminate", environment, candidates, minutes, sessions });
+		const expiresAt = new Date(Date.now() + CONFIRMATION_TTL_MS);
+		await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "confirmation shown", { pids: candidates.map((c) => c.pid), sessions });
 		await interaction.editReply({
-			embeds: [reportToEmbed(terminationPreview(environment, candidates, minutes))],
+			embeds: [reportToEmbed(terminationPreview(environment, candidates, minutes, { sessions, expiresAt }))],
 			components: [
 				new ActionRowBuilder<ButtonBuilder>().addComponents(
 					new ButtonBuilder().setCustomId(encodeCustomId("pool", "confirm", token)).setLabel(`End ${candidates.length} session${candidates.length === 1 ? "" : "s"}`).setStyle(ButtonStyle.Danger),
@@ -219,12 +292,12 @@ export const poolConfirm: ComponentHandler<Extract<Confirmation, { kind: "pool.t
 	defer: "update",
 	recordAs: "pool.terminate",
 	parse: terminationPress,
-	async run(interaction, { environment, candidates, minutes }, ctx) {
+	async run(interaction, { environment, candidates, minutes, sessions = "idle" }, ctx) {
 		try {
-			const result = await ctx.services.pool.terminate(environment, candidates, minutes);
-			await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "ok", { ended: result.ended.map((c) => c.pid), skipped: result.skipped });
+			const result = await ctx.services.pool.terminate(environment, candidates, minutes, sessions);
+			await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "ok", { ended: result.ended.map((c) => c.pid), skipped: result.skipped, sessions });
 			await interaction.editReply({
-				content: truncate(textToMarkdown(terminationResultText(environment, result)), DISCORD_LIMITS.content),
+				content: truncate(textToMarkdown(terminationResultText(environment, result, sessions)), DISCORD_LIMITS.content),
 				embeds: [],
 				components: [],
 			});

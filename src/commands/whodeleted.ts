@@ -17,7 +17,7 @@ export function whoDeletedReport(result: WhoDeletedResult, showPii: boolean): Re
 		const shown = result.deletes.slice(0, SHOWN_DELETES);
 		return {
 			title: `Who deleted ${result.resourceType} ${result.resourceId}`.slice(0, 256),
-			level: "warn",
+			level: "info",
 			summary: [`${result.deletes.length === 1 ? "One DELETE" : `${result.deletes.length} DELETEs`} of `, ...subject, `, newest first${result.deletes.length > SHOWN_DELETES ? ` (showing ${SHOWN_DELETES})` : ""}.`],
 			fields: shown.map((e) => ({ label: `🗑 ${e.success ? "Deleted" : "Delete attempt failed"}`, value: joinText([{ time: e.at, style: "full" }, ...eventLines(e, showPii)], "\n"), inline: false })),
 			...(footer ? { footer } : {}),
@@ -32,7 +32,7 @@ export function whoDeletedReport(result: WhoDeletedResult, showPii: boolean): Re
 	if (known.length === 0) known.push("Nothing at all is recorded for this resource: check the type (it is case-sensitive) and the id.");
 	return {
 		title: `No delete recorded for ${result.resourceType} ${result.resourceId}`.slice(0, 256),
-		level: "ok",
+		level: "info",
 		summary: joinText([["No DELETE of ", ...subject, " is recorded in the audit log."], ...known], "\n\n"),
 		...(footer ? { footer } : {}),
 	};

@@ -1,8 +1,11 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder, type APIActionRowComponent, type APIComponentInMessageActionRow } from "discord.js";
 import { CONTROL, controlEscape, DISCORD_LIMITS, escapeMarkdown, escapeTitle, inlineCode, joinLinesWithin, oneLine, truncate } from "./limits.ts";
 
-/** How bad something is; drives colours, icons and CLI exit codes. */
-export type Level = "ok" | "warn" | "critical";
+/**
+ * How bad something is; drives colours, icons and CLI exit codes. "ok" means checked and fine (green);
+ * "info" is neutral (grey): a lookup's answer, or nothing was checked.
+ */
+export type Level = "info" | "ok" | "warn" | "critical";
 
 /**
  * One piece of report text. A plain string is literal text (the Discord view escapes it); the tagged
@@ -74,11 +77,11 @@ export interface Report {
 	readonly at?: Date;
 }
 
-export const LEVEL_COLOUR: Record<Level, number> = { ok: 0x2ecc71, warn: 0xf1c40f, critical: 0xe74c3c };
-export const LEVEL_ICON: Record<Level, string> = { ok: "🟢", warn: "🟠", critical: "🔴" };
-const LEVEL_WORD: Record<Level, string> = { ok: "OK", warn: "WARN", critical: "CRIT" };
+export const LEVEL_COLOUR: Record<Level, number> = { info: 0x99aab5, ok: 0x2ecc71, warn: 0xf1c40f, critical: 0xe74c3c };
+export const LEVEL_ICON: Record<Level, string> = { info: "⚪", ok: "🟢", warn: "🟠", critical: "🔴" };
+const LEVEL_WORD: Record<Level, string> = { info: "INFO", ok: "OK", warn: "WARN", critical: "CRIT" };
 
-/** The worst of several levels. */
+/** The worst of several levels ("info" counts as fine: "ok" when nothing is worse). */
 export function worstLevel(levels: Iterable<Level>): Level {
 	let worst: Level = "ok";
 	for (const level of levels) {
@@ -226,28 +229,94 @@ export function reportLinkButtons(report: Report): APIActionRowComponent<APIComp
 /** The terminal view cuts labels to this width, so one long name does not pad every line (an 80-column terminal keeps room for the text). */
 export const TERMINAL_LABEL_WIDTH = 32;
 
-/** Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values (control characters escaped). */
-export function reportToText(report: Report): string {
-	return reportToRawText(report).replace(CONTROL, controlEscape);
+/** Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values (control characters escaped), wrapped to `width` columns (default 80; Infinity: one line per item). */
+export function reportToText(report: Report, options: { width?: number } = {}): string {
+	const escape = (text: string) => text.replace(CONTROL, controlEscape);
+	return reportToRawText(report, options.width ?? TERMINAL_WIDTH, escape);
 }
 
-function reportToRawText(report: Report): string {
+/** What a terminal view fits by default: the classic 80 columns. */
+export const TERMINAL_WIDTH = 80;
+// Labels longer than this stand on their own line, so values keep most of the width.
+const MAX_GUTTER = 14;
+
+// A unit stays with its number ("12 d", "90 %", "88 ms") and a pid with its "pid": never split over two lines.
+const UNIT = /^(%|d|h|s|ms|min|B|KB|MB|GB|TB|PB)\)?[,.;:)]*$/;
+
+/** Words to fill, a unit joined to the number before it and a number to the "pid" before it. */
+function unbreakable(words: readonly string[]): string[] {
+	const out: string[] = [];
+	for (const word of words) {
+		const previous = out.at(-1);
+		if (previous !== undefined && (UNIT.test(word) || (/^pid$/.test(previous.split(" ").at(-1) ?? "") && /^\d/.test(word)))) out[out.length - 1] = `${previous} ${word}`;
+		else out.push(word);
+	}
+	return out;
+}
+
+const columns = (text: string) => [...text].length;
+
+/**
+ * `text` after `first` (and on further lines after `indent`), filled word by word into `width`
+ * columns; a word longer than a line is cut across lines, except a URL (cut, it would not work when
+ * copied). Each line break in `text` starts a line with `paragraph` (default: `indent`).
+ */
+export function wrapText(first: string, indent: string, text: string, width: number, paragraph = indent): string[] {
+	const out: string[] = [];
+	text.split("\n").forEach((words, i) => {
+		let line = i === 0 ? first : paragraph;
+		let empty = true;
+		for (let word of unbreakable(words.split(" "))) {
+			const gap = empty ? "" : " ";
+			if (columns(line) + columns(gap) + columns(word) <= width || (empty && columns(line) + columns(word) <= width)) {
+				line += gap + word;
+				empty = false;
+				continue;
+			}
+			if (!empty) {
+				out.push(line);
+				line = indent;
+			}
+			// A word wider than a whole line: cut it into pieces that fit.
+			const room = Math.max(1, width - columns(indent));
+			while (columns(line) + columns(word) > width && columns(word) > room && !word.includes("://")) {
+				const chars = [...word];
+				out.push(line + chars.slice(0, width - columns(line)).join(""));
+				word = chars.slice(width - columns(line)).join("");
+				line = indent;
+			}
+			line += word;
+			empty = false;
+		}
+		out.push(line);
+	});
+	return out;
+}
+
+function reportToRawText(report: Report, width: number, escape: (text: string) => string): string {
 	const label = (text: string) => truncate(oneLine(text), TERMINAL_LABEL_WIDTH);
 	const lines = (report.lines ?? []).map((l) => ({ ...l, label: label(l.label) }));
 	const fields = [...(report.fields ?? []), ...(report.links ?? []).map((l) => ({ label: l.label, value: l.url }))].map((f) => ({ ...f, label: label(f.label) }));
-	const pad = Math.max(0, ...lines.map((l) => l.label.length), ...fields.map((f) => f.label.length));
-	const out = [`[${LEVEL_WORD[report.level]}] ${oneLine(report.title)}`];
-	if (report.summary !== undefined) out.push(textToPlain(report.summary));
-	for (const line of lines) out.push(`  ${LEVEL_WORD[line.level].padEnd(4)}  ${line.label.padEnd(pad)}  ${textToPlain(line.text)}`);
+	const wrap = (first: string, indent: string, text: string, paragraph = indent) => wrapText(first, indent, escape(text), width, paragraph);
+	const pad = Math.min(MAX_GUTTER, Math.max(0, ...lines.map((l) => l.label.length), ...fields.map((f) => f.label.length)));
+	const valueIndent = " ".repeat(pad + 10);
+	// "  WORD  label  text": a label wider than the gutter gets its own line, the text goes under the others'.
+	const row = (head: string, label: string, gutter: number, text: string) => {
+		const shown = escape(label);
+		return shown.length > gutter ? [`${head}${shown}`, ...wrap(valueIndent, valueIndent, text)] : wrap(`${head}${shown.padEnd(gutter)}  `, valueIndent, text);
+	};
+	const out = wrap(`[${LEVEL_WORD[report.level]}] `, "    ", oneLine(report.title));
+	if (report.summary !== undefined) out.push(...wrap("", "  ", textToPlain(report.summary), ""));
+	for (const line of lines) out.push(...row(`  ${LEVEL_WORD[line.level].padEnd(4)}  `, line.label, pad, textToPlain(line.text)));
 	if (report.list) {
 		const { items } = report.list;
-		for (const item of items) out.push(`  ${textToPlain(item).replace(/\n/g, "\n  ")}`);
+		for (const item of items) out.push(...wrap("  ", "    ", textToPlain(item), "  "));
 		const hidden = Math.max(report.list.total ?? 0, items.length) - items.length;
 		if (hidden > 0) out.push(`  … and ${hidden} more`);
-		for (const note of report.list.notes ?? []) out.push(textToPlain(note));
+		for (const note of report.list.notes ?? []) out.push(...wrap("", "  ", textToPlain(note), ""));
 	}
-	for (const field of fields) out.push(`  ${field.label.padEnd(pad + 6)}  ${textToPlain(field.value).replace(/\n/g, `\n  ${" ".repeat(pad + 8)}`)}`);
-	if (report.footer) out.push(report.footer);
+	for (const field of fields) out.push(...row("  ", field.label, pad + 6, textToPlain(field.value)));
+	if (report.footer) out.push(...wrap("", "", report.footer));
 	if (report.at) out.push(`at ${report.at.toISOString()}`);
 	return out.join("\n");
 }

@@ -147,7 +147,10 @@ type State = "ok" | "degraded" | "down";
 const WORSE: Record<State, number> = { ok: 0, degraded: 1, down: 2 };
 const worse = (a: State, b: State): State => (WORSE[b] > WORSE[a] ? b : a);
 
-/** The host's state and its line: `disk 24/38 GB (63 %) · ram 3.0/5.3 GB (57 %) · load 0.4/core · up 12 d`. */
+/**
+ * The host's state and its line, the reason first: `disk / at 90 % (≥ 85 %) — disk 90/100 GB (90 %) · ram 3.0/5.3 GB (56 %) · load 0.4/core · up 12 d`.
+ * Several node-exporter instances each get their part, `instance: …`, joined by "; ".
+ */
 export function judgeHost(host: HostCheckConfig, figures: readonly HostFigures[]): { state: State; detail: string } {
 	if (figures.length === 0) return { state: "down", detail: `no node-exporter target matches {${hostSelector(host)}} in Prometheus` };
 	let state: State = "ok";
@@ -159,42 +162,63 @@ export function judgeHost(host: HostCheckConfig, figures: readonly HostFigures[]
 	return { state, detail: texts.join("; ") };
 }
 
+// Up to this many mounts are listed one by one; beyond it (a storage host, a Kubernetes node with
+// 120 volumes) the line counts them, so it stays a line and not a page.
+const MOUNTS_LISTED = 4;
+// Problems named one by one, the worst first; the rest are counted.
+const PROBLEMS_NAMED = 3;
+
+// Mount points come from labels: a newline or control character in one must not break the line.
+const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
+
 function judgeInstance(host: HostCheckConfig, f: HostFigures): { state: State; text: string } {
 	if (!f.up) return { state: "down", text: `node-exporter ${f.instance} is down (${f.scrapeError ?? "not scraped"}): no current figures` };
 	if (!f.hasNodeMetrics) return { state: "degraded", text: `${f.instance} answers but exposes no node-exporter metrics` };
 	let state: State = "ok";
-	const problems: string[] = [];
-	const crossed = (value: number, degraded: number | undefined, down: number | undefined, what: string, unit: string) => {
-		if (down !== undefined && value >= down) {
-			state = worse(state, "down");
-			problems.push(`${what} ≥ ${down}${unit}`);
-		} else if (degraded !== undefined && value >= degraded) {
-			state = worse(state, "degraded");
-			problems.push(`${what} ≥ ${degraded}${unit}`);
-		}
+	const problems: { text: string; severity: number }[] = [];
+	// Past a threshold: the state worsens and the reason says what, how much and which limit ("ram at 93 % (≥ 90 %)").
+	const crossed = (value: number, degraded: number | undefined, down: number | undefined, what: string, shown: string, unit: string) => {
+		const limit = down !== undefined && value >= down ? down : degraded !== undefined && value >= degraded ? degraded : undefined;
+		if (limit === undefined) return;
+		state = worse(state, limit === down ? "down" : "degraded");
+		problems.push({ text: `${what} ${shown} (≥ ${formatDecimal(limit)}${unit})`, severity: value });
 	};
 	const parts: string[] = [];
-	if (f.mounts.length > 0) {
-		const alone = f.mounts.length === 1 && f.mounts[0]?.mountpoint === "/" && f.missingMounts.length === 0;
-		parts.push(`disk ${f.mounts.map((m) => `${alone ? "" : `${m.mountpoint} `}${formatBytesPair(m.usedBytes, m.sizeBytes)} (${Math.floor(m.percent)} %)`).join(", ")}`);
-		for (const m of f.mounts) crossed(m.percent, host.disk.degradedPercent, host.disk.downPercent, alone ? "disk" : `disk ${m.mountpoint}`, " %");
+	const alone = f.mounts.length === 1 && f.mounts[0]?.mountpoint === "/" && f.missingMounts.length === 0;
+	const diskProblems: typeof problems = [];
+	for (const m of f.mounts) {
+		const before = problems.length;
+		crossed(m.percent, host.disk.degradedPercent, host.disk.downPercent, alone ? "disk" : `disk ${oneLine(m.mountpoint)}`, `at ${Math.floor(m.percent)} %`, " %");
+		diskProblems.push(...problems.splice(before));
 	}
-	for (const m of f.missingMounts) {
+	diskProblems.sort((a, b) => b.severity - a.severity);
+	problems.push(...diskProblems.slice(0, PROBLEMS_NAMED));
+	if (diskProblems.length > PROBLEMS_NAMED) problems.push({ text: `${diskProblems.length - PROBLEMS_NAMED} more mounts ≥ ${host.disk.degradedPercent} %`, severity: 0 });
+	if (f.mounts.length > MOUNTS_LISTED) {
+		const fullest = f.mounts.reduce((a, b) => (b.percent > a.percent ? b : a));
+		const over = diskProblems.length;
+		// The full ones are named in the reason already; with none, the fullest says how much room is left.
+		parts.push(`disk: ${f.mounts.length - over} ok${over > 0 ? `, ${over} ≥ ${host.disk.degradedPercent} %` : ` (fullest ${oneLine(fullest.mountpoint)} ${Math.floor(fullest.percent)} %)`}`);
+	} else if (f.mounts.length > 0) {
+		parts.push(`disk ${f.mounts.map((m) => `${alone ? "" : `${oneLine(m.mountpoint)} `}${formatBytesPair(m.usedBytes, m.sizeBytes)} (${Math.floor(m.percent)} %)`).join(", ")}`);
+	}
+	for (const m of f.missingMounts.slice(0, PROBLEMS_NAMED)) {
 		state = worse(state, "degraded");
-		problems.push(`disk ${m} not reported`);
+		problems.push({ text: `disk ${oneLine(m)} not reported`, severity: 0 });
 	}
+	if (f.missingMounts.length > PROBLEMS_NAMED) problems.push({ text: `${f.missingMounts.length - PROBLEMS_NAMED} more mounts not reported`, severity: 0 });
 	if (f.memory) {
 		parts.push(`ram ${formatBytesPair(f.memory.usedBytes, f.memory.totalBytes)} (${Math.floor(f.memory.percent)} %)`);
-		crossed(f.memory.percent, host.memory.degradedPercent, host.memory.downPercent, "ram", " %");
+		crossed(f.memory.percent, host.memory.degradedPercent, host.memory.downPercent, "ram", `at ${Math.floor(f.memory.percent)} %`, " %");
 	}
 	if (f.load1 !== undefined && f.cores) {
 		const perCore = f.load1 / f.cores;
 		parts.push(`load ${formatDecimal(perCore)}/core`);
-		crossed(perCore, host.loadPerCore?.degraded, host.loadPerCore?.down, "load", "/core");
+		crossed(perCore, host.loadPerCore?.degraded, host.loadPerCore?.down, "load", `${formatDecimal(perCore)}/core`, "/core");
 	}
 	if (f.uptimeSeconds !== undefined) parts.push(`up ${formatUptime(f.uptimeSeconds)}`);
 	const text = parts.join(" · ") || "no figures";
-	return { state, text: problems.length > 0 ? `${text} — ${problems.join(", ")}` : text };
+	return { state, text: problems.length > 0 ? `${problems.map((p) => p.text).join(", ")} — ${text}` : text };
 }
 
 const UNITS = ["B", "KB", "MB", "GB", "TB", "PB"];

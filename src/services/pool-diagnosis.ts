@@ -1,6 +1,6 @@
 import type { OpsFile } from "../config.ts";
 import type { PgBouncerPool } from "./pgbouncer.ts";
-import type { PgBouncerUsage, PoolSnapshot, PostgresUsage, Session } from "./pool.ts";
+import type { EndableSessions, PgBouncerUsage, PoolSnapshot, PostgresUsage, Session } from "./pool.ts";
 
 /** Thresholds from the config's `pool` section. */
 export type PoolThresholds = OpsFile["pool"];
@@ -8,15 +8,12 @@ export type PoolThresholds = OpsFile["pool"];
 /** How close to exhaustion a pool is, in the thresholds' words. */
 export type PoolSeverity = "ok" | "warn" | "critical";
 
-// A transaction left open this long holds its locks and its connection for nothing: worth a warning.
-const IDLE_IN_TRANSACTION_WARN_SECONDS = 60;
-
 /** The likely cause of trouble, as data; the report says it in words. */
 export type PoolCause =
 	/** Many connections from one application idle longer than `idleMinutes`: a client pool that keeps what it no longer uses. */
 	| { readonly kind: "stale-idle"; readonly count: number; readonly application: string; readonly olderThanMinutes: number }
-	/** Sessions idle in a transaction for over a minute; `longest` is the one idle longest. */
-	| { readonly kind: "idle-in-transaction"; readonly count: number; readonly longest: Session }
+	/** Sessions idle in a transaction longer than `olderThanMinutes`; `longest` is the one idle longest. */
+	| { readonly kind: "idle-in-transaction"; readonly count: number; readonly longest: Session; readonly olderThanMinutes: number }
 	/** Sessions waiting on other sessions' locks; `blockers` are the pids holding them, each once. */
 	| { readonly kind: "blocked"; readonly count: number; readonly blockers: readonly number[] }
 	/** Clients queued in PgBouncer; `worst` is the pool with the longest wait. */
@@ -36,8 +33,18 @@ export interface PoolDiagnosis {
 	readonly idle: readonly Session[];
 	/** Sessions idle in a transaction (aborted or not), the longest first. */
 	readonly idleInTransaction: readonly Session[];
-	/** Sessions waiting on another session's locks. */
+	/** Sessions waiting on another session's locks, the longest waiting first. */
 	readonly blocked: readonly Session[];
+	/** The End button that fits: what it would end and how many sessions qualify now; absent when it would end nothing. */
+	readonly offer?: EndOffer;
+}
+
+/** An End button /pool offers: sessions of opsbot's own database in that state for longer than `olderThanMinutes`. */
+export interface EndOffer {
+	readonly sessions: EndableSessions;
+	readonly olderThanMinutes: number;
+	/** How many qualify in the snapshot; the press looks again. */
+	readonly count: number;
 }
 
 /** Whether the PostgreSQL half of a snapshot was read. */
@@ -81,19 +88,23 @@ export function diagnosePool(snapshot: PoolSnapshot, thresholds: PoolThresholds)
 	const pg = isPostgresUsage(snapshot.postgres) ? snapshot.postgres : undefined;
 	const sessions = pg?.sessions ?? [];
 	const idleInTransaction = longestFirst(sessions.filter(isIdleInTransaction));
+	const blocked = longestFirst(sessions.filter(isBlocked));
 	let severity: PoolSeverity = "critical";
 	let percent: number | undefined;
 	if (pg) {
 		percent = Math.round((pg.used / pg.usable) * 100);
 		severity = percent >= thresholds.criticalPercent ? "critical" : percent >= thresholds.warnPercent ? "warn" : "ok";
-		if (severity === "ok" && idleInTransaction.some((s) => s.stateSeconds >= IDLE_IN_TRANSACTION_WARN_SECONDS)) severity = "warn";
+		// An open transaction left alone too long, or a session stuck behind locks, is worth a look at any usage.
+		if (severity === "ok" && (idleInTransaction.some((s) => s.stateSeconds >= thresholds.idleInTransactionMinutes * 60) || blocked.length > 0)) severity = "warn";
 	}
 	if (severity === "ok" && bouncer && (!isBouncerUsage(bouncer) || bouncer.pools.some((p) => p.clientsWaiting > 0 && p.maxWaitSeconds >= 1))) severity = "warn";
 	const cause = pg ? likelyCause(pg, isBouncerUsage(bouncer) ? bouncer : undefined, thresholds) : undefined;
+	const offer = pg ? endOffer(pg, cause, thresholds) : undefined;
 	return {
 		severity,
 		...(percent === undefined ? {} : { percent }),
 		...(cause ? { cause } : {}),
+		...(offer ? { offer } : {}),
 		byState: mostFirst(groupCount(sessions, (s) => s.state)).map(([state, count]) => ({ state, count })),
 		bySource: mostFirst(groupCount(sessions, (s) => `${s.application}\u0000${s.clientAddr}`)).map(([key, count]) => {
 			const [application = "", clientAddr = ""] = key.split("\u0000");
@@ -101,8 +112,20 @@ export function diagnosePool(snapshot: PoolSnapshot, thresholds: PoolThresholds)
 		}),
 		idle: longestFirst(sessions.filter(isIdle)),
 		idleInTransaction,
-		blocked: sessions.filter(isBlocked),
+		blocked,
 	};
+}
+
+/**
+ * The End button that fits the cause: sessions idle in transaction when they are the cause (ending idle
+ * connections cannot touch them), otherwise idle connections older than `idleMinutes`; none when it
+ * would end nothing. Only sessions of opsbot's own database count, as only those can be ended.
+ */
+function endOffer(pg: PostgresUsage, cause: PoolCause | undefined, thresholds: PoolThresholds): EndOffer | undefined {
+	const [sessions, olderThanMinutes, matches]: [EndableSessions, number, (s: Session) => boolean] =
+		cause?.kind === "idle-in-transaction" ? ["idle-in-transaction", thresholds.idleInTransactionMinutes, isIdleInTransaction] : ["idle", thresholds.idleMinutes, isIdle];
+	const count = pg.sessions.filter((s) => s.database === pg.database && matches(s) && s.stateSeconds >= olderThanMinutes * 60).length;
+	return count > 0 ? { sessions, olderThanMinutes, count } : undefined;
 }
 
 // The first sign present is named: stale idle connections, then open transactions, then locks, then
@@ -112,8 +135,9 @@ function likelyCause(pg: PostgresUsage, bouncer: PgBouncerUsage | undefined, thr
 	const [top] = mostFirst(groupCount(staleIdle, (s) => s.application));
 	// One application holding at least five, and at least a fifth of those used, is worth naming; fewer is noise.
 	if (top && top[1] >= Math.max(5, pg.used * 0.2)) return { kind: "stale-idle", count: top[1], application: top[0], olderThanMinutes: thresholds.idleMinutes };
-	const stuck = pg.sessions.filter((s) => isIdleInTransaction(s) && s.stateSeconds >= IDLE_IN_TRANSACTION_WARN_SECONDS);
-	if (stuck.length > 0) return { kind: "idle-in-transaction", count: stuck.length, longest: stuck.reduce((a, b) => (b.stateSeconds > a.stateSeconds ? b : a)) };
+	const olderThanMinutes = thresholds.idleInTransactionMinutes;
+	const stuck = pg.sessions.filter((s) => isIdleInTransaction(s) && s.stateSeconds >= olderThanMinutes * 60);
+	if (stuck.length > 0) return { kind: "idle-in-transaction", count: stuck.length, longest: stuck.reduce((a, b) => (b.stateSeconds > a.stateSeconds ? b : a)), olderThanMinutes };
 	const blocked = pg.sessions.filter(isBlocked);
 	if (blocked.length > 0) return { kind: "blocked", count: blocked.length, blockers: [...new Set(blocked.flatMap((s) => s.blockedBy))] };
 	const waiting = bouncer?.pools.filter((p) => p.clientsWaiting > 0) ?? [];

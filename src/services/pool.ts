@@ -19,6 +19,8 @@ export interface Session {
 
 /** PostgreSQL's side: connection use against the limit. */
 export interface PostgresUsage {
+	/** The database opsbot is connected to: the only one whose sessions it may end. */
+	readonly database: string;
 	readonly maxConnections: number;
 	readonly reserved: number;
 	/** max_connections minus superuser_reserved_connections: what applications can actually use. */
@@ -54,7 +56,19 @@ export interface UsageSample {
 	readonly used: number;
 }
 
-/** The idle sessions an "end idle connections" press would end, re-checked when it runs. */
+/**
+ * Which sessions an End button ends: connections doing nothing ("idle"), or sessions doing nothing inside an open
+ * transaction ("idle-in-transaction", aborted or not), which hold their locks until they end.
+ */
+export type EndableSessions = "idle" | "idle-in-transaction";
+
+/** pg_stat_activity states each kind of End covers; passed to the SQL as a parameter. */
+const ENDABLE_STATES: Record<EndableSessions, readonly string[]> = {
+	idle: ["idle"],
+	"idle-in-transaction": ["idle in transaction", "idle in transaction (aborted)"],
+};
+
+/** The sessions an End press would end, re-checked when it runs. */
 export interface TerminationCandidate {
 	readonly pid: number;
 	readonly backendStart: string;
@@ -70,11 +84,12 @@ export interface TerminationResult {
 	readonly skipped: number;
 }
 
-/** Reads connection usage and ends idle sessions on request. */
+/** Reads connection usage and ends idle (or idle in transaction) sessions on request. */
 export interface PoolService {
 	snapshot(environment: string): Promise<PoolSnapshot>;
-	idleCandidates(environment: string, olderThanMinutes: number): Promise<TerminationCandidate[]>;
-	terminate(environment: string, candidates: readonly TerminationCandidate[], olderThanMinutes: number): Promise<TerminationResult>;
+	/** Sessions of opsbot's own database in that state for longer than `olderThanMinutes` (default: idle ones). */
+	idleCandidates(environment: string, olderThanMinutes: number, sessions?: EndableSessions): Promise<TerminationCandidate[]>;
+	terminate(environment: string, candidates: readonly TerminationCandidate[], olderThanMinutes: number, sessions?: EndableSessions): Promise<TerminationResult>;
 	/** Connections used over the last hours: from Prometheus (postgres-exporter) when configured, else opsbot's own samples. */
 	history(environment: string): Promise<{ samples: readonly UsageSample[]; source: string }>;
 }
@@ -104,6 +119,7 @@ interface ActivityRow {
 	max_connections: number;
 	reserved: number;
 	own: number;
+	current_database: string;
 }
 
 // One statement: settings ride along on every row so the snapshot is a single consistent read.
@@ -115,23 +131,36 @@ SELECT a.pid, a.backend_start::text AS backend_start, a.datname, a.usename, a.ap
        host(a.client_addr) AS client_addr, a.state,
        EXTRACT(EPOCH FROM now() - a.state_change)::float8 AS state_seconds,
        pg_blocking_pids(a.pid) AS blocked_by,
-       s.max_connections, s.reserved, s.own
-FROM (SELECT current_setting('max_connections')::int AS max_connections,
+       s.max_connections, s.reserved, s.own, s.current_database
+FROM (SELECT current_setting('max_connections')::int AS max_connections, current_database() AS current_database,
              current_setting('superuser_reserved_connections')::int AS reserved,
              (SELECT count(*) FROM pg_stat_activity
                WHERE backend_type = 'client backend' AND (pid = pg_backend_pid() OR application_name = $1))::int AS own) s
 LEFT JOIN pg_stat_activity a ON a.backend_type = 'client backend'
   AND a.pid <> pg_backend_pid() AND a.application_name IS DISTINCT FROM $1`;
 
+// The sessions an End press offers: in one of the states ($2) for longer than $1 seconds, client
+// backends of this database only, never opsbot's own.
+const CANDIDATES_SQL = `
+SELECT pid, backend_start::text AS backend_start, application_name, host(client_addr) AS client_addr,
+       EXTRACT(EPOCH FROM now() - state_change)::float8 AS idle_seconds
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND state = ANY($2::text[]) AND datname = current_database()
+  AND state_change < now() - make_interval(secs => $1) AND pid <> pg_backend_pid()
+  AND application_name IS DISTINCT FROM $3
+ORDER BY state_change
+LIMIT 1000`;
+
 // Re-checks every condition at the moment of termination: same backend (pid + backend_start), still
-// idle for long enough, a client backend of this database, and never opsbot's own sessions.
+// in the same kind of state ($5) for long enough, a client backend of this database, and never
+// opsbot's own sessions.
 const TERMINATE_SQL = `
 SELECT a.pid, pg_terminate_backend(a.pid) AS ended
 FROM pg_stat_activity a
 JOIN unnest($1::int[], $2::timestamptz[]) AS c(pid, backend_start)
   ON a.pid = c.pid AND a.backend_start = c.backend_start
 WHERE a.backend_type = 'client backend'
-  AND a.state = 'idle'
+  AND a.state = ANY($5::text[])
   AND a.state_change < now() - make_interval(secs => $3)
   AND a.datname = current_database()
   AND a.pid <> pg_backend_pid()
@@ -173,7 +202,7 @@ export function createPoolService(deps: PoolDeps): PoolService {
 				stateSeconds: Math.max(0, r.state_seconds ?? 0),
 				blockedBy: r.blocked_by ?? [],
 			}));
-		return { maxConnections: first.max_connections, reserved: first.reserved, usable: Math.max(1, first.max_connections - first.reserved), used: sessions.length, sessions, ownSessions: first.own };
+		return { database: first.current_database, maxConnections: first.max_connections, reserved: first.reserved, usable: Math.max(1, first.max_connections - first.reserved), used: sessions.length, sessions, ownSessions: first.own };
 	}
 
 	async function readPgBouncer(environment: string, url: string, timeoutMs: number): Promise<PgBouncerUsage> {
@@ -212,22 +241,15 @@ export function createPoolService(deps: PoolDeps): PoolService {
 				...(bouncer ? { pgbouncer: bouncerResult.status === "fulfilled" && bouncerResult.value ? bouncerResult.value : { error: describePgFailure(bouncerResult.status === "rejected" ? bouncerResult.reason : undefined) } } : {}),
 			};
 		},
-		async idleCandidates(environment, olderThanMinutes) {
+		async idleCandidates(environment, olderThanMinutes, sessions = "idle") {
 			const db = requireDatabase(environment);
 			const rows = await db.read<{ pid: number; backend_start: string; application_name: string | null; client_addr: string | null; idle_seconds: number }>(
-				`SELECT pid, backend_start::text AS backend_start, application_name, host(client_addr) AS client_addr,
-				        EXTRACT(EPOCH FROM now() - state_change)::float8 AS idle_seconds
-				 FROM pg_stat_activity
-				 WHERE backend_type = 'client backend' AND state = 'idle' AND datname = current_database()
-				   AND state_change < now() - make_interval(secs => $1) AND pid <> pg_backend_pid()
-				   AND application_name IS DISTINCT FROM $2
-				 ORDER BY state_change
-				 LIMIT 1000`,
-				[olderThanMinutes * 60, db.applicationName],
+				CANDIDATES_SQL,
+				[olderThanMinutes * 60, ENDABLE_STATES[sessions], db.applicationName],
 			);
 			return rows.map((r) => ({ pid: r.pid, backendStart: r.backend_start, application: r.application_name ?? "", clientAddr: r.client_addr ?? "local socket", idleSeconds: r.idle_seconds }));
 		},
-		async terminate(environment, candidates, olderThanMinutes) {
+		async terminate(environment, candidates, olderThanMinutes, sessions = "idle") {
 			if (candidates.length === 0) return { ended: [], skipped: 0 };
 			const db = requireDatabase(environment);
 			const rows = await db.transaction(
@@ -238,6 +260,7 @@ export function createPoolService(deps: PoolDeps): PoolService {
 							candidates.map((c) => c.backendStart),
 							olderThanMinutes * 60,
 							db.applicationName,
+							ENDABLE_STATES[sessions],
 						])
 					).rows,
 				{ readOnly: false },

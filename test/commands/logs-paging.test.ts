@@ -137,7 +137,7 @@ describe("/logs paging by buttons against a real Loki", () => {
 		const emptyNewer = await press(`logs:newer:${first.token}:${cursor(0)}`);
 		const home = await press(emptyNewer.older!.id);
 
-		expect(emptyOlder.reply?.embeds?.[0]?.toJSON().description).toBe("No older lines in this time range. ▶ Newer goes back.");
+		expect(emptyOlder.reply?.embeds?.[0]?.toJSON().description).toBe("No older lines in this time range. Newer ▶ goes back.");
 		expect(emptyOlder.older!.disabled).toBe(true);
 		expect(emptyOlder.newer).toEqual({ id: `logs:newer:${first.token}`, disabled: false });
 		expect(shownLines(back.reply)).toEqual(Array.from({ length: 20 }, (_, i) => `line ${100 + i}`));

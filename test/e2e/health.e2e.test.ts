@@ -69,11 +69,12 @@ environments:
 		await double.waitFor(() => (double.messages.get(summary.id)?.edits ?? 0) >= 2);
 
 		const embed = summary.embeds[0] as { title: string; description: string };
-		expect(embed.title).toBe("Health of 2 environments");
+		expect(embed.title).toBe("Health of 2 environments: down");
+		expect(embed.description).toMatch(/^1 down · 1 ok\n🔴 \*\*staging\*\*/);
 		expect(embed.description).toContain("🟢 **production** 3 / 3 checks ok");
 		expect(embed.description).toContain("🔴 **staging** backend down");
 		expect(ack.type).toBe(6);
-		expect(double.messages.get(summary.id)?.embeds[0]).toMatchObject({ title: "Health of 2 environments" });
+		expect(double.messages.get(summary.id)?.embeds[0]).toMatchObject({ title: "Health of 2 environments: down" });
 	});
 
 	it("refuses a member without an allowed role, ephemerally, and logs the refusal", async () => {

@@ -40,7 +40,7 @@ environments:
   production:
     postgres: { urlEnv: PROD_DATABASE_URL }
     pgbouncer: { adminUrlEnv: PROD_PGBOUNCER_ADMIN_URL }
-pool: { idleMinutes: 0.05 }
+pool: { idleMinutes: 0.05, idleInTransactionMinutes: 0.05 }
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 `,
 			{ PROD_DATABASE_URL: url(postgres.opsbotUrl), PROD_PGBOUNCER_ADMIN_URL: pgbouncer.statsUrl },
@@ -68,7 +68,7 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		expect(embed.fields.find((f) => f.name === "PgBouncer pools")).toBeDefined();
 		expect(embed.image?.url).toBe("attachment://pool.png");
 		expect(message.files[0]).toMatchObject({ name: "pool.png", contentType: "image/png" });
-		expect(JSON.stringify(message.components)).toContain("pool:terminate:production");
+		expect(JSON.stringify(message.components)).toContain("pool:refresh:production");
 	});
 
 	it("refuses the terminate button to a role without pool.terminate, and records the refusal", async () => {
@@ -90,6 +90,7 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		await sleep(3_500); // idleMinutes is 0.05 (3 s)
 		const message = await poolMessage();
 		const admin = { id: "200000000000000007", roles: [ADMIN] };
+		expect(message.components).toEqual([expect.objectContaining({ components: [expect.objectContaining({ custom_id: "pool:terminate:production", label: "End 6 idle connections older than 0.05 min…" }), expect.objectContaining({ custom_id: "pool:refresh:production" })] })]);
 
 		const press = await double.sendInteraction({ kind: "button", customId: "pool:terminate:production", messageId: message.id, user: admin });
 		expect((await press.response()).type).toBe(5);
@@ -127,6 +128,45 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		expect(trail.find((r) => r.result === "ok")?.details).toMatchObject({ ended: expect.arrayContaining(victimPids), skipped: 0 });
 	});
 
+	it("offers to end the sessions idle in transaction when they are the cause, and ends exactly those", async () => {
+		const pidOf = async (c: pg.Client) => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+		await using stuck = await openConnections(url(postgres.appUrl), 2, { applicationName: "e2e-stuck", inTransaction: true });
+		await using bystanders = await openConnections(url(postgres.appUrl), 2, { applicationName: "e2e-bystander" });
+		const stuckPids = await Promise.all(stuck.clients.map(pidOf));
+		const bystanderPids = await Promise.all(bystanders.clients.map(pidOf));
+		await sleep(3_500); // idleInTransactionMinutes is 0.05 (3 s); the bystanders are idle that long too
+		await using young = await openConnections(url(postgres.appUrl), 1, { applicationName: "e2e-young", inTransaction: true });
+		const youngPids = await Promise.all(young.clients.map(pidOf));
+		const admin = { id: "200000000000000010", roles: [ADMIN] };
+
+		const message = await poolMessage();
+		const buttons = (message.components as { components: { custom_id?: string; label?: string }[] }[])[0]?.components ?? [];
+		const end = buttons.find((b) => b.custom_id?.startsWith("pool:terminate:"));
+		const press = await double.sendInteraction({ kind: "button", customId: end?.custom_id ?? "", messageId: message.id, user: admin });
+		expect((await press.response()).type).toBe(5);
+		const confirmation = await double.waitFor(() => (double.originalMessage(press.id)?.embeds.length ? double.originalMessage(press.id) : undefined));
+		const preview = confirmation.embeds[0] as { title: string; description: string };
+		const confirmId = JSON.stringify(confirmation.components).match(/pool:confirm:[A-Za-z0-9_-]+/)?.[0] ?? "";
+		const confirm = await double.sendInteraction({ kind: "button", customId: confirmId, messageId: confirmation.id, user: admin });
+		expect((await confirm.response()).type).toBe(6);
+		const done = await double.waitFor(() => double.messages.get(confirmation.id)?.content.startsWith("Ended") && double.messages.get(confirmation.id));
+		const watcher = new pg.Client({ connectionString: postgres.superuserUrl });
+		await watcher.connect();
+		const alive = await watcher.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...stuckPids, ...bystanderPids, ...youngPids]]);
+		await watcher.end();
+
+		expect((message.embeds[0] as { description: string }).description).toMatch(/^\*\*Likely cause:\*\* 2 sessions idle in transaction for over 0\.05 min/);
+		expect(end).toEqual({ type: 2, style: 4, custom_id: "pool:terminate:production:idle-in-transaction", label: "End 2 sessions idle in transaction longer than 0.05 min…" });
+		expect(preview.title).toBe("End 2 sessions idle in transaction on production?");
+		for (const pid of stuckPids) expect(preview.description).toContain(`pid ${pid}`);
+		expect(preview.description).not.toContain(`pid ${youngPids[0]}`);
+		expect(preview.description).toMatch(/This confirmation expires <t:\d+:R>\./);
+		expect(done.content).toMatch(/^Ended 2 sessions idle in transaction on production\./);
+		expect(alive.rows.map((r) => r.pid).sort()).toEqual([...bystanderPids, ...youngPids].sort());
+		const trail = await bot.actionLog.recent(5, { action: "pool.terminate", userId: admin.id });
+		expect(trail.find((r) => r.result === "ok")?.details).toMatchObject({ ended: expect.arrayContaining(stuckPids), skipped: 0, sessions: "idle-in-transaction" });
+	});
+
 	it("says so plainly when nothing is idle long enough", async () => {
 		const message = await poolMessage();
 
@@ -147,7 +187,7 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		expect((message.embeds[0] as { image?: unknown }).image).toBeUndefined();
 		expect(message.files).toEqual([]);
 		expect(message.content).toContain("The attachment could not be sent");
-		expect(JSON.stringify(message.components)).toContain("pool:terminate:production");
+		expect(JSON.stringify(message.components)).toContain("pool:refresh:production");
 		expect(double.requests.some((r) => r.status === 413)).toBe(true);
 	});
 });

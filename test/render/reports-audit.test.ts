@@ -1,9 +1,9 @@
 import { describe, it } from "vitest";
-import { actionLogReport, auditPageReport } from "../../src/commands/audit.ts";
+import { actionLogReport, auditPageReport, pageButtons } from "../../src/commands/audit.ts";
 import { whoDeletedReport } from "../../src/commands/whodeleted.ts";
 import type { ActionRecord } from "../../src/services/action-log.ts";
 import type { AuditEvent, AuditFilters, WhoDeletedResult } from "../../src/services/audit.ts";
-import { expectReportGolden } from "../support/golden.ts";
+import { expectGoldenFile, expectReportGolden } from "../support/golden.ts";
 
 // Fixed fixtures: example domains and documentation address ranges only. The user text carries
 // markdown on purpose (underscores, asterisks, backticks) to show how each view treats it.
@@ -129,6 +129,8 @@ describe("audit and whodeleted reports in both views", () => {
 
 	it("shows a middle page of an /audit search with every filter, in full", () => {
 		expectReportGolden("audit-page-more", auditPageReport([deleted, failed, anonymous, updated], filters, 1, true, true));
+		// Paged as /logs is: ◀ Older left, Newer ▶ right.
+		expectGoldenFile("audit-page-more.buttons.json", `${JSON.stringify(pageButtons("t0k3n", 1, true).toJSON(), null, 2)}\n`);
 	});
 
 	it("shows an empty page after the first", () => {

@@ -52,28 +52,32 @@ describe("logs reports in both views", () => {
 		const r = result({ entries: mixed, query: trickyQuery, more: true });
 
 		expectReportGolden("logs-lines", logsReport(r, "Logs of api_v2 on production"));
-		expectGoldenFile("logs-lines.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api_v2 on production"))}\n`);
+		expectGoldenFile("logs-lines.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api_v2 on production"), { width: Infinity })}\n`);
 	});
 
 	it("shows one line", () => {
 		const r = result({ entries: [entry(30, "INFO started")] });
 
 		expectReportGolden("logs-one", logsReport(r, "Logs of api on production"));
-		expectGoldenFile("logs-one.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"))}\n`);
+		expectGoldenFile("logs-one.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"), { width: Infinity })}\n`);
 	});
 
-	it("says which tenant was asked when nothing matches", () => {
+	it("names the tenant when nothing matches and Loki has no logs at all for it", () => {
 		const r = result({});
 
-		expectReportGolden("logs-empty-tenant", logsReport(r, "Logs of api on production"));
-		expectGoldenFile("logs-empty-tenant.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"))}\n`);
+		expectReportGolden("logs-empty-tenant", logsReport(r, "Logs of api on production", { tenantHasNoLogs: true }));
+		expectGoldenFile("logs-empty-tenant.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"), { width: Infinity })}\n`);
+	});
+
+	it("gives no tenant hint when nothing matches but the tenant has logs", () => {
+		expectReportGolden("logs-empty", logsReport(result({}), "Logs of api on production", { tenantHasNoLogs: false }));
 	});
 
 	it("says when nothing matches over docker logs", () => {
 		const r = result({ source: "docker", tenant: undefined, query: "docker logs --timestamps --since 1795248000.123 --until 1795251660.124 --tail 400 api" });
 
 		expectReportGolden("logs-empty-docker", logsReport(r, "Logs of api on staging"));
-		expectGoldenFile("logs-empty-docker.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on staging"))}\n`);
+		expectGoldenFile("logs-empty-docker.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on staging"), { width: Infinity })}\n`);
 	});
 
 	it("keeps a way back from an empty Older page", () => {
@@ -92,7 +96,7 @@ describe("logs reports in both views", () => {
 		const r = result({ entries: Array.from({ length: 25 }, (_, i) => entry(100 + i * 20, `line ${i}`)), more: true });
 
 		expectReportGolden("logs-more-older", logsReport(r, "Logs of api on production"));
-		expectGoldenFile("logs-more-older.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"))}\n`);
+		expectGoldenFile("logs-more-older.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"), { width: Infinity })}\n`);
 	});
 
 	it("shows a forward page with newer ones to page to", () => {
@@ -106,7 +110,7 @@ describe("logs reports in both views", () => {
 		const r = result({ entries: [entry(1, long), entry(2, `${"plain `tick` ".repeat(40)}END`)] });
 
 		expectReportGolden("logs-long-lines", logsReport(r, "Logs of api on production"));
-		expectGoldenFile("logs-long-lines.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"))}\n`);
+		expectGoldenFile("logs-long-lines.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of api on production"), { width: Infinity })}\n`);
 	});
 
 	it("shows a full page of long lines", () => {
@@ -120,6 +124,6 @@ describe("logs reports in both views", () => {
 		const r = result({ entries: [entry(1, "kept")], query });
 
 		expectReportGolden("logs-long-query", logsReport(r, "Logs of query on production"));
-		expectGoldenFile("logs-long-query.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of query on production"))}\n`);
+		expectGoldenFile("logs-long-query.cli.txt", `${reportToText(logsVerbatimReport(r, "Logs of query on production"), { width: Infinity })}\n`);
 	});
 });

@@ -1,17 +1,19 @@
 import { describe, expect, it } from "vitest";
 import { healthReport, healthSummaryReport } from "../../src/commands/health.ts";
-import { poolReport, terminationPreview, terminationResultText } from "../../src/commands/pool.ts";
-import { textToMarkdown, textToPlain } from "../../src/render/report.ts";
+import { poolButtons, poolReport, terminationPreview, terminationResultText } from "../../src/commands/pool.ts";
+import { reportToEmbed, textToMarkdown, textToPlain } from "../../src/render/report.ts";
+import { OpsFileSchema } from "../../src/config.ts";
+import { judgeHost, type HostFigures, type MountFigures } from "../../src/services/host-resources.ts";
 import type { PgBouncerPool } from "../../src/services/pgbouncer.ts";
 import type { CheckResult, HealthSnapshot } from "../../src/services/health.ts";
 import type { PoolThresholds } from "../../src/services/pool-diagnosis.ts";
 import type { PgBouncerUsage, PoolSnapshot, PostgresUsage, Session, TerminationCandidate } from "../../src/services/pool.ts";
-import { expectReportGolden } from "../support/golden.ts";
+import { expectGoldenFile, expectReportGolden } from "../support/golden.ts";
 
 // Fixed fixtures: documentation address ranges only. Application names, states and errors carry
 // markdown on purpose (underscores, asterisks, backticks, parentheses) to show how each view treats them.
 const takenAt = new Date("2026-11-20T09:15:30.250Z");
-const thresholds: PoolThresholds = { warnPercent: 70, criticalPercent: 90, idleMinutes: 5 };
+const thresholds: PoolThresholds = { warnPercent: 70, criticalPercent: 90, idleMinutes: 5, idleInTransactionMinutes: 1 };
 
 let nextPid = 4100;
 function sessions(count: number, over: Partial<Session>): Session[] {
@@ -30,7 +32,7 @@ function sessions(count: number, over: Partial<Session>): Session[] {
 }
 
 function postgres(list: readonly Session[], over: Partial<PostgresUsage> = {}): PostgresUsage {
-	return { maxConnections: 100, reserved: 3, usable: 97, used: list.length, sessions: list, ownSessions: 0, ...over };
+	return { database: "appdb", maxConnections: 100, reserved: 3, usable: 97, used: list.length, sessions: list, ownSessions: 0, ...over };
 }
 
 function bouncerPool(over: Partial<PgBouncerPool>): PgBouncerPool {
@@ -78,6 +80,9 @@ const blockedOnly = [
 	...sessions(1, { application: "migrate_db", clientAddr: "192.0.2.13", blockedBy: [4242] }),
 ];
 
+// When a confirmation lapses: Discord counts down to it (<t:…:R>).
+const expiresAt = new Date("2026-11-20T09:16:30.000Z");
+
 const candidate = (pid: number, application: string, clientAddr: string, idleSeconds: number): TerminationCandidate => ({ pid, backendStart: "2026-11-20 08:00:00.000000+00", application, clientAddr, idleSeconds });
 
 const check = (over: Partial<CheckResult> & Pick<CheckResult, "name" | "kind">): CheckResult => ({ state: "ok", latencyMs: 12, detail: "HTTP 200", ...over });
@@ -98,12 +103,12 @@ const troubled: HealthSnapshot = {
 	startedAt: new Date("2026-11-20T09:16:00.000Z"),
 	durationMs: 2_013,
 	checks: [
-		check({ name: "backend", kind: "http", state: "down", latencyMs: 2_001, detail: "no answer within 2 s" }),
-		check({ name: "loki", kind: "loki", state: "down", latencyMs: 31, detail: "not ready (HTTP 503: Ingester not ready: waiting for 15s after being ready)" }),
-		check({ name: "prod_db", kind: "host", state: "degraded", latencyMs: 88, detail: "disk / 90/100 GB (90 %) · ram 3.0/5.3 GB (56 %) · load 0.4/core · up 12 d — disk ≥ 85 %" }),
-		check({ name: "backup age", kind: "sql", state: "degraded", latencyMs: 7, detail: "30 h (≥ 26 h)" }),
 		check({ name: "containers", kind: "containers", detail: "api up 3 days, worker_1 up 3 days (healthy)" }),
+		check({ name: "backend", kind: "http", state: "down", latencyMs: 2_001, detail: "no answer within 2 s" }),
+		check({ name: "prod_db", kind: "host", state: "degraded", latencyMs: 88, detail: "disk at 90 % (≥ 85 %) — disk 90/100 GB (90 %) · ram 3.0/5.3 GB (56 %) · load 0.4/core · up 12 d" }),
 		check({ name: "*scrape* targets", kind: "promql", latencyMs: 15, detail: "`2`" }),
+		check({ name: "loki", kind: "loki", state: "down", latencyMs: 31, detail: "not ready (HTTP 503: Ingester not ready: waiting for 15s after being ready)" }),
+		check({ name: "backup age", kind: "sql", state: "degraded", latencyMs: 7, detail: "30 h (≥ 26 h)" }),
 	],
 };
 
@@ -122,8 +127,23 @@ describe("pool and health reports in both views", () => {
 		expectReportGolden("pool-critical", poolReport(snapshot(postgres(stuck)), thresholds));
 	});
 
-	it("names blocked sessions as the cause when nothing else explains the trouble", () => {
+	it("offers to end the sessions idle in transaction when they are the cause, not idle connections", () => {
+		expectGoldenFile("pool-critical.buttons.json", `${JSON.stringify(poolButtons(snapshot(postgres(stuck)), thresholds).toJSON(), null, 2)}\n`);
+	});
+
+	it("offers idle connections older than idleMinutes when those are the cause, and no End button when nothing qualifies", () => {
+		expectGoldenFile("pool-warn.buttons.json", `${JSON.stringify(poolButtons(snapshot(postgres(crowded)), thresholds).toJSON(), null, 2)}\n`);
+		expectGoldenFile("pool-blocked.buttons.json", `${JSON.stringify(poolButtons(snapshot(postgres(blockedOnly)), thresholds).toJSON(), null, 2)}\n`);
+	});
+
+	it("names blocked sessions as the cause when nothing else explains the trouble, in warn colour", () => {
 		expectReportGolden("pool-blocked", poolReport(snapshot(postgres(blockedOnly)), thresholds));
+	});
+
+	it("calls a cause under a fine level a note", () => {
+		const fewStale = [...sessions(5, { application: "cron", state: "idle", stateSeconds: 10 * 60 }), ...sessions(5, {})];
+
+		expectReportGolden("pool-note", poolReport(snapshot(postgres(fewStale)), thresholds));
 	});
 
 	it("shows PostgreSQL unreachable, with PgBouncer's pools still shown", () => {
@@ -146,18 +166,31 @@ describe("pool and health reports in both views", () => {
 		expectReportGolden("pool-pgbouncer-down", poolReport(snapshot(postgres(quiet), { error: "connection refused" }), thresholds));
 	});
 
+	it("claims no current PostgreSQL figures when PostgreSQL and PgBouncer are both down", () => {
+		const report = poolReport(snapshot({ error: "connection refused" }, { error: "connection refused" }), thresholds);
+
+		expectReportGolden("pool-both-down", report);
+		expect(JSON.stringify(report)).not.toContain("current");
+	});
+
 	it("says how many of opsbot's own connections are left out", () => {
 		expectReportGolden("pool-own", poolReport(snapshot(postgres(quiet, { ownSessions: 2 }), bouncer([bouncerPool({})], { ownClients: 1 })), thresholds));
 	});
 
 	it("previews one session to end", () => {
-		expectReportGolden("pool-terminate-one", terminationPreview("production", [candidate(4100, "gunicorn", "192.0.2.10", 6 * 60)], 5));
+		expectReportGolden("pool-terminate-one", terminationPreview("production", [candidate(4100, "gunicorn", "192.0.2.10", 6 * 60)], 5, { expiresAt }));
 	});
 
 	it("previews several sessions to end, unnamed and oddly named ones included", () => {
 		const candidates = [candidate(4101, "celery_worker", "198.51.100.7", 3 * 3_600 + 5 * 60), candidate(4102, "", "192.0.2.12", 89), candidate(4103, "`x`*y*", "2001:db8::5", 2 * 3_600)];
 
-		expectReportGolden("pool-terminate-many", terminationPreview("staging-eu", candidates, 0.05));
+		expectReportGolden("pool-terminate-many", terminationPreview("staging-eu", candidates, 0.05, { expiresAt }));
+	});
+
+	it("previews sessions idle in transaction to end, saying their transactions roll back", () => {
+		const candidates = [candidate(4180, "celery_worker", "198.51.100.7", 14 * 60), candidate(4181, "celery_worker", "198.51.100.7", 14 * 60), candidate(4182, "", "192.0.2.12", 61)];
+
+		expectReportGolden("pool-terminate-idle-in-transaction", terminationPreview("production", candidates, 1, { sessions: "idle-in-transaction", expiresAt }));
 	});
 
 	it("shows a healthy environment", () => {
@@ -180,6 +213,22 @@ describe("pool and health reports in both views", () => {
 		expectReportGolden("health-summary-one", healthSummaryReport([{ ...troubled, checks: troubled.checks.filter((c) => c.state !== "down") }]));
 	});
 
+	it("keeps a host with 120 mounts on /health as one line naming the full ones (D13)", () => {
+		const GiB = 1024 ** 3;
+		const mount = (i: number, percent: number): MountFigures => ({ mountpoint: `/data/vol${i}`, device: `/dev/vd${i}`, fstype: "ext4", sizeBytes: 100 * GiB, usedBytes: percent * GiB, availBytes: (100 - percent) * GiB, percent });
+		const mounts = Array.from({ length: 120 }, (_, i) => mount(i, i === 7 ? 90.4 : i === 93 ? 86 : 40 + (i % 30)));
+		const figures: HostFigures = { instance: "storage-1:9100", up: true, hasNodeMetrics: true, mounts, missingMounts: [], memory: { totalBytes: 64 * GiB, usedBytes: 20 * GiB, percent: 31 }, load1: 1.2, cores: 8, uptimeSeconds: 40 * 86_400 };
+		const hostConfig = OpsFileSchema.parse({ discord: { guildId: "100000000000000001" }, environments: { e: { prometheus: { url: "http://p:9090" }, hosts: [{ name: "storage", instance: "storage-1:9100" }] } } }).environments.e!.hosts![0]!;
+		const judged = judgeHost(hostConfig, [figures]);
+		const report = healthReport({ ...healthy, checks: [...healthy.checks, check({ name: "storage", kind: "host", latencyMs: 41, ...judged })] });
+
+		// Without Discord's escapes, to compare the words.
+		const description = (reportToEmbed(report).toJSON().description ?? "").replace(/\\/g, "");
+
+		expect(description).toContain("🟠 **storage** host · 41 ms — disk /data/vol7 at 90 % (≥ 85 %), disk /data/vol93 at 86 % (≥ 85 %) — disk: 118 ok, 2 ≥ 85 % · ram");
+		expectReportGolden("health-many-mounts", report);
+	});
+
 	it("summarises no environment at all", () => {
 		expectReportGolden("health-summary-empty", healthSummaryReport([]));
 	});
@@ -193,6 +242,12 @@ describe("the message after a confirmed termination", () => {
 
 		expect(textToMarkdown(text)).toBe("Ended 2 idle connections on staging\\-eu \\(1 left alone: busy again or gone\\).\npid 4101 · `celery_worker` 198.51.100.7\npid 4102 · `?` 192.0.2.12");
 		expect(textToPlain(text)).toBe("Ended 2 idle connections on staging-eu (1 left alone: busy again or gone).\npid 4101 · celery_worker 198.51.100.7\npid 4102 · ? 192.0.2.12");
+	});
+
+	it("names sessions idle in transaction as such", () => {
+		const text = terminationResultText("production", { ended: [candidate(4180, "celery_worker", "198.51.100.7", 900)], skipped: 0 }, "idle-in-transaction");
+
+		expect(textToPlain(text)).toBe("Ended 1 session idle in transaction on production.\npid 4180 · celery_worker 198.51.100.7");
 	});
 
 	it("lists the first 30 sessions and counts the rest", () => {

@@ -66,7 +66,8 @@ describe("one-line values (issue 19 D11)", () => {
 		const terminal = reportToText(report).split("\n");
 		const embed = reportToEmbed(report).toJSON();
 
-		expect(terminal).toHaveLength(2);
+		// Title, then the line: its label (wider than the gutter) on a line of its own, the text under it.
+		expect(terminal).toEqual(["[OK] Groups forged", "  OK    nl [OK] Health of production: ok", expect.stringMatching(/^ +fine$/)]);
 		expect(terminal.some((l) => l.startsWith("[OK] Health"))).toBe(false);
 		expect(embed.title).toBe("Groups forged");
 		expect(embed.description?.split("\n")).toHaveLength(1);
@@ -86,8 +87,10 @@ describe("label width in the terminal view (issue 19 D12)", () => {
 
 		const lines = reportToText(report).split("\n");
 
-		expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(2 + 4 + 2 + TERMINAL_LABEL_WIDTH + 2 + "resolved".length);
-		expect(lines[2]).toBe(`  OK    ${"short".padEnd(TERMINAL_LABEL_WIDTH)}  resolved`);
+		// The long label stands cut on a line of its own; the short one is not padded to it.
+		expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
+		expect(lines[1]).toBe(`  WARN  ${"A".repeat(TERMINAL_LABEL_WIDTH - 1)}…`);
+		expect(lines.at(-1)).toBe(`  OK    ${"short".padEnd(14)}  resolved`); // the label gutter is 14 columns at most
 	});
 });
 

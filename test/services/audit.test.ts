@@ -50,8 +50,8 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 	it("masks emails and IP addresses for roles that may not see them", async () => {
 		const result = await service().whoDeleted("local", "User", "900123");
 
-		const masked = reportToText(whoDeletedReport(result, false));
-		const plain = reportToText(whoDeletedReport(result, true));
+		const masked = reportToText(whoDeletedReport(result, false), { width: Infinity });
+		const plain = reportToText(whoDeletedReport(result, true), { width: Infinity });
 
 		expect(masked).not.toContain("alice@corp.example");
 		expect(masked).not.toContain("203.0.113.7");
@@ -68,7 +68,7 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		expect(result.deletes).toEqual([]);
 		expect(result.lastActions.map((e) => [e.action, e.correlationId])).toEqual([["UPDATE", "corr-game"]]);
 		expect(result.otherTypes).toEqual([{ resourceType: "User", rows: 2 }]);
-		expect(reportToText(whoDeletedReport(result, true))).toContain("The same id under other types: User (2 rows)");
+		expect(reportToText(whoDeletedReport(result, true), { width: Infinity })).toContain("The same id under other types: User (2 rows)");
 	});
 
 	it("answers input of any shape sensibly and never runs it as SQL", async () => {
@@ -81,7 +81,7 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		const { rows } = await app.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.audit_log`);
 
 		expect(injection.deletes).toEqual([]);
-		expect(reportToText(whoDeletedReport(injection, true))).toContain("check the type (it is case-sensitive)");
+		expect(reportToText(whoDeletedReport(injection, true), { width: Infinity })).toContain("check the type (it is case-sensitive)");
 		expect(unicode.resourceId).toBe("😀x");
 		expect(tooLong).toBeInstanceOf(UserFacingError);
 		expect((tooLong as Error).message).toBe("The resource id is 10000 characters long; audit_log stores at most 500.");

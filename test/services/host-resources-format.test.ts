@@ -29,13 +29,13 @@ describe("host lines", () => {
 		const busy = figures({ mounts: [root(10, 100, 10)], load1: 8, cores: 2 });
 
 		expect(judgeHost(plain, [busy]).state).toBe("ok");
-		expect(judgeHost(strict, [{ ...busy, missingMounts: ["/data"] }])).toEqual({ state: "down", detail: "disk / 10/100 GB (10 %) · load 4/core — disk /data not reported, load ≥ 3/core" });
+		expect(judgeHost(strict, [{ ...busy, missingMounts: ["/data"] }])).toEqual({ state: "down", detail: "disk /data not reported, load 4/core (≥ 3/core) — disk / 10/100 GB (10 %) · load 4/core" });
 	});
 
 	it("shows a floor percent, so 94.9 % is not shown as a 95 % that is only amber", () => {
 		const prod = host({ name: "prod", instance: "prod:9100" });
 
-		expect(judgeHost(prod, [figures({ mounts: [root(94.9, 100, 94.9)] })])).toEqual({ state: "degraded", detail: "disk 95/100 GB (94 %) — disk ≥ 85 %" });
+		expect(judgeHost(prod, [figures({ mounts: [root(94.9, 100, 94.9)] })])).toEqual({ state: "degraded", detail: "disk at 94 % (≥ 85 %) — disk 95/100 GB (94 %)" });
 	});
 
 	it("says when a target answers without node-exporter metrics, or nothing matches", () => {

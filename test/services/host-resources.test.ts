@@ -92,9 +92,9 @@ describe("host resources from a real node-exporter scraped by a real Prometheus"
 		const ok = await until(run, (c) => detailOf(c).includes("0.0/64 MB"));
 
 		expect(degraded[0]).toMatchObject({ state: "degraded" });
-		expect(detailOf(degraded)).toMatch(new RegExp(`^disk ${disk.dir} 56/64 MB \\(87 %\\) · ram .* — disk ${disk.dir} ≥ 85 %$`));
+		expect(detailOf(degraded)).toMatch(new RegExp(`^disk ${disk.dir} at 87 % \\(≥ 85 %\\) — disk .*${disk.dir} 56/64 MB \\(87 %\\) · ram .*$`));
 		expect(down[0]).toMatchObject({ state: "down" });
-		expect(detailOf(down)).toMatch(new RegExp(`^disk ${disk.dir} 62/64 MB \\(96 %\\) · .* — disk ${disk.dir} ≥ 95 %$`));
+		expect(detailOf(down)).toMatch(new RegExp(`^disk ${disk.dir} at 96 % \\(≥ 95 %\\) — disk .*${disk.dir} 62/64 MB \\(96 %\\) · .*$`));
 		expect(ok[0]).toMatchObject({ state: "ok" });
 		expect(detailOf(ok)).not.toContain("≥");
 	});
@@ -107,9 +107,9 @@ describe("host resources from a real node-exporter scraped by a real Prometheus"
 		const [g] = await degraded();
 
 		expect(d).toMatchObject({ state: "down" });
-		expect(d?.detail).toMatch(/ — ram ≥ 2 %$/);
+		expect(d?.detail).toMatch(/^ram at \d+ % \(≥ 2 %\) — /);
 		expect(g).toMatchObject({ state: "degraded" });
-		expect(g?.detail).toMatch(/ — ram ≥ 1 %$/);
+		expect(g?.detail).toMatch(/^ram at \d+ % \(≥ 1 %\) — /);
 	});
 
 	it("selects hosts by label, one segment per matched instance, and says which target is down instead of showing 0 %", async () => {

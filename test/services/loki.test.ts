@@ -207,10 +207,17 @@ describe("/logs against a real Loki 2.9.13", () => {
 
 		expect(result.entries).toEqual([]);
 		expect(result.tenant).toBe("team-that-does-not-exist");
-		expect(textToPlain(logsReport(result, "Logs of api on wrongtenant").summary ?? "")).toBe(
-			"No log lines match in this time range for Loki tenant team-that-does-not-exist (Loki answers the same for a tenant that has no logs at all; check loki.tenant if you expected some). Widen since or loosen the filters.",
+		// The hint only where Loki has nothing at all for the tenant; a tenant with logs gets the plain answer.
+		const page = { tenantHasNoLogs: (await service.services("wrongtenant")).length === 0 };
+		const knownTenant = await service.search(request("mixed", { contains: "no line contains this" }));
+		expect(textToPlain(logsReport(result, "Logs of api on wrongtenant", page).summary ?? "")).toBe(
+			"No log lines match in this time range. Loki has no logs at all for tenant team-that-does-not-exist; check loki.tenant if you expected some. Widen since or loosen the filters.",
 		);
-		expect(reportToText(logsVerbatimReport(result, "Logs of api on wrongtenant"))).toContain("tenant team-that-does-not-exist");
+		expect(knownTenant.entries).toEqual([]);
+		expect(textToPlain(logsReport(knownTenant, "Logs of api on mixed", { tenantHasNoLogs: (await service.services("mixed")).length === 0 }).summary ?? "")).toBe(
+			"No log lines match in this time range. Widen since or loosen the filters.",
+		);
+		expect(reportToText(logsVerbatimReport(result, "Logs of api on wrongtenant"), { width: Infinity })).toContain("tenant team-that-does-not-exist");
 	});
 
 	it("refuses in the config the tenant ids Loki refuses (defect 9)", async () => {

@@ -3,7 +3,7 @@ import { diagnosePool, groupCount, isBlocked, isIdle, isIdleInTransaction } from
 import type { PgBouncerPool } from "../../src/services/pgbouncer.ts";
 import type { PgBouncerUsage, PoolSnapshot, Session } from "../../src/services/pool.ts";
 
-const thresholds = { warnPercent: 70, criticalPercent: 90, idleMinutes: 5 };
+const thresholds = { warnPercent: 70, criticalPercent: 90, idleMinutes: 5, idleInTransactionMinutes: 1 };
 
 let nextPid = 100;
 function sessions(count: number, over: Partial<Session> = {}): Session[] {
@@ -11,7 +11,7 @@ function sessions(count: number, over: Partial<Session> = {}): Session[] {
 }
 
 function snapshot(list: readonly Session[], pgbouncer?: PoolSnapshot["pgbouncer"]): PoolSnapshot {
-	return { environment: "production", takenAt: new Date("2026-11-20T09:00:00Z"), postgres: { maxConnections: 103, reserved: 3, usable: 100, used: list.length, sessions: list, ownSessions: 0 }, ...(pgbouncer ? { pgbouncer } : {}) };
+	return { environment: "production", takenAt: new Date("2026-11-20T09:00:00Z"), postgres: { database: "appdb", maxConnections: 103, reserved: 3, usable: 100, used: list.length, sessions: list, ownSessions: 0 }, ...(pgbouncer ? { pgbouncer } : {}) };
 }
 
 const pool = (over: Partial<PgBouncerPool>): PgBouncerPool => ({ database: "appdb", user: "app", clientsActive: 1, clientsWaiting: 0, serversActive: 1, serversIdle: 0, maxWaitSeconds: 0, poolMode: "transaction", ...over });
@@ -75,7 +75,7 @@ describe("the likely cause", () => {
 
 		const cause = diagnosePool(snapshot([...sessions(1, { state: "idle in transaction", stateSeconds: 61 }), ...longest, ...sessions(1, { state: "idle in transaction", stateSeconds: 30 })]), thresholds).cause;
 
-		expect(cause).toEqual({ kind: "idle-in-transaction", count: 2, longest: longest[0] });
+		expect(cause).toEqual({ kind: "idle-in-transaction", count: 2, longest: longest[0], olderThanMinutes: 1 });
 	});
 
 	it("names blocked sessions and each blocking pid once", () => {
@@ -94,6 +94,32 @@ describe("the likely cause", () => {
 
 	it("names nothing when nothing explains trouble", () => {
 		expect(diagnosePool(snapshot(sessions(80)), thresholds).cause).toBeUndefined();
+	});
+});
+
+describe("the End button on offer", () => {
+	const idleInTransaction = (seconds: number, over: Partial<Session> = {}) => sessions(1, { state: "idle in transaction", stateSeconds: seconds, ...over });
+
+	it("offers to end the sessions idle in transaction when they are the cause, counting only those past the limit", () => {
+		const list = [...idleInTransaction(61), ...idleInTransaction(900, { state: "idle in transaction (aborted)" }), ...idleInTransaction(30), ...sessions(3, { state: "idle", stateSeconds: 3_600 })];
+
+		expect(diagnosePool(snapshot(list), thresholds).offer).toEqual({ sessions: "idle-in-transaction", olderThanMinutes: 1, count: 2 });
+	});
+
+	it("offers to end idle connections older than idleMinutes otherwise, and nothing when none qualifies", () => {
+		expect(diagnosePool(snapshot([...sessions(2, { state: "idle", stateSeconds: 301 }), ...sessions(1, { state: "idle", stateSeconds: 20 })]), thresholds).offer).toEqual({ sessions: "idle", olderThanMinutes: 5, count: 2 });
+		expect(diagnosePool(snapshot([...sessions(80, { state: "idle", stateSeconds: 20 }), ...sessions(5)]), thresholds).offer).toBeUndefined();
+	});
+
+	it("counts only sessions of opsbot's own database, the only ones it may end", () => {
+		const list = [...idleInTransaction(120, { database: "other" }), ...idleInTransaction(120)];
+
+		expect(diagnosePool(snapshot(list), thresholds).offer).toEqual({ sessions: "idle-in-transaction", olderThanMinutes: 1, count: 1 });
+		expect(diagnosePool(snapshot(idleInTransaction(120, { database: "other" })), thresholds).offer).toBeUndefined();
+	});
+
+	it("warns about a blocked session even when few connections are used", () => {
+		expect(diagnosePool(snapshot([...sessions(10), ...sessions(1, { blockedBy: [4242] })]), thresholds).severity).toBe("warn");
 	});
 });
 

@@ -10,7 +10,7 @@ import { startPgBouncer } from "../support/pgbouncer.ts";
 import { freePort } from "../support/proc.ts";
 
 const silent = pino({ level: "silent" });
-const thresholds = { warnPercent: 70, criticalPercent: 90, idleMinutes: 0.01 };
+const thresholds = { warnPercent: 70, criticalPercent: 90, idleMinutes: 0.01, idleInTransactionMinutes: 1 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function service(db: Database, adminUrl?: string) {
@@ -38,7 +38,7 @@ describe("pool service against real PostgreSQL and PgBouncer", () => {
 		expect(snapshot.postgres.usable).toBe(97);
 		expect(snapshot.pgbouncer && "pools" in snapshot.pgbouncer ? snapshot.pgbouncer.pools.map((p) => `${p.database}/${p.user}`) : []).toContain("appdb/opsbot");
 		const report = poolReport(snapshot, thresholds);
-		expect(textToMarkdown(report.summary ?? "")).toBe("**Likely cause:** 8 idle connections from app `gunicorn` older than 0.01 min");
+		expect(textToMarkdown(report.summary ?? "")).toBe("**Note:** 8 idle connections from app `gunicorn` older than 0.01 min");
 		expect(textToMarkdown(report.fields?.find((f) => f.label === "Longest idle in transaction")?.value ?? "")).toMatch(/pid \d+ · `worker` 127\.0\.0\.1 · \d+ s/);
 	});
 
@@ -80,7 +80,7 @@ describe("pool service against real PostgreSQL and PgBouncer", () => {
 		expect("used" in snapshot.postgres).toBe(true);
 		expect(snapshot.pgbouncer).toEqual({ error: "connection refused" });
 		const report = poolReport(snapshot, thresholds);
-		expect(report.fields?.find((f) => f.label === "PgBouncer")?.value).toBe("unreachable: connection refused. The PostgreSQL figures are still current.");
+		expect(report.fields?.find((f) => f.label === "PgBouncer")?.value).toBe("unreachable: connection refused. The PostgreSQL figures are current.");
 	});
 
 	it("ends exactly the idle sessions it was given that still qualify, and nothing else", async () => {
@@ -108,6 +108,43 @@ describe("pool service against real PostgreSQL and PgBouncer", () => {
 		const alive = await db.read<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...victimPids, ...otherPids, ...ownPids, ...txPids]]);
 		expect(alive.map((r) => r.pid).sort()).toEqual([...otherPids, ...ownPids, ...txPids].sort());
 		await db.close();
+	});
+
+	it("ends exactly the sessions idle in transaction longer than N, and nothing else", async () => {
+		const db = createDatabase({ url: postgres.opsbotUrl, maxConnections: 1, statementTimeoutMs: 3_000, applicationName: "opsbot", log: silent });
+		const pool = service(db);
+		const pidOf = async (c: pg.Client) => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+		await using stuck = await openConnections(postgres.appUrl, 2, { applicationName: "tx-victim" });
+		await using aborted = await openConnections(postgres.appUrl, 1, { applicationName: "tx-victim" });
+		await using plainIdle = await openConnections(postgres.appUrl, 2, { applicationName: "tx-idle" });
+		await using otherDatabase = await openConnections(postgres.appUrl.replace(/\/appdb$/, "/postgres"), 1, { applicationName: "tx-victim" });
+		await using ownName = await openConnections(postgres.appUrl, 1, { applicationName: "opsbot" });
+		await using young = await openConnections(postgres.appUrl, 1, { applicationName: "tx-young" });
+		// Each pid is read before its transaction opens: a query inside one would reset its idle time.
+		const [stuckPids, abortedPids, idlePids, otherPids, ownPids, youngPids] = await Promise.all([stuck, aborted, plainIdle, otherDatabase, ownName, young].map((held) => Promise.all(held.clients.map(pidOf))));
+		for (const c of [...stuck.clients, ...otherDatabase.clients, ...ownName.clients]) await c.query("BEGIN; SELECT 1");
+		await aborted.clients[0]!.query("BEGIN");
+		await aborted.clients[0]!.query("SELECT 1/0").catch(() => undefined); // now "idle in transaction (aborted)"
+		await sleep(2_200);
+		await young.clients[0]!.query("BEGIN; SELECT 1"); // idle in transaction, but for well under N
+		const victims = [...stuckPids!, ...abortedPids!];
+		const bystanders = [...idlePids!, ...otherPids!, ...ownPids!, ...youngPids!];
+		const olderThanMinutes = 1 / 60; // N = 1 s
+
+		const candidates = (await pool.idleCandidates("local", olderThanMinutes, "idle-in-transaction")).filter((c) => c.application.startsWith("tx-") || c.application === "opsbot");
+		// A forged list adds every bystander with its real backend_start: each must be refused at execution.
+		const starts = await db.read<{ pid: number; backend_start: string }>("SELECT pid, backend_start::text AS backend_start FROM pg_stat_activity WHERE pid = ANY($1::int[])", [bystanders]);
+		const forged = [...candidates, ...starts.map((r) => ({ pid: r.pid, backendStart: r.backend_start, application: "x", clientAddr: "x", idleSeconds: 99 }))];
+		const result = await pool.terminate("local", forged, olderThanMinutes, "idle-in-transaction");
+		await sleep(200);
+		const alive = await db.read<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...victims, ...bystanders]]);
+		await db.close();
+
+		expect(starts).toHaveLength(bystanders.length);
+		expect(candidates.map((c) => c.pid).sort()).toEqual([...victims].sort());
+		expect(result.ended.map((c) => c.pid).sort()).toEqual([...victims].sort());
+		expect(result.skipped).toBe(bystanders.length);
+		expect(alive.map((r) => r.pid).sort()).toEqual([...bystanders].sort());
 	});
 
 	it("never holds more than its pool (2) under 200 concurrent snapshots, and names itself", async () => {

@@ -15,3 +15,8 @@ export function runOpsbotCli(args: readonly string[], env: Record<string, string
 		});
 	});
 }
+
+/** A terminal report with its wrapped lines joined again (continuation lines are indented 10+ columns), to match words, not layout. */
+export function unwrapped(text: string): string {
+	return text.replace(/\n {10,}/g, " ");
+}
