@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { getHeapStatistics } from "node:v8";
 import { renderChart, type LineChart } from "../src/render/chart.ts";
+import { poolLineChart } from "../src/render/pool-chart.ts";
 import { percentile, round, type BenchRow } from "./types.ts";
 
 const SEQUENTIAL = 200;
@@ -18,8 +19,8 @@ function alertChart(n: number): LineChart {
 }
 
 function poolChart(): LineChart {
-	const points = Array.from({ length: 361 }, (_, i) => ({ x: END - 6 * HOUR + i * 60_000, y: Math.round(40 + 22 * Math.sin(i / 45)) }));
-	return { title: "Connections used on production", detail: "source: Prometheus", series: [{ name: "used", points }], range: { start: END - 6 * HOUR, end: END }, unit: "connections", limit: { value: 97, label: "usable" } };
+	const samples = Array.from({ length: 361 }, (_, i) => ({ at: END - 6 * HOUR + i * 60_000, used: Math.round(40 + 22 * Math.sin(i / 45)) }));
+	return poolLineChart("production", { source: "Prometheus", samples }, 97, { warnPercent: 70, criticalPercent: 90 });
 }
 
 const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) / 1024;
