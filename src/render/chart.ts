@@ -1,19 +1,20 @@
-import { Worker } from "node:worker_threads";
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
 
-/** A request to the renderer thread (chart-worker.mjs). */
+/** A request to the renderer process (chart-worker.mjs). */
 interface ChartJob {
 	readonly id: number;
 	readonly svg: string;
 	readonly zoom: number;
 }
 
-/** The renderer thread's answer: the PNG, or why there is none. */
+/** The renderer process's answer: the PNG, or why there is none. */
 type ChartResult = { readonly id: number; readonly png: Uint8Array } | { readonly id: number; readonly error: string };
 
 /**
  * Line charts for Discord: the layout (scales, ticks, legend, top N plus an "others" band) is
  * built here as SVG; resvg, compiled to WebAssembly (no native binary, no install step), turns it
- * into a PNG on a thread of its own, so a storm of alert charts never blocks the event loop. Text
+ * into a PNG in a process of its own, so a storm of alert charts never blocks the event loop. Text
  * uses JetBrains Mono, a TTF shipped inside an npm package: no system fonts, no network, and its
  * fixed advance (0.6 em) lets the layout measure text exactly without a canvas.
  *
@@ -97,79 +98,97 @@ const DEFAULT_SCALE = 2.5;
 const TEXT = 19; // axis, legend and the second line
 const TITLE = 21;
 
-/** How long the renderer thread may sit idle before it is ended (its memory given back). */
+/** How long the renderer process may sit idle before it is ended (its memory given back). */
 export const RENDERER_IDLE_MS = 60_000;
 
-/** Renders the chart as a PNG on the renderer thread (see chart-worker.mjs), one chart at a time. */
+/** Renders the chart as a PNG in the renderer process (see chart-worker.mjs), one chart at a time. */
 export async function renderChart(chart: LineChart): Promise<Buffer> {
 	return renderer.render(chartSvg(chart), chart.scale ?? DEFAULT_SCALE);
 }
 
-/** The renderer thread's controls: draw, whether it runs, and end it now. */
+/** The renderer process's controls: draw, whether it runs, and end it now. */
 export interface ChartRenderer {
 	render(svg: string, zoom: number): Promise<Buffer>;
 	readonly running: boolean;
 	stop(): Promise<void>;
 }
 
+// The renderer's Node: wasm compiled by the baseline compiler only (resvg runs fast enough there and
+// its code is a third of the size), no V8 helper threads, a small young generation.
+const RENDERER_NODE_FLAGS = ["--liftoff-only", "--single-threaded", "--max-semi-space-size=1", "--max-old-space-size=64"];
+
 /**
- * The renderer thread, started on the first chart and ended after `idleMs` without one (a new one
- * costs about 0.4 s to compile resvg again, nothing against a minute of quiet). It never keeps the
- * process alive on its own: it is referenced only while a chart is being drawn. If it dies, the
- * charts in flight fail (an alert goes out without its picture) and the next chart starts a new one.
+ * The renderer: a child process (chart-worker.mjs), started on the first chart and ended after
+ * `idleMs` without one, so the ~90 MiB that resvg's wasm, its memory and a V8 isolate take are
+ * given back whole (a worker thread's share stays in the bot's malloc arenas after it ends: ending
+ * one gave back 18 of 98 MiB). Starting again costs about 0.4 s, nothing against a minute of quiet.
+ * It never keeps opsbot alive on its own: it is referenced only while a chart is being drawn, and
+ * it exits when opsbot does (its IPC channel closes). If it dies, the charts in flight fail (an
+ * alert goes out without its picture) and the next chart starts a new one.
  */
 export function createChartRenderer(options: { idleMs?: number } = {}): ChartRenderer {
 	const idleMs = options.idleMs ?? RENDERER_IDLE_MS;
-	let worker: Worker | undefined;
+	let child: ChildProcess | undefined;
 	let idleTimer: NodeJS.Timeout | undefined;
 	let nextId = 0;
 	const pending = new Map<number, { resolve: (png: Buffer) => void; reject: (err: Error) => void }>();
+	const hold = (started: ChildProcess, held: boolean) => {
+		if (held) {
+			started.ref();
+			(started.channel as { ref?: () => void } | undefined)?.ref?.();
+		} else {
+			started.unref();
+			(started.channel as { unref?: () => void } | undefined)?.unref?.();
+		}
+	};
 
-	function start(): Worker {
-		// A small young generation: each chart's objects die with it, and V8 would otherwise grow the space to tens of MB under a storm's churn.
-		const started = new Worker(new URL("./chart-worker.mjs", import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+	function start(): ChildProcess {
+		const started = fork(fileURLToPath(new URL("./chart-worker.mjs", import.meta.url)), [], { execArgv: RENDERER_NODE_FLAGS, serialization: "advanced", stdio: ["ignore", "ignore", "inherit", "ipc"] });
 		started.on("message", (result: ChartResult) => {
 			const waiting = pending.get(result.id);
 			pending.delete(result.id);
 			if ("png" in result) waiting?.resolve(Buffer.from(result.png.buffer, result.png.byteOffset, result.png.byteLength));
 			else waiting?.reject(new Error(`chart could not be drawn: ${result.error}`));
-			if (pending.size === 0) {
-				started.unref();
+			if (pending.size === 0 && child === started) {
+				hold(started, false);
 				idleTimer = setTimeout(() => void stop(), idleMs).unref();
 			}
 		});
 		const fail = (err: Error) => {
-			if (worker !== started) return;
-			worker = undefined;
+			if (child !== started) return;
+			child = undefined;
 			for (const waiting of pending.values()) waiting.reject(new Error("the chart renderer stopped", { cause: err }));
 			pending.clear();
 		};
 		started.on("error", fail);
-		started.on("exit", (code) => fail(new Error(`exit code ${code}`)));
+		started.on("exit", (code, signal) => fail(new Error(`exit code ${code ?? signal}`)));
 		return started;
 	}
 
 	async function stop(): Promise<void> {
 		clearTimeout(idleTimer);
-		const ending = worker;
+		const ending = child;
 		if (!ending || pending.size > 0) return;
-		worker = undefined;
-		await ending.terminate();
+		child = undefined;
+		if (ending.exitCode !== null || ending.signalCode !== null) return;
+		const exited = new Promise((resolve) => ending.once("exit", resolve));
+		ending.kill("SIGTERM");
+		await exited;
 	}
 
 	return {
 		render(svg, zoom) {
 			clearTimeout(idleTimer);
-			worker ??= start();
-			worker.ref();
+			child ??= start();
+			hold(child, true);
 			const id = nextId++;
 			const job: ChartJob = { id, svg, zoom };
 			const png = new Promise<Buffer>((resolve, reject) => pending.set(id, { resolve, reject }));
-			worker.postMessage(job);
+			child.send(job);
 			return png;
 		},
 		get running() {
-			return worker !== undefined;
+			return child !== undefined;
 		},
 		stop,
 	};
