@@ -113,9 +113,10 @@ export interface ChartRenderer {
 	stop(): Promise<void>;
 }
 
-// The renderer's Node: a small young generation (each chart's objects die with it) and old space.
-// Not --liftoff-only: it saves ~20 MiB but draws a chart in ~600 ms instead of ~60.
-const RENDERER_NODE_FLAGS = ["--max-semi-space-size=1", "--max-old-space-size=64"];
+// The renderer's Node: wasm from the baseline compiler only and no V8 helper threads (the first
+// chart costs 82 MiB instead of 120, the peak over 470 charts 146 instead of 193, for charts about
+// twice as slow: `npm run bench -- charts`), a small young generation and old space.
+const RENDERER_NODE_FLAGS = ["--liftoff-only", "--single-threaded", "--max-semi-space-size=1", "--max-old-space-size=64"];
 
 /**
  * The renderer: a child process (chart-worker.mjs), started on the first chart and ended after
