@@ -22,9 +22,13 @@ const EXPR = "storm_load > 0.99";
  */
 export async function run(): Promise<BenchRow[]> {
 	const body = `# TYPE storm_load gauge\n${Array.from({ length: SERIES }, (_, i) => `storm_load{shard="s${i + 1}"} ${(i + 1) / SERIES}`).join("\n")}\n`;
-	const exporter = createServer((_req, res) => res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(body));
+	const exporter = createServer((_req, res) =>
+		res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(body),
+	);
 	await new Promise<void>((resolve) => exporter.listen(0, "127.0.0.1", resolve));
-	const prometheus = await startPrometheus({ targets: { storm: [`127.0.0.1:${(exporter.address() as AddressInfo).port}`] } });
+	const prometheus = await startPrometheus({
+		targets: { storm: [`127.0.0.1:${(exporter.address() as AddressInfo).port}`] },
+	});
 	const double = await startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }] } });
 	const token = randomBytes(24).toString("hex");
 	const bot = await startTestBot(
@@ -51,8 +55,10 @@ export async function run(): Promise<BenchRow[]> {
 	/** The bot and its chart renderer process together. */
 	const total = () => rss() + children().reduce((sum, child) => sum + rssOf(child), 0);
 	const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-	const charts = () => double.channelMessages(CHANNEL).filter((m) => m.files.some((f) => f.name === "chart.png")).length;
-	const posted = (group: string) => double.channelMessages(CHANNEL).some((m) => JSON.stringify(m.embeds).includes(group));
+	const charts = () =>
+		double.channelMessages(CHANNEL).filter((m) => m.files.some((f) => f.name === "chart.png")).length;
+	const posted = (group: string) =>
+		double.channelMessages(CHANNEL).some((m) => JSON.stringify(m.embeds).includes(group));
 	const groups = Array.from({ length: GROUPS }, (_, g) => `ChartStorm${String(g).padStart(2, "0")}`);
 	let sampler: NodeJS.Timeout | undefined;
 	const waitFor = async (what: string, done: () => boolean, ms = 120_000) => {
@@ -63,16 +69,40 @@ export async function run(): Promise<BenchRow[]> {
 		}
 	};
 	const post = async (group: string) => {
-		const alerts = Array.from({ length: 10 }, (_, i) => ({ status: "firing", labels: { alertname: group, shard: `s${SERIES - i}` }, annotations: {}, startsAt: new Date().toISOString(), endsAt: "0001-01-01T00:00:00Z", generatorURL: `http://prometheus.local/graph?g0.expr=${encodeURIComponent(EXPR)}`, fingerprint: `${group}-${i}` }));
-		const payload = { version: "4", groupKey: `{}:{alertname="${group}"}`, status: "firing", receiver: "opsbot", groupLabels: { alertname: group }, commonLabels: { alertname: group }, commonAnnotations: { summary: `${group}` }, externalURL: "http://alertmanager.local:9093", alerts };
-		const res = await fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(payload) });
+		const alerts = Array.from({ length: 10 }, (_, i) => ({
+			status: "firing",
+			labels: { alertname: group, shard: `s${SERIES - i}` },
+			annotations: {},
+			startsAt: new Date().toISOString(),
+			endsAt: "0001-01-01T00:00:00Z",
+			generatorURL: `http://prometheus.local/graph?g0.expr=${encodeURIComponent(EXPR)}`,
+			fingerprint: `${group}-${i}`,
+		}));
+		const payload = {
+			version: "4",
+			groupKey: `{}:{alertname="${group}"}`,
+			status: "firing",
+			receiver: "opsbot",
+			groupLabels: { alertname: group },
+			commonLabels: { alertname: group },
+			commonAnnotations: { summary: `${group}` },
+			externalURL: "http://alertmanager.local:9093",
+			alerts,
+		};
+		const res = await fetch(`${bot.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+			body: JSON.stringify(payload),
+		});
 		await res.arrayBuffer();
 		if (res.status !== 202) throw new Error(`webhook answered ${res.status}`);
 	};
 	try {
 		// Series 6 s old, so the chart's ranking at the window's end finds them.
 		for (let tries = 0; ; tries++) {
-			const answer = (await (await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent("count(storm_load offset 6s)")}`)).json()) as { data: { result: { value: [number, string] }[] } };
+			const answer = (await (
+				await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent("count(storm_load offset 6s)")}`)
+			).json()) as { data: { result: { value: [number, string] }[] } };
 			if (Number(answer.data.result[0]?.value[1]) === SERIES) break;
 			if (tries > 200) throw new Error("Prometheus never scraped the exporter");
 			await sleep(200);
@@ -105,15 +135,36 @@ export async function run(): Promise<BenchRow[]> {
 		const afterIdle = rss();
 		const afterIdleTotal = total();
 		const renderers = children().length;
-		const row = (metric: string, value: number, unit: string, note?: string): BenchRow => ({ bench: "chart-storm", metric, value: round(value), unit, ...(note ? { note } : {}) });
+		const row = (metric: string, value: number, unit: string, note?: string): BenchRow => ({
+			bench: "chart-storm",
+			metric,
+			value: round(value),
+			unit,
+			...(note ? { note } : {}),
+		});
 		const both = (value: number) => `bot + renderer process: ${round(value)} MiB`;
 		return [
-			row("RSS idle (connected, no chart yet)", idle, "MiB", `node src/main.ts, Prometheus configured; ${both(idleTotal)}`),
+			row(
+				"RSS idle (connected, no chart yet)",
+				idle,
+				"MiB",
+				`node src/main.ts, Prometheus configured; ${both(idleTotal)}`,
+			),
 			row("RSS after the first alert chart", afterFirst, "MiB", `renderer process started; ${both(afterFirstTotal)}`),
-			row(`RSS peak during ${GROUPS} alert groups with charts`, peak, "MiB", `each of a ${SERIES}-series expression; ${both(peakTotal)}`),
+			row(
+				`RSS peak during ${GROUPS} alert groups with charts`,
+				peak,
+				"MiB",
+				`each of a ${SERIES}-series expression; ${both(peakTotal)}`,
+			),
 			row("storm: all charts posted after", stormSeconds, "s", `${charts()} messages with chart.png`),
 			row("RSS 2 s after the storm", afterStorm, "MiB", both(afterStormTotal)),
-			row(`RSS ${(RENDERER_IDLE_MS + 5_000) / 1_000} s later`, afterIdle, "MiB", `renderer processes left: ${renderers}; ${both(afterIdleTotal)}`),
+			row(
+				`RSS ${(RENDERER_IDLE_MS + 5_000) / 1_000} s later`,
+				afterIdle,
+				"MiB",
+				`renderer processes left: ${renderers}; ${both(afterIdleTotal)}`,
+			),
 		];
 	} finally {
 		clearInterval(sampler);

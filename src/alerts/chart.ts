@@ -1,6 +1,11 @@
 import type { AlertingOps } from "../config.ts";
 import { renderChart, type LineChart, type OtherSeries } from "../render/chart.ts";
-import type { PrometheusCallOptions, PrometheusClient, PrometheusService, RangeSeries } from "../services/prometheus.ts";
+import type {
+	PrometheusCallOptions,
+	PrometheusClient,
+	PrometheusService,
+	RangeSeries,
+} from "../services/prometheus.ts";
 import { alertEnvironment } from "./actions.ts";
 import { expressionOf } from "./render.ts";
 import type { WebhookPayload } from "./schema.ts";
@@ -17,7 +22,10 @@ const TOP_SERIES = 8;
  * dashed line, the firing period shaded from the alerts' `startsAt`; the top 8 series as lines,
  * the rest as a min–max band whose size and shape Prometheus computes (see `fetchAlertSeries`).
  */
-export function alertChart(ops: AlertingOps, prometheusService: Pick<PrometheusService, "forEnvironment">): (payload: WebhookPayload) => Promise<Buffer | undefined> {
+export function alertChart(
+	ops: AlertingOps,
+	prometheusService: Pick<PrometheusService, "forEnvironment">,
+): (payload: WebhookPayload) => Promise<Buffer | undefined> {
 	return async (payload) => {
 		const first = payload.alerts[0];
 		const expr = first ? expressionOf(first.generatorURL) : undefined;
@@ -27,8 +35,19 @@ export function alertChart(ops: AlertingOps, prometheusService: Pick<PrometheusS
 		const end = new Date(Math.ceil(Date.now() / 1_000) * 1_000);
 		const start = new Date(end.getTime() - WINDOW_MS);
 		// The message waits for its chart: at most 5 s of it, whatever Prometheus' own timeout.
-		const answer = await fetchAlertSeries(prometheus, expr, { start, end }, { timeoutMs: Math.min(prometheus.timeoutMs, 5_000) });
-		const chart = alertLineChart(payload, expr, answer.series, { start: start.getTime(), end: end.getTime() }, answer.others);
+		const answer = await fetchAlertSeries(
+			prometheus,
+			expr,
+			{ start, end },
+			{ timeoutMs: Math.min(prometheus.timeoutMs, 5_000) },
+		);
+		const chart = alertLineChart(
+			payload,
+			expr,
+			answer.series,
+			{ start: start.getTime(), end: end.getTime() },
+			answer.others,
+		);
 		return chart ? renderChart(chart) : undefined;
 	};
 }
@@ -47,7 +66,9 @@ export interface Comparison {
  */
 export function splitComparison(expr: string): Comparison | undefined {
 	// Strings and selector/range brackets masked (same length), so `=~` or `>` inside them never counts.
-	const masked = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, (m) => "_".repeat(m.length)).replace(/\{[^}]*\}|\[[^\]]*\]/g, (m) => "_".repeat(m.length));
+	const masked = expr
+		.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, (m) => "_".repeat(m.length))
+		.replace(/\{[^}]*\}|\[[^\]]*\]/g, (m) => "_".repeat(m.length));
 	let depth = 0;
 	let topLevel = "";
 	let last: { at: number; op: Comparison["op"] } | undefined;
@@ -84,7 +105,12 @@ export interface AlertSeries {
  * chosen once, at the end of the window (`@ end()`, Prometheus ≥ 2.33), so each is whole: the
  * highest by last value, the lowest for a `<`/`<=`/`==` alert (the ones that fire).
  */
-export async function fetchAlertSeries(prometheus: Pick<PrometheusClient, "queryRange">, expr: string, range: { start: Date; end: Date }, options: PrometheusCallOptions = {}): Promise<AlertSeries> {
+export async function fetchAlertSeries(
+	prometheus: Pick<PrometheusClient, "queryRange">,
+	expr: string,
+	range: { start: Date; end: Date },
+	options: PrometheusCallOptions = {},
+): Promise<AlertSeries> {
 	const comparison = splitComparison(expr);
 	const base = `(${comparison?.lhs ?? expr})`;
 	const pick = comparison && ["<", "<=", "=="].includes(comparison.op) ? "bottomk" : "topk";
@@ -96,15 +122,24 @@ export async function fetchAlertSeries(prometheus: Pick<PrometheusClient, "query
 	// Matching ignores __name__, so both sides carry the copy.
 	const rest = `${named} unless ${chosen}`;
 	const tagged = (stat: string, query: string) => `label_replace(${query}, "opsbot_chart", "${stat}", "", "")`;
-	const summary = [tagged("count", `count(${base})`), tagged("min", `min(${rest})`), tagged("max", `max(${rest})`)].join(" or ");
+	const summary = [
+		tagged("count", `count(${base})`),
+		tagged("min", `min(${rest})`),
+		tagged("max", `max(${rest})`),
+	].join(" or ");
 	const span = { ...range, stepSeconds: STEP_SECONDS };
-	const [lines, stats] = await Promise.all([prometheus.queryRange(`${named} and ${chosen}`, span, options), prometheus.queryRange(summary, span, options)]);
+	const [lines, stats] = await Promise.all([
+		prometheus.queryRange(`${named} and ${chosen}`, span, options),
+		prometheus.queryRange(summary, span, options),
+	]);
 	const series = lines.map(({ metric: { opsbot_name: _, ...metric }, points }) => ({ metric, points }));
 	const stat = (name: string) => stats.find((s) => s.metric.opsbot_chart === name)?.points ?? [];
 	// The most series at one time: what "N series" means on the chart.
 	const total = Math.max(series.length, ...stat("count").map((p) => p.value));
 	const max = new Map(stat("max").map((p) => [p.at, p.value]));
-	const band = stat("min").flatMap((p) => (max.has(p.at) ? [{ x: p.at, min: p.value, max: max.get(p.at) as number }] : []));
+	const band = stat("min").flatMap((p) =>
+		max.has(p.at) ? [{ x: p.at, min: p.value, max: max.get(p.at) as number }] : [],
+	);
 	const count = total - series.length;
 	return { series, others: count > 0 ? { count, band } : undefined };
 }
@@ -113,23 +148,37 @@ export async function fetchAlertSeries(prometheus: Pick<PrometheusClient, "query
  * The chart of an alert's expression from its range-query answer; undefined when no series has a
  * point. Series the alerts fire for (every label of the series on a firing alert) come first.
  */
-export function alertLineChart(payload: WebhookPayload, expr: string, series: readonly RangeSeries[], range: { start: number; end: number }, others?: OtherSeries): LineChart | undefined {
+export function alertLineChart(
+	payload: WebhookPayload,
+	expr: string,
+	series: readonly RangeSeries[],
+	range: { start: number; end: number },
+	others?: OtherSeries,
+): LineChart | undefined {
 	const drawn = series.filter((s) => s.points.length > 0);
 	if (drawn.length === 0 && !others?.band.length) return undefined;
 	const names = seriesNames(drawn.map((s) => s.metric));
-	const alertname = payload.commonLabels.alertname ?? payload.groupLabels.alertname ?? payload.alerts[0]?.labels.alertname ?? "Alert";
+	const alertname =
+		payload.commonLabels.alertname ?? payload.groupLabels.alertname ?? payload.alerts[0]?.labels.alertname ?? "Alert";
 	const unit = payload.commonAnnotations.unit ?? payload.alerts[0]?.annotations.unit;
 	const comparison = splitComparison(expr);
 	const firingAlerts = payload.alerts.filter((a) => a.status === "firing");
-	const fires = (metric: Readonly<Record<string, string>>) => firingAlerts.some((a) => Object.entries(metric).every(([k, v]) => k === "__name__" || a.labels[k] === v));
+	const fires = (metric: Readonly<Record<string, string>>) =>
+		firingAlerts.some((a) => Object.entries(metric).every(([k, v]) => k === "__name__" || a.labels[k] === v));
 	const starts = firingAlerts.map((a) => Date.parse(a.startsAt)).filter((t) => Number.isFinite(t) && t > 0);
 	const total = drawn.length + (others?.count ?? 0);
 	return {
 		title: `${alertname} — ${total} series`,
-		series: drawn.map((s, i) => ({ name: names[i] ?? "", points: s.points.map((p) => ({ x: p.at, y: p.value })), firing: fires(s.metric) })),
+		series: drawn.map((s, i) => ({
+			name: names[i] ?? "",
+			points: s.points.map((p) => ({ x: p.at, y: p.value })),
+			firing: fires(s.metric),
+		})),
 		range,
 		unit: expressionUnit(comparison?.lhs ?? expr, unit),
-		thresholds: comparison ? [{ value: comparison.value, label: "threshold", comparison: comparison.op, tone: "critical" }] : [],
+		thresholds: comparison
+			? [{ value: comparison.value, label: "threshold", comparison: comparison.op, tone: "critical" }]
+			: [],
 		firingSince: starts.length > 0 ? Math.min(...starts) : undefined,
 		others,
 		// A step with no point means the series was absent then (Prometheus's lookback ran out).
@@ -143,12 +192,35 @@ export function alertLineChart(payload: WebhookPayload, expr: string, series: re
  */
 export function seriesNames(metrics: readonly Readonly<Record<string, string>>[]): string[] {
 	const keys = [...new Set(metrics.flatMap((m) => Object.keys(m)))].sort();
-	const varying = metrics.length > 1 ? keys.filter((k) => new Set(metrics.map((m) => m[k])).size > 1) : keys.filter((k) => k !== "__name__");
-	return metrics.map((m) => varying.filter((k) => m[k] !== undefined).map((k) => `${k}=${m[k]}`).join(" ") || "value");
+	const varying =
+		metrics.length > 1
+			? keys.filter((k) => new Set(metrics.map((m) => m[k])).size > 1)
+			: keys.filter((k) => k !== "__name__");
+	return metrics.map(
+		(m) =>
+			varying
+				.filter((k) => m[k] !== undefined)
+				.map((k) => `${k}=${m[k]}`)
+				.join(" ") || "value",
+	);
 }
 
 const AGGREGATION_CLAUSE = /\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g;
-const NOT_METRICS = new Set(["by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset", "inf", "nan"]);
+const NOT_METRICS = new Set([
+	"by",
+	"without",
+	"on",
+	"ignoring",
+	"group_left",
+	"group_right",
+	"bool",
+	"and",
+	"or",
+	"unless",
+	"offset",
+	"inf",
+	"nan",
+]);
 
 /**
  * The unit of an alert expression's values: its `unit` annotation when set, else what Prometheus's
@@ -162,7 +234,9 @@ export function expressionUnit(expr: string, annotation?: string): string | unde
 		.replace(/\{[^}]*\}|\[[^\]]*\]/g, "")
 		.replace(AGGREGATION_CLAUSE, "");
 	if (/[/*]/.test(bare)) return undefined;
-	const metrics = [...bare.matchAll(/\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()/g)].map((m) => m[1] as string).filter((name) => !NOT_METRICS.has(name.toLowerCase()));
+	const metrics = [...bare.matchAll(/\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()/g)]
+		.map((m) => m[1] as string)
+		.filter((name) => !NOT_METRICS.has(name.toLowerCase()));
 	const quantile = /\bhistogram_quantile\s*\(/.test(bare);
 	const bases = new Set(metrics.map((name) => baseUnit(quantile ? name.replace(/_bucket$/, "") : name)));
 	if (bases.size !== 1) return undefined;

@@ -10,7 +10,9 @@ import { initWasm, Resvg } from "@resvg/resvg-wasm";
 
 const require = createRequire(import.meta.url);
 const FONT_FAMILY = "JetBrains Mono";
-const fonts = ["400Regular/JetBrainsMono_400Regular.ttf", "700Bold/JetBrainsMono_700Bold.ttf"].map((file) => new Uint8Array(readFileSync(require.resolve(`@expo-google-fonts/jetbrains-mono/${file}`))));
+const fonts = ["400Regular/JetBrainsMono_400Regular.ttf", "700Bold/JetBrainsMono_700Bold.ttf"].map(
+	(file) => new Uint8Array(readFileSync(require.resolve(`@expo-google-fonts/jetbrains-mono/${file}`))),
+);
 // Listening before the wasm is ready: a job sent meanwhile waits for it instead of being dropped (in order).
 const ready = initWasm(readFileSync(require.resolve("@resvg/resvg-wasm/index_bg.wasm")));
 
@@ -28,7 +30,12 @@ process.on("message", async (job) => {
 process.on("disconnect", () => process.exit(0));
 
 function render(job) {
-	const resvg = new Resvg(job.svg, { fitTo: { mode: "zoom", value: job.zoom }, font: { fontBuffers: fonts, defaultFontFamily: FONT_FAMILY, monospaceFamily: FONT_FAMILY }, shapeRendering: 2, textRendering: 1 });
+	const resvg = new Resvg(job.svg, {
+		fitTo: { mode: "zoom", value: job.zoom },
+		font: { fontBuffers: fonts, defaultFontFamily: FONT_FAMILY, monospaceFamily: FONT_FAMILY },
+		shapeRendering: 2,
+		textRendering: 1,
+	});
 	try {
 		const image = resvg.render();
 		try {

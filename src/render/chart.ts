@@ -83,11 +83,29 @@ export interface LineChart {
 
 type Rgb = string;
 // An opaque card in Discord's dark-theme embed colour: it reads the same on the dark and the light theme.
-const THEME = { background: "#2b2d31", border: "#4e5058", grid: "#3f4147", axis: "#80848e", text: "#dbdee1", muted: "#b5bac1", others: "#949ba4", firing: "#ed4245" } as const;
+const THEME = {
+	background: "#2b2d31",
+	border: "#4e5058",
+	grid: "#3f4147",
+	axis: "#80848e",
+	text: "#dbdee1",
+	muted: "#b5bac1",
+	others: "#949ba4",
+	firing: "#ed4245",
+} as const;
 const TONES: Record<ReferenceLine["tone"], Rgb> = { critical: "#ed4245", limit: "#ed4245", warn: "#f0b232" };
 const DASHES: Record<ReferenceLine["tone"], string> = { critical: "8 5", warn: "8 5", limit: "3 4" };
 // Distinct on the dark card, none red or amber (those are the thresholds), neighbours differ in hue and lightness.
-const PALETTE: readonly Rgb[] = ["#4e9eff", "#3ecf8e", "#c77dff", "#ff7aa8", "#5ed4e6", "#b5d96b", "#ff9548", "#e8e3a0"];
+const PALETTE: readonly Rgb[] = [
+	"#4e9eff",
+	"#3ecf8e",
+	"#c77dff",
+	"#ff7aa8",
+	"#5ed4e6",
+	"#b5d96b",
+	"#ff9548",
+	"#e8e3a0",
+];
 const FONT_FAMILY = "JetBrains Mono";
 const ADVANCE = 0.6; // JetBrains Mono: every glyph advances 600/1000 em.
 const DEFAULT_MAX_SERIES = 8;
@@ -116,7 +134,12 @@ export interface ChartRenderer {
 // The renderer's Node: wasm from the baseline compiler only and no V8 helper threads (the first
 // chart costs 82 MiB instead of 120, the peak over 470 charts 146 instead of 193, for charts about
 // twice as slow: `npm run bench -- charts`), a small young generation and old space.
-const RENDERER_NODE_FLAGS = ["--liftoff-only", "--single-threaded", "--max-semi-space-size=1", "--max-old-space-size=64"];
+const RENDERER_NODE_FLAGS = [
+	"--liftoff-only",
+	"--single-threaded",
+	"--max-semi-space-size=1",
+	"--max-old-space-size=64",
+];
 
 /**
  * The renderer: a child process (chart-worker.mjs), started on the first chart and ended after
@@ -144,11 +167,16 @@ export function createChartRenderer(options: { idleMs?: number } = {}): ChartRen
 	};
 
 	function start(): ChildProcess {
-		const started = fork(fileURLToPath(new URL("./chart-worker.mjs", import.meta.url)), [], { execArgv: RENDERER_NODE_FLAGS, serialization: "advanced", stdio: ["ignore", "ignore", "inherit", "ipc"] });
+		const started = fork(fileURLToPath(new URL("./chart-worker.mjs", import.meta.url)), [], {
+			execArgv: RENDERER_NODE_FLAGS,
+			serialization: "advanced",
+			stdio: ["ignore", "ignore", "inherit", "ipc"],
+		});
 		started.on("message", (result: ChartResult) => {
 			const waiting = pending.get(result.id);
 			pending.delete(result.id);
-			if ("png" in result) waiting?.resolve(Buffer.from(result.png.buffer, result.png.byteOffset, result.png.byteLength));
+			if ("png" in result)
+				waiting?.resolve(Buffer.from(result.png.buffer, result.png.byteOffset, result.png.byteLength));
 			else waiting?.reject(new Error(`chart could not be drawn: ${result.error}`));
 			if (pending.size === 0 && child === started) {
 				hold(started, false);
@@ -211,10 +239,17 @@ export interface ChartModel {
 export function chartModel(chart: Pick<LineChart, "series" | "range" | "maxSeries" | "others">): ChartModel {
 	const inRange = (p: ChartPoint) => p.x >= chart.range.start && p.x <= chart.range.end && Number.isFinite(p.y);
 	const series = chart.series
-		.map((s) => ({ name: s.name, firing: s.firing === true, points: [...s.points].filter(inRange).sort((a, b) => a.x - b.x) }))
+		.map((s) => ({
+			name: s.name,
+			firing: s.firing === true,
+			points: [...s.points].filter(inRange).sort((a, b) => a.x - b.x),
+		}))
 		.filter((s) => s.points.length > 0);
 	const latest = (s: { points: readonly ChartPoint[] }) => (s.points.at(-1) as ChartPoint).y;
-	series.sort((a, b) => Number(b.firing) - Number(a.firing) || latest(b) - latest(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+	series.sort(
+		(a, b) =>
+			Number(b.firing) - Number(a.firing) || latest(b) - latest(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+	);
 	const max = Math.max(1, chart.maxSeries ?? DEFAULT_MAX_SERIES);
 	const folded = chart.others && chart.others.count > 0 ? chart.others : undefined;
 	// One left over is drawn as a line: a band of one series says less than the series.
@@ -231,7 +266,8 @@ export function chartModel(chart: Pick<LineChart, "series" | "range" | "maxSerie
 		} else byTime.set(x, { min, max });
 	};
 	for (const s of rest) for (const p of s.points) add(p.x, p.y, p.y);
-	for (const b of folded?.band ?? []) if (inRange({ x: b.x, y: b.min }) && Number.isFinite(b.max)) add(b.x, b.min, b.max);
+	for (const b of folded?.band ?? [])
+		if (inRange({ x: b.x, y: b.min }) && Number.isFinite(b.max)) add(b.x, b.min, b.max);
 	const band = [...byTime.entries()].sort((a, b) => a[0] - b[0]).map(([x, v]) => ({ x, ...v }));
 	return { lines, others: { count: rest.length + (folded?.count ?? 0), band } };
 }
@@ -248,7 +284,11 @@ export function trimCommon(names: readonly string[]): string[] {
 	let prefix = 0;
 	while (prefix < shortest && chars.every((c) => c[prefix] === chars[0]![prefix])) prefix++;
 	let suffix = 0;
-	while (suffix < shortest - prefix && chars.every((c) => c[c.length - 1 - suffix] === chars[0]![chars[0]!.length - 1 - suffix])) suffix++;
+	while (
+		suffix < shortest - prefix &&
+		chars.every((c) => c[c.length - 1 - suffix] === chars[0]![chars[0]!.length - 1 - suffix])
+	)
+		suffix++;
 	const first = chars[0]!;
 	let cutStart = 0;
 	for (let i = 0; i < prefix; i++) if ("= ,;".includes(first[i]!)) cutStart = i + 1;
@@ -259,7 +299,12 @@ export function trimCommon(names: readonly string[]): string[] {
 			break;
 		}
 	}
-	const trimmed = chars.map((c) => c.slice(cutStart, c.length - cutEnd).join("").trim());
+	const trimmed = chars.map((c) =>
+		c
+			.slice(cutStart, c.length - cutEnd)
+			.join("")
+			.trim(),
+	);
 	return trimmed.some((t) => t === "") ? [...names] : trimmed;
 }
 
@@ -270,7 +315,10 @@ interface LegendEntry {
 }
 
 /** The lines and legend entries that fit four legend rows: two columns where names are short, one row each where not. */
-function legendPlan(chart: LineChart, width: number): { model: ChartModel; rows: LegendEntry[][]; columnWidth: number } {
+function legendPlan(
+	chart: LineChart,
+	width: number,
+): { model: ChartModel; rows: LegendEntry[][]; columnWidth: number } {
 	const gutter = 16;
 	const columnWidth = (width - gutter) / 2;
 	const charWidth = TEXT * ADVANCE;
@@ -280,9 +328,25 @@ function legendPlan(chart: LineChart, width: number): { model: ChartModel; rows:
 		const model = chartModel({ ...chart, maxSeries: lines });
 		const names = trimCommon(model.lines.map((l) => l.name));
 		const entries: LegendEntry[] = [
-			...model.lines.map((l, i) => ({ swatch: `<line x1="0" y1="0" x2="18" y2="0" stroke="${l.colour}" stroke-width="4" stroke-linecap="round"/>`, name: names[i] ?? l.name, value: formatValue(l.latest, chart.unit) })),
-			...(inlineThreshold(chart) ? [] : (chart.thresholds ?? [])).map((t) => ({ swatch: `<line x1="0" y1="0" x2="18" y2="0" stroke="${TONES[t.tone]}" stroke-width="2.5" stroke-dasharray="5 3"/>`, name: t.label, value: `${t.comparison ? `${t.comparison} ` : ""}${formatValue(t.value, chart.unit)}` })),
-			...(model.others ? [{ swatch: `<rect x="0" y="-6" width="18" height="12" fill="${THEME.others}" fill-opacity="0.35" stroke="${THEME.others}" stroke-opacity="0.8"/>`, name: `${model.others.count} others`, value: othersRange(model.others.band, chart.unit) }] : []),
+			...model.lines.map((l, i) => ({
+				swatch: `<line x1="0" y1="0" x2="18" y2="0" stroke="${l.colour}" stroke-width="4" stroke-linecap="round"/>`,
+				name: names[i] ?? l.name,
+				value: formatValue(l.latest, chart.unit),
+			})),
+			...(inlineThreshold(chart) ? [] : (chart.thresholds ?? [])).map((t) => ({
+				swatch: `<line x1="0" y1="0" x2="18" y2="0" stroke="${TONES[t.tone]}" stroke-width="2.5" stroke-dasharray="5 3"/>`,
+				name: t.label,
+				value: `${t.comparison ? `${t.comparison} ` : ""}${formatValue(t.value, chart.unit)}`,
+			})),
+			...(model.others
+				? [
+						{
+							swatch: `<rect x="0" y="-6" width="18" height="12" fill="${THEME.others}" fill-opacity="0.35" stroke="${THEME.others}" stroke-opacity="0.8"/>`,
+							name: `${model.others.count} others`,
+							value: othersRange(model.others.band, chart.unit),
+						},
+					]
+				: []),
 		];
 		// Half-width entries pair up first; an entry too wide for half a row takes a whole one.
 		const half = entries.filter((e) => entryWidth(e) <= columnWidth);
@@ -314,14 +378,21 @@ export function chartSvg(chart: LineChart): string {
 	const titleY = pad + TITLE - 3;
 	out.push(text(pad, titleY, fit(chart.title, inner, TITLE), { size: TITLE, fill: THEME.text, weight: 700 }));
 	// The unit is said once: in the tick labels ("2/s", "1 GiB"), else here, unless the title names it.
-	const unitWord = chart.unit && formatValue(1, chart.unit) === "1" && !chart.title.toLowerCase().includes(chart.unit.toLowerCase()) ? unitLabel(chart.unit) : undefined;
+	const unitWord =
+		chart.unit && formatValue(1, chart.unit) === "1" && !chart.title.toLowerCase().includes(chart.unit.toLowerCase())
+			? unitLabel(chart.unit)
+			: undefined;
 	const second = [rangeText(chart.range), unitWord, chart.detail].filter(Boolean).join(" · ");
 	const secondY = titleY + 24;
 	out.push(text(pad, secondY, fit(second, inner, TEXT), { size: TEXT, fill: THEME.muted }));
 
 	// The y scale covers every line, the band and the thresholds.
 	const thresholds = (chart.thresholds ?? []).filter((t) => Number.isFinite(t.value));
-	const values = [...model.lines.flatMap((l) => l.points.map((p) => p.y)), ...(model.others?.band.flatMap((b) => [b.min, b.max]) ?? []), ...thresholds.map((t) => t.value)];
+	const values = [
+		...model.lines.flatMap((l) => l.points.map((p) => p.y)),
+		...(model.others?.band.flatMap((b) => [b.min, b.max]) ?? []),
+		...thresholds.map((t) => t.value),
+	];
 	const scale = yScale(values, 3);
 	const tickLabels = scale.ticks.map((t) => formatValue(t, chart.unit, scale.step));
 	const plotTop = secondY + 17;
@@ -329,7 +400,10 @@ export function chartSvg(chart: LineChart): string {
 	const plotBottom = plotTop + plotHeight;
 	const plotLeft = pad + Math.max(2, ...tickLabels.map((l) => [...l].length)) * TEXT * ADVANCE + 8;
 	const plotRight = width - pad;
-	const { start, end } = chart.range.end > chart.range.start ? chart.range : { start: chart.range.start - 60_000, end: chart.range.start + 60_000 };
+	const { start, end } =
+		chart.range.end > chart.range.start
+			? chart.range
+			: { start: chart.range.start - 60_000, end: chart.range.start + 60_000 };
 	const px = (x: number) => plotLeft + ((x - start) / (end - start)) * (plotRight - plotLeft);
 	// Halves first: for values near ±1e308 the span itself would be Infinity.
 	const py = (v: number) => plotBottom - ((v / 2 - scale.min / 2) / (scale.max / 2 - scale.min / 2)) * plotHeight;
@@ -337,54 +411,92 @@ export function chartSvg(chart: LineChart): string {
 	const labelsOnTop: string[] = [];
 	if (chart.firingSince !== undefined && chart.firingSince < end) {
 		const from = Math.max(plotLeft, px(chart.firingSince));
-		out.push(`<rect x="${n(from)}" y="${n(plotTop)}" width="${n(plotRight - from)}" height="${plotHeight}" fill="${THEME.firing}" fill-opacity="0.14"/>`);
-		out.push(`<line x1="${n(from)}" y1="${n(plotTop)}" x2="${n(from)}" y2="${n(plotBottom)}" stroke="${THEME.firing}" stroke-opacity="0.7" stroke-width="1.5"/>`);
+		out.push(
+			`<rect x="${n(from)}" y="${n(plotTop)}" width="${n(plotRight - from)}" height="${plotHeight}" fill="${THEME.firing}" fill-opacity="0.14"/>`,
+		);
+		out.push(
+			`<line x1="${n(from)}" y1="${n(plotTop)}" x2="${n(from)}" y2="${n(plotBottom)}" stroke="${THEME.firing}" stroke-opacity="0.7" stroke-width="1.5"/>`,
+		);
 		// On a pill of the card's colour, so a line through it does not hide it.
 		const label = "firing";
 		const labelWidth = label.length * 17 * ADVANCE;
 		const labelX = Math.min(from + 4, plotRight - labelWidth - 8);
-		labelsOnTop.push(`<rect x="${n(labelX)}" y="${n(plotTop + 2)}" width="${n(labelWidth + 8)}" height="20" rx="3" fill="${THEME.background}" fill-opacity="0.85"/>`);
+		labelsOnTop.push(
+			`<rect x="${n(labelX)}" y="${n(plotTop + 2)}" width="${n(labelWidth + 8)}" height="20" rx="3" fill="${THEME.background}" fill-opacity="0.85"/>`,
+		);
 		labelsOnTop.push(text(labelX + 4, plotTop + 17, label, { size: 17, fill: "#f28b8d" }));
 	}
 	scale.ticks.forEach((t, i) => {
-		out.push(`<line x1="${n(plotLeft)}" y1="${n(py(t))}" x2="${n(plotRight)}" y2="${n(py(t))}" stroke="${THEME.grid}" stroke-width="1"/>`);
-		out.push(text(plotLeft - 7, py(t) + TEXT * 0.35, tickLabels[i] ?? "", { size: TEXT, fill: THEME.muted, anchor: "end" }));
+		out.push(
+			`<line x1="${n(plotLeft)}" y1="${n(py(t))}" x2="${n(plotRight)}" y2="${n(py(t))}" stroke="${THEME.grid}" stroke-width="1"/>`,
+		);
+		out.push(
+			text(plotLeft - 7, py(t) + TEXT * 0.35, tickLabels[i] ?? "", { size: TEXT, fill: THEME.muted, anchor: "end" }),
+		);
 	});
 	const ticks = timeTicks(start, end, Math.max(2, Math.floor((plotRight - plotLeft) / 95)));
 	for (const t of ticks) {
-		out.push(`<line x1="${n(px(t.at))}" y1="${n(plotBottom)}" x2="${n(px(t.at))}" y2="${n(plotBottom + 5)}" stroke="${THEME.axis}" stroke-width="1"/>`);
+		out.push(
+			`<line x1="${n(px(t.at))}" y1="${n(plotBottom)}" x2="${n(px(t.at))}" y2="${n(plotBottom + 5)}" stroke="${THEME.axis}" stroke-width="1"/>`,
+		);
 		const half = ([...t.label].length * TEXT * ADVANCE) / 2;
 		// The first label moves right of its tick rather than under the y axis's lowest label.
-		out.push(text(Math.max(plotLeft + half - 8, Math.min(px(t.at), width - pad - half)), plotBottom + 22, t.label, { size: TEXT, fill: THEME.muted, anchor: "middle" }));
+		out.push(
+			text(Math.max(plotLeft + half - 8, Math.min(px(t.at), width - pad - half)), plotBottom + 22, t.label, {
+				size: TEXT,
+				fill: THEME.muted,
+				anchor: "middle",
+			}),
+		);
 	}
-	out.push(`<line x1="${n(plotLeft)}" y1="${n(plotBottom)}" x2="${n(plotRight)}" y2="${n(plotBottom)}" stroke="${THEME.axis}" stroke-width="1"/>`);
+	out.push(
+		`<line x1="${n(plotLeft)}" y1="${n(plotBottom)}" x2="${n(plotRight)}" y2="${n(plotBottom)}" stroke="${THEME.axis}" stroke-width="1"/>`,
+	);
 
 	out.push(`<g clip-path="url(#plot)">`);
 	if (model.others) {
 		for (const run of splitAtGaps(model.others.band, chart.gapMs)) {
 			const upper = run.map((b) => `${n(px(b.x))},${n(py(b.max))}`);
 			const lower = run.map((b) => `${n(px(b.x))},${n(py(b.min))}`).reverse();
-			out.push(`<polygon points="${[...upper, ...lower].join(" ")}" fill="${THEME.others}" fill-opacity="0.3" stroke="${THEME.others}" stroke-opacity="0.7" stroke-width="1"/>`);
+			out.push(
+				`<polygon points="${[...upper, ...lower].join(" ")}" fill="${THEME.others}" fill-opacity="0.3" stroke="${THEME.others}" stroke-opacity="0.7" stroke-width="1"/>`,
+			);
 		}
 	}
-	for (const t of thresholds) out.push(`<line x1="${n(plotLeft)}" y1="${n(py(t.value))}" x2="${n(plotRight)}" y2="${n(py(t.value))}" stroke="${TONES[t.tone]}" stroke-width="2" stroke-dasharray="${DASHES[t.tone]}"/>`);
+	for (const t of thresholds)
+		out.push(
+			`<line x1="${n(plotLeft)}" y1="${n(py(t.value))}" x2="${n(plotRight)}" y2="${n(py(t.value))}" stroke="${TONES[t.tone]}" stroke-width="2" stroke-dasharray="${DASHES[t.tone]}"/>`,
+		);
 	const single = inlineThreshold(chart);
 	if (single) {
 		// One threshold is named on its line, at the left where the lines are usually still below it; it saves a legend row.
 		const label = `${single.comparison ? `${single.comparison} ` : ""}${formatValue(single.value, chart.unit)}`;
 		const y = py(single.value) - 4 - 20 < plotTop ? py(single.value) + 4 : py(single.value) - 24;
-		labelsOnTop.push(`<rect x="${n(plotLeft + 4)}" y="${n(y)}" width="${n([...label].length * 17 * ADVANCE + 8)}" height="20" rx="3" fill="${THEME.background}" fill-opacity="0.85"/>`);
+		labelsOnTop.push(
+			`<rect x="${n(plotLeft + 4)}" y="${n(y)}" width="${n([...label].length * 17 * ADVANCE + 8)}" height="20" rx="3" fill="${THEME.background}" fill-opacity="0.85"/>`,
+		);
 		labelsOnTop.push(text(plotLeft + 8, y + 15, label, { size: 17, fill: TONES[single.tone] }));
 	}
 	// The first series (firing, or highest) last, so it is on top.
 	for (const line of [...model.lines].reverse()) {
 		for (const run of splitAtGaps(line.points, chart.gapMs)) {
-			if (run.length === 1) out.push(`<circle cx="${n(px(run[0]!.x))}" cy="${n(py(run[0]!.y))}" r="3.5" fill="${line.colour}"/>`);
-			else out.push(`<polyline points="${run.map((p) => `${n(px(p.x))},${n(py(p.y))}`).join(" ")}" fill="none" stroke="${line.colour}" stroke-width="${line.firing ? 3 : 2.25}" stroke-linejoin="round" stroke-linecap="round"/>`);
+			if (run.length === 1)
+				out.push(`<circle cx="${n(px(run[0]!.x))}" cy="${n(py(run[0]!.y))}" r="3.5" fill="${line.colour}"/>`);
+			else
+				out.push(
+					`<polyline points="${run.map((p) => `${n(px(p.x))},${n(py(p.y))}`).join(" ")}" fill="none" stroke="${line.colour}" stroke-width="${line.firing ? 3 : 2.25}" stroke-linejoin="round" stroke-linecap="round"/>`,
+				);
 		}
 	}
 	out.push(`</g>`, ...labelsOnTop);
-	if (model.lines.length === 0 && !model.others) out.push(text((plotLeft + plotRight) / 2, plotTop + plotHeight * 0.45, "no data in this time range", { size: TEXT, fill: THEME.muted, anchor: "middle" }));
+	if (model.lines.length === 0 && !model.others)
+		out.push(
+			text((plotLeft + plotRight) / 2, plotTop + plotHeight * 0.45, "no data in this time range", {
+				size: TEXT,
+				fill: THEME.muted,
+				anchor: "middle",
+			}),
+		);
 
 	// Legend under the plot: swatch, name, and the latest value right-aligned in its column.
 	const legendTop = plotBottom + 48;
@@ -394,10 +506,18 @@ export function chartSvg(chart: LineChart): string {
 		const rowY = legendTop + r * rowHeight;
 		row.forEach((e, c) => {
 			const x = pad + c * (columnWidth + 16);
-			const right = row.length === 1 && SWATCH + ([...e.name].length + 1 + [...e.value].length) * charWidth > columnWidth ? pad + inner : x + columnWidth;
+			const right =
+				row.length === 1 && SWATCH + ([...e.name].length + 1 + [...e.value].length) * charWidth > columnWidth
+					? pad + inner
+					: x + columnWidth;
 			const valueWidth = [...e.value].length * charWidth;
 			out.push(`<g transform="translate(${n(x)},${n(rowY - TEXT * 0.33)})">${e.swatch}</g>`);
-			out.push(text(x + SWATCH, rowY, fit(e.name, right - x - SWATCH - valueWidth - charWidth, TEXT), { size: TEXT, fill: THEME.text }));
+			out.push(
+				text(x + SWATCH, rowY, fit(e.name, right - x - SWATCH - valueWidth - charWidth, TEXT), {
+					size: TEXT,
+					fill: THEME.text,
+				}),
+			);
 			out.push(text(right, rowY, e.value, { size: TEXT, fill: THEME.muted, anchor: "end" }));
 		});
 	});
@@ -441,7 +561,10 @@ export function timeTicks(start: number, end: number, maxTicks = 8): { at: numbe
  * A y scale with about `intervals` round steps; zero-based for non-negative data unless that
  * flattens it. Any finite values give a finite scale (±1e308 included): spans are taken in halves.
  */
-export function yScale(values: readonly number[], intervals = 4): { min: number; max: number; step: number; ticks: number[] } {
+export function yScale(
+	values: readonly number[],
+	intervals = 4,
+): { min: number; max: number; step: number; ticks: number[] } {
 	const finite = values.filter(Number.isFinite);
 	let lo = finite.length > 0 ? Math.min(...finite) : 0;
 	let hi = finite.length > 0 ? Math.max(...finite) : 1;
@@ -460,14 +583,16 @@ export function yScale(values: readonly number[], intervals = 4): { min: number;
 	// Whole multiples of the step inside the scale: k * step never overflows where min and max did not.
 	// Bounded: where the step is below the values' precision, neighbouring multiples round to one value.
 	const ticks: number[] = [];
-	for (let k = Math.ceil(min / step - 1e-9); k <= Math.floor(max / step + 1e-9) && ticks.length <= 12; k++) ticks.push(roundTo(k * step, step));
+	for (let k = Math.ceil(min / step - 1e-9); k <= Math.floor(max / step + 1e-9) && ticks.length <= 12; k++)
+		ticks.push(roundTo(k * step, step));
 	return { min, max: max > min ? max : min + step, step, ticks: [...new Set(ticks)] };
 }
 
 /** The round step (1, 2, 2.5 or 5 times a power of ten) at or above `raw`; never Infinity. */
 function niceStep(raw: number): number {
 	const magnitude = 10 ** Math.floor(Math.log10(raw));
-	for (const m of [1, 2, 2.5, 5, 10]) if (m * magnitude >= raw * (1 - 1e-9)) return Math.min(m * magnitude, Number.MAX_VALUE);
+	for (const m of [1, 2, 2.5, 5, 10])
+		if (m * magnitude >= raw * (1 - 1e-9)) return Math.min(m * magnitude, Number.MAX_VALUE);
 	return Number.MAX_VALUE;
 }
 
@@ -498,9 +623,17 @@ export function formatValue(value: number, unit?: string, step?: number): string
 	const suffix = bytes ? unit.slice(1) : unit === "s" ? "" : unit && /^[/%]/.test(unit) ? unit : "";
 	const abs = Math.abs(value);
 	// Past the largest prefix, the exponent: "1e308", not three hundred digits.
-	if (abs >= 1e15) return `${value.toExponential(1).replace(/\.0e/, "e").replace("e+", "e")}${bytes ? ` B${suffix}` : unit === "s" ? " s" : suffix}`;
+	if (abs >= 1e15)
+		return `${value.toExponential(1).replace(/\.0e/, "e").replace("e+", "e")}${bytes ? ` B${suffix}` : unit === "s" ? " s" : suffix}`;
 	if (unit === "s") {
-		const scaled = abs !== 0 && abs < 1 ? { f: 1e-3, u: "ms" } : abs >= 7_200 ? { f: 3_600, u: "h" } : abs >= 120 ? { f: 60, u: "min" } : { f: 1, u: "s" };
+		const scaled =
+			abs !== 0 && abs < 1
+				? { f: 1e-3, u: "ms" }
+				: abs >= 7_200
+					? { f: 3_600, u: "h" }
+					: abs >= 120
+						? { f: 60, u: "min" }
+						: { f: 1, u: "s" };
 		return `${number(value / scaled.f, step === undefined ? undefined : step / scaled.f)} ${scaled.u}`;
 	}
 	const prefixes = bytes ? IEC : SI;
@@ -532,7 +665,13 @@ function valueDecimals(value: number): number {
 
 /** The axis caption for a unit: "connections", "per second", "bytes"… */
 function unitLabel(unit: string): string {
-	const names: Record<string, string> = { "/s": "per second", B: "bytes", "B/s": "bytes per second", s: "seconds", "%": "percent" };
+	const names: Record<string, string> = {
+		"/s": "per second",
+		B: "bytes",
+		"B/s": "bytes per second",
+		s: "seconds",
+		"%": "percent",
+	};
 	return names[unit] ?? unit;
 }
 
@@ -543,7 +682,9 @@ function othersRange(band: readonly { min: number; max: number }[], unit: string
 	const high = formatValue(last.max, unit);
 	// "0.25–0.6/s" rather than "0.25/s–0.6/s": the unit once when both ends share it.
 	const unitOf = (v: string) => v.replace(/^[-+\d.e]+/, "");
-	return unitOf(low) === unitOf(high) && unitOf(low) !== "" ? `${low.slice(0, low.length - unitOf(low).length)}–${high}` : `${low}–${high}`;
+	return unitOf(low) === unitOf(high) && unitOf(low) !== ""
+		? `${low.slice(0, low.length - unitOf(low).length)}–${high}`
+		: `${low}–${high}`;
 }
 
 /** Splits points where two neighbours are more than `gapMs` apart. */
@@ -569,7 +710,12 @@ function fit(value: string, width: number, size: number): string {
 	return chars.length <= room ? chars.join("") : `${chars.slice(0, room - 1).join("")}…`;
 }
 
-function text(x: number, y: number, value: string, style: { size: number; fill: Rgb; anchor?: "start" | "middle" | "end"; weight?: number }): string {
+function text(
+	x: number,
+	y: number,
+	value: string,
+	style: { size: number; fill: Rgb; anchor?: "start" | "middle" | "end"; weight?: number },
+): string {
 	const anchor = style.anchor && style.anchor !== "start" ? ` text-anchor="${style.anchor}"` : "";
 	const weight = style.weight ? ` font-weight="${style.weight}"` : "";
 	return `<text x="${n(x)}" y="${n(y)}" font-size="${style.size}" fill="${style.fill}"${anchor}${weight}>${escapeXml(value)}</text>`;

@@ -7,7 +7,12 @@ import type { LineChart, ReferenceLine } from "./chart.ts";
  * critical levels (`pool.warnPercent` / `criticalPercent` of usable, as the diagnosis judges them)
  * as dashed lines; without a usable figure (PostgreSQL down) only the line.
  */
-export function poolLineChart(environment: string, history: { readonly source: string; readonly samples: readonly UsageSample[] }, usable: number | undefined, thresholds: Pick<PoolThresholds, "warnPercent" | "criticalPercent">): LineChart {
+export function poolLineChart(
+	environment: string,
+	history: { readonly source: string; readonly samples: readonly UsageSample[] },
+	usable: number | undefined,
+	thresholds: Pick<PoolThresholds, "warnPercent" | "criticalPercent">,
+): LineChart {
 	// The fewest connections the diagnosis calls warn or critical (it rounds the percentage).
 	const atLeast = (percent: number, of: number) => Math.ceil(((percent - 0.5) * of) / 100);
 	const levels: ReferenceLine[] =
@@ -15,7 +20,11 @@ export function poolLineChart(environment: string, history: { readonly source: s
 			? []
 			: [
 					{ value: usable, label: "usable", tone: "limit" },
-					{ value: atLeast(thresholds.criticalPercent, usable), label: `critical ${thresholds.criticalPercent} %`, tone: "critical" },
+					{
+						value: atLeast(thresholds.criticalPercent, usable),
+						label: `critical ${thresholds.criticalPercent} %`,
+						tone: "critical",
+					},
 					{ value: atLeast(thresholds.warnPercent, usable), label: `warn ${thresholds.warnPercent} %`, tone: "warn" },
 				];
 	const samples = history.samples;
