@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { getHeapStatistics } from "node:v8";
 import { renderChart, type LineChart } from "../src/render/chart.ts";
+import { poolLineChart } from "../src/render/pool-chart.ts";
 import { percentile, round, type BenchRow } from "./types.ts";
 
 const SEQUENTIAL = 200;
@@ -18,11 +19,19 @@ function alertChart(n: number): LineChart {
 }
 
 function poolChart(): LineChart {
-	const points = Array.from({ length: 361 }, (_, i) => ({ x: END - 6 * HOUR + i * 60_000, y: Math.round(40 + 22 * Math.sin(i / 45)) }));
-	return { title: "Connections used on production", detail: "source: Prometheus", series: [{ name: "used", points }], range: { start: END - 6 * HOUR, end: END }, unit: "connections", limit: { value: 97, label: "usable" } };
+	const samples = Array.from({ length: 361 }, (_, i) => ({ at: END - 6 * HOUR + i * 60_000, used: Math.round(40 + 22 * Math.sin(i / 45)) }));
+	return poolLineChart("production", { source: "Prometheus", samples }, 97, { warnPercent: 70, criticalPercent: 90 });
 }
 
-const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) / 1024;
+const rssOf = (pid: number | "self") => {
+	try {
+		return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+	} catch {
+		return 0;
+	}
+};
+/** This process and the chart renderer process it forked. */
+const rss = () => rssOf("self") + readFileSync(`/proc/self/task/${process.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).reduce((sum, pid) => sum + rssOf(Number(pid)), 0);
 
 async function timed(chart: LineChart, runs: number): Promise<{ wall: number[]; cpuMs: number; bytes: number }> {
 	const wall: number[] = [];
@@ -57,16 +66,16 @@ async function measure(): Promise<BenchRow[]> {
 	clearInterval(sampler);
 	const row = (metric: string, value: number, unit: string, note?: string): BenchRow => ({ bench: "charts", metric, value: round(value), unit, ...(note ? { note } : {}) });
 	return [
-		row("alert chart (14 series, 121 points each), p50", percentile(alert.wall, 50), "ms", `${SEQUENTIAL} sequential; SVG layout + resvg (wasm) on its own thread`),
+		row("alert chart (14 series, 121 points each), p50", percentile(alert.wall, 50), "ms", `${SEQUENTIAL} sequential; SVG layout + resvg (wasm) in its own process`),
 		row("alert chart, p95", percentile(alert.wall, 95), "ms"),
-		row("alert chart, CPU per chart", alert.cpuMs, "ms", "all threads"),
-		row("alert chart PNG", alert.bytes / 1024, "KiB", "960 px wide"),
+		row("alert chart, CPU per chart", alert.cpuMs, "ms", "this process only (the renderer process's CPU is not counted)"),
+		row("alert chart PNG", alert.bytes / 1024, "KiB", "1200 px wide"),
 		row("alert chart (500 series: 8 lines + band), p50", percentile(wide.wall, 50), "ms", "20 sequential"),
 		row("pool chart (361 samples + limit), p50", percentile(pool.wall, 50), "ms", `${SEQUENTIAL} sequential`),
 		row("pool chart PNG", pool.bytes / 1024, "KiB"),
 		row(`${STORM} alert charts at once, total`, storm, "ms", "a storm: queued, drawn one at a time off the event loop"),
 		row("first chart (loads resvg and the font)", cold, "ms"),
-		row("RSS added by the first chart", afterFirst - base, "MiB", `process RSS ${round(base)} -> ${round(afterFirst)} MiB`),
+		row("RSS added by the first chart", afterFirst - base, "MiB", `this process + renderer: ${round(base)} -> ${round(afterFirst)} MiB`),
 		row(`RSS added after ${SEQUENTIAL} alert charts`, afterSequential - base, "MiB", `V8 heap committed then: ${round(heap)} MiB (its young generation grows with the churn)`),
 		row("peak RSS added over all renders", peak - base, "MiB", `${SEQUENTIAL * 2 + 20 + STORM} charts, one drawn at a time; peak ${round(peak)} MiB`),
 	];

@@ -13,6 +13,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	ingest: () => import("./ingest.ts"),
 	charts: () => import("./charts.ts"),
 	memory: () => import("./memory.ts"),
+	"chart-storm": () => import("./chart-storm.ts"),
 };
 
 const wanted = process.argv.slice(2);

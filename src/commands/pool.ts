@@ -5,6 +5,7 @@ import { DISCORD_LIMITS, truncate } from "../render/limits.ts";
 import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
 import { PressRefusedError } from "../errors.ts";
 import { renderChart } from "../render/chart.ts";
+import { poolLineChart } from "../render/pool-chart.ts";
 import { joinText, reportToEmbed, textToMarkdown, type Inline, type Report, type ReportField, type Text } from "../render/report.ts";
 import type { EndableSessions, PoolSnapshot, Session, TerminationCandidate, TerminationResult } from "../services/pool.ts";
 import { diagnosePool, isBouncerUsage, isPostgresUsage, type EndOffer, type PoolCause, type PoolThresholds } from "../services/pool-diagnosis.ts";
@@ -194,7 +195,7 @@ async function poolMessage(ctx: HandlerContext, environment: string) {
 	if (history.samples.length >= 2) {
 		const usable = isPostgresUsage(snapshot.postgres) ? snapshot.postgres.usable : undefined;
 		// A chart that cannot be drawn leaves the report without its picture, never without its answer.
-		const png = await renderChart({ title: `Connections used on ${environment}`, detail: `source: ${history.source}`, series: [{ name: "used", points: history.samples.map((s) => ({ x: s.at, y: s.used })) }], range: { start: history.samples[0]!.at, end: history.samples.at(-1)!.at }, unit: "connections", limit: usable === undefined ? undefined : { value: usable, label: "usable (max_connections − reserved)" } }).catch((err: unknown) => void ctx.log.warn({ err }, "pool chart could not be drawn"));
+		const png = await renderChart(poolLineChart(environment, history, usable, ctx.config.ops.pool)).catch((err: unknown) => void ctx.log.warn({ err }, "pool chart could not be drawn"));
 		if (png) {
 			files.push(new AttachmentBuilder(png, { name: "pool.png" }));
 			embed.setImage("attachment://pool.png");

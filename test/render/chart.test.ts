@@ -2,10 +2,11 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inflateSync } from "node:zlib";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { alertLineChart } from "../../src/alerts/chart.ts";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
-import { chartModel, chartSvg, escapeXml, formatValue, rangeText, renderChart, timeTicks, yScale, type LineChart } from "../../src/render/chart.ts";
+import { chartModel, chartSvg, createChartRenderer, escapeXml, formatValue, rangeText, renderChart, timeTicks, yScale, type LineChart } from "../../src/render/chart.ts";
+import { poolLineChart } from "../../src/render/pool-chart.ts";
 import type { RangeSeries } from "../../src/services/prometheus.ts";
 
 /*
@@ -121,12 +122,12 @@ function random(seed: number): () => number {
 	return () => (state = (state * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
 }
 
-/** A `sum by (instance) (rate(...[5m]))` answer: 14 instances every 30 s for an hour; api-4 jumps at 13:40, api-6 is absent for 10 minutes. */
+/** A `sum by (instance) (rate(...[5m]))` answer: 14 instances every 30 s for an hour; api-4 jumps past 1/s at 13:40, api-6 is absent for 10 minutes. */
 function errorRateSeries(): RangeSeries[] {
 	const next = random(7);
 	return Array.from({ length: 14 }, (_, k) => ({
 		metric: { instance: `api-${k + 1}.prod.example.com:9100`, job: "api" },
-		points: Array.from({ length: 121 }, (_, i) => ({ at: END - HOUR + i * 30_000, value: Math.max(0, 0.4 + k * 0.35 + Math.sin(i / 9 + k) * 0.3 + next() * 0.2 + (k === 3 && i > 80 ? 2.5 : 0)) })).filter((_, i) => !(k === 5 && i > 40 && i < 60)),
+		points: Array.from({ length: 121 }, (_, i) => ({ at: END - HOUR + i * 30_000, value: Math.max(0, 0.15 + k * 0.045 + Math.sin(i / 9 + k) * 0.08 + next() * 0.08 + (k === 3 && i > 80 ? 1.3 : 0)) })).filter((_, i) => !(k === 5 && i > 40 && i < 60)),
 	}));
 }
 
@@ -138,7 +139,7 @@ const payload = WebhookPayload.parse({
 	groupLabels: { alertname: "HighErrorRate" },
 	commonLabels: { alertname: "HighErrorRate", job: "api" },
 	externalURL: "http://alertmanager.local:9093",
-	alerts: [{ status: "firing", labels: { alertname: "HighErrorRate", job: "api" }, startsAt: "2026-11-24T13:40:00Z", endsAt: "0001-01-01T00:00:00Z", generatorURL: "http://prom:9090/graph?g0.expr=x", fingerprint: "f000000000000001" }],
+	alerts: [{ status: "firing", labels: { alertname: "HighErrorRate", instance: "api-4.prod.example.com:9100", job: "api", severity: "critical" }, startsAt: "2026-11-24T13:42:00Z", endsAt: "0001-01-01T00:00:00Z", generatorURL: "http://prom:9090/graph?g0.expr=x", fingerprint: "f000000000000001" }],
 });
 const EXPR = 'sum by (instance) (rate(http_requests_total{status=~"5.."}[5m])) > 1';
 
@@ -153,26 +154,44 @@ function poolFixture(): LineChart {
 	const start = END - 6 * HOUR;
 	const next = random(11);
 	const points = Array.from({ length: 361 }, (_, i) => ({ x: start + i * 60_000, y: Math.round(38 + 22 * Math.sin(i / 45) + next() * 4 + (i > 300 ? 30 : 0)) }));
-	return { title: "Connections used on production", detail: "source: Prometheus", series: [{ name: "used", points }], range: { start, end: END }, unit: "connections", limit: { value: 97, label: "usable (max_connections − reserved)" } };
+	return poolLineChart("production", { source: "Prometheus", samples: points.map((p) => ({ at: p.x, used: p.y })) }, 97, { warnPercent: 70, criticalPercent: 90 });
 }
 
 describe("chart golden images", () => {
-	it("draws an alert expression with 14 series as the top 8 lines, a band of the 6 others, a legend, the unit and the time range", async () => {
-		const png = await renderChart(alertFixture());
+	it("draws an alert expression 2:1-ish for Discord's 400 px: the firing series first, the top ones as lines, the rest as a band, the threshold and the firing period", async () => {
+		const chart = alertFixture();
+		const png = await renderChart(chart);
 
 		expectGolden("alert-many-series.png", png, "chart-alert.png");
 		const image = decodePng(png);
-		expect(image.width).toBe(960);
-		for (const colour of ["#4e9eff", "#f5b83d", "#3ecf8e", "#c77dff", "#ff7aa8", "#5ed4e6", "#ff9548", "#b5d96b"]) expect(countColour(image, colour, 12)).toBeGreaterThan(300);
+		expect(image.width).toBe(1200);
+		expect(image.width / image.height).toBeGreaterThan(1.6);
+		// Text size where Discord shows it (400 px wide): at least twice the old chart's 7 px.
+		expect(19 * (400 / 480)).toBeGreaterThanOrEqual(14);
+		for (const colour of ["#4e9eff", "#3ecf8e", "#c77dff", "#ff7aa8"]) expect(countColour(image, colour, 12)).toBeGreaterThan(300);
+		const svg = chartSvg(chart);
+		expect(svg).toContain(">api-4<"); // the common "instance=" and ".prod.example.com:9100" trimmed
+		expect(svg).toContain(">&gt; 1/s<"); // the threshold from "> 1", on its line
+		expect(svg).toContain(">firing<");
+		expect(svg).toMatch(/>10 others</);
+		expect(svg).toContain("13:00–14:00 UTC");
+		expect(countColour(image, "#ed4245", 12)).toBeGreaterThan(400); // the dashed threshold line and the firing edge
 	});
 
-	it("draws the pool chart with its title, the usable limit and a legend", async () => {
+	it("draws the pool chart with its title, the usable limit, the warn and critical levels and a legend", async () => {
 		const png = await renderChart(poolFixture());
+		const svg = chartSvg(poolFixture());
+
+		expect(svg).toContain(">warn 70 %<");
+		expect(svg).toContain(">critical 90 %<");
+		expect(svg).toContain(">68<"); // round(68 / 97) = 70 %: the fewest connections the diagnosis calls warn
+		expect(svg).toContain(">87<");
+		expect(countColour(decodePng(png), "#f0b232", 12)).toBeGreaterThan(300); // the amber warn line
 
 		expectGolden("pool.png", png, "chart-pool.png");
 		const image = decodePng(png);
 		expect(countColour(image, "#ed4245", 12)).toBeGreaterThan(500); // the dashed limit line and its legend swatch
-		expect(pixel(image, 40, 40).slice(0, 3)).toEqual(hex("#2b2d31")); // an opaque card: the same on Discord's dark and light themes
+		expect(pixel(image, image.width - 30, 12).slice(0, 3)).toEqual(hex("#2b2d31")); // an opaque card: the same on Discord's dark and light themes
 	});
 
 	it("draws a single series, and says so when the range holds no data", async () => {
@@ -185,25 +204,89 @@ describe("chart golden images", () => {
 	});
 });
 
+describe("extreme values (D16)", () => {
+	// Values at the edge of a float64 (finite, unlike NaN and ±Inf, which are dropped): the span hi − lo overflows to Infinity.
+	const extreme: LineChart = {
+		title: "Extreme values",
+		series: [
+			{ name: "huge", points: [{ x: END - HOUR, y: 1e308 }, { x: END - HOUR / 2, y: 1e308 }, { x: END, y: 1e308 }] },
+			{ name: "negative huge", points: [{ x: END - HOUR, y: -1e308 }, { x: END, y: -1e308 }] },
+			{ name: "five", points: [{ x: END - HOUR, y: 5 }, { x: END, y: 5 }] },
+		],
+		range: { start: END - HOUR, end: END },
+	};
+
+	it("keeps a finite scale with ticks for ±1e308", () => {
+		const scale = yScale([5, 1e308, -1e308]);
+
+		expect(Number.isFinite(scale.min) && Number.isFinite(scale.max) && Number.isFinite(scale.step)).toBe(true);
+		expect(scale.ticks.length).toBeGreaterThanOrEqual(2);
+		expect(scale.ticks.every(Number.isFinite)).toBe(true);
+		expect(yScale([Number.MAX_VALUE, -Number.MAX_VALUE]).ticks.every(Number.isFinite)).toBe(true);
+		expect(formatValue(1e308)).toBe("1e308");
+	});
+
+	it("draws every series of a chart with ±1e308 in the plot, not an empty chart", async () => {
+		const svg = chartSvg(extreme);
+		const png = await renderChart(extreme);
+
+		const lines = [...svg.matchAll(/<polyline points="([^"]+)"/g)].map((m) => m[1]!.split(" ").map((p) => Number(p.split(",")[1])));
+		expect(lines).toHaveLength(3);
+		// Top, bottom and middle of the plot: three different heights, none at the clipped 0.
+		const heights = lines.map((ys) => ys[0]!);
+		expect(new Set(heights).size).toBe(3);
+		expect(heights.every((y) => y > 50)).toBe(true);
+		expect(svg).toContain(">1e308<");
+		expectGolden("extreme-values.png", png);
+	});
+});
+
 describe("renderChart", () => {
 	it("draws charts asked for at once, one after another on its thread, each one whole", async () => {
 		const charts = await Promise.all([poolFixture(), alertFixture(), poolFixture(), alertFixture()].map((chart) => renderChart(chart)));
 
 		expect(charts[0]?.equals(charts[2]!)).toBe(true);
 		expect(charts[1]?.equals(charts[3]!)).toBe(true);
-		expect(charts.map((png) => decodePng(png).width)).toEqual([960, 960, 960, 960]);
+		expect(charts.map((png) => decodePng(png).width)).toEqual([1200, 1200, 1200, 1200]);
+	});
+
+	it("starts its thread on the first chart, ends it after the idle time, and starts it again for the next chart", async () => {
+		const renderer = createChartRenderer({ idleMs: 100 });
+		const svg = chartSvg(poolFixture());
+		expect(renderer.running).toBe(false);
+
+		const first = await renderer.render(svg, 1);
+		expect(renderer.running).toBe(true);
+		await vi.waitFor(() => expect(renderer.running).toBe(false), { timeout: 10_000, interval: 20 });
+		const again = await renderer.render(svg, 1);
+
+		expect(again.equals(first)).toBe(true);
+		await renderer.stop();
+		expect(renderer.running).toBe(false);
+	});
+
+	it("keeps its thread while charts are queued, however long the idle time is short", async () => {
+		const renderer = createChartRenderer({ idleMs: 1 });
+		const svg = chartSvg(alertFixture());
+
+		const pngs = await Promise.all(Array.from({ length: 6 }, () => renderer.render(svg, 1)));
+
+		expect(new Set(pngs.map((png) => png.toString("base64"))).size).toBe(1);
+		await renderer.stop();
 	});
 });
 
 describe("chartModel", () => {
-	it("keeps the top series by latest value as lines and folds every other one into a min–max band", () => {
+	it("keeps the firing series, then the top ones by latest value, as lines and folds every other one into a min–max band", () => {
 		const model = chartModel(alertFixture());
 
-		expect(model.lines.map((l) => l.name)).toEqual([14, 13, 12, 11, 4, 10, 9, 8].map((k) => `instance=api-${k}.prod.example.com:9100`));
+		const byLatest = errorRateSeries().filter((s) => s.metric.instance !== "api-4.prod.example.com:9100").sort((a, b) => b.points.at(-1)!.value - a.points.at(-1)!.value);
+		expect(model.lines.map((l) => l.name)).toEqual(["api-4", ...byLatest.slice(0, 7).map((s) => /api-\d+/.exec(s.metric.instance!)![0])].map((k) => `instance=${k}.prod.example.com:9100`));
+		expect(model.lines[0]?.firing).toBe(true);
 		expect(model.others?.count).toBe(6);
 		const at = END - HOUR;
 		const firstBand = model.others?.band[0];
-		const others = errorRateSeries().filter((s) => ["1", "2", "3", "5", "6", "7"].includes(/api-(\d+)\./.exec(s.metric.instance ?? "")?.[1] ?? "")).map((s) => s.points.find((p) => p.at === at)!.value);
+		const others = byLatest.slice(7).map((s) => s.points.find((p) => p.at === at)!.value);
 		expect(firstBand).toEqual({ x: at, min: Math.min(...others), max: Math.max(...others) });
 	});
 
@@ -233,7 +316,7 @@ describe("chart text", () => {
 	});
 
 	it("cuts a long title to the width with an ellipsis", () => {
-		expect(chartSvg({ title: "x".repeat(300), series: [], range: { start: 0, end: 10 } })).toMatch(/>x{55}…</);
+		expect(chartSvg({ title: "x".repeat(300), series: [], range: { start: 0, end: 10 } })).toMatch(/>x{35}…</);
 	});
 
 	it("formats values per unit: bytes in IEC, seconds as ms/min/h, rates and counts with k/M", () => {
@@ -260,7 +343,8 @@ describe("chart text", () => {
 	it("labels the time axis at whole UTC minutes and states the range", () => {
 		expect(timeTicks(END - HOUR, END).map((t) => t.label)).toEqual(["13:00", "13:10", "13:20", "13:30", "13:40", "13:50", "14:00"]);
 		expect(timeTicks(END - 6 * HOUR, END)).toHaveLength(7);
-		expect(rangeText({ start: END - HOUR, end: END })).toBe("24 Nov 2026 13:00 → 14:00 UTC (1 h)");
-		expect(rangeText({ start: END - 14 * HOUR - 90 * 60_000, end: END })).toBe("23 Nov 2026 22:30 → 24 Nov 2026 14:00 UTC (15 h 30 min)");
+		expect(rangeText({ start: END - HOUR, end: END })).toBe("24 Nov 13:00–14:00 UTC");
+		expect(rangeText({ start: END - 14 * HOUR - 90 * 60_000, end: END })).toBe("23 Nov 22:30 – 24 Nov 14:00 UTC");
+		expect(timeTicks(END - HOUR, END, 5).map((t) => t.label)).toEqual(["13:00", "13:15", "13:30", "13:45", "14:00"]);
 	});
 });
