@@ -16,8 +16,8 @@ describe("the pictures of real messages", () => {
 	it("draws each golden's title and text into the picture's page", () => {
 		const html = pictureHtml(entries.find((e) => e.picture === "alert.png")!);
 
-		expect(html).toContain("PostgresDown — 2 firing");
-		expect(html).toContain("Resolved: PostgresDown");
+		expect(html).toContain("CRITICAL · PostgresDown · prod");
+		expect(html).toContain("RESOLVED · PostgresDown · prod");
 		expect(html).toContain('<span class="mention">@oncall</span>');
 	});
 
