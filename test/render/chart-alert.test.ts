@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { alertChart, alertLineChart, expressionUnit, seriesNames } from "../../src/alerts/chart.ts";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
 import { OpsFileSchema } from "../../src/config.ts";
@@ -25,11 +25,13 @@ describe("alert chart", () => {
 	beforeAll(async () => {
 		prometheus = await startPrometheus();
 		// A fresh Prometheus scrapes itself for the first time a second or two after start.
-		for (let i = 0; i < 100; i++) {
-			const answer = (await (await fetch(`${prometheus.url}/api/v1/query?query=up`)).json()) as { data: { result: unknown[] } };
-			if (answer.data.result.length > 0) break;
-			await new Promise((resolve) => setTimeout(resolve, 200));
-		}
+		await vi.waitFor(
+			async () => {
+				const answer = (await (await fetch(`${prometheus.url}/api/v1/query?query=up`)).json()) as { data: { result: unknown[] } };
+				expect(answer.data.result.length).toBeGreaterThan(0);
+			},
+			{ timeout: 20_000, interval: 200 },
+		);
 	});
 	afterAll(async () => {
 		await prometheus?.stop();
