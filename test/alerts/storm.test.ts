@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DiscordAPIError } from "discord.js";
 import { pino } from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { startDelivery, type DiscordSender, type OutgoingMessage } from "../../src/alerts/delivery.ts";
 import { renderStormOver, renderStormSummary } from "../../src/alerts/render.ts";
 import { createChannelPacer, stormView } from "../../src/alerts/storm.ts";
@@ -231,7 +231,7 @@ describe("alert delivery in a storm", () => {
 		const discord = fakeDiscord();
 		for (let i = 0; i < 25; i++) await before.accept(group(`Again${i}`), [{ channel: CHANNEL }]);
 		const first = startDelivery({ store: before, sender: discord.sender, log: pino({ level: "silent" }), pollMs: 20, guildId: GUILD, budget: BUDGET, stormAfterMs: 200 });
-		for (let i = 0; i < 200 && discord.calls.length < 4; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+		await vi.waitFor(() => expect(discord.calls.length).toBeGreaterThanOrEqual(4), { timeout: 5_000, interval: 10 });
 		await first.stop();
 		await before.close();
 		const stoppedAt = Date.now();
@@ -253,9 +253,7 @@ describe("alert delivery in a storm", () => {
 		const discord = fakeDiscord();
 		for (let i = 0; i < 20; i++) await store.accept(group(`Deleted${i}`), [{ channel: CHANNEL }]);
 		const delivery = startDelivery({ store, sender: discord.sender, log: pino({ level: "silent" }), pollMs: 20, budget: BUDGET, stormAfterMs: 200 });
-		await (async () => {
-			for (let i = 0; i < 200 && discord.summaries(CHANNEL).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-		})();
+		await vi.waitFor(() => expect(discord.summaries(CHANNEL).length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
 		const [deleted] = discord.summaries(CHANNEL).map(([id]) => id);
 		discord.messages.delete(deleted!);
 		await store.accept(group("Deleted0", "warning", 7), [{ channel: CHANNEL }]); // something for the summary to show

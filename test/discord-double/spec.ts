@@ -1,14 +1,18 @@
-import { existsSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
-import addFormatsModule from "ajv-formats";
+import type { Ajv2020, ErrorObject, Options, ValidateFunction } from "ajv/dist/2020.js";
 import { limitProblems } from "./limits.ts";
 
 /**
  * Holds every REST request the Discord double receives to Discord's own OpenAPI 3.1 description
  * (../shared/discord-api-spec/openapi.json beside the repo, see its README), plus the documented
  * limits the spec does not encode (limits.ts). The spec is read once per process; each operation's
- * schemas are compiled the first time a request uses it.
+ * schemas are compiled the first time a request uses it, and the compiled check is kept as code in
+ * the temp directory (keyed by the spec's hash), because Vitest runs each file in its own process.
  */
 
 /** One broken rule: which request, where in it (a JSON pointer into the body, or the path/query), and why. */
@@ -57,8 +61,12 @@ interface Route {
 }
 
 interface LoadedSpec {
+	readonly doc: Json;
 	readonly routes: readonly Route[];
-	readonly ajv: Ajv2020;
+	/** Where compiled checks are kept between processes, unique to this spec and validator. */
+	readonly cacheDir: string;
+	/** Built on first need: with a warm cache, a test process never needs it. */
+	ajv?: Ajv2020;
 	readonly compiled: Map<string, ValidateFunction>;
 }
 
@@ -67,8 +75,9 @@ let loaded: LoadedSpec | undefined;
 /** Reads and prepares the spec once per process; fails with where it was looked for when it is missing. */
 export function discordSpec(): LoadedSpec {
 	if (loaded) return loaded;
-	const spec = readDiscordSpec(DISCORD_SPEC_PATH);
-	patchKnownGaps(spec.components.schemas);
+	const text = readFileSync(readDiscordSpecPath(DISCORD_SPEC_PATH), "utf8");
+	const spec = JSON.parse(text) as { paths: Record<string, Json>; components: { schemas: Record<string, Json> } };
+	patchKnownGaps(spec);
 	const routes = Object.entries(spec.paths).map(([template, item]) => {
 		const names: string[] = [];
 		const source = template
@@ -83,34 +92,62 @@ export function discordSpec(): LoadedSpec {
 		return { template, pattern: new RegExp(`^${source}$`), names, literals: template.split("/").length - names.length, item };
 	});
 	routes.sort((a, b) => b.literals - a.literals);
-	const ajv = new Ajv2020({ strict: false, allErrors: true, verbose: true, validateSchema: false, unicodeRegExp: false });
-	addFormats(ajv);
-	ajv.addFormat("snowflake", /^(0|[1-9][0-9]*)$/);
-	ajv.addFormat("nonce", true);
-	ajv.addSchema(spec, SPEC_ID);
-	loaded = { routes, ajv, compiled: new Map() };
+	const ajvVersion = (requireHere("ajv/package.json") as { version: string }).version;
+	const version = createHash("sha256").update(text).update(readFileSync(fileURLToPath(import.meta.url))).update(ajvVersion).digest("hex").slice(0, 16);
+	loaded = { doc: spec as unknown as Json, routes, cacheDir: join(tmpdir(), "opsbot-discord-spec", version), compiled: new Map() };
 	return loaded;
+}
+
+/** The Ajv holding the spec, writing each check as code (verbose: a union's error carries its branches). */
+function ajvOf(spec: LoadedSpec): Ajv2020 {
+	if (spec.ajv) return spec.ajv;
+	const { Ajv, addFormats } = ajvModules();
+	spec.ajv = new Ajv({ strict: false, allErrors: true, verbose: true, validateSchema: false, unicodeRegExp: false, code: { source: true } });
+	addFormats(spec.ajv);
+	spec.ajv.addSchema(spec.doc, SPEC_ID);
+	return spec.ajv;
 }
 
 /** The spec document at `path`, or an error that says where the tests expect it and where it comes from. */
 export function readDiscordSpec(path: string): { paths: Record<string, Json>; components: { schemas: Record<string, Json> } } {
+	return JSON.parse(readFileSync(readDiscordSpecPath(path), "utf8")) as { paths: Record<string, Json>; components: { schemas: Record<string, Json> } };
+}
+
+function readDiscordSpecPath(path: string): string {
 	if (!existsSync(path)) {
 		throw new Error(
 			`Discord's OpenAPI spec not found at ${path}. The Discord double validates every request against ` +
 				"../shared/discord-api-spec/openapi.json beside the repository (github.com/discord/discord-api-spec, see that folder's README).",
 		);
 	}
-	return JSON.parse(readFileSync(path, "utf8")) as { paths: Record<string, Json>; components: { schemas: Record<string, Json> } };
+	return path;
 }
 
-// ajv-formats is CommonJS: its default export is the plugin under `default` when loaded from ESM.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv2020) => void;
+// Ajv is loaded only when something must be compiled or explained (loading it takes longer than a
+// cached check): with a warm cache, a test file whose requests all pass never loads it.
+const requireHere = createRequire(import.meta.url);
+const ajvModules = () => ({
+	Ajv: (requireHere("ajv/dist/2020.js") as { Ajv2020: new (options: Options) => Ajv2020 }).Ajv2020,
+	addFormats: (requireHere("ajv-formats") as { default: (ajv: Ajv2020) => void }).default,
+	standaloneCode: (requireHere("ajv/dist/standalone/index.js") as { default: (ajv: Ajv2020, validate: ValidateFunction) => string }).default,
+});
 
 /**
  * The spec's own README lists where Discord accepts more than the spec says; without these the
  * double would refuse what Discord takes.
  */
-function patchKnownGaps(schemas: Record<string, Json>): void {
+function patchKnownGaps(spec: { components: { schemas: Record<string, Json> } }): void {
+	const schemas = spec.components.schemas;
+	// Discord's own formats: a snowflake's schema has its pattern too, and a nonce is any string or number.
+	const dropOwnFormats = (node: unknown): void => {
+		if (Array.isArray(node)) node.forEach(dropOwnFormats);
+		else if (typeof node === "object" && node !== null) {
+			const o = node as Json;
+			if (o.format === "snowflake" || o.format === "nonce") delete o.format;
+			Object.values(o).forEach(dropOwnFormats);
+		}
+	};
+	dropOwnFormats(spec);
 	// default_member_permissions is a string of digits in practice (the spec says integer).
 	for (const schema of Object.values(schemas)) {
 		const properties = schema.properties as Record<string, unknown> | undefined;
@@ -179,7 +216,9 @@ export function specViolations(request: SpecRequest): SpecViolation[] {
 		at(id, "", "content-type", `${id} takes no ${mediaType} body`);
 		return violations;
 	}
-	for (const e of explain(spec, media.schema, request.body)) at(id, e.instancePath, e.keyword, describe(e));
+	if (!compiled(spec, `${id} ${mediaType}`, () => rebase(media.schema))(request.body)) {
+		for (const e of explain(spec, media.schema, request.body)) at(id, e.instancePath, e.keyword, describe(e));
+	}
 	if (request.kind === "multipart") filesProblems(request, (pointer, rule, message) => at(id, pointer, rule, message));
 
 	// What the spec does not encode, where this operation carries a message.
@@ -221,19 +260,35 @@ function filesProblems(request: SpecRequest, at: (pointer: string, rule: string,
 }
 
 /** Compiles once per process and key; `build` gives the schema, its refs pointing into the spec. */
+/**
+ * The check for `key`: compiled once per machine and spec and kept as code in the temp directory,
+ * then loaded by each test process in milliseconds (compiling one takes about a second).
+ */
 function compiled(spec: LoadedSpec, key: string, build: () => unknown): ValidateFunction {
 	let validate = spec.compiled.get(key);
-	if (!validate) {
-		validate = spec.ajv.compile(build() as Json);
-		spec.compiled.set(key, validate);
+	if (validate) return validate;
+	const file = join(spec.cacheDir, `${createHash("sha256").update(key).digest("hex").slice(0, 24)}.cjs`);
+	if (existsSync(file)) {
+		const module = { exports: {} as { default?: ValidateFunction } & ValidateFunction };
+		new Function("require", "module", "exports", readFileSync(file, "utf8"))(requireHere, module, module.exports);
+		validate = module.exports.default ?? module.exports;
+	} else {
+		const ajv = ajvOf(spec);
+		validate = ajv.compile(build() as Json);
+		mkdirSync(spec.cacheDir, { recursive: true });
+		// Written whole, then renamed: a parallel process reads either nothing or all of it.
+		const partial = `${file}.${process.pid}.tmp`;
+		writeFileSync(partial, ajvModules().standaloneCode(ajv, validate));
+		renameSync(partial, file);
 	}
+	spec.compiled.set(key, validate);
 	return validate;
 }
 
 /** A path or query value (always text on the wire) as the JSON type its schema declares: "5" for an integer is 5. */
 function typedParameter(spec: LoadedSpec, value: string, schema: unknown): unknown {
 	let s = schema as { $ref?: string; type?: string | string[] } | undefined;
-	for (let hops = 0; s?.$ref && hops < 5; hops++) s = spec.ajv.getSchema(`${SPEC_ID}${s.$ref}`)?.schema as typeof s;
+	for (let hops = 0; s?.$ref && hops < 5; hops++) s = valueAt(spec.doc, s.$ref.slice(1)) as typeof s;
 	const types = [s?.type ?? []].flat();
 	if ((types.includes("integer") || types.includes("number")) && /^-?\d+(\.\d+)?$/.test(value)) return Number(value);
 	if (types.includes("boolean") && (value === "true" || value === "false")) return value === "true";

@@ -4,7 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
 import { postAlerts, readSilence, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
@@ -46,7 +46,7 @@ access:
 environments:
   production:
     alertmanager: { url: "${api.url}" }
-    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", containers: [api] }
+    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", containers: [api, worker] }
   rebuilt:
     alertmanager: { url: "${api.url}" }
     ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9ZyXwzsEMqoaN3MKjQx9u0uw0jNIKXD3LrR9bbhpH", containers: [web] }
@@ -72,6 +72,15 @@ alerts:
 	});
 
 	const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).find((m) => re.test(String((m.embeds[0] as { title?: string } | undefined)?.title)));
+	// Each test fires its own alert (a fresh alertname is its own AlertManager group and message), so no
+	// test depends on another having run first.
+	let fired = 0;
+	async function firing(alertname: string, labels: Record<string, string>): Promise<{ name: string; message: StoredMessage }> {
+		const name = `${alertname}${++fired}`;
+		await postAlerts(alertmanager.url, [{ labels: { alertname: name, ...labels } }]);
+		return { name, message: await double.waitFor(() => byTitle(new RegExp(`\\b${name}\\b`)), 20_000) };
+	}
+	const apiDown = () => firing("ApiDown", { severity: "critical", container: "api", env: "production" });
 	const components = (m: StoredMessage | undefined) => JSON.stringify(m?.components ?? []);
 	const customId = (m: StoredMessage, prefix: string) => components(m).match(new RegExp(`${prefix}[0-9a-f]{32}`))?.[0] ?? "";
 	async function press(customIdValue: string, message: StoredMessage, user: { id: string; username: string; roles: string[] }, values?: string[]) {
@@ -82,13 +91,7 @@ alerts:
 	const followUp = (interactionId: string) => double.waitFor(() => [...double.messages.values()].find((m) => m.interactionId === interactionId && m.content));
 
 	it("offers Acknowledge, Restart and Silence on a firing alert naming an allow-listed container, and no Restart otherwise", async () => {
-		await postAlerts(alertmanager.url, [
-			{ labels: { alertname: "ApiDown", severity: "critical", container: "api", env: "production" } },
-			{ labels: { alertname: "DbSlow", severity: "warning", container: "postgres", env: "production" } },
-		]);
-
-		const api = await double.waitFor(() => byTitle(/ApiDown/), 20_000);
-		const db = await double.waitFor(() => byTitle(/DbSlow/), 20_000);
+		const [{ message: api }, { message: db }] = await Promise.all([apiDown(), firing("DbSlow", { severity: "warning", container: "postgres", env: "production" })]);
 
 		expect(components(api)).toMatch(/"custom_id":"alert:ack:[0-9a-f]{32}"/);
 		expect(components(api)).toMatch(/"custom_id":"alert:restart:[0-9a-f]{32}","label":"Restart api…"/);
@@ -97,28 +100,24 @@ alerts:
 	});
 
 	it("acknowledges: the title says ACKED in yellow, the ping is dropped, the card says who, and it offers Un-acknowledge", async () => {
-		const message = byTitle(/ApiDown/)!;
-		const firing = { title: (message.embeds[0] as { title: string }).title, color: (message.embeds[0] as { color: number }).color, content: message.content };
+		const { name, message } = await apiDown();
+		const firingLook = { title: (message.embeds[0] as { title: string }).title, color: (message.embeds[0] as { color: number }).color, content: message.content };
 
 		await press(customId(message, "alert:ack:"), message, oncall);
 		const edited = await double.waitFor(() => (String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("acknowledged by") ? double.messages.get(message.id) : undefined), 10_000);
 
-		expect(firing).toEqual({ title: "🔴 CRITICAL · ApiDown · production", color: 0xe74c3c, content: "🔴 ApiDown on production (1 of 1)" });
-		expect(edited.embeds[0]).toMatchObject({ title: "🟡 ACKED · ApiDown · production", color: 0xf1c40f });
+		expect(firingLook).toEqual({ title: `🔴 CRITICAL · ${name} · production`, color: 0xe74c3c, content: `🔴 ${name} on production (1 of 1)` });
+		expect(edited.embeds[0]).toMatchObject({ title: `🟡 ACKED · ${name} · production`, color: 0xf1c40f });
 		expect(edited.content).toBe("");
 		expect((edited.embeds[0] as { description: string }).description).toContain(`✋ acknowledged by <@${oncall.id}>`);
 		expect(components(edited)).toContain("alert:unack:");
 		// The record is written before the re-render is kicked, but a poll may edit the message first.
-		let last = (await bot.actionLog.recent(1, { userId: oncall.id }))[0];
-		for (let i = 0; i < 50 && last?.action !== "alert.ack"; i++) {
-			await new Promise((resolve) => setTimeout(resolve, 20));
-			last = (await bot.actionLog.recent(1, { userId: oncall.id }))[0];
-		}
-		expect(last).toMatchObject({ action: "alert.ack", result: "ok" });
+		await vi.waitFor(async () => expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ action: "alert.ack", result: "ok" }), { timeout: 5_000, interval: 20 });
 	});
 
 	it("refuses Restart to a role without alert.restart, records it, and runs nothing", async () => {
-		const message = byTitle(/ApiDown/)!;
+		const { message } = await apiDown();
+		docker = fakeDocker(sshd.binDir, "");
 
 		const sent = await press(customId(message, "alert:restart:"), message, oncall);
 
@@ -128,7 +127,8 @@ alerts:
 	});
 
 	it("restarts after confirmation exactly once; a second press of the same confirmation or a new one in the cooldown does nothing", async () => {
-		const message = byTitle(/ApiDown/)!;
+		const { message } = await apiDown();
+		docker = fakeDocker(sshd.binDir, "");
 
 		const first = await press(customId(message, "alert:restart:"), message, admin);
 		const confirmation = await double.waitFor(() => (double.originalMessage(first.id)?.content ? double.originalMessage(first.id) : undefined));
@@ -153,7 +153,7 @@ alerts:
 	});
 
 	it("cancels a restart confirmation: nothing runs, the cancel is recorded, and the confirmation cannot be pressed afterwards", async () => {
-		const message = byTitle(/ApiDown/)!;
+		const { message } = await apiDown();
 		const callsBefore = docker.calls().length;
 
 		const shown = await press(customId(message, "alert:restart:"), message, admin);
@@ -176,22 +176,21 @@ alerts:
 	});
 
 	it("opens the logs of the alert's container around its start", async () => {
-		const message = byTitle(/ApiDown/)!;
+		const { name, message } = await apiDown();
 		const stamp = new Date(Date.now() - 30_000).toISOString().replace("Z", "000000Z");
 		docker = fakeDocker(sshd.binDir, `${stamp} api crashed: out of memory\n`);
 
 		const sent = await press(customId(message, "alert:logs:"), message, oncall);
 		const reply = await double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined), 10_000);
 
-		expect((reply.embeds[0] as { title: string }).title).toBe("Logs of api around ApiDown");
+		expect((reply.embeds[0] as { title: string }).title).toBe(`Logs of api around ${name}`);
 		expect((reply.embeds[0] as { description: string }).description).toContain("api crashed: out of memory");
 		expect(docker.calls()[0]?.slice(0, 2)).toEqual(["logs", "--timestamps"]);
 		expect(reply.flags & 64).toBe(64);
 	});
 
 	it("refuses to restart on a host whose key does not match the pinned one, running nothing", async () => {
-		await postAlerts(alertmanager.url, [{ labels: { alertname: "WebDown", severity: "critical", container: "web", env: "rebuilt" } }]);
-		const message = await double.waitFor(() => byTitle(/WebDown/), 20_000);
+		const { message } = await firing("WebDown", { severity: "critical", container: "web", env: "rebuilt" });
 		docker = fakeDocker(sshd.binDir, "");
 
 		const first = await press(customId(message, "alert:restart:"), message, admin);
@@ -204,7 +203,7 @@ alerts:
 	});
 
 	it("silences for a custom duration and comment from the form", async () => {
-		const message = byTitle(/WebDown/)!;
+		const { message } = await firing("WebDown", { severity: "critical", container: "web", env: "rebuilt" });
 		const select = await double.sendInteraction({ kind: "select", customId: customId(message, "alert:silence:"), values: ["custom"], messageId: message.id, user: oncall });
 		const modal = await select.response();
 
@@ -222,7 +221,7 @@ alerts:
 	});
 
 	it("refuses a forged alert id and records it", async () => {
-		const message = byTitle(/ApiDown/)!;
+		const { message } = await apiDown();
 
 		const sent = await press(`alert:ack:${"0".repeat(32)}`, message, oncall);
 		const reply = await followUp(sent.id);
@@ -232,6 +231,15 @@ alerts:
 	});
 
 	it("shows opsbot's own action log with /audit source:opsbot", async () => {
+		// Its own actions: a refused restart, and a restart of `worker` (the restart test's cooldown is on `api`).
+		const { message } = await firing("WorkerDown", { severity: "critical", container: "worker", env: "production" });
+		docker = fakeDocker(sshd.binDir, "", "api|Up 2 hours\nworker|Up 2 hours\n");
+		await press(customId(message, "alert:restart:"), message, oncall);
+		const shown = await press(customId(message, "alert:restart:"), message, admin);
+		const confirmation = await double.waitFor(() => (double.originalMessage(shown.id)?.content ? double.originalMessage(shown.id) : undefined));
+		await press(components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0], confirmation, admin);
+		await double.waitFor(() => double.messages.get(confirmation.id)?.content.startsWith("🔁") || undefined, 15_000);
+
 		const sent = await double.sendInteraction({ kind: "command", name: "audit", options: [{ name: "source", type: 3, value: "opsbot" }], user: admin });
 		await sent.response();
 		const reply = await double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined));
@@ -240,11 +248,11 @@ alerts:
 		expect(description).toContain("alert.restart");
 		expect(description).toContain("refused: role not allowed");
 		// Literal text is escaped for Discord, which hides the backslashes: "adam (2000…12)" on screen.
-		expect(description).toMatch(/adam \\\(200000000000000012\\\) → `production\/api`: ok/);
+		expect(description).toMatch(/adam \\\(200000000000000012\\\) → `production\/worker`: ok/);
 	});
 
 	it("silences through AlertManager with the group's labels and the user as creator, and Unsilence expires it", async () => {
-		const message = byTitle(/DbSlow/)!;
+		const { name, message } = await firing("DbSlow", { severity: "warning", container: "postgres", env: "production" });
 
 		const sent = await press(customId(message, "alert:silence:"), message, oncall, ["4"]);
 		const reply = await followUp(sent.id);
@@ -258,18 +266,20 @@ alerts:
 
 		expect(silence.status.state).toBe("active");
 		expect(silence.createdBy).toContain("olivia");
-		expect(silence.matchers.map((m) => `${m.name}=${m.value}`).sort()).toEqual(["alertname=DbSlow", "container=postgres", "env=production", "severity=warning"]);
+		expect(silence.matchers.map((m) => `${m.name}=${m.value}`).sort()).toEqual([`alertname=${name}`, "container=postgres", "env=production", "severity=warning"]);
 		expect(expired.status.state).toBe("expired");
-		expect(silencedLook).toEqual({ title: "🔕 SILENCED · DbSlow · production", color: 0x95a5a6 });
+		expect(silencedLook).toEqual({ title: `🔕 SILENCED · ${name} · production`, color: 0x95a5a6 });
 	});
 
 	it("resolves: the acknowledged card turns RESOLVED in green, keeps who acknowledged it, and drops its action buttons", async () => {
-		const message = byTitle(/ApiDown/)!;
+		const { name, message } = await apiDown();
+		await press(customId(message, "alert:ack:"), message, oncall);
+		await double.waitFor(() => String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes("acknowledged by") || undefined, 10_000);
 
-		await postAlerts(alertmanager.url, [{ labels: { alertname: "ApiDown", severity: "critical", container: "api", env: "production" }, endsAt: new Date(Date.now() - 1_000).toISOString() }]);
+		await postAlerts(alertmanager.url, [{ labels: { alertname: name, severity: "critical", container: "api", env: "production" }, endsAt: new Date(Date.now() - 1_000).toISOString() }]);
 		const resolved = await double.waitFor(() => ((double.messages.get(message.id)?.embeds[0] as { title?: string }).title?.startsWith("✅") ? double.messages.get(message.id) : undefined), 20_000);
 
-		expect(resolved.embeds[0]).toMatchObject({ title: "✅ RESOLVED · ApiDown · production", color: 0x2ecc71 });
+		expect(resolved.embeds[0]).toMatchObject({ title: `✅ RESOLVED · ${name} · production`, color: 0x2ecc71 });
 		expect((resolved.embeds[0] as { description: string }).description).toMatch(new RegExp(`^Fired <t:\\d+:t> \\(<t:\\d+:R>\\) · ended <t:\\d+:t> after \\*\\*\\d+ min\\*\\*\n✋ acknowledged by <@${oncall.id}>\n`));
 		expect(resolved.content).toBe("");
 		expect(components(resolved)).not.toContain("custom_id");

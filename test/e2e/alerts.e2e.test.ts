@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
@@ -89,11 +89,13 @@ alerts:
 
 	it("attaches a chart of the alert expression from Prometheus", async () => {
 		// A fresh Prometheus scrapes for the first time only a few seconds after start.
-		for (let i = 0; i < 100; i++) {
-			const answer = (await (await fetch(`${prometheus.url}/api/v1/query?query=up`)).json()) as { data: { result: unknown[] } };
-			if (answer.data.result.length > 0) break;
-			await new Promise((resolve) => setTimeout(resolve, 200));
-		}
+		await vi.waitFor(
+			async () => {
+				const answer = (await (await fetch(`${prometheus.url}/api/v1/query?query=up`)).json()) as { data: { result: unknown[] } };
+				expect(answer.data.result.length).toBeGreaterThan(0);
+			},
+			{ timeout: 20_000, interval: 200 },
+		);
 		await postAlerts(alertmanager.url, [{ labels: { alertname: "TargetFlapping", severity: "warning", env: "production" }, generatorURL: `${prometheus.url}/graph?g0.expr=up&g0.tab=1` }]);
 
 		// The chart comes with the message when Prometheus answers within a second, else by an edit of it.

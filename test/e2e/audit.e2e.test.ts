@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
 import { createAuditLog, insertAuditRow } from "../support/audit-log.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
@@ -77,11 +77,14 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 	it("autocompletes resource types from the table", async () => {
 		// The first question loads the types in the background; ask until they are there.
 		const ask = async () => (await (await double.sendInteraction({ kind: "autocomplete", name: "whodeleted", options: [{ name: "type", type: 3, value: "gam", focused: true }], user: { roles: [ONCALL] } })).response());
-		let response = await ask();
-		for (let i = 0; i < 50 && !(response.data as { choices?: unknown[] } | undefined)?.choices?.length; i++) {
-			await new Promise((resolve) => setTimeout(resolve, 100));
-			response = await ask();
-		}
+		const response = await vi.waitFor(
+			async () => {
+				const answer = await ask();
+				expect((answer.data as { choices?: unknown[] } | undefined)?.choices?.length).toBeGreaterThan(0);
+				return answer;
+			},
+			{ timeout: 5_000, interval: 100 },
+		);
 
 		expect(response.type).toBe(8);
 		expect(response.data).toEqual({ choices: [{ name: "Game", value: "Game" }, { name: "GameRequest", value: "GameRequest" }] });

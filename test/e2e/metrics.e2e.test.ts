@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 
@@ -51,15 +51,18 @@ ${extra}`;
 		const refused = await fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { "content-type": "application/json" }, body: webhook("MetricsProbe") });
 		await double.waitFor(() => double.channelMessages(CHANNEL).some((m) => String((m.embeds[0] as { title?: string }).title).includes("MetricsProbe")), 15_000);
 
-		// The command's final answer is counted once the router is done with it: poll briefly.
+		// The command's final answer is counted once the router is done with it.
 		let text = "";
-		for (let i = 0; i < 50 && !(sample(text, 'opsbot_interactions_total{kind="command",name="health",result="ok"}') ?? 0); i++) {
-			const res = await fetch(`${bot.webhookUrl}/metrics`);
-			expect(res.status).toBe(200);
-			expect(res.headers.get("content-type")).toContain("text/plain");
-			text = await res.text();
-			await new Promise((resolve) => setTimeout(resolve, 100));
-		}
+		await vi.waitFor(
+			async () => {
+				const res = await fetch(`${bot.webhookUrl}/metrics`);
+				expect(res.status).toBe(200);
+				expect(res.headers.get("content-type")).toContain("text/plain");
+				text = await res.text();
+				expect(sample(text, 'opsbot_interactions_total{kind="command",name="health",result="ok"}') ?? 0).toBeGreaterThan(0);
+			},
+			{ timeout: 5_000, interval: 100 },
+		);
 
 		expect([posted.status, refused.status]).toEqual([202, 401]);
 		expect(sample(text, 'opsbot_interactions_total{kind="command",name="health",result="ok"}')).toBe(1);

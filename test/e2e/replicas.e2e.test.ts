@@ -141,9 +141,11 @@ alerts:
 		const retried = await post(b, alert("ApiDown"));
 
 		await double.waitFor(() => byTitle(/ApiDown/).length > 0 && byTitle(/QueueStuck/).length > 0, 20_000);
-		await new Promise((resolve) => setTimeout(resolve, 2_000));
+		// A barrier instead of waiting 2 s: one more group, delivered after anything queued before it.
+		const barrier = await post(b, alert("Barrier"));
+		await double.waitFor(() => byTitle(/Barrier/).length > 0, 20_000);
 
-		expect([toA.status, toB.status, retried.status]).toEqual([202, 202, 202]);
+		expect([toA.status, toB.status, retried.status, barrier.status]).toEqual([202, 202, 202, 202]);
 		expect(byTitle(/ApiDown/)).toHaveLength(1);
 		expect(byTitle(/QueueStuck/)).toHaveLength(1);
 	});

@@ -67,11 +67,14 @@ alerts:
 		}
 		const accepted = await post(port, "/%61lerts#x", webhook("Authenticated"), `Bearer ${token}`);
 		await double.waitFor(() => titles().some((t) => t.includes("Authenticated")), 20_000);
-		await new Promise((resolve) => setTimeout(resolve, 500));
+		// A barrier instead of waiting: one more authenticated webhook, delivered after anything queued before it.
+		const barrier = await post(port, "/alerts", webhook("Barrier"), `Bearer ${token}`);
+		await double.waitFor(() => titles().some((t) => t.includes("Barrier")), 20_000);
 
 		for (const target of targets) expect(refused[target], target).toEqual([401, 401, 401]);
 		expect(accepted).toBe(202);
-		expect(titles()).toEqual(["🟠 WARNING · Authenticated"]);
+		expect(barrier).toBe(202);
+		expect(titles()).toEqual(["🟠 WARNING · Authenticated", "🟠 WARNING · Barrier"]);
 		expect(main.output()).not.toContain(token);
 	});
 });

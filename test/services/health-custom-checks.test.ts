@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { pino } from "pino";
 import { OpsFileSchema } from "../../src/config.ts";
 import { judgeNumber, formatNumber } from "../../src/services/custom-checks.ts";
@@ -195,12 +195,14 @@ describe("custom PromQL checks against real Prometheus", () => {
 	}
 
 	async function until(run: () => ReturnType<ReturnType<typeof service>>, value: number) {
-		let checks = await run();
-		for (let i = 0; i < 60 && checks[0]?.value !== value; i++) {
-			await new Promise((resolve) => setTimeout(resolve, 250));
-			checks = await run();
-		}
-		return checks;
+		return vi.waitFor(
+			async () => {
+				const checks = await run();
+				expect(checks[0]?.value).toBe(value);
+				return checks;
+			},
+			{ timeout: 15_000, interval: 250 },
+		);
 	}
 
 	it("reads one number and crosses its thresholds both ways as the scraped figure moves", async () => {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { pino } from "pino";
 import { startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { freePort } from "../support/proc.ts";
@@ -29,11 +29,14 @@ describe("health checks against real Prometheus and AlertManager", () => {
 		});
 
 		// Prometheus reports a target's health only after its first scrape (every 1 s here).
-		let snapshot = await service.check("production");
-		for (let i = 0; i < 50 && !snapshot.checks[0]?.detail.includes("down:"); i++) {
-			await new Promise((resolve) => setTimeout(resolve, 200));
-			snapshot = await service.check("production");
-		}
+		const snapshot = await vi.waitFor(
+			async () => {
+				const checked = await service.check("production");
+				expect(checked.checks[0]?.detail).toContain("down:");
+				return checked;
+			},
+			{ timeout: 10_000, interval: 200 },
+		);
 
 		expect(snapshot.checks.map((c) => [c.name, c.state, c.detail])).toEqual([
 			["prometheus", "degraded", `1 target down: node-exporter 127.0.0.1:${closedPort}`],

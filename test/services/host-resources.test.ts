@@ -1,5 +1,5 @@
 import { readFileSync, statfsSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { pino } from "pino";
 import { OpsFileSchema, type EnvironmentConfig, type HostCheckConfig } from "../../src/config.ts";
 import { type CheckResult } from "../../src/services/health.ts";
@@ -32,12 +32,14 @@ describe("host resources from a real node-exporter scraped by a real Prometheus"
 
 	/** Re-runs the check until `done` holds (Prometheus scrapes every second) and returns that run's results. */
 	async function until(run: () => Promise<CheckResult[]>, done: (checks: CheckResult[]) => boolean): Promise<CheckResult[]> {
-		let checks = await run();
-		for (let i = 0; i < 60 && !done(checks); i++) {
-			await new Promise((resolve) => setTimeout(resolve, 250));
-			checks = await run();
-		}
-		return checks;
+		return vi.waitFor(
+			async () => {
+				const checks = await run();
+				if (!done(checks)) throw new Error(`not yet: ${JSON.stringify(checks)}`);
+				return checks;
+			},
+			{ timeout: 15_000, interval: 250 },
+		);
 	}
 
 	beforeAll(async () => {

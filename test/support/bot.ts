@@ -54,11 +54,12 @@ export async function startTestBot(double: DiscordDouble, opsYaml: string, env: 
 	const main = spawnMain(doc.toString(), { LOG_LEVEL: "debug", DISCORD_TOKEN: BOT_TOKEN, DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, ...env });
 	const logs = main.logs;
 	const started = async () => {
-		const deadline = Date.now() + 20_000;
+		// A generous bound, not a wait: it returns as soon as the bot is ready (seconds when the machine is loaded).
+		const deadline = Date.now() + 60_000;
 		const ready = () => logs().some((l) => l.msg === "connected to Discord") && (!webhookUrl || logs().some((l) => l.msg === "alert receiver listening"));
 		while (!ready()) {
 			if (main.child.exitCode !== null || main.child.signalCode !== null) throw new Error(`opsbot exited while starting (code ${main.child.exitCode}):\n${main.output().slice(-3_000)}`);
-			if (Date.now() > deadline) throw new Error(`opsbot not ready after 20 s:\n${main.output().slice(-3_000)}`);
+			if (Date.now() > deadline) throw new Error(`opsbot not ready after 60 s:\n${main.output().slice(-3_000)}`);
 			await new Promise((resolve) => setTimeout(resolve, 50));
 		}
 	};

@@ -1,4 +1,5 @@
 import type { TestProject } from "vitest/node";
+import { warmDiscordSpec } from "../discord-double/spec.ts";
 import { startLoki } from "./loki.ts";
 import { startPgBouncer, type TestPgBouncer } from "./pgbouncer.ts";
 import { startPostgres, type TestPostgres } from "./postgres.ts";
@@ -19,7 +20,11 @@ declare module "vitest" {
  * fresh databases and tenants, so they can run in parallel); stops exactly those at the end.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-	const [postgres, loki] = await Promise.allSettled([startPostgres(), startLoki()]);
+	const starting = Promise.allSettled([startPostgres(), startLoki()]);
+	// Compiles the Discord double's request checks once for the run (kept in the temp directory),
+	// while the servers start, instead of in each parallel test process.
+	warmDiscordSpec();
+	const [postgres, loki] = await starting;
 	let pgbouncer: TestPgBouncer;
 	try {
 		if (postgres.status === "rejected") throw postgres.reason;
