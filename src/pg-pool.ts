@@ -1,5 +1,15 @@
-import pg from "pg";
+import { createRequire } from "node:module";
+import type pg from "pg";
 import type { Logger } from "./log.ts";
+
+/**
+ * The pg driver, loaded at its first use rather than at start: a bot without PostgreSQL (no
+ * environment database, embedded state) never pays for it in memory (bench/RESULTS.md "Memory").
+ * pg is CommonJS, so require() loads it synchronously where a connection is made.
+ */
+export function loadPg(): typeof pg {
+	return createRequire(import.meta.url)("pg") as typeof pg;
+}
 
 /**
  * A pg pool whose connections never take the process down. pg-pool listens for a client's 'error'
@@ -10,7 +20,7 @@ import type { Logger } from "./log.ts";
  * pg-pool drops the dead client on release, so the next checkout opens a fresh connection.
  */
 export function createPool(config: pg.PoolConfig, log: Logger, what: string): pg.Pool {
-	const pool = new pg.Pool(config);
+	const pool = new (loadPg().Pool)(config);
 	pool.on("connect", (client) => {
 		client.on("error", (err) => log.warn({ err }, `${what}: connection lost`));
 	});

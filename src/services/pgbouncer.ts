@@ -1,4 +1,4 @@
-import pg from "pg";
+import { loadPg } from "../pg-pool.ts";
 
 /** One row of PgBouncer's SHOW POOLS, by column name (columns moved between versions). */
 export interface PgBouncerPool {
@@ -41,7 +41,7 @@ export interface PgBouncerAdmin {
 /** Creates an admin-console client; each call opens and closes its own connection (the console is not pooled). */
 export function createPgBouncerAdmin(options: { url: string; timeoutMs: number; applicationName?: string }): PgBouncerAdmin {
 	async function showAll(whats: readonly ShowWhat[]): Promise<Record<string, unknown>[][]> {
-		const client = new pg.Client({
+		const client = new (loadPg().Client)({
 			connectionString: options.url,
 			connectionTimeoutMillis: options.timeoutMs,
 			query_timeout: options.timeoutMs,

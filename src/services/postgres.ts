@@ -1,4 +1,4 @@
-import pg from "pg";
+import type pg from "pg";
 import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { createPool } from "../pg-pool.ts";

@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:http";
-import pg from "pg";
+import { loadPg } from "../pg-pool.ts";
 import type { Logger } from "../log.ts";
 import { describePgFailure } from "../services/postgres.ts";
 
@@ -18,7 +18,7 @@ export async function waitForStateDatabase(url: string, log: Logger, options: { 
 	let reason = "";
 	let server: Server | undefined;
 	const attempt = async (): Promise<boolean> => {
-		const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000, application_name: "opsbot-state" });
+		const client = new (loadPg().Client)({ connectionString: url, connectionTimeoutMillis: 5_000, application_name: "opsbot-state" });
 		client.on("error", () => undefined); // the failed connect below says why
 		try {
 			await client.connect();
