@@ -203,7 +203,14 @@ export const alertUnsilence: ComponentHandler<GroupState> = {
 	async run(interaction, group, ctx) {
 		if (!group.silence) throw new UserFacingError("This alert group is not silenced by opsbot.");
 		const alertmanager = alertmanagerOf(ctx, group);
-		const outcome = await alertmanager.expireSilence(group.silence.id).catch((err: unknown) => {
+		const silenceId = group.silence.id;
+		const outcome = await alertmanager.expireSilence(silenceId).catch(async (err: unknown) => {
+			// Like Silence: an answer opsbot cannot read is said plainly and recorded, never "something went wrong".
+			if (err instanceof HttpStatusError) {
+				ctx.log.warn({ err }, "AlertManager answered the unsilence request unexpectedly");
+				await recordAction(ctx, "alert.unsilence", group.groupId, `failed: AlertManager answered HTTP ${err.status}`, { silenceId, status: err.status });
+				throw new UserFacingError(`AlertManager answered HTTP ${err.status} to expiring silence ${inlineCode(silenceId)}; check it in AlertManager (${silencesPage(group, alertmanager)}).`, { cause: err });
+			}
 			throw unavailable(err, "the silence was not expired");
 		});
 		await alertStore(ctx).setSilence(group.groupId, null);

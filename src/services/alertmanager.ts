@@ -83,7 +83,7 @@ export function createAlertManagerClient(config: { readonly url: string; readonl
 			const answer = await call("DELETE", `api/v2/silence/${id}`);
 			if (answer.status === 200) return "expired";
 			if (isUnknown(answer)) return "unknown";
-			throw new Error(`AlertManager could not expire the silence (HTTP ${answer.status})`);
+			throw new HttpStatusError(SERVICE, answer.status, answer.text.slice(0, 200));
 		},
 		async silenceState(id) {
 			if (!SILENCE_ID.test(id)) return "unknown";

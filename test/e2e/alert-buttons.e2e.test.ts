@@ -25,12 +25,20 @@ describe("alert buttons end to end: Discord double, real AlertManager, real sshd
 	let docker: ReturnType<typeof fakeDocker>;
 	// The fault itself (D17): something in front of AlertManager answering a web page to the silence request.
 	let htmlAnswering: Server;
+	const EXPIRE_FAILS_SILENCE = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
 	const silencePosts: string[] = [];
 
 	beforeAll(async () => {
 		htmlAnswering = createServer((req, res) => {
-			if (req.method === "POST" && req.url === "/api/v2/silences") silencePosts.push(req.url);
-			res.writeHead(200, { "content-type": "text/html" }).end("<html><body>Sign in to continue</body></html>");
+			let body = "";
+			req.on("data", (chunk: Buffer) => (body += chunk.toString()));
+			req.on("end", () => {
+				// A silence of the ExpireFails group is made, but expiring it meets a proxy error (HTTP 502).
+				if (req.method === "POST" && req.url === "/api/v2/silences" && body.includes("ExpireFails")) return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ silenceID: EXPIRE_FAILS_SILENCE }));
+				if (req.method === "DELETE" && req.url === `/api/v2/silence/${EXPIRE_FAILS_SILENCE}`) return void res.writeHead(502, { "content-type": "text/html" }).end("<html>Bad gateway</html>");
+				if (req.method === "POST" && req.url === "/api/v2/silences") silencePosts.push(req.url);
+				res.writeHead(200, { "content-type": "text/html" }).end("<html><body>Sign in to continue</body></html>");
+			});
 		});
 		await new Promise<void>((resolve) => htmlAnswering.listen(0, "127.0.0.1", resolve));
 		[double, sshd] = await Promise.all([startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ONCALL, name: "oncall" }, { id: ADMIN, name: "admins" }] } }), startSshd()]);
@@ -295,5 +303,17 @@ alerts:
 		expect(silencePosts).toHaveLength(1);
 		expect(reply.content).toBe(`AlertManager answered something that is not JSON, so opsbot cannot tell whether the silence was created. Check the silences in AlertManager (${alertmanager.url.replace(/\/$/, "")}/#/silences) before silencing again.`);
 		expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ action: "alert.silence", result: "unknown: unexpected AlertManager answer", details: { answer: "not-json" } });
+	});
+	it("says plainly when AlertManager answers an error to Unsilence, and records it", async () => {
+		await postAlerts(alertmanager.url, [{ labels: { alertname: "ExpireFails", severity: "warning", env: "proxied" } }]);
+		const message = await double.waitFor(() => byTitle(/ExpireFails/), 20_000);
+		await followUp((await press(customId(message, "alert:silence:"), message, oncall, ["1"])).id);
+		const silenced = await double.waitFor(() => (components(double.messages.get(message.id)).includes("alert:unsilence:") ? double.messages.get(message.id) : undefined), 10_000);
+
+		const sent = await press(components(silenced).match(/alert:unsilence:[0-9a-f]{32}/)![0], silenced, oncall);
+		const reply = await followUp(sent.id);
+
+		expect(reply.content).toBe(`AlertManager answered HTTP 502 to expiring silence \`${EXPIRE_FAILS_SILENCE}\`; check it in AlertManager (${alertmanager.url.replace(/\/$/, "")}/#/silences).`);
+		await vi.waitFor(async () => expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({ action: "alert.unsilence", result: "failed: AlertManager answered HTTP 502", details: { silenceId: EXPIRE_FAILS_SILENCE, status: 502 } }), { timeout: 5_000, interval: 20 });
 	});
 });
