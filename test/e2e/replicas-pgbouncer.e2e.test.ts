@@ -9,6 +9,7 @@ import { payload } from "../support/alert-fixtures.ts";
 import { spawnMain, type MainProcess } from "../support/main-process.ts";
 import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
 import { freePort } from "../support/proc.ts";
+import { ownMessages } from "../support/storm.ts";
 
 const CHANNEL = "400000000000000001";
 const webhookToken = randomBytes(24).toString("hex");
@@ -103,12 +104,12 @@ alerts:
 
 		const statuses = await Promise.all(names.map((name, i) => post(i % 2 === 0 ? a : b, name)));
 		const summaries = () => double.channelMessages(CHANNEL).filter((m) => title(m).includes("Alert storm"));
-		await double.waitFor(() => names.every((n) => double.channelMessages(CHANNEL).some((m) => title(m).startsWith(`🔥 ${n} `))) && summaries().some((m) => /Alert storm over/.test(title(m))), 90_000);
+		await double.waitFor(() => names.every((n) => ownMessages(double, CHANNEL, n).length > 0) && summaries().some((m) => /Alert storm over/.test(title(m))), 90_000);
 
 		expect(statuses.every((s) => s === 202)).toBe(true);
 		expect(summaries()).toHaveLength(1);
 		expect(double.requests.filter((r) => r.status === 429)).toEqual([]);
-		for (const n of names) expect(double.channelMessages(CHANNEL).filter((m) => title(m).startsWith(`🔥 ${n} `)), n).toHaveLength(1);
+		for (const n of names) expect(ownMessages(double, CHANNEL, n), n).toHaveLength(1);
 	});
 
 	it("hands the gateway and delivery to the standby after kill -9 of the holder", { timeout: 60_000 }, async () => {
@@ -116,7 +117,7 @@ alerts:
 		await a.process.exited;
 		await until(() => b.logged("connected to Discord"), 30_000, () => b.process.output().slice(-3_000));
 		const status = await post(b, "AfterTakeover");
-		await double.waitFor(() => double.channelMessages(CHANNEL).some((m) => title(m).startsWith("🔥 AfterTakeover ")), 20_000);
+		await double.waitFor(() => ownMessages(double, CHANNEL, "AfterTakeover").length > 0, 20_000);
 
 		expect(status).toBe(202);
 		expect(double.gatewaySessions()).toBe(1);
