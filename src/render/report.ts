@@ -117,21 +117,29 @@ export function textToMarkdown(text: Text): string {
 		.join("");
 }
 
-/** Report text for a terminal or a file: exact values, no markup. Times are ISO 8601 in UTC. */
-export function textToPlain(text: Text): string {
+/**
+ * Report text for a terminal or a file: exact values, no markup. Times are ISO 8601 in UTC.
+ * `codeSpace` replaces the spaces of code standing on a line of its own (the terminal view keeps such code whole).
+ */
+export function textToPlain(text: Text, codeSpace = " "): string {
 	return parts(text)
-		.map((part): string => {
+		.map((part, i, all): string => {
 			if (typeof part === "string") return part;
-			if ("strong" in part) return textToPlain(part.strong);
-			if ("code" in part) return part.code;
+			if ("strong" in part) return textToPlain(part.strong, codeSpace);
+			if ("code" in part) {
+				// `codeSpace` marks code on a line of its own (a config line, a snippet); code inside a sentence stays words.
+				const before = all[i - 1];
+				const ownLine = part.code.includes("\n") || before === undefined || (typeof before === "string" && before.endsWith("\n"));
+				return ownLine ? part.code.replaceAll(" ", codeSpace) : part.code;
+			}
 			if ("time" in part) {
 				const iso = part.time.toISOString();
 				if (part.style === "clock") return `${iso.slice(0, 16).replace("T", " ")} UTC`;
 				return part.style === "time" ? `${iso.slice(11, 16)} UTC` : iso;
 			}
-			if ("link" in part) return `${textToPlain(part.label)} (${part.link})`;
+			if ("link" in part) return `${textToPlain(part.label, codeSpace)} (${part.link})`;
 			if ("mention" in part) return `${MENTION_PREFIX[part.mention]}${part.id}`;
-			return part.list.map((item) => `- ${textToPlain(item)}`).join("\n");
+			return part.list.map((item) => `- ${textToPlain(item, codeSpace)}`).join("\n");
 		})
 		.join("");
 }
@@ -226,7 +234,10 @@ export function reportLinkButtons(report: Report): APIActionRowComponent<APIComp
 	return buttons.length > 0 ? [new ActionRowBuilder<ButtonBuilder>().addComponents(buttons.slice(0, 5)).toJSON()] : [];
 }
 
-/** The terminal view cuts labels to this width, so one long name does not pad every line (an 80-column terminal keeps room for the text). */
+/**
+ * The narrowest cut of a label in the terminal view. A label wider than the gutter stands on its own
+ * line, so it is cut only where that line ends (8 columns for the status word), never below this.
+ */
 export const TERMINAL_LABEL_WIDTH = 32;
 
 /** Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values (control characters escaped), wrapped to `width` columns (default 80; Infinity: one line per item). */
@@ -256,6 +267,10 @@ function unbreakable(words: readonly string[]): string[] {
 
 const columns = (text: string) => [...text].length;
 
+// Stands for a space inside code in the terminal view: code is copied (a config line, a command), so
+// wrapping never breaks or cuts it; a code line wider than the terminal runs past the edge instead.
+const CODE_SPACE = "\u{E000}";
+
 /**
  * `text` after `first` (and on further lines after `indent`), filled word by word into `width`
  * columns; a word longer than a line is cut across lines, except a URL (cut, it would not work when
@@ -279,7 +294,7 @@ export function wrapText(first: string, indent: string, text: string, width: num
 			}
 			// A word wider than a whole line: cut it into pieces that fit.
 			const room = Math.max(1, width - columns(indent));
-			while (columns(line) + columns(word) > width && columns(word) > room && !word.includes("://")) {
+			while (columns(line) + columns(word) > width && columns(word) > room && !word.includes("://") && !word.includes(CODE_SPACE)) {
 				const chars = [...word];
 				out.push(line + chars.slice(0, width - columns(line)).join(""));
 				word = chars.slice(width - columns(line)).join("");
@@ -294,10 +309,13 @@ export function wrapText(first: string, indent: string, text: string, width: num
 }
 
 function reportToRawText(report: Report, width: number, escape: (text: string) => string): string {
-	const label = (text: string) => truncate(oneLine(text), TERMINAL_LABEL_WIDTH);
+	const labelWidth = Number.isFinite(width) ? Math.max(TERMINAL_LABEL_WIDTH, width - 8) : TERMINAL_LABEL_WIDTH;
+	const label = (text: string) => truncate(oneLine(text), labelWidth);
 	const lines = (report.lines ?? []).map((l) => ({ ...l, label: label(l.label) }));
 	const fields = [...(report.fields ?? []), ...(report.links ?? []).map((l) => ({ label: l.label, value: l.url }))].map((f) => ({ ...f, label: label(f.label) }));
-	const wrap = (first: string, indent: string, text: string, paragraph = indent) => wrapText(first, indent, escape(text), width, paragraph);
+	const wrap = (first: string, indent: string, text: string, paragraph = indent) =>
+		wrapText(first, indent, escape(text), width, paragraph).map((l) => l.replaceAll(CODE_SPACE, " "));
+	const plain = (text: Text) => textToPlain(text, CODE_SPACE);
 	const pad = Math.min(MAX_GUTTER, Math.max(0, ...lines.map((l) => l.label.length), ...fields.map((f) => f.label.length)));
 	const valueIndent = " ".repeat(pad + 10);
 	// "  WORD  label  text": a label wider than the gutter gets its own line, the text goes under the others'.
@@ -306,16 +324,16 @@ function reportToRawText(report: Report, width: number, escape: (text: string) =
 		return shown.length > gutter ? [`${head}${shown}`, ...wrap(valueIndent, valueIndent, text)] : wrap(`${head}${shown.padEnd(gutter)}  `, valueIndent, text);
 	};
 	const out = wrap(`[${LEVEL_WORD[report.level]}] `, "    ", oneLine(report.title));
-	if (report.summary !== undefined) out.push(...wrap("", "  ", textToPlain(report.summary), ""));
-	for (const line of lines) out.push(...row(`  ${LEVEL_WORD[line.level].padEnd(4)}  `, line.label, pad, textToPlain(line.text)));
+	if (report.summary !== undefined) out.push(...wrap("", "  ", plain(report.summary), ""));
+	for (const line of lines) out.push(...row(`  ${LEVEL_WORD[line.level].padEnd(4)}  `, line.label, pad, plain(line.text)));
 	if (report.list) {
 		const { items } = report.list;
-		for (const item of items) out.push(...wrap("  ", "    ", textToPlain(item), "  "));
+		for (const item of items) out.push(...wrap("  ", "    ", plain(item), "  "));
 		const hidden = Math.max(report.list.total ?? 0, items.length) - items.length;
 		if (hidden > 0) out.push(`  … and ${hidden} more`);
-		for (const note of report.list.notes ?? []) out.push(...wrap("", "  ", textToPlain(note), ""));
+		for (const note of report.list.notes ?? []) out.push(...wrap("", "  ", plain(note), ""));
 	}
-	for (const field of fields) out.push(...row("  ", field.label, pad + 6, textToPlain(field.value)));
+	for (const field of fields) out.push(...row("  ", field.label, pad + 6, plain(field.value)));
 	if (report.footer) out.push(...wrap("", "", report.footer));
 	if (report.at) out.push(`at ${report.at.toISOString()}`);
 	return out.join("\n");

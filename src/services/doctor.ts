@@ -336,8 +336,8 @@ async function checkAlerts(config: Config): Promise<{ findings: Finding[]; snipp
 	}
 	const address = ["0.0.0.0", "::", ""].includes(alerts.listen.host) ? hostname() : alerts.listen.host;
 	const auth = basic
-		? `          basic_auth: { username: ${basic.split(":")[0]}, password_file: /etc/alertmanager/opsbot-password }   # the password part of WEBHOOK_BASIC_AUTH`
-		: "          authorization: { type: Bearer, credentials_file: /etc/alertmanager/opsbot-token }   # holds the value of WEBHOOK_TOKEN";
+		? `          basic_auth:\n            username: ${basic.split(":")[0]}\n            # holds the password part of WEBHOOK_BASIC_AUTH\n            password_file: /etc/alertmanager/opsbot-password`
+		: "          authorization:\n            type: Bearer\n            # holds the value of WEBHOOK_TOKEN\n            credentials_file: /etc/alertmanager/opsbot-token";
 	const snippet = `receivers:
   - name: opsbot
     webhook_configs:

@@ -44,11 +44,20 @@ export interface DatabaseOptions {
  */
 export function createDatabase(options: DatabaseOptions): Database {
 	const applicationName = options.applicationName ?? "opsbot";
+	// pg-pool would also apply connectionTimeoutMillis to waiting for a busy pooled connection, failing
+	// requests queued behind others as "timed out" (a burst of /pool presses through a pool of 2). The bound
+	// goes to opening each connection only; the queue drains within the holders' own statement timeouts.
+	const connectTimeoutMs = Math.min(options.statementTimeoutMs, 10_000);
+	class BoundedConnectClient extends pg.Client {
+		constructor(config?: string | pg.ClientConfig) {
+			super({ ...(typeof config === "string" ? { connectionString: config } : config), connectionTimeoutMillis: connectTimeoutMs });
+		}
+	}
 	const pool = createPool({
+		Client: BoundedConnectClient,
 		connectionString: options.url,
 		max: options.maxConnections,
 		application_name: applicationName,
-		connectionTimeoutMillis: Math.min(options.statementTimeoutMs, 10_000),
 		idleTimeoutMillis: 30_000,
 		// Client-side backstop in case the server never answers; the server-side timeout is set below.
 		query_timeout: options.statementTimeoutMs + 2_000,

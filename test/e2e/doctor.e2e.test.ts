@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { commandBodies } from "../../deploy-commands.ts";
 import type { DoctorResult } from "../../src/services/doctor.ts";
 import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
-import { runOpsbotCli } from "../support/cli.ts";
+import { runOpsbotCli, unwrapped } from "../support/cli.ts";
 import { startSshd, type TestSshd } from "../support/sshd.ts";
 
 const TOKEN = "doctor-test-token";
@@ -86,7 +86,8 @@ stateDir: ${join(dir, "data")}
 		const run = await runOpsbotCli(["doctor"], env, 60_000);
 
 		expect(run.code, run.stderr).toBe(2);
-		const out = run.stdout;
+		// Printed for 80 columns: a finding's text continues on indented lines, and stands under a long label.
+		const out = unwrapped(run.stdout);
 		expect(out).toMatch(/^\[CRIT\] opsbot set-up: \d+ broken/);
 		expect(out).toMatch(/CRIT\s+channel #alerts\s+the bot lacks Embed Links \(alerts\.routes\.0\) → Edit Channel > Permissions/);
 		expect(out).toMatch(/OK\s+channel #ops\s+the bot may post there/);
@@ -96,11 +97,13 @@ stateDir: ${join(dir, "data")}
 		expect(out).toMatch(/OK\s+production · website/);
 		expect(out).toMatch(/OK\s+production · postgresql/);
 		expect(out).toMatch(/CRIT\s+production · ssh 127\.0\.0\.1:\d+\s+answers, but no host key is pinned/);
-		// The key to pin is the host's own, printed in full for the config, never trusted by itself.
-		expect(out).toContain(`hostKey: ${sshd.hostKey}`);
+		// The key to pin is the host's own, printed in full for the config, never trusted by itself; the
+		// lines to copy (config line, AlertManager receiver) are whole lines however narrow the terminal.
+		const printed = run.stdout.split("\n").map((line) => line.trim());
+		expect(printed).toContain(`hostKey: ${sshd.hostKey}`);
+		expect(printed).toContain("credentials_file: /etc/alertmanager/opsbot-token");
 		expect(out).toMatch(/WARN\s+slash commands\s+registered in server \d+ differ from the code: \/audit missing, \/oldstatus no longer exists → node deploy-commands\.ts --guild/);
 		expect(out).toMatch(/OK\s+token\s+valid/);
-		expect(out).toContain("credentials_file: /etc/alertmanager/opsbot-token");
 		expect(out).toMatch(/off: not configured: pgbouncer/);
 	});
 

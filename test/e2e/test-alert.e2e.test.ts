@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { runOpsbotCli } from "../support/cli.ts";
@@ -97,7 +97,10 @@ alerts:
 		const message = await double.waitFor(() => double.channelMessages(general).slice(before).find((m) => JSON.stringify(m.embeds).includes("TEST")), 15_000);
 		expect(JSON.stringify(message.embeds)).toContain("root");
 		await double.waitFor(() => /resolved/i.test(JSON.stringify(double.messages.get(message.id)?.embeds)), 15_000);
-		const logged = await bot.actionLog.recent(2, { action: "alert.test" });
-		expect(logged.map((r) => [r.actor.username, r.details?.step])).toEqual([["root-admin", "resolved"], ["root-admin", "firing"]]);
+		// The bot logs the resolved step once its webhook answered, which may come after the edit reached Discord.
+		await vi.waitFor(async () => {
+			const logged = await bot.actionLog.recent(2, { action: "alert.test" });
+			expect(logged.map((r) => [r.actor.username, r.details?.step])).toEqual([["root-admin", "resolved"], ["root-admin", "firing"]]);
+		}, { timeout: 10_000, interval: 50 });
 	});
 });

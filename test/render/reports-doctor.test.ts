@@ -24,7 +24,7 @@ describe("opsbot doctor's report", () => {
 				{ area: "ssh", subject: "production · ssh prod.internal:22", state: "broken", detail: "answers, but no host key is pinned, so opsbot will not connect; it presents ssh-ed25519 SHA256:v6ZWixgZCc3Qkar6thhPApDIXJKv5isnDRgl9B7B8d0", fix: "compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub there), then pin it: the hostKey line below" },
 			],
 			hostKeys: [{ environment: "production", host: "prod.internal", fingerprint: "SHA256:v6ZWixgZCc3Qkar6thhPApDIXJKv5isnDRgl9B7B8d0", configLine: `hostKey: ${KEY}` }],
-			alertmanagerSnippet: "receivers:\n  - name: opsbot\n    webhook_configs:\n      - url: http://opsbot.internal:9095/alerts\n        send_resolved: true",
+			alertmanagerSnippet: "receivers:\n  - name: opsbot\n    webhook_configs:\n      - url: http://opsbot.internal:9095/alerts\n        send_resolved: true\n        http_config:\n          authorization:\n            type: Bearer\n            # holds the value of WEBHOOK_TOKEN\n            credentials_file: /etc/alertmanager/opsbot-token",
 		};
 		expectReportGolden("doctor-faults", doctorReport(result));
 	});

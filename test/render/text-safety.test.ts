@@ -87,10 +87,30 @@ describe("label width in the terminal view (issue 19 D12)", () => {
 
 		const lines = reportToText(report).split("\n");
 
-		// The long label stands cut on a line of its own; the short one is not padded to it.
+		// The long label stands cut at the line's end on a line of its own; the short one is not padded to it.
 		expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
-		expect(lines[1]).toBe(`  WARN  ${"A".repeat(TERMINAL_LABEL_WIDTH - 1)}…`);
+		expect(lines[1]).toBe(`  WARN  ${"A".repeat(80 - 8 - 1)}…`);
+		expect(reportToText(report, { width: 40 }).split("\n")[1]).toBe(`  WARN  ${"A".repeat(TERMINAL_LABEL_WIDTH - 1)}…`);
 		expect(lines.at(-1)).toBe(`  OK    ${"short".padEnd(14)}  resolved`); // the label gutter is 14 columns at most
+	});
+
+	it("keeps code on a line of its own whole for copying, and fills code inside a sentence like words", () => {
+		const configLine = `hostKey: ssh-ed25519 ${"A".repeat(68)}`;
+		const report: Report = {
+			title: "Set-up",
+			level: "ok",
+			fields: [
+				{ label: "Host key", value: ["Pin it with this line, in environments.production.ssh:\n", { code: configLine }] },
+				{ label: "Snippet", value: { code: "receivers:\n  - name: opsbot\n    webhook_configs: []" } },
+				{ label: "Restart", value: ["failed (", { code: "exit 1: Error response from daemon: No such container: api" }, ") just now"] },
+			],
+		};
+
+		const lines = reportToText(report, { width: 60 }).split("\n");
+
+		expect(lines.map((l) => l.trim())).toContain(configLine);
+		expect(lines.map((l) => l.trimEnd())).toEqual(expect.arrayContaining([expect.stringMatching(/ receivers:$/), expect.stringMatching(/^ + {2}- name: opsbot$/), expect.stringMatching(/^ + {4}webhook_configs: \[\]$/)]));
+		expect(lines.filter((l) => l !== lines.find((x) => x.includes(configLine))).every((l) => l.length <= 60)).toBe(true);
 	});
 });
 

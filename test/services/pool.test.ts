@@ -1,10 +1,11 @@
 import { describe, expect, inject, it } from "vitest";
+import { createServer, type Socket } from "node:net";
 import pg from "pg";
 import { pino } from "pino";
 import { poolReport } from "../../src/commands/pool.ts";
 import { textToMarkdown } from "../../src/render/report.ts";
 import { createPoolService } from "../../src/services/pool.ts";
-import { createDatabase, type Database } from "../../src/services/postgres.ts";
+import { createDatabase, describePgFailure, type Database } from "../../src/services/postgres.ts";
 import { openConnections } from "../support/db.ts";
 import { startPgBouncer } from "../support/pgbouncer.ts";
 import { freePort } from "../support/proc.ts";
@@ -174,4 +175,31 @@ describe("pool service against real PostgreSQL and PgBouncer", () => {
 		expect(maxSeen).toBeGreaterThan(0);
 		expect(maxSeen).toBeLessThanOrEqual(2);
 	});
+
+	it("queues a snapshot behind a busy pool until a connection is free, however long past the connect timeout", async () => {
+		// The connect timeout is min(statementTimeoutMs, 10 s) = 1 s; the only connection stays busy for 1.5 s.
+		const db = createDatabase({ url: postgres.opsbotUrl, maxConnections: 1, statementTimeoutMs: 1_000, log: silent });
+		const busy = db.read("SELECT pg_sleep(1.5)", [], { timeoutMs: 3_000 });
+
+		const snapshot = await service(db).snapshot("local");
+		await busy;
+		await db.close();
+
+		expect(snapshot.postgres).toHaveProperty("used");
+	});
+
+	it("still gives up opening a connection to a server that never answers, after the connect timeout", async () => {
+		const sockets = new Set<Socket>();
+		const silentServer = createServer((socket) => sockets.add(socket)); // accepts, never speaks
+		await new Promise<void>((resolve) => silentServer.listen(0, "127.0.0.1", resolve));
+		const port = (silentServer.address() as { port: number }).port;
+		const db = createDatabase({ url: `postgres://opsbot:x@127.0.0.1:${port}/appdb`, maxConnections: 1, statementTimeoutMs: 1_000, log: silent });
+
+		const failure = await db.read("SELECT 1").then(() => undefined, (err: unknown) => err);
+		await db.close();
+		for (const socket of sockets) socket.destroy();
+		silentServer.close();
+
+		expect(describePgFailure(failure)).toBe("timed out");
+	}, 10_000);
 });
