@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { createPool } from "../pg-pool.ts";
+import { createPool, loadPg } from "../pg-pool.ts";
 import { describeNetworkCode } from "./http.ts";
 
 /** A bounded, read-only handle on one PostgreSQL database (directly or through PgBouncer). */
@@ -48,7 +48,7 @@ export function createDatabase(options: DatabaseOptions): Database {
 	// requests queued behind others as "timed out" (a burst of /pool presses through a pool of 2). The bound
 	// goes to opening each connection only; the queue drains within the holders' own statement timeouts.
 	const connectTimeoutMs = Math.min(options.statementTimeoutMs, 10_000);
-	class BoundedConnectClient extends pg.Client {
+	class BoundedConnectClient extends loadPg().Client {
 		constructor(config?: string | pg.ClientConfig) {
 			super({ ...(typeof config === "string" ? { connectionString: config } : config), connectionTimeoutMillis: connectTimeoutMs });
 		}
