@@ -22,7 +22,10 @@ describe("npm start's webhook under a burst of concurrent webhooks", () => {
 		await double.close();
 	});
 
-	it("loses none of the groups it answered 202 when killed with SIGKILL right after, and posts each exactly once", async () => {
+	// Two process starts, 1,200 webhooks and 300 posts, each phase waiting for its own condition (ready
+	// logs, answers, every group's message within 60 s): about 17 s alone, more than the default 30 s when
+	// the suite's four workers share two cores, which cut the 60 s wait below short.
+	it("loses none of the groups it answered 202 when killed with SIGKILL right after, and posts each exactly once", { timeout: 90_000 }, async () => {
 		const token = randomBytes(24).toString("hex");
 		const ops = `discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nstateDir: ${mkdtempSync(join(tmpdir(), "opsbot-ingest-"))}\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n`;
 		const groups = Array.from({ length: GROUPS }, (_, i) => `Burst${i}`);

@@ -5,6 +5,8 @@ import type { AddressInfo } from "node:net";
 export interface ProxiedRequest {
 	readonly path: string;
 	readonly at: number;
+	/** The PromQL `query` parameter, from the URL or the form body (set once the body went through). */
+	query: string | undefined;
 	/** When the real server's answer was sent on, or undefined while held or in flight. */
 	answeredAt: number | undefined;
 }
@@ -31,6 +33,12 @@ export async function startGatedProxy(target: string, gated: (path: string) => b
 	let isOpen = false;
 
 	function forward(req: IncomingMessage, res: ServerResponse, record: ProxiedRequest): void {
+		const body: Buffer[] = [];
+		req.on("data", (chunk: Buffer) => body.push(chunk));
+		req.on("end", () => {
+			const form = new URLSearchParams(Buffer.concat(body).toString("utf8"));
+			record.query = form.get("query") ?? record.query;
+		});
 		const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
 			res.writeHead(answer.statusCode ?? 502, answer.headers);
 			answer.pipe(res);
@@ -41,7 +49,9 @@ export async function startGatedProxy(target: string, gated: (path: string) => b
 	}
 
 	const server = createServer((req, res) => {
-		const record: ProxiedRequest = { path: req.url ?? "/", at: Date.now(), answeredAt: undefined };
+		const path = req.url ?? "/";
+		const query = new URL(path, "http://proxy.local").searchParams.get("query") ?? undefined;
+		const record: ProxiedRequest = { path, at: Date.now(), query, answeredAt: undefined };
 		requests.push(record);
 		if (!isOpen && gated(new URL(record.path, "http://proxy.local").pathname)) {
 			req.pause();
