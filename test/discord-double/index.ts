@@ -176,7 +176,7 @@ export interface DiscordDouble {
 	holdNext(rule: { method?: string; pathPrefix?: string }): { held: Promise<void>; release(): void };
 	/** Drops every fault rule not used up yet. */
 	clearFaults(): void;
-	waitFor<T>(probe: () => T | undefined | false | null, timeoutMs?: number): Promise<T>;
+	waitFor<T>(probe: () => T | undefined | false | null | Promise<T | undefined | false | null>, timeoutMs?: number): Promise<T>;
 	/** Stops the double; rejects, after stopping, if violations were left untaken. */
 	close(): Promise<void>;
 }
@@ -718,7 +718,8 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		async waitFor(probe, timeoutMs = 5_000) {
 			const deadline = Date.now() + timeoutMs;
 			for (;;) {
-				const value = probe();
+				// An async probe is awaited: its promise is not itself an answer.
+				const value = await probe();
 				if (value !== undefined && value !== false && value !== null) return value;
 				if (Date.now() > deadline) throw new Error(`waitFor: condition not met within ${timeoutMs} ms`);
 				await new Promise((resolve) => setTimeout(resolve, 10));
