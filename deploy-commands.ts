@@ -1,8 +1,14 @@
 import { parseArgs } from "node:util";
-import { ApplicationIntegrationType, InteractionContextType, REST, Routes, type RESTPostAPIChatInputApplicationCommandsJSONBody } from "discord.js";
+import {
+	ApplicationIntegrationType,
+	InteractionContextType,
+	REST,
+	type RESTPostAPIChatInputApplicationCommandsJSONBody,
+	Routes,
+} from "discord.js";
 import { COMMANDS } from "./src/commands/index.ts";
-import type { Command } from "./src/discord/handler.ts";
 import { ConfigError, loadDeployEnv } from "./src/config.ts";
+import type { Command } from "./src/discord/handler.ts";
 import { loadDotEnv } from "./src/env-file.ts";
 
 /**
@@ -25,15 +31,30 @@ export interface CommandDiff {
  * only where opsbot is installed to a server (never in DMs or as a user app): the router serves
  * its configured guild alone, so Discord should not offer the commands anywhere else.
  */
-export function commandBodies(commands: readonly Command[] = COMMANDS): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
-	return commands.map((c) => ({ ...c.data, contexts: [InteractionContextType.Guild], integration_types: [ApplicationIntegrationType.GuildInstall] }));
+export function commandBodies(
+	commands: readonly Command[] = COMMANDS,
+): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
+	return commands.map((c) => ({
+		...c.data,
+		contexts: [InteractionContextType.Guild],
+		integration_types: [ApplicationIntegrationType.GuildInstall],
+	}));
 }
 
 /** Compares the registered commands with ours on the fields we set (Discord adds ids, versions and defaults). */
-export function diffCommands(current: readonly RESTPostAPIChatInputApplicationCommandsJSONBody[], wanted: readonly RESTPostAPIChatInputApplicationCommandsJSONBody[]): CommandDiff {
+export function diffCommands(
+	current: readonly RESTPostAPIChatInputApplicationCommandsJSONBody[],
+	wanted: readonly RESTPostAPIChatInputApplicationCommandsJSONBody[],
+): CommandDiff {
 	const sorted = (values: readonly number[] | null | undefined) => (values ? [...values].sort((a, b) => a - b) : null);
 	const comparable = (c: RESTPostAPIChatInputApplicationCommandsJSONBody) =>
-		JSON.stringify({ name: c.name, description: c.description, contexts: sorted(c.contexts), integration_types: sorted(c.integration_types), options: normaliseOptions(c.options ?? []) });
+		JSON.stringify({
+			name: c.name,
+			description: c.description,
+			contexts: sorted(c.contexts),
+			integration_types: sorted(c.integration_types),
+			options: normaliseOptions(c.options ?? []),
+		});
 	const currentByName = new Map(current.map((c) => [c.name, comparable(c)]));
 	const wantedNames = new Set(wanted.map((c) => c.name));
 	const diff: CommandDiff = { added: [], changed: [], removed: [], unchanged: [] };
@@ -49,7 +70,19 @@ export function diffCommands(current: readonly RESTPostAPIChatInputApplicationCo
 
 function normaliseOptions(options: readonly unknown[]): unknown[] {
 	return options.map((o) => {
-		const { name, description, type, required, autocomplete, choices, min_length, max_length, min_value, max_value, options: nested } = o as Record<string, unknown>;
+		const {
+			name,
+			description,
+			type,
+			required,
+			autocomplete,
+			choices,
+			min_length,
+			max_length,
+			min_value,
+			max_value,
+			options: nested,
+		} = o as Record<string, unknown>;
 		return {
 			name,
 			description,
@@ -67,9 +100,14 @@ function normaliseOptions(options: readonly unknown[]): unknown[] {
 }
 
 async function deploy(): Promise<number> {
-	const { values } = parseArgs({ options: { guild: { type: "string" }, "dry-run": { type: "boolean" }, help: { type: "boolean" } }, strict: true });
+	const { values } = parseArgs({
+		options: { guild: { type: "string" }, "dry-run": { type: "boolean" }, help: { type: "boolean" } },
+		strict: true,
+	});
 	if (values.help) {
-		console.log("Usage: node deploy-commands.ts [--guild ID] [--dry-run]\nNeeds DISCORD_TOKEN and DISCORD_APPLICATION_ID (from the environment or .env).");
+		console.log(
+			"Usage: node deploy-commands.ts [--guild ID] [--dry-run]\nNeeds DISCORD_TOKEN and DISCORD_APPLICATION_ID (from the environment or .env).",
+		);
 		return 0;
 	}
 	loadDotEnv();
@@ -87,13 +125,20 @@ async function deploy(): Promise<number> {
 		return 64;
 	}
 	const rest = new REST(discord.apiUrl ? { api: discord.apiUrl } : {}).setToken(token);
-	const route = values.guild ? Routes.applicationGuildCommands(applicationId, values.guild) : Routes.applicationCommands(applicationId);
+	const route = values.guild
+		? Routes.applicationGuildCommands(applicationId, values.guild)
+		: Routes.applicationCommands(applicationId);
 	const wanted = commandBodies();
 	const current = (await rest.get(route)) as RESTPostAPIChatInputApplicationCommandsJSONBody[];
 	const diff = diffCommands(current, wanted);
 	const scope = values.guild ? `guild ${values.guild}` : "global (clients pick it up on their next refresh)";
 	console.log(`Commands (${scope}):`);
-	for (const [label, names] of [["add", diff.added], ["change", diff.changed], ["remove", diff.removed], ["keep", diff.unchanged]] as const) {
+	for (const [label, names] of [
+		["add", diff.added],
+		["change", diff.changed],
+		["remove", diff.removed],
+		["keep", diff.unchanged],
+	] as const) {
 		for (const name of names) console.log(`  ${label.padEnd(6)} /${name}`);
 	}
 	if (values["dry-run"]) {

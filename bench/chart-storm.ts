@@ -6,7 +6,7 @@ import { RENDERER_IDLE_MS } from "../src/render/chart.ts";
 import { startDiscordDouble } from "../test/discord-double/index.ts";
 import { startTestBot } from "../test/support/bot.ts";
 import { startPrometheus } from "../test/support/prometheus.ts";
-import { round, type BenchRow } from "./types.ts";
+import { type BenchRow, round } from "./types.ts";
 
 const CHANNEL = "400000000000000001";
 const GROUPS = 40;

@@ -5,10 +5,10 @@ import { join } from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import pg from "pg";
 import { Pool } from "undici";
-import { startDiscordDouble, type DiscordDouble } from "../test/discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../test/discord-double/index.ts";
 import { startTestBot, type TestBot } from "../test/support/bot.ts";
 import { startPostgres } from "../test/support/postgres.ts";
-import { percentile, round, type BenchRow } from "./types.ts";
+import { type BenchRow, percentile, round } from "./types.ts";
 
 const CHANNEL = "400000000000000001";
 /** Webhooks per second, open loop; INGEST_RATES=500,2000 to choose others. */
@@ -36,11 +36,21 @@ function body(group: string, alerts: number, status: "firing" | "resolved" = "fi
 		externalURL: "http://alertmanager.local:9093",
 		alerts: Array.from({ length: alerts }, (_, i) => ({
 			status,
-			labels: { alertname: group, severity: "warning", job: "node", instance: `host-${i}.prod.local:9100`, mountpoint: "/var/lib/docker" },
-			annotations: { summary: `${group} is unhappy`, description: `Filesystem on host-${i} has less than 10% space left (currently 7.3%).` },
+			labels: {
+				alertname: group,
+				severity: "warning",
+				job: "node",
+				instance: `host-${i}.prod.local:9100`,
+				mountpoint: "/var/lib/docker",
+			},
+			annotations: {
+				summary: `${group} is unhappy`,
+				description: `Filesystem on host-${i} has less than 10% space left (currently 7.3%).`,
+			},
 			startsAt,
 			endsAt: status === "resolved" ? new Date().toISOString() : "0001-01-01T00:00:00Z",
-			generatorURL: "http://prometheus.local:9090/graph?g0.expr=node_filesystem_avail_bytes+%2F+node_filesystem_size_bytes+%3C+0.1&g0.tab=1",
+			generatorURL:
+				"http://prometheus.local:9090/graph?g0.expr=node_filesystem_avail_bytes+%2F+node_filesystem_size_bytes+%3C+0.1&g0.tab=1",
 			fingerprint: `${group}-${i}`.slice(0, 64),
 		})),
 	});
@@ -132,17 +142,27 @@ const cpuOf = (pid: number) => {
 	return (Number(fields[11]) + Number(fields[12])) * 10;
 };
 /** A /proc/PID/status memory line in bytes: VmRSS, or its parts RssAnon (heaps, JIT code, wasm) and RssFile (mostly the node binary's own pages). */
-const statusBytes = (pid: number, key: "VmRSS" | "RssAnon" | "RssFile") => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
+const statusBytes = (pid: number, key: "VmRSS" | "RssAnon" | "RssFile") =>
+	Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
 const rssOf = (pid: number) => statusBytes(pid, "VmRSS");
 const mib = (bytes: number) => round(bytes / 1024 / 1024);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts a Discord double and `npm start`'s process against it, runs `work`, stops both. */
-async function withBot<T>(env: Record<string, string>, work: (bot: TestBot, double: DiscordDouble) => Promise<T>): Promise<T> {
+async function withBot<T>(
+	env: Record<string, string>,
+	work: (bot: TestBot, double: DiscordDouble) => Promise<T>,
+): Promise<T> {
 	const double = await startDiscordDouble(DOUBLE);
 	try {
-		const passed = { NODE_OPTIONS: process.env.INGEST_BOT_NODE_OPTIONS, NODE_COMPILE_CACHE: process.env.INGEST_BOT_COMPILE_CACHE };
-		const bot = await startTestBot(double, OPS(double), { ...env, ...Object.fromEntries(Object.entries(passed).filter((e): e is [string, string] => Boolean(e[1]))) });
+		const passed = {
+			NODE_OPTIONS: process.env.INGEST_BOT_NODE_OPTIONS,
+			NODE_COMPILE_CACHE: process.env.INGEST_BOT_COMPILE_CACHE,
+		};
+		const bot = await startTestBot(double, OPS(double), {
+			...env,
+			...Object.fromEntries(Object.entries(passed).filter((e): e is [string, string] => Boolean(e[1]))),
+		});
 		try {
 			return await work(bot, double);
 		} finally {
@@ -169,12 +189,30 @@ async function loadRows(label: string, rate: number, env: Record<string, string>
 		const cpu = cpuOf(pid) - cpuBefore;
 		const bench = `ingest ${label}`;
 		return [
-			{ bench, metric: `ack p50 at ${rate}/s`, value: round(percentile(r.latencies, 50)), unit: "ms", note: `${rate * SECONDS} webhooks over ${SECONDS} s, open loop, ${note}` },
+			{
+				bench,
+				metric: `ack p50 at ${rate}/s`,
+				value: round(percentile(r.latencies, 50)),
+				unit: "ms",
+				note: `${rate * SECONDS} webhooks over ${SECONDS} s, open loop, ${note}`,
+			},
 			{ bench, metric: `ack p99 at ${rate}/s`, value: round(percentile(r.latencies, 99)), unit: "ms" },
 			{ bench, metric: `ack max at ${rate}/s`, value: round(r.latencies.at(-1) ?? Number.NaN), unit: "ms" },
 			{ bench, metric: `non-2xx / errors at ${rate}/s`, value: `${r.non2xx} / ${r.errors}`, unit: "" },
-			{ bench, metric: `could not be sent at ${rate}/s`, value: r.notSent, unit: "", note: `due while ${CONNECTIONS} were in flight` },
-			{ bench, metric: `bot CPU per webhook at ${rate}/s`, value: round(cpu / r.sent), unit: "ms", note: "user + system time of the process during the run / webhooks sent" },
+			{
+				bench,
+				metric: `could not be sent at ${rate}/s`,
+				value: r.notSent,
+				unit: "",
+				note: `due while ${CONNECTIONS} were in flight`,
+			},
+			{
+				bench,
+				metric: `bot CPU per webhook at ${rate}/s`,
+				value: round(cpu / r.sent),
+				unit: "ms",
+				note: "user + system time of the process during the run / webhooks sent",
+			},
 			{ bench, metric: `bot RSS after ${rate}/s`, value: mib(rssOf(pid)), unit: "MiB" },
 		];
 	});
@@ -195,31 +233,78 @@ async function memoryRows(env: Record<string, string>): Promise<BenchRow[]> {
 		const origin = bot.webhookUrl!;
 		const pool = new Pool(origin, { connections: STORM_GROUPS });
 		const post = async (text: string) => {
-			const res = await pool.request({ origin, path: "/alerts", method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${env.WEBHOOK_TOKEN}` }, body: text });
+			const res = await pool.request({
+				origin,
+				path: "/alerts",
+				method: "POST",
+				headers: { "content-type": "application/json", authorization: `Bearer ${env.WEBHOOK_TOKEN}` },
+				body: text,
+			});
 			await res.body.dump();
 			if (res.statusCode !== 202) throw new Error(`webhook answered ${res.statusCode}`);
 		};
 		let done: boolean;
 		try {
-			for (const share of [0.3, 0.6, 1]) await Promise.all(Array.from({ length: STORM_GROUPS }, (_, g) => post(body(`Storm${g}`, Math.round(STORM_ALERTS * share)))));
-			await Promise.all(Array.from({ length: STORM_GROUPS }, (_, g) => post(body(`Storm${g}`, STORM_ALERTS, "resolved"))));
-			const resolved = () => double.channelMessages(CHANNEL).filter((m) => /^✅ Resolved: Storm\d+$/.test(String((m.embeds[0] as { title?: string } | undefined)?.title))).length;
-			done = await double.waitFor(() => resolved() >= STORM_GROUPS, STORM_WATCH_MS).then(() => true, () => false);
+			for (const share of [0.3, 0.6, 1])
+				await Promise.all(
+					Array.from({ length: STORM_GROUPS }, (_, g) => post(body(`Storm${g}`, Math.round(STORM_ALERTS * share)))),
+				);
+			await Promise.all(
+				Array.from({ length: STORM_GROUPS }, (_, g) => post(body(`Storm${g}`, STORM_ALERTS, "resolved"))),
+			);
+			const resolved = () =>
+				double
+					.channelMessages(CHANNEL)
+					.filter((m) => /^✅ Resolved: Storm\d+$/.test(String((m.embeds[0] as { title?: string } | undefined)?.title)))
+					.length;
+			done = await double
+				.waitFor(() => resolved() >= STORM_GROUPS, STORM_WATCH_MS)
+				.then(
+					() => true,
+					() => false,
+				);
 		} finally {
 			clearInterval(sampler);
 			await pool.close();
 		}
 		return [
-			{ bench: "ingest", metric: "bot RSS at idle", value: mib(idle), unit: "MiB", note: "npm start's process, 3 s after ready, /proc VmRSS" },
-			{ bench: "ingest", metric: "of which file-backed", value: mib(idleParts.file), unit: "MiB", note: "RssFile: pages of the node binary (code, ICU and snapshot data) and shared libraries; a bare `node -e` has ~32 MiB of them" },
-			{ bench: "ingest", metric: "of which anonymous", value: mib(idleParts.anon), unit: "MiB", note: "RssAnon: V8 heaps, compiled code, WebAssembly memory (undici's llhttp, Node's TypeScript stripper), malloc" },
-			{ bench: "ingest", metric: "bot RSS peak, 50x100 storm", value: mib(peak), unit: "MiB", note: `${STORM_GROUPS} groups x ${STORM_ALERTS} alerts, 3 growing updates then resolved; sampled every 50 ms ${done ? "until every group showed resolved" : `for ${STORM_WATCH_MS / 1_000} s of delivery`}` },
+			{
+				bench: "ingest",
+				metric: "bot RSS at idle",
+				value: mib(idle),
+				unit: "MiB",
+				note: "npm start's process, 3 s after ready, /proc VmRSS",
+			},
+			{
+				bench: "ingest",
+				metric: "of which file-backed",
+				value: mib(idleParts.file),
+				unit: "MiB",
+				note: "RssFile: pages of the node binary (code, ICU and snapshot data) and shared libraries; a bare `node -e` has ~32 MiB of them",
+			},
+			{
+				bench: "ingest",
+				metric: "of which anonymous",
+				value: mib(idleParts.anon),
+				unit: "MiB",
+				note: "RssAnon: V8 heaps, compiled code, WebAssembly memory (undici's llhttp, Node's TypeScript stripper), malloc",
+			},
+			{
+				bench: "ingest",
+				metric: "bot RSS peak, 50x100 storm",
+				value: mib(peak),
+				unit: "MiB",
+				note: `${STORM_GROUPS} groups x ${STORM_ALERTS} alerts, 3 growing updates then resolved; sampled every 50 ms ${done ? "until every group showed resolved" : `for ${STORM_WATCH_MS / 1_000} s of delivery`}`,
+			},
 		];
 	});
 }
 
 // Discord's per-channel pace (5 messages per 5 s), so delivery does what it would against Discord.
-const DOUBLE = { guild: { channels: [{ id: CHANNEL, name: "alerts" }] }, channelRateLimit: { count: 5, windowMs: 5_000 } };
+const DOUBLE = {
+	guild: { channels: [{ id: CHANNEL, name: "alerts" }] },
+	channelRateLimit: { count: 5, windowMs: 5_000 },
+};
 
 const OPS = (double: DiscordDouble) =>
 	`discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nstateDir: ${mkdtempSync(join(tmpdir(), "opsbot-ingest-"))}\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n`;
@@ -236,7 +321,8 @@ export async function run(): Promise<BenchRow[]> {
 	const env = { WEBHOOK_TOKEN: randomBytes(24).toString("hex"), LOG_LEVEL: "info" };
 	const rows: BenchRow[] = [];
 	if (process.env.INGEST_SKIP_STORM !== "1") rows.push(...(await memoryRows(env)));
-	if (process.env.INGEST_SKIP_SQLITE !== "1") for (const rate of RATES) rows.push(...(await loadRows("sqlite", rate, env, "SQLite store")));
+	if (process.env.INGEST_SKIP_SQLITE !== "1")
+		for (const rate of RATES) rows.push(...(await loadRows("sqlite", rate, env, "SQLite store")));
 	if (process.env.INGEST_SKIP_POSTGRES === "1") return rows;
 
 	// A server that really syncs its WAL (the test servers run with fsync off).
@@ -250,7 +336,15 @@ export async function run(): Promise<BenchRow[]> {
 		await admin.query("SELECT pg_reload_conf()");
 		for (const rate of RATES) await admin.query(`CREATE DATABASE opsbot_state_${rate}`);
 		await admin.end();
-		for (const rate of RATES) rows.push(...(await loadRows("postgres", rate, { ...env, STATE_DATABASE_URL: postgres.superuserUrl.replace(/\/appdb$/, `/opsbot_state_${rate}`) }, "PostgreSQL 15 store, fsync on")));
+		for (const rate of RATES)
+			rows.push(
+				...(await loadRows(
+					"postgres",
+					rate,
+					{ ...env, STATE_DATABASE_URL: postgres.superuserUrl.replace(/\/appdb$/, `/opsbot_state_${rate}`) },
+					"PostgreSQL 15 store, fsync on",
+				)),
+			);
 	} finally {
 		await postgres.stop();
 	}

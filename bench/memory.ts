@@ -2,22 +2,34 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startDiscordDouble, type DiscordDouble } from "../test/discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../test/discord-double/index.ts";
 import { npmStartArgs } from "../test/support/main-process.ts";
-import { round, type BenchRow } from "./types.ts";
+import { type BenchRow, round } from "./types.ts";
 
 /** How long after "connected" the start-up garbage is left to settle before RSS is read. */
 const SETTLE_MS = 3_000;
 const SAMPLES = 5;
 
-const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+const rssMiB = (pid: number) =>
+	Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
 
 /** Starts `node <script>` against the double, waits for it to say it is connected, and reads its settled RSS (median of a few samples). */
-async function settledRss(double: DiscordDouble, args: string[], env: Record<string, string>, cwd: string): Promise<number> {
+async function settledRss(
+	double: DiscordDouble,
+	args: string[],
+	env: Record<string, string>,
+	cwd: string,
+): Promise<number> {
 	let output = "";
 	const child = spawn(process.execPath, args, {
 		cwd,
-		env: { PATH: process.env.PATH ?? "", DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, ...env },
+		env: {
+			PATH: process.env.PATH ?? "",
+			DISCORD_TOKEN: "double-token",
+			DISCORD_APPLICATION_ID: double.applicationId,
+			DISCORD_API_URL: double.apiUrl,
+			...env,
+		},
 		stdio: ["ignore", "pipe", "pipe"],
 	});
 	child.stdout.on("data", (c: Buffer) => (output += c.toString()));
@@ -50,15 +62,34 @@ export async function run(): Promise<BenchRow[]> {
 	const cache = join(dir, "compile-cache");
 	const root = process.cwd();
 	writeFileSync(join(dir, "opsbot.yaml"), `discord: { guildId: "${double.guildId}" }\nenvironments:\n  local: {}\n`);
-	const opsbot = (env: Record<string, string>) => settledRss(double, npmStartArgs(root), { OPSBOT_CONFIG: join(dir, "opsbot.yaml"), ...env }, dir);
+	const opsbot = (env: Record<string, string>) =>
+		settledRss(double, npmStartArgs(root), { OPSBOT_CONFIG: join(dir, "opsbot.yaml"), ...env }, dir);
 	try {
 		const floor = await settledRss(double, [join(root, "bench/floor-client.mjs")], {}, root);
 		const cold = await opsbot({ NODE_COMPILE_CACHE: cache });
 		const warm = await opsbot({ NODE_COMPILE_CACHE: cache });
 		return [
-			{ bench: "memory", metric: "floor: bare discord.js client, Guilds intent, idle", value: round(floor), unit: "MiB", note: `VmRSS median of ${SAMPLES}, ${SETTLE_MS / 1000} s after ready` },
-			{ bench: "memory", metric: "opsbot idle, empty compile cache", value: round(cold), unit: "MiB", note: `floor + ${round(cold - floor)} MiB` },
-			{ bench: "memory", metric: "opsbot idle, warm compile cache", value: round(warm), unit: "MiB", note: `floor + ${round(warm - floor)} MiB (target: floor + 15)` },
+			{
+				bench: "memory",
+				metric: "floor: bare discord.js client, Guilds intent, idle",
+				value: round(floor),
+				unit: "MiB",
+				note: `VmRSS median of ${SAMPLES}, ${SETTLE_MS / 1000} s after ready`,
+			},
+			{
+				bench: "memory",
+				metric: "opsbot idle, empty compile cache",
+				value: round(cold),
+				unit: "MiB",
+				note: `floor + ${round(cold - floor)} MiB`,
+			},
+			{
+				bench: "memory",
+				metric: "opsbot idle, warm compile cache",
+				value: round(warm),
+				unit: "MiB",
+				note: `floor + ${round(warm - floor)} MiB (target: floor + 15)`,
+			},
 		];
 	} finally {
 		await double.close();

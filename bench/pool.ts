@@ -5,7 +5,7 @@ import { createDatabase } from "../src/services/postgres.ts";
 import { openConnections } from "../test/support/db.ts";
 import { startPgBouncer } from "../test/support/pgbouncer.ts";
 import { startPostgres } from "../test/support/postgres.ts";
-import { percentile, round, type BenchRow } from "./types.ts";
+import { type BenchRow, percentile, round } from "./types.ts";
 
 const SEQUENTIAL = 300;
 const CONCURRENT = 200;
@@ -16,8 +16,18 @@ export async function run(): Promise<BenchRow[]> {
 	const pgbouncer = await startPgBouncer(postgres);
 	const idle = await openConnections(postgres.appUrl, 60, { applicationName: "gunicorn" });
 	const log = pino({ level: "silent" });
-	const db = createDatabase({ url: pgbouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 5_000, applicationName: "opsbot-bench", log });
-	const service = createPoolService({ database: () => db, pgbouncerAdminUrl: () => ({ url: pgbouncer.adminUrl, timeoutMs: 5_000 }), log });
+	const db = createDatabase({
+		url: pgbouncer.opsbotUrl,
+		maxConnections: 2,
+		statementTimeoutMs: 5_000,
+		applicationName: "opsbot-bench",
+		log,
+	});
+	const service = createPoolService({
+		database: () => db,
+		pgbouncerAdminUrl: () => ({ url: pgbouncer.adminUrl, timeoutMs: 5_000 }),
+		log,
+	});
 	try {
 		for (let i = 0; i < 20; i++) await service.snapshot("bench"); // warm-up
 		const latencies: number[] = [];
@@ -37,7 +47,9 @@ export async function run(): Promise<BenchRow[]> {
 		const serverSide = (async () => {
 			while (watching) {
 				// Through PgBouncer the server sessions carry the client's application_name.
-				const { rows } = await watcher.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'opsbot-bench'");
+				const { rows } = await watcher.query<{ n: string }>(
+					"SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'opsbot-bench'",
+				);
 				maxServer = Math.max(maxServer, Number(rows[0]?.n));
 			}
 		})();
@@ -49,11 +61,29 @@ export async function run(): Promise<BenchRow[]> {
 		await serverSide;
 		await watcher.end();
 		return [
-			{ bench: "pool", metric: "/pool snapshot (PG + PgBouncer), p50", value: round(percentile(latencies, 50)), unit: "ms", note: `${SEQUENTIAL} sequential, 60 idle sessions present` },
+			{
+				bench: "pool",
+				metric: "/pool snapshot (PG + PgBouncer), p50",
+				value: round(percentile(latencies, 50)),
+				unit: "ms",
+				note: `${SEQUENTIAL} sequential, 60 idle sessions present`,
+			},
 			{ bench: "pool", metric: "/pool snapshot, p95", value: round(percentile(latencies, 95)), unit: "ms" },
 			{ bench: "pool", metric: `${CONCURRENT} concurrent snapshots, total`, value: round(burstMs), unit: "ms" },
-			{ bench: "pool", metric: "max connections opsbot held (client side)", value: maxHeld, unit: "conns", note: "pool max 2" },
-			{ bench: "pool", metric: "max server sessions named opsbot-bench", value: maxServer, unit: "conns", note: "sampled from pg_stat_activity" },
+			{
+				bench: "pool",
+				metric: "max connections opsbot held (client side)",
+				value: maxHeld,
+				unit: "conns",
+				note: "pool max 2",
+			},
+			{
+				bench: "pool",
+				metric: "max server sessions named opsbot-bench",
+				value: maxServer,
+				unit: "conns",
+				note: "sampled from pg_stat_activity",
+			},
 		];
 	} finally {
 		await db.close();

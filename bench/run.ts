@@ -32,7 +32,8 @@ for (const name of names) {
 const header = ["bench", "metric", "value", "unit", "note"];
 const table = [header, ...rows.map((r) => [r.bench, r.metric, String(r.value), r.unit, r.note ?? ""])];
 const widths = header.map((_, i) => Math.max(...table.map((row) => (row[i] ?? "").length)));
-const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 2 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join(" | ")} |`;
+const line = (cells: string[]) =>
+	`| ${cells.map((c, i) => (i === 2 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join(" | ")} |`;
 console.log(line(header));
 console.log(`|${widths.map((w, i) => (i === 2 ? `${"-".repeat(w + 1)}:` : "-".repeat(w + 2))).join("|")}|`);
 for (const row of table.slice(1)) console.log(line(row));

@@ -2,9 +2,9 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startDiscordDouble, type StoredMessage } from "../test/discord-double/index.ts";
+import { type StoredMessage, startDiscordDouble } from "../test/discord-double/index.ts";
 import { startTestBot } from "../test/support/bot.ts";
-import { percentile, round, type BenchRow } from "./types.ts";
+import { type BenchRow, percentile, round } from "./types.ts";
 
 const CHANNEL = "400000000000000001";
 const GROUPS = 50;
@@ -31,14 +31,32 @@ function payload(group: string, alerts: number, status: "firing" | "resolved", s
 		commonLabels: { alertname: group, severity: Number(group.slice(5)) % 10 === 0 ? "critical" : "warning" },
 		commonAnnotations: { summary: `${group} is unhappy` },
 		externalURL: "http://alertmanager.local:9093",
-		alerts: Array.from({ length: alerts }, (_, i) => ({ status, labels: { alertname: group, instance: `host-${i}` }, annotations: {}, startsAt, endsAt: status === "resolved" ? new Date().toISOString() : "0001-01-01T00:00:00Z", generatorURL: "", fingerprint: `${group}-${i}` })),
+		alerts: Array.from({ length: alerts }, (_, i) => ({
+			status,
+			labels: { alertname: group, instance: `host-${i}` },
+			annotations: {},
+			startsAt,
+			endsAt: status === "resolved" ? new Date().toISOString() : "0001-01-01T00:00:00Z",
+			generatorURL: "",
+			fingerprint: `${group}-${i}`,
+		})),
 	});
 }
 
 const title = (m: StoredMessage) => String((m.embeds[0] as { title?: unknown } | undefined)?.title ?? "");
-const text = (m: StoredMessage) => m.embeds.map((e) => [e.title, e.description, ...((e.fields as { name: string; value: string }[] | undefined) ?? []).flatMap((f) => [f.name, f.value])].join("\n")).join("\n");
+const text = (m: StoredMessage) =>
+	m.embeds
+		.map((e) =>
+			[
+				e.title,
+				e.description,
+				...((e.fields as { name: string; value: string }[] | undefined) ?? []).flatMap((f) => [f.name, f.value]),
+			].join("\n"),
+		)
+		.join("\n");
 /** A group's own message: "🔥 Storm07 — 30 firing" or "✅ Resolved: Storm07". */
-const ownMessageOf = (name: string) => (m: StoredMessage) => title(m).startsWith(`🔥 ${name} `) || title(m) === `✅ Resolved: ${name}`;
+const ownMessageOf = (name: string) => (m: StoredMessage) =>
+	title(m).startsWith(`🔥 ${name} `) || title(m) === `✅ Resolved: ${name}`;
 const isOwnMessage = (m: StoredMessage) => /^(🔥 Storm\d\d |✅ Resolved: Storm\d\d$)/.test(title(m));
 
 /**
@@ -49,7 +67,10 @@ const isOwnMessage = (m: StoredMessage) => /^(🔥 Storm\d\d |✅ Resolved: Stor
  */
 export async function run(): Promise<BenchRow[]> {
 	const token = randomBytes(24).toString("hex");
-	const double = await startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }] }, channelRateLimit: { count: 5, windowMs: 5_000 } });
+	const double = await startDiscordDouble({
+		guild: { channels: [{ id: CHANNEL, name: "alerts" }] },
+		channelRateLimit: { count: 5, windowMs: 5_000 },
+	});
 	const bot = await startTestBot(
 		double,
 		`discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nstateDir: ${mkdtempSync(join(tmpdir(), "opsbot-storm-"))}\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n`,
@@ -57,7 +78,11 @@ export async function run(): Promise<BenchRow[]> {
 	);
 	const url = `${bot.webhookUrl}/alerts`;
 	const post = async (body: string) => {
-		const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body });
+		const res = await fetch(url, {
+			method: "POST",
+			headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+			body,
+		});
 		await res.arrayBuffer();
 		if (res.status !== 202) throw new Error(`webhook answered ${res.status}`);
 	};
@@ -70,7 +95,9 @@ export async function run(): Promise<BenchRow[]> {
 		const startsAt = new Date().toISOString();
 		const sending = (async () => {
 			for (const round of ROUNDS) {
-				await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + round.at * 1_000 - performance.now())));
+				await new Promise((resolve) =>
+					setTimeout(resolve, Math.max(0, started + round.at * 1_000 - performance.now())),
+				);
 				await Promise.all(
 					names.map(async (name) => {
 						if (!firstWebhookAt.has(name)) firstWebhookAt.set(name, performance.now());
@@ -116,29 +143,95 @@ export async function run(): Promise<BenchRow[]> {
 		const drainSeconds = (quietSince - started) / 1_000;
 
 		const messages = double.channelMessages(CHANNEL);
-		const writes = double.requests.filter((r) => r.path.startsWith(`/channels/${CHANNEL}/messages`) && r.method !== "GET");
+		const writes = double.requests.filter(
+			(r) => r.path.startsWith(`/channels/${CHANNEL}/messages`) && r.method !== "GET",
+		);
 		const summaries = messages.filter((m) => !isOwnMessage(m));
 		const summaryIds = new Set(summaries.map((m) => m.id));
 		const own = names.map((name) => messages.filter(ownMessageOf(name)));
-		const latency = (at: Map<string, number>) => names.map((n) => ((at.get(n) ?? Number.POSITIVE_INFINITY) - (firstWebhookAt.get(n) ?? 0)) / 1_000).sort((a, b) => a - b);
+		const latency = (at: Map<string, number>) =>
+			names
+				.map((n) => ((at.get(n) ?? Number.POSITIVE_INFINITY) - (firstWebhookAt.get(n) ?? 0)) / 1_000)
+				.sort((a, b) => a - b);
 		const visible = latency(visibleFiringAt);
 		const ownLatency = latency(ownMessageAt);
 		const alertsNote = `${GROUPS} groups x ${ALERTS} alerts, one channel, 5 writes / 5 s`;
 		// A group never seen firing has no latency: say how many, not "Infinity".
-		const seconds = (v: number, of: readonly number[]) => (Number.isFinite(v) ? round(v) : `never for ${of.filter((x) => !Number.isFinite(x)).length}`);
+		const seconds = (v: number, of: readonly number[]) =>
+			Number.isFinite(v) ? round(v) : `never for ${of.filter((x) => !Number.isFinite(x)).length}`;
 		return [
-			{ bench: "storm", metric: "groups lost (no message of their own)", value: own.filter((m) => m.length === 0).length, unit: "groups", note: alertsNote },
-			{ bench: "storm", metric: "groups with several messages", value: own.filter((m) => m.length > 1).length, unit: "groups" },
-			{ bench: "storm", metric: "groups visibly resolved at the end", value: names.filter((name) => messages.some((m) => title(m) === `✅ Resolved: ${name}`)).length, unit: "groups" },
-			{ bench: "storm", metric: "visibly firing after first webhook, p50", value: seconds(percentile(visible, 50), visible), unit: "s", note: "own message or summary, read every 250 ms" },
-			{ bench: "storm", metric: "visibly firing after first webhook, max", value: seconds(visible.at(-1) ?? Number.NaN, visible), unit: "s", note: "target <= 10 s for all 50" },
+			{
+				bench: "storm",
+				metric: "groups lost (no message of their own)",
+				value: own.filter((m) => m.length === 0).length,
+				unit: "groups",
+				note: alertsNote,
+			},
+			{
+				bench: "storm",
+				metric: "groups with several messages",
+				value: own.filter((m) => m.length > 1).length,
+				unit: "groups",
+			},
+			{
+				bench: "storm",
+				metric: "groups visibly resolved at the end",
+				value: names.filter((name) => messages.some((m) => title(m) === `✅ Resolved: ${name}`)).length,
+				unit: "groups",
+			},
+			{
+				bench: "storm",
+				metric: "visibly firing after first webhook, p50",
+				value: seconds(percentile(visible, 50), visible),
+				unit: "s",
+				note: "own message or summary, read every 250 ms",
+			},
+			{
+				bench: "storm",
+				metric: "visibly firing after first webhook, max",
+				value: seconds(visible.at(-1) ?? Number.NaN, visible),
+				unit: "s",
+				note: "target <= 10 s for all 50",
+			},
 			{ bench: "storm", metric: "groups first shown already resolved", value: firstSeenResolved.size, unit: "groups" },
-			{ bench: "storm", metric: "own message after first webhook, p50", value: round(percentile(ownLatency, 50)), unit: "s" },
-			{ bench: "storm", metric: "own message after first webhook, max", value: round(ownLatency.at(-1) ?? Number.NaN), unit: "s" },
-			{ bench: "storm", metric: "Discord 429s received", value: double.requests.filter((r) => r.status === 429).length, unit: "" },
-			{ bench: "storm", metric: "Discord message writes", value: writes.length, unit: "calls", note: `${GROUPS * ROUNDS.length} webhooks` },
-			{ bench: "storm", metric: "summary messages / summary edits", value: `${summaries.length} / ${writes.filter((r) => r.method === "PATCH" && summaryIds.has(r.path.split("/").at(-1) ?? "")).length}`, unit: "" },
-			{ bench: "storm", metric: "everything up to date after", value: round(drainSeconds), unit: "s", note: "first webhook -> last Discord call" },
+			{
+				bench: "storm",
+				metric: "own message after first webhook, p50",
+				value: round(percentile(ownLatency, 50)),
+				unit: "s",
+			},
+			{
+				bench: "storm",
+				metric: "own message after first webhook, max",
+				value: round(ownLatency.at(-1) ?? Number.NaN),
+				unit: "s",
+			},
+			{
+				bench: "storm",
+				metric: "Discord 429s received",
+				value: double.requests.filter((r) => r.status === 429).length,
+				unit: "",
+			},
+			{
+				bench: "storm",
+				metric: "Discord message writes",
+				value: writes.length,
+				unit: "calls",
+				note: `${GROUPS * ROUNDS.length} webhooks`,
+			},
+			{
+				bench: "storm",
+				metric: "summary messages / summary edits",
+				value: `${summaries.length} / ${writes.filter((r) => r.method === "PATCH" && summaryIds.has(r.path.split("/").at(-1) ?? "")).length}`,
+				unit: "",
+			},
+			{
+				bench: "storm",
+				metric: "everything up to date after",
+				value: round(drainSeconds),
+				unit: "s",
+				note: "first webhook -> last Discord call",
+			},
 		];
 	} finally {
 		await bot.stop();

@@ -50,7 +50,12 @@ function timeText(seconds: number, style: string, now: number): string {
 		const minutes = Math.round((now - seconds * 1000) / 60_000);
 		const abs = Math.abs(minutes);
 		const unit = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
-		const amount = abs < 60 ? unit(abs, "minute") : abs < 2880 ? unit(Math.round(abs / 60), "hour") : unit(Math.round(abs / 1440), "day");
+		const amount =
+			abs < 60
+				? unit(abs, "minute")
+				: abs < 2880
+					? unit(Math.round(abs / 60), "hour")
+					: unit(Math.round(abs / 1440), "day");
 		return minutes >= 0 ? `${amount} ago` : `in ${amount}`;
 	}
 	if (style === "t") return hm;
@@ -65,19 +70,28 @@ function markdown(text: string, now: number, rich = true): string {
 	let s = text.replace(/\\([^A-Za-z0-9\s])/g, (_, c: string) => keep(esc(c)));
 	s = s.replace(/`([^`]+)`/g, (_, c: string) => keep(`<code>${esc(c)}</code>`));
 	if (rich) {
-		s = s.replace(/<t:(\d+)(?::([tTdDfFR]))?>/g, (_, n: string, style = "f") => keep(`<span class="time">${esc(timeText(Number(n), style, now))}</span>`));
+		s = s.replace(/<t:(\d+)(?::([tTdDfFR]))?>/g, (_, n: string, style = "f") =>
+			keep(`<span class="time">${esc(timeText(Number(n), style, now))}</span>`),
+		);
 		s = s.replace(/<@&(\d+)>/g, () => keep(`<span class="mention">@oncall</span>`));
-		s = s.replace(/<@!?(\d+)>/g, (_, id: string) => keep(`<span class="mention">@${id.endsWith("3") ? "bob" : "alice"}</span>`));
+		s = s.replace(/<@!?(\d+)>/g, (_, id: string) =>
+			keep(`<span class="mention">@${id.endsWith("3") ? "bob" : "alice"}</span>`),
+		);
 		s = s.replace(/<#(\d+)>/g, () => keep(`<span class="mention">#ops</span>`));
 		s = s.replace(/\[([^\]]+)\]\((https?:[^)\s]+)\)/g, (_, label: string) => keep(`<a>${esc(label)}</a>`));
 	}
 	s = esc(s);
-	s = s.replace(/\*\*(.+?)\*\*/gs, "<b>$1</b>").replace(/(^|[^*])\*([^*\n]+)\*/g, "$1<i>$2</i>").replace(/__(.+?)__/g, "<u>$1</u>");
+	s = s
+		.replace(/\*\*(.+?)\*\*/gs, "<b>$1</b>")
+		.replace(/(^|[^*])\*([^*\n]+)\*/g, "$1<i>$2</i>")
+		.replace(/__(.+?)__/g, "<u>$1</u>");
 	return s.replace(/\u0000(\d+)\u0000/g, (_, i: string) => slots[Number(i)] ?? "").replace(/\n/g, "<br>");
 }
 
 function embedHtml(embed: Json, now: number, attachments: Readonly<Record<string, string>>): string {
-	const colour = `#${Number(embed.color ?? 0x202225).toString(16).padStart(6, "0")}`;
+	const colour = `#${Number(embed.color ?? 0x202225)
+		.toString(16)
+		.padStart(6, "0")}`;
 	const fields = (embed.fields as Json[] | undefined) ?? [];
 	// Discord's grid: consecutive inline fields share a row, up to 3, splitting its 12 columns; others take a row.
 	const spans: number[] = [];
@@ -88,11 +102,15 @@ function embedHtml(embed: Json, now: number, attachments: Readonly<Record<string
 		for (let k = 0; k < run; k++) spans.push(12 / run);
 		i += run;
 	}
-	const cells = fields.map((f, i) => `<div class="field" style="grid-column:span ${spans[i]}"><div class="fname">${markdown(String(f.name), now, false)}</div><div class="fvalue">${markdown(String(f.value), now)}</div></div>`);
+	const cells = fields.map(
+		(f, i) =>
+			`<div class="field" style="grid-column:span ${spans[i]}"><div class="fname">${markdown(String(f.name), now, false)}</div><div class="fvalue">${markdown(String(f.value), now)}</div></div>`,
+	);
 	const image = (embed.image as Json | undefined)?.url;
 	const imageFile = typeof image === "string" ? attachments[image.replace("attachment://", "")] : undefined;
 	const footer = (embed.footer as Json | undefined)?.text;
-	const timestamp = typeof embed.timestamp === "string" ? timeText(Date.parse(embed.timestamp) / 1000, "f", now) : undefined;
+	const timestamp =
+		typeof embed.timestamp === "string" ? timeText(Date.parse(embed.timestamp) / 1000, "f", now) : undefined;
 	return `<div class="embed" style="border-left-color:${colour}">
 ${embed.title ? `<div class="title">${markdown(String(embed.title), now, false)}</div>` : ""}
 ${embed.description ? `<div class="desc">${markdown(String(embed.description), now)}</div>` : ""}
@@ -108,7 +126,8 @@ function componentsHtml(rows: Json[]): string {
 		.map((row) => {
 			const parts = ((row.components as Json[] | undefined) ?? []).map((c) => {
 				const emoji = (c.emoji as Json | undefined)?.name;
-				if (c.type === 2) return `<span class="button ${styles[Number(c.style)] ?? "secondary"}${c.disabled ? " disabled" : ""}">${esc([emoji, c.label].filter(Boolean).join(" "))}</span>`;
+				if (c.type === 2)
+					return `<span class="button ${styles[Number(c.style)] ?? "secondary"}${c.disabled ? " disabled" : ""}">${esc([emoji, c.label].filter(Boolean).join(" "))}</span>`;
 				return `<span class="select">${esc(String(c.placeholder ?? "Select…"))}<span class="chevron">⌄</span></span>`;
 			});
 			return `<div class="row">${parts.join("")}</div>`;
@@ -118,9 +137,16 @@ function componentsHtml(rows: Json[]): string {
 
 /** One golden as a Discord message: content, one embed, attached files, components. */
 function messageHtml(golden: Json, now: number, attachments: Readonly<Record<string, string>>): string {
-	const embed = (golden.embed as Json | undefined) ?? (golden.title !== undefined || golden.description !== undefined ? golden : undefined);
-	const content = typeof golden.content === "string" && golden.content ? `<div class="content">${markdown(golden.content, now)}</div>` : "";
-	const files = ((golden.files as Json[] | undefined) ?? []).filter((f) => !attachments[String(f.name)] || !JSON.stringify(embed ?? {}).includes(`attachment://${String(f.name)}`));
+	const embed =
+		(golden.embed as Json | undefined) ??
+		(golden.title !== undefined || golden.description !== undefined ? golden : undefined);
+	const content =
+		typeof golden.content === "string" && golden.content
+			? `<div class="content">${markdown(golden.content, now)}</div>`
+			: "";
+	const files = ((golden.files as Json[] | undefined) ?? []).filter(
+		(f) => !attachments[String(f.name)] || !JSON.stringify(embed ?? {}).includes(`attachment://${String(f.name)}`),
+	);
 	const fileCards = files.map((f) => `<div class="file">📄 ${esc(String(f.name))}</div>`).join("");
 	return `<div class="message"><div class="avatar">🤖</div><div class="body"><div class="author">opsbot <span class="bot">APP</span> <span class="when">Today at ${esc(timeText(now / 1000, "t", now))}</span></div>${content}${embed ? embedHtml(embed, now, attachments) : ""}${fileCards}${componentsHtml((golden.components as Json[] | undefined) ?? [])}</div></div>`;
 }
@@ -154,19 +180,34 @@ a{color:#00a8fc}.mention{background:rgba(88,101,242,.3);color:#c9cdfb;border-rad
 /** The page for one picture: its goldens side by side. The script's height measure goes in the title. */
 export function pictureHtml(entry: PictureEntry): string {
 	const now = Date.parse(entry.now);
-	const messages = entry.goldens.map((g) => messageHtml(JSON.parse(readFileSync(join(GOLDENS, g), "utf8")) as Json, now, entry.attachments ?? {}));
+	const messages = entry.goldens.map((g) =>
+		messageHtml(JSON.parse(readFileSync(join(GOLDENS, g), "utf8")) as Json, now, entry.attachments ?? {}),
+	);
 	return `<!doctype html><html><head><meta charset="utf-8"><style>${CSS}</style></head><body><div class="page">${messages.join("")}</div>
 <script>document.title = document.querySelector(".page").scrollWidth + "x" + document.querySelector(".page").scrollHeight</script></body></html>`;
 }
 
-const CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"];
+const CHROMIUM_FLAGS = [
+	"--headless",
+	"--no-sandbox",
+	"--disable-gpu",
+	"--no-first-run",
+	"--disable-background-networking",
+	"--disable-component-update",
+	"--disable-sync",
+	"--hide-scrollbars",
+];
 
 function chromium(args: string[]): string {
 	const binary = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
 	if (!binary) throw new Error("Chromium not found. Install it with: apt-get install -y chromium");
 	const profile = mkdtempSync(join(tmpdir(), "opsbot-chromium-"));
 	try {
-		return execFileSync(binary, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 60_000 });
+		return execFileSync(binary, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, ...args], {
+			encoding: "utf8",
+			stdio: ["ignore", "pipe", "ignore"],
+			timeout: 60_000,
+		});
 	} finally {
 		rmSync(profile, { recursive: true, force: true });
 	}
@@ -186,7 +227,9 @@ function main(): void {
 		const page = join(dir, "page.html");
 		writeFileSync(page, html);
 		// First the page's own size (the script writes it into the title), then a screenshot of exactly that.
-		const size = /<title>(\d+)x(\d+)<\/title>/.exec(chromium(["--window-size=2400,3000", "--dump-dom", `file://${page}`]));
+		const size = /<title>(\d+)x(\d+)<\/title>/.exec(
+			chromium(["--window-size=2400,3000", "--dump-dom", `file://${page}`]),
+		);
 		if (!size) throw new Error(`could not measure ${entry.picture}`);
 		chromium([`--window-size=${size[1]},${size[2]}`, `--screenshot=${out}`, `file://${page}`]);
 		rmSync(dir, { recursive: true, force: true });

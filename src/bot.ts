@@ -1,12 +1,12 @@
-import type { Config } from "./config.ts";
-import { startAlertRelay, type AlertRelay } from "./alerts/relay.ts";
+import { type AlertRelay, startAlertRelay } from "./alerts/relay.ts";
 import { COMMANDS, COMPONENTS } from "./commands/index.ts";
-import { createContext, type AppContext } from "./context.ts";
+import type { Config } from "./config.ts";
+import { type AppContext, createContext } from "./context.ts";
 import { createDiscordClient } from "./discord/client.ts";
 import { instrumentDiscord } from "./discord/instrument.ts";
 import { createRouter } from "./discord/router.ts";
 import type { Logger } from "./log.ts";
-import { startGatewayLease, type GatewayLease } from "./state/gateway-lease.ts";
+import { type GatewayLease, startGatewayLease } from "./state/gateway-lease.ts";
 import { waitForStateDatabase } from "./state/wait-for-state.ts";
 
 /** A running opsbot: what `npm start` runs, minus reading the config and the process's signals. */
@@ -29,10 +29,17 @@ export interface Bot {
  */
 export async function startBot(config: Config, log: Logger, onFatal: (reason: string) => void): Promise<Bot> {
 	// Without its state database opsbot waits (saying so, and on /readyz) rather than exit into a crash loop.
-	if (config.env.STATE_DATABASE_URL) await waitForStateDatabase(config.env.STATE_DATABASE_URL, log.child({ svc: "state" }), { ...(config.ops.alerts ? { listen: config.ops.alerts.listen } : {}) });
+	if (config.env.STATE_DATABASE_URL)
+		await waitForStateDatabase(config.env.STATE_DATABASE_URL, log.child({ svc: "state" }), {
+			...(config.ops.alerts ? { listen: config.ops.alerts.listen } : {}),
+		});
 	const { ctx, close } = await createContext(config, log);
 	const router = createRouter(COMMANDS, COMPONENTS, ctx);
-	const client = createDiscordClient({ ...(config.env.DISCORD_API_URL ? { apiUrl: config.env.DISCORD_API_URL } : {}), router, log });
+	const client = createDiscordClient({
+		...(config.env.DISCORD_API_URL ? { apiUrl: config.env.DISCORD_API_URL } : {}),
+		router,
+		log,
+	});
 	instrumentDiscord(client, ctx.services.metrics);
 
 	let lease: GatewayLease | undefined;
@@ -60,7 +67,9 @@ export async function startBot(config: Config, log: Logger, onFatal: (reason: st
 		await client.login(config.env.DISCORD_TOKEN);
 	}
 	// A replica without the lease is a standby, ready to take webhooks; with the lease, it is ready once connected.
-	const relay = await startAlertRelay(config, client, log, ctx.services, { standby: () => lease !== undefined && !lease.held() });
+	const relay = await startAlertRelay(config, client, log, ctx.services, {
+		standby: () => lease !== undefined && !lease.held(),
+	});
 	return {
 		ctx,
 		relay,

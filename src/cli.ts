@@ -1,23 +1,23 @@
 import { parseArgs } from "node:util";
 import { heldGroupsReport, readHeldGroups } from "./alerts/held-groups.ts";
-import { HEALTH_DETAIL_HINT, healthReport, healthSummaryReport } from "./commands/health.ts";
+import { testAlertReport } from "./commands/alerts.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
+import { doctorReport } from "./commands/doctor.ts";
+import { HEALTH_DETAIL_HINT, healthReport, healthSummaryReport } from "./commands/health.ts";
 import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
-import { testAlertReport } from "./commands/alerts.ts";
-import { doctorReport } from "./commands/doctor.ts";
 import { poolReport } from "./commands/pool.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
-import { ConfigError, readConfig, type ConfigMode } from "./config.ts";
-import { createContext, type AppContext } from "./context.ts";
+import { ConfigError, type ConfigMode, readConfig } from "./config.ts";
+import { type AppContext, createContext } from "./context.ts";
 import { UserFacingError } from "./errors.ts";
-import { answerProblems, askMissing, writeInitialFiles, type InitAnswers } from "./init.ts";
+import { answerProblems, askMissing, type InitAnswers, writeInitialFiles } from "./init.ts";
 import { createLogger } from "./log.ts";
-import { newTestAlert, operator, ownWebhook, postWebhook } from "./test-alert.ts";
-import { reportToText, TERMINAL_WIDTH, type Level, type Report } from "./render/report.ts";
+import { type Level, type Report, reportToText, TERMINAL_WIDTH } from "./render/report.ts";
 import { auditFilters } from "./services/audit.ts";
 import { runDoctor } from "./services/doctor.ts";
 import { logSearchRequest, searchLogs } from "./services/log-search.ts";
+import { newTestAlert, operator, ownWebhook, postWebhook } from "./test-alert.ts";
 
 /**
  * Exit codes usable from cron and CI (sysexits.h for the failures): 0 healthy or done, 1 degraded,
@@ -25,7 +25,16 @@ import { logSearchRequest, searchLogs } from "./services/log-search.ts";
  * command needs did not answer: UserFacingError.unavailable, e.g. Loki, PostgreSQL or an SSH host
  * down or too slow), 70 internal failure, 78 config. The README lists them.
  */
-export const EXIT: Record<Level, number> & { usage: number; unavailable: number; config: number; failure: number } = { info: 0, ok: 0, warn: 1, critical: 2, usage: 64, unavailable: 69, config: 78, failure: 70 };
+export const EXIT: Record<Level, number> & { usage: number; unavailable: number; config: number; failure: number } = {
+	info: 0,
+	ok: 0,
+	warn: 1,
+	critical: 2,
+	usage: 64,
+	unavailable: 69,
+	config: 78,
+	failure: 70,
+};
 
 /** What a CLI subcommand produces: a Report for people and plain data for --json. */
 export interface CliResult {
@@ -51,9 +60,15 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		exitByLevel: true,
 		options: { env: { type: "string" } },
 		async run(ctx, values) {
-			const environment = typeof values.env === "string" && values.env !== "all" ? requireEnvironment(ctx.config.ops, values.env) : "all";
-			const snapshots = environment === "all" ? await ctx.services.health.checkAll() : [await ctx.services.health.check(environment)];
-			return { report: environment === "all" ? healthSummaryReport(snapshots, HEALTH_DETAIL_HINT.cli) : healthReport(snapshots[0]!), data: snapshots };
+			const environment =
+				typeof values.env === "string" && values.env !== "all" ? requireEnvironment(ctx.config.ops, values.env) : "all";
+			const snapshots =
+				environment === "all" ? await ctx.services.health.checkAll() : [await ctx.services.health.check(environment)];
+			return {
+				report:
+					environment === "all" ? healthSummaryReport(snapshots, HEALTH_DETAIL_HINT.cli) : healthReport(snapshots[0]!),
+				data: snapshots,
+			};
 		},
 	},
 	whodeleted: {
@@ -61,7 +76,8 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		options: { env: { type: "string" } },
 		async run(ctx, values, positionals) {
 			const [type, id] = positionals;
-			if (!type || !id || positionals.length > 2) throw new UserFacingError("usage: opsbot whodeleted TYPE ID [--env NAME] [--json]");
+			if (!type || !id || positionals.length > 2)
+				throw new UserFacingError("usage: opsbot whodeleted TYPE ID [--env NAME] [--json]");
 			const environment = requirePostgresEnv(ctx, values.env);
 			const result = await ctx.services.audit.whoDeleted(environment, type, id);
 			// The CLI runs with the operator's own database credentials: nothing to mask.
@@ -69,46 +85,103 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		},
 	},
 	audit: {
-		usage: "opsbot audit [--user U] [--action A] [--type T] [--id ID] [--since 24h] [--until ISO] [--failed-only] [--env NAME] [--json] [--explain]",
-		options: { env: { type: "string" }, user: { type: "string" }, action: { type: "string" }, type: { type: "string" }, id: { type: "string" }, since: { type: "string" }, until: { type: "string" }, "failed-only": { type: "boolean" }, explain: { type: "boolean" } },
+		usage:
+			"opsbot audit [--user U] [--action A] [--type T] [--id ID] [--since 24h] [--until ISO] [--failed-only] [--env NAME] [--json] [--explain]",
+		options: {
+			env: { type: "string" },
+			user: { type: "string" },
+			action: { type: "string" },
+			type: { type: "string" },
+			id: { type: "string" },
+			since: { type: "string" },
+			until: { type: "string" },
+			"failed-only": { type: "boolean" },
+			explain: { type: "boolean" },
+		},
 		async run(ctx, values) {
 			const environment = requirePostgresEnv(ctx, values.env);
 			const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : null);
-			const filters = auditFilters({ user: str("user"), action: str("action"), type: str("type"), id: str("id"), since: str("since"), until: str("until"), failedOnly: values["failed-only"] === true });
+			const filters = auditFilters({
+				user: str("user"),
+				action: str("action"),
+				type: str("type"),
+				id: str("id"),
+				since: str("since"),
+				until: str("until"),
+				failedOnly: values["failed-only"] === true,
+			});
 			if (values.explain) {
 				const query = ctx.services.audit.searchQuery(filters, { size: 10 });
-				const plan = await ctx.services.databases.get(environment)!.read<{ "QUERY PLAN": string }>(`EXPLAIN ${query.sql}`, query.params);
+				const plan = await ctx.services.databases
+					.get(environment)!
+					.read<{ "QUERY PLAN": string }>(`EXPLAIN ${query.sql}`, query.params);
 				const suggestions = ctx.services.audit.suggestIndexes(filters);
 				const lines = plan.map((r) => r["QUERY PLAN"]);
 				return {
 					report: {
 						title: "How PostgreSQL would run this /audit search",
 						level: suggestions.length > 0 ? "warn" : "ok",
-						summary: [...lines, "", suggestions.length > 0 ? "An index that would serve this filter (opsbot never creates indexes; ask the application's owners):" : "The application's own indexes serve this filter.", ...suggestions].join("\n"),
+						summary: [
+							...lines,
+							"",
+							suggestions.length > 0
+								? "An index that would serve this filter (opsbot never creates indexes; ask the application's owners):"
+								: "The application's own indexes serve this filter.",
+							...suggestions,
+						].join("\n"),
 					},
 					data: { plan: lines, suggestions },
 				};
 			}
 			const { events, truncated } = await ctx.services.audit.searchAll(environment, filters);
-			return { report: auditPageReport(events.slice(0, 50), filters, 0, events.length > 50, true), data: { events, truncated } };
+			return {
+				report: auditPageReport(events.slice(0, 50), filters, 0, events.length > 50, true),
+				data: { events, truncated },
+			};
 		},
 	},
 	logs: {
 		wrap: false,
-		usage: "opsbot logs (--service S | --correlation ID | --query LOGQL) [--level L] [--contains TEXT] [--since 1h] [--limit N] [--env NAME] [--json]",
-		options: { env: { type: "string" }, service: { type: "string" }, level: { type: "string" }, contains: { type: "string" }, correlation: { type: "string" }, since: { type: "string" }, limit: { type: "string" }, query: { type: "string" } },
+		usage:
+			"opsbot logs (--service S | --correlation ID | --query LOGQL) [--level L] [--contains TEXT] [--since 1h] [--limit N] [--env NAME] [--json]",
+		options: {
+			env: { type: "string" },
+			service: { type: "string" },
+			level: { type: "string" },
+			contains: { type: "string" },
+			correlation: { type: "string" },
+			since: { type: "string" },
+			limit: { type: "string" },
+			query: { type: "string" },
+		},
 		async run(ctx, values) {
 			const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : null);
 			const limit = str("limit");
 			if (limit !== null && !/^\d+$/.test(limit)) throw new UserFacingError("--limit must be a whole number");
 			// The CLI is run by an operator on the host: raw queries are allowed.
-			const request = logSearchRequest(ctx.config.ops, { env: str("env"), service: str("service"), level: str("level"), contains: str("contains"), correlation: str("correlation"), since: str("since"), limit: limit === null ? null : Number(limit), query: str("query") });
+			const request = logSearchRequest(ctx.config.ops, {
+				env: str("env"),
+				service: str("service"),
+				level: str("level"),
+				contains: str("contains"),
+				correlation: str("correlation"),
+				since: str("since"),
+				limit: limit === null ? null : Number(limit),
+				query: str("query"),
+			});
 			const result = await searchLogs({ logs: ctx.services.logs, ops: ctx.config.ops }, request);
 			const cursor = (c: { ns: bigint; id: string } | undefined) => (c ? { ns: c.ns.toString(), id: c.id } : undefined);
 			return {
 				// Every line found, verbatim, and the LogQL as it ran; a Discord page shows 20 readable lines.
 				report: logsVerbatimReport(result, logsTitle(request)),
-				data: { ...result, startNs: result.startNs.toString(), endNs: result.endNs.toString(), before: cursor(result.before), after: cursor(result.after), entries: result.entries.map((e) => ({ ...e, ns: e.ns.toString() })) },
+				data: {
+					...result,
+					startNs: result.startNs.toString(),
+					endNs: result.endNs.toString(),
+					before: cursor(result.before),
+					after: cursor(result.after),
+					entries: result.entries.map((e) => ({ ...e, ns: e.ns.toString() })),
+				},
 			};
 		},
 	},
@@ -117,8 +190,12 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		options: { action: { type: "string" }, limit: { type: "string" } },
 		async run(ctx, values) {
 			const limit = typeof values.limit === "string" ? Number(values.limit) : 50;
-			if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UserFacingError("--limit must be a whole number from 1 to 10000");
-			const records = await ctx.services.actionLog.recent(limit, typeof values.action === "string" ? { action: values.action } : {});
+			if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+				throw new UserFacingError("--limit must be a whole number from 1 to 10000");
+			const records = await ctx.services.actionLog.recent(
+				limit,
+				typeof values.action === "string" ? { action: values.action } : {},
+			);
 			return { report: actionLogReport(records), data: records };
 		},
 	},
@@ -138,7 +215,10 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		options: { env: { type: "string" } },
 		async run(ctx, values) {
 			const environment = typeof values.env === "string" ? requireEnvironment(ctx.config.ops, values.env) : undefined;
-			const result = await runDoctor({ config: ctx.config, health: ctx.services.health }, environment ? { environment } : {});
+			const result = await runDoctor(
+				{ config: ctx.config, health: ctx.services.health },
+				environment ? { environment } : {},
+			);
 			return { report: doctorReport(result), data: result };
 		},
 	},
@@ -148,11 +228,14 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		options: { channel: { type: "string" }, severity: { type: "string" }, "resolve-after": { type: "string" } },
 		async run(ctx, values) {
 			const severity = typeof values.severity === "string" ? values.severity : "warning";
-			if (!/^[a-z]{1,16}$/.test(severity)) throw new UserFacingError("--severity must be a lowercase word such as warning, critical or info");
+			if (!/^[a-z]{1,16}$/.test(severity))
+				throw new UserFacingError("--severity must be a lowercase word such as warning, critical or info");
 			const channel = typeof values.channel === "string" ? values.channel : undefined;
-			if (channel !== undefined && !/^\d{17,20}$/.test(channel)) throw new UserFacingError("--channel must be a Discord channel id (17-20 digits)");
+			if (channel !== undefined && !/^\d{17,20}$/.test(channel))
+				throw new UserFacingError("--channel must be a Discord channel id (17-20 digits)");
 			const resolveAfter = typeof values["resolve-after"] === "string" ? Number(values["resolve-after"]) : 60;
-			if (!Number.isInteger(resolveAfter) || resolveAfter < 0 || resolveAfter > 3_600) throw new UserFacingError("--resolve-after must be a whole number of seconds from 0 to 3600");
+			if (!Number.isInteger(resolveAfter) || resolveAfter < 0 || resolveAfter > 3_600)
+				throw new UserFacingError("--resolve-after must be a whole number of seconds from 0 to 3600");
 			const target = ownWebhook(ctx.config);
 			const alerts = ctx.config.ops.alerts!;
 			const sentBy = operator();
@@ -162,23 +245,44 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			const interrupt = () => early.abort();
 			process.once("SIGINT", interrupt);
 			const record = (result: string, step: string) =>
-				ctx.services.actionLog.record({ actor: { userId: "cli", username: sentBy }, action: "alert.test", target: alert.channels.join(", "), result, details: { step, severity, groupKey: alert.groupKey } });
+				ctx.services.actionLog.record({
+					actor: { userId: "cli", username: sentBy },
+					action: "alert.test",
+					target: alert.channels.join(", "),
+					result,
+					details: { step, severity, groupKey: alert.groupKey },
+				});
 			await postWebhook(target, alert.payload("firing", new Date())).catch(async (err: unknown) => {
 				process.off("SIGINT", interrupt);
 				await record("failed", "firing");
 				throw err;
 			});
 			await record("ok", "firing");
-			process.stderr.write(`Test alert sent to channel ${alert.channels.join(", ")}; resolving it in ${resolveAfter} s (Ctrl-C resolves it now).\n`);
+			process.stderr.write(
+				`Test alert sent to channel ${alert.channels.join(", ")}; resolving it in ${resolveAfter} s (Ctrl-C resolves it now).\n`,
+			);
 			await new Promise<void>((resolve) => {
 				if (early.signal.aborted) return resolve();
 				const timer = setTimeout(resolve, resolveAfter * 1_000);
-				early.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+				early.signal.addEventListener(
+					"abort",
+					() => {
+						clearTimeout(timer);
+						resolve();
+					},
+					{ once: true },
+				);
 			});
 			process.off("SIGINT", interrupt);
 			await postWebhook(target, alert.payload("resolved", new Date()));
 			await record("ok", "resolved");
-			const sent = { groupKey: alert.groupKey, labels: alert.labels, channels: alert.channels, webhook: target.url, resolved: true };
+			const sent = {
+				groupKey: alert.groupKey,
+				labels: alert.labels,
+				channels: alert.channels,
+				webhook: target.url,
+				resolved: true,
+			};
 			return { report: testAlertReport({ channels: alert.channels, severity, resolvesInSeconds: 0 }), data: sent };
 		},
 	},
@@ -206,11 +310,19 @@ const INIT_USAGE = "opsbot init [--guild ID --channel ID --role ID --env NAME --
 function usage(): string {
 	return `Usage:\n  ${INIT_USAGE}\n${Object.values(CLI_COMMANDS)
 		.map((c) => `  ${c.usage}`)
-		.join("\n")}\n\nEnvironment: OPSBOT_CONFIG (default ./opsbot.yaml) and the secrets it names; .env is read if present.`;
+		.join(
+			"\n",
+		)}\n\nEnvironment: OPSBOT_CONFIG (default ./opsbot.yaml) and the secrets it names; .env is read if present.`;
 }
 
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
-export async function runCli(argv: string[], io: { out: (s: string) => void; err: (s: string) => void } = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
+export async function runCli(
+	argv: string[],
+	io: { out: (s: string) => void; err: (s: string) => void } = {
+		out: (s) => process.stdout.write(s),
+		err: (s) => process.stderr.write(s),
+	},
+): Promise<number> {
 	const [name, ...rest] = argv;
 	if (name === "init") return runInit(rest, io);
 	const command = name ? CLI_COMMANDS[name] : undefined;
@@ -220,7 +332,12 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 	}
 	let parsed;
 	try {
-		parsed = parseArgs({ args: rest, options: { ...command.options, json: { type: "boolean" }, help: { type: "boolean" } }, allowPositionals: true, strict: true });
+		parsed = parseArgs({
+			args: rest,
+			options: { ...command.options, json: { type: "boolean" }, help: { type: "boolean" } },
+			allowPositionals: true,
+			strict: true,
+		});
 	} catch (err) {
 		io.err(`${(err as Error).message}\nUsage: ${command.usage}\n`);
 		return EXIT.usage;
@@ -235,11 +352,22 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
 		return EXIT.config;
 	}
 	// Logs go to stderr so --json output stays parseable, one plain line each: a person is reading the report.
-	const log = createLogger({ level: config.env.LOG_LEVEL === "info" ? "warn" : config.env.LOG_LEVEL, pretty: false }, plainLogLines(io.err));
+	const log = createLogger(
+		{ level: config.env.LOG_LEVEL === "info" ? "warn" : config.env.LOG_LEVEL, pretty: false },
+		plainLogLines(io.err),
+	);
 	const { ctx, close } = await createContext(config, log, { withAlertStore: false });
 	try {
-		const result = await command.run(ctx, parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
-		io.out(parsed.values.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${reportToText(result.report, { width: command.wrap === false ? Infinity : terminalWidth() })}\n`);
+		const result = await command.run(
+			ctx,
+			parsed.values as Record<string, string | boolean | undefined>,
+			parsed.positionals,
+		);
+		io.out(
+			parsed.values.json
+				? `${JSON.stringify(result.data, null, 2)}\n`
+				: `${reportToText(result.report, { width: command.wrap === false ? Infinity : terminalWidth() })}\n`,
+		);
 		return command.exitByLevel ? EXIT[result.report.level] : 0;
 	} catch (err) {
 		if (err instanceof UserFacingError) {
@@ -262,13 +390,19 @@ async function runInit(args: string[], io: { out: (s: string) => void; err: (s: 
 	let values;
 	try {
 		const text = { type: "string" } as const;
-		values = parseArgs({ args, options: { guild: text, channel: text, role: text, env: text, url: text, help: { type: "boolean" } }, strict: true }).values;
+		values = parseArgs({
+			args,
+			options: { guild: text, channel: text, role: text, env: text, url: text, help: { type: "boolean" } },
+			strict: true,
+		}).values;
 	} catch (err) {
 		io.err(`${(err as Error).message}\nUsage: ${INIT_USAGE}\n`);
 		return EXIT.usage;
 	}
 	if (values.help) {
-		io.out(`Usage: ${INIT_USAGE}\nWrites opsbot.yaml and .env here (never over existing files); asks for what the flags leave out.\n`);
+		io.out(
+			`Usage: ${INIT_USAGE}\nWrites opsbot.yaml and .env here (never over existing files); asks for what the flags leave out.\n`,
+		);
 		return 0;
 	}
 	const given = { guild: values.guild, channel: values.channel, role: values.role, env: values.env, url: values.url };
@@ -280,7 +414,10 @@ async function runInit(args: string[], io: { out: (s: string) => void; err: (s: 
 		return EXIT.usage;
 	}
 	try {
-		const answers = problems.length === 0 ? (defined as InitAnswers) : await askMissing(defined, { input: process.stdin, output: process.stdout });
+		const answers =
+			problems.length === 0
+				? (defined as InitAnswers)
+				: await askMissing(defined, { input: process.stdin, output: process.stdout });
 		const written = writeInitialFiles(process.cwd(), answers);
 		io.out(`Wrote ${written.config} and ${written.env}.
 Next:
@@ -296,7 +433,14 @@ Next:
 	}
 }
 
-const PINO_LEVEL: Record<number, string> = { 10: "trace", 20: "debug", 30: "info", 40: "warning", 50: "error", 60: "fatal" };
+const PINO_LEVEL: Record<number, string> = {
+	10: "trace",
+	20: "debug",
+	30: "info",
+	40: "warning",
+	50: "error",
+	60: "fatal",
+};
 // Control characters (an ESC from an error message could restyle the terminal) become spaces.
 const controls = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ").trim();
 
@@ -326,7 +470,9 @@ export function plainLogLines(write: (line: string) => void): { write(record: st
  * library leaves behind (a socket's timer, a pool's idle client) may hold the terminal after it.
  */
 export async function exitWhenFlushed(code: number): Promise<never> {
-	await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write("", () => resolve()))));
+	await Promise.all(
+		[process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write("", () => resolve()))),
+	);
 	process.exit(code);
 }
 

@@ -11,8 +11,12 @@ import { inlineCode } from "./render/limits.ts";
  * that reads process.env.
  */
 
-const Snowflake = z.string().regex(/^\d{17,20}$/, "expected a Discord id (17-20 digits: turn on Developer Mode, then right-click > Copy ID)");
-const EnvName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "expected an environment variable name such as PROD_DATABASE_URL");
+const Snowflake = z
+	.string()
+	.regex(/^\d{17,20}$/, "expected a Discord id (17-20 digits: turn on Developer Mode, then right-click > Copy ID)");
+const EnvName = z
+	.string()
+	.regex(/^[A-Z_][A-Z0-9_]*$/, "expected an environment variable name such as PROD_DATABASE_URL");
 const HttpUrl = z.url({ protocol: /^https?$/, error: "expected an http(s) URL" });
 const Millis = z.number().int().min(50).max(120_000);
 const LabelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, "expected a label name");
@@ -95,7 +99,10 @@ const Ssh = z.strictObject({
 	 */
 	hostKey: z
 		.string()
-		.regex(/^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/=]+$/, "expected a public host key such as 'ssh-ed25519 AAAA...' (the key part of `ssh-keyscan -t ed25519 HOST`)")
+		.regex(
+			/^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/=]+$/,
+			"expected a public host key such as 'ssh-ed25519 AAAA...' (the key part of `ssh-keyscan -t ed25519 HOST`)",
+		)
 		.optional(),
 	timeoutMs: Millis.default(10_000),
 	/** Containers opsbot may look at or restart on this host; nothing else. */
@@ -104,8 +111,14 @@ const Ssh = z.strictObject({
 
 const PercentThresholds = (degraded: number, down: number) =>
 	z
-		.strictObject({ degradedPercent: z.number().min(1).max(100).default(degraded), downPercent: z.number().min(1).max(100).default(down) })
-		.refine((t) => t.degradedPercent < t.downPercent, { message: "degradedPercent must be below downPercent", path: ["degradedPercent"] })
+		.strictObject({
+			degradedPercent: z.number().min(1).max(100).default(degraded),
+			downPercent: z.number().min(1).max(100).default(down),
+		})
+		.refine((t) => t.degradedPercent < t.downPercent, {
+			message: "degradedPercent must be below downPercent",
+			path: ["degradedPercent"],
+		})
 		.prefault({});
 
 /** A host watched through the environment's Prometheus (node-exporter metrics; no agent of opsbot's own). */
@@ -117,18 +130,30 @@ const HostCheck = z
 		/** Or label matchers selecting the host's node-exporter series (exact values), e.g. `{ job: node, host: prod }`. */
 		labels: z.record(LabelName, z.string().max(255)).optional(),
 		/** Mount points to show; default: every filesystem node-exporter reports except tmpfs-like ones. */
-		mounts: z.array(z.string().regex(/^\/[^\n]{0,4095}$/, "expected an absolute mount point such as /var/lib/postgresql")).min(1).max(20).optional(),
+		mounts: z
+			.array(z.string().regex(/^\/[^\n]{0,4095}$/, "expected an absolute mount point such as /var/lib/postgresql"))
+			.min(1)
+			.max(20)
+			.optional(),
 		disk: PercentThresholds(85, 95),
 		memory: PercentThresholds(90, 97),
 		/** Load (1 min) per core; no state from load unless set. */
-		loadPerCore: z.strictObject({ degraded: z.number().positive().optional(), down: z.number().positive().optional() }).optional(),
+		loadPerCore: z
+			.strictObject({ degraded: z.number().positive().optional(), down: z.number().positive().optional() })
+			.optional(),
 		timeoutMs: Millis.default(5_000),
 	})
 	.superRefine((host, ctx) => {
 		const hasLabels = host.labels !== undefined && Object.keys(host.labels).length > 0;
-		if ((host.instance !== undefined) === hasLabels) ctx.addIssue({ code: "custom", message: "give exactly one of instance or labels (a non-empty label selector)", path: [] });
+		if ((host.instance !== undefined) === hasLabels)
+			ctx.addIssue({
+				code: "custom",
+				message: "give exactly one of instance or labels (a non-empty label selector)",
+				path: [],
+			});
 		const load = host.loadPerCore;
-		if (load?.degraded !== undefined && load.down !== undefined && load.degraded >= load.down) ctx.addIssue({ code: "custom", message: "degraded must be below down", path: ["loadPerCore", "degraded"] });
+		if (load?.degraded !== undefined && load.down !== undefined && load.degraded >= load.down)
+			ctx.addIssue({ code: "custom", message: "degraded must be below down", path: ["loadPerCore", "degraded"] });
 	});
 
 /**
@@ -137,7 +162,8 @@ const HostCheck = z
  * reload or switch server state. Refused by name at config load; the run also rolls back and drops
  * advisory locks (custom-checks.ts), and a role of its own (checksUrlEnv) is the real boundary.
  */
-const SIDE_EFFECT_FUNCTIONS = /\b(pg_terminate_backend|pg_cancel_backend|pg_(try_)?advisory_(xact_)?lock(_shared)?|pg_advisory_unlock(_all|_shared)?|set_config|pg_notify|pg_logical_emit_message|txid_current(_if_assigned)?|pg_current_xact_id(_if_assigned)?|pg_reload_conf|pg_rotate_logfile|pg_switch_wal|pg_create_restore_point|pg_promote|pg_log_backend_memory_contexts|dblink\w*)\b/i;
+const SIDE_EFFECT_FUNCTIONS =
+	/\b(pg_terminate_backend|pg_cancel_backend|pg_(try_)?advisory_(xact_)?lock(_shared)?|pg_advisory_unlock(_all|_shared)?|set_config|pg_notify|pg_logical_emit_message|txid_current(_if_assigned)?|pg_current_xact_id(_if_assigned)?|pg_reload_conf|pg_rotate_logfile|pg_switch_wal|pg_create_restore_point|pg_promote|pg_log_backend_memory_contexts|dblink\w*)\b/i;
 
 /** A check of the team's own: one number from PromQL or a read-only SQL query, judged against thresholds. */
 const CustomCheck = z
@@ -154,13 +180,32 @@ const CustomCheck = z
 		timeoutMs: Millis.default(5_000),
 	})
 	.superRefine((check, ctx) => {
-		if ((check.promql === undefined) === (check.sql === undefined)) ctx.addIssue({ code: "custom", message: "give exactly one of promql or sql", path: [] });
-		if (check.sql !== undefined && /\$\d/.test(check.sql)) ctx.addIssue({ code: "custom", message: "checks take no parameters ($1, $2, ...): write the values into the query", path: ["sql"] });
+		if ((check.promql === undefined) === (check.sql === undefined))
+			ctx.addIssue({ code: "custom", message: "give exactly one of promql or sql", path: [] });
+		if (check.sql !== undefined && /\$\d/.test(check.sql))
+			ctx.addIssue({
+				code: "custom",
+				message: "checks take no parameters ($1, $2, ...): write the values into the query",
+				path: ["sql"],
+			});
 		const sideEffect = check.sql?.match(SIDE_EFFECT_FUNCTIONS)?.[0];
-		if (sideEffect) ctx.addIssue({ code: "custom", message: `calls ${sideEffect.toLowerCase()}, which acts outside the check (sessions, locks, settings, notifications or WAL); a check only reads`, path: ["sql"] });
+		if (sideEffect)
+			ctx.addIssue({
+				code: "custom",
+				message: `calls ${sideEffect.toLowerCase()}, which acts outside the check (sessions, locks, settings, notifications or WAL); a check only reads`,
+				path: ["sql"],
+			});
 		const { degraded, down } = check;
-		if (degraded !== undefined && down !== undefined && (check.direction === "above" ? degraded >= down : degraded <= down)) {
-			ctx.addIssue({ code: "custom", message: `with direction ${check.direction}, degraded must be ${check.direction === "above" ? "below" : "above"} down`, path: ["degraded"] });
+		if (
+			degraded !== undefined &&
+			down !== undefined &&
+			(check.direction === "above" ? degraded >= down : degraded <= down)
+		) {
+			ctx.addIssue({
+				code: "custom",
+				message: `with direction ${check.direction}, degraded must be ${check.direction === "above" ? "below" : "above"} down`,
+				path: ["degraded"],
+			});
 		}
 	});
 
@@ -179,14 +224,31 @@ const Environment = z
 	.superRefine((environment, ctx) => {
 		const names = new Set(environment.http.map((h) => h.name));
 		environment.hosts?.forEach((host, i) => {
-			if (!environment.prometheus) ctx.addIssue({ code: "custom", message: "needs this environment's prometheus (its figures come from there)", path: ["hosts", i] });
-			if (names.has(host.name)) ctx.addIssue({ code: "custom", message: `duplicate check name "${host.name}"`, path: ["hosts", i, "name"] });
+			if (!environment.prometheus)
+				ctx.addIssue({
+					code: "custom",
+					message: "needs this environment's prometheus (its figures come from there)",
+					path: ["hosts", i],
+				});
+			if (names.has(host.name))
+				ctx.addIssue({ code: "custom", message: `duplicate check name "${host.name}"`, path: ["hosts", i, "name"] });
 			names.add(host.name);
 		});
 		environment.checks?.forEach((check, i) => {
-			if (check.promql !== undefined && !environment.prometheus) ctx.addIssue({ code: "custom", message: "a promql check needs this environment's prometheus", path: ["checks", i, "promql"] });
-			if (check.sql !== undefined && !environment.postgres) ctx.addIssue({ code: "custom", message: "an sql check needs this environment's postgres", path: ["checks", i, "sql"] });
-			if (names.has(check.name)) ctx.addIssue({ code: "custom", message: `duplicate check name "${check.name}"`, path: ["checks", i, "name"] });
+			if (check.promql !== undefined && !environment.prometheus)
+				ctx.addIssue({
+					code: "custom",
+					message: "a promql check needs this environment's prometheus",
+					path: ["checks", i, "promql"],
+				});
+			if (check.sql !== undefined && !environment.postgres)
+				ctx.addIssue({
+					code: "custom",
+					message: "an sql check needs this environment's postgres",
+					path: ["checks", i, "sql"],
+				});
+			if (names.has(check.name))
+				ctx.addIssue({ code: "custom", message: `duplicate check name "${check.name}"`, path: ["checks", i, "name"] });
 			names.add(check.name);
 		});
 	});
@@ -250,7 +312,10 @@ const PoolSettings = z.strictObject({
 const LogSettings = z.strictObject({
 	defaultLimit: z.number().int().min(1).max(5_000).default(50),
 	maxLimit: z.number().int().min(1).max(5_000).default(1_000),
-	defaultSince: z.string().regex(/^\d+[mhd]$/).default("1h"),
+	defaultSince: z
+		.string()
+		.regex(/^\d+[mhd]$/)
+		.default("1h"),
 	maxRangeHours: z.number().int().min(1).max(721).default(168),
 });
 
@@ -263,13 +328,20 @@ const AlertRoute = z.strictObject({
 });
 
 const Alerts = z.strictObject({
-	listen: z.strictObject({ host: z.string().default("127.0.0.1"), port: z.number().int().min(0).max(65_535).default(9095) }).prefault({}),
+	listen: z
+		.strictObject({ host: z.string().default("127.0.0.1"), port: z.number().int().min(0).max(65_535).default(9095) })
+		.prefault({}),
 	defaultChannel: Snowflake,
 	routes: z.array(AlertRoute).max(100).default([]),
 	containerLabel: LabelName.default("container"),
 	environmentLabel: LabelName.default("env"),
 	restartCooldownSeconds: z.number().int().min(0).max(86_400).default(300),
-	maxBodyBytes: z.number().int().min(1_024).max(50 * 1024 * 1024).default(2 * 1024 * 1024),
+	maxBodyBytes: z
+		.number()
+		.int()
+		.min(1_024)
+		.max(50 * 1024 * 1024)
+		.default(2 * 1024 * 1024),
 	/** `GET /metrics` on this port: without credentials from loopback only, unless `requireAuth` asks for the webhook's credentials from everyone. */
 	metrics: z.strictObject({ requireAuth: z.boolean().default(false) }).prefault({}),
 	/** How often opsbot asks AlertManager about groups it silenced (AlertManager sends nothing for them). */
@@ -306,7 +378,10 @@ export const EnvSchema = z.object({
 	DISCORD_API_URL: HttpUrl.optional(),
 	OPSBOT_CONFIG: z.string().min(1).default("./opsbot.yaml"),
 	WEBHOOK_TOKEN: z.string().min(16, "must be at least 16 characters (e.g. `openssl rand -base64 24`)").optional(),
-	WEBHOOK_BASIC_AUTH: z.string().regex(/^[^:]+:.{12,}$/, "must be user:password with a password of 12+ characters").optional(),
+	WEBHOOK_BASIC_AUTH: z
+		.string()
+		.regex(/^[^:]+:.{12,}$/, "must be user:password with a password of 12+ characters")
+		.optional(),
 	/** When set, the only credential that opens /metrics (the webhook's credentials no longer do). */
 	METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
 	STATE_DATABASE_URL: OptionalSecret,
@@ -355,8 +430,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMod
 	if (file === undefined) throw new ConfigError(problems);
 	const settings = parsedEnv.success ? parsedEnv.data : undefined;
 	if (mode === "bot") {
-		if (!given.DISCORD_TOKEN) problems.push(`env.DISCORD_TOKEN: required to start the bot: ${PASTE_FROM_PORTAL} (Bot > Reset Token)`);
-		if (!given.DISCORD_APPLICATION_ID) problems.push(`env.DISCORD_APPLICATION_ID: required to start the bot: ${PASTE_FROM_PORTAL} (General Information > Application ID)`);
+		if (!given.DISCORD_TOKEN)
+			problems.push(`env.DISCORD_TOKEN: required to start the bot: ${PASTE_FROM_PORTAL} (Bot > Reset Token)`);
+		if (!given.DISCORD_APPLICATION_ID)
+			problems.push(
+				`env.DISCORD_APPLICATION_ID: required to start the bot: ${PASTE_FROM_PORTAL} (General Information > Application ID)`,
+			);
 	}
 	const parsedFile = OpsFileSchema.safeParse(file);
 	if (!parsedFile.success) {
@@ -368,17 +447,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMod
 	const secrets = new Map<string, string>();
 	for (const { at, name } of referencedEnvVars(ops)) {
 		const value = env[name];
-		if (value === undefined || value === "") problems.push(`${at}: environment variable ${name} is not set (put it in .env)`);
+		if (value === undefined || value === "")
+			problems.push(`${at}: environment variable ${name} is not set (put it in .env)`);
 		else secrets.set(name, value);
 	}
 	if (mode === "bot") {
 		for (const [envName, environment] of Object.entries(ops.environments)) {
-			if (environment.ssh && !environment.ssh.hostKey) problems.push(`environments.${envName}.ssh.hostKey: required: pin the host's key (\`ssh-keyscan -t ed25519 ${environment.ssh.host}\`, or \`npx opsbot doctor\` shows it)`);
+			if (environment.ssh && !environment.ssh.hostKey)
+				problems.push(
+					`environments.${envName}.ssh.hostKey: required: pin the host's key (\`ssh-keyscan -t ed25519 ${environment.ssh.host}\`, or \`npx opsbot doctor\` shows it)`,
+				);
 		}
 	}
 	// Only the bot receives webhooks; the CLI must work without them (e.g. on the day Discord is down).
 	if (mode === "bot" && settings && ops.alerts && !settings.WEBHOOK_TOKEN && !settings.WEBHOOK_BASIC_AUTH) {
-		problems.push("env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH): 16+ random characters, e.g. from `openssl rand -base64 24`");
+		problems.push(
+			"env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH): 16+ random characters, e.g. from `openssl rand -base64 24`",
+		);
 	}
 	if (problems.length > 0 || !settings) throw new ConfigError(problems);
 	return { ops, env: settings, secrets };
@@ -401,13 +486,25 @@ export function readConfig(mode: ConfigMode): Config | ConfigError {
 }
 
 /** What deploy-commands.ts needs: Discord's token and application id (and the API base URL, for the double). */
-export function loadDeployEnv(env: NodeJS.ProcessEnv = process.env): { token: string; applicationId: string; apiUrl: string | undefined } {
-	const parsed = EnvSchema.pick({ DISCORD_TOKEN: true, DISCORD_APPLICATION_ID: true, DISCORD_API_URL: true }).safeParse(env);
+export function loadDeployEnv(env: NodeJS.ProcessEnv = process.env): {
+	token: string;
+	applicationId: string;
+	apiUrl: string | undefined;
+} {
+	const parsed = EnvSchema.pick({ DISCORD_TOKEN: true, DISCORD_APPLICATION_ID: true, DISCORD_API_URL: true }).safeParse(
+		env,
+	);
 	const problems = parsed.success ? [] : formatIssues(parsed.error.issues, "env");
 	if (parsed.success && !parsed.data.DISCORD_TOKEN) problems.push("env.DISCORD_TOKEN: required to register commands");
-	if (parsed.success && !parsed.data.DISCORD_APPLICATION_ID) problems.push("env.DISCORD_APPLICATION_ID: required to register commands");
-	if (!parsed.success || !parsed.data.DISCORD_TOKEN || !parsed.data.DISCORD_APPLICATION_ID) throw new ConfigError(problems);
-	return { token: parsed.data.DISCORD_TOKEN, applicationId: parsed.data.DISCORD_APPLICATION_ID, apiUrl: parsed.data.DISCORD_API_URL };
+	if (parsed.success && !parsed.data.DISCORD_APPLICATION_ID)
+		problems.push("env.DISCORD_APPLICATION_ID: required to register commands");
+	if (!parsed.success || !parsed.data.DISCORD_TOKEN || !parsed.data.DISCORD_APPLICATION_ID)
+		throw new ConfigError(problems);
+	return {
+		token: parsed.data.DISCORD_TOKEN,
+		applicationId: parsed.data.DISCORD_APPLICATION_ID,
+		apiUrl: parsed.data.DISCORD_API_URL,
+	};
 }
 
 function readOpsFile(path: string, problems: string[]): unknown {
@@ -420,7 +517,11 @@ function readOpsFile(path: string, problems: string[]): unknown {
 	const doc = parseDocument(readFileSync(path, "utf8"), { prettyErrors: true, uniqueKeys: true });
 	if (doc.errors.length > 0) {
 		// YAML errors carry line/column, never the secret-free file's values beyond a short snippet.
-		problems.push(...doc.errors.map((e) => `${path}: YAML ${e.code} at line ${e.linePos?.[0]?.line ?? "?"}, column ${e.linePos?.[0]?.col ?? "?"}`));
+		problems.push(
+			...doc.errors.map(
+				(e) => `${path}: YAML ${e.code} at line ${e.linePos?.[0]?.line ?? "?"}, column ${e.linePos?.[0]?.col ?? "?"}`,
+			),
+		);
 		return undefined;
 	}
 	return doc.toJS() ?? {};
@@ -430,7 +531,10 @@ function readOpsFile(path: string, problems: string[]): unknown {
 function crossCheck(ops: OpsFile): string[] {
 	const problems: string[] = [];
 	const roleNames = new Set(Object.keys(ops.discord.roles));
-	for (const [kind, table] of [["commands", ops.access.commands], ["actions", ops.access.actions]] as const) {
+	for (const [kind, table] of [
+		["commands", ops.access.commands],
+		["actions", ops.access.actions],
+	] as const) {
 		for (const [name, roles] of Object.entries(table)) {
 			roles?.forEach((role, i) => {
 				if (role !== "everyone" && !roleNames.has(role) && !/^\d{17,20}$/.test(role)) {
@@ -441,13 +545,17 @@ function crossCheck(ops: OpsFile): string[] {
 	}
 	const envNames = Object.keys(ops.environments);
 	if (ops.defaultEnvironment !== undefined && !envNames.includes(ops.defaultEnvironment)) {
-		problems.push(`defaultEnvironment: "${ops.defaultEnvironment}" is not one of the environments (${envNames.join(", ")})`);
+		problems.push(
+			`defaultEnvironment: "${ops.defaultEnvironment}" is not one of the environments (${envNames.join(", ")})`,
+		);
 	}
-	if (ops.pool.warnPercent >= ops.pool.criticalPercent) problems.push("pool.warnPercent: must be below pool.criticalPercent");
+	if (ops.pool.warnPercent >= ops.pool.criticalPercent)
+		problems.push("pool.warnPercent: must be below pool.criticalPercent");
 	for (const [envName, environment] of Object.entries(ops.environments)) {
 		const names = new Set<string>();
 		environment.http.forEach((check, i) => {
-			if (names.has(check.name)) problems.push(`environments.${envName}.http.${i}.name: duplicate check name "${check.name}"`);
+			if (names.has(check.name))
+				problems.push(`environments.${envName}.http.${i}.name: duplicate check name "${check.name}"`);
 			names.add(check.name);
 		});
 	}
@@ -490,7 +598,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 	if (issue.code === "invalid_type" && issue.expected === "string" && issue.message.endsWith("received number")) {
 		return 'write it in quotes ("1234..."): YAML reads an unquoted number as a number, and a Discord id loses its last digits';
 	}
-	if (issue.code === "unrecognized_keys") return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+	if (issue.code === "unrecognized_keys")
+		return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
 	return issue.message;
 }
 
@@ -505,7 +614,10 @@ export function findEnvironment(ops: Pick<OpsFile, "environments">, name: string
 /** The named environment's config; an unknown name (one like an Object.prototype key too) is refused in the words every command and the CLI use. */
 export function knownEnvironment(ops: Pick<OpsFile, "environments">, name: string): EnvironmentConfig {
 	const env = findEnvironment(ops, name);
-	if (!env) throw new UserFacingError(`Unknown environment ${inlineCode(name.slice(0, 40))}. Known: ${Object.keys(ops.environments).join(", ")}.`);
+	if (!env)
+		throw new UserFacingError(
+			`Unknown environment ${inlineCode(name.slice(0, 40))}. Known: ${Object.keys(ops.environments).join(", ")}.`,
+		);
 	return env;
 }
 

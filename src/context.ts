@@ -1,31 +1,42 @@
-import { findEnvironment, type Config } from "./config.ts";
-import { createAccessPolicy, type AccessPolicy } from "./discord/access.ts";
-import type { Logger } from "./log.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
 import { join } from "node:path";
 import { openConfiguredAlertStore } from "./alerts/open-store.ts";
+import { createRunningRestarts, type RunningRestarts } from "./alerts/running-restarts.ts";
 import type { AlertStore } from "./alerts/store.ts";
+import { type Config, findEnvironment } from "./config.ts";
+import { type AccessPolicy, createAccessPolicy } from "./discord/access.ts";
 import type { PendingStore } from "./discord/pending.ts";
+import type { Logger } from "./log.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { type ActionLog, createFileActionLog, createPostgresActionLog } from "./services/action-log.ts";
+import { type AlertManagerService, createAlertManagerService } from "./services/alertmanager.ts";
+import { type AuditQueryState, type AuditService, createAuditService } from "./services/audit.ts";
+import { createHealthService, type HealthService } from "./services/health.ts";
 import type { LogsQueryState } from "./services/log-search.ts";
 import { createLogsService, type LogsService } from "./services/logs.ts";
-import { createFileActionLog, createPostgresActionLog, type ActionLog } from "./services/action-log.ts";
+import {
+	createPoolService,
+	type EndableSessions,
+	type PoolService,
+	type TerminationCandidate,
+} from "./services/pool.ts";
+import { createDatabaseRegistry, type DatabaseRegistry } from "./services/postgres.ts";
+import { createPrometheusService, type PrometheusService } from "./services/prometheus.ts";
+import { createSshService, type SshService } from "./services/ssh.ts";
 import { openStateDatabase } from "./state/db.ts";
 import { createPostgresPendingStore } from "./state/pending.ts";
 import { createPostgresRestartLock, type RestartLock } from "./state/restart-lock.ts";
-import { createRunningRestarts, type RunningRestarts } from "./alerts/running-restarts.ts";
 import { openStateFile, type StateFile } from "./state/sqlite.ts";
-import { createAuditService, type AuditQueryState, type AuditService } from "./services/audit.ts";
-import { createHealthService, type HealthService } from "./services/health.ts";
-import { createPoolService, type EndableSessions, type PoolService, type TerminationCandidate } from "./services/pool.ts";
-import { createDatabaseRegistry, type DatabaseRegistry } from "./services/postgres.ts";
-import { createAlertManagerService, type AlertManagerService } from "./services/alertmanager.ts";
-import { createPrometheusService, type PrometheusService } from "./services/prometheus.ts";
-import { createSshService, type SshService } from "./services/ssh.ts";
 
 /** What a confirmation button refers to, kept server-side for 60 s. */
 export type Confirmation =
 	/** `sessions` is absent in confirmations stored before idle-in-transaction could be ended: idle ones. */
-	| { kind: "pool.terminate"; environment: string; candidates: readonly TerminationCandidate[]; minutes: number; sessions?: EndableSessions }
+	| {
+			kind: "pool.terminate";
+			environment: string;
+			candidates: readonly TerminationCandidate[];
+			minutes: number;
+			sessions?: EndableSessions;
+	  }
 	| { kind: "alert.restart"; environment: string; container: string; groupId: string; episode: number };
 
 /** The alert relay's state, for its buttons. */
@@ -85,25 +96,42 @@ export interface AppContext {
  * in SQLite and a file under stateDir. The alert store is opened when `alerts` is configured, unless
  * `withAlertStore` is false (CLI commands that do not read it).
  */
-export async function createContext(config: Config, log: Logger, options: { withAlertStore?: boolean } = {}): Promise<{ ctx: AppContext; close: () => Promise<void> }> {
+export async function createContext(
+	config: Config,
+	log: Logger,
+	options: { withAlertStore?: boolean } = {},
+): Promise<{ ctx: AppContext; close: () => Promise<void> }> {
 	const environments = config.ops.environments;
 	const secret = (name: string) => config.secrets.get(name);
-	const databases = createDatabaseRegistry((environment) => {
-		const pg = findEnvironment(config.ops, environment)?.postgres;
-		const url = pg ? secret(pg.urlEnv) : undefined;
-		if (!pg || !url) return undefined;
-		const checksUrl = pg.checksUrlEnv ? secret(pg.checksUrlEnv) : undefined;
-		return { url, ...(checksUrl ? { checksUrl } : {}), maxConnections: pg.maxConnections, statementTimeoutMs: config.ops.audit.statementTimeoutMs, applicationName: "opsbot" };
-	}, log.child({ svc: "postgres" }));
+	const databases = createDatabaseRegistry(
+		(environment) => {
+			const pg = findEnvironment(config.ops, environment)?.postgres;
+			const url = pg ? secret(pg.urlEnv) : undefined;
+			if (!pg || !url) return undefined;
+			const checksUrl = pg.checksUrlEnv ? secret(pg.checksUrlEnv) : undefined;
+			return {
+				url,
+				...(checksUrl ? { checksUrl } : {}),
+				maxConnections: pg.maxConnections,
+				statementTimeoutMs: config.ops.audit.statementTimeoutMs,
+				applicationName: "opsbot",
+			};
+		},
+		log.child({ svc: "postgres" }),
+	);
 	const stateUrl = config.env.STATE_DATABASE_URL;
 	const stateDb = stateUrl ? openStateDatabase(stateUrl, log.child({ svc: "state" })) : undefined;
 	// One process without it: the same state in stateDir/state.sqlite, so open confirmations, pages and the cooldown survive a restart.
 	let stateFile: StateFile | undefined;
 	const shared: Pick<StateFile, "pending" | "restarts"> = stateDb
-		? { pending: (kind, ttlMs) => createPostgresPendingStore(stateDb, kind, ttlMs), restarts: createPostgresRestartLock(stateDb) }
+		? {
+				pending: (kind, ttlMs) => createPostgresPendingStore(stateDb, kind, ttlMs),
+				restarts: createPostgresRestartLock(stateDb),
+			}
 		: (stateFile = openStateFile(join(config.ops.stateDir, "state.sqlite")));
 	const pending = <T>(kind: string, ttlMs: number): PendingStore<T> => shared.pending<T>(kind, ttlMs);
-	const alertStore = config.ops.alerts && options.withAlertStore !== false ? await openConfiguredAlertStore(config, log) : undefined;
+	const alertStore =
+		config.ops.alerts && options.withAlertStore !== false ? await openConfiguredAlertStore(config, log) : undefined;
 	const wakeListeners: (() => void)[] = [];
 	const ssh = createSshService({ environments, secret });
 	const prometheus = createPrometheusService(environments);
@@ -112,7 +140,14 @@ export async function createContext(config: Config, log: Logger, options: { with
 		ssh,
 		alertmanager: createAlertManagerService(environments),
 		prometheus,
-		health: createHealthService({ environments, databases, secret, ssh, prometheus, log: log.child({ svc: "health" }) }),
+		health: createHealthService({
+			environments,
+			databases,
+			secret,
+			ssh,
+			prometheus,
+			log: log.child({ svc: "health" }),
+		}),
 		pool: createPoolService({
 			database: (environment) => databases.get(environment),
 			pgbouncerAdminUrl: (environment) => {
@@ -123,15 +158,29 @@ export async function createContext(config: Config, log: Logger, options: { with
 			prometheus,
 			log: log.child({ svc: "pool" }),
 		}),
-		actionLog: stateDb ? createPostgresActionLog(stateDb) : createFileActionLog(join(config.ops.stateDir, "actions.jsonl")),
+		actionLog: stateDb
+			? createPostgresActionLog(stateDb)
+			: createFileActionLog(join(config.ops.stateDir, "actions.jsonl")),
 		confirmations: pending<Confirmation>("confirmation", CONFIRMATION_TTL_MS),
-		audit: createAuditService({ database: (environment) => databases.get(environment), table: config.ops.audit, log: log.child({ svc: "audit" }) }),
+		audit: createAuditService({
+			database: (environment) => databases.get(environment),
+			table: config.ops.audit,
+			log: log.child({ svc: "audit" }),
+		}),
 		auditQueries: pending<AuditQueryState>("audit", 15 * 60_000),
-		logs: createLogsService({ environments, secret, ssh, maxRangeHours: config.ops.logs.maxRangeHours, log: log.child({ svc: "logs" }) }),
+		logs: createLogsService({
+			environments,
+			secret,
+			ssh,
+			maxRangeHours: config.ops.logs.maxRangeHours,
+			log: log.child({ svc: "logs" }),
+		}),
 		logQueries: pending<LogsQueryState>("logs", 15 * 60_000),
 		alertState: {
 			store: alertStore,
-			wake: () => wakeListeners.forEach((listener) => listener()),
+			wake: () => {
+				for (const listener of wakeListeners) listener();
+			},
 			onWake: (listener) => void wakeListeners.push(listener),
 			restarts: shared.restarts,
 			running: createRunningRestarts(),

@@ -26,7 +26,11 @@ export class PressRefusedError extends UserFacingError {
 	readonly reason: string;
 	readonly target: string | undefined;
 	readonly details: Record<string, unknown> | undefined;
-	constructor(message: string, refusal: { reason: string; target?: string; details?: Record<string, unknown> }, options?: ErrorOptions) {
+	constructor(
+		message: string,
+		refusal: { reason: string; target?: string; details?: Record<string, unknown> },
+		options?: ErrorOptions,
+	) {
 		super(message, options);
 		this.name = "PressRefusedError";
 		this.reason = refusal.reason;

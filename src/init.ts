@@ -26,11 +26,34 @@ const ENV_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
 /** The questions, in order, with what a valid answer looks like (the same rules the config applies). */
 const QUESTIONS: readonly { key: keyof InitAnswers; ask: string; check: (v: string) => string | undefined }[] = [
-	{ key: "guild", ask: "Server id (right-click the server icon > Copy Server ID)", check: (v) => (SNOWFLAKE.test(v) ? undefined : "a Discord id is 17-20 digits (turn on Developer Mode, then right-click > Copy ID)") },
-	{ key: "channel", ask: "Channel id for replies and alerts (right-click the channel > Copy Channel ID)", check: (v) => (SNOWFLAKE.test(v) ? undefined : "a Discord id is 17-20 digits") },
-	{ key: "role", ask: "On-call role id (Server Settings > Roles, right-click > Copy Role ID)", check: (v) => (SNOWFLAKE.test(v) ? undefined : "a Discord id is 17-20 digits") },
-	{ key: "env", ask: "Environment name", check: (v) => (ENV_NAME.test(v) ? undefined : "a short lowercase name such as production") },
-	{ key: "url", ask: "An http(s) URL of yours that should answer 200 (e.g. your API's health endpoint)", check: (v) => (/^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v) ? undefined : "an http:// or https:// URL") },
+	{
+		key: "guild",
+		ask: "Server id (right-click the server icon > Copy Server ID)",
+		check: (v) =>
+			SNOWFLAKE.test(v)
+				? undefined
+				: "a Discord id is 17-20 digits (turn on Developer Mode, then right-click > Copy ID)",
+	},
+	{
+		key: "channel",
+		ask: "Channel id for replies and alerts (right-click the channel > Copy Channel ID)",
+		check: (v) => (SNOWFLAKE.test(v) ? undefined : "a Discord id is 17-20 digits"),
+	},
+	{
+		key: "role",
+		ask: "On-call role id (Server Settings > Roles, right-click > Copy Role ID)",
+		check: (v) => (SNOWFLAKE.test(v) ? undefined : "a Discord id is 17-20 digits"),
+	},
+	{
+		key: "env",
+		ask: "Environment name",
+		check: (v) => (ENV_NAME.test(v) ? undefined : "a short lowercase name such as production"),
+	},
+	{
+		key: "url",
+		ask: "An http(s) URL of yours that should answer 200 (e.g. your API's health endpoint)",
+		check: (v) => (/^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v) ? undefined : "an http:// or https:// URL"),
+	},
 ];
 
 /** The minimal ops file for these answers; `opsbot.minimal.yaml` is this with placeholder ids (a test keeps them equal). */
@@ -94,7 +117,10 @@ export function answerProblems(partial: Partial<Record<keyof InitAnswers, string
 }
 
 /** Asks on the terminal for every answer the flags did not give, again until each is valid. */
-export async function askMissing(given: Partial<Record<keyof InitAnswers, string>>, io: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream }): Promise<InitAnswers> {
+export async function askMissing(
+	given: Partial<Record<keyof InitAnswers, string>>,
+	io: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream },
+): Promise<InitAnswers> {
 	const rl = createInterface({ input: io.input, output: io.output });
 	const answers: Partial<Record<keyof InitAnswers, string>> = { ...given };
 	try {
@@ -128,11 +154,16 @@ export function writeInitialFiles(dir: string, answers: InitAnswers): { config: 
 	const env = join(dir, ".env");
 	const existing = [config, env].filter((p) => existsSync(p));
 	if (existing.length > 0) {
-		throw new UserFacingError(`${existing.join(" and ")} already exist${existing.length === 1 ? "s" : ""}: init writes only new files. Move ${existing.length === 1 ? "it" : "them"} away, or edit by hand (docs/configuration.md).`);
+		throw new UserFacingError(
+			`${existing.join(" and ")} already exist${existing.length === 1 ? "s" : ""}: init writes only new files. Move ${existing.length === 1 ? "it" : "them"} away, or edit by hand (docs/configuration.md).`,
+		);
 	}
 	const yaml = minimalConfig(answers);
 	const parsed = OpsFileSchema.safeParse(parseDocument(yaml).toJS());
-	if (!parsed.success) throw new UserFacingError(`init would write an invalid config: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+	if (!parsed.success)
+		throw new UserFacingError(
+			`init would write an invalid config: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+		);
 	// "wx": fail rather than overwrite a file created since the check above.
 	writeFileSync(config, yaml, { flag: "wx" });
 	writeFileSync(env, initialDotEnv(randomBytes(24).toString("base64url")), { flag: "wx", mode: 0o600 });

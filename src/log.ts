@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 
 export type { Logger };
 
@@ -21,7 +21,10 @@ export const REDACT_PATHS = [
 ];
 
 /** The root logger; pretty output only when asked for (LOG_PRETTY), never tied to NODE_ENV. */
-export function createLogger(options: { level: string; pretty: boolean }, destination?: pino.DestinationStream): Logger {
+export function createLogger(
+	options: { level: string; pretty: boolean },
+	destination?: pino.DestinationStream,
+): Logger {
 	const base = { level: options.level, redact: { paths: REDACT_PATHS, censor: "[redacted]" } };
 	if (options.pretty) return pino({ ...base, transport: { target: "pino-pretty", options: { colorize: true } } });
 	return destination ? pino(base, destination) : pino(base);

@@ -12,7 +12,11 @@ const ABANDON_MS = 5_000;
 
 /** Reads the config, starts the bot (src/bot.ts), and stops it on SIGTERM/SIGINT: drain, close, exit. */
 async function main(): Promise<void> {
-	const [{ startBot }, { ConfigError, readConfig }, { createLogger }] = await Promise.all([import("./bot.ts"), import("./config.ts"), import("./log.ts")]);
+	const [{ startBot }, { ConfigError, readConfig }, { createLogger }] = await Promise.all([
+		import("./bot.ts"),
+		import("./config.ts"),
+		import("./log.ts"),
+	]);
 	const config = readConfig("bot");
 	if (config instanceof ConfigError) {
 		process.stderr.write(`${config.message}\n`);

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** How an interaction ended, as counted in metrics. */
 export type InteractionResult = "ok" | "refused" | "error" | "outside-guild";
@@ -30,7 +30,13 @@ export interface Metrics {
 	 * A read that fails never fails the scrape: the series last read are reported as NaN (stale) and
 	 * `onError` hears why, so process and Discord metrics still arrive when the store is stuck.
 	 */
-	gaugeAtScrape<L extends string>(name: string, help: string, labelNames: readonly L[], read: () => Promise<readonly { labels: Record<L, string>; value: number }[]>, onError?: (err: unknown) => void): void;
+	gaugeAtScrape<L extends string>(
+		name: string,
+		help: string,
+		labelNames: readonly L[],
+		read: () => Promise<readonly { labels: Record<L, string>; value: number }[]>,
+		onError?: (err: unknown) => void,
+	): void;
 }
 
 // Interactions answer in milliseconds to seconds; Discord's deadline for the first response is 3 s.
@@ -43,14 +49,56 @@ export function createMetrics(): Metrics {
 	const registers = [registry];
 	return {
 		registry,
-		interactions: new Counter({ name: "opsbot_interactions_total", help: "Discord interactions handled, by kind, name and result.", labelNames: ["kind", "name", "result"], registers }),
-		interactionFirstResponse: new Histogram({ name: "opsbot_interaction_first_response_seconds", help: "Time from receiving an interaction to its first response.", labelNames: ["kind", "name"], buckets: INTERACTION_BUCKETS, registers }),
-		interactionDuration: new Histogram({ name: "opsbot_interaction_duration_seconds", help: "Time from receiving an interaction to its final answer.", labelNames: ["kind", "name"], buckets: INTERACTION_BUCKETS, registers }),
-		webhooks: new Counter({ name: "opsbot_webhooks_total", help: "AlertManager webhook requests, by HTTP status.", labelNames: ["status"], registers }),
-		discordRequests: new Counter({ name: "opsbot_discord_requests_total", help: "Discord API requests, by route, method and status.", labelNames: ["route", "method", "status"], registers }),
-		deliveryFailures: new Counter({ name: "opsbot_alert_delivery_failures_total", help: "Alert messages that could not be sent, by kind (refused, transient, local).", labelNames: ["kind"], registers }),
-		alertActions: new Counter({ name: "opsbot_alert_actions_total", help: "Restarts and silences from alert buttons, by action and result.", labelNames: ["action", "result"], registers }),
-		deliveryStopped: new Gauge({ name: "opsbot_alert_delivery_stopped", help: "1 while a channel's alert delivery is stopped after a failure, mostly of the alert store (disk full, database down).", labelNames: ["channel"], registers }),
+		interactions: new Counter({
+			name: "opsbot_interactions_total",
+			help: "Discord interactions handled, by kind, name and result.",
+			labelNames: ["kind", "name", "result"],
+			registers,
+		}),
+		interactionFirstResponse: new Histogram({
+			name: "opsbot_interaction_first_response_seconds",
+			help: "Time from receiving an interaction to its first response.",
+			labelNames: ["kind", "name"],
+			buckets: INTERACTION_BUCKETS,
+			registers,
+		}),
+		interactionDuration: new Histogram({
+			name: "opsbot_interaction_duration_seconds",
+			help: "Time from receiving an interaction to its final answer.",
+			labelNames: ["kind", "name"],
+			buckets: INTERACTION_BUCKETS,
+			registers,
+		}),
+		webhooks: new Counter({
+			name: "opsbot_webhooks_total",
+			help: "AlertManager webhook requests, by HTTP status.",
+			labelNames: ["status"],
+			registers,
+		}),
+		discordRequests: new Counter({
+			name: "opsbot_discord_requests_total",
+			help: "Discord API requests, by route, method and status.",
+			labelNames: ["route", "method", "status"],
+			registers,
+		}),
+		deliveryFailures: new Counter({
+			name: "opsbot_alert_delivery_failures_total",
+			help: "Alert messages that could not be sent, by kind (refused, transient, local).",
+			labelNames: ["kind"],
+			registers,
+		}),
+		alertActions: new Counter({
+			name: "opsbot_alert_actions_total",
+			help: "Restarts and silences from alert buttons, by action and result.",
+			labelNames: ["action", "result"],
+			registers,
+		}),
+		deliveryStopped: new Gauge({
+			name: "opsbot_alert_delivery_stopped",
+			help: "1 while a channel's alert delivery is stopped after a failure, mostly of the alert store (disk full, database down).",
+			labelNames: ["channel"],
+			registers,
+		}),
 		gaugeAtScrape(name, help, labelNames, read, onError) {
 			let last: Awaited<ReturnType<typeof read>> = [];
 			new Gauge({

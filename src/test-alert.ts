@@ -27,9 +27,14 @@ export interface TestAlert {
  * The labels of a test alert that the config's routes send to `channel` (default: wherever a test
  * alert of this severity goes). Only routes whose matchers a literal label value can satisfy are used.
  */
-export function testAlertLabels(alerts: Pick<AlertsConfig, "routes" | "defaultChannel">, severity: string, channel?: string): Record<string, string> {
+export function testAlertLabels(
+	alerts: Pick<AlertsConfig, "routes" | "defaultChannel">,
+	severity: string,
+	channel?: string,
+): Record<string, string> {
 	const base = { alertname: TEST_ALERT_NAME, severity, [TEST_LABEL]: "true" };
-	const reaches = (labels: Record<string, string>) => channel === undefined || routeGroup(labels, alerts).some((t) => t.channel === channel);
+	const reaches = (labels: Record<string, string>) =>
+		channel === undefined || routeGroup(labels, alerts).some((t) => t.channel === channel);
 	if (reaches(base)) return base;
 	for (const route of alerts.routes.filter((r) => r.channel === channel)) {
 		const labels: Record<string, string> = { ...base, ...route.match };
@@ -37,11 +42,16 @@ export function testAlertLabels(alerts: Pick<AlertsConfig, "routes" | "defaultCh
 		if (reaches(labels)) return labels;
 	}
 	const known = [...new Set([alerts.defaultChannel, ...alerts.routes.map((r) => r.channel)])];
-	throw new UserFacingError(`No route sends a ${severity} test alert to channel ${channel}. Channels alerts reach: ${known.join(", ")} (alerts.defaultChannel, alerts.routes).`);
+	throw new UserFacingError(
+		`No route sends a ${severity} test alert to channel ${channel}. Channels alerts reach: ${known.join(", ")} (alerts.defaultChannel, alerts.routes).`,
+	);
 }
 
 /** A new test alert group (a fresh group key, so every run gets its own message). */
-export function newTestAlert(alerts: Pick<AlertsConfig, "routes" | "defaultChannel">, options: { severity: string; channel?: string; sentBy: string }): TestAlert {
+export function newTestAlert(
+	alerts: Pick<AlertsConfig, "routes" | "defaultChannel">,
+	options: { severity: string; channel?: string; sentBy: string },
+): TestAlert {
 	const labels = testAlertLabels(alerts, options.severity, options.channel);
 	const run = randomBytes(6).toString("hex");
 	const groupKey = `{}/{${TEST_LABEL}="true"}:{run="${run}"}`;
@@ -66,7 +76,17 @@ export function newTestAlert(alerts: Pick<AlertsConfig, "routes" | "defaultChann
 				commonLabels: labels,
 				commonAnnotations: annotations,
 				externalURL: "",
-				alerts: [{ status, labels, annotations, startsAt: startsAt.toISOString(), endsAt: status === "resolved" ? at.toISOString() : "0001-01-01T00:00:00Z", generatorURL: "", fingerprint }],
+				alerts: [
+					{
+						status,
+						labels,
+						annotations,
+						startsAt: startsAt.toISOString(),
+						endsAt: status === "resolved" ? at.toISOString() : "0001-01-01T00:00:00Z",
+						generatorURL: "",
+						fingerprint,
+					},
+				],
 			};
 		},
 	};
@@ -75,11 +95,21 @@ export function newTestAlert(alerts: Pick<AlertsConfig, "routes" | "defaultChann
 /** Where the running bot takes webhooks on this machine, and the header it wants. */
 export function ownWebhook(config: Config): { url: string; authorization: string } {
 	const alerts = config.ops.alerts;
-	if (!alerts) throw new UserFacingError("`alerts` is not configured, so the bot takes no webhooks: add `alerts: { defaultChannel: \"CHANNEL_ID\" }` to the config (README, AlertManager).");
+	if (!alerts)
+		throw new UserFacingError(
+			'`alerts` is not configured, so the bot takes no webhooks: add `alerts: { defaultChannel: "CHANNEL_ID" }` to the config (README, AlertManager).',
+		);
 	const host = ["0.0.0.0", "::", ""].includes(alerts.listen.host) ? "127.0.0.1" : alerts.listen.host;
 	const { WEBHOOK_TOKEN: token, WEBHOOK_BASIC_AUTH: basic } = config.env;
-	const authorization = token ? `Bearer ${token}` : basic ? `Basic ${Buffer.from(basic).toString("base64")}` : undefined;
-	if (!authorization) throw new UserFacingError("WEBHOOK_TOKEN is not set: the bot's webhook needs it (put it in .env; `npx opsbot init` writes one).");
+	const authorization = token
+		? `Bearer ${token}`
+		: basic
+			? `Basic ${Buffer.from(basic).toString("base64")}`
+			: undefined;
+	if (!authorization)
+		throw new UserFacingError(
+			"WEBHOOK_TOKEN is not set: the bot's webhook needs it (put it in .env; `npx opsbot init` writes one).",
+		);
 	return { url: `http://${host.includes(":") ? `[${host}]` : host}:${alerts.listen.port}/alerts`, authorization };
 }
 
@@ -87,13 +117,26 @@ export function ownWebhook(config: Config): { url: string; authorization: string
 export async function postWebhook(target: { url: string; authorization: string }, body: unknown): Promise<void> {
 	let res: Response;
 	try {
-		res = await fetch(target.url, { method: "POST", headers: { "content-type": "application/json", authorization: target.authorization }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+		res = await fetch(target.url, {
+			method: "POST",
+			headers: { "content-type": "application/json", authorization: target.authorization },
+			body: JSON.stringify(body),
+			signal: AbortSignal.timeout(10_000),
+		});
 	} catch {
-		throw new UserFacingError(`Nothing answers at ${target.url}: is the bot running (npm start) with this config?`, { unavailable: true });
+		throw new UserFacingError(`Nothing answers at ${target.url}: is the bot running (npm start) with this config?`, {
+			unavailable: true,
+		});
 	}
 	await res.arrayBuffer();
-	if (res.status === 401) throw new UserFacingError(`The bot at ${target.url} refused the webhook token: this WEBHOOK_TOKEN is not the one the bot started with.`);
-	if (res.status !== 202 && res.status !== 200) throw new UserFacingError(`The bot at ${target.url} answered ${res.status}; its log says why.`, { unavailable: res.status >= 500 });
+	if (res.status === 401)
+		throw new UserFacingError(
+			`The bot at ${target.url} refused the webhook token: this WEBHOOK_TOKEN is not the one the bot started with.`,
+		);
+	if (res.status !== 202 && res.status !== 200)
+		throw new UserFacingError(`The bot at ${target.url} answered ${res.status}; its log says why.`, {
+			unavailable: res.status >= 500,
+		});
 }
 
 /** Who sent a test alert, for its text and the action log. */

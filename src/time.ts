@@ -5,14 +5,18 @@ export function parseTimeSpec(spec: string, now: Date = new Date()): Date {
 	const trimmed = spec.trim();
 	const relative = /^(\d{1,5})\s*([mhdw])$/i.exec(trimmed);
 	if (relative) {
-		const unit = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[relative[2]!.toLowerCase() as "m" | "h" | "d" | "w"];
+		const unit = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[
+			relative[2]!.toLowerCase() as "m" | "h" | "d" | "w"
+		];
 		return new Date(now.getTime() - Number(relative[1]) * unit);
 	}
 	if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(trimmed)) {
 		const date = new Date(trimmed.length === 10 ? `${trimmed}T00:00:00Z` : trimmed);
 		if (!Number.isNaN(date.getTime())) return date;
 	}
-	throw new UserFacingError(`Cannot read the time ${JSON.stringify(trimmed.slice(0, 40))}: use 15m, 24h, 7d or an ISO date such as 2026-11-24 or 2026-11-24T13:00:00Z.`);
+	throw new UserFacingError(
+		`Cannot read the time ${JSON.stringify(trimmed.slice(0, 40))}: use 15m, 24h, 7d or an ISO date such as 2026-11-24 or 2026-11-24T13:00:00Z.`,
+	);
 }
 
 /** A time range from "15m"-style `since` (or "FROM..TO"), bounded to `maxHours`. */
@@ -20,8 +24,10 @@ export function parseRange(spec: string, maxHours: number, now: Date = new Date(
 	const [from, to] = spec.includes("..") ? spec.split("..", 2) : [spec, undefined];
 	const start = parseTimeSpec(from ?? "", now);
 	const end = to ? parseTimeSpec(to, now) : now;
-	if (end.getTime() <= start.getTime()) throw new UserFacingError("The range is empty: the start must be before the end.");
-	if (end.getTime() - start.getTime() > maxHours * 3_600_000) throw new UserFacingError(`That range is longer than the ${maxHours} h opsbot searches at once. Narrow it.`);
+	if (end.getTime() <= start.getTime())
+		throw new UserFacingError("The range is empty: the start must be before the end.");
+	if (end.getTime() - start.getTime() > maxHours * 3_600_000)
+		throw new UserFacingError(`That range is longer than the ${maxHours} h opsbot searches at once. Narrow it.`);
 	return { start, end };
 }
 

@@ -5,7 +5,7 @@ import pg from "pg";
 import { pino } from "pino";
 import { describe, expect, inject, it } from "vitest";
 import { openPostgresAlertStore } from "../src/alerts/pg-store.ts";
-import { groupId, openAlertStore, type AlertStore } from "../src/alerts/store.ts";
+import { type AlertStore, groupId, openAlertStore } from "../src/alerts/store.ts";
 import { payload } from "./support/alert-fixtures.ts";
 import { runOpsbotCli, unwrapped } from "./support/cli.ts";
 
@@ -21,11 +21,19 @@ const opsbot = runOpsbotCli;
 function opsFile(): { path: string; stateDir: string } {
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-cli-alerts-"));
 	const path = join(dir, "opsbot.yaml");
-	writeFileSync(path, `discord: { guildId: "${GUILD}" }\nenvironments:\n  production: { http: [{ name: api, url: "http://127.0.0.1:9/" }] }\nalerts: { defaultChannel: "${CHANNEL}" }\nstateDir: ${JSON.stringify(join(dir, "state"))}\n`);
+	writeFileSync(
+		path,
+		`discord: { guildId: "${GUILD}" }\nenvironments:\n  production: { http: [{ name: api, url: "http://127.0.0.1:9/" }] }\nalerts: { defaultChannel: "${CHANNEL}" }\nstateDir: ${JSON.stringify(join(dir, "state"))}\n`,
+	);
 	return { path, stateDir: join(dir, "state") };
 }
 
-const group = (name: string, severity: string, alerts: number, status: "firing" | "resolved" = "firing") => payload(alerts, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity } }, status);
+const group = (name: string, severity: string, alerts: number, status: "firing" | "resolved" = "firing") =>
+	payload(
+		alerts,
+		{ groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity } },
+		status,
+	);
 const idOf = (name: string) => groupId("opsbot", name, CHANNEL);
 
 /** Four groups as the relay leaves them: acknowledged, silenced, resolved, and one whose message is not posted yet. */
@@ -35,7 +43,8 @@ async function fill(store: AlertStore): Promise<void> {
 	await store.accept(group("ApiErrors", "warning", 3), targets, AT);
 	await store.accept(group("DiskFilling", "warning", 1), targets, AT);
 	let n = 0;
-	for (let item = await store.next(CHANNEL, AT); item; item = await store.next(CHANNEL, AT)) await store.delivered(item, `50000000000000000${++n}`);
+	for (let item = await store.next(CHANNEL, AT); item; item = await store.next(CHANNEL, AT))
+		await store.delivered(item, `50000000000000000${++n}`);
 	await store.accept(group("DiskFilling", "warning", 1, "resolved"), targets, AT + 60_000);
 	await store.accept(group("Backups_late", "info", 1), targets, AT + 120_000);
 	await store.setAck(idOf("PostgresDown"), { userId: "200000000000000002", username: "alice", at: AT + 5 * 60_000 });
@@ -78,7 +87,11 @@ async function expectListed(env: Record<string, string>): Promise<void> {
 		messageId: "500000000000000001",
 		messageUrl: `https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000001`,
 	});
-	expect(groups[1]).toMatchObject({ name: "ApiErrors", ack: null, silence: { id: "silence-1", username: "bob", until, active: true } });
+	expect(groups[1]).toMatchObject({
+		name: "ApiErrors",
+		ack: null,
+		silence: { id: "silence-1", username: "bob", until, active: true },
+	});
 	expect(groups[2]).toMatchObject({ name: "Backups_late", severity: "info", messageId: null, messageUrl: null });
 	expect(groups[3]).toMatchObject({ name: "DiskFilling", status: "resolved", firingAlerts: 0 });
 }
@@ -107,7 +120,10 @@ describe("opsbot alerts", () => {
 	it("says there are none, without creating a store, where the relay never ran", async () => {
 		const ops = opsFile();
 
-		const [result, json] = await Promise.all([opsbot(["alerts"], { OPSBOT_CONFIG: ops.path }), opsbot(["alerts", "--json"], { OPSBOT_CONFIG: ops.path })]);
+		const [result, json] = await Promise.all([
+			opsbot(["alerts"], { OPSBOT_CONFIG: ops.path }),
+			opsbot(["alerts", "--json"], { OPSBOT_CONFIG: ops.path }),
+		]);
 
 		expect(result.code).toBe(0);
 		expect(result.stdout).toBe("[OK] No alert groups\nopsbot holds no alert groups.\n");

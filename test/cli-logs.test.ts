@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { EXIT } from "../src/cli.ts";
-import { freshTenant, type TestLoki } from "./support/loki.ts";
-import { sharedLoki } from "./support/shared-loki.ts";
-import { freePort } from "./support/proc.ts";
 import { runOpsbotCli } from "./support/cli.ts";
+import { freshTenant, type TestLoki } from "./support/loki.ts";
+import { freePort } from "./support/proc.ts";
+import { sharedLoki } from "./support/shared-loki.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "opsbot-cli-logs-"));
 const MINUTE = 60_000_000_000n;
@@ -24,10 +24,16 @@ describe("opsbot logs against a real Loki", () => {
 		loki = sharedLoki();
 		await loki.push(tenant, { service: "api" }, [
 			{ ns: now - 3n * MINUTE, line: tricky },
-			{ ns: now - 2n * MINUTE, line: JSON.stringify({ level: "error", msg: "payment failed", correlation_id: "c-42" }) },
+			{
+				ns: now - 2n * MINUTE,
+				line: JSON.stringify({ level: "error", msg: "payment failed", correlation_id: "c-42" }),
+			},
 			{ ns: now - MINUTE, line: "unrelated\twith a tab and an \u001b[31mescape" },
 		]);
-		await loki.push(tenant, { service: "worker" }, [{ ns: now - 2n * MINUTE, line: "worker picked up c-42" }, { ns: now - MINUTE, line: "worker picked up c-420" }]);
+		await loki.push(tenant, { service: "worker" }, [
+			{ ns: now - 2n * MINUTE, line: "worker picked up c-42" },
+			{ ns: now - MINUTE, line: "worker picked up c-420" },
+		]);
 		config = join(dir, "opsbot.yaml");
 		writeFileSync(
 			config,
@@ -47,12 +53,16 @@ environments:
 		expect(result.code).toBe(0);
 		const out = result.stdout.split("\n");
 		expect(out[0]).toBe("[INFO] Logs of api on production");
-		expect(out[2]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z {2}copied `C:\\temp\\new` to "D:\\backup" ```done```$/);
+		expect(out[2]).toMatch(
+			/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z {2}copied `C:\\temp\\new` to "D:\\backup" ```done```$/,
+		);
 		const logql = out.find((l) => l.startsWith("LogQL: "))!.slice("LogQL: ".length);
 		expect(logql).toBe('{service="api"} |= "C:\\\\temp\\\\new"');
 		// What is shown is what ran: the printed LogQL finds the same line in Loki.
 		const params = new URLSearchParams({ query: logql, start: (now - 60n * MINUTE).toString(), end: now.toString() });
-		const direct = (await (await fetch(`${loki.url}/loki/api/v1/query_range?${params}`, { headers: { "x-scope-orgid": tenant } })).json()) as { data: { result: { values: [string, string][] }[] } };
+		const direct = (await (
+			await fetch(`${loki.url}/loki/api/v1/query_range?${params}`, { headers: { "x-scope-orgid": tenant } })
+		).json()) as { data: { result: { values: [string, string][] }[] } };
 		expect(direct.data.result.flatMap((s) => s.values.map((v) => v[1]))).toEqual([tricky]);
 	});
 
@@ -67,7 +77,11 @@ environments:
 		const result = await opsbot(["logs", "--correlation", "c-42", "--since", "1h", "--json"], config);
 
 		expect(result.code).toBe(0);
-		const data = JSON.parse(result.stdout) as { query: string; tenant: string; entries: { ns: string; line: string; labels: Record<string, string> }[] };
+		const data = JSON.parse(result.stdout) as {
+			query: string;
+			tenant: string;
+			entries: { ns: string; line: string; labels: Record<string, string> }[];
+		};
 		expect(data.query.startsWith('{service=~".+"} |= "c-42"')).toBe(true);
 		expect(data.tenant).toBe(tenant);
 		expect(data.entries.map((e) => [e.labels.service, e.line]).sort()).toEqual([
@@ -85,7 +99,7 @@ environments:
 		expect(down.code).toBe(69);
 		expect(down.stderr).toBe("Loki is not reachable (connection refused). Check Loki with /health.\n");
 		expect(regex.code).toBe(64);
-		expect(regex.stderr).toContain("Loki cannot use the regular expression in `|~ \"(a\"`: missing closing ): `(a`.");
+		expect(regex.stderr).toContain('Loki cannot use the regular expression in `|~ "(a"`: missing closing ): `(a`.');
 		expect(usage.code).toBe(64);
 		expect(usage.stderr).toContain("Pick a service, or give a correlation id");
 	});
@@ -94,6 +108,7 @@ environments:
 		const reference = readFileSync("docs/reference.md", "utf8");
 
 		expect(readFileSync("README.md", "utf8")).toContain("(docs/reference.md)");
-		for (const [name, code] of Object.entries(EXIT)) expect(reference, `exit code ${code} (${name})`).toMatch(new RegExp(`\\|\\s*${code}\\s*\\|`));
+		for (const [name, code] of Object.entries(EXIT))
+			expect(reference, `exit code ${code} (${name})`).toMatch(new RegExp(`\\|\\s*${code}\\s*\\|`));
 	});
 });

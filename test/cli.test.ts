@@ -54,7 +54,10 @@ environments:
 		const result = await opsbot(["health", "--env", "bad", "--json"], { OPSBOT_CONFIG: configPath });
 
 		expect(result.code).toBe(2);
-		const snapshots = JSON.parse(result.stdout) as { environment: string; checks: { name: string; state: string; detail: string }[] }[];
+		const snapshots = JSON.parse(result.stdout) as {
+			environment: string;
+			checks: { name: string; state: string; detail: string }[];
+		}[];
 		expect(snapshots[0]?.checks).toEqual([
 			expect.objectContaining({ name: "api", state: "ok" }),
 			expect.objectContaining({ name: "gone", state: "down", detail: "connection refused" }),
@@ -88,12 +91,15 @@ environments:
 
 	it("runs without WEBHOOK_TOKEN or Discord secrets when the ops file has an alerts section", async () => {
 		const withAlerts = join(dir, "alerts.yaml");
-		writeFileSync(withAlerts, `discord: { guildId: "100000000000000001" }
+		writeFileSync(
+			withAlerts,
+			`discord: { guildId: "100000000000000001" }
 environments:
   good:
     http: [{ name: api, url: "${base}/ok" }]
 alerts: { defaultChannel: "100000000000000020" }
-`);
+`,
+		);
 
 		const result = await opsbot(["health", "--env", "good"], { OPSBOT_CONFIG: withAlerts });
 
@@ -119,9 +125,15 @@ alerts: { defaultChannel: "100000000000000020" }
 		const port = (closed.address() as AddressInfo).port;
 		await new Promise((resolve) => closed.close(resolve));
 		const config = join(dir, "pg-down.yaml");
-		writeFileSync(config, `discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n    postgres: { urlEnv: APP_DB_URL }\n`);
+		writeFileSync(
+			config,
+			`discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n    postgres: { urlEnv: APP_DB_URL }\n`,
+		);
 
-		const result = await opsbot(["whodeleted", "User", "42"], { OPSBOT_CONFIG: config, APP_DB_URL: `postgres://opsbot@127.0.0.1:${port}/app` });
+		const result = await opsbot(["whodeleted", "User", "42"], {
+			OPSBOT_CONFIG: config,
+			APP_DB_URL: `postgres://opsbot@127.0.0.1:${port}/app`,
+		});
 
 		expect(result.stderr).toContain("The PostgreSQL of production is not reachable (connection refused)");
 		expect(result.code).toBe(69);

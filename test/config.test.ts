@@ -1,7 +1,7 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { requireEnvironment } from "../src/commands/options.ts";
 import { ConfigError, findEnvironment, loadConfig } from "../src/config.ts";
@@ -121,8 +121,12 @@ pool: { warnPercent: 95, criticalPercent: 90 }
 		const unset = problemsOf({ OPSBOT_CONFIG: path });
 		const set = problemsOf({ OPSBOT_CONFIG: path, PROD_DATABASE_URL: secret, DISCORD_TOKEN: "x".repeat(3) }, "bot");
 
-		expect(unset).toEqual(["environments.production.postgres.urlEnv: environment variable PROD_DATABASE_URL is not set (put it in .env)"]);
-		expect(set).toEqual(["env.DISCORD_APPLICATION_ID: required to start the bot: paste it into .env from https://discord.com/developers/applications (General Information > Application ID)"]);
+		expect(unset).toEqual([
+			"environments.production.postgres.urlEnv: environment variable PROD_DATABASE_URL is not set (put it in .env)",
+		]);
+		expect(set).toEqual([
+			"env.DISCORD_APPLICATION_ID: required to start the bot: paste it into .env from https://discord.com/developers/applications (General Information > Application ID)",
+		]);
 		expect(set.join("\n")).not.toContain(secret);
 	});
 
@@ -132,7 +136,15 @@ pool: { warnPercent: 95, criticalPercent: 90 }
 
 		let message = "";
 		try {
-			loadConfig({ OPSBOT_CONFIG: path, PROD_DATABASE_URL: secretValue(), WEBHOOK_TOKEN: token.slice(0, 6), DISCORD_API_URL: `not a url ${token}` }, "cli");
+			loadConfig(
+				{
+					OPSBOT_CONFIG: path,
+					PROD_DATABASE_URL: secretValue(),
+					WEBHOOK_TOKEN: token.slice(0, 6),
+					DISCORD_API_URL: `not a url ${token}`,
+				},
+				"cli",
+			);
 		} catch (err) {
 			message = (err as Error).message;
 		}

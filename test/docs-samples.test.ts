@@ -25,7 +25,10 @@ describe("message samples in docs/ are the goldens", () => {
 		const text = readFileSync(path, "utf8");
 		const golden = (name: string) => readFileSync(join(GOLDEN_DIR, name), "utf8").replace(/\n?$/, "\n");
 		if (process.env.UPDATE_GOLDEN === "1") {
-			writeFileSync(path, text.replace(marker(), (_, name: string) => `<!-- golden: ${name} -->\n\`\`\`\`\n${golden(name)}\`\`\`\``));
+			writeFileSync(
+				path,
+				text.replace(marker(), (_, name: string) => `<!-- golden: ${name} -->\n\`\`\`\`\n${golden(name)}\`\`\`\``),
+			);
 			return;
 		}
 		for (const [, name, block] of text.matchAll(marker())) expect(block, `${file}: sample ${name}`).toBe(golden(name!));

@@ -8,7 +8,11 @@ import { initialDotEnv } from "../src/init.ts";
 /** `npm start` (node src/main.ts) in `dir` with nothing but PATH set: what a newcomer's first run prints. */
 function npmStart(dir: string): Promise<{ code: number | null; output: string }> {
 	return new Promise((done) => {
-		const child = spawn(process.execPath, [resolve("src/main.ts")], { cwd: dir, env: { PATH: process.env.PATH ?? "" }, stdio: ["ignore", "pipe", "pipe"] });
+		const child = spawn(process.execPath, [resolve("src/main.ts")], {
+			cwd: dir,
+			env: { PATH: process.env.PATH ?? "" },
+			stdio: ["ignore", "pipe", "pipe"],
+		});
 		let output = "";
 		child.stdout.on("data", (c: Buffer) => (output += c.toString()));
 		child.stderr.on("data", (c: Buffer) => (output += c.toString()));
@@ -21,7 +25,9 @@ describe("npm start on a first run", () => {
 		const run = await npmStart(mkdtempSync(join(tmpdir(), "opsbot-first-")));
 
 		expect(run.code).toBe(78);
-		expect(run.output).toContain("./opsbot.yaml: ops config file not found. To start: `npx opsbot init` writes it (and .env) from your server's ids, or copy opsbot.minimal.yaml to opsbot.yaml and put your ids in; the README's Quick start has every step.");
+		expect(run.output).toContain(
+			"./opsbot.yaml: ops config file not found. To start: `npx opsbot init` writes it (and .env) from your server's ids, or copy opsbot.minimal.yaml to opsbot.yaml and put your ids in; the README's Quick start has every step.",
+		);
 	});
 
 	it("with init's files before the Discord secrets are pasted, names both with where to find them, in one pass", async () => {
@@ -44,13 +50,18 @@ describe("npm start on a first run", () => {
 
 	it("with an unquoted Discord id, says to quote it and why, and still checks the rest of the file", async () => {
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-first-"));
-		writeFileSync(join(dir, "opsbot.yaml"), "discord: { guildId: 100000000000000001 }\nenvironments: { production: { http: [{ name: web, url: not-a-url }] } }\n");
+		writeFileSync(
+			join(dir, "opsbot.yaml"),
+			"discord: { guildId: 100000000000000001 }\nenvironments: { production: { http: [{ name: web, url: not-a-url }] } }\n",
+		);
 		writeFileSync(join(dir, ".env"), "DISCORD_TOKEN=t\nDISCORD_APPLICATION_ID=\nWEBHOOK_TOKEN=short\n");
 
 		const run = await npmStart(dir);
 
 		expect(run.code).toBe(78);
-		expect(run.output).toContain('discord.guildId: write it in quotes ("1234..."): YAML reads an unquoted number as a number, and a Discord id loses its last digits');
+		expect(run.output).toContain(
+			'discord.guildId: write it in quotes ("1234..."): YAML reads an unquoted number as a number, and a Discord id loses its last digits',
+		);
 		expect(run.output).toContain("environments.production.http.0.url: expected an http(s) URL");
 		expect(run.output).toContain("env.WEBHOOK_TOKEN: must be at least 16 characters (e.g. `openssl rand -base64 24`)");
 		expect(run.output).toContain("env.DISCORD_APPLICATION_ID: required to start the bot");

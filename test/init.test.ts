@@ -12,20 +12,47 @@ const BIN = resolve("bin/opsbot.js");
 /** `npx opsbot ARGS` run in `cwd`, as a user runs it in a new directory (no terminal: stdin is not a TTY). */
 function opsbot(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
 	return new Promise((done) => {
-		execFile(process.execPath, [BIN, ...args], { cwd, env: { PATH: process.env.PATH ?? "" }, timeout: 20_000 }, (err, stdout, stderr) => done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+		execFile(
+			process.execPath,
+			[BIN, ...args],
+			{ cwd, env: { PATH: process.env.PATH ?? "" }, timeout: 20_000 },
+			(err, stdout, stderr) => done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+		);
 	});
 }
 
-const FLAGS = ["--guild", "100000000000000001", "--channel", "100000000000000010", "--role", "100000000000000100", "--env", "production", "--url", "https://www.example.com/"];
+const FLAGS = [
+	"--guild",
+	"100000000000000001",
+	"--channel",
+	"100000000000000010",
+	"--role",
+	"100000000000000100",
+	"--env",
+	"production",
+	"--url",
+	"https://www.example.com/",
+];
 const discordSecrets = { DISCORD_TOKEN: "a-token-for-the-test", DISCORD_APPLICATION_ID: "100000000000000002" };
 
 describe("the minimal config", () => {
 	it("opsbot.minimal.yaml is what init writes, with placeholder ids", () => {
-		expect(readFileSync("opsbot.minimal.yaml", "utf8")).toBe(minimalConfig({ guild: "100000000000000001", channel: "100000000000000010", role: "100000000000000100", env: "production", url: "https://www.example.com/" }));
+		expect(readFileSync("opsbot.minimal.yaml", "utf8")).toBe(
+			minimalConfig({
+				guild: "100000000000000001",
+				channel: "100000000000000010",
+				role: "100000000000000100",
+				env: "production",
+				url: "https://www.example.com/",
+			}),
+		);
 	});
 
 	it("starts the bot with only the Discord token, application id and webhook token", () => {
-		const config = loadConfig({ OPSBOT_CONFIG: "opsbot.minimal.yaml", ...discordSecrets, WEBHOOK_TOKEN: "w".repeat(32) }, "bot");
+		const config = loadConfig(
+			{ OPSBOT_CONFIG: "opsbot.minimal.yaml", ...discordSecrets, WEBHOOK_TOKEN: "w".repeat(32) },
+			"bot",
+		);
 
 		expect(Object.keys(config.ops.environments)).toEqual(["production"]);
 		expect(config.ops.environments.production?.http).toHaveLength(1);
@@ -46,7 +73,11 @@ describe("opsbot init", () => {
 		expect(env.WEBHOOK_TOKEN?.length).toBeGreaterThanOrEqual(16);
 		expect(statSync(join(dir, ".env")).mode & 0o077).toBe(0);
 		const config = loadConfig({ ...env, ...discordSecrets, OPSBOT_CONFIG: join(dir, "opsbot.yaml") }, "bot");
-		expect(config.ops.discord).toMatchObject({ guildId: "100000000000000001", opsChannels: ["100000000000000010"], roles: { oncall: "100000000000000100" } });
+		expect(config.ops.discord).toMatchObject({
+			guildId: "100000000000000001",
+			opsChannels: ["100000000000000010"],
+			roles: { oncall: "100000000000000100" },
+		});
 		expect(config.ops.environments.production?.http[0]?.url).toBe("https://www.example.com/");
 		expect(config.ops.alerts?.routes[0]?.mentionRole).toBe("100000000000000100");
 	});
@@ -77,9 +108,16 @@ describe("opsbot init", () => {
 
 describe("opsbot init in a terminal", () => {
 	/** Runs init under a pseudo-terminal (util-linux `script`), answering each question once it is asked. */
-	function answerInTerminal(cwd: string, answers: readonly [prompt: string, answer: string][]): Promise<{ code: number | null; screen: string }> {
+	function answerInTerminal(
+		cwd: string,
+		answers: readonly [prompt: string, answer: string][],
+	): Promise<{ code: number | null; screen: string }> {
 		return new Promise((done) => {
-			const child = spawn("/usr/bin/script", ["-qfec", `${process.execPath} ${BIN} init --env production`, "/dev/null"], { cwd, env: { PATH: process.env.PATH ?? "", TERM: "dumb" }, stdio: ["pipe", "pipe", "pipe"] });
+			const child = spawn(
+				"/usr/bin/script",
+				["-qfec", `${process.execPath} ${BIN} init --env production`, "/dev/null"],
+				{ cwd, env: { PATH: process.env.PATH ?? "", TERM: "dumb" }, stdio: ["pipe", "pipe", "pipe"] },
+			);
 			let screen = "";
 			let next = 0;
 			const answered = new Map<string, number>();
@@ -99,7 +137,9 @@ describe("opsbot init in a terminal", () => {
 		});
 	}
 
-	it("asks for what the flags leave out, again after a wrong answer, and writes a config that loads", { timeout: 60_000 }, async () => {
+	it("asks for what the flags leave out, again after a wrong answer, and writes a config that loads", {
+		timeout: 60_000,
+	}, async () => {
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-init-tty-"));
 
 		const run = await answerInTerminal(dir, [

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { MANIFEST, pictureHtml, sha256, sourcesOf, type PictureEntry } from "../scripts/make-pictures.ts";
+import { MANIFEST, type PictureEntry, pictureHtml, sha256, sourcesOf } from "../scripts/make-pictures.ts";
 
 const entries = JSON.parse(readFileSync(MANIFEST, "utf8")) as PictureEntry[];
 
@@ -10,7 +10,10 @@ describe("the pictures of real messages", () => {
 	it.each(entries.map((e) => [e.picture, e] as const))("%s was re-made since its goldens last changed", (_, entry) => {
 		expect(existsSync(join("docs/pictures", entry.picture)), `docs/pictures/${entry.picture} exists`).toBe(true);
 		const stale = sourcesOf(entry).filter((source) => entry.sha256?.[source] !== sha256(source));
-		expect(stale, `changed since docs/pictures/${entry.picture} was made: ${stale.join(", ")}. Re-make it: node scripts/make-pictures.ts (needs apt-get install -y chromium)`).toEqual([]);
+		expect(
+			stale,
+			`changed since docs/pictures/${entry.picture} was made: ${stale.join(", ")}. Re-make it: node scripts/make-pictures.ts (needs apt-get install -y chromium)`,
+		).toEqual([]);
 	});
 
 	it("draws each golden's title and text into the picture's page", () => {

@@ -62,14 +62,22 @@ environments:
 
 	it("stays a short path: at most about 1,500 words, with the quick start before the systems and Developing near the end", () => {
 		expect(readme.split(/\s+/).filter(Boolean).length).toBeLessThanOrEqual(1_500);
-		const order = ["## Quick start", "## Adding your systems", "## Reference", "## Developing"].map((h) => readme.indexOf(`\n${h}\n`));
+		const order = ["## Quick start", "## Adding your systems", "## Reference", "## Developing"].map((h) =>
+			readme.indexOf(`\n${h}\n`),
+		);
 		expect(order.every((at) => at > 0)).toBe(true);
 		expect([...order].sort((a, b) => a - b)).toEqual(order);
 	});
 
 	it("names in .env.example every secret the README says comes from the environment", () => {
 		const example = readFileSync(".env.example", "utf8");
-		for (const name of ["DISCORD_TOKEN", "DISCORD_APPLICATION_ID", "WEBHOOK_TOKEN", "STATE_DATABASE_URL", "OPSBOT_CONFIG"]) {
+		for (const name of [
+			"DISCORD_TOKEN",
+			"DISCORD_APPLICATION_ID",
+			"WEBHOOK_TOKEN",
+			"STATE_DATABASE_URL",
+			"OPSBOT_CONFIG",
+		]) {
 			expect(readme).toContain(name);
 			expect(example).toContain(name);
 		}

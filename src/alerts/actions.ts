@@ -1,9 +1,12 @@
-import { defaultEnvironment, findEnvironment, type AlertingOps, type EnvironmentConfig } from "../config.ts";
+import { type AlertingOps, defaultEnvironment, type EnvironmentConfig, findEnvironment } from "../config.ts";
 import type { AlertActions } from "./render.ts";
 import type { WebhookPayload } from "./schema.ts";
 
 /** The environment an alert belongs to: its `alerts.environmentLabel` label, else the default. */
-export function alertEnvironment(ops: AlertingOps, payload: WebhookPayload): { name: string; config: EnvironmentConfig | undefined } {
+export function alertEnvironment(
+	ops: AlertingOps,
+	payload: WebhookPayload,
+): { name: string; config: EnvironmentConfig | undefined } {
 	const name = payload.commonLabels[ops.alerts.environmentLabel] ?? defaultEnvironment(ops);
 	return { name, config: findEnvironment(ops, name) };
 }

@@ -1,10 +1,25 @@
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, ModalBuilder, TextInputBuilder, TextInputStyle } from "discord.js";
-import { findEnvironment, type AlertingOps } from "../config.ts";
-import { cancelButton, pendingState, recordAction, type AnyComponentHandler, type ComponentHandler, type ComponentInteraction, type HandlerContext } from "../discord/handler.ts";
-import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
-import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
-import { PressRefusedError, UserFacingError } from "../errors.ts";
+import {
+	ActionRowBuilder,
+	ButtonBuilder,
+	ButtonStyle,
+	ModalBuilder,
+	TextInputBuilder,
+	TextInputStyle,
+} from "discord.js";
 import { logsMessage } from "../commands/logs.ts";
+import { type AlertingOps, findEnvironment } from "../config.ts";
+import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
+import { type CustomId, encodeCustomId } from "../discord/custom-id.ts";
+import {
+	type AnyComponentHandler,
+	type ComponentHandler,
+	type ComponentInteraction,
+	cancelButton,
+	type HandlerContext,
+	pendingState,
+	recordAction,
+} from "../discord/handler.ts";
+import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { DISCORD_LIMITS, inlineCode, truncate } from "../render/limits.ts";
 import type { AlertManagerClient } from "../services/alertmanager.ts";
 import { HttpAnswerError, HttpStatusError, ServiceUnavailableError } from "../services/http.ts";
@@ -34,7 +49,11 @@ function alertingOps(ctx: HandlerContext): AlertingOps {
 /** The group a press refers to (its customId's first argument); a stale or forged id is refused. */
 async function pressedGroup(id: CustomId, ctx: HandlerContext): Promise<GroupState> {
 	const group = /^[0-9a-f]{32}$/.test(id.args[0] ?? "") ? await alertStore(ctx).group(id.args[0]!) : undefined;
-	if (!group) throw new PressRefusedError("This alert is not known to opsbot (any more).", { reason: "unknown alert group", target: String(id.args[0] ?? "?") });
+	if (!group)
+		throw new PressRefusedError("This alert is not known to opsbot (any more).", {
+			reason: "unknown alert group",
+			target: String(id.args[0] ?? "?"),
+		});
 	return group;
 }
 
@@ -43,14 +62,24 @@ async function pressedGroup(id: CustomId, ctx: HandlerContext): Promise<GroupSta
  * resolved group, or on the message of an earlier episode (a stale message, or a forged press), is
  * refused. `nothing` finishes the refusal, e.g. "nothing was restarted".
  */
-function liveGroup(nothing: string): (id: CustomId, ctx: HandlerContext, interaction: ComponentInteraction) => Promise<GroupState> {
+function liveGroup(
+	nothing: string,
+): (id: CustomId, ctx: HandlerContext, interaction: ComponentInteraction) => Promise<GroupState> {
 	return async (id, ctx, interaction) => {
 		const group = await pressedGroup(id, ctx);
-		if (group.status === "resolved") throw new PressRefusedError(`This alert is resolved; ${nothing}.`, { reason: "alert resolved", target: group.groupId, details: { episode: group.episode } });
+		if (group.status === "resolved")
+			throw new PressRefusedError(`This alert is resolved; ${nothing}.`, {
+				reason: "alert resolved",
+				target: group.groupId,
+				details: { episode: group.episode },
+			});
 		// The message pressed must be the current episode's: an old message of the group speaks of alerts that ended.
 		const pressedOn = interaction.message?.id;
 		if (pressedOn && pressedOn !== group.messageId) {
-			throw new PressRefusedError(`This message is about an earlier episode of this alert; ${nothing}. Use the alert's newest message.`, { reason: "earlier episode", target: group.groupId, details: { episode: group.episode, messageId: pressedOn } });
+			throw new PressRefusedError(
+				`This message is about an earlier episode of this alert; ${nothing}. Use the alert's newest message.`,
+				{ reason: "earlier episode", target: group.groupId, details: { episode: group.episode, messageId: pressedOn } },
+			);
 		}
 		return group;
 	};
@@ -58,13 +87,18 @@ function liveGroup(nothing: string): (id: CustomId, ctx: HandlerContext, interac
 
 function alertmanagerOf(ctx: HandlerContext, group: GroupState): AlertManagerClient {
 	const alertmanager = ctx.services.alertmanager.forEnvironment(alertEnvironment(alertingOps(ctx), group.payload).name);
-	if (!alertmanager) throw new UserFacingError("No AlertManager is configured for this alert's environment, so opsbot cannot silence it.");
+	if (!alertmanager)
+		throw new UserFacingError(
+			"No AlertManager is configured for this alert's environment, so opsbot cannot silence it.",
+		);
 	return alertmanager;
 }
 
 /** AlertManager slow or down is something the user can act on (try again, silence in its UI): say so. */
 function unavailable(err: unknown, nothing: string): unknown {
-	return err instanceof ServiceUnavailableError ? new UserFacingError(`${err.message}; ${nothing}.`, { cause: err }) : err;
+	return err instanceof ServiceUnavailableError
+		? new UserFacingError(`${err.message}; ${nothing}.`, { cause: err })
+		: err;
 }
 
 /** AlertManager's silences page: the alert's own link to it where the payload has one, else the configured API address. */
@@ -78,18 +112,41 @@ function silencesPage(group: GroupState, alertmanager: AlertManagerClient): stri
  * and tell the user. A 4xx is AlertManager refusing, so nothing exists; a 2xx opsbot cannot read, or
  * a 5xx (perhaps from a proxy in front of it), may come after the silence was made.
  */
-function unexpectedSilenceAnswer(err: unknown, page: string): { result: string; details: Record<string, unknown>; error: UserFacingError } | undefined {
+function unexpectedSilenceAnswer(
+	err: unknown,
+	page: string,
+): { result: string; details: Record<string, unknown>; error: UserFacingError } | undefined {
 	const mayExist = `so opsbot cannot tell whether the silence was created. Check the silences in AlertManager (${page}) before silencing again.`;
 	if (err instanceof HttpAnswerError) {
-		const what = err.kind === "not-json" ? "something that is not JSON" : err.kind === "too-large" ? "more than opsbot reads" : "JSON without a silence id";
-		return { result: "unknown: unexpected AlertManager answer", details: { answer: err.kind }, error: new UserFacingError(`AlertManager answered ${what}, ${mayExist}`, { cause: err }) };
+		const what =
+			err.kind === "not-json"
+				? "something that is not JSON"
+				: err.kind === "too-large"
+					? "more than opsbot reads"
+					: "JSON without a silence id";
+		return {
+			result: "unknown: unexpected AlertManager answer",
+			details: { answer: err.kind },
+			error: new UserFacingError(`AlertManager answered ${what}, ${mayExist}`, { cause: err }),
+		};
 	}
 	if (err instanceof HttpStatusError && err.status >= 500) {
-		return { result: `unknown: AlertManager answered HTTP ${err.status}`, details: { status: err.status }, error: new UserFacingError(`AlertManager answered HTTP ${err.status}, ${mayExist}`, { cause: err }) };
+		return {
+			result: `unknown: AlertManager answered HTTP ${err.status}`,
+			details: { status: err.status },
+			error: new UserFacingError(`AlertManager answered HTTP ${err.status}, ${mayExist}`, { cause: err }),
+		};
 	}
 	if (err instanceof HttpStatusError) {
 		const reason = err.body.trim().slice(0, 200);
-		return { result: `refused: AlertManager answered HTTP ${err.status}`, details: { status: err.status }, error: new UserFacingError(`AlertManager refused the silence (HTTP ${err.status}${reason ? `: ${inlineCode(reason)}` : ""}); nothing was silenced.`, { cause: err }) };
+		return {
+			result: `refused: AlertManager answered HTTP ${err.status}`,
+			details: { status: err.status },
+			error: new UserFacingError(
+				`AlertManager refused the silence (HTTP ${err.status}${reason ? `: ${inlineCode(reason)}` : ""}); nothing was silenced.`,
+				{ cause: err },
+			),
+		};
 	}
 	return undefined;
 }
@@ -99,21 +156,41 @@ export function parseSilenceDuration(text: string): number {
 	const m = /^\s*(\d{1,4})\s*([mhd])\s*$/i.exec(text);
 	if (!m) throw new UserFacingError("Give the duration as minutes, hours or days, e.g. 90m, 6h or 2d.");
 	const hours = Number(m[1]) * { m: 1 / 60, h: 1, d: 24 }[m[2]!.toLowerCase() as "m" | "h" | "d"];
-	if (hours <= 0 || hours > MAX_SILENCE_HOURS) throw new UserFacingError(`A silence from Discord lasts between 1 minute and ${MAX_SILENCE_HOURS / 24} days.`);
+	if (hours <= 0 || hours > MAX_SILENCE_HOURS)
+		throw new UserFacingError(`A silence from Discord lasts between 1 minute and ${MAX_SILENCE_HOURS / 24} days.`);
 	return hours;
 }
 
-async function silence(interaction: ComponentInteraction, ctx: HandlerContext, group: GroupState, hours: number, comment: string): Promise<void> {
+async function silence(
+	interaction: ComponentInteraction,
+	ctx: HandlerContext,
+	group: GroupState,
+	hours: number,
+	comment: string,
+): Promise<void> {
 	const alertmanager = alertmanagerOf(ctx, group);
 	// The labels every alert of the group shares: they match the group's alerts, not every alert of that name.
-	const matchers = Object.entries(group.payload.commonLabels).map(([name, value]) => ({ name, value, isRegex: false, isEqual: true }));
-	if (matchers.length === 0) throw new UserFacingError("These alerts share no labels, so no single silence can match exactly them.");
+	const matchers = Object.entries(group.payload.commonLabels).map(([name, value]) => ({
+		name,
+		value,
+		isRegex: false,
+		isEqual: true,
+	}));
+	if (matchers.length === 0)
+		throw new UserFacingError("These alerts share no labels, so no single silence can match exactly them.");
 	const until = new Date(Date.now() + hours * 3_600_000);
 	let id: string;
 	try {
-		id = await alertmanager.createSilence({ matchers, startsAt: new Date(), endsAt: until, createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`, comment: comment || "Silenced from Discord" });
+		id = await alertmanager.createSilence({
+			matchers,
+			startsAt: new Date(),
+			endsAt: until,
+			createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`,
+			comment: comment || "Silenced from Discord",
+		});
 	} catch (err) {
-		if (err instanceof ServiceUnavailableError) await recordAction(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
+		if (err instanceof ServiceUnavailableError)
+			await recordAction(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
 		const odd = unexpectedSilenceAnswer(err, silencesPage(group, alertmanager));
 		if (odd) {
 			ctx.log.warn({ err }, "AlertManager answered the silence request unexpectedly");
@@ -125,7 +202,10 @@ async function silence(interaction: ComponentInteraction, ctx: HandlerContext, g
 	await alertStore(ctx).setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
 	await recordAction(ctx, "alert.silence", group.groupId, "ok", { silenceId: id, hours, matchers: matchers.length });
 	ctx.services.alertState.wake();
-	await interaction.followUp({ content: `🔕 Silenced until <t:${Math.floor(until.getTime() / 1000)}:f> (silence ${inlineCode(id)}).`, flags: 64 });
+	await interaction.followUp({
+		content: `🔕 Silenced until <t:${Math.floor(until.getTime() / 1000)}:f> (silence ${inlineCode(id)}).`,
+		flags: 64,
+	});
 }
 
 /** Acknowledge (who and when, shown on the message; stops the critical mention on later updates), or take it back. */
@@ -137,7 +217,10 @@ function ackButton(action: "ack" | "unack", nothing: string): ComponentHandler<G
 		defer: "update",
 		parse: liveGroup(nothing),
 		async run(_interaction, group, ctx) {
-			await alertStore(ctx).setAck(group.groupId, action === "ack" ? { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() } : null);
+			await alertStore(ctx).setAck(
+				group.groupId,
+				action === "ack" ? { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() } : null,
+			);
 			await recordAction(ctx, `alert.${action}`, group.groupId, "ok");
 			ctx.services.alertState.wake();
 		},
@@ -165,15 +248,30 @@ export const alertSilence: ComponentHandler<GroupState> = {
 					.setCustomId(encodeCustomId("alert", "silenceform", group.groupId))
 					.setTitle("Silence this alert group")
 					.addComponents(
-						new ActionRowBuilder<TextInputBuilder>().addComponents(new TextInputBuilder().setCustomId("duration").setLabel("For how long (90m, 6h, 2d)").setStyle(TextInputStyle.Short).setMaxLength(8).setRequired(true)),
-						new ActionRowBuilder<TextInputBuilder>().addComponents(new TextInputBuilder().setCustomId("comment").setLabel("Why").setStyle(TextInputStyle.Paragraph).setMaxLength(500).setRequired(false)),
+						new ActionRowBuilder<TextInputBuilder>().addComponents(
+							new TextInputBuilder()
+								.setCustomId("duration")
+								.setLabel("For how long (90m, 6h, 2d)")
+								.setStyle(TextInputStyle.Short)
+								.setMaxLength(8)
+								.setRequired(true),
+						),
+						new ActionRowBuilder<TextInputBuilder>().addComponents(
+							new TextInputBuilder()
+								.setCustomId("comment")
+								.setLabel("Why")
+								.setStyle(TextInputStyle.Paragraph)
+								.setMaxLength(500)
+								.setRequired(false),
+						),
 					),
 			);
 			return;
 		}
 		await interaction.deferUpdate();
 		const hours = Number(choice);
-		if (!SILENCE_CHOICES.includes(hours as (typeof SILENCE_CHOICES)[number])) throw new UserFacingError("That is not one of the offered durations.");
+		if (!SILENCE_CHOICES.includes(hours as (typeof SILENCE_CHOICES)[number]))
+			throw new UserFacingError("That is not one of the offered durations.");
 		await silence(interaction, ctx, group, hours, "");
 	},
 };
@@ -208,13 +306,21 @@ export const alertUnsilence: ComponentHandler<GroupState> = {
 			// Like Silence: an answer opsbot cannot read is said plainly and recorded, never "something went wrong".
 			if (err instanceof HttpStatusError) {
 				ctx.log.warn({ err }, "AlertManager answered the unsilence request unexpectedly");
-				await recordAction(ctx, "alert.unsilence", group.groupId, `failed: AlertManager answered HTTP ${err.status}`, { silenceId, status: err.status });
-				throw new UserFacingError(`AlertManager answered HTTP ${err.status} to expiring silence ${inlineCode(silenceId)}; check it in AlertManager (${silencesPage(group, alertmanager)}).`, { cause: err });
+				await recordAction(ctx, "alert.unsilence", group.groupId, `failed: AlertManager answered HTTP ${err.status}`, {
+					silenceId,
+					status: err.status,
+				});
+				throw new UserFacingError(
+					`AlertManager answered HTTP ${err.status} to expiring silence ${inlineCode(silenceId)}; check it in AlertManager (${silencesPage(group, alertmanager)}).`,
+					{ cause: err },
+				);
 			}
 			throw unavailable(err, "the silence was not expired");
 		});
 		await alertStore(ctx).setSilence(group.groupId, null);
-		await recordAction(ctx, "alert.unsilence", group.groupId, outcome === "expired" ? "ok" : "already gone", { silenceId: group.silence.id });
+		await recordAction(ctx, "alert.unsilence", group.groupId, outcome === "expired" ? "ok" : "already gone", {
+			silenceId: group.silence.id,
+		});
 		ctx.services.alertState.wake();
 		await interaction.followUp({ content: "🔔 Silence expired.", flags: 64 });
 	},
@@ -235,14 +341,26 @@ export const alertRestart: ComponentHandler<GroupState> = {
 			throw new UserFacingError("This alert names no container that opsbot may restart.");
 		}
 		// The episode is kept with the confirmation so the confirm press can tell the alert moved on.
-		const token = await ctx.services.confirmations.put(ctx.actor.userId, { kind: "alert.restart", environment: env.name, container, groupId: group.groupId, episode: group.episode });
+		const token = await ctx.services.confirmations.put(ctx.actor.userId, {
+			kind: "alert.restart",
+			environment: env.name,
+			container,
+			groupId: group.groupId,
+			episode: group.episode,
+		});
 		await recordAction(ctx, "alert.restart", `${env.config.ssh.host}/${container}`, "confirmation shown");
 		await interaction.editReply({
 			content: `Restart container ${inlineCode(container)} on ${inlineCode(env.config.ssh.host)} (${env.name})? This runs \`docker restart ${container}\`. The confirmation expires <t:${Math.floor((Date.now() + CONFIRMATION_TTL_MS) / 1000)}:R>.`,
 			components: [
 				new ActionRowBuilder<ButtonBuilder>().addComponents(
-					new ButtonBuilder().setCustomId(encodeCustomId("alert", "restartconfirm", token)).setLabel(truncate(`Restart ${container}`, DISCORD_LIMITS.buttonLabel)).setStyle(ButtonStyle.Danger),
-					new ButtonBuilder().setCustomId(encodeCustomId("alert", "restartcancel", token)).setLabel("Cancel").setStyle(ButtonStyle.Secondary),
+					new ButtonBuilder()
+						.setCustomId(encodeCustomId("alert", "restartconfirm", token))
+						.setLabel(truncate(`Restart ${container}`, DISCORD_LIMITS.buttonLabel))
+						.setStyle(ButtonStyle.Danger),
+					new ButtonBuilder()
+						.setCustomId(encodeCustomId("alert", "restartcancel", token))
+						.setLabel("Cancel")
+						.setStyle(ButtonStyle.Secondary),
 				),
 			],
 		});
@@ -266,19 +384,29 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 	recordAs: "alert.restart",
 	async parse(id, ctx) {
 		const { value } = await restartConfirmation(id, ctx);
-		if (value.kind !== "alert.restart") throw new PressRefusedError(CONFIRMATION_GONE, { reason: "unknown confirmation", target: "?" });
+		if (value.kind !== "alert.restart")
+			throw new PressRefusedError(CONFIRMATION_GONE, { reason: "unknown confirmation", target: "?" });
 		const { environment, container, groupId, episode } = value;
 		// The alert may have resolved, or fired again as a new episode, while the confirmation was open.
 		const group = await alertStore(ctx).group(groupId);
 		if (!group || group.status === "resolved" || group.episode !== episode) {
-			const reason = !group ? "unknown alert group" : group.status === "resolved" ? "alert resolved" : "earlier episode";
-			throw new PressRefusedError(group?.status === "resolved" ? "This alert is resolved; nothing was restarted." : "This alert has changed since the confirmation was shown; nothing was restarted. Press Restart on the alert's newest message again.", { reason, target: `${environment}/${container}`, details: { groupId } });
+			const reason = !group
+				? "unknown alert group"
+				: group.status === "resolved"
+					? "alert resolved"
+					: "earlier episode";
+			throw new PressRefusedError(
+				group?.status === "resolved"
+					? "This alert is resolved; nothing was restarted."
+					: "This alert has changed since the confirmation was shown; nothing was restarted. Press Restart on the alert's newest message again.",
+				{ reason, target: `${environment}/${container}`, details: { groupId } },
+			);
 		}
 		return value;
 	},
 	async run(interaction, { environment, container, groupId }, ctx) {
 		const ssh = findEnvironment(ctx.config.ops, environment)?.ssh;
-		if (!ssh || !ssh.containers.includes(container)) throw new UserFacingError("That container is no longer allow-listed.");
+		if (!ssh?.containers.includes(container)) throw new UserFacingError("That container is no longer allow-listed.");
 		const key = `${environment}/${container}`;
 		const lock = ctx.services.alertState.restarts;
 		const cooldownMs = alertingOps(ctx).alerts.restartCooldownSeconds * 1000;
@@ -290,25 +418,49 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 		}
 		if (!claim.ok) {
 			await recordAction(ctx, "alert.restart", key, "refused: cooldown");
-			throw new UserFacingError(`${inlineCode(container)} was restarted <t:${Math.floor(claim.lastAt / 1000)}:R>; wait until <t:${Math.floor((claim.lastAt + cooldownMs) / 1000)}:t> before restarting it again.`);
+			throw new UserFacingError(
+				`${inlineCode(container)} was restarted <t:${Math.floor(claim.lastAt / 1000)}:R>; wait until <t:${Math.floor((claim.lastAt + cooldownMs) / 1000)}:t> before restarting it again.`,
+			);
 		}
-		if (claim.tookOver) ctx.log.warn({ key, previous: claim.tookOver }, "took over a restart claim whose holder died mid-restart");
-		const tookOver = claim.tookOver ? { tookOverFrom: { ...claim.tookOver, startedAt: new Date(claim.tookOver.startedAt).toISOString() } } : {};
+		if (claim.tookOver)
+			ctx.log.warn({ key, previous: claim.tookOver }, "took over a restart claim whose holder died mid-restart");
+		const tookOver = claim.tookOver
+			? { tookOverFrom: { ...claim.tookOver, startedAt: new Date(claim.tookOver.startedAt).toISOString() } }
+			: {};
 		// A shutdown waits for the restart up to its timeout; past that, it is recorded and answered as interrupted.
 		// The claim is kept: the process exits next, and the next press anywhere takes over a dead holder's claim.
-		const removeRunning = ctx.services.alertState.running.add(Date.now() + RESTART_TIMEOUT_MS + RESTART_ANSWER_MS, async () => {
-			await recordAction(ctx, "alert.restart", key, "interrupted: opsbot stopped before the restart finished", { groupId });
-			await interaction.editReply({ content: `opsbot was stopped while restarting ${inlineCode(container)} on ${inlineCode(ssh.host)}, before the restart finished, so it cannot tell whether it did. Check the container before restarting it again.`, components: [] });
-		});
+		const removeRunning = ctx.services.alertState.running.add(
+			Date.now() + RESTART_TIMEOUT_MS + RESTART_ANSWER_MS,
+			async () => {
+				await recordAction(ctx, "alert.restart", key, "interrupted: opsbot stopped before the restart finished", {
+					groupId,
+				});
+				await interaction.editReply({
+					content: `opsbot was stopped while restarting ${inlineCode(container)} on ${inlineCode(ssh.host)}, before the restart finished, so it cannot tell whether it did. Check the container before restarting it again.`,
+					components: [],
+				});
+			},
+		);
 		try {
 			// docker restart waits for the container to stop (10 s by default, longer with a stop timeout) and start again.
-			const result = await ctx.services.ssh.run(environment, ["docker", "restart", container], { timeoutMs: RESTART_TIMEOUT_MS, maxBytes: 64 * 1024 });
+			const result = await ctx.services.ssh.run(environment, ["docker", "restart", container], {
+				timeoutMs: RESTART_TIMEOUT_MS,
+				maxBytes: 64 * 1024,
+			});
 			const ok = result.code === 0;
-			await recordAction(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, { groupId, ...tookOver });
+			await recordAction(ctx, "alert.restart", key, ok ? "ok" : `failed: exit ${result.code}`, {
+				groupId,
+				...tookOver,
+			});
 			const why = ok ? {} : { exitCode: result.code, reason: firstLine(result.stderr) || "no error output" };
 			await alertStore(ctx).setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok, ...why });
 			ctx.services.alertState.wake();
-			await interaction.editReply({ content: ok ? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.` : `Restart of ${inlineCode(container)} failed (exit ${result.code}): ${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`, components: [] });
+			await interaction.editReply({
+				content: ok
+					? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.`
+					: `Restart of ${inlineCode(container)} failed (exit ${result.code}): ${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`,
+				components: [],
+			});
 		} catch (err) {
 			if (err instanceof SshHostKeyError) {
 				await recordAction(ctx, "alert.restart", key, "refused: host key mismatch");
@@ -320,7 +472,9 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 			await alertStore(ctx)
 				.setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok: false, reason })
 				.then(() => ctx.services.alertState.wake())
-				.catch((cause: unknown) => ctx.log.warn({ err: cause, groupId }, "could not note the failed restart on the card"));
+				.catch((cause: unknown) =>
+					ctx.log.warn({ err: cause, groupId }, "could not note the failed restart on the card"),
+				);
 			throw err;
 		} finally {
 			removeRunning();
@@ -331,12 +485,22 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 
 /** The first non-empty line of a command's error output or an error message, bounded for a card line. */
 function firstLine(text: string): string {
-	const line = text.split("\n").map((l) => l.trim()).find((l) => l.length > 0) ?? "";
+	const line =
+		text
+			.split("\n")
+			.map((l) => l.trim())
+			.find((l) => l.length > 0) ?? "";
 	return truncate(line, 200);
 }
 
 /** Cancel on the restart confirmation: whatever its state, nothing is restarted. */
-export const alertRestartCancel = cancelButton({ area: "alert", action: "restartcancel", kind: "alert.restart", target: (c) => `${c.environment}/${c.container}`, nothing: "nothing was restarted" });
+export const alertRestartCancel = cancelButton({
+	area: "alert",
+	action: "restartcancel",
+	kind: "alert.restart",
+	target: (c) => `${c.environment}/${c.container}`,
+	nothing: "nothing was restarted",
+});
 
 /** Logs: the log search for the alert's service (or container) around when it started. */
 export const alertLogs: ComponentHandler<GroupState> = {
@@ -349,14 +513,44 @@ export const alertLogs: ComponentHandler<GroupState> = {
 		const env = alertEnvironment(alertingOps(ctx), group.payload);
 		const labels = { ...group.payload.alerts[0]?.labels, ...group.payload.commonLabels };
 		const serviceLabel = env.config?.loki?.serviceLabel ?? "service";
-		const service = env.config?.loki ? (labels[serviceLabel] ?? labels.service) : labels[alertingOps(ctx).alerts.containerLabel];
-		if (!service) throw new UserFacingError(`This alert has no \`${env.config?.loki ? serviceLabel : "container"}\` label to search logs by.`);
-		const started = Math.min(...group.payload.alerts.map((a) => Date.parse(a.startsAt)).filter(Number.isFinite), Date.now());
+		const service = env.config?.loki
+			? (labels[serviceLabel] ?? labels.service)
+			: labels[alertingOps(ctx).alerts.containerLabel];
+		if (!service)
+			throw new UserFacingError(
+				`This alert has no \`${env.config?.loki ? serviceLabel : "container"}\` label to search logs by.`,
+			);
+		const started = Math.min(
+			...group.payload.alerts.map((a) => Date.parse(a.startsAt)).filter(Number.isFinite),
+			Date.now(),
+		);
 		const end = Math.min(Date.now(), started + 30 * 60_000);
 		await recordAction(ctx, "alert.logs", group.groupId, "ok");
-		await interaction.editReply(await logsMessage(ctx, { environment: env.name, service, start: new Date(started - 15 * 60_000), end: new Date(Math.max(end, started + 60_000)), limit: ctx.config.ops.logs.defaultLimit }, `Logs of ${service} around ${group.payload.commonLabels.alertname ?? "the alert"}`));
+		await interaction.editReply(
+			await logsMessage(
+				ctx,
+				{
+					environment: env.name,
+					service,
+					start: new Date(started - 15 * 60_000),
+					end: new Date(Math.max(end, started + 60_000)),
+					limit: ctx.config.ops.logs.defaultLimit,
+				},
+				`Logs of ${service} around ${group.payload.commonLabels.alertname ?? "the alert"}`,
+			),
+		);
 	},
 };
 
 /** The alert buttons, for the router's component list. */
-export const ALERT_BUTTONS: readonly AnyComponentHandler[] = [alertAck, alertUnack, alertSilence, alertSilenceForm, alertUnsilence, alertRestart, alertRestartConfirm, alertRestartCancel, alertLogs];
+export const ALERT_BUTTONS: readonly AnyComponentHandler[] = [
+	alertAck,
+	alertUnack,
+	alertSilence,
+	alertSilenceForm,
+	alertUnsilence,
+	alertRestart,
+	alertRestartConfirm,
+	alertRestartCancel,
+	alertLogs,
+];

@@ -1,5 +1,5 @@
 import type { AlertingOps } from "../config.ts";
-import { renderChart, type LineChart, type OtherSeries } from "../render/chart.ts";
+import { type LineChart, type OtherSeries, renderChart } from "../render/chart.ts";
 import type {
 	PrometheusCallOptions,
 	PrometheusClient,

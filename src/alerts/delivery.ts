@@ -1,10 +1,26 @@
 import { createHash } from "node:crypto";
-import { DiscordAPIError, Routes, type REST } from "discord.js";
+import { DiscordAPIError, type REST, Routes } from "discord.js";
 import { classifySendError, type SendFailure } from "../discord/send-failure.ts";
 import type { Logger } from "../log.ts";
-import { renderAlertGroup, renderStormOver, renderStormSummary, type AlertActions, type AlertMessage, type StormView, type SummaryMessage } from "./render.ts";
-import { CHANNEL_BUDGET, createChannelPacer, STORM_AFTER_MS, stormNonce, stormView, type ChannelBudget, type ChannelLimitInfo } from "./storm.ts";
+import {
+	type AlertActions,
+	type AlertMessage,
+	renderAlertGroup,
+	renderStormOver,
+	renderStormSummary,
+	type StormView,
+	type SummaryMessage,
+} from "./render.ts";
 import type { AlertStore, ChannelBacklog, OutboxItem, StormSummary } from "./store.ts";
+import {
+	CHANNEL_BUDGET,
+	type ChannelBudget,
+	type ChannelLimitInfo,
+	createChannelPacer,
+	STORM_AFTER_MS,
+	stormNonce,
+	stormView,
+} from "./storm.ts";
 
 /** An attachment of a message Discord holds: its id and file name. */
 export interface SentAttachment {
@@ -40,7 +56,10 @@ function body(message: OutgoingMessage) {
 		components: message.components,
 		// On edit the list is what the message keeps: attachments it has (by their id, not uploaded again)
 		// and the new files (by their index); one it does not list is removed, so an empty list removes all.
-		attachments: [...(message.kept ?? []).map((a) => ({ id: a.id })), ...message.files.map((f, id) => ({ id, filename: f.name }))],
+		attachments: [
+			...(message.kept ?? []).map((a) => ({ id: a.id })),
+			...message.files.map((f, id) => ({ id, filename: f.name })),
+		],
 	};
 }
 
@@ -58,14 +77,23 @@ const CHANNEL_MESSAGES = /\/channels\/(\d+)\/messages/;
  * paces itself rather than running into 429s.
  */
 export function restSender(rest: REST): DiscordSender {
-	const files = (m: OutgoingMessage) => (m.files.length > 0 ? { files: m.files.map((f) => ({ name: f.name, data: f.data })) } : {});
+	const files = (m: OutgoingMessage) =>
+		m.files.length > 0 ? { files: m.files.map((f) => ({ name: f.name, data: f.data })) } : {};
 	return {
 		async post(channel, message, nonce) {
-			const created = await rest.post(Routes.channelMessages(channel), { body: { ...body(message), nonce, enforce_nonce: true }, ...files(message) });
+			const created = await rest.post(Routes.channelMessages(channel), {
+				body: { ...body(message), nonce, enforce_nonce: true },
+				...files(message),
+			});
 			return sentMessage(created as MessageAnswer);
 		},
 		async edit(channel, messageId, message) {
-			return sentMessage((await rest.patch(Routes.channelMessage(channel, messageId), { body: body(message), ...files(message) })) as MessageAnswer);
+			return sentMessage(
+				(await rest.patch(Routes.channelMessage(channel, messageId), {
+					body: body(message),
+					...files(message),
+				})) as MessageAnswer,
+			);
 		},
 		onChannelLimit(listener) {
 			const header = (headers: { get(name: string): string | null }, name: string) => {
@@ -76,7 +104,11 @@ export function restSender(rest: REST): DiscordSender {
 				const channel = CHANNEL_MESSAGES.exec(request.path)?.[1];
 				if (!channel) return;
 				const resetAfter = header(response.headers, "x-ratelimit-reset-after");
-				listener(channel, { limit: header(response.headers, "x-ratelimit-limit"), remaining: header(response.headers, "x-ratelimit-remaining"), resetAfterMs: resetAfter === undefined ? undefined : resetAfter * 1_000 });
+				listener(channel, {
+					limit: header(response.headers, "x-ratelimit-limit"),
+					remaining: header(response.headers, "x-ratelimit-remaining"),
+					resetAfterMs: resetAfter === undefined ? undefined : resetAfter * 1_000,
+				});
 			});
 			// discord.js waiting on its own for a bucket it knows to be empty.
 			rest.on("rateLimited", (info) => {
@@ -193,7 +225,8 @@ class StoreFailure extends Error {
 	override readonly name = "StoreFailure";
 }
 
-const live = (summary: StormSummary | undefined): summary is StormSummary => summary !== undefined && summary.state !== "over";
+const live = (summary: StormSummary | undefined): summary is StormSummary =>
+	summary !== undefined && summary.state !== "over";
 const isUnknownMessage = (err: unknown) => err instanceof DiscordAPIError && err.code === 10008;
 // A worker of a storm with nothing to do looks again after this, unless woken earlier.
 const IDLE_MS = 1_000;
@@ -264,7 +297,12 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	 * Edits the group's message, or posts it (again, if someone deleted it). `reposted` renders the
 	 * message for a new post: an attachment the deleted message had cannot be kept.
 	 */
-	async function send(item: OutboxItem, messageId: string | null, message: AlertWithKept, reposted: () => AlertMessage): Promise<SentMessage> {
+	async function send(
+		item: OutboxItem,
+		messageId: string | null,
+		message: AlertWithKept,
+		reposted: () => AlertMessage,
+	): Promise<SentMessage> {
 		if (messageId) {
 			try {
 				return await sender.edit(item.channel, messageId, message);
@@ -319,7 +357,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 			await deps.store.refresh(item.groupId, item.episode);
 			wakeUp();
 		} catch (err) {
-			deps.log.warn({ err, groupId: item.groupId }, "the alert's chart is drawn but its edit could not be queued; the next update of the message adds it");
+			deps.log.warn(
+				{ err, groupId: item.groupId },
+				"the alert's chart is drawn but its edit could not be queued; the next update of the message adds it",
+			);
 		}
 	}
 
@@ -365,7 +406,13 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 				withoutAttachments: options.withoutAttachments,
 				...(deps.actions ? { actions: deps.actions(item) } : {}),
 			});
-			return keep ? { ...message, files: message.files.filter((f) => f.name !== CHART_FILE), kept: [{ id: attachedId, filename: CHART_FILE }] } : message;
+			return keep
+				? {
+						...message,
+						files: message.files.filter((f) => f.name !== CHART_FILE),
+						kept: [{ id: attachedId, filename: CHART_FILE }],
+					}
+				: message;
 		};
 		const message = render({ withoutAttachments: false, keep: true });
 		let sent: SentMessage;
@@ -375,9 +422,14 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 			const failure = classifySendError(err);
 			if (failure === "transient" || message.files.length === 0) return failed(item, failure, err);
 			// A picture or list that cannot be attached never takes the alert's text with it.
-			log.error({ err, files: message.files.map((f) => f.name), failure }, "alert attachments could not be sent; sending the message without them");
+			log.error(
+				{ err, files: message.files.map((f) => f.name), failure },
+				"alert attachments could not be sent; sending the message without them",
+			);
 			try {
-				sent = await send(item, messageId, render({ withoutAttachments: true, keep: false }), () => render({ withoutAttachments: true, keep: false }));
+				sent = await send(item, messageId, render({ withoutAttachments: true, keep: false }), () =>
+					render({ withoutAttachments: true, keep: false }),
+				);
 			} catch (err2) {
 				return failed(item, classifySendError(err2), err2);
 			}
@@ -415,7 +467,14 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		if (!storm) {
 			const summary = await deps.store.stormSummary(channel);
 			// After a restart the summary is edited at the first chance: what it shows may be stale.
-			storm = { summary, shown: undefined, sentSince: 1, attempts: 0, retryAt: 0, seen: new Set(live(summary) ? summary.groups : []) };
+			storm = {
+				summary,
+				shown: undefined,
+				sentSince: 1,
+				attempts: 0,
+				retryAt: 0,
+				seen: new Set(live(summary) ? summary.groups : []),
+			};
 			storms.set(channel, storm);
 		}
 		return storm;
@@ -428,7 +487,12 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	}
 
 	async function view(channel: string, summary: StormSummary, storm: ChannelStorm): Promise<StormView> {
-		return stormView(await deps.store.firingGroups(channel), { guildId: deps.guildId, channel, startedAt: summary.startedAt, seen: storm.seen });
+		return stormView(await deps.store.firingGroups(channel), {
+			guildId: deps.guildId,
+			channel,
+			startedAt: summary.startedAt,
+			seen: storm.seen,
+		});
 	}
 
 	/** Posts the summary (with its nonce, so a post repeated after a crash returns the first one) or edits it; returns its id. */
@@ -448,7 +512,12 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		return (await sender.post(channel, message, storm.summary!.nonce)).id;
 	}
 
-	async function summaryFailed(channel: string, storm: ChannelStorm, failure: SendFailure, err: unknown): Promise<void> {
+	async function summaryFailed(
+		channel: string,
+		storm: ChannelStorm,
+		failure: SendFailure,
+		err: unknown,
+	): Promise<void> {
 		const log = deps.log.child({ channel, attempts: storm.attempts + 1 });
 		if (failure === "refused" || (failure === "local" && storm.attempts + 1 >= MAX_LOCAL_ATTEMPTS)) {
 			log.error({ err, failure }, "the storm summary could not be sent; the groups' own messages go on without it");
@@ -462,14 +531,24 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	}
 
 	/** Sends the summary as rendered from `current`; without its attachment if Discord refuses that. */
-	async function sendSummary(channel: string, storm: ChannelStorm, current: StormView, rendered: ReturnType<typeof renderStormSummary>, key: string): Promise<void> {
+	async function sendSummary(
+		channel: string,
+		storm: ChannelStorm,
+		current: StormView,
+		rendered: ReturnType<typeof renderStormSummary>,
+		key: string,
+	): Promise<void> {
 		let messageId: string;
 		try {
 			messageId = await writeSummary(channel, storm, rendered.message);
 		} catch (err) {
 			const failure = classifySendError(err);
-			if (failure === "transient" || rendered.message.files.length === 0) return summaryFailed(channel, storm, failure, err);
-			deps.log.error({ err, channel, failure }, "the storm summary's full list could not be attached; sending the summary without it");
+			if (failure === "transient" || rendered.message.files.length === 0)
+				return summaryFailed(channel, storm, failure, err);
+			deps.log.error(
+				{ err, channel, failure },
+				"the storm summary's full list could not be attached; sending the summary without it",
+			);
 			rendered = renderStormSummary(current, { withoutAttachments: true });
 			try {
 				messageId = await writeSummary(channel, storm, rendered.message);
@@ -479,7 +558,12 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		}
 		for (const line of current.firing) storm.seen.add(line.groupId);
 		await saveSummary(storm, { ...storm.summary!, messageId, groups: [...storm.seen] });
-		Object.assign(storm, { shown: { key, listed: new Set(rendered.listed), at: Date.now() }, sentSince: 0, attempts: 0, retryAt: 0 });
+		Object.assign(storm, {
+			shown: { key, listed: new Set(rendered.listed), at: Date.now() },
+			sentSince: 0,
+			attempts: 0,
+			retryAt: 0,
+		});
 	}
 
 	/** The backlog drained: the summary becomes the "storm over" record. */
@@ -492,23 +576,43 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 				await writeSummary(channel, storm, renderStormOver(current, endedAt));
 			} catch (err) {
 				const failure = classifySendError(err);
-				if (failure === "transient" || (failure === "local" && storm.attempts + 1 < MAX_LOCAL_ATTEMPTS)) return summaryFailed(channel, storm, failure, err);
+				if (failure === "transient" || (failure === "local" && storm.attempts + 1 < MAX_LOCAL_ATTEMPTS))
+					return summaryFailed(channel, storm, failure, err);
 				deps.log.error({ err, channel, failure }, "the storm summary could not be turned into its 'storm over' record");
 			}
 		}
 		await saveSummary(storm, { ...storm.summary!, state: "over", endedAt, groups: [...storm.seen] });
 		stormChannels?.delete(channel);
-		deps.log.info({ channel, groups: storm.seen.size, seconds: Math.round((endedAt - summary.startedAt) / 1_000) }, "alert storm over");
+		deps.log.info(
+			{ channel, groups: storm.seen.size, seconds: Math.round((endedAt - summary.startedAt) / 1_000) },
+			"alert storm over",
+		);
 	}
 
 	/** Decides the channel's next write: start or finish a storm, the summary, or the next group message. */
-	async function plan(channel: string, storm: ChannelStorm, backlog: ChannelBacklog, now: number): Promise<Step | undefined> {
+	async function plan(
+		channel: string,
+		storm: ChannelStorm,
+		backlog: ChannelBacklog,
+		now: number,
+	): Promise<Step | undefined> {
 		if (!live(storm.summary) && backlog.unposted > pacer.capacity(channel, stormAfterMs, now)) {
-			const summary: StormSummary = { channel, state: "active", messageId: null, nonce: stormNonce(channel, now), startedAt: now, endedAt: null, groups: [] };
+			const summary: StormSummary = {
+				channel,
+				state: "active",
+				messageId: null,
+				nonce: stormNonce(channel, now),
+				startedAt: now,
+				endedAt: null,
+				groups: [],
+			};
 			await saveSummary(storm, summary);
 			Object.assign(storm, { shown: undefined, sentSince: 1, attempts: 0, retryAt: 0, seen: new Set() });
 			stormChannels?.add(channel);
-			deps.log.info({ channel, unposted: backlog.unposted }, "alert storm: a summary lists every firing group until the backlog drains");
+			deps.log.info(
+				{ channel, unposted: backlog.unposted },
+				"alert storm: a summary lists every firing group until the backlog drains",
+			);
 		}
 		const summary = storm.summary;
 		if (live(summary) && now >= storm.retryAt) {
@@ -521,7 +625,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 				if (summary.messageId === null || key !== shown?.key) {
 					// A firing group neither posted nor listed yet is seen nowhere: list it at the next write but one.
 					const unseen = current.firing.some((l) => !l.posted && !shown?.listed.has(l.groupId));
-					const due = summary.messageId === null || backlog.due === 0 || (unseen ? storm.sentSince >= 1 : now - (shown?.at ?? 0) >= SUMMARY_REFRESH_MS);
+					const due =
+						summary.messageId === null ||
+						backlog.due === 0 ||
+						(unseen ? storm.sentSince >= 1 : now - (shown?.at ?? 0) >= SUMMARY_REFRESH_MS);
 					if (due) return () => sendSummary(channel, storm, current, rendered, key);
 				}
 			}
@@ -552,7 +659,11 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 			}
 			if (!live(storm.summary)) return;
 			// A storm with nothing to write now (items waiting for a retry): look again when one is due or a webhook arrives.
-			const wake = Math.min(now + IDLE_MS, backlog.nextDueAt ?? Number.POSITIVE_INFINITY, storm.retryAt > now ? storm.retryAt : Number.POSITIVE_INFINITY);
+			const wake = Math.min(
+				now + IDLE_MS,
+				backlog.nextDueAt ?? Number.POSITIVE_INFINITY,
+				storm.retryAt > now ? storm.retryAt : Number.POSITIVE_INFINITY,
+			);
 			await sleep(wake - now, idlers);
 			// Webhooks can wake it hundreds of times a second: look at most this often.
 			await sleep(MIN_IDLE_MS, pauses);
@@ -566,15 +677,21 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		const storeUp = await deps.store.writable().catch(() => false);
 		const pause = paused.get(channel) ?? { attempts: 0, until: 0, storeDown: false };
 		const first = pause.attempts === 0 || pause.storeDown !== !storeUp;
-		Object.assign(pause, { attempts: pause.attempts + 1, until: Date.now() + backoffMs(pause.attempts), storeDown: !storeUp });
+		Object.assign(pause, {
+			attempts: pause.attempts + 1,
+			until: Date.now() + backoffMs(pause.attempts),
+			storeDown: !storeUp,
+		});
 		paused.set(channel, pause);
 		deps.onPause?.(channel, true);
 		const log = deps.log.child({ channel, attempts: pause.attempts, retryInMs: pause.until - Date.now() });
 		if (!first) log.debug({ err }, "alert delivery still stopped in this channel");
 		else if (!storeUp) {
-			log.error({ err }, "alert delivery stopped in this channel: the alert store cannot be written (disk full or read-only?); nothing is posted until it can, then delivery goes on");
-		}
-		else log.error({ err }, "alert delivery failed in this channel; trying again later");
+			log.error(
+				{ err },
+				"alert delivery stopped in this channel: the alert store cannot be written (disk full or read-only?); nothing is posted until it can, then delivery goes on",
+			);
+		} else log.error({ err }, "alert delivery failed in this channel; trying again later");
 	}
 
 	/** Whether a stopped channel may go on: its backoff is over and, if the store was down, it is writable again. */
@@ -582,7 +699,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		if (Date.now() < pause.until) return false;
 		if (pause.storeDown && !(await deps.store.writable().catch(() => false))) {
 			Object.assign(pause, { attempts: pause.attempts + 1, until: Date.now() + backoffMs(pause.attempts) });
-			deps.log.debug({ channel, attempts: pause.attempts }, "the alert store still cannot be written; delivery in this channel stays stopped");
+			deps.log.debug(
+				{ channel, attempts: pause.attempts },
+				"the alert store still cannot be written; delivery in this channel stays stopped",
+			);
 			return false;
 		}
 		return true;
@@ -620,7 +740,8 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 					});
 				busy.set(channel, job);
 			}
-			if (busy.size === 0 && stormChannels.size === 0 && (await deps.store.dueChannels()).length === 0) for (const w of waiters.splice(0)) w();
+			if (busy.size === 0 && stormChannels.size === 0 && (await deps.store.dueChannels()).length === 0)
+				for (const w of waiters.splice(0)) w();
 		} catch (err) {
 			deps.log.error({ err }, "alert delivery could not read the outbox");
 		} finally {
@@ -646,7 +767,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 			clearInterval(timer);
 			for (const wake of [...idlers, ...pauses]) wake();
 			await Promise.allSettled([...busy.values()]);
-			waiters.forEach((w) => w());
+			for (const w of waiters) w();
 			waiters = [];
 		},
 	};

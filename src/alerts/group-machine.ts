@@ -18,7 +18,9 @@ export interface AcceptResult {
 /** The alerts and their statuses that make a notification what it is (AlertManager retries repeat it exactly). */
 export function payloadSignature(payload: WebhookPayload): string {
 	const alerts = payload.alerts.map((a) => `${a.fingerprint}:${a.status}`).sort();
-	return createHash("sha256").update(JSON.stringify([payload.status, payload.truncatedAlerts, alerts])).digest("hex");
+	return createHash("sha256")
+		.update(JSON.stringify([payload.status, payload.truncatedAlerts, alerts]))
+		.digest("hex");
 }
 
 /** The store's key for one group in one channel. */
@@ -29,7 +31,11 @@ export function groupId(receiver: string, groupKey: string, channel: string): st
 /** The notification AlertManager would send once every alert of the group ended at `now` (alerts already resolved keep their end). */
 export function resolvedPayload(payload: WebhookPayload, now: number): WebhookPayload {
 	const endsAt = new Date(now).toISOString();
-	return { ...payload, status: "resolved", alerts: payload.alerts.map((a) => (a.status === "resolved" ? a : { ...a, status: "resolved" as const, endsAt })) };
+	return {
+		...payload,
+		status: "resolved",
+		alerts: payload.alerts.map((a) => (a.status === "resolved" ? a : { ...a, status: "resolved" as const, endsAt })),
+	};
 }
 
 /**
@@ -128,12 +134,31 @@ export type Transition<Row = number> =
 
 /** What a notification does to a group (undefined: not stored yet). Every transition but a duplicate queues one outbox row for its episode. */
 export function transition<Row>(head: GroupHead<Row> | undefined, n: Notification): Transition<Row> {
-	if (!head) return { kind: "open", episode: 1, status: n.status, firstFiringAt: n.startedAt, signature: n.signature, resetActions: false, keep: [], supersede: [] };
+	if (!head)
+		return {
+			kind: "open",
+			episode: 1,
+			status: n.status,
+			firstFiringAt: n.startedAt,
+			signature: n.signature,
+			resetActions: false,
+			keep: [],
+			supersede: [],
+		};
 	if (head.signature === n.signature) return { kind: "duplicate" };
 	// A group that fires again after resolving starts a new episode: a new message, unacknowledged and
 	// unsilenced. The previous episode's undelivered rows (its resolution) are another episode's: they stay.
 	if (head.status === "resolved" && n.status === "firing") {
-		return { kind: "reopen", episode: head.episode + 1, status: n.status, firstFiringAt: n.startedAt, signature: n.signature, resetActions: true, keep: [], supersede: [] };
+		return {
+			kind: "reopen",
+			episode: head.episode + 1,
+			status: n.status,
+			firstFiringAt: n.startedAt,
+			signature: n.signature,
+			resetActions: true,
+			keep: [],
+			supersede: [],
+		};
 	}
 	return {
 		kind: "update",
@@ -237,7 +262,13 @@ export function planAccepts(jobs: readonly AcceptJob[], heads: ReadonlyMap<strin
 			}
 			const row: Pending = { write: { groupId: id, episode: t.episode, job: j, at: job.now } };
 			pending.push(row);
-			state.set(id, { episode: t.episode, status: t.status, firstFiringAt: t.firstFiringAt, signature: t.signature, undelivered: [...t.keep, row] });
+			state.set(id, {
+				episode: t.episode,
+				status: t.status,
+				firstFiringAt: t.firstFiringAt,
+				signature: t.signature,
+				undelivered: [...t.keep, row],
+			});
 			groups.set(id, {
 				id,
 				channel: target.channel,
@@ -255,7 +286,12 @@ export function planAccepts(jobs: readonly AcceptJob[], heads: ReadonlyMap<strin
 		}
 		return { queued, duplicates };
 	});
-	return { results, groups: [...groups.values()], supersede, enqueue: pending.filter((p) => !dropped.has(p)).map((p) => p.write) };
+	return {
+		results,
+		groups: [...groups.values()],
+		supersede,
+		enqueue: pending.filter((p) => !dropped.has(p)).map((p) => p.write),
+	};
 }
 
 /** What the store holds of a group that resolveGroup() decides on. */
@@ -270,7 +306,11 @@ export interface ResolvableGroup {
  * signature; undefined when the group is gone, already resolved, or changed since the caller saw it
  * with `expectedSignature`. The store queues it for the current episode and marks no earlier row done.
  */
-export function resolveByHand(group: ResolvableGroup | undefined, expectedSignature: string, now: number): { readonly payload: WebhookPayload; readonly signature: string } | undefined {
+export function resolveByHand(
+	group: ResolvableGroup | undefined,
+	expectedSignature: string,
+	now: number,
+): { readonly payload: WebhookPayload; readonly signature: string } | undefined {
 	if (!group || group.status === "resolved" || group.signature !== expectedSignature) return undefined;
 	const payload = resolvedPayload(group.payload, now);
 	return { payload, signature: payloadSignature(payload) };

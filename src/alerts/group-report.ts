@@ -1,8 +1,16 @@
 import { oneLine, truncate } from "../render/limits.ts";
-import { joinText, type Inline, type Level, type Report, type ReportField, type ReportLink, type Text } from "../render/report.ts";
+import {
+	type Inline,
+	joinText,
+	type Level,
+	type Report,
+	type ReportField,
+	type ReportLink,
+	type Text,
+} from "../render/report.ts";
+import { formatDuration } from "../time.ts";
 import type { WebhookAlert, WebhookPayload } from "./schema.ts";
 import type { AckState, RestartState, SilenceState } from "./store.ts";
-import { formatDuration } from "../time.ts";
 
 /** A group's message lists at most this many of its alerts; the rest are counted (and attached in full). */
 export const SHOWN_ALERTS = 10;
@@ -12,7 +20,14 @@ export const SHOWN_ALERTS = 10;
  * warning is a deeper orange than the level's, and info has no level of its own); an acknowledged
  * group yellow, a silenced one grey, so a handled card is told from one nobody touched at a glance.
  */
-export const ALERT_COLOURS = { resolved: 0x2ecc71, critical: 0xe74c3c, warning: 0xf39c12, info: 0x3498db, acknowledged: 0xf1c40f, silenced: 0x95a5a6 } as const;
+export const ALERT_COLOURS = {
+	resolved: 0x2ecc71,
+	critical: 0xe74c3c,
+	warning: 0xf39c12,
+	info: 0x3498db,
+	acknowledged: 0xf1c40f,
+	silenced: 0x95a5a6,
+} as const;
 
 /** One set of severity icons for alert cards, the storm summary and `opsbot alerts`. */
 const SEVERITY_ICONS: Readonly<Record<string, string>> = { critical: "🔴", error: "🔴", warning: "🟠", info: "🔵" };
@@ -41,7 +56,11 @@ function stateIcon(state: CardState, severity: string): string {
 
 function stateColour(state: CardState, severity: string): number {
 	if (state !== "firing") return ALERT_COLOURS[state];
-	return severity === "critical" || severity === "error" ? ALERT_COLOURS.critical : severity === "warning" ? ALERT_COLOURS.warning : ALERT_COLOURS.info;
+	return severity === "critical" || severity === "error"
+		? ALERT_COLOURS.critical
+		: severity === "warning"
+			? ALERT_COLOURS.warning
+			: ALERT_COLOURS.info;
 }
 
 const ENVIRONMENT_LABELS = ["env", "environment"] as const;
@@ -57,7 +76,11 @@ export function groupEnvironment(payload: WebhookPayload): string | undefined {
 
 /** A card's title: `🔴 CRITICAL · PostgresDown · prod`. */
 export function cardTitle(state: CardState, severity: string, name: string, environment: string | undefined): string {
-	return [`${stateIcon(state, severity)} ${stateWord(state, severity)}`, truncate(oneLine(name), 150), ...(environment ? [environment] : [])].join(" · ");
+	return [
+		`${stateIcon(state, severity)} ${stateWord(state, severity)}`,
+		truncate(oneLine(name), 150),
+		...(environment ? [environment] : []),
+	].join(" · ");
 }
 
 /** Label names whose values differ between the group's alerts: what tells one alert from another. */
@@ -69,7 +92,12 @@ export function differingLabels(alerts: readonly WebhookAlert[], common: Readonl
 /** What a group is called in titles: its alertname, or how many kinds of alert it holds. */
 export function groupName(payload: WebhookPayload): string {
 	const names = new Set(payload.alerts.map((a) => a.labels.alertname));
-	return payload.commonLabels.alertname ?? payload.groupLabels.alertname ?? (names.size === 1 ? [...names][0] : undefined) ?? `${names.size} kinds of alert`;
+	return (
+		payload.commonLabels.alertname ??
+		payload.groupLabels.alertname ??
+		(names.size === 1 ? [...names][0] : undefined) ??
+		`${names.size} kinds of alert`
+	);
 }
 
 /** The group's severity label in lower case, or "" when its alerts have none in common. */
@@ -89,19 +117,32 @@ export function groupLevel(status: string, severity: string): Level {
 
 // Only plain http(s) links a link button can hold; anything else is left out.
 function linkTo(label: string, url: string | undefined): ReportLink | undefined {
-	return url && /^https?:\/\/[^\s<>]+$/i.test(url) && url.length <= 512 && URL.canParse(url) ? { label, url } : undefined;
+	return url && /^https?:\/\/[^\s<>]+$/i.test(url) && url.length <= 512 && URL.canParse(url)
+		? { label, url }
+		: undefined;
 }
 
 /** The Runbook and Dashboard links a group's annotations give (runbook_url; dashboard_url or grafana_url). */
 function annotationLinks(annotations: Readonly<Record<string, string>>, first: WebhookAlert | undefined): ReportLink[] {
 	return [
 		linkTo("Runbook", annotations.runbook_url ?? first?.annotations.runbook_url),
-		linkTo("Dashboard", annotations.dashboard_url ?? annotations.grafana_url ?? first?.annotations.dashboard_url ?? first?.annotations.grafana_url),
+		linkTo(
+			"Dashboard",
+			annotations.dashboard_url ??
+				annotations.grafana_url ??
+				first?.annotations.dashboard_url ??
+				first?.annotations.grafana_url,
+		),
 	].filter((l) => l !== undefined);
 }
 
 function labelsOf(alert: WebhookAlert, labels: readonly string[]): string {
-	return oneLine(labels.filter((l) => alert.labels[l] !== undefined).map((l) => `${l}=${alert.labels[l]}`).join(" "));
+	return oneLine(
+		labels
+			.filter((l) => alert.labels[l] !== undefined)
+			.map((l) => `${l}=${alert.labels[l]}`)
+			.join(" "),
+	);
 }
 
 function alertItem(alert: WebhookAlert, labels: readonly string[]): Text {
@@ -161,7 +202,12 @@ export interface AlertGroupReport {
 }
 
 function restartLine(restart: RestartState): Text {
-	const who: Text = [" by ", { mention: "user", id: restart.userId }, " ", { time: new Date(restart.at), style: "clock" }];
+	const who: Text = [
+		" by ",
+		{ mention: "user", id: restart.userId },
+		" ",
+		{ time: new Date(restart.at), style: "clock" },
+	];
 	const container: Text = { code: restart.container };
 	if (restart.ok) return ["🔁 restarted ", container, ...who];
 	const exit = restart.exitCode === undefined || restart.exitCode === null ? "" : `exit ${restart.exitCode}`;
@@ -185,12 +231,17 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 	const environment = groupEnvironment(payload);
 	const silence = activeSilence(context.silence, now);
 	const state = cardState({ resolved, acknowledged: Boolean(context.ack), silenced: silence !== null });
-	const annotations = Object.keys(payload.commonAnnotations).length > 0 ? payload.commonAnnotations : (payload.alerts[0]?.annotations ?? {});
+	const annotations =
+		Object.keys(payload.commonAnnotations).length > 0
+			? payload.commonAnnotations
+			: (payload.alerts[0]?.annotations ?? {});
 	const first = payload.alerts[0];
 	const labels = differingLabels(payload.alerts, payload.commonLabels);
 	const summary = annotations.summary ? truncate(oneLine(annotations.summary), 300) : undefined;
 	const ackedAt: Inline[] = context.ack && !resolved ? [" ", { time: new Date(context.ack.at), style: "clock" }] : [];
-	const ack: Text | undefined = context.ack ? ["✋ acknowledged by ", { mention: "user", id: context.ack.userId }, ...ackedAt] : undefined;
+	const ack: Text | undefined = context.ack
+		? ["✋ acknowledged by ", { mention: "user", id: context.ack.userId }, ...ackedAt]
+		: undefined;
 	const head: Text[] = [];
 	const fields: ReportField[] = [];
 	let list: Report["list"];
@@ -198,11 +249,21 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 		const end = endedAt(payload, context.firstFiringAt) ?? now;
 		const started = new Date(context.firstFiringAt);
 		const duration = formatDuration(end - context.firstFiringAt);
-		head.push(["Fired ", { time: started, style: "clock" }, " · ended ", { time: new Date(end), style: "time" }, " after ", { strong: duration }]);
+		head.push([
+			"Fired ",
+			{ time: started, style: "clock" },
+			" · ended ",
+			{ time: new Date(end), style: "time" },
+			" after ",
+			{ strong: duration },
+		]);
 		if (ack) head.push(ack);
 		if (context.restart) head.push(restartLine(context.restart));
 		const recovered = payload.alerts.map((a) => labelsOf(a, labels)).filter(Boolean);
-		const shown = recovered.slice(0, SHOWN_ALERTS).map((l) => truncate(l, 80)).join(", ");
+		const shown = recovered
+			.slice(0, SHOWN_ALERTS)
+			.map((l) => truncate(l, 80))
+			.join(", ");
 		const more = recovered.length > SHOWN_ALERTS ? ` and ${recovered.length - SHOWN_ALERTS} more` : "";
 		head.push(`${payload.alerts.length} of ${payload.alerts.length} recovered${shown ? `: ${shown}` : ""}${more}`);
 	} else {
@@ -211,11 +272,17 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 		const count = `${firing.length} of ${payload.alerts.length} firing`;
 		const since: Text = ["Firing since ", { time: new Date(context.firstFiringAt), style: "clock" }];
 		head.push(joinText([since, count, ...(ack ? [ack] : silence ? [] : ["not acknowledged"])], " · "));
-		if (silence) head.push(["🔕 silenced by ", silence.username, " until ", { time: new Date(silence.until), style: "clock" }]);
+		if (silence)
+			head.push(["🔕 silenced by ", silence.username, " until ", { time: new Date(silence.until), style: "clock" }]);
 		if (context.restart) head.push(restartLine(context.restart));
 		const ordered = [...firing, ...payload.alerts.filter((a) => a.status !== "firing")];
 		const notes: Text[] = [];
-		if (payload.truncatedAlerts > 0) notes.push([`⚠️ AlertManager left out ${payload.truncatedAlerts} more alert${payload.truncatedAlerts === 1 ? "" : "s"} (`, { code: "max_alerts" }, ")."]);
+		if (payload.truncatedAlerts > 0)
+			notes.push([
+				`⚠️ AlertManager left out ${payload.truncatedAlerts} more alert${payload.truncatedAlerts === 1 ? "" : "s"} (`,
+				{ code: "max_alerts" },
+				").",
+			]);
 		if (context.withoutAttachments && context.chart) notes.push("⚠️ The chart could not be attached.");
 		list = {
 			items: ordered.slice(0, SHOWN_ALERTS).map((a) => alertItem(a, labels)),
@@ -223,12 +290,27 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 			more: context.withoutAttachments ? "the full list could not be attached" : "full list attached",
 			notes,
 		};
-		const common = Object.entries(payload.commonLabels).filter(([k]) => !["alertname", "severity", ...ENVIRONMENT_LABELS].includes(k));
-		if (common.length > 0) fields.push({ label: "Labels", value: joinText(common.map(([k, v]) => [`${k}=`, { code: v }]), " "), inline: false });
+		const common = Object.entries(payload.commonLabels).filter(
+			([k]) => !["alertname", "severity", ...ENVIRONMENT_LABELS].includes(k),
+		);
+		if (common.length > 0)
+			fields.push({
+				label: "Labels",
+				value: joinText(
+					common.map(([k, v]) => [`${k}=`, { code: v }]),
+					" ",
+				),
+				inline: false,
+			});
 	}
-	const links = [...annotationLinks(annotations, first), ...(resolved ? [] : [linkTo("Prometheus", first?.generatorURL)].filter((l) => l !== undefined))];
+	const links = [
+		...annotationLinks(annotations, first),
+		...(resolved ? [] : [linkTo("Prometheus", first?.generatorURL)].filter((l) => l !== undefined)),
+	];
 	// The footer names only the grouping the title does not already say.
-	const grouping = Object.entries(payload.groupLabels).filter(([k]) => k !== "alertname" && !(ENVIRONMENT_LABELS as readonly string[]).includes(k));
+	const grouping = Object.entries(payload.groupLabels).filter(
+		([k]) => k !== "alertname" && !(ENVIRONMENT_LABELS as readonly string[]).includes(k),
+	);
 	// Once someone has acknowledged or silenced the group, later updates stop pinging the on-call role.
 	const handled = state !== "firing";
 	const mention = !handled && severity === "critical" && context.mentionRole ? context.mentionRole : undefined;
@@ -250,6 +332,13 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 		mention,
 		headline: handled
 			? undefined
-			: { icon: severityIcon(severity), name: truncate(oneLine(name), 100), environment, summary: summary && truncate(summary, 200), firing: firing.length, alerts: payload.alerts.length },
+			: {
+					icon: severityIcon(severity),
+					name: truncate(oneLine(name), 100),
+					environment,
+					summary: summary && truncate(summary, 200),
+					firing: firing.length,
+					alerts: payload.alerts.length,
+				},
 	};
 }

@@ -2,11 +2,19 @@ import { existsSync } from "node:fs";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { oneLine } from "../render/limits.ts";
-import { joinText, worstLevel, type Level, type Report, type Text } from "../render/report.ts";
-import { activeSilence, cardState, groupEnvironment, groupLevel, groupName, groupSeverity, stateWord } from "./group-report.ts";
+import { joinText, type Level, type Report, type Text, worstLevel } from "../render/report.ts";
+import {
+	activeSilence,
+	cardState,
+	groupEnvironment,
+	groupLevel,
+	groupName,
+	groupSeverity,
+	stateWord,
+} from "./group-report.ts";
 import { alertStoreFile, openConfiguredAlertStore } from "./open-store.ts";
-import { messageUrl } from "./storm.ts";
 import type { GroupState } from "./store.ts";
+import { messageUrl } from "./storm.ts";
 
 /** One alert group opsbot holds, as `opsbot alerts --json` prints it: exact values, times in ISO 8601. */
 export interface HeldGroup {
@@ -23,7 +31,12 @@ export interface HeldGroup {
 	readonly alerts: number;
 	readonly ack: { readonly userId: string; readonly username: string; readonly at: string } | null;
 	/** The silence opsbot created; `active` until it ends. */
-	readonly silence: { readonly id: string; readonly username: string; readonly until: string; readonly active: boolean } | null;
+	readonly silence: {
+		readonly id: string;
+		readonly username: string;
+		readonly until: string;
+		readonly active: boolean;
+	} | null;
 	/** The current episode's Discord message, once posted. */
 	readonly messageId: string | null;
 	readonly messageUrl: string | null;
@@ -42,7 +55,12 @@ export function heldGroup(group: GroupState, context: { guildId: string; now: nu
 		firingAlerts: payload.alerts.filter((a) => a.status === "firing").length,
 		alerts: payload.alerts.length,
 		ack: ack && { userId: ack.userId, username: ack.username, at: new Date(ack.at).toISOString() },
-		silence: silence && { id: silence.id, username: silence.username, until: new Date(silence.until).toISOString(), active: activeSilence(silence, context.now) !== null },
+		silence: silence && {
+			id: silence.id,
+			username: silence.username,
+			until: new Date(silence.until).toISOString(),
+			active: activeSilence(silence, context.now) !== null,
+		},
 		messageId: group.messageId,
 		messageUrl: group.messageId ? messageUrl(context.guildId, group.channel, group.messageId) : null,
 	};
@@ -87,10 +105,21 @@ function heldGroupText(g: HeldGroup): Text {
 	const state = cardState({ resolved: !firing, acknowledged: g.ack !== null, silenced: g.silence?.active === true });
 	const parts: Text[] = [stateWord(state, g.severity ?? ""), ...(g.environment ? [g.environment] : [])];
 	parts.push(`${g.firingAlerts} of ${g.alerts} alert${g.alerts === 1 ? "" : "s"} firing`);
-	if (g.ack) parts.push(["acknowledged by ", oneLine(g.ack.username), " at ", { time: new Date(g.ack.at), style: "clock" }]);
+	if (g.ack)
+		parts.push(["acknowledged by ", oneLine(g.ack.username), " at ", { time: new Date(g.ack.at), style: "clock" }]);
 	else if (state === "firing") parts.push("not acknowledged");
-	if (g.silence?.active) parts.push(["silenced by ", oneLine(g.silence.username), " until ", { time: new Date(g.silence.until), style: "clock" }]);
-	parts.push(g.messageUrl ? { link: g.messageUrl, label: "message" } : ["no message yet in ", { mention: "channel", id: g.channel }]);
+	if (g.silence?.active)
+		parts.push([
+			"silenced by ",
+			oneLine(g.silence.username),
+			" until ",
+			{ time: new Date(g.silence.until), style: "clock" },
+		]);
+	parts.push(
+		g.messageUrl
+			? { link: g.messageUrl, label: "message" }
+			: ["no message yet in ", { mention: "channel", id: g.channel }],
+	);
 	return joinText(parts, " · ");
 }
 
@@ -100,7 +129,10 @@ export function heldGroupsReport(groups: readonly HeldGroup[]): Report {
 	const critical = firing.filter((g) => g.severity === "critical").length;
 	const lines = groups.map((g) => ({ level: levelOf(g), label: g.name, text: heldGroupText(g) }));
 	return {
-		title: groups.length === 0 ? "No alert groups" : `Alert groups: ${firing.length} firing${critical > 0 ? ` (${critical} critical)` : ""}, ${groups.length - firing.length} resolved`,
+		title:
+			groups.length === 0
+				? "No alert groups"
+				: `Alert groups: ${firing.length} firing${critical > 0 ? ` (${critical} critical)` : ""}, ${groups.length - firing.length} resolved`,
 		level: worstLevel(lines.map((l) => l.level)),
 		...(groups.length === 0 ? { summary: "opsbot holds no alert groups." } : {}),
 		lines,

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { openPostgresAlertStore } from "./pg-store.ts";
-import { openAlertStore, type AlertStore } from "./store.ts";
+import { type AlertStore, openAlertStore } from "./store.ts";
 
 /** Where the embedded alert store lives: stateDir/alerts.sqlite. */
 export function alertStoreFile(config: Config): string {

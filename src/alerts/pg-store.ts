@@ -2,9 +2,26 @@ import type pg from "pg";
 import { withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { createPool } from "../pg-pool.ts";
+import {
+	type AcceptJob,
+	type AcceptResult,
+	acceptJob,
+	type GroupHead,
+	type GroupStatus,
+	planAccepts,
+	resolveByHand,
+	touchedGroups,
+} from "./group-machine.ts";
 import type { WebhookPayload } from "./schema.ts";
-import { acceptJob, planAccepts, resolveByHand, touchedGroups, type AcceptJob, type AcceptResult, type GroupHead, type GroupStatus } from "./group-machine.ts";
-import { episodeNonce, type AckState, type AlertStore, type GroupState, type OutboxItem, type RestartState, type SilenceState } from "./store.ts";
+import {
+	type AckState,
+	type AlertStore,
+	episodeNonce,
+	type GroupState,
+	type OutboxItem,
+	type RestartState,
+	type SilenceState,
+} from "./store.ts";
 
 /** How long a replica may hold an outbox item it is delivering before another replica may take it. */
 const LEASE_MS = 30_000;
@@ -45,7 +62,8 @@ const LOCK_GROUPS = `WITH created AS (
 	SELECT (SELECT coalesce(array_agg(id), '{}') FROM created) AS created, (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing`;
 
 /** Locks and returns groups another replica created after LOCK_GROUPS's snapshot (so neither of its parts saw them). */
-const LOCK_LATE_GROUPS = "SELECT id, episode, status, first_firing_at, last_signature FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
+const LOCK_LATE_GROUPS =
+	"SELECT id, episode, status, first_firing_at, last_signature FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
 
 /**
  * The undelivered outbox rows of each group's current episode, oldest first. A statement of its own, run
@@ -69,7 +87,13 @@ const WRITE_BATCH = `WITH payloads AS (SELECT $1::jsonb AS list),
 	SELECT q.group_id, q.episode, (SELECT list FROM payloads) -> q.slot, q.at, q.at
 	FROM unnest($12::text[], $13::int[], $14::int[], $15::bigint[]) WITH ORDINALITY AS q(group_id, episode, slot, at, n) ORDER BY q.n`;
 
-type LockedGroup = { id: string; episode: number; status: GroupStatus; first_firing_at: string | number; last_signature: string };
+type LockedGroup = {
+	id: string;
+	episode: number;
+	status: GroupStatus;
+	first_firing_at: string | number;
+	last_signature: string;
+};
 
 /**
  * One group commit: locks the groups the batch touches (inserting those not seen before), reads their
@@ -79,7 +103,18 @@ type LockedGroup = { id: string; episode: number; status: GroupStatus; first_fir
 async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]): Promise<readonly AcceptResult[]> {
 	const fresh = touchedGroups(jobs).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 	// New groups are inserted as their first webhook would open them; the write below sets what the whole batch decided.
-	const [lock] = (await client.query<{ created: string[]; existing: LockedGroup[] }>(LOCK_GROUPS, [fresh.map((e) => e.id), fresh.map((e) => e.job.receiver), fresh.map((e) => e.job.groupKey), fresh.map((e) => e.target.channel), fresh.map((e) => e.target.mentionRole ?? null), fresh.map((e) => e.job.status), fresh.map((e) => e.job.startedAt), fresh.map((e) => e.job.signature)])).rows;
+	const [lock] = (
+		await client.query<{ created: string[]; existing: LockedGroup[] }>(LOCK_GROUPS, [
+			fresh.map((e) => e.id),
+			fresh.map((e) => e.job.receiver),
+			fresh.map((e) => e.job.groupKey),
+			fresh.map((e) => e.target.channel),
+			fresh.map((e) => e.target.mentionRole ?? null),
+			fresh.map((e) => e.job.status),
+			fresh.map((e) => e.job.startedAt),
+			fresh.map((e) => e.job.signature),
+		])
+	).rows;
 	const locked = lock!.existing;
 	const seen = new Set([...lock!.created, ...locked.map((r) => r.id)]);
 	const late = fresh.filter((e) => !seen.has(e.id)).map((e) => e.id);
@@ -89,13 +124,21 @@ async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]
 	if (locked.length > 0) {
 		const { rows } = await client.query<{ group_id: string; ids: string[] }>(UNDELIVERED, [locked.map((r) => r.id)]);
 		const undelivered = new Map(rows.map((r) => [r.group_id, r.ids.map(Number)]));
-		for (const r of locked) heads.set(r.id, { episode: r.episode, status: r.status, firstFiringAt: Number(r.first_firing_at), signature: r.last_signature, undelivered: undelivered.get(r.id) ?? [] });
+		for (const r of locked)
+			heads.set(r.id, {
+				episode: r.episode,
+				status: r.status,
+				firstFiringAt: Number(r.first_firing_at),
+				signature: r.last_signature,
+				undelivered: undelivered.get(r.id) ?? [],
+			});
 	}
 	const plan = planAccepts(jobs, heads);
 	if (plan.groups.length === 0) return plan.results;
 	// Each payload travels once, in one JSON array, and both tables take their copy from it.
 	const slot = new Map<number, number>();
-	for (const j of [...plan.enqueue.map((q) => q.job), ...plan.groups.map((g) => g.job)]) if (!slot.has(j)) slot.set(j, slot.size);
+	for (const j of [...plan.enqueue.map((q) => q.job), ...plan.groups.map((g) => g.job)])
+		if (!slot.has(j)) slot.set(j, slot.size);
 	const payloads = `[${[...slot.keys()].map((j) => jobs[j]!.json).join(",")}]`;
 	const { groups, enqueue } = plan;
 	await client.query(WRITE_BATCH, [
@@ -141,10 +184,33 @@ export function statePoolConfig(url: string, statementTimeoutMs = STATE_STATEMEN
 	};
 }
 
-type GroupRow = { id: string; channel: string; episode: number; status: string; last_signature: string; message_id: string | null; message_episode: number | null; last_payload: WebhookPayload; ack: AckState | null; silence: SilenceState | null; restart: RestartState | null };
+type GroupRow = {
+	id: string;
+	channel: string;
+	episode: number;
+	status: string;
+	last_signature: string;
+	message_id: string | null;
+	message_episode: number | null;
+	last_payload: WebhookPayload;
+	ack: AckState | null;
+	silence: SilenceState | null;
+	restart: RestartState | null;
+};
 
 function groupState(row: GroupRow): GroupState {
-	return { groupId: row.id, channel: row.channel, episode: row.episode, status: row.status, messageId: row.message_episode === row.episode ? row.message_id : null, payload: row.last_payload, ack: row.ack, silence: row.silence, restart: row.restart, signature: row.last_signature };
+	return {
+		groupId: row.id,
+		channel: row.channel,
+		episode: row.episode,
+		status: row.status,
+		messageId: row.message_episode === row.episode ? row.message_id : null,
+		payload: row.last_payload,
+		ack: row.ack,
+		silence: row.silence,
+		restart: row.restart,
+		signature: row.last_signature,
+	};
 }
 
 /** A storm summary as the store keeps it (the type lives beside the AlertStore interface). */
@@ -154,7 +220,8 @@ type StormState = NonNullable<Awaited<ReturnType<AlertStore["stormSummary"]>>>;
  * Delivery order within a channel (an SQL expression over outbox o and groups g): a firing group without
  * its message yet by its severity_rank (0 critical, 1 any other), then 2 for updates and resolutions.
  */
-const DELIVERY_CLASS_PG = "CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS DISTINCT FROM g.episode THEN g.severity_rank ELSE 2 END";
+const DELIVERY_CLASS_PG =
+	"CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS DISTINCT FROM g.episode THEN g.severity_rank ELSE 2 END";
 
 const MIGRATIONS = [
 	`CREATE TABLE opsbot_state.groups (
@@ -206,7 +273,11 @@ const MIGRATIONS = [
  * application's), so several replicas share groups and outbox. Items are claimed with a lease
  * (FOR UPDATE SKIP LOCKED), and Discord's enforce_nonce covers a replica dying mid-post.
  */
-export async function openPostgresAlertStore(url: string, log: Logger, options: { statementTimeoutMs?: number } = {}): Promise<AlertStore> {
+export async function openPostgresAlertStore(
+	url: string,
+	log: Logger,
+	options: { statementTimeoutMs?: number } = {},
+): Promise<AlertStore> {
 	const pool = createPool(statePoolConfig(url, options.statementTimeoutMs), log, "state database");
 	const tx = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
 		const client = await pool.connect();
@@ -229,7 +300,9 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 		await client.query("SELECT pg_advisory_xact_lock(hashtext('opsbot_state.migrations'))");
 		await client.query("CREATE SCHEMA IF NOT EXISTS opsbot_state");
 		await client.query("CREATE TABLE IF NOT EXISTS opsbot_state.schema_version (version INTEGER NOT NULL)");
-		const { rows } = await client.query<{ v: number | null }>("SELECT max(version) AS v FROM opsbot_state.schema_version");
+		const { rows } = await client.query<{ v: number | null }>(
+			"SELECT max(version) AS v FROM opsbot_state.schema_version",
+		);
 		const current = rows[0]?.v ?? 0;
 		for (const [i, sql] of MIGRATIONS.slice(current).entries()) {
 			await client.query(sql);
@@ -239,15 +312,28 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 		// episode's updates scan every outbox row ever written, and delivery slows as the table grows.
 		await client.query("CREATE INDEX IF NOT EXISTS outbox_episode ON opsbot_state.outbox (group_id, episode)");
 		// Not a migration either: the one row writable() rewrites, so /readyz proves a commit goes through.
-		await client.query("CREATE TABLE IF NOT EXISTS opsbot_state.readiness (id SMALLINT PRIMARY KEY, at TIMESTAMPTZ NOT NULL)");
+		await client.query(
+			"CREATE TABLE IF NOT EXISTS opsbot_state.readiness (id SMALLINT PRIMARY KEY, at TIMESTAMPTZ NOT NULL)",
+		);
 	});
 
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
-	const requeue = (id: string, column: "ack" | "silence" | "restart", value: AckState | SilenceState | RestartState | null) =>
+	const requeue = (
+		id: string,
+		column: "ack" | "silence" | "restart",
+		value: AckState | SilenceState | RestartState | null,
+	) =>
 		tx(async (client) => {
-			const { rows } = await client.query<{ episode: number; last_payload: WebhookPayload | null }>(`UPDATE opsbot_state.groups SET ${column} = $1 WHERE id = $2 RETURNING episode, last_payload`, [value === null ? null : JSON.stringify(value), id]);
+			const { rows } = await client.query<{ episode: number; last_payload: WebhookPayload | null }>(
+				`UPDATE opsbot_state.groups SET ${column} = $1 WHERE id = $2 RETURNING episode, last_payload`,
+				[value === null ? null : JSON.stringify(value), id],
+			);
 			const row = rows[0];
-			if (row?.last_payload) await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [id, row.episode, JSON.stringify(row.last_payload), Date.now()]);
+			if (row?.last_payload)
+				await client.query(
+					"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
+					[id, row.episode, JSON.stringify(row.last_payload), Date.now()],
+				);
 		});
 
 	let accepts: PendingAccept[] = [];
@@ -267,7 +353,7 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 				accepts = accepts.slice(batch.length);
 				try {
 					const results = await tx((client) => acceptBatch(client, batch));
-					batch.forEach((job, i) => job.resolve(results[i]!));
+					for (const [i, job] of batch.entries()) job.resolve(results[i]!);
 				} catch (err) {
 					if (batch.length === 1 || !payloadFault(err)) {
 						for (const job of batch) job.reject(err);
@@ -299,12 +385,21 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 			});
 		},
 		async dueChannels(now = Date.now()) {
-			const { rows } = await pool.query<{ channel: string }>("SELECT DISTINCT g.channel FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE NOT o.done AND o.next_attempt_at <= $1", [now]);
+			const { rows } = await pool.query<{ channel: string }>(
+				"SELECT DISTINCT g.channel FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE NOT o.done AND o.next_attempt_at <= $1",
+				[now],
+			);
 			return rows.map((r) => r.channel);
 		},
 		next: (channel, now = Date.now()) =>
 			tx(async (client) => {
-				const { rows } = await client.query<{ id: string; group_id: string; episode: number; payload: WebhookPayload; attempts: number }>(
+				const { rows } = await client.query<{
+					id: string;
+					group_id: string;
+					episode: number;
+					payload: WebhookPayload;
+					attempts: number;
+				}>(
 					`WITH due AS (
 						SELECT o.group_id, o.episode FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id
 						WHERE g.channel = $1 AND NOT o.done AND o.next_attempt_at <= $2
@@ -316,7 +411,22 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 				);
 				if (rows.length === 0) return undefined;
 				const newest = rows.reduce((a, b) => (BigInt(b.id) > BigInt(a.id) ? b : a));
-				const group = (await client.query<{ channel: string; mention_role: string | null; first_firing_at: string; message_id: string | null; message_episode: number | null; chart_attachment: string | null; ack: AckState | null; silence: SilenceState | null; restart: RestartState | null }>("SELECT channel, mention_role, first_firing_at, message_id, message_episode, chart_attachment, ack, silence, restart FROM opsbot_state.groups WHERE id = $1", [newest.group_id])).rows[0]!;
+				const group = (
+					await client.query<{
+						channel: string;
+						mention_role: string | null;
+						first_firing_at: string;
+						message_id: string | null;
+						message_episode: number | null;
+						chart_attachment: string | null;
+						ack: AckState | null;
+						silence: SilenceState | null;
+						restart: RestartState | null;
+					}>(
+						"SELECT channel, mention_role, first_firing_at, message_id, message_episode, chart_attachment, ack, silence, restart FROM opsbot_state.groups WHERE id = $1",
+						[newest.group_id],
+					)
+				).rows[0]!;
 				const ours = group.message_episode === newest.episode;
 				const item: OutboxItem = {
 					id: Number(newest.id),
@@ -339,25 +449,50 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 		delivered: (item, messageId, chartAttachment = null) =>
 			tx(async (client) => {
 				// The group row first, as accept locks them (groups, then outbox): the other order could deadlock with an accept.
-				await client.query("UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2, chart_attachment = $4 WHERE id = $3", [messageId, item.episode, item.groupId, chartAttachment]);
-				await client.query("UPDATE opsbot_state.outbox SET done = true WHERE group_id = $1 AND episode = $2 AND id <= $3", [item.groupId, item.episode, item.id]);
+				await client.query(
+					"UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2, chart_attachment = $4 WHERE id = $3",
+					[messageId, item.episode, item.groupId, chartAttachment],
+				);
+				await client.query(
+					"UPDATE opsbot_state.outbox SET done = true WHERE group_id = $1 AND episode = $2 AND id <= $3",
+					[item.groupId, item.episode, item.id],
+				);
 				// Updates that arrived during delivery were leased with it: make them due now.
-				await client.query("UPDATE opsbot_state.outbox SET next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done", [item.groupId, item.episode, Date.now()]);
+				await client.query(
+					"UPDATE opsbot_state.outbox SET next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done",
+					[item.groupId, item.episode, Date.now()],
+				);
 			}),
 		refresh: (groupId, episode) =>
 			tx(async (client) => {
-				const { rows } = await client.query<{ last_payload: WebhookPayload | null }>("SELECT last_payload FROM opsbot_state.groups WHERE id = $1 AND episode = $2 FOR UPDATE", [groupId, episode]);
+				const { rows } = await client.query<{ last_payload: WebhookPayload | null }>(
+					"SELECT last_payload FROM opsbot_state.groups WHERE id = $1 AND episode = $2 FOR UPDATE",
+					[groupId, episode],
+				);
 				const row = rows[0];
-				if (row?.last_payload) await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [groupId, episode, JSON.stringify(row.last_payload), Date.now()]);
+				if (row?.last_payload)
+					await client.query(
+						"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
+						[groupId, episode, JSON.stringify(row.last_payload), Date.now()],
+					);
 			}),
 		async retryLater(item, at) {
-			await pool.query("UPDATE opsbot_state.outbox SET attempts = attempts + 1, next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done", [item.groupId, item.episode, at]);
+			await pool.query(
+				"UPDATE opsbot_state.outbox SET attempts = attempts + 1, next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done",
+				[item.groupId, item.episode, at],
+			);
 		},
 		async abandon(item) {
-			await pool.query("UPDATE opsbot_state.outbox SET done = true WHERE group_id = $1 AND episode = $2 AND id <= $3", [item.groupId, item.episode, item.id]);
+			await pool.query("UPDATE opsbot_state.outbox SET done = true WHERE group_id = $1 AND episode = $2 AND id <= $3", [
+				item.groupId,
+				item.episode,
+				item.id,
+			]);
 		},
 		async pending() {
-			const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM opsbot_state.outbox WHERE NOT done");
+			const { rows } = await pool.query<{ n: number }>(
+				"SELECT count(*)::int AS n FROM opsbot_state.outbox WHERE NOT done",
+			);
 			return rows[0]?.n ?? 0;
 		},
 		async backlog(channel, now = Date.now()) {
@@ -368,19 +503,54 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 				[channel, now],
 			);
 			const row = rows[0]!;
-			return { pending: row.pending, due: row.due, unposted: row.unposted, nextDueAt: row.next_due === null ? null : Number(row.next_due) };
+			return {
+				pending: row.pending,
+				due: row.due,
+				unposted: row.unposted,
+				nextDueAt: row.next_due === null ? null : Number(row.next_due),
+			};
 		},
 		async firingGroups(channel) {
-			const { rows } = await pool.query<{ id: string; episode: number; first_firing_at: string; message_id: string | null; message_episode: number | null; last_payload: WebhookPayload }>(
+			const { rows } = await pool.query<{
+				id: string;
+				episode: number;
+				first_firing_at: string;
+				message_id: string | null;
+				message_episode: number | null;
+				last_payload: WebhookPayload;
+			}>(
 				"SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM opsbot_state.groups WHERE channel = $1 AND status = 'firing' AND last_payload IS NOT NULL",
 				[channel],
 			);
-			return rows.map((r) => ({ groupId: r.id, firstFiringAt: Number(r.first_firing_at), messageId: r.message_episode === r.episode ? r.message_id : null, payload: r.last_payload }));
+			return rows.map((r) => ({
+				groupId: r.id,
+				firstFiringAt: Number(r.first_firing_at),
+				messageId: r.message_episode === r.episode ? r.message_id : null,
+				payload: r.last_payload,
+			}));
 		},
 		async stormSummary(channel) {
-			const { rows } = await pool.query<{ channel: string; state: StormState["state"]; message_id: string | null; nonce: string; started_at: string; ended_at: string | null; groups: string[] }>("SELECT * FROM opsbot_state.storm_summaries WHERE channel = $1", [channel]);
+			const { rows } = await pool.query<{
+				channel: string;
+				state: StormState["state"];
+				message_id: string | null;
+				nonce: string;
+				started_at: string;
+				ended_at: string | null;
+				groups: string[];
+			}>("SELECT * FROM opsbot_state.storm_summaries WHERE channel = $1", [channel]);
 			const row = rows[0];
-			return row && { channel: row.channel, state: row.state, messageId: row.message_id, nonce: row.nonce, startedAt: Number(row.started_at), endedAt: row.ended_at === null ? null : Number(row.ended_at), groups: row.groups };
+			return (
+				row && {
+					channel: row.channel,
+					state: row.state,
+					messageId: row.message_id,
+					nonce: row.nonce,
+					startedAt: Number(row.started_at),
+					endedAt: row.ended_at === null ? null : Number(row.ended_at),
+					groups: row.groups,
+				}
+			);
 		},
 		async saveStormSummary(s) {
 			await pool.query(
@@ -390,48 +560,81 @@ export async function openPostgresAlertStore(url: string, log: Logger, options: 
 			);
 		},
 		async stormChannels() {
-			const { rows } = await pool.query<{ channel: string }>("SELECT channel FROM opsbot_state.storm_summaries WHERE state <> 'over'");
+			const { rows } = await pool.query<{ channel: string }>(
+				"SELECT channel FROM opsbot_state.storm_summaries WHERE state <> 'over'",
+			);
 			return rows.map((r) => r.channel);
 		},
 		async stats() {
 			const [groups, outbox] = await Promise.all([
-				pool.query<{ status: string; count: number }>("SELECT status, count(*)::int AS count FROM opsbot_state.groups GROUP BY status"),
-				pool.query<{ channel: string; depth: number; oldest: string }>("SELECT g.channel, count(*)::int AS depth, min(o.created_at) AS oldest FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE NOT o.done GROUP BY g.channel"),
+				pool.query<{ status: string; count: number }>(
+					"SELECT status, count(*)::int AS count FROM opsbot_state.groups GROUP BY status",
+				),
+				pool.query<{ channel: string; depth: number; oldest: string }>(
+					"SELECT g.channel, count(*)::int AS depth, min(o.created_at) AS oldest FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE NOT o.done GROUP BY g.channel",
+				),
 			]);
-			return { groups: groups.rows, outbox: outbox.rows.map((r) => ({ channel: r.channel, depth: r.depth, oldestAt: Number(r.oldest) })) };
+			return {
+				groups: groups.rows,
+				outbox: outbox.rows.map((r) => ({ channel: r.channel, depth: r.depth, oldestAt: Number(r.oldest) })),
+			};
 		},
 		async writable() {
 			// A real commit, bounded: a read-only standby (25006), a full disk, or the tables an accept writes locked
 			// (ROW EXCLUSIVE, what its INSERT and UPDATE take, waits behind a LOCK TABLE) all say "not writable".
 			const probe = tx(async (client) => {
-				await client.query("SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)", [String(WRITABLE_PROBE_MS)]);
+				await client.query("SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)", [
+					String(WRITABLE_PROBE_MS),
+				]);
 				await client.query("LOCK TABLE opsbot_state.groups, opsbot_state.outbox IN ROW EXCLUSIVE MODE");
-				await client.query("INSERT INTO opsbot_state.readiness (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
+				await client.query(
+					"INSERT INTO opsbot_state.readiness (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+				);
 			});
 			// withTimeout also bounds the wait for a pool connection, which the timeouts above do not cover.
-			return withTimeout(probe, WRITABLE_PROBE_MS + 1_000).then(() => true, () => false);
+			return withTimeout(probe, WRITABLE_PROBE_MS + 1_000).then(
+				() => true,
+				() => false,
+			);
 		},
 		async group(id) {
-			const { rows } = await pool.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 AND last_payload IS NOT NULL", [id]);
+			const { rows } = await pool.query<GroupRow>(
+				"SELECT * FROM opsbot_state.groups WHERE id = $1 AND last_payload IS NOT NULL",
+				[id],
+			);
 			return rows[0] ? groupState(rows[0]) : undefined;
 		},
 		async silencedGroups(after, limit) {
-			const { rows } = await pool.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > $1 ORDER BY id LIMIT $2", [after, limit]);
+			const { rows } = await pool.query<GroupRow>(
+				"SELECT * FROM opsbot_state.groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
+				[after, limit],
+			);
 			return rows.map(groupState);
 		},
 		async listGroups(after, limit) {
-			const { rows } = await pool.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE last_payload IS NOT NULL AND id > $1 ORDER BY id LIMIT $2", [after, limit]);
+			const { rows } = await pool.query<GroupRow>(
+				"SELECT * FROM opsbot_state.groups WHERE last_payload IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
+				[after, limit],
+			);
 			return rows.map(groupState);
 		},
 		resolveGroup: (id, expectedSignature, now = Date.now()) =>
 			tx(async (client) => {
-				const { rows } = await client.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 FOR UPDATE", [id]);
+				const { rows } = await client.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 FOR UPDATE", [
+					id,
+				]);
 				const row = rows[0];
 				const resolved = resolveByHand(row?.last_payload ? groupState(row) : undefined, expectedSignature, now);
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
-				await client.query("UPDATE opsbot_state.groups SET status = 'resolved', last_signature = $1, last_payload = $2 WHERE id = $3", [resolved.signature, json, id]);
-				await client.query("INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)", [id, row.episode, json, now]);
+				await client.query(
+					"UPDATE opsbot_state.groups SET status = 'resolved', last_signature = $1, last_payload = $2 WHERE id = $3",
+					[resolved.signature, json, id],
+				);
+				await client.query(
+					"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
+					[id, row.episode, json, now],
+				);
 				return true;
 			}),
 		setAck: (id, ack) => requeue(id, "ack", ack),

@@ -22,7 +22,8 @@ export function authorized(header: string | undefined, auth: WebhookAuth): boole
 	if (!header) return false;
 	const [scheme, value = ""] = header.split(" ", 2);
 	if (auth.bearerToken && scheme?.toLowerCase() === "bearer") return sameSecret(value, auth.bearerToken);
-	if (auth.basicAuth && scheme?.toLowerCase() === "basic") return sameSecret(Buffer.from(value, "base64").toString("utf8"), auth.basicAuth);
+	if (auth.basicAuth && scheme?.toLowerCase() === "basic")
+		return sameSecret(Buffer.from(value, "base64").toString("utf8"), auth.basicAuth);
 	return false;
 }
 
@@ -44,7 +45,12 @@ export interface ReceiverLimits {
  * deadline costs it nothing while a trickling client is dropped (a full 2 MiB body needs ~200 KiB/s).
  * A few AlertManager peers need a few connections each; 128 bounds sockets and memory with room.
  */
-export const RECEIVER_LIMITS: ReceiverLimits = { requestTimeoutMs: 10_000, headersTimeoutMs: 5_000, idleTimeoutMs: 30_000, maxConnections: 128 };
+export const RECEIVER_LIMITS: ReceiverLimits = {
+	requestTimeoutMs: 10_000,
+	headersTimeoutMs: 5_000,
+	idleTimeoutMs: 30_000,
+	maxConnections: 128,
+};
 
 /**
  * Deepest JSON the receiver parses. An AlertManager body nests 4 levels (body, alerts, alert,
@@ -61,7 +67,8 @@ export function jsonDepth(text: string, limit = Number.POSITIVE_INFINITY): numbe
 	for (let i = 0; i < text.length; i++) {
 		const c = text.charCodeAt(i);
 		if (inString) {
-			if (c === 0x5c) i++; // backslash: the next character is escaped
+			if (c === 0x5c)
+				i++; // backslash: the next character is escaped
 			else if (c === 0x22) inString = false;
 		} else if (c === 0x22) inString = true;
 		else if (c === 0x7b || c === 0x5b) {
@@ -165,13 +172,19 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 	 * returns, nothing refers to the parsed payload (the request's body included), so while the webhook
 	 * waits for its group commit only what the store writes is kept, not a few hundred KB of objects.
 	 */
-	function handOver(request: FastifyRequest): { problems: string[] } | { summary: Record<string, unknown>; result: Promise<AcceptResult> } {
+	function handOver(
+		request: FastifyRequest,
+	): { problems: string[] } | { summary: Record<string, unknown>; result: Promise<AcceptResult> } {
 		const parsed = WebhookPayload.safeParse(request.body);
 		request.body = undefined;
-		if (!parsed.success) return { problems: parsed.error.issues.slice(0, 10).map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) };
+		if (!parsed.success)
+			return { problems: parsed.error.issues.slice(0, 10).map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) };
 		const payload = parsed.data;
 		const targets = routeGroup({ ...payload.groupLabels, ...payload.commonLabels }, deps.config);
-		return { summary: { groupKey: payload.groupKey.slice(0, 200), status: payload.status, alerts: payload.alerts.length }, result: deps.store.accept(payload, targets) };
+		return {
+			summary: { groupKey: payload.groupKey.slice(0, 200), status: payload.status, alerts: payload.alerts.length },
+			result: deps.store.accept(payload, targets),
+		};
 	}
 
 	app.post(
@@ -192,7 +205,8 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 		},
 		async (request, reply) => {
 			const handed = handOver(request);
-			if ("problems" in handed) return reply.code(400).send({ error: "invalid AlertManager webhook payload", problems: handed.problems });
+			if ("problems" in handed)
+				return reply.code(400).send({ error: "invalid AlertManager webhook payload", problems: handed.problems });
 			try {
 				const result = await handed.result;
 				deps.log.info({ ...handed.summary, ...result }, "alert group accepted");
@@ -208,7 +222,9 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 	app.get("/readyz", async (_request, reply) => {
 		const discord = deps.discordState();
 		const store = await deps.store.writable();
-		return reply.code(discord !== "not connected" && store ? 200 : 503).send({ discord, store: store ? "writable" : "not writable" });
+		return reply
+			.code(discord !== "not connected" && store ? 200 : 503)
+			.send({ discord, store: store ? "writable" : "not writable" });
 	});
 	return app;
 }

@@ -6,7 +6,7 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
-import { restSender, startDelivery, type Delivery, type DiscordSender } from "./delivery.ts";
+import { type Delivery, type DiscordSender, restSender, startDelivery } from "./delivery.ts";
 import { authorized, createReceiver } from "./receiver.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
 import type { AlertStore } from "./store.ts";
@@ -20,7 +20,14 @@ export interface AlertRelay {
 }
 
 /** Starts the relay when `alerts` is configured: replays what the outbox still holds, then listens; follows the groups opsbot silenced. */
-export async function startAlertRelay(config: Config, client: Client, log: Logger, services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus">, options: { standby?: () => boolean } = {}, sender: DiscordSender = restSender(client.rest)): Promise<AlertRelay | undefined> {
+export async function startAlertRelay(
+	config: Config,
+	client: Client,
+	log: Logger,
+	services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus">,
+	options: { standby?: () => boolean } = {},
+	sender: DiscordSender = restSender(client.rest),
+): Promise<AlertRelay | undefined> {
 	const alerts = config.ops.alerts;
 	if (!alerts) return undefined;
 	const { alertState, metrics } = services;
@@ -30,7 +37,17 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 	// Only the replica holding the gateway lease delivers (one pacer and one storm summary per channel); a standby
 	// takes webhooks into the shared store and starts delivering when it takes the lease over.
 	let running: Delivery | undefined;
-	const deliver = () => (running ??= startDelivery({ store, sender, log: log.child({ svc: "alert-delivery" }), chart: alertChart(ops, services.prometheus), actions: (item) => alertActions(ops, item.groupId, item.payload), guildId: config.ops.discord.guildId, onFailure: (kind) => metrics.deliveryFailures.inc({ kind }), onPause: (channel, stopped) => metrics.deliveryStopped.set({ channel }, stopped ? 1 : 0) }));
+	const deliver = () =>
+		(running ??= startDelivery({
+			store,
+			sender,
+			log: log.child({ svc: "alert-delivery" }),
+			chart: alertChart(ops, services.prometheus),
+			actions: (item) => alertActions(ops, item.groupId, item.payload),
+			guildId: config.ops.discord.guildId,
+			onFailure: (kind) => metrics.deliveryFailures.inc({ kind }),
+			onPause: (channel, stopped) => metrics.deliveryStopped.set({ channel }, stopped ? 1 : 0),
+		}));
 	const standby = options.standby ?? (() => false);
 	const takeover = setInterval(() => {
 		if (!running && !standby()) {
@@ -56,9 +73,22 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 		discordState: () => (client.isReady() ? "connected" : standby() ? "standby" : "not connected"),
 	});
 	// METRICS_TOKEN, when set, is the only credential for /metrics: the scraper's secret cannot post alerts, nor AlertManager's scrape.
-	const metricsAuth = config.env.METRICS_TOKEN ? { bearerToken: config.env.METRICS_TOKEN } : { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH };
-	serveMetrics(receiver, metrics, store, log.child({ svc: "metrics" }), { requireAuth: alerts.metrics.requireAuth, auth: metricsAuth });
-	const silenceWatch = startSilenceWatch({ store, ops, alertmanager: services.alertmanager, log: log.child({ svc: "silence-watch" }), onChange: () => delivery.wake(), intervalMs: alerts.silenceWatch.intervalSeconds * 1_000, settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000 });
+	const metricsAuth = config.env.METRICS_TOKEN
+		? { bearerToken: config.env.METRICS_TOKEN }
+		: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH };
+	serveMetrics(receiver, metrics, store, log.child({ svc: "metrics" }), {
+		requireAuth: alerts.metrics.requireAuth,
+		auth: metricsAuth,
+	});
+	const silenceWatch = startSilenceWatch({
+		store,
+		ops,
+		alertmanager: services.alertmanager,
+		log: log.child({ svc: "silence-watch" }),
+		onChange: () => delivery.wake(),
+		intervalMs: alerts.silenceWatch.intervalSeconds * 1_000,
+		settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000,
+	});
 	alertState.onWake(() => delivery.wake());
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");
@@ -79,7 +109,13 @@ export async function startAlertRelay(config: Config, client: Client, log: Logge
 const STORE_STATS_BUDGET_MS = 2_000;
 
 /** `GET /metrics` in Prometheus text format, webhook responses counted by status, and the store's gauges read at scrape time. */
-function serveMetrics(app: ReturnType<typeof createReceiver>, metrics: Metrics, store: AlertStore, log: Logger, options: { requireAuth: boolean; auth: Parameters<typeof authorized>[1] }): void {
+function serveMetrics(
+	app: ReturnType<typeof createReceiver>,
+	metrics: Metrics,
+	store: AlertStore,
+	log: Logger,
+	options: { requireAuth: boolean; auth: Parameters<typeof authorized>[1] },
+): void {
 	app.addHook("onResponse", async (request, reply) => {
 		if (request.routeOptions.url === "/alerts") metrics.webhooks.inc({ status: String(reply.statusCode) });
 	});
@@ -96,13 +132,52 @@ function serveMetrics(app: ReturnType<typeof createReceiver>, metrics: Metrics, 
 			.finally(() => setTimeout(() => (stats = undefined), 1_000).unref()));
 	// Logged once per outage, not per scrape.
 	const unreadable = (err: unknown) => {
-		if (readable) log.warn({ err }, "could not read the alert store's figures for /metrics; reporting them as NaN until it answers");
+		if (readable)
+			log.warn(
+				{ err },
+				"could not read the alert store's figures for /metrics; reporting them as NaN until it answers",
+			);
 		readable = false;
 	};
-	metrics.gaugeAtScrape("opsbot_alert_groups", "Alert groups opsbot holds, by status.", ["state"], async () => (await readStats()).groups.map((g) => ({ labels: { state: g.status }, value: g.count })), unreadable);
-	metrics.gaugeAtScrape("opsbot_alert_outbox_depth", "Alert messages queued for Discord, by channel.", ["channel"], async () => (await readStats()).outbox.map((o) => ({ labels: { channel: o.channel }, value: o.depth })), unreadable);
-	metrics.gaugeAtScrape("opsbot_alert_outbox_oldest_age_seconds", "Age of the oldest queued alert message, by channel.", ["channel"], async () => (await readStats()).outbox.map((o) => ({ labels: { channel: o.channel }, value: (Date.now() - o.oldestAt) / 1000 })), unreadable);
-	metrics.gaugeAtScrape("opsbot_alert_store_readable", "1 when this scrape read the alert store's figures; 0 when they are stale (NaN).", [], async () => [{ labels: {}, value: await readStats().then(() => 1, () => 0) }]);
+	metrics.gaugeAtScrape(
+		"opsbot_alert_groups",
+		"Alert groups opsbot holds, by status.",
+		["state"],
+		async () => (await readStats()).groups.map((g) => ({ labels: { state: g.status }, value: g.count })),
+		unreadable,
+	);
+	metrics.gaugeAtScrape(
+		"opsbot_alert_outbox_depth",
+		"Alert messages queued for Discord, by channel.",
+		["channel"],
+		async () => (await readStats()).outbox.map((o) => ({ labels: { channel: o.channel }, value: o.depth })),
+		unreadable,
+	);
+	metrics.gaugeAtScrape(
+		"opsbot_alert_outbox_oldest_age_seconds",
+		"Age of the oldest queued alert message, by channel.",
+		["channel"],
+		async () =>
+			(await readStats()).outbox.map((o) => ({
+				labels: { channel: o.channel },
+				value: (Date.now() - o.oldestAt) / 1000,
+			})),
+		unreadable,
+	);
+	metrics.gaugeAtScrape(
+		"opsbot_alert_store_readable",
+		"1 when this scrape read the alert store's figures; 0 when they are stale (NaN).",
+		[],
+		async () => [
+			{
+				labels: {},
+				value: await readStats().then(
+					() => 1,
+					() => 0,
+				),
+			},
+		],
+	);
 	app.get("/metrics", async (request, reply) => {
 		const loopback = /^(127\.|::1$|::ffff:127\.)/.test(request.socket.remoteAddress ?? "");
 		if ((options.requireAuth || !loopback) && !authorized(request.headers.authorization, options.auth)) {
@@ -111,4 +186,3 @@ function serveMetrics(app: ReturnType<typeof createReceiver>, metrics: Metrics, 
 		return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
 	});
 }
-

@@ -1,9 +1,24 @@
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, StringSelectMenuBuilder, type APIActionRowComponent, type APIComponentInMessageActionRow, type APIEmbed } from "discord.js";
+import {
+	ActionRowBuilder,
+	type APIActionRowComponent,
+	type APIComponentInMessageActionRow,
+	type APIEmbed,
+	ButtonBuilder,
+	ButtonStyle,
+	StringSelectMenuBuilder,
+} from "discord.js";
 import { encodeCustomId } from "../discord/custom-id.ts";
 import { DISCORD_LIMITS, escapeMarkdown, joinLinesWithin, oneLine, truncate } from "../render/limits.ts";
-import { fitReportToEmbed, joinText, reportLinkButtons, textToMarkdown, type Report, type Text } from "../render/report.ts";
+import {
+	fitReportToEmbed,
+	joinText,
+	type Report,
+	reportLinkButtons,
+	type Text,
+	textToMarkdown,
+} from "../render/report.ts";
 import { formatDuration } from "../time.ts";
-import { activeSilence, ALERT_COLOURS, alertGroupReport, severityIcon, type Headline } from "./group-report.ts";
+import { ALERT_COLOURS, activeSilence, alertGroupReport, type Headline, severityIcon } from "./group-report.ts";
 import type { WebhookPayload } from "./schema.ts";
 import type { AckState, RestartState, SilenceState } from "./store.ts";
 
@@ -31,25 +46,41 @@ export interface AlertActions {
 export const SILENCE_CHOICES = [1, 4, 24] as const;
 
 // The ids are the ones src/alerts/buttons.ts handles (area "alert", the group id as the argument).
-function actionRows(actions: AlertActions, acknowledged: boolean, silenced: boolean): APIActionRowComponent<APIComponentInMessageActionRow>[] {
+function actionRows(
+	actions: AlertActions,
+	acknowledged: boolean,
+	silenced: boolean,
+): APIActionRowComponent<APIComponentInMessageActionRow>[] {
 	const id = (action: string) => encodeCustomId("alert", action, actions.groupId);
 	const button = (action: string, label: string, style: ButtonStyle, emoji?: string) => {
-		const built = new ButtonBuilder().setCustomId(id(action)).setLabel(truncate(label, DISCORD_LIMITS.buttonLabel)).setStyle(style);
+		const built = new ButtonBuilder()
+			.setCustomId(id(action))
+			.setLabel(truncate(label, DISCORD_LIMITS.buttonLabel))
+			.setStyle(style);
 		return emoji ? built.setEmoji({ name: emoji }) : built;
 	};
 	const buttons = [
-		acknowledged ? button("unack", "Un-acknowledge", ButtonStyle.Secondary, "↩️") : button("ack", "Acknowledge", ButtonStyle.Primary, "✋"),
+		acknowledged
+			? button("unack", "Un-acknowledge", ButtonStyle.Secondary, "↩️")
+			: button("ack", "Acknowledge", ButtonStyle.Primary, "✋"),
 		// "…": the press asks first (an ephemeral confirmation naming host and container).
-		...(actions.restartContainer ? [button("restart", `Restart ${actions.restartContainer}…`, ButtonStyle.Danger, "🔁")] : []),
+		...(actions.restartContainer
+			? [button("restart", `Restart ${actions.restartContainer}…`, ButtonStyle.Danger, "🔁")]
+			: []),
 		...(actions.logs ? [button("logs", "Logs", ButtonStyle.Secondary, "🔎")] : []),
 		...(silenced ? [button("unsilence", "Unsilence", ButtonStyle.Secondary, "🔔")] : []),
 	];
-	const rows: APIActionRowComponent<APIComponentInMessageActionRow>[] = [new ActionRowBuilder<ButtonBuilder>().addComponents(buttons).toJSON()];
+	const rows: APIActionRowComponent<APIComponentInMessageActionRow>[] = [
+		new ActionRowBuilder<ButtonBuilder>().addComponents(buttons).toJSON(),
+	];
 	if (!silenced) {
 		const menu = new StringSelectMenuBuilder()
 			.setCustomId(id("silence"))
 			.setPlaceholder("🔕 Silence…")
-			.addOptions(...SILENCE_CHOICES.map((h) => ({ label: `Silence for ${h} h`, value: String(h) })), { label: "Custom duration and comment…", value: "custom" });
+			.addOptions(...SILENCE_CHOICES.map((h) => ({ label: `Silence for ${h} h`, value: String(h) })), {
+				label: "Custom duration and comment…",
+				value: "custom",
+			});
 		rows.push(new ActionRowBuilder<StringSelectMenuBuilder>().addComponents(menu).toJSON());
 	}
 	return rows;
@@ -76,9 +107,20 @@ function headlineText(h: Headline): string {
 
 /** The full list as text, for the attachment. */
 export function alertsFile(payload: WebhookPayload): string {
-	return payload.alerts
-		.map((a) => [`[${a.status.toUpperCase()}] ${a.fingerprint} since ${a.startsAt}`, `  labels: ${Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(" ")}`, ...Object.entries(a.annotations).map(([k, v]) => `  ${k}: ${v}`), a.generatorURL ? `  source: ${a.generatorURL}` : ""].filter(Boolean).join("\n"))
-		.join("\n\n") + "\n";
+	return `${payload.alerts
+		.map((a) =>
+			[
+				`[${a.status.toUpperCase()}] ${a.fingerprint} since ${a.startsAt}`,
+				`  labels: ${Object.entries(a.labels)
+					.map(([k, v]) => `${k}=${v}`)
+					.join(" ")}`,
+				...Object.entries(a.annotations).map(([k, v]) => `  ${k}: ${v}`),
+				a.generatorURL ? `  source: ${a.generatorURL}` : "",
+			]
+				.filter(Boolean)
+				.join("\n"),
+		)
+		.join("\n\n")}\n`;
 }
 
 /**
@@ -86,7 +128,20 @@ export function alertsFile(payload: WebhookPayload): string {
  * within Discord's limits for 1 to 10,000 alerts (alerts that do not fit are in the attached full
  * list), the chart, the on-call ping and the action buttons.
  */
-export function renderAlertGroup(payload: WebhookPayload, context: { firstFiringAt: number; now?: number; mentionRole?: string | null; chart?: Buffer | undefined; ack?: AckState | null; silence?: SilenceState | null; restart?: RestartState | null; actions?: AlertActions; withoutAttachments?: boolean }): AlertMessage {
+export function renderAlertGroup(
+	payload: WebhookPayload,
+	context: {
+		firstFiringAt: number;
+		now?: number;
+		mentionRole?: string | null;
+		chart?: Buffer | undefined;
+		ack?: AckState | null;
+		silence?: SilenceState | null;
+		restart?: RestartState | null;
+		actions?: AlertActions;
+		withoutAttachments?: boolean;
+	},
+): AlertMessage {
 	const now = context.now ?? Date.now();
 	// When Discord would not take the files, the text still goes out, saying what is missing.
 	const chart = context.withoutAttachments ? undefined : context.chart;
@@ -96,11 +151,17 @@ export function renderAlertGroup(payload: WebhookPayload, context: { firstFiring
 	if (chart) embed.setImage("attachment://chart.png");
 	const attachList = group.firing && listShown < payload.alerts.length && !context.withoutAttachments;
 	const ping = group.mention ? `${textToMarkdown({ mention: "role", id: group.mention })} ` : "";
-	const actionButtons = group.firing && context.actions ? actionRows(context.actions, Boolean(context.ack), activeSilence(context.silence, now) !== null) : [];
+	const actionButtons =
+		group.firing && context.actions
+			? actionRows(context.actions, Boolean(context.ack), activeSilence(context.silence, now) !== null)
+			: [];
 	return {
 		content: group.headline ? `${ping}${headlineText(group.headline)}` : "",
 		embed: embed.toJSON(),
-		files: [...(attachList ? [{ name: "alerts.txt", data: Buffer.from(alertsFile(payload)) }] : []), ...(chart ? [{ name: "chart.png", data: chart }] : [])],
+		files: [
+			...(attachList ? [{ name: "alerts.txt", data: Buffer.from(alertsFile(payload)) }] : []),
+			...(chart ? [{ name: "chart.png", data: chart }] : []),
+		],
 		allowedMentions: { parse: [], roles: group.mention ? [group.mention] : [] },
 		components: [...actionButtons, ...reportLinkButtons(group.report)],
 	};
@@ -155,7 +216,12 @@ function stormItem(line: StormLine, withLink: boolean): Text {
 	const name: Text = { strong: stormName(line) };
 	const linked = withLink && line.url;
 	const pending = line.posted || !withLink ? [] : [" · message to follow"];
-	return [`${severityIcon(line.severity)} `, linked ? { link: line.url!, label: name } : name, ` · ${line.firing} firing`, ...pending];
+	return [
+		`${severityIcon(line.severity)} `,
+		linked ? { link: line.url!, label: name } : name,
+		` · ${line.firing} firing`,
+		...pending,
+	];
 }
 
 function stormLine(line: StormLine, withLink: boolean): string {
@@ -168,13 +234,23 @@ function countsOf(values: readonly string[]): string {
 	for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
 	const sorted = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 	const other = sorted.slice(STORM_COUNTED).reduce((sum, [, n]) => sum + n, 0);
-	return [...sorted.slice(0, STORM_COUNTED).map(([value, n]) => `${truncate(value, 40)} ${n}`), ...(other > 0 ? [`${other} other`] : [])].join(" · ");
+	return [
+		...sorted.slice(0, STORM_COUNTED).map(([value, n]) => `${truncate(value, 40)} ${n}`),
+		...(other > 0 ? [`${other} other`] : []),
+	].join(" · ");
 }
 
 /** The storm summary's full list as text, for the attachment: every firing group, with its start and link. */
 export function stormFile(view: StormView): string {
-	const lines = view.firing.map((l) => `[${(l.severity || "none").toUpperCase()}] ${oneLine(l.name)} · ${l.firing} firing since ${new Date(l.since).toISOString()} · ${l.url ?? (l.posted ? "posted" : "message to follow")}`);
-	return [`Alert storm since ${new Date(view.startedAt).toISOString()}: ${view.firing.length} groups firing, ${view.resolved} resolved`, "", ...lines].join("\n") + "\n";
+	const lines = view.firing.map(
+		(l) =>
+			`[${(l.severity || "none").toUpperCase()}] ${oneLine(l.name)} · ${l.firing} firing since ${new Date(l.since).toISOString()} · ${l.url ?? (l.posted ? "posted" : "message to follow")}`,
+	);
+	return `${[
+		`Alert storm since ${new Date(view.startedAt).toISOString()}: ${view.firing.length} groups firing, ${view.resolved} resolved`,
+		"",
+		...lines,
+	].join("\n")}\n`;
 }
 
 const SEVERITY_WORDS = ["critical", "error", "warning", "info"] as const;
@@ -190,24 +266,46 @@ export function stormReport(view: StormView, options: { withoutAttachments?: boo
 	const plural = (k: number, word: string) => `${k} ${word}${k === 1 ? "" : "s"}`;
 	if (n === 0) {
 		const groups = plural(view.resolved, "group");
-		return { title: `✅ Alert storm: ${groups} resolved`, level: "ok", summary: `${groups} resolved; updating their messages…` };
+		return {
+			title: `✅ Alert storm: ${groups} resolved`,
+			level: "ok",
+			summary: `${groups} resolved; updating their messages…`,
+		};
 	}
 	const critical = view.firing.filter((l) => l.severity === "critical").length;
 	const posted = view.firing.filter((l) => l.posted).length;
 	const severities = view.firing.map((l) => l.severity);
-	const bySeverity = [...SEVERITY_WORDS, ""].map((s) => [s, severities.filter((v) => v === s).length] as const).filter(([, k]) => k > 0);
+	const bySeverity = [...SEVERITY_WORDS, ""]
+		.map((s) => [s, severities.filter((v) => v === s).length] as const)
+		.filter(([, k]) => k > 0);
 	const known = new Set<string>(SEVERITY_WORDS);
 	const otherSeverity = severities.filter((s) => s !== "" && !known.has(s)).length;
 	const environments = view.firing.map((l) => l.environment).filter((e) => e !== "");
-	const severityCounts = [...bySeverity.map(([s, k]) => `${severityIcon(s)} ${k} ${s || "no severity"}`), ...(otherSeverity > 0 ? [`⚪ ${otherSeverity} other`] : [])];
+	const severityCounts = [
+		...bySeverity.map(([s, k]) => `${severityIcon(s)} ${k} ${s || "no severity"}`),
+		...(otherSeverity > 0 ? [`⚪ ${otherSeverity} other`] : []),
+	];
 	const summary: Text[] = [
-		["Posting ", plural(n, "group"), " at Discord's pace, critical first, since ", { time: new Date(view.startedAt), style: "time" }, "; this list stays current."],
+		[
+			"Posting ",
+			plural(n, "group"),
+			" at Discord's pace, critical first, since ",
+			{ time: new Date(view.startedAt), style: "time" },
+			"; this list stays current.",
+		],
 		"",
 		[{ strong: "Severity:" }, ` ${severityCounts.join(" · ")}`],
 		// Counts by name and environment say what the list below cannot once it is cut.
-		...(n > STORM_LISTED ? [[{ strong: "Alerts:" }, ` ${countsOf(view.firing.map((l) => oneLine(l.name)))}`] satisfies Text] : []),
-		...(n > STORM_LISTED && environments.length > 0 ? [[{ strong: "Environments:" }, ` ${countsOf(environments)}`] satisfies Text] : []),
-		[{ strong: "Posted:" }, ` ${posted} of ${n}${view.resolved > 0 ? ` · ${view.resolved} resolved since the storm began` : ""}`],
+		...(n > STORM_LISTED
+			? [[{ strong: "Alerts:" }, ` ${countsOf(view.firing.map((l) => oneLine(l.name)))}`] satisfies Text]
+			: []),
+		...(n > STORM_LISTED && environments.length > 0
+			? [[{ strong: "Environments:" }, ` ${countsOf(environments)}`] satisfies Text]
+			: []),
+		[
+			{ strong: "Posted:" },
+			` ${posted} of ${n}${view.resolved > 0 ? ` · ${view.resolved} resolved since the storm began` : ""}`,
+		],
 	];
 	return {
 		title: `🌩️ Alert storm: ${plural(n, "group")} firing${critical > 0 ? ` (${critical} critical)` : ""}`,
@@ -227,10 +325,19 @@ export function stormReport(view: StormView, options: { withoutAttachments?: boo
  * the embed lists, and with the attachment every firing group (delivery rewrites the summary soon
  * for a group shown nowhere, which would spend the channel's budget on every other write).
  */
-export function renderStormSummary(view: StormView, options: { withoutAttachments?: boolean } = {}): { message: SummaryMessage; listed: string[] } {
+export function renderStormSummary(
+	view: StormView,
+	options: { withoutAttachments?: boolean } = {},
+): { message: SummaryMessage; listed: string[] } {
 	const report = stormReport(view, options);
 	const { embed, listShown } = fitReportToEmbed(report);
-	embed.setColor(report.level === "ok" ? ALERT_COLOURS.resolved : report.level === "critical" ? ALERT_COLOURS.critical : ALERT_COLOURS.warning);
+	embed.setColor(
+		report.level === "ok"
+			? ALERT_COLOURS.resolved
+			: report.level === "critical"
+				? ALERT_COLOURS.critical
+				: ALERT_COLOURS.warning,
+	);
 	const attach = listShown < view.firing.length && !options.withoutAttachments;
 	return {
 		message: {
@@ -250,10 +357,19 @@ export function renderStormOver(view: StormView, endedAt: number): SummaryMessag
 	const title = n === 0 ? "✅ Alert storm over" : `🌤️ Alert storm over: ${n} group${n === 1 ? "" : "s"} still firing`;
 	const from = Math.floor(view.startedAt / 1000);
 	const head = `${view.total} alert group${view.total === 1 ? "" : "s"} fired here from <t:${from}:t> to <t:${Math.floor(endedAt / 1000)}:t> (${formatDuration(endedAt - view.startedAt)}). Each has its own message above, now up to date.`;
-	const still = joinLinesWithin(view.firing.map((l) => stormLine(l, true)), 3_000);
+	const still = joinLinesWithin(
+		view.firing.map((l) => stormLine(l, true)),
+		3_000,
+	);
 	return {
 		content: "",
-		embeds: [{ title, description: [head, still].filter(Boolean).join("\n\n"), color: n === 0 ? ALERT_COLOURS.resolved : ALERT_COLOURS.warning }],
+		embeds: [
+			{
+				title,
+				description: [head, still].filter(Boolean).join("\n\n"),
+				color: n === 0 ? ALERT_COLOURS.resolved : ALERT_COLOURS.warning,
+			},
+		],
 		files: [],
 		allowedMentions: { parse: [], roles: [] },
 		components: [],

@@ -12,13 +12,17 @@ export interface RouteTarget {
  * Picks channels for a group by its labels: the first matching route wins unless it says
  * `continue`; with no match, the default channel. Regexes are anchored, as in AlertManager.
  */
-export function routeGroup(labels: Readonly<Record<string, string>>, config: Pick<AlertsConfig, "routes" | "defaultChannel">): RouteTarget[] {
+export function routeGroup(
+	labels: Readonly<Record<string, string>>,
+	config: Pick<AlertsConfig, "routes" | "defaultChannel">,
+): RouteTarget[] {
 	const targets: RouteTarget[] = [];
 	for (const route of config.routes) {
 		const equal = Object.entries(route.match).every(([k, v]) => labels[k] === v);
 		const regex = Object.entries(route.matchRe).every(([k, v]) => new RegExp(`^(?:${v})$`).test(labels[k] ?? ""));
 		if (!equal || !regex) continue;
-		if (!targets.some((t) => t.channel === route.channel)) targets.push({ channel: route.channel, ...(route.mentionRole ? { mentionRole: route.mentionRole } : {}) });
+		if (!targets.some((t) => t.channel === route.channel))
+			targets.push({ channel: route.channel, ...(route.mentionRole ? { mentionRole: route.mentionRole } : {}) });
 		if (!route.continue) break;
 	}
 	return targets.length > 0 ? targets : [{ channel: config.defaultChannel }];

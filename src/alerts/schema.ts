@@ -59,18 +59,21 @@ export const WebhookAlert = z.looseObject({
 });
 
 /** The AlertManager webhook body; newer fields (notification_reason, routeLabels) pass through. NULs are replaced first (replaceNul). */
-export const WebhookPayload = z.preprocess(replaceNul, z.looseObject({
-	version: z.literal("4"),
-	groupKey: z.string().min(1).max(8_192),
-	truncatedAlerts: z.number().int().min(0).default(0),
-	status: z.enum(["firing", "resolved"]),
-	receiver: z.string().min(1).max(1_024).transform(stripInvisible),
-	groupLabels: Labels.default({}),
-	commonLabels: Labels.default({}),
-	commonAnnotations: Labels.default({}),
-	externalURL: z.string().transform(stripInvisible).default(""),
-	alerts: z.array(WebhookAlert).min(1).max(10_000),
-}));
+export const WebhookPayload = z.preprocess(
+	replaceNul,
+	z.looseObject({
+		version: z.literal("4"),
+		groupKey: z.string().min(1).max(8_192),
+		truncatedAlerts: z.number().int().min(0).default(0),
+		status: z.enum(["firing", "resolved"]),
+		receiver: z.string().min(1).max(1_024).transform(stripInvisible),
+		groupLabels: Labels.default({}),
+		commonLabels: Labels.default({}),
+		commonAnnotations: Labels.default({}),
+		externalURL: z.string().transform(stripInvisible).default(""),
+		alerts: z.array(WebhookAlert).min(1).max(10_000),
+	}),
+);
 
 export type WebhookPayload = z.infer<typeof WebhookPayload>;
 export type WebhookAlert = z.infer<typeof WebhookAlert>;

@@ -53,13 +53,19 @@ export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
 	let running: Promise<number> | undefined;
 	let stopped = false;
 
-	async function check(group: GroupState, startedAt: (alertmanager: AlertManagerClient) => Promise<number>): Promise<boolean> {
+	async function check(
+		group: GroupState,
+		startedAt: (alertmanager: AlertManagerClient) => Promise<number>,
+	): Promise<boolean> {
 		const silence = group.silence;
 		const alertmanager = deps.alertmanager.forEnvironment(alertEnvironment(deps.ops, group.payload).name);
 		if (!silence || !alertmanager) return false;
 		const log = deps.log.child({ groupId: group.groupId, silenceId: silence.id });
 		// The silence's matchers are the group's common labels, so they find every alert of the group.
-		const alerts = await alertmanager.listAlerts({ labels: group.payload.commonLabels, receiver: group.payload.receiver });
+		const alerts = await alertmanager.listAlerts({
+			labels: group.payload.commonLabels,
+			receiver: group.payload.receiver,
+		});
 		if (alerts.length === 0) {
 			if (now() - (await startedAt(alertmanager)) < settleMs) {
 				log.debug("AlertManager lists no alert of a silenced group but started too recently to be sure");
@@ -98,7 +104,10 @@ export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
 			try {
 				if (await check(group, startedAt)) changed++;
 			} catch (err) {
-				deps.log.warn({ err, groupId: group.groupId }, "could not check a silenced alert group in AlertManager; will retry");
+				deps.log.warn(
+					{ err, groupId: group.groupId },
+					"could not check a silenced alert group in AlertManager; will retry",
+				);
 			}
 		}
 		if (changed > 0) deps.onChange();

@@ -2,12 +2,28 @@ import { createHash } from "node:crypto";
 import { statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { acceptJob, planAccepts, resolveByHand, touchedGroups, type AcceptJob, type AcceptResult, type GroupHead, type GroupStatus } from "./group-machine.ts";
+import { preparePrivateDatabase } from "../state/private-files.ts";
+import {
+	type AcceptJob,
+	type AcceptResult,
+	acceptJob,
+	type GroupHead,
+	type GroupStatus,
+	planAccepts,
+	resolveByHand,
+	touchedGroups,
+} from "./group-machine.ts";
 import type { RouteTarget } from "./routing.ts";
 import type { WebhookPayload } from "./schema.ts";
-import { preparePrivateDatabase } from "../state/private-files.ts";
 
-export { acceptJob, groupId, payloadSignature, resolvedPayload, type AcceptJob, type AcceptResult } from "./group-machine.ts";
+export {
+	type AcceptJob,
+	type AcceptResult,
+	acceptJob,
+	groupId,
+	payloadSignature,
+	resolvedPayload,
+} from "./group-machine.ts";
 
 /** Who acknowledged a group, and when (ms). */
 export interface AckState {
@@ -221,7 +237,8 @@ const MIGRATIONS = [
  * Delivery order within a channel (an SQL expression over outbox o and groups g): a firing group without
  * its message yet by its severity_rank (0 critical, 1 any other), then 2 for updates and resolutions.
  */
-const DELIVERY_CLASS_SQLITE = "CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS NOT g.episode THEN g.severity_rank ELSE 2 END";
+const DELIVERY_CLASS_SQLITE =
+	"CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS NOT g.episode THEN g.severity_rank ELSE 2 END";
 
 /** Discord's enforce_nonce value for one episode of one group (at most 25 characters). */
 export function episodeNonce(groupId: string, episode: number): string {
@@ -266,7 +283,19 @@ function freeBytes(path: string): number | undefined {
 	}
 }
 
-type GroupRow = { id: string; channel: string; episode: number; status: string; last_signature: string; message_id: string | null; message_episode: number | null; last_payload: string | null; ack: string | null; silence: string | null; restart: string | null };
+type GroupRow = {
+	id: string;
+	channel: string;
+	episode: number;
+	status: string;
+	last_signature: string;
+	message_id: string | null;
+	message_episode: number | null;
+	last_payload: string | null;
+	ack: string | null;
+	silence: string | null;
+	restart: string | null;
+};
 
 function groupState(row: GroupRow & { last_payload: string }): GroupState {
 	return {
@@ -312,7 +341,9 @@ const MAX_GROUP_COMMIT = 256;
 export function openAlertStore(path: string, options: { maxPageCount?: number } = {}): AlertStore {
 	preparePrivateDatabase(path);
 	const db = new DatabaseSync(path);
-	db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
+	db.exec(
+		"PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+	);
 	db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
 	const current = (db.prepare("SELECT max(version) AS v FROM schema_version").get() as { v: number | null }).v ?? 0;
 	MIGRATIONS.slice(current).forEach((sql, i) => {
@@ -326,44 +357,70 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	// Not a migration either (older opsbots ignore it): without it, marking a delivery done and finding the
 	// newest update of an episode scan every outbox row ever written, and delivery slows as the file grows.
 	db.exec("CREATE INDEX IF NOT EXISTS outbox_episode ON outbox (group_id, episode, done)");
-	if (options.maxPageCount !== undefined) db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(options.maxPageCount))}`);
+	if (options.maxPageCount !== undefined)
+		db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(options.maxPageCount))}`);
 
 	const getGroup = db.prepare("SELECT * FROM groups WHERE id = ?");
 	// What accept decides on, without the stored payload (up to a few hundred KB to copy into JS per webhook).
 	const getGroupHead = db.prepare("SELECT episode, status, first_firing_at, last_signature FROM groups WHERE id = ?");
-	const undeliveredOfEpisode = db.prepare("SELECT id FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id");
-	const insertGroup = db.prepare(`INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature, severity_rank, last_payload)
+	const undeliveredOfEpisode = db.prepare(
+		"SELECT id FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id",
+	);
+	const insertGroup =
+		db.prepare(`INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature, severity_rank, last_payload)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-	const updateGroup = db.prepare(`UPDATE groups SET mention_role = ?, episode = ?, status = ?, first_firing_at = ?, last_signature = ?, severity_rank = ?, last_payload = ?,
+	const updateGroup =
+		db.prepare(`UPDATE groups SET mention_role = ?, episode = ?, status = ?, first_firing_at = ?, last_signature = ?, severity_rank = ?, last_payload = ?,
 		ack = iif(?, NULL, ack), silence = iif(?, NULL, silence), restart = iif(?, NULL, restart) WHERE id = ?`);
-	const resolveStmt = db.prepare("UPDATE groups SET status = 'resolved', last_signature = ?, last_payload = ? WHERE id = ?");
+	const resolveStmt = db.prepare(
+		"UPDATE groups SET status = 'resolved', last_signature = ?, last_payload = ? WHERE id = ?",
+	);
 	const setAckStmt = db.prepare("UPDATE groups SET ack = ? WHERE id = ?");
 	const setSilenceStmt = db.prepare("UPDATE groups SET silence = ? WHERE id = ?");
 	const setRestartStmt = db.prepare("UPDATE groups SET restart = ? WHERE id = ?");
-	const silenced = db.prepare("SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
+	const silenced = db.prepare(
+		"SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+	);
 	const listed = db.prepare("SELECT * FROM groups WHERE last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
-	const insertOutbox = db.prepare("INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)");
+	const insertOutbox = db.prepare(
+		"INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+	);
 	const supersede = db.prepare("UPDATE outbox SET done = 1 WHERE id = ?");
-	const dueChannels = db.prepare("SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 AND o.next_attempt_at <= ?");
-	const oldestDue = db.prepare(`SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ?
+	const dueChannels = db.prepare(
+		"SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 AND o.next_attempt_at <= ?",
+	);
+	const oldestDue =
+		db.prepare(`SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ?
 		ORDER BY ${DELIVERY_CLASS_SQLITE}, o.id LIMIT 1`);
-	const newestOfEpisode = db.prepare("SELECT id, payload, attempts FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id DESC LIMIT 1");
+	const newestOfEpisode = db.prepare(
+		"SELECT id, payload, attempts FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id DESC LIMIT 1",
+	);
 	const markDone = db.prepare("UPDATE outbox SET done = 1 WHERE group_id = ? AND episode = ? AND id <= ?");
-	const setMessage = db.prepare("UPDATE groups SET message_id = ?, message_episode = ?, chart_attachment = ? WHERE id = ?");
-	const retry = db.prepare("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE group_id = ? AND episode = ? AND done = 0");
+	const setMessage = db.prepare(
+		"UPDATE groups SET message_id = ?, message_episode = ?, chart_attachment = ? WHERE id = ?",
+	);
+	const retry = db.prepare(
+		"UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE group_id = ? AND episode = ? AND done = 0",
+	);
 	const pendingCount = db.prepare("SELECT count(*) AS n FROM outbox WHERE done = 0");
 	const probeWrite = db.prepare("INSERT INTO write_probe (pad) VALUES (zeroblob(?))");
 	const probeClear = db.prepare("DELETE FROM write_probe");
-	const backlogStmt = db.prepare(`SELECT count(*) AS pending, coalesce(sum(first_due <= ?), 0) AS due, coalesce(sum(unposted), 0) AS unposted, min(first_due) AS next_due FROM (
+	const backlogStmt =
+		db.prepare(`SELECT count(*) AS pending, coalesce(sum(first_due <= ?), 0) AS due, coalesce(sum(unposted), 0) AS unposted, min(first_due) AS next_due FROM (
 		SELECT min(o.next_attempt_at) AS first_due, (o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS NOT g.episode) AS unposted
 		FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 GROUP BY o.group_id, o.episode)`);
-	const firingStmt = db.prepare("SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM groups WHERE channel = ? AND status = 'firing' AND last_payload IS NOT NULL");
+	const firingStmt = db.prepare(
+		"SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM groups WHERE channel = ? AND status = 'firing' AND last_payload IS NOT NULL",
+	);
 	const getStorm = db.prepare("SELECT * FROM storm_summaries WHERE channel = ?");
-	const putStorm = db.prepare(`INSERT INTO storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups) VALUES (?, ?, ?, ?, ?, ?, ?)
+	const putStorm =
+		db.prepare(`INSERT INTO storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id, nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`);
 	const stormChannelsStmt = db.prepare("SELECT channel FROM storm_summaries WHERE state <> 'over'");
 	const groupStats = db.prepare("SELECT status, count(*) AS count FROM groups GROUP BY status");
-	const outboxStats = db.prepare("SELECT g.channel AS channel, count(*) AS depth, min(o.created_at) AS oldest FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 GROUP BY g.channel");
+	const outboxStats = db.prepare(
+		"SELECT g.channel AS channel, count(*) AS depth, min(o.created_at) AS oldest FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 GROUP BY g.channel",
+	);
 
 	/** Bytes of the last write that failed for a storage reason (disk full, I/O error), until a write as large succeeds. */
 	let failedWriteBytes: number | undefined;
@@ -398,16 +455,50 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	function acceptBatch(jobs: readonly AcceptJob[]): readonly AcceptResult[] {
 		const heads = new Map<string, GroupHead>();
 		for (const { id } of touchedGroups(jobs)) {
-			const row = getGroupHead.get(id) as { episode: number; status: GroupStatus; first_firing_at: number; last_signature: string } | undefined;
+			const row = getGroupHead.get(id) as
+				| { episode: number; status: GroupStatus; first_firing_at: number; last_signature: string }
+				| undefined;
 			if (!row) continue;
 			const undelivered = (undeliveredOfEpisode.all(id, row.episode) as { id: number }[]).map((r) => r.id);
-			heads.set(id, { episode: row.episode, status: row.status, firstFiringAt: row.first_firing_at, signature: row.last_signature, undelivered });
+			heads.set(id, {
+				episode: row.episode,
+				status: row.status,
+				firstFiringAt: row.first_firing_at,
+				signature: row.last_signature,
+				undelivered,
+			});
 		}
 		const plan = planAccepts(jobs, heads);
 		for (const g of plan.groups) {
 			const job = jobs[g.job]!;
-			if (g.created) insertGroup.run(g.id, job.receiver, job.groupKey, g.channel, g.mentionRole, g.episode, g.status, g.firstFiringAt, g.signature, g.severityRank, job.json);
-			else updateGroup.run(g.mentionRole, g.episode, g.status, g.firstFiringAt, g.signature, g.severityRank, job.json, Number(g.resetActions), Number(g.resetActions), Number(g.resetActions), g.id);
+			if (g.created)
+				insertGroup.run(
+					g.id,
+					job.receiver,
+					job.groupKey,
+					g.channel,
+					g.mentionRole,
+					g.episode,
+					g.status,
+					g.firstFiringAt,
+					g.signature,
+					g.severityRank,
+					job.json,
+				);
+			else
+				updateGroup.run(
+					g.mentionRole,
+					g.episode,
+					g.status,
+					g.firstFiringAt,
+					g.signature,
+					g.severityRank,
+					job.json,
+					Number(g.resetActions),
+					Number(g.resetActions),
+					Number(g.resetActions),
+					g.id,
+				);
 		}
 		for (const id of plan.supersede) supersede.run(id);
 		for (const row of plan.enqueue) insertOutbox.run(row.groupId, row.episode, jobs[row.job]!.json, row.at, row.at);
@@ -434,12 +525,15 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		if (batch.length > 1) {
 			let results: readonly AcceptResult[] | undefined;
 			try {
-				results = tx(() => acceptBatch(batch), batch.reduce((sum, job) => sum + acceptBytes(job), 0));
+				results = tx(
+					() => acceptBatch(batch),
+					batch.reduce((sum, job) => sum + acceptBytes(job), 0),
+				);
 			} catch {
 				// Each alone below; the error that matters is the one its own transaction meets.
 			}
 			if (results) {
-				batch.forEach((job, i) => job.resolve(results[i]!));
+				for (const [i, job] of batch.entries()) job.resolve(results[i]!);
 				return;
 			}
 		}
@@ -480,8 +574,23 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		async next(channel, now = Date.now()) {
 			const due = oldestDue.get(channel, now) as { group_id: string; episode: number } | undefined;
 			if (!due) return undefined;
-			const newest = newestOfEpisode.get(due.group_id, due.episode) as { id: number; payload: string; attempts: number };
-			const group = getGroup.get(due.group_id) as { channel: string; mention_role: string | null; first_firing_at: number; message_id: string | null; message_episode: number | null; chart_attachment: string | null; episode: number; ack: string | null; silence: string | null; restart: string | null };
+			const newest = newestOfEpisode.get(due.group_id, due.episode) as {
+				id: number;
+				payload: string;
+				attempts: number;
+			};
+			const group = getGroup.get(due.group_id) as {
+				channel: string;
+				mention_role: string | null;
+				first_firing_at: number;
+				message_id: string | null;
+				message_episode: number | null;
+				chart_attachment: string | null;
+				episode: number;
+				ack: string | null;
+				silence: string | null;
+				restart: string | null;
+			};
 			const ours = group.message_episode === due.episode;
 			return {
 				id: newest.id,
@@ -509,7 +618,8 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		async refresh(groupId, episode) {
 			tx(() => {
 				const row = getGroup.get(groupId) as { episode: number; last_payload: string | null } | undefined;
-				if (row?.last_payload && row.episode === episode) insertOutbox.run(groupId, episode, row.last_payload, Date.now(), Date.now());
+				if (row?.last_payload && row.episode === episode)
+					insertOutbox.run(groupId, episode, row.last_payload, Date.now(), Date.now());
 			});
 		},
 		async retryLater(item, at) {
@@ -520,24 +630,67 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		},
 		pending: async () => (pendingCount.get() as { n: number }).n,
 		async backlog(channel, now = Date.now()) {
-			const row = backlogStmt.get(now, channel) as { pending: number; due: number; unposted: number; next_due: number | null };
+			const row = backlogStmt.get(now, channel) as {
+				pending: number;
+				due: number;
+				unposted: number;
+				next_due: number | null;
+			};
 			return { pending: row.pending, due: row.due, unposted: row.unposted, nextDueAt: row.next_due };
 		},
 		async firingGroups(channel) {
-			const rows = firingStmt.all(channel) as { id: string; episode: number; first_firing_at: number; message_id: string | null; message_episode: number | null; last_payload: string }[];
-			return rows.map((r) => ({ groupId: r.id, firstFiringAt: r.first_firing_at, messageId: r.message_episode === r.episode ? r.message_id : null, payload: JSON.parse(r.last_payload) as WebhookPayload }));
+			const rows = firingStmt.all(channel) as {
+				id: string;
+				episode: number;
+				first_firing_at: number;
+				message_id: string | null;
+				message_episode: number | null;
+				last_payload: string;
+			}[];
+			return rows.map((r) => ({
+				groupId: r.id,
+				firstFiringAt: r.first_firing_at,
+				messageId: r.message_episode === r.episode ? r.message_id : null,
+				payload: JSON.parse(r.last_payload) as WebhookPayload,
+			}));
 		},
 		async stormSummary(channel) {
-			const row = getStorm.get(channel) as { channel: string; state: StormSummary["state"]; message_id: string | null; nonce: string; started_at: number; ended_at: number | null; groups: string } | undefined;
-			return row && { channel: row.channel, state: row.state, messageId: row.message_id, nonce: row.nonce, startedAt: row.started_at, endedAt: row.ended_at, groups: JSON.parse(row.groups) as string[] };
+			const row = getStorm.get(channel) as
+				| {
+						channel: string;
+						state: StormSummary["state"];
+						message_id: string | null;
+						nonce: string;
+						started_at: number;
+						ended_at: number | null;
+						groups: string;
+				  }
+				| undefined;
+			return (
+				row && {
+					channel: row.channel,
+					state: row.state,
+					messageId: row.message_id,
+					nonce: row.nonce,
+					startedAt: row.started_at,
+					endedAt: row.ended_at,
+					groups: JSON.parse(row.groups) as string[],
+				}
+			);
 		},
 		async saveStormSummary(s) {
-			tx(() => putStorm.run(s.channel, s.state, s.messageId, s.nonce, s.startedAt, s.endedAt, JSON.stringify(s.groups)));
+			tx(() =>
+				putStorm.run(s.channel, s.state, s.messageId, s.nonce, s.startedAt, s.endedAt, JSON.stringify(s.groups)),
+			);
 		},
 		stormChannels: async () => (stormChannelsStmt.all() as { channel: string }[]).map((r) => r.channel),
 		stats: async () => ({
 			groups: groupStats.all() as { status: string; count: number }[],
-			outbox: (outboxStats.all() as { channel: string; depth: number; oldest: number }[]).map((r) => ({ channel: r.channel, depth: r.depth, oldestAt: r.oldest })),
+			outbox: (outboxStats.all() as { channel: string; depth: number; oldest: number }[]).map((r) => ({
+				channel: r.channel,
+				depth: r.depth,
+				oldestAt: r.oldest,
+			})),
 		}),
 		// A real write, committed: taking the write lock alone succeeds on a full disk. After a write
 		// failed for lack of room, the probe is as large as that write, so "writable" means it would fit now.
@@ -545,7 +698,8 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		// disk a small probe succeeds while every real webhook fails.
 		async writable() {
 			const free = path === ":memory:" ? undefined : freeBytes(path);
-			if (free !== undefined && free < Math.max(MIN_FREE_BYTES, ACCEPT_HEADROOM * Math.max(0, ...recentAccepts))) return false;
+			if (free !== undefined && free < Math.max(MIN_FREE_BYTES, ACCEPT_HEADROOM * Math.max(0, ...recentAccepts)))
+				return false;
 			const bytes = Math.min(Math.max(failedWriteBytes ?? 0, PROBE_MIN_BYTES), PROBE_MAX_BYTES);
 			try {
 				tx(() => probeWrite.run(bytes));
@@ -558,7 +712,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		},
 		async group(id) {
 			const row = getGroup.get(id) as GroupRow | undefined;
-			if (!row || !row.last_payload) return undefined;
+			if (!row?.last_payload) return undefined;
 			return groupState(row as GroupRow & { last_payload: string });
 		},
 		async setAck(id, ack) {
@@ -570,12 +724,18 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		async setRestart(id, restart) {
 			requeue(id, () => setRestartStmt.run(JSON.stringify(restart), id));
 		},
-		silencedGroups: async (after, limit) => (silenced.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
-		listGroups: async (after, limit) => (listed.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
+		silencedGroups: async (after, limit) =>
+			(silenced.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
+		listGroups: async (after, limit) =>
+			(listed.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
 		async resolveGroup(id, expectedSignature, now = Date.now()) {
 			return tx(() => {
 				const row = getGroup.get(id) as GroupRow | undefined;
-				const resolved = resolveByHand(row?.last_payload ? groupState(row as GroupRow & { last_payload: string }) : undefined, expectedSignature, now);
+				const resolved = resolveByHand(
+					row?.last_payload ? groupState(row as GroupRow & { last_payload: string }) : undefined,
+					expectedSignature,
+					now,
+				);
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
 				resolveStmt.run(resolved.signature, json, id);

@@ -99,7 +99,10 @@ export function createChannelPacer(fallback: ChannelBudget = CHANNEL_BUDGET, mar
 			if (limit !== undefined && Number.isInteger(limit) && limit > 0) {
 				// Reset-After is the whole window only on a window's first request: keep the longest seen.
 				const known = learnt.get(channel);
-				learnt.set(channel, { count: limit, windowMs: Math.max(known?.count === limit ? known.windowMs : 0, Math.ceil(resetAfterMs)) });
+				learnt.set(channel, {
+					count: limit,
+					windowMs: Math.max(known?.count === limit ? known.windowMs : 0, Math.ceil(resetAfterMs)),
+				});
 			}
 			if (remaining === 0) {
 				let state = channels.get(channel);
@@ -126,7 +129,10 @@ export function stormNonce(channel: string, startedAt: number): string {
 const SEVERITY_RANK: Readonly<Record<string, number>> = { critical: 0, error: 1, warning: 2, info: 3 };
 
 /** The summary's view of a channel's firing groups: severity first, then newest, each with its count and link. */
-export function stormView(groups: readonly FiringGroup[], context: { guildId?: string | undefined; channel: string; startedAt: number; seen: ReadonlySet<string> }): StormView {
+export function stormView(
+	groups: readonly FiringGroup[],
+	context: { guildId?: string | undefined; channel: string; startedAt: number; seen: ReadonlySet<string> },
+): StormView {
 	const firing: StormLine[] = groups.map((g) => ({
 		groupId: g.groupId,
 		name: groupName(g.payload),
@@ -138,7 +144,10 @@ export function stormView(groups: readonly FiringGroup[], context: { guildId?: s
 		url: g.messageId && context.guildId ? messageUrl(context.guildId, context.channel, g.messageId) : undefined,
 	}));
 	const rank = (l: StormLine) => SEVERITY_RANK[l.severity] ?? 4;
-	firing.sort((a, b) => rank(a) - rank(b) || b.since - a.since || a.name.localeCompare(b.name) || a.groupId.localeCompare(b.groupId));
+	firing.sort(
+		(a, b) =>
+			rank(a) - rank(b) || b.since - a.since || a.name.localeCompare(b.name) || a.groupId.localeCompare(b.groupId),
+	);
 	const ids = new Set(firing.map((l) => l.groupId));
 	const resolved = [...context.seen].filter((id) => !ids.has(id)).length;
 	return { startedAt: context.startedAt, firing, resolved, total: ids.size + resolved };

@@ -1,8 +1,8 @@
 import { SlashCommandBuilder } from "discord.js";
-import { recordAction, type Command } from "../discord/handler.ts";
-import { reportToEmbed, type Report } from "../render/report.ts";
-import { newTestAlert, ownWebhook, postWebhook } from "../test-alert.ts";
+import { type Command, recordAction } from "../discord/handler.ts";
 import { UserFacingError } from "../errors.ts";
+import { type Report, reportToEmbed } from "../render/report.ts";
+import { newTestAlert, ownWebhook, postWebhook } from "../test-alert.ts";
 
 /** What a test alert did, for its report in Discord and the terminal. */
 export interface TestAlertSent {
@@ -44,19 +44,45 @@ export const alerts: Command = {
 			s
 				.setName("test")
 				.setDescription("Send a test alert through the webhook to a channel; it resolves by itself")
-				.addStringOption((o) => o.setName("severity").setDescription("Severity label (default warning)").addChoices({ name: "warning", value: "warning" }, { name: "critical", value: "critical" }, { name: "info", value: "info" }))
-				.addStringOption((o) => o.setName("channel").setDescription("Channel id (default: where the routes send it)").setMinLength(17).setMaxLength(20))
-				.addIntegerOption((o) => o.setName("resolve_after").setDescription("Seconds until it resolves (default 60)").setMinValue(1).setMaxValue(3_600)),
+				.addStringOption((o) =>
+					o
+						.setName("severity")
+						.setDescription("Severity label (default warning)")
+						.addChoices(
+							{ name: "warning", value: "warning" },
+							{ name: "critical", value: "critical" },
+							{ name: "info", value: "info" },
+						),
+				)
+				.addStringOption((o) =>
+					o
+						.setName("channel")
+						.setDescription("Channel id (default: where the routes send it)")
+						.setMinLength(17)
+						.setMaxLength(20),
+				)
+				.addIntegerOption((o) =>
+					o
+						.setName("resolve_after")
+						.setDescription("Seconds until it resolves (default 60)")
+						.setMinValue(1)
+						.setMaxValue(3_600),
+				),
 		)
 		.toJSON(),
 	async execute(interaction, ctx) {
 		if (interaction.options.getSubcommand() !== "test") throw new UserFacingError("Unknown /alerts subcommand.");
 		const severity = interaction.options.getString("severity") ?? "warning";
 		const channel = interaction.options.getString("channel") ?? undefined;
-		if (channel !== undefined && !/^\d{17,20}$/.test(channel)) throw new UserFacingError("`channel` must be a channel id (right-click the channel > Copy Channel ID).");
+		if (channel !== undefined && !/^\d{17,20}$/.test(channel))
+			throw new UserFacingError("`channel` must be a channel id (right-click the channel > Copy Channel ID).");
 		const resolveAfter = interaction.options.getInteger("resolve_after") ?? 60;
 		const target = ownWebhook(ctx.config);
-		const alert = newTestAlert(ctx.config.ops.alerts!, { severity, sentBy: `@${ctx.actor.username}`, ...(channel ? { channel } : {}) });
+		const alert = newTestAlert(ctx.config.ops.alerts!, {
+			severity,
+			sentBy: `@${ctx.actor.username}`,
+			...(channel ? { channel } : {}),
+		});
 		const details = { severity, groupKey: alert.groupKey };
 		await postWebhook(target, alert.payload("firing", new Date())).catch(async (err: unknown) => {
 			await recordAction(ctx, "alert.test", alert.channels.join(", "), "failed", { ...details, step: "firing" });
@@ -68,6 +94,8 @@ export const alerts: Command = {
 				.then(() => recordAction(ctx, "alert.test", alert.channels.join(", "), "ok", { ...details, step: "resolved" }))
 				.catch((err: unknown) => ctx.log.warn({ err, groupKey: alert.groupKey }, "could not resolve a test alert"));
 		}, resolveAfter * 1_000).unref();
-		await interaction.editReply({ embeds: [reportToEmbed(testAlertReport({ channels: alert.channels, severity, resolvesInSeconds: resolveAfter }))] });
+		await interaction.editReply({
+			embeds: [reportToEmbed(testAlertReport({ channels: alert.channels, severity, resolvesInSeconds: resolveAfter }))],
+		});
 	},
 };

@@ -1,13 +1,34 @@
-import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder, type ApplicationCommandOptionChoiceData } from "discord.js";
+import {
+	ActionRowBuilder,
+	type ApplicationCommandOptionChoiceData,
+	AttachmentBuilder,
+	ButtonBuilder,
+	ButtonStyle,
+	SlashCommandBuilder,
+} from "discord.js";
 import { defaultEnvironment } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
-import { PressRefusedError, UserFacingError } from "../errors.ts";
-import { joinText, reportToEmbed, type Inline, type Report, type Text } from "../render/report.ts";
-import type { ActionRecord } from "../services/action-log.ts";
-import { auditFilters, maskEmail, maskIp, shortUserAgent, type AuditEvent, type AuditFilters, type AuditQueryState } from "../services/audit.ts";
-import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
-import { pendingState, type Command, type ComponentHandler, type HandlerContext, type PendingPress } from "../discord/handler.ts";
+import {
+	type Command,
+	type ComponentHandler,
+	type HandlerContext,
+	type PendingPress,
+	pendingState,
+} from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
+import { PressRefusedError, UserFacingError } from "../errors.ts";
+import { type Inline, joinText, type Report, reportToEmbed, type Text } from "../render/report.ts";
+import type { ActionRecord } from "../services/action-log.ts";
+import {
+	type AuditEvent,
+	type AuditFilters,
+	type AuditQueryState,
+	auditFilters,
+	maskEmail,
+	maskIp,
+	shortUserAgent,
+} from "../services/audit.ts";
+import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 
 /** Events per /audit page: ten one-liners stay readable on a phone. */
 export const PAGE_SIZE = 10;
@@ -30,7 +51,11 @@ export function eventLines(e: AuditEvent, showPii: boolean): Text[] {
 		["by ", ...who],
 		`from ${from}`,
 		...(request.length > 0 ? [joinText(request, " ")] : []),
-		[...(e.correlationId ? ["correlation ", { code: e.correlationId }, " · "] : []), outcome, e.durationMs !== null ? ` · ${e.durationMs.toFixed(1)} ms` : ""],
+		[
+			...(e.correlationId ? ["correlation ", { code: e.correlationId }, " · "] : []),
+			outcome,
+			e.durationMs !== null ? ` · ${e.durationMs.toFixed(1)} ms` : "",
+		],
 	];
 }
 
@@ -39,23 +64,56 @@ export function eventLine(e: AuditEvent, showPii: boolean): Text {
 	const who = e.username ? e.username : e.userId !== null ? `user ${e.userId}` : "unknown";
 	const email = e.userEmail ? ` ${showPii ? e.userEmail : maskEmail(e.userEmail)}` : "";
 	// The outcome is the line's one status mark (the report line's icon, or "failed" where there is none).
-	return [{ time: e.at, style: "absolute" }, " ", { strong: e.action }, ` ${e.resourceType} `, { code: e.resourceId ?? "-" }, ` by ${who}${email}${e.success ? "" : " · failed"}`];
+	return [
+		{ time: e.at, style: "absolute" },
+		" ",
+		{ strong: e.action },
+		` ${e.resourceType} `,
+		{ code: e.resourceId ?? "-" },
+		` by ${who}${email}${e.success ? "" : " · failed"}`,
+	];
 }
 
 function describeFilters(f: AuditFilters): Text {
-	const named = (name: string, value: string | undefined, max: number): Text[] => (value ? [[`${name} `, { code: value.slice(0, max) }]] : []);
-	const parts = [...named("user", f.user, 60), ...named("action", f.action, 30), ...named("type", f.resourceType, 60), ...named("id", f.resourceId, 60), ...(f.failedOnly ? ["failed only"] : [])];
-	return [...(parts.length > 0 ? joinText(parts, " · ") : ["all events"]), " · ", { time: f.since, style: "absolute" }, " → ", { time: f.until, style: "absolute" }];
+	const named = (name: string, value: string | undefined, max: number): Text[] =>
+		value ? [[`${name} `, { code: value.slice(0, max) }]] : [];
+	const parts = [
+		...named("user", f.user, 60),
+		...named("action", f.action, 30),
+		...named("type", f.resourceType, 60),
+		...named("id", f.resourceId, 60),
+		...(f.failedOnly ? ["failed only"] : []),
+	];
+	return [
+		...(parts.length > 0 ? joinText(parts, " · ") : ["all events"]),
+		" · ",
+		{ time: f.since, style: "absolute" },
+		" → ",
+		{ time: f.until, style: "absolute" },
+	];
 }
 
 /** One /audit page as a Report. */
-export function auditPageReport(events: readonly AuditEvent[], filters: AuditFilters, pageIndex: number, hasMore: boolean, showPii: boolean): Report {
+export function auditPageReport(
+	events: readonly AuditEvent[],
+	filters: AuditFilters,
+	pageIndex: number,
+	hasMore: boolean,
+	showPii: boolean,
+): Report {
 	return {
-		title: events.length === 0 && pageIndex === 0 ? "Audit log: nothing matches" : `Audit log, page ${pageIndex + 1}${hasMore ? "" : " (last)"}`,
+		title:
+			events.length === 0 && pageIndex === 0
+				? "Audit log: nothing matches"
+				: `Audit log, page ${pageIndex + 1}${hasMore ? "" : " (last)"}`,
 		// A lookup: neutral, whatever the events say (each line carries its own mark).
 		level: "info",
 		summary: describeFilters(filters),
-		lines: events.map((e) => ({ level: e.success ? ("ok" as const) : ("critical" as const), label: `#${e.id}`, text: eventLine(e, showPii) })),
+		lines: events.map((e) => ({
+			level: e.success ? ("ok" as const) : ("critical" as const),
+			label: `#${e.id}`,
+			text: eventLine(e, showPii),
+		})),
 		...(showPii ? {} : { footer: "Emails and IP addresses are masked for your roles." }),
 	};
 }
@@ -63,9 +121,21 @@ export function auditPageReport(events: readonly AuditEvent[], filters: AuditFil
 /** Newest first, paged as /logs is: ◀ Older on the left, Newer ▶ on the right. */
 export function pageButtons(token: string, pageIndex: number, hasMore: boolean) {
 	return new ActionRowBuilder<ButtonBuilder>().addComponents(
-		new ButtonBuilder().setCustomId(encodeCustomId("audit", "page", token, String(pageIndex + 1), "older")).setLabel("◀ Older").setStyle(ButtonStyle.Secondary).setDisabled(!hasMore),
-		new ButtonBuilder().setCustomId(encodeCustomId("audit", "page", token, String(Math.max(0, pageIndex - 1)), "newer")).setLabel("Newer ▶").setStyle(ButtonStyle.Secondary).setDisabled(pageIndex === 0),
-		new ButtonBuilder().setCustomId(encodeCustomId("audit", "csv", token)).setLabel("Download CSV").setEmoji("📄").setStyle(ButtonStyle.Secondary),
+		new ButtonBuilder()
+			.setCustomId(encodeCustomId("audit", "page", token, String(pageIndex + 1), "older"))
+			.setLabel("◀ Older")
+			.setStyle(ButtonStyle.Secondary)
+			.setDisabled(!hasMore),
+		new ButtonBuilder()
+			.setCustomId(encodeCustomId("audit", "page", token, String(Math.max(0, pageIndex - 1)), "newer"))
+			.setLabel("Newer ▶")
+			.setStyle(ButtonStyle.Secondary)
+			.setDisabled(pageIndex === 0),
+		new ButtonBuilder()
+			.setCustomId(encodeCustomId("audit", "csv", token))
+			.setLabel("Download CSV")
+			.setEmoji("📄")
+			.setStyle(ButtonStyle.Secondary),
 	);
 }
 
@@ -75,28 +145,74 @@ function maySeePii(ctx: HandlerContext): boolean {
 }
 
 async function renderPage(ctx: HandlerContext, token: string, state: AuditQueryState, pageIndex: number) {
-	if (pageIndex >= state.cursors.length) throw new UserFacingError("That page is not available any more; run /audit again.");
+	if (pageIndex >= state.cursors.length)
+		throw new UserFacingError("That page is not available any more; run /audit again.");
 	const after = state.cursors[pageIndex];
-	const page = await ctx.services.audit.search(state.environment, state.filters, { size: PAGE_SIZE, ...(after ? { after } : {}) });
+	const page = await ctx.services.audit.search(state.environment, state.filters, {
+		size: PAGE_SIZE,
+		...(after ? { after } : {}),
+	});
 	if (page.next && state.cursors[pageIndex + 1] === undefined) {
 		state.cursors[pageIndex + 1] = page.next;
 		// Kept with the token, so Older works on whichever replica takes the next press.
 		await ctx.services.auditQueries.update(token, ctx.actor.userId, state);
 	}
 	const report = auditPageReport(page.events, state.filters, pageIndex, page.next !== undefined, maySeePii(ctx));
-	return { embeds: [reportToEmbed(report)], components: page.events.length === 0 && pageIndex === 0 ? [] : [pageButtons(token, pageIndex, page.next !== undefined)] };
+	return {
+		embeds: [reportToEmbed(report)],
+		components:
+			page.events.length === 0 && pageIndex === 0 ? [] : [pageButtons(token, pageIndex, page.next !== undefined)],
+	};
 }
 
 /** RFC 4180 CSV; cells that a spreadsheet would run as a formula are prefixed with a quote. */
 export function toCsv(events: readonly AuditEvent[], showPii: boolean): string {
-	const header = ["id", "timestamp", "action", "resource_type", "resource_id", "user_id", "username", "user_email", "ip_address", "user_agent", "request_method", "request_path", "function", "correlation_id", "success", "error", "duration_ms"];
+	const header = [
+		"id",
+		"timestamp",
+		"action",
+		"resource_type",
+		"resource_id",
+		"user_id",
+		"username",
+		"user_email",
+		"ip_address",
+		"user_agent",
+		"request_method",
+		"request_path",
+		"function",
+		"correlation_id",
+		"success",
+		"error",
+		"duration_ms",
+	];
 	const cell = (value: unknown) => {
 		let text = value === null || value === undefined ? "" : value instanceof Date ? value.toISOString() : String(value);
 		if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
 		return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 	};
 	const rows = events.map((e) =>
-		[e.id, e.at, e.action, e.resourceType, e.resourceId, e.userId, e.username, e.userEmail && !showPii ? maskEmail(e.userEmail) : e.userEmail, e.ipAddress && !showPii ? maskIp(e.ipAddress) : e.ipAddress, e.userAgent, e.requestMethod, e.requestPath, e.function, e.correlationId, e.success, e.error, e.durationMs].map(cell).join(","),
+		[
+			e.id,
+			e.at,
+			e.action,
+			e.resourceType,
+			e.resourceId,
+			e.userId,
+			e.username,
+			e.userEmail && !showPii ? maskEmail(e.userEmail) : e.userEmail,
+			e.ipAddress && !showPii ? maskIp(e.ipAddress) : e.ipAddress,
+			e.userAgent,
+			e.requestMethod,
+			e.requestPath,
+			e.function,
+			e.correlationId,
+			e.success,
+			e.error,
+			e.durationMs,
+		]
+			.map(cell)
+			.join(","),
 	);
 	return `${[header.join(","), ...rows].join("\r\n")}\r\n`;
 }
@@ -109,9 +225,19 @@ export function actionLogReport(records: readonly ActionRecord[]): Report {
 		title: records.length === 0 ? "opsbot action log: empty" : `opsbot action log: last ${records.length}`,
 		level: "info",
 		lines: records.map((r) => ({
-			level: r.result === "ok" ? ("ok" as const) : r.result.startsWith("refused") || r.result.startsWith("failed") ? ("critical" as const) : ("warn" as const),
+			level:
+				r.result === "ok"
+					? ("ok" as const)
+					: r.result.startsWith("refused") || r.result.startsWith("failed")
+						? ("critical" as const)
+						: ("warn" as const),
 			label: r.action,
-			text: [{ time: new Date(r.at), style: "absolute" }, ` ${r.actor.username} (${r.actor.userId}) → `, { code: r.target.slice(0, 80) }, `: ${r.result}`],
+			text: [
+				{ time: new Date(r.at), style: "absolute" },
+				` ${r.actor.username} (${r.actor.userId}) → `,
+				{ code: r.target.slice(0, 80) },
+				`: ${r.result}`,
+			],
 		})),
 	};
 }
@@ -131,13 +257,26 @@ export const audit: Command = {
 	data: new SlashCommandBuilder()
 		.setName("audit")
 		.setDescription("Search the audit log: who did what, when")
-		.addStringOption((o) => o.setName("source").setDescription("The application's audit_log (default) or opsbot's own action log").addChoices({ name: "application", value: "app" }, { name: "opsbot actions", value: "opsbot" }))
+		.addStringOption((o) =>
+			o
+				.setName("source")
+				.setDescription("The application's audit_log (default) or opsbot's own action log")
+				.addChoices({ name: "application", value: "app" }, { name: "opsbot actions", value: "opsbot" }),
+		)
 		.addStringOption((o) => o.setName("user").setDescription("Email, username or numeric user id").setMaxLength(255))
-		.addStringOption((o) => o.setName("action").setDescription("CREATE, UPDATE, DELETE, LOGIN, …").setAutocomplete(true).setMaxLength(50))
-		.addStringOption((o) => o.setName("type").setDescription("Resource type, e.g. User").setAutocomplete(true).setMaxLength(100))
+		.addStringOption((o) =>
+			o.setName("action").setDescription("CREATE, UPDATE, DELETE, LOGIN, …").setAutocomplete(true).setMaxLength(50),
+		)
+		.addStringOption((o) =>
+			o.setName("type").setDescription("Resource type, e.g. User").setAutocomplete(true).setMaxLength(100),
+		)
 		.addStringOption((o) => o.setName("id").setDescription("Resource id").setMaxLength(100))
-		.addStringOption((o) => o.setName("since").setDescription("15m, 24h, 7d or an ISO date (default 24h)").setMaxLength(40))
-		.addStringOption((o) => o.setName("until").setDescription("15m, 24h, 7d or an ISO date (default now)").setMaxLength(40))
+		.addStringOption((o) =>
+			o.setName("since").setDescription("15m, 24h, 7d or an ISO date (default 24h)").setMaxLength(40),
+		)
+		.addStringOption((o) =>
+			o.setName("until").setDescription("15m, 24h, 7d or an ISO date (default now)").setMaxLength(40),
+		)
 		.addBooleanOption((o) => o.setName("failed-only").setDescription("Only failed requests"))
 		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
 		.toJSON(),
@@ -164,13 +303,17 @@ export const audit: Command = {
 	async autocomplete(interaction, ctx) {
 		const focused = interaction.options.getFocused(true);
 		if (focused.name === "env") return environmentChoices(ctx.config.ops, focused.value);
-		if (focused.name === "action") return ACTIONS.filter((a) => a.includes(focused.value.toUpperCase())).map((a) => ({ name: a, value: a }));
+		if (focused.name === "action")
+			return ACTIONS.filter((a) => a.includes(focused.value.toUpperCase())).map((a) => ({ name: a, value: a }));
 		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
 		return resourceTypeChoices(ctx.services.audit.resourceTypes(environment), focused.value);
 	},
 };
 
-const auditSearch = pendingState((services) => services.auditQueries, "peek", { expired: "This search has expired; run /audit again.", otherUser: "These buttons belong to whoever ran /audit; run it yourself." });
+const auditSearch = pendingState((services) => services.auditQueries, "peek", {
+	expired: "This search has expired; run /audit again.",
+	otherUser: "These buttons belong to whoever ran /audit; run it yourself.",
+});
 
 /** Newer / Older buttons: keyset pages kept server-side under the token. */
 export const auditPage: ComponentHandler<PendingPress<AuditQueryState> & { pageIndex: number }> = {
@@ -181,7 +324,8 @@ export const auditPage: ComponentHandler<PendingPress<AuditQueryState> & { pageI
 	async parse(id, ctx) {
 		const search = await auditSearch(id, ctx);
 		const pageIndex = Number(search.args[0]);
-		if (!Number.isInteger(pageIndex) || pageIndex < 0) throw new PressRefusedError("That page is not valid.", { reason: "invalid page" });
+		if (!Number.isInteger(pageIndex) || pageIndex < 0)
+			throw new PressRefusedError("That page is not valid.", { reason: "invalid page" });
 		return { ...search, pageIndex };
 	},
 	async run(interaction, { token, value, pageIndex }, ctx) {

@@ -1,4 +1,4 @@
-import type { Report, ReportField, ReportLine, Level } from "../render/report.ts";
+import type { Level, Report, ReportField, ReportLine } from "../render/report.ts";
 import type { DoctorResult, FindingState } from "../services/doctor.ts";
 
 /**
@@ -19,11 +19,17 @@ export function doctorReport(result: DoctorResult): Report {
 		text: `${f.state === "off" ? "off: " : ""}${f.detail}${f.fix ? ` → ${f.fix}` : ""}`,
 	}));
 	const fields: ReportField[] = [
-		...result.hostKeys.map((k) => ({ label: `Host key of ${k.host}`, value: [`${k.fingerprint}, for environments.${k.environment}.ssh:\n`, { code: k.configLine }] })),
+		...result.hostKeys.map((k) => ({
+			label: `Host key of ${k.host}`,
+			value: [`${k.fingerprint}, for environments.${k.environment}.ssh:\n`, { code: k.configLine }],
+		})),
 		...(result.alertmanagerSnippet ? [{ label: "alertmanager.yml", value: { code: result.alertmanagerSnippet } }] : []),
 	];
 	return {
-		title: level === "ok" ? "opsbot set-up: all good" : `opsbot set-up: ${[broken > 0 ? `${broken} broken` : "", degraded > 0 ? `${degraded} degraded` : ""].filter(Boolean).join(", ")}`,
+		title:
+			level === "ok"
+				? "opsbot set-up: all good"
+				: `opsbot set-up: ${[broken > 0 ? `${broken} broken` : "", degraded > 0 ? `${degraded} degraded` : ""].filter(Boolean).join(", ")}`,
 		level,
 		summary: `${count("ok")} ok · ${degraded} degraded · ${broken} broken · ${count("off")} off — ${result.configPath}, ran in ${result.durationMs} ms`,
 		lines,

@@ -1,12 +1,12 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
 import { defaultEnvironment, findEnvironment } from "../config.ts";
 import { encodeCustomId } from "../discord/custom-id.ts";
-import { PressRefusedError } from "../errors.ts";
-import { reportToEmbed, worstLevel, type Level, type Report } from "../render/report.ts";
-import type { CheckResult, CheckState, HealthService, HealthSnapshot } from "../services/health.ts";
-import { truncate } from "../render/limits.ts";
-import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 import type { Command, ComponentHandler } from "../discord/handler.ts";
+import { PressRefusedError } from "../errors.ts";
+import { truncate } from "../render/limits.ts";
+import { type Level, type Report, reportToEmbed, worstLevel } from "../render/report.ts";
+import type { CheckResult, CheckState, HealthService, HealthSnapshot } from "../services/health.ts";
+import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
 
 const STATE_LEVEL: Record<CheckState, Level> = { ok: "ok", degraded: "warn", down: "critical" };
 const STATE_RANK: Record<CheckState, number> = { down: 0, degraded: 1, ok: 2 };
@@ -24,7 +24,12 @@ function environmentLevel(snapshot: HealthSnapshot): Level {
 	return snapshot.checks.length === 0 ? "info" : worstLevel(snapshot.checks.map((c) => STATE_LEVEL[c.state]));
 }
 
-const LEVEL_STATE: Record<Level, string> = { info: "no checks configured", ok: "all good", warn: "degraded", critical: "down" };
+const LEVEL_STATE: Record<Level, string> = {
+	info: "no checks configured",
+	ok: "all good",
+	warn: "degraded",
+	critical: "down",
+};
 
 /** One environment's checks as a Report: overall level, a line per check (worst first), when it ran. */
 export function healthReport(snapshot: HealthSnapshot): Report {
@@ -36,7 +41,15 @@ export function healthReport(snapshot: HealthSnapshot): Report {
 		summary:
 			snapshot.checks.length === 0
 				? "Nothing was checked: this environment configures no checks."
-				: [`${countsText([[counts.down, "down"], [counts.degraded, "degraded"], [counts.ok, "ok"]])} — ran `, { time: snapshot.startedAt, style: "relative" }, ` in ${snapshot.durationMs} ms`],
+				: [
+						`${countsText([
+							[counts.down, "down"],
+							[counts.degraded, "degraded"],
+							[counts.ok, "ok"],
+						])} — ran `,
+						{ time: snapshot.startedAt, style: "relative" },
+						` in ${snapshot.durationMs} ms`,
+					],
 		lines: worstFirst(snapshot.checks).map((c) => ({
 			level: STATE_LEVEL[c.state],
 			label: c.name,
@@ -47,10 +60,16 @@ export function healthReport(snapshot: HealthSnapshot): Report {
 }
 
 /** How to ask for one environment's details, in the words of the view that shows the summary. */
-export const HEALTH_DETAIL_HINT = { discord: "Details of one environment: /health env:<name>", cli: "Details of one environment: opsbot health --env <name>" } as const;
+export const HEALTH_DETAIL_HINT = {
+	discord: "Details of one environment: /health env:<name>",
+	cli: "Details of one environment: opsbot health --env <name>",
+} as const;
 
 /** Every environment in one compact Report: status first, one line per environment (worst first) naming what is not ok. */
-export function healthSummaryReport(snapshots: readonly HealthSnapshot[], hint: string = HEALTH_DETAIL_HINT.discord): Report {
+export function healthSummaryReport(
+	snapshots: readonly HealthSnapshot[],
+	hint: string = HEALTH_DETAIL_HINT.discord,
+): Report {
 	const ranked = snapshots.map((s) => ({ snapshot: s, level: environmentLevel(s) }));
 	const rank: Record<Level, number> = { critical: 0, warn: 1, ok: 2, info: 3 };
 	ranked.sort((a, b) => rank[a.level] - rank[b.level]);
@@ -60,15 +79,28 @@ export function healthSummaryReport(snapshots: readonly HealthSnapshot[], hint: 
 		return {
 			level,
 			label: s.environment,
-			text: s.checks.length === 0 ? "no checks configured" : bad.length === 0 ? `${counts.ok} / ${s.checks.length} checks ok` : bad.join(", "),
+			text:
+				s.checks.length === 0
+					? "no checks configured"
+					: bad.length === 0
+						? `${counts.ok} / ${s.checks.length} checks ok`
+						: bad.join(", "),
 		};
 	});
 	const level = snapshots.length === 0 ? "info" : worstLevel(lines.map((l) => l.level));
 	const byLevel = (l: Level) => ranked.filter((r) => r.level === l).length;
 	const at = snapshots[0]?.startedAt;
-	const status = countsText([[byLevel("critical"), "down"], [byLevel("warn"), "degraded"], [byLevel("ok"), "ok"], [byLevel("info"), "without checks"]]);
+	const status = countsText([
+		[byLevel("critical"), "down"],
+		[byLevel("warn"), "degraded"],
+		[byLevel("ok"), "ok"],
+		[byLevel("info"), "without checks"],
+	]);
 	return {
-		title: snapshots.length === 0 ? "Health: no environments configured" : `Health of ${snapshots.length} environment${snapshots.length === 1 ? "" : "s"}: ${LEVEL_STATE[level === "info" ? "info" : level]}`,
+		title:
+			snapshots.length === 0
+				? "Health: no environments configured"
+				: `Health of ${snapshots.length} environment${snapshots.length === 1 ? "" : "s"}: ${LEVEL_STATE[level === "info" ? "info" : level]}`,
 		level,
 		...(snapshots.length === 0 ? {} : { summary: status }),
 		lines,
@@ -99,7 +131,11 @@ export async function runHealth(health: HealthService, environment: string): Pro
 
 function rerunRow(environment: string) {
 	return new ActionRowBuilder<ButtonBuilder>().addComponents(
-		new ButtonBuilder().setCustomId(encodeCustomId("health", "rerun", environment)).setLabel("Re-run").setEmoji("🔄").setStyle(ButtonStyle.Secondary),
+		new ButtonBuilder()
+			.setCustomId(encodeCustomId("health", "rerun", environment))
+			.setLabel("Re-run")
+			.setEmoji("🔄")
+			.setStyle(ButtonStyle.Secondary),
 	);
 }
 
@@ -129,7 +165,9 @@ export const healthRerun: ComponentHandler<string> = {
 	async parse(id, ctx) {
 		const environment = id.args[0] ?? defaultEnvironment(ctx.config.ops);
 		if (environment !== ALL && !findEnvironment(ctx.config.ops, environment)) {
-			throw new PressRefusedError("That environment is no longer configured; run /health again.", { reason: "unknown environment" });
+			throw new PressRefusedError("That environment is no longer configured; run /health again.", {
+				reason: "unknown environment",
+			});
 		}
 		return environment;
 	},

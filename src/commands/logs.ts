@@ -1,16 +1,28 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
 import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts";
-import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
+import { type CustomId, encodeCustomId } from "../discord/custom-id.ts";
+import {
+	type Command,
+	type ComponentHandler,
+	type HandlerContext,
+	type PendingPress,
+	pendingState,
+} from "../discord/handler.ts";
+import { editReplyWithFiles } from "../discord/reply.ts";
 import { PermissionDeniedError, PressRefusedError } from "../errors.ts";
 import { inlineCode, truncate } from "../render/limits.ts";
-import { joinText, reportToEmbed, type Inline, type Report, type Text } from "../render/report.ts";
-import { readableLine, type ReadableLine } from "../services/log-lines.ts";
-import { grafanaExploreUrl, logSearchRequest, pageCursor, searchLogs, type LogsQueryState } from "../services/log-search.ts";
-import type { LogCursor, LogResult, LogSearchRequest } from "../services/logs.ts";
+import { type Inline, joinText, type Report, reportToEmbed, type Text } from "../render/report.ts";
+import { type ReadableLine, readableLine } from "../services/log-lines.ts";
+import {
+	grafanaExploreUrl,
+	type LogsQueryState,
+	logSearchRequest,
+	pageCursor,
+	searchLogs,
+} from "../services/log-search.ts";
 import { LOG_LEVELS, type LogLevel } from "../services/logql.ts";
+import type { LogCursor, LogResult, LogSearchRequest } from "../services/logs.ts";
 import { environmentChoices, environmentOption } from "./options.ts";
-import { pendingState, type Command, type ComponentHandler, type HandlerContext, type PendingPress } from "../discord/handler.ts";
-import { editReplyWithFiles } from "../discord/reply.ts";
 
 const SHOWN_LINES = 20;
 
@@ -24,7 +36,12 @@ function hhmmss(time: Date): string {
 /** One line of a page: level icon, time of day, the message on one line and the useful fields, cut to fit an embed. */
 export function lineToText(line: ReadableLine): Text {
 	const fields = line.fields.map(([k, v]) => `${k}=${v}`).join(" ");
-	return [`${LEVEL_ICON[line.severity]} `, { code: hhmmss(line.time) }, ` ${truncate(line.message.replace(/\s+/g, " "), 300)}`, ...(fields ? [` · ${truncate(fields, 200)}`] : [])];
+	return [
+		`${LEVEL_ICON[line.severity]} `,
+		{ code: hhmmss(line.time) },
+		` ${truncate(line.message.replace(/\s+/g, " "), 300)}`,
+		...(fields ? [` · ${truncate(fields, 200)}`] : []),
+	];
 }
 
 function formatRange(result: LogResult): string {
@@ -48,11 +65,27 @@ function pageSummary(result: LogResult, shown: number, page: PageContext = {}): 
 	if (result.entries.length === 0) {
 		if (result.before) return "No older lines in this time range. Newer ▶ goes back.";
 		if (result.after) return "No newer lines in this time range. ◀ Older goes back.";
-		const tenant: Inline[] = result.source === "loki" && page.tenantHasNoLogs ? [". Loki has no logs at all for tenant ", { code: result.tenant ?? "(none)" }, "; check ", { code: "loki.tenant" }, " if you expected some"] : [];
-		return ["No log lines match in this time range", ...tenant, ". Widen ", { code: "since" }, " or loosen the filters."];
+		const tenant: Inline[] =
+			result.source === "loki" && page.tenantHasNoLogs
+				? [
+						". Loki has no logs at all for tenant ",
+						{ code: result.tenant ?? "(none)" },
+						"; check ",
+						{ code: "loki.tenant" },
+						" if you expected some",
+					]
+				: [];
+		return [
+			"No log lines match in this time range",
+			...tenant,
+			". Widen ",
+			{ code: "since" },
+			" or loosen the filters.",
+		];
 	}
 	const found = result.entries.length;
-	if (page.cli) return `${found} line${found === 1 ? "" : "s"} (newest first)${result.more ? "; more match: narrow --since or raise --limit" : ""}`;
+	if (page.cli)
+		return `${found} line${found === 1 ? "" : "s"} (newest first)${result.more ? "; more match: narrow --since or raise --limit" : ""}`;
 	const showing = found > shown ? `Showing ${shown} of ${found}` : `Showing ${found} line${found === 1 ? "" : "s"}`;
 	const more = result.more ? (result.direction === "backward" ? " · ◀ Older for more" : " · Newer ▶ for more") : "";
 	const download = found > shown ? ` · Download for all ${found}` : result.more ? " · Download for all" : "";
@@ -83,7 +116,9 @@ const CONTROLS = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
 
 /** Text on one line with its control characters shown as escapes (\n, \r, \xNN). */
 function showControls(text: string): string {
-	return text.replace(CONTROLS, (c) => (c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+	return text.replace(CONTROLS, (c) =>
+		c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+	);
 }
 
 /**
@@ -96,19 +131,27 @@ export function logsVerbatimReport(result: LogResult, title: string): Report {
 	return {
 		title: showControls(title),
 		level: "info",
-		summary: joinText([pageSummary(result, result.entries.length, { cli: true }), ...result.entries.map((e) => `${isoNs(e.ns)}  ${showControls(e.line)}`)], "\n"),
+		summary: joinText(
+			[
+				pageSummary(result, result.entries.length, { cli: true }),
+				...result.entries.map((e) => `${isoNs(e.ns)}  ${showControls(e.line)}`),
+			],
+			"\n",
+		),
 		footer: queryFooter(result, showControls(result.query)),
 	};
 }
 
 function isoNs(ns: bigint): string {
 	const ms = ns / 1_000_000n;
-	return new Date(Number(ms)).toISOString().replace(/\.\d{3}Z$/, `.${(ns % 1_000_000_000n).toString().padStart(9, "0")}Z`);
+	return new Date(Number(ms))
+		.toISOString()
+		.replace(/\.\d{3}Z$/, `.${(ns % 1_000_000_000n).toString().padStart(9, "0")}Z`);
 }
 
 /** The full result as a text file: one line per entry, ISO time first. */
 export function logsFile(result: LogResult): string {
-	return result.entries.map((e) => `${new Date(Number(e.ns / 1_000_000n)).toISOString()} ${e.line}`).join("\n") + "\n";
+	return `${result.entries.map((e) => `${new Date(Number(e.ns / 1_000_000n)).toISOString()} ${e.line}`).join("\n")}\n`;
 }
 
 /** The title a search is shown under. */
@@ -144,11 +187,26 @@ function buttons(ops: OpsFile, token: string, result: LogResult, environment: st
 	}
 	const row = new ActionRowBuilder<ButtonBuilder>();
 	row.addComponents(
-		new ButtonBuilder().setCustomId(encodeCustomId("logs", "older", token, ...(older ?? []))).setLabel("◀ Older").setStyle(ButtonStyle.Secondary).setDisabled(!older),
-		new ButtonBuilder().setCustomId(encodeCustomId("logs", "newer", token, ...(newer ?? []))).setLabel("Newer ▶").setStyle(ButtonStyle.Secondary).setDisabled(!newer),
-		new ButtonBuilder().setCustomId(encodeCustomId("logs", "download", token)).setLabel("Download").setEmoji("📄").setStyle(ButtonStyle.Secondary),
+		new ButtonBuilder()
+			.setCustomId(encodeCustomId("logs", "older", token, ...(older ?? [])))
+			.setLabel("◀ Older")
+			.setStyle(ButtonStyle.Secondary)
+			.setDisabled(!older),
+		new ButtonBuilder()
+			.setCustomId(encodeCustomId("logs", "newer", token, ...(newer ?? [])))
+			.setLabel("Newer ▶")
+			.setStyle(ButtonStyle.Secondary)
+			.setDisabled(!newer),
+		new ButtonBuilder()
+			.setCustomId(encodeCustomId("logs", "download", token))
+			.setLabel("Download")
+			.setEmoji("📄")
+			.setStyle(ButtonStyle.Secondary),
 	);
-	const link = result.source === "loki" ? grafanaExploreUrl(findEnvironment(ops, environment)?.loki, result.query, result.startNs, result.endNs) : undefined;
+	const link =
+		result.source === "loki"
+			? grafanaExploreUrl(findEnvironment(ops, environment)?.loki, result.query, result.startNs, result.endNs)
+			: undefined;
 	if (link) row.addComponents(new ButtonBuilder().setURL(link).setLabel("Open in Grafana").setStyle(ButtonStyle.Link));
 	return row;
 }
@@ -168,7 +226,10 @@ async function render(ctx: HandlerContext, token: string, state: LogsQueryState,
 	const result = await searchLogs(searchDeps(ctx), { ...request, limit: Math.min(request.limit, SHOWN_LINES) });
 	const firstPageEmpty = result.source === "loki" && result.entries.length === 0 && !result.before && !result.after;
 	const page: PageContext = firstPageEmpty ? { tenantHasNoLogs: await tenantHasNoLogs(ctx, request.environment) } : {};
-	return { embeds: [reportToEmbed(logsReport(result, state.title, page))], components: [buttons(ctx.config.ops, token, result, request.environment)] };
+	return {
+		embeds: [reportToEmbed(logsReport(result, state.title, page))],
+		components: [buttons(ctx.config.ops, token, result, request.environment)],
+	};
 }
 
 /** Whether Loki has no service at all for the environment's tenant in its recent label values (a wrong `loki.tenant`); unknown counts as no. */
@@ -186,19 +247,52 @@ export const logs: Command = {
 	data: new SlashCommandBuilder()
 		.setName("logs")
 		.setDescription("Search the logs of a service")
-		.addStringOption((o) => o.setName("service").setDescription("Service (or container where there is no Loki)").setAutocomplete(true).setMaxLength(100))
-		.addStringOption((o) => o.setName("level").setDescription("Only this level").addChoices(...LOG_LEVELS.map((l) => ({ name: l, value: l }))))
-		.addStringOption((o) => o.setName("contains").setDescription("Text the line must contain (exact, case-sensitive)").setMaxLength(1000))
-		.addStringOption((o) => o.setName("correlation").setDescription("Correlation id (alone, it searches every service)").setMaxLength(100))
-		.addStringOption((o) => o.setName("since").setDescription("15m, 1h, 24h, 7d, or FROM..TO with ISO dates").setMaxLength(80))
-		.addIntegerOption((o) => o.setName("limit").setDescription(`Lines per page, at most ${SHOWN_LINES} (Download has the whole range)`).setMinValue(1).setMaxValue(SHOWN_LINES))
+		.addStringOption((o) =>
+			o
+				.setName("service")
+				.setDescription("Service (or container where there is no Loki)")
+				.setAutocomplete(true)
+				.setMaxLength(100),
+		)
+		.addStringOption((o) =>
+			o
+				.setName("level")
+				.setDescription("Only this level")
+				.addChoices(...LOG_LEVELS.map((l) => ({ name: l, value: l }))),
+		)
+		.addStringOption((o) =>
+			o.setName("contains").setDescription("Text the line must contain (exact, case-sensitive)").setMaxLength(1000),
+		)
+		.addStringOption((o) =>
+			o.setName("correlation").setDescription("Correlation id (alone, it searches every service)").setMaxLength(100),
+		)
+		.addStringOption((o) =>
+			o.setName("since").setDescription("15m, 1h, 24h, 7d, or FROM..TO with ISO dates").setMaxLength(80),
+		)
+		.addIntegerOption((o) =>
+			o
+				.setName("limit")
+				.setDescription(`Lines per page, at most ${SHOWN_LINES} (Download has the whole range)`)
+				.setMinValue(1)
+				.setMaxValue(SHOWN_LINES),
+		)
 		.addStringOption((o) => o.setName("query").setDescription("Raw LogQL (allowed roles only)").setMaxLength(1000))
 		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
 		.toJSON(),
 	async execute(interaction, ctx) {
 		const o = interaction.options;
-		if (o.getString("query") && !ctx.access.mayDo(ctx.actor, "logs.raw-query")) throw new PermissionDeniedError("run raw LogQL queries");
-		const request = logSearchRequest(ctx.config.ops, { env: o.getString("env"), service: o.getString("service"), level: o.getString("level"), contains: o.getString("contains"), correlation: o.getString("correlation"), since: o.getString("since"), limit: o.getInteger("limit"), query: o.getString("query") });
+		if (o.getString("query") && !ctx.access.mayDo(ctx.actor, "logs.raw-query"))
+			throw new PermissionDeniedError("run raw LogQL queries");
+		const request = logSearchRequest(ctx.config.ops, {
+			env: o.getString("env"),
+			service: o.getString("service"),
+			level: o.getString("level"),
+			contains: o.getString("contains"),
+			correlation: o.getString("correlation"),
+			since: o.getString("since"),
+			limit: o.getInteger("limit"),
+			query: o.getString("query"),
+		});
 		await interaction.editReply(await logsMessage(ctx, request, logsTitle(request)));
 	},
 	async autocomplete(interaction, ctx) {
@@ -213,12 +307,21 @@ export const logs: Command = {
 	},
 };
 
-const logsSearch = pendingState((services) => services.logQueries, "peek", { expired: "This search has expired; run /logs again.", otherUser: "These buttons belong to whoever ran /logs; run it yourself." });
+const logsSearch = pendingState((services) => services.logQueries, "peek", {
+	expired: "This search has expired; run /logs again.",
+	otherUser: "These buttons belong to whoever ran /logs; run it yourself.",
+});
 
 /** The search and the page an Older/Newer press asks for (re-checked against the search, whatever the customId says). */
-async function pagePress(id: CustomId, ctx: HandlerContext): Promise<PendingPress<LogsQueryState> & { cursor: LogCursor | undefined }> {
+async function pagePress(
+	id: CustomId,
+	ctx: HandlerContext,
+): Promise<PendingPress<LogsQueryState> & { cursor: LogCursor | undefined }> {
 	const search = await logsSearch(id, ctx);
-	return { ...search, cursor: pageCursor(search.value.request, search.args[0], search.args[1], ctx.config.ops.logs.maxRangeHours) };
+	return {
+		...search,
+		cursor: pageCursor(search.value.request, search.args[0], search.args[1], ctx.config.ops.logs.maxRangeHours),
+	};
 }
 
 /** Older: the lines before the oldest one shown (or, without a cursor, the newest page). */
@@ -229,7 +332,13 @@ export const logsOlder: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> 
 	defer: "update",
 	parse: pagePress,
 	async run(interaction, { token, value, cursor }, ctx) {
-		await interaction.editReply(await render(ctx, token, value, { ...value.request, direction: "backward", ...(cursor ? { before: cursor } : {}) }));
+		await interaction.editReply(
+			await render(ctx, token, value, {
+				...value.request,
+				direction: "backward",
+				...(cursor ? { before: cursor } : {}),
+			}),
+		);
 	},
 };
 
@@ -241,15 +350,28 @@ export const logsNewer: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> 
 	defer: "update",
 	parse: pagePress,
 	async run(interaction, { token, value, cursor }, ctx) {
-		await interaction.editReply(await render(ctx, token, value, { ...value.request, direction: "forward", ...(cursor ? { after: cursor } : {}) }));
+		await interaction.editReply(
+			await render(ctx, token, value, { ...value.request, direction: "forward", ...(cursor ? { after: cursor } : {}) }),
+		);
 	},
 };
 
 /** The "Logs for this request" button (from /whodeleted): every service's lines with that correlation id, around the event. */
-export function correlationButton(ops: OpsFile, environment: string, correlationId: string, at: Date): ButtonBuilder | undefined {
+export function correlationButton(
+	ops: OpsFile,
+	environment: string,
+	correlationId: string,
+	at: Date,
+): ButtonBuilder | undefined {
 	if (!findEnvironment(ops, environment)?.loki) return undefined;
 	try {
-		return new ButtonBuilder().setCustomId(encodeCustomId("logs", "correlation", environment, correlationId, String(Math.floor(at.getTime() / 1000)))).setLabel(`Logs for request ${correlationId.slice(0, 24)}`).setEmoji("🔎").setStyle(ButtonStyle.Secondary);
+		return new ButtonBuilder()
+			.setCustomId(
+				encodeCustomId("logs", "correlation", environment, correlationId, String(Math.floor(at.getTime() / 1000))),
+			)
+			.setLabel(`Logs for request ${correlationId.slice(0, 24)}`)
+			.setEmoji("🔎")
+			.setStyle(ButtonStyle.Secondary);
 	} catch {
 		return undefined; // an id with characters a customId cannot carry: no button rather than a wrong one
 	}
@@ -263,12 +385,23 @@ export const logsCorrelation: ComponentHandler<{ environment: string; correlatio
 	defer: "reply",
 	async parse(id, ctx) {
 		const [environment = "", correlation = "", seconds = ""] = id.args;
-		if (!findEnvironment(ctx.config.ops, environment)?.loki) throw new PressRefusedError("Log search is not configured for that environment any more.", { reason: "no log search for the environment" });
-		if (!/^\d{1,12}$/.test(seconds)) throw new PressRefusedError("That button is not valid.", { reason: "invalid time" });
+		if (!findEnvironment(ctx.config.ops, environment)?.loki)
+			throw new PressRefusedError("Log search is not configured for that environment any more.", {
+				reason: "no log search for the environment",
+			});
+		if (!/^\d{1,12}$/.test(seconds))
+			throw new PressRefusedError("That button is not valid.", { reason: "invalid time" });
 		return { environment, correlation, at: Number(seconds) * 1000 };
 	},
 	async run(interaction, { environment, correlation, at }, ctx) {
-		const request: LogSearchRequest = { environment, service: "", correlation, start: new Date(at - 15 * 60_000), end: new Date(at + 15 * 60_000), limit: ctx.config.ops.logs.defaultLimit };
+		const request: LogSearchRequest = {
+			environment,
+			service: "",
+			correlation,
+			start: new Date(at - 15 * 60_000),
+			end: new Date(at + 15 * 60_000),
+			limit: ctx.config.ops.logs.defaultLimit,
+		};
 		await interaction.editReply(await logsMessage(ctx, request, logsTitle(request)));
 	},
 };
@@ -286,7 +419,11 @@ export const logsDownload: ComponentHandler<PendingPress<LogsQueryState>> = {
 			interaction,
 			{
 				content: `${result.entries.length} lines${result.more ? ` (the configured maximum of ${ctx.config.ops.logs.maxLimit}; narrow the range for the rest)` : ""}.\n${inlineCode(truncate(result.query, 300))}`,
-				files: [new AttachmentBuilder(Buffer.from(logsFile(result)), { name: `logs-${(state.request.service || "query").replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}.txt` })],
+				files: [
+					new AttachmentBuilder(Buffer.from(logsFile(result)), {
+						name: `logs-${(state.request.service || "query").replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}.txt`,
+					}),
+				],
 			},
 			ctx.log,
 		);

@@ -8,7 +8,10 @@ export function environmentOption(option: SlashCommandStringOption, description:
 }
 
 /** Environment names that contain what the user typed so far. */
-export function environmentChoices(ops: Pick<OpsFile, "environments">, typed: string): ApplicationCommandOptionChoiceData[] {
+export function environmentChoices(
+	ops: Pick<OpsFile, "environments">,
+	typed: string,
+): ApplicationCommandOptionChoiceData[] {
 	const needle = typed.toLowerCase();
 	return Object.keys(ops.environments)
 		.filter((name) => name.includes(needle))
@@ -20,9 +23,14 @@ export function environmentChoices(ops: Pick<OpsFile, "environments">, typed: st
  * Resolves the environment a command names (or the default) and checks it has what the command
  * needs, before any service runs.
  */
-export function requireEnvironment(ops: Pick<OpsFile, "environments" | "defaultEnvironment">, requested: string | null | undefined, needs?: "postgres"): string {
+export function requireEnvironment(
+	ops: Pick<OpsFile, "environments" | "defaultEnvironment">,
+	requested: string | null | undefined,
+	needs?: "postgres",
+): string {
 	const environment = requested ?? defaultEnvironment(ops as OpsFile);
 	const env = knownEnvironment(ops, environment);
-	if (needs === "postgres" && !env.postgres) throw new UserFacingError(`No PostgreSQL is configured for ${environment}.`);
+	if (needs === "postgres" && !env.postgres)
+		throw new UserFacingError(`No PostgreSQL is configured for ${environment}.`);
 	return environment;
 }

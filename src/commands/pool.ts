@@ -1,49 +1,105 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
 import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
-import { formatDuration } from "../time.ts";
-import { DISCORD_LIMITS, truncate } from "../render/limits.ts";
-import { encodeCustomId, type CustomId } from "../discord/custom-id.ts";
+import { type CustomId, encodeCustomId } from "../discord/custom-id.ts";
+import {
+	type Command,
+	type ComponentHandler,
+	cancelButton,
+	type HandlerContext,
+	pendingState,
+	recordAction,
+} from "../discord/handler.ts";
+import { editReplyWithFiles } from "../discord/reply.ts";
 import { PressRefusedError } from "../errors.ts";
 import { renderChart } from "../render/chart.ts";
+import { DISCORD_LIMITS, truncate } from "../render/limits.ts";
 import { poolLineChart } from "../render/pool-chart.ts";
-import { joinText, reportToEmbed, textToMarkdown, type Inline, type Report, type ReportField, type Text } from "../render/report.ts";
-import type { EndableSessions, PoolSnapshot, Session, TerminationCandidate, TerminationResult } from "../services/pool.ts";
-import { diagnosePool, isBouncerUsage, isPostgresUsage, type EndOffer, type PoolCause, type PoolThresholds } from "../services/pool-diagnosis.ts";
+import {
+	type Inline,
+	joinText,
+	type Report,
+	type ReportField,
+	reportToEmbed,
+	type Text,
+	textToMarkdown,
+} from "../render/report.ts";
+import type {
+	EndableSessions,
+	PoolSnapshot,
+	Session,
+	TerminationCandidate,
+	TerminationResult,
+} from "../services/pool.ts";
+import {
+	diagnosePool,
+	type EndOffer,
+	isBouncerUsage,
+	isPostgresUsage,
+	type PoolCause,
+	type PoolThresholds,
+} from "../services/pool-diagnosis.ts";
+import { formatDuration } from "../time.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
-import { cancelButton, pendingState, recordAction, type Command, type ComponentHandler, type HandlerContext } from "../discord/handler.ts";
-import { editReplyWithFiles } from "../discord/reply.ts";
-
 
 function sessionLine(s: Session): Inline[] {
-	return [`pid ${s.pid} · `, { code: s.application || "?" }, ` ${s.clientAddr} · ${formatDuration(s.stateSeconds * 1000, { seconds: true })}`];
+	return [
+		`pid ${s.pid} · `,
+		{ code: s.application || "?" },
+		` ${s.clientAddr} · ${formatDuration(s.stateSeconds * 1000, { seconds: true })}`,
+	];
 }
 
 /** "pid 4242 (`gunicorn`, idle in transaction 20 s)" when the session is known, else "pid 4242". */
 function pidText(pid: number, sessions: ReadonlyMap<number, Session>): Inline[] {
 	const s = sessions.get(pid);
-	return s ? [`pid ${pid} (`, { code: s.application || "?" }, `, ${s.state} ${formatDuration(s.stateSeconds * 1000, { seconds: true })})`] : [`pid ${pid}`];
+	return s
+		? [
+				`pid ${pid} (`,
+				{ code: s.application || "?" },
+				`, ${s.state} ${formatDuration(s.stateSeconds * 1000, { seconds: true })})`,
+			]
+		: [`pid ${pid}`];
 }
 
 /** A blocked session in words: who waits, how long, and on whom. */
 function blockedLine(s: Session): Inline[] {
-	return [`pid ${s.pid} · `, { code: s.application || "?" }, ` ${s.clientAddr} · waiting ${formatDuration(s.stateSeconds * 1000, { seconds: true })} on pid ${s.blockedBy.join(" and ")}`];
+	return [
+		`pid ${s.pid} · `,
+		{ code: s.application || "?" },
+		` ${s.clientAddr} · waiting ${formatDuration(s.stateSeconds * 1000, { seconds: true })} on pid ${s.blockedBy.join(" and ")}`,
+	];
 }
 
 /** The likely cause in one line. */
 function causeText(cause: PoolCause, sessions: ReadonlyMap<number, Session>): Inline[] {
 	switch (cause.kind) {
 		case "stale-idle":
-			return [`${cause.count} idle connection${cause.count === 1 ? "" : "s"} from app `, { code: cause.application || "(no application_name)" }, ` older than ${cause.olderThanMinutes} min`];
+			return [
+				`${cause.count} idle connection${cause.count === 1 ? "" : "s"} from app `,
+				{ code: cause.application || "(no application_name)" },
+				` older than ${cause.olderThanMinutes} min`,
+			];
 		case "idle-in-transaction":
-			return [`${cause.count} session${cause.count === 1 ? "" : "s"} idle in transaction for over ${cause.olderThanMinutes} min (longest ${formatDuration(cause.longest.stateSeconds * 1000, { seconds: true })}, app `, { code: cause.longest.application || "?" }, ") hold connections and locks"];
+			return [
+				`${cause.count} session${cause.count === 1 ? "" : "s"} idle in transaction for over ${cause.olderThanMinutes} min (longest ${formatDuration(cause.longest.stateSeconds * 1000, { seconds: true })}, app `,
+				{ code: cause.longest.application || "?" },
+				") hold connections and locks",
+			];
 		case "blocked":
 			return [
 				`${cause.count} session${cause.count === 1 ? " waits" : "s wait"} on locks held by `,
-				...joinText(cause.blockers.slice(0, 3).map((pid) => pidText(pid, sessions)), ", "),
+				...joinText(
+					cause.blockers.slice(0, 3).map((pid) => pidText(pid, sessions)),
+					", ",
+				),
 				cause.blockers.length > 3 ? ` and ${cause.blockers.length - 3} more` : "",
 			];
 		case "pgbouncer-waiting":
-			return [`${cause.clients} clients waiting in PgBouncer (pool `, { code: `${cause.worst.database}/${cause.worst.user}` }, `, longest ${cause.worst.maxWaitSeconds.toFixed(1)} s): the pool is too small or queries are slow`];
+			return [
+				`${cause.clients} clients waiting in PgBouncer (pool `,
+				{ code: `${cause.worst.database}/${cause.worst.user}` },
+				`, longest ${cause.worst.maxWaitSeconds.toFixed(1)} s): the pool is too small or queries are slow`,
+			];
 	}
 }
 
@@ -56,17 +112,37 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 	if (isPostgresUsage(snapshot.postgres)) {
 		const pg = snapshot.postgres;
 		title = `Connections on ${snapshot.environment}: ${pg.used} / ${pg.usable} used (${diagnosis.percent} %)`;
-		fields.push({ label: "By state", value: diagnosis.byState.map((g) => `${g.state} ${g.count}`).join(" · ") || "no client sessions" });
+		fields.push({
+			label: "By state",
+			value: diagnosis.byState.map((g) => `${g.state} ${g.count}`).join(" · ") || "no client sessions",
+		});
 		const sources = diagnosis.bySource;
 		fields.push({
 			label: "By application and address",
-			value: [...joinText(sources.slice(0, 6).map((g): Text => [{ code: g.application || "(none)" }, ` ${g.clientAddr}: ${g.count}`]), "\n"), sources.length > 6 ? `\n… and ${sources.length - 6} more` : ""],
+			value: [
+				...joinText(
+					sources.slice(0, 6).map((g): Text => [{ code: g.application || "(none)" }, ` ${g.clientAddr}: ${g.count}`]),
+					"\n",
+				),
+				sources.length > 6 ? `\n… and ${sources.length - 6} more` : "",
+			],
 			inline: false,
 		});
 		// Idle connections younger than idleMinutes are a healthy client pool, not worth a field.
-		if (diagnosis.idle.some((s) => s.stateSeconds >= thresholds.idleMinutes * 60)) fields.push({ label: "Longest idle", value: joinText(diagnosis.idle.slice(0, 3).map(sessionLine), "\n"), inline: false });
-		if (diagnosis.idleInTransaction.length > 0) fields.push({ label: "Longest idle in transaction", value: joinText(diagnosis.idleInTransaction.slice(0, 3).map(sessionLine), "\n"), inline: false });
-		if (diagnosis.blocked.length > 0) fields.push({ label: "Blocked", value: blockedText(diagnosis.blocked), inline: false });
+		if (diagnosis.idle.some((s) => s.stateSeconds >= thresholds.idleMinutes * 60))
+			fields.push({
+				label: "Longest idle",
+				value: joinText(diagnosis.idle.slice(0, 3).map(sessionLine), "\n"),
+				inline: false,
+			});
+		if (diagnosis.idleInTransaction.length > 0)
+			fields.push({
+				label: "Longest idle in transaction",
+				value: joinText(diagnosis.idleInTransaction.slice(0, 3).map(sessionLine), "\n"),
+				inline: false,
+			});
+		if (diagnosis.blocked.length > 0)
+			fields.push({ label: "Blocked", value: blockedText(diagnosis.blocked), inline: false });
 	} else {
 		title = `Connections on ${snapshot.environment}: PostgreSQL unreachable`;
 		fields.push({ label: "PostgreSQL", value: `unreachable: ${snapshot.postgres.error}`, inline: false });
@@ -77,7 +153,12 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 			value:
 				bouncer.pools.length > 0
 					? joinText(
-							bouncer.pools.map((p): Text => [{ code: `${p.database}/${p.user}` }, ` ${p.poolMode}: clients ${p.clientsActive} active, ${p.clientsWaiting} waiting · servers ${p.serversActive} active, ${p.serversIdle} idle · max wait ${p.maxWaitSeconds.toFixed(1)} s`]),
+							bouncer.pools.map(
+								(p): Text => [
+									{ code: `${p.database}/${p.user}` },
+									` ${p.poolMode}: clients ${p.clientsActive} active, ${p.clientsWaiting} waiting · servers ${p.serversActive} active, ${p.serversIdle} idle · max wait ${p.maxWaitSeconds.toFixed(1)} s`,
+								],
+							),
 							"\n",
 						)
 					: "no pools yet",
@@ -86,21 +167,39 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 		if (bouncer.stats.length > 0) {
 			fields.push({
 				label: "PgBouncer traffic",
-				value: joinText(bouncer.stats.map((s): Text => [{ code: s.database }, ` ${Math.round(s.queriesPerSecond)} queries/s · avg query ${s.avgQueryMs.toFixed(1)} ms · avg wait ${s.avgWaitMs.toFixed(1)} ms`]), "\n"),
+				value: joinText(
+					bouncer.stats.map(
+						(s): Text => [
+							{ code: s.database },
+							` ${Math.round(s.queriesPerSecond)} queries/s · avg query ${s.avgQueryMs.toFixed(1)} ms · avg wait ${s.avgWaitMs.toFixed(1)} ms`,
+						],
+					),
+					"\n",
+				),
 				inline: false,
 			});
 		}
 	} else if (bouncer) {
 		// Only PostgreSQL's own answer makes its figures current; with both down there are none.
-		fields.push({ label: "PgBouncer", value: `unreachable: ${bouncer.error}.${isPostgresUsage(snapshot.postgres) ? " The PostgreSQL figures are current." : ""}`, inline: false });
+		fields.push({
+			label: "PgBouncer",
+			value: `unreachable: ${bouncer.error}.${isPostgresUsage(snapshot.postgres) ? " The PostgreSQL figures are current." : ""}`,
+			inline: false,
+		});
 	}
-	const sessions = new Map((isPostgresUsage(snapshot.postgres) ? snapshot.postgres.sessions : []).map((s) => [s.pid, s]));
+	const sessions = new Map(
+		(isPostgresUsage(snapshot.postgres) ? snapshot.postgres.sessions : []).map((s) => [s.pid, s]),
+	);
 	// A cause under green would read as an alarm in a fine state: there it is only a note.
 	const causeLabel = diagnosis.severity === "ok" ? "Note:" : "Likely cause:";
 	return {
 		title,
 		level: diagnosis.severity,
-		summary: diagnosis.cause ? [{ strong: causeLabel }, " ", ...causeText(diagnosis.cause, sessions)] : diagnosis.severity === "ok" ? "Nothing looks wrong." : undefined,
+		summary: diagnosis.cause
+			? [{ strong: causeLabel }, " ", ...causeText(diagnosis.cause, sessions)]
+			: diagnosis.severity === "ok"
+				? "Nothing looks wrong."
+				: undefined,
 		fields,
 		footer: `warn at ${thresholds.warnPercent} %, critical at ${thresholds.criticalPercent} % of usable connections (max_connections − reserved)${ownNote(snapshot)}`,
 		at: snapshot.takenAt,
@@ -115,22 +214,37 @@ function blockedText(blocked: readonly Session[]): Text {
 	const apps = [...new Set(hidden.map((s) => s.application || "?"))];
 	return [
 		...joinText(blocked.slice(0, BLOCKED_SHOWN).map(blockedLine), "\n"),
-		...(hidden.length > 0 ? [`\n… and ${hidden.length} more (`, ...joinText(apps.slice(0, 5).map((a): Text => ({ code: a })), ", "), apps.length > 5 ? ", …)" : ")"] : []),
+		...(hidden.length > 0
+			? [
+					`\n… and ${hidden.length} more (`,
+					...joinText(
+						apps.slice(0, 5).map((a): Text => ({ code: a })),
+						", ",
+					),
+					apps.length > 5 ? ", …)" : ")",
+				]
+			: []),
 	];
 }
 
 // opsbot's own connections are left out of every figure; say how many, so the numbers add up.
 function ownNote(snapshot: PoolSnapshot): string {
 	const own = [
-		isPostgresUsage(snapshot.postgres) && snapshot.postgres.ownSessions > 0 ? `${snapshot.postgres.ownSessions} in PostgreSQL` : "",
-		isBouncerUsage(snapshot.pgbouncer) && snapshot.pgbouncer.ownClients > 0 ? `${snapshot.pgbouncer.ownClients} in PgBouncer` : "",
+		isPostgresUsage(snapshot.postgres) && snapshot.postgres.ownSessions > 0
+			? `${snapshot.postgres.ownSessions} in PostgreSQL`
+			: "",
+		isBouncerUsage(snapshot.pgbouncer) && snapshot.pgbouncer.ownClients > 0
+			? `${snapshot.pgbouncer.ownClients} in PgBouncer`
+			: "",
 	].filter(Boolean);
 	return own.length > 0 ? `; opsbot's own connections (${own.join(", ")}) are not counted` : "";
 }
 
 /** "2 idle connections", "1 session idle in transaction": what an End press ends, counted. */
 export function endableText(sessions: EndableSessions, count: number): string {
-	return sessions === "idle" ? `${count} idle connection${count === 1 ? "" : "s"}` : `${count} session${count === 1 ? "" : "s"} idle in transaction`;
+	return sessions === "idle"
+		? `${count} idle connection${count === 1 ? "" : "s"}`
+		: `${count} session${count === 1 ? "" : "s"} idle in transaction`;
 }
 
 /** "older than 5 min", "longer than 1 min": the age an End press asks for. */
@@ -145,11 +259,18 @@ export function endLabel(offer: EndOffer): string {
 
 /** What the press answers when nothing qualifies any more. */
 export function nothingToEndText(environment: string, sessions: EndableSessions, minutes: number): string {
-	return sessions === "idle" ? `No idle connections older than ${minutes} min on ${environment}; nothing to end.` : `No sessions idle in transaction longer than ${minutes} min on ${environment}; nothing to end.`;
+	return sessions === "idle"
+		? `No idle connections older than ${minutes} min on ${environment}; nothing to end.`
+		: `No sessions idle in transaction longer than ${minutes} min on ${environment}; nothing to end.`;
 }
 
 /** The ephemeral confirmation: exactly which sessions would end, and when the offer lapses (counting down in Discord). */
-export function terminationPreview(environment: string, candidates: readonly TerminationCandidate[], minutes: number, options: { sessions?: EndableSessions; expiresAt: Date }): Report {
+export function terminationPreview(
+	environment: string,
+	candidates: readonly TerminationCandidate[],
+	minutes: number,
+	options: { sessions?: EndableSessions; expiresAt: Date },
+): Report {
 	const sessions = options.sessions ?? "idle";
 	const why =
 		sessions === "idle"
@@ -158,17 +279,35 @@ export function terminationPreview(environment: string, candidates: readonly Ter
 	return {
 		title: `End ${endableText(sessions, candidates.length)} on ${environment}?`,
 		level: "warn",
-		summary: [`${why} Each is checked again when you confirm; anything that became busy is left alone. This confirmation expires `, { time: options.expiresAt, style: "relative" }, "."],
-		lines: candidates.map((c) => ({ level: "warn" as const, label: `pid ${c.pid}`, text: [{ code: c.application || "?" }, ` ${c.clientAddr} · ${sessions === "idle" ? "idle" : "idle in transaction"} ${formatDuration(c.idleSeconds * 1000, { seconds: true })}`] })),
+		summary: [
+			`${why} Each is checked again when you confirm; anything that became busy is left alone. This confirmation expires `,
+			{ time: options.expiresAt, style: "relative" },
+			".",
+		],
+		lines: candidates.map((c) => ({
+			level: "warn" as const,
+			label: `pid ${c.pid}`,
+			text: [
+				{ code: c.application || "?" },
+				` ${c.clientAddr} · ${sessions === "idle" ? "idle" : "idle in transaction"} ${formatDuration(c.idleSeconds * 1000, { seconds: true })}`,
+			],
+		})),
 	};
 }
 
 /** What a confirmed termination did, as message text: how many ended, and the first 30 of them. */
-export function terminationResultText(environment: string, result: TerminationResult, sessions: EndableSessions = "idle"): Text {
+export function terminationResultText(
+	environment: string,
+	result: TerminationResult,
+	sessions: EndableSessions = "idle",
+): Text {
 	const ended = result.ended;
 	return [
 		`Ended ${endableText(sessions, ended.length)} on ${environment}${result.skipped > 0 ? ` (${result.skipped} left alone: busy again or gone)` : ""}.\n`,
-		...joinText(ended.slice(0, 30).map((c): Text => [`pid ${c.pid} · `, { code: c.application || "?" }, ` ${c.clientAddr}`]), "\n"),
+		...joinText(
+			ended.slice(0, 30).map((c): Text => [`pid ${c.pid} · `, { code: c.application || "?" }, ` ${c.clientAddr}`]),
+			"\n",
+		),
 		ended.length > 30 ? `\n… and ${ended.length - 30} more` : "",
 	];
 }
@@ -181,8 +320,27 @@ export function poolButtons(snapshot: PoolSnapshot, thresholds: PoolThresholds) 
 	const { offer } = diagnosePool(snapshot, thresholds);
 	const row = new ActionRowBuilder<ButtonBuilder>();
 	// The idle kind keeps the customId it always had, so buttons on older messages still work.
-	if (offer) row.addComponents(new ButtonBuilder().setCustomId(encodeCustomId("pool", "terminate", snapshot.environment, ...(offer.sessions === "idle" ? [] : [offer.sessions]))).setLabel(truncate(endLabel(offer), DISCORD_LIMITS.buttonLabel)).setStyle(ButtonStyle.Danger));
-	row.addComponents(new ButtonBuilder().setCustomId(encodeCustomId("pool", "refresh", snapshot.environment)).setLabel("Refresh").setEmoji("🔄").setStyle(ButtonStyle.Secondary));
+	if (offer)
+		row.addComponents(
+			new ButtonBuilder()
+				.setCustomId(
+					encodeCustomId(
+						"pool",
+						"terminate",
+						snapshot.environment,
+						...(offer.sessions === "idle" ? [] : [offer.sessions]),
+					),
+				)
+				.setLabel(truncate(endLabel(offer), DISCORD_LIMITS.buttonLabel))
+				.setStyle(ButtonStyle.Danger),
+		);
+	row.addComponents(
+		new ButtonBuilder()
+			.setCustomId(encodeCustomId("pool", "refresh", snapshot.environment))
+			.setLabel("Refresh")
+			.setEmoji("🔄")
+			.setStyle(ButtonStyle.Secondary),
+	);
 	return row;
 }
 
@@ -195,7 +353,9 @@ async function poolMessage(ctx: HandlerContext, environment: string) {
 	if (history.samples.length >= 2) {
 		const usable = isPostgresUsage(snapshot.postgres) ? snapshot.postgres.usable : undefined;
 		// A chart that cannot be drawn leaves the report without its picture, never without its answer.
-		const png = await renderChart(poolLineChart(environment, history, usable, ctx.config.ops.pool)).catch((err: unknown) => void ctx.log.warn({ err }, "pool chart could not be drawn"));
+		const png = await renderChart(poolLineChart(environment, history, usable, ctx.config.ops.pool)).catch(
+			(err: unknown) => void ctx.log.warn({ err }, "pool chart could not be drawn"),
+		);
 		if (png) {
 			files.push(new AttachmentBuilder(png, { name: "pool.png" }));
 			embed.setImage("attachment://pool.png");
@@ -238,10 +398,17 @@ export const poolRefresh: ComponentHandler<string> = {
 };
 
 /** The End button's environment and which sessions it ends (no second part: idle ones, as buttons always did). */
-async function endPress(id: CustomId, ctx: HandlerContext): Promise<{ environment: string; sessions: EndableSessions }> {
+async function endPress(
+	id: CustomId,
+	ctx: HandlerContext,
+): Promise<{ environment: string; sessions: EndableSessions }> {
 	const environment = await postgresEnvironment(id, ctx);
 	const kind = id.args[1] ?? "idle";
-	if (kind !== "idle" && kind !== "idle-in-transaction") throw new PressRefusedError("That button is not valid; run /pool again.", { reason: "unknown session kind", target: environment });
+	if (kind !== "idle" && kind !== "idle-in-transaction")
+		throw new PressRefusedError("That button is not valid; run /pool again.", {
+			reason: "unknown session kind",
+			target: environment,
+		});
 	return { environment, sessions: kind };
 }
 
@@ -261,27 +428,52 @@ export const poolTerminate: ComponentHandler<{ environment: string; sessions: En
 			await interaction.editReply({ content: nothingToEndText(environment, sessions, minutes) });
 			return;
 		}
-		const token = await ctx.services.confirmations.put(ctx.actor.userId, { kind: "pool.terminate", environment, candidates, minutes, sessions });
+		const token = await ctx.services.confirmations.put(ctx.actor.userId, {
+			kind: "pool.terminate",
+			environment,
+			candidates,
+			minutes,
+			sessions,
+		});
 		const expiresAt = new Date(Date.now() + CONFIRMATION_TTL_MS);
-		await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "confirmation shown", { pids: candidates.map((c) => c.pid), sessions });
+		await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "confirmation shown", {
+			pids: candidates.map((c) => c.pid),
+			sessions,
+		});
 		await interaction.editReply({
 			embeds: [reportToEmbed(terminationPreview(environment, candidates, minutes, { sessions, expiresAt }))],
 			components: [
 				new ActionRowBuilder<ButtonBuilder>().addComponents(
-					new ButtonBuilder().setCustomId(encodeCustomId("pool", "confirm", token)).setLabel(`End ${candidates.length} session${candidates.length === 1 ? "" : "s"}`).setStyle(ButtonStyle.Danger),
-					new ButtonBuilder().setCustomId(encodeCustomId("pool", "cancel", token)).setLabel("Cancel").setStyle(ButtonStyle.Secondary),
+					new ButtonBuilder()
+						.setCustomId(encodeCustomId("pool", "confirm", token))
+						.setLabel(`End ${candidates.length} session${candidates.length === 1 ? "" : "s"}`)
+						.setStyle(ButtonStyle.Danger),
+					new ButtonBuilder()
+						.setCustomId(encodeCustomId("pool", "cancel", token))
+						.setLabel("Cancel")
+						.setStyle(ButtonStyle.Secondary),
 				),
 			],
 		});
 	},
 };
 
-const terminationConfirmation = pendingState((services) => services.confirmations, "take", { expired: "This confirmation has expired or is not valid. Press the button on /pool again.", otherUser: "Only the person who asked can confirm this." });
+const terminationConfirmation = pendingState((services) => services.confirmations, "take", {
+	expired: "This confirmation has expired or is not valid. Press the button on /pool again.",
+	otherUser: "Only the person who asked can confirm this.",
+});
 
 /** The open "end idle connections" confirmation a Confirm or Cancel press refers to. */
-async function terminationPress(id: CustomId, ctx: HandlerContext): Promise<Extract<Confirmation, { kind: "pool.terminate" }>> {
+async function terminationPress(
+	id: CustomId,
+	ctx: HandlerContext,
+): Promise<Extract<Confirmation, { kind: "pool.terminate" }>> {
 	const { value } = await terminationConfirmation(id, ctx);
-	if (value.kind !== "pool.terminate") throw new PressRefusedError("This confirmation has expired or is not valid. Press the button on /pool again.", { reason: "unknown confirmation", target: "?" });
+	if (value.kind !== "pool.terminate")
+		throw new PressRefusedError("This confirmation has expired or is not valid. Press the button on /pool again.", {
+			reason: "unknown confirmation",
+			target: "?",
+		});
 	return value;
 }
 
@@ -296,7 +488,11 @@ export const poolConfirm: ComponentHandler<Extract<Confirmation, { kind: "pool.t
 	async run(interaction, { environment, candidates, minutes, sessions = "idle" }, ctx) {
 		try {
 			const result = await ctx.services.pool.terminate(environment, candidates, minutes, sessions);
-			await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "ok", { ended: result.ended.map((c) => c.pid), skipped: result.skipped, sessions });
+			await recordAction(ctx, "pool.terminate", `${environment}: ${candidates.length} sessions`, "ok", {
+				ended: result.ended.map((c) => c.pid),
+				skipped: result.skipped,
+				sessions,
+			});
 			await interaction.editReply({
 				content: truncate(textToMarkdown(terminationResultText(environment, result, sessions)), DISCORD_LIMITS.content),
 				embeds: [],
@@ -310,4 +506,10 @@ export const poolConfirm: ComponentHandler<Extract<Confirmation, { kind: "pool.t
 };
 
 /** Cancel button on the confirmation: whatever its state, nothing is ended. */
-export const poolCancel = cancelButton({ area: "pool", action: "cancel", kind: "pool.terminate", target: (c) => c.environment, nothing: "nothing was ended" });
+export const poolCancel = cancelButton({
+	area: "pool",
+	action: "cancel",
+	kind: "pool.terminate",
+	target: (c) => c.environment,
+	nothing: "nothing was ended",
+});

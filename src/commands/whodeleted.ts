@@ -1,11 +1,11 @@
-import { ActionRowBuilder, SlashCommandBuilder, type ButtonBuilder } from "discord.js";
+import { ActionRowBuilder, type ButtonBuilder, SlashCommandBuilder } from "discord.js";
 import { defaultEnvironment } from "../config.ts";
-import { joinText, reportToEmbed, type Inline, type Report, type Text } from "../render/report.ts";
+import type { Command } from "../discord/handler.ts";
+import { type Inline, joinText, type Report, reportToEmbed, type Text } from "../render/report.ts";
 import type { WhoDeletedResult } from "../services/audit.ts";
 import { eventLine, eventLines, resourceTypeChoices } from "./audit.ts";
 import { correlationButton } from "./logs.ts";
 import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
-import type { Command } from "../discord/handler.ts";
 
 const SHOWN_DELETES = 8;
 
@@ -18,18 +18,42 @@ export function whoDeletedReport(result: WhoDeletedResult, showPii: boolean): Re
 		return {
 			title: `Who deleted ${result.resourceType} ${result.resourceId}`.slice(0, 256),
 			level: "info",
-			summary: [`${result.deletes.length === 1 ? "One DELETE" : `${result.deletes.length} DELETEs`} of `, ...subject, `, newest first${result.deletes.length > SHOWN_DELETES ? ` (showing ${SHOWN_DELETES})` : ""}.`],
-			fields: shown.map((e) => ({ label: `🗑 ${e.success ? "Deleted" : "Delete attempt failed"}`, value: joinText([{ time: e.at, style: "full" }, ...eventLines(e, showPii)], "\n"), inline: false })),
+			summary: [
+				`${result.deletes.length === 1 ? "One DELETE" : `${result.deletes.length} DELETEs`} of `,
+				...subject,
+				`, newest first${result.deletes.length > SHOWN_DELETES ? ` (showing ${SHOWN_DELETES})` : ""}.`,
+			],
+			fields: shown.map((e) => ({
+				label: `🗑 ${e.success ? "Deleted" : "Delete attempt failed"}`,
+				value: joinText([{ time: e.at, style: "full" }, ...eventLines(e, showPii)], "\n"),
+				inline: false,
+			})),
 			...(footer ? { footer } : {}),
 		};
 	}
 	const known: Text[] = [];
-	if (result.lastActions.length > 0) known.push([{ strong: "Last actions on it:" }, "\n", ...joinText(result.lastActions.map((e) => eventLine(e, showPii)), "\n")]);
+	if (result.lastActions.length > 0)
+		known.push([
+			{ strong: "Last actions on it:" },
+			"\n",
+			...joinText(
+				result.lastActions.map((e) => eventLine(e, showPii)),
+				"\n",
+			),
+		]);
 	if (result.otherTypes.length > 0) {
-		const types = result.otherTypes.map((t): Text => [{ code: t.resourceType }, ` (${t.rows >= 1000 ? "1000+" : t.rows} rows)`]);
-		known.push([{ strong: "The same id under other types:" }, " ", ...joinText(types, ", "), ". Did you mean one of these?"]);
+		const types = result.otherTypes.map(
+			(t): Text => [{ code: t.resourceType }, ` (${t.rows >= 1000 ? "1000+" : t.rows} rows)`],
+		);
+		known.push([
+			{ strong: "The same id under other types:" },
+			" ",
+			...joinText(types, ", "),
+			". Did you mean one of these?",
+		]);
 	}
-	if (known.length === 0) known.push("Nothing at all is recorded for this resource: check the type (it is case-sensitive) and the id.");
+	if (known.length === 0)
+		known.push("Nothing at all is recorded for this resource: check the type (it is case-sensitive) and the id.");
 	return {
 		title: `No delete recorded for ${result.resourceType} ${result.resourceId}`.slice(0, 256),
 		level: "info",
@@ -44,13 +68,24 @@ export const whodeleted: Command = {
 	data: new SlashCommandBuilder()
 		.setName("whodeleted")
 		.setDescription("Who deleted this resource, when, and from where")
-		.addStringOption((o) => o.setName("type").setDescription("Resource type, e.g. User").setRequired(true).setAutocomplete(true).setMaxLength(100))
+		.addStringOption((o) =>
+			o
+				.setName("type")
+				.setDescription("Resource type, e.g. User")
+				.setRequired(true)
+				.setAutocomplete(true)
+				.setMaxLength(100),
+		)
 		.addStringOption((o) => o.setName("id").setDescription("Resource id").setRequired(true).setMaxLength(100))
 		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
 		.toJSON(),
 	async execute(interaction, ctx) {
 		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env"), "postgres");
-		const result = await ctx.services.audit.whoDeleted(environment, interaction.options.getString("type", true), interaction.options.getString("id", true));
+		const result = await ctx.services.audit.whoDeleted(
+			environment,
+			interaction.options.getString("type", true),
+			interaction.options.getString("id", true),
+		);
 		// One "Logs for this request" button per distinct request, newest first, where log search exists.
 		const seen = new Set<string>();
 		const logButtons = result.deletes

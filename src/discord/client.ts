@@ -54,10 +54,17 @@ export function createDiscordClient(options: { apiUrl?: string; router: Router; 
 		allowedMentions: { parse: [] },
 	});
 	client.on(Events.InteractionCreate, (interaction) => void options.router.handle(interaction));
-	client.once(Events.ClientReady, (ready) => options.log.info({ user: ready.user.tag, guilds: ready.guilds.cache.size }, "connected to Discord"));
+	client.once(Events.ClientReady, (ready) =>
+		options.log.info({ user: ready.user.tag, guilds: ready.guilds.cache.size }, "connected to Discord"),
+	);
 	client.on(Events.Error, (err) => options.log.error({ err }, "discord client error"));
 	client.on(Events.Warn, (message) => options.log.warn({ message }, "discord client warning"));
-	client.rest.on("rateLimited", (info) => options.log.warn({ route: info.route, retryAfter: info.retryAfter, global: info.global }, "rate limited by Discord"));
+	client.rest.on("rateLimited", (info) =>
+		options.log.warn(
+			{ route: info.route, retryAfter: info.retryAfter, global: info.global },
+			"rate limited by Discord",
+		),
+	);
 	return client;
 }
 

@@ -15,7 +15,8 @@ export function encodeCustomId(area: string, action: string, ...args: string[]):
 		if (!PART.test(part)) throw new Error(`customId part not encodable: ${JSON.stringify(part.slice(0, 20))}`);
 	}
 	const id = [area, action, ...args].join(":");
-	if (id.length > DISCORD_LIMITS.customId) throw new Error(`customId longer than ${DISCORD_LIMITS.customId} characters`);
+	if (id.length > DISCORD_LIMITS.customId)
+		throw new Error(`customId longer than ${DISCORD_LIMITS.customId} characters`);
 	return id;
 }
 

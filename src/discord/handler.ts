@@ -28,7 +28,10 @@ export interface Command {
 	readonly data: RESTPostAPIChatInputApplicationCommandsJSONBody;
 	execute(interaction: ChatInputCommandInteraction, ctx: HandlerContext): Promise<void>;
 	/** Must answer fast: Discord has no deferred form for autocomplete (3 s). */
-	autocomplete?(interaction: AutocompleteInteraction, ctx: HandlerContext): Promise<ApplicationCommandOptionChoiceData[]>;
+	autocomplete?(
+		interaction: AutocompleteInteraction,
+		ctx: HandlerContext,
+	): Promise<ApplicationCommandOptionChoiceData[]>;
 }
 
 /** Interactions that carry a customId. */
@@ -56,7 +59,7 @@ export interface ComponentHandler<P = CustomId> {
 }
 
 /** Any component handler, for the router's list (each one's `parse` and `run` agree on its own type). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: a handler list holds handlers of every parse result; each is called with its own
 export type AnyComponentHandler = ComponentHandler<any>;
 
 /** The parse step of handlers that need nothing but the customId. */
@@ -85,7 +88,10 @@ export function pendingState<T>(
 		const [token = "", ...args] = id.args;
 		const found = await store(ctx.services)[how](token, ctx.actor.userId);
 		if (!found.ok) {
-			throw new PressRefusedError(found.reason === "other-user" && refusals.otherUser ? refusals.otherUser : refusals.expired, { reason: `${found.reason} ${how === "take" ? "confirmation" : "state"}`, target: "?" });
+			throw new PressRefusedError(
+				found.reason === "other-user" && refusals.otherUser ? refusals.otherUser : refusals.expired,
+				{ reason: `${found.reason} ${how === "take" ? "confirmation" : "state"}`, target: "?" },
+			);
 		}
 		return { token, value: found.value, args };
 	};
@@ -95,9 +101,22 @@ export function pendingState<T>(
 const COUNTED_ACTIONS = new Set(["alert.restart", "alert.silence", "alert.unsilence"]);
 
 /** Records what a person did, or was refused, in opsbot's action log (the one place presses are recorded). */
-export async function recordAction(ctx: HandlerContext, action: string, target: string, result: string, details?: Record<string, unknown>): Promise<void> {
-	if (COUNTED_ACTIONS.has(action)) ctx.services.metrics.alertActions.inc({ action, result: result.split(/[: ]/, 1)[0] ?? result });
-	await ctx.services.actionLog.record({ actor: { userId: ctx.actor.userId, username: ctx.actor.username }, action, target, result, ...(details ? { details } : {}) });
+export async function recordAction(
+	ctx: HandlerContext,
+	action: string,
+	target: string,
+	result: string,
+	details?: Record<string, unknown>,
+): Promise<void> {
+	if (COUNTED_ACTIONS.has(action))
+		ctx.services.metrics.alertActions.inc({ action, result: result.split(/[: ]/, 1)[0] ?? result });
+	await ctx.services.actionLog.record({
+		actor: { userId: ctx.actor.userId, username: ctx.actor.username },
+		action,
+		target,
+		result,
+		...(details ? { details } : {}),
+	});
 }
 
 /**
@@ -105,7 +124,13 @@ export async function recordAction(ctx: HandlerContext, action: string, target: 
  * cannot be confirmed afterwards), records the cancel against what it named, and says `nothing`
  * ("nothing was ended").
  */
-export function cancelButton<K extends Confirmation["kind"]>(spec: { area: string; action: string; kind: K; target: (confirmation: Extract<Confirmation, { kind: K }>) => string; nothing: string }): ComponentHandler {
+export function cancelButton<K extends Confirmation["kind"]>(spec: {
+	area: string;
+	action: string;
+	kind: K;
+	target: (confirmation: Extract<Confirmation, { kind: K }>) => string;
+	nothing: string;
+}): ComponentHandler {
 	const recordAs = spec.kind;
 	return {
 		area: spec.area,
@@ -116,7 +141,8 @@ export function cancelButton<K extends Confirmation["kind"]>(spec: { area: strin
 		parse: rawId,
 		async run(interaction, id, ctx) {
 			const taken = await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
-			const confirmation = taken.ok && taken.value.kind === spec.kind ? (taken.value as Extract<Confirmation, { kind: K }>) : undefined;
+			const confirmation =
+				taken.ok && taken.value.kind === spec.kind ? (taken.value as Extract<Confirmation, { kind: K }>) : undefined;
 			await recordAction(ctx, recordAs, confirmation ? spec.target(confirmation) : "?", "cancelled");
 			await interaction.editReply({ content: `Cancelled; ${spec.nothing}.`, embeds: [], components: [] });
 		},

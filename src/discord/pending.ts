@@ -25,7 +25,10 @@ export interface PendingStoreOptions {
 }
 
 /** The bounds every pending store applies (memory, SQLite, PostgreSQL), each at least 1. */
-export function pendingBounds(options: Pick<PendingStoreOptions, "maxPerUser" | "maxEntries">): { maxPerUser: number; maxEntries: number } {
+export function pendingBounds(options: Pick<PendingStoreOptions, "maxPerUser" | "maxEntries">): {
+	maxPerUser: number;
+	maxEntries: number;
+} {
 	return { maxPerUser: Math.max(1, options.maxPerUser ?? 20), maxEntries: Math.max(1, options.maxEntries ?? 1_000) };
 }
 

@@ -1,4 +1,12 @@
-import type { APIEmbed, AttachmentBuilder, ChatInputCommandInteraction, EmbedBuilder, InteractionEditReplyOptions, MessageComponentInteraction, ModalSubmitInteraction } from "discord.js";
+import type {
+	APIEmbed,
+	AttachmentBuilder,
+	ChatInputCommandInteraction,
+	EmbedBuilder,
+	InteractionEditReplyOptions,
+	MessageComponentInteraction,
+	ModalSubmitInteraction,
+} from "discord.js";
 import type { Logger } from "../log.ts";
 import { classifySendError } from "./send-failure.ts";
 
@@ -10,19 +18,32 @@ export interface ReplyWithFiles {
 	readonly files: readonly AttachmentBuilder[];
 }
 
-const MISSING_NOTE = "⚠️ The attachment could not be sent; the rest of the answer is here. Try again, or use the CLI (`npx opsbot …`).";
+const MISSING_NOTE =
+	"⚠️ The attachment could not be sent; the rest of the answer is here. Try again, or use the CLI (`npx opsbot …`).";
 
 /**
  * Edits a deferred reply that attaches files. When the files cannot be sent (Discord refuses them,
  * or opsbot fails to encode them), the answer still goes out without them, saying so: a picture or
  * a download never takes the text with it. Outages (5xx, network) are left to the caller's error path.
  */
-export async function editReplyWithFiles(interaction: ChatInputCommandInteraction | MessageComponentInteraction | ModalSubmitInteraction, reply: ReplyWithFiles, log: Logger): Promise<void> {
+export async function editReplyWithFiles(
+	interaction: ChatInputCommandInteraction | MessageComponentInteraction | ModalSubmitInteraction,
+	reply: ReplyWithFiles,
+	log: Logger,
+): Promise<void> {
 	try {
-		await interaction.editReply({ ...reply, embeds: reply.embeds ? [...reply.embeds] : [], files: [...reply.files], attachments: [] });
+		await interaction.editReply({
+			...reply,
+			embeds: reply.embeds ? [...reply.embeds] : [],
+			files: [...reply.files],
+			attachments: [],
+		});
 	} catch (err) {
 		if (reply.files.length === 0 || classifySendError(err) === "transient") throw err;
-		log.error({ err, files: reply.files.map((f) => f.name) }, "reply attachments could not be sent; sending the answer without them");
+		log.error(
+			{ err, files: reply.files.map((f) => f.name) },
+			"reply attachments could not be sent; sending the answer without them",
+		);
 		const embeds = (reply.embeds ?? []).map((e) => {
 			const json = "toJSON" in e ? e.toJSON() : e;
 			// An image that points at a missing attachment would show as broken.

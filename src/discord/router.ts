@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { MessageFlags, type Interaction, type RepliableInteraction } from "discord.js";
-import { recordAction, type AnyComponentHandler, type Command, type HandlerContext } from "./handler.ts";
+import { type Interaction, MessageFlags, type RepliableInteraction } from "discord.js";
 import type { AppContext } from "../context.ts";
-import type { InteractionResult } from "../metrics.ts";
 import { PermissionDeniedError, PressRefusedError, UserFacingError, withTimeout } from "../errors.ts";
+import type { InteractionResult } from "../metrics.ts";
 import { cutWhole, DISCORD_LIMITS, truncate } from "../render/limits.ts";
 import type { Actor } from "./access.ts";
 import { decodeCustomId } from "./custom-id.ts";
+import { type AnyComponentHandler, type Command, type HandlerContext, recordAction } from "./handler.ts";
 
 // Discord gives 3 s for autocomplete and has no deferred form; answer with nothing rather than late.
 const AUTOCOMPLETE_BUDGET_MS = 2_500;
@@ -19,7 +19,11 @@ export interface Router {
 }
 
 /** Builds the router over the one command list and the component handlers. */
-export function createRouter(commands: readonly Command[], components: readonly AnyComponentHandler[], ctx: AppContext): Router {
+export function createRouter(
+	commands: readonly Command[],
+	components: readonly AnyComponentHandler[],
+	ctx: AppContext,
+): Router {
 	const byName = new Map(commands.map((c) => [c.name as string, c]));
 	const byCustomId = new Map(components.map((h) => [`${h.area}:${h.action}`, h]));
 	const inFlight = new Set<Promise<void>>();
@@ -27,8 +31,17 @@ export function createRouter(commands: readonly Command[], components: readonly 
 
 	async function dispatch(interaction: Interaction): Promise<void> {
 		const started = performance.now();
-		const kind = interaction.isAutocomplete() ? "autocomplete" : interaction.isChatInputCommand() ? "command" : "component";
-		const name = interaction.isCommand() || interaction.isAutocomplete() ? interaction.commandName : "customId" in interaction ? (interaction.customId.split(":", 2).join(":") || "?") : "?";
+		const kind = interaction.isAutocomplete()
+			? "autocomplete"
+			: interaction.isChatInputCommand()
+				? "command"
+				: "component";
+		const name =
+			interaction.isCommand() || interaction.isAutocomplete()
+				? interaction.commandName
+				: "customId" in interaction
+					? interaction.customId.split(":", 2).join(":") || "?"
+					: "?";
 		// Only names opsbot knows become label values: forged custom ids must not grow the metrics.
 		const labels = { kind, name: byName.has(name) || byCustomId.has(name) ? name : "unknown" };
 		const seconds = () => (performance.now() - started) / 1000;
@@ -79,7 +92,11 @@ export function createRouter(commands: readonly Command[], components: readonly 
 			const cmdLog = log.child({ cmd: interaction.commandName });
 			if (!command) {
 				cmdLog.warn("unknown command");
-				await replyError(interaction, new UserFacingError("This command is not known to this version of opsbot."), cmdLog);
+				await replyError(
+					interaction,
+					new UserFacingError("This command is not known to this version of opsbot."),
+					cmdLog,
+				);
 				done("refused");
 				return;
 			}
@@ -107,15 +124,24 @@ export function createRouter(commands: readonly Command[], components: readonly 
 			const target = interaction.customId.slice(0, DISCORD_LIMITS.customId);
 			const refusedAs = id && handler ? (handler.recordAs ?? `${id.area}.${id.action}`) : "unknown-button";
 			const recordRefusal = (reason: string, at = target, details?: Record<string, unknown>) =>
-				recordAction(pressCtx, refusedAs, at, `refused: ${reason}`, details).catch((err: unknown) => cLog.error({ err }, "could not record a refused press"));
+				recordAction(pressCtx, refusedAs, at, `refused: ${reason}`, details).catch((err: unknown) =>
+					cLog.error({ err }, "could not record a refused press"),
+				);
 			if (!id || !handler) {
 				cLog.warn("refused a button or form opsbot did not make (unknown or forged customId)");
 				await recordRefusal("unknown or forged customId");
-				await replyError(interaction, new UserFacingError("This button is not valid (any more). Run the command again."), cLog);
+				await replyError(
+					interaction,
+					new UserFacingError("This button is not valid (any more). Run the command again."),
+					cLog,
+				);
 				done("refused");
 				return;
 			}
-			const allowed = "action" in handler.permission ? ctx.access.mayDo(actor, handler.permission.action) : ctx.access.mayUseCommand(actor, handler.permission.command);
+			const allowed =
+				"action" in handler.permission
+					? ctx.access.mayDo(actor, handler.permission.action)
+					: ctx.access.mayUseCommand(actor, handler.permission.command);
 			if (!allowed) {
 				cLog.info({ roles: actor.roleIds, permission: handler.permission }, "button refused: role not allowed");
 				await recordRefusal("role not allowed");
@@ -125,30 +151,43 @@ export function createRouter(commands: readonly Command[], components: readonly 
 				return;
 			}
 			// After deferUpdate (by the router or the handler), an error must not overwrite the message the component sits on: say it in a follow-up.
-			const result = await run(interaction, pressCtx, async () => {
-				if (handler.defer === "update") await interaction.deferUpdate();
-				else if (handler.defer === "reply") await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-				if (handler.defer !== "none") firstResponse();
-				let parsed: unknown;
-				try {
-					parsed = await handler.parse(id, pressCtx, interaction);
-				} catch (err) {
-					if (err instanceof PressRefusedError) {
-						cLog.info({ reason: err.reason }, "press refused");
-						await recordRefusal(err.reason, err.target ?? target, err.details);
+			const result = await run(
+				interaction,
+				pressCtx,
+				async () => {
+					if (handler.defer === "update") await interaction.deferUpdate();
+					else if (handler.defer === "reply") await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+					if (handler.defer !== "none") firstResponse();
+					let parsed: unknown;
+					try {
+						parsed = await handler.parse(id, pressCtx, interaction);
+					} catch (err) {
+						if (err instanceof PressRefusedError) {
+							cLog.info({ reason: err.reason }, "press refused");
+							await recordRefusal(err.reason, err.target ?? target, err.details);
+						}
+						throw err;
 					}
-					throw err;
-				}
-				await handler.run(interaction, parsed, pressCtx);
-			}, handler.defer !== "reply");
+					await handler.run(interaction, parsed, pressCtx);
+				},
+				handler.defer !== "reply",
+			);
 			done(result);
 		}
 	}
 
 	async function refuseOutsideGuild(interaction: Interaction, actor: Actor, log: HandlerContext["log"]): Promise<void> {
 		const from = interaction.guildId ? `guild ${interaction.guildId}` : "a DM";
-		const target = interaction.isCommand() || interaction.isAutocomplete() ? `/${interaction.commandName}` : interaction.isMessageComponent() || interaction.isModalSubmit() ? interaction.customId.slice(0, DISCORD_LIMITS.customId) : "interaction";
-		log.warn({ guildId: interaction.guildId, channelId: interaction.channelId, target }, "refused an interaction from outside opsbot's server");
+		const target =
+			interaction.isCommand() || interaction.isAutocomplete()
+				? `/${interaction.commandName}`
+				: interaction.isMessageComponent() || interaction.isModalSubmit()
+					? interaction.customId.slice(0, DISCORD_LIMITS.customId)
+					: "interaction";
+		log.warn(
+			{ guildId: interaction.guildId, channelId: interaction.channelId, target },
+			"refused an interaction from outside opsbot's server",
+		);
 		if (interaction.isAutocomplete()) {
 			// Every keystroke sends one: answered with nothing, logged, not recorded.
 			await interaction.respond([]).catch((err: unknown) => log.warn({ err }, "autocomplete respond failed"));
@@ -162,7 +201,13 @@ export function createRouter(commands: readonly Command[], components: readonly 
 				.catch((err: unknown) => log.warn({ err }, "refusal reply failed"));
 		}
 		await ctx.services.actionLog
-			.record({ actor: { userId: actor.userId, username: actor.username }, action: "outside-guild", target, result: `refused: sent from ${from}`, details: { guildId: interaction.guildId, channelId: interaction.channelId } })
+			.record({
+				actor: { userId: actor.userId, username: actor.username },
+				action: "outside-guild",
+				target,
+				result: `refused: sent from ${from}`,
+				details: { guildId: interaction.guildId, channelId: interaction.channelId },
+			})
 			.catch((err: unknown) => log.error({ err }, "could not record a refused interaction"));
 	}
 
@@ -170,7 +215,9 @@ export function createRouter(commands: readonly Command[], components: readonly 
 		async handle(interaction) {
 			if (!accepting) {
 				if (interaction.isRepliable()) {
-					await interaction.reply({ content: "opsbot is restarting; try again in a moment.", flags: MessageFlags.Ephemeral }).catch(() => undefined);
+					await interaction
+						.reply({ content: "opsbot is restarting; try again in a moment.", flags: MessageFlags.Ephemeral })
+						.catch(() => undefined);
 				}
 				return;
 			}
@@ -185,7 +232,12 @@ export function createRouter(commands: readonly Command[], components: readonly 
 	};
 }
 
-async function run(interaction: RepliableInteraction, ctx: HandlerContext, work: () => Promise<void>, asFollowUp = false): Promise<"ok" | "refused" | "error"> {
+async function run(
+	interaction: RepliableInteraction,
+	ctx: HandlerContext,
+	work: () => Promise<void>,
+	asFollowUp = false,
+): Promise<"ok" | "refused" | "error"> {
 	try {
 		await work();
 		return "ok";
@@ -196,7 +248,12 @@ async function run(interaction: RepliableInteraction, ctx: HandlerContext, work:
 }
 
 /** The one error path: a user-facing message as written, anything else a generic text with a short ref that is also logged. */
-export async function replyError(interaction: RepliableInteraction, err: unknown, log: HandlerContext["log"], asFollowUp = false): Promise<void> {
+export async function replyError(
+	interaction: RepliableInteraction,
+	err: unknown,
+	log: HandlerContext["log"],
+	asFollowUp = false,
+): Promise<void> {
 	const known = err instanceof UserFacingError;
 	const ref = randomUUID().slice(0, 8);
 	if (known) log.info({ err: { message: err.message, name: err.name } }, "interaction refused");

@@ -8,7 +8,8 @@ export type SendFailure = "refused" | "transient" | "local";
 
 /** Sorts a send error into the three kinds delivery treats differently. */
 export function classifySendError(err: unknown): SendFailure {
-	if (err instanceof DiscordAPIError || err instanceof HTTPError) return err.status === 429 || err.status >= 500 ? "transient" : "refused";
+	if (err instanceof DiscordAPIError || err instanceof HTTPError)
+		return err.status === 429 || err.status >= 500 ? "transient" : "refused";
 	// undici's errors carry a stable code (UND_ERR_*), sockets an errno code; timeouts abort.
 	for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
 		const code = (e as { code?: unknown }).code;

@@ -72,7 +72,9 @@ export function joinLinesWithin(lines: readonly string[], max: number): string {
  * fillers used for "invisible names" (U+3164, U+115F, U+1160, U+FFA0), soft hyphen, U+180E, the
  * combining grapheme joiner and the tag block (invisible letters after any character).
  */
-const INVISIBLE = /[\u00AD\u034F\u061C\u115F\u1160\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\u3164\uFEFF\uFFA0\u{E0000}-\u{E007F}]/gu;
+const INVISIBLE =
+	// biome-ignore lint/suspicious/noMisleadingCharacterClass: each of these is stripped on its own, combining or not
+	/[\u00AD\u034F\u061C\u115F\u1160\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\u3164\uFEFF\uFFA0\u{E0000}-\u{E007F}]/gu;
 // A run of combining marks beyond a few stacks over the lines around it ("Zalgo" text).
 const COMBINING_FLOOD = /(\p{M}{4})\p{M}+/gu;
 
@@ -86,7 +88,9 @@ export function stripInvisible(text: string): string {
  * name with "\n" cannot forge a line of its own in a list; invisible characters are stripped, ends trimmed.
  */
 export function oneLine(text: string): string {
-	return stripInvisible(text).replace(/[ \t]*(?:\r\n|[\r\n\u2028\u2029])[ \t]*/g, " ").trim();
+	return stripInvisible(text)
+		.replace(/[ \t]*(?:\r\n|[\r\n\u2028\u2029])[ \t]*/g, " ")
+		.trim();
 }
 
 /** C0 and C1 control characters other than newline and tab: an ESC from a log line could drive a terminal. */
@@ -118,7 +122,7 @@ export function escapeMarkdown(text: string): string {
 	let out = "";
 	let from = 0;
 	for (const match of text.matchAll(BARE_URL)) {
-		out += escapeMarkup(text.slice(from, match.index)) + `<${match[0]}>`;
+		out += `${escapeMarkup(text.slice(from, match.index))}<${match[0]}>`;
 		from = match.index + match[0].length;
 	}
 	return (out + escapeMarkup(text.slice(from))).replace(CONTROL, (c) => `\\${controlEscape(c)}`);

@@ -1,5 +1,22 @@
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder, type APIActionRowComponent, type APIComponentInMessageActionRow } from "discord.js";
-import { CONTROL, controlEscape, DISCORD_LIMITS, escapeMarkdown, escapeTitle, inlineCode, joinLinesWithin, oneLine, truncate } from "./limits.ts";
+import {
+	ActionRowBuilder,
+	type APIActionRowComponent,
+	type APIComponentInMessageActionRow,
+	ButtonBuilder,
+	ButtonStyle,
+	EmbedBuilder,
+} from "discord.js";
+import {
+	CONTROL,
+	controlEscape,
+	DISCORD_LIMITS,
+	escapeMarkdown,
+	escapeTitle,
+	inlineCode,
+	joinLinesWithin,
+	oneLine,
+	truncate,
+} from "./limits.ts";
 
 /**
  * How bad something is; drives colours, icons and CLI exit codes. "ok" means checked and fine (green);
@@ -106,11 +123,20 @@ export function textToMarkdown(text: Text): string {
 			if ("code" in part) return inlineCode(part.code);
 			if ("time" in part) {
 				const s = Math.floor(part.time.getTime() / 1000);
-				const discordStyle = { relative: `<t:${s}:R>`, absolute: `<t:${s}:f>`, full: `<t:${s}:f> (<t:${s}:R>)`, time: `<t:${s}:t>`, clock: `<t:${s}:t> (<t:${s}:R>)` } as const;
+				const discordStyle = {
+					relative: `<t:${s}:R>`,
+					absolute: `<t:${s}:f>`,
+					full: `<t:${s}:f> (<t:${s}:R>)`,
+					time: `<t:${s}:t>`,
+					clock: `<t:${s}:t> (<t:${s}:R>)`,
+				} as const;
 				return discordStyle[part.style ?? "relative"];
 			}
 			// Discord shows a masked link only for http(s); anything else stays plain text.
-			if ("link" in part) return /^https?:\/\//i.test(part.link) ? `[${textToMarkdown(part.label)}](${part.link.replace(/[()\s]/g, encodeURIComponent)})` : textToMarkdown(part.label);
+			if ("link" in part)
+				return /^https?:\/\//i.test(part.link)
+					? `[${textToMarkdown(part.label)}](${part.link.replace(/[()\s]/g, encodeURIComponent)})`
+					: textToMarkdown(part.label);
 			if ("mention" in part) return `<${MENTION_PREFIX[part.mention]}${part.id}>`;
 			return part.list.map((item) => `• ${textToMarkdown(item)}`).join("\n");
 		})
@@ -129,7 +155,8 @@ export function textToPlain(text: Text, codeSpace = " "): string {
 			if ("code" in part) {
 				// `codeSpace` marks code on a line of its own (a config line, a snippet); code inside a sentence stays words.
 				const before = all[i - 1];
-				const ownLine = part.code.includes("\n") || before === undefined || (typeof before === "string" && before.endsWith("\n"));
+				const ownLine =
+					part.code.includes("\n") || before === undefined || (typeof before === "string" && before.endsWith("\n"));
 				return ownLine ? part.code.replaceAll(" ", codeSpace) : part.code;
 			}
 			if ("time" in part) {
@@ -182,7 +209,9 @@ export function fitReportToEmbed(report: Report): { embed: EmbedBuilder; listSho
 	const summary = report.summary === undefined ? "" : textToMarkdown(report.summary);
 	const body = [
 		...(summary ? summary.split("\n") : []),
-		...(report.lines ?? []).map((l) => `${LEVEL_ICON[l.level]} **${escapeMarkdown(oneLine(l.label))}** ${textToMarkdown(l.text)}`),
+		...(report.lines ?? []).map(
+			(l) => `${LEVEL_ICON[l.level]} **${escapeMarkdown(oneLine(l.label))}** ${textToMarkdown(l.text)}`,
+		),
 	];
 	const { description, listShown } = descriptionOf(body, report.list, Math.min(DISCORD_LIMITS.description, budget));
 	if (description) embed.setDescription(description);
@@ -197,7 +226,11 @@ export function fitReportToEmbed(report: Report): { embed: EmbedBuilder; listSho
  * list's closing lines first, so "… and N more" and the notes are never the part cut; the items get
  * what the summary and lines leave.
  */
-function descriptionOf(body: readonly string[], list: ReportList | undefined, max: number): { description: string; listShown: number } {
+function descriptionOf(
+	body: readonly string[],
+	list: ReportList | undefined,
+	max: number,
+): { description: string; listShown: number } {
 	if (!list) return { description: joinLinesWithin(body, max), listShown: 0 };
 	const total = Math.max(list.total ?? 0, list.items.length);
 	const moreLine = (n: number) => `… and ${n} more${list.more ? ` (${escapeMarkdown(list.more)})` : ""}`;
@@ -229,7 +262,9 @@ function isLinkButtonUrl(url: string): boolean {
 export function reportLinkButtons(report: Report): APIActionRowComponent<APIComponentInMessageActionRow>[] {
 	const buttons = (report.links ?? []).flatMap((link) => {
 		const label = truncate(oneLine(link.label).trim(), DISCORD_LIMITS.buttonLabel);
-		return isLinkButtonUrl(link.url) && label ? [new ButtonBuilder().setStyle(ButtonStyle.Link).setURL(link.url).setLabel(label)] : [];
+		return isLinkButtonUrl(link.url) && label
+			? [new ButtonBuilder().setStyle(ButtonStyle.Link).setURL(link.url).setLabel(label)]
+			: [];
 	});
 	return buttons.length > 0 ? [new ActionRowBuilder<ButtonBuilder>().addComponents(buttons.slice(0, 5)).toJSON()] : [];
 }
@@ -242,8 +277,8 @@ export const TERMINAL_LABEL_WIDTH = 32;
 
 /** Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values (control characters escaped), wrapped to `width` columns (default 80; Infinity: one line per item). */
 export function reportToText(report: Report, options: { width?: number } = {}): string {
-	const escape = (text: string) => text.replace(CONTROL, controlEscape);
-	return reportToRawText(report, options.width ?? TERMINAL_WIDTH, escape);
+	const escapeControls = (text: string) => text.replace(CONTROL, controlEscape);
+	return reportToRawText(report, options.width ?? TERMINAL_WIDTH, escapeControls);
 }
 
 /** What a terminal view fits by default: the classic 80 columns. */
@@ -259,7 +294,11 @@ function unbreakable(words: readonly string[]): string[] {
 	const out: string[] = [];
 	for (const word of words) {
 		const previous = out.at(-1);
-		if (previous !== undefined && (UNIT.test(word) || (/^pid$/.test(previous.split(" ").at(-1) ?? "") && /^\d/.test(word)))) out[out.length - 1] = `${previous} ${word}`;
+		if (
+			previous !== undefined &&
+			(UNIT.test(word) || (/^pid$/.test(previous.split(" ").at(-1) ?? "") && /^\d/.test(word)))
+		)
+			out[out.length - 1] = `${previous} ${word}`;
 		else out.push(word);
 	}
 	return out;
@@ -294,7 +333,12 @@ export function wrapText(first: string, indent: string, text: string, width: num
 			}
 			// A word wider than a whole line: cut it into pieces that fit.
 			const room = Math.max(1, width - columns(indent));
-			while (columns(line) + columns(word) > width && columns(word) > room && !word.includes("://") && !word.includes(CODE_SPACE)) {
+			while (
+				columns(line) + columns(word) > width &&
+				columns(word) > room &&
+				!word.includes("://") &&
+				!word.includes(CODE_SPACE)
+			) {
 				const chars = [...word];
 				out.push(line + chars.slice(0, width - columns(line)).join(""));
 				word = chars.slice(width - columns(line)).join("");
@@ -308,24 +352,32 @@ export function wrapText(first: string, indent: string, text: string, width: num
 	return out;
 }
 
-function reportToRawText(report: Report, width: number, escape: (text: string) => string): string {
+function reportToRawText(report: Report, width: number, escapeControls: (text: string) => string): string {
 	const labelWidth = Number.isFinite(width) ? Math.max(TERMINAL_LABEL_WIDTH, width - 8) : TERMINAL_LABEL_WIDTH;
 	const label = (text: string) => truncate(oneLine(text), labelWidth);
 	const lines = (report.lines ?? []).map((l) => ({ ...l, label: label(l.label) }));
-	const fields = [...(report.fields ?? []), ...(report.links ?? []).map((l) => ({ label: l.label, value: l.url }))].map((f) => ({ ...f, label: label(f.label) }));
+	const fields = [...(report.fields ?? []), ...(report.links ?? []).map((l) => ({ label: l.label, value: l.url }))].map(
+		(f) => ({ ...f, label: label(f.label) }),
+	);
 	const wrap = (first: string, indent: string, text: string, paragraph = indent) =>
-		wrapText(first, indent, escape(text), width, paragraph).map((l) => l.replaceAll(CODE_SPACE, " "));
+		wrapText(first, indent, escapeControls(text), width, paragraph).map((l) => l.replaceAll(CODE_SPACE, " "));
 	const plain = (text: Text) => textToPlain(text, CODE_SPACE);
-	const pad = Math.min(MAX_GUTTER, Math.max(0, ...lines.map((l) => l.label.length), ...fields.map((f) => f.label.length)));
+	const pad = Math.min(
+		MAX_GUTTER,
+		Math.max(0, ...lines.map((l) => l.label.length), ...fields.map((f) => f.label.length)),
+	);
 	const valueIndent = " ".repeat(pad + 10);
 	// "  WORD  label  text": a label wider than the gutter gets its own line, the text goes under the others'.
 	const row = (head: string, label: string, gutter: number, text: string) => {
-		const shown = escape(label);
-		return shown.length > gutter ? [`${head}${shown}`, ...wrap(valueIndent, valueIndent, text)] : wrap(`${head}${shown.padEnd(gutter)}  `, valueIndent, text);
+		const shown = escapeControls(label);
+		return shown.length > gutter
+			? [`${head}${shown}`, ...wrap(valueIndent, valueIndent, text)]
+			: wrap(`${head}${shown.padEnd(gutter)}  `, valueIndent, text);
 	};
 	const out = wrap(`[${LEVEL_WORD[report.level]}] `, "    ", oneLine(report.title));
 	if (report.summary !== undefined) out.push(...wrap("", "  ", plain(report.summary), ""));
-	for (const line of lines) out.push(...row(`  ${LEVEL_WORD[line.level].padEnd(4)}  `, line.label, pad, plain(line.text)));
+	for (const line of lines)
+		out.push(...row(`  ${LEVEL_WORD[line.level].padEnd(4)}  `, line.label, pad, plain(line.text)));
 	if (report.list) {
 		const { items } = report.list;
 		for (const item of items) out.push(...wrap("  ", "    ", plain(item), "  "));

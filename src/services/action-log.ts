@@ -109,7 +109,11 @@ export function createFileActionLog(path: string, options: FileActionLogOptions 
 }
 
 /** Calls `visit` with each line of `file`, last line first, until it returns true (then resolves true). A missing file has no lines. */
-async function readLinesBackwards(file: string, chunkBytes: number, visit: (line: string) => boolean): Promise<boolean> {
+async function readLinesBackwards(
+	file: string,
+	chunkBytes: number,
+	visit: (line: string) => boolean,
+): Promise<boolean> {
 	let handle;
 	try {
 		handle = await open(file, "r");
@@ -175,16 +179,45 @@ export function createPostgresActionLog(db: StateDatabase, options: { keep?: num
 			} catch (err) {
 				throw new Error("action record is not serialisable", { cause: err });
 			}
-			await db.query("INSERT INTO opsbot_state.actions (at, user_id, username, action, target, result, details) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)", [entry.at ?? new Date(), entry.actor.userId, entry.actor.username, entry.action, entry.target, entry.result, details]);
-			if (++records % 100 === 1) await db.query("DELETE FROM opsbot_state.actions WHERE id <= (SELECT max(id) FROM opsbot_state.actions) - $1", [keep]);
+			await db.query(
+				"INSERT INTO opsbot_state.actions (at, user_id, username, action, target, result, details) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+				[
+					entry.at ?? new Date(),
+					entry.actor.userId,
+					entry.actor.username,
+					entry.action,
+					entry.target,
+					entry.result,
+					details,
+				],
+			);
+			if (++records % 100 === 1)
+				await db.query("DELETE FROM opsbot_state.actions WHERE id <= (SELECT max(id) FROM opsbot_state.actions) - $1", [
+					keep,
+				]);
 		},
 		async recent(limit, filter = {}) {
 			if (limit < 1) return [];
-			const { rows } = await db.query<{ at: Date; user_id: string; username: string; action: string; target: string; result: string; details: Record<string, unknown> | null }>(
+			const { rows } = await db.query<{
+				at: Date;
+				user_id: string;
+				username: string;
+				action: string;
+				target: string;
+				result: string;
+				details: Record<string, unknown> | null;
+			}>(
 				"SELECT at, user_id, username, action, target, result, details FROM opsbot_state.actions WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR user_id = $2) ORDER BY id DESC LIMIT $3",
 				[filter.action || null, filter.userId || null, limit],
 			);
-			return rows.map((r) => ({ at: r.at.toISOString(), actor: { userId: r.user_id, username: r.username }, action: r.action, target: r.target, result: r.result, ...(r.details ? { details: r.details } : {}) }));
+			return rows.map((r) => ({
+				at: r.at.toISOString(),
+				actor: { userId: r.user_id, username: r.username },
+				action: r.action,
+				target: r.target,
+				result: r.result,
+				...(r.details ? { details: r.details } : {}),
+			}));
 		},
 	};
 }

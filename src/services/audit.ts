@@ -2,7 +2,7 @@ import type { AuditTableConfig } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { parseTimeSpec } from "../time.ts";
-import { pgUserFacingError, type Database } from "./postgres.ts";
+import { type Database, pgUserFacingError } from "./postgres.ts";
 
 /** One audit_log row, as opsbot shows it. */
 export interface AuditEvent {
@@ -60,7 +60,18 @@ export interface AuditPage {
 }
 
 /** Filters from raw option values (/audit's options, the CLI's flags): the last 24 hours unless since/until say otherwise. */
-export function auditFilters(raw: { user?: string | null; action?: string | null; type?: string | null; id?: string | null; since?: string | null; until?: string | null; failedOnly?: boolean | null }, now = new Date()): AuditFilters {
+export function auditFilters(
+	raw: {
+		user?: string | null;
+		action?: string | null;
+		type?: string | null;
+		id?: string | null;
+		since?: string | null;
+		until?: string | null;
+		failedOnly?: boolean | null;
+	},
+	now = new Date(),
+): AuditFilters {
 	const until = raw.until ? parseTimeSpec(raw.until, now) : now;
 	const since = raw.since ? parseTimeSpec(raw.since, now) : new Date(until.getTime() - 86_400_000);
 	return {
@@ -137,9 +148,15 @@ function quoteIdent(name: string): string {
 
 function cleanInput(value: string, what: string): string {
 	// NUL cannot be stored in PostgreSQL text; lone surrogates cannot be encoded as UTF-8.
-	const cleaned = value.replace(/\u0000/g, "").toWellFormed().trim();
+	const cleaned = value
+		.replace(/\u0000/g, "")
+		.toWellFormed()
+		.trim();
 	if (cleaned.length === 0) throw new UserFacingError(`The ${what} is empty.`);
-	if (cleaned.length > MAX_INPUT) throw new UserFacingError(`The ${what} is ${cleaned.length} characters long; audit_log stores at most ${MAX_INPUT}.`);
+	if (cleaned.length > MAX_INPUT)
+		throw new UserFacingError(
+			`The ${what} is ${cleaned.length} characters long; audit_log stores at most ${MAX_INPUT}.`,
+		);
 	return cleaned;
 }
 
@@ -154,7 +171,10 @@ export interface AuditDeps {
 
 /** Creates the audit service over the configured table and column names (validated identifiers, quoted). */
 export function createAuditService(deps: AuditDeps): AuditService {
-	const c = Object.fromEntries(Object.entries(deps.table.columns).map(([k, v]) => [k, quoteIdent(v)])) as Record<keyof AuditTableConfig["columns"], string>;
+	const c = Object.fromEntries(Object.entries(deps.table.columns).map(([k, v]) => [k, quoteIdent(v)])) as Record<
+		keyof AuditTableConfig["columns"],
+		string
+	>;
 	const table = `${quoteIdent(deps.table.schema)}.${quoteIdent(deps.table.table)}`;
 	// Aliases must not shadow column names: ORDER BY would sort by the alias (id as text) instead of the column.
 	const select = `SELECT ${c.id}::text AS row_id, ${c.timestamp} AS at, ${c.correlationId} AS correlation_id, ${c.action} AS action,
@@ -162,7 +182,10 @@ export function createAuditService(deps: AuditDeps): AuditService {
 		${c.userEmail} AS user_email, host(${c.ipAddress}) AS ip_address, ${c.userAgent} AS user_agent, ${c.function} AS function,
 		${c.requestPath} AS request_path, ${c.requestMethod} AS request_method, ${c.success} AS success, ${c.error} AS error,
 		${c.durationMs}::float8 AS duration_ms, ${c.timestamp}::text AS at_text FROM ${table}`;
-	const typeCache = new Map<string, { types: readonly string[]; loadedAt: number; loading?: Promise<readonly string[]> }>();
+	const typeCache = new Map<
+		string,
+		{ types: readonly string[]; loadedAt: number; loading?: Promise<readonly string[]> }
+	>();
 	const refreshMs = deps.refreshMs ?? 10 * 60_000;
 
 	function db(environment: string): Database {
@@ -175,12 +198,18 @@ export function createAuditService(deps: AuditDeps): AuditService {
 	 * Every audit query goes through here, so /whodeleted, /audit and the CLI all get the same plain
 	 * explanation when PostgreSQL is down, refuses opsbot, is full or too slow (never pg's own text).
 	 */
-	async function read<Row extends object = AuditRow>(environment: string, sql: string, params: unknown[], onTimeout?: string): Promise<Row[]> {
+	async function read<Row extends object = AuditRow>(
+		environment: string,
+		sql: string,
+		params: unknown[],
+		onTimeout?: string,
+	): Promise<Row[]> {
 		const timeoutMs = deps.table.statementTimeoutMs;
 		try {
 			return await db(environment).read<Row>(sql, params, { timeoutMs });
 		} catch (err) {
-			if (onTimeout && (err as { code?: string }).code === "57014") throw new UserFacingError(onTimeout, { cause: err });
+			if (onTimeout && (err as { code?: string }).code === "57014")
+				throw new UserFacingError(onTimeout, { cause: err });
 			throw pgUserFacingError(err, environment, timeoutMs) ?? err;
 		}
 	}
@@ -208,9 +237,12 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			else if (user.includes("@")) add((p) => `lower(${c.userEmail}) = lower(${p})`, user);
 			else add((p) => `${c.username} = ${p}`, user);
 		}
-		if (filters.action !== undefined) add((p) => `${c.action} = ${p}`, cleanInput(filters.action, "action").toUpperCase());
-		if (filters.resourceType !== undefined) add((p) => `${c.resourceType} = ${p}`, cleanInput(filters.resourceType, "resource type"));
-		if (filters.resourceId !== undefined) add((p) => `${c.resourceId} = ${p}`, cleanInput(filters.resourceId, "resource id"));
+		if (filters.action !== undefined)
+			add((p) => `${c.action} = ${p}`, cleanInput(filters.action, "action").toUpperCase());
+		if (filters.resourceType !== undefined)
+			add((p) => `${c.resourceType} = ${p}`, cleanInput(filters.resourceType, "resource type"));
+		if (filters.resourceId !== undefined)
+			add((p) => `${c.resourceId} = ${p}`, cleanInput(filters.resourceId, "resource id"));
 		if (filters.failedOnly) where.push(`NOT ${c.success}`);
 		if (page.after) {
 			params.push(page.after.at, page.after.id);
@@ -218,7 +250,10 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			where.push(`(${c.timestamp}, ${c.id}) < ($${params.length - 1}::timestamptz, $${params.length}::bigint)`);
 		}
 		params.push(page.size + 1);
-		return { sql: `${select} WHERE ${where.join(" AND ")} ORDER BY ${c.timestamp} DESC, ${c.id} DESC LIMIT $${params.length}`, params };
+		return {
+			sql: `${select} WHERE ${where.join(" AND ")} ORDER BY ${c.timestamp} DESC, ${c.id} DESC LIMIT $${params.length}`,
+			params,
+		};
 	}
 
 	async function refreshResourceTypes(environment: string): Promise<readonly string[]> {
@@ -249,24 +284,45 @@ export function createAuditService(deps: AuditDeps): AuditService {
 		return loading;
 	}
 
-	async function search(environment: string, filters: AuditFilters, page: { size: number; after?: AuditCursor }): Promise<AuditPage> {
+	async function search(
+		environment: string,
+		filters: AuditFilters,
+		page: { size: number; after?: AuditCursor },
+	): Promise<AuditPage> {
 		const rangeDays = (filters.until.getTime() - filters.since.getTime()) / 86_400_000;
 		if (rangeDays <= 0) throw new UserFacingError("`since` must be before `until`.");
-		if (rangeDays > deps.table.maxRangeDays) throw new UserFacingError(`That range is ${Math.ceil(rangeDays)} days; the most opsbot searches at once is ${deps.table.maxRangeDays} days. Narrow since/until.`);
+		if (rangeDays > deps.table.maxRangeDays)
+			throw new UserFacingError(
+				`That range is ${Math.ceil(rangeDays)} days; the most opsbot searches at once is ${deps.table.maxRangeDays} days. Narrow since/until.`,
+			);
 		const size = Math.min(Math.max(1, page.size), deps.table.maxRows);
 		const query = searchQuery(filters, { ...page, size });
-		const rows = await read(environment, query.sql, query.params, "That search would scan too much of audit_log and was stopped. Narrow the time range, or search by user id, resource type and id (those are indexed).");
+		const rows = await read(
+			environment,
+			query.sql,
+			query.params,
+			"That search would scan too much of audit_log and was stopped. Narrow the time range, or search by user id, resource type and id (those are indexed).",
+		);
 		const shown = rows.slice(0, size);
 		const last = shown.at(-1);
-		return { events: shown.map(toEvent), ...(rows.length > size && last ? { next: { at: last.at_text, id: last.row_id } } : {}) };
+		return {
+			events: shown.map(toEvent),
+			...(rows.length > size && last ? { next: { at: last.at_text, id: last.row_id } } : {}),
+		};
 	}
 
-	async function searchAll(environment: string, filters: AuditFilters): Promise<{ events: AuditEvent[]; truncated: boolean }> {
+	async function searchAll(
+		environment: string,
+		filters: AuditFilters,
+	): Promise<{ events: AuditEvent[]; truncated: boolean }> {
 		const max = deps.table.maxRows;
 		const events: AuditEvent[] = [];
 		let after: AuditCursor | undefined;
 		for (;;) {
-			const page = await search(environment, filters, { size: Math.min(1_000, max - events.length), ...(after ? { after } : {}) });
+			const page = await search(environment, filters, {
+				size: Math.min(1_000, max - events.length),
+				...(after ? { after } : {}),
+			});
 			events.push(...page.events);
 			if (!page.next) return { events, truncated: false };
 			if (events.length >= max) return { events, truncated: true };
@@ -280,7 +336,8 @@ export function createAuditService(deps: AuditDeps): AuditService {
 		refreshResourceTypes,
 		resourceTypes(environment) {
 			const entry = typeCache.get(environment);
-			if (!entry || (Date.now() - entry.loadedAt > refreshMs && !entry.loading)) void refreshResourceTypes(environment).catch(() => undefined);
+			if (!entry || (Date.now() - entry.loadedAt > refreshMs && !entry.loading))
+				void refreshResourceTypes(environment).catch(() => undefined);
 			return entry?.types ?? [];
 		},
 		async whoDeleted(environment, rawType, rawId) {
@@ -289,9 +346,15 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			const query = whoDeletedQuery(resourceType, resourceId);
 			const deletes = (await read(environment, query.sql, query.params)).map(toEvent);
 			if (deletes.length > 0) return { resourceType, resourceId, deletes, lastActions: [], otherTypes: [] };
-			const types = typeCache.get(environment)?.types.length ? (typeCache.get(environment)?.types ?? []) : await refreshResourceTypes(environment).catch(() => []);
+			const types = typeCache.get(environment)?.types.length
+				? (typeCache.get(environment)?.types ?? [])
+				: await refreshResourceTypes(environment).catch(() => []);
 			const [lastActions, otherTypes] = await Promise.all([
-				read(environment, `${select} WHERE ${c.resourceType} = $1 AND ${c.resourceId} = $2 ORDER BY ${c.timestamp} DESC, ${c.id} DESC LIMIT 5`, [resourceType, resourceId]),
+				read(
+					environment,
+					`${select} WHERE ${c.resourceType} = $1 AND ${c.resourceId} = $2 ORDER BY ${c.timestamp} DESC, ${c.id} DESC LIMIT 5`,
+					[resourceType, resourceId],
+				),
 				// One index probe per known type, each capped, instead of a scan for the id alone (it has no index).
 				read<{ resource_type: string; rows: number }>(
 					environment,
@@ -316,14 +379,22 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			const user = filters.user?.trim();
 			if (user && !/^\d{1,9}$/.test(user)) {
 				const column = user.includes("@") ? `lower(${c.userEmail})` : c.username;
-				suggestions.push(`CREATE INDEX CONCURRENTLY ${quoteIdent(name(user.includes("@") ? "email_ts" : "username_ts"))} ON ${table} ((${column}), ${c.timestamp} DESC);`);
+				suggestions.push(
+					`CREATE INDEX CONCURRENTLY ${quoteIdent(name(user.includes("@") ? "email_ts" : "username_ts"))} ON ${table} ((${column}), ${c.timestamp} DESC);`,
+				);
 			}
 			// The API indexes user_id alone: over days, PostgreSQL walks the timestamp index and filters by user.
 			if (user && /^\d{1,9}$/.test(user) && filters.until.getTime() - filters.since.getTime() > 86_400_000) {
-				suggestions.push(`CREATE INDEX CONCURRENTLY ${quoteIdent(name("user_id_ts"))} ON ${table} (${c.userId}, ${c.timestamp} DESC);`);
+				suggestions.push(
+					`CREATE INDEX CONCURRENTLY ${quoteIdent(name("user_id_ts"))} ON ${table} (${c.userId}, ${c.timestamp} DESC);`,
+				);
 			}
-			if (filters.resourceId && !filters.resourceType) suggestions.push(`CREATE INDEX CONCURRENTLY ${quoteIdent(name("resource_id"))} ON ${table} (${c.resourceId});`);
-			if (filters.failedOnly) suggestions.push(`CREATE INDEX CONCURRENTLY ${quoteIdent(name("failed_ts"))} ON ${table} (${c.timestamp} DESC) WHERE NOT ${c.success};`);
+			if (filters.resourceId && !filters.resourceType)
+				suggestions.push(`CREATE INDEX CONCURRENTLY ${quoteIdent(name("resource_id"))} ON ${table} (${c.resourceId});`);
+			if (filters.failedOnly)
+				suggestions.push(
+					`CREATE INDEX CONCURRENTLY ${quoteIdent(name("failed_ts"))} ON ${table} (${c.timestamp} DESC) WHERE NOT ${c.success};`,
+				);
 			return suggestions;
 		},
 	};

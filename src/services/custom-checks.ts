@@ -1,19 +1,25 @@
 import type pg from "pg";
 import type { CustomCheckConfig } from "../config.ts";
 import { describeHttpFailure } from "./http.ts";
-import { describePgFailure, type Database } from "./postgres.ts";
-import { PrometheusQueryError, type PrometheusCallOptions, type PrometheusClient } from "./prometheus.ts";
+import { type Database, describePgFailure } from "./postgres.ts";
+import { type PrometheusCallOptions, type PrometheusClient, PrometheusQueryError } from "./prometheus.ts";
 
 /** A custom check's one number, or why there is none ("returned no row"), in plain words. */
 export type NumberOutcome = { readonly value: number } | { readonly problem: string };
 
 /** Runs a custom check's PromQL at the current time; it must give exactly one number. */
-export async function promqlNumber(prometheus: Pick<PrometheusClient, "queryInstant">, expression: string, options: PrometheusCallOptions): Promise<NumberOutcome> {
+export async function promqlNumber(
+	prometheus: Pick<PrometheusClient, "queryInstant">,
+	expression: string,
+	options: PrometheusCallOptions,
+): Promise<NumberOutcome> {
 	const result = await prometheus.queryInstant(expression, options);
 	if (result.resultType === "scalar") return finite(result.sample.value);
 	if (result.resultType !== "vector") return { problem: `returned a ${result.resultType}, not one number` };
-	if (result.samples.length === 0) return { problem: "returned no series (an absent metric? `or vector(0)` gives a default)" };
-	if (result.samples.length > 1) return { problem: `returned ${result.samples.length} series, expected one (aggregate with sum, max, ...)` };
+	if (result.samples.length === 0)
+		return { problem: "returned no series (an absent metric? `or vector(0)` gives a default)" };
+	if (result.samples.length > 1)
+		return { problem: `returned ${result.samples.length} series, expected one (aggregate with sum, max, ...)` };
 	return finite(result.samples[0]!.value);
 }
 
@@ -23,12 +29,20 @@ export async function promqlNumber(prometheus: Pick<PrometheusClient, "queryInst
  * statement, so no `COMMIT; ...` can leave the read-only transaction, and the query is wrapped
  * with LIMIT 2 so a query returning a whole table cannot fill memory (two rows already say "too many").
  */
-export async function sqlNumber(db: Pick<Database, "transaction">, sql: string, timeoutMs: number): Promise<NumberOutcome> {
+export async function sqlNumber(
+	db: Pick<Database, "transaction">,
+	sql: string,
+	timeoutMs: number,
+): Promise<NumberOutcome> {
 	// A trailing semicolon would end the subquery; a trailing line comment would swallow the closing paren without the newline.
 	const text = `SELECT * FROM (\n${sql.trim().replace(/;\s*$/, "")}\n) AS opsbot_check LIMIT 2`;
 	const query: pg.QueryArrayConfig & { queryMode: "extended" } = { text, rowMode: "array", queryMode: "extended" };
 	// leaveNothing: rolled back, advisory locks dropped, so what a check set or took ends with it (config.ts refuses the known culprits by name).
-	const result = await db.transaction((client) => client.query(query), { readOnly: true, timeoutMs, leaveNothing: true });
+	const result = await db.transaction((client) => client.query(query), {
+		readOnly: true,
+		timeoutMs,
+		leaveNothing: true,
+	});
 	if (result.rows.length === 0) return { problem: "returned no row" };
 	if (result.rows.length > 1) return { problem: "returned more than one row, expected one" };
 	if (result.fields.length !== 1) return { problem: `returned ${result.fields.length} columns, expected one value` };
@@ -36,24 +50,35 @@ export async function sqlNumber(db: Pick<Database, "transaction">, sql: string, 
 	if (value === null) return { problem: "returned NULL, not a number" };
 	if (typeof value === "number") return finite(value);
 	// int8 and numeric arrive as strings to keep their precision.
-	if (typeof value === "string" && /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(value)) return finite(Number(value));
-	if (typeof value === "string" && /^\s*[-+]?(nan|infinity)\s*$/i.test(value)) return { problem: `returned ${value.trim()}, not a finite number` };
-	if (value instanceof Date) return { problem: "returned a timestamp; use extract(epoch FROM now() - ...) for an age in seconds" };
-	if (typeof value === "object" && value !== null && "toPostgres" in value) return { problem: "returned an interval; use extract(epoch FROM ...) for seconds" };
+	if (typeof value === "string" && /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(value))
+		return finite(Number(value));
+	if (typeof value === "string" && /^\s*[-+]?(nan|infinity)\s*$/i.test(value))
+		return { problem: `returned ${value.trim()}, not a finite number` };
+	if (value instanceof Date)
+		return { problem: "returned a timestamp; use extract(epoch FROM now() - ...) for an age in seconds" };
+	if (typeof value === "object" && value !== null && "toPostgres" in value)
+		return { problem: "returned an interval; use extract(epoch FROM ...) for seconds" };
 	return { problem: `returned ${typeof value === "boolean" ? "true/false" : "text"}, not a number` };
 }
 
 function finite(value: number): NumberOutcome {
-	return Number.isFinite(value) ? { value } : { problem: `returned ${Number.isNaN(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf"}, not a finite number` };
+	return Number.isFinite(value)
+		? { value }
+		: { problem: `returned ${Number.isNaN(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf"}, not a finite number` };
 }
 
 /** The check's state and line: "30.1 h (≥ 26 h)" past a threshold, "4.2 h" within them. */
-export function judgeNumber(check: Pick<CustomCheckConfig, "direction" | "degraded" | "down" | "unit">, value: number): { state: "ok" | "degraded" | "down"; detail: string } {
+export function judgeNumber(
+	check: Pick<CustomCheckConfig, "direction" | "degraded" | "down" | "unit">,
+	value: number,
+): { state: "ok" | "degraded" | "down"; detail: string } {
 	const shown = withUnit(value, check.unit);
-	const past = (threshold: number | undefined) => threshold !== undefined && (check.direction === "above" ? value >= threshold : value <= threshold);
+	const past = (threshold: number | undefined) =>
+		threshold !== undefined && (check.direction === "above" ? value >= threshold : value <= threshold);
 	const sign = check.direction === "above" ? "≥" : "≤";
 	if (past(check.down)) return { state: "down", detail: `${shown} (${sign} ${withUnit(check.down!, check.unit)})` };
-	if (past(check.degraded)) return { state: "degraded", detail: `${shown} (${sign} ${withUnit(check.degraded!, check.unit)})` };
+	if (past(check.degraded))
+		return { state: "degraded", detail: `${shown} (${sign} ${withUnit(check.degraded!, check.unit)})` };
 	return { state: "ok", detail: shown };
 }
 
@@ -106,7 +131,8 @@ export function describeSqlFailure(err: unknown, timeoutMs: number): string {
 	};
 	if (known[code]) return `query failed: ${known[code]} (SQLSTATE ${code})`;
 	// pg reports a bind with the wrong number of parameters as a protocol violation.
-	if (code === "08P01" && typeof e?.message === "string" && /bind message supplies/.test(e.message)) return `query failed: it uses a parameter ($1); checks take none (SQLSTATE ${code})`;
+	if (code === "08P01" && typeof e?.message === "string" && /bind message supplies/.test(e.message))
+		return `query failed: it uses a parameter ($1); checks take none (SQLSTATE ${code})`;
 	const described = describePgFailure(err);
 	if (described !== "query failed") return `PostgreSQL: ${described}`;
 	return /^[0-9A-Z]{5}$/.test(code) ? `query failed (SQLSTATE ${code})` : "query failed";

@@ -1,6 +1,12 @@
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
-import { DiscordAPIError, PermissionFlagsBits, REST, Routes, type RESTPostAPIChatInputApplicationCommandsJSONBody } from "discord.js";
+import {
+	DiscordAPIError,
+	PermissionFlagsBits,
+	REST,
+	type RESTPostAPIChatInputApplicationCommandsJSONBody,
+	Routes,
+} from "discord.js";
 import { Client } from "ssh2";
 import { commandBodies, diffCommands } from "../../deploy-commands.ts";
 import type { Config, EnvironmentConfig } from "../config.ts";
@@ -80,14 +86,23 @@ export function inviteUrl(applicationId: string): string {
 export async function runDoctor(deps: DoctorDeps, options: { environment?: string } = {}): Promise<DoctorResult> {
 	const startedAt = new Date();
 	const { config } = deps;
-	const environments = Object.entries(config.ops.environments).filter(([name]) => !options.environment || name === options.environment);
+	const environments = Object.entries(config.ops.environments).filter(
+		([name]) => !options.environment || name === options.environment,
+	);
 	const [discord, services, ssh] = await Promise.all([
 		checkDiscord(config),
 		Promise.all(environments.map(([name]) => checkServices(deps.health, name))),
 		Promise.all(environments.map(([name, env]) => checkSsh(name, env, deps.readHostKey ?? readHostKey))),
 	]);
 	const alerts = await checkAlerts(config);
-	const findings = [configFinding(config, environments), ...offParts(environments), ...discord, ...services.flat(), ...ssh.map((s) => s.finding), ...alerts.findings];
+	const findings = [
+		configFinding(config, environments),
+		...offParts(environments),
+		...discord,
+		...services.flat(),
+		...ssh.map((s) => s.finding),
+		...alerts.findings,
+	];
 	return {
 		startedAt,
 		durationMs: Date.now() - startedAt.getTime(),
@@ -99,7 +114,12 @@ export async function runDoctor(deps: DoctorDeps, options: { environment?: strin
 }
 
 function configFinding(config: Config, environments: readonly [string, EnvironmentConfig][]): Finding {
-	return { area: "config", subject: "config", state: "ok", detail: `${config.env.OPSBOT_CONFIG} is valid: ${environments.length} environment${environments.length === 1 ? "" : "s"} (${environments.map(([n]) => n).join(", ")})` };
+	return {
+		area: "config",
+		subject: "config",
+		state: "ok",
+		detail: `${config.env.OPSBOT_CONFIG} is valid: ${environments.length} environment${environments.length === 1 ? "" : "s"} (${environments.map(([n]) => n).join(", ")})`,
+	};
 }
 
 /** Optional parts an environment leaves out, and what each would switch on. */
@@ -115,7 +135,15 @@ function offParts(environments: readonly [string, EnvironmentConfig][]): Finding
 	return environments.flatMap(([name, env]) => {
 		const off = parts.filter(([key]) => env[key] === undefined);
 		if (off.length === 0) return [];
-		return [{ area: "config" as const, subject: `${name} · optional parts`, state: "off" as const, detail: `not configured: ${off.map(([key, gives]) => `${key} (${gives})`).join("; ")}`, fix: "README, \"Adding your systems\"" }];
+		return [
+			{
+				area: "config" as const,
+				subject: `${name} · optional parts`,
+				state: "off" as const,
+				detail: `not configured: ${off.map(([key, gives]) => `${key} (${gives})`).join("; ")}`,
+				fix: 'README, "Adding your systems"',
+			},
+		];
 	});
 }
 
@@ -126,7 +154,14 @@ async function checkServices(health: Pick<HealthService, "check">, environment: 
 	try {
 		snapshot = await health.check(environment);
 	} catch (err) {
-		return [{ area: "service", subject: environment, state: "broken", detail: `the checks did not run: ${err instanceof Error ? err.message : String(err)}` }];
+		return [
+			{
+				area: "service",
+				subject: environment,
+				state: "broken",
+				detail: `the checks did not run: ${err instanceof Error ? err.message : String(err)}`,
+			},
+		];
 	}
 	return snapshot.checks.map((c) => ({
 		area: "service" as const,
@@ -160,7 +195,13 @@ type GuildChannel = { id: string; name: string; type: number; permission_overwri
 type GuildRole = { id: string; name: string; permissions: string; mentionable: boolean };
 
 /** The bot's permissions in a channel: @everyone and its roles, then the channel's overwrites, as Discord computes them. */
-export function channelPermissions(guildId: string, memberId: string, memberRoles: readonly string[], roles: readonly GuildRole[], overwrites: readonly Overwrite[]): bigint {
+export function channelPermissions(
+	guildId: string,
+	memberId: string,
+	memberRoles: readonly string[],
+	roles: readonly GuildRole[],
+	overwrites: readonly Overwrite[],
+): bigint {
 	const roleById = new Map(roles.map((r) => [r.id, BigInt(r.permissions)]));
 	let base = roleById.get(guildId) ?? 0n;
 	for (const id of memberRoles) base |= roleById.get(id) ?? 0n;
@@ -169,7 +210,10 @@ export function channelPermissions(guildId: string, memberId: string, memberRole
 	const everyone = overwrites.find((o) => o.id === guildId);
 	if (everyone) apply(BigInt(everyone.allow), BigInt(everyone.deny));
 	const ofRoles = overwrites.filter((o) => o.type === 0 && memberRoles.includes(o.id));
-	apply(ofRoles.reduce((a, o) => a | BigInt(o.allow), 0n), ofRoles.reduce((d, o) => d | BigInt(o.deny), 0n));
+	apply(
+		ofRoles.reduce((a, o) => a | BigInt(o.allow), 0n),
+		ofRoles.reduce((d, o) => d | BigInt(o.deny), 0n),
+	);
 	const ofMember = overwrites.find((o) => o.type === 1 && o.id === memberId);
 	if (ofMember) apply(BigInt(ofMember.allow), BigInt(ofMember.deny));
 	return base;
@@ -177,7 +221,8 @@ export function channelPermissions(guildId: string, memberId: string, memberRole
 
 /** Why a Discord request failed, in plain words. */
 function discordFailure(err: unknown): string {
-	if (err instanceof DiscordAPIError) return `Discord answered ${err.status}${err.code ? ` (code ${err.code})` : ""}: ${err.message}`;
+	if (err instanceof DiscordAPIError)
+		return `Discord answered ${err.status}${err.code ? ` (code ${err.code})` : ""}: ${err.message}`;
 	const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code;
 	return `Discord did not answer (${cause ?? (err instanceof Error ? err.message : String(err))})`;
 }
@@ -185,14 +230,29 @@ function discordFailure(err: unknown): string {
 async function checkDiscord(config: Config): Promise<Finding[]> {
 	const { DISCORD_TOKEN: token, DISCORD_APPLICATION_ID: applicationId, DISCORD_API_URL: apiUrl } = config.env;
 	const found: Finding[] = [];
-	const discord = (subject: string, state: FindingState, detail: string, fix?: string) => found.push({ area: "discord", subject, state, detail, ...(fix ? { fix } : {}) });
+	const discord = (subject: string, state: FindingState, detail: string, fix?: string) =>
+		found.push({ area: "discord", subject, state, detail, ...(fix ? { fix } : {}) });
 	if (!token || !applicationId) {
-		for (const [name, value] of [["DISCORD_TOKEN", token], ["DISCORD_APPLICATION_ID", applicationId]] as const) {
-			if (!value) discord(name, "broken", "not set", `paste it into .env from https://discord.com/developers/applications (${name === "DISCORD_TOKEN" ? "Bot > Reset Token" : "General Information > Application ID"})`);
+		for (const [name, value] of [
+			["DISCORD_TOKEN", token],
+			["DISCORD_APPLICATION_ID", applicationId],
+		] as const) {
+			if (!value)
+				discord(
+					name,
+					"broken",
+					"not set",
+					`paste it into .env from https://discord.com/developers/applications (${name === "DISCORD_TOKEN" ? "Bot > Reset Token" : "General Information > Application ID"})`,
+				);
 		}
 		return found;
 	}
-	const rest = new REST({ agent: discordAgent(), timeout: 10_000, retries: 1, ...(apiUrl ? { api: apiUrl } : {}) }).setToken(token);
+	const rest = new REST({
+		agent: discordAgent(),
+		timeout: 10_000,
+		retries: 1,
+		...(apiUrl ? { api: apiUrl } : {}),
+	}).setToken(token);
 	let botId: string;
 	try {
 		const me = (await rest.get(Routes.user())) as { id: string; username: string };
@@ -200,7 +260,14 @@ async function checkDiscord(config: Config): Promise<Finding[]> {
 		discord("token", "ok", `valid: logged in as ${me.username}`);
 	} catch (err) {
 		const refused = err instanceof DiscordAPIError && err.status === 401;
-		discord("token", "broken", refused ? "Discord refused the token (401)" : discordFailure(err), refused ? "Developer Portal > Bot > Reset Token, and paste the new one as DISCORD_TOKEN in .env" : "check the network path to discord.com");
+		discord(
+			"token",
+			"broken",
+			refused ? "Discord refused the token (401)" : discordFailure(err),
+			refused
+				? "Developer Portal > Bot > Reset Token, and paste the new one as DISCORD_TOKEN in .env"
+				: "check the network path to discord.com",
+		);
 		return found;
 	}
 	const guildId = config.ops.discord.guildId;
@@ -209,28 +276,57 @@ async function checkDiscord(config: Config): Promise<Finding[]> {
 	let memberRoles: string[];
 	try {
 		const guild = (await rest.get(Routes.guild(guildId))) as { name: string };
-		[channels, roles, { roles: memberRoles }] = (await Promise.all([rest.get(Routes.guildChannels(guildId)), rest.get(Routes.guildRoles(guildId)), rest.get(Routes.guildMember(guildId, botId))])) as [GuildChannel[], GuildRole[], { roles: string[] }];
+		[channels, roles, { roles: memberRoles }] = (await Promise.all([
+			rest.get(Routes.guildChannels(guildId)),
+			rest.get(Routes.guildRoles(guildId)),
+			rest.get(Routes.guildMember(guildId, botId)),
+		])) as [GuildChannel[], GuildRole[], { roles: string[] }];
 		discord("server", "ok", `the bot is in ${guild.name} (discord.guildId)`);
 	} catch (err) {
 		const absent = err instanceof DiscordAPIError && (err.status === 403 || err.status === 404);
-		discord("server", "broken", absent ? `the bot is not in server ${guildId} (discord.guildId)` : discordFailure(err), absent ? `check discord.guildId, then add the bot: ${inviteUrl(applicationId)}` : undefined);
+		discord(
+			"server",
+			"broken",
+			absent ? `the bot is not in server ${guildId} (discord.guildId)` : discordFailure(err),
+			absent ? `check discord.guildId, then add the bot: ${inviteUrl(applicationId)}` : undefined,
+		);
 		return found;
 	}
-	for (const [subject, state, detail, fix] of channelFindings(config, guildId, botId, memberRoles, channels, roles)) discord(subject, state, detail, fix);
+	for (const [subject, state, detail, fix] of channelFindings(config, guildId, botId, memberRoles, channels, roles))
+		discord(subject, state, detail, fix);
 	const roleIds = new Set(roles.map((r) => r.id));
 	for (const [name, id] of Object.entries(config.ops.discord.roles)) {
 		if (roleIds.has(id)) discord(`role ${name}`, "ok", `${id} exists (${roles.find((r) => r.id === id)?.name})`);
-		else discord(`role ${name}`, "broken", `${id} is not a role of this server (discord.roles.${name})`, "Server Settings > Roles, right-click the role > Copy Role ID (Developer Mode on)");
+		else
+			discord(
+				`role ${name}`,
+				"broken",
+				`${id} is not a role of this server (discord.roles.${name})`,
+				"Server Settings > Roles, right-click the role > Copy Role ID (Developer Mode on)",
+			);
 	}
 	config.ops.alerts?.routes.forEach((route, i) => {
-		if (route.mentionRole && !roleIds.has(route.mentionRole)) discord(`alerts.routes.${i}.mentionRole`, "broken", `${route.mentionRole} is not a role of this server`, "copy the role's id again (Server Settings > Roles > Copy Role ID)");
+		if (route.mentionRole && !roleIds.has(route.mentionRole))
+			discord(
+				`alerts.routes.${i}.mentionRole`,
+				"broken",
+				`${route.mentionRole} is not a role of this server`,
+				"copy the role's id again (Server Settings > Roles > Copy Role ID)",
+			);
 	});
 	found.push(await commandFinding(rest, applicationId, guildId));
 	return found;
 }
 
 /** Every channel the config names, whether it exists, and what the bot may not do there. */
-function channelFindings(config: Config, guildId: string, botId: string, memberRoles: readonly string[], channels: readonly GuildChannel[], roles: readonly GuildRole[]): [string, FindingState, string, string?][] {
+function channelFindings(
+	config: Config,
+	guildId: string,
+	botId: string,
+	memberRoles: readonly string[],
+	channels: readonly GuildChannel[],
+	roles: readonly GuildRole[],
+): [string, FindingState, string, string?][] {
 	const uses = new Map<string, { where: string[]; mentions: string[] }>();
 	const use = (id: string, where: string, mention?: string) => {
 		const entry = uses.get(id) ?? { where: [], mentions: [] };
@@ -238,58 +334,143 @@ function channelFindings(config: Config, guildId: string, botId: string, memberR
 		if (mention) entry.mentions.push(mention);
 		uses.set(id, entry);
 	};
-	config.ops.discord.opsChannels.forEach((id, i) => use(id, `discord.opsChannels.${i}`));
+	for (const [i, id] of config.ops.discord.opsChannels.entries()) use(id, `discord.opsChannels.${i}`);
 	if (config.ops.alerts) use(config.ops.alerts.defaultChannel, "alerts.defaultChannel");
-	config.ops.alerts?.routes.forEach((r, i) => use(r.channel, `alerts.routes.${i}`, r.mentionRole));
+	for (const [i, r] of (config.ops.alerts?.routes ?? []).entries()) use(r.channel, `alerts.routes.${i}`, r.mentionRole);
 	return [...uses].map(([id, { where, mentions }]) => {
 		const subject = `channel ${id}`;
 		const channel = channels.find((c) => c.id === id);
-		if (!channel) return [subject, "broken", `not a channel of this server (${where.join(", ")})`, "right-click the channel > Copy Channel ID (Developer Mode on)"];
+		if (!channel)
+			return [
+				subject,
+				"broken",
+				`not a channel of this server (${where.join(", ")})`,
+				"right-click the channel > Copy Channel ID (Developer Mode on)",
+			];
 		const named = `channel #${channel.name}`;
 		const granted = channelPermissions(guildId, botId, memberRoles, roles, channel.permission_overwrites ?? []);
 		const missing = CHANNEL_PERMISSIONS.filter(([bit]) => !(granted & bit)).map(([, name]) => name);
 		// A role that is not mentionable pings only with Mention Everyone.
 		const silent = mentions.filter((roleId) => roles.find((r) => r.id === roleId)?.mentionable === false);
-		if (silent.length > 0 && !(granted & PermissionFlagsBits.MentionEveryone)) missing.push(`Mention Everyone (to ping ${silent.map((r) => `role ${r}`).join(", ")}, or make it mentionable)`);
+		if (silent.length > 0 && !(granted & PermissionFlagsBits.MentionEveryone))
+			missing.push(`Mention Everyone (to ping ${silent.map((r) => `role ${r}`).join(", ")}, or make it mentionable)`);
 		if (missing.length === 0) return [named, "ok", `the bot may post there (${where.join(", ")})`];
-		return [named, "broken", `the bot lacks ${missing.join(", ")} (${where.join(", ")})`, `Edit Channel > Permissions: allow these for the opsbot role, or for @everyone`];
+		return [
+			named,
+			"broken",
+			`the bot lacks ${missing.join(", ")} (${where.join(", ")})`,
+			`Edit Channel > Permissions: allow these for the opsbot role, or for @everyone`,
+		];
 	});
 }
 
 async function commandFinding(rest: REST, applicationId: string, guildId: string): Promise<Finding> {
 	const subject = "slash commands";
 	try {
-		const [inGuild, global] = (await Promise.all([rest.get(Routes.applicationGuildCommands(applicationId, guildId)), rest.get(Routes.applicationCommands(applicationId))])) as [RESTPostAPIChatInputApplicationCommandsJSONBody[], RESTPostAPIChatInputApplicationCommandsJSONBody[]];
+		const [inGuild, global] = (await Promise.all([
+			rest.get(Routes.applicationGuildCommands(applicationId, guildId)),
+			rest.get(Routes.applicationCommands(applicationId)),
+		])) as [RESTPostAPIChatInputApplicationCommandsJSONBody[], RESTPostAPIChatInputApplicationCommandsJSONBody[]];
 		const registered = inGuild.length > 0 ? inGuild : global;
 		const scope = inGuild.length > 0 ? `in server ${guildId}` : "globally";
 		const deploy = `node deploy-commands.ts${inGuild.length > 0 || global.length === 0 ? ` --guild ${guildId}` : ""}`;
-		if (registered.length === 0) return { area: "discord", subject, state: "broken", detail: "none registered, so Discord offers no command", fix: deploy };
+		if (registered.length === 0)
+			return {
+				area: "discord",
+				subject,
+				state: "broken",
+				detail: "none registered, so Discord offers no command",
+				fix: deploy,
+			};
 		const diff = diffCommands(registered, commandBodies());
-		const stale = [...diff.added.map((n) => `/${n} missing`), ...diff.changed.map((n) => `/${n} changed`), ...diff.removed.map((n) => `/${n} no longer exists`)];
-		if (stale.length === 0) return { area: "discord", subject, state: "ok", detail: `${diff.unchanged.length} registered ${scope}, as the code has them` };
-		return { area: "discord", subject, state: "degraded", detail: `registered ${scope} differ from the code: ${stale.join(", ")}`, fix: `${deploy} (--dry-run first shows the change)` };
+		const stale = [
+			...diff.added.map((n) => `/${n} missing`),
+			...diff.changed.map((n) => `/${n} changed`),
+			...diff.removed.map((n) => `/${n} no longer exists`),
+		];
+		if (stale.length === 0)
+			return {
+				area: "discord",
+				subject,
+				state: "ok",
+				detail: `${diff.unchanged.length} registered ${scope}, as the code has them`,
+			};
+		return {
+			area: "discord",
+			subject,
+			state: "degraded",
+			detail: `registered ${scope} differ from the code: ${stale.join(", ")}`,
+			fix: `${deploy} (--dry-run first shows the change)`,
+		};
 	} catch (err) {
 		return { area: "discord", subject, state: "broken", detail: discordFailure(err) };
 	}
 }
 
-async function checkSsh(environment: string, env: EnvironmentConfig, read: NonNullable<DoctorDeps["readHostKey"]>): Promise<{ finding: Finding; seen?: SeenHostKey }> {
+async function checkSsh(
+	environment: string,
+	env: EnvironmentConfig,
+	read: NonNullable<DoctorDeps["readHostKey"]>,
+): Promise<{ finding: Finding; seen?: SeenHostKey }> {
 	const ssh = env.ssh;
-	if (!ssh) return { finding: { area: "ssh", subject: `${environment} · ssh`, state: "off", detail: "no SSH host (Restart and docker logs are off)" } };
+	if (!ssh)
+		return {
+			finding: {
+				area: "ssh",
+				subject: `${environment} · ssh`,
+				state: "off",
+				detail: "no SSH host (Restart and docker logs are off)",
+			},
+		};
 	const subject = `${environment} · ssh ${ssh.host}:${ssh.port}`;
 	let blob: Buffer;
 	try {
 		blob = await read(ssh.host, ssh.port, ssh.timeoutMs);
 	} catch (err) {
-		return { finding: { area: "ssh", subject, state: "broken", detail: `no answer: ${err instanceof Error ? err.message : String(err)}`, fix: "check ssh.host and ssh.port, and that sshd runs there" } };
+		return {
+			finding: {
+				area: "ssh",
+				subject,
+				state: "broken",
+				detail: `no answer: ${err instanceof Error ? err.message : String(err)}`,
+				fix: "check ssh.host and ssh.port, and that sshd runs there",
+			},
+		};
 	}
 	const type = blob.subarray(4, 4 + blob.readUInt32BE(0)).toString("latin1");
-	const seen: SeenHostKey = { environment, host: ssh.host, fingerprint: `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`, configLine: `hostKey: ${type} ${blob.toString("base64")}` };
+	const seen: SeenHostKey = {
+		environment,
+		host: ssh.host,
+		fingerprint: `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`,
+		configLine: `hostKey: ${type} ${blob.toString("base64")}`,
+	};
 	const check = `compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_${type.replace(/^ssh-|-.*$/g, "")}_key.pub there), then pin it: the hostKey line below`;
-	if (!ssh.hostKey) return { finding: { area: "ssh", subject, state: "broken", detail: `answers, but no host key is pinned, so opsbot will not connect; it presents ${type} ${seen.fingerprint}`, fix: check }, seen };
+	if (!ssh.hostKey)
+		return {
+			finding: {
+				area: "ssh",
+				subject,
+				state: "broken",
+				detail: `answers, but no host key is pinned, so opsbot will not connect; it presents ${type} ${seen.fingerprint}`,
+				fix: check,
+			},
+			seen,
+		};
 	const pinned = Buffer.from(ssh.hostKey.split(" ")[1] ?? "", "base64");
-	if (!pinned.equals(blob)) return { finding: { area: "ssh", subject, state: "broken", detail: `presents ${type} ${seen.fingerprint}, not the pinned key: opsbot refuses to connect`, fix: `if the host was rebuilt, ${check}` }, seen };
-	return { finding: { area: "ssh", subject, state: "ok", detail: `answers with the pinned key (${seen.fingerprint})` } };
+	if (!pinned.equals(blob))
+		return {
+			finding: {
+				area: "ssh",
+				subject,
+				state: "broken",
+				detail: `presents ${type} ${seen.fingerprint}, not the pinned key: opsbot refuses to connect`,
+				fix: `if the host was rebuilt, ${check}`,
+			},
+			seen,
+		};
+	return {
+		finding: { area: "ssh", subject, state: "ok", detail: `answers with the pinned key (${seen.fingerprint})` },
+	};
 }
 
 /** The host's public key blob from the key exchange; doctor refuses it there, so it never logs in. */
@@ -304,7 +485,9 @@ function readHostKey(host: string, port: number, timeoutMs: number): Promise<Buf
 			else reject(err ?? new Error("the host sent no key"));
 		};
 		const timer = setTimeout(() => done(new Error(`no SSH answer within ${timeoutMs} ms`)), timeoutMs);
-		conn.on("error", (err: Error & { code?: string }) => done(new Error(err.code === "ECONNREFUSED" ? "connection refused" : err.message)));
+		conn.on("error", (err: Error & { code?: string }) =>
+			done(new Error(err.code === "ECONNREFUSED" ? "connection refused" : err.message)),
+		);
 		conn.on("close", () => done());
 		conn.connect({
 			host,
@@ -322,17 +505,55 @@ function readHostKey(host: string, port: number, timeoutMs: number): Promise<Buf
 /** Whether the bot's webhook answers here, and the receiver AlertManager needs. */
 async function checkAlerts(config: Config): Promise<{ findings: Finding[]; snippet?: string }> {
 	const alerts = config.ops.alerts;
-	if (!alerts) return { findings: [{ area: "alertmanager", subject: "alerts", state: "off", detail: "no `alerts` section: opsbot relays no AlertManager webhook", fix: "README, \"AlertManager\"" }] };
+	if (!alerts)
+		return {
+			findings: [
+				{
+					area: "alertmanager",
+					subject: "alerts",
+					state: "off",
+					detail: "no `alerts` section: opsbot relays no AlertManager webhook",
+					fix: 'README, "AlertManager"',
+				},
+			],
+		};
 	const findings: Finding[] = [];
 	const { WEBHOOK_TOKEN: token, WEBHOOK_BASIC_AUTH: basic } = config.env;
-	if (!token && !basic) findings.push({ area: "alertmanager", subject: "WEBHOOK_TOKEN", state: "broken", detail: "not set: the bot will not start with `alerts` configured", fix: "put 16+ random characters in .env as WEBHOOK_TOKEN (npx opsbot init writes one)" });
+	if (!token && !basic)
+		findings.push({
+			area: "alertmanager",
+			subject: "WEBHOOK_TOKEN",
+			state: "broken",
+			detail: "not set: the bot will not start with `alerts` configured",
+			fix: "put 16+ random characters in .env as WEBHOOK_TOKEN (npx opsbot init writes one)",
+		});
 	const local = ["0.0.0.0", "::", ""].includes(alerts.listen.host) ? "127.0.0.1" : alerts.listen.host;
 	const here = `http://${local.includes(":") ? `[${local}]` : local}:${alerts.listen.port}`;
 	try {
 		const res = await fetch(`${here}/healthz`, { signal: AbortSignal.timeout(10_000) });
-		findings.push(res.ok ? { area: "alertmanager", subject: "webhook", state: "ok", detail: `${here}/alerts answers (the bot is running)` } : { area: "alertmanager", subject: "webhook", state: "degraded", detail: `${here}/healthz answered ${res.status}` });
+		findings.push(
+			res.ok
+				? {
+						area: "alertmanager",
+						subject: "webhook",
+						state: "ok",
+						detail: `${here}/alerts answers (the bot is running)`,
+					}
+				: {
+						area: "alertmanager",
+						subject: "webhook",
+						state: "degraded",
+						detail: `${here}/healthz answered ${res.status}`,
+					},
+		);
 	} catch {
-		findings.push({ area: "alertmanager", subject: "webhook", state: "degraded", detail: `nothing answers at ${here}: the bot is not running here (or listens elsewhere)`, fix: "npm start" });
+		findings.push({
+			area: "alertmanager",
+			subject: "webhook",
+			state: "degraded",
+			detail: `nothing answers at ${here}: the bot is not running here (or listens elsewhere)`,
+			fix: "npm start",
+		});
 	}
 	const address = ["0.0.0.0", "::", ""].includes(alerts.listen.host) ? hostname() : alerts.listen.host;
 	const auth = basic

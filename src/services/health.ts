@@ -1,18 +1,35 @@
-import { knownEnvironment, type EnvironmentConfig } from "../config.ts";
+import { type EnvironmentConfig, knownEnvironment } from "../config.ts";
 import { TimeoutError, withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { describePrometheusFailure, describeSqlFailure, judgeNumber, promqlNumber, sqlNumber, type NumberOutcome } from "./custom-checks.ts";
-import { judgeHost, readHostFigures, type HostFigures } from "./host-resources.ts";
+import {
+	describePrometheusFailure,
+	describeSqlFailure,
+	judgeNumber,
+	type NumberOutcome,
+	promqlNumber,
+	sqlNumber,
+} from "./custom-checks.ts";
+import { type HostFigures, judgeHost, readHostFigures } from "./host-resources.ts";
 import { describeHttpFailure, probeHttp } from "./http.ts";
 import { createPgBouncerAdmin } from "./pgbouncer.ts";
-import { describePgFailure, type DatabaseRegistry } from "./postgres.ts";
-import { withSlash, type PrometheusService } from "./prometheus.ts";
+import { type DatabaseRegistry, describePgFailure } from "./postgres.ts";
+import { type PrometheusService, withSlash } from "./prometheus.ts";
 import { describeSshFailure, type SshService } from "./ssh.ts";
 
 /** ok: working; degraded: working with a problem worth a look; down: not working. */
 export type CheckState = "ok" | "degraded" | "down";
 
-export type CheckKind = "http" | "postgres" | "pgbouncer" | "prometheus" | "loki" | "alertmanager" | "containers" | "host" | "promql" | "sql";
+export type CheckKind =
+	| "http"
+	| "postgres"
+	| "pgbouncer"
+	| "prometheus"
+	| "loki"
+	| "alertmanager"
+	| "containers"
+	| "host"
+	| "promql"
+	| "sql";
 
 /** The outcome of one check, in plain words. */
 export interface CheckResult {
@@ -77,7 +94,9 @@ export function createHealthService(deps: HealthDeps): HealthService {
 			const config = knownEnvironment(deps, environment);
 			const startedAt = now();
 			const began = performance.now();
-			const checks = await Promise.all(planChecks(environment, config, deps).map((planned) => runCheck(planned, deps.log)));
+			const checks = await Promise.all(
+				planChecks(environment, config, deps).map((planned) => runCheck(planned, deps.log)),
+			);
 			return { environment, startedAt, durationMs: Math.round(performance.now() - began), checks };
 		},
 	};
@@ -92,10 +111,18 @@ async function runCheck(planned: PlannedCheck, log: Logger): Promise<CheckResult
 		const outcome = await withTimeout(planned.run(controller.signal), planned.timeoutMs, () => controller.abort());
 		return { name: planned.name, kind: planned.kind, latencyMs: elapsed(), ...outcome };
 	} catch (err) {
-		const described = planned.describe ? planned.describe(err) : planned.kind === "postgres" || planned.kind === "pgbouncer" ? describePgFailure(err) : describeHttpFailure(err);
+		const described = planned.describe
+			? planned.describe(err)
+			: planned.kind === "postgres" || planned.kind === "pgbouncer"
+				? describePgFailure(err)
+				: describeHttpFailure(err);
 		// The client's own timeout and ours fire together; say it the same way either way.
-		const detail = err instanceof TimeoutError || /(^|: )timed out$/.test(described) ? `no answer within ${formatMs(planned.timeoutMs)}` : described;
-		if (!(err instanceof TimeoutError)) log.info({ err, check: planned.name, kind: planned.kind }, "health check failed");
+		const detail =
+			err instanceof TimeoutError || /(^|: )timed out$/.test(described)
+				? `no answer within ${formatMs(planned.timeoutMs)}`
+				: described;
+		if (!(err instanceof TimeoutError))
+			log.info({ err, check: planned.name, kind: planned.kind }, "health check failed");
 		return { name: planned.name, kind: planned.kind, state: "down", latencyMs: elapsed(), detail };
 	} finally {
 		controller.abort();
@@ -187,7 +214,10 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 				if (health.down.length === 0) return { state: "ok", detail: `${health.up} / ${health.total} targets up` };
 				const shown = health.down.slice(0, 10).map((t) => `${t.job} ${t.instance}`);
 				const more = health.down.length > shown.length ? ` and ${health.down.length - shown.length} more` : "";
-				return { state: "degraded", detail: `${health.down.length} target${health.down.length === 1 ? "" : "s"} down: ${shown.join(", ")}${more}` };
+				return {
+					state: "degraded",
+					detail: `${health.down.length} target${health.down.length === 1 ? "" : "s"} down: ${shown.join(", ")}${more}`,
+				};
 			},
 		});
 	}
@@ -217,7 +247,11 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 			kind,
 			timeoutMs: service.timeoutMs,
 			run: async (signal) => {
-				const probe = await probeHttp(new URL(path, withSlash(service.url)).href, { service: kind === "loki" ? "Loki" : "AlertManager", timeoutMs: service.timeoutMs, signal });
+				const probe = await probeHttp(new URL(path, withSlash(service.url)).href, {
+					service: kind === "loki" ? "Loki" : "AlertManager",
+					timeoutMs: service.timeoutMs,
+					signal,
+				});
 				if (probe.status === 200) return { state: "ok", detail: "ready" };
 				// Loki explains itself in a plain-text body ("Ingester not ready: ..."); show the first line.
 				const reason = probe.bodySnippet.split("\n")[0]?.trim().slice(0, 120);
@@ -233,7 +267,11 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 			timeoutMs: ssh.timeoutMs,
 			describe: describeSshFailure,
 			run: async () => {
-				const result = await deps.ssh.run(environment, ["docker", "ps", "--all", "--format", "{{.Names}}|{{.Status}}"], { maxBytes: 256 * 1024 });
+				const result = await deps.ssh.run(
+					environment,
+					["docker", "ps", "--all", "--format", "{{.Names}}|{{.Status}}"],
+					{ maxBytes: 256 * 1024 },
+				);
 				if (result.code !== 0) return { state: "down", detail: `docker ps failed (exit ${result.code})` };
 				return containerStates(result.stdout, ssh.containers);
 			},
@@ -241,7 +279,9 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 	}
 	for (const check of config.checks ?? []) {
 		const judged = (outcome: NumberOutcome): CheckOutcome =>
-			"value" in outcome ? { ...judgeNumber(check, outcome.value), value: outcome.value, unit: check.unit } : { state: "down", detail: outcome.problem };
+			"value" in outcome
+				? { ...judgeNumber(check, outcome.value), value: outcome.value, unit: check.unit }
+				: { state: "down", detail: outcome.problem };
 		if (check.promql !== undefined && prometheus) {
 			const { promql } = check;
 			checks.push({
@@ -272,15 +312,29 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 
 /** Reads `docker ps --format '{{.Names}}|{{.Status}}'` for the allow-listed containers only. */
 export function containerStates(output: string, allowed: readonly string[]): { state: CheckState; detail: string } {
-	const status = new Map(output.split("\n").map((line) => line.split("|", 2) as [string, string | undefined]).filter(([name]) => name).map(([name, s]) => [name.trim(), (s ?? "").trim()]));
+	const status = new Map(
+		output
+			.split("\n")
+			.map((line) => line.split("|", 2) as [string, string | undefined])
+			.filter(([name]) => name)
+			.map(([name, s]) => [name.trim(), (s ?? "").trim()]),
+	);
 	const parts = allowed.map((name) => {
 		const s = status.get(name);
 		if (!s) return { name, state: "down" as const, text: `${name} not found` };
 		const up = /^Up\b/.test(s);
 		const unhealthy = /unhealthy|Restarting/i.test(s);
-		return { name, state: up && !unhealthy ? ("ok" as const) : up ? ("degraded" as const) : ("down" as const), text: `${name} ${s.toLowerCase()}` };
+		return {
+			name,
+			state: up && !unhealthy ? ("ok" as const) : up ? ("degraded" as const) : ("down" as const),
+			text: `${name} ${s.toLowerCase()}`,
+		};
 	});
-	const state: CheckState = parts.some((p) => p.state === "down") ? "down" : parts.some((p) => p.state === "degraded") ? "degraded" : "ok";
+	const state: CheckState = parts.some((p) => p.state === "down")
+		? "down"
+		: parts.some((p) => p.state === "degraded")
+			? "degraded"
+			: "ok";
 	return { state, detail: parts.map((p) => p.text).join(", ") };
 }
 

@@ -1,5 +1,5 @@
 import type { HostCheckConfig } from "../config.ts";
-import { promqlString, type InstantSample, type PrometheusCallOptions, type PrometheusClient } from "./prometheus.ts";
+import { type InstantSample, type PrometheusCallOptions, type PrometheusClient, promqlString } from "./prometheus.ts";
 
 /** One filesystem as `df` counts it: used = size - free, percent = used / (used + available to users). */
 export interface MountFigures {
@@ -31,10 +31,31 @@ export interface HostFigures {
 }
 
 const FILESYSTEM = ["node_filesystem_size_bytes", "node_filesystem_free_bytes", "node_filesystem_avail_bytes"] as const;
-const METRICS = ["up", ...FILESYSTEM, "node_memory_MemTotal_bytes", "node_memory_MemAvailable_bytes", "node_load1", "node_boot_time_seconds", "node_cpu_seconds_total"];
+const METRICS = [
+	"up",
+	...FILESYSTEM,
+	"node_memory_MemTotal_bytes",
+	"node_memory_MemAvailable_bytes",
+	"node_load1",
+	"node_boot_time_seconds",
+	"node_cpu_seconds_total",
+];
 
 // Filesystems that hold no disk; node-exporter reports them (tmpfs is not in its default exclusions) but nobody fills them.
-const VIRTUAL_FSTYPES = new Set(["tmpfs", "ramfs", "devtmpfs", "overlay", "aufs", "squashfs", "nsfs", "autofs", "iso9660", "efivarfs", "fuse.lxcfs", "fuse.snapfuse"]);
+const VIRTUAL_FSTYPES = new Set([
+	"tmpfs",
+	"ramfs",
+	"devtmpfs",
+	"overlay",
+	"aufs",
+	"squashfs",
+	"nsfs",
+	"autofs",
+	"iso9660",
+	"efivarfs",
+	"fuse.lxcfs",
+	"fuse.snapfuse",
+]);
 
 /** The label matchers that pick the host's node-exporter series, e.g. `instance="prod.internal:9100"`. */
 export function hostSelector(host: Pick<HostCheckConfig, "instance" | "labels">): string {
@@ -53,7 +74,11 @@ export function hostQuery(host: Pick<HostCheckConfig, "instance" | "labels">): s
 }
 
 /** Reads the host's figures from Prometheus, one entry per node-exporter instance the selector matches. */
-export async function readHostFigures(prometheus: Pick<PrometheusClient, "queryInstant" | "activeTargets">, host: HostCheckConfig, options: PrometheusCallOptions): Promise<HostFigures[]> {
+export async function readHostFigures(
+	prometheus: Pick<PrometheusClient, "queryInstant" | "activeTargets">,
+	host: HostCheckConfig,
+	options: PrometheusCallOptions,
+): Promise<HostFigures[]> {
 	const result = await prometheus.queryInstant(hostQuery(host), options);
 	if (result.resultType !== "vector") throw new Error(`unexpected ${result.resultType} answer to a selector`);
 	const byInstance = new Map<string, InstantSample[]>();
@@ -61,7 +86,9 @@ export async function readHostFigures(prometheus: Pick<PrometheusClient, "queryI
 		const instance = sample.metric.instance ?? "";
 		byInstance.set(instance, [...(byInstance.get(instance) ?? []), sample]);
 	}
-	const figures = [...byInstance].sort(([a], [b]) => a.localeCompare(b)).map(([instance, samples]) => hostFigures(instance, samples, host.mounts));
+	const figures = [...byInstance]
+		.sort(([a], [b]) => a.localeCompare(b))
+		.map(([instance, samples]) => hostFigures(instance, samples, host.mounts));
 	if (figures.every((f) => f.up)) return figures;
 	// Only a down target needs its reason; ask for it then, not on every run.
 	const targets = await prometheus.activeTargets(options).catch(() => []);
@@ -72,14 +99,21 @@ export async function readHostFigures(prometheus: Pick<PrometheusClient, "queryI
 	});
 }
 
-function hostFigures(instance: string, samples: readonly InstantSample[], mountsWanted: readonly string[] | undefined): HostFigures {
+function hostFigures(
+	instance: string,
+	samples: readonly InstantSample[],
+	mountsWanted: readonly string[] | undefined,
+): HostFigures {
 	const named = (name: string) => samples.filter((s) => s.metric.__name__ === name);
 	const one = (name: string) => named(name)[0];
 	const hasNodeMetrics = samples.some((s) => s.metric.__name__ !== "up");
 	// Stale series vanish as soon as a scrape fails, so node_* series present means the target is being scraped.
 	const up = hasNodeMetrics || named("up").some((s) => s.value === 1);
 
-	const filesystems = new Map<string, { device: string; fstype: string; size?: number; free?: number; avail?: number }>();
+	const filesystems = new Map<
+		string,
+		{ device: string; fstype: string; size?: number; free?: number; avail?: number }
+	>();
 	for (const name of FILESYSTEM) {
 		for (const s of named(name)) {
 			const mountpoint = s.metric.mountpoint ?? "";
@@ -95,7 +129,15 @@ function hostFigures(instance: string, samples: readonly InstantSample[], mounts
 		if (fs.size === undefined || fs.free === undefined || fs.avail === undefined) continue;
 		const usedBytes = Math.max(0, fs.size - fs.free);
 		const denominator = usedBytes + fs.avail;
-		all.push({ mountpoint, device: fs.device, fstype: fs.fstype, sizeBytes: fs.size, usedBytes, availBytes: fs.avail, percent: denominator > 0 ? (usedBytes / denominator) * 100 : 0 });
+		all.push({
+			mountpoint,
+			device: fs.device,
+			fstype: fs.fstype,
+			sizeBytes: fs.size,
+			usedBytes,
+			availBytes: fs.avail,
+			percent: denominator > 0 ? (usedBytes / denominator) * 100 : 0,
+		});
 	}
 	let mounts: MountFigures[];
 	let missingMounts: string[] = [];
@@ -115,7 +157,10 @@ function hostFigures(instance: string, samples: readonly InstantSample[], mounts
 
 	const total = one("node_memory_MemTotal_bytes")?.value;
 	const available = one("node_memory_MemAvailable_bytes")?.value;
-	const memory = total !== undefined && available !== undefined && total > 0 ? { totalBytes: total, usedBytes: total - available, percent: ((total - available) / total) * 100 } : undefined;
+	const memory =
+		total !== undefined && available !== undefined && total > 0
+			? { totalBytes: total, usedBytes: total - available, percent: ((total - available) / total) * 100 }
+			: undefined;
 	const cores = named("node_cpu_seconds_total").length;
 	const load1 = one("node_load1")?.value;
 	const boot = one("node_boot_time_seconds");
@@ -152,7 +197,8 @@ const worse = (a: State, b: State): State => (WORSE[b] > WORSE[a] ? b : a);
  * Several node-exporter instances each get their part, `instance: …`, joined by "; ".
  */
 export function judgeHost(host: HostCheckConfig, figures: readonly HostFigures[]): { state: State; detail: string } {
-	if (figures.length === 0) return { state: "down", detail: `no node-exporter target matches {${hostSelector(host)}} in Prometheus` };
+	if (figures.length === 0)
+		return { state: "down", detail: `no node-exporter target matches {${hostSelector(host)}} in Prometheus` };
 	let state: State = "ok";
 	const texts = figures.map((f) => {
 		const judged = judgeInstance(host, f);
@@ -172,13 +218,26 @@ const PROBLEMS_NAMED = 3;
 const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
 
 function judgeInstance(host: HostCheckConfig, f: HostFigures): { state: State; text: string } {
-	if (!f.up) return { state: "down", text: `node-exporter ${f.instance} is down (${f.scrapeError ?? "not scraped"}): no current figures` };
-	if (!f.hasNodeMetrics) return { state: "degraded", text: `${f.instance} answers but exposes no node-exporter metrics` };
+	if (!f.up)
+		return {
+			state: "down",
+			text: `node-exporter ${f.instance} is down (${f.scrapeError ?? "not scraped"}): no current figures`,
+		};
+	if (!f.hasNodeMetrics)
+		return { state: "degraded", text: `${f.instance} answers but exposes no node-exporter metrics` };
 	let state: State = "ok";
 	const problems: { text: string; severity: number }[] = [];
 	// Past a threshold: the state worsens and the reason says what, how much and which limit ("ram at 93 % (≥ 90 %)").
-	const crossed = (value: number, degraded: number | undefined, down: number | undefined, what: string, shown: string, unit: string) => {
-		const limit = down !== undefined && value >= down ? down : degraded !== undefined && value >= degraded ? degraded : undefined;
+	const crossed = (
+		value: number,
+		degraded: number | undefined,
+		down: number | undefined,
+		what: string,
+		shown: string,
+		unit: string,
+	) => {
+		const limit =
+			down !== undefined && value >= down ? down : degraded !== undefined && value >= degraded ? degraded : undefined;
 		if (limit === undefined) return;
 		state = worse(state, limit === down ? "down" : "degraded");
 		problems.push({ text: `${what} ${shown} (≥ ${formatDecimal(limit)}${unit})`, severity: value });
@@ -188,33 +247,63 @@ function judgeInstance(host: HostCheckConfig, f: HostFigures): { state: State; t
 	const diskProblems: typeof problems = [];
 	for (const m of f.mounts) {
 		const before = problems.length;
-		crossed(m.percent, host.disk.degradedPercent, host.disk.downPercent, alone ? "disk" : `disk ${oneLine(m.mountpoint)}`, `at ${Math.floor(m.percent)} %`, " %");
+		crossed(
+			m.percent,
+			host.disk.degradedPercent,
+			host.disk.downPercent,
+			alone ? "disk" : `disk ${oneLine(m.mountpoint)}`,
+			`at ${Math.floor(m.percent)} %`,
+			" %",
+		);
 		diskProblems.push(...problems.splice(before));
 	}
 	diskProblems.sort((a, b) => b.severity - a.severity);
 	problems.push(...diskProblems.slice(0, PROBLEMS_NAMED));
-	if (diskProblems.length > PROBLEMS_NAMED) problems.push({ text: `${diskProblems.length - PROBLEMS_NAMED} more mounts ≥ ${host.disk.degradedPercent} %`, severity: 0 });
+	if (diskProblems.length > PROBLEMS_NAMED)
+		problems.push({
+			text: `${diskProblems.length - PROBLEMS_NAMED} more mounts ≥ ${host.disk.degradedPercent} %`,
+			severity: 0,
+		});
 	if (f.mounts.length > MOUNTS_LISTED) {
 		const fullest = f.mounts.reduce((a, b) => (b.percent > a.percent ? b : a));
 		const over = diskProblems.length;
 		// The full ones are named in the reason already; with none, the fullest says how much room is left.
-		parts.push(`disk: ${f.mounts.length - over} ok${over > 0 ? `, ${over} ≥ ${host.disk.degradedPercent} %` : ` (fullest ${oneLine(fullest.mountpoint)} ${Math.floor(fullest.percent)} %)`}`);
+		parts.push(
+			`disk: ${f.mounts.length - over} ok${over > 0 ? `, ${over} ≥ ${host.disk.degradedPercent} %` : ` (fullest ${oneLine(fullest.mountpoint)} ${Math.floor(fullest.percent)} %)`}`,
+		);
 	} else if (f.mounts.length > 0) {
-		parts.push(`disk ${f.mounts.map((m) => `${alone ? "" : `${oneLine(m.mountpoint)} `}${formatBytesPair(m.usedBytes, m.sizeBytes)} (${Math.floor(m.percent)} %)`).join(", ")}`);
+		parts.push(
+			`disk ${f.mounts.map((m) => `${alone ? "" : `${oneLine(m.mountpoint)} `}${formatBytesPair(m.usedBytes, m.sizeBytes)} (${Math.floor(m.percent)} %)`).join(", ")}`,
+		);
 	}
 	for (const m of f.missingMounts.slice(0, PROBLEMS_NAMED)) {
 		state = worse(state, "degraded");
 		problems.push({ text: `disk ${oneLine(m)} not reported`, severity: 0 });
 	}
-	if (f.missingMounts.length > PROBLEMS_NAMED) problems.push({ text: `${f.missingMounts.length - PROBLEMS_NAMED} more mounts not reported`, severity: 0 });
+	if (f.missingMounts.length > PROBLEMS_NAMED)
+		problems.push({ text: `${f.missingMounts.length - PROBLEMS_NAMED} more mounts not reported`, severity: 0 });
 	if (f.memory) {
 		parts.push(`ram ${formatBytesPair(f.memory.usedBytes, f.memory.totalBytes)} (${Math.floor(f.memory.percent)} %)`);
-		crossed(f.memory.percent, host.memory.degradedPercent, host.memory.downPercent, "ram", `at ${Math.floor(f.memory.percent)} %`, " %");
+		crossed(
+			f.memory.percent,
+			host.memory.degradedPercent,
+			host.memory.downPercent,
+			"ram",
+			`at ${Math.floor(f.memory.percent)} %`,
+			" %",
+		);
 	}
 	if (f.load1 !== undefined && f.cores) {
 		const perCore = f.load1 / f.cores;
 		parts.push(`load ${formatDecimal(perCore)}/core`);
-		crossed(perCore, host.loadPerCore?.degraded, host.loadPerCore?.down, "load", `${formatDecimal(perCore)}/core`, "/core");
+		crossed(
+			perCore,
+			host.loadPerCore?.degraded,
+			host.loadPerCore?.down,
+			"load",
+			`${formatDecimal(perCore)}/core`,
+			"/core",
+		);
 	}
 	if (f.uptimeSeconds !== undefined) parts.push(`up ${formatUptime(f.uptimeSeconds)}`);
 	const text = parts.join(" · ") || "no figures";

@@ -1,5 +1,5 @@
 import type { TLSSocket } from "node:tls";
-import { Agent, buildConnector, request, type Dispatcher } from "undici";
+import { Agent, buildConnector, type Dispatcher, request } from "undici";
 import type { z } from "zod";
 
 /** What an HTTP endpoint answered to a probe. */
@@ -25,8 +25,19 @@ export class ServiceUnavailableError extends Error {
 	readonly failure: string;
 	/** The deadline that ran out (timeouts) or applied. */
 	readonly timeoutMs: number;
-	constructor(service: string, reason: ServiceUnavailableError["reason"], failure: string, timeoutMs: number, options?: ErrorOptions) {
-		super(reason === "timeout" ? `${service} did not answer within ${timeoutMs} ms` : `${service} is unavailable: ${failure}`, options);
+	constructor(
+		service: string,
+		reason: ServiceUnavailableError["reason"],
+		failure: string,
+		timeoutMs: number,
+		options?: ErrorOptions,
+	) {
+		super(
+			reason === "timeout"
+				? `${service} did not answer within ${timeoutMs} ms`
+				: `${service} is unavailable: ${failure}`,
+			options,
+		);
 		this.name = "ServiceUnavailableError";
 		this.code = `${service.toUpperCase().replace(/[^A-Z0-9]+/g, "_")}_${reason.toUpperCase()}`;
 		this.service = service;
@@ -55,7 +66,14 @@ export class HttpAnswerError extends Error {
 	readonly service: string;
 	readonly kind: "not-json" | "unexpected" | "too-large";
 	constructor(service: string, kind: HttpAnswerError["kind"], options?: ErrorOptions) {
-		super(kind === "not-json" ? `${service} did not answer JSON` : kind === "too-large" ? `${service}'s answer is larger than opsbot reads` : `${service}'s answer is not what opsbot expects`, options);
+		super(
+			kind === "not-json"
+				? `${service} did not answer JSON`
+				: kind === "too-large"
+					? `${service}'s answer is larger than opsbot reads`
+					: `${service}'s answer is not what opsbot expects`,
+			options,
+		);
 		this.name = "HttpAnswerError";
 		this.service = service;
 		this.kind = kind;
@@ -96,12 +114,20 @@ const DEFAULT_MAX_BYTES = 8 * 1024 * 1024;
  */
 export async function httpRequest(url: string, call: HttpCall): Promise<HttpAnswer> {
 	const deadline = AbortSignal.timeout(call.timeoutMs);
-	const headers: Record<string, string> = { "user-agent": "opsbot", ...(call.json !== undefined ? { "content-type": "application/json" } : {}), ...call.headers };
+	const headers: Record<string, string> = {
+		"user-agent": "opsbot",
+		...(call.json !== undefined ? { "content-type": "application/json" } : {}),
+		...call.headers,
+	};
 	try {
 		const { statusCode, body } = await request(url, {
 			method: call.method ?? (call.form ? "POST" : "GET"),
 			headers: call.form ? { ...headers, "content-type": "application/x-www-form-urlencoded" } : headers,
-			...(call.json !== undefined ? { body: JSON.stringify(call.json) } : call.form ? { body: call.form.toString() } : {}),
+			...(call.json !== undefined
+				? { body: JSON.stringify(call.json) }
+				: call.form
+					? { body: call.form.toString() }
+					: {}),
 			signal: call.signal ? AbortSignal.any([call.signal, deadline]) : deadline,
 			headersTimeout: call.timeoutMs,
 			bodyTimeout: call.timeoutMs,
@@ -112,7 +138,13 @@ export async function httpRequest(url: string, call: HttpCall): Promise<HttpAnsw
 		// The caller cancelled (not our deadline): theirs to explain.
 		if (call.signal?.aborted && !deadline.aborted) throw err;
 		const failure = describeHttpFailure(err);
-		throw new ServiceUnavailableError(call.service, deadline.aborted || /timed out$/.test(failure) ? "timeout" : "unreachable", failure, call.timeoutMs, { cause: err });
+		throw new ServiceUnavailableError(
+			call.service,
+			deadline.aborted || /timed out$/.test(failure) ? "timeout" : "unreachable",
+			failure,
+			call.timeoutMs,
+			{ cause: err },
+		);
 	}
 }
 
@@ -131,9 +163,13 @@ export function parseAnswer<S extends z.ZodType>(service: string, answer: HttpAn
 }
 
 /** httpRequest, then a 2xx is required (else HttpStatusError) and the JSON body is checked against `schema`. */
-export async function requestJson<S extends z.ZodType>(url: string, call: HttpCall & { readonly schema: S }): Promise<z.infer<S>> {
+export async function requestJson<S extends z.ZodType>(
+	url: string,
+	call: HttpCall & { readonly schema: S },
+): Promise<z.infer<S>> {
 	const answer = await httpRequest(url, { ...call, headers: { accept: "application/json", ...call.headers } });
-	if (answer.status < 200 || answer.status > 299) throw new HttpStatusError(call.service, answer.status, answer.text.slice(0, 500));
+	if (answer.status < 200 || answer.status > 299)
+		throw new HttpStatusError(call.service, answer.status, answer.text.slice(0, 500));
 	return parseAnswer(call.service, answer, call.schema);
 }
 
@@ -141,7 +177,10 @@ export async function requestJson<S extends z.ZodType>(url: string, call: HttpCa
  * Sends one GET and reports status, latency and certificate expiry. A dedicated agent is used so
  * the certificate can be read off the socket and the connection is closed afterwards, never leaked.
  */
-export async function probeHttp(url: string, options: { readonly service: string; readonly timeoutMs: number; readonly signal?: AbortSignal }): Promise<HttpProbe> {
+export async function probeHttp(
+	url: string,
+	options: { readonly service: string; readonly timeoutMs: number; readonly signal?: AbortSignal },
+): Promise<HttpProbe> {
 	let peerCertificateExpiry: Date | undefined;
 	const connect = buildConnector({ timeout: options.timeoutMs });
 	const agent = new Agent({
@@ -156,7 +195,12 @@ export async function probeHttp(url: string, options: { readonly service: string
 	});
 	const started = performance.now();
 	try {
-		const answer = await httpRequest(url, { ...options, headers: { "user-agent": "opsbot-health" }, maxBytes: 512, dispatcher: agent });
+		const answer = await httpRequest(url, {
+			...options,
+			headers: { "user-agent": "opsbot-health" },
+			maxBytes: 512,
+			dispatcher: agent,
+		});
 		return {
 			status: answer.status,
 			latencyMs: Math.round(performance.now() - started),
@@ -169,7 +213,10 @@ export async function probeHttp(url: string, options: { readonly service: string
 }
 
 /** Reads at most `maxBytes` of a body as text and discards the rest, so a huge answer cannot exhaust memory. */
-async function readBounded(body: Dispatcher.ResponseData["body"], maxBytes: number): Promise<{ text: string; truncated: boolean }> {
+async function readBounded(
+	body: Dispatcher.ResponseData["body"],
+	maxBytes: number,
+): Promise<{ text: string; truncated: boolean }> {
 	const chunks: Buffer[] = [];
 	let size = 0;
 	for await (const chunk of body) {

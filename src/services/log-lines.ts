@@ -1,10 +1,20 @@
-import type { LogEntry } from "./logs.ts";
 import type { LogLevel } from "./logql.ts";
+import type { LogEntry } from "./logs.ts";
 
 // Where the API's JSON lines (and common loggers') keep the message, the level and the fields worth showing.
 const MESSAGE_FIELDS = ["message", "msg", "event", "error"];
 const LEVEL_FIELDS = ["level", "levelname", "severity", "lvl"];
-const USEFUL_FIELDS = ["correlation_id", "user_id", "action", "resource_type", "resource_id", "status", "method", "path", "duration_ms"];
+const USEFUL_FIELDS = [
+	"correlation_id",
+	"user_id",
+	"action",
+	"resource_type",
+	"resource_id",
+	"status",
+	"method",
+	"path",
+	"duration_ms",
+];
 
 // A level word in a plain line: "2026-11-20 ERROR …", "[warning] …".
 const PLAIN_LEVEL = /\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b/i;
@@ -38,8 +48,12 @@ export function readableLine(entry: LogEntry): ReadableLine {
 		try {
 			const obj = JSON.parse(text) as Record<string, unknown>;
 			const message = MESSAGE_FIELDS.map((k) => obj[k]).find((v) => typeof v === "string") as string | undefined;
-			const level = (LEVEL_FIELDS.map((k) => obj[k]).find((v) => typeof v === "string") as string | undefined) ?? entry.labels.level;
-			const fields = USEFUL_FIELDS.filter((k) => obj[k] !== undefined && obj[k] !== null).map((k) => [k, String(obj[k])] as [string, string]);
+			const level =
+				(LEVEL_FIELDS.map((k) => obj[k]).find((v) => typeof v === "string") as string | undefined) ??
+				entry.labels.level;
+			const fields = USEFUL_FIELDS.filter((k) => obj[k] !== undefined && obj[k] !== null).map(
+				(k) => [k, String(obj[k])] as [string, string],
+			);
 			return { time, level, severity: severityOf(level), message: message ?? text, fields };
 		} catch {
 			// Not JSON after all: shown as plain text.

@@ -1,9 +1,9 @@
 import { defaultEnvironment, findEnvironment, type LokiConfig, type OpsFile } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import { parseRange } from "../time.ts";
+import { CORRELATION_ID, LOG_LEVELS, type LogLevel } from "./logql.ts";
 import type { LogCursor, LogResult, LogSearchRequest, LogsService } from "./logs.ts";
 import { MetricQueryError } from "./loki.ts";
-import { CORRELATION_ID, LOG_LEVELS, type LogLevel } from "./logql.ts";
 
 /** What the Older / Newer / Download buttons of a /logs message refer to, kept server-side. */
 export interface LogsQueryState {
@@ -31,13 +31,23 @@ export interface RawLogSearch {
 export function logSearchRequest(ops: OpsFile, raw: RawLogSearch, now = new Date()): LogSearchRequest {
 	const settings = ops.logs;
 	const environment = raw.env ?? defaultEnvironment(ops);
-	if (!raw.service && !raw.query && !raw.correlation) throw new UserFacingError("Pick a service, or give a correlation id (which searches every service), or, if your role allows it, a raw `query`.");
-	if (raw.level && !LOG_LEVELS.includes(raw.level as LogLevel)) throw new UserFacingError(`Unknown level; use one of ${LOG_LEVELS.join(", ")}.`);
-	if (raw.correlation && !CORRELATION_ID.test(raw.correlation)) throw new UserFacingError("A correlation id is 1–100 letters, digits and `_ . : @ / + = -`.");
+	if (!raw.service && !raw.query && !raw.correlation)
+		throw new UserFacingError(
+			"Pick a service, or give a correlation id (which searches every service), or, if your role allows it, a raw `query`.",
+		);
+	if (raw.level && !LOG_LEVELS.includes(raw.level as LogLevel))
+		throw new UserFacingError(`Unknown level; use one of ${LOG_LEVELS.join(", ")}.`);
+	if (raw.correlation && !CORRELATION_ID.test(raw.correlation))
+		throw new UserFacingError("A correlation id is 1–100 letters, digits and `_ . : @ / + = -`.");
 	const limit = raw.limit ?? settings.defaultLimit;
-	if (!Number.isInteger(limit) || limit < 1 || limit > settings.maxLimit) throw new UserFacingError(`The limit must be between 1 and ${settings.maxLimit}.`);
+	if (!Number.isInteger(limit) || limit < 1 || limit > settings.maxLimit)
+		throw new UserFacingError(`The limit must be between 1 and ${settings.maxLimit}.`);
 	const { start, end } = parseRange(raw.since ?? settings.defaultSince, settings.maxRangeHours, now);
-	for (const [name, value] of [["contains", raw.contains], ["correlation", raw.correlation], ["query", raw.query]] as const) {
+	for (const [name, value] of [
+		["contains", raw.contains],
+		["correlation", raw.correlation],
+		["query", raw.query],
+	] as const) {
 		if (value && value.length > 1_000) throw new UserFacingError(`\`${name}\` is too long (at most 1000 characters).`);
 	}
 	return {
@@ -62,14 +72,26 @@ const NS_PER_HOUR = 3_600_000_000_000n;
  * every press so a page never leaves the original search's [start, end) nor opsbot's maximum
  * range, whatever the customId says.
  */
-export function pageCursor(request: LogSearchRequest, rawNs: string | undefined, rawId: string | undefined, maxRangeHours: number): LogCursor | undefined {
+export function pageCursor(
+	request: LogSearchRequest,
+	rawNs: string | undefined,
+	rawId: string | undefined,
+	maxRangeHours: number,
+): LogCursor | undefined {
 	const startNs = BigInt(request.start.getTime()) * NS_PER_MS;
 	const endNs = BigInt(request.end.getTime()) * NS_PER_MS;
-	if (!(endNs > startNs) || endNs - startNs > BigInt(maxRangeHours) * NS_PER_HOUR) throw new UserFacingError("This search's time range is not valid any more; run /logs again.");
+	if (!(endNs > startNs) || endNs - startNs > BigInt(maxRangeHours) * NS_PER_HOUR)
+		throw new UserFacingError("This search's time range is not valid any more; run /logs again.");
 	if (rawNs === undefined && rawId === undefined) return undefined;
-	if (!rawNs || !/^\d{1,20}$/.test(rawNs) || !rawId || !/^[0-9a-f]{16}$/.test(rawId)) throw new UserFacingError("That page is not valid; use the buttons on the latest /logs message or run /logs again.");
+	if (!rawNs || !/^\d{1,20}$/.test(rawNs) || !rawId || !/^[0-9a-f]{16}$/.test(rawId))
+		throw new UserFacingError(
+			"That page is not valid; use the buttons on the latest /logs message or run /logs again.",
+		);
 	const ns = BigInt(rawNs);
-	if (ns < startNs || ns >= endNs) throw new UserFacingError("That page lies outside this search's time range; use the buttons on the latest /logs message or run /logs again.");
+	if (ns < startNs || ns >= endNs)
+		throw new UserFacingError(
+			"That page lies outside this search's time range; use the buttons on the latest /logs message or run /logs again.",
+		);
 	return { ns, id: rawId };
 }
 
@@ -77,9 +99,18 @@ export function pageCursor(request: LogSearchRequest, rawNs: string | undefined,
 export type GrafanaTarget = Pick<LokiConfig, "grafanaUrl" | "grafanaOrgId" | "grafanaDatasource">;
 
 /** A Grafana Explore link for a query and range, when one is configured and it fits in a button (512 characters). */
-export function grafanaExploreUrl(grafana: GrafanaTarget | undefined, query: string, startNs: bigint, endNs: bigint): string | undefined {
+export function grafanaExploreUrl(
+	grafana: GrafanaTarget | undefined,
+	query: string,
+	startNs: bigint,
+	endNs: bigint,
+): string | undefined {
 	if (!grafana?.grafanaUrl) return undefined;
-	const left = JSON.stringify({ datasource: grafana.grafanaDatasource ?? "loki", queries: [{ refId: "A", expr: query }], range: { from: String(startNs / NS_PER_MS), to: String(endNs / NS_PER_MS) } });
+	const left = JSON.stringify({
+		datasource: grafana.grafanaDatasource ?? "loki",
+		queries: [{ refId: "A", expr: query }],
+		range: { from: String(startNs / NS_PER_MS), to: String(endNs / NS_PER_MS) },
+	});
 	const url = `${grafana.grafanaUrl.replace(/\/$/, "")}/explore?orgId=${grafana.grafanaOrgId ?? 1}&left=${encodeURIComponent(left)}`;
 	return url.length <= 512 ? url : undefined;
 }

@@ -28,7 +28,13 @@ export const LOG_LEVELS = ["debug", "info", "warning", "error", "critical"] as c
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The words a line may use for each level; one definition for LogQL (Loki) and for filtering `docker logs` in opsbot. */
-export const LEVEL_WORDS: Record<LogLevel, string> = { debug: "debug", info: "info", warning: "warn|warning", error: "error", critical: "critical|fatal" };
+export const LEVEL_WORDS: Record<LogLevel, string> = {
+	debug: "debug",
+	info: "info",
+	warning: "warn|warning",
+	error: "error",
+	critical: "critical|fatal",
+};
 
 /** The JSON fields a level and a correlation id are read from, as the API writes its lines. */
 export const LEVEL_FIELD = "level";
@@ -76,20 +82,27 @@ function fieldFilter(name: string, op: "=" | "=~", value: string): string {
  */
 export function buildLogQuery(search: LogSearch): string {
 	if (!LABEL_NAME.test(search.serviceLabel)) throw new Error(`not a label name: ${search.serviceLabel}`);
-	if (search.service.length === 0 && !search.correlation) throw new UserFacingError("Pick a service to search (or give a correlation id, which searches every service).");
-	if (search.correlation !== undefined && !CORRELATION_ID.test(search.correlation)) throw new UserFacingError("A correlation id is 1–100 letters, digits and `_ . : @ / + = -`.");
+	if (search.service.length === 0 && !search.correlation)
+		throw new UserFacingError("Pick a service to search (or give a correlation id, which searches every service).");
+	if (search.correlation !== undefined && !CORRELATION_ID.test(search.correlation))
+		throw new UserFacingError("A correlation id is 1–100 letters, digits and `_ . : @ / + = -`.");
 	// A correlation id alone searches every service: it is what follows one request across them.
-	const selector = search.service.length > 0 ? `${search.serviceLabel}=${logqlString(search.service)}` : `${search.serviceLabel}=~".+"`;
+	const selector =
+		search.service.length > 0
+			? `${search.serviceLabel}=${logqlString(search.service)}`
+			: `${search.serviceLabel}=~".+"`;
 	const parts = [`{${selector}}`];
 	if (search.contains) parts.push(`|= ${logqlString(search.contains)}`);
 	// Line filters first: they are cheap and every matching line, JSON or plain, passes them.
-	if (search.correlation) parts.push(`|= ${logqlString(search.correlation)}`, `|~ ${logqlString(plainIdPattern(search.correlation))}`);
+	if (search.correlation)
+		parts.push(`|= ${logqlString(search.correlation)}`, `|~ ${logqlString(plainIdPattern(search.correlation))}`);
 	if (search.level) parts.push(`|~ ${logqlString(plainLevelPattern(search.level))}`);
 	const fields = [
 		...(search.level ? [fieldFilter(LEVEL_FIELD, "=~", `(?i)(?:${LEVEL_WORDS[search.level]})`)] : []),
 		...(search.correlation ? [fieldFilter(CORRELATION_FIELD, "=", search.correlation)] : []),
 	];
-	if (fields.length > 0) parts.push("| json", `| __error__!="" or (${fields.join(" and ")})`, "| drop __error__, __error_details__");
+	if (fields.length > 0)
+		parts.push("| json", `| __error__!="" or (${fields.join(" and ")})`, "| drop __error__, __error_details__");
 	return parts.join(" ");
 }
 
@@ -104,7 +117,8 @@ export function lineMatches(search: Omit<LogSearch, "serviceLabel" | "service">,
 	if (!search.level && !search.correlation) return true;
 	const fields = jsonObject(line);
 	if (!fields) return true;
-	if (search.level && !new RegExp(`^(?:${LEVEL_WORDS[search.level]})$`, "i").test(String(fields[LEVEL_FIELD] ?? ""))) return false;
+	if (search.level && !new RegExp(`^(?:${LEVEL_WORDS[search.level]})$`, "i").test(String(fields[LEVEL_FIELD] ?? "")))
+		return false;
 	if (search.correlation && String(fields[CORRELATION_FIELD] ?? "") !== search.correlation) return false;
 	return true;
 }
@@ -113,7 +127,9 @@ function jsonObject(line: string): Record<string, unknown> | undefined {
 	if (!/^\s*\{/.test(line)) return undefined;
 	try {
 		const value = JSON.parse(line) as unknown;
-		return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+		return value !== null && typeof value === "object" && !Array.isArray(value)
+			? (value as Record<string, unknown>)
+			: undefined;
 	} catch {
 		return undefined;
 	}
@@ -132,5 +148,7 @@ export function checkQuerySize(query: string, options: Readonly<Record<string, s
 		return size > (best?.[1] ?? 0) ? [name, size] : best;
 	}, undefined);
 	const what = longest ? `\`${longest[0]}\`` : "the search";
-	throw new UserFacingError(`This search is ${bytes.toLocaleString("en")} bytes as LogQL once its text is escaped, and Loki refuses queries over ${LOKI_MAX_QUERY_BYTES.toLocaleString("en")} bytes. Shorten ${what}.`);
+	throw new UserFacingError(
+		`This search is ${bytes.toLocaleString("en")} bytes as LogQL once its text is escaped, and Loki refuses queries over ${LOKI_MAX_QUERY_BYTES.toLocaleString("en")} bytes. Shorten ${what}.`,
+	);
 }

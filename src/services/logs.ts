@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
-import { knownEnvironment, type EnvironmentConfig } from "../config.ts";
+import { type EnvironmentConfig, knownEnvironment } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { LOKI_DEFAULT_MAX_ENTRIES, LokiError, labelValues, queryRange, type LogLine, type LokiTarget } from "./loki.ts";
-import { buildLogQuery, checkQuerySize, lineMatches, type LogLevel } from "./logql.ts";
+import { buildLogQuery, checkQuerySize, type LogLevel, lineMatches } from "./logql.ts";
+import { LOKI_DEFAULT_MAX_ENTRIES, type LogLine, LokiError, type LokiTarget, labelValues, queryRange } from "./loki.ts";
 import type { SshService } from "./ssh.ts";
 
 /**
@@ -88,7 +88,10 @@ const CURSOR_ID = /^[0-9a-f]{16}$/;
 /** The id that orders lines sharing a timestamp: the same for the same line in every answer. */
 export function entryId(labels: Readonly<Record<string, string>>, ns: bigint, line: string): string {
 	const sorted = Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-	return createHash("sha256").update(JSON.stringify([sorted, ns.toString(), line])).digest("hex").slice(0, 16);
+	return createHash("sha256")
+		.update(JSON.stringify([sorted, ns.toString(), line]))
+		.digest("hex")
+		.slice(0, 16);
 }
 
 /** Orders by time, then by id: the one order all pages follow. */
@@ -109,15 +112,22 @@ export function searchRange(request: LogSearchRequest, maxRangeHours: number): {
 	const startNs = BigInt(request.start.getTime()) * NS_PER_MS;
 	const endNs = BigInt(request.end.getTime()) * NS_PER_MS;
 	if (!(endNs > startNs)) throw new UserFacingError("The range is empty: the start must be before the end.");
-	if (endNs - startNs > BigInt(maxRangeHours) * NS_PER_HOUR) throw new UserFacingError(`That range is longer than the ${maxRangeHours} h opsbot searches at once. Narrow it.`);
+	if (endNs - startNs > BigInt(maxRangeHours) * NS_PER_HOUR)
+		throw new UserFacingError(`That range is longer than the ${maxRangeHours} h opsbot searches at once. Narrow it.`);
 	for (const cursor of [request.before, request.after]) {
-		if (cursor && (cursor.ns < startNs || cursor.ns >= endNs || !CURSOR_ID.test(cursor.id))) throw new UserFacingError("That page lies outside this search's time range; run /logs again.");
+		if (cursor && (cursor.ns < startNs || cursor.ns >= endNs || !CURSOR_ID.test(cursor.id)))
+			throw new UserFacingError("That page lies outside this search's time range; run /logs again.");
 	}
 	return { startNs, endNs };
 }
 
 /** One request for lines in [start, end): what came back and the limit actually applied (Loki may allow fewer than asked). */
-export type PageFetch = (range: { start: bigint; end: bigint; limit: number; direction: "backward" | "forward" }) => Promise<{ lines: LogEntry[]; limit: number }>;
+export type PageFetch = (range: {
+	start: bigint;
+	end: bigint;
+	limit: number;
+	direction: "backward" | "forward";
+}) => Promise<{ lines: LogEntry[]; limit: number }>;
 
 /** Lines asked of Loki for a page of `count`: headroom for lines at the cursor's timestamp that are filtered out again. */
 export function fetchLimit(count: number, max = LOKI_DEFAULT_MAX_ENTRIES): number {
@@ -137,13 +147,21 @@ const CHUNK = 500;
  */
 export async function pageExactly(
 	fetch: PageFetch,
-	p: { startNs: bigint; endNs: bigint; before?: LogCursor | undefined; after?: LogCursor | undefined; direction: "backward" | "forward"; count: number },
+	p: {
+		startNs: bigint;
+		endNs: bigint;
+		before?: LogCursor | undefined;
+		after?: LogCursor | undefined;
+		direction: "backward" | "forward";
+		count: number;
+	},
 ): Promise<{ entries: LogEntry[]; more: boolean }> {
 	// The cursor's own timestamp is inside the range: lines sharing it are kept or dropped by id.
 	const lo = p.after && p.after.ns > p.startNs ? p.after.ns : p.startNs;
 	const hi = p.before && p.before.ns + 1n < p.endNs ? p.before.ns + 1n : p.endNs;
 	if (hi <= lo || p.count <= 0) return { entries: [], more: false };
-	const keep = (e: LogEntry) => (!p.before || compareEntries(e, p.before) < 0) && (!p.after || compareEntries(e, p.after) > 0);
+	const keep = (e: LogEntry) =>
+		(!p.before || compareEntries(e, p.before) < 0) && (!p.after || compareEntries(e, p.after) > 0);
 	const order = p.direction === "backward" ? (a: LogEntry, b: LogEntry) => compareEntries(b, a) : compareEntries;
 	const pick = (lines: LogEntry[]) => lines.filter(keep).sort(order);
 	let limit = fetchLimit(p.count);
@@ -153,11 +171,17 @@ export async function pageExactly(
 		if (first.lines.length < first.limit) return { entries: kept.slice(0, p.count), more: kept.length > p.count };
 		if (kept.length >= p.count) {
 			const edge = kept[p.count - 1]!.ns;
-			const check = await fetch(p.direction === "backward" ? { start: edge, end: hi, limit: first.limit, direction: p.direction } : { start: lo, end: edge + 1n, limit: first.limit, direction: p.direction });
+			const check = await fetch(
+				p.direction === "backward"
+					? { start: edge, end: hi, limit: first.limit, direction: p.direction }
+					: { start: lo, end: edge + 1n, limit: first.limit, direction: p.direction },
+			);
 			if (check.lines.length < check.limit) return { entries: pick(check.lines).slice(0, p.count), more: true };
 		}
 		if (first.limit < limit || limit >= LOKI_DEFAULT_MAX_ENTRIES) {
-			throw new UserFacingError(`More lines share one timestamp here than opsbot can page through with Loki's limit of ${first.limit} lines per query. Narrow the time range or add a filter.`);
+			throw new UserFacingError(
+				`More lines share one timestamp here than opsbot can page through with Loki's limit of ${first.limit} lines per query. Narrow the time range or add a filter.`,
+			);
 		}
 		limit = Math.min(LOKI_DEFAULT_MAX_ENTRIES, limit * 4);
 	}
@@ -180,13 +204,19 @@ export function createLogsService(deps: LogsDeps): LogsService {
 
 	function environment(name: string): EnvironmentConfig {
 		const env = knownEnvironment(deps, name);
-		if (!env.loki && !env.ssh) throw new UserFacingError(`${name} has neither Loki nor an SSH host configured, so there are no logs to search.`);
+		if (!env.loki && !env.ssh)
+			throw new UserFacingError(`${name} has neither Loki nor an SSH host configured, so there are no logs to search.`);
 		return env;
 	}
 
 	function lokiTarget(env: EnvironmentConfig): LokiTarget | undefined {
 		if (!env.loki) return undefined;
-		return { url: env.loki.url, tenant: env.loki.tenant, basicAuth: env.loki.basicAuthEnv ? deps.secret(env.loki.basicAuthEnv) : undefined, timeoutMs: env.loki.timeoutMs };
+		return {
+			url: env.loki.url,
+			tenant: env.loki.tenant,
+			basicAuth: env.loki.basicAuthEnv ? deps.secret(env.loki.basicAuthEnv) : undefined,
+			timeoutMs: env.loki.timeoutMs,
+		};
 	}
 
 	function lokiFetch(name: string, target: LokiTarget, query: string): PageFetch {
@@ -205,16 +235,33 @@ export function createLogsService(deps: LogsDeps): LogsService {
 		};
 	}
 
-	async function searchLoki(name: string, env: EnvironmentConfig, target: LokiTarget, request: LogSearchRequest, range: { startNs: bigint; endNs: bigint }): Promise<LogResult> {
-		const query = request.rawQuery ?? buildLogQuery({ serviceLabel: env.loki!.serviceLabel, service: request.service, ...pick(request) });
-		checkQuerySize(query, request.rawQuery ? { query: request.rawQuery } : { service: request.service, contains: request.contains });
+	async function searchLoki(
+		name: string,
+		env: EnvironmentConfig,
+		target: LokiTarget,
+		request: LogSearchRequest,
+		range: { startNs: bigint; endNs: bigint },
+	): Promise<LogResult> {
+		const query =
+			request.rawQuery ??
+			buildLogQuery({ serviceLabel: env.loki!.serviceLabel, service: request.service, ...pick(request) });
+		checkQuerySize(
+			query,
+			request.rawQuery ? { query: request.rawQuery } : { service: request.service, contains: request.contains },
+		);
 		const direction = request.direction ?? "backward";
 		const fetch = lokiFetch(name, target, query);
 		const entries: LogEntry[] = [];
 		let { before, after } = request;
 		let more = false;
 		while (entries.length < request.limit) {
-			const page = await pageExactly(fetch, { ...range, before, after, direction, count: Math.min(CHUNK, request.limit - entries.length) });
+			const page = await pageExactly(fetch, {
+				...range,
+				before,
+				after,
+				direction,
+				count: Math.min(CHUNK, request.limit - entries.length),
+			});
 			entries.push(...page.entries);
 			more = page.more;
 			const last = page.entries.at(-1);
@@ -222,7 +269,17 @@ export function createLogsService(deps: LogsDeps): LogsService {
 			if (direction === "backward") before = last;
 			else after = last;
 		}
-		return { source: "loki", query, tenant: target.tenant, ...range, direction, before: request.before, after: request.after, entries: newestFirst(entries), more };
+		return {
+			source: "loki",
+			query,
+			tenant: target.tenant,
+			...range,
+			direction,
+			before: request.before,
+			after: request.after,
+			entries: newestFirst(entries),
+			more,
+		};
 	}
 
 	return {
@@ -231,26 +288,51 @@ export function createLogsService(deps: LogsDeps): LogsService {
 			const range = searchRange(request, deps.maxRangeHours);
 			const loki = lokiTarget(env);
 			if (loki) return searchLoki(request.environment, env, loki, request, range);
-			if (request.rawQuery) throw new UserFacingError(`${request.environment} has no Loki, so a LogQL query cannot run there; use the filters instead.`);
+			if (request.rawQuery)
+				throw new UserFacingError(
+					`${request.environment} has no Loki, so a LogQL query cannot run there; use the filters instead.`,
+				);
 			const containers = env.ssh?.containers ?? [];
-			if (!request.service) throw new UserFacingError(`${request.environment} has no Loki, so opsbot reads one container's \`docker logs\` there: pick a container (${containers.join(", ") || "none allowed"}).`);
+			if (!request.service)
+				throw new UserFacingError(
+					`${request.environment} has no Loki, so opsbot reads one container's \`docker logs\` there: pick a container (${containers.join(", ") || "none allowed"}).`,
+				);
 			if (!containers.includes(request.service)) {
-				throw new UserFacingError(`\`${request.service.slice(0, 60)}\` is not an allow-listed container on ${request.environment}. Allowed: ${containers.join(", ") || "none"}.`);
+				throw new UserFacingError(
+					`\`${request.service.slice(0, 60)}\` is not an allow-listed container on ${request.environment}. Allowed: ${containers.join(", ") || "none"}.`,
+				);
 			}
 			const direction = request.direction ?? "backward";
 			const lo = request.after && request.after.ns > range.startNs ? request.after.ns : range.startNs;
 			const hi = request.before && request.before.ns + 1n < range.endNs ? request.before.ns + 1n : range.endNs;
 			// docker filters by time and tail; opsbot applies the text filters, so it reads more than it shows.
 			const tail = String(Math.min(50_000, request.limit * 20));
-			const seconds = (ns: bigint, round: "down" | "up") => ((Number(ns / NS_PER_MS) + (round === "up" && ns % NS_PER_MS !== 0n ? 1 : 0)) / 1000).toFixed(3);
-			const argv = ["docker", "logs", "--timestamps", "--since", seconds(lo, "down"), "--until", seconds(hi, "up"), "--tail", tail, request.service];
-			const result = await deps.ssh.run(request.environment, argv, { maxBytes: 16 * 1024 * 1024, slowAdvice: "there may be too many lines; narrow the time range" });
+			const seconds = (ns: bigint, round: "down" | "up") =>
+				((Number(ns / NS_PER_MS) + (round === "up" && ns % NS_PER_MS !== 0n ? 1 : 0)) / 1000).toFixed(3);
+			const argv = [
+				"docker",
+				"logs",
+				"--timestamps",
+				"--since",
+				seconds(lo, "down"),
+				"--until",
+				seconds(hi, "up"),
+				"--tail",
+				tail,
+				request.service,
+			];
+			const result = await deps.ssh.run(request.environment, argv, {
+				maxBytes: 16 * 1024 * 1024,
+				slowAdvice: "there may be too many lines; narrow the time range",
+			});
 			if (result.code !== 0) {
 				deps.log.warn({ code: result.code, stderr: result.stderr.slice(0, 300) }, "docker logs failed");
 				throw new UserFacingError(`\`docker logs\` failed on ${env.ssh!.host} (exit ${result.code}).`);
 			}
 			const labels = { container: request.service };
-			const keep = (e: LogEntry) => (!request.before || compareEntries(e, request.before) < 0) && (!request.after || compareEntries(e, request.after) > 0);
+			const keep = (e: LogEntry) =>
+				(!request.before || compareEntries(e, request.before) < 0) &&
+				(!request.after || compareEntries(e, request.after) > 0);
 			const all = `${result.stdout}\n${result.stderr}`
 				.split("\n")
 				.map(splitDockerTimestamp)
@@ -282,7 +364,6 @@ export function createLogsService(deps: LogsDeps): LogsService {
 		},
 	};
 }
-
 
 function newestFirst(entries: LogEntry[]): LogEntry[] {
 	return [...entries].sort((a, b) => compareEntries(b, a));

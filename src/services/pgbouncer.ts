@@ -39,7 +39,11 @@ export interface PgBouncerAdmin {
 }
 
 /** Creates an admin-console client; each call opens and closes its own connection (the console is not pooled). */
-export function createPgBouncerAdmin(options: { url: string; timeoutMs: number; applicationName?: string }): PgBouncerAdmin {
+export function createPgBouncerAdmin(options: {
+	url: string;
+	timeoutMs: number;
+	applicationName?: string;
+}): PgBouncerAdmin {
 	async function showAll(whats: readonly ShowWhat[]): Promise<Record<string, unknown>[][]> {
 		const client = new (loadPg().Client)({
 			connectionString: options.url,
@@ -65,9 +69,13 @@ export function createPgBouncerAdmin(options: { url: string; timeoutMs: number; 
 		},
 		async usage(ownApplicationName, usageOptions = {}) {
 			// CLIENTS right before POOLS on the same connection: the two views are microseconds apart.
-			const [clients = [], pools = [], stats = []] = await showAll(usageOptions.stats ? ["CLIENTS", "POOLS", "STATS"] : ["CLIENTS", "POOLS"]);
+			const [clients = [], pools = [], stats = []] = await showAll(
+				usageOptions.stats ? ["CLIENTS", "POOLS", "STATS"] : ["CLIENTS", "POOLS"],
+			);
 			const realPools = pools.map(toPool).filter((p) => p.database !== "pgbouncer");
-			const own = clients.filter((c) => String(c.application_name ?? "") === ownApplicationName && String(c.database ?? "") !== "pgbouncer");
+			const own = clients.filter(
+				(c) => String(c.application_name ?? "") === ownApplicationName && String(c.database ?? "") !== "pgbouncer",
+			);
 			const others = clients.filter((c) => !own.includes(c));
 			const poolOf = (c: Record<string, unknown>): PgBouncerPool | undefined => {
 				const database = String(c.database ?? "");
@@ -90,10 +98,17 @@ export function createPgBouncerAdmin(options: { url: string; timeoutMs: number; 
 					if (clientsWaiting === 0) maxWaitSeconds = 0;
 					else if (ownWaiting > 0) {
 						// maxwait may be opsbot's own wait: take the longest wait of the other waiting clients instead.
-						const waits = others.filter((c) => c.state === "waiting" && poolOf(c) === pool).map((c) => toNumber(c.wait) + toNumber(c.wait_us) / 1e6);
+						const waits = others
+							.filter((c) => c.state === "waiting" && poolOf(c) === pool)
+							.map((c) => toNumber(c.wait) + toNumber(c.wait_us) / 1e6);
 						if (waits.length > 0) maxWaitSeconds = Math.max(...waits);
 					}
-					return { ...pool, clientsActive: Math.max(0, pool.clientsActive - ownActive), clientsWaiting, maxWaitSeconds };
+					return {
+						...pool,
+						clientsActive: Math.max(0, pool.clientsActive - ownActive),
+						clientsWaiting,
+						maxWaitSeconds,
+					};
 				}),
 			};
 		},

@@ -11,9 +11,19 @@ export type PoolSeverity = "ok" | "warn" | "critical";
 /** The likely cause of trouble, as data; the report says it in words. */
 export type PoolCause =
 	/** Many connections from one application idle longer than `idleMinutes`: a client pool that keeps what it no longer uses. */
-	| { readonly kind: "stale-idle"; readonly count: number; readonly application: string; readonly olderThanMinutes: number }
+	| {
+			readonly kind: "stale-idle";
+			readonly count: number;
+			readonly application: string;
+			readonly olderThanMinutes: number;
+	  }
 	/** Sessions idle in a transaction longer than `olderThanMinutes`; `longest` is the one idle longest. */
-	| { readonly kind: "idle-in-transaction"; readonly count: number; readonly longest: Session; readonly olderThanMinutes: number }
+	| {
+			readonly kind: "idle-in-transaction";
+			readonly count: number;
+			readonly longest: Session;
+			readonly olderThanMinutes: number;
+	  }
 	/** Sessions waiting on other sessions' locks; `blockers` are the pids holding them, each once. */
 	| { readonly kind: "blocked"; readonly count: number; readonly blockers: readonly number[] }
 	/** Clients queued in PgBouncer; `worst` is the pool with the longest wait. */
@@ -80,7 +90,8 @@ export function groupCount<T>(items: readonly T[], key: (item: T) => string): Ma
 }
 
 const mostFirst = <K>(counts: Map<K, number>): [K, number][] => [...counts.entries()].sort((a, b) => b[1] - a[1]);
-const longestFirst = (sessions: readonly Session[]): Session[] => [...sessions].sort((a, b) => b.stateSeconds - a.stateSeconds);
+const longestFirst = (sessions: readonly Session[]): Session[] =>
+	[...sessions].sort((a, b) => b.stateSeconds - a.stateSeconds);
 
 /** Judges a snapshot against the thresholds: the severity, the likely cause and the session groups. */
 export function diagnosePool(snapshot: PoolSnapshot, thresholds: PoolThresholds): PoolDiagnosis {
@@ -95,9 +106,18 @@ export function diagnosePool(snapshot: PoolSnapshot, thresholds: PoolThresholds)
 		percent = Math.round((pg.used / pg.usable) * 100);
 		severity = percent >= thresholds.criticalPercent ? "critical" : percent >= thresholds.warnPercent ? "warn" : "ok";
 		// An open transaction left alone too long, or a session stuck behind locks, is worth a look at any usage.
-		if (severity === "ok" && (idleInTransaction.some((s) => s.stateSeconds >= thresholds.idleInTransactionMinutes * 60) || blocked.length > 0)) severity = "warn";
+		if (
+			severity === "ok" &&
+			(idleInTransaction.some((s) => s.stateSeconds >= thresholds.idleInTransactionMinutes * 60) || blocked.length > 0)
+		)
+			severity = "warn";
 	}
-	if (severity === "ok" && bouncer && (!isBouncerUsage(bouncer) || bouncer.pools.some((p) => p.clientsWaiting > 0 && p.maxWaitSeconds >= 1))) severity = "warn";
+	if (
+		severity === "ok" &&
+		bouncer &&
+		(!isBouncerUsage(bouncer) || bouncer.pools.some((p) => p.clientsWaiting > 0 && p.maxWaitSeconds >= 1))
+	)
+		severity = "warn";
 	const cause = pg ? likelyCause(pg, isBouncerUsage(bouncer) ? bouncer : undefined, thresholds) : undefined;
 	const offer = pg ? endOffer(pg, cause, thresholds) : undefined;
 	return {
@@ -123,24 +143,45 @@ export function diagnosePool(snapshot: PoolSnapshot, thresholds: PoolThresholds)
  */
 function endOffer(pg: PostgresUsage, cause: PoolCause | undefined, thresholds: PoolThresholds): EndOffer | undefined {
 	const [sessions, olderThanMinutes, matches]: [EndableSessions, number, (s: Session) => boolean] =
-		cause?.kind === "idle-in-transaction" ? ["idle-in-transaction", thresholds.idleInTransactionMinutes, isIdleInTransaction] : ["idle", thresholds.idleMinutes, isIdle];
-	const count = pg.sessions.filter((s) => s.database === pg.database && matches(s) && s.stateSeconds >= olderThanMinutes * 60).length;
+		cause?.kind === "idle-in-transaction"
+			? ["idle-in-transaction", thresholds.idleInTransactionMinutes, isIdleInTransaction]
+			: ["idle", thresholds.idleMinutes, isIdle];
+	const count = pg.sessions.filter(
+		(s) => s.database === pg.database && matches(s) && s.stateSeconds >= olderThanMinutes * 60,
+	).length;
 	return count > 0 ? { sessions, olderThanMinutes, count } : undefined;
 }
 
 // The first sign present is named: stale idle connections, then open transactions, then locks, then
 // PgBouncer's queue (which the others often cause).
-function likelyCause(pg: PostgresUsage, bouncer: PgBouncerUsage | undefined, thresholds: PoolThresholds): PoolCause | undefined {
+function likelyCause(
+	pg: PostgresUsage,
+	bouncer: PgBouncerUsage | undefined,
+	thresholds: PoolThresholds,
+): PoolCause | undefined {
 	const staleIdle = pg.sessions.filter((s) => isIdle(s) && s.stateSeconds >= thresholds.idleMinutes * 60);
 	const [top] = mostFirst(groupCount(staleIdle, (s) => s.application));
 	// One application holding at least five, and at least a fifth of those used, is worth naming; fewer is noise.
-	if (top && top[1] >= Math.max(5, pg.used * 0.2)) return { kind: "stale-idle", count: top[1], application: top[0], olderThanMinutes: thresholds.idleMinutes };
+	if (top && top[1] >= Math.max(5, pg.used * 0.2))
+		return { kind: "stale-idle", count: top[1], application: top[0], olderThanMinutes: thresholds.idleMinutes };
 	const olderThanMinutes = thresholds.idleInTransactionMinutes;
 	const stuck = pg.sessions.filter((s) => isIdleInTransaction(s) && s.stateSeconds >= olderThanMinutes * 60);
-	if (stuck.length > 0) return { kind: "idle-in-transaction", count: stuck.length, longest: stuck.reduce((a, b) => (b.stateSeconds > a.stateSeconds ? b : a)), olderThanMinutes };
+	if (stuck.length > 0)
+		return {
+			kind: "idle-in-transaction",
+			count: stuck.length,
+			longest: stuck.reduce((a, b) => (b.stateSeconds > a.stateSeconds ? b : a)),
+			olderThanMinutes,
+		};
 	const blocked = pg.sessions.filter(isBlocked);
-	if (blocked.length > 0) return { kind: "blocked", count: blocked.length, blockers: [...new Set(blocked.flatMap((s) => s.blockedBy))] };
+	if (blocked.length > 0)
+		return { kind: "blocked", count: blocked.length, blockers: [...new Set(blocked.flatMap((s) => s.blockedBy))] };
 	const waiting = bouncer?.pools.filter((p) => p.clientsWaiting > 0) ?? [];
-	if (waiting.length > 0) return { kind: "pgbouncer-waiting", clients: waiting.reduce((n, p) => n + p.clientsWaiting, 0), worst: waiting.reduce((a, b) => (b.maxWaitSeconds > a.maxWaitSeconds ? b : a)) };
+	if (waiting.length > 0)
+		return {
+			kind: "pgbouncer-waiting",
+			clients: waiting.reduce((n, p) => n + p.clientsWaiting, 0),
+			worst: waiting.reduce((a, b) => (b.maxWaitSeconds > a.maxWaitSeconds ? b : a)),
+		};
 	return undefined;
 }

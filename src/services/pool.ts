@@ -1,6 +1,6 @@
 import type { Logger } from "../log.ts";
 import { createPgBouncerAdmin, type PgBouncerPool } from "./pgbouncer.ts";
-import { describePgFailure, type Database } from "./postgres.ts";
+import { type Database, describePgFailure } from "./postgres.ts";
 import type { PrometheusService } from "./prometheus.ts";
 
 /** One client session as pg_stat_activity shows it. */
@@ -88,8 +88,17 @@ export interface TerminationResult {
 export interface PoolService {
 	snapshot(environment: string): Promise<PoolSnapshot>;
 	/** Sessions of opsbot's own database in that state for longer than `olderThanMinutes` (default: idle ones). */
-	idleCandidates(environment: string, olderThanMinutes: number, sessions?: EndableSessions): Promise<TerminationCandidate[]>;
-	terminate(environment: string, candidates: readonly TerminationCandidate[], olderThanMinutes: number, sessions?: EndableSessions): Promise<TerminationResult>;
+	idleCandidates(
+		environment: string,
+		olderThanMinutes: number,
+		sessions?: EndableSessions,
+	): Promise<TerminationCandidate[]>;
+	terminate(
+		environment: string,
+		candidates: readonly TerminationCandidate[],
+		olderThanMinutes: number,
+		sessions?: EndableSessions,
+	): Promise<TerminationResult>;
 	/** Connections used over the last hours: from Prometheus (postgres-exporter) when configured, else opsbot's own samples. */
 	history(environment: string): Promise<{ samples: readonly UsageSample[]; source: string }>;
 }
@@ -202,12 +211,23 @@ export function createPoolService(deps: PoolDeps): PoolService {
 				stateSeconds: Math.max(0, r.state_seconds ?? 0),
 				blockedBy: r.blocked_by ?? [],
 			}));
-		return { database: first.current_database, maxConnections: first.max_connections, reserved: first.reserved, usable: Math.max(1, first.max_connections - first.reserved), used: sessions.length, sessions, ownSessions: first.own };
+		return {
+			database: first.current_database,
+			maxConnections: first.max_connections,
+			reserved: first.reserved,
+			usable: Math.max(1, first.max_connections - first.reserved),
+			used: sessions.length,
+			sessions,
+			ownSessions: first.own,
+		};
 	}
 
 	async function readPgBouncer(environment: string, url: string, timeoutMs: number): Promise<PgBouncerUsage> {
 		const own = deps.database(environment)?.applicationName ?? "opsbot";
-		const { pools, ownClients, stats } = await createPgBouncerAdmin({ url, timeoutMs, applicationName: own }).usage(own, { stats: true });
+		const { pools, ownClients, stats } = await createPgBouncerAdmin({ url, timeoutMs, applicationName: own }).usage(
+			own,
+			{ stats: true },
+		);
 		return {
 			pools,
 			ownClients,
@@ -233,21 +253,40 @@ export function createPoolService(deps: PoolDeps): PoolService {
 			]);
 			if (pgResult.status === "fulfilled") remember(environment, { at: takenAt.getTime(), used: pgResult.value.used });
 			else deps.log.warn({ err: pgResult.reason, environment }, "pool: postgres read failed");
-			if (bouncerResult.status === "rejected") deps.log.warn({ err: bouncerResult.reason, environment }, "pool: pgbouncer read failed");
+			if (bouncerResult.status === "rejected")
+				deps.log.warn({ err: bouncerResult.reason, environment }, "pool: pgbouncer read failed");
 			return {
 				environment,
 				takenAt,
 				postgres: pgResult.status === "fulfilled" ? pgResult.value : { error: describePgFailure(pgResult.reason) },
-				...(bouncer ? { pgbouncer: bouncerResult.status === "fulfilled" && bouncerResult.value ? bouncerResult.value : { error: describePgFailure(bouncerResult.status === "rejected" ? bouncerResult.reason : undefined) } } : {}),
+				...(bouncer
+					? {
+							pgbouncer:
+								bouncerResult.status === "fulfilled" && bouncerResult.value
+									? bouncerResult.value
+									: {
+											error: describePgFailure(bouncerResult.status === "rejected" ? bouncerResult.reason : undefined),
+										},
+						}
+					: {}),
 			};
 		},
 		async idleCandidates(environment, olderThanMinutes, sessions = "idle") {
 			const db = requireDatabase(environment);
-			const rows = await db.read<{ pid: number; backend_start: string; application_name: string | null; client_addr: string | null; idle_seconds: number }>(
-				CANDIDATES_SQL,
-				[olderThanMinutes * 60, ENDABLE_STATES[sessions], db.applicationName],
-			);
-			return rows.map((r) => ({ pid: r.pid, backendStart: r.backend_start, application: r.application_name ?? "", clientAddr: r.client_addr ?? "local socket", idleSeconds: r.idle_seconds }));
+			const rows = await db.read<{
+				pid: number;
+				backend_start: string;
+				application_name: string | null;
+				client_addr: string | null;
+				idle_seconds: number;
+			}>(CANDIDATES_SQL, [olderThanMinutes * 60, ENDABLE_STATES[sessions], db.applicationName]);
+			return rows.map((r) => ({
+				pid: r.pid,
+				backendStart: r.backend_start,
+				application: r.application_name ?? "",
+				clientAddr: r.client_addr ?? "local socket",
+				idleSeconds: r.idle_seconds,
+			}));
 		},
 		async terminate(environment, candidates, olderThanMinutes, sessions = "idle") {
 			if (candidates.length === 0) return { ended: [], skipped: 0 };
@@ -277,9 +316,15 @@ export function createPoolService(deps: PoolDeps): PoolService {
 			const end = new Date();
 			try {
 				// postgres-exporter's pg_stat_activity_count is per database and state; the sum is connections in use.
-				const series = await prometheus.queryRange("sum(pg_stat_activity_count)", { start: new Date(end.getTime() - hours * 3_600_000), end, stepSeconds: (hours * 3600) / 120 });
+				const series = await prometheus.queryRange("sum(pg_stat_activity_count)", {
+					start: new Date(end.getTime() - hours * 3_600_000),
+					end,
+					stepSeconds: (hours * 3600) / 120,
+				});
 				const points = series[0]?.points ?? [];
-				return points.length >= 2 ? { samples: points.map((p) => ({ at: p.at, used: p.value })), source: "Prometheus" } : own;
+				return points.length >= 2
+					? { samples: points.map((p) => ({ at: p.at, used: p.value })), source: "Prometheus" }
+					: own;
 			} catch (err) {
 				deps.log.info({ err, environment }, "pool: no history from Prometheus, using own samples");
 				return own;

@@ -50,25 +50,37 @@ export function createDatabase(options: DatabaseOptions): Database {
 	const connectTimeoutMs = Math.min(options.statementTimeoutMs, 10_000);
 	class BoundedConnectClient extends loadPg().Client {
 		constructor(config?: string | pg.ClientConfig) {
-			super({ ...(typeof config === "string" ? { connectionString: config } : config), connectionTimeoutMillis: connectTimeoutMs });
+			super({
+				...(typeof config === "string" ? { connectionString: config } : config),
+				connectionTimeoutMillis: connectTimeoutMs,
+			});
 		}
 	}
-	const pool = createPool({
-		Client: BoundedConnectClient,
-		connectionString: options.url,
-		max: options.maxConnections,
-		application_name: applicationName,
-		idleTimeoutMillis: 30_000,
-		// Client-side backstop in case the server never answers; the server-side timeout is set below.
-		query_timeout: options.statementTimeoutMs + 2_000,
-	}, options.log, "postgres");
+	const pool = createPool(
+		{
+			Client: BoundedConnectClient,
+			connectionString: options.url,
+			max: options.maxConnections,
+			application_name: applicationName,
+			idleTimeoutMillis: 30_000,
+			// Client-side backstop in case the server never answers; the server-side timeout is set below.
+			query_timeout: options.statementTimeoutMs + 2_000,
+		},
+		options.log,
+		"postgres",
+	);
 
-	async function transaction<T>(work: (client: pg.PoolClient) => Promise<T>, txOptions: TransactionOptions = {}): Promise<T> {
+	async function transaction<T>(
+		work: (client: pg.PoolClient) => Promise<T>,
+		txOptions: TransactionOptions = {},
+	): Promise<T> {
 		const client = await pool.connect();
 		let broken: Error | undefined;
 		try {
 			await client.query(txOptions.readOnly === false ? "BEGIN" : "BEGIN READ ONLY");
-			await client.query("SELECT set_config('statement_timeout', $1, true)", [String(txOptions.timeoutMs ?? options.statementTimeoutMs)]);
+			await client.query("SELECT set_config('statement_timeout', $1, true)", [
+				String(txOptions.timeoutMs ?? options.statementTimeoutMs),
+			]);
 			const result = await work(client);
 			if (txOptions.leaveNothing) {
 				await client.query("SELECT pg_advisory_unlock_all()");
@@ -81,7 +93,8 @@ export function createDatabase(options: DatabaseOptions): Database {
 				broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
 			});
 			// A session advisory lock survives its failed transaction (best effort: through PgBouncer this may run elsewhere).
-			if (txOptions.leaveNothing && !broken) await client.query("SELECT pg_advisory_unlock_all()").catch(() => undefined);
+			if (txOptions.leaveNothing && !broken)
+				await client.query("SELECT pg_advisory_unlock_all()").catch(() => undefined);
 			throw err;
 		} finally {
 			client.release(broken);
@@ -91,7 +104,10 @@ export function createDatabase(options: DatabaseOptions): Database {
 	return {
 		applicationName,
 		read: (sql, params = [], readOptions = {}) =>
-			transaction(async (client) => (await client.query(sql, params as unknown[])).rows, { ...readOptions, readOnly: true }),
+			transaction(async (client) => (await client.query(sql, params as unknown[])).rows, {
+				...readOptions,
+				readOnly: true,
+			}),
 		transaction,
 		held: () => pool.totalCount,
 		close: () => pool.end(),
@@ -158,7 +174,8 @@ export function describePgFailure(err: unknown): string {
 			return "server is shutting down or starting up";
 		case "08P01":
 			// PgBouncer reports the server connection under its client dying with this code.
-			if (e.message && /server conn crashed|server closed the connection|terminat/i.test(e.message)) return "connection terminated";
+			if (e.message && /server conn crashed|server closed the connection|terminat/i.test(e.message))
+				return "connection terminated";
 			return "protocol violation";
 		default:
 			if (e?.message && /timeout/i.test(e.message)) return "timed out";
@@ -168,7 +185,23 @@ export function describePgFailure(err: unknown): string {
 }
 
 // Failures that say the server is unreachable or going away, not that the query was wrong.
-const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "ECONNRESET", "57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"]);
+const UNREACHABLE = new Set([
+	"ECONNREFUSED",
+	"ENOTFOUND",
+	"EAI_AGAIN",
+	"EHOSTUNREACH",
+	"ENETUNREACH",
+	"ETIMEDOUT",
+	"ECONNRESET",
+	"57P01",
+	"57P02",
+	"57P03",
+	"08000",
+	"08001",
+	"08003",
+	"08004",
+	"08006",
+]);
 
 /**
  * A pg failure the user can understand and act on (server down, opsbot's login refused, server
@@ -183,15 +216,32 @@ export function pgUserFacingError(err: unknown, environment: string, timeoutMs?:
 	const described = describePgFailure(err);
 	const within = timeoutMs ? ` within ${formatSeconds(timeoutMs)}` : " in time";
 	if (code === "28P01" || code === "28000") {
-		return new UserFacingError(`opsbot could not log in to the PostgreSQL of ${environment} (authentication failed). An admin should check the user and password in its database URL.`, { cause: err });
+		return new UserFacingError(
+			`opsbot could not log in to the PostgreSQL of ${environment} (authentication failed). An admin should check the user and password in its database URL.`,
+			{ cause: err },
+		);
 	}
-	if (code === "3D000") return new UserFacingError(`The PostgreSQL of ${environment} has no such database. An admin should check the database name in opsbot's database URL.`, { cause: err });
-	if (code === "53300") return new UserFacingError(`The PostgreSQL of ${environment} refused opsbot's connection: too many connections (max_connections reached). See /pool ${environment}.`, { cause: err });
+	if (code === "3D000")
+		return new UserFacingError(
+			`The PostgreSQL of ${environment} has no such database. An admin should check the database name in opsbot's database URL.`,
+			{ cause: err },
+		);
+	if (code === "53300")
+		return new UserFacingError(
+			`The PostgreSQL of ${environment} refused opsbot's connection: too many connections (max_connections reached). See /pool ${environment}.`,
+			{ cause: err },
+		);
 	if (code === "57014" || described === "timed out") {
-		return new UserFacingError(`The PostgreSQL of ${environment} did not answer${within} (${code === "57014" ? "statement_timeout" : "timed out"}): it may be overloaded or the table locked. Try again in a moment; /health ${environment} shows whether it is up.`, { cause: err, unavailable: true });
+		return new UserFacingError(
+			`The PostgreSQL of ${environment} did not answer${within} (${code === "57014" ? "statement_timeout" : "timed out"}): it may be overloaded or the table locked. Try again in a moment; /health ${environment} shows whether it is up.`,
+			{ cause: err, unavailable: true },
+		);
 	}
 	if (UNREACHABLE.has(code) || described === "connection terminated") {
-		return new UserFacingError(`The PostgreSQL of ${environment} is not reachable (${described}). Check /health ${environment} and try again once it is back.`, { cause: err, unavailable: true });
+		return new UserFacingError(
+			`The PostgreSQL of ${environment} is not reachable (${described}). Check /health ${environment} and try again once it is back.`,
+			{ cause: err, unavailable: true },
+		);
 	}
 	return undefined;
 }

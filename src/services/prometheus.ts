@@ -36,12 +36,13 @@ export function withSlash(url: string): string {
 	return url.endsWith("/") ? url : `${url}/`;
 }
 
-
 const RangeAnswer = z.object({
 	status: z.literal("success"),
 	data: z.object({
 		resultType: z.literal("matrix"),
-		result: z.array(z.object({ metric: z.record(z.string(), z.string()), values: z.array(z.tuple([z.number(), z.string()])) })),
+		result: z.array(
+			z.object({ metric: z.record(z.string(), z.string()), values: z.array(z.tuple([z.number(), z.string()])) }),
+		),
 	}),
 });
 
@@ -51,12 +52,14 @@ export interface RangeSeries {
 	readonly points: readonly { at: number; value: number }[];
 }
 
-
 const Sample = z.tuple([z.number(), z.string()]);
 const InstantAnswer = z.object({
 	status: z.literal("success"),
 	data: z.discriminatedUnion("resultType", [
-		z.object({ resultType: z.literal("vector"), result: z.array(z.object({ metric: z.record(z.string(), z.string()), value: Sample })) }),
+		z.object({
+			resultType: z.literal("vector"),
+			result: z.array(z.object({ metric: z.record(z.string(), z.string()), value: Sample })),
+		}),
 		z.object({ resultType: z.literal("scalar"), result: Sample }),
 		z.object({ resultType: z.literal("string"), result: Sample }),
 		z.object({ resultType: z.literal("matrix"), result: z.array(z.unknown()) }),
@@ -99,7 +102,11 @@ export interface PrometheusClient {
 	/** The configured timeout (`prometheus.timeoutMs`). */
 	readonly timeoutMs: number;
 	/** Runs `/api/v1/query_range` (form-encoded POST, so long expressions fit) and returns the matrix. */
-	queryRange(query: string, range: { start: Date; end: Date; stepSeconds: number }, options?: PrometheusCallOptions): Promise<RangeSeries[]>;
+	queryRange(
+		query: string,
+		range: { start: Date; end: Date; stepSeconds: number },
+		options?: PrometheusCallOptions,
+	): Promise<RangeSeries[]>;
 	/**
 	 * Runs `/api/v1/query` at the current time. Prometheus gets a `timeout` a little inside our own
 	 * deadline, so a slow expression comes back as its own "timeout" error rather than a cut connection.
@@ -118,8 +125,14 @@ export interface PrometheusService {
 }
 
 /** Creates one client per environment that configures a Prometheus. */
-export function createPrometheusService(environments: Readonly<Record<string, Pick<EnvironmentConfig, "prometheus">>>): PrometheusService {
-	const clients = new Map(Object.entries(environments).flatMap(([name, env]) => (env.prometheus ? [[name, createPrometheusClient(env.prometheus)] as const] : [])));
+export function createPrometheusService(
+	environments: Readonly<Record<string, Pick<EnvironmentConfig, "prometheus">>>,
+): PrometheusService {
+	const clients = new Map(
+		Object.entries(environments).flatMap(([name, env]) =>
+			env.prometheus ? [[name, createPrometheusClient(env.prometheus)] as const] : [],
+		),
+	);
 	return { forEnvironment: (environment) => clients.get(environment) };
 }
 
@@ -133,17 +146,26 @@ export function createPrometheusClient(config: { readonly url: string; readonly 
 			...(form ? { form } : {}),
 			...(options.signal ? { signal: options.signal } : {}),
 		});
-	const activeTargets = async (options: PrometheusCallOptions = {}) => (await call("api/v1/targets?state=active", TargetsAnswer, options)).data.activeTargets;
+	const activeTargets = async (options: PrometheusCallOptions = {}) =>
+		(await call("api/v1/targets?state=active", TargetsAnswer, options)).data.activeTargets;
 	return {
 		timeoutMs: config.timeoutMs,
 		async queryRange(query, range, options = {}) {
 			// Whole seconds keep `end` on the step grid, so the newest point is evaluated at `end` itself.
 			const end = Math.ceil(range.end.getTime() / 1000);
-			const start = end - Math.round((range.end.getTime() - range.start.getTime()) / 1000 / range.stepSeconds) * range.stepSeconds;
-			const answer = await call("api/v1/query_range", RangeAnswer, options, new URLSearchParams({ query, start: String(start), end: String(end), step: String(range.stepSeconds) }));
+			const start =
+				end - Math.round((range.end.getTime() - range.start.getTime()) / 1000 / range.stepSeconds) * range.stepSeconds;
+			const answer = await call(
+				"api/v1/query_range",
+				RangeAnswer,
+				options,
+				new URLSearchParams({ query, start: String(start), end: String(end), step: String(range.stepSeconds) }),
+			);
 			return answer.data.result.map((series) => ({
 				metric: series.metric,
-				points: series.values.map(([t, v]) => ({ at: t * 1000, value: Number(v) })).filter((p) => Number.isFinite(p.value)),
+				points: series.values
+					.map(([t, v]) => ({ at: t * 1000, value: Number(v) }))
+					.filter((p) => Number.isFinite(p.value)),
 			}));
 		},
 		async queryInstant(query, options = {}) {
@@ -151,7 +173,12 @@ export function createPrometheusClient(config: { readonly url: string; readonly 
 			const evalTimeoutMs = Math.max(timeoutMs - 250, Math.round(timeoutMs * 0.8));
 			let answer: z.infer<typeof InstantAnswer>;
 			try {
-				answer = await call("api/v1/query", InstantAnswer, { ...options, timeoutMs }, new URLSearchParams({ query, timeout: String(evalTimeoutMs / 1000) }));
+				answer = await call(
+					"api/v1/query",
+					InstantAnswer,
+					{ ...options, timeoutMs },
+					new URLSearchParams({ query, timeout: String(evalTimeoutMs / 1000) }),
+				);
 			} catch (err) {
 				// 400 bad_data, 422 execution, 503 timeout: the body names the kind; the body may be cut short, so no JSON.parse.
 				if (err instanceof HttpStatusError) {
@@ -163,7 +190,11 @@ export function createPrometheusClient(config: { readonly url: string; readonly 
 			const { data } = answer;
 			// Prometheus writes infinities as "+Inf"/"-Inf", which Number() reads as NaN.
 			const number = (v: string) => (v === "+Inf" ? Infinity : v === "-Inf" ? -Infinity : Number(v));
-			const sample = (metric: Record<string, string>, [t, v]: [number, string]): InstantSample => ({ metric, value: number(v), at: t * 1000 });
+			const sample = (metric: Record<string, string>, [t, v]: [number, string]): InstantSample => ({
+				metric,
+				value: number(v),
+				at: t * 1000,
+			});
 			switch (data.resultType) {
 				case "vector":
 					return { resultType: "vector", samples: data.result.map((r) => sample(r.metric, r.value)) };
@@ -179,7 +210,11 @@ export function createPrometheusClient(config: { readonly url: string; readonly 
 			// "unknown" means not scraped yet (a fresh target), which is not a failure.
 			const down = targets
 				.filter((t) => t.health === "down")
-				.map((t) => ({ job: t.labels.job ?? t.scrapePool, instance: t.labels.instance ?? "?", lastError: t.lastError }));
+				.map((t) => ({
+					job: t.labels.job ?? t.scrapePool,
+					instance: t.labels.instance ?? "?",
+					lastError: t.lastError,
+				}));
 			return { total: targets.length, up: targets.filter((t) => t.health === "up").length, down };
 		},
 	};

@@ -53,7 +53,7 @@ export class SshTimeoutError extends Error {
 }
 
 // Single quotes make every other character inert; the pattern keeps arguments to what opsbot itself builds.
-const SAFE_ARG = /^[A-Za-z0-9_.:=@%+\/{}|-]{1,256}$/;
+const SAFE_ARG = /^[A-Za-z0-9_.:=@%+/{}|-]{1,256}$/;
 
 /**
  * Quotes an argv for the remote shell. Every argument must already be allow-listed or generated
@@ -63,14 +63,19 @@ const SAFE_ARG = /^[A-Za-z0-9_.:=@%+\/{}|-]{1,256}$/;
 export function shellQuote(argv: readonly string[]): string {
 	return argv
 		.map((arg) => {
-			if (!SAFE_ARG.test(arg)) throw new Error(`refusing to pass an unexpected argument over SSH: ${JSON.stringify(arg.slice(0, 40))}`);
+			if (!SAFE_ARG.test(arg))
+				throw new Error(`refusing to pass an unexpected argument over SSH: ${JSON.stringify(arg.slice(0, 40))}`);
 			return `'${arg}'`;
 		})
 		.join(" ");
 }
 
 /** Runs one command over SSH with a pinned host key, a connect timeout and an overall timeout. */
-export async function runSsh(target: SshTarget, argv: readonly string[], options: { timeoutMs?: number; maxBytes?: number } = {}): Promise<SshResult> {
+export async function runSsh(
+	target: SshTarget,
+	argv: readonly string[],
+	options: { timeoutMs?: number; maxBytes?: number } = {},
+): Promise<SshResult> {
 	const command = shellQuote(argv);
 	const pinned = Buffer.from(target.hostKey.split(" ")[1] ?? "", "base64");
 	const privateKey = await readFile(target.privateKeyPath);
@@ -90,7 +95,10 @@ export async function runSsh(target: SshTarget, argv: readonly string[], options
 			conn.end();
 			fn();
 		};
-		const timer = setTimeout(() => finish(() => reject(new SshTimeoutError(target.host, timeoutMs, ready ? "command" : "connect"))), timeoutMs);
+		const timer = setTimeout(
+			() => finish(() => reject(new SshTimeoutError(target.host, timeoutMs, ready ? "command" : "connect"))),
+			timeoutMs,
+		);
 		conn.on("error", (err: Error & { level?: string }) =>
 			finish(() =>
 				// ssh2 reports its readyTimeout as an error of level "client-timeout"; it is the same timeout as ours.
@@ -125,7 +133,14 @@ export async function runSsh(target: SshTarget, argv: readonly string[], options
 					errBytes += chunk.length;
 				});
 				stream.on("close", (code: number | null) =>
-					finish(() => resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(errOut).toString("utf8"), truncated: truncated || outBytes > maxBytes || errBytes > maxBytes })),
+					finish(() =>
+						resolve({
+							code,
+							stdout: Buffer.concat(out).toString("utf8"),
+							stderr: Buffer.concat(errOut).toString("utf8"),
+							truncated: truncated || outBytes > maxBytes || errBytes > maxBytes,
+						}),
+					),
 				);
 			});
 		});
@@ -165,7 +180,10 @@ export interface SshService {
 /** The SSH host key did not match the pinned one: opsbot refused to connect and ran nothing. */
 export class SshHostKeyError extends UserFacingError {
 	constructor(host: string, options?: ErrorOptions) {
-		super(`The SSH host key of ${host} does not match the pinned key in the config; opsbot refused to connect, so nothing was run. If the host was rebuilt, update \`ssh.hostKey\`.`, options);
+		super(
+			`The SSH host key of ${host} does not match the pinned key in the config; opsbot refused to connect, so nothing was run. If the host was rebuilt, update \`ssh.hostKey\`.`,
+			options,
+		);
 		this.name = "SshHostKeyError";
 	}
 }
@@ -179,8 +197,13 @@ export class SshUnavailableError extends UserFacingError {
 }
 
 /** Creates the SSH service: one target per environment with an `ssh` block, built here and nowhere else. */
-export function createSshService(deps: { readonly environments: Readonly<Record<string, Pick<EnvironmentConfig, "ssh">>>; readonly secret: (name: string) => string | undefined }): SshService {
-	const hosts = new Map(Object.entries(deps.environments).flatMap(([name, env]) => (env.ssh ? [[name, env.ssh] as const] : [])));
+export function createSshService(deps: {
+	readonly environments: Readonly<Record<string, Pick<EnvironmentConfig, "ssh">>>;
+	readonly secret: (name: string) => string | undefined;
+}): SshService {
+	const hosts = new Map(
+		Object.entries(deps.environments).flatMap(([name, env]) => (env.ssh ? [[name, env.ssh] as const] : [])),
+	);
 	return {
 		async run(environment, argv, options = {}) {
 			const ssh = hosts.get(environment);
@@ -188,22 +211,51 @@ export function createSshService(deps: { readonly environments: Readonly<Record<
 			const privateKeyPath = deps.secret(ssh.keyFileEnv);
 			if (!privateKeyPath) throw new UserFacingError("The SSH key for this environment is not configured.");
 			// Never trust an unpinned host: `opsbot doctor` shows its key for a person to check and pin.
-			if (!ssh.hostKey) throw new UserFacingError(`${ssh.host} has no pinned host key (\`ssh.hostKey\`), so opsbot does not connect. Run \`npx opsbot doctor\` to see its key.`);
-			const target: SshTarget = { host: ssh.host, port: ssh.port, user: ssh.user, privateKeyPath, hostKey: ssh.hostKey, timeoutMs: ssh.timeoutMs };
+			if (!ssh.hostKey)
+				throw new UserFacingError(
+					`${ssh.host} has no pinned host key (\`ssh.hostKey\`), so opsbot does not connect. Run \`npx opsbot doctor\` to see its key.`,
+				);
+			const target: SshTarget = {
+				host: ssh.host,
+				port: ssh.port,
+				user: ssh.user,
+				privateKeyPath,
+				hostKey: ssh.hostKey,
+				timeoutMs: ssh.timeoutMs,
+			};
 			return runSsh(target, argv, options).catch((err: unknown) => {
-				throw userFacingSshError(err, { environment, host: ssh.host, user: ssh.user, command: argv.slice(0, 2).join(" "), slowAdvice: options.slowAdvice });
+				throw userFacingSshError(err, {
+					environment,
+					host: ssh.host,
+					user: ssh.user,
+					command: argv.slice(0, 2).join(" "),
+					slowAdvice: options.slowAdvice,
+				});
 			});
 		},
 	};
 }
 
 /** The one place SSH failures become what a user reads; anything else passes through for the generic error path. */
-function userFacingSshError(err: unknown, at: { environment: string; host: string; user: string; command: string; slowAdvice: string | undefined }): unknown {
+function userFacingSshError(
+	err: unknown,
+	at: { environment: string; host: string; user: string; command: string; slowAdvice: string | undefined },
+): unknown {
 	if (err instanceof HostKeyMismatchError) return new SshHostKeyError(at.host, { cause: err });
-	if (err instanceof SshAuthError) return new UserFacingError(`${at.host} refused opsbot's SSH key for \`${at.user}\`. Check \`ssh.user\` and the key file named by \`ssh.keyFileEnv\`.`, { cause: err });
+	if (err instanceof SshAuthError)
+		return new UserFacingError(
+			`${at.host} refused opsbot's SSH key for \`${at.user}\`. Check \`ssh.user\` and the key file named by \`ssh.keyFileEnv\`.`,
+			{ cause: err },
+		);
 	if (err instanceof SshTimeoutError) {
-		const advice = err.phase === "connect" ? "the host may be down or unreachable over SSH" : (at.slowAdvice ?? "the command did not finish");
-		return new SshUnavailableError(`${at.command} on ${at.host} did not answer within ${Number((err.ms / 1000).toFixed(1))} s (${advice}). Try again, or check /health ${at.environment}.`, { cause: err });
+		const advice =
+			err.phase === "connect"
+				? "the host may be down or unreachable over SSH"
+				: (at.slowAdvice ?? "the command did not finish");
+		return new SshUnavailableError(
+			`${at.command} on ${at.host} did not answer within ${Number((err.ms / 1000).toFixed(1))} s (${advice}). Try again, or check /health ${at.environment}.`,
+			{ cause: err },
+		);
 	}
 	return err;
 }

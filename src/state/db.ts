@@ -45,16 +45,20 @@ const SCHEMA = [
 
 /** Opens a small pool; the schema is made (under the migrations advisory lock) before the first query. */
 export function openStateDatabase(url: string, log: Logger): StateDatabase {
-	const pool = createPool({
-		connectionString: url,
-		max: 4,
-		application_name: "opsbot-state",
-		connectionTimeoutMillis: 5_000,
-		// A press waits on these queries; a stuck one must fail the press, not hang it past Discord's 15 minutes.
-		onConnect: async (client) => {
-			await client.query("SELECT set_config('statement_timeout', '10000', false)");
+	const pool = createPool(
+		{
+			connectionString: url,
+			max: 4,
+			application_name: "opsbot-state",
+			connectionTimeoutMillis: 5_000,
+			// A press waits on these queries; a stuck one must fail the press, not hang it past Discord's 15 minutes.
+			onConnect: async (client) => {
+				await client.query("SELECT set_config('statement_timeout', '10000', false)");
+			},
 		},
-	}, log, "state database");
+		log,
+		"state database",
+	);
 	let ready: Promise<void> | undefined;
 	const migrate = () => createSchema(pool, SCHEMA);
 	return {

@@ -30,12 +30,29 @@ const CLAIM_SQL = `INSERT INTO opsbot_state.gateway_lease AS l (id, holder, expi
  * as a standby) `marginMs` before the expiry it last wrote, measured from before that renewal was
  * sent, so two replicas never both think they hold it. Stopping deletes the row: the next takes over at once.
  */
-export function startGatewayLease(options: { url: string; log: Logger; pollMs?: number; ttlMs?: number; onAcquired: () => void; onLost: (err: unknown) => void }): GatewayLease {
+export function startGatewayLease(options: {
+	url: string;
+	log: Logger;
+	pollMs?: number;
+	ttlMs?: number;
+	onAcquired: () => void;
+	onLost: (err: unknown) => void;
+}): GatewayLease {
 	const pollMs = options.pollMs ?? 5_000;
 	const ttlMs = options.ttlMs ?? Math.max(15_000, pollMs * 3);
 	const marginMs = Math.min(2_000, ttlMs / 4);
 	const holder = randomUUID();
-	const pool = createPool({ connectionString: options.url, max: 1, application_name: "opsbot-gateway-lease", connectionTimeoutMillis: Math.min(5_000, pollMs * 2), query_timeout: Math.min(5_000, ttlMs / 3) }, options.log, "gateway lease");
+	const pool = createPool(
+		{
+			connectionString: options.url,
+			max: 1,
+			application_name: "opsbot-gateway-lease",
+			connectionTimeoutMillis: Math.min(5_000, pollMs * 2),
+			query_timeout: Math.min(5_000, ttlMs / 3),
+		},
+		options.log,
+		"gateway lease",
+	);
 	let holding = false;
 	let stopped = false;
 	let timer: NodeJS.Timeout | undefined;
@@ -62,7 +79,8 @@ export function startGatewayLease(options: { url: string; log: Logger; pollMs?: 
 	};
 	// Without a renewal by then another replica may take the row: stop holding first.
 	const watchExpiry = () => {
-		if (holding && !stopped && performance.now() >= validUntil) giveUp(new Error("could not renew the gateway lease in time"));
+		if (holding && !stopped && performance.now() >= validUntil)
+			giveUp(new Error("could not renew the gateway lease in time"));
 	};
 
 	const tick = async () => {
@@ -81,10 +99,17 @@ export function startGatewayLease(options: { url: string; log: Logger; pollMs?: 
 				announced = true;
 			}
 		} catch (err) {
-			options.log.warn({ err }, holding ? "could not renew the gateway lease; retrying" : "could not ask for the gateway lease");
+			options.log.warn(
+				{ err },
+				holding ? "could not renew the gateway lease; retrying" : "could not ask for the gateway lease",
+			);
 			watchExpiry();
 		}
-		if (!stopped) timer = setTimeout(() => void tick(), holding ? Math.min(pollMs, Math.max(50, validUntil - performance.now() - pollMs)) : pollMs);
+		if (!stopped)
+			timer = setTimeout(
+				() => void tick(),
+				holding ? Math.min(pollMs, Math.max(50, validUntil - performance.now() - pollMs)) : pollMs,
+			);
 	};
 	const expiryTimer = setInterval(watchExpiry, Math.min(250, pollMs)).unref();
 	void tick();
@@ -96,7 +121,11 @@ export function startGatewayLease(options: { url: string; log: Logger; pollMs?: 
 			clearInterval(expiryTimer);
 			holding = false;
 			// Deleting the row lets the next replica take over at once instead of after the expiry.
-			await pool.query("DELETE FROM opsbot_state.gateway_lease WHERE id = 1 AND holder = $1", [holder]).catch((err: unknown) => options.log.warn({ err }, "could not release the gateway lease; it expires on its own"));
+			await pool
+				.query("DELETE FROM opsbot_state.gateway_lease WHERE id = 1 AND holder = $1", [holder])
+				.catch((err: unknown) =>
+					options.log.warn({ err }, "could not release the gateway lease; it expires on its own"),
+				);
 			await pool.end().catch(() => undefined);
 		},
 	};

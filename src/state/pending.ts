@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { pendingBounds, type PendingResult, type PendingStore, type PendingStoreOptions } from "../discord/pending.ts";
+import { type PendingResult, type PendingStore, type PendingStoreOptions, pendingBounds } from "../discord/pending.ts";
 import type { StateDatabase } from "./db.ts";
 import { decodeState, encodeState } from "./json.ts";
 
@@ -9,10 +9,18 @@ import { decodeState, encodeState } from "./json.ts";
  * one confirmation is taken exactly once across replicas. Expiry uses the database's clock, so
  * replicas whose clocks differ agree. `kind` keeps stores of different value types apart.
  */
-export function createPostgresPendingStore<T>(db: StateDatabase, kind: string, ttlMs: number, options: PendingStoreOptions = {}): PendingStore<T> {
+export function createPostgresPendingStore<T>(
+	db: StateDatabase,
+	kind: string,
+	ttlMs: number,
+	options: PendingStoreOptions = {},
+): PendingStore<T> {
 	const { maxPerUser, maxEntries } = pendingBounds(options);
 	const miss = async (token: string): Promise<PendingResult<T>> => {
-		const { rows } = await db.query<{ expired: boolean }>("SELECT expires_at <= clock_timestamp() AS expired FROM opsbot_state.pending WHERE token = $1 AND kind = $2", [token, kind]);
+		const { rows } = await db.query<{ expired: boolean }>(
+			"SELECT expires_at <= clock_timestamp() AS expired FROM opsbot_state.pending WHERE token = $1 AND kind = $2",
+			[token, kind],
+		);
 		if (!rows[0]) return { ok: false, reason: "unknown" };
 		return { ok: false, reason: rows[0].expired ? "expired" : "other-user" };
 	};
@@ -29,7 +37,8 @@ export function createPostgresPendingStore<T>(db: StateDatabase, kind: string, t
 				[token, kind, userId, encodeState(value), ttlMs, maxPerUser - 1],
 			);
 			// Expired rows are swept now and then, not on every put (an index on expires_at keeps it cheap).
-			if (++puts % 50 === 1) await db.query("DELETE FROM opsbot_state.pending WHERE expires_at < clock_timestamp() - interval '1 minute'");
+			if (++puts % 50 === 1)
+				await db.query("DELETE FROM opsbot_state.pending WHERE expires_at < clock_timestamp() - interval '1 minute'");
 			// Bounded in all too: past maxEntries the oldest entry of whoever holds the most goes (the one putting wins ties, so a flood evicts its own).
 			await db.query(
 				`DELETE FROM opsbot_state.pending WHERE token = (
@@ -42,19 +51,28 @@ export function createPostgresPendingStore<T>(db: StateDatabase, kind: string, t
 			return token;
 		},
 		async take(token, userId) {
-			const { rows } = await db.query<{ value: unknown; expired: boolean }>("DELETE FROM opsbot_state.pending WHERE token = $1 AND kind = $2 AND user_id = $3 RETURNING value::text AS value, expires_at <= clock_timestamp() AS expired", [token, kind, userId]);
+			const { rows } = await db.query<{ value: unknown; expired: boolean }>(
+				"DELETE FROM opsbot_state.pending WHERE token = $1 AND kind = $2 AND user_id = $3 RETURNING value::text AS value, expires_at <= clock_timestamp() AS expired",
+				[token, kind, userId],
+			);
 			const row = rows[0];
 			if (!row) return miss(token);
 			return row.expired ? { ok: false, reason: "expired" } : { ok: true, value: decodeState<T>(String(row.value)) };
 		},
 		async peek(token, userId) {
-			const { rows } = await db.query<{ value: unknown; expired: boolean }>("SELECT value::text AS value, expires_at <= clock_timestamp() AS expired FROM opsbot_state.pending WHERE token = $1 AND kind = $2 AND user_id = $3", [token, kind, userId]);
+			const { rows } = await db.query<{ value: unknown; expired: boolean }>(
+				"SELECT value::text AS value, expires_at <= clock_timestamp() AS expired FROM opsbot_state.pending WHERE token = $1 AND kind = $2 AND user_id = $3",
+				[token, kind, userId],
+			);
 			const row = rows[0];
 			if (!row) return miss(token);
 			return row.expired ? { ok: false, reason: "expired" } : { ok: true, value: decodeState<T>(String(row.value)) };
 		},
 		async update(token, userId, value) {
-			await db.query("UPDATE opsbot_state.pending SET value = $4::jsonb WHERE token = $1 AND kind = $2 AND user_id = $3 AND expires_at > clock_timestamp()", [token, kind, userId, encodeState(value)]);
+			await db.query(
+				"UPDATE opsbot_state.pending SET value = $4::jsonb WHERE token = $1 AND kind = $2 AND user_id = $3 AND expires_at > clock_timestamp()",
+				[token, kind, userId, encodeState(value)],
+			);
 		},
 	};
 }

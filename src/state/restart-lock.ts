@@ -12,7 +12,10 @@ export interface TakenOver {
 }
 
 /** What acquire() decided. */
-export type RestartClaim = { ok: true; tookOver?: TakenOver } | { ok: false; reason: "running" } | { ok: false; reason: "cooldown"; lastAt: number };
+export type RestartClaim =
+	| { ok: true; tookOver?: TakenOver }
+	| { ok: false; reason: "running" }
+	| { ok: false; reason: "cooldown"; lastAt: number };
 
 /** One restart at a time per container, and a cooldown after each, across every replica sharing the store. */
 export interface RestartLock {
@@ -43,7 +46,11 @@ function pidNamespace(): string {
 	}
 }
 
-const THIS_PROCESS: Holder = { host: `${hostname()} ${pidNamespace()}`.trim(), pid: process.pid, instance: randomBytes(6).toString("hex") };
+const THIS_PROCESS: Holder = {
+	host: `${hostname()} ${pidNamespace()}`.trim(),
+	pid: process.pid,
+	instance: randomBytes(6).toString("hex"),
+};
 
 /** This process as a claim's holder; tests pass another to act as a second process. */
 export function thisProcessHolder(): string {
@@ -103,7 +110,8 @@ export function createMemoryRestartLock(now: () => number = Date.now): RestartLo
 			const previous = state.get(key);
 			const t = now();
 			if (previous?.running) return { ok: false, reason: "running" };
-			if (previous && t - previous.lastAt < cooldownMs) return { ok: false, reason: "cooldown", lastAt: previous.lastAt };
+			if (previous && t - previous.lastAt < cooldownMs)
+				return { ok: false, reason: "cooldown", lastAt: previous.lastAt };
 			state.set(key, { running: true, lastAt: previous?.lastAt ?? t });
 			return { ok: true };
 		},
@@ -121,13 +129,23 @@ export function createMemoryRestartLock(now: () => number = Date.now): RestartLo
 export function createPostgresRestartLock(db: StateDatabase, holder = thisProcessHolder()): RestartLock {
 	const stale = `CASE WHEN r.heartbeat_at IS NULL THEN r.started_at <= clock_timestamp() - make_interval(secs => ${LEGACY_STALE_MS / 1000})
 		ELSE r.heartbeat_at <= clock_timestamp() - make_interval(secs => ${HEARTBEAT_STALE_MS / 1000}) END`;
-	const beats = heartbeats((key) => db.query("UPDATE opsbot_state.restarts SET heartbeat_at = clock_timestamp() WHERE key = $1 AND running AND holder = $2", [key, holder]));
+	const beats = heartbeats((key) =>
+		db.query(
+			"UPDATE opsbot_state.restarts SET heartbeat_at = clock_timestamp() WHERE key = $1 AND running AND holder = $2",
+			[key, holder],
+		),
+	);
 	return {
 		async acquire(key, cooldownMs) {
-			const found = await db.query<{ running: boolean; last_at: Date; started_at: Date; holder: string | null; stale: boolean }>(
-				`SELECT running, last_at, started_at, holder, ${stale} AS stale FROM opsbot_state.restarts r WHERE key = $1`,
-				[key],
-			);
+			const found = await db.query<{
+				running: boolean;
+				last_at: Date;
+				started_at: Date;
+				holder: string | null;
+				stale: boolean;
+			}>(`SELECT running, last_at, started_at, holder, ${stale} AS stale FROM opsbot_state.restarts r WHERE key = $1`, [
+				key,
+			]);
 			const row = found.rows[0];
 			if (row?.running) {
 				const gone = holderIsGone(row.holder);
@@ -140,7 +158,14 @@ export function createPostgresRestartLock(db: StateDatabase, holder = thisProces
 				);
 				if (taken.rows.length === 0) return { ok: false, reason: "running" };
 				beats.start(key);
-				return { ok: true, tookOver: { holder: row.holder ?? "unknown", startedAt: row.started_at.getTime(), why: gone ? "process gone" : "no heartbeat" } };
+				return {
+					ok: true,
+					tookOver: {
+						holder: row.holder ?? "unknown",
+						startedAt: row.started_at.getTime(),
+						why: gone ? "process gone" : "no heartbeat",
+					},
+				};
 			}
 			const { rows } = await db.query(
 				`INSERT INTO opsbot_state.restarts AS r (key, running, started_at, last_at, holder, heartbeat_at)
@@ -154,7 +179,10 @@ export function createPostgresRestartLock(db: StateDatabase, holder = thisProces
 				beats.start(key);
 				return { ok: true };
 			}
-			const now = await db.query<{ running: boolean; last_at: Date }>("SELECT running, last_at FROM opsbot_state.restarts WHERE key = $1", [key]);
+			const now = await db.query<{ running: boolean; last_at: Date }>(
+				"SELECT running, last_at FROM opsbot_state.restarts WHERE key = $1",
+				[key],
+			);
 			const current = now.rows[0];
 			// Gone between the two statements, or claimed meanwhile: "running", the safe answer (the user presses again).
 			if (!current || current.running) return { ok: false, reason: "running" };
@@ -162,33 +190,57 @@ export function createPostgresRestartLock(db: StateDatabase, holder = thisProces
 		},
 		async release(key) {
 			beats.stop(key);
-			await db.query("UPDATE opsbot_state.restarts SET running = false, last_at = clock_timestamp(), holder = NULL, heartbeat_at = NULL WHERE key = $1 AND running AND holder = $2", [key, holder]);
+			await db.query(
+				"UPDATE opsbot_state.restarts SET running = false, last_at = clock_timestamp(), holder = NULL, heartbeat_at = NULL WHERE key = $1 AND running AND holder = $2",
+				[key, holder],
+			);
 		},
 	};
 }
 
 /** The same claims in the state file's `restarts` table (one process, surviving its restart): see createPostgresRestartLock. */
 export function createSqliteRestartLock(
-	db: () => { exec(sql: string): void; prepare(sql: string): { get(...params: (string | number | null)[]): unknown; run(...params: (string | number | null)[]): unknown } },
+	db: () => {
+		exec(sql: string): void;
+		prepare(sql: string): {
+			get(...params: (string | number | null)[]): unknown;
+			run(...params: (string | number | null)[]): unknown;
+		};
+	},
 	now: () => number,
 	holder = thisProcessHolder(),
 ): RestartLock {
-	const beats = heartbeats(async (key) => db().prepare("UPDATE restarts SET heartbeat_at = ? WHERE key = ? AND running = 1 AND holder = ?").run(now(), key, holder));
-	const isStale = (row: { started_at: number; heartbeat_at: number | null }, t: number) => (row.heartbeat_at === null ? t - row.started_at >= LEGACY_STALE_MS : t - row.heartbeat_at >= HEARTBEAT_STALE_MS);
+	const beats = heartbeats(async (key) =>
+		db()
+			.prepare("UPDATE restarts SET heartbeat_at = ? WHERE key = ? AND running = 1 AND holder = ?")
+			.run(now(), key, holder),
+	);
+	const isStale = (row: { started_at: number; heartbeat_at: number | null }, t: number) =>
+		row.heartbeat_at === null ? t - row.started_at >= LEGACY_STALE_MS : t - row.heartbeat_at >= HEARTBEAT_STALE_MS;
 	return {
 		async acquire(key, cooldownMs) {
 			const d = db();
 			d.exec("BEGIN IMMEDIATE");
 			try {
 				const t = now();
-				const row = d.prepare("SELECT running, started_at, last_at, holder, heartbeat_at FROM restarts WHERE key = ?").get(key) as
+				const row = d
+					.prepare("SELECT running, started_at, last_at, holder, heartbeat_at FROM restarts WHERE key = ?")
+					.get(key) as
 					| { running: number; started_at: number; last_at: number; holder: string | null; heartbeat_at: number | null }
 					| undefined;
 				let claim: RestartClaim = { ok: true };
 				if (row?.running) {
 					const gone = holderIsGone(row.holder);
 					if (row.holder === holder || (!gone && !isStale(row, t))) claim = { ok: false, reason: "running" };
-					else claim = { ok: true, tookOver: { holder: row.holder ?? "unknown", startedAt: row.started_at, why: gone ? "process gone" : "no heartbeat" } };
+					else
+						claim = {
+							ok: true,
+							tookOver: {
+								holder: row.holder ?? "unknown",
+								startedAt: row.started_at,
+								why: gone ? "process gone" : "no heartbeat",
+							},
+						};
 				} else if (row && t - row.last_at < cooldownMs) claim = { ok: false, reason: "cooldown", lastAt: row.last_at };
 				if (claim.ok) {
 					d.prepare(
@@ -206,7 +258,11 @@ export function createSqliteRestartLock(
 		},
 		async release(key) {
 			beats.stop(key);
-			db().prepare("UPDATE restarts SET running = 0, last_at = ?, holder = NULL, heartbeat_at = NULL WHERE key = ? AND running = 1 AND holder = ?").run(now(), key, holder);
+			db()
+				.prepare(
+					"UPDATE restarts SET running = 0, last_at = ?, holder = NULL, heartbeat_at = NULL WHERE key = ? AND running = 1 AND holder = ?",
+				)
+				.run(now(), key, holder);
 		},
 	};
 }

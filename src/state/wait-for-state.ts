@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
-import { loadPg } from "../pg-pool.ts";
 import type { Logger } from "../log.ts";
+import { loadPg } from "../pg-pool.ts";
 import { describePgFailure } from "../services/postgres.ts";
 
 /** Longest pause between two attempts to reach the state database at start. */
@@ -14,11 +14,19 @@ const MAX_BACKOFF_MS = 15_000;
  * Resolves once a connection succeeded (the port is free again for the receiver); rejects only if
  * `signal` aborts (shutdown).
  */
-export async function waitForStateDatabase(url: string, log: Logger, options: { listen?: { host: string; port: number }; signal?: AbortSignal; firstBackoffMs?: number } = {}): Promise<void> {
+export async function waitForStateDatabase(
+	url: string,
+	log: Logger,
+	options: { listen?: { host: string; port: number }; signal?: AbortSignal; firstBackoffMs?: number } = {},
+): Promise<void> {
 	let reason = "";
 	let server: Server | undefined;
 	const attempt = async (): Promise<boolean> => {
-		const client = new (loadPg().Client)({ connectionString: url, connectionTimeoutMillis: 5_000, application_name: "opsbot-state" });
+		const client = new (loadPg().Client)({
+			connectionString: url,
+			connectionTimeoutMillis: 5_000,
+			application_name: "opsbot-state",
+		});
 		client.on("error", () => undefined); // the failed connect below says why
 		try {
 			await client.connect();
@@ -36,7 +44,10 @@ export async function waitForStateDatabase(url: string, log: Logger, options: { 
 	try {
 		let backoffMs = options.firstBackoffMs ?? 1_000;
 		for (let tries = 1; ; tries++) {
-			log.error({ reason, retryInSeconds: backoffMs / 1000, tries }, `the state database (STATE_DATABASE_URL) is not reachable (${reason}): opsbot waits for it, without Discord commands or alert relay until then`);
+			log.error(
+				{ reason, retryInSeconds: backoffMs / 1000, tries },
+				`the state database (STATE_DATABASE_URL) is not reachable (${reason}): opsbot waits for it, without Discord commands or alert relay until then`,
+			);
 			await pause(backoffMs, options.signal);
 			if (await attempt()) break;
 			backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
@@ -48,12 +59,23 @@ export async function waitForStateDatabase(url: string, log: Logger, options: { 
 }
 
 /** The receiver's port while waiting: alive, not ready, and why. */
-async function serveWaiting(listen: { host: string; port: number }, reason: () => string, log: Logger): Promise<Server | undefined> {
+async function serveWaiting(
+	listen: { host: string; port: number },
+	reason: () => string,
+	log: Logger,
+): Promise<Server | undefined> {
 	const server = createServer((request, response) => {
 		const path = (request.url ?? "").split("?")[0];
 		const alive = request.method === "GET" && path === "/healthz";
-		response.writeHead(alive ? 200 : 503, { "content-type": "application/json", ...(alive ? {} : { "retry-after": "5" }) });
-		response.end(JSON.stringify(alive ? { status: "ok" } : { discord: "not connected", store: `state database not reachable (${reason()})` }));
+		response.writeHead(alive ? 200 : 503, {
+			"content-type": "application/json",
+			...(alive ? {} : { "retry-after": "5" }),
+		});
+		response.end(
+			JSON.stringify(
+				alive ? { status: "ok" } : { discord: "not connected", store: `state database not reachable (${reason()})` },
+			),
+		);
 	});
 	// Bounded like the receiver: an idle or slow client cannot hold a socket.
 	server.requestTimeout = 10_000;
@@ -72,9 +94,13 @@ function pause(ms: number, signal?: AbortSignal): Promise<void> {
 	return new Promise((resolve, reject) => {
 		if (signal?.aborted) return reject(new Error("stopped while waiting for the state database"));
 		const timer = setTimeout(resolve, ms);
-		signal?.addEventListener("abort", () => {
-			clearTimeout(timer);
-			reject(new Error("stopped while waiting for the state database"));
-		}, { once: true });
+		signal?.addEventListener(
+			"abort",
+			() => {
+				clearTimeout(timer);
+				reject(new Error("stopped while waiting for the state database"));
+			},
+			{ once: true },
+		);
 	});
 }

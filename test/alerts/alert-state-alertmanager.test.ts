@@ -11,9 +11,19 @@ describe("AlertManager calls against an AlertManager that never answers", () => 
 
 		const alertmanager = createAlertManagerClient({ url: hanging.url, timeoutMs: 300 });
 
-		const failure = await alertmanager.createSilence({ matchers: [{ name: "alertname", value: "X", isRegex: false, isEqual: true }], startsAt: new Date(), endsAt: new Date(Date.now() + 3_600_000), createdBy: "test", comment: "test" }).catch((err: unknown) => err);
+		const failure = await alertmanager
+			.createSilence({
+				matchers: [{ name: "alertname", value: "X", isRegex: false, isEqual: true }],
+				startsAt: new Date(),
+				endsAt: new Date(Date.now() + 3_600_000),
+				createdBy: "test",
+				comment: "test",
+			})
+			.catch((err: unknown) => err);
 		const took = Date.now() - started;
-		const expiring = await alertmanager.expireSilence("00000000-0000-0000-0000-000000000000").catch((err: unknown) => err);
+		const expiring = await alertmanager
+			.expireSilence("00000000-0000-0000-0000-000000000000")
+			.catch((err: unknown) => err);
 
 		expect(failure).toBeInstanceOf(ServiceUnavailableError);
 		expect((failure as ServiceUnavailableError).code).toBe("ALERTMANAGER_TIMEOUT");
@@ -30,7 +40,15 @@ describe("AlertManager calls against an AlertManager that never answers", () => 
 		const url = hanging.url;
 		await hanging.close();
 
-		const failure = await createAlertManagerClient({ url, timeoutMs: 1_000 }).createSilence({ matchers: [{ name: "a", value: "b", isRegex: false, isEqual: true }], startsAt: new Date(), endsAt: new Date(Date.now() + 60_000), createdBy: "t", comment: "t" }).catch((err: unknown) => err);
+		const failure = await createAlertManagerClient({ url, timeoutMs: 1_000 })
+			.createSilence({
+				matchers: [{ name: "a", value: "b", isRegex: false, isEqual: true }],
+				startsAt: new Date(),
+				endsAt: new Date(Date.now() + 60_000),
+				createdBy: "t",
+				comment: "t",
+			})
+			.catch((err: unknown) => err);
 
 		expect((failure as ServiceUnavailableError).code).toBe("ALERTMANAGER_UNREACHABLE");
 		expect((failure as Error).message).toBe("AlertManager is unavailable: connection refused");
@@ -60,7 +78,13 @@ describe("AlertManager API v2 reads the silence watch relies on (real AlertManag
 	});
 
 	it("reads a silence's state, unknown ids included, and when AlertManager started", async () => {
-		const id = await client().createSilence({ matchers: [{ name: "alertname", value: "Quoted", isRegex: false, isEqual: true }], startsAt: new Date(), endsAt: new Date(Date.now() + 3_600_000), createdBy: "t", comment: "t" });
+		const id = await client().createSilence({
+			matchers: [{ name: "alertname", value: "Quoted", isRegex: false, isEqual: true }],
+			startsAt: new Date(),
+			endsAt: new Date(Date.now() + 3_600_000),
+			createdBy: "t",
+			comment: "t",
+		});
 
 		const active = await client().silenceState(id);
 		await client().expireSilence(id);

@@ -13,7 +13,10 @@ const TOKEN = "t".repeat(24);
 
 function capturingLog() {
 	const lines: Record<string, unknown>[] = [];
-	const log = pino({ level: "debug" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+	const log = pino(
+		{ level: "debug" },
+		{ write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+	);
 	return { log, lines };
 }
 
@@ -34,7 +37,10 @@ describe("SQLite alert store when the disk is full", () => {
 		const { path, pages } = await storeWithOneGroup();
 		const store = openAlertStore(path, { maxPageCount: pages });
 
-		const failure = await store.accept(payload(40, { groupKey: "another group" }), [{ channel: "1" }]).then(() => undefined, (err: unknown) => err as Error & { errcode?: number });
+		const failure = await store.accept(payload(40, { groupKey: "another group" }), [{ channel: "1" }]).then(
+			() => undefined,
+			(err: unknown) => err as Error & { errcode?: number },
+		);
 		const writable = await store.writable();
 
 		expect(failure).toBeInstanceOf(Error);
@@ -48,9 +54,23 @@ describe("SQLite alert store when the disk is full", () => {
 		const { path, pages } = await storeWithOneGroup();
 		const full = openAlertStore(path, { maxPageCount: pages });
 		const { log, lines } = capturingLog();
-		const app = createReceiver({ config: OpsFileSchema.shape.alerts.unwrap().parse({ defaultChannel: "100000000000000001", maxBodyBytes: 1_000_000 }), auth: { bearerToken: TOKEN }, store: full, log, onQueued: () => undefined, discordState: () => "connected" });
+		const app = createReceiver({
+			config: OpsFileSchema.shape.alerts
+				.unwrap()
+				.parse({ defaultChannel: "100000000000000001", maxBodyBytes: 1_000_000 }),
+			auth: { bearerToken: TOKEN },
+			store: full,
+			log,
+			onQueued: () => undefined,
+			discordState: () => "connected",
+		});
 
-		const post = await app.inject({ method: "POST", url: "/alerts", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, payload: JSON.stringify(payload(40, { groupKey: "another group" })) });
+		const post = await app.inject({
+			method: "POST",
+			url: "/alerts",
+			headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+			payload: JSON.stringify(payload(40, { groupKey: "another group" })),
+		});
 		const ready = await app.inject({ method: "GET", url: "/readyz" });
 		await app.close();
 		await full.close();
@@ -59,7 +79,9 @@ describe("SQLite alert store when the disk is full", () => {
 		const accepted = await roomy.accept(payload(40, { groupKey: "another group" }), [{ channel: "1" }]);
 
 		expect(post.statusCode).toBe(500);
-		const logged = lines.find((l) => l.msg === "could not store an alert group") as { err?: { message?: string } } | undefined;
+		const logged = lines.find((l) => l.msg === "could not store an alert group") as
+			| { err?: { message?: string } }
+			| undefined;
 		expect(logged?.err?.message).toBe("database or disk is full");
 		expect(JSON.stringify(lines)).not.toContain("cannot rollback");
 		expect(ready.statusCode).toBe(503);
@@ -74,7 +96,9 @@ describe("SQLite alert store when the disk is full", () => {
 		const store = openAlertStore(path, { maxPageCount: pages + 2 });
 
 		await store.accept(payload(60, { groupKey: "too big" }), [{ channel: "1" }]).catch(() => undefined);
-		const small = await store.accept(payload(1, { groupKey: "small", commonAnnotations: {} }), [{ channel: "1" }]).catch((err: unknown) => err as Error);
+		const small = await store
+			.accept(payload(1, { groupKey: "small", commonAnnotations: {} }), [{ channel: "1" }])
+			.catch((err: unknown) => err as Error);
 
 		expect(small).not.toBeInstanceOf(Error);
 		expect(await store.pending()).toBeGreaterThanOrEqual(1);

@@ -4,15 +4,18 @@ import { join } from "node:path";
 import { DiscordAPIError } from "discord.js";
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
-import { MAX_LOCAL_ATTEMPTS, startDelivery, type DiscordSender } from "../../src/alerts/delivery.ts";
-import { classifySendError } from "../../src/discord/send-failure.ts";
+import { type DiscordSender, MAX_LOCAL_ATTEMPTS, startDelivery } from "../../src/alerts/delivery.ts";
 import type { AlertMessage } from "../../src/alerts/render.ts";
 import { openAlertStore } from "../../src/alerts/store.ts";
+import { classifySendError } from "../../src/discord/send-failure.ts";
 import { payload } from "../support/alert-fixtures.ts";
 
 function capturingLog() {
 	const lines: Record<string, unknown>[] = [];
-	const log = pino({ level: "debug" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+	const log = pino(
+		{ level: "debug" },
+		{ write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+	);
 	return { log, lines };
 }
 
@@ -55,18 +58,35 @@ describe("alert delivery when sending fails", () => {
 		expect(discord.posted[0]!.files).toEqual([]);
 		expect(discord.posted[0]!.embed.description).toContain("more (the full list could not be attached)");
 		expect(discord.posted[0]!.embed.title).toBe("🟠 WARNING · DiskFilling");
-		expect(lines.some((l) => l.level === 50 && l.msg === "alert attachments could not be sent; sending the message without them")).toBe(true);
+		expect(
+			lines.some(
+				(l) => l.level === 50 && l.msg === "alert attachments could not be sent; sending the message without them",
+			),
+		).toBe(true);
 		expect(await store.pending()).toBe(0);
 	});
 
 	it("drops the chart with a note, keeping the image reference out, when Discord refuses the upload", async () => {
 		const store = openStore();
 		const { log } = capturingLog();
-		const tooLarge = new DiscordAPIError({ code: 40005, message: "Request entity too large" }, 40005, 413, "POST", "/channels/1/messages", { body: undefined, files: undefined });
+		const tooLarge = new DiscordAPIError(
+			{ code: 40005, message: "Request entity too large" },
+			40005,
+			413,
+			"POST",
+			"/channels/1/messages",
+			{ body: undefined, files: undefined },
+		);
 		const discord = sender((m) => (m.files.length > 0 ? tooLarge : undefined));
 		await store.accept(payload(2), [{ channel: "1" }]);
 
-		const delivery = startDelivery({ store, sender: discord, log, pollMs: 20, chart: async () => Buffer.from("not really a png") });
+		const delivery = startDelivery({
+			store,
+			sender: discord,
+			log,
+			pollMs: 20,
+			chart: async () => Buffer.from("not really a png"),
+		});
 		await delivery.drained();
 		await delivery.stop();
 
@@ -92,18 +112,36 @@ describe("alert delivery when sending fails", () => {
 
 		expect(await store.pending()).toBe(0);
 		expect(discord.tries).toBeLessThanOrEqual(MAX_LOCAL_ATTEMPTS + 2);
-		expect(lines.filter((l) => l.msg === "alert delivery failed inside opsbot (a bug, not Discord); will retry").every((l) => l.level === 50)).toBe(true);
-		expect(lines.some((l) => l.level === 50 && l.msg === "alert delivery kept failing inside opsbot (a bug); dropping the message")).toBe(true);
+		expect(
+			lines
+				.filter((l) => l.msg === "alert delivery failed inside opsbot (a bug, not Discord); will retry")
+				.every((l) => l.level === 50),
+		).toBe(true);
+		expect(
+			lines.some(
+				(l) => l.level === 50 && l.msg === "alert delivery kept failing inside opsbot (a bug); dropping the message",
+			),
+		).toBe(true);
 	});
 
 	it("tells Discord's refusals, outages and network errors from opsbot's own bugs", () => {
-		const refused = new DiscordAPIError({ code: 50035, message: "Invalid Form Body" }, 50035, 400, "POST", "/x", { body: undefined, files: undefined });
-		const outage = new DiscordAPIError({ code: 0, message: "Server error" }, 0, 503, "POST", "/x", { body: undefined, files: undefined });
+		const refused = new DiscordAPIError({ code: 50035, message: "Invalid Form Body" }, 50035, 400, "POST", "/x", {
+			body: undefined,
+			files: undefined,
+		});
+		const outage = new DiscordAPIError({ code: 0, message: "Server error" }, 0, 503, "POST", "/x", {
+			body: undefined,
+			files: undefined,
+		});
 		const network = Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" });
-		const refusedConnection = new Error("fetch failed", { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) });
+		const refusedConnection = new Error("fetch failed", {
+			cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+		});
 		const timeout = Object.assign(new Error("This operation was aborted"), { name: "AbortError" });
 
-		expect([refused, outage, network, refusedConnection, timeout, new TypeError("x"), "a string"].map(classifySendError)).toEqual(["refused", "transient", "transient", "transient", "transient", "local", "local"]);
+		expect(
+			[refused, outage, network, refusedConnection, timeout, new TypeError("x"), "a string"].map(classifySendError),
+		).toEqual(["refused", "transient", "transient", "transient", "transient", "local", "local"]);
 	});
 });
 
@@ -115,14 +153,31 @@ describe("alert delivery when the store fails after Discord took the message", (
 		let storeDown = true;
 		const failing = {
 			...store,
-			delivered: (...args: Parameters<typeof store.delivered>) => (storeDown ? Promise.reject(Object.assign(new Error("database or disk is full"), { errcode: 13 })) : store.delivered(...args)),
+			delivered: (...args: Parameters<typeof store.delivered>) =>
+				storeDown
+					? Promise.reject(Object.assign(new Error("database or disk is full"), { errcode: 13 }))
+					: store.delivered(...args),
 			writable: async () => !storeDown,
 		};
 		const stops: [string, boolean][] = [];
 		await store.accept(payload(2), [{ channel: "1" }]);
-		const delivery = startDelivery({ store: failing, sender: discord, log, pollMs: 10, onPause: (channel, stopped) => stops.push([channel, stopped]) });
+		const delivery = startDelivery({
+			store: failing,
+			sender: discord,
+			log,
+			pollMs: 10,
+			onPause: (channel, stopped) => stops.push([channel, stopped]),
+		});
 
-		await vi.waitFor(() => expect(lines.filter((l) => l.msg === "the alert store still cannot be written; delivery in this channel stays stopped").length).toBeGreaterThan(0), { timeout: 10_000 });
+		await vi.waitFor(
+			() =>
+				expect(
+					lines.filter(
+						(l) => l.msg === "the alert store still cannot be written; delivery in this channel stays stopped",
+					).length,
+				).toBeGreaterThan(0),
+			{ timeout: 10_000 },
+		);
 		expect(discord.tries).toBe(1);
 		storeDown = false;
 		await delivery.drained();
@@ -130,8 +185,17 @@ describe("alert delivery when the store fails after Discord took the message", (
 
 		expect(discord.tries).toBe(1);
 		expect(await store.pending()).toBe(0);
-		expect(stops).toEqual([["1", true], ["1", false]]);
-		expect(lines.filter((l) => l.level === 50 && String(l.msg).startsWith("alert delivery stopped in this channel: the alert store cannot be written"))).toHaveLength(1);
+		expect(stops).toEqual([
+			["1", true],
+			["1", false],
+		]);
+		expect(
+			lines.filter(
+				(l) =>
+					l.level === 50 &&
+					String(l.msg).startsWith("alert delivery stopped in this channel: the alert store cannot be written"),
+			),
+		).toHaveLength(1);
 	});
 });
 
@@ -146,12 +210,28 @@ describe("alert charts", () => {
 				return { id: "m1", attachments: message.files.map((f, i) => ({ id: `a${i}`, filename: f.name })) };
 			},
 			async edit(_channel, _id, message) {
-				sent.push({ kind: "edit", files: message.files.map((f) => f.name), kept: (message.kept ?? []).map((a) => a.id) });
-				return { id: "m1", attachments: [...(message.kept ?? []), ...message.files.map((f, i) => ({ id: `b${i}`, filename: f.name }))] };
+				sent.push({
+					kind: "edit",
+					files: message.files.map((f) => f.name),
+					kept: (message.kept ?? []).map((a) => a.id),
+				});
+				return {
+					id: "m1",
+					attachments: [...(message.kept ?? []), ...message.files.map((f, i) => ({ id: `b${i}`, filename: f.name }))],
+				};
 			},
 		};
 		let drawn = 0;
-		const delivery = startDelivery({ store, sender: discord, log, pollMs: 10, chart: async () => (drawn++, Buffer.from("png")) });
+		const delivery = startDelivery({
+			store,
+			sender: discord,
+			log,
+			pollMs: 10,
+			chart: async () => {
+				drawn++;
+				return Buffer.from("png");
+			},
+		});
 		await store.accept(payload(2), [{ channel: "1" }]);
 		await delivery.drained();
 		const { groupId } = (await store.listGroups("", 1))[0]!;

@@ -5,7 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
-import { openAlertStore, type AlertStore } from "../../src/alerts/store.ts";
+import { type AlertStore, openAlertStore } from "../../src/alerts/store.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { freshStateDatabase } from "./state-database.ts";
 
@@ -18,16 +18,25 @@ function sqlitePath(): string {
 const postgresUrl = () => freshStateDatabase("opsbot_group_commit");
 
 /** Everything a caller can see of the outbox: the items of a channel, delivered one by one. */
-async function drain(store: AlertStore, channel = "1"): Promise<{ groupId: string; episode: number; alerts: number; status: string }[]> {
+async function drain(
+	store: AlertStore,
+	channel = "1",
+): Promise<{ groupId: string; episode: number; alerts: number; status: string }[]> {
 	const seen = [];
 	for (let item = await store.next(channel); item; item = await store.next(channel)) {
-		seen.push({ groupId: item.groupId, episode: item.episode, alerts: item.payload.alerts.length, status: item.payload.status });
+		seen.push({
+			groupId: item.groupId,
+			episode: item.episode,
+			alerts: item.payload.alerts.length,
+			status: item.payload.status,
+		});
 		await store.delivered(item, `m-${item.groupId}-${item.episode}`);
 	}
 	return seen;
 }
 
-const group = (key: string, n = 1, status: "firing" | "resolved" = "firing") => payload(n, { groupKey: key, commonAnnotations: {} }, status);
+const group = (key: string, n = 1, status: "firing" | "resolved" = "firing") =>
+	payload(n, { groupKey: key, commonAnnotations: {} }, status);
 
 function groupCommitContract(name: string, open: () => Promise<AlertStore>): void {
 	describe(`group commit (${name})`, () => {
@@ -49,7 +58,11 @@ function groupCommitContract(name: string, open: () => Promise<AlertStore>): voi
 		it("decides webhooks of one group committed together in arrival order, as one by one", async () => {
 			const store = await open();
 
-			const results = await Promise.all([group("g", 2), group("g", 2), group("g", 3), group("g", 3, "resolved"), group("g", 1)].map((b) => store.accept(b, targets)));
+			const results = await Promise.all(
+				[group("g", 2), group("g", 2), group("g", 3), group("g", 3, "resolved"), group("g", 1)].map((b) =>
+					store.accept(b, targets),
+				),
+			);
 			const delivered = await drain(store);
 			const state = await store.group(delivered[0]!.groupId);
 
@@ -77,9 +90,16 @@ function groupCommitContract(name: string, open: () => Promise<AlertStore>): voi
 			await store.setAck(first.groupId, { userId: "7", username: "alice", at: 1 });
 			await store.delivered((await store.next("1"))!, "m1");
 
-			await Promise.all([group("g", 1, "resolved"), group("other", 1), group("g", 2)].map((b) => store.accept(b, targets)));
+			await Promise.all(
+				[group("g", 1, "resolved"), group("other", 1), group("g", 2)].map((b) => store.accept(b, targets)),
+			);
 
-			expect(await store.group(first.groupId)).toMatchObject({ episode: 2, status: "firing", ack: null, messageId: null });
+			expect(await store.group(first.groupId)).toMatchObject({
+				episode: 2,
+				status: "firing",
+				ack: null,
+				messageId: null,
+			});
 			await store.close();
 		});
 
@@ -106,7 +126,10 @@ function groupCommitContract(name: string, open: () => Promise<AlertStore>): voi
 		it("writes each webhook to every channel its route names", async () => {
 			const store = await open();
 
-			await Promise.all([store.accept(group("a"), [{ channel: "1" }, { channel: "2", mentionRole: "9" }]), store.accept(group("b"), [{ channel: "2" }])]);
+			await Promise.all([
+				store.accept(group("a"), [{ channel: "1" }, { channel: "2", mentionRole: "9" }]),
+				store.accept(group("b"), [{ channel: "2" }]),
+			]);
 
 			expect((await drain(store, "1")).length).toBe(1);
 			expect((await drain(store, "2")).length).toBe(2);
@@ -138,7 +161,11 @@ describe("group commit (SQLite) when one webhook cannot be stored", () => {
 		db.close();
 		const store = openAlertStore(path, { maxPageCount: pages + 4 });
 
-		const results = await Promise.allSettled([store.accept(group("small-1"), targets), store.accept(payload(80, { groupKey: "huge" }), targets), store.accept(group("small-2"), targets)]);
+		const results = await Promise.allSettled([
+			store.accept(group("small-1"), targets),
+			store.accept(payload(80, { groupKey: "huge" }), targets),
+			store.accept(group("small-2"), targets),
+		]);
 
 		expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
 		expect(((results[1] as PromiseRejectedResult).reason as Error).message).toBe("database or disk is full");
@@ -154,7 +181,11 @@ describe("group commit (PostgreSQL) with two replicas and refused payloads", () 
 		// the store without the schema still shows how one refused payload fails alone.
 		const refused = { ...payload(1, { groupKey: "nul" }), commonLabels: { alertname: "a\u0000b" } };
 
-		const results = await Promise.allSettled([store.accept(group("ok-1"), targets), store.accept(refused, targets), store.accept(group("ok-2"), targets)]);
+		const results = await Promise.allSettled([
+			store.accept(group("ok-1"), targets),
+			store.accept(refused, targets),
+			store.accept(group("ok-2"), targets),
+		]);
 
 		expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
 		expect(((results[1] as PromiseRejectedResult).reason as { code?: string }).code).toBe("22P05");
@@ -169,9 +200,15 @@ describe("group commit (PostgreSQL) with two replicas and refused payloads", () 
 		const bodies = Array.from({ length: 60 }, (_, i) => group(`g${i}`, 2));
 
 		// Opposite orders: each replica's batch locks the shared groups, in id order, so neither deadlocks.
-		const [viaA, viaB] = await Promise.all([Promise.all(bodies.map((x) => a.accept(x, targets))), Promise.all([...bodies].reverse().map((x) => b.accept(x, targets)))]);
+		const [viaA, viaB] = await Promise.all([
+			Promise.all(bodies.map((x) => a.accept(x, targets))),
+			Promise.all([...bodies].reverse().map((x) => b.accept(x, targets))),
+		]);
 
-		const total = [...viaA, ...viaB].reduce((sum, r) => ({ queued: sum.queued + r.queued, duplicates: sum.duplicates + r.duplicates }), { queued: 0, duplicates: 0 });
+		const total = [...viaA, ...viaB].reduce(
+			(sum, r) => ({ queued: sum.queued + r.queued, duplicates: sum.duplicates + r.duplicates }),
+			{ queued: 0, duplicates: 0 },
+		);
 		expect(total).toEqual({ queued: 60, duplicates: 60 });
 		expect(await a.pending()).toBe(60);
 		await Promise.all([a.close(), b.close()]);

@@ -1,12 +1,35 @@
 import { describe, expect, it } from "vitest";
-import { acceptJob, groupId, payloadSignature, planAccepts, resolveByHand, severityRank, transition, type AcceptJob, type GroupHead, type Notification } from "../../src/alerts/group-machine.ts";
+import {
+	type AcceptJob,
+	acceptJob,
+	type GroupHead,
+	groupId,
+	type Notification,
+	payloadSignature,
+	planAccepts,
+	resolveByHand,
+	severityRank,
+	transition,
+} from "../../src/alerts/group-machine.ts";
 import type { RouteTarget } from "../../src/alerts/routing.ts";
 import { payload } from "../support/alert-fixtures.ts";
 
 const T0 = 1_764_000_000_000;
 
-const head = (over: Partial<GroupHead> = {}): GroupHead => ({ episode: 3, status: "firing", firstFiringAt: T0, signature: "s-old", undelivered: [], ...over });
-const note = (over: Partial<Notification> = {}): Notification => ({ status: "firing", signature: "s-new", startedAt: T0 + 60_000, ...over });
+const head = (over: Partial<GroupHead> = {}): GroupHead => ({
+	episode: 3,
+	status: "firing",
+	firstFiringAt: T0,
+	signature: "s-old",
+	undelivered: [],
+	...over,
+});
+const note = (over: Partial<Notification> = {}): Notification => ({
+	status: "firing",
+	signature: "s-new",
+	startedAt: T0 + 60_000,
+	...over,
+});
 
 describe("transition: what one notification does to a group", () => {
 	it.each([
@@ -14,7 +37,16 @@ describe("transition: what one notification does to a group", () => {
 			case: "a group not stored yet opens episode 1 with the notification's start",
 			head: undefined,
 			note: note(),
-			want: { kind: "open", episode: 1, status: "firing", firstFiringAt: T0 + 60_000, signature: "s-new", resetActions: false, keep: [], supersede: [] },
+			want: {
+				kind: "open",
+				episode: 1,
+				status: "firing",
+				firstFiringAt: T0 + 60_000,
+				signature: "s-new",
+				resetActions: false,
+				keep: [],
+				supersede: [],
+			},
 		},
 		{
 			case: "a group first seen resolved opens episode 1 resolved",
@@ -38,7 +70,16 @@ describe("transition: what one notification does to a group", () => {
 			case: "a changed firing group updates its episode and keeps its earliest start",
 			head: head(),
 			note: note(),
-			want: { kind: "update", episode: 3, status: "firing", firstFiringAt: T0, signature: "s-new", resetActions: false, keep: [], supersede: [] },
+			want: {
+				kind: "update",
+				episode: 3,
+				status: "firing",
+				firstFiringAt: T0,
+				signature: "s-new",
+				resetActions: false,
+				keep: [],
+				supersede: [],
+			},
 		},
 		{
 			case: "an update moves the first firing back when an alert started earlier",
@@ -74,7 +115,16 @@ describe("transition: what one notification does to a group", () => {
 			case: "a resolved group firing again opens the next episode, clears ack, silence and restart, and leaves the resolve's rows alone",
 			head: head({ status: "resolved", firstFiringAt: T0 - 3_600_000, undelivered: [10, 12] }),
 			note: note(),
-			want: { kind: "reopen", episode: 4, status: "firing", firstFiringAt: T0 + 60_000, signature: "s-new", resetActions: true, keep: [], supersede: [] },
+			want: {
+				kind: "reopen",
+				episode: 4,
+				status: "firing",
+				firstFiringAt: T0 + 60_000,
+				signature: "s-new",
+				resetActions: true,
+				keep: [],
+				supersede: [],
+			},
 		},
 	])("$case", ({ head, note, want }) => {
 		const result = transition(head, note);
@@ -83,7 +133,18 @@ describe("transition: what one notification does to a group", () => {
 	});
 });
 
-const job = (over: Partial<AcceptJob> = {}): AcceptJob => ({ receiver: "opsbot", groupKey: "g", targets: [{ channel: "1" }], now: T0, status: "firing", signature: "s1", startedAt: T0, severityRank: 1, json: "{}", ...over });
+const job = (over: Partial<AcceptJob> = {}): AcceptJob => ({
+	receiver: "opsbot",
+	groupKey: "g",
+	targets: [{ channel: "1" }],
+	now: T0,
+	status: "firing",
+	signature: "s1",
+	startedAt: T0,
+	severityRank: 1,
+	json: "{}",
+	...over,
+});
 const id = (groupKey = "g", channel = "1") => groupId("opsbot", groupKey, channel);
 
 describe("planAccepts: what a batch of webhooks writes", () => {
@@ -91,7 +152,21 @@ describe("planAccepts: what a batch of webhooks writes", () => {
 		const plan = planAccepts([job({ severityRank: 0 })], new Map());
 
 		expect(plan.results).toEqual([{ queued: 1, duplicates: 0 }]);
-		expect(plan.groups).toEqual([{ id: id(), channel: "1", created: true, mentionRole: null, episode: 1, status: "firing", firstFiringAt: T0, signature: "s1", severityRank: 0, resetActions: false, job: 0 }]);
+		expect(plan.groups).toEqual([
+			{
+				id: id(),
+				channel: "1",
+				created: true,
+				mentionRole: null,
+				episode: 1,
+				status: "firing",
+				firstFiringAt: T0,
+				signature: "s1",
+				severityRank: 0,
+				resetActions: false,
+				job: 0,
+			},
+		]);
 		expect(plan.enqueue).toEqual([{ groupId: id(), episode: 1, job: 0, at: T0 }]);
 		expect(plan.supersede).toEqual([]);
 	});
@@ -111,7 +186,12 @@ describe("planAccepts: what a batch of webhooks writes", () => {
 	});
 
 	it("decides a batch as one by one: the episode's first row keeps its place, only the newest of the rest is written", () => {
-		const jobs = [job({ signature: "a", now: T0 }), job({ groupKey: "other", signature: "x", now: T0 + 1 }), job({ signature: "b", now: T0 + 2 }), job({ signature: "c", now: T0 + 3 })];
+		const jobs = [
+			job({ signature: "a", now: T0 }),
+			job({ groupKey: "other", signature: "x", now: T0 + 1 }),
+			job({ signature: "b", now: T0 + 2 }),
+			job({ signature: "c", now: T0 + 3 }),
+		];
 
 		const plan = planAccepts(jobs, new Map());
 
@@ -138,7 +218,11 @@ describe("planAccepts: what a batch of webhooks writes", () => {
 	});
 
 	it("resolves, reopens and updates within one batch: two episodes, actions cleared, the resolve still sent", () => {
-		const jobs = [job({ signature: "r", status: "resolved" }), job({ signature: "f", startedAt: T0 + 9_000 }), job({ signature: "g", startedAt: T0 + 12_000 })];
+		const jobs = [
+			job({ signature: "r", status: "resolved" }),
+			job({ signature: "f", startedAt: T0 + 9_000 }),
+			job({ signature: "g", startedAt: T0 + 12_000 }),
+		];
 
 		const plan = planAccepts(jobs, new Map([[id(), head({ episode: 1, undelivered: [] })]]));
 
@@ -147,7 +231,9 @@ describe("planAccepts: what a batch of webhooks writes", () => {
 			{ groupId: id(), episode: 2, job: 1, at: T0 },
 			{ groupId: id(), episode: 2, job: 2, at: T0 },
 		]);
-		expect(plan.groups).toEqual([expect.objectContaining({ episode: 2, status: "firing", firstFiringAt: T0 + 9_000, resetActions: true, job: 2 })]);
+		expect(plan.groups).toEqual([
+			expect.objectContaining({ episode: 2, status: "firing", firstFiringAt: T0 + 9_000, resetActions: true, job: 2 }),
+		]);
 	});
 
 	it("keeps resetActions once a reopen happened, whatever follows in the batch", () => {
@@ -164,7 +250,10 @@ describe("planAccepts: what a batch of webhooks writes", () => {
 		const plan = planAccepts([job({ targets })], new Map());
 
 		expect(plan.results).toEqual([{ queued: 2, duplicates: 1 }]);
-		expect(plan.groups.map((g) => [g.channel, g.mentionRole])).toEqual([["1", null], ["2", "9"]]);
+		expect(plan.groups.map((g) => [g.channel, g.mentionRole])).toEqual([
+			["1", null],
+			["2", "9"],
+		]);
 		expect(plan.enqueue.map((r) => r.groupId)).toEqual([id("g", "1"), id("g", "2")]);
 	});
 });
@@ -175,8 +264,16 @@ describe("resolveByHand: the resolution opsbot writes for a silenced group", () 
 
 	it.each([
 		{ case: "a group not stored (or without a payload)", group: undefined, expected: signature },
-		{ case: "a group already resolved", group: { status: "resolved", signature, payload: firing }, expected: signature },
-		{ case: "a group changed since the caller saw it", group: { status: "firing", signature: "newer", payload: firing }, expected: signature },
+		{
+			case: "a group already resolved",
+			group: { status: "resolved", signature, payload: firing },
+			expected: signature,
+		},
+		{
+			case: "a group changed since the caller saw it",
+			group: { status: "firing", signature: "newer", payload: firing },
+			expected: signature,
+		},
 	])("does nothing for $case", ({ group, expected }) => {
 		expect(resolveByHand(group, expected, T0)).toBeUndefined();
 	});
@@ -185,7 +282,10 @@ describe("resolveByHand: the resolution opsbot writes for a silenced group", () 
 		const resolved = resolveByHand({ status: "firing", signature, payload: firing }, signature, T0)!;
 
 		expect(resolved.payload.status).toBe("resolved");
-		expect(resolved.payload.alerts.map((a) => [a.status, a.endsAt])).toEqual([["resolved", new Date(T0).toISOString()], ["resolved", new Date(T0).toISOString()]]);
+		expect(resolved.payload.alerts.map((a) => [a.status, a.endsAt])).toEqual([
+			["resolved", new Date(T0).toISOString()],
+			["resolved", new Date(T0).toISOString()],
+		]);
 		expect(resolved.signature).toBe(payloadSignature(resolved.payload));
 		expect(resolved.signature).not.toBe(signature);
 	});
@@ -200,14 +300,22 @@ describe("what accept reads of a payload", () => {
 		["info", 1],
 		[undefined, 1],
 	])("ranks severity %s as %i", (severity, rank) => {
-		const body = payload(1, { commonLabels: severity === undefined ? { alertname: "A" } : { alertname: "A", severity } });
+		const body = payload(1, {
+			commonLabels: severity === undefined ? { alertname: "A" } : { alertname: "A", severity },
+		});
 
 		expect(severityRank(body)).toBe(rank);
 	});
 
 	it("takes the earliest firing alert's start, or now when none fires", () => {
 		const firing = payload(2);
-		const body = { ...firing, alerts: [{ ...firing.alerts[0]!, startsAt: "2026-11-24T12:05:00Z" }, { ...firing.alerts[1]!, startsAt: "2026-11-24T11:55:00Z" }] };
+		const body = {
+			...firing,
+			alerts: [
+				{ ...firing.alerts[0]!, startsAt: "2026-11-24T12:05:00Z" },
+				{ ...firing.alerts[1]!, startsAt: "2026-11-24T11:55:00Z" },
+			],
+		};
 
 		expect(acceptJob(body, [], T0).startedAt).toBe(Date.parse("2026-11-24T11:55:00Z"));
 		expect(acceptJob(payload(2, {}, "resolved"), [], T0).startedAt).toBe(T0);

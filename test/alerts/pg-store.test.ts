@@ -37,7 +37,10 @@ describe("PostgreSQL alert store limits", () => {
 		const url = await freshStateDatabase();
 		const pool = new pg.Pool(statePoolConfig(url));
 
-		const shown = await Promise.all([pool.query<{ statement_timeout: string }>("SHOW statement_timeout"), pool.query<{ statement_timeout: string }>("SHOW statement_timeout")]);
+		const shown = await Promise.all([
+			pool.query<{ statement_timeout: string }>("SHOW statement_timeout"),
+			pool.query<{ statement_timeout: string }>("SHOW statement_timeout"),
+		]);
 
 		expect(STATE_STATEMENT_TIMEOUT_MS).toBe(5_000);
 		expect(shown.map((r) => r.rows[0]?.statement_timeout)).toEqual(["5s", "5s"]);
@@ -55,7 +58,9 @@ describe("PostgreSQL alert store limits", () => {
 		await locker.query("SELECT * FROM opsbot_state.groups FOR UPDATE");
 
 		const started = Date.now();
-		const failure = await store.setAck(item.groupId, { userId: "7", username: "alice", at: 1 }).catch((err: unknown) => err as Error & { code?: string });
+		const failure = await store
+			.setAck(item.groupId, { userId: "7", username: "alice", at: 1 })
+			.catch((err: unknown) => err as Error & { code?: string });
 		const took = Date.now() - started;
 
 		expect(failure).toBeInstanceOf(Error);

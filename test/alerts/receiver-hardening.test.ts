@@ -3,19 +3,39 @@ import { connect } from "node:net";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createReceiver, jsonDepth, RECEIVER_LIMITS, type ReceiverLimits } from "../../src/alerts/receiver.ts";
-import { openAlertStore, type AlertStore } from "../../src/alerts/store.ts";
+import { type AlertStore, openAlertStore } from "../../src/alerts/store.ts";
 import { OpsFileSchema } from "../../src/config.ts";
-import { rawRequest, type RawResponse } from "../support/raw-http.ts";
+import { type RawResponse, rawRequest } from "../support/raw-http.ts";
 
 const token = randomBytes(24).toString("hex");
 // Built by the config schema, so the defaults follow it.
-const config = OpsFileSchema.shape.alerts.unwrap().parse({ defaultChannel: "400000000000000001", maxBodyBytes: 1_000_000 });
+const config = OpsFileSchema.shape.alerts
+	.unwrap()
+	.parse({ defaultChannel: "400000000000000001", maxBodyBytes: 1_000_000 });
 
 function validBody(alertname: string, extra: Record<string, unknown> = {}): string {
-	return JSON.stringify({ version: "4", groupKey: `{}:{alertname="${alertname}"}`, status: "firing", receiver: "opsbot", alerts: [{ status: "firing", labels: { alertname }, startsAt: "2026-11-24T12:00:00Z", fingerprint: randomBytes(8).toString("hex") }], ...extra });
+	return JSON.stringify({
+		version: "4",
+		groupKey: `{}:{alertname="${alertname}"}`,
+		status: "firing",
+		receiver: "opsbot",
+		alerts: [
+			{
+				status: "firing",
+				labels: { alertname },
+				startsAt: "2026-11-24T12:00:00Z",
+				fingerprint: randomBytes(8).toString("hex"),
+			},
+		],
+		...extra,
+	});
 }
 
-function post(port: number, target: string, options: { authorization?: string; contentType?: string | null; body: string; sendBody?: boolean }): Promise<RawResponse> {
+function post(
+	port: number,
+	target: string,
+	options: { authorization?: string; contentType?: string | null; body: string; sendBody?: boolean },
+): Promise<RawResponse> {
 	const headers = [
 		`POST ${target} HTTP/1.1`,
 		`Host: 127.0.0.1:${port}`,
@@ -64,9 +84,19 @@ afterEach(async () => {
 	for (const close of closes) await close();
 });
 
-async function startReceiver(limits?: Partial<ReceiverLimits>): Promise<{ port: number; store: AlertStore; app: ReturnType<typeof createReceiver> }> {
+async function startReceiver(
+	limits?: Partial<ReceiverLimits>,
+): Promise<{ port: number; store: AlertStore; app: ReturnType<typeof createReceiver> }> {
 	const store = openAlertStore(":memory:");
-	const app = createReceiver({ config, auth: { bearerToken: token }, store, log: pino({ level: "silent" }), onQueued: () => undefined, discordState: () => "connected", ...(limits ? { limits } : {}) });
+	const app = createReceiver({
+		config,
+		auth: { bearerToken: token },
+		store,
+		log: pino({ level: "silent" }),
+		onQueued: () => undefined,
+		discordState: () => "connected",
+		...(limits ? { limits } : {}),
+	});
 	await app.listen({ host: "127.0.0.1", port: 0 });
 	cleanup.push(async () => {
 		await app.close();
@@ -82,29 +112,54 @@ describe("webhook authentication whatever the form of the request target", () =>
 
 		for (const target of targets(port)) {
 			unauthenticated[target] = [];
-			for (const authorization of [undefined, "Bearer wrong", `Bearer ${token}x`, `Basic ${Buffer.from(`opsbot:${token}`).toString("base64")}`]) {
-				unauthenticated[target].push((await post(port, target, { ...(authorization ? { authorization } : {}), body: validBody("Bypass") })).status);
+			for (const authorization of [
+				undefined,
+				"Bearer wrong",
+				`Bearer ${token}x`,
+				`Basic ${Buffer.from(`opsbot:${token}`).toString("base64")}`,
+			]) {
+				unauthenticated[target].push(
+					(await post(port, target, { ...(authorization ? { authorization } : {}), body: validBody("Bypass") })).status,
+				);
 			}
 		}
 		const pendingAfterRefusals = await store.pending();
 		const authenticated: Record<string, number> = {};
-		for (const target of targets(port)) authenticated[target] = (await post(port, target, { authorization: `Bearer ${token}`, body: validBody(`Good${Object.keys(authenticated).length}`) })).status;
+		for (const target of targets(port))
+			authenticated[target] = (
+				await post(port, target, {
+					authorization: `Bearer ${token}`,
+					body: validBody(`Good${Object.keys(authenticated).length}`),
+				})
+			).status;
 
 		expect(pendingAfterRefusals).toBe(0);
-		for (const target of ["/alerts", "/alerts?x", "/%61lerts", "/alerts#x", `http://127.0.0.1:${port}/alerts`, "http://evil.example/alerts"]) {
+		for (const target of [
+			"/alerts",
+			"/alerts?x",
+			"/%61lerts",
+			"/alerts#x",
+			`http://127.0.0.1:${port}/alerts`,
+			"http://evil.example/alerts",
+		]) {
 			expect(authenticated[target], target).toBe(202);
 		}
 		for (const target of targets(port)) {
 			// Whatever the router sends to the handler must have been authenticated first.
 			if (authenticated[target] === 202) expect(unauthenticated[target], target).toEqual([401, 401, 401, 401]);
-			for (const status of unauthenticated[target] ?? []) expect(status < 200 || status >= 300, `${target} -> ${status}`).toBe(true);
+			for (const status of unauthenticated[target] ?? [])
+				expect(status < 200 || status >= 300, `${target} -> ${status}`).toBe(true);
 		}
 	});
 
 	it("refuses before the body is sent, for every form that reaches the handler", async () => {
 		const { port } = await startReceiver();
 
-		const answers = await Promise.all(["/alerts", "/%61lerts", "/alerts#x", `http://127.0.0.1:${port}/alerts`].map((target) => post(port, target, { body: validBody("Unsent"), sendBody: false })));
+		const answers = await Promise.all(
+			["/alerts", "/%61lerts", "/alerts#x", `http://127.0.0.1:${port}/alerts`].map((target) =>
+				post(port, target, { body: validBody("Unsent"), sendBody: false }),
+			),
+		);
 
 		for (const answer of answers) {
 			expect(answer.status).toBe(401);
@@ -118,8 +173,19 @@ describe("webhook authentication whatever the form of the request target", () =>
 
 		const statuses = [];
 		for (const target of ["/alerts", "/alerts?x", "/%61lerts", "/alerts#x", `http://127.0.0.1:${port}/alerts`]) {
-			statuses.push((await post(port, target, { authorization: `Bearer ${token}`, contentType: "text/plain", body: validBody("Plain") })).status);
-			statuses.push((await post(port, target, { authorization: `Bearer ${token}`, contentType: null, body: validBody("Untyped") })).status);
+			statuses.push(
+				(
+					await post(port, target, {
+						authorization: `Bearer ${token}`,
+						contentType: "text/plain",
+						body: validBody("Plain"),
+					})
+				).status,
+			);
+			statuses.push(
+				(await post(port, target, { authorization: `Bearer ${token}`, contentType: null, body: validBody("Untyped") }))
+					.status,
+			);
 		}
 
 		expect(statuses.every((s) => s === 415)).toBe(true);
@@ -128,7 +194,11 @@ describe("webhook authentication whatever the form of the request target", () =>
 });
 
 /** A connection that trickles its request one byte per `everyMs`; resolves when the server closes it, or after 5 s. */
-function trickle(port: number, what: "body" | "headers" | "nothing", everyMs = 50): { closed: Promise<{ afterMs: number; status: number }> } {
+function trickle(
+	port: number,
+	what: "body" | "headers" | "nothing",
+	everyMs = 50,
+): { closed: Promise<{ afterMs: number; status: number }> } {
 	const started = Date.now();
 	const socket = connect(port, "127.0.0.1");
 	const head = `POST /alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAuthorization: Bearer ${token}\r\nContent-Length: 100000\r\n\r\n`;
@@ -159,11 +229,19 @@ function trickle(port: number, what: "body" | "headers" | "nothing", everyMs = 5
 
 describe("webhook receiver against slow clients", () => {
 	it("cuts off a body sent one byte at a time at the request deadline, and keeps serving webhooks meanwhile", async () => {
-		const { port, store } = await startReceiver({ requestTimeoutMs: 500, headersTimeoutMs: 300, idleTimeoutMs: 2_000, maxConnections: 16 });
+		const { port, store } = await startReceiver({
+			requestTimeoutMs: 500,
+			headersTimeoutMs: 300,
+			idleTimeoutMs: 2_000,
+			maxConnections: 16,
+		});
 
 		const slow = [trickle(port, "body"), trickle(port, "body"), trickle(port, "headers"), trickle(port, "nothing")];
 		await new Promise((resolve) => setTimeout(resolve, 150));
-		const during = await post(port, "/alerts", { authorization: `Bearer ${token}`, body: validBody("DuringSlowloris") });
+		const during = await post(port, "/alerts", {
+			authorization: `Bearer ${token}`,
+			body: validBody("DuringSlowloris"),
+		});
 		const cut = await Promise.all(slow.map((s) => s.closed));
 
 		expect(during.status).toBe(202);
@@ -175,7 +253,12 @@ describe("webhook receiver against slow clients", () => {
 	});
 
 	it("drops connections beyond the cap, and serves again once idle ones are cut", async () => {
-		const { port } = await startReceiver({ requestTimeoutMs: 500, headersTimeoutMs: 300, idleTimeoutMs: 2_000, maxConnections: 2 });
+		const { port } = await startReceiver({
+			requestTimeoutMs: 500,
+			headersTimeoutMs: 300,
+			idleTimeoutMs: 2_000,
+			maxConnections: 2,
+		});
 		const idle = [trickle(port, "nothing"), trickle(port, "nothing")];
 		await new Promise((resolve) => setTimeout(resolve, 100));
 
@@ -206,29 +289,57 @@ describe("webhook receiver against deeply nested JSON", () => {
 		return `{"version":"4","groupKey":"{}:{alertname=\\"Deep\\"}","status":"firing","receiver":"opsbot","alerts":[${alert}]${where === "body" ? `,"x":${deep}` : ""}}`;
 	};
 
-	it.each([10_000, 100_000])("answers 400 naming the nesting to %i levels, wherever they sit, and stores nothing", async (levels) => {
-		const store = openAlertStore(":memory:");
-		const app = createReceiver({ config: { ...config, maxBodyBytes: 5_000_000 }, auth: { bearerToken: token }, store, log: pino({ level: "silent" }), onQueued: () => undefined, discordState: () => "connected" });
-		cleanup.push(async () => {
-			await app.close();
-			await store.close();
-		});
-		const bodies = [nested(levels), arrays(levels), inValid(nested(levels), "body"), inValid(nested(levels), "alert"), inValid(nested(levels), "label"), inValid(arrays(levels), "label")];
+	it.each([10_000, 100_000])(
+		"answers 400 naming the nesting to %i levels, wherever they sit, and stores nothing",
+		async (levels) => {
+			const store = openAlertStore(":memory:");
+			const app = createReceiver({
+				config: { ...config, maxBodyBytes: 5_000_000 },
+				auth: { bearerToken: token },
+				store,
+				log: pino({ level: "silent" }),
+				onQueued: () => undefined,
+				discordState: () => "connected",
+			});
+			cleanup.push(async () => {
+				await app.close();
+				await store.close();
+			});
+			const bodies = [
+				nested(levels),
+				arrays(levels),
+				inValid(nested(levels), "body"),
+				inValid(nested(levels), "alert"),
+				inValid(nested(levels), "label"),
+				inValid(arrays(levels), "label"),
+			];
 
-		const answers = [];
-		for (const payload of bodies) answers.push(await app.inject({ method: "POST", url: "/alerts", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, payload }));
+			const answers = [];
+			for (const payload of bodies)
+				answers.push(
+					await app.inject({
+						method: "POST",
+						url: "/alerts",
+						headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+						payload,
+					}),
+				);
 
-		for (const answer of answers) {
-			expect(answer.statusCode).toBe(400);
-			expect(answer.json()).toEqual({ error: "JSON nested deeper than 32 levels" });
-		}
-		expect(await store.pending()).toBe(0);
-	});
+			for (const answer of answers) {
+				expect(answer.statusCode).toBe(400);
+				expect(answer.json()).toEqual({ error: "JSON nested deeper than 32 levels" });
+			}
+			expect(await store.pending()).toBe(0);
+		},
+	);
 
 	it("still takes a payload with ordinary unknown fields", async () => {
 		const { port } = await startReceiver();
 
-		const answer = await post(port, "/alerts", { authorization: `Bearer ${token}`, body: validBody("Extra", { routeLabels: { team: "db" }, future: [[{ a: [1] }]] }) });
+		const answer = await post(port, "/alerts", {
+			authorization: `Bearer ${token}`,
+			body: validBody("Extra", { routeLabels: { team: "db" }, future: [[{ a: [1] }]] }),
+		});
 
 		expect(answer.status).toBe(202);
 	});

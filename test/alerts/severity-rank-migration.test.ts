@@ -6,12 +6,13 @@ import pg from "pg";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
-import { openAlertStore, type AlertStore } from "../../src/alerts/store.ts";
+import { type AlertStore, openAlertStore } from "../../src/alerts/store.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { freshStateDatabase } from "./state-database.ts";
 
 const targets = [{ channel: "1" }];
-const group = (name: string, severity: string) => payload(1, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity } });
+const group = (name: string, severity: string) =>
+	payload(1, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity } });
 
 /** Two unposted groups: a warning, then a critical one that next() must send first. */
 async function seed(store: AlertStore): Promise<void> {

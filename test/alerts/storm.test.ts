@@ -4,12 +4,12 @@ import { join } from "node:path";
 import { DiscordAPIError } from "discord.js";
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
-import { startDelivery, type DiscordSender, type OutgoingMessage } from "../../src/alerts/delivery.ts";
+import { type DiscordSender, type OutgoingMessage, startDelivery } from "../../src/alerts/delivery.ts";
 import { renderStormOver, renderStormSummary } from "../../src/alerts/render.ts";
+import { type FiringGroup, openAlertStore } from "../../src/alerts/store.ts";
 import { createChannelPacer, stormView } from "../../src/alerts/storm.ts";
-import { openAlertStore, type FiringGroup } from "../../src/alerts/store.ts";
-import { payload } from "../support/alert-fixtures.ts";
 import { messageProblems } from "../discord-double/limits.ts";
+import { payload } from "../support/alert-fixtures.ts";
 
 const GUILD = "100000000000000001";
 const CHANNEL = "400000000000000001";
@@ -17,7 +17,10 @@ const BUDGET = { count: 5, windowMs: 200 };
 
 function capturingLog() {
 	const lines: Record<string, unknown>[] = [];
-	const log = pino({ level: "debug" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+	const log = pino(
+		{ level: "debug" },
+		{ write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+	);
 	return { log, lines };
 }
 
@@ -25,7 +28,12 @@ function openStore(path = join(mkdtempSync(join(tmpdir(), "opsbot-storm-")), "al
 	return openAlertStore(path);
 }
 
-const group = (name: string, severity = "warning", alerts = 2, status: "firing" | "resolved" = "firing") => payload(alerts, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity } }, status);
+const group = (name: string, severity = "warning", alerts = 2, status: "firing" | "resolved" = "firing") =>
+	payload(
+		alerts,
+		{ groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity } },
+		status,
+	);
 const titleOf = (m: OutgoingMessage) => String(("embeds" in m ? m.embeds[0]?.title : m.embed.title) ?? "");
 const isSummary = (m: OutgoingMessage) => titleOf(m).includes("Alert storm");
 
@@ -55,7 +63,15 @@ function fakeDiscord(fail: (call: { kind: "post" | "edit"; message: OutgoingMess
 			const err = fail({ kind: "edit", message });
 			if (err) throw err;
 			const stored = messages.get(id);
-			if (!stored) throw new DiscordAPIError({ code: 10008, message: "Unknown Message" }, 10008, 404, "PATCH", `/channels/${channel}/messages/${id}`, { body: undefined, files: undefined });
+			if (!stored)
+				throw new DiscordAPIError(
+					{ code: 10008, message: "Unknown Message" },
+					10008,
+					404,
+					"PATCH",
+					`/channels/${channel}/messages/${id}`,
+					{ body: undefined, files: undefined },
+				);
 			stored.message = message;
 			stored.edits++;
 			calls.push({ kind: "edit", channel, id, title: titleOf(message), start, end: Date.now() });
@@ -64,7 +80,8 @@ function fakeDiscord(fail: (call: { kind: "post" | "edit"; message: OutgoingMess
 	};
 	const inChannel = (channel: string) => [...messages.entries()].filter(([, m]) => m.channel === channel);
 	/** Each group's own messages, by name. */
-	const groupMessages = (channel: string, name: string) => inChannel(channel).filter(([, m]) => titleOf(m.message).split(" · ")[1] === name);
+	const groupMessages = (channel: string, name: string) =>
+		inChannel(channel).filter(([, m]) => titleOf(m.message).split(" · ")[1] === name);
 	const summaries = (channel: string) => inChannel(channel).filter(([, m]) => isSummary(m.message));
 	return { sender, messages, calls, groupMessages, summaries };
 }
@@ -73,19 +90,38 @@ function fakeDiscord(fail: (call: { kind: "post" | "edit"; message: OutgoingMess
 function expectPaced(calls: readonly { channel: string; start: number; end: number }[], budget = BUDGET): void {
 	for (const channel of new Set(calls.map((c) => c.channel))) {
 		const own = calls.filter((c) => c.channel === channel).sort((a, b) => a.start - b.start);
-		for (let i = budget.count; i < own.length; i++) expect(own[i]!.start - own[i - budget.count]!.end, `write ${i} in ${channel}`).toBeGreaterThanOrEqual(budget.windowMs);
+		for (let i = budget.count; i < own.length; i++)
+			expect(own[i]!.start - own[i - budget.count]!.end, `write ${i} in ${channel}`).toBeGreaterThanOrEqual(
+				budget.windowMs,
+			);
 	}
 }
 
-function firing(n: number, options: { posted?: (i: number) => boolean; severity?: (i: number) => string } = {}): FiringGroup[] {
-	return Array.from({ length: n }, (_, i) => ({ groupId: `g${i}`, firstFiringAt: 1_764_000_000_000 + i * 1_000, messageId: options.posted?.(i) ? `1${String(i).padStart(18, "0")}` : null, payload: group(`Group${i}`, options.severity?.(i) ?? "warning", 1 + (i % 3)) }));
+function firing(
+	n: number,
+	options: { posted?: (i: number) => boolean; severity?: (i: number) => string } = {},
+): FiringGroup[] {
+	return Array.from({ length: n }, (_, i) => ({
+		groupId: `g${i}`,
+		firstFiringAt: 1_764_000_000_000 + i * 1_000,
+		messageId: options.posted?.(i) ? `1${String(i).padStart(18, "0")}` : null,
+		payload: group(`Group${i}`, options.severity?.(i) ?? "warning", 1 + (i % 3)),
+	}));
 }
 
 describe("storm summary rendering", () => {
 	it("lists every firing group, severity first and then newest, with its count and a link once its message exists", () => {
-		const groups = firing(4, { posted: (i) => i === 1, severity: (i) => (i === 0 ? "critical" : i === 3 ? "info" : "warning") });
+		const groups = firing(4, {
+			posted: (i) => i === 1,
+			severity: (i) => (i === 0 ? "critical" : i === 3 ? "info" : "warning"),
+		});
 
-		const view = stormView(groups, { guildId: GUILD, channel: CHANNEL, startedAt: 1_764_000_000_000, seen: new Set(["gone"]) });
+		const view = stormView(groups, {
+			guildId: GUILD,
+			channel: CHANNEL,
+			startedAt: 1_764_000_000_000,
+			seen: new Set(["gone"]),
+		});
 		const { message, listed } = renderStormSummary(view);
 
 		expect(listed).toEqual(["g0", "g2", "g1", "g3"]);
@@ -109,7 +145,12 @@ describe("storm summary rendering", () => {
 
 	it("stays within Discord's limits at any size: counts first, the first 15 groups with links, the rest in the attached full list", () => {
 		for (const n of [1, 50, 400, 5_000]) {
-			const view = stormView(firing(n, { posted: (i) => i % 2 === 0 }), { guildId: GUILD, channel: CHANNEL, startedAt: 1_764_000_000_000, seen: new Set() });
+			const view = stormView(firing(n, { posted: (i) => i % 2 === 0 }), {
+				guildId: GUILD,
+				channel: CHANNEL,
+				startedAt: 1_764_000_000_000,
+				seen: new Set(),
+			});
 
 			const { message, listed } = renderStormSummary(view);
 			const total = message.embeds.reduce((sum, e) => sum + (e.title?.length ?? 0) + (e.description?.length ?? 0), 0);
@@ -121,7 +162,9 @@ describe("storm summary rendering", () => {
 				expect(listed).toHaveLength(n); // 15 in the embed, every one in the attached storm.txt
 				expect(message.embeds[0]!.description).toContain(`**Alerts:** Group0 1 · Group1 1 · Group10 1`);
 				expect(message.embeds[0]!.description).toContain(`… and ${n - 15} more (full list attached: storm.txt)`);
-				expect(message.embeds[0]!.description).toContain(`[**Group${n - 2}**](https://discord.com/channels/${GUILD}/${CHANNEL}/`);
+				expect(message.embeds[0]!.description).toContain(
+					`[**Group${n - 2}**](https://discord.com/channels/${GUILD}/${CHANNEL}/`,
+				);
 				const file = message.files[0]!.data.toString("utf8");
 				expect(file.match(/^\[WARNING\] Group\d+ · \d firing since /gm)).toHaveLength(n);
 				expect(file).toContain(`https://discord.com/channels/${GUILD}/${CHANNEL}/1000000000000000000`);
@@ -140,10 +183,18 @@ describe("storm summary rendering", () => {
 	});
 
 	it("turns into a short record once the backlog drained: how many groups, how long, what still fires", () => {
-		const view = stormView(firing(2, { posted: () => true }), { guildId: GUILD, channel: CHANNEL, startedAt: 1_764_000_000_000, seen: new Set(["g0", "g1", "a", "b", "c"]) });
+		const view = stormView(firing(2, { posted: () => true }), {
+			guildId: GUILD,
+			channel: CHANNEL,
+			startedAt: 1_764_000_000_000,
+			seen: new Set(["g0", "g1", "a", "b", "c"]),
+		});
 
 		const over = renderStormOver(view, 1_764_000_000_000 + 4 * 60_000);
-		const calm = renderStormOver(stormView([], { channel: CHANNEL, startedAt: 1_764_000_000_000, seen: new Set(["a"]) }), 1_764_000_060_000);
+		const calm = renderStormOver(
+			stormView([], { channel: CHANNEL, startedAt: 1_764_000_000_000, seen: new Set(["a"]) }),
+			1_764_000_060_000,
+		);
 
 		expect(over.embeds[0]).toMatchObject({ title: "🌤️ Alert storm over: 2 groups still firing", color: 0xf39c12 });
 		expect(over.embeds[0]!.description).toBe(
@@ -165,7 +216,7 @@ describe("channel pacer", () => {
 		const answered = [pacer.begin("a"), pacer.begin("a")];
 
 		const whileInFlight = pacer.delay("a");
-		answered.forEach((done) => done());
+		for (const done of answered) done();
 		const now = Date.now();
 		const afterAnswers = pacer.delay("a", now);
 		const otherChannel = pacer.delay("b", now);
@@ -189,9 +240,18 @@ describe("alert delivery in a storm", () => {
 		const store = openStore();
 		const discord = fakeDiscord();
 		const names = Array.from({ length: 30 }, (_, i) => `Group${i}`);
-		for (const [i, name] of names.entries()) await store.accept(group(name, i % 10 === 5 ? "critical" : "warning"), [{ channel: CHANNEL }]);
+		for (const [i, name] of names.entries())
+			await store.accept(group(name, i % 10 === 5 ? "critical" : "warning"), [{ channel: CHANNEL }]);
 
-		const delivery = startDelivery({ store, sender: discord.sender, log: pino({ level: "silent" }), pollMs: 20, guildId: GUILD, budget: BUDGET, stormAfterMs: 200 });
+		const delivery = startDelivery({
+			store,
+			sender: discord.sender,
+			log: pino({ level: "silent" }),
+			pollMs: 20,
+			guildId: GUILD,
+			budget: BUDGET,
+			stormAfterMs: 200,
+		});
 		await new Promise((resolve) => setTimeout(resolve, 300));
 		await store.accept(group("Group3", "warning", 5), [{ channel: CHANNEL }]); // an update while it waits
 		await delivery.drained();
@@ -199,9 +259,15 @@ describe("alert delivery in a storm", () => {
 
 		const posts = discord.calls.filter((c) => c.kind === "post");
 		expect(posts[0]!.title).toMatch(/^🌩️ Alert storm: 30 groups firing \(3 critical\)$/);
-		expect(posts.slice(1, 4).map((c) => c.title)).toEqual(["🔴 CRITICAL · Group5", "🔴 CRITICAL · Group15", "🔴 CRITICAL · Group25"]);
+		expect(posts.slice(1, 4).map((c) => c.title)).toEqual([
+			"🔴 CRITICAL · Group5",
+			"🔴 CRITICAL · Group15",
+			"🔴 CRITICAL · Group25",
+		]);
 		for (const name of names) expect(discord.groupMessages(CHANNEL, name), name).toHaveLength(1);
-		expect(discord.groupMessages(CHANNEL, "Group3")[0]![1].message).toMatchObject({ embed: { title: "🟠 WARNING · Group3", description: expect.stringContaining("5 of 5 firing") } });
+		expect(discord.groupMessages(CHANNEL, "Group3")[0]![1].message).toMatchObject({
+			embed: { title: "🟠 WARNING · Group3", description: expect.stringContaining("5 of 5 firing") },
+		});
 		expect(discord.summaries(CHANNEL)).toHaveLength(1);
 		expect(titleOf(discord.summaries(CHANNEL)[0]![1].message)).toBe("🌤️ Alert storm over: 30 groups still firing");
 		expect(discord.calls.filter((c) => c.kind === "edit" && c.id === posts[0]!.id).length).toBeGreaterThanOrEqual(1);
@@ -216,7 +282,14 @@ describe("alert delivery in a storm", () => {
 		const discord = fakeDiscord();
 		for (let i = 0; i < 6; i++) await store.accept(group(`Few${i}`), [{ channel: CHANNEL }]);
 
-		const delivery = startDelivery({ store, sender: discord.sender, log: pino({ level: "silent" }), pollMs: 20, budget: BUDGET, stormAfterMs: 200 });
+		const delivery = startDelivery({
+			store,
+			sender: discord.sender,
+			log: pino({ level: "silent" }),
+			pollMs: 20,
+			budget: BUDGET,
+			stormAfterMs: 200,
+		});
 		await delivery.drained();
 		await delivery.stop();
 
@@ -230,20 +303,38 @@ describe("alert delivery in a storm", () => {
 		const before = openStore(path);
 		const discord = fakeDiscord();
 		for (let i = 0; i < 25; i++) await before.accept(group(`Again${i}`), [{ channel: CHANNEL }]);
-		const first = startDelivery({ store: before, sender: discord.sender, log: pino({ level: "silent" }), pollMs: 20, guildId: GUILD, budget: BUDGET, stormAfterMs: 200 });
+		const first = startDelivery({
+			store: before,
+			sender: discord.sender,
+			log: pino({ level: "silent" }),
+			pollMs: 20,
+			guildId: GUILD,
+			budget: BUDGET,
+			stormAfterMs: 200,
+		});
 		await vi.waitFor(() => expect(discord.calls.length).toBeGreaterThanOrEqual(4), { timeout: 5_000, interval: 10 });
 		await first.stop();
 		await before.close();
 		const stoppedAt = Date.now();
 
 		const after = openStore(path);
-		const second = startDelivery({ store: after, sender: discord.sender, log: pino({ level: "silent" }), pollMs: 20, guildId: GUILD, budget: BUDGET, stormAfterMs: 200 });
+		const second = startDelivery({
+			store: after,
+			sender: discord.sender,
+			log: pino({ level: "silent" }),
+			pollMs: 20,
+			guildId: GUILD,
+			budget: BUDGET,
+			stormAfterMs: 200,
+		});
 		await second.drained();
 		await second.stop();
 
 		const [summaryId] = discord.summaries(CHANNEL).map(([id]) => id);
 		expect(discord.summaries(CHANNEL)).toHaveLength(1);
-		expect(discord.calls.filter((c) => c.id === summaryId && c.kind === "edit" && c.start >= stoppedAt).length).toBeGreaterThanOrEqual(1);
+		expect(
+			discord.calls.filter((c) => c.id === summaryId && c.kind === "edit" && c.start >= stoppedAt).length,
+		).toBeGreaterThanOrEqual(1);
 		for (let i = 0; i < 25; i++) expect(discord.groupMessages(CHANNEL, `Again${i}`)).toHaveLength(1);
 		expect(await after.stormSummary(CHANNEL)).toMatchObject({ state: "over", messageId: summaryId });
 	});
@@ -252,8 +343,18 @@ describe("alert delivery in a storm", () => {
 		const store = openStore();
 		const discord = fakeDiscord();
 		for (let i = 0; i < 20; i++) await store.accept(group(`Deleted${i}`), [{ channel: CHANNEL }]);
-		const delivery = startDelivery({ store, sender: discord.sender, log: pino({ level: "silent" }), pollMs: 20, budget: BUDGET, stormAfterMs: 200 });
-		await vi.waitFor(() => expect(discord.summaries(CHANNEL).length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+		const delivery = startDelivery({
+			store,
+			sender: discord.sender,
+			log: pino({ level: "silent" }),
+			pollMs: 20,
+			budget: BUDGET,
+			stormAfterMs: 200,
+		});
+		await vi.waitFor(() => expect(discord.summaries(CHANNEL).length).toBeGreaterThan(0), {
+			timeout: 5_000,
+			interval: 5,
+		});
 		const [deleted] = discord.summaries(CHANNEL).map(([id]) => id);
 		discord.messages.delete(deleted!);
 		await store.accept(group("Deleted0", "warning", 7), [{ channel: CHANNEL }]); // something for the summary to show
@@ -269,17 +370,29 @@ describe("alert delivery in a storm", () => {
 	it("goes on with every group's own message when Discord refuses the summary", async () => {
 		const store = openStore();
 		const { log, lines } = capturingLog();
-		const refused = new DiscordAPIError({ code: 50035, message: "Invalid Form Body" }, 50035, 400, "POST", "/x", { body: undefined, files: undefined });
+		const refused = new DiscordAPIError({ code: 50035, message: "Invalid Form Body" }, 50035, 400, "POST", "/x", {
+			body: undefined,
+			files: undefined,
+		});
 		const discord = fakeDiscord(({ message }) => (isSummary(message) ? refused : undefined));
 		for (let i = 0; i < 20; i++) await store.accept(group(`Refused${i}`), [{ channel: CHANNEL }]);
 
-		const delivery = startDelivery({ store, sender: discord.sender, log, pollMs: 20, budget: BUDGET, stormAfterMs: 200 });
+		const delivery = startDelivery({
+			store,
+			sender: discord.sender,
+			log,
+			pollMs: 20,
+			budget: BUDGET,
+			stormAfterMs: 200,
+		});
 		await delivery.drained();
 		await delivery.stop();
 
 		for (let i = 0; i < 20; i++) expect(discord.groupMessages(CHANNEL, `Refused${i}`)).toHaveLength(1);
 		expect(discord.summaries(CHANNEL)).toEqual([]);
-		expect(lines.filter((l) => l.msg === "the storm summary could not be sent; the groups' own messages go on without it")).toHaveLength(1);
+		expect(
+			lines.filter((l) => l.msg === "the storm summary could not be sent; the groups' own messages go on without it"),
+		).toHaveLength(1);
 		expect(await store.stormSummary(CHANNEL)).toMatchObject({ state: "over", messageId: null });
 	});
 
@@ -289,7 +402,14 @@ describe("alert delivery in a storm", () => {
 		const channels = ["400000000000000001", "400000000000000002", "400000000000000003"];
 		for (const channel of channels) for (let i = 0; i < 15; i++) await store.accept(group(`Spread${i}`), [{ channel }]);
 
-		const delivery = startDelivery({ store, sender: discord.sender, log: pino({ level: "silent" }), pollMs: 20, budget: BUDGET, stormAfterMs: 200 });
+		const delivery = startDelivery({
+			store,
+			sender: discord.sender,
+			log: pino({ level: "silent" }),
+			pollMs: 20,
+			budget: BUDGET,
+			stormAfterMs: 200,
+		});
 		await delivery.drained();
 		await delivery.stop();
 
@@ -300,6 +420,7 @@ describe("alert delivery in a storm", () => {
 		}
 		// Independent budgets: every channel made its first writes before any of them made its sixth.
 		const sixth = Math.min(...channels.map((c) => discord.calls.filter((x) => x.channel === c)[5]!.start));
-		for (const channel of channels) expect(discord.calls.filter((x) => x.channel === channel)[4]!.start).toBeLessThan(sixth);
+		for (const channel of channels)
+			expect(discord.calls.filter((x) => x.channel === channel)[4]!.start).toBeLessThan(sixth);
 	});
 });

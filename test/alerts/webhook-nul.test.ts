@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
 import { createReceiver } from "../../src/alerts/receiver.ts";
 import { replaceNul, WebhookPayload } from "../../src/alerts/schema.ts";
-import { openAlertStore, type AlertStore } from "../../src/alerts/store.ts";
+import { type AlertStore, openAlertStore } from "../../src/alerts/store.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { freshStateDatabase } from "./state-database.ts";
 
@@ -56,13 +56,33 @@ describe("webhook schema and NUL characters", () => {
 });
 
 describe.each([
-	{ name: "SQLite", open: async (): Promise<AlertStore> => openAlertStore(join(mkdtempSync(join(tmpdir(), "opsbot-nul-")), "alerts.sqlite")) },
-	{ name: "PostgreSQL", open: async () => openPostgresAlertStore(await freshStateDatabase("opsbot_nul"), pino({ level: "silent" })) },
+	{
+		name: "SQLite",
+		open: async (): Promise<AlertStore> =>
+			openAlertStore(join(mkdtempSync(join(tmpdir(), "opsbot-nul-")), "alerts.sqlite")),
+	},
+	{
+		name: "PostgreSQL",
+		open: async () => openPostgresAlertStore(await freshStateDatabase("opsbot_nul"), pino({ level: "silent" })),
+	},
 ])("a webhook with NUL characters ($name store)", ({ open }) => {
 	it("is accepted with 202, stored once, and delivered with U+FFFD in place of each NUL", async () => {
 		const store = await open();
-		const app = createReceiver({ config, auth: { bearerToken: token }, store, log: pino({ level: "silent" }), onQueued: () => undefined, discordState: () => "connected" });
-		const send = () => app.inject({ method: "POST", url: "/alerts", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, payload: NUL_BODY });
+		const app = createReceiver({
+			config,
+			auth: { bearerToken: token },
+			store,
+			log: pino({ level: "silent" }),
+			onQueued: () => undefined,
+			discordState: () => "connected",
+		});
+		const send = () =>
+			app.inject({
+				method: "POST",
+				url: "/alerts",
+				headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+				payload: NUL_BODY,
+			});
 
 		const first = await send();
 		const retry = await send();

@@ -1,20 +1,20 @@
+import type { ActionRowBuilder, APIEmbed, ButtonBuilder } from "discord.js";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ActionRowBuilder, APIEmbed, ButtonBuilder } from "discord.js";
 import { logs, logsNewer, logsOlder } from "../../src/commands/logs.ts";
-import { grafanaExploreUrl, pageCursor, type LogsQueryState } from "../../src/services/log-search.ts";
-import type { ComponentInteraction, HandlerContext } from "../../src/discord/handler.ts";
-import { pressComponent } from "../support/press.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { createAccessPolicy } from "../../src/discord/access.ts";
 import { decodeCustomId } from "../../src/discord/custom-id.ts";
+import type { ComponentInteraction, HandlerContext } from "../../src/discord/handler.ts";
 import { createPendingStore } from "../../src/discord/pending.ts";
 import { UserFacingError } from "../../src/errors.ts";
+import { grafanaExploreUrl, type LogsQueryState, pageCursor } from "../../src/services/log-search.ts";
 import { entryId } from "../../src/services/logs.ts";
 import { freshTenant, type TestLoki } from "../support/loki.ts";
+import { pressComponent } from "../support/press.ts";
+import { logsService } from "../support/services.ts";
 import { sharedLoki } from "../support/shared-loki.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
-import { logsService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 const SECOND_NS = 1_000_000_000n;
@@ -41,7 +41,11 @@ function fakeCommand(options: Record<string, string | number>) {
 
 function buttonsOf(reply: Reply | undefined): { id: string; disabled: boolean; url?: string }[] {
 	return (reply?.components ?? []).flatMap((row) =>
-		row.toJSON().components.map((c) => ({ id: "custom_id" in c ? c.custom_id : "", disabled: "disabled" in c ? c.disabled === true : false, ...("url" in c ? { url: c.url } : {}) })),
+		row.toJSON().components.map((c) => ({
+			id: "custom_id" in c ? c.custom_id : "",
+			disabled: "disabled" in c ? c.disabled === true : false,
+			...("url" in c ? { url: c.url } : {}),
+		})),
 	);
 }
 
@@ -66,8 +70,17 @@ describe("/logs paging by buttons against a real Loki", () => {
 		loki = sharedLoki();
 		sshd = await startSshd();
 		// 120 lines, one every 20 s, "line 0" the newest.
-		await loki.push(tenant, { service: "api" }, Array.from({ length: 120 }, (_, i) => ({ ns: now - MINUTE_NS - BigInt(i) * 20n * SECOND_NS, line: `line ${i}` })));
-		await loki.push(tenant, { service: "worker" }, [{ ns: now - 3n * MINUTE_NS, line: JSON.stringify({ level: "info", msg: "job for request", correlation_id: "c-42" }) }]);
+		await loki.push(
+			tenant,
+			{ service: "api" },
+			Array.from({ length: 120 }, (_, i) => ({ ns: now - MINUTE_NS - BigInt(i) * 20n * SECOND_NS, line: `line ${i}` })),
+		);
+		await loki.push(tenant, { service: "worker" }, [
+			{
+				ns: now - 3n * MINUTE_NS,
+				line: JSON.stringify({ level: "info", msg: "job for request", correlation_id: "c-42" }),
+			},
+		]);
 		const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString().replace("Z", "000000Z");
 		docker = fakeDocker(sshd.binDir, `${iso(600_000)} first\n${iso(300_000)} second\n${iso(60_000)} third\n`);
 		const ops = OpsFileSchema.parse({
@@ -75,14 +88,46 @@ describe("/logs paging by buttons against a real Loki", () => {
 			access: { commands: { logs: ["everyone"] } },
 			defaultEnvironment: "production",
 			environments: {
-				production: { loki: { url: loki.url, tenant, grafanaUrl: "https://grafana.example.com/", grafanaOrgId: 3, grafanaDatasource: "loki-prod-uid" } },
-				staging: { ssh: { host: "127.0.0.1", port: sshd.port, user: "root", keyFileEnv: "KEY", hostKey: sshd.hostKey, containers: ["api"] } },
+				production: {
+					loki: {
+						url: loki.url,
+						tenant,
+						grafanaUrl: "https://grafana.example.com/",
+						grafanaOrgId: 3,
+						grafanaDatasource: "loki-prod-uid",
+					},
+				},
+				staging: {
+					ssh: {
+						host: "127.0.0.1",
+						port: sshd.port,
+						user: "root",
+						keyFileEnv: "KEY",
+						hostKey: sshd.hostKey,
+						containers: ["api"],
+					},
+				},
 			},
 			logs: { maxRangeHours: 24 },
 		});
 		const secrets = new Map([["KEY", sshd.privateKeyPath]]);
-		const services = { logs: logsService({ environments: ops.environments, secret: (n) => secrets.get(n), maxRangeHours: ops.logs.maxRangeHours, log: silent }), logQueries: createPendingStore<LogsQueryState>(15 * 60_000) };
-		ctx = { config: { ops, env: {}, secrets }, log: silent, access: createAccessPolicy(ops), services, actor: { userId: "200000000000000001", username: "oncall", roleIds: [] }, ephemeral: true } as unknown as HandlerContext;
+		const services = {
+			logs: logsService({
+				environments: ops.environments,
+				secret: (n) => secrets.get(n),
+				maxRangeHours: ops.logs.maxRangeHours,
+				log: silent,
+			}),
+			logQueries: createPendingStore<LogsQueryState>(15 * 60_000),
+		};
+		ctx = {
+			config: { ops, env: {}, secrets },
+			log: silent,
+			access: createAccessPolicy(ops),
+			services,
+			actor: { userId: "200000000000000001", username: "oncall", roleIds: [] },
+			ephemeral: true,
+		} as unknown as HandlerContext;
 	});
 	afterAll(async () => {
 		await sshd?.stop();
@@ -93,20 +138,34 @@ describe("/logs paging by buttons against a real Loki", () => {
 		await logs.execute(interaction, ctx);
 		const buttons = buttonsOf(replies[0]);
 		const older = buttons.find((b) => b.id.startsWith("logs:older:"))!;
-		return { reply: replies[0], buttons, older, newer: buttons.find((b) => b.id.startsWith("logs:newer:"))!, token: decodeCustomId(older.id)!.args[0]! };
+		return {
+			reply: replies[0],
+			buttons,
+			older,
+			newer: buttons.find((b) => b.id.startsWith("logs:newer:"))!,
+			token: decodeCustomId(older.id)!.args[0]!,
+		};
 	}
 
 	async function press(customId: string) {
 		const id = decodeCustomId(customId)!;
 		const handler = id.action === "older" ? logsOlder : logsNewer;
 		const replies: Reply[] = [];
-		const interaction = { editReply: async (reply: Reply) => void replies.push(reply) } as unknown as ComponentInteraction;
+		const interaction = {
+			editReply: async (reply: Reply) => void replies.push(reply),
+		} as unknown as ComponentInteraction;
 		const error = await pressComponent(handler, interaction, id, ctx).then(
 			() => undefined,
 			(err: unknown) => err,
 		);
 		const buttons = buttonsOf(replies[0]);
-		return { error, reply: replies[0], buttons, older: buttons.find((b) => b.id.startsWith("logs:older:")), newer: buttons.find((b) => b.id.startsWith("logs:newer:")) };
+		return {
+			error,
+			reply: replies[0],
+			buttons,
+			older: buttons.find((b) => b.id.startsWith("logs:older:")),
+			newer: buttons.find((b) => b.id.startsWith("logs:newer:")),
+		};
 	}
 
 	it("pages Older from the last line shown, so 120 matches show as 0–19, 20–39, … with none skipped (defect 2)", async () => {
@@ -137,11 +196,15 @@ describe("/logs paging by buttons against a real Loki", () => {
 		const emptyNewer = await press(`logs:newer:${first.token}:${cursor(0)}`);
 		const home = await press(emptyNewer.older!.id);
 
-		expect(emptyOlder.reply?.embeds?.[0]?.toJSON().description).toBe("No older lines in this time range. Newer ▶ goes back.");
+		expect(emptyOlder.reply?.embeds?.[0]?.toJSON().description).toBe(
+			"No older lines in this time range. Newer ▶ goes back.",
+		);
 		expect(emptyOlder.older!.disabled).toBe(true);
 		expect(emptyOlder.newer).toEqual({ id: `logs:newer:${first.token}`, disabled: false });
 		expect(shownLines(back.reply)).toEqual(Array.from({ length: 20 }, (_, i) => `line ${100 + i}`));
-		expect(emptyNewer.reply?.embeds?.[0]?.toJSON().description).toBe("No newer lines in this time range. ◀ Older goes back.");
+		expect(emptyNewer.reply?.embeds?.[0]?.toJSON().description).toBe(
+			"No newer lines in this time range. ◀ Older goes back.",
+		);
 		expect(emptyNewer.newer!.disabled).toBe(true);
 		expect(emptyNewer.older).toEqual({ id: `logs:older:${first.token}`, disabled: false });
 		expect(shownLines(home.reply)).toEqual(shownLines(first.reply));
@@ -149,10 +212,20 @@ describe("/logs paging by buttons against a real Loki", () => {
 
 	it("refuses forged cursors with a clear message and never asks Loki for anything outside the original range", async () => {
 		const first = await search({ service: "api", since: "1h", limit: 2 });
-		const forged = ["0:0123456789abcdef", "1:0123456789abcdef", `${now - 2n * 60n * MINUTE_NS}:0123456789abcdef`, `${now + 10n * MINUTE_NS}:0123456789abcdef`, "99999999999999999999:0123456789abcdef", "abc:0123456789abcdef", `${now - MINUTE_NS}:nothex`, `${now - MINUTE_NS}`];
+		const forged = [
+			"0:0123456789abcdef",
+			"1:0123456789abcdef",
+			`${now - 2n * 60n * MINUTE_NS}:0123456789abcdef`,
+			`${now + 10n * MINUTE_NS}:0123456789abcdef`,
+			"99999999999999999999:0123456789abcdef",
+			"abc:0123456789abcdef",
+			`${now - MINUTE_NS}:nothex`,
+			`${now - MINUTE_NS}`,
+		];
 
 		const refusals = [];
-		for (const cursor of forged) for (const action of ["older", "newer"]) refusals.push(await press(`logs:${action}:${first.token}:${cursor}`));
+		for (const cursor of forged)
+			for (const action of ["older", "newer"]) refusals.push(await press(`logs:${action}:${first.token}:${cursor}`));
 		const older = await press(first.older.id);
 
 		for (const r of refusals) {
@@ -172,7 +245,9 @@ describe("/logs paging by buttons against a real Loki", () => {
 
 		const newerZero = await press(`logs:newer:${first.token}:0:0123456789abcdef`);
 		const olderZero = await press(`logs:older:${first.token}:0:0123456789abcdef`);
-		const olderFuture = await press(`logs:older:${first.token}:${BigInt(Date.now() + 86_400_000) * 1_000_000n}:0123456789abcdef`);
+		const olderFuture = await press(
+			`logs:older:${first.token}:${BigInt(Date.now() + 86_400_000) * 1_000_000n}:0123456789abcdef`,
+		);
 		const older = await press(first.older.id);
 
 		for (const r of [newerZero, olderZero, olderFuture]) expect(r.error).toBeInstanceOf(UserFacingError);
@@ -188,11 +263,19 @@ describe("/logs paging by buttons against a real Loki", () => {
 	});
 
 	it("refuses paging state whose range is longer than the configured maximum", () => {
-		const state: LogsQueryState = { title: "x", request: { environment: "production", service: "api", start: new Date(0), end: new Date(), limit: 10 } };
+		const state: LogsQueryState = {
+			title: "x",
+			request: { environment: "production", service: "api", start: new Date(0), end: new Date(), limit: 10 },
+		};
 		const fresh: LogsQueryState = { ...state, request: { ...state.request, start: new Date(Date.now() - 3_600_000) } };
 
-		expect(() => pageCursor(state.request, String(now - MINUTE_NS), "0123456789abcdef", 24)).toThrow("This search's time range is not valid any more; run /logs again.");
-		expect(pageCursor(fresh.request, String(now - MINUTE_NS), "0123456789abcdef", 24)).toEqual({ ns: now - MINUTE_NS, id: "0123456789abcdef" });
+		expect(() => pageCursor(state.request, String(now - MINUTE_NS), "0123456789abcdef", 24)).toThrow(
+			"This search's time range is not valid any more; run /logs again.",
+		);
+		expect(pageCursor(fresh.request, String(now - MINUTE_NS), "0123456789abcdef", 24)).toEqual({
+			ns: now - MINUTE_NS,
+			id: "0123456789abcdef",
+		});
 		expect(pageCursor(fresh.request, undefined, undefined, 24)).toBeUndefined();
 	});
 
@@ -210,7 +293,12 @@ describe("/logs paging by buttons against a real Loki", () => {
 		const link = result.buttons.find((b) => b.url)?.url ?? "";
 
 		expect(link.startsWith("https://grafana.example.com/explore?orgId=3&left=")).toBe(true);
-		expect(JSON.parse(decodeURIComponent(link.split("left=")[1]!))).toMatchObject({ datasource: "loki-prod-uid", queries: [{ refId: "A", expr: '{service="api"}' }] });
-		expect(grafanaExploreUrl({ grafanaUrl: "https://g.example.com" }, "{a=\"b\"}", 0n, 1n)).toMatch(/^https:\/\/g\.example\.com\/explore\?orgId=1&left=.*%22datasource%22%3A%22loki%22/);
+		expect(JSON.parse(decodeURIComponent(link.split("left=")[1]!))).toMatchObject({
+			datasource: "loki-prod-uid",
+			queries: [{ refId: "A", expr: '{service="api"}' }],
+		});
+		expect(grafanaExploreUrl({ grafanaUrl: "https://g.example.com" }, '{a="b"}', 0n, 1n)).toMatch(
+			/^https:\/\/g\.example\.com\/explore\?orgId=1&left=.*%22datasource%22%3A%22loki%22/,
+		);
 	});
 });

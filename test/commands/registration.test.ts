@@ -9,7 +9,14 @@ function textLength(value: unknown): number {
 	if (Array.isArray(value)) return value.reduce((sum: number, v) => sum + textLength(v), 0);
 	if (value && typeof value === "object") {
 		const o = value as Record<string, unknown>;
-		return ["name", "description", "value"].reduce((sum, k) => sum + (typeof o[k] === "string" ? (o[k] as string).length : 0), 0) + textLength(o.options) + textLength(o.choices);
+		return (
+			["name", "description", "value"].reduce(
+				(sum, k) => sum + (typeof o[k] === "string" ? (o[k] as string).length : 0),
+				0,
+			) +
+			textLength(o.options) +
+			textLength(o.choices)
+		);
 	}
 	return 0;
 }
@@ -65,8 +72,18 @@ describe("deploy-commands diff", () => {
 		];
 		const changed = { ...health, description: "Something else" };
 
-		expect(diffCommands(registered as never, [health])).toEqual({ added: [], changed: [], removed: ["old"], unchanged: ["health"] });
-		expect(diffCommands(registered as never, [changed])).toEqual({ added: [], changed: ["health"], removed: ["old"], unchanged: [] });
+		expect(diffCommands(registered as never, [health])).toEqual({
+			added: [],
+			changed: [],
+			removed: ["old"],
+			unchanged: ["health"],
+		});
+		expect(diffCommands(registered as never, [changed])).toEqual({
+			added: [],
+			changed: ["health"],
+			removed: ["old"],
+			unchanged: [],
+		});
 		expect(diffCommands([], [health])).toEqual({ added: ["health"], changed: [], removed: [], unchanged: [] });
 	});
 

@@ -2,8 +2,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parse, parseDocument } from "yaml";
 import { describe, expect, it } from "vitest";
+import { parse, parseDocument } from "yaml";
 import { requireBinary } from "../support/proc.ts";
 
 // No compose tool runs offline here: the example is parsed, the keys opsbot relies on are checked,
@@ -56,7 +56,9 @@ describe("compose.yaml, the example that joins opsbot to the team's stack", () =
 	});
 
 	it("builds opsbot from this Dockerfile and takes its secrets from opsbot.env, never from the file", () => {
-		const environmentNames = Object.values(compose.services).flatMap((s) => (Array.isArray(s.environment) ? s.environment.map((e) => e.split("=")[0] ?? "") : Object.keys(s.environment ?? {})));
+		const environmentNames = Object.values(compose.services).flatMap((s) =>
+			Array.isArray(s.environment) ? s.environment.map((e) => e.split("=")[0] ?? "") : Object.keys(s.environment ?? {}),
+		);
 
 		expect(opsbot?.build).toBe(".");
 		expect([opsbot?.env_file].flat()).toContain("opsbot.env");
@@ -90,25 +92,46 @@ describe("compose.yaml, the example that joins opsbot to the team's stack", () =
 			for (const name of names(service.configs)) expect(Object.keys(compose.configs ?? {})).toContain(name);
 			for (const volume of service.volumes ?? []) {
 				const source = volume.split(":")[0] ?? "";
-				if (!source.startsWith(".") && !source.startsWith("/")) expect(Object.keys(compose.volumes ?? {})).toContain(source);
+				if (!source.startsWith(".") && !source.startsWith("/"))
+					expect(Object.keys(compose.volumes ?? {})).toContain(source);
 			}
 		}
 	});
 
 	it("points AlertManager at opsbot's webhook with the token from a credentials file, and amtool accepts the config", () => {
 		requireBinary("/usr/bin/amtool", "amtool", "prometheus-alertmanager");
-		const config = parse(composeAlertmanagerConfig()) as { receivers: { name: string; webhook_configs: { url: string; send_resolved: boolean; http_config: { authorization: { type: string; credentials_file: string } } }[] }[] };
+		const config = parse(composeAlertmanagerConfig()) as {
+			receivers: {
+				name: string;
+				webhook_configs: {
+					url: string;
+					send_resolved: boolean;
+					http_config: { authorization: { type: string; credentials_file: string } };
+				}[];
+			}[];
+		};
 		const webhook = config.receivers.find((r) => r.name === "opsbot")?.webhook_configs[0];
-		const tokenSecret = alertmanager?.secrets?.find((s) => typeof s !== "string" && s.source === "opsbot_webhook_token");
+		const tokenSecret = alertmanager?.secrets?.find(
+			(s) => typeof s !== "string" && s.source === "opsbot_webhook_token",
+		);
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-compose-"));
 		writeFileSync(join(dir, "token"), "t".repeat(32));
-		writeFileSync(join(dir, "alertmanager.yml"), composeAlertmanagerConfig().replace(webhook?.http_config.authorization.credentials_file ?? "", join(dir, "token")));
+		writeFileSync(
+			join(dir, "alertmanager.yml"),
+			composeAlertmanagerConfig().replace(
+				webhook?.http_config.authorization.credentials_file ?? "",
+				join(dir, "token"),
+			),
+		);
 
 		const out = execFileSync("/usr/bin/amtool", ["check-config", join(dir, "alertmanager.yml")], { encoding: "utf8" });
 
 		expect(out).toContain("SUCCESS");
 		expect(webhook?.url).toBe("http://opsbot:9095/alerts");
 		expect(webhook?.send_resolved).toBe(true);
-		expect(webhook?.http_config.authorization).toEqual({ type: "Bearer", credentials_file: `/run/secrets/${typeof tokenSecret === "object" ? (tokenSecret.target ?? tokenSecret.source) : ""}` });
+		expect(webhook?.http_config.authorization).toEqual({
+			type: "Bearer",
+			credentials_file: `/run/secrets/${typeof tokenSecret === "object" ? (tokenSecret.target ?? tokenSecret.source) : ""}`,
+		});
 	});
 });

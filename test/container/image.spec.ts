@@ -6,9 +6,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { parse, stringify } from "yaml";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { postAlerts, type TestAlertManager } from "../support/alertmanager.ts";
 import { freePort, requireBinary, startReadyServer } from "../support/proc.ts";
 
@@ -30,7 +30,11 @@ const figures: Record<string, string> = {};
 let podmanEnv: NodeJS.ProcessEnv = process.env;
 async function podman(args: string[], timeoutMs = 60_000): Promise<{ stdout: string; stderr: string; code: number }> {
 	try {
-		const { stdout, stderr } = await run("podman", args, { env: podmanEnv, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
+		const { stdout, stderr } = await run("podman", args, {
+			env: podmanEnv,
+			timeout: timeoutMs,
+			maxBuffer: 64 * 1024 * 1024,
+		});
 		return { stdout, stderr, code: 0 };
 	} catch (err) {
 		const e = err as { stdout?: string; stderr?: string; code?: number | string };
@@ -52,7 +56,18 @@ async function startAlertManagerWith(configYaml: string): Promise<TestAlertManag
 	const port = await freePort();
 	const url = `http://127.0.0.1:${port}`;
 	writeFileSync(join(dir, "alertmanager.yml"), configYaml, { mode: 0o600 });
-	return startReadyServer(binary, [`--config.file=${join(dir, "alertmanager.yml")}`, `--storage.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--cluster.listen-address=", `--web.external-url=${url}`, "--log.level=warn"], { dir, logFile: join(dir, "alertmanager.log"), url });
+	return startReadyServer(
+		binary,
+		[
+			`--config.file=${join(dir, "alertmanager.yml")}`,
+			`--storage.path=${join(dir, "data")}`,
+			`--web.listen-address=127.0.0.1:${port}`,
+			"--cluster.listen-address=",
+			`--web.external-url=${url}`,
+			"--log.level=warn",
+		],
+		{ dir, logFile: join(dir, "alertmanager.log"), url },
+	);
 }
 
 /** The container's JSON log lines (opsbot logs to stdout; podman logs gives both streams). */
@@ -74,7 +89,10 @@ describe("the container image: built with podman, run against the Discord double
 	let opsFile: string;
 
 	beforeAll(async () => {
-		const base = await run("bash", [resolve("../shared/container/base-image.sh")], { timeout: 900_000, maxBuffer: 64 * 1024 * 1024 }).catch((err: { stderr?: string; message: string }) => {
+		const base = await run("bash", [resolve("../shared/container/base-image.sh")], {
+			timeout: 900_000,
+			maxBuffer: 64 * 1024 * 1024,
+		}).catch((err: { stderr?: string; message: string }) => {
 			throw new Error(`../shared/container/base-image.sh failed: ${err.stderr?.slice(-3_000) ?? err.message}`);
 		});
 		const conf = /CONTAINERS_CONF=(\S+)/.exec(base.stdout)?.[1];
@@ -83,10 +101,12 @@ describe("the container image: built with podman, run against the Discord double
 
 		const started = Date.now();
 		await podmanOk(["build", "--format", "docker", "--pull=never", "-t", IMAGE, "."], 900_000);
-		figures["build"] = `${((Date.now() - started) / 1000).toFixed(1)} s`;
+		figures.build = `${((Date.now() - started) / 1000).toFixed(1)} s`;
 
 		// /slow answers after 3 s: a /health still running when SIGTERM arrives.
-		api = createServer((req, res) => void setTimeout(() => res.end('{"status":"ok"}'), req.url?.startsWith("/slow") ? 3_000 : 0));
+		api = createServer(
+			(req, res) => void setTimeout(() => res.end('{"status":"ok"}'), req.url?.startsWith("/slow") ? 3_000 : 0),
+		);
 		await new Promise<void>((done) => api.listen(0, "127.0.0.1", done));
 		double = await startDiscordDouble({ guild: { channels: [{ id: ALERTS, name: "alerts" }] } });
 		webhookPort = await freePort();
@@ -114,15 +134,26 @@ alerts:
 		);
 		// Secrets only at run time, random for this run: an env file as compose's env_file gives them.
 		envFile = join(dir, "opsbot.env");
-		writeFileSync(envFile, `DISCORD_TOKEN=${randomBytes(24).toString("base64url")}\nDISCORD_APPLICATION_ID=${double.applicationId}\nDISCORD_API_URL=${double.apiUrl}\nWEBHOOK_TOKEN=${webhookToken}\n`, { mode: 0o600 });
+		writeFileSync(
+			envFile,
+			`DISCORD_TOKEN=${randomBytes(24).toString("base64url")}\nDISCORD_APPLICATION_ID=${double.applicationId}\nDISCORD_API_URL=${double.apiUrl}\nWEBHOOK_TOKEN=${webhookToken}\n`,
+			{ mode: 0o600 },
+		);
 
 		// compose.yaml's AlertManager config, with the compose names replaced by this machine's.
-		const am = parse((parse(readFileSync("compose.yaml", "utf8")) as { configs: { alertmanager_config: { content: string } } }).configs.alertmanager_config.content) as {
+		const am = parse(
+			(parse(readFileSync("compose.yaml", "utf8")) as { configs: { alertmanager_config: { content: string } } }).configs
+				.alertmanager_config.content,
+		) as {
 			route: Record<string, unknown>;
-			receivers: { name: string; webhook_configs: { url: string; http_config: { authorization: { credentials_file: string } } }[] }[];
+			receivers: {
+				name: string;
+				webhook_configs: { url: string; http_config: { authorization: { credentials_file: string } } }[];
+			}[];
 		};
 		const webhook = am.receivers.find((r) => r.name === "opsbot")?.webhook_configs[0];
-		if (webhook?.url !== "http://opsbot:9095/alerts") throw new Error(`compose.yaml's AlertManager posts to ${webhook?.url}`);
+		if (webhook?.url !== "http://opsbot:9095/alerts")
+			throw new Error(`compose.yaml's AlertManager posts to ${webhook?.url}`);
 		webhook.url = `http://127.0.0.1:${webhookPort}/alerts`;
 		writeFileSync(join(dir, "webhook-token"), webhookToken, { mode: 0o600 });
 		webhook.http_config.authorization.credentials_file = join(dir, "webhook-token");
@@ -136,7 +167,11 @@ alerts:
 		await alertmanager?.stop();
 		await double?.close();
 		await new Promise((done) => (api ? api.close(done) : done(undefined)));
-		console.log(`container figures: ${Object.entries(figures).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+		console.log(
+			`container figures: ${Object.entries(figures)
+				.map(([k, v]) => `${k} ${v}`)
+				.join(", ")}`,
+		);
 	});
 
 	/** `podman run` as compose.yaml runs it: read-only root, no capabilities, state in the volume. */
@@ -144,13 +179,39 @@ alerts:
 		const name = `opsbot-test-${suffix}-${containers.length}`;
 		containers.push(name);
 		const started = Date.now();
-		await podmanOk(["run", "--detach", "--name", name, "--network", "host", "--env-file", envFile, "--volume", `${opsFile}:/config/opsbot.yaml:ro`, "--volume", `${volume}:/data`, "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", IMAGE]);
+		await podmanOk([
+			"run",
+			"--detach",
+			"--name",
+			name,
+			"--network",
+			"host",
+			"--env-file",
+			envFile,
+			"--volume",
+			`${opsFile}:/config/opsbot.yaml:ro`,
+			"--volume",
+			`${volume}:/data`,
+			"--read-only",
+			"--cap-drop",
+			"ALL",
+			"--security-opt",
+			"no-new-privileges",
+			IMAGE,
+		]);
 		const deadline = Date.now() + 30_000;
 		for (;;) {
 			const lines = await logLines(name);
-			if (lines.some((l) => l.msg === "connected to Discord") && lines.some((l) => l.msg === "alert receiver listening")) break;
+			if (
+				lines.some((l) => l.msg === "connected to Discord") &&
+				lines.some((l) => l.msg === "alert receiver listening")
+			)
+				break;
 			const state = await podmanOk(["inspect", name, "--format", "{{.State.Status}} {{.State.ExitCode}}"]);
-			if (!state.startsWith("running") || Date.now() > deadline) throw new Error(`opsbot not ready in its container (${state}):\n${(await podman(["logs", name])).stderr.slice(-3_000)}${JSON.stringify(lines.slice(-10))}`);
+			if (!state.startsWith("running") || Date.now() > deadline)
+				throw new Error(
+					`opsbot not ready in its container (${state}):\n${(await podman(["logs", name])).stderr.slice(-3_000)}${JSON.stringify(lines.slice(-10))}`,
+				);
 			await new Promise((done) => setTimeout(done, 200));
 		}
 		figures[`ready${containers.length}`] = `${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -170,24 +231,45 @@ alerts:
 
 	it("is small: runtime dependencies only, no build tools, nothing secret or local baked in", async () => {
 		const bytes = Number(await podmanOk(["image", "inspect", IMAGE, "--format", "{{.Size}}"]));
-		const baseBytes = Number(await podmanOk(["image", "inspect", "docker.io/library/node:24-slim", "--format", "{{.Size}}"]));
-		figures["image"] = `${(bytes / 1e6).toFixed(0)} MB (base ${(baseBytes / 1e6).toFixed(0)} MB + opsbot ${((bytes - baseBytes) / 1e6).toFixed(0)} MB)`;
+		const baseBytes = Number(
+			await podmanOk(["image", "inspect", "docker.io/library/node:24-slim", "--format", "{{.Size}}"]),
+		);
+		figures.image = `${(bytes / 1e6).toFixed(0)} MB (base ${(baseBytes / 1e6).toFixed(0)} MB + opsbot ${((bytes - baseBytes) / 1e6).toFixed(0)} MB)`;
 		// From the lockfile: dev-only packages must be absent; every runtime one that applies to linux/x64/glibc present.
-		const lock = JSON.parse(readFileSync("package-lock.json", "utf8")) as { packages: Record<string, { dev?: boolean; os?: string[]; cpu?: string[]; libc?: string[] }> };
+		const lock = JSON.parse(readFileSync("package-lock.json", "utf8")) as {
+			packages: Record<string, { dev?: boolean; os?: string[]; cpu?: string[]; libc?: string[] }>;
+		};
 		const installed = Object.entries(lock.packages).filter(([path]) => path.startsWith("node_modules/"));
 		const devOnly = installed.filter(([, p]) => p.dev).map(([path]) => path);
 		const fits = (list: string[] | undefined, value: string) => !list || list.includes(value);
-		const runtime = installed.filter(([, p]) => !p.dev && fits(p.os, "linux") && fits(p.cpu, "x64") && fits(p.libc, "glibc")).map(([path]) => path);
+		const runtime = installed
+			.filter(([, p]) => !p.dev && fits(p.os, "linux") && fits(p.cpu, "x64") && fits(p.libc, "glibc"))
+			.map(([path]) => path);
 		const script = `cd /app; for p in "$@"; do [ -e "$p" ] && echo "present $p" || echo "missing $p"; done; for t in gcc cc make python3 g++ curl; do command -v $t; done; ls -A /app`;
-		const out = (await podmanOk(["run", "--rm", "--entrypoint", "sh", IMAGE, "-c", script, "sh", ...devOnly, ...runtime])).split("\n");
-		const [inspected] = JSON.parse(await podmanOk(["image", "inspect", IMAGE])) as { Config: { Env: string[]; User: string }; Healthcheck?: { Test: string[] } }[];
+		const out = (
+			await podmanOk(["run", "--rm", "--entrypoint", "sh", IMAGE, "-c", script, "sh", ...devOnly, ...runtime])
+		).split("\n");
+		const [inspected] = JSON.parse(await podmanOk(["image", "inspect", IMAGE])) as {
+			Config: { Env: string[]; User: string };
+			Healthcheck?: { Test: string[] };
+		}[];
 		const config = inspected?.Config ?? { Env: [], User: "" };
 		const healthcheck = inspected?.Healthcheck;
 
 		expect(devOnly).toContain("node_modules/vitest");
 		expect(out.filter((l) => l.startsWith("present ")).map((l) => l.slice(8))).toEqual(runtime);
-		expect(out.filter((l) => !/^(present|missing) /.test(l)).sort()).toEqual(["bin", "data", "deploy-commands.ts", "node_modules", "package-lock.json", "package.json", "src"]);
-		expect(config.Env.map((e) => e.split("=")[0])).not.toEqual(expect.arrayContaining([expect.stringMatching(/TOKEN|PASSWORD|SECRET|BASIC_AUTH|DATABASE_URL/)]));
+		expect(out.filter((l) => !/^(present|missing) /.test(l)).sort()).toEqual([
+			"bin",
+			"data",
+			"deploy-commands.ts",
+			"node_modules",
+			"package-lock.json",
+			"package.json",
+			"src",
+		]);
+		expect(config.Env.map((e) => e.split("=")[0])).not.toEqual(
+			expect.arrayContaining([expect.stringMatching(/TOKEN|PASSWORD|SECRET|BASIC_AUTH|DATABASE_URL/)]),
+		);
 		expect(config.User).toBe("node");
 		expect(healthcheck?.Test.join(" ")).toContain("/healthz");
 		expect(bytes - baseBytes).toBeLessThan(80e6);
@@ -220,19 +302,37 @@ alerts:
 	});
 
 	it("answers a slash command through the Discord double", async () => {
-		const sent = await double.sendInteraction({ kind: "command", name: "health", options: [{ name: "env", type: 3, value: "local" }] });
+		const sent = await double.sendInteraction({
+			kind: "command",
+			name: "health",
+			options: [{ name: "env", type: 3, value: "local" }],
+		});
 
 		const first = await sent.response();
-		const message = await double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined), 15_000);
+		const message = await double.waitFor(
+			() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined),
+			15_000,
+		);
 
 		expect(first.type).toBe(5);
 		expect(message.embeds[0]).toMatchObject({ title: "Health of local: all good" });
 	});
 
 	it("posts an alert that AlertManager sends to its webhook with the token from the credentials file", async () => {
-		await postAlerts(alertmanager.url, [{ labels: { alertname: "ContainerProbe", severity: "warning", service: "api" }, annotations: { summary: "sent through the image" } }]);
+		await postAlerts(alertmanager.url, [
+			{
+				labels: { alertname: "ContainerProbe", severity: "warning", service: "api" },
+				annotations: { summary: "sent through the image" },
+			},
+		]);
 
-		const message = await double.waitFor(() => double.channelMessages(ALERTS).find((m) => String((m.embeds[0] as { title?: string } | undefined)?.title).includes("ContainerProbe")), 30_000);
+		const message = await double.waitFor(
+			() =>
+				double
+					.channelMessages(ALERTS)
+					.find((m) => String((m.embeds[0] as { title?: string } | undefined)?.title).includes("ContainerProbe")),
+			30_000,
+		);
 		alertMessageId = message.id;
 
 		expect((message.embeds[0] as { title: string }).title).toBe("🟠 WARNING · ContainerProbe");
@@ -240,7 +340,11 @@ alerts:
 	});
 
 	it("on SIGTERM finishes the reply in flight, then exits 0 well within 15 s, logging 'stopped'", async () => {
-		const sent = await double.sendInteraction({ kind: "command", name: "health", options: [{ name: "env", type: 3, value: "slow" }] });
+		const sent = await double.sendInteraction({
+			kind: "command",
+			name: "health",
+			options: [{ name: "env", type: 3, value: "slow" }],
+		});
 		await sent.response();
 
 		const { exitCode, seconds } = await stopContainer(first);
@@ -255,12 +359,28 @@ alerts:
 	it("a new container on the same volume picks the alert group up where the first left it", async () => {
 		const second = await startContainer();
 
-		await postAlerts(alertmanager.url, [{ labels: { alertname: "ContainerProbe", severity: "warning", service: "api" }, annotations: { summary: "sent through the image" }, endsAt: new Date(Date.now() - 1_000).toISOString() }]);
-		const resolved = await double.waitFor(() => ((double.messages.get(alertMessageId)?.embeds[0] as { title?: string } | undefined)?.title?.startsWith("✅") ? double.messages.get(alertMessageId) : undefined), 30_000);
+		await postAlerts(alertmanager.url, [
+			{
+				labels: { alertname: "ContainerProbe", severity: "warning", service: "api" },
+				annotations: { summary: "sent through the image" },
+				endsAt: new Date(Date.now() - 1_000).toISOString(),
+			},
+		]);
+		const resolved = await double.waitFor(
+			() =>
+				(double.messages.get(alertMessageId)?.embeds[0] as { title?: string } | undefined)?.title?.startsWith("✅")
+					? double.messages.get(alertMessageId)
+					: undefined,
+			30_000,
+		);
 		const stopped = await stopContainer(second);
 
 		expect(resolved.embeds[0]).toMatchObject({ title: "✅ RESOLVED · ContainerProbe" });
-		expect(double.channelMessages(ALERTS).filter((m) => String((m.embeds[0] as { title?: string }).title).includes("ContainerProbe"))).toHaveLength(1);
+		expect(
+			double
+				.channelMessages(ALERTS)
+				.filter((m) => String((m.embeds[0] as { title?: string }).title).includes("ContainerProbe")),
+		).toHaveLength(1);
 		expect(stopped.exitCode).toBe(0);
 	});
 });

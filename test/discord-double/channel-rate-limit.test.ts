@@ -5,16 +5,36 @@ const A = "400000000000000001";
 const B = "400000000000000002";
 
 async function post(apiUrl: string, channel: string) {
-	const res = await fetch(`${apiUrl}/v10/channels/${channel}/messages`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bot x" }, body: JSON.stringify({ content: "hi" }) });
-	return { status: res.status, headers: res.headers, body: (await res.json()) as { id?: string; retry_after?: number; global?: boolean } };
+	const res = await fetch(`${apiUrl}/v10/channels/${channel}/messages`, {
+		method: "POST",
+		headers: { "content-type": "application/json", authorization: "Bot x" },
+		body: JSON.stringify({ content: "hi" }),
+	});
+	return {
+		status: res.status,
+		headers: res.headers,
+		body: (await res.json()) as { id?: string; retry_after?: number; global?: boolean },
+	};
 }
 
 describe("Discord double with a per-channel rate limit", () => {
 	it("takes 5 message writes per window per channel, then answers 429 with retry_after and the bucket headers", async () => {
-		const double = await startDiscordDouble({ guild: { channels: [{ id: A, name: "a" }, { id: B, name: "b" }] }, channelRateLimit: { count: 5, windowMs: 1_000 } });
+		const double = await startDiscordDouble({
+			guild: {
+				channels: [
+					{ id: A, name: "a" },
+					{ id: B, name: "b" },
+				],
+			},
+			channelRateLimit: { count: 5, windowMs: 1_000 },
+		});
 		try {
 			const first = await Promise.all(Array.from({ length: 5 }, () => post(double.apiUrl, A)));
-			const edit = await fetch(`${double.apiUrl}/v10/channels/${A}/messages/${first[0]!.body.id}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ content: "edited" }) });
+			const edit = await fetch(`${double.apiUrl}/v10/channels/${A}/messages/${first[0]!.body.id}`, {
+				method: "PATCH",
+				headers: { "content-type": "application/json" },
+				body: JSON.stringify({ content: "edited" }),
+			});
 			const other = await post(double.apiUrl, B);
 			await new Promise((resolve) => setTimeout(resolve, 1_050));
 			const later = await post(double.apiUrl, A);
@@ -43,7 +63,14 @@ describe("Discord double with a per-channel rate limit", () => {
 		try {
 			const answers = await Promise.all(Array.from({ length: 12 }, () => post(double.apiUrl, A)));
 
-			expect(answers.every((r) => r.status === 200 && r.headers.get("x-ratelimit-remaining") === "49" && r.headers.get("x-ratelimit-bucket") === "double")).toBe(true);
+			expect(
+				answers.every(
+					(r) =>
+						r.status === 200 &&
+						r.headers.get("x-ratelimit-remaining") === "49" &&
+						r.headers.get("x-ratelimit-bucket") === "double",
+				),
+			).toBe(true);
 		} finally {
 			await double.close();
 		}

@@ -1,13 +1,25 @@
-import { AttachmentBuilder, Client, DiscordAPIError, EmbedBuilder, Events, GatewayIntentBits, MessageFlags, type TextChannel } from "discord.js";
+import {
+	AttachmentBuilder,
+	Client,
+	DiscordAPIError,
+	EmbedBuilder,
+	Events,
+	GatewayIntentBits,
+	MessageFlags,
+	type TextChannel,
+} from "discord.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "./index.ts";
+import { type DiscordDouble, startDiscordDouble } from "./index.ts";
 
 describe("Discord API double with the real discord.js client", () => {
 	let double: DiscordDouble;
 	let client: Client;
 
 	beforeAll(async () => {
-		double = await startDiscordDouble({ interactionDeadlineMs: 1_000, guild: { roles: [{ id: "300000000000000001", name: "oncall" }] } });
+		double = await startDiscordDouble({
+			interactionDeadlineMs: 1_000,
+			guild: { roles: [{ id: "300000000000000001", name: "oncall" }] },
+		});
 		client = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: double.apiUrl } });
 		const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
 		await client.login("test-token-without-dots");
@@ -30,11 +42,21 @@ describe("Discord API double with the real discord.js client", () => {
 				if (!interaction.isChatInputCommand()) return;
 				await interaction.deferReply({ flags: MessageFlags.Ephemeral });
 				await interaction.editReply({ embeds: [new EmbedBuilder().setTitle("done")] });
-				resolve({ env: interaction.options.getString("env"), roles: Array.isArray(interaction.member?.roles) ? interaction.member.roles : [...(interaction.member?.roles.cache.keys() ?? [])] });
+				resolve({
+					env: interaction.options.getString("env"),
+					roles: Array.isArray(interaction.member?.roles)
+						? interaction.member.roles
+						: [...(interaction.member?.roles.cache.keys() ?? [])],
+				});
 			}),
 		);
 
-		const sent = await double.sendInteraction({ kind: "command", name: "health", options: [{ name: "env", type: 3, value: "production" }], user: { roles: ["300000000000000001"] } });
+		const sent = await double.sendInteraction({
+			kind: "command",
+			name: "health",
+			options: [{ name: "env", type: 3, value: "production" }],
+			user: { roles: ["300000000000000001"] },
+		});
 		const first = await sent.response();
 		const result = await seen;
 
@@ -46,7 +68,10 @@ describe("Discord API double with the real discord.js client", () => {
 
 	it("lets a button's deferUpdate + editReply edit the message it was on", async () => {
 		const channel = client.channels.cache.get(double.channelIds[0] ?? "") as TextChannel;
-		const posted = await channel.send({ content: "before", components: [{ type: 1, components: [{ type: 2, style: 1, label: "Go", custom_id: "x:go" }] }] });
+		const posted = await channel.send({
+			content: "before",
+			components: [{ type: 1, components: [{ type: 2, style: 1, label: "Go", custom_id: "x:go" }] }],
+		});
 		client.once(Events.InteractionCreate, async (interaction) => {
 			if (!interaction.isButton()) return;
 			await interaction.deferUpdate();
@@ -56,7 +81,9 @@ describe("Discord API double with the real discord.js client", () => {
 		const sent = await double.sendInteraction({ kind: "button", customId: "x:go", messageId: posted.id });
 
 		expect((await sent.response()).type).toBe(6);
-		const edited = await double.waitFor(() => (double.messages.get(posted.id)?.content === "after x:go" ? double.messages.get(posted.id) : undefined));
+		const edited = await double.waitFor(() =>
+			double.messages.get(posted.id)?.content === "after x:go" ? double.messages.get(posted.id) : undefined,
+		);
 		expect(edited.edits).toBe(1);
 	});
 
@@ -72,20 +99,36 @@ describe("Discord API double with the real discord.js client", () => {
 			if (results.length === 2) client.off(Events.InteractionCreate, handler);
 		});
 
-		const ok = await double.sendInteraction({ kind: "autocomplete", name: "health", options: [{ name: "env", type: 3, value: "3", focused: true }] });
+		const ok = await double.sendInteraction({
+			kind: "autocomplete",
+			name: "health",
+			options: [{ name: "env", type: 3, value: "3", focused: true }],
+		});
 		await ok.response();
-		await double.sendInteraction({ kind: "autocomplete", name: "health", options: [{ name: "env", type: 3, value: "26", focused: true }] });
+		await double.sendInteraction({
+			kind: "autocomplete",
+			name: "health",
+			options: [{ name: "env", type: 3, value: "26", focused: true }],
+		});
 		await double.waitFor(() => results.length === 2);
 
-		expect(double.interactionResponse(ok.id)).toMatchObject({ type: 8, data: { choices: [{ name: "c0" }, { name: "c1" }, { name: "c2" }] } });
+		expect(double.interactionResponse(ok.id)).toMatchObject({
+			type: 8,
+			data: { choices: [{ name: "c0" }, { name: "c1" }, { name: "c2" }] },
+		});
 		expect(results).toEqual(["ok 3", "error 50035"]);
-		expect(double.takeViolations().map((v) => [v.operation, v.pointer, v.rule])).toEqual([["create_interaction_response", "/data/choices", "maxItems"]]);
+		expect(double.takeViolations().map((v) => [v.operation, v.pointer, v.rule])).toEqual([
+			["create_interaction_response", "/data/choices", "maxItems"],
+		]);
 	});
 
 	it("stores uploaded files and edits of channel messages", async () => {
 		const channel = client.channels.cache.get(double.channelIds[0] ?? "") as TextChannel;
 
-		const message = await channel.send({ embeds: [new EmbedBuilder().setTitle("alert")], files: [new AttachmentBuilder(Buffer.from("a,b\n1,2\n"), { name: "alerts.csv" })] });
+		const message = await channel.send({
+			embeds: [new EmbedBuilder().setTitle("alert")],
+			files: [new AttachmentBuilder(Buffer.from("a,b\n1,2\n"), { name: "alerts.csv" })],
+		});
 		await message.edit({ embeds: [new EmbedBuilder().setTitle("alert (resolved)")] });
 
 		const stored = double.messages.get(message.id);
@@ -98,11 +141,15 @@ describe("Discord API double with the real discord.js client", () => {
 		const channelId = double.channelIds[0] ?? "";
 		const fields = Array.from({ length: 26 }, (_, i) => ({ name: `f${i}`, value: "v" }));
 
-		const error = await client.rest.post(`/channels/${channelId}/messages`, { body: { embeds: [{ title: "t", fields }] } }).catch((err: unknown) => err);
+		const error = await client.rest
+			.post(`/channels/${channelId}/messages`, { body: { embeds: [{ title: "t", fields }] } })
+			.catch((err: unknown) => err);
 
 		expect(error).toBeInstanceOf(DiscordAPIError);
 		expect((error as DiscordAPIError).code).toBe(50035);
-		expect(double.takeViolations().map((v) => [v.method, v.operation, v.pointer, v.rule])).toEqual([["POST", "create_message", "/embeds/0/fields", "maxItems"]]);
+		expect(double.takeViolations().map((v) => [v.method, v.operation, v.pointer, v.rule])).toEqual([
+			["POST", "create_message", "/embeds/0/fields", "maxItems"],
+		]);
 	});
 
 	it("makes discord.js wait out a 429 and retry a 500, each ending in success", async () => {
@@ -115,7 +162,10 @@ describe("Discord API double with the real discord.js client", () => {
 		double.failNext({ method: "POST", pathPrefix: path, status: 500 });
 		await channel.send("after a 500");
 
-		const statuses = double.requests.slice(before).filter((r) => r.path === path && r.method === "POST").map((r) => r.status);
+		const statuses = double.requests
+			.slice(before)
+			.filter((r) => r.path === path && r.method === "POST")
+			.map((r) => r.status);
 		expect(statuses).toEqual([429, 200, 500, 200]);
 	});
 
@@ -126,7 +176,12 @@ describe("Discord API double with the real discord.js client", () => {
 				if (!interaction.isChatInputCommand()) return;
 				if (interaction.commandName === "twice") {
 					await interaction.reply("one");
-					await client.rest.post(`/interactions/${interaction.id}/${interaction.token}/callback`, { body: { type: 4, data: { content: "two" } }, auth: false }).catch((err: DiscordAPIError) => errors.push(err.code as number));
+					await client.rest
+						.post(`/interactions/${interaction.id}/${interaction.token}/callback`, {
+							body: { type: 4, data: { content: "two" } },
+							auth: false,
+						})
+						.catch((err: DiscordAPIError) => errors.push(err.code as number));
 				} else {
 					await new Promise((r) => setTimeout(r, 1_100));
 					await interaction.reply("late").catch((err: DiscordAPIError) => errors.push(err.code as number));

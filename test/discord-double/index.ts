@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { WebSocketServer, type WebSocket } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 import { callbackProblems, commandProblems, invalidFormBody, messageProblems } from "./limits.ts";
-import { invalidFormBodyOf, specViolations, warmDiscordSpec, type SpecViolation } from "./spec.ts";
+import { invalidFormBodyOf, type SpecViolation, specViolations, warmDiscordSpec } from "./spec.ts";
 import { specViolationError, trackDouble } from "./violations.ts";
 
 /**
@@ -60,7 +60,14 @@ export type InteractionInput = (
 	| { kind: "autocomplete"; name: string; options: Json[]; user?: UserInput; channelId?: string }
 	| { kind: "button"; customId: string; messageId: string; user?: UserInput }
 	| { kind: "select"; customId: string; values: string[]; messageId: string; user?: UserInput }
-	| { kind: "modal"; customId: string; fields: Record<string, string>; messageId?: string; user?: UserInput; channelId?: string }
+	| {
+			kind: "modal";
+			customId: string;
+			fields: Record<string, string>;
+			messageId?: string;
+			user?: UserInput;
+			channelId?: string;
+	  }
 ) & {
 	/** Where it is sent from: another guild's id, or null for a DM (user, no member, context 1). Default: the double's guild. */
 	guildId?: string | null;
@@ -145,7 +152,16 @@ export interface PermissionOverwrite {
 }
 
 /** View, Send, Embed Links, Attach Files, Read History, Mention Everyone, Create Public Threads, Send in Threads. */
-export const OPSBOT_INVITE_PERMISSIONS = ((1n << 10n) | (1n << 11n) | (1n << 14n) | (1n << 15n) | (1n << 16n) | (1n << 17n) | (1n << 35n) | (1n << 38n)).toString();
+export const OPSBOT_INVITE_PERMISSIONS = (
+	(1n << 10n) |
+	(1n << 11n) |
+	(1n << 14n) |
+	(1n << 15n) |
+	(1n << 16n) |
+	(1n << 17n) |
+	(1n << 35n) |
+	(1n << 38n)
+).toString();
 
 /** The running double. */
 export interface DiscordDouble {
@@ -176,7 +192,10 @@ export interface DiscordDouble {
 	holdNext(rule: { method?: string; pathPrefix?: string }): { held: Promise<void>; release(): void };
 	/** Drops every fault rule not used up yet. */
 	clearFaults(): void;
-	waitFor<T>(probe: () => T | undefined | false | null | Promise<T | undefined | false | null>, timeoutMs?: number): Promise<T>;
+	waitFor<T>(
+		probe: () => T | undefined | false | null | Promise<T | undefined | false | null>,
+		timeoutMs?: number,
+	): Promise<T>;
 	/** Stops the double; rejects, after stopping, if violations were left untaken. */
 	close(): Promise<void>;
 }
@@ -200,15 +219,37 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	const roles = options.guild?.roles ?? [];
 	const botRoleId = snowflake();
 	const deadlineMs = options.interactionDeadlineMs ?? 3_000;
-	const botUser = { id: applicationId, username: "opsbot", discriminator: "0", global_name: null, avatar: null, bot: true };
+	const botUser = {
+		id: applicationId,
+		username: "opsbot",
+		discriminator: "0",
+		global_name: null,
+		avatar: null,
+		bot: true,
+	};
 
 	const requests: RecordedRequest[] = [];
 	const violations: SpecViolation[] = [];
 	const messages = new Map<string, StoredMessage>();
 	const commands = { global: [] as Json[], guild: new Map<string, Json[]>() };
 	const faults: (FaultRule & { remaining: number })[] = [];
-	const holds: { method?: string; pathPrefix?: string; hold: (released: Promise<void>) => void; released: Promise<void> }[] = [];
-	const interactions = new Map<string, { token: string; sentAt: number; messageId?: string; response?: InteractionResponse; waiters: ((r: InteractionResponse) => void)[]; channelId: string }>();
+	const holds: {
+		method?: string;
+		pathPrefix?: string;
+		hold: (released: Promise<void>) => void;
+		released: Promise<void>;
+	}[] = [];
+	const interactions = new Map<
+		string,
+		{
+			token: string;
+			sentAt: number;
+			messageId?: string;
+			response?: InteractionResponse;
+			waiters: ((r: InteractionResponse) => void)[];
+			channelId: string;
+		}
+	>();
 	const byToken = new Map<string, string>();
 	const nonces = new Map<string, string>();
 	const buckets = new Map<string, { resetAt: number; remaining: number }>();
@@ -264,13 +305,50 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	}
 
 	function channelObjects(): Json[] {
-		return channels.map((c, i) => ({ id: c.id, name: c.name, type: 0, guild_id: guildId, position: i, permission_overwrites: "permission_overwrites" in c ? (c.permission_overwrites ?? []) : [], parent_id: null, nsfw: false }));
+		return channels.map((c, i) => ({
+			id: c.id,
+			name: c.name,
+			type: 0,
+			guild_id: guildId,
+			position: i,
+			permission_overwrites: "permission_overwrites" in c ? (c.permission_overwrites ?? []) : [],
+			parent_id: null,
+			nsfw: false,
+		}));
 	}
 
 	function roleObjects(): Json[] {
-		const everyone = { id: guildId, name: "@everyone", permissions: options.guild?.everyonePermissions ?? "0", position: 0, color: 0, hoist: false, managed: false, mentionable: false };
-		const own = roles.map((r, i) => ({ id: r.id, name: r.name, permissions: r.permissions ?? "0", position: i + 1, color: 0, hoist: false, managed: false, mentionable: r.mentionable ?? true }));
-		const bot = { id: botRoleId, name: "opsbot", permissions: options.guild?.botPermissions ?? OPSBOT_INVITE_PERMISSIONS, position: roles.length + 1, color: 0, hoist: false, managed: true, mentionable: false, tags: { bot_id: applicationId } };
+		const everyone = {
+			id: guildId,
+			name: "@everyone",
+			permissions: options.guild?.everyonePermissions ?? "0",
+			position: 0,
+			color: 0,
+			hoist: false,
+			managed: false,
+			mentionable: false,
+		};
+		const own = roles.map((r, i) => ({
+			id: r.id,
+			name: r.name,
+			permissions: r.permissions ?? "0",
+			position: i + 1,
+			color: 0,
+			hoist: false,
+			managed: false,
+			mentionable: r.mentionable ?? true,
+		}));
+		const bot = {
+			id: botRoleId,
+			name: "opsbot",
+			permissions: options.guild?.botPermissions ?? OPSBOT_INVITE_PERMISSIONS,
+			position: roles.length + 1,
+			color: 0,
+			hoist: false,
+			managed: true,
+			mentionable: false,
+			tags: { bot_id: applicationId },
+		};
 		return [everyone, ...own, bot];
 	}
 
@@ -289,7 +367,20 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			if (packet.op === 1) send(ws, 11, null);
 			else if (packet.op === 2) {
 				identifiedCount++;
-				send(ws, 0, { v: 10, user: botUser, guilds: [{ id: guildId, unavailable: true }], session_id: randomBytes(8).toString("hex"), resume_gateway_url: `ws://127.0.0.1:${port}/gw`, shard: [0, 1], application: { id: applicationId, flags: 0 } }, "READY");
+				send(
+					ws,
+					0,
+					{
+						v: 10,
+						user: botUser,
+						guilds: [{ id: guildId, unavailable: true }],
+						session_id: randomBytes(8).toString("hex"),
+						resume_gateway_url: `ws://127.0.0.1:${port}/gw`,
+						shard: [0, 1],
+						application: { id: applicationId, flags: 0 },
+					},
+					"READY",
+				);
 				setTimeout(() => send(ws, 0, guildPayload(), "GUILD_CREATE"), 5);
 			} else if (packet.op === 6) send(ws, 9, false); // no resumable sessions: client re-identifies
 		});
@@ -321,11 +412,25 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 
 	/** Attachments for uploaded files: `attachments[]` entries refer to files[n] by index `n`; each gets an id of its own. */
 	function attachmentsFrom(files: readonly RecordedFile[], body: Json): Json[] {
-		const described = (i: number) => arr(body.attachments).find((a) => String((a as Json).id) === String(i)) as Json | undefined;
-		return files.map((f, i) => ({ id: snowflake(), filename: f.name, size: f.size, url: `${base}/attachments/${f.name}`, proxy_url: `${base}/attachments/${f.name}`, content_type: f.contentType, description: str(described(i)?.description) }));
+		const described = (i: number) =>
+			arr(body.attachments).find((a) => String((a as Json).id) === String(i)) as Json | undefined;
+		return files.map((f, i) => ({
+			id: snowflake(),
+			filename: f.name,
+			size: f.size,
+			url: `${base}/attachments/${f.name}`,
+			proxy_url: `${base}/attachments/${f.name}`,
+			content_type: f.contentType,
+			description: str(described(i)?.description),
+		}));
 	}
 
-	function createMessage(channelId: string, body: Json, files: readonly RecordedFile[], interactionId?: string): StoredMessage {
+	function createMessage(
+		channelId: string,
+		body: Json,
+		files: readonly RecordedFile[],
+		interactionId?: string,
+	): StoredMessage {
 		const partial = {
 			id: snowflake(),
 			channel_id: channelId,
@@ -351,7 +456,9 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		// files by index; one not listed is removed. Without the field, new files are added to the old ones.
 		if ("attachments" in body) {
 			const keptIds = new Set(arr(body.attachments).map((a) => String((a as Json).id)));
-			const kept = stored.attachments.map((a, i) => ({ attachment: a, file: stored.files[i]! })).filter((k) => keptIds.has(String(k.attachment.id)));
+			const kept = stored.attachments
+				.map((a, i) => ({ attachment: a, file: stored.files[i]! }))
+				.filter((k) => keptIds.has(String(k.attachment.id)));
 			stored.files = [...kept.map((k) => k.file), ...files];
 			stored.attachments = [...kept.map((k) => k.attachment), ...attachmentsFrom(files, body)];
 		} else if (files.length > 0) {
@@ -363,19 +470,32 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		return stored;
 	}
 
-	async function readBody(req: IncomingMessage): Promise<{ body: Json | Json[] | undefined; files: RecordedFile[]; kind: "json" | "multipart" | "none" }> {
+	async function readBody(
+		req: IncomingMessage,
+	): Promise<{ body: Json | Json[] | undefined; files: RecordedFile[]; kind: "json" | "multipart" | "none" }> {
 		const chunks: Buffer[] = [];
 		for await (const chunk of req) chunks.push(chunk as Buffer);
 		const raw = Buffer.concat(chunks);
 		if (raw.length === 0) return { body: undefined, files: [], kind: "none" };
 		const type = req.headers["content-type"] ?? "";
 		if (type.startsWith("multipart/form-data")) {
-			const form = await new Request("http://double.local/", { method: "POST", headers: { "content-type": type }, body: raw }).formData();
+			const form = await new Request("http://double.local/", {
+				method: "POST",
+				headers: { "content-type": type },
+				body: raw,
+			}).formData();
 			const files: RecordedFile[] = [];
 			let body: Json = {};
 			for (const [key, value] of form.entries()) {
 				if (key === "payload_json") body = JSON.parse(String(value)) as Json;
-				else if (typeof value !== "string") files.push({ field: key, name: value.name, size: value.size, contentType: value.type, data: Buffer.from(await value.arrayBuffer()) });
+				else if (typeof value !== "string")
+					files.push({
+						field: key,
+						name: value.name,
+						size: value.size,
+						contentType: value.type,
+						data: Buffer.from(await value.arrayBuffer()),
+					});
 			}
 			return { body, files, kind: "multipart" };
 		}
@@ -383,9 +503,18 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	}
 
 	function reply(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): number {
-		const defaults: Record<string, string> = { "x-ratelimit-limit": "50", "x-ratelimit-remaining": "49", "x-ratelimit-reset": String(Date.now() / 1000 + 1), "x-ratelimit-reset-after": "1", "x-ratelimit-bucket": "double" };
+		const defaults: Record<string, string> = {
+			"x-ratelimit-limit": "50",
+			"x-ratelimit-remaining": "49",
+			"x-ratelimit-reset": String(Date.now() / 1000 + 1),
+			"x-ratelimit-reset-after": "1",
+			"x-ratelimit-bucket": "double",
+		};
 		// A channel bucket's headers, set on the response before routing, win over the defaults.
-		const common = { ...Object.fromEntries(Object.entries(defaults).filter(([name]) => !res.hasHeader(name))), ...headers };
+		const common = {
+			...Object.fromEntries(Object.entries(defaults).filter(([name]) => !res.hasHeader(name))),
+			...headers,
+		};
 		if (body === undefined) {
 			res.writeHead(status, common).end();
 		} else {
@@ -395,7 +524,13 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	}
 
 	function injectedFault(method: string, path: string, files: number): (FaultRule & { remaining: number }) | undefined {
-		const rule = faults.find((f) => f.remaining > 0 && (!f.method || f.method === method) && (!f.pathPrefix || path.startsWith(f.pathPrefix)) && (!f.withFiles || files > 0));
+		const rule = faults.find(
+			(f) =>
+				f.remaining > 0 &&
+				(!f.method || f.method === method) &&
+				(!f.pathPrefix || path.startsWith(f.pathPrefix)) &&
+				(!f.withFiles || files > 0),
+		);
 		if (rule) rule.remaining--;
 		return rule;
 	}
@@ -412,15 +547,32 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			reply(res, 400, { code: 50109, message: "The request body contains invalid JSON." });
 			return;
 		}
-		const holdAt = holds.findIndex((h) => (!h.method || h.method === method) && (!h.pathPrefix || path.startsWith(h.pathPrefix)));
+		const holdAt = holds.findIndex(
+			(h) => (!h.method || h.method === method) && (!h.pathPrefix || path.startsWith(h.pathPrefix)),
+		);
 		if (holdAt >= 0) {
 			const [hold] = holds.splice(holdAt, 1);
 			hold!.hold(hold!.released);
 			await hold!.released;
 		}
-		const record: RecordedRequest = { method, path, headers: req.headers, body: parsed.body, files: parsed.files, status: 0, at: arrivedAt };
+		const record: RecordedRequest = {
+			method,
+			path,
+			headers: req.headers,
+			body: parsed.body,
+			files: parsed.files,
+			status: 0,
+			at: arrivedAt,
+		};
 		requests.push(record);
-		const broken = specViolations({ method, path, query: url.searchParams, kind: parsed.kind, body: parsed.body, fileFields: parsed.files.map((f) => f.field) });
+		const broken = specViolations({
+			method,
+			path,
+			query: url.searchParams,
+			kind: parsed.kind,
+			body: parsed.body,
+			fileFields: parsed.files.map((f) => f.field),
+		});
 		if (broken.length > 0) {
 			violations.push(...broken);
 			const unrouted = broken.find((v) => v.rule === "route" || v.rule === "method");
@@ -433,8 +585,20 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		if (fault) {
 			if (fault.status === 429) {
 				const after = fault.retryAfterSeconds ?? 0.2;
-				record.status = reply(res, 429, { message: "You are being rate limited.", retry_after: after, global: fault.global ?? false }, { "retry-after": String(Math.ceil(after)), "x-ratelimit-remaining": "0", "x-ratelimit-reset-after": String(after), "x-ratelimit-scope": fault.global ? "global" : "user", ...(fault.global ? { "x-ratelimit-global": "true" } : {}) });
-			} else if (fault.status === 413) record.status = reply(res, 413, { message: "Request entity too large", code: 40005 });
+				record.status = reply(
+					res,
+					429,
+					{ message: "You are being rate limited.", retry_after: after, global: fault.global ?? false },
+					{
+						"retry-after": String(Math.ceil(after)),
+						"x-ratelimit-remaining": "0",
+						"x-ratelimit-reset-after": String(after),
+						"x-ratelimit-scope": fault.global ? "global" : "user",
+						...(fault.global ? { "x-ratelimit-global": "true" } : {}),
+					},
+				);
+			} else if (fault.status === 413)
+				record.status = reply(res, 413, { message: "Request entity too large", code: 40005 });
 			else record.status = reply(res, fault.status, { message: "Server error", code: 0 });
 			return;
 		}
@@ -461,18 +625,40 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			buckets.set(channel, bucket);
 		}
 		const resetAfter = (bucket.resetAt - now) / 1_000;
-		const headers = { "x-ratelimit-limit": String(limit.count), "x-ratelimit-reset": String(bucket.resetAt / 1_000), "x-ratelimit-reset-after": resetAfter.toFixed(3), "x-ratelimit-bucket": "channel-messages" };
+		const headers = {
+			"x-ratelimit-limit": String(limit.count),
+			"x-ratelimit-reset": String(bucket.resetAt / 1_000),
+			"x-ratelimit-reset-after": resetAfter.toFixed(3),
+			"x-ratelimit-bucket": "channel-messages",
+		};
 		if (bucket.remaining === 0) {
-			reply(res, 429, { message: "You are being rate limited.", retry_after: Number(resetAfter.toFixed(3)), global: false }, { ...headers, "x-ratelimit-remaining": "0", "retry-after": String(Math.ceil(resetAfter)), "x-ratelimit-scope": "user" });
+			reply(
+				res,
+				429,
+				{ message: "You are being rate limited.", retry_after: Number(resetAfter.toFixed(3)), global: false },
+				{
+					...headers,
+					"x-ratelimit-remaining": "0",
+					"retry-after": String(Math.ceil(resetAfter)),
+					"x-ratelimit-scope": "user",
+				},
+			);
 			return true;
 		}
 		bucket.remaining--;
-		for (const [name, value] of Object.entries({ ...headers, "x-ratelimit-remaining": String(bucket.remaining) })) res.setHeader(name, value);
+		for (const [name, value] of Object.entries({ ...headers, "x-ratelimit-remaining": String(bucket.remaining) }))
+			res.setHeader(name, value);
 		return false;
 	}
 
 	/** GET, DELETE or PATCH of an existing message, the same for channel messages and interaction webhooks. */
-	function onMessage(method: string, stored: StoredMessage, json: Json, files: RecordedFile[], res: ServerResponse): number {
+	function onMessage(
+		method: string,
+		stored: StoredMessage,
+		json: Json,
+		files: RecordedFile[],
+		res: ServerResponse,
+	): number {
 		if (method === "GET") return reply(res, 200, stored.raw);
 		if (method === "DELETE") {
 			messages.delete(stored.id);
@@ -500,29 +686,65 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		const notFound = (code = 10_003, message = "Unknown Channel") => reply(res, 404, { code, message });
 		let m: RegExpExecArray | null;
 		if (method === "GET" && (path === "/gateway/bot" || path === "/gateway")) {
-			return reply(res, 200, { url: `ws://127.0.0.1:${port}/gw`, shards: 1, session_start_limit: { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: 1 } });
+			return reply(res, 200, {
+				url: `ws://127.0.0.1:${port}/gw`,
+				shards: 1,
+				session_start_limit: { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: 1 },
+			});
 		}
-		if (options.token !== undefined && !path.startsWith("/interactions/") && !path.startsWith("/webhooks/") && path !== "/gateway" && req.headers.authorization !== `Bot ${options.token}`) {
+		if (
+			options.token !== undefined &&
+			!path.startsWith("/interactions/") &&
+			!path.startsWith("/webhooks/") &&
+			path !== "/gateway" &&
+			req.headers.authorization !== `Bot ${options.token}`
+		) {
 			return reply(res, 401, { code: 0, message: "401: Unauthorized" });
 		}
 		if (method === "GET" && path === "/users/@me") return reply(res, 200, botUser);
 		if ((m = /^\/guilds\/(\d+)(?:\/(channels|roles|members\/(\d+)))?$/.exec(path)) && method === "GET") {
-			if (m[1] !== guildId || options.botNotInGuild) return reply(res, m[1] === guildId ? 403 : 404, m[1] === guildId ? { code: 50_001, message: "Missing Access" } : { code: 10_004, message: "Unknown Guild" });
+			if (m[1] !== guildId || options.botNotInGuild)
+				return reply(
+					res,
+					m[1] === guildId ? 403 : 404,
+					m[1] === guildId ? { code: 50_001, message: "Missing Access" } : { code: 10_004, message: "Unknown Guild" },
+				);
 			if (m[2] === "channels") return reply(res, 200, channelObjects());
 			if (m[2] === "roles") return reply(res, 200, roleObjects());
 			if (m[3] !== undefined) {
 				if (m[3] !== applicationId) return notFound(10_007, "Unknown Member");
-				return reply(res, 200, { user: botUser, roles: [botRoleId], joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0, nick: null, avatar: null, pending: false });
+				return reply(res, 200, {
+					user: botUser,
+					roles: [botRoleId],
+					joined_at: new Date().toISOString(),
+					deaf: false,
+					mute: false,
+					flags: 0,
+					nick: null,
+					avatar: null,
+					pending: false,
+				});
 			}
-			const { channels: _c, members: _m, presences: _p, voice_states: _v, threads: _t, stage_instances: _s, guild_scheduled_events: _e, ...guild } = guildPayload();
+			const {
+				channels: _c,
+				members: _m,
+				presences: _p,
+				voice_states: _v,
+				threads: _t,
+				stage_instances: _s,
+				guild_scheduled_events: _e,
+				...guild
+			} = guildPayload();
 			return reply(res, 200, guild);
 		}
-		if (method === "GET" && path === "/applications/@me") return reply(res, 200, { id: applicationId, name: "opsbot", flags: 0, bot: botUser });
+		if (method === "GET" && path === "/applications/@me")
+			return reply(res, 200, { id: applicationId, name: "opsbot", flags: 0, bot: botUser });
 
 		if ((m = /^\/interactions\/(\d+)\/([^/]+)\/callback$/.exec(path)) && method === "POST") {
 			const interaction = interactions.get(m[1] ?? "");
 			if (!interaction || interaction.token !== m[2]) return notFound(10_062, "Unknown interaction");
-			if (interaction.response) return reply(res, 400, { code: 40_060, message: "Interaction has already been acknowledged." });
+			if (interaction.response)
+				return reply(res, 400, { code: 40_060, message: "Interaction has already been acknowledged." });
 			if (arrivedAt - interaction.sentAt > deadlineMs) return notFound(10_062, "Unknown interaction");
 			const type = Number(json.type);
 			const data = json.data as Json | undefined;
@@ -532,7 +754,12 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			interaction.response = response;
 			let message: StoredMessage | undefined;
 			if (type === 4 || type === 5) {
-				message = createMessage(interaction.channelId, type === 4 ? (data ?? {}) : { flags: (Number(data?.flags ?? 0) & 64) | 128 }, files, m[1]);
+				message = createMessage(
+					interaction.channelId,
+					type === 4 ? (data ?? {}) : { flags: (Number(data?.flags ?? 0) & 64) | 128 },
+					files,
+					m[1],
+				);
 				interaction.messageId = message.id;
 			} else if (type === 7 && interaction.messageId) {
 				const existing = messages.get(interaction.messageId);
@@ -540,7 +767,10 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			}
 			for (const waiter of interaction.waiters.splice(0)) waiter(response);
 			if (url.searchParams.get("with_response") === "true") {
-				return reply(res, 200, { interaction: { id: m[1], type: 2 }, resource: { type, ...(message ? { message: message.raw } : {}) } });
+				return reply(res, 200, {
+					interaction: { id: m[1], type: 2 },
+					resource: { type, ...(message ? { message: message.raw } : {}) },
+				});
 			}
 			return reply(res, 204);
 		}
@@ -567,14 +797,23 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 				const problems = messageProblems(json);
 				if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
 				// enforce_nonce: the same nonce in the same channel returns the message already created.
-				const nonceKey = json.enforce_nonce === true && json.nonce !== undefined ? `${channelId}:${String(json.nonce)}` : undefined;
+				const nonceKey =
+					json.enforce_nonce === true && json.nonce !== undefined ? `${channelId}:${String(json.nonce)}` : undefined;
 				const earlier = nonceKey ? messages.get(nonces.get(nonceKey) ?? "") : undefined;
 				if (earlier) return reply(res, 200, earlier.raw);
 				const created = createMessage(channelId, json, files);
 				if (nonceKey) nonces.set(nonceKey, created.id);
 				return reply(res, 200, created.raw);
 			}
-			if (method === "GET" && !m[2]) return reply(res, 200, [...messages.values()].filter((x) => x.channel_id === channelId).reverse().map((x) => x.raw));
+			if (method === "GET" && !m[2])
+				return reply(
+					res,
+					200,
+					[...messages.values()]
+						.filter((x) => x.channel_id === channelId)
+						.reverse()
+						.map((x) => x.raw),
+				);
 			const stored = m[2] ? messages.get(m[2]) : undefined;
 			if (!stored || stored.channel_id !== channelId) return notFound(10_008, "Unknown Message");
 			return onMessage(method, stored, json, files, res);
@@ -582,7 +821,20 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 
 		if ((m = /^\/channels\/(\d+)\/messages\/(\d+)\/threads$/.exec(path)) && method === "POST") {
 			if (!messages.has(m[2] ?? "")) return notFound(10_008, "Unknown Message");
-			const thread = { id: snowflake(), type: 11, guild_id: guildId, parent_id: m[1], name: str(json.name), owner_id: applicationId, thread_metadata: { archived: false, auto_archive_duration: 1440, locked: false, archive_timestamp: new Date().toISOString() } };
+			const thread = {
+				id: snowflake(),
+				type: 11,
+				guild_id: guildId,
+				parent_id: m[1],
+				name: str(json.name),
+				owner_id: applicationId,
+				thread_metadata: {
+					archived: false,
+					auto_archive_duration: 1440,
+					locked: false,
+					archive_timestamp: new Date().toISOString(),
+				},
+			};
 			channels.push({ id: thread.id, name: thread.name });
 			return reply(res, 201, thread);
 		}
@@ -596,11 +848,24 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			const scope = m[2];
 			const current = scope ? (commands.guild.get(scope) ?? []) : commands.global;
 			if (method === "GET") return reply(res, 200, current);
-			const list = method === "PUT" ? (Array.isArray(body) ? body : []) : method === "POST" ? [...current.filter((c) => c.name !== json.name), json] : undefined;
+			const list =
+				method === "PUT"
+					? Array.isArray(body)
+						? body
+						: []
+					: method === "POST"
+						? [...current.filter((c) => c.name !== json.name), json]
+						: undefined;
 			if (!list) return reply(res, 405, { code: 0, message: "405: Method Not Allowed" });
 			const problems = list.flatMap((c, i) => commandProblems(c, i));
 			if (problems.length > 0) return reply(res, 400, invalidFormBody(problems));
-			const stored = list.map((c) => ({ ...c, id: snowflake(), application_id: applicationId, version: snowflake(), ...(scope ? { guild_id: scope } : {}) }));
+			const stored = list.map((c) => ({
+				...c,
+				id: snowflake(),
+				application_id: applicationId,
+				version: snowflake(),
+				...(scope ? { guild_id: scope } : {}),
+			}));
 			if (scope) commands.guild.set(scope, stored);
 			else commands.global = stored;
 			return reply(res, method === "POST" ? 201 : 200, method === "POST" ? stored.at(-1) : stored);
@@ -609,8 +874,25 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	}
 
 	function member(user: UserInput | undefined): Json {
-		const u = { id: user?.id ?? "200000000000000001", username: user?.username ?? "oncall-alice", discriminator: "0", global_name: user?.username ?? "Alice", avatar: null };
-		return { user: u, roles: [...(user?.roles ?? [])], permissions: "0", joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0, nick: null, avatar: null, pending: false };
+		const u = {
+			id: user?.id ?? "200000000000000001",
+			username: user?.username ?? "oncall-alice",
+			discriminator: "0",
+			global_name: user?.username ?? "Alice",
+			avatar: null,
+		};
+		return {
+			user: u,
+			roles: [...(user?.roles ?? [])],
+			permissions: "0",
+			joined_at: new Date().toISOString(),
+			deaf: false,
+			mute: false,
+			flags: 0,
+			nick: null,
+			avatar: null,
+			pending: false,
+		};
 	}
 
 	const double: DiscordDouble = {
@@ -628,16 +910,29 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			const id = snowflake();
 			const token = `tok-${randomBytes(24).toString("base64url")}`;
 			const onMessage = "messageId" in input && input.messageId ? messages.get(input.messageId) : undefined;
-			if ("messageId" in input && input.messageId && !onMessage) throw new Error(`no message ${input.messageId} in the double`);
+			if ("messageId" in input && input.messageId && !onMessage)
+				throw new Error(`no message ${input.messageId} in the double`);
 			const fromGuild = input.guildId === undefined ? guildId : input.guildId;
-			const channelId = onMessage?.channel_id ?? ("channelId" in input && input.channelId ? input.channelId : fromGuild === guildId ? (channels[0]?.id ?? "") : snowflake());
+			const channelId =
+				onMessage?.channel_id ??
+				("channelId" in input && input.channelId
+					? input.channelId
+					: fromGuild === guildId
+						? (channels[0]?.id ?? "")
+						: snowflake());
 			let type: number;
 			let data: Json;
 			switch (input.kind) {
 				case "command":
 				case "autocomplete":
 					type = input.kind === "command" ? COMMAND_OPTION_TYPES.command : COMMAND_OPTION_TYPES.autocomplete;
-					data = { id: snowflake(), name: input.name, type: 1, ...(fromGuild ? { guild_id: fromGuild } : {}), options: input.options ?? [] };
+					data = {
+						id: snowflake(),
+						name: input.name,
+						type: 1,
+						...(fromGuild ? { guild_id: fromGuild } : {}),
+						options: input.options ?? [],
+					};
 					break;
 				case "button":
 					type = 3;
@@ -649,7 +944,13 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 					break;
 				case "modal":
 					type = 5;
-					data = { custom_id: input.customId, components: Object.entries(input.fields).map(([custom_id, value]) => ({ type: 1, components: [{ type: 4, custom_id, value }] })) };
+					data = {
+						custom_id: input.customId,
+						components: Object.entries(input.fields).map(([custom_id, value]) => ({
+							type: 1,
+							components: [{ type: 4, custom_id, value }],
+						})),
+					};
 					break;
 			}
 			const payload: Json = {
@@ -659,7 +960,9 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 				data,
 				...(fromGuild ? { guild_id: fromGuild } : {}),
 				channel_id: channelId,
-				channel: fromGuild ? { id: channelId, type: 0, guild_id: fromGuild } : { id: channelId, type: 1, recipients: [member(input.user).user] },
+				channel: fromGuild
+					? { id: channelId, type: 0, guild_id: fromGuild }
+					: { id: channelId, type: 1, recipients: [member(input.user).user] },
 				...(fromGuild ? { member: member(input.user) } : { user: member(input.user).user }),
 				token,
 				version: 1,
@@ -673,7 +976,13 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 				...(onMessage ? { message: onMessage.raw } : {}),
 			};
 			const sentAt = Date.now();
-			interactions.set(id, { token, sentAt, channelId, waiters: [], ...(onMessage ? { messageId: onMessage.id } : {}) });
+			interactions.set(id, {
+				token,
+				sentAt,
+				channelId,
+				waiters: [],
+				...(onMessage ? { messageId: onMessage.id } : {}),
+			});
 			byToken.set(token, id);
 			const [socket] = sockets;
 			if (!socket) throw new Error("no gateway client is connected");
@@ -686,7 +995,10 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 					new Promise<InteractionResponse>((resolve, reject) => {
 						const entry = interactions.get(id);
 						if (entry?.response) return resolve(entry.response);
-						const timer = setTimeout(() => reject(new Error(`interaction ${id} got no response within ${timeoutMs} ms`)), timeoutMs);
+						const timer = setTimeout(
+							() => reject(new Error(`interaction ${id} got no response within ${timeoutMs} ms`)),
+							timeoutMs,
+						);
 						entry?.waiters.push((r) => {
 							clearTimeout(timer);
 							resolve(r);
@@ -700,7 +1012,8 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			return messageId ? messages.get(messageId) : undefined;
 		},
 		gatewaySessions: () => sockets.size,
-		channelMessages: (channelId) => [...messages.values()].filter((x) => x.channel_id === channelId && !x.interactionId),
+		channelMessages: (channelId) =>
+			[...messages.values()].filter((x) => x.channel_id === channelId && !x.interactionId),
 		failNext(rule) {
 			faults.push({ ...rule, remaining: rule.count ?? 1 });
 		},

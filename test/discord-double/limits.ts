@@ -35,8 +35,16 @@ export function messageProblems(body: Json): Problem[] {
 		fields.forEach((field, j) => {
 			const name = str(field.name);
 			const value = str(field.value);
-			check(name.trim().length >= 1 && name.length <= 256, `${at}.fields.${j}.name`, "Must be between 1 and 256 in length.");
-			check(value.trim().length >= 1 && value.length <= 1_024, `${at}.fields.${j}.value`, "Must be between 1 and 1024 in length.");
+			check(
+				name.trim().length >= 1 && name.length <= 256,
+				`${at}.fields.${j}.name`,
+				"Must be between 1 and 256 in length.",
+			);
+			check(
+				value.trim().length >= 1 && value.length <= 1_024,
+				`${at}.fields.${j}.value`,
+				"Must be between 1 and 1024 in length.",
+			);
 			total += name.length + value.length;
 		});
 	});
@@ -52,18 +60,23 @@ function componentProblems(rows: Json[]): Problem[] {
 	rows.forEach((row, i) => {
 		const children = arr(row.components);
 		const selects = children.filter((c) => c.type !== 2);
-		if (children.length > 5 || (selects.length > 0 && children.length > 1)) problems.push({ path: `components.${i}.components`, message: "A row holds up to 5 buttons or 1 select." });
+		if (children.length > 5 || (selects.length > 0 && children.length > 1))
+			problems.push({ path: `components.${i}.components`, message: "A row holds up to 5 buttons or 1 select." });
 		children.forEach((c, j) => {
 			const at = `components.${i}.components.${j}`;
 			const id = c.custom_id;
 			if (id !== undefined) {
-				if (str(id).length < 1 || str(id).length > 100) problems.push({ path: `${at}.custom_id`, message: "Must be between 1 and 100 in length." });
-				if (ids.has(str(id))) problems.push({ path: `${at}.custom_id`, message: "Component custom id cannot be duplicated" });
+				if (str(id).length < 1 || str(id).length > 100)
+					problems.push({ path: `${at}.custom_id`, message: "Must be between 1 and 100 in length." });
+				if (ids.has(str(id)))
+					problems.push({ path: `${at}.custom_id`, message: "Component custom id cannot be duplicated" });
 				ids.add(str(id));
 			}
 			if (str(c.label).length > 80) problems.push({ path: `${at}.label`, message: "Must be 80 or fewer in length." });
-			if (arr(c.options).length > 25) problems.push({ path: `${at}.options`, message: "Must be 25 or fewer in length." });
-			if (str(c.placeholder).length > 150) problems.push({ path: `${at}.placeholder`, message: "Must be 150 or fewer in length." });
+			if (arr(c.options).length > 25)
+				problems.push({ path: `${at}.options`, message: "Must be 25 or fewer in length." });
+			if (str(c.placeholder).length > 150)
+				problems.push({ path: `${at}.placeholder`, message: "Must be 150 or fewer in length." });
 		});
 	});
 	return problems;
@@ -76,14 +89,16 @@ export function callbackProblems(type: number, data: Json | undefined): Problem[
 		const problems: Problem[] = [];
 		if (choices.length > 25) problems.push({ path: "data.choices", message: "Must be 25 or fewer in length." });
 		choices.forEach((c, i) => {
-			if (str(c.name).length < 1 || str(c.name).length > 100) problems.push({ path: `data.choices.${i}.name`, message: "Must be between 1 and 100 in length." });
+			if (str(c.name).length < 1 || str(c.name).length > 100)
+				problems.push({ path: `data.choices.${i}.name`, message: "Must be between 1 and 100 in length." });
 		});
 		return problems;
 	}
 	if (type === 9) {
 		const problems: Problem[] = [];
 		const title = str(data?.title);
-		if (title.length < 1 || title.length > 45) problems.push({ path: "data.title", message: "Must be between 1 and 45 in length." });
+		if (title.length < 1 || title.length > 45)
+			problems.push({ path: "data.title", message: "Must be between 1 and 45 in length." });
 		const n = arr(data?.components).length;
 		if (n < 1 || n > 5) problems.push({ path: "data.components", message: "Must be between 1 and 5 in length." });
 		return problems;
@@ -99,8 +114,10 @@ export function commandProblems(command: Json, index: number): Problem[] {
 	const problems: Problem[] = [];
 	if (!COMMAND_NAME.test(str(command.name))) problems.push({ path: `${index}.name`, message: "Invalid command name" });
 	const description = str(command.description);
-	if ((command.type ?? 1) === 1 && (description.length < 1 || description.length > 100)) problems.push({ path: `${index}.description`, message: "Must be between 1 and 100 in length." });
-	if (arr(command.options).length > 25) problems.push({ path: `${index}.options`, message: "Must be 25 or fewer in length." });
+	if ((command.type ?? 1) === 1 && (description.length < 1 || description.length > 100))
+		problems.push({ path: `${index}.description`, message: "Must be between 1 and 100 in length." });
+	if (arr(command.options).length > 25)
+		problems.push({ path: `${index}.options`, message: "Must be 25 or fewer in length." });
 	return problems;
 }
 
@@ -128,7 +145,10 @@ const BUTTON_PREMIUM = 6;
  * message, no empty new message, and the fields each button style needs. `kind` says what the body is:
  * a new message, an edit, or an interaction callback (whose `data` is the message for types 4 and 7).
  */
-export function limitProblems(body: Json, options: { kind: "create" | "edit" | "callback"; files: number }): LimitProblem[] {
+export function limitProblems(
+	body: Json,
+	options: { kind: "create" | "edit" | "callback"; files: number },
+): LimitProblem[] {
 	if (options.kind === "callback") {
 		const type = Number(body.type);
 		const data = (body.data ?? {}) as Json;
@@ -141,27 +161,44 @@ export function limitProblems(body: Json, options: { kind: "create" | "edit" | "
 
 function messageLimits(body: Json, at: string, options: { create: boolean; files: number }): LimitProblem[] {
 	const problems: LimitProblem[] = [];
-	const problem = (pointer: string, rule: string, message: string) => problems.push({ pointer: `${at}${pointer}`, rule, message });
+	const problem = (pointer: string, rule: string, message: string) =>
+		problems.push({ pointer: `${at}${pointer}`, rule, message });
 	const content = str(body.content);
-	if (content.length > 2_000) problem("/content", "content-length", `content is ${content.length} characters; Discord takes at most 2,000`);
+	if (content.length > 2_000)
+		problem("/content", "content-length", `content is ${content.length} characters; Discord takes at most 2,000`);
 	const embeds = arr(body.embeds);
 	const total = embeds.reduce((sum, e) => sum + embedCharacters(e), 0);
-	if (total > 6_000) problem("/embeds", "embeds-total", `the embeds hold ${total} characters together; Discord takes at most 6,000`);
+	if (total > 6_000)
+		problem("/embeds", "embeds-total", `the embeds hold ${total} characters together; Discord takes at most 6,000`);
 	const components = arr(body.components);
 	const v2 = (Number(body.flags ?? 0) & IS_COMPONENTS_V2) !== 0;
-	if (!v2 && components.length > 5) problem("/components", "action-rows", `${components.length} action rows; Discord takes at most 5`);
+	if (!v2 && components.length > 5)
+		problem("/components", "action-rows", `${components.length} action rows; Discord takes at most 5`);
 	const ids = new Map<string, string>();
 	walkComponents(components, "/components", (c, pointer) => {
 		if (typeof c.custom_id === "string") {
 			const first = ids.get(c.custom_id);
-			if (first) problem(`${pointer}/custom_id`, "unique-custom-id", `custom_id "${c.custom_id}" is already used at ${at}${first}`);
+			if (first)
+				problem(
+					`${pointer}/custom_id`,
+					"unique-custom-id",
+					`custom_id "${c.custom_id}" is already used at ${at}${first}`,
+				);
 			else ids.set(c.custom_id, pointer);
 		}
-		if (c.type === 2) for (const [where, message] of buttonProblems(c)) problem(`${pointer}${where}`, "button-style", message);
+		if (c.type === 2)
+			for (const [where, message] of buttonProblems(c)) problem(`${pointer}${where}`, "button-style", message);
 	});
 	if (options.create) {
-		const empty = !content && embeds.length === 0 && components.length === 0 && arr(body.sticker_ids).length === 0 && !body.poll && options.files === 0;
-		if (empty) problem("", "empty-message", "a new message needs content, embeds, components, stickers, a poll or a file");
+		const empty =
+			!content &&
+			embeds.length === 0 &&
+			components.length === 0 &&
+			arr(body.sticker_ids).length === 0 &&
+			!body.poll &&
+			options.files === 0;
+		if (empty)
+			problem("", "empty-message", "a new message needs content, embeds, components, stickers, a poll or a file");
 	}
 	return problems;
 }
@@ -196,11 +233,13 @@ function buttonProblems(button: Json): [string, string][] {
 		if (has("custom_id")) problems.push(["/custom_id", "a link button (style 5) cannot have a custom_id"]);
 	} else if (style === BUTTON_PREMIUM) {
 		if (!has("sku_id")) problems.push(["/sku_id", "a premium button (style 6) needs a sku_id"]);
-		for (const k of ["custom_id", "url", "label", "emoji"]) if (has(k)) problems.push([`/${k}`, `a premium button (style 6) cannot have a ${k}`]);
+		for (const k of ["custom_id", "url", "label", "emoji"])
+			if (has(k)) problems.push([`/${k}`, `a premium button (style 6) cannot have a ${k}`]);
 	} else {
 		if (!has("custom_id")) problems.push(["/custom_id", `a button of style ${style} needs a custom_id`]);
 		if (has("url")) problems.push(["/url", `only link buttons (style 5) have a url; this one is style ${style}`]);
 	}
-	if (style !== BUTTON_PREMIUM && !str(button.label) && !has("emoji")) problems.push(["/label", "a button needs a label or an emoji"]);
+	if (style !== BUTTON_PREMIUM && !str(button.label) && !has("emoji"))
+		problems.push(["/label", "a button needs a label or an emoji"]);
 	return problems;
 }

@@ -42,12 +42,18 @@ export interface SpecRequest {
 }
 
 type Json = Record<string, unknown>;
-type Operation = { operationId?: string; parameters?: Parameter[]; requestBody?: { required?: boolean; content?: Record<string, { schema: unknown }> } };
+type Operation = {
+	operationId?: string;
+	parameters?: Parameter[];
+	requestBody?: { required?: boolean; content?: Record<string, { schema: unknown }> };
+};
 type Parameter = { name: string; in: string; required?: boolean; schema?: unknown };
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Where the tests look for the spec: `../shared/discord-api-spec/openapi.json` relative to the repo root. */
-export const DISCORD_SPEC_PATH = fileURLToPath(new URL("../shared/discord-api-spec/openapi.json", new URL(`file://${REPO_ROOT}`)));
+export const DISCORD_SPEC_PATH = fileURLToPath(
+	new URL("../shared/discord-api-spec/openapi.json", new URL(`file://${REPO_ROOT}`)),
+);
 const SPEC_ID = "discord-openapi";
 const MAX_FILES = 10;
 
@@ -89,12 +95,28 @@ export function discordSpec(): LoadedSpec {
 				return "([^/]+)";
 			})
 			.join("/");
-		return { template, pattern: new RegExp(`^${source}$`), names, literals: template.split("/").length - names.length, item };
+		return {
+			template,
+			pattern: new RegExp(`^${source}$`),
+			names,
+			literals: template.split("/").length - names.length,
+			item,
+		};
 	});
 	routes.sort((a, b) => b.literals - a.literals);
 	const ajvVersion = (requireHere("ajv/package.json") as { version: string }).version;
-	const version = createHash("sha256").update(text).update(readFileSync(fileURLToPath(import.meta.url))).update(ajvVersion).digest("hex").slice(0, 16);
-	loaded = { doc: spec as unknown as Json, routes, cacheDir: join(tmpdir(), "opsbot-discord-spec", version), compiled: new Map() };
+	const version = createHash("sha256")
+		.update(text)
+		.update(readFileSync(fileURLToPath(import.meta.url)))
+		.update(ajvVersion)
+		.digest("hex")
+		.slice(0, 16);
+	loaded = {
+		doc: spec as unknown as Json,
+		routes,
+		cacheDir: join(tmpdir(), "opsbot-discord-spec", version),
+		compiled: new Map(),
+	};
 	return loaded;
 }
 
@@ -102,15 +124,28 @@ export function discordSpec(): LoadedSpec {
 function ajvOf(spec: LoadedSpec): Ajv2020 {
 	if (spec.ajv) return spec.ajv;
 	const { Ajv, addFormats } = ajvModules();
-	spec.ajv = new Ajv({ strict: false, allErrors: true, verbose: true, validateSchema: false, unicodeRegExp: false, code: { source: true } });
+	spec.ajv = new Ajv({
+		strict: false,
+		allErrors: true,
+		verbose: true,
+		validateSchema: false,
+		unicodeRegExp: false,
+		code: { source: true },
+	});
 	addFormats(spec.ajv);
 	spec.ajv.addSchema(spec.doc, SPEC_ID);
 	return spec.ajv;
 }
 
 /** The spec document at `path`, or an error that says where the tests expect it and where it comes from. */
-export function readDiscordSpec(path: string): { paths: Record<string, Json>; components: { schemas: Record<string, Json> } } {
-	return JSON.parse(readFileSync(readDiscordSpecPath(path), "utf8")) as { paths: Record<string, Json>; components: { schemas: Record<string, Json> } };
+export function readDiscordSpec(path: string): {
+	paths: Record<string, Json>;
+	components: { schemas: Record<string, Json> };
+} {
+	return JSON.parse(readFileSync(readDiscordSpecPath(path), "utf8")) as {
+		paths: Record<string, Json>;
+		components: { schemas: Record<string, Json> };
+	};
 }
 
 function readDiscordSpecPath(path: string): string {
@@ -129,7 +164,9 @@ const requireHere = createRequire(import.meta.url);
 const ajvModules = () => ({
 	Ajv: (requireHere("ajv/dist/2020.js") as { Ajv2020: new (options: Options) => Ajv2020 }).Ajv2020,
 	addFormats: (requireHere("ajv-formats") as { default: (ajv: Ajv2020) => void }).default,
-	standaloneCode: (requireHere("ajv/dist/standalone/index.js") as { default: (ajv: Ajv2020, validate: ValidateFunction) => string }).default,
+	standaloneCode: (
+		requireHere("ajv/dist/standalone/index.js") as { default: (ajv: Ajv2020, validate: ValidateFunction) => string }
+	).default,
 });
 
 /**
@@ -152,7 +189,9 @@ function patchKnownGaps(spec: { components: { schemas: Record<string, Json> } })
 	for (const schema of Object.values(schemas)) {
 		const properties = schema.properties as Record<string, unknown> | undefined;
 		if (properties?.default_member_permissions) {
-			properties.default_member_permissions = { anyOf: [properties.default_member_permissions, { type: "string", pattern: "^[0-9]+$" }] };
+			properties.default_member_permissions = {
+				anyOf: [properties.default_member_permissions, { type: "string", pattern: "^[0-9]+$" }],
+			};
 		}
 	}
 	// attachments[].id may be a number for a new upload (Discord's own example uses "id": 0).
@@ -168,9 +207,12 @@ export function specViolations(request: SpecRequest): SpecViolation[] {
 	const spec = discordSpec();
 	const method = request.method.toLowerCase();
 	const violations: SpecViolation[] = [];
-	const at = (operation: string, pointer: string, rule: string, message: string) => violations.push({ method: request.method, path: request.path, operation, pointer, rule, message });
+	const at = (operation: string, pointer: string, rule: string, message: string) =>
+		violations.push({ method: request.method, path: request.path, operation, pointer, rule, message });
 
-	const matches = spec.routes.map((route) => ({ route, m: route.pattern.exec(request.path) })).filter((x) => x.m !== null);
+	const matches = spec.routes
+		.map((route) => ({ route, m: route.pattern.exec(request.path) }))
+		.filter((x) => x.m !== null);
 	const match = matches.find((x) => x.route.item[method]) ?? matches[0];
 	if (!match) {
 		at("", "", "route", "no such route in Discord's API");
@@ -178,16 +220,30 @@ export function specViolations(request: SpecRequest): SpecViolation[] {
 	}
 	const operation = match.route.item[method] as Operation | undefined;
 	if (!operation) {
-		at("", "", "method", `${match.route.template} takes ${Object.keys(match.route.item).filter((k) => k !== "parameters").map((k) => k.toUpperCase()).join(", ")}`);
+		at(
+			"",
+			"",
+			"method",
+			`${match.route.template} takes ${Object.keys(match.route.item)
+				.filter((k) => k !== "parameters")
+				.map((k) => k.toUpperCase())
+				.join(", ")}`,
+		);
 		return violations;
 	}
 	const id = operation.operationId ?? `${method} ${match.route.template}`;
 
 	// Path and query parameters, as strings coerced to their schema's type.
-	const parameters = [...((match.route.item.parameters as Parameter[] | undefined) ?? []), ...(operation.parameters ?? [])];
+	const parameters = [
+		...((match.route.item.parameters as Parameter[] | undefined) ?? []),
+		...(operation.parameters ?? []),
+	];
 	const pathValues = Object.fromEntries(match.route.names.map((name, i) => [name, match.m![i + 1]!]));
 	const queryValues = Object.fromEntries(request.query.entries());
-	for (const [where, values] of [["path", pathValues], ["query", queryValues]] as const) {
+	for (const [where, values] of [
+		["path", pathValues],
+		["query", queryValues],
+	] as const) {
 		const declared = parameters.filter((p) => p.in === where);
 		const validate = compiled(spec, `${id} ${where}`, () => ({
 			type: "object",
@@ -195,11 +251,24 @@ export function specViolations(request: SpecRequest): SpecViolation[] {
 			required: declared.filter((p) => p.required).map((p) => p.name),
 			additionalProperties: false,
 		}));
-		const typed = Object.fromEntries(Object.entries(values).map(([name, v]) => [name, typedParameter(spec, v, declared.find((p) => p.name === name)?.schema)]));
+		const typed = Object.fromEntries(
+			Object.entries(values).map(([name, v]) => [
+				name,
+				typedParameter(spec, v, declared.find((p) => p.name === name)?.schema),
+			]),
+		);
 		if (!validate(typed)) {
 			for (const e of validate.errors ?? []) {
-				const name = e.keyword === "additionalProperties" ? String(e.params.additionalProperty) : e.instancePath.split("/")[1] || String(e.params.missingProperty ?? "");
-				at(id, `${where}/${name}`, e.keyword, e.keyword === "additionalProperties" ? `not a ${where} parameter of ${id}` : (e.message ?? e.keyword));
+				const name =
+					e.keyword === "additionalProperties"
+						? String(e.params.additionalProperty)
+						: e.instancePath.split("/")[1] || String(e.params.missingProperty ?? "");
+				at(
+					id,
+					`${where}/${name}`,
+					e.keyword,
+					e.keyword === "additionalProperties" ? `not a ${where} parameter of ${id}` : (e.message ?? e.keyword),
+				);
 			}
 		}
 	}
@@ -207,7 +276,8 @@ export function specViolations(request: SpecRequest): SpecViolation[] {
 	// The body: JSON, or multipart's payload_json, against the operation's schema for that content type.
 	const content = operation.requestBody?.content;
 	if (request.kind === "none") {
-		if (operation.requestBody?.required) at(id, "", "required", "the request has no body, and this operation needs one");
+		if (operation.requestBody?.required)
+			at(id, "", "required", "the request has no body, and this operation needs one");
 		return violations;
 	}
 	const mediaType = request.kind === "json" ? "application/json" : "multipart/form-data";
@@ -247,7 +317,8 @@ function filesProblems(request: SpecRequest, at: (pointer: string, rule: string,
 	const indexes = new Set<number>();
 	request.fileFields.forEach((field, i) => {
 		const n = /^files\[(\d+)\]$/.exec(field);
-		if (!n || Number(n[1]) >= MAX_FILES) at(`files/${i}`, "files[n]", `an upload is named "${field}"; Discord takes files[0] to files[${MAX_FILES - 1}]`);
+		if (!n || Number(n[1]) >= MAX_FILES)
+			at(`files/${i}`, "files[n]", `an upload is named "${field}"; Discord takes files[0] to files[${MAX_FILES - 1}]`);
 		else if (indexes.has(Number(n[1]))) at(`files/${i}`, "files[n]", `${field} is uploaded twice`);
 		else indexes.add(Number(n[1]));
 	});
@@ -255,7 +326,8 @@ function filesProblems(request: SpecRequest, at: (pointer: string, rule: string,
 	const attachments = Array.isArray(body?.attachments) ? (body.attachments as Json[]) : [];
 	attachments.forEach((a, i) => {
 		const id = Number(a.id);
-		if (Number.isInteger(id) && id >= 0 && id < MAX_FILES && !indexes.has(id)) at(`/attachments/${i}/id`, "files[n]", `attachment ${id} names files[${id}], which this request does not upload`);
+		if (Number.isInteger(id) && id >= 0 && id < MAX_FILES && !indexes.has(id))
+			at(`/attachments/${i}/id`, "files[n]", `attachment ${id} names files[${id}], which this request does not upload`);
 	});
 }
 
@@ -313,7 +385,12 @@ export function warmDiscordSpec(): void {
 function rebase(schema: unknown): unknown {
 	if (Array.isArray(schema)) return schema.map(rebase);
 	if (typeof schema !== "object" || schema === null) return schema;
-	return Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, k === "$ref" && typeof v === "string" && v.startsWith("#") ? `${SPEC_ID}${v}` : rebase(v)]));
+	return Object.fromEntries(
+		Object.entries(schema).map(([k, v]) => [
+			k,
+			k === "$ref" && typeof v === "string" && v.startsWith("#") ? `${SPEC_ID}${v}` : rebase(v),
+		]),
+	);
 }
 
 /**
@@ -338,11 +415,16 @@ function explain(spec: LoadedSpec, schema: unknown, instance: unknown, depth = 0
 		const branches = (union.schema as unknown[]).map((branch) => explain(spec, branch, value, depth + 1));
 		// A branch whose `type` discriminator refuses the value is the wrong kind, however few its errors.
 		// So is one that wants another JSON type for the whole value (null, where an object was sent).
-		const wrongKind = (e: ErrorObject) => (e.instancePath === "/type" && (e.keyword === "enum" || e.keyword === "const")) || (e.instancePath === "" && e.keyword === "type");
+		const wrongKind = (e: ErrorObject) =>
+			(e.instancePath === "/type" && (e.keyword === "enum" || e.keyword === "const")) ||
+			(e.instancePath === "" && e.keyword === "type");
 		const rank = (b: ErrorObject[]) => (b.some(wrongKind) ? 1_000_000 : 0) + b.length;
 		const closest = branches.reduce((best, b) => (rank(b) < rank(best) ? b : best));
 		const inside = (e: ErrorObject) => e.instancePath === at || e.instancePath.startsWith(`${at}/`);
-		errors = [...errors.filter((e) => !inside(e)), ...closest.map((e) => ({ ...e, instancePath: `${at}${e.instancePath}` }))];
+		errors = [
+			...errors.filter((e) => !inside(e)),
+			...closest.map((e) => ({ ...e, instancePath: `${at}${e.instancePath}` })),
+		];
 	}
 	const seen = new Set<string>();
 	return errors.filter((e) => {

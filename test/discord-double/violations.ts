@@ -20,5 +20,7 @@ export function assertNoSpecViolations(): void {
 }
 
 export function specViolationError(found: readonly SpecViolation[]): Error {
-	return new Error(`The Discord double received ${found.length} request(s) that break Discord's API spec or documented limits:\n${found.map((v) => `  ${formatViolation(v)}`).join("\n")}`);
+	return new Error(
+		`The Discord double received ${found.length} request(s) that break Discord's API spec or documented limits:\n${found.map((v) => `  ${formatViolation(v)}`).join("\n")}`,
+	);
 }

@@ -2,7 +2,11 @@ import { describe, expect, it } from "vitest";
 import { createAccessPolicy } from "../../src/discord/access.ts";
 
 const policy = createAccessPolicy({
-	discord: { guildId: "100000000000000001", opsChannels: [], roles: { oncall: "100000000000000100", admins: "100000000000000101" } },
+	discord: {
+		guildId: "100000000000000001",
+		opsChannels: [],
+		roles: { oncall: "100000000000000100", admins: "100000000000000101" },
+	},
 	access: { commands: { health: ["everyone"], pool: ["oncall"] }, actions: { "pool.terminate": ["admins"] } },
 });
 const actor = (...roleIds: string[]) => ({ userId: "1", username: "u", roleIds });

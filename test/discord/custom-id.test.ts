@@ -1,10 +1,14 @@
-import { describe, expect, it } from "vitest";
 import fc from "fast-check";
+import { describe, expect, it } from "vitest";
 import { decodeCustomId, encodeCustomId } from "../../src/discord/custom-id.ts";
 
 describe("customId codec", () => {
 	it("round-trips what opsbot encodes", () => {
-		expect(decodeCustomId(encodeCustomId("health", "rerun", "production"))).toEqual({ area: "health", action: "rerun", args: ["production"] });
+		expect(decodeCustomId(encodeCustomId("health", "rerun", "production"))).toEqual({
+			area: "health",
+			action: "rerun",
+			args: ["production"],
+		});
 	});
 
 	it("refuses to encode separators or ids over 100 characters", () => {

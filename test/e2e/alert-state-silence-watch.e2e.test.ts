@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAlertManagerClient } from "../../src/services/alertmanager.ts";
-import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
+import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { postAlerts, readSilence, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { freePort } from "../support/proc.ts";
@@ -22,7 +22,9 @@ describe("groups silenced from Discord follow AlertManager (npm start's process,
 	beforeAll(async () => {
 		const port = await freePort();
 		[double, alertmanager] = await Promise.all([
-			startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ONCALL, name: "oncall" }] } }),
+			startDiscordDouble({
+				guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ONCALL, name: "oncall" }] },
+			}),
 			startAlertManager({ webhookUrl: `http://127.0.0.1:${port}/alerts`, bearerToken: token }),
 		]);
 		bot = await startTestBot(
@@ -50,13 +52,23 @@ alerts:
 	});
 
 	const title = (m: StoredMessage | undefined) => String((m?.embeds[0] as { title?: string } | undefined)?.title ?? "");
-	const description = (m: StoredMessage | undefined) => String((m?.embeds[0] as { description?: string } | undefined)?.description ?? "");
+	const description = (m: StoredMessage | undefined) =>
+		String((m?.embeds[0] as { description?: string } | undefined)?.description ?? "");
 	const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).filter((m) => re.test(title(m)));
 	async function silenceFromDiscord(message: StoredMessage): Promise<string> {
 		const selectId = JSON.stringify(message.components).match(/alert:silence:[0-9a-f]{32}/)![0];
-		const sent = await double.sendInteraction({ kind: "select", customId: selectId, values: ["1"], messageId: message.id, user: oncall });
+		const sent = await double.sendInteraction({
+			kind: "select",
+			customId: selectId,
+			values: ["1"],
+			messageId: message.id,
+			user: oncall,
+		});
 		await sent.response();
-		const reply = await double.waitFor(() => [...double.messages.values()].find((m) => m.interactionId === sent.id && m.content)?.content, 10_000);
+		const reply = await double.waitFor(
+			() => [...double.messages.values()].find((m) => m.interactionId === sent.id && m.content)?.content,
+			10_000,
+		);
 		await double.waitFor(() => description(double.messages.get(message.id)).includes("silenced by"), 10_000);
 		return reply.match(/silence `([0-9a-f-]{36})`/)![1]!;
 	}
@@ -68,22 +80,35 @@ alerts:
 		await silenceFromDiscord(message);
 
 		await postAlerts(alertmanager.url, [{ labels, endsAt: new Date(Date.now() - 1_000).toISOString() }]);
-		const resolved = await double.waitFor(() => (title(double.messages.get(message.id)).startsWith("✅") ? double.messages.get(message.id) : undefined), 20_000);
+		const resolved = await double.waitFor(
+			() => (title(double.messages.get(message.id)).startsWith("✅") ? double.messages.get(message.id) : undefined),
+			20_000,
+		);
 
 		expect(title(resolved)).toBe("✅ RESOLVED · QueueStuck · production");
 		expect((resolved.embeds[0] as { color: number }).color).toBe(0x2ecc71);
 		expect(resolved.components).toEqual([]);
 		expect(byTitle(/QueueStuck/)).toHaveLength(1);
-		expect(bot.logs().some((l) => l.msg === "every alert of a silenced group ended in AlertManager; marked resolved")).toBe(true);
+		expect(
+			bot.logs().some((l) => l.msg === "every alert of a silenced group ended in AlertManager; marked resolved"),
+		).toBe(true);
 	});
 
 	it("shows the silence cleared when it is expired in AlertManager while the alert still fires", async () => {
-		await postAlerts(alertmanager.url, [{ labels: { alertname: "DiskFilling", severity: "warning", env: "production" } }]);
+		await postAlerts(alertmanager.url, [
+			{ labels: { alertname: "DiskFilling", severity: "warning", env: "production" } },
+		]);
 		const message = await double.waitFor(() => byTitle(/^🟠 WARNING · DiskFilling · production$/)[0], 20_000);
 		const silenceId = await silenceFromDiscord(message);
 
 		await createAlertManagerClient({ url: alertmanager.url, timeoutMs: 5_000 }).expireSilence(silenceId);
-		const cleared = await double.waitFor(() => (!description(double.messages.get(message.id)).includes("silenced by") ? double.messages.get(message.id) : undefined), 20_000);
+		const cleared = await double.waitFor(
+			() =>
+				!description(double.messages.get(message.id)).includes("silenced by")
+					? double.messages.get(message.id)
+					: undefined,
+			20_000,
+		);
 
 		expect((await readSilence(alertmanager.url, silenceId)).status.state).toBe("expired");
 		expect(title(cleared)).toBe("🟠 WARNING · DiskFilling · production");

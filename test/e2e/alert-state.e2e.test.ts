@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
-import { spawnMain, type MainProcess } from "../support/main-process.ts";
+import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
+import { type MainProcess, spawnMain } from "../support/main-process.ts";
 import { freePort } from "../support/proc.ts";
 import { startHangingServer } from "../support/raw-http.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
@@ -29,7 +29,17 @@ function webhook(alertname: string, status: "firing" | "resolved", labels: Recor
 		commonLabels: all,
 		commonAnnotations: { summary: `${alertname} summary` },
 		externalURL: "http://alertmanager.local:9093",
-		alerts: [{ status, labels: all, annotations: {}, startsAt, endsAt: status === "resolved" ? new Date().toISOString() : ZERO, generatorURL: "", fingerprint: createFingerprint(alertname) }],
+		alerts: [
+			{
+				status,
+				labels: all,
+				annotations: {},
+				startsAt,
+				endsAt: status === "resolved" ? new Date().toISOString() : ZERO,
+				generatorURL: "",
+				fingerprint: createFingerprint(alertname),
+			},
+		],
 	};
 }
 
@@ -48,7 +58,20 @@ describe("alert state at press time, in the shipped process (node src/main.ts)",
 	const token = randomBytes(24).toString("hex");
 
 	beforeAll(async () => {
-		[double, sshd, hanging, port] = await Promise.all([startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ONCALL, name: "oncall" }, { id: ADMIN, name: "admins" }] } }), startSshd(), startHangingServer(), freePort()]);
+		[double, sshd, hanging, port] = await Promise.all([
+			startDiscordDouble({
+				guild: {
+					channels: [{ id: CHANNEL, name: "alerts" }],
+					roles: [
+						{ id: ONCALL, name: "oncall" },
+						{ id: ADMIN, name: "admins" },
+					],
+				},
+			}),
+			startSshd(),
+			startHangingServer(),
+			freePort(),
+		]);
 		docker = fakeDocker(sshd.binDir, "");
 		stateDir = mkdtempSync(join(tmpdir(), "opsbot-alert-state-"));
 		main = spawnMain(
@@ -66,9 +89,19 @@ alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
 `,
-			{ DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, WEBHOOK_TOKEN: token, SSH_KEY: sshd.privateKeyPath, LOG_LEVEL: "debug" },
+			{
+				DISCORD_TOKEN: "double-token",
+				DISCORD_APPLICATION_ID: double.applicationId,
+				DISCORD_API_URL: double.apiUrl,
+				WEBHOOK_TOKEN: token,
+				SSH_KEY: sshd.privateKeyPath,
+				LOG_LEVEL: "debug",
+			},
 		);
-		await double.waitFor(() => main.output().includes("alert receiver listening") || main.child.exitCode !== null, 30_000);
+		await double.waitFor(
+			() => main.output().includes("alert receiver listening") || main.child.exitCode !== null,
+			30_000,
+		);
 		if (main.child.exitCode !== null) throw new Error(`opsbot exited:\n${main.output()}`);
 	});
 	afterAll(async () => {
@@ -81,20 +114,33 @@ alerts:
 	});
 
 	async function post(body: unknown): Promise<void> {
-		const res = await fetch(`http://127.0.0.1:${port}/alerts`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+		const res = await fetch(`http://127.0.0.1:${port}/alerts`, {
+			method: "POST",
+			headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+			body: JSON.stringify(body),
+		});
 		if (res.status !== 202) throw new Error(`webhook answered ${res.status}: ${await res.text()}`);
 	}
 	const title = (m: StoredMessage | undefined) => String((m?.embeds[0] as { title?: string } | undefined)?.title ?? "");
 	const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).filter((m) => re.test(title(m)));
-	const customId = (m: StoredMessage, prefix: string) => JSON.stringify(m.components).match(new RegExp(`${prefix}[0-9a-f]{32}`))?.[0] ?? "";
+	const customId = (m: StoredMessage, prefix: string) =>
+		JSON.stringify(m.components).match(new RegExp(`${prefix}[0-9a-f]{32}`))?.[0] ?? "";
 	async function press(customIdValue: string, message: StoredMessage, user: typeof oncall, values?: string[]) {
-		const sent = values ? await double.sendInteraction({ kind: "select", customId: customIdValue, values, messageId: message.id, user }) : await double.sendInteraction({ kind: "button", customId: customIdValue, messageId: message.id, user });
+		const sent = values
+			? await double.sendInteraction({ kind: "select", customId: customIdValue, values, messageId: message.id, user })
+			: await double.sendInteraction({ kind: "button", customId: customIdValue, messageId: message.id, user });
 		await sent.response();
 		return sent;
 	}
 	/** The text a press got back: its follow-up, or its (deferred) reply edited. */
 	const answer = (interactionId: string, timeoutMs = 10_000) =>
-		double.waitFor(() => [...double.messages.values()].find((m) => m.interactionId === interactionId && m.content && !m.content.startsWith("Restart container"))?.content, timeoutMs);
+		double.waitFor(
+			() =>
+				[...double.messages.values()].find(
+					(m) => m.interactionId === interactionId && m.content && !m.content.startsWith("Restart container"),
+				)?.content,
+			timeoutMs,
+		);
 	const actions = () =>
 		existsSync(join(stateDir, "actions.jsonl"))
 			? readFileSync(join(stateDir, "actions.jsonl"), "utf8")
@@ -110,7 +156,10 @@ alerts:
 		const restartId = customId(message, "alert:restart:");
 		const ackId = customId(message, "alert:ack:");
 		const first = await press(restartId, message, admin);
-		const confirmation = await double.waitFor(() => (double.originalMessage(first.id)?.content ? double.originalMessage(first.id) : undefined), 10_000);
+		const confirmation = await double.waitFor(
+			() => (double.originalMessage(first.id)?.content ? double.originalMessage(first.id) : undefined),
+			10_000,
+		);
 		const confirmId = JSON.stringify(confirmation.components).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0];
 
 		await post(webhook("ApiDown", "resolved", { container: "api", env: "production" }, startsAt));
@@ -143,7 +192,9 @@ alerts:
 		const staleAnswer = await answer(stale.id);
 
 		expect(current.id).not.toBe(old!.id);
-		expect(staleAnswer).toBe("This message is about an earlier episode of this alert; nothing was restarted. Use the alert's newest message.");
+		expect(staleAnswer).toBe(
+			"This message is about an earlier episode of this alert; nothing was restarted. Use the alert's newest message.",
+		);
 		expect(docker.calls()).toEqual([]);
 		expect(actions().at(-1)).toMatchObject({ action: "alert.restart", result: "refused: earlier episode" });
 	});
@@ -162,6 +213,8 @@ alerts:
 		expect(took).toBeLessThan(3_000);
 		expect(hanging.requests()).toBe(before + 1);
 		expect(actions().at(-1)).toMatchObject({ action: "alert.silence", result: "failed: AlertManager unavailable" });
-		expect(String((double.messages.get(message.id)!.embeds[0] as { description?: string }).description)).not.toContain("silenced by");
+		expect(String((double.messages.get(message.id)!.embeds[0] as { description?: string }).description)).not.toContain(
+			"silenced by",
+		);
 	});
 });

@@ -4,7 +4,7 @@ import { closeSync, mkdtempSync, openSync, rmdirSync, statfsSync, unlinkSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
+import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { firingWebhook } from "../support/alert-fixtures.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 
@@ -42,7 +42,8 @@ describe("a full disk under opsbot's state directory (a 4 MiB tmpfs)", () => {
 	let stateDir: string;
 
 	beforeAll(async () => {
-		if (process.getuid?.() !== 0) throw new Error("mounting a tmpfs needs root: run this test as root (e.g. in the CI container)");
+		if (process.getuid?.() !== 0)
+			throw new Error("mounting a tmpfs needs root: run this test as root (e.g. in the CI container)");
 		stateDir = mkdtempSync(join(tmpdir(), "opsbot-tmpfs-"));
 		execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", stateDir]);
 		double = await startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }] } });
@@ -67,15 +68,28 @@ alerts:
 		}
 	});
 
-	const post = (body: unknown) => fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(body) }).then((r) => r.status);
+	const post = (body: unknown) =>
+		fetch(`${bot.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+			body: JSON.stringify(body),
+		}).then((r) => r.status);
 	const readyz = async () => (await fetch(`${bot.webhookUrl}/readyz`)).json() as Promise<{ store: string }>;
 	const title = (m: StoredMessage) => String((m.embeds[0] as { title?: string } | undefined)?.title ?? "");
 	const cards = (name: string) => double.channelMessages(CHANNEL).filter((m) => title(m).includes(name));
-	const posts = (name: string) => double.requests.filter((r) => r.method === "POST" && r.path === `/channels/${CHANNEL}/messages` && JSON.stringify(r.body).includes(name));
+	const posts = (name: string) =>
+		double.requests.filter(
+			(r) => r.method === "POST" && r.path === `/channels/${CHANNEL}/messages` && JSON.stringify(r.body).includes(name),
+		);
 	const logged = (msg: string) => bot.logs().filter((l) => String(l.msg).startsWith(msg));
-	const stoppedMetric = async () => /opsbot_alert_delivery_stopped\{channel="400000000000000001"\} (\d)/.exec(await (await fetch(`${bot.webhookUrl}/metrics`)).text())?.[1];
+	const stoppedMetric = async () =>
+		/opsbot_alert_delivery_stopped\{channel="400000000000000001"\} (\d)/.exec(
+			await (await fetch(`${bot.webhookUrl}/metrics`)).text(),
+		)?.[1];
 
-	it("posts a message Discord took exactly once while the store cannot record it, stops the channel, and goes on when there is room", { timeout: 90_000 }, async () => {
+	it("posts a message Discord took exactly once while the store cannot record it, stops the channel, and goes on when there is room", {
+		timeout: 90_000,
+	}, async () => {
 		// Discord answers the post only once the disk is full: the post succeeds, recording it cannot.
 		const hold = double.holdNext({ method: "POST", pathPrefix: `/channels/${CHANNEL}/messages` });
 		expect(await post(firingWebhook("DiskFullFirst"))).toBe(202);
@@ -84,7 +98,9 @@ alerts:
 		hold.release();
 
 		// Stopped with a clear error and a metric; the store is probed again with a backoff, and nothing is posted meanwhile.
-		await double.waitFor(() => logged("the alert store still cannot be written").length >= 2, 30_000).catch(() => undefined);
+		await double
+			.waitFor(() => logged("the alert store still cannot be written").length >= 2, 30_000)
+			.catch(() => undefined);
 		expect(posts("DiskFullFirst")).toHaveLength(1);
 		expect(logged("alert delivery stopped in this channel: the alert store cannot be written")).toHaveLength(1);
 		expect(logged("the alert store still cannot be written").length).toBeGreaterThanOrEqual(2);
@@ -99,7 +115,10 @@ alerts:
 		const resolved = { ...firingWebhook("DiskFullFirst"), status: "resolved" };
 		resolved.alerts = resolved.alerts.map((a) => ({ ...a, status: "resolved", endsAt: new Date().toISOString() }));
 		expect(await post(resolved)).toBe(202);
-		await double.waitFor(() => cards("DiskFullSecond")[0] && cards("DiskFullFirst").some((m) => title(m).startsWith("✅")), 20_000);
+		await double.waitFor(
+			() => cards("DiskFullSecond")[0] && cards("DiskFullFirst").some((m) => title(m).startsWith("✅")),
+			20_000,
+		);
 
 		expect(posts("DiskFullFirst")).toHaveLength(1);
 		expect(cards("DiskFullFirst")).toHaveLength(1);
@@ -107,7 +126,9 @@ alerts:
 		expect(await stoppedMetric()).toBe("0");
 	});
 
-	it("says 'not writable' on /readyz when the disk has no room for the webhooks it receives, and 'writable' again when it has", { timeout: 90_000 }, async () => {
+	it("says 'not writable' on /readyz when the disk has no room for the webhooks it receives, and 'writable' again when it has", {
+		timeout: 90_000,
+	}, async () => {
 		const typical = (i: number) => firingWebhook(`DiskNearlyFull${i}`, { description: "d".repeat(15_000) });
 		for (let i = 0; i < 3; i++) expect(await post(typical(i))).toBe(202);
 		expect(await readyz()).toEqual({ discord: "connected", store: "writable" });

@@ -3,9 +3,9 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { payload } from "../support/alert-fixtures.ts";
-import { spawnMain, type MainProcess } from "../support/main-process.ts";
+import { type MainProcess, spawnMain } from "../support/main-process.ts";
 import { freePort } from "../support/proc.ts";
 
 describe("npm start killed with SIGKILL in the middle of an alert storm", () => {
@@ -23,16 +23,37 @@ describe("npm start killed with SIGKILL in the middle of an alert storm", () => 
 		const token = randomBytes(24).toString("hex");
 		const port = await freePort();
 		const ops = `discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nstateDir: ${mkdtempSync(join(tmpdir(), "opsbot-kill-"))}\nalerts:\n  listen: { host: 127.0.0.1, port: ${port} }\n  defaultChannel: "400000000000000001"\n`;
-		const env = { DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, WEBHOOK_TOKEN: token };
+		const env = {
+			DISCORD_TOKEN: "double-token",
+			DISCORD_APPLICATION_ID: double.applicationId,
+			DISCORD_API_URL: double.apiUrl,
+			WEBHOOK_TOKEN: token,
+		};
 		const groups = Array.from({ length: 40 }, (_, i) => `Kill${i}`);
 		// Discord is slow to accept: the storm is still being delivered when the process dies.
-		double.failNext({ method: "POST", pathPrefix: "/channels/400000000000000001/messages", status: 429, retryAfterSeconds: 0.3, count: 30 });
+		double.failNext({
+			method: "POST",
+			pathPrefix: "/channels/400000000000000001/messages",
+			status: 429,
+			retryAfterSeconds: 0.3,
+			count: 30,
+		});
 
 		main = spawnMain(ops, env);
 		await double.waitFor(() => main!.output().includes("alert receiver listening"), 20_000);
 		const statuses = await Promise.all(
 			groups.map((g) =>
-				fetch(`http://127.0.0.1:${port}/alerts`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(payload(3, { groupKey: g, groupLabels: { alertname: g }, commonLabels: { alertname: g, severity: "warning" } })) }).then((r) => r.status),
+				fetch(`http://127.0.0.1:${port}/alerts`, {
+					method: "POST",
+					headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+					body: JSON.stringify(
+						payload(3, {
+							groupKey: g,
+							groupLabels: { alertname: g },
+							commonLabels: { alertname: g, severity: "warning" },
+						}),
+					),
+				}).then((r) => r.status),
 			),
 		);
 		await double.waitFor(() => double.channelMessages("400000000000000001").length >= 3, 20_000);
@@ -42,7 +63,8 @@ describe("npm start killed with SIGKILL in the middle of an alert storm", () => 
 		double.clearFaults();
 
 		main = spawnMain(ops, env);
-		const titles = () => double.channelMessages("400000000000000001").map((m) => String((m.embeds[0] as { title?: string }).title));
+		const titles = () =>
+			double.channelMessages("400000000000000001").map((m) => String((m.embeds[0] as { title?: string }).title));
 		await double.waitFor(() => groups.every((g) => titles().some((t) => t === `🟠 WARNING · ${g}`)), 60_000);
 
 		expect(statuses.every((s) => s === 202)).toBe(true);

@@ -1,7 +1,18 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
-import { STORM_CHANNELS, channelRateLimit, fire, ownMessages, stormGuild, stormOpsYaml, stormOver, stormToken, summaries, writes } from "../support/storm.ts";
+import {
+	channelRateLimit,
+	fire,
+	ownMessages,
+	STORM_CHANNELS,
+	stormGuild,
+	stormOpsYaml,
+	stormOver,
+	stormToken,
+	summaries,
+	writes,
+} from "../support/storm.ts";
 
 describe("alert storms through npm start's process, against a Discord that rate-limits each channel", () => {
 	let double: DiscordDouble | undefined;
@@ -13,7 +24,9 @@ describe("alert storms through npm start's process, against a Discord that rate-
 		double = undefined;
 	});
 
-	it("keeps the channels of a storm spread over several apart: each its own budget, summary and messages, and no 429", { timeout: 90_000 }, async () => {
+	it("keeps the channels of a storm spread over several apart: each its own budget, summary and messages, and no 429", {
+		timeout: 90_000,
+	}, async () => {
 		double = await startDiscordDouble({ guild: stormGuild, channelRateLimit });
 		bot = await startTestBot(double, stormOpsYaml(double), { WEBHOOK_TOKEN: stormToken });
 		const teams = ["a", "b", "c"];

@@ -4,7 +4,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
@@ -22,7 +22,15 @@ describe("alert relay end to end: real AlertManager -> receiver -> store -> Disc
 	let opsYaml: string;
 
 	beforeAll(async () => {
-		double = await startDiscordDouble({ guild: { channels: [{ id: "400000000000000001", name: "alerts" }, { id: "400000000000000002", name: "critical" }], roles: [{ id: ONCALL, name: "oncall" }] } });
+		double = await startDiscordDouble({
+			guild: {
+				channels: [
+					{ id: "400000000000000001", name: "alerts" },
+					{ id: "400000000000000002", name: "critical" },
+				],
+				roles: [{ id: ONCALL, name: "oncall" }],
+			},
+		});
 		stateDir = mkdtempSync(join(tmpdir(), "opsbot-alerts-"));
 		prometheus = await startPrometheus();
 		opsYaml = `discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}" } }
@@ -46,11 +54,19 @@ alerts:
 		await double?.close();
 	});
 
-	const inChannel = (channel: string, title: RegExp) => double.channelMessages(channel).filter((m) => title.test(String((m.embeds[0] as { title?: string } | undefined)?.title ?? "")));
-	const waitForOne = (channel: string, title: RegExp, timeoutMs = 20_000) => double.waitFor(() => inChannel(channel, title)[0], timeoutMs);
+	const inChannel = (channel: string, title: RegExp) =>
+		double
+			.channelMessages(channel)
+			.filter((m) => title.test(String((m.embeds[0] as { title?: string } | undefined)?.title ?? "")));
+	const waitForOne = (channel: string, title: RegExp, timeoutMs = 20_000) =>
+		double.waitFor(() => inChannel(channel, title)[0], timeoutMs);
 
 	it("posts one message per group, mentions the role for critical in content only, then edits it green on resolve", async () => {
-		const alerts = ["a", "b"].map((instance) => ({ labels: { alertname: "HighErrorRate", severity: "critical", env: "prod", instance, service: "api" }, annotations: { summary: "5xx above 1/s", runbook_url: "https://runbooks.example.com/high-error-rate" }, generatorURL }));
+		const alerts = ["a", "b"].map((instance) => ({
+			labels: { alertname: "HighErrorRate", severity: "critical", env: "prod", instance, service: "api" },
+			annotations: { summary: "5xx above 1/s", runbook_url: "https://runbooks.example.com/high-error-rate" },
+			generatorURL,
+		}));
 		await postAlerts(alertmanager.url, alerts);
 
 		const message = await waitForOne("400000000000000002", /HighErrorRate/);
@@ -59,26 +75,57 @@ alerts:
 		expect(embed.color).toBe(0xe74c3c);
 		expect(embed.description).toContain("🔥 instance=a");
 		expect(embed.description).toMatch(/Firing since <t:\d+:t> \(<t:\d+:R>\) · 2 of 2 firing · not acknowledged/);
-		const buttons = (message.components as { components: Record<string, unknown>[] }[]).flatMap((row) => row.components);
-		expect(buttons).toContainEqual({ type: 2, style: 5, label: "Runbook", url: "https://runbooks.example.com/high-error-rate" });
+		const buttons = (message.components as { components: Record<string, unknown>[] }[]).flatMap(
+			(row) => row.components,
+		);
+		expect(buttons).toContainEqual({
+			type: 2,
+			style: 5,
+			label: "Runbook",
+			url: "https://runbooks.example.com/high-error-rate",
+		});
 		expect(message.content).toBe(`<@&${ONCALL}> 🔴 HighErrorRate on prod: 5xx above 1/s (2 of 2)`);
 		expect(JSON.stringify(embed)).not.toContain(`<@&${ONCALL}>`);
-		const posted = double.requests.find((r) => r.method === "POST" && r.path === "/channels/400000000000000002/messages");
+		const posted = double.requests.find(
+			(r) => r.method === "POST" && r.path === "/channels/400000000000000002/messages",
+		);
 		expect((posted?.body as { allowed_mentions: unknown }).allowed_mentions).toEqual({ parse: [], roles: [ONCALL] });
 
-		await postAlerts(alertmanager.url, alerts.map((a) => ({ ...a, endsAt: new Date(Date.now() - 1_000).toISOString() })));
-		const resolved = await double.waitFor(() => ((double.messages.get(message.id)?.embeds[0] as { title?: string }).title?.startsWith("✅") ? double.messages.get(message.id) : undefined), 20_000);
+		await postAlerts(
+			alertmanager.url,
+			alerts.map((a) => ({ ...a, endsAt: new Date(Date.now() - 1_000).toISOString() })),
+		);
+		const resolved = await double.waitFor(
+			() =>
+				(double.messages.get(message.id)?.embeds[0] as { title?: string }).title?.startsWith("✅")
+					? double.messages.get(message.id)
+					: undefined,
+			20_000,
+		);
 
 		expect(resolved.embeds[0]).toMatchObject({ title: "✅ RESOLVED · HighErrorRate · prod", color: 0x2ecc71 });
-		expect(String((resolved.embeds[0] as { description: string }).description)).toMatch(/^Fired <t:\d+:t> \(<t:\d+:R>\) · ended <t:\d+:t> after \*\*\d+ min\*\*\n2 of 2 recovered: instance=[ab], instance=[ab]$/);
+		expect(String((resolved.embeds[0] as { description: string }).description)).toMatch(
+			/^Fired <t:\d+:t> \(<t:\d+:R>\) · ended <t:\d+:t> after \*\*\d+ min\*\*\n2 of 2 recovered: instance=[ab], instance=[ab]$/,
+		);
 		expect(resolved.content).toBe("");
 		expect(inChannel("400000000000000002", /HighErrorRate/)).toHaveLength(1);
 	});
 
 	it("keeps a group of 1,000 alerts within Discord's limits, attaching the full list", async () => {
-		await postAlerts(alertmanager.url, Array.from({ length: 1_000 }, (_, i) => ({ labels: { alertname: "DiskFilling", severity: "warning", instance: `node-${i}`, mountpoint: "/var" } })));
+		await postAlerts(
+			alertmanager.url,
+			Array.from({ length: 1_000 }, (_, i) => ({
+				labels: { alertname: "DiskFilling", severity: "warning", instance: `node-${i}`, mountpoint: "/var" },
+			})),
+		);
 
-		const message = await double.waitFor(() => inChannel("400000000000000001", /^🟠 WARNING · DiskFilling$/).find((m) => String((m.embeds[0] as { description?: string }).description).includes("1000 of 1000 firing")), 20_000);
+		const message = await double.waitFor(
+			() =>
+				inChannel("400000000000000001", /^🟠 WARNING · DiskFilling$/).find((m) =>
+					String((m.embeds[0] as { description?: string }).description).includes("1000 of 1000 firing"),
+				),
+			20_000,
+		);
 
 		const embed = message.embeds[0] as { description: string };
 		expect(embed.description).toContain("… and 990 more (full list attached)");
@@ -91,15 +138,25 @@ alerts:
 		// A fresh Prometheus scrapes for the first time only a few seconds after start.
 		await vi.waitFor(
 			async () => {
-				const answer = (await (await fetch(`${prometheus.url}/api/v1/query?query=up`)).json()) as { data: { result: unknown[] } };
+				const answer = (await (await fetch(`${prometheus.url}/api/v1/query?query=up`)).json()) as {
+					data: { result: unknown[] };
+				};
 				expect(answer.data.result.length).toBeGreaterThan(0);
 			},
 			{ timeout: 20_000, interval: 200 },
 		);
-		await postAlerts(alertmanager.url, [{ labels: { alertname: "TargetFlapping", severity: "warning", env: "production" }, generatorURL: `${prometheus.url}/graph?g0.expr=up&g0.tab=1` }]);
+		await postAlerts(alertmanager.url, [
+			{
+				labels: { alertname: "TargetFlapping", severity: "warning", env: "production" },
+				generatorURL: `${prometheus.url}/graph?g0.expr=up&g0.tab=1`,
+			},
+		]);
 
 		// The chart comes with the message when Prometheus answers within a second, else by an edit of it.
-		const message = await double.waitFor(() => inChannel("400000000000000001", /TargetFlapping/).find((m) => m.files.some((f) => f.name === "chart.png")), 20_000);
+		const message = await double.waitFor(
+			() => inChannel("400000000000000001", /TargetFlapping/).find((m) => m.files.some((f) => f.name === "chart.png")),
+			20_000,
+		);
 
 		expect(inChannel("400000000000000001", /TargetFlapping/)).toHaveLength(1);
 		const chart = message.files.find((f) => f.name === "chart.png");
@@ -108,25 +165,52 @@ alerts:
 	});
 
 	it("posts the alert without its attachment, saying so, when Discord refuses the upload", async () => {
-		double.failNext({ method: "POST", pathPrefix: "/channels/400000000000000001/messages", status: 413, withFiles: true });
+		double.failNext({
+			method: "POST",
+			pathPrefix: "/channels/400000000000000001/messages",
+			status: 413,
+			withFiles: true,
+		});
 
-		await postAlerts(alertmanager.url, Array.from({ length: 40 }, (_, i) => ({ labels: { alertname: "BigUploadRefused", severity: "warning", instance: `node-${i}` } })));
+		await postAlerts(
+			alertmanager.url,
+			Array.from({ length: 40 }, (_, i) => ({
+				labels: { alertname: "BigUploadRefused", severity: "warning", instance: `node-${i}` },
+			})),
+		);
 		const message = await waitForOne("400000000000000001", /BigUploadRefused/);
 
 		expect(message.files).toEqual([]);
-		expect((message.embeds[0] as { description: string }).description).toContain("… and 30 more (the full list could not be attached)");
+		expect((message.embeds[0] as { description: string }).description).toContain(
+			"… and 30 more (the full list could not be attached)",
+		);
 		expect(inChannel("400000000000000001", /BigUploadRefused/)).toHaveLength(1);
 	});
 
 	it("delivers every group despite Discord answering 500 and 429 for a while", async () => {
 		double.failNext({ method: "POST", pathPrefix: "/channels/400000000000000001/messages", status: 500, count: 4 });
-		double.failNext({ method: "POST", pathPrefix: "/channels/400000000000000001/messages", status: 429, retryAfterSeconds: 0.5, count: 2 });
+		double.failNext({
+			method: "POST",
+			pathPrefix: "/channels/400000000000000001/messages",
+			status: 429,
+			retryAfterSeconds: 0.5,
+			count: 2,
+		});
 
-		await postAlerts(alertmanager.url, ["QueueBacklog", "CertExpiring", "ReplicaLag"].map((alertname) => ({ labels: { alertname, severity: "warning" } })));
+		await postAlerts(
+			alertmanager.url,
+			["QueueBacklog", "CertExpiring", "ReplicaLag"].map((alertname) => ({
+				labels: { alertname, severity: "warning" },
+			})),
+		);
 
-		for (const name of ["QueueBacklog", "CertExpiring", "ReplicaLag"]) await waitForOne("400000000000000001", new RegExp(name), 40_000);
-		for (const name of ["QueueBacklog", "CertExpiring", "ReplicaLag"]) expect(inChannel("400000000000000001", new RegExp(name))).toHaveLength(1);
-		const statuses = double.requests.filter((r) => r.path === "/channels/400000000000000001/messages" && r.method === "POST").map((r) => r.status);
+		for (const name of ["QueueBacklog", "CertExpiring", "ReplicaLag"])
+			await waitForOne("400000000000000001", new RegExp(name), 40_000);
+		for (const name of ["QueueBacklog", "CertExpiring", "ReplicaLag"])
+			expect(inChannel("400000000000000001", new RegExp(name))).toHaveLength(1);
+		const statuses = double.requests
+			.filter((r) => r.path === "/channels/400000000000000001/messages" && r.method === "POST")
+			.map((r) => r.status);
 		expect(statuses).toContain(500);
 		expect(statuses).toContain(429);
 	});
@@ -135,15 +219,30 @@ alerts:
 		const url = `${bot.webhookUrl}/alerts`;
 		const send = (init: RequestInit) => fetch(url, { method: "POST", ...init }).then((r) => r.status);
 		const auth = { authorization: `Bearer ${token}` };
-		const valid = { version: "4", groupKey: "{}:{alertname=\"Probe\"}", status: "firing", receiver: "opsbot", alerts: [{ status: "firing", labels: { alertname: "Probe" }, startsAt: new Date().toISOString(), fingerprint: "abc123" }] };
+		const valid = {
+			version: "4",
+			groupKey: '{}:{alertname="Probe"}',
+			status: "firing",
+			receiver: "opsbot",
+			alerts: [
+				{ status: "firing", labels: { alertname: "Probe" }, startsAt: new Date().toISOString(), fingerprint: "abc123" },
+			],
+		};
 
 		const results = {
 			noToken: await send({ headers: { "content-type": "application/json" }, body: JSON.stringify(valid) }),
-			wrongToken: await send({ headers: { "content-type": "application/json", authorization: "Bearer nope" }, body: JSON.stringify(valid) }),
+			wrongToken: await send({
+				headers: { "content-type": "application/json", authorization: "Bearer nope" },
+				body: JSON.stringify(valid),
+			}),
 			invalidJson: await send({ headers: { "content-type": "application/json", ...auth }, body: "{not json" }),
 			wrongType: await send({ headers: { "content-type": "text/plain", ...auth }, body: "hello" }),
 			tooBig: await statusBeforeBodyIsSent(url, { "content-type": "application/json", ...auth }, 10 * 1024 * 1024),
-			schema: await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...auth }, body: JSON.stringify({ ...valid, alerts: [{ ...valid.alerts[0], status: "maybe" }] }) }).then(async (r) => [r.status, await r.json()] as const),
+			schema: await fetch(url, {
+				method: "POST",
+				headers: { "content-type": "application/json", ...auth },
+				body: JSON.stringify({ ...valid, alerts: [{ ...valid.alerts[0], status: "maybe" }] }),
+			}).then(async (r) => [r.status, await r.json()] as const),
 			good: await send({ headers: { "content-type": "application/json", ...auth }, body: JSON.stringify(valid) }),
 			retry: await send({ headers: { "content-type": "application/json", ...auth }, body: JSON.stringify(valid) }),
 		};
@@ -165,19 +264,37 @@ alerts:
 
 	it("loses nothing and doubles nothing when the bot stops mid-storm and starts again", async () => {
 		const groups = Array.from({ length: 20 }, (_, i) => `Storm${i}`);
-		double.failNext({ method: "POST", pathPrefix: "/channels/400000000000000001/messages", status: 503, count: 10_000 });
-		await postAlerts(alertmanager.url, groups.map((alertname) => ({ labels: { alertname, severity: "warning" } })));
-		const accepted = () => new Set(bot.logs().filter((l) => l.msg === "alert group accepted" && /Storm\d+/.test(String(l.groupKey))).map((l) => l.groupKey)).size;
+		double.failNext({
+			method: "POST",
+			pathPrefix: "/channels/400000000000000001/messages",
+			status: 503,
+			count: 10_000,
+		});
+		await postAlerts(
+			alertmanager.url,
+			groups.map((alertname) => ({ labels: { alertname, severity: "warning" } })),
+		);
+		const accepted = () =>
+			new Set(
+				bot
+					.logs()
+					.filter((l) => l.msg === "alert group accepted" && /Storm\d+/.test(String(l.groupKey)))
+					.map((l) => l.groupKey),
+			).size;
 		await double.waitFor(() => accepted() >= groups.length, 20_000);
 		await alertmanager.stop();
 
 		await bot.stop(); // what was not delivered stays in the outbox on disk
 		double.clearFaults();
 		bot = await startTestBot(double, opsYaml, { WEBHOOK_TOKEN: token });
-		await double.waitFor(() => groups.every((g) => inChannel("400000000000000001", new RegExp(`^\\S+ [A-Z]+ · ${g}( · |$)`)).length > 0), 30_000);
+		await double.waitFor(
+			() => groups.every((g) => inChannel("400000000000000001", new RegExp(`^\\S+ [A-Z]+ · ${g}( · |$)`)).length > 0),
+			30_000,
+		);
 		await new Promise((resolve) => setTimeout(resolve, 1_000)); // anything posted twice would show by now
 
-		for (const g of groups) expect(inChannel("400000000000000001", new RegExp(`^\\S+ [A-Z]+ · ${g}( · |$)`))).toHaveLength(1);
+		for (const g of groups)
+			expect(inChannel("400000000000000001", new RegExp(`^\\S+ [A-Z]+ · ${g}( · |$)`))).toHaveLength(1);
 		expect(double.requests.some((r) => r.status === 503)).toBe(true);
 	});
 });

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { createAuditLog, insertAuditRow } from "../support/audit-log.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { runOpsbotCli } from "../support/cli.ts";
@@ -23,11 +23,33 @@ describe("/whodeleted and /audit end to end: the Discord double and real Postgre
 		await createAuditLog(postgres.appUrl, SCHEMA, 20_000);
 		const app = new pg.Client({ connectionString: postgres.appUrl });
 		await app.connect();
-		for (const [hours, correlation] of [[30, "corr-a"], [2, "corr-b"]] as const) {
-			await insertAuditRow(app, SCHEMA, { timestamp: new Date(Date.now() - hours * 3_600_000), action: "DELETE", resource_type: "User", resource_id: "900123", user_id: 7, username: "bob", user_email: "bob@corp.example", ip_address: "198.51.100.23", correlation_id: correlation, request_method: "DELETE", request_path: "/api/users/900123" });
+		for (const [hours, correlation] of [
+			[30, "corr-a"],
+			[2, "corr-b"],
+		] as const) {
+			await insertAuditRow(app, SCHEMA, {
+				timestamp: new Date(Date.now() - hours * 3_600_000),
+				action: "DELETE",
+				resource_type: "User",
+				resource_id: "900123",
+				user_id: 7,
+				username: "bob",
+				user_email: "bob@corp.example",
+				ip_address: "198.51.100.23",
+				correlation_id: correlation,
+				request_method: "DELETE",
+				request_path: "/api/users/900123",
+			});
 		}
 		await app.end();
-		double = await startDiscordDouble({ guild: { roles: [{ id: ONCALL, name: "oncall" }, { id: ADMIN, name: "admins" }] } });
+		double = await startDiscordDouble({
+			guild: {
+				roles: [
+					{ id: ONCALL, name: "oncall" },
+					{ id: ADMIN, name: "admins" },
+				],
+			},
+		});
 		opsYaml = `discord:
   guildId: "${double.guildId}"
   roles: { oncall: "${ONCALL}", admins: "${ADMIN}" }
@@ -48,7 +70,11 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		await double?.close();
 	});
 
-	async function reply(name: string, options: { name: string; type: number; value: string | boolean }[], roles: string[]) {
+	async function reply(
+		name: string,
+		options: { name: string; type: number; value: string | boolean }[],
+		roles: string[],
+	) {
 		const sent = await double.sendInteraction({ kind: "command", name, options, user: { roles } });
 		expect((await sent.response()).type).toBe(5);
 		return double.waitFor(() => {
@@ -58,8 +84,22 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 	}
 
 	it("answers /whodeleted with both deletes, masked for on-call and in full for admins", async () => {
-		const masked = await reply("whodeleted", [{ name: "type", type: 3, value: "User" }, { name: "id", type: 3, value: "900123" }], [ONCALL]);
-		const full = await reply("whodeleted", [{ name: "type", type: 3, value: "User" }, { name: "id", type: 3, value: "900123" }], [ADMIN]);
+		const masked = await reply(
+			"whodeleted",
+			[
+				{ name: "type", type: 3, value: "User" },
+				{ name: "id", type: 3, value: "900123" },
+			],
+			[ONCALL],
+		);
+		const full = await reply(
+			"whodeleted",
+			[
+				{ name: "type", type: 3, value: "User" },
+				{ name: "id", type: 3, value: "900123" },
+			],
+			[ADMIN],
+		);
 
 		const maskedText = JSON.stringify(masked.embeds);
 		expect(masked.embeds[0]).toMatchObject({ title: "Who deleted User 900123" });
@@ -76,7 +116,15 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 
 	it("autocompletes resource types from the table", async () => {
 		// The first question loads the types in the background; ask until they are there.
-		const ask = async () => (await (await double.sendInteraction({ kind: "autocomplete", name: "whodeleted", options: [{ name: "type", type: 3, value: "gam", focused: true }], user: { roles: [ONCALL] } })).response());
+		const ask = async () =>
+			await (
+				await double.sendInteraction({
+					kind: "autocomplete",
+					name: "whodeleted",
+					options: [{ name: "type", type: 3, value: "gam", focused: true }],
+					user: { roles: [ONCALL] },
+				})
+			).response();
 		const response = await vi.waitFor(
 			async () => {
 				const answer = await ask();
@@ -87,25 +135,54 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		);
 
 		expect(response.type).toBe(8);
-		expect(response.data).toEqual({ choices: [{ name: "Game", value: "Game" }, { name: "GameRequest", value: "GameRequest" }] });
+		expect(response.data).toEqual({
+			choices: [
+				{ name: "Game", value: "Game" },
+				{ name: "GameRequest", value: "GameRequest" },
+			],
+		});
 	});
 
 	it("pages /audit with Older and Newer buttons and attaches the CSV", async () => {
-		const first = await reply("audit", [{ name: "type", type: 3, value: "Team" }, { name: "since", type: 3, value: "7d" }], [ADMIN]);
+		const first = await reply(
+			"audit",
+			[
+				{ name: "type", type: 3, value: "Team" },
+				{ name: "since", type: 3, value: "7d" },
+			],
+			[ADMIN],
+		);
 		const older = JSON.stringify(first.components).match(/audit:page:[A-Za-z0-9_-]+:1:older/)?.[0] ?? "";
 		const firstLines = (first.embeds[0] as { description: string }).description;
 
-		const press = await double.sendInteraction({ kind: "button", customId: older, messageId: first.id, user: { roles: [ADMIN] } });
+		const press = await double.sendInteraction({
+			kind: "button",
+			customId: older,
+			messageId: first.id,
+			user: { roles: [ADMIN] },
+		});
 		expect((await press.response()).type).toBe(6);
-		const second = await double.waitFor(() => (double.messages.get(first.id)?.embeds[0] as { title?: string } | undefined)?.title?.startsWith("Audit log, page 2") && double.messages.get(first.id));
+		const second = await double.waitFor(
+			() =>
+				(double.messages.get(first.id)?.embeds[0] as { title?: string } | undefined)?.title?.startsWith(
+					"Audit log, page 2",
+				) && double.messages.get(first.id),
+		);
 		const csvId = JSON.stringify(second.components).match(/audit:csv:[A-Za-z0-9_-]+/)?.[0] ?? "";
-		const csvPress = await double.sendInteraction({ kind: "button", customId: csvId, messageId: first.id, user: { roles: [ADMIN] } });
+		const csvPress = await double.sendInteraction({
+			kind: "button",
+			customId: csvId,
+			messageId: first.id,
+			user: { roles: [ADMIN] },
+		});
 		await csvPress.response();
 		const csv = await double.waitFor(() => double.originalMessage(csvPress.id)?.files[0]);
 
 		const ids = (text: string) => [...text.matchAll(/#(\d+)/g)].map((m) => m[1]);
 		expect(ids(firstLines)).toHaveLength(10);
-		expect(ids((second.embeds[0] as { description: string }).description).filter((id) => ids(firstLines).includes(id))).toEqual([]);
+		expect(
+			ids((second.embeds[0] as { description: string }).description).filter((id) => ids(firstLines).includes(id)),
+		).toEqual([]);
 		expect(csv.name).toBe("audit.csv");
 		const lines = csv.data.toString("utf8").trim().split("\r\n");
 		expect(lines[0]).toMatch(/^id,timestamp,action,resource_type/);
@@ -114,15 +191,37 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 	});
 
 	it("asks for audit.see-pii at every press: pages and the CSV are masked once the role is gone (D18)", async () => {
-		const first = await reply("audit", [{ name: "type", type: 3, value: "Team" }, { name: "since", type: 3, value: "7d" }], [ADMIN]);
+		const first = await reply(
+			"audit",
+			[
+				{ name: "type", type: 3, value: "Team" },
+				{ name: "since", type: 3, value: "7d" },
+			],
+			[ADMIN],
+		);
 		const olderId = JSON.stringify(first.components).match(/audit:page:[A-Za-z0-9_-]+:1:older/)?.[0] ?? "";
 		const csvId = JSON.stringify(first.components).match(/audit:csv:[A-Za-z0-9_-]+/)?.[0] ?? "";
 		const firstText = JSON.stringify(first.embeds); // the double edits the message in place
 		// The same member, whose admins role (and with it audit.see-pii) was removed since; on-call still may use /audit.
-		const older = await double.sendInteraction({ kind: "button", customId: olderId, messageId: first.id, user: { roles: [ONCALL] } });
+		const older = await double.sendInteraction({
+			kind: "button",
+			customId: olderId,
+			messageId: first.id,
+			user: { roles: [ONCALL] },
+		});
 		await older.response();
-		const second = await double.waitFor(() => (double.messages.get(first.id)?.embeds[0] as { title?: string } | undefined)?.title?.startsWith("Audit log, page 2") && double.messages.get(first.id));
-		const csvPress = await double.sendInteraction({ kind: "button", customId: csvId, messageId: first.id, user: { roles: [ONCALL] } });
+		const second = await double.waitFor(
+			() =>
+				(double.messages.get(first.id)?.embeds[0] as { title?: string } | undefined)?.title?.startsWith(
+					"Audit log, page 2",
+				) && double.messages.get(first.id),
+		);
+		const csvPress = await double.sendInteraction({
+			kind: "button",
+			customId: csvId,
+			messageId: first.id,
+			user: { roles: [ONCALL] },
+		});
 		await csvPress.response();
 		const csv = await double.waitFor(() => double.originalMessage(csvPress.id)?.files[0]);
 
@@ -141,21 +240,24 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 	it("turns a bad time into a plain message", async () => {
 		const message = await reply("audit", [{ name: "since", type: 3, value: "last tuesday" }], [ADMIN]);
 
-		expect(message.content).toContain("Cannot read the time \"last tuesday\": use 15m, 24h, 7d or an ISO date");
+		expect(message.content).toContain('Cannot read the time "last tuesday": use 15m, 24h, 7d or an ISO date');
 	});
 
 	it("prints the same answer from the CLI: whodeleted --json and audit --explain", async () => {
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-cli-"));
 		writeFileSync(join(dir, "opsbot.yaml"), opsYaml);
-		const run = (args: string[]) => runOpsbotCli(args, { OPSBOT_CONFIG: join(dir, "opsbot.yaml"), PROD_DATABASE_URL: pgbouncer.opsbotUrl });
+		const run = (args: string[]) =>
+			runOpsbotCli(args, { OPSBOT_CONFIG: join(dir, "opsbot.yaml"), PROD_DATABASE_URL: pgbouncer.opsbotUrl });
 
 		const who = await run(["whodeleted", "User", "900123", "--json"]);
 		const explain = await run(["audit", "--user", "bob@corp.example", "--since", "7d", "--explain"]);
 
 		expect(who.code).toBe(0);
 		expect(explain.code).toBe(0);
-		expect((JSON.parse(who.stdout) as { deletes: { correlationId: string }[] }).deletes.map((d) => d.correlationId)).toEqual(["corr-b", "corr-a"]);
+		expect(
+			(JSON.parse(who.stdout) as { deletes: { correlationId: string }[] }).deletes.map((d) => d.correlationId),
+		).toEqual(["corr-b", "corr-a"]);
 		expect(explain.stdout).toContain("CREATE INDEX CONCURRENTLY");
-		expect(explain.stdout).toContain("lower(\"user_email\")");
+		expect(explain.stdout).toContain('lower("user_email")');
 	});
 });

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { createAuditLog, insertAuditRow } from "../support/audit-log.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { runOpsbotCli } from "../support/cli.ts";
@@ -28,7 +28,19 @@ describe("a PostgreSQL connection dropped mid-query", () => {
 		await createAuditLog(postgres.appUrl, SCHEMA, 200);
 		const app = new pg.Client({ connectionString: postgres.appUrl });
 		await app.connect();
-		await insertAuditRow(app, SCHEMA, { timestamp: new Date(Date.now() - 3_600_000), action: "DELETE", resource_type: "User", resource_id: "4242", user_id: 7, username: "bob", user_email: "bob@corp.example", ip_address: "198.51.100.23", correlation_id: "corr-x", request_method: "DELETE", request_path: "/api/users/4242" });
+		await insertAuditRow(app, SCHEMA, {
+			timestamp: new Date(Date.now() - 3_600_000),
+			action: "DELETE",
+			resource_type: "User",
+			resource_id: "4242",
+			user_id: 7,
+			username: "bob",
+			user_email: "bob@corp.example",
+			ip_address: "198.51.100.23",
+			correlation_id: "corr-x",
+			request_method: "DELETE",
+			request_path: "/api/users/4242",
+		});
 		await app.end();
 		superuser = new pg.Client({ connectionString: postgres.superuserUrl });
 		superuser.on("error", () => undefined);
@@ -53,7 +65,10 @@ environments:
 audit: { schema: ${SCHEMA}, statementTimeoutMs: 20000 }
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 `;
-		bot = await startTestBot(double, opsYaml, { DIRECT_DATABASE_URL: postgres.opsbotUrl, POOLED_DATABASE_URL: pgbouncer.opsbotUrl });
+		bot = await startTestBot(double, opsYaml, {
+			DIRECT_DATABASE_URL: postgres.opsbotUrl,
+			POOLED_DATABASE_URL: pgbouncer.opsbotUrl,
+		});
 	});
 	afterAll(async () => {
 		await bot?.stop();
@@ -85,7 +100,9 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 			const reply = action();
 			let terminated = 0;
 			for (let i = 0; i < 300 && terminated === 0; i++) {
-				const { rows } = await superuser.query<{ n: number }>("SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'opsbot' AND wait_event_type = 'Lock'");
+				const { rows } = await superuser.query<{ n: number }>(
+					"SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'opsbot' AND wait_event_type = 'Lock'",
+				);
 				terminated = rows[0]!.n;
 				if (terminated === 0) await new Promise((resolve) => setTimeout(resolve, 50));
 			}
@@ -96,18 +113,30 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		}
 	}
 
-	it.each(["direct", "pooled"])("answers /audit with 'not reachable' when its backend is terminated (%s), stays up, and the next /audit works", async (env) => {
-		const options = [{ name: "env", type: 3, value: env }, { name: "type", type: 3, value: "User" }, { name: "id", type: 3, value: "4242" }, { name: "since", type: 3, value: "7d" }];
-		const message = await terminatedMidQuery("audit", options);
+	it.each(["direct", "pooled"])(
+		"answers /audit with 'not reachable' when its backend is terminated (%s), stays up, and the next /audit works",
+		async (env) => {
+			const options = [
+				{ name: "env", type: 3, value: env },
+				{ name: "type", type: 3, value: "User" },
+				{ name: "id", type: 3, value: "4242" },
+				{ name: "since", type: 3, value: "7d" },
+			];
+			const message = await terminatedMidQuery("audit", options);
 
-		expect(message.content).toContain(`The PostgreSQL of ${env} is not reachable`);
-		expect(bot.process.child.exitCode).toBeNull();
-		const next = await answer("audit", options);
-		expect(JSON.stringify(next.embeds)).toMatch(/Audit log, page 1.*DELETE\*\* User `4242`/);
-	});
+			expect(message.content).toContain(`The PostgreSQL of ${env} is not reachable`);
+			expect(bot.process.child.exitCode).toBeNull();
+			const next = await answer("audit", options);
+			expect(JSON.stringify(next.embeds)).toMatch(/Audit log, page 1.*DELETE\*\* User `4242`/);
+		},
+	);
 
 	it("answers /whodeleted with 'not reachable' when its backend is terminated, and the next one finds the delete", async () => {
-		const options = [{ name: "env", type: 3, value: "direct" }, { name: "type", type: 3, value: "User" }, { name: "id", type: 3, value: "4242" }];
+		const options = [
+			{ name: "env", type: 3, value: "direct" },
+			{ name: "type", type: 3, value: "User" },
+			{ name: "id", type: 3, value: "4242" },
+		];
 		const message = await terminatedMidQuery("whodeleted", options);
 
 		expect(message.content).toContain("The PostgreSQL of direct is not reachable");
@@ -115,19 +144,30 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		expect(JSON.stringify(next.embeds)).toContain("corr-x");
 	});
 
-	it.each(["direct", "pooled"])("shows a SQL check whose backend is terminated as down in /health (%s), and stays up", async (env) => {
-		const message = await terminatedWhile(() => answer("health", [{ name: "env", type: 3, value: env }]));
+	it.each(["direct", "pooled"])(
+		"shows a SQL check whose backend is terminated as down in /health (%s), and stays up",
+		async (env) => {
+			const message = await terminatedWhile(() => answer("health", [{ name: "env", type: 3, value: env }]));
 
-		expect(JSON.stringify(message.embeds)).toMatch(/audit rows[^"]*PostgreSQL: connection/);
-		expect(bot.process.child.exitCode).toBeNull();
-		expect(bot.logs().some((l) => typeof l.msg === "string" && l.msg.endsWith("connection lost"))).toBe(true);
-		expect(JSON.stringify((await answer("health", [{ name: "env", type: 3, value: env }])).embeds)).toMatch(/audit rows[^"]*\b201\b/);
-	});
+			expect(JSON.stringify(message.embeds)).toMatch(/audit rows[^"]*PostgreSQL: connection/);
+			expect(bot.process.child.exitCode).toBeNull();
+			expect(bot.logs().some((l) => typeof l.msg === "string" && l.msg.endsWith("connection lost"))).toBe(true);
+			expect(JSON.stringify((await answer("health", [{ name: "env", type: 3, value: env }])).embeds)).toMatch(
+				/audit rows[^"]*\b201\b/,
+			);
+		},
+	);
 
 	it.each(["direct", "pooled"])("shows that check down in the CLI's health (%s) instead of crashing", async (env) => {
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-cli-"));
 		writeFileSync(join(dir, "opsbot.yaml"), opsYaml);
-		const run = await terminatedWhile(() => runOpsbotCli(["health", "--env", env], { OPSBOT_CONFIG: join(dir, "opsbot.yaml"), DIRECT_DATABASE_URL: postgres.opsbotUrl, POOLED_DATABASE_URL: pgbouncer.opsbotUrl }));
+		const run = await terminatedWhile(() =>
+			runOpsbotCli(["health", "--env", env], {
+				OPSBOT_CONFIG: join(dir, "opsbot.yaml"),
+				DIRECT_DATABASE_URL: postgres.opsbotUrl,
+				POOLED_DATABASE_URL: pgbouncer.opsbotUrl,
+			}),
+		);
 
 		expect(run.stderr).not.toContain("Unhandled 'error' event");
 		expect(run.stdout).toMatch(/audit rows.*PostgreSQL: connection/);

@@ -1,12 +1,18 @@
 import { execFile } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COMMANDS } from "../../src/commands/index.ts";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 
-function deploy(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+function deploy(
+	args: string[],
+	env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
 	return new Promise((resolve) => {
-		execFile(process.execPath, ["deploy-commands.ts", ...args], { env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 }, (err, stdout, stderr) =>
-			resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+		execFile(
+			process.execPath,
+			["deploy-commands.ts", ...args],
+			{ env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 },
+			(err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
 		);
 	});
 }
@@ -16,7 +22,11 @@ describe("deploy-commands.ts against the Discord double", () => {
 	let env: Record<string, string>;
 	beforeAll(async () => {
 		double = await startDiscordDouble();
-		env = { DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl };
+		env = {
+			DISCORD_TOKEN: "double-token",
+			DISCORD_APPLICATION_ID: double.applicationId,
+			DISCORD_API_URL: double.apiUrl,
+		};
 	});
 	afterAll(() => double.close());
 

@@ -7,7 +7,7 @@ import { PermissionFlagsBits } from "discord.js";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { commandBodies } from "../../deploy-commands.ts";
 import type { DoctorResult } from "../../src/services/doctor.ts";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { runOpsbotCli, unwrapped } from "../support/cli.ts";
 import { startSshd, type TestSshd } from "../support/sshd.ts";
 
@@ -43,13 +43,22 @@ describe("opsbot doctor against a stack with one fault of each kind", () => {
 				channels: [
 					{ id: OPS, name: "ops" },
 					// The fault: @everyone may not embed links here (the overwrite's id is the guild's), which also takes it from the bot.
-					{ id: ALERTS, name: "alerts", permission_overwrites: [{ id: GUILD, type: 0, allow: "0", deny: PermissionFlagsBits.EmbedLinks.toString() }] },
+					{
+						id: ALERTS,
+						name: "alerts",
+						permission_overwrites: [
+							{ id: GUILD, type: 0, allow: "0", deny: PermissionFlagsBits.EmbedLinks.toString() },
+						],
+					},
 				],
 			},
 		});
 		// Registered by an older opsbot: /audit missing and a command since removed.
 		const old = commandBodies().filter((c) => c.name !== "audit");
-		double.commands.guild.set(double.guildId, [...old, { name: "oldstatus", description: "gone", type: 1 }] as unknown as Record<string, unknown>[]);
+		double.commands.guild.set(double.guildId, [
+			...old,
+			{ name: "oldstatus", description: "gone", type: 1 },
+		] as unknown as Record<string, unknown>[]);
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-doctor-"));
 		writeFileSync(
 			join(dir, "opsbot.yaml"),
@@ -74,7 +83,15 @@ alerts:
 stateDir: ${join(dir, "data")}
 `,
 		);
-		env = { OPSBOT_CONFIG: join(dir, "opsbot.yaml"), DISCORD_TOKEN: TOKEN, DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, WEBHOOK_TOKEN: "w".repeat(32), PROD_DATABASE_URL: pgbouncer.opsbotUrl, PROD_SSH_KEY_FILE: sshd.privateKeyPath };
+		env = {
+			OPSBOT_CONFIG: join(dir, "opsbot.yaml"),
+			DISCORD_TOKEN: TOKEN,
+			DISCORD_APPLICATION_ID: double.applicationId,
+			DISCORD_API_URL: double.apiUrl,
+			WEBHOOK_TOKEN: "w".repeat(32),
+			PROD_DATABASE_URL: pgbouncer.opsbotUrl,
+			PROD_SSH_KEY_FILE: sshd.privateKeyPath,
+		};
 	});
 	afterAll(async () => {
 		await double?.close();
@@ -89,9 +106,15 @@ stateDir: ${join(dir, "data")}
 		// Printed for 80 columns: a finding's text continues on indented lines, and stands under a long label.
 		const out = unwrapped(run.stdout);
 		expect(out).toMatch(/^\[CRIT\] opsbot set-up: \d+ broken/);
-		expect(out).toMatch(/CRIT\s+channel #alerts\s+the bot lacks Embed Links \(alerts\.routes\.0\) → Edit Channel > Permissions/);
+		expect(out).toMatch(
+			/CRIT\s+channel #alerts\s+the bot lacks Embed Links \(alerts\.routes\.0\) → Edit Channel > Permissions/,
+		);
 		expect(out).toMatch(/OK\s+channel #ops\s+the bot may post there/);
-		expect(out).toMatch(new RegExp(`CRIT\\s+role admins\\s+${GHOST_ROLE} is not a role of this server \\(discord\\.roles\\.admins\\) → Server Settings > Roles`));
+		expect(out).toMatch(
+			new RegExp(
+				`CRIT\\s+role admins\\s+${GHOST_ROLE} is not a role of this server \\(discord\\.roles\\.admins\\) → Server Settings > Roles`,
+			),
+		);
 		expect(out).toMatch(/OK\s+role oncall/);
 		expect(out).toMatch(/CRIT\s+production · backend\s+http: .*refused/);
 		expect(out).toMatch(/OK\s+production · website/);
@@ -102,7 +125,9 @@ stateDir: ${join(dir, "data")}
 		const printed = run.stdout.split("\n").map((line) => line.trim());
 		expect(printed).toContain(`hostKey: ${sshd.hostKey}`);
 		expect(printed).toContain("credentials_file: /etc/alertmanager/opsbot-token");
-		expect(out).toMatch(/WARN\s+slash commands\s+registered in server \d+ differ from the code: \/audit missing, \/oldstatus no longer exists → node deploy-commands\.ts --guild/);
+		expect(out).toMatch(
+			/WARN\s+slash commands\s+registered in server \d+ differ from the code: \/audit missing, \/oldstatus no longer exists → node deploy-commands\.ts --guild/,
+		);
 		expect(out).toMatch(/OK\s+token\s+valid/);
 		expect(out).toMatch(/off: not configured: pgbouncer/);
 	});
@@ -119,35 +144,54 @@ stateDir: ${join(dir, "data")}
 		expect(state("production · backend")).toBe("broken");
 		expect(state(`production · ssh ${sshd.host}:${sshd.port}`)).toBe("broken");
 		expect(state("slash commands")).toBe("degraded");
-		expect(result.hostKeys).toEqual([expect.objectContaining({ environment: "production", host: sshd.host, configLine: `hostKey: ${sshd.hostKey}` })]);
+		expect(result.hostKeys).toEqual([
+			expect.objectContaining({ environment: "production", host: sshd.host, configLine: `hostKey: ${sshd.hostKey}` }),
+		]);
 		expect(result.findings.find((f) => f.subject === "channel #alerts")?.fix).toContain("Edit Channel > Permissions");
 	});
 
 	it("says the token was refused, and stops the Discord checks there", async () => {
-		const run = await runOpsbotCli(["doctor", "--json"], { ...env, DISCORD_TOKEN: "a-token-discord-does-not-know" }, 60_000);
+		const run = await runOpsbotCli(
+			["doctor", "--json"],
+			{ ...env, DISCORD_TOKEN: "a-token-discord-does-not-know" },
+			60_000,
+		);
 
 		expect(run.code, run.stderr).toBe(2);
 		const discord = (JSON.parse(run.stdout) as DoctorResult).findings.filter((f) => f.area === "discord");
-		expect(discord).toEqual([expect.objectContaining({ subject: "token", state: "broken", detail: "Discord refused the token (401)" })]);
+		expect(discord).toEqual([
+			expect.objectContaining({ subject: "token", state: "broken", detail: "Discord refused the token (401)" }),
+		]);
 	});
 
 	it("exits 78 with the config's problems when the config is invalid", async () => {
 		const run = await runOpsbotCli(["doctor"], { ...env, PROD_DATABASE_URL: "" }, 60_000);
 
 		expect(run.code).toBe(78);
-		expect(run.stderr).toContain("environments.production.postgres.urlEnv: environment variable PROD_DATABASE_URL is not set");
+		expect(run.stderr).toContain(
+			"environments.production.postgres.urlEnv: environment variable PROD_DATABASE_URL is not set",
+		);
 	});
 
 	it("says when the bot is not in the server, with the invite URL, and stops the Discord checks there", async () => {
 		const outside = await startDiscordDouble({ token: TOKEN, guild: { id: GUILD }, botNotInGuild: true });
 		try {
-			const run = await runOpsbotCli(["doctor", "--json"], { ...env, DISCORD_APPLICATION_ID: outside.applicationId, DISCORD_API_URL: outside.apiUrl }, 60_000);
+			const run = await runOpsbotCli(
+				["doctor", "--json"],
+				{ ...env, DISCORD_APPLICATION_ID: outside.applicationId, DISCORD_API_URL: outside.apiUrl },
+				60_000,
+			);
 
 			expect(run.code, run.stderr).toBe(2);
 			const discord = (JSON.parse(run.stdout) as DoctorResult).findings.filter((f) => f.area === "discord");
-			expect(discord.map((f) => [f.subject, f.state])).toEqual([["token", "ok"], ["server", "broken"]]);
+			expect(discord.map((f) => [f.subject, f.state])).toEqual([
+				["token", "ok"],
+				["server", "broken"],
+			]);
 			expect(discord[1]?.detail).toBe(`the bot is not in server ${GUILD} (discord.guildId)`);
-			expect(discord[1]?.fix).toContain(`https://discord.com/oauth2/authorize?client_id=${outside.applicationId}&scope=bot+applications.commands&permissions=`);
+			expect(discord[1]?.fix).toContain(
+				`https://discord.com/oauth2/authorize?client_id=${outside.applicationId}&scope=bot+applications.commands&permissions=`,
+			);
 		} finally {
 			await outside.close();
 		}

@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { snowflake, startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
-import { spawnMain, type MainProcess } from "../support/main-process.ts";
+import { type DiscordDouble, snowflake, startDiscordDouble } from "../discord-double/index.ts";
+import { type MainProcess, spawnMain } from "../support/main-process.ts";
 
 const REFUSAL = "opsbot only works in its own server.";
 const EPHEMERAL = 64;
@@ -61,7 +61,12 @@ stateDir: "${stateDir}"
 	});
 
 	it("offers no autocomplete choices outside its server", async () => {
-		const sent = await double.sendInteraction({ kind: "autocomplete", name: "health", options: [{ name: "env", type: 3, value: "lo", focused: true }], guildId: null });
+		const sent = await double.sendInteraction({
+			kind: "autocomplete",
+			name: "health",
+			options: [{ name: "env", type: 3, value: "lo", focused: true }],
+			guildId: null,
+		});
 
 		const response = await sent.response();
 
@@ -70,12 +75,21 @@ stateDir: "${stateDir}"
 
 	it("logs and records each refusal in the action log", async () => {
 		const records = await double.waitFor(() => {
-			const lines = readFileSync(join(stateDir, "actions.jsonl"), { encoding: "utf8", flag: "a+" }).trim().split("\n").filter(Boolean);
-			return lines.length >= 2 ? lines.map((l) => JSON.parse(l) as { action: string; target: string; result: string }) : undefined;
+			const lines = readFileSync(join(stateDir, "actions.jsonl"), { encoding: "utf8", flag: "a+" })
+				.trim()
+				.split("\n")
+				.filter(Boolean);
+			return lines.length >= 2
+				? lines.map((l) => JSON.parse(l) as { action: string; target: string; result: string })
+				: undefined;
 		});
 
 		expect(records).toEqual([
-			expect.objectContaining({ action: "outside-guild", target: "/health", result: expect.stringMatching(/^refused: sent from guild \d+$/) }),
+			expect.objectContaining({
+				action: "outside-guild",
+				target: "/health",
+				result: expect.stringMatching(/^refused: sent from guild \d+$/),
+			}),
 			expect.objectContaining({ action: "outside-guild", target: "/health", result: "refused: sent from a DM" }),
 		]);
 		expect(main.output()).toContain("refused an interaction from outside opsbot's server");
@@ -85,7 +99,9 @@ stateDir: "${stateDir}"
 		const sent = await double.sendInteraction(health);
 
 		await sent.response();
-		const message = await double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined));
+		const message = await double.waitFor(() =>
+			double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined,
+		);
 
 		expect(message.embeds[0]).toMatchObject({ title: "Health of local: down" });
 	});

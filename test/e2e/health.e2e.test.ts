@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 
 const ONCALL = "300000000000000001";
@@ -43,10 +43,19 @@ environments:
 	});
 
 	it("defers inside the deadline, then edits in an embed that says what the real services said", async () => {
-		const sent = await double.sendInteraction({ kind: "command", name: "health", options: [{ name: "env", type: 3, value: "production" }], user: { roles: [ONCALL] } });
+		const sent = await double.sendInteraction({
+			kind: "command",
+			name: "health",
+			options: [{ name: "env", type: 3, value: "production" }],
+			user: { roles: [ONCALL] },
+		});
 
 		const first = await sent.response();
-		const message = await double.waitFor(() => double.originalMessage(sent.id)?.embeds[0]?.title?.toString().startsWith("Health of production") && double.originalMessage(sent.id));
+		const message = await double.waitFor(
+			() =>
+				double.originalMessage(sent.id)?.embeds[0]?.title?.toString().startsWith("Health of production") &&
+				double.originalMessage(sent.id),
+		);
 
 		expect(first.type).toBe(5);
 		expect(first.at - sent.sentAt).toBeLessThan(3_000);
@@ -54,7 +63,9 @@ environments:
 		expect(embed.title).toBe("Health of production: all good");
 		expect(embed.color).toBe(0x2ecc71);
 		expect(embed.description).toMatch(/🟢 \*\*backend\*\* http · \d+ ms — HTTP 200/);
-		expect(embed.description).toMatch(/🟢 \*\*postgresql\*\* postgres · \d+ ms — PostgreSQL 15\.\d+, \d+ \/ 97 connections used/);
+		expect(embed.description).toMatch(
+			/🟢 \*\*postgresql\*\* postgres · \d+ ms — PostgreSQL 15\.\d+, \d+ \/ 97 connections used/,
+		);
 		expect(embed.description).toMatch(/🟢 \*\*pgbouncer\*\* \d+ ms — 1 pool/);
 		expect(JSON.stringify(message.components)).toContain('"custom_id":"health:rerun:production"');
 		expect(JSON.stringify(double.requests)).not.toContain(postgres.passwords.opsbot);
@@ -62,9 +73,16 @@ environments:
 
 	it("summarises every environment without env, and the Re-run button edits the same message", async () => {
 		const sent = await double.sendInteraction({ kind: "command", name: "health", user: { roles: [ONCALL] } });
-		const summary = await double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined));
+		const summary = await double.waitFor(() =>
+			double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined,
+		);
 
-		const press = await double.sendInteraction({ kind: "button", customId: "health:rerun:all", messageId: summary.id, user: { roles: [ONCALL] } });
+		const press = await double.sendInteraction({
+			kind: "button",
+			customId: "health:rerun:all",
+			messageId: summary.id,
+			user: { roles: [ONCALL] },
+		});
 		const ack = await press.response();
 		await double.waitFor(() => (double.messages.get(summary.id)?.edits ?? 0) >= 2);
 
@@ -78,7 +96,11 @@ environments:
 	});
 
 	it("refuses a member without an allowed role, ephemerally, and logs the refusal", async () => {
-		const sent = await double.sendInteraction({ kind: "command", name: "health", user: { id: "200000000000000099", roles: [] } });
+		const sent = await double.sendInteraction({
+			kind: "command",
+			name: "health",
+			user: { id: "200000000000000099", roles: [] },
+		});
 
 		const response = await sent.response();
 
@@ -86,16 +108,34 @@ environments:
 		expect(response.data).toMatchObject({ flags: 64 });
 		expect(String(response.data?.content)).toContain("You are not allowed to use /health");
 		// The log line reaches stdout through a pipe: it may arrive just after the reply.
-		expect(await double.waitFor(() => bot.logs().some((l) => l.msg === "command refused: role not allowed" && l.userId === "200000000000000099"))).toBe(true);
+		expect(
+			await double.waitFor(() =>
+				bot.logs().some((l) => l.msg === "command refused: role not allowed" && l.userId === "200000000000000099"),
+			),
+		).toBe(true);
 	});
 
 	it("refuses a forged button and an unknown environment in plain words", async () => {
-		const channelMessage = await bot.rest.post(`/channels/${double.channelIds[0]}/messages`, { body: { content: "x" } }) as { id: string };
+		const channelMessage = (await bot.rest.post(`/channels/${double.channelIds[0]}/messages`, {
+			body: { content: "x" },
+		})) as { id: string };
 
-		const forged = await double.sendInteraction({ kind: "button", customId: "health:rerun:'; DROP", messageId: channelMessage.id, user: { roles: [ONCALL] } });
-		const unknown = await double.sendInteraction({ kind: "command", name: "health", options: [{ name: "env", type: 3, value: "prod<script>" }], user: { roles: [ONCALL] } });
+		const forged = await double.sendInteraction({
+			kind: "button",
+			customId: "health:rerun:'; DROP",
+			messageId: channelMessage.id,
+			user: { roles: [ONCALL] },
+		});
+		const unknown = await double.sendInteraction({
+			kind: "command",
+			name: "health",
+			options: [{ name: "env", type: 3, value: "prod<script>" }],
+			user: { roles: [ONCALL] },
+		});
 		const forgedResponse = await forged.response();
-		const unknownMessage = await double.waitFor(() => (double.originalMessage(unknown.id)?.content ? double.originalMessage(unknown.id) : undefined));
+		const unknownMessage = await double.waitFor(() =>
+			double.originalMessage(unknown.id)?.content ? double.originalMessage(unknown.id) : undefined,
+		);
 
 		expect(forgedResponse).toMatchObject({ type: 4, data: { flags: 64 } });
 		expect(String(forgedResponse.data?.content)).toContain("This button is not valid");
@@ -103,13 +143,25 @@ environments:
 	});
 
 	it("refuses Re-run for an environment that is not configured, even one named like an Object.prototype key, and records it", async () => {
-		const channelMessage = (await bot.rest.post(`/channels/${double.channelIds[0]}/messages`, { body: { content: "x" } })) as { id: string };
+		const channelMessage = (await bot.rest.post(`/channels/${double.channelIds[0]}/messages`, {
+			body: { content: "x" },
+		})) as { id: string };
 
-		const press = await double.sendInteraction({ kind: "button", customId: "health:rerun:constructor", messageId: channelMessage.id, user: { id: "200000000000000042", roles: [ONCALL] } });
+		const press = await double.sendInteraction({
+			kind: "button",
+			customId: "health:rerun:constructor",
+			messageId: channelMessage.id,
+			user: { id: "200000000000000042", roles: [ONCALL] },
+		});
 		await press.response();
-		const reply = await double.waitFor(() => [...double.messages.values()].find((m) => m.interactionId === press.id && m.content));
+		const reply = await double.waitFor(() =>
+			[...double.messages.values()].find((m) => m.interactionId === press.id && m.content),
+		);
 
 		expect(reply.content).toBe("That environment is no longer configured; run /health again.");
-		expect((await bot.actionLog.recent(1, { userId: "200000000000000042" }))[0]).toMatchObject({ action: "health.rerun", result: "refused: unknown environment" });
+		expect((await bot.actionLog.recent(1, { userId: "200000000000000042" }))[0]).toMatchObject({
+			action: "health.rerun",
+			result: "refused: unknown environment",
+		});
 	});
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { spawnMain } from "../support/main-process.ts";
 
 describe("npm start (src/main.ts) as a process", () => {
@@ -23,9 +23,15 @@ environments:
 			await double.waitFor(() => double.identified() >= 1, 15_000);
 			await double.waitFor(() => main.output().includes("connected to Discord"), 15_000);
 
-			const sent = await double.sendInteraction({ kind: "command", name: "health", options: [{ name: "env", type: 3, value: "local" }] });
+			const sent = await double.sendInteraction({
+				kind: "command",
+				name: "health",
+				options: [{ name: "env", type: 3, value: "local" }],
+			});
 			await sent.response();
-			const message = await double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined));
+			const message = await double.waitFor(() =>
+				double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined,
+			);
 			main.child.kill("SIGTERM");
 			const code = await main.exited;
 
@@ -40,7 +46,10 @@ environments:
 
 	it("exits 78 on a bad config before making any connection, naming each problem and no secret", async () => {
 		const before = double.requests.length;
-		const main = spawnMain("discord: { guildId: nope }\nenvironments:\n  prod:\n    postgres: {}\n", { DISCORD_TOKEN: "secret-token-value", DISCORD_API_URL: double.apiUrl });
+		const main = spawnMain("discord: { guildId: nope }\nenvironments:\n  prod:\n    postgres: {}\n", {
+			DISCORD_TOKEN: "secret-token-value",
+			DISCORD_API_URL: double.apiUrl,
+		});
 
 		const code = await main.exited;
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 
@@ -23,10 +23,22 @@ describe("a metrics credential of its own", () => {
 		await double?.close();
 	});
 
-	const scrape = async (token?: string) => (await fetch(`${bot.webhookUrl}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).status;
+	const scrape = async (token?: string) =>
+		(await fetch(`${bot.webhookUrl}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).status;
 	const post = async (token: string) => {
-		const body = JSON.stringify(payload(1, { groupKey: "MetricsAuth", groupLabels: { alertname: "MetricsAuth" }, commonLabels: { alertname: "MetricsAuth" }, commonAnnotations: {} }));
-		const res = await fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body });
+		const body = JSON.stringify(
+			payload(1, {
+				groupKey: "MetricsAuth",
+				groupLabels: { alertname: "MetricsAuth" },
+				commonLabels: { alertname: "MetricsAuth" },
+				commonAnnotations: {},
+			}),
+		);
+		const res = await fetch(`${bot.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+			body,
+		});
 		await res.arrayBuffer();
 		return res.status;
 	};

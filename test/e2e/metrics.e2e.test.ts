@@ -1,14 +1,29 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 
 const CHANNEL = "400000000000000001";
 const token = randomBytes(24).toString("hex");
 
 function webhook(alertname: string): string {
-	return JSON.stringify({ version: "4", groupKey: `{}:{alertname="${alertname}"}`, status: "firing", receiver: "opsbot", groupLabels: { alertname }, commonLabels: { alertname, severity: "warning" }, alerts: [{ status: "firing", labels: { alertname, severity: "warning" }, startsAt: new Date().toISOString(), fingerprint: randomBytes(8).toString("hex") }] });
+	return JSON.stringify({
+		version: "4",
+		groupKey: `{}:{alertname="${alertname}"}`,
+		status: "firing",
+		receiver: "opsbot",
+		groupLabels: { alertname },
+		commonLabels: { alertname, severity: "warning" },
+		alerts: [
+			{
+				status: "firing",
+				labels: { alertname, severity: "warning" },
+				startsAt: new Date().toISOString(),
+				fingerprint: randomBytes(8).toString("hex"),
+			},
+		],
+	});
 }
 
 /** The value of one sample in Prometheus text format, or undefined. */
@@ -35,8 +50,14 @@ ${extra}`;
 
 	beforeAll(async () => {
 		// One bot per double: a double delivers each interaction to one gateway session.
-		[double, other] = await Promise.all([startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }] } }), startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }] } })]);
-		[bot, secured] = await Promise.all([startTestBot(double, ops(double.guildId), { WEBHOOK_TOKEN: token }), startTestBot(other, ops(other.guildId, "  metrics: { requireAuth: true }\n"), { WEBHOOK_TOKEN: token })]);
+		[double, other] = await Promise.all([
+			startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }] } }),
+			startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }] } }),
+		]);
+		[bot, secured] = await Promise.all([
+			startTestBot(double, ops(double.guildId), { WEBHOOK_TOKEN: token }),
+			startTestBot(other, ops(other.guildId, "  metrics: { requireAuth: true }\n"), { WEBHOOK_TOKEN: token }),
+		]);
 	});
 	afterAll(async () => {
 		await Promise.all([bot?.stop(), secured?.stop()]);
@@ -44,12 +65,30 @@ ${extra}`;
 	});
 
 	it("counts commands, webhooks and Discord calls, and says the gateway is connected", async () => {
-		const sent = await double.sendInteraction({ kind: "command", name: "health", options: [{ name: "env", type: 3, value: "local" }] });
+		const sent = await double.sendInteraction({
+			kind: "command",
+			name: "health",
+			options: [{ name: "env", type: 3, value: "local" }],
+		});
 		await sent.response();
 		await double.waitFor(() => double.originalMessage(sent.id)?.embeds.length);
-		const posted = await fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: webhook("MetricsProbe") });
-		const refused = await fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { "content-type": "application/json" }, body: webhook("MetricsProbe") });
-		await double.waitFor(() => double.channelMessages(CHANNEL).some((m) => String((m.embeds[0] as { title?: string }).title).includes("MetricsProbe")), 15_000);
+		const posted = await fetch(`${bot.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+			body: webhook("MetricsProbe"),
+		});
+		const refused = await fetch(`${bot.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: webhook("MetricsProbe"),
+		});
+		await double.waitFor(
+			() =>
+				double
+					.channelMessages(CHANNEL)
+					.some((m) => String((m.embeds[0] as { title?: string }).title).includes("MetricsProbe")),
+			15_000,
+		);
 
 		// The command's final answer is counted once the router is done with it.
 		let text = "";
@@ -59,7 +98,9 @@ ${extra}`;
 				expect(res.status).toBe(200);
 				expect(res.headers.get("content-type")).toContain("text/plain");
 				text = await res.text();
-				expect(sample(text, 'opsbot_interactions_total{kind="command",name="health",result="ok"}') ?? 0).toBeGreaterThan(0);
+				expect(
+					sample(text, 'opsbot_interactions_total{kind="command",name="health",result="ok"}') ?? 0,
+				).toBeGreaterThan(0);
 			},
 			{ timeout: 5_000, interval: 100 },
 		);
@@ -70,7 +111,9 @@ ${extra}`;
 		expect(sample(text, 'opsbot_webhooks_total{status="202"}')).toBeGreaterThanOrEqual(1);
 		expect(sample(text, 'opsbot_webhooks_total{status="401"}')).toBeGreaterThanOrEqual(1);
 		expect(sample(text, "opsbot_discord_gateway_connected")).toBe(1);
-		expect(text).toMatch(/opsbot_discord_requests_total\{route="\/channels\/:id\/messages",method="POST",status="200"\} \d+/);
+		expect(text).toMatch(
+			/opsbot_discord_requests_total\{route="\/channels\/:id\/messages",method="POST",status="200"\} \d+/,
+		);
 		expect(text).toMatch(/opsbot_alert_groups\{state="firing"\} [1-9]/);
 		expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
 		expect(text).not.toContain(token);

@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
-import { openConnections, type HeldConnections } from "../support/db.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { type HeldConnections, openConnections } from "../support/db.ts";
 
 const ONCALL = "300000000000000001";
 const ADMIN = "300000000000000002";
@@ -27,7 +27,14 @@ describe("/pool end to end: the Discord double, real PostgreSQL and PgBouncer", 
 		await admin.query(`CREATE DATABASE ${database} OWNER app`);
 		await admin.end();
 		idle = await openConnections(url(postgres.appUrl), 4, { applicationName: "e2e-idle" });
-		double = await startDiscordDouble({ guild: { roles: [{ id: ONCALL, name: "oncall" }, { id: ADMIN, name: "admins" }] } });
+		double = await startDiscordDouble({
+			guild: {
+				roles: [
+					{ id: ONCALL, name: "oncall" },
+					{ id: ADMIN, name: "admins" },
+				],
+			},
+		});
 		bot = await startTestBot(
 			double,
 			`discord:
@@ -55,16 +62,24 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 	async function poolMessage() {
 		const sent = await double.sendInteraction({ kind: "command", name: "pool", user: { roles: [ONCALL] } });
 		expect((await sent.response()).type).toBe(5);
-		return double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined));
+		return double.waitFor(() =>
+			double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined,
+		);
 	}
 
 	it("shows usage, the application breakdown, PgBouncer's pools and a chart", async () => {
 		await poolMessage(); // a second sample, so the chart has a line
 		const message = await poolMessage();
 
-		const embed = message.embeds[0] as { title: string; fields: { name: string; value: string }[]; image?: { url: string } };
+		const embed = message.embeds[0] as {
+			title: string;
+			fields: { name: string; value: string }[];
+			image?: { url: string };
+		};
 		expect(embed.title).toMatch(/^Connections on production: \d+ \/ 97 used \(\d+ %\)$/);
-		expect(embed.fields.find((f) => f.name === "By application and address")?.value).toContain("`e2e-idle` 127.0.0.1: 4");
+		expect(embed.fields.find((f) => f.name === "By application and address")?.value).toContain(
+			"`e2e-idle` 127.0.0.1: 4",
+		);
 		expect(embed.fields.find((f) => f.name === "PgBouncer pools")).toBeDefined();
 		expect(embed.image?.url).toBe("attachment://pool.png");
 		expect(message.files[0]).toMatchObject({ name: "pool.png", contentType: "image/png" });
@@ -74,7 +89,12 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 	it("refuses the terminate button to a role without pool.terminate, and records the refusal", async () => {
 		const message = await poolMessage();
 
-		const press = await double.sendInteraction({ kind: "button", customId: "pool:terminate:production", messageId: message.id, user: { id: "200000000000000005", roles: [ONCALL] } });
+		const press = await double.sendInteraction({
+			kind: "button",
+			customId: "pool:terminate:production",
+			messageId: message.id,
+			user: { id: "200000000000000005", roles: [ONCALL] },
+		});
 		const response = await press.response();
 		const refusals = await bot.actionLog.recent(5, { userId: "200000000000000005" });
 
@@ -85,30 +105,69 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 
 	it("confirms with exactly the sessions, ends them on confirm, and refuses a forged or reused token", async () => {
 		await using victims = await openConnections(url(postgres.appUrl), 2, { applicationName: "e2e-victim" });
-		const victimPids = await Promise.all(victims.clients.map(async (c) => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid));
-		const idlePids = await Promise.all(idle.clients.map(async (c) => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid));
+		const victimPids = await Promise.all(
+			victims.clients.map(async (c) => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid),
+		);
+		const idlePids = await Promise.all(
+			idle.clients.map(async (c) => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid),
+		);
 		await sleep(3_500); // idleMinutes is 0.05 (3 s)
 		const message = await poolMessage();
 		const admin = { id: "200000000000000007", roles: [ADMIN] };
-		expect(message.components).toEqual([expect.objectContaining({ components: [expect.objectContaining({ custom_id: "pool:terminate:production", label: "End 6 idle connections older than 0.05 min…" }), expect.objectContaining({ custom_id: "pool:refresh:production" })] })]);
+		expect(message.components).toEqual([
+			expect.objectContaining({
+				components: [
+					expect.objectContaining({
+						custom_id: "pool:terminate:production",
+						label: "End 6 idle connections older than 0.05 min…",
+					}),
+					expect.objectContaining({ custom_id: "pool:refresh:production" }),
+				],
+			}),
+		]);
 
-		const press = await double.sendInteraction({ kind: "button", customId: "pool:terminate:production", messageId: message.id, user: admin });
+		const press = await double.sendInteraction({
+			kind: "button",
+			customId: "pool:terminate:production",
+			messageId: message.id,
+			user: admin,
+		});
 		expect((await press.response()).type).toBe(5);
-		const confirmation = await double.waitFor(() => (double.originalMessage(press.id)?.embeds.length ? double.originalMessage(press.id) : undefined));
+		const confirmation = await double.waitFor(() =>
+			double.originalMessage(press.id)?.embeds.length ? double.originalMessage(press.id) : undefined,
+		);
 		const preview = confirmation.embeds[0] as { title: string; description: string };
 		const confirmId = JSON.stringify(confirmation.components).match(/pool:confirm:[A-Za-z0-9_-]+/)?.[0] ?? "";
 
 		expect(preview.title).toBe("End 6 idle connections on production?");
 		for (const pid of [...victimPids, ...idlePids]) expect(preview.description).toContain(`pid ${pid}`);
 
-		const someoneElse = await double.sendInteraction({ kind: "button", customId: confirmId, messageId: confirmation.id, user: { id: "200000000000000008", roles: [ADMIN] } });
+		const someoneElse = await double.sendInteraction({
+			kind: "button",
+			customId: confirmId,
+			messageId: confirmation.id,
+			user: { id: "200000000000000008", roles: [ADMIN] },
+		});
 		expect((await someoneElse.response()).type).toBe(6);
-		const confirm = await double.sendInteraction({ kind: "button", customId: confirmId, messageId: confirmation.id, user: admin });
+		const confirm = await double.sendInteraction({
+			kind: "button",
+			customId: confirmId,
+			messageId: confirmation.id,
+			user: admin,
+		});
 		expect((await confirm.response()).type).toBe(6);
-		const done = await double.waitFor(() => double.messages.get(confirmation.id)?.content.startsWith("Ended") && double.messages.get(confirmation.id));
-		const reuse = await double.sendInteraction({ kind: "button", customId: confirmId, messageId: confirmation.id, user: admin });
+		const done = await double.waitFor(
+			() => double.messages.get(confirmation.id)?.content.startsWith("Ended") && double.messages.get(confirmation.id),
+		);
+		const reuse = await double.sendInteraction({
+			kind: "button",
+			customId: confirmId,
+			messageId: confirmation.id,
+			user: admin,
+		});
 		await reuse.response();
-		const followUp = (id: string) => [...double.messages.values()].find((m) => m.interactionId === id && m.id !== confirmation.id);
+		const followUp = (id: string) =>
+			[...double.messages.values()].find((m) => m.interactionId === id && m.id !== confirmation.id);
 		const reuseReply = await double.waitFor(() => followUp(reuse.id));
 		const otherReply = await double.waitFor(() => followUp(someoneElse.id));
 
@@ -120,43 +179,81 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		expect(done.content).toMatch(/^Ended 6 idle connections on production\./);
 		const watcher = new pg.Client({ connectionString: postgres.superuserUrl });
 		await watcher.connect();
-		const alive = await watcher.query("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...victimPids, ...idlePids]]);
+		const alive = await watcher.query("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])", [
+			[...victimPids, ...idlePids],
+		]);
 		await watcher.end();
 		expect(alive.rowCount).toBe(0);
 		const trail = await bot.actionLog.recent(10, { action: "pool.terminate" });
-		expect(trail.map((r) => r.result)).toEqual(expect.arrayContaining(["confirmation shown", "ok", "refused: unknown confirmation"]));
-		expect(trail.find((r) => r.result === "ok")?.details).toMatchObject({ ended: expect.arrayContaining(victimPids), skipped: 0 });
+		expect(trail.map((r) => r.result)).toEqual(
+			expect.arrayContaining(["confirmation shown", "ok", "refused: unknown confirmation"]),
+		);
+		expect(trail.find((r) => r.result === "ok")?.details).toMatchObject({
+			ended: expect.arrayContaining(victimPids),
+			skipped: 0,
+		});
 	});
 
 	it("offers to end the sessions idle in transaction when they are the cause, and ends exactly those", async () => {
-		const pidOf = async (c: pg.Client) => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
-		await using stuck = await openConnections(url(postgres.appUrl), 2, { applicationName: "e2e-stuck", inTransaction: true });
+		const pidOf = async (c: pg.Client) =>
+			(await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+		await using stuck = await openConnections(url(postgres.appUrl), 2, {
+			applicationName: "e2e-stuck",
+			inTransaction: true,
+		});
 		await using bystanders = await openConnections(url(postgres.appUrl), 2, { applicationName: "e2e-bystander" });
 		const stuckPids = await Promise.all(stuck.clients.map(pidOf));
 		const bystanderPids = await Promise.all(bystanders.clients.map(pidOf));
 		await sleep(3_500); // idleInTransactionMinutes is 0.05 (3 s); the bystanders are idle that long too
-		await using young = await openConnections(url(postgres.appUrl), 1, { applicationName: "e2e-young", inTransaction: true });
+		await using young = await openConnections(url(postgres.appUrl), 1, {
+			applicationName: "e2e-young",
+			inTransaction: true,
+		});
 		const youngPids = await Promise.all(young.clients.map(pidOf));
 		const admin = { id: "200000000000000010", roles: [ADMIN] };
 
 		const message = await poolMessage();
-		const buttons = (message.components as { components: { custom_id?: string; label?: string }[] }[])[0]?.components ?? [];
+		const buttons =
+			(message.components as { components: { custom_id?: string; label?: string }[] }[])[0]?.components ?? [];
 		const end = buttons.find((b) => b.custom_id?.startsWith("pool:terminate:"));
-		const press = await double.sendInteraction({ kind: "button", customId: end?.custom_id ?? "", messageId: message.id, user: admin });
+		const press = await double.sendInteraction({
+			kind: "button",
+			customId: end?.custom_id ?? "",
+			messageId: message.id,
+			user: admin,
+		});
 		expect((await press.response()).type).toBe(5);
-		const confirmation = await double.waitFor(() => (double.originalMessage(press.id)?.embeds.length ? double.originalMessage(press.id) : undefined));
+		const confirmation = await double.waitFor(() =>
+			double.originalMessage(press.id)?.embeds.length ? double.originalMessage(press.id) : undefined,
+		);
 		const preview = confirmation.embeds[0] as { title: string; description: string };
 		const confirmId = JSON.stringify(confirmation.components).match(/pool:confirm:[A-Za-z0-9_-]+/)?.[0] ?? "";
-		const confirm = await double.sendInteraction({ kind: "button", customId: confirmId, messageId: confirmation.id, user: admin });
+		const confirm = await double.sendInteraction({
+			kind: "button",
+			customId: confirmId,
+			messageId: confirmation.id,
+			user: admin,
+		});
 		expect((await confirm.response()).type).toBe(6);
-		const done = await double.waitFor(() => double.messages.get(confirmation.id)?.content.startsWith("Ended") && double.messages.get(confirmation.id));
+		const done = await double.waitFor(
+			() => double.messages.get(confirmation.id)?.content.startsWith("Ended") && double.messages.get(confirmation.id),
+		);
 		const watcher = new pg.Client({ connectionString: postgres.superuserUrl });
 		await watcher.connect();
-		const alive = await watcher.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...stuckPids, ...bystanderPids, ...youngPids]]);
+		const alive = await watcher.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])", [
+			[...stuckPids, ...bystanderPids, ...youngPids],
+		]);
 		await watcher.end();
 
-		expect((message.embeds[0] as { description: string }).description).toMatch(/^\*\*Likely cause:\*\* 2 sessions idle in transaction for over 0\.05 min/);
-		expect(end).toEqual({ type: 2, style: 4, custom_id: "pool:terminate:production:idle-in-transaction", label: "End 2 sessions idle in transaction longer than 0.05 min…" });
+		expect((message.embeds[0] as { description: string }).description).toMatch(
+			/^\*\*Likely cause:\*\* 2 sessions idle in transaction for over 0\.05 min/,
+		);
+		expect(end).toEqual({
+			type: 2,
+			style: 4,
+			custom_id: "pool:terminate:production:idle-in-transaction",
+			label: "End 2 sessions idle in transaction longer than 0.05 min…",
+		});
 		expect(preview.title).toBe("End 2 sessions idle in transaction on production?");
 		for (const pid of stuckPids) expect(preview.description).toContain(`pid ${pid}`);
 		expect(preview.description).not.toContain(`pid ${youngPids[0]}`);
@@ -164,15 +261,26 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		expect(done.content).toMatch(/^Ended 2 sessions idle in transaction on production\./);
 		expect(alive.rows.map((r) => r.pid).sort()).toEqual([...bystanderPids, ...youngPids].sort());
 		const trail = await bot.actionLog.recent(5, { action: "pool.terminate", userId: admin.id });
-		expect(trail.find((r) => r.result === "ok")?.details).toMatchObject({ ended: expect.arrayContaining(stuckPids), skipped: 0, sessions: "idle-in-transaction" });
+		expect(trail.find((r) => r.result === "ok")?.details).toMatchObject({
+			ended: expect.arrayContaining(stuckPids),
+			skipped: 0,
+			sessions: "idle-in-transaction",
+		});
 	});
 
 	it("says so plainly when nothing is idle long enough", async () => {
 		const message = await poolMessage();
 
-		const press = await double.sendInteraction({ kind: "button", customId: "pool:terminate:production", messageId: message.id, user: { id: "200000000000000009", roles: [ADMIN] } });
+		const press = await double.sendInteraction({
+			kind: "button",
+			customId: "pool:terminate:production",
+			messageId: message.id,
+			user: { id: "200000000000000009", roles: [ADMIN] },
+		});
 		await press.response();
-		const reply = await double.waitFor(() => (double.originalMessage(press.id)?.content ? double.originalMessage(press.id) : undefined));
+		const reply = await double.waitFor(() =>
+			double.originalMessage(press.id)?.content ? double.originalMessage(press.id) : undefined,
+		);
 
 		expect(reply.content).toBe("No idle connections older than 0.05 min on production; nothing to end.");
 	});

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFileActionLog } from "../../src/services/action-log.ts";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { freePort } from "../support/proc.ts";
 
 /**
@@ -22,7 +22,10 @@ const quickStart = readme.slice(readme.indexOf("\n## Quick start\n"), readme.ind
 
 /** The quick start's fenced blocks in order: `sh` blocks are commands, the bare block is what goes into .env. */
 function blocks(): { lang: string; lines: string[] }[] {
-	return [...quickStart.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1] ?? "", lines: (m[2] ?? "").split("\n").filter((l) => l.trim() !== "") }));
+	return [...quickStart.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({
+		lang: m[1] ?? "",
+		lines: (m[2] ?? "").split("\n").filter((l) => l.trim() !== ""),
+	}));
 }
 
 describe("the README's quick start, followed to the letter", () => {
@@ -36,7 +39,10 @@ describe("the README's quick start, followed to the letter", () => {
 	const started: ChildProcess[] = [];
 
 	beforeAll(async () => {
-		double = await startDiscordDouble({ token: TOKEN, guild: { id: GUILD, channels: [{ id: CHANNEL, name: "ops" }], roles: [{ id: ROLE, name: "oncall" }] } });
+		double = await startDiscordDouble({
+			token: TOKEN,
+			guild: { id: GUILD, channels: [{ id: CHANNEL, name: "ops" }], roles: [{ id: ROLE, name: "oncall" }] },
+		});
 		api = createServer((_, res) => res.end("ok"));
 		await new Promise<void>((done) => api.listen(0, "127.0.0.1", done));
 		dir = mkdtempSync(join(tmpdir(), "opsbot-quickstart-"));
@@ -77,14 +83,19 @@ describe("the README's quick start, followed to the letter", () => {
 			if (command.trim() === "npm install") return "installed";
 			if (command.trim() === "npm start") return [join(REPO, "src/main.ts")];
 			if (words[0] === "npx" && words[1] === "opsbot") return [join(REPO, "bin/opsbot.js"), ...words.slice(2)];
-			if (words[0] === "node" && words[1] === "deploy-commands.ts") return [join(REPO, "deploy-commands.ts"), ...words.slice(2)];
+			if (words[0] === "node" && words[1] === "deploy-commands.ts")
+				return [join(REPO, "deploy-commands.ts"), ...words.slice(2)];
 			throw new Error(`the quick start runs a command this test does not know: ${command}`);
 		};
 
 		const steps = blocks();
 		expect(steps.map((b) => b.lang)).toEqual(["sh", "", "sh", "sh"]);
 		type Step = { kind: "run"; line: string } | { kind: "env"; lines: string[] };
-		const commands = steps.flatMap((b): Step[] => (b.lang === "sh" ? b.lines.map((line) => ({ kind: "run" as const, line: fill(line) })) : [{ kind: "env" as const, lines: b.lines.map(fill) }]));
+		const commands = steps.flatMap((b): Step[] =>
+			b.lang === "sh"
+				? b.lines.map((line) => ({ kind: "run" as const, line: fill(line) }))
+				: [{ kind: "env" as const, lines: b.lines.map(fill) }],
+		);
 		let bot: ReturnType<typeof spawnIn> | undefined;
 		let testAlert: ReturnType<typeof spawnIn> | undefined;
 		for (const step of commands) {
@@ -101,7 +112,9 @@ describe("the README's quick start, followed to the letter", () => {
 			}
 			const argv = argvOf(step.line);
 			if (argv === "installed") {
-				expect(existsSync(join(REPO, "node_modules/discord.js")), "npm install has been run in this checkout").toBe(true);
+				expect(existsSync(join(REPO, "node_modules/discord.js")), "npm install has been run in this checkout").toBe(
+					true,
+				);
 				continue;
 			}
 			if (step.line.includes("init")) {
@@ -111,11 +124,21 @@ describe("the README's quick start, followed to the letter", () => {
 				writeFileSync(config, readFileSync(config, "utf8").replace("port: 9095", `port: ${await freePort()}`));
 			} else if (step.line === "npm start") {
 				bot = spawnIn(argv);
-				await double.waitFor(() => bot!.output().includes("connected to Discord") && bot!.output().includes("alert receiver listening"), 30_000).catch(() => {
-					throw new Error(`npm start did not connect:\n${bot!.output()}`);
-				});
+				await double
+					.waitFor(
+						() => bot!.output().includes("connected to Discord") && bot!.output().includes("alert receiver listening"),
+						30_000,
+					)
+					.catch(() => {
+						throw new Error(`npm start did not connect:\n${bot!.output()}`);
+					});
 				// "Type /health in the channel: opsbot answers with your check."
-				const health = await double.sendInteraction({ kind: "command", name: "health", channelId: CHANNEL, user: { roles: [] } });
+				const health = await double.sendInteraction({
+					kind: "command",
+					name: "health",
+					channelId: CHANNEL,
+					user: { roles: [] },
+				});
 				await health.response(10_000);
 				const answer = await double.waitFor(() => {
 					const m = double.originalMessage(health.id);
@@ -126,9 +149,11 @@ describe("the README's quick start, followed to the letter", () => {
 				expect(answer.flags & 64, "public in the ops channel").toBe(0);
 			} else if (step.line.includes("test-alert")) {
 				testAlert = spawnIn(argv);
-				const posted = await double.waitFor(() => double.channelMessages(CHANNEL).find((m) => JSON.stringify(m.embeds).includes("TEST")), 30_000).catch(() => {
-					throw new Error(`no test alert in the channel:\n${testAlert!.output()}\n${bot?.output().slice(-3_000)}`);
-				});
+				const posted = await double
+					.waitFor(() => double.channelMessages(CHANNEL).find((m) => JSON.stringify(m.embeds).includes("TEST")), 30_000)
+					.catch(() => {
+						throw new Error(`no test alert in the channel:\n${testAlert!.output()}\n${bot?.output().slice(-3_000)}`);
+					});
 				expect(JSON.stringify(posted.embeds)).toContain("nothing is wrong");
 				// Ctrl-C, as a person who has seen it would: the group resolves at once instead of in a minute.
 				testAlert.child.kill("SIGINT");
@@ -142,7 +167,8 @@ describe("the README's quick start, followed to the letter", () => {
 				const run = spawnIn(argv);
 				const code = await run.exited;
 				expect(code, `${step.line}:\n${run.output()}`).toBe(0);
-				if (step.line.startsWith("node deploy-commands.ts")) expect((double.commands.guild.get(GUILD) ?? []).map((c) => c.name)).toContain("health");
+				if (step.line.startsWith("node deploy-commands.ts"))
+					expect((double.commands.guild.get(GUILD) ?? []).map((c) => c.name)).toContain("health");
 			}
 		}
 		expect(bot, "the quick start starts the bot").toBeDefined();

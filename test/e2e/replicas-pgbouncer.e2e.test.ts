@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
+import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { payload } from "../support/alert-fixtures.ts";
-import { spawnMain, type MainProcess } from "../support/main-process.ts";
+import { type MainProcess, spawnMain } from "../support/main-process.ts";
 import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
 import { freePort } from "../support/proc.ts";
 import { ownMessages } from "../support/storm.ts";
@@ -53,9 +53,22 @@ alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
 `;
-		const main = spawnMain(ops, { LOG_LEVEL: "debug", DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, STATE_DATABASE_URL: stateUrl, WEBHOOK_TOKEN: webhookToken });
+		const main = spawnMain(ops, {
+			LOG_LEVEL: "debug",
+			DISCORD_TOKEN: "double-token",
+			DISCORD_APPLICATION_ID: double.applicationId,
+			DISCORD_API_URL: double.apiUrl,
+			STATE_DATABASE_URL: stateUrl,
+			WEBHOOK_TOKEN: webhookToken,
+		});
 		const logged = (msg: string) => main.logs().some((l) => l.msg === msg);
-		await until(() => logged("alert receiver listening") && (logged("connected to Discord") || logged("standing by: another replica holds the Discord gateway")), 20_000, () => main.output().slice(-3_000));
+		await until(
+			() =>
+				logged("alert receiver listening") &&
+				(logged("connected to Discord") || logged("standing by: another replica holds the Discord gateway")),
+			20_000,
+			() => main.output().slice(-3_000),
+		);
 		return { process: main, webhookUrl: `http://127.0.0.1:${port}`, logged };
 	}
 
@@ -87,7 +100,13 @@ alerts:
 		fetch(`${r.webhookUrl}/alerts`, {
 			method: "POST",
 			headers: { authorization: `Bearer ${webhookToken}`, "content-type": "application/json" },
-			body: JSON.stringify(payload(2, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity: "warning" } })),
+			body: JSON.stringify(
+				payload(2, {
+					groupKey: name,
+					groupLabels: { alertname: name },
+					commonLabels: { alertname: name, severity: "warning" },
+				}),
+			),
 		}).then((res) => res.status);
 
 	it("lets exactly one replica hold the gateway: one gateway session, the other stands by", async () => {
@@ -99,12 +118,19 @@ alerts:
 		expect(b.logged("standing by: another replica holds the Discord gateway")).toBe(true);
 	});
 
-	it("sends one storm summary and no 429 for 40 groups split between the replicas, each group posted once", { timeout: 120_000 }, async () => {
+	it("sends one storm summary and no 429 for 40 groups split between the replicas, each group posted once", {
+		timeout: 120_000,
+	}, async () => {
 		const names = Array.from({ length: 40 }, (_, i) => `Split${i}`);
 
 		const statuses = await Promise.all(names.map((name, i) => post(i % 2 === 0 ? a : b, name)));
 		const summaries = () => double.channelMessages(CHANNEL).filter((m) => title(m).includes("Alert storm"));
-		await double.waitFor(() => names.every((n) => ownMessages(double, CHANNEL, n).length > 0) && summaries().some((m) => /Alert storm over/.test(title(m))), 90_000);
+		await double.waitFor(
+			() =>
+				names.every((n) => ownMessages(double, CHANNEL, n).length > 0) &&
+				summaries().some((m) => /Alert storm over/.test(title(m))),
+			90_000,
+		);
 
 		expect(statuses.every((s) => s === 202)).toBe(true);
 		expect(summaries()).toHaveLength(1);
@@ -115,7 +141,11 @@ alerts:
 	it("hands the gateway and delivery to the standby after kill -9 of the holder", { timeout: 60_000 }, async () => {
 		a.process.child.kill("SIGKILL");
 		await a.process.exited;
-		await until(() => b.logged("connected to Discord"), 30_000, () => b.process.output().slice(-3_000));
+		await until(
+			() => b.logged("connected to Discord"),
+			30_000,
+			() => b.process.output().slice(-3_000),
+		);
 		const status = await post(b, "AfterTakeover");
 		await double.waitFor(() => ownMessages(double, CHANNEL, "AfterTakeover").length > 0, 20_000);
 

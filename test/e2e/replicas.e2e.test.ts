@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
+import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { createAuditLog } from "../support/audit-log.ts";
-import { spawnMain, type MainProcess } from "../support/main-process.ts";
+import { type MainProcess, spawnMain } from "../support/main-process.ts";
 import { freePort } from "../support/proc.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
 
@@ -25,12 +25,34 @@ interface Replica {
 	logged(msg: string): boolean;
 }
 
-async function startReplica(double: DiscordDouble, opsYaml: (port: number) => string, env: Record<string, string>): Promise<Replica> {
+async function startReplica(
+	double: DiscordDouble,
+	opsYaml: (port: number) => string,
+	env: Record<string, string>,
+): Promise<Replica> {
 	const port = await freePort();
-	const main = spawnMain(opsYaml(port), { LOG_LEVEL: "debug", DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, ...env });
+	const main = spawnMain(opsYaml(port), {
+		LOG_LEVEL: "debug",
+		DISCORD_TOKEN: "double-token",
+		DISCORD_APPLICATION_ID: double.applicationId,
+		DISCORD_API_URL: double.apiUrl,
+		...env,
+	});
 	const logs = main.logs;
-	const replica = { process: main, webhookUrl: `http://127.0.0.1:${port}`, logs, logged: (msg: string) => logs().some((l) => l.msg === msg) };
-	await until(() => replica.logged("alert receiver listening") && (replica.logged("connected to Discord") || replica.logged("standing by: another replica holds the Discord gateway")), 20_000, () => main.output().slice(-3_000));
+	const replica = {
+		process: main,
+		webhookUrl: `http://127.0.0.1:${port}`,
+		logs,
+		logged: (msg: string) => logs().some((l) => l.msg === msg),
+	};
+	await until(
+		() =>
+			replica.logged("alert receiver listening") &&
+			(replica.logged("connected to Discord") ||
+				replica.logged("standing by: another replica holds the Discord gateway")),
+		20_000,
+		() => main.output().slice(-3_000),
+	);
 	return replica;
 }
 
@@ -52,7 +74,17 @@ function alert(name: string) {
 		commonLabels: { alertname: name, severity: "critical", container: "api", env: "production" },
 		commonAnnotations: { summary: `${name} is down` },
 		externalURL: "http://alertmanager.local:9093",
-		alerts: [{ status: "firing", labels: { alertname: name, severity: "critical", container: "api", env: "production" }, annotations: {}, startsAt: new Date().toISOString(), endsAt: "0001-01-01T00:00:00Z", generatorURL: "http://prom:9090/graph", fingerprint: randomBytes(8).toString("hex") }],
+		alerts: [
+			{
+				status: "firing",
+				labels: { alertname: name, severity: "critical", container: "api", env: "production" },
+				annotations: {},
+				startsAt: new Date().toISOString(),
+				endsAt: "0001-01-01T00:00:00Z",
+				generatorURL: "http://prom:9090/graph",
+				fingerprint: randomBytes(8).toString("hex"),
+			},
+		],
 	};
 }
 
@@ -76,9 +108,22 @@ describe("two replicas on one PostgreSQL behave as one bot", () => {
 		await admin.query(`CREATE DATABASE ${database}`);
 		await admin.end();
 		const stateUrl = postgres.superuserUrl.replace(/\/appdb$/, `/${database}`);
-		[double, sshd] = await Promise.all([startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ONCALL, name: "oncall" }, { id: ADMIN, name: "admins" }] } }), startSshd()]);
+		[double, sshd] = await Promise.all([
+			startDiscordDouble({
+				guild: {
+					channels: [{ id: CHANNEL, name: "alerts" }],
+					roles: [
+						{ id: ONCALL, name: "oncall" },
+						{ id: ADMIN, name: "admins" },
+					],
+				},
+			}),
+			startSshd(),
+		]);
 		docker = fakeDocker(sshd.binDir, "");
-		const opsYaml = (port: number) => `discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", admins: "${ADMIN}" } }
+		const opsYaml = (
+			port: number,
+		) => `discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", admins: "${ADMIN}" } }
 access:
   commands: { audit: [admins] }
   actions: { alert.ack: [oncall, admins], alert.restart: [admins] }
@@ -94,7 +139,12 @@ alerts:
   defaultChannel: "${CHANNEL}"
   restartCooldownSeconds: 600
 `;
-		const env = { STATE_DATABASE_URL: stateUrl, WEBHOOK_TOKEN: webhookToken, SSH_KEY: sshd.privateKeyPath, PROD_DATABASE_URL: pgbouncer.opsbotUrl };
+		const env = {
+			STATE_DATABASE_URL: stateUrl,
+			WEBHOOK_TOKEN: webhookToken,
+			SSH_KEY: sshd.privateKeyPath,
+			PROD_DATABASE_URL: pgbouncer.opsbotUrl,
+		};
 		start = () => startReplica(double, opsYaml, env);
 		a = await start();
 		b = await start();
@@ -110,25 +160,50 @@ alerts:
 	});
 
 	const components = (m: StoredMessage | undefined) => JSON.stringify(m?.components ?? []);
-	const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).filter((m) => re.test(String((m.embeds[0] as { title?: string } | undefined)?.title)));
+	const byTitle = (re: RegExp) =>
+		double
+			.channelMessages(CHANNEL)
+			.filter((m) => re.test(String((m.embeds[0] as { title?: string } | undefined)?.title)));
 	const errors = (r: Replica) => r.logs().filter((l) => Number(l.level) >= 50);
 	async function press(customId: string, message: StoredMessage, user = admin) {
 		const sent = await double.sendInteraction({ kind: "button", customId, messageId: message.id, user });
 		await sent.response(10_000);
 		return sent;
 	}
-	const followUp = (interactionId: string) => double.waitFor(() => [...double.messages.values()].find((m) => m.interactionId === interactionId && m.content), 10_000);
-	const post = (r: Replica, body: unknown) => fetch(`${r.webhookUrl}/alerts`, { method: "POST", headers: { authorization: `Bearer ${webhookToken}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+	const followUp = (interactionId: string) =>
+		double.waitFor(
+			() => [...double.messages.values()].find((m) => m.interactionId === interactionId && m.content),
+			10_000,
+		);
+	const post = (r: Replica, body: unknown) =>
+		fetch(`${r.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${webhookToken}`, "content-type": "application/json" },
+			body: JSON.stringify(body),
+		});
 
 	it("lets exactly one replica open the gateway; an interaction is answered once, by it", async () => {
-		const sent = await double.sendInteraction({ kind: "command", name: "audit", options: [{ name: "since", type: 3, value: "7d" }], user: { roles: [ADMIN] } });
+		const sent = await double.sendInteraction({
+			kind: "command",
+			name: "audit",
+			options: [{ name: "since", type: 3, value: "7d" }],
+			user: { roles: [ADMIN] },
+		});
 		const response = await sent.response(10_000);
-		const page = await double.waitFor(() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined), 10_000);
+		const page = await double.waitFor(
+			() => (double.originalMessage(sent.id)?.embeds.length ? double.originalMessage(sent.id) : undefined),
+			10_000,
+		);
 
 		expect(a.logged("connected to Discord")).toBe(true);
 		expect(b.logged("connected to Discord")).toBe(false);
 		expect(b.logged("standing by: another replica holds the Discord gateway")).toBe(true);
-		const [readyA, readyB] = await Promise.all([a, b].map(async (r) => { const res = await fetch(`${r.webhookUrl}/readyz`); return [res.status, await res.json()] as const; }));
+		const [readyA, readyB] = await Promise.all(
+			[a, b].map(async (r) => {
+				const res = await fetch(`${r.webhookUrl}/readyz`);
+				return [res.status, await res.json()] as const;
+			}),
+		);
 		expect(readyA).toEqual([200, { discord: "connected", store: "writable" }]);
 		expect(readyB).toEqual([200, { discord: "standby", store: "writable" }]);
 		expect(response.type).toBe(5);
@@ -153,24 +228,56 @@ alerts:
 	it("after kill -9 of the gateway holder the other replica answers within 30 s, and a confirmation and a paging button made before still work", async () => {
 		const alertMessage = byTitle(/ApiDown/)[0]!;
 		const restart = await press(components(alertMessage).match(/alert:restart:[0-9a-f]{32}/)![0], alertMessage);
-		const confirmation = await double.waitFor(() => (double.originalMessage(restart.id)?.content ? double.originalMessage(restart.id) : undefined), 10_000);
+		const confirmation = await double.waitFor(
+			() => (double.originalMessage(restart.id)?.content ? double.originalMessage(restart.id) : undefined),
+			10_000,
+		);
 		const confirmId = components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0];
 		usedConfirmId = confirmId;
-		const audit = await double.sendInteraction({ kind: "command", name: "audit", options: [{ name: "since", type: 3, value: "7d" }], user: { roles: [ADMIN] } });
+		const audit = await double.sendInteraction({
+			kind: "command",
+			name: "audit",
+			options: [{ name: "since", type: 3, value: "7d" }],
+			user: { roles: [ADMIN] },
+		});
 		await audit.response(10_000);
-		const first = await double.waitFor(() => (double.originalMessage(audit.id)?.embeds.length ? double.originalMessage(audit.id) : undefined), 10_000);
+		const first = await double.waitFor(
+			() => (double.originalMessage(audit.id)?.embeds.length ? double.originalMessage(audit.id) : undefined),
+			10_000,
+		);
 		const older = components(first).match(/audit:page:[A-Za-z0-9_-]+:1:older/)![0];
 
 		const killedAt = Date.now();
 		a.process.child.kill("SIGKILL");
 		await a.process.exited;
-		await until(() => b.logged("connected to Discord"), 30_000, () => b.process.output().slice(-3_000));
+		await until(
+			() => b.logged("connected to Discord"),
+			30_000,
+			() => b.process.output().slice(-3_000),
+		);
 		const tookOver = Date.now() - killedAt;
-		const paged = await double.sendInteraction({ kind: "button", customId: older, messageId: first.id, user: { roles: [ADMIN] } });
+		const paged = await double.sendInteraction({
+			kind: "button",
+			customId: older,
+			messageId: first.id,
+			user: { roles: [ADMIN] },
+		});
 		const pagedResponse = await paged.response(10_000);
-		const second = await double.waitFor(() => (double.messages.get(first.id)?.embeds[0] as { title?: string } | undefined)?.title?.startsWith("Audit log, page 2") && double.messages.get(first.id), 10_000);
+		const second = await double.waitFor(
+			() =>
+				(double.messages.get(first.id)?.embeds[0] as { title?: string } | undefined)?.title?.startsWith(
+					"Audit log, page 2",
+				) && double.messages.get(first.id),
+			10_000,
+		);
 		await press(confirmId, confirmation);
-		const done = await double.waitFor(() => (double.messages.get(confirmation.id)?.content.startsWith("🔁") ? double.messages.get(confirmation.id) : undefined), 15_000);
+		const done = await double.waitFor(
+			() =>
+				double.messages.get(confirmation.id)?.content.startsWith("🔁")
+					? double.messages.get(confirmation.id)
+					: undefined,
+			15_000,
+		);
 
 		expect(tookOver).toBeLessThan(30_000);
 		expect(pagedResponse.type).toBe(6);
@@ -184,7 +291,10 @@ alerts:
 		const confirmation = [...double.messages.values()].find((m) => m.content.startsWith("🔁 Restarted"))!;
 		const again = await press(usedConfirmId, confirmation);
 		const restart = await press(components(alertMessage).match(/alert:restart:[0-9a-f]{32}/)![0], alertMessage);
-		const second = await double.waitFor(() => (double.originalMessage(restart.id)?.content ? double.originalMessage(restart.id) : undefined), 10_000);
+		const second = await double.waitFor(
+			() => (double.originalMessage(restart.id)?.content ? double.originalMessage(restart.id) : undefined),
+			10_000,
+		);
 		const inCooldown = await press(components(second).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0], second);
 
 		expect((await followUp(again.id)).content).toContain("This confirmation has expired or is not valid");
@@ -202,9 +312,18 @@ alerts:
 		b.process.child.kill("SIGTERM");
 		const holderExit = await b.process.exited;
 		const stoppedAt = Date.now();
-		await until(() => next.logged("connected to Discord"), 10_000, () => next.process.output().slice(-3_000));
+		await until(
+			() => next.logged("connected to Discord"),
+			10_000,
+			() => next.process.output().slice(-3_000),
+		);
 		const handover = Date.now() - stoppedAt;
-		const sent = await double.sendInteraction({ kind: "command", name: "audit", options: [{ name: "since", type: 3, value: "7d" }], user: { roles: [ADMIN] } });
+		const sent = await double.sendInteraction({
+			kind: "command",
+			name: "audit",
+			options: [{ name: "since", type: 3, value: "7d" }],
+			user: { roles: [ADMIN] },
+		});
 
 		expect(standbyExit).toBe(0);
 		expect(holderExit).toBe(0);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble, type StoredMessage } from "../discord-double/index.ts";
+import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { firingWebhook } from "../support/alert-fixtures.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
@@ -30,7 +30,12 @@ describe("a container restart in flight when opsbot stops", () => {
 		await admin.query(`CREATE DATABASE ${database}`);
 		await admin.end();
 		stateUrl = postgres.superuserUrl.replace(/\/appdb$/, `/${database}`);
-		[double, sshd] = await Promise.all([startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ADMIN, name: "admins" }] } }), startSshd()]);
+		[double, sshd] = await Promise.all([
+			startDiscordDouble({
+				guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ADMIN, name: "admins" }] },
+			}),
+			startSshd(),
+		]);
 	}, 60_000);
 	afterAll(async () => {
 		await Promise.all(bots.map((b) => b.kill()));
@@ -51,12 +56,19 @@ alerts:
   restartCooldownSeconds: 600
 `;
 	async function start(stateDir: string, env: Record<string, string> = {}): Promise<TestBot> {
-		const bot = await startTestBot(double, opsYaml(stateDir), { WEBHOOK_TOKEN: webhookToken, SSH_KEY: sshd.privateKeyPath, ...env });
+		const bot = await startTestBot(double, opsYaml(stateDir), {
+			WEBHOOK_TOKEN: webhookToken,
+			SSH_KEY: sshd.privateKeyPath,
+			...env,
+		});
 		bots.push(bot);
 		return bot;
 	}
 	const components = (m: StoredMessage | undefined) => JSON.stringify(m?.components ?? []);
-	const byTitle = (name: string) => double.channelMessages(CHANNEL).find((m) => String((m.embeds[0] as { title?: string } | undefined)?.title).includes(name));
+	const byTitle = (name: string) =>
+		double
+			.channelMessages(CHANNEL)
+			.find((m) => String((m.embeds[0] as { title?: string } | undefined)?.title).includes(name));
 	async function press(customId: string, message: StoredMessage) {
 		const sent = await double.sendInteraction({ kind: "button", customId, messageId: message.id, user: admin });
 		await sent.response(10_000);
@@ -64,14 +76,22 @@ alerts:
 	}
 	/** Posts a firing alert and waits for its message, and for the bot to have stored that message as the group's (a press sooner is refused as an earlier episode's). */
 	async function postAlert(bot: TestBot, name: string, stateUrl?: string): Promise<StoredMessage> {
-		const res = await fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { authorization: `Bearer ${webhookToken}`, "content-type": "application/json" }, body: JSON.stringify(firingWebhook(name, { severity: "critical", labels: { container: "api", env: "production" } })) });
+		const res = await fetch(`${bot.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${webhookToken}`, "content-type": "application/json" },
+			body: JSON.stringify(
+				firingWebhook(name, { severity: "critical", labels: { container: "api", env: "production" } }),
+			),
+		});
 		expect(res.status).toBe(202);
 		const message = await double.waitFor(() => byTitle(name), 20_000);
 		const storedIds = async (): Promise<string[]> => {
 			if (!stateUrl) {
 				const db = new DatabaseSync(join(bot.stateDir, "alerts.sqlite"), { readOnly: true });
 				try {
-					return (db.prepare("SELECT message_id FROM groups").all() as { message_id: string | null }[]).flatMap((r) => (r.message_id ? [r.message_id] : []));
+					return (db.prepare("SELECT message_id FROM groups").all() as { message_id: string | null }[]).flatMap((r) =>
+						r.message_id ? [r.message_id] : [],
+					);
 				} finally {
 					db.close();
 				}
@@ -79,25 +99,40 @@ alerts:
 			const client = new pg.Client({ connectionString: stateUrl });
 			await client.connect();
 			try {
-				return (await client.query<{ message_id: string | null }>("SELECT message_id FROM opsbot_state.groups")).rows.flatMap((r) => (r.message_id ? [r.message_id] : []));
+				return (
+					await client.query<{ message_id: string | null }>("SELECT message_id FROM opsbot_state.groups")
+				).rows.flatMap((r) => (r.message_id ? [r.message_id] : []));
 			} finally {
 				await client.end();
 			}
 		};
 		const deadline = Date.now() + 10_000;
 		while (!(await storedIds()).includes(message.id)) {
-			if (Date.now() > deadline) throw new Error(`the bot did not store message ${message.id} as ${name}'s within 10 s`);
+			if (Date.now() > deadline)
+				throw new Error(`the bot did not store message ${message.id} as ${name}'s within 10 s`);
 			await new Promise((resolve) => setTimeout(resolve, 50));
 		}
 		return message;
 	}
 	/** Restart → Confirm on the alert's message; resolves once the Confirm press is acknowledged. */
-	async function confirmRestart(alertMessage: StoredMessage): Promise<{ confirmation: StoredMessage; confirmId: string }> {
-		const restartId = await double.waitFor(() => components(double.messages.get(alertMessage.id)).match(/alert:restart:[0-9a-f]{32}/)?.[0], 10_000);
+	async function confirmRestart(
+		alertMessage: StoredMessage,
+	): Promise<{ confirmation: StoredMessage; confirmId: string }> {
+		const restartId = await double.waitFor(
+			() => components(double.messages.get(alertMessage.id)).match(/alert:restart:[0-9a-f]{32}/)?.[0],
+			10_000,
+		);
 		const shown = await press(restartId, alertMessage);
-		const confirmation = await double.waitFor(() => (double.originalMessage(shown.id)?.content ? double.originalMessage(shown.id) : undefined), 10_000);
-		if (!components(confirmation).includes("restartconfirm")) throw new Error(`no restart confirmation: ${confirmation.content}`);
-		const confirm = await press(components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0], confirmation);
+		const confirmation = await double.waitFor(
+			() => (double.originalMessage(shown.id)?.content ? double.originalMessage(shown.id) : undefined),
+			10_000,
+		);
+		if (!components(confirmation).includes("restartconfirm"))
+			throw new Error(`no restart confirmation: ${confirmation.content}`);
+		const confirm = await press(
+			components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0],
+			confirmation,
+		);
 		return { confirmation, confirmId: confirm.id };
 	}
 	/** The answer to a Confirm press: the confirmation edited into the result, or a refusal in a follow-up. */
@@ -105,9 +140,12 @@ alerts:
 		double.waitFor(() => {
 			const edited = double.messages.get(confirmation.id)?.content ?? "";
 			if (edited.startsWith("🔁") || edited.startsWith("opsbot was stopped")) return edited;
-			return [...double.messages.values()].find((m) => m.interactionId === confirmId && m.id !== confirmation.id && m.content)?.content;
+			return [...double.messages.values()].find(
+				(m) => m.interactionId === confirmId && m.id !== confirmation.id && m.content,
+			)?.content;
 		}, 20_000);
-	const restartStarted = (docker: ReturnType<typeof fakeDocker>, n: number) => double.waitFor(() => docker.calls().filter((c) => c[0] === "restart").length >= n || undefined, 15_000);
+	const restartStarted = (docker: ReturnType<typeof fakeDocker>, n: number) =>
+		double.waitFor(() => docker.calls().filter((c) => c[0] === "restart").length >= n || undefined, 15_000);
 
 	it("waits for a restart running when SIGTERM comes, answers the user, records it and exits 0", async () => {
 		const docker = fakeDocker(sshd.binDir, "", undefined, { restartSeconds: 20 });
@@ -122,7 +160,11 @@ alerts:
 
 		expect(code).toBe(0);
 		expect(double.messages.get(confirmation.id)?.content).toBe("🔁 Restarted `api` on `127.0.0.1`.");
-		expect((await bot.actionLog.recent(1, { userId: admin.id }))[0]).toMatchObject({ action: "alert.restart", target: "production/api", result: "ok" });
+		expect((await bot.actionLog.recent(1, { userId: admin.id }))[0]).toMatchObject({
+			action: "alert.restart",
+			target: "production/api",
+			result: "ok",
+		});
 		expect(bot.logs().map((l) => l.msg)).toContain("stopped");
 	}, 60_000);
 
@@ -133,7 +175,10 @@ alerts:
 		await restartStarted(docker, 1);
 
 		bot.process.child.kill("SIGTERM");
-		await double.waitFor(() => bot.logs().some((l) => l.msg === "shutting down: finishing replies in flight") || undefined, 10_000);
+		await double.waitFor(
+			() => bot.logs().some((l) => l.msg === "shutting down: finishing replies in flight") || undefined,
+			10_000,
+		);
 		bot.process.child.kill("SIGTERM");
 		const code = await bot.process.exited;
 
@@ -141,7 +186,11 @@ alerts:
 		expect(double.messages.get(confirmation.id)?.content).toBe(
 			"opsbot was stopped while restarting `api` on `127.0.0.1`, before the restart finished, so it cannot tell whether it did. Check the container before restarting it again.",
 		);
-		expect((await bot.actionLog.recent(1, { userId: admin.id }))[0]).toMatchObject({ action: "alert.restart", target: "production/api", result: "interrupted: opsbot stopped before the restart finished" });
+		expect((await bot.actionLog.recent(1, { userId: admin.id }))[0]).toMatchObject({
+			action: "alert.restart",
+			target: "production/api",
+			result: "interrupted: opsbot stopped before the restart finished",
+		});
 	}, 60_000);
 
 	async function killedMidRestart(env: Record<string, string>, name: string) {
@@ -171,7 +220,10 @@ alerts:
 		const record = (await second.actionLog.recent(1, { userId: admin.id }))[0];
 		expect(record).toMatchObject({ action: "alert.restart", target: "production/api", result: "ok" });
 		// Taken over because the killed process is gone, not after its heartbeat went stale.
-		expect(record?.details?.tookOverFrom).toMatchObject({ holder: expect.stringContaining('"pid"'), why: "process gone" });
+		expect(record?.details?.tookOverFrom).toMatchObject({
+			holder: expect.stringContaining('"pid"'),
+			why: "process gone",
+		});
 	}, 90_000);
 
 	it("after kill -9 mid-restart, a new process restarts that container at once (PostgreSQL state)", async () => {
@@ -181,9 +233,15 @@ alerts:
 		expect(docker.calls()).toEqual([["restart", "api"]]);
 		const client = new pg.Client({ connectionString: stateUrl });
 		await client.connect();
-		const { rows } = await client.query<{ result: string; details: { tookOverFrom?: unknown } }>("SELECT result, details FROM opsbot_state.actions WHERE action = 'alert.restart' AND user_id = $1 ORDER BY id DESC LIMIT 1", [admin.id]);
+		const { rows } = await client.query<{ result: string; details: { tookOverFrom?: unknown } }>(
+			"SELECT result, details FROM opsbot_state.actions WHERE action = 'alert.restart' AND user_id = $1 ORDER BY id DESC LIMIT 1",
+			[admin.id],
+		);
 		await client.end();
 		expect(rows[0]?.result).toBe("ok");
-		expect(rows[0]?.details.tookOverFrom).toMatchObject({ holder: expect.stringContaining('"pid"'), why: "process gone" });
+		expect(rows[0]?.details.tookOverFrom).toMatchObject({
+			holder: expect.stringContaining('"pid"'),
+			why: "process gone",
+		});
 	}, 90_000);
 });

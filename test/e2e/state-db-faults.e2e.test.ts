@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
 import { freshStateDatabase } from "../alerts/state-database.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { ownMessages, title } from "../support/storm.ts";
@@ -26,8 +26,19 @@ describe("the state database drops connections under webhook load", () => {
 		bot = await startTestBot(double, ops, { WEBHOOK_TOKEN: token, STATE_DATABASE_URL: stateUrl, LOG_LEVEL: "info" });
 	});
 	const post = async (group: string) => {
-		const body = JSON.stringify(payload(1, { groupKey: group, groupLabels: { alertname: group }, commonLabels: { alertname: group, severity: "warning" }, commonAnnotations: {} }));
-		const res = await fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body });
+		const body = JSON.stringify(
+			payload(1, {
+				groupKey: group,
+				groupLabels: { alertname: group },
+				commonLabels: { alertname: group, severity: "warning" },
+				commonAnnotations: {},
+			}),
+		);
+		const res = await fetch(`${bot.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+			body,
+		});
 		await res.arrayBuffer();
 		return res.status;
 	};
@@ -44,7 +55,10 @@ describe("the state database drops connections under webhook load", () => {
 			const missing = groups.filter((g) => !names.has(g));
 			if (missing.length === 0) return;
 			if (groups.length - missing.length > posted) [posted, progressAt] = [groups.length - missing.length, Date.now()];
-			if (Date.now() - progressAt > stallMs) throw new Error(`no card for ${missing.length} of ${groups.length} accepted groups, none new for ${stallMs} ms: ${missing.slice(0, 5).join(", ")}`);
+			if (Date.now() - progressAt > stallMs)
+				throw new Error(
+					`no card for ${missing.length} of ${groups.length} accepted groups, none new for ${stallMs} ms: ${missing.slice(0, 5).join(", ")}`,
+				);
 			await new Promise((resolve) => setTimeout(resolve, 100));
 		}
 	};
@@ -54,7 +68,11 @@ describe("the state database drops connections under webhook load", () => {
 	});
 
 	it("with the store's tables locked, /metrics still scrapes (store figures NaN, readable 0) and /readyz says not writable", async () => {
-		const sample = (text: string, series: string) => text.split("\n").find((l) => l.startsWith(`${series} `))?.slice(series.length + 1);
+		const sample = (text: string, series: string) =>
+			text
+				.split("\n")
+				.find((l) => l.startsWith(`${series} `))
+				?.slice(series.length + 1);
 		const scrape = async () => {
 			const res = await fetch(`${bot.webhookUrl}/metrics`);
 			return { status: res.status, text: await res.text() };
@@ -85,9 +103,14 @@ describe("the state database drops connections under webhook load", () => {
 		expect(locked.text).toContain("process_resident_memory_bytes");
 		expect(locked.text).toContain("opsbot_discord_gateway_connected 1");
 		expect(readyLocked).toEqual([503, { discord: "connected", store: "not writable" }]);
-		await vi.waitFor(async () => expect(sample((await scrape()).text, "opsbot_alert_store_readable")).toBe("1"), { timeout: 15_000, interval: 200 });
+		await vi.waitFor(async () => expect(sample((await scrape()).text, "opsbot_alert_store_readable")).toBe("1"), {
+			timeout: 15_000,
+			interval: 200,
+		});
 		expect(await ready()).toEqual([200, { discord: "connected", store: "writable" }]);
-		expect(bot.logs().filter((l) => String(l.msg).startsWith("could not read the alert store's figures"))).toHaveLength(1);
+		expect(bot.logs().filter((l) => String(l.msg).startsWith("could not read the alert store's figures"))).toHaveLength(
+			1,
+		);
 	});
 
 	it("stays up: every webhook answered 202 is posted, the others got a 5xx for AlertManager to retry", async () => {
@@ -103,7 +126,10 @@ describe("the state database drops connections under webhook load", () => {
 		// 12 rounds, a quarter of a second apart: each lands inside a transaction or between them.
 		for (let round = 0; round < 12; round++) {
 			await new Promise((resolve) => setTimeout(resolve, 250));
-			const { rows } = await dba.query<{ n: number }>("SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'opsbot-state'", [stateDatabase]);
+			const { rows } = await dba.query<{ n: number }>(
+				"SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'opsbot-state'",
+				[stateDatabase],
+			);
 			terminated += rows[0]!.n;
 		}
 		sending = false;

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStateFile } from "../../src/state/sqlite.ts";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { firingWebhook } from "../support/alert-fixtures.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 
@@ -22,7 +22,9 @@ describe("state files are private to opsbot's user", () => {
 
 	beforeAll(async () => {
 		umask = process.umask(0o022);
-		double = await startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ONCALL, name: "oncall" }] } });
+		double = await startDiscordDouble({
+			guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: ONCALL, name: "oncall" }] },
+		});
 		// A stateDir that does not exist yet, so opsbot creates it (as it would on a fresh volume).
 		stateDir = join(mkdtempSync(join(tmpdir(), "opsbot-modes-")), "state", "opsbot");
 		bot = await startTestBot(
@@ -46,15 +48,28 @@ alerts:
 	});
 
 	it("creates stateDir 0700 and the alert store, its WAL and shared memory, and the action log 0600 under umask 022", async () => {
-		const answer = await fetch(`${bot.webhookUrl}/alerts`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(firingWebhook("PrivateFiles")) });
+		const answer = await fetch(`${bot.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+			body: JSON.stringify(firingWebhook("PrivateFiles")),
+		});
 		expect(answer.status).toBe(202);
 		const message = await double.waitFor(() => double.channelMessages(CHANNEL)[0], 20_000);
 		const ack = JSON.stringify(message.components).match(/alert:ack:[0-9a-f]{32}/)![0];
-		await (await double.sendInteraction({ kind: "button", customId: ack, messageId: message.id, user: { id: "200000000000000011", username: "olivia", roles: [ONCALL] } })).response();
+		await (
+			await double.sendInteraction({
+				kind: "button",
+				customId: ack,
+				messageId: message.id,
+				user: { id: "200000000000000011", username: "olivia", roles: [ONCALL] },
+			})
+		).response();
 		await double.waitFor(() => existsSync(join(stateDir, "actions.jsonl")), 10_000);
 
 		const files = ["alerts.sqlite", "alerts.sqlite-wal", "alerts.sqlite-shm", "actions.jsonl"];
-		expect({ stateDir: mode(stateDir), ...Object.fromEntries(files.map((f) => [f, mode(join(stateDir, f))])) }).toEqual({ stateDir: "700", ...Object.fromEntries(files.map((f) => [f, "600"])) });
+		expect({ stateDir: mode(stateDir), ...Object.fromEntries(files.map((f) => [f, mode(join(stateDir, f))])) }).toEqual(
+			{ stateDir: "700", ...Object.fromEntries(files.map((f) => [f, "600"])) },
+		);
 	});
 
 	it("creates the embedded state file and its journals 0600 under umask 022", async () => {
@@ -62,9 +77,16 @@ alerts:
 		const file = openStateFile(join(dir, "state.sqlite"));
 		await file.pending<string>("logs", 60_000).put("alice", "a search");
 
-		const modes = Object.fromEntries(["state.sqlite", "state.sqlite-wal", "state.sqlite-shm"].map((f) => [f, mode(join(dir, f))]));
+		const modes = Object.fromEntries(
+			["state.sqlite", "state.sqlite-wal", "state.sqlite-shm"].map((f) => [f, mode(join(dir, f))]),
+		);
 		file.close();
 
-		expect({ dir: mode(dir), ...modes }).toEqual({ dir: "700", "state.sqlite": "600", "state.sqlite-wal": "600", "state.sqlite-shm": "600" });
+		expect({ dir: mode(dir), ...modes }).toEqual({
+			dir: "700",
+			"state.sqlite": "600",
+			"state.sqlite-wal": "600",
+			"state.sqlite-shm": "600",
+		});
 	});
 });

@@ -3,8 +3,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDiscordDouble, type DiscordDouble } from "../discord-double/index.ts";
-import { spawnMain, type MainProcess } from "../support/main-process.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
+import { type MainProcess, spawnMain } from "../support/main-process.ts";
 import { freePort } from "../support/proc.ts";
 import { rawRequest } from "../support/raw-http.ts";
 
@@ -17,11 +17,33 @@ async function rawStatus(port: number, text: string): Promise<number> {
 }
 
 function webhook(alertname: string): string {
-	return JSON.stringify({ version: "4", groupKey: `{}:{alertname="${alertname}"}`, status: "firing", receiver: "opsbot", groupLabels: { alertname }, commonLabels: { alertname, severity: "warning" }, alerts: [{ status: "firing", labels: { alertname, severity: "warning" }, startsAt: new Date().toISOString(), fingerprint: randomBytes(8).toString("hex") }] });
+	return JSON.stringify({
+		version: "4",
+		groupKey: `{}:{alertname="${alertname}"}`,
+		status: "firing",
+		receiver: "opsbot",
+		groupLabels: { alertname },
+		commonLabels: { alertname, severity: "warning" },
+		alerts: [
+			{
+				status: "firing",
+				labels: { alertname, severity: "warning" },
+				startsAt: new Date().toISOString(),
+				fingerprint: randomBytes(8).toString("hex"),
+			},
+		],
+	});
 }
 
 function post(port: number, target: string, body: string, authorization?: string): Promise<number> {
-	const head = [`POST ${target} HTTP/1.1`, `Host: 127.0.0.1:${port}`, "Content-Type: application/json", ...(authorization ? [`Authorization: ${authorization}`] : []), `Content-Length: ${Buffer.byteLength(body)}`, "Connection: close"];
+	const head = [
+		`POST ${target} HTTP/1.1`,
+		`Host: 127.0.0.1:${port}`,
+		"Content-Type: application/json",
+		...(authorization ? [`Authorization: ${authorization}`] : []),
+		`Content-Length: ${Buffer.byteLength(body)}`,
+		"Connection: close",
+	];
 	return rawStatus(port, `${head.join("\r\n")}\r\n\r\n${body}`);
 }
 
@@ -43,12 +65,18 @@ alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
 `,
-			{ DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, WEBHOOK_TOKEN: token },
+			{
+				DISCORD_TOKEN: "double-token",
+				DISCORD_APPLICATION_ID: double.applicationId,
+				DISCORD_API_URL: double.apiUrl,
+				WEBHOOK_TOKEN: token,
+			},
 		);
 		await double
 			.waitFor(() => main.child.exitCode !== null || main.output().includes("alert receiver listening"), 20_000)
 			.catch(() => undefined);
-		if (!main.output().includes("alert receiver listening")) throw new Error(`opsbot did not start its receiver:\n${main.output()}`);
+		if (!main.output().includes("alert receiver listening"))
+			throw new Error(`opsbot did not start its receiver:\n${main.output()}`);
 	});
 	afterAll(async () => {
 		main?.child.kill("SIGTERM");
@@ -56,14 +84,27 @@ alerts:
 		await double?.close();
 	});
 
-	const titles = () => double.channelMessages(CHANNEL).map((m) => String((m.embeds[0] as { title?: string } | undefined)?.title ?? ""));
+	const titles = () =>
+		double.channelMessages(CHANNEL).map((m) => String((m.embeds[0] as { title?: string } | undefined)?.title ?? ""));
 
 	it("answers 401 to encoded, fragment and absolute-form targets without valid credentials, posts nothing, and still relays an authenticated webhook", async () => {
-		const targets = ["/alerts", "/alerts?x", "/%61lerts", "/alerts#x", "/alerts#", `http://127.0.0.1:${port}/alerts`, "http://evil.example/alerts"];
+		const targets = [
+			"/alerts",
+			"/alerts?x",
+			"/%61lerts",
+			"/alerts#x",
+			"/alerts#",
+			`http://127.0.0.1:${port}/alerts`,
+			"http://evil.example/alerts",
+		];
 		const refused: Record<string, number[]> = {};
 
 		for (const target of targets) {
-			refused[target] = [await post(port, target, webhook("Bypass")), await post(port, target, webhook("Bypass"), "Bearer not-the-token"), await post(port, target, webhook("Bypass"), `Basic ${Buffer.from(`opsbot:${token}`).toString("base64")}`)];
+			refused[target] = [
+				await post(port, target, webhook("Bypass")),
+				await post(port, target, webhook("Bypass"), "Bearer not-the-token"),
+				await post(port, target, webhook("Bypass"), `Basic ${Buffer.from(`opsbot:${token}`).toString("base64")}`),
+			];
 		}
 		const accepted = await post(port, "/%61lerts#x", webhook("Authenticated"), `Bearer ${token}`);
 		await double.waitFor(() => titles().some((t) => t.includes("Authenticated")), 20_000);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { goDuration, parseLokiTime, startLokiDouble, type LokiDouble } from "./index.ts";
+import { goDuration, type LokiDouble, parseLokiTime, startLokiDouble } from "./index.ts";
 
 // How the double answers normally is checked against the real Loki in test/services/loki-contract.test.ts;
 // here: its own helpers and the faults it exists for.
@@ -12,7 +12,8 @@ describe("Loki double", () => {
 	});
 	afterAll(() => loki.close());
 
-	const get = (path: string, tenant = "t1") => fetch(`${loki.url}${path}`, { headers: { "x-scope-orgid": tenant }, signal: AbortSignal.timeout(2_000) });
+	const get = (path: string, tenant = "t1") =>
+		fetch(`${loki.url}${path}`, { headers: { "x-scope-orgid": tenant }, signal: AbortSignal.timeout(2_000) });
 
 	it("reads timestamps as Loki does: float seconds, <=10 digits seconds, longer nanoseconds, else RFC3339", () => {
 		expect(parseLokiTime("1700000000")).toBe(1_700_000_000_000_000_000n);
@@ -44,7 +45,11 @@ describe("Loki double", () => {
 		const bad = await get("/loki/api/v1/label/service/values");
 		const good = await get("/loki/api/v1/label/service/values");
 
-		expect([garbage.status, garbage.headers.get("content-type"), await garbage.text()]).toEqual([200, "text/html", "<html>proxy error</html>"]);
+		expect([garbage.status, garbage.headers.get("content-type"), await garbage.text()]).toEqual([
+			200,
+			"text/html",
+			"<html>proxy error</html>",
+		]);
 		expect([bad.status, await bad.text()]).toEqual([502, "Bad Gateway"]);
 		expect(await good.json()).toEqual({ status: "success", data: ["api"] });
 	});

@@ -75,8 +75,14 @@ interface Failure {
 	readonly body: string;
 }
 
-type LabelExpr = { kind: "matcher"; name: string; op: string; value: string } | { kind: "and" | "or"; left: LabelExpr; right: LabelExpr };
-type Stage = { kind: "line"; op: string; value: string; source: string } | { kind: "json" } | { kind: "label"; expr: LabelExpr } | { kind: "drop"; names: string[] };
+type LabelExpr =
+	| { kind: "matcher"; name: string; op: string; value: string }
+	| { kind: "and" | "or"; left: LabelExpr; right: LabelExpr };
+type Stage =
+	| { kind: "line"; op: string; value: string; source: string }
+	| { kind: "json" }
+	| { kind: "label"; expr: LabelExpr }
+	| { kind: "drop"; names: string[] };
 
 interface LogQuery {
 	readonly matchers: { name: string; op: string; value: string }[];
@@ -134,7 +140,9 @@ function re2(pattern: string): RegExp | string {
 function labelRegex(value: string): RegExp | Failure {
 	const anchored = `^(?:${value})$`;
 	const compiled = re2(anchored);
-	return typeof compiled === "string" ? { status: 400, body: `parse error : error parsing regexp: ${compiled}` } : compiled;
+	return typeof compiled === "string"
+		? { status: 400, body: `parse error : error parsing regexp: ${compiled}` }
+		: compiled;
 }
 
 /** Parses with @grafana/lezer-logql into what the double evaluates; invalid or unsupported queries get Loki's error. */
@@ -145,7 +153,8 @@ export function parseQuery(query: string): ParsedQuery | { error: string; status
 
 function parseLogQL(query: string): ParsedQuery | Failure {
 	const bytes = Buffer.byteLength(query);
-	if (bytes > MAX_QUERY_BYTES) return { status: 400, body: `parse error : input size too long (${bytes} > ${MAX_QUERY_BYTES})` };
+	if (bytes > MAX_QUERY_BYTES)
+		return { status: 400, body: `parse error : input size too long (${bytes} > ${MAX_QUERY_BYTES})` };
 	if (query.trim() === "") return { status: 400, body: "parse error : syntax error: unexpected $end" };
 	const position = (at: number) => {
 		const before = query.slice(0, at).split("\n");
@@ -168,8 +177,15 @@ function parseLogQL(query: string): ParsedQuery | Failure {
 			const token = query.slice(node.from).match(/^[A-Za-z_][A-Za-z0-9_]*/);
 			if (node.from >= query.trimEnd().length) {
 				const inSelector = query.lastIndexOf("{") > query.lastIndexOf("}");
-				syntax = { status: 400, body: `parse error at ${position(query.length)}: syntax error: unexpected $end${inSelector ? ", expecting } or ," : ""}` };
-			} else syntax = { status: 400, body: `parse error at ${position(node.from)}: syntax error: unexpected ${token ? "IDENTIFIER" : JSON.stringify(query[node.from])}` };
+				syntax = {
+					status: 400,
+					body: `parse error at ${position(query.length)}: syntax error: unexpected $end${inSelector ? ", expecting } or ," : ""}`,
+				};
+			} else
+				syntax = {
+					status: 400,
+					body: `parse error at ${position(node.from)}: syntax error: unexpected ${token ? "IDENTIFIER" : JSON.stringify(query[node.from])}`,
+				};
 		},
 	});
 	if (syntax) return syntax;
@@ -186,7 +202,11 @@ function parseLogQL(query: string): ParsedQuery | Failure {
 		const duration = logNode?.getChild("Range")?.getChild("Duration");
 		const m = duration ? /^(\d+)(ms|s|m|h|d)$/.exec(text(duration)) : null;
 		if (!m) return unsupported(logNode ?? agg);
-		rangeNs = BigInt(m[1]!) * { ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n, d: 86_400_000_000_000n }[m[2] as "s"];
+		rangeNs =
+			BigInt(m[1]!) *
+			{ ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n, d: 86_400_000_000_000n }[
+				m[2] as "s"
+			];
 	} else if (top.name !== "LogExpr") return unsupported(top);
 	const matchers: LogQuery["matchers"] = [];
 	const stages: Stage[] = [];
@@ -205,8 +225,15 @@ function parseLogQL(query: string): ParsedQuery | Failure {
 			if (!(compiled instanceof RegExp)) return compiled;
 		}
 	}
-	if (!matchers.some((m) => (m.op === "=" && m.value !== "") || (m.op === "=~" && !(labelRegex(m.value) as RegExp).test("")))) {
-		return { status: 400, body: 'parse error : queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~".*" does not meet this requirement, but app=~".+" will' };
+	if (
+		!matchers.some(
+			(m) => (m.op === "=" && m.value !== "") || (m.op === "=~" && !(labelRegex(m.value) as RegExp).test("")),
+		)
+	) {
+		return {
+			status: 400,
+			body: 'parse error : queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~".*" does not meet this requirement, but app=~".+" will',
+		};
 	}
 	const pipeline = logNode?.getChild("PipelineExpr");
 	for (const stage of pipeline ? pipelineStages(pipeline) : []) {
@@ -238,7 +265,10 @@ function parseLogQL(query: string): ParsedQuery | Failure {
 		const drop = stage.getChild("DropLabelsExpr");
 		if (drop) {
 			const labels = drop.getChild("DropLabels");
-			const names = (labels ? dropLabels(labels) : []).map((n) => n.getChild("Identifier")).filter((n): n is SyntaxNode => n !== null).map(text);
+			const names = (labels ? dropLabels(labels) : [])
+				.map((n) => n.getChild("Identifier"))
+				.filter((n): n is SyntaxNode => n !== null)
+				.map(text);
 			if (names.length === 0) return unsupported(drop);
 			stages.push({ kind: "drop", names });
 			continue;
@@ -248,7 +278,10 @@ function parseLogQL(query: string): ParsedQuery | Failure {
 	return { matchers, filters, log: { matchers, stages }, ...(rangeNs !== undefined ? { rangeNs } : {}) };
 
 	function unsupported(node: SyntaxNode): Failure {
-		return { status: 400, body: `parse error : the Loki double does not evaluate ${node.name} (${text(node).slice(0, 60)})` };
+		return {
+			status: 400,
+			body: `parse error : the Loki double does not evaluate ${node.name} (${text(node).slice(0, 60)})`,
+		};
 	}
 }
 
@@ -274,7 +307,8 @@ function labelExpr(node: SyntaxNode, text: (n: SyntaxNode) => string): LabelExpr
 		const name = matcher.getChild("Identifier");
 		const value = matcher.getChild("String");
 		const op = name?.nextSibling;
-		if (!name || !value || !op) return { status: 400, body: `parse error : the Loki double does not evaluate ${text(matcher)}` };
+		if (!name || !value || !op)
+			return { status: 400, body: `parse error : the Loki double does not evaluate ${text(matcher)}` };
 		const parsed = { kind: "matcher" as const, name: text(name), op: text(op), value: unquote(text(value)) };
 		if (parsed.op === "=~" || parsed.op === "!~") {
 			const compiled = labelRegex(parsed.value);
@@ -327,7 +361,10 @@ function extractJson(line: string, labels: Record<string, string>, clashing: Rea
 }
 
 function labelMatches(expr: LabelExpr, labels: Record<string, string>): boolean {
-	if (expr.kind !== "matcher") return expr.kind === "and" ? labelMatches(expr.left, labels) && labelMatches(expr.right, labels) : labelMatches(expr.left, labels) || labelMatches(expr.right, labels);
+	if (expr.kind !== "matcher")
+		return expr.kind === "and"
+			? labelMatches(expr.left, labels) && labelMatches(expr.right, labels)
+			: labelMatches(expr.left, labels) || labelMatches(expr.right, labels);
 	const value = labels[expr.name] ?? "";
 	if (expr.op === "=") return value === expr.value;
 	if (expr.op === "!=") return value !== expr.value;
@@ -339,15 +376,29 @@ function labelMatches(expr: LabelExpr, labels: Record<string, string>): boolean 
 function selects(q: LogQuery, entry: StoredLine): boolean {
 	return q.matchers.every((m) => {
 		const value = entry.labels[m.name] ?? "";
-		return m.op === "=" ? value === m.value : m.op === "!=" ? value !== m.value : (labelRegex(m.value) as RegExp).test(value) === (m.op === "=~");
+		return m.op === "="
+			? value === m.value
+			: m.op === "!="
+				? value !== m.value
+				: (labelRegex(m.value) as RegExp).test(value) === (m.op === "=~");
 	});
 }
 
-function evaluate(q: LogQuery, entry: StoredLine, regexes: Map<string, RegExp>, clashing: ReadonlySet<string>): Record<string, string> | undefined {
+function evaluate(
+	q: LogQuery,
+	entry: StoredLine,
+	regexes: Map<string, RegExp>,
+	clashing: ReadonlySet<string>,
+): Record<string, string> | undefined {
 	const labels = { ...entry.labels };
 	for (const stage of q.stages) {
 		if (stage.kind === "line") {
-			const ok = stage.op === "|=" ? entry.line.includes(stage.value) : stage.op === "!=" ? !entry.line.includes(stage.value) : regexes.get(stage.value)!.test(entry.line) === (stage.op === "|~");
+			const ok =
+				stage.op === "|="
+					? entry.line.includes(stage.value)
+					: stage.op === "!="
+						? !entry.line.includes(stage.value)
+						: regexes.get(stage.value)!.test(entry.line) === (stage.op === "|~");
 			if (!ok) return undefined;
 		} else if (stage.kind === "json") extractJson(entry.line, labels, clashing);
 		else if (stage.kind === "label") {
@@ -372,7 +423,12 @@ export async function startLokiDouble(): Promise<LokiDouble> {
 		const key = JSON.stringify(Object.entries(labels).sort());
 		for (const l of lines) {
 			// An identical (timestamp, line) pair in one stream is stored once.
-			if (entries.some((e) => e.ns === l.ns && e.line === l.line && JSON.stringify(Object.entries(e.labels).sort()) === key)) continue;
+			if (
+				entries.some(
+					(e) => e.ns === l.ns && e.line === l.line && JSON.stringify(Object.entries(e.labels).sort()) === key,
+				)
+			)
+				continue;
 			entries.push({ ns: l.ns, line: l.line, labels: { ...labels }, seq: seq++ });
 		}
 	};
@@ -388,7 +444,8 @@ export async function startLokiDouble(): Promise<LokiDouble> {
 	function queryRange(res: ServerResponse, p: URLSearchParams, tenant: string): number {
 		const nowNs = BigInt(Date.now()) * 1_000_000n;
 		const rawLimit = p.get("limit");
-		if (rawLimit !== null && !/^-?\d+$/.test(rawLimit)) return text(res, 400, `strconv.Atoi: parsing ${JSON.stringify(rawLimit)}: invalid syntax`);
+		if (rawLimit !== null && !/^-?\d+$/.test(rawLimit))
+			return text(res, 400, `strconv.Atoi: parsing ${JSON.stringify(rawLimit)}: invalid syntax`);
 		const limit = rawLimit === null ? 100 : Number(rawLimit);
 		if (limit <= 0) return text(res, 400, "limit must be a positive value");
 		const times: Record<string, bigint> = {};
@@ -396,7 +453,12 @@ export async function startLokiDouble(): Promise<LokiDouble> {
 			const raw = p.get(name);
 			if (raw === null) continue;
 			const parsed = parseLokiTime(raw);
-			if (parsed === undefined) return text(res, 400, `could not parse '${name}' parameter: strconv.ParseInt: parsing ${JSON.stringify(raw)}: invalid syntax`);
+			if (parsed === undefined)
+				return text(
+					res,
+					400,
+					`could not parse '${name}' parameter: strconv.ParseInt: parsing ${JSON.stringify(raw)}: invalid syntax`,
+				);
 			times[name] = parsed;
 		}
 		const end = times.end ?? nowNs;
@@ -406,14 +468,29 @@ export async function startLokiDouble(): Promise<LokiDouble> {
 		if (direction !== "backward" && direction !== "forward") return text(res, 400, `invalid direction '${direction}'`);
 		const parsed = parseLogQL(p.get("query") ?? "");
 		if ("body" in parsed) return text(res, parsed.status, parsed.body);
-		if (parsed.rangeNs === undefined && limit > MAX_ENTRIES) return text(res, 400, `max entries limit per query exceeded, limit > max_entries_limit (${limit} > ${MAX_ENTRIES})`);
-		if (end - start > MAX_QUERY_NS) return text(res, 400, `the query time range exceeds the limit (query length: ${goDuration(end - start)}, limit: 30d1h)`);
+		if (parsed.rangeNs === undefined && limit > MAX_ENTRIES)
+			return text(
+				res,
+				400,
+				`max entries limit per query exceeded, limit > max_entries_limit (${limit} > ${MAX_ENTRIES})`,
+			);
+		if (end - start > MAX_QUERY_NS)
+			return text(
+				res,
+				400,
+				`the query time range exceeds the limit (query length: ${goDuration(end - start)}, limit: 30d1h)`,
+			);
 		const regexes = new Map<string, RegExp>();
 		for (const stage of parsed.log.stages) {
 			if (stage.kind !== "line" || (stage.op !== "|~" && stage.op !== "!~")) continue;
 			const compiled = re2(stage.value);
 			// Loki compiles line-filter regexes in its queriers: the failure comes back as a 500 through gRPC.
-			if (typeof compiled === "string") return text(res, 500, `rpc error: code = Unknown desc = parse error : stage '${stage.source}' : error parsing regexp: ${compiled}\n`);
+			if (typeof compiled === "string")
+				return text(
+					res,
+					500,
+					`rpc error: code = Unknown desc = parse error : stage '${stage.source}' : error parsing regexp: ${compiled}\n`,
+				);
 			regexes.set(stage.value, compiled);
 		}
 		const all = tenants.get(tenant) ?? [];
@@ -422,10 +499,20 @@ export async function startLokiDouble(): Promise<LokiDouble> {
 		const selected = inRange
 			.map((e) => ({ entry: e, labels: evaluate(parsed.log, e, regexes, new Set(Object.keys(e.labels))) }))
 			.filter((x): x is { entry: StoredLine; labels: Record<string, string> } => x.labels !== undefined);
-		if (parsed.rangeNs !== undefined) return json(res, { status: "success", data: { resultType: "matrix", result: countOverTime(selected, start, end, parsed.rangeNs, p.get("step")), stats: {} } });
+		if (parsed.rangeNs !== undefined)
+			return json(res, {
+				status: "success",
+				data: {
+					resultType: "matrix",
+					result: countOverTime(selected, start, end, parsed.rangeNs, p.get("step")),
+					stats: {},
+				},
+			});
 		const sign = direction === "forward" ? 1 : -1;
 		// Newest (or oldest) first; lines sharing a timestamp come in push order forward, reversed backward.
-		selected.sort((a, b) => (a.entry.ns === b.entry.ns ? (a.entry.seq - b.entry.seq) * sign : (a.entry.ns < b.entry.ns ? -1 : 1) * sign));
+		selected.sort((a, b) =>
+			a.entry.ns === b.entry.ns ? (a.entry.seq - b.entry.seq) * sign : (a.entry.ns < b.entry.ns ? -1 : 1) * sign,
+		);
 		const streams = new Map<string, { stream: Record<string, string>; values: [string, string][] }>();
 		for (const { entry, labels } of selected.slice(0, limit)) {
 			const key = JSON.stringify(Object.entries(labels).sort());
@@ -433,12 +520,19 @@ export async function startLokiDouble(): Promise<LokiDouble> {
 			stream.values.push([entry.ns.toString(), entry.line]);
 			streams.set(key, stream);
 		}
-		return json(res, { status: "success", data: { resultType: "streams", result: [...streams.values()], stats: {} } }, "application/json; charset=UTF-8");
+		return json(
+			res,
+			{ status: "success", data: { resultType: "streams", result: [...streams.values()], stats: {} } },
+			"application/json; charset=UTF-8",
+		);
 	}
 
 	function handle(req: IncomingMessage, res: ServerResponse, body: string): number | undefined {
 		const url = new URL(req.url ?? "/", "http://loki.local");
-		if (url.pathname === "/ready") return ready ? text(res, 200, "ready\n") : text(res, 503, "Ingester not ready: waiting for 15s after being ready\n");
+		if (url.pathname === "/ready")
+			return ready
+				? text(res, 200, "ready\n")
+				: text(res, 503, "Ingester not ready: waiting for 15s after being ready\n");
 		const tenant = req.headers["x-scope-orgid"];
 		if (typeof tenant !== "string" || tenant === "") return text(res, 401, "no org id\n");
 		if (stalls > 0) {
@@ -456,8 +550,13 @@ export async function startLokiDouble(): Promise<LokiDouble> {
 			if (unsafeTenant) return text(res, 400, "invalid tenant ID\n");
 			const parsed = JSON.parse(body) as { streams: { stream: Record<string, string>; values: [unknown, string][] }[] };
 			for (const s of parsed.streams) {
-				if (s.values.some(([ns]) => typeof ns !== "string")) return text(res, 400, "error parsing push request: timestamp must be a string\n");
-				store(tenant, s.stream, s.values.map(([ns, line]) => ({ ns: BigInt(ns as string), line })));
+				if (s.values.some(([ns]) => typeof ns !== "string"))
+					return text(res, 400, "error parsing push request: timestamp must be a string\n");
+				store(
+					tenant,
+					s.stream,
+					s.values.map(([ns, line]) => ({ ns: BigInt(ns as string), line })),
+				);
 			}
 			res.writeHead(204).end();
 			return 204;
@@ -466,9 +565,19 @@ export async function startLokiDouble(): Promise<LokiDouble> {
 		if (url.pathname === "/loki/api/v1/query_range") return queryRange(res, url.searchParams, tenant);
 		const entries = tenants.get(tenant) ?? [];
 		const values = /^\/loki\/api\/v1\/label\/([^/]+)\/values$/.exec(url.pathname);
-		const list = (names: string[]) => json(res, names.length > 0 ? { status: "success", data: names } : { status: "success" }, "application/json; charset=UTF-8", "\n");
-		if (values) return list([...new Set(entries.map((e) => e.labels[values[1]!]).filter((v): v is string => v !== undefined))].sort());
-		if (url.pathname === "/loki/api/v1/labels") return list([...new Set(entries.flatMap((e) => Object.keys(e.labels)))].sort());
+		const list = (names: string[]) =>
+			json(
+				res,
+				names.length > 0 ? { status: "success", data: names } : { status: "success" },
+				"application/json; charset=UTF-8",
+				"\n",
+			);
+		if (values)
+			return list(
+				[...new Set(entries.map((e) => e.labels[values[1]!]).filter((v): v is string => v !== undefined))].sort(),
+			);
+		if (url.pathname === "/loki/api/v1/labels")
+			return list([...new Set(entries.flatMap((e) => Object.keys(e.labels)))].sort());
 		return text(res, 404, "404 page not found\n");
 	}
 
@@ -478,7 +587,14 @@ export async function startLokiDouble(): Promise<LokiDouble> {
 		req.on("end", () => {
 			const url = new URL(req.url ?? "/", "http://loki.local");
 			const status = handle(req, res, body) ?? 0;
-			requests.push({ method: req.method ?? "GET", path: url.pathname, params: Object.fromEntries(url.searchParams), tenant: req.headers["x-scope-orgid"] as string | undefined, authorization: req.headers.authorization, status });
+			requests.push({
+				method: req.method ?? "GET",
+				path: url.pathname,
+				params: Object.fromEntries(url.searchParams),
+				tenant: req.headers["x-scope-orgid"] as string | undefined,
+				authorization: req.headers.authorization,
+				status,
+			});
 		});
 	});
 	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -504,7 +620,13 @@ export async function startLokiDouble(): Promise<LokiDouble> {
 }
 
 /** count_over_time at each step from start to end: the lines in (t - range, t], per output label set; empty steps left out. */
-function countOverTime(selected: { entry: StoredLine; labels: Record<string, string> }[], start: bigint, end: bigint, rangeNs: bigint, rawStep: string | null): { metric: Record<string, string>; values: [number, string][] }[] {
+function countOverTime(
+	selected: { entry: StoredLine; labels: Record<string, string> }[],
+	start: bigint,
+	end: bigint,
+	rangeNs: bigint,
+	rawStep: string | null,
+): { metric: Record<string, string>; values: [number, string][] }[] {
 	const stepS = rawStep ? Number(rawStep) : Math.max(Math.floor(Number((end - start) / 1_000_000_000n) / 250), 1);
 	const step = BigInt(Math.round(stepS * 1e9));
 	const series = new Map<string, { metric: Record<string, string>; values: [number, string][] }>();
@@ -514,7 +636,8 @@ function countOverTime(selected: { entry: StoredLine; labels: Record<string, str
 			if (entry.ns > t - rangeNs && entry.ns <= t) {
 				const key = JSON.stringify(Object.entries(labels).sort());
 				counts.set(key, (counts.get(key) ?? 0) + 1);
-				if (!series.has(key)) series.set(key, { metric: Object.fromEntries(Object.entries(labels).sort()), values: [] });
+				if (!series.has(key))
+					series.set(key, { metric: Object.fromEntries(Object.entries(labels).sort()), values: [] });
 			}
 		}
 		for (const [key, count] of counts) series.get(key)!.values.push([Number(t / 1_000_000_000n), String(count)]);

@@ -5,7 +5,18 @@ import { inflateSync } from "node:zlib";
 import { describe, expect, it, vi } from "vitest";
 import { alertLineChart } from "../../src/alerts/chart.ts";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
-import { chartModel, chartSvg, createChartRenderer, escapeXml, formatValue, rangeText, renderChart, timeTicks, yScale, type LineChart } from "../../src/render/chart.ts";
+import {
+	chartModel,
+	chartSvg,
+	createChartRenderer,
+	escapeXml,
+	formatValue,
+	type LineChart,
+	rangeText,
+	renderChart,
+	timeTicks,
+	yScale,
+} from "../../src/render/chart.ts";
 import { poolLineChart } from "../../src/render/pool-chart.ts";
 import type { RangeSeries } from "../../src/services/prometheus.ts";
 
@@ -56,22 +67,37 @@ function decodePng(png: Buffer): Image {
 			const b = y > 0 ? out[(y - 1) * stride + x]! : 0;
 			const c = x >= channels && y > 0 ? out[(y - 1) * stride + x - channels]! : 0;
 			const p = a + b - c;
-			const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
+			const paeth =
+				Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c)
+					? a
+					: Math.abs(p - b) <= Math.abs(p - c)
+						? b
+						: c;
 			const predictor = [0, a, b, (a + b) >> 1, paeth][filter ?? 0] ?? 0;
 			out[y * stride + x] = (value + predictor) & 0xff;
 		}
 	}
-	const rgba = channels === 4 ? out : new Uint8Array(width * height * 4).map((_, i) => (i % 4 === 3 ? 255 : out[Math.floor(i / 4) * 3 + (i % 4)]!));
+	const rgba =
+		channels === 4
+			? out
+			: new Uint8Array(width * height * 4).map((_, i) => (i % 4 === 3 ? 255 : out[Math.floor(i / 4) * 3 + (i % 4)]!));
 	return { width, height, rgba };
 }
 
-const pixel = (image: Image, x: number, y: number) => Array.from(image.rgba.subarray((y * image.width + x) * 4, (y * image.width + x) * 4 + 4));
+const pixel = (image: Image, x: number, y: number) =>
+	Array.from(image.rgba.subarray((y * image.width + x) * 4, (y * image.width + x) * 4 + 4));
 const hex = (colour: string) => [1, 3, 5].map((i) => Number.parseInt(colour.slice(i, i + 2), 16));
 /** Pixels of about this colour (within `tolerance` per channel). */
 function countColour(image: Image, colour: string, tolerance = 24): number {
 	const [r, g, b] = hex(colour) as [number, number, number];
 	let count = 0;
-	for (let i = 0; i < image.rgba.length; i += 4) if (Math.abs(image.rgba[i]! - r) <= tolerance && Math.abs(image.rgba[i + 1]! - g) <= tolerance && Math.abs(image.rgba[i + 2]! - b) <= tolerance) count++;
+	for (let i = 0; i < image.rgba.length; i += 4)
+		if (
+			Math.abs(image.rgba[i]! - r) <= tolerance &&
+			Math.abs(image.rgba[i + 1]! - g) <= tolerance &&
+			Math.abs(image.rgba[i + 2]! - b) <= tolerance
+		)
+			count++;
 	return count;
 }
 
@@ -83,7 +109,10 @@ function countColour(image: Image, colour: string, tolerance = 24): number {
 function expectGolden(name: string, png: Buffer, docsName?: string): void {
 	const golden = join(GOLDEN_DIR, name);
 	if (UPDATE || !existsSync(golden)) {
-		if (!UPDATE) throw new Error(`${golden} is missing: run UPDATE_GOLDEN=1 npx vitest run test/render/chart.test.ts and look at it`);
+		if (!UPDATE)
+			throw new Error(
+				`${golden} is missing: run UPDATE_GOLDEN=1 npx vitest run test/render/chart.test.ts and look at it`,
+			);
 		mkdirSync(GOLDEN_DIR, { recursive: true });
 		writeFileSync(golden, png);
 		if (docsName) {
@@ -109,8 +138,13 @@ function expectGolden(name: string, png: Buffer, docsName?: string): void {
 	if (expected.width !== actual.width || expected.height !== actual.height || share > 0.0005) {
 		const drawn = join(mkdtempSync(join(tmpdir(), "opsbot-chart-")), name);
 		writeFileSync(drawn, png);
-		const how = expected.width !== actual.width || expected.height !== actual.height ? `${actual.width}x${actual.height} instead of ${expected.width}x${expected.height}` : `${(share * 100).toFixed(2)} % of pixels off`;
-		expect.fail(`${name} differs from its golden image (${how}); drawn: ${drawn}. If the change is intended: UPDATE_GOLDEN=1 npx vitest run test/render/chart.test.ts`);
+		const how =
+			expected.width !== actual.width || expected.height !== actual.height
+				? `${actual.width}x${actual.height} instead of ${expected.width}x${expected.height}`
+				: `${(share * 100).toFixed(2)} % of pixels off`;
+		expect.fail(
+			`${name} differs from its golden image (${how}); drawn: ${drawn}. If the change is intended: UPDATE_GOLDEN=1 npx vitest run test/render/chart.test.ts`,
+		);
 	}
 }
 
@@ -127,7 +161,10 @@ function errorRateSeries(): RangeSeries[] {
 	const next = random(7);
 	return Array.from({ length: 14 }, (_, k) => ({
 		metric: { instance: `api-${k + 1}.prod.example.com:9100`, job: "api" },
-		points: Array.from({ length: 121 }, (_, i) => ({ at: END - HOUR + i * 30_000, value: Math.max(0, 0.15 + k * 0.045 + Math.sin(i / 9 + k) * 0.08 + next() * 0.08 + (k === 3 && i > 80 ? 1.3 : 0)) })).filter((_, i) => !(k === 5 && i > 40 && i < 60)),
+		points: Array.from({ length: 121 }, (_, i) => ({
+			at: END - HOUR + i * 30_000,
+			value: Math.max(0, 0.15 + k * 0.045 + Math.sin(i / 9 + k) * 0.08 + next() * 0.08 + (k === 3 && i > 80 ? 1.3 : 0)),
+		})).filter((_, i) => !(k === 5 && i > 40 && i < 60)),
 	}));
 }
 
@@ -139,7 +176,16 @@ const payload = WebhookPayload.parse({
 	groupLabels: { alertname: "HighErrorRate" },
 	commonLabels: { alertname: "HighErrorRate", job: "api" },
 	externalURL: "http://alertmanager.local:9093",
-	alerts: [{ status: "firing", labels: { alertname: "HighErrorRate", instance: "api-4.prod.example.com:9100", job: "api", severity: "critical" }, startsAt: "2026-11-24T13:42:00Z", endsAt: "0001-01-01T00:00:00Z", generatorURL: "http://prom:9090/graph?g0.expr=x", fingerprint: "f000000000000001" }],
+	alerts: [
+		{
+			status: "firing",
+			labels: { alertname: "HighErrorRate", instance: "api-4.prod.example.com:9100", job: "api", severity: "critical" },
+			startsAt: "2026-11-24T13:42:00Z",
+			endsAt: "0001-01-01T00:00:00Z",
+			generatorURL: "http://prom:9090/graph?g0.expr=x",
+			fingerprint: "f000000000000001",
+		},
+	],
 });
 const EXPR = 'sum by (instance) (rate(http_requests_total{status=~"5.."}[5m])) > 1';
 
@@ -153,8 +199,16 @@ function alertFixture(): LineChart {
 function poolFixture(): LineChart {
 	const start = END - 6 * HOUR;
 	const next = random(11);
-	const points = Array.from({ length: 361 }, (_, i) => ({ x: start + i * 60_000, y: Math.round(38 + 22 * Math.sin(i / 45) + next() * 4 + (i > 300 ? 30 : 0)) }));
-	return poolLineChart("production", { source: "Prometheus", samples: points.map((p) => ({ at: p.x, used: p.y })) }, 97, { warnPercent: 70, criticalPercent: 90 });
+	const points = Array.from({ length: 361 }, (_, i) => ({
+		x: start + i * 60_000,
+		y: Math.round(38 + 22 * Math.sin(i / 45) + next() * 4 + (i > 300 ? 30 : 0)),
+	}));
+	return poolLineChart(
+		"production",
+		{ source: "Prometheus", samples: points.map((p) => ({ at: p.x, used: p.y })) },
+		97,
+		{ warnPercent: 70, criticalPercent: 90 },
+	);
 }
 
 describe("chart golden images", () => {
@@ -168,7 +222,8 @@ describe("chart golden images", () => {
 		expect(image.width / image.height).toBeGreaterThan(1.6);
 		// Text size where Discord shows it (400 px wide): at least twice the old chart's 7 px.
 		expect(19 * (400 / 480)).toBeGreaterThanOrEqual(14);
-		for (const colour of ["#4e9eff", "#3ecf8e", "#c77dff", "#ff7aa8"]) expect(countColour(image, colour, 12)).toBeGreaterThan(300);
+		for (const colour of ["#4e9eff", "#3ecf8e", "#c77dff", "#ff7aa8"])
+			expect(countColour(image, colour, 12)).toBeGreaterThan(300);
 		const svg = chartSvg(chart);
 		expect(svg).toContain(">api-4<"); // the common "instance=" and ".prod.example.com:9100" trimmed
 		expect(svg).toContain(">&gt; 1/s<"); // the threshold from "> 1", on its line
@@ -195,12 +250,18 @@ describe("chart golden images", () => {
 	});
 
 	it("draws a single series, and says so when the range holds no data", async () => {
-		const one = await renderChart({ title: "up", series: [{ name: "value", points: [{ x: END - 60_000, y: 1 }] }], range: { start: END - HOUR, end: END } });
+		const one = await renderChart({
+			title: "up",
+			series: [{ name: "value", points: [{ x: END - 60_000, y: 1 }] }],
+			range: { start: END - HOUR, end: END },
+		});
 		const none = await renderChart({ title: "up", series: [], range: { start: END - HOUR, end: END } });
 
 		expectGolden("single-point.png", one);
 		expectGolden("no-data.png", none);
-		expect(chartSvg({ title: "up", series: [], range: { start: END - HOUR, end: END } })).toContain("no data in this time range");
+		expect(chartSvg({ title: "up", series: [], range: { start: END - HOUR, end: END } })).toContain(
+			"no data in this time range",
+		);
 	});
 });
 
@@ -209,9 +270,28 @@ describe("extreme values (D16)", () => {
 	const extreme: LineChart = {
 		title: "Extreme values",
 		series: [
-			{ name: "huge", points: [{ x: END - HOUR, y: 1e308 }, { x: END - HOUR / 2, y: 1e308 }, { x: END, y: 1e308 }] },
-			{ name: "negative huge", points: [{ x: END - HOUR, y: -1e308 }, { x: END, y: -1e308 }] },
-			{ name: "five", points: [{ x: END - HOUR, y: 5 }, { x: END, y: 5 }] },
+			{
+				name: "huge",
+				points: [
+					{ x: END - HOUR, y: 1e308 },
+					{ x: END - HOUR / 2, y: 1e308 },
+					{ x: END, y: 1e308 },
+				],
+			},
+			{
+				name: "negative huge",
+				points: [
+					{ x: END - HOUR, y: -1e308 },
+					{ x: END, y: -1e308 },
+				],
+			},
+			{
+				name: "five",
+				points: [
+					{ x: END - HOUR, y: 5 },
+					{ x: END, y: 5 },
+				],
+			},
 		],
 		range: { start: END - HOUR, end: END },
 	};
@@ -230,7 +310,9 @@ describe("extreme values (D16)", () => {
 		const svg = chartSvg(extreme);
 		const png = await renderChart(extreme);
 
-		const lines = [...svg.matchAll(/<polyline points="([^"]+)"/g)].map((m) => m[1]!.split(" ").map((p) => Number(p.split(",")[1])));
+		const lines = [...svg.matchAll(/<polyline points="([^"]+)"/g)].map((m) =>
+			m[1]!.split(" ").map((p) => Number(p.split(",")[1])),
+		);
 		expect(lines).toHaveLength(3);
 		// Top, bottom and middle of the plot: three different heights, none at the clipped 0.
 		const heights = lines.map((ys) => ys[0]!);
@@ -243,7 +325,9 @@ describe("extreme values (D16)", () => {
 
 describe("renderChart", () => {
 	it("draws charts asked for at once, one after another on its thread, each one whole", async () => {
-		const charts = await Promise.all([poolFixture(), alertFixture(), poolFixture(), alertFixture()].map((chart) => renderChart(chart)));
+		const charts = await Promise.all(
+			[poolFixture(), alertFixture(), poolFixture(), alertFixture()].map((chart) => renderChart(chart)),
+		);
 
 		expect(charts[0]?.equals(charts[2]!)).toBe(true);
 		expect(charts[1]?.equals(charts[3]!)).toBe(true);
@@ -280,8 +364,14 @@ describe("chartModel", () => {
 	it("keeps the firing series, then the top ones by latest value, as lines and folds every other one into a min–max band", () => {
 		const model = chartModel(alertFixture());
 
-		const byLatest = errorRateSeries().filter((s) => s.metric.instance !== "api-4.prod.example.com:9100").sort((a, b) => b.points.at(-1)!.value - a.points.at(-1)!.value);
-		expect(model.lines.map((l) => l.name)).toEqual(["api-4", ...byLatest.slice(0, 7).map((s) => /api-\d+/.exec(s.metric.instance!)![0])].map((k) => `instance=${k}.prod.example.com:9100`));
+		const byLatest = errorRateSeries()
+			.filter((s) => s.metric.instance !== "api-4.prod.example.com:9100")
+			.sort((a, b) => b.points.at(-1)!.value - a.points.at(-1)!.value);
+		expect(model.lines.map((l) => l.name)).toEqual(
+			["api-4", ...byLatest.slice(0, 7).map((s) => /api-\d+/.exec(s.metric.instance!)![0])].map(
+				(k) => `instance=${k}.prod.example.com:9100`,
+			),
+		);
 		expect(model.lines[0]?.firing).toBe(true);
 		expect(model.others?.count).toBe(6);
 		const at = END - HOUR;
@@ -300,7 +390,20 @@ describe("chartModel", () => {
 	});
 
 	it("leaves out points outside the range, series without points, and values that are not numbers", () => {
-		const model = chartModel({ series: [{ name: "a", points: [{ x: -5, y: 1 }, { x: 5, y: Number.NaN }, { x: 6, y: 2 }] }, { name: "b", points: [{ x: 50, y: 1 }] }], range: { start: 0, end: 10 } });
+		const model = chartModel({
+			series: [
+				{
+					name: "a",
+					points: [
+						{ x: -5, y: 1 },
+						{ x: 5, y: Number.NaN },
+						{ x: 6, y: 2 },
+					],
+				},
+				{ name: "b", points: [{ x: 50, y: 1 }] },
+			],
+			range: { start: 0, end: 10 },
+		});
 
 		expect(model.lines).toEqual([expect.objectContaining({ name: "a", points: [{ x: 6, y: 2 }], latest: 2 })]);
 	});
@@ -308,7 +411,11 @@ describe("chartModel", () => {
 
 describe("chart text", () => {
 	it("escapes labels that would break the SVG and drops characters XML cannot hold", () => {
-		const svg = chartSvg({ title: 'x</text><script>"&', series: [{ name: "a\u0000b\ud800<c>", points: [{ x: 1, y: 1 }] }], range: { start: 0, end: 10 } });
+		const svg = chartSvg({
+			title: 'x</text><script>"&',
+			series: [{ name: "a\u0000b\ud800<c>", points: [{ x: 1, y: 1 }] }],
+			range: { start: 0, end: 10 },
+		});
 
 		expect(svg).toContain("x&lt;/text&gt;&lt;script&gt;&quot;&amp;");
 		expect(svg).toContain(">ab\ufffd&lt;c&gt;<");
@@ -341,7 +448,15 @@ describe("chart text", () => {
 	});
 
 	it("labels the time axis at whole UTC minutes and states the range", () => {
-		expect(timeTicks(END - HOUR, END).map((t) => t.label)).toEqual(["13:00", "13:10", "13:20", "13:30", "13:40", "13:50", "14:00"]);
+		expect(timeTicks(END - HOUR, END).map((t) => t.label)).toEqual([
+			"13:00",
+			"13:10",
+			"13:20",
+			"13:30",
+			"13:40",
+			"13:50",
+			"14:00",
+		]);
 		expect(timeTicks(END - 6 * HOUR, END)).toHaveLength(7);
 		expect(rangeText({ start: END - HOUR, end: END })).toBe("24 Nov 13:00–14:00 UTC");
 		expect(rangeText({ start: END - 14 * HOUR - 90 * 60_000, end: END })).toBe("23 Nov 22:30 – 24 Nov 14:00 UTC");

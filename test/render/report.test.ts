@@ -1,7 +1,7 @@
-import { describe, expect, it } from "vitest";
 import fc from "fast-check";
+import { describe, expect, it } from "vitest";
 import { DISCORD_LIMITS, joinLinesWithin, truncate } from "../../src/render/limits.ts";
-import { reportToEmbed, reportToText, textToMarkdown, textToPlain, type Report } from "../../src/render/report.ts";
+import { type Report, reportToEmbed, reportToText, textToMarkdown, textToPlain } from "../../src/render/report.ts";
 
 function embedTextLength(json: ReturnType<ReturnType<typeof reportToEmbed>["toJSON"]>): number {
 	return (
@@ -19,7 +19,9 @@ describe("reportToEmbed", () => {
 			title: text,
 			level: fc.constantFrom("ok", "warn", "critical"),
 			summary: text,
-			lines: fc.array(fc.record({ level: fc.constantFrom("ok", "warn", "critical"), label: text, text }), { maxLength: 60 }),
+			lines: fc.array(fc.record({ level: fc.constantFrom("ok", "warn", "critical"), label: text, text }), {
+				maxLength: 60,
+			}),
 			fields: fc.array(fc.record({ label: text, value: text }), { maxLength: 40 }),
 			footer: text,
 		}) as fc.Arbitrary<Report>;
@@ -41,7 +43,11 @@ describe("reportToEmbed", () => {
 	});
 
 	it("says how many lines did not fit instead of dropping them silently", () => {
-		const lines = Array.from({ length: 300 }, (_, i) => ({ level: "ok" as const, label: `check-${i}`, text: "x".repeat(40) }));
+		const lines = Array.from({ length: 300 }, (_, i) => ({
+			level: "ok" as const,
+			label: `check-${i}`,
+			text: "x".repeat(40),
+		}));
 
 		const description = reportToEmbed({ title: "t", level: "ok", lines }).toJSON().description ?? "";
 
@@ -50,7 +56,11 @@ describe("reportToEmbed", () => {
 	});
 
 	it("colours by level and marks each line with its state", () => {
-		const json = reportToEmbed({ title: "Health", level: "critical", lines: [{ level: "critical", label: "db", text: "connection refused" }] }).toJSON();
+		const json = reportToEmbed({
+			title: "Health",
+			level: "critical",
+			lines: [{ level: "critical", label: "db", text: "connection refused" }],
+		}).toJSON();
 
 		expect(json.color).toBe(0xe74c3c);
 		expect(json.description).toBe("🔴 **db** connection refused");
@@ -58,14 +68,29 @@ describe("reportToEmbed", () => {
 });
 
 describe("report text parts", () => {
-	const text = ["Deleted by ", { strong: "a*b" }, " from ", { code: "10.0.0.1`" }, ", ", { time: new Date(0), style: "full" }, " — ", { link: "https://example.test/x", label: "trace" }, " ", { mention: "role", id: "42" }] as const;
+	const text = [
+		"Deleted by ",
+		{ strong: "a*b" },
+		" from ",
+		{ code: "10.0.0.1`" },
+		", ",
+		{ time: new Date(0), style: "full" },
+		" — ",
+		{ link: "https://example.test/x", label: "trace" },
+		" ",
+		{ mention: "role", id: "42" },
+	] as const;
 
 	it("marks values up in the Discord view and escapes literal text", () => {
-		expect(textToMarkdown(text)).toBe("Deleted by **a\\*b** from `10.0.0.1ˋ`, <t:0:f> (<t:0:R>) — [trace](https://example.test/x) <@&42>");
+		expect(textToMarkdown(text)).toBe(
+			"Deleted by **a\\*b** from `10.0.0.1ˋ`, <t:0:f> (<t:0:R>) — [trace](https://example.test/x) <@&42>",
+		);
 	});
 
 	it("gives exact values in the terminal view", () => {
-		expect(textToPlain(text)).toBe("Deleted by a*b from 10.0.0.1`, 1970-01-01T00:00:00.000Z — trace (https://example.test/x) @&42");
+		expect(textToPlain(text)).toBe(
+			"Deleted by a*b from 10.0.0.1`, 1970-01-01T00:00:00.000Z — trace (https://example.test/x) @&42",
+		);
 	});
 
 	it("shows a link to anything but http(s) as its label only, and lists one item per line", () => {
@@ -122,7 +147,9 @@ describe("long summaries and control characters", () => {
 	});
 
 	it("keeps blank lines between a summary's paragraphs", () => {
-		expect(reportToEmbed({ title: "t", level: "ok", summary: "first\n\nsecond" }).toJSON().description).toBe("first\n\nsecond");
+		expect(reportToEmbed({ title: "t", level: "ok", summary: "first\n\nsecond" }).toJSON().description).toBe(
+			"first\n\nsecond",
+		);
 	});
 
 	it("shows control characters as escapes in the terminal view, so a log line cannot drive the terminal", () => {

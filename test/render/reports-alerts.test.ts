@@ -1,10 +1,19 @@
 import { describe, it } from "vitest";
-import { alertGroupReport, type AlertGroupContext } from "../../src/alerts/group-report.ts";
+import { type AlertGroupContext, alertGroupReport } from "../../src/alerts/group-report.ts";
 import { byUrgency, heldGroup, heldGroupsReport } from "../../src/alerts/held-groups.ts";
-import { renderAlertGroup, renderStormOver, renderStormSummary, stormReport, type AlertMessage, type StormLine, type StormView, type SummaryMessage } from "../../src/alerts/render.ts";
+import {
+	type AlertMessage,
+	renderAlertGroup,
+	renderStormOver,
+	renderStormSummary,
+	type StormLine,
+	type StormView,
+	type SummaryMessage,
+	stormReport,
+} from "../../src/alerts/render.ts";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
-import { payload } from "../support/alert-fixtures.ts";
 import { reportToText } from "../../src/render/report.ts";
+import { payload } from "../support/alert-fixtures.ts";
 import { expectGoldenFile, expectReportGolden } from "../support/golden.ts";
 
 // Fixed times: every golden must come out the same on any day, in any time zone.
@@ -19,7 +28,12 @@ function stableJson(value: unknown): string {
 	const sorted = (v: unknown): unknown => {
 		if (Buffer.isBuffer(v)) return { bytes: v.length };
 		if (Array.isArray(v)) return v.map(sorted);
-		if (v && typeof v === "object") return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])]));
+		if (v && typeof v === "object")
+			return Object.fromEntries(
+				Object.keys(v)
+					.sort()
+					.map((k) => [k, sorted((v as Record<string, unknown>)[k])]),
+			);
 		return v;
 	};
 	return `${JSON.stringify(sorted(value), null, 2)}\n`;
@@ -46,16 +60,44 @@ function messageJson(message: AlertMessage | SummaryMessage, listed?: readonly s
 const ZERO = "0001-01-01T00:00:00Z";
 
 /** A webhook body: what every fixture shares, then its own fields. */
-const webhook = (fields: Record<string, unknown>) => WebhookPayload.parse({ version: "4", status: "firing", receiver: "opsbot", externalURL: "http://alertmanager.example.com:9093", ...fields });
+const webhook = (fields: Record<string, unknown>) =>
+	WebhookPayload.parse({
+		version: "4",
+		status: "firing",
+		receiver: "opsbot",
+		externalURL: "http://alertmanager.example.com:9093",
+		...fields,
+	});
 
 const critical = webhook({
 	groupKey: '{}:{alertname="PostgresDown"}',
 	groupLabels: { alertname: "PostgresDown" },
 	commonLabels: { alertname: "PostgresDown", severity: "critical", env: "prod", job: "postgres" },
-	commonAnnotations: { summary: "PostgreSQL is down on prod", description: "pg_up == 0 for 2 minutes.", runbook_url: "https://runbooks.example.com/postgres-down", dashboard_url: "https://grafana.example.com/d/pg" },
+	commonAnnotations: {
+		summary: "PostgreSQL is down on prod",
+		description: "pg_up == 0 for 2 minutes.",
+		runbook_url: "https://runbooks.example.com/postgres-down",
+		dashboard_url: "https://grafana.example.com/d/pg",
+	},
 	alerts: [
-		{ status: "firing", labels: { alertname: "PostgresDown", severity: "critical", env: "prod", job: "postgres", instance: "db-1:5432" }, annotations: { summary: "db-1 is down" }, startsAt: "2026-11-24T12:00:00Z", endsAt: ZERO, generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=pg_up+%3D%3D+0&g0.tab=1", fingerprint: "a000000000000001" },
-		{ status: "firing", labels: { alertname: "PostgresDown", severity: "critical", env: "prod", job: "postgres", instance: "db-2:5432" }, annotations: { summary: "db-2 is down" }, startsAt: "2026-11-24T12:01:30Z", endsAt: ZERO, generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=pg_up+%3D%3D+0&g0.tab=1", fingerprint: "a000000000000002" },
+		{
+			status: "firing",
+			labels: { alertname: "PostgresDown", severity: "critical", env: "prod", job: "postgres", instance: "db-1:5432" },
+			annotations: { summary: "db-1 is down" },
+			startsAt: "2026-11-24T12:00:00Z",
+			endsAt: ZERO,
+			generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=pg_up+%3D%3D+0&g0.tab=1",
+			fingerprint: "a000000000000001",
+		},
+		{
+			status: "firing",
+			labels: { alertname: "PostgresDown", severity: "critical", env: "prod", job: "postgres", instance: "db-2:5432" },
+			annotations: { summary: "db-2 is down" },
+			startsAt: "2026-11-24T12:01:30Z",
+			endsAt: ZERO,
+			generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=pg_up+%3D%3D+0&g0.tab=1",
+			fingerprint: "a000000000000002",
+		},
 	],
 });
 
@@ -65,8 +107,22 @@ const warning = webhook({
 	commonLabels: { alertname: "ApiErrors", severity: "warning", env: "staging", container: "api" },
 	commonAnnotations: { summary: "5xx above 2 %" },
 	alerts: [
-		{ status: "firing", labels: { alertname: "ApiErrors", severity: "warning", env: "staging", container: "api", route: "/orders" }, startsAt: "2026-11-24T12:10:00Z", endsAt: ZERO, generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=rate%28http_5xx%5B5m%5D%29+%3E+0.02", fingerprint: "b000000000000001" },
-		{ status: "resolved", labels: { alertname: "ApiErrors", severity: "warning", env: "staging", container: "api", route: "/users" }, startsAt: "2026-11-24T12:05:00Z", endsAt: "2026-11-24T12:20:00Z", generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=rate%28http_5xx%5B5m%5D%29+%3E+0.02", fingerprint: "b000000000000002" },
+		{
+			status: "firing",
+			labels: { alertname: "ApiErrors", severity: "warning", env: "staging", container: "api", route: "/orders" },
+			startsAt: "2026-11-24T12:10:00Z",
+			endsAt: ZERO,
+			generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=rate%28http_5xx%5B5m%5D%29+%3E+0.02",
+			fingerprint: "b000000000000001",
+		},
+		{
+			status: "resolved",
+			labels: { alertname: "ApiErrors", severity: "warning", env: "staging", container: "api", route: "/users" },
+			startsAt: "2026-11-24T12:05:00Z",
+			endsAt: "2026-11-24T12:20:00Z",
+			generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=rate%28http_5xx%5B5m%5D%29+%3E+0.02",
+			fingerprint: "b000000000000002",
+		},
 	],
 });
 
@@ -82,24 +138,70 @@ const hostile = webhook({
 	receiver: "ops_*team*",
 	groupLabels: { alertname: "Disk **full** on <@123>", team: "a|b" },
 	commonLabels: { alertname: "Disk **full** on <@123>", severity: "critical", team: "a|b", path: "/var/`lib`" },
-	commonAnnotations: { summary: "@everyone [click](https://evil.example/x) __now__", description: "# heading\n> quote\n- item ~~gone~~ ||spoiler||", runbook_url: "https://runbooks.example.com/a b)(c" },
+	commonAnnotations: {
+		summary: "@everyone [click](https://evil.example/x) __now__",
+		description: "# heading\n> quote\n- item ~~gone~~ ||spoiler||",
+		runbook_url: "https://runbooks.example.com/a b)(c",
+	},
 	externalURL: "javascript:alert(1)",
 	alerts: [
-		{ status: "firing", labels: { alertname: "Disk **full** on <@123>", severity: "critical", team: "a|b", path: "/var/`lib`", device: "sd*a*_1" }, annotations: { summary: "<t:0:R> and <#1>" }, startsAt: "2026-11-24T12:00:00Z", endsAt: ZERO, generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=x+%3E+1", fingerprint: "c000000000000001" },
-		{ status: "firing", labels: { alertname: "Disk **full** on <@123>", severity: "critical", team: "a|b", path: "/var/`lib`", device: "sd[b](x)" }, startsAt: "not a time", endsAt: ZERO, fingerprint: "c000000000000002" },
+		{
+			status: "firing",
+			labels: {
+				alertname: "Disk **full** on <@123>",
+				severity: "critical",
+				team: "a|b",
+				path: "/var/`lib`",
+				device: "sd*a*_1",
+			},
+			annotations: { summary: "<t:0:R> and <#1>" },
+			startsAt: "2026-11-24T12:00:00Z",
+			endsAt: ZERO,
+			generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=x+%3E+1",
+			fingerprint: "c000000000000001",
+		},
+		{
+			status: "firing",
+			labels: {
+				alertname: "Disk **full** on <@123>",
+				severity: "critical",
+				team: "a|b",
+				path: "/var/`lib`",
+				device: "sd[b](x)",
+			},
+			startsAt: "not a time",
+			endsAt: ZERO,
+			fingerprint: "c000000000000002",
+		},
 	],
 });
 
 describe("alert group messages (golden)", () => {
 	it("renders a critical group that pings the on-call role, with links, a chart and every button", () => {
-		const message = renderAlertGroup(critical, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, chart: CHART, actions: { groupId: GROUP_ID, restartContainer: "postgres", logs: true } });
+		const message = renderAlertGroup(critical, {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			chart: CHART,
+			actions: { groupId: GROUP_ID, restartContainer: "postgres", logs: true },
+		});
 
 		expectGoldenFile("alert-critical.discord.json", messageJson(message));
-		expectTerminalGolden("alert-critical", critical, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, chart: true });
+		expectTerminalGolden("alert-critical", critical, {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			chart: true,
+		});
 	});
 
 	it("renders an acknowledged critical group without the ping", () => {
-		const context = { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 } };
+		const context = {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 },
+		};
 		const message = renderAlertGroup(critical, { ...context, actions: { groupId: GROUP_ID, logs: false } });
 
 		expectGoldenFile("alert-critical-acked.discord.json", messageJson(message));
@@ -113,7 +215,14 @@ describe("alert group messages (golden)", () => {
 			mentionRole: ROLE,
 			ack: { userId: "200000000000000002", username: "alice", at: NOW - 10 * 60_000 },
 			silence: { id: "silence-1", username: "bob_the_*ops*", until: NOW + 4 * 3_600_000 },
-			restart: { userId: "200000000000000003", container: "api", at: NOW - 2 * 60_000, ok: false, exitCode: 1, reason: "Error response from daemon: No such container: api" },
+			restart: {
+				userId: "200000000000000003",
+				container: "api",
+				at: NOW - 2 * 60_000,
+				ok: false,
+				exitCode: 1,
+				reason: "Error response from daemon: No such container: api",
+			},
 			actions: { groupId: GROUP_ID, restartContainer: "api", logs: true },
 		});
 
@@ -123,38 +232,77 @@ describe("alert group messages (golden)", () => {
 			now: NOW,
 			ack: { userId: "200000000000000002", username: "alice", at: NOW - 10 * 60_000 },
 			silence: { id: "silence-1", username: "bob_the_*ops*", until: NOW + 4 * 3_600_000 },
-			restart: { userId: "200000000000000003", container: "api", at: NOW - 2 * 60_000, ok: false, exitCode: 1, reason: "Error response from daemon: No such container: api" },
+			restart: {
+				userId: "200000000000000003",
+				container: "api",
+				at: NOW - 2 * 60_000,
+				ok: false,
+				exitCode: 1,
+				reason: "Error response from daemon: No such container: api",
+			},
 		});
 	});
 
 	it("leaves an expired silence out and offers the Silence menu again", () => {
-		const message = renderAlertGroup(warning, { firstFiringAt: STARTED, now: NOW, silence: { id: "silence-1", username: "bob", until: NOW - 1 }, restart: { userId: "200000000000000003", container: "api", at: NOW - 2 * 60_000, ok: true }, actions: { groupId: GROUP_ID, restartContainer: "api", logs: false } });
+		const message = renderAlertGroup(warning, {
+			firstFiringAt: STARTED,
+			now: NOW,
+			silence: { id: "silence-1", username: "bob", until: NOW - 1 },
+			restart: { userId: "200000000000000003", container: "api", at: NOW - 2 * 60_000, ok: true },
+			actions: { groupId: GROUP_ID, restartContainer: "api", logs: false },
+		});
 
 		expectGoldenFile("alert-warning-silence-expired.discord.json", messageJson(message));
 	});
 
 	it("renders a resolved group: how long it fired, no buttons, no ping", () => {
-		const message = renderAlertGroup(resolved, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 }, actions: { groupId: GROUP_ID, restartContainer: "postgres", logs: true } });
+		const message = renderAlertGroup(resolved, {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 },
+			actions: { groupId: GROUP_ID, restartContainer: "postgres", logs: true },
+		});
 
 		expectGoldenFile("alert-resolved.discord.json", messageJson(message));
-		expectTerminalGolden("alert-resolved", resolved, { firstFiringAt: STARTED, now: NOW, ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 } });
+		expectTerminalGolden("alert-resolved", resolved, {
+			firstFiringAt: STARTED,
+			now: NOW,
+			ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 },
+		});
 	});
 
 	it("renders a 300-alert group: the list cut with the full list attached, and AlertManager's max_alerts note", () => {
-		const message = renderAlertGroup(payload(300, { truncatedAlerts: 12 }), { firstFiringAt: STARTED, now: NOW, chart: CHART, actions: { groupId: GROUP_ID, logs: true } });
+		const message = renderAlertGroup(payload(300, { truncatedAlerts: 12 }), {
+			firstFiringAt: STARTED,
+			now: NOW,
+			chart: CHART,
+			actions: { groupId: GROUP_ID, logs: true },
+		});
 
 		expectGoldenFile("alert-300.discord.json", messageJson(message));
 		expectTerminalGolden("alert-300", payload(300, { truncatedAlerts: 12 }), { firstFiringAt: STARTED, now: NOW });
 	});
 
 	it("renders a 300-alert group that Discord would not take files for: it says what is missing", () => {
-		const message = renderAlertGroup(payload(300), { firstFiringAt: STARTED, now: NOW, chart: CHART, withoutAttachments: true, actions: { groupId: GROUP_ID, logs: false } });
+		const message = renderAlertGroup(payload(300), {
+			firstFiringAt: STARTED,
+			now: NOW,
+			chart: CHART,
+			withoutAttachments: true,
+			actions: { groupId: GROUP_ID, logs: false },
+		});
 
 		expectGoldenFile("alert-300-without-attachments.discord.json", messageJson(message));
 	});
 
 	it("renders untrusted text literally: no markup, mention, masked link or @everyone from a payload", () => {
-		const message = renderAlertGroup(hostile, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, actions: { groupId: GROUP_ID, logs: false } });
+		const message = renderAlertGroup(hostile, {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			actions: { groupId: GROUP_ID, logs: false },
+		});
 
 		expectGoldenFile("alert-hostile.discord.json", messageJson(message));
 		expectTerminalGolden("alert-hostile", hostile, { firstFiringAt: STARTED, now: NOW });
@@ -164,23 +312,47 @@ describe("alert group messages (golden)", () => {
 		const body = webhook({
 			groupKey: "{}:{hostile-lines}",
 			groupLabels: { alertname: `${"E".repeat(98)}🔥x\n[OK] Health of production: ok` },
-			commonLabels: { alertname: `${"E".repeat(98)}🔥x\n[OK] Health of production: ok`, severity: "critical", env: "prod\r\u2028\u3164\u{E0041}" },
+			commonLabels: {
+				alertname: `${"E".repeat(98)}🔥x\n[OK] Health of production: ok`,
+				severity: "critical",
+				env: "prod\r\u2028\u3164\u{E0041}",
+			},
 			commonAnnotations: {
 				summary: `Z${"\u0301".repeat(500)} down\u2029 again`,
-				description: "Dashboard: https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod (see also https://status.stripe.com)\nlog: \u001b[31mred\u0007",
+				description:
+					"Dashboard: https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod (see also https://status.stripe.com)\nlog: \u001b[31mred\u0007",
 				runbook_url: "https://runbooks.example.com/a_b-c",
 				dashboard_url: "javascript:alert(1)",
 			},
-			alerts: [{ status: "firing", labels: { alertname: "x", severity: "critical", instance: "db\n1\u00AD" }, annotations: { summary: "line\nbreak" }, startsAt: "2026-11-24T12:00:00Z", endsAt: ZERO, generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=up", fingerprint: "d000000000000001" }],
+			alerts: [
+				{
+					status: "firing",
+					labels: { alertname: "x", severity: "critical", instance: "db\n1\u00AD" },
+					annotations: { summary: "line\nbreak" },
+					startsAt: "2026-11-24T12:00:00Z",
+					endsAt: ZERO,
+					generatorURL: "http://prometheus.example.com:9090/graph?g0.expr=up",
+					fingerprint: "d000000000000001",
+				},
+			],
 		});
-		const message = renderAlertGroup(body, { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE, actions: { groupId: GROUP_ID, logs: false } });
+		const message = renderAlertGroup(body, {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			actions: { groupId: GROUP_ID, logs: false },
+		});
 
 		expectGoldenFile("alert-hostile-lines.discord.json", messageJson(message));
 		expectTerminalGolden("alert-hostile-lines", body, { firstFiringAt: STARTED, now: NOW });
 	});
 });
 
-const line = (i: number, severity: string, options: { posted?: boolean; name?: string; environment?: string } = {}): StormLine => ({
+const line = (
+	i: number,
+	severity: string,
+	options: { posted?: boolean; name?: string; environment?: string } = {},
+): StormLine => ({
 	groupId: `g${i}`,
 	name: options.name ?? `Group${i}`,
 	severity,
@@ -188,7 +360,9 @@ const line = (i: number, severity: string, options: { posted?: boolean; name?: s
 	firing: 1 + (i % 3),
 	since: STARTED + i * 1_000,
 	posted: options.posted ?? false,
-	url: options.posted ? `https://discord.com/channels/100000000000000001/400000000000000001/5000000000000000${String(i).padStart(2, "0")}` : undefined,
+	url: options.posted
+		? `https://discord.com/channels/100000000000000001/400000000000000001/5000000000000000${String(i).padStart(2, "0")}`
+		: undefined,
 });
 
 describe("storm messages (golden)", () => {
@@ -206,7 +380,15 @@ describe("storm messages (golden)", () => {
 	};
 	const large: StormView = {
 		startedAt: STARTED,
-		firing: Array.from({ length: 400 }, (_, i) => line(i, i < 20 ? "critical" : "warning", { posted: i % 2 === 0, name: ["PostgresDown", "DiskFilling", "ApiErrors", "HighLatency", "CertExpiry", "QueueStuck", "NodeDown"][i % 7]!, environment: i % 3 === 0 ? "prod" : "staging" })),
+		firing: Array.from({ length: 400 }, (_, i) =>
+			line(i, i < 20 ? "critical" : "warning", {
+				posted: i % 2 === 0,
+				name: ["PostgresDown", "DiskFilling", "ApiErrors", "HighLatency", "CertExpiry", "QueueStuck", "NodeDown"][
+					i % 7
+				]!,
+				environment: i % 3 === 0 ? "prod" : "staging",
+			}),
+		),
 		resolved: 0,
 		total: 400,
 	};
@@ -235,7 +417,10 @@ describe("storm messages (golden)", () => {
 		const { message, listed } = renderStormSummary({ startedAt: STARTED, firing: [], resolved: 3, total: 3 });
 
 		expectGoldenFile("storm-summary-all-resolved.discord.json", messageJson(message, listed));
-		expectGoldenFile("storm-summary-all-resolved.txt", `${reportToText(stormReport({ startedAt: STARTED, firing: [], resolved: 3, total: 3 }))}\n`);
+		expectGoldenFile(
+			"storm-summary-all-resolved.txt",
+			`${reportToText(stormReport({ startedAt: STARTED, firing: [], resolved: 3, total: 3 }))}\n`,
+		);
 	});
 
 	it("renders the storm-over record with the groups still firing", () => {
@@ -243,21 +428,75 @@ describe("storm messages (golden)", () => {
 	});
 
 	it("renders the storm-over record once nothing fires", () => {
-		expectGoldenFile("storm-over-calm.discord.json", messageJson(renderStormOver({ startedAt: STARTED, firing: [], resolved: 1, total: 1 }, NOW)));
+		expectGoldenFile(
+			"storm-over-calm.discord.json",
+			messageJson(renderStormOver({ startedAt: STARTED, firing: [], resolved: 1, total: 1 }, NOW)),
+		);
 	});
 });
 
 describe("the groups opsbot holds (golden, both views)", () => {
-	const state = (id: string, body: WebhookPayload, rest: Partial<Parameters<typeof heldGroup>[0]> = {}) => ({ groupId: id, channel: "400000000000000001", episode: 1, status: body.status, messageId: null, payload: body, ack: null, silence: null, restart: null, signature: "", ...rest });
+	const state = (id: string, body: WebhookPayload, rest: Partial<Parameters<typeof heldGroup>[0]> = {}) => ({
+		groupId: id,
+		channel: "400000000000000001",
+		episode: 1,
+		status: body.status,
+		messageId: null,
+		payload: body,
+		ack: null,
+		silence: null,
+		restart: null,
+		signature: "",
+		...rest,
+	});
 
 	it("lists each group with its state, acknowledgement, silence and message link, critical and firing first", () => {
 		const groups = [
-			state("g1", critical, { messageId: "500000000000000001", ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 } }),
-			state("g2", warning, { messageId: "500000000000000002", silence: { id: "s-1", username: "bob_the_*ops*", until: NOW + 3_600_000 } }),
-			state("g3", resolved, { messageId: "500000000000000003", silence: { id: "s-2", username: "carol", until: NOW - 1 } }),
+			state("g1", critical, {
+				messageId: "500000000000000001",
+				ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 },
+			}),
+			state("g2", warning, {
+				messageId: "500000000000000002",
+				silence: { id: "s-1", username: "bob_the_*ops*", until: NOW + 3_600_000 },
+			}),
+			state("g3", resolved, {
+				messageId: "500000000000000003",
+				silence: { id: "s-2", username: "carol", until: NOW - 1 },
+			}),
 			state("g4", hostile),
-			state("g5", webhook({ groupKey: "{}:{long}", groupLabels: { alertname: "L".repeat(10_000) }, commonLabels: { alertname: "L".repeat(10_000), severity: "warning" }, alerts: [{ status: "firing", labels: { alertname: "L".repeat(10_000) }, startsAt: "2026-11-24T12:00:00Z", fingerprint: "e000000000000001" }] })),
-			state("g6", webhook({ groupKey: "{}:{nl}", groupLabels: { alertname: "nl\n[OK] Health of production: ok" }, commonLabels: { alertname: "nl\n[OK] Health of production: ok", severity: "info", env: "prod" }, alerts: [{ status: "firing", labels: { alertname: "nl\n[OK] Health of production: ok" }, startsAt: "2026-11-24T12:00:00Z", fingerprint: "e000000000000002" }] })),
+			state(
+				"g5",
+				webhook({
+					groupKey: "{}:{long}",
+					groupLabels: { alertname: "L".repeat(10_000) },
+					commonLabels: { alertname: "L".repeat(10_000), severity: "warning" },
+					alerts: [
+						{
+							status: "firing",
+							labels: { alertname: "L".repeat(10_000) },
+							startsAt: "2026-11-24T12:00:00Z",
+							fingerprint: "e000000000000001",
+						},
+					],
+				}),
+			),
+			state(
+				"g6",
+				webhook({
+					groupKey: "{}:{nl}",
+					groupLabels: { alertname: "nl\n[OK] Health of production: ok" },
+					commonLabels: { alertname: "nl\n[OK] Health of production: ok", severity: "info", env: "prod" },
+					alerts: [
+						{
+							status: "firing",
+							labels: { alertname: "nl\n[OK] Health of production: ok" },
+							startsAt: "2026-11-24T12:00:00Z",
+							fingerprint: "e000000000000002",
+						},
+					],
+				}),
+			),
 		]
 			.map((g) => heldGroup(g, { guildId: "100000000000000001", now: NOW }))
 			.sort(byUrgency);

@@ -69,13 +69,21 @@ const updated = event({
 	username: "bob",
 	userEmail: "bob@corp.example",
 	ipAddress: "203.0.113.9",
-	userAgent: "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+	userAgent:
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
 	correlationId: "corr-`0002`",
 	success: false,
 	error: null,
 });
 
-const whoDeleted = (over: Partial<WhoDeletedResult>): WhoDeletedResult => ({ resourceType: "User", resourceId: "900123", deletes: [], lastActions: [], otherTypes: [], ...over });
+const whoDeleted = (over: Partial<WhoDeletedResult>): WhoDeletedResult => ({
+	resourceType: "User",
+	resourceId: "900123",
+	deletes: [],
+	lastActions: [],
+	otherTypes: [],
+	...over,
+});
 
 const filters: AuditFilters = {
 	since: new Date("2026-11-13T09:00:00.000Z"),
@@ -86,37 +94,68 @@ const filters: AuditFilters = {
 	resourceId: "900`123",
 	failedOnly: true,
 };
-const noFilters: AuditFilters = { since: new Date("2026-11-19T09:00:00.000Z"), until: new Date("2026-11-20T09:00:00.000Z") };
+const noFilters: AuditFilters = {
+	since: new Date("2026-11-19T09:00:00.000Z"),
+	until: new Date("2026-11-20T09:00:00.000Z"),
+};
 
 describe("audit and whodeleted reports in both views", () => {
 	it("shows the deletes of a resource, masked", () => {
-		expectReportGolden("whodeleted-deletes-masked", whoDeletedReport(whoDeleted({ deletes: [deleted, failed, anonymous] }), false));
+		expectReportGolden(
+			"whodeleted-deletes-masked",
+			whoDeletedReport(whoDeleted({ deletes: [deleted, failed, anonymous] }), false),
+		);
 	});
 
 	it("shows the deletes of a resource in full to those who may see personal data", () => {
-		expectReportGolden("whodeleted-deletes-full", whoDeletedReport(whoDeleted({ deletes: [deleted, failed, anonymous] }), true));
+		expectReportGolden(
+			"whodeleted-deletes-full",
+			whoDeletedReport(whoDeleted({ deletes: [deleted, failed, anonymous] }), true),
+		);
 	});
 
 	it("shows the first eight of many deletes", () => {
-		const many = Array.from({ length: 9 }, (_, i) => event({ id: String(2000 - i), at: new Date(Date.UTC(2026, 10, 20, 9, 0, 0) - i * 60_000), userId: i, username: `user_${i}` }));
+		const many = Array.from({ length: 9 }, (_, i) =>
+			event({
+				id: String(2000 - i),
+				at: new Date(Date.UTC(2026, 10, 20, 9, 0, 0) - i * 60_000),
+				userId: i,
+				username: `user_${i}`,
+			}),
+		);
 
 		expectReportGolden("whodeleted-many", whoDeletedReport(whoDeleted({ deletes: many }), true));
 	});
 
 	it("shows what is known when nothing was deleted, masked", () => {
-		const result = whoDeleted({ lastActions: [updated, deleted], otherTypes: [{ resourceType: "Game_Request", rows: 2 }, { resourceType: "Team", rows: 1000 }] });
+		const result = whoDeleted({
+			lastActions: [updated, deleted],
+			otherTypes: [
+				{ resourceType: "Game_Request", rows: 2 },
+				{ resourceType: "Team", rows: 1000 },
+			],
+		});
 
 		expectReportGolden("whodeleted-none-masked", whoDeletedReport(result, false));
 	});
 
 	it("shows what is known when nothing was deleted, in full", () => {
-		const result = whoDeleted({ lastActions: [updated, deleted], otherTypes: [{ resourceType: "Game_Request", rows: 2 }, { resourceType: "Team", rows: 1000 }] });
+		const result = whoDeleted({
+			lastActions: [updated, deleted],
+			otherTypes: [
+				{ resourceType: "Game_Request", rows: 2 },
+				{ resourceType: "Team", rows: 1000 },
+			],
+		});
 
 		expectReportGolden("whodeleted-none-full", whoDeletedReport(result, true));
 	});
 
 	it("says when nothing at all is recorded for a resource", () => {
-		expectReportGolden("whodeleted-nothing", whoDeletedReport(whoDeleted({ resourceType: "Us*er", resourceId: "9_1" }), false));
+		expectReportGolden(
+			"whodeleted-nothing",
+			whoDeletedReport(whoDeleted({ resourceType: "Us*er", resourceId: "9_1" }), false),
+		);
 	});
 
 	it("shows an empty /audit search", () => {
@@ -124,13 +163,22 @@ describe("audit and whodeleted reports in both views", () => {
 	});
 
 	it("shows the only page of an /audit search", () => {
-		expectReportGolden("audit-page-one", auditPageReport([deleted, failed, anonymous, updated], noFilters, 0, false, false));
+		expectReportGolden(
+			"audit-page-one",
+			auditPageReport([deleted, failed, anonymous, updated], noFilters, 0, false, false),
+		);
 	});
 
 	it("shows a middle page of an /audit search with every filter, in full", () => {
-		expectReportGolden("audit-page-more", auditPageReport([deleted, failed, anonymous, updated], filters, 1, true, true));
+		expectReportGolden(
+			"audit-page-more",
+			auditPageReport([deleted, failed, anonymous, updated], filters, 1, true, true),
+		);
 		// Paged as /logs is: ◀ Older left, Newer ▶ right.
-		expectGoldenFile("audit-page-more.buttons.json", `${JSON.stringify(pageButtons("t0k3n", 1, true).toJSON(), null, 2)}\n`);
+		expectGoldenFile(
+			"audit-page-more.buttons.json",
+			`${JSON.stringify(pageButtons("t0k3n", 1, true).toJSON(), null, 2)}\n`,
+		);
 	});
 
 	it("shows an empty page after the first", () => {
@@ -143,10 +191,34 @@ describe("audit and whodeleted reports in both views", () => {
 
 	it("shows opsbot's action log with every kind of result", () => {
 		const records: ActionRecord[] = [
-			{ at: "2026-11-20T09:15:30.250Z", actor: { userId: "300000000000000001", username: "ann_lee" }, action: "pool.terminate", target: "production: 12 sessions", result: "ok" },
-			{ at: "2026-11-20T09:10:00.000Z", actor: { userId: "300000000000000002", username: "*bob*" }, action: "alert.restart", target: "prod-host/`api`", result: "refused: missing role" },
-			{ at: "2026-11-20T09:05:00.000Z", actor: { userId: "300000000000000003", username: "carol" }, action: "alert.silence", target: "x".repeat(100), result: "failed: AlertManager did not answer" },
-			{ at: "2026-11-20T09:00:00.000Z", actor: { userId: "300000000000000001", username: "ann_lee" }, action: "pool.terminate", target: "staging: 3 sessions", result: "cancelled" },
+			{
+				at: "2026-11-20T09:15:30.250Z",
+				actor: { userId: "300000000000000001", username: "ann_lee" },
+				action: "pool.terminate",
+				target: "production: 12 sessions",
+				result: "ok",
+			},
+			{
+				at: "2026-11-20T09:10:00.000Z",
+				actor: { userId: "300000000000000002", username: "*bob*" },
+				action: "alert.restart",
+				target: "prod-host/`api`",
+				result: "refused: missing role",
+			},
+			{
+				at: "2026-11-20T09:05:00.000Z",
+				actor: { userId: "300000000000000003", username: "carol" },
+				action: "alert.silence",
+				target: "x".repeat(100),
+				result: "failed: AlertManager did not answer",
+			},
+			{
+				at: "2026-11-20T09:00:00.000Z",
+				actor: { userId: "300000000000000001", username: "ann_lee" },
+				action: "pool.terminate",
+				target: "staging: 3 sessions",
+				result: "cancelled",
+			},
 		];
 
 		expectReportGolden("action-log", actionLogReport(records));

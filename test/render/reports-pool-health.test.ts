@@ -1,19 +1,30 @@
 import { describe, expect, it } from "vitest";
 import { healthReport, healthSummaryReport } from "../../src/commands/health.ts";
 import { poolButtons, poolReport, terminationPreview, terminationResultText } from "../../src/commands/pool.ts";
-import { reportToEmbed, textToMarkdown, textToPlain } from "../../src/render/report.ts";
 import { OpsFileSchema } from "../../src/config.ts";
-import { judgeHost, type HostFigures, type MountFigures } from "../../src/services/host-resources.ts";
-import type { PgBouncerPool } from "../../src/services/pgbouncer.ts";
+import { reportToEmbed, textToMarkdown, textToPlain } from "../../src/render/report.ts";
 import type { CheckResult, HealthSnapshot } from "../../src/services/health.ts";
+import { type HostFigures, judgeHost, type MountFigures } from "../../src/services/host-resources.ts";
+import type { PgBouncerPool } from "../../src/services/pgbouncer.ts";
+import type {
+	PgBouncerUsage,
+	PoolSnapshot,
+	PostgresUsage,
+	Session,
+	TerminationCandidate,
+} from "../../src/services/pool.ts";
 import type { PoolThresholds } from "../../src/services/pool-diagnosis.ts";
-import type { PgBouncerUsage, PoolSnapshot, PostgresUsage, Session, TerminationCandidate } from "../../src/services/pool.ts";
 import { expectGoldenFile, expectReportGolden } from "../support/golden.ts";
 
 // Fixed fixtures: documentation address ranges only. Application names, states and errors carry
 // markdown on purpose (underscores, asterisks, backticks, parentheses) to show how each view treats them.
 const takenAt = new Date("2026-11-20T09:15:30.250Z");
-const thresholds: PoolThresholds = { warnPercent: 70, criticalPercent: 90, idleMinutes: 5, idleInTransactionMinutes: 1 };
+const thresholds: PoolThresholds = {
+	warnPercent: 70,
+	criticalPercent: 90,
+	idleMinutes: 5,
+	idleInTransactionMinutes: 1,
+};
 
 let nextPid = 4100;
 function sessions(count: number, over: Partial<Session>): Session[] {
@@ -32,15 +43,39 @@ function sessions(count: number, over: Partial<Session>): Session[] {
 }
 
 function postgres(list: readonly Session[], over: Partial<PostgresUsage> = {}): PostgresUsage {
-	return { database: "appdb", maxConnections: 100, reserved: 3, usable: 97, used: list.length, sessions: list, ownSessions: 0, ...over };
+	return {
+		database: "appdb",
+		maxConnections: 100,
+		reserved: 3,
+		usable: 97,
+		used: list.length,
+		sessions: list,
+		ownSessions: 0,
+		...over,
+	};
 }
 
 function bouncerPool(over: Partial<PgBouncerPool>): PgBouncerPool {
-	return { database: "appdb", user: "app", clientsActive: 4, clientsWaiting: 0, serversActive: 2, serversIdle: 3, maxWaitSeconds: 0, poolMode: "transaction", ...over };
+	return {
+		database: "appdb",
+		user: "app",
+		clientsActive: 4,
+		clientsWaiting: 0,
+		serversActive: 2,
+		serversIdle: 3,
+		maxWaitSeconds: 0,
+		poolMode: "transaction",
+		...over,
+	};
 }
 
 function bouncer(pools: readonly PgBouncerPool[], over: Partial<PgBouncerUsage> = {}): PgBouncerUsage {
-	return { pools, ownClients: 0, stats: [{ database: "appdb", queriesPerSecond: 41.6, avgQueryMs: 3.25, avgWaitMs: 0.04 }], ...over };
+	return {
+		pools,
+		ownClients: 0,
+		stats: [{ database: "appdb", queriesPerSecond: 41.6, avgQueryMs: 3.25, avgWaitMs: 0.04 }],
+		...over,
+	};
 }
 
 function snapshot(pg: PoolSnapshot["postgres"], pgbouncer?: PoolSnapshot["pgbouncer"]): PoolSnapshot {
@@ -55,7 +90,12 @@ const quiet = [
 ];
 
 const crowded = [
-	...sessions(52, { application: "gunicorn", clientAddr: "192.0.2.10", state: "idle", stateSeconds: 3 * 3_600 + 5 * 60 }),
+	...sessions(52, {
+		application: "gunicorn",
+		clientAddr: "192.0.2.10",
+		state: "idle",
+		stateSeconds: 3 * 3_600 + 5 * 60,
+	}),
 	...sessions(6, { application: "gunicorn", clientAddr: "192.0.2.11", state: "idle", stateSeconds: 2 * 3_600 }),
 	...sessions(4, { application: "celery_worker", clientAddr: "198.51.100.7" }),
 	...sessions(3, { application: "*cron*", clientAddr: "198.51.100.9", state: "idle", stateSeconds: 30 }),
@@ -65,13 +105,27 @@ const crowded = [
 	...sessions(1, { application: "pgadmin", clientAddr: "198.51.100.21", state: "idle", stateSeconds: 89 }),
 ];
 
-const stuckPids = sessions(2, { application: "celery_worker", clientAddr: "198.51.100.7", state: "idle in transaction", stateSeconds: 14 * 60 });
+const stuckPids = sessions(2, {
+	application: "celery_worker",
+	clientAddr: "198.51.100.7",
+	state: "idle in transaction",
+	stateSeconds: 14 * 60,
+});
 const stuck = [
 	...sessions(80, { application: "gunicorn", clientAddr: "192.0.2.10", state: "idle", stateSeconds: 20 }),
 	...stuckPids,
-	...sessions(1, { application: "", clientAddr: "192.0.2.12", state: "idle in transaction (aborted)", stateSeconds: 61 }),
+	...sessions(1, {
+		application: "",
+		clientAddr: "192.0.2.12",
+		state: "idle in transaction (aborted)",
+		stateSeconds: 61,
+	}),
 	...sessions(6, { application: "gunicorn", clientAddr: "192.0.2.11", blockedBy: [stuckPids[0]!.pid] }),
-	...sessions(1, { application: "migrate_db", clientAddr: "192.0.2.13", blockedBy: [stuckPids[0]!.pid, stuckPids[1]!.pid] }),
+	...sessions(1, {
+		application: "migrate_db",
+		clientAddr: "192.0.2.13",
+		blockedBy: [stuckPids[0]!.pid, stuckPids[1]!.pid],
+	}),
 ];
 
 const blockedOnly = [
@@ -83,9 +137,25 @@ const blockedOnly = [
 // When a confirmation lapses: Discord counts down to it (<t:…:R>).
 const expiresAt = new Date("2026-11-20T09:16:30.000Z");
 
-const candidate = (pid: number, application: string, clientAddr: string, idleSeconds: number): TerminationCandidate => ({ pid, backendStart: "2026-11-20 08:00:00.000000+00", application, clientAddr, idleSeconds });
+const candidate = (
+	pid: number,
+	application: string,
+	clientAddr: string,
+	idleSeconds: number,
+): TerminationCandidate => ({
+	pid,
+	backendStart: "2026-11-20 08:00:00.000000+00",
+	application,
+	clientAddr,
+	idleSeconds,
+});
 
-const check = (over: Partial<CheckResult> & Pick<CheckResult, "name" | "kind">): CheckResult => ({ state: "ok", latencyMs: 12, detail: "HTTP 200", ...over });
+const check = (over: Partial<CheckResult> & Pick<CheckResult, "name" | "kind">): CheckResult => ({
+	state: "ok",
+	latencyMs: 12,
+	detail: "HTTP 200",
+	...over,
+});
 
 const healthy: HealthSnapshot = {
 	environment: "production",
@@ -105,14 +175,31 @@ const troubled: HealthSnapshot = {
 	checks: [
 		check({ name: "containers", kind: "containers", detail: "api up 3 days, worker_1 up 3 days (healthy)" }),
 		check({ name: "backend", kind: "http", state: "down", latencyMs: 2_001, detail: "no answer within 2 s" }),
-		check({ name: "prod_db", kind: "host", state: "degraded", latencyMs: 88, detail: "disk at 90 % (≥ 85 %) — disk 90/100 GB (90 %) · ram 3.0/5.3 GB (56 %) · load 0.4/core · up 12 d" }),
+		check({
+			name: "prod_db",
+			kind: "host",
+			state: "degraded",
+			latencyMs: 88,
+			detail: "disk at 90 % (≥ 85 %) — disk 90/100 GB (90 %) · ram 3.0/5.3 GB (56 %) · load 0.4/core · up 12 d",
+		}),
 		check({ name: "*scrape* targets", kind: "promql", latencyMs: 15, detail: "`2`" }),
-		check({ name: "loki", kind: "loki", state: "down", latencyMs: 31, detail: "not ready (HTTP 503: Ingester not ready: waiting for 15s after being ready)" }),
+		check({
+			name: "loki",
+			kind: "loki",
+			state: "down",
+			latencyMs: 31,
+			detail: "not ready (HTTP 503: Ingester not ready: waiting for 15s after being ready)",
+		}),
 		check({ name: "backup age", kind: "sql", state: "degraded", latencyMs: 7, detail: "30 h (≥ 26 h)" }),
 	],
 };
 
-const unconfigured: HealthSnapshot = { environment: "dev", startedAt: new Date("2026-11-20T09:16:05.000Z"), durationMs: 0, checks: [] };
+const unconfigured: HealthSnapshot = {
+	environment: "dev",
+	startedAt: new Date("2026-11-20T09:16:05.000Z"),
+	durationMs: 0,
+	checks: [],
+};
 
 describe("pool and health reports in both views", () => {
 	it("shows a quiet pool as ok, without PgBouncer", () => {
@@ -128,12 +215,21 @@ describe("pool and health reports in both views", () => {
 	});
 
 	it("offers to end the sessions idle in transaction when they are the cause, not idle connections", () => {
-		expectGoldenFile("pool-critical.buttons.json", `${JSON.stringify(poolButtons(snapshot(postgres(stuck)), thresholds).toJSON(), null, 2)}\n`);
+		expectGoldenFile(
+			"pool-critical.buttons.json",
+			`${JSON.stringify(poolButtons(snapshot(postgres(stuck)), thresholds).toJSON(), null, 2)}\n`,
+		);
 	});
 
 	it("offers idle connections older than idleMinutes when those are the cause, and no End button when nothing qualifies", () => {
-		expectGoldenFile("pool-warn.buttons.json", `${JSON.stringify(poolButtons(snapshot(postgres(crowded)), thresholds).toJSON(), null, 2)}\n`);
-		expectGoldenFile("pool-blocked.buttons.json", `${JSON.stringify(poolButtons(snapshot(postgres(blockedOnly)), thresholds).toJSON(), null, 2)}\n`);
+		expectGoldenFile(
+			"pool-warn.buttons.json",
+			`${JSON.stringify(poolButtons(snapshot(postgres(crowded)), thresholds).toJSON(), null, 2)}\n`,
+		);
+		expectGoldenFile(
+			"pool-blocked.buttons.json",
+			`${JSON.stringify(poolButtons(snapshot(postgres(blockedOnly)), thresholds).toJSON(), null, 2)}\n`,
+		);
 	});
 
 	it("names blocked sessions as the cause when nothing else explains the trouble, in warn colour", () => {
@@ -141,29 +237,67 @@ describe("pool and health reports in both views", () => {
 	});
 
 	it("calls a cause under a fine level a note", () => {
-		const fewStale = [...sessions(5, { application: "cron", state: "idle", stateSeconds: 10 * 60 }), ...sessions(5, {})];
+		const fewStale = [
+			...sessions(5, { application: "cron", state: "idle", stateSeconds: 10 * 60 }),
+			...sessions(5, {}),
+		];
 
 		expectReportGolden("pool-note", poolReport(snapshot(postgres(fewStale)), thresholds));
 	});
 
 	it("shows PostgreSQL unreachable, with PgBouncer's pools still shown", () => {
-		const report = poolReport(snapshot({ error: 'password authentication failed for user "app_ro"' }, bouncer([bouncerPool({ clientsWaiting: 3, maxWaitSeconds: 4.25 })])), thresholds);
+		const report = poolReport(
+			snapshot(
+				{ error: 'password authentication failed for user "app_ro"' },
+				bouncer([bouncerPool({ clientsWaiting: 3, maxWaitSeconds: 4.25 })]),
+			),
+			thresholds,
+		);
 
 		expectReportGolden("pool-unreachable", report);
 	});
 
 	it("shows PgBouncer's pools and traffic, and clients waiting in it as the likely cause", () => {
-		const pools = [bouncerPool({ clientsWaiting: 5, maxWaitSeconds: 2.5 }), bouncerPool({ database: "app_db2", user: "report_ro", poolMode: "session", clientsWaiting: 1, maxWaitSeconds: 0.4 })];
+		const pools = [
+			bouncerPool({ clientsWaiting: 5, maxWaitSeconds: 2.5 }),
+			bouncerPool({
+				database: "app_db2",
+				user: "report_ro",
+				poolMode: "session",
+				clientsWaiting: 1,
+				maxWaitSeconds: 0.4,
+			}),
+		];
 
-		expectReportGolden("pool-pgbouncer", poolReport(snapshot(postgres(quiet.slice(0, 5)), bouncer(pools, { stats: [{ database: "appdb", queriesPerSecond: 41.6, avgQueryMs: 3.25, avgWaitMs: 812.5 }, { database: "app_db2", queriesPerSecond: 0.4, avgQueryMs: 120, avgWaitMs: 0 }] })), thresholds));
+		expectReportGolden(
+			"pool-pgbouncer",
+			poolReport(
+				snapshot(
+					postgres(quiet.slice(0, 5)),
+					bouncer(pools, {
+						stats: [
+							{ database: "appdb", queriesPerSecond: 41.6, avgQueryMs: 3.25, avgWaitMs: 812.5 },
+							{ database: "app_db2", queriesPerSecond: 0.4, avgQueryMs: 120, avgWaitMs: 0 },
+						],
+					}),
+				),
+				thresholds,
+			),
+		);
 	});
 
 	it("shows PgBouncer with no pools and no traffic yet", () => {
-		expectReportGolden("pool-pgbouncer-empty", poolReport(snapshot(postgres([]), bouncer([], { stats: [] })), thresholds));
+		expectReportGolden(
+			"pool-pgbouncer-empty",
+			poolReport(snapshot(postgres([]), bouncer([], { stats: [] })), thresholds),
+		);
 	});
 
 	it("keeps the PostgreSQL figures and warns when PgBouncer is down", () => {
-		expectReportGolden("pool-pgbouncer-down", poolReport(snapshot(postgres(quiet), { error: "connection refused" }), thresholds));
+		expectReportGolden(
+			"pool-pgbouncer-down",
+			poolReport(snapshot(postgres(quiet), { error: "connection refused" }), thresholds),
+		);
 	});
 
 	it("claims no current PostgreSQL figures when PostgreSQL and PgBouncer are both down", () => {
@@ -174,23 +308,43 @@ describe("pool and health reports in both views", () => {
 	});
 
 	it("says how many of opsbot's own connections are left out", () => {
-		expectReportGolden("pool-own", poolReport(snapshot(postgres(quiet, { ownSessions: 2 }), bouncer([bouncerPool({})], { ownClients: 1 })), thresholds));
+		expectReportGolden(
+			"pool-own",
+			poolReport(
+				snapshot(postgres(quiet, { ownSessions: 2 }), bouncer([bouncerPool({})], { ownClients: 1 })),
+				thresholds,
+			),
+		);
 	});
 
 	it("previews one session to end", () => {
-		expectReportGolden("pool-terminate-one", terminationPreview("production", [candidate(4100, "gunicorn", "192.0.2.10", 6 * 60)], 5, { expiresAt }));
+		expectReportGolden(
+			"pool-terminate-one",
+			terminationPreview("production", [candidate(4100, "gunicorn", "192.0.2.10", 6 * 60)], 5, { expiresAt }),
+		);
 	});
 
 	it("previews several sessions to end, unnamed and oddly named ones included", () => {
-		const candidates = [candidate(4101, "celery_worker", "198.51.100.7", 3 * 3_600 + 5 * 60), candidate(4102, "", "192.0.2.12", 89), candidate(4103, "`x`*y*", "2001:db8::5", 2 * 3_600)];
+		const candidates = [
+			candidate(4101, "celery_worker", "198.51.100.7", 3 * 3_600 + 5 * 60),
+			candidate(4102, "", "192.0.2.12", 89),
+			candidate(4103, "`x`*y*", "2001:db8::5", 2 * 3_600),
+		];
 
 		expectReportGolden("pool-terminate-many", terminationPreview("staging-eu", candidates, 0.05, { expiresAt }));
 	});
 
 	it("previews sessions idle in transaction to end, saying their transactions roll back", () => {
-		const candidates = [candidate(4180, "celery_worker", "198.51.100.7", 14 * 60), candidate(4181, "celery_worker", "198.51.100.7", 14 * 60), candidate(4182, "", "192.0.2.12", 61)];
+		const candidates = [
+			candidate(4180, "celery_worker", "198.51.100.7", 14 * 60),
+			candidate(4181, "celery_worker", "198.51.100.7", 14 * 60),
+			candidate(4182, "", "192.0.2.12", 61),
+		];
 
-		expectReportGolden("pool-terminate-idle-in-transaction", terminationPreview("production", candidates, 1, { sessions: "idle-in-transaction", expiresAt }));
+		expectReportGolden(
+			"pool-terminate-idle-in-transaction",
+			terminationPreview("production", candidates, 1, { sessions: "idle-in-transaction", expiresAt }),
+		);
 	});
 
 	it("shows a healthy environment", () => {
@@ -210,22 +364,53 @@ describe("pool and health reports in both views", () => {
 	});
 
 	it("summarises one environment with only degraded checks", () => {
-		expectReportGolden("health-summary-one", healthSummaryReport([{ ...troubled, checks: troubled.checks.filter((c) => c.state !== "down") }]));
+		expectReportGolden(
+			"health-summary-one",
+			healthSummaryReport([{ ...troubled, checks: troubled.checks.filter((c) => c.state !== "down") }]),
+		);
 	});
 
 	it("keeps a host with 120 mounts on /health as one line naming the full ones (D13)", () => {
 		const GiB = 1024 ** 3;
-		const mount = (i: number, percent: number): MountFigures => ({ mountpoint: `/data/vol${i}`, device: `/dev/vd${i}`, fstype: "ext4", sizeBytes: 100 * GiB, usedBytes: percent * GiB, availBytes: (100 - percent) * GiB, percent });
+		const mount = (i: number, percent: number): MountFigures => ({
+			mountpoint: `/data/vol${i}`,
+			device: `/dev/vd${i}`,
+			fstype: "ext4",
+			sizeBytes: 100 * GiB,
+			usedBytes: percent * GiB,
+			availBytes: (100 - percent) * GiB,
+			percent,
+		});
 		const mounts = Array.from({ length: 120 }, (_, i) => mount(i, i === 7 ? 90.4 : i === 93 ? 86 : 40 + (i % 30)));
-		const figures: HostFigures = { instance: "storage-1:9100", up: true, hasNodeMetrics: true, mounts, missingMounts: [], memory: { totalBytes: 64 * GiB, usedBytes: 20 * GiB, percent: 31 }, load1: 1.2, cores: 8, uptimeSeconds: 40 * 86_400 };
-		const hostConfig = OpsFileSchema.parse({ discord: { guildId: "100000000000000001" }, environments: { e: { prometheus: { url: "http://p:9090" }, hosts: [{ name: "storage", instance: "storage-1:9100" }] } } }).environments.e!.hosts![0]!;
+		const figures: HostFigures = {
+			instance: "storage-1:9100",
+			up: true,
+			hasNodeMetrics: true,
+			mounts,
+			missingMounts: [],
+			memory: { totalBytes: 64 * GiB, usedBytes: 20 * GiB, percent: 31 },
+			load1: 1.2,
+			cores: 8,
+			uptimeSeconds: 40 * 86_400,
+		};
+		const hostConfig = OpsFileSchema.parse({
+			discord: { guildId: "100000000000000001" },
+			environments: {
+				e: { prometheus: { url: "http://p:9090" }, hosts: [{ name: "storage", instance: "storage-1:9100" }] },
+			},
+		}).environments.e!.hosts![0]!;
 		const judged = judgeHost(hostConfig, [figures]);
-		const report = healthReport({ ...healthy, checks: [...healthy.checks, check({ name: "storage", kind: "host", latencyMs: 41, ...judged })] });
+		const report = healthReport({
+			...healthy,
+			checks: [...healthy.checks, check({ name: "storage", kind: "host", latencyMs: 41, ...judged })],
+		});
 
 		// Without Discord's escapes, to compare the words.
 		const description = (reportToEmbed(report).toJSON().description ?? "").replace(/\\/g, "");
 
-		expect(description).toContain("🟠 **storage** host · 41 ms — disk /data/vol7 at 90 % (≥ 85 %), disk /data/vol93 at 86 % (≥ 85 %) — disk: 118 ok, 2 ≥ 85 % · ram");
+		expect(description).toContain(
+			"🟠 **storage** host · 41 ms — disk /data/vol7 at 90 % (≥ 85 %), disk /data/vol93 at 86 % (≥ 85 %) — disk: 118 ok, 2 ≥ 85 % · ram",
+		);
 		expectReportGolden("health-many-mounts", report);
 	});
 
@@ -236,18 +421,31 @@ describe("pool and health reports in both views", () => {
 
 describe("the message after a confirmed termination", () => {
 	it("names the sessions ended and how many were left alone, marked up for Discord and exact in plain text", () => {
-		const result = { ended: [candidate(4101, "celery_worker", "198.51.100.7", 400), candidate(4102, "", "192.0.2.12", 400)], skipped: 1 };
+		const result = {
+			ended: [candidate(4101, "celery_worker", "198.51.100.7", 400), candidate(4102, "", "192.0.2.12", 400)],
+			skipped: 1,
+		};
 
 		const text = terminationResultText("staging-eu", result);
 
-		expect(textToMarkdown(text)).toBe("Ended 2 idle connections on staging\\-eu \\(1 left alone: busy again or gone\\).\npid 4101 · `celery_worker` 198.51.100.7\npid 4102 · `?` 192.0.2.12");
-		expect(textToPlain(text)).toBe("Ended 2 idle connections on staging-eu (1 left alone: busy again or gone).\npid 4101 · celery_worker 198.51.100.7\npid 4102 · ? 192.0.2.12");
+		expect(textToMarkdown(text)).toBe(
+			"Ended 2 idle connections on staging\\-eu \\(1 left alone: busy again or gone\\).\npid 4101 · `celery_worker` 198.51.100.7\npid 4102 · `?` 192.0.2.12",
+		);
+		expect(textToPlain(text)).toBe(
+			"Ended 2 idle connections on staging-eu (1 left alone: busy again or gone).\npid 4101 · celery_worker 198.51.100.7\npid 4102 · ? 192.0.2.12",
+		);
 	});
 
 	it("names sessions idle in transaction as such", () => {
-		const text = terminationResultText("production", { ended: [candidate(4180, "celery_worker", "198.51.100.7", 900)], skipped: 0 }, "idle-in-transaction");
+		const text = terminationResultText(
+			"production",
+			{ ended: [candidate(4180, "celery_worker", "198.51.100.7", 900)], skipped: 0 },
+			"idle-in-transaction",
+		);
 
-		expect(textToPlain(text)).toBe("Ended 1 session idle in transaction on production.\npid 4180 · celery_worker 198.51.100.7");
+		expect(textToPlain(text)).toBe(
+			"Ended 1 session idle in transaction on production.\npid 4180 · celery_worker 198.51.100.7",
+		);
 	});
 
 	it("lists the first 30 sessions and counts the rest", () => {

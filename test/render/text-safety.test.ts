@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { cutWhole, escapeMarkdown, oneLine, stripInvisible, truncate } from "../../src/render/limits.ts";
-import { reportLinkButtons, reportToEmbed, reportToText, TERMINAL_LABEL_WIDTH, type Report } from "../../src/render/report.ts";
+import {
+	type Report,
+	reportLinkButtons,
+	reportToEmbed,
+	reportToText,
+	TERMINAL_LABEL_WIDTH,
+} from "../../src/render/report.ts";
 
 /** Whether `text` holds a UTF-16 surrogate half without its partner (what Discord cannot store). */
 const hasLoneSurrogate = (text: string) => !text.isWellFormed();
@@ -38,7 +44,11 @@ describe("cutting text (issue 19 D6)", () => {
 	});
 
 	it("keeps embed titles and field values well-formed when they are cut", () => {
-		const embed = reportToEmbed({ title: `${"T".repeat(254)}😀😀`, level: "ok", fields: [{ label: "f", value: `${"v".repeat(1_022)}😀😀` }] }).toJSON();
+		const embed = reportToEmbed({
+			title: `${"T".repeat(254)}😀😀`,
+			level: "ok",
+			fields: [{ label: "f", value: `${"v".repeat(1_022)}😀😀` }],
+		}).toJSON();
 
 		expect(hasLoneSurrogate(embed.title ?? "")).toBe(false);
 		expect(hasLoneSurrogate(embed.fields?.[0]?.value ?? "")).toBe(false);
@@ -47,7 +57,9 @@ describe("cutting text (issue 19 D6)", () => {
 
 describe("one-line values (issue 19 D11)", () => {
 	it("maps line and paragraph breaks to spaces", () => {
-		expect(oneLine("nl\n[OK] Health of production: ok\r\nx\ry\u2028z\u2029w")).toBe("nl [OK] Health of production: ok x y z w");
+		expect(oneLine("nl\n[OK] Health of production: ok\r\nx\ry\u2028z\u2029w")).toBe(
+			"nl [OK] Health of production: ok x y z w",
+		);
 	});
 
 	it("strips fillers, tag characters, soft hyphens and the other invisible characters", () => {
@@ -61,13 +73,21 @@ describe("one-line values (issue 19 D11)", () => {
 	});
 
 	it("keeps a name with a line break on its own line in both views", () => {
-		const report: Report = { title: "Groups\nforged", level: "ok", lines: [{ level: "ok", label: "nl\n[OK] Health of production: ok", text: "fine" }] };
+		const report: Report = {
+			title: "Groups\nforged",
+			level: "ok",
+			lines: [{ level: "ok", label: "nl\n[OK] Health of production: ok", text: "fine" }],
+		};
 
 		const terminal = reportToText(report).split("\n");
 		const embed = reportToEmbed(report).toJSON();
 
 		// Title, then the line: its label (wider than the gutter) on a line of its own, the text under it.
-		expect(terminal).toEqual(["[OK] Groups forged", "  OK    nl [OK] Health of production: ok", expect.stringMatching(/^ +fine$/)]);
+		expect(terminal).toEqual([
+			"[OK] Groups forged",
+			"  OK    nl [OK] Health of production: ok",
+			expect.stringMatching(/^ +fine$/),
+		]);
 		expect(terminal.some((l) => l.startsWith("[OK] Health"))).toBe(false);
 		expect(embed.title).toBe("Groups forged");
 		expect(embed.description?.split("\n")).toHaveLength(1);
@@ -100,31 +120,50 @@ describe("label width in the terminal view (issue 19 D12)", () => {
 			title: "Set-up",
 			level: "ok",
 			fields: [
-				{ label: "Host key", value: ["Pin it with this line, in environments.production.ssh:\n", { code: configLine }] },
+				{
+					label: "Host key",
+					value: ["Pin it with this line, in environments.production.ssh:\n", { code: configLine }],
+				},
 				{ label: "Snippet", value: { code: "receivers:\n  - name: opsbot\n    webhook_configs: []" } },
-				{ label: "Restart", value: ["failed (", { code: "exit 1: Error response from daemon: No such container: api" }, ") just now"] },
+				{
+					label: "Restart",
+					value: ["failed (", { code: "exit 1: Error response from daemon: No such container: api" }, ") just now"],
+				},
 			],
 		};
 
 		const lines = reportToText(report, { width: 60 }).split("\n");
 
 		expect(lines.map((l) => l.trim())).toContain(configLine);
-		expect(lines.map((l) => l.trimEnd())).toEqual(expect.arrayContaining([expect.stringMatching(/ receivers:$/), expect.stringMatching(/^ + {2}- name: opsbot$/), expect.stringMatching(/^ + {4}webhook_configs: \[\]$/)]));
-		expect(lines.filter((l) => l !== lines.find((x) => x.includes(configLine))).every((l) => l.length <= 60)).toBe(true);
+		expect(lines.map((l) => l.trimEnd())).toEqual(
+			expect.arrayContaining([
+				expect.stringMatching(/ receivers:$/),
+				expect.stringMatching(/^ + {2}- name: opsbot$/),
+				expect.stringMatching(/^ + {4}webhook_configs: \[\]$/),
+			]),
+		);
+		expect(lines.filter((l) => l !== lines.find((x) => x.includes(configLine))).every((l) => l.length <= 60)).toBe(
+			true,
+		);
 	});
 });
 
 describe("escaping for Discord (issue 25 §2)", () => {
 	it("keeps bare URLs intact (wrapped in <…>) while escaping the text around them", () => {
-		const text = "Dashboard: https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod (see also https://status.stripe.com)";
+		const text =
+			"Dashboard: https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod (see also https://status.stripe.com)";
 
-		expect(escapeMarkdown(text)).toBe("Dashboard: <https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod> \\(see also <https://status.stripe.com>\\)");
+		expect(escapeMarkdown(text)).toBe(
+			"Dashboard: <https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod> \\(see also <https://status.stripe.com>\\)",
+		);
 	});
 
 	it("leaves no live masked link, mention or @everyone, with or without URLs", () => {
 		const escaped = escapeMarkdown("[click](https://evil.example/x) <@123> <https://a.example> @everyone **b**");
 
-		expect(escaped).toBe("\\[click\\]\\(<https://evil.example/x>\\) \\<@123\\> \\<<https://a.example>\\> @\u200beveryone \\*\\*b\\*\\*");
+		expect(escaped).toBe(
+			"\\[click\\]\\(<https://evil.example/x>\\) \\<@123\\> \\<<https://a.example>\\> @\u200beveryone \\*\\*b\\*\\*",
+		);
 		expect(escaped).not.toMatch(/(?<!\\)\[[^\]]*\]\(/);
 		expect(escaped).not.toMatch(/(?<!\\)<[@#]/);
 	});
@@ -134,7 +173,11 @@ describe("escaping for Discord (issue 25 §2)", () => {
 	});
 
 	it("escapes the markdown Discord renders in titles and field names", () => {
-		const embed = reportToEmbed({ title: "Disk **full** on `sda` ~~x~~ ||y|| _z_", level: "critical", fields: [{ label: "*f*", value: "v" }] }).toJSON();
+		const embed = reportToEmbed({
+			title: "Disk **full** on `sda` ~~x~~ ||y|| _z_",
+			level: "critical",
+			fields: [{ label: "*f*", value: "v" }],
+		}).toJSON();
 
 		expect(embed.title).toBe("Disk \\*\\*full\\*\\* on \\`sda\\` \\~\\~x\\~\\~ \\|\\|y\\|\\| \\_z\\_");
 		expect(embed.fields?.[0]?.name).toBe("\\*f\\*");
@@ -152,6 +195,8 @@ describe("escaping for Discord (issue 25 §2)", () => {
 			],
 		});
 
-		expect(rows).toEqual([{ type: 1, components: [{ type: 2, style: 5, url: "https://runbooks.example.com/pg", label: "Runbook" }] }]);
+		expect(rows).toEqual([
+			{ type: 1, components: [{ type: 2, style: 5, url: "https://runbooks.example.com/pg", label: "Runbook" }] },
+		]);
 	});
 });

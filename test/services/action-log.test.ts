@@ -1,12 +1,29 @@
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import {
+	appendFileSync,
+	existsSync,
+	mkdirSync,
+	mkdtempSync,
+	readFileSync,
+	rmSync,
+	statSync,
+	truncateSync,
+	writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { createFileActionLog, type ActionRecord } from "../../src/services/action-log.ts";
+import { type ActionRecord, createFileActionLog } from "../../src/services/action-log.ts";
 
 const fresh = () => mkdtempSync(join(tmpdir(), "opsbot-actions-"));
-const entry = (i: number, action = "pool.terminate", userId = "1") => ({ actor: { userId, username: `user ${i} é` }, action, target: `target ${i}`, result: "ok", at: new Date(1_700_000_000_000 + i * 1_000) });
-const line = (i: number, action?: string, userId?: string) => `${JSON.stringify({ ...entry(i, action, userId), at: entry(i).at.toISOString() })}\n`;
+const entry = (i: number, action = "pool.terminate", userId = "1") => ({
+	actor: { userId, username: `user ${i} é` },
+	action,
+	target: `target ${i}`,
+	result: "ok",
+	at: new Date(1_700_000_000_000 + i * 1_000),
+});
+const line = (i: number, action?: string, userId?: string) =>
+	`${JSON.stringify({ ...entry(i, action, userId), at: entry(i).at.toISOString() })}\n`;
 const targets = (records: readonly ActionRecord[]) => records.map((r) => r.target);
 
 describe("file action log", () => {
@@ -43,7 +60,11 @@ describe("file action log", () => {
 		const log = createFileActionLog(path);
 		await log.record(entry(1));
 
-		const results = await Promise.allSettled([log.record(entry(2)), log.record({ ...entry(3), details: { loop: 1n } as never }), log.record(entry(4))]);
+		const results = await Promise.allSettled([
+			log.record(entry(2)),
+			log.record({ ...entry(3), details: { loop: 1n } as never }),
+			log.record(entry(4)),
+		]);
 
 		expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
 		expect(targets(await log.recent(10))).toEqual(["target 4", "target 2", "target 1"]);
@@ -65,7 +86,14 @@ describe("file action log", () => {
 		const all = await log.recent(100);
 		expect(all.length).toBe(12);
 		expect(targets(all)).toEqual(Array.from({ length: 12 }, (_, i) => `target ${29 - i}`));
-		expect(targets(await log.recent(6))).toEqual(["target 29", "target 28", "target 27", "target 26", "target 25", "target 24"]);
+		expect(targets(await log.recent(6))).toEqual([
+			"target 29",
+			"target 28",
+			"target 27",
+			"target 26",
+			"target 25",
+			"target 24",
+		]);
 	});
 
 	it("finds filtered records in the rotated file when the live one has none", async () => {

@@ -5,9 +5,16 @@ import { whoDeletedReport } from "../../src/commands/whodeleted.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { UserFacingError } from "../../src/errors.ts";
 import { reportToText } from "../../src/render/report.ts";
-import { auditFilters, createAuditService, maskEmail, maskIp, shortUserAgent, type AuditCursor } from "../../src/services/audit.ts";
-import { parseTimeSpec } from "../../src/time.ts";
+import {
+	type AuditCursor,
+	auditFilters,
+	createAuditService,
+	maskEmail,
+	maskIp,
+	shortUserAgent,
+} from "../../src/services/audit.ts";
 import { createDatabase, type Database } from "../../src/services/postgres.ts";
+import { parseTimeSpec } from "../../src/time.ts";
 import { createAuditLog, insertAuditRow } from "../support/audit-log.ts";
 
 const silent = pino({ level: "silent" });
@@ -28,10 +35,45 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		await createAuditLog(postgres.appUrl, SCHEMA, ROWS);
 		app = new pg.Client({ connectionString: postgres.appUrl });
 		await app.connect();
-		const alice = { resource_type: "User", resource_id: "900123", user_id: 4242, username: "alice", user_email: "alice@corp.example", ip_address: "203.0.113.7", user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", request_method: "DELETE", request_path: "/api/users/900123", function: "delete_user" };
-		needles.push(await insertAuditRow(app, SCHEMA, { ...alice, timestamp: hoursAgo(48), action: "DELETE", correlation_id: "corr-older", success: false, error: "ForeignKeyViolation", duration_ms: 3.5 }));
-		needles.push(await insertAuditRow(app, SCHEMA, { ...alice, timestamp: hoursAgo(1), action: "DELETE", correlation_id: "corr-newest", duration_ms: 12.25 }));
-		await insertAuditRow(app, SCHEMA, { ...alice, resource_type: "Game", timestamp: hoursAgo(3), action: "UPDATE", correlation_id: "corr-game" });
+		const alice = {
+			resource_type: "User",
+			resource_id: "900123",
+			user_id: 4242,
+			username: "alice",
+			user_email: "alice@corp.example",
+			ip_address: "203.0.113.7",
+			user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+			request_method: "DELETE",
+			request_path: "/api/users/900123",
+			function: "delete_user",
+		};
+		needles.push(
+			await insertAuditRow(app, SCHEMA, {
+				...alice,
+				timestamp: hoursAgo(48),
+				action: "DELETE",
+				correlation_id: "corr-older",
+				success: false,
+				error: "ForeignKeyViolation",
+				duration_ms: 3.5,
+			}),
+		);
+		needles.push(
+			await insertAuditRow(app, SCHEMA, {
+				...alice,
+				timestamp: hoursAgo(1),
+				action: "DELETE",
+				correlation_id: "corr-newest",
+				duration_ms: 12.25,
+			}),
+		);
+		await insertAuditRow(app, SCHEMA, {
+			...alice,
+			resource_type: "Game",
+			timestamp: hoursAgo(3),
+			action: "UPDATE",
+			correlation_id: "corr-game",
+		});
 		db = createDatabase({ url: pgbouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 5_000, log: silent });
 	});
 	afterAll(async () => {
@@ -43,7 +85,18 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		const result = await service().whoDeleted("local", "User", "900123");
 
 		expect(result.deletes.map((e) => e.id)).toEqual([needles[1], needles[0]]);
-		expect(result.deletes[0]).toMatchObject({ username: "alice", userId: 4242, userEmail: "alice@corp.example", ipAddress: "203.0.113.7", requestMethod: "DELETE", requestPath: "/api/users/900123", function: "delete_user", correlationId: "corr-newest", success: true, durationMs: 12.25 });
+		expect(result.deletes[0]).toMatchObject({
+			username: "alice",
+			userId: 4242,
+			userEmail: "alice@corp.example",
+			ipAddress: "203.0.113.7",
+			requestMethod: "DELETE",
+			requestPath: "/api/users/900123",
+			function: "delete_user",
+			correlationId: "corr-newest",
+			success: true,
+			durationMs: 12.25,
+		});
 		expect(result.deletes[1]).toMatchObject({ success: false, error: "ForeignKeyViolation" });
 	});
 
@@ -68,7 +121,9 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		expect(result.deletes).toEqual([]);
 		expect(result.lastActions.map((e) => [e.action, e.correlationId])).toEqual([["UPDATE", "corr-game"]]);
 		expect(result.otherTypes).toEqual([{ resourceType: "User", rows: 2 }]);
-		expect(reportToText(whoDeletedReport(result, true), { width: Infinity })).toContain("The same id under other types: User (2 rows)");
+		expect(reportToText(whoDeletedReport(result, true), { width: Infinity })).toContain(
+			"The same id under other types: User (2 rows)",
+		);
 	});
 
 	it("answers input of any shape sensibly and never runs it as SQL", async () => {
@@ -81,7 +136,9 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		const { rows } = await app.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.audit_log`);
 
 		expect(injection.deletes).toEqual([]);
-		expect(reportToText(whoDeletedReport(injection, true), { width: Infinity })).toContain("check the type (it is case-sensitive)");
+		expect(reportToText(whoDeletedReport(injection, true), { width: Infinity })).toContain(
+			"check the type (it is case-sensitive)",
+		);
 		expect(unicode.resourceId).toBe("😀x");
 		expect(tooLong).toBeInstanceOf(UserFacingError);
 		expect((tooLong as Error).message).toBe("The resource id is 10000 characters long; audit_log stores at most 500.");
@@ -102,13 +159,29 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 	it("lists the resource types present, through a loose index scan", async () => {
 		const types = await service().refreshResourceTypes("local");
 
-		expect(types).toEqual(["Comment", "Game", "GameRequest", "Invite", "Match", "Payment", "Report", "Session", "Team", "Tournament", "User", "Venue"]);
+		expect(types).toEqual([
+			"Comment",
+			"Game",
+			"GameRequest",
+			"Invite",
+			"Match",
+			"Payment",
+			"Report",
+			"Session",
+			"Team",
+			"Tournament",
+			"User",
+			"Venue",
+		]);
 	});
 
 	it("pages by keyset without gaps or repeats while rows are being inserted", async () => {
 		const audit = service();
 		const filters = { resourceType: "Team", since: hoursAgo(24 * 10), until: new Date() };
-		const expected = await app.query<{ id: string }>(`SELECT id::text FROM ${SCHEMA}.audit_log WHERE resource_type = 'Team' AND timestamp >= $1 AND timestamp < $2`, [filters.since, filters.until]);
+		const expected = await app.query<{ id: string }>(
+			`SELECT id::text FROM ${SCHEMA}.audit_log WHERE resource_type = 'Team' AND timestamp >= $1 AND timestamp < $2`,
+			[filters.since, filters.until],
+		);
 		let inserting = true;
 		const writer = new pg.Client({ connectionString: postgres.appUrl });
 		await writer.connect();
@@ -116,7 +189,12 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 			let n = 0;
 			while (inserting) {
 				// New rows land both before and after the cursor's position in time.
-				await insertAuditRow(writer, SCHEMA, { resource_type: "Team", resource_id: `new-${n}`, action: "UPDATE", timestamp: hoursAgo(Math.random() * 240) });
+				await insertAuditRow(writer, SCHEMA, {
+					resource_type: "Team",
+					resource_id: `new-${n}`,
+					action: "UPDATE",
+					timestamp: hoursAgo(Math.random() * 240),
+				});
 				n++;
 			}
 			return n;
@@ -146,12 +224,24 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 	it("pages through rows that share one timestamp in numeric id order, none lost or repeated", async () => {
 		const at = hoursAgo(5);
 		const ids: string[] = [];
-		for (let i = 0; i < 25; i++) ids.push(await insertAuditRow(app, SCHEMA, { resource_type: "Tie", resource_id: String(i), action: "UPDATE", timestamp: at }));
+		for (let i = 0; i < 25; i++)
+			ids.push(
+				await insertAuditRow(app, SCHEMA, {
+					resource_type: "Tie",
+					resource_id: String(i),
+					action: "UPDATE",
+					timestamp: at,
+				}),
+			);
 
 		const seen: string[] = [];
 		let after: AuditCursor | undefined;
 		do {
-			const page = await service().search("local", { resourceType: "Tie", since: hoursAgo(6), until: new Date() }, { size: 4, ...(after ? { after } : {}) });
+			const page = await service().search(
+				"local",
+				{ resourceType: "Tie", since: hoursAgo(6), until: new Date() },
+				{ size: 4, ...(after ? { after } : {}) },
+			);
 			seen.push(...page.events.map((e) => e.id));
 			after = page.next;
 		} while (after);
@@ -162,7 +252,10 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 	it("reads a whole search page by page up to audit.maxRows, and says when it cut", async () => {
 		const audit = createAuditService({ database: () => db, table: { ...table, maxRows: 2_500 }, log: silent });
 		const filters = { resourceType: "Team", since: hoursAgo(24 * 30), until: new Date() };
-		const expected = await app.query<{ id: string }>(`SELECT id::text FROM ${SCHEMA}.audit_log WHERE resource_type = 'Team' AND timestamp >= $1 AND timestamp < $2 ORDER BY timestamp DESC, id DESC`, [filters.since, filters.until]);
+		const expected = await app.query<{ id: string }>(
+			`SELECT id::text FROM ${SCHEMA}.audit_log WHERE resource_type = 'Team' AND timestamp >= $1 AND timestamp < $2 ORDER BY timestamp DESC, id DESC`,
+			[filters.since, filters.until],
+		);
 
 		const all = await audit.searchAll("local", filters);
 		const few = await audit.searchAll("local", { user: "alice", since: hoursAgo(72), until: new Date() });
@@ -181,19 +274,31 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		const byEmail = await audit.search("local", { ...range, user: "ALICE@corp.example" }, { size: 10 });
 		const byName = await audit.search("local", { ...range, user: "alice", action: "delete" }, { size: 10 });
 		const byId = await audit.search("local", { ...range, user: "4242", failedOnly: true }, { size: 10 });
-		const tooWide = await audit.search("local", { since: hoursAgo(24 * 60), until: new Date() }, { size: 10 }).catch((err: unknown) => err);
+		const tooWide = await audit
+			.search("local", { since: hoursAgo(24 * 60), until: new Date() }, { size: 10 })
+			.catch((err: unknown) => err);
 
 		expect(byEmail.events.map((e) => e.correlationId)).toEqual(["corr-newest", "corr-game", "corr-older"]);
 		expect(byName.events.map((e) => e.correlationId)).toEqual(["corr-newest", "corr-older"]);
 		expect(byId.events.map((e) => e.correlationId)).toEqual(["corr-older"]);
-		expect((tooWide as Error).message).toBe("That range is 60 days; the most opsbot searches at once is 31 days. Narrow since/until.");
+		expect((tooWide as Error).message).toBe(
+			"That range is 60 days; the most opsbot searches at once is 31 days. Narrow since/until.",
+		);
 	});
 
 	it("names the index that would serve a search by email, without creating it", async () => {
-		const suggestions = service().suggestIndexes({ user: "alice@corp.example", since: hoursAgo(24), until: new Date() });
+		const suggestions = service().suggestIndexes({
+			user: "alice@corp.example",
+			since: hoursAgo(24),
+			until: new Date(),
+		});
 
-		expect(suggestions).toEqual([`CREATE INDEX CONCURRENTLY "audit_log_email_ts_idx" ON "${SCHEMA}"."audit_log" ((lower("user_email")), "timestamp" DESC);`]);
-		expect(service().suggestIndexes({ user: "42", since: hoursAgo(24 * 7), until: new Date() })).toEqual([`CREATE INDEX CONCURRENTLY "audit_log_user_id_ts_idx" ON "${SCHEMA}"."audit_log" ("user_id", "timestamp" DESC);`]);
+		expect(suggestions).toEqual([
+			`CREATE INDEX CONCURRENTLY "audit_log_email_ts_idx" ON "${SCHEMA}"."audit_log" ((lower("user_email")), "timestamp" DESC);`,
+		]);
+		expect(service().suggestIndexes({ user: "42", since: hoursAgo(24 * 7), until: new Date() })).toEqual([
+			`CREATE INDEX CONCURRENTLY "audit_log_user_id_ts_idx" ON "${SCHEMA}"."audit_log" ("user_id", "timestamp" DESC);`,
+		]);
 		expect(service().suggestIndexes({ user: "42", since: hoursAgo(12), until: new Date() })).toEqual([]);
 	});
 });
@@ -208,9 +313,19 @@ describe("audit events as people see them", () => {
 	});
 
 	it("names the browser or tool of a user agent", () => {
-		expect(shortUserAgent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91")).toBe("Edge 120");
-		expect(shortUserAgent("Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0")).toBe("Firefox 121");
-		expect(shortUserAgent("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15")).toBe("Safari 17");
+		expect(
+			shortUserAgent(
+				"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91",
+			),
+		).toBe("Edge 120");
+		expect(shortUserAgent("Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0")).toBe(
+			"Firefox 121",
+		);
+		expect(
+			shortUserAgent(
+				"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+			),
+		).toBe("Safari 17");
 		expect(shortUserAgent("curl/8.4.0")).toBe("curl 8.4.0");
 		expect(shortUserAgent(null)).toBe("unknown client");
 		expect(shortUserAgent("x".repeat(100))).toBe("x".repeat(40));
@@ -220,10 +335,18 @@ describe("audit events as people see them", () => {
 		const now = new Date("2026-11-24T12:00:00Z");
 
 		const plain = auditFilters({}, now);
-		const narrowed = auditFilters({ user: "alice", type: "User", id: "", since: "7d", until: "2026-11-24T06:00:00Z", failedOnly: false }, now);
+		const narrowed = auditFilters(
+			{ user: "alice", type: "User", id: "", since: "7d", until: "2026-11-24T06:00:00Z", failedOnly: false },
+			now,
+		);
 
 		expect(plain).toEqual({ since: new Date("2026-11-23T12:00:00Z"), until: now });
-		expect(narrowed).toEqual({ since: new Date("2026-11-17T12:00:00Z"), until: new Date("2026-11-24T06:00:00Z"), user: "alice", resourceType: "User" });
+		expect(narrowed).toEqual({
+			since: new Date("2026-11-17T12:00:00Z"),
+			until: new Date("2026-11-24T06:00:00Z"),
+			user: "alice",
+			resourceType: "User",
+		});
 	});
 });
 
@@ -239,6 +362,7 @@ describe("parseTimeSpec", () => {
 	});
 
 	it("explains what it accepts when it cannot read a time", () => {
-		for (const bad of ["yesterday", "", "15x", "2026-13-45", "1e9d"]) expect(() => parseTimeSpec(bad, now)).toThrow(/use 15m, 24h, 7d or an ISO date/);
+		for (const bad of ["yesterday", "", "15x", "2026-13-45", "1e9d"])
+			expect(() => parseTimeSpec(bad, now)).toThrow(/use 15m, 24h, 7d or an ISO date/);
 	});
 });

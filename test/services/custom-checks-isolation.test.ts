@@ -63,7 +63,9 @@ describe("custom SQL checks leave nothing behind", () => {
 	it("drops a lock a failing check took before it failed", async () => {
 		const db = database(postgres.opsbotUrl);
 
-		const outcome = await sqlNumber(db, "SELECT count(pg_advisory_lock(424299)) / 0", 3_000).catch((err: unknown) => err);
+		const outcome = await sqlNumber(db, "SELECT count(pg_advisory_lock(424299)) / 0", 3_000).catch(
+			(err: unknown) => err,
+		);
 		const { rows } = await other.query<{ free: boolean }>("SELECT pg_try_advisory_lock(424299) AS free");
 		await other.query("SELECT pg_advisory_unlock(424299)");
 
@@ -72,26 +74,50 @@ describe("custom SQL checks leave nothing behind", () => {
 	});
 
 	it("runs checks under postgres.checksUrlEnv's role when set, and under opsbot's own otherwise", async () => {
-		const registry = createDatabaseRegistry((environment) => ({ url: postgres.opsbotUrl, ...(environment === "split" ? { checksUrl: postgres.appUrl } : {}), maxConnections: 1, statementTimeoutMs: 5_000 }), silent);
+		const registry = createDatabaseRegistry(
+			(environment) => ({
+				url: postgres.opsbotUrl,
+				...(environment === "split" ? { checksUrl: postgres.appUrl } : {}),
+				maxConnections: 1,
+				statementTimeoutMs: 5_000,
+			}),
+			silent,
+		);
 		const who = async (db: Database | undefined) => (await db!.read<{ u: string }>("SELECT current_user AS u"))[0]!.u;
 		try {
-			expect([await who(registry.forChecks("split")), await who(registry.get("split")), await who(registry.forChecks("same"))]).toEqual(["app", "opsbot", "opsbot"]);
+			expect([
+				await who(registry.forChecks("split")),
+				await who(registry.get("split")),
+				await who(registry.forChecks("same")),
+			]).toEqual(["app", "opsbot", "opsbot"]);
 			expect(registry.forChecks("same")).toBe(registry.get("same"));
 		} finally {
 			await registry.close();
 		}
 	});
 
-	it.each(["pg_terminate_backend(pid) FROM pg_stat_activity", "pg_advisory_lock(1)", "set_config('application_name', 'x', false)", "PG_NOTIFY('c', 'x')", "pg_logical_emit_message(true, 'p', 'x')", "txid_current()"])(
-		"refuses a check calling %s at config load: exit 78, naming the key",
-		async (call) => {
-			const dir = mkdtempSync(join(tmpdir(), "opsbot-d10-"));
-			writeFileSync(join(dir, "opsbot.yaml"), `discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n    postgres: { urlEnv: PROD_DATABASE_URL }\n    checks:\n      - name: sneaky\n        sql: "SELECT count(${call.replaceAll('"', '\\"')})"\n`);
+	it.each([
+		"pg_terminate_backend(pid) FROM pg_stat_activity",
+		"pg_advisory_lock(1)",
+		"set_config('application_name', 'x', false)",
+		"PG_NOTIFY('c', 'x')",
+		"pg_logical_emit_message(true, 'p', 'x')",
+		"txid_current()",
+	])("refuses a check calling %s at config load: exit 78, naming the key", async (call) => {
+		const dir = mkdtempSync(join(tmpdir(), "opsbot-d10-"));
+		writeFileSync(
+			join(dir, "opsbot.yaml"),
+			`discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n    postgres: { urlEnv: PROD_DATABASE_URL }\n    checks:\n      - name: sneaky\n        sql: "SELECT count(${call.replaceAll('"', '\\"')})"\n`,
+		);
 
-			const run = await runOpsbotCli(["health", "--env", "production"], { OPSBOT_CONFIG: join(dir, "opsbot.yaml"), PROD_DATABASE_URL: postgres.opsbotUrl });
+		const run = await runOpsbotCli(["health", "--env", "production"], {
+			OPSBOT_CONFIG: join(dir, "opsbot.yaml"),
+			PROD_DATABASE_URL: postgres.opsbotUrl,
+		});
 
-			expect(run.code).toBe(78);
-			expect(run.stderr).toContain(`environments.production.checks.0.sql: calls ${call.slice(0, call.indexOf("(")).toLowerCase()}, which acts outside the check`);
-		},
-	);
+		expect(run.code).toBe(78);
+		expect(run.stderr).toContain(
+			`environments.production.checks.0.sql: calls ${call.slice(0, call.indexOf("(")).toLowerCase()}, which acts outside the check`,
+		);
+	});
 });

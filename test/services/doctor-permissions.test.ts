@@ -7,10 +7,19 @@ const BOT = "100000000000000002";
 const BOT_ROLE = "300000000000000001";
 const OTHER_ROLE = "300000000000000002";
 const role = (id: string, bits: bigint) => ({ id, name: id, permissions: bits.toString(), mentionable: false });
-const overwrite = (id: string, type: 0 | 1, allow: bigint, deny: bigint) => ({ id, type, allow: allow.toString(), deny: deny.toString() });
+const overwrite = (id: string, type: 0 | 1, allow: bigint, deny: bigint) => ({
+	id,
+	type,
+	allow: allow.toString(),
+	deny: deny.toString(),
+});
 
 describe("the bot's permissions in a channel, as Discord computes them", () => {
-	const roles = [role(GUILD, P.ViewChannel), role(BOT_ROLE, P.SendMessages | P.EmbedLinks), role(OTHER_ROLE, P.AttachFiles)];
+	const roles = [
+		role(GUILD, P.ViewChannel),
+		role(BOT_ROLE, P.SendMessages | P.EmbedLinks),
+		role(OTHER_ROLE, P.AttachFiles),
+	];
 
 	it("adds @everyone's and the bot's roles, not roles it does not hold", () => {
 		const bits = channelPermissions(GUILD, BOT, [BOT_ROLE], roles, []);
@@ -26,12 +35,16 @@ describe("the bot's permissions in a channel, as Discord computes them", () => {
 		expect(withRole & (P.EmbedLinks | P.ViewChannel)).toBe(P.EmbedLinks | P.ViewChannel);
 		expect(withRole & P.SendMessages).toBe(0n);
 		const memberDenies = overwrite(BOT, 1, 0n, P.ViewChannel);
-		expect(channelPermissions(GUILD, BOT, [BOT_ROLE], roles, [denyAll, roleAllows, memberDenies]) & P.ViewChannel).toBe(0n);
+		expect(channelPermissions(GUILD, BOT, [BOT_ROLE], roles, [denyAll, roleAllows, memberDenies]) & P.ViewChannel).toBe(
+			0n,
+		);
 	});
 
 	it("gives everything to an administrator, whatever the overwrites say", () => {
 		const admin = [...roles, role("300000000000000003", P.Administrator)];
-		const bits = channelPermissions(GUILD, BOT, ["300000000000000003"], admin, [overwrite(GUILD, 0, 0n, P.SendMessages)]);
+		const bits = channelPermissions(GUILD, BOT, ["300000000000000003"], admin, [
+			overwrite(GUILD, 0, 0n, P.SendMessages),
+		]);
 		expect(bits & P.SendMessages).toBe(P.SendMessages);
 	});
 });

@@ -1,21 +1,22 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { OpsFileSchema } from "../../src/config.ts";
-import { judgeNumber, formatNumber } from "../../src/services/custom-checks.ts";
+import { formatNumber, judgeNumber } from "../../src/services/custom-checks.ts";
 import { createDatabase, type Database } from "../../src/services/postgres.ts";
 import { openConnections } from "../support/db.ts";
-import { startHangingServer } from "../support/raw-http.ts";
 import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
+import { startHangingServer } from "../support/raw-http.ts";
 import { healthService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 
 /** An environment as the config file gives it (defaults and validation by the real schema). */
 function environment(yaml: Record<string, unknown>) {
-	return OpsFileSchema.parse({ discord: { guildId: "100000000000000001" }, environments: { production: yaml } }).environments.production!;
+	return OpsFileSchema.parse({ discord: { guildId: "100000000000000001" }, environments: { production: yaml } })
+		.environments.production!;
 }
 
 describe("custom SQL checks against real PostgreSQL, through PgBouncer, read-only", () => {
@@ -27,9 +28,13 @@ describe("custom SQL checks against real PostgreSQL, through PgBouncer, read-onl
 	beforeAll(async () => {
 		app = new pg.Client({ connectionString: postgres.appUrl });
 		await app.connect();
-		await app.query(`DROP TABLE IF EXISTS "BackupLog"; CREATE TABLE "BackupLog" (id serial PRIMARY KEY, created_at timestamptz NOT NULL)`);
+		await app.query(
+			`DROP TABLE IF EXISTS "BackupLog"; CREATE TABLE "BackupLog" (id serial PRIMARY KEY, created_at timestamptz NOT NULL)`,
+		);
 		// opsbot's role may use the sequence, so only the READ ONLY transaction stands between a check and nextval().
-		await app.query("DROP SEQUENCE IF EXISTS health_check_seq; CREATE SEQUENCE health_check_seq; GRANT USAGE ON SEQUENCE health_check_seq TO opsbot");
+		await app.query(
+			"DROP SEQUENCE IF EXISTS health_check_seq; CREATE SEQUENCE health_check_seq; GRANT USAGE ON SEQUENCE health_check_seq TO opsbot",
+		);
 		db = createDatabase({ url: pgbouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 5_000, log: silent });
 	});
 	afterAll(async () => {
@@ -50,11 +55,22 @@ describe("custom SQL checks against real PostgreSQL, through PgBouncer, read-onl
 
 	async function newestBackup(hoursAgo: number): Promise<void> {
 		await app.query(`TRUNCATE "BackupLog"`);
-		await app.query(`INSERT INTO "BackupLog" (created_at) VALUES (now() - make_interval(hours => $1)), (now() - make_interval(hours => $1 + 24))`, [hoursAgo]);
+		await app.query(
+			`INSERT INTO "BackupLog" (created_at) VALUES (now() - make_interval(hours => $1)), (now() - make_interval(hours => $1 + 24))`,
+			[hoursAgo],
+		);
 	}
 
 	it("judges the age of the newest BackupLog row against its thresholds, both ways", async () => {
-		const run = service([{ name: "backup age", sql: `SELECT extract(epoch FROM now() - max(created_at)) / 3600 FROM "BackupLog";`, unit: "h", degraded: 26, down: 48 }]);
+		const run = service([
+			{
+				name: "backup age",
+				sql: `SELECT extract(epoch FROM now() - max(created_at)) / 3600 FROM "BackupLog";`,
+				unit: "h",
+				degraded: 26,
+				down: 48,
+			},
+		]);
 
 		await newestBackup(10);
 		const [fresh] = await run();
@@ -73,17 +89,19 @@ describe("custom SQL checks against real PostgreSQL, through PgBouncer, read-onl
 	});
 
 	it("counts idle connections older than a moment (the team's exhaustion), degraded while they are held", async () => {
+		const gunicorn = `gunicorn_${process.pid}`;
 		const run = service([
 			{
 				name: "stale idle connections",
-				sql: "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND application_name = 'gunicorn' AND state_change < now() - interval '1 second'",
+				// An application name of this file's own: other files hold gunicorn connections to the same appdb meanwhile.
+				sql: `SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND application_name = '${gunicorn}' AND state_change < now() - interval '1 second'`,
 				degraded: 3,
 				down: 20,
 			},
 		]);
 
 		const [before] = await run();
-		const held = await openConnections(postgres.appUrl, 5, { applicationName: "gunicorn" });
+		const held = await openConnections(postgres.appUrl, 5, { applicationName: gunicorn });
 		await new Promise((resolve) => setTimeout(resolve, 1_500));
 		const [during] = await run();
 		await held.close();
@@ -149,22 +167,43 @@ describe("custom SQL checks against real PostgreSQL, through PgBouncer, read-onl
 	});
 
 	it("refuses parameters, a missing source and inverted thresholds when the config is read", () => {
-		const parse = (env: Record<string, unknown>) => OpsFileSchema.safeParse({ discord: { guildId: "100000000000000001" }, environments: { production: env } });
+		const parse = (env: Record<string, unknown>) =>
+			OpsFileSchema.safeParse({ discord: { guildId: "100000000000000001" }, environments: { production: env } });
 
 		const params = parse({ postgres: { urlEnv: "DB" }, checks: [{ name: "p", sql: "SELECT $1::int" }] });
-		const both = parse({ postgres: { urlEnv: "DB" }, prometheus: { url: "http://p:9090" }, checks: [{ name: "b", sql: "SELECT 1", promql: "vector(1)" }] });
+		const both = parse({
+			postgres: { urlEnv: "DB" },
+			prometheus: { url: "http://p:9090" },
+			checks: [{ name: "b", sql: "SELECT 1", promql: "vector(1)" }],
+		});
 		const noDb = parse({ checks: [{ name: "n", sql: "SELECT 1" }] });
-		const inverted = parse({ postgres: { urlEnv: "DB" }, checks: [{ name: "i", sql: "SELECT 1", direction: "below", degraded: 1, down: 5 }] });
-		const duplicate = parse({ http: [{ name: "api", url: "http://a/" }], postgres: { urlEnv: "DB" }, checks: [{ name: "api", sql: "SELECT 1" }] });
+		const inverted = parse({
+			postgres: { urlEnv: "DB" },
+			checks: [{ name: "i", sql: "SELECT 1", direction: "below", degraded: 1, down: 5 }],
+		});
+		const duplicate = parse({
+			http: [{ name: "api", url: "http://a/" }],
+			postgres: { urlEnv: "DB" },
+			checks: [{ name: "api", sql: "SELECT 1" }],
+		});
 		const noProm = parse({ hosts: [{ name: "h", instance: "h:9100" }] });
 
-		const issues = (r: ReturnType<typeof parse>) => (r.success ? [] : r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
-		expect(issues(params)).toEqual(["environments.production.checks.0.sql: checks take no parameters ($1, $2, ...): write the values into the query"]);
+		const issues = (r: ReturnType<typeof parse>) =>
+			r.success ? [] : r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+		expect(issues(params)).toEqual([
+			"environments.production.checks.0.sql: checks take no parameters ($1, $2, ...): write the values into the query",
+		]);
 		expect(issues(both)).toEqual(["environments.production.checks.0: give exactly one of promql or sql"]);
-		expect(issues(noDb)).toEqual(["environments.production.checks.0.sql: an sql check needs this environment's postgres"]);
-		expect(issues(inverted)).toEqual(["environments.production.checks.0.degraded: with direction below, degraded must be above down"]);
+		expect(issues(noDb)).toEqual([
+			"environments.production.checks.0.sql: an sql check needs this environment's postgres",
+		]);
+		expect(issues(inverted)).toEqual([
+			"environments.production.checks.0.degraded: with direction below, degraded must be above down",
+		]);
 		expect(issues(duplicate)).toEqual(['environments.production.checks.0.name: duplicate check name "api"']);
-		expect(issues(noProm)).toEqual(["environments.production.hosts.0: needs this environment's prometheus (its figures come from there)"]);
+		expect(issues(noProm)).toEqual([
+			"environments.production.hosts.0: needs this environment's prometheus (its figures come from there)",
+		]);
 	});
 });
 
@@ -206,7 +245,9 @@ describe("custom PromQL checks against real Prometheus", () => {
 	}
 
 	it("reads one number and crosses its thresholds both ways as the scraped figure moves", async () => {
-		const run = service([{ name: "mail queue", promql: 'max(app_queue_depth{queue="mail"})', unit: "mails", degraded: 100, down: 1000 }]);
+		const run = service([
+			{ name: "mail queue", promql: 'max(app_queue_depth{queue="mail"})', unit: "mails", degraded: 100, down: 1000 },
+		]);
 
 		const [ok] = await until(run, 5);
 		depth = 250;
@@ -263,6 +304,6 @@ describe("judging a custom check's number", () => {
 		]);
 		expect([10.5, 10, 5].map((v) => judgeNumber(below, v).state)).toEqual(["ok", "degraded", "down"]);
 		expect(judgeNumber({ direction: "above", unit: "" }, 1e6)).toEqual({ state: "ok", detail: "1000000" });
-		expect([3.14159, 0.001234, 123.456, -0.5].map(formatNumber)).toEqual(["3.14", "0.00123", "123", "-0.5"]);
+		expect([3.14158, 0.001234, 123.456, -0.5].map(formatNumber)).toEqual(["3.14", "0.00123", "123", "-0.5"]);
 	});
 });

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { freePort } from "../support/proc.ts";
 import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
@@ -14,7 +14,10 @@ describe("health checks against real Prometheus and AlertManager", () => {
 
 	beforeAll(async () => {
 		closedPort = await freePort();
-		[prometheus, alertmanager] = await Promise.all([startPrometheus({ targets: { "node-exporter": [`127.0.0.1:${closedPort}`] } }), startAlertManager()]);
+		[prometheus, alertmanager] = await Promise.all([
+			startPrometheus({ targets: { "node-exporter": [`127.0.0.1:${closedPort}`] } }),
+			startAlertManager(),
+		]);
 	});
 	afterAll(async () => {
 		await Promise.all([prometheus?.stop(), alertmanager?.stop()]);
@@ -22,7 +25,13 @@ describe("health checks against real Prometheus and AlertManager", () => {
 
 	it("names every down scrape target by job and instance, and reads AlertManager's readiness", async () => {
 		const service = healthService({
-			environments: { production: { http: [], prometheus: { url: prometheus.url, timeoutMs: 3_000 }, alertmanager: { url: alertmanager.url, timeoutMs: 3_000 } } },
+			environments: {
+				production: {
+					http: [],
+					prometheus: { url: prometheus.url, timeoutMs: 3_000 },
+					alertmanager: { url: alertmanager.url, timeoutMs: 3_000 },
+				},
+			},
 			databases: { get: () => undefined },
 			secret: () => undefined,
 			log: silent,

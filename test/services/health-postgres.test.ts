@@ -1,5 +1,5 @@
-import { describe, expect, inject, it } from "vitest";
 import { pino } from "pino";
+import { describe, expect, inject, it } from "vitest";
 import { createDatabase } from "../../src/services/postgres.ts";
 import { openConnections } from "../support/db.ts";
 import { healthService } from "../support/services.ts";
@@ -15,7 +15,13 @@ describe("health checks against real PostgreSQL and PgBouncer", () => {
 		await using idle = await openConnections(postgres.appUrl, 5, { applicationName: "gunicorn" });
 		const secrets = new Map([["PGB_ADMIN", pgbouncer.adminUrl]]);
 		const service = healthService({
-			environments: { local: { http: [], postgres: { urlEnv: "DB", timeoutMs: 3_000, maxConnections: 2 }, pgbouncer: { adminUrlEnv: "PGB_ADMIN", timeoutMs: 3_000 } } },
+			environments: {
+				local: {
+					http: [],
+					postgres: { urlEnv: "DB", timeoutMs: 3_000, maxConnections: 2 },
+					pgbouncer: { adminUrlEnv: "PGB_ADMIN", timeoutMs: 3_000 },
+				},
+			},
 			databases: { get: () => db },
 			secret: (name) => secrets.get(name),
 			log: silent,
@@ -39,7 +45,13 @@ describe("health checks against real PostgreSQL and PgBouncer", () => {
 		const db = createDatabase({ url: wrong, maxConnections: 1, statementTimeoutMs: 2_000, log: silent });
 		const secrets = new Map([["PGB_ADMIN", pgbouncer.adminUrl.replace(`:${pgbouncer.port}/`, ":1/")]]);
 		const service = healthService({
-			environments: { local: { http: [], postgres: { urlEnv: "DB", timeoutMs: 3_000, maxConnections: 1 }, pgbouncer: { adminUrlEnv: "PGB_ADMIN", timeoutMs: 2_000 } } },
+			environments: {
+				local: {
+					http: [],
+					postgres: { urlEnv: "DB", timeoutMs: 3_000, maxConnections: 1 },
+					pgbouncer: { adminUrlEnv: "PGB_ADMIN", timeoutMs: 2_000 },
+				},
+			},
 			databases: { get: () => db },
 			secret: (name) => secrets.get(name),
 			log: silent,
@@ -56,7 +68,13 @@ describe("health checks against real PostgreSQL and PgBouncer", () => {
 	});
 
 	it("holds no more connections than its pool allows under 50 parallel checks", async () => {
-		const db = createDatabase({ url: postgres.opsbotUrl, maxConnections: 2, statementTimeoutMs: 5_000, applicationName: "opsbot-bounded", log: silent });
+		const db = createDatabase({
+			url: postgres.opsbotUrl,
+			maxConnections: 2,
+			statementTimeoutMs: 5_000,
+			applicationName: "opsbot-bounded",
+			log: silent,
+		});
 		const service = healthService({
 			environments: { local: { http: [], postgres: { urlEnv: "DB", timeoutMs: 10_000, maxConnections: 2 } } },
 			databases: { get: () => db },

@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { EnvironmentConfig } from "../../src/config.ts";
 import { healthService } from "../support/services.ts";
 
@@ -70,7 +70,12 @@ describe("health service over HTTP", () => {
 		const service = healthService({
 			environments: {
 				production: environment({
-					http: [http("backend", `${ok.url}/api/health`), http("broken", failing.url), http("gone", refusedUrl), http("stuck", hanging.url, 300)],
+					http: [
+						http("backend", `${ok.url}/api/health`),
+						http("broken", failing.url),
+						http("gone", refusedUrl),
+						http("stuck", hanging.url, 300),
+					],
 				}),
 			},
 			databases: noDatabases,
@@ -89,7 +94,9 @@ describe("health service over HTTP", () => {
 
 	it("runs checks in parallel: four hanging services cost one timeout, not four", async () => {
 		const service = healthService({
-			environments: { slow: environment({ http: [1, 2, 3, 4].map((i) => http(`stuck-${i}`, `${hanging.url}/${i}`, 800)) }) },
+			environments: {
+				slow: environment({ http: [1, 2, 3, 4].map((i) => http(`stuck-${i}`, `${hanging.url}/${i}`, 800)) }),
+			},
 			databases: noDatabases,
 			secret: () => undefined,
 			log: silent,
@@ -113,14 +120,26 @@ describe("health service over HTTP", () => {
 		await service.check("slow");
 
 		// The aborted request's socket closes a moment after the check gives up.
-		await vi.waitFor(async () => expect(await new Promise<number>((resolve) => hanging.server.getConnections((_, count) => resolve(count)))).toBe(0), { timeout: 2_000, interval: 20 });
+		await vi.waitFor(
+			async () =>
+				expect(
+					await new Promise<number>((resolve) => hanging.server.getConnections((_, count) => resolve(count))),
+				).toBe(0),
+			{ timeout: 2_000, interval: 20 },
+		);
 	});
 
 	it("reads Loki's and AlertManager's readiness, with Loki's reason when not ready", async () => {
 		const service = healthService({
 			environments: {
-				up: environment({ loki: { url: ok.url, timeoutMs: 1_000, serviceLabel: "service" }, alertmanager: { url: ok.url, timeoutMs: 1_000 } }),
-				down: environment({ loki: { url: failing.url, timeoutMs: 1_000, serviceLabel: "service" }, alertmanager: { url: refusedUrl, timeoutMs: 1_000 } }),
+				up: environment({
+					loki: { url: ok.url, timeoutMs: 1_000, serviceLabel: "service" },
+					alertmanager: { url: ok.url, timeoutMs: 1_000 },
+				}),
+				down: environment({
+					loki: { url: failing.url, timeoutMs: 1_000, serviceLabel: "service" },
+					alertmanager: { url: refusedUrl, timeoutMs: 1_000 },
+				}),
 			},
 			databases: noDatabases,
 			secret: () => undefined,

@@ -1,7 +1,14 @@
 import { parser } from "@grafana/lezer-logql";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { buildLogQuery, checkQuerySize, escapeRegex, lineMatches, logqlString, LOG_LEVELS } from "../../src/services/logql.ts";
+import {
+	buildLogQuery,
+	checkQuerySize,
+	escapeRegex,
+	LOG_LEVELS,
+	lineMatches,
+	logqlString,
+} from "../../src/services/logql.ts";
 import { parseQuery } from "../loki-double/index.ts";
 
 function parseErrors(query: string): number {
@@ -46,14 +53,22 @@ describe("LogQL building", () => {
 		const query = buildLogQuery({ serviceLabel: "service", service: "api", contains });
 
 		expect(contains.length).toBe(1_000);
-		expect(() => checkQuerySize(query, { service: "api", contains })).toThrow("This search is 6,021 bytes as LogQL once its text is escaped, and Loki refuses queries over 5,120 bytes. Shorten `contains`.");
-		expect(() => checkQuerySize(buildLogQuery({ serviceLabel: "service", service: "api", contains: "x".repeat(1_000) }), { service: "api", contains: "x".repeat(1_000) })).not.toThrow();
+		expect(() => checkQuerySize(query, { service: "api", contains })).toThrow(
+			"This search is 6,021 bytes as LogQL once its text is escaped, and Loki refuses queries over 5,120 bytes. Shorten `contains`.",
+		);
+		expect(() =>
+			checkQuerySize(buildLogQuery({ serviceLabel: "service", service: "api", contains: "x".repeat(1_000) }), {
+				service: "api",
+				contains: "x".repeat(1_000),
+			}),
+		).not.toThrow();
 	});
 
 	it("names the option that made the search too long: the one longest once escaped (D21)", () => {
 		const service = "s".repeat(100_000);
 		const contains = "\u0001".repeat(900); // 5,400 bytes escaped, shorter than the service
-		const tooLong = (search: { service: string; contains?: string }) => () => checkQuerySize(buildLogQuery({ serviceLabel: "service", ...search }), search);
+		const tooLong = (search: { service: string; contains?: string }) => () =>
+			checkQuerySize(buildLogQuery({ serviceLabel: "service", ...search }), search);
 
 		expect(tooLong({ service, contains: "payment" })).toThrow(/Shorten `service`\.$/);
 		expect(tooLong({ service, contains })).toThrow(/Shorten `service`\.$/);
@@ -63,14 +78,24 @@ describe("LogQL building", () => {
 
 	it("parses for any user text, and its line filter matches that text literally", () => {
 		fc.assert(
-			fc.property(fc.string({ unit: "binary", maxLength: 200 }), fc.string({ unit: "grapheme", minLength: 1, maxLength: 40 }), fc.constantFrom(undefined, ...LOG_LEVELS), (text, service, level) => {
-				const query = buildLogQuery({ serviceLabel: "service", service, ...(text ? { contains: text } : {}), ...(level ? { level } : {}) });
-				expect(parseErrors(query)).toBe(0);
-				const parsed = parseQuery(query);
-				if ("error" in parsed) throw new Error(parsed.error);
-				expect(parsed.matchers).toEqual([{ name: "service", op: "=", value: service.toWellFormed() }]);
-				if (text) expect(parsed.filters[0]).toEqual({ op: "|=", value: text.toWellFormed() });
-			}),
+			fc.property(
+				fc.string({ unit: "binary", maxLength: 200 }),
+				fc.string({ unit: "grapheme", minLength: 1, maxLength: 40 }),
+				fc.constantFrom(undefined, ...LOG_LEVELS),
+				(text, service, level) => {
+					const query = buildLogQuery({
+						serviceLabel: "service",
+						service,
+						...(text ? { contains: text } : {}),
+						...(level ? { level } : {}),
+					});
+					expect(parseErrors(query)).toBe(0);
+					const parsed = parseQuery(query);
+					if ("error" in parsed) throw new Error(parsed.error);
+					expect(parsed.matchers).toEqual([{ name: "service", op: "=", value: service.toWellFormed() }]);
+					if (text) expect(parsed.filters[0]).toEqual({ op: "|=", value: text.toWellFormed() });
+				},
+			),
 			{ numRuns: 500 },
 		);
 	});
@@ -78,7 +103,9 @@ describe("LogQL building", () => {
 	it("escapes regex metacharacters so they match literally", () => {
 		fc.assert(
 			fc.property(fc.string({ maxLength: 50 }), (text) => {
-				expect(new RegExp(`^${escapeRegex(text)}$`, "u").test(text) || new RegExp(`^${escapeRegex(text)}$`).test(text)).toBe(true);
+				expect(
+					new RegExp(`^${escapeRegex(text)}$`, "u").test(text) || new RegExp(`^${escapeRegex(text)}$`).test(text),
+				).toBe(true);
 				expect(parseErrors(`{a="b"} |~ ${logqlString(escapeRegex(text))}`)).toBe(0);
 			}),
 		);
@@ -87,6 +114,8 @@ describe("LogQL building", () => {
 	it("refuses a label name that is not one, and an empty service", () => {
 		expect(() => buildLogQuery({ serviceLabel: 'x"}', service: "api" })).toThrow(/not a label name/);
 		expect(() => buildLogQuery({ serviceLabel: "service", service: "" })).toThrow(/Pick a service/);
-		expect(() => buildLogQuery({ serviceLabel: "service", service: "", correlation: 'c-1" or 1' })).toThrow(/A correlation id is/);
+		expect(() => buildLogQuery({ serviceLabel: "service", service: "", correlation: 'c-1" or 1' })).toThrow(
+			/A correlation id is/,
+		);
 	});
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { buildLogQuery, logqlString } from "../../src/services/logql.ts";
-import { startLokiDouble, type LokiDouble } from "../loki-double/index.ts";
+import { type LokiDouble, startLokiDouble } from "../loki-double/index.ts";
 import { freshTenant, type TestLoki } from "../support/loki.ts";
 import { sharedLoki } from "../support/shared-loki.ts";
 
@@ -54,7 +54,7 @@ describe("the Loki double answers like the real Loki 2.9.13 where opsbot reads i
 				{ ns: t(10), line: "tie one" },
 				{ ns: t(10), line: "tie two" },
 				{ ns: t(10), line: "tie three" },
-				{ ns: t(5), line: 'has `backticks` and C:\\temp\\new' },
+				{ ns: t(5), line: "has `backticks` and C:\\temp\\new" },
 			],
 		},
 		{
@@ -73,7 +73,11 @@ describe("the Loki double answers like the real Loki 2.9.13 where opsbot reads i
 		for (const { labels, entries } of data) {
 			await loki.push(tenant, labels, entries);
 			// The double is fed through its push API too, the same way.
-			const res = await fetch(`${double.url}/loki/api/v1/push`, { method: "POST", headers: { "content-type": "application/json", "x-scope-orgid": tenant }, body: JSON.stringify({ streams: [{ stream: labels, values: entries.map((e) => [e.ns.toString(), e.line]) }] }) });
+			const res = await fetch(`${double.url}/loki/api/v1/push`, {
+				method: "POST",
+				headers: { "content-type": "application/json", "x-scope-orgid": tenant },
+				body: JSON.stringify({ streams: [{ stream: labels, values: entries.map((e) => [e.ns.toString(), e.line]) }] }),
+			});
 			expect(res.status).toBe(204);
 		}
 	});
@@ -82,7 +86,9 @@ describe("the Loki double answers like the real Loki 2.9.13 where opsbot reads i
 	});
 
 	async function ask(base: string, path: string, params: Record<string, string>, as: string | null): Promise<Outcome> {
-		const res = await fetch(`${base}${path}${Object.keys(params).length ? `?${new URLSearchParams(params)}` : ""}`, { headers: as === null ? {} : { "x-scope-orgid": as } });
+		const res = await fetch(`${base}${path}${Object.keys(params).length ? `?${new URLSearchParams(params)}` : ""}`, {
+			headers: as === null ? {} : { "x-scope-orgid": as },
+		});
 		const text = await res.text();
 		let body: unknown = text;
 		if (res.status === 200 && res.headers.get("content-type")?.startsWith("application/json")) {
@@ -94,41 +100,115 @@ describe("the Loki double answers like the real Loki 2.9.13 where opsbot reads i
 
 	// What opsbot reads of an answer: status, result type, each stream's labels and values in order; streams in no particular order.
 	function normalise(answer: { status: string; data: unknown }): unknown {
-		const data = answer.data as { resultType?: string; result?: { stream?: Record<string, string>; metric?: Record<string, string>; values: unknown[][] }[] } | string[] | undefined;
+		const data = answer.data as
+			| {
+					resultType?: string;
+					result?: { stream?: Record<string, string>; metric?: Record<string, string>; values: unknown[][] }[];
+			  }
+			| string[]
+			| undefined;
 		if (Array.isArray(data) || data === undefined) return answer;
 		if (data.resultType === "matrix") {
 			return {
 				status: answer.status,
 				resultType: "matrix",
-				series: (data.result ?? []).map((s) => ({ metric: s.metric, valueTypes: [...new Set(s.values.map((v) => `${typeof v[0]},${typeof v[1]}`))] })).sort((a, b) => JSON.stringify(a.metric).localeCompare(JSON.stringify(b.metric))),
+				series: (data.result ?? [])
+					.map((s) => ({
+						metric: s.metric,
+						valueTypes: [...new Set(s.values.map((v) => `${typeof v[0]},${typeof v[1]}`))],
+					}))
+					.sort((a, b) => JSON.stringify(a.metric).localeCompare(JSON.stringify(b.metric))),
 			};
 		}
-		return { status: answer.status, resultType: data.resultType, streams: (data.result ?? []).map((s) => ({ stream: s.stream && unsuffixed(s.stream), values: s.values })).sort((a, b) => JSON.stringify(a.stream).localeCompare(JSON.stringify(b.stream))) };
+		return {
+			status: answer.status,
+			resultType: data.resultType,
+			streams: (data.result ?? [])
+				.map((s) => ({ stream: s.stream && unsuffixed(s.stream), values: s.values }))
+				.sort((a, b) => JSON.stringify(a.stream).localeCompare(JSON.stringify(b.stream))),
+		};
 	}
 
 	// Loki caches the name a JSON field gets per query: once one stream clashes (`level_extracted`), streams
 	// without a `level` label may get the suffix too, depending on which stream it read first. opsbot reads both.
 	function unsuffixed(stream: Record<string, string>): Record<string, string> {
-		return Object.fromEntries(Object.entries(stream).map(([k, v]) => [k.endsWith("_extracted") && !Object.hasOwn(stream, k.slice(0, -"_extracted".length)) ? k.slice(0, -"_extracted".length) : k, v]));
+		return Object.fromEntries(
+			Object.entries(stream).map(([k, v]) => [
+				k.endsWith("_extracted") && !Object.hasOwn(stream, k.slice(0, -"_extracted".length))
+					? k.slice(0, -"_extracted".length)
+					: k,
+				v,
+			]),
+		);
 	}
 
-	const range = (query: string, extra: Record<string, string> = {}) => ({ query, start: start.toString(), end: end.toString(), ...extra });
+	const range = (query: string, extra: Record<string, string> = {}) => ({
+		query,
+		start: start.toString(),
+		end: end.toString(),
+		...extra,
+	});
 	const cases: [string, string, Record<string, string>, (string | null)?][] = [
 		["no tenant header", "/loki/api/v1/query_range", range('{service="api"}'), null],
 		["a tenant id Loki refuses", "/loki/api/v1/query_range", range('{service="api"}'), "a/b"],
-		["a tenant with no logs (an empty 200, not an error)", "/loki/api/v1/query_range", range('{service="api"}'), "nobody-here"],
-		["all lines, newest first (ties in one stream: last pushed first)", "/loki/api/v1/query_range", range('{service=~".+"}')],
+		[
+			"a tenant with no logs (an empty 200, not an error)",
+			"/loki/api/v1/query_range",
+			range('{service="api"}'),
+			"nobody-here",
+		],
+		[
+			"all lines, newest first (ties in one stream: last pushed first)",
+			"/loki/api/v1/query_range",
+			range('{service=~".+"}'),
+		],
 		["all lines, oldest first", "/loki/api/v1/query_range", range('{service=~".+"}', { direction: "forward" })],
 		["a limit that cuts across streams", "/loki/api/v1/query_range", range('{service=~".+"}', { limit: "4" })],
 		["a limit, forward", "/loki/api/v1/query_range", range('{service=~".+"}', { limit: "4", direction: "forward" })],
-		["start inclusive, end exclusive", "/loki/api/v1/query_range", { query: '{service=~".+"}', start: t(40).toString(), end: t(10).toString() }],
-		["seconds and RFC3339 timestamps", "/loki/api/v1/query_range", { query: '{service=~".+"}', start: String(Number(start / 1_000_000_000n)), end: new Date(Number(end / 1_000_000n)).toISOString() }],
-		["line filters, case-insensitive regex", "/loki/api/v1/query_range", range('{service=~".+"} |= "c-42" |~ "(?i)error"')],
-		["a literal with backticks and backslashes", "/loki/api/v1/query_range", range(`{service="api"} |= ${logqlString("C:\\temp\\new")} |= ${logqlString("`backticks`")}`)],
-		["opsbot's level filter on mixed JSON and plain lines", "/loki/api/v1/query_range", range(buildLogQuery({ serviceLabel: "service", service: "api", level: "error" }))],
-		["opsbot's correlation filter, every service (a stream label clashes with a JSON field)", "/loki/api/v1/query_range", range(buildLogQuery({ serviceLabel: "service", service: "", correlation: "c-42" }))],
-		["opsbot's level and correlation filters together", "/loki/api/v1/query_range", range(buildLogQuery({ serviceLabel: "service", service: "worker", level: "error", correlation: "c-42" }))],
-		["`| json` on its own: every field a label, __error__ on plain lines", "/loki/api/v1/query_range", range('{service="api"} | json | drop __error_details__')],
+		[
+			"start inclusive, end exclusive",
+			"/loki/api/v1/query_range",
+			{ query: '{service=~".+"}', start: t(40).toString(), end: t(10).toString() },
+		],
+		[
+			"seconds and RFC3339 timestamps",
+			"/loki/api/v1/query_range",
+			{
+				query: '{service=~".+"}',
+				start: String(Number(start / 1_000_000_000n)),
+				end: new Date(Number(end / 1_000_000n)).toISOString(),
+			},
+		],
+		[
+			"line filters, case-insensitive regex",
+			"/loki/api/v1/query_range",
+			range('{service=~".+"} |= "c-42" |~ "(?i)error"'),
+		],
+		[
+			"a literal with backticks and backslashes",
+			"/loki/api/v1/query_range",
+			range(`{service="api"} |= ${logqlString("C:\\temp\\new")} |= ${logqlString("`backticks`")}`),
+		],
+		[
+			"opsbot's level filter on mixed JSON and plain lines",
+			"/loki/api/v1/query_range",
+			range(buildLogQuery({ serviceLabel: "service", service: "api", level: "error" })),
+		],
+		[
+			"opsbot's correlation filter, every service (a stream label clashes with a JSON field)",
+			"/loki/api/v1/query_range",
+			range(buildLogQuery({ serviceLabel: "service", service: "", correlation: "c-42" })),
+		],
+		[
+			"opsbot's level and correlation filters together",
+			"/loki/api/v1/query_range",
+			range(buildLogQuery({ serviceLabel: "service", service: "worker", level: "error", correlation: "c-42" })),
+		],
+		[
+			"`| json` on its own: every field a label, __error__ on plain lines",
+			"/loki/api/v1/query_range",
+			range('{service="api"} | json | drop __error_details__'),
+		],
 		["an unclosed group in a line-filter regex (500)", "/loki/api/v1/query_range", range('{service="api"} |~ "(a"')],
 		["an unexpected parenthesis", "/loki/api/v1/query_range", range('{service="api"} |~ "a)"')],
 		["an unclosed bracket", "/loki/api/v1/query_range", range('{service="api"} |~ "[a"')],
@@ -141,13 +221,33 @@ describe("the Loki double answers like the real Loki 2.9.13 where opsbot reads i
 		["an unclosed selector", "/loki/api/v1/query_range", range('{service="api"')],
 		["an empty query", "/loki/api/v1/query_range", range("")],
 		["only empty-compatible matchers", "/loki/api/v1/query_range", range('{service=~".*"}')],
-		["a query over 5,120 bytes once escaped", "/loki/api/v1/query_range", range(`{service="api"} |= ${logqlString("\u0001".repeat(900))}`)],
-		["more entries than max_entries_limit_per_query", "/loki/api/v1/query_range", range('{service="api"}', { limit: "5001" })],
+		[
+			"a query over 5,120 bytes once escaped",
+			"/loki/api/v1/query_range",
+			range(`{service="api"} |= ${logqlString("\u0001".repeat(900))}`),
+		],
+		[
+			"more entries than max_entries_limit_per_query",
+			"/loki/api/v1/query_range",
+			range('{service="api"}', { limit: "5001" }),
+		],
 		["a limit of 0", "/loki/api/v1/query_range", range('{service="api"}', { limit: "0" })],
 		["a limit that is not a number", "/loki/api/v1/query_range", range('{service="api"}', { limit: "abc" })],
 		["an invalid direction", "/loki/api/v1/query_range", range('{service="api"}', { direction: "sideways" })],
-		["a range one second over 721 h", "/loki/api/v1/query_range", { query: '{service="api"}', start: (end - 721n * 60n * NS_PER_MINUTE - 1_000_000_000n).toString(), end: end.toString() }],
-		["an end before the start", "/loki/api/v1/query_range", { query: '{service="api"}', start: end.toString(), end: start.toString() }],
+		[
+			"a range one second over 721 h",
+			"/loki/api/v1/query_range",
+			{
+				query: '{service="api"}',
+				start: (end - 721n * 60n * NS_PER_MINUTE - 1_000_000_000n).toString(),
+				end: end.toString(),
+			},
+		],
+		[
+			"an end before the start",
+			"/loki/api/v1/query_range",
+			{ query: '{service="api"}', start: end.toString(), end: start.toString() },
+		],
 		["a start that is not a time", "/loki/api/v1/query_range", { query: '{service="api"}', start: "garbage" }],
 		["a metric query answers a matrix", "/loki/api/v1/query_range", range('count_over_time({service=~".+"}[10m])')],
 		["label values", "/loki/api/v1/label/service/values", {}],
@@ -163,7 +263,10 @@ describe("the Loki double answers like the real Loki 2.9.13 where opsbot reads i
 
 	it("answers /ready like a started Loki", async () => {
 		// Loki answers queries a moment before /ready turns 200.
-		await vi.waitFor(async () => expect((await fetch(`${loki.url}/ready`)).status).toBe(200), { timeout: 10_000, interval: 100 });
+		await vi.waitFor(async () => expect((await fetch(`${loki.url}/ready`)).status).toBe(200), {
+			timeout: 10_000,
+			interval: 100,
+		});
 		const [real, fake] = await Promise.all([fetch(`${loki.url}/ready`), fetch(`${double.url}/ready`)]);
 
 		expect([fake.status, await fake.text()]).toEqual([real.status, await real.text()]);

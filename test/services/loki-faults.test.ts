@@ -4,9 +4,17 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OpsFileSchema } from "../../src/config.ts";
 import type { UserFacingError } from "../../src/errors.ts";
+import {
+	compareEntries,
+	entryId,
+	type LogEntry,
+	type LogSearchRequest,
+	type LogsService,
+	type PageFetch,
+	pageExactly,
+} from "../../src/services/logs.ts";
 import { LokiError } from "../../src/services/loki.ts";
-import { compareEntries, entryId, pageExactly, type LogEntry, type LogSearchRequest, type LogsService, type PageFetch } from "../../src/services/logs.ts";
-import { startLokiDouble, type LokiDouble } from "../loki-double/index.ts";
+import { type LokiDouble, startLokiDouble } from "../loki-double/index.ts";
 import { freePort } from "../support/proc.ts";
 import { logsService } from "../support/services.ts";
 
@@ -21,7 +29,11 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 
 	beforeAll(async () => {
 		double = await startLokiDouble();
-		double.add("team-a", { service: "api" }, Array.from({ length: 40 }, (_, i) => ({ ns: BigInt(now - 60_000 - i * 1_000) * 1_000_000n, line: `line ${i}` })));
+		double.add(
+			"team-a",
+			{ service: "api" },
+			Array.from({ length: 40 }, (_, i) => ({ ns: BigInt(now - 60_000 - i * 1_000) * 1_000_000n, line: `line ${i}` })),
+		);
 		// Sends headers and the start of a body, then nothing.
 		halfAnswer = createServer((_req, res) => {
 			res.writeHead(200, { "content-type": "application/json" });
@@ -33,7 +45,13 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 			discord: { guildId: "100000000000000001" },
 			environments: {
 				double: { loki: { url: double.url, tenant: "team-a", timeoutMs: 500 } },
-				half: { loki: { url: `http://127.0.0.1:${(halfAnswer.address() as AddressInfo).port}`, tenant: "team-a", timeoutMs: 500 } },
+				half: {
+					loki: {
+						url: `http://127.0.0.1:${(halfAnswer.address() as AddressInfo).port}`,
+						tenant: "team-a",
+						timeoutMs: 500,
+					},
+				},
 				down: { loki: { url: closed, tenant: "team-a" } },
 			},
 		});
@@ -45,7 +63,14 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 		await double?.close();
 	});
 
-	const request = (environment: string, extra: Partial<LogSearchRequest> = {}): LogSearchRequest => ({ environment, service: "api", start: new Date(now - 3_600_000), end: new Date(now), limit: 20, ...extra });
+	const request = (environment: string, extra: Partial<LogSearchRequest> = {}): LogSearchRequest => ({
+		environment,
+		service: "api",
+		start: new Date(now - 3_600_000),
+		end: new Date(now),
+		limit: 20,
+		...extra,
+	});
 	const failure = async (work: Promise<unknown>) => {
 		const began = performance.now();
 		const err = await work.then(
@@ -62,7 +87,9 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 
 		for (const { err, ms } of [stalled, halfway]) {
 			expect(err).toBeInstanceOf(LokiError);
-			expect(err.message).toBe("Loki did not answer within 0.5 s (`loki.timeoutMs`). Narrow the search, or check Loki with /health.");
+			expect(err.message).toBe(
+				"Loki did not answer within 0.5 s (`loki.timeoutMs`). Narrow the search, or check Loki with /health.",
+			);
 			expect(err.status).toBe(0);
 			expect((err as UserFacingError).unavailable).toBe(true);
 			expect(ms).toBeLessThan(3_000);
@@ -80,8 +107,16 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 		const cases: [number, string, string][] = [
 			[502, "Bad Gateway", "Loki answered HTTP 502. Try again; if it persists, check Loki's health with /health."],
 			[503, "Ingester not ready", "Loki is not ready (Ingester not ready). Try again shortly."],
-			[429, "too many outstanding requests", "Loki is busy (too many outstanding requests). Try again in a moment or narrow the search."],
-			[504, "request timed out, decrease the duration of the request", "The search took too long in Loki. Narrow the time range or add a filter."],
+			[
+				429,
+				"too many outstanding requests",
+				"Loki is busy (too many outstanding requests). Try again in a moment or narrow the search.",
+			],
+			[
+				504,
+				"request timed out, decrease the duration of the request",
+				"The search took too long in Loki. Narrow the time range or add a filter.",
+			],
 		];
 		for (const [status, body, message] of cases) {
 			double.failNext(status, body);
@@ -96,11 +131,23 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 	it("says plainly when the answer is not JSON or not a query result", async () => {
 		double.failNext(200, "<html>login page</html>", 1, "text/html");
 		const html = await failure(service.search(request("double")));
-		double.failNext(200, JSON.stringify({ status: "success", data: { resultType: "streams", result: [{ stream: {}, values: [[1, "ns as a number"]] }] } }), 1, "application/json");
+		double.failNext(
+			200,
+			JSON.stringify({
+				status: "success",
+				data: { resultType: "streams", result: [{ stream: {}, values: [[1, "ns as a number"]] }] },
+			}),
+			1,
+			"application/json",
+		);
 		const shape = await failure(service.search(request("double")));
 
-		expect(html.err.message).toBe("Loki answered with something that is not JSON. Check `loki.url` points at Loki, or check Loki with /health.");
-		expect(shape.err.message).toBe("Loki's answer is not a query result this opsbot understands. Check `loki.url` points at Loki.");
+		expect(html.err.message).toBe(
+			"Loki answered with something that is not JSON. Check `loki.url` points at Loki, or check Loki with /health.",
+		);
+		expect(shape.err.message).toBe(
+			"Loki's answer is not a query result this opsbot understands. Check `loki.url` points at Loki.",
+		);
 	});
 
 	it("asks for no more lines than a Loki configured with a lower max_entries_limit_per_query allows, once told", async () => {
@@ -131,7 +178,9 @@ describe("paging never trusts a cut-off Loki answer to be the true first N", () 
 		const fetch = async (range: { start: bigint; end: bigint; limit: number; direction: "backward" | "forward" }) => {
 			calls.push(range);
 			const limit = Math.min(range.limit, max);
-			const inRange = lines.filter((l) => l.ns >= range.start && l.ns < range.end).sort((a, b) => (range.direction === "backward" ? compareEntries(b, a) : compareEntries(a, b)));
+			const inRange = lines
+				.filter((l) => l.ns >= range.start && l.ns < range.end)
+				.sort((a, b) => (range.direction === "backward" ? compareEntries(b, a) : compareEntries(a, b)));
 			if (inRange.length <= limit) return { lines: inRange, limit };
 			const answer = [...inRange.slice(0, 1), ...inRange.slice(2, limit), inRange[limit]!];
 			return { lines: answer.reverse(), limit };
@@ -142,7 +191,12 @@ describe("paging never trusts a cut-off Loki answer to be the true first N", () 
 	it("re-asks the range that must hold the page and uses only a complete answer", async () => {
 		const fetch = unreliable();
 
-		const page = await pageExactly(fetch, { startNs: base, endNs: base + 1_000_000n, direction: "backward", count: 10 });
+		const page = await pageExactly(fetch, {
+			startNs: base,
+			endNs: base + 1_000_000n,
+			direction: "backward",
+			count: 10,
+		});
 
 		expect(page.entries.map((e) => e.line)).toEqual(truth.slice(0, 10).map((e) => e.line));
 		expect(page.more).toBe(true);
@@ -154,7 +208,13 @@ describe("paging never trusts a cut-off Loki answer to be the true first N", () 
 		const older: LogEntry[] = [];
 		let before: LogEntry | undefined;
 		for (;;) {
-			const page = await pageExactly(fetch, { startNs: base, endNs: base + 1_000_000n, before, direction: "backward", count: 7 });
+			const page = await pageExactly(fetch, {
+				startNs: base,
+				endNs: base + 1_000_000n,
+				before,
+				direction: "backward",
+				count: 7,
+			});
 			older.push(...page.entries);
 			if (!page.more) break;
 			before = page.entries.at(-1);
@@ -162,7 +222,13 @@ describe("paging never trusts a cut-off Loki answer to be the true first N", () 
 		const newer: LogEntry[] = [];
 		let after: LogEntry | undefined;
 		for (;;) {
-			const page = await pageExactly(fetch, { startNs: base, endNs: base + 1_000_000n, after, direction: "forward", count: 11 });
+			const page = await pageExactly(fetch, {
+				startNs: base,
+				endNs: base + 1_000_000n,
+				after,
+				direction: "forward",
+				count: 11,
+			});
 			newer.push(...page.entries);
 			if (!page.more) break;
 			after = page.entries.at(-1);

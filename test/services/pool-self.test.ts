@@ -33,7 +33,11 @@ describe("/pool and /health leave opsbot's own connections out of the figures (r
 
 	it("with no other client, /pool shows no active or waiting PgBouncer client and no PostgreSQL session in use", async () => {
 		const db = createDatabase({ url: bouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });
-		const pool = createPoolService({ database: () => db, pgbouncerAdminUrl: () => ({ url: bouncer.statsUrl, timeoutMs: 3_000 }), log: silent });
+		const pool = createPoolService({
+			database: () => db,
+			pgbouncerAdminUrl: () => ({ url: bouncer.statsUrl, timeoutMs: 3_000 }),
+			log: silent,
+		});
 
 		// The first snapshot opens opsbot's pooled connection while SHOW runs; in the second it sits idle in PgBouncer.
 		const snapshots = [await pool.snapshot("local"), await pool.snapshot("local"), await pool.snapshot("local")];
@@ -43,7 +47,13 @@ describe("/pool and /health leave opsbot's own connections out of the figures (r
 			const { postgres: pg, pools } = figures(snapshot);
 			expect(pg.used).toBe(0);
 			expect(pg.sessions).toEqual([]);
-			for (const p of pools) expect({ pool: `${p.database}/${p.user}`, active: p.clientsActive, waiting: p.clientsWaiting, maxWait: p.maxWaitSeconds }).toEqual({ pool: `${p.database}/${p.user}`, active: 0, waiting: 0, maxWait: 0 });
+			for (const p of pools)
+				expect({
+					pool: `${p.database}/${p.user}`,
+					active: p.clientsActive,
+					waiting: p.clientsWaiting,
+					maxWait: p.maxWaitSeconds,
+				}).toEqual({ pool: `${p.database}/${p.user}`, active: 0, waiting: 0, maxWait: 0 });
 		}
 		const last = snapshots.at(-1)!;
 		expect(figures(last).pools.map((p) => `${p.database}/${p.user}`)).toEqual(["appdb/opsbot"]);
@@ -51,14 +61,22 @@ describe("/pool and /health leave opsbot's own connections out of the figures (r
 		const text = reportToText(poolReport(last, thresholds));
 		expect(text).toContain("Connections on local: 0 / 97 used (0 %)");
 		expect(text).toContain("appdb/opsbot transaction: clients 0 active, 0 waiting");
-		expect(text.replace(/\s+/g, " ")).toMatch(/opsbot's own connections \(\d+ in PostgreSQL, \d+ in PgBouncer\) are not counted/);
+		expect(text.replace(/\s+/g, " ")).toMatch(
+			/opsbot's own connections \(\d+ in PostgreSQL, \d+ in PgBouncer\) are not counted/,
+		);
 	});
 
 	it("with no other client, /health reports no connection used and no client waiting", async () => {
 		const db = createDatabase({ url: bouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });
 		const secrets = new Map([["PGB", bouncer.statsUrl]]);
 		const health = healthService({
-			environments: { local: { http: [], postgres: { urlEnv: "DB", timeoutMs: 3_000, maxConnections: 2 }, pgbouncer: { adminUrlEnv: "PGB", timeoutMs: 3_000 } } },
+			environments: {
+				local: {
+					http: [],
+					postgres: { urlEnv: "DB", timeoutMs: 3_000, maxConnections: 2 },
+					pgbouncer: { adminUrlEnv: "PGB", timeoutMs: 3_000 },
+				},
+			},
 			databases: { get: () => db },
 			secret: (name) => secrets.get(name),
 			log: silent,
@@ -79,7 +97,11 @@ describe("/pool and /health leave opsbot's own connections out of the figures (r
 	// Last: PgBouncer keeps the server connection it opens for the app's pool, which is not opsbot's.
 	it("still counts everyone else's clients and sessions", async () => {
 		const db = createDatabase({ url: bouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });
-		const pool = createPoolService({ database: () => db, pgbouncerAdminUrl: () => ({ url: bouncer.statsUrl, timeoutMs: 3_000 }), log: silent });
+		const pool = createPoolService({
+			database: () => db,
+			pgbouncerAdminUrl: () => ({ url: bouncer.statsUrl, timeoutMs: 3_000 }),
+			log: silent,
+		});
 		await using direct = await openConnections(postgres.appUrl, 3, { applicationName: "gunicorn" });
 		await using viaBouncer = await openConnections(bouncer.appUrl, 2, { applicationName: "worker" });
 
@@ -91,8 +113,13 @@ describe("/pool and /health leave opsbot's own connections out of the figures (r
 		expect(viaBouncer.clients).toHaveLength(2);
 		expect(pg.sessions.filter((s) => s.application === "gunicorn")).toHaveLength(3);
 		expect(pg.sessions.filter((s) => s.application === "opsbot")).toEqual([]);
-		expect(pools.find((p) => p.database === "appdb" && p.user === "app")).toMatchObject({ clientsActive: 2, clientsWaiting: 0 });
-		expect(pools.find((p) => p.database === "appdb" && p.user === "opsbot")).toMatchObject({ clientsActive: 0, clientsWaiting: 0 });
+		expect(pools.find((p) => p.database === "appdb" && p.user === "app")).toMatchObject({
+			clientsActive: 2,
+			clientsWaiting: 0,
+		});
+		expect(pools.find((p) => p.database === "appdb" && p.user === "opsbot")).toMatchObject({
+			clientsActive: 0,
+			clientsWaiting: 0,
+		});
 	});
-
 });

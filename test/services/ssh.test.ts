@@ -1,13 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pino } from "pino";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pino } from "pino";
 import { utils } from "ssh2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserFacingError } from "../../src/errors.ts";
-import { createSshService, HostKeyMismatchError, runSsh, shellQuote, SshHostKeyError } from "../../src/services/ssh.ts";
-import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
+import { createSshService, HostKeyMismatchError, runSsh, SshHostKeyError, shellQuote } from "../../src/services/ssh.ts";
 import { healthService } from "../support/services.ts";
+import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
 
 describe("SSH runner against a real sshd with a pinned host key", () => {
 	let sshd: TestSshd;
@@ -16,7 +16,14 @@ describe("SSH runner against a real sshd with a pinned host key", () => {
 	});
 	afterAll(() => sshd?.stop());
 
-	const target = () => ({ host: sshd.host, port: sshd.port, user: sshd.user, privateKeyPath: sshd.privateKeyPath, hostKey: sshd.hostKey, timeoutMs: 10_000 });
+	const target = () => ({
+		host: sshd.host,
+		port: sshd.port,
+		user: sshd.user,
+		privateKeyPath: sshd.privateKeyPath,
+		hostKey: sshd.hostKey,
+		timeoutMs: 10_000,
+	});
 
 	it("runs an argument list on the remote host and returns exit code and output", async () => {
 		const docker = fakeDocker(sshd.binDir, "line one\nline two\n");
@@ -31,7 +38,9 @@ describe("SSH runner against a real sshd with a pinned host key", () => {
 		const docker = fakeDocker(sshd.binDir, "");
 		const other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9ZyXwzsEMqoaN3MKjQx9u0uw0jNIKXD3LrR9bbhpH";
 
-		const error = await runSsh({ ...target(), hostKey: other }, ["docker", "restart", "api"]).catch((err: unknown) => err);
+		const error = await runSsh({ ...target(), hostKey: other }, ["docker", "restart", "api"]).catch(
+			(err: unknown) => err,
+		);
 
 		expect(error).toBeInstanceOf(HostKeyMismatchError);
 		expect(docker.calls()).toEqual([]);
@@ -41,7 +50,15 @@ describe("SSH runner against a real sshd with a pinned host key", () => {
 		const other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9ZyXwzsEMqoaN3MKjQx9u0uw0jNIKXD3LrR9bbhpH";
 		const strangerKey = join(mkdtempSync(join(tmpdir(), "opsbot-ssh-auth-")), "key");
 		writeFileSync(strangerKey, utils.generateKeyPairSync("ed25519").private, { mode: 0o600 });
-		const ssh = (hostKey: string) => ({ host: sshd.host, port: sshd.port, user: sshd.user, keyFileEnv: "KEY", hostKey, timeoutMs: 10_000, containers: ["api"] });
+		const ssh = (hostKey: string) => ({
+			host: sshd.host,
+			port: sshd.port,
+			user: sshd.user,
+			keyFileEnv: "KEY",
+			hostKey,
+			timeoutMs: 10_000,
+			containers: ["api"],
+		});
 		const service = createSshService({
 			environments: { pinned: { ssh: ssh(other) }, stranger: { ssh: ssh(sshd.hostKey) } },
 			secret: (name) => (name === "KEY" ? strangerKey : undefined),
@@ -51,14 +68,19 @@ describe("SSH runner against a real sshd with a pinned host key", () => {
 		const refused = await service.run("stranger", ["docker", "restart", "api"]).catch((err: unknown) => err);
 
 		expect(mismatch).toBeInstanceOf(SshHostKeyError);
-		expect((mismatch as Error).message).toContain("does not match the pinned key in the config; opsbot refused to connect, so nothing was run");
+		expect((mismatch as Error).message).toContain(
+			"does not match the pinned key in the config; opsbot refused to connect, so nothing was run",
+		);
 		expect(refused).toBeInstanceOf(UserFacingError);
-		expect((refused as Error).message).toBe(`${sshd.host} refused opsbot's SSH key for \`${sshd.user}\`. Check \`ssh.user\` and the key file named by \`ssh.keyFileEnv\`.`);
+		expect((refused as Error).message).toBe(
+			`${sshd.host} refused opsbot's SSH key for \`${sshd.user}\`. Check \`ssh.user\` and the key file named by \`ssh.keyFileEnv\`.`,
+		);
 	});
 
 	it("never passes shell syntax through", () => {
 		expect(shellQuote(["docker", "logs", "api"])).toBe("'docker' 'logs' 'api'");
-		for (const bad of ["api; rm -rf /", "$(id)", "a b", "`x`", "'", ""]) expect(() => shellQuote(["docker", "logs", bad])).toThrow(/refusing/);
+		for (const bad of ["api; rm -rf /", "$(id)", "a b", "`x`", "'", ""])
+			expect(() => shellQuote(["docker", "logs", bad])).toThrow(/refusing/);
 	});
 });
 
@@ -72,7 +94,20 @@ describe("/health lists the allow-listed containers over SSH", () => {
 	it("reads docker ps for the allow-listed containers only, and says which are not running", async () => {
 		fakeDocker(sshd.binDir, "", "api|Up 2 hours\nworker|Exited (1) 3 minutes ago\nsecret-thing|Up 5 days\n");
 		const service = healthService({
-			environments: { production: { http: [], ssh: { host: sshd.host, port: sshd.port, user: "root", keyFileEnv: "KEY", hostKey: sshd.hostKey, timeoutMs: 10_000, containers: ["api", "worker", "cron"] } } },
+			environments: {
+				production: {
+					http: [],
+					ssh: {
+						host: sshd.host,
+						port: sshd.port,
+						user: "root",
+						keyFileEnv: "KEY",
+						hostKey: sshd.hostKey,
+						timeoutMs: 10_000,
+						containers: ["api", "worker", "cron"],
+					},
+				},
+			},
 			databases: { get: () => undefined },
 			secret: (name) => (name === "KEY" ? sshd.privateKeyPath : undefined),
 			log: pino({ level: "silent" }),
@@ -80,6 +115,13 @@ describe("/health lists the allow-listed containers over SSH", () => {
 
 		const snapshot = await service.check("production");
 
-		expect(snapshot.checks).toEqual([expect.objectContaining({ name: "containers on 127.0.0.1", kind: "containers", state: "down", detail: "api up 2 hours, worker exited (1) 3 minutes ago, cron not found" })]);
+		expect(snapshot.checks).toEqual([
+			expect.objectContaining({
+				name: "containers on 127.0.0.1",
+				kind: "containers",
+				state: "down",
+				detail: "api up 2 hours, worker exited (1) 3 minutes ago, cron not found",
+			}),
+		]);
 	});
 });

@@ -28,9 +28,21 @@ describe("gateway lease", () => {
 	it("is held by one replica at a time and passes to a standby when the holder stops", async () => {
 		const url = await freshDatabase("handover");
 		const acquired: string[] = [];
-		const first = startGatewayLease({ url, log, pollMs: 200, onAcquired: () => acquired.push("first"), onLost: () => acquired.push("first lost") });
+		const first = startGatewayLease({
+			url,
+			log,
+			pollMs: 200,
+			onAcquired: () => acquired.push("first"),
+			onLost: () => acquired.push("first lost"),
+		});
 		await until(() => first.held(), 5_000);
-		const second = startGatewayLease({ url, log, pollMs: 200, onAcquired: () => acquired.push("second"), onLost: () => acquired.push("second lost") });
+		const second = startGatewayLease({
+			url,
+			log,
+			pollMs: 200,
+			onAcquired: () => acquired.push("second"),
+			onLost: () => acquired.push("second lost"),
+		});
 		await new Promise((resolve) => setTimeout(resolve, 600));
 
 		const heldTogether = first.held() && second.held();
@@ -46,13 +58,29 @@ describe("gateway lease", () => {
 	it("keeps the lease through a connection blip: the holder's connection terminated, it renews on a fresh one", async () => {
 		const url = await freshDatabase("blip");
 		let lost = 0;
-		const holder = startGatewayLease({ url, log, pollMs: 200, ttlMs: 2_000, onAcquired: () => undefined, onLost: () => lost++ });
+		const holder = startGatewayLease({
+			url,
+			log,
+			pollMs: 200,
+			ttlMs: 2_000,
+			onAcquired: () => undefined,
+			onLost: () => lost++,
+		});
 		await until(() => holder.held(), 5_000);
-		const standby = startGatewayLease({ url, log, pollMs: 200, ttlMs: 2_000, onAcquired: () => undefined, onLost: () => undefined });
+		const standby = startGatewayLease({
+			url,
+			log,
+			pollMs: 200,
+			ttlMs: 2_000,
+			onAcquired: () => undefined,
+			onLost: () => undefined,
+		});
 		const admin = new pg.Client({ connectionString: url });
 		await admin.connect();
 
-		await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'opsbot-gateway-lease'");
+		await admin.query(
+			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'opsbot-gateway-lease'",
+		);
 		await new Promise((resolve) => setTimeout(resolve, 2_500));
 		await admin.end();
 		const both = [holder.held(), standby.held()];
@@ -65,9 +93,23 @@ describe("gateway lease", () => {
 	it("tells a holder that cannot renew that it lost the lease before it expires; once it is gone a standby takes it", async () => {
 		const url = await freshDatabase("stuck");
 		const events: string[] = [];
-		const holder = startGatewayLease({ url, log, pollMs: 200, ttlMs: 2_000, onAcquired: () => events.push("holder"), onLost: () => events.push("holder lost") });
+		const holder = startGatewayLease({
+			url,
+			log,
+			pollMs: 200,
+			ttlMs: 2_000,
+			onAcquired: () => events.push("holder"),
+			onLost: () => events.push("holder lost"),
+		});
 		await until(() => holder.held(), 5_000);
-		const standby = startGatewayLease({ url, log, pollMs: 200, ttlMs: 2_000, onAcquired: () => events.push("standby"), onLost: () => events.push("standby lost") });
+		const standby = startGatewayLease({
+			url,
+			log,
+			pollMs: 200,
+			ttlMs: 2_000,
+			onAcquired: () => events.push("standby"),
+			onLost: () => events.push("standby lost"),
+		});
 		const admin = new pg.Client({ connectionString: url });
 		await admin.connect();
 

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import pg from "pg";
 import { pino } from "pino";
 import { afterAll, describe, expect, inject, it } from "vitest";
@@ -5,7 +6,6 @@ import { createPostgresActionLog } from "../../src/services/action-log.ts";
 import { openStateDatabase, type StateDatabase } from "../../src/state/db.ts";
 import { decodeState, encodeState } from "../../src/state/json.ts";
 import { createPostgresPendingStore } from "../../src/state/pending.ts";
-import { spawnSync } from "node:child_process";
 import { createMemoryRestartLock, createPostgresRestartLock, thisProcessHolder } from "../../src/state/restart-lock.ts";
 
 const log = pino({ level: "silent" });
@@ -32,7 +32,10 @@ afterAll(async () => {
 
 describe("state JSON", () => {
 	it("brings Dates, bigints and undefined array slots back as they were", () => {
-		const value = { request: { start: new Date(1_700_000_000_123), before: { ns: 1_700_000_000_123_456_789n, id: "x" } }, cursors: [undefined, { at: "2026-01-01", id: "7" }] };
+		const value = {
+			request: { start: new Date(1_700_000_000_123), before: { ns: 1_700_000_000_123_456_789n, id: "x" } },
+			cursors: [undefined, { at: "2026-01-01", id: "7" }],
+		};
 
 		const back = decodeState<typeof value>(encodeState(value));
 
@@ -50,15 +53,31 @@ describe("PostgreSQL pending store", () => {
 		const storeB = createPostgresPendingStore<{ n: number }>(b, "confirmation", 60_000);
 		const token = await storeA.put("alice", { n: 1 });
 
-		const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? storeA : storeB).take(token, "alice")));
+		const results = await Promise.all(
+			Array.from({ length: 10 }, (_, i) => (i % 2 ? storeA : storeB).take(token, "alice")),
+		);
 
 		expect(results.filter((r) => r.ok)).toEqual([{ ok: true, value: { n: 1 } }]);
 	});
 
 	it("brings /logs and /audit paging state back through jsonb with its Dates, bigint cursors and empty first cursor", async () => {
 		const [a, b] = await replicas();
-		const logs = { title: "Logs of api on production", request: { environment: "production", service: "api", start: new Date("2026-11-25T10:00:00.123Z"), end: new Date("2026-11-25T11:00:00Z"), limit: 50, before: { ns: 1_764_064_800_123_456_789n, id: "a1" } } };
-		const audit = { environment: "production", filters: { since: new Date("2026-11-18T00:00:00Z"), until: new Date("2026-11-25T00:00:00Z"), failedOnly: true }, cursors: [undefined, { at: "2026-11-24T10:00:00.000Z", id: "42" }] };
+		const logs = {
+			title: "Logs of api on production",
+			request: {
+				environment: "production",
+				service: "api",
+				start: new Date("2026-11-25T10:00:00.123Z"),
+				end: new Date("2026-11-25T11:00:00Z"),
+				limit: 50,
+				before: { ns: 1_764_064_800_123_456_789n, id: "a1" },
+			},
+		};
+		const audit = {
+			environment: "production",
+			filters: { since: new Date("2026-11-18T00:00:00Z"), until: new Date("2026-11-25T00:00:00Z"), failedOnly: true },
+			cursors: [undefined, { at: "2026-11-24T10:00:00.000Z", id: "42" }],
+		};
 
 		const logsToken = await createPostgresPendingStore<typeof logs>(a, "logs", 60_000).put("alice", logs);
 		const auditToken = await createPostgresPendingStore<typeof audit>(a, "audit", 60_000).put("alice", audit);
@@ -95,7 +114,13 @@ describe("PostgreSQL pending store", () => {
 
 		await storeA.update(tokens[4]!, "mallory", { page: 9 });
 
-		expect(await Promise.all(tokens.map(async (t) => (await storeB.peek(t, "mallory")).ok))).toEqual([false, false, true, true, true]);
+		expect(await Promise.all(tokens.map(async (t) => (await storeB.peek(t, "mallory")).ok))).toEqual([
+			false,
+			false,
+			true,
+			true,
+			true,
+		]);
 		expect(await storeB.peek(tokens[4]!, "mallory")).toEqual({ ok: true, value: { page: 9 } });
 	});
 });
@@ -109,7 +134,8 @@ describe("PostgreSQL pending store, when full", () => {
 			for (let i = 0; i < count; i++) tokens.push(await store.put(userId, `${userId}-${i}`));
 			return tokens;
 		};
-		const alive = (tokens: string[], userId: string) => Promise.all(tokens.map(async (t) => (await store.peek(t, userId)).ok));
+		const alive = (tokens: string[], userId: string) =>
+			Promise.all(tokens.map(async (t) => (await store.peek(t, userId)).ok));
 		const heavy = await put("a", 5);
 		const others = [...(await put("b", 3)), ...(await put("c", 2))];
 
@@ -117,7 +143,11 @@ describe("PostgreSQL pending store, when full", () => {
 
 		expect(await alive(heavy, "a")).toEqual([false, true, true, true, true]);
 		expect((await store.peek(d, "d")).ok).toBe(true);
-		expect((await Promise.all(others.map(async (t) => (await store.peek(t, "b")).ok || (await store.peek(t, "c")).ok))).every(Boolean)).toBe(true);
+		expect(
+			(
+				await Promise.all(others.map(async (t) => (await store.peek(t, "b")).ok || (await store.peek(t, "c")).ok))
+			).every(Boolean),
+		).toBe(true);
 	});
 });
 
@@ -142,12 +172,20 @@ describe("restart lock", () => {
 		const deadPid = spawnSync(process.execPath, ["-e", ""]).pid!;
 		const dead = JSON.stringify({ ...JSON.parse(thisProcessHolder()), pid: deadPid, instance: "killed" });
 		await createPostgresRestartLock(a).acquire("prod/api", 60_000); // creates the table
-		await a.query("UPDATE opsbot_state.restarts SET running = true, holder = $1, heartbeat_at = clock_timestamp(), last_at = clock_timestamp() WHERE key = 'prod/api'", [dead]);
-		const locks = [createPostgresRestartLock(a, JSON.stringify({ host: "replica-a", pid: 1, instance: "a" })), createPostgresRestartLock(b, JSON.stringify({ host: "replica-b", pid: 1, instance: "b" }))];
+		await a.query(
+			"UPDATE opsbot_state.restarts SET running = true, holder = $1, heartbeat_at = clock_timestamp(), last_at = clock_timestamp() WHERE key = 'prod/api'",
+			[dead],
+		);
+		const locks = [
+			createPostgresRestartLock(a, JSON.stringify({ host: "replica-a", pid: 1, instance: "a" })),
+			createPostgresRestartLock(b, JSON.stringify({ host: "replica-b", pid: 1, instance: "b" })),
+		];
 
 		const claims = await Promise.all(Array.from({ length: 8 }, (_, i) => locks[i % 2]!.acquire("prod/api", 60_000)));
 
-		expect(claims.filter((c) => c.ok)).toEqual([{ ok: true, tookOver: { holder: dead, startedAt: expect.any(Number), why: "process gone" } }]);
+		expect(claims.filter((c) => c.ok)).toEqual([
+			{ ok: true, tookOver: { holder: dead, startedAt: expect.any(Number), why: "process gone" } },
+		]);
 		expect(claims.filter((c) => !c.ok && c.reason === "running")).toHaveLength(7);
 		await Promise.all(locks.map((l) => l.release("prod/api")));
 	});
@@ -157,7 +195,11 @@ describe("restart lock", () => {
 		const elsewhere = createPostgresRestartLock(a, JSON.stringify({ host: "replica-a", pid: 1, instance: "a" }));
 		const here = createPostgresRestartLock(b, JSON.stringify({ host: "replica-b", pid: 1, instance: "b" }));
 		expect(await elsewhere.acquire("prod/api", 60_000)).toEqual({ ok: true });
-		const renewedAgo = (seconds: number) => a.query("UPDATE opsbot_state.restarts SET heartbeat_at = clock_timestamp() - make_interval(secs => $1) WHERE key = 'prod/api'", [seconds]);
+		const renewedAgo = (seconds: number) =>
+			a.query(
+				"UPDATE opsbot_state.restarts SET heartbeat_at = clock_timestamp() - make_interval(secs => $1) WHERE key = 'prod/api'",
+				[seconds],
+			);
 
 		await renewedAgo(8);
 		const whileRenewed = await here.acquire("prod/api", 60_000);
@@ -194,7 +236,13 @@ describe("PostgreSQL action log", () => {
 		const logB = createPostgresActionLog(b);
 		const actor = (userId: string) => ({ userId, username: `u${userId}` });
 		await logA.record({ actor: actor("1"), action: "alert.ack", target: "g1", result: "ok", at: new Date(1_000) });
-		await logB.record({ actor: actor("2"), action: "alert.restart", target: "prod/api", result: "ok", details: { groupId: "g1" } });
+		await logB.record({
+			actor: actor("2"),
+			action: "alert.restart",
+			target: "prod/api",
+			result: "ok",
+			details: { groupId: "g1" },
+		});
 		await logA.record({ actor: actor("1"), action: "alert.restart", target: "prod/api", result: "refused: cooldown" });
 
 		const all = await logB.recent(10);
@@ -202,7 +250,12 @@ describe("PostgreSQL action log", () => {
 		const mine = await logA.recent(1, { userId: "1" });
 
 		expect(all.map((r) => r.result)).toEqual(["refused: cooldown", "ok", "ok"]);
-		expect(all[1]).toMatchObject({ actor: actor("2"), action: "alert.restart", target: "prod/api", details: { groupId: "g1" } });
+		expect(all[1]).toMatchObject({
+			actor: actor("2"),
+			action: "alert.restart",
+			target: "prod/api",
+			details: { groupId: "g1" },
+		});
 		expect(all[2]!.at).toBe(new Date(1_000).toISOString());
 		expect(restarts).toHaveLength(2);
 		expect(mine).toEqual([expect.objectContaining({ result: "refused: cooldown" })]);

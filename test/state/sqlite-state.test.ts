@@ -1,7 +1,7 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
 import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { PendingStore } from "../../src/discord/pending.ts";
@@ -15,13 +15,16 @@ async function putMany(store: PendingStore<string>, userId: string, count: numbe
 	for (let i = 0; i < count; i++) tokens.push(await store.put(userId, `${userId}-${i}`));
 	return tokens;
 }
-const live = (store: PendingStore<string>, tokens: readonly string[], userId: string) => Promise.all(tokens.map(async (t) => (await store.peek(t, userId)).ok));
+const live = (store: PendingStore<string>, tokens: readonly string[], userId: string) =>
+	Promise.all(tokens.map(async (t) => (await store.peek(t, userId)).ok));
 
 describe("embedded state file", () => {
 	it("keeps confirmations and paging state across a restart of the process, with their Dates and bigints", async () => {
 		const file = path();
 		const before = openStateFile(file);
-		const token = await before.pending<{ start: Date; ns: bigint }>("logs", 60_000).put("alice", { start: new Date(1_000), ns: 5n });
+		const token = await before
+			.pending<{ start: Date; ns: bigint }>("logs", 60_000)
+			.put("alice", { start: new Date(1_000), ns: 5n });
 		before.close();
 
 		const after = openStateFile(file);
@@ -61,7 +64,9 @@ describe("embedded state file", () => {
 
 		expect(await live(capped, tokens, "mallory")).toEqual([false, false, true, true, true]);
 		expect(await live(full, a, "a")).toEqual([false, true, true, true, true]);
-		expect([...(await live(full, b, "b")), ...(await live(full, c, "c")), ...(await live(full, [d], "d"))].every(Boolean)).toBe(true);
+		expect(
+			[...(await live(full, b, "b")), ...(await live(full, c, "c")), ...(await live(full, [d], "d"))].every(Boolean),
+		).toBe(true);
 		file.close();
 	});
 
@@ -114,7 +119,11 @@ describe("embedded state file", () => {
 		const file = path();
 		const state = openStateFile(file, () => t);
 		const other = new DatabaseSync(file);
-		const otherProcess = createSqliteRestartLock(() => other, () => t, JSON.stringify({ host: "replica-b", pid: 1, instance: "b" }));
+		const otherProcess = createSqliteRestartLock(
+			() => other,
+			() => t,
+			JSON.stringify({ host: "replica-b", pid: 1, instance: "b" }),
+		);
 		expect(await state.restarts.acquire("prod/api", 600_000)).toEqual({ ok: true });
 
 		// 60 s into the restart, renewed every 2 s: still running.

@@ -6,7 +6,10 @@ import type { AlertStore, OutboxItem } from "../../src/alerts/store.ts";
 const ZERO = "0001-01-01T00:00:00Z";
 
 /** A firing webhook for one group, as AlertManager sends it; `labels` are added to the alert's and the group's common labels. */
-export function firingWebhook(alertname: string, extra: { severity?: string; description?: string; generatorURL?: string; labels?: Record<string, string> } = {}) {
+export function firingWebhook(
+	alertname: string,
+	extra: { severity?: string; description?: string; generatorURL?: string; labels?: Record<string, string> } = {},
+) {
 	const labels = { alertname, severity: extra.severity ?? "warning", ...extra.labels };
 	return {
 		version: "4",
@@ -17,12 +20,26 @@ export function firingWebhook(alertname: string, extra: { severity?: string; des
 		commonLabels: { ...labels },
 		commonAnnotations: extra.description ? { description: extra.description } : {},
 		externalURL: "http://alertmanager.local:9093",
-		alerts: [{ status: "firing", labels, annotations: extra.description ? { description: extra.description } : {}, startsAt: new Date().toISOString(), endsAt: ZERO, generatorURL: extra.generatorURL ?? "", fingerprint: randomBytes(8).toString("hex") }],
+		alerts: [
+			{
+				status: "firing",
+				labels,
+				annotations: extra.description ? { description: extra.description } : {},
+				startsAt: new Date().toISOString(),
+				endsAt: ZERO,
+				generatorURL: extra.generatorURL ?? "",
+				fingerprint: randomBytes(8).toString("hex"),
+			},
+		],
 	};
 }
 
 /** A webhook body for one group of `n` alerts, with long texts to test limits. */
-export function payload(n: number, overrides: Partial<WebhookPayload> = {}, status: "firing" | "resolved" = "firing"): WebhookPayload {
+export function payload(
+	n: number,
+	overrides: Partial<WebhookPayload> = {},
+	status: "firing" | "resolved" = "firing",
+): WebhookPayload {
 	return WebhookPayload.parse({
 		version: "4",
 		groupKey: '{}:{alertname="DiskFilling"}',
@@ -32,13 +49,24 @@ export function payload(n: number, overrides: Partial<WebhookPayload> = {}, stat
 		commonLabels: { alertname: "DiskFilling", severity: "warning" },
 		commonAnnotations: { summary: "Disk filling up", description: "x".repeat(3_000) },
 		externalURL: "http://alertmanager.local:9093",
-		alerts: Array.from({ length: n }, (_, i) => ({ status, labels: { alertname: "DiskFilling", severity: "warning", instance: `node-${i}-${"y".repeat(80)}` }, annotations: { summary: "z".repeat(500) }, startsAt: "2026-11-24T12:00:00Z", endsAt: status === "resolved" ? "2026-11-24T12:10:00Z" : ZERO, generatorURL: "http://prom:9090/graph?g0.expr=node_filesystem_avail_bytes+%3C+1e9&g0.tab=1", fingerprint: `f${i.toString(16).padStart(15, "0")}` })),
+		alerts: Array.from({ length: n }, (_, i) => ({
+			status,
+			labels: { alertname: "DiskFilling", severity: "warning", instance: `node-${i}-${"y".repeat(80)}` },
+			annotations: { summary: "z".repeat(500) },
+			startsAt: "2026-11-24T12:00:00Z",
+			endsAt: status === "resolved" ? "2026-11-24T12:10:00Z" : ZERO,
+			generatorURL: "http://prom:9090/graph?g0.expr=node_filesystem_avail_bytes+%3C+1e9&g0.tab=1",
+			fingerprint: `f${i.toString(16).padStart(15, "0")}`,
+		})),
 		...overrides,
 	});
 }
 
 /** The same behaviour is required of every store implementation. */
-export function storeContract(name: string, open: () => Promise<{ store: AlertStore; reopen: () => Promise<AlertStore> }>): void {
+export function storeContract(
+	name: string,
+	open: () => Promise<{ store: AlertStore; reopen: () => Promise<AlertStore> }>,
+): void {
 	describe(`alert store (${name})`, () => {
 		const targets = [{ channel: "1" }];
 
@@ -106,7 +134,12 @@ export function storeContract(name: string, open: () => Promise<{ store: AlertSt
 
 		it("sends firing groups without a message first, critical before the rest, then updates and resolutions", async () => {
 			const { store } = await open();
-			const group = (name: string, severity: string, status: "firing" | "resolved" = "firing") => payload(1, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity } }, status);
+			const group = (name: string, severity: string, status: "firing" | "resolved" = "firing") =>
+				payload(
+					1,
+					{ groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity } },
+					status,
+				);
 			await store.accept(group("Posted", "critical"), targets);
 			await store.delivered((await store.next("1"))!, "m-posted");
 			await store.accept(group("Posted", "critical", "resolved"), targets); // a resolution: last
@@ -127,7 +160,12 @@ export function storeContract(name: string, open: () => Promise<{ store: AlertSt
 
 		it("counts a channel's backlog in episodes and lists its firing groups with their messages", async () => {
 			const { store } = await open();
-			const group = (name: string, n = 1) => payload(n, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity: "warning" } });
+			const group = (name: string, n = 1) =>
+				payload(n, {
+					groupKey: name,
+					groupLabels: { alertname: name },
+					commonLabels: { alertname: name, severity: "warning" },
+				});
 			await store.accept(group("A"), targets);
 			await store.delivered((await store.next("1"))!, "m-a");
 			await store.accept(group("A", 2), targets); // an update of a posted group
@@ -143,7 +181,13 @@ export function storeContract(name: string, open: () => Promise<{ store: AlertSt
 
 			expect(backlog).toMatchObject({ pending: 3, due: 2, unposted: 2 });
 			expect(backlog.nextDueAt).toBeLessThanOrEqual(Date.now());
-			expect(firing.map((g) => [g.payload.groupLabels.alertname, g.messageId, g.payload.alerts.length]).sort()).toEqual([["A", "m-a", 2], ["B", null, 2], ["C", null, 1]]);
+			expect(firing.map((g) => [g.payload.groupLabels.alertname, g.messageId, g.payload.alerts.length]).sort()).toEqual(
+				[
+					["A", "m-a", 2],
+					["B", null, 2],
+					["C", null, 1],
+				],
+			);
 			expect(await store.backlog("3")).toEqual({ pending: 0, due: 0, unposted: 0, nextDueAt: null });
 			await store.close();
 		});
@@ -151,14 +195,46 @@ export function storeContract(name: string, open: () => Promise<{ store: AlertSt
 		it("keeps a channel's storm summary across a restart, and lists the channels whose storm is not over", async () => {
 			const { store: before, reopen } = await open();
 			expect(await before.stormSummary("1")).toBeUndefined();
-			await before.saveStormSummary({ channel: "1", state: "active", messageId: null, nonce: "n-1", startedAt: 1_000, endedAt: null, groups: [] });
-			await before.saveStormSummary({ channel: "1", state: "active", messageId: "s-1", nonce: "n-1", startedAt: 1_000, endedAt: null, groups: ["g1", "g2"] });
-			await before.saveStormSummary({ channel: "2", state: "over", messageId: "s-2", nonce: "n-2", startedAt: 500, endedAt: 900, groups: ["g3"] });
+			await before.saveStormSummary({
+				channel: "1",
+				state: "active",
+				messageId: null,
+				nonce: "n-1",
+				startedAt: 1_000,
+				endedAt: null,
+				groups: [],
+			});
+			await before.saveStormSummary({
+				channel: "1",
+				state: "active",
+				messageId: "s-1",
+				nonce: "n-1",
+				startedAt: 1_000,
+				endedAt: null,
+				groups: ["g1", "g2"],
+			});
+			await before.saveStormSummary({
+				channel: "2",
+				state: "over",
+				messageId: "s-2",
+				nonce: "n-2",
+				startedAt: 500,
+				endedAt: 900,
+				groups: ["g3"],
+			});
 			await before.close();
 
 			const after = await reopen();
 
-			expect(await after.stormSummary("1")).toEqual({ channel: "1", state: "active", messageId: "s-1", nonce: "n-1", startedAt: 1_000, endedAt: null, groups: ["g1", "g2"] });
+			expect(await after.stormSummary("1")).toEqual({
+				channel: "1",
+				state: "active",
+				messageId: "s-1",
+				nonce: "n-1",
+				startedAt: 1_000,
+				endedAt: null,
+				groups: ["g1", "g2"],
+			});
 			expect(await after.stormSummary("2")).toMatchObject({ state: "over", endedAt: 900 });
 			expect(await after.stormChannels()).toEqual(["1"]);
 			await after.close();
@@ -202,4 +278,3 @@ export function storeContract(name: string, open: () => Promise<{ store: AlertSt
 		});
 	});
 }
-

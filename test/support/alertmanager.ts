@@ -34,17 +34,51 @@ export async function startAlertManager(options: AlertManagerOptions = {}): Prom
 		`route:\n  receiver: opsbot\n  group_by: [alertname]\n  group_wait: ${options.groupWait ?? "1s"}\n  group_interval: ${options.groupInterval ?? "2s"}\n  repeat_interval: 1h\nreceivers:\n  - name: opsbot${webhook}\n`,
 		{ mode: 0o600 },
 	);
-	return startReadyServer(ALERTMANAGER, [`--config.file=${join(dir, "alertmanager.yml")}`, `--storage.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--cluster.listen-address=", `--web.external-url=${url}`, "--log.level=warn"], { dir, logFile: join(dir, "alertmanager.log"), url });
+	return startReadyServer(
+		ALERTMANAGER,
+		[
+			`--config.file=${join(dir, "alertmanager.yml")}`,
+			`--storage.path=${join(dir, "data")}`,
+			`--web.listen-address=127.0.0.1:${port}`,
+			"--cluster.listen-address=",
+			`--web.external-url=${url}`,
+			"--log.level=warn",
+		],
+		{ dir, logFile: join(dir, "alertmanager.log"), url },
+	);
 }
 
 /** Posts alerts through AlertManager's API v2 (how tests inject them). */
-export async function postAlerts(url: string, alerts: { labels: Record<string, string>; annotations?: Record<string, string>; startsAt?: string; endsAt?: string; generatorURL?: string }[]): Promise<void> {
-	const res = await fetch(`${url}/api/v2/alerts`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(alerts) });
+export async function postAlerts(
+	url: string,
+	alerts: {
+		labels: Record<string, string>;
+		annotations?: Record<string, string>;
+		startsAt?: string;
+		endsAt?: string;
+		generatorURL?: string;
+	}[],
+): Promise<void> {
+	const res = await fetch(`${url}/api/v2/alerts`, {
+		method: "POST",
+		headers: { "content-type": "application/json" },
+		body: JSON.stringify(alerts),
+	});
 	if (res.status !== 200) throw new Error(`AlertManager refused the alerts: HTTP ${res.status} ${await res.text()}`);
 }
 
 /** A silence as AlertManager holds it (`GET /api/v2/silence/{id}`), read directly so tests check AlertManager's state, not opsbot's reading of it. */
-export async function readSilence(url: string, id: string): Promise<{ id: string; status: { state: string }; matchers: { name: string; value: string; isRegex: boolean; isEqual?: boolean }[]; createdBy: string; comment: string; endsAt: string }> {
+export async function readSilence(
+	url: string,
+	id: string,
+): Promise<{
+	id: string;
+	status: { state: string };
+	matchers: { name: string; value: string; isRegex: boolean; isEqual?: boolean }[];
+	createdBy: string;
+	comment: string;
+	endsAt: string;
+}> {
 	const res = await fetch(new URL(`api/v2/silence/${encodeURIComponent(id)}`, url.endsWith("/") ? url : `${url}/`));
 	if (!res.ok) throw new Error(`AlertManager answered HTTP ${res.status} for silence ${id}`);
 	return (await res.json()) as Awaited<ReturnType<typeof readSilence>>;

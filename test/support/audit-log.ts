@@ -49,7 +49,10 @@ export async function createAuditLog(appUrl: string, schema: string, rows: numbe
 	try {
 		const ddl = AUDIT_LOG_DDL(schema);
 		// Large seeds load faster with the indexes built afterwards, as a restore would.
-		const [table, indexes] = [ddl.replace(/CREATE INDEX[^;]*;/g, ""), ddl.match(/CREATE INDEX[^;]*;/g)?.join("\n") ?? ""];
+		const [table, indexes] = [
+			ddl.replace(/CREATE INDEX[^;]*;/g, ""),
+			ddl.match(/CREATE INDEX[^;]*;/g)?.join("\n") ?? "",
+		];
 		await client.query(table);
 		if (rows > 0) await client.query(SEED_SQL(schema), [rows, days]);
 		await client.query("SET maintenance_work_mem = '256MB'");
@@ -61,7 +64,11 @@ export async function createAuditLog(appUrl: string, schema: string, rows: numbe
 }
 
 /** Inserts one row (for needles); returns its id. */
-export async function insertAuditRow(client: pg.ClientBase, schema: string, row: Record<string, unknown>): Promise<string> {
+export async function insertAuditRow(
+	client: pg.ClientBase,
+	schema: string,
+	row: Record<string, unknown>,
+): Promise<string> {
 	const columns = Object.keys(row);
 	const { rows } = await client.query<{ id: string }>(
 		`INSERT INTO ${schema}.audit_log (${columns.join(", ")}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(", ")}) RETURNING id::text`,

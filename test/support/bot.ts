@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { REST } from "discord.js";
 import { parseDocument } from "yaml";
 import { discordAgent } from "../../src/discord/client.ts";
-import { createFileActionLog, type ActionLog } from "../../src/services/action-log.ts";
+import { type ActionLog, createFileActionLog } from "../../src/services/action-log.ts";
 import type { DiscordDouble } from "../discord-double/index.ts";
-import { spawnMain, type MainProcess } from "./main-process.ts";
+import { type MainProcess, spawnMain } from "./main-process.ts";
 import { freePort } from "./proc.ts";
 
 /**
@@ -37,7 +37,11 @@ const BOT_TOKEN = "double-token";
  * Starts `node src/main.ts` with `opsYaml` (stateDir and a port 0 webhook are filled in) and `env`
  * as its whole environment, and waits until it is connected to `double` and, with `alerts`, listening.
  */
-export async function startTestBot(double: DiscordDouble, opsYaml: string, env: Record<string, string> = {}): Promise<TestBot> {
+export async function startTestBot(
+	double: DiscordDouble,
+	opsYaml: string,
+	env: Record<string, string> = {},
+): Promise<TestBot> {
 	const doc = parseDocument(opsYaml);
 	if (!doc.has("stateDir")) doc.set("stateDir", mkdtempSync(join(tmpdir(), "opsbot-state-")));
 	const stateDir = String(doc.get("stateDir"));
@@ -51,14 +55,23 @@ export async function startTestBot(double: DiscordDouble, opsYaml: string, env: 
 		}
 		webhookUrl = `http://${host}:${port}`;
 	}
-	const main = spawnMain(doc.toString(), { LOG_LEVEL: "debug", DISCORD_TOKEN: BOT_TOKEN, DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl, ...env });
+	const main = spawnMain(doc.toString(), {
+		LOG_LEVEL: "debug",
+		DISCORD_TOKEN: BOT_TOKEN,
+		DISCORD_APPLICATION_ID: double.applicationId,
+		DISCORD_API_URL: double.apiUrl,
+		...env,
+	});
 	const logs = main.logs;
 	const started = async () => {
 		// A generous bound, not a wait: it returns as soon as the bot is ready (seconds when the machine is loaded).
 		const deadline = Date.now() + 60_000;
-		const ready = () => logs().some((l) => l.msg === "connected to Discord") && (!webhookUrl || logs().some((l) => l.msg === "alert receiver listening"));
+		const ready = () =>
+			logs().some((l) => l.msg === "connected to Discord") &&
+			(!webhookUrl || logs().some((l) => l.msg === "alert receiver listening"));
 		while (!ready()) {
-			if (main.child.exitCode !== null || main.child.signalCode !== null) throw new Error(`opsbot exited while starting (code ${main.child.exitCode}):\n${main.output().slice(-3_000)}`);
+			if (main.child.exitCode !== null || main.child.signalCode !== null)
+				throw new Error(`opsbot exited while starting (code ${main.child.exitCode}):\n${main.output().slice(-3_000)}`);
 			if (Date.now() > deadline) throw new Error(`opsbot not ready after 60 s:\n${main.output().slice(-3_000)}`);
 			await new Promise((resolve) => setTimeout(resolve, 50));
 		}
@@ -77,15 +90,21 @@ export async function startTestBot(double: DiscordDouble, opsYaml: string, env: 
 		webhookUrl,
 		stateDir,
 		logs,
-		actionLog: { recent: async (...args) => (existsSync(actionsPath) ? createFileActionLog(actionsPath).recent(...args) : []) },
+		actionLog: {
+			recent: async (...args) => (existsSync(actionsPath) ? createFileActionLog(actionsPath).recent(...args) : []),
+		},
 		rest,
 		async stop() {
-			if (exited()) throw new Error(`opsbot had already exited (code ${main.child.exitCode}, signal ${main.child.signalCode}):\n${main.output().slice(-3_000)}`);
+			if (exited())
+				throw new Error(
+					`opsbot had already exited (code ${main.child.exitCode}, signal ${main.child.signalCode}):\n${main.output().slice(-3_000)}`,
+				);
 			main.child.kill("SIGTERM");
 			const timer = setTimeout(() => main.child.kill("SIGKILL"), 15_000);
 			const code = await main.exited;
 			clearTimeout(timer);
-			if (code !== 0) throw new Error(`opsbot did not exit cleanly on SIGTERM (code ${code}):\n${main.output().slice(-3_000)}`);
+			if (code !== 0)
+				throw new Error(`opsbot did not exit cleanly on SIGTERM (code ${code}):\n${main.output().slice(-3_000)}`);
 		},
 		async kill() {
 			if (exited()) return;

@@ -8,11 +8,20 @@ export interface CliRun {
 }
 
 /** `npx opsbot ARGS` as a child process (bin/opsbot.js, as a user runs it), with only `env` (plus PATH). */
-export function runOpsbotCli(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<CliRun> {
+export function runOpsbotCli(
+	args: readonly string[],
+	env: Record<string, string> = {},
+	timeoutMs = 20_000,
+): Promise<CliRun> {
 	return new Promise((resolve) => {
-		execFile(process.execPath, ["bin/opsbot.js", ...args], { env: { PATH: process.env.PATH ?? "", ...env }, timeout: timeoutMs }, (err, stdout, stderr) => {
-			resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-		});
+		execFile(
+			process.execPath,
+			["bin/opsbot.js", ...args],
+			{ env: { PATH: process.env.PATH ?? "", ...env }, timeout: timeoutMs },
+			(err, stdout, stderr) => {
+				resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+			},
+		);
 	});
 }
 

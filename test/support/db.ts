@@ -7,10 +7,17 @@ export interface HeldConnections extends AsyncDisposable {
 }
 
 /** Opens `n` connections that stay idle (optionally inside an open transaction) until disposed. */
-export async function openConnections(url: string, n: number, options: { inTransaction?: boolean; applicationName?: string } = {}): Promise<HeldConnections> {
+export async function openConnections(
+	url: string,
+	n: number,
+	options: { inTransaction?: boolean; applicationName?: string } = {},
+): Promise<HeldConnections> {
 	const clients = await Promise.all(
 		Array.from({ length: n }, async () => {
-			const client = new pg.Client({ connectionString: url, ...(options.applicationName ? { application_name: options.applicationName } : {}) });
+			const client = new pg.Client({
+				connectionString: url,
+				...(options.applicationName ? { application_name: options.applicationName } : {}),
+			});
 			client.on("error", () => undefined); // terminated by a test on purpose
 			await client.connect();
 			if (options.inTransaction) await client.query("BEGIN; SELECT 1");

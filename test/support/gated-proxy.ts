@@ -1,4 +1,4 @@
-import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 /** One request the proxy forwarded (or is holding). */
@@ -29,7 +29,7 @@ export interface GatedProxy {
 export async function startGatedProxy(target: string, gated: (path: string) => boolean): Promise<GatedProxy> {
 	const upstream = new URL(target);
 	const requests: ProxiedRequest[] = [];
-	let held: (() => void)[] = [];
+	const held: (() => void)[] = [];
 	let isOpen = false;
 
 	function forward(req: IncomingMessage, res: ServerResponse, record: ProxiedRequest): void {
@@ -39,11 +39,14 @@ export async function startGatedProxy(target: string, gated: (path: string) => b
 			const form = new URLSearchParams(Buffer.concat(body).toString("utf8"));
 			record.query = form.get("query") ?? record.query;
 		});
-		const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-			res.writeHead(answer.statusCode ?? 502, answer.headers);
-			answer.pipe(res);
-			answer.on("end", () => (record.answeredAt = Date.now()));
-		});
+		const out = request(
+			{ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+			(answer) => {
+				res.writeHead(answer.statusCode ?? 502, answer.headers);
+				answer.pipe(res);
+				answer.on("end", () => (record.answeredAt = Date.now()));
+			},
+		);
 		out.on("error", () => res.destroy());
 		req.pipe(out);
 	}

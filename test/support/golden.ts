@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { expect } from "vitest";
-import { reportToEmbed, reportToText, type Report } from "../../src/render/report.ts";
+import { type Report, reportToEmbed, reportToText } from "../../src/render/report.ts";
 
 const REPORT_GOLDEN_DIR = join(import.meta.dirname, "../render/golden/reports");
 

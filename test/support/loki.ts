@@ -40,16 +40,26 @@ export async function startLoki(): Promise<TestLoki> {
 	requireLoki();
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-loki-"));
 	const [http, grpc] = [await freePort(), await freePort()];
-	const config = readFileSync(LOKI_CONFIG, "utf8").replaceAll("__HTTP_PORT__", String(http)).replaceAll("__GRPC_PORT__", String(grpc)).replaceAll("__DATA_DIR__", dir);
+	const config = readFileSync(LOKI_CONFIG, "utf8")
+		.replaceAll("__HTTP_PORT__", String(http))
+		.replaceAll("__GRPC_PORT__", String(grpc))
+		.replaceAll("__DATA_DIR__", dir);
 	writeFileSync(join(dir, "loki.yaml"), config);
-	const proc = startProcess(LOKI_BINARY, [`-config.file=${join(dir, "loki.yaml")}`], { logFile: join(dir, "loki.log") });
+	const proc = startProcess(LOKI_BINARY, [`-config.file=${join(dir, "loki.yaml")}`], {
+		logFile: join(dir, "loki.log"),
+	});
 	const url = `http://127.0.0.1:${http}`;
 	const stop = async () => {
 		await proc.stop();
 		rmSync(dir, { recursive: true, force: true });
 	};
 	try {
-		await waitUntil(async () => (await fetch(`${url}/loki/api/v1/labels`, { headers: { "x-scope-orgid": "probe" } })).status === 200, 60_000, proc.logTail, proc.child);
+		await waitUntil(
+			async () => (await fetch(`${url}/loki/api/v1/labels`, { headers: { "x-scope-orgid": "probe" } })).status === 200,
+			60_000,
+			proc.logTail,
+			proc.child,
+		);
 	} catch (err) {
 		await stop();
 		throw err;
@@ -69,10 +79,13 @@ export function lokiAt(url: string): TestLoki {
 			// those a week old or 10 min ahead; refuse them here so a test never reads silently missing data.
 			const now = BigInt(Date.now()) * 1_000_000n;
 			for (const e of entries) {
-				if (e.ns < now - 170n * NS_PER_MINUTE || e.ns > now + 5n * NS_PER_MINUTE) throw new Error(`test data outside what Loki shows at once: ${e.ns} (now ${now})`);
+				if (e.ns < now - 170n * NS_PER_MINUTE || e.ns > now + 5n * NS_PER_MINUTE)
+					throw new Error(`test data outside what Loki shows at once: ${e.ns} (now ${now})`);
 			}
 			// In ascending time per stream, one stream per request: in a push of several streams only the last one's result decides the status.
-			const values = [...entries].sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0)).map((e) => [e.ns.toString(), e.line]);
+			const values = [...entries]
+				.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0))
+				.map((e) => [e.ns.toString(), e.line]);
 			for (let i = 0; i < values.length || i === 0; i += 5_000) {
 				const res = await fetch(`${url}/loki/api/v1/push`, {
 					method: "POST",

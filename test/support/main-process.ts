@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,8 @@ export interface MainProcess {
  * (its V8 flags included), with src/main.ts made absolute.
  */
 export function npmStartArgs(root = process.cwd()): string[] {
-	const start = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start;
+	const start = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: { start: string } }).scripts
+		.start;
 	const [command, ...args] = start.split(/\s+/);
 	if (command !== "node") throw new Error(`npm start is expected to run node, not: ${start}`);
 	return args.map((arg) => (arg.endsWith(".ts") ? join(root, arg) : arg));
@@ -28,7 +29,11 @@ export function spawnMain(opsYaml: string, env: Record<string, string>): MainPro
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-main-"));
 	writeFileSync(join(dir, "opsbot.yaml"), opsYaml);
 	let output = "";
-	const child = spawn(process.execPath, npmStartArgs(), { cwd: dir, env: { PATH: process.env.PATH ?? "", OPSBOT_CONFIG: join(dir, "opsbot.yaml"), ...env }, stdio: ["ignore", "pipe", "pipe"] });
+	const child = spawn(process.execPath, npmStartArgs(), {
+		cwd: dir,
+		env: { PATH: process.env.PATH ?? "", OPSBOT_CONFIG: join(dir, "opsbot.yaml"), ...env },
+		stdio: ["ignore", "pipe", "pipe"],
+	});
 	child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
 	child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
 	const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

@@ -20,7 +20,16 @@ export async function startNodeExporter(): Promise<TestNodeExporter> {
 	const port = await freePort();
 	const proc = startProcess(
 		NODE_EXPORTER,
-		[`--web.listen-address=127.0.0.1:${port}`, "--collector.disable-defaults", "--collector.filesystem", "--collector.meminfo", "--collector.loadavg", "--collector.cpu", "--collector.stat", "--log.level=warn"],
+		[
+			`--web.listen-address=127.0.0.1:${port}`,
+			"--collector.disable-defaults",
+			"--collector.filesystem",
+			"--collector.meminfo",
+			"--collector.loadavg",
+			"--collector.cpu",
+			"--collector.stat",
+			"--log.level=warn",
+		],
 		{ logFile: join(dir, "node-exporter.log") },
 	);
 	const stop = async () => {
@@ -50,7 +59,9 @@ export function mountTmpfs(mib: number): TestMount {
 		execFileSync("mount", ["-t", "tmpfs", "-o", `size=${mib}m`, "tmpfs", dir], { stdio: "pipe" });
 	} catch (err) {
 		rmSync(dir, { recursive: true, force: true });
-		throw new Error(`cannot mount a tmpfs for the disk figures (tests need root and mount permission): ${(err as { stderr?: Buffer }).stderr?.toString().trim() ?? String(err)}`);
+		throw new Error(
+			`cannot mount a tmpfs for the disk figures (tests need root and mount permission): ${(err as { stderr?: Buffer }).stderr?.toString().trim() ?? String(err)}`,
+		);
 	}
 	let mounted = true;
 	return {

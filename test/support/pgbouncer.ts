@@ -22,7 +22,10 @@ export interface TestPgBouncer {
 }
 
 /** Starts PgBouncer 1.18 as the `postgres` user (it refuses to run as root). */
-export async function startPgBouncer(postgres: Pick<TestPostgres, "port" | "passwords">, options: { poolSize?: number; databases?: readonly string[] } = {}): Promise<TestPgBouncer> {
+export async function startPgBouncer(
+	postgres: Pick<TestPostgres, "port" | "passwords">,
+	options: { poolSize?: number; databases?: readonly string[] } = {},
+): Promise<TestPgBouncer> {
 	requireBinary(PGBOUNCER, "PgBouncer", "pgbouncer");
 	const { uid, gid } = userIds("postgres");
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-pgb-"));
@@ -37,7 +40,7 @@ export async function startPgBouncer(postgres: Pick<TestPostgres, "port" | "pass
 		["pgb_stats", statsPassword],
 	];
 	const files: Record<string, string> = {
-		"userlist.txt": users.map(([u, p]) => `"${u}" "${p}"`).join("\n") + "\n",
+		"userlist.txt": `${users.map(([u, p]) => `"${u}" "${p}"`).join("\n")}\n`,
 		"pgbouncer.ini": `[databases]
 appdb = host=127.0.0.1 port=${postgres.port} dbname=appdb
 ${(options.databases ?? []).map((db) => `${db} = host=127.0.0.1 port=${postgres.port} dbname=${db}\n`).join("")}[pgbouncer]
@@ -62,22 +65,28 @@ pidfile = ${dir}/pgbouncer.pid
 		chownSync(join(dir, name), uid, gid);
 	}
 	const proc = startProcess(PGBOUNCER, [join(dir, "pgbouncer.ini")], { logFile: join(dir, "stdout.log"), uid, gid });
-	const url = (user: string, pass: string, db: string) => `postgres://${user}:${encodeURIComponent(pass)}@127.0.0.1:${port}/${db}`;
+	const url = (user: string, pass: string, db: string) =>
+		`postgres://${user}:${encodeURIComponent(pass)}@127.0.0.1:${port}/${db}`;
 	const adminUrl = url("pgb_admin", adminPassword, "pgbouncer");
 	const stop = async () => {
 		await proc.stop();
 		rmSync(dir, { recursive: true, force: true });
 	};
 	try {
-		await waitUntil(async () => {
-			const client = new pg.Client({ connectionString: adminUrl });
-			client.on("error", () => undefined);
-			await client.connect();
-			// No parameters: the admin console speaks the simple query protocol only.
-			await client.query("SHOW POOLS");
-			await client.end();
-			return true;
-		}, 20_000, () => `${proc.logTail()}\n${readFileSync(join(dir, "pgbouncer.log"), "utf8").slice(-2_000)}`, proc.child);
+		await waitUntil(
+			async () => {
+				const client = new pg.Client({ connectionString: adminUrl });
+				client.on("error", () => undefined);
+				await client.connect();
+				// No parameters: the admin console speaks the simple query protocol only.
+				await client.query("SHOW POOLS");
+				await client.end();
+				return true;
+			},
+			20_000,
+			() => `${proc.logTail()}\n${readFileSync(join(dir, "pgbouncer.log"), "utf8").slice(-2_000)}`,
+			proc.child,
+		);
 	} catch (err) {
 		await stop();
 		throw err;

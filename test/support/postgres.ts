@@ -36,7 +36,23 @@ export async function startPostgres(options: { maxConnections?: number } = {}): 
 	const pwfile = join(dir, "pwfile");
 	writeFileSync(pwfile, `${superPassword}\n`);
 	chownSync(pwfile, uid, gid);
-	const init = spawnSync(`${PG_BIN}/initdb`, ["-D", join(dir, "data"), "-U", "postgres", `--pwfile=${pwfile}`, "-A", "scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C"], { uid, gid, encoding: "utf8" });
+	const init = spawnSync(
+		`${PG_BIN}/initdb`,
+		[
+			"-D",
+			join(dir, "data"),
+			"-U",
+			"postgres",
+			`--pwfile=${pwfile}`,
+			"-A",
+			"scram-sha-256",
+			"--no-sync",
+			"-E",
+			"UTF8",
+			"--locale=C",
+		],
+		{ uid, gid, encoding: "utf8" },
+	);
 	if (init.status !== 0) {
 		rmSync(dir, { recursive: true, force: true });
 		throw new Error(`initdb failed:\n${init.stderr}`);
@@ -47,26 +63,53 @@ export async function startPostgres(options: { maxConnections?: number } = {}): 
 	chownSync(logFile, uid, gid);
 	const proc = startProcess(
 		`${PG_BIN}/postgres`,
-		["-D", join(dir, "data"), "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", `unix_socket_directories=${dir}`, "-c", `max_connections=${options.maxConnections ?? 100}`, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=64MB"],
+		[
+			"-D",
+			join(dir, "data"),
+			"-p",
+			String(port),
+			"-c",
+			"listen_addresses=127.0.0.1",
+			"-c",
+			`unix_socket_directories=${dir}`,
+			"-c",
+			`max_connections=${options.maxConnections ?? 100}`,
+			"-c",
+			"fsync=off",
+			"-c",
+			"synchronous_commit=off",
+			"-c",
+			"full_page_writes=off",
+			"-c",
+			"shared_buffers=64MB",
+		],
 		{ logFile, uid, gid },
 	);
-	const url = (user: string, pass: string, db = "appdb") => `postgres://${user}:${encodeURIComponent(pass)}@127.0.0.1:${port}/${db}`;
+	const url = (user: string, pass: string, db = "appdb") =>
+		`postgres://${user}:${encodeURIComponent(pass)}@127.0.0.1:${port}/${db}`;
 	const superuserUrl = url("postgres", superPassword);
 	const stop = async () => {
 		await proc.stop();
 		rmSync(dir, { recursive: true, force: true });
 	};
 	try {
-		await waitUntil(async () => {
-			const client = new pg.Client({ connectionString: url("postgres", superPassword, "postgres") });
-			await client.connect();
-			await client.end();
-			return true;
-		}, 30_000, proc.logTail, proc.child);
+		await waitUntil(
+			async () => {
+				const client = new pg.Client({ connectionString: url("postgres", superPassword, "postgres") });
+				await client.connect();
+				await client.end();
+				return true;
+			},
+			30_000,
+			proc.logTail,
+			proc.child,
+		);
 		const admin = new pg.Client({ connectionString: url("postgres", superPassword, "postgres") });
 		await admin.connect();
 		await admin.query(`CREATE ROLE app LOGIN PASSWORD '${passwords.app}'`);
-		await admin.query(`CREATE ROLE opsbot LOGIN PASSWORD '${passwords.opsbot}' IN ROLE pg_read_all_stats, pg_signal_backend`);
+		await admin.query(
+			`CREATE ROLE opsbot LOGIN PASSWORD '${passwords.opsbot}' IN ROLE pg_read_all_stats, pg_signal_backend`,
+		);
 		await admin.query("CREATE DATABASE appdb OWNER app");
 		await admin.end();
 		const appdb = new pg.Client({ connectionString: superuserUrl });
@@ -78,5 +121,14 @@ export async function startPostgres(options: { maxConnections?: number } = {}): 
 		await stop();
 		throw err;
 	}
-	return { host: "127.0.0.1", port, database: "appdb", superuserUrl, appUrl: url("app", passwords.app), opsbotUrl: url("opsbot", passwords.opsbot), passwords, stop };
+	return {
+		host: "127.0.0.1",
+		port,
+		database: "appdb",
+		superuserUrl,
+		appUrl: url("app", passwords.app),
+		opsbotUrl: url("opsbot", passwords.opsbot),
+		passwords,
+		stop,
+	};
 }

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 
@@ -25,7 +25,11 @@ export interface Started {
 }
 
 /** Starts a long-running binary in the foreground, stdout/stderr to `logFile`. */
-export function startProcess(command: string, args: string[], options: { logFile: string; uid?: number; gid?: number; env?: NodeJS.ProcessEnv; cwd?: string }): Started {
+export function startProcess(
+	command: string,
+	args: string[],
+	options: { logFile: string; uid?: number; gid?: number; env?: NodeJS.ProcessEnv; cwd?: string },
+): Started {
 	const out = openSync(options.logFile, "a");
 	const child = spawn(command, args, {
 		stdio: ["ignore", out, out],
@@ -61,7 +65,12 @@ export function startProcess(command: string, args: string[], options: { logFile
 }
 
 /** Polls `probe` until it resolves truthy; fails with `describe()` (the log tail) after `timeoutMs`. */
-export async function waitUntil(probe: () => Promise<boolean>, timeoutMs: number, describe: () => string, process?: ChildProcess): Promise<void> {
+export async function waitUntil(
+	probe: () => Promise<boolean>,
+	timeoutMs: number,
+	describe: () => string,
+	process?: ChildProcess,
+): Promise<void> {
 	const deadline = Date.now() + timeoutMs;
 	while (Date.now() < deadline) {
 		if (process && (process.exitCode !== null || process.signalCode !== null)) {
@@ -84,14 +93,23 @@ export function userIds(name: string): { uid: number; gid: number } {
 }
 
 /** Starts a Prometheus-family server (it answers `GET /-/ready`) and waits for it; stop() also removes `dir`. */
-export async function startReadyServer(binary: string, args: string[], options: { dir: string; logFile: string; url: string }): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startReadyServer(
+	binary: string,
+	args: string[],
+	options: { dir: string; logFile: string; url: string },
+): Promise<{ url: string; stop: () => Promise<void> }> {
 	const proc = startProcess(binary, args, { logFile: options.logFile });
 	const stop = async () => {
 		await proc.stop();
 		rmSync(options.dir, { recursive: true, force: true });
 	};
 	try {
-		await waitUntil(async () => (await fetch(`${options.url}/-/ready`)).status === 200, 30_000, proc.logTail, proc.child);
+		await waitUntil(
+			async () => (await fetch(`${options.url}/-/ready`)).status === 200,
+			30_000,
+			proc.logTail,
+			proc.child,
+		);
 	} catch (err) {
 		await stop();
 		throw err;

@@ -21,20 +21,39 @@ export interface LabelledTargets {
  * Starts Prometheus; `targets` maps a job name to host:port targets (a closed port makes a down
  * target), or to groups of targets with extra labels, for selecting hosts by label.
  */
-export async function startPrometheus(options: { targets?: Record<string, readonly string[] | readonly LabelledTargets[]> } = {}): Promise<TestPrometheus> {
+export async function startPrometheus(
+	options: { targets?: Record<string, readonly string[] | readonly LabelledTargets[]> } = {},
+): Promise<TestPrometheus> {
 	requireBinary(PROMETHEUS, "Prometheus", "prometheus");
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-prom-"));
 	const port = await freePort();
 	const jobs = Object.entries({ prometheus: [`127.0.0.1:${port}`], ...options.targets });
 	const quoted = (values: readonly string[]) => values.map((v) => JSON.stringify(v)).join(", ");
-	const labelled = (groups: readonly string[] | readonly LabelledTargets[]): groups is readonly LabelledTargets[] => groups.some((g) => typeof g !== "string");
+	const labelled = (groups: readonly string[] | readonly LabelledTargets[]): groups is readonly LabelledTargets[] =>
+		groups.some((g) => typeof g !== "string");
 	const staticConfigs = (groups: readonly string[] | readonly LabelledTargets[]) =>
 		labelled(groups)
-			? `[${groups.map((g) => `{ targets: [${quoted(g.targets)}], labels: { ${Object.entries(g.labels).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(", ")} } }`).join(", ")}]`
+			? `[${groups
+					.map(
+						(g) =>
+							`{ targets: [${quoted(g.targets)}], labels: { ${Object.entries(g.labels)
+								.map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+								.join(", ")} } }`,
+					)
+					.join(", ")}]`
 			: `[{ targets: [${quoted(groups)}] }]`;
 	writeFileSync(
 		join(dir, "prometheus.yml"),
 		`global: { scrape_interval: 1s, scrape_timeout: 500ms }\nscrape_configs:\n${jobs.map(([job, targets]) => `  - job_name: ${job}\n    static_configs: ${staticConfigs(targets)}`).join("\n")}\n`,
 	);
-	return startReadyServer(PROMETHEUS, [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn"], { dir, logFile: join(dir, "prometheus.log"), url: `http://127.0.0.1:${port}` });
+	return startReadyServer(
+		PROMETHEUS,
+		[
+			`--config.file=${join(dir, "prometheus.yml")}`,
+			`--storage.tsdb.path=${join(dir, "data")}`,
+			`--web.listen-address=127.0.0.1:${port}`,
+			"--log.level=warn",
+		],
+		{ dir, logFile: join(dir, "prometheus.log"), url: `http://127.0.0.1:${port}` },
+	);
 }

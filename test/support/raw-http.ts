@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:http";
-import { connect, type AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 
 /** One HTTP response as read off the socket. */
 export interface RawResponse {
@@ -12,7 +12,9 @@ function parseResponse(data: Buffer): RawResponse | undefined {
 	const end = data.indexOf("\r\n\r\n");
 	if (end < 0) return undefined;
 	const [statusLine = "", ...lines] = data.subarray(0, end).toString("latin1").split("\r\n");
-	const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
+	const headers = Object.fromEntries(
+		lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]),
+	);
 	const body = data.subarray(end + 4);
 	if (body.length < Number(headers["content-length"] ?? 0)) return undefined;
 	return { status: Number(statusLine.split(" ")[1]), headers, body: body.toString("utf8") };
@@ -39,9 +41,12 @@ export function rawRequest(port: number, text: string): Promise<RawResponse> {
 	});
 }
 
-
 /** An HTTP server on 127.0.0.1 that accepts requests and never answers them. */
-export async function startHangingServer(): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+export async function startHangingServer(): Promise<{
+	url: string;
+	requests: () => number;
+	close: () => Promise<void>;
+}> {
 	let requests = 0;
 	const server: Server = createServer(() => void requests++);
 	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -54,4 +59,3 @@ export async function startHangingServer(): Promise<{ url: string; requests: () 
 		},
 	};
 }
-

@@ -5,7 +5,11 @@ import { createSshService } from "../../src/services/ssh.ts";
 
 /** The health service with the SSH and Prometheus services built from the same environments, as createContext builds them. */
 export function healthService(deps: Omit<HealthDeps, "ssh" | "prometheus">): HealthService {
-	return createHealthService({ ...deps, ssh: createSshService(deps), prometheus: createPrometheusService(deps.environments) });
+	return createHealthService({
+		...deps,
+		ssh: createSshService(deps),
+		prometheus: createPrometheusService(deps.environments),
+	});
 }
 
 /** The logs service with the SSH service built from the same environments, as createContext builds it. */

@@ -1,8 +1,8 @@
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "node:net";
 import { freePort, requireBinary, startProcess, waitUntil } from "./proc.ts";
 
 /** A throwaway OpenSSH server on 127.0.0.1: key-only login as root, a fresh host key, and a PATH the test chooses. */
@@ -37,7 +37,7 @@ export async function startSshd(): Promise<TestSshd> {
 	const port = await freePort();
 	writeFileSync(
 		join(dir, "sshd_config"),
-		[
+		`${[
 			"ListenAddress 127.0.0.1",
 			`Port ${port}`,
 			`HostKey ${join(dir, "host_key")}`,
@@ -51,9 +51,11 @@ export async function startSshd(): Promise<TestSshd> {
 			"StrictModes no",
 			`PidFile ${join(dir, "sshd.pid")}`,
 			`SetEnv PATH=${binDir}:/usr/local/bin:/usr/bin:/bin`,
-		].join("\n") + "\n",
+		].join("\n")}\n`,
 	);
-	const proc = startProcess("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")], { logFile: join(dir, "sshd.log") });
+	const proc = startProcess("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")], {
+		logFile: join(dir, "sshd.log"),
+	});
 	const stop = async () => {
 		await proc.stop();
 		rmSync(dir, { recursive: true, force: true });
@@ -84,7 +86,12 @@ export async function startSshd(): Promise<TestSshd> {
  * Writes a `docker` stand-in that records its argv (one line per call, as the call starts) and
  * prints `output` for `docker logs`; `docker restart` takes `restartSeconds` (a slow container stop).
  */
-export function fakeDocker(binDir: string, output: string, ps = "api|Up 2 hours\n", options: { restartSeconds?: number } = {}): { calls: () => string[][] } {
+export function fakeDocker(
+	binDir: string,
+	output: string,
+	ps = "api|Up 2 hours\n",
+	options: { restartSeconds?: number } = {},
+): { calls: () => string[][] } {
 	writeFileSync(join(binDir, "docker.ps"), ps);
 	const callsFile = join(binDir, "docker.calls");
 	rmSync(callsFile, { force: true });

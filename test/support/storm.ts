@@ -26,7 +26,7 @@ export const stormOver = (double: DiscordDouble, channel: string) =>
 
 /** The embed title a request tried to write (to tell which group a refused request was for). */
 export const requestTitle = (r: RecordedRequest) =>
-	String(((r.body as { embeds?: { title?: string }[] } | undefined)?.embeds?.[0]?.title) ?? "");
+	String((r.body as { embeds?: { title?: string }[] } | undefined)?.embeds?.[0]?.title ?? "");
 
 export function stormOpsYaml(double: DiscordDouble, stateDir = mkdtempSync(join(tmpdir(), "opsbot-storm-"))): string {
 	return `discord: { guildId: "${double.guildId}" }
@@ -44,13 +44,23 @@ alerts:
 }
 
 /** Sends each group's webhook at once, as AlertManager flushes many groups after the same group_wait. */
-export async function fire(bot: TestBot, names: readonly string[], labels: Record<string, string> = {}): Promise<number[]> {
+export async function fire(
+	bot: TestBot,
+	names: readonly string[],
+	labels: Record<string, string> = {},
+): Promise<number[]> {
 	return Promise.all(
 		names.map((name) =>
 			fetch(`${bot.webhookUrl}/alerts`, {
 				method: "POST",
 				headers: { "content-type": "application/json", authorization: `Bearer ${stormToken}` },
-				body: JSON.stringify(payload(3, { groupKey: name, groupLabels: { alertname: name }, commonLabels: { alertname: name, severity: "warning", ...labels } })),
+				body: JSON.stringify(
+					payload(3, {
+						groupKey: name,
+						groupLabels: { alertname: name },
+						commonLabels: { alertname: name, severity: "warning", ...labels },
+					}),
+				),
 			}).then((r) => r.status),
 		),
 	);
@@ -61,7 +71,12 @@ export async function fire(bot: TestBot, names: readonly string[], labels: Recor
  * message. Delivery writes a channel in order, so anything still queued before it (a duplicate, a
  * second summary) has been written by the time this returns.
  */
-export async function barrier(bot: TestBot, double: DiscordDouble, channel: string = STORM_CHANNELS[0], timeoutMs = 30_000): Promise<void> {
+export async function barrier(
+	bot: TestBot,
+	double: DiscordDouble,
+	channel: string = STORM_CHANNELS[0],
+	timeoutMs = 30_000,
+): Promise<void> {
 	const name = `Barrier${randomBytes(3).toString("hex")}`;
 	const team = channel === STORM_CHANNELS[1] ? "b" : channel === STORM_CHANNELS[2] ? "c" : "a";
 	const [status] = await fire(bot, [name], { team });
