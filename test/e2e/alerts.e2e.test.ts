@@ -111,6 +111,35 @@ alerts:
 		expect(inChannel("400000000000000002", /HighErrorRate/)).toHaveLength(1);
 	});
 
+	it("sends Discord only well-formed text when a cut falls inside an emoji (issue 19 D6)", async () => {
+		// The content is cut at 100 characters: here exactly between the two halves of 🔥's surrogate pair.
+		const alertname = `${"E".repeat(98)}🔥x`;
+		await postAlerts(alertmanager.url, [
+			{
+				labels: { alertname, severity: "critical", env: "prod", service: "api" },
+				annotations: { summary: `${"🚨".repeat(150)}` },
+			},
+		]);
+
+		await waitForOne("400000000000000002", /EEEE/);
+		const posted = double.requests.filter(
+			(r) =>
+				r.method === "POST" &&
+				r.path === "/channels/400000000000000002/messages" &&
+				JSON.stringify(r.body).includes("EEEE"),
+		);
+		const strings = (value: unknown): string[] =>
+			typeof value === "string"
+				? [value]
+				: value && typeof value === "object"
+					? Object.values(value).flatMap(strings)
+					: [];
+		const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+		expect(posted).toHaveLength(1);
+		expect(strings(posted[0]!.body).filter((text) => loneSurrogate.test(text))).toEqual([]);
+	});
+
 	it("keeps a group of 1,000 alerts within Discord's limits, attaching the full list", async () => {
 		await postAlerts(
 			alertmanager.url,
