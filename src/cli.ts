@@ -18,6 +18,7 @@ import { auditFilters } from "./services/audit.ts";
 import { runDoctor } from "./services/doctor.ts";
 import { logSearchRequest, searchLogs } from "./services/log-search.ts";
 import { newTestAlert, operator, ownWebhook, postWebhook } from "./test-alert.ts";
+import { flattenControls } from "./text.ts";
 
 /**
  * Exit codes usable from cron and CI (sysexits.h for the failures): 0 healthy or done, 1 degraded,
@@ -442,7 +443,7 @@ const PINO_LEVEL: Record<number, string> = {
 	60: "fatal",
 };
 // Control characters (an ESC from an error message could restyle the terminal) become spaces.
-const controls = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ").trim();
+const controls = (text: string) => flattenControls(text).trim();
 
 /**
  * A pino destination that writes each record as one plain line ("opsbot warning: pool: postgres read

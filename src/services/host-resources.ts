@@ -1,4 +1,5 @@
 import type { HostCheckConfig } from "../config.ts";
+import { flattenControls } from "../text.ts";
 import { type InstantSample, type PrometheusCallOptions, type PrometheusClient, promqlString } from "./prometheus.ts";
 
 /** One filesystem as `df` counts it: used = size - free, percent = used / (used + available to users). */
@@ -214,9 +215,6 @@ const MOUNTS_LISTED = 4;
 // Problems named one by one, the worst first; the rest are counted.
 const PROBLEMS_NAMED = 3;
 
-// Mount points come from labels: a newline or control character in one must not break the line.
-const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
-
 function judgeInstance(host: HostCheckConfig, f: HostFigures): { state: State; text: string } {
 	if (!f.up)
 		return {
@@ -251,7 +249,7 @@ function judgeInstance(host: HostCheckConfig, f: HostFigures): { state: State; t
 			m.percent,
 			host.disk.degradedPercent,
 			host.disk.downPercent,
-			alone ? "disk" : `disk ${oneLine(m.mountpoint)}`,
+			alone ? "disk" : `disk ${flattenControls(m.mountpoint)}`,
 			`at ${Math.floor(m.percent)} %`,
 			" %",
 		);
@@ -269,16 +267,16 @@ function judgeInstance(host: HostCheckConfig, f: HostFigures): { state: State; t
 		const over = diskProblems.length;
 		// The full ones are named in the reason already; with none, the fullest says how much room is left.
 		parts.push(
-			`disk: ${f.mounts.length - over} ok${over > 0 ? `, ${over} ≥ ${host.disk.degradedPercent} %` : ` (fullest ${oneLine(fullest.mountpoint)} ${Math.floor(fullest.percent)} %)`}`,
+			`disk: ${f.mounts.length - over} ok${over > 0 ? `, ${over} ≥ ${host.disk.degradedPercent} %` : ` (fullest ${flattenControls(fullest.mountpoint)} ${Math.floor(fullest.percent)} %)`}`,
 		);
 	} else if (f.mounts.length > 0) {
 		parts.push(
-			`disk ${f.mounts.map((m) => `${alone ? "" : `${oneLine(m.mountpoint)} `}${formatBytesPair(m.usedBytes, m.sizeBytes)} (${Math.floor(m.percent)} %)`).join(", ")}`,
+			`disk ${f.mounts.map((m) => `${alone ? "" : `${flattenControls(m.mountpoint)} `}${formatBytesPair(m.usedBytes, m.sizeBytes)} (${Math.floor(m.percent)} %)`).join(", ")}`,
 		);
 	}
 	for (const m of f.missingMounts.slice(0, PROBLEMS_NAMED)) {
 		state = worse(state, "degraded");
-		problems.push({ text: `disk ${oneLine(m)} not reported`, severity: 0 });
+		problems.push({ text: `disk ${flattenControls(m)} not reported`, severity: 0 });
 	}
 	if (f.missingMounts.length > PROBLEMS_NAMED)
 		problems.push({ text: `${f.missingMounts.length - PROBLEMS_NAMED} more mounts not reported`, severity: 0 });
