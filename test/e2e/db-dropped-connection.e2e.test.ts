@@ -101,7 +101,9 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 			let terminated = 0;
 			for (let i = 0; i < 300 && terminated === 0; i++) {
 				const { rows } = await superuser.query<{ n: number }>(
-					"SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'opsbot' AND wait_event_type = 'Lock'",
+					// Only this file's statements: other files run beside it on the same server.
+					"SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'opsbot' AND wait_event_type = 'Lock' AND strpos(query, $1) > 0",
+					[SCHEMA],
 				);
 				terminated = rows[0]!.n;
 				if (terminated === 0) await new Promise((resolve) => setTimeout(resolve, 50));

@@ -79,7 +79,7 @@ describe("gateway lease", () => {
 		await admin.connect();
 
 		await admin.query(
-			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'opsbot-gateway-lease'",
+			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'opsbot-gateway-lease' AND datname = current_database()",
 		);
 		await new Promise((resolve) => setTimeout(resolve, 2_500));
 		await admin.end();
