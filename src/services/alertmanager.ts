@@ -16,14 +16,15 @@ export interface Matcher {
 export interface AlertManagerAlert {
 	readonly fingerprint: string;
 	readonly labels: Record<string, string>;
-	readonly status: { readonly state: string };
+	/** "active", "suppressed" (silenced or inhibited) or "unprocessed"; silencedBy lists silence ids. */
+	readonly status: { readonly state: string; readonly silencedBy?: readonly string[] | undefined };
 }
 
 const AlertsSchema = z.array(
 	z.looseObject({
 		fingerprint: z.string(),
 		labels: z.record(z.string(), z.string()),
-		status: z.looseObject({ state: z.string() }),
+		status: z.looseObject({ state: z.string(), silencedBy: z.array(z.string()).optional() }),
 	}),
 );
 
