@@ -20,7 +20,7 @@ import {
 	recordAction,
 } from "../discord/handler.ts";
 import { PermissionDeniedError, PressRefusedError, UserFacingError } from "../errors.ts";
-import { type Inline, type Report, reportToEmbed, type Text } from "../render/report.ts";
+import { type Inline, type Report, reportToEmbed } from "../render/report.ts";
 import type { AlertManagerSilence, Matcher } from "../services/alertmanager.ts";
 import {
 	alertmanagerFor,
@@ -49,7 +49,7 @@ export const SILENCE_PAGE_SIZE = 5;
 const shortId = (id: string) => id.slice(0, 8);
 
 /** The lines a silence takes in a list: id, state and end; who and with what; matchers; comment. */
-function silenceItem(s: ListedSilence): Text {
+function silenceItem(s: ListedSilence): Inline[] {
 	const state: Inline[] =
 		s.state === "pending"
 			? [
@@ -97,7 +97,8 @@ export function silenceListReport(
 		...(shown.length > 0 || listing.unavailable.length > 0
 			? {
 					list: {
-						items: shown.map(silenceItem),
+						// A blank line between silences: each takes three lines.
+						items: shown.map((item, i) => (i === 0 ? silenceItem(item) : ["\n", ...silenceItem(item)])),
 						notes: listing.unavailable.map((u) => `⚠️ ${u.environment}: ${u.reason}`),
 					},
 				}
@@ -135,8 +136,8 @@ export function silencePreviewReport(
 			? [
 					{
 						level: "warn" as const,
-						label: "Beyond this group",
-						text: `${preview.beyondGroup} of the ${firing} alerts muted now are not this card's.`,
+						label: "Beyond card",
+						text: `${preview.beyondGroup} of the ${firing} alerts it mutes now ${preview.beyondGroup === 1 ? "is" : "are"} not on this card.`,
 					},
 				]
 			: []),
@@ -144,7 +145,7 @@ export function silencePreviewReport(
 			? [
 					{
 						level: "warn" as const,
-						label: "Other environments",
+						label: "Other env",
 						text: `It also reaches ${preview.otherEnvironments.join(", ")}.`,
 					},
 				]
@@ -156,7 +157,7 @@ export function silencePreviewReport(
 		level: warnings.length > 0 ? "warn" : "info",
 		summary:
 			(firing === 0 ? "Nothing fires now that it would mute; it mutes what matches later. " : "") +
-			(already > 0 ? `${already} of them are already silenced or inhibited. ` : "") +
+			(already > 0 ? `${already} of them ${already === 1 ? "is" : "are"} already silenced or inhibited. ` : "") +
 			"Nothing is created until you confirm.",
 		lines: warnings,
 		...(preview.groups.length > 0

@@ -173,7 +173,7 @@ alerts:
 			matchers: `{alertname="${name}", env="production", service="api"}`,
 		});
 		expect(previewLook.title).toBe("Silence preview: mutes 3 alerts now");
-		expect(previewLook.text).toContain("1 of the 3 alerts muted now are not this card's.");
+		expect(previewLook.text).toContain("1 of the 3 alerts it mutes now is not on this card.");
 		expect(previewLook.text).toContain("It also reaches staging.");
 		expect(madeBeforeConfirm).toBe(0);
 		expect(confirm.id).toBeTruthy();
