@@ -7,7 +7,7 @@ import { type Config, findEnvironment } from "./config.ts";
 import { type AccessPolicy, createAccessPolicy } from "./discord/access.ts";
 import type { PendingStore } from "./discord/pending.ts";
 import type { Logger } from "./log.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import { createMetrics, type Metrics, unservedMetrics } from "./metrics.ts";
 import { type ActionLog, createFileActionLog, createPostgresActionLog } from "./services/action-log.ts";
 import { type AlertManagerService, createAlertManagerService } from "./services/alertmanager.ts";
 import { type AuditQueryState, type AuditService, createAuditService } from "./services/audit.ts";
@@ -194,7 +194,8 @@ export async function createContext(
 			running: createRunningRestarts(),
 		},
 		messages: alertStore ? messageOutbox(alertStore, wake) : undefined,
-		metrics: createMetrics(),
+		// Served on the webhook port, so only with `alerts`; without it nothing would read them.
+		metrics: config.ops.alerts ? await createMetrics() : unservedMetrics(),
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };
 	return {
