@@ -9,7 +9,7 @@ import type { PendingStore } from "./discord/pending.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics, unservedMetrics } from "./metrics.ts";
 import { type ActionLog, createFileActionLog, createPostgresActionLog } from "./services/action-log.ts";
-import { type AlertManagerService, createAlertManagerService } from "./services/alertmanager.ts";
+import { type AlertManagerService, createAlertManagerService, type Matcher } from "./services/alertmanager.ts";
 import { type AuditQueryState, type AuditService, createAuditService } from "./services/audit.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
 import type { LogsQueryState } from "./services/log-search.ts";
@@ -38,7 +38,22 @@ export type Confirmation =
 			minutes: number;
 			sessions?: EndableSessions;
 	  }
-	| { kind: "alert.restart"; environment: string; container: string; groupId: string; episode: number };
+	| { kind: "alert.restart"; environment: string; container: string; groupId: string; episode: number }
+	/** A previewed silence: created on Confirm, starting then (or at `startsAt` for a window) for `durationMs`. */
+	| {
+			kind: "alert.silence";
+			environment: string;
+			matchers: readonly Matcher[];
+			durationMs: number;
+			startsAt?: number;
+			comment: string;
+			/** A maintenance window (/maintenance): its Confirm needs maintenance.create. */
+			maintenance?: boolean;
+			/** The card it was made from, which shows it once made. */
+			groupId?: string;
+			episode?: number;
+	  }
+	| { kind: "silence.expire"; environment: string; silenceId: string };
 
 /** The alert relay's state, for its buttons. */
 export interface AlertState {
