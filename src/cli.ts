@@ -35,6 +35,7 @@ import {
 	extendSilence,
 	listSilences,
 	liveSilence,
+	maintenanceComment,
 	maxSilenceMs,
 	parseSilenceDuration,
 	previewSilence,
@@ -390,7 +391,7 @@ async function createFromCli(
 		matchers,
 		startsAt,
 		endsAt: new Date(startsAt.getTime() + durationMs),
-		comment: silenceComment(str("comment")),
+		comment: maintenance ? maintenanceComment(silenceComment(str("comment"))) : silenceComment(str("comment")),
 	};
 	const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
 	const preview = await previewSilence({ ops: ctx.config.ops, alertmanager }, draft);

@@ -8,6 +8,7 @@ import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
 import { type Delivery, type DiscordSender, restSender, startDelivery } from "./delivery.ts";
 import { authorized, createReceiver } from "./receiver.ts";
+import { startSilenceAnnouncer } from "./silence-announcer.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
 import type { AlertStore } from "./store.ts";
 
@@ -24,7 +25,7 @@ export async function startAlertRelay(
 	config: Config,
 	client: Client,
 	log: Logger,
-	services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus">,
+	services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus" | "messages">,
 	options: { standby?: () => boolean } = {},
 	sender: DiscordSender = restSender(client.rest),
 ): Promise<AlertRelay | undefined> {
@@ -89,6 +90,17 @@ export async function startAlertRelay(
 		intervalMs: alerts.silenceWatch.intervalSeconds * 1_000,
 		settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000,
 	});
+	// Silences made outside opsbot, reminders before one ends, maintenance windows: through the message outbox.
+	const announcer = services.messages
+		? startSilenceAnnouncer({
+				store,
+				messages: services.messages,
+				ops,
+				alertmanager: services.alertmanager,
+				log: log.child({ svc: "silence-announcer" }),
+				intervalMs: alerts.silenceWatch.intervalSeconds * 1_000,
+			})
+		: undefined;
 	alertState.onWake(() => delivery.wake());
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");
@@ -100,6 +112,7 @@ export async function startAlertRelay(
 		async close() {
 			await receiver.close();
 			await silenceWatch.stop();
+			await announcer?.stop();
 			await delivery.stop(); // the store is the context's: it closes with it
 		},
 	};

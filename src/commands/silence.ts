@@ -32,6 +32,7 @@ import {
 	type ListedSilence,
 	listSilences,
 	liveSilence,
+	maintenanceComment,
 	maxSilenceMs,
 	parseSilenceDuration,
 	previewSilence,
@@ -697,7 +698,7 @@ export const maintenance: Command = {
 			interaction.options.getString("duration", true),
 			maxSilenceMs(ctx.config.ops),
 		);
-		const comment = silenceComment(interaction.options.getString("comment", true));
+		const comment = maintenanceComment(silenceComment(interaction.options.getString("comment", true)));
 		const startsAt = maintenanceStart(interaction.options.getString("start")).getTime();
 		await showSilencePreview(interaction, ctx, {
 			kind: "alert.silence",

@@ -50,6 +50,8 @@ export interface AlertManagerSilence {
 	/** AlertManager's own timestamps, kept as it wrote them: an update in place must send startsAt back unchanged. */
 	readonly startsAt: string;
 	readonly endsAt: string;
+	/** When it was made or last changed (AlertManager's clock); absent in answers that lack it. */
+	readonly updatedAt?: string | undefined;
 	readonly createdBy: string;
 	readonly comment: string;
 }
@@ -61,6 +63,7 @@ function toSilence(raw: z.infer<typeof SilenceSchema>): AlertManagerSilence {
 		matchers: raw.matchers.map(({ name, value, isRegex, isEqual }) => ({ name, value, isRegex, isEqual })),
 		startsAt: raw.startsAt,
 		endsAt: raw.endsAt,
+		updatedAt: raw.updatedAt,
 		createdBy: raw.createdBy,
 		comment: raw.comment,
 	};

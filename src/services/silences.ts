@@ -44,6 +44,19 @@ export function silenceComment(text: string | null | undefined): string {
 	return comment.slice(0, MAX_COMMENT);
 }
 
+/** How a maintenance window's comment starts: what tells it from other silences (in AlertManager's UI too). */
+export const MAINTENANCE_COMMENT = "Maintenance window: ";
+
+/** A maintenance window's comment. */
+export function maintenanceComment(comment: string): string {
+	return `${MAINTENANCE_COMMENT}${comment}`.slice(0, MAX_COMMENT + MAINTENANCE_COMMENT.length);
+}
+
+/** Whether a silence is a maintenance window opsbot made. */
+export function isMaintenance(silence: Pick<AlertManagerSilence, "comment">): boolean {
+	return silence.comment.startsWith(MAINTENANCE_COMMENT);
+}
+
 /** What a silence is about to be: where, what it matches, from when until when, and why. */
 export interface SilenceDraft {
 	/** The environment whose AlertManager holds it. */

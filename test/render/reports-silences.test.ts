@@ -1,5 +1,10 @@
 import { describe, it } from "vitest";
 import {
+	maintenanceReport,
+	silenceAnnouncementReport,
+	silenceReminderReport,
+} from "../../src/alerts/silence-announcer.ts";
+import {
 	silenceCreatedReport,
 	silenceExpireReport,
 	silenceExtendedReport,
@@ -135,5 +140,31 @@ describe("silence messages, in both views", () => {
 		expectReportGolden("silence-expire-question", silenceExpireReport(found));
 		expectReportGolden("silence-expired", silenceExpireReport(found, "expired"));
 		expectReportGolden("silence-expired-unknown", silenceExpireReport(found, "unknown"));
+	});
+
+	it("announces a silence made outside opsbot, a maintenance window's three moments, and reminds before a silence ends", () => {
+		const outside: AlertManagerSilence = silence({
+			createdBy: "dave",
+			matchers: [{ name: "alertname", value: "DbReplicaLag", isRegex: false, isEqual: true }],
+			comment: "replica rebuild",
+		});
+		expectReportGolden("silence-announced-outside", silenceAnnouncementReport(outside, 2));
+		expectReportGolden(
+			"silence-announced-outside-pending",
+			silenceAnnouncementReport(
+				{ ...outside, state: "pending", startsAt: at(60).toISOString(), endsAt: at(120).toISOString() },
+				0,
+			),
+		);
+		const window: AlertManagerSilence = silence({
+			matchers: [prod, { name: "service", value: "db", isRegex: false, isEqual: true }],
+			startsAt: at(60).toISOString(),
+			endsAt: at(90).toISOString(),
+			comment: "Maintenance window: failover drill",
+		});
+		expectReportGolden("maintenance-announced-scheduled", maintenanceReport(window, "scheduled"));
+		expectReportGolden("maintenance-announced-started", maintenanceReport(window, "started"));
+		expectReportGolden("maintenance-announced-ended", maintenanceReport(window, "ended"));
+		expectReportGolden("silence-reminder", silenceReminderReport(outside, 1));
 	});
 });
