@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { heldGroupsReport, readHeldGroups } from "./alerts/held-groups.ts";
-import { formatMatchers, parseMatchers } from "./alerts/matchers.ts";
+import { parseMatchers } from "./alerts/matchers.ts";
 import { testAlertReport } from "./commands/alerts.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
 import { doctorReport } from "./commands/doctor.ts";
@@ -39,6 +39,7 @@ import {
 	maxSilenceMs,
 	parseSilenceDuration,
 	previewSilence,
+	type RecordSilenceAction,
 	silenceComment,
 } from "./services/silences.ts";
 import { newTestAlert, operator, ownWebhook, postWebhook } from "./test-alert.ts";
@@ -397,14 +398,10 @@ async function createFromCli(
 	const preview = await previewSilence({ ops: ctx.config.ops, alertmanager }, draft);
 	if (values["dry-run"] === true)
 		return { report: silencePreviewReport(preview, durationMs, false), data: { preview, created: false } };
-	const id = await createSilence(alertmanager, draft, `${operator()} via opsbot CLI`).catch(async (err: unknown) => {
-		await recordCli(ctx, action, environment, "failed", { reason: (err as Error).message.slice(0, 200) });
-		throw err;
-	});
-	await recordCli(ctx, action, environment, "ok", {
-		silenceId: id,
-		matchers: formatMatchers(matchers),
-		endsAt: draft.endsAt.toISOString(),
+	const id = await createSilence(alertmanager, draft, `${operator()} via opsbot CLI`, {
+		action,
+		target: environment,
+		record: (...entry) => recordCli(ctx, ...entry),
 	});
 	return {
 		report: silenceCreatedReport(id, draft, maintenance),
@@ -438,29 +435,14 @@ async function runSilenceCli(ctx: AppContext, values: CliValues, positionals: st
 		const environment = env ?? requireEnvironment(ctx.config.ops, null);
 		const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
 		const found = await liveSilence(alertmanager, id);
+		const record: RecordSilenceAction = (...entry) => recordCli(ctx, ...entry);
 		if (sub === "extend") {
 			const maxMs = maxSilenceMs(ctx.config.ops);
 			const byMs = parseSilenceDuration(typeof values.by === "string" ? values.by : "", maxMs);
-			const extended = await extendSilence(alertmanager, found, byMs, maxMs).catch(async (err: unknown) => {
-				await recordCli(ctx, "silence.extend", found.id, "failed", { environment });
-				throw err;
-			});
-			await recordCli(ctx, "silence.extend", found.id, "ok", {
-				silenceId: extended.id,
-				environment,
-				endsAt: extended.endsAt.toISOString(),
-				inPlace: extended.inPlace,
-			});
+			const extended = await extendSilence(alertmanager, found, byMs, maxMs, { environment, record });
 			return { report: silenceExtendedReport(extended), data: extended };
 		}
-		const outcome = await expireSilence(alertmanager, found.id).catch(async (err: unknown) => {
-			await recordCli(ctx, "silence.expire", found.id, "failed", { environment });
-			throw err;
-		});
-		await recordCli(ctx, "silence.expire", found.id, outcome === "expired" ? "ok" : "already gone", {
-			silenceId: found.id,
-			environment,
-		});
+		const outcome = await expireSilence(alertmanager, found.id, { environment, record });
 		return { report: silenceExpireReport(found, outcome), data: { id: found.id, outcome } };
 	}
 	throw new UserFacingError(`usage: ${usage}`);

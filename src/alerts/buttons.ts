@@ -23,12 +23,14 @@ import {
 import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { DISCORD_LIMITS, inlineCode, truncate } from "../render/limits.ts";
 import type { AlertManagerClient } from "../services/alertmanager.ts";
-import { HttpAnswerError, HttpStatusError, ServiceUnavailableError } from "../services/http.ts";
+import { HttpStatusError, ServiceUnavailableError } from "../services/http.ts";
 import {
+	CREATE_WORDS,
 	environmentsReached,
 	maxSilenceMs,
 	parseSilenceDuration,
 	SILENCE_PRESETS,
+	silenceAnswer,
 	silenceComment,
 } from "../services/silences.ts";
 import { SshHostKeyError } from "../services/ssh.ts";
@@ -114,50 +116,6 @@ function silencesPage(group: GroupState, alertmanager: AlertManagerClient): stri
 	return `${base.replace(/\/$/, "")}/#/silences`;
 }
 
-/**
- * An answer to POST /api/v2/silences that is neither a silence id nor "unavailable": what to record
- * and tell the user. A 4xx is AlertManager refusing, so nothing exists; a 2xx opsbot cannot read, or
- * a 5xx (perhaps from a proxy in front of it), may come after the silence was made.
- */
-function unexpectedSilenceAnswer(
-	err: unknown,
-	page: string,
-): { result: string; details: Record<string, unknown>; error: UserFacingError } | undefined {
-	const mayExist = `so opsbot cannot tell whether the silence was created. Check the silences in AlertManager (${page}) before silencing again.`;
-	if (err instanceof HttpAnswerError) {
-		const what =
-			err.kind === "not-json"
-				? "something that is not JSON"
-				: err.kind === "too-large"
-					? "more than opsbot reads"
-					: "JSON without a silence id";
-		return {
-			result: "unknown: unexpected AlertManager answer",
-			details: { answer: err.kind },
-			error: new UserFacingError(`AlertManager answered ${what}, ${mayExist}`, { cause: err }),
-		};
-	}
-	if (err instanceof HttpStatusError && err.status >= 500) {
-		return {
-			result: `unknown: AlertManager answered HTTP ${err.status}`,
-			details: { status: err.status },
-			error: new UserFacingError(`AlertManager answered HTTP ${err.status}, ${mayExist}`, { cause: err }),
-		};
-	}
-	if (err instanceof HttpStatusError) {
-		const reason = err.body.trim().slice(0, 200);
-		return {
-			result: `refused: AlertManager answered HTTP ${err.status}`,
-			details: { status: err.status },
-			error: new UserFacingError(
-				`AlertManager refused the silence (HTTP ${err.status}${reason ? `: ${inlineCode(reason)}` : ""}); nothing was silenced.`,
-				{ cause: err },
-			),
-		};
-	}
-	return undefined;
-}
-
 async function silence(
 	interaction: ComponentInteraction,
 	ctx: HandlerContext,
@@ -194,7 +152,7 @@ async function silence(
 	} catch (err) {
 		if (err instanceof ServiceUnavailableError)
 			await recordAction(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
-		const odd = unexpectedSilenceAnswer(err, silencesPage(group, alertmanager));
+		const odd = silenceAnswer(err, silencesPage(group, alertmanager), CREATE_WORDS);
 		if (odd) {
 			ctx.log.warn({ err }, "AlertManager answered the silence request unexpectedly");
 			await recordAction(ctx, "alert.silence", group.groupId, odd.result, odd.details);

@@ -15,8 +15,8 @@ import {
 	type ComponentHandler,
 	type ComponentInteraction,
 	cancelButton,
+	confirmationOf,
 	type HandlerContext,
-	pendingState,
 	recordAction,
 } from "../discord/handler.ts";
 import { PermissionDeniedError, PressRefusedError, UserFacingError } from "../errors.ts";
@@ -36,6 +36,7 @@ import {
 	maxSilenceMs,
 	parseSilenceDuration,
 	previewSilence,
+	type RecordSilenceAction,
 	type SilenceDraft,
 	type SilenceListing,
 	type SilencePreview,
@@ -233,6 +234,11 @@ export function silenceExpireReport(silence: AlertManagerSilence, done?: "expire
 	};
 }
 
+/** The action log, for the silence service: what this Discord user did. */
+export function recorder(ctx: HandlerContext): RecordSilenceAction {
+	return (action, target, result, details) => recordAction(ctx, action, target, result, details);
+}
+
 /** Who made a silence, as AlertManager records it: the Discord user, marked as made through opsbot. */
 export function discordCreatedBy(ctx: HandlerContext): string {
 	return `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`;
@@ -308,7 +314,7 @@ function draftOf(c: Extract<Confirmation, { kind: "alert.silence" }>, now: numbe
 
 type SilenceConfirmation = Extract<Confirmation, { kind: "alert.silence" }>;
 const CONFIRMATION_GONE = "This preview has expired or is not valid. Start the silence again.";
-const silenceConfirmation = pendingState((services) => services.confirmations, "take", { expired: CONFIRMATION_GONE });
+const silenceConfirmation = confirmationOf("alert.silence", CONFIRMATION_GONE);
 
 /**
  * Confirm under a preview: checked again at press time (permission, environments, the card's
@@ -325,8 +331,8 @@ function confirmHandler(
 		defer: "update",
 		recordAs: permission,
 		async parse(id, ctx) {
-			const { value } = await silenceConfirmation(id, ctx);
-			if (value.kind !== "alert.silence" || (area === "maintenance") !== (value.maintenance === true))
+			const value = await silenceConfirmation(id, ctx);
+			if ((area === "maintenance") !== (value.maintenance === true))
 				throw new PressRefusedError(CONFIRMATION_GONE, { reason: "unknown confirmation", target: "?" });
 			return value;
 		},
@@ -347,15 +353,11 @@ function confirmHandler(
 					target,
 				});
 			const alertmanager = alertmanagerFor(ctx.services.alertmanager, draft.environment);
-			let silenceId: string;
-			try {
-				silenceId = await createSilence(alertmanager, draft, discordCreatedBy(ctx));
-			} catch (err) {
-				await recordAction(ctx, permission, target, "failed", { reason: (err as Error).message.slice(0, 200) });
-				throw err;
-			}
-			const details = { silenceId, matchers: formatMatchers(draft.matchers), endsAt: draft.endsAt.toISOString() };
-			await recordAction(ctx, permission, target, "ok", details);
+			const silenceId = await createSilence(alertmanager, draft, discordCreatedBy(ctx), {
+				action: permission,
+				target,
+				record: recorder(ctx),
+			});
 			if (group && store) {
 				await store.setSilence(group.groupId, {
 					id: silenceId,
@@ -415,6 +417,27 @@ async function findSilence(
 	throw lastError ?? new UserFacingError("No AlertManager is configured.");
 }
 
+/**
+ * The silence an extend or expire names, once the person may: the action (refusal recorded), the
+ * silence found and live, and every environment it reaches allowed to them.
+ */
+async function silenceToChange(
+	ctx: HandlerContext,
+	env: string | null,
+	id: string,
+	action: "silence.extend" | "silence.expire",
+): Promise<{ environment: string; silence: AlertManagerSilence }> {
+	if (!ctx.access.mayDo(ctx.actor, action)) {
+		await recordAction(ctx, action, id.slice(0, 40), "refused: role not allowed");
+		throw new PermissionDeniedError(`use ${action}`);
+	}
+	const found = await findSilence(ctx, env, id);
+	const nothing = action === "silence.extend" ? "nothing was changed" : "the silence was not expired";
+	const reached = environmentsReached(ctx.config.ops, found.environment, found.silence.matchers);
+	await requireEnvironmentsAllowed(ctx, action, reached, nothing);
+	return found;
+}
+
 function listPage(ctx: HandlerContext, env: string | null, page: number) {
 	return async () => {
 		const listing = await listSilences(ctx.services.alertmanager, listedEnvironments(ctx.config.ops, env));
@@ -459,9 +482,6 @@ export const silencePage: ComponentHandler<{ env: string | null; page: number }>
 };
 
 type ExpireConfirmation = Extract<Confirmation, { kind: "silence.expire" }>;
-const expireConfirmation = pendingState((services) => services.confirmations, "take", {
-	expired: "This confirmation has expired or is not valid. Run /silence expire again.",
-});
 
 /** Expire confirmed: at press time the permission and environment are checked again. */
 export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
@@ -470,12 +490,7 @@ export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
 	permission: { action: "silence.expire" },
 	defer: "update",
 	recordAs: "silence.expire",
-	async parse(id, ctx) {
-		const { value } = await expireConfirmation(id, ctx);
-		if (value.kind !== "silence.expire")
-			throw new PressRefusedError("This confirmation is not valid.", { reason: "unknown confirmation", target: "?" });
-		return value;
-	},
+	parse: confirmationOf("silence.expire", "This confirmation has expired or is not valid. Run /silence expire again."),
 	async run(interaction, { environment, silenceId }, ctx) {
 		const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
 		const silence = await liveSilence(alertmanager, silenceId);
@@ -485,14 +500,7 @@ export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
 			environmentsReached(ctx.config.ops, environment, silence.matchers),
 			"the silence was not expired",
 		);
-		const outcome = await expireSilence(alertmanager, silenceId).catch(async (err: unknown) => {
-			await recordAction(ctx, "silence.expire", silenceId, "failed", { environment });
-			throw err;
-		});
-		await recordAction(ctx, "silence.expire", silenceId, outcome === "expired" ? "ok" : "already gone", {
-			silenceId,
-			environment,
-		});
+		const outcome = await expireSilence(alertmanager, silenceId, { environment, record: recorder(ctx) });
 		ctx.services.alertState.wake();
 		await interaction.editReply({
 			content: "",
@@ -570,39 +578,16 @@ export const silence: Command = {
 		}
 		const id = interaction.options.getString("id", true).trim();
 		if (sub === "extend") {
-			if (!ctx.access.mayDo(ctx.actor, "silence.extend")) throw new PermissionDeniedError("use silence.extend");
 			const maxMs = maxSilenceMs(ctx.config.ops);
 			const byMs = parseSilenceDuration(interaction.options.getString("by", true), maxMs);
-			const { environment, silence: found } = await findSilence(ctx, env, id);
-			await requireEnvironmentsAllowed(
-				ctx,
-				"silence.extend",
-				environmentsReached(ctx.config.ops, environment, found.matchers),
-				"nothing was changed",
-			);
+			const { environment, silence: found } = await silenceToChange(ctx, env, id, "silence.extend");
 			const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
-			const extended = await extendSilence(alertmanager, found, byMs, maxMs).catch(async (err: unknown) => {
-				await recordAction(ctx, "silence.extend", found.id, "failed", { environment });
-				throw err;
-			});
-			await recordAction(ctx, "silence.extend", found.id, "ok", {
-				silenceId: extended.id,
-				environment,
-				endsAt: extended.endsAt.toISOString(),
-				inPlace: extended.inPlace,
-			});
+			const extended = await extendSilence(alertmanager, found, byMs, maxMs, { environment, record: recorder(ctx) });
 			await interaction.editReply({ embeds: [reportToEmbed(silenceExtendedReport(extended))] });
 			return;
 		}
 		if (sub === "expire") {
-			if (!ctx.access.mayDo(ctx.actor, "silence.expire")) throw new PermissionDeniedError("use silence.expire");
-			const { environment, silence: found } = await findSilence(ctx, env, id);
-			await requireEnvironmentsAllowed(
-				ctx,
-				"silence.expire",
-				environmentsReached(ctx.config.ops, environment, found.matchers),
-				"the silence was not expired",
-			);
+			const { environment, silence: found } = await silenceToChange(ctx, env, id, "silence.expire");
 			const token = await ctx.services.confirmations.put(ctx.actor.userId, {
 				kind: "silence.expire",
 				environment,
