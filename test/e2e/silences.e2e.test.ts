@@ -350,6 +350,36 @@ alerts:
 		});
 	});
 
+	it("pages /silence list five at a time; Next asks AlertManager again", async () => {
+		const tag = `Paged${++fired}`;
+		for (let i = 0; i < 6; i++)
+			await amtool(alertmanager.url, [
+				"silence",
+				"add",
+				"--author=pat",
+				`--comment=${tag} ${i}`,
+				`--duration=${20 + i}h`,
+				`alertname=${tag}${i}`,
+				"env=staging",
+			]);
+
+		const { reply: first } = await command("silence", sub("list", { env: "staging" }));
+		const next = JSON.stringify(first.components).match(/silence:page:staging:1(?=")/)?.[0] ?? "";
+		const firstPage = embedText(first);
+		await press(first, next, oncall);
+		const second = await double.waitFor(() => {
+			const m = double.messages.get(first.id);
+			return m && /page 2 of/.test(embedText(m)) ? m : undefined;
+		});
+
+		expect(firstPage).toMatch(/page 1 of \d/);
+		expect(next).toBe("silence:page:staging:1");
+		// Soonest end first: the last of the six (26 h) is on a later page than the first (20 h).
+		expect(firstPage).not.toContain(`${tag} 5`);
+		expect(embedText(second)).toContain(`${tag} 5`);
+		expect(JSON.stringify(second.components)).toContain('"custom_id":"silence:page:staging:0"');
+	});
+
 	it("answers within AlertManager's timeout when it hangs, and makes nothing", async () => {
 		const started = Date.now();
 		const { reply } = await command("silence", sub("list", { env: "hung" }));
