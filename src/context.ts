@@ -135,10 +135,11 @@ export async function createContext(
 	const wakeListeners: (() => void)[] = [];
 	const ssh = createSshService({ environments, secret });
 	const prometheus = createPrometheusService(environments);
+	const alertmanager = createAlertManagerService(environments);
 	const services: Services = {
 		databases,
 		ssh,
-		alertmanager: createAlertManagerService(environments),
+		alertmanager,
 		prometheus,
 		health: createHealthService({
 			environments,
@@ -147,6 +148,7 @@ export async function createContext(
 			ssh,
 			prometheus,
 			log: log.child({ svc: "health" }),
+			alertmanagerContacts: () => alertmanager.contacts(),
 		}),
 		pool: createPoolService({
 			database: (environment) => databases.get(environment),
