@@ -160,10 +160,11 @@ export async function createContext(
 	};
 	const ssh = createSshService({ environments, secret });
 	const prometheus = createPrometheusService(environments);
+	const alertmanager = createAlertManagerService(environments);
 	const services: Services = {
 		databases,
 		ssh,
-		alertmanager: createAlertManagerService(environments),
+		alertmanager,
 		prometheus,
 		health: createHealthService({
 			environments,
@@ -172,6 +173,7 @@ export async function createContext(
 			ssh,
 			prometheus,
 			log: log.child({ svc: "health" }),
+			alertmanagerContacts: () => alertmanager.contacts(),
 		}),
 		pool: createPoolService({
 			database: (environment) => databases.get(environment),

@@ -658,13 +658,26 @@ export async function openPostgresAlertStore(
 			);
 			return rows.map(groupState);
 		},
-		resolveGroup: (id, expectedSignature, now = Date.now()) =>
+		async openGroups(after, limit) {
+			const { rows } = await pool.query<GroupRow>(
+				"SELECT * FROM opsbot_state.groups WHERE status <> 'resolved' AND last_payload IS NOT NULL" +
+					" AND id > $1 ORDER BY id LIMIT $2",
+				[after, limit],
+			);
+			return rows.map(groupState);
+		},
+		resolveGroup: (id, expectedSignature, now = Date.now(), reconciled = false) =>
 			tx(async (client) => {
 				const { rows } = await client.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 FOR UPDATE", [
 					id,
 				]);
 				const row = rows[0];
-				const resolved = resolveByHand(row?.last_payload ? groupState(row) : undefined, expectedSignature, now);
+				const resolved = resolveByHand(
+					row?.last_payload ? groupState(row) : undefined,
+					expectedSignature,
+					now,
+					reconciled,
+				);
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
 				await client.query(

@@ -185,9 +185,8 @@ export interface AlertStore {
 	/**
 	 * Marks the group's current episode resolved (every alert ended at `now`) and queues the re-render,
 	 * as a resolved notification would; only if the group still fires with `expectedSignature`. For groups
-	 * AlertManager will not notify about (it sends no resolved notification for silenced alerts).
+	 * AlertManager no longer holds but sent no resolved notification about (`reconciled`: the card says so).
 	 */
-	resolveGroup(groupId: string, expectedSignature: string, now?: number): Promise<boolean>;
 	/** The message outbox (message-outbox.ts): queues a message; false when its key was queued before. */
 	enqueueMessage(message: QueuedMessage, now?: number): Promise<boolean>;
 	/** What became of the message queued under `key`. */
@@ -199,6 +198,9 @@ export interface AlertStore {
 	/** Gives the message up: Discord refused it for good (or opsbot kept failing to send it). */
 	messageFailed(item: MessageItem, reason: string, now?: number): Promise<void>;
 	retryMessageLater(item: MessageItem, at: number): Promise<void>;
+	resolveGroup(groupId: string, expectedSignature: string, now?: number, reconciled?: boolean): Promise<boolean>;
+	/** Groups whose current episode has not resolved, in id order after `after`: one bounded page (for reconciliation). */
+	openGroups(after: string, limit: number): Promise<GroupState[]>;
 	close(): Promise<void>;
 }
 
@@ -467,6 +469,9 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		"SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
 	);
 	const listed = db.prepare("SELECT * FROM groups WHERE last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
+	const openStmt = db.prepare(
+		"SELECT * FROM groups WHERE status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+	);
 	const insertOutbox = db.prepare(
 		"INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
 	);
@@ -844,13 +849,16 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 			(silenced.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
 		listGroups: async (after, limit) =>
 			(listed.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
-		async resolveGroup(id, expectedSignature, now = Date.now()) {
+		openGroups: async (after, limit) =>
+			(openStmt.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
+		async resolveGroup(id, expectedSignature, now = Date.now(), reconciled = false) {
 			return tx(() => {
 				const row = getGroup.get(id) as GroupRow | undefined;
 				const resolved = resolveByHand(
 					row?.last_payload ? groupState(row as GroupRow & { last_payload: string }) : undefined,
 					expectedSignature,
 					now,
+					reconciled,
 				);
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
