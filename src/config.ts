@@ -344,6 +344,8 @@ const Alerts = z.strictObject({
 		.default(2 * 1024 * 1024),
 	/** `GET /metrics` on this port: without credentials from loopback only, unless `requireAuth` asks for the webhook's credentials from everyone. */
 	metrics: z.strictObject({ requireAuth: z.boolean().default(false) }).prefault({}),
+	/** How long opsbot keeps each episode's history (its events, for /alerts history and timelines), in days. */
+	history: z.strictObject({ days: z.number().int().min(1).max(3_650).default(90) }).prefault({}),
 	/** How often opsbot asks AlertManager about groups it silenced (AlertManager sends nothing for them). */
 	silenceWatch: z
 		.strictObject({

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { openConfiguredAlertStore } from "./alerts/open-store.ts";
 import { createRunningRestarts, type RunningRestarts } from "./alerts/running-restarts.ts";
 import type { AlertStore } from "./alerts/store.ts";
+import type { FiringQueryState } from "./commands/alerts.ts";
 import { type Config, findEnvironment } from "./config.ts";
 import { type AccessPolicy, createAccessPolicy } from "./discord/access.ts";
 import type { PendingStore } from "./discord/pending.ts";
@@ -77,6 +78,8 @@ export interface Services {
 	/** /logs searches behind Older, Newer and Download, for 15 minutes. */
 	readonly logQueries: PendingStore<LogsQueryState>;
 	readonly alertState: AlertState;
+	/** /alerts firing filters behind its page buttons, for 15 minutes. */
+	readonly alertQueries: PendingStore<FiringQueryState>;
 	/** opsbot's own metrics, served on the webhook port. */
 	readonly metrics: Metrics;
 }
@@ -185,6 +188,7 @@ export async function createContext(
 			restarts: shared.restarts,
 			running: createRunningRestarts(),
 		},
+		alertQueries: pending<FiringQueryState>("alerts", 15 * 60_000),
 		metrics: createMetrics(),
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };

@@ -7,6 +7,7 @@ import type { Metrics } from "../metrics.ts";
 import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
 import { type Delivery, type DiscordSender, restSender, startDelivery } from "./delivery.ts";
+import { startHistoryPruning } from "./episodes.ts";
 import { authorized, createReceiver } from "./receiver.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
 import type { AlertStore } from "./store.ts";
@@ -43,7 +44,7 @@ export async function startAlertRelay(
 			sender,
 			log: log.child({ svc: "alert-delivery" }),
 			chart: alertChart(ops, services.prometheus),
-			actions: (item) => alertActions(ops, item.groupId, item.payload),
+			actions: (item) => ({ ...alertActions(ops, item.groupId, item.payload), episode: item.episode }),
 			guildId: config.ops.discord.guildId,
 			onFailure: (kind) => metrics.deliveryFailures.inc({ kind }),
 			onPause: (channel, stopped) => metrics.deliveryStopped.set({ channel }, stopped ? 1 : 0),
@@ -90,6 +91,7 @@ export async function startAlertRelay(
 		settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000,
 	});
 	alertState.onWake(() => delivery.wake());
+	const pruning = startHistoryPruning(store.history, alerts.history.days, log.child({ svc: "alert-history" }));
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");
 	delivery.wake();
@@ -100,6 +102,7 @@ export async function startAlertRelay(
 		async close() {
 			await receiver.close();
 			await silenceWatch.stop();
+			await pruning.stop();
 			await delivery.stop(); // the store is the context's: it closes with it
 		},
 	};

@@ -87,7 +87,8 @@ alerts:
 
 		expect(title(resolved)).toBe("✅ RESOLVED · QueueStuck · production");
 		expect((resolved.embeds[0] as { color: number }).color).toBe(0x2ecc71);
-		expect(resolved.components).toEqual([]);
+		// Only the Timeline button (the episode's history for the postmortem) stays on a resolved card.
+		expect(JSON.stringify(resolved.components).match(/"alert:[a-z]+/g)).toEqual(['"alert:timeline']);
 		expect(byTitle(/QueueStuck/)).toHaveLength(1);
 		expect(
 			bot.logs().some((l) => l.msg === "every alert of a silenced group ended in AlertManager; marked resolved"),
