@@ -380,6 +380,8 @@ const Alerts = z.strictObject({
 			remindBeforeMinutes: z.number().int().min(1).max(1_440).default(15),
 		})
 		.prefault({}),
+	/** How long opsbot keeps each episode's history (its events, for /alerts history and timelines), in days. */
+	history: z.strictObject({ days: z.number().int().min(1).max(3_650).default(90) }).prefault({}),
 	/** How often opsbot asks AlertManager whether the silences it made still hold. */
 	silenceWatch: z
 		.strictObject({

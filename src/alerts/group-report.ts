@@ -123,7 +123,10 @@ function linkTo(label: string, url: string | undefined): ReportLink | undefined 
 }
 
 /** The Runbook and Dashboard links a group's annotations give (runbook_url; dashboard_url or grafana_url). */
-function annotationLinks(annotations: Readonly<Record<string, string>>, first: WebhookAlert | undefined): ReportLink[] {
+export function annotationLinks(
+	annotations: Readonly<Record<string, string>>,
+	first: WebhookAlert | undefined,
+): ReportLink[] {
 	return [
 		linkTo("Runbook", annotations.runbook_url ?? first?.annotations.runbook_url),
 		linkTo(

@@ -8,6 +8,7 @@ import type { AlertManagerContact, AlertManagerService } from "../services/alert
 import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
 import { type Delivery, type DiscordSender, restSender, startDelivery } from "./delivery.ts";
+import { startHistoryPruning } from "./episodes.ts";
 import { acceptPayload, authorized, createReceiver } from "./receiver.ts";
 import { startReconciler } from "./reconcile.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
@@ -45,7 +46,7 @@ export async function startAlertRelay(
 			sender,
 			log: log.child({ svc: "alert-delivery" }),
 			chart: alertChart(ops, services.prometheus),
-			actions: (item) => alertActions(ops, item.groupId, item.payload),
+			actions: (item) => ({ ...alertActions(ops, item.groupId, item.payload), episode: item.episode }),
 			guildId: config.ops.discord.guildId,
 			onFailure: (kind) => metrics.deliveryFailures.inc({ kind }),
 			onPause: (channel, stopped) => metrics.deliveryStopped.set({ channel }, stopped ? 1 : 0),
@@ -108,6 +109,7 @@ export async function startAlertRelay(
 		receivers: reconcile.receivers,
 	});
 	alertState.onWake(() => delivery.wake());
+	const pruning = startHistoryPruning(store.history, alerts.history.days, log.child({ svc: "alert-history" }));
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");
 	delivery.wake();
@@ -119,6 +121,7 @@ export async function startAlertRelay(
 			await receiver.close();
 			await silenceWatch.stop();
 			await reconciler.stop();
+			await pruning.stop();
 			await delivery.stop(); // the store is the context's: it closes with it
 		},
 	};

@@ -3,6 +3,8 @@ import { statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { preparePrivateDatabase } from "../state/private-files.ts";
+import { acceptedChanges, type EpisodeFacts, type EpisodeHistory, episodeFacts } from "./episodes.ts";
+import { createSqliteEpisodeHistory, EPISODES_SQLITE_MIGRATION } from "./episodes-sqlite.ts";
 import {
 	type AcceptJob,
 	type AcceptResult,
@@ -201,6 +203,8 @@ export interface AlertStore {
 	resolveGroup(groupId: string, expectedSignature: string, now?: number, reconciled?: boolean): Promise<boolean>;
 	/** Groups whose current episode has not resolved, in id order after `after`: one bounded page (for reconciliation). */
 	openGroups(after: string, limit: number): Promise<GroupState[]>;
+	/** The groups' episodes and what happened in them (episodes.ts), written with the notifications. */
+	readonly history: EpisodeHistory;
 	close(): Promise<void>;
 }
 
@@ -268,6 +272,7 @@ const MIGRATIONS = [
 		done_at INTEGER
 	);
 	CREATE INDEX message_outbox_queued ON message_outbox (state, channel, next_attempt_at);`,
+	EPISODES_SQLITE_MIGRATION,
 ];
 
 /**
@@ -323,6 +328,7 @@ function freeBytes(path: string): number | undefined {
 type GroupRow = {
 	id: string;
 	channel: string;
+	first_firing_at: number;
 	episode: number;
 	status: string;
 	last_signature: string;
@@ -395,8 +401,13 @@ export function mergeOutboxStats(
 	return [...merged.values()];
 }
 
+/** A webhook with what the history needs of it (episodes.ts). */
+interface HistoryJob extends AcceptJob {
+	readonly facts: EpisodeFacts;
+}
+
 /** A webhook waiting for the next group commit. */
-interface PendingAccept extends AcceptJob {
+interface PendingAccept extends HistoryJob {
 	readonly resolve: (result: AcceptResult) => void;
 	readonly reject: (err: unknown) => void;
 }
@@ -570,7 +581,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	 * A batch of webhooks' changes, inside the caller's transaction: reads the heads of the groups they
 	 * touch, and writes what group-machine.ts decides.
 	 */
-	function acceptBatch(jobs: readonly AcceptJob[]): readonly AcceptResult[] {
+	function acceptBatch(jobs: readonly HistoryJob[]): readonly AcceptResult[] {
 		const heads = new Map<string, GroupHead>();
 		for (const { id } of touchedGroups(jobs)) {
 			const row = getGroupHead.get(id) as
@@ -620,6 +631,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		}
 		for (const id of plan.supersede) supersede.run(id);
 		for (const row of plan.enqueue) insertOutbox.run(row.groupId, row.episode, jobs[row.job]!.json, row.at, row.at);
+		episodes.apply(acceptedChanges(plan.groups, jobs));
 		return plan.results;
 	}
 
@@ -664,6 +676,8 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		}
 	}
 
+	const episodes = createSqliteEpisodeHistory(db, (work) => tx(work));
+
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
 	function requeue(id: string, change: () => void): void {
 		tx(() => {
@@ -676,7 +690,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	return {
 		async accept(payload, targets, now = Date.now()) {
 			// Everything that does not need the database is done here, outside the shared transaction.
-			const job = acceptJob(payload, targets, now);
+			const job = { ...acceptJob(payload, targets, now), facts: episodeFacts(payload) };
 			recentAccepts.push((2 * job.json.length + ACCEPT_PAGES_BYTES) * targets.length);
 			if (recentAccepts.length > RECENT_ACCEPTS) recentAccepts.shift();
 			return new Promise<AcceptResult>((resolve, reject) => {
@@ -864,6 +878,17 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 				const json = JSON.stringify(resolved.payload);
 				resolveStmt.run(resolved.signature, json, id);
 				insertOutbox.run(id, row.episode, json, now, now);
+				episodes.apply([
+					{
+						groupId: id,
+						channel: row.channel,
+						episode: row.episode,
+						status: "resolved",
+						firstFiringAt: row.first_firing_at,
+						facts: episodeFacts(resolved.payload),
+						at: now,
+					},
+				]);
 				return true;
 			});
 		},
@@ -893,6 +918,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		async retryMessageLater(item, at) {
 			retryMessage.run(at, item.id);
 		},
+		history: episodes.history,
 		async close() {
 			// Webhooks waiting for the next group commit are written (or refused) before the file closes.
 			commitAccepts();

@@ -89,7 +89,8 @@ alerts:
 
 		expect(title(resolved)).toBe("✅ RESOLVED · QueueStuck · production");
 		expect((resolved.embeds[0] as { color: number }).color).toBe(0x2ecc71);
-		expect(resolved.components).toEqual([]);
+		// Only the Timeline button (the episode's history for the postmortem) stays on a resolved card.
+		expect(JSON.stringify(resolved.components).match(/"alert:[a-z]+/g)).toEqual(['"alert:timeline']);
 		expect(byTitle(/QueueStuck/)).toHaveLength(1);
 		// AlertManager sends no resolution for silenced alerts: reconciliation saw the group gone.
 		expect(description(resolved)).toContain("resolved \\(AlertManager no longer holds it\\)");

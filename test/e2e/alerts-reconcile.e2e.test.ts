@@ -108,7 +108,8 @@ alerts:
 		);
 		expect(title(resolved)).toBe("✅ RESOLVED · GoneWhileDown · production");
 		expect(description(resolved)).toContain("resolved \\(AlertManager no longer holds it\\)");
-		expect(resolved.components).toEqual([]);
+		// Only the Timeline button (the episode's history for the postmortem) stays on a resolved card.
+		expect(JSON.stringify(resolved.components).match(/"alert:[a-z]+/g)).toEqual(['"alert:timeline']);
 		expect(byTitle(/GoneWhileDown/)).toHaveLength(1);
 	});
 

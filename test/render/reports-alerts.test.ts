@@ -255,13 +255,13 @@ describe("alert group messages (golden)", () => {
 		expectGoldenFile("alert-warning-silence-expired.discord.json", messageJson(message));
 	});
 
-	it("renders a resolved group: how long it fired, no buttons, no ping", () => {
+	it("renders a resolved group: how long it fired, only the Timeline button, no ping", () => {
 		const message = renderAlertGroup(resolved, {
 			firstFiringAt: STARTED,
 			now: NOW,
 			mentionRole: ROLE,
 			ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 },
-			actions: { groupId: GROUP_ID, restartContainer: "postgres", logs: true },
+			actions: { groupId: GROUP_ID, restartContainer: "postgres", logs: true, episode: 3 },
 		});
 
 		expectGoldenFile("alert-resolved.discord.json", messageJson(message));
