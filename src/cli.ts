@@ -1,7 +1,11 @@
 import { parseArgs } from "node:util";
+import { summarise } from "./alerts/episodes-summary.ts";
 import { heldGroupsReport, readHeldGroups } from "./alerts/held-groups.ts";
+import { historyReport } from "./alerts/incident-reports.ts";
 import { parseMatchers } from "./alerts/matchers.ts";
-import { testAlertReport } from "./commands/alerts.ts";
+import { readAlertStore } from "./alerts/open-store.ts";
+import { buildTimeline, parseMessageLink } from "./alerts/timeline.ts";
+import { HISTORY_LISTED, historySince, testAlertReport } from "./commands/alerts.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
 import { doctorReport } from "./commands/doctor.ts";
 import { HEALTH_DETAIL_HINT, healthReport, healthSummaryReport } from "./commands/health.ts";
@@ -66,6 +70,8 @@ export const EXIT: Record<Level, number> & { usage: number; unavailable: number;
 export interface CliResult {
 	readonly report: Report;
 	readonly data: unknown;
+	/** Printed as it is instead of the report (e.g. `incident --markdown`). */
+	readonly raw?: string;
 }
 
 interface CliCommand {
@@ -353,11 +359,58 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		},
 	},
 	alerts: {
-		usage: "opsbot alerts [--json]",
-		options: {},
-		async run(ctx) {
-			const groups = await readHeldGroups(ctx.config, ctx.log);
-			return { report: heldGroupsReport(groups), data: groups };
+		usage: "opsbot alerts [--history [--since 24h] [--name TEXT]] [--json]",
+		options: { history: { type: "boolean" }, since: { type: "string" }, name: { type: "string" } },
+		async run(ctx, values) {
+			if (!values.history) {
+				if (values.since !== undefined || values.name !== undefined)
+					throw new UserFacingError("--since and --name go with --history.");
+				const groups = await readHeldGroups(ctx.config, ctx.log);
+				return { report: heldGroupsReport(groups), data: groups };
+			}
+			const now = Date.now();
+			const since = historySince(typeof values.since === "string" ? values.since : undefined, now);
+			const name = typeof values.name === "string" && values.name ? values.name : undefined;
+			const query = { since, until: now + 1, ...(name ? { name } : {}), limit: HISTORY_LISTED };
+			const summary = (await readAlertStore(ctx.config, ctx.log, (store) => store.history.history(query))) ?? {
+				...summarise(query, [], []),
+			};
+			return { report: historyReport(summary, { now, ...(name ? { name } : {}) }), data: summary };
+		},
+	},
+	incident: {
+		usage: "opsbot incident MESSAGE-LINK|GROUP-ID [--episode N] [--markdown] [--json]",
+		options: { episode: { type: "string" }, markdown: { type: "boolean" } },
+		async run(ctx, values, positionals) {
+			const [target] = positionals;
+			if (!target || positionals.length > 1)
+				throw new UserFacingError("Name one alert: its card's message link (Copy Message Link) or its group id.");
+			const alerts = ctx.config.ops.alerts;
+			if (!alerts) throw new UserFacingError("This opsbot has no `alerts` configured, so it holds no incidents.");
+			const episode = values.episode === undefined ? undefined : Number(values.episode);
+			if (episode !== undefined && (!Number.isInteger(episode) || episode < 1))
+				throw new UserFacingError("--episode is a whole number from 1.");
+			const link = parseMessageLink(target);
+			if (!link && !/^[0-9a-f]{32}$/.test(target))
+				throw new UserFacingError(
+					"That is neither a Discord message link (https://discord.com/channels/…) nor a 32-character group id.",
+				);
+			const timeline = await readAlertStore(ctx.config, ctx.log, async (store) => {
+				const found = link ? await store.history.findCard(link.message) : { groupId: target, episode };
+				if (!found) return undefined;
+				return buildTimeline(store, { ...ctx.config.ops, alerts }, found.groupId, episode ?? found.episode);
+			});
+			if (!timeline)
+				throw new UserFacingError(
+					link
+						? "opsbot holds no alert whose current card is that message (an earlier episode's card: use the group id and --episode)."
+						: "opsbot holds no such alert group or episode.",
+				);
+			return {
+				report: timeline.report,
+				data: { episode: timeline.episode, events: timeline.events, links: timeline.links },
+				...(values.markdown ? { raw: timeline.markdown } : {}),
+			};
 		},
 	},
 };
@@ -518,7 +571,9 @@ export async function runCli(
 		io.out(
 			parsed.values.json
 				? `${JSON.stringify(result.data, null, 2)}\n`
-				: `${reportToText(result.report, { width: command.wrap === false ? Infinity : terminalWidth() })}\n`,
+				: result.raw !== undefined
+					? result.raw
+					: `${reportToText(result.report, { width: command.wrap === false ? Infinity : terminalWidth() })}\n`,
 		);
 		return command.exitByLevel ? EXIT[result.report.level] : 0;
 	} catch (err) {

@@ -101,6 +101,16 @@ const Loki = z.strictObject({
 
 const SimpleHttpService = z.strictObject({ url: HttpUrl, timeoutMs: Millis.default(5_000) });
 
+/**
+ * An environment's AlertManager: `url`, and for an HA cluster its other members (`peers`), asked in
+ * order when the one before gives no answer. Silences are gossiped in a cluster, so any member serves.
+ */
+const AlertManagerService = z.strictObject({
+	url: HttpUrl,
+	peers: z.array(HttpUrl).max(4).optional(),
+	timeoutMs: Millis.default(5_000),
+});
+
 const Ssh = z.strictObject({
 	host: z.string().min(1).max(253),
 	port: z.number().int().min(1).max(65_535).default(22),
@@ -229,7 +239,7 @@ const Environment = z
 		pgbouncer: PgBouncer.optional(),
 		loki: Loki.optional(),
 		prometheus: SimpleHttpService.optional(),
-		alertmanager: SimpleHttpService.optional(),
+		alertmanager: AlertManagerService.optional(),
 		ssh: Ssh.optional(),
 		hosts: z.array(HostCheck).max(25).optional(),
 		checks: z.array(CustomCheck).max(25).optional(),
@@ -370,12 +380,29 @@ const Alerts = z.strictObject({
 			remindBeforeMinutes: z.number().int().min(1).max(1_440).default(15),
 		})
 		.prefault({}),
-	/** How often opsbot asks AlertManager about groups it silenced (AlertManager sends nothing for them). */
+	/** How long opsbot keeps each episode's history (its events, for /alerts history and timelines), in days. */
+	history: z.strictObject({ days: z.number().int().min(1).max(3_650).default(90) }).prefault({}),
+	/** How often opsbot asks AlertManager whether the silences it made still hold. */
 	silenceWatch: z
 		.strictObject({
 			intervalSeconds: z.number().int().min(1).max(3_600).default(30),
+			/** Read as alerts.reconcile.alertmanagerSettleSeconds when that is not given (it moved there). */
+			alertmanagerSettleSeconds: z.number().int().min(0).max(3_600).optional(),
+		})
+		.prefault({}),
+	/** How opsbot compares its open groups with what each AlertManager holds (lost webhooks, lost resolutions). */
+	reconcile: z
+		.strictObject({
+			intervalSeconds: z.number().int().min(1).max(3_600).default(60),
+			/**
+			 * How long AlertManager may take to notify on its own (group_wait, group_interval, retries): a
+			 * difference younger than this is left to its webhook. Keep it above your group_interval.
+			 */
+			graceSeconds: z.number().int().min(0).max(86_400).default(330),
 			// AlertManager keeps alerts in memory: right after its restart an empty answer means nothing.
-			alertmanagerSettleSeconds: z.number().int().min(0).max(3_600).default(180),
+			alertmanagerSettleSeconds: z.number().int().min(0).max(3_600).optional(),
+			/** AlertManager receivers that post to opsbot, besides those its webhooks already named. */
+			receivers: z.array(z.string().min(1).max(1_024)).max(20).default([]),
 		})
 		.prefault({}),
 });

@@ -3,6 +3,7 @@ import { type MessageOutbox, messageOutbox } from "./alerts/message-outbox.ts";
 import { openConfiguredAlertStore } from "./alerts/open-store.ts";
 import { createRunningRestarts, type RunningRestarts } from "./alerts/running-restarts.ts";
 import type { AlertStore } from "./alerts/store.ts";
+import type { FiringQueryState } from "./commands/alerts.ts";
 import { type Config, findEnvironment } from "./config.ts";
 import { type AccessPolicy, createAccessPolicy } from "./discord/access.ts";
 import type { PendingStore } from "./discord/pending.ts";
@@ -99,6 +100,8 @@ export interface Services {
 	 * Undefined when `alerts` is not configured (nothing delivers them then).
 	 */
 	readonly messages: MessageOutbox | undefined;
+	/** /alerts firing filters behind its page buttons, for 15 minutes. */
+	readonly alertQueries: PendingStore<FiringQueryState>;
 	/** opsbot's own metrics, served on the webhook port. */
 	readonly metrics: Metrics;
 }
@@ -160,10 +163,11 @@ export async function createContext(
 	};
 	const ssh = createSshService({ environments, secret });
 	const prometheus = createPrometheusService(environments);
+	const alertmanager = createAlertManagerService(environments);
 	const services: Services = {
 		databases,
 		ssh,
-		alertmanager: createAlertManagerService(environments),
+		alertmanager,
 		prometheus,
 		health: createHealthService({
 			environments,
@@ -172,6 +176,7 @@ export async function createContext(
 			ssh,
 			prometheus,
 			log: log.child({ svc: "health" }),
+			alertmanagerContacts: () => alertmanager.contacts(),
 		}),
 		pool: createPoolService({
 			database: (environment) => databases.get(environment),
@@ -209,6 +214,7 @@ export async function createContext(
 			running: createRunningRestarts(),
 		},
 		messages: alertStore ? messageOutbox(alertStore, wake) : undefined,
+		alertQueries: pending<FiringQueryState>("alerts", 15 * 60_000),
 		// Served on the webhook port, so only with `alerts`; without it nothing would read them.
 		metrics: config.ops.alerts ? await createMetrics() : unservedMetrics(),
 	};

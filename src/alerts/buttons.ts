@@ -1,5 +1,6 @@
 import {
 	ActionRowBuilder,
+	AttachmentBuilder,
 	ButtonBuilder,
 	ButtonStyle,
 	ModalBuilder,
@@ -20,8 +21,10 @@ import {
 	pendingState,
 	recordAction,
 } from "../discord/handler.ts";
+import { editReplyWithFiles } from "../discord/reply.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { DISCORD_LIMITS, inlineCode, truncate } from "../render/limits.ts";
+import { reportToEmbed } from "../render/report.ts";
 import type { AlertManagerClient } from "../services/alertmanager.ts";
 import { HttpStatusError, ServiceUnavailableError } from "../services/http.ts";
 import {
@@ -35,9 +38,11 @@ import {
 } from "../services/silences.ts";
 import { SshHostKeyError } from "../services/ssh.ts";
 import { alertEnvironment, restartableContainer } from "./actions.ts";
+import { type EpisodeEventKind, type EventDetails, OUTPUT_KEPT } from "./episodes.ts";
 import { checkSilenceMatchers, formatMatchers, parseMatchers } from "./matchers.ts";
 import { SILENCE_CHOICES } from "./render.ts";
 import type { AlertStore, GroupState } from "./store.ts";
+import { buildTimeline } from "./timeline.ts";
 
 const RELAY_NOT_RUNNING = "The alert relay is not running in this opsbot.";
 
@@ -103,6 +108,24 @@ function alertmanagerOf(ctx: HandlerContext, group: GroupState): AlertManagerCli
 	return alertmanager;
 }
 
+/**
+ * Adds a person's action to the episode's history (its timeline and thread). After the action took
+ * effect: a history that cannot be written is logged, never turned into a failed action.
+ */
+async function recordEvent(
+	ctx: HandlerContext,
+	group: { groupId: string; episode: number },
+	kind: EpisodeEventKind,
+	details: EventDetails = {},
+): Promise<void> {
+	const { userId, username } = ctx.actor;
+	await alertStore(ctx)
+		.history.record({ ...group, at: Date.now(), kind, actor: { userId, username }, details })
+		.catch((err: unknown) =>
+			ctx.log.warn({ err, groupId: group.groupId, kind }, "could not add to the alert's history"),
+		);
+}
+
 /** AlertManager slow or down is something the user can act on (try again, silence in its UI): say so. */
 function unavailable(err: unknown, nothing: string): unknown {
 	return err instanceof ServiceUnavailableError
@@ -162,6 +185,12 @@ async function silence(
 	}
 	await alertStore(ctx).setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
 	await recordAction(ctx, "alert.silence", group.groupId, "ok", { silenceId: id, hours, matchers: matchers.length });
+	await recordEvent(ctx, group, "silenced", {
+		silenceId: id,
+		until: until.getTime(),
+		matchers: matchers.map(({ name, value }) => ({ name, value })),
+		...(comment ? { comment } : {}),
+	});
 	ctx.services.alertState.wake();
 	await interaction.followUp({
 		content: `🔕 Silenced until <t:${Math.floor(until.getTime() / 1000)}:f> (silence ${inlineCode(id)}).`,
@@ -183,6 +212,7 @@ function ackButton(action: "ack" | "unack", nothing: string): ComponentHandler<G
 				action === "ack" ? { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() } : null,
 			);
 			await recordAction(ctx, `alert.${action}`, group.groupId, "ok");
+			await recordEvent(ctx, group, action === "ack" ? "acknowledged" : "unacknowledged");
 			ctx.services.alertState.wake();
 		},
 	};
@@ -318,6 +348,7 @@ export const alertUnsilence: ComponentHandler<GroupState> = {
 		await recordAction(ctx, "alert.unsilence", group.groupId, outcome === "expired" ? "ok" : "already gone", {
 			silenceId: group.silence.id,
 		});
+		await recordEvent(ctx, group, "unsilenced", { silenceId, result: outcome === "expired" ? "ok" : "already gone" });
 		ctx.services.alertState.wake();
 		await interaction.followUp({ content: "🔔 Silence expired.", flags: 64 });
 	},
@@ -401,7 +432,7 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 		}
 		return value;
 	},
-	async run(interaction, { environment, container, groupId }, ctx) {
+	async run(interaction, { environment, container, groupId, episode }, ctx) {
 		const ssh = findEnvironment(ctx.config.ops, environment)?.ssh;
 		if (!ssh?.containers.includes(container)) throw new UserFacingError("That container is no longer allow-listed.");
 		const key = `${environment}/${container}`;
@@ -419,6 +450,8 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 				`${inlineCode(container)} was restarted <t:${Math.floor(claim.lastAt / 1000)}:R>; wait until <t:${Math.floor((claim.lastAt + cooldownMs) / 1000)}:t> before restarting it again.`,
 			);
 		}
+		const restarted = { groupId, episode };
+		const where = { environment, host: ssh.host, container };
 		if (claim.tookOver)
 			ctx.log.warn({ key, previous: claim.tookOver }, "took over a restart claim whose holder died mid-restart");
 		const tookOver = claim.tookOver
@@ -450,6 +483,13 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 				...tookOver,
 			});
 			const why = ok ? {} : { exitCode: result.code, reason: firstLine(result.stderr) || "no error output" };
+			const output = [result.stdout.trim(), result.stderr.trim()].filter(Boolean).join("\n");
+			await recordEvent(ctx, restarted, "restart", {
+				...where,
+				result: ok ? "ok" : `failed: exit ${result.code}`,
+				exitCode: result.code,
+				output: output.slice(0, OUTPUT_KEPT),
+			});
 			await alertStore(ctx).setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok, ...why });
 			ctx.services.alertState.wake();
 			await interaction.editReply({
@@ -464,6 +504,11 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 				throw err;
 			}
 			await recordAction(ctx, "alert.restart", key, "failed", tookOver);
+			await recordEvent(ctx, restarted, "restart", {
+				...where,
+				result: "failed",
+				output: (err instanceof Error ? err.message : String(err)).slice(0, OUTPUT_KEPT),
+			});
 			// The card says so too, not only the presser's reply: the next person looking must not press again blind.
 			const reason = firstLine(err instanceof Error ? err.message : String(err)) || "the SSH command failed";
 			await alertStore(ctx)
@@ -523,18 +568,60 @@ export const alertLogs: ComponentHandler<GroupState> = {
 		);
 		const end = Math.min(Date.now(), started + 30 * 60_000);
 		await recordAction(ctx, "alert.logs", group.groupId, "ok");
+		const from = started - 15 * 60_000;
+		const to = Math.max(end, started + 60_000);
+		await recordEvent(ctx, group, "logs", { environment: env.name, service, from, to });
 		await interaction.editReply(
 			await logsMessage(
 				ctx,
 				{
 					environment: env.name,
 					service,
-					start: new Date(started - 15 * 60_000),
-					end: new Date(Math.max(end, started + 60_000)),
+					start: new Date(from),
+					end: new Date(to),
 					limit: ctx.config.ops.logs.defaultLimit,
 				},
 				`Logs of ${service} around ${group.payload.commonLabels.alertname ?? "the alert"}`,
 			),
+		);
+	},
+};
+
+/** Timeline on a resolved card: the episode's timeline as a Markdown file, for the postmortem (only the presser sees it). */
+export const alertTimeline: ComponentHandler<{ groupId: string; episode: number | undefined }> = {
+	area: "alert",
+	action: "timeline",
+	permission: { command: "alerts" },
+	defer: "reply",
+	async parse(id) {
+		const [groupId = "", episodeArg] = id.args;
+		const episode = episodeArg === undefined ? undefined : Number(episodeArg);
+		if (!/^[0-9a-f]{32}$/.test(groupId) || (episode !== undefined && !(Number.isInteger(episode) && episode >= 1)))
+			throw new PressRefusedError("This alert is not known to opsbot (any more).", {
+				reason: "unknown alert group",
+				target: groupId || "?",
+			});
+		return { groupId, episode };
+	},
+	async run(interaction, { groupId, episode }, ctx) {
+		const timeline = await buildTimeline(alertStore(ctx), alertingOps(ctx), groupId, episode);
+		if (!timeline)
+			throw new UserFacingError(
+				`opsbot no longer holds this episode's history (it keeps ${alertingOps(ctx).alerts.history.days} days).`,
+			);
+		await recordAction(ctx, "alert.timeline", groupId, "ok", { episode: timeline.episode.episode });
+		const name = timeline.episode.name.replace(/[^A-Za-z0-9_-]+/g, "-").slice(0, 60) || "alert";
+		await editReplyWithFiles(
+			interaction,
+			{
+				embeds: [reportToEmbed(timeline.report)],
+				files: [
+					new AttachmentBuilder(Buffer.from(timeline.markdown), {
+						name: `timeline-${name}-${timeline.episode.episode}.md`,
+					}),
+				],
+			},
+			ctx.log,
 		);
 	},
 };
@@ -550,4 +637,5 @@ export const ALERT_BUTTONS: readonly AnyComponentHandler[] = [
 	alertRestartConfirm,
 	alertRestartCancel,
 	alertLogs,
+	alertTimeline,
 ];

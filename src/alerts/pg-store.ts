@@ -2,6 +2,8 @@ import type pg from "pg";
 import { withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { createPool } from "../pg-pool.ts";
+import { acceptedChanges, type EpisodeFacts, episodeFacts, type GroupChange } from "./episodes.ts";
+import { createPostgresEpisodeHistory, EPISODES_PG_MIGRATION } from "./episodes-pg.ts";
 import {
 	type AcceptJob,
 	type AcceptResult,
@@ -37,8 +39,9 @@ const WRITABLE_PROBE_MS = 2_000;
 /** Most webhooks one group commit writes (one statement's arrays and one JSON array of payloads). */
 const MAX_GROUP_COMMIT = 256;
 
-/** A webhook waiting for the next group commit. */
+/** A webhook waiting for the next group commit, with what the history needs of it (episodes.ts). */
 interface PendingAccept extends AcceptJob {
+	readonly facts: EpisodeFacts;
 	readonly resolve: (result: AcceptResult) => void;
 	readonly reject: (err: unknown) => void;
 }
@@ -105,7 +108,11 @@ type LockedGroup = {
  * heads, and writes what group-machine.ts decides. Groups are inserted and locked in id order, so two
  * replicas committing batches that share groups wait for each other instead of deadlocking.
  */
-async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]): Promise<readonly AcceptResult[]> {
+async function acceptBatch(
+	client: pg.PoolClient,
+	jobs: readonly PendingAccept[],
+	history: (client: pg.PoolClient, changes: readonly GroupChange[]) => Promise<void>,
+): Promise<readonly AcceptResult[]> {
 	const fresh = touchedGroups(jobs).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 	// New groups are inserted as their first webhook would open them; the write below sets what the whole batch decided.
 	const [lock] = (
@@ -163,6 +170,7 @@ async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]
 		enqueue.map((q) => slot.get(q.job)!),
 		enqueue.map((q) => q.at),
 	]);
+	await history(client, acceptedChanges(groups, jobs));
 	return plan.results;
 }
 
@@ -192,6 +200,7 @@ export function statePoolConfig(url: string, statementTimeoutMs = STATE_STATEMEN
 type GroupRow = {
 	id: string;
 	channel: string;
+	first_firing_at: string | number;
 	episode: number;
 	status: string;
 	last_signature: string;
@@ -285,6 +294,7 @@ const MIGRATIONS = [
 		done_at BIGINT
 	);
 	CREATE INDEX message_outbox_queued ON opsbot_state.message_outbox (channel, next_attempt_at) WHERE state = 'queued';`,
+	EPISODES_PG_MIGRATION,
 ];
 
 /**
@@ -340,6 +350,8 @@ export async function openPostgresAlertStore(
 		]);
 	});
 
+	const episodes = createPostgresEpisodeHistory(pool, tx);
+
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
 	const requeue = (
 		id: string,
@@ -375,7 +387,7 @@ export async function openPostgresAlertStore(
 				const batch = accepts.slice(0, MAX_GROUP_COMMIT);
 				accepts = accepts.slice(batch.length);
 				try {
-					const results = await tx((client) => acceptBatch(client, batch));
+					const results = await tx((client) => acceptBatch(client, batch, episodes.apply));
 					for (const [i, job] of batch.entries()) job.resolve(results[i]!);
 				} catch (err) {
 					if (batch.length === 1 || !payloadFault(err)) {
@@ -384,7 +396,7 @@ export async function openPostgresAlertStore(
 					}
 					for (const job of batch) {
 						try {
-							job.resolve((await tx((client) => acceptBatch(client, [job])))[0]!);
+							job.resolve((await tx((client) => acceptBatch(client, [job], episodes.apply)))[0]!);
 						} catch (own) {
 							job.reject(own);
 						}
@@ -398,7 +410,7 @@ export async function openPostgresAlertStore(
 
 	return {
 		async accept(payload, targets, now = Date.now()) {
-			const job = acceptJob(payload, targets, now);
+			const job = { ...acceptJob(payload, targets, now), facts: episodeFacts(payload) };
 			return new Promise<AcceptResult>((resolve, reject) => {
 				accepts.push({ ...job, resolve, reject });
 				if (!committing) {
@@ -658,13 +670,26 @@ export async function openPostgresAlertStore(
 			);
 			return rows.map(groupState);
 		},
-		resolveGroup: (id, expectedSignature, now = Date.now()) =>
+		async openGroups(after, limit) {
+			const { rows } = await pool.query<GroupRow>(
+				"SELECT * FROM opsbot_state.groups WHERE status <> 'resolved' AND last_payload IS NOT NULL" +
+					" AND id > $1 ORDER BY id LIMIT $2",
+				[after, limit],
+			);
+			return rows.map(groupState);
+		},
+		resolveGroup: (id, expectedSignature, now = Date.now(), reconciled = false) =>
 			tx(async (client) => {
 				const { rows } = await client.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 FOR UPDATE", [
 					id,
 				]);
 				const row = rows[0];
-				const resolved = resolveByHand(row?.last_payload ? groupState(row) : undefined, expectedSignature, now);
+				const resolved = resolveByHand(
+					row?.last_payload ? groupState(row) : undefined,
+					expectedSignature,
+					now,
+					reconciled,
+				);
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
 				await client.query(
@@ -675,6 +700,17 @@ export async function openPostgresAlertStore(
 					"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
 					[id, row.episode, json, now],
 				);
+				await episodes.apply(client, [
+					{
+						groupId: id,
+						channel: row.channel,
+						episode: row.episode,
+						status: "resolved",
+						firstFiringAt: Number(row.first_firing_at),
+						facts: episodeFacts(resolved.payload),
+						at: now,
+					},
+				]);
 				return true;
 			}),
 		setAck: (id, ack) => requeue(id, "ack", ack),
@@ -735,6 +771,7 @@ export async function openPostgresAlertStore(
 				[item.id, at],
 			);
 		},
+		history: episodes.history,
 		async close() {
 			// Webhooks waiting for a group commit are written (or refused) before the pool ends.
 			await committed;

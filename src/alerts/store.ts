@@ -3,6 +3,8 @@ import { statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { preparePrivateDatabase } from "../state/private-files.ts";
+import { acceptedChanges, type EpisodeFacts, type EpisodeHistory, episodeFacts } from "./episodes.ts";
+import { createSqliteEpisodeHistory, EPISODES_SQLITE_MIGRATION } from "./episodes-sqlite.ts";
 import {
 	type AcceptJob,
 	type AcceptResult,
@@ -185,9 +187,8 @@ export interface AlertStore {
 	/**
 	 * Marks the group's current episode resolved (every alert ended at `now`) and queues the re-render,
 	 * as a resolved notification would; only if the group still fires with `expectedSignature`. For groups
-	 * AlertManager will not notify about (it sends no resolved notification for silenced alerts).
+	 * AlertManager no longer holds but sent no resolved notification about (`reconciled`: the card says so).
 	 */
-	resolveGroup(groupId: string, expectedSignature: string, now?: number): Promise<boolean>;
 	/** The message outbox (message-outbox.ts): queues a message; false when its key was queued before. */
 	enqueueMessage(message: QueuedMessage, now?: number): Promise<boolean>;
 	/** What became of the message queued under `key`. */
@@ -199,6 +200,11 @@ export interface AlertStore {
 	/** Gives the message up: Discord refused it for good (or opsbot kept failing to send it). */
 	messageFailed(item: MessageItem, reason: string, now?: number): Promise<void>;
 	retryMessageLater(item: MessageItem, at: number): Promise<void>;
+	resolveGroup(groupId: string, expectedSignature: string, now?: number, reconciled?: boolean): Promise<boolean>;
+	/** Groups whose current episode has not resolved, in id order after `after`: one bounded page (for reconciliation). */
+	openGroups(after: string, limit: number): Promise<GroupState[]>;
+	/** The groups' episodes and what happened in them (episodes.ts), written with the notifications. */
+	readonly history: EpisodeHistory;
 	close(): Promise<void>;
 }
 
@@ -266,6 +272,7 @@ const MIGRATIONS = [
 		done_at INTEGER
 	);
 	CREATE INDEX message_outbox_queued ON message_outbox (state, channel, next_attempt_at);`,
+	EPISODES_SQLITE_MIGRATION,
 ];
 
 /**
@@ -321,6 +328,7 @@ function freeBytes(path: string): number | undefined {
 type GroupRow = {
 	id: string;
 	channel: string;
+	first_firing_at: number;
 	episode: number;
 	status: string;
 	last_signature: string;
@@ -393,8 +401,13 @@ export function mergeOutboxStats(
 	return [...merged.values()];
 }
 
+/** A webhook with what the history needs of it (episodes.ts). */
+interface HistoryJob extends AcceptJob {
+	readonly facts: EpisodeFacts;
+}
+
 /** A webhook waiting for the next group commit. */
-interface PendingAccept extends AcceptJob {
+interface PendingAccept extends HistoryJob {
 	readonly resolve: (result: AcceptResult) => void;
 	readonly reject: (err: unknown) => void;
 }
@@ -467,6 +480,9 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		"SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
 	);
 	const listed = db.prepare("SELECT * FROM groups WHERE last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
+	const openStmt = db.prepare(
+		"SELECT * FROM groups WHERE status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+	);
 	const insertOutbox = db.prepare(
 		"INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
 	);
@@ -565,7 +581,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	 * A batch of webhooks' changes, inside the caller's transaction: reads the heads of the groups they
 	 * touch, and writes what group-machine.ts decides.
 	 */
-	function acceptBatch(jobs: readonly AcceptJob[]): readonly AcceptResult[] {
+	function acceptBatch(jobs: readonly HistoryJob[]): readonly AcceptResult[] {
 		const heads = new Map<string, GroupHead>();
 		for (const { id } of touchedGroups(jobs)) {
 			const row = getGroupHead.get(id) as
@@ -615,6 +631,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		}
 		for (const id of plan.supersede) supersede.run(id);
 		for (const row of plan.enqueue) insertOutbox.run(row.groupId, row.episode, jobs[row.job]!.json, row.at, row.at);
+		episodes.apply(acceptedChanges(plan.groups, jobs));
 		return plan.results;
 	}
 
@@ -659,6 +676,8 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		}
 	}
 
+	const episodes = createSqliteEpisodeHistory(db, (work) => tx(work));
+
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
 	function requeue(id: string, change: () => void): void {
 		tx(() => {
@@ -671,7 +690,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	return {
 		async accept(payload, targets, now = Date.now()) {
 			// Everything that does not need the database is done here, outside the shared transaction.
-			const job = acceptJob(payload, targets, now);
+			const job = { ...acceptJob(payload, targets, now), facts: episodeFacts(payload) };
 			recentAccepts.push((2 * job.json.length + ACCEPT_PAGES_BYTES) * targets.length);
 			if (recentAccepts.length > RECENT_ACCEPTS) recentAccepts.shift();
 			return new Promise<AcceptResult>((resolve, reject) => {
@@ -844,18 +863,32 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 			(silenced.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
 		listGroups: async (after, limit) =>
 			(listed.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
-		async resolveGroup(id, expectedSignature, now = Date.now()) {
+		openGroups: async (after, limit) =>
+			(openStmt.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
+		async resolveGroup(id, expectedSignature, now = Date.now(), reconciled = false) {
 			return tx(() => {
 				const row = getGroup.get(id) as GroupRow | undefined;
 				const resolved = resolveByHand(
 					row?.last_payload ? groupState(row as GroupRow & { last_payload: string }) : undefined,
 					expectedSignature,
 					now,
+					reconciled,
 				);
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
 				resolveStmt.run(resolved.signature, json, id);
 				insertOutbox.run(id, row.episode, json, now, now);
+				episodes.apply([
+					{
+						groupId: id,
+						channel: row.channel,
+						episode: row.episode,
+						status: "resolved",
+						firstFiringAt: row.first_firing_at,
+						facts: episodeFacts(resolved.payload),
+						at: now,
+					},
+				]);
 				return true;
 			});
 		},
@@ -885,6 +918,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		async retryMessageLater(item, at) {
 			retryMessage.run(at, item.id);
 		},
+		history: episodes.history,
 		async close() {
 			// Webhooks waiting for the next group commit are written (or refused) before the file closes.
 			commitAccepts();

@@ -1,6 +1,6 @@
 import { ALERT_BUTTONS } from "../alerts/buttons.ts";
 import type { AnyComponentHandler, Command } from "../discord/handler.ts";
-import { alerts } from "./alerts.ts";
+import { alerts, alertsPage } from "./alerts.ts";
 import { audit, auditCsv, auditPage } from "./audit.ts";
 import { health, healthRerun } from "./health.ts";
 import { logs, logsCorrelation, logsDownload, logsNewer, logsOlder } from "./logs.ts";
@@ -24,6 +24,7 @@ export const COMPONENTS: readonly AnyComponentHandler[] = [
 	logsNewer,
 	logsDownload,
 	logsCorrelation,
+	alertsPage,
 	...ALERT_BUTTONS,
 	...SILENCE_COMPONENTS,
 ];

@@ -1,7 +1,14 @@
 import { z } from "zod";
 import { formatMatcher } from "../alerts/matchers.ts";
 import type { EnvironmentConfig } from "../config.ts";
-import { type HttpAnswer, HttpStatusError, httpRequest, parseAnswer } from "./http.ts";
+import {
+	describeHttpFailure,
+	type HttpAnswer,
+	HttpStatusError,
+	httpRequest,
+	parseAnswer,
+	ServiceUnavailableError,
+} from "./http.ts";
 import { withSlash } from "./prometheus.ts";
 
 /** An AlertManager silence matcher (API v2). */
@@ -69,9 +76,51 @@ function toSilence(raw: z.infer<typeof SilenceSchema>): AlertManagerSilence {
 	};
 }
 
+/** One alert of an AlertManager group (`GET /api/v2/alerts/groups`): what opsbot needs to post it. */
+export interface AlertManagerGroupAlert {
+	readonly fingerprint: string;
+	readonly labels: Record<string, string>;
+	readonly annotations: Record<string, string>;
+	readonly startsAt: string;
+	readonly generatorURL: string;
+	/** active, suppressed (silenced or inhibited: AlertManager sends no webhook for it) or unprocessed. */
+	readonly state: string;
+}
+
+/** One alert group AlertManager holds for a receiver. */
+export interface AlertManagerGroup {
+	readonly labels: Record<string, string>;
+	/** The receiver's name as configured (not regex-quoted as in webhooks). */
+	readonly receiver: string;
+	readonly alerts: readonly AlertManagerGroupAlert[];
+}
+
+const GroupsSchema = z.array(
+	z.looseObject({
+		labels: z.record(z.string(), z.string()),
+		receiver: z.looseObject({ name: z.string() }),
+		alerts: z.array(
+			z.looseObject({
+				fingerprint: z.string(),
+				labels: z.record(z.string(), z.string()),
+				annotations: z.record(z.string(), z.string()).default({}),
+				startsAt: z.string(),
+				generatorURL: z.string().default(""),
+				status: z.looseObject({ state: z.string() }),
+			}),
+		),
+	}),
+);
+
+/**
+ * The group list is AlertManager's whole state for the receivers asked about: a few MB with thousands of
+ * groups. Larger is refused (an error, never read as "nothing fires").
+ */
+const MAX_GROUPS_BYTES = 64 * 1024 * 1024;
+
 /** One AlertManager (API v2). Each call has the configured timeout; no answer in time is a ServiceUnavailableError. */
 export interface AlertManagerClient {
-	/** Where it is; the silence watch asks each AlertManager once per pass. */
+	/** Where it is (the first member of an HA cluster); the silence watch asks each AlertManager once per pass. */
 	readonly url: string;
 	/**
 	 * Creates a silence through `POST /api/v2/silences`; returns its id. AlertManager's 400 text is
@@ -107,24 +156,140 @@ export interface AlertManagerClient {
 	}): Promise<AlertManagerAlert[]>;
 	/** When the AlertManager process started (`GET /api/v2/status`, `uptime`): it keeps alerts only in memory. */
 	startedAt(): Promise<number>;
+	/**
+	 * Every alert group AlertManager holds for receivers matching `receiver` (an anchored regex), with
+	 * silenced and inhibited alerts (`GET /api/v2/alerts/groups`). Bounded by MAX_GROUPS_BYTES.
+	 */
+	listGroups(receiver: string): Promise<AlertManagerGroup[]>;
+}
+
+/** When opsbot last heard from one AlertManager, for /readyz, /metrics and /health. */
+export interface AlertManagerContact {
+	/** The environments it serves. */
+	readonly environments: readonly string[];
+	/** Its URL without credentials. */
+	readonly url: string;
+	/** When it last answered (ms), or null when it never has since opsbot started. */
+	readonly lastAnswerAt: number | null;
+	/** Whether its last call got an answer; null before the first call. */
+	readonly up: boolean | null;
+	/** What went wrong with its last call, in plain words (no URL), when it got no answer. */
+	readonly problem: string | null;
+}
+
+/** One AlertManager cluster (a single AlertManager, or the members of an HA cluster in the order asked). */
+export interface AlertManagerCluster {
+	readonly environments: readonly string[];
+	readonly members: readonly AlertManagerClient[];
 }
 
 /** The AlertManager of each environment, built once from the config. */
 export interface AlertManagerService {
-	/** The environment's AlertManager, or undefined where none is configured. */
+	/** The environment's AlertManager (its HA members asked in order), or undefined where none is configured. */
 	forEnvironment(environment: string): AlertManagerClient | undefined;
+	/** Each distinct cluster once, with the environments it serves. */
+	clusters(): readonly AlertManagerCluster[];
+	/** When each AlertManager last answered. */
+	contacts(): readonly AlertManagerContact[];
 }
 
-/** Creates one client per environment that configures an AlertManager. */
+/** A URL as shown in logs, metrics and /readyz: without user:password. */
+export function displayUrl(url: string): string {
+	const parsed = new URL(url);
+	parsed.username = "";
+	parsed.password = "";
+	return parsed.href.replace(/\/$/, "");
+}
+
+/** Creates one client per environment that configures an AlertManager; environments naming the same URLs share it. */
 export function createAlertManagerService(
 	environments: Readonly<Record<string, Pick<EnvironmentConfig, "alertmanager">>>,
+	now: () => number = Date.now,
 ): AlertManagerService {
-	const clients = new Map(
-		Object.entries(environments).flatMap(([name, env]) =>
-			env.alertmanager ? [[name, createAlertManagerClient(env.alertmanager)] as const] : [],
-		),
-	);
-	return { forEnvironment: (environment) => clients.get(environment) };
+	type Member = {
+		client: AlertManagerClient;
+		contact: { lastAnswerAt: number | null; up: boolean | null; problem: string | null };
+	};
+	const members = new Map<string, Member>();
+	const clusters = new Map<string, { environments: string[]; members: Member[]; client: AlertManagerClient }>();
+	const byEnvironment = new Map<string, AlertManagerClient>();
+	for (const [name, env] of Object.entries(environments)) {
+		const config = env.alertmanager;
+		if (!config) continue;
+		const urls = [config.url, ...(config.peers ?? [])];
+		const key = urls.join(" ");
+		let cluster = clusters.get(key);
+		if (!cluster) {
+			const own = urls.map((url) => {
+				let member = members.get(url);
+				if (!member) {
+					const contact: Member["contact"] = { lastAnswerAt: null, up: null, problem: null };
+					const client = createAlertManagerClient(
+						{ url, timeoutMs: config.timeoutMs },
+						{
+							answered: () => Object.assign(contact, { lastAnswerAt: now(), up: true, problem: null }),
+							failed: (problem) => Object.assign(contact, { up: false, problem }),
+						},
+					);
+					member = { client, contact };
+					members.set(url, member);
+				}
+				return member;
+			});
+			cluster = { environments: [], members: own, client: failoverClient(own.map((m) => m.client)) };
+			clusters.set(key, cluster);
+		}
+		cluster.environments.push(name);
+		byEnvironment.set(name, cluster.client);
+	}
+	return {
+		forEnvironment: (environment) => byEnvironment.get(environment),
+		clusters: () =>
+			[...clusters.values()].map((c) => ({ environments: c.environments, members: c.members.map((m) => m.client) })),
+		contacts: () =>
+			[...members.entries()].map(([url, m]) => ({
+				environments: [...clusters.values()].filter((c) => c.members.includes(m)).flatMap((c) => c.environments),
+				url: displayUrl(url),
+				...m.contact,
+			})),
+	};
+}
+
+/** No answer at all (unreachable, timed out) or a 5xx: the next member of the cluster may do better. */
+function askNext(err: unknown): boolean {
+	return err instanceof ServiceUnavailableError || (err instanceof HttpStatusError && err.status >= 500);
+}
+
+/** A client for an HA cluster: each call goes to the members in order until one answers. */
+export function failoverClient(members: readonly AlertManagerClient[]): AlertManagerClient {
+	const [first] = members;
+	if (!first) throw new Error("an AlertManager cluster needs at least one member");
+	if (members.length === 1) return first;
+	const each =
+		<A extends unknown[], R>(call: (client: AlertManagerClient, ...args: A) => Promise<R>) =>
+		async (...args: A): Promise<R> => {
+			let last: unknown;
+			for (const member of members) {
+				try {
+					return await call(member, ...args);
+				} catch (err) {
+					if (!askNext(err)) throw err;
+					last = err;
+				}
+			}
+			throw last;
+		};
+	return {
+		url: first.url,
+		createSilence: each((c, silence: Parameters<AlertManagerClient["createSilence"]>[0]) => c.createSilence(silence)),
+		expireSilence: each((c, id: string) => c.expireSilence(id)),
+		silenceState: each((c, id: string) => c.silenceState(id)),
+		listAlerts: each((c, query: Parameters<AlertManagerClient["listAlerts"]>[0]) => c.listAlerts(query)),
+		startedAt: each((c) => c.startedAt()),
+		listSilences: each((c) => c.listSilences()),
+		getSilence: each((c, id: string) => c.getSilence(id)),
+		listGroups: each((c, receiver: string) => c.listGroups(receiver)),
+	};
 }
 
 const SILENCE_ID = /^[0-9a-f-]{36}$/i;
@@ -135,20 +300,29 @@ const isUnknown = (answer: HttpAnswer) =>
 	answer.status === 404 || (answer.status === 500 && /not found/i.test(answer.text));
 
 /** A client for the AlertManager at `url`. */
-export function createAlertManagerClient(config: {
-	readonly url: string;
-	readonly timeoutMs: number;
-}): AlertManagerClient {
-	const call = (method: "POST" | "DELETE" | "GET", path: string, json?: unknown) =>
-		httpRequest(new URL(path, withSlash(config.url)).href, {
-			service: SERVICE,
-			method,
-			timeoutMs: config.timeoutMs,
-			maxBytes: 1024 * 1024,
-			headers: { accept: "application/json" },
-			...(json === undefined ? {} : { json }),
-		});
-	// A 400 carries AlertManager's reason (a bad filter regex), which callers may show.
+export function createAlertManagerClient(
+	config: { readonly url: string; readonly timeoutMs: number },
+	heard: { answered(): void; failed(problem: string): void } = { answered() {}, failed() {} },
+): AlertManagerClient {
+	const call = async (method: "POST" | "DELETE" | "GET", path: string, json?: unknown, maxBytes = 1024 * 1024) => {
+		try {
+			const answer = await httpRequest(new URL(path, withSlash(config.url)).href, {
+				service: SERVICE,
+				method,
+				timeoutMs: config.timeoutMs,
+				maxBytes,
+				headers: { accept: "application/json" },
+				...(json === undefined ? {} : { json }),
+			});
+			if (answer.status >= 500 && !isUnknown(answer)) heard.failed(`HTTP ${answer.status}`);
+			else heard.answered();
+			return answer;
+		} catch (err) {
+			heard.failed(err instanceof ServiceUnavailableError ? err.message : describeHttpFailure(err));
+			throw err;
+		}
+	};
+	// A 400 carries AlertManager's reason (a bad filter regex), which callers may show: the body is that text.
 	const ok = (answer: HttpAnswer) => {
 		if (answer.status !== 200) throw new HttpStatusError(SERVICE, answer.status, answer.text.slice(0, 200));
 		return answer;
@@ -203,6 +377,22 @@ export function createAlertManagerClient(config: {
 			const startedAt = Date.parse(uptime);
 			if (!Number.isFinite(startedAt)) throw new Error("AlertManager's status has no uptime");
 			return startedAt;
+		},
+		async listGroups(receiver) {
+			const params = new URLSearchParams({ receiver });
+			const answer = await call("GET", `api/v2/alerts/groups?${params.toString()}`, undefined, MAX_GROUPS_BYTES);
+			return parseAnswer(SERVICE, ok(answer), GroupsSchema).map((group) => ({
+				labels: group.labels,
+				receiver: group.receiver.name,
+				alerts: group.alerts.map((a) => ({
+					fingerprint: a.fingerprint,
+					labels: a.labels,
+					annotations: a.annotations,
+					startsAt: a.startsAt,
+					generatorURL: a.generatorURL,
+					state: a.status.state,
+				})),
+			}));
 		},
 	};
 }
