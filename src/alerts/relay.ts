@@ -118,6 +118,7 @@ export async function startAlertRelay(
 				alertmanager: services.alertmanager,
 				log: log.child({ svc: "silence-announcer" }),
 				intervalMs: alerts.silenceWatch.intervalSeconds * 1_000,
+				active: () => !standby(),
 			})
 		: undefined;
 	alertState.onWake(() => delivery.wake());

@@ -38,6 +38,8 @@ export interface SilenceAnnouncerDeps {
 	readonly alertmanager: Pick<AlertManagerService, "forEnvironment">;
 	readonly log: Logger;
 	readonly intervalMs: number;
+	/** Whether this replica should read AlertManager now (the one holding the gateway); the keys make any replica safe. */
+	readonly active?: () => boolean;
 	readonly now?: () => number;
 }
 
@@ -167,7 +169,7 @@ export function startSilenceAnnouncer(deps: SilenceAnnouncerDeps): SilenceAnnoun
 	}
 
 	async function announce(client: AlertManagerClient): Promise<number> {
-		const [silences, alerts] = await Promise.all([client.listSilences(), client.listAlerts({})]);
+		const [silences, alerts] = await Promise.all([client.listSilences(), client.listAlerts({ silencedOnly: true })]);
 		const mutedBy = new Map<string, AlertManagerAlert[]>();
 		for (const alert of alerts)
 			for (const id of alert.status.silencedBy ?? []) mutedBy.set(id, [...(mutedBy.get(id) ?? []), alert]);
@@ -245,7 +247,7 @@ export function startSilenceAnnouncer(deps: SilenceAnnouncerDeps): SilenceAnnoun
 			})
 			.finally(() => (running = undefined)));
 	const timer = setInterval(() => {
-		if (!stopped) void runPass();
+		if (!stopped && (deps.active?.() ?? true)) void runPass();
 	}, deps.intervalMs);
 	timer.unref();
 	return {

@@ -153,6 +153,8 @@ export interface AlertManagerClient {
 		labels?: Readonly<Record<string, string>>;
 		matchers?: readonly Matcher[];
 		receiver?: string;
+		/** Only muted alerts (not active or unprocessed ones; an inhibited one that is also silenced stays): a smaller answer. */
+		silencedOnly?: boolean;
 	}): Promise<AlertManagerAlert[]>;
 	/** When the AlertManager process started (`GET /api/v2/status`, `uptime`): it keeps alerts only in memory. */
 	startedAt(): Promise<number>;
@@ -360,6 +362,7 @@ export function createAlertManagerClient(
 				params.append("filter", formatMatcher({ name, value, isRegex: false, isEqual: true }));
 			for (const matcher of query.matchers ?? []) params.append("filter", formatMatcher(matcher));
 			if (query.receiver !== undefined) params.set("receiver", query.receiver);
+			if (query.silencedOnly) for (const flag of ["active", "unprocessed"]) params.set(flag, "false");
 			return parseAnswer(SERVICE, ok(await call("GET", `api/v2/alerts?${params.toString()}`)), AlertsSchema);
 		},
 		async listSilences() {

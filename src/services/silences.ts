@@ -411,7 +411,7 @@ export async function listSilences(
 	if (byUrl.size === 0) throw new UserFacingError(`No AlertManager is configured for ${environments.join(", ")}.`);
 	const answers = await Promise.allSettled(
 		[...byUrl.values()].map(async ({ environment, client }) => {
-			const [silences, alerts] = await Promise.all([client.listSilences(), client.listAlerts({})]);
+			const [silences, alerts] = await Promise.all([client.listSilences(), client.listAlerts({ silencedOnly: true })]);
 			const muting = new Map<string, number>();
 			for (const alert of alerts)
 				for (const id of alert.status.silencedBy ?? []) muting.set(id, (muting.get(id) ?? 0) + 1);
