@@ -438,30 +438,29 @@ async function silenceToChange(
 	return found;
 }
 
-function listPage(ctx: HandlerContext, env: string | null, page: number) {
-	return async () => {
-		const listing = await listSilences(ctx.services.alertmanager, listedEnvironments(ctx.config.ops, env));
-		const pages = Math.max(1, Math.ceil(listing.silences.length / SILENCE_PAGE_SIZE));
-		const at = Math.min(Math.max(0, page), pages - 1);
-		const nav = (label: string, to: number, disabled: boolean) =>
-			new ButtonBuilder()
-				.setCustomId(encodeCustomId("silence", "page", env ?? "all", String(Math.max(0, to))))
-				.setLabel(label)
-				.setStyle(ButtonStyle.Secondary)
-				.setDisabled(disabled);
-		return {
-			embeds: [reportToEmbed(silenceListReport(listing, env ?? "every environment", at))],
-			components:
-				pages > 1
-					? [
-							new ActionRowBuilder<ButtonBuilder>().addComponents(
-								// Disabled on the first page; its id then differs from Next's by pointing at page 0.
-								nav("Previous", at - 1, at === 0),
-								nav("Next", at + 1, at >= pages - 1),
-							),
-						]
-					: [],
-		};
+/** One page of /silence list with Previous / Next, read from AlertManager now. */
+async function listPage(ctx: HandlerContext, env: string | null, page: number) {
+	const listing = await listSilences(ctx.services.alertmanager, listedEnvironments(ctx.config.ops, env));
+	const pages = Math.max(1, Math.ceil(listing.silences.length / SILENCE_PAGE_SIZE));
+	const at = Math.min(Math.max(0, page), pages - 1);
+	const nav = (label: string, to: number, disabled: boolean) =>
+		new ButtonBuilder()
+			.setCustomId(encodeCustomId("silence", "page", env ?? "all", String(Math.max(0, to))))
+			.setLabel(label)
+			.setStyle(ButtonStyle.Secondary)
+			.setDisabled(disabled);
+	return {
+		embeds: [reportToEmbed(silenceListReport(listing, env ?? "every environment", at))],
+		components:
+			pages > 1
+				? [
+						new ActionRowBuilder<ButtonBuilder>().addComponents(
+							// Disabled on the first page; its id then differs from Next's by pointing at page 0.
+							nav("Previous", at - 1, at === 0),
+							nav("Next", at + 1, at >= pages - 1),
+						),
+					]
+				: [],
 	};
 }
 
@@ -477,7 +476,7 @@ export const silencePage: ComponentHandler<{ env: string | null; page: number }>
 		return { env: env === "all" ? null : env, page: Number(page) };
 	},
 	async run(interaction, { env, page }, ctx) {
-		await interaction.editReply(await listPage(ctx, env, page)());
+		await interaction.editReply(await listPage(ctx, env, page));
 	},
 };
 
@@ -573,7 +572,7 @@ export const silence: Command = {
 		const sub = interaction.options.getSubcommand();
 		const env = interaction.options.getString("env");
 		if (sub === "list") {
-			await interaction.editReply(await listPage(ctx, env, 0)());
+			await interaction.editReply(await listPage(ctx, env, 0));
 			return;
 		}
 		const id = interaction.options.getString("id", true).trim();
