@@ -428,7 +428,7 @@ function recordCli(ctx: AppContext, action: string, target: string, result: stri
 	});
 }
 
-/** `opsbot silence create` and `opsbot maintenance`: the same checks as Discord, a preview, then (unless --dry-run) the silence. */
+/** `opsbot silence create` and `opsbot maintenance`: Discord's checks, a preview, then (not with --dry-run) it. */
 async function createFromCli(
 	ctx: AppContext,
 	environment: string,

@@ -26,7 +26,7 @@ import type { AlertStore, GroupState } from "./store.ts";
  * so replicas and restarts never post twice, and no other record of "seen" silences is kept.
  */
 
-/** Silences made outside opsbot are announced only if made (or changed) this recently: a first start stays quiet about old ones. */
+/** Silences made outside opsbot are announced only if made (or changed) this recently: a first start stays quiet. */
 export const ANNOUNCE_WITHIN_MS = 24 * 3_600_000;
 /** Cards searched for a reminder, at most. */
 const CARD_SCAN_LIMIT = 2_000;

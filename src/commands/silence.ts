@@ -109,6 +109,8 @@ export function silenceListReport(
 	};
 }
 
+const isAre = (n: number) => (n === 1 ? "is" : "are");
+
 /** The matchers, timing and comment of a draft, for the preview and the confirmation of creation. */
 function draftFields(draft: SilenceDraft, durationMs: number, now: number): Report["fields"] {
 	return [
@@ -139,7 +141,9 @@ export function silencePreviewReport(
 					{
 						level: "warn" as const,
 						label: "Beyond card",
-						text: `${preview.beyondGroup} of the ${firing} alerts it mutes now ${preview.beyondGroup === 1 ? "is" : "are"} not on this card.`,
+						text:
+							`${preview.beyondGroup} of the ${firing} alerts it mutes now ${isAre(preview.beyondGroup)} not on ` +
+							"this card.",
 					},
 				]
 			: []),
@@ -159,7 +163,7 @@ export function silencePreviewReport(
 		level: warnings.length > 0 ? "warn" : "info",
 		summary:
 			(firing === 0 ? "Nothing fires now that it would mute; it mutes what matches later. " : "") +
-			(already > 0 ? `${already} of them ${already === 1 ? "is" : "are"} already silenced or inhibited. ` : "") +
+			(already > 0 ? `${already} of them ${isAre(already)} already silenced or inhibited. ` : "") +
 			"Nothing is created until you confirm.",
 		lines: warnings,
 		...(preview.groups.length > 0

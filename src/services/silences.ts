@@ -209,7 +209,9 @@ const EXPIRE_WORDS: SilenceWords = {
  * come after it happened: the user is sent to AlertManager's silences `page` to check.
  */
 export function silenceAnswer(err: unknown, page: string, words: SilenceWords): SilenceAnswer | undefined {
-	const mayExist = `so opsbot cannot tell whether ${words.happened}. Check the silences in AlertManager (${page}) before ${words.again}.`;
+	const mayExist =
+		`so opsbot cannot tell whether ${words.happened}. ` +
+		`Check the silences in AlertManager (${page}) before ${words.again}.`;
 	if (err instanceof HttpAnswerError) {
 		const what =
 			err.kind === "not-json"

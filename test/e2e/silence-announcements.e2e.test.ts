@@ -67,7 +67,7 @@ alerts:
 			(r: RecordedRequest) => r.method === "POST" && r.path === `/channels/${channel}/messages` && r.status === 200,
 		);
 
-	it("announces an amtool silence in the channel of the route it mutes, reminds on the card, and says each once across a restart", async () => {
+	it("announces an amtool silence where it mutes, reminds on the card, each once across a restart", async () => {
 		await postAlerts(alertmanager.url, [{ labels: { alertname: "DbReplicaLag", env: "production", service: "db" } }]);
 		const card = await double.waitFor(
 			() => double.channelMessages(DB_CHANNEL).find((m) => /DbReplicaLag/.test(String((m.embeds[0] as Embed).title))),
@@ -171,9 +171,8 @@ alerts:
 		]);
 		await double.waitFor(() => mentioning(CHANNEL, "🔕 Silence made outside opsbot", marker)[0], 20_000);
 
-		expect(["scheduled", "started"].map((p) => mentioning(DB_CHANNEL, `🛠️ Maintenance window ${p}`, id).length)).toEqual(
-			[1, 1],
-		);
+		const windowPosts = (phase: string) => mentioning(DB_CHANNEL, `🛠️ Maintenance window ${phase}`, id).length;
+		expect([windowPosts("scheduled"), windowPosts("started")]).toEqual([1, 1]);
 		expect(mentioning(DB_CHANNEL, "✅ Maintenance window ended", id)).toHaveLength(1);
 		expect(
 			titled(DB_CHANNEL, "🔕 Silence made outside opsbot").filter((m) => JSON.stringify(m.embeds).includes(id)),

@@ -143,7 +143,7 @@ alerts:
 		{ type: 1, name, options: Object.entries(options).map(([n, value]) => ({ name: n, type: 3, value })) },
 	];
 
-	it("silences from a card through a form and a preview that warns when it reaches beyond the group; Confirm makes it", async () => {
+	it("silences from a card: form, a preview warning of reach beyond the card, then Confirm", async () => {
 		const { name, card } = await firing("ApiErrors", [
 			{ env: "production", service: "api", instance: "a" },
 			{ env: "production", service: "api", instance: "b" },
@@ -245,7 +245,7 @@ alerts:
 		expect((await readSilences(alertmanager.url)).length).toBe(before);
 	});
 
-	it("lists a silence made with amtool, finds it by autocomplete, extends it in place and expires it after asking", async () => {
+	it("lists an amtool silence, autocompletes it, extends it in place, expires it after asking", async () => {
 		const name = `DbMigration${++fired}`;
 		await postAlerts(alertmanager.url, [{ labels: { alertname: name, env: "production", service: "db" } }]);
 		const id = await amtool(alertmanager.url, [
@@ -320,7 +320,7 @@ alerts:
 		expect(await readSilence(alertmanager.url, id)).toEqual(before);
 	});
 
-	it("schedules a maintenance window that starts later: previewed, then pending in AlertManager and in /silence list", async () => {
+	it("schedules a maintenance window for later: previewed, then pending and listed", async () => {
 		const { reply: preview } = await command("maintenance", [
 			{ name: "env", type: 3, value: "staging" },
 			{ name: "service", type: 3, value: "worker" },

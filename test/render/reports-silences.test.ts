@@ -142,7 +142,7 @@ describe("silence messages, in both views", () => {
 		expectReportGolden("silence-expired-unknown", silenceExpireReport(found, "unknown"));
 	});
 
-	it("announces a silence made outside opsbot, a maintenance window's three moments, and reminds before a silence ends", () => {
+	it("announces outside silences and maintenance windows, and reminds before a silence ends", () => {
 		const outside: AlertManagerSilence = silence({
 			createdBy: "dave",
 			matchers: [{ name: "alertname", value: "DbReplicaLag", isRegex: false, isEqual: true }],
