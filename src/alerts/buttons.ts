@@ -38,7 +38,8 @@ import {
 } from "../services/silences.ts";
 import { SshHostKeyError } from "../services/ssh.ts";
 import { alertEnvironment, restartableContainer } from "./actions.ts";
-import { type EpisodeEventKind, type EventDetails, OUTPUT_KEPT } from "./episodes.ts";
+import { noteSilenceOnCard, recordEvent } from "./card-events.ts";
+import { OUTPUT_KEPT } from "./episodes.ts";
 import { checkSilenceMatchers, formatMatchers, parseMatchers } from "./matchers.ts";
 import { SILENCE_CHOICES } from "./render.ts";
 import type { AlertStore, GroupState } from "./store.ts";
@@ -108,24 +109,6 @@ function alertmanagerOf(ctx: HandlerContext, group: GroupState): AlertManagerCli
 	return alertmanager;
 }
 
-/**
- * Adds a person's action to the episode's history (its timeline and thread). After the action took
- * effect: a history that cannot be written is logged, never turned into a failed action.
- */
-async function recordEvent(
-	ctx: HandlerContext,
-	group: { groupId: string; episode: number },
-	kind: EpisodeEventKind,
-	details: EventDetails = {},
-): Promise<void> {
-	const { userId, username } = ctx.actor;
-	await alertStore(ctx)
-		.history.record({ ...group, at: Date.now(), kind, actor: { userId, username }, details })
-		.catch((err: unknown) =>
-			ctx.log.warn({ err, groupId: group.groupId, kind }, "could not add to the alert's history"),
-		);
-}
-
 /** AlertManager slow or down is something the user can act on (try again, silence in its UI): say so. */
 function unavailable(err: unknown, nothing: string): unknown {
 	return err instanceof ServiceUnavailableError
@@ -183,15 +166,8 @@ async function silence(
 		}
 		throw unavailable(err, "nothing was silenced");
 	}
-	await alertStore(ctx).setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
 	await recordAction(ctx, "alert.silence", group.groupId, "ok", { silenceId: id, hours, matchers: matchers.length });
-	await recordEvent(ctx, group, "silenced", {
-		silenceId: id,
-		until: until.getTime(),
-		matchers: matchers.map(({ name, value }) => ({ name, value })),
-		...(comment ? { comment } : {}),
-	});
-	ctx.services.alertState.wake();
+	await noteSilenceOnCard(ctx, group, { id, until: until.getTime(), matchers, ...(comment ? { comment } : {}) });
 	await interaction.followUp({
 		content: `🔕 Silenced until <t:${Math.floor(until.getTime() / 1000)}:f> (silence ${inlineCode(id)}).`,
 		flags: 64,

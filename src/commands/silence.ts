@@ -6,6 +6,7 @@ import {
 	type ChatInputCommandInteraction,
 	SlashCommandBuilder,
 } from "discord.js";
+import { noteSilenceOnCard } from "../alerts/card-events.ts";
 import { formatMatchers, parseMatchers } from "../alerts/matchers.ts";
 import type { ActionName, OpsFile } from "../config.ts";
 import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
@@ -362,14 +363,13 @@ function confirmHandler(
 				target,
 				record: recorder(ctx),
 			});
-			if (group && store) {
-				await store.setSilence(group.groupId, {
+			if (group)
+				await noteSilenceOnCard(ctx, group, {
 					id: silenceId,
-					username: ctx.actor.username,
 					until: draft.endsAt.getTime(),
+					matchers: draft.matchers,
+					comment: draft.comment,
 				});
-				ctx.services.alertState.wake();
-			}
 			await interaction.editReply({
 				content: "",
 				embeds: [reportToEmbed(silenceCreatedReport(silenceId, draft, confirmation.maintenance === true))],

@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import {
@@ -12,6 +14,7 @@ import {
 	type TestAlertManager,
 } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { runOpsbotCli } from "../support/cli.ts";
 import { freePort } from "../support/proc.ts";
 
 const ONCALL = "300000000000000101";
@@ -29,6 +32,7 @@ describe("silences and maintenance windows end to end: Discord double, real Aler
 	let alertmanager: TestAlertManager;
 	// Accepts connections and never answers: AlertManager hung.
 	let hung: Server;
+	let opsYaml: string;
 
 	beforeAll(async () => {
 		hung = createServer(() => undefined);
@@ -44,9 +48,7 @@ describe("silences and maintenance windows end to end: Discord double, real Aler
 		});
 		// opsbot names AlertManager's address before AlertManager (whose webhook names opsbot's) starts.
 		const port = await freePort();
-		bot = await startTestBot(
-			double,
-			`discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", intern: "${INTERN}" } }
+		opsYaml = `discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", intern: "${INTERN}" } }
 access:
   commands: { silence: [oncall, intern], maintenance: [oncall] }
   actions:
@@ -67,9 +69,8 @@ alerts:
   listen: { host: 127.0.0.1, port: 0 }
   defaultChannel: "${CHANNEL}"
   silences: { maxDuration: 2d }
-`,
-			{ WEBHOOK_TOKEN: token },
-		);
+`;
+		bot = await startTestBot(double, opsYaml, { WEBHOOK_TOKEN: token });
 		alertmanager = await startAlertManager({ port, webhookUrl: `${bot.webhookUrl}/alerts`, bearerToken: token });
 	});
 	afterAll(async () => {
@@ -195,6 +196,18 @@ alerts:
 			{ timeout: 5_000, interval: 50 },
 		);
 		await double.waitFor(() => /SILENCED/.test(embedText(double.messages.get(card.id)!)), 15_000);
+		// The episode's history (its timeline) has the silence, read with the CLI from the bot's store.
+		const config = join(bot.stateDir, "cli.yaml");
+		writeFileSync(config, `${opsYaml}stateDir: ${JSON.stringify(bot.stateDir)}\n`);
+		const link = `https://discord.com/channels/${double.guildId}/${CHANNEL}/${card.id}`;
+		const incident = await runOpsbotCli(["incident", link, "--json"], { OPSBOT_CONFIG: config, WEBHOOK_TOKEN: token });
+		const events = (JSON.parse(incident.stdout) as { events: { kind: string; details: Record<string, unknown> }[] })
+			.events;
+		expect(events.find((e) => e.kind === "silenced")?.details).toMatchObject({
+			silenceId,
+			matchers: [{ name: "service", value: "api" }],
+			comment: "rolling back the api",
+		});
 	});
 
 	it("refuses a silence that reaches into an environment the user may not act on, and records it", async () => {
