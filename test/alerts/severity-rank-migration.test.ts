@@ -6,7 +6,8 @@ import pg from "pg";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
-import { type AlertStore, openAlertStore } from "../../src/alerts/store.ts";
+import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
+import type { AlertStore } from "../../src/alerts/store.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { freshStateDatabase } from "./state-database.ts";
 
@@ -39,7 +40,7 @@ describe("the severity_rank migration", () => {
 		expect(await firstSent(store)).toBe("Late");
 		await store.close();
 		const after = new DatabaseSync(path);
-		expect(after.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({ v: 8 });
+		expect(after.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({ v: 10 });
 		after.close();
 	});
 
@@ -56,7 +57,7 @@ describe("the severity_rank migration", () => {
 		const store = await openPostgresAlertStore(url, log);
 
 		expect(await firstSent(store)).toBe("Late");
-		expect((await old.query("SELECT max(version) AS v FROM opsbot_state.schema_version")).rows).toEqual([{ v: 7 }]);
+		expect((await old.query("SELECT max(version) AS v FROM opsbot_state.schema_version")).rows).toEqual([{ v: 9 }]);
 		await old.end();
 		await store.close();
 	});
