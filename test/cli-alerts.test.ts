@@ -5,7 +5,8 @@ import pg from "pg";
 import { pino } from "pino";
 import { describe, expect, inject, it } from "vitest";
 import { openPostgresAlertStore } from "../src/alerts/pg-store.ts";
-import { type AlertStore, groupId, openAlertStore } from "../src/alerts/store.ts";
+import { openAlertStore } from "../src/alerts/sqlite-store.ts";
+import { type AlertStore, groupId } from "../src/alerts/store.ts";
 import { payload } from "./support/alert-fixtures.ts";
 import { runOpsbotCli, unwrapped } from "./support/cli.ts";
 
@@ -99,7 +100,7 @@ async function expectListed(env: Record<string, string>): Promise<void> {
 describe("opsbot alerts", () => {
 	it("lists the groups in the SQLite store with their state, acknowledgement, silence and message link; --json gives exact values", async () => {
 		const ops = opsFile();
-		await fill(openAlertStore(join(ops.stateDir, "alerts.sqlite")));
+		await fill(openAlertStore(join(ops.stateDir, "opsbot.sqlite")));
 
 		await expectListed({ OPSBOT_CONFIG: ops.path });
 	});
@@ -128,6 +129,6 @@ describe("opsbot alerts", () => {
 		expect(result.code).toBe(0);
 		expect(result.stdout).toBe("[OK] No alert groups\nopsbot holds no alert groups.\n");
 		expect(JSON.parse(json.stdout)).toEqual([]);
-		expect(existsSync(join(ops.stateDir, "alerts.sqlite"))).toBe(false);
+		expect(existsSync(join(ops.stateDir, "opsbot.sqlite"))).toBe(false);
 	});
 });
