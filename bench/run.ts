@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	charts: () => import("./charts.ts"),
 	memory: () => import("./memory.ts"),
 	"chart-storm": () => import("./chart-storm.ts"),
+	reconcile: () => import("./reconcile.ts"),
 };
 
 const wanted = process.argv.slice(2);

@@ -1,12 +1,13 @@
 import { type MessageOutbox, messageOutbox } from "./alerts/message-outbox.ts";
 import { createRunningRestarts, type RunningRestarts } from "./alerts/running-restarts.ts";
 import type { AlertStore } from "./alerts/store.ts";
+import type { FiringQueryState } from "./commands/alerts.ts";
 import { type Config, findEnvironment } from "./config.ts";
 import { type AccessPolicy, createAccessPolicy } from "./discord/access.ts";
 import type { Logger } from "./log.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import { createMetrics, type Metrics, unservedMetrics } from "./metrics.ts";
 import type { ActionLog } from "./services/action-log.ts";
-import { type AlertManagerService, createAlertManagerService } from "./services/alertmanager.ts";
+import { type AlertManagerService, createAlertManagerService, type Matcher } from "./services/alertmanager.ts";
 import { type AuditQueryState, type AuditService, createAuditService } from "./services/audit.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
 import type { LogsQueryState } from "./services/log-search.ts";
@@ -33,7 +34,22 @@ export type Confirmation =
 			minutes: number;
 			sessions?: EndableSessions;
 	  }
-	| { kind: "alert.restart"; environment: string; container: string; groupId: string; episode: number };
+	| { kind: "alert.restart"; environment: string; container: string; groupId: string; episode: number }
+	/** A previewed silence: created on Confirm, starting then (or at `startsAt` for a window) for `durationMs`. */
+	| {
+			kind: "alert.silence";
+			environment: string;
+			matchers: readonly Matcher[];
+			durationMs: number;
+			startsAt?: number;
+			comment: string;
+			/** A maintenance window (/maintenance): its Confirm needs maintenance.create. */
+			maintenance?: boolean;
+			/** The card it was made from, which shows it once made. */
+			groupId?: string;
+			episode?: number;
+	  }
+	| { kind: "silence.expire"; environment: string; silenceId: string };
 
 /** The alert relay's state, for its buttons. */
 export interface AlertState {
@@ -79,6 +95,8 @@ export interface Services {
 	 * Undefined when `alerts` is not configured (nothing delivers them then).
 	 */
 	readonly messages: MessageOutbox | undefined;
+	/** /alerts firing filters behind its page buttons, for 15 minutes. */
+	readonly alertQueries: PendingStore<FiringQueryState>;
 	/** opsbot's own metrics, served on the webhook port. */
 	readonly metrics: Metrics;
 }
@@ -134,10 +152,11 @@ export async function createContext(
 	};
 	const ssh = createSshService({ environments, secret });
 	const prometheus = createPrometheusService(environments);
+	const alertmanager = createAlertManagerService(environments);
 	const services: Services = {
 		databases,
 		ssh,
-		alertmanager: createAlertManagerService(environments),
+		alertmanager,
 		prometheus,
 		health: createHealthService({
 			environments,
@@ -146,6 +165,7 @@ export async function createContext(
 			ssh,
 			prometheus,
 			log: log.child({ svc: "health" }),
+			alertmanagerContacts: () => alertmanager.contacts(),
 		}),
 		pool: createPoolService({
 			database: (environment) => databases.get(environment),
@@ -181,7 +201,9 @@ export async function createContext(
 			running: createRunningRestarts(),
 		},
 		messages: alertStore ? messageOutbox(alertStore, wake) : undefined,
-		metrics: createMetrics(),
+		alertQueries: pending<FiringQueryState>("alerts", 15 * 60_000),
+		// Served on the webhook port, so only with `alerts`; without it nothing would read them.
+		metrics: config.ops.alerts ? await createMetrics() : unservedMetrics(),
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };
 	return {

@@ -1,5 +1,6 @@
 import {
 	ActionRowBuilder,
+	AttachmentBuilder,
 	ButtonBuilder,
 	ButtonStyle,
 	ModalBuilder,
@@ -7,6 +8,7 @@ import {
 	TextInputStyle,
 } from "discord.js";
 import { logsMessage } from "../commands/logs.ts";
+import { discordCreatedBy, requireEnvironmentsAllowed, showSilencePreview } from "../commands/silence.ts";
 import { type AlertingOps, findEnvironment } from "../config.ts";
 import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
 import { type CustomId, encodeCustomId } from "../discord/custom-id.ts";
@@ -19,16 +21,26 @@ import {
 	pendingState,
 	recordAction,
 } from "../discord/handler.ts";
+import { editReplyWithFiles } from "../discord/reply.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { DISCORD_LIMITS, inlineCode, truncate } from "../render/limits.ts";
+import { reportToEmbed } from "../render/report.ts";
 import type { AlertManagerClient } from "../services/alertmanager.ts";
 import { HttpAnswerError, HttpStatusError, ServiceUnavailableError } from "../services/http.ts";
+import {
+	environmentsReached,
+	maxSilenceMs,
+	parseSilenceDuration,
+	SILENCE_PRESETS,
+	silenceComment,
+} from "../services/silences.ts";
 import { SshHostKeyError } from "../services/ssh.ts";
 import { alertEnvironment, restartableContainer } from "./actions.ts";
+import { type EpisodeEventKind, type EventDetails, OUTPUT_KEPT } from "./episodes.ts";
+import { checkSilenceMatchers, formatMatchers, parseMatchers } from "./matchers.ts";
 import { SILENCE_CHOICES } from "./render.ts";
 import type { AlertStore, GroupState } from "./store.ts";
-
-const MAX_SILENCE_HOURS = 24 * 14;
+import { buildTimeline } from "./timeline.ts";
 
 const RELAY_NOT_RUNNING = "The alert relay is not running in this opsbot.";
 
@@ -94,6 +106,24 @@ function alertmanagerOf(ctx: HandlerContext, group: GroupState): AlertManagerCli
 	return alertmanager;
 }
 
+/**
+ * Adds a person's action to the episode's history (its timeline and thread). After the action took
+ * effect: a history that cannot be written is logged, never turned into a failed action.
+ */
+async function recordEvent(
+	ctx: HandlerContext,
+	group: { groupId: string; episode: number },
+	kind: EpisodeEventKind,
+	details: EventDetails = {},
+): Promise<void> {
+	const { userId, username } = ctx.actor;
+	await alertStore(ctx)
+		.history.record({ ...group, at: Date.now(), kind, actor: { userId, username }, details })
+		.catch((err: unknown) =>
+			ctx.log.warn({ err, groupId: group.groupId, kind }, "could not add to the alert's history"),
+		);
+}
+
 /** AlertManager slow or down is something the user can act on (try again, silence in its UI): say so. */
 function unavailable(err: unknown, nothing: string): unknown {
 	return err instanceof ServiceUnavailableError
@@ -151,16 +181,6 @@ function unexpectedSilenceAnswer(
 	return undefined;
 }
 
-/** "90m", "4h", "2d" -> hours; bounded to two weeks. */
-export function parseSilenceDuration(text: string): number {
-	const m = /^\s*(\d{1,4})\s*([mhd])\s*$/i.exec(text);
-	if (!m) throw new UserFacingError("Give the duration as minutes, hours or days, e.g. 90m, 6h or 2d.");
-	const hours = Number(m[1]) * { m: 1 / 60, h: 1, d: 24 }[m[2]!.toLowerCase() as "m" | "h" | "d"];
-	if (hours <= 0 || hours > MAX_SILENCE_HOURS)
-		throw new UserFacingError(`A silence from Discord lasts between 1 minute and ${MAX_SILENCE_HOURS / 24} days.`);
-	return hours;
-}
-
 async function silence(
 	interaction: ComponentInteraction,
 	ctx: HandlerContext,
@@ -178,6 +198,12 @@ async function silence(
 	}));
 	if (matchers.length === 0)
 		throw new UserFacingError("These alerts share no labels, so no single silence can match exactly them.");
+	await requireEnvironmentsAllowed(
+		ctx,
+		"alert.silence",
+		environmentsReached(ctx.config.ops, alertEnvironment(alertingOps(ctx), group.payload).name, matchers),
+		"nothing was silenced",
+	);
 	const until = new Date(Date.now() + hours * 3_600_000);
 	let id: string;
 	try {
@@ -185,7 +211,7 @@ async function silence(
 			matchers,
 			startsAt: new Date(),
 			endsAt: until,
-			createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`,
+			createdBy: discordCreatedBy(ctx),
 			comment: comment || "Silenced from Discord",
 		});
 	} catch (err) {
@@ -201,6 +227,12 @@ async function silence(
 	}
 	await alertStore(ctx).setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
 	await recordAction(ctx, "alert.silence", group.groupId, "ok", { silenceId: id, hours, matchers: matchers.length });
+	await recordEvent(ctx, group, "silenced", {
+		silenceId: id,
+		until: until.getTime(),
+		matchers: matchers.map(({ name, value }) => ({ name, value })),
+		...(comment ? { comment } : {}),
+	});
 	ctx.services.alertState.wake();
 	await interaction.followUp({
 		content: `🔕 Silenced until <t:${Math.floor(until.getTime() / 1000)}:f> (silence ${inlineCode(id)}).`,
@@ -222,6 +254,7 @@ function ackButton(action: "ack" | "unack", nothing: string): ComponentHandler<G
 				action === "ack" ? { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() } : null,
 			);
 			await recordAction(ctx, `alert.${action}`, group.groupId, "ok");
+			await recordEvent(ctx, group, action === "ack" ? "acknowledged" : "unacknowledged");
 			ctx.services.alertState.wake();
 		},
 	};
@@ -242,27 +275,44 @@ export const alertSilence: ComponentHandler<GroupState> = {
 		if (!interaction.isStringSelectMenu()) throw new UserFacingError("This control is not valid.");
 		const choice = interaction.values[0];
 		if (choice === "custom") {
-			// The group is checked again when the form is sent.
+			// The group is checked again when the form is sent, and once more on Confirm.
+			const common = Object.entries(group.payload.commonLabels).map(([name, value]) => ({
+				name,
+				value,
+				isRegex: false,
+				isEqual: true,
+			}));
 			await interaction.showModal(
 				new ModalBuilder()
 					.setCustomId(encodeCustomId("alert", "silenceform", group.groupId))
-					.setTitle("Silence this alert group")
+					.setTitle("Silence: preview before it is made")
 					.addComponents(
 						new ActionRowBuilder<TextInputBuilder>().addComponents(
 							new TextInputBuilder()
 								.setCustomId("duration")
-								.setLabel("For how long (90m, 6h, 2d)")
+								.setLabel("For how long")
+								.setPlaceholder(`${SILENCE_PRESETS.join(", ")} or e.g. 90m`)
+								.setValue("1h")
 								.setStyle(TextInputStyle.Short)
-								.setMaxLength(8)
+								.setMaxLength(12)
 								.setRequired(true),
 						),
 						new ActionRowBuilder<TextInputBuilder>().addComponents(
 							new TextInputBuilder()
 								.setCustomId("comment")
-								.setLabel("Why")
+								.setLabel("Why (shown with the silence)")
 								.setStyle(TextInputStyle.Paragraph)
 								.setMaxLength(500)
-								.setRequired(false),
+								.setRequired(true),
+						),
+						new ActionRowBuilder<TextInputBuilder>().addComponents(
+							new TextInputBuilder()
+								.setCustomId("matchers")
+								.setLabel("Matchers (AlertManager syntax)")
+								.setValue(truncate(formatMatchers(common), 2_000))
+								.setStyle(TextInputStyle.Paragraph)
+								.setMaxLength(2_000)
+								.setRequired(true),
 						),
 					),
 			);
@@ -276,7 +326,7 @@ export const alertSilence: ComponentHandler<GroupState> = {
 	},
 };
 
-/** The custom-silence form. */
+/** The silence form: duration, comment and matchers, checked; then a preview with Confirm (src/commands/silence.ts). */
 export const alertSilenceForm: ComponentHandler<GroupState> = {
 	area: "alert",
 	action: "silenceform",
@@ -286,8 +336,27 @@ export const alertSilenceForm: ComponentHandler<GroupState> = {
 	parse: liveGroup("nothing was silenced"),
 	async run(interaction, group, ctx) {
 		if (!interaction.isModalSubmit()) throw new UserFacingError("This form is not valid.");
-		const hours = parseSilenceDuration(interaction.fields.getTextInputValue("duration"));
-		await silence(interaction, ctx, group, hours, interaction.fields.getTextInputValue("comment").slice(0, 500));
+		const durationMs = parseSilenceDuration(
+			interaction.fields.getTextInputValue("duration"),
+			maxSilenceMs(ctx.config.ops),
+		);
+		const comment = silenceComment(interaction.fields.getTextInputValue("comment"));
+		const matchers = parseMatchers(interaction.fields.getTextInputValue("matchers"));
+		checkSilenceMatchers(matchers);
+		await showSilencePreview(
+			interaction,
+			ctx,
+			{
+				kind: "alert.silence",
+				environment: alertEnvironment(alertingOps(ctx), group.payload).name,
+				matchers,
+				durationMs,
+				comment,
+				groupId: group.groupId,
+				episode: group.episode,
+			},
+			new Set(group.payload.alerts.map((a) => a.fingerprint)),
+		);
 	},
 };
 
@@ -321,6 +390,7 @@ export const alertUnsilence: ComponentHandler<GroupState> = {
 		await recordAction(ctx, "alert.unsilence", group.groupId, outcome === "expired" ? "ok" : "already gone", {
 			silenceId: group.silence.id,
 		});
+		await recordEvent(ctx, group, "unsilenced", { silenceId, result: outcome === "expired" ? "ok" : "already gone" });
 		ctx.services.alertState.wake();
 		await interaction.followUp({ content: "🔔 Silence expired.", flags: 64 });
 	},
@@ -404,7 +474,7 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 		}
 		return value;
 	},
-	async run(interaction, { environment, container, groupId }, ctx) {
+	async run(interaction, { environment, container, groupId, episode }, ctx) {
 		const ssh = findEnvironment(ctx.config.ops, environment)?.ssh;
 		if (!ssh?.containers.includes(container)) throw new UserFacingError("That container is no longer allow-listed.");
 		const key = `${environment}/${container}`;
@@ -422,6 +492,8 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 				`${inlineCode(container)} was restarted <t:${Math.floor(claim.lastAt / 1000)}:R>; wait until <t:${Math.floor((claim.lastAt + cooldownMs) / 1000)}:t> before restarting it again.`,
 			);
 		}
+		const restarted = { groupId, episode };
+		const where = { environment, host: ssh.host, container };
 		if (claim.tookOver)
 			ctx.log.warn({ key, previous: claim.tookOver }, "took over a restart claim whose holder died mid-restart");
 		const tookOver = claim.tookOver
@@ -453,6 +525,13 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 				...tookOver,
 			});
 			const why = ok ? {} : { exitCode: result.code, reason: firstLine(result.stderr) || "no error output" };
+			const output = [result.stdout.trim(), result.stderr.trim()].filter(Boolean).join("\n");
+			await recordEvent(ctx, restarted, "restart", {
+				...where,
+				result: ok ? "ok" : `failed: exit ${result.code}`,
+				exitCode: result.code,
+				output: output.slice(0, OUTPUT_KEPT),
+			});
 			await alertStore(ctx).setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok, ...why });
 			ctx.services.alertState.wake();
 			await interaction.editReply({
@@ -467,6 +546,11 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 				throw err;
 			}
 			await recordAction(ctx, "alert.restart", key, "failed", tookOver);
+			await recordEvent(ctx, restarted, "restart", {
+				...where,
+				result: "failed",
+				output: (err instanceof Error ? err.message : String(err)).slice(0, OUTPUT_KEPT),
+			});
 			// The card says so too, not only the presser's reply: the next person looking must not press again blind.
 			const reason = firstLine(err instanceof Error ? err.message : String(err)) || "the SSH command failed";
 			await alertStore(ctx)
@@ -526,18 +610,60 @@ export const alertLogs: ComponentHandler<GroupState> = {
 		);
 		const end = Math.min(Date.now(), started + 30 * 60_000);
 		await recordAction(ctx, "alert.logs", group.groupId, "ok");
+		const from = started - 15 * 60_000;
+		const to = Math.max(end, started + 60_000);
+		await recordEvent(ctx, group, "logs", { environment: env.name, service, from, to });
 		await interaction.editReply(
 			await logsMessage(
 				ctx,
 				{
 					environment: env.name,
 					service,
-					start: new Date(started - 15 * 60_000),
-					end: new Date(Math.max(end, started + 60_000)),
+					start: new Date(from),
+					end: new Date(to),
 					limit: ctx.config.ops.logs.defaultLimit,
 				},
 				`Logs of ${service} around ${group.payload.commonLabels.alertname ?? "the alert"}`,
 			),
+		);
+	},
+};
+
+/** Timeline on a resolved card: the episode's timeline as a Markdown file, for the postmortem (only the presser sees it). */
+export const alertTimeline: ComponentHandler<{ groupId: string; episode: number | undefined }> = {
+	area: "alert",
+	action: "timeline",
+	permission: { command: "alerts" },
+	defer: "reply",
+	async parse(id) {
+		const [groupId = "", episodeArg] = id.args;
+		const episode = episodeArg === undefined ? undefined : Number(episodeArg);
+		if (!/^[0-9a-f]{32}$/.test(groupId) || (episode !== undefined && !(Number.isInteger(episode) && episode >= 1)))
+			throw new PressRefusedError("This alert is not known to opsbot (any more).", {
+				reason: "unknown alert group",
+				target: groupId || "?",
+			});
+		return { groupId, episode };
+	},
+	async run(interaction, { groupId, episode }, ctx) {
+		const timeline = await buildTimeline(alertStore(ctx), alertingOps(ctx), groupId, episode);
+		if (!timeline)
+			throw new UserFacingError(
+				`opsbot no longer holds this episode's history (it keeps ${alertingOps(ctx).alerts.history.days} days).`,
+			);
+		await recordAction(ctx, "alert.timeline", groupId, "ok", { episode: timeline.episode.episode });
+		const name = timeline.episode.name.replace(/[^A-Za-z0-9_-]+/g, "-").slice(0, 60) || "alert";
+		await editReplyWithFiles(
+			interaction,
+			{
+				embeds: [reportToEmbed(timeline.report)],
+				files: [
+					new AttachmentBuilder(Buffer.from(timeline.markdown), {
+						name: `timeline-${name}-${timeline.episode.episode}.md`,
+					}),
+				],
+			},
+			ctx.log,
 		);
 	},
 };
@@ -553,4 +679,5 @@ export const ALERT_BUTTONS: readonly AnyComponentHandler[] = [
 	alertRestartConfirm,
 	alertRestartCancel,
 	alertLogs,
+	alertTimeline,
 ];

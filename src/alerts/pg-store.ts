@@ -2,6 +2,8 @@ import type pg from "pg";
 import { withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { openStateDatabase, type StateDatabase } from "../state/postgres.ts";
+import { acceptedChanges, type EpisodeFacts, episodeFacts, type GroupChange } from "./episodes.ts";
+import { createPostgresEpisodeHistory } from "./episodes-pg.ts";
 import {
 	type AcceptJob,
 	type AcceptResult,
@@ -37,8 +39,9 @@ const WRITABLE_PROBE_MS = 2_000;
 /** Most webhooks one group commit writes (one statement's arrays and one JSON array of payloads). */
 const MAX_GROUP_COMMIT = 256;
 
-/** A webhook waiting for the next group commit. */
+/** A webhook waiting for the next group commit, with what the history needs of it (episodes.ts). */
 interface PendingAccept extends AcceptJob {
+	readonly facts: EpisodeFacts;
 	readonly resolve: (result: AcceptResult) => void;
 	readonly reject: (err: unknown) => void;
 }
@@ -105,7 +108,11 @@ type LockedGroup = {
  * heads, and writes what group-machine.ts decides. Groups are inserted and locked in id order, so two
  * replicas committing batches that share groups wait for each other instead of deadlocking.
  */
-async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]): Promise<readonly AcceptResult[]> {
+async function acceptBatch(
+	client: pg.PoolClient,
+	jobs: readonly PendingAccept[],
+	history: (client: pg.PoolClient, changes: readonly GroupChange[]) => Promise<void>,
+): Promise<readonly AcceptResult[]> {
 	const fresh = touchedGroups(jobs).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 	// New groups are inserted as their first webhook would open them; the write below sets what the whole batch decided.
 	const [lock] = (
@@ -163,12 +170,14 @@ async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]
 		enqueue.map((q) => slot.get(q.job)!),
 		enqueue.map((q) => q.at),
 	]);
+	await history(client, acceptedChanges(groups, jobs));
 	return plan.results;
 }
 
 type GroupRow = {
 	id: string;
 	channel: string;
+	first_firing_at: string | number;
 	episode: number;
 	status: string;
 	last_signature: string;
@@ -240,6 +249,8 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 		Date.now() - MESSAGE_RETENTION_MS,
 	]);
 
+	const episodes = createPostgresEpisodeHistory(db, tx);
+
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
 	const requeue = (
 		id: string,
@@ -275,7 +286,7 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 				const batch = accepts.slice(0, MAX_GROUP_COMMIT);
 				accepts = accepts.slice(batch.length);
 				try {
-					const results = await tx((client) => acceptBatch(client, batch));
+					const results = await tx((client) => acceptBatch(client, batch, episodes.apply));
 					for (const [i, job] of batch.entries()) job.resolve(results[i]!);
 				} catch (err) {
 					if (batch.length === 1 || !payloadFault(err)) {
@@ -284,7 +295,7 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 					}
 					for (const job of batch) {
 						try {
-							job.resolve((await tx((client) => acceptBatch(client, [job])))[0]!);
+							job.resolve((await tx((client) => acceptBatch(client, [job], episodes.apply)))[0]!);
 						} catch (own) {
 							job.reject(own);
 						}
@@ -298,7 +309,7 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 
 	return {
 		async accept(payload, targets, now = Date.now()) {
-			const job = acceptJob(payload, targets, now);
+			const job = { ...acceptJob(payload, targets, now), facts: episodeFacts(payload) };
 			return new Promise<AcceptResult>((resolve, reject) => {
 				accepts.push({ ...job, resolve, reject });
 				if (!committing) {
@@ -558,13 +569,26 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 			);
 			return rows.map(groupState);
 		},
-		resolveGroup: (id, expectedSignature, now = Date.now()) =>
+		async openGroups(after, limit) {
+			const { rows } = await db.query<GroupRow>(
+				"SELECT * FROM opsbot_state.groups WHERE status <> 'resolved' AND last_payload IS NOT NULL" +
+					" AND id > $1 ORDER BY id LIMIT $2",
+				[after, limit],
+			);
+			return rows.map(groupState);
+		},
+		resolveGroup: (id, expectedSignature, now = Date.now(), reconciled = false) =>
 			tx(async (client) => {
 				const { rows } = await client.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 FOR UPDATE", [
 					id,
 				]);
 				const row = rows[0];
-				const resolved = resolveByHand(row?.last_payload ? groupState(row) : undefined, expectedSignature, now);
+				const resolved = resolveByHand(
+					row?.last_payload ? groupState(row) : undefined,
+					expectedSignature,
+					now,
+					reconciled,
+				);
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
 				await client.query(
@@ -575,6 +599,17 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 					"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
 					[id, row.episode, json, now],
 				);
+				await episodes.apply(client, [
+					{
+						groupId: id,
+						channel: row.channel,
+						episode: row.episode,
+						status: "resolved",
+						firstFiringAt: Number(row.first_firing_at),
+						facts: episodeFacts(resolved.payload),
+						at: now,
+					},
+				]);
 				return true;
 			}),
 		setAck: (id, ack) => requeue(id, "ack", ack),
@@ -635,6 +670,7 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 				[item.id, at],
 			);
 		},
+		history: episodes.history,
 		async close() {
 			// Webhooks waiting for a group commit are written (or refused) before the pool ends.
 			await committed;

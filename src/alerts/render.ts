@@ -40,6 +40,22 @@ export interface AlertActions {
 	readonly restartContainer?: string | undefined;
 	/** Whether log search exists for the alert's environment: offers Logs. */
 	readonly logs: boolean;
+	/** The episode the message is about: its Timeline button (once resolved) exports that episode. */
+	readonly episode?: number;
+}
+
+/** The Timeline button of a resolved card (handled in src/alerts/buttons.ts). */
+function timelineRow(actions: AlertActions): APIActionRowComponent<APIComponentInMessageActionRow> {
+	const args = [actions.groupId, ...(actions.episode !== undefined ? [String(actions.episode)] : [])];
+	return new ActionRowBuilder<ButtonBuilder>()
+		.addComponents(
+			new ButtonBuilder()
+				.setCustomId(encodeCustomId("alert", "timeline", ...args))
+				.setLabel("Timeline")
+				.setEmoji({ name: "🧾" })
+				.setStyle(ButtonStyle.Secondary),
+		)
+		.toJSON();
 }
 
 /** The durations the Silence select offers, in hours; "custom" opens a form. */
@@ -151,10 +167,11 @@ export function renderAlertGroup(
 	if (chart) embed.setImage("attachment://chart.png");
 	const attachList = group.firing && listShown < payload.alerts.length && !context.withoutAttachments;
 	const ping = group.mention ? `${textToMarkdown({ mention: "role", id: group.mention })} ` : "";
-	const actionButtons =
-		group.firing && context.actions
+	const actionButtons = !context.actions
+		? []
+		: group.firing
 			? actionRows(context.actions, Boolean(context.ack), activeSilence(context.silence, now) !== null)
-			: [];
+			: [timelineRow(context.actions)];
 	return {
 		content: group.headline ? `${ping}${headlineText(group.headline)}` : "",
 		embed: embed.toJSON(),

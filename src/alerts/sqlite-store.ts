@@ -2,6 +2,8 @@ import { statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { openSqliteDatabase } from "../state/sqlite.ts";
+import { acceptedChanges, type EpisodeFacts, episodeFacts } from "./episodes.ts";
+import { createSqliteEpisodeHistory } from "./episodes-sqlite.ts";
 import {
 	type AcceptJob,
 	type AcceptResult,
@@ -76,6 +78,7 @@ function freeBytes(path: string): number | undefined {
 type GroupRow = {
 	id: string;
 	channel: string;
+	first_firing_at: number;
 	episode: number;
 	status: string;
 	last_signature: string;
@@ -102,8 +105,13 @@ function groupState(row: GroupRow & { last_payload: string }): GroupState {
 	};
 }
 
+/** A webhook with what the history needs of it (episodes.ts). */
+interface HistoryJob extends AcceptJob {
+	readonly facts: EpisodeFacts;
+}
+
 /** A webhook waiting for the next group commit. */
-interface PendingAccept extends AcceptJob {
+interface PendingAccept extends HistoryJob {
 	readonly resolve: (result: AcceptResult) => void;
 	readonly reject: (err: unknown) => void;
 }
@@ -172,6 +180,9 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 		"SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
 	);
 	const listed = db.prepare("SELECT * FROM groups WHERE last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
+	const openStmt = db.prepare(
+		"SELECT * FROM groups WHERE status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+	);
 	const insertOutbox = db.prepare(
 		"INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
 	);
@@ -270,7 +281,7 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 	 * A batch of webhooks' changes, inside the caller's transaction: reads the heads of the groups they
 	 * touch, and writes what group-machine.ts decides.
 	 */
-	function acceptBatch(jobs: readonly AcceptJob[]): readonly AcceptResult[] {
+	function acceptBatch(jobs: readonly HistoryJob[]): readonly AcceptResult[] {
 		const heads = new Map<string, GroupHead>();
 		for (const { id } of touchedGroups(jobs)) {
 			const row = getGroupHead.get(id) as
@@ -320,6 +331,7 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 		}
 		for (const id of plan.supersede) supersede.run(id);
 		for (const row of plan.enqueue) insertOutbox.run(row.groupId, row.episode, jobs[row.job]!.json, row.at, row.at);
+		episodes.apply(acceptedChanges(plan.groups, jobs));
 		return plan.results;
 	}
 
@@ -364,6 +376,8 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 		}
 	}
 
+	const episodes = createSqliteEpisodeHistory(db, (work) => tx(work));
+
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
 	function requeue(id: string, change: () => void): void {
 		tx(() => {
@@ -376,7 +390,7 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 	return {
 		async accept(payload, targets, now = Date.now()) {
 			// Everything that does not need the database is done here, outside the shared transaction.
-			const job = acceptJob(payload, targets, now);
+			const job = { ...acceptJob(payload, targets, now), facts: episodeFacts(payload) };
 			recentAccepts.push((2 * job.json.length + ACCEPT_PAGES_BYTES) * targets.length);
 			if (recentAccepts.length > RECENT_ACCEPTS) recentAccepts.shift();
 			return new Promise<AcceptResult>((resolve, reject) => {
@@ -549,18 +563,32 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 			(silenced.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
 		listGroups: async (after, limit) =>
 			(listed.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
-		async resolveGroup(id, expectedSignature, now = Date.now()) {
+		openGroups: async (after, limit) =>
+			(openStmt.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
+		async resolveGroup(id, expectedSignature, now = Date.now(), reconciled = false) {
 			return tx(() => {
 				const row = getGroup.get(id) as GroupRow | undefined;
 				const resolved = resolveByHand(
 					row?.last_payload ? groupState(row as GroupRow & { last_payload: string }) : undefined,
 					expectedSignature,
 					now,
+					reconciled,
 				);
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
 				resolveStmt.run(resolved.signature, json, id);
 				insertOutbox.run(id, row.episode, json, now, now);
+				episodes.apply([
+					{
+						groupId: id,
+						channel: row.channel,
+						episode: row.episode,
+						status: "resolved",
+						firstFiringAt: row.first_firing_at,
+						facts: episodeFacts(resolved.payload),
+						at: now,
+					},
+				]);
 				return true;
 			});
 		},
@@ -590,6 +618,7 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 		async retryMessageLater(item, at) {
 			retryMessage.run(at, item.id);
 		},
+		history: episodes.history,
 		async close() {
 			// Webhooks waiting for the next group commit are written (or refused) before the file closes.
 			commitAccepts();

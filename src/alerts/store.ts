@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { EpisodeHistory } from "./episodes.ts";
 import type { AcceptResult } from "./group-machine.ts";
 import type { MessageItem, MessageOutcome, QueuedMessage } from "./message-outbox.ts";
 import type { RouteTarget } from "./routing.ts";
@@ -165,9 +166,8 @@ export interface AlertStore {
 	/**
 	 * Marks the group's current episode resolved (every alert ended at `now`) and queues the re-render,
 	 * as a resolved notification would; only if the group still fires with `expectedSignature`. For groups
-	 * AlertManager will not notify about (it sends no resolved notification for silenced alerts).
+	 * AlertManager no longer holds but sent no resolved notification about (`reconciled`: the card says so).
 	 */
-	resolveGroup(groupId: string, expectedSignature: string, now?: number): Promise<boolean>;
 	/** The message outbox (message-outbox.ts): queues a message; false when its key was queued before. */
 	enqueueMessage(message: QueuedMessage, now?: number): Promise<boolean>;
 	/** What became of the message queued under `key`. */
@@ -179,6 +179,11 @@ export interface AlertStore {
 	/** Gives the message up: Discord refused it for good (or opsbot kept failing to send it). */
 	messageFailed(item: MessageItem, reason: string, now?: number): Promise<void>;
 	retryMessageLater(item: MessageItem, at: number): Promise<void>;
+	resolveGroup(groupId: string, expectedSignature: string, now?: number, reconciled?: boolean): Promise<boolean>;
+	/** Groups whose current episode has not resolved, in id order after `after`: one bounded page (for reconciliation). */
+	openGroups(after: string, limit: number): Promise<GroupState[]>;
+	/** The groups' episodes and what happened in them (episodes.ts), written with the notifications. */
+	readonly history: EpisodeHistory;
 	close(): Promise<void>;
 }
 

@@ -1,8 +1,20 @@
-import { SlashCommandBuilder } from "discord.js";
-import { type Command, recordAction } from "../discord/handler.ts";
-import { UserFacingError } from "../errors.ts";
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
+import type { EpisodeHistory, FiringFilter } from "../alerts/episodes.ts";
+import { FIRING_PAGE, firingReport, historyReport } from "../alerts/incident-reports.ts";
+import { encodeCustomId } from "../discord/custom-id.ts";
+import {
+	type Command,
+	type ComponentHandler,
+	type HandlerContext,
+	type PendingPress,
+	pendingState,
+	recordAction,
+} from "../discord/handler.ts";
+import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { type Report, reportToEmbed } from "../render/report.ts";
 import { newTestAlert, ownWebhook, postWebhook } from "../test-alert.ts";
+import { parseTimeSpec } from "../time.ts";
+import { environmentChoices, environmentOption } from "./options.ts";
 
 /** What a test alert did, for its report in Discord and the terminal. */
 export interface TestAlertSent {
@@ -29,6 +41,59 @@ export function testAlertReport(sent: TestAlertSent): Report {
 	};
 }
 
+/** What /alerts firing's page buttons refer to. */
+export interface FiringQueryState {
+	readonly filter: FiringFilter;
+}
+
+/** The episode history, or a plain refusal where this opsbot does not relay alerts. */
+export function historyOf(ctx: Pick<HandlerContext, "services">): EpisodeHistory {
+	const store = ctx.services.alertState.store;
+	if (!store) throw new UserFacingError("The alert relay is not running in this opsbot, so it holds no alerts.");
+	return store.history;
+}
+
+/** Episodes `/alerts history` lists (its figures cover the whole range). */
+export const HISTORY_LISTED = 15;
+/** How far back a history reaches at most: the longest retention. */
+const HISTORY_MAX_DAYS = 3_650;
+
+/** `since` as a time (default 24 h ago), refused when it is not a time or lies ahead. */
+export function historySince(spec: string | null | undefined, now: number): number {
+	const since = parseTimeSpec(spec ?? "24h", new Date(now)).getTime();
+	if (since >= now) throw new UserFacingError("`since` must lie in the past, e.g. 24h, 7d or 2026-11-24.");
+	return Math.max(since, now - HISTORY_MAX_DAYS * 86_400_000);
+}
+
+async function firingPage(ctx: HandlerContext, token: string, filter: FiringFilter, offset: number) {
+	const page = await historyOf(ctx).firing(filter, offset, FIRING_PAGE);
+	const report = firingReport(
+		{ ...page, offset, filter },
+		{ guildId: ctx.config.ops.discord.guildId, now: Date.now() },
+	);
+	const more = offset + page.episodes.length < page.total;
+	return {
+		embeds: [reportToEmbed(report)],
+		components:
+			offset === 0 && !more
+				? []
+				: [
+						new ActionRowBuilder<ButtonBuilder>().addComponents(
+							new ButtonBuilder()
+								.setCustomId(encodeCustomId("alerts", "page", token, String(Math.max(0, offset - FIRING_PAGE)), "prev"))
+								.setLabel("◀ Previous")
+								.setStyle(ButtonStyle.Secondary)
+								.setDisabled(offset === 0),
+							new ButtonBuilder()
+								.setCustomId(encodeCustomId("alerts", "page", token, String(offset + FIRING_PAGE), "next"))
+								.setLabel("Next ▶")
+								.setStyle(ButtonStyle.Secondary)
+								.setDisabled(!more),
+						),
+					],
+	};
+}
+
 /**
  * `/alerts test`: the same synthetic group as `opsbot test-alert`, through the bot's own webhook, so
  * a channel's set-up (routes, permissions, role mention) is checked without a real incident. The
@@ -40,6 +105,32 @@ export const alerts: Command = {
 	data: new SlashCommandBuilder()
 		.setName("alerts")
 		.setDescription("The AlertManager relay")
+		.addSubcommand((s) =>
+			s
+				.setName("firing")
+				.setDescription("What fires now, worst first, with who acknowledged or silenced it")
+				.addStringOption((o) => environmentOption(o, "Only this environment"))
+				.addStringOption((o) =>
+					o
+						.setName("severity")
+						.setDescription("Only this severity")
+						.addChoices(
+							{ name: "critical", value: "critical" },
+							{ name: "warning", value: "warning" },
+							{ name: "info", value: "info" },
+						),
+				)
+				.addStringOption((o) => o.setName("name").setDescription("Only alert names containing this").setMaxLength(100)),
+		)
+		.addSubcommand((s) =>
+			s
+				.setName("history")
+				.setDescription("What fired: episodes, time to acknowledge and resolve, flapping groups")
+				.addStringOption((o) =>
+					o.setName("since").setDescription("From when: 24h (default), 7d, 2026-11-24").setMaxLength(40),
+				)
+				.addStringOption((o) => o.setName("name").setDescription("Only alert names containing this").setMaxLength(100)),
+		)
 		.addSubcommand((s) =>
 			s
 				.setName("test")
@@ -70,8 +161,38 @@ export const alerts: Command = {
 				),
 		)
 		.toJSON(),
+	async autocomplete(interaction, ctx) {
+		return environmentChoices(ctx.config.ops, interaction.options.getFocused(true).value);
+	},
 	async execute(interaction, ctx) {
-		if (interaction.options.getSubcommand() !== "test") throw new UserFacingError("Unknown /alerts subcommand.");
+		const sub = interaction.options.getSubcommand();
+		if (sub === "firing") {
+			const filter: FiringFilter = {
+				...(interaction.options.getString("env") ? { environment: interaction.options.getString("env")! } : {}),
+				...(interaction.options.getString("severity") ? { severity: interaction.options.getString("severity")! } : {}),
+				...(interaction.options.getString("name") ? { name: interaction.options.getString("name")! } : {}),
+			};
+			historyOf(ctx); // refused before a token is stored where no relay runs
+			const token = await ctx.services.alertQueries.put(ctx.actor.userId, { filter });
+			await interaction.editReply(await firingPage(ctx, token, filter, 0));
+			return;
+		}
+		if (sub === "history") {
+			const now = Date.now();
+			const since = historySince(interaction.options.getString("since"), now);
+			const name = interaction.options.getString("name") ?? undefined;
+			const summary = await historyOf(ctx).history({
+				since,
+				until: now + 1,
+				...(name ? { name } : {}),
+				limit: HISTORY_LISTED,
+			});
+			await interaction.editReply({
+				embeds: [reportToEmbed(historyReport(summary, { now, ...(name ? { name } : {}) }))],
+			});
+			return;
+		}
+		if (sub !== "test") throw new UserFacingError("Unknown /alerts subcommand.");
 		const severity = interaction.options.getString("severity") ?? "warning";
 		const channel = interaction.options.getString("channel") ?? undefined;
 		if (channel !== undefined && !/^\d{17,20}$/.test(channel))
@@ -97,5 +218,28 @@ export const alerts: Command = {
 		await interaction.editReply({
 			embeds: [reportToEmbed(testAlertReport({ channels: alert.channels, severity, resolvesInSeconds: resolveAfter }))],
 		});
+	},
+};
+
+const firingSearch = pendingState((services) => services.alertQueries, "peek", {
+	expired: "This list has expired; run /alerts firing again.",
+	otherUser: "These buttons belong to whoever ran /alerts firing; run it yourself.",
+});
+
+/** Previous / Next on /alerts firing: the same filters, another page (read again: what fires changes). */
+export const alertsPage: ComponentHandler<PendingPress<FiringQueryState> & { offset: number }> = {
+	area: "alerts",
+	action: "page",
+	permission: { command: "alerts" },
+	defer: "update",
+	async parse(id, ctx) {
+		const search = await firingSearch(id, ctx);
+		const offset = Number(search.args[0]);
+		if (!Number.isInteger(offset) || offset < 0 || offset > 100_000)
+			throw new PressRefusedError("That page is not valid.", { reason: "invalid page", target: "?" });
+		return { ...search, offset };
+	},
+	async run(interaction, { token, value, offset }, ctx) {
+		await interaction.editReply(await firingPage(ctx, token, value.filter, offset));
 	},
 };

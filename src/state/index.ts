@@ -81,3 +81,21 @@ export async function openState(config: Config, log: Logger, options: { alerts?:
 export function embeddedStateExists(config: Config): boolean {
 	return [STATE_FILE, "alerts.sqlite"].some((file) => existsSync(join(config.ops.stateDir, file)));
 }
+
+/**
+ * Runs `work` on the alert store the relay uses, for a CLI command that only reads it; undefined
+ * where the relay never ran (no STATE_DATABASE_URL and no state file: opening it would create one).
+ */
+export async function readAlertStore<T>(
+	config: Config,
+	log: Logger,
+	work: (store: AlertStore) => Promise<T>,
+): Promise<T | undefined> {
+	if (!config.env.STATE_DATABASE_URL && !embeddedStateExists(config)) return undefined;
+	const state = await openState(config, log, { alerts: true });
+	try {
+		return await work(state.alerts!);
+	} finally {
+		await state.close();
+	}
+}

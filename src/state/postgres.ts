@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { EPISODES_PG_MIGRATION } from "../alerts/episodes-pg.ts";
 import type { Logger } from "../log.ts";
 import { createPool } from "../pg-pool.ts";
 
@@ -41,7 +42,7 @@ export function statePoolConfig(url: string, statementTimeoutMs = STATE_STATEMEN
 
 /**
  * Every change to schema opsbot_state, in order; schema_version holds how many have run. Append
- * only. Entries 1-7 are the alert store's list as it was; 8 and 9 bring in, idempotently, what
+ * only. Entries 1-8 are the alert store's list as it was; 9 and 10 bring in, idempotently, what
  * opsbot created outside the list before (IF NOT EXISTS: a database written by those versions has them).
  */
 export const POSTGRES_MIGRATIONS: readonly string[] = [
@@ -100,6 +101,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
 		done_at BIGINT
 	);
 	CREATE INDEX message_outbox_queued ON opsbot_state.message_outbox (channel, next_attempt_at) WHERE state = 'queued';`,
+	// Each group's episodes and what happened in them (alerts/episodes.ts).
+	EPISODES_PG_MIGRATION,
 	// Pending state, the action log and restart claims: created on first use by state/db.ts before.
 	`CREATE TABLE IF NOT EXISTS opsbot_state.pending (
 		token TEXT PRIMARY KEY,

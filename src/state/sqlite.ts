@@ -1,13 +1,14 @@
 import { existsSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { EPISODES_SQLITE_MIGRATION } from "../alerts/episodes-sqlite.ts";
 import { preparePrivateDatabase } from "./private-files.ts";
 
 /**
  * The embedded state (no STATE_DATABASE_URL): one SQLite file, stateDir/opsbot.sqlite, in WAL mode with
  * synchronous = FULL (a commit has reached the disk when it returns), holding alert groups and outbox,
  * the message outbox, pending state and restart claims. One ordered migration list; schema_version
- * holds how many have run. Append only: entries 1-8 are the alert store's list as it was.
+ * holds how many have run. Append only: entries 1-9 are the alert store's list as it was.
  */
 export const SQLITE_MIGRATIONS: readonly string[] = [
 	`CREATE TABLE groups (
@@ -73,6 +74,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 		done_at INTEGER
 	);
 	CREATE INDEX message_outbox_queued ON message_outbox (state, channel, next_attempt_at);`,
+	// Each group's episodes and what happened in them (alerts/episodes.ts).
+	EPISODES_SQLITE_MIGRATION,
 	// Pending state and restart claims: kept in their own file (state.sqlite) before; imported from it at open.
 	`CREATE TABLE IF NOT EXISTS pending (
 		token TEXT PRIMARY KEY,

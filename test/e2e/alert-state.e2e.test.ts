@@ -180,7 +180,10 @@ alerts:
 		const refusals = actions().filter((a) => a.result === "refused: alert resolved");
 		expect(refusals.map((a) => a.action).sort()).toEqual(["alert.ack", "alert.restart", "alert.restart"]);
 		expect(title(double.messages.get(message.id))).toBe("✅ RESOLVED · ApiDown · production");
-		expect(double.messages.get(message.id)!.components).toEqual([]);
+		// Only the Timeline button (the episode's history for the postmortem) stays on a resolved card.
+		expect(JSON.stringify(double.messages.get(message.id)!.components).match(/"alert:[a-z]+/g)).toEqual([
+			'"alert:timeline',
+		]);
 	});
 
 	it("refuses a press on the message of an earlier episode once the alert fires again", async () => {

@@ -255,13 +255,13 @@ describe("alert group messages (golden)", () => {
 		expectGoldenFile("alert-warning-silence-expired.discord.json", messageJson(message));
 	});
 
-	it("renders a resolved group: how long it fired, no buttons, no ping", () => {
+	it("renders a resolved group: how long it fired, only the Timeline button, no ping", () => {
 		const message = renderAlertGroup(resolved, {
 			firstFiringAt: STARTED,
 			now: NOW,
 			mentionRole: ROLE,
 			ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 },
-			actions: { groupId: GROUP_ID, restartContainer: "postgres", logs: true },
+			actions: { groupId: GROUP_ID, restartContainer: "postgres", logs: true, episode: 3 },
 		});
 
 		expectGoldenFile("alert-resolved.discord.json", messageJson(message));
@@ -270,6 +270,24 @@ describe("alert group messages (golden)", () => {
 			now: NOW,
 			ack: { userId: "200000000000000002", username: "alice", at: NOW - 5 * 60_000 },
 		});
+	});
+
+	it("renders a group found by reconciliation: AlertManager held it but its webhook never arrived", () => {
+		const found = WebhookPayload.parse({ ...warning, opsbotReconciled: "found" });
+		const context = { firstFiringAt: STARTED, now: NOW };
+		const message = renderAlertGroup(found, { ...context, actions: { groupId: GROUP_ID, logs: false } });
+
+		expectGoldenFile("alert-found-by-reconciliation.discord.json", messageJson(message));
+		expectTerminalGolden("alert-found-by-reconciliation", found, context);
+	});
+
+	it("renders a group resolved because AlertManager no longer holds it, not as if a resolution came", () => {
+		const gone = WebhookPayload.parse({ ...resolved, opsbotReconciled: "gone" });
+		const context = { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE };
+		const message = renderAlertGroup(gone, { ...context, actions: { groupId: GROUP_ID, logs: true } });
+
+		expectGoldenFile("alert-resolved-gone.discord.json", messageJson(message));
+		expectTerminalGolden("alert-resolved-gone", gone, context);
 	});
 
 	it("renders a 300-alert group: the list cut with the full list attached, and AlertManager's max_alerts note", () => {

@@ -81,7 +81,7 @@ describe("state written by the opsbot before the state layer", () => {
 			),
 		).toEqual([true, false, false, true]);
 		const version = new DatabaseSync(join(stateDir, "opsbot.sqlite"), { readOnly: true });
-		expect(version.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({ v: 10 });
+		expect(version.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({ v: 11 });
 		version.close();
 		// Opened again, nothing is imported twice.
 		const again = await openState(configOf(stateDir), log, { alerts: true });
@@ -104,7 +104,7 @@ describe("state written by the opsbot before the state layer", () => {
 
 		const check = new pg.Client({ connectionString: url });
 		await check.connect();
-		expect((await check.query("SELECT max(version) AS v FROM opsbot_state.schema_version")).rows).toEqual([{ v: 9 }]);
+		expect((await check.query("SELECT max(version) AS v FROM opsbot_state.schema_version")).rows).toEqual([{ v: 10 }]);
 		await check.end();
 	});
 });
