@@ -83,8 +83,8 @@ export function embeddedStateExists(config: Config): boolean {
 }
 
 /**
- * Runs `work` on the alert store the relay uses, for a CLI command that only reads it; undefined where
- * the relay never ran here (no STATE_DATABASE_URL and no file: opening it would create one).
+ * Runs `work` on the alert store the relay uses, for a CLI command that only reads it; undefined
+ * where the relay never ran (no STATE_DATABASE_URL and no state file: opening it would create one).
  */
 export async function readAlertStore<T>(
 	config: Config,

@@ -41,7 +41,7 @@ export function statePoolConfig(url: string, statementTimeoutMs = STATE_STATEMEN
 
 /**
  * Every change to schema opsbot_state, in order; schema_version holds how many have run. Append
- * only. Entries 1-7 are the alert store's list as it was; 8 and 9 bring in, idempotently, what
+ * only. Entries 1-8 are the alert store's list as it was; 9 and 10 bring in, idempotently, what
  * opsbot created outside the list before (IF NOT EXISTS: a database written by those versions has them).
  */
 export const POSTGRES_MIGRATIONS: readonly string[] = [
@@ -100,44 +100,7 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
 		done_at BIGINT
 	);
 	CREATE INDEX message_outbox_queued ON opsbot_state.message_outbox (channel, next_attempt_at) WHERE state = 'queued';`,
-	// Pending state, the action log and restart claims: created on first use by state/db.ts before.
-	`CREATE TABLE IF NOT EXISTS opsbot_state.pending (
-		token TEXT PRIMARY KEY,
-		kind TEXT NOT NULL,
-		user_id TEXT NOT NULL,
-		value JSONB NOT NULL,
-		created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
-		expires_at TIMESTAMPTZ NOT NULL
-	);
-	CREATE INDEX IF NOT EXISTS pending_user ON opsbot_state.pending (kind, user_id, created_at);
-	CREATE INDEX IF NOT EXISTS pending_expiry ON opsbot_state.pending (expires_at);
-	CREATE TABLE IF NOT EXISTS opsbot_state.actions (
-		id BIGSERIAL PRIMARY KEY,
-		at TIMESTAMPTZ NOT NULL,
-		user_id TEXT NOT NULL,
-		username TEXT NOT NULL,
-		action TEXT NOT NULL,
-		target TEXT NOT NULL,
-		result TEXT NOT NULL,
-		details JSONB
-	);
-	CREATE TABLE IF NOT EXISTS opsbot_state.restarts (
-		key TEXT PRIMARY KEY,
-		running BOOLEAN NOT NULL,
-		started_at TIMESTAMPTZ NOT NULL,
-		last_at TIMESTAMPTZ NOT NULL
-	);
-	ALTER TABLE opsbot_state.restarts
-		ADD COLUMN IF NOT EXISTS holder TEXT, ADD COLUMN IF NOT EXISTS heartbeat_at TIMESTAMPTZ;`,
-	// What the alert store and the gateway lease created outside the list before. outbox_episode: marking a
-	// delivery done and leasing an episode's updates would scan every outbox row; readiness: the one row
-	// writable() rewrites, so /readyz proves a commit goes through.
-	`CREATE INDEX IF NOT EXISTS outbox_episode ON opsbot_state.outbox (group_id, episode);
-	CREATE TABLE IF NOT EXISTS opsbot_state.readiness (id SMALLINT PRIMARY KEY, at TIMESTAMPTZ NOT NULL);
-	CREATE TABLE IF NOT EXISTS opsbot_state.gateway_lease (
-		id SMALLINT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL
-	);`,
-	// The alert groups' episodes and their events (alerts/episodes.ts), with open episodes for firing groups.
+	// Each group's episodes and what happened in them (alerts/episodes.ts).
 	`CREATE TABLE opsbot_state.episodes (
 		group_id TEXT NOT NULL,
 		episode INTEGER NOT NULL,
@@ -179,6 +142,43 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
 		first_firing_at, (ack->>'at')::bigint, ack->>'username',
 		jsonb_array_length(last_payload->'alerts'), jsonb_array_length(last_payload->'alerts')
 	FROM opsbot_state.groups WHERE status = 'firing' AND last_payload IS NOT NULL;`,
+	// Pending state, the action log and restart claims: created on first use by state/db.ts before.
+	`CREATE TABLE IF NOT EXISTS opsbot_state.pending (
+		token TEXT PRIMARY KEY,
+		kind TEXT NOT NULL,
+		user_id TEXT NOT NULL,
+		value JSONB NOT NULL,
+		created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+		expires_at TIMESTAMPTZ NOT NULL
+	);
+	CREATE INDEX IF NOT EXISTS pending_user ON opsbot_state.pending (kind, user_id, created_at);
+	CREATE INDEX IF NOT EXISTS pending_expiry ON opsbot_state.pending (expires_at);
+	CREATE TABLE IF NOT EXISTS opsbot_state.actions (
+		id BIGSERIAL PRIMARY KEY,
+		at TIMESTAMPTZ NOT NULL,
+		user_id TEXT NOT NULL,
+		username TEXT NOT NULL,
+		action TEXT NOT NULL,
+		target TEXT NOT NULL,
+		result TEXT NOT NULL,
+		details JSONB
+	);
+	CREATE TABLE IF NOT EXISTS opsbot_state.restarts (
+		key TEXT PRIMARY KEY,
+		running BOOLEAN NOT NULL,
+		started_at TIMESTAMPTZ NOT NULL,
+		last_at TIMESTAMPTZ NOT NULL
+	);
+	ALTER TABLE opsbot_state.restarts
+		ADD COLUMN IF NOT EXISTS holder TEXT, ADD COLUMN IF NOT EXISTS heartbeat_at TIMESTAMPTZ;`,
+	// What the alert store and the gateway lease created outside the list before. outbox_episode: marking a
+	// delivery done and leasing an episode's updates would scan every outbox row; readiness: the one row
+	// writable() rewrites, so /readyz proves a commit goes through.
+	`CREATE INDEX IF NOT EXISTS outbox_episode ON opsbot_state.outbox (group_id, episode);
+	CREATE TABLE IF NOT EXISTS opsbot_state.readiness (id SMALLINT PRIMARY KEY, at TIMESTAMPTZ NOT NULL);
+	CREATE TABLE IF NOT EXISTS opsbot_state.gateway_lease (
+		id SMALLINT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL
+	);`,
 ];
 
 /** Runs `work` in one transaction on a connection of `pool`. */

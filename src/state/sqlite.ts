@@ -7,7 +7,7 @@ import { preparePrivateDatabase } from "./private-files.ts";
  * The embedded state (no STATE_DATABASE_URL): one SQLite file, stateDir/opsbot.sqlite, in WAL mode with
  * synchronous = FULL (a commit has reached the disk when it returns), holding alert groups and outbox,
  * the message outbox, pending state and restart claims. One ordered migration list; schema_version
- * holds how many have run. Append only: entries 1-8 are the alert store's list as it was.
+ * holds how many have run. Append only: entries 1-9 are the alert store's list as it was.
  */
 export const SQLITE_MIGRATIONS: readonly string[] = [
 	`CREATE TABLE groups (
@@ -73,31 +73,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 		done_at INTEGER
 	);
 	CREATE INDEX message_outbox_queued ON message_outbox (state, channel, next_attempt_at);`,
-	// Pending state and restart claims: kept in their own file (state.sqlite) before; imported from it at open.
-	`CREATE TABLE IF NOT EXISTS pending (
-		token TEXT PRIMARY KEY,
-		kind TEXT NOT NULL,
-		user_id TEXT NOT NULL,
-		value TEXT NOT NULL,
-		seq INTEGER NOT NULL,
-		expires_at INTEGER NOT NULL
-	);
-	CREATE INDEX IF NOT EXISTS pending_user ON pending (kind, user_id, seq);
-	CREATE INDEX IF NOT EXISTS pending_expiry ON pending (expires_at);
-	CREATE TABLE IF NOT EXISTS restarts (
-		key TEXT PRIMARY KEY,
-		running INTEGER NOT NULL,
-		started_at INTEGER NOT NULL,
-		last_at INTEGER NOT NULL,
-		holder TEXT,
-		heartbeat_at INTEGER
-	);`,
-	// What the alert store created outside the list before. write_probe: writable()'s real write;
-	// outbox_episode: marking a delivery done and finding an episode's newest update would scan every row.
-	`CREATE TABLE IF NOT EXISTS write_probe (pad BLOB NOT NULL);
-	CREATE INDEX IF NOT EXISTS outbox_episode ON outbox (group_id, episode, done);`,
-	// The alert groups' episodes and their events (alerts/episodes.ts): /alerts, history, timelines. Groups
-	// firing under an older opsbot get an open episode from their stored payload, so /alerts lists them at once.
+	// Each group's episodes and what happened in them (alerts/episodes.ts).
 	`CREATE TABLE episodes (
 		group_id TEXT NOT NULL,
 		episode INTEGER NOT NULL,
@@ -137,6 +113,29 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 		first_firing_at, json_extract(ack, '$.at'), json_extract(ack, '$.username'),
 		json_array_length(last_payload, '$.alerts'), json_array_length(last_payload, '$.alerts')
 	FROM groups WHERE status = 'firing' AND last_payload IS NOT NULL;`,
+	// Pending state and restart claims: kept in their own file (state.sqlite) before; imported from it at open.
+	`CREATE TABLE IF NOT EXISTS pending (
+		token TEXT PRIMARY KEY,
+		kind TEXT NOT NULL,
+		user_id TEXT NOT NULL,
+		value TEXT NOT NULL,
+		seq INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);
+	CREATE INDEX IF NOT EXISTS pending_user ON pending (kind, user_id, seq);
+	CREATE INDEX IF NOT EXISTS pending_expiry ON pending (expires_at);
+	CREATE TABLE IF NOT EXISTS restarts (
+		key TEXT PRIMARY KEY,
+		running INTEGER NOT NULL,
+		started_at INTEGER NOT NULL,
+		last_at INTEGER NOT NULL,
+		holder TEXT,
+		heartbeat_at INTEGER
+	);`,
+	// What the alert store created outside the list before. write_probe: writable()'s real write;
+	// outbox_episode: marking a delivery done and finding an episode's newest update would scan every row.
+	`CREATE TABLE IF NOT EXISTS write_probe (pad BLOB NOT NULL);
+	CREATE INDEX IF NOT EXISTS outbox_episode ON outbox (group_id, episode, done);`,
 ];
 
 /** The state file's name under stateDir. */
