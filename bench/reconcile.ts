@@ -5,7 +5,7 @@ import { performance } from "node:perf_hooks";
 import { acceptPayload } from "../src/alerts/receiver.ts";
 import { startReconciler } from "../src/alerts/reconcile.ts";
 import { WebhookPayload } from "../src/alerts/schema.ts";
-import { openAlertStore } from "../src/alerts/store.ts";
+import { openAlertStore } from "../src/alerts/sqlite-store.ts";
 import type { AlertingOps } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
 import { type AlertManagerClient, createAlertManagerClient } from "../src/services/alertmanager.ts";

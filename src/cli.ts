@@ -3,7 +3,6 @@ import { summarise } from "./alerts/episodes-summary.ts";
 import { heldGroupsReport, readHeldGroups } from "./alerts/held-groups.ts";
 import { historyReport } from "./alerts/incident-reports.ts";
 import { parseMatchers } from "./alerts/matchers.ts";
-import { readAlertStore } from "./alerts/open-store.ts";
 import { buildTimeline, parseMessageLink } from "./alerts/timeline.ts";
 import { HISTORY_LISTED, historySince, testAlertReport } from "./commands/alerts.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
@@ -46,6 +45,7 @@ import {
 	type RecordSilenceAction,
 	silenceComment,
 } from "./services/silences.ts";
+import { readAlertStore } from "./state/index.ts";
 import { newTestAlert, operator, ownWebhook, postWebhook } from "./test-alert.ts";
 import { flattenControls } from "./text.ts";
 

@@ -1,15 +1,12 @@
-import { join } from "node:path";
 import { type MessageOutbox, messageOutbox } from "./alerts/message-outbox.ts";
-import { openConfiguredAlertStore } from "./alerts/open-store.ts";
 import { createRunningRestarts, type RunningRestarts } from "./alerts/running-restarts.ts";
 import type { AlertStore } from "./alerts/store.ts";
 import type { FiringQueryState } from "./commands/alerts.ts";
 import { type Config, findEnvironment } from "./config.ts";
 import { type AccessPolicy, createAccessPolicy } from "./discord/access.ts";
-import type { PendingStore } from "./discord/pending.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics, unservedMetrics } from "./metrics.ts";
-import { type ActionLog, createFileActionLog, createPostgresActionLog } from "./services/action-log.ts";
+import type { ActionLog } from "./services/action-log.ts";
 import { type AlertManagerService, createAlertManagerService, type Matcher } from "./services/alertmanager.ts";
 import { type AuditQueryState, type AuditService, createAuditService } from "./services/audit.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
@@ -24,10 +21,8 @@ import {
 import { createDatabaseRegistry, type DatabaseRegistry } from "./services/postgres.ts";
 import { createPrometheusService, type PrometheusService } from "./services/prometheus.ts";
 import { createSshService, type SshService } from "./services/ssh.ts";
-import { openStateDatabase } from "./state/db.ts";
-import { createPostgresPendingStore } from "./state/pending.ts";
-import { createPostgresRestartLock, type RestartLock } from "./state/restart-lock.ts";
-import { openStateFile, type StateFile } from "./state/sqlite.ts";
+import type { PendingStore, RestartLock } from "./state/contracts.ts";
+import { openState } from "./state/index.ts";
 
 /** What a confirmation button refers to, kept server-side for 60 s. */
 export type Confirmation =
@@ -144,19 +139,13 @@ export async function createContext(
 		},
 		log.child({ svc: "postgres" }),
 	);
-	const stateUrl = config.env.STATE_DATABASE_URL;
-	const stateDb = stateUrl ? openStateDatabase(stateUrl, log.child({ svc: "state" })) : undefined;
-	// One process without it: the same state in stateDir/state.sqlite, so open confirmations, pages and the cooldown survive a restart.
-	let stateFile: StateFile | undefined;
-	const shared: Pick<StateFile, "pending" | "restarts"> = stateDb
-		? {
-				pending: (kind, ttlMs) => createPostgresPendingStore(stateDb, kind, ttlMs),
-				restarts: createPostgresRestartLock(stateDb),
-			}
-		: (stateFile = openStateFile(join(config.ops.stateDir, "state.sqlite")));
-	const pending = <T>(kind: string, ttlMs: number): PendingStore<T> => shared.pending<T>(kind, ttlMs);
-	const alertStore =
-		config.ops.alerts && options.withAlertStore !== false ? await openConfiguredAlertStore(config, log) : undefined;
+	// With STATE_DATABASE_URL, shared by replicas; without it, in stateDir, so open confirmations, pages,
+	// the cooldown and the outbox survive a restart.
+	const state = await openState(config, log, {
+		alerts: Boolean(config.ops.alerts) && options.withAlertStore !== false,
+	});
+	const alertStore = state.alerts;
+	const pending = <T>(kind: string, ttlMs: number): PendingStore<T> => state.pending<T>(kind, ttlMs);
 	const wakeListeners: (() => void)[] = [];
 	const wake = () => {
 		for (const listener of wakeListeners) listener();
@@ -188,9 +177,7 @@ export async function createContext(
 			prometheus,
 			log: log.child({ svc: "pool" }),
 		}),
-		actionLog: stateDb
-			? createPostgresActionLog(stateDb)
-			: createFileActionLog(join(config.ops.stateDir, "actions.jsonl")),
+		actionLog: state.actions,
 		confirmations: pending<Confirmation>("confirmation", CONFIRMATION_TTL_MS),
 		audit: createAuditService({
 			database: (environment) => databases.get(environment),
@@ -210,7 +197,7 @@ export async function createContext(
 			store: alertStore,
 			wake,
 			onWake: (listener) => void wakeListeners.push(listener),
-			restarts: shared.restarts,
+			restarts: state.restarts,
 			running: createRunningRestarts(),
 		},
 		messages: alertStore ? messageOutbox(alertStore, wake) : undefined,
@@ -222,10 +209,8 @@ export async function createContext(
 	return {
 		ctx,
 		close: async () => {
-			await alertStore?.close();
 			await databases.close();
-			await stateDb?.close();
-			stateFile?.close();
+			await state.close();
 		},
 	};
 }

@@ -1,8 +1,8 @@
-import { existsSync } from "node:fs";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { oneLine } from "../render/limits.ts";
 import { joinText, type Level, type Report, type Text, worstLevel } from "../render/report.ts";
+import { readAlertStore } from "../state/index.ts";
 import {
 	activeSilence,
 	cardState,
@@ -12,7 +12,6 @@ import {
 	groupSeverity,
 	stateWord,
 } from "./group-report.ts";
-import { alertStoreFile, openConfiguredAlertStore } from "./open-store.ts";
 import type { GroupState } from "./store.ts";
 import { messageUrl } from "./storm.ts";
 
@@ -78,25 +77,21 @@ const PAGE = 200;
 
 /**
  * Every group the alert store holds, in byUrgency order: read from the store
- * the relay uses (PostgreSQL with STATE_DATABASE_URL, else stateDir/alerts.sqlite), and never written.
+ * the relay uses (PostgreSQL with STATE_DATABASE_URL, else stateDir/opsbot.sqlite), and never written.
  */
 export async function readHeldGroups(config: Config, log: Logger, now = Date.now()): Promise<HeldGroup[]> {
-	// The relay never ran here: nothing to list, and opening the file would create it.
-	if (!config.env.STATE_DATABASE_URL && !existsSync(alertStoreFile(config))) return [];
-	const store = await openConfiguredAlertStore(config, log);
-	try {
-		const held: HeldGroup[] = [];
+	// Undefined where the relay never ran here: nothing to list, and opening the file would create it.
+	const held = await readAlertStore(config, log, async (store) => {
+		const groups: HeldGroup[] = [];
 		let after = "";
 		for (;;) {
 			const page = await store.listGroups(after, PAGE);
-			held.push(...page.map((g) => heldGroup(g, { guildId: config.ops.discord.guildId, now })));
-			if (page.length < PAGE) break;
+			groups.push(...page.map((g) => heldGroup(g, { guildId: config.ops.discord.guildId, now })));
+			if (page.length < PAGE) return groups;
 			after = page.at(-1)!.groupId;
 		}
-		return held.sort(byUrgency);
-	} finally {
-		await store.close();
-	}
+	});
+	return (held ?? []).sort(byUrgency);
 }
 
 function heldGroupText(g: HeldGroup): Text {

@@ -1,9 +1,9 @@
 import type pg from "pg";
 import { withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { createPool } from "../pg-pool.ts";
+import { openStateDatabase, type StateDatabase } from "../state/postgres.ts";
 import { acceptedChanges, type EpisodeFacts, episodeFacts, type GroupChange } from "./episodes.ts";
-import { createPostgresEpisodeHistory, EPISODES_PG_MIGRATION } from "./episodes-pg.ts";
+import { createPostgresEpisodeHistory } from "./episodes-pg.ts";
 import {
 	type AcceptJob,
 	type AcceptResult,
@@ -174,29 +174,6 @@ async function acceptBatch(
 	return plan.results;
 }
 
-/**
- * The longest any statement of the state store may run. Its statements touch a few rows by key;
- * one that takes seconds is stuck behind a lock or a sick server, and the receiver must answer
- * AlertManager (which retries a 5xx) rather than hang with it.
- */
-export const STATE_STATEMENT_TIMEOUT_MS = 5_000;
-
-/**
- * The state store's pool settings: two connections, and statement_timeout set on each new
- * connection with SET (not as a startup parameter, which PgBouncer refuses).
- */
-export function statePoolConfig(url: string, statementTimeoutMs = STATE_STATEMENT_TIMEOUT_MS): pg.PoolConfig {
-	return {
-		connectionString: url,
-		max: 2,
-		application_name: "opsbot-state",
-		connectionTimeoutMillis: 5_000,
-		onConnect: async (client) => {
-			await client.query("SELECT set_config('statement_timeout', $1, false)", [String(statementTimeoutMs)]);
-		},
-	};
-}
-
 type GroupRow = {
 	id: string;
 	channel: string;
@@ -237,120 +214,42 @@ type StormState = NonNullable<Awaited<ReturnType<AlertStore["stormSummary"]>>>;
 const DELIVERY_CLASS_PG =
 	"CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS DISTINCT FROM g.episode THEN g.severity_rank ELSE 2 END";
 
-const MIGRATIONS = [
-	`CREATE TABLE opsbot_state.groups (
-		id TEXT PRIMARY KEY,
-		receiver TEXT NOT NULL,
-		group_key TEXT NOT NULL,
-		channel TEXT NOT NULL,
-		mention_role TEXT,
-		episode INTEGER NOT NULL,
-		status TEXT NOT NULL,
-		first_firing_at BIGINT NOT NULL,
-		last_signature TEXT NOT NULL,
-		message_id TEXT,
-		message_episode INTEGER
-	);
-	CREATE TABLE opsbot_state.outbox (
-		id BIGSERIAL PRIMARY KEY,
-		group_id TEXT NOT NULL REFERENCES opsbot_state.groups(id),
-		episode INTEGER NOT NULL,
-		payload JSONB NOT NULL,
-		created_at BIGINT NOT NULL,
-		attempts INTEGER NOT NULL DEFAULT 0,
-		next_attempt_at BIGINT NOT NULL,
-		done BOOLEAN NOT NULL DEFAULT false
-	);
-	CREATE INDEX outbox_pending ON opsbot_state.outbox (next_attempt_at) WHERE NOT done;`,
-	`ALTER TABLE opsbot_state.groups ADD COLUMN last_payload JSONB, ADD COLUMN ack JSONB, ADD COLUMN silence JSONB;`,
-	`ALTER TABLE opsbot_state.groups ADD COLUMN restart JSONB;`,
-	`CREATE TABLE opsbot_state.storm_summaries (
-		channel TEXT PRIMARY KEY,
-		state TEXT NOT NULL,
-		message_id TEXT,
-		nonce TEXT NOT NULL,
-		started_at BIGINT NOT NULL,
-		ended_at BIGINT,
-		groups JSONB NOT NULL
-	);`,
-	// next() ordered by a path into each undelivered row's group payload, detoasted per row (19 ms of
-	// server time at 5,000 rows; 8 ms with the column). The rank is now written at accept time; backfilled
-	// with the expression it replaces. No index: the planner hash-joins both tables either way.
-	`ALTER TABLE opsbot_state.groups ADD COLUMN severity_rank SMALLINT NOT NULL DEFAULT 1;
-	UPDATE opsbot_state.groups SET severity_rank = 0 WHERE lower(last_payload->'commonLabels'->>'severity') = 'critical';`,
-	// The message's chart, attached once per episode (message_episode): edits keep it by this id.
-	`ALTER TABLE opsbot_state.groups ADD COLUMN chart_attachment TEXT;`,
-	// The message outbox (message-outbox.ts): messages other than the cards, each once under its key.
-	`CREATE TABLE opsbot_state.message_outbox (
-		id BIGSERIAL PRIMARY KEY,
-		key TEXT NOT NULL UNIQUE,
-		channel TEXT NOT NULL,
-		message JSONB NOT NULL,
-		created_at BIGINT NOT NULL,
-		attempts INTEGER NOT NULL DEFAULT 0,
-		next_attempt_at BIGINT NOT NULL,
-		state TEXT NOT NULL DEFAULT 'queued',
-		result TEXT,
-		done_at BIGINT
-	);
-	CREATE INDEX message_outbox_queued ON opsbot_state.message_outbox (channel, next_attempt_at) WHERE state = 'queued';`,
-	EPISODES_PG_MIGRATION,
-];
-
 /**
- * The alert store in PostgreSQL (STATE_DATABASE_URL: opsbot's own database, never the
- * application's), so several replicas share groups and outbox. Items are claimed with a lease
- * (FOR UPDATE SKIP LOCKED), and Discord's enforce_nonce covers a replica dying mid-post.
+ * The alert store in PostgreSQL (opsbot's own database, state/postgres.ts), so several replicas share
+ * groups and outbox. Items are claimed with a lease (FOR UPDATE SKIP LOCKED), and Discord's
+ * enforce_nonce covers a replica dying mid-post.
  */
 export async function openPostgresAlertStore(
 	url: string,
 	log: Logger,
 	options: { statementTimeoutMs?: number } = {},
 ): Promise<AlertStore> {
-	const pool = createPool(statePoolConfig(url, options.statementTimeoutMs), log, "state database");
-	const tx = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
-		const client = await pool.connect();
-		try {
-			await client.query("BEGIN");
-			const result = await work(client);
-			await client.query("COMMIT");
-			client.release();
-			return result;
-		} catch (err) {
-			// A connection that cannot roll back (dropped by the server) leaves the pool; the next one is fresh.
-			let broken: Error | undefined;
-			await client.query("ROLLBACK").catch((rollbackErr: unknown) => (broken = rollbackErr as Error));
-			client.release(broken);
-			throw err;
-		}
+	const db = openStateDatabase(url, log, options);
+	try {
+		await db.query("SELECT 1"); // migrated now: a database that cannot be reached or migrated fails the open
+	} catch (err) {
+		await db.close().catch(() => undefined);
+		throw err;
+	}
+	const store = await postgresAlertStore(db);
+	return {
+		...store,
+		async close() {
+			await store.close();
+			await db.close();
+		},
 	};
-	await tx(async (client) => {
-		// Replicas starting together migrate one at a time.
-		await client.query("SELECT pg_advisory_xact_lock(hashtext('opsbot_state.migrations'))");
-		await client.query("CREATE SCHEMA IF NOT EXISTS opsbot_state");
-		await client.query("CREATE TABLE IF NOT EXISTS opsbot_state.schema_version (version INTEGER NOT NULL)");
-		const { rows } = await client.query<{ v: number | null }>(
-			"SELECT max(version) AS v FROM opsbot_state.schema_version",
-		);
-		const current = rows[0]?.v ?? 0;
-		for (const [i, sql] of MIGRATIONS.slice(current).entries()) {
-			await client.query(sql);
-			await client.query("INSERT INTO opsbot_state.schema_version (version) VALUES ($1)", [current + i + 1]);
-		}
-		// Not a migration (older opsbots ignore it): without it, marking a delivery done and leasing an
-		// episode's updates scan every outbox row ever written, and delivery slows as the table grows.
-		await client.query("CREATE INDEX IF NOT EXISTS outbox_episode ON opsbot_state.outbox (group_id, episode)");
-		// Not a migration either: the one row writable() rewrites, so /readyz proves a commit goes through.
-		await client.query(
-			"CREATE TABLE IF NOT EXISTS opsbot_state.readiness (id SMALLINT PRIMARY KEY, at TIMESTAMPTZ NOT NULL)",
-		);
-		// Sent and failed messages are kept a while for outcome() and their keys, then forgotten.
-		await client.query("DELETE FROM opsbot_state.message_outbox WHERE state <> 'queued' AND done_at < $1", [
-			Date.now() - MESSAGE_RETENTION_MS,
-		]);
-	});
+}
 
-	const episodes = createPostgresEpisodeHistory(pool, tx);
+/** The alert store on the state database's pool; close() finishes pending group commits, the pool is the caller's. */
+export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore> {
+	const tx = db.tx;
+	// Sent and failed messages are kept a while for outcome() and their keys, then forgotten.
+	await db.query("DELETE FROM opsbot_state.message_outbox WHERE state <> 'queued' AND done_at < $1", [
+		Date.now() - MESSAGE_RETENTION_MS,
+	]);
+
+	const episodes = createPostgresEpisodeHistory(db, tx);
 
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
 	const requeue = (
@@ -420,7 +319,7 @@ export async function openPostgresAlertStore(
 			});
 		},
 		async dueChannels(now = Date.now()) {
-			const { rows } = await pool.query<{ channel: string }>(
+			const { rows } = await db.query<{ channel: string }>(
 				`SELECT DISTINCT g.channel FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id
 				WHERE NOT o.done AND o.next_attempt_at <= $1
 				UNION SELECT channel FROM opsbot_state.message_outbox WHERE state = 'queued' AND next_attempt_at <= $1`,
@@ -514,27 +413,27 @@ export async function openPostgresAlertStore(
 					);
 			}),
 		async retryLater(item, at) {
-			await pool.query(
+			await db.query(
 				"UPDATE opsbot_state.outbox SET attempts = attempts + 1, next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done",
 				[item.groupId, item.episode, at],
 			);
 		},
 		async abandon(item) {
-			await pool.query("UPDATE opsbot_state.outbox SET done = true WHERE group_id = $1 AND episode = $2 AND id <= $3", [
+			await db.query("UPDATE opsbot_state.outbox SET done = true WHERE group_id = $1 AND episode = $2 AND id <= $3", [
 				item.groupId,
 				item.episode,
 				item.id,
 			]);
 		},
 		async pending() {
-			const { rows } = await pool.query<{ n: number }>(
+			const { rows } = await db.query<{ n: number }>(
 				`SELECT (SELECT count(*) FROM opsbot_state.outbox WHERE NOT done)::int
 				+ (SELECT count(*) FROM opsbot_state.message_outbox WHERE state = 'queued')::int AS n`,
 			);
 			return rows[0]?.n ?? 0;
 		},
 		async backlog(channel, now = Date.now()) {
-			const { rows } = await pool.query<{ pending: number; due: number; unposted: number; next_due: string | null }>(
+			const { rows } = await db.query<{ pending: number; due: number; unposted: number; next_due: string | null }>(
 				`SELECT count(*)::int AS pending, (count(*) FILTER (WHERE first_due <= $2))::int AS due, (count(*) FILTER (WHERE unposted))::int AS unposted, min(first_due) AS next_due FROM (
 					SELECT min(o.next_attempt_at) AS first_due, bool_or(o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS DISTINCT FROM g.episode) AS unposted
 					FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE g.channel = $1 AND NOT o.done GROUP BY o.group_id, o.episode) e`,
@@ -542,7 +441,7 @@ export async function openPostgresAlertStore(
 			);
 			const row = rows[0]!;
 			const messages = (
-				await pool.query<{ pending: number; due: number; next_due: string | null }>(
+				await db.query<{ pending: number; due: number; next_due: string | null }>(
 					`SELECT count(*)::int AS pending, (count(*) FILTER (WHERE next_attempt_at <= $2))::int AS due,
 					min(next_attempt_at) AS next_due FROM opsbot_state.message_outbox WHERE state = 'queued' AND channel = $1`,
 					[channel, now],
@@ -563,7 +462,7 @@ export async function openPostgresAlertStore(
 			);
 		},
 		async firingGroups(channel) {
-			const { rows } = await pool.query<{
+			const { rows } = await db.query<{
 				id: string;
 				episode: number;
 				first_firing_at: string;
@@ -582,7 +481,7 @@ export async function openPostgresAlertStore(
 			}));
 		},
 		async stormSummary(channel) {
-			const { rows } = await pool.query<{
+			const { rows } = await db.query<{
 				channel: string;
 				state: StormState["state"];
 				message_id: string | null;
@@ -605,24 +504,24 @@ export async function openPostgresAlertStore(
 			);
 		},
 		async saveStormSummary(s) {
-			await pool.query(
+			await db.query(
 				`INSERT INTO opsbot_state.storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups) VALUES ($1, $2, $3, $4, $5, $6, $7)
 				 ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id, nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`,
 				[s.channel, s.state, s.messageId, s.nonce, s.startedAt, s.endedAt, JSON.stringify(s.groups)],
 			);
 		},
 		async stormChannels() {
-			const { rows } = await pool.query<{ channel: string }>(
+			const { rows } = await db.query<{ channel: string }>(
 				"SELECT channel FROM opsbot_state.storm_summaries WHERE state <> 'over'",
 			);
 			return rows.map((r) => r.channel);
 		},
 		async stats() {
 			const [groups, outbox] = await Promise.all([
-				pool.query<{ status: string; count: number }>(
+				db.query<{ status: string; count: number }>(
 					"SELECT status, count(*)::int AS count FROM opsbot_state.groups GROUP BY status",
 				),
-				pool.query<{ channel: string; depth: number; oldest: string }>(
+				db.query<{ channel: string; depth: number; oldest: string }>(
 					`SELECT g.channel, count(*)::int AS depth, min(o.created_at) AS oldest
 					FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE NOT o.done GROUP BY g.channel
 					UNION ALL SELECT channel, count(*)::int, min(created_at) FROM opsbot_state.message_outbox
@@ -650,28 +549,28 @@ export async function openPostgresAlertStore(
 			);
 		},
 		async group(id) {
-			const { rows } = await pool.query<GroupRow>(
+			const { rows } = await db.query<GroupRow>(
 				"SELECT * FROM opsbot_state.groups WHERE id = $1 AND last_payload IS NOT NULL",
 				[id],
 			);
 			return rows[0] ? groupState(rows[0]) : undefined;
 		},
 		async silencedGroups(after, limit) {
-			const { rows } = await pool.query<GroupRow>(
+			const { rows } = await db.query<GroupRow>(
 				"SELECT * FROM opsbot_state.groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
 				[after, limit],
 			);
 			return rows.map(groupState);
 		},
 		async listGroups(after, limit) {
-			const { rows } = await pool.query<GroupRow>(
+			const { rows } = await db.query<GroupRow>(
 				"SELECT * FROM opsbot_state.groups WHERE last_payload IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
 				[after, limit],
 			);
 			return rows.map(groupState);
 		},
 		async openGroups(after, limit) {
-			const { rows } = await pool.query<GroupRow>(
+			const { rows } = await db.query<GroupRow>(
 				"SELECT * FROM opsbot_state.groups WHERE status <> 'resolved' AND last_payload IS NOT NULL" +
 					" AND id > $1 ORDER BY id LIMIT $2",
 				[after, limit],
@@ -718,7 +617,7 @@ export async function openPostgresAlertStore(
 		setRestart: (id, restart) => requeue(id, "restart", restart),
 		async enqueueMessage(message, now = Date.now()) {
 			checkMessage(message);
-			const { rowCount } = await pool.query(
+			const { rowCount } = await db.query(
 				`INSERT INTO opsbot_state.message_outbox (key, channel, message, created_at, next_attempt_at)
 				VALUES ($1, $2, $3, $4, $4) ON CONFLICT (key) DO NOTHING`,
 				[message.key, messageChannel(message), JSON.stringify(message), now],
@@ -726,7 +625,7 @@ export async function openPostgresAlertStore(
 			return rowCount === 1;
 		},
 		async messageOutcome(key) {
-			const { rows } = await pool.query<MessageRow>(
+			const { rows } = await db.query<MessageRow>(
 				"SELECT state, attempts, result, done_at FROM opsbot_state.message_outbox WHERE key = $1",
 				[key],
 			);
@@ -734,7 +633,7 @@ export async function openPostgresAlertStore(
 		},
 		async nextMessage(channel, now = Date.now()) {
 			// Leased like next()'s items: another replica takes it only if this one dies before it is sent.
-			const { rows } = await pool.query<{
+			const { rows } = await db.query<{
 				id: string;
 				key: string;
 				channel: string;
@@ -751,21 +650,21 @@ export async function openPostgresAlertStore(
 			return row && { ...row, id: Number(row.id) };
 		},
 		async messageSent(item, resultId, now = Date.now()) {
-			await pool.query(
+			await db.query(
 				`UPDATE opsbot_state.message_outbox SET state = 'sent', result = $2, done_at = $3
 				WHERE id = $1 AND state = 'queued'`,
 				[item.id, resultId, now],
 			);
 		},
 		async messageFailed(item, reason, now = Date.now()) {
-			await pool.query(
+			await db.query(
 				`UPDATE opsbot_state.message_outbox SET state = 'failed', result = $2, done_at = $3
 				WHERE id = $1 AND state = 'queued'`,
 				[item.id, reason, now],
 			);
 		},
 		async retryMessageLater(item, at) {
-			await pool.query(
+			await db.query(
 				`UPDATE opsbot_state.message_outbox SET attempts = attempts + 1, next_attempt_at = $2
 				WHERE id = $1 AND state = 'queued'`,
 				[item.id, at],
@@ -775,7 +674,6 @@ export async function openPostgresAlertStore(
 		async close() {
 			// Webhooks waiting for a group commit are written (or refused) before the pool ends.
 			await committed;
-			await pool.end();
 		},
 	};
 }

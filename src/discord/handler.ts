@@ -10,9 +10,9 @@ import type { ActionName, CommandName } from "../config.ts";
 import type { AppContext, Confirmation, Services } from "../context.ts";
 import { PressRefusedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { PendingStore } from "../state/contracts.ts";
 import type { Actor } from "./access.ts";
 import type { CustomId } from "./custom-id.ts";
-import type { PendingStore } from "./pending.ts";
 
 /** What a handler gets: the app context plus who is asking, a logger bound to this interaction, and reply visibility. */
 export interface HandlerContext extends AppContext {

@@ -1,28 +1,11 @@
 import { appendFile, mkdir, open, rename, stat } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { StateDatabase } from "../state/db.ts";
+import type { ActionLog, ActionRecord } from "../state/contracts.ts";
+import type { StateDatabase } from "../state/postgres.ts";
+
+export type { ActionLog, ActionRecord } from "../state/contracts.ts";
+
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../state/private-files.ts";
-
-/** One press of a button or use of an action, allowed or not: opsbot's own audit trail. */
-export interface ActionRecord {
-	readonly at: string;
-	readonly actor: { readonly userId: string; readonly username: string };
-	/** e.g. "pool.terminate", "alert.restart". */
-	readonly action: string;
-	/** What it was aimed at, e.g. "production: 12 sessions" or "prod-host/api". */
-	readonly target: string;
-	/** "refused", "cancelled", "expired", "ok", "failed", … */
-	readonly result: string;
-	readonly details?: Readonly<Record<string, unknown>>;
-}
-
-/** Append-only record of actions. */
-export interface ActionLog {
-	/** Appends one record; a failure fails only this record (the caller logs it), later ones still go through. */
-	record(entry: Omit<ActionRecord, "at"> & { at?: Date }): Promise<void>;
-	/** The newest records first, at most `limit`. */
-	recent(limit: number, filter?: { action?: string; userId?: string }): Promise<ActionRecord[]>;
-}
 
 /** Bounds of the file action log. */
 export interface FileActionLogOptions {

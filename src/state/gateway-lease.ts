@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.ts";
 import { createPool } from "../pg-pool.ts";
-import { createSchema } from "./db.ts";
+import { migratePostgres } from "./postgres.ts";
 
 /** Which replica holds the Discord gateway. */
 export interface GatewayLease {
@@ -9,11 +9,6 @@ export interface GatewayLease {
 	held(): boolean;
 	stop(): Promise<void>;
 }
-
-const SCHEMA = [
-	"CREATE SCHEMA IF NOT EXISTS opsbot_state",
-	"CREATE TABLE IF NOT EXISTS opsbot_state.gateway_lease (id SMALLINT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)",
-];
 
 /** Takes the lease if it is free or expired, or renews it if this holder has it; returns a row when this holder holds it now. */
 const CLAIM_SQL = `INSERT INTO opsbot_state.gateway_lease AS l (id, holder, expires_at) VALUES (1, $1, clock_timestamp() + make_interval(secs => $2::float8 / 1000))
@@ -62,7 +57,8 @@ export function startGatewayLease(options: {
 
 	const claim = async (): Promise<boolean> => {
 		if (!schemaReady) {
-			await createSchema(pool, SCHEMA);
+			// The lease table is in the state database's one migration list (the lease starts before the stores).
+			await migratePostgres(pool);
 			schemaReady = true;
 		}
 		const sentAt = performance.now();

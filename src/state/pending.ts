@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { type PendingResult, type PendingStore, type PendingStoreOptions, pendingBounds } from "../discord/pending.ts";
-import type { StateDatabase } from "./db.ts";
+import { type PendingResult, type PendingStore, type PendingStoreOptions, pendingBounds } from "./contracts.ts";
 import { decodeState, encodeState } from "./json.ts";
+import type { StateDatabase } from "./postgres.ts";
 
 /**
  * Pending state in opsbot_state.pending, shared by replicas: a confirmation made by one replica

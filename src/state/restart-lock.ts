@@ -1,32 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { readlinkSync } from "node:fs";
 import { hostname } from "node:os";
-import type { StateDatabase } from "./db.ts";
+import type { RestartClaim, RestartLock } from "./contracts.ts";
+import type { StateDatabase } from "./postgres.ts";
 
-/** A claim taken over from a holder that died mid-restart: who it was and when its restart began. */
-export interface TakenOver {
-	readonly holder: string;
-	readonly startedAt: number;
-	/** How its death showed: its process is gone from this host, or it stopped renewing the claim. */
-	readonly why: "process gone" | "no heartbeat";
-}
-
-/** What acquire() decided. */
-export type RestartClaim =
-	| { ok: true; tookOver?: TakenOver }
-	| { ok: false; reason: "running" }
-	| { ok: false; reason: "cooldown"; lastAt: number };
-
-/** One restart at a time per container, and a cooldown after each, across every replica sharing the store. */
-export interface RestartLock {
-	/**
-	 * Claims `key` for a restart unless one is running or the last ended less than `cooldownMs` ago.
-	 * A claim whose holder died (its process is gone, or it stopped renewing the claim) is taken over.
-	 */
-	acquire(key: string, cooldownMs: number): Promise<RestartClaim>;
-	/** Ends this process's claim; the cooldown counts from now. A claim another process took over is left alone. */
-	release(key: string): Promise<void>;
-}
+export type { RestartClaim, RestartLock, TakenOver } from "./contracts.ts";
 
 /**
  * Who holds a claim: host (with its PID namespace, so containers sharing a hostname differ), pid,
@@ -98,25 +76,6 @@ function heartbeats(beat: (key: string) => Promise<unknown>) {
 		stop(key: string) {
 			clearInterval(timers.get(key));
 			timers.delete(key);
-		},
-	};
-}
-
-/** In this process only (no STATE_DATABASE_URL): a dead process takes its claims with it. */
-export function createMemoryRestartLock(now: () => number = Date.now): RestartLock {
-	const state = new Map<string, { running: boolean; lastAt: number }>();
-	return {
-		async acquire(key, cooldownMs) {
-			const previous = state.get(key);
-			const t = now();
-			if (previous?.running) return { ok: false, reason: "running" };
-			if (previous && t - previous.lastAt < cooldownMs)
-				return { ok: false, reason: "cooldown", lastAt: previous.lastAt };
-			state.set(key, { running: true, lastAt: previous?.lastAt ?? t });
-			return { ok: true };
-		},
-		async release(key) {
-			state.set(key, { running: false, lastAt: now() });
 		},
 	};
 }

@@ -5,7 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { createReceiver } from "../../src/alerts/receiver.ts";
-import { openAlertStore } from "../../src/alerts/store.ts";
+import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { payload } from "../support/alert-fixtures.ts";
 

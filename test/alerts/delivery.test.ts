@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { type DiscordSender, MAX_LOCAL_ATTEMPTS, startDelivery } from "../../src/alerts/delivery.ts";
 import type { AlertMessage } from "../../src/alerts/render.ts";
-import { openAlertStore } from "../../src/alerts/store.ts";
+import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
 import { classifySendError } from "../../src/discord/send-failure.ts";
 import { payload, withoutMessages } from "../support/alert-fixtures.ts";
 

@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { MAX_EPISODE_EVENTS, pruneHistory } from "../../src/alerts/episodes.ts";
 import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
-import { type AlertStore, groupId, openAlertStore } from "../../src/alerts/store.ts";
+import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
+import { type AlertStore, groupId } from "../../src/alerts/store.ts";
 import { freshStateDatabase } from "./state-database.ts";
 
 const CHANNEL = "400000000000000001";

@@ -5,7 +5,8 @@ import { DatabaseSync } from "node:sqlite";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
-import { type AlertStore, openAlertStore } from "../../src/alerts/store.ts";
+import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
+import type { AlertStore } from "../../src/alerts/store.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { freshStateDatabase } from "./state-database.ts";
 

@@ -6,7 +6,8 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type Delivery, restSender, startDelivery } from "../../src/alerts/delivery.ts";
 import { messageNonce } from "../../src/alerts/message-outbox.ts";
-import { type AlertStore, openAlertStore } from "../../src/alerts/store.ts";
+import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
+import type { AlertStore } from "../../src/alerts/store.ts";
 import { discordAgent } from "../../src/discord/client.ts";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 

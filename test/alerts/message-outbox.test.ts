@@ -5,7 +5,8 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { QueuedPost } from "../../src/alerts/message-outbox.ts";
 import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
-import { type AlertStore, openAlertStore } from "../../src/alerts/store.ts";
+import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
+import type { AlertStore } from "../../src/alerts/store.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { freshStateDatabase } from "./state-database.ts";
 

@@ -1,7 +1,8 @@
 import pg from "pg";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { openPostgresAlertStore, STATE_STATEMENT_TIMEOUT_MS, statePoolConfig } from "../../src/alerts/pg-store.ts";
+import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
+import { STATE_STATEMENT_TIMEOUT_MS, statePoolConfig } from "../../src/state/postgres.ts";
 import { payload, storeContract } from "../support/alert-fixtures.ts";
 import { freshStateDatabase } from "./state-database.ts";
 

@@ -3,7 +3,8 @@ import { connect } from "node:net";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createReceiver, jsonDepth, RECEIVER_LIMITS, type ReceiverLimits } from "../../src/alerts/receiver.ts";
-import { type AlertStore, openAlertStore } from "../../src/alerts/store.ts";
+import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
+import type { AlertStore } from "../../src/alerts/store.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { type RawResponse, rawRequest } from "../support/raw-http.ts";
 

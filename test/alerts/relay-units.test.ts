@@ -8,7 +8,7 @@ import { createReceiver } from "../../src/alerts/receiver.ts";
 import { alertsFile, expressionOf, renderAlertGroup } from "../../src/alerts/render.ts";
 import { routeGroup } from "../../src/alerts/routing.ts";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
-import { openAlertStore } from "../../src/alerts/store.ts";
+import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { messageProblems } from "../discord-double/limits.ts";
 import { payload, storeContract } from "../support/alert-fixtures.ts";

@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
 import { createReceiver } from "../../src/alerts/receiver.ts";
 import { replaceNul, WebhookPayload } from "../../src/alerts/schema.ts";
-import { type AlertStore, openAlertStore } from "../../src/alerts/store.ts";
+import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
+import type { AlertStore } from "../../src/alerts/store.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import { freshStateDatabase } from "./state-database.ts";
 

@@ -287,7 +287,7 @@ alerts:
 		expect(pid1.split("\0").filter(Boolean)).toEqual(["node", "--max-semi-space-size=4", "src/main.ts"]); // npm start's command; signals go straight to node
 		expect(writeApp.code).not.toBe(0);
 		expect(writeData.code).toBe(0);
-		expect((await podmanOk(["exec", first, "ls", "/data"])).split("\n")).toContain("alerts.sqlite");
+		expect((await podmanOk(["exec", first, "ls", "/data"])).split("\n")).toContain("opsbot.sqlite");
 	});
 
 	it("answers /healthz and passes its own HEALTHCHECK", async () => {

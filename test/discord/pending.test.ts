@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createPendingStore, type PendingStore } from "../../src/discord/pending.ts";
+import type { PendingStore } from "../../src/state/contracts.ts";
+import { createPendingStore } from "../support/pending.ts";
 
 async function putMany(store: PendingStore<string>, userId: string, count: number): Promise<string[]> {
 	const tokens: string[] = [];

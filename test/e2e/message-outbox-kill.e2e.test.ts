@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { messageNonce } from "../../src/alerts/message-outbox.ts";
-import { openAlertStore } from "../../src/alerts/store.ts";
+import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { type MainProcess, spawnMain } from "../support/main-process.ts";
 import { freePort } from "../support/proc.ts";
@@ -44,7 +44,7 @@ describe("npm start killed with SIGKILL while Discord takes a queued message", (
 		const key = "escalation:group-1:1:1";
 		const content = `<@&${ROLE}> DiskFilling still firing after 15 minutes`;
 		// Queued as a caller in the process would (the store file is the process's own).
-		const queuing = openAlertStore(join(stateDir, "alerts.sqlite"));
+		const queuing = openAlertStore(join(stateDir, "opsbot.sqlite"));
 		await queuing.enqueueMessage({
 			kind: "post",
 			key,
@@ -68,7 +68,7 @@ describe("npm start killed with SIGKILL while Discord takes a queued message", (
 			double.requests.filter((r) => r.method === "POST" && r.path === `/channels/${CHANNEL}/messages`);
 		await double.waitFor(() => posts().length >= 2 && posts().every((p) => p.status !== 0), 30_000);
 		await double.waitFor(() => main!.output().includes("alert receiver listening"), 20_000);
-		const reader = openAlertStore(join(stateDir, "alerts.sqlite"));
+		const reader = openAlertStore(join(stateDir, "opsbot.sqlite"));
 		const outcome = await vi.waitFor(
 			async () => {
 				const read = await reader.messageOutcome(key);

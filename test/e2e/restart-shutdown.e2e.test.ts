@@ -87,7 +87,7 @@ alerts:
 		const message = await double.waitFor(() => byTitle(name), 20_000);
 		const storedIds = async (): Promise<string[]> => {
 			if (!stateUrl) {
-				const db = new DatabaseSync(join(bot.stateDir, "alerts.sqlite"), { readOnly: true });
+				const db = new DatabaseSync(join(bot.stateDir, "opsbot.sqlite"), { readOnly: true });
 				try {
 					return (db.prepare("SELECT message_id FROM groups").all() as { message_id: string | null }[]).flatMap((r) =>
 						r.message_id ? [r.message_id] : [],

@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openStateFile } from "../../src/state/sqlite.ts";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { firingWebhook } from "../support/alert-fixtures.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { openStateFile } from "../support/pending.ts";
 
 const CHANNEL = "400000000000000001";
 const ONCALL = "300000000000000001";
@@ -66,7 +66,7 @@ alerts:
 		).response();
 		await double.waitFor(() => existsSync(join(stateDir, "actions.jsonl")), 10_000);
 
-		const files = ["alerts.sqlite", "alerts.sqlite-wal", "alerts.sqlite-shm", "actions.jsonl"];
+		const files = ["opsbot.sqlite", "opsbot.sqlite-wal", "opsbot.sqlite-shm", "actions.jsonl"];
 		expect({ stateDir: mode(stateDir), ...Object.fromEntries(files.map((f) => [f, mode(join(stateDir, f))])) }).toEqual(
 			{ stateDir: "700", ...Object.fromEntries(files.map((f) => [f, "600"])) },
 		);
@@ -74,19 +74,19 @@ alerts:
 
 	it("creates the embedded state file and its journals 0600 under umask 022", async () => {
 		const dir = join(mkdtempSync(join(tmpdir(), "opsbot-modes-")), "fresh");
-		const file = openStateFile(join(dir, "state.sqlite"));
+		const file = openStateFile(join(dir, "opsbot.sqlite"));
 		await file.pending<string>("logs", 60_000).put("alice", "a search");
 
 		const modes = Object.fromEntries(
-			["state.sqlite", "state.sqlite-wal", "state.sqlite-shm"].map((f) => [f, mode(join(dir, f))]),
+			["opsbot.sqlite", "opsbot.sqlite-wal", "opsbot.sqlite-shm"].map((f) => [f, mode(join(dir, f))]),
 		);
 		file.close();
 
 		expect({ dir: mode(dir), ...modes }).toEqual({
 			dir: "700",
-			"state.sqlite": "600",
-			"state.sqlite-wal": "600",
-			"state.sqlite-shm": "600",
+			"opsbot.sqlite": "600",
+			"opsbot.sqlite-wal": "600",
+			"opsbot.sqlite-shm": "600",
 		});
 	});
 });

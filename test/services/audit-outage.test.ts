@@ -8,12 +8,12 @@ import { audit as auditCmd } from "../../src/commands/audit.ts";
 import { whodeleted } from "../../src/commands/whodeleted.ts";
 import { OpsFileSchema } from "../../src/config.ts";
 import type { HandlerContext } from "../../src/discord/handler.ts";
-import { createPendingStore } from "../../src/discord/pending.ts";
 import { UserFacingError } from "../../src/errors.ts";
 import { createAuditService } from "../../src/services/audit.ts";
 import { createDatabase, type Database } from "../../src/services/postgres.ts";
 import { createAuditLog } from "../support/audit-log.ts";
 import { runOpsbotCli } from "../support/cli.ts";
+import { createPendingStore } from "../support/pending.ts";
 import { freePort } from "../support/proc.ts";
 
 const silent = pino({ level: "silent" });

@@ -3,10 +3,10 @@ import pg from "pg";
 import { pino } from "pino";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { createPostgresActionLog } from "../../src/services/action-log.ts";
-import { openStateDatabase, type StateDatabase } from "../../src/state/db.ts";
 import { decodeState, encodeState } from "../../src/state/json.ts";
 import { createPostgresPendingStore } from "../../src/state/pending.ts";
-import { createMemoryRestartLock, createPostgresRestartLock, thisProcessHolder } from "../../src/state/restart-lock.ts";
+import { openStateDatabase, type StateDatabase } from "../../src/state/postgres.ts";
+import { createPostgresRestartLock, thisProcessHolder } from "../../src/state/restart-lock.ts";
 
 const log = pino({ level: "silent" });
 const opened: StateDatabase[] = [];
@@ -212,20 +212,6 @@ describe("restart lock", () => {
 		expect(afterSilence).toMatchObject({ ok: true, tookOver: { why: "no heartbeat" } });
 		expect(stillHeld).toEqual({ ok: false, reason: "running" });
 		await here.release("prod/api");
-	});
-
-	it("in memory, refuses while running and during the cooldown, then allows again", async () => {
-		let t = 0;
-		const lock = createMemoryRestartLock(() => t);
-
-		expect(await lock.acquire("k", 1_000)).toEqual({ ok: true });
-		expect(await lock.acquire("k", 1_000)).toEqual({ ok: false, reason: "running" });
-		t = 10;
-		await lock.release("k");
-		t = 500;
-		expect(await lock.acquire("k", 1_000)).toEqual({ ok: false, reason: "cooldown", lastAt: 10 });
-		t = 1_010;
-		expect(await lock.acquire("k", 1_000)).toEqual({ ok: true });
 	});
 });
 

@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { PendingStore } from "../../src/discord/pending.ts";
+import type { PendingStore } from "../../src/state/contracts.ts";
 import { createSqliteRestartLock, RESTART_HEARTBEAT_MS, thisProcessHolder } from "../../src/state/restart-lock.ts";
-import { openStateFile } from "../../src/state/sqlite.ts";
+import { openStateFile } from "../support/pending.ts";
 
 const path = () => join(mkdtempSync(join(tmpdir(), "opsbot-state-file-")), "state.sqlite");
 

@@ -1,0 +1,627 @@
+import { statfsSync } from "node:fs";
+import { dirname } from "node:path";
+import type { DatabaseSync } from "node:sqlite";
+import { openSqliteDatabase } from "../state/sqlite.ts";
+import { acceptedChanges, type EpisodeFacts, episodeFacts } from "./episodes.ts";
+import { createSqliteEpisodeHistory } from "./episodes-sqlite.ts";
+import {
+	type AcceptJob,
+	type AcceptResult,
+	acceptJob,
+	type GroupHead,
+	type GroupStatus,
+	planAccepts,
+	resolveByHand,
+	touchedGroups,
+} from "./group-machine.ts";
+import { checkMessage, MESSAGE_RETENTION_MS, messageChannel, type QueuedMessage } from "./message-outbox.ts";
+import type { WebhookPayload } from "./schema.ts";
+import {
+	type AckState,
+	type AlertStore,
+	episodeNonce,
+	type GroupState,
+	type MessageRow,
+	mergeBacklog,
+	mergeOutboxStats,
+	messageOutcomeOf,
+	type RestartState,
+	type SilenceState,
+	type StormSummary,
+} from "./store.ts";
+
+/**
+ * Delivery order within a channel (an SQL expression over outbox o and groups g): a firing group without
+ * its message yet by its severity_rank (0 critical, 1 any other), then 2 for updates and resolutions.
+ */
+const DELIVERY_CLASS_SQLITE =
+	"CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS NOT g.episode THEN g.severity_rank ELSE 2 END";
+
+/** Primary SQLite result codes that mean the database cannot be written (full, I/O error, read-only, damaged). */
+const STORAGE_ERRORS = new Set([8, 10, 11, 13, 14, 26]);
+
+function isStorageError(err: unknown): boolean {
+	const code = (err as { errcode?: unknown }).errcode;
+	return typeof code === "number" && STORAGE_ERRORS.has(code & 0xff);
+}
+
+// writable() writes at least this much, and as much as the write that last failed for lack of room (up to the cap).
+const PROBE_MIN_BYTES = 1_024;
+const PROBE_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * What one accept writes beyond its JSON (stored twice: the group's payload and the outbox row) per
+ * target: B-tree and index pages, each a whole 4 KiB WAL frame.
+ */
+const ACCEPT_PAGES_BYTES = 16 * 1024;
+/**
+ * writable() also wants this many of the largest recent accepts to fit in the file system's free space:
+ * a probe of a few KiB succeeds on a disk where the next webhook (which AlertManager sends again and
+ * again) would not fit, and a burst writes several before a checkpoint can reuse the WAL.
+ */
+const ACCEPT_HEADROOM = 8;
+/** …and never less than this free. */
+const MIN_FREE_BYTES = 512 * 1024;
+/** How many recent accepts the size estimate remembers. */
+const RECENT_ACCEPTS = 32;
+
+/** Free bytes for an unprivileged writer on the file system holding `path`; undefined where it cannot be told. */
+function freeBytes(path: string): number | undefined {
+	try {
+		const fs = statfsSync(dirname(path));
+		return fs.bavail * fs.bsize;
+	} catch {
+		return undefined;
+	}
+}
+
+type GroupRow = {
+	id: string;
+	channel: string;
+	first_firing_at: number;
+	episode: number;
+	status: string;
+	last_signature: string;
+	message_id: string | null;
+	message_episode: number | null;
+	last_payload: string | null;
+	ack: string | null;
+	silence: string | null;
+	restart: string | null;
+};
+
+function groupState(row: GroupRow & { last_payload: string }): GroupState {
+	return {
+		groupId: row.id,
+		channel: row.channel,
+		episode: row.episode,
+		status: row.status,
+		messageId: row.message_episode === row.episode ? row.message_id : null,
+		payload: JSON.parse(row.last_payload) as WebhookPayload,
+		ack: row.ack ? (JSON.parse(row.ack) as AckState) : null,
+		silence: row.silence ? (JSON.parse(row.silence) as SilenceState) : null,
+		restart: row.restart ? (JSON.parse(row.restart) as RestartState) : null,
+		signature: row.last_signature,
+	};
+}
+
+/** A webhook with what the history needs of it (episodes.ts). */
+interface HistoryJob extends AcceptJob {
+	readonly facts: EpisodeFacts;
+}
+
+/** A webhook waiting for the next group commit. */
+interface PendingAccept extends HistoryJob {
+	readonly resolve: (result: AcceptResult) => void;
+	readonly reject: (err: unknown) => void;
+}
+
+/**
+ * How long the first webhook of a group commit waits for others to join it. The COMMIT's WAL sync runs
+ * on the event loop (node:sqlite is synchronous), and no webhook is read while it waits for the disk: a
+ * few milliseconds of gathering mean fewer, larger commits and less of that time. Measured at 500/s
+ * (ack p99, three runs each): 26-44 ms committing every turn of the event loop, 22-26 ms with 3 ms;
+ * the p50 rises from ~2 to ~5 ms (bench/RESULTS.md).
+ */
+const GROUP_COMMIT_WINDOW_MS = 3;
+
+/**
+ * Most webhooks one group commit writes. The receiver's connection cap (128) keeps batches below
+ * this in practice; the bound keeps one synchronous transaction from holding the event loop for long.
+ */
+const MAX_GROUP_COMMIT = 256;
+
+/**
+ * Opens (creating and migrating) the embedded store: SQLite in WAL mode, synchronous = FULL (a commit
+ * has reached the disk when it returns), webhooks group-committed.
+ * `maxPageCount` caps the database's size in pages (SQLite's max_page_count); past it writes fail with SQLITE_FULL.
+ */
+export function openAlertStore(path: string, options: { maxPageCount?: number } = {}): AlertStore {
+	const db = openSqliteDatabase(path, options);
+	const store = sqliteAlertStore(db, path);
+	return {
+		...store,
+		async close() {
+			await store.close();
+			db.close();
+		},
+	};
+}
+
+/**
+ * The alert store on an open state database (state/sqlite.ts, migrated); `path` is its file, for the
+ * free-space check. close() writes the webhooks waiting for a group commit; the database is the caller's.
+ */
+export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
+	// Sent and failed messages are kept a while for outcome() and their keys, then forgotten.
+	db.prepare("DELETE FROM message_outbox WHERE state <> 'queued' AND done_at < ?").run(
+		Date.now() - MESSAGE_RETENTION_MS,
+	);
+
+	const getGroup = db.prepare("SELECT * FROM groups WHERE id = ?");
+	// What accept decides on, without the stored payload (up to a few hundred KB to copy into JS per webhook).
+	const getGroupHead = db.prepare("SELECT episode, status, first_firing_at, last_signature FROM groups WHERE id = ?");
+	const undeliveredOfEpisode = db.prepare(
+		"SELECT id FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id",
+	);
+	const insertGroup =
+		db.prepare(`INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature, severity_rank, last_payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+	const updateGroup =
+		db.prepare(`UPDATE groups SET mention_role = ?, episode = ?, status = ?, first_firing_at = ?, last_signature = ?, severity_rank = ?, last_payload = ?,
+		ack = iif(?, NULL, ack), silence = iif(?, NULL, silence), restart = iif(?, NULL, restart) WHERE id = ?`);
+	const resolveStmt = db.prepare(
+		"UPDATE groups SET status = 'resolved', last_signature = ?, last_payload = ? WHERE id = ?",
+	);
+	const setAckStmt = db.prepare("UPDATE groups SET ack = ? WHERE id = ?");
+	const setSilenceStmt = db.prepare("UPDATE groups SET silence = ? WHERE id = ?");
+	const setRestartStmt = db.prepare("UPDATE groups SET restart = ? WHERE id = ?");
+	const silenced = db.prepare(
+		"SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+	);
+	const listed = db.prepare("SELECT * FROM groups WHERE last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
+	const openStmt = db.prepare(
+		"SELECT * FROM groups WHERE status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+	);
+	const insertOutbox = db.prepare(
+		"INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+	);
+	const supersede = db.prepare("UPDATE outbox SET done = 1 WHERE id = ?");
+	const dueChannels = db.prepare(
+		`SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id
+		WHERE o.done = 0 AND o.next_attempt_at <= ?
+		UNION SELECT channel FROM message_outbox WHERE state = 'queued' AND next_attempt_at <= ?`,
+	);
+	const oldestDue =
+		db.prepare(`SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ?
+		ORDER BY ${DELIVERY_CLASS_SQLITE}, o.id LIMIT 1`);
+	const newestOfEpisode = db.prepare(
+		"SELECT id, payload, attempts FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id DESC LIMIT 1",
+	);
+	const markDone = db.prepare("UPDATE outbox SET done = 1 WHERE group_id = ? AND episode = ? AND id <= ?");
+	const setMessage = db.prepare(
+		"UPDATE groups SET message_id = ?, message_episode = ?, chart_attachment = ? WHERE id = ?",
+	);
+	const retry = db.prepare(
+		"UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE group_id = ? AND episode = ? AND done = 0",
+	);
+	const pendingCount = db.prepare(
+		`SELECT (SELECT count(*) FROM outbox WHERE done = 0)
+		+ (SELECT count(*) FROM message_outbox WHERE state = 'queued') AS n`,
+	);
+	const insertMessage = db.prepare(
+		`INSERT INTO message_outbox (key, channel, message, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO NOTHING`,
+	);
+	const messageByKey = db.prepare("SELECT state, attempts, result, done_at FROM message_outbox WHERE key = ?");
+	const oldestMessage = db.prepare(
+		`SELECT id, key, channel, attempts, message FROM message_outbox
+		WHERE state = 'queued' AND channel = ? AND next_attempt_at <= ? ORDER BY id LIMIT 1`,
+	);
+	const finishMessage = db.prepare(
+		"UPDATE message_outbox SET state = ?, result = ?, done_at = ? WHERE id = ? AND state = 'queued'",
+	);
+	const retryMessage = db.prepare(
+		"UPDATE message_outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ? AND state = 'queued'",
+	);
+	const messageBacklog = db.prepare(
+		`SELECT count(*) AS pending, coalesce(sum(next_attempt_at <= ?), 0) AS due, min(next_attempt_at) AS next_due
+		FROM message_outbox WHERE state = 'queued' AND channel = ?`,
+	);
+	const messageStats = db.prepare(
+		`SELECT channel, count(*) AS depth, min(created_at) AS oldest FROM message_outbox
+		WHERE state = 'queued' GROUP BY channel`,
+	);
+	const probeWrite = db.prepare("INSERT INTO write_probe (pad) VALUES (zeroblob(?))");
+	const probeClear = db.prepare("DELETE FROM write_probe");
+	const backlogStmt =
+		db.prepare(`SELECT count(*) AS pending, coalesce(sum(first_due <= ?), 0) AS due, coalesce(sum(unposted), 0) AS unposted, min(first_due) AS next_due FROM (
+		SELECT min(o.next_attempt_at) AS first_due, (o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS NOT g.episode) AS unposted
+		FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 GROUP BY o.group_id, o.episode)`);
+	const firingStmt = db.prepare(
+		"SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM groups WHERE channel = ? AND status = 'firing' AND last_payload IS NOT NULL",
+	);
+	const getStorm = db.prepare("SELECT * FROM storm_summaries WHERE channel = ?");
+	const putStorm =
+		db.prepare(`INSERT INTO storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id, nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`);
+	const stormChannelsStmt = db.prepare("SELECT channel FROM storm_summaries WHERE state <> 'over'");
+	const groupStats = db.prepare("SELECT status, count(*) AS count FROM groups GROUP BY status");
+	const outboxStats = db.prepare(
+		"SELECT g.channel AS channel, count(*) AS depth, min(o.created_at) AS oldest FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 GROUP BY g.channel",
+	);
+
+	/** Bytes of the last write that failed for a storage reason (disk full, I/O error), until a write as large succeeds. */
+	let failedWriteBytes: number | undefined;
+
+	/** Runs `work` in one write transaction. `bytes`: roughly how much it writes, for writable()'s probe after a failure. */
+	function tx<T>(work: () => T, bytes = 0): T {
+		db.exec("BEGIN IMMEDIATE");
+		try {
+			const result = work();
+			db.exec("COMMIT");
+			if (failedWriteBytes !== undefined && bytes >= failedWriteBytes) failedWriteBytes = undefined;
+			return result;
+		} catch (err) {
+			// On SQLITE_FULL and I/O errors SQLite has already rolled the transaction back; a ROLLBACK
+			// then fails with "no transaction is active", which must not replace the real error.
+			if (db.isTransaction) {
+				try {
+					db.exec("ROLLBACK");
+				} catch {
+					// The original error is the one that says what went wrong.
+				}
+			}
+			if (isStorageError(err)) failedWriteBytes = Math.max(bytes, PROBE_MIN_BYTES);
+			throw err;
+		}
+	}
+
+	/**
+	 * A batch of webhooks' changes, inside the caller's transaction: reads the heads of the groups they
+	 * touch, and writes what group-machine.ts decides.
+	 */
+	function acceptBatch(jobs: readonly HistoryJob[]): readonly AcceptResult[] {
+		const heads = new Map<string, GroupHead>();
+		for (const { id } of touchedGroups(jobs)) {
+			const row = getGroupHead.get(id) as
+				| { episode: number; status: GroupStatus; first_firing_at: number; last_signature: string }
+				| undefined;
+			if (!row) continue;
+			const undelivered = (undeliveredOfEpisode.all(id, row.episode) as { id: number }[]).map((r) => r.id);
+			heads.set(id, {
+				episode: row.episode,
+				status: row.status,
+				firstFiringAt: row.first_firing_at,
+				signature: row.last_signature,
+				undelivered,
+			});
+		}
+		const plan = planAccepts(jobs, heads);
+		for (const g of plan.groups) {
+			const job = jobs[g.job]!;
+			if (g.created)
+				insertGroup.run(
+					g.id,
+					job.receiver,
+					job.groupKey,
+					g.channel,
+					g.mentionRole,
+					g.episode,
+					g.status,
+					g.firstFiringAt,
+					g.signature,
+					g.severityRank,
+					job.json,
+				);
+			else
+				updateGroup.run(
+					g.mentionRole,
+					g.episode,
+					g.status,
+					g.firstFiringAt,
+					g.signature,
+					g.severityRank,
+					job.json,
+					Number(g.resetActions),
+					Number(g.resetActions),
+					Number(g.resetActions),
+					g.id,
+				);
+		}
+		for (const id of plan.supersede) supersede.run(id);
+		for (const row of plan.enqueue) insertOutbox.run(row.groupId, row.episode, jobs[row.job]!.json, row.at, row.at);
+		episodes.apply(acceptedChanges(plan.groups, jobs));
+		return plan.results;
+	}
+
+	const acceptBytes = (job: PendingAccept) => (2 * job.json.length + ACCEPT_PAGES_BYTES) * job.targets.length;
+	// The estimated size of recent accepts (including ones that failed), for writable()'s free-space check.
+	const recentAccepts: number[] = [];
+	let accepts: PendingAccept[] = [];
+	let commitScheduled = false;
+
+	/**
+	 * Group commit: every webhook that arrived within GROUP_COMMIT_WINDOW_MS of the first is written in one
+	 * transaction, so one WAL sync (synchronous = FULL) covers them all; each caller hears back only
+	 * after that COMMIT returned. If the shared transaction fails, each webhook is retried in a
+	 * transaction of its own, so one that cannot be stored (e.g. too large for the disk left) fails alone.
+	 */
+	function commitAccepts(): void {
+		commitScheduled = false;
+		const batch = accepts;
+		accepts = [];
+		if (batch.length === 0) return;
+		if (batch.length > 1) {
+			let results: readonly AcceptResult[] | undefined;
+			try {
+				results = tx(
+					() => acceptBatch(batch),
+					batch.reduce((sum, job) => sum + acceptBytes(job), 0),
+				);
+			} catch {
+				// Each alone below; the error that matters is the one its own transaction meets.
+			}
+			if (results) {
+				for (const [i, job] of batch.entries()) job.resolve(results[i]!);
+				return;
+			}
+		}
+		for (const job of batch) {
+			try {
+				job.resolve(tx(() => acceptBatch([job])[0]!, acceptBytes(job)));
+			} catch (err) {
+				job.reject(err);
+			}
+		}
+	}
+
+	const episodes = createSqliteEpisodeHistory(db, (work) => tx(work));
+
+	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
+	function requeue(id: string, change: () => void): void {
+		tx(() => {
+			change();
+			const row = getGroup.get(id) as { episode: number; last_payload: string | null } | undefined;
+			if (row?.last_payload) insertOutbox.run(id, row.episode, row.last_payload, Date.now(), Date.now());
+		});
+	}
+
+	return {
+		async accept(payload, targets, now = Date.now()) {
+			// Everything that does not need the database is done here, outside the shared transaction.
+			const job = { ...acceptJob(payload, targets, now), facts: episodeFacts(payload) };
+			recentAccepts.push((2 * job.json.length + ACCEPT_PAGES_BYTES) * targets.length);
+			if (recentAccepts.length > RECENT_ACCEPTS) recentAccepts.shift();
+			return new Promise<AcceptResult>((resolve, reject) => {
+				accepts.push({ ...job, resolve, reject });
+				if (accepts.length >= MAX_GROUP_COMMIT) commitAccepts();
+				else if (!commitScheduled) {
+					commitScheduled = true;
+					setTimeout(commitAccepts, GROUP_COMMIT_WINDOW_MS);
+				}
+			});
+		},
+		dueChannels: async (now = Date.now()) => (dueChannels.all(now, now) as { channel: string }[]).map((r) => r.channel),
+		async next(channel, now = Date.now()) {
+			const due = oldestDue.get(channel, now) as { group_id: string; episode: number } | undefined;
+			if (!due) return undefined;
+			const newest = newestOfEpisode.get(due.group_id, due.episode) as {
+				id: number;
+				payload: string;
+				attempts: number;
+			};
+			const group = getGroup.get(due.group_id) as {
+				channel: string;
+				mention_role: string | null;
+				first_firing_at: number;
+				message_id: string | null;
+				message_episode: number | null;
+				chart_attachment: string | null;
+				episode: number;
+				ack: string | null;
+				silence: string | null;
+				restart: string | null;
+			};
+			const ours = group.message_episode === due.episode;
+			return {
+				id: newest.id,
+				groupId: due.group_id,
+				channel: group.channel,
+				mentionRole: group.mention_role,
+				episode: due.episode,
+				messageId: ours ? group.message_id : null,
+				chartAttachment: ours ? group.chart_attachment : null,
+				firstFiringAt: group.first_firing_at,
+				attempts: newest.attempts,
+				payload: JSON.parse(newest.payload) as WebhookPayload,
+				nonce: episodeNonce(due.group_id, due.episode),
+				ack: group.ack ? (JSON.parse(group.ack) as AckState) : null,
+				silence: group.silence ? (JSON.parse(group.silence) as SilenceState) : null,
+				restart: group.restart ? (JSON.parse(group.restart) as RestartState) : null,
+			};
+		},
+		async delivered(item, messageId, chartAttachment = null) {
+			tx(() => {
+				markDone.run(item.groupId, item.episode, item.id);
+				setMessage.run(messageId, item.episode, chartAttachment, item.groupId);
+			});
+		},
+		async refresh(groupId, episode) {
+			tx(() => {
+				const row = getGroup.get(groupId) as { episode: number; last_payload: string | null } | undefined;
+				if (row?.last_payload && row.episode === episode)
+					insertOutbox.run(groupId, episode, row.last_payload, Date.now(), Date.now());
+			});
+		},
+		async retryLater(item, at) {
+			retry.run(at, item.groupId, item.episode);
+		},
+		async abandon(item) {
+			markDone.run(item.groupId, item.episode, item.id);
+		},
+		pending: async () => (pendingCount.get() as { n: number }).n,
+		async backlog(channel, now = Date.now()) {
+			const row = backlogStmt.get(now, channel) as {
+				pending: number;
+				due: number;
+				unposted: number;
+				next_due: number | null;
+			};
+			const messages = messageBacklog.get(now, channel) as { pending: number; due: number; next_due: number | null };
+			return mergeBacklog(
+				{ pending: row.pending, due: row.due, unposted: row.unposted, nextDueAt: row.next_due },
+				{ pending: messages.pending, due: messages.due, nextDueAt: messages.next_due },
+			);
+		},
+		async firingGroups(channel) {
+			const rows = firingStmt.all(channel) as {
+				id: string;
+				episode: number;
+				first_firing_at: number;
+				message_id: string | null;
+				message_episode: number | null;
+				last_payload: string;
+			}[];
+			return rows.map((r) => ({
+				groupId: r.id,
+				firstFiringAt: r.first_firing_at,
+				messageId: r.message_episode === r.episode ? r.message_id : null,
+				payload: JSON.parse(r.last_payload) as WebhookPayload,
+			}));
+		},
+		async stormSummary(channel) {
+			const row = getStorm.get(channel) as
+				| {
+						channel: string;
+						state: StormSummary["state"];
+						message_id: string | null;
+						nonce: string;
+						started_at: number;
+						ended_at: number | null;
+						groups: string;
+				  }
+				| undefined;
+			return (
+				row && {
+					channel: row.channel,
+					state: row.state,
+					messageId: row.message_id,
+					nonce: row.nonce,
+					startedAt: row.started_at,
+					endedAt: row.ended_at,
+					groups: JSON.parse(row.groups) as string[],
+				}
+			);
+		},
+		async saveStormSummary(s) {
+			tx(() =>
+				putStorm.run(s.channel, s.state, s.messageId, s.nonce, s.startedAt, s.endedAt, JSON.stringify(s.groups)),
+			);
+		},
+		stormChannels: async () => (stormChannelsStmt.all() as { channel: string }[]).map((r) => r.channel),
+		stats: async () => ({
+			groups: groupStats.all() as { status: string; count: number }[],
+			outbox: mergeOutboxStats([
+				...(outboxStats.all() as { channel: string; depth: number; oldest: number }[]),
+				...(messageStats.all() as { channel: string; depth: number; oldest: number }[]),
+			]),
+		}),
+		// A real write, committed: taking the write lock alone succeeds on a full disk. After a write
+		// failed for lack of room, the probe is as large as that write, so "writable" means it would fit now.
+		// And the file system must have room for a few webhooks the size of recent ones: on a nearly full
+		// disk a small probe succeeds while every real webhook fails.
+		async writable() {
+			const free = path === ":memory:" ? undefined : freeBytes(path);
+			if (free !== undefined && free < Math.max(MIN_FREE_BYTES, ACCEPT_HEADROOM * Math.max(0, ...recentAccepts)))
+				return false;
+			const bytes = Math.min(Math.max(failedWriteBytes ?? 0, PROBE_MIN_BYTES), PROBE_MAX_BYTES);
+			try {
+				tx(() => probeWrite.run(bytes));
+				tx(() => probeClear.run());
+				failedWriteBytes = undefined;
+				return true;
+			} catch {
+				return false;
+			}
+		},
+		async group(id) {
+			const row = getGroup.get(id) as GroupRow | undefined;
+			if (!row?.last_payload) return undefined;
+			return groupState(row as GroupRow & { last_payload: string });
+		},
+		async setAck(id, ack) {
+			requeue(id, () => setAckStmt.run(ack ? JSON.stringify(ack) : null, id));
+		},
+		async setSilence(id, silence) {
+			requeue(id, () => setSilenceStmt.run(silence ? JSON.stringify(silence) : null, id));
+		},
+		async setRestart(id, restart) {
+			requeue(id, () => setRestartStmt.run(JSON.stringify(restart), id));
+		},
+		silencedGroups: async (after, limit) =>
+			(silenced.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
+		listGroups: async (after, limit) =>
+			(listed.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
+		openGroups: async (after, limit) =>
+			(openStmt.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
+		async resolveGroup(id, expectedSignature, now = Date.now(), reconciled = false) {
+			return tx(() => {
+				const row = getGroup.get(id) as GroupRow | undefined;
+				const resolved = resolveByHand(
+					row?.last_payload ? groupState(row as GroupRow & { last_payload: string }) : undefined,
+					expectedSignature,
+					now,
+					reconciled,
+				);
+				if (!row || !resolved) return false;
+				const json = JSON.stringify(resolved.payload);
+				resolveStmt.run(resolved.signature, json, id);
+				insertOutbox.run(id, row.episode, json, now, now);
+				episodes.apply([
+					{
+						groupId: id,
+						channel: row.channel,
+						episode: row.episode,
+						status: "resolved",
+						firstFiringAt: row.first_firing_at,
+						facts: episodeFacts(resolved.payload),
+						at: now,
+					},
+				]);
+				return true;
+			});
+		},
+		async enqueueMessage(message, now = Date.now()) {
+			checkMessage(message);
+			return (
+				tx(() => insertMessage.run(message.key, messageChannel(message), JSON.stringify(message), now, now)).changes ===
+				1
+			);
+		},
+		async messageOutcome(key) {
+			const row = messageByKey.get(key) as MessageRow | undefined;
+			return row && messageOutcomeOf(row);
+		},
+		async nextMessage(channel, now = Date.now()) {
+			const row = oldestMessage.get(channel, now) as
+				| { id: number; key: string; channel: string; attempts: number; message: string }
+				| undefined;
+			return row && { ...row, message: JSON.parse(row.message) as QueuedMessage };
+		},
+		async messageSent(item, resultId, now = Date.now()) {
+			finishMessage.run("sent", resultId, now, item.id);
+		},
+		async messageFailed(item, reason, now = Date.now()) {
+			finishMessage.run("failed", reason, now, item.id);
+		},
+		async retryMessageLater(item, at) {
+			retryMessage.run(at, item.id);
+		},
+		history: episodes.history,
+		async close() {
+			// Webhooks waiting for the next group commit are written (or refused) before the file closes.
+			commitAccepts();
+		},
+	};
+}
