@@ -257,6 +257,19 @@ export function createAlertManagerService(
 	};
 }
 
+/**
+ * A member that surely never received the request (refused, not found, unreachable): the only case in
+ * which a write may go to the next member. A timeout or a 5xx (perhaps from a proxy) may come after the
+ * silence was made, and asking another member then could make it twice.
+ */
+function neverReached(err: unknown): boolean {
+	return (
+		err instanceof ServiceUnavailableError &&
+		err.reason === "unreachable" &&
+		["connection refused", "host name not found", "host unreachable"].includes(err.failure)
+	);
+}
+
 /** No answer at all (unreachable, timed out) or a 5xx: the next member of the cluster may do better. */
 function askNext(err: unknown): boolean {
 	return err instanceof ServiceUnavailableError || (err instanceof HttpStatusError && err.status >= 500);
@@ -268,14 +281,14 @@ export function failoverClient(members: readonly AlertManagerClient[]): AlertMan
 	if (!first) throw new Error("an AlertManager cluster needs at least one member");
 	if (members.length === 1) return first;
 	const each =
-		<A extends unknown[], R>(call: (client: AlertManagerClient, ...args: A) => Promise<R>) =>
+		<A extends unknown[], R>(call: (client: AlertManagerClient, ...args: A) => Promise<R>, retryable = askNext) =>
 		async (...args: A): Promise<R> => {
 			let last: unknown;
 			for (const member of members) {
 				try {
 					return await call(member, ...args);
 				} catch (err) {
-					if (!askNext(err)) throw err;
+					if (!retryable(err)) throw err;
 					last = err;
 				}
 			}
@@ -283,7 +296,11 @@ export function failoverClient(members: readonly AlertManagerClient[]): AlertMan
 		};
 	return {
 		url: first.url,
-		createSilence: each((c, silence: Parameters<AlertManagerClient["createSilence"]>[0]) => c.createSilence(silence)),
+		// Not idempotent: only past a member that never got the request.
+		createSilence: each(
+			(c, silence: Parameters<AlertManagerClient["createSilence"]>[0]) => c.createSilence(silence),
+			neverReached,
+		),
 		expireSilence: each((c, id: string) => c.expireSilence(id)),
 		silenceState: each((c, id: string) => c.silenceState(id)),
 		listAlerts: each((c, query: Parameters<AlertManagerClient["listAlerts"]>[0]) => c.listAlerts(query)),
