@@ -172,9 +172,12 @@ export function restSender(rest: REST): DiscordSender {
 	};
 }
 
+/** Shortest time between two wake-ups by the store under a stream of webhooks (the first is immediate). */
+const WAKE_MS = 250;
+
 /** The running delivery workers. */
 export interface Delivery {
-	/** Wakes the workers now (after accept) instead of at the next poll. */
+	/** Wakes the workers now instead of at the next poll (the store's onQueued does this for new work). */
 	wake(): void;
 	/** Resolves when nothing is due, no channel is being worked on and no storm is still open. */
 	drained(): Promise<void>;
@@ -851,6 +854,28 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		setImmediate(() => void tick());
 	}
 
+	// The store says when it queued something: delivery looks at once, then at most every WAKE_MS while more
+	// comes (each look re-reads the outbox; one per webhook would be a thousand a second).
+	let wakeTimer: NodeJS.Timeout | undefined;
+	let wakeAgain = false;
+	const wakeLater = () => {
+		wakeTimer = setTimeout(() => {
+			wakeTimer = undefined;
+			if (!wakeAgain) return;
+			wakeAgain = false;
+			wakeUp();
+			wakeLater();
+		}, WAKE_MS);
+	};
+	const unsubscribe = deps.store.onQueued(() => {
+		if (wakeTimer) {
+			wakeAgain = true;
+			return;
+		}
+		wakeUp();
+		wakeLater();
+	});
+
 	const timer = setInterval(() => void tick(), deps.pollMs ?? 250);
 	return {
 		wake: wakeUp,
@@ -861,6 +886,8 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 			}),
 		async stop() {
 			stopped = true;
+			unsubscribe();
+			clearTimeout(wakeTimer);
 			clearInterval(timer);
 			for (const wake of [...idlers, ...pauses]) wake();
 			await Promise.allSettled([...busy.values()]);

@@ -72,7 +72,6 @@ export async function startAlertRelay(
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
 		store,
 		log: log.child({ svc: "alert-receiver" }),
-		onQueued: () => delivery.wake(),
 		discordState: () => (client.isReady() ? "connected" : standby() ? "standby" : "not connected"),
 		alertmanagers: () => services.alertmanager.contacts(),
 	});
@@ -90,7 +89,6 @@ export async function startAlertRelay(
 		ops,
 		alertmanager: services.alertmanager,
 		log: log.child({ svc: "silence-watch" }),
-		onChange: () => delivery.wake(),
 		intervalMs: alerts.silenceWatch.intervalSeconds * 1_000,
 	});
 	const { reconcile } = alerts;
@@ -101,14 +99,12 @@ export async function startAlertRelay(
 		alertmanager: services.alertmanager,
 		log: log.child({ svc: "reconcile" }),
 		accept: (payload) => acceptPayload({ config: alerts, store }, payload),
-		onChange: () => delivery.wake(),
 		active: () => !standby(),
 		intervalMs: reconcile.intervalSeconds * 1_000,
 		graceMs: reconcile.graceSeconds * 1_000,
 		...(settleSeconds === undefined ? {} : { settleMs: settleSeconds * 1_000 }),
 		receivers: reconcile.receivers,
 	});
-	alertState.onWake(() => delivery.wake());
 	const pruning = startHistoryPruning(store.history, alerts.history.days, log.child({ svc: "alert-history" }));
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");

@@ -184,6 +184,12 @@ export interface AlertStore {
 	openGroups(after: string, limit: number): Promise<GroupState[]>;
 	/** The groups' episodes and what happened in them (episodes.ts), written with the notifications. */
 	readonly history: EpisodeHistory;
+	/**
+	 * Calls `listener` after every commit that queued something for Discord (a webhook's update, a press's
+	 * re-render, a chart's refresh, a resolution by hand, a message): delivery hears of work at once instead
+	 * of at its next poll, and no writer has to tell it. Returns the unsubscribe.
+	 */
+	onQueued(listener: () => void): () => void;
 	close(): Promise<void>;
 }
 
@@ -236,4 +242,18 @@ export function mergeOutboxStats(
 		else merged.set(r.channel, { channel: r.channel, depth: r.depth, oldestAt });
 	}
 	return [...merged.values()];
+}
+
+/** The listeners of AlertStore.onQueued, for both adapters. */
+export function queuedAnnouncer(): { on(listener: () => void): () => void; announce(): void } {
+	const listeners = new Set<() => void>();
+	return {
+		on(listener) {
+			listeners.add(listener);
+			return () => void listeners.delete(listener);
+		},
+		announce() {
+			for (const listener of listeners) listener();
+		},
+	};
 }

@@ -360,7 +360,6 @@ function confirmHandler(
 					username: ctx.actor.username,
 					until: draft.endsAt.getTime(),
 				});
-				ctx.services.alertState.wake();
 			}
 			await interaction.editReply({
 				content: "",
@@ -491,7 +490,6 @@ export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
 			silenceId,
 			environment,
 		});
-		ctx.services.alertState.wake();
 		await interaction.editReply({
 			content: "",
 			embeds: [reportToEmbed(silenceExpireReport(silence, outcome))],

@@ -165,6 +165,27 @@ describe("message outbox delivery (through the REST client to the Discord double
 		await store.close();
 	});
 
+	it("posts a message queued while delivery runs at once: the store tells delivery, no poll needed", async () => {
+		const store = openStore();
+		// A poll this rare never comes within the wait below: only the store's announcement can start the post.
+		const delivery = startDelivery({
+			store,
+			sender: restSender(rest),
+			log: pino({ level: "silent" }),
+			pollMs: 600_000,
+		});
+		await delivery.drained();
+		await store.enqueueMessage({ kind: "post", key: "announced", target: { channel: CHANNEL }, content: "announced" });
+
+		await vi.waitFor(async () => expect(await store.messageOutcome("announced")).toMatchObject({ state: "sent" }), {
+			timeout: 10_000,
+			interval: 50,
+		});
+		await delivery.stop();
+		expect(double.channelMessages(CHANNEL).filter((m) => m.content === "announced")).toHaveLength(1);
+		await store.close();
+	});
+
 	it("posts a message repeated with its nonce (as after a kill -9) once: Discord hands back the first", async () => {
 		const sender = restSender(rest);
 		const body = {
