@@ -7,10 +7,11 @@ import type { Metrics } from "../metrics.ts";
 import type { AlertManagerContact, AlertManagerService } from "../services/alertmanager.ts";
 import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
-import { type Delivery, type DiscordSender, restSender, startDelivery } from "./delivery.ts";
+import { type Delivery, startDelivery } from "./delivery.ts";
 import { startHistoryPruning } from "./episodes.ts";
 import { acceptPayload, authorized, createReceiver } from "./receiver.ts";
 import { startReconciler } from "./reconcile.ts";
+import { type DiscordSender, restSender } from "./rest-sender.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
 import type { AlertStore } from "./store.ts";
 
