@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { summarise } from "./alerts/episodes-summary.ts";
 import { heldGroupsReport, readHeldGroups } from "./alerts/held-groups.ts";
 import { historyReport } from "./alerts/incident-reports.ts";
-import { formatMatchers, parseMatchers } from "./alerts/matchers.ts";
+import { parseMatchers } from "./alerts/matchers.ts";
 import { buildTimeline, parseMessageLink } from "./alerts/timeline.ts";
 import { HISTORY_LISTED, historySince, testAlertReport } from "./commands/alerts.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
@@ -38,9 +38,11 @@ import {
 	extendSilence,
 	listSilences,
 	liveSilence,
+	maintenanceComment,
 	maxSilenceMs,
 	parseSilenceDuration,
 	previewSilence,
+	type RecordSilenceAction,
 	silenceComment,
 } from "./services/silences.ts";
 import { readAlertStore } from "./state/index.ts";
@@ -426,7 +428,7 @@ function recordCli(ctx: AppContext, action: string, target: string, result: stri
 	});
 }
 
-/** `opsbot silence create` and `opsbot maintenance`: the same checks as Discord, a preview, then (unless --dry-run) the silence. */
+/** `opsbot silence create` and `opsbot maintenance`: Discord's checks, a preview, then (not with --dry-run) it. */
 async function createFromCli(
 	ctx: AppContext,
 	environment: string,
@@ -443,20 +445,16 @@ async function createFromCli(
 		matchers,
 		startsAt,
 		endsAt: new Date(startsAt.getTime() + durationMs),
-		comment: silenceComment(str("comment")),
+		comment: maintenance ? maintenanceComment(silenceComment(str("comment"))) : silenceComment(str("comment")),
 	};
 	const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
 	const preview = await previewSilence({ ops: ctx.config.ops, alertmanager }, draft);
 	if (values["dry-run"] === true)
 		return { report: silencePreviewReport(preview, durationMs, false), data: { preview, created: false } };
-	const id = await createSilence(alertmanager, draft, `${operator()} via opsbot CLI`).catch(async (err: unknown) => {
-		await recordCli(ctx, action, environment, "failed", { reason: (err as Error).message.slice(0, 200) });
-		throw err;
-	});
-	await recordCli(ctx, action, environment, "ok", {
-		silenceId: id,
-		matchers: formatMatchers(matchers),
-		endsAt: draft.endsAt.toISOString(),
+	const id = await createSilence(alertmanager, draft, `${operator()} via opsbot CLI`, {
+		action,
+		target: environment,
+		record: (...entry) => recordCli(ctx, ...entry),
 	});
 	return {
 		report: silenceCreatedReport(id, draft, maintenance),
@@ -490,29 +488,14 @@ async function runSilenceCli(ctx: AppContext, values: CliValues, positionals: st
 		const environment = env ?? requireEnvironment(ctx.config.ops, null);
 		const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
 		const found = await liveSilence(alertmanager, id);
+		const record: RecordSilenceAction = (...entry) => recordCli(ctx, ...entry);
 		if (sub === "extend") {
 			const maxMs = maxSilenceMs(ctx.config.ops);
 			const byMs = parseSilenceDuration(typeof values.by === "string" ? values.by : "", maxMs);
-			const extended = await extendSilence(alertmanager, found, byMs, maxMs).catch(async (err: unknown) => {
-				await recordCli(ctx, "silence.extend", found.id, "failed", { environment });
-				throw err;
-			});
-			await recordCli(ctx, "silence.extend", found.id, "ok", {
-				silenceId: extended.id,
-				environment,
-				endsAt: extended.endsAt.toISOString(),
-				inPlace: extended.inPlace,
-			});
+			const extended = await extendSilence(alertmanager, found, byMs, maxMs, { environment, record });
 			return { report: silenceExtendedReport(extended), data: extended };
 		}
-		const outcome = await expireSilence(alertmanager, found.id).catch(async (err: unknown) => {
-			await recordCli(ctx, "silence.expire", found.id, "failed", { environment });
-			throw err;
-		});
-		await recordCli(ctx, "silence.expire", found.id, outcome === "expired" ? "ok" : "already gone", {
-			silenceId: found.id,
-			environment,
-		});
+		const outcome = await expireSilence(alertmanager, found.id, { environment, record });
 		return { report: silenceExpireReport(found, outcome), data: { id: found.id, outcome } };
 	}
 	throw new UserFacingError(`usage: ${usage}`);

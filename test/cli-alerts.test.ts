@@ -8,7 +8,7 @@ import { openPostgresAlertStore } from "../src/alerts/pg-store.ts";
 import { openAlertStore } from "../src/alerts/sqlite-store.ts";
 import { type AlertStore, groupId } from "../src/alerts/store.ts";
 import { payload } from "./support/alert-fixtures.ts";
-import { runOpsbotCli, unwrapped } from "./support/cli.ts";
+import { runOpsbotCli, runOpsbotInProcess, unwrapped } from "./support/cli.ts";
 
 const GUILD = "100000000000000001";
 const CHANNEL = "400000000000000001";
@@ -16,7 +16,8 @@ const AT = Date.parse("2026-11-24T12:00:00Z");
 // Still silenced whenever the test runs: the CLI compares with the clock.
 const SILENCED_UNTIL = Date.now() + 24 * 3_600_000;
 
-const opsbot = runOpsbotCli;
+// Listing a store is tested in-process; "says there are none" runs the process (bin/opsbot.js).
+const opsbot = runOpsbotInProcess;
 
 /** An ops file whose state lives in a directory of its own. */
 function opsFile(): { path: string; stateDir: string } {
@@ -54,7 +55,8 @@ async function fill(store: AlertStore): Promise<void> {
 }
 
 async function expectListed(env: Record<string, string>): Promise<void> {
-	const [text, json] = await Promise.all([opsbot(["alerts"], env), opsbot(["alerts", "--json"], env)]);
+	const text = await opsbot(["alerts"], env);
+	const json = await opsbot(["alerts", "--json"], env);
 
 	expect(text.stderr).toBe("");
 	expect(text.code).toBe(0);
@@ -122,8 +124,8 @@ describe("opsbot alerts", () => {
 		const ops = opsFile();
 
 		const [result, json] = await Promise.all([
-			opsbot(["alerts"], { OPSBOT_CONFIG: ops.path }),
-			opsbot(["alerts", "--json"], { OPSBOT_CONFIG: ops.path }),
+			runOpsbotCli(["alerts"], { OPSBOT_CONFIG: ops.path }),
+			runOpsbotCli(["alerts", "--json"], { OPSBOT_CONFIG: ops.path }),
 		]);
 
 		expect(result.code).toBe(0);

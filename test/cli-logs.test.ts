@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { EXIT } from "../src/cli.ts";
-import { runOpsbotCli } from "./support/cli.ts";
+import { runOpsbotCli, runOpsbotInProcess } from "./support/cli.ts";
 import { freshTenant, type TestLoki } from "./support/loki.ts";
 import { freePort } from "./support/proc.ts";
 import { sharedLoki } from "./support/shared-loki.ts";
@@ -11,7 +11,9 @@ import { sharedLoki } from "./support/shared-loki.ts";
 const dir = mkdtempSync(join(tmpdir(), "opsbot-cli-logs-"));
 const MINUTE = 60_000_000_000n;
 
-const opsbot = (args: string[], config: string) => runOpsbotCli(args, { OPSBOT_CONFIG: config }, 30_000);
+// The first case runs the process (bin/opsbot.js); the others test what the CLI prints, in-process.
+const opsbotProcess = (args: string[], config: string) => runOpsbotCli(args, { OPSBOT_CONFIG: config }, 30_000);
+const opsbot = (args: string[], config: string) => runOpsbotInProcess(args, { OPSBOT_CONFIG: config });
 
 describe("opsbot logs against a real Loki", () => {
 	let loki: TestLoki;
@@ -48,7 +50,10 @@ environments:
 	});
 
 	it("prints the LogQL exactly as it ran and log lines with backticks and backslashes unchanged (defect 5)", async () => {
-		const result = await opsbot(["logs", "--service", "api", "--contains", "C:\\temp\\new", "--since", "1h"], config);
+		const result = await opsbotProcess(
+			["logs", "--service", "api", "--contains", "C:\\temp\\new", "--since", "1h"],
+			config,
+		);
 
 		expect(result.code).toBe(0);
 		const out = result.stdout.split("\n");

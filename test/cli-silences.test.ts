@@ -152,7 +152,7 @@ stateDir: ${JSON.stringify(stateDir)}
 		expect(found).toMatchObject({ createdBy: "carol", tool: "outside opsbot" });
 	});
 
-	it("opens a maintenance window for a deploy script: pending, with the environment's and service's matchers", async () => {
+	it("opens a maintenance window for a deploy script: pending, env and service matchers", async () => {
 		const run = await opsbot(
 			"maintenance",
 			"--env",

@@ -4,11 +4,13 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runOpsbotCli } from "./support/cli.ts";
+import { runOpsbotCli, runOpsbotInProcess } from "./support/cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "opsbot-cli-"));
 
-const opsbot = runOpsbotCli;
+// In-process: these cases test what the CLI decides and prints. The first case runs the process
+// (bin/opsbot.js) for the journey's boundary: the exit status and the flushed output.
+const opsbot = runOpsbotInProcess;
 
 describe("opsbot CLI", () => {
 	let server: Server;
@@ -43,7 +45,7 @@ environments:
 	afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 	it("prints a readable report and exits 0 when healthy", async () => {
-		const result = await opsbot(["health", "--env", "good"], { OPSBOT_CONFIG: configPath });
+		const result = await runOpsbotCli(["health", "--env", "good"], { OPSBOT_CONFIG: configPath });
 
 		expect(result.code).toBe(0);
 		expect(result.stdout).toMatch(/^\[OK\] Health of good: all good\n/);

@@ -26,17 +26,20 @@ import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { DISCORD_LIMITS, inlineCode, truncate } from "../render/limits.ts";
 import { reportToEmbed } from "../render/report.ts";
 import type { AlertManagerClient } from "../services/alertmanager.ts";
-import { HttpAnswerError, HttpStatusError, ServiceUnavailableError } from "../services/http.ts";
+import { HttpStatusError, ServiceUnavailableError } from "../services/http.ts";
 import {
+	CREATE_WORDS,
 	environmentsReached,
 	maxSilenceMs,
 	parseSilenceDuration,
 	SILENCE_PRESETS,
+	silenceAnswer,
 	silenceComment,
 } from "../services/silences.ts";
 import { SshHostKeyError } from "../services/ssh.ts";
 import { alertEnvironment, restartableContainer } from "./actions.ts";
-import { type EpisodeEventKind, type EventDetails, OUTPUT_KEPT } from "./episodes.ts";
+import { noteSilenceOnCard, recordEvent } from "./card-events.ts";
+import { OUTPUT_KEPT } from "./episodes.ts";
 import { checkSilenceMatchers, formatMatchers, parseMatchers } from "./matchers.ts";
 import { SILENCE_CHOICES } from "./render.ts";
 import type { AlertStore, GroupState } from "./store.ts";
@@ -106,24 +109,6 @@ function alertmanagerOf(ctx: HandlerContext, group: GroupState): AlertManagerCli
 	return alertmanager;
 }
 
-/**
- * Adds a person's action to the episode's history (its timeline and thread). After the action took
- * effect: a history that cannot be written is logged, never turned into a failed action.
- */
-async function recordEvent(
-	ctx: HandlerContext,
-	group: { groupId: string; episode: number },
-	kind: EpisodeEventKind,
-	details: EventDetails = {},
-): Promise<void> {
-	const { userId, username } = ctx.actor;
-	await alertStore(ctx)
-		.history.record({ ...group, at: Date.now(), kind, actor: { userId, username }, details })
-		.catch((err: unknown) =>
-			ctx.log.warn({ err, groupId: group.groupId, kind }, "could not add to the alert's history"),
-		);
-}
-
 /** AlertManager slow or down is something the user can act on (try again, silence in its UI): say so. */
 function unavailable(err: unknown, nothing: string): unknown {
 	return err instanceof ServiceUnavailableError
@@ -135,50 +120,6 @@ function unavailable(err: unknown, nothing: string): unknown {
 function silencesPage(group: GroupState, alertmanager: AlertManagerClient): string {
 	const base = /^https?:\/\//.test(group.payload.externalURL) ? group.payload.externalURL : alertmanager.url;
 	return `${base.replace(/\/$/, "")}/#/silences`;
-}
-
-/**
- * An answer to POST /api/v2/silences that is neither a silence id nor "unavailable": what to record
- * and tell the user. A 4xx is AlertManager refusing, so nothing exists; a 2xx opsbot cannot read, or
- * a 5xx (perhaps from a proxy in front of it), may come after the silence was made.
- */
-function unexpectedSilenceAnswer(
-	err: unknown,
-	page: string,
-): { result: string; details: Record<string, unknown>; error: UserFacingError } | undefined {
-	const mayExist = `so opsbot cannot tell whether the silence was created. Check the silences in AlertManager (${page}) before silencing again.`;
-	if (err instanceof HttpAnswerError) {
-		const what =
-			err.kind === "not-json"
-				? "something that is not JSON"
-				: err.kind === "too-large"
-					? "more than opsbot reads"
-					: "JSON without a silence id";
-		return {
-			result: "unknown: unexpected AlertManager answer",
-			details: { answer: err.kind },
-			error: new UserFacingError(`AlertManager answered ${what}, ${mayExist}`, { cause: err }),
-		};
-	}
-	if (err instanceof HttpStatusError && err.status >= 500) {
-		return {
-			result: `unknown: AlertManager answered HTTP ${err.status}`,
-			details: { status: err.status },
-			error: new UserFacingError(`AlertManager answered HTTP ${err.status}, ${mayExist}`, { cause: err }),
-		};
-	}
-	if (err instanceof HttpStatusError) {
-		const reason = err.body.trim().slice(0, 200);
-		return {
-			result: `refused: AlertManager answered HTTP ${err.status}`,
-			details: { status: err.status },
-			error: new UserFacingError(
-				`AlertManager refused the silence (HTTP ${err.status}${reason ? `: ${inlineCode(reason)}` : ""}); nothing was silenced.`,
-				{ cause: err },
-			),
-		};
-	}
-	return undefined;
 }
 
 async function silence(
@@ -217,7 +158,7 @@ async function silence(
 	} catch (err) {
 		if (err instanceof ServiceUnavailableError)
 			await recordAction(ctx, "alert.silence", group.groupId, "failed: AlertManager unavailable", { code: err.code });
-		const odd = unexpectedSilenceAnswer(err, silencesPage(group, alertmanager));
+		const odd = silenceAnswer(err, silencesPage(group, alertmanager), CREATE_WORDS);
 		if (odd) {
 			ctx.log.warn({ err }, "AlertManager answered the silence request unexpectedly");
 			await recordAction(ctx, "alert.silence", group.groupId, odd.result, odd.details);
@@ -225,14 +166,8 @@ async function silence(
 		}
 		throw unavailable(err, "nothing was silenced");
 	}
-	await alertStore(ctx).setSilence(group.groupId, { id, username: ctx.actor.username, until: until.getTime() });
 	await recordAction(ctx, "alert.silence", group.groupId, "ok", { silenceId: id, hours, matchers: matchers.length });
-	await recordEvent(ctx, group, "silenced", {
-		silenceId: id,
-		until: until.getTime(),
-		matchers: matchers.map(({ name, value }) => ({ name, value })),
-		...(comment ? { comment } : {}),
-	});
+	await noteSilenceOnCard(ctx, group, { id, until: until.getTime(), matchers, ...(comment ? { comment } : {}) });
 	await interaction.followUp({
 		content: `🔕 Silenced until <t:${Math.floor(until.getTime() / 1000)}:f> (silence ${inlineCode(id)}).`,
 		flags: 64,

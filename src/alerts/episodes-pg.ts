@@ -11,49 +11,6 @@ import {
 import { type EpisodeRow, type EventRow, episodeOf, eventOf, type FiringRow, firingOf } from "./episodes-sqlite.ts";
 import { type GroupFigures, summarise } from "./episodes-summary.ts";
 
-/** The history's tables in opsbot's PostgreSQL (one migration of pg-store.ts's list); firing groups get an open episode. */
-export const EPISODES_PG_MIGRATION = `CREATE TABLE opsbot_state.episodes (
-		group_id TEXT NOT NULL,
-		episode INTEGER NOT NULL,
-		channel TEXT NOT NULL,
-		name TEXT NOT NULL,
-		environment TEXT,
-		severity TEXT,
-		started_at BIGINT NOT NULL,
-		ended_at BIGINT,
-		acked_at BIGINT,
-		acked_by TEXT,
-		alerts JSONB NOT NULL DEFAULT '{}',
-		firing_alerts INTEGER NOT NULL DEFAULT 0,
-		alert_count INTEGER NOT NULL DEFAULT 0,
-		event_count INTEGER NOT NULL DEFAULT 0,
-		PRIMARY KEY (group_id, episode)
-	);
-	CREATE INDEX episodes_started ON opsbot_state.episodes (started_at)
-		INCLUDE (group_id, name, environment, acked_at, ended_at);
-	CREATE INDEX episodes_ended ON opsbot_state.episodes (ended_at);
-	CREATE INDEX episodes_open ON opsbot_state.episodes (group_id) WHERE ended_at IS NULL;
-	CREATE TABLE opsbot_state.episode_events (
-		id BIGSERIAL PRIMARY KEY,
-		group_id TEXT NOT NULL,
-		episode INTEGER NOT NULL,
-		at BIGINT NOT NULL,
-		kind TEXT NOT NULL,
-		actor_id TEXT,
-		actor_name TEXT,
-		details JSONB NOT NULL
-	);
-	CREATE INDEX episode_events_episode ON opsbot_state.episode_events (group_id, episode, id);
-	INSERT INTO opsbot_state.episodes (group_id, episode, channel, name, environment, severity, started_at, acked_at,
-		acked_by, firing_alerts, alert_count)
-	SELECT id, episode, channel,
-		coalesce(last_payload->'commonLabels'->>'alertname', last_payload->'groupLabels'->>'alertname', '?'),
-		coalesce(last_payload->'commonLabels'->>'env', last_payload->'commonLabels'->>'environment'),
-		lower(last_payload->'commonLabels'->>'severity'),
-		first_firing_at, (ack->>'at')::bigint, ack->>'username',
-		jsonb_array_length(last_payload->'alerts'), jsonb_array_length(last_payload->'alerts')
-	FROM opsbot_state.groups WHERE status = 'firing' AND last_payload IS NOT NULL;`;
-
 const EPISODE_COLUMNS =
 	"group_id, episode, channel, name, environment, severity, started_at, ended_at, acked_at, acked_by, firing_alerts, alert_count, event_count";
 

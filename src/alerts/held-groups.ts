@@ -2,7 +2,7 @@ import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { oneLine } from "../render/limits.ts";
 import { joinText, type Level, type Report, type Text, worstLevel } from "../render/report.ts";
-import { embeddedStateExists, openState } from "../state/index.ts";
+import { readAlertStore } from "../state/index.ts";
 import {
 	activeSilence,
 	cardState,
@@ -80,23 +80,18 @@ const PAGE = 200;
  * the relay uses (PostgreSQL with STATE_DATABASE_URL, else stateDir/opsbot.sqlite), and never written.
  */
 export async function readHeldGroups(config: Config, log: Logger, now = Date.now()): Promise<HeldGroup[]> {
-	// The relay never ran here: nothing to list, and opening the file would create it.
-	if (!config.env.STATE_DATABASE_URL && !embeddedStateExists(config)) return [];
-	const state = await openState(config, log, { alerts: true });
-	const store = state.alerts!;
-	try {
-		const held: HeldGroup[] = [];
+	// Undefined where the relay never ran here: nothing to list, and opening the file would create it.
+	const held = await readAlertStore(config, log, async (store) => {
+		const groups: HeldGroup[] = [];
 		let after = "";
 		for (;;) {
 			const page = await store.listGroups(after, PAGE);
-			held.push(...page.map((g) => heldGroup(g, { guildId: config.ops.discord.guildId, now })));
-			if (page.length < PAGE) break;
+			groups.push(...page.map((g) => heldGroup(g, { guildId: config.ops.discord.guildId, now })));
+			if (page.length < PAGE) return groups;
 			after = page.at(-1)!.groupId;
 		}
-		return held.sort(byUrgency);
-	} finally {
-		await state.close();
-	}
+	});
+	return (held ?? []).sort(byUrgency);
 }
 
 function heldGroupText(g: HeldGroup): Text {

@@ -87,7 +87,10 @@ const NOT_RE2 = [
 	{ re: /\\[1-9]|\\k</, what: "backreferences (\\1, \\k<name>)" },
 ];
 
-/** Whether `pattern`, anchored as AlertManager anchors it, matches `value`; undefined where JavaScript cannot compile it. */
+/**
+ * Whether `pattern`, anchored as AlertManager anchors it, matches `value`; undefined where
+ * JavaScript cannot compile it.
+ */
 export function regexMatches(pattern: string, value: string): boolean | undefined {
 	let re: RegExp;
 	try {

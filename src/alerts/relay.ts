@@ -12,6 +12,7 @@ import { startHistoryPruning } from "./episodes.ts";
 import { acceptPayload, authorized, createReceiver } from "./receiver.ts";
 import { startReconciler } from "./reconcile.ts";
 import { type DiscordSender, restSender } from "./rest-sender.ts";
+import { startSilenceAnnouncer } from "./silence-announcer.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
 import type { AlertStore } from "./store.ts";
 
@@ -28,7 +29,7 @@ export async function startAlertRelay(
 	config: Config,
 	client: Client,
 	log: Logger,
-	services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus">,
+	services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus" | "messages">,
 	options: { standby?: () => boolean } = {},
 	sender: DiscordSender = restSender(client.rest),
 ): Promise<AlertRelay | undefined> {
@@ -106,6 +107,18 @@ export async function startAlertRelay(
 		...(settleSeconds === undefined ? {} : { settleMs: settleSeconds * 1_000 }),
 		receivers: reconcile.receivers,
 	});
+	// Silences made outside opsbot, reminders before one ends, maintenance windows: through the message outbox.
+	const announcer = services.messages
+		? startSilenceAnnouncer({
+				store,
+				messages: services.messages,
+				ops,
+				alertmanager: services.alertmanager,
+				log: log.child({ svc: "silence-announcer" }),
+				intervalMs: alerts.silenceWatch.intervalSeconds * 1_000,
+				active: () => !standby(),
+			})
+		: undefined;
 	const pruning = startHistoryPruning(store.history, alerts.history.days, log.child({ svc: "alert-history" }));
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");
@@ -117,6 +130,7 @@ export async function startAlertRelay(
 		async close() {
 			await receiver.close();
 			await silenceWatch.stop();
+			await announcer?.stop();
 			await reconciler.stop();
 			await pruning.stop();
 			await delivery.stop(); // the store is the context's: it closes with it

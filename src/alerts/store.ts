@@ -168,6 +168,11 @@ export interface AlertStore {
 	 * as a resolved notification would; only if the group still fires with `expectedSignature`. For groups
 	 * AlertManager no longer holds but sent no resolved notification about (`reconciled`: the card says so).
 	 */
+	resolveGroup(groupId: string, expectedSignature: string, now?: number, reconciled?: boolean): Promise<boolean>;
+	/** Groups whose current episode has not resolved, in id order after `after`: one bounded page (for reconciliation). */
+	openGroups(after: string, limit: number): Promise<GroupState[]>;
+	/** The groups' episodes and what happened in them (episodes.ts), written with the notifications. */
+	readonly history: EpisodeHistory;
 	/** The message outbox (message-outbox.ts): queues a message; false when its key was queued before. */
 	enqueueMessage(message: QueuedMessage, now?: number): Promise<boolean>;
 	/** What became of the message queued under `key`. */
@@ -179,11 +184,6 @@ export interface AlertStore {
 	/** Gives the message up: Discord refused it for good (or opsbot kept failing to send it). */
 	messageFailed(item: MessageItem, reason: string, now?: number): Promise<void>;
 	retryMessageLater(item: MessageItem, at: number): Promise<void>;
-	resolveGroup(groupId: string, expectedSignature: string, now?: number, reconciled?: boolean): Promise<boolean>;
-	/** Groups whose current episode has not resolved, in id order after `after`: one bounded page (for reconciliation). */
-	openGroups(after: string, limit: number): Promise<GroupState[]>;
-	/** The groups' episodes and what happened in them (episodes.ts), written with the notifications. */
-	readonly history: EpisodeHistory;
 	/**
 	 * Calls `listener` after every commit that queued something for Discord (a webhook's update, a press's
 	 * re-render, a chart's refresh, a resolution by hand, a message): delivery hears of work at once instead

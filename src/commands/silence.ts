@@ -6,6 +6,7 @@ import {
 	type ChatInputCommandInteraction,
 	SlashCommandBuilder,
 } from "discord.js";
+import { noteSilenceOnCard } from "../alerts/card-events.ts";
 import { formatMatchers, parseMatchers } from "../alerts/matchers.ts";
 import type { ActionName, OpsFile } from "../config.ts";
 import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
@@ -15,12 +16,12 @@ import {
 	type ComponentHandler,
 	type ComponentInteraction,
 	cancelButton,
+	confirmationOf,
 	type HandlerContext,
-	pendingState,
 	recordAction,
 } from "../discord/handler.ts";
 import { PermissionDeniedError, PressRefusedError, UserFacingError } from "../errors.ts";
-import { type Inline, type Report, reportToEmbed, type Text } from "../render/report.ts";
+import { type Inline, type Report, reportToEmbed } from "../render/report.ts";
 import type { AlertManagerSilence, Matcher } from "../services/alertmanager.ts";
 import {
 	alertmanagerFor,
@@ -32,9 +33,11 @@ import {
 	type ListedSilence,
 	listSilences,
 	liveSilence,
+	maintenanceComment,
 	maxSilenceMs,
 	parseSilenceDuration,
 	previewSilence,
+	type RecordSilenceAction,
 	type SilenceDraft,
 	type SilenceListing,
 	type SilencePreview,
@@ -49,7 +52,7 @@ export const SILENCE_PAGE_SIZE = 5;
 const shortId = (id: string) => id.slice(0, 8);
 
 /** The lines a silence takes in a list: id, state and end; who and with what; matchers; comment. */
-function silenceItem(s: ListedSilence): Text {
+function silenceItem(s: ListedSilence): Inline[] {
 	const state: Inline[] =
 		s.state === "pending"
 			? [
@@ -97,7 +100,8 @@ export function silenceListReport(
 		...(shown.length > 0 || listing.unavailable.length > 0
 			? {
 					list: {
-						items: shown.map(silenceItem),
+						// A blank line between silences: each takes three lines.
+						items: shown.map((item, i) => (i === 0 ? silenceItem(item) : ["\n", ...silenceItem(item)])),
 						notes: listing.unavailable.map((u) => `⚠️ ${u.environment}: ${u.reason}`),
 					},
 				}
@@ -105,6 +109,8 @@ export function silenceListReport(
 		...(listing.unavailable.length > 0 ? { level: "warn" as const } : {}),
 	};
 }
+
+const isAre = (n: number) => (n === 1 ? "is" : "are");
 
 /** The matchers, timing and comment of a draft, for the preview and the confirmation of creation. */
 function draftFields(draft: SilenceDraft, durationMs: number, now: number): Report["fields"] {
@@ -135,8 +141,10 @@ export function silencePreviewReport(
 			? [
 					{
 						level: "warn" as const,
-						label: "Beyond this group",
-						text: `${preview.beyondGroup} of the ${firing} alerts muted now are not this card's.`,
+						label: "Beyond card",
+						text:
+							`${preview.beyondGroup} of the ${firing} alerts it mutes now ${isAre(preview.beyondGroup)} not on ` +
+							"this card.",
 					},
 				]
 			: []),
@@ -144,7 +152,7 @@ export function silencePreviewReport(
 			? [
 					{
 						level: "warn" as const,
-						label: "Other environments",
+						label: "Other env",
 						text: `It also reaches ${preview.otherEnvironments.join(", ")}.`,
 					},
 				]
@@ -156,7 +164,7 @@ export function silencePreviewReport(
 		level: warnings.length > 0 ? "warn" : "info",
 		summary:
 			(firing === 0 ? "Nothing fires now that it would mute; it mutes what matches later. " : "") +
-			(already > 0 ? `${already} of them are already silenced or inhibited. ` : "") +
+			(already > 0 ? `${already} of them ${isAre(already)} already silenced or inhibited. ` : "") +
 			"Nothing is created until you confirm.",
 		lines: warnings,
 		...(preview.groups.length > 0
@@ -229,6 +237,11 @@ export function silenceExpireReport(silence: AlertManagerSilence, done?: "expire
 			{ label: "Comment", value: silence.comment, inline: false },
 		],
 	};
+}
+
+/** The action log, for the silence service: what this Discord user did. */
+export function recorder(ctx: HandlerContext): RecordSilenceAction {
+	return (action, target, result, details) => recordAction(ctx, action, target, result, details);
 }
 
 /** Who made a silence, as AlertManager records it: the Discord user, marked as made through opsbot. */
@@ -306,7 +319,7 @@ function draftOf(c: Extract<Confirmation, { kind: "alert.silence" }>, now: numbe
 
 type SilenceConfirmation = Extract<Confirmation, { kind: "alert.silence" }>;
 const CONFIRMATION_GONE = "This preview has expired or is not valid. Start the silence again.";
-const silenceConfirmation = pendingState((services) => services.confirmations, "take", { expired: CONFIRMATION_GONE });
+const silenceConfirmation = confirmationOf("alert.silence", CONFIRMATION_GONE);
 
 /**
  * Confirm under a preview: checked again at press time (permission, environments, the card's
@@ -323,8 +336,8 @@ function confirmHandler(
 		defer: "update",
 		recordAs: permission,
 		async parse(id, ctx) {
-			const { value } = await silenceConfirmation(id, ctx);
-			if (value.kind !== "alert.silence" || (area === "maintenance") !== (value.maintenance === true))
+			const value = await silenceConfirmation(id, ctx);
+			if ((area === "maintenance") !== (value.maintenance === true))
 				throw new PressRefusedError(CONFIRMATION_GONE, { reason: "unknown confirmation", target: "?" });
 			return value;
 		},
@@ -345,22 +358,18 @@ function confirmHandler(
 					target,
 				});
 			const alertmanager = alertmanagerFor(ctx.services.alertmanager, draft.environment);
-			let silenceId: string;
-			try {
-				silenceId = await createSilence(alertmanager, draft, discordCreatedBy(ctx));
-			} catch (err) {
-				await recordAction(ctx, permission, target, "failed", { reason: (err as Error).message.slice(0, 200) });
-				throw err;
-			}
-			const details = { silenceId, matchers: formatMatchers(draft.matchers), endsAt: draft.endsAt.toISOString() };
-			await recordAction(ctx, permission, target, "ok", details);
-			if (group && store) {
-				await store.setSilence(group.groupId, {
+			const silenceId = await createSilence(alertmanager, draft, discordCreatedBy(ctx), {
+				action: permission,
+				target,
+				record: recorder(ctx),
+			});
+			if (group)
+				await noteSilenceOnCard(ctx, group, {
 					id: silenceId,
-					username: ctx.actor.username,
 					until: draft.endsAt.getTime(),
+					matchers: draft.matchers,
+					comment: draft.comment,
 				});
-			}
 			await interaction.editReply({
 				content: "",
 				embeds: [reportToEmbed(silenceCreatedReport(silenceId, draft, confirmation.maintenance === true))],
@@ -412,30 +421,50 @@ async function findSilence(
 	throw lastError ?? new UserFacingError("No AlertManager is configured.");
 }
 
-function listPage(ctx: HandlerContext, env: string | null, page: number) {
-	return async () => {
-		const listing = await listSilences(ctx.services.alertmanager, listedEnvironments(ctx.config.ops, env));
-		const pages = Math.max(1, Math.ceil(listing.silences.length / SILENCE_PAGE_SIZE));
-		const at = Math.min(Math.max(0, page), pages - 1);
-		const nav = (label: string, to: number, disabled: boolean) =>
-			new ButtonBuilder()
-				.setCustomId(encodeCustomId("silence", "page", env ?? "all", String(Math.max(0, to))))
-				.setLabel(label)
-				.setStyle(ButtonStyle.Secondary)
-				.setDisabled(disabled);
-		return {
-			embeds: [reportToEmbed(silenceListReport(listing, env ?? "every environment", at))],
-			components:
-				pages > 1
-					? [
-							new ActionRowBuilder<ButtonBuilder>().addComponents(
-								// Disabled on the first page; its id then differs from Next's by pointing at page 0.
-								nav("Previous", at - 1, at === 0),
-								nav("Next", at + 1, at >= pages - 1),
-							),
-						]
-					: [],
-		};
+/**
+ * The silence an extend or expire names, once the person may: the action (refusal recorded), the
+ * silence found and live, and every environment it reaches allowed to them.
+ */
+async function silenceToChange(
+	ctx: HandlerContext,
+	env: string | null,
+	id: string,
+	action: "silence.extend" | "silence.expire",
+): Promise<{ environment: string; silence: AlertManagerSilence }> {
+	if (!ctx.access.mayDo(ctx.actor, action)) {
+		await recordAction(ctx, action, id.slice(0, 40), "refused: role not allowed");
+		throw new PermissionDeniedError(`use ${action}`);
+	}
+	const found = await findSilence(ctx, env, id);
+	const nothing = action === "silence.extend" ? "nothing was changed" : "the silence was not expired";
+	const reached = environmentsReached(ctx.config.ops, found.environment, found.silence.matchers);
+	await requireEnvironmentsAllowed(ctx, action, reached, nothing);
+	return found;
+}
+
+/** One page of /silence list with Previous / Next, read from AlertManager now. */
+async function listPage(ctx: HandlerContext, env: string | null, page: number) {
+	const listing = await listSilences(ctx.services.alertmanager, listedEnvironments(ctx.config.ops, env));
+	const pages = Math.max(1, Math.ceil(listing.silences.length / SILENCE_PAGE_SIZE));
+	const at = Math.min(Math.max(0, page), pages - 1);
+	const nav = (label: string, to: number, disabled: boolean) =>
+		new ButtonBuilder()
+			.setCustomId(encodeCustomId("silence", "page", env ?? "all", String(Math.max(0, to))))
+			.setLabel(label)
+			.setStyle(ButtonStyle.Secondary)
+			.setDisabled(disabled);
+	return {
+		embeds: [reportToEmbed(silenceListReport(listing, env ?? "every environment", at))],
+		components:
+			pages > 1
+				? [
+						new ActionRowBuilder<ButtonBuilder>().addComponents(
+							// Disabled on the first page; its id then differs from Next's by pointing at page 0.
+							nav("Previous", at - 1, at === 0),
+							nav("Next", at + 1, at >= pages - 1),
+						),
+					]
+				: [],
 	};
 }
 
@@ -451,14 +480,11 @@ export const silencePage: ComponentHandler<{ env: string | null; page: number }>
 		return { env: env === "all" ? null : env, page: Number(page) };
 	},
 	async run(interaction, { env, page }, ctx) {
-		await interaction.editReply(await listPage(ctx, env, page)());
+		await interaction.editReply(await listPage(ctx, env, page));
 	},
 };
 
 type ExpireConfirmation = Extract<Confirmation, { kind: "silence.expire" }>;
-const expireConfirmation = pendingState((services) => services.confirmations, "take", {
-	expired: "This confirmation has expired or is not valid. Run /silence expire again.",
-});
 
 /** Expire confirmed: at press time the permission and environment are checked again. */
 export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
@@ -467,12 +493,7 @@ export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
 	permission: { action: "silence.expire" },
 	defer: "update",
 	recordAs: "silence.expire",
-	async parse(id, ctx) {
-		const { value } = await expireConfirmation(id, ctx);
-		if (value.kind !== "silence.expire")
-			throw new PressRefusedError("This confirmation is not valid.", { reason: "unknown confirmation", target: "?" });
-		return value;
-	},
+	parse: confirmationOf("silence.expire", "This confirmation has expired or is not valid. Run /silence expire again."),
 	async run(interaction, { environment, silenceId }, ctx) {
 		const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
 		const silence = await liveSilence(alertmanager, silenceId);
@@ -482,14 +503,7 @@ export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
 			environmentsReached(ctx.config.ops, environment, silence.matchers),
 			"the silence was not expired",
 		);
-		const outcome = await expireSilence(alertmanager, silenceId).catch(async (err: unknown) => {
-			await recordAction(ctx, "silence.expire", silenceId, "failed", { environment });
-			throw err;
-		});
-		await recordAction(ctx, "silence.expire", silenceId, outcome === "expired" ? "ok" : "already gone", {
-			silenceId,
-			environment,
-		});
+		const outcome = await expireSilence(alertmanager, silenceId, { environment, record: recorder(ctx) });
 		await interaction.editReply({
 			content: "",
 			embeds: [reportToEmbed(silenceExpireReport(silence, outcome))],
@@ -561,44 +575,21 @@ export const silence: Command = {
 		const sub = interaction.options.getSubcommand();
 		const env = interaction.options.getString("env");
 		if (sub === "list") {
-			await interaction.editReply(await listPage(ctx, env, 0)());
+			await interaction.editReply(await listPage(ctx, env, 0));
 			return;
 		}
 		const id = interaction.options.getString("id", true).trim();
 		if (sub === "extend") {
-			if (!ctx.access.mayDo(ctx.actor, "silence.extend")) throw new PermissionDeniedError("use silence.extend");
 			const maxMs = maxSilenceMs(ctx.config.ops);
 			const byMs = parseSilenceDuration(interaction.options.getString("by", true), maxMs);
-			const { environment, silence: found } = await findSilence(ctx, env, id);
-			await requireEnvironmentsAllowed(
-				ctx,
-				"silence.extend",
-				environmentsReached(ctx.config.ops, environment, found.matchers),
-				"nothing was changed",
-			);
+			const { environment, silence: found } = await silenceToChange(ctx, env, id, "silence.extend");
 			const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
-			const extended = await extendSilence(alertmanager, found, byMs, maxMs).catch(async (err: unknown) => {
-				await recordAction(ctx, "silence.extend", found.id, "failed", { environment });
-				throw err;
-			});
-			await recordAction(ctx, "silence.extend", found.id, "ok", {
-				silenceId: extended.id,
-				environment,
-				endsAt: extended.endsAt.toISOString(),
-				inPlace: extended.inPlace,
-			});
+			const extended = await extendSilence(alertmanager, found, byMs, maxMs, { environment, record: recorder(ctx) });
 			await interaction.editReply({ embeds: [reportToEmbed(silenceExtendedReport(extended))] });
 			return;
 		}
 		if (sub === "expire") {
-			if (!ctx.access.mayDo(ctx.actor, "silence.expire")) throw new PermissionDeniedError("use silence.expire");
-			const { environment, silence: found } = await findSilence(ctx, env, id);
-			await requireEnvironmentsAllowed(
-				ctx,
-				"silence.expire",
-				environmentsReached(ctx.config.ops, environment, found.matchers),
-				"the silence was not expired",
-			);
+			const { environment, silence: found } = await silenceToChange(ctx, env, id, "silence.expire");
 			const token = await ctx.services.confirmations.put(ctx.actor.userId, {
 				kind: "silence.expire",
 				environment,
@@ -694,7 +685,7 @@ export const maintenance: Command = {
 			interaction.options.getString("duration", true),
 			maxSilenceMs(ctx.config.ops),
 		);
-		const comment = silenceComment(interaction.options.getString("comment", true));
+		const comment = maintenanceComment(silenceComment(interaction.options.getString("comment", true)));
 		const startsAt = maintenanceStart(interaction.options.getString("start")).getTime();
 		await showSilencePreview(interaction, ctx, {
 			kind: "alert.silence",

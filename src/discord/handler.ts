@@ -97,6 +97,22 @@ export function pendingState<T>(
 	};
 }
 
+/**
+ * The parse step of a confirmation button of `kind`: the confirmation is taken (so it works once);
+ * an expired, someone else's or another kind's token is refused with `expired`.
+ */
+export function confirmationOf<K extends Confirmation["kind"]>(
+	kind: K,
+	expired: string,
+): (id: CustomId, ctx: HandlerContext) => Promise<Extract<Confirmation, { kind: K }>> {
+	const take = pendingState((services) => services.confirmations, "take", { expired });
+	return async (id, ctx) => {
+		const { value } = await take(id, ctx);
+		if (value.kind !== kind) throw new PressRefusedError(expired, { reason: "unknown confirmation", target: "?" });
+		return value as Extract<Confirmation, { kind: K }>;
+	};
+}
+
 // Alert actions are also counted, by the kind of result ("ok", "refused", "failed", …), not its free text.
 const COUNTED_ACTIONS = new Set(["alert.restart", "alert.silence", "alert.unsilence"]);
 

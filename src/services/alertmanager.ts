@@ -57,6 +57,8 @@ export interface AlertManagerSilence {
 	/** AlertManager's own timestamps, kept as it wrote them: an update in place must send startsAt back unchanged. */
 	readonly startsAt: string;
 	readonly endsAt: string;
+	/** When it was made or last changed (AlertManager's clock); absent in answers that lack it. */
+	readonly updatedAt?: string | undefined;
 	readonly createdBy: string;
 	readonly comment: string;
 }
@@ -68,6 +70,7 @@ function toSilence(raw: z.infer<typeof SilenceSchema>): AlertManagerSilence {
 		matchers: raw.matchers.map(({ name, value, isRegex, isEqual }) => ({ name, value, isRegex, isEqual })),
 		startsAt: raw.startsAt,
 		endsAt: raw.endsAt,
+		updatedAt: raw.updatedAt,
 		createdBy: raw.createdBy,
 		comment: raw.comment,
 	};
@@ -150,6 +153,8 @@ export interface AlertManagerClient {
 		labels?: Readonly<Record<string, string>>;
 		matchers?: readonly Matcher[];
 		receiver?: string;
+		/** Only muted alerts (not active or unprocessed ones; an inhibited one that is also silenced stays): a smaller answer. */
+		silencedOnly?: boolean;
 	}): Promise<AlertManagerAlert[]>;
 	/** When the AlertManager process started (`GET /api/v2/status`, `uptime`): it keeps alerts only in memory. */
 	startedAt(): Promise<number>;
@@ -252,6 +257,19 @@ export function createAlertManagerService(
 	};
 }
 
+/**
+ * A member that surely never received the request (refused, not found, unreachable): the only case in
+ * which a write may go to the next member. A timeout or a 5xx (perhaps from a proxy) may come after the
+ * silence was made, and asking another member then could make it twice.
+ */
+function neverReached(err: unknown): boolean {
+	return (
+		err instanceof ServiceUnavailableError &&
+		err.reason === "unreachable" &&
+		["connection refused", "host name not found", "host unreachable"].includes(err.failure)
+	);
+}
+
 /** No answer at all (unreachable, timed out) or a 5xx: the next member of the cluster may do better. */
 function askNext(err: unknown): boolean {
 	return err instanceof ServiceUnavailableError || (err instanceof HttpStatusError && err.status >= 500);
@@ -263,14 +281,14 @@ export function failoverClient(members: readonly AlertManagerClient[]): AlertMan
 	if (!first) throw new Error("an AlertManager cluster needs at least one member");
 	if (members.length === 1) return first;
 	const each =
-		<A extends unknown[], R>(call: (client: AlertManagerClient, ...args: A) => Promise<R>) =>
+		<A extends unknown[], R>(call: (client: AlertManagerClient, ...args: A) => Promise<R>, retryable = askNext) =>
 		async (...args: A): Promise<R> => {
 			let last: unknown;
 			for (const member of members) {
 				try {
 					return await call(member, ...args);
 				} catch (err) {
-					if (!askNext(err)) throw err;
+					if (!retryable(err)) throw err;
 					last = err;
 				}
 			}
@@ -278,7 +296,11 @@ export function failoverClient(members: readonly AlertManagerClient[]): AlertMan
 		};
 	return {
 		url: first.url,
-		createSilence: each((c, silence: Parameters<AlertManagerClient["createSilence"]>[0]) => c.createSilence(silence)),
+		// Not idempotent: only past a member that never got the request.
+		createSilence: each(
+			(c, silence: Parameters<AlertManagerClient["createSilence"]>[0]) => c.createSilence(silence),
+			neverReached,
+		),
 		expireSilence: each((c, id: string) => c.expireSilence(id)),
 		silenceState: each((c, id: string) => c.silenceState(id)),
 		listAlerts: each((c, query: Parameters<AlertManagerClient["listAlerts"]>[0]) => c.listAlerts(query)),
@@ -357,6 +379,7 @@ export function createAlertManagerClient(
 				params.append("filter", formatMatcher({ name, value, isRegex: false, isEqual: true }));
 			for (const matcher of query.matchers ?? []) params.append("filter", formatMatcher(matcher));
 			if (query.receiver !== undefined) params.set("receiver", query.receiver);
+			if (query.silencedOnly) for (const flag of ["active", "unprocessed"]) params.set(flag, "false");
 			return parseAnswer(SERVICE, ok(await call("GET", `api/v2/alerts?${params.toString()}`)), AlertsSchema);
 		},
 		async listSilences() {

@@ -1,4 +1,4 @@
-import { checkSilenceMatchers, matcherAccepts } from "../alerts/matchers.ts";
+import { checkSilenceMatchers, formatMatchers, matcherAccepts } from "../alerts/matchers.ts";
 import { defaultEnvironment, type OpsFile } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 import { inlineCode } from "../render/limits.ts";
@@ -42,6 +42,19 @@ export function silenceComment(text: string | null | undefined): string {
 	const comment = (text ?? "").trim();
 	if (!comment) throw new UserFacingError("Say why in the comment: whoever sees the silence later reads it.");
 	return comment.slice(0, MAX_COMMENT);
+}
+
+/** How a maintenance window's comment starts: what tells it from other silences (in AlertManager's UI too). */
+export const MAINTENANCE_COMMENT = "Maintenance window: ";
+
+/** A maintenance window's comment. */
+export function maintenanceComment(comment: string): string {
+	return `${MAINTENANCE_COMMENT}${comment}`.slice(0, MAX_COMMENT + MAINTENANCE_COMMENT.length);
+}
+
+/** Whether a silence is a maintenance window opsbot made. */
+export function isMaintenance(silence: Pick<AlertManagerSilence, "comment">): boolean {
+	return silence.comment.startsWith(MAINTENANCE_COMMENT);
 }
 
 /** What a silence is about to be: where, what it matches, from when until when, and why. */
@@ -160,32 +173,45 @@ function silencesPage(alertmanager: AlertManagerClient): string {
 	return `${alertmanager.url.replace(/\/$/, "")}/#/silences`;
 }
 
-/**
- * Creates the silence; its id, or a UserFacingError that says whether it may exist (an answer opsbot
- * cannot read, a 5xx) or not (a refusal, no answer).
- */
-export async function createSilence(
-	alertmanager: AlertManagerClient,
-	draft: SilenceDraft,
-	createdBy: string,
-): Promise<string> {
-	checkSilenceMatchers(draft.matchers);
-	try {
-		return await alertmanager.createSilence({
-			matchers: draft.matchers,
-			startsAt: draft.startsAt,
-			endsAt: draft.endsAt,
-			createdBy,
-			comment: draft.comment,
-		});
-	} catch (err) {
-		throw silenceAnswerError(err, silencesPage(alertmanager), "silence was created", "nothing was silenced");
-	}
+/** What to record and tell the user about an answer to a silence write that is neither an id nor "unavailable". */
+export interface SilenceAnswer {
+	readonly result: string;
+	readonly details: Record<string, unknown>;
+	readonly error: UserFacingError;
 }
 
-/** An answer to a silence write that is neither an id nor "unavailable", in words. */
-export function silenceAnswerError(err: unknown, page: string, happened: string, nothing: string): unknown {
-	const mayExist = `so opsbot cannot tell whether the ${happened}. Check the silences in AlertManager (${page}) before trying again.`;
+/** The words of one kind of silence write: what may have happened, what not to repeat blind, what did not happen. */
+export interface SilenceWords {
+	readonly happened: string;
+	readonly again: string;
+	readonly nothing: string;
+}
+
+export const CREATE_WORDS: SilenceWords = {
+	happened: "the silence was created",
+	again: "silencing again",
+	nothing: "nothing was silenced",
+};
+const EXTEND_WORDS: SilenceWords = {
+	happened: "the silence was extended",
+	again: "extending it again",
+	nothing: "nothing was changed",
+};
+const EXPIRE_WORDS: SilenceWords = {
+	happened: "the silence was expired",
+	again: "expiring it again",
+	nothing: "the silence was not expired",
+};
+
+/**
+ * A silence write's answer that is neither an id nor "unavailable". A 4xx is AlertManager refusing,
+ * so nothing happened; a 2xx opsbot cannot read, or a 5xx (perhaps from a proxy in front of it), may
+ * come after it happened: the user is sent to AlertManager's silences `page` to check.
+ */
+export function silenceAnswer(err: unknown, page: string, words: SilenceWords): SilenceAnswer | undefined {
+	const mayExist =
+		`so opsbot cannot tell whether ${words.happened}. ` +
+		`Check the silences in AlertManager (${page}) before ${words.again}.`;
 	if (err instanceof HttpAnswerError) {
 		const what =
 			err.kind === "not-json"
@@ -193,18 +219,85 @@ export function silenceAnswerError(err: unknown, page: string, happened: string,
 				: err.kind === "too-large"
 					? "more than opsbot reads"
 					: "JSON without a silence id";
-		return new UserFacingError(`AlertManager answered ${what}, ${mayExist}`, { cause: err });
+		return {
+			result: "unknown: unexpected AlertManager answer",
+			details: { answer: err.kind },
+			error: new UserFacingError(`AlertManager answered ${what}, ${mayExist}`, { cause: err }),
+		};
 	}
 	if (err instanceof HttpStatusError && err.status >= 500)
-		return new UserFacingError(`AlertManager answered HTTP ${err.status}, ${mayExist}`, { cause: err });
+		return {
+			result: `unknown: AlertManager answered HTTP ${err.status}`,
+			details: { status: err.status },
+			error: new UserFacingError(`AlertManager answered HTTP ${err.status}, ${mayExist}`, { cause: err }),
+		};
 	if (err instanceof HttpStatusError) {
 		const reason = err.body.trim().slice(0, 200);
-		return new UserFacingError(
-			`AlertManager refused it (HTTP ${err.status}${reason ? `: ${inlineCode(reason)}` : ""}); ${nothing}.`,
-			{ cause: err },
-		);
+		return {
+			result: `refused: AlertManager answered HTTP ${err.status}`,
+			details: { status: err.status },
+			error: new UserFacingError(
+				`AlertManager refused it (HTTP ${err.status}${reason ? `: ${inlineCode(reason)}` : ""}); ${words.nothing}.`,
+				{ cause: err },
+			),
+		};
 	}
-	return alertmanagerFailure(err, nothing);
+	return undefined;
+}
+
+/** Records a silence action in opsbot's action log (the Discord user's, or the CLI operator's). */
+export type RecordSilenceAction = (
+	action: string,
+	target: string,
+	result: string,
+	details: Record<string, unknown>,
+) => Promise<void>;
+
+/** Runs one silence write, recording its outcome either way; a failure becomes the user's words. */
+async function recorded<T>(
+	write: () => Promise<T>,
+	what: { alertmanager: AlertManagerClient; words: SilenceWords; action: string; target: string },
+	record: RecordSilenceAction,
+	details: Record<string, unknown>,
+	ok: (value: T) => { result: string; details: Record<string, unknown> },
+): Promise<T> {
+	let value: T;
+	try {
+		value = await write();
+	} catch (err) {
+		const answer = silenceAnswer(err, silencesPage(what.alertmanager), what.words);
+		const result =
+			answer?.result ?? (err instanceof ServiceUnavailableError ? "failed: AlertManager unavailable" : "failed");
+		await record(what.action, what.target, result, { ...details, ...answer?.details });
+		throw answer?.error ?? alertmanagerFailure(err, what.words.nothing);
+	}
+	const done = ok(value);
+	await record(what.action, what.target, done.result, { ...details, ...done.details });
+	return value;
+}
+
+/** Creates the silence and records it (`action`: alert.silence or maintenance.create); returns its id. */
+export function createSilence(
+	alertmanager: AlertManagerClient,
+	draft: SilenceDraft,
+	createdBy: string,
+	log: { action: string; target: string; record: RecordSilenceAction },
+): Promise<string> {
+	checkSilenceMatchers(draft.matchers);
+	return recorded(
+		() =>
+			alertmanager.createSilence({
+				matchers: draft.matchers,
+				startsAt: draft.startsAt,
+				endsAt: draft.endsAt,
+				createdBy,
+				comment: draft.comment,
+			}),
+		{ alertmanager, words: CREATE_WORDS, action: log.action, target: log.target },
+		log.record,
+		{ environment: draft.environment, matchers: formatMatchers(draft.matchers) },
+		(id) => ({ result: "ok", details: { silenceId: id, endsAt: draft.endsAt.toISOString() } }),
+	);
 }
 
 /** A silence that exists and has not ended, or a clear refusal. */
@@ -237,6 +330,7 @@ export async function extendSilence(
 	silence: AlertManagerSilence,
 	byMs: number,
 	maxMs: number,
+	log: { environment: string; record: RecordSilenceAction },
 	now = Date.now(),
 ): Promise<Extended> {
 	const endsAt = new Date(Math.max(Date.parse(silence.endsAt), now) + byMs);
@@ -245,28 +339,40 @@ export async function extendSilence(
 			`That would keep it until ${endsAt.toISOString().slice(0, 16).replace("T", " ")} UTC, more than ` +
 				`${formatDuration(maxMs)} from now (alerts.silences.maxDuration); nothing was changed.`,
 		);
-	try {
-		const id = await alertmanager.createSilence({
-			id: silence.id,
-			matchers: silence.matchers,
-			startsAt: silence.startsAt,
-			endsAt,
-			createdBy: silence.createdBy,
-			comment: silence.comment,
-		});
-		return { before: silence, id, endsAt, inPlace: id === silence.id };
-	} catch (err) {
-		throw silenceAnswerError(err, silencesPage(alertmanager), "silence was extended", "nothing was changed");
-	}
+	const id = await recorded(
+		() =>
+			alertmanager.createSilence({
+				id: silence.id,
+				matchers: silence.matchers,
+				startsAt: silence.startsAt,
+				endsAt,
+				createdBy: silence.createdBy,
+				comment: silence.comment,
+			}),
+		{ alertmanager, words: EXTEND_WORDS, action: "silence.extend", target: silence.id },
+		log.record,
+		{ environment: log.environment },
+		(newId) => ({
+			result: "ok",
+			details: { silenceId: newId, endsAt: endsAt.toISOString(), inPlace: newId === silence.id },
+		}),
+	);
+	return { before: silence, id, endsAt, inPlace: id === silence.id };
 }
 
-/** Expires a silence now; "unknown" when AlertManager no longer knows it. */
-export async function expireSilence(alertmanager: AlertManagerClient, id: string): Promise<"expired" | "unknown"> {
-	try {
-		return await alertmanager.expireSilence(id);
-	} catch (err) {
-		throw silenceAnswerError(err, silencesPage(alertmanager), "silence was expired", "the silence was not expired");
-	}
+/** Expires a silence now and records it; "unknown" when AlertManager no longer knows it. */
+export function expireSilence(
+	alertmanager: AlertManagerClient,
+	id: string,
+	log: { environment: string; record: RecordSilenceAction },
+): Promise<"expired" | "unknown"> {
+	return recorded(
+		() => alertmanager.expireSilence(id),
+		{ alertmanager, words: EXPIRE_WORDS, action: "silence.expire", target: id },
+		log.record,
+		{ environment: log.environment, silenceId: id },
+		(outcome) => ({ result: outcome === "expired" ? "ok" : "already gone", details: {} }),
+	);
 }
 
 /** Which tool made a silence, read from its createdBy (opsbot writes "… via opsbot" / "… via opsbot CLI"). */
@@ -307,7 +413,7 @@ export async function listSilences(
 	if (byUrl.size === 0) throw new UserFacingError(`No AlertManager is configured for ${environments.join(", ")}.`);
 	const answers = await Promise.allSettled(
 		[...byUrl.values()].map(async ({ environment, client }) => {
-			const [silences, alerts] = await Promise.all([client.listSilences(), client.listAlerts({})]);
+			const [silences, alerts] = await Promise.all([client.listSilences(), client.listAlerts({ silencedOnly: true })]);
 			const muting = new Map<string, number>();
 			for (const alert of alerts)
 				for (const id of alert.status.silencedBy ?? []) muting.set(id, (muting.get(id) ?? 0) + 1);

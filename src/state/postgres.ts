@@ -1,5 +1,4 @@
 import type pg from "pg";
-import { EPISODES_PG_MIGRATION } from "../alerts/episodes-pg.ts";
 import type { Logger } from "../log.ts";
 import { createPool } from "../pg-pool.ts";
 
@@ -102,7 +101,47 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
 	);
 	CREATE INDEX message_outbox_queued ON opsbot_state.message_outbox (channel, next_attempt_at) WHERE state = 'queued';`,
 	// Each group's episodes and what happened in them (alerts/episodes.ts).
-	EPISODES_PG_MIGRATION,
+	`CREATE TABLE opsbot_state.episodes (
+		group_id TEXT NOT NULL,
+		episode INTEGER NOT NULL,
+		channel TEXT NOT NULL,
+		name TEXT NOT NULL,
+		environment TEXT,
+		severity TEXT,
+		started_at BIGINT NOT NULL,
+		ended_at BIGINT,
+		acked_at BIGINT,
+		acked_by TEXT,
+		alerts JSONB NOT NULL DEFAULT '{}',
+		firing_alerts INTEGER NOT NULL DEFAULT 0,
+		alert_count INTEGER NOT NULL DEFAULT 0,
+		event_count INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (group_id, episode)
+	);
+	CREATE INDEX episodes_started ON opsbot_state.episodes (started_at)
+		INCLUDE (group_id, name, environment, acked_at, ended_at);
+	CREATE INDEX episodes_ended ON opsbot_state.episodes (ended_at);
+	CREATE INDEX episodes_open ON opsbot_state.episodes (group_id) WHERE ended_at IS NULL;
+	CREATE TABLE opsbot_state.episode_events (
+		id BIGSERIAL PRIMARY KEY,
+		group_id TEXT NOT NULL,
+		episode INTEGER NOT NULL,
+		at BIGINT NOT NULL,
+		kind TEXT NOT NULL,
+		actor_id TEXT,
+		actor_name TEXT,
+		details JSONB NOT NULL
+	);
+	CREATE INDEX episode_events_episode ON opsbot_state.episode_events (group_id, episode, id);
+	INSERT INTO opsbot_state.episodes (group_id, episode, channel, name, environment, severity, started_at, acked_at,
+		acked_by, firing_alerts, alert_count)
+	SELECT id, episode, channel,
+		coalesce(last_payload->'commonLabels'->>'alertname', last_payload->'groupLabels'->>'alertname', '?'),
+		coalesce(last_payload->'commonLabels'->>'env', last_payload->'commonLabels'->>'environment'),
+		lower(last_payload->'commonLabels'->>'severity'),
+		first_firing_at, (ack->>'at')::bigint, ack->>'username',
+		jsonb_array_length(last_payload->'alerts'), jsonb_array_length(last_payload->'alerts')
+	FROM opsbot_state.groups WHERE status = 'firing' AND last_payload IS NOT NULL;`,
 	// Pending state, the action log and restart claims: created on first use by state/db.ts before.
 	`CREATE TABLE IF NOT EXISTS opsbot_state.pending (
 		token TEXT PRIMARY KEY,

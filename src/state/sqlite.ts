@@ -1,7 +1,6 @@
 import { existsSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { EPISODES_SQLITE_MIGRATION } from "../alerts/episodes-sqlite.ts";
 import { preparePrivateDatabase } from "./private-files.ts";
 
 /**
@@ -75,7 +74,45 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 	);
 	CREATE INDEX message_outbox_queued ON message_outbox (state, channel, next_attempt_at);`,
 	// Each group's episodes and what happened in them (alerts/episodes.ts).
-	EPISODES_SQLITE_MIGRATION,
+	`CREATE TABLE episodes (
+		group_id TEXT NOT NULL,
+		episode INTEGER NOT NULL,
+		channel TEXT NOT NULL,
+		name TEXT NOT NULL,
+		environment TEXT,
+		severity TEXT,
+		started_at INTEGER NOT NULL,
+		ended_at INTEGER,
+		acked_at INTEGER,
+		acked_by TEXT,
+		alerts TEXT NOT NULL DEFAULT '{}',
+		firing_alerts INTEGER NOT NULL DEFAULT 0,
+		alert_count INTEGER NOT NULL DEFAULT 0,
+		event_count INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (group_id, episode)
+	);
+	CREATE INDEX episodes_started ON episodes (started_at, group_id, name, environment, acked_at, ended_at);
+	CREATE INDEX episodes_ended ON episodes (ended_at);
+	CREATE TABLE episode_events (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		group_id TEXT NOT NULL,
+		episode INTEGER NOT NULL,
+		at INTEGER NOT NULL,
+		kind TEXT NOT NULL,
+		actor_id TEXT,
+		actor_name TEXT,
+		details TEXT NOT NULL
+	);
+	CREATE INDEX episode_events_episode ON episode_events (group_id, episode, id);
+	INSERT INTO episodes (group_id, episode, channel, name, environment, severity, started_at, acked_at, acked_by,
+		firing_alerts, alert_count)
+	SELECT id, episode, channel,
+		coalesce(json_extract(last_payload, '$.commonLabels.alertname'), json_extract(last_payload, '$.groupLabels.alertname'), '?'),
+		coalesce(json_extract(last_payload, '$.commonLabels.env'), json_extract(last_payload, '$.commonLabels.environment')),
+		lower(json_extract(last_payload, '$.commonLabels.severity')),
+		first_firing_at, json_extract(ack, '$.at'), json_extract(ack, '$.username'),
+		json_array_length(last_payload, '$.alerts'), json_array_length(last_payload, '$.alerts')
+	FROM groups WHERE status = 'firing' AND last_payload IS NOT NULL;`,
 	// Pending state and restart claims: kept in their own file (state.sqlite) before; imported from it at open.
 	`CREATE TABLE IF NOT EXISTS pending (
 		token TEXT PRIMARY KEY,

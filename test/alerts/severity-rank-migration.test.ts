@@ -8,6 +8,8 @@ import { describe, expect, it } from "vitest";
 import { openPostgresAlertStore } from "../../src/alerts/pg-store.ts";
 import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
 import type { AlertStore } from "../../src/alerts/store.ts";
+import { POSTGRES_MIGRATIONS } from "../../src/state/postgres.ts";
+import { SQLITE_MIGRATIONS } from "../../src/state/sqlite.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { freshStateDatabase } from "./state-database.ts";
 
@@ -31,7 +33,8 @@ describe("the severity_rank migration", () => {
 		// Back to schema version 4, as an opsbot before the rank left it.
 		const db = new DatabaseSync(path);
 		db.exec(`DROP INDEX groups_delivery; DROP INDEX outbox_pending; CREATE INDEX outbox_pending ON outbox (done, next_attempt_at);
-			ALTER TABLE groups DROP COLUMN severity_rank; ALTER TABLE groups DROP COLUMN chart_attachment; DROP TABLE message_outbox; DROP TABLE episodes; DROP TABLE episode_events;
+			ALTER TABLE groups DROP COLUMN severity_rank; ALTER TABLE groups DROP COLUMN chart_attachment; DROP TABLE message_outbox;
+			DROP TABLE episodes; DROP TABLE episode_events;
 			DELETE FROM schema_version WHERE version > 4;`);
 		db.close();
 
@@ -40,7 +43,9 @@ describe("the severity_rank migration", () => {
 		expect(await firstSent(store)).toBe("Late");
 		await store.close();
 		const after = new DatabaseSync(path);
-		expect(after.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({ v: 11 });
+		expect(after.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({
+			v: SQLITE_MIGRATIONS.length,
+		});
 		after.close();
 	});
 
@@ -51,14 +56,15 @@ describe("the severity_rank migration", () => {
 		const old = new pg.Client({ connectionString: url });
 		await old.connect();
 		await old.query("ALTER TABLE opsbot_state.groups DROP COLUMN severity_rank, DROP COLUMN chart_attachment");
-		await old.query("DROP TABLE opsbot_state.message_outbox");
+		await old.query("DROP TABLE opsbot_state.message_outbox, opsbot_state.episodes, opsbot_state.episode_events");
 		await old.query("DELETE FROM opsbot_state.schema_version WHERE version > 4");
-		await old.query("DROP TABLE opsbot_state.episodes, opsbot_state.episode_events");
 
 		const store = await openPostgresAlertStore(url, log);
 
 		expect(await firstSent(store)).toBe("Late");
-		expect((await old.query("SELECT max(version) AS v FROM opsbot_state.schema_version")).rows).toEqual([{ v: 10 }]);
+		expect((await old.query("SELECT max(version) AS v FROM opsbot_state.schema_version")).rows).toEqual([
+			{ v: POSTGRES_MIGRATIONS.length },
+		]);
 		await old.end();
 		await store.close();
 	});

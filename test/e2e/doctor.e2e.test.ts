@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { commandBodies } from "../../deploy-commands.ts";
 import type { DoctorResult } from "../../src/services/doctor.ts";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
-import { runOpsbotCli, unwrapped } from "../support/cli.ts";
+import { runOpsbotCli, runOpsbotInProcess, unwrapped } from "../support/cli.ts";
 import { startSshd, type TestSshd } from "../support/sshd.ts";
 
 const TOKEN = "doctor-test-token";
@@ -133,7 +133,7 @@ stateDir: ${join(dir, "data")}
 	});
 
 	it("gives the same findings as data with --json", async () => {
-		const run = await runOpsbotCli(["doctor", "--json"], env, 60_000);
+		const run = await runOpsbotInProcess(["doctor", "--json"], env);
 
 		expect(run.code, run.stderr).toBe(2);
 		const result = JSON.parse(run.stdout) as DoctorResult;
@@ -151,11 +151,10 @@ stateDir: ${join(dir, "data")}
 	});
 
 	it("says the token was refused, and stops the Discord checks there", async () => {
-		const run = await runOpsbotCli(
-			["doctor", "--json"],
-			{ ...env, DISCORD_TOKEN: "a-token-discord-does-not-know" },
-			60_000,
-		);
+		const run = await runOpsbotInProcess(["doctor", "--json"], {
+			...env,
+			DISCORD_TOKEN: "a-token-discord-does-not-know",
+		});
 
 		expect(run.code, run.stderr).toBe(2);
 		const discord = (JSON.parse(run.stdout) as DoctorResult).findings.filter((f) => f.area === "discord");
@@ -165,7 +164,7 @@ stateDir: ${join(dir, "data")}
 	});
 
 	it("exits 78 with the config's problems when the config is invalid", async () => {
-		const run = await runOpsbotCli(["doctor"], { ...env, PROD_DATABASE_URL: "" }, 60_000);
+		const run = await runOpsbotInProcess(["doctor"], { ...env, PROD_DATABASE_URL: "" });
 
 		expect(run.code).toBe(78);
 		expect(run.stderr).toContain(
@@ -176,11 +175,11 @@ stateDir: ${join(dir, "data")}
 	it("says when the bot is not in the server, with the invite URL, and stops the Discord checks there", async () => {
 		const outside = await startDiscordDouble({ token: TOKEN, guild: { id: GUILD }, botNotInGuild: true });
 		try {
-			const run = await runOpsbotCli(
-				["doctor", "--json"],
-				{ ...env, DISCORD_APPLICATION_ID: outside.applicationId, DISCORD_API_URL: outside.apiUrl },
-				60_000,
-			);
+			const run = await runOpsbotInProcess(["doctor", "--json"], {
+				...env,
+				DISCORD_APPLICATION_ID: outside.applicationId,
+				DISCORD_API_URL: outside.apiUrl,
+			});
 
 			expect(run.code, run.stderr).toBe(2);
 			const discord = (JSON.parse(run.stdout) as DoctorResult).findings.filter((f) => f.area === "discord");

@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import {
@@ -12,6 +14,7 @@ import {
 	type TestAlertManager,
 } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { runOpsbotCli } from "../support/cli.ts";
 import { freePort } from "../support/proc.ts";
 
 const ONCALL = "300000000000000101";
@@ -29,6 +32,7 @@ describe("silences and maintenance windows end to end: Discord double, real Aler
 	let alertmanager: TestAlertManager;
 	// Accepts connections and never answers: AlertManager hung.
 	let hung: Server;
+	let opsYaml: string;
 
 	beforeAll(async () => {
 		hung = createServer(() => undefined);
@@ -44,9 +48,7 @@ describe("silences and maintenance windows end to end: Discord double, real Aler
 		});
 		// opsbot names AlertManager's address before AlertManager (whose webhook names opsbot's) starts.
 		const port = await freePort();
-		bot = await startTestBot(
-			double,
-			`discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", intern: "${INTERN}" } }
+		opsYaml = `discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", intern: "${INTERN}" } }
 access:
   commands: { silence: [oncall, intern], maintenance: [oncall] }
   actions:
@@ -67,9 +69,8 @@ alerts:
   listen: { host: 127.0.0.1, port: 0 }
   defaultChannel: "${CHANNEL}"
   silences: { maxDuration: 2d }
-`,
-			{ WEBHOOK_TOKEN: token },
-		);
+`;
+		bot = await startTestBot(double, opsYaml, { WEBHOOK_TOKEN: token });
 		alertmanager = await startAlertManager({ port, webhookUrl: `${bot.webhookUrl}/alerts`, bearerToken: token });
 	});
 	afterAll(async () => {
@@ -143,7 +144,7 @@ alerts:
 		{ type: 1, name, options: Object.entries(options).map(([n, value]) => ({ name: n, type: 3, value })) },
 	];
 
-	it("silences from a card through a form and a preview that warns when it reaches beyond the group; Confirm makes it", async () => {
+	it("silences from a card: form, a preview warning of reach beyond the card, then Confirm", async () => {
 		const { name, card } = await firing("ApiErrors", [
 			{ env: "production", service: "api", instance: "a" },
 			{ env: "production", service: "api", instance: "b" },
@@ -173,7 +174,7 @@ alerts:
 			matchers: `{alertname="${name}", env="production", service="api"}`,
 		});
 		expect(previewLook.title).toBe("Silence preview: mutes 3 alerts now");
-		expect(previewLook.text).toContain("1 of the 3 alerts muted now are not this card's.");
+		expect(previewLook.text).toContain("1 of the 3 alerts it mutes now is not on this card.");
 		expect(previewLook.text).toContain("It also reaches staging.");
 		expect(madeBeforeConfirm).toBe(0);
 		expect(confirm.id).toBeTruthy();
@@ -195,6 +196,18 @@ alerts:
 			{ timeout: 5_000, interval: 50 },
 		);
 		await double.waitFor(() => /SILENCED/.test(embedText(double.messages.get(card.id)!)), 15_000);
+		// The episode's history (its timeline) has the silence, read with the CLI from the bot's store.
+		const config = join(bot.stateDir, "cli.yaml");
+		writeFileSync(config, `${opsYaml}stateDir: ${JSON.stringify(bot.stateDir)}\n`);
+		const link = `https://discord.com/channels/${double.guildId}/${CHANNEL}/${card.id}`;
+		const incident = await runOpsbotCli(["incident", link, "--json"], { OPSBOT_CONFIG: config, WEBHOOK_TOKEN: token });
+		const events = (JSON.parse(incident.stdout) as { events: { kind: string; details: Record<string, unknown> }[] })
+			.events;
+		expect(events.find((e) => e.kind === "silenced")?.details).toMatchObject({
+			silenceId,
+			matchers: [{ name: "service", value: "api" }],
+			comment: "rolling back the api",
+		});
 	});
 
 	it("refuses a silence that reaches into an environment the user may not act on, and records it", async () => {
@@ -245,7 +258,7 @@ alerts:
 		expect((await readSilences(alertmanager.url)).length).toBe(before);
 	});
 
-	it("lists a silence made with amtool, finds it by autocomplete, extends it in place and expires it after asking", async () => {
+	it("lists an amtool silence, autocompletes it, extends it in place, expires it after asking", async () => {
 		const name = `DbMigration${++fired}`;
 		await postAlerts(alertmanager.url, [{ labels: { alertname: name, env: "production", service: "db" } }]);
 		const id = await amtool(alertmanager.url, [
@@ -320,7 +333,7 @@ alerts:
 		expect(await readSilence(alertmanager.url, id)).toEqual(before);
 	});
 
-	it("schedules a maintenance window that starts later: previewed, then pending in AlertManager and in /silence list", async () => {
+	it("schedules a maintenance window for later: previewed, then pending and listed", async () => {
 		const { reply: preview } = await command("maintenance", [
 			{ name: "env", type: 3, value: "staging" },
 			{ name: "service", type: 3, value: "worker" },
@@ -348,6 +361,36 @@ alerts:
 			result: "ok",
 			details: { silenceId: id },
 		});
+	});
+
+	it("pages /silence list five at a time; Next asks AlertManager again", async () => {
+		const tag = `Paged${++fired}`;
+		for (let i = 0; i < 6; i++)
+			await amtool(alertmanager.url, [
+				"silence",
+				"add",
+				"--author=pat",
+				`--comment=${tag} ${i}`,
+				`--duration=${20 + i}h`,
+				`alertname=${tag}${i}`,
+				"env=staging",
+			]);
+
+		const { reply: first } = await command("silence", sub("list", { env: "staging" }));
+		const next = JSON.stringify(first.components).match(/silence:page:staging:1(?=")/)?.[0] ?? "";
+		const firstPage = embedText(first);
+		await press(first, next, oncall);
+		const second = await double.waitFor(() => {
+			const m = double.messages.get(first.id);
+			return m && /page 2 of/.test(embedText(m)) ? m : undefined;
+		});
+
+		expect(firstPage).toMatch(/page 1 of \d/);
+		expect(next).toBe("silence:page:staging:1");
+		// Soonest end first: the last of the six (26 h) is on a later page than the first (20 h).
+		expect(firstPage).not.toContain(`${tag} 5`);
+		expect(embedText(second)).toContain(`${tag} 5`);
+		expect(JSON.stringify(second.components)).toContain('"custom_id":"silence:page:staging:0"');
 	});
 
 	it("answers within AlertManager's timeout when it hangs, and makes nothing", async () => {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
-import { runOpsbotCli } from "../support/cli.ts";
+import { runOpsbotCli, runOpsbotInProcess } from "../support/cli.ts";
 
 const ONCALL = "300000000000000001";
 const ADMINS = "300000000000000002";
@@ -92,7 +92,7 @@ alerts:
 	it("refuses a channel no route reaches, naming the ones that are, and sends nothing", async () => {
 		const before = double.messages.size;
 
-		const run = await runOpsbotCli(["test-alert", "--channel", "400000000000000999"], env);
+		const run = await runOpsbotInProcess(["test-alert", "--channel", "400000000000000999"], env);
 
 		expect(run.code).toBe(64);
 		expect(run.stderr).toContain(
@@ -102,7 +102,7 @@ alerts:
 	});
 
 	it("says when the token is not the bot's, and when no bot answers at the webhook", async () => {
-		const wrongToken = await runOpsbotCli(["test-alert"], { ...env, WEBHOOK_TOKEN: "x".repeat(32) });
+		const wrongToken = await runOpsbotInProcess(["test-alert"], { ...env, WEBHOOK_TOKEN: "x".repeat(32) });
 		expect(wrongToken.code).toBe(64);
 		expect(wrongToken.stderr).toContain(
 			"refused the webhook token: this WEBHOOK_TOKEN is not the one the bot started with",
@@ -110,7 +110,7 @@ alerts:
 
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-test-alert-"));
 		writeFileSync(join(dir, "opsbot.yaml"), readFileSync(env.OPSBOT_CONFIG!, "utf8").replace(/port: \d+/, "port: 1"));
-		const nobody = await runOpsbotCli(["test-alert"], { ...env, OPSBOT_CONFIG: join(dir, "opsbot.yaml") });
+		const nobody = await runOpsbotInProcess(["test-alert"], { ...env, OPSBOT_CONFIG: join(dir, "opsbot.yaml") });
 		expect(nobody.code).toBe(69);
 		expect(nobody.stderr).toContain(
 			"Nothing answers at http://127.0.0.1:1/alerts: is the bot running (npm start) with this config?",

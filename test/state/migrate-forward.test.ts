@@ -7,6 +7,8 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.ts";
 import { openState, type State } from "../../src/state/index.ts";
+import { POSTGRES_MIGRATIONS } from "../../src/state/postgres.ts";
+import { SQLITE_MIGRATIONS } from "../../src/state/sqlite.ts";
 import { freshStateDatabase } from "../alerts/state-database.ts";
 
 // Written by the opsbot before the state layer, with its own code (fixtures/generate-legacy.ts).
@@ -81,7 +83,9 @@ describe("state written by the opsbot before the state layer", () => {
 			),
 		).toEqual([true, false, false, true]);
 		const version = new DatabaseSync(join(stateDir, "opsbot.sqlite"), { readOnly: true });
-		expect(version.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({ v: 11 });
+		expect(version.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({
+			v: SQLITE_MIGRATIONS.length,
+		});
 		version.close();
 		// Opened again, nothing is imported twice.
 		const again = await openState(configOf(stateDir), log, { alerts: true });
@@ -104,7 +108,9 @@ describe("state written by the opsbot before the state layer", () => {
 
 		const check = new pg.Client({ connectionString: url });
 		await check.connect();
-		expect((await check.query("SELECT max(version) AS v FROM opsbot_state.schema_version")).rows).toEqual([{ v: 10 }]);
+		expect((await check.query("SELECT max(version) AS v FROM opsbot_state.schema_version")).rows).toEqual([
+			{ v: POSTGRES_MIGRATIONS.length },
+		]);
 		await check.end();
 	});
 });
