@@ -84,7 +84,6 @@ export async function run(): Promise<BenchRow[]> {
 			alertmanager: { clusters: () => [{ environments: ["production"], members: [counted] }] },
 			log: createLogger({ level: "silent", pretty: false }),
 			accept: (payload) => acceptPayload({ config: ops.alerts, store }, payload),
-			onChange: () => {},
 			intervalMs: 3_600_000,
 			graceMs: 0,
 			settleMs: 0,

@@ -55,10 +55,6 @@ export type Confirmation =
 export interface AlertState {
 	/** The groups opsbot holds; undefined when `alerts` is not configured (or the caller did not ask for it). */
 	readonly store: AlertStore | undefined;
-	/** Wakes alert delivery after a press changed a group, so its message is re-rendered now rather than at the next poll. */
-	wake(): void;
-	/** How delivery, started after the context, hears wake(). */
-	onWake(listener: () => void): void;
 	/** Restarts per environment/container: one at a time, and a cooldown after each (across replicas with STATE_DATABASE_URL). */
 	readonly restarts: RestartLock;
 	/** This process's restarts in flight, which a shutdown waits for. */
@@ -146,10 +142,6 @@ export async function createContext(
 	});
 	const alertStore = state.alerts;
 	const pending = <T>(kind: string, ttlMs: number): PendingStore<T> => state.pending<T>(kind, ttlMs);
-	const wakeListeners: (() => void)[] = [];
-	const wake = () => {
-		for (const listener of wakeListeners) listener();
-	};
 	const ssh = createSshService({ environments, secret });
 	const prometheus = createPrometheusService(environments);
 	const alertmanager = createAlertManagerService(environments);
@@ -195,12 +187,10 @@ export async function createContext(
 		logQueries: pending<LogsQueryState>("logs", 15 * 60_000),
 		alertState: {
 			store: alertStore,
-			wake,
-			onWake: (listener) => void wakeListeners.push(listener),
 			restarts: state.restarts,
 			running: createRunningRestarts(),
 		},
-		messages: alertStore ? messageOutbox(alertStore, wake) : undefined,
+		messages: alertStore ? messageOutbox(alertStore) : undefined,
 		alertQueries: pending<FiringQueryState>("alerts", 15 * 60_000),
 		// Served on the webhook port, so only with `alerts`; without it nothing would read them.
 		metrics: config.ops.alerts ? await createMetrics() : unservedMetrics(),

@@ -189,7 +189,6 @@ function ackButton(action: "ack" | "unack", nothing: string): ComponentHandler<G
 			);
 			await recordAction(ctx, `alert.${action}`, group.groupId, "ok");
 			await recordEvent(ctx, group, action === "ack" ? "acknowledged" : "unacknowledged");
-			ctx.services.alertState.wake();
 		},
 	};
 }
@@ -325,7 +324,6 @@ export const alertUnsilence: ComponentHandler<GroupState> = {
 			silenceId: group.silence.id,
 		});
 		await recordEvent(ctx, group, "unsilenced", { silenceId, result: outcome === "expired" ? "ok" : "already gone" });
-		ctx.services.alertState.wake();
 		await interaction.followUp({ content: "🔔 Silence expired.", flags: 64 });
 	},
 };
@@ -467,7 +465,6 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 				output: output.slice(0, OUTPUT_KEPT),
 			});
 			await alertStore(ctx).setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok, ...why });
-			ctx.services.alertState.wake();
 			await interaction.editReply({
 				content: ok
 					? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.`
@@ -489,7 +486,6 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 			const reason = firstLine(err instanceof Error ? err.message : String(err)) || "the SSH command failed";
 			await alertStore(ctx)
 				.setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok: false, reason })
-				.then(() => ctx.services.alertState.wake())
 				.catch((cause: unknown) =>
 					ctx.log.warn({ err: cause, groupId }, "could not note the failed restart on the card"),
 				);

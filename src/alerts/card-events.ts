@@ -45,5 +45,4 @@ export async function noteSilenceOnCard(
 		})),
 		...(silence.comment ? { comment: silence.comment } : {}),
 	});
-	ctx.services.alertState.wake();
 }

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
-import { DiscordAPIError, HTTPError, type REST, Routes } from "discord.js";
+import { DiscordAPIError, HTTPError } from "discord.js";
 import { classifySendError, type SendFailure } from "../discord/send-failure.ts";
 import type { Logger } from "../log.ts";
 import { flattenControls } from "../text.ts";
-import { allowedMentions, type MessageItem, messageNonce, type QueuedPost } from "./message-outbox.ts";
+import { type MessageItem, messageNonce } from "./message-outbox.ts";
 import {
 	type AlertActions,
 	type AlertMessage,
@@ -13,168 +13,31 @@ import {
 	type StormView,
 	type SummaryMessage,
 } from "./render.ts";
+import {
+	type DiscordSender,
+	messageBody,
+	type OutgoingMessage,
+	type SentAttachment,
+	type SentMessage,
+} from "./rest-sender.ts";
 import type { AlertStore, ChannelBacklog, OutboxItem, StormSummary } from "./store.ts";
 import {
 	CHANNEL_BUDGET,
 	type ChannelBudget,
-	type ChannelLimitInfo,
 	createChannelPacer,
 	STORM_AFTER_MS,
 	stormNonce,
 	stormView,
 } from "./storm.ts";
 
-/** An attachment of a message Discord holds: its id and file name. */
-export interface SentAttachment {
-	readonly id: string;
-	readonly filename: string;
-}
-
-/** What delivery sends: one group's message, or a channel's storm summary; on an edit, attachments to keep. */
-export type OutgoingMessage = (AlertMessage | SummaryMessage) & { readonly kept?: readonly SentAttachment[] };
-
 type AlertWithKept = AlertMessage & { readonly kept?: readonly SentAttachment[] };
 
-/** A message as Discord's answer to a post or an edit describes it. */
-export interface SentMessage {
-	readonly id: string;
-	readonly attachments: readonly SentAttachment[];
-}
-
-/** How alert messages reach Discord: as the bot, in channels (not webhooks: they must stay editable). */
-export interface DiscordSender {
-	/** Posts a new message; `nonce` with enforce_nonce makes a repeated post return the first message. */
-	post(channel: string, message: OutgoingMessage, nonce: string): Promise<SentMessage>;
-	edit(channel: string, messageId: string, message: OutgoingMessage): Promise<SentMessage>;
-	/** Posts a message of the message outbox (a JSON body, no files), with enforce_nonce as post() does. */
-	postMessage(channel: string, body: MessageBody, nonce: string): Promise<SentMessage>;
-	/**
-	 * Starts a thread on a message; resolves to the thread's id, also when the thread exists already
-	 * (a start repeated after a crash): a thread started from a message has that message's id.
-	 */
-	startThread(channel: string, messageId: string, name: string, autoArchiveMinutes: number): Promise<string>;
-	/** Registers `listener` for what Discord's answers say about each channel's message bucket. */
-	onChannelLimit?(listener: (channel: string, info: ChannelLimitInfo) => void): void;
-}
-
-function body(message: OutgoingMessage) {
-	return {
-		content: message.content,
-		embeds: "embeds" in message ? message.embeds : [message.embed],
-		allowed_mentions: message.allowedMentions,
-		components: message.components,
-		// On edit the list is what the message keeps: attachments it has (by their id, not uploaded again)
-		// and the new files (by their index); one it does not list is removed, so an empty list removes all.
-		attachments: [
-			...(message.kept ?? []).map((a) => ({ id: a.id })),
-			...message.files.map((f, id) => ({ id, filename: f.name })),
-		],
-	};
-}
-
-/** A message outbox post as Discord's Create Message takes it. */
-export interface MessageBody {
-	readonly content?: string;
-	readonly embeds: QueuedPost["embeds"];
-	readonly components: QueuedPost["components"];
-	readonly allowed_mentions: ReturnType<typeof allowedMentions>;
-	readonly message_reference?: { message_id: string; channel_id: string };
-}
-
-/** The Create Message body of a queued post: exact mentions only, and the message it replies to. */
-export function messageBody(message: QueuedPost): MessageBody {
-	const { target } = message;
-	return {
-		...(message.content ? { content: message.content } : {}),
-		embeds: message.embeds ?? [],
-		components: message.components ?? [],
-		allowed_mentions: allowedMentions(message.mentions),
-		...("channel" in target && target.replyTo
-			? { message_reference: { message_id: target.replyTo, channel_id: target.channel } }
-			: {}),
-	};
-}
-
-/** Discord's code for "A thread has already been created for this message". */
-const THREAD_ALREADY_CREATED = 160_004;
-
-type MessageAnswer = { id: string; attachments?: { id: string; filename: string }[] };
-const sentMessage = (answer: MessageAnswer): SentMessage => ({
-	id: answer.id,
-	attachments: (answer.attachments ?? []).map((a) => ({ id: a.id, filename: a.filename })),
-});
-
-// Posts and edits: the channel's message bucket (thread starts, under .../threads, have buckets of their own).
-const CHANNEL_MESSAGES = /\/channels\/(\d+)\/messages(?:\/\d+)?(?:\?|$)/;
-
-/**
- * A sender over discord.js's REST client, which queues per route and waits out 429s itself. It also
- * reports what Discord's rate-limit headers say about each channel's message bucket, so delivery
- * paces itself rather than running into 429s.
- */
-export function restSender(rest: REST): DiscordSender {
-	const files = (m: OutgoingMessage) =>
-		m.files.length > 0 ? { files: m.files.map((f) => ({ name: f.name, data: f.data })) } : {};
-	return {
-		async post(channel, message, nonce) {
-			const created = await rest.post(Routes.channelMessages(channel), {
-				body: { ...body(message), nonce, enforce_nonce: true },
-				...files(message),
-			});
-			return sentMessage(created as MessageAnswer);
-		},
-		async edit(channel, messageId, message) {
-			return sentMessage(
-				(await rest.patch(Routes.channelMessage(channel, messageId), {
-					body: body(message),
-					...files(message),
-				})) as MessageAnswer,
-			);
-		},
-		async postMessage(channel, message, nonce) {
-			const created = await rest.post(Routes.channelMessages(channel), {
-				body: { ...message, nonce, enforce_nonce: true },
-			});
-			return sentMessage(created as MessageAnswer);
-		},
-		async startThread(channel, messageId, name, autoArchiveMinutes) {
-			try {
-				const thread = await rest.post(Routes.threads(channel, messageId), {
-					body: { name, auto_archive_duration: autoArchiveMinutes },
-				});
-				return (thread as { id: string }).id;
-			} catch (err) {
-				if (err instanceof DiscordAPIError && err.code === THREAD_ALREADY_CREATED) return messageId;
-				throw err;
-			}
-		},
-		onChannelLimit(listener) {
-			const header = (headers: { get(name: string): string | null }, name: string) => {
-				const value = headers.get(name);
-				return value === null || value === "" ? undefined : Number(value);
-			};
-			rest.on("response", (request, response) => {
-				const channel = CHANNEL_MESSAGES.exec(request.path)?.[1];
-				if (!channel) return;
-				const resetAfter = header(response.headers, "x-ratelimit-reset-after");
-				listener(channel, {
-					limit: header(response.headers, "x-ratelimit-limit"),
-					remaining: header(response.headers, "x-ratelimit-remaining"),
-					resetAfterMs: resetAfter === undefined ? undefined : resetAfter * 1_000,
-				});
-			});
-			// discord.js waiting on its own for a bucket it knows to be empty.
-			rest.on("rateLimited", (info) => {
-				const channel = CHANNEL_MESSAGES.exec(info.url)?.[1];
-				if (channel && !info.global) listener(channel, { remaining: 0, resetAfterMs: info.retryAfter });
-			});
-		},
-	};
-}
+/** Shortest time between two wake-ups by the store under a stream of webhooks (the first is immediate). */
+const WAKE_MS = 250;
 
 /** The running delivery workers. */
 export interface Delivery {
-	/** Wakes the workers now (after accept) instead of at the next poll. */
+	/** Wakes the workers now instead of at the next poll (the store's onQueued does this for new work). */
 	wake(): void;
 	/** Resolves when nothing is due, no channel is being worked on and no storm is still open. */
 	drained(): Promise<void>;
@@ -851,6 +714,28 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		setImmediate(() => void tick());
 	}
 
+	// The store says when it queued something: delivery looks at once, then at most every WAKE_MS while more
+	// comes (each look re-reads the outbox; one per webhook would be a thousand a second).
+	let wakeTimer: NodeJS.Timeout | undefined;
+	let wakeAgain = false;
+	const wakeLater = () => {
+		wakeTimer = setTimeout(() => {
+			wakeTimer = undefined;
+			if (!wakeAgain) return;
+			wakeAgain = false;
+			wakeUp();
+			wakeLater();
+		}, WAKE_MS);
+	};
+	const unsubscribe = deps.store.onQueued(() => {
+		if (wakeTimer) {
+			wakeAgain = true;
+			return;
+		}
+		wakeUp();
+		wakeLater();
+	});
+
 	const timer = setInterval(() => void tick(), deps.pollMs ?? 250);
 	return {
 		wake: wakeUp,
@@ -861,6 +746,8 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 			}),
 		async stop() {
 			stopped = true;
+			unsubscribe();
+			clearTimeout(wakeTimer);
 			clearInterval(timer);
 			for (const wake of [...idlers, ...pauses]) wake();
 			await Promise.allSettled([...busy.values()]);

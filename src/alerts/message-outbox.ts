@@ -164,14 +164,10 @@ export interface MessageOutboxStore {
 	messageOutcome(key: string): Promise<MessageOutcome | undefined>;
 }
 
-/** The outbox callers use: the store's, and delivery woken when a message was queued (not only at its next poll). */
-export function messageOutbox(store: MessageOutboxStore, wake: () => void): MessageOutbox {
+/** The outbox callers use, on the store (which tells delivery itself when it queued a message). */
+export function messageOutbox(store: MessageOutboxStore): MessageOutbox {
 	return {
-		async enqueue(message) {
-			const queued = await store.enqueueMessage(message);
-			if (queued) wake();
-			return queued;
-		},
+		enqueue: (message) => store.enqueueMessage(message),
 		outcome: (key) => store.messageOutcome(key),
 	};
 }

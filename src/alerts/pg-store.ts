@@ -26,6 +26,7 @@ import {
 	mergeOutboxStats,
 	messageOutcomeOf,
 	type OutboxItem,
+	queuedAnnouncer,
 	type RestartState,
 	type SilenceState,
 } from "./store.ts";
@@ -250,6 +251,13 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 	]);
 
 	const episodes = createPostgresEpisodeHistory(db, tx);
+	const queued = queuedAnnouncer();
+	/** A transaction that may queue something for Discord: delivery hears of it after the COMMIT. */
+	const txQueuing = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+		const result = await tx(work);
+		queued.announce();
+		return result;
+	};
 
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
 	const requeue = (
@@ -257,7 +265,7 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 		column: "ack" | "silence" | "restart",
 		value: AckState | SilenceState | RestartState | null,
 	) =>
-		tx(async (client) => {
+		txQueuing(async (client) => {
 			const { rows } = await client.query<{ episode: number; last_payload: WebhookPayload | null }>(
 				`UPDATE opsbot_state.groups SET ${column} = $1 WHERE id = $2 RETURNING episode, last_payload`,
 				[value === null ? null : JSON.stringify(value), id],
@@ -311,7 +319,11 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 		async accept(payload, targets, now = Date.now()) {
 			const job = { ...acceptJob(payload, targets, now), facts: episodeFacts(payload) };
 			return new Promise<AcceptResult>((resolve, reject) => {
-				accepts.push({ ...job, resolve, reject });
+				const done = (result: AcceptResult) => {
+					if (result.queued > 0) queued.announce();
+					resolve(result);
+				};
+				accepts.push({ ...job, resolve: done, reject });
 				if (!committing) {
 					committing = true;
 					committed = new Promise((done) => setImmediate(() => void commitAccepts().then(done)));
@@ -400,7 +412,7 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 				);
 			}),
 		refresh: (groupId, episode) =>
-			tx(async (client) => {
+			txQueuing(async (client) => {
 				const { rows } = await client.query<{ last_payload: WebhookPayload | null }>(
 					"SELECT last_payload FROM opsbot_state.groups WHERE id = $1 AND episode = $2 FOR UPDATE",
 					[groupId, episode],
@@ -578,7 +590,7 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 			return rows.map(groupState);
 		},
 		resolveGroup: (id, expectedSignature, now = Date.now(), reconciled = false) =>
-			tx(async (client) => {
+			txQueuing(async (client) => {
 				const { rows } = await client.query<GroupRow>("SELECT * FROM opsbot_state.groups WHERE id = $1 FOR UPDATE", [
 					id,
 				]);
@@ -622,6 +634,7 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 				VALUES ($1, $2, $3, $4, $4) ON CONFLICT (key) DO NOTHING`,
 				[message.key, messageChannel(message), JSON.stringify(message), now],
 			);
+			if (rowCount === 1) queued.announce();
 			return rowCount === 1;
 		},
 		async messageOutcome(key) {
@@ -671,6 +684,7 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 			);
 		},
 		history: episodes.history,
+		onQueued: queued.on,
 		async close() {
 			// Webhooks waiting for a group commit are written (or refused) before the pool ends.
 			await committed;

@@ -88,9 +88,6 @@ class JsonTooDeepError extends Error {
 	readonly code = "OPSBOT_JSON_TOO_DEEP";
 }
 
-/** Shortest time between two wake-ups of delivery under a stream of webhooks (the first is immediate). */
-const WAKE_MS = 250;
-
 /** "standby": another replica holds the Discord gateway; this one takes webhooks and delivers through REST. */
 export type DiscordState = "connected" | "standby" | "not connected";
 
@@ -100,8 +97,6 @@ export interface ReceiverDeps {
 	readonly auth: WebhookAuth;
 	readonly store: AlertStore;
 	readonly log: Logger;
-	/** Called after a payload is durably queued, to wake delivery. */
-	readonly onQueued: () => void;
 	/** Discord as this process sees it (for /readyz): a standby replica delivers through REST while another holds the gateway. */
 	readonly discordState: () => DiscordState;
 	/** When each AlertManager last answered (for /readyz's detail; it does not decide readiness). */
@@ -145,28 +140,6 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 		},
 	});
 	app.server.maxConnections = limits.maxConnections;
-	// Delivery is woken at once, then at most every WAKE_MS while webhooks keep coming: each wake-up
-	// re-reads the outbox, and one per webhook would have it do so a thousand times a second.
-	let wakeTimer: NodeJS.Timeout | undefined;
-	let wakeAgain = false;
-	const wakeLater = () => {
-		wakeTimer = setTimeout(() => {
-			wakeTimer = undefined;
-			if (!wakeAgain) return;
-			wakeAgain = false;
-			deps.onQueued();
-			wakeLater();
-		}, WAKE_MS);
-	};
-	const queued = () => {
-		if (wakeTimer) {
-			wakeAgain = true;
-			return;
-		}
-		deps.onQueued();
-		wakeLater();
-	};
-	app.addHook("onClose", async () => clearTimeout(wakeTimer));
 	const defaultJsonParser = app.getDefaultJsonParser("error", "error");
 	// Refused before parsing: a nesting bound keeps every later walk (schema, store serialisation) off the stack limit.
 	app.addContentTypeParser<string>("application/json", { parseAs: "string" }, (request, body, done) => {
@@ -228,7 +201,6 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 			try {
 				const result = await handed.result;
 				deps.log.info({ ...handed.summary, ...result }, "alert group accepted");
-				queued();
 				return reply.code(202).send({ queued: result.queued, duplicates: result.duplicates });
 			} catch (err) {
 				deps.log.error({ err }, "could not store an alert group");

@@ -33,8 +33,6 @@ export interface ReconcileDeps {
 	readonly log: Logger;
 	/** The webhook's way in (receiver.ts acceptPayload): routing, deduplication and storms apply alike. */
 	readonly accept: (payload: WebhookPayload) => Promise<AcceptResult>;
-	/** Called after a pass changed something (wakes delivery). */
-	readonly onChange: () => void;
 	/** False on a standby replica: only the replica that delivers reconciles. */
 	readonly active?: () => boolean;
 	readonly intervalMs: number;
@@ -327,7 +325,6 @@ export function startReconciler(deps: ReconcileDeps): Reconciler {
 			}
 		}
 		missingSince = seenMissing;
-		if (resolved + found > 0) deps.onChange();
 		return { resolved, found, unanswered };
 	}
 

@@ -7,10 +7,11 @@ import type { Metrics } from "../metrics.ts";
 import type { AlertManagerContact, AlertManagerService } from "../services/alertmanager.ts";
 import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
-import { type Delivery, type DiscordSender, restSender, startDelivery } from "./delivery.ts";
+import { type Delivery, startDelivery } from "./delivery.ts";
 import { startHistoryPruning } from "./episodes.ts";
 import { acceptPayload, authorized, createReceiver } from "./receiver.ts";
 import { startReconciler } from "./reconcile.ts";
+import { type DiscordSender, restSender } from "./rest-sender.ts";
 import { startSilenceAnnouncer } from "./silence-announcer.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
 import type { AlertStore } from "./store.ts";
@@ -73,7 +74,6 @@ export async function startAlertRelay(
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
 		store,
 		log: log.child({ svc: "alert-receiver" }),
-		onQueued: () => delivery.wake(),
 		discordState: () => (client.isReady() ? "connected" : standby() ? "standby" : "not connected"),
 		alertmanagers: () => services.alertmanager.contacts(),
 	});
@@ -91,7 +91,6 @@ export async function startAlertRelay(
 		ops,
 		alertmanager: services.alertmanager,
 		log: log.child({ svc: "silence-watch" }),
-		onChange: () => delivery.wake(),
 		intervalMs: alerts.silenceWatch.intervalSeconds * 1_000,
 	});
 	const { reconcile } = alerts;
@@ -102,7 +101,6 @@ export async function startAlertRelay(
 		alertmanager: services.alertmanager,
 		log: log.child({ svc: "reconcile" }),
 		accept: (payload) => acceptPayload({ config: alerts, store }, payload),
-		onChange: () => delivery.wake(),
 		active: () => !standby(),
 		intervalMs: reconcile.intervalSeconds * 1_000,
 		graceMs: reconcile.graceSeconds * 1_000,
@@ -121,7 +119,6 @@ export async function startAlertRelay(
 				active: () => !standby(),
 			})
 		: undefined;
-	alertState.onWake(() => delivery.wake());
 	const pruning = startHistoryPruning(store.history, alerts.history.days, log.child({ svc: "alert-history" }));
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");

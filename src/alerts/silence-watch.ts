@@ -15,8 +15,6 @@ export interface SilenceWatchDeps {
 	readonly ops: AlertingOps;
 	readonly alertmanager: Pick<AlertManagerService, "forEnvironment">;
 	readonly log: Logger;
-	/** Called after a pass queued a re-render (wakes delivery). */
-	readonly onChange: () => void;
 	readonly intervalMs?: number;
 	readonly batch?: number;
 }
@@ -72,7 +70,6 @@ export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
 				);
 			}
 		}
-		if (changed > 0) deps.onChange();
 		return changed;
 	}
 

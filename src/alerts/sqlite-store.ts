@@ -25,6 +25,7 @@ import {
 	mergeBacklog,
 	mergeOutboxStats,
 	messageOutcomeOf,
+	queuedAnnouncer,
 	type RestartState,
 	type SilenceState,
 	type StormSummary,
@@ -377,14 +378,17 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 	}
 
 	const episodes = createSqliteEpisodeHistory(db, (work) => tx(work));
+	const queued = queuedAnnouncer();
 
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
 	function requeue(id: string, change: () => void): void {
-		tx(() => {
+		const added = tx(() => {
 			change();
 			const row = getGroup.get(id) as { episode: number; last_payload: string | null } | undefined;
 			if (row?.last_payload) insertOutbox.run(id, row.episode, row.last_payload, Date.now(), Date.now());
+			return Boolean(row?.last_payload);
 		});
+		if (added) queued.announce();
 	}
 
 	return {
@@ -394,7 +398,11 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 			recentAccepts.push((2 * job.json.length + ACCEPT_PAGES_BYTES) * targets.length);
 			if (recentAccepts.length > RECENT_ACCEPTS) recentAccepts.shift();
 			return new Promise<AcceptResult>((resolve, reject) => {
-				accepts.push({ ...job, resolve, reject });
+				const done = (result: AcceptResult) => {
+					if (result.queued > 0) queued.announce();
+					resolve(result);
+				};
+				accepts.push({ ...job, resolve: done, reject });
 				if (accepts.length >= MAX_GROUP_COMMIT) commitAccepts();
 				else if (!commitScheduled) {
 					commitScheduled = true;
@@ -448,11 +456,13 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 			});
 		},
 		async refresh(groupId, episode) {
-			tx(() => {
+			const added = tx(() => {
 				const row = getGroup.get(groupId) as { episode: number; last_payload: string | null } | undefined;
-				if (row?.last_payload && row.episode === episode)
-					insertOutbox.run(groupId, episode, row.last_payload, Date.now(), Date.now());
+				if (!row?.last_payload || row.episode !== episode) return false;
+				insertOutbox.run(groupId, episode, row.last_payload, Date.now(), Date.now());
+				return true;
 			});
+			if (added) queued.announce();
 		},
 		async retryLater(item, at) {
 			retry.run(at, item.groupId, item.episode);
@@ -566,7 +576,7 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 		openGroups: async (after, limit) =>
 			(openStmt.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
 		async resolveGroup(id, expectedSignature, now = Date.now(), reconciled = false) {
-			return tx(() => {
+			const resolved = tx(() => {
 				const row = getGroup.get(id) as GroupRow | undefined;
 				const resolved = resolveByHand(
 					row?.last_payload ? groupState(row as GroupRow & { last_payload: string }) : undefined,
@@ -591,13 +601,16 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 				]);
 				return true;
 			});
+			if (resolved) queued.announce();
+			return resolved;
 		},
 		async enqueueMessage(message, now = Date.now()) {
 			checkMessage(message);
-			return (
-				tx(() => insertMessage.run(message.key, messageChannel(message), JSON.stringify(message), now, now)).changes ===
-				1
+			const { changes } = tx(() =>
+				insertMessage.run(message.key, messageChannel(message), JSON.stringify(message), now, now),
 			);
+			if (changes === 1) queued.announce();
+			return changes === 1;
 		},
 		async messageOutcome(key) {
 			const row = messageByKey.get(key) as MessageRow | undefined;
@@ -619,6 +632,7 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 			retryMessage.run(at, item.id);
 		},
 		history: episodes.history,
+		onQueued: queued.on,
 		async close() {
 			// Webhooks waiting for the next group commit are written (or refused) before the file closes.
 			commitAccepts();

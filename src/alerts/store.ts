@@ -184,6 +184,12 @@ export interface AlertStore {
 	/** Gives the message up: Discord refused it for good (or opsbot kept failing to send it). */
 	messageFailed(item: MessageItem, reason: string, now?: number): Promise<void>;
 	retryMessageLater(item: MessageItem, at: number): Promise<void>;
+	/**
+	 * Calls `listener` after every commit that queued something for Discord (a webhook's update, a press's
+	 * re-render, a chart's refresh, a resolution by hand, a message): delivery hears of work at once instead
+	 * of at its next poll, and no writer has to tell it. Returns the unsubscribe.
+	 */
+	onQueued(listener: () => void): () => void;
 	close(): Promise<void>;
 }
 
@@ -236,4 +242,18 @@ export function mergeOutboxStats(
 		else merged.set(r.channel, { channel: r.channel, depth: r.depth, oldestAt });
 	}
 	return [...merged.values()];
+}
+
+/** The listeners of AlertStore.onQueued, for both adapters. */
+export function queuedAnnouncer(): { on(listener: () => void): () => void; announce(): void } {
+	const listeners = new Set<() => void>();
+	return {
+		on(listener) {
+			listeners.add(listener);
+			return () => void listeners.delete(listener);
+		},
+		announce() {
+			for (const listener of listeners) listener();
+		},
+	};
 }

@@ -504,7 +504,6 @@ export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
 			"the silence was not expired",
 		);
 		const outcome = await expireSilence(alertmanager, silenceId, { environment, record: recorder(ctx) });
-		ctx.services.alertState.wake();
 		await interaction.editReply({
 			content: "",
 			embeds: [reportToEmbed(silenceExpireReport(silence, outcome))],

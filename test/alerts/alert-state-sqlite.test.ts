@@ -61,7 +61,6 @@ describe("SQLite alert store when the disk is full", () => {
 			auth: { bearerToken: TOKEN },
 			store: full,
 			log,
-			onQueued: () => undefined,
 			discordState: () => "connected",
 		});
 

@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { REST, Routes } from "discord.js";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type Delivery, restSender, startDelivery } from "../../src/alerts/delivery.ts";
+import { type Delivery, startDelivery } from "../../src/alerts/delivery.ts";
 import { messageNonce } from "../../src/alerts/message-outbox.ts";
+import { restSender } from "../../src/alerts/rest-sender.ts";
 import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
 import type { AlertStore } from "../../src/alerts/store.ts";
 import { discordAgent } from "../../src/discord/client.ts";
@@ -162,6 +163,27 @@ describe("message outbox delivery (through the REST client to the Discord double
 				.slice(before)
 				.map((m) => m.content),
 		).toEqual(["retry me"]);
+		await store.close();
+	});
+
+	it("posts a message queued while delivery runs at once: the store tells delivery, no poll needed", async () => {
+		const store = openStore();
+		// A poll this rare never comes within the wait below: only the store's announcement can start the post.
+		const delivery = startDelivery({
+			store,
+			sender: restSender(rest),
+			log: pino({ level: "silent" }),
+			pollMs: 600_000,
+		});
+		await delivery.drained();
+		await store.enqueueMessage({ kind: "post", key: "announced", target: { channel: CHANNEL }, content: "announced" });
+
+		await vi.waitFor(async () => expect(await store.messageOutcome("announced")).toMatchObject({ state: "sent" }), {
+			timeout: 10_000,
+			interval: 50,
+		});
+		await delivery.stop();
+		expect(double.channelMessages(CHANNEL).filter((m) => m.content === "announced")).toHaveLength(1);
 		await store.close();
 	});
 

@@ -94,7 +94,6 @@ async function startReceiver(
 		auth: { bearerToken: token },
 		store,
 		log: pino({ level: "silent" }),
-		onQueued: () => undefined,
 		discordState: () => "connected",
 		...(limits ? { limits } : {}),
 	});
@@ -299,7 +298,6 @@ describe("webhook receiver against deeply nested JSON", () => {
 				auth: { bearerToken: token },
 				store,
 				log: pino({ level: "silent" }),
-				onQueued: () => undefined,
 				discordState: () => "connected",
 			});
 			cleanup.push(async () => {

@@ -174,7 +174,6 @@ describe("startReconciler", () => {
 				accepted.push(payload);
 				return { queued: 1, duplicates: 0 };
 			},
-			onChange: () => {},
 			intervalMs: 3_600_000,
 			graceMs,
 			settleMs: 0,
@@ -214,7 +213,6 @@ describe("startReconciler", () => {
 			alertmanager: { clusters: () => [{ environments: ["production"], members: [answering("http://a", [])] }] },
 			log,
 			accept: async () => ({ queued: 0, duplicates: 1 }),
-			onChange: () => {},
 			intervalMs: 3_600_000,
 			graceMs: 60_000,
 			settleMs: 0,

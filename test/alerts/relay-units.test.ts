@@ -201,7 +201,6 @@ describe("webhook receiver with arbitrary bodies", () => {
 			auth: { bearerToken: "t".repeat(20) },
 			store,
 			log: pino({ level: "silent" }),
-			onQueued: () => undefined,
 			discordState: () => "connected",
 		});
 		const body = fc.oneof(
@@ -256,7 +255,6 @@ describe("webhook receiver when the store fails", () => {
 			auth: { bearerToken: "t".repeat(20) },
 			store: broken,
 			log: pino({ level: "silent" }),
-			onQueued: () => undefined,
 			discordState: () => "connected",
 		});
 

@@ -74,7 +74,6 @@ describe.each([
 			auth: { bearerToken: token },
 			store,
 			log: pino({ level: "silent" }),
-			onQueued: () => undefined,
 			discordState: () => "connected",
 		});
 		const send = () =>

@@ -70,6 +70,30 @@ export function storeContract(
 	describe(`alert store (${name})`, () => {
 		const targets = [{ channel: "1" }];
 
+		it("announces each commit that queued something for Discord, and nothing else", async () => {
+			const { store } = await open();
+			let heard = 0;
+			const unsubscribe = store.onQueued(() => heard++);
+
+			await store.accept(payload(2), targets);
+			const afterAccept = heard;
+			await store.accept(payload(2), targets); // a duplicate queues nothing
+			const afterDuplicate = heard;
+			const group = (await store.listGroups("", 10))[0]!;
+			await store.setAck(group.groupId, { userId: "7", username: "alice", at: 1 });
+			const afterAck = heard;
+			const message = { kind: "post", key: "k", target: { channel: "400000000000000001" }, content: "hi" } as const;
+			await store.enqueueMessage(message);
+			const afterMessage = heard;
+			await store.enqueueMessage(message); // its key again: nothing queued
+			const afterSameKey = heard;
+			unsubscribe();
+			await store.accept(payload(3), targets);
+
+			expect([afterAccept, afterDuplicate, afterAck, afterMessage, afterSameKey, heard]).toEqual([1, 1, 2, 3, 3, 3]);
+			await store.close();
+		});
+
 		it("ignores retries and HA duplicates, coalesces updates, and opens a new episode after a resolve", async () => {
 			const { store } = await open();
 
