@@ -493,10 +493,10 @@ async function runSilenceCli(ctx: AppContext, values: CliValues, positionals: st
 			const maxMs = maxSilenceMs(ctx.config.ops);
 			const byMs = parseSilenceDuration(typeof values.by === "string" ? values.by : "", maxMs);
 			const extended = await extendSilence(alertmanager, found, byMs, maxMs, { environment, record });
-			return { report: silenceExtendedReport(extended), data: extended };
+			return { report: silenceExtendedReport(extended, environment), data: extended };
 		}
 		const outcome = await expireSilence(alertmanager, found.id, { environment, record });
-		return { report: silenceExpireReport(found, outcome), data: { id: found.id, outcome } };
+		return { report: silenceExpireReport(found, outcome, environment), data: { id: found.id, outcome } };
 	}
 	throw new UserFacingError(`usage: ${usage}`);
 }

@@ -78,7 +78,7 @@ stateDir: ${JSON.stringify(stateDir)}
 		const expired = await opsbot("silence", "expire", id);
 
 		expect(dry.code).toBe(0);
-		expect(unwrapped(dry.stdout)).toContain("[WARN] Silence preview: mutes 2 alerts now");
+		expect(unwrapped(dry.stdout)).toContain("[WARN] Silence preview · production: mutes 2 alerts now");
 		expect(unwrapped(dry.stdout)).toContain("It also reaches staging.");
 		expect(none).toEqual([]);
 		expect(created.code).toBe(0);

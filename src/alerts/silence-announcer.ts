@@ -8,7 +8,7 @@ import type {
 	AlertManagerService,
 	AlertManagerSilence,
 } from "../services/alertmanager.ts";
-import { isMaintenance, MAINTENANCE_COMMENT, silenceTool } from "../services/silences.ts";
+import { isMaintenance, MAINTENANCE_COMMENT, silenceAuthor, silenceTool } from "../services/silences.ts";
 import { formatMatchers } from "./matchers.ts";
 import type { MessageOutbox } from "./message-outbox.ts";
 import { routeGroup } from "./routing.ts";
@@ -49,30 +49,29 @@ export interface SilenceAnnouncer {
 	stop(): Promise<void>;
 }
 
-/** A silence made outside opsbot, as announced in the channels it mutes. */
+const alerts = (n: number) => `${n} alert${n === 1 ? "" : "s"}`;
+
+/** A silence made outside opsbot, as announced in the channels it mutes: who silenced what, until when, why. */
 export function silenceAnnouncementReport(s: AlertManagerSilence, mutingNow: number): Report {
+	const pending = s.state === "pending";
 	return {
 		title: "🔕 Silence made outside opsbot",
 		level: "info",
 		summary: [
-			{ strong: s.createdBy || "someone" },
+			{ strong: silenceAuthor(s.createdBy) },
 			" silenced ",
 			{ code: formatMatchers(s.matchers) },
-			s.state === "pending" ? " from " : " until ",
-			{ time: new Date(s.state === "pending" ? s.startsAt : s.endsAt), style: "full" },
-			...(s.state === "pending" ? [" until ", { time: new Date(s.endsAt), style: "full" } as const] : []),
-			".",
+			...(pending ? [" from ", { time: new Date(s.startsAt), style: "clock" } as const] : []),
+			" until ",
+			{ time: new Date(s.endsAt), style: "clock" },
+			`; it mutes ${alerts(mutingNow)} now.`,
 		],
-		fields: [
-			{ label: "Comment", value: s.comment || "(none)", inline: false },
-			{ label: "Mutes now", value: `${mutingNow} alert${mutingNow === 1 ? "" : "s"}` },
-			{ label: "Silence", value: { code: s.id } },
-		],
-		footer: "Made in AlertManager's UI, with amtool or its API. /silence list shows every silence.",
+		fields: [{ label: "Comment", value: s.comment || "(none)", inline: false }],
+		footer: `Silence ${s.id}, made in AlertManager's UI, with amtool or its API. /silence list shows every silence.`,
 	};
 }
 
-/** A maintenance window made, started or ended. */
+/** A maintenance window made, started or ended: what it mutes, when, why and by whom. */
 export function maintenanceReport(s: AlertManagerSilence, phase: "scheduled" | "started" | "ended"): Report {
 	const what = s.comment.slice(MAINTENANCE_COMMENT.length);
 	const title = {
@@ -84,40 +83,40 @@ export function maintenanceReport(s: AlertManagerSilence, phase: "scheduled" | "
 		phase === "scheduled"
 			? [
 					" from ",
-					{ time: new Date(s.startsAt), style: "full" } as const,
+					{ time: new Date(s.startsAt), style: "clock" } as const,
 					" until ",
-					{ time: new Date(s.endsAt), style: "full" } as const,
+					{ time: new Date(s.endsAt), style: "clock" } as const,
 					".",
 				]
 			: phase === "started"
-				? [" silenced until ", { time: new Date(s.endsAt), style: "full" } as const, "."]
+				? [" silenced until ", { time: new Date(s.endsAt), style: "clock" } as const, "."]
 				: [": its alerts notify again."];
 	return {
 		title,
 		level: phase === "ended" ? "ok" : "info",
 		summary: [{ code: formatMatchers(s.matchers) }, ...when],
 		fields: [
-			{ label: "Why", value: what || "(none)", inline: false },
-			{ label: "By", value: s.createdBy },
-			{ label: "Silence", value: { code: s.id } },
+			{ label: "Why", value: what || "(none)" },
+			{ label: "By", value: silenceAuthor(s.createdBy) },
 		],
+		footer: `Silence ${s.id}`,
 	};
 }
 
-/** The reminder on a card before the silence over its alerts ends. */
+/** The reminder on a card before the silence over its alerts ends: when, and the command that extends it. */
 export function silenceReminderReport(s: AlertManagerSilence, firing: number): Report {
 	return {
 		title: "⏰ Silence ends soon",
 		level: "warn",
 		summary: [
-			"The silence ",
+			"The silence of ",
 			{ code: formatMatchers(s.matchers) },
-			` by ${s.createdBy} ends `,
-			{ time: new Date(s.endsAt), style: "full" },
-			`, and ${firing} alert${firing === 1 ? "" : "s"} it mutes still fire${firing === 1 ? "s" : ""}. `,
+			` by ${silenceAuthor(s.createdBy)} ends `,
+			{ time: new Date(s.endsAt), style: "clock" },
+			`; ${alerts(firing)} it mutes still fire${firing === 1 ? "s" : ""}.\n`,
 			"Extend it with ",
-			{ code: `/silence extend id:${s.id}` },
-			" or let the alerts notify again.",
+			{ code: `/silence extend id:${s.id} by:1h` },
+			", or let the alerts notify again.",
 		],
 	};
 }

@@ -30,9 +30,11 @@ import {
 	environmentsReached,
 	expireSilence,
 	extendSilence,
+	isMaintenance,
 	type ListedSilence,
 	listSilences,
 	liveSilence,
+	MAINTENANCE_COMMENT,
 	maintenanceComment,
 	maxSilenceMs,
 	parseSilenceDuration,
@@ -41,6 +43,7 @@ import {
 	type SilenceDraft,
 	type SilenceListing,
 	type SilencePreview,
+	silenceAuthor,
 	silenceComment,
 } from "../services/silences.ts";
 import { formatDuration, parseTimeSpec } from "../time.ts";
@@ -51,30 +54,34 @@ export const SILENCE_PAGE_SIZE = 5;
 
 const shortId = (id: string) => id.slice(0, 8);
 
-/** The lines a silence takes in a list: id, state and end; who and with what; matchers; comment. */
+const alerts = (n: number) => `${n} alert${n === 1 ? "" : "s"}`;
+
+/**
+ * The lines a silence takes in a list: until when, where and what it mutes now; its matchers and
+ * comment; who made it (with what) and its id, last: the id is for copying, not for reading.
+ */
 function silenceItem(s: ListedSilence): Inline[] {
-	const state: Inline[] =
+	const when: Inline[] =
 		s.state === "pending"
 			? [
-					"⏳ starts ",
-					{ time: new Date(s.startsAt), style: "full" },
+					"⏳ ",
+					{ strong: s.environment },
+					" starts ",
+					{ time: new Date(s.startsAt), style: "clock" },
 					", ends ",
-					{ time: new Date(s.endsAt), style: "full" },
+					{ time: new Date(s.endsAt), style: "time" },
 				]
-			: ["🔕 until ", { time: new Date(s.endsAt), style: "full" }];
+			: ["🔕 ", { strong: s.environment }, " until ", { time: new Date(s.endsAt), style: "clock" }];
 	return [
-		{ code: s.id },
-		" · ",
-		s.environment,
-		" · ",
-		...state,
-		"\n",
-		`by ${s.createdBy}${s.tool === "outside opsbot" ? " · made outside opsbot" : ""}`,
-		` · mutes ${s.mutingNow} alert${s.mutingNow === 1 ? "" : "s"} now`,
+		...when,
+		` · mutes ${alerts(s.mutingNow)} now`,
 		"\n",
 		{ code: formatMatchers(s.matchers) },
 		" — ",
 		s.comment,
+		"\n",
+		`by ${silenceAuthor(s.createdBy)}${s.tool === "outside opsbot" ? " · made outside opsbot" : ""} · `,
+		{ code: s.id },
 	];
 }
 
@@ -100,9 +107,11 @@ export function silenceListReport(
 		...(shown.length > 0 || listing.unavailable.length > 0
 			? {
 					list: {
-						// A blank line between silences: each takes three lines.
+						// A blank line between silences (each takes three lines), and before what could not be listed.
 						items: shown.map((item, i) => (i === 0 ? silenceItem(item) : ["\n", ...silenceItem(item)])),
-						notes: listing.unavailable.map((u) => `⚠️ ${u.environment}: ${u.reason}`),
+						notes: listing.unavailable.map(
+							(u, i) => `${i === 0 && shown.length > 0 ? "\n" : ""}⚠️ ${u.environment}: ${u.reason}`,
+						),
 					},
 				}
 			: {}),
@@ -112,7 +121,13 @@ export function silenceListReport(
 
 const isAre = (n: number) => (n === 1 ? "is" : "are");
 
-/** The matchers, timing and comment of a draft, for the preview and the confirmation of creation. */
+/** What a silence is called in a title: a maintenance window or a silence. */
+const kindOf = (draft: Pick<SilenceDraft, "comment">) => (isMaintenance(draft) ? "Maintenance window" : "Silence");
+/** A comment as people read it: a maintenance window's without the prefix its title already says. */
+const commentOf = (comment: string) =>
+	(isMaintenance({ comment }) ? comment.slice(MAINTENANCE_COMMENT.length) : comment) || "(none)";
+
+/** The timing and comment of a draft, for the preview. */
 function draftFields(draft: SilenceDraft, durationMs: number, now: number): Report["fields"] {
 	return [
 		{ label: "Matchers", value: { code: formatMatchers(draft.matchers) }, inline: false },
@@ -120,11 +135,10 @@ function draftFields(draft: SilenceDraft, durationMs: number, now: number): Repo
 			label: "When",
 			value:
 				draft.startsAt.getTime() > now + 60_000
-					? [{ time: draft.startsAt, style: "full" }, ` for ${formatDuration(durationMs)}`]
+					? [{ time: draft.startsAt, style: "clock" }, ` for ${formatDuration(durationMs)}`]
 					: `for ${formatDuration(durationMs)} from confirmation`,
 		},
-		{ label: "Environment", value: draft.environment },
-		{ label: "Comment", value: draft.comment, inline: false },
+		{ label: "Comment", value: commentOf(draft.comment), inline: false },
 	];
 }
 
@@ -160,7 +174,7 @@ export function silencePreviewReport(
 	];
 	const already = preview.muted.filter((a) => a.alreadyMuted).length;
 	return {
-		title: `Silence preview: mutes ${firing} alert${firing === 1 ? "" : "s"} now`,
+		title: `${kindOf(preview.draft)} preview · ${preview.draft.environment}: mutes ${alerts(firing)} now`,
 		level: warnings.length > 0 ? "warn" : "info",
 		summary:
 			(firing === 0 ? "Nothing fires now that it would mute; it mutes what matches later. " : "") +
@@ -174,68 +188,73 @@ export function silencePreviewReport(
 	};
 }
 
-/** A silence (or maintenance window) made. */
+/** The silence's id, where each message keeps it: last, for copying into /silence extend or expire. */
+const idFooter = (id: string) => `Silence ${id}`;
+
+/** A silence (or maintenance window) made: what it mutes, until when (or from when), why. */
 export function silenceCreatedReport(id: string, draft: SilenceDraft, maintenance = false, now = Date.now()): Report {
 	const future = draft.startsAt.getTime() > now + 60_000;
 	return {
-		title: maintenance ? "Maintenance window scheduled" : "Silence created",
+		title: `${maintenance ? "Maintenance window scheduled" : "Silence created"} · ${draft.environment}`,
 		level: "ok",
 		summary: [
-			maintenance ? "🛠️ " : "🔕 ",
-			{ code: id },
-			future ? " starts " : " mutes until ",
-			...(future
-				? [
-						{ time: draft.startsAt, style: "full" } as const,
-						" and ends ",
-						{ time: draft.endsAt, style: "full" } as const,
-					]
-				: [{ time: draft.endsAt, style: "full" } as const]),
+			maintenance ? "🛠️ Mutes " : "🔕 Mutes ",
+			{ code: formatMatchers(draft.matchers) },
+			...(future ? [" from ", { time: draft.startsAt, style: "clock" } as const] : []),
+			" until ",
+			{ time: draft.endsAt, style: "clock" },
 			".",
 		],
-		fields: [
-			{ label: "Matchers", value: { code: formatMatchers(draft.matchers) }, inline: false },
-			{ label: "Environment", value: draft.environment },
-			{ label: "Comment", value: draft.comment, inline: false },
-		],
+		fields: [{ label: "Comment", value: commentOf(draft.comment), inline: false }],
+		footer: idFooter(id),
 	};
 }
 
-/** A silence extended. */
-export function silenceExtendedReport(extended: Extended): Report {
+/** A silence extended: what it mutes, the new end and the old one. */
+export function silenceExtendedReport(extended: Extended, environment?: string): Report {
 	return {
-		title: "Silence extended",
+		title: `Silence extended${environment ? ` · ${environment}` : ""}`,
 		level: "ok",
 		summary: [
-			{ code: extended.id },
+			"🔕 ",
+			{ code: formatMatchers(extended.before.matchers) },
 			" now ends ",
-			{ time: extended.endsAt, style: "full" },
+			{ time: extended.endsAt, style: "clock" },
 			" (was ",
-			{ time: new Date(extended.before.endsAt), style: "full" },
-			").",
-			...(extended.inPlace
-				? [" Same silence, updated in place: no gap."]
-				: [" AlertManager replaced ", { code: extended.before.id } as Inline, " with this new id, without a gap."]),
+			{ time: new Date(extended.before.endsAt), style: "time" },
+			").\n",
+			extended.inPlace
+				? "Same silence, updated in place: no gap."
+				: "AlertManager replaced it with a new id, without a gap.",
 		],
-		fields: [{ label: "Matchers", value: { code: formatMatchers(extended.before.matchers) }, inline: false }],
+		footer: extended.inPlace ? idFooter(extended.id) : `${idFooter(extended.id)} (was ${extended.before.id})`,
 	};
 }
 
 /** The question before a silence is expired, and the answer after. */
-export function silenceExpireReport(silence: AlertManagerSilence, done?: "expired" | "unknown"): Report {
+export function silenceExpireReport(
+	silence: AlertManagerSilence,
+	done?: "expired" | "unknown",
+	environment?: string,
+): Report {
+	const where = environment ? ` in ${environment}` : "";
+	const matchers: Inline = { code: formatMatchers(silence.matchers) };
 	return {
-		title: done ? "Silence expired" : "Expire this silence?",
+		title: done ? `Silence expired${environment ? ` · ${environment}` : ""}` : `Expire this silence${where}?`,
 		level: done ? "ok" : "warn",
 		summary: done
 			? done === "expired"
-				? ["🔔 ", { code: silence.id }, " has ended; what it muted notifies again."]
-				: ["AlertManager no longer knew ", { code: silence.id }, "; nothing was left to expire."]
-			: ["Its alerts notify again at once. Made by ", silence.createdBy, "."],
-		fields: [
-			{ label: "Matchers", value: { code: formatMatchers(silence.matchers) }, inline: false },
-			{ label: "Until", value: { time: new Date(silence.endsAt), style: "full" } },
-			{ label: "Comment", value: silence.comment, inline: false },
-		],
+				? ["🔔 ", matchers, " is no longer silenced: its alerts notify again."]
+				: ["AlertManager no longer had this silence (", matchers, "); nothing was left to expire."]
+			: [
+					"🔕 ",
+					matchers,
+					" until ",
+					{ time: new Date(silence.endsAt), style: "clock" },
+					`, by ${silenceAuthor(silence.createdBy)}.\nExpiring it makes its alerts notify again at once.`,
+				],
+		fields: [{ label: "Comment", value: commentOf(silence.comment), inline: false }],
+		footer: idFooter(silence.id),
 	};
 }
 
@@ -506,7 +525,7 @@ export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
 		const outcome = await expireSilence(alertmanager, silenceId, { environment, record: recorder(ctx) });
 		await interaction.editReply({
 			content: "",
-			embeds: [reportToEmbed(silenceExpireReport(silence, outcome))],
+			embeds: [reportToEmbed(silenceExpireReport(silence, outcome, environment))],
 			components: [],
 		});
 	},
@@ -585,7 +604,7 @@ export const silence: Command = {
 			const { environment, silence: found } = await silenceToChange(ctx, env, id, "silence.extend");
 			const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
 			const extended = await extendSilence(alertmanager, found, byMs, maxMs, { environment, record: recorder(ctx) });
-			await interaction.editReply({ embeds: [reportToEmbed(silenceExtendedReport(extended))] });
+			await interaction.editReply({ embeds: [reportToEmbed(silenceExtendedReport(extended, environment))] });
 			return;
 		}
 		if (sub === "expire") {
@@ -597,7 +616,7 @@ export const silence: Command = {
 			});
 			await recordAction(ctx, "silence.expire", found.id, "confirmation shown", { environment });
 			await interaction.editReply({
-				embeds: [reportToEmbed(silenceExpireReport(found))],
+				embeds: [reportToEmbed(silenceExpireReport(found, undefined, environment))],
 				components: [
 					new ActionRowBuilder<ButtonBuilder>().addComponents(
 						new ButtonBuilder()

@@ -382,6 +382,14 @@ export function silenceTool(createdBy: string): "opsbot" | "opsbot CLI" | "outsi
 	return "outside opsbot";
 }
 
+/**
+ * Who made a silence, for people to read: AlertManager's createdBy without the Discord id opsbot
+ * records beside the name ("olivia (Discord 2000…) via opsbot" reads "olivia via opsbot").
+ */
+export function silenceAuthor(createdBy: string): string {
+	return createdBy.replace(/ \(Discord \d+\)(?= via opsbot$)/, "").trim() || "someone";
+}
+
 /** A silence as /silence list shows it: with the environment it was read from and what it mutes now. */
 export interface ListedSilence extends AlertManagerSilence {
 	readonly environment: string;

@@ -173,7 +173,7 @@ alerts:
 			comment: "",
 			matchers: `{alertname="${name}", env="production", service="api"}`,
 		});
-		expect(previewLook.title).toBe("Silence preview: mutes 3 alerts now");
+		expect(previewLook.title).toBe("Silence preview · production: mutes 3 alerts now");
 		expect(previewLook.text).toContain("1 of the 3 alerts it mutes now is not on this card.");
 		expect(previewLook.text).toContain("It also reaches staging.");
 		expect(madeBeforeConfirm).toBe(0);
@@ -292,15 +292,16 @@ alerts:
 
 		const item = String((list.embeds[0] as Embed).description);
 		expect(item).toContain(id);
-		expect(item).toContain("by carol · made outside opsbot · mutes 1 alert now");
+		expect(item).toContain("· mutes 1 alert now");
+		expect(item).toContain(`by carol · made outside opsbot · \`${id}\``);
 		expect(item).toContain(`\`{alertname="${name}"}\` — schema migration`);
 		expect(choices.map((c) => c.value)).toEqual([id]);
-		expect(extended.embeds[0]).toMatchObject({ title: "Silence extended" });
+		expect(extended.embeds[0]).toMatchObject({ title: "Silence extended · production" });
 		expect(embedText(extended)).toContain("Same silence, updated in place: no gap.");
 		expect(after.id).toBe(id);
 		expect(after.startsAt).toBe(before.startsAt);
 		expect(Date.parse(after.endsAt) - Date.parse(before.endsAt)).toBe(2 * 3_600_000);
-		expect(question).toBe("Expire this silence?");
+		expect(question).toBe("Expire this silence in production?");
 		expect(stillActive).toBe("active");
 		expect(expired.components).toEqual([]);
 		expect((await readSilence(alertmanager.url, id)).status.state).toBe("expired");
@@ -355,7 +356,7 @@ alerts:
 		expect(Date.parse(made.startsAt) - Date.now()).toBeGreaterThan(110 * 60_000);
 		expect(Date.parse(made.endsAt) - Date.parse(made.startsAt)).toBe(3_600_000);
 		expect(embedText(list)).toContain(id);
-		expect(embedText(list)).toContain("⏳ starts");
+		expect(embedText(list)).toContain("⏳ **staging** starts");
 		expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({
 			action: "maintenance.create",
 			result: "ok",

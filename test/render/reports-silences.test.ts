@@ -78,14 +78,26 @@ describe("silence messages, in both views", () => {
 	});
 
 	it("previews a maintenance window that starts later and mutes nothing yet", () => {
-		const window = { ...draft, matchers: [prod, api], startsAt: at(120), endsAt: at(180) };
+		const window = {
+			...draft,
+			matchers: [prod, api],
+			startsAt: at(120),
+			endsAt: at(180),
+			comment: "Maintenance window: db upgrade",
+		};
 		const preview: SilencePreview = { draft: window, muted: [], groups: [], beyondGroup: 0, otherEnvironments: [] };
 		expectReportGolden("silence-preview-maintenance", silencePreviewReport(preview, 60 * 60_000, false, NOW));
 	});
 
 	it("says a silence was made, and a maintenance window scheduled", () => {
 		expectReportGolden("silence-created", silenceCreatedReport(ID, draft, false, NOW));
-		const window = { ...draft, matchers: [prod, api], startsAt: at(120), endsAt: at(180) };
+		const window = {
+			...draft,
+			matchers: [prod, api],
+			startsAt: at(120),
+			endsAt: at(180),
+			comment: "Maintenance window: db upgrade",
+		};
 		expectReportGolden("maintenance-scheduled", silenceCreatedReport(ID, window, true, NOW));
 	});
 
@@ -128,18 +140,24 @@ describe("silence messages, in both views", () => {
 
 	it("says a silence was extended in place, or replaced by AlertManager", () => {
 		const before: AlertManagerSilence = silence({});
-		expectReportGolden("silence-extended", silenceExtendedReport({ before, id: ID, endsAt: at(180), inPlace: true }));
+		expectReportGolden(
+			"silence-extended",
+			silenceExtendedReport({ before, id: ID, endsAt: at(180), inPlace: true }, "production"),
+		);
 		expectReportGolden(
 			"silence-extended-replaced",
-			silenceExtendedReport({ before, id: "11111111-2222-4333-8444-555555555555", endsAt: at(180), inPlace: false }),
+			silenceExtendedReport(
+				{ before, id: "11111111-2222-4333-8444-555555555555", endsAt: at(180), inPlace: false },
+				"production",
+			),
 		);
 	});
 
 	it("asks before expiring a silence, then says it ended (or was already gone)", () => {
 		const found: AlertManagerSilence = silence({});
-		expectReportGolden("silence-expire-question", silenceExpireReport(found));
-		expectReportGolden("silence-expired", silenceExpireReport(found, "expired"));
-		expectReportGolden("silence-expired-unknown", silenceExpireReport(found, "unknown"));
+		expectReportGolden("silence-expire-question", silenceExpireReport(found, undefined, "production"));
+		expectReportGolden("silence-expired", silenceExpireReport(found, "expired", "production"));
+		expectReportGolden("silence-expired-unknown", silenceExpireReport(found, "unknown", "production"));
 	});
 
 	it("announces outside silences and maintenance windows, and reminds before a silence ends", () => {

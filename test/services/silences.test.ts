@@ -12,6 +12,7 @@ import {
 	extendSilence,
 	parseSilenceDuration,
 	previewSilence,
+	silenceAuthor,
 	silenceTool,
 } from "../../src/services/silences.ts";
 
@@ -149,6 +150,14 @@ describe("which tool made a silence", () => {
 		expect(
 			["olivia (Discord 1) via opsbot", "deploy@ci via opsbot CLI", "carol", "via opsbot x"].map(silenceTool),
 		).toEqual(["opsbot", "opsbot CLI", "outside opsbot", "outside opsbot"]);
+	});
+
+	it("shows who made it without the Discord id opsbot records, and leaves other names as they are", () => {
+		expect(
+			["olivia (Discord 200000000000000111) via opsbot", "deploy@ci via opsbot CLI", "carol (Discord 5)", "   "].map(
+				silenceAuthor,
+			),
+		).toEqual(["olivia via opsbot", "deploy@ci via opsbot CLI", "carol (Discord 5)", "someone"]);
 	});
 });
 
