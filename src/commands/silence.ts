@@ -21,6 +21,7 @@ import {
 	recordAction,
 } from "../discord/handler.ts";
 import { PermissionDeniedError, PressRefusedError, UserFacingError } from "../errors.ts";
+import { oneLine, truncate } from "../render/limits.ts";
 import { type Inline, type Report, reportToEmbed } from "../render/report.ts";
 import type { AlertManagerSilence, Matcher } from "../services/alertmanager.ts";
 import {
@@ -56,6 +57,32 @@ const shortId = (id: string) => id.slice(0, 8);
 
 const alerts = (n: number) => `${n} alert${n === 1 ? "" : "s"}`;
 
+/** A list item's matchers and comment stay short: a page of silences is read at a glance, also on a phone. */
+const LIST_MATCHERS_MAX = 72;
+const LIST_COMMENT_MAX = 100;
+
+/**
+ * Matchers in a list: the whole matchers that fit LIST_MATCHERS_MAX characters (at least one), the
+ * rest counted after the code, so a cut never lands inside a matcher. /silence expire shows them all.
+ */
+function listedMatchers(matchers: readonly Matcher[]): Inline[] {
+	let shown = matchers.length;
+	while (shown > 1 && formatMatchers(matchers.slice(0, shown)).length > LIST_MATCHERS_MAX) shown--;
+	if (shown === matchers.length) return [{ code: formatMatchers(matchers) }];
+	return [
+		{ code: `${formatMatchers(matchers.slice(0, shown)).slice(0, -1)}, …}` },
+		` (+${matchers.length - shown} more)`,
+	];
+}
+
+/** A comment in a list: one line, cut at a word (the whole comment is in /silence expire's question). */
+function listedComment(comment: string): string {
+	const line = oneLine(comment);
+	if (line.length <= LIST_COMMENT_MAX) return line;
+	const space = line.lastIndexOf(" ", LIST_COMMENT_MAX - 1);
+	return space > LIST_COMMENT_MAX / 2 ? `${line.slice(0, space)} …` : truncate(line, LIST_COMMENT_MAX);
+}
+
 /**
  * The lines a silence takes in a list: until when, where and what it mutes now; its matchers and
  * comment; who made it (with what) and its id, last: the id is for copying, not for reading.
@@ -76,9 +103,9 @@ function silenceItem(s: ListedSilence): Inline[] {
 		...when,
 		` · mutes ${alerts(s.mutingNow)} now`,
 		"\n",
-		{ code: formatMatchers(s.matchers) },
+		...listedMatchers(s.matchers),
 		" — ",
-		s.comment,
+		listedComment(s.comment),
 		"\n",
 		`by ${silenceAuthor(s.createdBy)}${s.tool === "outside opsbot" ? " · made outside opsbot" : ""} · `,
 		{ code: s.id },

@@ -138,6 +138,21 @@ describe("silence messages, in both views", () => {
 		expectReportGolden("silence-list-empty", silenceListReport({ silences: [], unavailable: [] }, "production"));
 	});
 
+	it("cuts a long matcher set and comment in the list between whole matchers and words", () => {
+		const many = [
+			prod,
+			{ name: "service", value: "payments-gateway", isRegex: false, isEqual: true },
+			{ name: "instance", value: "pay-(eu|us)-west-[0-9]+", isRegex: true, isEqual: true },
+			{ name: "alertname", value: "HighLatency|ErrorBudgetBurn", isRegex: true, isEqual: true },
+			{ name: "team", value: "checkout", isRegex: false, isEqual: true },
+		];
+		const comment =
+			"Rolling back the payments release after the EU checkout errors; the vendor confirmed an incident " +
+			"on their side, see INC-4821. Re-enable once their status page is green for 30 minutes.";
+		const listing = { silences: [silence({ matchers: many, comment })], unavailable: [] };
+		expectReportGolden("silence-list-long", silenceListReport(listing, "production"));
+	});
+
 	it("says a silence was extended in place, or replaced by AlertManager", () => {
 		const before: AlertManagerSilence = silence({});
 		expectReportGolden(
