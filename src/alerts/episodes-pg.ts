@@ -10,7 +10,10 @@ import {
 import { type EpisodeRow, type EventRow, episodeOf, eventOf, type FiringRow, firingOf } from "./episodes-sqlite.ts";
 import { type GroupFigures, summarise } from "./episodes-summary.ts";
 
-/** The history's tables in opsbot's PostgreSQL (one migration of pg-store.ts's list); firing groups get an open episode. */
+/**
+ * The history's tables in opsbot's PostgreSQL (one migration of pg-store.ts's list); firing groups
+ * get an open episode.
+ */
 export const EPISODES_PG_MIGRATION = `CREATE TABLE opsbot_state.episodes (
 		group_id TEXT NOT NULL,
 		episode INTEGER NOT NULL,
@@ -54,7 +57,8 @@ export const EPISODES_PG_MIGRATION = `CREATE TABLE opsbot_state.episodes (
 	FROM opsbot_state.groups WHERE status = 'firing' AND last_payload IS NOT NULL;`;
 
 const EPISODE_COLUMNS =
-	"group_id, episode, channel, name, environment, severity, started_at, ended_at, acked_at, acked_by, firing_alerts, alert_count, event_count";
+	"group_id, episode, channel, name, environment, severity, started_at, ended_at, acked_at, acked_by, " +
+	"firing_alerts, alert_count, event_count";
 
 const LATEST = `SELECT DISTINCT ON (group_id) group_id, episode, ended_at, alerts, event_count
 	FROM opsbot_state.episodes WHERE group_id = ANY($1::text[]) ORDER BY group_id, episode DESC`;
@@ -80,7 +84,8 @@ const WRITE = `WITH closed AS (
 		AS v(group_id, episode, at, kind, details, n) ORDER BY n`;
 
 const NAME_MATCHES = "($3::text IS NULL OR strpos(lower(name), lower($3)) > 0)";
-const FIRING_WHERE = `e.ended_at IS NULL AND ($1::text IS NULL OR e.environment = $1) AND ($2::text IS NULL OR e.severity = $2)
+const FIRING_WHERE = `e.ended_at IS NULL AND ($1::text IS NULL OR e.environment = $1)
+	AND ($2::text IS NULL OR e.severity = $2)
 	AND ($3::text IS NULL OR strpos(lower(e.name), lower($3)) > 0)`;
 
 /**

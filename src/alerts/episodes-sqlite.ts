@@ -51,7 +51,8 @@ export const EPISODES_SQLITE_MIGRATION = `CREATE TABLE episodes (
 	INSERT INTO episodes (group_id, episode, channel, name, environment, severity, started_at, acked_at, acked_by,
 		firing_alerts, alert_count)
 	SELECT id, episode, channel,
-		coalesce(json_extract(last_payload, '$.commonLabels.alertname'), json_extract(last_payload, '$.groupLabels.alertname'), '?'),
+		coalesce(json_extract(last_payload, '$.commonLabels.alertname'),
+			json_extract(last_payload, '$.groupLabels.alertname'), '?'),
 		coalesce(json_extract(last_payload, '$.commonLabels.env'), json_extract(last_payload, '$.commonLabels.environment')),
 		lower(json_extract(last_payload, '$.commonLabels.severity')),
 		first_firing_at, json_extract(ack, '$.at'), json_extract(ack, '$.username'),
@@ -93,7 +94,8 @@ export function episodeOf(r: EpisodeRow): Episode {
 }
 
 const EPISODE_COLUMNS =
-	"group_id, episode, channel, name, environment, severity, started_at, ended_at, acked_at, acked_by, firing_alerts, alert_count, event_count";
+	"group_id, episode, channel, name, environment, severity, started_at, ended_at, acked_at, acked_by, " +
+	"firing_alerts, alert_count, event_count";
 
 /** Name filter: part of the name, any case (NULL: all). */
 const NAME_MATCHES = "(?3 IS NULL OR instr(lower(name), lower(?3)) > 0)";
@@ -118,7 +120,8 @@ export function createSqliteEpisodeHistory(
 		"UPDATE episodes SET ended_at = ? WHERE group_id = ? AND episode = ? AND ended_at IS NULL",
 	);
 	const insertEvent = db.prepare(
-		"INSERT INTO episode_events (group_id, episode, at, kind, actor_id, actor_name, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		`INSERT INTO episode_events (group_id, episode, at, kind, actor_id, actor_name, details)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
 	);
 	const countEvent = db.prepare(
 		"UPDATE episodes SET event_count = event_count + 1 WHERE group_id = ? AND episode = ? AND event_count < ?",

@@ -30,8 +30,8 @@ describe("the severity_rank migration", () => {
 		// Back to schema version 4, as an opsbot before the rank left it.
 		const db = new DatabaseSync(path);
 		db.exec(`DROP INDEX groups_delivery; DROP INDEX outbox_pending; CREATE INDEX outbox_pending ON outbox (done, next_attempt_at);
-			ALTER TABLE groups DROP COLUMN severity_rank; ALTER TABLE groups DROP COLUMN chart_attachment; DELETE FROM schema_version WHERE version > 4;
-			DROP TABLE episodes; DROP TABLE episode_events;`);
+			ALTER TABLE groups DROP COLUMN severity_rank; ALTER TABLE groups DROP COLUMN chart_attachment;
+			DELETE FROM schema_version WHERE version > 4; DROP TABLE episodes; DROP TABLE episode_events;`);
 		db.close();
 
 		const store = openAlertStore(path);

@@ -37,7 +37,7 @@ const firing = (fields: Partial<FiringEpisode>): FiringEpisode => ({
 });
 
 describe("/alerts firing (golden)", () => {
-	it("lists what fires per environment and severity, worst first, with who acknowledged or silenced it and its card", () => {
+	it("lists what fires per environment and severity, worst first, with its state and card", () => {
 		const episodes = [
 			firing({
 				firingAlerts: 2,
