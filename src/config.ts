@@ -4,6 +4,7 @@ import { z } from "zod";
 import { loadDotEnv } from "./env-file.ts";
 import { UserFacingError } from "./errors.ts";
 import { inlineCode } from "./render/limits.ts";
+import { durationMs } from "./time.ts";
 
 /**
  * Configuration: secrets come from the environment, everything else from one YAML ops file.
@@ -24,7 +25,16 @@ const SqlIdentifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "expecte
 const ContainerName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/, "expected a Docker container name");
 
 /** Commands and button actions whose use is governed by `access`. */
-export const COMMAND_NAMES = ["health", "pool", "logs", "whodeleted", "audit", "alerts"] as const;
+export const COMMAND_NAMES = [
+	"health",
+	"pool",
+	"logs",
+	"whodeleted",
+	"audit",
+	"alerts",
+	"silence",
+	"maintenance",
+] as const;
 export const ACTION_NAMES = [
 	"health.rerun",
 	"pool.terminate",
@@ -32,6 +42,9 @@ export const ACTION_NAMES = [
 	"audit.see-pii",
 	"alert.restart",
 	"alert.silence",
+	"silence.extend",
+	"silence.expire",
+	"maintenance.create",
 	"alert.ack",
 	"alert.logs",
 ] as const;
@@ -87,6 +100,16 @@ const Loki = z.strictObject({
 });
 
 const SimpleHttpService = z.strictObject({ url: HttpUrl, timeoutMs: Millis.default(5_000) });
+
+/**
+ * An environment's AlertManager: `url`, and for an HA cluster its other members (`peers`), asked in
+ * order when the one before gives no answer. Silences are gossiped in a cluster, so any member serves.
+ */
+const AlertManagerService = z.strictObject({
+	url: HttpUrl,
+	peers: z.array(HttpUrl).max(4).optional(),
+	timeoutMs: Millis.default(5_000),
+});
 
 const Ssh = z.strictObject({
 	host: z.string().min(1).max(253),
@@ -216,7 +239,7 @@ const Environment = z
 		pgbouncer: PgBouncer.optional(),
 		loki: Loki.optional(),
 		prometheus: SimpleHttpService.optional(),
-		alertmanager: SimpleHttpService.optional(),
+		alertmanager: AlertManagerService.optional(),
 		ssh: Ssh.optional(),
 		hosts: z.array(HostCheck).max(25).optional(),
 		checks: z.array(CustomCheck).max(25).optional(),
@@ -269,6 +292,8 @@ const Discord = z.strictObject({
 const Access = z.strictObject({
 	commands: z.partialRecord(z.enum(COMMAND_NAMES), z.array(RoleRef)).default({}),
 	actions: z.partialRecord(z.enum(ACTION_NAMES), z.array(RoleRef)).default({}),
+	/** Environments only some roles may act on (silences, maintenance); one not listed is open to the action's roles. */
+	environments: z.record(z.string(), z.array(RoleRef)).optional(),
 });
 
 const AuditTable = z.strictObject({
@@ -344,14 +369,40 @@ const Alerts = z.strictObject({
 		.default(2 * 1024 * 1024),
 	/** `GET /metrics` on this port: without credentials from loopback only, unless `requireAuth` asks for the webhook's credentials from everyone. */
 	metrics: z.strictObject({ requireAuth: z.boolean().default(false) }).prefault({}),
+	/** Bounds of silences and maintenance windows made through opsbot. */
+	silences: z
+		.strictObject({
+			maxDuration: z
+				.string()
+				.regex(/^(\d{1,5}[mhdw])+$/, "expected a duration such as 12h, 7d or 2w")
+				.default("7d")
+				.refine((text) => durationMs(text) <= 90 * 86_400_000, "at most 90d"),
+			remindBeforeMinutes: z.number().int().min(1).max(1_440).default(15),
+		})
+		.prefault({}),
 	/** How long opsbot keeps each episode's history (its events, for /alerts history and timelines), in days. */
 	history: z.strictObject({ days: z.number().int().min(1).max(3_650).default(90) }).prefault({}),
-	/** How often opsbot asks AlertManager about groups it silenced (AlertManager sends nothing for them). */
+	/** How often opsbot asks AlertManager whether the silences it made still hold. */
 	silenceWatch: z
 		.strictObject({
 			intervalSeconds: z.number().int().min(1).max(3_600).default(30),
+			/** Read as alerts.reconcile.alertmanagerSettleSeconds when that is not given (it moved there). */
+			alertmanagerSettleSeconds: z.number().int().min(0).max(3_600).optional(),
+		})
+		.prefault({}),
+	/** How opsbot compares its open groups with what each AlertManager holds (lost webhooks, lost resolutions). */
+	reconcile: z
+		.strictObject({
+			intervalSeconds: z.number().int().min(1).max(3_600).default(60),
+			/**
+			 * How long AlertManager may take to notify on its own (group_wait, group_interval, retries): a
+			 * difference younger than this is left to its webhook. Keep it above your group_interval.
+			 */
+			graceSeconds: z.number().int().min(0).max(86_400).default(330),
 			// AlertManager keeps alerts in memory: right after its restart an empty answer means nothing.
-			alertmanagerSettleSeconds: z.number().int().min(0).max(3_600).default(180),
+			alertmanagerSettleSeconds: z.number().int().min(0).max(3_600).optional(),
+			/** AlertManager receivers that post to opsbot, besides those its webhooks already named. */
+			receivers: z.array(z.string().min(1).max(1_024)).max(20).default([]),
 		})
 		.prefault({}),
 });
@@ -536,6 +587,7 @@ function crossCheck(ops: OpsFile): string[] {
 	for (const [kind, table] of [
 		["commands", ops.access.commands],
 		["actions", ops.access.actions],
+		["environments", ops.access.environments ?? {}],
 	] as const) {
 		for (const [name, roles] of Object.entries(table)) {
 			roles?.forEach((role, i) => {
@@ -546,6 +598,9 @@ function crossCheck(ops: OpsFile): string[] {
 		}
 	}
 	const envNames = Object.keys(ops.environments);
+	for (const name of Object.keys(ops.access.environments ?? {}))
+		if (!envNames.includes(name))
+			problems.push(`access.environments.${name}: not one of the environments (${envNames.join(", ")})`);
 	if (ops.defaultEnvironment !== undefined && !envNames.includes(ops.defaultEnvironment)) {
 		problems.push(
 			`defaultEnvironment: "${ops.defaultEnvironment}" is not one of the environments (${envNames.join(", ")})`,

@@ -310,8 +310,11 @@ export function resolveByHand(
 	group: ResolvableGroup | undefined,
 	expectedSignature: string,
 	now: number,
+	reconciled = false,
 ): { readonly payload: WebhookPayload; readonly signature: string } | undefined {
 	if (!group || group.status === "resolved" || group.signature !== expectedSignature) return undefined;
-	const payload = resolvedPayload(group.payload, now);
+	const { opsbotReconciled: _, ...rest } = resolvedPayload(group.payload, now);
+	// "gone": the card says AlertManager no longer holds it instead of pretending a notification came.
+	const payload: WebhookPayload = reconciled ? { ...rest, opsbotReconciled: "gone" } : rest;
 	return { payload, signature: payloadSignature(payload) };
 }

@@ -260,6 +260,9 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 			" after ",
 			{ strong: duration },
 		]);
+		// Not a notification from AlertManager: opsbot saw the group gone from it (reconcile.ts).
+		if (payload.opsbotReconciled === "gone")
+			head.push("❔ resolved (AlertManager no longer holds it): no resolved notification arrived");
 		if (ack) head.push(ack);
 		if (context.restart) head.push(restartLine(context.restart));
 		const recovered = payload.alerts.map((a) => labelsOf(a, labels)).filter(Boolean);
@@ -275,6 +278,8 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 		const count = `${firing.length} of ${payload.alerts.length} firing`;
 		const since: Text = ["Firing since ", { time: new Date(context.firstFiringAt), style: "clock" }];
 		head.push(joinText([since, count, ...(ack ? [ack] : silence ? [] : ["not acknowledged"])], " · "));
+		if (payload.opsbotReconciled === "found")
+			head.push("🔎 found by reconciliation: AlertManager holds it, its webhook never came");
 		if (silence)
 			head.push(["🔕 silenced by ", silence.username, " until ", { time: new Date(silence.until), style: "clock" }]);
 		if (context.restart) head.push(restartLine(context.restart));

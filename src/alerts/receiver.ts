@@ -2,6 +2,7 @@ import { hash, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { OpsFile } from "../config.ts";
 import type { Logger } from "../log.ts";
+import type { AlertManagerContact } from "../services/alertmanager.ts";
 import { routeGroup } from "./routing.ts";
 import { WebhookPayload } from "./schema.ts";
 import type { AcceptResult, AlertStore } from "./store.ts";
@@ -103,8 +104,25 @@ export interface ReceiverDeps {
 	readonly onQueued: () => void;
 	/** Discord as this process sees it (for /readyz): a standby replica delivers through REST while another holds the gateway. */
 	readonly discordState: () => DiscordState;
+	/** When each AlertManager last answered (for /readyz's detail; it does not decide readiness). */
+	readonly alertmanagers?: () => readonly AlertManagerContact[];
 	/** Overrides of RECEIVER_LIMITS (tests use short timeouts). */
 	readonly limits?: Partial<ReceiverLimits>;
+}
+
+/**
+ * Routes a notification to its channels and hands it to the store: the one way in for webhooks and for
+ * what reconciliation finds, so routing, deduplication, episodes and storms treat both alike.
+ */
+export function acceptPayload(
+	deps: {
+		readonly config: Pick<NonNullable<OpsFile["alerts"]>, "routes" | "defaultChannel">;
+		readonly store: AlertStore;
+	},
+	payload: WebhookPayload,
+): Promise<AcceptResult> {
+	const targets = routeGroup({ ...payload.groupLabels, ...payload.commonLabels }, deps.config);
+	return deps.store.accept(payload, targets);
 }
 
 /**
@@ -179,11 +197,11 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 		request.body = undefined;
 		if (!parsed.success)
 			return { problems: parsed.error.issues.slice(0, 10).map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) };
-		const payload = parsed.data;
-		const targets = routeGroup({ ...payload.groupLabels, ...payload.commonLabels }, deps.config);
+		// Only opsbot's reconciliation may say it found or resolved a group; a webhook claiming so is read without it.
+		const { opsbotReconciled: _, ...payload } = parsed.data;
 		return {
 			summary: { groupKey: payload.groupKey.slice(0, 200), status: payload.status, alerts: payload.alerts.length },
-			result: deps.store.accept(payload, targets),
+			result: acceptPayload(deps, payload),
 		};
 	}
 
@@ -222,9 +240,18 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 	app.get("/readyz", async (_request, reply) => {
 		const discord = deps.discordState();
 		const store = await deps.store.writable();
-		return reply
-			.code(discord !== "not connected" && store ? 200 : 503)
-			.send({ discord, store: store ? "writable" : "not writable" });
+		// AlertManager's answers are detail, not readiness: opsbot still takes webhooks when it cannot ask.
+		const alertmanagers = deps.alertmanagers?.().map((c) => ({
+			url: c.url,
+			environments: c.environments,
+			lastAnswerAt: c.lastAnswerAt === null ? null : new Date(c.lastAnswerAt).toISOString(),
+			state: c.up === null ? "not asked yet" : c.up ? "answering" : `not answering: ${c.problem ?? "no answer"}`,
+		}));
+		return reply.code(discord !== "not connected" && store ? 200 : 503).send({
+			discord,
+			store: store ? "writable" : "not writable",
+			...(alertmanagers?.length ? { alertmanagers } : {}),
+		});
 	});
 	return app;
 }

@@ -4,11 +4,13 @@ import type { Services } from "../context.ts";
 import { withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import type { AlertManagerContact, AlertManagerService } from "../services/alertmanager.ts";
 import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
 import { type Delivery, type DiscordSender, restSender, startDelivery } from "./delivery.ts";
 import { startHistoryPruning } from "./episodes.ts";
-import { authorized, createReceiver } from "./receiver.ts";
+import { acceptPayload, authorized, createReceiver } from "./receiver.ts";
+import { startReconciler } from "./reconcile.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
 import type { AlertStore } from "./store.ts";
 
@@ -72,11 +74,13 @@ export async function startAlertRelay(
 		log: log.child({ svc: "alert-receiver" }),
 		onQueued: () => delivery.wake(),
 		discordState: () => (client.isReady() ? "connected" : standby() ? "standby" : "not connected"),
+		alertmanagers: () => services.alertmanager.contacts(),
 	});
 	// METRICS_TOKEN, when set, is the only credential for /metrics: the scraper's secret cannot post alerts, nor AlertManager's scrape.
 	const metricsAuth = config.env.METRICS_TOKEN
 		? { bearerToken: config.env.METRICS_TOKEN }
 		: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH };
+	serveAlertManagerContacts(metrics, services.alertmanager);
 	serveMetrics(receiver, metrics, store, log.child({ svc: "metrics" }), {
 		requireAuth: alerts.metrics.requireAuth,
 		auth: metricsAuth,
@@ -88,7 +92,21 @@ export async function startAlertRelay(
 		log: log.child({ svc: "silence-watch" }),
 		onChange: () => delivery.wake(),
 		intervalMs: alerts.silenceWatch.intervalSeconds * 1_000,
-		settleMs: alerts.silenceWatch.alertmanagerSettleSeconds * 1_000,
+	});
+	const { reconcile } = alerts;
+	const settleSeconds = reconcile.alertmanagerSettleSeconds ?? alerts.silenceWatch.alertmanagerSettleSeconds;
+	const reconciler = startReconciler({
+		store,
+		ops,
+		alertmanager: services.alertmanager,
+		log: log.child({ svc: "reconcile" }),
+		accept: (payload) => acceptPayload({ config: alerts, store }, payload),
+		onChange: () => delivery.wake(),
+		active: () => !standby(),
+		intervalMs: reconcile.intervalSeconds * 1_000,
+		graceMs: reconcile.graceSeconds * 1_000,
+		...(settleSeconds === undefined ? {} : { settleMs: settleSeconds * 1_000 }),
+		receivers: reconcile.receivers,
 	});
 	alertState.onWake(() => delivery.wake());
 	const pruning = startHistoryPruning(store.history, alerts.history.days, log.child({ svc: "alert-history" }));
@@ -102,10 +120,32 @@ export async function startAlertRelay(
 		async close() {
 			await receiver.close();
 			await silenceWatch.stop();
+			await reconciler.stop();
 			await pruning.stop();
 			await delivery.stop(); // the store is the context's: it closes with it
 		},
 	};
+}
+
+/** When each AlertManager last answered, and whether its last call did: a silent pipeline shows here. */
+function serveAlertManagerContacts(metrics: Metrics, alertmanager: Pick<AlertManagerService, "contacts">): void {
+	const labels = (c: AlertManagerContact) => ({ url: c.url, environments: c.environments.join(",") });
+	metrics.gaugeAtScrape(
+		"opsbot_alertmanager_last_answer_timestamp_seconds",
+		"When each AlertManager last answered opsbot (Unix seconds); absent until it has.",
+		["url", "environments"],
+		async () =>
+			alertmanager
+				.contacts()
+				.flatMap((c) => (c.lastAnswerAt === null ? [] : [{ labels: labels(c), value: c.lastAnswerAt / 1000 }])),
+	);
+	metrics.gaugeAtScrape(
+		"opsbot_alertmanager_up",
+		"1 when opsbot's last call to this AlertManager got an answer, 0 when it did not; absent before the first.",
+		["url", "environments"],
+		async () =>
+			alertmanager.contacts().flatMap((c) => (c.up === null ? [] : [{ labels: labels(c), value: c.up ? 1 : 0 }])),
+	);
 }
 
 /** How long a scrape waits for the store's figures before reporting them stale: well within Prometheus' 10 s default scrape timeout. */

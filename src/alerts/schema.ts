@@ -72,6 +72,12 @@ export const WebhookPayload = z.preprocess(
 		commonAnnotations: Labels.default({}),
 		externalURL: z.string().transform(stripInvisible).default(""),
 		alerts: z.array(WebhookAlert).min(1).max(10_000),
+		/**
+		 * Set by opsbot, never by AlertManager (the receiver drops it from webhooks): "found" when
+		 * reconciliation posted alerts whose webhook never arrived, "gone" when it resolved a group
+		 * AlertManager no longer holds.
+		 */
+		opsbotReconciled: z.enum(["found", "gone"]).optional(),
 	}),
 );
 

@@ -1,6 +1,6 @@
 import type { AlertingOps } from "../config.ts";
 import type { Logger } from "../log.ts";
-import type { AlertManagerClient, AlertManagerService } from "../services/alertmanager.ts";
+import type { AlertManagerService } from "../services/alertmanager.ts";
 import { alertEnvironment } from "./actions.ts";
 import type { AlertStore, GroupState } from "./store.ts";
 
@@ -8,12 +8,6 @@ import type { AlertStore, GroupState } from "./store.ts";
 export const SILENCE_WATCH_INTERVAL_MS = 30_000;
 /** Groups checked per pass; the next pass goes on from where this one stopped. */
 export const SILENCE_WATCH_BATCH = 25;
-/**
- * AlertManager keeps alerts in memory only: just after it restarts it lists none until Prometheus
- * re-sends them (every minute by default, `--rules.alert.resend-delay`). An empty list from an
- * AlertManager younger than this proves nothing.
- */
-export const ALERTMANAGER_SETTLE_MS = 3 * 60_000;
 
 /** Dependencies and tunables of the silence watch (tests shorten the times). */
 export interface SilenceWatchDeps {
@@ -25,8 +19,6 @@ export interface SilenceWatchDeps {
 	readonly onChange: () => void;
 	readonly intervalMs?: number;
 	readonly batch?: number;
-	readonly settleMs?: number;
-	readonly now?: () => number;
 }
 
 /** The running watch. */
@@ -37,44 +29,24 @@ export interface SilenceWatch {
 }
 
 /**
- * Follows the groups opsbot silenced. AlertManager sends no notification for silenced alerts, not
- * even the resolved one, so without this their message would stay red for ever. Each pass asks
- * AlertManager (API v2) about a bounded batch of them: a group none of whose alerts AlertManager
- * still holds is marked resolved through the store (the outbox re-renders it green), and a silence
- * that expired or was deleted in AlertManager is cleared from the message. Failures are logged and
- * the group is tried again next pass.
+ * Follows the silences opsbot made. Each pass asks AlertManager (API v2) about a bounded batch of the
+ * silenced groups: a silence that expired or was deleted in AlertManager is cleared from the message.
+ * (A silenced group whose alerts ended, which AlertManager never notifies, is resolved by
+ * reconciliation, reconcile.ts, as every group AlertManager no longer holds.) Failures are logged
+ * and the group is tried again next pass.
  */
 export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
 	const intervalMs = deps.intervalMs ?? SILENCE_WATCH_INTERVAL_MS;
 	const batch = deps.batch ?? SILENCE_WATCH_BATCH;
-	const settleMs = deps.settleMs ?? ALERTMANAGER_SETTLE_MS;
-	const now = deps.now ?? Date.now;
 	let cursor = "";
 	let running: Promise<number> | undefined;
 	let stopped = false;
 
-	async function check(
-		group: GroupState,
-		startedAt: (alertmanager: AlertManagerClient) => Promise<number>,
-	): Promise<boolean> {
+	async function check(group: GroupState): Promise<boolean> {
 		const silence = group.silence;
 		const alertmanager = deps.alertmanager.forEnvironment(alertEnvironment(deps.ops, group.payload).name);
 		if (!silence || !alertmanager) return false;
 		const log = deps.log.child({ groupId: group.groupId, silenceId: silence.id });
-		// The silence's matchers are the group's common labels, so they find every alert of the group.
-		const alerts = await alertmanager.listAlerts({
-			labels: group.payload.commonLabels,
-			receiver: group.payload.receiver,
-		});
-		if (alerts.length === 0) {
-			if (now() - (await startedAt(alertmanager)) < settleMs) {
-				log.debug("AlertManager lists no alert of a silenced group but started too recently to be sure");
-				return false;
-			}
-			const resolved = await deps.store.resolveGroup(group.groupId, group.signature, now());
-			if (resolved) log.info("every alert of a silenced group ended in AlertManager; marked resolved");
-			return resolved;
-		}
 		const state = await alertmanager.silenceState(silence.id);
 		if (state !== "expired" && state !== "unknown") return false;
 		// Read again just before clearing: someone may have silenced it anew from Discord meanwhile.
@@ -88,21 +60,11 @@ export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
 	async function runPass(): Promise<number> {
 		const groups = await deps.store.silencedGroups(cursor, batch);
 		cursor = groups.length < batch ? "" : groups[groups.length - 1]!.groupId;
-		// One status request per AlertManager per pass, and only when an empty list needs it.
-		const started = new Map<string, Promise<number>>();
-		const startedAt = (alertmanager: AlertManagerClient) => {
-			let known = started.get(alertmanager.url);
-			if (!known) {
-				known = alertmanager.startedAt();
-				started.set(alertmanager.url, known);
-			}
-			return known;
-		};
 		let changed = 0;
 		for (const group of groups) {
 			if (stopped) break;
 			try {
-				if (await check(group, startedAt)) changed++;
+				if (await check(group)) changed++;
 			} catch (err) {
 				deps.log.warn(
 					{ err, groupId: group.groupId },

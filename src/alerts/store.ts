@@ -15,6 +15,14 @@ import {
 	resolveByHand,
 	touchedGroups,
 } from "./group-machine.ts";
+import {
+	checkMessage,
+	MESSAGE_RETENTION_MS,
+	type MessageItem,
+	type MessageOutcome,
+	messageChannel,
+	type QueuedMessage,
+} from "./message-outbox.ts";
 import type { RouteTarget } from "./routing.ts";
 import type { WebhookPayload } from "./schema.ts";
 
@@ -114,6 +122,8 @@ export interface ChannelBacklog {
 	readonly unposted: number;
 	/** When the earliest pending episode is due (ms), or null when nothing is pending. */
 	readonly nextDueAt: number | null;
+	/** Of `due`, queued messages of the message outbox (counted in pending and due as one each). */
+	readonly messagesDue: number;
 }
 
 /** A firing group as the storm summary lists it. */
@@ -177,9 +187,22 @@ export interface AlertStore {
 	/**
 	 * Marks the group's current episode resolved (every alert ended at `now`) and queues the re-render,
 	 * as a resolved notification would; only if the group still fires with `expectedSignature`. For groups
-	 * AlertManager will not notify about (it sends no resolved notification for silenced alerts).
+	 * AlertManager no longer holds but sent no resolved notification about (`reconciled`: the card says so).
 	 */
-	resolveGroup(groupId: string, expectedSignature: string, now?: number): Promise<boolean>;
+	/** The message outbox (message-outbox.ts): queues a message; false when its key was queued before. */
+	enqueueMessage(message: QueuedMessage, now?: number): Promise<boolean>;
+	/** What became of the message queued under `key`. */
+	messageOutcome(key: string): Promise<MessageOutcome | undefined>;
+	/** Claims the channel's oldest due message (for a lease, as next() does). */
+	nextMessage(channel: string, now?: number): Promise<MessageItem | undefined>;
+	/** Records the message sent as `resultId` (the posted message, or the started thread). */
+	messageSent(item: MessageItem, resultId: string, now?: number): Promise<void>;
+	/** Gives the message up: Discord refused it for good (or opsbot kept failing to send it). */
+	messageFailed(item: MessageItem, reason: string, now?: number): Promise<void>;
+	retryMessageLater(item: MessageItem, at: number): Promise<void>;
+	resolveGroup(groupId: string, expectedSignature: string, now?: number, reconciled?: boolean): Promise<boolean>;
+	/** Groups whose current episode has not resolved, in id order after `after`: one bounded page (for reconciliation). */
+	openGroups(after: string, limit: number): Promise<GroupState[]>;
 	/** The groups' episodes and what happened in them (episodes.ts), written with the notifications. */
 	readonly history: EpisodeHistory;
 	close(): Promise<void>;
@@ -235,6 +258,20 @@ const MIGRATIONS = [
 	CREATE INDEX groups_delivery ON groups (channel, id, episode, status, message_episode, severity_rank);`,
 	// The message's chart, attached once per episode (message_episode): edits keep it by this id.
 	`ALTER TABLE groups ADD COLUMN chart_attachment TEXT;`,
+	// The message outbox (message-outbox.ts): messages other than the cards, each once under its key.
+	`CREATE TABLE message_outbox (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		key TEXT NOT NULL UNIQUE,
+		channel TEXT NOT NULL,
+		message TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_attempt_at INTEGER NOT NULL,
+		state TEXT NOT NULL DEFAULT 'queued',
+		result TEXT,
+		done_at INTEGER
+	);
+	CREATE INDEX message_outbox_queued ON message_outbox (state, channel, next_attempt_at);`,
 	EPISODES_SQLITE_MIGRATION,
 ];
 
@@ -318,6 +355,52 @@ function groupState(row: GroupRow & { last_payload: string }): GroupState {
 	};
 }
 
+/** A message outbox row as outcome() reads it (both backends). */
+export type MessageRow = {
+	state: "queued" | "sent" | "failed";
+	attempts: number;
+	result: string | null;
+	done_at: number | string | null;
+};
+
+export function messageOutcomeOf(row: MessageRow): MessageOutcome {
+	if (row.state === "queued") return { state: "queued", attempts: row.attempts };
+	const at = Number(row.done_at);
+	return row.state === "sent"
+		? { state: "sent", id: row.result ?? "", at }
+		: { state: "failed", reason: row.result ?? "", at };
+}
+
+/** A channel's backlog of cards and of messages, together (messages are never "unposted" cards). */
+export function mergeBacklog(
+	cards: Omit<ChannelBacklog, "messagesDue">,
+	messages: { pending: number; due: number; nextDueAt: number | null },
+): ChannelBacklog {
+	const dues = [cards.nextDueAt, messages.nextDueAt].filter((d): d is number => d !== null);
+	return {
+		pending: cards.pending + messages.pending,
+		due: cards.due + messages.due,
+		unposted: cards.unposted,
+		nextDueAt: dues.length > 0 ? Math.min(...dues) : null,
+		messagesDue: messages.due,
+	};
+}
+
+/** Per-channel queue figures of cards and messages added up, for /metrics. */
+export function mergeOutboxStats(
+	rows: readonly { channel: string; depth: number; oldest: number | string }[],
+): StoreStats["outbox"] {
+	const merged = new Map<string, { channel: string; depth: number; oldestAt: number }>();
+	for (const r of rows) {
+		const seen = merged.get(r.channel);
+		const oldestAt = Number(r.oldest);
+		if (seen)
+			merged.set(r.channel, { ...seen, depth: seen.depth + r.depth, oldestAt: Math.min(seen.oldestAt, oldestAt) });
+		else merged.set(r.channel, { channel: r.channel, depth: r.depth, oldestAt });
+	}
+	return [...merged.values()];
+}
+
 /** A webhook with what the history needs of it (episodes.ts). */
 interface HistoryJob extends AcceptJob {
 	readonly facts: EpisodeFacts;
@@ -368,6 +451,10 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	// Not a migration either (older opsbots ignore it): without it, marking a delivery done and finding the
 	// newest update of an episode scan every outbox row ever written, and delivery slows as the file grows.
 	db.exec("CREATE INDEX IF NOT EXISTS outbox_episode ON outbox (group_id, episode, done)");
+	// Sent and failed messages are kept a while for outcome() and their keys, then forgotten.
+	db.prepare("DELETE FROM message_outbox WHERE state <> 'queued' AND done_at < ?").run(
+		Date.now() - MESSAGE_RETENTION_MS,
+	);
 	if (options.maxPageCount !== undefined)
 		db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(options.maxPageCount))}`);
 
@@ -393,12 +480,17 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		"SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
 	);
 	const listed = db.prepare("SELECT * FROM groups WHERE last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
+	const openStmt = db.prepare(
+		"SELECT * FROM groups WHERE status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+	);
 	const insertOutbox = db.prepare(
 		"INSERT INTO outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
 	);
 	const supersede = db.prepare("UPDATE outbox SET done = 1 WHERE id = ?");
 	const dueChannels = db.prepare(
-		"SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 AND o.next_attempt_at <= ?",
+		`SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id
+		WHERE o.done = 0 AND o.next_attempt_at <= ?
+		UNION SELECT channel FROM message_outbox WHERE state = 'queued' AND next_attempt_at <= ?`,
 	);
 	const oldestDue =
 		db.prepare(`SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ?
@@ -413,7 +505,33 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 	const retry = db.prepare(
 		"UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE group_id = ? AND episode = ? AND done = 0",
 	);
-	const pendingCount = db.prepare("SELECT count(*) AS n FROM outbox WHERE done = 0");
+	const pendingCount = db.prepare(
+		`SELECT (SELECT count(*) FROM outbox WHERE done = 0)
+		+ (SELECT count(*) FROM message_outbox WHERE state = 'queued') AS n`,
+	);
+	const insertMessage = db.prepare(
+		`INSERT INTO message_outbox (key, channel, message, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO NOTHING`,
+	);
+	const messageByKey = db.prepare("SELECT state, attempts, result, done_at FROM message_outbox WHERE key = ?");
+	const oldestMessage = db.prepare(
+		`SELECT id, key, channel, attempts, message FROM message_outbox
+		WHERE state = 'queued' AND channel = ? AND next_attempt_at <= ? ORDER BY id LIMIT 1`,
+	);
+	const finishMessage = db.prepare(
+		"UPDATE message_outbox SET state = ?, result = ?, done_at = ? WHERE id = ? AND state = 'queued'",
+	);
+	const retryMessage = db.prepare(
+		"UPDATE message_outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ? AND state = 'queued'",
+	);
+	const messageBacklog = db.prepare(
+		`SELECT count(*) AS pending, coalesce(sum(next_attempt_at <= ?), 0) AS due, min(next_attempt_at) AS next_due
+		FROM message_outbox WHERE state = 'queued' AND channel = ?`,
+	);
+	const messageStats = db.prepare(
+		`SELECT channel, count(*) AS depth, min(created_at) AS oldest FROM message_outbox
+		WHERE state = 'queued' GROUP BY channel`,
+	);
 	const probeWrite = db.prepare("INSERT INTO write_probe (pad) VALUES (zeroblob(?))");
 	const probeClear = db.prepare("DELETE FROM write_probe");
 	const backlogStmt =
@@ -584,7 +702,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 				}
 			});
 		},
-		dueChannels: async (now = Date.now()) => (dueChannels.all(now) as { channel: string }[]).map((r) => r.channel),
+		dueChannels: async (now = Date.now()) => (dueChannels.all(now, now) as { channel: string }[]).map((r) => r.channel),
 		async next(channel, now = Date.now()) {
 			const due = oldestDue.get(channel, now) as { group_id: string; episode: number } | undefined;
 			if (!due) return undefined;
@@ -650,7 +768,11 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 				unposted: number;
 				next_due: number | null;
 			};
-			return { pending: row.pending, due: row.due, unposted: row.unposted, nextDueAt: row.next_due };
+			const messages = messageBacklog.get(now, channel) as { pending: number; due: number; next_due: number | null };
+			return mergeBacklog(
+				{ pending: row.pending, due: row.due, unposted: row.unposted, nextDueAt: row.next_due },
+				{ pending: messages.pending, due: messages.due, nextDueAt: messages.next_due },
+			);
 		},
 		async firingGroups(channel) {
 			const rows = firingStmt.all(channel) as {
@@ -700,11 +822,10 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		stormChannels: async () => (stormChannelsStmt.all() as { channel: string }[]).map((r) => r.channel),
 		stats: async () => ({
 			groups: groupStats.all() as { status: string; count: number }[],
-			outbox: (outboxStats.all() as { channel: string; depth: number; oldest: number }[]).map((r) => ({
-				channel: r.channel,
-				depth: r.depth,
-				oldestAt: r.oldest,
-			})),
+			outbox: mergeOutboxStats([
+				...(outboxStats.all() as { channel: string; depth: number; oldest: number }[]),
+				...(messageStats.all() as { channel: string; depth: number; oldest: number }[]),
+			]),
 		}),
 		// A real write, committed: taking the write lock alone succeeds on a full disk. After a write
 		// failed for lack of room, the probe is as large as that write, so "writable" means it would fit now.
@@ -742,13 +863,16 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 			(silenced.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
 		listGroups: async (after, limit) =>
 			(listed.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
-		async resolveGroup(id, expectedSignature, now = Date.now()) {
+		openGroups: async (after, limit) =>
+			(openStmt.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),
+		async resolveGroup(id, expectedSignature, now = Date.now(), reconciled = false) {
 			return tx(() => {
 				const row = getGroup.get(id) as GroupRow | undefined;
 				const resolved = resolveByHand(
 					row?.last_payload ? groupState(row as GroupRow & { last_payload: string }) : undefined,
 					expectedSignature,
 					now,
+					reconciled,
 				);
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
@@ -767,6 +891,32 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 				]);
 				return true;
 			});
+		},
+		async enqueueMessage(message, now = Date.now()) {
+			checkMessage(message);
+			return (
+				tx(() => insertMessage.run(message.key, messageChannel(message), JSON.stringify(message), now, now)).changes ===
+				1
+			);
+		},
+		async messageOutcome(key) {
+			const row = messageByKey.get(key) as MessageRow | undefined;
+			return row && messageOutcomeOf(row);
+		},
+		async nextMessage(channel, now = Date.now()) {
+			const row = oldestMessage.get(channel, now) as
+				| { id: number; key: string; channel: string; attempts: number; message: string }
+				| undefined;
+			return row && { ...row, message: JSON.parse(row.message) as QueuedMessage };
+		},
+		async messageSent(item, resultId, now = Date.now()) {
+			finishMessage.run("sent", resultId, now, item.id);
+		},
+		async messageFailed(item, reason, now = Date.now()) {
+			finishMessage.run("failed", reason, now, item.id);
+		},
+		async retryMessageLater(item, at) {
+			retryMessage.run(at, item.id);
 		},
 		history: episodes.history,
 		async close() {

@@ -1,6 +1,8 @@
 import { type EnvironmentConfig, knownEnvironment } from "../config.ts";
 import { TimeoutError, withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { formatDuration } from "../time.ts";
+import { type AlertManagerContact, displayUrl } from "./alertmanager.ts";
 import {
 	describePrometheusFailure,
 	describeSqlFailure,
@@ -83,6 +85,66 @@ export interface HealthDeps {
 	readonly prometheus: Pick<PrometheusService, "forEnvironment">;
 	readonly log: Logger;
 	readonly now?: () => Date;
+	/** When the running bot last heard from each AlertManager (reconciliation asks them all the time). */
+	readonly alertmanagerContacts?: () => readonly AlertManagerContact[];
+}
+
+/**
+ * An environment's AlertManager: each member of its HA cluster probed (`/-/ready`) at once; ok when all
+ * are ready, degraded when some are, down when none. The running bot adds when reconciliation last
+ * heard from them.
+ */
+function alertManagerCheck(
+	environment: string,
+	service: NonNullable<EnvironmentConfig["alertmanager"]>,
+	deps: Pick<HealthDeps, "alertmanagerContacts" | "now">,
+): PlannedCheck {
+	const urls = [service.url, ...(service.peers ?? [])];
+	return {
+		name: "alertmanager",
+		kind: "alertmanager",
+		timeoutMs: service.timeoutMs,
+		run: async (signal) => {
+			const probes = await Promise.all(
+				urls.map((url) =>
+					probeHttp(new URL("-/ready", withSlash(url)).href, {
+						service: "AlertManager",
+						timeoutMs: service.timeoutMs,
+						signal,
+					}).then(
+						(probe) => {
+							if (probe.status === 200) return undefined;
+							const reason = probe.bodySnippet.split("\n")[0]?.trim().slice(0, 120);
+							return `not ready (HTTP ${probe.status}${reason ? `: ${reason}` : ""})`;
+						},
+						(err: unknown) => {
+							// One AlertManager: the failure is the check's, described as every check's is.
+							if (urls.length === 1) throw err;
+							const described = describeHttpFailure(err);
+							return /timed out$/.test(described) ? `no answer within ${formatMs(service.timeoutMs)}` : described;
+						},
+					),
+				),
+			);
+			const ready = probes.filter((problem) => problem === undefined).length;
+			const problems = probes.flatMap((problem, i) =>
+				problem === undefined ? [] : [urls.length > 1 ? `${displayUrl(urls[i]!)} ${problem}` : problem],
+			);
+			const heard = lastHeard(environment, deps);
+			const state = ready === urls.length ? "ok" : ready > 0 ? "degraded" : "down";
+			const counted = urls.length > 1 ? `${ready} of ${urls.length} ready` : ready ? "ready" : "";
+			return { state, detail: [counted, ...problems, ...(heard ? [heard] : [])].filter(Boolean).join("; ") };
+		},
+	};
+}
+
+function lastHeard(environment: string, deps: Pick<HealthDeps, "alertmanagerContacts" | "now">): string | undefined {
+	const contacts = deps.alertmanagerContacts?.().filter((c) => c.environments.includes(environment)) ?? [];
+	const last = Math.max(...contacts.map((c) => c.lastAnswerAt ?? Number.NEGATIVE_INFINITY));
+	if (contacts.length === 0) return undefined;
+	if (!Number.isFinite(last)) return "opsbot has not heard from it since it started";
+	const now = (deps.now?.() ?? new Date()).getTime();
+	return `opsbot last heard from it ${formatDuration(Math.max(0, now - last), { seconds: true })} ago`;
 }
 
 /** Creates the health service: every configured check runs in parallel under its own timeout. */
@@ -237,10 +299,7 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 		}
 	}
 
-	for (const [kind, service, path] of [
-		["loki", config.loki, "ready"],
-		["alertmanager", config.alertmanager, "-/ready"],
-	] as const) {
+	for (const [kind, service, path] of [["loki", config.loki, "ready"]] as const) {
 		if (!service) continue;
 		checks.push({
 			name: kind,
@@ -259,6 +318,7 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 			},
 		});
 	}
+	if (config.alertmanager) checks.push(alertManagerCheck(environment, config.alertmanager, deps));
 	if (config.ssh && config.ssh.containers.length > 0) {
 		const ssh = config.ssh;
 		checks.push({

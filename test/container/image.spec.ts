@@ -49,7 +49,7 @@ async function podmanOk(args: string[], timeoutMs?: number): Promise<string> {
 }
 
 /** A throwaway AlertManager on 127.0.0.1 running `configYaml` as its whole config. */
-async function startAlertManagerWith(configYaml: string): Promise<TestAlertManager> {
+async function startAlertManagerWith(configYaml: string): Promise<Pick<TestAlertManager, "url" | "stop">> {
 	const binary = "/usr/bin/prometheus-alertmanager";
 	requireBinary(binary, "Prometheus AlertManager", "prometheus-alertmanager");
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-container-am-"));
@@ -82,7 +82,7 @@ async function logLines(name: string): Promise<Record<string, unknown>[]> {
 describe("the container image: built with podman, run against the Discord double and a real AlertManager", () => {
 	let double: DiscordDouble;
 	let api: Server;
-	let alertmanager: TestAlertManager;
+	let alertmanager: Pick<TestAlertManager, "url" | "stop">;
 	let dir: string;
 	let webhookPort: number;
 	let envFile: string;

@@ -272,6 +272,24 @@ describe("alert group messages (golden)", () => {
 		});
 	});
 
+	it("renders a group found by reconciliation: AlertManager held it but its webhook never arrived", () => {
+		const found = WebhookPayload.parse({ ...warning, opsbotReconciled: "found" });
+		const context = { firstFiringAt: STARTED, now: NOW };
+		const message = renderAlertGroup(found, { ...context, actions: { groupId: GROUP_ID, logs: false } });
+
+		expectGoldenFile("alert-found-by-reconciliation.discord.json", messageJson(message));
+		expectTerminalGolden("alert-found-by-reconciliation", found, context);
+	});
+
+	it("renders a group resolved because AlertManager no longer holds it, not as if a resolution came", () => {
+		const gone = WebhookPayload.parse({ ...resolved, opsbotReconciled: "gone" });
+		const context = { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE };
+		const message = renderAlertGroup(gone, { ...context, actions: { groupId: GROUP_ID, logs: true } });
+
+		expectGoldenFile("alert-resolved-gone.discord.json", messageJson(message));
+		expectTerminalGolden("alert-resolved-gone", gone, context);
+	});
+
 	it("renders a 300-alert group: the list cut with the full list attached, and AlertManager's max_alerts note", () => {
 		const message = renderAlertGroup(payload(300, { truncatedAlerts: 12 }), {
 			firstFiringAt: STARTED,

@@ -158,4 +158,36 @@ describe("health service over HTTP", () => {
 			["alertmanager", "down", "connection refused"],
 		]);
 	});
+
+	it("probes every member of an HA AlertManager and says when the running bot last heard from them", async () => {
+		const now = Date.parse("2026-12-06T10:00:00Z");
+		const service = healthService({
+			environments: {
+				ha: environment({ alertmanager: { url: refusedUrl, peers: [ok.url], timeoutMs: 1_000 } }),
+				none: environment({ alertmanager: { url: refusedUrl, peers: [failing.url], timeoutMs: 1_000 } }),
+			},
+			databases: noDatabases,
+			secret: () => undefined,
+			log: silent,
+			now: () => new Date(now),
+			alertmanagerContacts: () => [
+				{ environments: ["ha"], url: refusedUrl, lastAnswerAt: null, up: false, problem: "connection refused" },
+				{ environments: ["ha"], url: ok.url, lastAnswerAt: now - 42_000, up: true, problem: null },
+				{ environments: ["none"], url: refusedUrl, lastAnswerAt: null, up: false, problem: "connection refused" },
+			],
+		});
+
+		const [ha] = (await service.check("ha")).checks;
+		const [none] = (await service.check("none")).checks;
+
+		expect([ha?.state, ha?.detail]).toEqual([
+			"degraded",
+			`1 of 2 ready; ${refusedUrl} connection refused; opsbot last heard from it 42 s ago`,
+		]);
+		expect([none?.state, none?.detail]).toEqual([
+			"down",
+			`0 of 2 ready; ${refusedUrl} connection refused; ${failing.url} not ready (HTTP 500: boom); ` +
+				"opsbot has not heard from it since it started",
+		]);
+	});
 });
