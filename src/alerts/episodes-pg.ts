@@ -227,6 +227,19 @@ export function createPostgresEpisodeHistory(
 			]);
 			return summarise(query, groups.rows, latest.rows.map(episodeOf));
 		},
+		async eventsAfter(afterId, limit) {
+			const { rows } = await pool.query<EventRow>(
+				"SELECT * FROM opsbot_state.episode_events WHERE id > $1 ORDER BY id LIMIT $2",
+				[afterId, limit],
+			);
+			return rows.map(eventOf);
+		},
+		async lastEventId() {
+			const { rows } = await pool.query<{ id: string }>(
+				"SELECT coalesce(max(id), 0) AS id FROM opsbot_state.episode_events",
+			);
+			return Number(rows[0]?.id ?? 0);
+		},
 		async findCard(messageId) {
 			const { rows } = await pool.query<{ id: string; message_episode: number | null }>(
 				"SELECT id, message_episode FROM opsbot_state.groups WHERE message_id = $1 LIMIT 1",

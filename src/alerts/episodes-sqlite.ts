@@ -148,6 +148,8 @@ export function createSqliteEpisodeHistory(
 		FROM episodes WHERE started_at >= ?1 AND started_at < ?2 AND ${NAME_MATCHES} GROUP BY group_id`);
 	const latestEpisodes = db.prepare(`SELECT ${EPISODE_COLUMNS} FROM episodes
 		WHERE started_at >= ?1 AND started_at < ?2 AND ${NAME_MATCHES} ORDER BY started_at DESC LIMIT ?4`);
+	const after = db.prepare("SELECT * FROM episode_events WHERE id > ? ORDER BY id LIMIT ?");
+	const lastId = db.prepare("SELECT coalesce(max(id), 0) AS id FROM episode_events");
 	const card = db.prepare("SELECT id, message_episode FROM groups WHERE message_id = ? LIMIT 1");
 	const expired = db.prepare("SELECT group_id, episode FROM episodes WHERE ended_at < ? LIMIT ?");
 	const deleteEvents = db.prepare("DELETE FROM episode_events WHERE group_id = ? AND episode = ?");
@@ -247,6 +249,8 @@ export function createSqliteEpisodeHistory(
 			const episodes = (latestEpisodes.all(...args, query.limit) as EpisodeRow[]).map(episodeOf);
 			return summarise(query, groups, episodes);
 		},
+		eventsAfter: async (afterId, limit) => (after.all(afterId, limit) as EventRow[]).map(eventOf),
+		lastEventId: async () => (lastId.get() as { id: number }).id,
 		async findCard(messageId) {
 			const row = card.get(messageId) as { id: string; message_episode: number | null } | undefined;
 			return row && row.message_episode !== null ? { groupId: row.id, episode: row.message_episode } : undefined;

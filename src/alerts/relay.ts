@@ -1,4 +1,4 @@
-import type { Client } from "discord.js";
+import { type Client, Routes } from "discord.js";
 import type { Config } from "../config.ts";
 import type { Services } from "../context.ts";
 import { withTimeout } from "../errors.ts";
@@ -13,6 +13,7 @@ import { acceptPayload, authorized, createReceiver } from "./receiver.ts";
 import { startReconciler } from "./reconcile.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
 import type { AlertStore } from "./store.ts";
+import { startThreadFollower } from "./threads.ts";
 
 /** The running alert relay: receiver, store and delivery. */
 export interface AlertRelay {
@@ -27,7 +28,7 @@ export async function startAlertRelay(
 	config: Config,
 	client: Client,
 	log: Logger,
-	services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus">,
+	services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus" | "messages">,
 	options: { standby?: () => boolean } = {},
 	sender: DiscordSender = restSender(client.rest),
 ): Promise<AlertRelay | undefined> {
@@ -110,6 +111,19 @@ export async function startAlertRelay(
 	});
 	alertState.onWake(() => delivery.wake());
 	const pruning = startHistoryPruning(store.history, alerts.history.days, log.child({ svc: "alert-history" }));
+	const threads =
+		alerts.threads.enabled && services.messages
+			? startThreadFollower({
+					store,
+					messages: services.messages,
+					settings: { openFor: alerts.threads.openFor.map((s) => s.toLowerCase()) },
+					archive: async (thread) => {
+						await client.rest.patch(Routes.channel(thread), { body: { archived: true } });
+					},
+					log: log.child({ svc: "alert-threads" }),
+				})
+			: undefined;
+	alertState.onWake(() => threads?.wake());
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");
 	delivery.wake();
@@ -122,6 +136,7 @@ export async function startAlertRelay(
 			await silenceWatch.stop();
 			await reconciler.stop();
 			await pruning.stop();
+			await threads?.stop();
 			await delivery.stop(); // the store is the context's: it closes with it
 		},
 	};

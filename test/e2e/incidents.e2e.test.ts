@@ -59,7 +59,8 @@ stateDir: ${stateDir}
 alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
-  silenceWatch: { intervalSeconds: 1, alertmanagerSettleSeconds: 0 }
+  # A silenced group's end is never notified: reconciliation resolves it once AlertManager no longer holds it.
+  reconcile: { intervalSeconds: 1, graceSeconds: 2, alertmanagerSettleSeconds: 0 }
 `;
 		const state: Record<string, string> =
 			storeName === "PostgreSQL" ? { STATE_DATABASE_URL: await freshStateDatabase("opsbot_incidents") } : {};
@@ -176,6 +177,20 @@ alerts:
 		expect(markdown).toContain(": alertname=ApiDown, container=api, env=production, severity=critical");
 		expect(markdown).toMatch(/## Command output\n\n.*Restarted container api.*\n\n```text\napi\n```/);
 
+		// A critical group's thread opened under its card at once; each event went there as it happened,
+		// and the thread was archived once the resolution was posted.
+		await double.waitFor(() => double.archived(message.id) || undefined, 30_000);
+		const thread = double.channelMessages(message.id).map((m) => m.content.replace(/ · <t:\d+:T>/, ""));
+		expect(thread.slice(0, 3)).toEqual([
+			"Fired: 1 alert \\(container=api\\)",
+			"**olivia** · Acknowledged",
+			"**olivia** · Restarted container api on 127.0.0.1 \\(production\\)\n```\napi\n```",
+		]);
+		expect(thread[3]).toMatch(/^\*\*olivia\*\* · Opened the logs of api/);
+		expect(thread[4]).toMatch(/^\*\*olivia\*\* · Silenced until/);
+		expect(thread[5]).toMatch(/^Episode resolved after/);
+		expect(thread).toHaveLength(6);
+
 		const history = (await command("alerts", "history", [{ name: "since", value: "1h" }])) as Embed;
 		expect(history.title).toBe("Alert history: 1 episode");
 		expect(history.fields).toContainEqual({ name: "Acknowledged", value: "1 of 1", inline: true });
@@ -195,5 +210,50 @@ alerts:
 			resolved: 1,
 			byName: [{ name: "ApiDown", episodes: 1, firing: 0 }],
 		});
+	});
+
+	it("posts the events as replies on the card, said once in the log, when Discord refuses the thread", {
+		timeout: 90_000,
+	}, async () => {
+		const labels = { alertname: "QueueSlow", severity: "warning", env: "production" };
+		await postAlerts(alertmanager.url, [{ labels }]);
+		const message = await double.waitFor(
+			() => double.channelMessages(CHANNEL).find((m) => /\bQueueSlow\b/.test(title(m))),
+			30_000,
+		);
+		await double.waitFor(async () => {
+			const held = await runOpsbotCli(["alerts", "--json"], cliEnv);
+			return held.stdout.includes(`"messageId": "${message.id}"`) || undefined;
+		}, 30_000);
+		// A warning opens no thread by itself; the first action does, and Discord refuses it.
+		double.failNext({ method: "POST", pathPrefix: `/channels/${CHANNEL}/messages/${message.id}/threads`, status: 403 });
+
+		await press(customId(message, "alert:ack:"), message);
+		// The posts Discord took as replies to the card.
+		const replies = () =>
+			double.requests.filter(
+				(r) =>
+					r.method === "POST" &&
+					r.path === `/channels/${CHANNEL}/messages` &&
+					r.status === 200 &&
+					(r.body as { message_reference?: { message_id?: string } }).message_reference?.message_id === message.id,
+			);
+		await double.waitFor(() => replies()[0], 30_000);
+		const unack = await press(
+			customId(double.messages.get(message.id)!, "alert:unack:"),
+			double.messages.get(message.id)!,
+		);
+		await unack.response();
+		await double.waitFor(() => replies()[1], 30_000);
+
+		const said = replies().map((r) => String((r.body as { content?: string }).content));
+		expect(said[0]).toMatch(/^\*\*olivia\*\* · Acknowledged · <t:\d+:T>$/);
+		expect(said[1]).toMatch(/^\*\*olivia\*\* · Took the acknowledgement back · <t:\d+:T>$/);
+		expect(double.channelMessages(message.id)).toEqual([]);
+		expect(
+			bot
+				.logs()
+				.filter((l) => l.msg === "could not start a thread on the alert's card; its events go as replies on the card"),
+		).toHaveLength(1);
 	});
 });
