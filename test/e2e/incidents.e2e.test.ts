@@ -256,4 +256,49 @@ alerts:
 				.filter((l) => l.msg === "could not start a thread on the alert's card; its events go as replies on the card"),
 		).toHaveLength(1);
 	});
+
+	it("pages /alerts firing with Previous and Next, keeping its filters, for whoever ran it", {
+		timeout: 90_000,
+	}, async () => {
+		const names = Array.from({ length: 11 }, (_, i) => `Pager${String(i).padStart(2, "0")}`);
+		await postAlerts(
+			alertmanager.url,
+			names.map((alertname) => ({ labels: { alertname, severity: "info", env: "staging" } })),
+		);
+		const run = async () => {
+			const sent = await double.sendInteraction({
+				kind: "command",
+				name: "alerts",
+				options: [{ type: 1, name: "firing", options: [{ name: "name", type: 3, value: "pager" }] }],
+				user: oncall,
+			});
+			await sent.response(10_000);
+			return double.waitFor(() => {
+				const m = double.originalMessage(sent.id);
+				return m?.embeds.length ? m : undefined;
+			}, 10_000);
+		};
+		// AlertManager flushes the groups after its group_wait: ask until opsbot holds all eleven.
+		let first = await run();
+		await double.waitFor(async () => {
+			first = await run();
+			return title(first) === "Firing now: 11 groups" || undefined;
+		}, 30_000);
+		const footer = (m: StoredMessage) => String((m.embeds[0] as { footer?: { text?: string } }).footer?.text);
+		const next = JSON.stringify(first.components).match(/alerts:page:[A-Za-z0-9_-]+:10:next/)![0];
+
+		expect(footer(first)).toBe("Groups 1-10 of 11, worst severity first, then newest.");
+		await press(next, first);
+		const paged = await double.waitFor(() => {
+			const m = double.messages.get(first.id);
+			return m && footer(m).startsWith("Groups 11-11") ? m : undefined;
+		}, 15_000);
+		expect((paged.embeds[0] as Embed).description).toContain('Only name containing "pager".');
+		const previous = JSON.stringify(paged.components).match(/alerts:page:[A-Za-z0-9_-]+:0:prev/)![0];
+		const stranger = await press(previous, paged, { ...oncall, id: "200000000000000014", username: "sam" });
+		await double.waitFor(() => double.interactionResponse(stranger.id) ?? undefined, 10_000);
+		expect(footer(double.messages.get(first.id)!)).toMatch(/^Groups 11-11/);
+		await press(previous, paged);
+		await double.waitFor(() => footer(double.messages.get(first.id)!).startsWith("Groups 1-10") || undefined, 15_000);
+	});
 });
