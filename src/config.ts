@@ -382,6 +382,13 @@ const Alerts = z.strictObject({
 		.prefault({}),
 	/** How long opsbot keeps each episode's history (its events, for /alerts history and timelines), in days. */
 	history: z.strictObject({ days: z.number().int().min(1).max(3_650).default(90) }).prefault({}),
+	/** A thread per episode under its card: on the first action, or at once for these severities. */
+	threads: z
+		.strictObject({
+			enabled: z.boolean().default(true),
+			openFor: z.array(z.string().min(1).max(40)).max(20).default(["critical"]),
+		})
+		.prefault({}),
 	/** How often opsbot asks AlertManager whether the silences it made still hold. */
 	silenceWatch: z
 		.strictObject({

@@ -559,7 +559,10 @@ export const alertLogs: ComponentHandler<GroupState> = {
 	},
 };
 
-/** Timeline on a resolved card: the episode's timeline as a Markdown file, for the postmortem (only the presser sees it). */
+/**
+ * Timeline on a resolved card: the episode's timeline as a Markdown file, for the postmortem (only
+ * the presser sees it).
+ */
 export const alertTimeline: ComponentHandler<{ groupId: string; episode: number | undefined }> = {
 	area: "alert",
 	action: "timeline",

@@ -1,4 +1,4 @@
-import type { Client } from "discord.js";
+import { type Client, Routes } from "discord.js";
 import type { Config } from "../config.ts";
 import type { Services } from "../context.ts";
 import { withTimeout } from "../errors.ts";
@@ -15,6 +15,7 @@ import { type DiscordSender, restSender } from "./rest-sender.ts";
 import { startSilenceAnnouncer } from "./silence-announcer.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
 import type { AlertStore } from "./store.ts";
+import { startThreadFollower } from "./threads.ts";
 
 /** The running alert relay: receiver, store and delivery. */
 export interface AlertRelay {
@@ -120,6 +121,20 @@ export async function startAlertRelay(
 			})
 		: undefined;
 	const pruning = startHistoryPruning(store.history, alerts.history.days, log.child({ svc: "alert-history" }));
+	const threads =
+		alerts.threads.enabled && services.messages
+			? startThreadFollower({
+					store,
+					messages: services.messages,
+					settings: { openFor: alerts.threads.openFor.map((s) => s.toLowerCase()) },
+					archive: async (thread) => {
+						await client.rest.patch(Routes.channel(thread), { body: { archived: true } });
+					},
+					log: log.child({ svc: "alert-threads" }),
+				})
+			: undefined;
+	// New history events come with an outbox row (a card re-render) or a webhook: follow them at once.
+	const stopFollowingQueue = threads ? store.onQueued(() => threads.wake()) : undefined;
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");
 	delivery.wake();
@@ -133,6 +148,8 @@ export async function startAlertRelay(
 			await announcer?.stop();
 			await reconciler.stop();
 			await pruning.stop();
+			stopFollowingQueue?.();
+			await threads?.stop();
 			await delivery.stop(); // the store is the context's: it closes with it
 		},
 	};
