@@ -346,6 +346,11 @@ const Alerts = z.strictObject({
 	containerLabel: LabelName.default("container"),
 	environmentLabel: LabelName.default("env"),
 	restartCooldownSeconds: z.number().int().min(0).max(86_400).default(300),
+	/**
+	 * A group that fires again within this long of resolving re-opens its card ("flapped 3× in the last
+	 * hour") instead of a new one; 0 turns it off. Fractions allowed (0.05 = 3 s).
+	 */
+	regroupMinutes: z.number().min(0).max(1_440).default(15),
 	maxBodyBytes: z
 		.number()
 		.int()

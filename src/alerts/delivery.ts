@@ -403,6 +403,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 				ack: item.ack,
 				silence: item.silence,
 				restart: item.restart,
+				flaps: item.flaps,
+				...(item.previousMessageId && deps.guildId
+					? { previous: { guildId: deps.guildId, channelId: item.channel, messageId: item.previousMessageId } }
+					: {}),
 				withoutAttachments: options.withoutAttachments,
 				...(deps.actions ? { actions: deps.actions(item) } : {}),
 			});

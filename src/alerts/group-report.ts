@@ -9,6 +9,7 @@ import {
 	type Text,
 } from "../render/report.ts";
 import { formatDuration } from "../time.ts";
+import { FLAP_HISTORY_MS } from "./group-machine.ts";
 import type { WebhookAlert, WebhookPayload } from "./schema.ts";
 import type { AckState, RestartState, SilenceState } from "./store.ts";
 
@@ -160,6 +161,19 @@ function endedAt(payload: WebhookPayload, startedAt: number): number | undefined
 	return ends.length > 0 ? Math.max(...ends) : undefined;
 }
 
+/** Where a group's previous episode's message is, for a link to it. */
+export interface PreviousMessage {
+	readonly guildId: string;
+	readonly channelId: string;
+	readonly messageId: string;
+}
+
+/** "🔁 flapped 3× in the last hour", or undefined when it did not flap within the hour. */
+export function flapLine(flaps: readonly number[] | undefined, now: number): string | undefined {
+	const recent = (flaps ?? []).filter((at) => at <= now && now - at < FLAP_HISTORY_MS).length;
+	return recent > 0 ? `🔁 flapped ${recent}× in the last hour` : undefined;
+}
+
 /** What a group's message shows besides the payload: when the group began, what people did, and what could not be attached. */
 export interface AlertGroupContext {
 	readonly firstFiringAt: number;
@@ -168,6 +182,10 @@ export interface AlertGroupContext {
 	readonly ack?: AckState | null | undefined;
 	readonly silence?: SilenceState | null | undefined;
 	readonly restart?: RestartState | null | undefined;
+	/** When the group flapped (re-opened within the regroup window); the card counts those of the last hour. */
+	readonly flaps?: readonly number[] | undefined;
+	/** The previous episode's message: the card links to it. */
+	readonly previous?: PreviousMessage | undefined;
 	/** A chart of the expression was drawn for the message. */
 	readonly chart?: boolean;
 	/** Discord would not take the message's files: the text says what is missing. */
@@ -260,6 +278,8 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 		// Not a notification from AlertManager: opsbot saw the group gone from it (reconcile.ts).
 		if (payload.opsbotReconciled === "gone")
 			head.push("❔ resolved (AlertManager no longer holds it): no resolved notification arrived");
+		const flapped = flapLine(context.flaps, now);
+		if (flapped) head.push(flapped);
 		if (ack) head.push(ack);
 		if (context.restart) head.push(restartLine(context.restart));
 		const recovered = payload.alerts.map((a) => labelsOf(a, labels)).filter(Boolean);
@@ -277,6 +297,8 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 		head.push(joinText([since, count, ...(ack ? [ack] : silence ? [] : ["not acknowledged"])], " · "));
 		if (payload.opsbotReconciled === "found")
 			head.push("🔎 found by reconciliation: AlertManager holds it, its webhook never came");
+		const flapped = flapLine(context.flaps, now);
+		if (flapped) head.push(flapped);
 		if (silence)
 			head.push(["🔕 silenced by ", silence.username, " until ", { time: new Date(silence.until), style: "clock" }]);
 		if (context.restart) head.push(restartLine(context.restart));
@@ -308,9 +330,18 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 				inline: false,
 			});
 	}
+	const { previous } = context;
 	const links = [
 		...annotationLinks(annotations, first),
 		...(resolved ? [] : [linkTo("Prometheus", first?.generatorURL)].filter((l) => l !== undefined)),
+		...(previous
+			? [
+					{
+						label: "Previous episode",
+						url: `https://discord.com/channels/${previous.guildId}/${previous.channelId}/${previous.messageId}`,
+					},
+				]
+			: []),
 	];
 	// The footer names only the grouping the title does not already say.
 	const grouping = Object.entries(payload.groupLabels).filter(

@@ -12,5 +12,8 @@ export function alertStoreFile(config: Config): string {
 /** The alert store this config names: embedded by default; PostgreSQL (opsbot's own database) when replicas must share the state. */
 export async function openConfiguredAlertStore(config: Config, log: Logger): Promise<AlertStore> {
 	const url = config.env.STATE_DATABASE_URL;
-	return url ? openPostgresAlertStore(url, log.child({ svc: "state" })) : openAlertStore(alertStoreFile(config));
+	const policy = { regroupMs: (config.ops.alerts?.regroupMinutes ?? 0) * 60_000 };
+	return url
+		? openPostgresAlertStore(url, log.child({ svc: "state" }), { policy })
+		: openAlertStore(alertStoreFile(config), { policy });
 }

@@ -4,10 +4,12 @@ import type { Logger } from "../log.ts";
 import { createPool } from "../pg-pool.ts";
 import {
 	type AcceptJob,
+	type AcceptPolicy,
 	type AcceptResult,
 	acceptJob,
 	type GroupHead,
 	type GroupStatus,
+	NO_REGROUP,
 	planAccepts,
 	resolveByHand,
 	touchedGroups,
@@ -58,12 +60,14 @@ const LOCK_GROUPS = `WITH created AS (
 		SELECT id, receiver, group_key, channel, mention_role, 1, status, first_firing_at, last_signature
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[]) AS u(id, receiver, group_key, channel, mention_role, status, first_firing_at, last_signature)
 		ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id),
-	existing AS (SELECT id, episode, status, first_firing_at, last_signature FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)
+	existing AS (SELECT id, episode, status, first_firing_at, last_signature, resolved_at, flaps
+		FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)
 	SELECT (SELECT coalesce(array_agg(id), '{}') FROM created) AS created, (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing`;
 
 /** Locks and returns groups another replica created after LOCK_GROUPS's snapshot (so neither of its parts saw them). */
 const LOCK_LATE_GROUPS =
-	"SELECT id, episode, status, first_firing_at, last_signature FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
+	"SELECT id, episode, status, first_firing_at, last_signature, resolved_at, flaps" +
+	" FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
 
 /**
  * The undelivered outbox rows of each group's current episode, oldest first. A statement of its own, run
@@ -78,9 +82,11 @@ const WRITE_BATCH = `WITH payloads AS (SELECT $1::jsonb AS list),
 	changed AS (
 		UPDATE opsbot_state.groups g SET mention_role = u.mention_role, episode = u.episode, status = u.status, first_firing_at = u.first_firing_at,
 			last_signature = u.last_signature, severity_rank = u.severity_rank, last_payload = (SELECT list FROM payloads) -> u.slot,
+			resolved_at = u.resolved_at, flaps = u.flaps::jsonb,
 			ack = CASE WHEN u.clear THEN NULL ELSE g.ack END, silence = CASE WHEN u.clear THEN NULL ELSE g.silence END, restart = CASE WHEN u.clear THEN NULL ELSE g.restart END
-		FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::text[], $8::smallint[], $9::int[], $10::bool[])
-			AS u(id, mention_role, episode, status, first_firing_at, last_signature, severity_rank, slot, clear)
+		FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::text[], $8::smallint[], $9::int[], $10::bool[],
+			$16::bigint[], $17::text[])
+			AS u(id, mention_role, episode, status, first_firing_at, last_signature, severity_rank, slot, clear, resolved_at, flaps)
 		WHERE g.id = u.id RETURNING g.id),
 	superseded AS (UPDATE opsbot_state.outbox SET done = true WHERE id = ANY($11::bigint[]) RETURNING id)
 	INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at)
@@ -93,6 +99,8 @@ type LockedGroup = {
 	status: GroupStatus;
 	first_firing_at: string | number;
 	last_signature: string;
+	resolved_at: string | number | null;
+	flaps: number[] | null;
 };
 
 /**
@@ -100,7 +108,11 @@ type LockedGroup = {
  * heads, and writes what group-machine.ts decides. Groups are inserted and locked in id order, so two
  * replicas committing batches that share groups wait for each other instead of deadlocking.
  */
-async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]): Promise<readonly AcceptResult[]> {
+async function acceptBatch(
+	client: pg.PoolClient,
+	jobs: readonly PendingAccept[],
+	policy: AcceptPolicy,
+): Promise<readonly AcceptResult[]> {
 	const fresh = touchedGroups(jobs).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 	// New groups are inserted as their first webhook would open them; the write below sets what the whole batch decided.
 	const [lock] = (
@@ -130,10 +142,12 @@ async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]
 				status: r.status,
 				firstFiringAt: Number(r.first_firing_at),
 				signature: r.last_signature,
+				resolvedAt: r.resolved_at === null ? null : Number(r.resolved_at),
+				flaps: r.flaps ?? [],
 				undelivered: undelivered.get(r.id) ?? [],
 			});
 	}
-	const plan = planAccepts(jobs, heads);
+	const plan = planAccepts(jobs, heads, policy);
 	if (plan.groups.length === 0) return plan.results;
 	// Each payload travels once, in one JSON array, and both tables take their copy from it.
 	const slot = new Map<number, number>();
@@ -157,6 +171,8 @@ async function acceptBatch(client: pg.PoolClient, jobs: readonly PendingAccept[]
 		enqueue.map((q) => q.episode),
 		enqueue.map((q) => slot.get(q.job)!),
 		enqueue.map((q) => q.at),
+		groups.map((g) => g.resolvedAt),
+		groups.map((g) => JSON.stringify(g.flaps)),
 	]);
 	return plan.results;
 }
@@ -266,6 +282,10 @@ const MIGRATIONS = [
 	UPDATE opsbot_state.groups SET severity_rank = 0 WHERE lower(last_payload->'commonLabels'->>'severity') = 'critical';`,
 	// The message's chart, attached once per episode (message_episode): edits keep it by this id.
 	`ALTER TABLE opsbot_state.groups ADD COLUMN chart_attachment TEXT;`,
+	// Flapping (issue 22): when the episode resolved, its re-fires within the regroup window (ms), and the
+	// previous episode's message for the new card's link.
+	`ALTER TABLE opsbot_state.groups ADD COLUMN resolved_at BIGINT, ADD COLUMN flaps JSONB,
+		ADD COLUMN previous_message_id TEXT;`,
 ];
 
 /**
@@ -276,8 +296,9 @@ const MIGRATIONS = [
 export async function openPostgresAlertStore(
 	url: string,
 	log: Logger,
-	options: { statementTimeoutMs?: number } = {},
+	options: { statementTimeoutMs?: number; policy?: AcceptPolicy } = {},
 ): Promise<AlertStore> {
+	const policy = options.policy ?? NO_REGROUP;
 	const pool = createPool(statePoolConfig(url, options.statementTimeoutMs), log, "state database");
 	const tx = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
 		const client = await pool.connect();
@@ -352,7 +373,7 @@ export async function openPostgresAlertStore(
 				const batch = accepts.slice(0, MAX_GROUP_COMMIT);
 				accepts = accepts.slice(batch.length);
 				try {
-					const results = await tx((client) => acceptBatch(client, batch));
+					const results = await tx((client) => acceptBatch(client, batch, policy));
 					for (const [i, job] of batch.entries()) job.resolve(results[i]!);
 				} catch (err) {
 					if (batch.length === 1 || !payloadFault(err)) {
@@ -361,7 +382,7 @@ export async function openPostgresAlertStore(
 					}
 					for (const job of batch) {
 						try {
-							job.resolve((await tx((client) => acceptBatch(client, [job])))[0]!);
+							job.resolve((await tx((client) => acceptBatch(client, [job], policy)))[0]!);
 						} catch (own) {
 							job.reject(own);
 						}
@@ -422,12 +443,17 @@ export async function openPostgresAlertStore(
 						ack: AckState | null;
 						silence: SilenceState | null;
 						restart: RestartState | null;
+						episode: number;
+						flaps: number[] | null;
+						previous_message_id: string | null;
 					}>(
-						"SELECT channel, mention_role, first_firing_at, message_id, message_episode, chart_attachment, ack, silence, restart FROM opsbot_state.groups WHERE id = $1",
+						"SELECT channel, mention_role, first_firing_at, message_id, message_episode, chart_attachment, ack, silence, restart," +
+							" episode, flaps, previous_message_id FROM opsbot_state.groups WHERE id = $1",
 						[newest.group_id],
 					)
 				).rows[0]!;
 				const ours = group.message_episode === newest.episode;
+				const current = group.episode === newest.episode;
 				const item: OutboxItem = {
 					id: Number(newest.id),
 					groupId: newest.group_id,
@@ -443,14 +469,19 @@ export async function openPostgresAlertStore(
 					ack: group.ack,
 					silence: group.silence,
 					restart: group.restart,
+					flaps: current ? (group.flaps ?? []) : [],
+					previousMessageId: current ? (ours ? group.previous_message_id : group.message_id) : null,
 				};
 				return item;
 			}),
 		delivered: (item, messageId, chartAttachment = null) =>
 			tx(async (client) => {
 				// The group row first, as accept locks them (groups, then outbox): the other order could deadlock with an accept.
+				// A new episode's first post keeps the one before's message, for the new card's link to it.
 				await client.query(
-					"UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2, chart_attachment = $4 WHERE id = $3",
+					`UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2, chart_attachment = $4,
+					previous_message_id = CASE WHEN message_episode IS DISTINCT FROM $2 AND message_id IS NOT NULL
+						THEN message_id ELSE previous_message_id END WHERE id = $3`,
 					[messageId, item.episode, item.groupId, chartAttachment],
 				);
 				await client.query(
@@ -641,8 +672,9 @@ export async function openPostgresAlertStore(
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
 				await client.query(
-					"UPDATE opsbot_state.groups SET status = 'resolved', last_signature = $1, last_payload = $2 WHERE id = $3",
-					[resolved.signature, json, id],
+					"UPDATE opsbot_state.groups SET status = 'resolved', last_signature = $1, last_payload = $2, resolved_at = $4" +
+						" WHERE id = $3",
+					[resolved.signature, json, id, now],
 				);
 				await client.query(
 					"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",

@@ -5,6 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { preparePrivateDatabase } from "../state/private-files.ts";
 import {
 	type AcceptJob,
+	type AcceptPolicy,
 	type AcceptResult,
 	acceptJob,
 	type GroupHead,
@@ -84,6 +85,10 @@ export interface OutboxItem {
 	readonly ack: AckState | null;
 	readonly silence: SilenceState | null;
 	readonly restart: RestartState | null;
+	/** When the group flapped (re-opened within the regroup window), within the last hour. */
+	readonly flaps: readonly number[];
+	/** The message of the group's previous episode, for the card's link to it. */
+	readonly previousMessageId: string | null;
 }
 
 /**
@@ -233,6 +238,11 @@ const MIGRATIONS = [
 	CREATE INDEX groups_delivery ON groups (channel, id, episode, status, message_episode, severity_rank);`,
 	// The message's chart, attached once per episode (message_episode): edits keep it by this id.
 	`ALTER TABLE groups ADD COLUMN chart_attachment TEXT;`,
+	// Flapping (issue 22): when the episode resolved, its re-fires within the regroup window (JSON array
+	// of ms), and the previous episode's message for the new card's link.
+	`ALTER TABLE groups ADD COLUMN resolved_at INTEGER;
+	ALTER TABLE groups ADD COLUMN flaps TEXT;
+	ALTER TABLE groups ADD COLUMN previous_message_id TEXT;`,
 ];
 
 /**
@@ -340,7 +350,10 @@ const MAX_GROUP_COMMIT = 256;
  * has reached the disk when it returns), webhooks group-committed.
  * `maxPageCount` caps the database's size in pages (SQLite's max_page_count); past it writes fail with SQLITE_FULL.
  */
-export function openAlertStore(path: string, options: { maxPageCount?: number } = {}): AlertStore {
+export function openAlertStore(
+	path: string,
+	options: { maxPageCount?: number; policy?: AcceptPolicy } = {},
+): AlertStore {
 	preparePrivateDatabase(path);
 	const db = new DatabaseSync(path);
 	db.exec(
@@ -364,18 +377,21 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 
 	const getGroup = db.prepare("SELECT * FROM groups WHERE id = ?");
 	// What accept decides on, without the stored payload (up to a few hundred KB to copy into JS per webhook).
-	const getGroupHead = db.prepare("SELECT episode, status, first_firing_at, last_signature FROM groups WHERE id = ?");
+	const getGroupHead = db.prepare(
+		"SELECT episode, status, first_firing_at, last_signature, resolved_at, flaps FROM groups WHERE id = ?",
+	);
 	const undeliveredOfEpisode = db.prepare(
 		"SELECT id FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id",
 	);
 	const insertGroup =
-		db.prepare(`INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature, severity_rank, last_payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+		db.prepare(`INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature, severity_rank, last_payload,
+		resolved_at, flaps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
 	const updateGroup =
 		db.prepare(`UPDATE groups SET mention_role = ?, episode = ?, status = ?, first_firing_at = ?, last_signature = ?, severity_rank = ?, last_payload = ?,
+		resolved_at = ?, flaps = ?,
 		ack = iif(?, NULL, ack), silence = iif(?, NULL, silence), restart = iif(?, NULL, restart) WHERE id = ?`);
 	const resolveStmt = db.prepare(
-		"UPDATE groups SET status = 'resolved', last_signature = ?, last_payload = ? WHERE id = ?",
+		"UPDATE groups SET status = 'resolved', last_signature = ?, last_payload = ?, resolved_at = ? WHERE id = ?",
 	);
 	const setAckStmt = db.prepare("UPDATE groups SET ack = ? WHERE id = ?");
 	const setSilenceStmt = db.prepare("UPDATE groups SET silence = ? WHERE id = ?");
@@ -401,8 +417,11 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		"SELECT id, payload, attempts FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id DESC LIMIT 1",
 	);
 	const markDone = db.prepare("UPDATE outbox SET done = 1 WHERE group_id = ? AND episode = ? AND id <= ?");
+	// A new episode's first post keeps the one before's message, for the new card's link to it.
 	const setMessage = db.prepare(
-		"UPDATE groups SET message_id = ?, message_episode = ?, chart_attachment = ? WHERE id = ?",
+		`UPDATE groups SET message_id = ?1, message_episode = ?2, chart_attachment = ?3,
+		previous_message_id = iif(message_episode IS NOT ?2 AND message_id IS NOT NULL, message_id, previous_message_id)
+		WHERE id = ?4`,
 	);
 	const retry = db.prepare(
 		"UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE group_id = ? AND episode = ? AND done = 0",
@@ -461,7 +480,14 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 		const heads = new Map<string, GroupHead>();
 		for (const { id } of touchedGroups(jobs)) {
 			const row = getGroupHead.get(id) as
-				| { episode: number; status: GroupStatus; first_firing_at: number; last_signature: string }
+				| {
+						episode: number;
+						status: GroupStatus;
+						first_firing_at: number;
+						last_signature: string;
+						resolved_at: number | null;
+						flaps: string | null;
+				  }
 				| undefined;
 			if (!row) continue;
 			const undelivered = (undeliveredOfEpisode.all(id, row.episode) as { id: number }[]).map((r) => r.id);
@@ -470,10 +496,12 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 				status: row.status,
 				firstFiringAt: row.first_firing_at,
 				signature: row.last_signature,
+				resolvedAt: row.resolved_at,
+				flaps: row.flaps ? (JSON.parse(row.flaps) as number[]) : [],
 				undelivered,
 			});
 		}
-		const plan = planAccepts(jobs, heads);
+		const plan = planAccepts(jobs, heads, options.policy);
 		for (const g of plan.groups) {
 			const job = jobs[g.job]!;
 			if (g.created)
@@ -489,6 +517,8 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 					g.signature,
 					g.severityRank,
 					job.json,
+					g.resolvedAt,
+					JSON.stringify(g.flaps),
 				);
 			else
 				updateGroup.run(
@@ -499,6 +529,8 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 					g.signature,
 					g.severityRank,
 					job.json,
+					g.resolvedAt,
+					JSON.stringify(g.flaps),
 					Number(g.resetActions),
 					Number(g.resetActions),
 					Number(g.resetActions),
@@ -595,8 +627,11 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 				ack: string | null;
 				silence: string | null;
 				restart: string | null;
+				flaps: string | null;
+				previous_message_id: string | null;
 			};
 			const ours = group.message_episode === due.episode;
+			const current = due.episode === group.episode;
 			return {
 				id: newest.id,
 				groupId: due.group_id,
@@ -612,6 +647,8 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 				ack: group.ack ? (JSON.parse(group.ack) as AckState) : null,
 				silence: group.silence ? (JSON.parse(group.silence) as SilenceState) : null,
 				restart: group.restart ? (JSON.parse(group.restart) as RestartState) : null,
+				flaps: current && group.flaps ? (JSON.parse(group.flaps) as number[]) : [],
+				previousMessageId: current ? (ours ? group.previous_message_id : group.message_id) : null,
 			};
 		},
 		async delivered(item, messageId, chartAttachment = null) {
@@ -746,7 +783,7 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 				);
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
-				resolveStmt.run(resolved.signature, json, id);
+				resolveStmt.run(resolved.signature, json, now, id);
 				insertOutbox.run(id, row.episode, json, now, now);
 				return true;
 			});

@@ -272,6 +272,21 @@ describe("alert group messages (golden)", () => {
 		});
 	});
 
+	it("renders a group that flapped: counted over the last hour, with a link to the previous episode's card", () => {
+		const context = {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			// The first flap is over an hour old: not counted.
+			flaps: [NOW - 61 * 60_000, NOW - 40 * 60_000, NOW - 20 * 60_000, NOW - 5 * 60_000],
+			previous: { guildId: "100000000000000001", channelId: "400000000000000001", messageId: "500000000000000007" },
+		};
+		const message = renderAlertGroup(critical, { ...context, actions: { groupId: GROUP_ID, logs: false } });
+
+		expectGoldenFile("alert-flapped.discord.json", messageJson(message));
+		expectTerminalGolden("alert-flapped", critical, context);
+	});
+
 	it("renders a group found by reconciliation: AlertManager held it but its webhook never arrived", () => {
 		const found = WebhookPayload.parse({ ...warning, opsbotReconciled: "found" });
 		const context = { firstFiringAt: STARTED, now: NOW };
