@@ -1,4 +1,4 @@
-import { type AlertRelay, startAlertRelay } from "./alerts/relay.ts";
+import type { AlertRelay } from "./alerts/relay.ts";
 import { COMMANDS, COMPONENTS } from "./commands/index.ts";
 import type { Config } from "./config.ts";
 import { type AppContext, createContext } from "./context.ts";
@@ -67,9 +67,13 @@ export async function startBot(config: Config, log: Logger, onFatal: (reason: st
 		await client.login(config.env.DISCORD_TOKEN);
 	}
 	// A replica without the lease is a standby, ready to take webhooks; with the lease, it is ready once connected.
-	const relay = await startAlertRelay(config, client, log, ctx.services, {
-		standby: () => lease !== undefined && !lease.held(),
-	});
+	// The relay (fastify, delivery, charts) is loaded only when `alerts` is configured: about 6 MiB of
+	// idle memory a bot without alerts does not need (bench/RESULTS.md, "Memory").
+	const relay = config.ops.alerts
+		? await (await import("./alerts/relay.ts")).startAlertRelay(config, client, log, ctx.services, {
+				standby: () => lease !== undefined && !lease.held(),
+			})
+		: undefined;
 	return {
 		ctx,
 		relay,

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { heldGroupsReport, readHeldGroups } from "./alerts/held-groups.ts";
+import { formatMatchers, parseMatchers } from "./alerts/matchers.ts";
 import { testAlertReport } from "./commands/alerts.ts";
 import { actionLogReport, auditPageReport } from "./commands/audit.ts";
 import { doctorReport } from "./commands/doctor.ts";
@@ -7,6 +8,15 @@ import { HEALTH_DETAIL_HINT, healthReport, healthSummaryReport } from "./command
 import { logsTitle, logsVerbatimReport } from "./commands/logs.ts";
 import { requireEnvironment } from "./commands/options.ts";
 import { poolReport } from "./commands/pool.ts";
+import {
+	maintenanceMatchers,
+	maintenanceStart,
+	silenceCreatedReport,
+	silenceExpireReport,
+	silenceExtendedReport,
+	silenceListReport,
+	silencePreviewReport,
+} from "./commands/silence.ts";
 import { whoDeletedReport } from "./commands/whodeleted.ts";
 import { ConfigError, type ConfigMode, readConfig } from "./config.ts";
 import { type AppContext, createContext } from "./context.ts";
@@ -14,9 +24,22 @@ import { UserFacingError } from "./errors.ts";
 import { answerProblems, askMissing, type InitAnswers, writeInitialFiles } from "./init.ts";
 import { createLogger } from "./log.ts";
 import { type Level, type Report, reportToText, TERMINAL_WIDTH } from "./render/report.ts";
+import type { Matcher } from "./services/alertmanager.ts";
 import { auditFilters } from "./services/audit.ts";
 import { runDoctor } from "./services/doctor.ts";
 import { logSearchRequest, searchLogs } from "./services/log-search.ts";
+import {
+	alertmanagerFor,
+	createSilence,
+	expireSilence,
+	extendSilence,
+	listSilences,
+	liveSilence,
+	maxSilenceMs,
+	parseSilenceDuration,
+	previewSilence,
+	silenceComment,
+} from "./services/silences.ts";
 import { newTestAlert, operator, ownWebhook, postWebhook } from "./test-alert.ts";
 import { flattenControls } from "./text.ts";
 
@@ -287,6 +310,46 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			return { report: testAlertReport({ channels: alert.channels, severity, resolvesInSeconds: 0 }), data: sent };
 		},
 	},
+	silence: {
+		usage:
+			"opsbot silence list [--env NAME] | create --matchers M --duration 1h --comment TEXT [--env NAME] [--dry-run]" +
+			" | extend ID --by 2h | expire ID  [--json]",
+		options: {
+			env: { type: "string" },
+			matchers: { type: "string" },
+			duration: { type: "string" },
+			comment: { type: "string" },
+			by: { type: "string" },
+			"dry-run": { type: "boolean" },
+		},
+		async run(ctx, values, positionals) {
+			return runSilenceCli(ctx, values, positionals);
+		},
+	},
+	maintenance: {
+		usage:
+			"opsbot maintenance --env NAME (--service S | --matchers M) [--start now|+30m|ISO] --duration 1h" +
+			" --comment TEXT [--dry-run] [--json]",
+		options: {
+			env: { type: "string" },
+			service: { type: "string" },
+			matchers: { type: "string" },
+			start: { type: "string" },
+			duration: { type: "string" },
+			comment: { type: "string" },
+			"dry-run": { type: "boolean" },
+		},
+		async run(ctx, values) {
+			const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
+			const environment = requireEnvironment(ctx.config.ops, str("env") ?? null);
+			const matchers = maintenanceMatchers(ctx.config.ops, environment, {
+				service: str("service") ?? null,
+				matchers: str("matchers") ?? null,
+			});
+			const startsAt = maintenanceStart(str("start"));
+			return createFromCli(ctx, environment, matchers, values, startsAt, true);
+		},
+	},
 	alerts: {
 		usage: "opsbot alerts [--json]",
 		options: {},
@@ -296,6 +359,111 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		},
 	},
 };
+
+type CliValues = Record<string, string | boolean | undefined>;
+
+/** Records a CLI silence action under the operator's name, as the Discord side records the user's. */
+function recordCli(ctx: AppContext, action: string, target: string, result: string, details: Record<string, unknown>) {
+	return ctx.services.actionLog.record({
+		actor: { userId: "cli", username: operator() },
+		action,
+		target,
+		result,
+		details,
+	});
+}
+
+/** `opsbot silence create` and `opsbot maintenance`: the same checks as Discord, a preview, then (unless --dry-run) the silence. */
+async function createFromCli(
+	ctx: AppContext,
+	environment: string,
+	matchers: Matcher[],
+	values: CliValues,
+	startsAt: Date,
+	maintenance: boolean,
+): Promise<CliResult> {
+	const action = maintenance ? "maintenance.create" : "alert.silence";
+	const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : "");
+	const durationMs = parseSilenceDuration(str("duration"), maxSilenceMs(ctx.config.ops));
+	const draft = {
+		environment,
+		matchers,
+		startsAt,
+		endsAt: new Date(startsAt.getTime() + durationMs),
+		comment: silenceComment(str("comment")),
+	};
+	const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
+	const preview = await previewSilence({ ops: ctx.config.ops, alertmanager }, draft);
+	if (values["dry-run"] === true)
+		return { report: silencePreviewReport(preview, durationMs, false), data: { preview, created: false } };
+	const id = await createSilence(alertmanager, draft, `${operator()} via opsbot CLI`).catch(async (err: unknown) => {
+		await recordCli(ctx, action, environment, "failed", { reason: (err as Error).message.slice(0, 200) });
+		throw err;
+	});
+	await recordCli(ctx, action, environment, "ok", {
+		silenceId: id,
+		matchers: formatMatchers(matchers),
+		endsAt: draft.endsAt.toISOString(),
+	});
+	return {
+		report: silenceCreatedReport(id, draft, maintenance),
+		data: { id, ...draft, mutingNow: preview.muted.length, otherEnvironments: preview.otherEnvironments },
+	};
+}
+
+/** `opsbot silence list|create|extend|expire`. */
+async function runSilenceCli(ctx: AppContext, values: CliValues, positionals: string[]): Promise<CliResult> {
+	const [sub, id, ...extra] = positionals;
+	const env = typeof values.env === "string" ? requireEnvironment(ctx.config.ops, values.env) : undefined;
+	const usage = CLI_COMMANDS.silence!.usage;
+	if (extra.length > 0) throw new UserFacingError(`usage: ${usage}`);
+	if (sub === "list") {
+		const environments = env
+			? [env]
+			: Object.keys(ctx.config.ops.environments).filter((e) => ctx.config.ops.environments[e]?.alertmanager);
+		const listing = await listSilences(ctx.services.alertmanager, environments);
+		return {
+			report: silenceListReport(listing, env ?? "every environment", 0, Math.max(1, listing.silences.length)),
+			data: listing,
+		};
+	}
+	if (sub === "create") {
+		if (typeof values.matchers !== "string")
+			throw new UserFacingError("--matchers is required, e.g. --matchers 'alertname=\"ApiDown\"'");
+		const environment = env ?? requireEnvironment(ctx.config.ops, null);
+		return createFromCli(ctx, environment, parseMatchers(values.matchers), values, new Date(), false);
+	}
+	if ((sub === "extend" || sub === "expire") && id) {
+		const environment = env ?? requireEnvironment(ctx.config.ops, null);
+		const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
+		const found = await liveSilence(alertmanager, id);
+		if (sub === "extend") {
+			const maxMs = maxSilenceMs(ctx.config.ops);
+			const byMs = parseSilenceDuration(typeof values.by === "string" ? values.by : "", maxMs);
+			const extended = await extendSilence(alertmanager, found, byMs, maxMs).catch(async (err: unknown) => {
+				await recordCli(ctx, "silence.extend", found.id, "failed", { environment });
+				throw err;
+			});
+			await recordCli(ctx, "silence.extend", found.id, "ok", {
+				silenceId: extended.id,
+				environment,
+				endsAt: extended.endsAt.toISOString(),
+				inPlace: extended.inPlace,
+			});
+			return { report: silenceExtendedReport(extended), data: extended };
+		}
+		const outcome = await expireSilence(alertmanager, found.id).catch(async (err: unknown) => {
+			await recordCli(ctx, "silence.expire", found.id, "failed", { environment });
+			throw err;
+		});
+		await recordCli(ctx, "silence.expire", found.id, outcome === "expired" ? "ok" : "already gone", {
+			silenceId: found.id,
+			environment,
+		});
+		return { report: silenceExpireReport(found, outcome), data: { id: found.id, outcome } };
+	}
+	throw new UserFacingError(`usage: ${usage}`);
+}
 
 /** The terminal's width when printing to one (at least 40 columns), else the classic 80. */
 function terminalWidth(): number {

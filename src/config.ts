@@ -4,6 +4,7 @@ import { z } from "zod";
 import { loadDotEnv } from "./env-file.ts";
 import { UserFacingError } from "./errors.ts";
 import { inlineCode } from "./render/limits.ts";
+import { durationMs } from "./time.ts";
 
 /**
  * Configuration: secrets come from the environment, everything else from one YAML ops file.
@@ -24,7 +25,16 @@ const SqlIdentifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "expecte
 const ContainerName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/, "expected a Docker container name");
 
 /** Commands and button actions whose use is governed by `access`. */
-export const COMMAND_NAMES = ["health", "pool", "logs", "whodeleted", "audit", "alerts"] as const;
+export const COMMAND_NAMES = [
+	"health",
+	"pool",
+	"logs",
+	"whodeleted",
+	"audit",
+	"alerts",
+	"silence",
+	"maintenance",
+] as const;
 export const ACTION_NAMES = [
 	"health.rerun",
 	"pool.terminate",
@@ -32,6 +42,9 @@ export const ACTION_NAMES = [
 	"audit.see-pii",
 	"alert.restart",
 	"alert.silence",
+	"silence.extend",
+	"silence.expire",
+	"maintenance.create",
 	"alert.ack",
 	"alert.logs",
 ] as const;
@@ -279,6 +292,8 @@ const Discord = z.strictObject({
 const Access = z.strictObject({
 	commands: z.partialRecord(z.enum(COMMAND_NAMES), z.array(RoleRef)).default({}),
 	actions: z.partialRecord(z.enum(ACTION_NAMES), z.array(RoleRef)).default({}),
+	/** Environments only some roles may act on (silences, maintenance); one not listed is open to the action's roles. */
+	environments: z.record(z.string(), z.array(RoleRef)).optional(),
 });
 
 const AuditTable = z.strictObject({
@@ -359,6 +374,17 @@ const Alerts = z.strictObject({
 		.default(2 * 1024 * 1024),
 	/** `GET /metrics` on this port: without credentials from loopback only, unless `requireAuth` asks for the webhook's credentials from everyone. */
 	metrics: z.strictObject({ requireAuth: z.boolean().default(false) }).prefault({}),
+	/** Bounds of silences and maintenance windows made through opsbot. */
+	silences: z
+		.strictObject({
+			maxDuration: z
+				.string()
+				.regex(/^(\d{1,5}[mhdw])+$/, "expected a duration such as 12h, 7d or 2w")
+				.default("7d")
+				.refine((text) => durationMs(text) <= 90 * 86_400_000, "at most 90d"),
+			remindBeforeMinutes: z.number().int().min(1).max(1_440).default(15),
+		})
+		.prefault({}),
 	/** How often opsbot asks AlertManager whether the silences it made still hold. */
 	silenceWatch: z
 		.strictObject({
@@ -564,6 +590,7 @@ function crossCheck(ops: OpsFile): string[] {
 	for (const [kind, table] of [
 		["commands", ops.access.commands],
 		["actions", ops.access.actions],
+		["environments", ops.access.environments ?? {}],
 	] as const) {
 		for (const [name, roles] of Object.entries(table)) {
 			roles?.forEach((role, i) => {
@@ -574,6 +601,9 @@ function crossCheck(ops: OpsFile): string[] {
 		}
 	}
 	const envNames = Object.keys(ops.environments);
+	for (const name of Object.keys(ops.access.environments ?? {}))
+		if (!envNames.includes(name))
+			problems.push(`access.environments.${name}: not one of the environments (${envNames.join(", ")})`);
 	if (ops.defaultEnvironment !== undefined && !envNames.includes(ops.defaultEnvironment)) {
 		problems.push(
 			`defaultEnvironment: "${ops.defaultEnvironment}" is not one of the environments (${envNames.join(", ")})`,

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { type MessageOutbox, messageOutbox } from "./alerts/message-outbox.ts";
 import { openConfiguredAlertStore } from "./alerts/open-store.ts";
 import { createRunningRestarts, type RunningRestarts } from "./alerts/running-restarts.ts";
 import type { AlertStore } from "./alerts/store.ts";
@@ -6,9 +7,9 @@ import { type Config, findEnvironment } from "./config.ts";
 import { type AccessPolicy, createAccessPolicy } from "./discord/access.ts";
 import type { PendingStore } from "./discord/pending.ts";
 import type { Logger } from "./log.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import { createMetrics, type Metrics, unservedMetrics } from "./metrics.ts";
 import { type ActionLog, createFileActionLog, createPostgresActionLog } from "./services/action-log.ts";
-import { type AlertManagerService, createAlertManagerService } from "./services/alertmanager.ts";
+import { type AlertManagerService, createAlertManagerService, type Matcher } from "./services/alertmanager.ts";
 import { type AuditQueryState, type AuditService, createAuditService } from "./services/audit.ts";
 import { createHealthService, type HealthService } from "./services/health.ts";
 import type { LogsQueryState } from "./services/log-search.ts";
@@ -37,7 +38,22 @@ export type Confirmation =
 			minutes: number;
 			sessions?: EndableSessions;
 	  }
-	| { kind: "alert.restart"; environment: string; container: string; groupId: string; episode: number };
+	| { kind: "alert.restart"; environment: string; container: string; groupId: string; episode: number }
+	/** A previewed silence: created on Confirm, starting then (or at `startsAt` for a window) for `durationMs`. */
+	| {
+			kind: "alert.silence";
+			environment: string;
+			matchers: readonly Matcher[];
+			durationMs: number;
+			startsAt?: number;
+			comment: string;
+			/** A maintenance window (/maintenance): its Confirm needs maintenance.create. */
+			maintenance?: boolean;
+			/** The card it was made from, which shows it once made. */
+			groupId?: string;
+			episode?: number;
+	  }
+	| { kind: "silence.expire"; environment: string; silenceId: string };
 
 /** The alert relay's state, for its buttons. */
 export interface AlertState {
@@ -77,6 +93,12 @@ export interface Services {
 	/** /logs searches behind Older, Newer and Download, for 15 minutes. */
 	readonly logQueries: PendingStore<LogsQueryState>;
 	readonly alertState: AlertState;
+	/**
+	 * Messages other than alert cards (mentions, reminders, notices, thread posts and thread starts),
+	 * posted once per key through the alert outbox and its per-channel pacing; see alerts/message-outbox.ts.
+	 * Undefined when `alerts` is not configured (nothing delivers them then).
+	 */
+	readonly messages: MessageOutbox | undefined;
 	/** opsbot's own metrics, served on the webhook port. */
 	readonly metrics: Metrics;
 }
@@ -133,6 +155,9 @@ export async function createContext(
 	const alertStore =
 		config.ops.alerts && options.withAlertStore !== false ? await openConfiguredAlertStore(config, log) : undefined;
 	const wakeListeners: (() => void)[] = [];
+	const wake = () => {
+		for (const listener of wakeListeners) listener();
+	};
 	const ssh = createSshService({ environments, secret });
 	const prometheus = createPrometheusService(environments);
 	const alertmanager = createAlertManagerService(environments);
@@ -180,14 +205,14 @@ export async function createContext(
 		logQueries: pending<LogsQueryState>("logs", 15 * 60_000),
 		alertState: {
 			store: alertStore,
-			wake: () => {
-				for (const listener of wakeListeners) listener();
-			},
+			wake,
 			onWake: (listener) => void wakeListeners.push(listener),
 			restarts: shared.restarts,
 			running: createRunningRestarts(),
 		},
-		metrics: createMetrics(),
+		messages: alertStore ? messageOutbox(alertStore, wake) : undefined,
+		// Served on the webhook port, so only with `alerts`; without it nothing would read them.
+		metrics: config.ops.alerts ? await createMetrics() : unservedMetrics(),
 	};
 	const ctx: AppContext = { config, log, access: createAccessPolicy(config.ops), services };
 	return {

@@ -12,16 +12,14 @@ const ABANDON_MS = 5_000;
 
 /** Reads the config, starts the bot (src/bot.ts), and stops it on SIGTERM/SIGINT: drain, close, exit. */
 async function main(): Promise<void> {
-	const [{ startBot }, { ConfigError, readConfig }, { createLogger }] = await Promise.all([
-		import("./bot.ts"),
-		import("./config.ts"),
-		import("./log.ts"),
-	]);
+	// The config first: a config error is told without loading discord.js and the rest of the bot.
+	const { ConfigError, readConfig } = await import("./config.ts");
 	const config = readConfig("bot");
 	if (config instanceof ConfigError) {
 		process.stderr.write(`${config.message}\n`);
 		process.exit(78); // EX_CONFIG: nothing was connected
 	}
+	const [{ startBot }, { createLogger }] = await Promise.all([import("./bot.ts"), import("./log.ts")]);
 	const log = createLogger({ level: config.env.LOG_LEVEL, pretty: config.env.LOG_PRETTY });
 	let bot: Bot | undefined;
 	let stopping = false;

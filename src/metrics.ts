@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** How an interaction ended, as counted in metrics. */
 export type InteractionResult = "ok" | "refused" | "error" | "outside-guild";
@@ -8,7 +8,8 @@ export type InteractionResult = "ok" | "refused" | "error" | "outside-guild";
  * registry per process (not prom-client's global one), so tests and replicas never share state.
  */
 export interface Metrics {
-	readonly registry: Registry;
+	/** What `GET /metrics` serves (empty in unservedMetrics). */
+	readonly registry: Pick<Registry, "contentType" | "metrics">;
 	/** Slash commands, buttons, forms and autocompletes by kind, name and result. */
 	readonly interactions: Counter<"kind" | "name" | "result">;
 	/** Seconds from receiving an interaction to its first response (the deferral). */
@@ -42,8 +43,13 @@ export interface Metrics {
 // Interactions answer in milliseconds to seconds; Discord's deadline for the first response is 3 s.
 const INTERACTION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30];
 
-/** Creates the process's metrics with Node's default process metrics (memory, CPU, event loop lag, GC). */
-export function createMetrics(): Metrics {
+/**
+ * Creates the process's metrics with Node's default process metrics (memory, CPU, event loop lag, GC).
+ * prom-client (with the OpenTelemetry API it loads, about 90 modules) is loaded here, only by a
+ * process that serves /metrics.
+ */
+export async function createMetrics(): Promise<Metrics> {
+	const { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } = await import("prom-client");
 	const registry = new Registry();
 	collectDefaultMetrics({ register: registry });
 	const registers = [registry];
@@ -118,6 +124,26 @@ export function createMetrics(): Metrics {
 				},
 			});
 		},
+	};
+}
+
+/**
+ * Metrics for a process that serves no /metrics (no `alerts` section: the webhook port is where they
+ * are served): every instrument records nothing, so prom-client is never loaded (bench/RESULTS.md).
+ */
+export function unservedMetrics(): Metrics {
+	const nothing = { inc() {}, set() {}, observe() {} } as unknown;
+	return {
+		registry: { contentType: "text/plain; version=0.0.4; charset=utf-8", metrics: async () => "" },
+		interactions: nothing as Counter<"kind" | "name" | "result">,
+		interactionFirstResponse: nothing as Histogram<"kind" | "name">,
+		interactionDuration: nothing as Histogram<"kind" | "name">,
+		webhooks: nothing as Counter<"status">,
+		discordRequests: nothing as Counter<"route" | "method" | "status">,
+		deliveryFailures: nothing as Counter<"kind">,
+		alertActions: nothing as Counter<"action" | "result">,
+		deliveryStopped: nothing as Gauge<"channel">,
+		gaugeAtScrape() {},
 	};
 }
 

@@ -43,3 +43,15 @@ export function formatDuration(ms: number, options: { seconds?: boolean } = {}):
 	if (hours < 48) return `${hours} h${minutes % 60 ? ` ${minutes % 60} min` : ""}`;
 	return `${Math.floor(hours / 24)} d${hours % 24 ? ` ${hours % 24} h` : ""}`;
 }
+
+const DURATION_UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+
+/** "90m", "4h", "1d", "1h30m" -> milliseconds; NaN for anything else. */
+export function durationMs(text: string): number {
+	const trimmed = text.trim().toLowerCase();
+	if (!/^(\d{1,5}\s*[mhdw]\s*)+$/.test(trimmed)) return Number.NaN;
+	let total = 0;
+	for (const [, n, unit] of trimmed.matchAll(/(\d{1,5})\s*([mhdw])/g))
+		total += Number(n) * DURATION_UNIT_MS[unit as keyof typeof DURATION_UNIT_MS];
+	return total;
+}

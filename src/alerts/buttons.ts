@@ -7,6 +7,7 @@ import {
 	TextInputStyle,
 } from "discord.js";
 import { logsMessage } from "../commands/logs.ts";
+import { discordCreatedBy, requireEnvironmentsAllowed, showSilencePreview } from "../commands/silence.ts";
 import { type AlertingOps, findEnvironment } from "../config.ts";
 import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
 import { type CustomId, encodeCustomId } from "../discord/custom-id.ts";
@@ -23,12 +24,18 @@ import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { DISCORD_LIMITS, inlineCode, truncate } from "../render/limits.ts";
 import type { AlertManagerClient } from "../services/alertmanager.ts";
 import { HttpAnswerError, HttpStatusError, ServiceUnavailableError } from "../services/http.ts";
+import {
+	environmentsReached,
+	maxSilenceMs,
+	parseSilenceDuration,
+	SILENCE_PRESETS,
+	silenceComment,
+} from "../services/silences.ts";
 import { SshHostKeyError } from "../services/ssh.ts";
 import { alertEnvironment, restartableContainer } from "./actions.ts";
+import { checkSilenceMatchers, formatMatchers, parseMatchers } from "./matchers.ts";
 import { SILENCE_CHOICES } from "./render.ts";
 import type { AlertStore, GroupState } from "./store.ts";
-
-const MAX_SILENCE_HOURS = 24 * 14;
 
 const RELAY_NOT_RUNNING = "The alert relay is not running in this opsbot.";
 
@@ -151,16 +158,6 @@ function unexpectedSilenceAnswer(
 	return undefined;
 }
 
-/** "90m", "4h", "2d" -> hours; bounded to two weeks. */
-export function parseSilenceDuration(text: string): number {
-	const m = /^\s*(\d{1,4})\s*([mhd])\s*$/i.exec(text);
-	if (!m) throw new UserFacingError("Give the duration as minutes, hours or days, e.g. 90m, 6h or 2d.");
-	const hours = Number(m[1]) * { m: 1 / 60, h: 1, d: 24 }[m[2]!.toLowerCase() as "m" | "h" | "d"];
-	if (hours <= 0 || hours > MAX_SILENCE_HOURS)
-		throw new UserFacingError(`A silence from Discord lasts between 1 minute and ${MAX_SILENCE_HOURS / 24} days.`);
-	return hours;
-}
-
 async function silence(
 	interaction: ComponentInteraction,
 	ctx: HandlerContext,
@@ -178,6 +175,12 @@ async function silence(
 	}));
 	if (matchers.length === 0)
 		throw new UserFacingError("These alerts share no labels, so no single silence can match exactly them.");
+	await requireEnvironmentsAllowed(
+		ctx,
+		"alert.silence",
+		environmentsReached(ctx.config.ops, alertEnvironment(alertingOps(ctx), group.payload).name, matchers),
+		"nothing was silenced",
+	);
 	const until = new Date(Date.now() + hours * 3_600_000);
 	let id: string;
 	try {
@@ -185,7 +188,7 @@ async function silence(
 			matchers,
 			startsAt: new Date(),
 			endsAt: until,
-			createdBy: `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`,
+			createdBy: discordCreatedBy(ctx),
 			comment: comment || "Silenced from Discord",
 		});
 	} catch (err) {
@@ -242,27 +245,44 @@ export const alertSilence: ComponentHandler<GroupState> = {
 		if (!interaction.isStringSelectMenu()) throw new UserFacingError("This control is not valid.");
 		const choice = interaction.values[0];
 		if (choice === "custom") {
-			// The group is checked again when the form is sent.
+			// The group is checked again when the form is sent, and once more on Confirm.
+			const common = Object.entries(group.payload.commonLabels).map(([name, value]) => ({
+				name,
+				value,
+				isRegex: false,
+				isEqual: true,
+			}));
 			await interaction.showModal(
 				new ModalBuilder()
 					.setCustomId(encodeCustomId("alert", "silenceform", group.groupId))
-					.setTitle("Silence this alert group")
+					.setTitle("Silence: preview before it is made")
 					.addComponents(
 						new ActionRowBuilder<TextInputBuilder>().addComponents(
 							new TextInputBuilder()
 								.setCustomId("duration")
-								.setLabel("For how long (90m, 6h, 2d)")
+								.setLabel("For how long")
+								.setPlaceholder(`${SILENCE_PRESETS.join(", ")} or e.g. 90m`)
+								.setValue("1h")
 								.setStyle(TextInputStyle.Short)
-								.setMaxLength(8)
+								.setMaxLength(12)
 								.setRequired(true),
 						),
 						new ActionRowBuilder<TextInputBuilder>().addComponents(
 							new TextInputBuilder()
 								.setCustomId("comment")
-								.setLabel("Why")
+								.setLabel("Why (shown with the silence)")
 								.setStyle(TextInputStyle.Paragraph)
 								.setMaxLength(500)
-								.setRequired(false),
+								.setRequired(true),
+						),
+						new ActionRowBuilder<TextInputBuilder>().addComponents(
+							new TextInputBuilder()
+								.setCustomId("matchers")
+								.setLabel("Matchers (AlertManager syntax)")
+								.setValue(truncate(formatMatchers(common), 2_000))
+								.setStyle(TextInputStyle.Paragraph)
+								.setMaxLength(2_000)
+								.setRequired(true),
 						),
 					),
 			);
@@ -276,7 +296,7 @@ export const alertSilence: ComponentHandler<GroupState> = {
 	},
 };
 
-/** The custom-silence form. */
+/** The silence form: duration, comment and matchers, checked; then a preview with Confirm (src/commands/silence.ts). */
 export const alertSilenceForm: ComponentHandler<GroupState> = {
 	area: "alert",
 	action: "silenceform",
@@ -286,8 +306,27 @@ export const alertSilenceForm: ComponentHandler<GroupState> = {
 	parse: liveGroup("nothing was silenced"),
 	async run(interaction, group, ctx) {
 		if (!interaction.isModalSubmit()) throw new UserFacingError("This form is not valid.");
-		const hours = parseSilenceDuration(interaction.fields.getTextInputValue("duration"));
-		await silence(interaction, ctx, group, hours, interaction.fields.getTextInputValue("comment").slice(0, 500));
+		const durationMs = parseSilenceDuration(
+			interaction.fields.getTextInputValue("duration"),
+			maxSilenceMs(ctx.config.ops),
+		);
+		const comment = silenceComment(interaction.fields.getTextInputValue("comment"));
+		const matchers = parseMatchers(interaction.fields.getTextInputValue("matchers"));
+		checkSilenceMatchers(matchers);
+		await showSilencePreview(
+			interaction,
+			ctx,
+			{
+				kind: "alert.silence",
+				environment: alertEnvironment(alertingOps(ctx), group.payload).name,
+				matchers,
+				durationMs,
+				comment,
+				groupId: group.groupId,
+				episode: group.episode,
+			},
+			new Set(group.payload.alerts.map((a) => a.fingerprint)),
+		);
 	},
 };
 

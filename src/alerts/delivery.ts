@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
-import { DiscordAPIError, type REST, Routes } from "discord.js";
+import { DiscordAPIError, HTTPError, type REST, Routes } from "discord.js";
 import { classifySendError, type SendFailure } from "../discord/send-failure.ts";
 import type { Logger } from "../log.ts";
+import { flattenControls } from "../text.ts";
+import { allowedMentions, type MessageItem, messageNonce, type QueuedPost } from "./message-outbox.ts";
 import {
 	type AlertActions,
 	type AlertMessage,
@@ -44,6 +46,13 @@ export interface DiscordSender {
 	/** Posts a new message; `nonce` with enforce_nonce makes a repeated post return the first message. */
 	post(channel: string, message: OutgoingMessage, nonce: string): Promise<SentMessage>;
 	edit(channel: string, messageId: string, message: OutgoingMessage): Promise<SentMessage>;
+	/** Posts a message of the message outbox (a JSON body, no files), with enforce_nonce as post() does. */
+	postMessage(channel: string, body: MessageBody, nonce: string): Promise<SentMessage>;
+	/**
+	 * Starts a thread on a message; resolves to the thread's id, also when the thread exists already
+	 * (a start repeated after a crash): a thread started from a message has that message's id.
+	 */
+	startThread(channel: string, messageId: string, name: string, autoArchiveMinutes: number): Promise<string>;
 	/** Registers `listener` for what Discord's answers say about each channel's message bucket. */
 	onChannelLimit?(listener: (channel: string, info: ChannelLimitInfo) => void): void;
 }
@@ -63,13 +72,40 @@ function body(message: OutgoingMessage) {
 	};
 }
 
+/** A message outbox post as Discord's Create Message takes it. */
+export interface MessageBody {
+	readonly content?: string;
+	readonly embeds: QueuedPost["embeds"];
+	readonly components: QueuedPost["components"];
+	readonly allowed_mentions: ReturnType<typeof allowedMentions>;
+	readonly message_reference?: { message_id: string; channel_id: string };
+}
+
+/** The Create Message body of a queued post: exact mentions only, and the message it replies to. */
+export function messageBody(message: QueuedPost): MessageBody {
+	const { target } = message;
+	return {
+		...(message.content ? { content: message.content } : {}),
+		embeds: message.embeds ?? [],
+		components: message.components ?? [],
+		allowed_mentions: allowedMentions(message.mentions),
+		...("channel" in target && target.replyTo
+			? { message_reference: { message_id: target.replyTo, channel_id: target.channel } }
+			: {}),
+	};
+}
+
+/** Discord's code for "A thread has already been created for this message". */
+const THREAD_ALREADY_CREATED = 160_004;
+
 type MessageAnswer = { id: string; attachments?: { id: string; filename: string }[] };
 const sentMessage = (answer: MessageAnswer): SentMessage => ({
 	id: answer.id,
 	attachments: (answer.attachments ?? []).map((a) => ({ id: a.id, filename: a.filename })),
 });
 
-const CHANNEL_MESSAGES = /\/channels\/(\d+)\/messages/;
+// Posts and edits: the channel's message bucket (thread starts, under .../threads, have buckets of their own).
+const CHANNEL_MESSAGES = /\/channels\/(\d+)\/messages(?:\/\d+)?(?:\?|$)/;
 
 /**
  * A sender over discord.js's REST client, which queues per route and waits out 429s itself. It also
@@ -94,6 +130,23 @@ export function restSender(rest: REST): DiscordSender {
 					...files(message),
 				})) as MessageAnswer,
 			);
+		},
+		async postMessage(channel, message, nonce) {
+			const created = await rest.post(Routes.channelMessages(channel), {
+				body: { ...message, nonce, enforce_nonce: true },
+			});
+			return sentMessage(created as MessageAnswer);
+		},
+		async startThread(channel, messageId, name, autoArchiveMinutes) {
+			try {
+				const thread = await rest.post(Routes.threads(channel, messageId), {
+					body: { name, auto_archive_duration: autoArchiveMinutes },
+				});
+				return (thread as { id: string }).id;
+			} catch (err) {
+				if (err instanceof DiscordAPIError && err.code === THREAD_ALREADY_CREATED) return messageId;
+				throw err;
+			}
 		},
 		onChannelLimit(listener) {
 			const header = (headers: { get(name: string): string | null }, name: string) => {
@@ -225,6 +278,14 @@ class StoreFailure extends Error {
 	override readonly name = "StoreFailure";
 }
 
+/** Why Discord refused a message, in a line a caller can show or log: status, Discord's message and code. */
+function failureReason(err: unknown): string {
+	if (err instanceof DiscordAPIError)
+		return flattenControls(`Discord answered ${err.status}: ${err.message} (code ${err.code})`);
+	if (err instanceof HTTPError) return `Discord answered ${err.status}`;
+	return flattenControls(err instanceof Error ? err.message : String(err));
+}
+
 const live = (summary: StormSummary | undefined): summary is StormSummary =>
 	summary !== undefined && summary.state !== "over";
 const isUnknownMessage = (err: unknown) => err instanceof DiscordAPIError && err.code === 10008;
@@ -271,27 +332,60 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		for (let wait = pacer.delay(channel); wait > 0 && !stopped; wait = pacer.delay(channel)) await sleep(wait, pauses);
 	}
 
+	/** One Discord write, paced and counted against its channel's budget. */
+	async function write<T>(channel: string, send: () => Promise<T>): Promise<T> {
+		await paced(channel);
+		const done = pacer.begin(channel);
+		try {
+			return await send();
+		} finally {
+			done();
+		}
+	}
+
 	/** The sender, each write paced and counted against its channel's budget. */
 	const sender = {
-		async post(channel: string, message: OutgoingMessage, nonce: string): Promise<SentMessage> {
-			await paced(channel);
-			const done = pacer.begin(channel);
-			try {
-				return await deps.sender.post(channel, message, nonce);
-			} finally {
-				done();
-			}
-		},
-		async edit(channel: string, messageId: string, message: OutgoingMessage): Promise<SentMessage> {
-			await paced(channel);
-			const done = pacer.begin(channel);
-			try {
-				return await deps.sender.edit(channel, messageId, message);
-			} finally {
-				done();
-			}
-		},
+		post: (channel: string, message: OutgoingMessage, nonce: string) =>
+			write(channel, () => deps.sender.post(channel, message, nonce)),
+		edit: (channel: string, messageId: string, message: OutgoingMessage) =>
+			write(channel, () => deps.sender.edit(channel, messageId, message)),
 	};
+
+	/** Sends a message of the message outbox, and records what became of it. */
+	async function deliverMessage(item: MessageItem): Promise<void> {
+		const { message } = item;
+		let sentId: string;
+		try {
+			sentId = await write(item.channel, async () =>
+				message.kind === "thread"
+					? deps.sender.startThread(item.channel, message.messageId, message.name, message.autoArchiveMinutes ?? 1440)
+					: (await deps.sender.postMessage(item.channel, messageBody(message), messageNonce(item.key))).id,
+			);
+		} catch (err) {
+			return messageFailed(item, classifySendError(err), err);
+		}
+		try {
+			await deps.store.messageSent(item, sentId);
+		} catch (err) {
+			// Sent again when the store is back: its nonce (or the thread's id) makes Discord hand back the first.
+			throw new StoreFailure("the store could not record a sent message", { cause: err });
+		}
+	}
+
+	async function messageFailed(item: MessageItem, failure: SendFailure, err: unknown): Promise<void> {
+		const log = deps.log.child({ key: item.key, channel: item.channel, attempts: item.attempts + 1 });
+		deps.onFailure?.(failure);
+		if (failure === "refused" || (failure === "local" && item.attempts + 1 >= MAX_LOCAL_ATTEMPTS)) {
+			const reason = failureReason(err);
+			log.error({ err, failure, reason }, "a queued message could not be sent; giving it up");
+			await deps.store.messageFailed(item, reason);
+			return;
+		}
+		if (failure === "local")
+			log.error({ err }, "a queued message failed inside opsbot (a bug, not Discord); will retry");
+		else log.warn({ err }, "a queued message was not sent; will retry");
+		await deps.store.retryMessageLater(item, Date.now() + backoffMs(item.attempts));
+	}
 
 	/**
 	 * Edits the group's message, or posts it (again, if someone deleted it). `reposted` renders the
@@ -638,6 +732,9 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 			}
 		}
 		if (backlog.due === 0) return undefined;
+		// Queued messages before cards: they are few, and each is a ping someone waits for or a thread others need.
+		const message = backlog.messagesDue > 0 ? await deps.store.nextMessage(channel, now) : undefined;
+		if (message) return () => deliverMessage(message);
 		const item = await deps.store.next(channel, now);
 		if (!item) return undefined;
 		// Charts neither hold back a burst (a lone new alert waits a moment for its chart; others go at

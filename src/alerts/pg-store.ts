@@ -14,12 +14,17 @@ import {
 	resolveByHand,
 	touchedGroups,
 } from "./group-machine.ts";
+import { checkMessage, MESSAGE_RETENTION_MS, messageChannel, type QueuedMessage } from "./message-outbox.ts";
 import type { WebhookPayload } from "./schema.ts";
 import {
 	type AckState,
 	type AlertStore,
 	episodeNonce,
 	type GroupState,
+	type MessageRow,
+	mergeBacklog,
+	mergeOutboxStats,
+	messageOutcomeOf,
 	type OutboxItem,
 	type RestartState,
 	type SilenceState,
@@ -282,6 +287,20 @@ const MIGRATIONS = [
 	UPDATE opsbot_state.groups SET severity_rank = 0 WHERE lower(last_payload->'commonLabels'->>'severity') = 'critical';`,
 	// The message's chart, attached once per episode (message_episode): edits keep it by this id.
 	`ALTER TABLE opsbot_state.groups ADD COLUMN chart_attachment TEXT;`,
+	// The message outbox (message-outbox.ts): messages other than the cards, each once under its key.
+	`CREATE TABLE opsbot_state.message_outbox (
+		id BIGSERIAL PRIMARY KEY,
+		key TEXT NOT NULL UNIQUE,
+		channel TEXT NOT NULL,
+		message JSONB NOT NULL,
+		created_at BIGINT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_attempt_at BIGINT NOT NULL,
+		state TEXT NOT NULL DEFAULT 'queued',
+		result TEXT,
+		done_at BIGINT
+	);
+	CREATE INDEX message_outbox_queued ON opsbot_state.message_outbox (channel, next_attempt_at) WHERE state = 'queued';`,
 	// Flapping (issue 22): when the episode resolved, its re-fires within the regroup window (ms), and the
 	// previous episode's message for the new card's link.
 	`ALTER TABLE opsbot_state.groups ADD COLUMN resolved_at BIGINT, ADD COLUMN flaps JSONB,
@@ -336,6 +355,10 @@ export async function openPostgresAlertStore(
 		await client.query(
 			"CREATE TABLE IF NOT EXISTS opsbot_state.readiness (id SMALLINT PRIMARY KEY, at TIMESTAMPTZ NOT NULL)",
 		);
+		// Sent and failed messages are kept a while for outcome() and their keys, then forgotten.
+		await client.query("DELETE FROM opsbot_state.message_outbox WHERE state <> 'queued' AND done_at < $1", [
+			Date.now() - MESSAGE_RETENTION_MS,
+		]);
 	});
 
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
@@ -407,7 +430,9 @@ export async function openPostgresAlertStore(
 		},
 		async dueChannels(now = Date.now()) {
 			const { rows } = await pool.query<{ channel: string }>(
-				"SELECT DISTINCT g.channel FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE NOT o.done AND o.next_attempt_at <= $1",
+				`SELECT DISTINCT g.channel FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id
+				WHERE NOT o.done AND o.next_attempt_at <= $1
+				UNION SELECT channel FROM opsbot_state.message_outbox WHERE state = 'queued' AND next_attempt_at <= $1`,
 				[now],
 			);
 			return rows.map((r) => r.channel);
@@ -522,7 +547,8 @@ export async function openPostgresAlertStore(
 		},
 		async pending() {
 			const { rows } = await pool.query<{ n: number }>(
-				"SELECT count(*)::int AS n FROM opsbot_state.outbox WHERE NOT done",
+				`SELECT (SELECT count(*) FROM opsbot_state.outbox WHERE NOT done)::int
+				+ (SELECT count(*) FROM opsbot_state.message_outbox WHERE state = 'queued')::int AS n`,
 			);
 			return rows[0]?.n ?? 0;
 		},
@@ -534,12 +560,26 @@ export async function openPostgresAlertStore(
 				[channel, now],
 			);
 			const row = rows[0]!;
-			return {
-				pending: row.pending,
-				due: row.due,
-				unposted: row.unposted,
-				nextDueAt: row.next_due === null ? null : Number(row.next_due),
-			};
+			const messages = (
+				await pool.query<{ pending: number; due: number; next_due: string | null }>(
+					`SELECT count(*)::int AS pending, (count(*) FILTER (WHERE next_attempt_at <= $2))::int AS due,
+					min(next_attempt_at) AS next_due FROM opsbot_state.message_outbox WHERE state = 'queued' AND channel = $1`,
+					[channel, now],
+				)
+			).rows[0]!;
+			return mergeBacklog(
+				{
+					pending: row.pending,
+					due: row.due,
+					unposted: row.unposted,
+					nextDueAt: row.next_due === null ? null : Number(row.next_due),
+				},
+				{
+					pending: messages.pending,
+					due: messages.due,
+					nextDueAt: messages.next_due === null ? null : Number(messages.next_due),
+				},
+			);
 		},
 		async firingGroups(channel) {
 			const { rows } = await pool.query<{
@@ -602,13 +642,13 @@ export async function openPostgresAlertStore(
 					"SELECT status, count(*)::int AS count FROM opsbot_state.groups GROUP BY status",
 				),
 				pool.query<{ channel: string; depth: number; oldest: string }>(
-					"SELECT g.channel, count(*)::int AS depth, min(o.created_at) AS oldest FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE NOT o.done GROUP BY g.channel",
+					`SELECT g.channel, count(*)::int AS depth, min(o.created_at) AS oldest
+					FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE NOT o.done GROUP BY g.channel
+					UNION ALL SELECT channel, count(*)::int, min(created_at) FROM opsbot_state.message_outbox
+					WHERE state = 'queued' GROUP BY channel`,
 				),
 			]);
-			return {
-				groups: groups.rows,
-				outbox: outbox.rows.map((r) => ({ channel: r.channel, depth: r.depth, oldestAt: Number(r.oldest) })),
-			};
+			return { groups: groups.rows, outbox: mergeOutboxStats(outbox.rows) };
 		},
 		async writable() {
 			// A real commit, bounded: a read-only standby (25006), a full disk, or the tables an accept writes locked
@@ -685,6 +725,61 @@ export async function openPostgresAlertStore(
 		setAck: (id, ack) => requeue(id, "ack", ack),
 		setSilence: (id, silence) => requeue(id, "silence", silence),
 		setRestart: (id, restart) => requeue(id, "restart", restart),
+		async enqueueMessage(message, now = Date.now()) {
+			checkMessage(message);
+			const { rowCount } = await pool.query(
+				`INSERT INTO opsbot_state.message_outbox (key, channel, message, created_at, next_attempt_at)
+				VALUES ($1, $2, $3, $4, $4) ON CONFLICT (key) DO NOTHING`,
+				[message.key, messageChannel(message), JSON.stringify(message), now],
+			);
+			return rowCount === 1;
+		},
+		async messageOutcome(key) {
+			const { rows } = await pool.query<MessageRow>(
+				"SELECT state, attempts, result, done_at FROM opsbot_state.message_outbox WHERE key = $1",
+				[key],
+			);
+			return rows[0] && messageOutcomeOf(rows[0]);
+		},
+		async nextMessage(channel, now = Date.now()) {
+			// Leased like next()'s items: another replica takes it only if this one dies before it is sent.
+			const { rows } = await pool.query<{
+				id: string;
+				key: string;
+				channel: string;
+				attempts: number;
+				message: QueuedMessage;
+			}>(
+				`UPDATE opsbot_state.message_outbox SET next_attempt_at = $3 WHERE id = (
+					SELECT id FROM opsbot_state.message_outbox WHERE state = 'queued' AND channel = $1 AND next_attempt_at <= $2
+					ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+				RETURNING id, key, channel, attempts, message`,
+				[channel, now, now + LEASE_MS],
+			);
+			const row = rows[0];
+			return row && { ...row, id: Number(row.id) };
+		},
+		async messageSent(item, resultId, now = Date.now()) {
+			await pool.query(
+				`UPDATE opsbot_state.message_outbox SET state = 'sent', result = $2, done_at = $3
+				WHERE id = $1 AND state = 'queued'`,
+				[item.id, resultId, now],
+			);
+		},
+		async messageFailed(item, reason, now = Date.now()) {
+			await pool.query(
+				`UPDATE opsbot_state.message_outbox SET state = 'failed', result = $2, done_at = $3
+				WHERE id = $1 AND state = 'queued'`,
+				[item.id, reason, now],
+			);
+		},
+		async retryMessageLater(item, at) {
+			await pool.query(
+				`UPDATE opsbot_state.message_outbox SET attempts = attempts + 1, next_attempt_at = $2
+				WHERE id = $1 AND state = 'queued'`,
+				[item.id, at],
+			);
+		},
 		async close() {
 			// Webhooks waiting for a group commit are written (or refused) before the pool ends.
 			await committed;

@@ -14,6 +14,14 @@ import {
 	resolveByHand,
 	touchedGroups,
 } from "./group-machine.ts";
+import {
+	checkMessage,
+	MESSAGE_RETENTION_MS,
+	type MessageItem,
+	type MessageOutcome,
+	messageChannel,
+	type QueuedMessage,
+} from "./message-outbox.ts";
 import type { RouteTarget } from "./routing.ts";
 import type { WebhookPayload } from "./schema.ts";
 
@@ -117,6 +125,8 @@ export interface ChannelBacklog {
 	readonly unposted: number;
 	/** When the earliest pending episode is due (ms), or null when nothing is pending. */
 	readonly nextDueAt: number | null;
+	/** Of `due`, queued messages of the message outbox (counted in pending and due as one each). */
+	readonly messagesDue: number;
 }
 
 /** A firing group as the storm summary lists it. */
@@ -182,6 +192,17 @@ export interface AlertStore {
 	 * as a resolved notification would; only if the group still fires with `expectedSignature`. For groups
 	 * AlertManager no longer holds but sent no resolved notification about (`reconciled`: the card says so).
 	 */
+	/** The message outbox (message-outbox.ts): queues a message; false when its key was queued before. */
+	enqueueMessage(message: QueuedMessage, now?: number): Promise<boolean>;
+	/** What became of the message queued under `key`. */
+	messageOutcome(key: string): Promise<MessageOutcome | undefined>;
+	/** Claims the channel's oldest due message (for a lease, as next() does). */
+	nextMessage(channel: string, now?: number): Promise<MessageItem | undefined>;
+	/** Records the message sent as `resultId` (the posted message, or the started thread). */
+	messageSent(item: MessageItem, resultId: string, now?: number): Promise<void>;
+	/** Gives the message up: Discord refused it for good (or opsbot kept failing to send it). */
+	messageFailed(item: MessageItem, reason: string, now?: number): Promise<void>;
+	retryMessageLater(item: MessageItem, at: number): Promise<void>;
 	resolveGroup(groupId: string, expectedSignature: string, now?: number, reconciled?: boolean): Promise<boolean>;
 	/** Groups whose current episode has not resolved, in id order after `after`: one bounded page (for reconciliation). */
 	openGroups(after: string, limit: number): Promise<GroupState[]>;
@@ -238,6 +259,20 @@ const MIGRATIONS = [
 	CREATE INDEX groups_delivery ON groups (channel, id, episode, status, message_episode, severity_rank);`,
 	// The message's chart, attached once per episode (message_episode): edits keep it by this id.
 	`ALTER TABLE groups ADD COLUMN chart_attachment TEXT;`,
+	// The message outbox (message-outbox.ts): messages other than the cards, each once under its key.
+	`CREATE TABLE message_outbox (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		key TEXT NOT NULL UNIQUE,
+		channel TEXT NOT NULL,
+		message TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_attempt_at INTEGER NOT NULL,
+		state TEXT NOT NULL DEFAULT 'queued',
+		result TEXT,
+		done_at INTEGER
+	);
+	CREATE INDEX message_outbox_queued ON message_outbox (state, channel, next_attempt_at);`,
 	// Flapping (issue 22): when the episode resolved, its re-fires within the regroup window (JSON array
 	// of ms), and the previous episode's message for the new card's link.
 	`ALTER TABLE groups ADD COLUMN resolved_at INTEGER;
@@ -324,6 +359,52 @@ function groupState(row: GroupRow & { last_payload: string }): GroupState {
 	};
 }
 
+/** A message outbox row as outcome() reads it (both backends). */
+export type MessageRow = {
+	state: "queued" | "sent" | "failed";
+	attempts: number;
+	result: string | null;
+	done_at: number | string | null;
+};
+
+export function messageOutcomeOf(row: MessageRow): MessageOutcome {
+	if (row.state === "queued") return { state: "queued", attempts: row.attempts };
+	const at = Number(row.done_at);
+	return row.state === "sent"
+		? { state: "sent", id: row.result ?? "", at }
+		: { state: "failed", reason: row.result ?? "", at };
+}
+
+/** A channel's backlog of cards and of messages, together (messages are never "unposted" cards). */
+export function mergeBacklog(
+	cards: Omit<ChannelBacklog, "messagesDue">,
+	messages: { pending: number; due: number; nextDueAt: number | null },
+): ChannelBacklog {
+	const dues = [cards.nextDueAt, messages.nextDueAt].filter((d): d is number => d !== null);
+	return {
+		pending: cards.pending + messages.pending,
+		due: cards.due + messages.due,
+		unposted: cards.unposted,
+		nextDueAt: dues.length > 0 ? Math.min(...dues) : null,
+		messagesDue: messages.due,
+	};
+}
+
+/** Per-channel queue figures of cards and messages added up, for /metrics. */
+export function mergeOutboxStats(
+	rows: readonly { channel: string; depth: number; oldest: number | string }[],
+): StoreStats["outbox"] {
+	const merged = new Map<string, { channel: string; depth: number; oldestAt: number }>();
+	for (const r of rows) {
+		const seen = merged.get(r.channel);
+		const oldestAt = Number(r.oldest);
+		if (seen)
+			merged.set(r.channel, { ...seen, depth: seen.depth + r.depth, oldestAt: Math.min(seen.oldestAt, oldestAt) });
+		else merged.set(r.channel, { channel: r.channel, depth: r.depth, oldestAt });
+	}
+	return [...merged.values()];
+}
+
 /** A webhook waiting for the next group commit. */
 interface PendingAccept extends AcceptJob {
 	readonly resolve: (result: AcceptResult) => void;
@@ -372,6 +453,10 @@ export function openAlertStore(
 	// Not a migration either (older opsbots ignore it): without it, marking a delivery done and finding the
 	// newest update of an episode scan every outbox row ever written, and delivery slows as the file grows.
 	db.exec("CREATE INDEX IF NOT EXISTS outbox_episode ON outbox (group_id, episode, done)");
+	// Sent and failed messages are kept a while for outcome() and their keys, then forgotten.
+	db.prepare("DELETE FROM message_outbox WHERE state <> 'queued' AND done_at < ?").run(
+		Date.now() - MESSAGE_RETENTION_MS,
+	);
 	if (options.maxPageCount !== undefined)
 		db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(options.maxPageCount))}`);
 
@@ -408,7 +493,9 @@ export function openAlertStore(
 	);
 	const supersede = db.prepare("UPDATE outbox SET done = 1 WHERE id = ?");
 	const dueChannels = db.prepare(
-		"SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 AND o.next_attempt_at <= ?",
+		`SELECT DISTINCT g.channel FROM outbox o JOIN groups g ON g.id = o.group_id
+		WHERE o.done = 0 AND o.next_attempt_at <= ?
+		UNION SELECT channel FROM message_outbox WHERE state = 'queued' AND next_attempt_at <= ?`,
 	);
 	const oldestDue =
 		db.prepare(`SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ?
@@ -426,7 +513,33 @@ export function openAlertStore(
 	const retry = db.prepare(
 		"UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE group_id = ? AND episode = ? AND done = 0",
 	);
-	const pendingCount = db.prepare("SELECT count(*) AS n FROM outbox WHERE done = 0");
+	const pendingCount = db.prepare(
+		`SELECT (SELECT count(*) FROM outbox WHERE done = 0)
+		+ (SELECT count(*) FROM message_outbox WHERE state = 'queued') AS n`,
+	);
+	const insertMessage = db.prepare(
+		`INSERT INTO message_outbox (key, channel, message, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO NOTHING`,
+	);
+	const messageByKey = db.prepare("SELECT state, attempts, result, done_at FROM message_outbox WHERE key = ?");
+	const oldestMessage = db.prepare(
+		`SELECT id, key, channel, attempts, message FROM message_outbox
+		WHERE state = 'queued' AND channel = ? AND next_attempt_at <= ? ORDER BY id LIMIT 1`,
+	);
+	const finishMessage = db.prepare(
+		"UPDATE message_outbox SET state = ?, result = ?, done_at = ? WHERE id = ? AND state = 'queued'",
+	);
+	const retryMessage = db.prepare(
+		"UPDATE message_outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ? AND state = 'queued'",
+	);
+	const messageBacklog = db.prepare(
+		`SELECT count(*) AS pending, coalesce(sum(next_attempt_at <= ?), 0) AS due, min(next_attempt_at) AS next_due
+		FROM message_outbox WHERE state = 'queued' AND channel = ?`,
+	);
+	const messageStats = db.prepare(
+		`SELECT channel, count(*) AS depth, min(created_at) AS oldest FROM message_outbox
+		WHERE state = 'queued' GROUP BY channel`,
+	);
 	const probeWrite = db.prepare("INSERT INTO write_probe (pad) VALUES (zeroblob(?))");
 	const probeClear = db.prepare("DELETE FROM write_probe");
 	const backlogStmt =
@@ -607,7 +720,7 @@ export function openAlertStore(
 				}
 			});
 		},
-		dueChannels: async (now = Date.now()) => (dueChannels.all(now) as { channel: string }[]).map((r) => r.channel),
+		dueChannels: async (now = Date.now()) => (dueChannels.all(now, now) as { channel: string }[]).map((r) => r.channel),
 		async next(channel, now = Date.now()) {
 			const due = oldestDue.get(channel, now) as { group_id: string; episode: number } | undefined;
 			if (!due) return undefined;
@@ -678,7 +791,11 @@ export function openAlertStore(
 				unposted: number;
 				next_due: number | null;
 			};
-			return { pending: row.pending, due: row.due, unposted: row.unposted, nextDueAt: row.next_due };
+			const messages = messageBacklog.get(now, channel) as { pending: number; due: number; next_due: number | null };
+			return mergeBacklog(
+				{ pending: row.pending, due: row.due, unposted: row.unposted, nextDueAt: row.next_due },
+				{ pending: messages.pending, due: messages.due, nextDueAt: messages.next_due },
+			);
 		},
 		async firingGroups(channel) {
 			const rows = firingStmt.all(channel) as {
@@ -728,11 +845,10 @@ export function openAlertStore(
 		stormChannels: async () => (stormChannelsStmt.all() as { channel: string }[]).map((r) => r.channel),
 		stats: async () => ({
 			groups: groupStats.all() as { status: string; count: number }[],
-			outbox: (outboxStats.all() as { channel: string; depth: number; oldest: number }[]).map((r) => ({
-				channel: r.channel,
-				depth: r.depth,
-				oldestAt: r.oldest,
-			})),
+			outbox: mergeOutboxStats([
+				...(outboxStats.all() as { channel: string; depth: number; oldest: number }[]),
+				...(messageStats.all() as { channel: string; depth: number; oldest: number }[]),
+			]),
 		}),
 		// A real write, committed: taking the write lock alone succeeds on a full disk. After a write
 		// failed for lack of room, the probe is as large as that write, so "writable" means it would fit now.
@@ -787,6 +903,32 @@ export function openAlertStore(
 				insertOutbox.run(id, row.episode, json, now, now);
 				return true;
 			});
+		},
+		async enqueueMessage(message, now = Date.now()) {
+			checkMessage(message);
+			return (
+				tx(() => insertMessage.run(message.key, messageChannel(message), JSON.stringify(message), now, now)).changes ===
+				1
+			);
+		},
+		async messageOutcome(key) {
+			const row = messageByKey.get(key) as MessageRow | undefined;
+			return row && messageOutcomeOf(row);
+		},
+		async nextMessage(channel, now = Date.now()) {
+			const row = oldestMessage.get(channel, now) as
+				| { id: number; key: string; channel: string; attempts: number; message: string }
+				| undefined;
+			return row && { ...row, message: JSON.parse(row.message) as QueuedMessage };
+		},
+		async messageSent(item, resultId, now = Date.now()) {
+			finishMessage.run("sent", resultId, now, item.id);
+		},
+		async messageFailed(item, reason, now = Date.now()) {
+			finishMessage.run("failed", reason, now, item.id);
+		},
+		async retryMessageLater(item, at) {
+			retryMessage.run(at, item.id);
 		},
 		async close() {
 			// Webhooks waiting for the next group commit are written (or refused) before the file closes.

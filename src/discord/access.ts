@@ -11,6 +11,8 @@ export interface Actor {
 export interface AccessPolicy {
 	mayUseCommand(actor: Actor, command: CommandName): boolean;
 	mayDo(actor: Actor, action: ActionName): boolean;
+	/** Whether the actor may act on an environment (`access.environments`; one not listed there is open). */
+	mayActOn(actor: Actor, environment: string): boolean;
 }
 
 /** Builds the policy; role names resolve through `discord.roles`, raw ids are accepted too. */
@@ -26,5 +28,9 @@ export function createAccessPolicy(ops: Pick<OpsFile, "access" | "discord">): Ac
 	return {
 		mayUseCommand: (actor, command) => allowed(ops.access.commands[command], actor),
 		mayDo: (actor, action) => allowed(ops.access.actions[action], actor),
+		mayActOn: (actor, environment) => {
+			const refs = ops.access.environments?.[environment];
+			return refs === undefined || allowed(refs, actor);
+		},
 	};
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { formatMatcher } from "../alerts/matchers.ts";
 import type { EnvironmentConfig } from "../config.ts";
 import {
 	describeHttpFailure,
@@ -22,16 +23,55 @@ export interface Matcher {
 export interface AlertManagerAlert {
 	readonly fingerprint: string;
 	readonly labels: Record<string, string>;
-	readonly status: { readonly state: string };
+	/** "active", "suppressed" (silenced or inhibited) or "unprocessed"; silencedBy lists silence ids. */
+	readonly status: { readonly state: string; readonly silencedBy?: readonly string[] | undefined };
 }
 
 const AlertsSchema = z.array(
 	z.looseObject({
 		fingerprint: z.string(),
 		labels: z.record(z.string(), z.string()),
-		status: z.looseObject({ state: z.string() }),
+		status: z.looseObject({ state: z.string(), silencedBy: z.array(z.string()).optional() }),
 	}),
 );
+
+const SilenceSchema = z.looseObject({
+	id: z.string(),
+	status: z.looseObject({ state: z.string() }),
+	matchers: z.array(
+		z.looseObject({ name: z.string(), value: z.string(), isRegex: z.boolean(), isEqual: z.boolean().default(true) }),
+	),
+	startsAt: z.string(),
+	endsAt: z.string(),
+	updatedAt: z.string().optional(),
+	createdBy: z.string(),
+	comment: z.string(),
+});
+
+/** A silence as AlertManager lists it (`GET /api/v2/silences`): whoever made it, with whatever tool. */
+export interface AlertManagerSilence {
+	readonly id: string;
+	/** "active", "pending" or "expired". */
+	readonly state: string;
+	readonly matchers: readonly Matcher[];
+	/** AlertManager's own timestamps, kept as it wrote them: an update in place must send startsAt back unchanged. */
+	readonly startsAt: string;
+	readonly endsAt: string;
+	readonly createdBy: string;
+	readonly comment: string;
+}
+
+function toSilence(raw: z.infer<typeof SilenceSchema>): AlertManagerSilence {
+	return {
+		id: raw.id,
+		state: raw.status.state,
+		matchers: raw.matchers.map(({ name, value, isRegex, isEqual }) => ({ name, value, isRegex, isEqual })),
+		startsAt: raw.startsAt,
+		endsAt: raw.endsAt,
+		createdBy: raw.createdBy,
+		comment: raw.comment,
+	};
+}
 
 /** One alert of an AlertManager group (`GET /api/v2/alerts/groups`): what opsbot needs to post it. */
 export interface AlertManagerGroupAlert {
@@ -79,14 +119,24 @@ const MAX_GROUPS_BYTES = 64 * 1024 * 1024;
 export interface AlertManagerClient {
 	/** Where it is (the first member of an HA cluster); the silence watch asks each AlertManager once per pass. */
 	readonly url: string;
-	/** Creates a silence through `POST /api/v2/silences`; returns its id. AlertManager's 400 text is returned as the error message. */
+	/**
+	 * Creates a silence through `POST /api/v2/silences`; returns its id. AlertManager's 400 text is
+	 * returned as the error message. With `id` it updates that silence: in place (same id) when the
+	 * matchers are unchanged and, for an active one, `startsAt` is exactly AlertManager's own;
+	 * otherwise AlertManager expires it and answers a new id.
+	 */
 	createSilence(silence: {
+		id?: string;
 		matchers: readonly Matcher[];
-		startsAt: Date;
+		startsAt: Date | string;
 		endsAt: Date;
 		createdBy: string;
 		comment: string;
 	}): Promise<string>;
+	/** Every silence AlertManager holds (active, pending and expired ones it still keeps). */
+	listSilences(): Promise<AlertManagerSilence[]>;
+	/** One silence, or undefined when AlertManager does not know the id. */
+	getSilence(id: string): Promise<AlertManagerSilence | undefined>;
 	/** Expires a silence (`DELETE /api/v2/silence/{id}`); an unknown id is 500 in 0.25 and 404 later, both "already gone". */
 	expireSilence(id: string): Promise<"expired" | "unknown">;
 	/** A silence's state: "active", "pending", "expired", or "unknown" when AlertManager no longer knows the id (404, or 0.25's 500 "not found"). */
@@ -96,7 +146,11 @@ export interface AlertManagerClient {
 	 * to `receiver` (a regex; the webhook's receiver name is already regex-quoted). AlertManager lists
 	 * only alerts that have not resolved: active, silenced, inhibited and unprocessed ones alike.
 	 */
-	listAlerts(query: { labels: Readonly<Record<string, string>>; receiver?: string }): Promise<AlertManagerAlert[]>;
+	listAlerts(query: {
+		labels?: Readonly<Record<string, string>>;
+		matchers?: readonly Matcher[];
+		receiver?: string;
+	}): Promise<AlertManagerAlert[]>;
 	/** When the AlertManager process started (`GET /api/v2/status`, `uptime`): it keeps alerts only in memory. */
 	startedAt(): Promise<number>;
 	/**
@@ -229,17 +283,14 @@ export function failoverClient(members: readonly AlertManagerClient[]): AlertMan
 		silenceState: each((c, id: string) => c.silenceState(id)),
 		listAlerts: each((c, query: Parameters<AlertManagerClient["listAlerts"]>[0]) => c.listAlerts(query)),
 		startedAt: each((c) => c.startedAt()),
+		listSilences: each((c) => c.listSilences()),
+		getSilence: each((c, id: string) => c.getSilence(id)),
 		listGroups: each((c, receiver: string) => c.listGroups(receiver)),
 	};
 }
 
 const SILENCE_ID = /^[0-9a-f-]{36}$/i;
 const SERVICE = "AlertManager";
-
-// Go's matcher syntax: a double-quoted value with \\, \" and \n escaped.
-function quoteMatcherValue(value: string): string {
-	return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`;
-}
 
 // 404 from 0.27 on; 0.25 answers 500 with "silence ... not found".
 const isUnknown = (answer: HttpAnswer) =>
@@ -268,9 +319,9 @@ export function createAlertManagerClient(
 			throw err;
 		}
 	};
-	const ok = (answer: HttpAnswer, what: string) => {
-		if (answer.status !== 200)
-			throw new HttpStatusError(SERVICE, answer.status, `${what}: ${answer.text.slice(0, 200)}`);
+	// A 400 carries AlertManager's reason (a bad filter regex), which callers may show: the body is that text.
+	const ok = (answer: HttpAnswer) => {
+		if (answer.status !== 200) throw new HttpStatusError(SERVICE, answer.status, answer.text.slice(0, 200));
 		return answer;
 	};
 	return {
@@ -278,7 +329,7 @@ export function createAlertManagerClient(
 		async createSilence(silence) {
 			const answer = await call("POST", "api/v2/silences", {
 				...silence,
-				startsAt: silence.startsAt.toISOString(),
+				startsAt: typeof silence.startsAt === "string" ? silence.startsAt : silence.startsAt.toISOString(),
 				endsAt: silence.endsAt.toISOString(),
 			});
 			if (answer.status !== 200) throw new HttpStatusError(SERVICE, answer.status, answer.text.slice(0, 200));
@@ -296,27 +347,30 @@ export function createAlertManagerClient(
 			const answer = await call("GET", `api/v2/silence/${id}`);
 			if (isUnknown(answer)) return "unknown";
 			return (
-				parseAnswer(SERVICE, ok(answer, ""), z.object({ status: z.object({ state: z.string() }).optional() })).status
+				parseAnswer(SERVICE, ok(answer), z.object({ status: z.object({ state: z.string() }).optional() })).status
 					?.state ?? "unknown"
 			);
 		},
 		async listAlerts(query) {
 			const params = new URLSearchParams();
-			for (const [name, value] of Object.entries(query.labels))
-				params.append("filter", `${name}=${quoteMatcherValue(value)}`);
+			for (const [name, value] of Object.entries(query.labels ?? {}))
+				params.append("filter", formatMatcher({ name, value, isRegex: false, isEqual: true }));
+			for (const matcher of query.matchers ?? []) params.append("filter", formatMatcher(matcher));
 			if (query.receiver !== undefined) params.set("receiver", query.receiver);
-			return parseAnswer(
-				SERVICE,
-				ok(await call("GET", `api/v2/alerts?${params.toString()}`), " to the alert list"),
-				AlertsSchema,
-			);
+			return parseAnswer(SERVICE, ok(await call("GET", `api/v2/alerts?${params.toString()}`)), AlertsSchema);
+		},
+		async listSilences() {
+			const answer = ok(await call("GET", "api/v2/silences"));
+			return parseAnswer(SERVICE, answer, z.array(SilenceSchema)).map(toSilence);
+		},
+		async getSilence(id) {
+			if (!SILENCE_ID.test(id)) return undefined;
+			const answer = await call("GET", `api/v2/silence/${id}`);
+			if (isUnknown(answer)) return undefined;
+			return toSilence(parseAnswer(SERVICE, ok(answer), SilenceSchema));
 		},
 		async startedAt() {
-			const { uptime } = parseAnswer(
-				SERVICE,
-				ok(await call("GET", "api/v2/status"), " to the status request"),
-				z.object({ uptime: z.string() }),
-			);
+			const { uptime } = parseAnswer(SERVICE, ok(await call("GET", "api/v2/status")), z.object({ uptime: z.string() }));
 			const startedAt = Date.parse(uptime);
 			if (!Number.isFinite(startedAt)) throw new Error("AlertManager's status has no uptime");
 			return startedAt;
@@ -324,7 +378,7 @@ export function createAlertManagerClient(
 		async listGroups(receiver) {
 			const params = new URLSearchParams({ receiver });
 			const answer = await call("GET", `api/v2/alerts/groups?${params.toString()}`, undefined, MAX_GROUPS_BYTES);
-			return parseAnswer(SERVICE, ok(answer, " to the alert group list"), GroupsSchema).map((group) => ({
+			return parseAnswer(SERVICE, ok(answer), GroupsSchema).map((group) => ({
 				labels: group.labels,
 				receiver: group.receiver.name,
 				alerts: group.alerts.map((a) => ({

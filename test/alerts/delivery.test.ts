@@ -8,7 +8,7 @@ import { type DiscordSender, MAX_LOCAL_ATTEMPTS, startDelivery } from "../../src
 import type { AlertMessage } from "../../src/alerts/render.ts";
 import { openAlertStore } from "../../src/alerts/store.ts";
 import { classifySendError } from "../../src/discord/send-failure.ts";
-import { payload } from "../support/alert-fixtures.ts";
+import { payload, withoutMessages } from "../support/alert-fixtures.ts";
 
 function capturingLog() {
 	const lines: Record<string, unknown>[] = [];
@@ -28,6 +28,7 @@ function sender(fail: (message: AlertMessage) => unknown): DiscordSender & { pos
 	const posted: AlertMessage[] = [];
 	const self = {
 		posted,
+		...withoutMessages,
 		tries: 0,
 		async post(_channel: string, message: AlertMessage) {
 			self.tries++;
@@ -205,6 +206,7 @@ describe("alert charts", () => {
 		const { log } = capturingLog();
 		const sent: { kind: string; files: string[]; kept: string[] }[] = [];
 		const discord: DiscordSender = {
+			...withoutMessages,
 			async post(_channel, message) {
 				sent.push({ kind: "post", files: message.files.map((f) => f.name), kept: [] });
 				return { id: "m1", attachments: message.files.map((f, i) => ({ id: `a${i}`, filename: f.name })) };

@@ -9,7 +9,7 @@ import { renderStormOver, renderStormSummary } from "../../src/alerts/render.ts"
 import { type FiringGroup, openAlertStore } from "../../src/alerts/store.ts";
 import { createChannelPacer, stormView } from "../../src/alerts/storm.ts";
 import { messageProblems } from "../discord-double/limits.ts";
-import { payload } from "../support/alert-fixtures.ts";
+import { payload, withoutMessages } from "../support/alert-fixtures.ts";
 
 const GUILD = "100000000000000001";
 const CHANNEL = "400000000000000001";
@@ -45,6 +45,7 @@ function fakeDiscord(fail: (call: { kind: "post" | "edit"; message: OutgoingMess
 	let next = 1;
 	const answer = () => new Promise((resolve) => setTimeout(resolve, 2));
 	const sender: DiscordSender = {
+		...withoutMessages,
 		async post(channel, message, nonce) {
 			const start = Date.now();
 			await answer();

@@ -801,6 +801,16 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 					json.enforce_nonce === true && json.nonce !== undefined ? `${channelId}:${String(json.nonce)}` : undefined;
 				const earlier = nonceKey ? messages.get(nonces.get(nonceKey) ?? "") : undefined;
 				if (earlier) return reply(res, 200, earlier.raw);
+				// A reply to a message that is not there: Discord refuses it unless fail_if_not_exists is false.
+				const reference = json.message_reference as Json | undefined;
+				if (reference && reference.fail_if_not_exists !== false && !messages.has(str(reference.message_id)))
+					return reply(res, 400, {
+						code: 50_035,
+						message: "Invalid Form Body",
+						errors: {
+							message_reference: { _errors: [{ code: "REPLIES_UNKNOWN_MESSAGE", message: "Unknown message" }] },
+						},
+					});
 				const created = createMessage(channelId, json, files);
 				if (nonceKey) nonces.set(nonceKey, created.id);
 				return reply(res, 200, created.raw);
@@ -821,8 +831,11 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 
 		if ((m = /^\/channels\/(\d+)\/messages\/(\d+)\/threads$/.exec(path)) && method === "POST") {
 			if (!messages.has(m[2] ?? "")) return notFound(10_008, "Unknown Message");
+			// A thread started from a message has the message's id; a message starts one thread at most.
+			if (channels.some((c) => c.id === m?.[2]))
+				return reply(res, 400, { code: 160_004, message: "A thread has already been created for this message" });
 			const thread = {
-				id: snowflake(),
+				id: m[2] ?? "",
 				type: 11,
 				guild_id: guildId,
 				parent_id: m[1],

@@ -312,7 +312,7 @@ alerts:
 		expect(docker.calls()).toEqual([]);
 	});
 
-	it("silences for a custom duration and comment from the form", async () => {
+	it("silences for a custom duration and comment from the form, after a preview", async () => {
 		const { message } = await firing("WebDown", { severity: "critical", container: "web", env: "rebuilt" });
 		const select = await double.sendInteraction({
 			kind: "select",
@@ -322,20 +322,31 @@ alerts:
 			user: oncall,
 		});
 		const modal = await select.response();
+		const prefilled = (modal.data as { components: { components: { custom_id: string; value?: string }[] }[] })
+			.components[2]!.components[0]!.value!;
 
 		const submit = await double.sendInteraction({
 			kind: "modal",
 			customId: String((modal.data as { custom_id: string }).custom_id),
-			fields: { duration: "90m", comment: "deploying a fix" },
+			fields: { duration: "90m", comment: "deploying a fix", matchers: prefilled },
 			messageId: message.id,
 			user: oncall,
 		});
-		const reply = await followUp(submit.id);
-		const silence = await readSilence(silencesAt.url, reply.content.match(/silence `([0-9a-f-]{36})`/)![1]!);
+		const preview = await followUp(submit.id);
+		await press(components(preview).match(/silence:confirm:[A-Za-z0-9_-]+/)![0], preview, oncall);
+		const done = await double.waitFor(() =>
+			/Silence created/.test(JSON.stringify(double.messages.get(preview.id)?.embeds))
+				? double.messages.get(preview.id)
+				: undefined,
+		);
+		const silence = await readSilence(
+			silencesAt.url,
+			JSON.stringify(done.embeds).match(/[0-9a-f]{8}-[0-9a-f-]{27}/)![0],
+		);
 		const bad = await double.sendInteraction({
 			kind: "modal",
 			customId: String((modal.data as { custom_id: string }).custom_id),
-			fields: { duration: "forever", comment: "" },
+			fields: { duration: "forever", comment: "x", matchers: prefilled },
 			messageId: message.id,
 			user: oncall,
 		});
@@ -345,7 +356,9 @@ alerts:
 		expect(silence.comment).toBe("deploying a fix");
 		expect(Date.parse(silence.endsAt) - Date.now()).toBeGreaterThan(85 * 60_000);
 		expect(Date.parse(silence.endsAt) - Date.now()).toBeLessThan(91 * 60_000);
-		expect(badReply.content).toBe("Give the duration as minutes, hours or days, e.g. 90m, 6h or 2d.");
+		expect(badReply.content).toBe(
+			"Give the duration as minutes, hours, days or weeks, e.g. 30m, 1h, 4h, 12h, 1d, 7d or 90m.",
+		);
 	});
 
 	it("refuses a forged alert id and records it", async () => {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { freshStateDatabase } from "../alerts/state-database.ts";
 import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
@@ -113,9 +113,18 @@ alerts:
 	});
 
 	it("says on /readyz and /metrics when each AlertManager of the cluster last answered", async () => {
-		const readyz = (await (await fetch(`${bot.webhookUrl}/readyz`)).json()) as {
+		type Readyz = {
 			alertmanagers: { url: string; environments: string[]; lastAnswerAt: string | null; state: string }[];
 		};
+		// The bot may have just restarted: wait for its first reconcile pass to have asked both members.
+		const readyz = await vi.waitFor(
+			async () => {
+				const body = (await (await fetch(`${bot.webhookUrl}/readyz`)).json()) as Readyz;
+				if (body.alertmanagers.some((member) => member.state === "not asked yet")) throw new Error("not asked yet");
+				return body;
+			},
+			{ timeout: 15_000, interval: 100 },
+		);
 		const [dead, live] = readyz.alertmanagers;
 		expect(dead).toMatchObject({ url: deadUrl, environments: ["production"], lastAnswerAt: null });
 		expect(dead?.state).toMatch(/^not answering: AlertManager is unavailable: connection refused/);

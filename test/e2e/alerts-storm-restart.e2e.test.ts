@@ -3,13 +3,14 @@ import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import {
 	barrier,
-	channelRateLimit,
+	fastChannelRateLimit,
 	fire,
 	ownMessages,
 	STORM_CHANNELS,
 	stormGuild,
 	stormOpsYaml,
 	stormOver,
+	stormSize,
 	stormToken,
 	summaries,
 } from "../support/storm.ts";
@@ -25,10 +26,10 @@ describe("alert storms through npm start's process, against a Discord that rate-
 	});
 
 	it("resumes the same summary after kill -9 mid-storm, losing and doubling nothing", { timeout: 90_000 }, async () => {
-		double = await startDiscordDouble({ guild: stormGuild, channelRateLimit });
+		double = await startDiscordDouble({ guild: stormGuild, channelRateLimit: fastChannelRateLimit });
 		const yaml = stormOpsYaml(double);
 		bot = await startTestBot(double, yaml, { WEBHOOK_TOKEN: stormToken });
-		const names = Array.from({ length: 20 }, (_, i) => `Killed${i}`);
+		const names = Array.from({ length: stormSize(fastChannelRateLimit) }, (_, i) => `Killed${i}`);
 		const channel = STORM_CHANNELS[0];
 
 		const statuses = await fire(bot, names);

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
+import { firingWebhook } from "../support/alert-fixtures.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
@@ -320,7 +321,15 @@ alerts:
 			() => groups.every((g) => inChannel("400000000000000001", new RegExp(`^\\S+ [A-Z]+ · ${g}( · |$)`)).length > 0),
 			30_000,
 		);
-		await new Promise((resolve) => setTimeout(resolve, 1_000)); // anything posted twice would show by now
+		// A barrier instead of waiting a second: delivery writes a channel in order, so once one more group's
+		// message is there, anything still queued before it (a second copy of a group) has been written too.
+		const barrier = await fetch(`${bot.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+			body: JSON.stringify(firingWebhook("StormBarrier")),
+		});
+		expect(barrier.status).toBe(202);
+		await double.waitFor(() => inChannel("400000000000000001", /^\S+ [A-Z]+ · StormBarrier( · |$)/).length > 0, 30_000);
 
 		for (const g of groups)
 			expect(inChannel("400000000000000001", new RegExp(`^\\S+ [A-Z]+ · ${g}( · |$)`))).toHaveLength(1);

@@ -188,7 +188,7 @@ export function storeContract(
 					["C", null, 1],
 				],
 			);
-			expect(await store.backlog("3")).toEqual({ pending: 0, due: 0, unposted: 0, nextDueAt: null });
+			expect(await store.backlog("3")).toEqual({ pending: 0, due: 0, unposted: 0, nextDueAt: null, messagesDue: 0 });
 			await store.close();
 		});
 
@@ -278,3 +278,9 @@ export function storeContract(
 		});
 	});
 }
+
+/** The message outbox's half of a DiscordSender, for card-only tests: any use is a test bug, told loudly. */
+export const withoutMessages = {
+	postMessage: () => Promise.reject(new Error("this test queues no outbox messages")),
+	startThread: () => Promise.reject(new Error("this test queues no outbox messages")),
+};

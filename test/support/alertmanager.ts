@@ -25,13 +25,15 @@ export interface AlertManagerOptions {
 	readonly sendResolved?: boolean;
 	readonly groupWait?: string;
 	readonly groupInterval?: string;
+	/** A port chosen beforehand (freePort), so opsbot's config can name it before AlertManager starts. */
+	readonly port?: number;
 }
 
 /** Starts AlertManager; without a webhook URL its only receiver is a black hole. */
 export async function startAlertManager(options: AlertManagerOptions = {}): Promise<TestAlertManager> {
 	requireBinary(ALERTMANAGER, "Prometheus AlertManager", "prometheus-alertmanager");
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-am-"));
-	const port = await freePort();
+	const port = options.port ?? (await freePort());
 	const url = `http://127.0.0.1:${port}`;
 	writeConfig(join(dir, "alertmanager.yml"), options);
 	const server = await startReadyServer(
@@ -105,9 +107,28 @@ export async function readSilence(
 	matchers: { name: string; value: string; isRegex: boolean; isEqual?: boolean }[];
 	createdBy: string;
 	comment: string;
+	startsAt: string;
 	endsAt: string;
 }> {
 	const res = await fetch(new URL(`api/v2/silence/${encodeURIComponent(id)}`, url.endsWith("/") ? url : `${url}/`));
 	if (!res.ok) throw new Error(`AlertManager answered HTTP ${res.status} for silence ${id}`);
 	return (await res.json()) as Awaited<ReturnType<typeof readSilence>>;
+}
+
+/** `amtool` from the same package: how a person makes a silence outside opsbot. */
+export async function amtool(url: string, args: readonly string[]): Promise<string> {
+	requireBinary("/usr/bin/amtool", "amtool", "prometheus-alertmanager");
+	const { execFile } = await import("node:child_process");
+	return new Promise((resolve, reject) =>
+		execFile("/usr/bin/amtool", [`--alertmanager.url=${url}`, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
+			err ? reject(new Error(`amtool ${args.join(" ")} failed: ${stderr || err.message}`)) : resolve(stdout.trim()),
+		),
+	);
+}
+
+/** Every silence AlertManager holds, read directly. */
+export async function readSilences(url: string): Promise<Awaited<ReturnType<typeof readSilence>>[]> {
+	const res = await fetch(new URL("api/v2/silences", url.endsWith("/") ? url : `${url}/`));
+	if (!res.ok) throw new Error(`AlertManager answered HTTP ${res.status} for the silences`);
+	return (await res.json()) as Awaited<ReturnType<typeof readSilence>>[];
 }

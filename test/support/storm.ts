@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CHANNEL_BUDGET, STORM_AFTER_MS } from "../../src/alerts/storm.ts";
 import type { DiscordDouble, RecordedRequest, StoredMessage } from "../discord-double/index.ts";
 import { payload } from "./alert-fixtures.ts";
 import type { TestBot } from "./bot.ts";
@@ -10,6 +11,25 @@ import type { TestBot } from "./bot.ts";
 export const STORM_CHANNELS = ["400000000000000001", "400000000000000002", "400000000000000003"] as const;
 /** Discord's per-channel limit, as the double enforces it. */
 export const channelRateLimit = { count: 5, windowMs: 5_000 };
+/**
+ * A channel bucket five times faster than Discord's usual one, for storms whose point is not the
+ * pace itself (restart, outage, replicas): opsbot learns a channel's bucket from the X-RateLimit
+ * headers of its first answered write and paces to it, so the same storm drains in a fifth of the
+ * time and is held to the same rules (no 429, nothing lost or doubled). `alerts-storm-channels`
+ * keeps Discord's own 5 per 5 s.
+ */
+export const fastChannelRateLimit = { count: 5, windowMs: 1_000 };
+
+/**
+ * How many groups fired at once are sure to start a storm under `limit`: more than the channel could
+ * post within STORM_AFTER_MS, both with the budget opsbot assumes before Discord's headers
+ * (CHANNEL_BUDGET) and with the one it learns from them, plus a margin for webhooks that arrive late.
+ */
+export function stormSize(limit: { count: number; windowMs: number }, margin = 10): number {
+	const postable = (b: { count: number; windowMs: number }) =>
+		b.count + Math.floor((b.count * STORM_AFTER_MS) / b.windowMs);
+	return Math.max(postable(limit), postable(CHANNEL_BUDGET)) + margin;
+}
 export const stormToken = randomBytes(24).toString("hex");
 export const stormGuild = { channels: STORM_CHANNELS.map((id, i) => ({ id, name: `alerts-${i}` })) };
 

@@ -1,0 +1,720 @@
+import {
+	ActionRowBuilder,
+	type ApplicationCommandOptionChoiceData,
+	ButtonBuilder,
+	ButtonStyle,
+	type ChatInputCommandInteraction,
+	SlashCommandBuilder,
+} from "discord.js";
+import { formatMatchers, parseMatchers } from "../alerts/matchers.ts";
+import type { ActionName, OpsFile } from "../config.ts";
+import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
+import { encodeCustomId } from "../discord/custom-id.ts";
+import {
+	type Command,
+	type ComponentHandler,
+	type ComponentInteraction,
+	cancelButton,
+	type HandlerContext,
+	pendingState,
+	recordAction,
+} from "../discord/handler.ts";
+import { PermissionDeniedError, PressRefusedError, UserFacingError } from "../errors.ts";
+import { type Inline, type Report, reportToEmbed, type Text } from "../render/report.ts";
+import type { AlertManagerSilence, Matcher } from "../services/alertmanager.ts";
+import {
+	alertmanagerFor,
+	createSilence,
+	type Extended,
+	environmentsReached,
+	expireSilence,
+	extendSilence,
+	type ListedSilence,
+	listSilences,
+	liveSilence,
+	maxSilenceMs,
+	parseSilenceDuration,
+	previewSilence,
+	type SilenceDraft,
+	type SilenceListing,
+	type SilencePreview,
+	silenceComment,
+} from "../services/silences.ts";
+import { formatDuration, parseTimeSpec } from "../time.ts";
+import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
+
+/** Silences per /silence list page: each takes three lines. */
+export const SILENCE_PAGE_SIZE = 5;
+
+const shortId = (id: string) => id.slice(0, 8);
+
+/** The lines a silence takes in a list: id, state and end; who and with what; matchers; comment. */
+function silenceItem(s: ListedSilence): Text {
+	const state: Inline[] =
+		s.state === "pending"
+			? [
+					"⏳ starts ",
+					{ time: new Date(s.startsAt), style: "full" },
+					", ends ",
+					{ time: new Date(s.endsAt), style: "full" },
+				]
+			: ["🔕 until ", { time: new Date(s.endsAt), style: "full" }];
+	return [
+		{ code: s.id },
+		" · ",
+		s.environment,
+		" · ",
+		...state,
+		"\n",
+		`by ${s.createdBy}${s.tool === "outside opsbot" ? " · made outside opsbot" : ""}`,
+		` · mutes ${s.mutingNow} alert${s.mutingNow === 1 ? "" : "s"} now`,
+		"\n",
+		{ code: formatMatchers(s.matchers) },
+		" — ",
+		s.comment,
+	];
+}
+
+/** `/silence list` and `opsbot silence list`: active and pending silences, soonest end first, one page. */
+export function silenceListReport(
+	listing: SilenceListing,
+	where: string,
+	page = 0,
+	pageSize = SILENCE_PAGE_SIZE,
+): Report {
+	const { silences } = listing;
+	const pages = Math.max(1, Math.ceil(silences.length / pageSize));
+	const shown = silences.slice(page * pageSize, (page + 1) * pageSize);
+	const pending = silences.filter((s) => s.state === "pending").length;
+	return {
+		title: `Silences in ${where}`,
+		level: "info",
+		summary:
+			silences.length === 0
+				? "No active or pending silences."
+				: `${silences.length - pending} active, ${pending} pending` +
+					(pages > 1 ? ` · page ${page + 1} of ${pages}` : ""),
+		...(shown.length > 0 || listing.unavailable.length > 0
+			? {
+					list: {
+						items: shown.map(silenceItem),
+						notes: listing.unavailable.map((u) => `⚠️ ${u.environment}: ${u.reason}`),
+					},
+				}
+			: {}),
+		...(listing.unavailable.length > 0 ? { level: "warn" as const } : {}),
+	};
+}
+
+/** The matchers, timing and comment of a draft, for the preview and the confirmation of creation. */
+function draftFields(draft: SilenceDraft, durationMs: number, now: number): Report["fields"] {
+	return [
+		{ label: "Matchers", value: { code: formatMatchers(draft.matchers) }, inline: false },
+		{
+			label: "When",
+			value:
+				draft.startsAt.getTime() > now + 60_000
+					? [{ time: draft.startsAt, style: "full" }, ` for ${formatDuration(durationMs)}`]
+					: `for ${formatDuration(durationMs)} from confirmation`,
+		},
+		{ label: "Environment", value: draft.environment },
+		{ label: "Comment", value: draft.comment, inline: false },
+	];
+}
+
+/** The preview before a silence is made: what it mutes now, and where it reaches too far. */
+export function silencePreviewReport(
+	preview: SilencePreview,
+	durationMs: number,
+	fromCard: boolean,
+	now = Date.now(),
+): Report {
+	const firing = preview.muted.length;
+	const warnings = [
+		...(fromCard && preview.beyondGroup > 0
+			? [
+					{
+						level: "warn" as const,
+						label: "Beyond this group",
+						text: `${preview.beyondGroup} of the ${firing} alerts muted now are not this card's.`,
+					},
+				]
+			: []),
+		...(preview.otherEnvironments.length > 0
+			? [
+					{
+						level: "warn" as const,
+						label: "Other environments",
+						text: `It also reaches ${preview.otherEnvironments.join(", ")}.`,
+					},
+				]
+			: []),
+	];
+	const already = preview.muted.filter((a) => a.alreadyMuted).length;
+	return {
+		title: `Silence preview: mutes ${firing} alert${firing === 1 ? "" : "s"} now`,
+		level: warnings.length > 0 ? "warn" : "info",
+		summary:
+			(firing === 0 ? "Nothing fires now that it would mute; it mutes what matches later. " : "") +
+			(already > 0 ? `${already} of them are already silenced or inhibited. ` : "") +
+			"Nothing is created until you confirm.",
+		lines: warnings,
+		...(preview.groups.length > 0
+			? { list: { items: preview.groups.map((g) => `${g.alertname} · ${g.environment} · ${g.count} firing`) } }
+			: {}),
+		fields: draftFields(preview.draft, durationMs, now),
+	};
+}
+
+/** A silence (or maintenance window) made. */
+export function silenceCreatedReport(id: string, draft: SilenceDraft, maintenance = false, now = Date.now()): Report {
+	const future = draft.startsAt.getTime() > now + 60_000;
+	return {
+		title: maintenance ? "Maintenance window scheduled" : "Silence created",
+		level: "ok",
+		summary: [
+			maintenance ? "🛠️ " : "🔕 ",
+			{ code: id },
+			future ? " starts " : " mutes until ",
+			...(future
+				? [
+						{ time: draft.startsAt, style: "full" } as const,
+						" and ends ",
+						{ time: draft.endsAt, style: "full" } as const,
+					]
+				: [{ time: draft.endsAt, style: "full" } as const]),
+			".",
+		],
+		fields: [
+			{ label: "Matchers", value: { code: formatMatchers(draft.matchers) }, inline: false },
+			{ label: "Environment", value: draft.environment },
+			{ label: "Comment", value: draft.comment, inline: false },
+		],
+	};
+}
+
+/** A silence extended. */
+export function silenceExtendedReport(extended: Extended): Report {
+	return {
+		title: "Silence extended",
+		level: "ok",
+		summary: [
+			{ code: extended.id },
+			" now ends ",
+			{ time: extended.endsAt, style: "full" },
+			" (was ",
+			{ time: new Date(extended.before.endsAt), style: "full" },
+			").",
+			...(extended.inPlace
+				? [" Same silence, updated in place: no gap."]
+				: [" AlertManager replaced ", { code: extended.before.id } as Inline, " with this new id, without a gap."]),
+		],
+		fields: [{ label: "Matchers", value: { code: formatMatchers(extended.before.matchers) }, inline: false }],
+	};
+}
+
+/** The question before a silence is expired, and the answer after. */
+export function silenceExpireReport(silence: AlertManagerSilence, done?: "expired" | "unknown"): Report {
+	return {
+		title: done ? "Silence expired" : "Expire this silence?",
+		level: done ? "ok" : "warn",
+		summary: done
+			? done === "expired"
+				? ["🔔 ", { code: silence.id }, " has ended; what it muted notifies again."]
+				: ["AlertManager no longer knew ", { code: silence.id }, "; nothing was left to expire."]
+			: ["Its alerts notify again at once. Made by ", silence.createdBy, "."],
+		fields: [
+			{ label: "Matchers", value: { code: formatMatchers(silence.matchers) }, inline: false },
+			{ label: "Until", value: { time: new Date(silence.endsAt), style: "full" } },
+			{ label: "Comment", value: silence.comment, inline: false },
+		],
+	};
+}
+
+/** Who made a silence, as AlertManager records it: the Discord user, marked as made through opsbot. */
+export function discordCreatedBy(ctx: HandlerContext): string {
+	return `${ctx.actor.username} (Discord ${ctx.actor.userId}) via opsbot`;
+}
+
+/** Refuses (and records) a silence reaching into an environment the person may not act on. */
+export async function requireEnvironmentsAllowed(
+	ctx: HandlerContext,
+	action: string,
+	environments: readonly string[],
+	nothing: string,
+): Promise<void> {
+	const refused = environments.filter((env) => !ctx.access.mayActOn(ctx.actor, env));
+	if (refused.length === 0) return;
+	await recordAction(ctx, action, refused.join(", "), "refused: environment not allowed", { environments });
+	throw new UserFacingError(
+		`This reaches ${refused.join(", ")}, which your roles may not act on (access.environments); ${nothing}.`,
+	);
+}
+
+/** The silence preview with Confirm and Cancel, stored server-side for a minute. */
+export async function showSilencePreview(
+	interaction: ComponentInteraction | ChatInputCommandInteraction,
+	ctx: HandlerContext,
+	confirmation: Extract<Confirmation, { kind: "alert.silence" }>,
+	ownFingerprints?: ReadonlySet<string>,
+): Promise<void> {
+	const draft = draftOf(confirmation, Date.now());
+	await requireEnvironmentsAllowed(
+		ctx,
+		"alert.silence",
+		environmentsReached(ctx.config.ops, draft.environment, draft.matchers),
+		"nothing was silenced",
+	);
+	const alertmanager = alertmanagerFor(ctx.services.alertmanager, draft.environment);
+	const preview = await previewSilence({ ops: ctx.config.ops, alertmanager }, draft, ownFingerprints);
+	// Alerts firing now in an environment the person may not act on count as reaching it.
+	await requireEnvironmentsAllowed(ctx, "alert.silence", preview.otherEnvironments, "nothing was silenced");
+	const token = await ctx.services.confirmations.put(ctx.actor.userId, confirmation);
+	const embed = reportToEmbed(silencePreviewReport(preview, confirmation.durationMs, ownFingerprints !== undefined));
+	const expires = Math.floor((Date.now() + CONFIRMATION_TTL_MS) / 1000);
+	const message = {
+		content: `Confirm within a minute (<t:${expires}:R>).`,
+		embeds: [embed],
+		components: [
+			new ActionRowBuilder<ButtonBuilder>().addComponents(
+				new ButtonBuilder()
+					.setCustomId(encodeCustomId(confirmation.maintenance ? "maintenance" : "silence", "confirm", token))
+					.setLabel(confirmation.maintenance ? "Schedule" : "Silence")
+					.setEmoji({ name: confirmation.maintenance ? "🛠️" : "🔕" })
+					.setStyle(ButtonStyle.Danger),
+				new ButtonBuilder()
+					.setCustomId(encodeCustomId("silence", "cancel", token))
+					.setLabel("Cancel")
+					.setStyle(ButtonStyle.Secondary),
+			),
+		],
+	};
+	if (interaction.isChatInputCommand()) await interaction.editReply(message);
+	else await interaction.followUp({ ...message, flags: 64 });
+}
+
+function draftOf(c: Extract<Confirmation, { kind: "alert.silence" }>, now: number): SilenceDraft {
+	const startsAt = new Date(Math.max(c.startsAt ?? now, now));
+	return {
+		environment: c.environment,
+		matchers: c.matchers,
+		startsAt,
+		endsAt: new Date(startsAt.getTime() + c.durationMs),
+		comment: c.comment,
+	};
+}
+
+type SilenceConfirmation = Extract<Confirmation, { kind: "alert.silence" }>;
+const CONFIRMATION_GONE = "This preview has expired or is not valid. Start the silence again.";
+const silenceConfirmation = pendingState((services) => services.confirmations, "take", { expired: CONFIRMATION_GONE });
+
+/**
+ * Confirm under a preview: checked again at press time (permission, environments, the card's
+ * episode). A maintenance window's preview has its own, needing maintenance.create.
+ */
+function confirmHandler(
+	area: "silence" | "maintenance",
+	permission: ActionName,
+): ComponentHandler<SilenceConfirmation> {
+	return {
+		area,
+		action: "confirm",
+		permission: { action: permission },
+		defer: "update",
+		recordAs: permission,
+		async parse(id, ctx) {
+			const { value } = await silenceConfirmation(id, ctx);
+			if (value.kind !== "alert.silence" || (area === "maintenance") !== (value.maintenance === true))
+				throw new PressRefusedError(CONFIRMATION_GONE, { reason: "unknown confirmation", target: "?" });
+			return value;
+		},
+		async run(interaction, confirmation, ctx) {
+			const draft = draftOf(confirmation, Date.now());
+			const target = confirmation.groupId ?? draft.environment;
+			await requireEnvironmentsAllowed(
+				ctx,
+				permission,
+				environmentsReached(ctx.config.ops, draft.environment, draft.matchers),
+				"nothing was silenced",
+			);
+			const store = ctx.services.alertState.store;
+			const group = confirmation.groupId ? await store?.group(confirmation.groupId) : undefined;
+			if (confirmation.groupId && (!group || group.status === "resolved" || group.episode !== confirmation.episode))
+				throw new PressRefusedError("This alert has resolved or changed since the preview; nothing was silenced.", {
+					reason: "alert changed",
+					target,
+				});
+			const alertmanager = alertmanagerFor(ctx.services.alertmanager, draft.environment);
+			let silenceId: string;
+			try {
+				silenceId = await createSilence(alertmanager, draft, discordCreatedBy(ctx));
+			} catch (err) {
+				await recordAction(ctx, permission, target, "failed", { reason: (err as Error).message.slice(0, 200) });
+				throw err;
+			}
+			const details = { silenceId, matchers: formatMatchers(draft.matchers), endsAt: draft.endsAt.toISOString() };
+			await recordAction(ctx, permission, target, "ok", details);
+			if (group && store) {
+				await store.setSilence(group.groupId, {
+					id: silenceId,
+					username: ctx.actor.username,
+					until: draft.endsAt.getTime(),
+				});
+				ctx.services.alertState.wake();
+			}
+			await interaction.editReply({
+				content: "",
+				embeds: [reportToEmbed(silenceCreatedReport(silenceId, draft, confirmation.maintenance === true))],
+				components: [],
+			});
+		},
+	};
+}
+
+export const silenceConfirm = confirmHandler("silence", "alert.silence");
+export const maintenanceConfirm = confirmHandler("maintenance", "maintenance.create");
+
+// Cancel needs only the right to open the preview it sits under: alert.silence (maintenance.create runs the same kind).
+export const silenceCancel = cancelButton({
+	area: "silence",
+	action: "cancel",
+	kind: "alert.silence",
+	target: (c) => c.groupId ?? c.environment,
+	nothing: "nothing was silenced",
+});
+
+/** The environments /silence looks at: the one named, or every environment with an AlertManager. */
+function listedEnvironments(ops: OpsFile, env: string | null): string[] {
+	if (env) return [requireEnvironment(ops, env)];
+	return Object.entries(ops.environments)
+		.filter(([, e]) => e.alertmanager)
+		.map(([name]) => name);
+}
+
+/** Finds a silence by id in the environments' AlertManagers. */
+async function findSilence(
+	ctx: HandlerContext,
+	env: string | null,
+	id: string,
+): Promise<{ environment: string; silence: AlertManagerSilence }> {
+	const environments = listedEnvironments(ctx.config.ops, env);
+	const tried = new Set<string>();
+	let lastError: unknown;
+	for (const environment of environments) {
+		const client = ctx.services.alertmanager.forEnvironment(environment);
+		if (!client || tried.has(client.url)) continue;
+		tried.add(client.url);
+		try {
+			return { environment, silence: await liveSilence(client, id) };
+		} catch (err) {
+			lastError = err;
+		}
+	}
+	throw lastError ?? new UserFacingError("No AlertManager is configured.");
+}
+
+function listPage(ctx: HandlerContext, env: string | null, page: number) {
+	return async () => {
+		const listing = await listSilences(ctx.services.alertmanager, listedEnvironments(ctx.config.ops, env));
+		const pages = Math.max(1, Math.ceil(listing.silences.length / SILENCE_PAGE_SIZE));
+		const at = Math.min(Math.max(0, page), pages - 1);
+		const nav = (label: string, to: number, disabled: boolean) =>
+			new ButtonBuilder()
+				.setCustomId(encodeCustomId("silence", "page", env ?? "all", String(Math.max(0, to))))
+				.setLabel(label)
+				.setStyle(ButtonStyle.Secondary)
+				.setDisabled(disabled);
+		return {
+			embeds: [reportToEmbed(silenceListReport(listing, env ?? "every environment", at))],
+			components:
+				pages > 1
+					? [
+							new ActionRowBuilder<ButtonBuilder>().addComponents(
+								// Disabled on the first page; its id then differs from Next's by pointing at page 0.
+								nav("Previous", at - 1, at === 0),
+								nav("Next", at + 1, at >= pages - 1),
+							),
+						]
+					: [],
+		};
+	};
+}
+
+/** Previous / Next under /silence list: asks AlertManager again, so the page is current. */
+export const silencePage: ComponentHandler<{ env: string | null; page: number }> = {
+	area: "silence",
+	action: "page",
+	permission: { command: "silence" },
+	defer: "update",
+	async parse(id) {
+		const [env = "", page = ""] = id.args;
+		if (!/^\d{1,4}$/.test(page)) throw new PressRefusedError("That page is not valid.", { reason: "invalid page" });
+		return { env: env === "all" ? null : env, page: Number(page) };
+	},
+	async run(interaction, { env, page }, ctx) {
+		await interaction.editReply(await listPage(ctx, env, page)());
+	},
+};
+
+type ExpireConfirmation = Extract<Confirmation, { kind: "silence.expire" }>;
+const expireConfirmation = pendingState((services) => services.confirmations, "take", {
+	expired: "This confirmation has expired or is not valid. Run /silence expire again.",
+});
+
+/** Expire confirmed: at press time the permission and environment are checked again. */
+export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
+	area: "silence",
+	action: "expireconfirm",
+	permission: { action: "silence.expire" },
+	defer: "update",
+	recordAs: "silence.expire",
+	async parse(id, ctx) {
+		const { value } = await expireConfirmation(id, ctx);
+		if (value.kind !== "silence.expire")
+			throw new PressRefusedError("This confirmation is not valid.", { reason: "unknown confirmation", target: "?" });
+		return value;
+	},
+	async run(interaction, { environment, silenceId }, ctx) {
+		const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
+		const silence = await liveSilence(alertmanager, silenceId);
+		await requireEnvironmentsAllowed(
+			ctx,
+			"silence.expire",
+			environmentsReached(ctx.config.ops, environment, silence.matchers),
+			"the silence was not expired",
+		);
+		const outcome = await expireSilence(alertmanager, silenceId).catch(async (err: unknown) => {
+			await recordAction(ctx, "silence.expire", silenceId, "failed", { environment });
+			throw err;
+		});
+		await recordAction(ctx, "silence.expire", silenceId, outcome === "expired" ? "ok" : "already gone", {
+			silenceId,
+			environment,
+		});
+		ctx.services.alertState.wake();
+		await interaction.editReply({
+			content: "",
+			embeds: [reportToEmbed(silenceExpireReport(silence, outcome))],
+			components: [],
+		});
+	},
+};
+
+export const silenceExpireCancel = cancelButton({
+	area: "silence",
+	action: "expirecancel",
+	kind: "silence.expire",
+	target: (c) => c.silenceId,
+	nothing: "the silence was not expired",
+});
+
+const idOption = (o: import("discord.js").SlashCommandStringOption) =>
+	o.setName("id").setDescription("The silence (type to search)").setRequired(true).setAutocomplete(true);
+
+/** Silence ids for autocomplete: active and pending ones whose id or matchers contain what was typed. */
+async function silenceChoices(ctx: HandlerContext, env: string | null, typed: string) {
+	const needle = typed.toLowerCase();
+	const { silences } = await listSilences(ctx.services.alertmanager, listedEnvironments(ctx.config.ops, env));
+	return silences
+		.filter((s) => `${s.id} ${formatMatchers(s.matchers)} ${s.comment}`.toLowerCase().includes(needle))
+		.slice(0, 25)
+		.map((s) => ({
+			name: `${shortId(s.id)} · ${formatMatchers(s.matchers)} · until ${s.endsAt.slice(0, 16).replace("T", " ")}`,
+			value: s.id,
+		}));
+}
+
+/** `/silence list|extend|expire`: AlertManager's silences, whoever made them. */
+export const silence: Command = {
+	name: "silence",
+	data: new SlashCommandBuilder()
+		.setName("silence")
+		.setDescription("AlertManager silences: list, extend, expire")
+		.addSubcommand((s) =>
+			s
+				.setName("list")
+				.setDescription("Active and pending silences, with what each mutes now")
+				.addStringOption((o) => environmentOption(o, "Environment (default: all)")),
+		)
+		.addSubcommand((s) =>
+			s
+				.setName("extend")
+				.setDescription("Make a silence last longer, in place")
+				.addStringOption(idOption)
+				.addStringOption((o) =>
+					o.setName("by").setDescription("How much longer: 30m, 1h, 4h, 1d").setRequired(true).setMaxLength(12),
+				)
+				.addStringOption((o) => environmentOption(o, "Environment (default: search all)")),
+		)
+		.addSubcommand((s) =>
+			s
+				.setName("expire")
+				.setDescription("End a silence now (asks first)")
+				.addStringOption(idOption)
+				.addStringOption((o) => environmentOption(o, "Environment (default: search all)")),
+		)
+		.toJSON(),
+	async autocomplete(interaction, ctx): Promise<ApplicationCommandOptionChoiceData[]> {
+		const focused = interaction.options.getFocused(true);
+		if (focused.name === "env") return environmentChoices(ctx.config.ops, focused.value);
+		return silenceChoices(ctx, interaction.options.getString("env"), focused.value);
+	},
+	async execute(interaction, ctx) {
+		const sub = interaction.options.getSubcommand();
+		const env = interaction.options.getString("env");
+		if (sub === "list") {
+			await interaction.editReply(await listPage(ctx, env, 0)());
+			return;
+		}
+		const id = interaction.options.getString("id", true).trim();
+		if (sub === "extend") {
+			if (!ctx.access.mayDo(ctx.actor, "silence.extend")) throw new PermissionDeniedError("use silence.extend");
+			const maxMs = maxSilenceMs(ctx.config.ops);
+			const byMs = parseSilenceDuration(interaction.options.getString("by", true), maxMs);
+			const { environment, silence: found } = await findSilence(ctx, env, id);
+			await requireEnvironmentsAllowed(
+				ctx,
+				"silence.extend",
+				environmentsReached(ctx.config.ops, environment, found.matchers),
+				"nothing was changed",
+			);
+			const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
+			const extended = await extendSilence(alertmanager, found, byMs, maxMs).catch(async (err: unknown) => {
+				await recordAction(ctx, "silence.extend", found.id, "failed", { environment });
+				throw err;
+			});
+			await recordAction(ctx, "silence.extend", found.id, "ok", {
+				silenceId: extended.id,
+				environment,
+				endsAt: extended.endsAt.toISOString(),
+				inPlace: extended.inPlace,
+			});
+			await interaction.editReply({ embeds: [reportToEmbed(silenceExtendedReport(extended))] });
+			return;
+		}
+		if (sub === "expire") {
+			if (!ctx.access.mayDo(ctx.actor, "silence.expire")) throw new PermissionDeniedError("use silence.expire");
+			const { environment, silence: found } = await findSilence(ctx, env, id);
+			await requireEnvironmentsAllowed(
+				ctx,
+				"silence.expire",
+				environmentsReached(ctx.config.ops, environment, found.matchers),
+				"the silence was not expired",
+			);
+			const token = await ctx.services.confirmations.put(ctx.actor.userId, {
+				kind: "silence.expire",
+				environment,
+				silenceId: found.id,
+			});
+			await recordAction(ctx, "silence.expire", found.id, "confirmation shown", { environment });
+			await interaction.editReply({
+				embeds: [reportToEmbed(silenceExpireReport(found))],
+				components: [
+					new ActionRowBuilder<ButtonBuilder>().addComponents(
+						new ButtonBuilder()
+							.setCustomId(encodeCustomId("silence", "expireconfirm", token))
+							.setLabel("Expire it")
+							.setStyle(ButtonStyle.Danger),
+						new ButtonBuilder()
+							.setCustomId(encodeCustomId("silence", "expirecancel", token))
+							.setLabel("Cancel")
+							.setStyle(ButtonStyle.Secondary),
+					),
+				],
+			});
+			return;
+		}
+		throw new UserFacingError("Unknown /silence subcommand.");
+	},
+};
+
+/**
+ * A maintenance window's matchers: the environment's label, plus the service label or the matchers
+ * typed (in AlertManager's syntax).
+ */
+export function maintenanceMatchers(
+	ops: Pick<OpsFile, "alerts">,
+	environment: string,
+	what: { service?: string | null; matchers?: string | null },
+): Matcher[] {
+	const envLabel = ops.alerts?.environmentLabel ?? "env";
+	const typed = what.matchers ? parseMatchers(what.matchers) : [];
+	if (!what.service && typed.length === 0)
+		throw new UserFacingError('Name a service, or matchers such as alertname="ApiDown", for the window.');
+	const own = typed.filter((m) => m.name !== envLabel);
+	if (typed.some((m) => m.name === envLabel && !(m.isEqual && !m.isRegex && m.value === environment)))
+		throw new UserFacingError(
+			`A window of ${environment} matches ${envLabel}="${environment}"; leave that matcher out.`,
+		);
+	return [
+		{ name: envLabel, value: environment, isRegex: false, isEqual: true },
+		...(what.service ? [{ name: "service", value: what.service, isRegex: false, isEqual: true }] : []),
+		...own,
+	];
+}
+
+/** A window's start: "now", a relative "in" time (30m), or an ISO time; never in the past. */
+export function maintenanceStart(text: string | null | undefined, now = new Date()): Date {
+	const spec = (text ?? "now").trim();
+	if (spec === "" || spec === "now") return now;
+	const ahead = /^\+?(\d{1,5}[mhd])$/.exec(spec);
+	// parseTimeSpec reads "30m" as 30 minutes ago; a window starts ahead.
+	const at = ahead ? new Date(2 * now.getTime() - parseTimeSpec(ahead[1]!, now).getTime()) : parseTimeSpec(spec, now);
+	if (at.getTime() < now.getTime() - 60_000)
+		throw new UserFacingError("The window's start is in the past: give now, a time ahead (+30m) or a future ISO time.");
+	return at;
+}
+
+/** `/maintenance`: a silence of an environment's service (or matchers) from a start, with a preview. */
+export const maintenance: Command = {
+	name: "maintenance",
+	data: new SlashCommandBuilder()
+		.setName("maintenance")
+		.setDescription("Schedule a maintenance window: a silence that starts now or later")
+		.addStringOption((o) => environmentOption(o, "Environment").setRequired(true))
+		.addStringOption((o) => o.setName("duration").setDescription("How long: 30m, 1h, 4h").setRequired(true))
+		.addStringOption((o) =>
+			o.setName("comment").setDescription("Why (shown with the silence)").setRequired(true).setMaxLength(500),
+		)
+		.addStringOption((o) => o.setName("service").setDescription("The service label to mute").setMaxLength(128))
+		.addStringOption((o) =>
+			o.setName("matchers").setDescription('Or matchers, e.g. alertname="ApiDown"').setMaxLength(1_000),
+		)
+		.addStringOption((o) => o.setName("start").setDescription("now (default), +30m, or an ISO time").setMaxLength(40))
+		.toJSON(),
+	async autocomplete(interaction, ctx) {
+		return environmentChoices(ctx.config.ops, interaction.options.getFocused());
+	},
+	async execute(interaction, ctx) {
+		if (!ctx.access.mayDo(ctx.actor, "maintenance.create")) throw new PermissionDeniedError("use maintenance.create");
+		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env", true));
+		const matchers = maintenanceMatchers(ctx.config.ops, environment, {
+			service: interaction.options.getString("service"),
+			matchers: interaction.options.getString("matchers"),
+		});
+		const durationMs = parseSilenceDuration(
+			interaction.options.getString("duration", true),
+			maxSilenceMs(ctx.config.ops),
+		);
+		const comment = silenceComment(interaction.options.getString("comment", true));
+		const startsAt = maintenanceStart(interaction.options.getString("start")).getTime();
+		await showSilencePreview(interaction, ctx, {
+			kind: "alert.silence",
+			environment,
+			matchers,
+			durationMs,
+			startsAt,
+			comment,
+			maintenance: true,
+		});
+	},
+};
+
+export const SILENCE_COMPONENTS = [
+	silenceConfirm,
+	maintenanceConfirm,
+	silenceCancel,
+	silencePage,
+	silenceExpireConfirm,
+	silenceExpireCancel,
+];
