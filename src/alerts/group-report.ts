@@ -9,6 +9,7 @@ import {
 	type Text,
 } from "../render/report.ts";
 import { formatDuration } from "../time.ts";
+import type { CardClocks } from "./escalation.ts";
 import { FLAP_HISTORY_MS } from "./group-machine.ts";
 import type { WebhookAlert, WebhookPayload } from "./schema.ts";
 import type { AckState, RestartState, SilenceState } from "./store.ts";
@@ -186,6 +187,8 @@ export interface AlertGroupContext {
 	readonly flaps?: readonly number[] | undefined;
 	/** The previous episode's message: the card links to it. */
 	readonly previous?: PreviousMessage | undefined;
+	/** When the acknowledgement ran out, and the latest escalation (escalation.ts cardClocks). */
+	readonly clocks?: CardClocks | undefined;
 	/** A chart of the expression was drawn for the message. */
 	readonly chart?: boolean;
 	/** Discord would not take the message's files: the text says what is missing. */
@@ -248,7 +251,10 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 	const severity = groupSeverity(payload);
 	const environment = groupEnvironment(payload);
 	const silence = activeSilence(context.silence, now);
-	const state = cardState({ resolved, acknowledged: Boolean(context.ack), silenced: silence !== null });
+	// An acknowledgement that ran out no longer handles the group: the card is firing again.
+	const ackExpiredAt = context.clocks?.ackExpiredAt;
+	const acknowledged = Boolean(context.ack) && (resolved || ackExpiredAt === undefined);
+	const state = cardState({ resolved, acknowledged, silenced: silence !== null });
 	const annotations =
 		Object.keys(payload.commonAnnotations).length > 0
 			? payload.commonAnnotations
@@ -257,9 +263,16 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 	const labels = differingLabels(payload.alerts, payload.commonLabels);
 	const summary = annotations.summary ? truncate(oneLine(annotations.summary), 300) : undefined;
 	const ackedAt: Inline[] = context.ack && !resolved ? [" ", { time: new Date(context.ack.at), style: "clock" }] : [];
-	const ack: Text | undefined = context.ack
-		? ["✋ acknowledged by ", { mention: "user", id: context.ack.userId }, ...ackedAt]
-		: undefined;
+	const ack: Text | undefined = !context.ack
+		? undefined
+		: acknowledged
+			? ["✋ acknowledged by ", { mention: "user", id: context.ack.userId }, ...ackedAt]
+			: [
+					"⌛ acknowledgement by ",
+					{ mention: "user", id: context.ack.userId },
+					" ran out ",
+					{ time: new Date(ackExpiredAt ?? now), style: "clock" },
+				];
 	const head: Text[] = [];
 	const fields: ReportField[] = [];
 	let list: Report["list"];
@@ -295,6 +308,20 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 		const count = `${firing.length} of ${payload.alerts.length} firing`;
 		const since: Text = ["Firing since ", { time: new Date(context.firstFiringAt), style: "clock" }];
 		head.push(joinText([since, count, ...(ack ? [ack] : silence ? [] : ["not acknowledged"])], " · "));
+		const escalated = context.clocks?.escalated;
+		if (escalated)
+			head.push([
+				"📣 escalated to ",
+				...joinText(
+					[
+						...escalated.to.roles.map((id): Text => ({ mention: "role", id })),
+						...escalated.to.users.map((id): Text => ({ mention: "user", id })),
+					],
+					" ",
+				),
+				" at ",
+				{ time: new Date(escalated.at), style: "clock" },
+			]);
 		if (payload.opsbotReconciled === "found")
 			head.push("🔎 found by reconciliation: AlertManager holds it, its webhook never came");
 		const flapped = flapLine(context.flaps, now);

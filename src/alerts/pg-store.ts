@@ -210,6 +210,7 @@ type GroupRow = {
 	channel: string;
 	episode: number;
 	status: string;
+	first_firing_at: string | number;
 	last_signature: string;
 	message_id: string | null;
 	message_episode: number | null;
@@ -225,6 +226,7 @@ function groupState(row: GroupRow): GroupState {
 		channel: row.channel,
 		episode: row.episode,
 		status: row.status,
+		firstFiringAt: Number(row.first_firing_at),
 		messageId: row.message_episode === row.episode ? row.message_id : null,
 		payload: row.last_payload,
 		ack: row.ack,

@@ -8,6 +8,8 @@ import type { AlertManagerContact, AlertManagerService } from "../services/alert
 import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
 import { type Delivery, type DiscordSender, restSender, startDelivery } from "./delivery.ts";
+import { cardClocks, groupRules } from "./escalation.ts";
+import { startLifecycle } from "./lifecycle.ts";
 import { acceptPayload, authorized, createReceiver } from "./receiver.ts";
 import { startReconciler } from "./reconcile.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
@@ -26,7 +28,7 @@ export async function startAlertRelay(
 	config: Config,
 	client: Client,
 	log: Logger,
-	services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus">,
+	services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus" | "actionLog" | "messages">,
 	options: { standby?: () => boolean } = {},
 	sender: DiscordSender = restSender(client.rest),
 ): Promise<AlertRelay | undefined> {
@@ -46,6 +48,8 @@ export async function startAlertRelay(
 			log: log.child({ svc: "alert-delivery" }),
 			chart: alertChart(ops, services.prometheus),
 			actions: (item) => alertActions(ops, item.groupId, item.payload),
+			clocks: (item) =>
+				cardClocks({ ...item, status: item.payload.status }, groupRules(ops, item.payload, item.channel), Date.now()),
 			guildId: config.ops.discord.guildId,
 			onFailure: (kind) => metrics.deliveryFailures.inc({ kind }),
 			onPause: (channel, stopped) => metrics.deliveryStopped.set({ channel }, stopped ? 1 : 0),
@@ -94,6 +98,18 @@ export async function startAlertRelay(
 	});
 	const { reconcile } = alerts;
 	const settleSeconds = reconcile.alertmanagerSettleSeconds ?? alerts.silenceWatch.alertmanagerSettleSeconds;
+	// Escalations and acknowledgement reminders, through the message outbox (one post per step's key).
+	const { messages } = services;
+	const lifecycle = messages
+		? startLifecycle({
+				store,
+				ops,
+				messages,
+				actionLog: services.actionLog,
+				log: log.child({ svc: "escalation" }),
+				active: () => !standby(),
+			})
+		: undefined;
 	const reconciler = startReconciler({
 		store,
 		ops,
@@ -119,6 +135,7 @@ export async function startAlertRelay(
 			await receiver.close();
 			await silenceWatch.stop();
 			await reconciler.stop();
+			await lifecycle?.stop();
 			await delivery.stop(); // the store is the context's: it closes with it
 		},
 	};

@@ -65,6 +65,8 @@ export interface GroupState {
 	readonly channel: string;
 	readonly episode: number;
 	readonly status: string;
+	/** When the episode's first alert started firing (ms): escalation's clock starts there. */
+	readonly firstFiringAt: number;
 	readonly messageId: string | null;
 	readonly payload: WebhookPayload;
 	readonly ack: AckState | null;
@@ -335,6 +337,7 @@ type GroupRow = {
 	channel: string;
 	episode: number;
 	status: string;
+	first_firing_at: number;
 	last_signature: string;
 	message_id: string | null;
 	message_episode: number | null;
@@ -350,6 +353,7 @@ function groupState(row: GroupRow & { last_payload: string }): GroupState {
 		channel: row.channel,
 		episode: row.episode,
 		status: row.status,
+		firstFiringAt: row.first_firing_at,
 		messageId: row.message_episode === row.episode ? row.message_id : null,
 		payload: JSON.parse(row.last_payload) as WebhookPayload,
 		ack: row.ack ? (JSON.parse(row.ack) as AckState) : null,

@@ -1,4 +1,5 @@
 import { describe, it } from "vitest";
+import { ackReminderMessage, escalationMessage } from "../../src/alerts/escalation.ts";
 import { type AlertGroupContext, alertGroupReport } from "../../src/alerts/group-report.ts";
 import { byUrgency, heldGroup, heldGroupsReport } from "../../src/alerts/held-groups.ts";
 import {
@@ -287,6 +288,58 @@ describe("alert group messages (golden)", () => {
 		expectTerminalGolden("alert-flapped", critical, context);
 	});
 
+	it("renders an escalated group: whom it mentioned and when, on the card", () => {
+		const context = {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			clocks: {
+				escalated: { at: NOW - 4 * 60_000, to: { roles: ["300000000000000007"], users: ["200000000000000031"] } },
+			},
+		};
+		const message = renderAlertGroup(critical, { ...context, actions: { groupId: GROUP_ID, logs: false } });
+
+		expectGoldenFile("alert-escalated.discord.json", messageJson(message));
+		expectTerminalGolden("alert-escalated", critical, context);
+	});
+
+	it("renders a group whose acknowledgement ran out: firing again, saying whose ran out when", () => {
+		const context = {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			ack: { userId: "200000000000000002", username: "alice", at: NOW - 40 * 60_000 },
+			clocks: { ackExpiredAt: NOW - 10 * 60_000 },
+		};
+		const message = renderAlertGroup(critical, { ...context, actions: { groupId: GROUP_ID, logs: false } });
+
+		expectGoldenFile("alert-ack-expired.discord.json", messageJson(message));
+		expectTerminalGolden("alert-ack-expired", critical, context);
+	});
+
+	it("renders the escalation mention and the acknowledgement reminder: content, who they may ping, terminal words", () => {
+		const step = { key: "k", step: 0, dueAt: NOW, unhandledMs: 12 * 60_000 };
+		const targets = { roles: ["300000000000000007"], users: ["200000000000000031"] };
+		const messages = {
+			escalation: escalationMessage(hostile, step, targets),
+			repeated: escalationMessage(critical, { ...step, step: 2, unhandledMs: 72 * 60_000 }, targets),
+			ackReminder: ackReminderMessage(critical, { userId: "200000000000000002", username: "a", at: NOW }, 30 * 60_000),
+		};
+
+		expectGoldenFile(
+			"alert-clock-messages.discord.json",
+			stableJson(
+				Object.fromEntries(Object.entries(messages).map(([k, m]) => [k, { content: m.content, mentions: m.mentions }])),
+			),
+		);
+		expectGoldenFile(
+			"alert-clock-messages.txt",
+			`${Object.values(messages)
+				.map((m) => m.text)
+				.join("\n")}\n`,
+		);
+	});
+
 	it("renders a group found by reconciliation: AlertManager held it but its webhook never arrived", () => {
 		const found = WebhookPayload.parse({ ...warning, opsbotReconciled: "found" });
 		const context = { firstFiringAt: STARTED, now: NOW };
@@ -474,6 +527,7 @@ describe("the groups opsbot holds (golden, both views)", () => {
 		channel: "400000000000000001",
 		episode: 1,
 		status: body.status,
+		firstFiringAt: STARTED,
 		messageId: null,
 		payload: body,
 		ack: null,
