@@ -11,6 +11,7 @@ const CHANNEL = "400000000000000001";
 const LEADS = "300000000000000007";
 const ONCALL = "300000000000000001";
 const oncall = { id: "200000000000000031", username: "olivia", roles: [ONCALL] };
+const second = { id: "200000000000000032", username: "sam", roles: [ONCALL] };
 
 /**
  * Escalation and acknowledgement timeouts through the shipped process, fired through a real
@@ -72,18 +73,39 @@ alerts:
 	const description = (m: StoredMessage | undefined) =>
 		String((m?.embeds[0] as { description?: string } | undefined)?.description ?? "");
 	const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).filter((m) => re.test(title(m)));
+	/**
+	 * Presses Acknowledge as `user` until the press lands (the card names them): a press in the moment
+	 * between the card's post and the store recording its message id is refused as an earlier episode's.
+	 */
+	async function acknowledge(card: StoredMessage, user: typeof oncall): Promise<void> {
+		const ack = JSON.stringify(card.components).match(/alert:ack:[0-9a-f]{32}/)![0];
+		for (let attempt = 0; ; attempt++) {
+			const press = await double.sendInteraction({ kind: "button", customId: ack, messageId: card.id, user });
+			await press.response();
+			const outcome = await double.waitFor(
+				() =>
+					description(double.messages.get(card.id)).includes(`<@${user.id}>`)
+						? "acknowledged"
+						: [...double.messages.values()].find((m) => m.interactionId === press.id && m.content)?.content,
+				20_000,
+			);
+			if (outcome === "acknowledged") return;
+			if (!outcome.includes("earlier episode") || attempt > 20) throw new Error(`acknowledge: ${outcome}`);
+			await new Promise((r) => setTimeout(r, 100));
+		}
+	}
 	/** The action log's records of `action`, where the process keeps it: actions.jsonl, or opsbot_state.actions. */
-	async function logged(action: string): Promise<{ actor: { userId: string }; details?: unknown }[]> {
+	async function logged(action: string): Promise<{ actor: { userId: string }; result: string; details?: unknown }[]> {
 		const url = botEnv.STATE_DATABASE_URL;
 		if (!url) return bot.actionLog.recent(50, { action });
 		const client = new pg.Client({ connectionString: url });
 		await client.connect();
 		try {
-			const { rows } = await client.query<{ user_id: string; details: unknown }>(
-				"SELECT user_id, details FROM opsbot_state.actions WHERE action = $1 ORDER BY id",
+			const { rows } = await client.query<{ user_id: string; result: string; details: unknown }>(
+				"SELECT user_id, result, details FROM opsbot_state.actions WHERE action = $1 ORDER BY id",
 				[action],
 			);
-			return rows.map((r) => ({ actor: { userId: r.user_id }, details: r.details }));
+			return rows.map((r) => ({ actor: { userId: r.user_id }, result: r.result, details: r.details }));
 		} finally {
 			await client.end();
 		}
@@ -138,12 +160,7 @@ alerts:
 			{ labels: { alertname: "WebSlow", severity: "warning", env: "production", team: "web" } },
 		]);
 		const card = await double.waitFor(() => byTitle(/^🟠 WARNING · WebSlow · production$/)[0], 30_000);
-		const ack = JSON.stringify(card.components).match(/alert:ack:[0-9a-f]{32}/)![0];
-		await (
-			await double.sendInteraction({ kind: "button", customId: ack, messageId: card.id, user: oncall })
-		).response();
-		// Not waiting for the card to show ACKED: on a loaded machine its redraw may come after the 6 s ran out.
-		await double.waitFor(async () => (await logged("alert.ack")).length > 0 || undefined, 20_000);
+		await acknowledge(card, oncall);
 
 		const reminder = await double.waitFor(
 			() => double.channelMessages(CHANNEL).find((m) => m.content.startsWith("⌛") && m.content.includes("WebSlow")),
@@ -161,5 +178,37 @@ alerts:
 		);
 		expect(description(expired)).toContain(`⌛ acknowledgement by <@${oncall.id}> ran out`);
 		expect(await logged("alert.ack-expired")).toHaveLength(1);
+	});
+
+	it("answers a second Acknowledge from someone else with who got there first, and lets them take it over", async () => {
+		await postAlerts(alertmanager.url, [
+			{ labels: { alertname: "DbSlow", severity: "warning", env: "production", team: "db" } },
+		]);
+		const card = await double.waitFor(() => byTitle(/^🟠 WARNING · DbSlow · production$/)[0], 30_000);
+		// The card loses its Acknowledge button once acknowledged: the second press reuses its customId.
+		const ack = JSON.stringify(card.components).match(/alert:ack:[0-9a-f]{32}/)![0];
+		await acknowledge(card, oncall);
+
+		const again = await double.sendInteraction({ kind: "button", customId: ack, messageId: card.id, user: second });
+		await again.response();
+		const answer = await double.waitFor(
+			() => [...double.messages.values()].find((m) => m.interactionId === again.id && m.content),
+			10_000,
+		);
+		expect(answer.content).toMatch(
+			new RegExp(`^<@${oncall.id}> got there first \\(acknowledged <t:\\d+:R>\\)\\. Take it over\\?$`),
+		);
+		expect(description(double.messages.get(card.id))).toContain(`acknowledged by <@${oncall.id}>`);
+		expect((await logged("alert.ack")).filter((r) => r.result.startsWith("refused: already"))).toHaveLength(1);
+
+		const takeover = JSON.stringify(answer.components).match(/alert:takeover:[0-9a-f]{32}:\d+/)![0];
+		await (
+			await double.sendInteraction({ kind: "button", customId: takeover, messageId: answer.id, user: second })
+		).response();
+		await double.waitFor(
+			() => description(double.messages.get(card.id)).includes(`acknowledged by <@${second.id}>`),
+			20_000,
+		);
+		expect((await logged("alert.ack")).filter((r) => r.result === "ok: taken over")).toHaveLength(1);
 	});
 });
