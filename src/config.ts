@@ -390,6 +390,17 @@ const Alerts = z.strictObject({
 	 * hour") instead of a new one; 0 turns it off. Fractions allowed (0.05 = 3 s).
 	 */
 	regroupMinutes: z.number().min(0).max(1_440).default(15),
+	/**
+	 * The dead man's switch: the always-firing alert (Prometheus' Watchdog) is never posted; when none has
+	 * arrived for `afterMinutes`, opsbot says so once in `channel`, and once more when it is back.
+	 */
+	deadman: z
+		.strictObject({
+			alertname: z.string().min(1).max(200).default("Watchdog"),
+			afterMinutes: ClockMinutes,
+			channel: Snowflake,
+		})
+		.optional(),
 	/** How long an acknowledgement holds; then, if the group still fires, the acker is reminded. None: for ever. */
 	ackTimeoutMinutes: ClockMinutes.optional(),
 	maxBodyBytes: z

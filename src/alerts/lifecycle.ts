@@ -2,6 +2,7 @@ import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type { AlertingOps } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { ActionLog } from "../services/action-log.ts";
+import { type DeadmanContext, deadmanMessage, deadmanNotice } from "./deadman.ts";
 import {
 	ackReminderDue,
 	ackReminderMessage,
@@ -19,7 +20,10 @@ const PAGE = 500;
 
 /** Dependencies of the clock loop. */
 export interface LifecycleDeps {
-	readonly store: Pick<AlertStore, "openGroups" | "refresh">;
+	readonly store: Pick<AlertStore, "openGroups" | "refresh" | "heartbeat" | "heartbeatState" | "setHeartbeatAlarm">;
+	/** The dead man's switch, when configured, and what its notice says besides the silence. */
+	readonly deadman?: { readonly name: string; readonly afterMs: number; readonly channel: string };
+	readonly deadmanContext?: () => DeadmanContext;
 	readonly ops: AlertingOps;
 	readonly messages: MessageOutbox;
 	readonly actionLog: Pick<ActionLog, "record">;
@@ -92,8 +96,42 @@ export function startLifecycle(deps: LifecycleDeps): Lifecycle {
 		return queued;
 	}
 
+	/** The dead man's switch: says once that the always-firing alert stopped arriving, and once that it is back. */
+	async function checkDeadman(t: number): Promise<number> {
+		const deadman = deps.deadman;
+		if (!deadman) return 0;
+		const state = await deps.store.heartbeatState(deadman.name);
+		// The first pass starts the watch: opsbot waits afterMinutes from now for a first heartbeat.
+		if (!state) {
+			await deps.store.heartbeat(deadman.name, t);
+			return 0;
+		}
+		const notice = deadmanNotice(deadman.name, state, deadman.afterMs, t);
+		if (!notice) return 0;
+		const context = deps.deadmanContext?.() ?? { alertmanagers: [], lastWebhookAt: undefined };
+		const message = deadmanMessage(deadman.name, notice, context, t);
+		// Queued first, then marked: a crash between the two queues nothing twice (the key), and marks next pass.
+		const queued = await deps.messages.enqueue({
+			kind: "post",
+			key: notice.key,
+			target: { channel: deadman.channel },
+			content: message.content,
+			mentions: {},
+		});
+		if (notice.kind === "down") await deps.store.setHeartbeatAlarm(deadman.name, null, state.at);
+		else await deps.store.setHeartbeatAlarm(deadman.name, notice.since, null);
+		if (queued)
+			deps.log[notice.kind === "down" ? "warn" : "info"](
+				{ key: notice.key, text: message.text },
+				notice.kind === "down"
+					? "dead man's switch: the always-firing alert stopped arriving"
+					: "dead man's switch: back",
+			);
+		return queued ? 1 : 0;
+	}
+
 	async function runPass(): Promise<number> {
-		let queued = 0;
+		let queued = await checkDeadman(now());
 		let after = "";
 		for (;;) {
 			const page = await deps.store.openGroups(after, PAGE);

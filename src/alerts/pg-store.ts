@@ -307,6 +307,8 @@ const MIGRATIONS = [
 	// previous episode's message for the new card's link.
 	`ALTER TABLE opsbot_state.groups ADD COLUMN resolved_at BIGINT, ADD COLUMN flaps JSONB,
 		ADD COLUMN previous_message_id TEXT;`,
+	// The dead man's switch (issue 22): when each always-firing alert last arrived, and the alarm raised.
+	`CREATE TABLE opsbot_state.heartbeats (name TEXT PRIMARY KEY, at BIGINT NOT NULL, alarmed_at BIGINT);`,
 ];
 
 /**
@@ -724,6 +726,28 @@ export async function openPostgresAlertStore(
 				);
 				return true;
 			}),
+		async heartbeat(name, at) {
+			await pool.query(
+				"INSERT INTO opsbot_state.heartbeats (name, at) VALUES ($1, $2)" +
+					" ON CONFLICT (name) DO UPDATE SET at = greatest(opsbot_state.heartbeats.at, excluded.at)",
+				[name, at],
+			);
+		},
+		async heartbeatState(name) {
+			const { rows } = await pool.query<{ at: string; alarmed_at: string | null }>(
+				"SELECT at, alarmed_at FROM opsbot_state.heartbeats WHERE name = $1",
+				[name],
+			);
+			const row = rows[0];
+			return row && { at: Number(row.at), alarmedAt: row.alarmed_at === null ? null : Number(row.alarmed_at) };
+		},
+		async setHeartbeatAlarm(name, expected, alarm) {
+			const { rowCount } = await pool.query(
+				"UPDATE opsbot_state.heartbeats SET alarmed_at = $1 WHERE name = $2 AND alarmed_at IS NOT DISTINCT FROM $3",
+				[alarm, name, expected],
+			);
+			return rowCount === 1;
+		},
 		setAck: (id, ack) => requeue(id, "ack", ack),
 		setSilence: (id, silence) => requeue(id, "silence", silence),
 		setRestart: (id, restart) => requeue(id, "restart", restart),

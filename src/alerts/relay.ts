@@ -70,6 +70,8 @@ export async function startAlertRelay(
 			await running?.stop();
 		},
 	};
+	/** When this process last received a valid webhook (the dead man's notice says it). */
+	let lastWebhookAt: number | undefined;
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
@@ -78,6 +80,9 @@ export async function startAlertRelay(
 		onQueued: () => delivery.wake(),
 		discordState: () => (client.isReady() ? "connected" : standby() ? "standby" : "not connected"),
 		alertmanagers: () => services.alertmanager.contacts(),
+		seen: (at) => {
+			lastWebhookAt = at;
+		},
 	});
 	// METRICS_TOKEN, when set, is the only credential for /metrics: the scraper's secret cannot post alerts, nor AlertManager's scrape.
 	const metricsAuth = config.env.METRICS_TOKEN
@@ -108,6 +113,16 @@ export async function startAlertRelay(
 				actionLog: services.actionLog,
 				log: log.child({ svc: "escalation" }),
 				active: () => !standby(),
+				...(alerts.deadman
+					? {
+							deadman: {
+								name: alerts.deadman.alertname,
+								afterMs: alerts.deadman.afterMinutes * 60_000,
+								channel: alerts.deadman.channel,
+							},
+							deadmanContext: () => ({ alertmanagers: services.alertmanager.contacts(), lastWebhookAt }),
+						}
+					: {}),
 			})
 		: undefined;
 	const reconciler = startReconciler({

@@ -118,6 +118,14 @@ export interface StormSummary {
 	readonly groups: readonly string[];
 }
 
+/** The dead man's switch's stored state for one always-firing alert. */
+export interface HeartbeatState {
+	/** When it last arrived (or the watch began), ms. */
+	readonly at: number;
+	/** The `at` whose silence was alarmed, until the alarm is over; null when none is raised. */
+	readonly alarmedAt: number | null;
+}
+
 /** What a channel still has to send, counted in group episodes. */
 export interface ChannelBacklog {
 	/** Not delivered yet, due or waiting for a retry. */
@@ -187,6 +195,15 @@ export interface AlertStore {
 	saveStormSummary(summary: StormSummary): Promise<void>;
 	/** Channels whose storm summary is not over. */
 	stormChannels(): Promise<string[]>;
+	/**
+	 * The dead man's switch (deadman.ts): records that the always-firing alert `name` arrived at `at`.
+	 * The first call also starts the watch (`at` then is when opsbot began to wait for it).
+	 */
+	heartbeat(name: string, at: number): Promise<void>;
+	/** When `name` last arrived (or the watch began), and the arrival an alarm was raised for; undefined: never watched. */
+	heartbeatState(name: string): Promise<HeartbeatState | undefined>;
+	/** Marks the silence since `at` alarmed (`at`), or the alarm over (null); only if the row still reads `expected`. */
+	setHeartbeatAlarm(name: string, expected: number | null, alarm: number | null): Promise<boolean>;
 	/** Groups by status and, per channel, queued deliveries and when the oldest was queued (for /metrics). */
 	stats(): Promise<StoreStats>;
 	/**
@@ -280,6 +297,8 @@ const MIGRATIONS = [
 	`ALTER TABLE groups ADD COLUMN resolved_at INTEGER;
 	ALTER TABLE groups ADD COLUMN flaps TEXT;
 	ALTER TABLE groups ADD COLUMN previous_message_id TEXT;`,
+	// The dead man's switch (issue 22): when each always-firing alert last arrived, and the alarm raised.
+	`CREATE TABLE heartbeats (name TEXT PRIMARY KEY, at INTEGER NOT NULL, alarmed_at INTEGER);`,
 ];
 
 /**
@@ -558,6 +577,11 @@ export function openAlertStore(
 		db.prepare(`INSERT INTO storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id, nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`);
 	const stormChannelsStmt = db.prepare("SELECT channel FROM storm_summaries WHERE state <> 'over'");
+	const heartbeatStmt = db.prepare(
+		"INSERT INTO heartbeats (name, at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET at = max(at, excluded.at)",
+	);
+	const heartbeatGet = db.prepare("SELECT at, alarmed_at FROM heartbeats WHERE name = ?");
+	const heartbeatAlarm = db.prepare("UPDATE heartbeats SET alarmed_at = ? WHERE name = ? AND alarmed_at IS ?");
 	const groupStats = db.prepare("SELECT status, count(*) AS count FROM groups GROUP BY status");
 	const outboxStats = db.prepare(
 		"SELECT g.channel AS channel, count(*) AS depth, min(o.created_at) AS oldest FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 GROUP BY g.channel",
@@ -847,6 +871,15 @@ export function openAlertStore(
 			);
 		},
 		stormChannels: async () => (stormChannelsStmt.all() as { channel: string }[]).map((r) => r.channel),
+		async heartbeat(name, at) {
+			tx(() => heartbeatStmt.run(name, at));
+		},
+		async heartbeatState(name) {
+			const row = heartbeatGet.get(name) as { at: number; alarmed_at: number | null } | undefined;
+			return row && { at: row.at, alarmedAt: row.alarmed_at };
+		},
+		setHeartbeatAlarm: async (name, expected, alarm) =>
+			tx(() => heartbeatAlarm.run(alarm, name, expected).changes === 1),
 		stats: async () => ({
 			groups: groupStats.all() as { status: string; count: number }[],
 			outbox: mergeOutboxStats([

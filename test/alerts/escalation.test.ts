@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { deadmanNotice } from "../../src/alerts/deadman.ts";
 import {
 	ackHolds,
 	ackReminderDue,
@@ -122,5 +123,30 @@ describe("groupRules: the route's settings, targets from the config only", () =>
 
 	it("falls back to alerts.ackTimeoutMinutes, and has no escalation off its route", () => {
 		expect(groupRules(ops, db, "9")).toEqual({ ackTimeoutMs: 60 * MIN });
+	});
+});
+
+describe("deadmanNotice: once per silence, from the stored arrival time", () => {
+	const after = 10 * MIN;
+	it("says nothing while the heartbeat is younger than afterMinutes", () => {
+		expect(deadmanNotice("Watchdog", { at: T0, alarmedAt: null }, after, T0 + after - 1)).toBeUndefined();
+	});
+
+	it("says 'down' once it is not, keyed by the silence's start", () => {
+		expect(deadmanNotice("Watchdog", { at: T0, alarmedAt: null }, after, T0 + after)).toEqual({
+			kind: "down",
+			key: `deadman:Watchdog:down:${T0}`,
+			since: T0,
+		});
+	});
+
+	it("says nothing more while the alarmed silence lasts, and 'back' once a heartbeat came after it", () => {
+		expect(deadmanNotice("Watchdog", { at: T0, alarmedAt: T0 }, after, T0 + 100 * MIN)).toBeUndefined();
+		expect(deadmanNotice("Watchdog", { at: T0 + 30 * MIN, alarmedAt: T0 }, after, T0 + 31 * MIN)).toEqual({
+			kind: "back",
+			key: `deadman:Watchdog:back:${T0}`,
+			since: T0,
+			at: T0 + 30 * MIN,
+		});
 	});
 });

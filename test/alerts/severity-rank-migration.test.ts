@@ -32,7 +32,8 @@ describe("the severity_rank migration", () => {
 		db.exec(`DROP INDEX groups_delivery; DROP INDEX outbox_pending; CREATE INDEX outbox_pending ON outbox (done, next_attempt_at);
 			ALTER TABLE groups DROP COLUMN severity_rank; ALTER TABLE groups DROP COLUMN chart_attachment; DROP TABLE message_outbox;
 			ALTER TABLE groups DROP COLUMN resolved_at; ALTER TABLE groups DROP COLUMN flaps;
-			ALTER TABLE groups DROP COLUMN previous_message_id; DELETE FROM schema_version WHERE version > 4;`);
+			ALTER TABLE groups DROP COLUMN previous_message_id; DROP TABLE heartbeats;
+			DELETE FROM schema_version WHERE version > 4;`);
 		db.close();
 
 		const store = openAlertStore(path);
@@ -40,7 +41,7 @@ describe("the severity_rank migration", () => {
 		expect(await firstSent(store)).toBe("Late");
 		await store.close();
 		const after = new DatabaseSync(path);
-		expect(after.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({ v: 9 });
+		expect(after.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({ v: 10 });
 		after.close();
 	});
 
@@ -55,12 +56,13 @@ describe("the severity_rank migration", () => {
 				" DROP COLUMN resolved_at, DROP COLUMN flaps, DROP COLUMN previous_message_id",
 		);
 		await old.query("DROP TABLE opsbot_state.message_outbox");
+		await old.query("DROP TABLE opsbot_state.heartbeats");
 		await old.query("DELETE FROM opsbot_state.schema_version WHERE version > 4");
 
 		const store = await openPostgresAlertStore(url, log);
 
 		expect(await firstSent(store)).toBe("Late");
-		expect((await old.query("SELECT max(version) AS v FROM opsbot_state.schema_version")).rows).toEqual([{ v: 8 }]);
+		expect((await old.query("SELECT max(version) AS v FROM opsbot_state.schema_version")).rows).toEqual([{ v: 9 }]);
 		await old.end();
 		await store.close();
 	});

@@ -1,4 +1,5 @@
 import { describe, it } from "vitest";
+import { deadmanMessage } from "../../src/alerts/deadman.ts";
 import { ackReminderMessage, escalationMessage } from "../../src/alerts/escalation.ts";
 import { type AlertGroupContext, alertGroupReport } from "../../src/alerts/group-report.ts";
 import { byUrgency, heldGroup, heldGroupsReport } from "../../src/alerts/held-groups.ts";
@@ -334,6 +335,40 @@ describe("alert group messages (golden)", () => {
 		);
 		expectGoldenFile(
 			"alert-clock-messages.txt",
+			`${Object.values(messages)
+				.map((m) => m.text)
+				.join("\n")}\n`,
+		);
+	});
+
+	it("renders the dead man's notices: the pipeline silent (AlertManager answering or not), and back", () => {
+		const since = NOW - 12 * 60_000;
+		const answering = {
+			environments: ["prod"],
+			url: "http://127.0.0.1:9093",
+			lastAnswerAt: NOW - 20_000,
+			up: true,
+			problem: null,
+		};
+		const silent = { ...answering, lastAnswerAt: NOW - 30 * 60_000, up: false, problem: "connection refused" };
+		const down = { kind: "down" as const, key: "k", since };
+		const messages = {
+			answering: deadmanMessage("Watchdog", down, { alertmanagers: [answering], lastWebhookAt: NOW - 3 * 60_000 }, NOW),
+			unreachable: deadmanMessage("Watch*dog*", down, { alertmanagers: [silent], lastWebhookAt: undefined }, NOW),
+			back: deadmanMessage(
+				"Watchdog",
+				{ kind: "back", key: "k", since, at: NOW },
+				{ alertmanagers: [], lastWebhookAt: NOW },
+				NOW,
+			),
+		};
+
+		expectGoldenFile(
+			"alert-deadman.discord.json",
+			stableJson(Object.fromEntries(Object.entries(messages).map(([k, m]) => [k, { content: m.content }]))),
+		);
+		expectGoldenFile(
+			"alert-deadman.txt",
 			`${Object.values(messages)
 				.map((m) => m.text)
 				.join("\n")}\n`,
