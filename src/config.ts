@@ -358,7 +358,7 @@ const MentionTarget = z
 		"expected a role named under discord.roles, role:<id> or user:<id>",
 	);
 
-/** A route's escalation: still firing and not acknowledged after `afterMinutes`, mention; again every `repeatMinutes`. */
+/** A route's escalation: still firing, not acknowledged after `afterMinutes`: mention; again every `repeatMinutes`. */
 const Escalation = z.strictObject({
 	afterMinutes: ClockMinutes,
 	mention: z.array(MentionTarget).min(1).max(10),
@@ -660,7 +660,8 @@ function crossCheck(ops: OpsFile): string[] {
 		route.escalation?.mention.forEach((target, j) => {
 			if (!/^(role|user):/.test(target) && !Object.hasOwn(ops.discord.roles, target))
 				problems.push(
-					`alerts.routes.${i}.escalation.mention.${j}: unknown role "${target}" (define it under discord.roles, or write role:<id> or user:<id>)`,
+					`alerts.routes.${i}.escalation.mention.${j}: unknown role "${target}" ` +
+						"(define it under discord.roles, or write role:<id> or user:<id>)",
 				);
 		});
 		for (const [label, pattern] of Object.entries(route.matchRe)) {

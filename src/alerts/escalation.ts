@@ -179,7 +179,8 @@ export function escalationMessage(
 /** "⌛ @alice your acknowledgement of 🔴 PostgresDown on prod ran out after 30 min; it still fires." */
 export function ackReminderMessage(payload: WebhookPayload, ack: AckState, timeoutMs: number): ClockMessage {
 	const group = what(payload);
-	const tail = `ran out after ${formatDuration(timeoutMs, { seconds: true })}; it still fires. Acknowledge it again, or hand it on.`;
+	const after = formatDuration(timeoutMs, { seconds: true });
+	const tail = `ran out after ${after}; it still fires. Acknowledge it again, or hand it on.`;
 	return {
 		content: `⌛ <@${ack.userId}> your acknowledgement of ${group.markdown} ${tail}`,
 		mentions: { roles: [], users: [ack.userId] },

@@ -89,9 +89,10 @@ const WRITE_BATCH = `WITH payloads AS (SELECT $1::jsonb AS list),
 			last_signature = u.last_signature, severity_rank = u.severity_rank, last_payload = (SELECT list FROM payloads) -> u.slot,
 			resolved_at = u.resolved_at, flaps = u.flaps::jsonb,
 			ack = CASE WHEN u.clear THEN NULL ELSE g.ack END, silence = CASE WHEN u.clear THEN NULL ELSE g.silence END, restart = CASE WHEN u.clear THEN NULL ELSE g.restart END
-		FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::text[], $8::smallint[], $9::int[], $10::bool[],
-			$16::bigint[], $17::text[])
-			AS u(id, mention_role, episode, status, first_firing_at, last_signature, severity_rank, slot, clear, resolved_at, flaps)
+		FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::text[], $8::smallint[], $9::int[],
+			$10::bool[], $16::bigint[], $17::text[])
+			AS u(id, mention_role, episode, status, first_firing_at, last_signature, severity_rank, slot, clear,
+				resolved_at, flaps)
 		WHERE g.id = u.id RETURNING g.id),
 	superseded AS (UPDATE opsbot_state.outbox SET done = true WHERE id = ANY($11::bigint[]) RETURNING id)
 	INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at)
@@ -476,8 +477,8 @@ export async function openPostgresAlertStore(
 						flaps: number[] | null;
 						previous_message_id: string | null;
 					}>(
-						"SELECT channel, mention_role, first_firing_at, message_id, message_episode, chart_attachment, ack, silence, restart," +
-							" episode, flaps, previous_message_id FROM opsbot_state.groups WHERE id = $1",
+						"SELECT channel, mention_role, first_firing_at, message_id, message_episode, chart_attachment," +
+							" ack, silence, restart, episode, flaps, previous_message_id FROM opsbot_state.groups WHERE id = $1",
 						[newest.group_id],
 					)
 				).rows[0]!;

@@ -200,7 +200,7 @@ export interface AlertStore {
 	 * The first call also starts the watch (`at` then is when opsbot began to wait for it).
 	 */
 	heartbeat(name: string, at: number): Promise<void>;
-	/** When `name` last arrived (or the watch began), and the arrival an alarm was raised for; undefined: never watched. */
+	/** When `name` last arrived (or the watch began), and the arrival an alarm was raised for; undefined: not watched. */
 	heartbeatState(name: string): Promise<HeartbeatState | undefined>;
 	/** Marks the silence since `at` alarmed (`at`), or the alarm over (null); only if the row still reads `expected`. */
 	setHeartbeatAlarm(name: string, expected: number | null, alarm: number | null): Promise<boolean>;
@@ -492,8 +492,8 @@ export function openAlertStore(
 		"SELECT id FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id",
 	);
 	const insertGroup =
-		db.prepare(`INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature, severity_rank, last_payload,
-		resolved_at, flaps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+		db.prepare(`INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at,
+		last_signature, severity_rank, last_payload, resolved_at, flaps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
 	const updateGroup =
 		db.prepare(`UPDATE groups SET mention_role = ?, episode = ?, status = ?, first_firing_at = ?, last_signature = ?, severity_rank = ?, last_payload = ?,
 		resolved_at = ?, flaps = ?,
