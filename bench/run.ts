@@ -16,6 +16,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	memory: () => import("./memory.ts"),
 	"chart-storm": () => import("./chart-storm.ts"),
 	reconcile: () => import("./reconcile.ts"),
+	lifecycle: () => import("./lifecycle.ts"),
 };
 
 const wanted = process.argv.slice(2);

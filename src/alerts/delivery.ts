@@ -3,6 +3,7 @@ import { DiscordAPIError, HTTPError } from "discord.js";
 import { classifySendError, type SendFailure } from "../discord/send-failure.ts";
 import type { Logger } from "../log.ts";
 import { flattenControls } from "../text.ts";
+import type { CardClocks } from "./escalation.ts";
 import { type MessageItem, messageNonce } from "./message-outbox.ts";
 import {
 	type AlertActions,
@@ -74,6 +75,8 @@ export interface DeliveryDeps {
 	readonly pollMs?: number;
 	readonly chart?: (payload: OutboxItem["payload"]) => Promise<Buffer | undefined>;
 	readonly actions?: (item: OutboxItem) => AlertActions;
+	/** What the card shows of its clocks (escalation.ts cardClocks): an expired acknowledgement, an escalation. */
+	readonly clocks?: (item: OutboxItem) => CardClocks;
 	/** The guild the channels are in, for links from the storm summary to each group's message. */
 	readonly guildId?: string | undefined;
 	/** Writes per channel and window until Discord's headers tell (default CHANNEL_BUDGET); tests use a fast one. */
@@ -360,6 +363,11 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 				ack: item.ack,
 				silence: item.silence,
 				restart: item.restart,
+				flaps: item.flaps,
+				...(deps.clocks ? { clocks: deps.clocks(item) } : {}),
+				...(item.previousMessageId && deps.guildId
+					? { previous: { guildId: deps.guildId, channelId: item.channel, messageId: item.previousMessageId } }
+					: {}),
 				withoutAttachments: options.withoutAttachments,
 				...(deps.actions ? { actions: deps.actions(item) } : {}),
 			});
