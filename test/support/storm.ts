@@ -13,19 +13,20 @@ export const STORM_CHANNELS = ["400000000000000001", "400000000000000002", "4000
 export const channelRateLimit = { count: 5, windowMs: 5_000 };
 /**
  * A channel bucket five times faster than Discord's usual one, for storms whose point is not the
- * pace itself (restart, outage, replicas): opsbot learns a channel's bucket from the X-RateLimit
+ * pace itself (restart, replicas): opsbot learns a channel's bucket from the X-RateLimit
  * headers of its first answered write and paces to it, so the same storm drains in a fifth of the
- * time and is held to the same rules (no 429, nothing lost or doubled). `alerts-storm-channels`
- * keeps Discord's own 5 per 5 s.
+ * time and is held to the same rules (no 429, nothing lost or doubled). `alerts-storm-channels` and
+ * `alerts-storm-outage` keep Discord's own 5 per 5 s.
  */
 export const fastChannelRateLimit = { count: 5, windowMs: 1_000 };
 
 /**
  * How many groups fired at once are sure to start a storm under `limit`: more than the channel could
  * post within STORM_AFTER_MS, both with the budget opsbot assumes before Discord's headers
- * (CHANNEL_BUDGET) and with the one it learns from them, plus a margin for webhooks that arrive late.
+ * (CHANNEL_BUDGET) and with the one it learns from them, plus a margin for webhooks that arrive late
+ * (on a loaded machine a burst of webhooks is taken in over a second or two, while delivery drains it).
  */
-export function stormSize(limit: { count: number; windowMs: number }, margin = 10): number {
+export function stormSize(limit: { count: number; windowMs: number }, margin = 25): number {
 	const postable = (b: { count: number; windowMs: number }) =>
 		b.count + Math.floor((b.count * STORM_AFTER_MS) / b.windowMs);
 	return Math.max(postable(limit), postable(CHANNEL_BUDGET)) + margin;
