@@ -154,7 +154,6 @@ function failureReason(err: unknown): string {
 
 const live = (summary: StormSummary | undefined): summary is StormSummary =>
 	summary !== undefined && summary.state !== "over";
-const isUnknownMessage = (err: unknown) => err instanceof DiscordAPIError && err.code === 10008;
 // A worker of a storm with nothing to do looks again after this, unless woken earlier.
 const IDLE_MS = 1_000;
 const MIN_IDLE_MS = 50;
@@ -264,12 +263,9 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		reposted: () => AlertMessage,
 	): Promise<SentMessage> {
 		if (messageId) {
-			try {
-				return await sender.edit(item.channel, messageId, message);
-			} catch (err) {
-				// Someone deleted the message: post it again rather than lose the update.
-				if (!isUnknownMessage(err)) throw err;
-			}
+			const edited = await sender.edit(item.channel, messageId, message);
+			if (edited !== "gone") return edited;
+			// Someone deleted the message: post it again rather than lose the update.
 			return sender.post(item.channel, reposted(), item.nonce);
 		}
 		return sender.post(item.channel, message, item.nonce);
@@ -464,15 +460,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	async function writeSummary(channel: string, storm: ChannelStorm, message: SummaryMessage): Promise<string> {
 		const summary = storm.summary!;
 		if (summary.messageId) {
-			try {
-				await sender.edit(channel, summary.messageId, message);
-				return summary.messageId;
-			} catch (err) {
-				if (!isUnknownMessage(err)) throw err;
-				// Someone deleted the summary: post a new one (a new nonce, or Discord could hand back the deleted one).
-				deps.log.warn({ channel }, "the storm summary was deleted; posting it again");
-				await saveSummary(storm, { ...summary, messageId: null, nonce: stormNonce(channel, Date.now()) });
-			}
+			if ((await sender.edit(channel, summary.messageId, message)) !== "gone") return summary.messageId;
+			// Someone deleted the summary: post a new one (a new nonce, or Discord could hand back the deleted one).
+			deps.log.warn({ channel }, "the storm summary was deleted; posting it again");
+			await saveSummary(storm, { ...summary, messageId: null, nonce: stormNonce(channel, Date.now()) });
 		}
 		return (await sender.post(channel, message, storm.summary!.nonce)).id;
 	}
