@@ -12,9 +12,11 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	storm: () => import("./storm.ts"),
 	ingest: () => import("./ingest.ts"),
 	charts: () => import("./charts.ts"),
+	history: () => import("./history.ts"),
 	memory: () => import("./memory.ts"),
 	"chart-storm": () => import("./chart-storm.ts"),
 	reconcile: () => import("./reconcile.ts"),
+	lifecycle: () => import("./lifecycle.ts"),
 };
 
 const wanted = process.argv.slice(2);

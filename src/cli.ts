@@ -403,7 +403,8 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			if (!timeline)
 				throw new UserFacingError(
 					link
-						? "opsbot holds no alert whose current card is that message (an earlier episode's card: use the group id and --episode)."
+						? "opsbot holds no alert whose current card is that message " +
+								"(for an earlier episode's card, give the group id and --episode)."
 						: "opsbot holds no such alert group or episode.",
 				);
 			return {

@@ -344,12 +344,36 @@ const LogSettings = z.strictObject({
 	maxRangeHours: z.number().int().min(1).max(721).default(168),
 });
 
+/** Minutes of a clock (escalation, acknowledgement): more than zero, fractions allowed (0.05 = 3 s), at most a week. */
+const ClockMinutes = z.number().positive("must be more than 0 minutes").max(10_080);
+
+/**
+ * Who an escalation mentions: a role named under discord.roles, `role:<id>` or `user:<id>`. Only these
+ * are ever mentioned (allowed_mentions lists exactly them; never @everyone).
+ */
+const MentionTarget = z
+	.string()
+	.regex(
+		/^(role:\d{17,20}|user:\d{17,20}|[^:@\s][^:]{0,63})$/,
+		"expected a role named under discord.roles, role:<id> or user:<id>",
+	);
+
+/** A route's escalation: still firing, not acknowledged after `afterMinutes`: mention; again every `repeatMinutes`. */
+const Escalation = z.strictObject({
+	afterMinutes: ClockMinutes,
+	mention: z.array(MentionTarget).min(1).max(10),
+	repeatMinutes: ClockMinutes.optional(),
+});
+
 const AlertRoute = z.strictObject({
 	match: z.record(LabelName, z.string()).default({}),
 	matchRe: z.record(LabelName, z.string()).default({}),
 	channel: Snowflake,
 	mentionRole: Snowflake.optional(),
 	continue: z.boolean().default(false),
+	escalation: Escalation.optional(),
+	/** How long an acknowledgement holds on this route's groups (else alerts.ackTimeoutMinutes). */
+	ackTimeoutMinutes: ClockMinutes.optional(),
 });
 
 const Alerts = z.strictObject({
@@ -361,6 +385,24 @@ const Alerts = z.strictObject({
 	containerLabel: LabelName.default("container"),
 	environmentLabel: LabelName.default("env"),
 	restartCooldownSeconds: z.number().int().min(0).max(86_400).default(300),
+	/**
+	 * A group that fires again within this long of resolving re-opens its card ("flapped 3× in the last
+	 * hour") instead of a new one; 0 turns it off. Fractions allowed (0.05 = 3 s).
+	 */
+	regroupMinutes: z.number().min(0).max(1_440).default(15),
+	/**
+	 * The dead man's switch: the always-firing alert (Prometheus' Watchdog) is never posted; when none has
+	 * arrived for `afterMinutes`, opsbot says so once in `channel`, and once more when it is back.
+	 */
+	deadman: z
+		.strictObject({
+			alertname: z.string().min(1).max(200).default("Watchdog"),
+			afterMinutes: ClockMinutes,
+			channel: Snowflake,
+		})
+		.optional(),
+	/** How long an acknowledgement holds; then, if the group still fires, the acker is reminded. None: for ever. */
+	ackTimeoutMinutes: ClockMinutes.optional(),
 	maxBodyBytes: z
 		.number()
 		.int()
@@ -382,6 +424,13 @@ const Alerts = z.strictObject({
 		.prefault({}),
 	/** How long opsbot keeps each episode's history (its events, for /alerts history and timelines), in days. */
 	history: z.strictObject({ days: z.number().int().min(1).max(3_650).default(90) }).prefault({}),
+	/** A thread per episode under its card: on the first action, or at once for these severities. */
+	threads: z
+		.strictObject({
+			enabled: z.boolean().default(true),
+			openFor: z.array(z.string().min(1).max(40)).max(20).default(["critical"]),
+		})
+		.prefault({}),
 	/** How often opsbot asks AlertManager whether the silences it made still hold. */
 	silenceWatch: z
 		.strictObject({
@@ -617,6 +666,13 @@ function crossCheck(ops: OpsFile): string[] {
 		});
 	}
 	ops.alerts?.routes.forEach((route, i) => {
+		route.escalation?.mention.forEach((target, j) => {
+			if (!/^(role|user):/.test(target) && !Object.hasOwn(ops.discord.roles, target))
+				problems.push(
+					`alerts.routes.${i}.escalation.mention.${j}: unknown role "${target}" ` +
+						"(define it under discord.roles, or write role:<id> or user:<id>)",
+				);
+		});
 		for (const [label, pattern] of Object.entries(route.matchRe)) {
 			try {
 				new RegExp(`^(?:${pattern})$`);

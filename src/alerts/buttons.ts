@@ -40,6 +40,7 @@ import { SshHostKeyError } from "../services/ssh.ts";
 import { alertEnvironment, restartableContainer } from "./actions.ts";
 import { noteSilenceOnCard, recordEvent } from "./card-events.ts";
 import { OUTPUT_KEPT } from "./episodes.ts";
+import { ackHolds, groupRules } from "./escalation.ts";
 import { checkSilenceMatchers, formatMatchers, parseMatchers } from "./matchers.ts";
 import { SILENCE_CHOICES } from "./render.ts";
 import type { AlertStore, GroupState } from "./store.ts";
@@ -174,7 +175,11 @@ async function silence(
 	});
 }
 
-/** Acknowledge (who and when, shown on the message; stops the critical mention on later updates), or take it back. */
+/**
+ * Acknowledge (who and when, shown on the message; stops the critical mention on later updates), or take
+ * it back (released at once). Someone else's acknowledgement that still holds is not overwritten: the
+ * presser hears who got there first, with a button to take it over.
+ */
 function ackButton(action: "ack" | "unack", nothing: string): ComponentHandler<GroupState> {
 	return {
 		area: "alert",
@@ -182,10 +187,31 @@ function ackButton(action: "ack" | "unack", nothing: string): ComponentHandler<G
 		permission: { action: "alert.ack" },
 		defer: "update",
 		parse: liveGroup(nothing),
-		async run(_interaction, group, ctx) {
+		async run(interaction, group, ctx) {
+			const now = Date.now();
+			const first = group.ack;
+			const rules = groupRules(alertingOps(ctx), group.payload, group.channel);
+			if (action === "ack" && first && first.userId !== ctx.actor.userId && ackHolds(first, rules, now)) {
+				await recordAction(ctx, "alert.ack", group.groupId, "refused: already acknowledged", { by: first.userId });
+				await interaction.followUp({
+					content: `<@${first.userId}> got there first (acknowledged <t:${Math.floor(first.at / 1000)}:R>). Take it over?`,
+					flags: 64,
+					allowedMentions: { parse: [] },
+					components: [
+						new ActionRowBuilder<ButtonBuilder>().addComponents(
+							new ButtonBuilder()
+								.setCustomId(encodeCustomId("alert", "takeover", group.groupId, String(group.episode)))
+								.setLabel("Take it over")
+								.setEmoji("✋")
+								.setStyle(ButtonStyle.Primary),
+						),
+					],
+				});
+				return;
+			}
 			await alertStore(ctx).setAck(
 				group.groupId,
-				action === "ack" ? { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() } : null,
+				action === "ack" ? { userId: ctx.actor.userId, username: ctx.actor.username, at: now } : null,
 			);
 			await recordAction(ctx, `alert.${action}`, group.groupId, "ok");
 			await recordEvent(ctx, group, action === "ack" ? "acknowledged" : "unacknowledged");
@@ -195,6 +221,35 @@ function ackButton(action: "ack" | "unack", nothing: string): ComponentHandler<G
 
 export const alertAck = ackButton("ack", "nothing was acknowledged");
 export const alertUnack = ackButton("unack", "nothing was changed");
+
+/** "Take it over" under "@alice got there first": the acknowledgement becomes the presser's, said in the log. */
+export const alertAckTakeover: ComponentHandler<GroupState> = {
+	area: "alert",
+	action: "takeover",
+	permission: { action: "alert.ack" },
+	defer: "update",
+	// Pressed on the ephemeral answer, not on the card: the episode in the customId stands for the card.
+	async parse(id, ctx) {
+		const group = await pressedGroup(id, ctx);
+		if (group.status === "resolved" || String(group.episode) !== id.args[1])
+			throw new PressRefusedError("This alert has resolved or fired anew since; nothing was acknowledged.", {
+				reason: "alert resolved",
+				target: group.groupId,
+				details: { episode: group.episode },
+			});
+		return group;
+	},
+	async run(interaction, group, ctx) {
+		await alertStore(ctx).setAck(group.groupId, {
+			userId: ctx.actor.userId,
+			username: ctx.actor.username,
+			at: Date.now(),
+		});
+		await recordAction(ctx, "alert.ack", group.groupId, "ok: taken over", { from: group.ack?.userId ?? null });
+		await recordEvent(ctx, group, "acknowledged");
+		await interaction.editReply({ content: "✋ It is yours now.", components: [] });
+	},
+};
 
 /** Silence select: 1 h / 4 h / 24 h, or a form for a custom duration and comment. */
 export const alertSilence: ComponentHandler<GroupState> = {
@@ -559,7 +614,10 @@ export const alertLogs: ComponentHandler<GroupState> = {
 	},
 };
 
-/** Timeline on a resolved card: the episode's timeline as a Markdown file, for the postmortem (only the presser sees it). */
+/**
+ * Timeline on a resolved card: the episode's timeline as a Markdown file, for the postmortem (only
+ * the presser sees it).
+ */
 export const alertTimeline: ComponentHandler<{ groupId: string; episode: number | undefined }> = {
 	area: "alert",
 	action: "timeline",
@@ -602,6 +660,7 @@ export const alertTimeline: ComponentHandler<{ groupId: string; episode: number 
 export const ALERT_BUTTONS: readonly AnyComponentHandler[] = [
 	alertAck,
 	alertUnack,
+	alertAckTakeover,
 	alertSilence,
 	alertSilenceForm,
 	alertUnsilence,

@@ -3,6 +3,7 @@ import { DiscordAPIError, HTTPError } from "discord.js";
 import { classifySendError, type SendFailure } from "../discord/send-failure.ts";
 import type { Logger } from "../log.ts";
 import { flattenControls } from "../text.ts";
+import type { CardClocks } from "./escalation.ts";
 import { type MessageItem, messageNonce } from "./message-outbox.ts";
 import {
 	type AlertActions,
@@ -74,6 +75,8 @@ export interface DeliveryDeps {
 	readonly pollMs?: number;
 	readonly chart?: (payload: OutboxItem["payload"]) => Promise<Buffer | undefined>;
 	readonly actions?: (item: OutboxItem) => AlertActions;
+	/** What the card shows of its clocks (escalation.ts cardClocks): an expired acknowledgement, an escalation. */
+	readonly clocks?: (item: OutboxItem) => CardClocks;
 	/** The guild the channels are in, for links from the storm summary to each group's message. */
 	readonly guildId?: string | undefined;
 	/** Writes per channel and window until Discord's headers tell (default CHANNEL_BUDGET); tests use a fast one. */
@@ -151,7 +154,6 @@ function failureReason(err: unknown): string {
 
 const live = (summary: StormSummary | undefined): summary is StormSummary =>
 	summary !== undefined && summary.state !== "over";
-const isUnknownMessage = (err: unknown) => err instanceof DiscordAPIError && err.code === 10008;
 // A worker of a storm with nothing to do looks again after this, unless woken earlier.
 const IDLE_MS = 1_000;
 const MIN_IDLE_MS = 50;
@@ -261,12 +263,9 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		reposted: () => AlertMessage,
 	): Promise<SentMessage> {
 		if (messageId) {
-			try {
-				return await sender.edit(item.channel, messageId, message);
-			} catch (err) {
-				// Someone deleted the message: post it again rather than lose the update.
-				if (!isUnknownMessage(err)) throw err;
-			}
+			const edited = await sender.edit(item.channel, messageId, message);
+			if (edited !== "gone") return edited;
+			// Someone deleted the message: post it again rather than lose the update.
 			return sender.post(item.channel, reposted(), item.nonce);
 		}
 		return sender.post(item.channel, message, item.nonce);
@@ -360,6 +359,11 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 				ack: item.ack,
 				silence: item.silence,
 				restart: item.restart,
+				flaps: item.flaps,
+				...(deps.clocks ? { clocks: deps.clocks(item) } : {}),
+				...(item.previousMessageId && deps.guildId
+					? { previous: { guildId: deps.guildId, channelId: item.channel, messageId: item.previousMessageId } }
+					: {}),
 				withoutAttachments: options.withoutAttachments,
 				...(deps.actions ? { actions: deps.actions(item) } : {}),
 			});
@@ -456,15 +460,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	async function writeSummary(channel: string, storm: ChannelStorm, message: SummaryMessage): Promise<string> {
 		const summary = storm.summary!;
 		if (summary.messageId) {
-			try {
-				await sender.edit(channel, summary.messageId, message);
-				return summary.messageId;
-			} catch (err) {
-				if (!isUnknownMessage(err)) throw err;
-				// Someone deleted the summary: post a new one (a new nonce, or Discord could hand back the deleted one).
-				deps.log.warn({ channel }, "the storm summary was deleted; posting it again");
-				await saveSummary(storm, { ...summary, messageId: null, nonce: stormNonce(channel, Date.now()) });
-			}
+			if ((await sender.edit(channel, summary.messageId, message)) !== "gone") return summary.messageId;
+			// Someone deleted the summary: post a new one (a new nonce, or Discord could hand back the deleted one).
+			deps.log.warn({ channel }, "the storm summary was deleted; posting it again");
+			await saveSummary(storm, { ...summary, messageId: null, nonce: stormNonce(channel, Date.now()) });
 		}
 		return (await sender.post(channel, message, storm.summary!.nonce)).id;
 	}

@@ -12,7 +12,8 @@ import { type EpisodeRow, type EventRow, episodeOf, eventOf, type FiringRow, fir
 import { type GroupFigures, summarise } from "./episodes-summary.ts";
 
 const EPISODE_COLUMNS =
-	"group_id, episode, channel, name, environment, severity, started_at, ended_at, acked_at, acked_by, firing_alerts, alert_count, event_count";
+	"group_id, episode, channel, name, environment, severity, started_at, ended_at, acked_at, acked_by, " +
+	"firing_alerts, alert_count, event_count";
 
 const LATEST = `SELECT DISTINCT ON (group_id) group_id, episode, ended_at, alerts, event_count
 	FROM opsbot_state.episodes WHERE group_id = ANY($1::text[]) ORDER BY group_id, episode DESC`;
@@ -38,7 +39,8 @@ const WRITE = `WITH closed AS (
 		AS v(group_id, episode, at, kind, details, n) ORDER BY n`;
 
 const NAME_MATCHES = "($3::text IS NULL OR strpos(lower(name), lower($3)) > 0)";
-const FIRING_WHERE = `e.ended_at IS NULL AND ($1::text IS NULL OR e.environment = $1) AND ($2::text IS NULL OR e.severity = $2)
+const FIRING_WHERE = `e.ended_at IS NULL AND ($1::text IS NULL OR e.environment = $1)
+	AND ($2::text IS NULL OR e.severity = $2)
 	AND ($3::text IS NULL OR strpos(lower(e.name), lower($3)) > 0)`;
 
 /**
@@ -179,6 +181,19 @@ export function createPostgresEpisodeHistory(
 				),
 			]);
 			return summarise(query, groups.rows, latest.rows.map(episodeOf));
+		},
+		async eventsAfter(afterId, limit) {
+			const { rows } = await pool.query<EventRow>(
+				"SELECT * FROM opsbot_state.episode_events WHERE id > $1 ORDER BY id LIMIT $2",
+				[afterId, limit],
+			);
+			return rows.map(eventOf);
+		},
+		async lastEventId() {
+			const { rows } = await pool.query<{ id: string }>(
+				"SELECT coalesce(max(id), 0) AS id FROM opsbot_state.episode_events",
+			);
+			return Number(rows[0]?.id ?? 0);
 		},
 		async findCard(messageId) {
 			const { rows } = await pool.query<{ id: string; message_episode: number | null }>(

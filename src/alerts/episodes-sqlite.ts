@@ -49,7 +49,8 @@ export function episodeOf(r: EpisodeRow): Episode {
 }
 
 const EPISODE_COLUMNS =
-	"group_id, episode, channel, name, environment, severity, started_at, ended_at, acked_at, acked_by, firing_alerts, alert_count, event_count";
+	"group_id, episode, channel, name, environment, severity, started_at, ended_at, acked_at, acked_by, " +
+	"firing_alerts, alert_count, event_count";
 
 /** Name filter: part of the name, any case (NULL: all). */
 const NAME_MATCHES = "(?3 IS NULL OR instr(lower(name), lower(?3)) > 0)";
@@ -74,7 +75,8 @@ export function createSqliteEpisodeHistory(
 		"UPDATE episodes SET ended_at = ? WHERE group_id = ? AND episode = ? AND ended_at IS NULL",
 	);
 	const insertEvent = db.prepare(
-		"INSERT INTO episode_events (group_id, episode, at, kind, actor_id, actor_name, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		`INSERT INTO episode_events (group_id, episode, at, kind, actor_id, actor_name, details)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
 	);
 	const countEvent = db.prepare(
 		"UPDATE episodes SET event_count = event_count + 1 WHERE group_id = ? AND episode = ? AND event_count < ?",
@@ -101,6 +103,8 @@ export function createSqliteEpisodeHistory(
 		FROM episodes WHERE started_at >= ?1 AND started_at < ?2 AND ${NAME_MATCHES} GROUP BY group_id`);
 	const latestEpisodes = db.prepare(`SELECT ${EPISODE_COLUMNS} FROM episodes
 		WHERE started_at >= ?1 AND started_at < ?2 AND ${NAME_MATCHES} ORDER BY started_at DESC LIMIT ?4`);
+	const after = db.prepare("SELECT * FROM episode_events WHERE id > ? ORDER BY id LIMIT ?");
+	const lastId = db.prepare("SELECT coalesce(max(id), 0) AS id FROM episode_events");
 	const card = db.prepare("SELECT id, message_episode FROM groups WHERE message_id = ? LIMIT 1");
 	const expired = db.prepare("SELECT group_id, episode FROM episodes WHERE ended_at < ? LIMIT ?");
 	const deleteEvents = db.prepare("DELETE FROM episode_events WHERE group_id = ? AND episode = ?");
@@ -200,6 +204,8 @@ export function createSqliteEpisodeHistory(
 			const episodes = (latestEpisodes.all(...args, query.limit) as EpisodeRow[]).map(episodeOf);
 			return summarise(query, groups, episodes);
 		},
+		eventsAfter: async (afterId, limit) => (after.all(afterId, limit) as EventRow[]).map(eventOf),
+		lastEventId: async () => (lastId.get() as { id: number }).id,
 		async findCard(messageId) {
 			const row = card.get(messageId) as { id: string; message_episode: number | null } | undefined;
 			return row && row.message_episode !== null ? { groupId: row.id, episode: row.message_episode } : undefined;

@@ -181,6 +181,10 @@ export interface EpisodeHistory {
 	history(query: HistoryQuery): Promise<HistorySummary>;
 	/** The group and episode whose card is message `messageId` (the current episode's card of a group), or undefined. */
 	findCard(messageId: string): Promise<{ groupId: string; episode: number } | undefined>;
+	/** Events recorded after event `afterId`, in order, at most `limit` (what thread posting follows). */
+	eventsAfter(afterId: number, limit: number): Promise<EpisodeEvent[]>;
+	/** The id of the newest event, or 0. */
+	lastEventId(): Promise<number>;
 	/** Deletes up to `batch` episodes that ended before `before`, with their events; returns how many. */
 	prune(before: number, batch: number): Promise<number>;
 }

@@ -94,11 +94,29 @@ export function acceptJob(payload: WebhookPayload, targets: readonly RouteTarget
 	};
 }
 
+/** How far back a card counts its flaps ("flapped 3× in the last hour"); older ones are forgotten. */
+export const FLAP_HISTORY_MS = 3_600_000;
+
+/** How a store decides on episodes. */
+export interface AcceptPolicy {
+	/**
+	 * A group that fires again within this long of resolving re-opens its card (a flap) instead of
+	 * starting a new episode (alerts.regroupMinutes). 0: every re-fire is a new episode.
+	 */
+	readonly regroupMs: number;
+}
+
+export const NO_REGROUP: AcceptPolicy = { regroupMs: 0 };
+
 /** A group's current episode as the store holds it: all accept decides on. `Row` names an outbox row. */
 export interface GroupHead<Row = number> {
 	readonly episode: number;
 	readonly status: GroupStatus;
 	readonly firstFiringAt: number;
+	/** When the episode last resolved (ms), while it is resolved; null (or absent) while it fires. */
+	readonly resolvedAt?: number | null;
+	/** When it flapped (re-opened within the regroup window), within FLAP_HISTORY_MS. */
+	readonly flaps?: readonly number[];
 	/** payloadSignature() of the last notification. */
 	readonly signature: string;
 	/**
@@ -113,12 +131,17 @@ export type Transition<Row = number> =
 	/** A retry, or the same notification from another AlertManager of an HA pair: nothing to write. */
 	| { readonly kind: "duplicate" }
 	| {
-			/** open: a group not seen before; update: the current episode changed; reopen: it fires again after resolving. */
-			readonly kind: "open" | "update" | "reopen";
+			/**
+			 * open: a group not seen before; update: the current episode changed; reopen: it fires again after
+			 * resolving (a new episode); flap: it fires again within the regroup window (the same episode re-opens).
+			 */
+			readonly kind: "open" | "update" | "reopen" | "flap";
 			readonly episode: number;
 			readonly status: GroupStatus;
 			readonly firstFiringAt: number;
 			readonly signature: string;
+			readonly resolvedAt: number | null;
+			readonly flaps: readonly number[];
 			/** Clear acknowledgement, silence and restart: they were about the previous episode. */
 			readonly resetActions: boolean;
 			/** Undelivered rows of the episode that stay: the oldest, which keeps the episode's place. */
@@ -132,8 +155,17 @@ export type Transition<Row = number> =
 			readonly supersede: readonly Row[];
 	  };
 
-/** What a notification does to a group (undefined: not stored yet). Every transition but a duplicate queues one outbox row for its episode. */
-export function transition<Row>(head: GroupHead<Row> | undefined, n: Notification): Transition<Row> {
+/**
+ * What a notification received at `now` does to a group (undefined: not stored yet). Every transition
+ * but a duplicate queues one outbox row for its episode.
+ */
+export function transition<Row>(
+	head: GroupHead<Row> | undefined,
+	n: Notification,
+	now: number,
+	policy: AcceptPolicy = NO_REGROUP,
+): Transition<Row> {
+	const resolvedAt = n.status === "resolved" ? now : null;
 	if (!head)
 		return {
 			kind: "open",
@@ -141,20 +173,40 @@ export function transition<Row>(head: GroupHead<Row> | undefined, n: Notificatio
 			status: n.status,
 			firstFiringAt: n.startedAt,
 			signature: n.signature,
+			resolvedAt,
+			flaps: [],
 			resetActions: false,
 			keep: [],
 			supersede: [],
 		};
 	if (head.signature === n.signature) return { kind: "duplicate" };
-	// A group that fires again after resolving starts a new episode: a new message, unacknowledged and
-	// unsilenced. The previous episode's undelivered rows (its resolution) are another episode's: they stay.
+	const flaps = (head.flaps ?? []).filter((at) => now - at < FLAP_HISTORY_MS);
 	if (head.status === "resolved" && n.status === "firing") {
+		const resolved = head.resolvedAt ?? Number.NEGATIVE_INFINITY;
+		// Fired again soon after resolving: the same card re-opens, counted, with what people did on it.
+		if (now - resolved < policy.regroupMs)
+			return {
+				kind: "flap",
+				episode: head.episode,
+				status: n.status,
+				firstFiringAt: head.firstFiringAt,
+				signature: n.signature,
+				resolvedAt: null,
+				flaps: [...flaps, now],
+				resetActions: false,
+				keep: head.undelivered.slice(0, 1),
+				supersede: head.undelivered.slice(1),
+			};
+		// Later, a new episode: a new message, unacknowledged and unsilenced. The previous episode's
+		// undelivered rows (its resolution) are another episode's: they stay.
 		return {
 			kind: "reopen",
 			episode: head.episode + 1,
 			status: n.status,
 			firstFiringAt: n.startedAt,
 			signature: n.signature,
+			resolvedAt: null,
+			flaps: [],
 			resetActions: true,
 			keep: [],
 			supersede: [],
@@ -166,6 +218,9 @@ export function transition<Row>(head: GroupHead<Row> | undefined, n: Notificatio
 		status: n.status,
 		firstFiringAt: Math.min(head.firstFiringAt, n.startedAt),
 		signature: n.signature,
+		// A resolved episode's second resolved notification keeps the first one's time.
+		resolvedAt: head.status === "resolved" && n.status === "resolved" ? (head.resolvedAt ?? now) : resolvedAt,
+		flaps,
 		resetActions: false,
 		keep: head.undelivered.slice(0, 1),
 		supersede: head.undelivered.slice(1),
@@ -184,6 +239,10 @@ export interface GroupWrite {
 	readonly firstFiringAt: number;
 	readonly signature: string;
 	readonly severityRank: number;
+	/** When the episode resolved (ms), null while it fires. */
+	readonly resolvedAt: number | null;
+	/** Its flaps within FLAP_HISTORY_MS. */
+	readonly flaps: readonly number[];
 	/** Clear acknowledgement, silence and restart: a new episode started during the batch. */
 	readonly resetActions: boolean;
 	/** The webhook (its index in the batch) whose payload the group now shows. */
@@ -239,7 +298,11 @@ interface Pending {
  * stored yet). Each webhook is decided against the state the ones before it left, so a group commit
  * writes what accepting them one at a time would, less the rows a later webhook of the batch supersedes.
  */
-export function planAccepts(jobs: readonly AcceptJob[], heads: ReadonlyMap<string, GroupHead>): AcceptPlan {
+export function planAccepts(
+	jobs: readonly AcceptJob[],
+	heads: ReadonlyMap<string, GroupHead>,
+	policy: AcceptPolicy = NO_REGROUP,
+): AcceptPlan {
 	const state = new Map<string, GroupHead<number | Pending>>(heads);
 	const groups = new Map<string, GroupWrite>();
 	const supersede: number[] = [];
@@ -251,7 +314,7 @@ export function planAccepts(jobs: readonly AcceptJob[], heads: ReadonlyMap<strin
 		for (const target of job.targets) {
 			const id = groupId(job.receiver, job.groupKey, target.channel);
 			const head = state.get(id);
-			const t = transition(head, job);
+			const t = transition(head, job, job.now, policy);
 			if (t.kind === "duplicate") {
 				duplicates++;
 				continue;
@@ -267,6 +330,8 @@ export function planAccepts(jobs: readonly AcceptJob[], heads: ReadonlyMap<strin
 				status: t.status,
 				firstFiringAt: t.firstFiringAt,
 				signature: t.signature,
+				resolvedAt: t.resolvedAt,
+				flaps: t.flaps,
 				undelivered: [...t.keep, row],
 			});
 			groups.set(id, {
@@ -279,6 +344,8 @@ export function planAccepts(jobs: readonly AcceptJob[], heads: ReadonlyMap<strin
 				firstFiringAt: t.firstFiringAt,
 				signature: t.signature,
 				severityRank: job.severityRank,
+				resolvedAt: t.resolvedAt,
+				flaps: t.flaps,
 				resetActions: t.resetActions || (groups.get(id)?.resetActions ?? false),
 				job: j,
 			});

@@ -9,6 +9,8 @@ import {
 	type Text,
 } from "../render/report.ts";
 import { formatDuration } from "../time.ts";
+import type { CardClocks } from "./escalation.ts";
+import { FLAP_HISTORY_MS } from "./group-machine.ts";
 import type { WebhookAlert, WebhookPayload } from "./schema.ts";
 import type { AckState, RestartState, SilenceState } from "./store.ts";
 
@@ -163,6 +165,19 @@ function endedAt(payload: WebhookPayload, startedAt: number): number | undefined
 	return ends.length > 0 ? Math.max(...ends) : undefined;
 }
 
+/** Where a group's previous episode's message is, for a link to it. */
+export interface PreviousMessage {
+	readonly guildId: string;
+	readonly channelId: string;
+	readonly messageId: string;
+}
+
+/** "🔁 flapped 3× in the last hour", or undefined when it did not flap within the hour. */
+export function flapLine(flaps: readonly number[] | undefined, now: number): string | undefined {
+	const recent = (flaps ?? []).filter((at) => at <= now && now - at < FLAP_HISTORY_MS).length;
+	return recent > 0 ? `🔁 flapped ${recent}× in the last hour` : undefined;
+}
+
 /** What a group's message shows besides the payload: when the group began, what people did, and what could not be attached. */
 export interface AlertGroupContext {
 	readonly firstFiringAt: number;
@@ -171,6 +186,12 @@ export interface AlertGroupContext {
 	readonly ack?: AckState | null | undefined;
 	readonly silence?: SilenceState | null | undefined;
 	readonly restart?: RestartState | null | undefined;
+	/** When the group flapped (re-opened within the regroup window); the card counts those of the last hour. */
+	readonly flaps?: readonly number[] | undefined;
+	/** The previous episode's message: the card links to it. */
+	readonly previous?: PreviousMessage | undefined;
+	/** When the acknowledgement ran out, and the latest escalation (escalation.ts cardClocks). */
+	readonly clocks?: CardClocks | undefined;
 	/** A chart of the expression was drawn for the message. */
 	readonly chart?: boolean;
 	/** Discord would not take the message's files: the text says what is missing. */
@@ -233,7 +254,10 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 	const severity = groupSeverity(payload);
 	const environment = groupEnvironment(payload);
 	const silence = activeSilence(context.silence, now);
-	const state = cardState({ resolved, acknowledged: Boolean(context.ack), silenced: silence !== null });
+	// An acknowledgement that ran out no longer handles the group: the card is firing again.
+	const ackExpiredAt = context.clocks?.ackExpiredAt;
+	const acknowledged = Boolean(context.ack) && (resolved || ackExpiredAt === undefined);
+	const state = cardState({ resolved, acknowledged, silenced: silence !== null });
 	const annotations =
 		Object.keys(payload.commonAnnotations).length > 0
 			? payload.commonAnnotations
@@ -242,9 +266,16 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 	const labels = differingLabels(payload.alerts, payload.commonLabels);
 	const summary = annotations.summary ? truncate(oneLine(annotations.summary), 300) : undefined;
 	const ackedAt: Inline[] = context.ack && !resolved ? [" ", { time: new Date(context.ack.at), style: "clock" }] : [];
-	const ack: Text | undefined = context.ack
-		? ["✋ acknowledged by ", { mention: "user", id: context.ack.userId }, ...ackedAt]
-		: undefined;
+	const ack: Text | undefined = !context.ack
+		? undefined
+		: acknowledged
+			? ["✋ acknowledged by ", { mention: "user", id: context.ack.userId }, ...ackedAt]
+			: [
+					"⌛ acknowledgement by ",
+					{ mention: "user", id: context.ack.userId },
+					" ran out ",
+					{ time: new Date(ackExpiredAt ?? now), style: "clock" },
+				];
 	const head: Text[] = [];
 	const fields: ReportField[] = [];
 	let list: Report["list"];
@@ -263,6 +294,8 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 		// Not a notification from AlertManager: opsbot saw the group gone from it (reconcile.ts).
 		if (payload.opsbotReconciled === "gone")
 			head.push("❔ resolved (AlertManager no longer holds it): no resolved notification arrived");
+		const flapped = flapLine(context.flaps, now);
+		if (flapped) head.push(flapped);
 		if (ack) head.push(ack);
 		if (context.restart) head.push(restartLine(context.restart));
 		const recovered = payload.alerts.map((a) => labelsOf(a, labels)).filter(Boolean);
@@ -278,8 +311,24 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 		const count = `${firing.length} of ${payload.alerts.length} firing`;
 		const since: Text = ["Firing since ", { time: new Date(context.firstFiringAt), style: "clock" }];
 		head.push(joinText([since, count, ...(ack ? [ack] : silence ? [] : ["not acknowledged"])], " · "));
+		const escalated = context.clocks?.escalated;
+		if (escalated)
+			head.push([
+				"📣 escalated to ",
+				...joinText(
+					[
+						...escalated.to.roles.map((id): Text => ({ mention: "role", id })),
+						...escalated.to.users.map((id): Text => ({ mention: "user", id })),
+					],
+					" ",
+				),
+				" at ",
+				{ time: new Date(escalated.at), style: "clock" },
+			]);
 		if (payload.opsbotReconciled === "found")
 			head.push("🔎 found by reconciliation: AlertManager holds it, its webhook never came");
+		const flapped = flapLine(context.flaps, now);
+		if (flapped) head.push(flapped);
 		if (silence)
 			head.push(["🔕 silenced by ", silence.username, " until ", { time: new Date(silence.until), style: "clock" }]);
 		if (context.restart) head.push(restartLine(context.restart));
@@ -311,9 +360,18 @@ export function alertGroupReport(payload: WebhookPayload, context: AlertGroupCon
 				inline: false,
 			});
 	}
+	const { previous } = context;
 	const links = [
 		...annotationLinks(annotations, first),
 		...(resolved ? [] : [linkTo("Prometheus", first?.generatorURL)].filter((l) => l !== undefined)),
+		...(previous
+			? [
+					{
+						label: "Previous episode",
+						url: `https://discord.com/channels/${previous.guildId}/${previous.channelId}/${previous.messageId}`,
+					},
+				]
+			: []),
 	];
 	// The footer names only the grouping the title does not already say.
 	const grouping = Object.entries(payload.groupLabels).filter(

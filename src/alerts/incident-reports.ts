@@ -100,6 +100,9 @@ export function firingReport(
 	};
 }
 
+/** How long from `from` to `to`, never negative (clocks differ). */
+const since = (from: number, to: number) => formatDuration(Math.max(0, to - from), { seconds: true });
+
 const ms = (value: number | null) => (value === null ? "none yet" : formatDuration(value, { seconds: true }));
 
 function episodeText(e: Episode, now: number): Text {
@@ -114,7 +117,7 @@ function episodeText(e: Episode, now: number): Text {
 	parts.push(
 		e.ackedAt === null
 			? "not acknowledged"
-			: `acknowledged after ${formatDuration(Math.max(0, e.ackedAt - e.startedAt), { seconds: true })} by ${plain(e.ackedBy ?? "?", 40)}`,
+			: `acknowledged after ${since(e.startedAt, e.ackedAt)} by ${plain(e.ackedBy ?? "?", 40)}`,
 	);
 	return joinText(parts, " · ");
 }
@@ -179,11 +182,14 @@ export function historyReport(
 	};
 }
 
+/** Labels in name order: the same in every store (PostgreSQL's JSONB keeps keys in its own order). */
+function sortedLabels(labels: Readonly<Record<string, string>>): [string, string][] {
+	return Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
 /** An alert as a timeline names it: the labels its group does not share, else its fingerprint. */
 function alertName(alert: AlertFact): string {
-	const own = Object.entries(alert.labels).filter(
-		([k]) => !["alertname", "severity", "env", "environment"].includes(k),
-	);
+	const own = sortedLabels(alert.labels).filter(([k]) => !["alertname", "severity", "env", "environment"].includes(k));
 	const text = own.length > 0 ? own.map(([k, v]) => `${k}=${v}`).join(", ") : alert.fingerprint;
 	return plain(flattenControls(text), 120);
 }
@@ -202,7 +208,9 @@ export function eventSentence(event: EpisodeEvent): string {
 	const d = event.details;
 	switch (event.kind) {
 		case "fired":
-			return `Fired: ${alertsWords(d.alerts, d.alertCount)}${d.previousEpisode ? ` (again: episode ${d.previousEpisode} came before)` : ""}`;
+			return `Fired: ${alertsWords(d.alerts, d.alertCount)}${
+				d.previousEpisode ? ` (again: episode ${d.previousEpisode} came before)` : ""
+			}`;
 		case "joined":
 			return `Joined: ${alertsWords(d.alerts, d.alertCount)}`;
 		case "alerts_resolved":
@@ -212,24 +220,29 @@ export function eventSentence(event: EpisodeEvent): string {
 		case "unacknowledged":
 			return "Took the acknowledgement back";
 		case "silenced": {
-			const matchers = (d.matchers ?? []).map((m) => `${m.name}=${m.value}`).join(", ");
-			return plain(
-				`Silenced until ${d.until ? utc(d.until) : "?"} (silence ${d.silenceId ?? "?"}; ${matchers})${d.comment ? `: ${d.comment}` : ""}`,
-				400,
-			);
+			const matchers = [...(d.matchers ?? [])]
+				.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+				.map((m) => `${m.name}=${m.value}`)
+				.join(", ");
+			const until = d.until ? utc(d.until) : "?";
+			const why = d.comment ? `: ${d.comment}` : "";
+			return plain(`Silenced until ${until} (silence ${d.silenceId ?? "?"}; ${matchers})${why}`, 400);
 		}
 		case "unsilenced":
 			return `Expired silence ${plain(d.silenceId ?? "?", 60)} (${plain(d.result ?? "?", 40)})`;
 		case "restart": {
-			const what = `container ${plain(d.container ?? "?", 60)} on ${plain(d.host ?? "?", 60)} (${plain(d.environment ?? "?", 40)})`;
+			const where = `${plain(d.host ?? "?", 60)} (${plain(d.environment ?? "?", 40)})`;
+			const what = `container ${plain(d.container ?? "?", 60)} on ${where}`;
 			return d.result === "ok"
 				? `Restarted ${what}`
 				: `Restart of ${what} failed${d.exitCode != null ? ` (exit ${d.exitCode})` : ""}`;
 		}
 		case "logs":
-			return `Opened the logs of ${plain(d.service ?? "?", 60)} (${plain(d.environment ?? "?", 40)}) from ${d.from ? utc(d.from) : "?"} to ${d.to ? utc(d.to) : "?"}`;
+			return `Opened the logs of ${plain(d.service ?? "?", 60)} (${plain(d.environment ?? "?", 40)}) from ${
+				d.from ? utc(d.from) : "?"
+			} to ${d.to ? utc(d.to) : "?"}`;
 		case "resolved":
-			return `Episode resolved after ${formatDuration(d.durationMs ?? 0, { seconds: true })}: ${alertsWords(d.alerts, d.alertCount)}`;
+			return `Episode resolved after ${since(0, d.durationMs ?? 0)}: ${alertsWords(d.alerts, d.alertCount)}`;
 		default:
 			return plain(String(event.kind), 40);
 	}
@@ -246,7 +259,9 @@ export interface TimelineLinks {
 export function timelineReport(episode: Episode, events: readonly EpisodeEvent[], links: TimelineLinks): Report {
 	const end = episode.endedAt;
 	return {
-		title: `Timeline: ${plain(episode.name, 80)}${episode.environment ? ` (${plain(episode.environment, 40)})` : ""}, episode ${episode.episode}`,
+		title: `Timeline: ${plain(episode.name, 80)}${
+			episode.environment ? ` (${plain(episode.environment, 40)})` : ""
+		}, episode ${episode.episode}`,
 		level: end === null ? severityLevel(episode.severity) : "ok",
 		summary: [
 			"Started ",
@@ -260,13 +275,16 @@ export function timelineReport(episode: Episode, events: readonly EpisodeEvent[]
 					],
 			episode.ackedAt === null
 				? " Not acknowledged."
-				: ` Acknowledged by ${plain(episode.ackedBy ?? "?", 40)} ${formatDuration(Math.max(0, episode.ackedAt - episode.startedAt), { seconds: true })} after the start.`,
+				: ` Acknowledged by ${plain(episode.ackedBy ?? "?", 40)} ${since(
+						episode.startedAt,
+						episode.ackedAt,
+					)} after the start.`,
 		].flat() as Inline[],
 		lines: events.map((e) => ({
 			level: e.kind === "resolved" ? "ok" : e.kind === "fired" ? severityLevel(episode.severity) : "info",
 			label: utc(e.at).slice(11, 19),
 			text: [
-				`+${formatDuration(Math.max(0, e.at - episode.startedAt), { seconds: true })} · `,
+				`+${since(episode.startedAt, e.at)} · `,
 				e.actor ? `${plain(e.actor.username, 40)}: ` : "",
 				eventSentence(e),
 			],
@@ -304,7 +322,8 @@ export function timelineMarkdown(
 	now: number,
 ): string {
 	const out: string[] = [];
-	const since = (at: number) => `+${formatDuration(Math.max(0, at - episode.startedAt), { seconds: true })}`;
+	const sinceStart = (at: number) => `+${since(episode.startedAt, at)}`;
+	const who = (e: EpisodeEvent) => (e.actor ? md(e.actor.username) : "AlertManager");
 	out.push(
 		`# ${md(episode.name)}${episode.environment ? ` (${md(episode.environment)})` : ""}, episode ${episode.episode}`,
 	);
@@ -314,12 +333,12 @@ export function timelineMarkdown(
 	out.push(
 		episode.endedAt === null
 			? `- Still firing at ${utc(now)} (${formatDuration(now - episode.startedAt)})`
-			: `- Ended: ${utc(episode.endedAt)}, after ${formatDuration(episode.endedAt - episode.startedAt, { seconds: true })}`,
+			: `- Ended: ${utc(episode.endedAt)}, after ${since(episode.startedAt, episode.endedAt)}`,
 	);
 	out.push(
 		episode.ackedAt === null
 			? "- Not acknowledged"
-			: `- Acknowledged: ${utc(episode.ackedAt)} (${since(episode.ackedAt)}) by ${md(episode.ackedBy ?? "?")}`,
+			: `- Acknowledged: ${utc(episode.ackedAt)} (${sinceStart(episode.ackedAt)}) by ${md(episode.ackedBy ?? "?")}`,
 	);
 	out.push(`- Alert group: \`${episode.groupId}\``);
 	const linkLines = [
@@ -330,15 +349,13 @@ export function timelineMarkdown(
 	out.push(...linkLines);
 	out.push("", "## Timeline", "", "| When (UTC) | Since start | Who | What |", "|---|---|---|---|");
 	for (const e of events)
-		out.push(
-			`| ${utc(e.at).slice(0, 19)} | ${since(e.at)} | ${e.actor ? md(e.actor.username) : "AlertManager"} | ${md(eventSentence(e))} |`,
-		);
+		out.push(`| ${utc(e.at).slice(0, 19)} | ${sinceStart(e.at)} | ${who(e)} | ${md(eventSentence(e))} |`);
 	const alerts = new Map<string, AlertFact>();
 	for (const e of events) for (const a of e.details.alerts ?? []) alerts.set(a.fingerprint, a);
 	if (alerts.size > 0) {
 		out.push("", "## Alerts", "");
 		for (const a of alerts.values()) {
-			const labels = Object.entries(a.labels)
+			const labels = sortedLabels(a.labels)
 				.map(([k, v]) => `${md(k)}=${md(v)}`)
 				.join(", ");
 			const ended = /^0001-/.test(a.endsAt) ? "" : `, ended ${md(a.endsAt)}`;

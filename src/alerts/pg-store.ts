@@ -6,10 +6,12 @@ import { acceptedChanges, type EpisodeFacts, episodeFacts, type GroupChange } fr
 import { createPostgresEpisodeHistory } from "./episodes-pg.ts";
 import {
 	type AcceptJob,
+	type AcceptPolicy,
 	type AcceptResult,
 	acceptJob,
 	type GroupHead,
 	type GroupStatus,
+	NO_REGROUP,
 	planAccepts,
 	resolveByHand,
 	touchedGroups,
@@ -67,12 +69,14 @@ const LOCK_GROUPS = `WITH created AS (
 		SELECT id, receiver, group_key, channel, mention_role, 1, status, first_firing_at, last_signature
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[]) AS u(id, receiver, group_key, channel, mention_role, status, first_firing_at, last_signature)
 		ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id),
-	existing AS (SELECT id, episode, status, first_firing_at, last_signature FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)
+	existing AS (SELECT id, episode, status, first_firing_at, last_signature, resolved_at, flaps
+		FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)
 	SELECT (SELECT coalesce(array_agg(id), '{}') FROM created) AS created, (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing`;
 
 /** Locks and returns groups another replica created after LOCK_GROUPS's snapshot (so neither of its parts saw them). */
 const LOCK_LATE_GROUPS =
-	"SELECT id, episode, status, first_firing_at, last_signature FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
+	"SELECT id, episode, status, first_firing_at, last_signature, resolved_at, flaps" +
+	" FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
 
 /**
  * The undelivered outbox rows of each group's current episode, oldest first. A statement of its own, run
@@ -87,9 +91,12 @@ const WRITE_BATCH = `WITH payloads AS (SELECT $1::jsonb AS list),
 	changed AS (
 		UPDATE opsbot_state.groups g SET mention_role = u.mention_role, episode = u.episode, status = u.status, first_firing_at = u.first_firing_at,
 			last_signature = u.last_signature, severity_rank = u.severity_rank, last_payload = (SELECT list FROM payloads) -> u.slot,
+			resolved_at = u.resolved_at, flaps = u.flaps::jsonb,
 			ack = CASE WHEN u.clear THEN NULL ELSE g.ack END, silence = CASE WHEN u.clear THEN NULL ELSE g.silence END, restart = CASE WHEN u.clear THEN NULL ELSE g.restart END
-		FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::text[], $8::smallint[], $9::int[], $10::bool[])
-			AS u(id, mention_role, episode, status, first_firing_at, last_signature, severity_rank, slot, clear)
+		FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::text[], $8::smallint[], $9::int[],
+			$10::bool[], $16::bigint[], $17::text[])
+			AS u(id, mention_role, episode, status, first_firing_at, last_signature, severity_rank, slot, clear,
+				resolved_at, flaps)
 		WHERE g.id = u.id RETURNING g.id),
 	superseded AS (UPDATE opsbot_state.outbox SET done = true WHERE id = ANY($11::bigint[]) RETURNING id)
 	INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at)
@@ -102,6 +109,8 @@ type LockedGroup = {
 	status: GroupStatus;
 	first_firing_at: string | number;
 	last_signature: string;
+	resolved_at: string | number | null;
+	flaps: number[] | null;
 };
 
 /**
@@ -112,6 +121,7 @@ type LockedGroup = {
 async function acceptBatch(
 	client: pg.PoolClient,
 	jobs: readonly PendingAccept[],
+	policy: AcceptPolicy,
 	history: (client: pg.PoolClient, changes: readonly GroupChange[]) => Promise<void>,
 ): Promise<readonly AcceptResult[]> {
 	const fresh = touchedGroups(jobs).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -143,10 +153,12 @@ async function acceptBatch(
 				status: r.status,
 				firstFiringAt: Number(r.first_firing_at),
 				signature: r.last_signature,
+				resolvedAt: r.resolved_at === null ? null : Number(r.resolved_at),
+				flaps: r.flaps ?? [],
 				undelivered: undelivered.get(r.id) ?? [],
 			});
 	}
-	const plan = planAccepts(jobs, heads);
+	const plan = planAccepts(jobs, heads, policy);
 	if (plan.groups.length === 0) return plan.results;
 	// Each payload travels once, in one JSON array, and both tables take their copy from it.
 	const slot = new Map<number, number>();
@@ -170,6 +182,8 @@ async function acceptBatch(
 		enqueue.map((q) => q.episode),
 		enqueue.map((q) => slot.get(q.job)!),
 		enqueue.map((q) => q.at),
+		groups.map((g) => g.resolvedAt),
+		groups.map((g) => JSON.stringify(g.flaps)),
 	]);
 	await history(client, acceptedChanges(groups, jobs));
 	return plan.results;
@@ -196,6 +210,7 @@ function groupState(row: GroupRow): GroupState {
 		channel: row.channel,
 		episode: row.episode,
 		status: row.status,
+		firstFiringAt: Number(row.first_firing_at),
 		messageId: row.message_episode === row.episode ? row.message_id : null,
 		payload: row.last_payload,
 		ack: row.ack,
@@ -223,7 +238,7 @@ const DELIVERY_CLASS_PG =
 export async function openPostgresAlertStore(
 	url: string,
 	log: Logger,
-	options: { statementTimeoutMs?: number } = {},
+	options: { statementTimeoutMs?: number; policy?: AcceptPolicy } = {},
 ): Promise<AlertStore> {
 	const db = openStateDatabase(url, log, options);
 	try {
@@ -232,7 +247,7 @@ export async function openPostgresAlertStore(
 		await db.close().catch(() => undefined);
 		throw err;
 	}
-	const store = await postgresAlertStore(db);
+	const store = await postgresAlertStore(db, options.policy);
 	return {
 		...store,
 		async close() {
@@ -242,8 +257,11 @@ export async function openPostgresAlertStore(
 	};
 }
 
-/** The alert store on the state database's pool; close() finishes pending group commits, the pool is the caller's. */
-export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore> {
+/**
+ * The alert store on the state database's pool; `policy`, how webhooks open episodes (the regroup
+ * window). close() finishes pending group commits; the pool is the caller's.
+ */
+export async function postgresAlertStore(db: StateDatabase, policy: AcceptPolicy = NO_REGROUP): Promise<AlertStore> {
 	const tx = db.tx;
 	// Sent and failed messages are kept a while for outcome() and their keys, then forgotten.
 	await db.query("DELETE FROM opsbot_state.message_outbox WHERE state <> 'queued' AND done_at < $1", [
@@ -294,7 +312,7 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 				const batch = accepts.slice(0, MAX_GROUP_COMMIT);
 				accepts = accepts.slice(batch.length);
 				try {
-					const results = await tx((client) => acceptBatch(client, batch, episodes.apply));
+					const results = await tx((client) => acceptBatch(client, batch, policy, episodes.apply));
 					for (const [i, job] of batch.entries()) job.resolve(results[i]!);
 				} catch (err) {
 					if (batch.length === 1 || !payloadFault(err)) {
@@ -303,7 +321,7 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 					}
 					for (const job of batch) {
 						try {
-							job.resolve((await tx((client) => acceptBatch(client, [job], episodes.apply)))[0]!);
+							job.resolve((await tx((client) => acceptBatch(client, [job], policy, episodes.apply)))[0]!);
 						} catch (own) {
 							job.reject(own);
 						}
@@ -370,12 +388,17 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 						ack: AckState | null;
 						silence: SilenceState | null;
 						restart: RestartState | null;
+						episode: number;
+						flaps: number[] | null;
+						previous_message_id: string | null;
 					}>(
-						"SELECT channel, mention_role, first_firing_at, message_id, message_episode, chart_attachment, ack, silence, restart FROM opsbot_state.groups WHERE id = $1",
+						"SELECT channel, mention_role, first_firing_at, message_id, message_episode, chart_attachment," +
+							" ack, silence, restart, episode, flaps, previous_message_id FROM opsbot_state.groups WHERE id = $1",
 						[newest.group_id],
 					)
 				).rows[0]!;
 				const ours = group.message_episode === newest.episode;
+				const current = group.episode === newest.episode;
 				const item: OutboxItem = {
 					id: Number(newest.id),
 					groupId: newest.group_id,
@@ -391,14 +414,19 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 					ack: group.ack,
 					silence: group.silence,
 					restart: group.restart,
+					flaps: current ? (group.flaps ?? []) : [],
+					previousMessageId: current ? (ours ? group.previous_message_id : group.message_id) : null,
 				};
 				return item;
 			}),
 		delivered: (item, messageId, chartAttachment = null) =>
 			tx(async (client) => {
 				// The group row first, as accept locks them (groups, then outbox): the other order could deadlock with an accept.
+				// A new episode's first post keeps the one before's message, for the new card's link to it.
 				await client.query(
-					"UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2, chart_attachment = $4 WHERE id = $3",
+					`UPDATE opsbot_state.groups SET message_id = $1, message_episode = $2, chart_attachment = $4,
+					previous_message_id = CASE WHEN message_episode IS DISTINCT FROM $2 AND message_id IS NOT NULL
+						THEN message_id ELSE previous_message_id END WHERE id = $3`,
 					[messageId, item.episode, item.groupId, chartAttachment],
 				);
 				await client.query(
@@ -604,8 +632,9 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
 				await client.query(
-					"UPDATE opsbot_state.groups SET status = 'resolved', last_signature = $1, last_payload = $2 WHERE id = $3",
-					[resolved.signature, json, id],
+					"UPDATE opsbot_state.groups SET status = 'resolved', last_signature = $1, last_payload = $2, resolved_at = $4" +
+						" WHERE id = $3",
+					[resolved.signature, json, id, now],
 				);
 				await client.query(
 					"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
@@ -624,6 +653,28 @@ export async function postgresAlertStore(db: StateDatabase): Promise<AlertStore>
 				]);
 				return true;
 			}),
+		async heartbeat(name, at) {
+			await db.query(
+				"INSERT INTO opsbot_state.heartbeats (name, at) VALUES ($1, $2)" +
+					" ON CONFLICT (name) DO UPDATE SET at = greatest(opsbot_state.heartbeats.at, excluded.at)",
+				[name, at],
+			);
+		},
+		async heartbeatState(name) {
+			const { rows } = await db.query<{ at: string; alarmed_at: string | null }>(
+				"SELECT at, alarmed_at FROM opsbot_state.heartbeats WHERE name = $1",
+				[name],
+			);
+			const row = rows[0];
+			return row && { at: Number(row.at), alarmedAt: row.alarmed_at === null ? null : Number(row.alarmed_at) };
+		},
+		async setHeartbeatAlarm(name, expected, alarm) {
+			const { rowCount } = await db.query(
+				"UPDATE opsbot_state.heartbeats SET alarmed_at = $1 WHERE name = $2 AND alarmed_at IS NOT DISTINCT FROM $3",
+				[alarm, name, expected],
+			);
+			return rowCount === 1;
+		},
 		setAck: (id, ack) => requeue(id, "ack", ack),
 		setSilence: (id, silence) => requeue(id, "silence", silence),
 		setRestart: (id, restart) => requeue(id, "restart", restart),

@@ -99,6 +99,8 @@ export interface ReceiverDeps {
 	readonly log: Logger;
 	/** Discord as this process sees it (for /readyz): a standby replica delivers through REST while another holds the gateway. */
 	readonly discordState: () => DiscordState;
+	/** Told when a valid webhook (of any kind) arrived, for the dead man's notice. */
+	readonly seen?: (at: number) => void;
 	/** When each AlertManager last answered (for /readyz's detail; it does not decide readiness). */
 	readonly alertmanagers?: () => readonly AlertManagerContact[];
 	/** Overrides of RECEIVER_LIMITS (tests use short timeouts). */
@@ -172,6 +174,17 @@ export function createReceiver(deps: ReceiverDeps): FastifyInstance {
 			return { problems: parsed.error.issues.slice(0, 10).map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) };
 		// Only opsbot's reconciliation may say it found or resolved a group; a webhook claiming so is read without it.
 		const { opsbotReconciled: _, ...payload } = parsed.data;
+		deps.seen?.(Date.now());
+		// The dead man's switch's alert is a heartbeat, never a card.
+		const deadman = deps.config.deadman;
+		if (deadman && payload.alerts.every((a) => a.labels.alertname === deadman.alertname)) {
+			const beat =
+				payload.status === "firing" ? deps.store.heartbeat(deadman.alertname, Date.now()) : Promise.resolve();
+			return {
+				summary: { heartbeat: deadman.alertname, status: payload.status },
+				result: beat.then(() => ({ queued: 0, duplicates: 0 })),
+			};
+		}
 		return {
 			summary: { groupKey: payload.groupKey.slice(0, 200), status: payload.status, alerts: payload.alerts.length },
 			result: acceptPayload(deps, payload),

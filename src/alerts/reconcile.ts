@@ -260,7 +260,19 @@ export function startReconciler(deps: ReconcileDeps): Reconciler {
 			if (stopped) break;
 			const environments = new Set(cluster.environments);
 			const mine = open.filter((g) => environments.has(g.environment));
-			if (names.size === 0) continue;
+			if (names.size === 0) {
+				// Nothing to compare yet; still ask whether it answers (/readyz, /metrics, the dead man's notice).
+				for (const member of cluster.members) {
+					if (
+						await member.startedAt().then(
+							() => true,
+							() => false,
+						)
+					)
+						break;
+				}
+				continue;
+			}
 			const answer = await ask(cluster, receivers);
 			const clusterKey = cluster.members[0]?.url ?? "";
 			if (!answer) {

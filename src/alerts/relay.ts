@@ -1,4 +1,4 @@
-import type { Client } from "discord.js";
+import { type Client, Routes } from "discord.js";
 import type { Config } from "../config.ts";
 import type { Services } from "../context.ts";
 import { withTimeout } from "../errors.ts";
@@ -9,12 +9,15 @@ import { alertActions } from "./actions.ts";
 import { alertChart } from "./chart.ts";
 import { type Delivery, startDelivery } from "./delivery.ts";
 import { startHistoryPruning } from "./episodes.ts";
+import { cardClocks, groupRules } from "./escalation.ts";
+import { startLifecycle } from "./lifecycle.ts";
 import { acceptPayload, authorized, createReceiver } from "./receiver.ts";
 import { startReconciler } from "./reconcile.ts";
 import { type DiscordSender, restSender } from "./rest-sender.ts";
 import { startSilenceAnnouncer } from "./silence-announcer.ts";
 import { startSilenceWatch } from "./silence-watch.ts";
 import type { AlertStore } from "./store.ts";
+import { startThreadFollower } from "./threads.ts";
 
 /** The running alert relay: receiver, store and delivery. */
 export interface AlertRelay {
@@ -29,7 +32,7 @@ export async function startAlertRelay(
 	config: Config,
 	client: Client,
 	log: Logger,
-	services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus" | "messages">,
+	services: Pick<Services, "alertState" | "metrics" | "alertmanager" | "prometheus" | "actionLog" | "messages">,
 	options: { standby?: () => boolean } = {},
 	sender: DiscordSender = restSender(client.rest),
 ): Promise<AlertRelay | undefined> {
@@ -49,6 +52,8 @@ export async function startAlertRelay(
 			log: log.child({ svc: "alert-delivery" }),
 			chart: alertChart(ops, services.prometheus),
 			actions: (item) => ({ ...alertActions(ops, item.groupId, item.payload), episode: item.episode }),
+			clocks: (item) =>
+				cardClocks({ ...item, status: item.payload.status }, groupRules(ops, item.payload, item.channel), Date.now()),
 			guildId: config.ops.discord.guildId,
 			onFailure: (kind) => metrics.deliveryFailures.inc({ kind }),
 			onPause: (channel, stopped) => metrics.deliveryStopped.set({ channel }, stopped ? 1 : 0),
@@ -69,6 +74,8 @@ export async function startAlertRelay(
 			await running?.stop();
 		},
 	};
+	/** When this process last received a valid webhook (the dead man's notice says it). */
+	let lastWebhookAt: number | undefined;
 	const receiver = createReceiver({
 		config: alerts,
 		auth: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH },
@@ -76,6 +83,9 @@ export async function startAlertRelay(
 		log: log.child({ svc: "alert-receiver" }),
 		discordState: () => (client.isReady() ? "connected" : standby() ? "standby" : "not connected"),
 		alertmanagers: () => services.alertmanager.contacts(),
+		seen: (at) => {
+			lastWebhookAt = at;
+		},
 	});
 	// METRICS_TOKEN, when set, is the only credential for /metrics: the scraper's secret cannot post alerts, nor AlertManager's scrape.
 	const metricsAuth = config.env.METRICS_TOKEN
@@ -95,6 +105,28 @@ export async function startAlertRelay(
 	});
 	const { reconcile } = alerts;
 	const settleSeconds = reconcile.alertmanagerSettleSeconds ?? alerts.silenceWatch.alertmanagerSettleSeconds;
+	// Escalations and acknowledgement reminders, through the message outbox (one post per step's key).
+	const { messages } = services;
+	const lifecycle = messages
+		? startLifecycle({
+				store,
+				ops,
+				messages,
+				actionLog: services.actionLog,
+				log: log.child({ svc: "escalation" }),
+				active: () => !standby(),
+				...(alerts.deadman
+					? {
+							deadman: {
+								name: alerts.deadman.alertname,
+								afterMs: alerts.deadman.afterMinutes * 60_000,
+								channel: alerts.deadman.channel,
+							},
+							deadmanContext: () => ({ alertmanagers: services.alertmanager.contacts(), lastWebhookAt }),
+						}
+					: {}),
+			})
+		: undefined;
 	const reconciler = startReconciler({
 		store,
 		ops,
@@ -120,6 +152,20 @@ export async function startAlertRelay(
 			})
 		: undefined;
 	const pruning = startHistoryPruning(store.history, alerts.history.days, log.child({ svc: "alert-history" }));
+	const threads =
+		alerts.threads.enabled && services.messages
+			? startThreadFollower({
+					store,
+					messages: services.messages,
+					settings: { openFor: alerts.threads.openFor.map((s) => s.toLowerCase()) },
+					archive: async (thread) => {
+						await client.rest.patch(Routes.channel(thread), { body: { archived: true } });
+					},
+					log: log.child({ svc: "alert-threads" }),
+				})
+			: undefined;
+	// New history events come with an outbox row (a card re-render) or a webhook: follow them at once.
+	const stopFollowingQueue = threads ? store.onQueued(() => threads.wake()) : undefined;
 	const address = await receiver.listen({ host: alerts.listen.host, port: alerts.listen.port });
 	log.info({ address, pending: await store.pending() }, "alert receiver listening");
 	delivery.wake();
@@ -133,6 +179,9 @@ export async function startAlertRelay(
 			await announcer?.stop();
 			await reconciler.stop();
 			await pruning.stop();
+			stopFollowingQueue?.();
+			await threads?.stop();
+			await lifecycle?.stop();
 			await delivery.stop(); // the store is the context's: it closes with it
 		},
 	};

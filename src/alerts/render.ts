@@ -18,7 +18,14 @@ import {
 	textToMarkdown,
 } from "../render/report.ts";
 import { formatDuration } from "../time.ts";
-import { ALERT_COLOURS, activeSilence, alertGroupReport, type Headline, severityIcon } from "./group-report.ts";
+import {
+	ALERT_COLOURS,
+	activeSilence,
+	alertGroupReport,
+	type Headline,
+	type PreviousMessage,
+	severityIcon,
+} from "./group-report.ts";
 import type { WebhookPayload } from "./schema.ts";
 import type { AckState, RestartState, SilenceState } from "./store.ts";
 
@@ -154,6 +161,8 @@ export function renderAlertGroup(
 		ack?: AckState | null;
 		silence?: SilenceState | null;
 		restart?: RestartState | null;
+		flaps?: readonly number[];
+		previous?: PreviousMessage;
 		actions?: AlertActions;
 		withoutAttachments?: boolean;
 	},

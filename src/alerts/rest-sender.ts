@@ -28,7 +28,8 @@ export interface SentMessage {
 export interface DiscordSender {
 	/** Posts a new message; `nonce` with enforce_nonce makes a repeated post return the first message. */
 	post(channel: string, message: OutgoingMessage, nonce: string): Promise<SentMessage>;
-	edit(channel: string, messageId: string, message: OutgoingMessage): Promise<SentMessage>;
+	/** Edits a message; "gone" when it is not there any more (someone deleted it: Discord's 10008). */
+	edit(channel: string, messageId: string, message: OutgoingMessage): Promise<SentMessage | "gone">;
 	/** Posts a message of the message outbox (a JSON body, no files), with enforce_nonce as post() does. */
 	postMessage(channel: string, body: MessageBody, nonce: string): Promise<SentMessage>;
 	/**
@@ -78,6 +79,9 @@ export function messageBody(message: QueuedPost): MessageBody {
 	};
 }
 
+/** Discord's code for "Unknown Message": the message to edit was deleted. */
+const UNKNOWN_MESSAGE = 10_008;
+
 /** Discord's code for "A thread has already been created for this message". */
 const THREAD_ALREADY_CREATED = 160_004;
 
@@ -107,12 +111,17 @@ export function restSender(rest: REST): DiscordSender {
 			return sentMessage(created as MessageAnswer);
 		},
 		async edit(channel, messageId, message) {
-			return sentMessage(
-				(await rest.patch(Routes.channelMessage(channel, messageId), {
-					body: body(message),
-					...files(message),
-				})) as MessageAnswer,
-			);
+			try {
+				return sentMessage(
+					(await rest.patch(Routes.channelMessage(channel, messageId), {
+						body: body(message),
+						...files(message),
+					})) as MessageAnswer,
+				);
+			} catch (err) {
+				if (err instanceof DiscordAPIError && err.code === UNKNOWN_MESSAGE) return "gone";
+				throw err;
+			}
 		},
 		async postMessage(channel, message, nonce) {
 			const created = await rest.post(Routes.channelMessages(channel), {

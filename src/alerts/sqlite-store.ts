@@ -6,6 +6,7 @@ import { acceptedChanges, type EpisodeFacts, episodeFacts } from "./episodes.ts"
 import { createSqliteEpisodeHistory } from "./episodes-sqlite.ts";
 import {
 	type AcceptJob,
+	type AcceptPolicy,
 	type AcceptResult,
 	acceptJob,
 	type GroupHead,
@@ -97,6 +98,7 @@ function groupState(row: GroupRow & { last_payload: string }): GroupState {
 		channel: row.channel,
 		episode: row.episode,
 		status: row.status,
+		firstFiringAt: row.first_firing_at,
 		messageId: row.message_episode === row.episode ? row.message_id : null,
 		payload: JSON.parse(row.last_payload) as WebhookPayload,
 		ack: row.ack ? (JSON.parse(row.ack) as AckState) : null,
@@ -137,9 +139,12 @@ const MAX_GROUP_COMMIT = 256;
  * has reached the disk when it returns), webhooks group-committed.
  * `maxPageCount` caps the database's size in pages (SQLite's max_page_count); past it writes fail with SQLITE_FULL.
  */
-export function openAlertStore(path: string, options: { maxPageCount?: number } = {}): AlertStore {
+export function openAlertStore(
+	path: string,
+	options: { maxPageCount?: number; policy?: AcceptPolicy } = {},
+): AlertStore {
 	const db = openSqliteDatabase(path, options);
-	const store = sqliteAlertStore(db, path);
+	const store = sqliteAlertStore(db, path, options.policy);
 	return {
 		...store,
 		async close() {
@@ -151,9 +156,10 @@ export function openAlertStore(path: string, options: { maxPageCount?: number } 
 
 /**
  * The alert store on an open state database (state/sqlite.ts, migrated); `path` is its file, for the
- * free-space check. close() writes the webhooks waiting for a group commit; the database is the caller's.
+ * free-space check; `policy`, how webhooks open episodes (the regroup window). close() writes the webhooks
+ * waiting for a group commit; the database is the caller's.
  */
-export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
+export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: AcceptPolicy): AlertStore {
 	// Sent and failed messages are kept a while for outcome() and their keys, then forgotten.
 	db.prepare("DELETE FROM message_outbox WHERE state <> 'queued' AND done_at < ?").run(
 		Date.now() - MESSAGE_RETENTION_MS,
@@ -161,18 +167,21 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 
 	const getGroup = db.prepare("SELECT * FROM groups WHERE id = ?");
 	// What accept decides on, without the stored payload (up to a few hundred KB to copy into JS per webhook).
-	const getGroupHead = db.prepare("SELECT episode, status, first_firing_at, last_signature FROM groups WHERE id = ?");
+	const getGroupHead = db.prepare(
+		"SELECT episode, status, first_firing_at, last_signature, resolved_at, flaps FROM groups WHERE id = ?",
+	);
 	const undeliveredOfEpisode = db.prepare(
 		"SELECT id FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id",
 	);
 	const insertGroup =
-		db.prepare(`INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature, severity_rank, last_payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+		db.prepare(`INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at,
+		last_signature, severity_rank, last_payload, resolved_at, flaps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
 	const updateGroup =
 		db.prepare(`UPDATE groups SET mention_role = ?, episode = ?, status = ?, first_firing_at = ?, last_signature = ?, severity_rank = ?, last_payload = ?,
+		resolved_at = ?, flaps = ?,
 		ack = iif(?, NULL, ack), silence = iif(?, NULL, silence), restart = iif(?, NULL, restart) WHERE id = ?`);
 	const resolveStmt = db.prepare(
-		"UPDATE groups SET status = 'resolved', last_signature = ?, last_payload = ? WHERE id = ?",
+		"UPDATE groups SET status = 'resolved', last_signature = ?, last_payload = ?, resolved_at = ? WHERE id = ?",
 	);
 	const setAckStmt = db.prepare("UPDATE groups SET ack = ? WHERE id = ?");
 	const setSilenceStmt = db.prepare("UPDATE groups SET silence = ? WHERE id = ?");
@@ -200,8 +209,11 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 		"SELECT id, payload, attempts FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id DESC LIMIT 1",
 	);
 	const markDone = db.prepare("UPDATE outbox SET done = 1 WHERE group_id = ? AND episode = ? AND id <= ?");
+	// A new episode's first post keeps the one before's message, for the new card's link to it.
 	const setMessage = db.prepare(
-		"UPDATE groups SET message_id = ?, message_episode = ?, chart_attachment = ? WHERE id = ?",
+		`UPDATE groups SET message_id = ?1, message_episode = ?2, chart_attachment = ?3,
+		previous_message_id = iif(message_episode IS NOT ?2 AND message_id IS NOT NULL, message_id, previous_message_id)
+		WHERE id = ?4`,
 	);
 	const retry = db.prepare(
 		"UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE group_id = ? AND episode = ? AND done = 0",
@@ -247,6 +259,11 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 		db.prepare(`INSERT INTO storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id, nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`);
 	const stormChannelsStmt = db.prepare("SELECT channel FROM storm_summaries WHERE state <> 'over'");
+	const heartbeatStmt = db.prepare(
+		"INSERT INTO heartbeats (name, at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET at = max(at, excluded.at)",
+	);
+	const heartbeatGet = db.prepare("SELECT at, alarmed_at FROM heartbeats WHERE name = ?");
+	const heartbeatAlarm = db.prepare("UPDATE heartbeats SET alarmed_at = ? WHERE name = ? AND alarmed_at IS ?");
 	const groupStats = db.prepare("SELECT status, count(*) AS count FROM groups GROUP BY status");
 	const outboxStats = db.prepare(
 		"SELECT g.channel AS channel, count(*) AS depth, min(o.created_at) AS oldest FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 GROUP BY g.channel",
@@ -286,7 +303,14 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 		const heads = new Map<string, GroupHead>();
 		for (const { id } of touchedGroups(jobs)) {
 			const row = getGroupHead.get(id) as
-				| { episode: number; status: GroupStatus; first_firing_at: number; last_signature: string }
+				| {
+						episode: number;
+						status: GroupStatus;
+						first_firing_at: number;
+						last_signature: string;
+						resolved_at: number | null;
+						flaps: string | null;
+				  }
 				| undefined;
 			if (!row) continue;
 			const undelivered = (undeliveredOfEpisode.all(id, row.episode) as { id: number }[]).map((r) => r.id);
@@ -295,10 +319,12 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 				status: row.status,
 				firstFiringAt: row.first_firing_at,
 				signature: row.last_signature,
+				resolvedAt: row.resolved_at,
+				flaps: row.flaps ? (JSON.parse(row.flaps) as number[]) : [],
 				undelivered,
 			});
 		}
-		const plan = planAccepts(jobs, heads);
+		const plan = planAccepts(jobs, heads, policy);
 		for (const g of plan.groups) {
 			const job = jobs[g.job]!;
 			if (g.created)
@@ -314,6 +340,8 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 					g.signature,
 					g.severityRank,
 					job.json,
+					g.resolvedAt,
+					JSON.stringify(g.flaps),
 				);
 			else
 				updateGroup.run(
@@ -324,6 +352,8 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 					g.signature,
 					g.severityRank,
 					job.json,
+					g.resolvedAt,
+					JSON.stringify(g.flaps),
 					Number(g.resetActions),
 					Number(g.resetActions),
 					Number(g.resetActions),
@@ -430,8 +460,11 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 				ack: string | null;
 				silence: string | null;
 				restart: string | null;
+				flaps: string | null;
+				previous_message_id: string | null;
 			};
 			const ours = group.message_episode === due.episode;
+			const current = due.episode === group.episode;
 			return {
 				id: newest.id,
 				groupId: due.group_id,
@@ -447,6 +480,8 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 				ack: group.ack ? (JSON.parse(group.ack) as AckState) : null,
 				silence: group.silence ? (JSON.parse(group.silence) as SilenceState) : null,
 				restart: group.restart ? (JSON.parse(group.restart) as RestartState) : null,
+				flaps: current && group.flaps ? (JSON.parse(group.flaps) as number[]) : [],
+				previousMessageId: current ? (ours ? group.previous_message_id : group.message_id) : null,
 			};
 		},
 		async delivered(item, messageId, chartAttachment = null) {
@@ -530,6 +565,15 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 			);
 		},
 		stormChannels: async () => (stormChannelsStmt.all() as { channel: string }[]).map((r) => r.channel),
+		async heartbeat(name, at) {
+			tx(() => heartbeatStmt.run(name, at));
+		},
+		async heartbeatState(name) {
+			const row = heartbeatGet.get(name) as { at: number; alarmed_at: number | null } | undefined;
+			return row && { at: row.at, alarmedAt: row.alarmed_at };
+		},
+		setHeartbeatAlarm: async (name, expected, alarm) =>
+			tx(() => heartbeatAlarm.run(alarm, name, expected).changes === 1),
 		stats: async () => ({
 			groups: groupStats.all() as { status: string; count: number }[],
 			outbox: mergeOutboxStats([
@@ -586,7 +630,7 @@ export function sqliteAlertStore(db: DatabaseSync, path: string): AlertStore {
 				);
 				if (!row || !resolved) return false;
 				const json = JSON.stringify(resolved.payload);
-				resolveStmt.run(resolved.signature, json, id);
+				resolveStmt.run(resolved.signature, json, now, id);
 				insertOutbox.run(id, row.episode, json, now, now);
 				episodes.apply([
 					{

@@ -45,6 +45,8 @@ export interface GroupState {
 	readonly channel: string;
 	readonly episode: number;
 	readonly status: string;
+	/** When the episode's first alert started firing (ms): escalation's clock starts there. */
+	readonly firstFiringAt: number;
 	readonly messageId: string | null;
 	readonly payload: WebhookPayload;
 	readonly ack: AckState | null;
@@ -73,6 +75,10 @@ export interface OutboxItem {
 	readonly ack: AckState | null;
 	readonly silence: SilenceState | null;
 	readonly restart: RestartState | null;
+	/** When the group flapped (re-opened within the regroup window), within the last hour. */
+	readonly flaps: readonly number[];
+	/** The message of the group's previous episode, for the card's link to it. */
+	readonly previousMessageId: string | null;
 }
 
 /**
@@ -90,6 +96,14 @@ export interface StormSummary {
 	readonly endedAt: number | null;
 	/** Every group the summary has listed during this storm. */
 	readonly groups: readonly string[];
+}
+
+/** The dead man's switch's stored state for one always-firing alert. */
+export interface HeartbeatState {
+	/** When it last arrived (or the watch began), ms. */
+	readonly at: number;
+	/** The `at` whose silence was alarmed, until the alarm is over; null when none is raised. */
+	readonly alarmedAt: number | null;
 }
 
 /** What a channel still has to send, counted in group episodes. */
@@ -161,6 +175,15 @@ export interface AlertStore {
 	saveStormSummary(summary: StormSummary): Promise<void>;
 	/** Channels whose storm summary is not over. */
 	stormChannels(): Promise<string[]>;
+	/**
+	 * The dead man's switch (deadman.ts): records that the always-firing alert `name` arrived at `at`.
+	 * The first call also starts the watch (`at` then is when opsbot began to wait for it).
+	 */
+	heartbeat(name: string, at: number): Promise<void>;
+	/** When `name` last arrived (or the watch began), and the arrival an alarm was raised for; undefined: not watched. */
+	heartbeatState(name: string): Promise<HeartbeatState | undefined>;
+	/** Marks the silence since `at` alarmed (`at`), or the alarm over (null); only if the row still reads `expected`. */
+	setHeartbeatAlarm(name: string, expected: number | null, alarm: number | null): Promise<boolean>;
 	/** Groups by status and, per channel, queued deliveries and when the oldest was queued (for /metrics). */
 	stats(): Promise<StoreStats>;
 	/**

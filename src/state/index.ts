@@ -39,11 +39,13 @@ export interface State {
  */
 export async function openState(config: Config, log: Logger, options: { alerts?: boolean } = {}): Promise<State> {
 	const url = config.env.STATE_DATABASE_URL;
+	// How webhooks open episodes: a group firing again within the regroup window re-opens its card.
+	const policy = { regroupMs: (config.ops.alerts?.regroupMinutes ?? 0) * 60_000 };
 	if (url) {
 		const db = openStateDatabase(url, log.child({ svc: "state" }));
 		let alerts: AlertStore | undefined;
 		try {
-			alerts = options.alerts ? await postgresAlertStore(db) : undefined;
+			alerts = options.alerts ? await postgresAlertStore(db, policy) : undefined;
 		} catch (err) {
 			await db.close().catch(() => undefined);
 			throw err;
@@ -62,7 +64,7 @@ export async function openState(config: Config, log: Logger, options: { alerts?:
 	const stateDir = config.ops.stateDir;
 	let opened: DatabaseSync | undefined;
 	const db = () => (opened ??= openStateDirDatabase(stateDir));
-	const alerts = options.alerts ? sqliteAlertStore(db(), join(stateDir, STATE_FILE)) : undefined;
+	const alerts = options.alerts ? sqliteAlertStore(db(), join(stateDir, STATE_FILE), policy) : undefined;
 	const pending = sqlitePending(db);
 	return {
 		alerts,

@@ -179,6 +179,12 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
 	CREATE TABLE IF NOT EXISTS opsbot_state.gateway_lease (
 		id SMALLINT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL
 	);`,
+	// Flapping (issue 22): when the episode resolved, its re-fires within the regroup window (ms), and the
+	// previous episode's message for the new card's link.
+	`ALTER TABLE opsbot_state.groups ADD COLUMN resolved_at BIGINT, ADD COLUMN flaps JSONB,
+		ADD COLUMN previous_message_id TEXT;`,
+	// The dead man's switch (issue 22): when each always-firing alert last arrived, and the alarm raised.
+	`CREATE TABLE opsbot_state.heartbeats (name TEXT PRIMARY KEY, at BIGINT NOT NULL, alarmed_at BIGINT);`,
 ];
 
 /** Runs `work` in one transaction on a connection of `pool`. */

@@ -136,6 +136,13 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 	// outbox_episode: marking a delivery done and finding an episode's newest update would scan every row.
 	`CREATE TABLE IF NOT EXISTS write_probe (pad BLOB NOT NULL);
 	CREATE INDEX IF NOT EXISTS outbox_episode ON outbox (group_id, episode, done);`,
+	// Flapping (issue 22): when the episode resolved, its re-fires within the regroup window (JSON array
+	// of ms), and the previous episode's message for the new card's link.
+	`ALTER TABLE groups ADD COLUMN resolved_at INTEGER;
+	ALTER TABLE groups ADD COLUMN flaps TEXT;
+	ALTER TABLE groups ADD COLUMN previous_message_id TEXT;`,
+	// The dead man's switch (issue 22): when each always-firing alert last arrived, and the alarm raised.
+	`CREATE TABLE heartbeats (name TEXT PRIMARY KEY, at INTEGER NOT NULL, alarmed_at INTEGER);`,
 ];
 
 /** The state file's name under stateDir. */

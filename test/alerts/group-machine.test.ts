@@ -127,9 +127,56 @@ describe("transition: what one notification does to a group", () => {
 			},
 		},
 	])("$case", ({ head, note, want }) => {
-		const result = transition(head, note);
+		const result = transition(head, note, T0);
 
 		expect(result).toMatchObject(want);
+	});
+
+	const regroup = { regroupMs: 15 * 60_000 };
+	it.each([
+		{
+			case: "fired again within the regroup window: the same episode re-opens, counted, keeping ack and silence",
+			head: head({
+				status: "resolved",
+				resolvedAt: T0 - 14 * 60_000,
+				flaps: [T0 - 30 * 60_000],
+				undelivered: [10, 12],
+			}),
+			want: {
+				kind: "flap",
+				episode: 3,
+				status: "firing",
+				firstFiringAt: T0,
+				resolvedAt: null,
+				flaps: [T0 - 30 * 60_000, T0],
+				resetActions: false,
+				keep: [10],
+				supersede: [12],
+			},
+		},
+		{
+			case: "flaps older than an hour are forgotten",
+			head: head({ status: "resolved", resolvedAt: T0 - 60_000, flaps: [T0 - 61 * 60_000, T0 - 59 * 60_000] }),
+			want: { kind: "flap", flaps: [T0 - 59 * 60_000, T0] },
+		},
+		{
+			case: "fired again after the window: a new episode, its flaps forgotten",
+			head: head({ status: "resolved", resolvedAt: T0 - 15 * 60_000, flaps: [T0 - 20 * 60_000] }),
+			want: { kind: "reopen", episode: 4, flaps: [], resetActions: true },
+		},
+		{
+			case: "a resolved group stored before resolvedAt was kept starts a new episode",
+			head: head({ status: "resolved" }),
+			want: { kind: "reopen", episode: 4 },
+		},
+	])("$case", ({ head, want }) => {
+		expect(transition(head, note(), T0, regroup)).toMatchObject(want);
+	});
+
+	it("remembers when an episode resolved, and keeps that time when a second resolution comes", () => {
+		expect(transition(head(), note({ status: "resolved" }), T0)).toMatchObject({ resolvedAt: T0 });
+		const resolved = head({ status: "resolved", resolvedAt: T0 - 5_000 });
+		expect(transition(resolved, note({ status: "resolved" }), T0)).toMatchObject({ resolvedAt: T0 - 5_000 });
 	});
 });
 
@@ -163,6 +210,8 @@ describe("planAccepts: what a batch of webhooks writes", () => {
 				firstFiringAt: T0,
 				signature: "s1",
 				severityRank: 0,
+				resolvedAt: null,
+				flaps: [],
 				resetActions: false,
 				job: 0,
 			},

@@ -187,6 +187,20 @@ describe("message outbox delivery (through the REST client to the Discord double
 		await store.close();
 	});
 
+	it("reports an edit of a message that is not there as gone (Discord's 10008), not as an error", async () => {
+		const sender = restSender(rest);
+		const card = {
+			content: "x",
+			embed: { title: "t" },
+			files: [],
+			allowedMentions: { parse: [] as [], roles: [] },
+			components: [],
+		};
+
+		expect(await sender.edit(CHANNEL, "400000000000000997", card)).toBe("gone");
+		await expect(sender.edit("400000000000000999", "400000000000000997", card)).rejects.toThrow(/Unknown Channel/);
+	});
+
 	it("posts a message repeated with its nonce (as after a kill -9) once: Discord hands back the first", async () => {
 		const sender = restSender(rest);
 		const body = {

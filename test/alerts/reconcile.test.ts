@@ -42,6 +42,7 @@ function stored(name: string, fingerprints: string[], receiver = "opsbot"): Grou
 		channel: "400000000000000001",
 		episode: 1,
 		status: "firing",
+		firstFiringAt: NOW - 3_600_000,
 		messageId: null,
 		payload,
 		ack: null,

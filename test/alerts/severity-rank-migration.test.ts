@@ -35,6 +35,8 @@ describe("the severity_rank migration", () => {
 		db.exec(`DROP INDEX groups_delivery; DROP INDEX outbox_pending; CREATE INDEX outbox_pending ON outbox (done, next_attempt_at);
 			ALTER TABLE groups DROP COLUMN severity_rank; ALTER TABLE groups DROP COLUMN chart_attachment; DROP TABLE message_outbox;
 			DROP TABLE episodes; DROP TABLE episode_events;
+			ALTER TABLE groups DROP COLUMN resolved_at; ALTER TABLE groups DROP COLUMN flaps;
+			ALTER TABLE groups DROP COLUMN previous_message_id; DROP TABLE heartbeats;
 			DELETE FROM schema_version WHERE version > 4;`);
 		db.close();
 
@@ -55,8 +57,13 @@ describe("the severity_rank migration", () => {
 		await seed(await openPostgresAlertStore(url, log));
 		const old = new pg.Client({ connectionString: url });
 		await old.connect();
-		await old.query("ALTER TABLE opsbot_state.groups DROP COLUMN severity_rank, DROP COLUMN chart_attachment");
-		await old.query("DROP TABLE opsbot_state.message_outbox, opsbot_state.episodes, opsbot_state.episode_events");
+		await old.query(
+			"ALTER TABLE opsbot_state.groups DROP COLUMN severity_rank, DROP COLUMN chart_attachment," +
+				" DROP COLUMN resolved_at, DROP COLUMN flaps, DROP COLUMN previous_message_id",
+		);
+		await old.query(
+			"DROP TABLE opsbot_state.message_outbox, opsbot_state.episodes, opsbot_state.episode_events, opsbot_state.heartbeats",
+		);
 		await old.query("DELETE FROM opsbot_state.schema_version WHERE version > 4");
 
 		const store = await openPostgresAlertStore(url, log);

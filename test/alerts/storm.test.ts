@@ -66,15 +66,7 @@ function fakeDiscord(fail: (call: { kind: "post" | "edit"; message: OutgoingMess
 			const err = fail({ kind: "edit", message });
 			if (err) throw err;
 			const stored = messages.get(id);
-			if (!stored)
-				throw new DiscordAPIError(
-					{ code: 10008, message: "Unknown Message" },
-					10008,
-					404,
-					"PATCH",
-					`/channels/${channel}/messages/${id}`,
-					{ body: undefined, files: undefined },
-				);
+			if (!stored) return "gone" as const; // Discord's 10008, as the REST sender reports it
 			stored.message = message;
 			stored.edits++;
 			calls.push({ kind: "edit", channel, id, title: titleOf(message), start, end: Date.now() });

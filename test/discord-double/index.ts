@@ -100,8 +100,8 @@ export interface SentInteraction {
 export interface FaultRule {
 	readonly method?: string;
 	readonly pathPrefix?: string;
-	/** 413 answers as Discord does for an upload over the limit (code 40005). */
-	readonly status: 413 | 429 | 500 | 502 | 503;
+	/** 413 answers as Discord does for an upload over the limit (code 40005); 403 as Missing Permissions (50013). */
+	readonly status: 403 | 413 | 429 | 500 | 502 | 503;
 	/** Only requests that upload files match (to refuse an attachment and not the text). */
 	readonly withFiles?: boolean;
 	readonly retryAfterSeconds?: number;
@@ -182,6 +182,8 @@ export interface DiscordDouble {
 	interactionResponse(interactionId: string): InteractionResponse | undefined;
 	originalMessage(interactionId: string): StoredMessage | undefined;
 	channelMessages(channelId: string): StoredMessage[];
+	/** Whether the thread (a channel) was archived by PATCH /channels/{id}. */
+	archived(threadId: string): boolean;
 	/** Gateway (WebSocket) sessions open right now: one per bot process holding the gateway. */
 	gatewaySessions(): number;
 	failNext(rule: FaultRule): void;
@@ -216,6 +218,8 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 	const applicationId = options.applicationId ?? snowflake();
 	const guildId = options.guild?.id ?? snowflake();
 	const channels = options.guild?.channels ?? [{ id: snowflake(), name: "ops" }];
+	/** Threads archived by PATCH /channels/{id} (archived: true). */
+	const archivedThreads = new Set<string>();
 	const roles = options.guild?.roles ?? [];
 	const botRoleId = snowflake();
 	const deadlineMs = options.interactionDeadlineMs ?? 3_000;
@@ -597,7 +601,8 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 						...(fault.global ? { "x-ratelimit-global": "true" } : {}),
 					},
 				);
-			} else if (fault.status === 413)
+			} else if (fault.status === 403) record.status = reply(res, 403, { message: "Missing Permissions", code: 50013 });
+			else if (fault.status === 413)
 				record.status = reply(res, 413, { message: "Request entity too large", code: 40005 });
 			else record.status = reply(res, fault.status, { message: "Server error", code: 0 });
 			return;
@@ -851,6 +856,13 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			channels.push({ id: thread.id, name: thread.name });
 			return reply(res, 201, thread);
 		}
+		if ((m = /^\/channels\/(\d+)$/.exec(path)) && method === "PATCH") {
+			// Only threads are edited by opsbot (archived when their alert resolves).
+			const channel = channels.find((c) => c.id === m?.[1]);
+			if (!channel) return notFound();
+			if (typeof json.archived === "boolean") archivedThreads[json.archived ? "add" : "delete"](channel.id);
+			return reply(res, 200, { id: channel.id, name: channel.name, type: 11, guild_id: guildId });
+		}
 		if ((m = /^\/channels\/(\d+)$/.exec(path)) && method === "GET") {
 			const channel = channels.find((c) => c.id === m?.[1]);
 			return channel ? reply(res, 200, { id: channel.id, name: channel.name, type: 0, guild_id: guildId }) : notFound();
@@ -1025,6 +1037,7 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 			return messageId ? messages.get(messageId) : undefined;
 		},
 		gatewaySessions: () => sockets.size,
+		archived: (threadId) => archivedThreads.has(threadId),
 		channelMessages: (channelId) =>
 			[...messages.values()].filter((x) => x.channel_id === channelId && !x.interactionId),
 		failNext(rule) {

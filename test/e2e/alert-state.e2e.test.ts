@@ -88,6 +88,8 @@ stateDir: ${stateDir}
 alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
+  # Every re-fire a new episode (no flapping window): the tests press on an earlier episode's message.
+  regroupMinutes: 0
 `,
 			{
 				DISCORD_TOKEN: "double-token",

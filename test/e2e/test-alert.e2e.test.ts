@@ -82,6 +82,13 @@ alerts:
 		expect(JSON.stringify(message.embeds)).toContain("opsbot_test");
 		expect(double.channelMessages(general)).toEqual([]);
 		await double.waitFor(() => /resolved/i.test(JSON.stringify(double.messages.get(message.id)?.embeds)), 15_000);
+		// A critical group's thread opens under its card at once (the test also checks opsbot may start
+		// threads there), and is archived once the resolution is posted in it.
+		await double.waitFor(() => double.archived(message.id) || undefined, 30_000);
+		expect(double.channelMessages(message.id).map((m) => m.content)).toEqual([
+			expect.stringMatching(/^Fired: 1 alert /),
+			expect.stringMatching(/^Episode resolved after /),
+		]);
 		const logged = await bot.actionLog.recent(5, { action: "alert.test" });
 		expect(logged.map((r) => [r.result, r.details?.step, r.target])).toEqual([
 			["ok", "resolved", critical],

@@ -1,4 +1,6 @@
 import { describe, it } from "vitest";
+import { deadmanMessage } from "../../src/alerts/deadman.ts";
+import { ackReminderMessage, escalationMessage } from "../../src/alerts/escalation.ts";
 import { type AlertGroupContext, alertGroupReport } from "../../src/alerts/group-report.ts";
 import { byUrgency, heldGroup, heldGroupsReport } from "../../src/alerts/held-groups.ts";
 import {
@@ -272,6 +274,107 @@ describe("alert group messages (golden)", () => {
 		});
 	});
 
+	it("renders a group that flapped: counted over the last hour, with a link to the previous episode's card", () => {
+		const context = {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			// The first flap is over an hour old: not counted.
+			flaps: [NOW - 61 * 60_000, NOW - 40 * 60_000, NOW - 20 * 60_000, NOW - 5 * 60_000],
+			previous: { guildId: "100000000000000001", channelId: "400000000000000001", messageId: "500000000000000007" },
+		};
+		const message = renderAlertGroup(critical, { ...context, actions: { groupId: GROUP_ID, logs: false } });
+
+		expectGoldenFile("alert-flapped.discord.json", messageJson(message));
+		expectTerminalGolden("alert-flapped", critical, context);
+	});
+
+	it("renders an escalated group: whom it mentioned and when, on the card", () => {
+		const context = {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			clocks: {
+				escalated: { at: NOW - 4 * 60_000, to: { roles: ["300000000000000007"], users: ["200000000000000031"] } },
+			},
+		};
+		const message = renderAlertGroup(critical, { ...context, actions: { groupId: GROUP_ID, logs: false } });
+
+		expectGoldenFile("alert-escalated.discord.json", messageJson(message));
+		expectTerminalGolden("alert-escalated", critical, context);
+	});
+
+	it("renders a group whose acknowledgement ran out: firing again, saying whose ran out when", () => {
+		const context = {
+			firstFiringAt: STARTED,
+			now: NOW,
+			mentionRole: ROLE,
+			ack: { userId: "200000000000000002", username: "alice", at: NOW - 40 * 60_000 },
+			clocks: { ackExpiredAt: NOW - 10 * 60_000 },
+		};
+		const message = renderAlertGroup(critical, { ...context, actions: { groupId: GROUP_ID, logs: false } });
+
+		expectGoldenFile("alert-ack-expired.discord.json", messageJson(message));
+		expectTerminalGolden("alert-ack-expired", critical, context);
+	});
+
+	it("renders the escalation mention and the acknowledgement reminder: content, who they may ping, terminal words", () => {
+		const step = { key: "k", step: 0, dueAt: NOW, unhandledMs: 12 * 60_000 };
+		const targets = { roles: ["300000000000000007"], users: ["200000000000000031"] };
+		const messages = {
+			escalation: escalationMessage(hostile, step, targets),
+			repeated: escalationMessage(critical, { ...step, step: 2, unhandledMs: 72 * 60_000 }, targets),
+			ackReminder: ackReminderMessage(critical, { userId: "200000000000000002", username: "a", at: NOW }, 30 * 60_000),
+		};
+
+		expectGoldenFile(
+			"alert-clock-messages.discord.json",
+			stableJson(
+				Object.fromEntries(Object.entries(messages).map(([k, m]) => [k, { content: m.content, mentions: m.mentions }])),
+			),
+		);
+		expectGoldenFile(
+			"alert-clock-messages.txt",
+			`${Object.values(messages)
+				.map((m) => m.text)
+				.join("\n")}\n`,
+		);
+	});
+
+	it("renders the dead man's notices: the pipeline silent (AlertManager answering or not), and back", () => {
+		const since = NOW - 12 * 60_000;
+		const answering = {
+			environments: ["prod"],
+			url: "http://127.0.0.1:9093",
+			lastAnswerAt: NOW - 20_000,
+			up: true,
+			problem: null,
+		};
+		const silent = { ...answering, lastAnswerAt: NOW - 30 * 60_000, up: false, problem: "connection refused" };
+		const down = { kind: "down" as const, key: "k", since };
+		const messages = {
+			answering: deadmanMessage("Watchdog", down, { alertmanagers: [answering], lastWebhookAt: NOW - 3 * 60_000 }, NOW),
+			unreachable: deadmanMessage("Watch*dog*", down, { alertmanagers: [silent], lastWebhookAt: undefined }, NOW),
+			back: deadmanMessage(
+				"Watchdog",
+				{ kind: "back", key: "k", since, at: NOW },
+				{ alertmanagers: [], lastWebhookAt: NOW },
+				NOW,
+			),
+		};
+
+		expectGoldenFile(
+			"alert-deadman.discord.json",
+			stableJson(Object.fromEntries(Object.entries(messages).map(([k, m]) => [k, { content: m.content }]))),
+		);
+		expectGoldenFile(
+			"alert-deadman.txt",
+			`${Object.values(messages)
+				.map((m) => m.text)
+				.join("\n")}\n`,
+		);
+	});
+
 	it("renders a group found by reconciliation: AlertManager held it but its webhook never arrived", () => {
 		const found = WebhookPayload.parse({ ...warning, opsbotReconciled: "found" });
 		const context = { firstFiringAt: STARTED, now: NOW };
@@ -459,6 +562,7 @@ describe("the groups opsbot holds (golden, both views)", () => {
 		channel: "400000000000000001",
 		episode: 1,
 		status: body.status,
+		firstFiringAt: STARTED,
 		messageId: null,
 		payload: body,
 		ack: null,

@@ -1,6 +1,7 @@
 import { describe, it } from "vitest";
 import type { Episode, EpisodeEvent, FiringEpisode, HistorySummary } from "../../src/alerts/episodes.ts";
 import { firingReport, historyReport, timelineMarkdown, timelineReport } from "../../src/alerts/incident-reports.ts";
+import { threadPost } from "../../src/alerts/threads.ts";
 import { expectGoldenFile, expectReportGolden } from "../support/golden.ts";
 
 // Fixed times: every golden must come out the same on any day, in any time zone.
@@ -37,7 +38,7 @@ const firing = (fields: Partial<FiringEpisode>): FiringEpisode => ({
 });
 
 describe("/alerts firing (golden)", () => {
-	it("lists what fires per environment and severity, worst first, with who acknowledged or silenced it and its card", () => {
+	it("lists what fires per environment and severity, worst first, with its state and card", () => {
 		const episodes = [
 			firing({
 				firingAlerts: 2,
@@ -201,5 +202,10 @@ describe("episode timeline (golden)", () => {
 
 	it("writes the Markdown file for the postmortem: events, alerts with labels, command output fenced", () => {
 		expectGoldenFile("incident-timeline.md", timelineMarkdown(ended, events, links, NOW));
+	});
+
+	it("posts each event into the episode's thread: who, what, when, a restart's first lines, the previous thread", () => {
+		const posts = events.map((e, i) => threadPost(e, i === 0 ? "600000000000000001" : undefined));
+		expectGoldenFile("incident-thread-posts.txt", `${posts.join("\n\n---\n\n")}\n`);
 	});
 });

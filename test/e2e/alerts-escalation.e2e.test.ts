@@ -1,0 +1,214 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshStateDatabase } from "../alerts/state-database.ts";
+import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
+import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
+import { startTestBot, type TestBot } from "../support/bot.ts";
+import { freePort } from "../support/proc.ts";
+
+const CHANNEL = "400000000000000001";
+const LEADS = "300000000000000007";
+const ONCALL = "300000000000000001";
+const oncall = { id: "200000000000000031", username: "olivia", roles: [ONCALL] };
+const second = { id: "200000000000000032", username: "sam", roles: [ONCALL] };
+
+/**
+ * Escalation and acknowledgement timeouts through the shipped process, fired through a real
+ * AlertManager, on both stores. Clocks are configured in fractions of a minute (3 s, 6 s).
+ */
+describe.each([
+	["SQLite", async () => ({})],
+	["PostgreSQL", async () => ({ STATE_DATABASE_URL: await freshStateDatabase("opsbot_escalation") })],
+] as const)("escalation and acknowledgement timeouts (%s store, npm start's process, real AlertManager)", (_s, env) => {
+	let double: DiscordDouble;
+	let alertmanager: TestAlertManager;
+	let bot: TestBot;
+	let opsYaml: string;
+	let botEnv: Record<string, string>;
+	const token = randomBytes(24).toString("hex");
+
+	beforeAll(async () => {
+		const port = await freePort();
+		[double, alertmanager] = await Promise.all([
+			startDiscordDouble({
+				guild: {
+					channels: [{ id: CHANNEL, name: "alerts" }],
+					roles: [
+						{ id: ONCALL, name: "oncall" },
+						{ id: LEADS, name: "leads" },
+					],
+				},
+			}),
+			startAlertManager({ webhookUrl: `http://127.0.0.1:${port}/alerts`, bearerToken: token }),
+		]);
+		opsYaml = `discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", leads: "${LEADS}" } }
+access:
+  actions: { alert.ack: [oncall] }
+environments:
+  production:
+    alertmanager: { url: "${alertmanager.url}", timeoutMs: 2000 }
+alerts:
+  listen: { host: 127.0.0.1, port: ${port} }
+  defaultChannel: "${CHANNEL}"
+  routes:
+    - match: { team: db }
+      channel: "${CHANNEL}"
+      escalation: { afterMinutes: 0.05, mention: [leads] }
+    - match: { team: web }
+      channel: "${CHANNEL}"
+      ackTimeoutMinutes: 0.1
+      escalation: { afterMinutes: 0.5, mention: [leads, "user:${oncall.id}"] }
+`;
+		botEnv = { WEBHOOK_TOKEN: token, ...(await env()) };
+		bot = await startTestBot(double, opsYaml, botEnv);
+	});
+	afterAll(async () => {
+		await bot?.stop();
+		await alertmanager?.stop();
+		await double?.close();
+	});
+
+	const title = (m: StoredMessage | undefined) => String((m?.embeds[0] as { title?: string } | undefined)?.title ?? "");
+	const description = (m: StoredMessage | undefined) =>
+		String((m?.embeds[0] as { description?: string } | undefined)?.description ?? "");
+	const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).filter((m) => re.test(title(m)));
+	/**
+	 * Presses Acknowledge as `user` until the press lands (the card names them): a press in the moment
+	 * between the card's post and the store recording its message id is refused as an earlier episode's.
+	 */
+	async function acknowledge(card: StoredMessage, user: typeof oncall): Promise<void> {
+		const ack = JSON.stringify(card.components).match(/alert:ack:[0-9a-f]{32}/)![0];
+		for (let attempt = 0; ; attempt++) {
+			const press = await double.sendInteraction({ kind: "button", customId: ack, messageId: card.id, user });
+			await press.response();
+			const outcome = await double.waitFor(
+				() =>
+					description(double.messages.get(card.id)).includes(`<@${user.id}>`)
+						? "acknowledged"
+						: [...double.messages.values()].find((m) => m.interactionId === press.id && m.content)?.content,
+				20_000,
+			);
+			if (outcome === "acknowledged") return;
+			if (!outcome.includes("earlier episode") || attempt > 20) throw new Error(`acknowledge: ${outcome}`);
+			await new Promise((r) => setTimeout(r, 100));
+		}
+	}
+	/** The action log's records of `action`, where the process keeps it: actions.jsonl, or opsbot_state.actions. */
+	async function logged(action: string): Promise<{ actor: { userId: string }; result: string; details?: unknown }[]> {
+		const url = botEnv.STATE_DATABASE_URL;
+		if (!url) return bot.actionLog.recent(50, { action });
+		const client = new pg.Client({ connectionString: url });
+		await client.connect();
+		try {
+			const { rows } = await client.query<{ user_id: string; result: string; details: unknown }>(
+				"SELECT user_id, result, details FROM opsbot_state.actions WHERE action = $1 ORDER BY id",
+				[action],
+			);
+			return rows.map((r) => ({ actor: { userId: r.user_id }, result: r.result, details: r.details }));
+		} finally {
+			await client.end();
+		}
+	}
+	const postsWith = (text: string) =>
+		double.requests.filter(
+			(r) =>
+				r.method === "POST" &&
+				r.path === `/channels/${CHANNEL}/messages` &&
+				String((r.body as { content?: string }).content ?? "").includes(text),
+		);
+
+	it("mentions the route's escalation target once when a group still fires unacknowledged, and says so on the card", {
+		timeout: 120_000,
+	}, async () => {
+		await postAlerts(alertmanager.url, [
+			{ labels: { alertname: "DbDown", severity: "critical", env: "production", team: "db" } },
+		]);
+		const card = await double.waitFor(() => byTitle(/^🔴 CRITICAL · DbDown · production$/)[0], 30_000);
+
+		const mention = await double.waitFor(
+			() => double.channelMessages(CHANNEL).find((m) => m.content.startsWith("📣")),
+			30_000,
+		);
+		expect(mention.content).toMatch(
+			new RegExp(`^📣 <@&${LEADS}> 🔴 DbDown on production has fired for \\d+ s and nobody acknowledged it\\.$`),
+		);
+		const [posted] = postsWith("📣");
+		expect(posted?.body).toMatchObject({
+			allowed_mentions: { parse: [], roles: [LEADS], users: [] },
+			message_reference: { message_id: card.id, channel_id: CHANNEL },
+		});
+		await double.waitFor(() => description(double.messages.get(card.id)).includes("📣 escalated to"), 30_000);
+		expect(description(double.messages.get(card.id))).toContain(`📣 escalated to <@&${LEADS}>`);
+		await double.waitFor(async () => (await logged("alert.escalate")).length > 0 || undefined, 10_000);
+		const escalations = await logged("alert.escalate");
+		expect(escalations).toHaveLength(1);
+		expect(escalations[0]).toMatchObject({ actor: { userId: "opsbot" }, details: { roles: [LEADS], users: [] } });
+
+		// kill -9 and a restart neither repeat it (its key is in the store) nor send a second one.
+		await bot.kill();
+		bot = await startTestBot(double, opsYaml, botEnv);
+		// Two whole passes of the restarted process' clocks, each of which would have queued it again.
+		await double.waitFor(() => bot.logs().filter((l) => l.msg === "escalation pass done").length >= 2, 30_000);
+		expect(
+			postsWith("📣 <@&").filter((r) => String((r.body as { content: string }).content).includes("DbDown")),
+		).toHaveLength(1);
+	});
+
+	it("reminds the acker once the acknowledgement runs out while the group still fires; the card shows it ran out", async () => {
+		await postAlerts(alertmanager.url, [
+			{ labels: { alertname: "WebSlow", severity: "warning", env: "production", team: "web" } },
+		]);
+		const card = await double.waitFor(() => byTitle(/^🟠 WARNING · WebSlow · production$/)[0], 30_000);
+		await acknowledge(card, oncall);
+
+		const reminder = await double.waitFor(
+			() => double.channelMessages(CHANNEL).find((m) => m.content.startsWith("⌛") && m.content.includes("WebSlow")),
+			30_000,
+		);
+		expect(reminder.content).toBe(
+			`⌛ <@${oncall.id}> your acknowledgement of 🟠 WebSlow on production ran out after 6 s; it still fires.` +
+				" Acknowledge it again, or hand it on.",
+		);
+		const [posted] = postsWith("⌛");
+		expect(posted?.body).toMatchObject({ allowed_mentions: { parse: [], roles: [], users: [oncall.id] } });
+		const expired = await double.waitFor(
+			() => (title(double.messages.get(card.id)).startsWith("🟠") ? double.messages.get(card.id) : undefined),
+			20_000,
+		);
+		expect(description(expired)).toContain(`⌛ acknowledgement by <@${oncall.id}> ran out`);
+		expect(await logged("alert.ack-expired")).toHaveLength(1);
+	});
+
+	it("answers a second Acknowledge from someone else with who got there first, and lets them take it over", async () => {
+		await postAlerts(alertmanager.url, [
+			{ labels: { alertname: "DbSlow", severity: "warning", env: "production", team: "db" } },
+		]);
+		const card = await double.waitFor(() => byTitle(/^🟠 WARNING · DbSlow · production$/)[0], 30_000);
+		// The card loses its Acknowledge button once acknowledged: the second press reuses its customId.
+		const ack = JSON.stringify(card.components).match(/alert:ack:[0-9a-f]{32}/)![0];
+		await acknowledge(card, oncall);
+
+		const again = await double.sendInteraction({ kind: "button", customId: ack, messageId: card.id, user: second });
+		await again.response();
+		const answer = await double.waitFor(
+			() => [...double.messages.values()].find((m) => m.interactionId === again.id && m.content),
+			10_000,
+		);
+		expect(answer.content).toMatch(
+			new RegExp(`^<@${oncall.id}> got there first \\(acknowledged <t:\\d+:R>\\)\\. Take it over\\?$`),
+		);
+		expect(description(double.messages.get(card.id))).toContain(`acknowledged by <@${oncall.id}>`);
+		expect((await logged("alert.ack")).filter((r) => r.result.startsWith("refused: already"))).toHaveLength(1);
+
+		const takeover = JSON.stringify(answer.components).match(/alert:takeover:[0-9a-f]{32}:\d+/)![0];
+		await (
+			await double.sendInteraction({ kind: "button", customId: takeover, messageId: answer.id, user: second })
+		).response();
+		await double.waitFor(
+			() => description(double.messages.get(card.id)).includes(`acknowledged by <@${second.id}>`),
+			20_000,
+		);
+		expect((await logged("alert.ack")).filter((r) => r.result === "ok: taken over")).toHaveLength(1);
+	});
+});

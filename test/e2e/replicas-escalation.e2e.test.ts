@@ -1,0 +1,133 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshStateDatabase } from "../alerts/state-database.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
+import { type MainProcess, spawnMain } from "../support/main-process.ts";
+import { freePort } from "../support/proc.ts";
+
+const CHANNEL = "400000000000000001";
+const LEADS = "300000000000000007";
+const token = randomBytes(24).toString("hex");
+
+interface Replica {
+	readonly process: MainProcess;
+	readonly webhookUrl: string;
+	count(msg: string): number;
+}
+
+async function startReplica(double: DiscordDouble, opsYaml: (port: number) => string, env: Record<string, string>) {
+	const port = await freePort();
+	const main = spawnMain(opsYaml(port), {
+		LOG_LEVEL: "debug",
+		DISCORD_TOKEN: "double-token",
+		DISCORD_APPLICATION_ID: double.applicationId,
+		DISCORD_API_URL: double.apiUrl,
+		...env,
+	});
+	const replica: Replica = {
+		process: main,
+		webhookUrl: `http://127.0.0.1:${port}`,
+		count: (msg) => main.logs().filter((l) => l.msg === msg).length,
+	};
+	await double.waitFor(
+		() =>
+			replica.count("alert receiver listening") > 0 &&
+			(replica.count("connected to Discord") > 0 ||
+				replica.count("standing by: another replica holds the Discord gateway") > 0),
+		30_000,
+	);
+	return replica;
+}
+
+/** Two replicas on one PostgreSQL: an escalation is sent once, also after kill -9 of the one that sent it. */
+describe("escalation across two replicas (node src/main.ts twice, shared PostgreSQL state)", () => {
+	let double: DiscordDouble;
+	let a: Replica;
+	let b: Replica;
+
+	beforeAll(async () => {
+		double = await startDiscordDouble({
+			guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: LEADS, name: "leads" }] },
+		});
+		const stateDir = mkdtempSync(join(tmpdir(), "opsbot-replica-escalation-"));
+		const opsYaml = (port: number) => `discord: { guildId: "${double.guildId}", roles: { leads: "${LEADS}" } }
+environments: { production: {} }
+stateDir: ${stateDir}
+alerts:
+  listen: { host: 127.0.0.1, port: ${port} }
+  defaultChannel: "${CHANNEL}"
+  routes:
+    - match: { team: db }
+      channel: "${CHANNEL}"
+      escalation: { afterMinutes: 0.05, mention: [leads] }
+`;
+		const env = { STATE_DATABASE_URL: await freshStateDatabase("opsbot_replica_escalation"), WEBHOOK_TOKEN: token };
+		a = await startReplica(double, opsYaml, env);
+		b = await startReplica(double, opsYaml, env);
+	}, 90_000);
+	afterAll(async () => {
+		for (const r of [a, b]) {
+			if (r && r.process.child.exitCode === null && r.process.child.signalCode === null) {
+				r.process.child.kill("SIGTERM");
+				await r.process.exited;
+			}
+		}
+		await double?.close();
+	});
+
+	const mentions = () =>
+		double.requests.filter(
+			(r) =>
+				r.method === "POST" &&
+				r.path === `/channels/${CHANNEL}/messages` &&
+				String((r.body as { content?: string }).content ?? "").startsWith(`📣 <@&${LEADS}>`),
+		);
+
+	it("posts the mention once; the replica taking over after kill -9 does not post it again", {
+		timeout: 120_000,
+	}, async () => {
+		const leader = a.count("connected to Discord") > 0 ? a : b;
+		const standby = leader === a ? b : a;
+		const labels = { alertname: "DbDown", severity: "critical", team: "db" };
+		const res = await fetch(`${standby.webhookUrl}/alerts`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+			body: JSON.stringify({
+				version: "4",
+				groupKey: '{}:{alertname="DbDown"}',
+				status: "firing",
+				receiver: "opsbot",
+				groupLabels: { alertname: "DbDown" },
+				commonLabels: labels,
+				commonAnnotations: {},
+				externalURL: "http://alertmanager.local:9093",
+				alerts: [
+					{
+						status: "firing",
+						labels,
+						annotations: {},
+						startsAt: new Date().toISOString(),
+						endsAt: "0001-01-01T00:00:00Z",
+						generatorURL: "",
+						fingerprint: "0123456789abcdef",
+					},
+				],
+			}),
+		});
+		expect(res.status).toBe(202);
+		await double.waitFor(() => mentions().length > 0, 60_000);
+
+		leader.process.child.kill("SIGKILL");
+		await leader.process.exited;
+		await double.waitFor(() => standby.count("delivering alerts: this replica holds the gateway lease") > 0, 60_000);
+		// Two whole passes of the new leader's clocks, each of which would have queued it again.
+		const before = standby.count("escalation pass done");
+		await double.waitFor(() => standby.count("escalation pass done") >= before + 2, 30_000);
+
+		expect(mentions()).toHaveLength(1);
+		expect(mentions()[0]?.body).toMatchObject({ allowed_mentions: { parse: [], roles: [LEADS], users: [] } });
+	});
+});
