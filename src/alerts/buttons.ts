@@ -43,7 +43,7 @@ import { OUTPUT_KEPT } from "./episodes.ts";
 import { ackHolds, groupRules } from "./escalation.ts";
 import { checkSilenceMatchers, formatMatchers, parseMatchers } from "./matchers.ts";
 import { SILENCE_CHOICES } from "./render.ts";
-import type { AlertStore, GroupState } from "./store.ts";
+import type { AckIdentity, AckState, AlertStore, GroupState } from "./store.ts";
 import { buildTimeline } from "./timeline.ts";
 
 const RELAY_NOT_RUNNING = "The alert relay is not running in this opsbot.";
@@ -191,39 +191,61 @@ function ackButton(action: "ack" | "unack", nothing: string): ComponentHandler<G
 			const now = Date.now();
 			const first = group.ack;
 			const rules = groupRules(alertingOps(ctx), group.payload, group.channel);
-			if (action === "ack" && first && first.userId !== ctx.actor.userId && ackHolds(first, rules, now)) {
-				await recordAction(ctx, "alert.ack", group.groupId, "refused: already acknowledged", { by: first.userId });
-				await interaction.followUp({
-					content: `<@${first.userId}> got there first (acknowledged <t:${Math.floor(first.at / 1000)}:R>). Take it over?`,
-					flags: 64,
-					allowedMentions: { parse: [] },
-					components: [
-						new ActionRowBuilder<ButtonBuilder>().addComponents(
-							new ButtonBuilder()
-								.setCustomId(encodeCustomId("alert", "takeover", group.groupId, String(group.episode)))
-								.setLabel("Take it over")
-								.setEmoji("✋")
-								.setStyle(ButtonStyle.Primary),
-						),
-					],
+			if (action === "ack" && first && first.userId !== ctx.actor.userId && ackHolds(first, rules, now))
+				return gotThereFirst(interaction, ctx, group, first);
+			const ack = action === "ack" ? { userId: ctx.actor.userId, username: ctx.actor.username, at: now } : null;
+			// Only over the acknowledgement read above: a press that changed it meanwhile (another user at the
+			// same instant, or another replica) wins, and this one hears who got there first.
+			if (!(await alertStore(ctx).setAck(group.groupId, ack, first))) {
+				const current = (await alertStore(ctx).group(group.groupId))?.ack ?? null;
+				if (action === "ack" && current && current.userId !== ctx.actor.userId)
+					return gotThereFirst(interaction, ctx, group, current);
+				// The same person's second press at the same instant: the first one did it.
+				if (action === "ack" ? current?.userId === ctx.actor.userId : current === null) return;
+				await recordAction(ctx, `alert.${action}`, group.groupId, "refused: changed meanwhile");
+				throw new PressRefusedError(`This alert changed while you pressed; ${nothing}. Try again.`, {
+					reason: "changed meanwhile",
+					target: group.groupId,
 				});
-				return;
 			}
-			await alertStore(ctx).setAck(
-				group.groupId,
-				action === "ack" ? { userId: ctx.actor.userId, username: ctx.actor.username, at: now } : null,
-			);
 			await recordAction(ctx, `alert.${action}`, group.groupId, "ok");
 			await recordEvent(ctx, group, action === "ack" ? "acknowledged" : "unacknowledged");
 		},
 	};
 }
 
+/** "@alice got there first", with a button to take it over; the refusal goes to the action log. */
+async function gotThereFirst(
+	interaction: ComponentInteraction,
+	ctx: HandlerContext,
+	group: GroupState,
+	first: AckState,
+): Promise<void> {
+	await recordAction(ctx, "alert.ack", group.groupId, "refused: already acknowledged", { by: first.userId });
+	await interaction.followUp({
+		content: `<@${first.userId}> got there first (acknowledged <t:${Math.floor(first.at / 1000)}:R>). Take it over?`,
+		flags: 64,
+		allowedMentions: { parse: [] },
+		components: [
+			new ActionRowBuilder<ButtonBuilder>().addComponents(
+				new ButtonBuilder()
+					// The acknowledgement shown here rides along: taking over replaces that one, not a newer one.
+					.setCustomId(
+						encodeCustomId("alert", "takeover", group.groupId, String(group.episode), first.userId, String(first.at)),
+					)
+					.setLabel("Take it over")
+					.setEmoji("✋")
+					.setStyle(ButtonStyle.Primary),
+			),
+		],
+	});
+}
+
 export const alertAck = ackButton("ack", "nothing was acknowledged");
 export const alertUnack = ackButton("unack", "nothing was changed");
 
 /** "Take it over" under "@alice got there first": the acknowledgement becomes the presser's, said in the log. */
-export const alertAckTakeover: ComponentHandler<GroupState> = {
+export const alertAckTakeover: ComponentHandler<{ group: GroupState; shown: AckIdentity | null }> = {
 	area: "alert",
 	action: "takeover",
 	permission: { action: "alert.ack" },
@@ -237,15 +259,23 @@ export const alertAckTakeover: ComponentHandler<GroupState> = {
 				target: group.groupId,
 				details: { episode: group.episode },
 			});
-		return group;
+		// The acknowledgement the answer showed; an answer from before it carried one stands for the current one.
+		const [, , shownUser, shownAt] = id.args;
+		const shown = shownUser && /^\d+$/.test(shownAt ?? "") ? { userId: shownUser, at: Number(shownAt) } : group.ack;
+		return { group, shown };
 	},
-	async run(interaction, group, ctx) {
-		await alertStore(ctx).setAck(group.groupId, {
-			userId: ctx.actor.userId,
-			username: ctx.actor.username,
-			at: Date.now(),
-		});
-		await recordAction(ctx, "alert.ack", group.groupId, "ok: taken over", { from: group.ack?.userId ?? null });
+	async run(interaction, { group, shown }, ctx) {
+		const mine = { userId: ctx.actor.userId, username: ctx.actor.username, at: Date.now() };
+		if (!(await alertStore(ctx).setAck(group.groupId, mine, shown))) {
+			const refusal = {
+				reason: "acknowledgement changed",
+				target: group.groupId,
+				details: { shown: shown?.userId ?? null },
+			};
+			await recordAction(ctx, "alert.ack", group.groupId, `refused: ${refusal.reason}`, refusal.details);
+			throw new PressRefusedError("The acknowledgement changed since this answer; nothing was taken over.", refusal);
+		}
+		await recordAction(ctx, "alert.ack", group.groupId, "ok: taken over", { from: shown?.userId ?? null });
 		await recordEvent(ctx, group, "acknowledged");
 		await interaction.editReply({ content: "✋ It is yours now.", components: [] });
 	},

@@ -19,6 +19,7 @@ import {
 import { checkMessage, MESSAGE_RETENTION_MS, messageChannel, type QueuedMessage } from "./message-outbox.ts";
 import type { WebhookPayload } from "./schema.ts";
 import {
+	type AckIdentity,
 	type AckState,
 	type AlertStore,
 	episodeNonce,
@@ -278,15 +279,24 @@ export async function postgresAlertStore(db: StateDatabase, policy: AcceptPolicy
 	};
 
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
+	// With `expectedAck`, a compare-and-set on who acknowledged and when (NULLs: nobody); the row lock the
+	// UPDATE takes makes a second replica's concurrent UPDATE re-check the condition against the winner's ack.
 	const requeue = (
 		id: string,
 		column: "ack" | "silence" | "restart",
 		value: AckState | SilenceState | RestartState | null,
+		expectedAck?: AckIdentity | null,
 	) =>
 		txQueuing(async (client) => {
+			const condition =
+				expectedAck === undefined
+					? ""
+					: " AND ack->>'userId' IS NOT DISTINCT FROM $3 AND (ack->>'at')::numeric IS NOT DISTINCT FROM $4";
+			const params: unknown[] = [value === null ? null : JSON.stringify(value), id];
+			if (expectedAck !== undefined) params.push(expectedAck?.userId ?? null, expectedAck?.at ?? null);
 			const { rows } = await client.query<{ episode: number; last_payload: WebhookPayload | null }>(
-				`UPDATE opsbot_state.groups SET ${column} = $1 WHERE id = $2 RETURNING episode, last_payload`,
-				[value === null ? null : JSON.stringify(value), id],
+				`UPDATE opsbot_state.groups SET ${column} = $1 WHERE id = $2${condition} RETURNING episode, last_payload`,
+				params,
 			);
 			const row = rows[0];
 			if (row?.last_payload)
@@ -294,6 +304,7 @@ export async function postgresAlertStore(db: StateDatabase, policy: AcceptPolicy
 					"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
 					[id, row.episode, JSON.stringify(row.last_payload), Date.now()],
 				);
+			return row !== undefined;
 		});
 
 	let accepts: PendingAccept[] = [];
@@ -675,9 +686,13 @@ export async function postgresAlertStore(db: StateDatabase, policy: AcceptPolicy
 			);
 			return rowCount === 1;
 		},
-		setAck: (id, ack) => requeue(id, "ack", ack),
-		setSilence: (id, silence) => requeue(id, "silence", silence),
-		setRestart: (id, restart) => requeue(id, "restart", restart),
+		setAck: (id, ack, expected) => requeue(id, "ack", ack, expected),
+		async setSilence(id, silence) {
+			await requeue(id, "silence", silence);
+		},
+		async setRestart(id, restart) {
+			await requeue(id, "restart", restart);
+		},
 		async enqueueMessage(message, now = Date.now()) {
 			checkMessage(message);
 			const { rowCount } = await db.query(

@@ -184,6 +184,10 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 		"UPDATE groups SET status = 'resolved', last_signature = ?, last_payload = ?, resolved_at = ? WHERE id = ?",
 	);
 	const setAckStmt = db.prepare("UPDATE groups SET ack = ? WHERE id = ?");
+	// Compare-and-set on who acknowledged and when: NULLs for "nobody" match a NULL ack (json_extract(NULL) is NULL).
+	const setAckIfStmt = db.prepare(
+		"UPDATE groups SET ack = ? WHERE id = ? AND json_extract(ack, '$.userId') IS ? AND json_extract(ack, '$.at') IS ?",
+	);
 	const setSilenceStmt = db.prepare("UPDATE groups SET silence = ? WHERE id = ?");
 	const setRestartStmt = db.prepare("UPDATE groups SET restart = ? WHERE id = ?");
 	const silenced = db.prepare(
@@ -411,15 +415,18 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 	const queued = queuedAnnouncer();
 
 	// Changes made by buttons reach the message through the same durable outbox as AlertManager's.
-	function requeue(id: string, change: () => void): void {
+	// `change` returns whether it changed anything: a refused compare-and-set queues nothing.
+	function requeue(id: string, change: () => boolean): boolean {
 		const added = tx(() => {
-			change();
+			if (!change()) return false;
 			const row = getGroup.get(id) as { episode: number; last_payload: string | null } | undefined;
 			if (row?.last_payload) insertOutbox.run(id, row.episode, row.last_payload, Date.now(), Date.now());
 			return Boolean(row?.last_payload);
 		});
 		if (added) queued.announce();
+		return added;
 	}
+	const wrote = (result: { changes: number | bigint }) => Number(result.changes) > 0;
 
 	return {
 		async accept(payload, targets, now = Date.now()) {
@@ -604,14 +611,21 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 			if (!row?.last_payload) return undefined;
 			return groupState(row as GroupRow & { last_payload: string });
 		},
-		async setAck(id, ack) {
-			requeue(id, () => setAckStmt.run(ack ? JSON.stringify(ack) : null, id));
+		async setAck(id, ack, expected) {
+			const value = ack ? JSON.stringify(ack) : null;
+			return requeue(id, () =>
+				wrote(
+					expected === undefined
+						? setAckStmt.run(value, id)
+						: setAckIfStmt.run(value, id, expected?.userId ?? null, expected?.at ?? null),
+				),
+			);
 		},
 		async setSilence(id, silence) {
-			requeue(id, () => setSilenceStmt.run(silence ? JSON.stringify(silence) : null, id));
+			requeue(id, () => wrote(setSilenceStmt.run(silence ? JSON.stringify(silence) : null, id)));
 		},
 		async setRestart(id, restart) {
-			requeue(id, () => setRestartStmt.run(JSON.stringify(restart), id));
+			requeue(id, () => wrote(setRestartStmt.run(JSON.stringify(restart), id)));
 		},
 		silencedGroups: async (after, limit) =>
 			(silenced.all(after, limit) as (GroupRow & { last_payload: string })[]).map(groupState),

@@ -21,6 +21,9 @@ export interface AckState {
 	readonly at: number;
 }
 
+/** What identifies an acknowledgement for a compare-and-set: who, and when. */
+export type AckIdentity = Pick<AckState, "userId" | "at">;
+
 /** The AlertManager silence opsbot created for a group. */
 export interface SilenceState {
 	readonly id: string;
@@ -155,8 +158,13 @@ export interface AlertStore {
 	writable(): Promise<boolean>;
 	/** A group by id (the id alert buttons carry), or undefined for an unknown one. */
 	group(groupId: string): Promise<GroupState | undefined>;
-	/** Records or clears an acknowledgement and queues a re-render of the group's message. */
-	setAck(groupId: string, ack: AckState | null): Promise<void>;
+	/**
+	 * Records or clears an acknowledgement and queues a re-render of the group's message. With `expected`,
+	 * only when the group's acknowledgement is still that one (same user and time; null: none), checked and
+	 * written in one transaction: of two presses that read the same state, one wins and the other hears false.
+	 * Returns whether it wrote (false also for an unknown group).
+	 */
+	setAck(groupId: string, ack: AckState | null, expected?: AckIdentity | null): Promise<boolean>;
 	/** Records or clears a silence and queues a re-render of the group's message. */
 	setSilence(groupId: string, silence: SilenceState | null): Promise<void>;
 	/** Records the last restart and queues a re-render of the group's message. */

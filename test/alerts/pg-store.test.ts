@@ -61,6 +61,7 @@ describe("PostgreSQL alert store limits", () => {
 		const started = Date.now();
 		const failure = await store
 			.setAck(item.groupId, { userId: "7", username: "alice", at: 1 })
+			.then(() => undefined)
 			.catch((err: unknown) => err as Error & { code?: string });
 		const took = Date.now() - started;
 

@@ -2,7 +2,12 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshStateDatabase } from "../alerts/state-database.ts";
-import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
+import {
+	type DiscordDouble,
+	type SentInteraction,
+	type StoredMessage,
+	startDiscordDouble,
+} from "../discord-double/index.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { freePort } from "../support/proc.ts";
@@ -201,7 +206,7 @@ alerts:
 		expect(description(double.messages.get(card.id))).toContain(`acknowledged by <@${oncall.id}>`);
 		expect((await logged("alert.ack")).filter((r) => r.result.startsWith("refused: already"))).toHaveLength(1);
 
-		const takeover = JSON.stringify(answer.components).match(/alert:takeover:[0-9a-f]{32}:\d+/)![0];
+		const takeover = JSON.stringify(answer.components).match(/alert:takeover:[0-9a-f]{32}:\d+:\d+:\d+/)![0];
 		await (
 			await double.sendInteraction({ kind: "button", customId: takeover, messageId: answer.id, user: second })
 		).response();
@@ -210,5 +215,51 @@ alerts:
 			20_000,
 		);
 		expect((await logged("alert.ack")).filter((r) => r.result === "ok: taken over")).toHaveLength(1);
+	});
+
+	it("lets exactly one of two Acknowledges pressed at the same instant by two people win; the other hears who did", {
+		timeout: 90_000,
+	}, async () => {
+		await postAlerts(alertmanager.url, [{ labels: { alertname: "ApiRace", severity: "warning", env: "production" } }]);
+		const card = await double.waitFor(() => byTitle(/^🟠 WARNING · ApiRace · production$/)[0], 30_000);
+		const ack = JSON.stringify(card.components).match(/alert:ack:[0-9a-f]{32}/)![0];
+		const people = [oncall, second];
+		const byPeople = async () => (await logged("alert.ack")).filter((r) => people.some((u) => u.id === r.actor.userId));
+		let outcome: { actor: { userId: string }; result: string }[] = [];
+		let presses: SentInteraction[] = [];
+		// Both press together; a press before the store recorded the card's id is refused as an earlier
+		// episode's (see acknowledge()), so both press again until the presses reach the card.
+		for (let attempt = 0; attempt < 20; attempt++) {
+			const before = (await byPeople()).length;
+			presses = await Promise.all(
+				people.map((user) => double.sendInteraction({ kind: "button", customId: ack, messageId: card.id, user })),
+			);
+			await Promise.all(presses.map((p) => p.response()));
+			outcome = await double.waitFor(async () => {
+				const records = (await byPeople()).slice(before);
+				return records.length >= 2 ? records : undefined;
+			}, 20_000);
+			if (!outcome.some((r) => r.result.includes("earlier episode"))) break;
+			await new Promise((r) => setTimeout(r, 100));
+		}
+
+		expect(outcome.map((r) => r.result).sort()).toEqual(["ok", "refused: already acknowledged"]);
+		const winner = people.find((u) => outcome.some((r) => r.actor.userId === u.id && r.result === "ok"))!;
+		const loser = people.find((u) => u !== winner)!;
+		const loserPress = presses[people.indexOf(loser)]!;
+		const answer = await double.waitFor(
+			() => [...double.messages.values()].find((m) => m.interactionId === loserPress.id && m.content),
+			10_000,
+		);
+		expect(answer.content).toMatch(
+			new RegExp(`^<@${winner.id}> got there first \\(acknowledged <t:\\d+:R>\\)\\. Take it over\\?$`),
+		);
+		const winnerPress = presses[people.indexOf(winner)]!;
+		expect([...double.messages.values()].filter((m) => m.interactionId === winnerPress.id && m.content)).toEqual([]);
+		await double.waitFor(
+			() => description(double.messages.get(card.id)).includes(`acknowledged by <@${winner.id}>`),
+			20_000,
+		);
+		expect(description(double.messages.get(card.id))).not.toContain(`acknowledged by <@${loser.id}>`);
 	});
 });

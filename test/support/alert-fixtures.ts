@@ -156,6 +156,34 @@ export function storeContract(
 			await store.close();
 		});
 
+		it("lets one of two acknowledges made at once from the same read win, across two instances", async () => {
+			const { store, reopen } = await open();
+			const other = await reopen(); // a second replica on the same database
+			await store.accept(payload(1), targets);
+			await store.delivered((await store.next("1"))!, "m1");
+			const id = (await store.listGroups("", 10))[0]!.groupId;
+			const read = (await store.group(id))!.ack; // both presses saw no acknowledgement
+			const alice = { userId: "7", username: "alice", at: 1_000 };
+			const bob = { userId: "8", username: "bob", at: 1_001 };
+
+			const won = await Promise.all([store.setAck(id, alice, read), other.setAck(id, bob, read)]);
+			const holder = (await store.group(id))!.ack;
+			const winner = won[0] ? alice : bob;
+			const rerenders = await store.pending();
+			// A takeover only over the acknowledgement it was shown: a stale one changes nothing.
+			const staleTakeover = await other.setAck(id, { ...bob, at: 2_000 }, winner === alice ? bob : alice);
+			const takeover = await other.setAck(id, { ...bob, at: 3_000 }, winner);
+			const cleared = await store.setAck(id, null, { userId: "8", at: 3_000 });
+
+			expect(won.filter(Boolean)).toHaveLength(1);
+			expect(holder).toEqual(winner);
+			expect(rerenders).toBe(1); // the winner's re-render only
+			expect([staleTakeover, takeover, cleared]).toEqual([false, true, true]);
+			expect((await store.group(id))!.ack).toBeNull();
+			expect(await store.setAck("no-such-group", alice, null)).toBe(false);
+			await Promise.all([store.close(), other.close()]);
+		});
+
 		it("sends firing groups without a message first, critical before the rest, then updates and resolutions", async () => {
 			const { store } = await open();
 			const group = (name: string, severity: string, status: "firing" | "resolved" = "firing") =>
