@@ -115,6 +115,27 @@ alerts:
 			await client.end();
 		}
 	}
+	/**
+	 * PostgreSQL only: makes every acknowledgement written to the group of card `messageId` take a second
+	 * inside its transaction (a trigger), so a second press reads the group before the first one commits.
+	 * Returns the function that removes the trigger; undefined on SQLite.
+	 */
+	async function slowAckWrites(messageId: string): Promise<(() => Promise<void>) | undefined> {
+		const url = botEnv.STATE_DATABASE_URL;
+		if (!url) return undefined;
+		const client = new pg.Client({ connectionString: url });
+		await client.connect();
+		const recorded = "SELECT id FROM opsbot_state.groups WHERE message_id = $1";
+		await double.waitFor(async () => ((await client.query(recorded, [messageId])).rowCount ?? 0) > 0 || undefined);
+		await client.query(`CREATE FUNCTION opsbot_state.slow_ack() RETURNS trigger LANGUAGE plpgsql AS
+			$$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$`);
+		await client.query(`CREATE TRIGGER slow_ack BEFORE UPDATE OF ack ON opsbot_state.groups FOR EACH ROW
+			WHEN (NEW.ack IS DISTINCT FROM OLD.ack) EXECUTE FUNCTION opsbot_state.slow_ack()`);
+		return async () => {
+			await client.query("DROP TRIGGER slow_ack ON opsbot_state.groups; DROP FUNCTION opsbot_state.slow_ack()");
+			await client.end();
+		};
+	}
 	const postsWith = (text: string) =>
 		double.requests.filter(
 			(r) =>
@@ -227,22 +248,29 @@ alerts:
 		const byPeople = async () => (await logged("alert.ack")).filter((r) => people.some((u) => u.id === r.actor.userId));
 		let outcome: { actor: { userId: string }; result: string }[] = [];
 		let presses: SentInteraction[] = [];
+		// On PostgreSQL the race is made certain: a write of the acknowledgement takes a second to commit, so
+		// both presses read the group before either writes (the SQLite process runs a press's read and write
+		// without yielding, so there the two presses can only race in time).
+		const removeTrigger = await slowAckWrites(card.id);
 		// Both press together; a press before the store recorded the card's id is refused as an earlier
 		// episode's (see acknowledge()), so both press again until the presses reach the card.
-		for (let attempt = 0; attempt < 20; attempt++) {
-			const before = (await byPeople()).length;
-			presses = await Promise.all(
-				people.map((user) => double.sendInteraction({ kind: "button", customId: ack, messageId: card.id, user })),
-			);
-			await Promise.all(presses.map((p) => p.response()));
-			outcome = await double.waitFor(async () => {
-				const records = (await byPeople()).slice(before);
-				return records.length >= 2 ? records : undefined;
-			}, 20_000);
-			if (!outcome.some((r) => r.result.includes("earlier episode"))) break;
-			await new Promise((r) => setTimeout(r, 100));
+		try {
+			for (let attempt = 0; attempt < 20; attempt++) {
+				const before = (await byPeople()).length;
+				presses = await Promise.all(
+					people.map((user) => double.sendInteraction({ kind: "button", customId: ack, messageId: card.id, user })),
+				);
+				await Promise.all(presses.map((p) => p.response()));
+				outcome = await double.waitFor(async () => {
+					const records = (await byPeople()).slice(before);
+					return records.length >= 2 ? records : undefined;
+				}, 20_000);
+				if (!outcome.some((r) => r.result.includes("earlier episode"))) break;
+				await new Promise((r) => setTimeout(r, 100));
+			}
+		} finally {
+			await removeTrigger?.();
 		}
-
 		expect(outcome.map((r) => r.result).sort()).toEqual(["ok", "refused: already acknowledged"]);
 		const winner = people.find((u) => outcome.some((r) => r.actor.userId === u.id && r.result === "ok"))!;
 		const loser = people.find((u) => u !== winner)!;
