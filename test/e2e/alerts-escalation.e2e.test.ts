@@ -236,6 +236,22 @@ alerts:
 			20_000,
 		);
 		expect((await logged("alert.ack")).filter((r) => r.result === "ok: taken over")).toHaveLength(1);
+
+		// The answer showed olivia's acknowledgement; pressed again now that it is sam's, it takes nothing over.
+		const stale = await double.sendInteraction({
+			kind: "button",
+			customId: takeover,
+			messageId: answer.id,
+			user: oncall,
+		});
+		await stale.response();
+		const refused = await double.waitFor(
+			() => [...double.messages.values()].find((m) => m.interactionId === stale.id && m.content),
+			10_000,
+		);
+		expect(refused.content).toContain("The acknowledgement changed since this answer; nothing was taken over.");
+		expect((await logged("alert.ack")).filter((r) => r.result === "refused: acknowledgement changed")).toHaveLength(1);
+		expect(description(double.messages.get(card.id))).toContain(`acknowledged by <@${second.id}>`);
 	});
 
 	it("lets exactly one of two Acknowledges pressed at the same instant by two people win; the other hears who did", {
