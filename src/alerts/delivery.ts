@@ -224,7 +224,8 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 			sentId = await write(item.channel, async () =>
 				message.kind === "thread"
 					? deps.sender.startThread(item.channel, message.messageId, message.name, message.autoArchiveMinutes ?? 1440)
-					: (await deps.sender.postMessage(item.channel, messageBody(message), messageNonce(item.key))).id,
+					: (await deps.sender.postMessage(item.channel, messageBody(message), messageNonce(item.key), message.files))
+							.id,
 			);
 		} catch (err) {
 			return messageFailed(item, classifySendError(err), err);

@@ -1,5 +1,5 @@
 import { DiscordAPIError, type REST, Routes } from "discord.js";
-import { allowedMentions, type QueuedPost } from "./message-outbox.ts";
+import { allowedMentions, type MessageFile, type QueuedPost } from "./message-outbox.ts";
 import type { AlertMessage, SummaryMessage } from "./render.ts";
 import type { ChannelLimitInfo } from "./storm.ts";
 
@@ -30,8 +30,11 @@ export interface DiscordSender {
 	post(channel: string, message: OutgoingMessage, nonce: string): Promise<SentMessage>;
 	/** Edits a message; "gone" when it is not there any more (someone deleted it: Discord's 10008). */
 	edit(channel: string, messageId: string, message: OutgoingMessage): Promise<SentMessage | "gone">;
-	/** Posts a message of the message outbox (a JSON body, no files), with enforce_nonce as post() does. */
-	postMessage(channel: string, body: MessageBody, nonce: string): Promise<SentMessage>;
+	/**
+	 * Posts a message of the message outbox, with enforce_nonce as post() does; `files` are uploaded as
+	 * files[n], which the body's `attachments` name by index (messageBody writes both from one post).
+	 */
+	postMessage(channel: string, body: MessageBody, nonce: string, files?: readonly MessageFile[]): Promise<SentMessage>;
 	/**
 	 * Starts a thread on a message; resolves to the thread's id, also when the thread exists already
 	 * (a start repeated after a crash): a thread started from a message has that message's id.
@@ -63,6 +66,8 @@ export interface MessageBody {
 	readonly components: QueuedPost["components"];
 	readonly allowed_mentions: ReturnType<typeof allowedMentions>;
 	readonly message_reference?: { message_id: string; channel_id: string };
+	/** The uploaded files, files[id], by their index. */
+	readonly attachments?: readonly { id: number; filename: string }[];
 }
 
 /** The Create Message body of a queued post: exact mentions only, and the message it replies to. */
@@ -76,6 +81,7 @@ export function messageBody(message: QueuedPost): MessageBody {
 		...("channel" in target && target.replyTo
 			? { message_reference: { message_id: target.replyTo, channel_id: target.channel } }
 			: {}),
+		...(message.files?.length ? { attachments: message.files.map((f, id) => ({ id, filename: f.name })) } : {}),
 	};
 }
 
@@ -123,9 +129,18 @@ export function restSender(rest: REST): DiscordSender {
 				throw err;
 			}
 		},
-		async postMessage(channel, message, nonce) {
+		async postMessage(channel, message, nonce, files = []) {
 			const created = await rest.post(Routes.channelMessages(channel), {
 				body: { ...message, nonce, enforce_nonce: true },
+				...(files.length > 0
+					? {
+							files: files.map((f) => ({
+								name: f.name,
+								data: Buffer.from(f.text, "utf8"),
+								contentType: "text/plain; charset=utf-8",
+							})),
+						}
+					: {}),
 			});
 			return sentMessage(created as MessageAnswer);
 		},
