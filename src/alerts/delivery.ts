@@ -4,7 +4,7 @@ import { classifySendError, type SendFailure } from "../discord/send-failure.ts"
 import type { Logger } from "../log.ts";
 import { flattenControls } from "../text.ts";
 import type { CardClocks } from "./escalation.ts";
-import { type MessageItem, messageNonce } from "./message-outbox.ts";
+import { type MessageFile, type MessageItem, messageNonce } from "./message-outbox.ts";
 import {
 	type AlertActions,
 	type AlertMessage,
@@ -219,16 +219,34 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	/** Sends a message of the message outbox, and records what became of it. */
 	async function deliverMessage(item: MessageItem): Promise<void> {
 		const { message } = item;
+		const post = (files: readonly MessageFile[]) => async () =>
+			message.kind === "thread"
+				? deps.sender.startThread(item.channel, message.messageId, message.name, message.autoArchiveMinutes ?? 1440)
+				: (
+						await deps.sender.postMessage(
+							item.channel,
+							messageBody({ ...message, files }),
+							messageNonce(item.key),
+							files,
+						)
+					).id;
 		let sentId: string;
 		try {
-			sentId = await write(item.channel, async () =>
-				message.kind === "thread"
-					? deps.sender.startThread(item.channel, message.messageId, message.name, message.autoArchiveMinutes ?? 1440)
-					: (await deps.sender.postMessage(item.channel, messageBody(message), messageNonce(item.key), message.files))
-							.id,
-			);
+			sentId = await write(item.channel, post(message.kind === "post" ? (message.files ?? []) : []));
 		} catch (err) {
-			return messageFailed(item, classifySendError(err), err);
+			const failure = classifySendError(err);
+			if (failure === "transient" || message.kind !== "post" || !message.files?.length)
+				return messageFailed(item, failure, err);
+			// A file that cannot be attached (no Attach Files permission, too large) never takes the text with it.
+			deps.log.error(
+				{ err, key: item.key, files: message.files.map((f) => f.name), failure },
+				"a queued message's files could not be sent; sending it without them",
+			);
+			try {
+				sentId = await write(item.channel, post([]));
+			} catch (err2) {
+				return messageFailed(item, classifySendError(err2), err2);
+			}
 		}
 		try {
 			await deps.store.messageSent(item, sentId);

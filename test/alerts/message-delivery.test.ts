@@ -161,6 +161,31 @@ describe("message outbox delivery (through the REST client to the Discord double
 		await store.close();
 	});
 
+	it("posts the text without its file when Discord refuses the file (no Attach Files permission)", async () => {
+		const store = openStore();
+		const { log, lines } = capturingLog();
+		double.failNext({ method: "POST", pathPrefix: `/channels/${CHANNEL}/messages`, status: 403, withFiles: true });
+		await store.enqueueMessage({
+			kind: "post",
+			key: "file-refused",
+			target: { channel: CHANNEL },
+			content: "restarted; output attached",
+			files: [{ name: "restart-output.txt", text: "all of it\n" }],
+		});
+
+		await (await deliver(store, log)).stop();
+
+		const outcome = await store.messageOutcome("file-refused");
+		expect(outcome).toMatchObject({ state: "sent" });
+		const posted = double.channelMessages(CHANNEL).find((m) => m.id === (outcome as { id: string }).id);
+		expect(posted?.content).toBe("restarted; output attached");
+		expect(posted?.files).toEqual([]);
+		expect(
+			lines.filter((l) => l.msg === "a queued message's files could not be sent; sending it without them"),
+		).toEqual([expect.objectContaining({ key: "file-refused", files: ["restart-output.txt"], failure: "refused" })]);
+		await store.close();
+	});
+
 	it("gives up a message Discord refuses for good, with a log line and the reason in its outcome", async () => {
 		const store = openStore();
 		const { log, lines } = capturingLog();
