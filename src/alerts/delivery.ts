@@ -1,8 +1,6 @@
 import { createHash } from "node:crypto";
-import { DiscordAPIError, HTTPError } from "discord.js";
-import { classifySendError, type SendFailure } from "../discord/send-failure.ts";
+import type { SendFailure } from "../discord/send-failure.ts";
 import type { Logger } from "../log.ts";
-import { flattenControls } from "../text.ts";
 import type { CardClocks } from "./escalation.ts";
 import { type MessageItem, messageNonce } from "./message-outbox.ts";
 import {
@@ -16,10 +14,15 @@ import {
 } from "./render.ts";
 import {
 	type DiscordSender,
+	type Edited,
+	failureOf,
+	type Gone,
 	messageBody,
 	type OutgoingMessage,
+	type Posted,
+	type SendFailed,
 	type SentAttachment,
-	type SentMessage,
+	withOutcomes,
 } from "./rest-sender.ts";
 import type { AlertStore, ChannelBacklog, OutboxItem, StormSummary } from "./store.ts";
 import {
@@ -144,13 +147,21 @@ class StoreFailure extends Error {
 	override readonly name = "StoreFailure";
 }
 
-/** Why Discord refused a message, in a line a caller can show or log: status, Discord's message and code. */
-function failureReason(err: unknown): string {
-	if (err instanceof DiscordAPIError)
-		return flattenControls(`Discord answered ${err.status}: ${err.message} (code ${err.code})`);
-	if (err instanceof HTTPError) return `Discord answered ${err.status}`;
-	return flattenControls(err instanceof Error ? err.message : String(err));
+/** A failed write as /metrics counts it. */
+const FAILURE_KIND: Record<SendFailed["kind"], SendFailure> = {
+	refused: "refused",
+	"retry after": "transient",
+	"failed inside": "local",
+};
+
+/** When to try a failed write again: after its backoff, and never before Discord's Retry-After. */
+function retryAt(failed: SendFailed, attempts: number): number {
+	const after = failed.kind === "retry after" ? (failed.afterMs ?? 0) : 0;
+	return Date.now() + Math.max(backoffMs(attempts), after);
 }
+
+const isFailure = (outcome: Posted | Edited | Gone | SendFailed): outcome is SendFailed =>
+	outcome.kind === "refused" || outcome.kind === "retry after" || outcome.kind === "failed inside";
 
 const live = (summary: StormSummary | undefined): summary is StormSummary =>
 	summary !== undefined && summary.state !== "over";
@@ -208,48 +219,46 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		}
 	}
 
-	/** The sender, each write paced and counted against its channel's budget. */
+	/** The sender's outcomes, each write paced and counted against its channel's budget. */
+	const outcomes = withOutcomes(deps.sender);
 	const sender = {
 		post: (channel: string, message: OutgoingMessage, nonce: string) =>
-			write(channel, () => deps.sender.post(channel, message, nonce)),
+			write(channel, () => outcomes.post(channel, message, nonce)),
 		edit: (channel: string, messageId: string, message: OutgoingMessage) =>
-			write(channel, () => deps.sender.edit(channel, messageId, message)),
+			write(channel, () => outcomes.edit(channel, messageId, message)),
 	};
 
 	/** Sends a message of the message outbox, and records what became of it. */
 	async function deliverMessage(item: MessageItem): Promise<void> {
 		const { message } = item;
-		let sentId: string;
+		const sent = await write(item.channel, () =>
+			message.kind === "thread"
+				? outcomes.startThread(item.channel, message.messageId, message.name, message.autoArchiveMinutes ?? 1440)
+				: outcomes.postMessage(item.channel, messageBody(message), messageNonce(item.key)),
+		);
+		if (sent.kind !== "posted") return messageFailed(item, sent);
 		try {
-			sentId = await write(item.channel, async () =>
-				message.kind === "thread"
-					? deps.sender.startThread(item.channel, message.messageId, message.name, message.autoArchiveMinutes ?? 1440)
-					: (await deps.sender.postMessage(item.channel, messageBody(message), messageNonce(item.key))).id,
-			);
-		} catch (err) {
-			return messageFailed(item, classifySendError(err), err);
-		}
-		try {
-			await deps.store.messageSent(item, sentId);
+			await deps.store.messageSent(item, sent.message.id);
 		} catch (err) {
 			// Sent again when the store is back: its nonce (or the thread's id) makes Discord hand back the first.
 			throw new StoreFailure("the store could not record a sent message", { cause: err });
 		}
 	}
 
-	async function messageFailed(item: MessageItem, failure: SendFailure, err: unknown): Promise<void> {
+	async function messageFailed(item: MessageItem, failed: SendFailed): Promise<void> {
 		const log = deps.log.child({ key: item.key, channel: item.channel, attempts: item.attempts + 1 });
+		const failure = FAILURE_KIND[failed.kind];
+		const err = failed.error;
 		deps.onFailure?.(failure);
-		if (failure === "refused" || (failure === "local" && item.attempts + 1 >= MAX_LOCAL_ATTEMPTS)) {
-			const reason = failureReason(err);
-			log.error({ err, failure, reason }, "a queued message could not be sent; giving it up");
-			await deps.store.messageFailed(item, reason);
+		if (failed.kind === "refused" || (failed.kind === "failed inside" && item.attempts + 1 >= MAX_LOCAL_ATTEMPTS)) {
+			log.error({ err, failure, reason: failed.reason }, "a queued message could not be sent; giving it up");
+			await deps.store.messageFailed(item, failed.reason);
 			return;
 		}
-		if (failure === "local")
+		if (failed.kind === "failed inside")
 			log.error({ err }, "a queued message failed inside opsbot (a bug, not Discord); will retry");
 		else log.warn({ err }, "a queued message was not sent; will retry");
-		await deps.store.retryMessageLater(item, Date.now() + backoffMs(item.attempts));
+		await deps.store.retryMessageLater(item, retryAt(failed, item.attempts));
 	}
 
 	/**
@@ -261,10 +270,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		messageId: string | null,
 		message: AlertWithKept,
 		reposted: () => AlertMessage,
-	): Promise<SentMessage> {
+	): Promise<Posted | Edited | SendFailed> {
 		if (messageId) {
 			const edited = await sender.edit(item.channel, messageId, message);
-			if (edited !== "gone") return edited;
+			if (edited.kind !== "gone") return edited;
 			// Someone deleted the message: post it again rather than lose the update.
 			return sender.post(item.channel, reposted(), item.nonce);
 		}
@@ -376,25 +385,20 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 				: message;
 		};
 		const message = render({ withoutAttachments: false, keep: true });
-		let sent: SentMessage;
-		try {
-			sent = await send(item, messageId, message, () => render({ withoutAttachments: false, keep: false }));
-		} catch (err) {
-			const failure = classifySendError(err);
-			if (failure === "transient" || message.files.length === 0) return failed(item, failure, err);
+		let outcome = await send(item, messageId, message, () => render({ withoutAttachments: false, keep: false }));
+		if (isFailure(outcome)) {
+			if (outcome.kind === "retry after" || message.files.length === 0) return failed(item, outcome);
 			// A picture or list that cannot be attached never takes the alert's text with it.
 			log.error(
-				{ err, files: message.files.map((f) => f.name), failure },
+				{ err: outcome.error, files: message.files.map((f) => f.name), failure: FAILURE_KIND[outcome.kind] },
 				"alert attachments could not be sent; sending the message without them",
 			);
-			try {
-				sent = await send(item, messageId, render({ withoutAttachments: true, keep: false }), () =>
-					render({ withoutAttachments: true, keep: false }),
-				);
-			} catch (err2) {
-				return failed(item, classifySendError(err2), err2);
-			}
+			outcome = await send(item, messageId, render({ withoutAttachments: true, keep: false }), () =>
+				render({ withoutAttachments: true, keep: false }),
+			);
+			if (isFailure(outcome)) return failed(item, outcome);
 		}
+		const sent = outcome.message;
 		const chartAttachment = firing ? (sent.attachments.find((a) => a.filename === CHART_FILE)?.id ?? null) : null;
 		if (chart && !png && !chartAttachment) {
 			if (!chart.settled) chart.missed = true;
@@ -404,8 +408,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		return "done";
 	}
 
-	async function failed(item: OutboxItem, failure: SendFailure, err: unknown): Promise<"done" | "retry"> {
+	async function failed(item: OutboxItem, outcome: SendFailed): Promise<"done" | "retry"> {
 		const log = deps.log.child({ groupId: item.groupId, channel: item.channel, attempts: item.attempts + 1 });
+		const failure = FAILURE_KIND[outcome.kind];
+		const err = outcome.error;
 		deps.onFailure?.(failure);
 		if (failure === "refused") {
 			log.error({ err }, "Discord refused an alert message; dropping it");
@@ -419,7 +425,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		}
 		if (failure === "local") log.error({ err }, "alert delivery failed inside opsbot (a bug, not Discord); will retry");
 		else log.warn({ err }, "alert delivery failed; will retry");
-		await deps.store.retryLater(item, Date.now() + backoffMs(item.attempts));
+		await deps.store.retryLater(item, retryAt(outcome, item.attempts));
 		return "retry";
 	}
 
@@ -456,25 +462,33 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		});
 	}
 
-	/** Posts the summary (with its nonce, so a post repeated after a crash returns the first one) or edits it; returns its id. */
-	async function writeSummary(channel: string, storm: ChannelStorm, message: SummaryMessage): Promise<string> {
-		const summary = storm.summary!;
-		if (summary.messageId) {
-			if ((await sender.edit(channel, summary.messageId, message)) !== "gone") return summary.messageId;
-			// Someone deleted the summary: post a new one (a new nonce, or Discord could hand back the deleted one).
-			deps.log.warn({ channel }, "the storm summary was deleted; posting it again");
-			await saveSummary(storm, { ...summary, messageId: null, nonce: stormNonce(channel, Date.now()) });
-		}
-		return (await sender.post(channel, message, storm.summary!.nonce)).id;
-	}
-
-	async function summaryFailed(
+	/** Posts the summary (with its nonce, so a post repeated after a crash returns the first one) or edits it. */
+	async function writeSummary(
 		channel: string,
 		storm: ChannelStorm,
-		failure: SendFailure,
-		err: unknown,
-	): Promise<void> {
+		message: SummaryMessage,
+	): Promise<{ id: string } | SendFailed> {
+		const summary = storm.summary!;
+		if (summary.messageId) {
+			const edited = await sender.edit(channel, summary.messageId, message);
+			if (edited.kind !== "gone") return isFailure(edited) ? edited : { id: summary.messageId };
+			// Someone deleted the summary: post a new one (a new nonce, or Discord could hand back the deleted one).
+			deps.log.warn({ channel }, "the storm summary was deleted; posting it again");
+			try {
+				await saveSummary(storm, { ...summary, messageId: null, nonce: stormNonce(channel, Date.now()) });
+			} catch (err) {
+				// The store failed, not Discord: retried as a failed write (a dropped connection as a transient one).
+				return failureOf(err);
+			}
+		}
+		const posted = await sender.post(channel, message, storm.summary!.nonce);
+		return isFailure(posted) ? posted : { id: posted.message.id };
+	}
+
+	async function summaryFailed(channel: string, storm: ChannelStorm, failed: SendFailed): Promise<void> {
 		const log = deps.log.child({ channel, attempts: storm.attempts + 1 });
+		const failure = FAILURE_KIND[failed.kind];
+		const err = failed.error;
 		if (failure === "refused" || (failure === "local" && storm.attempts + 1 >= MAX_LOCAL_ATTEMPTS)) {
 			log.error({ err, failure }, "the storm summary could not be sent; the groups' own messages go on without it");
 			await saveSummary(storm, { ...storm.summary!, state: "failed" });
@@ -482,7 +496,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		}
 		if (failure === "local") log.error({ err }, "storm summary failed inside opsbot (a bug, not Discord); will retry");
 		else log.warn({ err }, "storm summary not sent; will retry");
-		storm.retryAt = Date.now() + backoffMs(storm.attempts);
+		storm.retryAt = retryAt(failed, storm.attempts);
 		storm.attempts++;
 	}
 
@@ -494,24 +508,19 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		rendered: ReturnType<typeof renderStormSummary>,
 		key: string,
 	): Promise<void> {
-		let messageId: string;
-		try {
-			messageId = await writeSummary(channel, storm, rendered.message);
-		} catch (err) {
-			const failure = classifySendError(err);
-			if (failure === "transient" || rendered.message.files.length === 0)
-				return summaryFailed(channel, storm, failure, err);
+		let written = await writeSummary(channel, storm, rendered.message);
+		if ("kind" in written) {
+			if (written.kind === "retry after" || rendered.message.files.length === 0)
+				return summaryFailed(channel, storm, written);
 			deps.log.error(
-				{ err, channel, failure },
+				{ err: written.error, channel, failure: FAILURE_KIND[written.kind] },
 				"the storm summary's full list could not be attached; sending the summary without it",
 			);
 			rendered = renderStormSummary(current, { withoutAttachments: true });
-			try {
-				messageId = await writeSummary(channel, storm, rendered.message);
-			} catch (err2) {
-				return summaryFailed(channel, storm, classifySendError(err2), err2);
-			}
+			written = await writeSummary(channel, storm, rendered.message);
+			if ("kind" in written) return summaryFailed(channel, storm, written);
 		}
+		const messageId = written.id;
 		for (const line of current.firing) storm.seen.add(line.groupId);
 		await saveSummary(storm, { ...storm.summary!, messageId, groups: [...storm.seen] });
 		Object.assign(storm, {
@@ -528,13 +537,15 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		const endedAt = Date.now();
 		if (summary.state === "active") {
 			const current = await view(channel, summary, storm);
-			try {
-				await writeSummary(channel, storm, renderStormOver(current, endedAt));
-			} catch (err) {
-				const failure = classifySendError(err);
+			const written = await writeSummary(channel, storm, renderStormOver(current, endedAt));
+			if ("kind" in written) {
+				const failure = FAILURE_KIND[written.kind];
 				if (failure === "transient" || (failure === "local" && storm.attempts + 1 < MAX_LOCAL_ATTEMPTS))
-					return summaryFailed(channel, storm, failure, err);
-				deps.log.error({ err, channel, failure }, "the storm summary could not be turned into its 'storm over' record");
+					return summaryFailed(channel, storm, written);
+				deps.log.error(
+					{ err: written.error, channel, failure },
+					"the storm summary could not be turned into its 'storm over' record",
+				);
 			}
 		}
 		await saveSummary(storm, { ...storm.summary!, state: "over", endedAt, groups: [...storm.seen] });
