@@ -1,38 +1,26 @@
-import { createHash } from "node:crypto";
 import type { SendFailure } from "../discord/send-failure.ts";
 import type { Logger } from "../log.ts";
 import type { CardClocks } from "./escalation.ts";
 import { type MessageItem, messageNonce } from "./message-outbox.ts";
+import { type AlertActions, type AlertMessage, renderAlertGroup } from "./render.ts";
 import {
-	type AlertActions,
-	type AlertMessage,
-	renderAlertGroup,
-	renderStormOver,
-	renderStormSummary,
-	type StormView,
-	type SummaryMessage,
-} from "./render.ts";
-import {
+	backoffMs,
 	type DiscordSender,
 	type Edited,
-	failureOf,
-	type Gone,
+	failureKind,
+	isFailure,
+	MAX_LOCAL_ATTEMPTS,
 	messageBody,
 	type OutgoingMessage,
 	type Posted,
+	retryAt,
 	type SendFailed,
 	type SentAttachment,
 	withOutcomes,
 } from "./rest-sender.ts";
-import type { AlertStore, ChannelBacklog, OutboxItem, StormSummary } from "./store.ts";
-import {
-	CHANNEL_BUDGET,
-	type ChannelBudget,
-	createChannelPacer,
-	STORM_AFTER_MS,
-	stormNonce,
-	stormView,
-} from "./storm.ts";
+import type { AlertStore, ChannelBacklog, OutboxItem } from "./store.ts";
+import { CHANNEL_BUDGET, type ChannelBudget, createChannelPacer, STORM_AFTER_MS } from "./storm.ts";
+import { type ChannelStorm, live, stormSummaries } from "./storm-summary.ts";
 
 type AlertWithKept = AlertMessage & { readonly kept?: readonly SentAttachment[] };
 
@@ -48,16 +36,8 @@ export interface Delivery {
 	stop(): Promise<void>;
 }
 
-/** A local error is retried this many times (it may be passing), then the item is dropped with an error log. */
-export const MAX_LOCAL_ATTEMPTS = 5;
-
-/** Retries of 5xx and network errors back off exponentially, capped. */
-export function backoffMs(attempts: number): number {
-	return Math.min(60_000, 1_000 * 2 ** Math.min(attempts, 6));
-}
-
-/** A summary showing nothing new (counts, links, resolutions) is edited at most this often while group messages wait. */
-export const SUMMARY_REFRESH_MS = 10_000;
+export { backoffMs, MAX_LOCAL_ATTEMPTS } from "./rest-sender.ts";
+export { SUMMARY_REFRESH_MS } from "./storm-summary.ts";
 
 /**
  * A lone new alert waits this long for its chart, so a quick Prometheus gives one message with the
@@ -118,53 +98,14 @@ interface Pause {
 	storeDown: boolean;
 }
 
-/** A channel's storm as this process knows it: the stored summary, and what it last showed. */
-interface ChannelStorm {
-	summary: StormSummary | undefined;
-	/** The summary as this process last sent it: a digest of it, the groups its embeds listed, when. */
-	shown: { key: string; listed: ReadonlySet<string>; at: number } | undefined;
-	/** Group messages sent since the summary was last sent. */
-	sentSince: number;
-	/** Failed attempts at sending the summary, and when to try again. */
-	attempts: number;
-	retryAt: number;
-	/** Every group listed during this storm. */
-	seen: Set<string>;
-}
-
 /** One thing a channel's worker does next: one Discord write (rarely two, e.g. resent without attachments). */
 type Step = () => Promise<void>;
-
-/** What a summary shows, to tell whether an edit would change anything. */
-function summaryKey(message: SummaryMessage): string {
-	const hash = createHash("sha256").update(JSON.stringify(message.embeds));
-	for (const file of message.files) hash.update(file.name).update(file.data);
-	return hash.digest("base64");
-}
 
 /** The store failed after Discord took a message: not a failed send, so it is never sent again. */
 class StoreFailure extends Error {
 	override readonly name = "StoreFailure";
 }
 
-/** A failed write as /metrics counts it. */
-const FAILURE_KIND: Record<SendFailed["kind"], SendFailure> = {
-	refused: "refused",
-	"retry after": "transient",
-	"failed inside": "local",
-};
-
-/** When to try a failed write again: after its backoff, and never before Discord's Retry-After. */
-function retryAt(failed: SendFailed, attempts: number): number {
-	const after = failed.kind === "retry after" ? (failed.afterMs ?? 0) : 0;
-	return Date.now() + Math.max(backoffMs(attempts), after);
-}
-
-const isFailure = (outcome: Posted | Edited | Gone | SendFailed): outcome is SendFailed =>
-	outcome.kind === "refused" || outcome.kind === "retry after" || outcome.kind === "failed inside";
-
-const live = (summary: StormSummary | undefined): summary is StormSummary =>
-	summary !== undefined && summary.state !== "over";
 // A worker of a storm with nothing to do looks again after this, unless woken earlier.
 const IDLE_MS = 1_000;
 const MIN_IDLE_MS = 50;
@@ -184,8 +125,6 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	const stormAfterMs = deps.stormAfterMs ?? STORM_AFTER_MS;
 	const chartWaitMs = deps.chartWaitMs ?? CHART_WAIT_MS;
 	const busy = new Map<string, Promise<void>>();
-	const storms = new Map<string, ChannelStorm>();
-	let stormChannels: Set<string> | undefined;
 	let stopped = false;
 	let waiters: (() => void)[] = [];
 	// Idle storm workers wake up on wake() and stop(); waits for the budget only on stop().
@@ -227,6 +166,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		edit: (channel: string, messageId: string, message: OutgoingMessage) =>
 			write(channel, () => outcomes.edit(channel, messageId, message)),
 	};
+	const storms = stormSummaries({ store: deps.store, sender, log: deps.log, guildId: deps.guildId });
 
 	/** Sends a message of the message outbox, and records what became of it. */
 	async function deliverMessage(item: MessageItem): Promise<void> {
@@ -247,7 +187,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 
 	async function messageFailed(item: MessageItem, failed: SendFailed): Promise<void> {
 		const log = deps.log.child({ key: item.key, channel: item.channel, attempts: item.attempts + 1 });
-		const failure = FAILURE_KIND[failed.kind];
+		const failure = failureKind(failed);
 		const err = failed.error;
 		deps.onFailure?.(failure);
 		if (failed.kind === "refused" || (failed.kind === "failed inside" && item.attempts + 1 >= MAX_LOCAL_ATTEMPTS)) {
@@ -390,7 +330,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 			if (outcome.kind === "retry after" || message.files.length === 0) return failed(item, outcome);
 			// A picture or list that cannot be attached never takes the alert's text with it.
 			log.error(
-				{ err: outcome.error, files: message.files.map((f) => f.name), failure: FAILURE_KIND[outcome.kind] },
+				{ err: outcome.error, files: message.files.map((f) => f.name), failure: failureKind(outcome) },
 				"alert attachments could not be sent; sending the message without them",
 			);
 			outcome = await send(item, messageId, render({ withoutAttachments: true, keep: false }), () =>
@@ -410,7 +350,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 
 	async function failed(item: OutboxItem, outcome: SendFailed): Promise<"done" | "retry"> {
 		const log = deps.log.child({ groupId: item.groupId, channel: item.channel, attempts: item.attempts + 1 });
-		const failure = FAILURE_KIND[outcome.kind];
+		const failure = failureKind(outcome);
 		const err = outcome.error;
 		deps.onFailure?.(failure);
 		if (failure === "refused") {
@@ -429,133 +369,6 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		return "retry";
 	}
 
-	async function stormOf(channel: string): Promise<ChannelStorm> {
-		let storm = storms.get(channel);
-		if (!storm) {
-			const summary = await deps.store.stormSummary(channel);
-			// After a restart the summary is edited at the first chance: what it shows may be stale.
-			storm = {
-				summary,
-				shown: undefined,
-				sentSince: 1,
-				attempts: 0,
-				retryAt: 0,
-				seen: new Set(live(summary) ? summary.groups : []),
-			};
-			storms.set(channel, storm);
-		}
-		return storm;
-	}
-
-	async function saveSummary(storm: ChannelStorm, summary: StormSummary): Promise<void> {
-		// Kept in memory first: a summary posted while the store cannot be written is edited later, not posted again.
-		storm.summary = summary;
-		await deps.store.saveStormSummary(summary);
-	}
-
-	async function view(channel: string, summary: StormSummary, storm: ChannelStorm): Promise<StormView> {
-		return stormView(await deps.store.firingGroups(channel), {
-			guildId: deps.guildId,
-			channel,
-			startedAt: summary.startedAt,
-			seen: storm.seen,
-		});
-	}
-
-	/** Posts the summary (with its nonce, so a post repeated after a crash returns the first one) or edits it. */
-	async function writeSummary(
-		channel: string,
-		storm: ChannelStorm,
-		message: SummaryMessage,
-	): Promise<{ id: string } | SendFailed> {
-		const summary = storm.summary!;
-		if (summary.messageId) {
-			const edited = await sender.edit(channel, summary.messageId, message);
-			if (edited.kind !== "gone") return isFailure(edited) ? edited : { id: summary.messageId };
-			// Someone deleted the summary: post a new one (a new nonce, or Discord could hand back the deleted one).
-			deps.log.warn({ channel }, "the storm summary was deleted; posting it again");
-			try {
-				await saveSummary(storm, { ...summary, messageId: null, nonce: stormNonce(channel, Date.now()) });
-			} catch (err) {
-				// The store failed, not Discord: retried as a failed write (a dropped connection as a transient one).
-				return failureOf(err);
-			}
-		}
-		const posted = await sender.post(channel, message, storm.summary!.nonce);
-		return isFailure(posted) ? posted : { id: posted.message.id };
-	}
-
-	async function summaryFailed(channel: string, storm: ChannelStorm, failed: SendFailed): Promise<void> {
-		const log = deps.log.child({ channel, attempts: storm.attempts + 1 });
-		const failure = FAILURE_KIND[failed.kind];
-		const err = failed.error;
-		if (failure === "refused" || (failure === "local" && storm.attempts + 1 >= MAX_LOCAL_ATTEMPTS)) {
-			log.error({ err, failure }, "the storm summary could not be sent; the groups' own messages go on without it");
-			await saveSummary(storm, { ...storm.summary!, state: "failed" });
-			return;
-		}
-		if (failure === "local") log.error({ err }, "storm summary failed inside opsbot (a bug, not Discord); will retry");
-		else log.warn({ err }, "storm summary not sent; will retry");
-		storm.retryAt = retryAt(failed, storm.attempts);
-		storm.attempts++;
-	}
-
-	/** Sends the summary as rendered from `current`; without its attachment if Discord refuses that. */
-	async function sendSummary(
-		channel: string,
-		storm: ChannelStorm,
-		current: StormView,
-		rendered: ReturnType<typeof renderStormSummary>,
-		key: string,
-	): Promise<void> {
-		let written = await writeSummary(channel, storm, rendered.message);
-		if ("kind" in written) {
-			if (written.kind === "retry after" || rendered.message.files.length === 0)
-				return summaryFailed(channel, storm, written);
-			deps.log.error(
-				{ err: written.error, channel, failure: FAILURE_KIND[written.kind] },
-				"the storm summary's full list could not be attached; sending the summary without it",
-			);
-			rendered = renderStormSummary(current, { withoutAttachments: true });
-			written = await writeSummary(channel, storm, rendered.message);
-			if ("kind" in written) return summaryFailed(channel, storm, written);
-		}
-		const messageId = written.id;
-		for (const line of current.firing) storm.seen.add(line.groupId);
-		await saveSummary(storm, { ...storm.summary!, messageId, groups: [...storm.seen] });
-		Object.assign(storm, {
-			shown: { key, listed: new Set(rendered.listed), at: Date.now() },
-			sentSince: 0,
-			attempts: 0,
-			retryAt: 0,
-		});
-	}
-
-	/** The backlog drained: the summary becomes the "storm over" record. */
-	async function finishStorm(channel: string, storm: ChannelStorm): Promise<void> {
-		const summary = storm.summary!;
-		const endedAt = Date.now();
-		if (summary.state === "active") {
-			const current = await view(channel, summary, storm);
-			const written = await writeSummary(channel, storm, renderStormOver(current, endedAt));
-			if ("kind" in written) {
-				const failure = FAILURE_KIND[written.kind];
-				if (failure === "transient" || (failure === "local" && storm.attempts + 1 < MAX_LOCAL_ATTEMPTS))
-					return summaryFailed(channel, storm, written);
-				deps.log.error(
-					{ err: written.error, channel, failure },
-					"the storm summary could not be turned into its 'storm over' record",
-				);
-			}
-		}
-		await saveSummary(storm, { ...storm.summary!, state: "over", endedAt, groups: [...storm.seen] });
-		stormChannels?.delete(channel);
-		deps.log.info(
-			{ channel, groups: storm.seen.size, seconds: Math.round((endedAt - summary.startedAt) / 1_000) },
-			"alert storm over",
-		);
-	}
-
 	/** Decides the channel's next write: start or finish a storm, the summary, or the next group message. */
 	async function plan(
 		channel: string,
@@ -563,43 +376,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		backlog: ChannelBacklog,
 		now: number,
 	): Promise<Step | undefined> {
-		if (!live(storm.summary) && backlog.unposted > pacer.capacity(channel, stormAfterMs, now)) {
-			const summary: StormSummary = {
-				channel,
-				state: "active",
-				messageId: null,
-				nonce: stormNonce(channel, now),
-				startedAt: now,
-				endedAt: null,
-				groups: [],
-			};
-			await saveSummary(storm, summary);
-			Object.assign(storm, { shown: undefined, sentSince: 1, attempts: 0, retryAt: 0, seen: new Set() });
-			stormChannels?.add(channel);
-			deps.log.info(
-				{ channel, unposted: backlog.unposted },
-				"alert storm: a summary lists every firing group until the backlog drains",
-			);
-		}
-		const summary = storm.summary;
-		if (live(summary) && now >= storm.retryAt) {
-			if (backlog.pending === 0) return () => finishStorm(channel, storm);
-			if (summary.state === "active") {
-				const current = await view(channel, summary, storm);
-				const rendered = renderStormSummary(current);
-				const key = summaryKey(rendered.message);
-				const { shown } = storm;
-				if (summary.messageId === null || key !== shown?.key) {
-					// A firing group neither posted nor listed yet is seen nowhere: list it at the next write but one.
-					const unseen = current.firing.some((l) => !l.posted && !shown?.listed.has(l.groupId));
-					const due =
-						summary.messageId === null ||
-						backlog.due === 0 ||
-						(unseen ? storm.sentSince >= 1 : now - (shown?.at ?? 0) >= SUMMARY_REFRESH_MS);
-					if (due) return () => sendSummary(channel, storm, current, rendered, key);
-				}
-			}
-		}
+		if (!live(storm.summary) && backlog.unposted > pacer.capacity(channel, stormAfterMs, now))
+			await storms.start(channel, storm, backlog, now);
+		const summaryStep = await storms.next(channel, storm, backlog, now);
+		if (summaryStep) return summaryStep;
 		if (backlog.due === 0) return undefined;
 		// Queued messages before cards: they are few, and each is a ping someone waits for or a thread others need.
 		const message = backlog.messagesDue > 0 ? await deps.store.nextMessage(channel, now) : undefined;
@@ -616,7 +396,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	}
 
 	async function work(channel: string): Promise<void> {
-		const storm = await stormOf(channel);
+		const storm = await storms.of(channel);
 		while (!stopped) {
 			await paced(channel);
 			if (stopped) return;
@@ -699,7 +479,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		if (stopped || ticking) return;
 		ticking = true;
 		try {
-			stormChannels ??= new Set(await deps.store.stormChannels());
+			const stormChannels = await storms.channels();
 			for (const channel of new Set([...(await deps.store.dueChannels()), ...stormChannels, ...paused.keys()])) {
 				if (busy.has(channel) || (paused.get(channel)?.until ?? 0) > Date.now()) continue;
 				const job = run(channel)

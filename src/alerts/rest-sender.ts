@@ -1,5 +1,5 @@
 import { DiscordAPIError, HTTPError, RateLimitError, type REST, Routes } from "discord.js";
-import { classifySendError } from "../discord/send-failure.ts";
+import { classifySendError, type SendFailure } from "../discord/send-failure.ts";
 import { flattenControls } from "../text.ts";
 import { allowedMentions, type QueuedPost } from "./message-outbox.ts";
 import type { AlertMessage, SummaryMessage } from "./render.ts";
@@ -278,4 +278,30 @@ export function withOutcomes(sender: DiscordSender): OutcomeSender {
 				(id) => posted({ id, attachments: [] }),
 			),
 	};
+}
+
+/** Whether a write failed (rather than posted, edited or found its message gone). */
+export const isFailure = (outcome: Posted | Edited | Gone | SendFailed): outcome is SendFailed =>
+	outcome.kind === "refused" || outcome.kind === "retry after" || outcome.kind === "failed inside";
+
+const FAILURE_KINDS: Record<SendFailed["kind"], SendFailure> = {
+	refused: "refused",
+	"retry after": "transient",
+	"failed inside": "local",
+};
+/** A failed write as /metrics counts it. */
+export const failureKind = (failed: SendFailed): SendFailure => FAILURE_KINDS[failed.kind];
+
+/** A failure inside opsbot is retried this many times (it may be passing), then given up with an error log. */
+export const MAX_LOCAL_ATTEMPTS = 5;
+
+/** Retries of 5xx and network errors back off exponentially, capped. */
+export function backoffMs(attempts: number): number {
+	return Math.min(60_000, 1_000 * 2 ** Math.min(attempts, 6));
+}
+
+/** When to try a failed write again: after its backoff, and never before Discord's Retry-After. */
+export function retryAt(failed: SendFailed, attempts: number): number {
+	const after = failed.kind === "retry after" ? (failed.afterMs ?? 0) : 0;
+	return Date.now() + Math.max(backoffMs(attempts), after);
 }
