@@ -1,35 +1,26 @@
-import { createHash } from "node:crypto";
-import { DiscordAPIError, HTTPError } from "discord.js";
-import { classifySendError, type SendFailure } from "../discord/send-failure.ts";
+import type { SendFailure } from "../discord/send-failure.ts";
 import type { Logger } from "../log.ts";
-import { flattenControls } from "../text.ts";
 import type { CardClocks } from "./escalation.ts";
-import { type MessageItem, messageNonce } from "./message-outbox.ts";
+import { type MessageFile, type MessageItem, messageNonce } from "./message-outbox.ts";
+import { type AlertActions, type AlertMessage, renderAlertGroup } from "./render.ts";
 import {
-	type AlertActions,
-	type AlertMessage,
-	renderAlertGroup,
-	renderStormOver,
-	renderStormSummary,
-	type StormView,
-	type SummaryMessage,
-} from "./render.ts";
-import {
+	backoffMs,
 	type DiscordSender,
+	type Edited,
+	failureKind,
+	isFailure,
+	MAX_LOCAL_ATTEMPTS,
 	messageBody,
 	type OutgoingMessage,
+	type Posted,
+	retryAt,
+	type SendFailed,
 	type SentAttachment,
-	type SentMessage,
+	withOutcomes,
 } from "./rest-sender.ts";
-import type { AlertStore, ChannelBacklog, OutboxItem, StormSummary } from "./store.ts";
-import {
-	CHANNEL_BUDGET,
-	type ChannelBudget,
-	createChannelPacer,
-	STORM_AFTER_MS,
-	stormNonce,
-	stormView,
-} from "./storm.ts";
+import type { AlertStore, ChannelBacklog, OutboxItem } from "./store.ts";
+import { CHANNEL_BUDGET, type ChannelBudget, createChannelPacer, STORM_AFTER_MS } from "./storm.ts";
+import { type ChannelStorm, live, stormSummaries } from "./storm-summary.ts";
 
 type AlertWithKept = AlertMessage & { readonly kept?: readonly SentAttachment[] };
 
@@ -45,16 +36,8 @@ export interface Delivery {
 	stop(): Promise<void>;
 }
 
-/** A local error is retried this many times (it may be passing), then the item is dropped with an error log. */
-export const MAX_LOCAL_ATTEMPTS = 5;
-
-/** Retries of 5xx and network errors back off exponentially, capped. */
-export function backoffMs(attempts: number): number {
-	return Math.min(60_000, 1_000 * 2 ** Math.min(attempts, 6));
-}
-
-/** A summary showing nothing new (counts, links, resolutions) is edited at most this often while group messages wait. */
-export const SUMMARY_REFRESH_MS = 10_000;
+export { backoffMs, MAX_LOCAL_ATTEMPTS } from "./rest-sender.ts";
+export { SUMMARY_REFRESH_MS } from "./storm-summary.ts";
 
 /**
  * A lone new alert waits this long for its chart, so a quick Prometheus gives one message with the
@@ -115,45 +98,14 @@ interface Pause {
 	storeDown: boolean;
 }
 
-/** A channel's storm as this process knows it: the stored summary, and what it last showed. */
-interface ChannelStorm {
-	summary: StormSummary | undefined;
-	/** The summary as this process last sent it: a digest of it, the groups its embeds listed, when. */
-	shown: { key: string; listed: ReadonlySet<string>; at: number } | undefined;
-	/** Group messages sent since the summary was last sent. */
-	sentSince: number;
-	/** Failed attempts at sending the summary, and when to try again. */
-	attempts: number;
-	retryAt: number;
-	/** Every group listed during this storm. */
-	seen: Set<string>;
-}
-
 /** One thing a channel's worker does next: one Discord write (rarely two, e.g. resent without attachments). */
 type Step = () => Promise<void>;
-
-/** What a summary shows, to tell whether an edit would change anything. */
-function summaryKey(message: SummaryMessage): string {
-	const hash = createHash("sha256").update(JSON.stringify(message.embeds));
-	for (const file of message.files) hash.update(file.name).update(file.data);
-	return hash.digest("base64");
-}
 
 /** The store failed after Discord took a message: not a failed send, so it is never sent again. */
 class StoreFailure extends Error {
 	override readonly name = "StoreFailure";
 }
 
-/** Why Discord refused a message, in a line a caller can show or log: status, Discord's message and code. */
-function failureReason(err: unknown): string {
-	if (err instanceof DiscordAPIError)
-		return flattenControls(`Discord answered ${err.status}: ${err.message} (code ${err.code})`);
-	if (err instanceof HTTPError) return `Discord answered ${err.status}`;
-	return flattenControls(err instanceof Error ? err.message : String(err));
-}
-
-const live = (summary: StormSummary | undefined): summary is StormSummary =>
-	summary !== undefined && summary.state !== "over";
 // A worker of a storm with nothing to do looks again after this, unless woken earlier.
 const IDLE_MS = 1_000;
 const MIN_IDLE_MS = 50;
@@ -173,8 +125,6 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	const stormAfterMs = deps.stormAfterMs ?? STORM_AFTER_MS;
 	const chartWaitMs = deps.chartWaitMs ?? CHART_WAIT_MS;
 	const busy = new Map<string, Promise<void>>();
-	const storms = new Map<string, ChannelStorm>();
-	let stormChannels: Set<string> | undefined;
 	let stopped = false;
 	let waiters: (() => void)[] = [];
 	// Idle storm workers wake up on wake() and stop(); waits for the budget only on stop().
@@ -208,48 +158,57 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		}
 	}
 
-	/** The sender, each write paced and counted against its channel's budget. */
+	/** The sender's outcomes, each write paced and counted against its channel's budget. */
+	const outcomes = withOutcomes(deps.sender);
 	const sender = {
 		post: (channel: string, message: OutgoingMessage, nonce: string) =>
-			write(channel, () => deps.sender.post(channel, message, nonce)),
+			write(channel, () => outcomes.post(channel, message, nonce)),
 		edit: (channel: string, messageId: string, message: OutgoingMessage) =>
-			write(channel, () => deps.sender.edit(channel, messageId, message)),
+			write(channel, () => outcomes.edit(channel, messageId, message)),
 	};
+	const storms = stormSummaries({ store: deps.store, sender, log: deps.log, guildId: deps.guildId });
 
 	/** Sends a message of the message outbox, and records what became of it. */
 	async function deliverMessage(item: MessageItem): Promise<void> {
 		const { message } = item;
-		let sentId: string;
-		try {
-			sentId = await write(item.channel, async () =>
-				message.kind === "thread"
-					? deps.sender.startThread(item.channel, message.messageId, message.name, message.autoArchiveMinutes ?? 1440)
-					: (await deps.sender.postMessage(item.channel, messageBody(message), messageNonce(item.key))).id,
+		const post = (files: readonly MessageFile[]) => () =>
+			message.kind === "thread"
+				? outcomes.startThread(item.channel, message.messageId, message.name, message.autoArchiveMinutes ?? 1440)
+				: outcomes.postMessage(item.channel, messageBody({ ...message, files }), messageNonce(item.key), files);
+		const files = message.kind === "post" ? (message.files ?? []) : [];
+		let sent = await write(item.channel, post(files));
+		if (sent.kind === "refused" && files.length > 0) {
+			// A file that cannot be attached (no Attach Files permission, too large) never takes the text with it.
+			deps.log.error(
+				// Not the error itself: it holds the request, files and all.
+				{ key: item.key, files: files.map((f) => f.name), failure: failureKind(sent), reason: sent.reason },
+				"a queued message's files could not be sent; sending it without them",
 			);
-		} catch (err) {
-			return messageFailed(item, classifySendError(err), err);
+			sent = await write(item.channel, post([]));
 		}
+		if (sent.kind !== "posted") return messageFailed(item, sent);
 		try {
-			await deps.store.messageSent(item, sentId);
+			await deps.store.messageSent(item, sent.message.id);
 		} catch (err) {
 			// Sent again when the store is back: its nonce (or the thread's id) makes Discord hand back the first.
 			throw new StoreFailure("the store could not record a sent message", { cause: err });
 		}
 	}
 
-	async function messageFailed(item: MessageItem, failure: SendFailure, err: unknown): Promise<void> {
+	async function messageFailed(item: MessageItem, failed: SendFailed): Promise<void> {
 		const log = deps.log.child({ key: item.key, channel: item.channel, attempts: item.attempts + 1 });
+		const failure = failureKind(failed);
+		const err = failed.error;
 		deps.onFailure?.(failure);
-		if (failure === "refused" || (failure === "local" && item.attempts + 1 >= MAX_LOCAL_ATTEMPTS)) {
-			const reason = failureReason(err);
-			log.error({ err, failure, reason }, "a queued message could not be sent; giving it up");
-			await deps.store.messageFailed(item, reason);
+		if (failed.kind === "refused" || (failed.kind === "failed inside" && item.attempts + 1 >= MAX_LOCAL_ATTEMPTS)) {
+			log.error({ err, failure, reason: failed.reason }, "a queued message could not be sent; giving it up");
+			await deps.store.messageFailed(item, failed.reason);
 			return;
 		}
-		if (failure === "local")
+		if (failed.kind === "failed inside")
 			log.error({ err }, "a queued message failed inside opsbot (a bug, not Discord); will retry");
 		else log.warn({ err }, "a queued message was not sent; will retry");
-		await deps.store.retryMessageLater(item, Date.now() + backoffMs(item.attempts));
+		await deps.store.retryMessageLater(item, retryAt(failed, item.attempts));
 	}
 
 	/**
@@ -261,10 +220,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		messageId: string | null,
 		message: AlertWithKept,
 		reposted: () => AlertMessage,
-	): Promise<SentMessage> {
+	): Promise<Posted | Edited | SendFailed> {
 		if (messageId) {
 			const edited = await sender.edit(item.channel, messageId, message);
-			if (edited !== "gone") return edited;
+			if (edited.kind !== "gone") return edited;
 			// Someone deleted the message: post it again rather than lose the update.
 			return sender.post(item.channel, reposted(), item.nonce);
 		}
@@ -376,25 +335,20 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 				: message;
 		};
 		const message = render({ withoutAttachments: false, keep: true });
-		let sent: SentMessage;
-		try {
-			sent = await send(item, messageId, message, () => render({ withoutAttachments: false, keep: false }));
-		} catch (err) {
-			const failure = classifySendError(err);
-			if (failure === "transient" || message.files.length === 0) return failed(item, failure, err);
+		let outcome = await send(item, messageId, message, () => render({ withoutAttachments: false, keep: false }));
+		if (isFailure(outcome)) {
+			if (outcome.kind === "retry after" || message.files.length === 0) return failed(item, outcome);
 			// A picture or list that cannot be attached never takes the alert's text with it.
 			log.error(
-				{ err, files: message.files.map((f) => f.name), failure },
+				{ err: outcome.error, files: message.files.map((f) => f.name), failure: failureKind(outcome) },
 				"alert attachments could not be sent; sending the message without them",
 			);
-			try {
-				sent = await send(item, messageId, render({ withoutAttachments: true, keep: false }), () =>
-					render({ withoutAttachments: true, keep: false }),
-				);
-			} catch (err2) {
-				return failed(item, classifySendError(err2), err2);
-			}
+			outcome = await send(item, messageId, render({ withoutAttachments: true, keep: false }), () =>
+				render({ withoutAttachments: true, keep: false }),
+			);
+			if (isFailure(outcome)) return failed(item, outcome);
 		}
+		const sent = outcome.message;
 		const chartAttachment = firing ? (sent.attachments.find((a) => a.filename === CHART_FILE)?.id ?? null) : null;
 		if (chart && !png && !chartAttachment) {
 			if (!chart.settled) chart.missed = true;
@@ -404,8 +358,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		return "done";
 	}
 
-	async function failed(item: OutboxItem, failure: SendFailure, err: unknown): Promise<"done" | "retry"> {
+	async function failed(item: OutboxItem, outcome: SendFailed): Promise<"done" | "retry"> {
 		const log = deps.log.child({ groupId: item.groupId, channel: item.channel, attempts: item.attempts + 1 });
+		const failure = failureKind(outcome);
+		const err = outcome.error;
 		deps.onFailure?.(failure);
 		if (failure === "refused") {
 			log.error({ err }, "Discord refused an alert message; dropping it");
@@ -419,130 +375,8 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		}
 		if (failure === "local") log.error({ err }, "alert delivery failed inside opsbot (a bug, not Discord); will retry");
 		else log.warn({ err }, "alert delivery failed; will retry");
-		await deps.store.retryLater(item, Date.now() + backoffMs(item.attempts));
+		await deps.store.retryLater(item, retryAt(outcome, item.attempts));
 		return "retry";
-	}
-
-	async function stormOf(channel: string): Promise<ChannelStorm> {
-		let storm = storms.get(channel);
-		if (!storm) {
-			const summary = await deps.store.stormSummary(channel);
-			// After a restart the summary is edited at the first chance: what it shows may be stale.
-			storm = {
-				summary,
-				shown: undefined,
-				sentSince: 1,
-				attempts: 0,
-				retryAt: 0,
-				seen: new Set(live(summary) ? summary.groups : []),
-			};
-			storms.set(channel, storm);
-		}
-		return storm;
-	}
-
-	async function saveSummary(storm: ChannelStorm, summary: StormSummary): Promise<void> {
-		// Kept in memory first: a summary posted while the store cannot be written is edited later, not posted again.
-		storm.summary = summary;
-		await deps.store.saveStormSummary(summary);
-	}
-
-	async function view(channel: string, summary: StormSummary, storm: ChannelStorm): Promise<StormView> {
-		return stormView(await deps.store.firingGroups(channel), {
-			guildId: deps.guildId,
-			channel,
-			startedAt: summary.startedAt,
-			seen: storm.seen,
-		});
-	}
-
-	/** Posts the summary (with its nonce, so a post repeated after a crash returns the first one) or edits it; returns its id. */
-	async function writeSummary(channel: string, storm: ChannelStorm, message: SummaryMessage): Promise<string> {
-		const summary = storm.summary!;
-		if (summary.messageId) {
-			if ((await sender.edit(channel, summary.messageId, message)) !== "gone") return summary.messageId;
-			// Someone deleted the summary: post a new one (a new nonce, or Discord could hand back the deleted one).
-			deps.log.warn({ channel }, "the storm summary was deleted; posting it again");
-			await saveSummary(storm, { ...summary, messageId: null, nonce: stormNonce(channel, Date.now()) });
-		}
-		return (await sender.post(channel, message, storm.summary!.nonce)).id;
-	}
-
-	async function summaryFailed(
-		channel: string,
-		storm: ChannelStorm,
-		failure: SendFailure,
-		err: unknown,
-	): Promise<void> {
-		const log = deps.log.child({ channel, attempts: storm.attempts + 1 });
-		if (failure === "refused" || (failure === "local" && storm.attempts + 1 >= MAX_LOCAL_ATTEMPTS)) {
-			log.error({ err, failure }, "the storm summary could not be sent; the groups' own messages go on without it");
-			await saveSummary(storm, { ...storm.summary!, state: "failed" });
-			return;
-		}
-		if (failure === "local") log.error({ err }, "storm summary failed inside opsbot (a bug, not Discord); will retry");
-		else log.warn({ err }, "storm summary not sent; will retry");
-		storm.retryAt = Date.now() + backoffMs(storm.attempts);
-		storm.attempts++;
-	}
-
-	/** Sends the summary as rendered from `current`; without its attachment if Discord refuses that. */
-	async function sendSummary(
-		channel: string,
-		storm: ChannelStorm,
-		current: StormView,
-		rendered: ReturnType<typeof renderStormSummary>,
-		key: string,
-	): Promise<void> {
-		let messageId: string;
-		try {
-			messageId = await writeSummary(channel, storm, rendered.message);
-		} catch (err) {
-			const failure = classifySendError(err);
-			if (failure === "transient" || rendered.message.files.length === 0)
-				return summaryFailed(channel, storm, failure, err);
-			deps.log.error(
-				{ err, channel, failure },
-				"the storm summary's full list could not be attached; sending the summary without it",
-			);
-			rendered = renderStormSummary(current, { withoutAttachments: true });
-			try {
-				messageId = await writeSummary(channel, storm, rendered.message);
-			} catch (err2) {
-				return summaryFailed(channel, storm, classifySendError(err2), err2);
-			}
-		}
-		for (const line of current.firing) storm.seen.add(line.groupId);
-		await saveSummary(storm, { ...storm.summary!, messageId, groups: [...storm.seen] });
-		Object.assign(storm, {
-			shown: { key, listed: new Set(rendered.listed), at: Date.now() },
-			sentSince: 0,
-			attempts: 0,
-			retryAt: 0,
-		});
-	}
-
-	/** The backlog drained: the summary becomes the "storm over" record. */
-	async function finishStorm(channel: string, storm: ChannelStorm): Promise<void> {
-		const summary = storm.summary!;
-		const endedAt = Date.now();
-		if (summary.state === "active") {
-			const current = await view(channel, summary, storm);
-			try {
-				await writeSummary(channel, storm, renderStormOver(current, endedAt));
-			} catch (err) {
-				const failure = classifySendError(err);
-				if (failure === "transient" || (failure === "local" && storm.attempts + 1 < MAX_LOCAL_ATTEMPTS))
-					return summaryFailed(channel, storm, failure, err);
-				deps.log.error({ err, channel, failure }, "the storm summary could not be turned into its 'storm over' record");
-			}
-		}
-		await saveSummary(storm, { ...storm.summary!, state: "over", endedAt, groups: [...storm.seen] });
-		stormChannels?.delete(channel);
-		deps.log.info(
-			{ channel, groups: storm.seen.size, seconds: Math.round((endedAt - summary.startedAt) / 1_000) },
-			"alert storm over",
-		);
 	}
 
 	/** Decides the channel's next write: start or finish a storm, the summary, or the next group message. */
@@ -552,43 +386,10 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		backlog: ChannelBacklog,
 		now: number,
 	): Promise<Step | undefined> {
-		if (!live(storm.summary) && backlog.unposted > pacer.capacity(channel, stormAfterMs, now)) {
-			const summary: StormSummary = {
-				channel,
-				state: "active",
-				messageId: null,
-				nonce: stormNonce(channel, now),
-				startedAt: now,
-				endedAt: null,
-				groups: [],
-			};
-			await saveSummary(storm, summary);
-			Object.assign(storm, { shown: undefined, sentSince: 1, attempts: 0, retryAt: 0, seen: new Set() });
-			stormChannels?.add(channel);
-			deps.log.info(
-				{ channel, unposted: backlog.unposted },
-				"alert storm: a summary lists every firing group until the backlog drains",
-			);
-		}
-		const summary = storm.summary;
-		if (live(summary) && now >= storm.retryAt) {
-			if (backlog.pending === 0) return () => finishStorm(channel, storm);
-			if (summary.state === "active") {
-				const current = await view(channel, summary, storm);
-				const rendered = renderStormSummary(current);
-				const key = summaryKey(rendered.message);
-				const { shown } = storm;
-				if (summary.messageId === null || key !== shown?.key) {
-					// A firing group neither posted nor listed yet is seen nowhere: list it at the next write but one.
-					const unseen = current.firing.some((l) => !l.posted && !shown?.listed.has(l.groupId));
-					const due =
-						summary.messageId === null ||
-						backlog.due === 0 ||
-						(unseen ? storm.sentSince >= 1 : now - (shown?.at ?? 0) >= SUMMARY_REFRESH_MS);
-					if (due) return () => sendSummary(channel, storm, current, rendered, key);
-				}
-			}
-		}
+		if (!live(storm.summary) && backlog.unposted > pacer.capacity(channel, stormAfterMs, now))
+			await storms.start(channel, storm, backlog, now);
+		const summaryStep = await storms.next(channel, storm, backlog, now);
+		if (summaryStep) return summaryStep;
 		if (backlog.due === 0) return undefined;
 		// Queued messages before cards: they are few, and each is a ping someone waits for or a thread others need.
 		const message = backlog.messagesDue > 0 ? await deps.store.nextMessage(channel, now) : undefined;
@@ -605,7 +406,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	}
 
 	async function work(channel: string): Promise<void> {
-		const storm = await stormOf(channel);
+		const storm = await storms.of(channel);
 		while (!stopped) {
 			await paced(channel);
 			if (stopped) return;
@@ -688,7 +489,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		if (stopped || ticking) return;
 		ticking = true;
 		try {
-			stormChannels ??= new Set(await deps.store.stormChannels());
+			const stormChannels = await storms.channels();
 			for (const channel of new Set([...(await deps.store.dueChannels()), ...stormChannels, ...paused.keys()])) {
 				if (busy.has(channel) || (paused.get(channel)?.until ?? 0) > Date.now()) continue;
 				const job = run(channel)

@@ -35,6 +35,14 @@ export interface MessageMentions {
 	readonly repliedUser?: boolean;
 }
 
+/** A small text file a post carries (e.g. a command's full output when the message shows an excerpt). */
+export interface MessageFile {
+	/** A plain file name: letters, digits, ".", "_" and "-", e.g. `restart-output.txt`. */
+	readonly name: string;
+	/** Sent as UTF-8 text/plain; kept in the outbox with the rest of the message, so it is bounded. */
+	readonly text: string;
+}
+
 /** A message to post. */
 export interface QueuedPost {
 	readonly kind: "post";
@@ -45,6 +53,8 @@ export interface QueuedPost {
 	readonly embeds?: readonly APIEmbed[];
 	readonly components?: readonly APIActionRowComponent<APIComponentInMessageActionRow>[];
 	readonly mentions?: MessageMentions;
+	/** Attached text files: at most MAX_MESSAGE_FILES, MAX_MESSAGE_FILE_BYTES of UTF-8 in all. */
+	readonly files?: readonly MessageFile[];
 }
 
 /** A thread to start on a message (its id becomes the thread's: Discord gives them the same id). */
@@ -85,6 +95,10 @@ const SNOWFLAKE = /^\d{17,20}$/;
 const MAX_MENTIONS = 100;
 const MAX_COMPONENT_ROWS = 5;
 const THREAD_NAME = 100;
+/** Discord takes 10 files a message; the outbox keeps them in its rows, so their size is bounded too. */
+export const MAX_MESSAGE_FILES = 10;
+export const MAX_MESSAGE_FILE_BYTES = 64 * 1024;
+const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 /** The channel a message's write is paced by (the channel in its route). */
 export function messageChannel(message: QueuedMessage): string {
@@ -120,9 +134,12 @@ export function messageProblem(message: QueuedMessage): string | undefined {
 	const roles = message.mentions?.roles ?? [];
 	const users = message.mentions?.users ?? [];
 	const embeds = message.embeds ?? [];
-	if ((message.content ?? "").length === 0 && embeds.length === 0) return "a message needs content or an embed";
+	const files = message.files ?? [];
+	if ((message.content ?? "").length === 0 && embeds.length === 0 && files.length === 0)
+		return "a message needs content, an embed or a file";
 	return (
 		ids("the target", targetIds) ??
+		filesProblem(files) ??
 		ids("mentioned roles and users", [...roles, ...users]) ??
 		((message.content ?? "").length > DISCORD_LIMITS.content
 			? `content must be at most ${DISCORD_LIMITS.content} characters`
@@ -137,6 +154,18 @@ export function messageProblem(message: QueuedMessage): string | undefined {
 			? `at most ${MAX_MENTIONS} mentioned roles and ${MAX_MENTIONS} users`
 			: undefined)
 	);
+}
+
+function filesProblem(files: readonly MessageFile[]): string | undefined {
+	if (files.length > MAX_MESSAGE_FILES) return `at most ${MAX_MESSAGE_FILES} files`;
+	const bad = files.find((f) => typeof f.name !== "string" || !FILE_NAME.test(f.name));
+	if (bad) return `a file name must be 1-100 letters, digits, ".", "_" or "-" (not ${JSON.stringify(bad.name)})`;
+	if (new Set(files.map((f) => f.name)).size < files.length) return "file names must differ";
+	if (files.some((f) => typeof f.text !== "string")) return "a file's text must be a string";
+	// PostgreSQL's JSONB, where the outbox keeps the message, cannot hold a NUL character.
+	if (files.some((f) => f.text.includes("\u0000"))) return "a file's text must not contain NUL characters";
+	const bytes = files.reduce((sum, f) => sum + Buffer.byteLength(f.text, "utf8"), 0);
+	return bytes > MAX_MESSAGE_FILE_BYTES ? `files must be at most ${MAX_MESSAGE_FILE_BYTES} bytes in all` : undefined;
 }
 
 /** Throws a clear error for a message Discord would refuse (see messageProblem). */

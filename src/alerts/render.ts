@@ -51,18 +51,14 @@ export interface AlertActions {
 	readonly episode?: number;
 }
 
-/** The Timeline button of a resolved card (handled in src/alerts/buttons.ts). */
-function timelineRow(actions: AlertActions): APIActionRowComponent<APIComponentInMessageActionRow> {
+/** The Timeline button of a resolved card (handled in src/alerts/buttons.ts), first in its row of links. */
+function timelineButton(actions: AlertActions): ButtonBuilder {
 	const args = [actions.groupId, ...(actions.episode !== undefined ? [String(actions.episode)] : [])];
-	return new ActionRowBuilder<ButtonBuilder>()
-		.addComponents(
-			new ButtonBuilder()
-				.setCustomId(encodeCustomId("alert", "timeline", ...args))
-				.setLabel("Timeline")
-				.setEmoji({ name: "🧾" })
-				.setStyle(ButtonStyle.Secondary),
-		)
-		.toJSON();
+	return new ButtonBuilder()
+		.setCustomId(encodeCustomId("alert", "timeline", ...args))
+		.setLabel("Timeline")
+		.setEmoji({ name: "🧾" })
+		.setStyle(ButtonStyle.Secondary);
 }
 
 /** The durations the Silence select offers, in hours; "custom" opens a form. */
@@ -176,11 +172,12 @@ export function renderAlertGroup(
 	if (chart) embed.setImage("attachment://chart.png");
 	const attachList = group.firing && listShown < payload.alerts.length && !context.withoutAttachments;
 	const ping = group.mention ? `${textToMarkdown({ mention: "role", id: group.mention })} ` : "";
-	const actionButtons = !context.actions
-		? []
-		: group.firing
+	const actionButtons =
+		context.actions && group.firing
 			? actionRows(context.actions, Boolean(context.ack), activeSilence(context.silence, now) !== null)
-			: [timelineRow(context.actions)];
+			: [];
+	// A resolved card keeps one row: Timeline, then its links (Runbook, Dashboard).
+	const leading = context.actions && !group.firing ? [timelineButton(context.actions)] : [];
 	return {
 		content: group.headline ? `${ping}${headlineText(group.headline)}` : "",
 		embed: embed.toJSON(),
@@ -189,7 +186,7 @@ export function renderAlertGroup(
 			...(chart ? [{ name: "chart.png", data: chart }] : []),
 		],
 		allowedMentions: { parse: [], roles: group.mention ? [group.mention] : [] },
-		components: [...actionButtons, ...reportLinkButtons(group.report)],
+		components: [...actionButtons, ...reportLinkButtons(group.report, leading)],
 	};
 }
 

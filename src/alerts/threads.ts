@@ -1,8 +1,8 @@
 import type { Logger } from "../log.ts";
-import { CONTROL, controlEscape, DISCORD_LIMITS, escapeMarkdown, truncate } from "../render/limits.ts";
+import { CONTROL, controlEscape, cutWhole, DISCORD_LIMITS, escapeMarkdown, truncate } from "../render/limits.ts";
 import type { EpisodeEvent } from "./episodes.ts";
 import { eventSentence } from "./incident-reports.ts";
-import type { MessageOutbox } from "./message-outbox.ts";
+import { MAX_MESSAGE_FILE_BYTES, type MessageFile, type MessageOutbox } from "./message-outbox.ts";
 import type { AlertStore, GroupState } from "./store.ts";
 
 // A thread per alert group episode under its card, fed from the episode's history: every event
@@ -26,15 +26,21 @@ const postKey = (event: EpisodeEvent) => `thread-event:${event.id}`;
 const CARD_WAIT_MS = 60_000;
 /** How many events one round looks at. */
 const BATCH = 100;
-/** Output lines a restart's post shows (the timeline export has all of it). */
+/** Output lines a restart's post shows; when it shows less than all, the whole kept output is attached. */
 const OUTPUT_LINES = 10;
+const OUTPUT_CHARS = 1_500;
+/** The file a restart's post carries when its excerpt is cut. */
+export const RESTART_OUTPUT_FILE = "restart-output.txt";
+
+const restartOutput = (event: EpisodeEvent) => (event.kind === "restart" ? (event.details.output ?? "").trim() : "");
+const outputCut = (output: string) => output.split("\n").length > OUTPUT_LINES || output.length > OUTPUT_CHARS;
 
 /** What an event says in its thread: who, what, when (a Discord timestamp), and a restart's first lines. */
 export function threadPost(event: EpisodeEvent, previousThread?: string): string {
 	const who = event.actor ? `**${escapeMarkdown(truncate(event.actor.username, 40))}** · ` : "";
 	const lines = [`${who}${escapeMarkdown(eventSentence(event))} · <t:${Math.floor(event.at / 1000)}:T>`];
 	if (previousThread) lines.push(`Previous episode's thread: <#${previousThread}>`);
-	const output = event.kind === "restart" ? (event.details.output ?? "").trim() : "";
+	const output = restartOutput(event);
 	if (output) {
 		// Inert in a code block: no backtick can close it, no control character reaches the client.
 		const shown = output
@@ -43,11 +49,27 @@ export function threadPost(event: EpisodeEvent, previousThread?: string): string
 			.join("\n")
 			.replace(/`/g, "ˋ")
 			.replace(CONTROL, controlEscape);
-		lines.push(`\`\`\`\n${truncate(shown, 1_500)}\n\`\`\``);
-		if (output.split("\n").length > OUTPUT_LINES || shown.length > 1_500)
-			lines.push("(output cut: the timeline export has all of it)");
+		lines.push(`\`\`\`\n${truncate(shown, OUTPUT_CHARS)}\n\`\`\``);
+		if (outputCut(output)) lines.push(`(output cut: all of it is in ${RESTART_OUTPUT_FILE})`);
 	}
 	return truncate(lines.join("\n"), DISCORD_LIMITS.content);
+}
+
+/**
+ * The files an event's thread post carries: a restart's whole kept output when the post shows only its
+ * start. Control characters are escaped as in the post (a file opened in a terminal runs none of them).
+ */
+export function threadPostFiles(event: EpisodeEvent): MessageFile[] {
+	const output = restartOutput(event);
+	if (!output || !outputCut(output)) return [];
+	const text = `${output.replace(CONTROL, controlEscape)}\n`;
+	// The outbox bounds a message's files; only a far longer kept output could outgrow that (UTF-8 takes
+	// at most 3 bytes per UTF-16 unit).
+	const bounded =
+		Buffer.byteLength(text, "utf8") > MAX_MESSAGE_FILE_BYTES
+			? cutWhole(text, Math.floor(MAX_MESSAGE_FILE_BYTES / 3))
+			: text;
+	return [{ name: RESTART_OUTPUT_FILE, text: bounded }];
 }
 
 /**
@@ -109,11 +131,13 @@ export function startThreadFollower(deps: {
 				? await messages.outcome(threadKey(event.groupId, event.details.previousEpisode))
 				: undefined;
 		const content = threadPost(event, previous?.state === "sent" ? previous.id : undefined);
+		const files = threadPostFiles(event);
 		await messages.enqueue({
 			kind: "post",
 			key: postKey(event),
 			target: thread === "reply" ? { channel: group.channel, replyTo: group.messageId } : { thread },
 			content,
+			...(files.length > 0 ? { files } : {}),
 		});
 		if (event.kind === "resolved" && thread !== "reply") archiving.set(thread, postKey(event));
 		return true;

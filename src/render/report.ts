@@ -258,15 +258,22 @@ function isLinkButtonUrl(url: string): boolean {
 	return url.length <= 512 && /^https?:\/\/[^\s<>]+$/i.test(url) && URL.canParse(url);
 }
 
-/** A report's links as one row of link buttons (at most 5, http(s) only); none when it has none. */
-export function reportLinkButtons(report: Report): APIActionRowComponent<APIComponentInMessageActionRow>[] {
+/**
+ * A report's links as one row of link buttons (http(s) only), after `leading` buttons of the message's
+ * own (at most 5 in all); none when there is nothing to show.
+ */
+export function reportLinkButtons(
+	report: Report,
+	leading: readonly ButtonBuilder[] = [],
+): APIActionRowComponent<APIComponentInMessageActionRow>[] {
 	const buttons = (report.links ?? []).flatMap((link) => {
 		const label = truncate(oneLine(link.label).trim(), DISCORD_LIMITS.buttonLabel);
 		return isLinkButtonUrl(link.url) && label
 			? [new ButtonBuilder().setStyle(ButtonStyle.Link).setURL(link.url).setLabel(label)]
 			: [];
 	});
-	return buttons.length > 0 ? [new ActionRowBuilder<ButtonBuilder>().addComponents(buttons.slice(0, 5)).toJSON()] : [];
+	const row = [...leading, ...buttons].slice(0, 5);
+	return row.length > 0 ? [new ActionRowBuilder<ButtonBuilder>().addComponents(row).toJSON()] : [];
 }
 
 /**

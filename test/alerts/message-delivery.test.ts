@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type Delivery, startDelivery } from "../../src/alerts/delivery.ts";
 import { messageNonce } from "../../src/alerts/message-outbox.ts";
-import { restSender } from "../../src/alerts/rest-sender.ts";
+import { messageBody, restSender } from "../../src/alerts/rest-sender.ts";
 import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
 import type { AlertStore } from "../../src/alerts/store.ts";
 import { discordAgent } from "../../src/discord/client.ts";
@@ -109,6 +109,80 @@ describe("message outbox delivery (through the REST client to the Discord double
 		const inThread = double.channelMessages(card.id);
 		expect(inThread.map((m) => m.content)).toEqual(["resolved"]);
 		expect(await store.messageOutcome("thread-post:g2")).toMatchObject({ state: "sent", id: inThread[0]!.id });
+		await store.close();
+	});
+
+	it("posts a file with a queued post as Discord's multipart files[n], once under its nonce", async () => {
+		const card = (await rest.post(Routes.channelMessages(CHANNEL), { body: { content: "card" } })) as { id: string };
+		const store = openStore();
+		const text = `${Array.from({ length: 400 }, (_, i) => `line ${i + 1} ✓ \`x\``).join("\n")}\n`;
+		const message = {
+			kind: "post",
+			key: "thread-event:42",
+			target: { thread: card.id },
+			content: "restarted (output cut)",
+			files: [{ name: "restart-output.txt", text }],
+		} as const;
+		await rest.post(Routes.threads(CHANNEL, card.id), { body: { name: "t", auto_archive_duration: 1440 } });
+		await store.enqueueMessage(message);
+
+		await (await deliver(store)).stop();
+		// The same post again (as after a kill -9 before its outcome was saved): Discord hands back the first.
+		const again = await restSender(rest).postMessage(
+			card.id,
+			messageBody(message),
+			messageNonce(message.key),
+			message.files,
+		);
+
+		const outcome = await store.messageOutcome("thread-event:42");
+		expect(outcome).toMatchObject({ state: "sent", id: again.id });
+		const posted = double.channelMessages(card.id);
+		expect(posted).toHaveLength(1);
+		expect(posted[0]!.content).toBe("restarted (output cut)");
+		expect(posted[0]!.files.map((f) => [f.field, f.name, f.data.toString("utf8")])).toEqual([
+			["files[0]", "restart-output.txt", text],
+		]);
+		expect(posted[0]!.attachments).toMatchObject([{ filename: "restart-output.txt" }]);
+		const sent = postsTo(card.id);
+		expect(sent.map((r) => r.body)).toMatchObject([
+			{
+				attachments: [{ id: 0, filename: "restart-output.txt" }],
+				nonce: messageNonce(message.key),
+				enforce_nonce: true,
+			},
+			{
+				attachments: [{ id: 0, filename: "restart-output.txt" }],
+				nonce: messageNonce(message.key),
+				enforce_nonce: true,
+			},
+		]);
+		expect(double.takeViolations()).toEqual([]);
+		await store.close();
+	});
+
+	it("posts the text without its file when Discord refuses the file (no Attach Files permission)", async () => {
+		const store = openStore();
+		const { log, lines } = capturingLog();
+		double.failNext({ method: "POST", pathPrefix: `/channels/${CHANNEL}/messages`, status: 403, withFiles: true });
+		await store.enqueueMessage({
+			kind: "post",
+			key: "file-refused",
+			target: { channel: CHANNEL },
+			content: "restarted; output attached",
+			files: [{ name: "restart-output.txt", text: "all of it\n" }],
+		});
+
+		await (await deliver(store, log)).stop();
+
+		const outcome = await store.messageOutcome("file-refused");
+		expect(outcome).toMatchObject({ state: "sent" });
+		const posted = double.channelMessages(CHANNEL).find((m) => m.id === (outcome as { id: string }).id);
+		expect(posted?.content).toBe("restarted; output attached");
+		expect(posted?.files).toEqual([]);
+		expect(
+			lines.filter((l) => l.msg === "a queued message's files could not be sent; sending it without them"),
+		).toEqual([expect.objectContaining({ key: "file-refused", files: ["restart-output.txt"], failure: "refused" })]);
 		await store.close();
 	});
 

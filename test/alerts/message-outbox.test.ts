@@ -126,16 +126,53 @@ function messageOutboxContract(name: string, open: Open): void {
 			await store.close();
 		});
 
+		it("keeps a post's text files with it, whole, up to the 64 KiB bound", async () => {
+			const { store, reopen } = await open();
+			// Multi-byte text up to the byte bound: 21,845 three-byte characters and a newline are 65,536 bytes.
+			const text = `${"€".repeat(21_845)}\n`;
+			const withFiles = post("restart:g1:1", {
+				files: [
+					{ name: "restart-output.txt", text },
+					{ name: "b.txt", text: "line 1\n\tline 2 `x` <@&1>\n" },
+				],
+			});
+			await expect(store.enqueueMessage(withFiles)).rejects.toThrow(/at most 65536 bytes/);
+			const withinBound = { ...withFiles, files: [withFiles.files![0]!] };
+			expect(await store.enqueueMessage(withinBound)).toBe(true);
+			await store.close();
+			const again = await reopen();
+			expect((await again.nextMessage(CHANNEL))!.message).toEqual(withinBound);
+			await again.close();
+		});
+
 		it("refuses a message Discord would refuse, saying why, and stores nothing", async () => {
 			const { store } = await open();
 			const bad: [QueuedPost, RegExp][] = [
 				[post(""), /key must be 1-200 characters/],
 				[post("x".repeat(201)), /key must be 1-200 characters/],
-				[post("k1", { content: "", embeds: [] }), /needs content or an embed/],
+				[post("k1", { content: "", embeds: [] }), /needs content, an embed or a file/],
 				[post("k2", { content: "x".repeat(2_001) }), /at most 2000 characters/],
 				[post("k3", { target: { channel: "general" } }), /target must be Discord ids/],
 				[post("k4", { mentions: { users: ["@everyone"] } }), /mentioned roles and users must be Discord ids/],
 				[post("k5", { mentions: { roles: Array.from({ length: 101 }, () => ROLE) } }), /at most 100/],
+				[post("k6", { files: [{ name: "../etc/passwd", text: "x" }] }), /file name must be 1-100 letters/],
+				[post("k7", { files: [{ name: "a.txt", text: "x".repeat(64 * 1024 + 1) }] }), /at most 65536 bytes/],
+				// 22,000 three-byte characters: 22,000 UTF-16 units but 66,000 bytes of UTF-8.
+				[post("k8", { files: [{ name: "a.txt", text: "€".repeat(22_000) }] }), /at most 65536 bytes/],
+				[post("k9", { files: [{ name: "a.txt", text: "a\u0000b" }] }), /must not contain NUL/],
+				[
+					post("k10", { files: Array.from({ length: 11 }, (_, i) => ({ name: `f${i}.txt`, text: "x" })) }),
+					/at most 10 files/,
+				],
+				[
+					post("k11", {
+						files: [
+							{ name: "a.txt", text: "x" },
+							{ name: "a.txt", text: "y" },
+						],
+					}),
+					/names must differ/,
+				],
 			];
 			for (const [message, error] of bad) await expect(store.enqueueMessage(message)).rejects.toThrow(error);
 			await expect(

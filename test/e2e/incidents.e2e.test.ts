@@ -16,6 +16,9 @@ const CHANNEL = "400000000000000001";
 const oncall = { id: "200000000000000011", username: "olivia", roles: [ONCALL] };
 const outsider = { id: "200000000000000013", username: "otto", roles: [] };
 
+const restartSteps = Array.from({ length: 14 }, (_, i) => `api: step ${i + 1}/14 done`);
+const restartOutput = `api\n${restartSteps.join("\n")}\n`;
+
 type Embed = { title?: string; description?: string; fields?: { name: string; value: string }[] };
 
 // The history of an episode, from the webhook and the buttons to /alerts, the Timeline button and the
@@ -35,7 +38,8 @@ describe.each(["SQLite", "PostgreSQL"])("incident history through the shipped bo
 			}),
 			startSshd(),
 		]);
-		fakeDocker(sshd.binDir, "2026-12-06T09:00:00Z api listening on :8080\n");
+		// A restart that says more than its thread post shows: the post attaches all of it.
+		fakeDocker(sshd.binDir, "2026-12-06T09:00:00Z api listening on :8080\n", undefined, { restartOutput });
 		// One AlertManager sends the webhooks and holds the silences: the bot's port is chosen first.
 		const port = await freePort();
 		alertmanager = await startAlertManager({ webhookUrl: `http://127.0.0.1:${port}/alerts`, bearerToken: token });
@@ -175,17 +179,25 @@ alerts:
 		]);
 		expect(markdown).toContain(`- Card: <https://discord.com/channels/${double.guildId}/${CHANNEL}/${message.id}>`);
 		expect(markdown).toContain(": alertname=ApiDown, container=api, env=production, severity=critical");
-		expect(markdown).toMatch(/## Command output\n\n.*Restarted container api.*\n\n```text\napi\n```/);
+		expect(markdown).toMatch(/## Command output\n\n.*Restarted container api.*\n\n```text\napi\n/);
+		expect(markdown).toContain(`\`\`\`text\n${restartOutput}\`\`\``);
 
 		// A critical group's thread opened under its card at once; each event went there as it happened,
 		// and the thread was archived once the resolution was posted.
 		await double.waitFor(() => double.archived(message.id) || undefined, 30_000);
-		const thread = double.channelMessages(message.id).map((m) => m.content.replace(/ · <t:\d+:T>/, ""));
+		const threadMessages = double.channelMessages(message.id);
+		const thread = threadMessages.map((m) => m.content.replace(/ · <t:\d+:T>/, ""));
 		expect(thread.slice(0, 3)).toEqual([
 			"Fired: 1 alert \\(container=api\\)",
 			"**olivia** · Acknowledged",
-			"**olivia** · Restarted container api on 127.0.0.1 \\(production\\)\n```\napi\n```",
+			"**olivia** · Restarted container api on 127.0.0.1 \\(production\\)\n" +
+				`\`\`\`\napi\n${restartSteps.slice(0, 9).join("\n")}\n\`\`\`\n(output cut: all of it is in restart-output.txt)`,
 		]);
+		// The post shows the first 10 lines; all 15 come with it as a file.
+		expect(threadMessages[2]!.files.map((f) => [f.name, f.data.toString("utf8")])).toEqual([
+			["restart-output.txt", restartOutput],
+		]);
+		expect(threadMessages.slice(3).flatMap((m) => m.files)).toEqual([]);
 		expect(thread[3]).toMatch(/^\*\*olivia\*\* · Opened the logs of api/);
 		expect(thread[4]).toMatch(/^\*\*olivia\*\* · Silenced until/);
 		expect(thread[5]).toMatch(/^Episode resolved after/);

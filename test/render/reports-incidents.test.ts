@@ -1,7 +1,7 @@
-import { describe, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Episode, EpisodeEvent, FiringEpisode, HistorySummary } from "../../src/alerts/episodes.ts";
 import { firingReport, historyReport, timelineMarkdown, timelineReport } from "../../src/alerts/incident-reports.ts";
-import { threadPost } from "../../src/alerts/threads.ts";
+import { threadPost, threadPostFiles } from "../../src/alerts/threads.ts";
 import { expectGoldenFile, expectReportGolden } from "../support/golden.ts";
 
 // Fixed times: every golden must come out the same on any day, in any time zone.
@@ -207,5 +207,24 @@ describe("episode timeline (golden)", () => {
 	it("posts each event into the episode's thread: who, what, when, a restart's first lines, the previous thread", () => {
 		const posts = events.map((e, i) => threadPost(e, i === 0 ? "600000000000000001" : undefined));
 		expectGoldenFile("incident-thread-posts.txt", `${posts.join("\n\n---\n\n")}\n`);
+	});
+
+	it("attaches a restart's whole output when its post shows only the first lines; a short one has no file", () => {
+		const output = Array.from({ length: 14 }, (_, i) => `step ${i + 1}/14: \`ok\` \u001b[32mdone\u001b[0m`).join("\n");
+		const restart = event(200_000, "restart", {
+			environment: "prod",
+			host: "app-1.internal",
+			container: "api",
+			result: "ok",
+			exitCode: 0,
+			output,
+		});
+		const files = threadPostFiles(restart);
+		expect(files.map((f) => f.name)).toEqual(["restart-output.txt"]);
+		expect(events.flatMap((e) => threadPostFiles(e))).toEqual([]);
+		expectGoldenFile(
+			"incident-thread-restart-cut.txt",
+			`${threadPost(restart)}\n\n--- attached ${files[0]!.name} ---\n\n${files[0]!.text}`,
+		);
 	});
 });

@@ -90,15 +90,19 @@ export function fakeDocker(
 	binDir: string,
 	output: string,
 	ps = "api|Up 2 hours\n",
-	options: { restartSeconds?: number } = {},
+	/** restartOutput: what `docker restart` prints (by default the container's name, as docker does). */
+	options: { restartSeconds?: number; restartOutput?: string } = {},
 ): { calls: () => string[][] } {
 	writeFileSync(join(binDir, "docker.ps"), ps);
+	const restartOut = join(binDir, "docker.restart.out");
+	writeFileSync(restartOut, options.restartOutput ?? "");
+	const restartPrints = options.restartOutput === undefined ? 'echo "$2"' : `cat '${restartOut}'`;
 	const callsFile = join(binDir, "docker.calls");
 	rmSync(callsFile, { force: true });
 	writeFileSync(join(binDir, "docker.out"), output);
 	writeFileSync(
 		join(binDir, "docker"),
-		`#!/bin/sh\nprintf '%s\\0' "$@" >> '${callsFile}'\nprintf '\\n' >> '${callsFile}'\ncase "$1" in\n  logs) cat '${join(binDir, "docker.out")}' ;;\n  restart) sleep ${options.restartSeconds ?? 0}; echo "$2" ;;\n  ps) cat '${join(binDir, "docker.ps")}' 2>/dev/null ;;\n  *) echo "unknown command $1" >&2; exit 1 ;;\nesac\n`,
+		`#!/bin/sh\nprintf '%s\\0' "$@" >> '${callsFile}'\nprintf '\\n' >> '${callsFile}'\ncase "$1" in\n  logs) cat '${join(binDir, "docker.out")}' ;;\n  restart) sleep ${options.restartSeconds ?? 0}; ${restartPrints} ;;\n  ps) cat '${join(binDir, "docker.ps")}' 2>/dev/null ;;\n  *) echo "unknown command $1" >&2; exit 1 ;;\nesac\n`,
 		{ mode: 0o755 },
 	);
 	return {
