@@ -17,6 +17,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	"chart-storm": () => import("./chart-storm.ts"),
 	reconcile: () => import("./reconcile.ts"),
 	lifecycle: () => import("./lifecycle.ts"),
+	threads: () => import("./threads.ts"),
 };
 
 const wanted = process.argv.slice(2);
