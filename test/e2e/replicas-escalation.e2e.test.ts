@@ -42,7 +42,10 @@ async function startReplica(double: DiscordDouble, opsYaml: (port: number) => st
 	return replica;
 }
 
-/** Two replicas on one PostgreSQL: an escalation is sent once, also after kill -9 of the one that sent it. */
+/**
+ * Two replicas on one PostgreSQL: an escalation and a dead man's notice are each sent once, also after
+ * kill -9 of the one that sent them.
+ */
 describe("escalation across two replicas (node src/main.ts twice, shared PostgreSQL state)", () => {
 	let double: DiscordDouble;
 	let a: Replica;
@@ -63,6 +66,8 @@ alerts:
     - match: { team: db }
       channel: "${CHANNEL}"
       escalation: { afterMinutes: 0.05, mention: [leads] }
+  # No Watchdog is ever sent here: the dead man's notice is due 3 s after the watch began.
+  deadman: { alertname: Watchdog, afterMinutes: 0.05, channel: "${CHANNEL}" }
 `;
 		const env = { STATE_DATABASE_URL: await freshStateDatabase("opsbot_replica_escalation"), WEBHOOK_TOKEN: token };
 		a = await startReplica(double, opsYaml, env);
@@ -86,7 +91,15 @@ alerts:
 				String((r.body as { content?: string }).content ?? "").startsWith(`📣 <@&${LEADS}>`),
 		);
 
-	it("posts the mention once; the replica taking over after kill -9 does not post it again", {
+	const deadmanNotices = () =>
+		double.requests.filter(
+			(r) =>
+				r.method === "POST" &&
+				r.path === `/channels/${CHANNEL}/messages` &&
+				String((r.body as { content?: string }).content ?? "").startsWith("🚨 No "),
+		);
+
+	it("posts the mention and the dead man's notice once; the replica taking over after kill -9 posts neither again", {
 		timeout: 120_000,
 	}, async () => {
 		const leader = a.count("connected to Discord") > 0 ? a : b;
@@ -118,7 +131,7 @@ alerts:
 			}),
 		});
 		expect(res.status).toBe(202);
-		await double.waitFor(() => mentions().length > 0, 60_000);
+		await double.waitFor(() => mentions().length > 0 && deadmanNotices().length > 0, 60_000);
 
 		leader.process.child.kill("SIGKILL");
 		await leader.process.exited;
@@ -128,6 +141,7 @@ alerts:
 		await double.waitFor(() => standby.count("escalation pass done") >= before + 2, 30_000);
 
 		expect(mentions()).toHaveLength(1);
+		expect(deadmanNotices()).toHaveLength(1);
 		expect(mentions()[0]?.body).toMatchObject({ allowed_mentions: { parse: [], roles: [LEADS], users: [] } });
 	});
 });
