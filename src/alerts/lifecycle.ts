@@ -12,6 +12,7 @@ import {
 	groupRules,
 } from "./escalation.ts";
 import type { MessageOutbox } from "./message-outbox.ts";
+import { startPeriodicPass } from "./periodic-pass.ts";
 import type { AlertStore, GroupState } from "./store.ts";
 
 /** How often the clocks are read: an escalation goes out within this (plus delivery) of its time. */
@@ -52,8 +53,6 @@ const OPSBOT = { userId: "opsbot", username: "opsbot" };
 export function startLifecycle(deps: LifecycleDeps): Lifecycle {
 	const now = deps.now ?? Date.now;
 	const active = deps.active ?? (() => true);
-	let running: Promise<number> | undefined;
-	let stopped = false;
 
 	async function post(group: GroupState, key: string, message: ClockMessage, action: string): Promise<boolean> {
 		const queued = await deps.messages.enqueue({
@@ -137,7 +136,7 @@ export function startLifecycle(deps: LifecycleDeps): Lifecycle {
 			const page = await deps.store.openGroups(after, PAGE);
 			const t = now();
 			for (const group of page) {
-				if (stopped) return queued;
+				if (loop.stopped()) return queued;
 				try {
 					queued += await visit(group, t);
 				} catch (err) {
@@ -150,32 +149,13 @@ export function startLifecycle(deps: LifecycleDeps): Lifecycle {
 		}
 	}
 
-	function pass(): Promise<number> {
-		running ??= runPass()
-			.then((queued) => {
-				deps.log.debug({ queued }, "escalation pass done");
-				return queued;
-			})
-			.catch((err: unknown) => {
-				deps.log.error({ err }, "escalation pass failed; will retry");
-				return 0;
-			})
-			.finally(() => {
-				running = undefined;
-			});
-		return running;
-	}
-
-	const timer = setInterval(() => {
-		if (active()) void pass();
-	}, deps.tickMs ?? LIFECYCLE_TICK_MS);
-	timer.unref();
-	return {
-		pass,
-		async stop() {
-			stopped = true;
-			clearInterval(timer);
-			await running;
-		},
-	};
+	const loop = startPeriodicPass({
+		run: runPass,
+		intervalMs: deps.tickMs ?? LIFECYCLE_TICK_MS,
+		active,
+		log: deps.log,
+		failed: { msg: "escalation pass failed; will retry", value: 0 },
+		done: (queued) => deps.log.debug({ queued }, "escalation pass done"),
+	});
+	return { pass: loop.pass, stop: loop.stop };
 }

@@ -9,6 +9,7 @@ import type {
 } from "../services/alertmanager.ts";
 import { alertEnvironment } from "./actions.ts";
 import type { AcceptResult } from "./group-machine.ts";
+import { startPeriodicPass } from "./periodic-pass.ts";
 import { WebhookPayload } from "./schema.ts";
 import type { AlertStore, GroupState } from "./store.ts";
 
@@ -215,8 +216,6 @@ export function startReconciler(deps: ReconcileDeps): Reconciler {
 	let missingSince = new Map<string, number>();
 	/** Clusters (by first URL) whose last pass had no answer: logged once per outage. */
 	const silent = new Set<string>();
-	let running: Promise<ReconcileOutcome> | undefined;
-	let stopped = false;
 
 	async function openGroups(): Promise<OpenGroup[]> {
 		const open: OpenGroup[] = [];
@@ -224,7 +223,7 @@ export function startReconciler(deps: ReconcileDeps): Reconciler {
 		for (;;) {
 			const page = await deps.store.openGroups(after, pageSize);
 			for (const group of page) open.push(openGroup(deps.ops, group));
-			if (page.length < pageSize || stopped) return open;
+			if (page.length < pageSize || loop.stopped()) return open;
 			after = page[page.length - 1]!.groupId;
 			await yieldToLoop();
 		}
@@ -257,7 +256,7 @@ export function startReconciler(deps: ReconcileDeps): Reconciler {
 		let resolved = 0;
 		let found = 0;
 		for (const cluster of deps.alertmanager.clusters()) {
-			if (stopped) break;
+			if (loop.stopped()) break;
 			const environments = new Set(cluster.environments);
 			const mine = open.filter((g) => environments.has(g.environment));
 			if (names.size === 0) {
@@ -304,7 +303,7 @@ export function startReconciler(deps: ReconcileDeps): Reconciler {
 				const key = `${g.group.groupId}:${g.group.signature}`;
 				const since = missingSince.get(key) ?? t;
 				seenMissing.set(key, since);
-				if (t - since < deps.graceMs || stopped) continue;
+				if (t - since < deps.graceMs || loop.stopped()) continue;
 				startedAt ??= await answer.member.startedAt().catch(() => Number.POSITIVE_INFINITY);
 				if (t - startedAt < settleMs) {
 					deps.log.debug(
@@ -323,7 +322,7 @@ export function startReconciler(deps: ReconcileDeps): Reconciler {
 				}
 			}
 			// A few at a time: each accept waits for a group commit, and they share it.
-			for (let i = 0; i < plan.found.length && !stopped; i += ACCEPT_CHUNK) {
+			for (let i = 0; i < plan.found.length && !loop.stopped(); i += ACCEPT_CHUNK) {
 				const chunk = plan.found.slice(i, i + ACCEPT_CHUNK);
 				const results = await Promise.all(chunk.map((payload) => deps.accept(payload)));
 				results.forEach((result, j) => {
@@ -340,28 +339,12 @@ export function startReconciler(deps: ReconcileDeps): Reconciler {
 		return { resolved, found, unanswered };
 	}
 
-	function pass(): Promise<ReconcileOutcome> {
-		running ??= runPass()
-			.catch((err: unknown) => {
-				deps.log.error({ err }, "reconciliation pass failed; will retry");
-				return { resolved: 0, found: 0, unanswered: [] };
-			})
-			.finally(() => {
-				running = undefined;
-			});
-		return running;
-	}
-
-	const timer = setInterval(() => {
-		if (active()) void pass();
-	}, deps.intervalMs);
-	timer.unref();
-	return {
-		pass,
-		async stop() {
-			stopped = true;
-			clearInterval(timer);
-			await running;
-		},
-	};
+	const loop = startPeriodicPass<ReconcileOutcome>({
+		run: runPass,
+		intervalMs: deps.intervalMs,
+		active,
+		log: deps.log,
+		failed: { msg: "reconciliation pass failed; will retry", value: { resolved: 0, found: 0, unanswered: [] } },
+	});
+	return { pass: loop.pass, stop: loop.stop };
 }

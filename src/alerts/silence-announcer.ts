@@ -11,6 +11,7 @@ import type {
 import { isMaintenance, MAINTENANCE_COMMENT, silenceAuthor, silenceTool } from "../services/silences.ts";
 import { formatMatchers } from "./matchers.ts";
 import type { MessageOutbox } from "./message-outbox.ts";
+import { startPeriodicPass } from "./periodic-pass.ts";
 import { routeGroup } from "./routing.ts";
 import type { AlertStore, GroupState } from "./store.ts";
 
@@ -127,8 +128,6 @@ const amKey = (url: string) => createHash("sha256").update(url).digest("hex").sl
 export function startSilenceAnnouncer(deps: SilenceAnnouncerDeps): SilenceAnnouncer {
 	const now = deps.now ?? Date.now;
 	const remindMs = deps.ops.alerts.silences.remindBeforeMinutes * 60_000;
-	let running: Promise<number> | undefined;
-	let stopped = false;
 
 	/** The channels of the routes a silence mutes: routed by the alerts it mutes now, else by its equality matchers. */
 	function channelsOf(s: AlertManagerSilence, muted: readonly AlertManagerAlert[]): string[] {
@@ -238,23 +237,12 @@ export function startSilenceAnnouncer(deps: SilenceAnnouncerDeps): SilenceAnnoun
 		return queued;
 	}
 
-	const runPass = () =>
-		(running ??= pass()
-			.catch((err: unknown) => {
-				deps.log.error({ err }, "silence announcer pass failed; will retry");
-				return 0;
-			})
-			.finally(() => (running = undefined)));
-	const timer = setInterval(() => {
-		if (!stopped && (deps.active?.() ?? true)) void runPass();
-	}, deps.intervalMs);
-	timer.unref();
-	return {
-		pass: runPass,
-		async stop() {
-			stopped = true;
-			clearInterval(timer);
-			await running;
-		},
-	};
+	const loop = startPeriodicPass({
+		run: pass,
+		intervalMs: deps.intervalMs,
+		...(deps.active ? { active: deps.active } : {}),
+		log: deps.log,
+		failed: { msg: "silence announcer pass failed; will retry", value: 0 },
+	});
+	return { pass: loop.pass, stop: loop.stop };
 }

@@ -2,6 +2,7 @@ import type { AlertingOps } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { AlertManagerService } from "../services/alertmanager.ts";
 import { alertEnvironment } from "./actions.ts";
+import { startPeriodicPass } from "./periodic-pass.ts";
 import type { AlertStore, GroupState } from "./store.ts";
 
 /** How often silenced groups are checked in AlertManager. */
@@ -37,8 +38,6 @@ export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
 	const intervalMs = deps.intervalMs ?? SILENCE_WATCH_INTERVAL_MS;
 	const batch = deps.batch ?? SILENCE_WATCH_BATCH;
 	let cursor = "";
-	let running: Promise<number> | undefined;
-	let stopped = false;
 
 	async function check(group: GroupState): Promise<boolean> {
 		const silence = group.silence;
@@ -60,7 +59,7 @@ export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
 		cursor = groups.length < batch ? "" : groups[groups.length - 1]!.groupId;
 		let changed = 0;
 		for (const group of groups) {
-			if (stopped) break;
+			if (loop.stopped()) break;
 			try {
 				if (await check(group)) changed++;
 			} catch (err) {
@@ -73,26 +72,11 @@ export function startSilenceWatch(deps: SilenceWatchDeps): SilenceWatch {
 		return changed;
 	}
 
-	function pass(): Promise<number> {
-		running ??= runPass()
-			.catch((err: unknown) => {
-				deps.log.error({ err }, "silence watch pass failed; will retry");
-				return 0;
-			})
-			.finally(() => {
-				running = undefined;
-			});
-		return running;
-	}
-
-	const timer = setInterval(() => void pass(), intervalMs);
-	timer.unref();
-	return {
-		pass,
-		async stop() {
-			stopped = true;
-			clearInterval(timer);
-			await running;
-		},
-	};
+	const loop = startPeriodicPass({
+		run: runPass,
+		intervalMs,
+		log: deps.log,
+		failed: { msg: "silence watch pass failed; will retry", value: 0 },
+	});
+	return { pass: loop.pass, stop: loop.stop };
 }
