@@ -271,7 +271,12 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			const target = ownWebhook(ctx.config);
 			const alerts = ctx.config.ops.alerts!;
 			const sentBy = operator();
-			const alert = newTestAlert(alerts, { severity, sentBy, ...(channel ? { channel } : {}) });
+			const alert = newTestAlert(alerts, {
+				severity,
+				sentBy,
+				via: "opsbot test-alert",
+				...(channel ? { channel } : {}),
+			});
 			// Ctrl-C from here on resolves the group (at once) rather than leaving a test alert firing.
 			const early = new AbortController();
 			const interrupt = () => early.abort();

@@ -50,7 +50,7 @@ export function testAlertLabels(
 /** A new test alert group (a fresh group key, so every run gets its own message). */
 export function newTestAlert(
 	alerts: Pick<AlertsConfig, "routes" | "defaultChannel">,
-	options: { severity: string; channel?: string; sentBy: string },
+	options: { severity: string; channel?: string; sentBy: string; via: "opsbot test-alert" | "/alerts test" },
 ): TestAlert {
 	const labels = testAlertLabels(alerts, options.severity, options.channel);
 	const run = randomBytes(6).toString("hex");
@@ -64,7 +64,8 @@ export function newTestAlert(
 		payload(status, at) {
 			const annotations = {
 				summary: "opsbot test alert: nothing is wrong",
-				description: `Sent by ${options.sentBy} with \`opsbot test-alert\` to check that alerts reach this channel. It resolves by itself.`,
+				// Plain words: annotations are shown as inert text, so markup would appear as it is.
+				description: `Sent by ${options.sentBy} with ${options.via} to check that alerts reach this channel. It resolves by itself.`,
 			};
 			return {
 				version: "4",

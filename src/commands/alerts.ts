@@ -202,6 +202,7 @@ export const alerts: Command = {
 		const alert = newTestAlert(ctx.config.ops.alerts!, {
 			severity,
 			sentBy: `@${ctx.actor.username}`,
+			via: "/alerts test",
 			...(channel ? { channel } : {}),
 		});
 		const details = { severity, groupKey: alert.groupKey };

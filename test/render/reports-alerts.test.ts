@@ -15,6 +15,7 @@ import {
 } from "../../src/alerts/render.ts";
 import { WebhookPayload } from "../../src/alerts/schema.ts";
 import { reportToText } from "../../src/render/report.ts";
+import { newTestAlert } from "../../src/test-alert.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { expectGoldenFile, expectReportGolden } from "../support/golden.ts";
 
@@ -243,6 +244,26 @@ describe("alert group messages (golden)", () => {
 				reason: "Error response from daemon: No such container: api",
 			},
 		});
+	});
+
+	it("renders opsbot's own test alert so nobody mistakes it for an incident", () => {
+		const routes = { defaultChannel: "400000000000000001", routes: [] };
+		const body = newTestAlert(routes, {
+			severity: "critical",
+			sentBy: "alice@ops-laptop",
+			via: "opsbot test-alert",
+		}).payload("firing", new Date(NOW));
+		const alerts = (body.alerts as Record<string, unknown>[]).map((a) => ({
+			...a,
+			startsAt: new Date(STARTED).toISOString(),
+			fingerprint: "d000000000000001",
+		}));
+		const test = WebhookPayload.parse({ ...body, groupKey: '{}/{opsbot_test="true"}:{run="0"}', alerts });
+		const context = { firstFiringAt: STARTED, now: NOW, mentionRole: ROLE };
+		const message = renderAlertGroup(test, { ...context, actions: { groupId: GROUP_ID, logs: false } });
+
+		expectGoldenFile("alert-test.discord.json", messageJson(message));
+		expectTerminalGolden("alert-test", test, context);
 	});
 
 	it("leaves an expired silence out and offers the Silence menu again", () => {
