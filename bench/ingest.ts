@@ -22,7 +22,7 @@ const STORM_GROUPS = 50;
 const STORM_ALERTS = 100;
 
 /** An AlertManager-shaped body: `alerts` alerts of one group, with the labels and annotations a real rule carries. */
-function body(group: string, alerts: number, status: "firing" | "resolved" = "firing"): string {
+export function body(group: string, alerts: number, status: "firing" | "resolved" = "firing"): string {
 	const startsAt = new Date(Date.now() - 60_000).toISOString();
 	return JSON.stringify({
 		version: "4",
