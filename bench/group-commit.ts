@@ -4,8 +4,9 @@ import pg from "pg";
 import { pino } from "pino";
 import { openPostgresAlertStore } from "../src/alerts/pg-store.ts";
 import { WebhookPayload } from "../src/alerts/schema.ts";
+import { countPgWire } from "../test/support/pg-wire.ts";
 import { startPostgres } from "../test/support/postgres.ts";
-import { body } from "./ingest.ts";
+import { body, syncWal } from "./ingest.ts";
 import { type BenchRow, percentile, round } from "./types.ts";
 
 // Where one PostgreSQL group commit's time goes, in measures that do not depend on the machine's load:
@@ -18,51 +19,6 @@ const GROUPS = 250;
 const TURNS = 10;
 /** Concurrent accepts per wave: each wave is one group commit of this size. */
 const WAVES = process.env.GROUP_COMMIT_WAVES ? process.env.GROUP_COMMIT_WAVES.split(",").map(Number) : [10, 50];
-
-/** Per connection: statements sent and not yet answered (a ReadyForQuery answers each Sync or simple query). */
-const outstanding = new WeakMap<object, number>();
-const wire = { statements: 0, roundTrips: 0, begins: 0 };
-/** Per connection: when each unanswered statement was sent, and whether it is a COMMIT. */
-const sentAt = new WeakMap<object, { commit: boolean; at: number }[]>();
-/** From a COMMIT sent to its answer (the WAL flush, plus the wait for any statement pipelined before it). */
-const commitWaits: number[] = [];
-
-/**
- * Counts statements and round trips at the protocol level: a statement ends with a Sync (extended
- * protocol) or is one simple Query; a round trip starts when a connection sends while nothing it sent
- * is unanswered (statements pipelined behind another share its round trip).
- */
-function instrumentWire(): void {
-	const proto = (pg as unknown as { Connection: { prototype: Record<string, (...args: unknown[]) => unknown> } })
-		.Connection.prototype;
-	const sent = (conn: object, commit = false) => {
-		const queue = sentAt.get(conn) ?? [];
-		queue.push({ commit, at: performance.now() });
-		sentAt.set(conn, queue);
-		const n = outstanding.get(conn) ?? 0;
-		if (n === 0) wire.roundTrips++;
-		wire.statements++;
-		outstanding.set(conn, n + 1);
-	};
-	const { sync, query, emit } = proto as Record<"sync" | "query" | "emit", (...args: unknown[]) => unknown>;
-	proto.sync = function (this: object, ...args: unknown[]) {
-		sent(this);
-		return sync.apply(this, args);
-	};
-	proto.query = function (this: object, ...args: unknown[]) {
-		if (args[0] === "BEGIN") wire.begins++;
-		sent(this, args[0] === "COMMIT");
-		return query.apply(this, args);
-	};
-	proto.emit = function (this: object, event: unknown, ...args: unknown[]) {
-		if (event === "readyForQuery") {
-			outstanding.set(this, Math.max(0, (outstanding.get(this) ?? 0) - 1));
-			const answered = sentAt.get(this)?.shift();
-			if (answered?.commit) commitWaits.push(performance.now() - answered.at);
-		}
-		return emit.call(this, event, ...args);
-	};
-}
 
 /** CPU time (user + system, ms) of the server processes serving `database` (clock ticks of 10 ms). */
 async function backendCpu(admin: pg.Client, database: string): Promise<number> {
@@ -88,7 +44,7 @@ const load = () =>
 		.join(" ");
 
 export async function run(): Promise<BenchRow[]> {
-	instrumentWire();
+	const wire = countPgWire();
 	const postgres = await startPostgres({
 		settings: { shared_preload_libraries: "pg_stat_statements", "pg_stat_statements.track_planning": "on" },
 	});
@@ -96,11 +52,7 @@ export async function run(): Promise<BenchRow[]> {
 	try {
 		const admin = new pg.Client({ connectionString: postgres.superuserUrl });
 		await admin.connect();
-		// A server that really syncs its WAL, as the ingest bench's.
-		await admin.query("ALTER SYSTEM SET fsync = on");
-		await admin.query("ALTER SYSTEM SET synchronous_commit = on");
-		await admin.query("ALTER SYSTEM SET full_page_writes = on");
-		await admin.query("SELECT pg_reload_conf()");
+		await syncWal(admin);
 		await admin.query("CREATE EXTENSION pg_stat_statements");
 		for (const wave of WAVES) {
 			const database = `opsbot_group_commit_${wave}`;
@@ -117,9 +69,9 @@ export async function run(): Promise<BenchRow[]> {
 			await Promise.all(payloads.slice(0, 8).map((p) => store.accept(p, targets)));
 			await admin.query("SELECT pg_stat_statements_reset()");
 			const before = { ...wire };
+			const commitsBefore = wire.commitWaits.length;
 			const cpuServer = await backendCpu(admin, database);
 			const wal = await walBytes(admin);
-			commitWaits.length = 0;
 			const cpu = process.cpuUsage();
 			const walls: number[] = [];
 			const loadAtStart = load();
@@ -180,7 +132,7 @@ export async function run(): Promise<BenchRow[]> {
 				{
 					bench,
 					metric: "COMMIT wait p50",
-					value: round(percentile(commitWaits.toSorted(byValue), 50)),
+					value: round(percentile(wire.commitWaits.slice(commitsBefore).sort(byValue), 50)),
 					unit: "ms",
 					note: "COMMIT sent to answered: the WAL flush, and any write pipelined before it (depends on load)",
 				},

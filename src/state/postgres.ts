@@ -210,8 +210,7 @@ export type PipelinedWork<T> = (
  * BEGIN is not waited for on its own, nor is COMMIT behind the last statement, so a transaction costs one
  * round trip per point where `work` must read before it can write, plus one. A statement that fails aborts
  * the transaction, so those pipelined behind it fail too and a COMMIT behind it answers ROLLBACK: the
- * first error is the one thrown, and a COMMIT that did not commit throws. Rolls back and drops a broken
- * connection on failure, as inTransaction.
+ * first error is the one thrown, and a COMMIT that did not commit throws. Rolls back on failure.
  */
 export async function pipelinedTransaction<T>(pool: pg.Pool, work: PipelinedWork<T>): Promise<T> {
 	const client = await pool.connect();
@@ -231,9 +230,7 @@ export async function pipelinedTransaction<T>(pool: pg.Pool, work: PipelinedWork
 		client.release();
 		return result;
 	} catch (err) {
-		let broken: Error | undefined;
-		await client.query("ROLLBACK").catch((rollbackErr: unknown) => (broken = rollbackErr as Error));
-		client.release(broken);
+		await rollBack(client);
 		throw err;
 	}
 }
@@ -248,12 +245,16 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
 		client.release();
 		return result;
 	} catch (err) {
-		// A connection that cannot roll back (dropped by the server) leaves the pool; the next one is fresh.
-		let broken: Error | undefined;
-		await client.query("ROLLBACK").catch((rollbackErr: unknown) => (broken = rollbackErr as Error));
-		client.release(broken);
+		await rollBack(client);
 		throw err;
 	}
+}
+
+/** Rolls a failed transaction back and returns the connection; one that cannot roll back (dropped) leaves the pool. */
+async function rollBack(client: pg.PoolClient): Promise<void> {
+	let broken: Error | undefined;
+	await client.query("ROLLBACK").catch((rollbackErr: unknown) => (broken = rollbackErr as Error));
+	client.release(broken);
 }
 
 /**
