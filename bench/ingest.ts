@@ -22,7 +22,7 @@ const STORM_GROUPS = 50;
 const STORM_ALERTS = 100;
 
 /** An AlertManager-shaped body: `alerts` alerts of one group, with the labels and annotations a real rule carries. */
-function body(group: string, alerts: number, status: "firing" | "resolved" = "firing"): string {
+export function body(group: string, alerts: number, status: "firing" | "resolved" = "firing"): string {
 	const startsAt = new Date(Date.now() - 60_000).toISOString();
 	return JSON.stringify({
 		version: "4",
@@ -309,6 +309,14 @@ const DOUBLE = {
 const OPS = (double: DiscordDouble) =>
 	`discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nstateDir: ${mkdtempSync(join(tmpdir(), "opsbot-ingest-"))}\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n`;
 
+/** Makes a test server (fsync off) really sync its WAL at each commit, as a production server does. */
+export async function syncWal(admin: pg.Client): Promise<void> {
+	await admin.query("ALTER SYSTEM SET fsync = on");
+	await admin.query("ALTER SYSTEM SET synchronous_commit = on");
+	await admin.query("ALTER SYSTEM SET full_page_writes = on");
+	await admin.query("SELECT pg_reload_conf()");
+}
+
 /**
  * Webhook ingest of `npm start`'s process at the production log level (info: a line per webhook):
  * ack latency under an open-loop load at 500/s and 1,000/s with the embedded SQLite store and with
@@ -325,15 +333,11 @@ export async function run(): Promise<BenchRow[]> {
 		for (const rate of RATES) rows.push(...(await loadRows("sqlite", rate, env, "SQLite store")));
 	if (process.env.INGEST_SKIP_POSTGRES === "1") return rows;
 
-	// A server that really syncs its WAL (the test servers run with fsync off).
 	const postgres = await startPostgres();
 	try {
 		const admin = new pg.Client({ connectionString: postgres.superuserUrl });
 		await admin.connect();
-		await admin.query("ALTER SYSTEM SET fsync = on");
-		await admin.query("ALTER SYSTEM SET synchronous_commit = on");
-		await admin.query("ALTER SYSTEM SET full_page_writes = on");
-		await admin.query("SELECT pg_reload_conf()");
+		await syncWal(admin);
 		for (const rate of RATES) await admin.query(`CREATE DATABASE opsbot_state_${rate}`);
 		await admin.end();
 		for (const rate of RATES)

@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	logs: () => import("./logs.ts"),
 	storm: () => import("./storm.ts"),
 	ingest: () => import("./ingest.ts"),
+	"group-commit": () => import("./group-commit.ts"),
 	charts: () => import("./charts.ts"),
 	history: () => import("./history.ts"),
 	memory: () => import("./memory.ts"),

@@ -18,25 +18,82 @@ const EPISODE_COLUMNS =
 const LATEST = `SELECT DISTINCT ON (group_id) group_id, episode, ended_at, alerts, event_count
 	FROM opsbot_state.episodes WHERE group_id = ANY($1::text[]) ORDER BY group_id, episode DESC`;
 
-/** A batch's history in one statement: earlier episodes closed, episodes inserted or updated, events appended. */
-const WRITE = `WITH closed AS (
+/** A group's latest episode as a statement returns it (LATEST, or the alert store's read under its locks). */
+export interface LatestEpisodeRow {
+	group_id: string;
+	episode: number;
+	ended_at: string | null;
+	alerts: StoredEpisode["alerts"];
+	event_count: number;
+}
+
+export function storedEpisode(row: LatestEpisodeRow): StoredEpisode {
+	return {
+		episode: row.episode,
+		endedAt: row.ended_at === null ? null : Number(row.ended_at),
+		alerts: row.alerts,
+		eventCount: row.event_count,
+	};
+}
+
+/**
+ * A batch's history as CTEs named closed, written and appended, for a statement of their own or one
+ * that writes the groups too: earlier episodes closed, episodes inserted or updated, events appended.
+ * Their 20 parameters are $first .. $first + 19, in historyParams()'s order.
+ */
+export function historyCtes(first: number): string {
+	const $ = (n: number) => `$${first + n - 1}`;
+	return `closed AS (
 		UPDATE opsbot_state.episodes e SET ended_at = c.ended_at
-		FROM unnest($1::text[], $2::int[], $3::bigint[]) AS c(group_id, episode, ended_at)
+		FROM unnest(${$(1)}::text[], ${$(2)}::int[], ${$(3)}::bigint[]) AS c(group_id, episode, ended_at)
 		WHERE e.group_id = c.group_id AND e.episode = c.episode AND e.ended_at IS NULL RETURNING 1),
 	written AS (
 		INSERT INTO opsbot_state.episodes (group_id, episode, channel, name, environment, severity, started_at, ended_at,
 			alerts, firing_alerts, alert_count, event_count)
-		SELECT * FROM unnest($4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[],
-			$11::bigint[], $12::jsonb[], $13::int[], $14::int[], $15::int[])
+		SELECT * FROM unnest(${$(4)}::text[], ${$(5)}::int[], ${$(6)}::text[], ${$(7)}::text[], ${$(8)}::text[],
+			${$(9)}::text[], ${$(10)}::bigint[], ${$(11)}::bigint[], ${$(12)}::jsonb[], ${$(13)}::int[], ${$(14)}::int[],
+			${$(15)}::int[])
 		ON CONFLICT (group_id, episode) DO UPDATE SET channel = excluded.channel, name = excluded.name,
 			environment = excluded.environment, severity = excluded.severity, started_at = excluded.started_at,
 			ended_at = excluded.ended_at, alerts = excluded.alerts, firing_alerts = excluded.firing_alerts,
 			alert_count = excluded.alert_count, event_count = excluded.event_count
-		RETURNING 1)
-	INSERT INTO opsbot_state.episode_events (group_id, episode, at, kind, actor_id, actor_name, details)
-	SELECT group_id, episode, at, kind, NULL, NULL, details
-	FROM unnest($16::text[], $17::int[], $18::bigint[], $19::text[], $20::jsonb[]) WITH ORDINALITY
-		AS v(group_id, episode, at, kind, details, n) ORDER BY n`;
+		RETURNING 1),
+	appended AS (
+		INSERT INTO opsbot_state.episode_events (group_id, episode, at, kind, actor_id, actor_name, details)
+		SELECT group_id, episode, at, kind, NULL, NULL, details
+		FROM unnest(${$(16)}::text[], ${$(17)}::int[], ${$(18)}::bigint[], ${$(19)}::text[], ${$(20)}::jsonb[])
+			WITH ORDINALITY AS v(group_id, episode, at, kind, details, n) ORDER BY n
+		RETURNING 1)`;
+}
+
+/** historyCtes()'s parameters: what `changes` write to the history, given each group's latest stored episode. */
+export function historyParams(changes: readonly GroupChange[], stored: ReadonlyMap<string, StoredEpisode>): unknown[] {
+	const { closed, episodes, events } = historyWrites(changes, stored);
+	return [
+		closed.map((c) => c.groupId),
+		closed.map((c) => c.episode),
+		closed.map((c) => c.endedAt),
+		episodes.map((e) => e.groupId),
+		episodes.map((e) => e.episode),
+		episodes.map((e) => e.channel),
+		episodes.map((e) => e.name),
+		episodes.map((e) => e.environment),
+		episodes.map((e) => e.severity),
+		episodes.map((e) => e.startedAt),
+		episodes.map((e) => e.endedAt),
+		episodes.map((e) => JSON.stringify(e.alerts)),
+		episodes.map((e) => e.firingAlerts),
+		episodes.map((e) => e.alertCount),
+		episodes.map((e) => e.eventCount),
+		events.map((e) => e.groupId),
+		events.map((e) => e.episode),
+		events.map((e) => e.at),
+		events.map((e) => e.kind),
+		events.map((e) => JSON.stringify(e.details)),
+	];
+}
+
+const WRITE = `WITH ${historyCtes(1)} SELECT 1`;
 
 const NAME_MATCHES = "($3::text IS NULL OR strpos(lower(name), lower($3)) > 0)";
 const FIRING_WHERE = `e.ended_at IS NULL AND ($1::text IS NULL OR e.environment = $1)
@@ -44,8 +101,9 @@ const FIRING_WHERE = `e.ended_at IS NULL AND ($1::text IS NULL OR e.environment 
 	AND ($3::text IS NULL OR strpos(lower(e.name), lower($3)) > 0)`;
 
 /**
- * The history in opsbot's PostgreSQL. `apply` runs on the accept's (or resolve's) client inside its
- * transaction, after the groups are locked: two round trips per group commit.
+ * The history in opsbot's PostgreSQL. `apply` runs on a resolve's client inside its transaction, after
+ * the group is locked (two round trips); a group commit folds the same reads and writes into its own
+ * statements (pg-store.ts: storedEpisode, historyCtes, historyParams).
  */
 export function createPostgresEpisodeHistory(
 	pool: Pick<StateDatabase, "query">,
@@ -53,47 +111,8 @@ export function createPostgresEpisodeHistory(
 ): { history: EpisodeHistory; apply(client: pg.PoolClient, changes: readonly GroupChange[]): Promise<void> } {
 	async function apply(client: pg.PoolClient, changes: readonly GroupChange[]): Promise<void> {
 		if (changes.length === 0) return;
-		const { rows } = await client.query<{
-			group_id: string;
-			episode: number;
-			ended_at: string | null;
-			alerts: StoredEpisode["alerts"];
-			event_count: number;
-		}>(LATEST, [changes.map((c) => c.groupId)]);
-		const stored = new Map<string, StoredEpisode>(
-			rows.map((r) => [
-				r.group_id,
-				{
-					episode: r.episode,
-					endedAt: r.ended_at === null ? null : Number(r.ended_at),
-					alerts: r.alerts,
-					eventCount: r.event_count,
-				},
-			]),
-		);
-		const { closed, episodes, events } = historyWrites(changes, stored);
-		await client.query(WRITE, [
-			closed.map((c) => c.groupId),
-			closed.map((c) => c.episode),
-			closed.map((c) => c.endedAt),
-			episodes.map((e) => e.groupId),
-			episodes.map((e) => e.episode),
-			episodes.map((e) => e.channel),
-			episodes.map((e) => e.name),
-			episodes.map((e) => e.environment),
-			episodes.map((e) => e.severity),
-			episodes.map((e) => e.startedAt),
-			episodes.map((e) => e.endedAt),
-			episodes.map((e) => JSON.stringify(e.alerts)),
-			episodes.map((e) => e.firingAlerts),
-			episodes.map((e) => e.alertCount),
-			episodes.map((e) => e.eventCount),
-			events.map((e) => e.groupId),
-			events.map((e) => e.episode),
-			events.map((e) => e.at),
-			events.map((e) => e.kind),
-			events.map((e) => JSON.stringify(e.details)),
-		]);
+		const { rows } = await client.query<LatestEpisodeRow>(LATEST, [changes.map((c) => c.groupId)]);
+		await client.query(WRITE, historyParams(changes, new Map(rows.map((r) => [r.group_id, storedEpisode(r)]))));
 	}
 
 	const history: EpisodeHistory = {

@@ -1,7 +1,8 @@
 import type { Logger } from "../log.ts";
 import { truncate } from "../render/limits.ts";
-import type { GroupWrite } from "./group-machine.ts";
+import { type AcceptJob, acceptJob, type GroupWrite } from "./group-machine.ts";
 import { groupEnvironment, groupName, groupSeverity } from "./group-report.ts";
+import type { RouteTarget } from "./routing.ts";
 import type { WebhookPayload } from "./schema.ts";
 
 // The history of alert group episodes: one row per episode (what history and /alerts read) and an
@@ -234,6 +235,16 @@ export function episodeFacts(payload: WebhookPayload): EpisodeFacts {
 		alertCount: payload.alerts.length,
 		alerts: payload.alerts.slice(0, TRACKED_ALERTS).map(alertFact),
 	};
+}
+
+/** A webhook as a store's group commit takes it: what accept decides on, and what the history needs of it. */
+export interface HistoryJob extends AcceptJob {
+	readonly facts: EpisodeFacts;
+}
+
+/** Everything of a webhook that needs no database, worked out before it joins a group commit. */
+export function historyJob(payload: WebhookPayload, targets: readonly RouteTarget[], now: number): HistoryJob {
+	return { ...acceptJob(payload, targets, now), facts: episodeFacts(payload) };
 }
 
 /** A group's new state after a notification (or a resolution by hand), as the history hears it. */

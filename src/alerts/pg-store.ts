@@ -2,13 +2,18 @@ import type pg from "pg";
 import { withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { openStateDatabase, type StateDatabase } from "../state/postgres.ts";
-import { acceptedChanges, type EpisodeFacts, episodeFacts, type GroupChange } from "./episodes.ts";
-import { createPostgresEpisodeHistory } from "./episodes-pg.ts";
+import { acceptedChanges, episodeFacts, type HistoryJob, historyJob, type StoredEpisode } from "./episodes.ts";
 import {
-	type AcceptJob,
+	createPostgresEpisodeHistory,
+	historyCtes,
+	historyParams,
+	type LatestEpisodeRow,
+	storedEpisode,
+} from "./episodes-pg.ts";
+import { groupCommit } from "./group-commit.ts";
+import {
 	type AcceptPolicy,
 	type AcceptResult,
-	acceptJob,
 	type GroupHead,
 	type GroupStatus,
 	NO_REGROUP,
@@ -40,16 +45,6 @@ const LEASE_MS = 30_000;
 /** How long /readyz's write probe may wait for a lock or the server before the store counts as not writable. */
 const WRITABLE_PROBE_MS = 2_000;
 
-/** Most webhooks one group commit writes (one statement's arrays and one JSON array of payloads). */
-const MAX_GROUP_COMMIT = 256;
-
-/** A webhook waiting for the next group commit, with what the history needs of it (episodes.ts). */
-interface PendingAccept extends AcceptJob {
-	readonly facts: EpisodeFacts;
-	readonly resolve: (result: AcceptResult) => void;
-	readonly reject: (err: unknown) => void;
-}
-
 /**
  * Whether a failed group commit may be one payload's fault (a statement refused it), so the others
  * deserve a transaction of their own; not for connection, resource or operator errors (SQLSTATE
@@ -60,49 +55,67 @@ function payloadFault(err: unknown): boolean {
 	return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !["08", "53", "57", "58"].includes(code.slice(0, 2));
 }
 
-// The group commit's statements: a batch costs three round trips besides BEGIN and COMMIT whatever its
-// size (two when every group in it is new). Unnamed, so they work through PgBouncer in transaction mode
-// (named ones are per server connection).
+// The group commit's statements, on the pipelining connection reserved for it (StateDatabase.groupCommit):
+// two round trips per batch whatever its size. The first carries BEGIN and the three reads below, which
+// must be statements of their own (each takes its snapshot when it starts, after the one before has
+// finished); the second carries the one write and COMMIT. Unnamed, so they work through PgBouncer in
+// transaction mode (named ones are per server connection).
 
-/** Inserts the groups not seen before (in id order), and locks and returns the others as they were before this statement. */
-const LOCK_GROUPS = `WITH created AS (
-		INSERT INTO opsbot_state.groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at, last_signature)
-		SELECT id, receiver, group_key, channel, mention_role, 1, status, first_firing_at, last_signature
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[]) AS u(id, receiver, group_key, channel, mention_role, status, first_firing_at, last_signature)
-		ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id),
-	existing AS (SELECT id, episode, status, first_firing_at, last_signature, resolved_at, flaps
-		FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)
-	SELECT (SELECT coalesce(array_agg(id), '{}') FROM created) AS created, (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing`;
+/** Inserts the groups not seen before, in id order, as their first webhook would open them; returns those inserted. */
+const CREATE_GROUPS = `INSERT INTO opsbot_state.groups (id, receiver, group_key, channel, mention_role, episode, status,
+		first_firing_at, last_signature)
+	SELECT id, receiver, group_key, channel, mention_role, 1, status, first_firing_at, last_signature
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[])
+		AS u(id, receiver, group_key, channel, mention_role, status, first_firing_at, last_signature)
+	ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id`;
 
-/** Locks and returns groups another replica created after LOCK_GROUPS's snapshot (so neither of its parts saw them). */
-const LOCK_LATE_GROUPS =
+/**
+ * Locks every group of the batch in id order (those this transaction inserted are locked already) and
+ * returns their heads. A statement after CREATE_GROUPS: its snapshot has every group of the batch, also
+ * one another replica inserted and committed while CREATE_GROUPS ran.
+ */
+const LOCK_GROUPS =
 	"SELECT id, episode, status, first_firing_at, last_signature, resolved_at, flaps" +
 	" FROM opsbot_state.groups WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
 
 /**
- * The undelivered outbox rows of each group's current episode, oldest first. A statement of its own, run
- * once the groups are locked: its snapshot includes what the transactions the locks waited for committed,
- * which the locking statement's own snapshot predates. Rows are only added under a group's lock.
+ * Per group: the undelivered outbox rows of its current episode (oldest first) and its latest episode in
+ * the history. A statement after LOCK_GROUPS: its snapshot includes what the transactions the locks
+ * waited for committed. Outbox rows and episodes of a group are only written under its lock.
  */
-const UNDELIVERED = `SELECT o.group_id, array_agg(o.id ORDER BY o.id) AS ids FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id AND g.episode = o.episode
-	WHERE g.id = ANY($1::text[]) AND NOT o.done GROUP BY o.group_id`;
+const READ_LOCKED = `SELECT g.id AS group_id,
+		(SELECT coalesce(array_agg(o.id ORDER BY o.id), '{}') FROM opsbot_state.outbox o
+			WHERE o.group_id = g.id AND o.episode = g.episode AND NOT o.done) AS undelivered,
+		e.episode, e.ended_at, e.alerts, e.event_count
+	FROM opsbot_state.groups g
+	LEFT JOIN LATERAL (SELECT episode, ended_at, alerts, event_count FROM opsbot_state.episodes
+		WHERE group_id = g.id ORDER BY episode DESC LIMIT 1) e ON true
+	WHERE g.id = ANY($1::text[])`;
 
-/** Writes a batch's plan: each changed group's new state and payload, the superseded rows marked done, the new rows. */
+/**
+ * Writes a batch's plan and its history in one statement: each changed group's new state and payload,
+ * the superseded rows marked done, the new rows, and the episodes and events (episodes-pg.ts).
+ */
 const WRITE_BATCH = `WITH payloads AS (SELECT $1::jsonb AS list),
 	changed AS (
-		UPDATE opsbot_state.groups g SET mention_role = u.mention_role, episode = u.episode, status = u.status, first_firing_at = u.first_firing_at,
-			last_signature = u.last_signature, severity_rank = u.severity_rank, last_payload = (SELECT list FROM payloads) -> u.slot,
-			resolved_at = u.resolved_at, flaps = u.flaps::jsonb,
-			ack = CASE WHEN u.clear THEN NULL ELSE g.ack END, silence = CASE WHEN u.clear THEN NULL ELSE g.silence END, restart = CASE WHEN u.clear THEN NULL ELSE g.restart END
+		UPDATE opsbot_state.groups g SET mention_role = u.mention_role, episode = u.episode, status = u.status,
+			first_firing_at = u.first_firing_at, last_signature = u.last_signature, severity_rank = u.severity_rank,
+			last_payload = (SELECT list FROM payloads) -> u.slot, resolved_at = u.resolved_at, flaps = u.flaps::jsonb,
+			ack = CASE WHEN u.clear THEN NULL ELSE g.ack END, silence = CASE WHEN u.clear THEN NULL ELSE g.silence END,
+			restart = CASE WHEN u.clear THEN NULL ELSE g.restart END
 		FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::text[], $8::smallint[], $9::int[],
 			$10::bool[], $16::bigint[], $17::text[])
 			AS u(id, mention_role, episode, status, first_firing_at, last_signature, severity_rank, slot, clear,
 				resolved_at, flaps)
 		WHERE g.id = u.id RETURNING g.id),
-	superseded AS (UPDATE opsbot_state.outbox SET done = true WHERE id = ANY($11::bigint[]) RETURNING id)
-	INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at)
-	SELECT q.group_id, q.episode, (SELECT list FROM payloads) -> q.slot, q.at, q.at
-	FROM unnest($12::text[], $13::int[], $14::int[], $15::bigint[]) WITH ORDINALITY AS q(group_id, episode, slot, at, n) ORDER BY q.n`;
+	superseded AS (UPDATE opsbot_state.outbox SET done = true WHERE id = ANY($11::bigint[]) RETURNING id),
+	queued AS (
+		INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at)
+		SELECT q.group_id, q.episode, (SELECT list FROM payloads) -> q.slot, q.at, q.at
+		FROM unnest($12::text[], $13::int[], $14::int[], $15::bigint[]) WITH ORDINALITY AS q(group_id, episode, slot, at, n)
+		ORDER BY q.n RETURNING id),
+	${historyCtes(18)}
+	SELECT 1`;
 
 type LockedGroup = {
 	id: string;
@@ -114,22 +127,29 @@ type LockedGroup = {
 	flaps: number[] | null;
 };
 
+type LockedRead = { group_id: string; undelivered: string[] } & (
+	| LatestEpisodeRow
+	| { episode: null; ended_at: null; alerts: null; event_count: null }
+);
+
 /**
- * One group commit: locks the groups the batch touches (inserting those not seen before), reads their
- * heads, and writes what group-machine.ts decides. Groups are inserted and locked in id order, so two
- * replicas committing batches that share groups wait for each other instead of deadlocking.
+ * One group commit, as two round trips: inserts the groups the batch touches not seen before, locks them
+ * all, reads their heads and histories; then writes what group-machine.ts decides and commits. Groups are
+ * inserted and locked in id order, so two replicas committing batches that share groups wait for each
+ * other instead of deadlocking.
  */
 async function acceptBatch(
 	client: pg.PoolClient,
-	jobs: readonly PendingAccept[],
+	commit: (...last: Promise<unknown>[]) => Promise<void>,
+	jobs: readonly HistoryJob[],
 	policy: AcceptPolicy,
-	history: (client: pg.PoolClient, changes: readonly GroupChange[]) => Promise<void>,
 ): Promise<readonly AcceptResult[]> {
 	const fresh = touchedGroups(jobs).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+	const ids = fresh.map((e) => e.id);
 	// New groups are inserted as their first webhook would open them; the write below sets what the whole batch decided.
-	const [lock] = (
-		await client.query<{ created: string[]; existing: LockedGroup[] }>(LOCK_GROUPS, [
-			fresh.map((e) => e.id),
+	const [created, locked, read] = await Promise.all([
+		client.query<{ id: string }>(CREATE_GROUPS, [
+			ids,
 			fresh.map((e) => e.job.receiver),
 			fresh.map((e) => e.job.groupKey),
 			fresh.map((e) => e.target.channel),
@@ -137,18 +157,15 @@ async function acceptBatch(
 			fresh.map((e) => e.job.status),
 			fresh.map((e) => e.job.startedAt),
 			fresh.map((e) => e.job.signature),
-		])
-	).rows;
-	const locked = lock!.existing;
-	const seen = new Set([...lock!.created, ...locked.map((r) => r.id)]);
-	const late = fresh.filter((e) => !seen.has(e.id)).map((e) => e.id);
-	if (late.length > 0) locked.push(...(await client.query<LockedGroup>(LOCK_LATE_GROUPS, [late])).rows);
-
+		]),
+		client.query<LockedGroup>(LOCK_GROUPS, [ids]),
+		client.query<LockedRead>(READ_LOCKED, [ids]),
+	]);
+	const isNew = new Set(created.rows.map((r) => r.id));
+	const reads = new Map(read.rows.map((r) => [r.group_id, r]));
 	const heads = new Map<string, GroupHead>();
-	if (locked.length > 0) {
-		const { rows } = await client.query<{ group_id: string; ids: string[] }>(UNDELIVERED, [locked.map((r) => r.id)]);
-		const undelivered = new Map(rows.map((r) => [r.group_id, r.ids.map(Number)]));
-		for (const r of locked)
+	for (const r of locked.rows)
+		if (!isNew.has(r.id))
 			heads.set(r.id, {
 				episode: r.episode,
 				status: r.status,
@@ -156,37 +173,40 @@ async function acceptBatch(
 				signature: r.last_signature,
 				resolvedAt: r.resolved_at === null ? null : Number(r.resolved_at),
 				flaps: r.flaps ?? [],
-				undelivered: undelivered.get(r.id) ?? [],
+				undelivered: (reads.get(r.id)?.undelivered ?? []).map(Number),
 			});
-	}
 	const plan = planAccepts(jobs, heads, policy);
 	if (plan.groups.length === 0) return plan.results;
+	const stored = new Map<string, StoredEpisode>();
+	for (const r of read.rows) if (r.episode !== null) stored.set(r.group_id, storedEpisode(r));
 	// Each payload travels once, in one JSON array, and both tables take their copy from it.
 	const slot = new Map<number, number>();
 	for (const j of [...plan.enqueue.map((q) => q.job), ...plan.groups.map((g) => g.job)])
 		if (!slot.has(j)) slot.set(j, slot.size);
 	const payloads = `[${[...slot.keys()].map((j) => jobs[j]!.json).join(",")}]`;
 	const { groups, enqueue } = plan;
-	await client.query(WRITE_BATCH, [
-		payloads,
-		groups.map((g) => g.id),
-		groups.map((g) => g.mentionRole),
-		groups.map((g) => g.episode),
-		groups.map((g) => g.status),
-		groups.map((g) => g.firstFiringAt),
-		groups.map((g) => g.signature),
-		groups.map((g) => g.severityRank),
-		groups.map((g) => slot.get(g.job)!),
-		groups.map((g) => g.resetActions),
-		plan.supersede,
-		enqueue.map((q) => q.groupId),
-		enqueue.map((q) => q.episode),
-		enqueue.map((q) => slot.get(q.job)!),
-		enqueue.map((q) => q.at),
-		groups.map((g) => g.resolvedAt),
-		groups.map((g) => JSON.stringify(g.flaps)),
-	]);
-	await history(client, acceptedChanges(groups, jobs));
+	await commit(
+		client.query(WRITE_BATCH, [
+			payloads,
+			groups.map((g) => g.id),
+			groups.map((g) => g.mentionRole),
+			groups.map((g) => g.episode),
+			groups.map((g) => g.status),
+			groups.map((g) => g.firstFiringAt),
+			groups.map((g) => g.signature),
+			groups.map((g) => g.severityRank),
+			groups.map((g) => slot.get(g.job)!),
+			groups.map((g) => g.resetActions),
+			plan.supersede,
+			enqueue.map((q) => q.groupId),
+			enqueue.map((q) => q.episode),
+			enqueue.map((q) => slot.get(q.job)!),
+			enqueue.map((q) => q.at),
+			groups.map((g) => g.resolvedAt),
+			groups.map((g) => JSON.stringify(g.flaps)),
+			...historyParams(acceptedChanges(groups, jobs), stored),
+		]),
+	);
 	return plan.results;
 }
 
@@ -307,57 +327,22 @@ export async function postgresAlertStore(db: StateDatabase, policy: AcceptPolicy
 			return row !== undefined;
 		});
 
-	let accepts: PendingAccept[] = [];
-	let committing = false;
-	let committed: Promise<void> = Promise.resolve();
-
 	/**
-	 * Group commit: webhooks that arrive while a commit is in flight wait for it and are then written
-	 * together, in one transaction of a few statements, so one WAL flush covers them all. Each caller
-	 * hears back after that COMMIT. If it fails for something a payload did, each is retried in a
-	 * transaction of its own, so only the one at fault fails; if the server is away, all fail at once.
+	 * Group commit (group-commit.ts): webhooks that arrive while a commit is in flight wait for it and are
+	 * then written together, in one transaction, so one WAL flush covers them all. If it fails for something
+	 * a payload did, each is retried in a transaction of its own, so only the one at fault fails; if the
+	 * server is away, all fail at once.
 	 */
-	async function commitAccepts(): Promise<void> {
-		try {
-			while (accepts.length > 0) {
-				const batch = accepts.slice(0, MAX_GROUP_COMMIT);
-				accepts = accepts.slice(batch.length);
-				try {
-					const results = await tx((client) => acceptBatch(client, batch, policy, episodes.apply));
-					for (const [i, job] of batch.entries()) job.resolve(results[i]!);
-				} catch (err) {
-					if (batch.length === 1 || !payloadFault(err)) {
-						for (const job of batch) job.reject(err);
-						continue;
-					}
-					for (const job of batch) {
-						try {
-							job.resolve((await tx((client) => acceptBatch(client, [job], policy, episodes.apply)))[0]!);
-						} catch (own) {
-							job.reject(own);
-						}
-					}
-				}
-			}
-		} finally {
-			committing = false;
-		}
-	}
+	const accepts = groupCommit<HistoryJob, AcceptResult>({
+		commit: (batch) => db.groupCommit((client, commit) => acceptBatch(client, commit, batch, policy)),
+		retryAlone: payloadFault,
+	});
 
 	return {
 		async accept(payload, targets, now = Date.now()) {
-			const job = { ...acceptJob(payload, targets, now), facts: episodeFacts(payload) };
-			return new Promise<AcceptResult>((resolve, reject) => {
-				const done = (result: AcceptResult) => {
-					if (result.queued > 0) queued.announce();
-					resolve(result);
-				};
-				accepts.push({ ...job, resolve: done, reject });
-				if (!committing) {
-					committing = true;
-					committed = new Promise((done) => setImmediate(() => void commitAccepts().then(done)));
-				}
-			});
+			const result = await accepts.add(historyJob(payload, targets, now));
+			if (result.queued > 0) queued.announce();
+			return result;
 		},
 		async dueChannels(now = Date.now()) {
 			const { rows } = await db.query<{ channel: string }>(
@@ -753,7 +738,7 @@ export async function postgresAlertStore(db: StateDatabase, policy: AcceptPolicy
 		onQueued: queued.on,
 		async close() {
 			// Webhooks waiting for a group commit are written (or refused) before the pool ends.
-			await committed;
+			await accepts.drain();
 		},
 	};
 }

@@ -2,13 +2,12 @@ import { statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { openSqliteDatabase } from "../state/sqlite.ts";
-import { acceptedChanges, type EpisodeFacts, episodeFacts } from "./episodes.ts";
+import { acceptedChanges, episodeFacts, type HistoryJob, historyJob } from "./episodes.ts";
 import { createSqliteEpisodeHistory } from "./episodes-sqlite.ts";
+import { groupCommit } from "./group-commit.ts";
 import {
-	type AcceptJob,
 	type AcceptPolicy,
 	type AcceptResult,
-	acceptJob,
 	type GroupHead,
 	type GroupStatus,
 	planAccepts,
@@ -108,17 +107,6 @@ function groupState(row: GroupRow & { last_payload: string }): GroupState {
 	};
 }
 
-/** A webhook with what the history needs of it (episodes.ts). */
-interface HistoryJob extends AcceptJob {
-	readonly facts: EpisodeFacts;
-}
-
-/** A webhook waiting for the next group commit. */
-interface PendingAccept extends HistoryJob {
-	readonly resolve: (result: AcceptResult) => void;
-	readonly reject: (err: unknown) => void;
-}
-
 /**
  * How long the first webhook of a group commit waits for others to join it. The COMMIT's WAL sync runs
  * on the event loop (node:sqlite is synchronous), and no webhook is read while it waits for the disk: a
@@ -127,12 +115,6 @@ interface PendingAccept extends HistoryJob {
  * the p50 rises from ~2 to ~5 ms (bench/RESULTS.md).
  */
 const GROUP_COMMIT_WINDOW_MS = 3;
-
-/**
- * Most webhooks one group commit writes. The receiver's connection cap (128) keeps batches below
- * this in practice; the bound keeps one synchronous transaction from holding the event loop for long.
- */
-const MAX_GROUP_COMMIT = 256;
 
 /**
  * Opens (creating and migrating) the embedded store: SQLite in WAL mode, synchronous = FULL (a commit
@@ -370,46 +352,25 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 		return plan.results;
 	}
 
-	const acceptBytes = (job: PendingAccept) => (2 * job.json.length + ACCEPT_PAGES_BYTES) * job.targets.length;
+	const acceptBytes = (job: HistoryJob) => (2 * job.json.length + ACCEPT_PAGES_BYTES) * job.targets.length;
 	// The estimated size of recent accepts (including ones that failed), for writable()'s free-space check.
 	const recentAccepts: number[] = [];
-	let accepts: PendingAccept[] = [];
-	let commitScheduled = false;
 
 	/**
-	 * Group commit: every webhook that arrived within GROUP_COMMIT_WINDOW_MS of the first is written in one
-	 * transaction, so one WAL sync (synchronous = FULL) covers them all; each caller hears back only
-	 * after that COMMIT returned. If the shared transaction fails, each webhook is retried in a
-	 * transaction of its own, so one that cannot be stored (e.g. too large for the disk left) fails alone.
+	 * Group commit (group-commit.ts): every webhook that arrived within GROUP_COMMIT_WINDOW_MS of the first
+	 * is written in one transaction, so one WAL sync (synchronous = FULL) covers them all. If the shared
+	 * transaction fails, each webhook is retried in a transaction of its own, so one that cannot be stored
+	 * (e.g. too large for the disk left) fails alone.
 	 */
-	function commitAccepts(): void {
-		commitScheduled = false;
-		const batch = accepts;
-		accepts = [];
-		if (batch.length === 0) return;
-		if (batch.length > 1) {
-			let results: readonly AcceptResult[] | undefined;
-			try {
-				results = tx(
-					() => acceptBatch(batch),
-					batch.reduce((sum, job) => sum + acceptBytes(job), 0),
-				);
-			} catch {
-				// Each alone below; the error that matters is the one its own transaction meets.
-			}
-			if (results) {
-				for (const [i, job] of batch.entries()) job.resolve(results[i]!);
-				return;
-			}
-		}
-		for (const job of batch) {
-			try {
-				job.resolve(tx(() => acceptBatch([job])[0]!, acceptBytes(job)));
-			} catch (err) {
-				job.reject(err);
-			}
-		}
-	}
+	const accepts = groupCommit<HistoryJob, AcceptResult>({
+		commit: (batch) =>
+			tx(
+				() => acceptBatch(batch),
+				batch.reduce((sum, job) => sum + acceptBytes(job), 0),
+			),
+		retryAlone: () => true,
+		windowMs: GROUP_COMMIT_WINDOW_MS,
+	});
 
 	const episodes = createSqliteEpisodeHistory(db, (work) => tx(work));
 	const queued = queuedAnnouncer();
@@ -431,21 +392,12 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 	return {
 		async accept(payload, targets, now = Date.now()) {
 			// Everything that does not need the database is done here, outside the shared transaction.
-			const job = { ...acceptJob(payload, targets, now), facts: episodeFacts(payload) };
+			const job = historyJob(payload, targets, now);
 			recentAccepts.push((2 * job.json.length + ACCEPT_PAGES_BYTES) * targets.length);
 			if (recentAccepts.length > RECENT_ACCEPTS) recentAccepts.shift();
-			return new Promise<AcceptResult>((resolve, reject) => {
-				const done = (result: AcceptResult) => {
-					if (result.queued > 0) queued.announce();
-					resolve(result);
-				};
-				accepts.push({ ...job, resolve: done, reject });
-				if (accepts.length >= MAX_GROUP_COMMIT) commitAccepts();
-				else if (!commitScheduled) {
-					commitScheduled = true;
-					setTimeout(commitAccepts, GROUP_COMMIT_WINDOW_MS);
-				}
-			});
+			const result = await accepts.add(job);
+			if (result.queued > 0) queued.announce();
+			return result;
 		},
 		dueChannels: async (now = Date.now()) => (dueChannels.all(now, now) as { channel: string }[]).map((r) => r.channel),
 		async next(channel, now = Date.now()) {
@@ -693,7 +645,7 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 		onQueued: queued.on,
 		async close() {
 			// Webhooks waiting for the next group commit are written (or refused) before the file closes.
-			commitAccepts();
+			await accepts.drain();
 		},
 	};
 }

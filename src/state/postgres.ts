@@ -12,6 +12,12 @@ export interface StateDatabase {
 	query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
 	/** Runs `work` in one transaction on one connection; rolls back (and drops a broken connection) on failure. */
 	tx<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+	/**
+	 * A pipelined transaction (pipelinedTransaction) on the connection reserved for the alert store's group
+	 * commits: a connection of its own, so delivery, buttons and the action log on the shared pool never
+	 * keep a webhook's acknowledgement waiting for a connection.
+	 */
+	groupCommit<T>(work: PipelinedWork<T>): Promise<T>;
 	readonly url: string;
 	close(): Promise<void>;
 }
@@ -25,7 +31,8 @@ export const STATE_STATEMENT_TIMEOUT_MS = 5_000;
 
 /**
  * The state pool's settings: a few connections, and statement_timeout set on each new connection
- * with SET (not as a startup parameter, which PgBouncer refuses).
+ * with SET (not as a startup parameter, which PgBouncer refuses). A replica opens one more, with the
+ * same settings, for the alert store's group commits (StateDatabase.groupCommit).
  */
 export function statePoolConfig(url: string, statementTimeoutMs = STATE_STATEMENT_TIMEOUT_MS): pg.PoolConfig {
 	return {
@@ -187,6 +194,47 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
 	`CREATE TABLE opsbot_state.heartbeats (name TEXT PRIMARY KEY, at BIGINT NOT NULL, alarmed_at BIGINT);`,
 ];
 
+/**
+ * A transaction's work on a pipelining connection. Statements it sends without awaiting go out
+ * together (the first ones right behind BEGIN); `commit(...last)` sends COMMIT right behind `last`
+ * (statements sent and not yet awaited) and settles once all of them and the COMMIT have answered.
+ * Not calling it commits after `work` returns.
+ */
+export type PipelinedWork<T> = (
+	client: pg.PoolClient,
+	commit: (...last: Promise<unknown>[]) => Promise<void>,
+) => Promise<T>;
+
+/**
+ * Runs `work` in one transaction on a connection of `pool`, which must pipeline (PoolConfig.pipeline):
+ * BEGIN is not waited for on its own, nor is COMMIT behind the last statement, so a transaction costs one
+ * round trip per point where `work` must read before it can write, plus one. A statement that fails aborts
+ * the transaction, so those pipelined behind it fail too and a COMMIT behind it answers ROLLBACK: the
+ * first error is the one thrown, and a COMMIT that did not commit throws. Rolls back on failure.
+ */
+export async function pipelinedTransaction<T>(pool: pg.Pool, work: PipelinedWork<T>): Promise<T> {
+	const client = await pool.connect();
+	let committed = false;
+	const begun = client.query("BEGIN");
+	begun.catch(() => undefined); // its error reaches the caller through commit() or work's own statements
+	const commit = async (...last: Promise<unknown>[]) => {
+		const sent = client.query("COMMIT");
+		const answers = await Promise.all([begun, ...last, sent]);
+		const tag = (answers.at(-1) as pg.QueryResult).command;
+		if (tag !== "COMMIT") throw new Error(`COMMIT answered ${tag}: the transaction was not committed`);
+		committed = true;
+	};
+	try {
+		const result = await work(client, commit);
+		if (!committed) await commit();
+		client.release();
+		return result;
+	} catch (err) {
+		await rollBack(client);
+		throw err;
+	}
+}
+
 /** Runs `work` in one transaction on a connection of `pool`. */
 export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
 	const client = await pool.connect();
@@ -197,12 +245,16 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
 		client.release();
 		return result;
 	} catch (err) {
-		// A connection that cannot roll back (dropped by the server) leaves the pool; the next one is fresh.
-		let broken: Error | undefined;
-		await client.query("ROLLBACK").catch((rollbackErr: unknown) => (broken = rollbackErr as Error));
-		client.release(broken);
+		await rollBack(client);
 		throw err;
 	}
+}
+
+/** Rolls a failed transaction back and returns the connection; one that cannot roll back (dropped) leaves the pool. */
+async function rollBack(client: pg.PoolClient): Promise<void> {
+	let broken: Error | undefined;
+	await client.query("ROLLBACK").catch((rollbackErr: unknown) => (broken = rollbackErr as Error));
+	client.release(broken);
 }
 
 /**
@@ -236,7 +288,9 @@ export function openStateDatabase(
 	log: Logger,
 	options: { statementTimeoutMs?: number } = {},
 ): StateDatabase {
-	const pool = createPool(statePoolConfig(url, options.statementTimeoutMs), log, "state database");
+	const config = statePoolConfig(url, options.statementTimeoutMs);
+	const pool = createPool(config, log, "state database");
+	const commits = createPool({ ...config, max: 1, pipeline: true }, log, "state database");
 	let ready: Promise<void> | undefined;
 	const migrated = () =>
 		(ready ??= migratePostgres(pool).catch((err: unknown) => {
@@ -253,6 +307,12 @@ export function openStateDatabase(
 			await migrated();
 			return inTransaction(pool, work);
 		},
-		close: () => pool.end(),
+		async groupCommit(work) {
+			await migrated();
+			return pipelinedTransaction(commits, work);
+		},
+		close: async () => {
+			await Promise.all([pool.end(), commits.end()]);
+		},
 	};
 }

@@ -26,7 +26,9 @@ export interface TestPostgres {
 const password = () => randomBytes(18).toString("base64url");
 
 /** Starts PostgreSQL from the Debian binaries as the `postgres` user (it refuses to run as root). */
-export async function startPostgres(options: { maxConnections?: number } = {}): Promise<TestPostgres> {
+export async function startPostgres(
+	options: { maxConnections?: number; settings?: Readonly<Record<string, string>> } = {},
+): Promise<TestPostgres> {
 	requireBinary(`${PG_BIN}/postgres`, "PostgreSQL server", "postgresql");
 	const { uid, gid } = userIds("postgres");
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-pg-"));
@@ -82,6 +84,8 @@ export async function startPostgres(options: { maxConnections?: number } = {}): 
 			"full_page_writes=off",
 			"-c",
 			"shared_buffers=64MB",
+			// Server settings a bench needs at start (e.g. shared_preload_libraries=pg_stat_statements).
+			...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ["-c", `${name}=${value}`]),
 		],
 		{ logFile, uid, gid },
 	);
