@@ -19,6 +19,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	reconcile: () => import("./reconcile.ts"),
 	lifecycle: () => import("./lifecycle.ts"),
 	threads: () => import("./threads.ts"),
+	"replicas-storm": () => import("./replicas-storm.ts"),
 };
 
 const wanted = process.argv.slice(2);

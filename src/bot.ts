@@ -51,6 +51,8 @@ export async function startBot(config: Config, log: Logger, onFatal: (reason: st
 		lease = startGatewayLease({
 			url: stateUrl,
 			log: log.child({ svc: "gateway-lease" }),
+			ttlMs: config.ops.replicas.leaseSeconds * 1_000,
+			pollMs: config.ops.replicas.renewSeconds * 1_000,
 			onAcquired: () => {
 				client.login(config.env.DISCORD_TOKEN).catch((err: unknown) => {
 					log.error({ err }, "could not log in to the Discord gateway");

@@ -456,6 +456,23 @@ const Alerts = z.strictObject({
 		.prefault({}),
 });
 
+/**
+ * Several replicas on one STATE_DATABASE_URL: the gateway lease. After kill -9 of its holder another
+ * replica takes the gateway and delivery over within leaseSeconds + renewSeconds.
+ */
+const Replicas = z
+	.strictObject({
+		/** How long the lease (and a claim on an outbox item) lasts without a renewal. */
+		leaseSeconds: z.number().int().min(3).max(300).default(15),
+		/** How often the holder renews the lease and a standby asks for it. */
+		renewSeconds: z.number().int().min(1).max(60).default(5),
+	})
+	// Two renewals fit in a lease, so one failed renewal (a dropped connection) does not cost it.
+	.refine((r) => r.leaseSeconds >= 3 * r.renewSeconds, {
+		message: "must be at least 3 × renewSeconds (so one failed renewal does not cost the lease)",
+		path: ["leaseSeconds"],
+	});
+
 /** The ops config file (YAML). */
 export const OpsFileSchema = z.strictObject({
 	discord: Discord,
@@ -469,6 +486,7 @@ export const OpsFileSchema = z.strictObject({
 	logs: LogSettings.prefault({}),
 	alerts: Alerts.optional(),
 	stateDir: z.string().default("./data"),
+	replicas: Replicas.prefault({}),
 });
 
 const OptionalSecret = z.string().min(1).optional();

@@ -161,8 +161,18 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 	/** The sender's outcomes, each write paced and counted against its channel's budget. */
 	const outcomes = withOutcomes(deps.sender);
 	const sender = {
-		post: (channel: string, message: OutgoingMessage, nonce: string) =>
-			write(channel, () => outcomes.post(channel, message, nonce)),
+		async post(channel: string, message: OutgoingMessage, nonce: string): Promise<Posted | SendFailed> {
+			const posted = await write(channel, () => outcomes.post(channel, message, nonce));
+			if (posted.kind !== "posted" || !posted.message.stale) return posted;
+			// Discord handed back what this nonce posted before (a holder that died before recording it, a
+			// timed-out post) and it shows an older version: edit it, rather than record the old one as sent.
+			const edited = await write(channel, () => outcomes.edit(channel, posted.message.id, message));
+			return edited.kind === "edited"
+				? { kind: "posted", message: edited.message }
+				: edited.kind === "gone"
+					? posted
+					: edited;
+		},
 		edit: (channel: string, messageId: string, message: OutgoingMessage) =>
 			write(channel, () => outcomes.edit(channel, messageId, message)),
 	};

@@ -39,8 +39,11 @@ import {
 	type SilenceState,
 } from "./store.ts";
 
-/** How long a replica may hold an outbox item it is delivering before another replica may take it. */
-const LEASE_MS = 30_000;
+/**
+ * How long a replica's claim on an outbox item it is delivering lasts (unless the store is told
+ * otherwise): after it another replica may take the item, should the first have died.
+ */
+const CLAIM_MS = 15_000;
 
 /** How long /readyz's write probe may wait for a lock or the server before the store counts as not writable. */
 const WRITABLE_PROBE_MS = 2_000;
@@ -282,7 +285,12 @@ export async function openPostgresAlertStore(
  * The alert store on the state database's pool; `policy`, how webhooks open episodes (the regroup
  * window). close() finishes pending group commits; the pool is the caller's.
  */
-export async function postgresAlertStore(db: StateDatabase, policy: AcceptPolicy = NO_REGROUP): Promise<AlertStore> {
+export async function postgresAlertStore(
+	db: StateDatabase,
+	policy: AcceptPolicy = NO_REGROUP,
+	options: { claimMs?: number } = {},
+): Promise<AlertStore> {
+	const claimMs = options.claimMs ?? CLAIM_MS;
 	const tx = db.tx;
 	// Sent and failed messages are kept a while for outcome() and their keys, then forgotten.
 	await db.query("DELETE FROM opsbot_state.message_outbox WHERE state <> 'queued' AND done_at < $1", [
@@ -369,7 +377,7 @@ export async function postgresAlertStore(db: StateDatabase, policy: AcceptPolicy
 					 UPDATE opsbot_state.outbox o SET next_attempt_at = $3 FROM due
 					 WHERE o.group_id = due.group_id AND o.episode = due.episode AND NOT o.done
 					 RETURNING o.id, o.group_id, o.episode, o.payload, o.attempts`,
-					[channel, now, now + LEASE_MS],
+					[channel, now, now + claimMs],
 				);
 				if (rows.length === 0) return undefined;
 				const newest = rows.reduce((a, b) => (BigInt(b.id) > BigInt(a.id) ? b : a));
@@ -708,7 +716,7 @@ export async function postgresAlertStore(db: StateDatabase, policy: AcceptPolicy
 					SELECT id FROM opsbot_state.message_outbox WHERE state = 'queued' AND channel = $1 AND next_attempt_at <= $2
 					ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
 				RETURNING id, key, channel, attempts, message`,
-				[channel, now, now + LEASE_MS],
+				[channel, now, now + claimMs],
 			);
 			const row = rows[0];
 			return row && { ...row, id: Number(row.id) };

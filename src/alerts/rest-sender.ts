@@ -25,6 +25,11 @@ export type OutgoingMessage = (AlertMessage | SummaryMessage) & { readonly kept?
 export interface SentMessage {
 	readonly id: string;
 	readonly attachments: readonly SentAttachment[];
+	/**
+	 * On a post: Discord handed back a message an earlier post with the same nonce made (a process that
+	 * died before recording it, or a post that timed out), and it shows an older version than this one.
+	 */
+	readonly stale?: boolean;
 }
 
 /** How alert messages reach Discord: as the bot, in channels (not webhooks: they must stay editable). */
@@ -94,7 +99,35 @@ const UNKNOWN_MESSAGE = 10_008;
 /** Discord's code for "A thread has already been created for this message". */
 const THREAD_ALREADY_CREATED = 160_004;
 
-type MessageAnswer = { id: string; attachments?: { id: string; filename: string }[] };
+type MessageAnswer = {
+	id: string;
+	attachments?: { id: string; filename: string }[];
+	content?: string;
+	embeds?: readonly ShownEmbed[];
+};
+type ShownEmbed = {
+	title?: string;
+	description?: string;
+	fields?: readonly { name: string; value: string }[];
+	footer?: { text?: string };
+};
+
+/**
+ * The text a message shows (content, and its embeds' titles, descriptions, fields and footers), to
+ * tell whether the message Discord answered a post with is the one posted or an earlier one.
+ */
+function shownText(message: { content?: string | undefined; embeds?: readonly ShownEmbed[] | undefined }): string {
+	const t = (s: string | undefined) => (s ?? "").trim();
+	return JSON.stringify([
+		t(message.content),
+		(message.embeds ?? []).map((e) => [
+			t(e.title),
+			t(e.description),
+			(e.fields ?? []).map((f) => [t(f.name), t(f.value)]),
+			t(e.footer?.text),
+		]),
+	]);
+}
 const sentMessage = (answer: MessageAnswer): SentMessage => ({
 	id: answer.id,
 	attachments: (answer.attachments ?? []).map((a) => ({ id: a.id, filename: a.filename })),
@@ -113,11 +146,14 @@ export function restSender(rest: REST): DiscordSender {
 		m.files.length > 0 ? { files: m.files.map((f) => ({ name: f.name, data: f.data })) } : {};
 	return {
 		async post(channel, message, nonce) {
-			const created = await rest.post(Routes.channelMessages(channel), {
-				body: { ...body(message), nonce, enforce_nonce: true },
+			const sent = body(message);
+			const created = (await rest.post(Routes.channelMessages(channel), {
+				body: { ...sent, nonce, enforce_nonce: true },
 				...files(message),
-			});
-			return sentMessage(created as MessageAnswer);
+			})) as MessageAnswer;
+			// With enforce_nonce Discord answers a repeated post with the first message as it was.
+			const stale = shownText(created) !== shownText(sent);
+			return { ...sentMessage(created), ...(stale ? { stale } : {}) };
 		},
 		async edit(channel, messageId, message) {
 			try {

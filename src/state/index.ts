@@ -45,7 +45,10 @@ export async function openState(config: Config, log: Logger, options: { alerts?:
 		const db = openStateDatabase(url, log.child({ svc: "state" }));
 		let alerts: AlertStore | undefined;
 		try {
-			alerts = options.alerts ? await postgresAlertStore(db, policy) : undefined;
+			// A claim on an outbox item lasts as long as the gateway lease: a dead holder's claims have
+			// ended by the time another replica holds the lease and delivers.
+			const claimMs = config.ops.replicas.leaseSeconds * 1_000;
+			alerts = options.alerts ? await postgresAlertStore(db, policy, { claimMs }) : undefined;
 		} catch (err) {
 			await db.close().catch(() => undefined);
 			throw err;

@@ -201,6 +201,39 @@ describe("alert delivery when the store fails after Discord took the message", (
 	});
 });
 
+describe("alert delivery after a post it never heard of", () => {
+	it("edits the message Discord hands back for the nonce when it shows an older version, and records it", async () => {
+		const store = openStore();
+		const { log } = capturingLog();
+		const writes: string[] = [];
+		// A holder that died after Discord took its post: the nonce brings back that message, as it was.
+		const discord: DiscordSender = {
+			...withoutMessages,
+			async post(_channel, message) {
+				writes.push(`post ${message.content}`);
+				return { id: "earlier", attachments: [], stale: true };
+			},
+			async edit(_channel, id, message) {
+				writes.push(`edit ${id} ${message.content}`);
+				return { id, attachments: [] };
+			},
+		};
+		await store.accept(payload(3), [{ channel: "1" }]);
+
+		const delivery = startDelivery({ store, sender: discord, log, pollMs: 10 });
+		await delivery.drained();
+		await delivery.stop();
+
+		const [group] = await store.listGroups("", 1);
+		expect(writes).toEqual([
+			"post 🟠 DiskFilling: Disk filling up (3 of 3)",
+			"edit earlier 🟠 DiskFilling: Disk filling up (3 of 3)",
+		]);
+		expect(group?.messageId).toBe("earlier");
+		expect(await store.pending()).toBe(0);
+	});
+});
+
 describe("alert charts", () => {
 	it("draws a group's chart once per episode and keeps the attachment on later edits", async () => {
 		const store = openStore();

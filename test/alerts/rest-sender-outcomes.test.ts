@@ -57,6 +57,25 @@ describe("the REST sender's outcomes (through discord.js to the Discord double)"
 		expect(await sender.edit(CHANNEL, NO_MESSAGE, card("third"))).toEqual({ kind: "gone" });
 	});
 
+	it("marks a post stale when Discord hands back an earlier post of its nonce that shows something else", async () => {
+		const sender = withOutcomes(restSender(rest));
+		const first = await sender.post(CHANNEL, card("2 of 2 firing"), "outcome-nonce");
+		const repeated = await sender.post(CHANNEL, card("2 of 2 firing"), "outcome-nonce");
+		const newer = await sender.post(CHANNEL, card("3 of 3 firing"), "outcome-nonce");
+
+		expect(first).toMatchObject({ kind: "posted" });
+		const id = first.kind === "posted" ? first.message.id : "";
+		expect(first.kind === "posted" && first.message.stale).toBeFalsy();
+		expect(repeated).toEqual(first);
+		expect(newer).toEqual({ kind: "posted", message: { id, attachments: [], stale: true } });
+		expect(
+			double
+				.channelMessages(CHANNEL)
+				.filter((m) => m.id === id)
+				.map((m) => m.content),
+		).toEqual(["2 of 2 firing"]);
+	});
+
 	it("reports a thread start as posted with the thread's id, also when the thread exists already", async () => {
 		const sender = withOutcomes(restSender(rest));
 		const posted = await sender.postMessage(CHANNEL, body("thread starter"), "outcome-thread");

@@ -19,7 +19,10 @@ const CHANNEL = "400000000000000001";
 const OLIVIA = "200000000000000011";
 const log = pino({ level: "silent" });
 const configOf = (stateDir: string, url?: string) =>
-	({ env: url ? { STATE_DATABASE_URL: url } : {}, ops: { stateDir } }) as unknown as Config;
+	({
+		env: url ? { STATE_DATABASE_URL: url } : {},
+		ops: { stateDir, replicas: { leaseSeconds: 15, renewSeconds: 5 } },
+	}) as unknown as Config;
 
 /** Everything the earlier opsbot stored, as the state layer finds it. */
 async function expectEverythingFound(state: State, token: string): Promise<void> {

@@ -10,7 +10,10 @@ import { storeContract } from "../support/alert-fixtures.ts";
 
 const log = pino({ level: "silent" });
 const configOf = (stateDir: string, url?: string) =>
-	({ env: url ? { STATE_DATABASE_URL: url } : {}, ops: { stateDir } }) as unknown as Config;
+	({
+		env: url ? { STATE_DATABASE_URL: url } : {},
+		ops: { stateDir, replicas: { leaseSeconds: 15, renewSeconds: 5 } },
+	}) as unknown as Config;
 
 type Open = (options?: { alerts?: boolean }) => Promise<State>;
 
