@@ -1,15 +1,7 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
 import type { EpisodeHistory, FiringFilter } from "../alerts/episodes.ts";
 import { FIRING_PAGE, firingReport, historyReport } from "../alerts/incident-reports.ts";
-import { encodeCustomId } from "../discord/custom-id.ts";
-import {
-	type Command,
-	type ComponentHandler,
-	type HandlerContext,
-	type PendingPress,
-	pendingState,
-	recordAction,
-} from "../discord/handler.ts";
+import { type Command, component, type HandlerContext, pendingState, recordAction } from "../discord/handler.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { type Report, reportToEmbed } from "../render/report.ts";
 import { newTestAlert, ownWebhook, postWebhook } from "../test-alert.ts";
@@ -80,12 +72,12 @@ async function firingPage(ctx: HandlerContext, token: string, filter: FiringFilt
 				: [
 						new ActionRowBuilder<ButtonBuilder>().addComponents(
 							new ButtonBuilder()
-								.setCustomId(encodeCustomId("alerts", "page", token, String(Math.max(0, offset - FIRING_PAGE)), "prev"))
+								.setCustomId(alertsPage.id(token, Math.max(0, offset - FIRING_PAGE), "prev"))
 								.setLabel("◀ Previous")
 								.setStyle(ButtonStyle.Secondary)
 								.setDisabled(offset === 0),
 							new ButtonBuilder()
-								.setCustomId(encodeCustomId("alerts", "page", token, String(offset + FIRING_PAGE), "next"))
+								.setCustomId(alertsPage.id(token, offset + FIRING_PAGE, "next"))
 								.setLabel("Next ▶")
 								.setStyle(ButtonStyle.Secondary)
 								.setDisabled(!more),
@@ -227,9 +219,10 @@ const firingSearch = pendingState((services) => services.alertQueries, "peek", {
 });
 
 /** Previous / Next on /alerts firing: the same filters, another page (read again: what fires changes). */
-export const alertsPage: ComponentHandler<PendingPress<FiringQueryState> & { offset: number }> = {
+export const alertsPage = component({
 	area: "alerts",
 	action: "page",
+	encode: (token: string, offset: number, direction: "prev" | "next") => [token, String(offset), direction],
 	permission: { command: "alerts" },
 	defer: "update",
 	async parse(id, ctx) {
@@ -242,4 +235,4 @@ export const alertsPage: ComponentHandler<PendingPress<FiringQueryState> & { off
 	async run(interaction, { token, value, offset }, ctx) {
 		await interaction.editReply(await firingPage(ctx, token, value.filter, offset));
 	},
-};
+});

@@ -7,14 +7,7 @@ import {
 	SlashCommandBuilder,
 } from "discord.js";
 import { defaultEnvironment } from "../config.ts";
-import { encodeCustomId } from "../discord/custom-id.ts";
-import {
-	type Command,
-	type ComponentHandler,
-	type HandlerContext,
-	type PendingPress,
-	pendingState,
-} from "../discord/handler.ts";
+import { type Command, component, type HandlerContext, pendingState } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { type Inline, joinText, type Report, reportToEmbed, type Text } from "../render/report.ts";
@@ -122,17 +115,17 @@ export function auditPageReport(
 export function pageButtons(token: string, pageIndex: number, hasMore: boolean) {
 	return new ActionRowBuilder<ButtonBuilder>().addComponents(
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("audit", "page", token, String(pageIndex + 1), "older"))
+			.setCustomId(auditPage.id(token, pageIndex + 1, "older"))
 			.setLabel("◀ Older")
 			.setStyle(ButtonStyle.Secondary)
 			.setDisabled(!hasMore),
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("audit", "page", token, String(Math.max(0, pageIndex - 1)), "newer"))
+			.setCustomId(auditPage.id(token, Math.max(0, pageIndex - 1), "newer"))
 			.setLabel("Newer ▶")
 			.setStyle(ButtonStyle.Secondary)
 			.setDisabled(pageIndex === 0),
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("audit", "csv", token))
+			.setCustomId(auditCsv.id(token))
 			.setLabel("Download CSV")
 			.setEmoji("📄")
 			.setStyle(ButtonStyle.Secondary),
@@ -316,9 +309,10 @@ const auditSearch = pendingState((services) => services.auditQueries, "peek", {
 });
 
 /** Newer / Older buttons: keyset pages kept server-side under the token. */
-export const auditPage: ComponentHandler<PendingPress<AuditQueryState> & { pageIndex: number }> = {
+export const auditPage = component({
 	area: "audit",
 	action: "page",
+	encode: (token: string, pageIndex: number, direction: "older" | "newer") => [token, String(pageIndex), direction],
 	permission: { command: "audit" },
 	defer: "update",
 	async parse(id, ctx) {
@@ -331,12 +325,13 @@ export const auditPage: ComponentHandler<PendingPress<AuditQueryState> & { pageI
 	async run(interaction, { token, value, pageIndex }, ctx) {
 		await interaction.editReply(await renderPage(ctx, token, value, pageIndex));
 	},
-};
+});
 
 /** Download CSV: the whole result up to audit.maxRows, as an ephemeral attachment. */
-export const auditCsv: ComponentHandler<PendingPress<AuditQueryState>> = {
+export const auditCsv = component({
 	area: "audit",
 	action: "csv",
+	encode: (token: string) => [token],
 	permission: { command: "audit" },
 	defer: "reply",
 	parse: auditSearch,
@@ -352,4 +347,4 @@ export const auditCsv: ComponentHandler<PendingPress<AuditQueryState>> = {
 			ctx.log,
 		);
 	},
-};
+});

@@ -1,7 +1,6 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
 import { defaultEnvironment, findEnvironment } from "../config.ts";
-import { encodeCustomId } from "../discord/custom-id.ts";
-import type { Command, ComponentHandler } from "../discord/handler.ts";
+import { type Command, component } from "../discord/handler.ts";
 import { PressRefusedError } from "../errors.ts";
 import { truncate } from "../render/limits.ts";
 import { type Level, type Report, reportToEmbed, worstLevel } from "../render/report.ts";
@@ -132,7 +131,7 @@ export async function runHealth(health: HealthService, environment: string): Pro
 function rerunRow(environment: string) {
 	return new ActionRowBuilder<ButtonBuilder>().addComponents(
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("health", "rerun", environment))
+			.setCustomId(healthRerun.id(environment))
 			.setLabel("Re-run")
 			.setEmoji("🔄")
 			.setStyle(ButtonStyle.Secondary),
@@ -157,9 +156,10 @@ export const health: Command = {
 };
 
 /** The Re-run button under a /health answer: runs the same checks again and edits that message. */
-export const healthRerun: ComponentHandler<string> = {
+export const healthRerun = component({
 	area: "health",
 	action: "rerun",
+	encode: (environment: string) => [environment],
 	permission: { command: "health" },
 	defer: "update",
 	async parse(id, ctx) {
@@ -175,4 +175,4 @@ export const healthRerun: ComponentHandler<string> = {
 		const report = await runHealth(ctx.services.health, environment);
 		await interaction.editReply({ embeds: [reportToEmbed(report)], components: [rerunRow(environment)] });
 	},
-};
+});

@@ -1,13 +1,7 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
 import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts";
-import { type CustomId, encodeCustomId } from "../discord/custom-id.ts";
-import {
-	type Command,
-	type ComponentHandler,
-	type HandlerContext,
-	type PendingPress,
-	pendingState,
-} from "../discord/handler.ts";
+import type { CustomId } from "../discord/custom-id.ts";
+import { type Command, component, type HandlerContext, type PendingPress, pendingState } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 import { PermissionDeniedError, PressRefusedError } from "../errors.ts";
 import { inlineCode, truncate } from "../render/limits.ts";
@@ -173,32 +167,33 @@ function cursorArgs(cursor: LogCursor): string[] {
 function buttons(ops: OpsFile, token: string, result: LogResult, environment: string) {
 	const oldest = result.entries.at(-1);
 	const newest = result.entries[0];
-	let older: string[] | undefined;
-	let newer: string[] | undefined;
+	// undefined: no such page (the button is disabled); null: from the range's edge, without a cursor.
+	let older: LogCursor | null | undefined;
+	let newer: LogCursor | null | undefined;
 	if (oldest && newest) {
 		const olderExists = result.direction === "backward" ? result.more : result.after !== undefined;
 		const newerExists = result.direction === "forward" ? result.more : result.before !== undefined;
-		if (olderExists) older = cursorArgs(oldest);
-		if (newerExists) newer = cursorArgs(newest);
+		if (olderExists) older = oldest;
+		if (newerExists) newer = newest;
 	} else if (result.before) {
-		newer = [];
+		newer = null;
 	} else if (result.after) {
-		older = [];
+		older = null;
 	}
 	const row = new ActionRowBuilder<ButtonBuilder>();
 	row.addComponents(
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("logs", "older", token, ...(older ?? [])))
+			.setCustomId(logsOlder.id(token, older ?? undefined))
 			.setLabel("◀ Older")
 			.setStyle(ButtonStyle.Secondary)
-			.setDisabled(!older),
+			.setDisabled(older === undefined),
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("logs", "newer", token, ...(newer ?? [])))
+			.setCustomId(logsNewer.id(token, newer ?? undefined))
 			.setLabel("Newer ▶")
 			.setStyle(ButtonStyle.Secondary)
-			.setDisabled(!newer),
+			.setDisabled(newer === undefined),
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("logs", "download", token))
+			.setCustomId(logsDownload.id(token))
 			.setLabel("Download")
 			.setEmoji("📄")
 			.setStyle(ButtonStyle.Secondary),
@@ -325,9 +320,10 @@ async function pagePress(
 }
 
 /** Older: the lines before the oldest one shown (or, without a cursor, the newest page). */
-export const logsOlder: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> = {
+export const logsOlder = component({
 	area: "logs",
 	action: "older",
+	encode: (token: string, cursor?: LogCursor) => [token, ...(cursor ? cursorArgs(cursor) : [])],
 	permission: { command: "logs" },
 	defer: "update",
 	parse: pagePress,
@@ -340,12 +336,13 @@ export const logsOlder: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> 
 			}),
 		);
 	},
-};
+});
 
 /** Newer: the lines after the newest one shown (or, without a cursor, the oldest page), up to the end of the original search. */
-export const logsNewer: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> = {
+export const logsNewer = component({
 	area: "logs",
 	action: "newer",
+	encode: (token: string, cursor?: LogCursor) => [token, ...(cursor ? cursorArgs(cursor) : [])],
 	permission: { command: "logs" },
 	defer: "update",
 	parse: pagePress,
@@ -354,7 +351,7 @@ export const logsNewer: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> 
 			await render(ctx, token, value, { ...value.request, direction: "forward", ...(cursor ? { after: cursor } : {}) }),
 		);
 	},
-};
+});
 
 /** The "Logs for this request" button (from /whodeleted): every service's lines with that correlation id, around the event. */
 export function correlationButton(
@@ -366,9 +363,7 @@ export function correlationButton(
 	if (!findEnvironment(ops, environment)?.loki) return undefined;
 	try {
 		return new ButtonBuilder()
-			.setCustomId(
-				encodeCustomId("logs", "correlation", environment, correlationId, String(Math.floor(at.getTime() / 1000))),
-			)
+			.setCustomId(logsCorrelation.id(environment, correlationId, at))
 			.setLabel(`Logs for request ${correlationId.slice(0, 24)}`)
 			.setEmoji("🔎")
 			.setStyle(ButtonStyle.Secondary);
@@ -378,9 +373,14 @@ export function correlationButton(
 }
 
 /** Opens the log search for a correlation id, 15 minutes either side of the event. */
-export const logsCorrelation: ComponentHandler<{ environment: string; correlation: string; at: number }> = {
+export const logsCorrelation = component({
 	area: "logs",
 	action: "correlation",
+	encode: (environment: string, correlationId: string, at: Date) => [
+		environment,
+		correlationId,
+		String(Math.floor(at.getTime() / 1000)),
+	],
 	permission: { command: "logs" },
 	defer: "reply",
 	async parse(id, ctx) {
@@ -404,12 +404,13 @@ export const logsCorrelation: ComponentHandler<{ environment: string; correlatio
 		};
 		await interaction.editReply(await logsMessage(ctx, request, logsTitle(request)));
 	},
-};
+});
 
 /** Download: the whole result, up to logs.maxLimit lines, attached as a file. */
-export const logsDownload: ComponentHandler<PendingPress<LogsQueryState>> = {
+export const logsDownload = component({
 	area: "logs",
 	action: "download",
+	encode: (token: string) => [token],
 	permission: { command: "logs" },
 	defer: "reply",
 	parse: logsSearch,
@@ -428,4 +429,4 @@ export const logsDownload: ComponentHandler<PendingPress<LogsQueryState>> = {
 			ctx.log,
 		);
 	},
-};
+});

@@ -10,12 +10,12 @@ import { noteSilenceOnCard } from "../alerts/card-events.ts";
 import { formatMatchers, parseMatchers } from "../alerts/matchers.ts";
 import type { ActionName, OpsFile } from "../config.ts";
 import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
-import { encodeCustomId } from "../discord/custom-id.ts";
 import {
 	type Command,
 	type ComponentHandler,
 	type ComponentInteraction,
 	cancelButton,
+	component,
 	confirmationOf,
 	type HandlerContext,
 	recordAction,
@@ -337,14 +337,11 @@ export async function showSilencePreview(
 		components: [
 			new ActionRowBuilder<ButtonBuilder>().addComponents(
 				new ButtonBuilder()
-					.setCustomId(encodeCustomId(confirmation.maintenance ? "maintenance" : "silence", "confirm", token))
+					.setCustomId((confirmation.maintenance ? maintenanceConfirm : silenceConfirm).id(token))
 					.setLabel(confirmation.maintenance ? "Schedule" : "Silence")
 					.setEmoji({ name: confirmation.maintenance ? "🛠️" : "🔕" })
 					.setStyle(ButtonStyle.Danger),
-				new ButtonBuilder()
-					.setCustomId(encodeCustomId("silence", "cancel", token))
-					.setLabel("Cancel")
-					.setStyle(ButtonStyle.Secondary),
+				new ButtonBuilder().setCustomId(silenceCancel.id(token)).setLabel("Cancel").setStyle(ButtonStyle.Secondary),
 			),
 		],
 	};
@@ -375,9 +372,10 @@ function confirmHandler(
 	area: "silence" | "maintenance",
 	permission: ActionName,
 ): ComponentHandler<SilenceConfirmation> {
-	return {
+	return component({
 		area,
 		action: "confirm",
+		encode: (token: string) => [token],
 		permission: { action: permission },
 		defer: "update",
 		recordAs: permission,
@@ -422,7 +420,7 @@ function confirmHandler(
 				components: [],
 			});
 		},
-	};
+	});
 }
 
 export const silenceConfirm = confirmHandler("silence", "alert.silence");
@@ -495,7 +493,7 @@ async function listPage(ctx: HandlerContext, env: string | null, page: number) {
 	const at = Math.min(Math.max(0, page), pages - 1);
 	const nav = (label: string, to: number, disabled: boolean) =>
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("silence", "page", env ?? "all", String(Math.max(0, to))))
+			.setCustomId(silencePage.id(env, to))
 			.setLabel(label)
 			.setStyle(ButtonStyle.Secondary)
 			.setDisabled(disabled);
@@ -515,9 +513,10 @@ async function listPage(ctx: HandlerContext, env: string | null, page: number) {
 }
 
 /** Previous / Next under /silence list: asks AlertManager again, so the page is current. */
-export const silencePage: ComponentHandler<{ env: string | null; page: number }> = {
+export const silencePage = component({
 	area: "silence",
 	action: "page",
+	encode: (env: string | null, page: number) => [env ?? "all", String(Math.max(0, page))],
 	permission: { command: "silence" },
 	defer: "update",
 	async parse(id) {
@@ -528,14 +527,13 @@ export const silencePage: ComponentHandler<{ env: string | null; page: number }>
 	async run(interaction, { env, page }, ctx) {
 		await interaction.editReply(await listPage(ctx, env, page));
 	},
-};
-
-type ExpireConfirmation = Extract<Confirmation, { kind: "silence.expire" }>;
+});
 
 /** Expire confirmed: at press time the permission and environment are checked again. */
-export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
+export const silenceExpireConfirm = component({
 	area: "silence",
 	action: "expireconfirm",
+	encode: (token: string) => [token],
 	permission: { action: "silence.expire" },
 	defer: "update",
 	recordAs: "silence.expire",
@@ -556,7 +554,7 @@ export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
 			components: [],
 		});
 	},
-};
+});
 
 export const silenceExpireCancel = cancelButton({
 	area: "silence",
@@ -647,11 +645,11 @@ export const silence: Command = {
 				components: [
 					new ActionRowBuilder<ButtonBuilder>().addComponents(
 						new ButtonBuilder()
-							.setCustomId(encodeCustomId("silence", "expireconfirm", token))
+							.setCustomId(silenceExpireConfirm.id(token))
 							.setLabel("Expire it")
 							.setStyle(ButtonStyle.Danger),
 						new ButtonBuilder()
-							.setCustomId(encodeCustomId("silence", "expirecancel", token))
+							.setCustomId(silenceExpireCancel.id(token))
 							.setLabel("Cancel")
 							.setStyle(ButtonStyle.Secondary),
 					),
