@@ -1,4 +1,4 @@
-import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
+import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle } from "discord.js";
 import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts";
 import type { CustomId } from "../discord/custom-id.ts";
 import { type Command, component, type HandlerContext, type PendingPress, pendingState } from "../discord/handler.ts";
@@ -16,7 +16,14 @@ import {
 } from "../services/log-search.ts";
 import { LOG_LEVELS, type LogLevel } from "../services/logql.ts";
 import type { LogCursor, LogResult, LogSearchRequest } from "../services/logs.ts";
-import { environmentChoices, environmentOption } from "./options.ts";
+import {
+	autocompleteInput,
+	environmentChoices,
+	environmentOption,
+	type OptionDef,
+	readOptions,
+	slashCommand,
+} from "./options.ts";
 
 const SHOWN_LINES = 20;
 
@@ -236,64 +243,59 @@ async function tenantHasNoLogs(ctx: HandlerContext, environment: string): Promis
 	}
 }
 
+const LOGS_OPTIONS = [
+	{
+		type: "string",
+		name: "service",
+		description: "Service (or container where there is no Loki)",
+		autocomplete: true,
+		maxLength: 100,
+	},
+	{
+		type: "string",
+		name: "level",
+		description: "Only this level",
+		choices: LOG_LEVELS.map((l) => ({ name: l, value: l })),
+	},
+	{
+		type: "string",
+		name: "contains",
+		description: "Text the line must contain (exact, case-sensitive)",
+		maxLength: 1000,
+	},
+	{
+		type: "string",
+		name: "correlation",
+		description: "Correlation id (alone, it searches every service)",
+		maxLength: 100,
+	},
+	{ type: "string", name: "since", description: "15m, 1h, 24h, 7d, or FROM..TO with ISO dates", maxLength: 80 },
+	{
+		type: "integer",
+		name: "limit",
+		description: `Lines per page, at most ${SHOWN_LINES} (Download has the whole range)`,
+		min: 1,
+		max: SHOWN_LINES,
+	},
+	{ type: "string", name: "query", description: "Raw LogQL (allowed roles only)", maxLength: 1000 },
+	environmentOption("Environment (default: the configured default)"),
+] as const satisfies readonly OptionDef[];
+
 /** `/logs service [level] [contains] [correlation] [since] [limit] [query] [env]`. */
 export const logs: Command = {
 	name: "logs",
-	data: new SlashCommandBuilder()
-		.setName("logs")
-		.setDescription("Search the logs of a service")
-		.addStringOption((o) =>
-			o
-				.setName("service")
-				.setDescription("Service (or container where there is no Loki)")
-				.setAutocomplete(true)
-				.setMaxLength(100),
-		)
-		.addStringOption((o) =>
-			o
-				.setName("level")
-				.setDescription("Only this level")
-				.addChoices(...LOG_LEVELS.map((l) => ({ name: l, value: l }))),
-		)
-		.addStringOption((o) =>
-			o.setName("contains").setDescription("Text the line must contain (exact, case-sensitive)").setMaxLength(1000),
-		)
-		.addStringOption((o) =>
-			o.setName("correlation").setDescription("Correlation id (alone, it searches every service)").setMaxLength(100),
-		)
-		.addStringOption((o) =>
-			o.setName("since").setDescription("15m, 1h, 24h, 7d, or FROM..TO with ISO dates").setMaxLength(80),
-		)
-		.addIntegerOption((o) =>
-			o
-				.setName("limit")
-				.setDescription(`Lines per page, at most ${SHOWN_LINES} (Download has the whole range)`)
-				.setMinValue(1)
-				.setMaxValue(SHOWN_LINES),
-		)
-		.addStringOption((o) => o.setName("query").setDescription("Raw LogQL (allowed roles only)").setMaxLength(1000))
-		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
-		.toJSON(),
+	data: slashCommand({ name: "logs", description: "Search the logs of a service", options: LOGS_OPTIONS }),
 	async execute(interaction, ctx) {
-		const o = interaction.options;
-		if (o.getString("query") && !ctx.access.mayDo(ctx.actor, "logs.raw-query"))
+		const o = readOptions(interaction.options, LOGS_OPTIONS);
+		if (o.query && !ctx.access.mayDo(ctx.actor, "logs.raw-query"))
 			throw new PermissionDeniedError("run raw LogQL queries");
-		const request = logSearchRequest(ctx.config.ops, {
-			env: o.getString("env"),
-			service: o.getString("service"),
-			level: o.getString("level"),
-			contains: o.getString("contains"),
-			correlation: o.getString("correlation"),
-			since: o.getString("since"),
-			limit: o.getInteger("limit"),
-			query: o.getString("query"),
-		});
+		const request = logSearchRequest(ctx.config.ops, o);
 		await interaction.editReply(await logsMessage(ctx, request, logsTitle(request)));
 	},
 	async autocomplete(interaction, ctx) {
-		const focused = interaction.options.getFocused(true);
+		const { focused, values } = autocompleteInput(interaction.options, LOGS_OPTIONS);
 		if (focused.name === "env") return environmentChoices(ctx.config.ops, focused.value);
-		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
+		const environment = values.env ?? defaultEnvironment(ctx.config.ops);
 		const services = await ctx.services.logs.services(environment);
 		return services
 			.filter((s) => s.toLowerCase().includes(focused.value.toLowerCase()))

@@ -1,4 +1,4 @@
-import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
+import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle } from "discord.js";
 import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
 import type { CustomId } from "../discord/custom-id.ts";
 import {
@@ -39,7 +39,15 @@ import {
 	type PoolThresholds,
 } from "../services/pool-diagnosis.ts";
 import { formatDuration } from "../time.ts";
-import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
+import {
+	autocompleteInput,
+	environmentChoices,
+	environmentOption,
+	type OptionDef,
+	readOptions,
+	requireEnvironment,
+	slashCommand,
+} from "./options.ts";
 
 function sessionLine(s: Session): Inline[] {
 	return [
@@ -358,19 +366,25 @@ async function poolMessage(ctx: HandlerContext, environment: string) {
 	return { embeds: [embed], files, components };
 }
 
+const POOL_OPTIONS = [
+	environmentOption("Environment (default: the configured default)"),
+] as const satisfies readonly OptionDef[];
+
 /** `/pool [env]`. */
 export const pool: Command = {
 	name: "pool",
-	data: new SlashCommandBuilder()
-		.setName("pool")
-		.setDescription("PostgreSQL and PgBouncer connection usage, with the likely cause of trouble")
-		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
-		.toJSON(),
+	data: slashCommand({
+		name: "pool",
+		description: "PostgreSQL and PgBouncer connection usage, with the likely cause of trouble",
+		options: POOL_OPTIONS,
+	}),
 	async execute(interaction, ctx) {
-		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env"), "postgres");
+		const { env } = readOptions(interaction.options, POOL_OPTIONS);
+		const environment = requireEnvironment(ctx.config.ops, env, "postgres");
 		await editReplyWithFiles(interaction, await poolMessage(ctx, environment), ctx.log);
 	},
-	autocomplete: async (interaction, ctx) => environmentChoices(ctx.config.ops, interaction.options.getFocused()),
+	autocomplete: async (interaction, ctx) =>
+		environmentChoices(ctx.config.ops, autocompleteInput(interaction.options, POOL_OPTIONS).focused.value),
 };
 
 /** The parse step of the /pool buttons: the environment they name, still configured with PostgreSQL. */
