@@ -409,7 +409,11 @@ export const alertUnsilence = component({
 					status: err.status,
 				});
 				throw new UserFacingError(
-					`AlertManager answered HTTP ${err.status} to expiring silence ${inlineCode(silenceId)}; check it in AlertManager (${silencesPage(group, alertmanager)}).`,
+					[
+						`AlertManager answered HTTP ${err.status} to expiring silence `,
+						{ code: silenceId },
+						`; check it in AlertManager (${silencesPage(group, alertmanager)}).`,
+					],
 					{ cause: err },
 				);
 			}
@@ -513,13 +517,18 @@ export const alertRestartConfirm = component({
 		const claim = await lock.acquire(key, cooldownMs);
 		if (!claim.ok && claim.reason === "running") {
 			await recordAction(ctx, "alert.restart", key, "refused: already running");
-			throw new UserFacingError(`A restart of ${inlineCode(container)} is already running.`);
+			throw new UserFacingError(["A restart of ", { code: container }, " is already running."]);
 		}
 		if (!claim.ok) {
 			await recordAction(ctx, "alert.restart", key, "refused: cooldown");
-			throw new UserFacingError(
-				`${inlineCode(container)} was restarted <t:${Math.floor(claim.lastAt / 1000)}:R>; wait until <t:${Math.floor((claim.lastAt + cooldownMs) / 1000)}:t> before restarting it again.`,
-			);
+			throw new UserFacingError([
+				{ code: container },
+				" was restarted ",
+				{ time: new Date(claim.lastAt), style: "relative" },
+				"; wait until ",
+				{ time: new Date(claim.lastAt + cooldownMs), style: "time" },
+				" before restarting it again.",
+			]);
 		}
 		const restarted = { groupId, episode };
 		const where = { environment, host: ssh.host, container };
@@ -629,9 +638,11 @@ export const alertLogs = component({
 			? (labels[serviceLabel] ?? labels.service)
 			: labels[alertingOps(ctx).alerts.containerLabel];
 		if (!service)
-			throw new UserFacingError(
-				`This alert has no \`${env.config?.loki ? serviceLabel : "container"}\` label to search logs by.`,
-			);
+			throw new UserFacingError([
+				"This alert has no ",
+				{ code: env.config?.loki ? serviceLabel : "container" },
+				" label to search logs by.",
+			]);
 		const started = Math.min(
 			...group.payload.alerts.map((a) => Date.parse(a.startsAt)).filter(Number.isFinite),
 			Date.now(),

@@ -61,7 +61,8 @@ const HISTORY_MAX_DAYS = 3_650;
 /** `since` as a time (default 24 h ago), refused when it is not a time or lies ahead. */
 export function historySince(spec: string | null | undefined, now: number): number {
 	const since = parseTimeSpec(spec ?? "24h", new Date(now)).getTime();
-	if (since >= now) throw new UserFacingError("`since` must lie in the past, e.g. 24h, 7d or 2026-11-24.");
+	if (since >= now)
+		throw new UserFacingError([{ code: "since" }, " must lie in the past, e.g. 24h, 7d or 2026-11-24."]);
 	return Math.max(since, now - HISTORY_MAX_DAYS * 86_400_000);
 }
 
@@ -202,7 +203,10 @@ export const alerts: Command = {
 		const severity = used.options.severity ?? "warning";
 		const channel = used.options.channel ?? undefined;
 		if (channel !== undefined && !/^\d{17,20}$/.test(channel))
-			throw new UserFacingError("`channel` must be a channel id (right-click the channel > Copy Channel ID).");
+			throw new UserFacingError([
+				{ code: "channel" },
+				" must be a channel id (right-click the channel > Copy Channel ID).",
+			]);
 		const resolveAfter = used.options.resolve_after ?? 60;
 		const target = ownWebhook(ctx.config);
 		const alert = newTestAlert(ctx.config.ops.alerts!, {
