@@ -391,7 +391,12 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			if (!target || positionals.length > 1)
 				throw new UserFacingError("Name one alert: its card's message link (Copy Message Link) or its group id.");
 			const alerts = ctx.config.ops.alerts;
-			if (!alerts) throw new UserFacingError("This opsbot has no `alerts` configured, so it holds no incidents.");
+			if (!alerts)
+				throw new UserFacingError([
+					"This opsbot has no ",
+					{ code: "alerts" },
+					" configured, so it holds no incidents.",
+				]);
 			const episode = values.episode === undefined ? undefined : Number(values.episode);
 			if (episode !== undefined && (!Number.isInteger(episode) || episode < 1))
 				throw new UserFacingError("--episode is a whole number from 1.");

@@ -3,7 +3,6 @@ import { parseDocument } from "yaml";
 import { z } from "zod";
 import { loadDotEnv } from "./env-file.ts";
 import { UserFacingError } from "./errors.ts";
-import { inlineCode } from "./render/limits.ts";
 import { durationMs } from "./time.ts";
 
 /**
@@ -746,9 +745,11 @@ export function findEnvironment(ops: Pick<OpsFile, "environments">, name: string
 export function knownEnvironment(ops: Pick<OpsFile, "environments">, name: string): EnvironmentConfig {
 	const env = findEnvironment(ops, name);
 	if (!env)
-		throw new UserFacingError(
-			`Unknown environment ${inlineCode(name.slice(0, 40))}. Known: ${Object.keys(ops.environments).join(", ")}.`,
-		);
+		throw new UserFacingError([
+			"Unknown environment ",
+			{ code: name.slice(0, 40) },
+			`. Known: ${Object.keys(ops.environments).join(", ")}.`,
+		]);
 	return env;
 }
 

@@ -1,10 +1,19 @@
-/** An expected failure the user can fix; its message is shown as written (it must hold no secrets). */
+import { type Text, textToPlain } from "./render/report.ts";
+
+/**
+ * An expected failure the user can fix (it must hold no secrets). Its words are report text: plain
+ * strings are literal, values are typed parts (`{ code }`, `{ strong }`, `{ time }`), so each view
+ * shows them its way: Discord with textToMarkdown, the terminal with textToPlain (which is also the
+ * error's `message`, for logs and anything that reads it as a string).
+ */
 export class UserFacingError extends Error {
+	readonly text: Text;
 	/** True when a service the request needs did not answer (down, unreachable, too slow), as opposed to refusing the request; the CLI exits 69 for it. */
 	readonly unavailable: boolean;
-	constructor(message: string, options?: ErrorOptions & { unavailable?: boolean }) {
-		super(message, options);
+	constructor(text: Text, options?: ErrorOptions & { unavailable?: boolean }) {
+		super(textToPlain(text), options);
 		this.name = "UserFacingError";
+		this.text = text;
 		this.unavailable = options?.unavailable ?? false;
 	}
 }
@@ -27,11 +36,11 @@ export class PressRefusedError extends UserFacingError {
 	readonly target: string | undefined;
 	readonly details: Record<string, unknown> | undefined;
 	constructor(
-		message: string,
+		text: Text,
 		refusal: { reason: string; target?: string; details?: Record<string, unknown> },
 		options?: ErrorOptions,
 	) {
-		super(message, options);
+		super(text, options);
 		this.name = "PressRefusedError";
 		this.reason = refusal.reason;
 		this.target = refusal.target;

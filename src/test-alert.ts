@@ -97,9 +97,12 @@ export function newTestAlert(
 export function ownWebhook(config: Config): { url: string; authorization: string } {
 	const alerts = config.ops.alerts;
 	if (!alerts)
-		throw new UserFacingError(
-			'`alerts` is not configured, so the bot takes no webhooks: add `alerts: { defaultChannel: "CHANNEL_ID" }` to the config (README, AlertManager).',
-		);
+		throw new UserFacingError([
+			{ code: "alerts" },
+			" is not configured, so the bot takes no webhooks: add ",
+			{ code: 'alerts: { defaultChannel: "CHANNEL_ID" }' },
+			" to the config (README, AlertManager).",
+		]);
 	const host = ["0.0.0.0", "::", ""].includes(alerts.listen.host) ? "127.0.0.1" : alerts.listen.host;
 	const { WEBHOOK_TOKEN: token, WEBHOOK_BASIC_AUTH: basic } = config.env;
 	const authorization = token
@@ -108,9 +111,11 @@ export function ownWebhook(config: Config): { url: string; authorization: string
 			? `Basic ${Buffer.from(basic).toString("base64")}`
 			: undefined;
 	if (!authorization)
-		throw new UserFacingError(
-			"WEBHOOK_TOKEN is not set: the bot's webhook needs it (put it in .env; `npx opsbot init` writes one).",
-		);
+		throw new UserFacingError([
+			"WEBHOOK_TOKEN is not set: the bot's webhook needs it (put it in .env; ",
+			{ code: "npx opsbot init" },
+			" writes one).",
+		]);
 	return { url: `http://${host.includes(":") ? `[${host}]` : host}:${alerts.listen.port}/alerts`, authorization };
 }
 

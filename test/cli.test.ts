@@ -88,7 +88,9 @@ environments:
 		expect(usage.code).toBe(64);
 		expect(usage.stderr).toContain("Usage: opsbot health");
 		expect(unknownEnv.code).toBe(64);
-		expect(unknownEnv.stderr).toContain("Unknown environment `nowhere`. Known: good, bad.");
+		expect(unknownEnv.stderr).toContain("Unknown environment nowhere. Known: good, bad.");
+		// Error words are typed text: the terminal gets the name as it is, never Discord's backticks.
+		expect(unknownEnv.stderr).not.toContain("`");
 	});
 
 	it("runs without WEBHOOK_TOKEN or Discord secrets when the ops file has an alerts section", async () => {
@@ -115,10 +117,10 @@ alerts: { defaultChannel: "100000000000000020" }
 		const ctor = await opsbot(["pool", "--env", "constructor"], { OPSBOT_CONFIG: configPath });
 
 		expect(proto.code).toBe(64);
-		expect(proto.stderr).toContain("Unknown environment `__proto__`. Known: good, bad.");
+		expect(proto.stderr).toContain("Unknown environment __proto__. Known: good, bad.");
 		expect(proto.stderr).not.toContain("TypeError");
 		expect(ctor.code).toBe(64);
-		expect(ctor.stderr).toContain("Unknown environment `constructor`. Known: good, bad.");
+		expect(ctor.stderr).toContain("Unknown environment constructor. Known: good, bad.");
 	});
 
 	it("exits 69 (unavailable) when the PostgreSQL a lookup needs is down, as the README's exit-code table says", async () => {

@@ -38,7 +38,7 @@ describe("an SSH host with no pinned key", () => {
 		const ssh = createSshService({ environments: config.ops.environments, secret: (name) => config.secrets.get(name) });
 
 		await expect(ssh.run("production", ["docker", "ps"])).rejects.toThrow(
-			"prod.internal has no pinned host key (`ssh.hostKey`), so opsbot does not connect. Run `npx opsbot doctor` to see its key.",
+			"prod.internal has no pinned host key (ssh.hostKey), so opsbot does not connect. Run npx opsbot doctor to see its key.",
 		);
 	});
 });

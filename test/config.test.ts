@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { requireEnvironment } from "../src/commands/options.ts";
 import { ConfigError, findEnvironment, loadConfig } from "../src/config.ts";
 import { UserFacingError } from "../src/errors.ts";
+import { textToMarkdown } from "../src/render/report.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "opsbot-config-"));
 let n = 0;
@@ -219,7 +220,11 @@ describe("environment lookup by user text", () => {
 		}
 
 		expect(thrown).toBeInstanceOf(UserFacingError);
-		expect((thrown as Error).message).toBe(`Unknown environment \`${name}\`. Known: production, staging.`);
+		// The terminal reads the name as it is; Discord shows it as code, as before.
+		expect((thrown as Error).message).toBe(`Unknown environment ${name}. Known: production, staging.`);
+		expect(textToMarkdown((thrown as UserFacingError).text)).toBe(
+			`Unknown environment \`${name}\`. Known: production, staging.`,
+		);
 		expect(() => requireEnvironment(ops, name, "postgres")).toThrow(UserFacingError);
 	});
 

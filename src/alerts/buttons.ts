@@ -10,13 +10,14 @@ import {
 import { logsMessage } from "../commands/logs.ts";
 import { discordCreatedBy, requireEnvironmentsAllowed, showSilencePreview } from "../commands/silence.ts";
 import { type AlertingOps, findEnvironment } from "../config.ts";
-import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
-import { type CustomId, encodeCustomId } from "../discord/custom-id.ts";
+import { CONFIRMATION_TTL_MS } from "../context.ts";
+import type { CustomId } from "../discord/custom-id.ts";
 import {
 	type AnyComponentHandler,
 	type ComponentHandler,
 	type ComponentInteraction,
 	cancelButton,
+	component,
 	type HandlerContext,
 	pendingState,
 	recordAction,
@@ -42,9 +43,11 @@ import { noteSilenceOnCard, recordEvent } from "./card-events.ts";
 import { OUTPUT_KEPT } from "./episodes.ts";
 import { ackHolds, groupRules } from "./escalation.ts";
 import { checkSilenceMatchers, formatMatchers, parseMatchers } from "./matchers.ts";
-import { SILENCE_CHOICES } from "./render.ts";
-import type { AckIdentity, AckState, AlertStore, GroupState } from "./store.ts";
+import type { AckState, AlertStore, GroupState } from "./store.ts";
 import { buildTimeline } from "./timeline.ts";
+
+/** The durations the Silence select offers, in hours; "custom" opens a form. */
+export const SILENCE_CHOICES = [1, 4, 24] as const;
 
 const RELAY_NOT_RUNNING = "The alert relay is not running in this opsbot.";
 
@@ -181,9 +184,10 @@ async function silence(
  * presser hears who got there first, with a button to take it over.
  */
 function ackButton(action: "ack" | "unack", nothing: string): ComponentHandler<GroupState> {
-	return {
+	return component({
 		area: "alert",
 		action,
+		encode: (groupId: string) => [groupId],
 		permission: { action: "alert.ack" },
 		defer: "update",
 		parse: liveGroup(nothing),
@@ -211,7 +215,7 @@ function ackButton(action: "ack" | "unack", nothing: string): ComponentHandler<G
 			await recordAction(ctx, `alert.${action}`, group.groupId, "ok");
 			await recordEvent(ctx, group, action === "ack" ? "acknowledged" : "unacknowledged");
 		},
-	};
+	});
 }
 
 /** "@alice got there first", with a button to take it over; the refusal goes to the action log. */
@@ -230,9 +234,7 @@ async function gotThereFirst(
 			new ActionRowBuilder<ButtonBuilder>().addComponents(
 				new ButtonBuilder()
 					// The acknowledgement shown here rides along: taking over replaces that one, not a newer one.
-					.setCustomId(
-						encodeCustomId("alert", "takeover", group.groupId, String(group.episode), first.userId, String(first.at)),
-					)
+					.setCustomId(alertAckTakeover.id(group.groupId, group.episode, first.userId, first.at))
 					.setLabel("Take it over")
 					.setEmoji("✋")
 					.setStyle(ButtonStyle.Primary),
@@ -245,9 +247,15 @@ export const alertAck = ackButton("ack", "nothing was acknowledged");
 export const alertUnack = ackButton("unack", "nothing was changed");
 
 /** "Take it over" under "@alice got there first": the acknowledgement becomes the presser's, said in the log. */
-export const alertAckTakeover: ComponentHandler<{ group: GroupState; shown: AckIdentity | null }> = {
+export const alertAckTakeover = component({
 	area: "alert",
 	action: "takeover",
+	encode: (groupId: string, episode: number, userId: string, at: number) => [
+		groupId,
+		String(episode),
+		userId,
+		String(at),
+	],
 	permission: { action: "alert.ack" },
 	defer: "update",
 	// Pressed on the ephemeral answer, not on the card: the episode in the customId stands for the card.
@@ -279,12 +287,13 @@ export const alertAckTakeover: ComponentHandler<{ group: GroupState; shown: AckI
 		await recordEvent(ctx, group, "acknowledged");
 		await interaction.editReply({ content: "✋ It is yours now.", components: [] });
 	},
-};
+});
 
 /** Silence select: 1 h / 4 h / 24 h, or a form for a custom duration and comment. */
-export const alertSilence: ComponentHandler<GroupState> = {
+export const alertSilence = component({
 	area: "alert",
 	action: "silence",
+	encode: (groupId: string) => [groupId],
 	permission: { action: "alert.silence" },
 	// A form must be the first answer, so the router does not defer; the group check is a store read, well inside Discord's 3 s.
 	defer: "none",
@@ -302,7 +311,7 @@ export const alertSilence: ComponentHandler<GroupState> = {
 			}));
 			await interaction.showModal(
 				new ModalBuilder()
-					.setCustomId(encodeCustomId("alert", "silenceform", group.groupId))
+					.setCustomId(alertSilenceForm.id(group.groupId))
 					.setTitle("Silence: preview before it is made")
 					.addComponents(
 						new ActionRowBuilder<TextInputBuilder>().addComponents(
@@ -342,12 +351,13 @@ export const alertSilence: ComponentHandler<GroupState> = {
 			throw new UserFacingError("That is not one of the offered durations.");
 		await silence(interaction, ctx, group, hours, "");
 	},
-};
+});
 
 /** The silence form: duration, comment and matchers, checked; then a preview with Confirm (src/commands/silence.ts). */
-export const alertSilenceForm: ComponentHandler<GroupState> = {
+export const alertSilenceForm = component({
 	area: "alert",
 	action: "silenceform",
+	encode: (groupId: string) => [groupId],
 	permission: { action: "alert.silence" },
 	defer: "update",
 	recordAs: "alert.silence",
@@ -376,12 +386,13 @@ export const alertSilenceForm: ComponentHandler<GroupState> = {
 			new Set(group.payload.alerts.map((a) => a.fingerprint)),
 		);
 	},
-};
+});
 
 /** Unsilence: expires the silence opsbot created. */
-export const alertUnsilence: ComponentHandler<GroupState> = {
+export const alertUnsilence = component({
 	area: "alert",
 	action: "unsilence",
+	encode: (groupId: string) => [groupId],
 	permission: { action: "alert.silence" },
 	defer: "update",
 	parse: liveGroup("nothing was changed"),
@@ -398,7 +409,11 @@ export const alertUnsilence: ComponentHandler<GroupState> = {
 					status: err.status,
 				});
 				throw new UserFacingError(
-					`AlertManager answered HTTP ${err.status} to expiring silence ${inlineCode(silenceId)}; check it in AlertManager (${silencesPage(group, alertmanager)}).`,
+					[
+						`AlertManager answered HTTP ${err.status} to expiring silence `,
+						{ code: silenceId },
+						`; check it in AlertManager (${silencesPage(group, alertmanager)}).`,
+					],
 					{ cause: err },
 				);
 			}
@@ -411,12 +426,13 @@ export const alertUnsilence: ComponentHandler<GroupState> = {
 		await recordEvent(ctx, group, "unsilenced", { silenceId, result: outcome === "expired" ? "ok" : "already gone" });
 		await interaction.followUp({ content: "🔔 Silence expired.", flags: 64 });
 	},
-};
+});
 
 /** Restart: permission at press, then an ephemeral confirmation naming host and container (60 s). */
-export const alertRestart: ComponentHandler<GroupState> = {
+export const alertRestart = component({
 	area: "alert",
 	action: "restart",
+	encode: (groupId: string) => [groupId],
 	permission: { action: "alert.restart" },
 	defer: "reply",
 	parse: liveGroup("nothing was restarted"),
@@ -441,20 +457,19 @@ export const alertRestart: ComponentHandler<GroupState> = {
 			components: [
 				new ActionRowBuilder<ButtonBuilder>().addComponents(
 					new ButtonBuilder()
-						.setCustomId(encodeCustomId("alert", "restartconfirm", token))
+						.setCustomId(alertRestartConfirm.id(token))
 						.setLabel(truncate(`Restart ${container}`, DISCORD_LIMITS.buttonLabel))
 						.setStyle(ButtonStyle.Danger),
 					new ButtonBuilder()
-						.setCustomId(encodeCustomId("alert", "restartcancel", token))
+						.setCustomId(alertRestartCancel.id(token))
 						.setLabel("Cancel")
 						.setStyle(ButtonStyle.Secondary),
 				),
 			],
 		});
 	},
-};
+});
 
-type RestartConfirmation = Extract<Confirmation, { kind: "alert.restart" }>;
 // The whole `docker restart` over SSH: connecting, stopping the container (10 s by default, longer with a stop timeout), starting it.
 const RESTART_TIMEOUT_MS = 120_000;
 // After it: the record, the alert's message and the answer to the user.
@@ -463,9 +478,10 @@ const CONFIRMATION_GONE = "This confirmation has expired or is not valid. Press 
 const restartConfirmation = pendingState((services) => services.confirmations, "take", { expired: CONFIRMATION_GONE });
 
 /** Confirmed restart: one at a time per container, with a cooldown; the result goes in the reply and the action log. */
-export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
+export const alertRestartConfirm = component({
 	area: "alert",
 	action: "restartconfirm",
+	encode: (token: string) => [token],
 	permission: { action: "alert.restart" },
 	defer: "update",
 	recordAs: "alert.restart",
@@ -501,13 +517,18 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 		const claim = await lock.acquire(key, cooldownMs);
 		if (!claim.ok && claim.reason === "running") {
 			await recordAction(ctx, "alert.restart", key, "refused: already running");
-			throw new UserFacingError(`A restart of ${inlineCode(container)} is already running.`);
+			throw new UserFacingError(["A restart of ", { code: container }, " is already running."]);
 		}
 		if (!claim.ok) {
 			await recordAction(ctx, "alert.restart", key, "refused: cooldown");
-			throw new UserFacingError(
-				`${inlineCode(container)} was restarted <t:${Math.floor(claim.lastAt / 1000)}:R>; wait until <t:${Math.floor((claim.lastAt + cooldownMs) / 1000)}:t> before restarting it again.`,
-			);
+			throw new UserFacingError([
+				{ code: container },
+				" was restarted ",
+				{ time: new Date(claim.lastAt), style: "relative" },
+				"; wait until ",
+				{ time: new Date(claim.lastAt + cooldownMs), style: "time" },
+				" before restarting it again.",
+			]);
 		}
 		const restarted = { groupId, episode };
 		const where = { environment, host: ssh.host, container };
@@ -580,7 +601,7 @@ export const alertRestartConfirm: ComponentHandler<RestartConfirmation> = {
 			await lock.release(key);
 		}
 	},
-};
+});
 
 /** The first non-empty line of a command's error output or an error message, bounded for a card line. */
 function firstLine(text: string): string {
@@ -602,9 +623,10 @@ export const alertRestartCancel = cancelButton({
 });
 
 /** Logs: the log search for the alert's service (or container) around when it started. */
-export const alertLogs: ComponentHandler<GroupState> = {
+export const alertLogs = component({
 	area: "alert",
 	action: "logs",
+	encode: (groupId: string) => [groupId],
 	permission: { action: "alert.logs" },
 	defer: "reply",
 	parse: pressedGroup,
@@ -616,9 +638,11 @@ export const alertLogs: ComponentHandler<GroupState> = {
 			? (labels[serviceLabel] ?? labels.service)
 			: labels[alertingOps(ctx).alerts.containerLabel];
 		if (!service)
-			throw new UserFacingError(
-				`This alert has no \`${env.config?.loki ? serviceLabel : "container"}\` label to search logs by.`,
-			);
+			throw new UserFacingError([
+				"This alert has no ",
+				{ code: env.config?.loki ? serviceLabel : "container" },
+				" label to search logs by.",
+			]);
 		const started = Math.min(
 			...group.payload.alerts.map((a) => Date.parse(a.startsAt)).filter(Number.isFinite),
 			Date.now(),
@@ -642,15 +666,16 @@ export const alertLogs: ComponentHandler<GroupState> = {
 			),
 		);
 	},
-};
+});
 
 /**
  * Timeline on a resolved card: the episode's timeline as a Markdown file, for the postmortem (only
  * the presser sees it).
  */
-export const alertTimeline: ComponentHandler<{ groupId: string; episode: number | undefined }> = {
+export const alertTimeline = component({
 	area: "alert",
 	action: "timeline",
+	encode: (groupId: string, episode?: number) => [groupId, ...(episode === undefined ? [] : [String(episode)])],
 	permission: { command: "alerts" },
 	defer: "reply",
 	async parse(id) {
@@ -684,7 +709,7 @@ export const alertTimeline: ComponentHandler<{ groupId: string; episode: number 
 			ctx.log,
 		);
 	},
-};
+});
 
 /** The alert buttons, for the router's component list. */
 export const ALERT_BUTTONS: readonly AnyComponentHandler[] = [

@@ -7,7 +7,6 @@ import {
 	ButtonStyle,
 	StringSelectMenuBuilder,
 } from "discord.js";
-import { encodeCustomId } from "../discord/custom-id.ts";
 import { DISCORD_LIMITS, escapeMarkdown, joinLinesWithin, oneLine, truncate } from "../render/limits.ts";
 import {
 	fitReportToEmbed,
@@ -18,6 +17,16 @@ import {
 	textToMarkdown,
 } from "../render/report.ts";
 import { formatDuration } from "../time.ts";
+import {
+	alertAck,
+	alertLogs,
+	alertRestart,
+	alertSilence,
+	alertTimeline,
+	alertUnack,
+	alertUnsilence,
+	SILENCE_CHOICES,
+} from "./buttons.ts";
 import {
 	ALERT_COLOURS,
 	activeSilence,
@@ -53,48 +62,43 @@ export interface AlertActions {
 
 /** The Timeline button of a resolved card (handled in src/alerts/buttons.ts), first in its row of links. */
 function timelineButton(actions: AlertActions): ButtonBuilder {
-	const args = [actions.groupId, ...(actions.episode !== undefined ? [String(actions.episode)] : [])];
 	return new ButtonBuilder()
-		.setCustomId(encodeCustomId("alert", "timeline", ...args))
+		.setCustomId(alertTimeline.id(actions.groupId, actions.episode))
 		.setLabel("Timeline")
 		.setEmoji({ name: "🧾" })
 		.setStyle(ButtonStyle.Secondary);
 }
 
-/** The durations the Silence select offers, in hours; "custom" opens a form. */
-export const SILENCE_CHOICES = [1, 4, 24] as const;
-
-// The ids are the ones src/alerts/buttons.ts handles (area "alert", the group id as the argument).
+// Each id is built by the handler in src/alerts/buttons.ts that receives it (the group id as the argument).
 function actionRows(
 	actions: AlertActions,
 	acknowledged: boolean,
 	silenced: boolean,
 ): APIActionRowComponent<APIComponentInMessageActionRow>[] {
-	const id = (action: string) => encodeCustomId("alert", action, actions.groupId);
-	const button = (action: string, label: string, style: ButtonStyle, emoji?: string) => {
+	const button = (handler: { id(groupId: string): string }, label: string, style: ButtonStyle, emoji?: string) => {
 		const built = new ButtonBuilder()
-			.setCustomId(id(action))
+			.setCustomId(handler.id(actions.groupId))
 			.setLabel(truncate(label, DISCORD_LIMITS.buttonLabel))
 			.setStyle(style);
 		return emoji ? built.setEmoji({ name: emoji }) : built;
 	};
 	const buttons = [
 		acknowledged
-			? button("unack", "Un-acknowledge", ButtonStyle.Secondary, "↩️")
-			: button("ack", "Acknowledge", ButtonStyle.Primary, "✋"),
+			? button(alertUnack, "Un-acknowledge", ButtonStyle.Secondary, "↩️")
+			: button(alertAck, "Acknowledge", ButtonStyle.Primary, "✋"),
 		// "…": the press asks first (an ephemeral confirmation naming host and container).
 		...(actions.restartContainer
-			? [button("restart", `Restart ${actions.restartContainer}…`, ButtonStyle.Danger, "🔁")]
+			? [button(alertRestart, `Restart ${actions.restartContainer}…`, ButtonStyle.Danger, "🔁")]
 			: []),
-		...(actions.logs ? [button("logs", "Logs", ButtonStyle.Secondary, "🔎")] : []),
-		...(silenced ? [button("unsilence", "Unsilence", ButtonStyle.Secondary, "🔔")] : []),
+		...(actions.logs ? [button(alertLogs, "Logs", ButtonStyle.Secondary, "🔎")] : []),
+		...(silenced ? [button(alertUnsilence, "Unsilence", ButtonStyle.Secondary, "🔔")] : []),
 	];
 	const rows: APIActionRowComponent<APIComponentInMessageActionRow>[] = [
 		new ActionRowBuilder<ButtonBuilder>().addComponents(buttons).toJSON(),
 	];
 	if (!silenced) {
 		const menu = new StringSelectMenuBuilder()
-			.setCustomId(id("silence"))
+			.setCustomId(alertSilence.id(actions.groupId))
 			.setPlaceholder("🔕 Silence…")
 			.addOptions(...SILENCE_CHOICES.map((h) => ({ label: `Silence for ${h} h`, value: String(h) })), {
 				label: "Custom duration and comment…",

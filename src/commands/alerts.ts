@@ -1,20 +1,20 @@
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle } from "discord.js";
 import type { EpisodeHistory, FiringFilter } from "../alerts/episodes.ts";
 import { FIRING_PAGE, firingReport, historyReport } from "../alerts/incident-reports.ts";
-import { encodeCustomId } from "../discord/custom-id.ts";
-import {
-	type Command,
-	type ComponentHandler,
-	type HandlerContext,
-	type PendingPress,
-	pendingState,
-	recordAction,
-} from "../discord/handler.ts";
+import { type Command, component, type HandlerContext, pendingState, recordAction } from "../discord/handler.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { type Report, reportToEmbed } from "../render/report.ts";
 import { newTestAlert, ownWebhook, postWebhook } from "../test-alert.ts";
 import { parseTimeSpec } from "../time.ts";
-import { environmentChoices, environmentOption } from "./options.ts";
+import {
+	autocompleteSubcommandInput,
+	environmentChoices,
+	environmentOption,
+	type OptionDef,
+	readSubcommand,
+	type SubcommandDef,
+	slashCommand,
+} from "./options.ts";
 
 /** What a test alert did, for its report in Discord and the terminal. */
 export interface TestAlertSent {
@@ -61,7 +61,8 @@ const HISTORY_MAX_DAYS = 3_650;
 /** `since` as a time (default 24 h ago), refused when it is not a time or lies ahead. */
 export function historySince(spec: string | null | undefined, now: number): number {
 	const since = parseTimeSpec(spec ?? "24h", new Date(now)).getTime();
-	if (since >= now) throw new UserFacingError("`since` must lie in the past, e.g. 24h, 7d or 2026-11-24.");
+	if (since >= now)
+		throw new UserFacingError([{ code: "since" }, " must lie in the past, e.g. 24h, 7d or 2026-11-24."]);
 	return Math.max(since, now - HISTORY_MAX_DAYS * 86_400_000);
 }
 
@@ -80,12 +81,12 @@ async function firingPage(ctx: HandlerContext, token: string, filter: FiringFilt
 				: [
 						new ActionRowBuilder<ButtonBuilder>().addComponents(
 							new ButtonBuilder()
-								.setCustomId(encodeCustomId("alerts", "page", token, String(Math.max(0, offset - FIRING_PAGE)), "prev"))
+								.setCustomId(alertsPage.id(token, Math.max(0, offset - FIRING_PAGE), "prev"))
 								.setLabel("◀ Previous")
 								.setStyle(ButtonStyle.Secondary)
 								.setDisabled(offset === 0),
 							new ButtonBuilder()
-								.setCustomId(encodeCustomId("alerts", "page", token, String(offset + FIRING_PAGE), "next"))
+								.setCustomId(alertsPage.id(token, offset + FIRING_PAGE, "next"))
 								.setLabel("Next ▶")
 								.setStyle(ButtonStyle.Secondary)
 								.setDisabled(!more),
@@ -93,6 +94,67 @@ async function firingPage(ctx: HandlerContext, token: string, filter: FiringFilt
 					],
 	};
 }
+
+const FIRING_OPTIONS = [
+	environmentOption("Only this environment"),
+	{
+		type: "string",
+		name: "severity",
+		description: "Only this severity",
+		choices: [
+			{ name: "critical", value: "critical" },
+			{ name: "warning", value: "warning" },
+			{ name: "info", value: "info" },
+		],
+	},
+	{ type: "string", name: "name", description: "Only alert names containing this", maxLength: 100 },
+] as const satisfies readonly OptionDef[];
+
+const ALERTS_SUBCOMMANDS = [
+	{
+		name: "firing",
+		description: "What fires now, worst first, with who acknowledged or silenced it",
+		options: FIRING_OPTIONS,
+	},
+	{
+		name: "history",
+		description: "What fired: episodes, time to acknowledge and resolve, flapping groups",
+		options: [
+			{ type: "string", name: "since", description: "From when: 24h (default), 7d, 2026-11-24", maxLength: 40 },
+			{ type: "string", name: "name", description: "Only alert names containing this", maxLength: 100 },
+		],
+	},
+	{
+		name: "test",
+		description: "Send a test alert through the webhook to a channel; it resolves by itself",
+		options: [
+			{
+				type: "string",
+				name: "severity",
+				description: "Severity label (default warning)",
+				choices: [
+					{ name: "warning", value: "warning" },
+					{ name: "critical", value: "critical" },
+					{ name: "info", value: "info" },
+				],
+			},
+			{
+				type: "string",
+				name: "channel",
+				description: "Channel id (default: where the routes send it)",
+				minLength: 17,
+				maxLength: 20,
+			},
+			{
+				type: "integer",
+				name: "resolve_after",
+				description: "Seconds until it resolves (default 60)",
+				min: 1,
+				max: 3_600,
+			},
+		],
+	},
+] as const satisfies readonly SubcommandDef[];
 
 /**
  * `/alerts test`: the same synthetic group as `opsbot test-alert`, through the bot's own webhook, so
@@ -102,85 +164,31 @@ async function firingPage(ctx: HandlerContext, token: string, filter: FiringFilt
  */
 export const alerts: Command = {
 	name: "alerts",
-	data: new SlashCommandBuilder()
-		.setName("alerts")
-		.setDescription("The AlertManager relay")
-		.addSubcommand((s) =>
-			s
-				.setName("firing")
-				.setDescription("What fires now, worst first, with who acknowledged or silenced it")
-				.addStringOption((o) => environmentOption(o, "Only this environment"))
-				.addStringOption((o) =>
-					o
-						.setName("severity")
-						.setDescription("Only this severity")
-						.addChoices(
-							{ name: "critical", value: "critical" },
-							{ name: "warning", value: "warning" },
-							{ name: "info", value: "info" },
-						),
-				)
-				.addStringOption((o) => o.setName("name").setDescription("Only alert names containing this").setMaxLength(100)),
-		)
-		.addSubcommand((s) =>
-			s
-				.setName("history")
-				.setDescription("What fired: episodes, time to acknowledge and resolve, flapping groups")
-				.addStringOption((o) =>
-					o.setName("since").setDescription("From when: 24h (default), 7d, 2026-11-24").setMaxLength(40),
-				)
-				.addStringOption((o) => o.setName("name").setDescription("Only alert names containing this").setMaxLength(100)),
-		)
-		.addSubcommand((s) =>
-			s
-				.setName("test")
-				.setDescription("Send a test alert through the webhook to a channel; it resolves by itself")
-				.addStringOption((o) =>
-					o
-						.setName("severity")
-						.setDescription("Severity label (default warning)")
-						.addChoices(
-							{ name: "warning", value: "warning" },
-							{ name: "critical", value: "critical" },
-							{ name: "info", value: "info" },
-						),
-				)
-				.addStringOption((o) =>
-					o
-						.setName("channel")
-						.setDescription("Channel id (default: where the routes send it)")
-						.setMinLength(17)
-						.setMaxLength(20),
-				)
-				.addIntegerOption((o) =>
-					o
-						.setName("resolve_after")
-						.setDescription("Seconds until it resolves (default 60)")
-						.setMinValue(1)
-						.setMaxValue(3_600),
-				),
-		)
-		.toJSON(),
+	data: slashCommand({ name: "alerts", description: "The AlertManager relay", subcommands: ALERTS_SUBCOMMANDS }),
 	async autocomplete(interaction, ctx) {
-		return environmentChoices(ctx.config.ops, interaction.options.getFocused(true).value);
+		return environmentChoices(
+			ctx.config.ops,
+			autocompleteSubcommandInput(interaction.options, ALERTS_SUBCOMMANDS).focused.value,
+		);
 	},
 	async execute(interaction, ctx) {
-		const sub = interaction.options.getSubcommand();
-		if (sub === "firing") {
+		const used = readSubcommand(interaction.options, ALERTS_SUBCOMMANDS);
+		if (used.subcommand === "firing") {
+			const { env, severity, name } = used.options;
 			const filter: FiringFilter = {
-				...(interaction.options.getString("env") ? { environment: interaction.options.getString("env")! } : {}),
-				...(interaction.options.getString("severity") ? { severity: interaction.options.getString("severity")! } : {}),
-				...(interaction.options.getString("name") ? { name: interaction.options.getString("name")! } : {}),
+				...(env ? { environment: env } : {}),
+				...(severity ? { severity } : {}),
+				...(name ? { name } : {}),
 			};
 			historyOf(ctx); // refused before a token is stored where no relay runs
 			const token = await ctx.services.alertQueries.put(ctx.actor.userId, { filter });
 			await interaction.editReply(await firingPage(ctx, token, filter, 0));
 			return;
 		}
-		if (sub === "history") {
+		if (used.subcommand === "history") {
 			const now = Date.now();
-			const since = historySince(interaction.options.getString("since"), now);
-			const name = interaction.options.getString("name") ?? undefined;
+			const since = historySince(used.options.since, now);
+			const name = used.options.name ?? undefined;
 			const summary = await historyOf(ctx).history({
 				since,
 				until: now + 1,
@@ -192,12 +200,14 @@ export const alerts: Command = {
 			});
 			return;
 		}
-		if (sub !== "test") throw new UserFacingError("Unknown /alerts subcommand.");
-		const severity = interaction.options.getString("severity") ?? "warning";
-		const channel = interaction.options.getString("channel") ?? undefined;
+		const severity = used.options.severity ?? "warning";
+		const channel = used.options.channel ?? undefined;
 		if (channel !== undefined && !/^\d{17,20}$/.test(channel))
-			throw new UserFacingError("`channel` must be a channel id (right-click the channel > Copy Channel ID).");
-		const resolveAfter = interaction.options.getInteger("resolve_after") ?? 60;
+			throw new UserFacingError([
+				{ code: "channel" },
+				" must be a channel id (right-click the channel > Copy Channel ID).",
+			]);
+		const resolveAfter = used.options.resolve_after ?? 60;
 		const target = ownWebhook(ctx.config);
 		const alert = newTestAlert(ctx.config.ops.alerts!, {
 			severity,
@@ -228,9 +238,10 @@ const firingSearch = pendingState((services) => services.alertQueries, "peek", {
 });
 
 /** Previous / Next on /alerts firing: the same filters, another page (read again: what fires changes). */
-export const alertsPage: ComponentHandler<PendingPress<FiringQueryState> & { offset: number }> = {
+export const alertsPage = component({
 	area: "alerts",
 	action: "page",
+	encode: (token: string, offset: number, direction: "prev" | "next") => [token, String(offset), direction],
 	permission: { command: "alerts" },
 	defer: "update",
 	async parse(id, ctx) {
@@ -243,4 +254,4 @@ export const alertsPage: ComponentHandler<PendingPress<FiringQueryState> & { off
 	async run(interaction, { token, value, offset }, ctx) {
 		await interaction.editReply(await firingPage(ctx, token, value.filter, offset));
 	},
-};
+});

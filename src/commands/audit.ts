@@ -4,17 +4,9 @@ import {
 	AttachmentBuilder,
 	ButtonBuilder,
 	ButtonStyle,
-	SlashCommandBuilder,
 } from "discord.js";
 import { defaultEnvironment } from "../config.ts";
-import { encodeCustomId } from "../discord/custom-id.ts";
-import {
-	type Command,
-	type ComponentHandler,
-	type HandlerContext,
-	type PendingPress,
-	pendingState,
-} from "../discord/handler.ts";
+import { type Command, component, type HandlerContext, pendingState } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 import { PressRefusedError, UserFacingError } from "../errors.ts";
 import { type Inline, joinText, type Report, reportToEmbed, type Text } from "../render/report.ts";
@@ -28,7 +20,15 @@ import {
 	maskIp,
 	shortUserAgent,
 } from "../services/audit.ts";
-import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
+import {
+	autocompleteInput,
+	environmentChoices,
+	environmentOption,
+	type OptionDef,
+	readOptions,
+	requireEnvironment,
+	slashCommand,
+} from "./options.ts";
 
 /** Events per /audit page: ten one-liners stay readable on a phone. */
 export const PAGE_SIZE = 10;
@@ -122,17 +122,17 @@ export function auditPageReport(
 export function pageButtons(token: string, pageIndex: number, hasMore: boolean) {
 	return new ActionRowBuilder<ButtonBuilder>().addComponents(
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("audit", "page", token, String(pageIndex + 1), "older"))
+			.setCustomId(auditPage.id(token, pageIndex + 1, "older"))
 			.setLabel("◀ Older")
 			.setStyle(ButtonStyle.Secondary)
 			.setDisabled(!hasMore),
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("audit", "page", token, String(Math.max(0, pageIndex - 1)), "newer"))
+			.setCustomId(auditPage.id(token, Math.max(0, pageIndex - 1), "newer"))
 			.setLabel("Newer ▶")
 			.setStyle(ButtonStyle.Secondary)
 			.setDisabled(pageIndex === 0),
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("audit", "csv", token))
+			.setCustomId(auditCsv.id(token))
 			.setLabel("Download CSV")
 			.setEmoji("📄")
 			.setStyle(ButtonStyle.Secondary),
@@ -251,61 +251,59 @@ export function resourceTypeChoices(types: readonly string[], typed: string): Ap
 		.map((t) => ({ name: t.slice(0, 100), value: t.slice(0, 100) }));
 }
 
+const AUDIT_OPTIONS = [
+	{
+		type: "string",
+		name: "source",
+		description: "The application's audit_log (default) or opsbot's own action log",
+		choices: [
+			{ name: "application", value: "app" },
+			{ name: "opsbot actions", value: "opsbot" },
+		],
+	},
+	{ type: "string", name: "user", description: "Email, username or numeric user id", maxLength: 255 },
+	{
+		type: "string",
+		name: "action",
+		description: "CREATE, UPDATE, DELETE, LOGIN, …",
+		autocomplete: true,
+		maxLength: 50,
+	},
+	{ type: "string", name: "type", description: "Resource type, e.g. User", autocomplete: true, maxLength: 100 },
+	{ type: "string", name: "id", description: "Resource id", maxLength: 100 },
+	{ type: "string", name: "since", description: "15m, 24h, 7d or an ISO date (default 24h)", maxLength: 40 },
+	{ type: "string", name: "until", description: "15m, 24h, 7d or an ISO date (default now)", maxLength: 40 },
+	{ type: "boolean", name: "failed-only", description: "Only failed requests" },
+	environmentOption("Environment (default: the configured default)"),
+] as const satisfies readonly OptionDef[];
+
 /** `/audit [user] [action] [type] [id] [since] [until] [failed-only] [env]`. */
 export const audit: Command = {
 	name: "audit",
-	data: new SlashCommandBuilder()
-		.setName("audit")
-		.setDescription("Search the audit log: who did what, when")
-		.addStringOption((o) =>
-			o
-				.setName("source")
-				.setDescription("The application's audit_log (default) or opsbot's own action log")
-				.addChoices({ name: "application", value: "app" }, { name: "opsbot actions", value: "opsbot" }),
-		)
-		.addStringOption((o) => o.setName("user").setDescription("Email, username or numeric user id").setMaxLength(255))
-		.addStringOption((o) =>
-			o.setName("action").setDescription("CREATE, UPDATE, DELETE, LOGIN, …").setAutocomplete(true).setMaxLength(50),
-		)
-		.addStringOption((o) =>
-			o.setName("type").setDescription("Resource type, e.g. User").setAutocomplete(true).setMaxLength(100),
-		)
-		.addStringOption((o) => o.setName("id").setDescription("Resource id").setMaxLength(100))
-		.addStringOption((o) =>
-			o.setName("since").setDescription("15m, 24h, 7d or an ISO date (default 24h)").setMaxLength(40),
-		)
-		.addStringOption((o) =>
-			o.setName("until").setDescription("15m, 24h, 7d or an ISO date (default now)").setMaxLength(40),
-		)
-		.addBooleanOption((o) => o.setName("failed-only").setDescription("Only failed requests"))
-		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
-		.toJSON(),
+	data: slashCommand({
+		name: "audit",
+		description: "Search the audit log: who did what, when",
+		options: AUDIT_OPTIONS,
+	}),
 	async execute(interaction, ctx) {
-		if (interaction.options.getString("source") === "opsbot") {
+		const o = readOptions(interaction.options, AUDIT_OPTIONS);
+		if (o.source === "opsbot") {
 			const records = await ctx.services.actionLog.recent(25, {});
 			await interaction.editReply({ embeds: [reportToEmbed(actionLogReport(records))] });
 			return;
 		}
-		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env"), "postgres");
-		const filters = auditFilters({
-			user: interaction.options.getString("user"),
-			action: interaction.options.getString("action"),
-			type: interaction.options.getString("type"),
-			id: interaction.options.getString("id"),
-			since: interaction.options.getString("since"),
-			until: interaction.options.getString("until"),
-			failedOnly: interaction.options.getBoolean("failed-only"),
-		});
+		const environment = requireEnvironment(ctx.config.ops, o.env, "postgres");
+		const filters = auditFilters({ ...o, failedOnly: o["failed-only"] });
 		const state: AuditQueryState = { environment, filters, cursors: [undefined] };
 		const token = await ctx.services.auditQueries.put(ctx.actor.userId, state);
 		await interaction.editReply(await renderPage(ctx, token, state, 0));
 	},
 	async autocomplete(interaction, ctx) {
-		const focused = interaction.options.getFocused(true);
+		const { focused, values } = autocompleteInput(interaction.options, AUDIT_OPTIONS);
 		if (focused.name === "env") return environmentChoices(ctx.config.ops, focused.value);
 		if (focused.name === "action")
 			return ACTIONS.filter((a) => a.includes(focused.value.toUpperCase())).map((a) => ({ name: a, value: a }));
-		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
+		const environment = values.env ?? defaultEnvironment(ctx.config.ops);
 		return resourceTypeChoices(ctx.services.audit.resourceTypes(environment), focused.value);
 	},
 };
@@ -316,9 +314,10 @@ const auditSearch = pendingState((services) => services.auditQueries, "peek", {
 });
 
 /** Newer / Older buttons: keyset pages kept server-side under the token. */
-export const auditPage: ComponentHandler<PendingPress<AuditQueryState> & { pageIndex: number }> = {
+export const auditPage = component({
 	area: "audit",
 	action: "page",
+	encode: (token: string, pageIndex: number, direction: "older" | "newer") => [token, String(pageIndex), direction],
 	permission: { command: "audit" },
 	defer: "update",
 	async parse(id, ctx) {
@@ -331,12 +330,13 @@ export const auditPage: ComponentHandler<PendingPress<AuditQueryState> & { pageI
 	async run(interaction, { token, value, pageIndex }, ctx) {
 		await interaction.editReply(await renderPage(ctx, token, value, pageIndex));
 	},
-};
+});
 
 /** Download CSV: the whole result up to audit.maxRows, as an ephemeral attachment. */
-export const auditCsv: ComponentHandler<PendingPress<AuditQueryState>> = {
+export const auditCsv = component({
 	area: "audit",
 	action: "csv",
+	encode: (token: string) => [token],
 	permission: { command: "audit" },
 	defer: "reply",
 	parse: auditSearch,
@@ -352,4 +352,4 @@ export const auditCsv: ComponentHandler<PendingPress<AuditQueryState>> = {
 			ctx.log,
 		);
 	},
-};
+});

@@ -1,12 +1,19 @@
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle } from "discord.js";
 import { defaultEnvironment, findEnvironment } from "../config.ts";
-import { encodeCustomId } from "../discord/custom-id.ts";
-import type { Command, ComponentHandler } from "../discord/handler.ts";
+import { type Command, component } from "../discord/handler.ts";
 import { PressRefusedError } from "../errors.ts";
 import { truncate } from "../render/limits.ts";
 import { type Level, type Report, reportToEmbed, worstLevel } from "../render/report.ts";
 import type { CheckResult, CheckState, HealthService, HealthSnapshot } from "../services/health.ts";
-import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
+import {
+	autocompleteInput,
+	environmentChoices,
+	environmentOption,
+	type OptionDef,
+	readOptions,
+	requireEnvironment,
+	slashCommand,
+} from "./options.ts";
 
 const STATE_LEVEL: Record<CheckState, Level> = { ok: "ok", degraded: "warn", down: "critical" };
 const STATE_RANK: Record<CheckState, number> = { down: 0, degraded: 1, ok: 2 };
@@ -132,34 +139,40 @@ export async function runHealth(health: HealthService, environment: string): Pro
 function rerunRow(environment: string) {
 	return new ActionRowBuilder<ButtonBuilder>().addComponents(
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("health", "rerun", environment))
+			.setCustomId(healthRerun.id(environment))
 			.setLabel("Re-run")
 			.setEmoji("🔄")
 			.setStyle(ButtonStyle.Secondary),
 	);
 }
 
+const HEALTH_OPTIONS = [
+	environmentOption("Environment to check (default: a summary of every environment)"),
+] as const satisfies readonly OptionDef[];
+
 /** `/health [env]`. */
 export const health: Command = {
 	name: "health",
-	data: new SlashCommandBuilder()
-		.setName("health")
-		.setDescription("Check every service of an environment (or a summary of all)")
-		.addStringOption((o) => environmentOption(o, "Environment to check (default: a summary of every environment)"))
-		.toJSON(),
+	data: slashCommand({
+		name: "health",
+		description: "Check every service of an environment (or a summary of all)",
+		options: HEALTH_OPTIONS,
+	}),
 	async execute(interaction, ctx) {
-		const requested = interaction.options.getString("env");
-		const environment = requested ? requireEnvironment(ctx.config.ops, requested) : ALL;
+		const { env } = readOptions(interaction.options, HEALTH_OPTIONS);
+		const environment = env ? requireEnvironment(ctx.config.ops, env) : ALL;
 		const report = await runHealth(ctx.services.health, environment);
 		await interaction.editReply({ embeds: [reportToEmbed(report)], components: [rerunRow(environment)] });
 	},
-	autocomplete: async (interaction, ctx) => environmentChoices(ctx.config.ops, interaction.options.getFocused()),
+	autocomplete: async (interaction, ctx) =>
+		environmentChoices(ctx.config.ops, autocompleteInput(interaction.options, HEALTH_OPTIONS).focused.value),
 };
 
 /** The Re-run button under a /health answer: runs the same checks again and edits that message. */
-export const healthRerun: ComponentHandler<string> = {
+export const healthRerun = component({
 	area: "health",
 	action: "rerun",
+	encode: (environment: string) => [environment],
 	permission: { command: "health" },
 	defer: "update",
 	async parse(id, ctx) {
@@ -175,4 +188,4 @@ export const healthRerun: ComponentHandler<string> = {
 		const report = await runHealth(ctx.services.health, environment);
 		await interaction.editReply({ embeds: [reportToEmbed(report)], components: [rerunRow(environment)] });
 	},
-};
+});

@@ -1,13 +1,7 @@
-import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
+import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle } from "discord.js";
 import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts";
-import { type CustomId, encodeCustomId } from "../discord/custom-id.ts";
-import {
-	type Command,
-	type ComponentHandler,
-	type HandlerContext,
-	type PendingPress,
-	pendingState,
-} from "../discord/handler.ts";
+import type { CustomId } from "../discord/custom-id.ts";
+import { type Command, component, type HandlerContext, type PendingPress, pendingState } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
 import { PermissionDeniedError, PressRefusedError } from "../errors.ts";
 import { inlineCode, truncate } from "../render/limits.ts";
@@ -22,7 +16,14 @@ import {
 } from "../services/log-search.ts";
 import { LOG_LEVELS, type LogLevel } from "../services/logql.ts";
 import type { LogCursor, LogResult, LogSearchRequest } from "../services/logs.ts";
-import { environmentChoices, environmentOption } from "./options.ts";
+import {
+	autocompleteInput,
+	environmentChoices,
+	environmentOption,
+	type OptionDef,
+	readOptions,
+	slashCommand,
+} from "./options.ts";
 
 const SHOWN_LINES = 20;
 
@@ -173,32 +174,33 @@ function cursorArgs(cursor: LogCursor): string[] {
 function buttons(ops: OpsFile, token: string, result: LogResult, environment: string) {
 	const oldest = result.entries.at(-1);
 	const newest = result.entries[0];
-	let older: string[] | undefined;
-	let newer: string[] | undefined;
+	// undefined: no such page (the button is disabled); null: from the range's edge, without a cursor.
+	let older: LogCursor | null | undefined;
+	let newer: LogCursor | null | undefined;
 	if (oldest && newest) {
 		const olderExists = result.direction === "backward" ? result.more : result.after !== undefined;
 		const newerExists = result.direction === "forward" ? result.more : result.before !== undefined;
-		if (olderExists) older = cursorArgs(oldest);
-		if (newerExists) newer = cursorArgs(newest);
+		if (olderExists) older = oldest;
+		if (newerExists) newer = newest;
 	} else if (result.before) {
-		newer = [];
+		newer = null;
 	} else if (result.after) {
-		older = [];
+		older = null;
 	}
 	const row = new ActionRowBuilder<ButtonBuilder>();
 	row.addComponents(
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("logs", "older", token, ...(older ?? [])))
+			.setCustomId(logsOlder.id(token, older ?? undefined))
 			.setLabel("◀ Older")
 			.setStyle(ButtonStyle.Secondary)
-			.setDisabled(!older),
+			.setDisabled(older === undefined),
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("logs", "newer", token, ...(newer ?? [])))
+			.setCustomId(logsNewer.id(token, newer ?? undefined))
 			.setLabel("Newer ▶")
 			.setStyle(ButtonStyle.Secondary)
-			.setDisabled(!newer),
+			.setDisabled(newer === undefined),
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("logs", "download", token))
+			.setCustomId(logsDownload.id(token))
 			.setLabel("Download")
 			.setEmoji("📄")
 			.setStyle(ButtonStyle.Secondary),
@@ -241,64 +243,59 @@ async function tenantHasNoLogs(ctx: HandlerContext, environment: string): Promis
 	}
 }
 
+const LOGS_OPTIONS = [
+	{
+		type: "string",
+		name: "service",
+		description: "Service (or container where there is no Loki)",
+		autocomplete: true,
+		maxLength: 100,
+	},
+	{
+		type: "string",
+		name: "level",
+		description: "Only this level",
+		choices: LOG_LEVELS.map((l) => ({ name: l, value: l })),
+	},
+	{
+		type: "string",
+		name: "contains",
+		description: "Text the line must contain (exact, case-sensitive)",
+		maxLength: 1000,
+	},
+	{
+		type: "string",
+		name: "correlation",
+		description: "Correlation id (alone, it searches every service)",
+		maxLength: 100,
+	},
+	{ type: "string", name: "since", description: "15m, 1h, 24h, 7d, or FROM..TO with ISO dates", maxLength: 80 },
+	{
+		type: "integer",
+		name: "limit",
+		description: `Lines per page, at most ${SHOWN_LINES} (Download has the whole range)`,
+		min: 1,
+		max: SHOWN_LINES,
+	},
+	{ type: "string", name: "query", description: "Raw LogQL (allowed roles only)", maxLength: 1000 },
+	environmentOption("Environment (default: the configured default)"),
+] as const satisfies readonly OptionDef[];
+
 /** `/logs service [level] [contains] [correlation] [since] [limit] [query] [env]`. */
 export const logs: Command = {
 	name: "logs",
-	data: new SlashCommandBuilder()
-		.setName("logs")
-		.setDescription("Search the logs of a service")
-		.addStringOption((o) =>
-			o
-				.setName("service")
-				.setDescription("Service (or container where there is no Loki)")
-				.setAutocomplete(true)
-				.setMaxLength(100),
-		)
-		.addStringOption((o) =>
-			o
-				.setName("level")
-				.setDescription("Only this level")
-				.addChoices(...LOG_LEVELS.map((l) => ({ name: l, value: l }))),
-		)
-		.addStringOption((o) =>
-			o.setName("contains").setDescription("Text the line must contain (exact, case-sensitive)").setMaxLength(1000),
-		)
-		.addStringOption((o) =>
-			o.setName("correlation").setDescription("Correlation id (alone, it searches every service)").setMaxLength(100),
-		)
-		.addStringOption((o) =>
-			o.setName("since").setDescription("15m, 1h, 24h, 7d, or FROM..TO with ISO dates").setMaxLength(80),
-		)
-		.addIntegerOption((o) =>
-			o
-				.setName("limit")
-				.setDescription(`Lines per page, at most ${SHOWN_LINES} (Download has the whole range)`)
-				.setMinValue(1)
-				.setMaxValue(SHOWN_LINES),
-		)
-		.addStringOption((o) => o.setName("query").setDescription("Raw LogQL (allowed roles only)").setMaxLength(1000))
-		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
-		.toJSON(),
+	data: slashCommand({ name: "logs", description: "Search the logs of a service", options: LOGS_OPTIONS }),
 	async execute(interaction, ctx) {
-		const o = interaction.options;
-		if (o.getString("query") && !ctx.access.mayDo(ctx.actor, "logs.raw-query"))
+		const o = readOptions(interaction.options, LOGS_OPTIONS);
+		if (o.query && !ctx.access.mayDo(ctx.actor, "logs.raw-query"))
 			throw new PermissionDeniedError("run raw LogQL queries");
-		const request = logSearchRequest(ctx.config.ops, {
-			env: o.getString("env"),
-			service: o.getString("service"),
-			level: o.getString("level"),
-			contains: o.getString("contains"),
-			correlation: o.getString("correlation"),
-			since: o.getString("since"),
-			limit: o.getInteger("limit"),
-			query: o.getString("query"),
-		});
+		const request = logSearchRequest(ctx.config.ops, o);
 		await interaction.editReply(await logsMessage(ctx, request, logsTitle(request)));
 	},
 	async autocomplete(interaction, ctx) {
-		const focused = interaction.options.getFocused(true);
+		const { focused, values } = autocompleteInput(interaction.options, LOGS_OPTIONS);
 		if (focused.name === "env") return environmentChoices(ctx.config.ops, focused.value);
-		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
+		const environment = values.env ?? defaultEnvironment(ctx.config.ops);
 		const services = await ctx.services.logs.services(environment);
 		return services
 			.filter((s) => s.toLowerCase().includes(focused.value.toLowerCase()))
@@ -325,9 +322,10 @@ async function pagePress(
 }
 
 /** Older: the lines before the oldest one shown (or, without a cursor, the newest page). */
-export const logsOlder: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> = {
+export const logsOlder = component({
 	area: "logs",
 	action: "older",
+	encode: (token: string, cursor?: LogCursor) => [token, ...(cursor ? cursorArgs(cursor) : [])],
 	permission: { command: "logs" },
 	defer: "update",
 	parse: pagePress,
@@ -340,12 +338,13 @@ export const logsOlder: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> 
 			}),
 		);
 	},
-};
+});
 
 /** Newer: the lines after the newest one shown (or, without a cursor, the oldest page), up to the end of the original search. */
-export const logsNewer: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> = {
+export const logsNewer = component({
 	area: "logs",
 	action: "newer",
+	encode: (token: string, cursor?: LogCursor) => [token, ...(cursor ? cursorArgs(cursor) : [])],
 	permission: { command: "logs" },
 	defer: "update",
 	parse: pagePress,
@@ -354,7 +353,7 @@ export const logsNewer: ComponentHandler<Awaited<ReturnType<typeof pagePress>>> 
 			await render(ctx, token, value, { ...value.request, direction: "forward", ...(cursor ? { after: cursor } : {}) }),
 		);
 	},
-};
+});
 
 /** The "Logs for this request" button (from /whodeleted): every service's lines with that correlation id, around the event. */
 export function correlationButton(
@@ -366,9 +365,7 @@ export function correlationButton(
 	if (!findEnvironment(ops, environment)?.loki) return undefined;
 	try {
 		return new ButtonBuilder()
-			.setCustomId(
-				encodeCustomId("logs", "correlation", environment, correlationId, String(Math.floor(at.getTime() / 1000))),
-			)
+			.setCustomId(logsCorrelation.id(environment, correlationId, at))
 			.setLabel(`Logs for request ${correlationId.slice(0, 24)}`)
 			.setEmoji("🔎")
 			.setStyle(ButtonStyle.Secondary);
@@ -378,9 +375,14 @@ export function correlationButton(
 }
 
 /** Opens the log search for a correlation id, 15 minutes either side of the event. */
-export const logsCorrelation: ComponentHandler<{ environment: string; correlation: string; at: number }> = {
+export const logsCorrelation = component({
 	area: "logs",
 	action: "correlation",
+	encode: (environment: string, correlationId: string, at: Date) => [
+		environment,
+		correlationId,
+		String(Math.floor(at.getTime() / 1000)),
+	],
 	permission: { command: "logs" },
 	defer: "reply",
 	async parse(id, ctx) {
@@ -404,12 +406,13 @@ export const logsCorrelation: ComponentHandler<{ environment: string; correlatio
 		};
 		await interaction.editReply(await logsMessage(ctx, request, logsTitle(request)));
 	},
-};
+});
 
 /** Download: the whole result, up to logs.maxLimit lines, attached as a file. */
-export const logsDownload: ComponentHandler<PendingPress<LogsQueryState>> = {
+export const logsDownload = component({
 	area: "logs",
 	action: "download",
+	encode: (token: string) => [token],
 	permission: { command: "logs" },
 	defer: "reply",
 	parse: logsSearch,
@@ -428,4 +431,4 @@ export const logsDownload: ComponentHandler<PendingPress<LogsQueryState>> = {
 			ctx.log,
 		);
 	},
-};
+});

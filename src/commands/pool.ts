@@ -1,10 +1,10 @@
-import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from "discord.js";
+import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle } from "discord.js";
 import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
-import { type CustomId, encodeCustomId } from "../discord/custom-id.ts";
+import type { CustomId } from "../discord/custom-id.ts";
 import {
 	type Command,
-	type ComponentHandler,
 	cancelButton,
+	component,
 	type HandlerContext,
 	pendingState,
 	recordAction,
@@ -39,7 +39,15 @@ import {
 	type PoolThresholds,
 } from "../services/pool-diagnosis.ts";
 import { formatDuration } from "../time.ts";
-import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
+import {
+	autocompleteInput,
+	environmentChoices,
+	environmentOption,
+	type OptionDef,
+	readOptions,
+	requireEnvironment,
+	slashCommand,
+} from "./options.ts";
 
 function sessionLine(s: Session): Inline[] {
 	return [
@@ -323,20 +331,13 @@ export function poolButtons(snapshot: PoolSnapshot, thresholds: PoolThresholds) 
 	if (offer)
 		row.addComponents(
 			new ButtonBuilder()
-				.setCustomId(
-					encodeCustomId(
-						"pool",
-						"terminate",
-						snapshot.environment,
-						...(offer.sessions === "idle" ? [] : [offer.sessions]),
-					),
-				)
+				.setCustomId(poolTerminate.id(snapshot.environment, offer.sessions))
 				.setLabel(truncate(endLabel(offer), DISCORD_LIMITS.buttonLabel))
 				.setStyle(ButtonStyle.Danger),
 		);
 	row.addComponents(
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("pool", "refresh", snapshot.environment))
+			.setCustomId(poolRefresh.id(snapshot.environment))
 			.setLabel("Refresh")
 			.setEmoji("🔄")
 			.setStyle(ButtonStyle.Secondary),
@@ -365,19 +366,25 @@ async function poolMessage(ctx: HandlerContext, environment: string) {
 	return { embeds: [embed], files, components };
 }
 
+const POOL_OPTIONS = [
+	environmentOption("Environment (default: the configured default)"),
+] as const satisfies readonly OptionDef[];
+
 /** `/pool [env]`. */
 export const pool: Command = {
 	name: "pool",
-	data: new SlashCommandBuilder()
-		.setName("pool")
-		.setDescription("PostgreSQL and PgBouncer connection usage, with the likely cause of trouble")
-		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
-		.toJSON(),
+	data: slashCommand({
+		name: "pool",
+		description: "PostgreSQL and PgBouncer connection usage, with the likely cause of trouble",
+		options: POOL_OPTIONS,
+	}),
 	async execute(interaction, ctx) {
-		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env"), "postgres");
+		const { env } = readOptions(interaction.options, POOL_OPTIONS);
+		const environment = requireEnvironment(ctx.config.ops, env, "postgres");
 		await editReplyWithFiles(interaction, await poolMessage(ctx, environment), ctx.log);
 	},
-	autocomplete: async (interaction, ctx) => environmentChoices(ctx.config.ops, interaction.options.getFocused()),
+	autocomplete: async (interaction, ctx) =>
+		environmentChoices(ctx.config.ops, autocompleteInput(interaction.options, POOL_OPTIONS).focused.value),
 };
 
 /** The parse step of the /pool buttons: the environment they name, still configured with PostgreSQL. */
@@ -386,16 +393,17 @@ async function postgresEnvironment(id: CustomId, ctx: HandlerContext): Promise<s
 }
 
 /** Refresh button: the same /pool again, editing the message. */
-export const poolRefresh: ComponentHandler<string> = {
+export const poolRefresh = component({
 	area: "pool",
 	action: "refresh",
+	encode: (environment: string) => [environment],
 	permission: { command: "pool" },
 	defer: "update",
 	parse: postgresEnvironment,
 	async run(interaction, environment, ctx) {
 		await editReplyWithFiles(interaction, await poolMessage(ctx, environment), ctx.log);
 	},
-};
+});
 
 /** The End button's environment and which sessions it ends (no second part: idle ones, as buttons always did). */
 async function endPress(
@@ -413,9 +421,10 @@ async function endPress(
 }
 
 /** End button: shows the ephemeral confirmation with exactly the sessions that would end. */
-export const poolTerminate: ComponentHandler<{ environment: string; sessions: EndableSessions }> = {
+export const poolTerminate = component({
 	area: "pool",
 	action: "terminate",
+	encode: (environment: string, sessions: EndableSessions) => [environment, ...(sessions === "idle" ? [] : [sessions])],
 	permission: { action: "pool.terminate" },
 	defer: "reply",
 	parse: endPress,
@@ -445,18 +454,15 @@ export const poolTerminate: ComponentHandler<{ environment: string; sessions: En
 			components: [
 				new ActionRowBuilder<ButtonBuilder>().addComponents(
 					new ButtonBuilder()
-						.setCustomId(encodeCustomId("pool", "confirm", token))
+						.setCustomId(poolConfirm.id(token))
 						.setLabel(`End ${candidates.length} session${candidates.length === 1 ? "" : "s"}`)
 						.setStyle(ButtonStyle.Danger),
-					new ButtonBuilder()
-						.setCustomId(encodeCustomId("pool", "cancel", token))
-						.setLabel("Cancel")
-						.setStyle(ButtonStyle.Secondary),
+					new ButtonBuilder().setCustomId(poolCancel.id(token)).setLabel("Cancel").setStyle(ButtonStyle.Secondary),
 				),
 			],
 		});
 	},
-};
+});
 
 const terminationConfirmation = pendingState((services) => services.confirmations, "take", {
 	expired: "This confirmation has expired or is not valid. Press the button on /pool again.",
@@ -478,9 +484,10 @@ async function terminationPress(
 }
 
 /** Confirm button: re-checks each session and ends only those that still qualify. */
-export const poolConfirm: ComponentHandler<Extract<Confirmation, { kind: "pool.terminate" }>> = {
+export const poolConfirm = component({
 	area: "pool",
 	action: "confirm",
+	encode: (token: string) => [token],
 	permission: { action: "pool.terminate" },
 	defer: "update",
 	recordAs: "pool.terminate",
@@ -503,7 +510,7 @@ export const poolConfirm: ComponentHandler<Extract<Confirmation, { kind: "pool.t
 			throw err;
 		}
 	},
-};
+});
 
 /** Cancel button on the confirmation: whatever its state, nothing is ended. */
 export const poolCancel = cancelButton({

@@ -4,18 +4,17 @@ import {
 	ButtonBuilder,
 	ButtonStyle,
 	type ChatInputCommandInteraction,
-	SlashCommandBuilder,
 } from "discord.js";
 import { noteSilenceOnCard } from "../alerts/card-events.ts";
 import { formatMatchers, parseMatchers } from "../alerts/matchers.ts";
 import type { ActionName, OpsFile } from "../config.ts";
 import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
-import { encodeCustomId } from "../discord/custom-id.ts";
 import {
 	type Command,
 	type ComponentHandler,
 	type ComponentInteraction,
 	cancelButton,
+	component,
 	confirmationOf,
 	type HandlerContext,
 	recordAction,
@@ -48,7 +47,18 @@ import {
 	silenceComment,
 } from "../services/silences.ts";
 import { formatDuration, parseTimeSpec } from "../time.ts";
-import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
+import {
+	autocompleteInput,
+	autocompleteSubcommandInput,
+	environmentChoices,
+	environmentOption,
+	type OptionDef,
+	readOptions,
+	readSubcommand,
+	requireEnvironment,
+	type SubcommandDef,
+	slashCommand,
+} from "./options.ts";
 
 /** Silences per /silence list page: each takes three lines. */
 export const SILENCE_PAGE_SIZE = 5;
@@ -337,14 +347,11 @@ export async function showSilencePreview(
 		components: [
 			new ActionRowBuilder<ButtonBuilder>().addComponents(
 				new ButtonBuilder()
-					.setCustomId(encodeCustomId(confirmation.maintenance ? "maintenance" : "silence", "confirm", token))
+					.setCustomId((confirmation.maintenance ? maintenanceConfirm : silenceConfirm).id(token))
 					.setLabel(confirmation.maintenance ? "Schedule" : "Silence")
 					.setEmoji({ name: confirmation.maintenance ? "🛠️" : "🔕" })
 					.setStyle(ButtonStyle.Danger),
-				new ButtonBuilder()
-					.setCustomId(encodeCustomId("silence", "cancel", token))
-					.setLabel("Cancel")
-					.setStyle(ButtonStyle.Secondary),
+				new ButtonBuilder().setCustomId(silenceCancel.id(token)).setLabel("Cancel").setStyle(ButtonStyle.Secondary),
 			),
 		],
 	};
@@ -375,9 +382,10 @@ function confirmHandler(
 	area: "silence" | "maintenance",
 	permission: ActionName,
 ): ComponentHandler<SilenceConfirmation> {
-	return {
+	return component({
 		area,
 		action: "confirm",
+		encode: (token: string) => [token],
 		permission: { action: permission },
 		defer: "update",
 		recordAs: permission,
@@ -422,7 +430,7 @@ function confirmHandler(
 				components: [],
 			});
 		},
-	};
+	});
 }
 
 export const silenceConfirm = confirmHandler("silence", "alert.silence");
@@ -495,7 +503,7 @@ async function listPage(ctx: HandlerContext, env: string | null, page: number) {
 	const at = Math.min(Math.max(0, page), pages - 1);
 	const nav = (label: string, to: number, disabled: boolean) =>
 		new ButtonBuilder()
-			.setCustomId(encodeCustomId("silence", "page", env ?? "all", String(Math.max(0, to))))
+			.setCustomId(silencePage.id(env, to))
 			.setLabel(label)
 			.setStyle(ButtonStyle.Secondary)
 			.setDisabled(disabled);
@@ -515,9 +523,10 @@ async function listPage(ctx: HandlerContext, env: string | null, page: number) {
 }
 
 /** Previous / Next under /silence list: asks AlertManager again, so the page is current. */
-export const silencePage: ComponentHandler<{ env: string | null; page: number }> = {
+export const silencePage = component({
 	area: "silence",
 	action: "page",
+	encode: (env: string | null, page: number) => [env ?? "all", String(Math.max(0, page))],
 	permission: { command: "silence" },
 	defer: "update",
 	async parse(id) {
@@ -528,14 +537,13 @@ export const silencePage: ComponentHandler<{ env: string | null; page: number }>
 	async run(interaction, { env, page }, ctx) {
 		await interaction.editReply(await listPage(ctx, env, page));
 	},
-};
-
-type ExpireConfirmation = Extract<Confirmation, { kind: "silence.expire" }>;
+});
 
 /** Expire confirmed: at press time the permission and environment are checked again. */
-export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
+export const silenceExpireConfirm = component({
 	area: "silence",
 	action: "expireconfirm",
+	encode: (token: string) => [token],
 	permission: { action: "silence.expire" },
 	defer: "update",
 	recordAs: "silence.expire",
@@ -556,7 +564,7 @@ export const silenceExpireConfirm: ComponentHandler<ExpireConfirmation> = {
 			components: [],
 		});
 	},
-};
+});
 
 export const silenceExpireCancel = cancelButton({
 	area: "silence",
@@ -566,8 +574,35 @@ export const silenceExpireCancel = cancelButton({
 	nothing: "the silence was not expired",
 });
 
-const idOption = (o: import("discord.js").SlashCommandStringOption) =>
-	o.setName("id").setDescription("The silence (type to search)").setRequired(true).setAutocomplete(true);
+const ID_OPTION = {
+	type: "string",
+	name: "id",
+	description: "The silence (type to search)",
+	required: true,
+	autocomplete: true,
+} as const satisfies OptionDef;
+
+const SILENCE_SUBCOMMANDS = [
+	{
+		name: "list",
+		description: "Active and pending silences, with what each mutes now",
+		options: [environmentOption("Environment (default: all)")],
+	},
+	{
+		name: "extend",
+		description: "Make a silence last longer, in place",
+		options: [
+			ID_OPTION,
+			{ type: "string", name: "by", description: "How much longer: 30m, 1h, 4h, 1d", required: true, maxLength: 12 },
+			environmentOption("Environment (default: search all)"),
+		],
+	},
+	{
+		name: "expire",
+		description: "End a silence now (asks first)",
+		options: [ID_OPTION, environmentOption("Environment (default: search all)")],
+	},
+] as const satisfies readonly SubcommandDef[];
 
 /** Silence ids for autocomplete: active and pending ones whose id or matchers contain what was typed. */
 async function silenceChoices(ctx: HandlerContext, env: string | null, typed: string) {
@@ -585,81 +620,56 @@ async function silenceChoices(ctx: HandlerContext, env: string | null, typed: st
 /** `/silence list|extend|expire`: AlertManager's silences, whoever made them. */
 export const silence: Command = {
 	name: "silence",
-	data: new SlashCommandBuilder()
-		.setName("silence")
-		.setDescription("AlertManager silences: list, extend, expire")
-		.addSubcommand((s) =>
-			s
-				.setName("list")
-				.setDescription("Active and pending silences, with what each mutes now")
-				.addStringOption((o) => environmentOption(o, "Environment (default: all)")),
-		)
-		.addSubcommand((s) =>
-			s
-				.setName("extend")
-				.setDescription("Make a silence last longer, in place")
-				.addStringOption(idOption)
-				.addStringOption((o) =>
-					o.setName("by").setDescription("How much longer: 30m, 1h, 4h, 1d").setRequired(true).setMaxLength(12),
-				)
-				.addStringOption((o) => environmentOption(o, "Environment (default: search all)")),
-		)
-		.addSubcommand((s) =>
-			s
-				.setName("expire")
-				.setDescription("End a silence now (asks first)")
-				.addStringOption(idOption)
-				.addStringOption((o) => environmentOption(o, "Environment (default: search all)")),
-		)
-		.toJSON(),
+	data: slashCommand({
+		name: "silence",
+		description: "AlertManager silences: list, extend, expire",
+		subcommands: SILENCE_SUBCOMMANDS,
+	}),
 	async autocomplete(interaction, ctx): Promise<ApplicationCommandOptionChoiceData[]> {
-		const focused = interaction.options.getFocused(true);
+		const { focused, values } = autocompleteSubcommandInput(interaction.options, SILENCE_SUBCOMMANDS);
 		if (focused.name === "env") return environmentChoices(ctx.config.ops, focused.value);
-		return silenceChoices(ctx, interaction.options.getString("env"), focused.value);
+		return silenceChoices(ctx, values.env, focused.value);
 	},
 	async execute(interaction, ctx) {
-		const sub = interaction.options.getSubcommand();
-		const env = interaction.options.getString("env");
-		if (sub === "list") {
+		const used = readSubcommand(interaction.options, SILENCE_SUBCOMMANDS);
+		const env = used.options.env;
+		if (used.subcommand === "list") {
 			await interaction.editReply(await listPage(ctx, env, 0));
 			return;
 		}
-		const id = interaction.options.getString("id", true).trim();
-		if (sub === "extend") {
+		const id = used.options.id.trim();
+		if (used.subcommand === "extend") {
 			const maxMs = maxSilenceMs(ctx.config.ops);
-			const byMs = parseSilenceDuration(interaction.options.getString("by", true), maxMs);
+			const byMs = parseSilenceDuration(used.options.by, maxMs);
 			const { environment, silence: found } = await silenceToChange(ctx, env, id, "silence.extend");
 			const alertmanager = alertmanagerFor(ctx.services.alertmanager, environment);
 			const extended = await extendSilence(alertmanager, found, byMs, maxMs, { environment, record: recorder(ctx) });
 			await interaction.editReply({ embeds: [reportToEmbed(silenceExtendedReport(extended, environment))] });
 			return;
 		}
-		if (sub === "expire") {
-			const { environment, silence: found } = await silenceToChange(ctx, env, id, "silence.expire");
-			const token = await ctx.services.confirmations.put(ctx.actor.userId, {
-				kind: "silence.expire",
-				environment,
-				silenceId: found.id,
-			});
-			await recordAction(ctx, "silence.expire", found.id, "confirmation shown", { environment });
-			await interaction.editReply({
-				embeds: [reportToEmbed(silenceExpireReport(found, undefined, environment))],
-				components: [
-					new ActionRowBuilder<ButtonBuilder>().addComponents(
-						new ButtonBuilder()
-							.setCustomId(encodeCustomId("silence", "expireconfirm", token))
-							.setLabel("Expire it")
-							.setStyle(ButtonStyle.Danger),
-						new ButtonBuilder()
-							.setCustomId(encodeCustomId("silence", "expirecancel", token))
-							.setLabel("Cancel")
-							.setStyle(ButtonStyle.Secondary),
-					),
-				],
-			});
-			return;
-		}
-		throw new UserFacingError("Unknown /silence subcommand.");
+		// expire: asks first
+		const { environment, silence: found } = await silenceToChange(ctx, env, id, "silence.expire");
+		const token = await ctx.services.confirmations.put(ctx.actor.userId, {
+			kind: "silence.expire",
+			environment,
+			silenceId: found.id,
+		});
+		await recordAction(ctx, "silence.expire", found.id, "confirmation shown", { environment });
+		await interaction.editReply({
+			embeds: [reportToEmbed(silenceExpireReport(found, undefined, environment))],
+			components: [
+				new ActionRowBuilder<ButtonBuilder>().addComponents(
+					new ButtonBuilder()
+						.setCustomId(silenceExpireConfirm.id(token))
+						.setLabel("Expire it")
+						.setStyle(ButtonStyle.Danger),
+					new ButtonBuilder()
+						.setCustomId(silenceExpireCancel.id(token))
+						.setLabel("Cancel")
+						.setStyle(ButtonStyle.Secondary),
+				),
+			],
+		});
 	},
 };
 
@@ -700,39 +710,37 @@ export function maintenanceStart(text: string | null | undefined, now = new Date
 	return at;
 }
 
+const MAINTENANCE_OPTIONS = [
+	environmentOption("Environment", true),
+	{ type: "string", name: "duration", description: "How long: 30m, 1h, 4h", required: true },
+	{ type: "string", name: "comment", description: "Why (shown with the silence)", required: true, maxLength: 500 },
+	{ type: "string", name: "service", description: "The service label to mute", maxLength: 128 },
+	{ type: "string", name: "matchers", description: 'Or matchers, e.g. alertname="ApiDown"', maxLength: 1_000 },
+	{ type: "string", name: "start", description: "now (default), +30m, or an ISO time", maxLength: 40 },
+] as const satisfies readonly OptionDef[];
+
 /** `/maintenance`: a silence of an environment's service (or matchers) from a start, with a preview. */
 export const maintenance: Command = {
 	name: "maintenance",
-	data: new SlashCommandBuilder()
-		.setName("maintenance")
-		.setDescription("Schedule a maintenance window: a silence that starts now or later")
-		.addStringOption((o) => environmentOption(o, "Environment").setRequired(true))
-		.addStringOption((o) => o.setName("duration").setDescription("How long: 30m, 1h, 4h").setRequired(true))
-		.addStringOption((o) =>
-			o.setName("comment").setDescription("Why (shown with the silence)").setRequired(true).setMaxLength(500),
-		)
-		.addStringOption((o) => o.setName("service").setDescription("The service label to mute").setMaxLength(128))
-		.addStringOption((o) =>
-			o.setName("matchers").setDescription('Or matchers, e.g. alertname="ApiDown"').setMaxLength(1_000),
-		)
-		.addStringOption((o) => o.setName("start").setDescription("now (default), +30m, or an ISO time").setMaxLength(40))
-		.toJSON(),
+	data: slashCommand({
+		name: "maintenance",
+		description: "Schedule a maintenance window: a silence that starts now or later",
+		options: MAINTENANCE_OPTIONS,
+	}),
 	async autocomplete(interaction, ctx) {
-		return environmentChoices(ctx.config.ops, interaction.options.getFocused());
+		return environmentChoices(
+			ctx.config.ops,
+			autocompleteInput(interaction.options, MAINTENANCE_OPTIONS).focused.value,
+		);
 	},
 	async execute(interaction, ctx) {
 		if (!ctx.access.mayDo(ctx.actor, "maintenance.create")) throw new PermissionDeniedError("use maintenance.create");
-		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env", true));
-		const matchers = maintenanceMatchers(ctx.config.ops, environment, {
-			service: interaction.options.getString("service"),
-			matchers: interaction.options.getString("matchers"),
-		});
-		const durationMs = parseSilenceDuration(
-			interaction.options.getString("duration", true),
-			maxSilenceMs(ctx.config.ops),
-		);
-		const comment = maintenanceComment(silenceComment(interaction.options.getString("comment", true)));
-		const startsAt = maintenanceStart(interaction.options.getString("start")).getTime();
+		const o = readOptions(interaction.options, MAINTENANCE_OPTIONS);
+		const environment = requireEnvironment(ctx.config.ops, o.env);
+		const matchers = maintenanceMatchers(ctx.config.ops, environment, o);
+		const durationMs = parseSilenceDuration(o.duration, maxSilenceMs(ctx.config.ops));
+		const comment = maintenanceComment(silenceComment(o.comment));
+		const startsAt = maintenanceStart(o.start).getTime();
 		await showSilencePreview(interaction, ctx, {
 			kind: "alert.silence",
 			environment,

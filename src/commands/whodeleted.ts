@@ -1,11 +1,19 @@
-import { ActionRowBuilder, type ButtonBuilder, SlashCommandBuilder } from "discord.js";
+import { ActionRowBuilder, type ButtonBuilder } from "discord.js";
 import { defaultEnvironment } from "../config.ts";
 import type { Command } from "../discord/handler.ts";
 import { type Inline, joinText, type Report, reportToEmbed, type Text } from "../render/report.ts";
 import type { WhoDeletedResult } from "../services/audit.ts";
 import { eventLine, eventLines, resourceTypeChoices } from "./audit.ts";
 import { correlationButton } from "./logs.ts";
-import { environmentChoices, environmentOption, requireEnvironment } from "./options.ts";
+import {
+	autocompleteInput,
+	environmentChoices,
+	environmentOption,
+	type OptionDef,
+	readOptions,
+	requireEnvironment,
+	slashCommand,
+} from "./options.ts";
 
 const SHOWN_DELETES = 8;
 
@@ -62,30 +70,31 @@ export function whoDeletedReport(result: WhoDeletedResult, showPii: boolean): Re
 	};
 }
 
+const WHODELETED_OPTIONS = [
+	{
+		type: "string",
+		name: "type",
+		description: "Resource type, e.g. User",
+		required: true,
+		autocomplete: true,
+		maxLength: 100,
+	},
+	{ type: "string", name: "id", description: "Resource id", required: true, maxLength: 100 },
+	environmentOption("Environment (default: the configured default)"),
+] as const satisfies readonly OptionDef[];
+
 /** `/whodeleted type id [env]`. */
 export const whodeleted: Command = {
 	name: "whodeleted",
-	data: new SlashCommandBuilder()
-		.setName("whodeleted")
-		.setDescription("Who deleted this resource, when, and from where")
-		.addStringOption((o) =>
-			o
-				.setName("type")
-				.setDescription("Resource type, e.g. User")
-				.setRequired(true)
-				.setAutocomplete(true)
-				.setMaxLength(100),
-		)
-		.addStringOption((o) => o.setName("id").setDescription("Resource id").setRequired(true).setMaxLength(100))
-		.addStringOption((o) => environmentOption(o, "Environment (default: the configured default)"))
-		.toJSON(),
+	data: slashCommand({
+		name: "whodeleted",
+		description: "Who deleted this resource, when, and from where",
+		options: WHODELETED_OPTIONS,
+	}),
 	async execute(interaction, ctx) {
-		const environment = requireEnvironment(ctx.config.ops, interaction.options.getString("env"), "postgres");
-		const result = await ctx.services.audit.whoDeleted(
-			environment,
-			interaction.options.getString("type", true),
-			interaction.options.getString("id", true),
-		);
+		const o = readOptions(interaction.options, WHODELETED_OPTIONS);
+		const environment = requireEnvironment(ctx.config.ops, o.env, "postgres");
+		const result = await ctx.services.audit.whoDeleted(environment, o.type, o.id);
 		// One "Logs for this request" button per distinct request, newest first, where log search exists.
 		const seen = new Set<string>();
 		const logButtons = result.deletes
@@ -99,9 +108,9 @@ export const whodeleted: Command = {
 		});
 	},
 	async autocomplete(interaction, ctx) {
-		const focused = interaction.options.getFocused(true);
+		const { focused, values } = autocompleteInput(interaction.options, WHODELETED_OPTIONS);
 		if (focused.name === "env") return environmentChoices(ctx.config.ops, focused.value);
-		const environment = interaction.options.getString("env") ?? defaultEnvironment(ctx.config.ops);
+		const environment = values.env ?? defaultEnvironment(ctx.config.ops);
 		return resourceTypeChoices(ctx.services.audit.resourceTypes(environment), focused.value);
 	},
 };

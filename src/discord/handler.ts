@@ -12,7 +12,7 @@ import { PressRefusedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { PendingStore } from "../state/contracts.ts";
 import type { Actor } from "./access.ts";
-import type { CustomId } from "./custom-id.ts";
+import { type CustomId, encodeCustomId } from "./custom-id.ts";
 
 /** What a handler gets: the app context plus who is asking, a logger bound to this interaction, and reply visibility. */
 export interface HandlerContext extends AppContext {
@@ -38,15 +38,16 @@ export interface Command {
 export type ComponentInteraction = MessageComponentInteraction | ModalSubmitInteraction;
 
 /**
- * A button, select or modal handler for one customId area/action. The router checks the permission,
- * defers, runs `parse` and then `run`:
+ * A button, select or modal handler for one customId area/action, as declared; `component()` adds
+ * its `id`. The router checks the permission, defers, runs `parse` and then `run`:
  * - `defer`: "update" defers an edit of the message the component sits on, "reply" defers a new
  *   (ephemeral) reply, "none" leaves the first answer to `run` (showModal must be the first answer).
- * - `parse` turns the pressed customId (untrusted input) into what `run` needs: arguments checked,
- *   server-side state looked up. A PressRefusedError from it is shown to the user and recorded in
- *   the action log by the router; `rawId` is the parse step of handlers that read the args in run.
+ * - `encode` writes the handler's arguments into its customId (after `area:action`); `parse` reads
+ *   them back from the pressed customId (untrusted input): arguments checked, server-side state
+ *   looked up. A PressRefusedError from it is shown to the user and recorded in the action log by
+ *   the router; `rawId` is the parse step of handlers that read the args in run.
  */
-export interface ComponentHandler<P = CustomId> {
+export interface ComponentSpec<P, A extends unknown[]> {
 	readonly area: string;
 	readonly action: string;
 	/** Checked at press time. A command name means "whoever may use that command". */
@@ -54,13 +55,28 @@ export interface ComponentHandler<P = CustomId> {
 	readonly defer: "update" | "reply" | "none";
 	/** The action-log name for refusals (default `area.action`). */
 	readonly recordAs?: string;
+	encode(...args: A): readonly string[];
 	parse(id: CustomId, ctx: HandlerContext, interaction: ComponentInteraction): Promise<P>;
 	run(interaction: ComponentInteraction, parsed: P, ctx: HandlerContext): Promise<void>;
 }
 
+/** A component handler with the one builder of its customId. */
+export interface ComponentHandler<P = CustomId, A extends unknown[] = [string]> extends ComponentSpec<P, A> {
+	/**
+	 * This handler's customId for `args`: every button, select and form opsbot sends gets its id here, so
+	 * the id names the area and action the router dispatches to this handler (a renamed action moves both).
+	 */
+	id(...args: A): string;
+}
+
+/** Declares a component handler: the spec plus `id`, built from the spec's own area, action and `encode`. */
+export function component<P, A extends unknown[]>(spec: ComponentSpec<P, A>): ComponentHandler<P, A> {
+	return { ...spec, id: (...args: A) => encodeCustomId(spec.area, spec.action, ...spec.encode(...args)) };
+}
+
 /** Any component handler, for the router's list (each one's `parse` and `run` agree on its own type). */
 // biome-ignore lint/suspicious/noExplicitAny: a handler list holds handlers of every parse result; each is called with its own
-export type AnyComponentHandler = ComponentHandler<any>;
+export type AnyComponentHandler = ComponentHandler<any, any>;
 
 /** The parse step of handlers that need nothing but the customId. */
 export async function rawId(id: CustomId): Promise<CustomId> {
@@ -146,14 +162,15 @@ export function cancelButton<K extends Confirmation["kind"]>(spec: {
 	kind: K;
 	target: (confirmation: Extract<Confirmation, { kind: K }>) => string;
 	nothing: string;
-}): ComponentHandler {
+}): ComponentHandler<CustomId, [token: string]> {
 	const recordAs = spec.kind;
-	return {
+	return component({
 		area: spec.area,
 		action: spec.action,
 		permission: { action: spec.kind },
 		defer: "update",
 		recordAs,
+		encode: (token: string) => [token],
 		parse: rawId,
 		async run(interaction, id, ctx) {
 			const taken = await ctx.services.confirmations.take(id.args[0] ?? "", ctx.actor.userId);
@@ -162,5 +179,5 @@ export function cancelButton<K extends Confirmation["kind"]>(spec: {
 			await recordAction(ctx, recordAs, confirmation ? spec.target(confirmation) : "?", "cancelled");
 			await interaction.editReply({ content: `Cancelled; ${spec.nothing}.`, embeds: [], components: [] });
 		},
-	};
+	});
 }

@@ -4,6 +4,7 @@ import type { AppContext } from "../context.ts";
 import { PermissionDeniedError, PressRefusedError, UserFacingError, withTimeout } from "../errors.ts";
 import type { InteractionResult } from "../metrics.ts";
 import { cutWhole, DISCORD_LIMITS, truncate } from "../render/limits.ts";
+import { textToMarkdown } from "../render/report.ts";
 import type { Actor } from "./access.ts";
 import { decodeCustomId } from "./custom-id.ts";
 import { type AnyComponentHandler, type Command, type HandlerContext, recordAction } from "./handler.ts";
@@ -258,7 +259,9 @@ export async function replyError(
 	const ref = randomUUID().slice(0, 8);
 	if (known) log.info({ err: { message: err.message, name: err.name } }, "interaction refused");
 	else log.error({ err, ref }, "interaction failed");
-	const content = known ? err.message : `Something went wrong (ref \`${ref}\`). The details are in opsbot's log.`;
+	const content = known
+		? truncate(textToMarkdown(err.text), DISCORD_LIMITS.content)
+		: `Something went wrong (ref \`${ref}\`). The details are in opsbot's log.`;
 	const reply = !(interaction.deferred || interaction.replied)
 		? interaction.reply({ content, flags: MessageFlags.Ephemeral })
 		: asFollowUp

@@ -290,7 +290,7 @@ export function createAuditService(deps: AuditDeps): AuditService {
 		page: { size: number; after?: AuditCursor },
 	): Promise<AuditPage> {
 		const rangeDays = (filters.until.getTime() - filters.since.getTime()) / 86_400_000;
-		if (rangeDays <= 0) throw new UserFacingError("`since` must be before `until`.");
+		if (rangeDays <= 0) throw new UserFacingError([{ code: "since" }, " must be before ", { code: "until" }, "."]);
 		if (rangeDays > deps.table.maxRangeDays)
 			throw new UserFacingError(
 				`That range is ${Math.ceil(rangeDays)} days; the most opsbot searches at once is ${deps.table.maxRangeDays} days. Narrow since/until.`,

@@ -1,7 +1,8 @@
 import { defaultEnvironment, findEnvironment, type LokiConfig, type OpsFile } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
+import { joinText } from "../render/report.ts";
 import { parseRange } from "../time.ts";
-import { CORRELATION_ID, LOG_LEVELS, type LogLevel } from "./logql.ts";
+import { CORRELATION_ID, CORRELATION_ID_RULE, LOG_LEVELS, type LogLevel } from "./logql.ts";
 import type { LogCursor, LogResult, LogSearchRequest, LogsService } from "./logs.ts";
 import { MetricQueryError } from "./loki.ts";
 
@@ -32,13 +33,14 @@ export function logSearchRequest(ops: OpsFile, raw: RawLogSearch, now = new Date
 	const settings = ops.logs;
 	const environment = raw.env ?? defaultEnvironment(ops);
 	if (!raw.service && !raw.query && !raw.correlation)
-		throw new UserFacingError(
-			"Pick a service, or give a correlation id (which searches every service), or, if your role allows it, a raw `query`.",
-		);
+		throw new UserFacingError([
+			"Pick a service, or give a correlation id (which searches every service), or, if your role allows it, a raw ",
+			{ code: "query" },
+			".",
+		]);
 	if (raw.level && !LOG_LEVELS.includes(raw.level as LogLevel))
 		throw new UserFacingError(`Unknown level; use one of ${LOG_LEVELS.join(", ")}.`);
-	if (raw.correlation && !CORRELATION_ID.test(raw.correlation))
-		throw new UserFacingError("A correlation id is 1–100 letters, digits and `_ . : @ / + = -`.");
+	if (raw.correlation && !CORRELATION_ID.test(raw.correlation)) throw new UserFacingError(CORRELATION_ID_RULE);
 	const limit = raw.limit ?? settings.defaultLimit;
 	if (!Number.isInteger(limit) || limit < 1 || limit > settings.maxLimit)
 		throw new UserFacingError(`The limit must be between 1 and ${settings.maxLimit}.`);
@@ -48,7 +50,8 @@ export function logSearchRequest(ops: OpsFile, raw: RawLogSearch, now = new Date
 		["correlation", raw.correlation],
 		["query", raw.query],
 	] as const) {
-		if (value && value.length > 1_000) throw new UserFacingError(`\`${name}\` is too long (at most 1000 characters).`);
+		if (value && value.length > 1_000)
+			throw new UserFacingError([{ code: name }, " is too long (at most 1000 characters)."]);
 	}
 	return {
 		environment,
@@ -134,6 +137,6 @@ export async function searchLogs(deps: LogSearchDeps, request: LogSearchRequest)
 		const start = BigInt(request.start.getTime()) * NS_PER_MS;
 		const end = BigInt(request.end.getTime()) * NS_PER_MS;
 		const link = request.rawQuery ? grafanaExploreUrl(loki, request.rawQuery, start, end) : undefined;
-		throw new UserFacingError(link ? `${err.message}\n${link}` : err.message, { cause: err });
+		throw new UserFacingError(link ? joinText([err.text, link], "\n") : err.text, { cause: err });
 	}
 }

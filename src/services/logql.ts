@@ -1,4 +1,5 @@
 import { UserFacingError } from "../errors.ts";
+import type { Text } from "../render/report.ts";
 
 /**
  * The one way user text enters LogQL. JSON string escapes are a subset of what Loki's lexer
@@ -42,6 +43,12 @@ export const CORRELATION_FIELD = "correlation_id";
 
 /** What a correlation id may hold: enough for UUIDs and prefixed ids, nothing a boundary check could mistake for a separator. */
 export const CORRELATION_ID = /^[A-Za-z0-9_.:@/+=-]{1,100}$/;
+/** CORRELATION_ID in words, for the error that refuses one. */
+export const CORRELATION_ID_RULE: Text = [
+	"A correlation id is 1–100 letters, digits and ",
+	{ code: "_ . : @ / + = -" },
+	".",
+];
 
 // Characters that continue an id: `c-42` must not match inside `c-420` or `xc-42`.
 const ID_CHAR = "A-Za-z0-9_-";
@@ -85,7 +92,7 @@ export function buildLogQuery(search: LogSearch): string {
 	if (search.service.length === 0 && !search.correlation)
 		throw new UserFacingError("Pick a service to search (or give a correlation id, which searches every service).");
 	if (search.correlation !== undefined && !CORRELATION_ID.test(search.correlation))
-		throw new UserFacingError("A correlation id is 1–100 letters, digits and `_ . : @ / + = -`.");
+		throw new UserFacingError(CORRELATION_ID_RULE);
 	// A correlation id alone searches every service: it is what follows one request across them.
 	const selector =
 		search.service.length > 0
@@ -147,8 +154,10 @@ export function checkQuerySize(query: string, options: Readonly<Record<string, s
 		const size = escapedBytes(text);
 		return size > (best?.[1] ?? 0) ? [name, size] : best;
 	}, undefined);
-	const what = longest ? `\`${longest[0]}\`` : "the search";
-	throw new UserFacingError(
-		`This search is ${bytes.toLocaleString("en")} bytes as LogQL once its text is escaped, and Loki refuses queries over ${LOKI_MAX_QUERY_BYTES.toLocaleString("en")} bytes. Shorten ${what}.`,
-	);
+	throw new UserFacingError([
+		`This search is ${bytes.toLocaleString("en")} bytes as LogQL once its text is escaped, `,
+		`and Loki refuses queries over ${LOKI_MAX_QUERY_BYTES.toLocaleString("en")} bytes. Shorten `,
+		longest ? { code: longest[0] } : "the search",
+		".",
+	]);
 }

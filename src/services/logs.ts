@@ -294,13 +294,16 @@ export function createLogsService(deps: LogsDeps): LogsService {
 				);
 			const containers = env.ssh?.containers ?? [];
 			if (!request.service)
-				throw new UserFacingError(
-					`${request.environment} has no Loki, so opsbot reads one container's \`docker logs\` there: pick a container (${containers.join(", ") || "none allowed"}).`,
-				);
+				throw new UserFacingError([
+					`${request.environment} has no Loki, so opsbot reads one container's `,
+					{ code: "docker logs" },
+					` there: pick a container (${containers.join(", ") || "none allowed"}).`,
+				]);
 			if (!containers.includes(request.service)) {
-				throw new UserFacingError(
-					`\`${request.service.slice(0, 60)}\` is not an allow-listed container on ${request.environment}. Allowed: ${containers.join(", ") || "none"}.`,
-				);
+				throw new UserFacingError([
+					{ code: request.service.slice(0, 60) },
+					` is not an allow-listed container on ${request.environment}. Allowed: ${containers.join(", ") || "none"}.`,
+				]);
 			}
 			const direction = request.direction ?? "backward";
 			const lo = request.after && request.after.ns > range.startNs ? request.after.ns : range.startNs;
@@ -327,7 +330,7 @@ export function createLogsService(deps: LogsDeps): LogsService {
 			});
 			if (result.code !== 0) {
 				deps.log.warn({ code: result.code, stderr: result.stderr.slice(0, 300) }, "docker logs failed");
-				throw new UserFacingError(`\`docker logs\` failed on ${env.ssh!.host} (exit ${result.code}).`);
+				throw new UserFacingError([{ code: "docker logs" }, ` failed on ${env.ssh!.host} (exit ${result.code}).`]);
 			}
 			const labels = { container: request.service };
 			const keep = (e: LogEntry) =>

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { UserFacingError } from "../errors.ts";
+import type { Text } from "../render/report.ts";
 import { HttpAnswerError, HttpStatusError, requestJson, ServiceUnavailableError } from "./http.ts";
 import { withSlash } from "./prometheus.ts";
 
@@ -33,11 +34,14 @@ const Stream = z.object({
 	stream: z.record(z.string(), z.string()),
 	values: z.array(z.tuple([z.string().regex(/^\d{1,20}$/), z.string()]).rest(z.unknown())),
 });
-const NOT_A_QUERY_RESULT =
-	"Loki's answer is not a query result this opsbot understands. Check `loki.url` points at Loki.";
+const NOT_A_QUERY_RESULT: Text = [
+	"Loki's answer is not a query result this opsbot understands. Check ",
+	{ code: "loki.url" },
+	" points at Loki.",
+];
 const ValuesAnswer = z.object({ status: z.literal("success"), data: z.array(z.string()).nullable().default([]) });
 
-/** Loki answered with an error, or not at all; `message` is already plain advice for the user. */
+/** Loki answered with an error, or not at all; `text` is already plain advice for the user. */
 export class LokiError extends UserFacingError {
 	/** The HTTP status, or 0 when no answer came. */
 	readonly status: number;
@@ -45,11 +49,11 @@ export class LokiError extends UserFacingError {
 	readonly maxEntries: number | undefined;
 	constructor(
 		status: number,
-		message: string,
+		text: Text,
 		options: { unavailable?: boolean; maxEntries?: number; cause?: unknown } = {},
 	) {
 		// unavailable: Loki could not serve the request (down, slow, overloaded, broken), as opposed to refusing it.
-		super(message, {
+		super(text, {
 			unavailable: options.unavailable ?? false,
 			...(options.cause === undefined ? {} : { cause: options.cause }),
 		});
@@ -81,17 +85,23 @@ export function explainLokiError(status: number, body: string, tenant?: string):
 	if (regexp) {
 		// Loki answers 500 for a regular expression it cannot compile, though the query is at fault.
 		const stage = /stage '(.*?)' : error parsing regexp/.exec(text)?.[1];
-		return new LokiError(
-			status,
-			`Loki cannot use the regular expression${stage ? ` in \`${stage}\`` : ""}: ${regexp[1]}. Loki uses Go's RE2 syntax: no lookahead, lookbehind or backreferences.`,
-		);
+		return new LokiError(status, [
+			"Loki cannot use the regular expression",
+			...(stage ? [" in ", { code: stage }] : []),
+			`: ${regexp[1]}. Loki uses Go's RE2 syntax: no lookahead, lookbehind or backreferences.`,
+		]);
 	}
 	if (status === 400) {
 		if (/empty-compatible value/.test(text)) {
-			return new LokiError(
-				status,
-				'Loki needs at least one label matcher that cannot match an empty value: `service=~".+"` works, `service=~".*"` or `service=""` alone does not.',
-			);
+			return new LokiError(status, [
+				"Loki needs at least one label matcher that cannot match an empty value: ",
+				{ code: 'service=~".+"' },
+				" works, ",
+				{ code: 'service=~".*"' },
+				" or ",
+				{ code: 'service=""' },
+				" alone does not.",
+			]);
 		}
 		const size = /input size too long \((\d+) > (\d+)\)/.exec(text);
 		if (size)
@@ -105,29 +115,36 @@ export function explainLokiError(status: number, body: string, tenant?: string):
 			);
 		const range = /query time range exceeds the limit \(query length: ([^,]+), limit: ([^)]+)\)/.exec(text);
 		if (range)
-			return new LokiError(
-				status,
-				`That time range (${range[1]}) is longer than Loki allows (${range[2]}). Narrow \`since\`.`,
-			);
+			return new LokiError(status, [
+				`That time range (${range[1]}) is longer than Loki allows (${range[2]}). Narrow `,
+				{ code: "since" },
+				".",
+			]);
 		if (/maximum number of series/.test(text))
 			return new LokiError(
 				status,
 				`The query matches too many streams for Loki (${text}). Pick a service or add filters.`,
 			);
 		if (/invalid tenant ID/.test(text))
-			return new LokiError(
-				status,
-				`Loki refuses the tenant id${tenant ? ` \`${tenant}\`` : ""} (\`loki.tenant\` in the config).`,
-			);
+			return new LokiError(status, [
+				"Loki refuses the tenant id",
+				...(tenant ? [" ", { code: tenant }] : []),
+				" (",
+				{ code: "loki.tenant" },
+				" in the config).",
+			]);
 		if (/parse error/.test(text))
 			return new LokiError(status, `Loki could not parse the query: ${text}. Check the LogQL syntax.`);
 		return new LokiError(status, `Loki rejected the query: ${text}`);
 	}
 	if (status === 401)
-		return new LokiError(
-			status,
-			`Loki refused the request (${text || "HTTP 401"}): no or wrong tenant (X-Scope-OrgID) or credentials. Check \`loki.tenant\` and \`loki.basicAuthEnv\` in the config.`,
-		);
+		return new LokiError(status, [
+			`Loki refused the request (${text || "HTTP 401"}): no or wrong tenant (X-Scope-OrgID) or credentials. Check `,
+			{ code: "loki.tenant" },
+			" and ",
+			{ code: "loki.basicAuthEnv" },
+			" in the config.",
+		]);
 	if (status === 429)
 		return new LokiError(
 			status,
@@ -155,7 +172,7 @@ async function get<S extends z.ZodType>(
 	path: string,
 	params: URLSearchParams,
 	schema: S,
-	unexpected: string,
+	unexpected: Text,
 ): Promise<z.infer<S>> {
 	const headers: Record<string, string> = {};
 	if (target.tenant) headers["x-scope-orgid"] = target.tenant;
@@ -172,18 +189,26 @@ async function get<S extends z.ZodType>(
 		if (err instanceof HttpStatusError) throw explainLokiError(err.status, err.body, target.tenant);
 		if (err instanceof ServiceUnavailableError) {
 			const seconds = Number((target.timeoutMs / 1000).toFixed(1));
-			const message =
+			const message: Text =
 				err.reason === "timeout"
-					? `Loki did not answer within ${seconds} s (\`loki.timeoutMs\`). Narrow the search, or check Loki with /health.`
+					? [
+							`Loki did not answer within ${seconds} s (`,
+							{ code: "loki.timeoutMs" },
+							"). Narrow the search, or check Loki with /health.",
+						]
 					: err.failure === "connection refused"
 						? "Loki is not reachable (connection refused). Check Loki with /health."
 						: `Loki could not be reached (${err.failure}). Check Loki with /health.`;
 			throw new LokiError(0, message, { unavailable: true, cause: err });
 		}
 		if (err instanceof HttpAnswerError) {
-			const message =
+			const message: Text =
 				err.kind === "not-json"
-					? "Loki answered with something that is not JSON. Check `loki.url` points at Loki, or check Loki with /health."
+					? [
+							"Loki answered with something that is not JSON. Check ",
+							{ code: "loki.url" },
+							" points at Loki, or check Loki with /health.",
+						]
 					: err.kind === "too-large"
 						? "Loki's answer is larger than opsbot reads (64 MiB). Narrow the search or lower the limit."
 						: unexpected;
@@ -234,7 +259,7 @@ export async function labelValues(target: LokiTarget, label: string, hours = 6):
 		`loki/api/v1/label/${label}/values`,
 		new URLSearchParams({ start: start.toString(), end: end.toString() }),
 		ValuesAnswer,
-		"Loki's answer is not a list of label values. Check `loki.url` points at Loki.",
+		["Loki's answer is not a list of label values. Check ", { code: "loki.url" }, " points at Loki."],
 	);
 	return answer.data ?? [];
 }

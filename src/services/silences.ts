@@ -1,7 +1,6 @@
 import { checkSilenceMatchers, formatMatchers, matcherAccepts } from "../alerts/matchers.ts";
 import { defaultEnvironment, type OpsFile } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
-import { inlineCode } from "../render/limits.ts";
 import { durationMs, formatDuration } from "../time.ts";
 import type { AlertManagerClient, AlertManagerService, AlertManagerSilence, Matcher } from "./alertmanager.ts";
 import { HttpAnswerError, HttpStatusError, ServiceUnavailableError } from "./http.ts";
@@ -123,7 +122,7 @@ export function alertmanagerFailure(err: unknown, nothing: string): unknown {
 		return new UserFacingError(`${err.message}; ${nothing}.`, { cause: err, unavailable: true });
 	if (err instanceof HttpStatusError && err.status === 400)
 		return new UserFacingError(
-			`AlertManager refused it (${inlineCode(err.body.trim().slice(0, 200) || "HTTP 400")}); ${nothing}.`,
+			["AlertManager refused it (", { code: err.body.trim().slice(0, 200) || "HTTP 400" }, `); ${nothing}.`],
 			{ cause: err },
 		);
 	return err;
@@ -237,7 +236,11 @@ export function silenceAnswer(err: unknown, page: string, words: SilenceWords): 
 			result: `refused: AlertManager answered HTTP ${err.status}`,
 			details: { status: err.status },
 			error: new UserFacingError(
-				`AlertManager refused it (HTTP ${err.status}${reason ? `: ${inlineCode(reason)}` : ""}); ${words.nothing}.`,
+				[
+					`AlertManager refused it (HTTP ${err.status}`,
+					...(reason ? [": ", { code: reason }] : []),
+					`); ${words.nothing}.`,
+				],
 				{ cause: err },
 			),
 		};
@@ -303,12 +306,12 @@ export function createSilence(
 /** A silence that exists and has not ended, or a clear refusal. */
 export async function liveSilence(alertmanager: AlertManagerClient, id: string): Promise<AlertManagerSilence> {
 	if (!/^[0-9a-f-]{36}$/i.test(id.trim()))
-		throw new UserFacingError(`${inlineCode(id.slice(0, 40))} is not a silence id (see /silence list).`);
+		throw new UserFacingError([{ code: id.slice(0, 40) }, " is not a silence id (see /silence list)."]);
 	const silence = await alertmanager
 		.getSilence(id.trim())
 		.catch((err: unknown) => Promise.reject(alertmanagerFailure(err, "nothing was changed")));
-	if (!silence) throw new UserFacingError(`AlertManager knows no silence ${inlineCode(id)}.`);
-	if (silence.state === "expired") throw new UserFacingError(`Silence ${inlineCode(id)} has already ended.`);
+	if (!silence) throw new UserFacingError(["AlertManager knows no silence ", { code: id }, "."]);
+	if (silence.state === "expired") throw new UserFacingError(["Silence ", { code: id }, " has already ended."]);
 	return silence;
 }
 

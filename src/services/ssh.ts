@@ -181,7 +181,12 @@ export interface SshService {
 export class SshHostKeyError extends UserFacingError {
 	constructor(host: string, options?: ErrorOptions) {
 		super(
-			`The SSH host key of ${host} does not match the pinned key in the config; opsbot refused to connect, so nothing was run. If the host was rebuilt, update \`ssh.hostKey\`.`,
+			[
+				`The SSH host key of ${host} does not match the pinned key in the config; opsbot refused to connect, `,
+				"so nothing was run. If the host was rebuilt, update ",
+				{ code: "ssh.hostKey" },
+				".",
+			],
 			options,
 		);
 		this.name = "SshHostKeyError";
@@ -212,9 +217,13 @@ export function createSshService(deps: {
 			if (!privateKeyPath) throw new UserFacingError("The SSH key for this environment is not configured.");
 			// Never trust an unpinned host: `opsbot doctor` shows its key for a person to check and pin.
 			if (!ssh.hostKey)
-				throw new UserFacingError(
-					`${ssh.host} has no pinned host key (\`ssh.hostKey\`), so opsbot does not connect. Run \`npx opsbot doctor\` to see its key.`,
-				);
+				throw new UserFacingError([
+					`${ssh.host} has no pinned host key (`,
+					{ code: "ssh.hostKey" },
+					"), so opsbot does not connect. Run ",
+					{ code: "npx opsbot doctor" },
+					" to see its key.",
+				]);
 			const target: SshTarget = {
 				host: ssh.host,
 				port: ssh.port,
@@ -244,7 +253,15 @@ function userFacingSshError(
 	if (err instanceof HostKeyMismatchError) return new SshHostKeyError(at.host, { cause: err });
 	if (err instanceof SshAuthError)
 		return new UserFacingError(
-			`${at.host} refused opsbot's SSH key for \`${at.user}\`. Check \`ssh.user\` and the key file named by \`ssh.keyFileEnv\`.`,
+			[
+				`${at.host} refused opsbot's SSH key for `,
+				{ code: at.user },
+				". Check ",
+				{ code: "ssh.user" },
+				" and the key file named by ",
+				{ code: "ssh.keyFileEnv" },
+				".",
+			],
 			{ cause: err },
 		);
 	if (err instanceof SshTimeoutError) {

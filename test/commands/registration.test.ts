@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { commandBodies, diffCommands } from "../../deploy-commands.ts";
 import { COMMANDS, COMPONENTS } from "../../src/commands/index.ts";
 import { COMMAND_NAMES } from "../../src/config.ts";
+import { expectGoldenFile } from "../support/golden.ts";
 
 const NAME = /^[-_'\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$/u;
 
@@ -53,6 +54,11 @@ describe("the command list", () => {
 			expect(body.contexts).toEqual([0]);
 			expect(body.integration_types).toEqual([0]);
 		}
+	});
+
+	it("sends the reviewed registration JSON, byte for byte (what deploy-commands.ts registers)", () => {
+		// Options are defined as data (src/commands/options.ts); a change to a name, type or limit shows here.
+		expectGoldenFile("slash-commands.registration.json", `${JSON.stringify(commandBodies(), null, 2)}\n`);
 	});
 
 	it("gives every component handler a unique area:action", () => {

@@ -367,7 +367,8 @@ alerts:
 		const sent = await press(`alert:ack:${"0".repeat(32)}`, message, oncall);
 		const reply = await followUp(sent.id);
 
-		expect(reply.content).toBe("This alert is not known to opsbot (any more).");
+		// Error words go through the Discord view: plain text escaped (renders as "(any more)").
+		expect(reply.content).toBe("This alert is not known to opsbot \\(any more\\).");
 		expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({
 			result: "refused: unknown alert group",
 		});
@@ -484,7 +485,7 @@ alerts:
 
 		expect(silencePosts).toHaveLength(1);
 		expect(reply.content).toBe(
-			`AlertManager answered something that is not JSON, so opsbot cannot tell whether the silence was created. Check the silences in AlertManager (${alertmanager.url.replace(/\/$/, "")}/#/silences) before silencing again.`,
+			`AlertManager answered something that is not JSON, so opsbot cannot tell whether the silence was created. Check the silences in AlertManager \\(<${alertmanager.url.replace(/\/$/, "")}/#/silences>\\) before silencing again.`,
 		);
 		expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({
 			action: "alert.silence",
@@ -508,7 +509,7 @@ alerts:
 		const reply = await followUp(sent.id);
 
 		expect(reply.content).toBe(
-			`AlertManager answered HTTP 502 to expiring silence \`${EXPIRE_FAILS_SILENCE}\`; check it in AlertManager (${alertmanager.url.replace(/\/$/, "")}/#/silences).`,
+			`AlertManager answered HTTP 502 to expiring silence \`${EXPIRE_FAILS_SILENCE}\`; check it in AlertManager \\(<${alertmanager.url.replace(/\/$/, "")}/#/silences>\\).`,
 		);
 		await vi.waitFor(
 			async () =>

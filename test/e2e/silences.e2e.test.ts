@@ -222,7 +222,7 @@ alerts:
 		});
 
 		expect(reply.content).toBe(
-			"This reaches production, which your roles may not act on (access.environments); nothing was silenced.",
+			"This reaches production, which your roles may not act on \\(access.environments\\); nothing was silenced.",
 		);
 		expect((await readSilences(alertmanager.url)).length).toBe(before);
 		expect((await bot.actionLog.recent(1, { userId: intern.id }))[0]).toMatchObject({
@@ -254,7 +254,7 @@ alerts:
 
 		expect(everything.content).toContain("so this silence would mute every alert");
 		expect(badRegex.content).toMatch(/^The regex for alertname does not compile/);
-		expect(tooLong.content).toBe("A silence made through opsbot lasts at most 2 d (alerts.silences.maxDuration).");
+		expect(tooLong.content).toBe("A silence made through opsbot lasts at most 2 d \\(alerts.silences.maxDuration\\).");
 		expect((await readSilences(alertmanager.url)).length).toBe(before);
 	});
 

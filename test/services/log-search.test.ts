@@ -82,7 +82,7 @@ describe("logSearchRequest", () => {
 		expect(refusal({ service: "api", limit: 501 })).toBe("The limit must be between 1 and 500.");
 		expect(refusal({ service: "api", limit: 1.5 })).toBe("The limit must be between 1 and 500.");
 		expect(refusal({ service: "api", contains: "x".repeat(1_001) })).toBe(
-			"`contains` is too long (at most 1000 characters).",
+			"contains is too long (at most 1000 characters).",
 		);
 		expect(refusal({ service: "api", since: "30d" })).not.toBe("accepted");
 	});

@@ -4,6 +4,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OpsFileSchema } from "../../src/config.ts";
 import type { UserFacingError } from "../../src/errors.ts";
+import { textToMarkdown } from "../../src/render/report.ts";
 import {
 	compareEntries,
 	entryId,
@@ -88,7 +89,10 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 		for (const { err, ms } of [stalled, halfway]) {
 			expect(err).toBeInstanceOf(LokiError);
 			expect(err.message).toBe(
-				"Loki did not answer within 0.5 s (`loki.timeoutMs`). Narrow the search, or check Loki with /health.",
+				"Loki did not answer within 0.5 s (loki.timeoutMs). Narrow the search, or check Loki with /health.",
+			);
+			expect(textToMarkdown(err.text)).toBe(
+				"Loki did not answer within 0.5 s \\(`loki.timeoutMs`\\). Narrow the search, or check Loki with /health.",
 			);
 			expect(err.status).toBe(0);
 			expect((err as UserFacingError).unavailable).toBe(true);
@@ -143,10 +147,10 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 		const shape = await failure(service.search(request("double")));
 
 		expect(html.err.message).toBe(
-			"Loki answered with something that is not JSON. Check `loki.url` points at Loki, or check Loki with /health.",
+			"Loki answered with something that is not JSON. Check loki.url points at Loki, or check Loki with /health.",
 		);
 		expect(shape.err.message).toBe(
-			"Loki's answer is not a query result this opsbot understands. Check `loki.url` points at Loki.",
+			"Loki's answer is not a query result this opsbot understands. Check loki.url points at Loki.",
 		);
 	});
 

@@ -99,7 +99,7 @@ describe("AlertManager's answers in words", () => {
 			},
 			draft,
 		);
-		await expect(refused).rejects.toThrow("AlertManager refused it (`bad matcher format`); nothing was silenced.");
+		await expect(refused).rejects.toThrow("AlertManager refused it (bad matcher format); nothing was silenced.");
 	});
 
 	it("marks no answer as unavailable (the CLI exits 69)", async () => {

@@ -73,7 +73,7 @@ describe("SSH runner against a real sshd with a pinned host key", () => {
 		);
 		expect(refused).toBeInstanceOf(UserFacingError);
 		expect((refused as Error).message).toBe(
-			`${sshd.host} refused opsbot's SSH key for \`${sshd.user}\`. Check \`ssh.user\` and the key file named by \`ssh.keyFileEnv\`.`,
+			`${sshd.host} refused opsbot's SSH key for ${sshd.user}. Check ssh.user and the key file named by ssh.keyFileEnv.`,
 		);
 	});
 
