@@ -68,10 +68,11 @@ export async function run(): Promise<BenchRow[]> {
 			// The pool's connections are open before the measure (their CPU is read from /proc by pid).
 			await Promise.all(payloads.slice(0, 8).map((p) => store.accept(p, targets)));
 			await admin.query("SELECT pg_stat_statements_reset()");
-			const before = { ...wire };
-			const commitsBefore = wire.commitWaits.length;
 			const cpuServer = await backendCpu(admin, database);
 			const wal = await walBytes(admin);
+			// Counted from here to the end of the loop: the store's statements only, not this bench's own.
+			const before = { ...wire };
+			const commitsBefore = wire.commitWaits.length;
 			const cpu = process.cpuUsage();
 			const walls: number[] = [];
 			const loadAtStart = load();
@@ -81,9 +82,11 @@ export async function run(): Promise<BenchRow[]> {
 				walls.push(performance.now() - started);
 			}
 			const used = process.cpuUsage(cpu);
+			const batches = wire.begins - before.begins;
+			const roundTrips = wire.roundTrips - before.roundTrips;
+			const statements = wire.statements - before.statements;
 			const serverCpu = (await backendCpu(admin, database)) - cpuServer;
 			const walWritten = (await walBytes(admin)) - wal;
-			const batches = wire.begins - before.begins;
 			const server = await admin.query<{ query: string; calls: string; exec: number; plan: number }>(
 				`SELECT s.query, s.calls, s.total_exec_time AS exec, s.total_plan_time AS plan
 				FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1
@@ -98,14 +101,14 @@ export async function run(): Promise<BenchRow[]> {
 				{
 					bench,
 					metric: "round trips per group commit",
-					value: round((wire.roundTrips - before.roundTrips) / batches),
+					value: round(roundTrips / batches),
 					unit: "",
 					note,
 				},
 				{
 					bench,
 					metric: "statements per group commit",
-					value: round((wire.statements - before.statements) / batches),
+					value: round(statements / batches),
 					unit: "",
 				},
 				{
