@@ -153,7 +153,8 @@ export function readSubcommand<const Ss extends readonly SubcommandDef[]>(
 ): SubcommandValues<Ss> {
 	const name = options.getSubcommand(true);
 	const sub = subcommands.find((s) => s.name === name);
-	if (!sub) throw new UserFacingError(`/${name} is not known to this version of opsbot.`);
+	if (!sub)
+		throw new UserFacingError(["The subcommand ", { code: name ?? "" }, " is not known to this version of opsbot."]);
 	return { subcommand: sub.name, options: readValues(options, sub.options, true) } as SubcommandValues<Ss>;
 }
 
