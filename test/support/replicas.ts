@@ -3,4 +3,5 @@
  * that a standby takes over within about 8 s of kill -9 of the holder instead of the default's 20 s.
  */
 export const SHORT_LEASE = { leaseSeconds: 6, renewSeconds: 2 } as const;
-export const shortLeaseYaml = `replicas: { leaseSeconds: ${SHORT_LEASE.leaseSeconds}, renewSeconds: ${SHORT_LEASE.renewSeconds} }`;
+const { leaseSeconds, renewSeconds } = SHORT_LEASE;
+export const shortLeaseYaml = `replicas: { leaseSeconds: ${leaseSeconds}, renewSeconds: ${renewSeconds} }`;
