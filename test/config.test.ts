@@ -115,7 +115,7 @@ pool: { warnPercent: 95, criticalPercent: 90 }
 		expect(problems.some((p) => p.startsWith("defaultEnvironment: "))).toBe(true);
 	});
 
-	it("takes the replicas' gateway lease timings, 15 s and 5 s by default, and refuses a lease too short to renew", () => {
+	it("takes the replicas' lease timings (15 s and 5 s by default) and refuses a lease too short to renew", () => {
 		const defaults = loadConfig(
 			{ OPSBOT_CONFIG: writeConfig('discord: { guildId: "100000000000000001" }\nenvironments: { production: {} }\n') },
 			"cli",

@@ -42,8 +42,10 @@ export function startGatewayLease(options: {
 			connectionString: options.url,
 			max: 1,
 			application_name: "opsbot-gateway-lease",
-			connectionTimeoutMillis: Math.min(5_000, pollMs * 2),
-			query_timeout: Math.min(5_000, ttlMs / 3),
+			// Not shorter for a short lease: the expiry watch below gives up in time whatever a query does,
+			// and the first ask also migrates the schema, which a loaded server may take seconds over.
+			connectionTimeoutMillis: 5_000,
+			query_timeout: 5_000,
 		},
 		options.log,
 		"gateway lease",

@@ -9,12 +9,13 @@ import { payload } from "../support/alert-fixtures.ts";
 import { type MainProcess, spawnMain } from "../support/main-process.ts";
 import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
 import { freePort } from "../support/proc.ts";
+import { SHORT_LEASE, shortLeaseYaml } from "../support/replicas.ts";
 import { fastChannelRateLimit, ownMessages, stormSize } from "../support/storm.ts";
 
 const CHANNEL = "400000000000000001";
 const webhookToken = randomBytes(24).toString("hex");
-// How often a standby replica asks for the gateway lease (src/state/gateway-lease.ts's default).
-const STANDBY_POLL_MS = 5_000;
+// How often a standby replica asks for the gateway lease (the ops file's replicas.renewSeconds).
+const STANDBY_POLL_MS = SHORT_LEASE.renewSeconds * 1_000;
 
 interface Replica {
 	readonly process: MainProcess;
@@ -49,6 +50,7 @@ describe("two replicas behind PgBouncer in transaction mode", () => {
 		const ops = `discord: { guildId: "${double.guildId}" }
 environments: { production: {} }
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-replica-"))}
+${shortLeaseYaml}
 alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
@@ -133,7 +135,7 @@ alerts:
 	});
 
 	it("lets exactly one replica hold the gateway: one gateway session, the other stands by", async () => {
-		// A standby asks for the lease every 5 s (startGatewayLease's pollMs): once a full poll and a bit
+		// A standby asks for the lease every renewSeconds: once a full poll and a bit
 		// have passed since b stood by, a second holder would have connected. After the storm test above
 		// that time has passed already; run alone, this waits for it.
 		const stoodBy = b.process.logs().find((l) => l.msg === "standing by: another replica holds the Discord gateway");

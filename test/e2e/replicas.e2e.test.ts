@@ -8,6 +8,7 @@ import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../d
 import { createAuditLog } from "../support/audit-log.ts";
 import { type MainProcess, spawnMain } from "../support/main-process.ts";
 import { freePort } from "../support/proc.ts";
+import { shortLeaseYaml } from "../support/replicas.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
 
 const ONCALL = "300000000000000001";
@@ -134,6 +135,7 @@ environments:
 defaultEnvironment: production
 audit: { schema: ${SCHEMA} }
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-replica-"))}
+${shortLeaseYaml}
 alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
