@@ -16,40 +16,74 @@ const STEP_SECONDS = 30;
 const TOP_SERIES = 8;
 
 /**
+ * Alert charts drawn at once (their Prometheus queries, SVG and PNG): the others wait their turn, and
+ * their 5 s for Prometheus starts when it comes. Forty groups at once would otherwise send Prometheus
+ * eighty range queries together (on a busy machine all of them timed out: no chart at all) and hold
+ * every answer and picture in memory together. Two: one asks Prometheus while the other is drawn.
+ */
+export const CHARTS_AT_ONCE = 2;
+
+/**
  * The alert expression over the last hour, from the Prometheus of the alert's environment (its
  * `alerts.environmentLabel` label, else the default environment), as a PNG; undefined without one.
  * The comparison's left side is drawn (so the rise to the threshold shows), the threshold as a
  * dashed line, the firing period shaded from the alerts' `startsAt`; the top 8 series as lines,
  * the rest as a min–max band whose size and shape Prometheus computes (see `fetchAlertSeries`).
+ * At most `CHARTS_AT_ONCE` are drawn at a time.
  */
 export function alertChart(
 	ops: AlertingOps,
 	prometheusService: Pick<PrometheusService, "forEnvironment">,
 ): (payload: WebhookPayload) => Promise<Buffer | undefined> {
-	return async (payload) => {
-		const first = payload.alerts[0];
-		const expr = first ? expressionOf(first.generatorURL) : undefined;
-		const prometheus = prometheusService.forEnvironment(alertEnvironment(ops, payload).name);
-		if (!expr || !prometheus) return undefined;
-		// Whole seconds, as queryRange asks for them, so the newest point is inside the charted range.
-		const end = new Date(Math.ceil(Date.now() / 1_000) * 1_000);
-		const start = new Date(end.getTime() - WINDOW_MS);
-		// The message waits for its chart: at most 5 s of it, whatever Prometheus' own timeout.
-		const answer = await fetchAlertSeries(
-			prometheus,
-			expr,
-			{ start, end },
-			{ timeoutMs: Math.min(prometheus.timeoutMs, 5_000) },
-		);
-		const chart = alertLineChart(
-			payload,
-			expr,
-			answer.series,
-			{ start: start.getTime(), end: end.getTime() },
-			answer.others,
-		);
-		return chart ? renderChart(chart) : undefined;
+	const turn = takingTurns(CHARTS_AT_ONCE);
+	return (payload) => turn(() => drawAlertChart(ops, prometheusService, payload));
+}
+
+/** Runs at most `max` tasks at a time, the others in the order they came. */
+function takingTurns(max: number): <T>(task: () => Promise<T>) => Promise<T> {
+	let running = 0;
+	const waiting: (() => void)[] = [];
+	return async (task) => {
+		// A finished task hands its place to the next waiting one, so `running` counts places taken.
+		if (running < max) running++;
+		else await new Promise<void>((resolve) => waiting.push(resolve));
+		try {
+			return await task();
+		} finally {
+			const next = waiting.shift();
+			if (next) next();
+			else running--;
+		}
 	};
+}
+
+async function drawAlertChart(
+	ops: AlertingOps,
+	prometheusService: Pick<PrometheusService, "forEnvironment">,
+	payload: WebhookPayload,
+): Promise<Buffer | undefined> {
+	const first = payload.alerts[0];
+	const expr = first ? expressionOf(first.generatorURL) : undefined;
+	const prometheus = prometheusService.forEnvironment(alertEnvironment(ops, payload).name);
+	if (!expr || !prometheus) return undefined;
+	// Whole seconds, as queryRange asks for them, so the newest point is inside the charted range.
+	const end = new Date(Math.ceil(Date.now() / 1_000) * 1_000);
+	const start = new Date(end.getTime() - WINDOW_MS);
+	// The message waits for its chart: at most 5 s of it, whatever Prometheus' own timeout.
+	const answer = await fetchAlertSeries(
+		prometheus,
+		expr,
+		{ start, end },
+		{ timeoutMs: Math.min(prometheus.timeoutMs, 5_000) },
+	);
+	const chart = alertLineChart(
+		payload,
+		expr,
+		answer.series,
+		{ start: start.getTime(), end: end.getTime() },
+		answer.others,
+	);
+	return chart ? renderChart(chart) : undefined;
 }
 
 /** A comparison with a number at the top of an expression: `<lhs> > 0.9`. */

@@ -46,7 +46,7 @@ export { SUMMARY_REFRESH_MS } from "./storm-summary.ts";
  */
 export const CHART_WAIT_MS = 1_000;
 
-/** Charts kept in memory for their episode's later edits (until the message's chart attachment is recorded). */
+/** Charts kept in memory for their episode's later edits, until a message carries the chart; at most this many. */
 const CHART_CACHE = 64;
 const CHART_FILE = "chart.png";
 
@@ -360,6 +360,9 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		}
 		const sent = outcome.message;
 		const chartAttachment = firing ? (sent.attachments.find((a) => a.filename === CHART_FILE)?.id ?? null) : null;
+		// Discord has the picture: later edits keep its attachment, so the PNG (~100 KiB) is let go now
+		// rather than when 64 newer charts push it out.
+		if (chartAttachment) charts.delete(episodeKey(item));
 		if (chart && !png && !chartAttachment) {
 			if (!chart.settled) chart.missed = true;
 			else if (chart.png) void chartReady(item);

@@ -25,6 +25,10 @@ process.on("message", async (job) => {
 		result = { id: job.id, error: err instanceof Error ? err.message : String(err) };
 	}
 	process.send?.(result);
+	// The PNG copies (out of wasm memory, into the IPC message) are garbage now. Left to V8, they pile
+	// up outside its small heap until its external-memory limit, tens of MiB above; collected here
+	// the renderer stays at one chart's memory however long a storm lasts (--expose-gc, chart.ts).
+	globalThis.gc?.({ type: "minor" });
 });
 // opsbot went away (exit, crash, SIGKILL): so does its renderer.
 process.on("disconnect", () => process.exit(0));

@@ -128,17 +128,22 @@ export async function renderChart(chart: LineChart): Promise<Buffer> {
 export interface ChartRenderer {
 	render(svg: string, zoom: number): Promise<Buffer>;
 	readonly running: boolean;
+	/** The renderer process's id while it runs (its memory can be read in /proc). */
+	readonly pid: number | undefined;
 	stop(): Promise<void>;
 }
 
 // The renderer's Node: wasm from the baseline compiler only and no V8 helper threads (the first
 // chart costs 82 MiB instead of 120, the peak over 470 charts 146 instead of 193, for charts about
-// twice as slow: `npm run bench -- charts`), a small young generation and old space.
+// twice as slow: `npm run bench -- charts`), a small young generation and old space, and a
+// collection after each chart (chart-worker.mjs: its anonymous memory stays at ~34 MiB instead of
+// growing by ~0.12 MiB a chart; bench/RESULTS.md, "The chart renderer's memory").
 const RENDERER_NODE_FLAGS = [
 	"--liftoff-only",
 	"--single-threaded",
 	"--max-semi-space-size=1",
 	"--max-old-space-size=64",
+	"--expose-gc",
 ];
 
 /**
@@ -218,6 +223,9 @@ export function createChartRenderer(options: { idleMs?: number } = {}): ChartRen
 		},
 		get running() {
 			return child !== undefined;
+		},
+		get pid() {
+			return child?.pid;
 		},
 		stop,
 	};

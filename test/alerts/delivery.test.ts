@@ -1,6 +1,8 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { DiscordAPIError } from "discord.js";
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
@@ -235,6 +237,44 @@ describe("alert delivery after a post it never heard of", () => {
 });
 
 describe("alert charts", () => {
+	it("lets go of a chart's PNG once Discord has it as the message's attachment", async () => {
+		setFlagsFromString("--expose-gc");
+		const collect = runInNewContext("gc") as () => void;
+		const store = openStore();
+		const { log } = capturingLog();
+		const discord: DiscordSender = {
+			...withoutMessages,
+			async post(_channel, message) {
+				return { id: "m1", attachments: message.files.map((f, i) => ({ id: `a${i}`, filename: f.name })) };
+			},
+			async edit(_channel, _id, message) {
+				return { id: "m1", attachments: [...(message.kept ?? [])] };
+			},
+		};
+		let png: WeakRef<Buffer> | undefined;
+		const delivery = startDelivery({
+			store,
+			sender: discord,
+			log,
+			pollMs: 10,
+			chart: async () => {
+				const drawn = Buffer.alloc(100_000, 1);
+				png = new WeakRef(drawn);
+				return drawn;
+			},
+		});
+		await store.accept(payload(2), [{ channel: "1" }]);
+		await delivery.drained();
+		const { messageId } = (await store.listGroups("", 1))[0]!;
+		await new Promise((resolve) => setImmediate(resolve));
+		collect();
+
+		expect(messageId).toBe("m1");
+		expect(png).toBeDefined();
+		expect(png?.deref()).toBeUndefined();
+		await delivery.stop();
+	});
+
 	it("draws a group's chart once per episode and keeps the attachment on later edits", async () => {
 		const store = openStore();
 		const { log } = capturingLog();

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
 	alertChart,
 	alertLineChart,
+	CHARTS_AT_ONCE,
 	expressionUnit,
 	fetchAlertSeries,
 	seriesNames,
@@ -123,6 +124,35 @@ describe("alert chart", () => {
 		// 8 lines and 3 summary series (seen, min, max) of at most 121 points each, whatever the expression's size.
 		for (const answer of answers) expect(answer.series).toBeLessThanOrEqual(8);
 		expect(answers.reduce((sum, a) => sum + a.points, 0)).toBeLessThanOrEqual(11 * 121);
+	});
+
+	it("draws a storm's charts a few at a time, each with its own turn at Prometheus, rather than all at once", async () => {
+		const ops = OpsFileSchema.parse({
+			discord: { guildId: "100000000000000001" },
+			environments: { production: { prometheus: { url: prometheus.url } } },
+			alerts: { listen: { host: "127.0.0.1", port: 0 }, defaultChannel: "100000000000000002" },
+		});
+		const client = createPrometheusClient({ url: prometheus.url, timeoutMs: 5_000 });
+		let asking = 0;
+		let most = 0;
+		const counted: PrometheusClient = {
+			...client,
+			async queryRange(query, range, options) {
+				most = Math.max(most, ++asking);
+				try {
+					return await client.queryRange(query, range, options);
+				} finally {
+					asking--;
+				}
+			},
+		};
+		const chart = alertChart({ ...ops, alerts: ops.alerts! }, { forEnvironment: () => counted });
+
+		const pngs = await Promise.all(Array.from({ length: 6 }, () => chart(firing("chart_load > 0.99"))));
+
+		expect(pngs.map((png) => png?.subarray(1, 4).toString("ascii"))).toEqual(Array(6).fill("PNG"));
+		// Each chart asks two range queries together; six charts at once asked twelve.
+		expect(most).toBe(2 * CHARTS_AT_ONCE);
 	});
 
 	it("still says how many series were left out, and draws the top ones whole", async () => {
