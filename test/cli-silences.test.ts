@@ -10,6 +10,7 @@ import {
 	startAlertManager,
 	type TestAlertManager,
 } from "./support/alertmanager.ts";
+import { actionLogOf } from "./support/bot.ts";
 import { runOpsbotCli, unwrapped } from "./support/cli.ts";
 
 const GUILD = "100000000000000001";
@@ -91,10 +92,11 @@ stateDir: ${JSON.stringify(stateDir)}
 		expect(Date.parse(after.endsAt) - Date.parse(before.endsAt)).toBe(3_600_000);
 		expect(expired.code).toBe(0);
 		expect((await readSilence(alertmanager.url, id)).status.state).toBe("expired");
-		const log = readFileSync(join(stateDir, "actions.jsonl"), "utf8")
-			.trim()
-			.split("\n")
-			.map((l) => JSON.parse(l) as { action: string; result: string; details?: { silenceId?: string } });
+		const log = (await actionLogOf(stateDir).recent(100)).reverse() as {
+			action: string;
+			result: string;
+			details?: { silenceId?: string };
+		}[];
 		expect(log.map((r) => [r.action, r.result, r.details?.silenceId])).toEqual([
 			["alert.silence", "ok", id],
 			["silence.extend", "ok", id],

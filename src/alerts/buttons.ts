@@ -77,6 +77,12 @@ async function pressedGroup(id: CustomId, ctx: HandlerContext): Promise<GroupSta
 }
 
 /**
+ * How long a press waits for the card it was made on to be recorded as its group's message. Within
+ * Discord's 3 s to answer a press that opens a form (no deferral), with room for the answer itself.
+ */
+const UNRECORDED_CARD_WAIT_MS = 1_000;
+
+/**
  * The parse step of presses that act on the group as it stands now in the store: a press on a
  * resolved group, or on the message of an earlier episode (a stale message, or a forged press), is
  * refused. `nothing` finishes the refusal, e.g. "nothing was restarted".
@@ -85,7 +91,15 @@ function liveGroup(
 	nothing: string,
 ): (id: CustomId, ctx: HandlerContext, interaction: ComponentInteraction) => Promise<GroupState> {
 	return async (id, ctx, interaction) => {
-		const group = await pressedGroup(id, ctx);
+		const pressedOn = interaction.message?.id;
+		let group = await pressedGroup(id, ctx);
+		// The current episode's card is on Discord but not recorded as the group's yet (a press the moment it
+		// appears; longer when the state database is slow): wait a little for it rather than call it an old one.
+		const until = Date.now() + UNRECORDED_CARD_WAIT_MS;
+		while (pressedOn && group.messageId === null && group.status !== "resolved" && Date.now() < until) {
+			await new Promise((resolve) => setTimeout(resolve, 50));
+			group = await pressedGroup(id, ctx);
+		}
 		if (group.status === "resolved")
 			throw new PressRefusedError(`This alert is resolved; ${nothing}.`, {
 				reason: "alert resolved",
@@ -93,7 +107,6 @@ function liveGroup(
 				details: { episode: group.episode },
 			});
 		// The message pressed must be the current episode's: an old message of the group speaks of alerts that ended.
-		const pressedOn = interaction.message?.id;
 		if (pressedOn && pressedOn !== group.messageId) {
 			throw new PressRefusedError(
 				`This message is about an earlier episode of this alert; ${nothing}. Use the alert's newest message.`,

@@ -22,7 +22,7 @@ import {
 	touchedGroups,
 } from "./group-machine.ts";
 import { checkMessage, MESSAGE_RETENTION_MS, messageChannel, type QueuedMessage } from "./message-outbox.ts";
-import type { WebhookPayload } from "./schema.ts";
+import { inAlertManagerOrder, type WebhookPayload } from "./schema.ts";
 import {
 	type AckIdentity,
 	type AckState,
@@ -236,7 +236,7 @@ function groupState(row: GroupRow): GroupState {
 		status: row.status,
 		firstFiringAt: Number(row.first_firing_at),
 		messageId: row.message_episode === row.episode ? row.message_id : null,
-		payload: row.last_payload,
+		payload: inAlertManagerOrder(row.last_payload),
 		ack: row.ack,
 		silence: row.silence,
 		restart: row.restart,
@@ -413,7 +413,7 @@ export async function postgresAlertStore(
 					chartAttachment: ours ? group.chart_attachment : null,
 					firstFiringAt: Number(group.first_firing_at),
 					attempts: newest.attempts,
-					payload: newest.payload,
+					payload: inAlertManagerOrder(newest.payload),
 					nonce: episodeNonce(newest.group_id, newest.episode),
 					ack: group.ack,
 					silence: group.silence,
@@ -521,7 +521,7 @@ export async function postgresAlertStore(
 				groupId: r.id,
 				firstFiringAt: Number(r.first_firing_at),
 				messageId: r.message_episode === r.episode ? r.message_id : null,
-				payload: r.last_payload,
+				payload: inAlertManagerOrder(r.last_payload),
 			}));
 		},
 		async stormSummary(channel) {

@@ -83,3 +83,27 @@ export const WebhookPayload = z.preprocess(
 
 export type WebhookPayload = z.infer<typeof WebhookPayload>;
 export type WebhookAlert = z.infer<typeof WebhookAlert>;
+
+/** `labels` with its names in ascending order (by UTF-16 code unit, as AlertManager's Go sorts bytes for ASCII names). */
+function sortedLabels(labels: Readonly<Record<string, string>>): Record<string, string> {
+	return Object.fromEntries(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * `payload` with every label and annotation set in AlertManager's order: Go writes a map's keys sorted,
+ * so that is the order opsbot received. PostgreSQL's jsonb keeps keys shortest first instead, so a
+ * payload read back from it is put in this order again (a silence's matchers, a card's label lines).
+ */
+export function inAlertManagerOrder(payload: WebhookPayload): WebhookPayload {
+	return {
+		...payload,
+		groupLabels: sortedLabels(payload.groupLabels),
+		commonLabels: sortedLabels(payload.commonLabels),
+		commonAnnotations: sortedLabels(payload.commonAnnotations),
+		alerts: payload.alerts.map((a) => ({
+			...a,
+			labels: sortedLabels(a.labels),
+			annotations: sortedLabels(a.annotations),
+		})),
+	};
+}

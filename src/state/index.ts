@@ -6,18 +6,18 @@ import { sqliteAlertStore } from "../alerts/sqlite-store.ts";
 import type { AlertStore } from "../alerts/store.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { createFileActionLog, createPostgresActionLog } from "../services/action-log.ts";
+import { createPostgresActionLog, createSqliteActionLog } from "../services/action-log.ts";
 import type { ActionLog, PendingStore, RestartLock } from "./contracts.ts";
 import { createPostgresPendingStore } from "./pending.ts";
 import { openStateDatabase } from "./postgres.ts";
 import { createPostgresRestartLock, createSqliteRestartLock } from "./restart-lock.ts";
-import { openStateDirDatabase, STATE_FILE } from "./sqlite.ts";
+import { legacyActionLogFiles, openStateDirDatabase, STATE_FILE } from "./sqlite.ts";
 import { sqlitePending } from "./sqlite-pending.ts";
 
 /**
  * The one door to what opsbot keeps. Two backends: with STATE_DATABASE_URL, opsbot's own PostgreSQL
  * (one pool, shared by replicas: state/postgres.ts); without it, one SQLite file under stateDir
- * (state/sqlite.ts) and the action log's JSON-lines file beside it.
+ * (state/sqlite.ts).
  */
 export interface State {
 	/** Alert groups, their outbox and the message outbox; undefined unless opened with `alerts`. */
@@ -66,14 +66,17 @@ export async function openState(config: Config, log: Logger, options: { alerts?:
 	}
 	const stateDir = config.ops.stateDir;
 	let opened: DatabaseSync | undefined;
-	const db = () => (opened ??= openStateDirDatabase(stateDir));
+	const db = () => (opened ??= openStateDirDatabase(stateDir, { log: log.child({ svc: "state" }) }));
 	const alerts = options.alerts ? sqliteAlertStore(db(), join(stateDir, STATE_FILE), policy) : undefined;
 	const pending = sqlitePending(db);
 	return {
 		alerts,
 		pending: (kind, ttlMs) => pending(kind, ttlMs),
 		restarts: createSqliteRestartLock(db, Date.now),
-		actions: createFileActionLog(join(stateDir, "actions.jsonl")),
+		actions: createSqliteActionLog(db, {
+			// Where opsbot never ran, reading the log creates no state file; an old actions.jsonl is read (imported).
+			stored: () => opened !== undefined || embeddedStateExists(config) || legacyActionLogFiles(stateDir).length > 0,
+		}),
 		async close() {
 			await alerts?.close();
 			opened?.close();

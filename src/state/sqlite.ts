@@ -1,13 +1,15 @@
-import { existsSync, renameSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import type { Logger } from "../log.ts";
 import { preparePrivateDatabase } from "./private-files.ts";
 
 /**
  * The embedded state (no STATE_DATABASE_URL): one SQLite file, stateDir/opsbot.sqlite, in WAL mode with
  * synchronous = FULL (a commit has reached the disk when it returns), holding alert groups and outbox,
- * the message outbox, pending state and restart claims. One ordered migration list; schema_version
- * holds how many have run. Append only: entries 1-9 are the alert store's list as it was.
+ * the message outbox, pending state, restart claims and the action log. One ordered migration list;
+ * schema_version holds how many have run. Append only: entries 1-9 are the alert store's list as it was.
  */
 export const SQLITE_MIGRATIONS: readonly string[] = [
 	`CREATE TABLE groups (
@@ -143,6 +145,24 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 	ALTER TABLE groups ADD COLUMN previous_message_id TEXT;`,
 	// The dead man's switch (issue 22): when each always-firing alert last arrived, and the alarm raised.
 	`CREATE TABLE heartbeats (name TEXT PRIMARY KEY, at INTEGER NOT NULL, alarmed_at INTEGER);`,
+	// The action log (services/action-log.ts), kept in stateDir/actions.jsonl before and imported from it at
+	// open. imported_files: the old files already copied in, by content, so an import the process died in
+	// the middle of (after its commit, before the renames) is not copied twice.
+	`CREATE TABLE actions (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		at INTEGER NOT NULL,
+		user_id TEXT NOT NULL,
+		username TEXT NOT NULL,
+		action TEXT NOT NULL,
+		target TEXT NOT NULL,
+		result TEXT NOT NULL,
+		details TEXT
+	);
+	CREATE INDEX actions_action ON actions (action, id);
+	CREATE INDEX actions_user ON actions (user_id, id);
+	CREATE TABLE imported_files (
+		sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, rows INTEGER NOT NULL, at INTEGER NOT NULL
+	);`,
 ];
 
 /** The state file's name under stateDir. */
@@ -150,6 +170,8 @@ export const STATE_FILE = "opsbot.sqlite";
 /** Files of earlier opsbots, brought into STATE_FILE when it is first opened. */
 const LEGACY_ALERTS_FILE = "alerts.sqlite";
 const LEGACY_STATE_FILE = "state.sqlite";
+/** The action log of earlier opsbots (JSON lines), and its rotations `.1` (newest) to `.N`. */
+export const LEGACY_ACTIONS_FILE = "actions.jsonl";
 
 /**
  * Opens (creating and migrating) an SQLite state database at `path` (":memory:" for one that lives
@@ -186,10 +208,15 @@ function moveDatabase(from: string, to: string): void {
 
 /**
  * Opens stateDir/opsbot.sqlite, bringing in what earlier opsbots kept beside it: alerts.sqlite becomes
- * the file (its schema migrates forward), and state.sqlite's pending state and restart claims are
- * copied in, after which it is renamed state.sqlite.imported (kept for the operator, never read again).
+ * the file (its schema migrates forward); state.sqlite's pending state and restart claims are copied
+ * in, after which it is renamed state.sqlite.imported; actions.jsonl (and its rotations) are copied
+ * into the action log, after which each is renamed `<name>.imported`. Renamed files are kept for the
+ * operator and never read again.
  */
-export function openStateDirDatabase(stateDir: string, options: { maxPageCount?: number } = {}): DatabaseSync {
+export function openStateDirDatabase(
+	stateDir: string,
+	options: { maxPageCount?: number; log?: Logger } = {},
+): DatabaseSync {
 	const path = join(stateDir, STATE_FILE);
 	const legacyAlerts = join(stateDir, LEGACY_ALERTS_FILE);
 	if (!existsSync(path) && existsSync(legacyAlerts)) moveDatabase(legacyAlerts, path);
@@ -199,7 +226,111 @@ export function openStateDirDatabase(stateDir: string, options: { maxPageCount?:
 		importLegacyState(db, legacyState);
 		moveDatabase(legacyState, `${legacyState}.imported`);
 	}
+	importLegacyActionLog(db, stateDir, options.log);
 	return db;
+}
+
+/** The old action log's files under `stateDir`, oldest first: actions.jsonl.N … actions.jsonl.1, actions.jsonl. */
+export function legacyActionLogFiles(stateDir: string): string[] {
+	let names: string[];
+	try {
+		names = readdirSync(stateDir);
+	} catch (err) {
+		if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+		throw err;
+	}
+	const rotation = (name: string) => Number(name.slice(LEGACY_ACTIONS_FILE.length + 1) || 0);
+	return names
+		.filter((name) => name === LEGACY_ACTIONS_FILE || /^actions\.jsonl\.\d+$/.test(name))
+		.sort((a, b) => rotation(b) - rotation(a));
+}
+
+// A record is a few hundred bytes; a longer line is not searched for one behind a torn start.
+const MAX_SALVAGED_LINE = 64 * 1024;
+
+/** One action-log row as the old file held it, or undefined for a line that is not a whole record. */
+function legacyActionRow(line: string): Record<string, string | number | null> | undefined {
+	let record: Record<string, unknown>;
+	try {
+		record = JSON.parse(line) as Record<string, unknown>;
+	} catch {
+		return undefined;
+	}
+	const actor = record?.actor as Record<string, unknown> | undefined;
+	const at = typeof record?.at === "string" ? Date.parse(record.at) : Number.NaN;
+	const texts = [actor?.userId, actor?.username, record?.action, record?.target, record?.result];
+	if (Number.isNaN(at) || !texts.every((t) => typeof t === "string")) return undefined;
+	const [user_id, username, action, target, result] = texts as string[];
+	const details = record.details === undefined ? null : JSON.stringify(record.details);
+	return { at, user_id: user_id!, username: username!, action: action!, target: target!, result: result!, details };
+}
+
+/**
+ * Copies the action log's old JSON-lines files into the actions table, oldest record first, in one
+ * transaction, then renames each `<name>.imported`. A line that is not a whole record (the last
+ * line a crash tore mid-write) is skipped with a warning; a whole record appended after a torn one,
+ * on the same line, is still found.
+ */
+function importLegacyActionLog(db: DatabaseSync, stateDir: string, log: Logger | undefined): void {
+	const files = legacyActionLogFiles(stateDir).map((name) => {
+		const bytes = readFileSync(join(stateDir, name));
+		return { name, bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
+	});
+	if (files.length === 0) return;
+	const seen = db.prepare("SELECT 1 FROM imported_files WHERE sha256 = ?");
+	const insert = db.prepare(
+		`INSERT INTO actions (at, user_id, username, action, target, result, details)
+		VALUES (:at, :user_id, :username, :action, :target, :result, :details)`,
+	);
+	const done = db.prepare("INSERT INTO imported_files (sha256, name, rows, at) VALUES (?, ?, ?, ?)");
+	let imported = 0;
+	db.exec("BEGIN IMMEDIATE");
+	try {
+		for (const file of files) {
+			if (seen.get(file.sha256)) continue;
+			let rows = 0;
+			file.bytes
+				.toString("utf8")
+				.split("\n")
+				.forEach((line, i, lines) => {
+					if (line.trim() === "") return;
+					const whole = legacyActionRow(line);
+					// A torn line's rest, then a whole record: the record starts at one of the line's later "{".
+					let row = whole;
+					for (
+						let start = line.indexOf("{", 1);
+						!row && start > 0 && line.length <= MAX_SALVAGED_LINE;
+						start = line.indexOf("{", start + 1)
+					)
+						row = legacyActionRow(line.slice(start));
+					if (row) {
+						insert.run(row);
+						rows++;
+					}
+					if (!whole)
+						log?.warn(
+							{ file: file.name, line: i + 1, bytes: Buffer.byteLength(line), lastLine: i === lines.length - 1 },
+							row
+								? "old action log: skipped a torn record before a whole one"
+								: "old action log: skipped a line that is not a whole record (torn by a crash)",
+						);
+				});
+			done.run(file.sha256, file.name, rows, Date.now());
+			imported += rows;
+		}
+		db.exec("COMMIT");
+	} catch (err) {
+		db.exec("ROLLBACK");
+		throw err;
+	}
+	for (const { name } of files) {
+		const from = join(stateDir, name);
+		// An earlier import's file of the same name is kept too.
+		let to = `${from}.imported`;
+		for (let n = 2; existsSync(to); n++) to = `${from}.imported.${n}`;
+		renameSync(from, to);
+	}
+	log?.info({ files: files.map((f) => f.name), rows: imported }, "old action log imported into the state file");
 }
 
 /** Copies pending state and restart claims from an earlier opsbot's state.sqlite (rows already here win). */

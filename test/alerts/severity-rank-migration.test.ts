@@ -36,7 +36,7 @@ describe("the severity_rank migration", () => {
 			ALTER TABLE groups DROP COLUMN severity_rank; ALTER TABLE groups DROP COLUMN chart_attachment; DROP TABLE message_outbox;
 			DROP TABLE episodes; DROP TABLE episode_events;
 			ALTER TABLE groups DROP COLUMN resolved_at; ALTER TABLE groups DROP COLUMN flaps;
-			ALTER TABLE groups DROP COLUMN previous_message_id; DROP TABLE heartbeats;
+			ALTER TABLE groups DROP COLUMN previous_message_id; DROP TABLE heartbeats; DROP TABLE actions; DROP TABLE imported_files;
 			DELETE FROM schema_version WHERE version > 4;`);
 		db.close();
 

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
+import { actionLogOf, stateEnvFor } from "../support/bot.ts";
 import { type MainProcess, spawnMain } from "../support/main-process.ts";
 import { freePort } from "../support/proc.ts";
 import { startHangingServer } from "../support/raw-http.ts";
@@ -55,6 +56,7 @@ describe("alert state at press time, in the shipped process (node src/main.ts)",
 	let main: MainProcess;
 	let port: number;
 	let stateDir: string;
+	let stateEnv: Record<string, string>;
 	const token = randomBytes(24).toString("hex");
 
 	beforeAll(async () => {
@@ -74,6 +76,7 @@ describe("alert state at press time, in the shipped process (node src/main.ts)",
 		]);
 		docker = fakeDocker(sshd.binDir, "");
 		stateDir = mkdtempSync(join(tmpdir(), "opsbot-alert-state-"));
+		stateEnv = await stateEnvFor(stateDir);
 		main = spawnMain(
 			`discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", admins: "${ADMIN}" } }
 access:
@@ -98,6 +101,7 @@ alerts:
 				WEBHOOK_TOKEN: token,
 				SSH_KEY: sshd.privateKeyPath,
 				LOG_LEVEL: "debug",
+				...stateEnv,
 			},
 		);
 		await double.waitFor(
@@ -143,13 +147,8 @@ alerts:
 				)?.content,
 			timeoutMs,
 		);
-	const actions = () =>
-		existsSync(join(stateDir, "actions.jsonl"))
-			? readFileSync(join(stateDir, "actions.jsonl"), "utf8")
-					.split("\n")
-					.filter(Boolean)
-					.map((l) => JSON.parse(l) as { action: string; result: string; actor: { userId: string } })
-			: [];
+	/** The action log, oldest first. */
+	const actions = async () => (await actionLogOf(stateDir, stateEnv).recent(1_000)).reverse();
 
 	it("refuses Restart on a resolved alert, at the confirmation and on a stale button, and Acknowledge too; runs nothing and records each refusal", async () => {
 		const startsAt = new Date(Date.now() - 60_000).toISOString();
@@ -179,7 +178,7 @@ alerts:
 		expect(ackAnswer).toBe("This alert is resolved; nothing was acknowledged.");
 		expect(docker.calls()).toEqual([]);
 		expect(main.output()).not.toContain('"restart","api"');
-		const refusals = actions().filter((a) => a.result === "refused: alert resolved");
+		const refusals = (await actions()).filter((a) => a.result === "refused: alert resolved");
 		expect(refusals.map((a) => a.action).sort()).toEqual(["alert.ack", "alert.restart", "alert.restart"]);
 		expect(title(double.messages.get(message.id))).toBe("✅ RESOLVED · ApiDown · production");
 		// Only the Timeline button (the episode's history for the postmortem) stays on a resolved card.
@@ -201,7 +200,7 @@ alerts:
 			"This message is about an earlier episode of this alert; nothing was restarted. Use the alert's newest message.",
 		);
 		expect(docker.calls()).toEqual([]);
-		expect(actions().at(-1)).toMatchObject({ action: "alert.restart", result: "refused: earlier episode" });
+		expect((await actions()).at(-1)).toMatchObject({ action: "alert.restart", result: "refused: earlier episode" });
 	});
 
 	it("gives up on a silence when AlertManager does not answer within its configured timeout, and says so", async () => {
@@ -217,7 +216,10 @@ alerts:
 		expect(reply).toBe("AlertManager did not answer within 500 ms; nothing was silenced.");
 		expect(took).toBeLessThan(3_000);
 		expect(hanging.requests()).toBe(before + 1);
-		expect(actions().at(-1)).toMatchObject({ action: "alert.silence", result: "failed: AlertManager unavailable" });
+		expect((await actions()).at(-1)).toMatchObject({
+			action: "alert.silence",
+			result: "failed: AlertManager unavailable",
+		});
 		expect(String((double.messages.get(message.id)!.embeds[0] as { description?: string }).description)).not.toContain(
 			"silenced by",
 		);

@@ -57,6 +57,8 @@ alerts:
   defaultChannel: "${CHANNEL}"
 `,
 			{ WEBHOOK_TOKEN: token },
+			// A full disk under the SQLite state file: the embedded backend whatever OPSBOT_E2E_STATE says.
+			{ embedded: true },
 		);
 	});
 	afterAll(async () => {

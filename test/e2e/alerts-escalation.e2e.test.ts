@@ -99,7 +99,7 @@ alerts:
 			await new Promise((r) => setTimeout(r, 100));
 		}
 	}
-	/** The action log's records of `action`, oldest first, from actions.jsonl or opsbot_state.actions. */
+	/** The action log's records of `action`, oldest first, from the state file or opsbot_state.actions. */
 	async function logged(action: string): Promise<{ actor: { userId: string }; result: string; details?: unknown }[]> {
 		const url = botEnv.STATE_DATABASE_URL;
 		if (!url) return (await bot.actionLog.recent(50, { action })).reverse();

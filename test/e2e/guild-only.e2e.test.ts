@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DiscordDouble, snowflake, startDiscordDouble } from "../discord-double/index.ts";
+import { actionLogOf, stateEnvFor } from "../support/bot.ts";
 import { type MainProcess, spawnMain } from "../support/main-process.ts";
 
 const REFUSAL = "opsbot only works in its own server.";
@@ -11,11 +12,13 @@ const EPHEMERAL = 64;
 describe("opsbot serves only its configured server (node src/main.ts)", () => {
 	let double: DiscordDouble;
 	let main: MainProcess;
+	let stateEnv: Record<string, string>;
 	const stateDir = mkdtempSync(join(tmpdir(), "opsbot-guild-only-"));
 	const health = { kind: "command" as const, name: "health", options: [{ name: "env", type: 3, value: "local" }] };
 
 	beforeAll(async () => {
 		double = await startDiscordDouble();
+		stateEnv = await stateEnvFor(stateDir);
 		main = spawnMain(
 			`discord: { guildId: "${double.guildId}" }
 access: { commands: { health: [everyone] } }
@@ -24,7 +27,12 @@ environments:
     http: [{ name: nothing, url: "http://127.0.0.1:1/", timeoutMs: 500 }]
 stateDir: "${stateDir}"
 `,
-			{ DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: double.applicationId, DISCORD_API_URL: double.apiUrl },
+			{
+				DISCORD_TOKEN: "double-token",
+				DISCORD_APPLICATION_ID: double.applicationId,
+				DISCORD_API_URL: double.apiUrl,
+				...stateEnv,
+			},
 		);
 		await double.waitFor(() => main.output().includes("connected to Discord"), 15_000);
 	});
@@ -74,14 +82,9 @@ stateDir: "${stateDir}"
 	});
 
 	it("logs and records each refusal in the action log", async () => {
-		const records = await double.waitFor(() => {
-			const lines = readFileSync(join(stateDir, "actions.jsonl"), { encoding: "utf8", flag: "a+" })
-				.trim()
-				.split("\n")
-				.filter(Boolean);
-			return lines.length >= 2
-				? lines.map((l) => JSON.parse(l) as { action: string; target: string; result: string })
-				: undefined;
+		const records = await double.waitFor(async () => {
+			const recorded = (await actionLogOf(stateDir, stateEnv).recent(10)).reverse();
+			return recorded.length >= 2 ? recorded : undefined;
 		});
 
 		expect(records).toEqual([

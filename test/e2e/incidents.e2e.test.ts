@@ -71,7 +71,7 @@ alerts:
 		bot = await startTestBot(double, ops, { WEBHOOK_TOKEN: token, SSH_KEY: sshd.privateKeyPath, ...state });
 		const opsFile = join(stateDir, "opsbot.yaml");
 		writeFileSync(opsFile, ops);
-		cliEnv = { OPSBOT_CONFIG: opsFile, SSH_KEY: sshd.privateKeyPath, ...state };
+		cliEnv = { OPSBOT_CONFIG: opsFile, SSH_KEY: sshd.privateKeyPath, ...bot.stateEnv };
 	}, 120_000);
 	afterAll(async () => {
 		await alertmanager?.stop();

@@ -5,8 +5,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createFileActionLog } from "../../src/services/action-log.ts";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
+import { actionLogOf } from "../support/bot.ts";
 import { freePort } from "../support/proc.ts";
 
 /**
@@ -174,7 +174,7 @@ describe("the README's quick start, followed to the letter", () => {
 		}
 		expect(bot, "the quick start starts the bot").toBeDefined();
 		expect(testAlert, "the quick start sends a test alert").toBeDefined();
-		const actions = await createFileActionLog(join(dir, "data/actions.jsonl")).recent(10, { action: "alert.test" });
+		const actions = await actionLogOf(join(dir, "data")).recent(10, { action: "alert.test" });
 		expect(actions.map((a) => a.details?.step)).toEqual(["resolved", "firing"]);
 		bot!.child.kill("SIGTERM");
 		expect(await bot!.exited).toBe(0);

@@ -85,8 +85,9 @@ alerts:
 		});
 		expect(res.status).toBe(202);
 		const message = await double.waitFor(() => byTitle(name), 20_000);
+		const url = stateUrl ?? bot.stateEnv.STATE_DATABASE_URL;
 		const storedIds = async (): Promise<string[]> => {
-			if (!stateUrl) {
+			if (!url) {
 				const db = new DatabaseSync(join(bot.stateDir, "opsbot.sqlite"), { readOnly: true });
 				try {
 					return (db.prepare("SELECT message_id FROM groups").all() as { message_id: string | null }[]).flatMap((r) =>
@@ -96,7 +97,7 @@ alerts:
 					db.close();
 				}
 			}
-			const client = new pg.Client({ connectionString: stateUrl });
+			const client = new pg.Client({ connectionString: url });
 			await client.connect();
 			try {
 				return (

@@ -200,7 +200,11 @@ alerts:
 		const config = join(bot.stateDir, "cli.yaml");
 		writeFileSync(config, `${opsYaml}stateDir: ${JSON.stringify(bot.stateDir)}\n`);
 		const link = `https://discord.com/channels/${double.guildId}/${CHANNEL}/${card.id}`;
-		const incident = await runOpsbotCli(["incident", link, "--json"], { OPSBOT_CONFIG: config, WEBHOOK_TOKEN: token });
+		const incident = await runOpsbotCli(["incident", link, "--json"], {
+			OPSBOT_CONFIG: config,
+			WEBHOOK_TOKEN: token,
+			...bot.stateEnv,
+		});
 		const events = (JSON.parse(incident.stdout) as { events: { kind: string; details: Record<string, unknown> }[] })
 			.events;
 		expect(events.find((e) => e.kind === "silenced")?.details).toMatchObject({

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, statSync } from "node:fs";
+import { mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -39,6 +39,7 @@ alerts:
   defaultChannel: "${CHANNEL}"
 `,
 			{ WEBHOOK_TOKEN: token },
+			{ embedded: true },
 		);
 	});
 	afterAll(async () => {
@@ -47,7 +48,7 @@ alerts:
 		process.umask(umask);
 	});
 
-	it("creates stateDir 0700 and the alert store, its WAL and shared memory, and the action log 0600 under umask 022", async () => {
+	it("creates stateDir 0700 and the alert store, its WAL and shared memory, with the action log in it, 0600 under umask 022", async () => {
 		const answer = await fetch(`${bot.webhookUrl}/alerts`, {
 			method: "POST",
 			headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
@@ -64,9 +65,9 @@ alerts:
 				user: { id: "200000000000000011", username: "olivia", roles: [ONCALL] },
 			})
 		).response();
-		await double.waitFor(() => existsSync(join(stateDir, "actions.jsonl")), 10_000);
+		await double.waitFor(async () => (await bot.actionLog.recent(1)).length > 0, 10_000);
 
-		const files = ["opsbot.sqlite", "opsbot.sqlite-wal", "opsbot.sqlite-shm", "actions.jsonl"];
+		const files = ["opsbot.sqlite", "opsbot.sqlite-wal", "opsbot.sqlite-shm"];
 		expect({ stateDir: mode(stateDir), ...Object.fromEntries(files.map((f) => [f, mode(join(stateDir, f))])) }).toEqual(
 			{ stateDir: "700", ...Object.fromEntries(files.map((f) => [f, "600"])) },
 		);

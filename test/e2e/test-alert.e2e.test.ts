@@ -54,6 +54,7 @@ alerts:
 			DISCORD_TOKEN: "double-token",
 			DISCORD_APPLICATION_ID: double.applicationId,
 			WEBHOOK_TOKEN,
+			...bot.stateEnv,
 		};
 	});
 	afterAll(async () => {

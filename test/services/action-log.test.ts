@@ -1,20 +1,18 @@
-import {
-	appendFileSync,
-	existsSync,
-	mkdirSync,
-	mkdtempSync,
-	readFileSync,
-	rmSync,
-	statSync,
-	truncateSync,
-	writeFileSync,
-} from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { type ActionRecord, createFileActionLog } from "../../src/services/action-log.ts";
+import type { Config } from "../../src/config.ts";
+import { type ActionRecord, createSqliteActionLog } from "../../src/services/action-log.ts";
+import { openState } from "../../src/state/index.ts";
+import { openSqliteDatabase } from "../../src/state/sqlite.ts";
 
+// The action log's contract on both backends is in test/state/state-contract.test.ts;
+// these are the SQLite table's own cases.
 const fresh = () => mkdtempSync(join(tmpdir(), "opsbot-actions-"));
+const log = pino({ level: "silent" });
+const embedded = (stateDir: string) => openState({ env: {}, ops: { stateDir } } as unknown as Config, log);
 const entry = (i: number, action = "pool.terminate", userId = "1") => ({
 	actor: { userId, username: `user ${i} é` },
 	action,
@@ -22,42 +20,12 @@ const entry = (i: number, action = "pool.terminate", userId = "1") => ({
 	result: "ok",
 	at: new Date(1_700_000_000_000 + i * 1_000),
 });
-const line = (i: number, action?: string, userId?: string) =>
-	`${JSON.stringify({ ...entry(i, action, userId), at: entry(i).at.toISOString() })}\n`;
 const targets = (records: readonly ActionRecord[]) => records.map((r) => r.target);
 
-describe("file action log", () => {
-	it("fails only the append that failed; the next record is written", async () => {
-		const dir = fresh();
-		const path = join(dir, "actions.jsonl");
-		mkdirSync(path); // a directory where the file should be: appendFile fails with EISDIR
-		const log = createFileActionLog(path);
-
-		await expect(log.record(entry(1))).rejects.toThrow();
-		rmSync(path, { recursive: true });
-		await log.record(entry(2));
-
-		expect(targets(await log.recent(10))).toEqual(["target 2"]);
-	});
-
-	it("recovers when the state directory could not be created at first", async () => {
-		const dir = fresh();
-		const blocker = join(dir, "state");
-		writeFileSync(blocker, "a file where the directory should be");
-		const log = createFileActionLog(join(blocker, "actions.jsonl"));
-
-		await expect(log.record(entry(1))).rejects.toThrow();
-		rmSync(blocker);
-		await log.record(entry(2));
-		await log.record(entry(3));
-
-		expect(targets(await log.recent(10))).toEqual(["target 3", "target 2"]);
-	});
-
-	it("keeps appends in order when one in the middle fails", async () => {
-		const dir = fresh();
-		const path = join(dir, "actions.jsonl");
-		const log = createFileActionLog(path);
+describe("the action log in the state file", () => {
+	it("fails only the record that failed; the ones around it are kept, in order", async () => {
+		const db = openSqliteDatabase(":memory:");
+		const log = createSqliteActionLog(() => db);
 		await log.record(entry(1));
 
 		const results = await Promise.allSettled([
@@ -70,85 +38,60 @@ describe("file action log", () => {
 		expect(targets(await log.recent(10))).toEqual(["target 4", "target 2", "target 1"]);
 	});
 
-	it("rotates the file at its size bound and reads on into the rotated files", async () => {
-		const dir = fresh();
-		const path = join(dir, "actions.jsonl");
-		const maxBytes = Buffer.byteLength(line(10)) * 4;
-		const log = createFileActionLog(path, { maxBytes, keep: 2 });
+	it("gives back what was recorded: the time to the millisecond, names, details", async () => {
+		const db = openSqliteDatabase(":memory:");
+		const same = createSqliteActionLog(() => db);
+		await same.record({ ...entry(7), details: { exitCode: 1, stderr: "no such container ✗" } });
+		await same.record(entry(8, "alert.ack", "2"));
 
-		for (let i = 10; i < 30; i++) await log.record(entry(i));
-
-		expect(statSync(path).size).toBeLessThanOrEqual(maxBytes);
-		expect(statSync(`${path}.1`).size).toBeLessThanOrEqual(maxBytes);
-		expect(existsSync(`${path}.2`)).toBe(true);
-		expect(existsSync(`${path}.3`)).toBe(false);
-		expect(statSync(path).mode & 0o777).toBe(0o600);
-		const all = await log.recent(100);
-		expect(all.length).toBe(12);
-		expect(targets(all)).toEqual(Array.from({ length: 12 }, (_, i) => `target ${29 - i}`));
-		expect(targets(await log.recent(6))).toEqual([
-			"target 29",
-			"target 28",
-			"target 27",
-			"target 26",
-			"target 25",
-			"target 24",
+		expect(await same.recent(1, { action: "pool.terminate" })).toEqual([
+			{
+				at: "2023-11-14T22:13:27.000Z",
+				actor: { userId: "1", username: "user 7 é" },
+				action: "pool.terminate",
+				target: "target 7",
+				result: "ok",
+				details: { exitCode: 1, stderr: "no such container ✗" },
+			},
 		]);
+		expect(targets(await same.recent(5, { userId: "2", action: "alert.ack" }))).toEqual(["target 8"]);
+		expect(await same.recent(5, { userId: "1", action: "alert.ack" })).toEqual([]);
+		expect(await same.recent(0)).toEqual([]);
 	});
 
-	it("finds filtered records in the rotated file when the live one has none", async () => {
-		const dir = fresh();
-		const path = join(dir, "actions.jsonl");
-		const log = createFileActionLog(path, { maxBytes: Buffer.byteLength(line(10)) * 3 });
-		await log.record(entry(10, "alert.restart", "7"));
-		for (let i = 11; i < 16; i++) await log.record(entry(i));
+	it("keeps the newest records beyond its bound, pruning the oldest as it goes", async () => {
+		const db = openSqliteDatabase(":memory:");
+		const log = createSqliteActionLog(() => db, { keep: 10 });
+		for (let i = 0; i < 250; i++) await log.record(entry(i));
 
-		expect(readFileSync(path, "utf8")).not.toContain("alert.restart");
-		expect(targets(await log.recent(5, { action: "alert.restart" }))).toEqual(["target 10"]);
-		expect(targets(await log.recent(5, { userId: "7" }))).toEqual(["target 10"]);
+		const kept = await log.recent(1_000);
+		// Pruned at the 1st, 101st and 201st record: what is left is the newest 10 as of the 201st, and those after.
+		expect(kept).toHaveLength(59);
+		expect(kept[0]?.target).toBe("target 249");
+		expect(kept.at(-1)?.target).toBe("target 191");
 	});
 
-	it("reads only the end of a file far larger than what it returns", async () => {
-		const dir = fresh();
-		const path = join(dir, "actions.jsonl");
-		writeFileSync(path, "");
-		// 3 GiB of (sparse) bytes before the records: reading the whole file would take long and fail
-		// (Node cannot read a file over 2 GiB into one string).
-		truncateSync(path, 3 * 1024 ** 3);
-		appendFileSync(path, "\n");
-		for (let i = 0; i < 200; i++) appendFileSync(path, line(i, i % 2 === 0 ? "alert.ack" : "pool.terminate"));
-		const log = createFileActionLog(path, { chunkBytes: 4 * 1024 });
+	it("recovers when the state directory could not be created at first", async () => {
+		const blocker = join(fresh(), "state");
+		writeFileSync(blocker, "a file where the directory should be");
+		const state = await embedded(blocker);
 
-		const started = performance.now();
-		const latest = await log.recent(10);
-		const acks = await log.recent(5, { action: "alert.ack" });
-		rmSync(dir, { recursive: true });
+		await expect(state.actions.record(entry(1))).rejects.toThrow();
+		rmSync(blocker);
+		await state.actions.record(entry(2));
+		await state.actions.record(entry(3));
 
-		expect(targets(latest)).toEqual(Array.from({ length: 10 }, (_, i) => `target ${199 - i}`));
-		expect(targets(acks)).toEqual(["target 198", "target 196", "target 194", "target 192", "target 190"]);
-		expect(performance.now() - started).toBeLessThan(2_000);
+		expect(targets(await state.actions.recent(10))).toEqual(["target 3", "target 2"]);
+		expect(statSync(join(blocker, "opsbot.sqlite")).mode & 0o777).toBe(0o600);
+		await state.close();
 	});
 
-	it("splits lines correctly across chunk boundaries, multi-byte characters included", async () => {
-		const dir = fresh();
-		const path = join(dir, "actions.jsonl");
-		writeFileSync(path, `${line(1)}${line(2)}\n\n${line(3)}`);
-		const log = createFileActionLog(path, { chunkBytes: 7 });
+	it("has nothing to show where opsbot never ran, and creates no state file to say so", async () => {
+		const stateDir = join(fresh(), "none");
+		const state = await embedded(stateDir);
 
-		expect(targets(await log.recent(10))).toEqual(["target 3", "target 2", "target 1"]);
-		expect((await log.recent(1))[0]?.actor.username).toBe("user 3 é");
-	});
-
-	it("skips a torn last line and a line far longer than any record", async () => {
-		const dir = fresh();
-		const path = join(dir, "actions.jsonl");
-		writeFileSync(path, `${line(1)}${"x".repeat(3 * 1024 * 1024)}\n${line(2)}{"torn":`);
-		const log = createFileActionLog(path, { chunkBytes: 4 * 1024 });
-
-		expect(targets(await log.recent(10))).toEqual(["target 2", "target 1"]);
-	});
-
-	it("has nothing to show before the first record", async () => {
-		expect(await createFileActionLog(join(fresh(), "none", "actions.jsonl")).recent(10)).toEqual([]);
+		expect(await state.actions.recent(10)).toEqual([]);
+		await state.close();
+		expect(existsSync(stateDir)).toBe(false);
 	});
 });

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -13,6 +13,9 @@ import { freshStateDatabase } from "../alerts/state-database.ts";
 
 // Written by the opsbot before the state layer, with its own code (fixtures/generate-legacy.ts).
 const FIXTURES = join(import.meta.dirname, "fixtures", "legacy");
+// The action log as the opsbot before its table wrote it: rotated once, torn by a crash
+// (fixtures/generate-actions-jsonl.ts).
+const ACTIONS = join(import.meta.dirname, "fixtures", "actions-jsonl");
 const fixture = (name: string) => readFileSync(join(FIXTURES, name), "utf8");
 const tokens = JSON.parse(fixture("tokens.json")) as { sqlite: string; postgres: string };
 const CHANNEL = "400000000000000001";
@@ -85,6 +88,10 @@ describe("state written by the opsbot before the state layer", () => {
 				existsSync(join(stateDir, f)),
 			),
 		).toEqual([true, false, false, true]);
+		expect(["actions.jsonl", "actions.jsonl.imported"].map((f) => existsSync(join(stateDir, f)))).toEqual([
+			false,
+			true,
+		]);
 		const version = new DatabaseSync(join(stateDir, "opsbot.sqlite"), { readOnly: true });
 		expect(version.prepare("SELECT max(version) AS v FROM schema_version").get()).toEqual({
 			v: SQLITE_MIGRATIONS.length,
@@ -94,6 +101,65 @@ describe("state written by the opsbot before the state layer", () => {
 		const again = await openState(configOf(stateDir), log, { alerts: true });
 		expect(await again.alerts!.listGroups("", 100)).toHaveLength(3);
 		await again.close();
+	});
+
+	it("keeps every action-log row of actions.jsonl and its rotations, skipping the line a crash tore", async () => {
+		const stateDir = mkdtempSync(join(tmpdir(), "opsbot-forward-"));
+		for (const name of ["actions.jsonl", "actions.jsonl.1"]) copyFileSync(join(ACTIONS, name), join(stateDir, name));
+		const lines: Record<string, unknown>[] = [];
+		const logged = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+
+		const state = await openState(configOf(stateDir), logged);
+		const records = await state.actions.recent(100);
+		await state.close();
+
+		// The seven whole records, newest first across both files; the torn eighth is not one.
+		expect(records.map((r) => [r.at.slice(11, 16), r.actor.username, r.action, r.target, r.result])).toEqual([
+			["22:19", "zoë", "pool.terminate", "staging: 1 session", "ok"],
+			["22:18", "ops", "alert.test", "400000000000000001", "ok"],
+			["22:17", "olivia", "alert.ack", "PostgresDown", "ok"],
+			["22:16", "zoë", "alert.silence", "Backups", "ok"],
+			["22:15", "olivia", "alert.restart", "prod-host/api", "failed"],
+			["22:14", "zoë", "pool.terminate", "production: 3 sessions", "refused"],
+			["22:13", "olivia", "alert.ack", "DiskFilling", "ok"],
+		]);
+		expect(records[4]?.details).toEqual({ exitCode: 1, stderr: "no such container" });
+		expect(lines.filter((l) => l.level === 40)).toEqual([
+			expect.objectContaining({ file: "actions.jsonl", line: 3, lastLine: true, msg: expect.stringContaining("torn") }),
+		]);
+		expect(lines).toContainEqual(expect.objectContaining({ rows: 7, msg: expect.stringContaining("imported") }));
+		expect(
+			readdirSync(stateDir)
+				.filter((f) => f.startsWith("actions"))
+				.sort(),
+		).toEqual(["actions.jsonl.1.imported", "actions.jsonl.imported"]);
+	});
+
+	it("finds a whole record an old opsbot appended after the torn line, and imports a file only once", async () => {
+		const stateDir = mkdtempSync(join(tmpdir(), "opsbot-forward-"));
+		// Restarted after the crash, the old opsbot appended its next record to the torn line.
+		const after = { actor: { userId: "1", username: "u" }, action: "alert.ack", target: "After", result: "ok" };
+		const appended = JSON.stringify({ ...after, at: "2023-11-14T23:00:00.000Z" });
+		const live = `${readFileSync(join(ACTIONS, "actions.jsonl"), "utf8")}${appended}\n`;
+		writeFileSync(join(stateDir, "actions.jsonl"), live);
+
+		const first = await openState(configOf(stateDir), log);
+		expect((await first.actions.recent(100)).map((r) => r.target)).toEqual([
+			"After",
+			"staging: 1 session",
+			"400000000000000001",
+		]);
+		await first.close();
+		// As if the process died after the import's commit but before its renames: the same file again.
+		writeFileSync(join(stateDir, "actions.jsonl"), live);
+		const again = await openState(configOf(stateDir), log);
+		expect(await again.actions.recent(100)).toHaveLength(3);
+		await again.close();
+		expect(
+			readdirSync(stateDir)
+				.filter((f) => f.startsWith("actions"))
+				.sort(),
+		).toEqual(["actions.jsonl.imported", "actions.jsonl.imported.2"]);
 	});
 
 	it("is found whole in the PostgreSQL state: schema opsbot_state migrates forward", async () => {

@@ -115,6 +115,31 @@ export function storeContract(
 			await store.close();
 		});
 
+		it("gives a payload back with its labels in the order AlertManager sent them (sorted by name)", async () => {
+			const { store } = await open();
+			// Names of different lengths in AlertManager's order; PostgreSQL's jsonb keeps the shortest first.
+			const labels = { alertname: "ApiErrors", env: "production", instance: "a", service: "api" };
+			const annotations = { description: "d", runbook: "r", summary: "s" };
+			const sent = payload(1, {
+				groupKey: '{}:{alertname="ApiErrors"}',
+				groupLabels: { alertname: "ApiErrors", env: "production" },
+				commonLabels: labels,
+				commonAnnotations: annotations,
+			});
+			sent.alerts[0] = { ...sent.alerts[0]!, labels, annotations };
+			await store.accept(sent, targets);
+			const keys = (p: WebhookPayload) =>
+				[p.groupLabels, p.commonLabels, p.commonAnnotations, p.alerts[0]!.labels, p.alerts[0]!.annotations].map(
+					Object.keys,
+				);
+			const expected = keys(sent);
+
+			expect(keys((await store.next("1"))!.payload)).toEqual(expected);
+			expect(keys((await store.listGroups("", 10))[0]!.payload)).toEqual(expected);
+			expect(keys((await store.firingGroups("1"))[0]!.payload)).toEqual(expected);
+			await store.close();
+		});
+
 		it("counts groups by status and queued messages per channel, with the oldest's time, for /metrics", async () => {
 			const { store } = await open();
 			const before = Date.now();

@@ -2,9 +2,14 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REST } from "discord.js";
+import { pino } from "pino";
 import { parseDocument } from "yaml";
+import type { Config } from "../../src/config.ts";
 import { discordAgent } from "../../src/discord/client.ts";
-import { type ActionLog, createFileActionLog } from "../../src/services/action-log.ts";
+import type { ActionLog } from "../../src/state/contracts.ts";
+import { openState } from "../../src/state/index.ts";
+import { STATE_FILE } from "../../src/state/sqlite.ts";
+import { freshStateDatabase } from "../alerts/state-database.ts";
 import type { DiscordDouble } from "../discord-double/index.ts";
 import { type MainProcess, spawnMain } from "./main-process.ts";
 import { freePort } from "./proc.ts";
@@ -19,9 +24,14 @@ export interface TestBot {
 	/** Base URL of the webhook receiver (`http://127.0.0.1:port`), when the config has `alerts`. */
 	readonly webhookUrl: string | undefined;
 	readonly stateDir: string;
+	/**
+	 * Where its state lives, as environment for another process on the same state (a CLI run, a second
+	 * bot): `{ STATE_DATABASE_URL }` on PostgreSQL, `{}` on the SQLite file under `stateDir`.
+	 */
+	readonly stateEnv: Readonly<Record<string, string>>;
 	/** The log lines the process has written so far (its JSON log on stdout). */
 	logs(): Record<string, unknown>[];
-	/** opsbot's action log as the process wrote it to `stateDir/actions.jsonl`. */
+	/** opsbot's action log as the process wrote it, read through the state layer (either backend). */
 	readonly actionLog: Pick<ActionLog, "recent">;
 	/** A REST client with the bot's token, for setting a scene in the double (e.g. a channel message to press on). */
 	readonly rest: REST;
@@ -34,6 +44,46 @@ export interface TestBot {
 const BOT_TOKEN = "double-token";
 
 /**
+ * `OPSBOT_E2E_STATE=postgres` (npm run test:e2e:postgres) runs every bot on a PostgreSQL state database
+ * of its own on the run's shared server, instead of the SQLite file under its stateDir; a bot given
+ * STATE_DATABASE_URL keeps it. One database per stateDir, so a bot restarted on its stateDir finds its state.
+ */
+export const E2E_STATE: "sqlite" | "postgres" = process.env.OPSBOT_E2E_STATE === "postgres" ? "postgres" : "sqlite";
+const databasesByStateDir = new Map<string, Promise<string>>();
+
+/** The state environment a bot on `stateDir` gets under the run's E2E_STATE (see `stateEnv`). */
+export async function stateEnvFor(stateDir: string): Promise<Record<string, string>> {
+	if (E2E_STATE !== "postgres") return {};
+	let url = databasesByStateDir.get(stateDir);
+	if (!url) databasesByStateDir.set(stateDir, (url = freshStateDatabase("opsbot_e2e")));
+	return { STATE_DATABASE_URL: await url };
+}
+
+/**
+ * The action log opsbot keeps on `stateDir` (SQLite) or in `stateEnv.STATE_DATABASE_URL`, read through
+ * the state layer as `opsbot actions` reads it; empty before the process wrote any.
+ */
+export function actionLogOf(
+	stateDir: string,
+	stateEnv: Readonly<Record<string, string>> = {},
+): Pick<ActionLog, "recent"> {
+	const url = stateEnv.STATE_DATABASE_URL || undefined;
+	return {
+		async recent(...args) {
+			// The SQLite file is the bot's to create (its mode, its first migration): none yet, no records.
+			if (!url && !existsSync(join(stateDir, STATE_FILE))) return [];
+			const config = { env: url ? { STATE_DATABASE_URL: url } : {}, ops: { stateDir } } as unknown as Config;
+			const state = await openState(config, pino({ level: "silent" }));
+			try {
+				return await state.actions.recent(...args);
+			} finally {
+				await state.close();
+			}
+		},
+	};
+}
+
+/**
  * Starts `node src/main.ts` with `opsYaml` (stateDir and a port 0 webhook are filled in) and `env`
  * as its whole environment, and waits until it is connected to `double` and, with `alerts`, listening.
  */
@@ -41,6 +91,8 @@ export async function startTestBot(
 	double: DiscordDouble,
 	opsYaml: string,
 	env: Record<string, string> = {},
+	/** `embedded`: the SQLite file under stateDir whatever OPSBOT_E2E_STATE says (a test of that file itself). */
+	options: { embedded?: boolean } = {},
 ): Promise<TestBot> {
 	const doc = parseDocument(opsYaml);
 	if (!doc.has("stateDir")) doc.set("stateDir", mkdtempSync(join(tmpdir(), "opsbot-state-")));
@@ -55,11 +107,18 @@ export async function startTestBot(
 		}
 		webhookUrl = `http://${host}:${port}`;
 	}
+	const stateEnv =
+		"STATE_DATABASE_URL" in env
+			? { STATE_DATABASE_URL: env.STATE_DATABASE_URL! }
+			: options.embedded
+				? {}
+				: await stateEnvFor(stateDir);
 	const main = spawnMain(doc.toString(), {
 		LOG_LEVEL: "debug",
 		DISCORD_TOKEN: BOT_TOKEN,
 		DISCORD_APPLICATION_ID: double.applicationId,
 		DISCORD_API_URL: double.apiUrl,
+		...stateEnv,
 		...env,
 	});
 	const logs = main.logs;
@@ -82,17 +141,15 @@ export async function startTestBot(
 		main.child.kill("SIGKILL");
 		throw err;
 	}
-	const actionsPath = join(stateDir, "actions.jsonl");
 	const rest = new REST({ api: double.apiUrl, agent: discordAgent() }).setToken(BOT_TOKEN);
 	const exited = () => main.child.exitCode !== null || main.child.signalCode !== null;
 	return {
 		process: main,
 		webhookUrl,
 		stateDir,
+		stateEnv,
 		logs,
-		actionLog: {
-			recent: async (...args) => (existsSync(actionsPath) ? createFileActionLog(actionsPath).recent(...args) : []),
-		},
+		actionLog: actionLogOf(stateDir, stateEnv),
 		rest,
 		async stop() {
 			if (exited())
