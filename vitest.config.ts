@@ -5,11 +5,21 @@ export default defineConfig({
 		include: ["test/**/*.test.ts"],
 		// Real PostgreSQL, PgBouncer and Loki are started once here and shared (fresh databases and tenants per file).
 		globalSetup: ["test/support/global-setup.ts"],
-		// After every test: no Discord double received a request Discord's spec or documented limits refuse.
-		setupFiles: ["test/support/spec-guard.ts"],
+		setupFiles: [
+			// After every test: no Discord double received a request Discord's spec or documented limits refuse.
+			"test/support/spec-guard.ts",
+			// Opt-in: per-file CPU and wall time as JSON lines (test/support/cpu-accounting.ts).
+			...(process.env.OPSBOT_TEST_CPU_LOG ? ["test/support/cpu-accounting.ts"] : []),
+		],
 		testTimeout: 30_000,
 		hookTimeout: 60_000,
 		pool: "forks",
+		// A worker process runs many files and imports the shared modules (the double, pg, discord.js's
+		// REST, src) once, instead of a fresh process per file: on 2 cores the suite is CPU-bound, and a
+		// fresh process cost each file 0.5 s to start plus 1-2 s of imports (bench/RESULTS.md, issue 20).
+		// Files own their state: databases, schemas and directories are named per file, servers are per
+		// file on free ports, and what a file changes in the process (umask, process.env) it restores.
+		isolate: false,
 		// The suite mostly waits on real servers and Discord's pacing, so more workers than cores pays:
 		// Vitest's default (cores - 1) is one worker on a 2-core CI machine. Measured in bench/RESULTS.md.
 		maxWorkers: 4,

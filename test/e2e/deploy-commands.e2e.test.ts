@@ -1,4 +1,6 @@
 import { execFile } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COMMANDS } from "../../src/commands/index.ts";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
@@ -11,7 +13,12 @@ function deploy(
 		execFile(
 			process.execPath,
 			["deploy-commands.ts", ...args],
-			{ env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 },
+			{
+				// Node's compile cache (as bin/opsbot.js and src/main.ts enable it): each run loads discord.js and
+				// every command, ~0.4 s less CPU per run with the compiled code kept. Behaviour is the same.
+				env: { PATH: process.env.PATH ?? "", NODE_COMPILE_CACHE: join(tmpdir(), "node-compile-cache"), ...env },
+				timeout: 20_000,
+			},
 			(err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
 		);
 	});

@@ -274,8 +274,10 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		const byEmail = await audit.search("local", { ...range, user: "ALICE@corp.example" }, { size: 10 });
 		const byName = await audit.search("local", { ...range, user: "alice", action: "delete" }, { size: 10 });
 		const byId = await audit.search("local", { ...range, user: "4242", failedOnly: true }, { size: 10 });
+		// Exactly 60 days: both ends from one clock reading (a millisecond between them made it "61 days").
+		const now = Date.now();
 		const tooWide = await audit
-			.search("local", { since: hoursAgo(24 * 60), until: new Date() }, { size: 10 })
+			.search("local", { since: new Date(now - 60 * 86_400_000), until: new Date(now) }, { size: 10 })
 			.catch((err: unknown) => err);
 
 		expect(byEmail.events.map((e) => e.correlationId)).toEqual(["corr-newest", "corr-game", "corr-older"]);

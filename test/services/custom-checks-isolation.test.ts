@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { sqlNumber } from "../../src/services/custom-checks.ts";
 import { createDatabase, createDatabaseRegistry, type Database } from "../../src/services/postgres.ts";
-import { runOpsbotCli } from "../support/cli.ts";
+import { runOpsbotCli, runOpsbotInProcess } from "../support/cli.ts";
 
 const silent = pino({ level: "silent" });
 
@@ -96,21 +96,24 @@ describe("custom SQL checks leave nothing behind", () => {
 		}
 	});
 
-	it.each([
+	const sideEffectCalls = [
 		"pg_terminate_backend(pid) FROM pg_stat_activity",
 		"pg_advisory_lock(1)",
 		"set_config('application_name', 'x', false)",
 		"PG_NOTIFY('c', 'x')",
 		"pg_logical_emit_message(true, 'p', 'x')",
 		"txid_current()",
-	])("refuses a check calling %s at config load: exit 78, naming the key", async (call) => {
+	];
+	it.each(sideEffectCalls)("refuses a check calling %s at config load: exit 78, naming the key", async (call) => {
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-d10-"));
 		writeFileSync(
 			join(dir, "opsbot.yaml"),
 			`discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n    postgres: { urlEnv: PROD_DATABASE_URL }\n    checks:\n      - name: sneaky\n        sql: "SELECT count(${call.replaceAll('"', '\\"')})"\n`,
 		);
 
-		const run = await runOpsbotCli(["health", "--env", "production"], {
+		// The first through `npx opsbot` (the exit status as a shell sees it), the others in this process.
+		const cli = call === sideEffectCalls[0] ? runOpsbotCli : runOpsbotInProcess;
+		const run = await cli(["health", "--env", "production"], {
 			OPSBOT_CONFIG: join(dir, "opsbot.yaml"),
 			PROD_DATABASE_URL: postgres.opsbotUrl,
 		});
