@@ -73,6 +73,10 @@ export function startGatewayLease(options: {
 	const giveUp = (err: unknown) => {
 		if (!holding || stopped) return;
 		holding = false;
+		// Lost is final: the process shuts down on it, and must not take the gateway back meanwhile.
+		stopped = true;
+		clearTimeout(timer);
+		clearInterval(expiryTimer);
 		options.onLost(err);
 	};
 	// Without a renewal by then another replica may take the row: stop holding first.
