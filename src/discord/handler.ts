@@ -14,7 +14,9 @@ import type { PendingStore } from "../state/contracts.ts";
 import type { Actor } from "./access.ts";
 import { type CustomId, encodeCustomId } from "./custom-id.ts";
 
-/** What a handler gets: the app context plus who is asking, a logger bound to this interaction, and reply visibility. */
+/**
+ * What a handler gets: the app context plus who is asking, a logger bound to this interaction, and reply visibility.
+ */
 export interface HandlerContext extends AppContext {
 	readonly actor: Actor;
 	readonly log: Logger;
@@ -83,7 +85,10 @@ export async function rawId(id: CustomId): Promise<CustomId> {
 	return id;
 }
 
-/** What a pending-state button finds: the token (its customId's first argument), the stored value and the other arguments. */
+/**
+ * What a pending-state button finds: the token (its customId's first argument), the stored value and the other
+ * arguments.
+ */
 export interface PendingPress<T> {
 	readonly token: string;
 	readonly value: T;
