@@ -104,25 +104,29 @@ function groupCommitContract(name: string, open: () => Promise<AlertStore>): voi
 			await store.close();
 		});
 
-		it("keeps at most two undelivered rows per episode however many updates arrive, and sends the newest after the one in flight", async () => {
-			const store = await open();
-			await store.accept(group("g", 1), targets);
-			const inFlight = (await store.next("1"))!;
+		it(
+			"keeps at most two undelivered rows per episode however many updates arrive, and sends the newest after " +
+				"the one in flight",
+			async () => {
+				const store = await open();
+				await store.accept(group("g", 1), targets);
+				const inFlight = (await store.next("1"))!;
 
-			for (const n of [2, 3, 4]) await store.accept(group("g", n), targets);
-			await Promise.all([5, 6, 7].map((n) => store.accept(group("g", n), targets)));
-			const undelivered = await store.pending();
-			await store.delivered(inFlight, "m1");
-			const newest = (await store.next("1"))!;
-			await store.delivered(newest, "m1");
+				for (const n of [2, 3, 4]) await store.accept(group("g", n), targets);
+				await Promise.all([5, 6, 7].map((n) => store.accept(group("g", n), targets)));
+				const undelivered = await store.pending();
+				await store.delivered(inFlight, "m1");
+				const newest = (await store.next("1"))!;
+				await store.delivered(newest, "m1");
 
-			expect(undelivered).toBe(2);
-			expect(newest).toMatchObject({ messageId: "m1", episode: 1 });
-			expect(newest.payload.alerts).toHaveLength(7);
-			expect(await store.next("1")).toBeUndefined();
-			expect(await store.pending()).toBe(0);
-			await store.close();
-		});
+				expect(undelivered).toBe(2);
+				expect(newest).toMatchObject({ messageId: "m1", episode: 1 });
+				expect(newest.payload.alerts).toHaveLength(7);
+				expect(await store.next("1")).toBeUndefined();
+				expect(await store.pending()).toBe(0);
+				await store.close();
+			},
+		);
 
 		it("writes each webhook to every channel its route names", async () => {
 			const store = await open();
@@ -194,24 +198,27 @@ describe("group commit (PostgreSQL) with two replicas and refused payloads", () 
 		await store.close();
 	});
 
-	it("counts a webhook sent to both replicas at once (AlertManager HA) once, whatever the two batches share", async () => {
-		const url = await postgresUrl();
-		const log = pino({ level: "silent" });
-		const [a, b] = await Promise.all([openPostgresAlertStore(url, log), openPostgresAlertStore(url, log)]);
-		const bodies = Array.from({ length: 60 }, (_, i) => group(`g${i}`, 2));
+	it(
+		"counts a webhook sent to both replicas at once " + "(AlertManager HA) once, whatever the two batches share",
+		async () => {
+			const url = await postgresUrl();
+			const log = pino({ level: "silent" });
+			const [a, b] = await Promise.all([openPostgresAlertStore(url, log), openPostgresAlertStore(url, log)]);
+			const bodies = Array.from({ length: 60 }, (_, i) => group(`g${i}`, 2));
 
-		// Opposite orders: each replica's batch locks the shared groups, in id order, so neither deadlocks.
-		const [viaA, viaB] = await Promise.all([
-			Promise.all(bodies.map((x) => a.accept(x, targets))),
-			Promise.all([...bodies].reverse().map((x) => b.accept(x, targets))),
-		]);
+			// Opposite orders: each replica's batch locks the shared groups, in id order, so neither deadlocks.
+			const [viaA, viaB] = await Promise.all([
+				Promise.all(bodies.map((x) => a.accept(x, targets))),
+				Promise.all([...bodies].reverse().map((x) => b.accept(x, targets))),
+			]);
 
-		const total = [...viaA, ...viaB].reduce(
-			(sum, r) => ({ queued: sum.queued + r.queued, duplicates: sum.duplicates + r.duplicates }),
-			{ queued: 0, duplicates: 0 },
-		);
-		expect(total).toEqual({ queued: 60, duplicates: 60 });
-		expect(await a.pending()).toBe(60);
-		await Promise.all([a.close(), b.close()]);
-	});
+			const total = [...viaA, ...viaB].reduce(
+				(sum, r) => ({ queued: sum.queued + r.queued, duplicates: sum.duplicates + r.duplicates }),
+				{ queued: 0, duplicates: 0 },
+			);
+			expect(total).toEqual({ queued: 60, duplicates: 60 });
+			expect(await a.pending()).toBe(60);
+			await Promise.all([a.close(), b.close()]);
+		},
+	);
 });

@@ -112,7 +112,9 @@ describe("transition: what one notification does to a group", () => {
 			want: { kind: "update", episode: 3, status: "resolved", keep: [10], supersede: [] },
 		},
 		{
-			case: "a resolved group firing again opens the next episode, clears ack, silence and restart, and leaves the resolve's rows alone",
+			case:
+				"a resolved group firing again opens the next episode, clears ack, silence and restart, and leaves " +
+				"the resolve's rows alone",
 			head: head({ status: "resolved", firstFiringAt: T0 - 3_600_000, undelivered: [10, 12] }),
 			note: note(),
 			want: {
@@ -234,28 +236,32 @@ describe("planAccepts: what a batch of webhooks writes", () => {
 		expect(plan.enqueue).toEqual([{ groupId: id(), episode: 3, job: 0, at: T0 }]);
 	});
 
-	it("decides a batch as one by one: the episode's first row keeps its place, only the newest of the rest is written", () => {
-		const jobs = [
-			job({ signature: "a", now: T0 }),
-			job({ groupKey: "other", signature: "x", now: T0 + 1 }),
-			job({ signature: "b", now: T0 + 2 }),
-			job({ signature: "c", now: T0 + 3 }),
-		];
+	it(
+		"decides a batch as one by one: the episode's first row keeps its place, only the newest of the rest is " +
+			"written",
+		() => {
+			const jobs = [
+				job({ signature: "a", now: T0 }),
+				job({ groupKey: "other", signature: "x", now: T0 + 1 }),
+				job({ signature: "b", now: T0 + 2 }),
+				job({ signature: "c", now: T0 + 3 }),
+			];
 
-		const plan = planAccepts(jobs, new Map());
+			const plan = planAccepts(jobs, new Map());
 
-		expect(plan.results).toEqual(jobs.map(() => ({ queued: 1, duplicates: 0 })));
-		expect(plan.enqueue).toEqual([
-			{ groupId: id(), episode: 1, job: 0, at: T0 },
-			{ groupId: id("other"), episode: 1, job: 1, at: T0 + 1 },
-			{ groupId: id(), episode: 1, job: 3, at: T0 + 3 },
-		]);
-		expect(plan.groups).toMatchObject([
-			{ id: id(), created: true, signature: "c", job: 3 },
-			{ id: id("other"), created: true, job: 1 },
-		]);
-		expect(plan.supersede).toEqual([]);
-	});
+			expect(plan.results).toEqual(jobs.map(() => ({ queued: 1, duplicates: 0 })));
+			expect(plan.enqueue).toEqual([
+				{ groupId: id(), episode: 1, job: 0, at: T0 },
+				{ groupId: id("other"), episode: 1, job: 1, at: T0 + 1 },
+				{ groupId: id(), episode: 1, job: 3, at: T0 + 3 },
+			]);
+			expect(plan.groups).toMatchObject([
+				{ id: id(), created: true, signature: "c", job: 3 },
+				{ id: id("other"), created: true, job: 1 },
+			]);
+			expect(plan.supersede).toEqual([]);
+		},
+	);
 
 	it("supersedes a stored row once and drops the batch's own superseded rows unwritten", () => {
 		const jobs = [job({ signature: "a" }), job({ signature: "b" }), job({ signature: "c" })];

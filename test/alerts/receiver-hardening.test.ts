@@ -201,7 +201,9 @@ function trickle(
 ): { closed: Promise<{ afterMs: number; status: number }> } {
 	const started = Date.now();
 	const socket = connect(port, "127.0.0.1");
-	const head = `POST /alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAuthorization: Bearer ${token}\r\nContent-Length: 100000\r\n\r\n`;
+	const head =
+		`POST /alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+		`Authorization: Bearer ${token}\r\nContent-Length: 100000\r\n\r\n`;
 	let data = "";
 	let sent = 0;
 	const text = what === "body" ? "{".repeat(100_000) : head;
@@ -228,29 +230,32 @@ function trickle(
 }
 
 describe("webhook receiver against slow clients", () => {
-	it("cuts off a body sent one byte at a time at the request deadline, and keeps serving webhooks meanwhile", async () => {
-		const { port, store } = await startReceiver({
-			requestTimeoutMs: 500,
-			headersTimeoutMs: 300,
-			idleTimeoutMs: 2_000,
-			maxConnections: 16,
-		});
+	it(
+		"cuts off a body sent one byte at a time at the " + "request deadline, and keeps serving webhooks meanwhile",
+		async () => {
+			const { port, store } = await startReceiver({
+				requestTimeoutMs: 500,
+				headersTimeoutMs: 300,
+				idleTimeoutMs: 2_000,
+				maxConnections: 16,
+			});
 
-		const slow = [trickle(port, "body"), trickle(port, "body"), trickle(port, "headers"), trickle(port, "nothing")];
-		await new Promise((resolve) => setTimeout(resolve, 150));
-		const during = await post(port, "/alerts", {
-			authorization: `Bearer ${token}`,
-			body: validBody("DuringSlowloris"),
-		});
-		const cut = await Promise.all(slow.map((s) => s.closed));
+			const slow = [trickle(port, "body"), trickle(port, "body"), trickle(port, "headers"), trickle(port, "nothing")];
+			await new Promise((resolve) => setTimeout(resolve, 150));
+			const during = await post(port, "/alerts", {
+				authorization: `Bearer ${token}`,
+				body: validBody("DuringSlowloris"),
+			});
+			const cut = await Promise.all(slow.map((s) => s.closed));
 
-		expect(during.status).toBe(202);
-		expect(await store.pending()).toBe(1);
-		for (const c of cut) {
-			expect(c.afterMs).toBeLessThan(2_000);
-			expect(c.status).toBe(408);
-		}
-	});
+			expect(during.status).toBe(202);
+			expect(await store.pending()).toBe(1);
+			for (const c of cut) {
+				expect(c.afterMs).toBeLessThan(2_000);
+				expect(c.status).toBe(408);
+			}
+		},
+	);
 
 	it("drops connections beyond the cap, and serves again once idle ones are cut", async () => {
 		const { port } = await startReceiver({
@@ -285,8 +290,13 @@ describe("webhook receiver against deeply nested JSON", () => {
 	const nested = (levels: number) => `${'{"a":'.repeat(levels)}1${"}".repeat(levels)}`;
 	const arrays = (levels: number) => `${"[".repeat(levels)}${"]".repeat(levels)}`;
 	const inValid = (deep: string, where: "body" | "alert" | "label") => {
-		const alert = `{"status":"firing","labels":{"alertname":"Deep"${where === "label" ? `,"x":${deep}` : ""}},"startsAt":"2026-11-24T12:00:00Z","fingerprint":"abc"${where === "alert" ? `,"x":${deep}` : ""}}`;
-		return `{"version":"4","groupKey":"{}:{alertname=\\"Deep\\"}","status":"firing","receiver":"opsbot","alerts":[${alert}]${where === "body" ? `,"x":${deep}` : ""}}`;
+		const alert =
+			`{"status":"firing","labels":{"alertname":"Deep"${where === "label" ? `,"x":${deep}` : ""}},` +
+			`"startsAt":"2026-11-24T12:00:00Z","fingerprint":"abc"${where === "alert" ? `,"x":${deep}` : ""}}`;
+		return (
+			`{"version":"4","groupKey":"{}:{alertname=\\"Deep\\"}","status":"firing","receiver":"opsbot",` +
+			`"alerts":[${alert}]${where === "body" ? `,"x":${deep}` : ""}}`
+		);
 	};
 
 	it.each([10_000, 100_000])(
