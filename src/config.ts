@@ -184,8 +184,13 @@ const HostCheck = z
  * reload or switch server state. Refused by name at config load; the run also rolls back and drops
  * advisory locks (custom-checks.ts), and a role of its own (checksUrlEnv) is the real boundary.
  */
-const SIDE_EFFECT_FUNCTIONS =
-	/\b(pg_terminate_backend|pg_cancel_backend|pg_(try_)?advisory_(xact_)?lock(_shared)?|pg_advisory_unlock(_all|_shared)?|set_config|pg_notify|pg_logical_emit_message|txid_current(_if_assigned)?|pg_current_xact_id(_if_assigned)?|pg_reload_conf|pg_rotate_logfile|pg_switch_wal|pg_create_restore_point|pg_promote|pg_log_backend_memory_contexts|dblink\w*)\b/i;
+const SIDE_EFFECT_FUNCTIONS = new RegExp(
+	String.raw`\b(pg_terminate_backend|pg_cancel_backend|pg_(try_)?advisory_(xact_)?lock(_shared)?|` +
+		"pg_advisory_unlock(_all|_shared)?|set_config|pg_notify|pg_logical_emit_message|" +
+		"txid_current(_if_assigned)?|pg_current_xact_id(_if_assigned)?|pg_reload_conf|pg_rotate_logfile|" +
+		String.raw`pg_switch_wal|pg_create_restore_point|pg_promote|pg_log_backend_memory_contexts|dblink\w*)\b`,
+	"i",
+);
 
 /** A check of the team's own: one number from PromQL or a read-only SQL query, judged against thresholds. */
 const CustomCheck = z

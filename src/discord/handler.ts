@@ -76,8 +76,11 @@ export function component<P, A extends unknown[]>(spec: ComponentSpec<P, A>): Co
 	return { ...spec, id: (...args: A) => encodeCustomId(spec.area, spec.action, ...spec.encode(...args)) };
 }
 
-/** Any component handler, for the router's list (each one's `parse` and `run` agree on its own type). */
-// biome-ignore lint/suspicious/noExplicitAny: a handler list holds handlers of every parse result; each is called with its own
+/**
+ * Any component handler, for the router's list (each one's `parse` and `run` agree on its own type). Each handler in
+ * the list is called with its own parse result.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: a handler list holds handlers of every parse result
 export type AnyComponentHandler = ComponentHandler<any, any>;
 
 /** The parse step of handlers that need nothing but the customId. */
