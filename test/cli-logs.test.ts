@@ -49,30 +49,27 @@ environments:
 		);
 	});
 
-	it(
-		"prints the LogQL exactly as it ran and log lines " + "with backticks and backslashes unchanged (defect 5)",
-		async () => {
-			const result = await opsbotProcess(
-				["logs", "--service", "api", "--contains", "C:\\temp\\new", "--since", "1h"],
-				config,
-			);
+	it("prints the LogQL exactly as it ran, log lines with backticks and backslashes unchanged (defect 5)", async () => {
+		const result = await opsbotProcess(
+			["logs", "--service", "api", "--contains", "C:\\temp\\new", "--since", "1h"],
+			config,
+		);
 
-			expect(result.code).toBe(0);
-			const out = result.stdout.split("\n");
-			expect(out[0]).toBe("[INFO] Logs of api on production");
-			expect(out[2]).toMatch(
-				/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z {2}copied `C:\\temp\\new` to "D:\\backup" ```done```$/,
-			);
-			const logql = out.find((l) => l.startsWith("LogQL: "))!.slice("LogQL: ".length);
-			expect(logql).toBe('{service="api"} |= "C:\\\\temp\\\\new"');
-			// What is shown is what ran: the printed LogQL finds the same line in Loki.
-			const params = new URLSearchParams({ query: logql, start: (now - 60n * MINUTE).toString(), end: now.toString() });
-			const direct = (await (
-				await fetch(`${loki.url}/loki/api/v1/query_range?${params}`, { headers: { "x-scope-orgid": tenant } })
-			).json()) as { data: { result: { values: [string, string][] }[] } };
-			expect(direct.data.result.flatMap((s) => s.values.map((v) => v[1]))).toEqual([tricky]);
-		},
-	);
+		expect(result.code).toBe(0);
+		const out = result.stdout.split("\n");
+		expect(out[0]).toBe("[INFO] Logs of api on production");
+		expect(out[2]).toMatch(
+			/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z {2}copied `C:\\temp\\new` to "D:\\backup" ```done```$/,
+		);
+		const logql = out.find((l) => l.startsWith("LogQL: "))!.slice("LogQL: ".length);
+		expect(logql).toBe('{service="api"} |= "C:\\\\temp\\\\new"');
+		// What is shown is what ran: the printed LogQL finds the same line in Loki.
+		const params = new URLSearchParams({ query: logql, start: (now - 60n * MINUTE).toString(), end: now.toString() });
+		const direct = (await (
+			await fetch(`${loki.url}/loki/api/v1/query_range?${params}`, { headers: { "x-scope-orgid": tenant } })
+		).json()) as { data: { result: { values: [string, string][] }[] } };
+		expect(direct.data.result.flatMap((s) => s.values.map((v) => v[1]))).toEqual([tricky]);
+	});
 
 	it("keeps one log line per terminal line and shows control characters as escapes", async () => {
 		const result = await opsbot(["logs", "--service", "api", "--contains", "unrelated", "--since", "1h"], config);

@@ -123,26 +123,23 @@ alerts: { defaultChannel: "100000000000000020" }
 		expect(ctor.stderr).toContain("Unknown environment constructor. Known: good, bad.");
 	});
 
-	it(
-		"exits 69 (unavailable) when the PostgreSQL a lookup " + "needs is down, as the README's exit-code table says",
-		async () => {
-			const closed = createServer();
-			await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-			const port = (closed.address() as AddressInfo).port;
-			await new Promise((resolve) => closed.close(resolve));
-			const config = join(dir, "pg-down.yaml");
-			writeFileSync(
-				config,
-				`discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n    postgres: { urlEnv: APP_DB_URL }\n`,
-			);
+	it("exits 69 (unavailable) when the PostgreSQL a lookup needs is down, as README's exit-code table says", async () => {
+		const closed = createServer();
+		await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+		const port = (closed.address() as AddressInfo).port;
+		await new Promise((resolve) => closed.close(resolve));
+		const config = join(dir, "pg-down.yaml");
+		writeFileSync(
+			config,
+			`discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n    postgres: { urlEnv: APP_DB_URL }\n`,
+		);
 
-			const result = await opsbot(["whodeleted", "User", "42"], {
-				OPSBOT_CONFIG: config,
-				APP_DB_URL: `postgres://opsbot@127.0.0.1:${port}/app`,
-			});
+		const result = await opsbot(["whodeleted", "User", "42"], {
+			OPSBOT_CONFIG: config,
+			APP_DB_URL: `postgres://opsbot@127.0.0.1:${port}/app`,
+		});
 
-			expect(result.stderr).toContain("The PostgreSQL of production is not reachable (connection refused)");
-			expect(result.code).toBe(69);
-		},
-	);
+		expect(result.stderr).toContain("The PostgreSQL of production is not reachable (connection refused)");
+		expect(result.code).toBe(69);
+	});
 });

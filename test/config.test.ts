@@ -115,33 +115,30 @@ pool: { warnPercent: 95, criticalPercent: 90 }
 		expect(problems.some((p) => p.startsWith("defaultEnvironment: "))).toBe(true);
 	});
 
-	it(
-		"takes the replicas' gateway lease timings, 15 s and " + "5 s by default, and refuses a lease too short to renew",
-		() => {
-			const defaults = loadConfig(
-				{
-					OPSBOT_CONFIG: writeConfig('discord: { guildId: "100000000000000001" }\nenvironments: { production: {} }\n'),
-				},
-				"cli",
-			);
-			const short = writeConfig(`
+	it("takes the replicas' gateway lease timings, 15 s and 5 s by default; refuses a lease too short to renew", () => {
+		const defaults = loadConfig(
+			{
+				OPSBOT_CONFIG: writeConfig('discord: { guildId: "100000000000000001" }\nenvironments: { production: {} }\n'),
+			},
+			"cli",
+		);
+		const short = writeConfig(`
 discord: { guildId: "100000000000000001" }
 environments: { production: {} }
 replicas: { leaseSeconds: 6, renewSeconds: 2 }
 `);
-			const tooShort = writeConfig(`
+		const tooShort = writeConfig(`
 discord: { guildId: "100000000000000001" }
 environments: { production: {} }
 replicas: { leaseSeconds: 8, renewSeconds: 3 }
 `);
 
-			expect(defaults.ops.replicas).toEqual({ leaseSeconds: 15, renewSeconds: 5 });
-			expect(loadConfig({ OPSBOT_CONFIG: short }, "cli").ops.replicas).toEqual({ leaseSeconds: 6, renewSeconds: 2 });
-			expect(problemsOf({ OPSBOT_CONFIG: tooShort })).toEqual([
-				"replicas.leaseSeconds: must be at least 3 × renewSeconds (so one failed renewal does not cost the lease)",
-			]);
-		},
-	);
+		expect(defaults.ops.replicas).toEqual({ leaseSeconds: 15, renewSeconds: 5 });
+		expect(loadConfig({ OPSBOT_CONFIG: short }, "cli").ops.replicas).toEqual({ leaseSeconds: 6, renewSeconds: 2 });
+		expect(problemsOf({ OPSBOT_CONFIG: tooShort })).toEqual([
+			"replicas.leaseSeconds: must be at least 3 × renewSeconds (so one failed renewal does not cost the lease)",
+		]);
+	});
 
 	it("requires the environment variables the file names, without printing any value", () => {
 		const path = writeConfig(minimal);

@@ -32,28 +32,25 @@ describe("npm start on a first run", () => {
 		);
 	});
 
-	it(
-		"with init's files before the Discord secrets are " + "pasted, names both with where to find them, in one pass",
-		async () => {
-			const dir = mkdtempSync(join(tmpdir(), "opsbot-first-"));
-			copyFileSync("opsbot.minimal.yaml", join(dir, "opsbot.yaml"));
-			writeFileSync(join(dir, ".env"), initialDotEnv("w".repeat(32)));
+	it("with init's files before the Discord secrets are pasted, names both and where to find them, at once", async () => {
+		const dir = mkdtempSync(join(tmpdir(), "opsbot-first-"));
+		copyFileSync("opsbot.minimal.yaml", join(dir, "opsbot.yaml"));
+		writeFileSync(join(dir, ".env"), initialDotEnv("w".repeat(32)));
 
-			const run = await npmStart(dir);
+		const run = await npmStart(dir);
 
-			expect(run.code).toBe(78);
-			expect(run.output).toBe(
-				[
-					"Invalid configuration:",
-					"  - env.DISCORD_TOKEN: required to start the bot: paste it into .env from " +
-						"https://discord.com/developers/applications (Bot > Reset Token)",
-					"  - env.DISCORD_APPLICATION_ID: required to start the bot: paste it into .env from " +
-						"https://discord.com/developers/applications (General Information > Application ID)",
-					"",
-				].join("\n"),
-			);
-		},
-	);
+		expect(run.code).toBe(78);
+		expect(run.output).toBe(
+			[
+				"Invalid configuration:",
+				"  - env.DISCORD_TOKEN: required to start the bot: paste it into .env from " +
+					"https://discord.com/developers/applications (Bot > Reset Token)",
+				"  - env.DISCORD_APPLICATION_ID: required to start the bot: paste it into .env from " +
+					"https://discord.com/developers/applications (General Information > Application ID)",
+				"",
+			].join("\n"),
+		);
+	});
 
 	it("with an unquoted Discord id, says to quote it and why, and still checks the rest of the file", async () => {
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-first-"));

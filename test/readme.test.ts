@@ -32,31 +32,27 @@ describe("the README's samples are what the product does", () => {
 		expect(yaml).toContain("send_resolved: true");
 	});
 
-	it(
-		"shows (in docs/configuration.md) the configuration errors exactly as npm start prints them, with exit " +
-			"code 78",
-		async () => {
-			const sample = blockAfter("A bad config lists every problem", configurationDoc)
-				.split("\n")
-				.map((l) => l.trim())
-				.filter(Boolean);
-			const main = spawnMain(
-				`discord: { guildId: "100000000000000001", roles: { oncall: "300000000000000001" } }
+	it("shows (docs/configuration.md) the configuration errors as npm start prints them, with exit code 78", async () => {
+		const sample = blockAfter("A bad config lists every problem", configurationDoc)
+			.split("\n")
+			.map((l) => l.trim())
+			.filter(Boolean);
+		const main = spawnMain(
+			`discord: { guildId: "100000000000000001", roles: { oncall: "300000000000000001" } }
 access: { commands: { pool: [oncall, ghosts] } }
 environments:
   production: { postgres: { urlEnv: PROD_DATABASE_URL } }
   staging: { postgres: { urlEnv: STAGING_DATABASE_URL } }
 `,
-				{ DISCORD_TOKEN: "not-a-real-token", DISCORD_APPLICATION_ID: "100000000000000002" },
-			);
+			{ DISCORD_TOKEN: "not-a-real-token", DISCORD_APPLICATION_ID: "100000000000000002" },
+		);
 
-			const code = await main.exited;
+		const code = await main.exited;
 
-			expect(code).toBe(78);
-			expect(sample[0]).toBe("Invalid configuration:");
-			for (const line of sample) expect(main.output()).toContain(line);
-		},
-	);
+		expect(code).toBe(78);
+		expect(sample[0]).toBe("Invalid configuration:");
+		for (const line of sample) expect(main.output()).toContain(line);
+	});
 
 	it("links only to docs and pictures that exist", () => {
 		const targets = [...readme.matchAll(/\]\(((?:docs\/)[^)#]+)/g)].map((m) => m[1]!);
@@ -64,18 +60,14 @@ environments:
 		for (const target of targets) expect(existsSync(target), target).toBe(true);
 	});
 
-	it(
-		"stays a short path: at most about 1,500 words, with the quick start before the systems and Developing " +
-			"near the end",
-		() => {
-			expect(readme.split(/\s+/).filter(Boolean).length).toBeLessThanOrEqual(1_500);
-			const order = ["## Quick start", "## Adding your systems", "## Reference", "## Developing"].map((h) =>
-				readme.indexOf(`\n${h}\n`),
-			);
-			expect(order.every((at) => at > 0)).toBe(true);
-			expect([...order].sort((a, b) => a - b)).toEqual(order);
-		},
-	);
+	it("stays a short path: about 1,500 words at most, quick start before the systems, Developing near the end", () => {
+		expect(readme.split(/\s+/).filter(Boolean).length).toBeLessThanOrEqual(1_500);
+		const order = ["## Quick start", "## Adding your systems", "## Reference", "## Developing"].map((h) =>
+			readme.indexOf(`\n${h}\n`),
+		);
+		expect(order.every((at) => at > 0)).toBe(true);
+		expect([...order].sort((a, b) => a - b)).toEqual(order);
+	});
 
 	it("names in .env.example every secret the README says comes from the environment", () => {
 		const example = readFileSync(".env.example", "utf8");

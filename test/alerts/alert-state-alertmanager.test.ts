@@ -63,23 +63,19 @@ describe("AlertManager API v2 reads the silence watch relies on (real AlertManag
 	afterAll(() => am?.stop());
 	const client = () => createAlertManagerClient({ url: am.url, timeoutMs: 2_000 });
 
-	it(
-		"lists the unresolved alerts carrying exactly the given " +
-			"labels, quoting awkward values, and none once they ended",
-		async () => {
-			const labels = { alertname: "Quoted", path: 'C:\\logs "main"', env: "production" };
-			await postAlerts(am.url, [{ labels }, { labels: { ...labels, env: "staging" } }]);
+	it("lists unresolved alerts with exactly the given labels, quoting awkward values, none once they ended", async () => {
+		const labels = { alertname: "Quoted", path: 'C:\\logs "main"', env: "production" };
+		await postAlerts(am.url, [{ labels }, { labels: { ...labels, env: "staging" } }]);
 
-			const firing = await client().listAlerts({ labels, receiver: "opsbot" });
-			const otherReceiver = await client().listAlerts({ labels, receiver: "someone-else" });
-			await postAlerts(am.url, [{ labels, endsAt: new Date(Date.now() - 1_000).toISOString() }]);
-			const ended = await client().listAlerts({ labels });
+		const firing = await client().listAlerts({ labels, receiver: "opsbot" });
+		const otherReceiver = await client().listAlerts({ labels, receiver: "someone-else" });
+		await postAlerts(am.url, [{ labels, endsAt: new Date(Date.now() - 1_000).toISOString() }]);
+		const ended = await client().listAlerts({ labels });
 
-			expect(firing.map((a) => a.labels)).toEqual([labels]);
-			expect(otherReceiver).toEqual([]);
-			expect(ended).toEqual([]);
-		},
-	);
+		expect(firing.map((a) => a.labels)).toEqual([labels]);
+		expect(otherReceiver).toEqual([]);
+		expect(ended).toEqual([]);
+	});
 
 	it("reads a silence's state, unknown ids included, and when AlertManager started", async () => {
 		const id = await client().createSilence({

@@ -33,70 +33,62 @@ async function storeWithOneGroup(): Promise<{ path: string; pages: number }> {
 }
 
 describe("SQLite alert store when the disk is full", () => {
-	it(
-		"fails accept with SQLite's own 'database or disk is full', not a failed rollback, and says it is not " +
-			"writable",
-		async () => {
-			const { path, pages } = await storeWithOneGroup();
-			const store = openAlertStore(path, { maxPageCount: pages });
+	it("fails accept with SQLite's 'database or disk is full', not a failed rollback, and says not writable", async () => {
+		const { path, pages } = await storeWithOneGroup();
+		const store = openAlertStore(path, { maxPageCount: pages });
 
-			const failure = await store.accept(payload(40, { groupKey: "another group" }), [{ channel: "1" }]).then(
-				() => undefined,
-				(err: unknown) => err as Error & { errcode?: number },
-			);
-			const writable = await store.writable();
+		const failure = await store.accept(payload(40, { groupKey: "another group" }), [{ channel: "1" }]).then(
+			() => undefined,
+			(err: unknown) => err as Error & { errcode?: number },
+		);
+		const writable = await store.writable();
 
-			expect(failure).toBeInstanceOf(Error);
-			expect(failure?.message).toBe("database or disk is full");
-			expect(failure?.errcode).toBe(13); // SQLITE_FULL
-			expect(writable).toBe(false);
-			await store.close();
-		},
-	);
+		expect(failure).toBeInstanceOf(Error);
+		expect(failure?.message).toBe("database or disk is full");
+		expect(failure?.errcode).toBe(13); // SQLITE_FULL
+		expect(writable).toBe(false);
+		await store.close();
+	});
 
-	it(
-		"logs the real cause, answers AlertManager 500 and " +
-			"/readyz 503 'not writable', and recovers once there is room",
-		async () => {
-			const { path, pages } = await storeWithOneGroup();
-			const full = openAlertStore(path, { maxPageCount: pages });
-			const { log, lines } = capturingLog();
-			const app = createReceiver({
-				config: OpsFileSchema.shape.alerts
-					.unwrap()
-					.parse({ defaultChannel: "100000000000000001", maxBodyBytes: 1_000_000 }),
-				auth: { bearerToken: TOKEN },
-				store: full,
-				log,
-				discordState: () => "connected",
-			});
+	it("logs the real cause, answers AlertManager 500, /readyz 503 'not writable'; recovers once freed", async () => {
+		const { path, pages } = await storeWithOneGroup();
+		const full = openAlertStore(path, { maxPageCount: pages });
+		const { log, lines } = capturingLog();
+		const app = createReceiver({
+			config: OpsFileSchema.shape.alerts
+				.unwrap()
+				.parse({ defaultChannel: "100000000000000001", maxBodyBytes: 1_000_000 }),
+			auth: { bearerToken: TOKEN },
+			store: full,
+			log,
+			discordState: () => "connected",
+		});
 
-			const post = await app.inject({
-				method: "POST",
-				url: "/alerts",
-				headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
-				payload: JSON.stringify(payload(40, { groupKey: "another group" })),
-			});
-			const ready = await app.inject({ method: "GET", url: "/readyz" });
-			await app.close();
-			await full.close();
-			const roomy = openAlertStore(path);
-			const writableAgain = await roomy.writable();
-			const accepted = await roomy.accept(payload(40, { groupKey: "another group" }), [{ channel: "1" }]);
+		const post = await app.inject({
+			method: "POST",
+			url: "/alerts",
+			headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+			payload: JSON.stringify(payload(40, { groupKey: "another group" })),
+		});
+		const ready = await app.inject({ method: "GET", url: "/readyz" });
+		await app.close();
+		await full.close();
+		const roomy = openAlertStore(path);
+		const writableAgain = await roomy.writable();
+		const accepted = await roomy.accept(payload(40, { groupKey: "another group" }), [{ channel: "1" }]);
 
-			expect(post.statusCode).toBe(500);
-			const logged = lines.find((l) => l.msg === "could not store an alert group") as
-				| { err?: { message?: string } }
-				| undefined;
-			expect(logged?.err?.message).toBe("database or disk is full");
-			expect(JSON.stringify(lines)).not.toContain("cannot rollback");
-			expect(ready.statusCode).toBe(503);
-			expect(ready.json()).toMatchObject({ store: "not writable" });
-			expect(writableAgain).toBe(true);
-			expect(accepted.queued).toBe(1);
-			await roomy.close();
-		},
-	);
+		expect(post.statusCode).toBe(500);
+		const logged = lines.find((l) => l.msg === "could not store an alert group") as
+			| { err?: { message?: string } }
+			| undefined;
+		expect(logged?.err?.message).toBe("database or disk is full");
+		expect(JSON.stringify(lines)).not.toContain("cannot rollback");
+		expect(ready.statusCode).toBe(503);
+		expect(ready.json()).toMatchObject({ store: "not writable" });
+		expect(writableAgain).toBe(true);
+		expect(accepted.queued).toBe(1);
+		await roomy.close();
+	});
 
 	it("stays usable after a failed write: the next transaction starts cleanly", async () => {
 		const { path, pages } = await storeWithOneGroup();

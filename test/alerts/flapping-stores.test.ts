@@ -33,53 +33,47 @@ describe.each([
 		async () => openPostgresAlertStore(await freshStateDatabase("opsbot_flap"), pino({ level: "silent" }), { policy }),
 	],
 ] as const)("flapping in the %s store (alerts.regroupMinutes)", (_name, open) => {
-	it(
-		"re-opens the same card when a group fires again within " + "the window, counting the flaps and keeping the ack",
-		async () => {
-			const store = await open();
-			await store.accept(payload(1), targets, T0);
-			await deliver(store, "m1", T0);
-			await store.setAck(id, { userId: "2", username: "alice", at: T0 + MIN });
-			await store.accept(payload(1, {}, "resolved"), targets, T0 + 2 * MIN);
-			await deliver(store, "m1", T0 + 2 * MIN);
+	it("re-opens the same card when a group fires again within the window, counting flaps, keeping the ack", async () => {
+		const store = await open();
+		await store.accept(payload(1), targets, T0);
+		await deliver(store, "m1", T0);
+		await store.setAck(id, { userId: "2", username: "alice", at: T0 + MIN });
+		await store.accept(payload(1, {}, "resolved"), targets, T0 + 2 * MIN);
+		await deliver(store, "m1", T0 + 2 * MIN);
 
-			await store.accept(payload(1), targets, T0 + 10 * MIN);
-			const item = await deliver(store, "m2", T0 + 10 * MIN);
-			await store.accept(payload(1, {}, "resolved"), targets, T0 + 11 * MIN);
-			await store.accept(payload(1), targets, T0 + 12 * MIN);
-			const again = await deliver(store, "m3", T0 + 12 * MIN);
+		await store.accept(payload(1), targets, T0 + 10 * MIN);
+		const item = await deliver(store, "m2", T0 + 10 * MIN);
+		await store.accept(payload(1, {}, "resolved"), targets, T0 + 11 * MIN);
+		await store.accept(payload(1), targets, T0 + 12 * MIN);
+		const again = await deliver(store, "m3", T0 + 12 * MIN);
 
-			expect(item).toMatchObject({ episode: 1, messageId: "m1", flaps: [T0 + 10 * MIN], previousMessageId: null });
-			expect(again).toMatchObject({ episode: 1, messageId: "m1", flaps: [T0 + 10 * MIN, T0 + 12 * MIN] });
-			expect(await store.group(id)).toMatchObject({
-				episode: 1,
-				status: "firing",
-				messageId: "m1",
-				ack: { userId: "2" },
-			});
-			await store.close();
-		},
-	);
+		expect(item).toMatchObject({ episode: 1, messageId: "m1", flaps: [T0 + 10 * MIN], previousMessageId: null });
+		expect(again).toMatchObject({ episode: 1, messageId: "m1", flaps: [T0 + 10 * MIN, T0 + 12 * MIN] });
+		expect(await store.group(id)).toMatchObject({
+			episode: 1,
+			status: "firing",
+			messageId: "m1",
+			ack: { userId: "2" },
+		});
+		await store.close();
+	});
 
-	it(
-		"starts a new episode after the window, whose card " + "links the previous episode's message, on every edit",
-		async () => {
-			const store = await open();
-			await store.accept(payload(1), targets, T0);
-			await deliver(store, "m1", T0);
-			await store.accept(payload(1, {}, "resolved"), targets, T0 + MIN);
-			await deliver(store, "m1", T0 + MIN);
+	it("starts a new episode after the window, whose card links the last episode's message on every edit", async () => {
+		const store = await open();
+		await store.accept(payload(1), targets, T0);
+		await deliver(store, "m1", T0);
+		await store.accept(payload(1, {}, "resolved"), targets, T0 + MIN);
+		await deliver(store, "m1", T0 + MIN);
 
-			await store.accept(payload(1), targets, T0 + 17 * MIN);
-			const first = await deliver(store, "m2", T0 + 17 * MIN);
-			await store.accept(payload(2), targets, T0 + 18 * MIN);
-			const edit = await deliver(store, "m-unused", T0 + 18 * MIN);
+		await store.accept(payload(1), targets, T0 + 17 * MIN);
+		const first = await deliver(store, "m2", T0 + 17 * MIN);
+		await store.accept(payload(2), targets, T0 + 18 * MIN);
+		const edit = await deliver(store, "m-unused", T0 + 18 * MIN);
 
-			expect(first).toMatchObject({ episode: 2, messageId: null, flaps: [], previousMessageId: "m1" });
-			expect(edit).toMatchObject({ episode: 2, messageId: "m2", previousMessageId: "m1" });
-			await store.close();
-		},
-	);
+		expect(first).toMatchObject({ episode: 2, messageId: null, flaps: [], previousMessageId: "m1" });
+		expect(edit).toMatchObject({ episode: 2, messageId: "m2", previousMessageId: "m1" });
+		await store.close();
+	});
 
 	it("counts a group resolved by reconciliation from then: firing again soon re-opens its card", async () => {
 		const store = await open();

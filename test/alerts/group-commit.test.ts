@@ -198,27 +198,24 @@ describe("group commit (PostgreSQL) with two replicas and refused payloads", () 
 		await store.close();
 	});
 
-	it(
-		"counts a webhook sent to both replicas at once " + "(AlertManager HA) once, whatever the two batches share",
-		async () => {
-			const url = await postgresUrl();
-			const log = pino({ level: "silent" });
-			const [a, b] = await Promise.all([openPostgresAlertStore(url, log), openPostgresAlertStore(url, log)]);
-			const bodies = Array.from({ length: 60 }, (_, i) => group(`g${i}`, 2));
+	it("counts a webhook sent to both replicas at once (AlertManager HA) once, whatever both batches share", async () => {
+		const url = await postgresUrl();
+		const log = pino({ level: "silent" });
+		const [a, b] = await Promise.all([openPostgresAlertStore(url, log), openPostgresAlertStore(url, log)]);
+		const bodies = Array.from({ length: 60 }, (_, i) => group(`g${i}`, 2));
 
-			// Opposite orders: each replica's batch locks the shared groups, in id order, so neither deadlocks.
-			const [viaA, viaB] = await Promise.all([
-				Promise.all(bodies.map((x) => a.accept(x, targets))),
-				Promise.all([...bodies].reverse().map((x) => b.accept(x, targets))),
-			]);
+		// Opposite orders: each replica's batch locks the shared groups, in id order, so neither deadlocks.
+		const [viaA, viaB] = await Promise.all([
+			Promise.all(bodies.map((x) => a.accept(x, targets))),
+			Promise.all([...bodies].reverse().map((x) => b.accept(x, targets))),
+		]);
 
-			const total = [...viaA, ...viaB].reduce(
-				(sum, r) => ({ queued: sum.queued + r.queued, duplicates: sum.duplicates + r.duplicates }),
-				{ queued: 0, duplicates: 0 },
-			);
-			expect(total).toEqual({ queued: 60, duplicates: 60 });
-			expect(await a.pending()).toBe(60);
-			await Promise.all([a.close(), b.close()]);
-		},
-	);
+		const total = [...viaA, ...viaB].reduce(
+			(sum, r) => ({ queued: sum.queued + r.queued, duplicates: sum.duplicates + r.duplicates }),
+			{ queued: 0, duplicates: 0 },
+		);
+		expect(total).toEqual({ queued: 60, duplicates: 60 });
+		expect(await a.pending()).toBe(60);
+		await Promise.all([a.close(), b.close()]);
+	});
 });

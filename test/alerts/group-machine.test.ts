@@ -236,32 +236,28 @@ describe("planAccepts: what a batch of webhooks writes", () => {
 		expect(plan.enqueue).toEqual([{ groupId: id(), episode: 3, job: 0, at: T0 }]);
 	});
 
-	it(
-		"decides a batch as one by one: the episode's first row keeps its place, only the newest of the rest is " +
-			"written",
-		() => {
-			const jobs = [
-				job({ signature: "a", now: T0 }),
-				job({ groupKey: "other", signature: "x", now: T0 + 1 }),
-				job({ signature: "b", now: T0 + 2 }),
-				job({ signature: "c", now: T0 + 3 }),
-			];
+	it("decides a batch as one by one: the episode's first row keeps its place, only the newest other is written", () => {
+		const jobs = [
+			job({ signature: "a", now: T0 }),
+			job({ groupKey: "other", signature: "x", now: T0 + 1 }),
+			job({ signature: "b", now: T0 + 2 }),
+			job({ signature: "c", now: T0 + 3 }),
+		];
 
-			const plan = planAccepts(jobs, new Map());
+		const plan = planAccepts(jobs, new Map());
 
-			expect(plan.results).toEqual(jobs.map(() => ({ queued: 1, duplicates: 0 })));
-			expect(plan.enqueue).toEqual([
-				{ groupId: id(), episode: 1, job: 0, at: T0 },
-				{ groupId: id("other"), episode: 1, job: 1, at: T0 + 1 },
-				{ groupId: id(), episode: 1, job: 3, at: T0 + 3 },
-			]);
-			expect(plan.groups).toMatchObject([
-				{ id: id(), created: true, signature: "c", job: 3 },
-				{ id: id("other"), created: true, job: 1 },
-			]);
-			expect(plan.supersede).toEqual([]);
-		},
-	);
+		expect(plan.results).toEqual(jobs.map(() => ({ queued: 1, duplicates: 0 })));
+		expect(plan.enqueue).toEqual([
+			{ groupId: id(), episode: 1, job: 0, at: T0 },
+			{ groupId: id("other"), episode: 1, job: 1, at: T0 + 1 },
+			{ groupId: id(), episode: 1, job: 3, at: T0 + 3 },
+		]);
+		expect(plan.groups).toMatchObject([
+			{ id: id(), created: true, signature: "c", job: 3 },
+			{ id: id("other"), created: true, job: 1 },
+		]);
+		expect(plan.supersede).toEqual([]);
+	});
 
 	it("supersedes a stored row once and drops the batch's own superseded rows unwritten", () => {
 		const jobs = [job({ signature: "a" }), job({ signature: "b" }), job({ signature: "c" })];

@@ -230,32 +230,29 @@ function trickle(
 }
 
 describe("webhook receiver against slow clients", () => {
-	it(
-		"cuts off a body sent one byte at a time at the " + "request deadline, and keeps serving webhooks meanwhile",
-		async () => {
-			const { port, store } = await startReceiver({
-				requestTimeoutMs: 500,
-				headersTimeoutMs: 300,
-				idleTimeoutMs: 2_000,
-				maxConnections: 16,
-			});
+	it("cuts off a body sent one byte at a time at the request deadline, serving webhooks meanwhile", async () => {
+		const { port, store } = await startReceiver({
+			requestTimeoutMs: 500,
+			headersTimeoutMs: 300,
+			idleTimeoutMs: 2_000,
+			maxConnections: 16,
+		});
 
-			const slow = [trickle(port, "body"), trickle(port, "body"), trickle(port, "headers"), trickle(port, "nothing")];
-			await new Promise((resolve) => setTimeout(resolve, 150));
-			const during = await post(port, "/alerts", {
-				authorization: `Bearer ${token}`,
-				body: validBody("DuringSlowloris"),
-			});
-			const cut = await Promise.all(slow.map((s) => s.closed));
+		const slow = [trickle(port, "body"), trickle(port, "body"), trickle(port, "headers"), trickle(port, "nothing")];
+		await new Promise((resolve) => setTimeout(resolve, 150));
+		const during = await post(port, "/alerts", {
+			authorization: `Bearer ${token}`,
+			body: validBody("DuringSlowloris"),
+		});
+		const cut = await Promise.all(slow.map((s) => s.closed));
 
-			expect(during.status).toBe(202);
-			expect(await store.pending()).toBe(1);
-			for (const c of cut) {
-				expect(c.afterMs).toBeLessThan(2_000);
-				expect(c.status).toBe(408);
-			}
-		},
-	);
+		expect(during.status).toBe(202);
+		expect(await store.pending()).toBe(1);
+		for (const c of cut) {
+			expect(c.afterMs).toBeLessThan(2_000);
+			expect(c.status).toBe(408);
+		}
+	});
 
 	it("drops connections beyond the cap, and serves again once idle ones are cut", async () => {
 		const { port } = await startReceiver({

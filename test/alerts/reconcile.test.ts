@@ -83,29 +83,26 @@ describe("planReconcile", () => {
 		expect(plan.found).toEqual([]);
 	});
 
-	it(
-		"finds only active alerts past the grace: not suppressed " + "ones (never notified), not young ones (its to send)",
-		() => {
-			const plan = planReconcile(
-				[],
-				[
-					held("Young", [{ fingerprint: "y1", ageMs: 59_000 }]),
-					held("Muted", [{ fingerprint: "m1", state: "suppressed" }]),
-					held("Lost", [{ fingerprint: "l1" }, { fingerprint: "l2", state: "suppressed" }]),
-				],
-				options,
-			);
-			expect(plan.found.map((p) => p.groupLabels.alertname)).toEqual(["Lost"]);
-			expect(plan.found[0]).toMatchObject({
-				groupKey: '{}:{alertname="Lost"}',
-				receiver: "opsbot",
-				status: "firing",
-				opsbotReconciled: "found",
-				commonLabels: { alertname: "Lost", env: "production" },
-			});
-			expect(plan.found[0]?.alerts.map((a) => `${a.fingerprint}:${a.status}`)).toEqual(["l1:firing", "l2:firing"]);
-		},
-	);
+	it("finds only active alerts past the grace: not suppressed (never notified), not young ones (its to send)", () => {
+		const plan = planReconcile(
+			[],
+			[
+				held("Young", [{ fingerprint: "y1", ageMs: 59_000 }]),
+				held("Muted", [{ fingerprint: "m1", state: "suppressed" }]),
+				held("Lost", [{ fingerprint: "l1" }, { fingerprint: "l2", state: "suppressed" }]),
+			],
+			options,
+		);
+		expect(plan.found.map((p) => p.groupLabels.alertname)).toEqual(["Lost"]);
+		expect(plan.found[0]).toMatchObject({
+			groupKey: '{}:{alertname="Lost"}',
+			receiver: "opsbot",
+			status: "firing",
+			opsbotReconciled: "found",
+			commonLabels: { alertname: "Lost", env: "production" },
+		});
+		expect(plan.found[0]?.alerts.map((a) => `${a.fingerprint}:${a.status}`)).toEqual(["l1:firing", "l2:firing"]);
+	});
 
 	it("adds a lost alert to its open group under the group's key, and resolves the alerts AlertManager dropped", () => {
 		const group = stored("Partly", ["p1", "p2"]);
@@ -186,17 +183,13 @@ describe("startReconciler", () => {
 		return { reconciler, resolved, accepted };
 	}
 
-	it(
-		"never reads a cluster where no member answers as 'nothing fires': it resolves nothing and names the " +
-			"environments",
-		async () => {
-			const { reconciler, resolved } = run([unreachable("http://a"), unreachable("http://b")]);
-			const outcome = await reconciler.pass();
-			await reconciler.stop();
-			expect(outcome).toEqual({ resolved: 0, found: 0, unanswered: ["production"] });
-			expect(resolved).toEqual([]);
-		},
-	);
+	it("never reads an unreachable cluster as 'nothing fires': resolves nothing and names the environments", async () => {
+		const { reconciler, resolved } = run([unreachable("http://a"), unreachable("http://b")]);
+		const outcome = await reconciler.pass();
+		await reconciler.stop();
+		expect(outcome).toEqual({ resolved: 0, found: 0, unanswered: ["production"] });
+		expect(resolved).toEqual([]);
+	});
 
 	it("asks the members in order and takes the first answer", async () => {
 		const { reconciler, resolved } = run([unreachable("http://a"), answering("http://b", []), unreachable("http://c")]);

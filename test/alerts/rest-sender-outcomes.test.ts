@@ -44,21 +44,18 @@ describe("the REST sender's outcomes (through discord.js to the Discord double)"
 		await double.close();
 	});
 
-	it(
-		"reports a post as posted with Discord's id, an edit " + "as edited, and an edit of a deleted message as gone",
-		async () => {
-			const sender = withOutcomes(restSender(rest));
+	it("reports a post as posted with Discord's id, an edit as edited, an edit of a deleted message as gone", async () => {
+		const sender = withOutcomes(restSender(rest));
 
-			const posted = await sender.post(CHANNEL, card("first"), "outcome-post");
-			expect(posted).toMatchObject({ kind: "posted" });
-			const id = posted.kind === "posted" ? posted.message.id : "";
-			expect(double.channelMessages(CHANNEL).find((m) => m.id === id)?.content).toBe("first");
+		const posted = await sender.post(CHANNEL, card("first"), "outcome-post");
+		expect(posted).toMatchObject({ kind: "posted" });
+		const id = posted.kind === "posted" ? posted.message.id : "";
+		expect(double.channelMessages(CHANNEL).find((m) => m.id === id)?.content).toBe("first");
 
-			expect(await sender.edit(CHANNEL, id, card("second"))).toMatchObject({ kind: "edited", message: { id } });
-			expect(double.channelMessages(CHANNEL).find((m) => m.id === id)?.content).toBe("second");
-			expect(await sender.edit(CHANNEL, NO_MESSAGE, card("third"))).toEqual({ kind: "gone" });
-		},
-	);
+		expect(await sender.edit(CHANNEL, id, card("second"))).toMatchObject({ kind: "edited", message: { id } });
+		expect(double.channelMessages(CHANNEL).find((m) => m.id === id)?.content).toBe("second");
+		expect(await sender.edit(CHANNEL, NO_MESSAGE, card("third"))).toEqual({ kind: "gone" });
+	});
 
 	it("marks a post stale when Discord hands back an earlier post of its nonce that shows something else", async () => {
 		const sender = withOutcomes(restSender(rest));

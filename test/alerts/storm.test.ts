@@ -105,41 +105,38 @@ function firing(
 }
 
 describe("storm summary rendering", () => {
-	it(
-		"lists every firing group, severity first and then " + "newest, with its count and a link once its message exists",
-		() => {
-			const groups = firing(4, {
-				posted: (i) => i === 1,
-				severity: (i) => (i === 0 ? "critical" : i === 3 ? "info" : "warning"),
-			});
+	it("lists every firing group, severity first then newest, with its count and a link once its message exists", () => {
+		const groups = firing(4, {
+			posted: (i) => i === 1,
+			severity: (i) => (i === 0 ? "critical" : i === 3 ? "info" : "warning"),
+		});
 
-			const view = stormView(groups, {
-				guildId: GUILD,
-				channel: CHANNEL,
-				startedAt: 1_764_000_000_000,
-				seen: new Set(["gone"]),
-			});
-			const { message, listed } = renderStormSummary(view);
+		const view = stormView(groups, {
+			guildId: GUILD,
+			channel: CHANNEL,
+			startedAt: 1_764_000_000_000,
+			seen: new Set(["gone"]),
+		});
+		const { message, listed } = renderStormSummary(view);
 
-			expect(listed).toEqual(["g0", "g2", "g1", "g3"]);
-			expect(message.embeds[0]!.title).toBe("🌩️ Alert storm: 4 groups firing (1 critical)");
-			expect(message.embeds[0]!.description).toBe(
-				[
-					"Posting 4 groups at Discord's pace, critical first, since <t:1764000000:t>; this list stays current.",
-					"",
-					"**Severity:** 🔴 1 critical · 🟠 2 warning · 🔵 1 info",
-					"**Posted:** 1 of 4 · 1 resolved since the storm began",
-					"",
-					"🔴 **Group0** · 1 firing · message to follow",
-					"🟠 **Group2** · 3 firing · message to follow",
-					`🟠 [**Group1**](https://discord.com/channels/${GUILD}/${CHANNEL}/1000000000000000001) · 2 firing`,
-					"🔵 **Group3** · 1 firing · message to follow",
-				].join("\n"),
-			);
-			expect(message.files).toEqual([]);
-			expect(message.allowedMentions).toEqual({ parse: [], roles: [] });
-		},
-	);
+		expect(listed).toEqual(["g0", "g2", "g1", "g3"]);
+		expect(message.embeds[0]!.title).toBe("🌩️ Alert storm: 4 groups firing (1 critical)");
+		expect(message.embeds[0]!.description).toBe(
+			[
+				"Posting 4 groups at Discord's pace, critical first, since <t:1764000000:t>; this list stays current.",
+				"",
+				"**Severity:** 🔴 1 critical · 🟠 2 warning · 🔵 1 info",
+				"**Posted:** 1 of 4 · 1 resolved since the storm began",
+				"",
+				"🔴 **Group0** · 1 firing · message to follow",
+				"🟠 **Group2** · 3 firing · message to follow",
+				`🟠 [**Group1**](https://discord.com/channels/${GUILD}/${CHANNEL}/1000000000000000001) · 2 firing`,
+				"🔵 **Group3** · 1 firing · message to follow",
+			].join("\n"),
+		);
+		expect(message.files).toEqual([]);
+		expect(message.allowedMentions).toEqual({ parse: [], roles: [] });
+	});
 
 	it(
 		"stays within Discord's limits at any size: counts first, the first 15 groups with links, the rest in the " +

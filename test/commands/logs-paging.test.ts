@@ -168,24 +168,21 @@ describe("/logs paging by buttons against a real Loki", () => {
 		};
 	}
 
-	it(
-		"pages Older from the last line shown, so 120 matches show as 0–19, 20–39, … with none skipped " + "(defect 2)",
-		async () => {
-			const first = await search({ service: "api", since: "1h" });
-			const pages = [shownLines(first.reply)];
-			let older = first.older;
-			while (!older.disabled) {
-				const page = await press(older.id);
-				expect(page.error).toBeUndefined();
-				pages.push(shownLines(page.reply));
-				older = page.older!;
-			}
+	it("pages Older from the last line shown: 120 matches as 0–19, 20–39, …, none skipped (defect 2)", async () => {
+		const first = await search({ service: "api", since: "1h" });
+		const pages = [shownLines(first.reply)];
+		let older = first.older;
+		while (!older.disabled) {
+			const page = await press(older.id);
+			expect(page.error).toBeUndefined();
+			pages.push(shownLines(page.reply));
+			older = page.older!;
+		}
 
-			expect(first.newer.disabled).toBe(true);
-			expect(pages.map((p) => p.length)).toEqual([20, 20, 20, 20, 20, 20]);
-			expect(pages.flat()).toEqual(Array.from({ length: 120 }, (_, i) => `line ${i}`));
-		},
-	);
+		expect(first.newer.disabled).toBe(true);
+		expect(pages.map((p) => p.length)).toEqual([20, 20, 20, 20, 20, 20]);
+		expect(pages.flat()).toEqual(Array.from({ length: 120 }, (_, i) => `line ${i}`));
+	});
 
 	it("keeps a way back from an empty Older or Newer page (defect 10)", async () => {
 		const first = await search({ service: "api", since: "1h" });
@@ -213,34 +210,31 @@ describe("/logs paging by buttons against a real Loki", () => {
 		expect(shownLines(home.reply)).toEqual(shownLines(first.reply));
 	});
 
-	it(
-		"refuses forged cursors with a clear message and " + "never asks Loki for anything outside the original range",
-		async () => {
-			const first = await search({ service: "api", since: "1h", limit: 2 });
-			const forged = [
-				"0:0123456789abcdef",
-				"1:0123456789abcdef",
-				`${now - 2n * 60n * MINUTE_NS}:0123456789abcdef`,
-				`${now + 10n * MINUTE_NS}:0123456789abcdef`,
-				"99999999999999999999:0123456789abcdef",
-				"abc:0123456789abcdef",
-				`${now - MINUTE_NS}:nothex`,
-				`${now - MINUTE_NS}`,
-			];
+	it("refuses forged cursors with a clear message, never asking Loki for anything outside the first range", async () => {
+		const first = await search({ service: "api", since: "1h", limit: 2 });
+		const forged = [
+			"0:0123456789abcdef",
+			"1:0123456789abcdef",
+			`${now - 2n * 60n * MINUTE_NS}:0123456789abcdef`,
+			`${now + 10n * MINUTE_NS}:0123456789abcdef`,
+			"99999999999999999999:0123456789abcdef",
+			"abc:0123456789abcdef",
+			`${now - MINUTE_NS}:nothex`,
+			`${now - MINUTE_NS}`,
+		];
 
-			const refusals = [];
-			for (const cursor of forged)
-				for (const action of ["older", "newer"]) refusals.push(await press(`logs:${action}:${first.token}:${cursor}`));
-			const older = await press(first.older.id);
+		const refusals = [];
+		for (const cursor of forged)
+			for (const action of ["older", "newer"]) refusals.push(await press(`logs:${action}:${first.token}:${cursor}`));
+		const older = await press(first.older.id);
 
-			for (const r of refusals) {
-				expect(r.error).toBeInstanceOf(UserFacingError);
-				expect((r.error as Error).message).toMatch(/That page (is not valid|lies outside this search's time range)/);
-			}
-			expect(older.error).toBeUndefined();
-			expect(shownLines(older.reply)).toEqual(["line 2", "line 3"]);
-		},
-	);
+		for (const r of refusals) {
+			expect(r.error).toBeInstanceOf(UserFacingError);
+			expect((r.error as Error).message).toMatch(/That page (is not valid|lies outside this search's time range)/);
+		}
+		expect(older.error).toBeUndefined();
+		expect(shownLines(older.reply)).toEqual(["line 2", "line 3"]);
+	});
 
 	it("refuses forged cursors on the docker logs path, so no --since 0 ever reaches the host", async () => {
 		const first = await search({ service: "api", since: "1h", env: "staging", limit: 1 });

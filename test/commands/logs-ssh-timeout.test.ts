@@ -136,22 +136,19 @@ describe("/logs over SSH says plainly when the host does not answer in time", ()
 		}
 	});
 
-	it(
-		"explains a docker logs that connects but does not " + "finish in time, for Download and for the first page",
-		async () => {
-			const ctx = contextFor({ port: sshd.port, hostKey: sshd.hostKey, timeoutMs: 2_000 }, sshd.privateKeyPath);
+	it("explains a docker logs that connects but does not finish in time, for Download and the first page", async () => {
+		const ctx = contextFor({ port: sshd.port, hostKey: sshd.hostKey, timeoutMs: 2_000 }, sshd.privateKeyPath);
 
-			const pressed = await failure(download(ctx));
-			const searched = await failure(page(ctx));
+		const pressed = await failure(download(ctx));
+		const searched = await failure(page(ctx));
 
-			for (const { error, ms } of [pressed, searched]) {
-				expect(error).toBeInstanceOf(UserFacingError);
-				expect((error as Error).message).toBe(
-					"docker logs on 127.0.0.1 did not answer within 2 s (there may be too many lines; narrow the time range). " +
-						"Try again, or check /health staging.",
-				);
-				expect(ms).toBeLessThan(8_000);
-			}
-		},
-	);
+		for (const { error, ms } of [pressed, searched]) {
+			expect(error).toBeInstanceOf(UserFacingError);
+			expect((error as Error).message).toBe(
+				"docker logs on 127.0.0.1 did not answer within 2 s (there may be too many lines; narrow the time range). " +
+					"Try again, or check /health staging.",
+			);
+			expect(ms).toBeLessThan(8_000);
+		}
+	});
 });

@@ -66,20 +66,17 @@ describe("compose.yaml, the example that joins opsbot to the team's stack", () =
 		for (const name of environmentNames) expect(name).not.toMatch(/TOKEN|PASSWORD|SECRET|BASIC_AUTH|DATABASE_URL|KEY/);
 	});
 
-	it(
-		"mounts the ops config read-only where the image looks " + "for it, and keeps state in one named volume at /data",
-		() => {
-			const configTarget = /ENV[\s\S]*?OPSBOT_CONFIG=(\S+)/.exec(dockerfile)?.[1];
-			const volumes = opsbot?.volumes ?? [];
+	it("mounts the ops config read-only where the image looks for it; keeps state in one named volume at /data", () => {
+		const configTarget = /ENV[\s\S]*?OPSBOT_CONFIG=(\S+)/.exec(dockerfile)?.[1];
+		const volumes = opsbot?.volumes ?? [];
 
-			expect(configTarget).toBe("/config/opsbot.yaml");
-			expect(volumes).toContain(`./opsbot.yaml:${configTarget}:ro`);
-			const data = volumes.filter((v) => v.split(":")[1] === "/data");
-			expect(data).toHaveLength(1);
-			expect(Object.keys(compose.volumes ?? {})).toContain(data[0]?.split(":")[0]);
-			expect(dockerfile).toMatch(/^VOLUME \["\/data"\]$/m);
-		},
-	);
+		expect(configTarget).toBe("/config/opsbot.yaml");
+		expect(volumes).toContain(`./opsbot.yaml:${configTarget}:ro`);
+		const data = volumes.filter((v) => v.split(":")[1] === "/data");
+		expect(data).toHaveLength(1);
+		expect(Object.keys(compose.volumes ?? {})).toContain(data[0]?.split(":")[0]);
+		expect(dockerfile).toMatch(/^VOLUME \["\/data"\]$/m);
+	});
 
 	it("keeps the image's healthcheck and gives SIGTERM's 15 s drain time to finish", () => {
 		expect(dockerfile).toMatch(/^HEALTHCHECK .*\n?.*\/healthz/m);
@@ -101,48 +98,44 @@ describe("compose.yaml, the example that joins opsbot to the team's stack", () =
 		}
 	});
 
-	it(
-		"points AlertManager at opsbot's webhook with the token " +
-			"from a credentials file, and amtool accepts the config",
-		() => {
-			requireBinary("/usr/bin/amtool", "amtool", "prometheus-alertmanager");
-			const config = parse(composeAlertmanagerConfig()) as {
-				receivers: {
-					name: string;
-					webhook_configs: {
-						url: string;
-						send_resolved: boolean;
-						http_config: { authorization: { type: string; credentials_file: string } };
-					}[];
+	it("points AlertManager at opsbot's webhook with the token from a credentials file; amtool accepts the config", () => {
+		requireBinary("/usr/bin/amtool", "amtool", "prometheus-alertmanager");
+		const config = parse(composeAlertmanagerConfig()) as {
+			receivers: {
+				name: string;
+				webhook_configs: {
+					url: string;
+					send_resolved: boolean;
+					http_config: { authorization: { type: string; credentials_file: string } };
 				}[];
-			};
-			const webhook = config.receivers.find((r) => r.name === "opsbot")?.webhook_configs[0];
-			const tokenSecret = alertmanager?.secrets?.find(
-				(s) => typeof s !== "string" && s.source === "opsbot_webhook_token",
-			);
-			const dir = mkdtempSync(join(tmpdir(), "opsbot-compose-"));
-			writeFileSync(join(dir, "token"), "t".repeat(32));
-			writeFileSync(
-				join(dir, "alertmanager.yml"),
-				composeAlertmanagerConfig().replace(
-					webhook?.http_config.authorization.credentials_file ?? "",
-					join(dir, "token"),
-				),
-			);
+			}[];
+		};
+		const webhook = config.receivers.find((r) => r.name === "opsbot")?.webhook_configs[0];
+		const tokenSecret = alertmanager?.secrets?.find(
+			(s) => typeof s !== "string" && s.source === "opsbot_webhook_token",
+		);
+		const dir = mkdtempSync(join(tmpdir(), "opsbot-compose-"));
+		writeFileSync(join(dir, "token"), "t".repeat(32));
+		writeFileSync(
+			join(dir, "alertmanager.yml"),
+			composeAlertmanagerConfig().replace(
+				webhook?.http_config.authorization.credentials_file ?? "",
+				join(dir, "token"),
+			),
+		);
 
-			const out = execFileSync("/usr/bin/amtool", ["check-config", join(dir, "alertmanager.yml")], {
-				encoding: "utf8",
-			});
+		const out = execFileSync("/usr/bin/amtool", ["check-config", join(dir, "alertmanager.yml")], {
+			encoding: "utf8",
+		});
 
-			expect(out).toContain("SUCCESS");
-			expect(webhook?.url).toBe("http://opsbot:9095/alerts");
-			expect(webhook?.send_resolved).toBe(true);
-			expect(webhook?.http_config.authorization).toEqual({
-				type: "Bearer",
-				credentials_file: `/run/secrets/${
-					typeof tokenSecret === "object" ? (tokenSecret.target ?? tokenSecret.source) : ""
-				}`,
-			});
-		},
-	);
+		expect(out).toContain("SUCCESS");
+		expect(webhook?.url).toBe("http://opsbot:9095/alerts");
+		expect(webhook?.send_resolved).toBe(true);
+		expect(webhook?.http_config.authorization).toEqual({
+			type: "Bearer",
+			credentials_file: `/run/secrets/${
+				typeof tokenSecret === "object" ? (tokenSecret.target ?? tokenSecret.source) : ""
+			}`,
+		});
+	});
 });

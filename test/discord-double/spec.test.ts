@@ -104,56 +104,49 @@ describe("the Discord double's request validator (Discord's OpenAPI spec plus it
 		expect(broken({ query: new URLSearchParams({ wait: "true" }) })).toEqual([["query/wait", "additionalProperties"]]);
 	});
 
-	it(
-		"checks a JSON body, and multipart's payload_json, against the operation's schema with a JSON pointer to " +
-			"the fault",
-		() => {
-			expect(broken({ body: { embeds: [{ title: "t".repeat(257) }] } })).toEqual([["/embeds/0/title", "maxLength"]]);
-			expect(
-				broken({ kind: "multipart", body: { embeds: [{ title: "t", color: "red" }] }, fileFields: ["files[0]"] }),
-			).toEqual([["/embeds/0/color", "type"]]);
-			expect(
-				broken({
-					path: "/interactions/1/tok/callback",
-					body: {
-						type: 8,
-						data: { choices: Array.from({ length: 26 }, (_, i) => ({ name: `c${i}`, value: `c${i}` })) },
-					},
-				}),
-			).toEqual([["/data/choices", "maxItems"]]);
-			expect(
-				broken({
-					path: "/interactions/1/tok/callback",
-					body: {
-						type: 4,
-						data: { embeds: [{ title: "t" }], components: [row({ ...button("a"), label: "x".repeat(81) })] },
-					},
-				}),
-			).toEqual([["/data/components/0/components/0/label", "maxLength"]]);
-			expect(broken({ method: "GET", path: `/channels/${CHANNEL}`, kind: "json", body: { name: "x" } })).toEqual([
-				["", "content-type"],
-			]);
-		},
-	);
+	it("checks a JSON body, and multipart's payload_json, against the operation's schema, pointing at the fault", () => {
+		expect(broken({ body: { embeds: [{ title: "t".repeat(257) }] } })).toEqual([["/embeds/0/title", "maxLength"]]);
+		expect(
+			broken({ kind: "multipart", body: { embeds: [{ title: "t", color: "red" }] }, fileFields: ["files[0]"] }),
+		).toEqual([["/embeds/0/color", "type"]]);
+		expect(
+			broken({
+				path: "/interactions/1/tok/callback",
+				body: {
+					type: 8,
+					data: { choices: Array.from({ length: 26 }, (_, i) => ({ name: `c${i}`, value: `c${i}` })) },
+				},
+			}),
+		).toEqual([["/data/choices", "maxItems"]]);
+		expect(
+			broken({
+				path: "/interactions/1/tok/callback",
+				body: {
+					type: 4,
+					data: { embeds: [{ title: "t" }], components: [row({ ...button("a"), label: "x".repeat(81) })] },
+				},
+			}),
+		).toEqual([["/data/components/0/components/0/label", "maxLength"]]);
+		expect(broken({ method: "GET", path: `/channels/${CHANNEL}`, kind: "json", body: { name: "x" } })).toEqual([
+			["", "content-type"],
+		]);
+	});
 
-	it(
-		"checks uploads against files[n]: field names, and " + "attachments that name an upload the request does not carry",
-		() => {
-			expect(broken({ kind: "multipart", body: { content: "x" }, fileFields: ["file"] })).toEqual([
-				["files/0", "files[n]"],
-			]);
-			expect(broken({ kind: "multipart", body: { content: "x" }, fileFields: ["files[10]"] })).toEqual([
-				["files/0", "files[n]"],
-			]);
-			expect(
-				broken({
-					kind: "multipart",
-					body: { content: "x", attachments: [{ id: 0 }, { id: 1 }] },
-					fileFields: ["files[0]"],
-				}),
-			).toEqual([["/attachments/1/id", "files[n]"]]);
-		},
-	);
+	it("checks uploads against files[n]: field names, and attachments naming an upload the request does not carry", () => {
+		expect(broken({ kind: "multipart", body: { content: "x" }, fileFields: ["file"] })).toEqual([
+			["files/0", "files[n]"],
+		]);
+		expect(broken({ kind: "multipart", body: { content: "x" }, fileFields: ["files[10]"] })).toEqual([
+			["files/0", "files[n]"],
+		]);
+		expect(
+			broken({
+				kind: "multipart",
+				body: { content: "x", attachments: [{ id: 0 }, { id: 1 }] },
+				fileFields: ["files[0]"],
+			}),
+		).toEqual([["/attachments/1/id", "files[n]"]]);
+	});
 
 	it("enforces the documented limits the spec leaves out", () => {
 		expect(broken({ body: { content: "x".repeat(2_001) } })).toEqual([["/content", "content-length"]]);
@@ -209,58 +202,52 @@ describe("the Discord double's request validator (Discord's OpenAPI spec plus it
 });
 
 describe("the Discord double refuses what Discord would, and fails the test", () => {
-	it(
-		"answers 400 with Discord's error shape, records " + "the violation, and close() rejects while one is left",
-		async () => {
-			const double = await startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "ops" }] } });
-			const res = await fetch(`${double.apiUrl}/v10/channels/${CHANNEL}/messages`, {
+	it("answers 400 with Discord's error shape, records the violation; close() rejects while one is left", async () => {
+		const double = await startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "ops" }] } });
+		const res = await fetch(`${double.apiUrl}/v10/channels/${CHANNEL}/messages`, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ content: "x".repeat(2_001) }),
+		});
+
+		expect(res.status).toBe(400);
+		expect(await res.json()).toEqual({
+			code: 50035,
+			message: "Invalid Form Body",
+			errors: {
+				content: {
+					_errors: [
+						{
+							code: "BASE_TYPE_INVALID",
+							message: "content-length: content is 2001 characters; Discord takes at most 2,000",
+						},
+					],
+				},
+			},
+		});
+		expect(double.channelMessages(CHANNEL)).toEqual([]);
+		expect(double.violations.map((v) => [v.method, v.path, v.pointer, v.rule])).toEqual([
+			["POST", `/channels/${CHANNEL}/messages`, "/content", "content-length"],
+		]);
+		await expect(double.close()).rejects.toThrow(
+			`POST /channels/${CHANNEL}/messages (create_message): /content: content-length`,
+		);
+	});
+
+	it("answers 404 for a route Discord does not have; takeViolations() hands the violations to the test", async () => {
+		const double = await startDiscordDouble();
+		try {
+			const res = await fetch(`${double.apiUrl}/v10/channels/${double.channelIds[0]}/messagez`, {
 				method: "POST",
 				headers: { "content-type": "application/json" },
-				body: JSON.stringify({ content: "x".repeat(2_001) }),
+				body: "{}",
 			});
 
-			expect(res.status).toBe(400);
-			expect(await res.json()).toEqual({
-				code: 50035,
-				message: "Invalid Form Body",
-				errors: {
-					content: {
-						_errors: [
-							{
-								code: "BASE_TYPE_INVALID",
-								message: "content-length: content is 2001 characters; Discord takes at most 2,000",
-							},
-						],
-					},
-				},
-			});
-			expect(double.channelMessages(CHANNEL)).toEqual([]);
-			expect(double.violations.map((v) => [v.method, v.path, v.pointer, v.rule])).toEqual([
-				["POST", `/channels/${CHANNEL}/messages`, "/content", "content-length"],
-			]);
-			await expect(double.close()).rejects.toThrow(
-				`POST /channels/${CHANNEL}/messages (create_message): /content: content-length`,
-			);
-		},
-	);
-
-	it(
-		"answers 404 for a route Discord does not have, and " + "takeViolations() hands the violations to the test",
-		async () => {
-			const double = await startDiscordDouble();
-			try {
-				const res = await fetch(`${double.apiUrl}/v10/channels/${double.channelIds[0]}/messagez`, {
-					method: "POST",
-					headers: { "content-type": "application/json" },
-					body: "{}",
-				});
-
-				expect(res.status).toBe(404);
-				expect(double.takeViolations().map((v) => v.rule)).toEqual(["route"]);
-				expect(double.violations).toEqual([]);
-			} finally {
-				await double.close();
-			}
-		},
-	);
+			expect(res.status).toBe(404);
+			expect(double.takeViolations().map((v) => v.rule)).toEqual(["route"]);
+			expect(double.violations).toEqual([]);
+		} finally {
+			await double.close();
+		}
+	});
 });

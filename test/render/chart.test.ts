@@ -344,23 +344,20 @@ describe("renderChart", () => {
 		expect(charts.map((png) => decodePng(png).width)).toEqual([1200, 1200, 1200, 1200]);
 	});
 
-	it(
-		"starts its thread on the first chart, ends it after " + "the idle time, and starts it again for the next chart",
-		async () => {
-			const renderer = createChartRenderer({ idleMs: 100 });
-			const svg = chartSvg(poolFixture());
-			expect(renderer.running).toBe(false);
+	it("starts its thread on the first chart, ends it after the idle time, restarts it for the next chart", async () => {
+		const renderer = createChartRenderer({ idleMs: 100 });
+		const svg = chartSvg(poolFixture());
+		expect(renderer.running).toBe(false);
 
-			const first = await renderer.render(svg, 1);
-			expect(renderer.running).toBe(true);
-			await vi.waitFor(() => expect(renderer.running).toBe(false), { timeout: 10_000, interval: 20 });
-			const again = await renderer.render(svg, 1);
+		const first = await renderer.render(svg, 1);
+		expect(renderer.running).toBe(true);
+		await vi.waitFor(() => expect(renderer.running).toBe(false), { timeout: 10_000, interval: 20 });
+		const again = await renderer.render(svg, 1);
 
-			expect(again.equals(first)).toBe(true);
-			await renderer.stop();
-			expect(renderer.running).toBe(false);
-		},
-	);
+		expect(again.equals(first)).toBe(true);
+		await renderer.stop();
+		expect(renderer.running).toBe(false);
+	});
 
 	it("keeps its thread while charts are queued, however long the idle time is short", async () => {
 		const renderer = createChartRenderer({ idleMs: 1 });
@@ -374,28 +371,24 @@ describe("renderChart", () => {
 });
 
 describe("chartModel", () => {
-	it(
-		"keeps the firing series, then the top ones by latest value, as lines and folds every other one into a " +
-			"min–max band",
-		() => {
-			const model = chartModel(alertFixture());
+	it("keeps the firing series, then the top ones by latest value, as lines; folds the rest in a min–max band", () => {
+		const model = chartModel(alertFixture());
 
-			const byLatest = errorRateSeries()
-				.filter((s) => s.metric.instance !== "api-4.prod.example.com:9100")
-				.sort((a, b) => b.points.at(-1)!.value - a.points.at(-1)!.value);
-			expect(model.lines.map((l) => l.name)).toEqual(
-				["api-4", ...byLatest.slice(0, 7).map((s) => /api-\d+/.exec(s.metric.instance!)![0])].map(
-					(k) => `instance=${k}.prod.example.com:9100`,
-				),
-			);
-			expect(model.lines[0]?.firing).toBe(true);
-			expect(model.others?.count).toBe(6);
-			const at = END - HOUR;
-			const firstBand = model.others?.band[0];
-			const others = byLatest.slice(7).map((s) => s.points.find((p) => p.at === at)!.value);
-			expect(firstBand).toEqual({ x: at, min: Math.min(...others), max: Math.max(...others) });
-		},
-	);
+		const byLatest = errorRateSeries()
+			.filter((s) => s.metric.instance !== "api-4.prod.example.com:9100")
+			.sort((a, b) => b.points.at(-1)!.value - a.points.at(-1)!.value);
+		expect(model.lines.map((l) => l.name)).toEqual(
+			["api-4", ...byLatest.slice(0, 7).map((s) => /api-\d+/.exec(s.metric.instance!)![0])].map(
+				(k) => `instance=${k}.prod.example.com:9100`,
+			),
+		);
+		expect(model.lines[0]?.firing).toBe(true);
+		expect(model.others?.count).toBe(6);
+		const at = END - HOUR;
+		const firstBand = model.others?.band[0];
+		const others = byLatest.slice(7).map((s) => s.points.find((p) => p.at === at)!.value);
+		expect(firstBand).toEqual({ x: at, min: Math.min(...others), max: Math.max(...others) });
+	});
 
 	it("draws one left-over series as a line rather than a band of one, and orders ties by name", () => {
 		const series = Array.from({ length: 9 }, (_, i) => ({ name: `s${9 - i}`, points: [{ x: 1, y: 5 }] }));

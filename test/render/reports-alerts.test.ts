@@ -346,37 +346,28 @@ describe("alert group messages (golden)", () => {
 		expectTerminalGolden("alert-ack-expired", critical, context);
 	});
 
-	it(
-		"renders the escalation mention and the acknowledgement " + "reminder: content, who they may ping, terminal words",
-		() => {
-			const step = { key: "k", step: 0, dueAt: NOW, unhandledMs: 12 * 60_000 };
-			const targets = { roles: ["300000000000000007"], users: ["200000000000000031"] };
-			const messages = {
-				escalation: escalationMessage(hostile, step, targets),
-				repeated: escalationMessage(critical, { ...step, step: 2, unhandledMs: 72 * 60_000 }, targets),
-				ackReminder: ackReminderMessage(
-					critical,
-					{ userId: "200000000000000002", username: "a", at: NOW },
-					30 * 60_000,
-				),
-			};
+	it("renders the escalation mention and the ack reminder: content, whom they may ping, terminal words", () => {
+		const step = { key: "k", step: 0, dueAt: NOW, unhandledMs: 12 * 60_000 };
+		const targets = { roles: ["300000000000000007"], users: ["200000000000000031"] };
+		const messages = {
+			escalation: escalationMessage(hostile, step, targets),
+			repeated: escalationMessage(critical, { ...step, step: 2, unhandledMs: 72 * 60_000 }, targets),
+			ackReminder: ackReminderMessage(critical, { userId: "200000000000000002", username: "a", at: NOW }, 30 * 60_000),
+		};
 
-			expectGoldenFile(
-				"alert-clock-messages.discord.json",
-				stableJson(
-					Object.fromEntries(
-						Object.entries(messages).map(([k, m]) => [k, { content: m.content, mentions: m.mentions }]),
-					),
-				),
-			);
-			expectGoldenFile(
-				"alert-clock-messages.txt",
-				`${Object.values(messages)
-					.map((m) => m.text)
-					.join("\n")}\n`,
-			);
-		},
-	);
+		expectGoldenFile(
+			"alert-clock-messages.discord.json",
+			stableJson(
+				Object.fromEntries(Object.entries(messages).map(([k, m]) => [k, { content: m.content, mentions: m.mentions }])),
+			),
+		);
+		expectGoldenFile(
+			"alert-clock-messages.txt",
+			`${Object.values(messages)
+				.map((m) => m.text)
+				.join("\n")}\n`,
+		);
+	});
 
 	it("renders the dead man's notices: the pipeline silent (AlertManager answering or not), and back", () => {
 		const since = NOW - 12 * 60_000;

@@ -221,20 +221,16 @@ describe("pool and health reports in both views", () => {
 		);
 	});
 
-	it(
-		"offers idle connections older than idleMinutes when those are the cause, and no End button when nothing " +
-			"qualifies",
-		() => {
-			expectGoldenFile(
-				"pool-warn.buttons.json",
-				`${JSON.stringify(poolButtons(snapshot(postgres(crowded)), thresholds).toJSON(), null, 2)}\n`,
-			);
-			expectGoldenFile(
-				"pool-blocked.buttons.json",
-				`${JSON.stringify(poolButtons(snapshot(postgres(blockedOnly)), thresholds).toJSON(), null, 2)}\n`,
-			);
-		},
-	);
+	it("offers idle connections older than idleMinutes when they are the cause; no End button when none qualify", () => {
+		expectGoldenFile(
+			"pool-warn.buttons.json",
+			`${JSON.stringify(poolButtons(snapshot(postgres(crowded)), thresholds).toJSON(), null, 2)}\n`,
+		);
+		expectGoldenFile(
+			"pool-blocked.buttons.json",
+			`${JSON.stringify(poolButtons(snapshot(postgres(blockedOnly)), thresholds).toJSON(), null, 2)}\n`,
+		);
+	});
 
 	it("names blocked sessions as the cause when nothing else explains the trouble, in warn colour", () => {
 		expectReportGolden("pool-blocked", poolReport(snapshot(postgres(blockedOnly)), thresholds));

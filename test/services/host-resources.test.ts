@@ -151,41 +151,37 @@ describe("host resources from a real node-exporter scraped by a real Prometheus"
 		expect(g?.detail).toMatch(/^ram at \d+ % \(≥ 1 %\) — /);
 	});
 
-	it(
-		"selects hosts by label, one segment per matched instance, and says which target is down instead of " +
-			"showing 0 %",
-		async () => {
-			const run = check([
-				{ name: "by-label", labels: { job: "node", host: "local" }, mounts: [disk.dir] },
-				{ name: "gone", instance: `127.0.0.1:${closedPort}` },
-				{ name: "all-nodes", labels: { job: "node" }, mounts: [disk.dir] },
-				{ name: "nowhere", labels: { host: "nowhere" } },
-			]);
+	it("selects hosts by label, one segment per matched instance, and says which target is down, not 0 %", async () => {
+		const run = check([
+			{ name: "by-label", labels: { job: "node", host: "local" }, mounts: [disk.dir] },
+			{ name: "gone", instance: `127.0.0.1:${closedPort}` },
+			{ name: "all-nodes", labels: { job: "node" }, mounts: [disk.dir] },
+			{ name: "nowhere", labels: { host: "nowhere" } },
+		]);
 
-			const checks = await until(
-				run,
-				(c) => c.find((x) => x.name === "gone")?.detail.includes("is down") === true && c[0]?.state === "ok",
-			);
-			const byName = Object.fromEntries(checks.map((c) => [c.name, c]));
+		const checks = await until(
+			run,
+			(c) => c.find((x) => x.name === "gone")?.detail.includes("is down") === true && c[0]?.state === "ok",
+		);
+		const byName = Object.fromEntries(checks.map((c) => [c.name, c]));
 
-			expect(byName["by-label"]?.detail).toMatch(new RegExp(`^disk ${disk.dir} 0\\.0/64 MB \\(0 %\\) · ram `));
-			expect(byName.gone).toMatchObject({
-				state: "down",
-				detail: `node-exporter 127.0.0.1:${closedPort} is down (connection refused): no current figures`,
-			});
-			expect(byName["all-nodes"]?.state).toBe("down");
-			const [first, second] = [exporter.address, `127.0.0.1:${closedPort}`].sort();
-			expect(byName["all-nodes"]?.detail).toMatch(new RegExp(`^${first}: .*; ${second}: `));
-			expect(byName["all-nodes"]?.detail).toContain(
-				`127.0.0.1:${closedPort}: node-exporter 127.0.0.1:${closedPort} is down (connection refused)`,
-			);
-			expect(byName.nowhere).toMatchObject({
-				state: "down",
-				detail: 'no node-exporter target matches {host="nowhere"} in Prometheus',
-			});
-			expect(byName.gone?.detail).not.toMatch(/%/);
-		},
-	);
+		expect(byName["by-label"]?.detail).toMatch(new RegExp(`^disk ${disk.dir} 0\\.0/64 MB \\(0 %\\) · ram `));
+		expect(byName.gone).toMatchObject({
+			state: "down",
+			detail: `node-exporter 127.0.0.1:${closedPort} is down (connection refused): no current figures`,
+		});
+		expect(byName["all-nodes"]?.state).toBe("down");
+		const [first, second] = [exporter.address, `127.0.0.1:${closedPort}`].sort();
+		expect(byName["all-nodes"]?.detail).toMatch(new RegExp(`^${first}: .*; ${second}: `));
+		expect(byName["all-nodes"]?.detail).toContain(
+			`127.0.0.1:${closedPort}: node-exporter 127.0.0.1:${closedPort} is down (connection refused)`,
+		);
+		expect(byName.nowhere).toMatchObject({
+			state: "down",
+			detail: 'no node-exporter target matches {host="nowhere"} in Prometheus',
+		});
+		expect(byName.gone?.detail).not.toMatch(/%/);
+	});
 
 	it("stops showing a host's figures once its node-exporter stops, rather than the last ones", async () => {
 		const run = check([{ name: "leaving", instance: leaving.address }]);

@@ -37,20 +37,15 @@ describe("readableLine", () => {
 		});
 	});
 
-	it(
-		"takes the first message and level field a JSON line " + "has, and the stream's level label when the line has none",
-		() => {
-			const named = readableLine(
-				entry(JSON.stringify({ event: "started", message: "the message", levelname: "WARNING", level: 3 })),
-			);
-			const labelled = readableLine(
-				entry(JSON.stringify({ error: "disk full" }), { service: "api", level: "critical" }),
-			);
+	it("takes the first message and level field of a JSON line, and the stream's level label if the line has none", () => {
+		const named = readableLine(
+			entry(JSON.stringify({ event: "started", message: "the message", levelname: "WARNING", level: 3 })),
+		);
+		const labelled = readableLine(entry(JSON.stringify({ error: "disk full" }), { service: "api", level: "critical" }));
 
-			expect([named.message, named.level, named.severity]).toEqual(["the message", "WARNING", "warning"]);
-			expect([labelled.message, labelled.level, labelled.severity]).toEqual(["disk full", "critical", "critical"]);
-		},
-	);
+		expect([named.message, named.level, named.severity]).toEqual(["the message", "WARNING", "warning"]);
+		expect([labelled.message, labelled.level, labelled.severity]).toEqual(["disk full", "critical", "critical"]);
+	});
 
 	it("keeps a JSON line without a message field whole, and a line that only looks like JSON as plain text", () => {
 		expect(readableLine(entry('{"status":200}')).message).toBe('{"status":200}');

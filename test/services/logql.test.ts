@@ -25,20 +25,17 @@ describe("LogQL building", () => {
 		expect(parseErrors(query)).toBe(0);
 	});
 
-	it(
-		"reads level and correlation id from JSON fields with " + "Loki's json stage, and as whole words from plain lines",
-		() => {
-			const query = buildLogQuery({ serviceLabel: "service", service: "api", correlation: "c-42", level: "error" });
+	it("reads level and correlation id from JSON fields with Loki's json stage, as whole words from plain lines", () => {
+		const query = buildLogQuery({ serviceLabel: "service", service: "api", correlation: "c-42", level: "error" });
 
-			expect(query).toBe(
-				'{service="api"} |= "c-42" |~ "(?:^|[^A-Za-z0-9_-])c-42(?:$|[^A-Za-z0-9_-])" |~ "(?i)\\\\b(?:error)\\\\b" | ' +
-					'json | __error__!="" or ((level_extracted=~"(?i)(?:error)" or (level_extracted="" and ' +
-					'level=~"(?i)(?:error)")) and (correlation_id_extracted="c-42" or (correlation_id_extracted="" and ' +
-					'correlation_id="c-42"))) | drop __error__, __error_details__',
-			);
-			expect(parseErrors(query)).toBe(0);
-		},
-	);
+		expect(query).toBe(
+			'{service="api"} |= "c-42" |~ "(?:^|[^A-Za-z0-9_-])c-42(?:$|[^A-Za-z0-9_-])" |~ "(?i)\\\\b(?:error)\\\\b" | ' +
+				'json | __error__!="" or ((level_extracted=~"(?i)(?:error)" or (level_extracted="" and ' +
+				'level=~"(?i)(?:error)")) and (correlation_id_extracted="c-42" or (correlation_id_extracted="" and ' +
+				'correlation_id="c-42"))) | drop __error__, __error_details__',
+		);
+		expect(parseErrors(query)).toBe(0);
+	});
 
 	it("filters docker lines the way the LogQL filters Loki's", () => {
 		const lines = [

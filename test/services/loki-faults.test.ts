@@ -158,20 +158,17 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 		);
 	});
 
-	it(
-		"asks for no more lines than a Loki configured with " + "a lower max_entries_limit_per_query allows, once told",
-		async () => {
-			double.failNext(400, "max entries limit per query exceeded, limit > max_entries_limit (60 > 30)");
-			const before = double.requests.length;
+	it("asks for no more lines than a Loki with a lower max_entries_limit_per_query allows, once told", async () => {
+		double.failNext(400, "max entries limit per query exceeded, limit > max_entries_limit (60 > 30)");
+		const before = double.requests.length;
 
-			const first = await service.search(request("double", { limit: 20 }));
-			const second = await service.search(request("double", { limit: 20 }));
+		const first = await service.search(request("double", { limit: 20 }));
+		const second = await service.search(request("double", { limit: 20 }));
 
-			expect(first.entries.map((e) => e.line)).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i}`));
-			expect(second.entries).toEqual(first.entries);
-			expect(double.requests.slice(before).map((r) => r.params.limit)).toEqual(["60", "30", "30", "30", "30"]);
-		},
-	);
+		expect(first.entries.map((e) => e.line)).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i}`));
+		expect(second.entries).toEqual(first.entries);
+		expect(double.requests.slice(before).map((r) => r.params.limit)).toEqual(["60", "30", "30", "30", "30"]);
+	});
 });
 
 describe("paging never trusts a cut-off Loki answer to be the true first N", () => {

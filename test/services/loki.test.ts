@@ -212,21 +212,18 @@ describe("/logs against a real Loki 2.9.13", () => {
 		expect(page.more).toBe(true);
 	});
 
-	it(
-		"walks every line exactly once, Older and Newer, across " + "five streams, ties and 30-minute splits (defects 1-3)",
-		async () => {
-			const truth = newestFirst(known.walk);
+	it("walks every line once, Older and Newer, over five streams, ties and 30-minute splits (defects 1-3)", async () => {
+		const truth = newestFirst(known.walk);
 
-			const older = await walkOlder(request("walk", { limit: 9 }));
-			const newer = await walkNewer(request("walk", { limit: 13 }));
+		const older = await walkOlder(request("walk", { limit: 9 }));
+		const newer = await walkNewer(request("walk", { limit: 13 }));
 
-			expect(truth.length).toBeGreaterThan(200);
-			expect(older.flat().map(text)).toEqual(truth);
-			expect(older.slice(0, -1).every((p) => p.length === 9)).toBe(true);
-			// Newer pages come oldest-first in time, each shown newest first.
-			expect(newer.flatMap((p) => [...p].reverse()).map(text)).toEqual([...truth].reverse());
-		},
-	);
+		expect(truth.length).toBeGreaterThan(200);
+		expect(older.flat().map(text)).toEqual(truth);
+		expect(older.slice(0, -1).every((p) => p.length === 9)).toBe(true);
+		// Newer pages come oldest-first in time, each shown newest first.
+		expect(newer.flatMap((p) => [...p].reverse()).map(text)).toEqual([...truth].reverse());
+	});
 
 	it("returns a large result exactly, assembled from checked pages", async () => {
 		const result = await service.search(request("walk", { limit: 1_000 }));

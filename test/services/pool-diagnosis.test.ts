@@ -127,28 +127,24 @@ describe("pool severity", () => {
 });
 
 describe("the likely cause", () => {
-	it(
-		"names the application holding stale idle connections first, when it holds at least five and a fifth of " +
-			"those used",
-		() => {
-			const list = [
-				...sessions(5, { application: "", state: "idle", stateSeconds: 301 }),
-				...sessions(2, { state: "idle in transaction", stateSeconds: 600 }),
-				...sessions(10),
-			];
+	it("names the application holding stale idle connections first, if it holds 5+ and a fifth of those used", () => {
+		const list = [
+			...sessions(5, { application: "", state: "idle", stateSeconds: 301 }),
+			...sessions(2, { state: "idle in transaction", stateSeconds: 600 }),
+			...sessions(10),
+		];
 
-			expect(diagnosePool(snapshot(list), thresholds).cause).toEqual({
-				kind: "stale-idle",
-				count: 5,
-				application: "",
-				olderThanMinutes: 5,
-			});
-			expect(diagnosePool(snapshot([...list, ...sessions(9)]), thresholds).cause).toMatchObject({
-				kind: "idle-in-transaction",
-				count: 2,
-			});
-		},
-	);
+		expect(diagnosePool(snapshot(list), thresholds).cause).toEqual({
+			kind: "stale-idle",
+			count: 5,
+			application: "",
+			olderThanMinutes: 5,
+		});
+		expect(diagnosePool(snapshot([...list, ...sessions(9)]), thresholds).cause).toMatchObject({
+			kind: "idle-in-transaction",
+			count: 2,
+		});
+	});
 
 	it("names sessions idle in transaction for over a minute, with the longest", () => {
 		const longest = sessions(1, { application: "worker", state: "idle in transaction (aborted)", stateSeconds: 900 });
@@ -194,23 +190,20 @@ describe("the End button on offer", () => {
 	const idleInTransaction = (seconds: number, over: Partial<Session> = {}) =>
 		sessions(1, { state: "idle in transaction", stateSeconds: seconds, ...over });
 
-	it(
-		"offers to end the sessions idle in transaction when " + "they are the cause, counting only those past the limit",
-		() => {
-			const list = [
-				...idleInTransaction(61),
-				...idleInTransaction(900, { state: "idle in transaction (aborted)" }),
-				...idleInTransaction(30),
-				...sessions(3, { state: "idle", stateSeconds: 3_600 }),
-			];
+	it("offers to end the sessions idle in transaction when they are the cause, counting those past the limit", () => {
+		const list = [
+			...idleInTransaction(61),
+			...idleInTransaction(900, { state: "idle in transaction (aborted)" }),
+			...idleInTransaction(30),
+			...sessions(3, { state: "idle", stateSeconds: 3_600 }),
+		];
 
-			expect(diagnosePool(snapshot(list), thresholds).offer).toEqual({
-				sessions: "idle-in-transaction",
-				olderThanMinutes: 1,
-				count: 2,
-			});
-		},
-	);
+		expect(diagnosePool(snapshot(list), thresholds).offer).toEqual({
+			sessions: "idle-in-transaction",
+			olderThanMinutes: 1,
+			count: 2,
+		});
+	});
 
 	it("offers to end idle connections older than idleMinutes otherwise, and nothing when none qualifies", () => {
 		expect(

@@ -31,43 +31,40 @@ describe("/pool and /health leave opsbot's own connections out of the figures (r
 		await postgres?.stop();
 	});
 
-	it(
-		"with no other client, /pool shows no active or waiting " + "PgBouncer client and no PostgreSQL session in use",
-		async () => {
-			const db = createDatabase({ url: bouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });
-			const pool = createPoolService({
-				database: () => db,
-				pgbouncerAdminUrl: () => ({ url: bouncer.statsUrl, timeoutMs: 3_000 }),
-				log: silent,
-			});
+	it("with no other client, /pool shows no active or waiting PgBouncer client, no PostgreSQL session used", async () => {
+		const db = createDatabase({ url: bouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });
+		const pool = createPoolService({
+			database: () => db,
+			pgbouncerAdminUrl: () => ({ url: bouncer.statsUrl, timeoutMs: 3_000 }),
+			log: silent,
+		});
 
-			// The first snapshot opens opsbot's pooled connection while SHOW runs; in the second it sits idle in PgBouncer.
-			const snapshots = [await pool.snapshot("local"), await pool.snapshot("local"), await pool.snapshot("local")];
-			await db.close();
+		// The first snapshot opens opsbot's pooled connection while SHOW runs; in the second it sits idle in PgBouncer.
+		const snapshots = [await pool.snapshot("local"), await pool.snapshot("local"), await pool.snapshot("local")];
+		await db.close();
 
-			for (const snapshot of snapshots) {
-				const { postgres: pg, pools } = figures(snapshot);
-				expect(pg.used).toBe(0);
-				expect(pg.sessions).toEqual([]);
-				for (const p of pools)
-					expect({
-						pool: `${p.database}/${p.user}`,
-						active: p.clientsActive,
-						waiting: p.clientsWaiting,
-						maxWait: p.maxWaitSeconds,
-					}).toEqual({ pool: `${p.database}/${p.user}`, active: 0, waiting: 0, maxWait: 0 });
-			}
-			const last = snapshots.at(-1)!;
-			expect(figures(last).pools.map((p) => `${p.database}/${p.user}`)).toEqual(["appdb/opsbot"]);
-			expect("ownClients" in last.pgbouncer! && last.pgbouncer.ownClients).toBeGreaterThanOrEqual(1);
-			const text = reportToText(poolReport(last, thresholds));
-			expect(text).toContain("Connections on local: 0 / 97 used (0 %)");
-			expect(text).toContain("appdb/opsbot transaction: clients 0 active, 0 waiting");
-			expect(text.replace(/\s+/g, " ")).toMatch(
-				/opsbot's own connections \(\d+ in PostgreSQL, \d+ in PgBouncer\) are not counted/,
-			);
-		},
-	);
+		for (const snapshot of snapshots) {
+			const { postgres: pg, pools } = figures(snapshot);
+			expect(pg.used).toBe(0);
+			expect(pg.sessions).toEqual([]);
+			for (const p of pools)
+				expect({
+					pool: `${p.database}/${p.user}`,
+					active: p.clientsActive,
+					waiting: p.clientsWaiting,
+					maxWait: p.maxWaitSeconds,
+				}).toEqual({ pool: `${p.database}/${p.user}`, active: 0, waiting: 0, maxWait: 0 });
+		}
+		const last = snapshots.at(-1)!;
+		expect(figures(last).pools.map((p) => `${p.database}/${p.user}`)).toEqual(["appdb/opsbot"]);
+		expect("ownClients" in last.pgbouncer! && last.pgbouncer.ownClients).toBeGreaterThanOrEqual(1);
+		const text = reportToText(poolReport(last, thresholds));
+		expect(text).toContain("Connections on local: 0 / 97 used (0 %)");
+		expect(text).toContain("appdb/opsbot transaction: clients 0 active, 0 waiting");
+		expect(text.replace(/\s+/g, " ")).toMatch(
+			/opsbot's own connections \(\d+ in PostgreSQL, \d+ in PgBouncer\) are not counted/,
+		);
+	});
 
 	it("with no other client, /health reports no connection used and no client waiting", async () => {
 		const db = createDatabase({ url: bouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });
