@@ -170,12 +170,12 @@ body{margin:0;background:#313338;color:#dbdee1;font:16px/1.375 "Noto Sans",sans-
 .message{display:flex;gap:16px;width:580px}
 .avatar{width:40px;height:40px;border-radius:50%;background:#5865f2;display:flex;align-items:center;` +
 	`justify-content:center;flex:none}
-.author{font-weight:600;color:#f2f3f5}.bot{background:#5865f2;color:#fff;font-size:10px;padding:1px ` +
-	`4px;border-radius:3px;vertical-align:2px}
+.author{font-weight:600;color:#f2f3f5}` +
+	`.bot{background:#5865f2;color:#fff;font-size:10px;padding:1px 4px;border-radius:3px;vertical-align:2px}
 .when{color:#949ba4;font-size:12px;font-weight:400;margin-left:4px}
 .content{margin:2px 0 4px}
-.embed{max-width:520px;background:#2b2d31;border-left:4px solid;border-radius:4px;padding:8px 16px 16px ` +
-	`12px;margin-top:4px;box-sizing:border-box}
+.embed{max-width:520px;background:#2b2d31;border-left:4px solid;border-radius:4px;` +
+	`padding:8px 16px 16px 12px;margin-top:4px;box-sizing:border-box}
 .title{font-weight:600;color:#f2f3f5;margin-top:8px}
 .desc{font-size:14px;line-height:18px;margin-top:8px}
 .fields{display:grid;grid-template-columns:repeat(12,1fr);gap:8px;margin-top:8px}
@@ -187,14 +187,13 @@ code{font:13px "Noto Sans Mono",monospace;background:#1e1f22;border-radius:3px;p
 a{color:#00a8fc}.mention{background:rgba(88,101,242,.3);color:#c9cdfb;border-radius:3px;padding:0 2px}
 .time{background:#3f4147;border-radius:3px;padding:0 2px}
 .row{display:flex;gap:8px;margin-top:8px;flex-wrap:wrap}
-.button{height:32px;line-height:32px;padding:0 ` +
-	`16px;border-radius:3px;font-size:14px;font-weight:500;color:#fff}
+.button{height:32px;line-height:32px;padding:0 16px;border-radius:3px;font-size:14px;font-weight:500;color:#fff}
 .primary{background:#5865f2}.secondary{background:#4e5058}.success{background:#248046}` +
 	`.danger{background:#da373c}.disabled{opacity:.5}
-.select{display:flex;justify-content:space-between;width:400px;height:40px;line-height:40px;padding:0 ` +
-	`12px;background:#1e1f22;border-radius:4px;color:#949ba4;box-sizing:border-box}
-.file{margin-top:8px;width:400px;padding:12px;background:#2b2d31;border:1px solid ` +
-	`#1e1f22;border-radius:4px;color:#00a8fc}
+.select{display:flex;justify-content:space-between;width:400px;height:40px;line-height:40px;` +
+	`padding:0 12px;background:#1e1f22;border-radius:4px;color:#949ba4;box-sizing:border-box}
+.file{margin-top:8px;width:400px;padding:12px;background:#2b2d31;` +
+	`border:1px solid #1e1f22;border-radius:4px;color:#00a8fc}
 `;
 
 /** The page for one picture: its goldens side by side. The script's height measure goes in the title. */

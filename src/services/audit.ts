@@ -186,12 +186,10 @@ export function createAuditService(deps: AuditDeps): AuditService {
 	const select =
 		`SELECT ${c.id}::text AS row_id, ${c.timestamp} AS at, ${c.correlationId} AS correlation_id, ` +
 		`${c.action} AS action,
-		${c.resourceType} AS resource_type, ${c.resourceId} AS resource_id, ${c.userId} AS user_id, ${c.username} ` +
-		`AS username,
+		${c.resourceType} AS resource_type, ${c.resourceId} AS resource_id, ${c.userId} AS user_id, ${c.username} AS username,
 		${c.userEmail} AS user_email, host(${c.ipAddress}) AS ip_address, ${c.userAgent} AS user_agent, ` +
 		`${c.function} AS function,
-		${c.requestPath} AS request_path, ${c.requestMethod} AS request_method, ${c.success} AS success, ${c.error} ` +
-		`AS error,
+		${c.requestPath} AS request_path, ${c.requestMethod} AS request_method, ${c.success} AS success, ${c.error} AS error,
 		${c.durationMs}::float8 AS duration_ms, ${c.timestamp}::text AS at_text FROM ${table}`;
 	const typeCache = new Map<
 		string,
@@ -278,8 +276,8 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			`WITH RECURSIVE t(v) AS (
 				(SELECT ${c.resourceType} FROM ${table} ORDER BY 1 LIMIT 1)
 				UNION ALL
-				SELECT (SELECT ${c.resourceType} FROM ${table} WHERE ${c.resourceType} > t.v ORDER BY 1 LIMIT 1) FROM t ` +
-				`WHERE t.v IS NOT NULL
+				SELECT (SELECT ${c.resourceType} FROM ${table} WHERE ${c.resourceType} > t.v ORDER BY 1 LIMIT 1) ` +
+				`FROM t WHERE t.v IS NOT NULL
 			) SELECT v FROM t WHERE v IS NOT NULL LIMIT 500`,
 			[],
 		)
@@ -368,8 +366,8 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			const [lastActions, otherTypes] = await Promise.all([
 				read(
 					environment,
-					`${select} WHERE ${c.resourceType} = $1 AND ${c.resourceId} = $2 ORDER BY ${c.timestamp} DESC, ${c.id} ` +
-						`DESC LIMIT 5`,
+					`${select} WHERE ${c.resourceType} = $1 AND ${c.resourceId} = $2 ` +
+						`ORDER BY ${c.timestamp} DESC, ${c.id} DESC LIMIT 5`,
 					[resourceType, resourceId],
 				),
 				// One index probe per known type, each capped, instead of a scan for the id alone (it has no index).

@@ -138,19 +138,17 @@ interface ActivityRow {
 // opsbot's own sessions are left out: the backend running this very query (through PgBouncer it is
 // the server connection PgBouncer lent opsbot) and any session named like opsbot ($1), such as its
 // idle pooled connections, so /pool never reports opsbot's own query as load.
-const ACTIVITY_SQL =
-	`
+const ACTIVITY_SQL = `
 SELECT a.pid, a.backend_start::text AS backend_start, a.datname, a.usename, a.application_name,
        host(a.client_addr) AS client_addr, a.state,
        EXTRACT(EPOCH FROM now() - a.state_change)::float8 AS state_seconds,
        pg_blocking_pids(a.pid) AS blocked_by,
        s.max_connections, s.reserved, s.own, s.current_database
-FROM (SELECT current_setting('max_connections')::int AS max_connections, current_database() AS ` +
-	`current_database,
+FROM (SELECT current_setting('max_connections')::int AS max_connections, current_database() AS current_database,
              current_setting('superuser_reserved_connections')::int AS reserved,
              (SELECT count(*) FROM pg_stat_activity
-               WHERE backend_type = 'client backend' AND (pid = pg_backend_pid() OR application_name = ` +
-	`$1))::int AS own) s
+               WHERE backend_type = 'client backend'
+                 AND (pid = pg_backend_pid() OR application_name = $1))::int AS own) s
 LEFT JOIN pg_stat_activity a ON a.backend_type = 'client backend'
   AND a.pid <> pg_backend_pid() AND a.application_name IS DISTINCT FROM $1`;
 

@@ -122,11 +122,10 @@ describe("the container image: built with podman, run against the Discord double
 access: { commands: { health: [everyone] } }
 environments:
   local:
-    http: [{ name: backend, url: "http://127.0.0.1:${(api.address() as AddressInfo).port}/api/health", ` +
-				`timeoutMs: 2000 }]
+    http: [{ name: backend, url: "http://127.0.0.1:${(api.address() as AddressInfo).port}/api/health", timeoutMs: ` +
+				`2000 }]
   slow:
-    http: [{ name: backend, url: "http://127.0.0.1:${(api.address() as AddressInfo).port}/slow", timeoutMs: ` +
-				`5000 }]
+    http: [{ name: backend, url: "http://127.0.0.1:${(api.address() as AddressInfo).port}/slow", timeoutMs: 5000 }]
 alerts:
   listen: { host: 127.0.0.1, port: ${webhookPort} }
   defaultChannel: "${ALERTS}"
