@@ -106,7 +106,8 @@ async function deploy(): Promise<number> {
 	});
 	if (values.help) {
 		console.log(
-			"Usage: node deploy-commands.ts [--guild ID] [--dry-run]\nNeeds DISCORD_TOKEN and DISCORD_APPLICATION_ID (from the environment or .env).",
+			"Usage: node deploy-commands.ts [--guild ID] [--dry-run]\n" +
+				"Needs DISCORD_TOKEN and DISCORD_APPLICATION_ID (from the environment or .env).",
 		);
 		return 0;
 	}

@@ -47,7 +47,9 @@ function residentOf(pid: number): Resident | undefined {
  * what starting the renderer costs the machine.
  */
 export async function run(): Promise<BenchRow[]> {
-	const body = `# TYPE storm_load gauge\n${Array.from({ length: SERIES }, (_, i) => `storm_load{shard="s${i + 1}"} ${(i + 1) / SERIES}`).join("\n")}\n`;
+	const body =
+		`# TYPE storm_load gauge\n` +
+		`${Array.from({ length: SERIES }, (_, i) => `storm_load{shard="s${i + 1}"} ${(i + 1) / SERIES}`).join("\n")}\n`;
 	const exporter = createServer((_req, res) =>
 		res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(body),
 	);
@@ -57,7 +59,9 @@ export async function run(): Promise<BenchRow[]> {
 	});
 	const token = randomBytes(24).toString("hex");
 	const opsYaml = (double: DiscordDouble) =>
-		`discord: { guildId: "${double.guildId}" }\nenvironments: { production: { prometheus: { url: "${prometheus.url}" } } }\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n`;
+		`discord: { guildId: "${double.guildId}" }\n` +
+		`environments: { production: { prometheus: { url: "${prometheus.url}" } } }\nalerts:\n` +
+		`  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n`;
 	const env = {
 		WEBHOOK_TOKEN: token,
 		LOG_LEVEL: "info",

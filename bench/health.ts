@@ -71,7 +71,8 @@ async function interactionLatency(): Promise<BenchRow[]> {
 	const double = await startDiscordDouble();
 	const bot = await startTestBot(
 		double,
-		`discord: { guildId: "${double.guildId}" }\naccess: { commands: { health: [everyone] } }\nenvironments:\n  local:\n    http: [{ name: api, url: "${url}/" }]\n`,
+		`discord: { guildId: "${double.guildId}" }\naccess: { commands: { health: [everyone] } }\nenvironments:\n` +
+			`  local:\n    http: [{ name: api, url: "${url}/" }]\n`,
 	);
 	const firstResponse: number[] = [];
 	const finalReply: number[] = [];

@@ -16,7 +16,10 @@ const RATES = process.env.INGEST_RATES ? process.env.INGEST_RATES.split(",").map
 const SECONDS = 5;
 const WARMUP_RATE = 200;
 const WARMUP_SECONDS = 2;
-/** Connections of the generator's keep-alive pool, and its in-flight cap: a request due while this many are out "could not be sent". */
+/**
+ * Connections of the generator's keep-alive pool, and its in-flight cap: a request due while this many are out "could
+ * not be sent".
+ */
 const CONNECTIONS = 100;
 const STORM_GROUPS = 50;
 const STORM_ALERTS = 100;
@@ -50,7 +53,8 @@ export function body(group: string, alerts: number, status: "firing" | "resolved
 			startsAt,
 			endsAt: status === "resolved" ? new Date().toISOString() : "0001-01-01T00:00:00Z",
 			generatorURL:
-				"http://prometheus.local:9090/graph?g0.expr=node_filesystem_avail_bytes+%2F+node_filesystem_size_bytes+%3C+0.1&g0.tab=1",
+				"http://prometheus.local:9090/graph?g0.expr=" +
+				"node_filesystem_avail_bytes+%2F+node_filesystem_size_bytes+%3C+0.1&g0.tab=1",
 			fingerprint: `${group}-${i}`.slice(0, 64),
 		})),
 	});
@@ -141,7 +145,10 @@ const cpuOf = (pid: number) => {
 	const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
 	return (Number(fields[11]) + Number(fields[12])) * 10;
 };
-/** A /proc/PID/status memory line in bytes: VmRSS, or its parts RssAnon (heaps, JIT code, wasm) and RssFile (mostly the node binary's own pages). */
+/**
+ * A /proc/PID/status memory line in bytes: VmRSS, or its parts RssAnon (heaps, JIT code, wasm) and RssFile (mostly the
+ * node binary's own pages).
+ */
 const statusBytes = (pid: number, key: "VmRSS" | "RssAnon" | "RssFile") =>
 	Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
 const rssOf = (pid: number) => statusBytes(pid, "VmRSS");
@@ -218,10 +225,16 @@ async function loadRows(label: string, rate: number, env: Record<string, string>
 	});
 }
 
-/** How long the storm's delivery is watched for its RSS peak at most (at 1 post/s per channel, 50 groups take about a minute). */
+/**
+ * How long the storm's delivery is watched for its RSS peak at most (at 1 post/s per channel, 50 groups take about a
+ * minute).
+ */
 const STORM_WATCH_MS = 90_000;
 
-/** The storm of issue 12 (50 groups x 100 alerts to one channel, three growing notifications then resolved): the bot's RSS before and during it. */
+/**
+ * The storm of issue 12 (50 groups x 100 alerts to one channel, three growing notifications then resolved): the bot's
+ * RSS before and during it.
+ */
 async function memoryRows(env: Record<string, string>): Promise<BenchRow[]> {
 	return withBot(env, async (bot, double) => {
 		const pid = bot.process.child.pid!;
@@ -280,7 +293,9 @@ async function memoryRows(env: Record<string, string>): Promise<BenchRow[]> {
 				metric: "of which file-backed",
 				value: mib(idleParts.file),
 				unit: "MiB",
-				note: "RssFile: pages of the node binary (code, ICU and snapshot data) and shared libraries; a bare `node -e` has ~32 MiB of them",
+				note:
+					"RssFile: pages of the node binary (code, ICU and snapshot data) and shared libraries; a bare `node " +
+					"-e` has ~32 MiB of them",
 			},
 			{
 				bench: "ingest",
@@ -294,7 +309,9 @@ async function memoryRows(env: Record<string, string>): Promise<BenchRow[]> {
 				metric: "bot RSS peak, 50x100 storm",
 				value: mib(peak),
 				unit: "MiB",
-				note: `${STORM_GROUPS} groups x ${STORM_ALERTS} alerts, 3 growing updates then resolved; sampled every 50 ms ${done ? "until every group showed resolved" : `for ${STORM_WATCH_MS / 1_000} s of delivery`}`,
+				note:
+					`${STORM_GROUPS} groups x ${STORM_ALERTS} alerts, 3 growing updates then resolved; sampled every 50 ` +
+					`ms ${done ? "until every group showed resolved" : `for ${STORM_WATCH_MS / 1_000} s of delivery`}`,
 			},
 		];
 	});
@@ -307,7 +324,9 @@ const DOUBLE = {
 };
 
 const OPS = (double: DiscordDouble) =>
-	`discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nstateDir: ${mkdtempSync(join(tmpdir(), "opsbot-ingest-"))}\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n`;
+	`discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\n` +
+	`stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-ingest-"))}\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n` +
+	`  defaultChannel: "${CHANNEL}"\n`;
 
 /** Makes a test server (fsync off) really sync its WAL at each commit, as a production server does. */
 export async function syncWal(admin: pg.Client): Promise<void> {

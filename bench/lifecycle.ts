@@ -51,7 +51,8 @@ alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
   regroupMinutes: 0
-  reconcile: { intervalSeconds: ${RECONCILE_INTERVAL_MS / 1000}, graceSeconds: ${GRACE_MS / 1000}, alertmanagerSettleSeconds: 0, receivers: [opsbot] }
+  reconcile: { intervalSeconds: ${RECONCILE_INTERVAL_MS / 1000}, graceSeconds: ${GRACE_MS / 1000}, ` +
+			`alertmanagerSettleSeconds: 0, receivers: [opsbot] }
   deadman: { alertname: Watchdog, afterMinutes: ${DEADMAN_AFTER_MS / 60_000}, channel: "${PIPELINE}" }
   routes:
     - match: { team: db }

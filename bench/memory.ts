@@ -13,7 +13,10 @@ const SAMPLES = 5;
 const rssMiB = (pid: number) =>
 	Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
 
-/** Starts `node <script>` against the double, waits for it to say it is connected, and reads its settled RSS (median of a few samples). */
+/**
+ * Starts `node <script>` against the double, waits for it to say it is connected, and reads its settled RSS (median of
+ * a few samples).
+ */
 async function settledRss(
 	double: DiscordDouble,
 	args: string[],

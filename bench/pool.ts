@@ -10,7 +10,10 @@ import { type BenchRow, percentile, round } from "./types.ts";
 const SEQUENTIAL = 300;
 const CONCURRENT = 200;
 
-/** /pool: snapshot latency through PgBouncer with 60 idle sessions present, and opsbot's connections under 200 concurrent calls. */
+/**
+ * /pool: snapshot latency through PgBouncer with 60 idle sessions present, and opsbot's connections under 200
+ * concurrent calls.
+ */
 export async function run(): Promise<BenchRow[]> {
 	const postgres = await startPostgres();
 	const pgbouncer = await startPgBouncer(postgres);

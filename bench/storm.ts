@@ -73,7 +73,9 @@ export async function run(): Promise<BenchRow[]> {
 	});
 	const bot = await startTestBot(
 		double,
-		`discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nstateDir: ${mkdtempSync(join(tmpdir(), "opsbot-storm-"))}\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n`,
+		`discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\n` +
+			`stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-storm-"))}\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n` +
+			`  defaultChannel: "${CHANNEL}"\n`,
 		{ WEBHOOK_TOKEN: token, LOG_LEVEL: "info" },
 	);
 	const url = `${bot.webhookUrl}/alerts`;
@@ -222,7 +224,9 @@ export async function run(): Promise<BenchRow[]> {
 			{
 				bench: "storm",
 				metric: "summary messages / summary edits",
-				value: `${summaries.length} / ${writes.filter((r) => r.method === "PATCH" && summaryIds.has(r.path.split("/").at(-1) ?? "")).length}`,
+				value:
+					`${summaries.length} / ` +
+					`${writes.filter((r) => r.method === "PATCH" && summaryIds.has(r.path.split("/").at(-1) ?? "")).length}`,
 				unit: "",
 			},
 			{

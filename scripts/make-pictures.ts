@@ -104,7 +104,9 @@ function embedHtml(embed: Json, now: number, attachments: Readonly<Record<string
 	}
 	const cells = fields.map(
 		(f, i) =>
-			`<div class="field" style="grid-column:span ${spans[i]}"><div class="fname">${markdown(String(f.name), now, false)}</div><div class="fvalue">${markdown(String(f.value), now)}</div></div>`,
+			`<div class="field" style="grid-column:span ${spans[i]}"><div ` +
+			`class="fname">${markdown(String(f.name), now, false)}</div><div ` +
+			`class="fvalue">${markdown(String(f.value), now)}</div></div>`,
 	);
 	const image = (embed.image as Json | undefined)?.url;
 	const imageFile = typeof image === "string" ? attachments[image.replace("attachment://", "")] : undefined;
@@ -127,7 +129,11 @@ function componentsHtml(rows: Json[]): string {
 			const parts = ((row.components as Json[] | undefined) ?? []).map((c) => {
 				const emoji = (c.emoji as Json | undefined)?.name;
 				if (c.type === 2)
-					return `<span class="button ${styles[Number(c.style)] ?? "secondary"}${c.disabled ? " disabled" : ""}">${esc([emoji, c.label].filter(Boolean).join(" "))}</span>`;
+					return (
+						`<span class="button ` +
+						`${styles[Number(c.style)] ?? "secondary"}${c.disabled ? " disabled" : ""}">` +
+						`${esc([emoji, c.label].filter(Boolean).join(" "))}</span>`
+					);
 				return `<span class="select">${esc(String(c.placeholder ?? "Select…"))}<span class="chevron">⌄</span></span>`;
 			});
 			return `<div class="row">${parts.join("")}</div>`;
@@ -148,18 +154,28 @@ function messageHtml(golden: Json, now: number, attachments: Readonly<Record<str
 		(f) => !attachments[String(f.name)] || !JSON.stringify(embed ?? {}).includes(`attachment://${String(f.name)}`),
 	);
 	const fileCards = files.map((f) => `<div class="file">📄 ${esc(String(f.name))}</div>`).join("");
-	return `<div class="message"><div class="avatar">🤖</div><div class="body"><div class="author">opsbot <span class="bot">APP</span> <span class="when">Today at ${esc(timeText(now / 1000, "t", now))}</span></div>${content}${embed ? embedHtml(embed, now, attachments) : ""}${fileCards}${componentsHtml((golden.components as Json[] | undefined) ?? [])}</div></div>`;
+	return (
+		`<div class="message"><div class="avatar">🤖</div><div class="body"><div class="author">opsbot <span ` +
+		`class="bot">APP</span> <span class="when">Today at ` +
+		`${esc(timeText(now / 1000, "t", now))}</span></div>${content}` +
+		`${embed ? embedHtml(embed, now, attachments) : ""}${fileCards}` +
+		`${componentsHtml((golden.components as Json[] | undefined) ?? [])}</div></div>`
+	);
 }
 
-const CSS = `
+const CSS =
+	`
 body{margin:0;background:#313338;color:#dbdee1;font:16px/1.375 "Noto Sans",sans-serif;width:max-content}
 .page{display:flex;gap:24px;padding:16px 20px;align-items:flex-start}
 .message{display:flex;gap:16px;width:580px}
-.avatar{width:40px;height:40px;border-radius:50%;background:#5865f2;display:flex;align-items:center;justify-content:center;flex:none}
-.author{font-weight:600;color:#f2f3f5}.bot{background:#5865f2;color:#fff;font-size:10px;padding:1px 4px;border-radius:3px;vertical-align:2px}
+.avatar{width:40px;height:40px;border-radius:50%;background:#5865f2;display:flex;align-items:center;` +
+	`justify-content:center;flex:none}
+.author{font-weight:600;color:#f2f3f5}` +
+	`.bot{background:#5865f2;color:#fff;font-size:10px;padding:1px 4px;border-radius:3px;vertical-align:2px}
 .when{color:#949ba4;font-size:12px;font-weight:400;margin-left:4px}
 .content{margin:2px 0 4px}
-.embed{max-width:520px;background:#2b2d31;border-left:4px solid;border-radius:4px;padding:8px 16px 16px 12px;margin-top:4px;box-sizing:border-box}
+.embed{max-width:520px;background:#2b2d31;border-left:4px solid;border-radius:4px;` +
+	`padding:8px 16px 16px 12px;margin-top:4px;box-sizing:border-box}
 .title{font-weight:600;color:#f2f3f5;margin-top:8px}
 .desc{font-size:14px;line-height:18px;margin-top:8px}
 .fields{display:grid;grid-template-columns:repeat(12,1fr);gap:8px;margin-top:8px}
@@ -172,9 +188,12 @@ a{color:#00a8fc}.mention{background:rgba(88,101,242,.3);color:#c9cdfb;border-rad
 .time{background:#3f4147;border-radius:3px;padding:0 2px}
 .row{display:flex;gap:8px;margin-top:8px;flex-wrap:wrap}
 .button{height:32px;line-height:32px;padding:0 16px;border-radius:3px;font-size:14px;font-weight:500;color:#fff}
-.primary{background:#5865f2}.secondary{background:#4e5058}.success{background:#248046}.danger{background:#da373c}.disabled{opacity:.5}
-.select{display:flex;justify-content:space-between;width:400px;height:40px;line-height:40px;padding:0 12px;background:#1e1f22;border-radius:4px;color:#949ba4;box-sizing:border-box}
-.file{margin-top:8px;width:400px;padding:12px;background:#2b2d31;border:1px solid #1e1f22;border-radius:4px;color:#00a8fc}
+.primary{background:#5865f2}.secondary{background:#4e5058}.success{background:#248046}` +
+	`.danger{background:#da373c}.disabled{opacity:.5}
+.select{display:flex;justify-content:space-between;width:400px;height:40px;line-height:40px;` +
+	`padding:0 12px;background:#1e1f22;border-radius:4px;color:#949ba4;box-sizing:border-box}
+.file{margin-top:8px;width:400px;padding:12px;background:#2b2d31;` +
+	`border:1px solid #1e1f22;border-radius:4px;color:#00a8fc}
 `;
 
 /** The page for one picture: its goldens side by side. The script's height measure goes in the title. */
@@ -183,8 +202,12 @@ export function pictureHtml(entry: PictureEntry): string {
 	const messages = entry.goldens.map((g) =>
 		messageHtml(JSON.parse(readFileSync(join(GOLDENS, g), "utf8")) as Json, now, entry.attachments ?? {}),
 	);
-	return `<!doctype html><html><head><meta charset="utf-8"><style>${CSS}</style></head><body><div class="page">${messages.join("")}</div>
-<script>document.title = document.querySelector(".page").scrollWidth + "x" + document.querySelector(".page").scrollHeight</script></body></html>`;
+	return (
+		`<!doctype html><html><head><meta charset="utf-8"><style>${CSS}</style></head><body><div ` +
+		`class="page">${messages.join("")}</div>
+<script>document.title = document.querySelector(".page").scrollWidth + "x" + ` +
+		`document.querySelector(".page").scrollHeight</script></body></html>`
+	);
 }
 
 const CHROMIUM_FLAGS = [

@@ -16,9 +16,15 @@ export interface Bot {
 	readonly relay: AlertRelay | undefined;
 	/** Stops taking webhooks, finishes replies in flight, leaves the gateway, closes every connection. */
 	stop(): Promise<void>;
-	/** When work stop() waits for ends by its own timeout, where that is later than a usual drain: a container restart in flight. */
+	/**
+	 * When work stop() waits for ends by its own timeout, where that is later than a usual drain: a container restart in
+	 * flight.
+	 */
 	busyUntil(): number | undefined;
-	/** Gives up on what stop() still waits for (the process exits next): a restart in flight is recorded as interrupted, its user told. */
+	/**
+	 * Gives up on what stop() still waits for (the process exits next): a restart in flight is recorded as interrupted,
+	 * its user told.
+	 */
 	abandon(): Promise<void>;
 }
 
@@ -47,7 +53,8 @@ export async function startBot(config: Config, log: Logger, onFatal: (reason: st
 	if (stateUrl) {
 		// Replicas: only the lease holder opens the gateway (so each interaction reaches one of them);
 		// every replica sends through REST, delivering alerts from the shared outbox.
-		client.rest.setToken(config.env.DISCORD_TOKEN ?? ""); // required in "bot" mode: loadConfig refused to start without it
+		// required in "bot" mode: loadConfig refused to start without it
+		client.rest.setToken(config.env.DISCORD_TOKEN ?? "");
 		lease = startGatewayLease({
 			url: stateUrl,
 			log: log.child({ svc: "gateway-lease" }),

@@ -80,7 +80,10 @@ interface CliCommand {
 	readonly exitByLevel?: boolean;
 	/** "bot" for commands that talk to Discord or the bot's webhook: they need its secrets too. */
 	readonly configMode?: ConfigMode;
-	/** false: one line per item whatever its length (the verbatim log listing, kept greppable); otherwise fitted to the terminal. */
+	/**
+	 * false: one line per item whatever its length (the verbatim log listing, kept greppable); otherwise fitted to the
+	 * terminal.
+	 */
 	readonly wrap?: false;
 	readonly options: NonNullable<Parameters<typeof parseArgs>[0]>["options"];
 	run(ctx: AppContext, values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<CliResult>;
@@ -118,7 +121,8 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 	},
 	audit: {
 		usage:
-			"opsbot audit [--user U] [--action A] [--type T] [--id ID] [--since 24h] [--until ISO] [--failed-only] [--env NAME] [--json] [--explain]",
+			"opsbot audit [--user U] [--action A] [--type T] [--id ID] [--since 24h] [--until ISO] [--failed-only] " +
+			"[--env NAME] [--json] [--explain]",
 		options: {
 			env: { type: "string" },
 			user: { type: "string" },
@@ -175,7 +179,8 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 	logs: {
 		wrap: false,
 		usage:
-			"opsbot logs (--service S | --correlation ID | --query LOGQL) [--level L] [--contains TEXT] [--since 1h] [--limit N] [--env NAME] [--json]",
+			"opsbot logs (--service S | --correlation ID | --query LOGQL) [--level L] [--contains TEXT] [--since 1h] " +
+			"[--limit N] [--env NAME] [--json]",
 		options: {
 			env: { type: "string" },
 			service: { type: "string" },
@@ -296,7 +301,8 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 			});
 			await record("ok", "firing");
 			process.stderr.write(
-				`Test alert sent to channel ${alert.channels.join(", ")}; resolving it in ${resolveAfter} s (Ctrl-C resolves it now).\n`,
+				`Test alert sent to channel ${alert.channels.join(", ")}; resolving it in ${resolveAfter} s (Ctrl-C ` +
+					`resolves it now).\n`,
 			);
 			await new Promise<void>((resolve) => {
 				if (early.signal.aborted) return resolve();
@@ -619,7 +625,8 @@ async function runInit(args: string[], io: { out: (s: string) => void; err: (s: 
 	}
 	if (values.help) {
 		io.out(
-			`Usage: ${INIT_USAGE}\nWrites opsbot.yaml and .env here (never over existing files); asks for what the flags leave out.\n`,
+			`Usage: ${INIT_USAGE}\nWrites opsbot.yaml and .env here (never over existing files); asks for what the ` +
+				`flags leave out.\n`,
 		);
 		return 0;
 	}

@@ -184,8 +184,13 @@ const HostCheck = z
  * reload or switch server state. Refused by name at config load; the run also rolls back and drops
  * advisory locks (custom-checks.ts), and a role of its own (checksUrlEnv) is the real boundary.
  */
-const SIDE_EFFECT_FUNCTIONS =
-	/\b(pg_terminate_backend|pg_cancel_backend|pg_(try_)?advisory_(xact_)?lock(_shared)?|pg_advisory_unlock(_all|_shared)?|set_config|pg_notify|pg_logical_emit_message|txid_current(_if_assigned)?|pg_current_xact_id(_if_assigned)?|pg_reload_conf|pg_rotate_logfile|pg_switch_wal|pg_create_restore_point|pg_promote|pg_log_backend_memory_contexts|dblink\w*)\b/i;
+const SIDE_EFFECT_FUNCTIONS = new RegExp(
+	String.raw`\b(pg_terminate_backend|pg_cancel_backend|pg_(try_)?advisory_(xact_)?lock(_shared)?|` +
+		"pg_advisory_unlock(_all|_shared)?|set_config|pg_notify|pg_logical_emit_message|" +
+		"txid_current(_if_assigned)?|pg_current_xact_id(_if_assigned)?|pg_reload_conf|pg_rotate_logfile|" +
+		String.raw`pg_switch_wal|pg_create_restore_point|pg_promote|pg_log_backend_memory_contexts|dblink\w*)\b`,
+	"i",
+);
 
 /** A check of the team's own: one number from PromQL or a read-only SQL query, judged against thresholds. */
 const CustomCheck = z
@@ -214,7 +219,9 @@ const CustomCheck = z
 		if (sideEffect)
 			ctx.addIssue({
 				code: "custom",
-				message: `calls ${sideEffect.toLowerCase()}, which acts outside the check (sessions, locks, settings, notifications or WAL); a check only reads`,
+				message:
+					`calls ${sideEffect.toLowerCase()}, which acts outside the check (sessions, locks, settings, ` +
+					`notifications or WAL); a check only reads`,
 				path: ["sql"],
 			});
 		const { degraded, down } = check;
@@ -225,7 +232,9 @@ const CustomCheck = z
 		) {
 			ctx.addIssue({
 				code: "custom",
-				message: `with direction ${check.direction}, degraded must be ${check.direction === "above" ? "below" : "above"} down`,
+				message:
+					`with direction ${check.direction}, degraded must be ` +
+					`${check.direction === "above" ? "below" : "above"} down`,
 				path: ["degraded"],
 			});
 		}
@@ -408,7 +417,10 @@ const Alerts = z.strictObject({
 		.min(1_024)
 		.max(50 * 1024 * 1024)
 		.default(2 * 1024 * 1024),
-	/** `GET /metrics` on this port: without credentials from loopback only, unless `requireAuth` asks for the webhook's credentials from everyone. */
+	/**
+	 * `GET /metrics` on this port: without credentials from loopback only, unless `requireAuth` asks for the webhook's
+	 * credentials from everyone.
+	 */
 	metrics: z.strictObject({ requireAuth: z.boolean().default(false) }).prefault({}),
 	/** Bounds of silences and maintenance windows made through opsbot. */
 	silences: z
@@ -512,7 +524,10 @@ export type OpsFile = z.infer<typeof OpsFileSchema>;
 export type EnvironmentConfig = z.infer<typeof Environment>;
 export type LokiConfig = z.infer<typeof Loki>;
 export type AlertsConfig = z.infer<typeof Alerts>;
-/** The ops file of an opsbot that relays alerts: what the alert modules read, with `alerts` present (and its defaults filled in). */
+/**
+ * The ops file of an opsbot that relays alerts: what the alert modules read, with `alerts` present (and its defaults
+ * filled in).
+ */
 export type AlertingOps = OpsFile & { readonly alerts: AlertsConfig };
 export type HttpCheckConfig = z.infer<typeof HttpCheck>;
 export type AuditTableConfig = z.infer<typeof AuditTable>;
@@ -540,7 +555,8 @@ export type ConfigMode = "bot" | "cli";
 
 /** Reads the environment and the ops file; throws ConfigError listing every problem by path. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMode = "bot"): Config {
-	// An empty value (DISCORD_TOKEN= in a fresh .env) is an unset one: "required", with what to paste, in the same pass as the rest.
+	// An empty value (DISCORD_TOKEN= in a fresh .env) is an unset one: "required", with what to paste, in the same pass as
+	// the rest.
 	const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
 	const parsedEnv = EnvSchema.safeParse(given);
 	const problems: string[] = parsedEnv.success ? [] : formatIssues(parsedEnv.error.issues, "env");
@@ -553,7 +569,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMod
 			problems.push(`env.DISCORD_TOKEN: required to start the bot: ${PASTE_FROM_PORTAL} (Bot > Reset Token)`);
 		if (!given.DISCORD_APPLICATION_ID)
 			problems.push(
-				`env.DISCORD_APPLICATION_ID: required to start the bot: ${PASTE_FROM_PORTAL} (General Information > Application ID)`,
+				`env.DISCORD_APPLICATION_ID: required to start the bot: ${PASTE_FROM_PORTAL} (General Information > ` +
+					`Application ID)`,
 			);
 	}
 	const parsedFile = OpsFileSchema.safeParse(file);
@@ -574,14 +591,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, mode: ConfigMod
 		for (const [envName, environment] of Object.entries(ops.environments)) {
 			if (environment.ssh && !environment.ssh.hostKey)
 				problems.push(
-					`environments.${envName}.ssh.hostKey: required: pin the host's key (\`ssh-keyscan -t ed25519 ${environment.ssh.host}\`, or \`npx opsbot doctor\` shows it)`,
+					`environments.${envName}.ssh.hostKey: required: pin the host's key (\`ssh-keyscan -t ed25519 ` +
+						`${environment.ssh.host}\`, or \`npx opsbot doctor\` shows it)`,
 				);
 		}
 	}
 	// Only the bot receives webhooks; the CLI must work without them (e.g. on the day Discord is down).
 	if (mode === "bot" && settings && ops.alerts && !settings.WEBHOOK_TOKEN && !settings.WEBHOOK_BASIC_AUTH) {
 		problems.push(
-			"env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH): 16+ random characters, e.g. from `openssl rand -base64 24`",
+			"env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH): 16+ random " +
+				"characters, e.g. from `openssl rand -base64 24`",
 		);
 	}
 	if (problems.length > 0 || !settings) throw new ConfigError(problems);
@@ -629,7 +648,9 @@ export function loadDeployEnv(env: NodeJS.ProcessEnv = process.env): {
 function readOpsFile(path: string, problems: string[]): unknown {
 	if (!existsSync(path)) {
 		problems.push(
-			`${path}: ops config file not found. To start: \`npx opsbot init\` writes it (and .env) from your server's ids, or copy opsbot.minimal.yaml to opsbot.yaml and put your ids in; the README's Quick start has every step. (OPSBOT_CONFIG names another file.)`,
+			`${path}: ops config file not found. To start: \`npx opsbot init\` writes it (and .env) from your server's ` +
+				`ids, or copy opsbot.minimal.yaml to opsbot.yaml and put your ids in; the README's Quick start has every ` +
+				`step. (OPSBOT_CONFIG names another file.)`,
 		);
 		return undefined;
 	}
@@ -726,7 +747,10 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: string): stri
 function describeIssue(issue: z.core.$ZodIssue): string {
 	if (issue.code === "invalid_type" && issue.message.endsWith("received undefined")) return "required";
 	if (issue.code === "invalid_type" && issue.expected === "string" && issue.message.endsWith("received number")) {
-		return 'write it in quotes ("1234..."): YAML reads an unquoted number as a number, and a Discord id loses its last digits';
+		return (
+			'write it in quotes ("1234..."): YAML reads an unquoted number as a number, and a Discord id loses ' +
+			"its last digits"
+		);
 	}
 	if (issue.code === "unrecognized_keys")
 		return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
@@ -741,7 +765,10 @@ export function findEnvironment(ops: Pick<OpsFile, "environments">, name: string
 	return Object.hasOwn(ops.environments, name) ? ops.environments[name] : undefined;
 }
 
-/** The named environment's config; an unknown name (one like an Object.prototype key too) is refused in the words every command and the CLI use. */
+/**
+ * The named environment's config; an unknown name (one like an Object.prototype key too) is refused in the words every
+ * command and the CLI use.
+ */
 export function knownEnvironment(ops: Pick<OpsFile, "environments">, name: string): EnvironmentConfig {
 	const env = findEnvironment(ops, name);
 	if (!env)

@@ -55,7 +55,10 @@ export type Confirmation =
 export interface AlertState {
 	/** The groups opsbot holds; undefined when `alerts` is not configured (or the caller did not ask for it). */
 	readonly store: AlertStore | undefined;
-	/** Restarts per environment/container: one at a time, and a cooldown after each (across replicas with STATE_DATABASE_URL). */
+	/**
+	 * Restarts per environment/container: one at a time, and a cooldown after each (across replicas with
+	 * STATE_DATABASE_URL).
+	 */
 	readonly restarts: RestartLock;
 	/** This process's restarts in flight, which a shutdown waits for. */
 	readonly running: RunningRestarts;

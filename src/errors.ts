@@ -8,7 +8,10 @@ import { type Text, textToPlain } from "./render/report.ts";
  */
 export class UserFacingError extends Error {
 	readonly text: Text;
-	/** True when a service the request needs did not answer (down, unreachable, too slow), as opposed to refusing the request; the CLI exits 69 for it. */
+	/**
+	 * True when a service the request needs did not answer (down, unreachable, too slow), as opposed to refusing the
+	 * request; the CLI exits 69 for it.
+	 */
 	readonly unavailable: boolean;
 	constructor(text: Text, options?: ErrorOptions & { unavailable?: boolean }) {
 		super(textToPlain(text), options);

@@ -56,7 +56,9 @@ const QUESTIONS: readonly { key: keyof InitAnswers; ask: string; check: (v: stri
 	},
 ];
 
-/** The minimal ops file for these answers; `opsbot.minimal.yaml` is this with placeholder ids (a test keeps them equal). */
+/**
+ * The minimal ops file for these answers; `opsbot.minimal.yaml` is this with placeholder ids (a test keeps them equal).
+ */
 export function minimalConfig(a: InitAnswers): string {
 	return `# The smallest useful opsbot: /health with one HTTP check, and alerts into one channel.
 # Copy to opsbot.yaml and put your ids in (Discord: Developer Mode on, right-click > Copy ID);
@@ -155,14 +157,16 @@ export function writeInitialFiles(dir: string, answers: InitAnswers): { config: 
 	const existing = [config, env].filter((p) => existsSync(p));
 	if (existing.length > 0) {
 		throw new UserFacingError(
-			`${existing.join(" and ")} already exist${existing.length === 1 ? "s" : ""}: init writes only new files. Move ${existing.length === 1 ? "it" : "them"} away, or edit by hand (docs/configuration.md).`,
+			`${existing.join(" and ")} already exist${existing.length === 1 ? "s" : ""}: init writes only new files. ` +
+				`Move ${existing.length === 1 ? "it" : "them"} away, or edit by hand (docs/configuration.md).`,
 		);
 	}
 	const yaml = minimalConfig(answers);
 	const parsed = OpsFileSchema.safeParse(parseDocument(yaml).toJS());
 	if (!parsed.success)
 		throw new UserFacingError(
-			`init would write an invalid config: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+			`init would write an invalid config: ` +
+				`${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
 		);
 	// "wx": fail rather than overwrite a file created since the check above.
 	writeFileSync(config, yaml, { flag: "wx" });

@@ -24,7 +24,9 @@ export interface Metrics {
 	readonly deliveryFailures: Counter<"kind">;
 	/** Restarts and silences from alert buttons, by result. */
 	readonly alertActions: Counter<"action" | "result">;
-	/** 1 while a channel's alert delivery is stopped after a failure, mostly of the alert store (disk full, database down). */
+	/**
+	 * 1 while a channel's alert delivery is stopped after a failure, mostly of the alert store (disk full, database down).
+	 */
 	readonly deliveryStopped: Gauge<"channel">;
 	/**
 	 * Adds a gauge whose value is read when Prometheus scrapes (state held elsewhere, e.g. the store).
@@ -101,7 +103,9 @@ export async function createMetrics(): Promise<Metrics> {
 		}),
 		deliveryStopped: new Gauge({
 			name: "opsbot_alert_delivery_stopped",
-			help: "1 while a channel's alert delivery is stopped after a failure, mostly of the alert store (disk full, database down).",
+			help:
+				"1 while a channel's alert delivery is stopped after a failure, mostly of the alert store (disk full, " +
+				"database down).",
 			labelNames: ["channel"],
 			registers,
 		}),

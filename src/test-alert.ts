@@ -43,7 +43,8 @@ export function testAlertLabels(
 	}
 	const known = [...new Set([alerts.defaultChannel, ...alerts.routes.map((r) => r.channel)])];
 	throw new UserFacingError(
-		`No route sends a ${severity} test alert to channel ${channel}. Channels alerts reach: ${known.join(", ")} (alerts.defaultChannel, alerts.routes).`,
+		`No route sends a ${severity} test alert to channel ${channel}. Channels alerts reach: ${known.join(", ")} ` +
+			`(alerts.defaultChannel, alerts.routes).`,
 	);
 }
 
@@ -65,7 +66,9 @@ export function newTestAlert(
 			const annotations = {
 				summary: "opsbot test alert: nothing is wrong",
 				// Plain words: annotations are shown as inert text, so markup would appear as it is.
-				description: `Sent by ${options.sentBy} with ${options.via} to check that alerts reach this channel. It resolves by itself.`,
+				description:
+					`Sent by ${options.sentBy} with ${options.via} to check that alerts reach this channel. It ` +
+					`resolves by itself.`,
 			};
 			return {
 				version: "4",

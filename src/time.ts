@@ -15,7 +15,8 @@ export function parseTimeSpec(spec: string, now: Date = new Date()): Date {
 		if (!Number.isNaN(date.getTime())) return date;
 	}
 	throw new UserFacingError(
-		`Cannot read the time ${JSON.stringify(trimmed.slice(0, 40))}: use 15m, 24h, 7d or an ISO date such as 2026-11-24 or 2026-11-24T13:00:00Z.`,
+		`Cannot read the time ${JSON.stringify(trimmed.slice(0, 40))}: use 15m, 24h, 7d or an ISO date such as ` +
+			`2026-11-24 or 2026-11-24T13:00:00Z.`,
 	);
 }
 

@@ -12,7 +12,8 @@ function opsFile(stateDir: string): string {
 	const config = join(mkdtempSync(join(tmpdir(), "opsbot-cli-actions-")), "opsbot.yaml");
 	writeFileSync(
 		config,
-		`discord: { guildId: "100000000000000001" }\nenvironments: { production: {} }\nstateDir: ${JSON.stringify(stateDir)}\n`,
+		`discord: { guildId: "100000000000000001" }\nenvironments: { production: {} }\n` +
+			`stateDir: ${JSON.stringify(stateDir)}\n`,
 	);
 	return config;
 }

@@ -25,7 +25,9 @@ function opsFile(): { path: string; stateDir: string } {
 	const path = join(dir, "opsbot.yaml");
 	writeFileSync(
 		path,
-		`discord: { guildId: "${GUILD}" }\nenvironments:\n  production: { http: [{ name: api, url: "http://127.0.0.1:9/" }] }\nalerts: { defaultChannel: "${CHANNEL}" }\nstateDir: ${JSON.stringify(join(dir, "state"))}\n`,
+		`discord: { guildId: "${GUILD}" }\nenvironments:\n` +
+			`  production: { http: [{ name: api, url: "http://127.0.0.1:9/" }] }\n` +
+			`alerts: { defaultChannel: "${CHANNEL}" }\nstateDir: ${JSON.stringify(join(dir, "state"))}\n`,
 	);
 	return { path, stateDir: join(dir, "state") };
 }
@@ -66,10 +68,13 @@ async function expectListed(env: Record<string, string>): Promise<void> {
 	expect(unwrapped(text.stdout)).toBe(
 		[
 			"[CRIT] Alert groups: 3 firing (1 critical), 1 resolved",
-			`  CRIT  PostgresDown  ACKED · 2 of 2 alerts firing · acknowledged by alice at 2026-11-24 12:05 UTC · message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000001)`,
-			`  WARN  ApiErrors     SILENCED · 3 of 3 alerts firing · silenced by bob until ${untilShown} · message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000002)`,
+			`  CRIT  PostgresDown  ACKED · 2 of 2 alerts firing · acknowledged by alice at 2026-11-24 12:05 UTC · ` +
+				`message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000001)`,
+			`  WARN  ApiErrors     SILENCED · 3 of 3 alerts firing · silenced by bob until ${untilShown} · message ` +
+				`(https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000002)`,
 			`  WARN  Backups_late  INFO · 1 of 1 alert firing · not acknowledged · no message yet in #${CHANNEL}`,
-			`  OK    DiskFilling   RESOLVED · 0 of 1 alert firing · message (https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000003)`,
+			`  OK    DiskFilling   RESOLVED · 0 of 1 alert firing · message ` +
+				`(https://discord.com/channels/${GUILD}/${CHANNEL}/500000000000000003)`,
 			"",
 		].join("\n"),
 	);
@@ -100,12 +105,16 @@ async function expectListed(env: Record<string, string>): Promise<void> {
 }
 
 describe("opsbot alerts", () => {
-	it("lists the groups in the SQLite store with their state, acknowledgement, silence and message link; --json gives exact values", async () => {
-		const ops = opsFile();
-		await fill(openAlertStore(join(ops.stateDir, "opsbot.sqlite")));
+	it(
+		"lists the groups in the SQLite store with their state, acknowledgement, silence and message link; --json " +
+			"gives exact values",
+		async () => {
+			const ops = opsFile();
+			await fill(openAlertStore(join(ops.stateDir, "opsbot.sqlite")));
 
-		await expectListed({ OPSBOT_CONFIG: ops.path });
-	});
+			await expectListed({ OPSBOT_CONFIG: ops.path });
+		},
+	);
 
 	it("lists the groups in opsbot's PostgreSQL state database when STATE_DATABASE_URL is set", async () => {
 		const postgres = inject("postgres");

@@ -49,7 +49,7 @@ environments:
 		);
 	});
 
-	it("prints the LogQL exactly as it ran and log lines with backticks and backslashes unchanged (defect 5)", async () => {
+	it("prints the LogQL exactly as it ran, log lines with backticks and backslashes unchanged (defect 5)", async () => {
 		const result = await opsbotProcess(
 			["logs", "--service", "api", "--contains", "C:\\temp\\new", "--since", "1h"],
 			config,

@@ -50,7 +50,8 @@ describe("the CLI's report is all a person sees in the terminal", () => {
 		const config = join(dir, "pool-down.yaml");
 		writeFileSync(
 			config,
-			`discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n    postgres: { urlEnv: APP_DB_URL }\n    pgbouncer: { adminUrlEnv: PGB_URL }\n`,
+			`discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n` +
+				`    postgres: { urlEnv: APP_DB_URL }\n    pgbouncer: { adminUrlEnv: PGB_URL }\n`,
 		);
 
 		const result = await runOpsbotCli(["pool"], {
@@ -74,7 +75,8 @@ describe("the CLI's report is all a person sees in the terminal", () => {
 		const checks = Array.from(
 			{ length: 8 },
 			(_, i) =>
-				`      - { name: payments-api-replica-${i}, url: "http://127.0.0.1:${port}/health/deep?verbose=true", timeoutMs: 1000 }`,
+				`      - { name: payments-api-replica-${i}, url: "http://127.0.0.1:${port}/health/deep?verbose=true", ` +
+				`timeoutMs: 1000 }`,
 		);
 		const config = join(dir, "wide.yaml");
 		writeFileSync(
@@ -96,7 +98,9 @@ describe("the CLI's report is all a person sees in the terminal", () => {
 
 	it("exits as soon as `opsbot health` has printed, when the SSH host refuses the connection or the key", async () => {
 		const yaml = (port: number, hostKey: string) =>
-			`discord: { guildId: "100000000000000001" }\nenvironments:\n  prod:\n    ssh: { host: 127.0.0.1, port: ${port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${hostKey}", containers: [api] }\n`;
+			`discord: { guildId: "100000000000000001" }\nenvironments:\n  prod:\n` +
+			`    ssh: { host: 127.0.0.1, port: ${port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${hostKey}", ` +
+			`containers: [api] }\n`;
 		writeFileSync(join(dir, "ssh-refused.yaml"), yaml(await closedPort(), sshd.hostKey));
 		writeFileSync(join(dir, "ssh-wrong-key.yaml"), yaml(sshd.port, sshd.hostKey));
 		const otherKey = join(dir, "other_key");

@@ -123,7 +123,7 @@ alerts: { defaultChannel: "100000000000000020" }
 		expect(ctor.stderr).toContain("Unknown environment constructor. Known: good, bad.");
 	});
 
-	it("exits 69 (unavailable) when the PostgreSQL a lookup needs is down, as the README's exit-code table says", async () => {
+	it("exits 69 (unavailable) when the PostgreSQL a lookup needs is down, as README's exit-code table says", async () => {
 		const closed = createServer();
 		await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
 		const port = (closed.address() as AddressInfo).port;

@@ -29,7 +29,8 @@ describe("an SSH host with no pinned key", () => {
 			if (err instanceof ConfigError) problems = err.problems;
 		}
 		expect(problems).toEqual([
-			"environments.production.ssh.hostKey: required: pin the host's key (`ssh-keyscan -t ed25519 prod.internal`, or `npx opsbot doctor` shows it)",
+			"environments.production.ssh.hostKey: required: pin the host's key (`ssh-keyscan -t ed25519 prod.internal`, " +
+				"or `npx opsbot doctor` shows it)",
 		]);
 	});
 
@@ -38,7 +39,8 @@ describe("an SSH host with no pinned key", () => {
 		const ssh = createSshService({ environments: config.ops.environments, secret: (name) => config.secrets.get(name) });
 
 		await expect(ssh.run("production", ["docker", "ps"])).rejects.toThrow(
-			"prod.internal has no pinned host key (ssh.hostKey), so opsbot does not connect. Run npx opsbot doctor to see its key.",
+			"prod.internal has no pinned host key (ssh.hostKey), so opsbot does not connect. Run npx opsbot doctor to " +
+				"see its key.",
 		);
 	});
 });

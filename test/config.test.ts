@@ -117,7 +117,9 @@ pool: { warnPercent: 95, criticalPercent: 90 }
 
 	it("takes the replicas' lease timings (15 s and 5 s by default) and refuses a lease too short to renew", () => {
 		const defaults = loadConfig(
-			{ OPSBOT_CONFIG: writeConfig('discord: { guildId: "100000000000000001" }\nenvironments: { production: {} }\n') },
+			{
+				OPSBOT_CONFIG: writeConfig('discord: { guildId: "100000000000000001" }\nenvironments: { production: {} }\n'),
+			},
 			"cli",
 		);
 		const short = writeConfig(`
@@ -149,7 +151,8 @@ replicas: { leaseSeconds: 8, renewSeconds: 3 }
 			"environments.production.postgres.urlEnv: environment variable PROD_DATABASE_URL is not set (put it in .env)",
 		]);
 		expect(set).toEqual([
-			"env.DISCORD_APPLICATION_ID: required to start the bot: paste it into .env from https://discord.com/developers/applications (General Information > Application ID)",
+			"env.DISCORD_APPLICATION_ID: required to start the bot: paste it into .env from " +
+				"https://discord.com/developers/applications (General Information > Application ID)",
 		]);
 		expect(set.join("\n")).not.toContain(secret);
 	});
@@ -190,7 +193,8 @@ replicas: { leaseSeconds: 8, renewSeconds: 3 }
 		const bot = { DISCORD_TOKEN: "double-token", DISCORD_APPLICATION_ID: "100000000000000900" };
 
 		expect(problemsOf({ OPSBOT_CONFIG: path, PROD_DATABASE_URL: secretValue(), ...bot }, "bot")).toEqual([
-			"env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH): 16+ random characters, e.g. from `openssl rand -base64 24`",
+			"env.WEBHOOK_TOKEN: required when `alerts` is configured (or set WEBHOOK_BASIC_AUTH): 16+ random " +
+				"characters, e.g. from `openssl rand -base64 24`",
 		]);
 	});
 

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 
 /**
  * The message samples in docs/*.md are the terminal goldens themselves: a `<!-- golden: NAME.txt -->`
- * line is followed by a block fenced with four backticks that must equal test/render/golden/reports/NAME.txt, so a sample
+ * line is followed by a block fenced with four backticks that must equal test/render/golden/reports/NAME.txt, so a
+ * sample
  * cannot drift from what opsbot prints. `UPDATE_GOLDEN=1` rewrites the blocks from the goldens.
  */
 // A function, not one shared /g regex: test() on a global regex keeps state between calls.

@@ -64,7 +64,8 @@ describe("escalation and acknowledgement settings: bad ones stop the bot with ex
 
 		expect(run.code).toBe(78);
 		expect(run.output).toContain(
-			'alerts.routes.0.escalation.mention.1: unknown role "managers" (define it under discord.roles, or write role:<id> or user:<id>)',
+			'alerts.routes.0.escalation.mention.1: unknown role "managers" (define it under discord.roles, or write ' +
+				"role:<id> or user:<id>)",
 		);
 	});
 

@@ -26,11 +26,13 @@ describe("npm start on a first run", () => {
 
 		expect(run.code).toBe(78);
 		expect(run.output).toContain(
-			"./opsbot.yaml: ops config file not found. To start: `npx opsbot init` writes it (and .env) from your server's ids, or copy opsbot.minimal.yaml to opsbot.yaml and put your ids in; the README's Quick start has every step.",
+			"./opsbot.yaml: ops config file not found. To start: `npx opsbot init` writes it (and .env) from your " +
+				"server's ids, or copy opsbot.minimal.yaml to opsbot.yaml and put your ids in; the README's Quick start has " +
+				"every step.",
 		);
 	});
 
-	it("with init's files before the Discord secrets are pasted, names both with where to find them, in one pass", async () => {
+	it("with init's files before the Discord secrets are pasted, names both and where to find them, at once", async () => {
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-first-"));
 		copyFileSync("opsbot.minimal.yaml", join(dir, "opsbot.yaml"));
 		writeFileSync(join(dir, ".env"), initialDotEnv("w".repeat(32)));
@@ -41,8 +43,10 @@ describe("npm start on a first run", () => {
 		expect(run.output).toBe(
 			[
 				"Invalid configuration:",
-				"  - env.DISCORD_TOKEN: required to start the bot: paste it into .env from https://discord.com/developers/applications (Bot > Reset Token)",
-				"  - env.DISCORD_APPLICATION_ID: required to start the bot: paste it into .env from https://discord.com/developers/applications (General Information > Application ID)",
+				"  - env.DISCORD_TOKEN: required to start the bot: paste it into .env from " +
+					"https://discord.com/developers/applications (Bot > Reset Token)",
+				"  - env.DISCORD_APPLICATION_ID: required to start the bot: paste it into .env from " +
+					"https://discord.com/developers/applications (General Information > Application ID)",
 				"",
 			].join("\n"),
 		);
@@ -52,7 +56,8 @@ describe("npm start on a first run", () => {
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-first-"));
 		writeFileSync(
 			join(dir, "opsbot.yaml"),
-			"discord: { guildId: 100000000000000001 }\nenvironments: { production: { http: [{ name: web, url: not-a-url }] } }\n",
+			"discord: { guildId: 100000000000000001 }\nenvironments: { production: { http: [{ name: web, url: not-a-url " +
+				"}] } }\n",
 		);
 		writeFileSync(join(dir, ".env"), "DISCORD_TOKEN=t\nDISCORD_APPLICATION_ID=\nWEBHOOK_TOKEN=short\n");
 
@@ -60,7 +65,8 @@ describe("npm start on a first run", () => {
 
 		expect(run.code).toBe(78);
 		expect(run.output).toContain(
-			'discord.guildId: write it in quotes ("1234..."): YAML reads an unquoted number as a number, and a Discord id loses its last digits',
+			'discord.guildId: write it in quotes ("1234..."): YAML reads an unquoted number as a number, and a Discord ' +
+				"id loses its last digits",
 		);
 		expect(run.output).toContain("environments.production.http.0.url: expected an http(s) URL");
 		expect(run.output).toContain("env.WEBHOOK_TOKEN: must be at least 16 characters (e.g. `openssl rand -base64 24`)");

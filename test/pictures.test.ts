@@ -12,7 +12,8 @@ describe("the pictures of real messages", () => {
 		const stale = sourcesOf(entry).filter((source) => entry.sha256?.[source] !== sha256(source));
 		expect(
 			stale,
-			`changed since docs/pictures/${entry.picture} was made: ${stale.join(", ")}. Re-make it: node scripts/make-pictures.ts (needs apt-get install -y chromium)`,
+			`changed since docs/pictures/${entry.picture} was made: ${stale.join(", ")}. Re-make it: node ` +
+				`scripts/make-pictures.ts (needs apt-get install -y chromium)`,
 		).toEqual([]);
 	});
 

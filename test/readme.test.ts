@@ -32,7 +32,7 @@ describe("the README's samples are what the product does", () => {
 		expect(yaml).toContain("send_resolved: true");
 	});
 
-	it("shows (in docs/configuration.md) the configuration errors exactly as npm start prints them, with exit code 78", async () => {
+	it("shows (docs/configuration.md) the configuration errors as npm start prints them, with exit code 78", async () => {
 		const sample = blockAfter("A bad config lists every problem", configurationDoc)
 			.split("\n")
 			.map((l) => l.trim())
@@ -60,7 +60,7 @@ environments:
 		for (const target of targets) expect(existsSync(target), target).toBe(true);
 	});
 
-	it("stays a short path: at most about 1,500 words, with the quick start before the systems and Developing near the end", () => {
+	it("stays a short path: about 1,500 words at most, quick start before the systems, Developing near the end", () => {
 		expect(readme.split(/\s+/).filter(Boolean).length).toBeLessThanOrEqual(1_500);
 		const order = ["## Quick start", "## Adding your systems", "## Reference", "## Developing"].map((h) =>
 			readme.indexOf(`\n${h}\n`),

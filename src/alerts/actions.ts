@@ -11,7 +11,10 @@ export function alertEnvironment(
 	return { name, config: findEnvironment(ops, name) };
 }
 
-/** The container a group's alerts name, when every alert names the same one and it is allow-listed on that environment's host. */
+/**
+ * The container a group's alerts name, when every alert names the same one and it is allow-listed on that environment's
+ * host.
+ */
 export function restartableContainer(ops: AlertingOps, payload: WebhookPayload): string | undefined {
 	const names = new Set(payload.alerts.map((a) => a.labels[ops.alerts.containerLabel]));
 	const [name] = names;

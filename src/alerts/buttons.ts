@@ -133,7 +133,9 @@ function unavailable(err: unknown, nothing: string): unknown {
 		: err;
 }
 
-/** AlertManager's silences page: the alert's own link to it where the payload has one, else the configured API address. */
+/**
+ * AlertManager's silences page: the alert's own link to it where the payload has one, else the configured API address.
+ */
 function silencesPage(group: GroupState, alertmanager: AlertManagerClient): string {
 	const base = /^https?:\/\//.test(group.payload.externalURL) ? group.payload.externalURL : alertmanager.url;
 	return `${base.replace(/\/$/, "")}/#/silences`;
@@ -308,7 +310,8 @@ export const alertSilence = component({
 	action: "silence",
 	encode: (groupId: string) => [groupId],
 	permission: { action: "alert.silence" },
-	// A form must be the first answer, so the router does not defer; the group check is a store read, well inside Discord's 3 s.
+	// A form must be the first answer, so the router does not defer; the group check is a store read, well inside
+	// Discord's 3 s.
 	defer: "none",
 	parse: liveGroup("nothing was silenced"),
 	async run(interaction, group, ctx) {
@@ -466,7 +469,10 @@ export const alertRestart = component({
 		});
 		await recordAction(ctx, "alert.restart", `${env.config.ssh.host}/${container}`, "confirmation shown");
 		await interaction.editReply({
-			content: `Restart container ${inlineCode(container)} on ${inlineCode(env.config.ssh.host)} (${env.name})? This runs \`docker restart ${container}\`. The confirmation expires <t:${Math.floor((Date.now() + CONFIRMATION_TTL_MS) / 1000)}:R>.`,
+			content:
+				`Restart container ${inlineCode(container)} on ${inlineCode(env.config.ssh.host)} (${env.name})? ` +
+				`This runs \`docker restart ${container}\`. The confirmation expires ` +
+				`<t:${Math.floor((Date.now() + CONFIRMATION_TTL_MS) / 1000)}:R>.`,
 			components: [
 				new ActionRowBuilder<ButtonBuilder>().addComponents(
 					new ButtonBuilder()
@@ -483,7 +489,8 @@ export const alertRestart = component({
 	},
 });
 
-// The whole `docker restart` over SSH: connecting, stopping the container (10 s by default, longer with a stop timeout), starting it.
+// The whole `docker restart` over SSH: connecting, stopping the container (10 s by default, longer with a stop
+// timeout), starting it.
 const RESTART_TIMEOUT_MS = 120_000;
 // After it: the record, the alert's message and the answer to the user.
 const RESTART_ANSWER_MS = 10_000;
@@ -514,7 +521,8 @@ export const alertRestartConfirm = component({
 			throw new PressRefusedError(
 				group?.status === "resolved"
 					? "This alert is resolved; nothing was restarted."
-					: "This alert has changed since the confirmation was shown; nothing was restarted. Press Restart on the alert's newest message again.",
+					: "This alert has changed since the confirmation was shown; nothing was restarted. Press Restart on the " +
+							"alert's newest message again.",
 				{ reason, target: `${environment}/${container}`, details: { groupId } },
 			);
 		}
@@ -559,7 +567,9 @@ export const alertRestartConfirm = component({
 					groupId,
 				});
 				await interaction.editReply({
-					content: `opsbot was stopped while restarting ${inlineCode(container)} on ${inlineCode(ssh.host)}, before the restart finished, so it cannot tell whether it did. Check the container before restarting it again.`,
+					content:
+						`opsbot was stopped while restarting ${inlineCode(container)} on ${inlineCode(ssh.host)}, before ` +
+						`the restart finished, so it cannot tell whether it did. Check the container before restarting it again.`,
 					components: [],
 				});
 			},
@@ -587,7 +597,8 @@ export const alertRestartConfirm = component({
 			await interaction.editReply({
 				content: ok
 					? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.`
-					: `Restart of ${inlineCode(container)} failed (exit ${result.code}): ${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`,
+					: `Restart of ${inlineCode(container)} failed (exit ${result.code}): ` +
+						`${inlineCode(result.stderr.trim().slice(0, 300) || "no error output")}`,
 				components: [],
 			});
 		} catch (err) {

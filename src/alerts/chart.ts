@@ -12,7 +12,9 @@ import type { WebhookPayload } from "./schema.ts";
 
 const WINDOW_MS = 3_600_000;
 const STEP_SECONDS = 30;
-/** Series Prometheus returns one by one; the rest come back as three series (count, min, max), however many there are. */
+/**
+ * Series Prometheus returns one by one; the rest come back as three series (count, min, max), however many there are.
+ */
 const TOP_SERIES = 8;
 
 /**

@@ -64,7 +64,9 @@ export interface DeliveryDeps {
 	readonly guildId?: string | undefined;
 	/** Writes per channel and window until Discord's headers tell (default CHANNEL_BUDGET); tests use a fast one. */
 	readonly budget?: ChannelBudget;
-	/** A storm starts when a channel's unposted firing groups could not all be posted within this (default STORM_AFTER_MS). */
+	/**
+	 * A storm starts when a channel's unposted firing groups could not all be posted within this (default STORM_AFTER_MS).
+	 */
 	readonly stormAfterMs?: number;
 	/** Told of every failed send, by kind (for /metrics). */
 	readonly onFailure?: (failure: SendFailure) => void;
@@ -462,7 +464,8 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 		else if (!storeUp) {
 			log.error(
 				{ err },
-				"alert delivery stopped in this channel: the alert store cannot be written (disk full or read-only?); nothing is posted until it can, then delivery goes on",
+				"alert delivery stopped in this channel: the alert store cannot be written (disk full or read-only?); " +
+					"nothing is posted until it can, then delivery goes on",
 			);
 		} else log.error({ err }, "alert delivery failed in this channel; trying again later");
 	}

@@ -28,7 +28,10 @@ export function groupId(receiver: string, groupKey: string, channel: string): st
 	return createHash("sha256").update(`${receiver}\u0000${groupKey}\u0000${channel}`).digest("hex").slice(0, 32);
 }
 
-/** The notification AlertManager would send once every alert of the group ended at `now` (alerts already resolved keep their end). */
+/**
+ * The notification AlertManager would send once every alert of the group ended at `now` (alerts already resolved keep
+ * their end).
+ */
 export function resolvedPayload(payload: WebhookPayload, now: number): WebhookPayload {
 	const endsAt = new Date(now).toISOString();
 	return {

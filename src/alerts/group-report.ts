@@ -32,7 +32,12 @@ export const ALERT_COLOURS = {
 } as const;
 
 /** One set of severity icons for alert cards, the storm summary and `opsbot alerts`. */
-const SEVERITY_ICONS: Readonly<Record<string, string>> = { critical: "🔴", error: "🔴", warning: "🟠", info: "🔵" };
+const SEVERITY_ICONS: Readonly<Record<string, string>> = {
+	critical: "🔴",
+	error: "🔴",
+	warning: "🟠",
+	info: "🔵",
+};
 
 /** The icon of a lower-case severity label ("" or unknown: a white circle). */
 export function severityIcon(severity: string): string {
@@ -46,7 +51,10 @@ export function cardState(group: { resolved: boolean; acknowledged: boolean; sil
 	return group.resolved ? "resolved" : group.silenced ? "silenced" : group.acknowledged ? "acknowledged" : "firing";
 }
 
-/** The state word a card's title and `opsbot alerts` lead with: CRITICAL, WARNING… while firing, else ACKED, SILENCED, RESOLVED. */
+/**
+ * The state word a card's title and `opsbot alerts` lead with: CRITICAL, WARNING… while firing, else ACKED, SILENCED,
+ * RESOLVED.
+ */
 export function stateWord(state: CardState, severity: string): string {
 	if (state === "firing") return truncate(oneLine(severity || "firing").toUpperCase(), 20);
 	return { acknowledged: "ACKED", silenced: "SILENCED", resolved: "RESOLVED" }[state];
@@ -178,7 +186,10 @@ export function flapLine(flaps: readonly number[] | undefined, now: number): str
 	return recent > 0 ? `🔁 flapped ${recent}× in the last hour` : undefined;
 }
 
-/** What a group's message shows besides the payload: when the group began, what people did, and what could not be attached. */
+/**
+ * What a group's message shows besides the payload: when the group began, what people did, and what could not be
+ * attached.
+ */
 export interface AlertGroupContext {
 	readonly firstFiringAt: number;
 	readonly now: number;

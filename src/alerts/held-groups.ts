@@ -127,7 +127,8 @@ export function heldGroupsReport(groups: readonly HeldGroup[]): Report {
 		title:
 			groups.length === 0
 				? "No alert groups"
-				: `Alert groups: ${firing.length} firing${critical > 0 ? ` (${critical} critical)` : ""}, ${groups.length - firing.length} resolved`,
+				: `Alert groups: ${firing.length} firing${critical > 0 ? ` (${critical} critical)` : ""}, ` +
+					`${groups.length - firing.length} resolved`,
 		level: worstLevel(lines.map((l) => l.level)),
 		...(groups.length === 0 ? { summary: "opsbot holds no alert groups." } : {}),
 		lines,

@@ -252,7 +252,8 @@ type StormState = NonNullable<Awaited<ReturnType<AlertStore["stormSummary"]>>>;
  * its message yet by its severity_rank (0 critical, 1 any other), then 2 for updates and resolutions.
  */
 const DELIVERY_CLASS_PG =
-	"CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS DISTINCT FROM g.episode THEN g.severity_rank ELSE 2 END";
+	"CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS DISTINCT FROM g.episode " +
+	"THEN g.severity_rank ELSE 2 END";
 
 /**
  * The alert store in PostgreSQL (opsbot's own database, state/postgres.ts), so several replicas share
@@ -329,7 +330,8 @@ export async function postgresAlertStore(
 			const row = rows[0];
 			if (row?.last_payload)
 				await client.query(
-					"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
+					"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) " +
+						"VALUES ($1, $2, $3, $4, $4)",
 					[id, row.episode, JSON.stringify(row.last_payload), Date.now()],
 				);
 			return row !== undefined;
@@ -452,13 +454,15 @@ export async function postgresAlertStore(
 				const row = rows[0];
 				if (row?.last_payload)
 					await client.query(
-						"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
+						"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) " +
+							"VALUES ($1, $2, $3, $4, $4)",
 						[groupId, episode, JSON.stringify(row.last_payload), Date.now()],
 					);
 			}),
 		async retryLater(item, at) {
 			await db.query(
-				"UPDATE opsbot_state.outbox SET attempts = attempts + 1, next_attempt_at = $3 WHERE group_id = $1 AND episode = $2 AND NOT done",
+				"UPDATE opsbot_state.outbox SET attempts = attempts + 1, next_attempt_at = $3 " +
+					"WHERE group_id = $1 AND episode = $2 AND NOT done",
 				[item.groupId, item.episode, at],
 			);
 		},
@@ -478,9 +482,13 @@ export async function postgresAlertStore(
 		},
 		async backlog(channel, now = Date.now()) {
 			const { rows } = await db.query<{ pending: number; due: number; unposted: number; next_due: string | null }>(
-				`SELECT count(*)::int AS pending, (count(*) FILTER (WHERE first_due <= $2))::int AS due, (count(*) FILTER (WHERE unposted))::int AS unposted, min(first_due) AS next_due FROM (
-					SELECT min(o.next_attempt_at) AS first_due, bool_or(o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS DISTINCT FROM g.episode) AS unposted
-					FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id WHERE g.channel = $1 AND NOT o.done GROUP BY o.group_id, o.episode) e`,
+				`SELECT count(*)::int AS pending, (count(*) FILTER (WHERE first_due <= $2))::int AS due,
+					(count(*) FILTER (WHERE unposted))::int AS unposted, min(first_due) AS next_due FROM (
+					SELECT min(o.next_attempt_at) AS first_due,
+						bool_or(o.episode = g.episode AND g.status = 'firing'
+							AND g.message_episode IS DISTINCT FROM g.episode) AS unposted
+					FROM opsbot_state.outbox o JOIN opsbot_state.groups g ON g.id = o.group_id
+					WHERE g.channel = $1 AND NOT o.done GROUP BY o.group_id, o.episode) e`,
 				[channel, now],
 			);
 			const row = rows[0]!;
@@ -514,7 +522,8 @@ export async function postgresAlertStore(
 				message_episode: number | null;
 				last_payload: WebhookPayload;
 			}>(
-				"SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM opsbot_state.groups WHERE channel = $1 AND status = 'firing' AND last_payload IS NOT NULL",
+				"SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM opsbot_state.groups " +
+					"WHERE channel = $1 AND status = 'firing' AND last_payload IS NOT NULL",
 				[channel],
 			);
 			return rows.map((r) => ({
@@ -549,8 +558,10 @@ export async function postgresAlertStore(
 		},
 		async saveStormSummary(s) {
 			await db.query(
-				`INSERT INTO opsbot_state.storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups) VALUES ($1, $2, $3, $4, $5, $6, $7)
-				 ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id, nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`,
+				`INSERT INTO opsbot_state.storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups)
+				 VALUES ($1, $2, $3, $4, $5, $6, $7)
+				 ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id,
+				 nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`,
 				[s.channel, s.state, s.messageId, s.nonce, s.startedAt, s.endedAt, JSON.stringify(s.groups)],
 			);
 		},
@@ -601,7 +612,8 @@ export async function postgresAlertStore(
 		},
 		async silencedGroups(after, limit) {
 			const { rows } = await db.query<GroupRow>(
-				"SELECT * FROM opsbot_state.groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
+				"SELECT * FROM opsbot_state.groups WHERE silence IS NOT NULL AND status <> 'resolved' " +
+					"AND last_payload IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
 				[after, limit],
 			);
 			return rows.map(groupState);
@@ -641,7 +653,8 @@ export async function postgresAlertStore(
 					[resolved.signature, json, id, now],
 				);
 				await client.query(
-					"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
+					"INSERT INTO opsbot_state.outbox (group_id, episode, payload, created_at, next_attempt_at) " +
+						"VALUES ($1, $2, $3, $4, $4)",
 					[id, row.episode, json, now],
 				);
 				await episodes.apply(client, [

@@ -97,7 +97,10 @@ export interface ReceiverDeps {
 	readonly auth: WebhookAuth;
 	readonly store: AlertStore;
 	readonly log: Logger;
-	/** Discord as this process sees it (for /readyz): a standby replica delivers through REST while another holds the gateway. */
+	/**
+	 * Discord as this process sees it (for /readyz): a standby replica delivers through REST while another holds the
+	 * gateway.
+	 */
 	readonly discordState: () => DiscordState;
 	/** Told when a valid webhook (of any kind) arrived, for the dead man's notice. */
 	readonly seen?: (at: number) => void;

@@ -27,7 +27,10 @@ export interface AlertRelay {
 	close(): Promise<void>;
 }
 
-/** Starts the relay when `alerts` is configured: replays what the outbox still holds, then listens; follows the groups opsbot silenced. */
+/**
+ * Starts the relay when `alerts` is configured: replays what the outbox still holds, then listens; follows the groups
+ * opsbot silenced.
+ */
 export async function startAlertRelay(
 	config: Config,
 	client: Client,
@@ -87,7 +90,8 @@ export async function startAlertRelay(
 			lastWebhookAt = at;
 		},
 	});
-	// METRICS_TOKEN, when set, is the only credential for /metrics: the scraper's secret cannot post alerts, nor AlertManager's scrape.
+	// METRICS_TOKEN, when set, is the only credential for /metrics: the scraper's secret cannot post alerts, nor
+	// AlertManager's scrape.
 	const metricsAuth = config.env.METRICS_TOKEN
 		? { bearerToken: config.env.METRICS_TOKEN }
 		: { bearerToken: config.env.WEBHOOK_TOKEN, basicAuth: config.env.WEBHOOK_BASIC_AUTH };
@@ -208,10 +212,16 @@ function serveAlertManagerContacts(metrics: Metrics, alertmanager: Pick<AlertMan
 	);
 }
 
-/** How long a scrape waits for the store's figures before reporting them stale: well within Prometheus' 10 s default scrape timeout. */
+/**
+ * How long a scrape waits for the store's figures before reporting them stale: well within Prometheus' 10 s default
+ * scrape timeout.
+ */
 const STORE_STATS_BUDGET_MS = 2_000;
 
-/** `GET /metrics` in Prometheus text format, webhook responses counted by status, and the store's gauges read at scrape time. */
+/**
+ * `GET /metrics` in Prometheus text format, webhook responses counted by status, and the store's gauges read at scrape
+ * time.
+ */
 function serveMetrics(
 	app: ReturnType<typeof createReceiver>,
 	metrics: Metrics,

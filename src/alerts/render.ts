@@ -118,14 +118,24 @@ export function expressionOf(generatorURL: string): string | undefined {
 	}
 }
 
-/** Alert text placed beside the on-call ping: one line, markdown escaped (escapeMarkdown keeps mentions and times literal too). */
+/**
+ * Alert text placed beside the on-call ping: one line, markdown escaped (escapeMarkdown keeps mentions and times
+ * literal too).
+ */
 export function contentText(text: string): string {
 	return escapeMarkdown(text.replace(/\s+/g, " "));
 }
 
-/** The message content of a firing group: "🔴 PostgresDown on prod: PostgreSQL is down (2 of 2)", its untrusted parts escaped. */
+/**
+ * The message content of a firing group: "🔴 PostgresDown on prod: PostgreSQL is down (2 of 2)", its untrusted parts
+ * escaped.
+ */
 function headlineText(h: Headline): string {
-	return `${h.icon} ${contentText(h.name)}${h.environment ? ` on ${contentText(h.environment)}` : ""}${h.summary ? `: ${contentText(h.summary)}` : ""} (${h.firing} of ${h.alerts})`;
+	return (
+		`${h.icon} ` +
+		`${contentText(h.name)}${h.environment ? ` on ${contentText(h.environment)}` : ""}` +
+		`${h.summary ? `: ${contentText(h.summary)}` : ""} (${h.firing} of ${h.alerts})`
+	);
 }
 
 /** The full list as text, for the attachment. */
@@ -219,7 +229,9 @@ export interface StormLine {
 	readonly url: string | undefined;
 }
 
-/** What a storm summary shows: the firing groups in display order (severity first, then newest), and the storm so far. */
+/**
+ * What a storm summary shows: the firing groups in display order (severity first, then newest), and the storm so far.
+ */
 export interface StormView {
 	readonly startedAt: number;
 	readonly firing: readonly StormLine[];
@@ -271,10 +283,12 @@ function countsOf(values: readonly string[]): string {
 export function stormFile(view: StormView): string {
 	const lines = view.firing.map(
 		(l) =>
-			`[${(l.severity || "none").toUpperCase()}] ${oneLine(l.name)} · ${l.firing} firing since ${new Date(l.since).toISOString()} · ${l.url ?? (l.posted ? "posted" : "message to follow")}`,
+			`[${(l.severity || "none").toUpperCase()}] ${oneLine(l.name)} · ${l.firing} firing since ` +
+			`${new Date(l.since).toISOString()} · ${l.url ?? (l.posted ? "posted" : "message to follow")}`,
 	);
 	return `${[
-		`Alert storm since ${new Date(view.startedAt).toISOString()}: ${view.firing.length} groups firing, ${view.resolved} resolved`,
+		`Alert storm since ${new Date(view.startedAt).toISOString()}: ` +
+			`${view.firing.length} groups firing, ${view.resolved} resolved`,
 		"",
 		...lines,
 	].join("\n")}\n`;
@@ -378,12 +392,19 @@ export function renderStormSummary(
 	};
 }
 
-/** The short record a storm summary turns into once the channel's backlog drained: how many groups, how long, and what still fires. */
+/**
+ * The short record a storm summary turns into once the channel's backlog drained: how many groups, how long, and what
+ * still fires.
+ */
 export function renderStormOver(view: StormView, endedAt: number): SummaryMessage {
 	const n = view.firing.length;
-	const title = n === 0 ? "✅ Alert storm over" : `🌤️ Alert storm over: ${n} group${n === 1 ? "" : "s"} still firing`;
+	const stillFiring = `🌤️ Alert storm over: ${n} group${n === 1 ? "" : "s"} still firing`;
+	const title = n === 0 ? "✅ Alert storm over" : stillFiring;
 	const from = Math.floor(view.startedAt / 1000);
-	const head = `${view.total} alert group${view.total === 1 ? "" : "s"} fired here from <t:${from}:t> to <t:${Math.floor(endedAt / 1000)}:t> (${formatDuration(endedAt - view.startedAt)}). Each has its own message above, now up to date.`;
+	const head =
+		`${view.total} alert group${view.total === 1 ? "" : "s"} fired here from <t:${from}:t> to ` +
+		`<t:${Math.floor(endedAt / 1000)}:t> (${formatDuration(endedAt - view.startedAt)}). Each has its own message ` +
+		`above, now up to date.`;
 	const still = joinLinesWithin(
 		view.firing.map((l) => stormLine(l, true)),
 		3_000,

@@ -4,7 +4,10 @@
  * and its user told, instead of vanishing with the process.
  */
 export interface RunningRestarts {
-	/** Adds a restart that ends by `until` (epoch ms); `interrupt` records and answers it if the process must stop first. Returns its removal. */
+	/**
+	 * Adds a restart that ends by `until` (epoch ms); `interrupt` records and answers it if the process must stop first.
+	 * Returns its removal.
+	 */
 	add(until: number, interrupt: () => Promise<void>): () => void;
 	/** When the last restart running now must have ended, or undefined when none runs. */
 	until(): number | undefined;

@@ -10,7 +10,9 @@ import { stripInvisible } from "../render/limits.ts";
  */
 const NUL = /\u0000/g;
 
-/** `value` (parsed JSON) with every NUL in its strings and keys replaced by U+FFFD; the same object when it has none. */
+/**
+ * `value` (parsed JSON) with every NUL in its strings and keys replaced by U+FFFD; the same object when it has none.
+ */
 export function replaceNul(value: unknown): unknown {
 	if (typeof value === "string") return value.includes("\u0000") ? value.replace(NUL, "\uFFFD") : value;
 	if (typeof value !== "object" || value === null) return value;
@@ -58,7 +60,10 @@ export const WebhookAlert = z.looseObject({
 	fingerprint: z.string().min(1).max(64),
 });
 
-/** The AlertManager webhook body; newer fields (notification_reason, routeLabels) pass through. NULs are replaced first (replaceNul). */
+/**
+ * The AlertManager webhook body; newer fields (notification_reason, routeLabels) pass through. NULs are replaced first
+ * (replaceNul).
+ */
 export const WebhookPayload = z.preprocess(
 	replaceNul,
 	z.looseObject({
@@ -84,7 +89,9 @@ export const WebhookPayload = z.preprocess(
 export type WebhookPayload = z.infer<typeof WebhookPayload>;
 export type WebhookAlert = z.infer<typeof WebhookAlert>;
 
-/** `labels` with its names in ascending order (by UTF-16 code unit, as AlertManager's Go sorts bytes for ASCII names). */
+/**
+ * `labels` with its names in ascending order (by UTF-16 code unit, as AlertManager's Go sorts bytes for ASCII names).
+ */
 function sortedLabels(labels: Readonly<Record<string, string>>): Record<string, string> {
 	return Object.fromEntries(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

@@ -36,7 +36,8 @@ import {
  * its message yet by its severity_rank (0 critical, 1 any other), then 2 for updates and resolutions.
  */
 const DELIVERY_CLASS_SQLITE =
-	"CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS NOT g.episode THEN g.severity_rank ELSE 2 END";
+	"CASE WHEN o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS NOT g.episode " +
+	"THEN g.severity_rank ELSE 2 END";
 
 /** Primary SQLite result codes that mean the database cannot be written (full, I/O error, read-only, damaged). */
 const STORAGE_ERRORS = new Set([8, 10, 11, 13, 14, 26]);
@@ -158,10 +159,11 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 	const insertGroup =
 		db.prepare(`INSERT INTO groups (id, receiver, group_key, channel, mention_role, episode, status, first_firing_at,
 		last_signature, severity_rank, last_payload, resolved_at, flaps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-	const updateGroup =
-		db.prepare(`UPDATE groups SET mention_role = ?, episode = ?, status = ?, first_firing_at = ?, last_signature = ?, severity_rank = ?, last_payload = ?,
-		resolved_at = ?, flaps = ?,
-		ack = iif(?, NULL, ack), silence = iif(?, NULL, silence), restart = iif(?, NULL, restart) WHERE id = ?`);
+	const updateGroup = db.prepare(
+		`UPDATE groups SET mention_role = ?, episode = ?, status = ?, first_firing_at = ?, last_signature = ?,
+		severity_rank = ?, last_payload = ?, resolved_at = ?, flaps = ?,
+		ack = iif(?, NULL, ack), silence = iif(?, NULL, silence), restart = iif(?, NULL, restart) WHERE id = ?`,
+	);
 	const resolveStmt = db.prepare(
 		"UPDATE groups SET status = 'resolved', last_signature = ?, last_payload = ?, resolved_at = ? WHERE id = ?",
 	);
@@ -173,7 +175,8 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 	const setSilenceStmt = db.prepare("UPDATE groups SET silence = ? WHERE id = ?");
 	const setRestartStmt = db.prepare("UPDATE groups SET restart = ? WHERE id = ?");
 	const silenced = db.prepare(
-		"SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+		"SELECT * FROM groups WHERE silence IS NOT NULL AND status <> 'resolved' AND last_payload IS NOT NULL " +
+			"AND id > ? ORDER BY id LIMIT ?",
 	);
 	const listed = db.prepare("SELECT * FROM groups WHERE last_payload IS NOT NULL AND id > ? ORDER BY id LIMIT ?");
 	const openStmt = db.prepare(
@@ -188,9 +191,11 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 		WHERE o.done = 0 AND o.next_attempt_at <= ?
 		UNION SELECT channel FROM message_outbox WHERE state = 'queued' AND next_attempt_at <= ?`,
 	);
-	const oldestDue =
-		db.prepare(`SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ?
-		ORDER BY ${DELIVERY_CLASS_SQLITE}, o.id LIMIT 1`);
+	const oldestDue = db.prepare(
+		`SELECT o.group_id, o.episode FROM outbox o JOIN groups g ON g.id = o.group_id
+		WHERE g.channel = ? AND o.done = 0 AND o.next_attempt_at <= ?
+		ORDER BY ${DELIVERY_CLASS_SQLITE}, o.id LIMIT 1`,
+	);
 	const newestOfEpisode = db.prepare(
 		"SELECT id, payload, attempts FROM outbox WHERE group_id = ? AND episode = ? AND done = 0 ORDER BY id DESC LIMIT 1",
 	);
@@ -233,17 +238,24 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 	);
 	const probeWrite = db.prepare("INSERT INTO write_probe (pad) VALUES (zeroblob(?))");
 	const probeClear = db.prepare("DELETE FROM write_probe");
-	const backlogStmt =
-		db.prepare(`SELECT count(*) AS pending, coalesce(sum(first_due <= ?), 0) AS due, coalesce(sum(unposted), 0) AS unposted, min(first_due) AS next_due FROM (
-		SELECT min(o.next_attempt_at) AS first_due, (o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS NOT g.episode) AS unposted
-		FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 GROUP BY o.group_id, o.episode)`);
+	const backlogStmt = db.prepare(
+		`SELECT count(*) AS pending, coalesce(sum(first_due <= ?), 0) AS due, coalesce(sum(unposted), 0) AS unposted,
+		min(first_due) AS next_due FROM (
+		SELECT min(o.next_attempt_at) AS first_due,
+		(o.episode = g.episode AND g.status = 'firing' AND g.message_episode IS NOT g.episode) AS unposted
+		FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 GROUP BY o.group_id, o.episode)`,
+	);
 	const firingStmt = db.prepare(
-		"SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM groups WHERE channel = ? AND status = 'firing' AND last_payload IS NOT NULL",
+		"SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM groups " +
+			"WHERE channel = ? AND status = 'firing' AND last_payload IS NOT NULL",
 	);
 	const getStorm = db.prepare("SELECT * FROM storm_summaries WHERE channel = ?");
-	const putStorm =
-		db.prepare(`INSERT INTO storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id, nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`);
+	const putStorm = db.prepare(
+		`INSERT INTO storm_summaries (channel, state, message_id, nonce, started_at, ended_at, groups)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (channel) DO UPDATE SET state = excluded.state, message_id = excluded.message_id,
+		nonce = excluded.nonce, started_at = excluded.started_at, ended_at = excluded.ended_at, groups = excluded.groups`,
+	);
 	const stormChannelsStmt = db.prepare("SELECT channel FROM storm_summaries WHERE state <> 'over'");
 	const heartbeatStmt = db.prepare(
 		"INSERT INTO heartbeats (name, at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET at = max(at, excluded.at)",
@@ -252,13 +264,18 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 	const heartbeatAlarm = db.prepare("UPDATE heartbeats SET alarmed_at = ? WHERE name = ? AND alarmed_at IS ?");
 	const groupStats = db.prepare("SELECT status, count(*) AS count FROM groups GROUP BY status");
 	const outboxStats = db.prepare(
-		"SELECT g.channel AS channel, count(*) AS depth, min(o.created_at) AS oldest FROM outbox o JOIN groups g ON g.id = o.group_id WHERE o.done = 0 GROUP BY g.channel",
+		"SELECT g.channel AS channel, count(*) AS depth, min(o.created_at) AS oldest FROM outbox o JOIN groups g " +
+			"ON g.id = o.group_id WHERE o.done = 0 GROUP BY g.channel",
 	);
 
-	/** Bytes of the last write that failed for a storage reason (disk full, I/O error), until a write as large succeeds. */
+	/**
+	 * Bytes of the last write that failed for a storage reason (disk full, I/O error), until a write as large succeeds.
+	 */
 	let failedWriteBytes: number | undefined;
 
-	/** Runs `work` in one write transaction. `bytes`: roughly how much it writes, for writable()'s probe after a failure. */
+	/**
+	 * Runs `work` in one write transaction. `bytes`: roughly how much it writes, for writable()'s probe after a failure.
+	 */
 	function tx<T>(work: () => T, bytes = 0): T {
 		db.exec("BEGIN IMMEDIATE");
 		try {

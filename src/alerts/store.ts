@@ -37,7 +37,10 @@ export interface RestartState {
 	readonly container: string;
 	readonly at: number;
 	readonly ok: boolean;
-	/** Why a failed restart failed, for the card: the exit code and the first line of its error output, or what went wrong on the way. */
+	/**
+	 * Why a failed restart failed, for the card: the exit code and the first line of its error output, or what went wrong
+	 * on the way.
+	 */
 	readonly exitCode?: number | null;
 	readonly reason?: string;
 }
@@ -68,7 +71,9 @@ export interface OutboxItem {
 	readonly episode: number;
 	/** The Discord message of this episode, once posted: later payloads edit it. */
 	readonly messageId: string | null;
-	/** The id of that message's chart attachment, once attached: edits keep it instead of drawing and uploading it again. */
+	/**
+	 * The id of that message's chart attachment, once attached: edits keep it instead of drawing and uploading it again.
+	 */
 	readonly chartAttachment: string | null;
 	readonly firstFiringAt: number;
 	readonly attempts: number;
@@ -90,7 +95,10 @@ export interface OutboxItem {
  */
 export interface StormSummary {
 	readonly channel: string;
-	/** active: posted (or about to be) and kept current; failed: Discord refused it, the groups go on without it; over: the backlog drained. */
+	/**
+	 * active: posted (or about to be) and kept current; failed: Discord refused it, the groups go on without it; over: the
+	 * backlog drained.
+	 */
 	readonly state: "active" | "failed" | "over";
 	readonly messageId: string | null;
 	/** Discord's enforce_nonce key for posting it: a post repeated after a crash returns the first message. */
@@ -144,7 +152,8 @@ export interface AlertStore {
 	dueChannels(now?: number): Promise<string[]>;
 	/**
 	 * Claims the next due item of a channel (for a lease, so another replica does not take it too): firing
-	 * groups without a message first, critical ones before the rest, then updates and resolutions; oldest first within each.
+	 * groups without a message first, critical ones before the rest, then updates and resolutions; oldest first within
+	 * each.
 	 */
 	next(channel: string, now?: number): Promise<OutboxItem | undefined>;
 	/** Marks the item sent as `messageId`, and remembers the message's chart attachment for the episode's later edits. */
@@ -169,7 +178,9 @@ export interface AlertStore {
 	setSilence(groupId: string, silence: SilenceState | null): Promise<void>;
 	/** Records the last restart and queues a re-render of the group's message. */
 	setRestart(groupId: string, restart: RestartState): Promise<void>;
-	/** Groups with an opsbot silence whose current episode has not resolved, in id order after `after`: one bounded page. */
+	/**
+	 * Groups with an opsbot silence whose current episode has not resolved, in id order after `after`: one bounded page.
+	 */
 	silencedGroups(after: string, limit: number): Promise<GroupState[]>;
 	/** Every group with a payload, in id order after `after`: one bounded page (for `opsbot alerts`). */
 	listGroups(after: string, limit: number): Promise<GroupState[]>;

@@ -40,7 +40,9 @@ export function eventLines(e: AuditEvent, showPii: boolean): Text[] {
 		e.userId !== null ? ` (id ${e.userId})` : "",
 		e.userEmail ? ` ${showPii ? e.userEmail : maskEmail(e.userEmail)}` : "",
 	];
-	const from = `${e.ipAddress ? (showPii ? e.ipAddress : maskIp(e.ipAddress)) : "unknown address"} · ${shortUserAgent(e.userAgent)}`;
+	const from =
+		`${e.ipAddress ? (showPii ? e.ipAddress : maskIp(e.ipAddress)) : "unknown address"} · ` +
+		`${shortUserAgent(e.userAgent)}`;
 	const request: Text[] = [
 		...(e.requestMethod ? [e.requestMethod] : []),
 		...(e.requestPath ? [{ code: e.requestPath.slice(0, 200) }] : []),
@@ -343,10 +345,12 @@ export const auditCsv = component({
 	async run(interaction, { value }, ctx) {
 		const { environment, filters } = value;
 		const { events, truncated } = await ctx.services.audit.searchAll(environment, filters);
+		const maxRows = ctx.config.ops.audit.maxRows;
+		const cut = truncated ? ` (cut at the configured maximum of ${maxRows}; narrow the search for the rest)` : "";
 		await editReplyWithFiles(
 			interaction,
 			{
-				content: `${events.length} event${events.length === 1 ? "" : "s"}${truncated ? ` (cut at the configured maximum of ${ctx.config.ops.audit.maxRows}; narrow the search for the rest)` : ""}.`,
+				content: `${events.length} event${events.length === 1 ? "" : "s"}${cut}.`,
 				files: [new AttachmentBuilder(Buffer.from(toCsv(events, maySeePii(ctx))), { name: "audit.csv" })],
 			},
 			ctx.log,

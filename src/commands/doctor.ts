@@ -29,9 +29,12 @@ export function doctorReport(result: DoctorResult): Report {
 		title:
 			level === "ok"
 				? "opsbot set-up: all good"
-				: `opsbot set-up: ${[broken > 0 ? `${broken} broken` : "", degraded > 0 ? `${degraded} degraded` : ""].filter(Boolean).join(", ")}`,
+				: `opsbot set-up: ` +
+					`${[broken > 0 ? `${broken} broken` : "", degraded > 0 ? `${degraded} degraded` : ""].filter(Boolean).join(", ")}`,
 		level,
-		summary: `${count("ok")} ok · ${degraded} degraded · ${broken} broken · ${count("off")} off — ${result.configPath}, ran in ${result.durationMs} ms`,
+		summary:
+			`${count("ok")} ok · ${degraded} degraded · ${broken} broken · ${count("off")} off — ` +
+			`${result.configPath}, ran in ${result.durationMs} ms`,
 		lines,
 		...(fields.length > 0 ? { fields } : {}),
 		at: result.startedAt,

@@ -60,7 +60,9 @@ export function healthReport(snapshot: HealthSnapshot): Report {
 		lines: worstFirst(snapshot.checks).map((c) => ({
 			level: STATE_LEVEL[c.state],
 			label: c.name,
-			text: `${c.kind === c.name ? "" : `${c.kind} · `}${c.latencyMs} ms — ${truncate(c.detail.replace(/[\r\n]+/g, " "), DETAIL_MAX)}`,
+			text:
+				`${c.kind === c.name ? "" : `${c.kind} · `}${c.latencyMs} ms — ` +
+				`${truncate(c.detail.replace(/[\r\n]+/g, " "), DETAIL_MAX)}`,
 		})),
 		at: snapshot.startedAt,
 	};
@@ -72,7 +74,9 @@ export const HEALTH_DETAIL_HINT = {
 	cli: "Details of one environment: opsbot health --env <name>",
 } as const;
 
-/** Every environment in one compact Report: status first, one line per environment (worst first) naming what is not ok. */
+/**
+ * Every environment in one compact Report: status first, one line per environment (worst first) naming what is not ok.
+ */
 export function healthSummaryReport(
 	snapshots: readonly HealthSnapshot[],
 	hint: string = HEALTH_DETAIL_HINT.discord,
@@ -107,7 +111,8 @@ export function healthSummaryReport(
 		title:
 			snapshots.length === 0
 				? "Health: no environments configured"
-				: `Health of ${snapshots.length} environment${snapshots.length === 1 ? "" : "s"}: ${LEVEL_STATE[level === "info" ? "info" : level]}`,
+				: `Health of ${snapshots.length} environment${snapshots.length === 1 ? "" : "s"}: ` +
+					`${LEVEL_STATE[level === "info" ? "info" : level]}`,
 		level,
 		...(snapshots.length === 0 ? {} : { summary: status }),
 		lines,

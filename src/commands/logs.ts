@@ -27,7 +27,13 @@ import {
 
 const SHOWN_LINES = 20;
 
-const LEVEL_ICON: Record<LogLevel, string> = { critical: "🔴", error: "🔴", warning: "🟠", info: "🔵", debug: "⚪" };
+const LEVEL_ICON: Record<LogLevel, string> = {
+	critical: "🔴",
+	error: "🔴",
+	warning: "🟠",
+	info: "🔵",
+	debug: "⚪",
+};
 
 /** The time of day in UTC, to the millisecond; the summary line says "times UTC". */
 function hhmmss(time: Date): string {
@@ -86,9 +92,13 @@ function pageSummary(result: LogResult, shown: number, page: PageContext = {}): 
 	}
 	const found = result.entries.length;
 	if (page.cli)
-		return `${found} line${found === 1 ? "" : "s"} (newest first)${result.more ? "; more match: narrow --since or raise --limit" : ""}`;
+		return (
+			`${found} line${found === 1 ? "" : "s"} (newest ` +
+			`first)${result.more ? "; more match: narrow --since or raise --limit" : ""}`
+		);
 	const showing = found > shown ? `Showing ${shown} of ${found}` : `Showing ${found} line${found === 1 ? "" : "s"}`;
-	const more = result.more ? (result.direction === "backward" ? " · ◀ Older for more" : " · Newer ▶ for more") : "";
+	const pageFurther = result.direction === "backward" ? " · ◀ Older for more" : " · Newer ▶ for more";
+	const more = result.more ? pageFurther : "";
 	const download = found > shown ? ` · Download for all ${found}` : result.more ? " · Download for all" : "";
 	return `${showing} (newest first)${more}${download} · times UTC`;
 }
@@ -234,7 +244,10 @@ async function render(ctx: HandlerContext, token: string, state: LogsQueryState,
 	};
 }
 
-/** Whether Loki has no service at all for the environment's tenant in its recent label values (a wrong `loki.tenant`); unknown counts as no. */
+/**
+ * Whether Loki has no service at all for the environment's tenant in its recent label values (a wrong `loki.tenant`);
+ * unknown counts as no.
+ */
 async function tenantHasNoLogs(ctx: HandlerContext, environment: string): Promise<boolean> {
 	try {
 		return (await ctx.services.logs.services(environment)).length === 0;
@@ -309,7 +322,9 @@ const logsSearch = pendingState((services) => services.logQueries, "peek", {
 	otherUser: "These buttons belong to whoever ran /logs; run it yourself.",
 });
 
-/** The search and the page an Older/Newer press asks for (re-checked against the search, whatever the customId says). */
+/**
+ * The search and the page an Older/Newer press asks for (re-checked against the search, whatever the customId says).
+ */
 async function pagePress(
 	id: CustomId,
 	ctx: HandlerContext,
@@ -340,7 +355,10 @@ export const logsOlder = component({
 	},
 });
 
-/** Newer: the lines after the newest one shown (or, without a cursor, the oldest page), up to the end of the original search. */
+/**
+ * Newer: the lines after the newest one shown (or, without a cursor, the oldest page), up to the end of the original
+ * search.
+ */
 export const logsNewer = component({
 	area: "logs",
 	action: "newer",
@@ -355,7 +373,10 @@ export const logsNewer = component({
 	},
 });
 
-/** The "Logs for this request" button (from /whodeleted): every service's lines with that correlation id, around the event. */
+/**
+ * The "Logs for this request" button (from /whodeleted): every service's lines with that correlation id, around the
+ * event.
+ */
 export function correlationButton(
 	ops: OpsFile,
 	environment: string,
@@ -418,10 +439,12 @@ export const logsDownload = component({
 	parse: logsSearch,
 	async run(interaction, { value: state }, ctx) {
 		const result = await searchLogs(searchDeps(ctx), { ...state.request, limit: ctx.config.ops.logs.maxLimit });
+		const maxLimit = ctx.config.ops.logs.maxLimit;
+		const cut = result.more ? ` (the configured maximum of ${maxLimit}; narrow the range for the rest)` : "";
 		await editReplyWithFiles(
 			interaction,
 			{
-				content: `${result.entries.length} lines${result.more ? ` (the configured maximum of ${ctx.config.ops.logs.maxLimit}; narrow the range for the rest)` : ""}.\n${inlineCode(truncate(result.query, 300))}`,
+				content: `${result.entries.length} lines${cut}.\n${inlineCode(truncate(result.query, 300))}`,
 				files: [
 					new AttachmentBuilder(Buffer.from(logsFile(result)), {
 						name: `logs-${(state.request.service || "query").replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}.txt`,

@@ -74,7 +74,8 @@ function blockedLine(s: Session): Inline[] {
 	return [
 		`pid ${s.pid} · `,
 		{ code: s.application || "?" },
-		` ${s.clientAddr} · waiting ${formatDuration(s.stateSeconds * 1000, { seconds: true })} on pid ${s.blockedBy.join(" and ")}`,
+		` ${s.clientAddr} · waiting ${formatDuration(s.stateSeconds * 1000, { seconds: true })} on pid ` +
+			`${s.blockedBy.join(" and ")}`,
 	];
 }
 
@@ -89,7 +90,9 @@ function causeText(cause: PoolCause, sessions: ReadonlyMap<number, Session>): In
 			];
 		case "idle-in-transaction":
 			return [
-				`${cause.count} session${cause.count === 1 ? "" : "s"} idle in transaction for over ${cause.olderThanMinutes} min (longest ${formatDuration(cause.longest.stateSeconds * 1000, { seconds: true })}, app `,
+				`${cause.count} session${cause.count === 1 ? "" : "s"} idle in transaction for over ` +
+					`${cause.olderThanMinutes} min (longest ` +
+					`${formatDuration(cause.longest.stateSeconds * 1000, { seconds: true })}, app `,
 				{ code: cause.longest.application || "?" },
 				") hold connections and locks",
 			];
@@ -111,7 +114,9 @@ function causeText(cause: PoolCause, sessions: ReadonlyMap<number, Session>): In
 	}
 }
 
-/** /pool as a Report: usage against the limit, where the connections come from, PgBouncer's view, and the likely cause. */
+/**
+ * /pool as a Report: usage against the limit, where the connections come from, PgBouncer's view, and the likely cause.
+ */
 export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): Report {
 	const diagnosis = diagnosePool(snapshot, thresholds);
 	const fields: ReportField[] = [];
@@ -164,7 +169,8 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 							bouncer.pools.map(
 								(p): Text => [
 									{ code: `${p.database}/${p.user}` },
-									` ${p.poolMode}: clients ${p.clientsActive} active, ${p.clientsWaiting} waiting · servers ${p.serversActive} active, ${p.serversIdle} idle · max wait ${p.maxWaitSeconds.toFixed(1)} s`,
+									` ${p.poolMode}: clients ${p.clientsActive} active, ${p.clientsWaiting} waiting · servers ` +
+										`${p.serversActive} active, ${p.serversIdle} idle · max wait ${p.maxWaitSeconds.toFixed(1)} s`,
 								],
 							),
 							"\n",
@@ -179,7 +185,8 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 					bouncer.stats.map(
 						(s): Text => [
 							{ code: s.database },
-							` ${Math.round(s.queriesPerSecond)} queries/s · avg query ${s.avgQueryMs.toFixed(1)} ms · avg wait ${s.avgWaitMs.toFixed(1)} ms`,
+							` ${Math.round(s.queriesPerSecond)} queries/s · avg query ${s.avgQueryMs.toFixed(1)} ms · avg wait ` +
+								`${s.avgWaitMs.toFixed(1)} ms`,
 						],
 					),
 					"\n",
@@ -191,7 +198,9 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 		// Only PostgreSQL's own answer makes its figures current; with both down there are none.
 		fields.push({
 			label: "PgBouncer",
-			value: `unreachable: ${bouncer.error}.${isPostgresUsage(snapshot.postgres) ? " The PostgreSQL figures are current." : ""}`,
+			value:
+				`unreachable: ` +
+				`${bouncer.error}.${isPostgresUsage(snapshot.postgres) ? " The PostgreSQL figures are current." : ""}`,
 			inline: false,
 		});
 	}
@@ -209,7 +218,9 @@ export function poolReport(snapshot: PoolSnapshot, thresholds: PoolThresholds): 
 				? "Nothing looks wrong."
 				: undefined,
 		fields,
-		footer: `warn at ${thresholds.warnPercent} %, critical at ${thresholds.criticalPercent} % of usable connections (max_connections − reserved)${ownNote(snapshot)}`,
+		footer:
+			`warn at ${thresholds.warnPercent} %, critical at ${thresholds.criticalPercent} % of usable ` +
+			`connections (max_connections − reserved)${ownNote(snapshot)}`,
 		at: snapshot.takenAt,
 	};
 }
@@ -272,7 +283,9 @@ export function nothingToEndText(environment: string, sessions: EndableSessions,
 		: `No sessions idle in transaction longer than ${minutes} min on ${environment}; nothing to end.`;
 }
 
-/** The ephemeral confirmation: exactly which sessions would end, and when the offer lapses (counting down in Discord). */
+/**
+ * The ephemeral confirmation: exactly which sessions would end, and when the offer lapses (counting down in Discord).
+ */
 export function terminationPreview(
 	environment: string,
 	candidates: readonly TerminationCandidate[],
@@ -283,7 +296,8 @@ export function terminationPreview(
 	const why =
 		sessions === "idle"
 			? `These sessions have been idle for more than ${minutes} min.`
-			: `These sessions have been idle in a transaction for more than ${minutes} min; ending one rolls back its open transaction and frees its locks.`;
+			: `These sessions have been idle in a transaction for more than ${minutes} min; ending one rolls back its ` +
+				`open transaction and frees its locks.`;
 	return {
 		title: `End ${endableText(sessions, candidates.length)} on ${environment}?`,
 		level: "warn",
@@ -297,7 +311,8 @@ export function terminationPreview(
 			label: `pid ${c.pid}`,
 			text: [
 				{ code: c.application || "?" },
-				` ${c.clientAddr} · ${sessions === "idle" ? "idle" : "idle in transaction"} ${formatDuration(c.idleSeconds * 1000, { seconds: true })}`,
+				` ${c.clientAddr} · ${sessions === "idle" ? "idle" : "idle in transaction"} ` +
+					`${formatDuration(c.idleSeconds * 1000, { seconds: true })}`,
 			],
 		})),
 	};
@@ -311,7 +326,8 @@ export function terminationResultText(
 ): Text {
 	const ended = result.ended;
 	return [
-		`Ended ${endableText(sessions, ended.length)} on ${environment}${result.skipped > 0 ? ` (${result.skipped} left alone: busy again or gone)` : ""}.\n`,
+		`Ended ${endableText(sessions, ended.length)} on ` +
+			`${environment}${result.skipped > 0 ? ` (${result.skipped} left alone: busy again or gone)` : ""}.\n`,
 		...joinText(
 			ended.slice(0, 30).map((c): Text => [`pid ${c.pid} · `, { code: c.application || "?" }, ` ${c.clientAddr}`]),
 			"\n",

@@ -42,7 +42,10 @@ export function discordCaches(): ReturnType<typeof Options.cacheWithLimits> {
 	});
 }
 
-/** Creates the discord.js client with the one intent a slash-command bot needs; REST base overridable for the test double. */
+/**
+ * Creates the discord.js client with the one intent a slash-command bot needs; REST base overridable for the test
+ * double.
+ */
 export function createDiscordClient(options: { apiUrl?: string; router: Router; log: Logger }): Client {
 	const client = new Client({
 		// INTERACTION_CREATE needs no intent; Guilds fills the guild, channel and role caches.

@@ -14,7 +14,9 @@ import type { PendingStore } from "../state/contracts.ts";
 import type { Actor } from "./access.ts";
 import { type CustomId, encodeCustomId } from "./custom-id.ts";
 
-/** What a handler gets: the app context plus who is asking, a logger bound to this interaction, and reply visibility. */
+/**
+ * What a handler gets: the app context plus who is asking, a logger bound to this interaction, and reply visibility.
+ */
 export interface HandlerContext extends AppContext {
 	readonly actor: Actor;
 	readonly log: Logger;
@@ -74,8 +76,11 @@ export function component<P, A extends unknown[]>(spec: ComponentSpec<P, A>): Co
 	return { ...spec, id: (...args: A) => encodeCustomId(spec.area, spec.action, ...spec.encode(...args)) };
 }
 
-/** Any component handler, for the router's list (each one's `parse` and `run` agree on its own type). */
-// biome-ignore lint/suspicious/noExplicitAny: a handler list holds handlers of every parse result; each is called with its own
+/**
+ * Any component handler, for the router's list (each one's `parse` and `run` agree on its own type). Each handler in
+ * the list is called with its own parse result.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: a handler list holds handlers of every parse result
 export type AnyComponentHandler = ComponentHandler<any, any>;
 
 /** The parse step of handlers that need nothing but the customId. */
@@ -83,7 +88,10 @@ export async function rawId(id: CustomId): Promise<CustomId> {
 	return id;
 }
 
-/** What a pending-state button finds: the token (its customId's first argument), the stored value and the other arguments. */
+/**
+ * What a pending-state button finds: the token (its customId's first argument), the stored value and the other
+ * arguments.
+ */
 export interface PendingPress<T> {
 	readonly token: string;
 	readonly value: T;

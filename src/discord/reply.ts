@@ -19,7 +19,8 @@ export interface ReplyWithFiles {
 }
 
 const MISSING_NOTE =
-	"⚠️ The attachment could not be sent; the rest of the answer is here. Try again, or use the CLI (`npx opsbot …`).";
+	"⚠️ The attachment could not be sent; the rest of the answer is here. Try again, or use the CLI (`npx " +
+	"opsbot …`).";
 
 /**
  * Edits a deferred reply that attaches files. When the files cannot be sent (Discord refuses them,

@@ -54,7 +54,8 @@ export function createRouter(
 		const firstResponse = () => ctx.services.metrics.interactionFirstResponse.observe(labels, seconds());
 		const actor = actorOf(interaction);
 		const log = ctx.log.child({ interactionId: interaction.id, userId: actor.userId });
-		// Access lists name roles of the configured guild: anywhere else (a DM, another server) nobody is known, so nothing is served.
+		// Access lists name roles of the configured guild: anywhere else (a DM, another server) nobody is known, so nothing
+		// is served.
 		if (interaction.guildId !== ctx.config.ops.discord.guildId) {
 			await refuseOutsideGuild(interaction, actor, log);
 			done("outside-guild");
@@ -151,7 +152,8 @@ export function createRouter(
 				done("refused");
 				return;
 			}
-			// After deferUpdate (by the router or the handler), an error must not overwrite the message the component sits on: say it in a follow-up.
+			// After deferUpdate (by the router or the handler), an error must not overwrite the message the component sits on:
+			// say it in a follow-up.
 			const result = await run(
 				interaction,
 				pressCtx,
@@ -248,7 +250,10 @@ async function run(
 	}
 }
 
-/** The one error path: a user-facing message as written, anything else a generic text with a short ref that is also logged. */
+/**
+ * The one error path: a user-facing message as written, anything else a generic text with a short ref that is also
+ * logged.
+ */
 export async function replyError(
 	interaction: RepliableInteraction,
 	err: unknown,

@@ -322,7 +322,9 @@ interface LegendEntry {
 	readonly value: string;
 }
 
-/** The lines and legend entries that fit four legend rows: two columns where names are short, one row each where not. */
+/**
+ * The lines and legend entries that fit four legend rows: two columns where names are short, one row each where not.
+ */
 function legendPlan(
 	chart: LineChart,
 	width: number,
@@ -349,7 +351,9 @@ function legendPlan(
 			...(model.others
 				? [
 						{
-							swatch: `<rect x="0" y="-6" width="18" height="12" fill="${THEME.others}" fill-opacity="0.35" stroke="${THEME.others}" stroke-opacity="0.8"/>`,
+							swatch:
+								`<rect x="0" y="-6" width="18" height="12" fill="${THEME.others}" fill-opacity="0.35" ` +
+								`stroke="${THEME.others}" stroke-opacity="0.8"/>`,
 							name: `${model.others.count} others`,
 							value: othersRange(model.others.band, chart.unit),
 						},
@@ -420,23 +424,27 @@ export function chartSvg(chart: LineChart): string {
 	if (chart.firingSince !== undefined && chart.firingSince < end) {
 		const from = Math.max(plotLeft, px(chart.firingSince));
 		out.push(
-			`<rect x="${n(from)}" y="${n(plotTop)}" width="${n(plotRight - from)}" height="${plotHeight}" fill="${THEME.firing}" fill-opacity="0.14"/>`,
+			`<rect x="${n(from)}" y="${n(plotTop)}" width="${n(plotRight - from)}" height="${plotHeight}" ` +
+				`fill="${THEME.firing}" fill-opacity="0.14"/>`,
 		);
 		out.push(
-			`<line x1="${n(from)}" y1="${n(plotTop)}" x2="${n(from)}" y2="${n(plotBottom)}" stroke="${THEME.firing}" stroke-opacity="0.7" stroke-width="1.5"/>`,
+			`<line x1="${n(from)}" y1="${n(plotTop)}" x2="${n(from)}" y2="${n(plotBottom)}" stroke="${THEME.firing}" ` +
+				`stroke-opacity="0.7" stroke-width="1.5"/>`,
 		);
 		// On a pill of the card's colour, so a line through it does not hide it.
 		const label = "firing";
 		const labelWidth = label.length * 17 * ADVANCE;
 		const labelX = Math.min(from + 4, plotRight - labelWidth - 8);
 		labelsOnTop.push(
-			`<rect x="${n(labelX)}" y="${n(plotTop + 2)}" width="${n(labelWidth + 8)}" height="20" rx="3" fill="${THEME.background}" fill-opacity="0.85"/>`,
+			`<rect x="${n(labelX)}" y="${n(plotTop + 2)}" width="${n(labelWidth + 8)}" height="20" rx="3" ` +
+				`fill="${THEME.background}" fill-opacity="0.85"/>`,
 		);
 		labelsOnTop.push(text(labelX + 4, plotTop + 17, label, { size: 17, fill: "#f28b8d" }));
 	}
 	scale.ticks.forEach((t, i) => {
 		out.push(
-			`<line x1="${n(plotLeft)}" y1="${n(py(t))}" x2="${n(plotRight)}" y2="${n(py(t))}" stroke="${THEME.grid}" stroke-width="1"/>`,
+			`<line x1="${n(plotLeft)}" y1="${n(py(t))}" x2="${n(plotRight)}" y2="${n(py(t))}" stroke="${THEME.grid}" ` +
+				`stroke-width="1"/>`,
 		);
 		out.push(
 			text(plotLeft - 7, py(t) + TEXT * 0.35, tickLabels[i] ?? "", { size: TEXT, fill: THEME.muted, anchor: "end" }),
@@ -445,7 +453,8 @@ export function chartSvg(chart: LineChart): string {
 	const ticks = timeTicks(start, end, Math.max(2, Math.floor((plotRight - plotLeft) / 95)));
 	for (const t of ticks) {
 		out.push(
-			`<line x1="${n(px(t.at))}" y1="${n(plotBottom)}" x2="${n(px(t.at))}" y2="${n(plotBottom + 5)}" stroke="${THEME.axis}" stroke-width="1"/>`,
+			`<line x1="${n(px(t.at))}" y1="${n(plotBottom)}" x2="${n(px(t.at))}" y2="${n(plotBottom + 5)}" ` +
+				`stroke="${THEME.axis}" stroke-width="1"/>`,
 		);
 		const half = ([...t.label].length * TEXT * ADVANCE) / 2;
 		// The first label moves right of its tick rather than under the y axis's lowest label.
@@ -458,7 +467,8 @@ export function chartSvg(chart: LineChart): string {
 		);
 	}
 	out.push(
-		`<line x1="${n(plotLeft)}" y1="${n(plotBottom)}" x2="${n(plotRight)}" y2="${n(plotBottom)}" stroke="${THEME.axis}" stroke-width="1"/>`,
+		`<line x1="${n(plotLeft)}" y1="${n(plotBottom)}" x2="${n(plotRight)}" y2="${n(plotBottom)}" ` +
+			`stroke="${THEME.axis}" stroke-width="1"/>`,
 	);
 
 	out.push(`<g clip-path="url(#plot)">`);
@@ -467,13 +477,15 @@ export function chartSvg(chart: LineChart): string {
 			const upper = run.map((b) => `${n(px(b.x))},${n(py(b.max))}`);
 			const lower = run.map((b) => `${n(px(b.x))},${n(py(b.min))}`).reverse();
 			out.push(
-				`<polygon points="${[...upper, ...lower].join(" ")}" fill="${THEME.others}" fill-opacity="0.3" stroke="${THEME.others}" stroke-opacity="0.7" stroke-width="1"/>`,
+				`<polygon points="${[...upper, ...lower].join(" ")}" fill="${THEME.others}" fill-opacity="0.3" ` +
+					`stroke="${THEME.others}" stroke-opacity="0.7" stroke-width="1"/>`,
 			);
 		}
 	}
 	for (const t of thresholds)
 		out.push(
-			`<line x1="${n(plotLeft)}" y1="${n(py(t.value))}" x2="${n(plotRight)}" y2="${n(py(t.value))}" stroke="${TONES[t.tone]}" stroke-width="2" stroke-dasharray="${DASHES[t.tone]}"/>`,
+			`<line x1="${n(plotLeft)}" y1="${n(py(t.value))}" x2="${n(plotRight)}" y2="${n(py(t.value))}" ` +
+				`stroke="${TONES[t.tone]}" stroke-width="2" stroke-dasharray="${DASHES[t.tone]}"/>`,
 		);
 	const single = inlineThreshold(chart);
 	if (single) {
@@ -481,7 +493,8 @@ export function chartSvg(chart: LineChart): string {
 		const label = `${single.comparison ? `${single.comparison} ` : ""}${formatValue(single.value, chart.unit)}`;
 		const y = py(single.value) - 4 - 20 < plotTop ? py(single.value) + 4 : py(single.value) - 24;
 		labelsOnTop.push(
-			`<rect x="${n(plotLeft + 4)}" y="${n(y)}" width="${n([...label].length * 17 * ADVANCE + 8)}" height="20" rx="3" fill="${THEME.background}" fill-opacity="0.85"/>`,
+			`<rect x="${n(plotLeft + 4)}" y="${n(y)}" width="${n([...label].length * 17 * ADVANCE + 8)}" height="20" ` +
+				`rx="3" fill="${THEME.background}" fill-opacity="0.85"/>`,
 		);
 		labelsOnTop.push(text(plotLeft + 8, y + 15, label, { size: 17, fill: TONES[single.tone] }));
 	}
@@ -492,7 +505,9 @@ export function chartSvg(chart: LineChart): string {
 				out.push(`<circle cx="${n(px(run[0]!.x))}" cy="${n(py(run[0]!.y))}" r="3.5" fill="${line.colour}"/>`);
 			else
 				out.push(
-					`<polyline points="${run.map((p) => `${n(px(p.x))},${n(py(p.y))}`).join(" ")}" fill="none" stroke="${line.colour}" stroke-width="${line.firing ? 3 : 2.25}" stroke-linejoin="round" stroke-linecap="round"/>`,
+					`<polyline points="${run.map((p) => `${n(px(p.x))},${n(py(p.y))}`).join(" ")}" fill="none" ` +
+						`stroke="${line.colour}" stroke-width="${line.firing ? 3 : 2.25}" stroke-linejoin="round" ` +
+						`stroke-linecap="round"/>`,
 				);
 		}
 	}
@@ -532,15 +547,21 @@ export function chartSvg(chart: LineChart): string {
 	const height = Math.ceil(legendTop + Math.max(0, rows.length - 1) * rowHeight + pad);
 
 	return [
-		`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${FONT_FAMILY}">`,
-		`<defs><clipPath id="plot"><rect x="${n(plotLeft)}" y="${n(plotTop - 4)}" width="${n(plotRight - plotLeft + 4)}" height="${plotHeight + 8}"/></clipPath></defs>`,
-		`<rect x="0.5" y="0.5" width="${width - 1}" height="${height - 1}" rx="6" fill="${THEME.background}" stroke="${THEME.border}"/>`,
+		`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ` +
+			`${height}" font-family="${FONT_FAMILY}">`,
+		`<defs><clipPath id="plot"><rect x="${n(plotLeft)}" y="${n(plotTop - 4)}" ` +
+			`width="${n(plotRight - plotLeft + 4)}" height="${plotHeight + 8}"/></clipPath></defs>`,
+		`<rect x="0.5" y="0.5" width="${width - 1}" height="${height - 1}" rx="6" fill="${THEME.background}" ` +
+			`stroke="${THEME.border}"/>`,
 		...out,
 		`</svg>`,
 	].join("\n");
 }
 
-/** "24 Nov 13:00–14:00 UTC"; across days "23 Nov 22:30 – 24 Nov 14:00 UTC" (short: it shares a line at 40 characters). */
+/**
+ * "24 Nov 13:00–14:00 UTC"; across days "23 Nov 22:30 – 24 Nov 14:00 UTC" (short: it shares a line at 40
+ * characters).
+ */
 export function rangeText(range: { start: number; end: number }): string {
 	const a = new Date(range.start);
 	const b = new Date(range.end);
@@ -632,7 +653,10 @@ export function formatValue(value: number, unit?: string, step?: number): string
 	const abs = Math.abs(value);
 	// Past the largest prefix, the exponent: "1e308", not three hundred digits.
 	if (abs >= 1e15)
-		return `${value.toExponential(1).replace(/\.0e/, "e").replace("e+", "e")}${bytes ? ` B${suffix}` : unit === "s" ? " s" : suffix}`;
+		return (
+			`${value.toExponential(1).replace(/\.0e/, "e").replace("e+", "e")}` +
+			`${bytes ? ` B${suffix}` : unit === "s" ? " s" : suffix}`
+		);
 	if (unit === "s") {
 		const scaled =
 			abs !== 0 && abs < 1
@@ -726,7 +750,10 @@ function text(
 ): string {
 	const anchor = style.anchor && style.anchor !== "start" ? ` text-anchor="${style.anchor}"` : "";
 	const weight = style.weight ? ` font-weight="${style.weight}"` : "";
-	return `<text x="${n(x)}" y="${n(y)}" font-size="${style.size}" fill="${style.fill}"${anchor}${weight}>${escapeXml(value)}</text>`;
+	return (
+		`<text x="${n(x)}" y="${n(y)}" font-size="${style.size}" ` +
+		`fill="${style.fill}"${anchor}${weight}>${escapeXml(value)}</text>`
+	);
 }
 
 /** Escapes text for SVG and drops what XML 1.0 cannot hold (control characters, lone surrogates). */

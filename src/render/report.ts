@@ -35,7 +35,8 @@ export type Inline =
 	| { readonly code: string }
 	/**
 	 * "relative": "3 minutes ago"; "absolute": the date and time; "full": the date and time and, in Discord, how long ago;
-	 * "time": the time of day ("13:00"; in the terminal "12:00 UTC"); "clock": in Discord the time of day and how long ago ("13:00 (34 minutes ago)", in the
+	 * "time": the time of day ("13:00"; in the terminal "12:00 UTC"); "clock": in Discord the time of day and how long ago
+	 * ("13:00 (34 minutes ago)", in the
 	 * reader's zone), in the terminal the date and time in UTC.
 	 */
 	| { readonly time: Date; readonly style?: "relative" | "absolute" | "full" | "time" | "clock" }
@@ -61,7 +62,9 @@ export interface ReportField {
 	readonly inline?: boolean;
 }
 
-/** A list after the summary and lines, one item per line: the Discord view shows the items that fit and counts the rest. */
+/**
+ * A list after the summary and lines, one item per line: the Discord view shows the items that fit and counts the rest.
+ */
 export interface ReportList {
 	readonly items: readonly Text[];
 	/** How many items there are in all, when `items` holds only the first of them (default: items.length). */
@@ -181,7 +184,10 @@ export function reportToEmbed(report: Report): EmbedBuilder {
 	return fitReportToEmbed(report).embed;
 }
 
-/** Renders a Report as reportToEmbed does, and says how many of its list's items the embed shows (the rest are counted in "… and N more"). */
+/**
+ * Renders a Report as reportToEmbed does, and says how many of its list's items the embed shows (the rest are counted
+ * in "… and N more").
+ */
 export function fitReportToEmbed(report: Report): { embed: EmbedBuilder; listShown: number } {
 	// Discord trims whitespace and rejects empty titles, names and values.
 	const title = truncate(escapeTitle(oneLine(report.title).trim()), DISCORD_LIMITS.title) || "(untitled)";
@@ -282,7 +288,10 @@ export function reportLinkButtons(
  */
 export const TERMINAL_LABEL_WIDTH = 32;
 
-/** Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values (control characters escaped), wrapped to `width` columns (default 80; Infinity: one line per item). */
+/**
+ * Renders a Report for a terminal: a status word, the title, aligned lines and fields, exact values (control characters
+ * escaped), wrapped to `width` columns (default 80; Infinity: one line per item).
+ */
 export function reportToText(report: Report, options: { width?: number } = {}): string {
 	const escapeControls = (text: string) => text.replace(CONTROL, controlEscape);
 	return reportToRawText(report, options.width ?? TERMINAL_WIDTH, escapeControls);

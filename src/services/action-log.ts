@@ -94,7 +94,8 @@ export function createPostgresActionLog(db: StateDatabase, options: { keep?: num
 		async record(entry) {
 			const details = detailsJson(entry);
 			await db.query(
-				"INSERT INTO opsbot_state.actions (at, user_id, username, action, target, result, details) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+				"INSERT INTO opsbot_state.actions (at, user_id, username, action, target, result, details) " +
+					"VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
 				[
 					entry.at ?? new Date(),
 					entry.actor.userId,
@@ -121,7 +122,8 @@ export function createPostgresActionLog(db: StateDatabase, options: { keep?: num
 				result: string;
 				details: Record<string, unknown> | null;
 			}>(
-				"SELECT at, user_id, username, action, target, result, details FROM opsbot_state.actions WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR user_id = $2) ORDER BY id DESC LIMIT $3",
+				"SELECT at, user_id, username, action, target, result, details FROM opsbot_state.actions " +
+					"WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR user_id = $2) ORDER BY id DESC LIMIT $3",
 				[filter.action || null, filter.userId || null, limit],
 			);
 			return rows.map((r) => ({

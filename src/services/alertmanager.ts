@@ -140,9 +140,14 @@ export interface AlertManagerClient {
 	listSilences(): Promise<AlertManagerSilence[]>;
 	/** One silence, or undefined when AlertManager does not know the id. */
 	getSilence(id: string): Promise<AlertManagerSilence | undefined>;
-	/** Expires a silence (`DELETE /api/v2/silence/{id}`); an unknown id is 500 in 0.25 and 404 later, both "already gone". */
+	/**
+	 * Expires a silence (`DELETE /api/v2/silence/{id}`); an unknown id is 500 in 0.25 and 404 later, both "already gone".
+	 */
 	expireSilence(id: string): Promise<"expired" | "unknown">;
-	/** A silence's state: "active", "pending", "expired", or "unknown" when AlertManager no longer knows the id (404, or 0.25's 500 "not found"). */
+	/**
+	 * A silence's state: "active", "pending", "expired", or "unknown" when AlertManager no longer knows the id (404, or
+	 * 0.25's 500 "not found").
+	 */
 	silenceState(id: string): Promise<string>;
 	/**
 	 * The alerts AlertManager holds that carry every given label (equality matchers) and, if given, go
@@ -153,7 +158,9 @@ export interface AlertManagerClient {
 		labels?: Readonly<Record<string, string>>;
 		matchers?: readonly Matcher[];
 		receiver?: string;
-		/** Only muted alerts (not active or unprocessed ones; an inhibited one that is also silenced stays): a smaller answer. */
+		/**
+		 * Only muted alerts (not active or unprocessed ones; an inhibited one that is also silenced stays): a smaller answer.
+		 */
 		silencedOnly?: boolean;
 	}): Promise<AlertManagerAlert[]>;
 	/** When the AlertManager process started (`GET /api/v2/status`, `uptime`): it keeps alerts only in memory. */

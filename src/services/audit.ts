@@ -59,7 +59,10 @@ export interface AuditPage {
 	readonly next?: AuditCursor;
 }
 
-/** Filters from raw option values (/audit's options, the CLI's flags): the last 24 hours unless since/until say otherwise. */
+/**
+ * Filters from raw option values (/audit's options, the CLI's flags): the last 24 hours unless since/until say
+ * otherwise.
+ */
 export function auditFilters(
 	raw: {
 		user?: string | null;
@@ -126,7 +129,10 @@ export function shortUserAgent(agent: string | null): string {
 export interface AuditService {
 	whoDeleted(environment: string, resourceType: string, resourceId: string): Promise<WhoDeletedResult>;
 	search(environment: string, filters: AuditFilters, page: { size: number; after?: AuditCursor }): Promise<AuditPage>;
-	/** Every matching event up to audit.maxRows, newest first, read page by page with the keyset cursor; `truncated` when more match. */
+	/**
+	 * Every matching event up to audit.maxRows, newest first, read page by page with the keyset cursor; `truncated` when
+	 * more match.
+	 */
 	searchAll(environment: string, filters: AuditFilters): Promise<{ events: AuditEvent[]; truncated: boolean }>;
 	/** Resource types present in the table, from a cache refreshed in the background. */
 	resourceTypes(environment: string): readonly string[];
@@ -177,9 +183,12 @@ export function createAuditService(deps: AuditDeps): AuditService {
 	>;
 	const table = `${quoteIdent(deps.table.schema)}.${quoteIdent(deps.table.table)}`;
 	// Aliases must not shadow column names: ORDER BY would sort by the alias (id as text) instead of the column.
-	const select = `SELECT ${c.id}::text AS row_id, ${c.timestamp} AS at, ${c.correlationId} AS correlation_id, ${c.action} AS action,
+	const select =
+		`SELECT ${c.id}::text AS row_id, ${c.timestamp} AS at, ${c.correlationId} AS correlation_id, ` +
+		`${c.action} AS action,
 		${c.resourceType} AS resource_type, ${c.resourceId} AS resource_id, ${c.userId} AS user_id, ${c.username} AS username,
-		${c.userEmail} AS user_email, host(${c.ipAddress}) AS ip_address, ${c.userAgent} AS user_agent, ${c.function} AS function,
+		${c.userEmail} AS user_email, host(${c.ipAddress}) AS ip_address, ${c.userAgent} AS user_agent, ` +
+		`${c.function} AS function,
 		${c.requestPath} AS request_path, ${c.requestMethod} AS request_method, ${c.success} AS success, ${c.error} AS error,
 		${c.durationMs}::float8 AS duration_ms, ${c.timestamp}::text AS at_text FROM ${table}`;
 	const typeCache = new Map<
@@ -217,7 +226,9 @@ export function createAuditService(deps: AuditDeps): AuditService {
 	function whoDeletedQuery(resourceType: string, resourceId: string) {
 		return {
 			// Served by the API's (resource_type, resource_id) index.
-			sql: `${select} WHERE ${c.resourceType} = $1 AND ${c.resourceId} = $2 AND ${c.action} = 'DELETE' ORDER BY ${c.timestamp} DESC, ${c.id} DESC LIMIT ${MAX_DELETES}`,
+			sql:
+				`${select} WHERE ${c.resourceType} = $1 AND ${c.resourceId} = $2 AND ${c.action} = 'DELETE' ORDER BY ` +
+				`${c.timestamp} DESC, ${c.id} DESC LIMIT ${MAX_DELETES}`,
 			params: [resourceType, resourceId],
 		};
 	}
@@ -265,7 +276,8 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			`WITH RECURSIVE t(v) AS (
 				(SELECT ${c.resourceType} FROM ${table} ORDER BY 1 LIMIT 1)
 				UNION ALL
-				SELECT (SELECT ${c.resourceType} FROM ${table} WHERE ${c.resourceType} > t.v ORDER BY 1 LIMIT 1) FROM t WHERE t.v IS NOT NULL
+				SELECT (SELECT ${c.resourceType} FROM ${table} WHERE ${c.resourceType} > t.v ORDER BY 1 LIMIT 1) ` +
+				`FROM t WHERE t.v IS NOT NULL
 			) SELECT v FROM t WHERE v IS NOT NULL LIMIT 500`,
 			[],
 		)
@@ -293,7 +305,8 @@ export function createAuditService(deps: AuditDeps): AuditService {
 		if (rangeDays <= 0) throw new UserFacingError([{ code: "since" }, " must be before ", { code: "until" }, "."]);
 		if (rangeDays > deps.table.maxRangeDays)
 			throw new UserFacingError(
-				`That range is ${Math.ceil(rangeDays)} days; the most opsbot searches at once is ${deps.table.maxRangeDays} days. Narrow since/until.`,
+				`That range is ${Math.ceil(rangeDays)} days; the most opsbot searches at once is ` +
+					`${deps.table.maxRangeDays} days. Narrow since/until.`,
 			);
 		const size = Math.min(Math.max(1, page.size), deps.table.maxRows);
 		const query = searchQuery(filters, { ...page, size });
@@ -301,7 +314,8 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			environment,
 			query.sql,
 			query.params,
-			"That search would scan too much of audit_log and was stopped. Narrow the time range, or search by user id, resource type and id (those are indexed).",
+			"That search would scan too much of audit_log and was stopped. Narrow the time range, or search by user id, " +
+				"resource type and id (those are indexed).",
 		);
 		const shown = rows.slice(0, size);
 		const last = shown.at(-1);
@@ -352,13 +366,15 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			const [lastActions, otherTypes] = await Promise.all([
 				read(
 					environment,
-					`${select} WHERE ${c.resourceType} = $1 AND ${c.resourceId} = $2 ORDER BY ${c.timestamp} DESC, ${c.id} DESC LIMIT 5`,
+					`${select} WHERE ${c.resourceType} = $1 AND ${c.resourceId} = $2 ` +
+						`ORDER BY ${c.timestamp} DESC, ${c.id} DESC LIMIT 5`,
 					[resourceType, resourceId],
 				),
 				// One index probe per known type, each capped, instead of a scan for the id alone (it has no index).
 				read<{ resource_type: string; rows: number }>(
 					environment,
-					`SELECT t AS resource_type, (SELECT count(*) FROM (SELECT 1 FROM ${table} WHERE ${c.resourceType} = t AND ${c.resourceId} = $2 LIMIT 1000) x)::int AS rows
+					`SELECT t AS resource_type, (SELECT count(*) FROM (SELECT 1 FROM ${table} WHERE ${c.resourceType} = t AND ` +
+						`${c.resourceId} = $2 LIMIT 1000) x)::int AS rows
 					 FROM unnest($1::text[]) t`,
 					[types.filter((t) => t !== resourceType), resourceId],
 				),
@@ -380,7 +396,8 @@ export function createAuditService(deps: AuditDeps): AuditService {
 			if (user && !/^\d{1,9}$/.test(user)) {
 				const column = user.includes("@") ? `lower(${c.userEmail})` : c.username;
 				suggestions.push(
-					`CREATE INDEX CONCURRENTLY ${quoteIdent(name(user.includes("@") ? "email_ts" : "username_ts"))} ON ${table} ((${column}), ${c.timestamp} DESC);`,
+					`CREATE INDEX CONCURRENTLY ${quoteIdent(name(user.includes("@") ? "email_ts" : "username_ts"))} ON ` +
+						`${table} ((${column}), ${c.timestamp} DESC);`,
 				);
 			}
 			// The API indexes user_id alone: over days, PostgreSQL walks the timestamp index and filters by user.
@@ -393,7 +410,8 @@ export function createAuditService(deps: AuditDeps): AuditService {
 				suggestions.push(`CREATE INDEX CONCURRENTLY ${quoteIdent(name("resource_id"))} ON ${table} (${c.resourceId});`);
 			if (filters.failedOnly)
 				suggestions.push(
-					`CREATE INDEX CONCURRENTLY ${quoteIdent(name("failed_ts"))} ON ${table} (${c.timestamp} DESC) WHERE NOT ${c.success};`,
+					`CREATE INDEX CONCURRENTLY ${quoteIdent(name("failed_ts"))} ON ${table} (${c.timestamp} DESC) WHERE NOT ` +
+						`${c.success};`,
 				);
 			return suggestions;
 		},

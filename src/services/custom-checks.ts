@@ -34,10 +34,12 @@ export async function sqlNumber(
 	sql: string,
 	timeoutMs: number,
 ): Promise<NumberOutcome> {
-	// A trailing semicolon would end the subquery; a trailing line comment would swallow the closing paren without the newline.
+	// A trailing semicolon would end the subquery; a trailing line comment would swallow the closing paren without the
+	// newline.
 	const text = `SELECT * FROM (\n${sql.trim().replace(/;\s*$/, "")}\n) AS opsbot_check LIMIT 2`;
 	const query: pg.QueryArrayConfig & { queryMode: "extended" } = { text, rowMode: "array", queryMode: "extended" };
-	// leaveNothing: rolled back, advisory locks dropped, so what a check set or took ends with it (config.ts refuses the known culprits by name).
+	// leaveNothing: rolled back, advisory locks dropped, so what a check set or took ends with it (config.ts refuses the
+	// known culprits by name).
 	const result = await db.transaction((client) => client.query(query), {
 		readOnly: true,
 		timeoutMs,
@@ -95,7 +97,10 @@ export function formatNumber(value: number): string {
 	return String(Number(value.toPrecision(3)));
 }
 
-/** Plain words for a failed PromQL query: Prometheus' own error kind, or why it could not be reached. Never its raw text. */
+/**
+ * Plain words for a failed PromQL query: Prometheus' own error kind, or why it could not be reached. Never its raw
+ * text.
+ */
 export function describePrometheusFailure(err: unknown): string {
 	if (err instanceof PrometheusQueryError) {
 		switch (err.errorType) {
@@ -114,7 +119,10 @@ export function describePrometheusFailure(err: unknown): string {
 	return `Prometheus: ${describeHttpFailure(err)}`;
 }
 
-/** Plain words for a failed SQL check, with its SQLSTATE so an admin can look it up. Never pg's message, which can quote data. */
+/**
+ * Plain words for a failed SQL check, with its SQLSTATE so an admin can look it up. Never pg's message, which can quote
+ * data.
+ */
 export function describeSqlFailure(err: unknown, timeoutMs: number): string {
 	const e = err as { code?: unknown; message?: unknown } | undefined;
 	const code = typeof e?.code === "string" ? e.code : "";

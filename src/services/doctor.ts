@@ -79,7 +79,10 @@ const ALL_PERMISSIONS = CHANNEL_PERMISSIONS.reduce((all, [bit]) => all | bit, Pe
 
 /** The OAuth2 URL that adds the bot to a server with the permissions above. */
 export function inviteUrl(applicationId: string): string {
-	return `https://discord.com/oauth2/authorize?client_id=${applicationId}&scope=bot+applications.commands&permissions=${ALL_PERMISSIONS}`;
+	return (
+		`https://discord.com/oauth2/authorize?client_id=${applicationId}&scope=bot+applications.commands&` +
+		`permissions=${ALL_PERMISSIONS}`
+	);
 }
 
 /** Runs every check; `environment` limits the service and SSH checks to one environment. */
@@ -118,7 +121,9 @@ function configFinding(config: Config, environments: readonly [string, Environme
 		area: "config",
 		subject: "config",
 		state: "ok",
-		detail: `${config.env.OPSBOT_CONFIG} is valid: ${environments.length} environment${environments.length === 1 ? "" : "s"} (${environments.map(([n]) => n).join(", ")})`,
+		detail:
+			`${config.env.OPSBOT_CONFIG} is valid: ${environments.length} ` +
+			`environment${environments.length === 1 ? "" : "s"} (${environments.map(([n]) => n).join(", ")})`,
 	};
 }
 
@@ -194,7 +199,9 @@ type Overwrite = { id: string; type: number; allow: string; deny: string };
 type GuildChannel = { id: string; name: string; type: number; permission_overwrites?: Overwrite[] };
 type GuildRole = { id: string; name: string; permissions: string; mentionable: boolean };
 
-/** The bot's permissions in a channel: @everyone and its roles, then the channel's overwrites, as Discord computes them. */
+/**
+ * The bot's permissions in a channel: @everyone and its roles, then the channel's overwrites, as Discord computes them.
+ */
 export function channelPermissions(
 	guildId: string,
 	memberId: string,
@@ -242,7 +249,8 @@ async function checkDiscord(config: Config): Promise<Finding[]> {
 					name,
 					"broken",
 					"not set",
-					`paste it into .env from https://discord.com/developers/applications (${name === "DISCORD_TOKEN" ? "Bot > Reset Token" : "General Information > Application ID"})`,
+					`paste it into .env from https://discord.com/developers/applications ` +
+						`(${name === "DISCORD_TOKEN" ? "Bot > Reset Token" : "General Information > Application ID"})`,
 				);
 		}
 		return found;
@@ -444,7 +452,9 @@ async function checkSsh(
 		fingerprint: `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`,
 		configLine: `hostKey: ${type} ${blob.toString("base64")}`,
 	};
-	const check = `compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_${type.replace(/^ssh-|-.*$/g, "")}_key.pub there), then pin it: the hostKey line below`;
+	const check =
+		`compare it with the host's own (ssh-keygen -lf ` +
+		`/etc/ssh/ssh_host_${type.replace(/^ssh-|-.*$/g, "")}_key.pub there), then pin it: the hostKey line below`;
 	if (!ssh.hostKey)
 		return {
 			finding: {
@@ -557,8 +567,11 @@ async function checkAlerts(config: Config): Promise<{ findings: Finding[]; snipp
 	}
 	const address = ["0.0.0.0", "::", ""].includes(alerts.listen.host) ? hostname() : alerts.listen.host;
 	const auth = basic
-		? `          basic_auth:\n            username: ${basic.split(":")[0]}\n            # holds the password part of WEBHOOK_BASIC_AUTH\n            password_file: /etc/alertmanager/opsbot-password`
-		: "          authorization:\n            type: Bearer\n            # holds the value of WEBHOOK_TOKEN\n            credentials_file: /etc/alertmanager/opsbot-token";
+		? `          basic_auth:\n            username: ${basic.split(":")[0]}\n` +
+			`            # holds the password part of WEBHOOK_BASIC_AUTH\n` +
+			`            password_file: /etc/alertmanager/opsbot-password`
+		: "          authorization:\n            type: Bearer\n            # holds the value of WEBHOOK_TOKEN\n" +
+			"            credentials_file: /etc/alertmanager/opsbot-token";
 	const snippet = `receivers:
   - name: opsbot
     webhook_configs:

@@ -223,7 +223,8 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 				const [row] = await db.read<{ version: string; used: string; max: number; reserved: number }>(
 					`SELECT current_setting('server_version') AS version,
 					        (SELECT count(*) FROM pg_stat_activity
-					          WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $1) AS used,
+					          WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name IS ` +
+						`DISTINCT FROM $1) AS used,
 					        current_setting('max_connections')::int AS max,
 					        current_setting('superuser_reserved_connections')::int AS reserved`,
 					[db.applicationName],
@@ -235,7 +236,9 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 				const ratio = used / usable;
 				return {
 					state: ratio >= 0.9 ? "degraded" : "ok",
-					detail: `PostgreSQL ${row.version.split(" ")[0]}, ${used} / ${usable} connections used (${Math.round(ratio * 100)} %)`,
+					detail:
+						`PostgreSQL ${row.version.split(" ")[0]}, ${used} / ${usable} connections used ` +
+						`(${Math.round(ratio * 100)} %)`,
 				};
 			},
 		});
@@ -258,7 +261,9 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 				// A client waits for a moment whenever PgBouncer opens a server connection; only a real wait is a problem.
 				return {
 					state: waiting > 0 && maxWait >= 1 ? "degraded" : "ok",
-					detail: `${pools.length} pool${pools.length === 1 ? "" : "s"}, ${waiting} client${waiting === 1 ? "" : "s"} waiting${waiting > 0 ? ` (longest ${maxWait.toFixed(1)} s)` : ""}`,
+					detail:
+						`${pools.length} pool${pools.length === 1 ? "" : "s"}, ${waiting} ` +
+						`client${waiting === 1 ? "" : "s"} waiting${waiting > 0 ? ` (longest ${maxWait.toFixed(1)} s)` : ""}`,
 				};
 			},
 		});
@@ -356,7 +361,8 @@ function planChecks(environment: string, config: EnvironmentConfig, deps: Health
 			checks.push({
 				name: check.name,
 				kind: "sql",
-				// statement_timeout is the query's budget; the margin lets PostgreSQL cancel it (and say so) before we stop waiting.
+				// statement_timeout is the query's budget; the margin lets PostgreSQL cancel it (and say so) before we stop
+				// waiting.
 				timeoutMs: check.timeoutMs + 1_000,
 				describe: (err) => describeSqlFailure(err, check.timeoutMs),
 				run: async () => {

@@ -42,7 +42,8 @@ const METRICS = [
 	"node_cpu_seconds_total",
 ];
 
-// Filesystems that hold no disk; node-exporter reports them (tmpfs is not in its default exclusions) but nobody fills them.
+// Filesystems that hold no disk; node-exporter reports them (tmpfs is not in its default exclusions) but nobody fills
+// them.
 const VIRTUAL_FSTYPES = new Set([
 	"tmpfs",
 	"ramfs",
@@ -194,7 +195,8 @@ const WORSE: Record<State, number> = { ok: 0, degraded: 1, down: 2 };
 const worse = (a: State, b: State): State => (WORSE[b] > WORSE[a] ? b : a);
 
 /**
- * The host's state and its line, the reason first: `disk / at 90 % (≥ 85 %) — disk 90/100 GB (90 %) · ram 3.0/5.3 GB (56 %) · load 0.4/core · up 12 d`.
+ * The host's state and its line, the reason first: `disk / at 90 % (≥ 85 %) — disk 90/100 GB (90 %) · ram 3.0/5.3
+ * GB (56 %) · load 0.4/core · up 12 d`.
  * Several node-exporter instances each get their part, `instance: …`, joined by "; ".
  */
 export function judgeHost(host: HostCheckConfig, figures: readonly HostFigures[]): { state: State; detail: string } {
@@ -266,13 +268,16 @@ function judgeInstance(host: HostCheckConfig, f: HostFigures): { state: State; t
 		const fullest = f.mounts.reduce((a, b) => (b.percent > a.percent ? b : a));
 		const over = diskProblems.length;
 		// The full ones are named in the reason already; with none, the fullest says how much room is left.
-		parts.push(
-			`disk: ${f.mounts.length - over} ok${over > 0 ? `, ${over} ≥ ${host.disk.degradedPercent} %` : ` (fullest ${flattenControls(fullest.mountpoint)} ${Math.floor(fullest.percent)} %)`}`,
-		);
+		const room =
+			over > 0
+				? `, ${over} ≥ ${host.disk.degradedPercent} %`
+				: ` (fullest ${flattenControls(fullest.mountpoint)} ${Math.floor(fullest.percent)} %)`;
+		parts.push(`disk: ${f.mounts.length - over} ok${room}`);
 	} else if (f.mounts.length > 0) {
-		parts.push(
-			`disk ${f.mounts.map((m) => `${alone ? "" : `${flattenControls(m.mountpoint)} `}${formatBytesPair(m.usedBytes, m.sizeBytes)} (${Math.floor(m.percent)} %)`).join(", ")}`,
-		);
+		const mount = (m: MountFigures) =>
+			`${alone ? "" : `${flattenControls(m.mountpoint)} `}` +
+			`${formatBytesPair(m.usedBytes, m.sizeBytes)} (${Math.floor(m.percent)} %)`;
+		parts.push(`disk ${f.mounts.map(mount).join(", ")}`);
 	}
 	for (const m of f.missingMounts.slice(0, PROBLEMS_NAMED)) {
 		state = worse(state, "degraded");

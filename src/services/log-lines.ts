@@ -30,7 +30,10 @@ export interface ReadableLine {
 	readonly fields: readonly [string, string][];
 }
 
-/** Reads a level as loggers spell it ("ERR", "Warning", "FATAL", "crit") as one of opsbot's levels; `info` when there is none. */
+/**
+ * Reads a level as loggers spell it ("ERR", "Warning", "FATAL", "crit") as one of opsbot's levels; `info` when there is
+ * none.
+ */
 export function severityOf(level: string | undefined): LogLevel {
 	const l = (level ?? "").toLowerCase();
 	if (/crit|fatal/.test(l)) return "critical";

@@ -114,7 +114,9 @@ export function grafanaExploreUrl(
 		queries: [{ refId: "A", expr: query }],
 		range: { from: String(startNs / NS_PER_MS), to: String(endNs / NS_PER_MS) },
 	});
-	const url = `${grafana.grafanaUrl.replace(/\/$/, "")}/explore?orgId=${grafana.grafanaOrgId ?? 1}&left=${encodeURIComponent(left)}`;
+	const url =
+		`${grafana.grafanaUrl.replace(/\/$/, "")}/explore?orgId=${grafana.grafanaOrgId ?? 1}&left=` +
+		`${encodeURIComponent(left)}`;
 	return url.length <= 512 ? url : undefined;
 }
 

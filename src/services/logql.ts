@@ -28,7 +28,9 @@ const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 export const LOG_LEVELS = ["debug", "info", "warning", "error", "critical"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** The words a line may use for each level; one definition for LogQL (Loki) and for filtering `docker logs` in opsbot. */
+/**
+ * The words a line may use for each level; one definition for LogQL (Loki) and for filtering `docker logs` in opsbot.
+ */
 export const LEVEL_WORDS: Record<LogLevel, string> = {
 	debug: "debug",
 	info: "info",
@@ -41,7 +43,10 @@ export const LEVEL_WORDS: Record<LogLevel, string> = {
 export const LEVEL_FIELD = "level";
 export const CORRELATION_FIELD = "correlation_id";
 
-/** What a correlation id may hold: enough for UUIDs and prefixed ids, nothing a boundary check could mistake for a separator. */
+/**
+ * What a correlation id may hold: enough for UUIDs and prefixed ids, nothing a boundary check could mistake for a
+ * separator.
+ */
 export const CORRELATION_ID = /^[A-Za-z0-9_.:@/+=-]{1,100}$/;
 /** CORRELATION_ID in words, for the error that refuses one. */
 export const CORRELATION_ID_RULE: Text = [
@@ -62,12 +67,17 @@ export interface LogSearch {
 	readonly correlation?: string;
 }
 
-/** RE2 (and JS) pattern for a plain-text line that mentions the level as a word: `ERROR`, `[error]`, `level=error`, not `errors`. */
+/**
+ * RE2 (and JS) pattern for a plain-text line that mentions the level as a word: `ERROR`, `[error]`, `level=error`, not
+ * `errors`.
+ */
 export function plainLevelPattern(level: LogLevel): string {
 	return `(?i)\\b(?:${LEVEL_WORDS[level]})\\b`;
 }
 
-/** RE2 (and JS) pattern for a plain-text line that carries exactly this id, not one that merely starts or ends with it. */
+/**
+ * RE2 (and JS) pattern for a plain-text line that carries exactly this id, not one that merely starts or ends with it.
+ */
 export function plainIdPattern(id: string): string {
 	return `(?:^|[^${ID_CHAR}])${escapeRegex(id)}(?:$|[^${ID_CHAR}])`;
 }

@@ -121,7 +121,10 @@ export function searchRange(request: LogSearchRequest, maxRangeHours: number): {
 	return { startNs, endNs };
 }
 
-/** One request for lines in [start, end): what came back and the limit actually applied (Loki may allow fewer than asked). */
+/**
+ * One request for lines in [start, end): what came back and the limit actually applied (Loki may allow fewer than
+ * asked).
+ */
 export type PageFetch = (range: {
 	start: bigint;
 	end: bigint;
@@ -129,7 +132,9 @@ export type PageFetch = (range: {
 	direction: "backward" | "forward";
 }) => Promise<{ lines: LogEntry[]; limit: number }>;
 
-/** Lines asked of Loki for a page of `count`: headroom for lines at the cursor's timestamp that are filtered out again. */
+/**
+ * Lines asked of Loki for a page of `count`: headroom for lines at the cursor's timestamp that are filtered out again.
+ */
 export function fetchLimit(count: number, max = LOKI_DEFAULT_MAX_ENTRIES): number {
 	return Math.min(max, count * 2 + 20);
 }
@@ -180,7 +185,8 @@ export async function pageExactly(
 		}
 		if (first.limit < limit || limit >= LOKI_DEFAULT_MAX_ENTRIES) {
 			throw new UserFacingError(
-				`More lines share one timestamp here than opsbot can page through with Loki's limit of ${first.limit} lines per query. Narrow the time range or add a filter.`,
+				`More lines share one timestamp here than opsbot can page through with Loki's limit of ${first.limit} ` +
+					`lines per query. Narrow the time range or add a filter.`,
 			);
 		}
 		limit = Math.min(LOKI_DEFAULT_MAX_ENTRIES, limit * 4);

@@ -68,7 +68,8 @@ export class MetricQueryError extends UserFacingError {
 	readonly resultType: string;
 	constructor(resultType: string) {
 		super(
-			`That LogQL is a metric query (Loki answered a ${resultType} of numbers, not log lines); /logs shows log lines. Run it in Grafana Explore, or drop the range aggregation to see the lines.`,
+			`That LogQL is a metric query (Loki answered a ${resultType} of numbers, not log lines); /logs shows log ` +
+				`lines. Run it in Grafana Explore, or drop the range aggregation to see the lines.`,
 		);
 		this.name = "MetricQueryError";
 		this.resultType = resultType;
@@ -110,7 +111,8 @@ export function explainLokiError(status: number, body: string, tenant?: string):
 		if (entries)
 			return new LokiError(
 				status,
-				`Loki returns at most ${entries[2]} lines per query (its max_entries_limit_per_query); ${entries[1]} were asked for. Lower the limit.`,
+				`Loki returns at most ${entries[2]} lines per query (its max_entries_limit_per_query); ${entries[1]} were ` +
+					`asked for. Lower the limit.`,
 				{ maxEntries: Number(entries[2]) },
 			);
 		const range = /query time range exceeds the limit \(query length: ([^,]+), limit: ([^)]+)\)/.exec(text);

@@ -10,7 +10,10 @@ export type PoolSeverity = "ok" | "warn" | "critical";
 
 /** The likely cause of trouble, as data; the report says it in words. */
 export type PoolCause =
-	/** Many connections from one application idle longer than `idleMinutes`: a client pool that keeps what it no longer uses. */
+	/**
+	 * Many connections from one application idle longer than `idleMinutes`: a client pool that keeps what it no longer
+	 * uses.
+	 */
 	| {
 			readonly kind: "stale-idle";
 			readonly count: number;

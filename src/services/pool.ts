@@ -99,7 +99,10 @@ export interface PoolService {
 		olderThanMinutes: number,
 		sessions?: EndableSessions,
 	): Promise<TerminationResult>;
-	/** Connections used over the last hours: from Prometheus (postgres-exporter) when configured, else opsbot's own samples. */
+	/**
+	 * Connections used over the last hours: from Prometheus (postgres-exporter) when configured, else opsbot's own
+	 * samples.
+	 */
 	history(environment: string): Promise<{ samples: readonly UsageSample[]; source: string }>;
 }
 
@@ -144,7 +147,8 @@ SELECT a.pid, a.backend_start::text AS backend_start, a.datname, a.usename, a.ap
 FROM (SELECT current_setting('max_connections')::int AS max_connections, current_database() AS current_database,
              current_setting('superuser_reserved_connections')::int AS reserved,
              (SELECT count(*) FROM pg_stat_activity
-               WHERE backend_type = 'client backend' AND (pid = pg_backend_pid() OR application_name = $1))::int AS own) s
+               WHERE backend_type = 'client backend'
+                 AND (pid = pg_backend_pid() OR application_name = $1))::int AS own) s
 LEFT JOIN pg_stat_activity a ON a.backend_type = 'client backend'
   AND a.pid <> pg_backend_pid() AND a.application_name IS DISTINCT FROM $1`;
 

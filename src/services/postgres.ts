@@ -117,12 +117,16 @@ export function createDatabase(options: DatabaseOptions): Database {
 /** Lazily created databases, one per environment; nothing connects until a command needs it. */
 export interface DatabaseRegistry {
 	get(environment: string): Database | undefined;
-	/** The database SQL checks run on: a pool of its own under `checksUrl` when the environment names one, else get()'s. */
+	/**
+	 * The database SQL checks run on: a pool of its own under `checksUrl` when the environment names one, else get()'s.
+	 */
 	forChecks(environment: string): Database | undefined;
 	close(): Promise<void>;
 }
 
-/** Builds the registry from a lookup of environment -> connection settings (`checksUrl`: postgres.checksUrlEnv's value). */
+/**
+ * Builds the registry from a lookup of environment -> connection settings (`checksUrl`: postgres.checksUrlEnv's value).
+ */
 export function createDatabaseRegistry(
 	settings: (environment: string) => (Omit<DatabaseOptions, "log"> & { readonly checksUrl?: string }) | undefined,
 	log: Logger,
@@ -217,29 +221,35 @@ export function pgUserFacingError(err: unknown, environment: string, timeoutMs?:
 	const within = timeoutMs ? ` within ${formatSeconds(timeoutMs)}` : " in time";
 	if (code === "28P01" || code === "28000") {
 		return new UserFacingError(
-			`opsbot could not log in to the PostgreSQL of ${environment} (authentication failed). An admin should check the user and password in its database URL.`,
+			`opsbot could not log in to the PostgreSQL of ${environment} (authentication failed). An admin should check ` +
+				`the user and password in its database URL.`,
 			{ cause: err },
 		);
 	}
 	if (code === "3D000")
 		return new UserFacingError(
-			`The PostgreSQL of ${environment} has no such database. An admin should check the database name in opsbot's database URL.`,
+			`The PostgreSQL of ${environment} has no such database. An admin should check the database name in opsbot's ` +
+				`database URL.`,
 			{ cause: err },
 		);
 	if (code === "53300")
 		return new UserFacingError(
-			`The PostgreSQL of ${environment} refused opsbot's connection: too many connections (max_connections reached). See /pool ${environment}.`,
+			`The PostgreSQL of ${environment} refused opsbot's connection: too many connections (max_connections ` +
+				`reached). See /pool ${environment}.`,
 			{ cause: err },
 		);
 	if (code === "57014" || described === "timed out") {
 		return new UserFacingError(
-			`The PostgreSQL of ${environment} did not answer${within} (${code === "57014" ? "statement_timeout" : "timed out"}): it may be overloaded or the table locked. Try again in a moment; /health ${environment} shows whether it is up.`,
+			`The PostgreSQL of ${environment} did not answer${within} ` +
+				`(${code === "57014" ? "statement_timeout" : "timed out"}): it may be overloaded or the table locked. Try ` +
+				`again in a moment; /health ${environment} shows whether it is up.`,
 			{ cause: err, unavailable: true },
 		);
 	}
 	if (UNREACHABLE.has(code) || described === "connection terminated") {
 		return new UserFacingError(
-			`The PostgreSQL of ${environment} is not reachable (${described}). Check /health ${environment} and try again once it is back.`,
+			`The PostgreSQL of ${environment} is not reachable (${described}). Check /health ${environment} and try ` +
+				`again once it is back.`,
 			{ cause: err, unavailable: true },
 		);
 	}

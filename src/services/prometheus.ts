@@ -66,7 +66,9 @@ const InstantAnswer = z.object({
 	]),
 });
 
-/** One sample of an instant vector: its labels (with `__name__` for raw series), value and evaluation time (unix ms). */
+/**
+ * One sample of an instant vector: its labels (with `__name__` for raw series), value and evaluation time (unix ms).
+ */
 export interface InstantSample {
 	readonly metric: Readonly<Record<string, string>>;
 	readonly value: number;

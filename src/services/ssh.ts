@@ -270,7 +270,8 @@ function userFacingSshError(
 				? "the host may be down or unreachable over SSH"
 				: (at.slowAdvice ?? "the command did not finish");
 		return new SshUnavailableError(
-			`${at.command} on ${at.host} did not answer within ${Number((err.ms / 1000).toFixed(1))} s (${advice}). Try again, or check /health ${at.environment}.`,
+			`${at.command} on ${at.host} did not answer within ${Number((err.ms / 1000).toFixed(1))} s (${advice}). Try ` +
+				`again, or check /health ${at.environment}.`,
 			{ cause: err },
 		);
 	}

@@ -10,8 +10,12 @@ export interface GatewayLease {
 	stop(): Promise<void>;
 }
 
-/** Takes the lease if it is free or expired, or renews it if this holder has it; returns a row when this holder holds it now. */
-const CLAIM_SQL = `INSERT INTO opsbot_state.gateway_lease AS l (id, holder, expires_at) VALUES (1, $1, clock_timestamp() + make_interval(secs => $2::float8 / 1000))
+/**
+ * Takes the lease if it is free or expired, or renews it if this holder has it; returns a row when this holder holds it
+ * now.
+ */
+const CLAIM_SQL = `INSERT INTO opsbot_state.gateway_lease AS l (id, holder, expires_at)
+	VALUES (1, $1, clock_timestamp() + make_interval(secs => $2::float8 / 1000))
 	ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 	WHERE l.holder = excluded.holder OR l.expires_at < clock_timestamp()
 	RETURNING holder`;

@@ -33,17 +33,20 @@ export function createPostgresPendingStore<T>(
 				`WITH capped AS (
 					DELETE FROM opsbot_state.pending WHERE token IN (
 						SELECT token FROM opsbot_state.pending WHERE kind = $2 AND user_id = $3 ORDER BY created_at DESC OFFSET $6))
-				INSERT INTO opsbot_state.pending (token, kind, user_id, value, expires_at) VALUES ($1, $2, $3, $4::jsonb, clock_timestamp() + make_interval(secs => $5::double precision / 1000))`,
+				INSERT INTO opsbot_state.pending (token, kind, user_id, value, expires_at)
+				VALUES ($1, $2, $3, $4::jsonb, clock_timestamp() + make_interval(secs => $5::double precision / 1000))`,
 				[token, kind, userId, encodeState(value), ttlMs, maxPerUser - 1],
 			);
 			// Expired rows are swept now and then, not on every put (an index on expires_at keeps it cheap).
 			if (++puts % 50 === 1)
 				await db.query("DELETE FROM opsbot_state.pending WHERE expires_at < clock_timestamp() - interval '1 minute'");
-			// Bounded in all too: past maxEntries the oldest entry of whoever holds the most goes (the one putting wins ties, so a flood evicts its own).
+			// Bounded in all too: past maxEntries the oldest entry of whoever holds the most goes (the one putting wins ties, so
+			// a flood evicts its own).
 			await db.query(
 				`DELETE FROM opsbot_state.pending WHERE token = (
 					SELECT token FROM opsbot_state.pending WHERE kind = $1 AND user_id = (
-						SELECT user_id FROM opsbot_state.pending WHERE kind = $1 GROUP BY user_id ORDER BY count(*) DESC, (user_id = $2) DESC LIMIT 1)
+						SELECT user_id FROM opsbot_state.pending WHERE kind = $1 GROUP BY user_id
+						ORDER BY count(*) DESC, (user_id = $2) DESC LIMIT 1)
 					ORDER BY created_at LIMIT 1)
 				AND (SELECT count(*) FROM opsbot_state.pending WHERE kind = $1) > $3`,
 				[kind, userId, maxEntries],
@@ -52,7 +55,8 @@ export function createPostgresPendingStore<T>(
 		},
 		async take(token, userId) {
 			const { rows } = await db.query<{ value: unknown; expired: boolean }>(
-				"DELETE FROM opsbot_state.pending WHERE token = $1 AND kind = $2 AND user_id = $3 RETURNING value::text AS value, expires_at <= clock_timestamp() AS expired",
+				"DELETE FROM opsbot_state.pending WHERE token = $1 AND kind = $2 AND user_id = $3 " +
+					"RETURNING value::text AS value, expires_at <= clock_timestamp() AS expired",
 				[token, kind, userId],
 			);
 			const row = rows[0];
@@ -61,7 +65,8 @@ export function createPostgresPendingStore<T>(
 		},
 		async peek(token, userId) {
 			const { rows } = await db.query<{ value: unknown; expired: boolean }>(
-				"SELECT value::text AS value, expires_at <= clock_timestamp() AS expired FROM opsbot_state.pending WHERE token = $1 AND kind = $2 AND user_id = $3",
+				"SELECT value::text AS value, expires_at <= clock_timestamp() AS expired FROM opsbot_state.pending " +
+					"WHERE token = $1 AND kind = $2 AND user_id = $3",
 				[token, kind, userId],
 			);
 			const row = rows[0];
@@ -70,7 +75,8 @@ export function createPostgresPendingStore<T>(
 		},
 		async update(token, userId, value) {
 			await db.query(
-				"UPDATE opsbot_state.pending SET value = $4::jsonb WHERE token = $1 AND kind = $2 AND user_id = $3 AND expires_at > clock_timestamp()",
+				"UPDATE opsbot_state.pending SET value = $4::jsonb WHERE token = $1 AND kind = $2 AND user_id = $3 " +
+					"AND expires_at > clock_timestamp()",
 				[token, kind, userId, encodeState(value)],
 			);
 		},

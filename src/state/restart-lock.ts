@@ -55,7 +55,8 @@ export function holderIsGone(holder: string | null): boolean {
 		return false;
 	}
 	if (parsed.host !== THIS_PROCESS.host || typeof parsed.pid !== "number" || parsed.pid <= 0) return false;
-	if (parsed.pid === THIS_PROCESS.pid) return false; // this process, or one before it with the same pid: the heartbeat tells
+	// this process, or one before it with the same pid: the heartbeat tells
+	if (parsed.pid === THIS_PROCESS.pid) return false;
 	try {
 		process.kill(parsed.pid, 0);
 		return false;
@@ -86,7 +87,8 @@ function heartbeats(beat: (key: string) => Promise<unknown>) {
  * restarts; the others read why not.
  */
 export function createPostgresRestartLock(db: StateDatabase, holder = thisProcessHolder()): RestartLock {
-	const stale = `CASE WHEN r.heartbeat_at IS NULL THEN r.started_at <= clock_timestamp() - make_interval(secs => ${LEGACY_STALE_MS / 1000})
+	const stale = `CASE WHEN r.heartbeat_at IS NULL
+		THEN r.started_at <= clock_timestamp() - make_interval(secs => ${LEGACY_STALE_MS / 1000})
 		ELSE r.heartbeat_at <= clock_timestamp() - make_interval(secs => ${HEARTBEAT_STALE_MS / 1000}) END`;
 	const beats = heartbeats((key) =>
 		db.query(
@@ -111,7 +113,8 @@ export function createPostgresRestartLock(db: StateDatabase, holder = thisProces
 				if (row.holder === holder || (!gone && !row.stale)) return { ok: false, reason: "running" };
 				// Compare-and-set: of replicas taking over at once, the first renews the claim and the rest find it fresh.
 				const taken = await db.query(
-					`UPDATE opsbot_state.restarts r SET running = true, started_at = clock_timestamp(), heartbeat_at = clock_timestamp(), holder = $2
+					`UPDATE opsbot_state.restarts r
+					SET running = true, started_at = clock_timestamp(), heartbeat_at = clock_timestamp(), holder = $2
 					WHERE key = $1 AND running AND ((${stale}) OR ($3::text IS NOT NULL AND holder = $3)) RETURNING key`,
 					[key, holder, gone ? row.holder : null],
 				);
@@ -129,7 +132,8 @@ export function createPostgresRestartLock(db: StateDatabase, holder = thisProces
 			const { rows } = await db.query(
 				`INSERT INTO opsbot_state.restarts AS r (key, running, started_at, last_at, holder, heartbeat_at)
 				VALUES ($1, true, clock_timestamp(), clock_timestamp(), $3, clock_timestamp())
-				ON CONFLICT (key) DO UPDATE SET running = true, started_at = clock_timestamp(), heartbeat_at = clock_timestamp(), holder = $3
+				ON CONFLICT (key) DO UPDATE
+				SET running = true, started_at = clock_timestamp(), heartbeat_at = clock_timestamp(), holder = $3
 				WHERE NOT r.running AND r.last_at <= clock_timestamp() - make_interval(secs => $2::double precision / 1000)
 				RETURNING key`,
 				[key, cooldownMs, holder],
@@ -150,14 +154,18 @@ export function createPostgresRestartLock(db: StateDatabase, holder = thisProces
 		async release(key) {
 			beats.stop(key);
 			await db.query(
-				"UPDATE opsbot_state.restarts SET running = false, last_at = clock_timestamp(), holder = NULL, heartbeat_at = NULL WHERE key = $1 AND running AND holder = $2",
+				"UPDATE opsbot_state.restarts SET running = false, last_at = clock_timestamp(), holder = NULL, " +
+					"heartbeat_at = NULL WHERE key = $1 AND running AND holder = $2",
 				[key, holder],
 			);
 		},
 	};
 }
 
-/** The same claims in the state file's `restarts` table (one process, surviving its restart): see createPostgresRestartLock. */
+/**
+ * The same claims in the state file's `restarts` table (one process, surviving its restart): see
+ * createPostgresRestartLock.
+ */
 export function createSqliteRestartLock(
 	db: () => {
 		exec(sql: string): void;
@@ -219,7 +227,8 @@ export function createSqliteRestartLock(
 			beats.stop(key);
 			db()
 				.prepare(
-					"UPDATE restarts SET running = 0, last_at = ?, holder = NULL, heartbeat_at = NULL WHERE key = ? AND running = 1 AND holder = ?",
+					"UPDATE restarts SET running = 0, last_at = ?, holder = NULL, heartbeat_at = NULL WHERE key = ? " +
+						"AND running = 1 AND holder = ?",
 				)
 				.run(now(), key, holder);
 		},

@@ -109,7 +109,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 	INSERT INTO episodes (group_id, episode, channel, name, environment, severity, started_at, acked_at, acked_by,
 		firing_alerts, alert_count)
 	SELECT id, episode, channel,
-		coalesce(json_extract(last_payload, '$.commonLabels.alertname'), json_extract(last_payload, '$.groupLabels.alertname'), '?'),
+		coalesce(json_extract(last_payload, '$.commonLabels.alertname'), json_extract(last_payload, ` +
+		`'$.groupLabels.alertname'), '?'),
 		coalesce(json_extract(last_payload, '$.commonLabels.env'), json_extract(last_payload, '$.commonLabels.environment')),
 		lower(json_extract(last_payload, '$.commonLabels.severity')),
 		first_firing_at, json_extract(ack, '$.at'), json_extract(ack, '$.username'),

@@ -46,7 +46,8 @@ export async function waitForStateDatabase(
 		for (let tries = 1; ; tries++) {
 			log.error(
 				{ reason, retryInSeconds: backoffMs / 1000, tries },
-				`the state database (STATE_DATABASE_URL) is not reachable (${reason}): opsbot waits for it, without Discord commands or alert relay until then`,
+				`the state database (STATE_DATABASE_URL) is not reachable (${reason}): opsbot waits for it, without ` +
+					`Discord commands or alert relay until then`,
 			);
 			await pause(backoffMs, options.signal);
 			if (await attempt()) break;

@@ -63,7 +63,7 @@ describe("AlertManager API v2 reads the silence watch relies on (real AlertManag
 	afterAll(() => am?.stop());
 	const client = () => createAlertManagerClient({ url: am.url, timeoutMs: 2_000 });
 
-	it("lists the unresolved alerts carrying exactly the given labels, quoting awkward values, and none once they ended", async () => {
+	it("lists unresolved alerts with exactly the given labels, quoting awkward values, none once they ended", async () => {
 		const labels = { alertname: "Quoted", path: 'C:\\logs "main"', env: "production" };
 		await postAlerts(am.url, [{ labels }, { labels: { ...labels, env: "staging" } }]);
 

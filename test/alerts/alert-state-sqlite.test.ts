@@ -33,7 +33,7 @@ async function storeWithOneGroup(): Promise<{ path: string; pages: number }> {
 }
 
 describe("SQLite alert store when the disk is full", () => {
-	it("fails accept with SQLite's own 'database or disk is full', not a failed rollback, and says it is not writable", async () => {
+	it("fails accept with SQLite's 'database or disk is full', not a failed rollback, and says not writable", async () => {
 		const { path, pages } = await storeWithOneGroup();
 		const store = openAlertStore(path, { maxPageCount: pages });
 
@@ -50,7 +50,7 @@ describe("SQLite alert store when the disk is full", () => {
 		await store.close();
 	});
 
-	it("logs the real cause, answers AlertManager 500 and /readyz 503 'not writable', and recovers once there is room", async () => {
+	it("logs the real cause, answers AlertManager 500, /readyz 503 'not writable'; recovers once freed", async () => {
 		const { path, pages } = await storeWithOneGroup();
 		const full = openAlertStore(path, { maxPageCount: pages });
 		const { log, lines } = capturingLog();

@@ -99,34 +99,38 @@ describe("alert delivery when sending fails", () => {
 		expect(discord.posted[0]!.embed.description).toContain("⚠️ The chart could not be attached.");
 	});
 
-	it("logs a local failure as an error and gives up after a bounded number of attempts instead of retrying for ever", async () => {
-		const store = openStore();
-		const { log, lines } = capturingLog();
-		const discord = sender(() => new TypeError("a bug"));
-		await store.accept(payload(2), [{ channel: "1" }]);
-		const delivery = startDelivery({ store, sender: discord, log, pollMs: 10 });
+	it(
+		"logs a local failure as an error and gives up after a " +
+			"bounded number of attempts instead of retrying for ever",
+		async () => {
+			const store = openStore();
+			const { log, lines } = capturingLog();
+			const discord = sender(() => new TypeError("a bug"));
+			await store.accept(payload(2), [{ channel: "1" }]);
+			const delivery = startDelivery({ store, sender: discord, log, pollMs: 10 });
 
-		// Backoff makes later attempts wait; move each retry due now so the test sees them all.
-		for (let i = 0; i < 200 && (await store.pending()) > 0; i++) {
-			const due = await store.next("1", Date.now() + 120_000);
-			if (due) await store.retryLater(due, Date.now() - 1);
-			await new Promise((resolve) => setTimeout(resolve, 20));
-		}
-		await delivery.stop();
+			// Backoff makes later attempts wait; move each retry due now so the test sees them all.
+			for (let i = 0; i < 200 && (await store.pending()) > 0; i++) {
+				const due = await store.next("1", Date.now() + 120_000);
+				if (due) await store.retryLater(due, Date.now() - 1);
+				await new Promise((resolve) => setTimeout(resolve, 20));
+			}
+			await delivery.stop();
 
-		expect(await store.pending()).toBe(0);
-		expect(discord.tries).toBeLessThanOrEqual(MAX_LOCAL_ATTEMPTS + 2);
-		expect(
-			lines
-				.filter((l) => l.msg === "alert delivery failed inside opsbot (a bug, not Discord); will retry")
-				.every((l) => l.level === 50),
-		).toBe(true);
-		expect(
-			lines.some(
-				(l) => l.level === 50 && l.msg === "alert delivery kept failing inside opsbot (a bug); dropping the message",
-			),
-		).toBe(true);
-	});
+			expect(await store.pending()).toBe(0);
+			expect(discord.tries).toBeLessThanOrEqual(MAX_LOCAL_ATTEMPTS + 2);
+			expect(
+				lines
+					.filter((l) => l.msg === "alert delivery failed inside opsbot (a bug, not Discord); will retry")
+					.every((l) => l.level === 50),
+			).toBe(true);
+			expect(
+				lines.some(
+					(l) => l.level === 50 && l.msg === "alert delivery kept failing inside opsbot (a bug); dropping the message",
+				),
+			).toBe(true);
+		},
+	);
 
 	it("tells Discord's refusals, outages and network errors from opsbot's own bugs", () => {
 		const refused = new DiscordAPIError({ code: 50035, message: "Invalid Form Body" }, 50035, 400, "POST", "/x", {
@@ -150,7 +154,7 @@ describe("alert delivery when sending fails", () => {
 });
 
 describe("alert delivery when the store fails after Discord took the message", () => {
-	it("records the message later instead of posting it again, and stops the channel until the store can write", async () => {
+	it("records the message later instead of reposting it, and stops the channel until the store can write", async () => {
 		const store = openStore();
 		const { log, lines } = capturingLog();
 		const discord = sender(() => undefined);

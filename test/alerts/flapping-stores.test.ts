@@ -33,7 +33,7 @@ describe.each([
 		async () => openPostgresAlertStore(await freshStateDatabase("opsbot_flap"), pino({ level: "silent" }), { policy }),
 	],
 ] as const)("flapping in the %s store (alerts.regroupMinutes)", (_name, open) => {
-	it("re-opens the same card when a group fires again within the window, counting the flaps and keeping the ack", async () => {
+	it("re-opens the same card when a group fires again within the window, counting flaps, keeping the ack", async () => {
 		const store = await open();
 		await store.accept(payload(1), targets, T0);
 		await deliver(store, "m1", T0);
@@ -58,7 +58,7 @@ describe.each([
 		await store.close();
 	});
 
-	it("starts a new episode after the window, whose card links the previous episode's message, on every edit", async () => {
+	it("starts a new episode after the window, whose card links the last episode's message on every edit", async () => {
 		const store = await open();
 		await store.accept(payload(1), targets, T0);
 		await deliver(store, "m1", T0);

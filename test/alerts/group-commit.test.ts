@@ -104,25 +104,29 @@ function groupCommitContract(name: string, open: () => Promise<AlertStore>): voi
 			await store.close();
 		});
 
-		it("keeps at most two undelivered rows per episode however many updates arrive, and sends the newest after the one in flight", async () => {
-			const store = await open();
-			await store.accept(group("g", 1), targets);
-			const inFlight = (await store.next("1"))!;
+		it(
+			"keeps at most two undelivered rows per episode however many updates arrive, and sends the newest after " +
+				"the one in flight",
+			async () => {
+				const store = await open();
+				await store.accept(group("g", 1), targets);
+				const inFlight = (await store.next("1"))!;
 
-			for (const n of [2, 3, 4]) await store.accept(group("g", n), targets);
-			await Promise.all([5, 6, 7].map((n) => store.accept(group("g", n), targets)));
-			const undelivered = await store.pending();
-			await store.delivered(inFlight, "m1");
-			const newest = (await store.next("1"))!;
-			await store.delivered(newest, "m1");
+				for (const n of [2, 3, 4]) await store.accept(group("g", n), targets);
+				await Promise.all([5, 6, 7].map((n) => store.accept(group("g", n), targets)));
+				const undelivered = await store.pending();
+				await store.delivered(inFlight, "m1");
+				const newest = (await store.next("1"))!;
+				await store.delivered(newest, "m1");
 
-			expect(undelivered).toBe(2);
-			expect(newest).toMatchObject({ messageId: "m1", episode: 1 });
-			expect(newest.payload.alerts).toHaveLength(7);
-			expect(await store.next("1")).toBeUndefined();
-			expect(await store.pending()).toBe(0);
-			await store.close();
-		});
+				expect(undelivered).toBe(2);
+				expect(newest).toMatchObject({ messageId: "m1", episode: 1 });
+				expect(newest.payload.alerts).toHaveLength(7);
+				expect(await store.next("1")).toBeUndefined();
+				expect(await store.pending()).toBe(0);
+				await store.close();
+			},
+		);
 
 		it("writes each webhook to every channel its route names", async () => {
 			const store = await open();
@@ -194,7 +198,7 @@ describe("group commit (PostgreSQL) with two replicas and refused payloads", () 
 		await store.close();
 	});
 
-	it("counts a webhook sent to both replicas at once (AlertManager HA) once, whatever the two batches share", async () => {
+	it("counts a webhook sent to both replicas at once (AlertManager HA) once, whatever both batches share", async () => {
 		const url = await postgresUrl();
 		const log = pino({ level: "silent" });
 		const [a, b] = await Promise.all([openPostgresAlertStore(url, log), openPostgresAlertStore(url, log)]);

@@ -112,7 +112,9 @@ describe("transition: what one notification does to a group", () => {
 			want: { kind: "update", episode: 3, status: "resolved", keep: [10], supersede: [] },
 		},
 		{
-			case: "a resolved group firing again opens the next episode, clears ack, silence and restart, and leaves the resolve's rows alone",
+			case:
+				"a resolved group firing again opens the next episode, clears ack, silence and restart, and leaves " +
+				"the resolve's rows alone",
 			head: head({ status: "resolved", firstFiringAt: T0 - 3_600_000, undelivered: [10, 12] }),
 			note: note(),
 			want: {
@@ -234,7 +236,7 @@ describe("planAccepts: what a batch of webhooks writes", () => {
 		expect(plan.enqueue).toEqual([{ groupId: id(), episode: 3, job: 0, at: T0 }]);
 	});
 
-	it("decides a batch as one by one: the episode's first row keeps its place, only the newest of the rest is written", () => {
+	it("decides a batch as one by one: the episode's first row keeps its place, only the newest other is written", () => {
 		const jobs = [
 			job({ signature: "a", now: T0 }),
 			job({ groupKey: "other", signature: "x", now: T0 + 1 }),

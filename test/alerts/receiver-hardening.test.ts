@@ -201,7 +201,9 @@ function trickle(
 ): { closed: Promise<{ afterMs: number; status: number }> } {
 	const started = Date.now();
 	const socket = connect(port, "127.0.0.1");
-	const head = `POST /alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAuthorization: Bearer ${token}\r\nContent-Length: 100000\r\n\r\n`;
+	const head =
+		`POST /alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+		`Authorization: Bearer ${token}\r\nContent-Length: 100000\r\n\r\n`;
 	let data = "";
 	let sent = 0;
 	const text = what === "body" ? "{".repeat(100_000) : head;
@@ -228,7 +230,7 @@ function trickle(
 }
 
 describe("webhook receiver against slow clients", () => {
-	it("cuts off a body sent one byte at a time at the request deadline, and keeps serving webhooks meanwhile", async () => {
+	it("cuts off a body sent one byte at a time at the request deadline, serving webhooks meanwhile", async () => {
 		const { port, store } = await startReceiver({
 			requestTimeoutMs: 500,
 			headersTimeoutMs: 300,
@@ -285,8 +287,13 @@ describe("webhook receiver against deeply nested JSON", () => {
 	const nested = (levels: number) => `${'{"a":'.repeat(levels)}1${"}".repeat(levels)}`;
 	const arrays = (levels: number) => `${"[".repeat(levels)}${"]".repeat(levels)}`;
 	const inValid = (deep: string, where: "body" | "alert" | "label") => {
-		const alert = `{"status":"firing","labels":{"alertname":"Deep"${where === "label" ? `,"x":${deep}` : ""}},"startsAt":"2026-11-24T12:00:00Z","fingerprint":"abc"${where === "alert" ? `,"x":${deep}` : ""}}`;
-		return `{"version":"4","groupKey":"{}:{alertname=\\"Deep\\"}","status":"firing","receiver":"opsbot","alerts":[${alert}]${where === "body" ? `,"x":${deep}` : ""}}`;
+		const alert =
+			`{"status":"firing","labels":{"alertname":"Deep"${where === "label" ? `,"x":${deep}` : ""}},` +
+			`"startsAt":"2026-11-24T12:00:00Z","fingerprint":"abc"${where === "alert" ? `,"x":${deep}` : ""}}`;
+		return (
+			`{"version":"4","groupKey":"{}:{alertname=\\"Deep\\"}","status":"firing","receiver":"opsbot",` +
+			`"alerts":[${alert}]${where === "body" ? `,"x":${deep}` : ""}}`
+		);
 	};
 
 	it.each([10_000, 100_000])(

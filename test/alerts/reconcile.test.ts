@@ -83,7 +83,7 @@ describe("planReconcile", () => {
 		expect(plan.found).toEqual([]);
 	});
 
-	it("finds only active alerts past the grace: not suppressed ones (never notified), not young ones (its to send)", () => {
+	it("finds only active alerts past the grace: not suppressed (never notified), not young ones (its to send)", () => {
 		const plan = planReconcile(
 			[],
 			[
@@ -183,7 +183,7 @@ describe("startReconciler", () => {
 		return { reconciler, resolved, accepted };
 	}
 
-	it("never reads a cluster where no member answers as 'nothing fires': it resolves nothing and names the environments", async () => {
+	it("never reads an unreachable cluster as 'nothing fires': resolves nothing and names the environments", async () => {
 		const { reconciler, resolved } = run([unreachable("http://a"), unreachable("http://b")]);
 		const outcome = await reconciler.pass();
 		await reconciler.stop();

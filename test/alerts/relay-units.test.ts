@@ -75,7 +75,8 @@ describe("alert text from the payload", () => {
 		});
 
 		expect(message.content).toBe(
-			"<@&9> 🔴 \\[Open runbook\\]\\(<https://evil.example/x>\\) @\u200beveryone \\*\\*now\\*\\* \\# \\<@123\\> (1 of 1)",
+			"<@&9> 🔴 \\[Open runbook\\]\\(<https://evil.example/x>\\) @\u200beveryone \\*\\*now\\*\\* \\# \\<@123\\> " +
+				"(1 of 1)",
 		);
 		expect(message.allowedMentions).toEqual({ parse: [], roles: ["9"] });
 	});

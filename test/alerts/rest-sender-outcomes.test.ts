@@ -44,7 +44,7 @@ describe("the REST sender's outcomes (through discord.js to the Discord double)"
 		await double.close();
 	});
 
-	it("reports a post as posted with Discord's id, an edit as edited, and an edit of a deleted message as gone", async () => {
+	it("reports a post as posted with Discord's id, an edit as edited, an edit of a deleted message as gone", async () => {
 		const sender = withOutcomes(restSender(rest));
 
 		const posted = await sender.post(CHANNEL, card("first"), "outcome-post");

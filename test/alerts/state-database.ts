@@ -3,7 +3,10 @@ import { inject } from "vitest";
 
 let created = 0;
 
-/** A new, empty database on the test PostgreSQL for one alert store (opsbot's state never shares the application's); returns its URL. */
+/**
+ * A new, empty database on the test PostgreSQL for one alert store (opsbot's state never shares the application's);
+ * returns its URL.
+ */
 export async function freshStateDatabase(name = "opsbot_state"): Promise<string> {
 	const postgres = inject("postgres");
 	const database = `${name}_${process.pid}_${created++}`;

@@ -105,7 +105,7 @@ function firing(
 }
 
 describe("storm summary rendering", () => {
-	it("lists every firing group, severity first and then newest, with its count and a link once its message exists", () => {
+	it("lists every firing group, severity first then newest, with its count and a link once its message exists", () => {
 		const groups = firing(4, {
 			posted: (i) => i === 1,
 			severity: (i) => (i === 0 ? "critical" : i === 3 ? "info" : "warning"),
@@ -138,34 +138,38 @@ describe("storm summary rendering", () => {
 		expect(message.allowedMentions).toEqual({ parse: [], roles: [] });
 	});
 
-	it("stays within Discord's limits at any size: counts first, the first 15 groups with links, the rest in the attached full list", () => {
-		for (const n of [1, 50, 400, 5_000]) {
-			const view = stormView(firing(n, { posted: (i) => i % 2 === 0 }), {
-				guildId: GUILD,
-				channel: CHANNEL,
-				startedAt: 1_764_000_000_000,
-				seen: new Set(),
-			});
+	it(
+		"stays within Discord's limits at any size: counts first, the first 15 groups with links, the rest in the " +
+			"attached full list",
+		() => {
+			for (const n of [1, 50, 400, 5_000]) {
+				const view = stormView(firing(n, { posted: (i) => i % 2 === 0 }), {
+					guildId: GUILD,
+					channel: CHANNEL,
+					startedAt: 1_764_000_000_000,
+					seen: new Set(),
+				});
 
-			const { message, listed } = renderStormSummary(view);
-			const total = message.embeds.reduce((sum, e) => sum + (e.title?.length ?? 0) + (e.description?.length ?? 0), 0);
+				const { message, listed } = renderStormSummary(view);
+				const total = message.embeds.reduce((sum, e) => sum + (e.title?.length ?? 0) + (e.description?.length ?? 0), 0);
 
-			expect(messageProblems(message as unknown as Record<string, unknown>), `${n} groups`).toEqual([]);
-			expect(total).toBeLessThanOrEqual(6_000);
-			expect(message.embeds).toHaveLength(1);
-			if (n > 15) {
-				expect(listed).toHaveLength(n); // 15 in the embed, every one in the attached storm.txt
-				expect(message.embeds[0]!.description).toContain(`**Alerts:** Group0 1 · Group1 1 · Group10 1`);
-				expect(message.embeds[0]!.description).toContain(`… and ${n - 15} more (full list attached: storm.txt)`);
-				expect(message.embeds[0]!.description).toContain(
-					`[**Group${n - 2}**](https://discord.com/channels/${GUILD}/${CHANNEL}/`,
-				);
-				const file = message.files[0]!.data.toString("utf8");
-				expect(file.match(/^\[WARNING\] Group\d+ · \d firing since /gm)).toHaveLength(n);
-				expect(file).toContain(`https://discord.com/channels/${GUILD}/${CHANNEL}/1000000000000000000`);
-			} else expect(listed).toHaveLength(n);
-		}
-	});
+				expect(messageProblems(message as unknown as Record<string, unknown>), `${n} groups`).toEqual([]);
+				expect(total).toBeLessThanOrEqual(6_000);
+				expect(message.embeds).toHaveLength(1);
+				if (n > 15) {
+					expect(listed).toHaveLength(n); // 15 in the embed, every one in the attached storm.txt
+					expect(message.embeds[0]!.description).toContain(`**Alerts:** Group0 1 · Group1 1 · Group10 1`);
+					expect(message.embeds[0]!.description).toContain(`… and ${n - 15} more (full list attached: storm.txt)`);
+					expect(message.embeds[0]!.description).toContain(
+						`[**Group${n - 2}**](https://discord.com/channels/${GUILD}/${CHANNEL}/`,
+					);
+					const file = message.files[0]!.data.toString("utf8");
+					expect(file.match(/^\[WARNING\] Group\d+ · \d firing since /gm)).toHaveLength(n);
+					expect(file).toContain(`https://discord.com/channels/${GUILD}/${CHANNEL}/1000000000000000000`);
+				} else expect(listed).toHaveLength(n);
+			}
+		},
+	);
 
 	it("says what is missing when the full list cannot be attached", () => {
 		const view = stormView(firing(400), { channel: CHANNEL, startedAt: 0, seen: new Set() });
@@ -194,7 +198,8 @@ describe("storm summary rendering", () => {
 		expect(over.embeds[0]).toMatchObject({ title: "🌤️ Alert storm over: 2 groups still firing", color: 0xf39c12 });
 		expect(over.embeds[0]!.description).toBe(
 			[
-				"5 alert groups fired here from <t:1764000000:t> to <t:1764000240:t> (4 min). Each has its own message above, now up to date.",
+				"5 alert groups fired here from <t:1764000000:t> to <t:1764000240:t> (4 min). Each has its own message " +
+					"above, now up to date.",
 				"",
 				`🟠 [**Group1**](https://discord.com/channels/${GUILD}/${CHANNEL}/1000000000000000001) · 2 firing`,
 				`🟠 [**Group0**](https://discord.com/channels/${GUILD}/${CHANNEL}/1000000000000000000) · 1 firing`,
@@ -206,71 +211,79 @@ describe("storm summary rendering", () => {
 });
 
 describe("channel pacer", () => {
-	it("lets `count` writes into a window measured from Discord's answers, and learns the budget and empty buckets from Discord's headers", () => {
-		const pacer = createChannelPacer({ count: 2, windowMs: 1_000 }, 0);
-		const answered = [pacer.begin("a"), pacer.begin("a")];
+	it(
+		"lets `count` writes into a window measured from Discord's answers, and learns the budget and empty " +
+			"buckets from Discord's headers",
+		() => {
+			const pacer = createChannelPacer({ count: 2, windowMs: 1_000 }, 0);
+			const answered = [pacer.begin("a"), pacer.begin("a")];
 
-		const whileInFlight = pacer.delay("a");
-		for (const done of answered) done();
-		const now = Date.now();
-		const afterAnswers = pacer.delay("a", now);
-		const otherChannel = pacer.delay("b", now);
-		pacer.learn("b", { limit: 5, remaining: 0, resetAfterMs: 3_000 }, now);
-		pacer.learn("d", { limit: 50, remaining: 49, resetAfterMs: 1_000 }, now);
+			const whileInFlight = pacer.delay("a");
+			for (const done of answered) done();
+			const now = Date.now();
+			const afterAnswers = pacer.delay("a", now);
+			const otherChannel = pacer.delay("b", now);
+			pacer.learn("b", { limit: 5, remaining: 0, resetAfterMs: 3_000 }, now);
+			pacer.learn("d", { limit: 50, remaining: 49, resetAfterMs: 1_000 }, now);
 
-		expect(whileInFlight).toBeGreaterThan(0);
-		expect(afterAnswers).toBeGreaterThan(900);
-		expect(pacer.capacity("a", 5_000, now)).toBe(10);
-		expect(pacer.capacity("c", 5_000, now)).toBe(12);
-		expect(pacer.delay("a", now + 1_001)).toBe(0);
-		expect(otherChannel).toBe(0);
-		expect(pacer.delay("b", now)).toBe(3_000);
-		expect(pacer.capacity("b", 5_000, now)).toBe(5 + 8);
-		expect(pacer.capacity("d", 5_000, now)).toBe(50 + 250);
-	});
+			expect(whileInFlight).toBeGreaterThan(0);
+			expect(afterAnswers).toBeGreaterThan(900);
+			expect(pacer.capacity("a", 5_000, now)).toBe(10);
+			expect(pacer.capacity("c", 5_000, now)).toBe(12);
+			expect(pacer.delay("a", now + 1_001)).toBe(0);
+			expect(otherChannel).toBe(0);
+			expect(pacer.delay("b", now)).toBe(3_000);
+			expect(pacer.capacity("b", 5_000, now)).toBe(5 + 8);
+			expect(pacer.capacity("d", 5_000, now)).toBe(50 + 250);
+		},
+	);
 });
 
 describe("alert delivery in a storm", () => {
-	it("posts one summary, sends every group once (critical and first-firing first, within the budget), then records the storm as over", async () => {
-		const store = openStore();
-		const discord = fakeDiscord();
-		const names = Array.from({ length: 30 }, (_, i) => `Group${i}`);
-		for (const [i, name] of names.entries())
-			await store.accept(group(name, i % 10 === 5 ? "critical" : "warning"), [{ channel: CHANNEL }]);
+	it(
+		"posts one summary, sends every group once (critical and first-firing first, within the budget), then " +
+			"records the storm as over",
+		async () => {
+			const store = openStore();
+			const discord = fakeDiscord();
+			const names = Array.from({ length: 30 }, (_, i) => `Group${i}`);
+			for (const [i, name] of names.entries())
+				await store.accept(group(name, i % 10 === 5 ? "critical" : "warning"), [{ channel: CHANNEL }]);
 
-		const delivery = startDelivery({
-			store,
-			sender: discord.sender,
-			log: pino({ level: "silent" }),
-			pollMs: 20,
-			guildId: GUILD,
-			budget: BUDGET,
-			stormAfterMs: 200,
-		});
-		await new Promise((resolve) => setTimeout(resolve, 300));
-		await store.accept(group("Group3", "warning", 5), [{ channel: CHANNEL }]); // an update while it waits
-		await delivery.drained();
-		await delivery.stop();
+			const delivery = startDelivery({
+				store,
+				sender: discord.sender,
+				log: pino({ level: "silent" }),
+				pollMs: 20,
+				guildId: GUILD,
+				budget: BUDGET,
+				stormAfterMs: 200,
+			});
+			await new Promise((resolve) => setTimeout(resolve, 300));
+			await store.accept(group("Group3", "warning", 5), [{ channel: CHANNEL }]); // an update while it waits
+			await delivery.drained();
+			await delivery.stop();
 
-		const posts = discord.calls.filter((c) => c.kind === "post");
-		expect(posts[0]!.title).toMatch(/^🌩️ Alert storm: 30 groups firing \(3 critical\)$/);
-		expect(posts.slice(1, 4).map((c) => c.title)).toEqual([
-			"🔴 CRITICAL · Group5",
-			"🔴 CRITICAL · Group15",
-			"🔴 CRITICAL · Group25",
-		]);
-		for (const name of names) expect(discord.groupMessages(CHANNEL, name), name).toHaveLength(1);
-		expect(discord.groupMessages(CHANNEL, "Group3")[0]![1].message).toMatchObject({
-			embed: { title: "🟠 WARNING · Group3", description: expect.stringContaining("5 of 5 firing") },
-		});
-		expect(discord.summaries(CHANNEL)).toHaveLength(1);
-		expect(titleOf(discord.summaries(CHANNEL)[0]![1].message)).toBe("🌤️ Alert storm over: 30 groups still firing");
-		expect(discord.calls.filter((c) => c.kind === "edit" && c.id === posts[0]!.id).length).toBeGreaterThanOrEqual(1);
-		expectPaced(discord.calls);
-		expect(await store.stormSummary(CHANNEL)).toMatchObject({ state: "over", messageId: posts[0]!.id });
-		expect((await store.stormSummary(CHANNEL))!.groups).toHaveLength(30);
-		expect(await store.pending()).toBe(0);
-	});
+			const posts = discord.calls.filter((c) => c.kind === "post");
+			expect(posts[0]!.title).toMatch(/^🌩️ Alert storm: 30 groups firing \(3 critical\)$/);
+			expect(posts.slice(1, 4).map((c) => c.title)).toEqual([
+				"🔴 CRITICAL · Group5",
+				"🔴 CRITICAL · Group15",
+				"🔴 CRITICAL · Group25",
+			]);
+			for (const name of names) expect(discord.groupMessages(CHANNEL, name), name).toHaveLength(1);
+			expect(discord.groupMessages(CHANNEL, "Group3")[0]![1].message).toMatchObject({
+				embed: { title: "🟠 WARNING · Group3", description: expect.stringContaining("5 of 5 firing") },
+			});
+			expect(discord.summaries(CHANNEL)).toHaveLength(1);
+			expect(titleOf(discord.summaries(CHANNEL)[0]![1].message)).toBe("🌤️ Alert storm over: 30 groups still firing");
+			expect(discord.calls.filter((c) => c.kind === "edit" && c.id === posts[0]!.id).length).toBeGreaterThanOrEqual(1);
+			expectPaced(discord.calls);
+			expect(await store.stormSummary(CHANNEL)).toMatchObject({ state: "over", messageId: posts[0]!.id });
+			expect((await store.stormSummary(CHANNEL))!.groups).toHaveLength(30);
+			expect(await store.pending()).toBe(0);
+		},
+	);
 
 	it("sends a few groups without a summary when the channel can post them within seconds", async () => {
 		const store = openStore();

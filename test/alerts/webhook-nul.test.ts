@@ -17,10 +17,13 @@ const token = randomBytes(24).toString("hex");
 const config = OpsFileSchema.shape.alerts.unwrap().parse({ defaultChannel: CHANNEL, maxBodyBytes: 1_000_000 });
 
 // As AlertManager sends it: JSON escapes U+0000 as \u0000, in values and in keys.
-const NUL_BODY = String.raw`{"version":"4","groupKey":"{}:{alertname=\"Disk\u0000Full\"}","status":"firing","receiver":"opsbot",
+const NUL_BODY =
+	String.raw`{"version":"4","groupKey":"{}:{alertname=\"Disk\u0000Full\"}",` +
+	String.raw`"status":"firing","receiver":"opsbot",
 	"groupLabels":{"alertname":"Disk\u0000Full"},"commonLabels":{"alertname":"Disk\u0000Full","severity":"critical"},
 	"commonAnnotations":{"summary":"disk\u0000 full"},"notification_reason":"x\u0000",
-	"alerts":[{"status":"firing","labels":{"alertname":"Disk\u0000Full","path\u0000":"/var"},"annotations":{"description":"\u0000"},
+	"alerts":[{"status":"firing","labels":{"alertname":"Disk\u0000Full","path\u0000":"/var"},` +
+	String.raw`"annotations":{"description":"\u0000"},
 	"startsAt":"2026-11-24T12:00:00Z","fingerprint":"0123456789abcdef"}]}`;
 
 describe("webhook schema and NUL characters", () => {

@@ -168,7 +168,7 @@ describe("/logs paging by buttons against a real Loki", () => {
 		};
 	}
 
-	it("pages Older from the last line shown, so 120 matches show as 0–19, 20–39, … with none skipped (defect 2)", async () => {
+	it("pages Older from the last line shown: 120 matches as 0–19, 20–39, …, none skipped (defect 2)", async () => {
 		const first = await search({ service: "api", since: "1h" });
 		const pages = [shownLines(first.reply)];
 		let older = first.older;
@@ -210,7 +210,7 @@ describe("/logs paging by buttons against a real Loki", () => {
 		expect(shownLines(home.reply)).toEqual(shownLines(first.reply));
 	});
 
-	it("refuses forged cursors with a clear message and never asks Loki for anything outside the original range", async () => {
+	it("refuses forged cursors with a clear message, never asking Loki for anything outside the first range", async () => {
 		const first = await search({ service: "api", since: "1h", limit: 2 });
 		const forged = [
 			"0:0123456789abcdef",

@@ -129,13 +129,14 @@ describe("/logs over SSH says plainly when the host does not answer in time", ()
 		for (const { error, ms } of [pressed, searched]) {
 			expect(error).toBeInstanceOf(UserFacingError);
 			expect((error as Error).message).toBe(
-				"docker logs on 127.0.0.1 did not answer within 0.5 s (the host may be down or unreachable over SSH). Try again, or check /health staging.",
+				"docker logs on 127.0.0.1 did not answer within 0.5 s (the host may be down or unreachable over SSH). Try " +
+					"again, or check /health staging.",
 			);
 			expect(ms).toBeLessThan(5_000);
 		}
 	});
 
-	it("explains a docker logs that connects but does not finish in time, for Download and for the first page", async () => {
+	it("explains a docker logs that connects but does not finish in time, for Download and the first page", async () => {
 		const ctx = contextFor({ port: sshd.port, hostKey: sshd.hostKey, timeoutMs: 2_000 }, sshd.privateKeyPath);
 
 		const pressed = await failure(download(ctx));
@@ -144,7 +145,8 @@ describe("/logs over SSH says plainly when the host does not answer in time", ()
 		for (const { error, ms } of [pressed, searched]) {
 			expect(error).toBeInstanceOf(UserFacingError);
 			expect((error as Error).message).toBe(
-				"docker logs on 127.0.0.1 did not answer within 2 s (there may be too many lines; narrow the time range). Try again, or check /health staging.",
+				"docker logs on 127.0.0.1 did not answer within 2 s (there may be too many lines; narrow the time range). " +
+					"Try again, or check /health staging.",
 			);
 			expect(ms).toBeLessThan(8_000);
 		}

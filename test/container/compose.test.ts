@@ -66,7 +66,7 @@ describe("compose.yaml, the example that joins opsbot to the team's stack", () =
 		for (const name of environmentNames) expect(name).not.toMatch(/TOKEN|PASSWORD|SECRET|BASIC_AUTH|DATABASE_URL|KEY/);
 	});
 
-	it("mounts the ops config read-only where the image looks for it, and keeps state in one named volume at /data", () => {
+	it("mounts the ops config read-only where the image looks for it; keeps state in one named volume at /data", () => {
 		const configTarget = /ENV[\s\S]*?OPSBOT_CONFIG=(\S+)/.exec(dockerfile)?.[1];
 		const volumes = opsbot?.volumes ?? [];
 
@@ -98,7 +98,7 @@ describe("compose.yaml, the example that joins opsbot to the team's stack", () =
 		}
 	});
 
-	it("points AlertManager at opsbot's webhook with the token from a credentials file, and amtool accepts the config", () => {
+	it("points AlertManager at opsbot's webhook with the token from a credentials file; amtool accepts the config", () => {
 		requireBinary("/usr/bin/amtool", "amtool", "prometheus-alertmanager");
 		const config = parse(composeAlertmanagerConfig()) as {
 			receivers: {
@@ -124,14 +124,18 @@ describe("compose.yaml, the example that joins opsbot to the team's stack", () =
 			),
 		);
 
-		const out = execFileSync("/usr/bin/amtool", ["check-config", join(dir, "alertmanager.yml")], { encoding: "utf8" });
+		const out = execFileSync("/usr/bin/amtool", ["check-config", join(dir, "alertmanager.yml")], {
+			encoding: "utf8",
+		});
 
 		expect(out).toContain("SUCCESS");
 		expect(webhook?.url).toBe("http://opsbot:9095/alerts");
 		expect(webhook?.send_resolved).toBe(true);
 		expect(webhook?.http_config.authorization).toEqual({
 			type: "Bearer",
-			credentials_file: `/run/secrets/${typeof tokenSecret === "object" ? (tokenSecret.target ?? tokenSecret.source) : ""}`,
+			credentials_file: `/run/secrets/${
+				typeof tokenSecret === "object" ? (tokenSecret.target ?? tokenSecret.source) : ""
+			}`,
 		});
 	});
 });

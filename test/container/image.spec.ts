@@ -122,7 +122,8 @@ describe("the container image: built with podman, run against the Discord double
 access: { commands: { health: [everyone] } }
 environments:
   local:
-    http: [{ name: backend, url: "http://127.0.0.1:${(api.address() as AddressInfo).port}/api/health", timeoutMs: 2000 }]
+    http: [{ name: backend, url: "http://127.0.0.1:${(api.address() as AddressInfo).port}/api/health", timeoutMs: ` +
+				`2000 }]
   slow:
     http: [{ name: backend, url: "http://127.0.0.1:${(api.address() as AddressInfo).port}/slow", timeoutMs: 5000 }]
 alerts:
@@ -136,7 +137,8 @@ alerts:
 		envFile = join(dir, "opsbot.env");
 		writeFileSync(
 			envFile,
-			`DISCORD_TOKEN=${randomBytes(24).toString("base64url")}\nDISCORD_APPLICATION_ID=${double.applicationId}\nDISCORD_API_URL=${double.apiUrl}\nWEBHOOK_TOKEN=${webhookToken}\n`,
+			`DISCORD_TOKEN=${randomBytes(24).toString("base64url")}\nDISCORD_APPLICATION_ID=${double.applicationId}\n` +
+				`DISCORD_API_URL=${double.apiUrl}\nWEBHOOK_TOKEN=${webhookToken}\n`,
 			{ mode: 0o600 },
 		);
 
@@ -210,7 +212,8 @@ alerts:
 			const state = await podmanOk(["inspect", name, "--format", "{{.State.Status}} {{.State.ExitCode}}"]);
 			if (!state.startsWith("running") || Date.now() > deadline)
 				throw new Error(
-					`opsbot not ready in its container (${state}):\n${(await podman(["logs", name])).stderr.slice(-3_000)}${JSON.stringify(lines.slice(-10))}`,
+					`opsbot not ready in its container (${state}):\n` +
+						`${(await podman(["logs", name])).stderr.slice(-3_000)}${JSON.stringify(lines.slice(-10))}`,
 				);
 			await new Promise((done) => setTimeout(done, 200));
 		}
@@ -234,7 +237,9 @@ alerts:
 		const baseBytes = Number(
 			await podmanOk(["image", "inspect", "docker.io/library/node:24-slim", "--format", "{{.Size}}"]),
 		);
-		figures.image = `${(bytes / 1e6).toFixed(0)} MB (base ${(baseBytes / 1e6).toFixed(0)} MB + opsbot ${((bytes - baseBytes) / 1e6).toFixed(0)} MB)`;
+		figures.image =
+			`${(bytes / 1e6).toFixed(0)} MB (base ${(baseBytes / 1e6).toFixed(0)} MB + opsbot ` +
+			`${((bytes - baseBytes) / 1e6).toFixed(0)} MB)`;
 		// From the lockfile: dev-only packages must be absent; every runtime one that applies to linux/x64/glibc present.
 		const lock = JSON.parse(readFileSync("package-lock.json", "utf8")) as {
 			packages: Record<string, { dev?: boolean; os?: string[]; cpu?: string[]; libc?: string[] }>;
@@ -245,7 +250,9 @@ alerts:
 		const runtime = installed
 			.filter(([, p]) => !p.dev && fits(p.os, "linux") && fits(p.cpu, "x64") && fits(p.libc, "glibc"))
 			.map(([path]) => path);
-		const script = `cd /app; for p in "$@"; do [ -e "$p" ] && echo "present $p" || echo "missing $p"; done; for t in gcc cc make python3 g++ curl; do command -v $t; done; ls -A /app`;
+		const script =
+			`cd /app; for p in "$@"; do [ -e "$p" ] && echo "present $p" || echo "missing $p"; done; for ` +
+			`t in gcc cc make python3 g++ curl; do command -v $t; done; ls -A /app`;
 		const out = (
 			await podmanOk(["run", "--rm", "--entrypoint", "sh", IMAGE, "-c", script, "sh", ...devOnly, ...runtime])
 		).split("\n");
@@ -284,7 +291,8 @@ alerts:
 		const writeData = await podman(["exec", first, "touch", "/data/probe"]);
 
 		expect(Number(uid)).not.toBe(0);
-		expect(pid1.split("\0").filter(Boolean)).toEqual(["node", "--max-semi-space-size=4", "src/main.ts"]); // npm start's command; signals go straight to node
+		// npm start's command; signals go straight to node
+		expect(pid1.split("\0").filter(Boolean)).toEqual(["node", "--max-semi-space-size=4", "src/main.ts"]);
 		expect(writeApp.code).not.toBe(0);
 		expect(writeData.code).toBe(0);
 		expect((await podmanOk(["exec", first, "ls", "/data"])).split("\n")).toContain("opsbot.sqlite");

@@ -18,7 +18,7 @@ async function post(apiUrl: string, channel: string) {
 }
 
 describe("Discord double with a per-channel rate limit", () => {
-	it("takes 5 message writes per window per channel, then answers 429 with retry_after and the bucket headers", async () => {
+	it("takes 5 message writes per window per channel, then answers 429 with retry_after and bucket headers", async () => {
 		const double = await startDiscordDouble({
 			guild: {
 				channels: [

@@ -69,7 +69,10 @@ export type InteractionInput = (
 			channelId?: string;
 	  }
 ) & {
-	/** Where it is sent from: another guild's id, or null for a DM (user, no member, context 1). Default: the double's guild. */
+	/**
+	 * Where it is sent from: another guild's id, or null for a DM (user, no member, context 1). Default: the double's
+	 * guild.
+	 */
 	guildId?: string | null;
 };
 
@@ -414,7 +417,9 @@ export async function startDiscordDouble(options: DoubleOptions = {}): Promise<D
 		};
 	}
 
-	/** Attachments for uploaded files: `attachments[]` entries refer to files[n] by index `n`; each gets an id of its own. */
+	/**
+	 * Attachments for uploaded files: `attachments[]` entries refer to files[n] by index `n`; each gets an id of its own.
+	 */
 	function attachmentsFrom(files: readonly RecordedFile[], body: Json): Json[] {
 		const described = (i: number) =>
 			arr(body.attachments).find((a) => String((a as Json).id) === String(i)) as Json | undefined;

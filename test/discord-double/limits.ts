@@ -1,4 +1,6 @@
-/** Discord's documented limits (docs/PROTOCOLS.md §5.2, §5.5), enforced by the double like Discord: 400, code 50035. */
+/**
+ * Discord's documented limits (docs/PROTOCOLS.md §5.2, §5.5), enforced by the double like Discord: 400, code 50035.
+ */
 
 interface Problem {
 	readonly path: string;
@@ -223,7 +225,10 @@ function walkComponents(components: Json[], at: string, visit: (c: Json, pointer
 	});
 }
 
-/** Discord's button rules: link buttons carry a url and no custom_id, premium ones only a sku_id, the others a custom_id and no url; all but premium show a label or an emoji. */
+/**
+ * Discord's button rules: link buttons carry a url and no custom_id, premium ones only a sku_id, the others a custom_id
+ * and no url; all but premium show a label or an emoji.
+ */
 function buttonProblems(button: Json): [string, string][] {
 	const style = Number(button.style);
 	const has = (k: string) => button[k] !== undefined && button[k] !== null;

@@ -21,68 +21,72 @@ function request(overrides: Partial<SpecRequest>): SpecRequest {
 const broken = (overrides: Partial<SpecRequest>) => specViolations(request(overrides)).map((v) => [v.pointer, v.rule]);
 
 describe("the Discord double's request validator (Discord's OpenAPI spec plus its documented limits)", () => {
-	it("passes what opsbot sends: an alert with embeds and buttons, a deferred reply, an edit with an upload, a command registration", () => {
-		const alert = {
-			content: "<@&300000000000000001>",
-			embeds: [
-				{
-					title: "🔥 ApiDown",
-					description: "down",
-					color: 0xe74c3c,
-					fields: [{ name: "Host", value: "api-1", inline: true }],
-					footer: { text: "opsbot" },
-					timestamp: new Date(0).toISOString(),
-				},
-			],
-			components: [
-				row(button("alert:ack:1"), button("alert:silence:1", "Silence 1h"), {
-					type: 2,
-					style: 5,
-					label: "Runbook",
-					url: "https://runbooks.example.com/api",
-				}),
-			],
-			allowed_mentions: { parse: [], roles: ["300000000000000001"] },
-			nonce: "abc",
-			enforce_nonce: true,
-		};
-
-		expect(broken({ body: alert })).toEqual([]);
-		expect(
-			broken({
-				path: "/interactions/1/tok-abc/callback",
-				query: new URLSearchParams({ with_response: "true" }),
-				body: { type: 5, data: { flags: 64 } },
-			}),
-		).toEqual([]);
-		expect(
-			broken({
-				method: "PATCH",
-				path: "/webhooks/1/tok-abc/messages/@original",
-				kind: "multipart",
-				body: {
-					embeds: [{ title: "chart", image: { url: "attachment://chart.png" } }],
-					attachments: [{ id: 0, filename: "chart.png" }],
-				},
-				fileFields: ["files[0]"],
-			}),
-		).toEqual([]);
-		expect(
-			broken({
-				method: "PUT",
-				path: "/applications/1/guilds/2/commands",
-				body: [
+	it(
+		"passes what opsbot sends: an alert with embeds and buttons, a deferred reply, an edit with an upload, a " +
+			"command registration",
+		() => {
+			const alert = {
+				content: "<@&300000000000000001>",
+				embeds: [
 					{
-						name: "health",
-						description: "Check services",
-						default_member_permissions: "0",
-						options: [{ type: 3, name: "env", description: "Environment", autocomplete: true }],
+						title: "🔥 ApiDown",
+						description: "down",
+						color: 0xe74c3c,
+						fields: [{ name: "Host", value: "api-1", inline: true }],
+						footer: { text: "opsbot" },
+						timestamp: new Date(0).toISOString(),
 					},
 				],
-			}),
-		).toEqual([]);
-		expect(broken({ method: "GET", path: "/gateway/bot", kind: "none", body: undefined })).toEqual([]);
-	});
+				components: [
+					row(button("alert:ack:1"), button("alert:silence:1", "Silence 1h"), {
+						type: 2,
+						style: 5,
+						label: "Runbook",
+						url: "https://runbooks.example.com/api",
+					}),
+				],
+				allowed_mentions: { parse: [], roles: ["300000000000000001"] },
+				nonce: "abc",
+				enforce_nonce: true,
+			};
+
+			expect(broken({ body: alert })).toEqual([]);
+			expect(
+				broken({
+					path: "/interactions/1/tok-abc/callback",
+					query: new URLSearchParams({ with_response: "true" }),
+					body: { type: 5, data: { flags: 64 } },
+				}),
+			).toEqual([]);
+			expect(
+				broken({
+					method: "PATCH",
+					path: "/webhooks/1/tok-abc/messages/@original",
+					kind: "multipart",
+					body: {
+						embeds: [{ title: "chart", image: { url: "attachment://chart.png" } }],
+						attachments: [{ id: 0, filename: "chart.png" }],
+					},
+					fileFields: ["files[0]"],
+				}),
+			).toEqual([]);
+			expect(
+				broken({
+					method: "PUT",
+					path: "/applications/1/guilds/2/commands",
+					body: [
+						{
+							name: "health",
+							description: "Check services",
+							default_member_permissions: "0",
+							options: [{ type: 3, name: "env", description: "Environment", autocomplete: true }],
+						},
+					],
+				}),
+			).toEqual([]);
+			expect(broken({ method: "GET", path: "/gateway/bot", kind: "none", body: undefined })).toEqual([]);
+		},
+	);
 
 	it("names a route Discord does not have, and a method the route does not take", () => {
 		expect(broken({ path: "/channels/1/messagez" })).toEqual([["", "route"]]);
@@ -100,7 +104,7 @@ describe("the Discord double's request validator (Discord's OpenAPI spec plus it
 		expect(broken({ query: new URLSearchParams({ wait: "true" }) })).toEqual([["query/wait", "additionalProperties"]]);
 	});
 
-	it("checks a JSON body, and multipart's payload_json, against the operation's schema with a JSON pointer to the fault", () => {
+	it("checks a JSON body, and multipart's payload_json, against the operation's schema, pointing at the fault", () => {
 		expect(broken({ body: { embeds: [{ title: "t".repeat(257) }] } })).toEqual([["/embeds/0/title", "maxLength"]]);
 		expect(
 			broken({ kind: "multipart", body: { embeds: [{ title: "t", color: "red" }] }, fileFields: ["files[0]"] }),
@@ -108,7 +112,10 @@ describe("the Discord double's request validator (Discord's OpenAPI spec plus it
 		expect(
 			broken({
 				path: "/interactions/1/tok/callback",
-				body: { type: 8, data: { choices: Array.from({ length: 26 }, (_, i) => ({ name: `c${i}`, value: `c${i}` })) } },
+				body: {
+					type: 8,
+					data: { choices: Array.from({ length: 26 }, (_, i) => ({ name: `c${i}`, value: `c${i}` })) },
+				},
 			}),
 		).toEqual([["/data/choices", "maxItems"]]);
 		expect(
@@ -125,7 +132,7 @@ describe("the Discord double's request validator (Discord's OpenAPI spec plus it
 		]);
 	});
 
-	it("checks uploads against files[n]: field names, and attachments that name an upload the request does not carry", () => {
+	it("checks uploads against files[n]: field names, and attachments naming an upload the request does not carry", () => {
 		expect(broken({ kind: "multipart", body: { content: "x" }, fileFields: ["file"] })).toEqual([
 			["files/0", "files[n]"],
 		]);
@@ -181,7 +188,8 @@ describe("the Discord double's request validator (Discord's OpenAPI spec plus it
 		const [violation] = specViolations(request({ body: { content: "x".repeat(2_001) } }));
 
 		expect(formatViolation(violation!)).toBe(
-			`POST /channels/${CHANNEL}/messages (create_message): /content: content-length: content is 2001 characters; Discord takes at most 2,000`,
+			`POST /channels/${CHANNEL}/messages (create_message): /content: content-length: content is 2001 characters; ` +
+				`Discord takes at most 2,000`,
 		);
 	});
 
@@ -194,7 +202,7 @@ describe("the Discord double's request validator (Discord's OpenAPI spec plus it
 });
 
 describe("the Discord double refuses what Discord would, and fails the test", () => {
-	it("answers 400 with Discord's error shape, records the violation, and close() rejects while one is left", async () => {
+	it("answers 400 with Discord's error shape, records the violation; close() rejects while one is left", async () => {
 		const double = await startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "ops" }] } });
 		const res = await fetch(`${double.apiUrl}/v10/channels/${CHANNEL}/messages`, {
 			method: "POST",
@@ -226,7 +234,7 @@ describe("the Discord double refuses what Discord would, and fails the test", ()
 		);
 	});
 
-	it("answers 404 for a route Discord does not have, and takeViolations() hands the violations to the test", async () => {
+	it("answers 404 for a route Discord does not have; takeViolations() hands the violations to the test", async () => {
 		const double = await startDiscordDouble();
 		try {
 			const res = await fetch(`${double.apiUrl}/v10/channels/${double.channelIds[0]}/messagez`, {

@@ -152,7 +152,8 @@ function readDiscordSpecPath(path: string): string {
 	if (!existsSync(path)) {
 		throw new Error(
 			`Discord's OpenAPI spec not found at ${path}. The Discord double validates every request against ` +
-				"../shared/discord-api-spec/openapi.json beside the repository (github.com/discord/discord-api-spec, see that folder's README).",
+				"../shared/discord-api-spec/openapi.json beside the repository (github.com/discord/discord-api-spec, see " +
+				"that folder's README).",
 		);
 	}
 	return path;
@@ -396,7 +397,8 @@ function rebase(schema: unknown): unknown {
 /**
  * The errors that explain why `instance` fails `schema`. Where a union (anyOf/oneOf) fails, every
  * branch reports; the explanation is the closest branch's (the one with the fewest errors, found
- * by checking the value against each branch alone, preferring one whose `type` matches), so a reply with 26 autocomplete choices reads
+ * by checking the value against each branch alone, preferring one whose `type` matches), so a reply with 26
+ * autocomplete choices reads
  * "maxItems" and not 26 errors from the integer and number branches it was never meant to be.
  */
 function explain(spec: LoadedSpec, schema: unknown, instance: unknown, depth = 0): ErrorObject[] {
@@ -450,12 +452,21 @@ function describe(e: ErrorObject): string {
 	return e.message ?? e.keyword;
 }
 
-/** One line per violation: `POST /channels/1/messages (create_message): /content: maxLength: must NOT have more than 2000 characters`. */
+/**
+ * One line per violation: `POST /channels/1/messages (create_message): /content: maxLength: must NOT have more than
+ * 2000 characters`.
+ */
 export function formatViolation(v: SpecViolation): string {
-	return `${v.method} ${v.path}${v.operation ? ` (${v.operation})` : ""}: ${v.pointer || "(request)"}: ${v.rule}: ${v.message}`;
+	return (
+		`${v.method} ${v.path}${v.operation ? ` (${v.operation})` : ""}: ${v.pointer || "(request)"}: ` +
+		`${v.rule}: ${v.message}`
+	);
 }
 
-/** Discord's 400 body for an invalid form, from violations (errors keyed by dotted path, as Discord nests them flat here). */
+/**
+ * Discord's 400 body for an invalid form, from violations (errors keyed by dotted path, as Discord nests them flat
+ * here).
+ */
 export function invalidFormBodyOf(violations: readonly SpecViolation[]): Json {
 	const errors: Json = {};
 	for (const v of violations) {

@@ -13,7 +13,9 @@ export function trackDouble(double: Checked, on: boolean): void {
 	else running.delete(double);
 }
 
-/** Throws, naming every request, JSON pointer and rule, if any running double received a request Discord would refuse. */
+/**
+ * Throws, naming every request, JSON pointer and rule, if any running double received a request Discord would refuse.
+ */
 export function assertNoSpecViolations(): void {
 	const found = [...running].flatMap((d) => d.takeViolations());
 	if (found.length > 0) throw specViolationError(found);
@@ -21,6 +23,7 @@ export function assertNoSpecViolations(): void {
 
 export function specViolationError(found: readonly SpecViolation[]): Error {
 	return new Error(
-		`The Discord double received ${found.length} request(s) that break Discord's API spec or documented limits:\n${found.map((v) => `  ${formatViolation(v)}`).join("\n")}`,
+		`The Discord double received ${found.length} request(s) that break Discord's API spec or documented limits:\n` +
+			`${found.map((v) => `  ${formatViolation(v)}`).join("\n")}`,
 	);
 }

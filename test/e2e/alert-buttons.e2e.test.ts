@@ -58,7 +58,8 @@ describe("alert buttons end to end: Discord double, real AlertManager, real sshd
 			startSshd(),
 		]);
 		docker = fakeDocker(sshd.binDir, "");
-		// AlertManager needs the receiver's URL and opsbot needs AlertManager's: start AlertManager for the API first, then the bot, then point a second AlertManager's webhook at the bot.
+		// AlertManager needs the receiver's URL and opsbot needs AlertManager's: start AlertManager for the API first, then
+		// the bot, then point a second AlertManager's webhook at the bot.
 		const api = await startAlertManager();
 		bot = await startTestBot(
 			double,
@@ -69,10 +70,12 @@ access:
 environments:
   production:
     alertmanager: { url: "${api.url}" }
-    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", containers: [api, worker] }
+    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", ` +
+				`containers: [api, worker] }
   rebuilt:
     alertmanager: { url: "${api.url}" }
-    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9ZyXwzsEMqoaN3MKjQx9u0uw0jNIKXD3LrR9bbhpH", containers: [web] }
+    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "ssh-ed25519 ` +
+				`AAAAC3NzaC1lZDI1NTE5AAAAIBm9ZyXwzsEMqoaN3MKjQx9u0uw0jNIKXD3LrR9bbhpH", containers: [web] }
   proxied:
     alertmanager: { url: "http://127.0.0.1:${(htmlAnswering.address() as AddressInfo).port}" }
 defaultEnvironment: production
@@ -128,56 +131,64 @@ alerts:
 	const followUp = (interactionId: string) =>
 		double.waitFor(() => [...double.messages.values()].find((m) => m.interactionId === interactionId && m.content));
 
-	it("offers Acknowledge, Restart and Silence on a firing alert naming an allow-listed container, and no Restart otherwise", async () => {
-		const [{ message: api }, { message: db }] = await Promise.all([
-			apiDown(),
-			firing("DbSlow", { severity: "warning", container: "postgres", env: "production" }),
-		]);
+	it(
+		"offers Acknowledge, Restart and Silence on a firing alert naming an allow-listed container, and no " +
+			"Restart otherwise",
+		async () => {
+			const [{ message: api }, { message: db }] = await Promise.all([
+				apiDown(),
+				firing("DbSlow", { severity: "warning", container: "postgres", env: "production" }),
+			]);
 
-		expect(components(api)).toMatch(/"custom_id":"alert:ack:[0-9a-f]{32}"/);
-		expect(components(api)).toMatch(/"custom_id":"alert:restart:[0-9a-f]{32}","label":"Restart api…"/);
-		expect(components(api)).toMatch(/"custom_id":"alert:silence:[0-9a-f]{32}"/);
-		expect(components(db)).not.toContain("alert:restart:");
-	});
+			expect(components(api)).toMatch(/"custom_id":"alert:ack:[0-9a-f]{32}"/);
+			expect(components(api)).toMatch(/"custom_id":"alert:restart:[0-9a-f]{32}","label":"Restart api…"/);
+			expect(components(api)).toMatch(/"custom_id":"alert:silence:[0-9a-f]{32}"/);
+			expect(components(db)).not.toContain("alert:restart:");
+		},
+	);
 
-	it("acknowledges: the title says ACKED in yellow, the ping is dropped, the card says who, and it offers Un-acknowledge", async () => {
-		const { name, message } = await apiDown();
-		const firingLook = {
-			title: (message.embeds[0] as { title: string }).title,
-			color: (message.embeds[0] as { color: number }).color,
-			content: message.content,
-		};
+	it(
+		"acknowledges: the title says ACKED in yellow, the ping is dropped, the card says who, and it offers " +
+			"Un-acknowledge",
+		async () => {
+			const { name, message } = await apiDown();
+			const firingLook = {
+				title: (message.embeds[0] as { title: string }).title,
+				color: (message.embeds[0] as { color: number }).color,
+				content: message.content,
+			};
 
-		await press(customId(message, "alert:ack:"), message, oncall);
-		const edited = await double.waitFor(
-			() =>
-				String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes(
-					"acknowledged by",
-				)
-					? double.messages.get(message.id)
-					: undefined,
-			10_000,
-		);
+			await press(customId(message, "alert:ack:"), message, oncall);
+			const edited = await double.waitFor(
+				() =>
+					String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes(
+						"acknowledged by",
+					)
+						? double.messages.get(message.id)
+						: undefined,
+				10_000,
+			);
 
-		expect(firingLook).toEqual({
-			title: `🔴 CRITICAL · ${name} · production`,
-			color: 0xe74c3c,
-			content: `🔴 ${name} on production (1 of 1)`,
-		});
-		expect(edited.embeds[0]).toMatchObject({ title: `🟡 ACKED · ${name} · production`, color: 0xf1c40f });
-		expect(edited.content).toBe("");
-		expect((edited.embeds[0] as { description: string }).description).toContain(`✋ acknowledged by <@${oncall.id}>`);
-		expect(components(edited)).toContain("alert:unack:");
-		// The record is written before the re-render is kicked, but a poll may edit the message first.
-		await vi.waitFor(
-			async () =>
-				expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({
-					action: "alert.ack",
-					result: "ok",
-				}),
-			{ timeout: 5_000, interval: 20 },
-		);
-	});
+			expect(firingLook).toEqual({
+				title: `🔴 CRITICAL · ${name} · production`,
+				color: 0xe74c3c,
+				content: `🔴 ${name} on production (1 of 1)`,
+			});
+			expect(edited.embeds[0]).toMatchObject({ title: `🟡 ACKED · ${name} · production`, color: 0xf1c40f });
+			expect(edited.content).toBe("");
+			expect((edited.embeds[0] as { description: string }).description).toContain(`✋ acknowledged by <@${oncall.id}>`);
+			expect(components(edited)).toContain("alert:unack:");
+			// The record is written before the re-render is kicked, but a poll may edit the message first.
+			await vi.waitFor(
+				async () =>
+					expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({
+						action: "alert.ack",
+						result: "ok",
+					}),
+				{ timeout: 5_000, interval: 20 },
+			);
+		},
+	);
 
 	it("refuses Restart to a role without alert.restart, records it, and runs nothing", async () => {
 		const { message } = await apiDown();
@@ -195,84 +206,92 @@ alerts:
 		expect(docker.calls()).toEqual([]);
 	});
 
-	it("restarts after confirmation exactly once; a second press of the same confirmation or a new one in the cooldown does nothing", async () => {
-		const { message } = await apiDown();
-		docker = fakeDocker(sshd.binDir, "");
+	it(
+		"restarts after confirmation exactly once; a second press of the same confirmation or a new one in the " +
+			"cooldown does nothing",
+		async () => {
+			const { message } = await apiDown();
+			docker = fakeDocker(sshd.binDir, "");
 
-		const first = await press(customId(message, "alert:restart:"), message, admin);
-		const confirmation = await double.waitFor(() =>
-			double.originalMessage(first.id)?.content ? double.originalMessage(first.id) : undefined,
-		);
-		const confirmId = components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0];
-		const question = confirmation.content;
-		await press(confirmId, confirmation, admin);
-		const done = await double.waitFor(
-			() =>
-				double.messages.get(confirmation.id)?.content.startsWith("🔁")
+			const first = await press(customId(message, "alert:restart:"), message, admin);
+			const confirmation = await double.waitFor(() =>
+				double.originalMessage(first.id)?.content ? double.originalMessage(first.id) : undefined,
+			);
+			const confirmId = components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0];
+			const question = confirmation.content;
+			await press(confirmId, confirmation, admin);
+			const done = await double.waitFor(
+				() =>
+					double.messages.get(confirmation.id)?.content.startsWith("🔁")
+						? double.messages.get(confirmation.id)
+						: undefined,
+				15_000,
+			);
+			const again = await press(confirmId, confirmation, admin);
+			const againReply = await followUp(again.id);
+			const second = await press(customId(message, "alert:restart:"), message, admin);
+			const secondConfirmation = await double.waitFor(() =>
+				double.originalMessage(second.id)?.content ? double.originalMessage(second.id) : undefined,
+			);
+			const inCooldown = await press(
+				components(secondConfirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0],
+				secondConfirmation,
+				admin,
+			);
+			const cooldownReply = await followUp(inCooldown.id);
+
+			expect(question).toContain("Restart container `api` on `127.0.0.1` (production)?");
+			expect(done.content).toBe("🔁 Restarted `api` on `127.0.0.1`.");
+			expect(againReply.content).toContain("This confirmation has expired or is not valid");
+			expect(cooldownReply.content).toContain("was restarted");
+			expect(docker.calls()).toEqual([["restart", "api"]]);
+			const alertMessage = await double.waitFor(
+				() =>
+					String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes(
+						"restarted",
+					)
+						? double.messages.get(message.id)
+						: undefined,
+				10_000,
+			);
+			expect((alertMessage.embeds[0] as { description: string }).description).toMatch(
+				new RegExp(`🔁 restarted \`api\` by <@${admin.id}> <t:\\d+:t> \\(<t:\\d+:R>\\)`),
+			);
+		},
+	);
+
+	it(
+		"cancels a restart confirmation: nothing runs, the cancel is recorded, and the confirmation cannot be " +
+			"pressed afterwards",
+		async () => {
+			const { message } = await apiDown();
+			const callsBefore = docker.calls().length;
+
+			const shown = await press(customId(message, "alert:restart:"), message, admin);
+			const confirmation = await double.waitFor(() =>
+				double.originalMessage(shown.id)?.content ? double.originalMessage(shown.id) : undefined,
+			);
+			const confirmId = components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0];
+			await press(components(confirmation).match(/alert:restartcancel:[A-Za-z0-9_-]+/)![0], confirmation, admin);
+			const cancelled = await double.waitFor(() =>
+				double.messages.get(confirmation.id)?.content.startsWith("Cancelled")
 					? double.messages.get(confirmation.id)
 					: undefined,
-			15_000,
-		);
-		const again = await press(confirmId, confirmation, admin);
-		const againReply = await followUp(again.id);
-		const second = await press(customId(message, "alert:restart:"), message, admin);
-		const secondConfirmation = await double.waitFor(() =>
-			double.originalMessage(second.id)?.content ? double.originalMessage(second.id) : undefined,
-		);
-		const inCooldown = await press(
-			components(secondConfirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0],
-			secondConfirmation,
-			admin,
-		);
-		const cooldownReply = await followUp(inCooldown.id);
+			);
+			// A Confirm press that was already on its way (the buttons are gone from the message now).
+			const late = await press(confirmId, confirmation, admin);
+			const lateReply = await followUp(late.id);
 
-		expect(question).toContain("Restart container `api` on `127.0.0.1` (production)?");
-		expect(done.content).toBe("🔁 Restarted `api` on `127.0.0.1`.");
-		expect(againReply.content).toContain("This confirmation has expired or is not valid");
-		expect(cooldownReply.content).toContain("was restarted");
-		expect(docker.calls()).toEqual([["restart", "api"]]);
-		const alertMessage = await double.waitFor(
-			() =>
-				String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes(
-					"restarted",
-				)
-					? double.messages.get(message.id)
-					: undefined,
-			10_000,
-		);
-		expect((alertMessage.embeds[0] as { description: string }).description).toMatch(
-			new RegExp(`🔁 restarted \`api\` by <@${admin.id}> <t:\\d+:t> \\(<t:\\d+:R>\\)`),
-		);
-	});
-
-	it("cancels a restart confirmation: nothing runs, the cancel is recorded, and the confirmation cannot be pressed afterwards", async () => {
-		const { message } = await apiDown();
-		const callsBefore = docker.calls().length;
-
-		const shown = await press(customId(message, "alert:restart:"), message, admin);
-		const confirmation = await double.waitFor(() =>
-			double.originalMessage(shown.id)?.content ? double.originalMessage(shown.id) : undefined,
-		);
-		const confirmId = components(confirmation).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0];
-		await press(components(confirmation).match(/alert:restartcancel:[A-Za-z0-9_-]+/)![0], confirmation, admin);
-		const cancelled = await double.waitFor(() =>
-			double.messages.get(confirmation.id)?.content.startsWith("Cancelled")
-				? double.messages.get(confirmation.id)
-				: undefined,
-		);
-		// A Confirm press that was already on its way (the buttons are gone from the message now).
-		const late = await press(confirmId, confirmation, admin);
-		const lateReply = await followUp(late.id);
-
-		expect(cancelled.content).toBe("Cancelled; nothing was restarted.");
-		expect(lateReply.content).toContain("This confirmation has expired or is not valid");
-		expect(docker.calls()).toHaveLength(callsBefore);
-		const records = await bot.actionLog.recent(2, { userId: admin.id });
-		expect(records.map((r) => [r.action, r.target, r.result])).toEqual([
-			["alert.restart", "?", "refused: unknown confirmation"],
-			["alert.restart", "production/api", "cancelled"],
-		]);
-	});
+			expect(cancelled.content).toBe("Cancelled; nothing was restarted.");
+			expect(lateReply.content).toContain("This confirmation has expired or is not valid");
+			expect(docker.calls()).toHaveLength(callsBefore);
+			const records = await bot.actionLog.recent(2, { userId: admin.id });
+			expect(records.map((r) => [r.action, r.target, r.result])).toEqual([
+				["alert.restart", "?", "refused: unknown confirmation"],
+				["alert.restart", "production/api", "cancelled"],
+			]);
+		},
+	);
 
 	it("opens the logs of the alert's container around its start", async () => {
 		const { name, message } = await apiDown();
@@ -404,8 +423,12 @@ alerts:
 		expect(description).toMatch(/adam \\\(200000000000000012\\\) → `production\/worker`: ok/);
 	});
 
-	it("silences through AlertManager with the group's labels and the user as creator, and Unsilence expires it", async () => {
-		const { name, message } = await firing("DbSlow", { severity: "warning", container: "postgres", env: "production" });
+	it("silences through AlertManager with the group's labels and the user as creator; Unsilence expires it", async () => {
+		const { name, message } = await firing("DbSlow", {
+			severity: "warning",
+			container: "postgres",
+			env: "production",
+		});
 
 		const sent = await press(customId(message, "alert:silence:"), message, oncall, ["4"]);
 		const reply = await followUp(sent.id);
@@ -440,41 +463,46 @@ alerts:
 		expect(silencedLook).toEqual({ title: `🔕 SILENCED · ${name} · production`, color: 0x95a5a6 });
 	});
 
-	it("resolves: the acknowledged card turns RESOLVED in green, keeps who acknowledged it, and drops its action buttons", async () => {
-		const { name, message } = await apiDown();
-		await press(customId(message, "alert:ack:"), message, oncall);
-		await double.waitFor(
-			() =>
-				String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes(
-					"acknowledged by",
-				) || undefined,
-			10_000,
-		);
+	it(
+		"resolves: the acknowledged card turns RESOLVED in green, keeps who acknowledged it, and drops its action " +
+			"buttons",
+		async () => {
+			const { name, message } = await apiDown();
+			await press(customId(message, "alert:ack:"), message, oncall);
+			await double.waitFor(
+				() =>
+					String((double.messages.get(message.id)?.embeds[0] as { description?: string }).description).includes(
+						"acknowledged by",
+					) || undefined,
+				10_000,
+			);
 
-		await postAlerts(alertmanager.url, [
-			{
-				labels: { alertname: name, severity: "critical", container: "api", env: "production" },
-				endsAt: new Date(Date.now() - 1_000).toISOString(),
-			},
-		]);
-		const resolved = await double.waitFor(
-			() =>
-				(double.messages.get(message.id)?.embeds[0] as { title?: string }).title?.startsWith("✅")
-					? double.messages.get(message.id)
-					: undefined,
-			20_000,
-		);
+			await postAlerts(alertmanager.url, [
+				{
+					labels: { alertname: name, severity: "critical", container: "api", env: "production" },
+					endsAt: new Date(Date.now() - 1_000).toISOString(),
+				},
+			]);
+			const resolved = await double.waitFor(
+				() =>
+					(double.messages.get(message.id)?.embeds[0] as { title?: string }).title?.startsWith("✅")
+						? double.messages.get(message.id)
+						: undefined,
+				20_000,
+			);
 
-		expect(resolved.embeds[0]).toMatchObject({ title: `✅ RESOLVED · ${name} · production`, color: 0x2ecc71 });
-		expect((resolved.embeds[0] as { description: string }).description).toMatch(
-			new RegExp(
-				`^Fired <t:\\d+:t> \\(<t:\\d+:R>\\) · ended <t:\\d+:t> after \\*\\*\\d+ min\\*\\*\n✋ acknowledged by <@${oncall.id}>\n`,
-			),
-		);
-		expect(resolved.content).toBe("");
-		// Its action buttons go; only Timeline (the episode's history for the postmortem) stays.
-		expect(components(resolved).match(/"custom_id":"[a-z]+:[a-z]+/g)).toEqual(['"custom_id":"alert:timeline']);
-	});
+			expect(resolved.embeds[0]).toMatchObject({ title: `✅ RESOLVED · ${name} · production`, color: 0x2ecc71 });
+			expect((resolved.embeds[0] as { description: string }).description).toMatch(
+				new RegExp(
+					`^Fired <t:\\d+:t> \\(<t:\\d+:R>\\) · ended <t:\\d+:t> after \\*\\*\\d+ min\\*\\*\n` +
+						`✋ acknowledged by <@${oncall.id}>\n`,
+				),
+			);
+			expect(resolved.content).toBe("");
+			// Its action buttons go; only Timeline (the episode's history for the postmortem) stays.
+			expect(components(resolved).match(/"custom_id":"[a-z]+:[a-z]+/g)).toEqual(['"custom_id":"alert:timeline']);
+		},
+	);
 
 	it("says a silence may or may not exist when AlertManager answers a web page, and records it (D17)", async () => {
 		await postAlerts(alertmanager.url, [{ labels: { alertname: "QueueSlow", severity: "warning", env: "proxied" } }]);
@@ -485,7 +513,9 @@ alerts:
 
 		expect(silencePosts).toHaveLength(1);
 		expect(reply.content).toBe(
-			`AlertManager answered something that is not JSON, so opsbot cannot tell whether the silence was created. Check the silences in AlertManager \\(<${alertmanager.url.replace(/\/$/, "")}/#/silences>\\) before silencing again.`,
+			`AlertManager answered something that is not JSON, so opsbot cannot tell whether the silence was created. ` +
+				`Check the silences in AlertManager \\(<${alertmanager.url.replace(/\/$/, "")}/#/silences>\\) before ` +
+				`silencing again.`,
 		);
 		expect((await bot.actionLog.recent(1, { userId: oncall.id }))[0]).toMatchObject({
 			action: "alert.silence",
@@ -509,7 +539,8 @@ alerts:
 		const reply = await followUp(sent.id);
 
 		expect(reply.content).toBe(
-			`AlertManager answered HTTP 502 to expiring silence \`${EXPIRE_FAILS_SILENCE}\`; check it in AlertManager \\(<${alertmanager.url.replace(/\/$/, "")}/#/silences>\\).`,
+			`AlertManager answered HTTP 502 to expiring silence \`${EXPIRE_FAILS_SILENCE}\`; check it in AlertManager ` +
+				`\\(<${alertmanager.url.replace(/\/$/, "")}/#/silences>\\).`,
 		);
 		await vi.waitFor(
 			async () =>

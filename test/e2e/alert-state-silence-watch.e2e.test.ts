@@ -13,7 +13,7 @@ const ONCALL = "300000000000000001";
 const CHANNEL = "400000000000000001";
 const oncall = { id: "200000000000000031", username: "olivia", roles: [ONCALL] };
 
-describe("groups silenced from Discord follow AlertManager (npm start's process, real AlertManager, Discord double)", () => {
+describe("groups silenced from Discord follow AlertManager (npm start, real AlertManager, Discord double)", () => {
 	let double: DiscordDouble;
 	let alertmanager: TestAlertManager;
 	let bot: TestBot;

@@ -83,7 +83,8 @@ access:
   actions: { alert.ack: [oncall], alert.silence: [oncall], alert.restart: [admins], alert.logs: [oncall] }
 environments:
   production:
-    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", containers: [api] }
+    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", ` +
+				`containers: [api] }
   hanging:
     alertmanager: { url: "${hanging.url}", timeoutMs: 500 }
 defaultEnvironment: production
@@ -150,42 +151,46 @@ alerts:
 	/** The action log, oldest first. */
 	const actions = async () => (await actionLogOf(stateDir, stateEnv).recent(1_000)).reverse();
 
-	it("refuses Restart on a resolved alert, at the confirmation and on a stale button, and Acknowledge too; runs nothing and records each refusal", async () => {
-		const startsAt = new Date(Date.now() - 60_000).toISOString();
-		await post(webhook("ApiDown", "firing", { container: "api", env: "production" }, startsAt));
-		const message = await double.waitFor(() => byTitle(/^🔴 CRITICAL · ApiDown · production$/)[0], 20_000);
-		const restartId = customId(message, "alert:restart:");
-		const ackId = customId(message, "alert:ack:");
-		const first = await press(restartId, message, admin);
-		const confirmation = await double.waitFor(
-			() => (double.originalMessage(first.id)?.content ? double.originalMessage(first.id) : undefined),
-			10_000,
-		);
-		const confirmId = JSON.stringify(confirmation.components).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0];
+	it(
+		"refuses Restart on a resolved alert, at the confirmation and on a stale button, and Acknowledge too; runs " +
+			"nothing and records each refusal",
+		async () => {
+			const startsAt = new Date(Date.now() - 60_000).toISOString();
+			await post(webhook("ApiDown", "firing", { container: "api", env: "production" }, startsAt));
+			const message = await double.waitFor(() => byTitle(/^🔴 CRITICAL · ApiDown · production$/)[0], 20_000);
+			const restartId = customId(message, "alert:restart:");
+			const ackId = customId(message, "alert:ack:");
+			const first = await press(restartId, message, admin);
+			const confirmation = await double.waitFor(
+				() => (double.originalMessage(first.id)?.content ? double.originalMessage(first.id) : undefined),
+				10_000,
+			);
+			const confirmId = JSON.stringify(confirmation.components).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0];
 
-		await post(webhook("ApiDown", "resolved", { container: "api", env: "production" }, startsAt));
-		await double.waitFor(() => title(double.messages.get(message.id)).startsWith("✅"), 20_000);
-		const confirmed = await press(confirmId, confirmation, admin);
-		const confirmedAnswer = await answer(confirmed.id);
-		const stale = await press(restartId, double.messages.get(message.id)!, admin);
-		const staleAnswer = await answer(stale.id);
-		const ack = await press(ackId, double.messages.get(message.id)!, oncall);
-		const ackAnswer = await answer(ack.id);
+			await post(webhook("ApiDown", "resolved", { container: "api", env: "production" }, startsAt));
+			await double.waitFor(() => title(double.messages.get(message.id)).startsWith("✅"), 20_000);
+			const confirmed = await press(confirmId, confirmation, admin);
+			const confirmedAnswer = await answer(confirmed.id);
+			const stale = await press(restartId, double.messages.get(message.id)!, admin);
+			const staleAnswer = await answer(stale.id);
+			const ack = await press(ackId, double.messages.get(message.id)!, oncall);
+			const ackAnswer = await answer(ack.id);
 
-		expect(confirmation.content).toContain("Restart container `api`");
-		expect(confirmedAnswer).toBe("This alert is resolved; nothing was restarted.");
-		expect(staleAnswer).toBe("This alert is resolved; nothing was restarted.");
-		expect(ackAnswer).toBe("This alert is resolved; nothing was acknowledged.");
-		expect(docker.calls()).toEqual([]);
-		expect(main.output()).not.toContain('"restart","api"');
-		const refusals = (await actions()).filter((a) => a.result === "refused: alert resolved");
-		expect(refusals.map((a) => a.action).sort()).toEqual(["alert.ack", "alert.restart", "alert.restart"]);
-		expect(title(double.messages.get(message.id))).toBe("✅ RESOLVED · ApiDown · production");
-		// Only the Timeline button (the episode's history for the postmortem) stays on a resolved card.
-		expect(JSON.stringify(double.messages.get(message.id)!.components).match(/"alert:[a-z]+/g)).toEqual([
-			'"alert:timeline',
-		]);
-	});
+			expect(confirmation.content).toContain("Restart container `api`");
+			expect(confirmedAnswer).toBe("This alert is resolved; nothing was restarted.");
+			expect(staleAnswer).toBe("This alert is resolved; nothing was restarted.");
+			expect(ackAnswer).toBe("This alert is resolved; nothing was acknowledged.");
+			expect(docker.calls()).toEqual([]);
+			expect(main.output()).not.toContain('"restart","api"');
+			const refusals = (await actions()).filter((a) => a.result === "refused: alert resolved");
+			expect(refusals.map((a) => a.action).sort()).toEqual(["alert.ack", "alert.restart", "alert.restart"]);
+			expect(title(double.messages.get(message.id))).toBe("✅ RESOLVED · ApiDown · production");
+			// Only the Timeline button (the episode's history for the postmortem) stays on a resolved card.
+			expect(JSON.stringify(double.messages.get(message.id)!.components).match(/"alert:[a-z]+/g)).toEqual([
+				'"alert:timeline',
+			]);
+		},
+	);
 
 	it("refuses a press on the message of an earlier episode once the alert fires again", async () => {
 		const [old] = byTitle(/ApiDown/);

@@ -69,7 +69,11 @@ alerts:
 
 		const down = await double.waitFor(() => notices("🚨")[0], 60_000);
 		expect(down.content).toMatch(
-			/^🚨 No Watchdog alert has reached opsbot from AlertManager since <t:\d+:t> \(\d+ s\): the alerting pipeline may be down\. AlertManager answers opsbot \(last \d+ s ago\); last webhook of any kind <t:\d+:t>\.$/,
+			new RegExp(
+				String.raw`^🚨 No Watchdog alert has reached opsbot from AlertManager since <t:\d+:t> \(\d+ s\): ` +
+					String.raw`the alerting pipeline may be down\. AlertManager answers opsbot \(last \d+ s ago\); ` +
+					String.raw`last webhook of any kind <t:\d+:t>\.$`,
+			),
 		);
 
 		// A change of the Watchdog group makes AlertManager notify again: the heartbeat is back.

@@ -89,7 +89,8 @@ alerts:
 			await (await fetch(`${bot.webhookUrl}/metrics`)).text(),
 		)?.[1];
 
-	it("posts a message Discord took exactly once while the store cannot record it, stops the channel, and goes on when there is room", {
+	it("posts a message Discord took exactly once while the store cannot record it, stops the channel, and goes " +
+		"on when there is room", {
 		timeout: 90_000,
 	}, async () => {
 		// Discord answers the post only once the disk is full: the post succeeds, recording it cannot.
@@ -128,7 +129,8 @@ alerts:
 		expect(await stoppedMetric()).toBe("0");
 	});
 
-	it("says 'not writable' on /readyz when the disk has no room for the webhooks it receives, and 'writable' again when it has", {
+	it("says 'not writable' on /readyz when the disk has no room for the webhooks it receives, and 'writable' " +
+		"again when it has", {
 		timeout: 90_000,
 	}, async () => {
 		const typical = (i: number) => firingWebhook(`DiskNearlyFull${i}`, { description: "d".repeat(15_000) });

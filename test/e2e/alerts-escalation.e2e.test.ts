@@ -181,7 +181,7 @@ alerts:
 		).toHaveLength(1);
 	});
 
-	it("reminds the acker once the acknowledgement runs out while the group still fires; the card shows it ran out", async () => {
+	it("reminds the acker once the ack runs out while the group still fires; the card shows it ran out", async () => {
 		await postAlerts(alertmanager.url, [
 			{ labels: { alertname: "WebSlow", severity: "warning", env: "production", team: "web" } },
 		]);

@@ -59,7 +59,7 @@ alerts:
 			return m && test(m) ? m : undefined;
 		}, 30_000);
 
-	it("re-opens its card when it fires again within regroupMinutes, counted; after it, a new card links the old", async () => {
+	it("re-opens its card on a re-fire within regroupMinutes, counted; after it, a new card links the old", async () => {
 		await fire();
 		const card = await double.waitFor(() => byTitle(/^🟠 WARNING · Flappy · production$/)[0], 30_000);
 		await resolve();

@@ -29,7 +29,10 @@ describe("npm start's webhook under a burst of concurrent webhooks", () => {
 		timeout: 90_000,
 	}, async () => {
 		const token = randomBytes(24).toString("hex");
-		const ops = `discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nstateDir: ${mkdtempSync(join(tmpdir(), "opsbot-ingest-"))}\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n`;
+		const ops =
+			`discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\n` +
+			`stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-ingest-"))}\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n` +
+			`  defaultChannel: "${CHANNEL}"\n`;
 		const groups = Array.from({ length: GROUPS }, (_, i) => `Burst${i}`);
 		const body = (g: string, n: number) =>
 			JSON.stringify(

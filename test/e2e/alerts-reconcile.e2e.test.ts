@@ -89,7 +89,7 @@ alerts:
 		expect(byTitle(/LostWebhook/)).toHaveLength(1);
 	});
 
-	it("resolves a group whose resolution was lost while the bot was stopped: AlertManager no longer holds it", async () => {
+	it("resolves a group whose resolution was lost while the bot was stopped: AlertManager no longer has it", async () => {
 		await alertmanager.reconfigure({ webhookUrl, bearerToken: token });
 		const labels = { alertname: "GoneWhileDown", severity: "warning", env: "production" };
 		await postAlerts(alertmanager.url, [{ labels }]);

@@ -72,79 +72,83 @@ alerts:
 			body: JSON.stringify(body),
 		});
 
-	it("posts every card while Prometheus has not answered, adds each chart by an edit, and draws it no more on Ack, Unack or an update", async () => {
-		const generatorURL = `${prometheus.url}/graph?g0.expr=up&g0.tab=1`;
-		const answers = await Promise.all(
-			NAMES.map((name) =>
-				post({
-					...firingWebhook(name, { severity: "critical", generatorURL }),
-					commonLabels: { alertname: name, severity: "critical", env: "production" },
-				}),
-			),
-		);
-		expect(answers.map((a) => a.status)).toEqual(NAMES.map(() => 202));
+	it(
+		"posts every card while Prometheus has not answered, adds each chart by an edit, and draws it no more on " +
+			"Ack, Unack or an update",
+		async () => {
+			const generatorURL = `${prometheus.url}/graph?g0.expr=up&g0.tab=1`;
+			const answers = await Promise.all(
+				NAMES.map((name) =>
+					post({
+						...firingWebhook(name, { severity: "critical", generatorURL }),
+						commonLabels: { alertname: name, severity: "critical", env: "production" },
+					}),
+				),
+			);
+			expect(answers.map((a) => a.status)).toEqual(NAMES.map(() => 202));
 
-		// Every card is posted while no range query has been answered (before: 5 s each, waiting for its chart).
-		const cards = await double.waitFor(
-			() => (NAMES.every((name) => card(name)) ? NAMES.map((name) => card(name)!) : undefined),
-			20_000,
-		);
-		expect(rangeQueries().filter((r) => r.answeredAt !== undefined)).toEqual([]);
-		expect(cards.filter((m) => hasChart(m)).map(title)).toEqual([]);
+			// Every card is posted while no range query has been answered (before: 5 s each, waiting for its chart).
+			const cards = await double.waitFor(
+				() => (NAMES.every((name) => card(name)) ? NAMES.map((name) => card(name)!) : undefined),
+				20_000,
+			);
+			expect(rangeQueries().filter((r) => r.answeredAt !== undefined)).toEqual([]);
+			expect(cards.filter((m) => hasChart(m)).map(title)).toEqual([]);
 
-		proxy.open();
-		// Each chart arrives by an edit of the card already posted: one upload per group, and its range queries
-		// (a chart takes several: the top series and a summary of the rest) each sent once per group. The four
-		// groups share one expression, so every distinct query was sent exactly four times.
-		await double.waitFor(() => NAMES.every((name) => hasChart(card(name))), 20_000);
-		expect(double.channelMessages(CHANNEL)).toHaveLength(NAMES.length);
-		const sentTimes = new Map<string | undefined, number>();
-		for (const { query } of rangeQueries()) sentTimes.set(query, (sentTimes.get(query) ?? 0) + 1);
-		expect(sentTimes.size).toBeGreaterThan(0);
-		expect(sentTimes.has(undefined)).toBe(false);
-		expect([...sentTimes.values()]).toEqual([...sentTimes.keys()].map(() => NAMES.length));
-		expect(chartUploads().map((r) => r.method)).toEqual(NAMES.map(() => "PATCH"));
-		const queries = rangeQueries().length;
-		const uploads = chartUploads().length;
+			proxy.open();
+			// Each chart arrives by an edit of the card already posted: one upload per group, and its range queries
+			// (a chart takes several: the top series and a summary of the rest) each sent once per group. The four
+			// groups share one expression, so every distinct query was sent exactly four times.
+			await double.waitFor(() => NAMES.every((name) => hasChart(card(name))), 20_000);
+			expect(double.channelMessages(CHANNEL)).toHaveLength(NAMES.length);
+			const sentTimes = new Map<string | undefined, number>();
+			for (const { query } of rangeQueries()) sentTimes.set(query, (sentTimes.get(query) ?? 0) + 1);
+			expect(sentTimes.size).toBeGreaterThan(0);
+			expect(sentTimes.has(undefined)).toBe(false);
+			expect([...sentTimes.values()]).toEqual([...sentTimes.keys()].map(() => NAMES.length));
+			expect(chartUploads().map((r) => r.method)).toEqual(NAMES.map(() => "PATCH"));
+			const queries = rangeQueries().length;
+			const uploads = chartUploads().length;
 
-		// Ack, Unack and a changed webhook: three edits that keep the chart already attached.
-		const message = card("SlowChartA")!;
-		const edits = () =>
-			double.requests.filter((r) => r.method === "PATCH" && r.path === `/channels/${CHANNEL}/messages/${message.id}`)
-				.length;
-		const before = edits();
-		const description = () =>
-			String((double.messages.get(message.id)!.embeds[0] as { description?: string }).description);
-		const ack = JSON.stringify(message.components).match(/alert:ack:[0-9a-f]{32}/)![0];
-		await (
-			await double.sendInteraction({ kind: "button", customId: ack, messageId: message.id, user: oncall })
-		).response();
-		await double.waitFor(() => description().includes("acknowledged by"), 10_000);
-		const unack = JSON.stringify(double.messages.get(message.id)!.components).match(/alert:unack:[0-9a-f]{32}/)![0];
-		await (
-			await double.sendInteraction({ kind: "button", customId: unack, messageId: message.id, user: oncall })
-		).response();
-		await double.waitFor(() => !description().includes("acknowledged by"), 10_000);
-		const update = firingWebhook("SlowChartA", { severity: "critical", generatorURL });
-		const second = {
-			...update.alerts[0]!,
-			labels: { ...update.alerts[0]!.labels, instance: "eu-west-1" },
-			fingerprint: randomBytes(8).toString("hex"),
-		};
-		expect(
-			(
-				await post({
-					...update,
-					alerts: [...update.alerts, second],
-					commonLabels: { alertname: "SlowChartA", severity: "critical", env: "production" },
-				})
-			).status,
-		).toBe(202);
-		await double.waitFor(() => description().includes("2 of 2 firing"), 10_000);
+			// Ack, Unack and a changed webhook: three edits that keep the chart already attached.
+			const message = card("SlowChartA")!;
+			const edits = () =>
+				double.requests.filter((r) => r.method === "PATCH" && r.path === `/channels/${CHANNEL}/messages/${message.id}`)
+					.length;
+			const before = edits();
+			const description = () =>
+				String((double.messages.get(message.id)!.embeds[0] as { description?: string }).description);
+			const ack = JSON.stringify(message.components).match(/alert:ack:[0-9a-f]{32}/)![0];
+			await (
+				await double.sendInteraction({ kind: "button", customId: ack, messageId: message.id, user: oncall })
+			).response();
+			await double.waitFor(() => description().includes("acknowledged by"), 10_000);
+			const unack = JSON.stringify(double.messages.get(message.id)!.components).match(/alert:unack:[0-9a-f]{32}/)![0];
+			await (
+				await double.sendInteraction({ kind: "button", customId: unack, messageId: message.id, user: oncall })
+			).response();
+			await double.waitFor(() => !description().includes("acknowledged by"), 10_000);
+			const update = firingWebhook("SlowChartA", { severity: "critical", generatorURL });
+			const second = {
+				...update.alerts[0]!,
+				labels: { ...update.alerts[0]!.labels, instance: "eu-west-1" },
+				fingerprint: randomBytes(8).toString("hex"),
+			};
+			expect(
+				(
+					await post({
+						...update,
+						alerts: [...update.alerts, second],
+						commonLabels: { alertname: "SlowChartA", severity: "critical", env: "production" },
+					})
+				).status,
+			).toBe(202);
+			await double.waitFor(() => description().includes("2 of 2 firing"), 10_000);
 
-		expect(edits() - before).toBeGreaterThanOrEqual(3);
-		expect(rangeQueries()).toHaveLength(queries);
-		expect(chartUploads()).toHaveLength(uploads);
-		expect(hasChart(double.messages.get(message.id))).toBe(true);
-	});
+			expect(edits() - before).toBeGreaterThanOrEqual(3);
+			expect(rangeQueries()).toHaveLength(queries);
+			expect(chartUploads()).toHaveLength(uploads);
+			expect(hasChart(double.messages.get(message.id))).toBe(true);
+		},
+	);
 });

@@ -62,7 +62,7 @@ alerts:
 	const waitForOne = (channel: string, title: RegExp, timeoutMs = 20_000) =>
 		double.waitFor(() => inChannel(channel, title)[0], timeoutMs);
 
-	it("posts one message per group, mentions the role for critical in content only, then edits it green on resolve", async () => {
+	it("posts one message per group, pings the role for critical in content only, edits it green on resolve", async () => {
 		const alerts = ["a", "b"].map((instance) => ({
 			labels: { alertname: "HighErrorRate", severity: "critical", env: "prod", instance, service: "api" },
 			annotations: { summary: "5xx above 1/s", runbook_url: "https://runbooks.example.com/high-error-rate" },
@@ -106,7 +106,10 @@ alerts:
 
 		expect(resolved.embeds[0]).toMatchObject({ title: "✅ RESOLVED · HighErrorRate · prod", color: 0x2ecc71 });
 		expect(String((resolved.embeds[0] as { description: string }).description)).toMatch(
-			/^Fired <t:\d+:t> \(<t:\d+:R>\) · ended <t:\d+:t> after \*\*\d+ min\*\*\n2 of 2 recovered: instance=[ab], instance=[ab]$/,
+			new RegExp(
+				String.raw`^Fired <t:\d+:t> \(<t:\d+:R>\) · ended <t:\d+:t> after \*\*\d+ min\*\*\n` +
+					String.raw`2 of 2 recovered: instance=[ab], instance=[ab]$`,
+			),
 		);
 		expect(resolved.content).toBe("");
 		expect(inChannel("400000000000000002", /HighErrorRate/)).toHaveLength(1);
@@ -337,7 +340,9 @@ alerts:
 	});
 });
 
-/** Announces a body of `bytes` but sends only its first KiB, then waits: the answer must come before the body is read. */
+/**
+ * Announces a body of `bytes` but sends only its first KiB, then waits: the answer must come before the body is read.
+ */
 function statusBeforeBodyIsSent(url: string, headers: Record<string, string>, bytes: number): Promise<number> {
 	return new Promise((resolve, reject) => {
 		const req = request(url, { method: "POST", headers: { ...headers, "content-length": String(bytes) } }, (res) => {

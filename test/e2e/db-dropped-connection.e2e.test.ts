@@ -102,7 +102,8 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 			for (let i = 0; i < 300 && terminated === 0; i++) {
 				const { rows } = await superuser.query<{ n: number }>(
 					// Only this file's statements: other files run beside it on the same server.
-					"SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'opsbot' AND wait_event_type = 'Lock' AND strpos(query, $1) > 0",
+					"SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity " +
+						"WHERE application_name = 'opsbot' AND wait_event_type = 'Lock' AND strpos(query, $1) > 0",
 					[SCHEMA],
 				);
 				terminated = rows[0]!.n;
@@ -133,7 +134,7 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		},
 	);
 
-	it("answers /whodeleted with 'not reachable' when its backend is terminated, and the next one finds the delete", async () => {
+	it("answers /whodeleted 'not reachable' when its backend is terminated; the next one finds the delete", async () => {
 		const options = [
 			{ name: "env", type: 3, value: "direct" },
 			{ name: "type", type: 3, value: "User" },

@@ -42,7 +42,8 @@ describe("opsbot doctor against a stack with one fault of each kind", () => {
 				roles: [{ id: ONCALL, name: "oncall" }],
 				channels: [
 					{ id: OPS, name: "ops" },
-					// The fault: @everyone may not embed links here (the overwrite's id is the guild's), which also takes it from the bot.
+					// The fault: @everyone may not embed links here (the overwrite's id is the guild's), which also takes it from the
+					// bot.
 					{
 						id: ALERTS,
 						name: "alerts",
@@ -112,7 +113,8 @@ stateDir: ${join(dir, "data")}
 		expect(out).toMatch(/OK\s+channel #ops\s+the bot may post there/);
 		expect(out).toMatch(
 			new RegExp(
-				`CRIT\\s+role admins\\s+${GHOST_ROLE} is not a role of this server \\(discord\\.roles\\.admins\\) → Server Settings > Roles`,
+				`CRIT\\s+role admins\\s+${GHOST_ROLE} is not a role of this server \\(discord\\.roles\\.admins\\) → ` +
+					`Server Settings > Roles`,
 			),
 		);
 		expect(out).toMatch(/OK\s+role oncall/);
@@ -126,7 +128,10 @@ stateDir: ${join(dir, "data")}
 		expect(printed).toContain(`hostKey: ${sshd.hostKey}`);
 		expect(printed).toContain("credentials_file: /etc/alertmanager/opsbot-token");
 		expect(out).toMatch(
-			/WARN\s+slash commands\s+registered in server \d+ differ from the code: \/audit missing, \/oldstatus no longer exists → node deploy-commands\.ts --guild/,
+			new RegExp(
+				String.raw`WARN\s+slash commands\s+registered in server \d+ differ from the code: \/audit missing, ` +
+					String.raw`\/oldstatus no longer exists → node deploy-commands\.ts --guild`,
+			),
 		);
 		expect(out).toMatch(/OK\s+token\s+valid/);
 		expect(out).toMatch(/off: not configured: pgbouncer/);
@@ -189,7 +194,8 @@ stateDir: ${join(dir, "data")}
 			]);
 			expect(discord[1]?.detail).toBe(`the bot is not in server ${GUILD} (discord.guildId)`);
 			expect(discord[1]?.fix).toContain(
-				`https://discord.com/oauth2/authorize?client_id=${outside.applicationId}&scope=bot+applications.commands&permissions=`,
+				`https://discord.com/oauth2/authorize?client_id=${outside.applicationId}&scope=bot+applications.commands&` +
+					`permissions=`,
 			);
 		} finally {
 			await outside.close();

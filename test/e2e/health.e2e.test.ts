@@ -142,26 +142,30 @@ environments:
 		expect(unknownMessage.content).toContain("Unknown environment `prod<script>`. Known: production, staging.");
 	});
 
-	it("refuses Re-run for an environment that is not configured, even one named like an Object.prototype key, and records it", async () => {
-		const channelMessage = (await bot.rest.post(`/channels/${double.channelIds[0]}/messages`, {
-			body: { content: "x" },
-		})) as { id: string };
+	it(
+		"refuses Re-run for an environment that is not configured, even one named like an Object.prototype key, " +
+			"and records it",
+		async () => {
+			const channelMessage = (await bot.rest.post(`/channels/${double.channelIds[0]}/messages`, {
+				body: { content: "x" },
+			})) as { id: string };
 
-		const press = await double.sendInteraction({
-			kind: "button",
-			customId: "health:rerun:constructor",
-			messageId: channelMessage.id,
-			user: { id: "200000000000000042", roles: [ONCALL] },
-		});
-		await press.response();
-		const reply = await double.waitFor(() =>
-			[...double.messages.values()].find((m) => m.interactionId === press.id && m.content),
-		);
+			const press = await double.sendInteraction({
+				kind: "button",
+				customId: "health:rerun:constructor",
+				messageId: channelMessage.id,
+				user: { id: "200000000000000042", roles: [ONCALL] },
+			});
+			await press.response();
+			const reply = await double.waitFor(() =>
+				[...double.messages.values()].find((m) => m.interactionId === press.id && m.content),
+			);
 
-		expect(reply.content).toBe("That environment is no longer configured; run /health again.");
-		expect((await bot.actionLog.recent(1, { userId: "200000000000000042" }))[0]).toMatchObject({
-			action: "health.rerun",
-			result: "refused: unknown environment",
-		});
-	});
+			expect(reply.content).toBe("That environment is no longer configured; run /health again.");
+			expect((await bot.actionLog.recent(1, { userId: "200000000000000042" }))[0]).toMatchObject({
+				action: "health.rerun",
+				result: "refused: unknown environment",
+			});
+		},
+	);
 });

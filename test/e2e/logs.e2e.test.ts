@@ -71,7 +71,8 @@ describe("/logs end to end: Discord double, real Loki, real sshd", () => {
 		const iso = (ms: number) => new Date(ms).toISOString().replace("Z", "000000Z");
 		docker = fakeDocker(
 			sshd.binDir,
-			`${iso(Date.now() - 600_000)} boom: worker crashed\n${iso(Date.now() - 300_000)} all fine\n${iso(Date.now() - 60_000)} boom again\n`,
+			`${iso(Date.now() - 600_000)} boom: worker crashed\n${iso(Date.now() - 300_000)} all fine\n` +
+				`${iso(Date.now() - 60_000)} boom again\n`,
 		);
 		bot = await startTestBot(
 			double,
@@ -88,9 +89,11 @@ environments:
   flaky:
     loki: { url: "${flaky.url}", tenant: team-a }
   staging:
-    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: STAGING_SSH_KEY, hostKey: "${sshd.hostKey}", containers: [api, worker] }
+    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: STAGING_SSH_KEY, hostKey: ` +
+				`"${sshd.hostKey}", containers: [api, worker] }
   rebuilt:
-    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: STAGING_SSH_KEY, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9ZyXwzsEMqoaN3MKjQx9u0uw0jNIKXD3LrR9bbhpH", containers: [api] }
+    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: STAGING_SSH_KEY, hostKey: "ssh-ed25519 ` +
+				`AAAAC3NzaC1lZDI1NTE5AAAAIBm9ZyXwzsEMqoaN3MKjQx9u0uw0jNIKXD3LrR9bbhpH", containers: [api] }
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 `,
 			{ STAGING_SSH_KEY: sshd.privateKeyPath },
@@ -183,14 +186,19 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		]);
 
 		expect(bad.content).toBe(
-			"Loki could not parse the query: parse error at line 1, col 17: syntax error: unexpected IDENTIFIER. Check the LogQL syntax.",
+			"Loki could not parse the query: parse error at line 1, col 17: syntax error: unexpected IDENTIFIER. Check " +
+				"the LogQL syntax.",
 		);
 		expect(regex.content).toBe(
 			// The query is code; Loki's own reason is literal text, its backticks and brackets escaped.
-			'Loki cannot use the regular expression in `|~ "(?=payment)"`: invalid or unsupported Perl syntax: \\`\\(?=\\`. Loki uses Go\'s RE2 syntax: no lookahead, lookbehind or backreferences.',
+			'Loki cannot use the regular expression in `|~ "(?=payment)"`: invalid or unsupported Perl syntax: ' +
+				"\\`\\(?=\\`. Loki uses Go's RE2 syntax: no lookahead, lookbehind or backreferences.",
 		);
 		expect(metric.content).toMatch(
-			/^That LogQL is a metric query \\\(Loki answered a matrix of numbers, not log lines\\\); \/logs shows log lines\. .*\n<https:\/\/grafana\.example\.com\/explore\?orgId=1&left=/,
+			new RegExp(
+				String.raw`^That LogQL is a metric query \\\(Loki answered a matrix of numbers, not log lines\\\); ` +
+					String.raw`\/logs shows log lines\. .*\n<https:\/\/grafana\.example\.com\/explore\?orgId=1&left=`,
+			),
 		);
 		expect(refused.content).toContain("You are not allowed to run raw LogQL queries");
 		expect(busy.content).toBe(

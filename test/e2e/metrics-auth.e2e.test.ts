@@ -6,7 +6,9 @@ import { startTestBot, type TestBot } from "../support/bot.ts";
 
 const CHANNEL = "400000000000000001";
 
-/** D19: METRICS_TOKEN, when set, is the only key to /metrics; the webhook's credentials post alerts and nothing else. */
+/**
+ * D19: METRICS_TOKEN, when set, is the only key to /metrics; the webhook's credentials post alerts and nothing else.
+ */
 describe("a metrics credential of its own", () => {
 	const webhookToken = randomBytes(24).toString("hex");
 	const metricsToken = randomBytes(24).toString("hex");
@@ -15,7 +17,9 @@ describe("a metrics credential of its own", () => {
 
 	beforeAll(async () => {
 		double = await startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }] } });
-		const ops = `discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n  metrics: { requireAuth: true }\n`;
+		const ops =
+			`discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nalerts:\n` +
+			`  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n  metrics: { requireAuth: true }\n`;
 		bot = await startTestBot(double, ops, { WEBHOOK_TOKEN: webhookToken, METRICS_TOKEN: metricsToken });
 	});
 	afterAll(async () => {

@@ -82,7 +82,8 @@ alerts:
 		await admin.end();
 		// One server connection: every replica's statements share it, as they may with any pool size (PgBouncer picks any).
 		pgbouncer = await startPgBouncer(postgres, { databases: [database], poolSize: 1 });
-		stateUrl = `postgres://opsbot:${encodeURIComponent(postgres.passwords.opsbot)}@127.0.0.1:${pgbouncer.port}/${database}`;
+		const password = encodeURIComponent(postgres.passwords.opsbot);
+		stateUrl = `postgres://opsbot:${password}@127.0.0.1:${pgbouncer.port}/${database}`;
 		double = await startDiscordDouble({
 			guild: { channels: [{ id: CHANNEL, name: "alerts" }] },
 			channelRateLimit: fastChannelRateLimit,

@@ -122,16 +122,16 @@ describe("two replicas on one PostgreSQL behave as one bot", () => {
 			startSshd(),
 		]);
 		docker = fakeDocker(sshd.binDir, "");
-		const opsYaml = (
-			port: number,
-		) => `discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", admins: "${ADMIN}" } }
+		const opsYaml = (port: number) =>
+			`discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", admins: "${ADMIN}" } }
 access:
   commands: { audit: [admins] }
   actions: { alert.ack: [oncall, admins], alert.restart: [admins] }
 environments:
   production:
     postgres: { urlEnv: PROD_DATABASE_URL }
-    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", containers: [api] }
+    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", ` +
+			`containers: [api] }
 defaultEnvironment: production
 audit: { schema: ${SCHEMA} }
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-replica-"))}
@@ -227,7 +227,8 @@ alerts:
 		expect(byTitle(/QueueStuck/)).toHaveLength(1);
 	});
 
-	it("after kill -9 of the gateway holder the other replica answers within 30 s, and a confirmation and a paging button made before still work", async () => {
+	it("after kill -9 of the gateway holder the other replica answers within 30 s, and a confirmation and a " +
+		"paging button made before still work", async () => {
 		const alertMessage = byTitle(/ApiDown/)[0]!;
 		const restart = await press(components(alertMessage).match(/alert:restart:[0-9a-f]{32}/)![0], alertMessage);
 		const confirmation = await double.waitFor(
@@ -288,21 +289,25 @@ alerts:
 		expect(docker.calls()).toEqual([["restart", "api"]]);
 	}, 60_000);
 
-	it("restarts once per confirmation across replicas: a second press, or a new confirmation in the cooldown, runs nothing", async () => {
-		const alertMessage = byTitle(/ApiDown/)[0]!;
-		const confirmation = [...double.messages.values()].find((m) => m.content.startsWith("🔁 Restarted"))!;
-		const again = await press(usedConfirmId, confirmation);
-		const restart = await press(components(alertMessage).match(/alert:restart:[0-9a-f]{32}/)![0], alertMessage);
-		const second = await double.waitFor(
-			() => (double.originalMessage(restart.id)?.content ? double.originalMessage(restart.id) : undefined),
-			10_000,
-		);
-		const inCooldown = await press(components(second).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0], second);
+	it(
+		"restarts once per confirmation across replicas: a second press, or a new confirmation in the cooldown, " +
+			"runs nothing",
+		async () => {
+			const alertMessage = byTitle(/ApiDown/)[0]!;
+			const confirmation = [...double.messages.values()].find((m) => m.content.startsWith("🔁 Restarted"))!;
+			const again = await press(usedConfirmId, confirmation);
+			const restart = await press(components(alertMessage).match(/alert:restart:[0-9a-f]{32}/)![0], alertMessage);
+			const second = await double.waitFor(
+				() => (double.originalMessage(restart.id)?.content ? double.originalMessage(restart.id) : undefined),
+				10_000,
+			);
+			const inCooldown = await press(components(second).match(/alert:restartconfirm:[A-Za-z0-9_-]+/)![0], second);
 
-		expect((await followUp(again.id)).content).toContain("This confirmation has expired or is not valid");
-		expect((await followUp(inCooldown.id)).content).toContain("was restarted");
-		expect(docker.calls()).toEqual([["restart", "api"]]);
-	});
+			expect((await followUp(again.id)).content).toContain("This confirmation has expired or is not valid");
+			expect((await followUp(inCooldown.id)).content).toContain("was restarted");
+			expect(docker.calls()).toEqual([["restart", "api"]]);
+		},
+	);
 
 	it("stops a standby and the holder cleanly on SIGTERM, and the holder's lease passes on at once", async () => {
 		const standby = await start();

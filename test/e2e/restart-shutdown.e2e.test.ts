@@ -15,7 +15,10 @@ const CHANNEL = "400000000000000001";
 const webhookToken = randomBytes(24).toString("hex");
 const admin = { id: "200000000000000012", username: "adam", roles: [ADMIN] };
 
-/** D4: a rollout (SIGTERM) or a crash (kill -9) while `docker restart` runs, with the real sshd and a slow container stop. */
+/**
+ * D4: a rollout (SIGTERM) or a crash (kill -9) while `docker restart` runs, with the real sshd and a slow container
+ * stop.
+ */
 describe("a container restart in flight when opsbot stops", () => {
 	const postgres = inject("postgres");
 	let double: DiscordDouble;
@@ -42,12 +45,14 @@ describe("a container restart in flight when opsbot stops", () => {
 		await Promise.all([double?.close(), sshd?.stop()]);
 	});
 
-	const opsYaml = (stateDir: string) => `discord: { guildId: "${double.guildId}", roles: { admins: "${ADMIN}" } }
+	const opsYaml = (stateDir: string) =>
+		`discord: { guildId: "${double.guildId}", roles: { admins: "${ADMIN}" } }
 access:
   actions: { alert.restart: [admins] }
 environments:
   production:
-    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", containers: [api] }
+    ssh: { host: 127.0.0.1, port: ${sshd.port}, user: root, keyFileEnv: SSH_KEY, hostKey: "${sshd.hostKey}", ` +
+		`containers: [api] }
 defaultEnvironment: production
 stateDir: ${stateDir}
 alerts:
@@ -74,7 +79,10 @@ alerts:
 		await sent.response(10_000);
 		return sent;
 	}
-	/** Posts a firing alert and waits for its message, and for the bot to have stored that message as the group's (a press sooner is refused as an earlier episode's). */
+	/**
+	 * Posts a firing alert and waits for its message, and for the bot to have stored that message as the group's (a press
+	 * sooner is refused as an earlier episode's).
+	 */
 	async function postAlert(bot: TestBot, name: string, stateUrl?: string): Promise<StoredMessage> {
 		const res = await fetch(`${bot.webhookUrl}/alerts`, {
 			method: "POST",
@@ -185,7 +193,8 @@ alerts:
 
 		expect(code).toBe(1);
 		expect(double.messages.get(confirmation.id)?.content).toBe(
-			"opsbot was stopped while restarting `api` on `127.0.0.1`, before the restart finished, so it cannot tell whether it did. Check the container before restarting it again.",
+			"opsbot was stopped while restarting `api` on `127.0.0.1`, before the restart finished, so it cannot tell " +
+				"whether it did. Check the container before restarting it again.",
 		);
 		expect((await bot.actionLog.recent(1, { userId: admin.id }))[0]).toMatchObject({
 			action: "alert.restart",
@@ -235,7 +244,8 @@ alerts:
 		const client = new pg.Client({ connectionString: stateUrl });
 		await client.connect();
 		const { rows } = await client.query<{ result: string; details: { tookOverFrom?: unknown } }>(
-			"SELECT result, details FROM opsbot_state.actions WHERE action = 'alert.restart' AND user_id = $1 ORDER BY id DESC LIMIT 1",
+			"SELECT result, details FROM opsbot_state.actions WHERE action = 'alert.restart' AND user_id = $1 " +
+				"ORDER BY id DESC LIMIT 1",
 			[admin.id],
 		);
 		await client.end();

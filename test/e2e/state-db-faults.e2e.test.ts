@@ -9,7 +9,9 @@ import { ownMessages, title } from "../support/storm.ts";
 
 const CHANNEL = "400000000000000001";
 
-/** The shipped process on a PostgreSQL state database (STATE_DATABASE_URL) whose connections a DBA keeps terminating. */
+/**
+ * The shipped process on a PostgreSQL state database (STATE_DATABASE_URL) whose connections a DBA keeps terminating.
+ */
 describe("the state database drops connections under webhook load", () => {
 	const postgres = inject("postgres");
 	let double: DiscordDouble;
@@ -22,7 +24,9 @@ describe("the state database drops connections under webhook load", () => {
 		token = randomBytes(24).toString("hex");
 		const stateUrl = await freshStateDatabase("opsbot_state_faults");
 		stateDatabase = new URL(stateUrl).pathname.slice(1);
-		const ops = `discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nalerts:\n  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n`;
+		const ops =
+			`discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nalerts:\n` +
+			`  listen: { host: 127.0.0.1, port: 0 }\n  defaultChannel: "${CHANNEL}"\n`;
 		bot = await startTestBot(double, ops, { WEBHOOK_TOKEN: token, STATE_DATABASE_URL: stateUrl, LOG_LEVEL: "info" });
 	});
 	const post = async (group: string) => {
@@ -57,7 +61,8 @@ describe("the state database drops connections under webhook load", () => {
 			if (groups.length - missing.length > posted) [posted, progressAt] = [groups.length - missing.length, Date.now()];
 			if (Date.now() - progressAt > stallMs)
 				throw new Error(
-					`no card for ${missing.length} of ${groups.length} accepted groups, none new for ${stallMs} ms: ${missing.slice(0, 5).join(", ")}`,
+					`no card for ${missing.length} of ${groups.length} accepted groups, none new for ${stallMs} ms: ` +
+						`${missing.slice(0, 5).join(", ")}`,
 				);
 			await new Promise((resolve) => setTimeout(resolve, 100));
 		}
@@ -67,51 +72,58 @@ describe("the state database drops connections under webhook load", () => {
 		await double?.close();
 	});
 
-	it("with the store's tables locked, /metrics still scrapes (store figures NaN, readable 0) and /readyz says not writable", async () => {
-		const sample = (text: string, series: string) =>
-			text
-				.split("\n")
-				.find((l) => l.startsWith(`${series} `))
-				?.slice(series.length + 1);
-		const scrape = async () => {
-			const res = await fetch(`${bot.webhookUrl}/metrics`);
-			return { status: res.status, text: await res.text() };
-		};
-		const ready = async () => {
-			const res = await fetch(`${bot.webhookUrl}/readyz`);
-			return [res.status, await res.json()] as const;
-		};
-		expect(await post("BeforeLock")).toBe(202);
-		expect((await scrape()).status).toBe(200);
-		const locker = new pg.Client({ connectionString: postgres.superuserUrl.replace(/\/appdb$/, `/${stateDatabase}`) });
-		await locker.connect();
-		await locker.query("BEGIN");
-		await locker.query("LOCK TABLE opsbot_state.outbox, opsbot_state.groups IN ACCESS EXCLUSIVE MODE");
-		let locked: { status: number; text: string };
-		let readyLocked: Awaited<ReturnType<typeof ready>>;
-		try {
-			// Past the 1 s the last scrape's figures are reused for.
-			await new Promise((resolve) => setTimeout(resolve, 1_100));
-			[locked, readyLocked] = await Promise.all([scrape(), ready()]);
-		} finally {
-			await locker.end();
-		}
+	it(
+		"with the store's tables locked, /metrics still scrapes (store figures NaN, readable 0) and /readyz says " +
+			"not writable",
+		async () => {
+			const sample = (text: string, series: string) =>
+				text
+					.split("\n")
+					.find((l) => l.startsWith(`${series} `))
+					?.slice(series.length + 1);
+			const scrape = async () => {
+				const res = await fetch(`${bot.webhookUrl}/metrics`);
+				return { status: res.status, text: await res.text() };
+			};
+			const ready = async () => {
+				const res = await fetch(`${bot.webhookUrl}/readyz`);
+				return [res.status, await res.json()] as const;
+			};
+			expect(await post("BeforeLock")).toBe(202);
+			expect((await scrape()).status).toBe(200);
+			const locker = new pg.Client({
+				connectionString: postgres.superuserUrl.replace(/\/appdb$/, `/${stateDatabase}`),
+			});
+			await locker.connect();
+			await locker.query("BEGIN");
+			await locker.query("LOCK TABLE opsbot_state.outbox, opsbot_state.groups IN ACCESS EXCLUSIVE MODE");
+			let locked: { status: number; text: string };
+			let readyLocked: Awaited<ReturnType<typeof ready>>;
+			try {
+				// Past the 1 s the last scrape's figures are reused for.
+				await new Promise((resolve) => setTimeout(resolve, 1_100));
+				[locked, readyLocked] = await Promise.all([scrape(), ready()]);
+			} finally {
+				await locker.end();
+			}
 
-		expect(locked.status).toBe(200);
-		expect(sample(locked.text, "opsbot_alert_store_readable")).toBe("0");
-		expect(sample(locked.text, 'opsbot_alert_groups{state="firing"}')).toBe("Nan"); // prom-client spells NaN so; Prometheus reads it in any case
-		expect(locked.text).toContain("process_resident_memory_bytes");
-		expect(locked.text).toContain("opsbot_discord_gateway_connected 1");
-		expect(readyLocked).toEqual([503, { discord: "connected", store: "not writable" }]);
-		await vi.waitFor(async () => expect(sample((await scrape()).text, "opsbot_alert_store_readable")).toBe("1"), {
-			timeout: 15_000,
-			interval: 200,
-		});
-		expect(await ready()).toEqual([200, { discord: "connected", store: "writable" }]);
-		expect(bot.logs().filter((l) => String(l.msg).startsWith("could not read the alert store's figures"))).toHaveLength(
-			1,
-		);
-	});
+			expect(locked.status).toBe(200);
+			expect(sample(locked.text, "opsbot_alert_store_readable")).toBe("0");
+			// prom-client spells NaN so; Prometheus reads it in any case
+			expect(sample(locked.text, 'opsbot_alert_groups{state="firing"}')).toBe("Nan");
+			expect(locked.text).toContain("process_resident_memory_bytes");
+			expect(locked.text).toContain("opsbot_discord_gateway_connected 1");
+			expect(readyLocked).toEqual([503, { discord: "connected", store: "not writable" }]);
+			await vi.waitFor(async () => expect(sample((await scrape()).text, "opsbot_alert_store_readable")).toBe("1"), {
+				timeout: 15_000,
+				interval: 200,
+			});
+			expect(await ready()).toEqual([200, { discord: "connected", store: "writable" }]);
+			expect(
+				bot.logs().filter((l) => String(l.msg).startsWith("could not read the alert store's figures")),
+			).toHaveLength(1);
+		},
+	);
 
 	it("stays up: every webhook answered 202 is posted, the others got a 5xx for AlertManager to retry", async () => {
 		const dba = new pg.Client({ connectionString: postgres.superuserUrl });
@@ -127,7 +139,8 @@ describe("the state database drops connections under webhook load", () => {
 		for (let round = 0; round < 12; round++) {
 			await new Promise((resolve) => setTimeout(resolve, 250));
 			const { rows } = await dba.query<{ n: number }>(
-				"SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'opsbot-state'",
+				"SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity " +
+					"WHERE datname = $1 AND application_name = 'opsbot-state'",
 				[stateDatabase],
 			);
 			terminated += rows[0]!.n;

@@ -37,7 +37,8 @@ describe("the state database is down when opsbot starts", () => {
 		await double?.close();
 	});
 
-	it("starts anyway: logs why, /readyz 503 with the reason, then connects and answers a command once the database is up", {
+	it("starts anyway: logs why, /readyz 503 with the reason, then connects and answers a command once the " +
+		"database is up", {
 		timeout: 90_000,
 	}, async () => {
 		double = await startDiscordDouble({ guild: { channels: [{ id: CHANNEL, name: "alerts" }] } });

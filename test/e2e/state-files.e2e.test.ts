@@ -48,30 +48,35 @@ alerts:
 		process.umask(umask);
 	});
 
-	it("creates stateDir 0700 and the alert store, its WAL and shared memory, with the action log in it, 0600 under umask 022", async () => {
-		const answer = await fetch(`${bot.webhookUrl}/alerts`, {
-			method: "POST",
-			headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-			body: JSON.stringify(firingWebhook("PrivateFiles")),
-		});
-		expect(answer.status).toBe(202);
-		const message = await double.waitFor(() => double.channelMessages(CHANNEL)[0], 20_000);
-		const ack = JSON.stringify(message.components).match(/alert:ack:[0-9a-f]{32}/)![0];
-		await (
-			await double.sendInteraction({
-				kind: "button",
-				customId: ack,
-				messageId: message.id,
-				user: { id: "200000000000000011", username: "olivia", roles: [ONCALL] },
-			})
-		).response();
-		await double.waitFor(async () => (await bot.actionLog.recent(1)).length > 0, 10_000);
+	it(
+		"creates stateDir 0700 and the alert store, its WAL and shared memory, with the action log in it, 0600 " +
+			"under umask 022",
+		async () => {
+			const answer = await fetch(`${bot.webhookUrl}/alerts`, {
+				method: "POST",
+				headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+				body: JSON.stringify(firingWebhook("PrivateFiles")),
+			});
+			expect(answer.status).toBe(202);
+			const message = await double.waitFor(() => double.channelMessages(CHANNEL)[0], 20_000);
+			const ack = JSON.stringify(message.components).match(/alert:ack:[0-9a-f]{32}/)![0];
+			await (
+				await double.sendInteraction({
+					kind: "button",
+					customId: ack,
+					messageId: message.id,
+					user: { id: "200000000000000011", username: "olivia", roles: [ONCALL] },
+				})
+			).response();
+			await double.waitFor(async () => (await bot.actionLog.recent(1)).length > 0, 10_000);
 
-		const files = ["opsbot.sqlite", "opsbot.sqlite-wal", "opsbot.sqlite-shm"];
-		expect({ stateDir: mode(stateDir), ...Object.fromEntries(files.map((f) => [f, mode(join(stateDir, f))])) }).toEqual(
-			{ stateDir: "700", ...Object.fromEntries(files.map((f) => [f, "600"])) },
-		);
-	});
+			const files = ["opsbot.sqlite", "opsbot.sqlite-wal", "opsbot.sqlite-shm"];
+			expect({
+				stateDir: mode(stateDir),
+				...Object.fromEntries(files.map((f) => [f, mode(join(stateDir, f))])),
+			}).toEqual({ stateDir: "700", ...Object.fromEntries(files.map((f) => [f, "600"])) });
+		},
+	);
 
 	it("creates the embedded state file and its journals 0600 under umask 022", async () => {
 		const dir = join(mkdtempSync(join(tmpdir(), "opsbot-modes-")), "fresh");

@@ -32,7 +32,9 @@ describe("opsbot test-alert through the running bot", () => {
 			},
 		});
 		[general, critical] = double.channelIds as [string, string];
-		const yaml = `discord: { guildId: "${double.guildId}", opsChannels: ["${general}"], roles: { oncall: "${ONCALL}", admins: "${ADMINS}" } }
+		const yaml =
+			`discord: { guildId: "${double.guildId}", opsChannels: ["${general}"], roles: { oncall: ` +
+			`"${ONCALL}", admins: "${ADMINS}" } }
 access: { commands: { alerts: [admins] }, actions: { alert.ack: [oncall] } }
 environments:
   production: { http: [{ name: website, url: "http://127.0.0.1:1/" }] }

@@ -87,35 +87,39 @@ alerts:
 	const titles = () =>
 		double.channelMessages(CHANNEL).map((m) => String((m.embeds[0] as { title?: string } | undefined)?.title ?? ""));
 
-	it("answers 401 to encoded, fragment and absolute-form targets without valid credentials, posts nothing, and still relays an authenticated webhook", async () => {
-		const targets = [
-			"/alerts",
-			"/alerts?x",
-			"/%61lerts",
-			"/alerts#x",
-			"/alerts#",
-			`http://127.0.0.1:${port}/alerts`,
-			"http://evil.example/alerts",
-		];
-		const refused: Record<string, number[]> = {};
-
-		for (const target of targets) {
-			refused[target] = [
-				await post(port, target, webhook("Bypass")),
-				await post(port, target, webhook("Bypass"), "Bearer not-the-token"),
-				await post(port, target, webhook("Bypass"), `Basic ${Buffer.from(`opsbot:${token}`).toString("base64")}`),
+	it(
+		"answers 401 to encoded, fragment and absolute-form targets without valid credentials, posts nothing, and " +
+			"still relays an authenticated webhook",
+		async () => {
+			const targets = [
+				"/alerts",
+				"/alerts?x",
+				"/%61lerts",
+				"/alerts#x",
+				"/alerts#",
+				`http://127.0.0.1:${port}/alerts`,
+				"http://evil.example/alerts",
 			];
-		}
-		const accepted = await post(port, "/%61lerts#x", webhook("Authenticated"), `Bearer ${token}`);
-		await double.waitFor(() => titles().some((t) => t.includes("Authenticated")), 20_000);
-		// A barrier instead of waiting: one more authenticated webhook, delivered after anything queued before it.
-		const barrier = await post(port, "/alerts", webhook("Barrier"), `Bearer ${token}`);
-		await double.waitFor(() => titles().some((t) => t.includes("Barrier")), 20_000);
+			const refused: Record<string, number[]> = {};
 
-		for (const target of targets) expect(refused[target], target).toEqual([401, 401, 401]);
-		expect(accepted).toBe(202);
-		expect(barrier).toBe(202);
-		expect(titles()).toEqual(["🟠 WARNING · Authenticated", "🟠 WARNING · Barrier"]);
-		expect(main.output()).not.toContain(token);
-	});
+			for (const target of targets) {
+				refused[target] = [
+					await post(port, target, webhook("Bypass")),
+					await post(port, target, webhook("Bypass"), "Bearer not-the-token"),
+					await post(port, target, webhook("Bypass"), `Basic ${Buffer.from(`opsbot:${token}`).toString("base64")}`),
+				];
+			}
+			const accepted = await post(port, "/%61lerts#x", webhook("Authenticated"), `Bearer ${token}`);
+			await double.waitFor(() => titles().some((t) => t.includes("Authenticated")), 20_000);
+			// A barrier instead of waiting: one more authenticated webhook, delivered after anything queued before it.
+			const barrier = await post(port, "/alerts", webhook("Barrier"), `Bearer ${token}`);
+			await double.waitFor(() => titles().some((t) => t.includes("Barrier")), 20_000);
+
+			for (const target of targets) expect(refused[target], target).toEqual([401, 401, 401]);
+			expect(accepted).toBe(202);
+			expect(barrier).toBe(202);
+			expect(titles()).toEqual(["🟠 WARNING · Authenticated", "🟠 WARNING · Barrier"]);
+			expect(main.output()).not.toContain(token);
+		},
+	);
 });

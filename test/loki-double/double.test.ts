@@ -28,7 +28,8 @@ describe("Loki double", () => {
 	});
 
 	it("keeps tenants apart", async () => {
-		const query = `/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"}')}&start=${base}&end=${base + 1n}`;
+		const selector = encodeURIComponent('{service="api"}');
+		const query = `/loki/api/v1/query_range?query=${selector}&start=${base}&end=${base + 1n}`;
 
 		const own = (await (await get(query)).json()) as { data: { result: unknown[] } };
 		const other = (await (await get(query, "t2")).json()) as { data: { result: unknown[] } };

@@ -179,12 +179,16 @@ function parseLogQL(query: string): ParsedQuery | Failure {
 				const inSelector = query.lastIndexOf("{") > query.lastIndexOf("}");
 				syntax = {
 					status: 400,
-					body: `parse error at ${position(query.length)}: syntax error: unexpected $end${inSelector ? ", expecting } or ," : ""}`,
+					body:
+						`parse error at ${position(query.length)}: syntax error: unexpected ` +
+						`$end${inSelector ? ", expecting } or ," : ""}`,
 				};
 			} else
 				syntax = {
 					status: 400,
-					body: `parse error at ${position(node.from)}: syntax error: unexpected ${token ? "IDENTIFIER" : JSON.stringify(query[node.from])}`,
+					body:
+						`parse error at ${position(node.from)}: syntax error: unexpected ` +
+						`${token ? "IDENTIFIER" : JSON.stringify(query[node.from])}`,
 				};
 		},
 	});
@@ -232,7 +236,9 @@ function parseLogQL(query: string): ParsedQuery | Failure {
 	) {
 		return {
 			status: 400,
-			body: 'parse error : queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~".*" does not meet this requirement, but app=~".+" will',
+			body:
+				"parse error : queries require at least one regexp or equality matcher that does not have an " +
+				'empty-compatible value. For instance, app=~".*" does not meet this requirement, but app=~".+" will',
 		};
 	}
 	const pipeline = logNode?.getChild("PipelineExpr");
@@ -619,7 +625,10 @@ export async function startLokiDouble(): Promise<LokiDouble> {
 	};
 }
 
-/** count_over_time at each step from start to end: the lines in (t - range, t], per output label set; empty steps left out. */
+/**
+ * count_over_time at each step from start to end: the lines in (t - range, t], per output label set; empty steps left
+ * out.
+ */
 function countOverTime(
 	selected: { entry: StoredLine; labels: Record<string, string> }[],
 	start: bigint,

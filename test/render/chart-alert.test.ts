@@ -26,7 +26,11 @@ const MANY = 2_000;
 
 /** An exporter on 127.0.0.1 with 2,000 series of one gauge: shard s0001 at 0.0005 … s2000 at 1. */
 async function startManySeriesExporter(): Promise<{ server: Server; target: string }> {
-	const body = `# TYPE chart_load gauge\n${Array.from({ length: MANY }, (_, i) => `chart_load{shard="s${String(i + 1).padStart(4, "0")}"} ${(i + 1) / MANY}`).join("\n")}\n`;
+	const samples = Array.from(
+		{ length: MANY },
+		(_, i) => `chart_load{shard="s${String(i + 1).padStart(4, "0")}"} ${(i + 1) / MANY}`,
+	);
+	const body = `# TYPE chart_load gauge\n${samples.join("\n")}\n`;
 	const server = createServer((_req, res) =>
 		res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(body),
 	);
@@ -109,24 +113,28 @@ describe("alert chart", () => {
 		return { start: new Date(end.getTime() - 3_600_000), end };
 	};
 
-	it("asks a real Prometheus for the top 8 series and a summary of the rest, so 2,000 series never reach opsbot (D15)", async () => {
-		const ops = OpsFileSchema.parse({
-			discord: { guildId: "100000000000000001" },
-			environments: { production: { prometheus: { url: prometheus.url } } },
-			alerts: { listen: { host: "127.0.0.1", port: 0 }, defaultChannel: "100000000000000002" },
-		});
-		const { service, answers } = recording(createPrometheusClient({ url: prometheus.url, timeoutMs: 5_000 }));
+	it(
+		"asks a real Prometheus for the top 8 series and a summary " +
+			"of the rest, so 2,000 series never reach opsbot (D15)",
+		async () => {
+			const ops = OpsFileSchema.parse({
+				discord: { guildId: "100000000000000001" },
+				environments: { production: { prometheus: { url: prometheus.url } } },
+				alerts: { listen: { host: "127.0.0.1", port: 0 }, defaultChannel: "100000000000000002" },
+			});
+			const { service, answers } = recording(createPrometheusClient({ url: prometheus.url, timeoutMs: 5_000 }));
 
-		const png = await alertChart({ ...ops, alerts: ops.alerts! }, service)(firing("chart_load > 0.99"));
+			const png = await alertChart({ ...ops, alerts: ops.alerts! }, service)(firing("chart_load > 0.99"));
 
-		expect(png?.subarray(1, 4).toString("ascii")).toBe("PNG");
-		expect(answers.length).toBeGreaterThan(0);
-		// 8 lines and 3 summary series (seen, min, max) of at most 121 points each, whatever the expression's size.
-		for (const answer of answers) expect(answer.series).toBeLessThanOrEqual(8);
-		expect(answers.reduce((sum, a) => sum + a.points, 0)).toBeLessThanOrEqual(11 * 121);
-	});
+			expect(png?.subarray(1, 4).toString("ascii")).toBe("PNG");
+			expect(answers.length).toBeGreaterThan(0);
+			// 8 lines and 3 summary series (seen, min, max) of at most 121 points each, whatever the expression's size.
+			for (const answer of answers) expect(answer.series).toBeLessThanOrEqual(8);
+			expect(answers.reduce((sum, a) => sum + a.points, 0)).toBeLessThanOrEqual(11 * 121);
+		},
+	);
 
-	it("draws a storm's charts a few at a time, each with its own turn at Prometheus, rather than all at once", async () => {
+	it("draws a storm's charts a few at a time, each with its own turn at Prometheus, not all at once", async () => {
 		const ops = OpsFileSchema.parse({
 			discord: { guildId: "100000000000000001" },
 			environments: { production: { prometheus: { url: prometheus.url } } },

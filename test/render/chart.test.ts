@@ -143,7 +143,8 @@ function expectGolden(name: string, png: Buffer, docsName?: string): void {
 				? `${actual.width}x${actual.height} instead of ${expected.width}x${expected.height}`
 				: `${(share * 100).toFixed(2)} % of pixels off`;
 		expect.fail(
-			`${name} differs from its golden image (${how}); drawn: ${drawn}. If the change is intended: UPDATE_GOLDEN=1 npx vitest run test/render/chart.test.ts`,
+			`${name} differs from its golden image (${how}); drawn: ${drawn}. If the change is intended: ` +
+				`UPDATE_GOLDEN=1 npx vitest run test/render/chart.test.ts`,
 		);
 	}
 }
@@ -156,7 +157,10 @@ function random(seed: number): () => number {
 	return () => (state = (state * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
 }
 
-/** A `sum by (instance) (rate(...[5m]))` answer: 14 instances every 30 s for an hour; api-4 jumps past 1/s at 13:40, api-6 is absent for 10 minutes. */
+/**
+ * A `sum by (instance) (rate(...[5m]))` answer: 14 instances every 30 s for an hour; api-4 jumps past 1/s at 13:40,
+ * api-6 is absent for 10 minutes.
+ */
 function errorRateSeries(): RangeSeries[] {
 	const next = random(7);
 	return Array.from({ length: 14 }, (_, k) => ({
@@ -212,26 +216,30 @@ function poolFixture(): LineChart {
 }
 
 describe("chart golden images", () => {
-	it("draws an alert expression 2:1-ish for Discord's 400 px: the firing series first, the top ones as lines, the rest as a band, the threshold and the firing period", async () => {
-		const chart = alertFixture();
-		const png = await renderChart(chart);
+	it(
+		"draws an alert expression 2:1-ish for Discord's 400 px: the firing series first, the top ones as lines, " +
+			"the rest as a band, the threshold and the firing period",
+		async () => {
+			const chart = alertFixture();
+			const png = await renderChart(chart);
 
-		expectGolden("alert-many-series.png", png, "chart-alert.png");
-		const image = decodePng(png);
-		expect(image.width).toBe(1200);
-		expect(image.width / image.height).toBeGreaterThan(1.6);
-		// Text size where Discord shows it (400 px wide): at least twice the old chart's 7 px.
-		expect(19 * (400 / 480)).toBeGreaterThanOrEqual(14);
-		for (const colour of ["#4e9eff", "#3ecf8e", "#c77dff", "#ff7aa8"])
-			expect(countColour(image, colour, 12)).toBeGreaterThan(300);
-		const svg = chartSvg(chart);
-		expect(svg).toContain(">api-4<"); // the common "instance=" and ".prod.example.com:9100" trimmed
-		expect(svg).toContain(">&gt; 1/s<"); // the threshold from "> 1", on its line
-		expect(svg).toContain(">firing<");
-		expect(svg).toMatch(/>10 others</);
-		expect(svg).toContain("13:00–14:00 UTC");
-		expect(countColour(image, "#ed4245", 12)).toBeGreaterThan(400); // the dashed threshold line and the firing edge
-	});
+			expectGolden("alert-many-series.png", png, "chart-alert.png");
+			const image = decodePng(png);
+			expect(image.width).toBe(1200);
+			expect(image.width / image.height).toBeGreaterThan(1.6);
+			// Text size where Discord shows it (400 px wide): at least twice the old chart's 7 px.
+			expect(19 * (400 / 480)).toBeGreaterThanOrEqual(14);
+			for (const colour of ["#4e9eff", "#3ecf8e", "#c77dff", "#ff7aa8"])
+				expect(countColour(image, colour, 12)).toBeGreaterThan(300);
+			const svg = chartSvg(chart);
+			expect(svg).toContain(">api-4<"); // the common "instance=" and ".prod.example.com:9100" trimmed
+			expect(svg).toContain(">&gt; 1/s<"); // the threshold from "> 1", on its line
+			expect(svg).toContain(">firing<");
+			expect(svg).toMatch(/>10 others</);
+			expect(svg).toContain("13:00–14:00 UTC");
+			expect(countColour(image, "#ed4245", 12)).toBeGreaterThan(400); // the dashed threshold line and the firing edge
+		},
+	);
 
 	it("draws the pool chart with its title, the usable limit, the warn and critical levels and a legend", async () => {
 		const png = await renderChart(poolFixture());
@@ -246,7 +254,8 @@ describe("chart golden images", () => {
 		expectGolden("pool.png", png, "chart-pool.png");
 		const image = decodePng(png);
 		expect(countColour(image, "#ed4245", 12)).toBeGreaterThan(500); // the dashed limit line and its legend swatch
-		expect(pixel(image, image.width - 30, 12).slice(0, 3)).toEqual(hex("#2b2d31")); // an opaque card: the same on Discord's dark and light themes
+		// an opaque card: the same on Discord's dark and light themes
+		expect(pixel(image, image.width - 30, 12).slice(0, 3)).toEqual(hex("#2b2d31"));
 	});
 
 	it("draws a single series, and says so when the range holds no data", async () => {
@@ -266,7 +275,8 @@ describe("chart golden images", () => {
 });
 
 describe("extreme values (D16)", () => {
-	// Values at the edge of a float64 (finite, unlike NaN and ±Inf, which are dropped): the span hi − lo overflows to Infinity.
+	// Values at the edge of a float64 (finite, unlike NaN and ±Inf, which are dropped): the span hi − lo overflows to
+	// Infinity.
 	const extreme: LineChart = {
 		title: "Extreme values",
 		series: [
@@ -334,7 +344,7 @@ describe("renderChart", () => {
 		expect(charts.map((png) => decodePng(png).width)).toEqual([1200, 1200, 1200, 1200]);
 	});
 
-	it("starts its thread on the first chart, ends it after the idle time, and starts it again for the next chart", async () => {
+	it("starts its thread on the first chart, ends it after the idle time, restarts it for the next chart", async () => {
 		const renderer = createChartRenderer({ idleMs: 100 });
 		const svg = chartSvg(poolFixture());
 		expect(renderer.running).toBe(false);
@@ -361,7 +371,7 @@ describe("renderChart", () => {
 });
 
 describe("chartModel", () => {
-	it("keeps the firing series, then the top ones by latest value, as lines and folds every other one into a min–max band", () => {
+	it("keeps the firing series, then the top ones by latest value, as lines; folds the rest in a min–max band", () => {
 		const model = chartModel(alertFixture());
 
 		const byLatest = errorRateSeries()

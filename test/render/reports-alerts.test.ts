@@ -26,7 +26,9 @@ const GROUP_ID = "0123456789abcdef0123456789abcdef";
 const ROLE = "900000000000000009";
 const CHART = Buffer.from("not really a png, but 40 bytes of chart.");
 
-/** JSON with object keys sorted: the goldens compare what a message says, not the order a renderer wrote its keys in. */
+/**
+ * JSON with object keys sorted: the goldens compare what a message says, not the order a renderer wrote its keys in.
+ */
 function stableJson(value: unknown): string {
 	const sorted = (v: unknown): unknown => {
 		if (Buffer.isBuffer(v)) return { bytes: v.length };
@@ -47,7 +49,10 @@ function expectTerminalGolden(name: string, body: WebhookPayload, context: Alert
 	expectGoldenFile(`${name}.txt`, `${reportToText(alertGroupReport(body, context).report)}\n`);
 }
 
-/** What Discord gets of a message: the text, the embed(s), the components, the attachments' names and sizes (and which groups a storm summary lists). */
+/**
+ * What Discord gets of a message: the text, the embed(s), the components, the attachments' names and sizes (and which
+ * groups a storm summary lists).
+ */
 function messageJson(message: AlertMessage | SummaryMessage, listed?: readonly string[]): string {
 	const { content, allowedMentions, components, files } = message;
 	return stableJson({
@@ -135,7 +140,9 @@ const resolved = WebhookPayload.parse({
 	alerts: critical.alerts.map((a) => ({ ...a, status: "resolved", endsAt: "2026-11-24T12:12:00Z" })),
 });
 
-/** Untrusted text everywhere it can be: markdown, mentions, @everyone, a link that would break out of its parentheses. */
+/**
+ * Untrusted text everywhere it can be: markdown, mentions, @everyone, a link that would break out of its parentheses.
+ */
 const hostile = webhook({
 	groupKey: "{}:{hostile}",
 	receiver: "ops_*team*",
@@ -339,7 +346,7 @@ describe("alert group messages (golden)", () => {
 		expectTerminalGolden("alert-ack-expired", critical, context);
 	});
 
-	it("renders the escalation mention and the acknowledgement reminder: content, who they may ping, terminal words", () => {
+	it("renders the escalation mention and the ack reminder: content, whom they may ping, terminal words", () => {
 		const step = { key: "k", step: 0, dueAt: NOW, unhandledMs: 12 * 60_000 };
 		const targets = { roles: ["300000000000000007"], users: ["200000000000000031"] };
 		const messages = {
@@ -462,7 +469,8 @@ describe("alert group messages (golden)", () => {
 			commonAnnotations: {
 				summary: `Z${"\u0301".repeat(500)} down\u2029 again`,
 				description:
-					"Dashboard: https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod (see also https://status.stripe.com)\nlog: \u001b[31mred\u0007",
+					"Dashboard: https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod (see also " +
+					"https://status.stripe.com)\nlog: \u001b[31mred\u0007",
 				runbook_url: "https://runbooks.example.com/a_b-c",
 				dashboard_url: "javascript:alert(1)",
 			},

@@ -61,8 +61,11 @@ describe("opsbot doctor's report", () => {
 					subject: "production · ssh prod.internal:22",
 					state: "broken",
 					detail:
-						"answers, but no host key is pinned, so opsbot will not connect; it presents ssh-ed25519 SHA256:v6ZWixgZCc3Qkar6thhPApDIXJKv5isnDRgl9B7B8d0",
-					fix: "compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub there), then pin it: the hostKey line below",
+						"answers, but no host key is pinned, so opsbot will not connect; it presents ssh-ed25519 " +
+						"SHA256:v6ZWixgZCc3Qkar6thhPApDIXJKv5isnDRgl9B7B8d0",
+					fix:
+						"compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub there), then pin " +
+						"it: the hostKey line below",
 				},
 			],
 			hostKeys: [
@@ -74,7 +77,9 @@ describe("opsbot doctor's report", () => {
 				},
 			],
 			alertmanagerSnippet:
-				"receivers:\n  - name: opsbot\n    webhook_configs:\n      - url: http://opsbot.internal:9095/alerts\n        send_resolved: true\n        http_config:\n          authorization:\n            type: Bearer\n            # holds the value of WEBHOOK_TOKEN\n            credentials_file: /etc/alertmanager/opsbot-token",
+				"receivers:\n  - name: opsbot\n    webhook_configs:\n      - url: http://opsbot.internal:9095/alerts\n" +
+				"        send_resolved: true\n        http_config:\n          authorization:\n            type: Bearer\n" +
+				"            # holds the value of WEBHOOK_TOKEN\n            credentials_file: /etc/alertmanager/opsbot-token",
 		};
 		expectReportGolden("doctor-faults", doctorReport(result));
 	});

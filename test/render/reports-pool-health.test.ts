@@ -221,7 +221,7 @@ describe("pool and health reports in both views", () => {
 		);
 	});
 
-	it("offers idle connections older than idleMinutes when those are the cause, and no End button when nothing qualifies", () => {
+	it("offers idle connections older than idleMinutes when they are the cause; no End button when none qualify", () => {
 		expectGoldenFile(
 			"pool-warn.buttons.json",
 			`${JSON.stringify(poolButtons(snapshot(postgres(crowded)), thresholds).toJSON(), null, 2)}\n`,
@@ -409,7 +409,8 @@ describe("pool and health reports in both views", () => {
 		const description = (reportToEmbed(report).toJSON().description ?? "").replace(/\\/g, "");
 
 		expect(description).toContain(
-			"🟠 **storage** host · 41 ms — disk /data/vol7 at 90 % (≥ 85 %), disk /data/vol93 at 86 % (≥ 85 %) — disk: 118 ok, 2 ≥ 85 % · ram",
+			"🟠 **storage** host · 41 ms — disk /data/vol7 at 90 % (≥ 85 %), disk /data/vol93 at 86 % (≥ 85 %) " +
+				"— disk: 118 ok, 2 ≥ 85 % · ram",
 		);
 		expectReportGolden("health-many-mounts", report);
 	});
@@ -429,10 +430,12 @@ describe("the message after a confirmed termination", () => {
 		const text = terminationResultText("staging-eu", result);
 
 		expect(textToMarkdown(text)).toBe(
-			"Ended 2 idle connections on staging\\-eu \\(1 left alone: busy again or gone\\).\npid 4101 · `celery_worker` 198.51.100.7\npid 4102 · `?` 192.0.2.12",
+			"Ended 2 idle connections on staging\\-eu \\(1 left alone: busy again or gone\\).\n" +
+				"pid 4101 · `celery_worker` 198.51.100.7\npid 4102 · `?` 192.0.2.12",
 		);
 		expect(textToPlain(text)).toBe(
-			"Ended 2 idle connections on staging-eu (1 left alone: busy again or gone).\npid 4101 · celery_worker 198.51.100.7\npid 4102 · ? 192.0.2.12",
+			"Ended 2 idle connections on staging-eu (1 left alone: busy again or gone).\n" +
+				"pid 4101 · celery_worker 198.51.100.7\npid 4102 · ? 192.0.2.12",
 		);
 	});
 

@@ -154,7 +154,8 @@ describe("escaping for Discord (issue 25 §2)", () => {
 			"Dashboard: https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod (see also https://status.stripe.com)";
 
 		expect(escapeMarkdown(text)).toBe(
-			"Dashboard: <https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod> \\(see also <https://status.stripe.com>\\)",
+			"Dashboard: <https://grafana.example.com/d/api-5xx/checkout_errors?var-env=prod> \\(see also " +
+				"<https://status.stripe.com>\\)",
 		);
 	});
 

@@ -54,7 +54,7 @@ describe("audit lookups explain a PostgreSQL outage in plain words", () => {
 	const leaks = (message: string) =>
 		[String(port), PASSWORD, "127.0.0.1", "ECONNREFUSED", "postgres://"].filter((s) => message.includes(s));
 
-	it("says the server is not reachable when nothing listens on the database port, for /whodeleted and /audit alike", async () => {
+	it("says the server is not reachable when nothing listens on the database port, for /whodeleted, /audit", async () => {
 		const audit = service(down);
 
 		const whoDeleted = await failure(audit.whoDeleted("local", "User", "123"));
@@ -103,7 +103,8 @@ describe("audit lookups explain a PostgreSQL outage in plain words", () => {
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-outage-"));
 		writeFileSync(
 			join(dir, "opsbot.yaml"),
-			`discord: { guildId: "100000000000000001" }\nenvironments:\n  local:\n    postgres: { urlEnv: LOCAL_DATABASE_URL }\n`,
+			`discord: { guildId: "100000000000000001" }\nenvironments:\n  local:\n` +
+				`    postgres: { urlEnv: LOCAL_DATABASE_URL }\n`,
 		);
 
 		const result = await cli(["whodeleted", "User", "123", "--env", "local"], {
@@ -131,7 +132,8 @@ describe("audit lookups explain a PostgreSQL outage in plain words", () => {
 
 		expect(err).toBeInstanceOf(UserFacingError);
 		expect(err.message).toBe(
-			"opsbot could not log in to the PostgreSQL of local (authentication failed). An admin should check the user and password in its database URL.",
+			"opsbot could not log in to the PostgreSQL of local (authentication failed). An admin should check the user " +
+				"and password in its database URL.",
 		);
 		expect(leaks(err.message)).toEqual([]);
 	});
@@ -151,7 +153,8 @@ describe("audit lookups explain a PostgreSQL outage in plain words", () => {
 
 			expect(whoDeleted).toBeInstanceOf(UserFacingError);
 			expect(whoDeleted.message).toBe(
-				"The PostgreSQL of local did not answer within 0.5 s (statement_timeout): it may be overloaded or the table locked. Try again in a moment; /health local shows whether it is up.",
+				"The PostgreSQL of local did not answer within 0.5 s (statement_timeout): it may be overloaded or the " +
+					"table locked. Try again in a moment; /health local shows whether it is up.",
 			);
 			expect((whoDeleted.cause as { code?: string }).code).toBe("57014");
 			expect(search).toBeInstanceOf(UserFacingError);

@@ -253,7 +253,8 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		const audit = createAuditService({ database: () => db, table: { ...table, maxRows: 2_500 }, log: silent });
 		const filters = { resourceType: "Team", since: hoursAgo(24 * 30), until: new Date() };
 		const expected = await app.query<{ id: string }>(
-			`SELECT id::text FROM ${SCHEMA}.audit_log WHERE resource_type = 'Team' AND timestamp >= $1 AND timestamp < $2 ORDER BY timestamp DESC, id DESC`,
+			`SELECT id::text FROM ${SCHEMA}.audit_log WHERE resource_type = 'Team' AND timestamp >= $1 AND timestamp < ` +
+				`$2 ORDER BY timestamp DESC, id DESC`,
 			[filters.since, filters.until],
 		);
 
@@ -296,7 +297,8 @@ describe("audit service against a real audit_log of 150,000 rows", () => {
 		});
 
 		expect(suggestions).toEqual([
-			`CREATE INDEX CONCURRENTLY "audit_log_email_ts_idx" ON "${SCHEMA}"."audit_log" ((lower("user_email")), "timestamp" DESC);`,
+			`CREATE INDEX CONCURRENTLY "audit_log_email_ts_idx" ON "${SCHEMA}"."audit_log" ((lower("user_email")), ` +
+				`"timestamp" DESC);`,
 		]);
 		expect(service().suggestIndexes({ user: "42", since: hoursAgo(24 * 7), until: new Date() })).toEqual([
 			`CREATE INDEX CONCURRENTLY "audit_log_user_id_ts_idx" ON "${SCHEMA}"."audit_log" ("user_id", "timestamp" DESC);`,
@@ -317,7 +319,8 @@ describe("audit events as people see them", () => {
 	it("names the browser or tool of a user agent", () => {
 		expect(
 			shortUserAgent(
-				"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91",
+				"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 " +
+					"Safari/537.36 Edg/120.0.2210.91",
 			),
 		).toBe("Edge 120");
 		expect(shortUserAgent("Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0")).toBe(
@@ -325,7 +328,8 @@ describe("audit events as people see them", () => {
 		);
 		expect(
 			shortUserAgent(
-				"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+				"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 " +
+					"Safari/605.1.15",
 			),
 		).toBe("Safari 17");
 		expect(shortUserAgent("curl/8.4.0")).toBe("curl 8.4.0");

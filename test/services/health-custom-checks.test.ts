@@ -29,11 +29,13 @@ describe("custom SQL checks against real PostgreSQL, through PgBouncer, read-onl
 		app = new pg.Client({ connectionString: postgres.appUrl });
 		await app.connect();
 		await app.query(
-			`DROP TABLE IF EXISTS "BackupLog"; CREATE TABLE "BackupLog" (id serial PRIMARY KEY, created_at timestamptz NOT NULL)`,
+			`DROP TABLE IF EXISTS "BackupLog"; CREATE TABLE "BackupLog" (id serial PRIMARY KEY, created_at timestamptz ` +
+				`NOT NULL)`,
 		);
 		// opsbot's role may use the sequence, so only the READ ONLY transaction stands between a check and nextval().
 		await app.query(
-			"DROP SEQUENCE IF EXISTS health_check_seq; CREATE SEQUENCE health_check_seq; GRANT USAGE ON SEQUENCE health_check_seq TO opsbot",
+			"DROP SEQUENCE IF EXISTS health_check_seq; CREATE SEQUENCE health_check_seq; GRANT USAGE ON SEQUENCE " +
+				"health_check_seq TO opsbot",
 		);
 		db = createDatabase({ url: pgbouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 5_000, log: silent });
 	});
@@ -56,7 +58,8 @@ describe("custom SQL checks against real PostgreSQL, through PgBouncer, read-onl
 	async function newestBackup(hoursAgo: number): Promise<void> {
 		await app.query(`TRUNCATE "BackupLog"`);
 		await app.query(
-			`INSERT INTO "BackupLog" (created_at) VALUES (now() - make_interval(hours => $1)), (now() - make_interval(hours => $1 + 24))`,
+			`INSERT INTO "BackupLog" (created_at) VALUES (now() - make_interval(hours => $1)), (now() - ` +
+				`make_interval(hours => $1 + 24))`,
 			[hoursAgo],
 		);
 	}
@@ -94,7 +97,9 @@ describe("custom SQL checks against real PostgreSQL, through PgBouncer, read-onl
 			{
 				name: "stale idle connections",
 				// An application name of this file's own: other files hold gunicorn connections to the same appdb meanwhile.
-				sql: `SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND application_name = '${gunicorn}' AND state_change < now() - interval '1 second'`,
+				sql:
+					`SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND application_name = '${gunicorn}' AND ` +
+					`state_change < now() - interval '1 second'`,
 				degraded: 3,
 				down: 20,
 			},

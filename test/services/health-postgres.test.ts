@@ -35,7 +35,8 @@ describe("health checks against real PostgreSQL and PgBouncer", () => {
 		expect(pgCheck).toMatchObject({ name: "postgresql", state: "ok" });
 		expect(pgCheck?.detail).toMatch(/^PostgreSQL 15\.\d+, \d+ \/ 97 connections used \(\d+ %\)$/);
 		const used = Number(/, (\d+) \//.exec(pgCheck?.detail ?? "")?.[1]);
-		expect(used).toBeGreaterThanOrEqual(5); // the 5 idle clients; opsbot's own session (PgBouncer's server connection lent to it) is not counted
+		// the 5 idle clients; opsbot's own session (PgBouncer's server connection lent to it) is not counted
+		expect(used).toBeGreaterThanOrEqual(5);
 		expect(pgbCheck).toMatchObject({ name: "pgbouncer", state: "ok" });
 		expect(pgbCheck?.detail).toMatch(/^1 pool, [01] clients? waiting/);
 	});

@@ -90,7 +90,9 @@ describe("host lines", () => {
 			detail: 'no node-exporter target matches {job="node", role="d\\"b"} in Prometheus',
 		});
 		expect(hostQuery(byLabels)).toBe(
-			'{__name__=~"up|node_filesystem_size_bytes|node_filesystem_free_bytes|node_filesystem_avail_bytes|node_memory_MemTotal_bytes|node_memory_MemAvailable_bytes|node_load1|node_boot_time_seconds|node_cpu_seconds_total", mode=~"|idle", job="node", role="d\\"b"}',
+			'{__name__=~"up|node_filesystem_size_bytes|node_filesystem_free_bytes|node_filesystem_avail_bytes|' +
+				"node_memory_MemTotal_bytes|node_memory_MemAvailable_bytes|node_load1|node_boot_time_seconds|" +
+				'node_cpu_seconds_total", mode=~"|idle", job="node", role="d\\"b"}',
 		);
 	});
 

@@ -84,7 +84,8 @@ describe("host resources from a real node-exporter scraped by a real Prometheus"
 		expect(host?.state).toBe("ok");
 		expect(host?.detail).toMatch(
 			new RegExp(
-				`^disk / \\d+(\\.\\d)?/\\d+(\\.\\d)? [GT]B \\(\\d+ %\\), ${disk.dir} 0\\.0/64 MB \\(0 %\\) · ram \\d+(\\.\\d)?/\\d+(\\.\\d)? GB \\(\\d+ %\\) · load \\d+(\\.\\d+)?/core · up \\d+ (d|h|min)$`,
+				`^disk / \\d+(\\.\\d)?/\\d+(\\.\\d)? [GT]B \\(\\d+ %\\), ${disk.dir} 0\\.0/64 MB \\(0 %\\) · ram ` +
+					`\\d+(\\.\\d)?/\\d+(\\.\\d)? GB \\(\\d+ %\\) · load \\d+(\\.\\d+)?/core · up \\d+ (d|h|min)$`,
 			),
 		);
 		const figures = host!.hosts![0]!;
@@ -150,7 +151,7 @@ describe("host resources from a real node-exporter scraped by a real Prometheus"
 		expect(g?.detail).toMatch(/^ram at \d+ % \(≥ 1 %\) — /);
 	});
 
-	it("selects hosts by label, one segment per matched instance, and says which target is down instead of showing 0 %", async () => {
+	it("selects hosts by label, one segment per matched instance, and says which target is down, not 0 %", async () => {
 		const run = check([
 			{ name: "by-label", labels: { job: "node", host: "local" }, mounts: [disk.dir] },
 			{ name: "gone", instance: `127.0.0.1:${closedPort}` },

@@ -37,7 +37,7 @@ describe("readableLine", () => {
 		});
 	});
 
-	it("takes the first message and level field a JSON line has, and the stream's level label when the line has none", () => {
+	it("takes the first message and level field of a JSON line, and the stream's level label if the line has none", () => {
 		const named = readableLine(
 			entry(JSON.stringify({ event: "started", message: "the message", levelname: "WARNING", level: 3 })),
 		);

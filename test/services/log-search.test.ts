@@ -104,7 +104,10 @@ describe("searchLogs", () => {
 
 		expect(err).toBeInstanceOf(UserFacingError);
 		expect(err.message).toMatch(
-			/^That LogQL is a metric query \(Loki answered a matrix of numbers, not log lines\); .*\nhttps:\/\/grafana\.example\.com\/explore\?orgId=7&left=/,
+			new RegExp(
+				String.raw`^That LogQL is a metric query \(Loki answered a matrix of numbers, not log lines\); .*\n` +
+					String.raw`https:\/\/grafana\.example\.com\/explore\?orgId=7&left=`,
+			),
 		);
 		expect(JSON.parse(decodeURIComponent(err.message.split("left=")[1]!))).toEqual({
 			datasource: "loki",

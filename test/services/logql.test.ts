@@ -25,11 +25,14 @@ describe("LogQL building", () => {
 		expect(parseErrors(query)).toBe(0);
 	});
 
-	it("reads level and correlation id from JSON fields with Loki's json stage, and as whole words from plain lines", () => {
+	it("reads level and correlation id from JSON fields with Loki's json stage, as whole words from plain lines", () => {
 		const query = buildLogQuery({ serviceLabel: "service", service: "api", correlation: "c-42", level: "error" });
 
 		expect(query).toBe(
-			'{service="api"} |= "c-42" |~ "(?:^|[^A-Za-z0-9_-])c-42(?:$|[^A-Za-z0-9_-])" |~ "(?i)\\\\b(?:error)\\\\b" | json | __error__!="" or ((level_extracted=~"(?i)(?:error)" or (level_extracted="" and level=~"(?i)(?:error)")) and (correlation_id_extracted="c-42" or (correlation_id_extracted="" and correlation_id="c-42"))) | drop __error__, __error_details__',
+			'{service="api"} |= "c-42" |~ "(?:^|[^A-Za-z0-9_-])c-42(?:$|[^A-Za-z0-9_-])" |~ "(?i)\\\\b(?:error)\\\\b" | ' +
+				'json | __error__!="" or ((level_extracted=~"(?i)(?:error)" or (level_extracted="" and ' +
+				'level=~"(?i)(?:error)")) and (correlation_id_extracted="c-42" or (correlation_id_extracted="" and ' +
+				'correlation_id="c-42"))) | drop __error__, __error_details__',
 		);
 		expect(parseErrors(query)).toBe(0);
 	});
@@ -48,21 +51,26 @@ describe("LogQL building", () => {
 		expect(lines.filter((l) => lineMatches({ correlation: "c-420" }, l))).toEqual([lines[0], lines[3]]);
 	});
 
-	it("refuses, before anything is sent, a search whose escaped LogQL is over Loki's 5,120 bytes though its text is within 1,000 characters", () => {
-		const contains = "\u0001".repeat(1_000);
-		const query = buildLogQuery({ serviceLabel: "service", service: "api", contains });
+	it(
+		"refuses, before anything is sent, a search whose escaped LogQL is over Loki's 5,120 bytes though its text " +
+			"is within 1,000 characters",
+		() => {
+			const contains = "\u0001".repeat(1_000);
+			const query = buildLogQuery({ serviceLabel: "service", service: "api", contains });
 
-		expect(contains.length).toBe(1_000);
-		expect(() => checkQuerySize(query, { service: "api", contains })).toThrow(
-			"This search is 6,021 bytes as LogQL once its text is escaped, and Loki refuses queries over 5,120 bytes. Shorten contains.",
-		);
-		expect(() =>
-			checkQuerySize(buildLogQuery({ serviceLabel: "service", service: "api", contains: "x".repeat(1_000) }), {
-				service: "api",
-				contains: "x".repeat(1_000),
-			}),
-		).not.toThrow();
-	});
+			expect(contains.length).toBe(1_000);
+			expect(() => checkQuerySize(query, { service: "api", contains })).toThrow(
+				"This search is 6,021 bytes as LogQL once its text is escaped, and Loki refuses queries over 5,120 bytes. " +
+					"Shorten contains.",
+			);
+			expect(() =>
+				checkQuerySize(buildLogQuery({ serviceLabel: "service", service: "api", contains: "x".repeat(1_000) }), {
+					service: "api",
+					contains: "x".repeat(1_000),
+				}),
+			).not.toThrow();
+		},
+	);
 
 	it("names the option that made the search too long: the one longest once escaped (D21)", () => {
 		const service = "s".repeat(100_000);

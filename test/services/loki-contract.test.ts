@@ -98,7 +98,8 @@ describe("the Loki double answers like the real Loki 2.9.13 where opsbot reads i
 		return { status: res.status, contentType: res.headers.get("content-type"), body };
 	}
 
-	// What opsbot reads of an answer: status, result type, each stream's labels and values in order; streams in no particular order.
+	// What opsbot reads of an answer: status, result type, each stream's labels and values in order; streams in no
+	// particular order.
 	function normalise(answer: { status: string; data: unknown }): unknown {
 		const data = answer.data as
 			| {

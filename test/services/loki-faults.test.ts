@@ -81,24 +81,28 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 		return { err: err as LokiError, ms: performance.now() - began };
 	};
 
-	it("says Loki did not answer in time, not that it could not be reached, when it stalls before or during its answer (defect 4)", async () => {
-		double.stallNext();
-		const stalled = await failure(service.search(request("double")));
-		const halfway = await failure(service.search(request("half")));
+	it(
+		"says Loki did not answer in time, not that it could not be reached, when it stalls before or during its " +
+			"answer (defect 4)",
+		async () => {
+			double.stallNext();
+			const stalled = await failure(service.search(request("double")));
+			const halfway = await failure(service.search(request("half")));
 
-		for (const { err, ms } of [stalled, halfway]) {
-			expect(err).toBeInstanceOf(LokiError);
-			expect(err.message).toBe(
-				"Loki did not answer within 0.5 s (loki.timeoutMs). Narrow the search, or check Loki with /health.",
-			);
-			expect(textToMarkdown(err.text)).toBe(
-				"Loki did not answer within 0.5 s \\(`loki.timeoutMs`\\). Narrow the search, or check Loki with /health.",
-			);
-			expect(err.status).toBe(0);
-			expect((err as UserFacingError).unavailable).toBe(true);
-			expect(ms).toBeLessThan(3_000);
-		}
-	});
+			for (const { err, ms } of [stalled, halfway]) {
+				expect(err).toBeInstanceOf(LokiError);
+				expect(err.message).toBe(
+					"Loki did not answer within 0.5 s (loki.timeoutMs). Narrow the search, or check Loki with /health.",
+				);
+				expect(textToMarkdown(err.text)).toBe(
+					"Loki did not answer within 0.5 s \\(`loki.timeoutMs`\\). Narrow the search, or check Loki with /health.",
+				);
+				expect(err.status).toBe(0);
+				expect((err as UserFacingError).unavailable).toBe(true);
+				expect(ms).toBeLessThan(3_000);
+			}
+		},
+	);
 
 	it("tells a refused connection apart", async () => {
 		const { err } = await failure(service.search(request("down")));
@@ -154,7 +158,7 @@ describe("/logs when Loki stalls, fails or answers garbage", () => {
 		);
 	});
 
-	it("asks for no more lines than a Loki configured with a lower max_entries_limit_per_query allows, once told", async () => {
+	it("asks for no more lines than a Loki with a lower max_entries_limit_per_query allows, once told", async () => {
 		double.failNext(400, "max entries limit per query exceeded, limit > max_entries_limit (60 > 30)");
 		const before = double.requests.length;
 
@@ -176,7 +180,9 @@ describe("paging never trusts a cut-off Loki answer to be the true first N", () 
 	});
 	const truth = [...lines].sort((a, b) => compareEntries(b, a));
 
-	/** A Loki whose cut-off answers drop the newest line but one and take an older one instead; complete answers are right. */
+	/**
+	 * A Loki whose cut-off answers drop the newest line but one and take an older one instead; complete answers are right.
+	 */
 	function unreliable(max = 5_000): PageFetch & { calls: { start: bigint; end: bigint; limit: number }[] } {
 		const calls: { start: bigint; end: bigint; limit: number }[] = [];
 		const fetch = async (range: { start: bigint; end: bigint; limit: number; direction: "backward" | "forward" }) => {

@@ -212,7 +212,7 @@ describe("/logs against a real Loki 2.9.13", () => {
 		expect(page.more).toBe(true);
 	});
 
-	it("walks every line exactly once, Older and Newer, across five streams, ties and 30-minute splits (defects 1-3)", async () => {
+	it("walks every line once, Older and Newer, over five streams, ties and 30-minute splits (defects 1-3)", async () => {
 		const truth = newestFirst(known.walk);
 
 		const older = await walkOlder(request("walk", { limit: 9 }));
@@ -232,42 +232,50 @@ describe("/logs against a real Loki 2.9.13", () => {
 		expect(result.more).toBe(false);
 	});
 
-	it("matches level:error on the JSON level field and on plain words, and correlation ids exactly, on mixed streams (defect 8)", async () => {
-		const errors = await service.search(request("mixed", { level: "error" }));
-		const requestLines = await service.search(request("mixed", { correlation: "c-42" }));
+	it(
+		"matches level:error on the JSON level field and on plain words, and correlation ids exactly, on mixed " +
+			"streams (defect 8)",
+		async () => {
+			const errors = await service.search(request("mixed", { level: "error" }));
+			const requestLines = await service.search(request("mixed", { correlation: "c-42" }));
 
-		expect(errors.entries.map((e) => e.line)).toEqual([
-			"[2026-11-24 12:00] error in a bracketed plain line (c-42)",
-			"2026-11-24 ERROR plain failure for c-42.",
-			JSON.stringify({ level: "ERROR", msg: "payment failed", correlation_id: "c-42" }),
-		]);
-		expect(requestLines.entries.map((e) => e.line)).toEqual([
-			JSON.stringify({ level: "info", msg: "an error mentioned in passing", correlation_id: "c-42" }),
-			"[2026-11-24 12:00] error in a bracketed plain line (c-42)",
-			"2026-11-24 ERROR plain failure for c-42.",
-			JSON.stringify({ level: "ERROR", msg: "payment failed", correlation_id: "c-42" }),
-		]);
-		// docker logs (filtered by opsbot) agree with Loki on the same lines.
-		const apiLines = known.mixed.filter((k) => k.labels.service === "api").sort((a, b) => compareEntries(b, a));
-		expect(apiLines.filter((k) => lineMatches({ level: "error" }, k.line)).map((k) => k.line)).toEqual(
-			errors.entries.map((e) => e.line),
-		);
-		expect(apiLines.filter((k) => lineMatches({ correlation: "c-42" }, k.line)).map((k) => k.line)).toEqual(
-			requestLines.entries.map((e) => e.line),
-		);
-	});
+			expect(errors.entries.map((e) => e.line)).toEqual([
+				"[2026-11-24 12:00] error in a bracketed plain line (c-42)",
+				"2026-11-24 ERROR plain failure for c-42.",
+				JSON.stringify({ level: "ERROR", msg: "payment failed", correlation_id: "c-42" }),
+			]);
+			expect(requestLines.entries.map((e) => e.line)).toEqual([
+				JSON.stringify({ level: "info", msg: "an error mentioned in passing", correlation_id: "c-42" }),
+				"[2026-11-24 12:00] error in a bracketed plain line (c-42)",
+				"2026-11-24 ERROR plain failure for c-42.",
+				JSON.stringify({ level: "ERROR", msg: "payment failed", correlation_id: "c-42" }),
+			]);
+			// docker logs (filtered by opsbot) agree with Loki on the same lines.
+			const apiLines = known.mixed.filter((k) => k.labels.service === "api").sort((a, b) => compareEntries(b, a));
+			expect(apiLines.filter((k) => lineMatches({ level: "error" }, k.line)).map((k) => k.line)).toEqual(
+				errors.entries.map((e) => e.line),
+			);
+			expect(apiLines.filter((k) => lineMatches({ correlation: "c-42" }, k.line)).map((k) => k.line)).toEqual(
+				requestLines.entries.map((e) => e.line),
+			);
+		},
+	);
 
-	it("searches every service by correlation id alone, the JSON field winning over a stream label of the same name (defect 12)", async () => {
-		const result = await service.search(request("mixed", { service: "", correlation: "c-42", level: "error" }));
+	it(
+		"searches every service by correlation id alone, the JSON field winning over a stream label of the same " +
+			"name (defect 12)",
+		async () => {
+			const result = await service.search(request("mixed", { service: "", correlation: "c-42", level: "error" }));
 
-		expect(result.query).toMatch(/^\{service=~"\.\+"\}/);
-		expect(result.entries.map((e) => [e.labels.service, e.line])).toEqual([
-			["api", "[2026-11-24 12:00] error in a bracketed plain line (c-42)"],
-			["api", "2026-11-24 ERROR plain failure for c-42."],
-			["api", JSON.stringify({ level: "ERROR", msg: "payment failed", correlation_id: "c-42" })],
-			["worker", JSON.stringify({ level: "error", msg: "job failed", correlation_id: "c-42" })],
-		]);
-	});
+			expect(result.query).toMatch(/^\{service=~"\.\+"\}/);
+			expect(result.entries.map((e) => [e.labels.service, e.line])).toEqual([
+				["api", "[2026-11-24 12:00] error in a bracketed plain line (c-42)"],
+				["api", "2026-11-24 ERROR plain failure for c-42."],
+				["api", JSON.stringify({ level: "ERROR", msg: "payment failed", correlation_id: "c-42" })],
+				["worker", JSON.stringify({ level: "error", msg: "job failed", correlation_id: "c-42" })],
+			]);
+		},
+	);
 
 	it("says which tenant was asked when Loki answers a tenant with no logs with an empty 200 (defect 9)", async () => {
 		const result = await service.search(request("wrongtenant"));
@@ -278,7 +286,8 @@ describe("/logs against a real Loki 2.9.13", () => {
 		const page = { tenantHasNoLogs: (await service.services("wrongtenant")).length === 0 };
 		const knownTenant = await service.search(request("mixed", { contains: "no line contains this" }));
 		expect(textToPlain(logsReport(result, "Logs of api on wrongtenant", page).summary ?? "")).toBe(
-			"No log lines match in this time range. Loki has no logs at all for tenant team-that-does-not-exist; check loki.tenant if you expected some. Widen since or loosen the filters.",
+			"No log lines match in this time range. Loki has no logs at all for tenant team-that-does-not-exist; check " +
+				"loki.tenant if you expected some. Widen since or loosen the filters.",
 		);
 		expect(knownTenant.entries).toEqual([]);
 		expect(
@@ -336,47 +345,58 @@ describe("/logs against a real Loki 2.9.13", () => {
 
 		expect(direct).toBeInstanceOf(MetricQueryError);
 		expect((direct as Error).message).toBe(
-			"That LogQL is a metric query (Loki answered a matrix of numbers, not log lines); /logs shows log lines. Run it in Grafana Explore, or drop the range aggregation to see the lines.",
+			"That LogQL is a metric query (Loki answered a matrix of numbers, not log lines); /logs shows log lines. " +
+				"Run it in Grafana Explore, or drop the range aggregation to see the lines.",
 		);
 		expect(viaCommand?.message).toContain("https://grafana.example.com/explore?orgId=7&left=");
 		expect(decodeURIComponent(viaCommand?.message ?? "")).toContain('"datasource":"P8E80F9AEF21F6940"');
 	});
 
-	it("gives Loki's reason for an invalid regular expression, an empty-compatible selector and a query too long (defect 7)", async () => {
-		const failure = (extra: Partial<LogSearchRequest>) =>
-			service.search(request("main", extra)).then(
-				() => "no error",
-				(err: Error) => err.message,
+	it(
+		"gives Loki's reason for an invalid regular expression, an empty-compatible selector and a query too long " +
+			"(defect 7)",
+		async () => {
+			const failure = (extra: Partial<LogSearchRequest>) =>
+				service.search(request("main", extra)).then(
+					() => "no error",
+					(err: Error) => err.message,
+				);
+			const tooLong = `{service="api"} |= ${JSON.stringify("\u0001".repeat(1_000))}`;
+			const lokiOnTooLong = await fetch(
+				`${loki.url}/loki/api/v1/query_range?${new URLSearchParams({ query: tooLong })}`,
+				{ headers: { "x-scope-orgid": tenants.main } },
 			);
-		const tooLong = `{service="api"} |= ${JSON.stringify("\u0001".repeat(1_000))}`;
-		const lokiOnTooLong = await fetch(
-			`${loki.url}/loki/api/v1/query_range?${new URLSearchParams({ query: tooLong })}`,
-			{ headers: { "x-scope-orgid": tenants.main } },
-		);
 
-		expect(await failure({ rawQuery: '{service="api"} |~ "(a"' })).toBe(
-			'Loki cannot use the regular expression in |~ "(a": missing closing ): `(a`. Loki uses Go\'s RE2 syntax: no lookahead, lookbehind or backreferences.',
-		);
-		expect(await failure({ rawQuery: '{service="api"} |~ "(?=a)b"' })).toBe(
-			'Loki cannot use the regular expression in |~ "(?=a)b": invalid or unsupported Perl syntax: `(?=`. Loki uses Go\'s RE2 syntax: no lookahead, lookbehind or backreferences.',
-		);
-		expect(await failure({ rawQuery: '{service=~"(a"}' })).toBe(
-			"Loki cannot use the regular expression: missing closing ): `^(?:(a)$`. Loki uses Go's RE2 syntax: no lookahead, lookbehind or backreferences.",
-		);
-		expect(await failure({ rawQuery: '{service=~".*"}' })).toBe(
-			'Loki needs at least one label matcher that cannot match an empty value: service=~".+" works, service=~".*" or service="" alone does not.',
-		);
-		expect(await failure({ rawQuery: '{service="api"} oops' })).toBe(
-			"Loki could not parse the query: parse error at line 1, col 17: syntax error: unexpected IDENTIFIER. Check the LogQL syntax.",
-		);
-		expect(await failure({ contains: "\u0001".repeat(1_000) })).toBe(
-			"This search is 6,021 bytes as LogQL once its text is escaped, and Loki refuses queries over 5,120 bytes. Shorten contains.",
-		);
-		expect([lokiOnTooLong.status, await lokiOnTooLong.text()]).toEqual([
-			400,
-			"parse error : input size too long (6021 > 5120)",
-		]);
-	});
+			expect(await failure({ rawQuery: '{service="api"} |~ "(a"' })).toBe(
+				'Loki cannot use the regular expression in |~ "(a": missing closing ): `(a`. Loki uses Go\'s RE2 syntax: no ' +
+					"lookahead, lookbehind or backreferences.",
+			);
+			expect(await failure({ rawQuery: '{service="api"} |~ "(?=a)b"' })).toBe(
+				'Loki cannot use the regular expression in |~ "(?=a)b": invalid or unsupported Perl syntax: `(?=`. Loki ' +
+					"uses Go's RE2 syntax: no lookahead, lookbehind or backreferences.",
+			);
+			expect(await failure({ rawQuery: '{service=~"(a"}' })).toBe(
+				"Loki cannot use the regular expression: missing closing ): `^(?:(a)$`. Loki uses Go's RE2 syntax: no " +
+					"lookahead, lookbehind or backreferences.",
+			);
+			expect(await failure({ rawQuery: '{service=~".*"}' })).toBe(
+				'Loki needs at least one label matcher that cannot match an empty value: service=~".+" works, service=~".*" ' +
+					'or service="" alone does not.',
+			);
+			expect(await failure({ rawQuery: '{service="api"} oops' })).toBe(
+				"Loki could not parse the query: parse error at line 1, col 17: syntax error: unexpected IDENTIFIER. Check " +
+					"the LogQL syntax.",
+			);
+			expect(await failure({ contains: "\u0001".repeat(1_000) })).toBe(
+				"This search is 6,021 bytes as LogQL once its text is escaped, and Loki refuses queries over 5,120 bytes. " +
+					"Shorten contains.",
+			);
+			expect([lokiOnTooLong.status, await lokiOnTooLong.text()]).toEqual([
+				400,
+				"parse error : input size too long (6021 > 5120)",
+			]);
+		},
+	);
 
 	it("classes what Loki refuses as the request's fault, not Loki being unavailable", async () => {
 		const err = await service.search(request("main", { rawQuery: '{service="api"} |~ "(a"' })).then(

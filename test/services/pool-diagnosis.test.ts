@@ -127,7 +127,7 @@ describe("pool severity", () => {
 });
 
 describe("the likely cause", () => {
-	it("names the application holding stale idle connections first, when it holds at least five and a fifth of those used", () => {
+	it("names the application holding stale idle connections first, if it holds 5+ and a fifth of those used", () => {
 		const list = [
 			...sessions(5, { application: "", state: "idle", stateSeconds: 301 }),
 			...sessions(2, { state: "idle in transaction", stateSeconds: 600 }),
@@ -190,7 +190,7 @@ describe("the End button on offer", () => {
 	const idleInTransaction = (seconds: number, over: Partial<Session> = {}) =>
 		sessions(1, { state: "idle in transaction", stateSeconds: seconds, ...over });
 
-	it("offers to end the sessions idle in transaction when they are the cause, counting only those past the limit", () => {
+	it("offers to end the sessions idle in transaction when they are the cause, counting those past the limit", () => {
 		const list = [
 			...idleInTransaction(61),
 			...idleInTransaction(900, { state: "idle in transaction (aborted)" }),

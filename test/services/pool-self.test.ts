@@ -31,7 +31,7 @@ describe("/pool and /health leave opsbot's own connections out of the figures (r
 		await postgres?.stop();
 	});
 
-	it("with no other client, /pool shows no active or waiting PgBouncer client and no PostgreSQL session in use", async () => {
+	it("with no other client, /pool shows no active or waiting PgBouncer client, no PostgreSQL session used", async () => {
 		const db = createDatabase({ url: bouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });
 		const pool = createPoolService({
 			database: () => db,

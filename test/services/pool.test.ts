@@ -255,7 +255,7 @@ describe("pool service against real PostgreSQL and PgBouncer", () => {
 		expect(maxSeen).toBeLessThanOrEqual(2);
 	});
 
-	it("queues a snapshot behind a busy pool until a connection is free, however long past the connect timeout", async () => {
+	it("queues a snapshot behind a busy pool until a connection is free, however long past connect timeout", async () => {
 		// The connect timeout is min(statementTimeoutMs, 10 s) = 1 s; the only connection stays busy for 1.5 s.
 		const db = createDatabase({ url: postgres.opsbotUrl, maxConnections: 1, statementTimeoutMs: 1_000, log: silent });
 		const busy = db.read("SELECT pg_sleep(1.5)", [], { timeoutMs: 3_000 });

@@ -55,7 +55,7 @@ describe("gateway lease", () => {
 		expect(handover).toBeLessThan(1_000);
 	});
 
-	it("keeps the lease through a connection blip: the holder's connection terminated, it renews on a fresh one", async () => {
+	it("keeps the lease through a connection blip: its connection terminated, it renews on a fresh one", async () => {
 		const url = await freshDatabase("blip");
 		let lost = 0;
 		const holder = startGatewayLease({
@@ -79,7 +79,8 @@ describe("gateway lease", () => {
 		await admin.connect();
 
 		await admin.query(
-			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'opsbot-gateway-lease' AND datname = current_database()",
+			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'opsbot-gateway-lease' " +
+				"AND datname = current_database()",
 		);
 		await new Promise((resolve) => setTimeout(resolve, 2_500));
 		await admin.end();
@@ -90,43 +91,47 @@ describe("gateway lease", () => {
 		expect(lost).toBe(0);
 	});
 
-	it("tells a holder that cannot renew that it lost the lease before it expires; once it is gone a standby takes it", async () => {
-		const url = await freshDatabase("stuck");
-		const events: string[] = [];
-		const holder = startGatewayLease({
-			url,
-			log,
-			pollMs: 200,
-			ttlMs: 2_000,
-			onAcquired: () => events.push("holder"),
-			onLost: () => events.push("holder lost"),
-		});
-		await until(() => holder.held(), 5_000);
-		const standby = startGatewayLease({
-			url,
-			log,
-			pollMs: 200,
-			ttlMs: 2_000,
-			onAcquired: () => events.push("standby"),
-			onLost: () => events.push("standby lost"),
-		});
-		const admin = new pg.Client({ connectionString: url });
-		await admin.connect();
+	it(
+		"tells a holder that cannot renew that it lost the lease before it expires; once it is gone a standby " +
+			"takes it",
+		async () => {
+			const url = await freshDatabase("stuck");
+			const events: string[] = [];
+			const holder = startGatewayLease({
+				url,
+				log,
+				pollMs: 200,
+				ttlMs: 2_000,
+				onAcquired: () => events.push("holder"),
+				onLost: () => events.push("holder lost"),
+			});
+			await until(() => holder.held(), 5_000);
+			const standby = startGatewayLease({
+				url,
+				log,
+				pollMs: 200,
+				ttlMs: 2_000,
+				onAcquired: () => events.push("standby"),
+				onLost: () => events.push("standby lost"),
+			});
+			const admin = new pg.Client({ connectionString: url });
+			await admin.connect();
 
-		// A stuck server, as the holder sees it: its renewals wait on the lock until they time out.
-		await admin.query("BEGIN; LOCK TABLE opsbot_state.gateway_lease IN ACCESS EXCLUSIVE MODE");
-		await until(() => events.includes("holder lost"), 5_000);
-		const heldWhenLost = holder.held();
-		await admin.query("COMMIT");
-		// Lost is final even before the process has shut down: the holder does not renew its row again, so
-		// it expires and the standby takes it.
-		await until(() => standby.held(), 5_000);
-		await holder.stop(); // as main.ts does on onLost
-		await admin.end();
-		await standby.stop();
+			// A stuck server, as the holder sees it: its renewals wait on the lock until they time out.
+			await admin.query("BEGIN; LOCK TABLE opsbot_state.gateway_lease IN ACCESS EXCLUSIVE MODE");
+			await until(() => events.includes("holder lost"), 5_000);
+			const heldWhenLost = holder.held();
+			await admin.query("COMMIT");
+			// Lost is final even before the process has shut down: the holder does not renew its row again,
+			// so it expires and the standby takes it.
+			await until(() => standby.held(), 5_000);
+			await holder.stop(); // as main.ts does on onLost
+			await admin.end();
+			await standby.stop();
 
-		expect(heldWhenLost).toBe(false);
+			expect(heldWhenLost).toBe(false);
 
-		expect(events).toEqual(["holder", "holder lost", "standby"]);
-	});
+			expect(events).toEqual(["holder", "holder lost", "standby"]);
+		},
+	);
 });

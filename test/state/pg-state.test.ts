@@ -60,35 +60,39 @@ describe("PostgreSQL pending store", () => {
 		expect(results.filter((r) => r.ok)).toEqual([{ ok: true, value: { n: 1 } }]);
 	});
 
-	it("brings /logs and /audit paging state back through jsonb with its Dates, bigint cursors and empty first cursor", async () => {
-		const [a, b] = await replicas();
-		const logs = {
-			title: "Logs of api on production",
-			request: {
+	it(
+		"brings /logs and /audit paging state back through jsonb " +
+			"with its Dates, bigint cursors and empty first cursor",
+		async () => {
+			const [a, b] = await replicas();
+			const logs = {
+				title: "Logs of api on production",
+				request: {
+					environment: "production",
+					service: "api",
+					start: new Date("2026-11-25T10:00:00.123Z"),
+					end: new Date("2026-11-25T11:00:00Z"),
+					limit: 50,
+					before: { ns: 1_764_064_800_123_456_789n, id: "a1" },
+				},
+			};
+			const audit = {
 				environment: "production",
-				service: "api",
-				start: new Date("2026-11-25T10:00:00.123Z"),
-				end: new Date("2026-11-25T11:00:00Z"),
-				limit: 50,
-				before: { ns: 1_764_064_800_123_456_789n, id: "a1" },
-			},
-		};
-		const audit = {
-			environment: "production",
-			filters: { since: new Date("2026-11-18T00:00:00Z"), until: new Date("2026-11-25T00:00:00Z"), failedOnly: true },
-			cursors: [undefined, { at: "2026-11-24T10:00:00.000Z", id: "42" }],
-		};
+				filters: { since: new Date("2026-11-18T00:00:00Z"), until: new Date("2026-11-25T00:00:00Z"), failedOnly: true },
+				cursors: [undefined, { at: "2026-11-24T10:00:00.000Z", id: "42" }],
+			};
 
-		const logsToken = await createPostgresPendingStore<typeof logs>(a, "logs", 60_000).put("alice", logs);
-		const auditToken = await createPostgresPendingStore<typeof audit>(a, "audit", 60_000).put("alice", audit);
-		const logsBack = await createPostgresPendingStore<typeof logs>(b, "logs", 60_000).peek(logsToken, "alice");
-		const auditBack = await createPostgresPendingStore<typeof audit>(b, "audit", 60_000).peek(auditToken, "alice");
+			const logsToken = await createPostgresPendingStore<typeof logs>(a, "logs", 60_000).put("alice", logs);
+			const auditToken = await createPostgresPendingStore<typeof audit>(a, "audit", 60_000).put("alice", audit);
+			const logsBack = await createPostgresPendingStore<typeof logs>(b, "logs", 60_000).peek(logsToken, "alice");
+			const auditBack = await createPostgresPendingStore<typeof audit>(b, "audit", 60_000).peek(auditToken, "alice");
 
-		expect(logsBack).toEqual({ ok: true, value: logs });
-		expect(auditBack).toEqual({ ok: true, value: audit });
-		expect(logsBack.ok && logsBack.value.request.start).toBeInstanceOf(Date);
-		expect(logsBack.ok && typeof logsBack.value.request.before.ns).toBe("bigint");
-	});
+			expect(logsBack).toEqual({ ok: true, value: logs });
+			expect(auditBack).toEqual({ ok: true, value: audit });
+			expect(logsBack.ok && logsBack.value.request.start).toBeInstanceOf(Date);
+			expect(logsBack.ok && typeof logsBack.value.request.before.ns).toBe("bigint");
+		},
+	);
 
 	it("refuses another user, reports expiry, and keeps kinds apart", async () => {
 		const [a] = await replicas();
@@ -173,7 +177,8 @@ describe("restart lock", () => {
 		const dead = JSON.stringify({ ...JSON.parse(thisProcessHolder()), pid: deadPid, instance: "killed" });
 		await createPostgresRestartLock(a).acquire("prod/api", 60_000); // creates the table
 		await a.query(
-			"UPDATE opsbot_state.restarts SET running = true, holder = $1, heartbeat_at = clock_timestamp(), last_at = clock_timestamp() WHERE key = 'prod/api'",
+			"UPDATE opsbot_state.restarts SET running = true, holder = $1, heartbeat_at = clock_timestamp(), " +
+				"last_at = clock_timestamp() WHERE key = 'prod/api'",
 			[dead],
 		);
 		const locks = [
@@ -190,14 +195,15 @@ describe("restart lock", () => {
 		await Promise.all(locks.map((l) => l.release("prod/api")));
 	});
 
-	it("takes over a claim from another host once it has not been renewed for 10 s, and a live holder's never (D4)", async () => {
+	it("takes over another host's claim once it is not renewed for 10 s, and a live holder's never (D4)", async () => {
 		const [a, b] = await replicas();
 		const elsewhere = createPostgresRestartLock(a, JSON.stringify({ host: "replica-a", pid: 1, instance: "a" }));
 		const here = createPostgresRestartLock(b, JSON.stringify({ host: "replica-b", pid: 1, instance: "b" }));
 		expect(await elsewhere.acquire("prod/api", 60_000)).toEqual({ ok: true });
 		const renewedAgo = (seconds: number) =>
 			a.query(
-				"UPDATE opsbot_state.restarts SET heartbeat_at = clock_timestamp() - make_interval(secs => $1) WHERE key = 'prod/api'",
+				"UPDATE opsbot_state.restarts SET heartbeat_at = clock_timestamp() - make_interval(secs => $1) " +
+					"WHERE key = 'prod/api'",
 				[seconds],
 			);
 

@@ -113,7 +113,7 @@ describe("embedded state file", () => {
 		expect(claim).toEqual({ ok: true, tookOver: { holder: dead, startedAt: 1_000_000, why: "process gone" } });
 	});
 
-	it("keeps a claim its holder renews during a long restart, and takes it over 10 s after the renewals stop (D4)", async () => {
+	it("keeps a claim its holder renews during a long restart; takes it over 10 s after renewals stop (D4)", async () => {
 		vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
 		let t = 1_000_000;
 		const file = path();

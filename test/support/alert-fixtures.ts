@@ -5,7 +5,10 @@ import type { AlertStore, OutboxItem } from "../../src/alerts/store.ts";
 
 const ZERO = "0001-01-01T00:00:00Z";
 
-/** A firing webhook for one group, as AlertManager sends it; `labels` are added to the alert's and the group's common labels. */
+/**
+ * A firing webhook for one group, as AlertManager sends it; `labels` are added to the alert's and the group's common
+ * labels.
+ */
 export function firingWebhook(
 	alertname: string,
 	extra: { severity?: string; description?: string; generatorURL?: string; labels?: Record<string, string> } = {},
@@ -209,7 +212,7 @@ export function storeContract(
 			await Promise.all([store.close(), other.close()]);
 		});
 
-		it("sends firing groups without a message first, critical before the rest, then updates and resolutions", async () => {
+		it("sends firing groups with no message first, critical before the rest, then updates and resolutions", async () => {
 			const { store } = await open();
 			const group = (name: string, severity: string, status: "firing" | "resolved" = "firing") =>
 				payload(
@@ -222,7 +225,8 @@ export function storeContract(
 			await store.accept(group("Posted", "critical", "resolved"), targets); // a resolution: last
 			await store.accept(group("Early", "warning"), targets);
 			await store.accept(group("GoneQuiet", "critical", "firing"), targets);
-			await store.accept(group("GoneQuiet", "critical", "resolved"), targets); // resolved before its first post: with the resolutions
+			// resolved before its first post: with the resolutions
+			await store.accept(group("GoneQuiet", "critical", "resolved"), targets);
 			await store.accept(group("Late", "critical"), targets);
 
 			const order: string[] = [];
@@ -333,26 +337,30 @@ export function storeContract(
 			await after.close();
 		});
 
-		it("remembers the message's chart attachment for its episode, and queues a re-render of the current episode only", async () => {
-			const { store } = await open();
-			await store.accept(payload(1), targets);
-			const first = (await store.next("1"))!;
-			await store.delivered(first, "m1", "chart-1");
-			await store.refresh(first.groupId, first.episode);
-			const refreshed = (await store.next("1"))!;
-			await store.delivered(refreshed, "m1", "chart-1");
-			await store.accept(payload(1, {}, "resolved"), targets);
-			await store.delivered((await store.next("1"))!, "m1", null);
-			await store.accept(payload(2), targets);
-			const next = (await store.next("1"))!;
-			await store.refresh(first.groupId, first.episode);
+		it(
+			"remembers the message's chart attachment for its episode, " +
+				"and queues a re-render of the current episode only",
+			async () => {
+				const { store } = await open();
+				await store.accept(payload(1), targets);
+				const first = (await store.next("1"))!;
+				await store.delivered(first, "m1", "chart-1");
+				await store.refresh(first.groupId, first.episode);
+				const refreshed = (await store.next("1"))!;
+				await store.delivered(refreshed, "m1", "chart-1");
+				await store.accept(payload(1, {}, "resolved"), targets);
+				await store.delivered((await store.next("1"))!, "m1", null);
+				await store.accept(payload(2), targets);
+				const next = (await store.next("1"))!;
+				await store.refresh(first.groupId, first.episode);
 
-			expect(first.chartAttachment).toBeNull();
-			expect(refreshed).toMatchObject({ episode: first.episode, messageId: "m1", chartAttachment: "chart-1" });
-			expect(next).toMatchObject({ episode: first.episode + 1, messageId: null, chartAttachment: null });
-			expect(await store.pending()).toBe(1);
-			await store.close();
-		});
+				expect(first.chartAttachment).toBeNull();
+				expect(refreshed).toMatchObject({ episode: first.episode, messageId: "m1", chartAttachment: "chart-1" });
+				expect(next).toMatchObject({ episode: first.episode + 1, messageId: null, chartAttachment: null });
+				expect(await store.pending()).toBe(1);
+				await store.close();
+			},
+		);
 	});
 }
 

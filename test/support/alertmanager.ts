@@ -97,7 +97,10 @@ export async function postAlerts(
 	if (res.status !== 200) throw new Error(`AlertManager refused the alerts: HTTP ${res.status} ${await res.text()}`);
 }
 
-/** A silence as AlertManager holds it (`GET /api/v2/silence/{id}`), read directly so tests check AlertManager's state, not opsbot's reading of it. */
+/**
+ * A silence as AlertManager holds it (`GET /api/v2/silence/{id}`), read directly so tests check AlertManager's state,
+ * not opsbot's reading of it.
+ */
 export async function readSilence(
 	url: string,
 	id: string,

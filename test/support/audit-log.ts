@@ -28,13 +28,15 @@ GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO opsbot;`;
 
 /** Twelve resource types with a skewed spread, 5,000 users, 500,000 resource ids, over `days` days back from now. */
 export const SEED_SQL = (schema: string) => `
-INSERT INTO ${schema}.audit_log (timestamp, correlation_id, action, resource_type, resource_id, user_id, username, user_email,
-  ip_address, user_agent, function, request_path, request_method, success, error, duration_ms, created_at)
+INSERT INTO ${schema}.audit_log (timestamp, correlation_id, action, resource_type, resource_id, user_id, username,
+  user_email, ip_address, user_agent, function, request_path, request_method, success, error, duration_ms, created_at)
 SELECT ts, substr(md5(g::text), 1, 32),
   (ARRAY['UPDATE','UPDATE','UPDATE','CREATE','CREATE','LOGIN','DELETE','UPDATE','CREATE','LOGOUT'])[1 + g % 10],
-  (ARRAY['User','Game','Game','GameRequest','Game','Team','Match','Invite','Payment','Session','Comment','Report','Tournament','Venue'])[1 + (g / 7) % 14],
+  (ARRAY['User','Game','Game','GameRequest','Game','Team','Match','Invite','Payment','Session','Comment','Report',
+    'Tournament','Venue'])[1 + (g / 7) % 14],
   ((g::bigint * 7919) % 500000)::text,
-  1 + (g::bigint * 31) % 5000, 'user' || (1 + (g::bigint * 31) % 5000), 'user' || (1 + (g::bigint * 31) % 5000) || '@example.com',
+  1 + (g::bigint * 31) % 5000, 'user' || (1 + (g::bigint * 31) % 5000), 'user' || (1 + (g::bigint * 31) % 5000)
+    || '@example.com',
   ('10.' || (g % 200) || '.' || (g % 250) || '.' || (g % 254 + 1))::inet,
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36',
   'handler_' || g % 40, '/api/things/' || g % 1000, (ARRAY['POST','PUT','DELETE','GET'])[1 + g % 4],
@@ -71,7 +73,8 @@ export async function insertAuditRow(
 ): Promise<string> {
 	const columns = Object.keys(row);
 	const { rows } = await client.query<{ id: string }>(
-		`INSERT INTO ${schema}.audit_log (${columns.join(", ")}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(", ")}) RETURNING id::text`,
+		`INSERT INTO ${schema}.audit_log (${columns.join(", ")}) VALUES ` +
+			`(${columns.map((_, i) => `$${i + 1}`).join(", ")}) RETURNING id::text`,
 		Object.values(row),
 	);
 	return rows[0]!.id;

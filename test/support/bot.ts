@@ -154,7 +154,8 @@ export async function startTestBot(
 		async stop() {
 			if (exited())
 				throw new Error(
-					`opsbot had already exited (code ${main.child.exitCode}, signal ${main.child.signalCode}):\n${main.output().slice(-3_000)}`,
+					`opsbot had already exited (code ${main.child.exitCode}, signal ${main.child.signalCode}):\n` +
+						`${main.output().slice(-3_000)}`,
 				);
 			main.child.kill("SIGTERM");
 			const timer = setTimeout(() => main.child.kill("SIGKILL"), 15_000);

@@ -51,7 +51,10 @@ export async function runOpsbotInProcess(args: readonly string[], env: Record<st
 	}
 }
 
-/** A terminal report with its wrapped lines joined again (continuation lines are indented 10+ columns), to match words, not layout. */
+/**
+ * A terminal report with its wrapped lines joined again (continuation lines are indented 10+ columns), to match words,
+ * not layout.
+ */
 export function unwrapped(text: string): string {
 	return text.replace(/\n {10,}/g, " ");
 }

@@ -25,7 +25,9 @@ export interface TestLoki {
 export function requireLoki(): void {
 	if (!existsSync(LOKI_BINARY) || !existsSync(LOKI_CONFIG)) {
 		throw new Error(
-			`Grafana Loki not found (${LOKI_BINARY}). The tests run against the real Loki 2.9.13 binary at ../shared/loki/loki beside the project (with loki-local.yaml); no package registry carries it. See ../shared/loki/README.md.`,
+			`Grafana Loki not found (${LOKI_BINARY}). The tests run against the real Loki 2.9.13 binary at ` +
+				`../shared/loki/loki beside the project (with loki-local.yaml); no package registry carries it. See ` +
+				`../shared/loki/README.md.`,
 		);
 	}
 }
@@ -82,7 +84,8 @@ export function lokiAt(url: string): TestLoki {
 				if (e.ns < now - 170n * NS_PER_MINUTE || e.ns > now + 5n * NS_PER_MINUTE)
 					throw new Error(`test data outside what Loki shows at once: ${e.ns} (now ${now})`);
 			}
-			// In ascending time per stream, one stream per request: in a push of several streams only the last one's result decides the status.
+			// In ascending time per stream, one stream per request: in a push of several streams only the last one's result
+			// decides the status.
 			const values = [...entries]
 				.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0))
 				.map((e) => [e.ns.toString(), e.line]);

@@ -24,7 +24,10 @@ export function npmStartArgs(root = process.cwd()): string[] {
 	return args.map((arg) => (arg.endsWith(".ts") ? join(root, arg) : arg));
 }
 
-/** Spawns npm start's command (node src/main.ts) with only the given environment (plus PATH) and the ops file written to a temp dir. */
+/**
+ * Spawns npm start's command (node src/main.ts) with only the given environment (plus PATH) and the ops file written to
+ * a temp dir.
+ */
 export function spawnMain(opsYaml: string, env: Record<string, string>): MainProcess {
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-main-"));
 	writeFileSync(join(dir, "opsbot.yaml"), opsYaml);

@@ -13,7 +13,10 @@ export interface TestNodeExporter {
 	stop(): Promise<void>;
 }
 
-/** Starts node-exporter on a free port: filesystem, meminfo, loadavg, cpu and stat (boot time) only, so a scrape stays cheap. */
+/**
+ * Starts node-exporter on a free port: filesystem, meminfo, loadavg, cpu and stat (boot time) only, so a scrape stays
+ * cheap.
+ */
 export async function startNodeExporter(): Promise<TestNodeExporter> {
 	requireBinary(NODE_EXPORTER, "prometheus-node-exporter", "prometheus-node-exporter");
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-node-exporter-"));
@@ -45,7 +48,9 @@ export async function startNodeExporter(): Promise<TestNodeExporter> {
 	return { address: `127.0.0.1:${port}`, stop };
 }
 
-/** A tmpfs of a known size mounted in a temp dir (the tests run as root); `fill` sets how many MiB a file in it takes. */
+/**
+ * A tmpfs of a known size mounted in a temp dir (the tests run as root); `fill` sets how many MiB a file in it takes.
+ */
 export interface TestMount {
 	readonly dir: string;
 	fill(mib: number): void;
@@ -60,7 +65,8 @@ export function mountTmpfs(mib: number): TestMount {
 	} catch (err) {
 		rmSync(dir, { recursive: true, force: true });
 		throw new Error(
-			`cannot mount a tmpfs for the disk figures (tests need root and mount permission): ${(err as { stderr?: Buffer }).stderr?.toString().trim() ?? String(err)}`,
+			`cannot mount a tmpfs for the disk figures (tests need root and mount permission): ` +
+				`${(err as { stderr?: Buffer }).stderr?.toString().trim() ?? String(err)}`,
 		);
 	}
 	let mounted = true;

@@ -39,11 +39,14 @@ export async function startPgBouncer(
 		["pgb_admin", adminPassword],
 		["pgb_stats", statsPassword],
 	];
+	const extraDatabases = (options.databases ?? [])
+		.map((db) => `${db} = host=127.0.0.1 port=${postgres.port} dbname=${db}\n`)
+		.join("");
 	const files: Record<string, string> = {
 		"userlist.txt": `${users.map(([u, p]) => `"${u}" "${p}"`).join("\n")}\n`,
 		"pgbouncer.ini": `[databases]
 appdb = host=127.0.0.1 port=${postgres.port} dbname=appdb
-${(options.databases ?? []).map((db) => `${db} = host=127.0.0.1 port=${postgres.port} dbname=${db}\n`).join("")}[pgbouncer]
+${extraDatabases}[pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = ${port}
 unix_socket_dir = ${dir}

@@ -42,9 +42,12 @@ export async function startPrometheus(
 					)
 					.join(", ")}]`
 			: `[{ targets: [${quoted(groups)}] }]`;
+	const scrapeConfigs = jobs.map(
+		([job, targets]) => `  - job_name: ${job}\n    static_configs: ${staticConfigs(targets)}`,
+	);
 	writeFileSync(
 		join(dir, "prometheus.yml"),
-		`global: { scrape_interval: 1s, scrape_timeout: 500ms }\nscrape_configs:\n${jobs.map(([job, targets]) => `  - job_name: ${job}\n    static_configs: ${staticConfigs(targets)}`).join("\n")}\n`,
+		`global: { scrape_interval: 1s, scrape_timeout: 500ms }\nscrape_configs:\n${scrapeConfigs.join("\n")}\n`,
 	);
 	return startReadyServer(
 		PROMETHEUS,

@@ -20,7 +20,10 @@ function parseResponse(data: Buffer): RawResponse | undefined {
 	return { status: Number(statusLine.split(" ")[1]), headers, body: body.toString("utf8") };
 }
 
-/** Writes `text` as is on a fresh TCP connection (no client normalises the request line) and reads one response; status 0 when none comes within 5 s. */
+/**
+ * Writes `text` as is on a fresh TCP connection (no client normalises the request line) and reads one response; status
+ * 0 when none comes within 5 s.
+ */
 export function rawRequest(port: number, text: string): Promise<RawResponse> {
 	return new Promise((resolve) => {
 		const socket = connect(port, "127.0.0.1");

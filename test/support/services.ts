@@ -3,7 +3,10 @@ import { createLogsService, type LogsDeps, type LogsService } from "../../src/se
 import { createPrometheusService } from "../../src/services/prometheus.ts";
 import { createSshService } from "../../src/services/ssh.ts";
 
-/** The health service with the SSH and Prometheus services built from the same environments, as createContext builds them. */
+/**
+ * The health service with the SSH and Prometheus services built from the same environments, as createContext builds
+ * them.
+ */
 export function healthService(deps: Omit<HealthDeps, "ssh" | "prometheus">): HealthService {
 	return createHealthService({
 		...deps,

@@ -102,7 +102,10 @@ export function fakeDocker(
 	writeFileSync(join(binDir, "docker.out"), output);
 	writeFileSync(
 		join(binDir, "docker"),
-		`#!/bin/sh\nprintf '%s\\0' "$@" >> '${callsFile}'\nprintf '\\n' >> '${callsFile}'\ncase "$1" in\n  logs) cat '${join(binDir, "docker.out")}' ;;\n  restart) sleep ${options.restartSeconds ?? 0}; ${restartPrints} ;;\n  ps) cat '${join(binDir, "docker.ps")}' 2>/dev/null ;;\n  *) echo "unknown command $1" >&2; exit 1 ;;\nesac\n`,
+		`#!/bin/sh\nprintf '%s\\0' "$@" >> '${callsFile}'\nprintf '\\n' >> '${callsFile}'\ncase "$1" in\n` +
+			`  logs) cat '${join(binDir, "docker.out")}' ;;\n` +
+			`  restart) sleep ${options.restartSeconds ?? 0}; ${restartPrints} ;;\n` +
+			`  ps) cat '${join(binDir, "docker.ps")}' 2>/dev/null ;;\n  *) echo "unknown command $1" >&2; exit 1 ;;\nesac\n`,
 		{ mode: 0o755 },
 	);
 	return {
