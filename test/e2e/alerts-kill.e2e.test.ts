@@ -26,7 +26,9 @@ describe("npm start killed with SIGKILL in the middle of an alert storm", () => 
 		const token = randomBytes(24).toString("hex");
 		const port = await freePort();
 		const stateDir = mkdtempSync(join(tmpdir(), "opsbot-kill-"));
-		const ops = `discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nstateDir: ${stateDir}\nalerts:\n  listen: { host: 127.0.0.1, port: ${port} }\n  defaultChannel: "400000000000000001"\n`;
+		const ops =
+			`discord: { guildId: "${double.guildId}" }\nenvironments: { production: {} }\nstateDir: ${stateDir}\n` +
+			`alerts:\n  listen: { host: 127.0.0.1, port: ${port} }\n  defaultChannel: "400000000000000001"\n`;
 		const env = {
 			DISCORD_TOKEN: "double-token",
 			DISCORD_APPLICATION_ID: double.applicationId,

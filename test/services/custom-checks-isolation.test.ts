@@ -108,7 +108,9 @@ describe("custom SQL checks leave nothing behind", () => {
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-d10-"));
 		writeFileSync(
 			join(dir, "opsbot.yaml"),
-			`discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n    postgres: { urlEnv: PROD_DATABASE_URL }\n    checks:\n      - name: sneaky\n        sql: "SELECT count(${call.replaceAll('"', '\\"')})"\n`,
+			`discord: { guildId: "100000000000000001" }\nenvironments:\n  production:\n` +
+				`    postgres: { urlEnv: PROD_DATABASE_URL }\n    checks:\n      - name: sneaky\n` +
+				`        sql: "SELECT count(${call.replaceAll('"', '\\"')})"\n`,
 		);
 
 		// The first through `npx opsbot` (the exit status as a shell sees it), the others in this process.
@@ -119,8 +121,7 @@ describe("custom SQL checks leave nothing behind", () => {
 		});
 
 		expect(run.code).toBe(78);
-		expect(run.stderr).toContain(
-			`environments.production.checks.0.sql: calls ${call.slice(0, call.indexOf("(")).toLowerCase()}, which acts outside the check`,
-		);
+		const called = call.slice(0, call.indexOf("(")).toLowerCase();
+		expect(run.stderr).toContain(`environments.production.checks.0.sql: calls ${called}, which acts outside the check`);
 	});
 });
