@@ -22,6 +22,6 @@ export default defineConfig({
 		isolate: false,
 		// The suite mostly waits on real servers and Discord's pacing, so more workers than cores pays:
 		// Vitest's default (cores - 1) is one worker on a 2-core CI machine. Measured in bench/RESULTS.md.
-		maxWorkers: 4,
+		maxWorkers: 6,
 	},
 });
