@@ -5,43 +5,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshStateDatabase } from "../alerts/state-database.ts";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
-import { type MainProcess, spawnMain } from "../support/main-process.ts";
-import { freePort } from "../support/proc.ts";
-import { shortLeaseYaml } from "../support/replicas.ts";
+import { type Replica, shortLeaseYaml, startReplica } from "../support/replicas.ts";
 
 const CHANNEL = "400000000000000001";
 const LEADS = "300000000000000007";
 const token = randomBytes(24).toString("hex");
-
-interface Replica {
-	readonly process: MainProcess;
-	readonly webhookUrl: string;
-	count(msg: string): number;
-}
-
-async function startReplica(double: DiscordDouble, opsYaml: (port: number) => string, env: Record<string, string>) {
-	const port = await freePort();
-	const main = spawnMain(opsYaml(port), {
-		LOG_LEVEL: "debug",
-		DISCORD_TOKEN: "double-token",
-		DISCORD_APPLICATION_ID: double.applicationId,
-		DISCORD_API_URL: double.apiUrl,
-		...env,
-	});
-	const replica: Replica = {
-		process: main,
-		webhookUrl: `http://127.0.0.1:${port}`,
-		count: (msg) => main.logs().filter((l) => l.msg === msg).length,
-	};
-	await double.waitFor(
-		() =>
-			replica.count("alert receiver listening") > 0 &&
-			(replica.count("connected to Discord") > 0 ||
-				replica.count("standing by: another replica holds the Discord gateway") > 0),
-		30_000,
-	);
-	return replica;
-}
 
 /**
  * Two replicas on one PostgreSQL: an escalation and a dead man's notice are each sent once, also after

@@ -6,30 +6,14 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { payload } from "../support/alert-fixtures.ts";
-import { type MainProcess, spawnMain } from "../support/main-process.ts";
 import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
-import { freePort } from "../support/proc.ts";
-import { SHORT_LEASE, shortLeaseYaml } from "../support/replicas.ts";
+import { type Replica, SHORT_LEASE, shortLeaseYaml, startReplica, until } from "../support/replicas.ts";
 import { fastChannelRateLimit, ownMessages, stormSize } from "../support/storm.ts";
 
 const CHANNEL = "400000000000000001";
 const webhookToken = randomBytes(24).toString("hex");
 // How often a standby replica asks for the gateway lease (the ops file's replicas.renewSeconds).
 const STANDBY_POLL_MS = SHORT_LEASE.renewSeconds * 1_000;
-
-interface Replica {
-	readonly process: MainProcess;
-	readonly webhookUrl: string;
-	logged(msg: string): boolean;
-}
-
-async function until(probe: () => boolean, timeoutMs: number, why: () => string = () => ""): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!probe()) {
-		if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms\n${why()}`);
-		await new Promise((resolve) => setTimeout(resolve, 50));
-	}
-}
 
 const title = (m: StoredMessage) => String((m.embeds[0] as { title?: string } | undefined)?.title ?? "");
 
@@ -45,34 +29,20 @@ describe("two replicas behind PgBouncer in transaction mode", () => {
 	let b: Replica;
 	let stateUrl: string;
 
-	async function startReplica(): Promise<Replica> {
-		const port = await freePort();
-		const ops = `discord: { guildId: "${double.guildId}" }
+	const startReplicaOnState = () =>
+		startReplica(
+			double,
+			(port) => `discord: { guildId: "${double.guildId}" }
 environments: { production: {} }
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-replica-"))}
 ${shortLeaseYaml}
 alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
-`;
-		const main = spawnMain(ops, {
-			LOG_LEVEL: "debug",
-			DISCORD_TOKEN: "double-token",
-			DISCORD_APPLICATION_ID: double.applicationId,
-			DISCORD_API_URL: double.apiUrl,
-			STATE_DATABASE_URL: stateUrl,
-			WEBHOOK_TOKEN: webhookToken,
-		});
-		const logged = (msg: string) => main.logs().some((l) => l.msg === msg);
-		await until(
-			() =>
-				logged("alert receiver listening") &&
-				(logged("connected to Discord") || logged("standing by: another replica holds the Discord gateway")),
+`,
+			{ STATE_DATABASE_URL: stateUrl, WEBHOOK_TOKEN: webhookToken },
 			20_000,
-			() => main.output().slice(-3_000),
 		);
-		return { process: main, webhookUrl: `http://127.0.0.1:${port}`, logged };
-	}
 
 	beforeAll(async () => {
 		const database = `opsbot_pgb_replicas_${process.pid}`;
@@ -88,8 +58,8 @@ alerts:
 			guild: { channels: [{ id: CHANNEL, name: "alerts" }] },
 			channelRateLimit: fastChannelRateLimit,
 		});
-		a = await startReplica();
-		b = await startReplica();
+		a = await startReplicaOnState();
+		b = await startReplicaOnState();
 	}, 60_000);
 	afterAll(async () => {
 		for (const r of [a, b]) {

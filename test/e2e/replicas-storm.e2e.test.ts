@@ -6,28 +6,12 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { payload } from "../support/alert-fixtures.ts";
-import { type MainProcess, spawnMain } from "../support/main-process.ts";
-import { freePort } from "../support/proc.ts";
-import { shortLeaseYaml } from "../support/replicas.ts";
+import { type Replica, shortLeaseYaml, startReplica, until } from "../support/replicas.ts";
 import { fastChannelRateLimit, ownMessages, requestTitle, stormOver, summaries, title } from "../support/storm.ts";
 
 const CHANNEL = "400000000000000001";
 const GROUPS = 50;
 const webhookToken = randomBytes(24).toString("hex");
-
-interface Replica {
-	readonly process: MainProcess;
-	readonly webhookUrl: string;
-	logged(msg: string): boolean;
-}
-
-async function until(probe: () => boolean, timeoutMs: number, why: () => string = () => ""): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!probe()) {
-		if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms\n${why()}`);
-		await new Promise((resolve) => setTimeout(resolve, 25));
-	}
-}
 
 /**
  * Issue 21's "one deliverer across replicas", through two shipped processes on one PostgreSQL: a storm
@@ -42,34 +26,19 @@ describe("a storm into two replicas survives kill -9 of the holder mid-storm", (
 	let a: Replica;
 	let b: Replica;
 
-	async function startReplica(): Promise<Replica> {
-		const port = await freePort();
-		const ops = `discord: { guildId: "${double.guildId}" }
+	const startReplicaOnState = () =>
+		startReplica(
+			double,
+			(port) => `discord: { guildId: "${double.guildId}" }
 environments: { production: {} }
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-replica-"))}
 ${shortLeaseYaml}
 alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
-`;
-		const main = spawnMain(ops, {
-			LOG_LEVEL: "debug",
-			DISCORD_TOKEN: "double-token",
-			DISCORD_APPLICATION_ID: double.applicationId,
-			DISCORD_API_URL: double.apiUrl,
-			STATE_DATABASE_URL: stateUrl,
-			WEBHOOK_TOKEN: webhookToken,
-		});
-		const logged = (msg: string) => main.logs().some((l) => l.msg === msg);
-		await until(
-			() =>
-				logged("alert receiver listening") &&
-				(logged("connected to Discord") || logged("standing by: another replica holds the Discord gateway")),
-			30_000,
-			() => main.output().slice(-3_000),
+`,
+			{ STATE_DATABASE_URL: stateUrl, WEBHOOK_TOKEN: webhookToken },
 		);
-		return { process: main, webhookUrl: `http://127.0.0.1:${port}`, logged };
-	}
 
 	beforeAll(async () => {
 		const database = `opsbot_replstorm_${process.pid}`;
@@ -82,8 +51,8 @@ alerts:
 			guild: { channels: [{ id: CHANNEL, name: "alerts" }] },
 			channelRateLimit: fastChannelRateLimit,
 		});
-		a = await startReplica();
-		b = await startReplica();
+		a = await startReplicaOnState();
+		b = await startReplicaOnState();
 	}, 60_000);
 	afterAll(async () => {
 		for (const r of [a, b]) {

@@ -6,9 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { createAuditLog } from "../support/audit-log.ts";
-import { type MainProcess, spawnMain } from "../support/main-process.ts";
-import { freePort } from "../support/proc.ts";
-import { shortLeaseYaml } from "../support/replicas.ts";
+import { type Replica, shortLeaseYaml, startReplica, until } from "../support/replicas.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
 
 const ONCALL = "300000000000000001";
@@ -17,53 +15,6 @@ const CHANNEL = "400000000000000001";
 const SCHEMA = `replicas_e2e_${process.pid}`;
 const webhookToken = randomBytes(24).toString("hex");
 const admin = { id: "200000000000000012", username: "adam", roles: [ADMIN] };
-
-/** One replica: `node src/main.ts` with its own state directory and webhook port, sharing STATE_DATABASE_URL. */
-interface Replica {
-	readonly process: MainProcess;
-	readonly webhookUrl: string;
-	logs(): Record<string, unknown>[];
-	logged(msg: string): boolean;
-}
-
-async function startReplica(
-	double: DiscordDouble,
-	opsYaml: (port: number) => string,
-	env: Record<string, string>,
-): Promise<Replica> {
-	const port = await freePort();
-	const main = spawnMain(opsYaml(port), {
-		LOG_LEVEL: "debug",
-		DISCORD_TOKEN: "double-token",
-		DISCORD_APPLICATION_ID: double.applicationId,
-		DISCORD_API_URL: double.apiUrl,
-		...env,
-	});
-	const logs = main.logs;
-	const replica = {
-		process: main,
-		webhookUrl: `http://127.0.0.1:${port}`,
-		logs,
-		logged: (msg: string) => logs().some((l) => l.msg === msg),
-	};
-	await until(
-		() =>
-			replica.logged("alert receiver listening") &&
-			(replica.logged("connected to Discord") ||
-				replica.logged("standing by: another replica holds the Discord gateway")),
-		20_000,
-		() => main.output().slice(-3_000),
-	);
-	return replica;
-}
-
-async function until(probe: () => boolean, timeoutMs: number, why: () => string = () => ""): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!probe()) {
-		if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms\n${why()}`);
-		await new Promise((resolve) => setTimeout(resolve, 50));
-	}
-}
 
 function alert(name: string) {
 	return {

@@ -1,3 +1,7 @@
+import type { DiscordDouble } from "../discord-double/index.ts";
+import { type MainProcess, spawnMain } from "./main-process.ts";
+import { freePort } from "./proc.ts";
+
 /**
  * The gateway lease the replica e2e files run with (the ops file's `replicas` section): short, so
  * that a standby takes over within about 8 s of kill -9 of the holder instead of the default's 20 s.
@@ -5,3 +9,58 @@
 export const SHORT_LEASE = { leaseSeconds: 6, renewSeconds: 2 } as const;
 const { leaseSeconds, renewSeconds } = SHORT_LEASE;
 export const shortLeaseYaml = `replicas: { leaseSeconds: ${leaseSeconds}, renewSeconds: ${renewSeconds} }`;
+
+/** One replica: `node src/main.ts` with its own state directory and webhook port, sharing STATE_DATABASE_URL. */
+export interface Replica {
+	readonly process: MainProcess;
+	readonly webhookUrl: string;
+	logs(): Record<string, unknown>[];
+	logged(msg: string): boolean;
+	count(msg: string): number;
+}
+
+/** Polls `probe` until it holds; the error carries `why()` (e.g. the process' last output). */
+export async function until(probe: () => boolean, timeoutMs: number, why: () => string = () => ""): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!probe()) {
+		if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms\n${why()}`);
+		await new Promise((resolve) => setTimeout(resolve, 25));
+	}
+}
+
+/**
+ * Starts a replica talking to the Discord double, with the ops file `opsYaml(webhookPort)` and `env`
+ * beside the Discord settings; resolves once it takes webhooks and either holds the gateway or stands by.
+ */
+export async function startReplica(
+	double: DiscordDouble,
+	opsYaml: (port: number) => string,
+	env: Record<string, string>,
+	timeoutMs = 30_000,
+): Promise<Replica> {
+	const port = await freePort();
+	const main = spawnMain(opsYaml(port), {
+		LOG_LEVEL: "debug",
+		DISCORD_TOKEN: "double-token",
+		DISCORD_APPLICATION_ID: double.applicationId,
+		DISCORD_API_URL: double.apiUrl,
+		...env,
+	});
+	const count = (msg: string) => main.logs().filter((l) => l.msg === msg).length;
+	const replica: Replica = {
+		process: main,
+		webhookUrl: `http://127.0.0.1:${port}`,
+		logs: main.logs,
+		logged: (msg) => count(msg) > 0,
+		count,
+	};
+	await until(
+		() =>
+			replica.logged("alert receiver listening") &&
+			(replica.logged("connected to Discord") ||
+				replica.logged("standing by: another replica holds the Discord gateway")),
+		timeoutMs,
+		() => main.output().slice(-3_000),
+	);
+	return replica;
+}
