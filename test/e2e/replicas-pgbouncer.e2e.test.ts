@@ -1,13 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { payload } from "../support/alert-fixtures.ts";
 import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
-import { type Replica, SHORT_LEASE, shortLeaseYaml, startReplica, until } from "../support/replicas.ts";
+import { type Replica, relayReplicaOps, SHORT_LEASE, startReplica, until } from "../support/replicas.ts";
 import { fastChannelRateLimit, ownMessages, stormSize } from "../support/storm.ts";
 
 const CHANNEL = "400000000000000001";
@@ -32,14 +29,7 @@ describe("two replicas behind PgBouncer in transaction mode", () => {
 	const startReplicaOnState = () =>
 		startReplica(
 			double,
-			(port) => `discord: { guildId: "${double.guildId}" }
-environments: { production: {} }
-stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-replica-"))}
-${shortLeaseYaml}
-alerts:
-  listen: { host: 127.0.0.1, port: ${port} }
-  defaultChannel: "${CHANNEL}"
-`,
+			relayReplicaOps(double.guildId, CHANNEL),
 			{ STATE_DATABASE_URL: stateUrl, WEBHOOK_TOKEN: webhookToken },
 			20_000,
 		);

@@ -1,12 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { payload } from "../support/alert-fixtures.ts";
-import { type Replica, shortLeaseYaml, startReplica, until } from "../support/replicas.ts";
+import { type Replica, relayReplicaOps, startReplica, until } from "../support/replicas.ts";
 import { fastChannelRateLimit, ownMessages, requestTitle, stormOver, summaries, title } from "../support/storm.ts";
 
 const CHANNEL = "400000000000000001";
@@ -27,18 +24,10 @@ describe("a storm into two replicas survives kill -9 of the holder mid-storm", (
 	let b: Replica;
 
 	const startReplicaOnState = () =>
-		startReplica(
-			double,
-			(port) => `discord: { guildId: "${double.guildId}" }
-environments: { production: {} }
-stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-replica-"))}
-${shortLeaseYaml}
-alerts:
-  listen: { host: 127.0.0.1, port: ${port} }
-  defaultChannel: "${CHANNEL}"
-`,
-			{ STATE_DATABASE_URL: stateUrl, WEBHOOK_TOKEN: webhookToken },
-		);
+		startReplica(double, relayReplicaOps(double.guildId, CHANNEL), {
+			STATE_DATABASE_URL: stateUrl,
+			WEBHOOK_TOKEN: webhookToken,
+		});
 
 	beforeAll(async () => {
 		const database = `opsbot_replstorm_${process.pid}`;

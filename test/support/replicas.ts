@@ -1,3 +1,6 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { DiscordDouble } from "../discord-double/index.ts";
 import { type MainProcess, spawnMain } from "./main-process.ts";
 import { freePort } from "./proc.ts";
@@ -63,4 +66,16 @@ export async function startReplica(
 		() => main.output().slice(-3_000),
 	);
 	return replica;
+}
+
+/** The ops file of a replica that only relays alerts to `channel`: its own state directory, the short lease. */
+export function relayReplicaOps(guildId: string, channel: string): (port: number) => string {
+	return (port) => `discord: { guildId: "${guildId}" }
+environments: { production: {} }
+stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-replica-"))}
+${shortLeaseYaml}
+alerts:
+  listen: { host: 127.0.0.1, port: ${port} }
+  defaultChannel: "${channel}"
+`;
 }
