@@ -16,3 +16,17 @@ export async function freshStateDatabase(name = "opsbot_state"): Promise<string>
 	await admin.end();
 	return postgres.superuserUrl.replace(/\/appdb$/, `/${database}`);
 }
+
+/**
+ * The two state backends for a `describe.each` through the shipped process: each gives the bot's extra
+ * environment (none for the embedded SQLite file; a fresh database named after `name` for PostgreSQL).
+ */
+export function bothStateBackends(name: string) {
+	return [
+		["SQLite", async (): Promise<Record<string, string>> => ({})],
+		[
+			"PostgreSQL",
+			async (): Promise<Record<string, string>> => ({ STATE_DATABASE_URL: await freshStateDatabase(name) }),
+		],
+	] as const;
+}
