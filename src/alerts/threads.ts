@@ -85,7 +85,12 @@ export function startThreadFollower(deps: {
 	readonly intervalMs?: number;
 }): { wake(): void; stop(): Promise<void> } {
 	const { store, messages, settings, log } = deps;
+	/** The last event posted (or left out); the next round reads after it. */
 	let cursor: number | undefined;
+	/** Events read after the cursor and not posted yet, oldest first (at most BATCH). */
+	let unposted: EpisodeEvent[] = [];
+	/** Whether the page `unposted` came from was full: more events may follow it. */
+	let morePages = false;
 	/** Episodes whose thread could not be started: said once in the log. */
 	const degraded = new Set<string>();
 	/** Resolved episodes' threads to archive once the post of their resolution is in. */
@@ -146,12 +151,18 @@ export function startThreadFollower(deps: {
 	async function round(): Promise<void> {
 		cursor ??= await store.history.lastEventId();
 		for (;;) {
-			const events = await store.history.eventsAfter(cursor, BATCH);
-			for (const event of events) {
-				if (!(await post(event))) return;
-				cursor = event.id;
+			// Events already read wait here while the first one waits for its card: a storm wakes the follower at
+			// every group commit, and reading the same page again each time cost more than the commit itself.
+			if (unposted.length === 0) {
+				unposted = await store.history.eventsAfter(cursor, BATCH);
+				morePages = unposted.length === BATCH;
+				if (unposted.length === 0) break;
 			}
-			if (events.length < BATCH) break;
+			while (unposted.length > 0) {
+				if (!(await post(unposted[0]!))) return;
+				cursor = unposted.shift()!.id;
+			}
+			if (!morePages) break;
 		}
 		for (const [thread, key] of archiving) {
 			const outcome = await messages.outcome(key);
