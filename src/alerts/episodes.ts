@@ -204,11 +204,17 @@ const LABEL_VALUE_KEPT = 200;
 /** A group with at least this many episodes in a history's range is flapping. */
 export const FLAPPING_EPISODES = 3;
 
-/** What the store needs of a webhook for the history: computed once from the parsed payload, before the commit. */
-export interface EpisodeFacts {
+/** What a storm summary lists of a firing group; its episode's row keeps the same (store.ts: FiringGroup). */
+export interface ListedFacts {
 	readonly name: string;
 	readonly environment: string | null;
 	readonly severity: string | null;
+	/** Its alerts firing now: all of them, not only the tracked ones. */
+	readonly firing: number;
+}
+
+/** What the store needs of a webhook for the history: computed once from the parsed payload, before the commit. */
+export interface EpisodeFacts extends ListedFacts {
 	readonly alertCount: number;
 	/** The first TRACKED_ALERTS alerts. */
 	readonly alerts: readonly AlertFact[];
@@ -227,11 +233,30 @@ function alertFact(alert: WebhookPayload["alerts"][number]): AlertFact {
 	};
 }
 
-export function episodeFacts(payload: WebhookPayload): EpisodeFacts {
+export function listedFacts(payload: WebhookPayload): ListedFacts {
 	return {
 		name: truncate(groupName(payload), 200),
 		environment: groupEnvironment(payload) ?? null,
 		severity: groupSeverity(payload) || null,
+		firing: payload.alerts.filter((a) => a.status === "firing").length,
+	};
+}
+
+/**
+ * A firing group's ListedFacts as a store reads them: its current episode's columns, or its payload's when the
+ * episode has no row (state written before the history existed).
+ */
+export function firingGroupFacts(
+	row: { name: string | null; environment: string | null; severity: string | null; firing_alerts: number | null },
+	payload: () => WebhookPayload,
+): ListedFacts {
+	if (row.name === null) return listedFacts(payload());
+	return { name: row.name, environment: row.environment, severity: row.severity, firing: row.firing_alerts ?? 0 };
+}
+
+export function episodeFacts(payload: WebhookPayload): EpisodeFacts {
+	return {
+		...listedFacts(payload),
 		alertCount: payload.alerts.length,
 		alerts: payload.alerts.slice(0, TRACKED_ALERTS).map(alertFact),
 	};
@@ -381,7 +406,7 @@ export function historyWrites(
 			startedAt: c.firstFiringAt,
 			endedAt,
 			alerts,
-			firingAlerts: firing.length,
+			firingAlerts: c.facts.firing,
 			alertCount: Math.max(c.facts.alertCount, Object.keys(alerts).length),
 			eventCount,
 		});

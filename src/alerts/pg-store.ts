@@ -2,7 +2,14 @@ import type pg from "pg";
 import { withTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { openStateDatabase, type StateDatabase } from "../state/postgres.ts";
-import { acceptedChanges, episodeFacts, type HistoryJob, historyJob, type StoredEpisode } from "./episodes.ts";
+import {
+	acceptedChanges,
+	episodeFacts,
+	firingGroupFacts,
+	type HistoryJob,
+	historyJob,
+	type StoredEpisode,
+} from "./episodes.ts";
 import {
 	createPostgresEpisodeHistory,
 	historyCtes,
@@ -514,23 +521,28 @@ export async function postgresAlertStore(
 			);
 		},
 		async firingGroups(channel) {
-			const { rows } = await db.query<{
-				id: string;
-				episode: number;
-				first_firing_at: string;
-				message_id: string | null;
-				message_episode: number | null;
-				last_payload: WebhookPayload;
-			}>(
-				"SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM opsbot_state.groups " +
-					"WHERE channel = $1 AND status = 'firing' AND last_payload IS NOT NULL",
+			const { rows } = await db.query<
+				{
+					id: string;
+					episode: number;
+					first_firing_at: string;
+					message_id: string | null;
+					message_episode: number | null;
+					last_payload: WebhookPayload | null;
+				} & Parameters<typeof firingGroupFacts>[0]
+			>(
+				`SELECT g.id, g.episode, g.first_firing_at, g.message_id, g.message_episode, e.name, e.environment,
+					e.severity, e.firing_alerts, CASE WHEN e.group_id IS NULL THEN g.last_payload END AS last_payload
+				FROM opsbot_state.groups g
+				LEFT JOIN opsbot_state.episodes e ON e.group_id = g.id AND e.episode = g.episode
+				WHERE g.channel = $1 AND g.status = 'firing' AND g.last_payload IS NOT NULL`,
 				[channel],
 			);
 			return rows.map((r) => ({
 				groupId: r.id,
 				firstFiringAt: Number(r.first_firing_at),
 				messageId: r.message_episode === r.episode ? r.message_id : null,
-				payload: inAlertManagerOrder(r.last_payload),
+				facts: firingGroupFacts(r, () => r.last_payload as WebhookPayload),
 			}));
 		},
 		async stormSummary(channel) {

@@ -2,7 +2,7 @@ import { statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { openSqliteDatabase } from "../state/sqlite.ts";
-import { acceptedChanges, episodeFacts, type HistoryJob, historyJob } from "./episodes.ts";
+import { acceptedChanges, episodeFacts, firingGroupFacts, type HistoryJob, historyJob } from "./episodes.ts";
 import { createSqliteEpisodeHistory } from "./episodes-sqlite.ts";
 import { groupCommit } from "./group-commit.ts";
 import {
@@ -246,8 +246,10 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 		FROM outbox o JOIN groups g ON g.id = o.group_id WHERE g.channel = ? AND o.done = 0 GROUP BY o.group_id, o.episode)`,
 	);
 	const firingStmt = db.prepare(
-		"SELECT id, episode, first_firing_at, message_id, message_episode, last_payload FROM groups " +
-			"WHERE channel = ? AND status = 'firing' AND last_payload IS NOT NULL",
+		`SELECT g.id, g.episode, g.first_firing_at, g.message_id, g.message_episode, e.name, e.environment, e.severity,
+			e.firing_alerts, CASE WHEN e.group_id IS NULL THEN g.last_payload END AS last_payload
+		FROM groups g LEFT JOIN episodes e ON e.group_id = g.id AND e.episode = g.episode
+		WHERE g.channel = ? AND g.status = 'firing' AND g.last_payload IS NOT NULL`,
 	);
 	const getStorm = db.prepare("SELECT * FROM storm_summaries WHERE channel = ?");
 	const putStorm = db.prepare(
@@ -496,19 +498,19 @@ export function sqliteAlertStore(db: DatabaseSync, path: string, policy?: Accept
 			);
 		},
 		async firingGroups(channel) {
-			const rows = firingStmt.all(channel) as {
+			const rows = firingStmt.all(channel) as ({
 				id: string;
 				episode: number;
 				first_firing_at: number;
 				message_id: string | null;
 				message_episode: number | null;
-				last_payload: string;
-			}[];
+				last_payload: string | null;
+			} & Parameters<typeof firingGroupFacts>[0])[];
 			return rows.map((r) => ({
 				groupId: r.id,
 				firstFiringAt: r.first_firing_at,
 				messageId: r.message_episode === r.episode ? r.message_id : null,
-				payload: JSON.parse(r.last_payload) as WebhookPayload,
+				facts: firingGroupFacts(r, () => JSON.parse(r.last_payload as string) as WebhookPayload),
 			}));
 		},
 		async stormSummary(channel) {

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { EpisodeHistory } from "./episodes.ts";
+import type { EpisodeHistory, ListedFacts } from "./episodes.ts";
 import type { AcceptResult } from "./group-machine.ts";
 import type { MessageItem, MessageOutcome, QueuedMessage } from "./message-outbox.ts";
 import type { RouteTarget } from "./routing.ts";
@@ -131,12 +131,17 @@ export interface ChannelBacklog {
 }
 
 /** A firing group as the storm summary lists it. */
+/**
+ * A firing group as a storm summary lists it. Read from the group's current episode in the history, not
+ * from its payload: a summary refreshes while the storm lasts, and reading every group's payload each
+ * time held up the webhooks' commits (episodes.ts: listedFacts).
+ */
 export interface FiringGroup {
 	readonly groupId: string;
 	readonly firstFiringAt: number;
 	/** Its own message for the current episode, once posted. */
 	readonly messageId: string | null;
-	readonly payload: WebhookPayload;
+	readonly facts: ListedFacts;
 }
 
 /** What /metrics shows of the store. */

@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { groupEnvironment, groupName } from "./group-report.ts";
 import type { StormLine, StormView } from "./render.ts";
 import type { FiringGroup } from "./store.ts";
 
@@ -135,10 +134,10 @@ export function stormView(
 ): StormView {
 	const firing: StormLine[] = groups.map((g) => ({
 		groupId: g.groupId,
-		name: groupName(g.payload),
-		severity: (g.payload.commonLabels.severity ?? "").toLowerCase(),
-		environment: groupEnvironment(g.payload) ?? "",
-		firing: g.payload.alerts.filter((a) => a.status === "firing").length,
+		name: g.facts.name,
+		severity: g.facts.severity ?? "",
+		environment: g.facts.environment ?? "",
+		firing: g.facts.firing,
 		since: g.firstFiringAt,
 		posted: g.messageId !== null,
 		url: g.messageId && context.guildId ? messageUrl(context.guildId, context.channel, g.messageId) : undefined,

@@ -295,3 +295,47 @@ describe("the episodes migration", () => {
 		await expectBackfilled(await openPostgresAlertStore(url, log));
 	});
 });
+
+describe("a firing group without its episode's row in the history", () => {
+	const target = [{ channel: CHANNEL }];
+	const facts = { name: "Lost", environment: "prod", severity: "critical", firing: 2 };
+
+	it("is listed for a storm summary from its payload (SQLite)", async () => {
+		const path = join(mkdtempSync(join(tmpdir(), "opsbot-episodes-")), "alerts.sqlite");
+		const store = openAlertStore(path);
+		await store.accept(
+			webhook("Lost", [
+				["l1", "firing"],
+				["l2", "firing"],
+				["l3", "resolved", T0],
+			]),
+			target,
+			T0,
+		);
+		new DatabaseSync(path).exec("DELETE FROM episodes");
+
+		expect((await store.firingGroups(CHANNEL)).map((g) => g.facts)).toEqual([facts]);
+		await store.close();
+	});
+
+	it("is listed for a storm summary from its payload (PostgreSQL)", async () => {
+		const url = await freshStateDatabase("opsbot_episodes_lost");
+		const store = await openPostgresAlertStore(url, pino({ level: "silent" }));
+		await store.accept(
+			webhook("Lost", [
+				["l1", "firing"],
+				["l2", "firing"],
+				["l3", "resolved", T0],
+			]),
+			target,
+			T0,
+		);
+		const client = new pg.Client({ connectionString: url });
+		await client.connect();
+		await client.query("DELETE FROM opsbot_state.episodes");
+		await client.end();
+
+		expect((await store.firingGroups(CHANNEL)).map((g) => g.facts)).toEqual([facts]);
+		await store.close();
+	});
+});

@@ -5,6 +5,7 @@ import { DiscordAPIError } from "discord.js";
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { startDelivery } from "../../src/alerts/delivery.ts";
+import { listedFacts } from "../../src/alerts/episodes.ts";
 import { renderStormOver, renderStormSummary } from "../../src/alerts/render.ts";
 import type { DiscordSender, OutgoingMessage } from "../../src/alerts/rest-sender.ts";
 import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
@@ -100,7 +101,7 @@ function firing(
 		groupId: `g${i}`,
 		firstFiringAt: 1_764_000_000_000 + i * 1_000,
 		messageId: options.posted?.(i) ? `1${String(i).padStart(18, "0")}` : null,
-		payload: group(`Group${i}`, options.severity?.(i) ?? "warning", 1 + (i % 3)),
+		facts: listedFacts(group(`Group${i}`, options.severity?.(i) ?? "warning", 1 + (i % 3))),
 	}));
 }
 
