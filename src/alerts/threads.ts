@@ -24,6 +24,8 @@ const postKey = (event: EpisodeEvent) => `thread-event:${event.id}`;
 
 /** How long an event waits for its card to be posted before it is left out of threads. */
 const CARD_WAIT_MS = 60_000;
+/** While an event waits for its card or thread, a wake looks again at most this often (the timer still does). */
+const RECHECK_MS = 250;
 /** How many events one round looks at. */
 const BATCH = 100;
 /** Output lines a restart's post shows; when it shows less than all, the whole kept output is attached. */
@@ -91,6 +93,8 @@ export function startThreadFollower(deps: {
 	let unposted: EpisodeEvent[] = [];
 	/** Whether the page `unposted` came from was full: more events may follow it. */
 	let morePages = false;
+	/** Since when the first unposted event waits for its card or thread, if it does. */
+	let waitingSince: number | undefined;
 	/** Episodes whose thread could not be started: said once in the log. */
 	const degraded = new Set<string>();
 	/** Resolved episodes' threads to archive once the post of their resolution is in. */
@@ -159,7 +163,11 @@ export function startThreadFollower(deps: {
 				if (unposted.length === 0) break;
 			}
 			while (unposted.length > 0) {
-				if (!(await post(unposted[0]!))) return;
+				if (!(await post(unposted[0]!))) {
+					waitingSince = Date.now();
+					return;
+				}
+				waitingSince = undefined;
 				cursor = unposted.shift()!.id;
 			}
 			if (!morePages) break;
@@ -185,7 +193,11 @@ export function startThreadFollower(deps: {
 	tick();
 	const timer = setInterval(tick, deps.intervalMs ?? 1_000).unref();
 	return {
-		wake: tick,
+		wake() {
+			// A storm wakes the follower at every group commit; while the first event waits, only its card can move it on.
+			if (waitingSince !== undefined && Date.now() - waitingSince < RECHECK_MS) return;
+			tick();
+		},
 		async stop() {
 			stopped = true;
 			clearInterval(timer);
