@@ -82,8 +82,12 @@ const INVISIBLE =
 // A run of combining marks beyond a few stacks over the lines around it ("Zalgo" text).
 const COMBINING_FLOOD = /(\p{M}{4})\p{M}+/gu;
 
+/** Every character in ASCII: none of the invisible ones or combining marks (each webhook's labels go through here). */
+const ASCII_ONLY = /^[\x00-\x7F]*$/;
+
 /** Untrusted text without invisible characters, and with runs of combining marks cut to four. */
 export function stripInvisible(text: string): string {
+	if (ASCII_ONLY.test(text)) return text;
 	return text.replace(INVISIBLE, "").replace(COMBINING_FLOOD, "$1");
 }
 
