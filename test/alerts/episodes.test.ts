@@ -296,46 +296,50 @@ describe("the episodes migration", () => {
 	});
 });
 
-describe("a firing group without its episode's row in the history", () => {
-	const target = [{ channel: CHANNEL }];
-	const facts = { name: "Lost", environment: "prod", severity: "critical", firing: 2 };
+/** Opens a store of each backend and a way to delete its episodes' rows behind its back. */
+const storesWithEpisodes: [string, () => Promise<{ store: AlertStore; deleteEpisodes: () => Promise<void> }>][] = [
+	[
+		"SQLite",
+		async () => {
+			const path = join(mkdtempSync(join(tmpdir(), "opsbot-episodes-")), "alerts.sqlite");
+			return {
+				store: openAlertStore(path),
+				deleteEpisodes: async () => new DatabaseSync(path).exec("DELETE FROM episodes"),
+			};
+		},
+	],
+	[
+		"PostgreSQL",
+		async () => {
+			const url = await freshStateDatabase("opsbot_episodes_lost");
+			const deleteEpisodes = async () => {
+				const client = new pg.Client({ connectionString: url });
+				await client.connect();
+				await client.query("DELETE FROM opsbot_state.episodes");
+				await client.end();
+			};
+			return { store: await openPostgresAlertStore(url, pino({ level: "silent" })), deleteEpisodes };
+		},
+	],
+];
 
-	it("is listed for a storm summary from its payload (SQLite)", async () => {
-		const path = join(mkdtempSync(join(tmpdir(), "opsbot-episodes-")), "alerts.sqlite");
-		const store = openAlertStore(path);
+describe.each(storesWithEpisodes)("a firing group without its episode's row in the %s history", (_name, open) => {
+	it("is listed for a storm summary from its payload", async () => {
+		const { store, deleteEpisodes } = await open();
 		await store.accept(
 			webhook("Lost", [
 				["l1", "firing"],
 				["l2", "firing"],
 				["l3", "resolved", T0],
 			]),
-			target,
+			[{ channel: CHANNEL }],
 			T0,
 		);
-		new DatabaseSync(path).exec("DELETE FROM episodes");
+		await deleteEpisodes();
 
-		expect((await store.firingGroups(CHANNEL)).map((g) => g.facts)).toEqual([facts]);
-		await store.close();
-	});
-
-	it("is listed for a storm summary from its payload (PostgreSQL)", async () => {
-		const url = await freshStateDatabase("opsbot_episodes_lost");
-		const store = await openPostgresAlertStore(url, pino({ level: "silent" }));
-		await store.accept(
-			webhook("Lost", [
-				["l1", "firing"],
-				["l2", "firing"],
-				["l3", "resolved", T0],
-			]),
-			target,
-			T0,
-		);
-		const client = new pg.Client({ connectionString: url });
-		await client.connect();
-		await client.query("DELETE FROM opsbot_state.episodes");
-		await client.end();
-
-		expect((await store.firingGroups(CHANNEL)).map((g) => g.facts)).toEqual([facts]);
+		expect((await store.firingGroups(CHANNEL)).map((g) => g.facts)).toEqual([
+			{ name: "Lost", environment: "prod", severity: "critical", firing: 2 },
+		]);
 		await store.close();
 	});
 });

@@ -8,29 +8,9 @@ import { WebhookPayload } from "../../src/alerts/schema.ts";
 import { openAlertStore } from "../../src/alerts/sqlite-store.ts";
 import type { AlertStore } from "../../src/alerts/store.ts";
 import { startThreadFollower } from "../../src/alerts/threads.ts";
+import { firingWebhook } from "../support/alert-fixtures.ts";
 
 const CHANNEL = "400000000000000001";
-
-function firing(name: string): WebhookPayload {
-	return WebhookPayload.parse({
-		version: "4",
-		groupKey: `{}:{alertname="${name}"}`,
-		status: "firing",
-		receiver: "opsbot",
-		groupLabels: { alertname: name },
-		commonLabels: { alertname: name, severity: "critical" },
-		externalURL: "http://alertmanager.local:9093",
-		alerts: [
-			{
-				status: "firing",
-				labels: { alertname: name, severity: "critical" },
-				startsAt: new Date().toISOString(),
-				endsAt: "0001-01-01T00:00:00Z",
-				fingerprint: name,
-			},
-		],
-	});
-}
 
 /** No card is posted in these tests, so the follower never gets as far as queueing a message. */
 const noMessages = new Proxy({} as MessageOutbox, {
@@ -78,7 +58,7 @@ describe("the thread follower while the first event's card is not posted yet", (
 		await vi.waitFor(() => expect(rowsRead).toBe(0)); // the cursor is set at the end of the history
 
 		for (const name of ["ApiDown", "DbDown", "DiskFull"])
-			await store.accept(firing(name), [{ channel: CHANNEL }], Date.now());
+			await store.accept(WebhookPayload.parse(firingWebhook(name, { severity: "critical" })), [{ channel: CHANNEL }]);
 		// A wake while a round runs is dropped, so wake until that many rounds have run.
 		for (let wake = 1; wake <= 5; wake++)
 			await vi.waitFor(() => {
