@@ -72,7 +72,8 @@ export function actionLogOf(
 		async recent(...args) {
 			// The SQLite file is the bot's to create (its mode, its first migration): none yet, no records.
 			if (!url && !existsSync(join(stateDir, STATE_FILE))) return [];
-			const config = { env: url ? { STATE_DATABASE_URL: url } : {}, ops: { stateDir } } as unknown as Config;
+			const ops = { stateDir, replicas: { leaseSeconds: 15, renewSeconds: 5 } };
+			const config = { env: url ? { STATE_DATABASE_URL: url } : {}, ops } as unknown as Config;
 			const state = await openState(config, pino({ level: "silent" }));
 			try {
 				return await state.actions.recent(...args);
