@@ -6,8 +6,9 @@ import { openPostgresAlertStore } from "../src/alerts/pg-store.ts";
 import { WebhookPayload } from "../src/alerts/schema.ts";
 import { countPgWire } from "../test/support/pg-wire.ts";
 import { startPostgres } from "../test/support/postgres.ts";
-import { body, syncWal } from "./ingest.ts";
+import { syncWal } from "./ingest.ts";
 import { type BenchRow, percentile, round } from "./types.ts";
+import { body } from "./webhook-load.ts";
 
 // Where one PostgreSQL group commit's time goes, in measures that do not depend on the machine's load:
 // the round trips and statements each batch costs, the server's time per statement (pg_stat_statements,

@@ -1,14 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import pg from "pg";
 import { Pool } from "undici";
 import { type DiscordDouble, startDiscordDouble } from "../test/discord-double/index.ts";
 import { startTestBot, type TestBot } from "../test/support/bot.ts";
 import { startPostgres } from "../test/support/postgres.ts";
 import { type BenchRow, percentile, round } from "./types.ts";
+import { body, CONNECTIONS, runLoad } from "./webhook-load.ts";
 
 const CHANNEL = "400000000000000001";
 /** Webhooks per second, open loop; INGEST_RATES=500,2000 to choose others. */
@@ -16,135 +16,41 @@ const RATES = process.env.INGEST_RATES ? process.env.INGEST_RATES.split(",").map
 const SECONDS = 5;
 const WARMUP_RATE = 200;
 const WARMUP_SECONDS = 2;
-/**
- * Connections of the generator's keep-alive pool, and its in-flight cap: a request due while this many are out "could
- * not be sent".
- */
-const CONNECTIONS = 100;
 const STORM_GROUPS = 50;
 const STORM_ALERTS = 100;
 
-/** An AlertManager-shaped body: `alerts` alerts of one group, with the labels and annotations a real rule carries. */
-export function body(group: string, alerts: number, status: "firing" | "resolved" = "firing"): string {
-	const startsAt = new Date(Date.now() - 60_000).toISOString();
-	return JSON.stringify({
-		version: "4",
-		groupKey: `{}/{severity=~"warning|critical"}:{alertname="${group}"}`,
-		truncatedAlerts: 0,
-		status,
-		receiver: "opsbot",
-		groupLabels: { alertname: group },
-		commonLabels: { alertname: group, severity: "warning", job: "node" },
-		commonAnnotations: { summary: `${group} is unhappy`, runbook_url: "https://runbooks.local/disk" },
-		externalURL: "http://alertmanager.local:9093",
-		alerts: Array.from({ length: alerts }, (_, i) => ({
-			status,
-			labels: {
-				alertname: group,
-				severity: "warning",
-				job: "node",
-				instance: `host-${i}.prod.local:9100`,
-				mountpoint: "/var/lib/docker",
-			},
-			annotations: {
-				summary: `${group} is unhappy`,
-				description: `Filesystem on host-${i} has less than 10% space left (currently 7.3%).`,
-			},
-			startsAt,
-			endsAt: status === "resolved" ? new Date().toISOString() : "0001-01-01T00:00:00Z",
-			generatorURL:
-				"http://prometheus.local:9090/graph?g0.expr=" +
-				"node_filesystem_avail_bytes+%2F+node_filesystem_size_bytes+%3C+0.1&g0.tab=1",
-			fingerprint: `${group}-${i}`.slice(0, 64),
-		})),
-	});
-}
-
-interface LoadJob {
-	readonly url: string;
-	readonly token: string;
-	readonly rate: number;
-	readonly seconds: number;
-	/** Distinguishes the groups of one run from another's, so every webhook is news to the store. */
-	readonly tag: string;
-}
-
-interface LoadResult {
-	readonly latencies: number[];
-	readonly non2xx: number;
-	readonly errors: number;
-	readonly notSent: number;
-	readonly sent: number;
-}
-
-/**
- * Open loop over an undici Pool (keep-alive, CONNECTIONS sockets): request i is due at start + i/rate
- * whatever happened to the others, and its latency runs from when it was due (so a stalled server
- * shows as latency, not as fewer requests). 250 groups take turns, each turn with a different alert
- * count, so no webhook is a duplicate of an earlier one.
- */
-async function generate(job: LoadJob): Promise<LoadResult> {
-	const origin = new URL(job.url).origin;
-	const pool = new Pool(origin, { connections: CONNECTIONS, pipelining: 1, keepAliveTimeout: 30_000 });
-	const headers = { "content-type": "application/json", authorization: `Bearer ${job.token}` };
-	const total = job.rate * job.seconds;
-	const bodies = Array.from({ length: total }, (_, i) => body(`${job.tag}${i % 250}`, 1 + (Math.floor(i / 250) % 7)));
-	const latencies: number[] = [];
-	let non2xx = 0;
-	let errors = 0;
-	let notSent = 0;
-	let inFlight = 0;
-	let next = 0;
-	const pending: Promise<void>[] = [];
-	const started = performance.now();
-	const send = (i: number, due: number) => {
-		inFlight++;
-		pending.push(
-			pool
-				.request({ origin, path: "/alerts", method: "POST", headers, body: bodies[i] })
-				.then(async (res) => {
-					await res.body.dump();
-					latencies.push(performance.now() - due);
-					if (res.statusCode < 200 || res.statusCode > 299) non2xx++;
-				})
-				.catch(() => void errors++)
-				.finally(() => void inFlight--),
-		);
-	};
-	while (next < total) {
-		const now = performance.now();
-		for (; next < total && started + (next * 1_000) / job.rate <= now; next++) {
-			if (inFlight >= CONNECTIONS) notSent++;
-			else send(next, started + (next * 1_000) / job.rate);
-		}
-		await new Promise((resolve) => setTimeout(resolve, 1));
-	}
-	await Promise.all(pending);
-	await pool.close();
-	return { latencies: latencies.sort((a, b) => a - b), non2xx, errors, notSent, sent: total - notSent };
-}
-
-// The generator runs in its own thread: the Discord double (this thread) must not delay its clock.
-if (!isMainThread && (workerData as { ingestLoad?: LoadJob } | null)?.ingestLoad) {
-	void generate((workerData as { ingestLoad: LoadJob }).ingestLoad).then((result) => parentPort?.postMessage(result));
-}
-
-function runLoad(job: LoadJob): Promise<LoadResult> {
-	return new Promise((resolve, reject) => {
-		const worker = new Worker(new URL(import.meta.url), { workerData: { ingestLoad: job } });
-		worker.once("message", (result: LoadResult) => {
-			resolve(result);
-			void worker.terminate();
-		});
-		worker.once("error", reject);
-	});
-}
-
+/** /proc/PID/stat's fields after the command name (field 3 is index 0). */
+const statFields = (pid: number) => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
 /** CPU time (user + system) the process has used so far, in ms (clock ticks of 10 ms). */
 const cpuOf = (pid: number) => {
-	const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+	const fields = statFields(pid);
 	return (Number(fields[11]) + Number(fields[12])) * 10;
 };
+
+/**
+ * CPU time (ms) a PostgreSQL server has used so far: its postmaster, the children it reaped (their time is
+ * in its cutime and cstime) and the children alive now (backends, WAL writer, checkpointer...).
+ */
+async function serverCpu(superuserUrl: string): Promise<number> {
+	const client = new pg.Client({ connectionString: superuserUrl });
+	await client.connect();
+	try {
+		const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+		const postmaster = Number(statFields(rows[0]!.pid)[1]);
+		const own = statFields(postmaster);
+		let ms = (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) * 10;
+		for (const entry of readdirSync("/proc"))
+			if (/^\d+$/.test(entry))
+				try {
+					if (Number(statFields(Number(entry))[1]) === postmaster) ms += cpuOf(Number(entry));
+				} catch {
+					// ended meanwhile: its time is in the postmaster's cutime from now on
+				}
+		return ms;
+	} finally {
+		await client.end();
+	}
+}
 /**
  * A /proc/PID/status memory line in bytes: VmRSS, or its parts RssAnon (heaps, JIT code, wasm) and RssFile (mostly the
  * node binary's own pages).
@@ -184,16 +90,24 @@ async function withBot<T>(
  * One open-loop run against a fresh process (so runs do not inherit each other's backlog), after a
  * warm-up at WARMUP_RATE. Delivery goes on at Discord's pace meanwhile, as it would in production.
  */
-async function loadRows(label: string, rate: number, env: Record<string, string>, note: string): Promise<BenchRow[]> {
+async function loadRows(
+	label: string,
+	rate: number,
+	env: Record<string, string>,
+	note: string,
+	serverCpuNow?: () => Promise<number>,
+): Promise<BenchRow[]> {
 	return withBot(env, async (bot) => {
 		const url = `${bot.webhookUrl}/alerts`;
 		const token = env.WEBHOOK_TOKEN!;
 		await runLoad({ url, token, rate: WARMUP_RATE, seconds: WARMUP_SECONDS, tag: "Warm" });
 		await sleep(1_000);
 		const pid = bot.process.child.pid!;
-		const cpuBefore = cpuOf(pid);
+		const [cpuBefore, serverBefore, benchBefore] = [cpuOf(pid), await serverCpuNow?.(), process.cpuUsage()];
 		const r = await runLoad({ url, token, rate, seconds: SECONDS, tag: `Load${rate}` });
 		const cpu = cpuOf(pid) - cpuBefore;
+		const benchCpu = process.cpuUsage(benchBefore);
+		const serverAfter = await serverCpuNow?.();
 		const bench = `ingest ${label}`;
 		return [
 			{
@@ -219,6 +133,24 @@ async function loadRows(label: string, rate: number, env: Record<string, string>
 				value: round(cpu / r.sent),
 				unit: "ms",
 				note: "user + system time of the process during the run / webhooks sent",
+			},
+			...(serverBefore === undefined || serverAfter === undefined
+				? []
+				: [
+						{
+							bench,
+							metric: `PostgreSQL CPU per webhook at ${rate}/s`,
+							value: round((serverAfter - serverBefore) / r.sent),
+							unit: "ms",
+							note: "user + system time of the server's processes (postmaster, backends, WAL writer...) / webhooks sent",
+						},
+					]),
+			{
+				bench,
+				metric: `bench's own CPU per webhook at ${rate}/s`,
+				value: round((benchCpu.user + benchCpu.system) / 1_000 / r.sent),
+				unit: "ms",
+				note: "the load generator's thread and the Discord double, on the same two cores",
 			},
 			{ bench, metric: `bot RSS after ${rate}/s`, value: mib(rssOf(pid)), unit: "MiB" },
 		];
@@ -366,6 +298,7 @@ export async function run(): Promise<BenchRow[]> {
 					rate,
 					{ ...env, STATE_DATABASE_URL: postgres.superuserUrl.replace(/\/appdb$/, `/opsbot_state_${rate}`) },
 					"PostgreSQL 15 store, fsync on",
+					() => serverCpu(postgres.superuserUrl),
 				)),
 			);
 	} finally {
