@@ -1,14 +1,26 @@
 import { pino } from "pino";
-import { describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDatabase } from "../../src/services/postgres.ts";
 import { openConnections } from "../support/db.ts";
+import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
+import { startPostgres, type TestPostgres } from "../support/postgres.ts";
 import { healthService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 
+// A PostgreSQL and PgBouncer of this file's own, not the run's shared ones: "1 pool, 0 or 1 client waiting" is
+// read from SHOW POOLS, where other files' clients would wait too.
 describe("health checks against real PostgreSQL and PgBouncer", () => {
-	const postgres = inject("postgres");
-	const pgbouncer = inject("pgbouncer");
+	let postgres: TestPostgres;
+	let pgbouncer: TestPgBouncer;
+	beforeAll(async () => {
+		postgres = await startPostgres();
+		pgbouncer = await startPgBouncer(postgres);
+	});
+	afterAll(async () => {
+		await pgbouncer?.stop();
+		await postgres?.stop();
+	});
 
 	it("reports the server version and connections used, through PgBouncer, and pool waiting clients", async () => {
 		const db = createDatabase({ url: pgbouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });
