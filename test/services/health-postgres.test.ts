@@ -1,25 +1,22 @@
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDatabase } from "../../src/services/postgres.ts";
 import { openConnections } from "../support/db.ts";
 import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
-import { startPostgres, type TestPostgres } from "../support/postgres.ts";
 import { healthService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 
-// A PostgreSQL and PgBouncer of this file's own, not the run's shared ones: "1 pool, 0 or 1 client waiting" is
-// read from SHOW POOLS, where other files' clients would wait too.
+// A PgBouncer of this file's own in front of the run's PostgreSQL: "1 pool, 0 or 1 client waiting" is read from
+// SHOW POOLS, where other files' clients of the shared PgBouncer would be counted too.
 describe("health checks against real PostgreSQL and PgBouncer", () => {
-	let postgres: TestPostgres;
+	const postgres = inject("postgres");
 	let pgbouncer: TestPgBouncer;
 	beforeAll(async () => {
-		postgres = await startPostgres();
 		pgbouncer = await startPgBouncer(postgres);
 	});
 	afterAll(async () => {
 		await pgbouncer?.stop();
-		await postgres?.stop();
 	});
 
 	it("reports the server version and connections used, through PgBouncer, and pool waiting clients", async () => {
