@@ -22,8 +22,8 @@ export default defineConfig({
 		isolate: false,
 		// The suite mostly waits on real servers and Discord's pacing, so more workers than cores pays:
 		// Vitest's default (cores - 1) is one worker on a 2-core CI machine. Measured in bench/RESULTS.md.
-		// 6 workers ran the suite in 239-261 s instead of ~320 s, but 1 run in 4 failed on files that share
-		// the run's PostgreSQL (pool.e2e counted another file's idle-in-transaction session): 4 until they don't.
-		maxWorkers: 4,
+		// 6 workers: the files that assert server-wide PostgreSQL/PgBouncer figures (pool, health) now start
+		// servers of their own, so another file's sessions no longer change what they count (docs/testing.md).
+		maxWorkers: 6,
 	},
 });

@@ -411,6 +411,20 @@ const Alerts = z.strictObject({
 		.optional(),
 	/** How long an acknowledgement holds; then, if the group still fires, the acker is reminded. None: for ever. */
 	ackTimeoutMinutes: ClockMinutes.optional(),
+	/**
+	 * How often opsbot reads the clocks (escalations, acknowledgements that run out, the dead man's switch): a
+	 * step goes out within this long of its time. Each pass reads every open group from the store.
+	 */
+	clocks: z
+		.strictObject({
+			intervalSeconds: z
+				.number()
+				.int("must be a whole number of seconds")
+				.min(1, "must be 1 to 60 seconds")
+				.max(60, "must be 1 to 60 seconds")
+				.default(5),
+		})
+		.prefault({}),
 	maxBodyBytes: z
 		.number()
 		.int()

@@ -140,6 +140,30 @@ replicas: { leaseSeconds: 8, renewSeconds: 3 }
 		]);
 	});
 
+	it("reads the alert clocks every 5 s by default, as often as alerts.clocks says, and refuses 0, 61 or 2.5", () => {
+		const withClocks = (clocks: string) =>
+			writeConfig(`
+discord: { guildId: "100000000000000001" }
+environments: { production: {} }
+alerts:
+  defaultChannel: "400000000000000001"
+${clocks}`);
+
+		expect(loadConfig({ OPSBOT_CONFIG: withClocks("") }, "cli").ops.alerts?.clocks).toEqual({ intervalSeconds: 5 });
+		expect(
+			loadConfig({ OPSBOT_CONFIG: withClocks("  clocks: { intervalSeconds: 1 }") }, "cli").ops.alerts?.clocks,
+		).toEqual({ intervalSeconds: 1 });
+		expect(problemsOf({ OPSBOT_CONFIG: withClocks("  clocks: { intervalSeconds: 0 }") })).toEqual([
+			"alerts.clocks.intervalSeconds: must be 1 to 60 seconds",
+		]);
+		expect(problemsOf({ OPSBOT_CONFIG: withClocks("  clocks: { intervalSeconds: 61 }") })).toEqual([
+			"alerts.clocks.intervalSeconds: must be 1 to 60 seconds",
+		]);
+		expect(problemsOf({ OPSBOT_CONFIG: withClocks("  clocks: { intervalSeconds: 2.5 }") })).toEqual([
+			"alerts.clocks.intervalSeconds: must be a whole number of seconds",
+		]);
+	});
+
 	it("requires the environment variables the file names, without printing any value", () => {
 		const path = writeConfig(minimal);
 		const secret = secretValue();

@@ -15,8 +15,6 @@ import type { MessageOutbox } from "./message-outbox.ts";
 import { startPeriodicPass } from "./periodic-pass.ts";
 import type { AlertStore, GroupState } from "./store.ts";
 
-/** How often the clocks are read: an escalation goes out within this (plus delivery) of its time. */
-export const LIFECYCLE_TICK_MS = 5_000;
 const PAGE = 500;
 
 /** Dependencies of the clock loop. */
@@ -31,7 +29,8 @@ export interface LifecycleDeps {
 	readonly log: Logger;
 	/** False on a standby replica (the outbox's keys would stop a second post anyway). */
 	readonly active?: () => boolean;
-	readonly tickMs?: number;
+	/** How often the clocks are read (alerts.clocks.intervalSeconds): a step goes out within this of its time. */
+	readonly intervalMs: number;
 	readonly now?: () => number;
 }
 
@@ -151,7 +150,7 @@ export function startLifecycle(deps: LifecycleDeps): Lifecycle {
 
 	const loop = startPeriodicPass({
 		run: runPass,
-		intervalMs: deps.tickMs ?? LIFECYCLE_TICK_MS,
+		intervalMs: deps.intervalMs,
 		active,
 		log: deps.log,
 		failed: { msg: "escalation pass failed; will retry", value: 0 },

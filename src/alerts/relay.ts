@@ -119,6 +119,7 @@ export async function startAlertRelay(
 				actionLog: services.actionLog,
 				log: log.child({ svc: "escalation" }),
 				active: () => !standby(),
+				intervalMs: alerts.clocks.intervalSeconds * 1_000,
 				...(alerts.deadman
 					? {
 							deadman: {

@@ -93,7 +93,7 @@ export function createPgBouncerAdmin(options: {
 					const ownWaiting = mine.filter((c) => c.state === "waiting").length;
 					// 1.25 lists logged-in clients with no transaction as `idle`; SHOW POOLS still counts them in cl_active.
 					const ownActive = mine.filter((c) => c.state === "active" || c.state === "idle").length;
-					const clientsWaiting = Math.max(0, pool.clientsWaiting - ownWaiting);
+					const { clientsActive, clientsWaiting } = othersInPool(pool, { active: ownActive, waiting: ownWaiting });
 					let maxWaitSeconds = pool.maxWaitSeconds;
 					if (clientsWaiting === 0) maxWaitSeconds = 0;
 					else if (ownWaiting > 0) {
@@ -105,7 +105,7 @@ export function createPgBouncerAdmin(options: {
 					}
 					return {
 						...pool,
-						clientsActive: Math.max(0, pool.clientsActive - ownActive),
+						clientsActive,
 						clientsWaiting,
 						maxWaitSeconds,
 					};
@@ -113,6 +113,22 @@ export function createPgBouncerAdmin(options: {
 			};
 		},
 	};
+}
+
+/**
+ * A pool's active and waiting clients without opsbot's own (`own`, as SHOW CLIENTS listed them). SHOW POOLS
+ * comes a moment after SHOW CLIENTS, and an own client can move between the two lists meanwhile (waiting for
+ * the server connection its first query opens, then active). So the own clients' total is taken out of the
+ * pool's total, and the rest split as SHOW POOLS splits it less the own clients listed waiting: opsbot never
+ * counts itself as another client, whichever list it was in at either moment.
+ */
+export function othersInPool(
+	pool: Pick<PgBouncerPool, "clientsActive" | "clientsWaiting">,
+	own: { readonly active: number; readonly waiting: number },
+): { clientsActive: number; clientsWaiting: number } {
+	const others = Math.max(0, pool.clientsActive + pool.clientsWaiting - own.active - own.waiting);
+	const clientsWaiting = Math.min(others, Math.max(0, pool.clientsWaiting - own.waiting));
+	return { clientsActive: others - clientsWaiting, clientsWaiting };
 }
 
 function toPool(row: Record<string, unknown>): PgBouncerPool {

@@ -11,7 +11,7 @@ const PIPELINE = "400000000000000009";
 
 /**
  * The dead man's switch through the shipped process, the Watchdog fired through a real AlertManager
- * (which sends it once, then only every repeat_interval: 1 h here), on both stores.
+ * (which sends it once, then only every repeat_interval: 1 h here), on both stores, its clock read every second.
  */
 describe.each(bothStateBackends("opsbot_deadman"))(
 	"the dead man's switch (%s store, npm start's process, real AlertManager)",
@@ -44,6 +44,7 @@ alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
   deadman: { alertname: Watchdog, afterMinutes: 0.1, channel: "${PIPELINE}" }
+  clocks: { intervalSeconds: 1 }
   reconcile: { intervalSeconds: 1, graceSeconds: 3600 }
 `,
 				{ WEBHOOK_TOKEN: token, ...(await env()) },

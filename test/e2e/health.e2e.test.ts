@@ -1,19 +1,25 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
+import { startPostgres, type TestPostgres } from "../support/postgres.ts";
 
 const ONCALL = "300000000000000001";
 
+// A PostgreSQL and PgBouncer of this file's own, not the run's shared ones: "all good" and "1 pool" are read
+// from the whole server (connections used, SHOW POOLS), which other files' clients would change.
 describe("/health end to end: discord.js, the Discord double, real PostgreSQL and PgBouncer", () => {
-	const postgres = inject("postgres");
-	const pgbouncer = inject("pgbouncer");
+	let postgres: TestPostgres;
+	let pgbouncer: TestPgBouncer;
 	let double: DiscordDouble;
 	let bot: TestBot;
 	let api: Server;
 
 	beforeAll(async () => {
+		postgres = await startPostgres();
+		pgbouncer = await startPgBouncer(postgres);
 		api = createServer((_, res) => res.end('{"status":"ok"}'));
 		await new Promise<void>((resolve) => api.listen(0, "127.0.0.1", resolve));
 		const apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
@@ -40,6 +46,8 @@ environments:
 		await bot?.stop();
 		await double?.close();
 		await new Promise((resolve) => api.close(resolve));
+		await pgbouncer?.stop();
+		await postgres?.stop();
 	});
 
 	it("defers inside the deadline, then edits in an embed that says what the real services said", async () => {

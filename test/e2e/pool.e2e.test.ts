@@ -2,26 +2,32 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
 import { type HeldConnections, openConnections } from "../support/db.ts";
+import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
+import { startPostgres, type TestPostgres } from "../support/postgres.ts";
 
 const ONCALL = "300000000000000001";
 const ADMIN = "300000000000000002";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// A PostgreSQL and PgBouncer of this file's own, not the run's shared ones: /pool reads the whole server
+// (pg_stat_activity, SHOW POOLS), so another file's session idle in transaction would be counted as a cause.
 describe("/pool end to end: the Discord double, real PostgreSQL and PgBouncer", () => {
-	const postgres = inject("postgres");
-	const pgbouncer = inject("pgbouncer");
+	let postgres: TestPostgres;
+	let pgbouncer: TestPgBouncer;
 	let double: DiscordDouble;
 	let bot: TestBot;
 	let idle: HeldConnections;
-	// A database of its own: termination only ever touches the configured database, so other test files are safe.
-	const database = `e2e_pool_${process.pid}`;
+	// A database besides appdb: termination only ever touches the configured database.
+	const database = "e2e_pool";
 	const url = (base: string) => base.replace(/\/appdb$/, `/${database}`);
 
 	beforeAll(async () => {
+		postgres = await startPostgres();
+		pgbouncer = await startPgBouncer(postgres);
 		const admin = new pg.Client({ connectionString: postgres.superuserUrl });
 		await admin.connect();
 		await admin.query(`CREATE DATABASE ${database} OWNER app`);
@@ -57,6 +63,8 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 		await bot?.stop();
 		await double?.close();
 		await idle?.close();
+		await pgbouncer?.stop();
+		await postgres?.stop();
 	});
 
 	async function poolMessage() {

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshStateDatabase } from "../alerts/state-database.ts";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
@@ -19,6 +20,7 @@ describe("escalation across two replicas (node src/main.ts twice, shared Postgre
 	let double: DiscordDouble;
 	let a: Replica;
 	let b: Replica;
+	let stateUrl: string;
 
 	beforeAll(async () => {
 		double = await startDiscordDouble({
@@ -32,6 +34,7 @@ ${shortLeaseYaml}
 alerts:
   listen: { host: 127.0.0.1, port: ${port} }
   defaultChannel: "${CHANNEL}"
+  clocks: { intervalSeconds: 1 }
   routes:
     - match: { team: db }
       channel: "${CHANNEL}"
@@ -39,7 +42,8 @@ alerts:
   # No Watchdog is ever sent here: the dead man's notice is due 3 s after the watch began.
   deadman: { alertname: Watchdog, afterMinutes: 0.05, channel: "${CHANNEL}" }
 `;
-		const env = { STATE_DATABASE_URL: await freshStateDatabase("opsbot_replica_escalation"), WEBHOOK_TOKEN: token };
+		stateUrl = await freshStateDatabase("opsbot_replica_escalation");
+		const env = { STATE_DATABASE_URL: stateUrl, WEBHOOK_TOKEN: token };
 		a = await startReplica(double, opsYaml, env);
 		b = await startReplica(double, opsYaml, env);
 	}, 90_000);
@@ -106,9 +110,22 @@ alerts:
 		leader.process.child.kill("SIGKILL");
 		await leader.process.exited;
 		await double.waitFor(() => standby.count("delivering alerts: this replica holds the gateway lease") > 0, 60_000);
-		// Two whole passes of the new leader's clocks, each of which would have queued it again.
+		// Two whole passes of the new leader's clocks, each of which would have queued it again, and the
+		// message outbox emptied: what the dead leader posted but had not recorded is sent again once its
+		// claim (leaseSeconds) ends.
 		const before = standby.count("escalation pass done");
 		await double.waitFor(() => standby.count("escalation pass done") >= before + 2, 30_000);
+		const client = new pg.Client({ connectionString: stateUrl });
+		await client.connect();
+		try {
+			const unsent = "SELECT count(*)::int AS n FROM opsbot_state.message_outbox WHERE state <> 'sent'";
+			await double.waitFor(
+				async () => (await client.query<{ n: number }>(unsent)).rows[0]!.n === 0 || undefined,
+				30_000,
+			);
+		} finally {
+			await client.end();
+		}
 
 		// One message each in the channel. A post the dead leader made but had not recorded is sent again
 		// by the new one once its claim ends, with the same nonce: Discord hands back the first message.

@@ -217,10 +217,13 @@ describe("custom PromQL checks against real Prometheus", () => {
 	let depth = 5;
 
 	beforeAll(async () => {
-		// The application's own metric, changed by the test and scraped by Prometheus every second.
+		// The application's own metric, changed by the test and scraped by Prometheus every 250 ms.
 		app = createServer((_, res) => res.end(`# TYPE app_queue_depth gauge\napp_queue_depth{queue="mail"} ${depth}\n`));
 		await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
-		prometheus = await startPrometheus({ targets: { app: [`127.0.0.1:${(app.address() as AddressInfo).port}`] } });
+		prometheus = await startPrometheus({
+			targets: { app: [`127.0.0.1:${(app.address() as AddressInfo).port}`] },
+			scrapeInterval: "250ms",
+		});
 	});
 	afterAll(async () => {
 		await prometheus?.stop();

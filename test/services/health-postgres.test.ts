@@ -1,14 +1,23 @@
 import { pino } from "pino";
-import { describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDatabase } from "../../src/services/postgres.ts";
 import { openConnections } from "../support/db.ts";
+import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
 import { healthService } from "../support/services.ts";
 
 const silent = pino({ level: "silent" });
 
+// A PgBouncer of this file's own in front of the run's PostgreSQL: "1 pool, 0 or 1 client waiting" is read from
+// SHOW POOLS, where other files' clients of the shared PgBouncer would be counted too.
 describe("health checks against real PostgreSQL and PgBouncer", () => {
 	const postgres = inject("postgres");
-	const pgbouncer = inject("pgbouncer");
+	let pgbouncer: TestPgBouncer;
+	beforeAll(async () => {
+		pgbouncer = await startPgBouncer(postgres);
+	});
+	afterAll(async () => {
+		await pgbouncer?.stop();
+	});
 
 	it("reports the server version and connections used, through PgBouncer, and pool waiting clients", async () => {
 		const db = createDatabase({ url: pgbouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });

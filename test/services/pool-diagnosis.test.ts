@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { PgBouncerPool } from "../../src/services/pgbouncer.ts";
+import { othersInPool, type PgBouncerPool } from "../../src/services/pgbouncer.ts";
 import type { PgBouncerUsage, PoolSnapshot, Session } from "../../src/services/pool.ts";
 import { diagnosePool, groupCount, isBlocked, isIdle, isIdleInTransaction } from "../../src/services/pool-diagnosis.ts";
 
@@ -256,5 +256,29 @@ describe("session groups", () => {
 			{ application: "cron", clientAddr: "198.51.100.7", count: 1 },
 		]);
 		expect(diagnosis.idle).toEqual([long[0], short[0]]);
+	});
+});
+
+describe("PgBouncer's clients without opsbot's own", () => {
+	it("takes out opsbot's own clients, also one that moved between SHOW CLIENTS and SHOW POOLS", () => {
+		// As listed: 3 others active, 1 other and 1 own waiting.
+		expect(othersInPool({ clientsActive: 3, clientsWaiting: 2 }, { active: 0, waiting: 1 })).toEqual({
+			clientsActive: 3,
+			clientsWaiting: 1,
+		});
+		// Its first query waited for the server connection PgBouncer opened, and was active by SHOW POOLS.
+		expect(othersInPool({ clientsActive: 1, clientsWaiting: 0 }, { active: 0, waiting: 1 })).toEqual({
+			clientsActive: 0,
+			clientsWaiting: 0,
+		});
+		// The other way: idle (active) in SHOW CLIENTS, then waiting for a server in SHOW POOLS.
+		expect(othersInPool({ clientsActive: 0, clientsWaiting: 1 }, { active: 1, waiting: 0 })).toEqual({
+			clientsActive: 0,
+			clientsWaiting: 0,
+		});
+		expect(othersInPool({ clientsActive: 0, clientsWaiting: 0 }, { active: 2, waiting: 0 })).toEqual({
+			clientsActive: 0,
+			clientsWaiting: 0,
+		});
 	});
 });

@@ -1,13 +1,14 @@
 import { createServer, type Socket } from "node:net";
 import pg from "pg";
 import { pino } from "pino";
-import { describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { poolReport } from "../../src/commands/pool.ts";
 import { textToMarkdown } from "../../src/render/report.ts";
 import { createPoolService } from "../../src/services/pool.ts";
 import { createDatabase, type Database, describePgFailure } from "../../src/services/postgres.ts";
 import { openConnections } from "../support/db.ts";
-import { startPgBouncer } from "../support/pgbouncer.ts";
+import { startPgBouncer, type TestPgBouncer } from "../support/pgbouncer.ts";
+import { startPostgres, type TestPostgres } from "../support/postgres.ts";
 import { freePort } from "../support/proc.ts";
 
 const silent = pino({ level: "silent" });
@@ -22,9 +23,19 @@ function service(db: Database, adminUrl?: string) {
 	});
 }
 
+// A PostgreSQL and PgBouncer of this file's own, not the run's shared ones: a snapshot reads the whole server
+// (pg_stat_activity, SHOW POOLS), and its likely cause would name other files' sessions.
 describe("pool service against real PostgreSQL and PgBouncer", () => {
-	const postgres = inject("postgres");
-	const pgbouncer = inject("pgbouncer");
+	let postgres: TestPostgres;
+	let pgbouncer: TestPgBouncer;
+	beforeAll(async () => {
+		postgres = await startPostgres();
+		pgbouncer = await startPgBouncer(postgres);
+	});
+	afterAll(async () => {
+		await pgbouncer?.stop();
+		await postgres?.stop();
+	});
 
 	it("counts idle and idle-in-transaction sessions by application and names the likely cause", async () => {
 		const db = createDatabase({ url: pgbouncer.opsbotUrl, maxConnections: 2, statementTimeoutMs: 3_000, log: silent });

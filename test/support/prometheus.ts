@@ -22,7 +22,11 @@ export interface LabelledTargets {
  * target), or to groups of targets with extra labels, for selecting hosts by label.
  */
 export async function startPrometheus(
-	options: { targets?: Record<string, readonly string[] | readonly LabelledTargets[]> } = {},
+	options: {
+		targets?: Record<string, readonly string[] | readonly LabelledTargets[]>;
+		/** How often the given targets are scraped (Prometheus itself: every second); e.g. "250ms". */
+		scrapeInterval?: string;
+	} = {},
 ): Promise<TestPrometheus> {
 	requireBinary(PROMETHEUS, "Prometheus", "prometheus");
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-prom-"));
@@ -42,8 +46,13 @@ export async function startPrometheus(
 					)
 					.join(", ")}]`
 			: `[{ targets: [${quoted(groups)}] }]`;
+	// A scrape must end within its interval: the given targets time out at their interval.
+	const interval = options.scrapeInterval
+		? `\n    scrape_interval: ${options.scrapeInterval}\n    scrape_timeout: ${options.scrapeInterval}`
+		: "";
 	const scrapeConfigs = jobs.map(
-		([job, targets]) => `  - job_name: ${job}\n    static_configs: ${staticConfigs(targets)}`,
+		([job, targets]) =>
+			`  - job_name: ${job}\n    static_configs: ${staticConfigs(targets)}${job === "prometheus" ? "" : interval}`,
 	);
 	writeFileSync(
 		join(dir, "prometheus.yml"),
