@@ -238,7 +238,7 @@ export function storeContract(
 			await store.close();
 		});
 
-		it("lists a firing group for a storm summary with what its latest webhook says, every firing alert counted", async () => {
+		it("lists a firing group for a storm summary as its latest webhook says, every firing alert counted", async () => {
 			const { store } = await open();
 			// More alerts than the history tracks one by one (TRACKED_ALERTS), some of them resolved.
 			const sent = payload(250, {
