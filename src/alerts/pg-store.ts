@@ -17,7 +17,7 @@ import {
 	type LatestEpisodeRow,
 	storedEpisode,
 } from "./episodes-pg.ts";
-import { groupCommit } from "./group-commit.ts";
+import { GROUP_COMMIT_WINDOW_MS, groupCommit } from "./group-commit.ts";
 import {
 	type AcceptPolicy,
 	type AcceptResult,
@@ -345,14 +345,15 @@ export async function postgresAlertStore(
 		});
 
 	/**
-	 * Group commit (group-commit.ts): webhooks that arrive while a commit is in flight wait for it and are
-	 * then written together, in one transaction, so one WAL flush covers them all. If it fails for something
-	 * a payload did, each is retried in a transaction of its own, so only the one at fault fails; if the
-	 * server is away, all fail at once.
+	 * Group commit (group-commit.ts): webhooks that arrive within GROUP_COMMIT_WINDOW_MS of the first, or
+	 * while a commit is in flight, are written together, in one transaction, so one WAL flush covers them
+	 * all. If it fails for something a payload did, each is retried in a transaction of its own, so only the
+	 * one at fault fails; if the server is away, all fail at once.
 	 */
 	const accepts = groupCommit<HistoryJob, AcceptResult>({
 		commit: (batch) => db.groupCommit((client, commit) => acceptBatch(client, commit, batch, policy)),
 		retryAlone: payloadFault,
+		windowMs: GROUP_COMMIT_WINDOW_MS,
 	});
 
 	return {

@@ -4,7 +4,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { openSqliteDatabase } from "../state/sqlite.ts";
 import { acceptedChanges, episodeFacts, firingGroupFacts, type HistoryJob, historyJob } from "./episodes.ts";
 import { createSqliteEpisodeHistory } from "./episodes-sqlite.ts";
-import { groupCommit } from "./group-commit.ts";
+import { GROUP_COMMIT_WINDOW_MS, groupCommit } from "./group-commit.ts";
 import {
 	type AcceptPolicy,
 	type AcceptResult,
@@ -107,15 +107,6 @@ function groupState(row: GroupRow & { last_payload: string }): GroupState {
 		signature: row.last_signature,
 	};
 }
-
-/**
- * How long the first webhook of a group commit waits for others to join it. The COMMIT's WAL sync runs
- * on the event loop (node:sqlite is synchronous), and no webhook is read while it waits for the disk: a
- * few milliseconds of gathering mean fewer, larger commits and less of that time. Measured at 500/s
- * (ack p99, three runs each): 26-44 ms committing every turn of the event loop, 22-26 ms with 3 ms;
- * the p50 rises from ~2 to ~5 ms (bench/RESULTS.md).
- */
-const GROUP_COMMIT_WINDOW_MS = 3;
 
 /**
  * Opens (creating and migrating) the embedded store: SQLite in WAL mode, synchronous = FULL (a commit
