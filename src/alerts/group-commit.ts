@@ -10,8 +10,8 @@ export const MAX_GROUP_COMMIT = 256;
  * milliseconds of gathering mean fewer, larger commits: less CPU per webhook on two shared cores, where
  * the load, not the disk, sets the tail. SQLite's COMMIT also syncs on the event loop, so no webhook is
  * read meanwhile. Measured (bench/RESULTS.md, ack p99): SQLite at 500/s 26-44 ms committing every turn of
- * the event loop, 22-26 ms with 3 ms; PostgreSQL, medians of 9 and 12 alternating runs, 70 -> 51 ms at
- * 1,000/s (no webhook left unsent in any run) and 36 -> 41 ms at 500/s, within the runs' spread.
+ * the event loop, 22-26 ms with 3 ms; PostgreSQL, medians of 9 and 16 runs, 70 -> 61 ms at 1,000/s
+ * (webhooks left unsent in 3 of the 9 runs, 1 of the 16) and 36 -> 35 ms at 500/s, inside the runs' spread.
  */
 export const GROUP_COMMIT_WINDOW_MS = 3;
 
