@@ -260,25 +260,26 @@ describe("session groups", () => {
 });
 
 describe("PgBouncer's clients without opsbot's own", () => {
-	it("takes out opsbot's own clients, also one that moved between SHOW CLIENTS and SHOW POOLS", () => {
-		// As listed: 3 others active, 1 other and 1 own waiting.
-		expect(othersInPool({ clientsActive: 3, clientsWaiting: 2 }, { active: 0, waiting: 1 })).toEqual({
-			clientsActive: 3,
-			clientsWaiting: 1,
-		});
-		// Its first query waited for the server connection PgBouncer opened, and was active by SHOW POOLS.
-		expect(othersInPool({ clientsActive: 1, clientsWaiting: 0 }, { active: 0, waiting: 1 })).toEqual({
-			clientsActive: 0,
-			clientsWaiting: 0,
-		});
-		// The other way: idle (active) in SHOW CLIENTS, then waiting for a server in SHOW POOLS.
-		expect(othersInPool({ clientsActive: 0, clientsWaiting: 1 }, { active: 1, waiting: 0 })).toEqual({
-			clientsActive: 0,
-			clientsWaiting: 0,
-		});
-		expect(othersInPool({ clientsActive: 0, clientsWaiting: 0 }, { active: 2, waiting: 0 })).toEqual({
-			clientsActive: 0,
-			clientsWaiting: 0,
-		});
-	});
+	// [case, the pool's clients by SHOW POOLS, opsbot's own by SHOW CLIENTS, the others]
+	it.each([
+		["as listed: 3 others active, 1 other and 1 own waiting", [3, 2], [0, 1], [3, 1]],
+		[
+			"its first query waited for the server connection PgBouncer opened, and was active by SHOW POOLS",
+			[1, 0],
+			[0, 1],
+			[0, 0],
+		],
+		["idle (active) in SHOW CLIENTS, then waiting for a server in SHOW POOLS", [0, 1], [1, 0], [0, 0]],
+		["two of its own active, no one else", [0, 0], [2, 0], [0, 0]],
+	])(
+		"takes out opsbot's own clients: %s",
+		(_case, [active, waiting], [ownActive, ownWaiting], [others, othersWaiting]) => {
+			expect(
+				othersInPool(
+					{ clientsActive: active!, clientsWaiting: waiting! },
+					{ active: ownActive!, waiting: ownWaiting! },
+				),
+			).toEqual({ clientsActive: others, clientsWaiting: othersWaiting });
+		},
+	);
 });
