@@ -130,7 +130,6 @@ export interface ChannelBacklog {
 	readonly messagesDue: number;
 }
 
-/** A firing group as the storm summary lists it. */
 /**
  * A firing group as a storm summary lists it. Read from the group's current episode in the history, not
  * from its payload: a summary refreshes while the storm lasts, and reading every group's payload each

@@ -93,8 +93,8 @@ export function startThreadFollower(deps: {
 	let unposted: EpisodeEvent[] = [];
 	/** Whether the page `unposted` came from was full: more events may follow it. */
 	let morePages = false;
-	/** Since when the first unposted event waits for its card or thread, if it does. */
-	let waitingSince: number | undefined;
+	/** When a round last stopped at an event waiting for its card or thread; undefined once events move on. */
+	let lastStoppedAt: number | undefined;
 	/** Episodes whose thread could not be started: said once in the log. */
 	const degraded = new Set<string>();
 	/** Resolved episodes' threads to archive once the post of their resolution is in. */
@@ -164,10 +164,10 @@ export function startThreadFollower(deps: {
 			}
 			while (unposted.length > 0) {
 				if (!(await post(unposted[0]!))) {
-					waitingSince = Date.now();
+					lastStoppedAt = Date.now();
 					return;
 				}
-				waitingSince = undefined;
+				lastStoppedAt = undefined;
 				cursor = unposted.shift()!.id;
 			}
 			if (!morePages) break;
@@ -195,7 +195,7 @@ export function startThreadFollower(deps: {
 	return {
 		wake() {
 			// A storm wakes the follower at every group commit; while the first event waits, only its card can move it on.
-			if (waitingSince !== undefined && Date.now() - waitingSince < RECHECK_MS) return;
+			if (lastStoppedAt !== undefined && Date.now() - lastStoppedAt < RECHECK_MS) return;
 			tick();
 		},
 		async stop() {
