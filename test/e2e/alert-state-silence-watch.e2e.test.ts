@@ -7,6 +7,7 @@ import { createAlertManagerClient } from "../../src/services/alertmanager.ts";
 import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { postAlerts, readSilence, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { cardsTitled, embedDescription as description, embedTitle as title } from "../support/cards.ts";
 import { freePort } from "../support/proc.ts";
 
 const ONCALL = "300000000000000001";
@@ -53,10 +54,7 @@ alerts:
 		await double?.close();
 	});
 
-	const title = (m: StoredMessage | undefined) => String((m?.embeds[0] as { title?: string } | undefined)?.title ?? "");
-	const description = (m: StoredMessage | undefined) =>
-		String((m?.embeds[0] as { description?: string } | undefined)?.description ?? "");
-	const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).filter((m) => re.test(title(m)));
+	const byTitle = (re: RegExp) => cardsTitled(double, CHANNEL, re);
 	async function silenceFromDiscord(message: StoredMessage): Promise<string> {
 		const selectId = JSON.stringify(message.components).match(/alert:silence:[0-9a-f]{32}/)![0];
 		const sent = await double.sendInteraction({

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { actionLogOf, stateEnvFor } from "../support/bot.ts";
+import { cardsTitled, embedTitle as title } from "../support/cards.ts";
 import { type MainProcess, spawnMain } from "../support/main-process.ts";
 import { freePort } from "../support/proc.ts";
 import { startHangingServer } from "../support/raw-http.ts";
@@ -128,8 +129,7 @@ alerts:
 		});
 		if (res.status !== 202) throw new Error(`webhook answered ${res.status}: ${await res.text()}`);
 	}
-	const title = (m: StoredMessage | undefined) => String((m?.embeds[0] as { title?: string } | undefined)?.title ?? "");
-	const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).filter((m) => re.test(title(m)));
+	const byTitle = (re: RegExp) => cardsTitled(double, CHANNEL, re);
 	const customId = (m: StoredMessage, prefix: string) =>
 		JSON.stringify(m.components).match(new RegExp(`${prefix}[0-9a-f]{32}`))?.[0] ?? "";
 	async function press(customIdValue: string, message: StoredMessage, user: typeof oncall, values?: string[]) {

@@ -4,9 +4,10 @@ import { closeSync, mkdtempSync, openSync, rmdirSync, statfsSync, unlinkSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { firingWebhook } from "../support/alert-fixtures.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { embedTitle as title } from "../support/cards.ts";
 
 const CHANNEL = "400000000000000001";
 const token = randomBytes(24).toString("hex");
@@ -77,7 +78,6 @@ alerts:
 			body: JSON.stringify(body),
 		}).then((r) => r.status);
 	const readyz = async () => (await fetch(`${bot.webhookUrl}/readyz`)).json() as Promise<{ store: string }>;
-	const title = (m: StoredMessage) => String((m.embeds[0] as { title?: string } | undefined)?.title ?? "");
 	const cards = (name: string) => double.channelMessages(CHANNEL).filter((m) => title(m).includes(name));
 	const posts = (name: string) =>
 		double.requests.filter(

@@ -13,6 +13,7 @@ import {
 } from "../discord-double/index.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { cardsTitled, embedDescription as description, embedTitle as title } from "../support/cards.ts";
 import { freePort } from "../support/proc.ts";
 import { shortLeaseYaml } from "../support/replicas.ts";
 
@@ -82,11 +83,7 @@ alerts:
 			await double?.close();
 		});
 
-		const title = (m: StoredMessage | undefined) =>
-			String((m?.embeds[0] as { title?: string } | undefined)?.title ?? "");
-		const description = (m: StoredMessage | undefined) =>
-			String((m?.embeds[0] as { description?: string } | undefined)?.description ?? "");
-		const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).filter((m) => re.test(title(m)));
+		const byTitle = (re: RegExp) => cardsTitled(double, CHANNEL, re);
 		/**
 		 * Presses Acknowledge as `user` until the press lands (the card names them): a press in the moment
 		 * between the card's post and the store recording its message id is refused as an earlier episode's.

@@ -4,9 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { bothStateBackends } from "../alerts/state-database.ts";
-import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
+import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { cardsTitled, embedDescription as description, embedTitle as title } from "../support/cards.ts";
 import { freePort } from "../support/proc.ts";
 
 const CHANNEL = "400000000000000001";
@@ -59,11 +60,7 @@ alerts:
 			await double?.close();
 		});
 
-		const title = (m: StoredMessage | undefined) =>
-			String((m?.embeds[0] as { title?: string } | undefined)?.title ?? "");
-		const description = (m: StoredMessage | undefined) =>
-			String((m?.embeds[0] as { description?: string } | undefined)?.description ?? "");
-		const byTitle = (re: RegExp) => double.channelMessages(CHANNEL).filter((m) => re.test(title(m)));
+		const byTitle = (re: RegExp) => cardsTitled(double, CHANNEL, re);
 
 		it("posts an alert whose webhook was lost, marked found, once even after AlertManager's webhook came", async () => {
 			const labels = { alertname: "LostWebhook", severity: "warning", env: "production" };

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { firingWebhook } from "../support/alert-fixtures.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
+import { embedTitle as title } from "../support/cards.ts";
 import { type GatedProxy, startGatedProxy } from "../support/gated-proxy.ts";
 import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
 
@@ -53,7 +54,6 @@ alerts:
 		await double?.close();
 	});
 
-	const title = (m: StoredMessage) => String((m.embeds[0] as { title?: string } | undefined)?.title ?? "");
 	const card = (name: string) => double.channelMessages(CHANNEL).find((m) => title(m).includes(name));
 	const rangeQueries = () => proxy.requests.filter((r) => r.path.startsWith("/api/v1/query_range"));
 	const chartUploads = () =>

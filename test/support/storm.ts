@@ -6,6 +6,7 @@ import { CHANNEL_BUDGET, STORM_AFTER_MS } from "../../src/alerts/storm.ts";
 import type { DiscordDouble, RecordedRequest, StoredMessage } from "../discord-double/index.ts";
 import { payload } from "./alert-fixtures.ts";
 import type { TestBot } from "./bot.ts";
+import { embedTitle as title } from "./cards.ts";
 
 /** What the alerts-storm-*.e2e files share: three alert channels, Discord's per-channel pace, a webhook token. */
 export const STORM_CHANNELS = ["400000000000000001", "400000000000000002", "400000000000000003"] as const;
@@ -34,7 +35,9 @@ export function stormSize(limit: { count: number; windowMs: number }, margin = 2
 export const stormToken = randomBytes(24).toString("hex");
 export const stormGuild = { channels: STORM_CHANNELS.map((id, i) => ({ id, name: `alerts-${i}` })) };
 
-export const title = (m: StoredMessage) => String((m.embeds[0] as { title?: string } | undefined)?.title ?? "");
+/** The first embed's title (cards.ts), under the name the storm files use. */
+export { title };
+
 const isSummary = (m: StoredMessage) => title(m).includes("Alert storm");
 /** The messages of group `name` in `channel`: its firing message and any resolved record. */
 export const ownMessages = (double: DiscordDouble, channel: string, name: string) =>
