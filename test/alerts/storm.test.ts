@@ -93,6 +93,19 @@ function expectPaced(calls: readonly { channel: string; start: number; end: numb
 	}
 }
 
+type DeliveryOptions = Parameters<typeof startDelivery>[0];
+/** Delivery to the fake Discord at the test budget: polled every 20 ms, a storm once a backlog waits 200 ms. */
+const stormDelivery = (store: DeliveryOptions["store"], sender: DiscordSender, extra: Partial<DeliveryOptions> = {}) =>
+	startDelivery({
+		store,
+		sender,
+		log: pino({ level: "silent" }),
+		pollMs: 20,
+		budget: BUDGET,
+		stormAfterMs: 200,
+		...extra,
+	});
+
 function firing(
 	n: number,
 	options: { posted?: (i: number) => boolean; severity?: (i: number) => string } = {},
@@ -251,15 +264,7 @@ describe("alert delivery in a storm", () => {
 			for (const [i, name] of names.entries())
 				await store.accept(group(name, i % 10 === 5 ? "critical" : "warning"), [{ channel: CHANNEL }]);
 
-			const delivery = startDelivery({
-				store,
-				sender: discord.sender,
-				log: pino({ level: "silent" }),
-				pollMs: 20,
-				guildId: GUILD,
-				budget: BUDGET,
-				stormAfterMs: 200,
-			});
+			const delivery = stormDelivery(store, discord.sender, { guildId: GUILD });
 			await new Promise((resolve) => setTimeout(resolve, 300));
 			await store.accept(group("Group3", "warning", 5), [{ channel: CHANNEL }]); // an update while it waits
 			await delivery.drained();
@@ -291,14 +296,7 @@ describe("alert delivery in a storm", () => {
 		const discord = fakeDiscord();
 		for (let i = 0; i < 6; i++) await store.accept(group(`Few${i}`), [{ channel: CHANNEL }]);
 
-		const delivery = startDelivery({
-			store,
-			sender: discord.sender,
-			log: pino({ level: "silent" }),
-			pollMs: 20,
-			budget: BUDGET,
-			stormAfterMs: 200,
-		});
+		const delivery = stormDelivery(store, discord.sender);
 		await delivery.drained();
 		await delivery.stop();
 
@@ -312,30 +310,14 @@ describe("alert delivery in a storm", () => {
 		const before = openStore(path);
 		const discord = fakeDiscord();
 		for (let i = 0; i < 25; i++) await before.accept(group(`Again${i}`), [{ channel: CHANNEL }]);
-		const first = startDelivery({
-			store: before,
-			sender: discord.sender,
-			log: pino({ level: "silent" }),
-			pollMs: 20,
-			guildId: GUILD,
-			budget: BUDGET,
-			stormAfterMs: 200,
-		});
+		const first = stormDelivery(before, discord.sender, { guildId: GUILD });
 		await vi.waitFor(() => expect(discord.calls.length).toBeGreaterThanOrEqual(4), { timeout: 5_000, interval: 10 });
 		await first.stop();
 		await before.close();
 		const stoppedAt = Date.now();
 
 		const after = openStore(path);
-		const second = startDelivery({
-			store: after,
-			sender: discord.sender,
-			log: pino({ level: "silent" }),
-			pollMs: 20,
-			guildId: GUILD,
-			budget: BUDGET,
-			stormAfterMs: 200,
-		});
+		const second = stormDelivery(after, discord.sender, { guildId: GUILD });
 		await second.drained();
 		await second.stop();
 
@@ -352,14 +334,7 @@ describe("alert delivery in a storm", () => {
 		const store = openStore();
 		const discord = fakeDiscord();
 		for (let i = 0; i < 20; i++) await store.accept(group(`Deleted${i}`), [{ channel: CHANNEL }]);
-		const delivery = startDelivery({
-			store,
-			sender: discord.sender,
-			log: pino({ level: "silent" }),
-			pollMs: 20,
-			budget: BUDGET,
-			stormAfterMs: 200,
-		});
+		const delivery = stormDelivery(store, discord.sender);
 		await vi.waitFor(() => expect(discord.summaries(CHANNEL).length).toBeGreaterThan(0), {
 			timeout: 5_000,
 			interval: 5,
@@ -386,14 +361,7 @@ describe("alert delivery in a storm", () => {
 		const discord = fakeDiscord(({ message }) => (isSummary(message) ? refused : undefined));
 		for (let i = 0; i < 20; i++) await store.accept(group(`Refused${i}`), [{ channel: CHANNEL }]);
 
-		const delivery = startDelivery({
-			store,
-			sender: discord.sender,
-			log,
-			pollMs: 20,
-			budget: BUDGET,
-			stormAfterMs: 200,
-		});
+		const delivery = stormDelivery(store, discord.sender, { log });
 		await delivery.drained();
 		await delivery.stop();
 
@@ -411,14 +379,7 @@ describe("alert delivery in a storm", () => {
 		const channels = ["400000000000000001", "400000000000000002", "400000000000000003"];
 		for (const channel of channels) for (let i = 0; i < 15; i++) await store.accept(group(`Spread${i}`), [{ channel }]);
 
-		const delivery = startDelivery({
-			store,
-			sender: discord.sender,
-			log: pino({ level: "silent" }),
-			pollMs: 20,
-			budget: BUDGET,
-			stormAfterMs: 200,
-		});
+		const delivery = stormDelivery(store, discord.sender);
 		await delivery.drained();
 		await delivery.stop();
 
