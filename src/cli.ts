@@ -29,7 +29,6 @@ import { createLogger } from "./log.ts";
 import { type Level, type Report, reportToText, TERMINAL_WIDTH } from "./render/report.ts";
 import type { Matcher } from "./services/alertmanager.ts";
 import { auditFilters } from "./services/audit.ts";
-import { runDoctor } from "./services/doctor.ts";
 import { logSearchRequest, searchLogs } from "./services/log-search.ts";
 import {
 	alertmanagerFor,
@@ -252,6 +251,8 @@ const CLI_COMMANDS: Record<string, CliCommand> = {
 		options: { env: { type: "string" } },
 		async run(ctx, values) {
 			const environment = typeof values.env === "string" ? requireEnvironment(ctx.config.ops, values.env) : undefined;
+			// Loaded here: only doctor talks to Discord's REST API, and every other command would pay for loading it.
+			const { runDoctor } = await import("./services/doctor.ts");
 			const result = await runDoctor(
 				{ config: ctx.config, health: ctx.services.health },
 				environment ? { environment } : {},

@@ -1,12 +1,5 @@
-import {
-	ActionRowBuilder,
-	AttachmentBuilder,
-	ButtonBuilder,
-	ButtonStyle,
-	ModalBuilder,
-	TextInputBuilder,
-	TextInputStyle,
-} from "discord.js";
+import { ActionRowBuilder, ButtonBuilder, ModalBuilder, TextInputBuilder } from "@discordjs/builders";
+import { ButtonStyle, TextInputStyle } from "discord-api-types/v10";
 import { logsMessage } from "../commands/logs.ts";
 import { discordCreatedBy, requireEnvironmentsAllowed, showSilencePreview } from "../commands/silence.ts";
 import { type AlertingOps, findEnvironment } from "../config.ts";
@@ -251,7 +244,7 @@ async function gotThereFirst(
 					// The acknowledgement shown here rides along: taking over replaces that one, not a newer one.
 					.setCustomId(alertAckTakeover.id(group.groupId, group.episode, first.userId, first.at))
 					.setLabel("Take it over")
-					.setEmoji("✋")
+					.setEmoji({ name: "✋" })
 					.setStyle(ButtonStyle.Primary),
 			),
 		],
@@ -725,9 +718,10 @@ export const alertTimeline = component({
 			{
 				embeds: [reportToEmbed(timeline.report)],
 				files: [
-					new AttachmentBuilder(Buffer.from(timeline.markdown), {
+					{
+						attachment: Buffer.from(timeline.markdown),
 						name: `timeline-${name}-${timeline.episode.episode}.md`,
-					}),
+					},
 				],
 			},
 			ctx.log,

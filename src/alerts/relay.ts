@@ -1,4 +1,5 @@
-import { type Client, Routes } from "discord.js";
+import type { Client } from "discord.js";
+import { Routes } from "discord-api-types/v10";
 import type { Config } from "../config.ts";
 import type { Services } from "../context.ts";
 import { withTimeout } from "../errors.ts";

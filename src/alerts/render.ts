@@ -1,12 +1,10 @@
+import { ActionRowBuilder, ButtonBuilder, StringSelectMenuBuilder } from "@discordjs/builders";
 import {
-	ActionRowBuilder,
 	type APIActionRowComponent,
 	type APIComponentInMessageActionRow,
 	type APIEmbed,
-	ButtonBuilder,
 	ButtonStyle,
-	StringSelectMenuBuilder,
-} from "discord.js";
+} from "discord-api-types/v10";
 import { DISCORD_LIMITS, escapeMarkdown, joinLinesWithin, oneLine, truncate } from "../render/limits.ts";
 import {
 	fitReportToEmbed,

@@ -1,4 +1,5 @@
-import { DiscordAPIError, HTTPError, RateLimitError, type REST, Routes } from "discord.js";
+import { DiscordAPIError, HTTPError, RateLimitError, type REST } from "discord.js";
+import { Routes } from "discord-api-types/v10";
 import { classifySendError, type SendFailure } from "../discord/send-failure.ts";
 import { flattenControls } from "../text.ts";
 import { allowedMentions, type MessageFile, type QueuedPost } from "./message-outbox.ts";

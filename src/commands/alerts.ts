@@ -1,4 +1,5 @@
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle } from "discord.js";
+import { ActionRowBuilder, ButtonBuilder } from "@discordjs/builders";
+import { ButtonStyle } from "discord-api-types/v10";
 import type { EpisodeHistory, FiringFilter } from "../alerts/episodes.ts";
 import { FIRING_PAGE, firingReport, historyReport } from "../alerts/incident-reports.ts";
 import { type Command, component, type HandlerContext, pendingState, recordAction } from "../discord/handler.ts";

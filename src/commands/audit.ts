@@ -1,10 +1,6 @@
-import {
-	ActionRowBuilder,
-	type ApplicationCommandOptionChoiceData,
-	AttachmentBuilder,
-	ButtonBuilder,
-	ButtonStyle,
-} from "discord.js";
+import { ActionRowBuilder, ButtonBuilder } from "@discordjs/builders";
+import type { ApplicationCommandOptionChoiceData } from "discord.js";
+import { ButtonStyle } from "discord-api-types/v10";
 import { defaultEnvironment } from "../config.ts";
 import { type Command, component, type HandlerContext, pendingState } from "../discord/handler.ts";
 import { editReplyWithFiles } from "../discord/reply.ts";
@@ -136,7 +132,7 @@ export function pageButtons(token: string, pageIndex: number, hasMore: boolean) 
 		new ButtonBuilder()
 			.setCustomId(auditCsv.id(token))
 			.setLabel("Download CSV")
-			.setEmoji("📄")
+			.setEmoji({ name: "📄" })
 			.setStyle(ButtonStyle.Secondary),
 	);
 }
@@ -351,7 +347,7 @@ export const auditCsv = component({
 			interaction,
 			{
 				content: `${events.length} event${events.length === 1 ? "" : "s"}${cut}.`,
-				files: [new AttachmentBuilder(Buffer.from(toCsv(events, maySeePii(ctx))), { name: "audit.csv" })],
+				files: [{ attachment: Buffer.from(toCsv(events, maySeePii(ctx))), name: "audit.csv" }],
 			},
 			ctx.log,
 		);

@@ -1,4 +1,5 @@
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle } from "discord.js";
+import { ActionRowBuilder, ButtonBuilder } from "@discordjs/builders";
+import { ButtonStyle } from "discord-api-types/v10";
 import { defaultEnvironment, findEnvironment } from "../config.ts";
 import { type Command, component } from "../discord/handler.ts";
 import { PressRefusedError } from "../errors.ts";
@@ -146,7 +147,7 @@ function rerunRow(environment: string) {
 		new ButtonBuilder()
 			.setCustomId(healthRerun.id(environment))
 			.setLabel("Re-run")
-			.setEmoji("🔄")
+			.setEmoji({ name: "🔄" })
 			.setStyle(ButtonStyle.Secondary),
 	);
 }

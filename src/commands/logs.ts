@@ -1,4 +1,5 @@
-import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle } from "discord.js";
+import { ActionRowBuilder, ButtonBuilder } from "@discordjs/builders";
+import { ButtonStyle } from "discord-api-types/v10";
 import { defaultEnvironment, findEnvironment, type OpsFile } from "../config.ts";
 import type { CustomId } from "../discord/custom-id.ts";
 import { type Command, component, type HandlerContext, type PendingPress, pendingState } from "../discord/handler.ts";
@@ -212,7 +213,7 @@ function buttons(ops: OpsFile, token: string, result: LogResult, environment: st
 		new ButtonBuilder()
 			.setCustomId(logsDownload.id(token))
 			.setLabel("Download")
-			.setEmoji("📄")
+			.setEmoji({ name: "📄" })
 			.setStyle(ButtonStyle.Secondary),
 	);
 	const link =
@@ -388,7 +389,7 @@ export function correlationButton(
 		return new ButtonBuilder()
 			.setCustomId(logsCorrelation.id(environment, correlationId, at))
 			.setLabel(`Logs for request ${correlationId.slice(0, 24)}`)
-			.setEmoji("🔎")
+			.setEmoji({ name: "🔎" })
 			.setStyle(ButtonStyle.Secondary);
 	} catch {
 		return undefined; // an id with characters a customId cannot carry: no button rather than a wrong one
@@ -446,9 +447,10 @@ export const logsDownload = component({
 			{
 				content: `${result.entries.length} lines${cut}.\n${inlineCode(truncate(result.query, 300))}`,
 				files: [
-					new AttachmentBuilder(Buffer.from(logsFile(result)), {
+					{
+						attachment: Buffer.from(logsFile(result)),
 						name: `logs-${(state.request.service || "query").replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}.txt`,
-					}),
+					},
 				],
 			},
 			ctx.log,

@@ -1,9 +1,6 @@
-import {
-	type ApplicationCommandOptionChoiceData,
-	type RESTPostAPIChatInputApplicationCommandsJSONBody,
-	SlashCommandBuilder,
-	type SlashCommandSubcommandBuilder,
-} from "discord.js";
+import { SlashCommandBuilder, type SlashCommandSubcommandBuilder } from "@discordjs/builders";
+import type { ApplicationCommandOptionChoiceData } from "discord.js";
+import type { RESTPostAPIChatInputApplicationCommandsJSONBody } from "discord-api-types/v10";
 import { type CommandName, defaultEnvironment, knownEnvironment, type OpsFile } from "../config.ts";
 import { UserFacingError } from "../errors.ts";
 

@@ -1,4 +1,6 @@
-import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle } from "discord.js";
+import { ActionRowBuilder, ButtonBuilder } from "@discordjs/builders";
+import type { AttachmentPayload } from "discord.js";
+import { ButtonStyle } from "discord-api-types/v10";
 import { CONFIRMATION_TTL_MS, type Confirmation } from "../context.ts";
 import type { CustomId } from "../discord/custom-id.ts";
 import {
@@ -355,7 +357,7 @@ export function poolButtons(snapshot: PoolSnapshot, thresholds: PoolThresholds) 
 		new ButtonBuilder()
 			.setCustomId(poolRefresh.id(snapshot.environment))
 			.setLabel("Refresh")
-			.setEmoji("🔄")
+			.setEmoji({ name: "🔄" })
 			.setStyle(ButtonStyle.Secondary),
 	);
 	return row;
@@ -365,7 +367,7 @@ async function poolMessage(ctx: HandlerContext, environment: string) {
 	const snapshot = await ctx.services.pool.snapshot(environment);
 	const report = poolReport(snapshot, ctx.config.ops.pool);
 	const history = await ctx.services.pool.history(environment);
-	const files: AttachmentBuilder[] = [];
+	const files: AttachmentPayload[] = [];
 	const embed = reportToEmbed(report);
 	if (history.samples.length >= 2) {
 		const usable = isPostgresUsage(snapshot.postgres) ? snapshot.postgres.usable : undefined;
@@ -374,7 +376,7 @@ async function poolMessage(ctx: HandlerContext, environment: string) {
 			(err: unknown) => void ctx.log.warn({ err }, "pool chart could not be drawn"),
 		);
 		if (png) {
-			files.push(new AttachmentBuilder(png, { name: "pool.png" }));
+			files.push({ attachment: png, name: "pool.png" });
 			embed.setImage("attachment://pool.png");
 		}
 	}

@@ -1,10 +1,6 @@
-import {
-	ActionRowBuilder,
-	type ApplicationCommandOptionChoiceData,
-	ButtonBuilder,
-	ButtonStyle,
-	type ChatInputCommandInteraction,
-} from "discord.js";
+import { ActionRowBuilder, ButtonBuilder } from "@discordjs/builders";
+import type { ApplicationCommandOptionChoiceData, ChatInputCommandInteraction } from "discord.js";
+import { ButtonStyle } from "discord-api-types/v10";
 import { noteSilenceOnCard } from "../alerts/card-events.ts";
 import { formatMatchers, parseMatchers } from "../alerts/matchers.ts";
 import type { ActionName, OpsFile } from "../config.ts";

@@ -1,4 +1,4 @@
-import { ActionRowBuilder, type ButtonBuilder } from "discord.js";
+import { ActionRowBuilder, type ButtonBuilder } from "@discordjs/builders";
 import { defaultEnvironment } from "../config.ts";
 import type { Command } from "../discord/handler.ts";
 import { type Inline, joinText, type Report, reportToEmbed, type Text } from "../render/report.ts";

@@ -1,21 +1,20 @@
+import type { EmbedBuilder } from "@discordjs/builders";
 import type {
-	APIEmbed,
-	AttachmentBuilder,
+	AttachmentPayload,
 	ChatInputCommandInteraction,
-	EmbedBuilder,
 	InteractionEditReplyOptions,
 	MessageComponentInteraction,
 	ModalSubmitInteraction,
 } from "discord.js";
+import type { APIEmbed } from "discord-api-types/v10";
 import type { Logger } from "../log.ts";
-import { classifySendError } from "./send-failure.ts";
 
 /** A deferred reply's final content, with the files it attaches. */
 export interface ReplyWithFiles {
 	readonly content?: string;
 	readonly embeds?: readonly (EmbedBuilder | APIEmbed)[];
 	readonly components?: InteractionEditReplyOptions["components"];
-	readonly files: readonly AttachmentBuilder[];
+	readonly files: readonly AttachmentPayload[];
 }
 
 const MISSING_NOTE =
@@ -40,6 +39,9 @@ export async function editReplyWithFiles(
 			attachments: [],
 		});
 	} catch (err) {
+		// Imported here, not at the top: the CLI imports the command modules for their reports and must
+		// not pay for loading discord.js's REST client, which the error classes come with.
+		const { classifySendError } = await import("./send-failure.ts");
 		if (reply.files.length === 0 || classifySendError(err) === "transient") throw err;
 		log.error(
 			{ err, files: reply.files.map((f) => f.name) },

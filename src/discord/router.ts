@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { type Interaction, MessageFlags, type RepliableInteraction } from "discord.js";
+import type { Interaction, RepliableInteraction } from "discord.js";
+import { MessageFlags } from "discord-api-types/v10";
 import type { AppContext } from "../context.ts";
 import { PermissionDeniedError, PressRefusedError, UserFacingError, withTimeout } from "../errors.ts";
 import type { InteractionResult } from "../metrics.ts";

@@ -1,3 +1,5 @@
+// From discord.js, not @discordjs/rest: discord.js loads that package's CommonJS build, an ESM import
+// would load its ES module build, and an error of one build is not an instance of the other's class.
 import { DiscordAPIError, HTTPError } from "discord.js";
 
 /**

@@ -1,11 +1,5 @@
-import {
-	ActionRowBuilder,
-	type APIActionRowComponent,
-	type APIComponentInMessageActionRow,
-	ButtonBuilder,
-	ButtonStyle,
-	EmbedBuilder,
-} from "discord.js";
+import { ActionRowBuilder, ButtonBuilder, EmbedBuilder } from "@discordjs/builders";
+import { type APIActionRowComponent, type APIComponentInMessageActionRow, ButtonStyle } from "discord-api-types/v10";
 import {
 	CONTROL,
 	controlEscape,

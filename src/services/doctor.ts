@@ -1,12 +1,11 @@
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
+import { DiscordAPIError, REST } from "discord.js";
 import {
-	DiscordAPIError,
 	PermissionFlagsBits,
-	REST,
 	type RESTPostAPIChatInputApplicationCommandsJSONBody,
 	Routes,
-} from "discord.js";
+} from "discord-api-types/v10";
 import { Client } from "ssh2";
 import { commandBodies, diffCommands } from "../../deploy-commands.ts";
 import type { Config, EnvironmentConfig } from "../config.ts";

@@ -34,7 +34,14 @@ export function spawnMain(opsYaml: string, env: Record<string, string>): MainPro
 	let output = "";
 	const child = spawn(process.execPath, npmStartArgs(), {
 		cwd: dir,
-		env: { PATH: process.env.PATH ?? "", OPSBOT_CONFIG: join(dir, "opsbot.yaml"), ...env },
+		env: {
+			PATH: process.env.PATH ?? "",
+			OPSBOT_CONFIG: join(dir, "opsbot.yaml"),
+			// As the image sets it (Dockerfile): the cache is on before src/main.ts loads, so the entry module
+			// comes from it too instead of loading Node's TypeScript stripper (~0.1 s of CPU per start).
+			NODE_COMPILE_CACHE: join(tmpdir(), "node-compile-cache"),
+			...env,
+		},
 		stdio: ["ignore", "pipe", "pipe"],
 	});
 	child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
