@@ -23,7 +23,7 @@ describe("opsbot logs against a real Loki", () => {
 	const tricky = 'copied `C:\\temp\\new` to "D:\\backup" ```done```';
 
 	beforeAll(async () => {
-		loki = sharedLoki();
+		loki = await sharedLoki();
 		await loki.push(tenant, { service: "api" }, [
 			{ ns: now - 3n * MINUTE, line: tricky },
 			{

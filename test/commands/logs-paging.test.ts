@@ -67,7 +67,7 @@ describe("/logs paging by buttons against a real Loki", () => {
 	const now = BigInt(Date.now()) * 1_000_000n;
 
 	beforeAll(async () => {
-		loki = sharedLoki();
+		loki = await sharedLoki();
 		sshd = await startSshd();
 		// 120 lines, one every 20 s, "line 0" the newest.
 		await loki.push(

@@ -34,7 +34,7 @@ describe("/logs end to end: Discord double, real Loki, real sshd", () => {
 	let docker: ReturnType<typeof fakeDocker>;
 
 	beforeAll(async () => {
-		loki = sharedLoki();
+		loki = await sharedLoki();
 		[double, flaky, sshd] = await Promise.all([
 			startDiscordDouble({
 				guild: {

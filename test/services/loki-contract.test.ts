@@ -68,7 +68,7 @@ describe("the Loki double answers like the real Loki 2.9.13 where opsbot reads i
 	];
 
 	beforeAll(async () => {
-		loki = sharedLoki();
+		loki = await sharedLoki();
 		double = await startLokiDouble();
 		for (const { labels, entries } of data) {
 			await loki.push(tenant, labels, entries);

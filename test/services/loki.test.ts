@@ -51,7 +51,7 @@ describe("/logs against a real Loki 2.9.13", () => {
 	}
 
 	beforeAll(async () => {
-		loki = sharedLoki();
+		loki = await sharedLoki();
 		const env = (tenant: string) => ({
 			loki: {
 				url: loki.url,

@@ -1,6 +1,6 @@
 import type { TestProject } from "vitest/node";
 import { warmDiscordSpec } from "../discord-double/spec.ts";
-import { startLoki } from "./loki.ts";
+import { launchLoki } from "./loki.ts";
 import { startPgBouncer, type TestPgBouncer } from "./pgbouncer.ts";
 import { startPostgres, type TestPostgres } from "./postgres.ts";
 
@@ -10,17 +10,18 @@ declare module "vitest" {
 	export interface ProvidedContext {
 		postgres: Shared<TestPostgres>;
 		pgbouncer: Shared<TestPgBouncer>;
-		/** Only the address: the client (push) is rebuilt in each worker by sharedLoki(). */
-		loki: { url: string };
+		/** Only the address and its log: each worker waits for it and builds its client in sharedLoki(). */
+		loki: { url: string; logFile: string };
 	}
 }
 
 /**
  * Starts one PostgreSQL, one PgBouncer and one Loki for the whole run (files share them through
- * fresh databases and tenants, so they can run in parallel); stops exactly those at the end.
+ * fresh databases and tenants, so they can run in parallel); stops exactly those at the end. Loki is
+ * not waited for here: it takes about 10 s to answer, and the files that need it wait (sharedLoki).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-	const starting = Promise.allSettled([startPostgres(), startLoki()]);
+	const starting = Promise.allSettled([startPostgres(), launchLoki()]);
 	// Compiles the Discord double's request checks once for the run (kept in the temp directory),
 	// while the servers start, instead of in each parallel test process.
 	warmDiscordSpec();
@@ -39,7 +40,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 	const { stop: _b, ...sharedPgBouncer } = pgbouncer;
 	project.provide("postgres", sharedPostgres);
 	project.provide("pgbouncer", sharedPgBouncer);
-	project.provide("loki", { url: loki.value.url });
+	project.provide("loki", { url: loki.value.url, logFile: loki.value.logFile });
 	return async () => {
 		await Promise.all([pgbouncer.stop().then(() => postgres.value.stop()), loki.value.stop()]);
 	};

@@ -34,11 +34,25 @@ export function requireLoki(): void {
 
 const NS_PER_MINUTE = 60_000_000_000n;
 
+/** Whether the Loki at `url` answers queries (its labels API), which it does about 10 s after it starts. */
+export async function lokiAnswers(url: string): Promise<boolean> {
+	return (await fetch(`${url}/loki/api/v1/labels`, { headers: { "x-scope-orgid": "probe" } })).status === 200;
+}
+
+/** A Loki process that was started and not waited for: `ready` settles when it answers queries. */
+export interface LaunchedLoki {
+	readonly url: string;
+	/** Loki's own output, for the error when it does not come up. */
+	readonly logFile: string;
+	readonly ready: Promise<void>;
+	stop(): Promise<void>;
+}
+
 /**
  * Starts Loki with loki-local.yaml (its default limits kept) on random loopback ports and a fresh
- * data directory, and waits until it answers queries (about 10 s; /ready follows shortly after).
+ * data directory, without waiting for it (the run's shared Loki: files that need it wait, see sharedLoki).
  */
-export async function startLoki(): Promise<TestLoki> {
+export async function launchLoki(): Promise<LaunchedLoki> {
 	requireLoki();
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-loki-"));
 	const [http, grpc] = [await freePort(), await freePort()];
@@ -47,26 +61,32 @@ export async function startLoki(): Promise<TestLoki> {
 		.replaceAll("__GRPC_PORT__", String(grpc))
 		.replaceAll("__DATA_DIR__", dir);
 	writeFileSync(join(dir, "loki.yaml"), config);
-	const proc = startProcess(LOKI_BINARY, [`-config.file=${join(dir, "loki.yaml")}`], {
-		logFile: join(dir, "loki.log"),
-	});
+	const logFile = join(dir, "loki.log");
+	const proc = startProcess(LOKI_BINARY, [`-config.file=${join(dir, "loki.yaml")}`], { logFile });
 	const url = `http://127.0.0.1:${http}`;
-	const stop = async () => {
-		await proc.stop();
-		rmSync(dir, { recursive: true, force: true });
+	const ready = waitUntil(() => lokiAnswers(url), 60_000, proc.logTail, proc.child);
+	ready.catch(() => {}); // told to whoever waits for it
+	return {
+		url,
+		logFile,
+		ready,
+		async stop() {
+			await proc.stop();
+			rmSync(dir, { recursive: true, force: true });
+		},
 	};
+}
+
+/** A Loki of the test's own, started and waited for until it answers queries (about 10 s). */
+export async function startLoki(): Promise<TestLoki> {
+	const loki = await launchLoki();
 	try {
-		await waitUntil(
-			async () => (await fetch(`${url}/loki/api/v1/labels`, { headers: { "x-scope-orgid": "probe" } })).status === 200,
-			60_000,
-			proc.logTail,
-			proc.child,
-		);
+		await loki.ready;
 	} catch (err) {
-		await stop();
+		await loki.stop();
 		throw err;
 	}
-	return { ...lokiAt(url), stop };
+	return { ...lokiAt(loki.url), stop: loki.stop };
 }
 
 /**
