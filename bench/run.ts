@@ -15,6 +15,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
 	charts: () => import("./charts.ts"),
 	history: () => import("./history.ts"),
 	memory: () => import("./memory.ts"),
+	startup: () => import("./startup.ts"),
 	"chart-storm": () => import("./chart-storm.ts"),
 	reconcile: () => import("./reconcile.ts"),
 	lifecycle: () => import("./lifecycle.ts"),
