@@ -45,7 +45,8 @@ async function botStartCpu(double: DiscordDouble, dir: string, env: Record<strin
 
 // Put in front of bin/opsbot.js: at exit the process prints the CPU it used.
 const PRINT_CPU_AT_EXIT = `data:text/javascript,${encodeURIComponent(
-	'process.on("exit", () => { const u = process.cpuUsage(); process.stderr.write(`CPU ${(u.user + u.system) / 1000}\\n`); });',
+	"process.on('exit', () => { const u = process.cpuUsage(); " +
+		"process.stderr.write('CPU ' + (u.user + u.system) / 1000 + '\\n'); });",
 )}`;
 
 /** The CPU one `npx opsbot ARGS` run uses (its own process, from start to exit). */

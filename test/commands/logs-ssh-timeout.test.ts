@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { utils } from "ssh2";
+import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { logs, logsDownload } from "../../src/commands/logs.ts";
 import { OpsFileSchema } from "../../src/config.ts";
@@ -16,6 +16,9 @@ import { createPendingStore } from "../support/pending.ts";
 import { pressComponent } from "../support/press.ts";
 import { logsService } from "../support/services.ts";
 import { startSshd, type TestSshd } from "../support/sshd.ts";
+
+// ssh2 is CommonJS: Node's ESM import sees its default export, not every named one (utils).
+const { utils } = ssh2;
 
 const silent = pino({ level: "silent" });
 const USER = "200000000000000001";

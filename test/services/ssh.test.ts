@@ -2,12 +2,15 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { utils } from "ssh2";
+import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserFacingError } from "../../src/errors.ts";
 import { createSshService, HostKeyMismatchError, runSsh, SshHostKeyError, shellQuote } from "../../src/services/ssh.ts";
 import { healthService } from "../support/services.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
+
+// ssh2 is CommonJS: Node's ESM import sees its default export, not every named one (utils).
+const { utils } = ssh2;
 
 describe("SSH runner against a real sshd with a pinned host key", () => {
 	let sshd: TestSshd;
