@@ -24,6 +24,15 @@ export interface Started {
 	logTail(): string;
 }
 
+/** The last 15 lines of a server's log file, for the error when it does not come up ("" when there is none). */
+export function tailOf(logFile: string): string {
+	try {
+		return readFileSync(logFile, "utf8").split("\n").slice(-15).join("\n");
+	} catch {
+		return "";
+	}
+}
+
 /** Starts a long-running binary in the foreground, stdout/stderr to `logFile`. */
 export function startProcess(
 	command: string,
@@ -40,13 +49,7 @@ export function startProcess(
 	});
 	const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
 	let stopping: Promise<void> | undefined;
-	const logTail = () => {
-		try {
-			return readFileSync(options.logFile, "utf8").split("\n").slice(-15).join("\n");
-		} catch {
-			return "";
-		}
-	};
+	const logTail = () => tailOf(options.logFile);
 	return {
 		child,
 		logFile: options.logFile,

@@ -1,7 +1,6 @@
-import { readFileSync } from "node:fs";
 import { inject } from "vitest";
 import { lokiAnswers, lokiAt, type TestLoki } from "./loki.ts";
-import { waitUntil } from "./proc.ts";
+import { tailOf, waitUntil } from "./proc.ts";
 
 /**
  * The run's one real Loki, started by test/support/global-setup.ts. Push only under a `freshTenant()`:
@@ -12,13 +11,6 @@ import { waitUntil } from "./proc.ts";
  */
 export async function sharedLoki(): Promise<TestLoki> {
 	const { url, logFile } = inject("loki");
-	const logTail = () => {
-		try {
-			return readFileSync(logFile, "utf8").split("\n").slice(-15).join("\n");
-		} catch {
-			return "(no log)";
-		}
-	};
-	await waitUntil(() => lokiAnswers(url), 60_000, logTail);
+	await waitUntil(() => lokiAnswers(url), 60_000, () => tailOf(logFile));
 	return lokiAt(url);
 }
