@@ -1,9 +1,9 @@
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DiscordDouble, startDiscordDouble } from "../test/discord-double/index.ts";
 import { npmStartArgs } from "../test/support/main-process.ts";
+import { withConnectedProcess } from "./connected-process.ts";
 import { type BenchRow, round } from "./types.ts";
 
 /** How long after "connected" the start-up garbage is left to settle before RSS is read. */
@@ -23,34 +23,15 @@ async function settledRss(
 	env: Record<string, string>,
 	cwd: string,
 ): Promise<number> {
-	let output = "";
-	const child = spawn(process.execPath, args, {
-		cwd,
-		env: {
-			PATH: process.env.PATH ?? "",
-			DISCORD_TOKEN: "double-token",
-			DISCORD_APPLICATION_ID: double.applicationId,
-			DISCORD_API_URL: double.apiUrl,
-			...env,
-		},
-		stdio: ["ignore", "pipe", "pipe"],
-	});
-	child.stdout.on("data", (c: Buffer) => (output += c.toString()));
-	child.stderr.on("data", (c: Buffer) => (output += c.toString()));
-	const exited = new Promise((resolve) => child.once("exit", resolve));
-	try {
-		await double.waitFor(() => output.includes("connected to Discord"), 30_000);
+	return withConnectedProcess(double, args, { env, cwd }, async (pid) => {
 		await new Promise((r) => setTimeout(r, SETTLE_MS));
 		const samples: number[] = [];
 		for (let i = 0; i < SAMPLES; i++) {
-			samples.push(rssMiB(child.pid ?? 0));
+			samples.push(rssMiB(pid));
 			await new Promise((r) => setTimeout(r, 200));
 		}
 		return samples.sort((a, b) => a - b)[Math.floor(SAMPLES / 2)] ?? Number.NaN;
-	} finally {
-		child.kill("SIGTERM");
-		await exited;
-	}
+	});
 }
 
 /**

@@ -1,9 +1,10 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DiscordDouble, startDiscordDouble } from "../test/discord-double/index.ts";
 import { npmStartArgs } from "../test/support/main-process.ts";
+import { withConnectedProcess } from "./connected-process.ts";
 import { type BenchRow, percentile, round } from "./types.ts";
 
 const STARTS = 7;
@@ -16,31 +17,13 @@ function cpuOf(pid: number): number {
 }
 
 /** The CPU `npm start`'s process uses from its start until it says it is connected to the double. */
-async function botStartCpu(double: DiscordDouble, dir: string, env: Record<string, string>): Promise<number> {
-	let output = "";
-	const child = spawn(process.execPath, npmStartArgs(), {
-		cwd: dir,
-		env: {
-			PATH: process.env.PATH ?? "",
-			DISCORD_TOKEN: "double-token",
-			DISCORD_APPLICATION_ID: double.applicationId,
-			DISCORD_API_URL: double.apiUrl,
-			OPSBOT_CONFIG: join(dir, "opsbot.yaml"),
-			...env,
-		},
-		stdio: ["ignore", "pipe", "pipe"],
-	});
-	child.stdout.on("data", (c: Buffer) => (output += c.toString()));
-	child.stderr.on("data", (c: Buffer) => (output += c.toString()));
-	const exited = new Promise((resolve) => child.once("exit", resolve));
-	try {
-		await double.waitFor(() => output.includes("connected to Discord") || child.exitCode !== null, 30_000);
-		if (!output.includes("connected to Discord")) throw new Error(`the bot did not start:\n${output}`);
-		return cpuOf(child.pid ?? 0);
-	} finally {
-		child.kill("SIGKILL");
-		await exited;
-	}
+function botStartCpu(double: DiscordDouble, dir: string, env: Record<string, string>): Promise<number> {
+	return withConnectedProcess(
+		double,
+		npmStartArgs(),
+		{ env: { OPSBOT_CONFIG: join(dir, "opsbot.yaml"), ...env }, cwd: dir },
+		cpuOf,
+	);
 }
 
 // Put in front of bin/opsbot.js: at exit the process prints the CPU it used.
