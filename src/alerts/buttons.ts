@@ -567,6 +567,13 @@ export const alertRestartConfirm = component({
 				});
 			},
 		);
+		let released = false;
+		const release = async () => {
+			if (released) return;
+			released = true;
+			removeRunning();
+			await lock.release(key);
+		};
 		try {
 			// docker restart waits for the container to stop (10 s by default, longer with a stop timeout) and start again.
 			const result = await ctx.services.ssh.run(environment, ["docker", "restart", container], {
@@ -587,6 +594,9 @@ export const alertRestartConfirm = component({
 				output: output.slice(0, OUTPUT_KEPT),
 			});
 			await alertStore(ctx).setRestart(groupId, { userId: ctx.actor.userId, container, at: Date.now(), ok, ...why });
+			// Released before the answer: whoever reads "Restarted" and presses again meets the cooldown, not "already
+			// running" (a race a loaded machine showed).
+			await release();
 			await interaction.editReply({
 				content: ok
 					? `🔁 Restarted ${inlineCode(container)} on ${inlineCode(ssh.host)}.`
@@ -614,8 +624,7 @@ export const alertRestartConfirm = component({
 				);
 			throw err;
 		} finally {
-			removeRunning();
-			await lock.release(key);
+			await release();
 		}
 	},
 });
