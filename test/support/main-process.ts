@@ -54,3 +54,13 @@ export function spawnMain(opsYaml: string, env: Record<string, string>): MainPro
 			.map((line) => JSON.parse(line) as Record<string, unknown>);
 	return { child, output: () => output, exited, logs };
 }
+
+/**
+ * The webhook receiver's base URL (`http://127.0.0.1:port`) as the process logged it once listening: with
+ * port 0 in its config, the port the system chose.
+ */
+export function listeningAt(logs: readonly Record<string, unknown>[]): string {
+	const line = logs.find((l) => l.msg === "alert receiver listening");
+	if (typeof line?.address !== "string") throw new Error("the process has not logged where its webhook listens");
+	return line.address;
+}

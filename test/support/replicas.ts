@@ -2,8 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DiscordDouble } from "../discord-double/index.ts";
-import { type MainProcess, spawnMain } from "./main-process.ts";
-import { freePort } from "./proc.ts";
+import { listeningAt, type MainProcess, spawnMain } from "./main-process.ts";
 
 /**
  * The gateway lease the replica e2e files run with (the ops file's `replicas` section): short, so
@@ -41,8 +40,9 @@ export async function startReplica(
 	env: Record<string, string>,
 	timeoutMs = 30_000,
 ): Promise<Replica> {
-	const port = await freePort();
-	const main = spawnMain(opsYaml(port), {
+	// Port 0: the replica binds a port the system chooses and logs it. A port chosen here first and bound
+	// later could be taken meanwhile (another file's server, or an outgoing connection's own port).
+	const main = spawnMain(opsYaml(0), {
 		LOG_LEVEL: "debug",
 		DISCORD_TOKEN: "double-token",
 		DISCORD_APPLICATION_ID: double.applicationId,
@@ -50,21 +50,20 @@ export async function startReplica(
 		...env,
 	});
 	const count = (msg: string) => main.logs().filter((l) => l.msg === msg).length;
+	await until(
+		() =>
+			count("alert receiver listening") > 0 &&
+			count("connected to Discord") + count("standing by: another replica holds the Discord gateway") > 0,
+		timeoutMs,
+		() => main.output().slice(-3_000),
+	);
 	const replica: Replica = {
 		process: main,
-		webhookUrl: `http://127.0.0.1:${port}`,
+		webhookUrl: listeningAt(main.logs()),
 		logs: main.logs,
 		logged: (msg) => count(msg) > 0,
 		count,
 	};
-	await until(
-		() =>
-			replica.logged("alert receiver listening") &&
-			(replica.logged("connected to Discord") ||
-				replica.logged("standing by: another replica holds the Discord gateway")),
-		timeoutMs,
-		() => main.output().slice(-3_000),
-	);
 	return replica;
 }
 
