@@ -96,7 +96,8 @@ describe("the state database drops connections under webhook load", () => {
 			});
 			await locker.connect();
 			await locker.query("BEGIN");
-			await locker.query("LOCK TABLE opsbot_state.outbox, opsbot_state.groups IN ACCESS EXCLUSIVE MODE");
+			// Groups first, as the store locks them: the other order could deadlock with a delivery in flight.
+			await locker.query("LOCK TABLE opsbot_state.groups, opsbot_state.outbox IN ACCESS EXCLUSIVE MODE");
 			let locked: { status: number; text: string };
 			let readyLocked: Awaited<ReturnType<typeof ready>>;
 			try {

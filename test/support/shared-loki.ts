@@ -11,6 +11,10 @@ import { tailOf, waitUntil } from "./proc.ts";
  */
 export async function sharedLoki(): Promise<TestLoki> {
 	const { url, logFile } = inject("loki");
-	await waitUntil(() => lokiAnswers(url), 60_000, () => tailOf(logFile));
+	await waitUntil(
+		() => lokiAnswers(url),
+		60_000,
+		() => tailOf(logFile),
+	);
 	return lokiAt(url);
 }
