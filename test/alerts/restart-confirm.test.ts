@@ -24,13 +24,21 @@ function restartScene(ssh: () => Promise<{ code: number; stdout: string; stderr:
 		services: {
 			alertState: {
 				restarts: {
-					acquire: async () => (steps.push("claim taken"), { ok: true }),
+					acquire: async () => {
+						steps.push("claim taken");
+						return { ok: true };
+					},
 					release: async () => void steps.push("claim released"),
 				},
 				running: { add: () => () => undefined },
 				store: { history: { record: async () => undefined }, setRestart: async () => undefined },
 			},
-			ssh: { run: async () => (steps.push("docker restart"), ssh()) },
+			ssh: {
+				run: async () => {
+					steps.push("docker restart");
+					return ssh();
+				},
+			},
 			metrics: { alertActions: { inc: () => undefined } },
 			actionLog: { record: async () => undefined },
 		},
