@@ -27,12 +27,12 @@ describe("escalation across two replicas (node src/main.ts twice, shared Postgre
 			guild: { channels: [{ id: CHANNEL, name: "alerts" }], roles: [{ id: LEADS, name: "leads" }] },
 		});
 		const stateDir = mkdtempSync(join(tmpdir(), "opsbot-replica-escalation-"));
-		const opsYaml = (port: number) => `discord: { guildId: "${double.guildId}", roles: { leads: "${LEADS}" } }
+		const opsYaml = () => `discord: { guildId: "${double.guildId}", roles: { leads: "${LEADS}" } }
 environments: { production: {} }
 stateDir: ${stateDir}
 ${shortLeaseYaml}
 alerts:
-  listen: { host: 127.0.0.1, port: ${port} }
+  listen: { host: 127.0.0.1, port: 0 }
   defaultChannel: "${CHANNEL}"
   clocks: { intervalSeconds: 1 }
   routes:

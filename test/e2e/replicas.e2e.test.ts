@@ -73,7 +73,7 @@ describe("two replicas on one PostgreSQL behave as one bot", () => {
 			startSshd(),
 		]);
 		docker = fakeDocker(sshd.binDir, "");
-		const opsYaml = (port: number) =>
+		const opsYaml = () =>
 			`discord: { guildId: "${double.guildId}", roles: { oncall: "${ONCALL}", admins: "${ADMIN}" } }
 access:
   commands: { audit: [admins] }
@@ -88,7 +88,7 @@ audit: { schema: ${SCHEMA} }
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-replica-"))}
 ${shortLeaseYaml}
 alerts:
-  listen: { host: 127.0.0.1, port: ${port} }
+  listen: { host: 127.0.0.1, port: 0 }
   defaultChannel: "${CHANNEL}"
   restartCooldownSeconds: 600
 `;

@@ -31,18 +31,19 @@ export async function until(probe: () => boolean, timeoutMs: number, why: () => 
 }
 
 /**
- * Starts a replica talking to the Discord double, with the ops file `opsYaml(webhookPort)` and `env`
- * beside the Discord settings; resolves once it takes webhooks and either holds the gateway or stands by.
+ * Starts a replica talking to the Discord double, with the ops file `opsYaml()` (made anew for each start, so
+ * a state directory in it can be its own) and `env` beside the Discord settings; resolves once it takes
+ * webhooks and either holds the gateway or stands by. The ops file's webhook listens on port 0.
  */
 export async function startReplica(
 	double: DiscordDouble,
-	opsYaml: (port: number) => string,
+	opsYaml: () => string,
 	env: Record<string, string>,
 	timeoutMs = 30_000,
 ): Promise<Replica> {
-	// Port 0: the replica binds a port the system chooses and logs it. A port chosen here first and bound
-	// later could be taken meanwhile (another file's server, or an outgoing connection's own port).
-	const main = spawnMain(opsYaml(0), {
+	// Port 0 in the ops file: the replica binds a port the system chooses and logs it. A port chosen here first
+	// and bound later could be taken meanwhile (another file's server, or an outgoing connection's own port).
+	const main = spawnMain(opsYaml(), {
 		LOG_LEVEL: "debug",
 		DISCORD_TOKEN: "double-token",
 		DISCORD_APPLICATION_ID: double.applicationId,
@@ -68,13 +69,13 @@ export async function startReplica(
 }
 
 /** The ops file of a replica that only relays alerts to `channel`: its own state directory, the short lease. */
-export function relayReplicaOps(guildId: string, channel: string): (port: number) => string {
-	return (port) => `discord: { guildId: "${guildId}" }
+export function relayReplicaOps(guildId: string, channel: string): () => string {
+	return () => `discord: { guildId: "${guildId}" }
 environments: { production: {} }
 stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-replica-"))}
 ${shortLeaseYaml}
 alerts:
-  listen: { host: 127.0.0.1, port: ${port} }
+  listen: { host: 127.0.0.1, port: 0 }
   defaultChannel: "${channel}"
 `;
 }
