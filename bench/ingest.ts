@@ -7,6 +7,7 @@ import { Pool } from "undici";
 import { type DiscordDouble, startDiscordDouble } from "../test/discord-double/index.ts";
 import { startTestBot, type TestBot } from "../test/support/bot.ts";
 import { startPostgres } from "../test/support/postgres.ts";
+import { cpuOf, statFields } from "./proc-stat.ts";
 import { type BenchRow, percentile, round } from "./types.ts";
 import { body, CONNECTIONS, runLoad } from "./webhook-load.ts";
 
@@ -18,14 +19,6 @@ const WARMUP_RATE = 200;
 const WARMUP_SECONDS = 2;
 const STORM_GROUPS = 50;
 const STORM_ALERTS = 100;
-
-/** /proc/PID/stat's fields after the command name (field 3 is index 0). */
-const statFields = (pid: number) => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-/** CPU time (user + system) the process has used so far, in ms (clock ticks of 10 ms). */
-const cpuOf = (pid: number) => {
-	const fields = statFields(pid);
-	return (Number(fields[11]) + Number(fields[12])) * 10;
-};
 
 /**
  * CPU time (ms) a PostgreSQL server has used so far: its postmaster, the children it reaped (their time is

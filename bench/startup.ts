@@ -1,20 +1,14 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DiscordDouble, startDiscordDouble } from "../test/discord-double/index.ts";
 import { npmStartArgs } from "../test/support/main-process.ts";
 import { withConnectedProcess } from "./connected-process.ts";
+import { cpuOf } from "./proc-stat.ts";
 import { type BenchRow, percentile, round } from "./types.ts";
 
 const STARTS = 7;
-
-/** CPU time (user + system, ms) the process has used so far, from /proc (clock ticks of 10 ms). */
-function cpuOf(pid: number): number {
-	const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-	const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-	return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 /** The CPU `npm start`'s process uses from its start until it says it is connected to the double. */
 function botStartCpu(double: DiscordDouble, dir: string, env: Record<string, string>): Promise<number> {
