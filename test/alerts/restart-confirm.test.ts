@@ -52,26 +52,21 @@ function restartScene(ssh: () => Promise<{ code: number; stdout: string; stderr:
 
 describe("a confirmed restart", () => {
 	// Whoever reads the answer and presses again at once must meet the cooldown, not "already running".
-	it("releases its claim before the reply says it restarted", async () => {
-		const scene = restartScene(async () => ({ code: 0, stdout: "api\n", stderr: "" }));
+	it.each([
+		{
+			outcome: "it restarted",
+			answer: { code: 0, stdout: "api\n", stderr: "" },
+			reply: "🔁 Restarted `api` on `127.0.0.1`.",
+		},
+		{
+			outcome: "the restart failed, and only once",
+			answer: { code: 1, stdout: "", stderr: "Error: No such container: api\n" },
+			reply: "Restart of `api` failed (exit 1): `Error: No such container: api`",
+		},
+	])("releases its claim before the reply says $outcome", async ({ answer, reply }) => {
+		const scene = restartScene(async () => answer);
 		await scene.run();
-		expect(scene.steps).toEqual([
-			"claim taken",
-			"docker restart",
-			"claim released",
-			"reply: 🔁 Restarted `api` on `127.0.0.1`.",
-		]);
-	});
-
-	it("releases its claim before the reply says the restart failed, and only once", async () => {
-		const scene = restartScene(async () => ({ code: 1, stdout: "", stderr: "Error: No such container: api\n" }));
-		await scene.run();
-		expect(scene.steps).toEqual([
-			"claim taken",
-			"docker restart",
-			"claim released",
-			"reply: Restart of `api` failed (exit 1): `Error: No such container: api`",
-		]);
+		expect(scene.steps).toEqual(["claim taken", "docker restart", "claim released", `reply: ${reply}`]);
 	});
 
 	it("releases its claim when the SSH command itself fails", async () => {
