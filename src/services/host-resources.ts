@@ -183,6 +183,8 @@ function hostFigures(
 export function plainScrapeError(lastError: string): string {
 	if (/connection refused/i.test(lastError)) return "connection refused";
 	if (/deadline exceeded|timeout|timed out/i.test(lastError)) return "scrape timed out";
+	// The exporter closed the connection mid-scrape (it stopped or crashed): Go says EOF or reset by peer.
+	if (/connection reset|broken pipe|\bEOF\b/.test(lastError)) return "connection dropped";
 	if (/no such host/i.test(lastError)) return "host name not found";
 	if (/no route to host|network is unreachable/i.test(lastError)) return "host unreachable";
 	const status = /server returned HTTP status (\d{3})/.exec(lastError)?.[1];

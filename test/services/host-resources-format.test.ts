@@ -113,5 +113,10 @@ describe("host lines", () => {
 		).toBe("connection refused");
 		expect(plainScrapeError('Get "http://10.0.0.5:9100/metrics": context deadline exceeded')).toBe("scrape timed out");
 		expect(plainScrapeError("server returned HTTP status 503 Service Unavailable")).toBe("HTTP 503");
+		expect(plainScrapeError('Get "http://10.0.0.5:9100/metrics": EOF')).toBe("connection dropped");
+		expect(plainScrapeError("read tcp 127.0.0.1:5->127.0.0.1:9100: read: connection reset by peer")).toBe(
+			"connection dropped",
+		);
+		expect(plainScrapeError("something new")).toBe("scrape failed");
 	});
 });

@@ -191,12 +191,11 @@ describe("host resources from a real node-exporter scraped by a real Prometheus"
 		const after = await until(run, ([c]) => c?.detail.includes("is down") === true);
 
 		expect(before[0]?.detail).toMatch(/^disk .* · ram /);
-		// A scrape in flight when the exporter stops ends as a timeout rather than a refusal.
+		// A scrape in flight when the exporter stops ends as a timeout or a dropped connection rather than a refusal.
+		const stopReasons = "connection refused|scrape timed out|connection dropped";
 		expect(after[0]?.state).toBe("down");
 		expect(after[0]?.detail).toMatch(
-			new RegExp(
-				`^node-exporter ${leaving.address} is down \\((connection refused|scrape timed out)\\): no current figures$`,
-			),
+			new RegExp(`^node-exporter ${leaving.address} is down \\((${stopReasons})\\): no current figures$`),
 		);
 		expect(after[0]?.hosts?.[0]).toMatchObject({ up: false, mounts: [] });
 		expect(after[0]?.hosts?.[0]?.memory).toBeUndefined();
