@@ -34,6 +34,8 @@ afterAll(() => {
 		selfCpu: round(end.self - atLoad.self),
 		childCpu: round(end.children - atLoad.children),
 		wall: round((Date.now() - loadedAt) / 1000),
+		startedAt: loadedAt,
+		endedAt: Date.now(),
 	};
 	shared.lastFileEndCpu = end;
 	appendFileSync(process.env.OPSBOT_TEST_CPU_LOG as string, `${JSON.stringify(line)}\n`);

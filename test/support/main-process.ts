@@ -47,11 +47,18 @@ export function spawnMain(opsYaml: string, env: Record<string, string>): MainPro
 	child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
 	child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
 	const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-	const logs = () =>
-		output
-			.split("\n")
-			.filter((line) => line.startsWith("{"))
-			.map((line) => JSON.parse(line) as Record<string, unknown>);
+	// Parsed once, as lines complete: tests poll logs() in loops while a storm writes thousands of debug lines.
+	const parsed: Record<string, unknown>[] = [];
+	let parsedUpTo = 0;
+	const logs = () => {
+		const end = output.lastIndexOf("\n") + 1;
+		if (end > parsedUpTo) {
+			for (const line of output.slice(parsedUpTo, end).split("\n"))
+				if (line.startsWith("{")) parsed.push(JSON.parse(line) as Record<string, unknown>);
+			parsedUpTo = end;
+		}
+		return parsed.slice();
+	};
 	return { child, output: () => output, exited, logs };
 }
 
