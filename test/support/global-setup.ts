@@ -2,7 +2,7 @@ import type { TestProject } from "vitest/node";
 import { warmDiscordSpec } from "../discord-double/spec.ts";
 import { launchLoki } from "./loki.ts";
 import { startPgBouncer, type TestPgBouncer } from "./pgbouncer.ts";
-import { startPostgres, type TestPostgres } from "./postgres.ts";
+import { preparePostgresTemplate, startPostgres, type TestPostgres } from "./postgres.ts";
 
 type Shared<T> = Omit<T, "stop">;
 
@@ -21,7 +21,13 @@ declare module "vitest" {
  * not waited for here: it takes about 10 s to answer, and the files that need it wait (sharedLoki).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-	const starting = Promise.allSettled([startPostgres(), launchLoki()]);
+	// Every PostgreSQL of the run (this one, and those files start) copies one initdb'd data directory.
+	let removeTemplate = () => {};
+	const startingPostgres = preparePostgresTemplate().then((remove) => {
+		removeTemplate = remove;
+		return startPostgres();
+	});
+	const starting = Promise.allSettled([startingPostgres, launchLoki()]);
 	// Compiles the Discord double's request checks once for the run (kept in the temp directory),
 	// while the servers start, instead of in each parallel test process.
 	warmDiscordSpec();
@@ -34,6 +40,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 	} catch (err) {
 		if (postgres.status === "fulfilled") await postgres.value.stop();
 		if (loki.status === "fulfilled") await loki.value.stop();
+		removeTemplate();
 		throw err;
 	}
 	const { stop: _p, ...sharedPostgres } = postgres.value;
@@ -43,5 +50,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
 	project.provide("loki", { url: loki.value.url, logFile: loki.value.logFile });
 	return async () => {
 		await Promise.all([pgbouncer.stop().then(() => postgres.value.stop()), loki.value.stop()]);
+		removeTemplate();
 	};
 }
