@@ -4,7 +4,6 @@ import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { logs, logsDownload } from "../../src/commands/logs.ts";
 import { OpsFileSchema } from "../../src/config.ts";
@@ -15,10 +14,7 @@ import type { LogsQueryState } from "../../src/services/log-search.ts";
 import { createPendingStore } from "../support/pending.ts";
 import { pressComponent } from "../support/press.ts";
 import { logsService } from "../support/services.ts";
-import { startSshd, type TestSshd } from "../support/sshd.ts";
-
-// ssh2 is CommonJS: Node's ESM import sees its default export, not every named one (utils).
-const { utils } = ssh2;
+import { sshKeyPair, startSshd, type TestSshd } from "../support/sshd.ts";
 
 const silent = pino({ level: "silent" });
 const USER = "200000000000000001";
@@ -109,10 +105,8 @@ describe("/logs over SSH says plainly when the host does not answer in time", ()
 		hanging = createServer((socket) => void sockets.push(socket));
 		await new Promise<void>((resolve) => hanging.listen(0, "127.0.0.1", resolve));
 		const dir = mkdtempSync(join(tmpdir(), "opsbot-ssh-timeout-"));
-		const pair = utils.generateKeyPairSync("ed25519");
 		keyPath = join(dir, "client_key");
-		writeFileSync(keyPath, pair.private, { mode: 0o600 });
-		hostKey = pair.public.trim().split(" ").slice(0, 2).join(" ");
+		hostKey = sshKeyPair(keyPath);
 		sshd = await startSshd();
 		// A docker stand-in that takes longer than opsbot waits.
 		writeFileSync(join(sshd.binDir, "docker"), "#!/bin/sh\nsleep 10\n", { mode: 0o755 });

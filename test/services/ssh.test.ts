@@ -1,16 +1,12 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserFacingError } from "../../src/errors.ts";
 import { createSshService, HostKeyMismatchError, runSsh, SshHostKeyError, shellQuote } from "../../src/services/ssh.ts";
 import { healthService } from "../support/services.ts";
-import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
-
-// ssh2 is CommonJS: Node's ESM import sees its default export, not every named one (utils).
-const { utils } = ssh2;
+import { fakeDocker, sshKeyPair, startSshd, type TestSshd } from "../support/sshd.ts";
 
 describe("SSH runner against a real sshd with a pinned host key", () => {
 	let sshd: TestSshd;
@@ -52,7 +48,7 @@ describe("SSH runner against a real sshd with a pinned host key", () => {
 	it("turns a host key mismatch and a refused key into what the user reads, naming the config to check", async () => {
 		const other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9ZyXwzsEMqoaN3MKjQx9u0uw0jNIKXD3LrR9bbhpH";
 		const strangerKey = join(mkdtempSync(join(tmpdir(), "opsbot-ssh-auth-")), "key");
-		writeFileSync(strangerKey, utils.generateKeyPairSync("ed25519").private, { mode: 0o600 });
+		sshKeyPair(strangerKey);
 		const ssh = (hostKey: string) => ({
 			host: sshd.host,
 			port: sshd.port,

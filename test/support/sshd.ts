@@ -18,20 +18,27 @@ export interface TestSshd {
 	stop(): Promise<void>;
 }
 
+/**
+ * Writes a fresh ed25519 key pair to `file` and `file`.pub with OpenSSH's ssh-keygen, and returns the public key as
+ * "ssh-ed25519 AAAA...". Not ssh2's utils.generateKeyPairSync: about 1 in 256 of its ed25519 keys cannot be parsed
+ * back (mscdex/ssh2#1513), which failed a test at random.
+ */
+export function sshKeyPair(file: string): string {
+	requireBinary("/usr/bin/ssh-keygen", "ssh-keygen", "openssh-client");
+	const r = spawnSync("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file], { encoding: "utf8" });
+	if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+	return readFileSync(`${file}.pub`, "utf8").trim().split(" ").slice(0, 2).join(" ");
+}
+
 /** Starts sshd; the `docker` stand-in written by the test into binDir is what remote commands find. */
 export async function startSshd(): Promise<TestSshd> {
 	requireBinary("/usr/sbin/sshd", "OpenSSH server", "openssh-server");
-	requireBinary("/usr/bin/ssh-keygen", "ssh-keygen", "openssh-client");
 	const dir = mkdtempSync(join(tmpdir(), "opsbot-sshd-"));
 	const binDir = join(dir, "bin");
 	mkdirSync(binDir);
 	chmodSync(dir, 0o755);
-	const keygen = (file: string) => {
-		const r = spawnSync("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file], { encoding: "utf8" });
-		if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
-	};
-	keygen(join(dir, "host_key"));
-	keygen(join(dir, "client_key"));
+	const hostKey = sshKeyPair(join(dir, "host_key"));
+	sshKeyPair(join(dir, "client_key"));
 	writeFileSync(join(dir, "authorized_keys"), readFileSync(join(dir, "client_key.pub")), { mode: 0o600 });
 	if (!existsSync("/run/sshd")) mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
 	const port = await freePort();
@@ -78,7 +85,6 @@ export async function startSshd(): Promise<TestSshd> {
 		await stop();
 		throw err;
 	}
-	const hostKey = readFileSync(join(dir, "host_key.pub"), "utf8").trim().split(" ").slice(0, 2).join(" ");
 	return { host: "127.0.0.1", port, user: "root", privateKeyPath: join(dir, "client_key"), hostKey, binDir, stop };
 }
 
