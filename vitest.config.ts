@@ -1,10 +1,9 @@
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { defineConfig } from "vitest/config";
+import { COMPILE_CACHE_DIR } from "./test/support/temp.ts";
 
 // The test processes forked from here keep V8's compiled code of what they load from node_modules (discord.js, undici,
 // pg...) between runs, in the directory the bots and CLI runs use: each of them compiled it afresh on every run.
-process.env.NODE_COMPILE_CACHE ??= join(tmpdir(), "node-compile-cache");
+process.env.NODE_COMPILE_CACHE ??= COMPILE_CACHE_DIR;
 
 export default defineConfig({
 	test: {

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Ajv2020, ErrorObject, Options, ValidateFunction } from "ajv/dist/2020.js";
+import { CACHE_DIR } from "../support/temp.ts";
 import { limitProblems } from "./limits.ts";
 
 /**
@@ -114,7 +114,7 @@ export function discordSpec(): LoadedSpec {
 	loaded = {
 		doc: spec as unknown as Json,
 		routes,
-		cacheDir: join(tmpdir(), "opsbot-discord-spec", version),
+		cacheDir: join(CACHE_DIR, "opsbot-discord-spec", version),
 		compiled: new Map(),
 	};
 	return loaded;

@@ -1,9 +1,8 @@
 import { execFile } from "node:child_process";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COMMANDS } from "../../src/commands/index.ts";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
+import { COMPILE_CACHE_DIR } from "../support/temp.ts";
 
 function deploy(
 	args: string[],
@@ -16,7 +15,7 @@ function deploy(
 			{
 				// Node's compile cache (as bin/opsbot.js and src/main.ts enable it): each run loads discord.js and
 				// every command, ~0.4 s less CPU per run with the compiled code kept. Behaviour is the same.
-				env: { PATH: process.env.PATH ?? "", NODE_COMPILE_CACHE: join(tmpdir(), "node-compile-cache"), ...env },
+				env: { PATH: process.env.PATH ?? "", NODE_COMPILE_CACHE: COMPILE_CACHE_DIR, ...env },
 				timeout: 20_000,
 			},
 			(err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),

@@ -3,6 +3,7 @@ import { warmDiscordSpec } from "../discord-double/spec.ts";
 import { launchLoki } from "./loki.ts";
 import { startPgBouncer, type TestPgBouncer } from "./pgbouncer.ts";
 import { preparePostgresTemplate, startPostgres, type TestPostgres } from "./postgres.ts";
+import { useRunTempDir } from "./temp.ts";
 
 type Shared<T> = Omit<T, "stop">;
 
@@ -21,6 +22,7 @@ declare module "vitest" {
  * not waited for here: it takes about 10 s to answer, and the files that need it wait (sharedLoki).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+	const removeRunTempDir = useRunTempDir();
 	// Every PostgreSQL of the run (this one, and those files start) copies one initdb'd data directory.
 	let removeTemplate = () => {};
 	const startingPostgres = preparePostgresTemplate().then((remove) => {
@@ -41,6 +43,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 		if (postgres.status === "fulfilled") await postgres.value.stop();
 		if (loki.status === "fulfilled") await loki.value.stop();
 		removeTemplate();
+		removeRunTempDir();
 		throw err;
 	}
 	const { stop: _p, ...sharedPostgres } = postgres.value;
@@ -51,5 +54,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
 	return async () => {
 		await Promise.all([pgbouncer.stop().then(() => postgres.value.stop()), loki.value.stop()]);
 		removeTemplate();
+		removeRunTempDir();
 	};
 }

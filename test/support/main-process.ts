@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { COMPILE_CACHE_DIR } from "./temp.ts";
 
 /** `npm start`'s process (node src/main.ts) running against a test config, with its output collected. */
 export interface MainProcess {
@@ -39,7 +40,7 @@ export function spawnMain(opsYaml: string, env: Record<string, string>): MainPro
 			OPSBOT_CONFIG: join(dir, "opsbot.yaml"),
 			// As the image sets it (Dockerfile): the cache is on before src/main.ts loads, so the entry module
 			// comes from it too instead of loading Node's TypeScript stripper (~0.1 s of CPU per start).
-			NODE_COMPILE_CACHE: join(tmpdir(), "node-compile-cache"),
+			NODE_COMPILE_CACHE: COMPILE_CACHE_DIR,
 			...env,
 		},
 		stdio: ["ignore", "pipe", "pipe"],

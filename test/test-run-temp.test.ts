@@ -1,0 +1,17 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { expect, it } from "vitest";
+import { COMPILE_CACHE_DIR } from "./support/temp.ts";
+
+it("makes the run's temp directories inside one directory of its own, and keeps caches outside it", () => {
+	const made = mkdtempSync(join(tmpdir(), "opsbot-probe-"));
+	try {
+		// Global setup removes this parent at the end of the run, with all a test or server left in it.
+		expect(basename(dirname(made))).toMatch(/^opsbot-test-run-/);
+		expect(COMPILE_CACHE_DIR.startsWith(dirname(made))).toBe(false);
+		expect(process.env.NODE_COMPILE_CACHE).toBe(COMPILE_CACHE_DIR);
+	} finally {
+		rmSync(made, { recursive: true, force: true });
+	}
+});
