@@ -282,7 +282,16 @@ describe("custom PromQL checks against real Prometheus", () => {
 		]);
 		const stuck = service([{ name: "stuck", promql: "vector(1)", timeoutMs: 300 }], hanging.url);
 
-		const checks = await run();
+		// Both targets (Prometheus itself, every second, and the app) scraped up at least once: on a loaded machine
+		// the first test can end before Prometheus has scraped itself.
+		const checks = await vi.waitFor(
+			async () => {
+				const all = await run();
+				expect(all[0]?.detail).toBe("2 (≤ 2)");
+				return all;
+			},
+			{ timeout: 15_000, interval: 250 },
+		);
 		const [timedOut] = await stuck();
 		await hanging.close();
 

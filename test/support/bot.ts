@@ -98,50 +98,65 @@ export async function startTestBot(
 	const doc = parseDocument(opsYaml);
 	if (!doc.has("stateDir")) doc.set("stateDir", mkdtempSync(join(tmpdir(), "opsbot-state-")));
 	const stateDir = String(doc.get("stateDir"));
-	let webhookUrl: string | undefined;
-	if (doc.has("alerts")) {
-		const host = String(doc.getIn(["alerts", "listen", "host"]) ?? "127.0.0.1");
-		let port = Number(doc.getIn(["alerts", "listen", "port"]) ?? 0);
-		if (!port) {
-			port = await freePort();
-			doc.setIn(["alerts", "listen"], doc.createNode({ host, port }));
-		}
-		webhookUrl = `http://${host}:${port}`;
-	}
 	const stateEnv =
 		"STATE_DATABASE_URL" in env
 			? { STATE_DATABASE_URL: env.STATE_DATABASE_URL! }
 			: options.embedded
 				? {}
 				: await stateEnvFor(stateDir);
-	const main = spawnMain(doc.toString(), {
-		LOG_LEVEL: "debug",
-		DISCORD_TOKEN: BOT_TOKEN,
-		DISCORD_APPLICATION_ID: double.applicationId,
-		DISCORD_API_URL: double.apiUrl,
-		...stateEnv,
-		...env,
-	});
-	const logs = main.logs;
-	const started = async () => {
-		// A generous bound, not a wait: it returns as soon as the bot is ready (seconds when the machine is loaded).
-		const deadline = Date.now() + 60_000;
-		const ready = () =>
-			logs().some((l) => l.msg === "connected to Discord") &&
-			(!webhookUrl || logs().some((l) => l.msg === "alert receiver listening"));
-		while (!ready()) {
-			if (main.child.exitCode !== null || main.child.signalCode !== null)
-				throw new Error(`opsbot exited while starting (code ${main.child.exitCode}):\n${main.output().slice(-3_000)}`);
-			if (Date.now() > deadline) throw new Error(`opsbot not ready after 60 s:\n${main.output().slice(-3_000)}`);
-			await new Promise((resolve) => setTimeout(resolve, 50));
+	const host = String(doc.getIn(["alerts", "listen", "host"]) ?? "127.0.0.1");
+	// A port 0 webhook gets a free port chosen here (`/alerts test` posts to the configured one); another process may
+	// take it before the bot listens, so a start that fails on exactly that is tried again on another port.
+	const choosePort = doc.has("alerts") && !Number(doc.getIn(["alerts", "listen", "port"]) ?? 0);
+	for (let attempt = 1; ; attempt++) {
+		if (choosePort) doc.setIn(["alerts", "listen"], doc.createNode({ host, port: await freePort() }));
+		const webhookUrl = doc.has("alerts")
+			? `http://${host}:${Number(doc.getIn(["alerts", "listen", "port"]))}`
+			: undefined;
+		const main = spawnMain(doc.toString(), {
+			LOG_LEVEL: "debug",
+			DISCORD_TOKEN: BOT_TOKEN,
+			DISCORD_APPLICATION_ID: double.applicationId,
+			DISCORD_API_URL: double.apiUrl,
+			...stateEnv,
+			...env,
+		});
+		try {
+			await untilStarted(main, webhookUrl);
+		} catch (err) {
+			main.child.kill("SIGKILL");
+			if (choosePort && attempt < 3 && /EADDRINUSE/.test(main.output())) continue;
+			throw err;
 		}
-	};
-	try {
-		await started();
-	} catch (err) {
-		main.child.kill("SIGKILL");
-		throw err;
+		return testBot(main, double, webhookUrl, stateDir, stateEnv);
 	}
+}
+
+/** Waits until `main` is connected to Discord and, with a webhook, listening; throws if it exits first. */
+async function untilStarted(main: MainProcess, webhookUrl: string | undefined): Promise<void> {
+	const logs = main.logs;
+	// A generous bound, not a wait: it returns as soon as the bot is ready (seconds when the machine is loaded).
+	const deadline = Date.now() + 60_000;
+	const ready = () =>
+		logs().some((l) => l.msg === "connected to Discord") &&
+		(!webhookUrl || logs().some((l) => l.msg === "alert receiver listening"));
+	while (!ready()) {
+		if (main.child.exitCode !== null || main.child.signalCode !== null)
+			throw new Error(`opsbot exited while starting (code ${main.child.exitCode}):\n${main.output().slice(-3_000)}`);
+		if (Date.now() > deadline) throw new Error(`opsbot not ready after 60 s:\n${main.output().slice(-3_000)}`);
+		await new Promise((resolve) => setTimeout(resolve, 50));
+	}
+}
+
+/** The TestBot handle of a started process. */
+function testBot(
+	main: MainProcess,
+	double: DiscordDouble,
+	webhookUrl: string | undefined,
+	stateDir: string,
+	stateEnv: Record<string, string>,
+): TestBot {
+	const logs = main.logs;
 	const rest = new REST({ api: double.apiUrl, agent: discordAgent() }).setToken(BOT_TOKEN);
 	const exited = () => main.child.exitCode !== null || main.child.signalCode !== null;
 	return {
