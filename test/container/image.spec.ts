@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -169,6 +169,7 @@ alerts:
 		await alertmanager?.stop();
 		await double?.close();
 		await new Promise((done) => (api ? api.close(done) : done(undefined)));
+		if (dir) rmSync(dir, { recursive: true, force: true });
 		console.log(
 			`container figures: ${Object.entries(figures)
 				.map(([k, v]) => `${k} ${v}`)

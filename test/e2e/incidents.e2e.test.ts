@@ -7,7 +7,7 @@ import { freshStateDatabase } from "../alerts/state-database.ts";
 import { type DiscordDouble, type StoredMessage, startDiscordDouble } from "../discord-double/index.ts";
 import { postAlerts, startAlertManager, type TestAlertManager } from "../support/alertmanager.ts";
 import { startTestBot, type TestBot } from "../support/bot.ts";
-import { runOpsbotCli } from "../support/cli.ts";
+import { runOpsbotCli, runOpsbotInProcess } from "../support/cli.ts";
 import { freePort } from "../support/proc.ts";
 import { fakeDocker, startSshd, type TestSshd } from "../support/sshd.ts";
 
@@ -110,9 +110,10 @@ alerts:
 		const labels = { alertname: "ApiDown", severity: "critical", container: "api", env: "production" };
 		await postAlerts(alertmanager.url, [{ labels }]);
 		const message = await double.waitFor(card, 30_000);
-		// Buttons act on the store's current card: wait until the bot has recorded this one as posted.
+		// Buttons act on the store's current card: wait until the bot has recorded this one as posted. Polled with the
+		// CLI's own code in this process: a spawned run per poll cost ~0.8 s of CPU (the journey spawns it below).
 		await double.waitFor(async () => {
-			const held = await runOpsbotCli(["alerts", "--json"], cliEnv);
+			const held = await runOpsbotInProcess(["alerts", "--json"], cliEnv);
 			return held.stdout.includes(`"messageId": "${message.id}"`) || undefined;
 		}, 30_000);
 
@@ -234,7 +235,7 @@ alerts:
 			30_000,
 		);
 		await double.waitFor(async () => {
-			const held = await runOpsbotCli(["alerts", "--json"], cliEnv);
+			const held = await runOpsbotInProcess(["alerts", "--json"], cliEnv);
 			return held.stdout.includes(`"messageId": "${message.id}"`) || undefined;
 		}, 30_000);
 		// A warning opens no thread by itself; the first action does, and Discord refuses it.
