@@ -30,7 +30,7 @@ export interface TestBot {
 	 */
 	readonly stateEnv: Readonly<Record<string, string>>;
 	/** The log lines the process has written so far (its JSON log on stdout). */
-	logs(): Record<string, unknown>[];
+	logs(): readonly Record<string, unknown>[];
 	/** opsbot's action log as the process wrote it, read through the state layer (either backend). */
 	readonly actionLog: Pick<ActionLog, "recent">;
 	/** A REST client with the bot's token, for setting a scene in the double (e.g. a channel message to press on). */

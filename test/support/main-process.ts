@@ -9,8 +9,8 @@ export interface MainProcess {
 	readonly child: ChildProcess;
 	readonly output: () => string;
 	readonly exited: Promise<number | null>;
-	/** The JSON log lines the process has written so far. */
-	readonly logs: () => Record<string, unknown>[];
+	/** The JSON log lines the process has written so far (one array, growing as it writes: not a snapshot). */
+	readonly logs: () => readonly Record<string, unknown>[];
 }
 
 /**
@@ -58,7 +58,7 @@ export function spawnMain(opsYaml: string, env: Record<string, string>): MainPro
 				if (line.startsWith("{")) parsed.push(JSON.parse(line) as Record<string, unknown>);
 			parsedUpTo = end;
 		}
-		return parsed.slice();
+		return parsed;
 	};
 	return { child, output: () => output, exited, logs };
 }

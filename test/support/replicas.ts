@@ -16,7 +16,7 @@ export const shortLeaseYaml = `replicas: { leaseSeconds: ${leaseSeconds}, renewS
 export interface Replica {
 	readonly process: MainProcess;
 	readonly webhookUrl: string;
-	logs(): Record<string, unknown>[];
+	logs(): readonly Record<string, unknown>[];
 	logged(msg: string): boolean;
 	count(msg: string): number;
 }
