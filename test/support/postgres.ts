@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { type ExecFileOptions, execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -37,9 +37,14 @@ async function initdb(dir: string, uid: number, gid: number): Promise<void> {
 	writeFileSync(pwfile, `${password()}\n`, { mode: 0o600 });
 	chownSync(pwfile, uid, gid);
 	const args = ["-D", join(dir, "data"), "-U", "postgres", `--pwfile=${pwfile}`, "-A", "scram-sha-256", "--no-sync"];
-	await new Promise<void>((resolve, reject) =>
-		execFile(`${PG_BIN}/initdb`, [...args, "-E", "UTF8", "--locale=C"], { uid, gid }, (err, _out, stderr) =>
-			err ? reject(new Error(`initdb failed:\n${stderr}`)) : resolve(),
+	await runToEnd(`${PG_BIN}/initdb`, [...args, "-E", "UTF8", "--locale=C"], { uid, gid }, "initdb");
+}
+
+/** Runs `command` to its end without blocking the event loop; a failure says `what` failed, with its stderr. */
+function runToEnd(command: string, args: string[], options: ExecFileOptions, what: string): Promise<void> {
+	return new Promise((resolve, reject) =>
+		execFile(command, args, options, (err, _out, stderr) =>
+			err ? reject(new Error(`${what} failed:\n${stderr}`)) : resolve(),
 		),
 	);
 }
@@ -79,11 +84,8 @@ export async function startPostgres(
 	try {
 		if (template) {
 			// -a keeps the postgres user's ownership and the 0700 mode the server insists on.
-			await new Promise<void>((resolve, reject) =>
-				execFile("cp", ["-a", join(template, "data"), join(template, "pwfile"), dir], (err, _out, stderr) =>
-					err ? reject(new Error(`copying the PostgreSQL template failed:\n${stderr}`)) : resolve(),
-				),
-			);
+			const copied = [join(template, "data"), join(template, "pwfile"), dir];
+			await runToEnd("cp", ["-a", ...copied], {}, "copying the PostgreSQL template");
 		} else await initdb(dir, uid, gid);
 	} catch (err) {
 		rmSync(dir, { recursive: true, force: true });

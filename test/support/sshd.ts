@@ -38,8 +38,7 @@ export async function startSshd(): Promise<TestSshd> {
 	mkdirSync(binDir);
 	chmodSync(dir, 0o755);
 	const hostKey = sshKeyPair(join(dir, "host_key"));
-	sshKeyPair(join(dir, "client_key"));
-	writeFileSync(join(dir, "authorized_keys"), readFileSync(join(dir, "client_key.pub")), { mode: 0o600 });
+	writeFileSync(join(dir, "authorized_keys"), `${sshKeyPair(join(dir, "client_key"))}\n`, { mode: 0o600 });
 	if (!existsSync("/run/sshd")) mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
 	const port = await freePort();
 	writeFileSync(
