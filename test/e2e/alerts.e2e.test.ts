@@ -108,7 +108,7 @@ alerts:
 		expect(String((resolved.embeds[0] as { description: string }).description)).toMatch(
 			new RegExp(
 				String.raw`^Fired <t:\d+:t> \(<t:\d+:R>\) · ended <t:\d+:t> after \*\*\d+ min\*\*\n` +
-					String.raw`2 of 2 recovered: instance=[ab], instance=[ab]$`,
+					"2 of 2 recovered: instance=[ab], instance=[ab]$",
 			),
 		);
 		expect(resolved.content).toBe("");
