@@ -20,7 +20,8 @@ export function requireBinary(path: string, what: string, apt: string): void {
 export interface Started {
 	readonly child: ChildProcess;
 	readonly logFile: string;
-	stop(): Promise<void>;
+	/** SIGTERM, then SIGKILL after `graceMs` (0: SIGKILL at once, for a throwaway server slow to stop). */
+	stop(graceMs?: number): Promise<void>;
 	logTail(): string;
 }
 
@@ -54,11 +55,11 @@ export function startProcess(
 		child,
 		logFile: options.logFile,
 		logTail,
-		stop() {
+		stop(graceMs = 5_000) {
 			stopping ??= (async () => {
 				if (child.exitCode !== null || child.signalCode !== null) return;
-				child.kill("SIGTERM");
-				const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+				child.kill(graceMs > 0 ? "SIGTERM" : "SIGKILL");
+				const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
 				await exited;
 				clearTimeout(timer);
 			})();
