@@ -70,14 +70,17 @@ alerts:
 			expect(description(message)).toContain(
 				"🔎 found by reconciliation: AlertManager holds it, its webhook never came",
 			);
-			expect(
-				bot
-					.logs()
-					.some(
-						(l) =>
-							l.msg === "found an alert group by reconciliation: AlertManager holds it but its webhook never arrived",
-					),
-			).toBe(true);
+			// Waited for, not read at once: the log line comes down a pipe of its own and may follow the card.
+			await double.waitFor(
+				() =>
+					bot
+						.logs()
+						.some(
+							(l) =>
+								l.msg === "found an alert group by reconciliation: AlertManager holds it but its webhook never arrived",
+						),
+				10_000,
+			);
 
 			// AlertManager mended: its webhook for the same alerts is a duplicate, not a second message.
 			await alertmanager.reconfigure({ webhookUrl, bearerToken: token });
