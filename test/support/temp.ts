@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,15 +17,38 @@ export const COMPILE_CACHE_DIR = join(CACHE_DIR, "node-compile-cache");
  * so every directory a test or a server makes with mkdtemp(tmpdir()) goes under it, and the returned function removes
  * it all at the end, where a run used to leave a few hundred directories in /tmp. Readable by all (0755), as /tmp is:
  * PostgreSQL runs as its own user inside it.
+ *
+ * The directory is a tmpfs of its own where the run may mount one (the suite runs as root): the bots' and unit tests'
+ * SQLite stores sync every commit (synchronous = FULL), Loki, Prometheus and AlertManager write their data, and on a
+ * disk each sync waits for it (bench/RESULTS.md, issue 20). Not /dev/shm: node-exporter leaves mounts under /dev out,
+ * and the disk tests mount their tmpfs inside this directory. Where mounting is refused, the run stays on disk.
  */
 export function useRunTempDir(): () => void {
 	const system = tmpdir();
 	const dir = mkdtempSync(join(system, "opsbot-test-run-"));
+	const mounted = mountRunTmpfs(dir);
 	chmodSync(dir, 0o755);
 	process.env.OPSBOT_TEST_CACHE_DIR = CACHE_DIR;
 	process.env.TMPDIR = dir;
 	return () => {
 		process.env.TMPDIR = system;
+		// Lazily: a server's file still open, or a disk test's tmpfs left mounted inside, must not keep the run's
+		// directory from going; the kernel frees the memory once the last user lets go.
+		if (mounted) execFileSync("umount", ["--lazy", dir], { stdio: "pipe" });
 		rmSync(dir, { recursive: true, force: true });
 	};
 }
+
+/** Mounts a tmpfs on `dir`; false where that is not permitted (test-run-temp.test.ts fails with the reason). */
+function mountRunTmpfs(dir: string): boolean {
+	try {
+		// Bounded: a run's peak is about 1.4 GB, most of it the shared PostgreSQL's per-file databases (bench/RESULTS.md).
+		execFileSync("mount", ["-t", "tmpfs", "-o", `size=${RUN_TMPFS_SIZE},mode=0755`, "tmpfs", dir], { stdio: "pipe" });
+		return true;
+	} catch (err) {
+		const reason = (err as { stderr?: Buffer }).stderr?.toString().trim() || String(err);
+		process.env.OPSBOT_TEST_RUN_TMPFS_REFUSED = reason;
+		return false;
+	}
+}
+const RUN_TMPFS_SIZE = "4g";
