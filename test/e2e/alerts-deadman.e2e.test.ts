@@ -62,10 +62,7 @@ alerts:
 			timeout: 120_000,
 		}, async () => {
 			await postAlerts(alertmanager.url, [{ labels: { alertname: "Watchdog", severity: "none" } }]);
-			await double.waitFor(
-				() => bot.logs().some((l) => l.msg === "alert group accepted" && l.heartbeat === "Watchdog"),
-				30_000,
-			);
+			await bot.waitForLog((l) => l.msg === "alert group accepted" && l.heartbeat === "Watchdog", 30_000);
 
 			const down = await double.waitFor(() => notices("🚨")[0], 60_000);
 			expect(down.content).toMatch(

@@ -84,8 +84,8 @@ alerts:
 
 			// AlertManager mended: its webhook for the same alerts is a duplicate, not a second message.
 			await alertmanager.reconfigure({ webhookUrl, bearerToken: token });
-			await double.waitFor(
-				() => bot.logs().some((l) => l.msg === "alert group accepted" && l.groupKey === '{}:{alertname="LostWebhook"}'),
+			await bot.waitForLog(
+				(l) => l.msg === "alert group accepted" && l.groupKey === '{}:{alertname="LostWebhook"}',
 				30_000,
 			);
 			expect(byTitle(/LostWebhook/)).toHaveLength(1);

@@ -154,11 +154,7 @@ stateDir: ${mkdtempSync(join(tmpdir(), "opsbot-state-"))}
 
 			expect(JSON.stringify(message.embeds)).toMatch(/audit rows[^"]*PostgreSQL: connection/);
 			expect(bot.process.child.exitCode).toBeNull();
-			// Waited for: the log line comes down a pipe of its own and may follow the reply.
-			await double.waitFor(
-				() => bot.logs().some((l) => typeof l.msg === "string" && l.msg.endsWith("connection lost")),
-				10_000,
-			);
+			await bot.waitForLog((l) => typeof l.msg === "string" && l.msg.endsWith("connection lost"));
 			expect(JSON.stringify((await answer("health", [{ name: "env", type: 3, value: env }])).embeds)).toMatch(
 				/audit rows[^"]*\b201\b/,
 			);

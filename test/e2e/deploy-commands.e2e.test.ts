@@ -1,26 +1,14 @@
-import { execFile } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COMMANDS } from "../../src/commands/index.ts";
 import { type DiscordDouble, startDiscordDouble } from "../discord-double/index.ts";
+import { type CliRun, runNodeScript } from "../support/cli.ts";
 import { COMPILE_CACHE_DIR } from "../support/temp.ts";
 
-function deploy(
-	args: string[],
-	env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-	return new Promise((resolve) => {
-		execFile(
-			process.execPath,
-			["deploy-commands.ts", ...args],
-			{
-				// Node's compile cache (as bin/opsbot.js and src/main.ts enable it): each run loads discord.js and
-				// every command, ~0.4 s less CPU per run with the compiled code kept. Behaviour is the same.
-				env: { PATH: process.env.PATH ?? "", NODE_COMPILE_CACHE: COMPILE_CACHE_DIR, ...env },
-				timeout: 20_000,
-			},
-			(err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-		);
-	});
+/** `node deploy-commands.ts ARGS`, as `npm run deploy-commands` runs it. */
+function deploy(args: string[], env: Record<string, string>): Promise<CliRun> {
+	// Node's compile cache (as bin/opsbot.js and src/main.ts enable it): each run loads discord.js and
+	// every command, ~0.4 s less CPU per run with the compiled code kept. Behaviour is the same.
+	return runNodeScript("deploy-commands.ts", args, { NODE_COMPILE_CACHE: COMPILE_CACHE_DIR, ...env });
 }
 
 describe("deploy-commands.ts against the Discord double", () => {

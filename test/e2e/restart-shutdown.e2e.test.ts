@@ -188,10 +188,7 @@ alerts:
 		await restartStarted(docker, 1);
 
 		bot.process.child.kill("SIGTERM");
-		await double.waitFor(
-			() => bot.logs().some((l) => l.msg === "shutting down: finishing replies in flight") || undefined,
-			10_000,
-		);
+		await bot.waitForLog((l) => l.msg === "shutting down: finishing replies in flight");
 		bot.process.child.kill("SIGTERM");
 		const code = await bot.process.exited;
 

@@ -31,6 +31,11 @@ export interface TestBot {
 	readonly stateEnv: Readonly<Record<string, string>>;
 	/** The log lines the process has written so far (its JSON log on stdout). */
 	logs(): readonly Record<string, unknown>[];
+	/**
+	 * The first log line `matches` accepts, once the process has written it. Wait for a line that explains an effect
+	 * seen in the double: the log comes down a pipe of its own and can trail the request it explains.
+	 */
+	waitForLog(matches: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
 	/** opsbot's action log as the process wrote it, read through the state layer (either backend). */
 	readonly actionLog: Pick<ActionLog, "recent">;
 	/** A REST client with the bot's token, for setting a scene in the double (e.g. a channel message to press on). */
@@ -165,6 +170,7 @@ function testBot(
 		stateDir,
 		stateEnv,
 		logs,
+		waitForLog: (matches, timeoutMs = 10_000) => double.waitFor(() => logs().find(matches), timeoutMs),
 		actionLog: actionLogOf(stateDir, stateEnv),
 		rest,
 		async stop() {

@@ -13,10 +13,20 @@ export function runOpsbotCli(
 	env: Record<string, string> = {},
 	timeoutMs = 20_000,
 ): Promise<CliRun> {
+	return runNodeScript("bin/opsbot.js", args, env, timeoutMs);
+}
+
+/** `node SCRIPT ARGS` from the project's root as a child process, with only `env` (plus PATH). */
+export function runNodeScript(
+	script: string,
+	args: readonly string[],
+	env: Record<string, string> = {},
+	timeoutMs = 20_000,
+): Promise<CliRun> {
 	return new Promise((resolve) => {
 		execFile(
 			process.execPath,
-			["bin/opsbot.js", ...args],
+			[script, ...args],
 			{ env: { PATH: process.env.PATH ?? "", ...env }, timeout: timeoutMs },
 			(err, stdout, stderr) => {
 				resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });

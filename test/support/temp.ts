@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -25,9 +25,11 @@ export const COMPILE_CACHE_DIR = join(CACHE_DIR, "node-compile-cache");
  */
 export function useRunTempDir(): () => void {
 	const system = tmpdir();
-	const dir = mkdtempSync(join(system, "opsbot-test-run-"));
+	removeDeadRunsTempDirs(system);
+	const dir = mkdtempSync(join(system, RUN_DIR_PREFIX));
 	const mounted = mountRunTmpfs(dir);
 	chmodSync(dir, 0o755);
+	writeFileSync(join(dir, RUN_OWNER_FILE), String(process.pid));
 	process.env.OPSBOT_TEST_CACHE_DIR = CACHE_DIR;
 	process.env.TMPDIR = dir;
 	return () => {
@@ -37,6 +39,39 @@ export function useRunTempDir(): () => void {
 		if (mounted) execFileSync("umount", ["--lazy", dir], { stdio: "pipe" });
 		rmSync(dir, { recursive: true, force: true });
 	};
+}
+
+const RUN_DIR_PREFIX = "opsbot-test-run-";
+/** The pid of the run that owns the directory: a run stopped before its teardown leaves its tmpfs mounted. */
+const RUN_OWNER_FILE = ".owner";
+
+/** Unmounts and removes the run directories whose run is gone (killed before its teardown), holding memory. */
+export function removeDeadRunsTempDirs(system: string): void {
+	for (const name of readdirSync(system).filter((n) => n.startsWith(RUN_DIR_PREFIX))) {
+		const dir = join(system, name);
+		let owner: number;
+		try {
+			owner = Number(readFileSync(join(dir, RUN_OWNER_FILE), "utf8"));
+		} catch {
+			continue; // An earlier layout, or a run starting this instant: not ours to judge.
+		}
+		if (!Number.isInteger(owner) || owner <= 0 || isAlive(owner)) continue;
+		try {
+			execFileSync("umount", ["--lazy", dir], { stdio: "pipe" });
+		} catch {
+			// Not a mount: a run that stayed on disk.
+		}
+		rmSync(dir, { recursive: true, force: true });
+	}
+}
+
+function isAlive(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+		return true;
+	} catch (err) {
+		return (err as NodeJS.ErrnoException).code === "EPERM";
+	}
 }
 
 /** Mounts a tmpfs on `dir`; false where that is not permitted (test-run-temp.test.ts fails with the reason). */
