@@ -70,16 +70,8 @@ alerts:
 			expect(description(message)).toContain(
 				"🔎 found by reconciliation: AlertManager holds it, its webhook never came",
 			);
-			// Waited for, not read at once: the log line comes down a pipe of its own and may follow the card.
-			await double.waitFor(
-				() =>
-					bot
-						.logs()
-						.some(
-							(l) =>
-								l.msg === "found an alert group by reconciliation: AlertManager holds it but its webhook never arrived",
-						),
-				10_000,
+			await bot.waitForLog(
+				(l) => l.msg === "found an alert group by reconciliation: AlertManager holds it but its webhook never arrived",
 			);
 
 			// AlertManager mended: its webhook for the same alerts is a duplicate, not a second message.

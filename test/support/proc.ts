@@ -59,7 +59,7 @@ export function startProcess(
 			stopping ??= (async () => {
 				if (child.exitCode !== null || child.signalCode !== null) return;
 				child.kill(graceMs > 0 ? "SIGTERM" : "SIGKILL");
-				const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+				const timer = graceMs > 0 ? setTimeout(() => child.kill("SIGKILL"), graceMs) : undefined;
 				await exited;
 				clearTimeout(timer);
 			})();
